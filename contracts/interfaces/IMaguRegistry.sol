@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {MaguId} from "../types/MaguId.sol";
+
+/// @title IMaguRegistry
+/// @notice Magus: a dataset (vector or blob) and the group of member nodes that keeps it.
+/// Creation escrows the payment; members are drawn stake-weighted with randomness from a later
+/// block; the data is committed as one Merkle root over fragment roots; placement names the
+/// holders of each fragment; a member that leaves or is evicted is replaced in its slot; at
+/// expiry members are paid for the periods they proved and the rest is refunded.
+interface IMaguRegistry {
+    /// @notice What a Magu stores.
+    enum Kind {
+        Blob,
+        Vector
+    }
+
+    /// @notice Distance metric of a vector Magu.
+    enum Metric {
+        None,
+        L2,
+        InnerProduct
+    }
+
+    /// @notice Life cycle of a Magu.
+    enum Status {
+        None,
+        Requested,
+        Active,
+        Ended,
+        Cancelled
+    }
+
+    /// @notice Parameters fixed at deployment.
+    struct Config {
+        address token;
+        address nodeRegistry;
+        uint64 genesisBlock; // block where period 0 starts (0: the deployment block)
+        uint64 periodBlocks; // blocks per period
+        uint256 stakePerMember; // stake each membership locks
+        uint256 repairBounty; // taken from a member that leaves or is evicted, paid to its replacement
+        uint8 maxMembers;
+        uint32 maxFragments;
+        uint64 maxDurationPeriods;
+    }
+
+    /// @notice What a client asks for when creating a Magu.
+    struct MaguParams {
+        Kind kind;
+        Metric metric; // vector only
+        uint32 dimension; // vector only
+        uint8 members; // member slots
+        uint8 replication; // vector: replicas per fragment (1..members); blob: 0
+        uint8 dataShards; // blob: k
+        uint8 parityShards; // blob: m
+        uint32 maxFragments; // fragments the escrow pays for (blob: a multiple of k + m)
+        uint64 durationPeriods;
+        uint256 pricePerFragmentPeriod;
+    }
+
+    /// @notice A Magu's public record.
+    struct MaguInfo {
+        address owner;
+        Status status;
+        MaguParams params;
+        bytes32 root;
+        uint32 fragmentCount;
+        uint32 batches;
+        uint64 requestBlock;
+        uint64 startPeriod;
+        uint64 endPeriod;
+        uint256 escrow;
+        uint256 payPerSlotPeriod;
+        address[] members; // by slot; address(0) is a vacant slot
+    }
+
+    /// @notice A member's standing in one Magu.
+    struct Membership {
+        bool active;
+        uint8 slot;
+        uint64 joinPeriod; // first period it is challenged for
+        uint64 provedPeriods;
+        uint32 misses;
+    }
+
+    /// @notice What ChallengeManager needs to derive and check a challenge, in one call.
+    struct ChallengeContext {
+        Status status;
+        bool active;
+        uint8 slot;
+        uint8 slots;
+        uint8 replication;
+        uint8 stripeWidth;
+        uint32 fragmentCount;
+        bytes32 root;
+        uint64 joinPeriod;
+        uint64 startPeriod;
+        uint64 endPeriod;
+    }
+
+    /// @notice A client asked for a Magu and escrowed `escrow`.
+    event MaguRequested(MaguId indexed magu, address indexed owner, Kind kind, uint256 escrow, uint64 requestBlock);
+    /// @notice The selection block passed out of reach (256 blocks); a new one was set.
+    event MaguSelectionRetried(MaguId indexed magu, uint64 requestBlock);
+    /// @notice Members were selected; challenges start at `startPeriod`.
+    event MaguFormed(MaguId indexed magu, address[] members, uint64 startPeriod, uint64 endPeriod);
+    /// @notice A member took `slot`; `replacement` says it replaces one that left and must rebuild.
+    event MemberJoined(MaguId indexed magu, address indexed member, uint8 slot, bool replacement, uint64 joinPeriod);
+    /// @notice A member left `slot` (voluntarily or evicted), paid `paid` for its proven periods.
+    event MemberLeft(MaguId indexed magu, address indexed member, uint8 slot, bool evicted, uint256 paid);
+    /// @notice The data root changed: batch `batch` brought the count to `fragmentCount`.
+    event DataCommitted(MaguId indexed magu, uint32 indexed batch, bytes32 root, uint32 fragmentCount);
+    /// @notice A replacement passed its first proof and earned the repair bounty.
+    event RepairRewarded(MaguId indexed magu, address indexed member, uint256 bounty);
+    /// @notice The Magu ended: members were paid `paid`, the owner refunded `refunded`.
+    event MaguSettled(MaguId indexed magu, uint256 paid, uint256 refunded);
+    /// @notice A request was cancelled before formation and refunded.
+    event MaguCancelled(MaguId indexed magu, uint256 refunded);
+    /// @notice `account` claimed `amount`.
+    event Claimed(address indexed account, uint256 amount);
+
+    /// @notice A parameter is out of range; `field` names it.
+    error MaguInvalidParams(bytes32 field, uint256 value);
+    /// @notice No Magu has this id.
+    error MaguUnknown(MaguId magu);
+    /// @notice The Magu is not in the status the call needs.
+    error MaguWrongStatus(MaguId magu, Status status);
+    /// @notice Only the Magu's owner may do this.
+    error MaguNotOwner(MaguId magu, address caller);
+    /// @notice The selection randomness is not available before `readyBlock`.
+    error MaguTooEarly(MaguId magu, uint64 readyBlock);
+    /// @notice Fewer eligible nodes than slots to fill.
+    error MaguNotEnoughNodes(MaguId magu, uint256 available, uint256 needed);
+    /// @notice `account` is not an active member of the Magu.
+    error MaguNotMember(MaguId magu, address account);
+    /// @notice The slot is not vacant or does not exist.
+    error MaguNoVacancy(MaguId magu, uint256 slot);
+    /// @notice The commit does not grow the data or exceeds the paid size.
+    error MaguInvalidCommit(MaguId magu, uint32 fragmentCount, uint32 current, uint32 max);
+    /// @notice The Magu has not reached its end (settlement possible from `settleFromPeriod`).
+    error MaguNotExpired(MaguId magu, uint64 settleFromPeriod);
+    /// @notice The fragment index is past the committed data.
+    error MaguUnknownFragment(MaguId magu, uint256 fragment, uint32 fragmentCount);
+    /// @notice Nothing to claim.
+    error MaguNothingToClaim(address account);
+
+    /// @notice Creates a Magu and escrows price × stored fragments × duration from the caller.
+    /// Members are drawn later by `formMagu`, from a block after this one.
+    function createMagu(MaguParams calldata params) external returns (MaguId magu);
+
+    /// @notice Draws the members of a requested Magu (anyone may call, from two blocks after the request).
+    function formMagu(MaguId magu) external;
+
+    /// @notice Cancels a Magu that was never formed and refunds its escrow. Owner only.
+    function cancelMagu(MaguId magu) external;
+
+    /// @notice Commits (or appends to) the data: the new Magu root over `fragmentCount` fragment roots.
+    function commitData(MaguId magu, bytes32 root, uint32 fragmentCount) external;
+
+    /// @notice The caller leaves the Magu, paying the repair bounty from its stake.
+    function leave(MaguId magu) external;
+
+    /// @notice Fills a vacant slot with a new member drawn from a block after the vacancy.
+    function fillVacancy(MaguId magu, uint8 slot) external;
+
+    /// @notice Ends an expired Magu: pays members, unlocks their stake, refunds the rest.
+    function settle(MaguId magu) external;
+
+    /// @notice Pays out what the caller earned or was refunded.
+    function claim() external;
+
+    /// @notice Records a passed challenge of `member` for `period`. ChallengeManager only.
+    function recordProof(MaguId magu, address member, uint64 period) external;
+
+    /// @notice Records a missed challenge; returns the member's miss count. ChallengeManager only.
+    function recordMiss(MaguId magu, address member) external returns (uint32 misses);
+
+    /// @notice Evicts `member` (repair bounty slashed) and opens its slot. ChallengeManager only.
+    function evict(MaguId magu, address member) external;
+
+    /// @notice The members responsible for `fragment` (r of them for vector, 1 for blob).
+    function holders(MaguId magu, uint256 fragment) external view returns (address[] memory);
+
+    /// @notice The record of `magu`.
+    function maguInfo(MaguId magu) external view returns (MaguInfo memory);
+
+    /// @notice `member`'s standing in `magu`.
+    function membership(MaguId magu, address member) external view returns (Membership memory);
+
+    /// @notice Everything a challenge needs, for `member` of `magu`.
+    function challengeContext(MaguId magu, address member) external view returns (ChallengeContext memory);
+
+    /// @notice The period the current block is in.
+    function currentPeriod() external view returns (uint64);
+
+    /// @notice The first block of `period`.
+    function periodStart(uint64 period) external view returns (uint64);
+
+    /// @notice Unclaimed payments of `account`.
+    function claimable(address account) external view returns (uint256);
+
+    /// @notice Σ escrows + Σ repair bounties + Σ unclaimed payments: what this contract must hold.
+    function totalHeld() external view returns (uint256);
+
+    /// @notice Number of Magus created (ids are 1..count).
+    function maguCount() external view returns (uint256);
+
+    /// @notice The configuration.
+    function config() external view returns (Config memory);
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title INodeRegistry
+/// @notice Staking and registration of nodes and validators, stake locks for Magu memberships,
+/// slashing by authorised modules, and reputation.
+interface INodeRegistry {
+    /// @notice Parameters fixed at deployment.
+    /// @param token the MURI token staked here
+    /// @param minStake least stake a node must hold to register and to be selected
+    /// @param unbondingBlocks blocks between an unstake request and the withdrawal
+    /// @param maxNodes cap on registered nodes (selection walks the list)
+    struct Config {
+        address token;
+        uint256 minStake;
+        uint64 unbondingBlocks;
+        uint32 maxNodes;
+    }
+
+    /// @notice A node's public record.
+    struct NodeInfo {
+        bool registered;
+        uint8 roles;
+        uint64 capacity;
+        uint64 usedCapacity;
+        int64 reputation;
+        uint256 stake;
+        uint256 locked;
+        uint256 unbonding;
+        uint64 unbondingReleaseBlock;
+        bytes peerId;
+        string[] multiaddrs;
+    }
+
+    /// @notice Role bit of a storage/search node.
+    function ROLE_NODE() external pure returns (uint8);
+    /// @notice Role bit of a validator.
+    function ROLE_VALIDATOR() external pure returns (uint8);
+
+    /// @notice A node registered with its stake.
+    event NodeRegistered(address indexed node, uint256 stake, uint8 roles, uint64 capacity, bytes peerId);
+    /// @notice A node's network record (peer id, multiaddrs, capacity) changed.
+    event NodeUpdated(address indexed node, bytes peerId, uint64 capacity);
+    /// @notice Stake was added.
+    event StakeAdded(address indexed node, uint256 amount, uint256 stake);
+    /// @notice Stake moved into unbonding; withdrawable from `releaseBlock`.
+    event UnstakeRequested(address indexed node, uint256 amount, uint64 releaseBlock);
+    /// @notice Unbonded stake was paid out.
+    event Withdrawn(address indexed node, uint256 amount);
+    /// @notice Stake was locked or unlocked to back Magu memberships; `locked` is the new total.
+    event StakeLockChanged(address indexed node, uint256 locked, uint64 usedCapacity);
+    /// @notice A module slashed `amount` from a node.
+    event Slashed(address indexed node, address indexed by, uint256 amount);
+    /// @notice A module changed a node's reputation.
+    event ReputationChanged(address indexed node, int64 delta, int64 reputation);
+
+    /// @notice A zero amount was given where a positive one is required.
+    error RegistryZeroAmount();
+    /// @notice The stake is below the minimum.
+    error RegistryInsufficientStake(address node, uint256 stake, uint256 required);
+    /// @notice The address is already registered.
+    error RegistryAlreadyRegistered(address node);
+    /// @notice The address is not registered.
+    error RegistryNotRegistered(address node);
+    /// @notice Roles must be a non-empty subset of ROLE_NODE | ROLE_VALIDATOR.
+    error RegistryInvalidRoles(uint8 roles);
+    /// @notice The peer id is empty or too long.
+    error RegistryInvalidPeerId(uint256 length);
+    /// @notice More multiaddrs than a record may hold.
+    error RegistryTooManyMultiaddrs(uint256 count, uint256 max);
+    /// @notice The registry is full.
+    error RegistryFull(uint256 maxNodes);
+    /// @notice The stake asked for is locked by Magu memberships.
+    error RegistryStakeLocked(address node, uint256 requested, uint256 free);
+    /// @notice Nothing is unbonding, or it is not released yet.
+    error RegistryNothingToWithdraw(address node, uint256 unbonding, uint64 releaseBlock);
+    /// @notice The new capacity is below what memberships already use.
+    error RegistryCapacityInUse(address node, uint64 capacity, uint64 used);
+    /// @notice A lock or capacity reservation exceeds what the node has free.
+    error RegistryCannotLock(address node, uint256 amount, uint64 capacity);
+
+    /// @notice Stakes `stake` MURI (approved beforehand) and registers the caller.
+    /// @param stake amount pulled with transferFrom; at least minStake
+    /// @param roles bitmask of ROLE_NODE and ROLE_VALIDATOR
+    /// @param capacity bytes of storage offered (nodes)
+    /// @param peerId the libp2p peer id bytes (multihash)
+    /// @param multiaddrs addresses where the node listens
+    function register(uint256 stake, uint8 roles, uint64 capacity, bytes calldata peerId, string[] calldata multiaddrs)
+        external;
+
+    /// @notice Replaces the caller's network record and capacity.
+    function updateNode(uint64 capacity, bytes calldata peerId, string[] calldata multiaddrs) external;
+
+    /// @notice Adds `amount` to the caller's stake.
+    function addStake(uint256 amount) external;
+
+    /// @notice Moves `amount` of free stake into unbonding (restarting the unbonding clock).
+    function requestUnstake(uint256 amount) external;
+
+    /// @notice Pays out the caller's unbonded stake once released.
+    function withdraw() external;
+
+    /// @notice Locks `amount` stake and `capacity` bytes of `node` for a membership. Modules only.
+    function lock(address node, uint256 amount, uint64 capacity) external;
+
+    /// @notice Releases a lock taken with `lock`. Modules only.
+    function unlock(address node, uint256 amount, uint64 capacity) external;
+
+    /// @notice Takes up to `amount` from `node`'s stake (then unbonding) and pays `recipients`.
+    /// Slashers only. Amounts beyond what the node holds are cut from the last recipients first.
+    /// @return slashed the amount actually taken
+    function slash(address node, uint256 amount, address[] calldata recipients, uint256[] calldata amounts)
+        external
+        returns (uint256 slashed);
+
+    /// @notice Adds `delta` to `node`'s reputation. Reputation modules only.
+    function adjustReputation(address node, int64 delta) external;
+
+    /// @notice Picks up to `count` distinct nodes, stake-weighted, among nodes with ROLE_NODE,
+    /// at least minStake + `lockAmount` free stake and `capacity` free bytes, none in `exclude`.
+    /// @param seed randomness (from a block after the request)
+    function selectNodes(uint256 seed, uint256 count, uint256 lockAmount, uint64 capacity, address[] calldata exclude)
+        external
+        view
+        returns (address[] memory selected);
+
+    /// @notice The record of `node`.
+    function nodeInfo(address node) external view returns (NodeInfo memory);
+    /// @notice Stake of `node` (excluding unbonding).
+    function stakeOf(address node) external view returns (uint256);
+    /// @notice Whether `node` is registered with `role` set and at least minStake.
+    function isActive(address node, uint8 role) external view returns (bool);
+    /// @notice Number of registered nodes.
+    function nodeCount() external view returns (uint256);
+    /// @notice The `index`-th registered node.
+    function nodeAt(uint256 index) external view returns (address);
+    /// @notice Sum of all stakes and unbonding amounts held.
+    function totalHeld() external view returns (uint256);
+    /// @notice The configuration.
+    function config() external view returns (Config memory);
+}

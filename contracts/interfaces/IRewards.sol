@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title IRewards
+/// @notice Epoch emissions split by validator consensus. During an epoch each validator submits
+/// weights over nodes (normalised to 1e18). Once the epoch is over anyone finalises it: every
+/// weight is clipped to the stake-weighted median of all validators' weights for that node (the
+/// idea of Bittensor's Yuma consensus), the emission (plus slashed stake received) is minted and
+/// split: (1 - validatorShare) to nodes by clipped, stake-weighted weight, validatorShare to
+/// validators by stake × the fraction of their weight that survived clipping. Claims are pulled.
+interface IRewards {
+    /// @notice Parameters fixed at deployment.
+    struct Config {
+        address token;
+        address nodeRegistry;
+        uint64 genesisBlock; // block where epoch 0 starts (0: the deployment block)
+        uint64 epochBlocks;
+        uint256 emissionPerEpoch;
+        uint16 validatorShareBps;
+        uint16 maxWeights; // entries per submission
+    }
+
+    /// @notice `validator` submitted `count` weights for `epoch`.
+    event WeightsSubmitted(uint64 indexed epoch, address indexed validator, uint256 count, uint256 stake);
+    /// @notice `epoch` was finalised: `minted` new tokens, `distributed` credited in all.
+    event EpochFinalized(uint64 indexed epoch, uint256 minted, uint256 distributed, uint256 validators, uint256 nodes);
+    /// @notice `account` was credited `amount` for `epoch`.
+    event RewardCredited(uint64 indexed epoch, address indexed account, uint256 amount, bool validator);
+    /// @notice `account` claimed `amount`.
+    event RewardClaimed(address indexed account, uint256 amount);
+
+    /// @notice The caller is not an active validator.
+    error RewardsNotValidator(address account);
+    /// @notice Weights can only be submitted for the current epoch.
+    error RewardsWrongEpoch(uint64 epoch, uint64 current);
+    /// @notice The epoch is not over yet.
+    error RewardsEpochNotOver(uint64 epoch, uint64 current);
+    /// @notice The epoch was already finalised.
+    error RewardsAlreadyFinalized(uint64 epoch);
+    /// @notice The weight lists are malformed (`index` is the offending entry).
+    error RewardsInvalidWeights(bytes32 reason, uint256 index);
+    /// @notice Nothing to claim.
+    error RewardsNothingToClaim(address account);
+
+    /// @notice Submits (or replaces) the caller's weights for the current `epoch`.
+    /// @param nodes strictly increasing addresses of active nodes
+    /// @param weights relative weights, not all zero
+    function submitWeights(uint64 epoch, address[] calldata nodes, uint256[] calldata weights) external;
+
+    /// @notice Finalises a past epoch: consensus, minting, crediting.
+    function finalizeEpoch(uint64 epoch) external;
+
+    /// @notice Pays out the caller's credited rewards.
+    function claim() external;
+
+    /// @notice The epoch the current block is in.
+    function currentEpoch() external view returns (uint64);
+
+    /// @notice Credited, unclaimed rewards of `account`.
+    function claimable(address account) external view returns (uint256);
+
+    /// @notice Σ unclaimed rewards.
+    function totalClaimable() external view returns (uint256);
+
+    /// @notice Tokens here not yet credited (slashes received, rounding dust); distributed next finalisation.
+    function pool() external view returns (uint256);
+
+    /// @notice Whether `epoch` is finalised.
+    function isFinalized(uint64 epoch) external view returns (bool);
+
+    /// @notice The normalised weights `validator` submitted for `epoch`.
+    function weightsOf(uint64 epoch, address validator)
+        external
+        view
+        returns (address[] memory nodes, uint256[] memory weights);
+
+    /// @notice The configuration.
+    function config() external view returns (Config memory);
+}
