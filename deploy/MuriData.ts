@@ -1,0 +1,76 @@
+import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
+import { id } from "ethers";
+
+/**
+ * Deploys the five core contracts and wires their roles:
+ * - MuriToken MINTER_ROLE -> Rewards (the only minter)
+ * - NodeRegistry MODULE_ROLE, SLASHER_ROLE -> MaguRegistry; SLASHER_ROLE, REPUTATION_ROLE -> ChallengeManager
+ * - MaguRegistry CHALLENGE_ROLE -> ChallengeManager
+ * - ChallengeManager sends the slashed stake the marker does not get to Rewards.
+ * Every number is an Ignition parameter (see deploy/parameters/*.json); the defaults suit a devnet.
+ */
+export default buildModule("MuriData", (m) => {
+  const deployer = m.getAccount(0);
+  const E18 = 10n ** 18n;
+
+  const token = m.contract("MuriToken", [deployer, deployer, m.getParameter("initialSupply", 1_000_000_000n * E18)]);
+
+  const nodeRegistry = m.contract("NodeRegistry", [
+    {
+      token,
+      minStake: m.getParameter("minStake", 1_000n * E18),
+      unbondingBlocks: m.getParameter("unbondingBlocks", 20n),
+      maxNodes: m.getParameter("maxNodes", 256n),
+    },
+    deployer,
+  ]);
+
+  const rewards = m.contract("Rewards", [
+    {
+      token,
+      nodeRegistry,
+      genesisBlock: 0n,
+      epochBlocks: m.getParameter("epochBlocks", 40n),
+      emissionPerEpoch: m.getParameter("emissionPerEpoch", 10_000n * E18),
+      validatorShareBps: m.getParameter("validatorShareBps", 1_800n),
+      maxWeights: m.getParameter("maxWeights", 64n),
+    },
+  ]);
+
+  const maguRegistry = m.contract("MaguRegistry", [
+    {
+      token,
+      nodeRegistry,
+      genesisBlock: 0n,
+      periodBlocks: m.getParameter("periodBlocks", 10n),
+      stakePerMember: m.getParameter("stakePerMember", 100n * E18),
+      repairBounty: m.getParameter("repairBounty", 50n * E18),
+      maxMembers: m.getParameter("maxMembers", 32n),
+      maxFragments: m.getParameter("maxFragments", 1_048_576n),
+      maxDurationPeriods: m.getParameter("maxDurationPeriods", 1_000_000n),
+    },
+    deployer,
+  ]);
+
+  const challengeManager = m.contract("ChallengeManager", [
+    {
+      maguRegistry,
+      nodeRegistry,
+      slashSink: rewards,
+      samples: m.getParameter("samples", 4n),
+      slashBps: m.getParameter("slashBps", 500n),
+      markerBps: m.getParameter("markerBps", 5_000n),
+      maxMisses: m.getParameter("maxMisses", 3n),
+      graceBlocks: m.getParameter("graceBlocks", 0n),
+    },
+  ]);
+
+  m.call(token, "grantRole", [id("MINTER_ROLE"), rewards], { id: "grantMinterToRewards" });
+  m.call(nodeRegistry, "grantRole", [id("MODULE_ROLE"), maguRegistry], { id: "grantModuleToMagu" });
+  m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), maguRegistry], { id: "grantSlasherToMagu" });
+  m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), challengeManager], { id: "grantSlasherToChallenge" });
+  m.call(nodeRegistry, "grantRole", [id("REPUTATION_ROLE"), challengeManager], { id: "grantReputationToChallenge" });
+  m.call(maguRegistry, "grantRole", [id("CHALLENGE_ROLE"), challengeManager], { id: "grantChallengeToManager" });
+
+  return { token, nodeRegistry, rewards, maguRegistry, challengeManager };
+});

@@ -1,0 +1,36 @@
+// Deploys the Ignition module deploy/MuriData.ts to the chain at MURI_RPC_URL (default
+// http://127.0.0.1:8545) and writes the addresses the agents read to deployments/<chainId>.json
+// (or MURI_DEPLOYMENT_FILE). Run: npm run deploy:local (after npm run chain in another terminal).
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { network } from "hardhat";
+import MuriData from "../deploy/MuriData.js";
+
+const connection = await network.getOrCreate();
+const { ethers, ignition } = connection;
+const chainId = Number((await ethers.provider.getNetwork()).chainId);
+const parameters = JSON.parse(await readFile(new URL("../deploy/parameters/devnet.json", import.meta.url), "utf8"));
+
+// A local chain starts empty every time: Ignition's journal of an earlier chain with the same id
+// would make it skip the deployment, so it is dropped for the dev chain ids.
+if (chainId === 31337 || chainId === 1337) {
+  await rm(new URL(`../ignition/deployments/chain-${chainId}`, import.meta.url), { recursive: true, force: true });
+}
+const deployed = await ignition.deploy(MuriData, { parameters, displayUi: false });
+const contracts: Record<string, string> = {};
+for (const [name, contract] of Object.entries(deployed)) {
+  contracts[name] = await (contract as { getAddress(): Promise<string> }).getAddress();
+}
+const out = {
+  chainId,
+  rpcUrl: process.env.MURI_RPC_URL ?? "http://127.0.0.1:8545",
+  deployBlock: await ethers.provider.getBlockNumber(),
+  contracts,
+  parameters: parameters.MuriData,
+};
+const file = process.env.MURI_DEPLOYMENT_FILE ?? `deployments/${chainId}.json`;
+await mkdir(dirname(file), { recursive: true });
+await writeFile(file, JSON.stringify(out, null, 2) + "\n");
+console.log(`deployed to chain ${chainId}: ${Object.entries(contracts).map(([k, v]) => `${k}=${v}`).join(" ")}`);
+console.log(`addresses written to ${file}`);
+await connection.close();

@@ -1,0 +1,118 @@
+import { randomBytes } from "node:crypto";
+import type { Signer } from "ethers";
+import { leafIndexFor } from "../../../agents/data/challenge.js";
+import { buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof, type FragmentTree, type MaguTree } from "../../../agents/data/merkle.js";
+import type { Deployment } from "./fixture.js";
+import { E18 } from "./fixture.js";
+
+/** The committed data of a Magu as its client (or a member holding it) keeps it. */
+export interface MaguData {
+  fragments: Uint8Array[];
+  trees: FragmentTree[];
+  tree: MaguTree;
+}
+
+export const hex = (b: Uint8Array) => "0x" + Buffer.from(b).toString("hex");
+
+/** Sends MURI from the deployer to each account. */
+export async function fund(d: Deployment, accounts: Signer[], amount: bigint) {
+  for (const a of accounts) await (await d.token.transfer(await a.getAddress(), amount)).wait();
+}
+
+/** Funds and registers `accounts` with `stake` each (roles: 1 node, 2 validator). */
+export async function registerNodes(d: Deployment, accounts: Signer[], stake = 2_000n * E18, roles = 1, capacity = 1n << 40n) {
+  const registry = await d.nodeRegistry.getAddress();
+  await fund(d, accounts, stake);
+  for (const [i, a] of accounts.entries()) {
+    await (await d.token.connect(a).approve(registry, stake)).wait();
+    await (await d.nodeRegistry.connect(a).register(stake, roles, capacity, hex(randomBytes(34)), [`/ip4/127.0.0.1/tcp/${4000 + i}`])).wait();
+  }
+}
+
+export interface MaguRequest {
+  kind: 0 | 1; // 0 blob, 1 vector
+  members: number;
+  replication?: number;
+  dataShards?: number;
+  parityShards?: number;
+  maxFragments: number;
+  durationPeriods: number;
+  price?: bigint;
+  dimension?: number;
+  metric?: number;
+}
+
+export function maguParams(r: MaguRequest) {
+  const vector = r.kind === 1;
+  return {
+    kind: r.kind,
+    metric: vector ? (r.metric ?? 1) : 0,
+    dimension: vector ? (r.dimension ?? 64) : 0,
+    members: r.members,
+    replication: vector ? (r.replication ?? 2) : 0,
+    dataShards: vector ? 0 : (r.dataShards ?? 3),
+    parityShards: vector ? 0 : (r.parityShards ?? 2),
+    maxFragments: r.maxFragments,
+    durationPeriods: r.durationPeriods,
+    pricePerFragmentPeriod: r.price ?? E18,
+  };
+}
+
+/** Creates a Magu as `client` (funded for its escrow), mines past the selection block and forms it. */
+export async function createAndForm(d: Deployment, client: Signer, request: MaguRequest) {
+  const params = maguParams(request);
+  const stored = BigInt(request.kind === 1 ? params.maxFragments * params.replication : params.maxFragments);
+  const escrow = params.pricePerFragmentPeriod * stored * BigInt(params.durationPeriods);
+  await fund(d, [client], escrow);
+  await (await d.token.connect(client).approve(await d.maguRegistry.getAddress(), escrow)).wait();
+  await (await d.maguRegistry.connect(client).createMagu(params)).wait();
+  const id = await d.maguRegistry.maguCount();
+  await d.networkHelpers.mine(2);
+  const formTx = await d.maguRegistry.formMagu(id);
+  const info = await d.maguRegistry.maguInfo(id);
+  return { id, info, escrow, formTx };
+}
+
+/** Builds fragment trees and the Magu tree over `fragments`. */
+export function buildData(fragments: Uint8Array[]): MaguData {
+  const trees = fragments.map((f) => buildFragmentTree(f));
+  return { fragments, trees, tree: buildMaguTree(trees.map((t) => t.fragmentRoot)) };
+}
+
+/** Random fragments of the given sizes. */
+export function randomFragments(sizes: number[]): Uint8Array[] {
+  return sizes.map((s) => randomBytes(s));
+}
+
+/** Mines until the current block is the first block after `period` starts (its seed is then known). */
+export async function enterPeriod(d: Deployment, period: bigint) {
+  const start = await d.maguRegistry.periodStart(period);
+  const now = BigInt(await d.ethers.provider.getBlockNumber());
+  if (now < start + 1n) await d.networkHelpers.mine(Number(start + 1n - now));
+}
+
+/** The proofs answering `member`'s challenge of `period`, built from the data like an agent would. */
+export async function buildProofs(d: Deployment, maguId: bigint, member: string, period: bigint, data: MaguData) {
+  const items = await d.challengeManager.challengeFor(maguId, member, period);
+  return items.map((item) => {
+    const f = Number(item.fragment);
+    const bytes = data.fragments[f]!;
+    const leaf = fragmentLeafProof(bytes, leafIndexFor(item.leafSeed, bytes.length), data.trees[f]);
+    return {
+      fragment: f,
+      size: bytes.length,
+      leaf: hex(leaf.chunk),
+      leafProof: leaf.siblings.map(hex),
+      fragmentProof: maguProof(data.tree, f).map(hex),
+    };
+  });
+}
+
+/** Sum of MURI held by the three contracts that hold tokens, and what their books say they hold. */
+export async function tokenBooks(d: Deployment) {
+  const [nr, mr, rw] = await Promise.all([d.nodeRegistry.getAddress(), d.maguRegistry.getAddress(), d.rewards.getAddress()]);
+  const held = (await d.token.balanceOf(nr)) + (await d.token.balanceOf(mr)) + (await d.token.balanceOf(rw));
+  const owed =
+    (await d.nodeRegistry.totalHeld()) + (await d.maguRegistry.totalHeld()) + (await d.rewards.totalClaimable()) + (await d.rewards.pool());
+  return { held, owed };
+}
