@@ -13,7 +13,8 @@ import {MaguId} from "./types/MaguId.sol";
 /// @notice Issues and checks the per-period storage challenges of Magu members, and settles
 /// missed ones (see IChallengeManager for the rules and the detection probability).
 /// It holds no tokens: slashes go straight from NodeRegistry to the marker and to Rewards.
-/// @dev Each (magu, member, period) is settled at most once: proven (1) or missed (2).
+/// @dev Each (magu, member, period) is settled at most once: proven (1) or missed (2). States are
+/// packed two bits per period, 128 periods per storage word, so most proofs write a warm slot.
 contract ChallengeManager is IChallengeManager, ReentrancyGuard {
     /// @notice Tries per challenged item to find a fragment the member holds.
     uint256 public constant MAX_TRIES = 64;
@@ -34,9 +35,10 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
     uint32 private immutable _maxMisses;
     uint64 private immutable _graceBlocks;
     uint64 private immutable _periodBlocks;
+    uint64 private immutable _genesisBlock;
 
     mapping(uint64 period => bytes32) private _periodSeeds;
-    mapping(bytes32 key => uint8 state) private _states;
+    mapping(bytes32 memberKey => mapping(uint256 word => uint256 bits)) private _states;
 
     constructor(Config memory cfg) {
         _magus = IMaguRegistry(cfg.maguRegistry);
@@ -47,7 +49,9 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         _markerBps = cfg.markerBps;
         _maxMisses = cfg.maxMisses;
         _graceBlocks = cfg.graceBlocks;
-        _periodBlocks = _magus.config().periodBlocks;
+        IMaguRegistry.Config memory clock = _magus.config();
+        _periodBlocks = clock.periodBlocks;
+        _genesisBlock = clock.genesisBlock;
     }
 
     /// @inheritdoc IChallengeManager
@@ -55,12 +59,12 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         IMaguRegistry.ChallengeContext memory c = _magus.challengeContext(magu, msg.sender);
         _checkMembership(magu, msg.sender, period, c);
         uint64 deadline = proofDeadline(period);
-        uint64 start = _magus.periodStart(period);
+        uint64 start = _periodStart(period);
         if (block.number <= start || block.number >= deadline) {
             revert ChallengeWrongPeriod(period, _magus.currentPeriod(), deadline);
         }
-        bytes32 key = _key(magu, msg.sender, period);
-        if (_states[key] != 0) revert ChallengeAlreadySettled(magu, msg.sender, period);
+        bytes32 key = _memberKey(magu, msg.sender);
+        if (_state(key, period) != 0) revert ChallengeAlreadySettled(magu, msg.sender, period);
 
         ChallengeItem[] memory items = _derive(_recordSeed(period, start), magu, msg.sender, period, c);
         if (proofs.length != items.length) revert ChallengeProofCount(items.length, proofs.length);
@@ -69,7 +73,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
             _verify(i, proofs[i], items[i], c.root, maguDepth);
         }
 
-        _states[key] = _PROVEN;
+        _setState(key, period, _PROVEN);
         emit ProofSubmitted(magu, msg.sender, period, items.length);
         _magus.recordProof(magu, msg.sender, period);
         _nodes.adjustReputation(msg.sender, REPUTATION_PROOF);
@@ -81,9 +85,9 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         _checkMembership(magu, member, period, c);
         uint64 deadline = proofDeadline(period);
         if (block.number < deadline) revert ChallengeDeadlineNotPassed(period, deadline);
-        bytes32 key = _key(magu, member, period);
-        if (_states[key] != 0) revert ChallengeAlreadySettled(magu, member, period);
-        _states[key] = _MISSED;
+        bytes32 key = _memberKey(magu, member);
+        if (_state(key, period) != 0) revert ChallengeAlreadySettled(magu, member, period);
+        _setState(key, period, _MISSED);
 
         uint256 amount = _nodes.stakeOf(member) * _slashBps / 10_000;
         uint256 slashed;
@@ -138,7 +142,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
     function periodSeed(uint64 period) public view returns (bytes32 seed) {
         seed = _periodSeeds[period];
         if (seed != bytes32(0)) return seed;
-        uint64 start = _magus.periodStart(period);
+        uint64 start = _periodStart(period);
         if (block.number <= start) revert ChallengeSeedUnavailable(period);
         seed = blockhash(start);
         if (seed == bytes32(0)) seed = _lateSeed(period);
@@ -146,12 +150,12 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
 
     /// @inheritdoc IChallengeManager
     function proofDeadline(uint64 period) public view returns (uint64) {
-        return _magus.periodStart(period + 1) + _graceBlocks;
+        return _periodStart(period + 1) + _graceBlocks;
     }
 
     /// @inheritdoc IChallengeManager
     function proofState(MaguId magu, address member, uint64 period) external view returns (uint8) {
-        return _states[_key(magu, member, period)];
+        return _state(_memberKey(magu, member), period);
     }
 
     /// @inheritdoc IChallengeManager
@@ -238,7 +242,19 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         if (MerkleLib.processProof(fragmentRoot, p.fragment, p.fragmentProof) != root) revert ChallengeInvalidProof(i);
     }
 
-    function _key(MaguId magu, address member, uint64 period) private pure returns (bytes32) {
-        return keccak256(abi.encode(MaguId.unwrap(magu), member, period));
+    function _periodStart(uint64 period) private view returns (uint64) {
+        return _genesisBlock + period * _periodBlocks;
+    }
+
+    function _memberKey(MaguId magu, address member) private pure returns (bytes32) {
+        return keccak256(abi.encode(MaguId.unwrap(magu), member));
+    }
+
+    function _state(bytes32 key, uint64 period) private view returns (uint8) {
+        return uint8((_states[key][period >> 7] >> ((period & 127) << 1)) & 3);
+    }
+
+    function _setState(bytes32 key, uint64 period, uint8 state) private {
+        _states[key][period >> 7] |= uint256(state) << ((period & 127) << 1);
     }
 }

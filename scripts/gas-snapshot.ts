@@ -1,0 +1,125 @@
+// Measures the gas of the hot contract calls on the in-process Hardhat network and writes
+// snapshots/gas.json ({"Contract.function": gas}), so a regression shows up as a diff.
+// Run: npm run gas. The proof case is a vector Magu of 1024 fragments of 1 MiB = 2^20 leaves.
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import type { ContractTransactionResponse } from "ethers";
+import { leafIndexFor } from "../agents/data/challenge.js";
+import { buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
+import { deployAll, E18 } from "../test/contracts/helpers/fixture.js";
+import { createAndForm, enterPeriod, hex, registerNodes } from "../test/contracts/helpers/scenario.js";
+
+const gas: Record<string, number> = {};
+async function measure(name: string, tx: Promise<ContractTransactionResponse>) {
+  const receipt = await (await tx).wait();
+  gas[name] = Number(receipt!.gasUsed);
+}
+
+const d = await deployAll();
+const s = d.signers;
+const nodes = s.slice(1, 7);
+await registerNodes(d, nodes.slice(1));
+// The first registration is measured on its own.
+await (await d.token.transfer(nodes[0]!.address, 2_000n * E18)).wait();
+await (await d.token.connect(nodes[0]!).approve(await d.nodeRegistry.getAddress(), 2_000n * E18)).wait();
+await measure(
+  "NodeRegistry.register",
+  d.nodeRegistry.connect(nodes[0]!).register(2_000n * E18, 1, 1n << 40n, hex(randomBytes(34)), ["/ip4/127.0.0.1/tcp/4001"]),
+);
+const validators = [s[7]!, s[8]!, s[9]!];
+await registerNodes(d, validators, 3_000n * E18, 2);
+
+// Stake changes on a node that is not in the Magu.
+const spare = s[12]!;
+await registerNodes(d, [spare], 2_000n * E18, 2);
+await (await d.token.transfer(spare.address, 500n * E18)).wait();
+await (await d.token.connect(spare).approve(await d.nodeRegistry.getAddress(), 500n * E18)).wait();
+await measure("NodeRegistry.addStake", d.nodeRegistry.connect(spare).addStake(500n * E18));
+await measure("NodeRegistry.requestUnstake", d.nodeRegistry.connect(spare).requestUnstake(500n * E18));
+await d.networkHelpers.mine(20);
+await measure("NodeRegistry.withdraw", d.nodeRegistry.connect(spare).withdraw());
+
+// A vector Magu: 5 members, r = 2, 1024 fragments of 1 MiB (2^10 x 2^10 = 2^20 leaves).
+const client = s[10]!;
+const escrowFor = 1024n * 2n * 8n * E18;
+await (await d.token.transfer(client.address, escrowFor)).wait();
+await (await d.token.connect(client).approve(await d.maguRegistry.getAddress(), escrowFor)).wait();
+const params = {
+  kind: 1, metric: 1, dimension: 128, members: 5, replication: 2, dataShards: 0, parityShards: 0,
+  maxFragments: 1024, durationPeriods: 8, pricePerFragmentPeriod: E18,
+};
+await measure("MaguRegistry.createMagu", d.maguRegistry.connect(client).createMagu(params));
+const id = await d.maguRegistry.maguCount();
+await d.networkHelpers.mine(2);
+await measure("MaguRegistry.formMagu", d.maguRegistry.formMagu(id));
+
+const fragment = randomBytes(1 << 20);
+const tree = buildFragmentTree(fragment);
+const maguTree = buildMaguTree(Array.from({ length: 1024 }, () => tree.fragmentRoot));
+await measure("MaguRegistry.commitData", d.maguRegistry.connect(client).commitData(id, maguTree.root, 1024));
+
+const info = await d.maguRegistry.maguInfo(id);
+const period = info.startPeriod;
+await enterPeriod(d, period);
+async function proofsFor(member: string, p: bigint) {
+  const items = await d.challengeManager.challengeFor(id, member, p);
+  return items.map((item) => {
+    const leaf = fragmentLeafProof(fragment, leafIndexFor(item.leafSeed, fragment.length), tree);
+    return {
+      fragment: item.fragment,
+      size: fragment.length,
+      leaf: hex(leaf.chunk),
+      leafProof: leaf.siblings.map(hex),
+      fragmentProof: maguProof(maguTree, Number(item.fragment)).map(hex),
+    };
+  });
+}
+const members = info.members;
+const lazy = members[4]!;
+// Period p: every member's first proof (cold storage: seed, proof-state word, counters).
+// Period p+1: the steady state, what a member pays every period after its first.
+for (const [round, p] of [period, period + 1n].entries()) {
+  if (round > 0) await enterPeriod(d, p);
+  for (const [i, member] of members.entries()) {
+    if (member === lazy && round > 0) continue;
+    const proofs = await proofsFor(member, p);
+    if (proofs.length !== 4) throw new Error(`expected a challenge of 4 fragments, got ${proofs.length}`);
+    const signer = await d.ethers.getSigner(member);
+    const name = round === 0 ? "ChallengeManager.submitProof(first of member)" : i === 0 ? "ChallengeManager.submitProof(first of period)" : "ChallengeManager.submitProof";
+    await measure(name, d.challengeManager.connect(signer).submitProof(id, p, proofs));
+  }
+}
+gas["ChallengeManager.submitProof.perFragment"] = Math.ceil(gas["ChallengeManager.submitProof"]! / 4);
+
+// Misses: the lazy member is slashed twice, then evicted on the third.
+const marker = s[11]!;
+for (let k = 1n; k <= 3n; k++) {
+  await enterPeriod(d, period + k + 1n);
+  await measure(k < 3n ? "ChallengeManager.markMissed" : "ChallengeManager.markMissed(evicting)",
+    d.challengeManager.connect(marker).markMissed(id, lazy, period + k));
+}
+await d.networkHelpers.mine(2);
+const slot = members.indexOf(lazy);
+await measure("MaguRegistry.fillVacancy", d.maguRegistry.fillVacancy(id, slot));
+
+// Rewards: three validators weight six nodes; the epoch is finalised; a node claims.
+const nodeAddrs = nodes.map((n) => n.address).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+const epoch = await d.rewards.currentEpoch();
+for (const [i, v] of validators.entries()) {
+  await measure("Rewards.submitWeights", d.rewards.connect(v).submitWeights(epoch, nodeAddrs, nodeAddrs.map((_, j) => BigInt(1 + ((i + j) % 3)))));
+}
+await d.networkHelpers.mine(40);
+await measure("Rewards.finalizeEpoch", d.rewards.finalizeEpoch(epoch));
+await measure("Rewards.claim", d.rewards.connect(nodes[0]!).claim());
+
+// Settlement and a member's claim.
+await enterPeriod(d, info.endPeriod + 1n);
+await measure("MaguRegistry.settle", d.maguRegistry.settle(id));
+await measure("MaguRegistry.claim", d.maguRegistry.connect(await d.ethers.getSigner(members[0]!)).claim());
+
+const sorted = Object.fromEntries(Object.entries(gas).sort(([a], [b]) => a.localeCompare(b)));
+await writeFile(new URL("../snapshots/gas.json", import.meta.url), JSON.stringify(sorted, null, 2) + "\n");
+console.table(Object.entries(sorted).map(([call, g]) => ({ call, gas: g })));
+console.log(`submitProof: ${gas["ChallengeManager.submitProof.perFragment"]} gas per proven fragment (goal <= 80000; Codex ~340000 per proof)`);
+console.log("wrote snapshots/gas.json");
+await d.connection.close();
