@@ -30,3 +30,21 @@ export async function deployAll(parameters: Record<string, bigint | number> = {}
 }
 
 export type Deployment = Awaited<ReturnType<typeof deployAll>>;
+
+/** The same handles over contracts already deployed (e.g. by scripts/deploy-local.ts to a node). */
+export async function attachAll(addresses: Record<string, string>) {
+  const connection = await network.getOrCreate();
+  const { ethers, networkHelpers } = connection;
+  const at = async <T>(name: string, key: string) => (await ethers.getContractAt(name, addresses[key]!)) as unknown as T;
+  return {
+    connection,
+    ethers,
+    networkHelpers,
+    signers: await ethers.getSigners(),
+    token: await at<MuriToken>("MuriToken", "token"),
+    nodeRegistry: await at<NodeRegistry>("NodeRegistry", "nodeRegistry"),
+    rewards: await at<Rewards>("Rewards", "rewards"),
+    maguRegistry: await at<MaguRegistry>("MaguRegistry", "maguRegistry"),
+    challengeManager: await at<ChallengeManager>("ChallengeManager", "challengeManager"),
+  } satisfies Deployment;
+}
