@@ -41,5 +41,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# The optional multi-buffer SHA-256 addon behind the Merkle trees (falls back to node:crypto
+# when it cannot be built; see agents/data/hash-backend.ts).
+if [ ! -f agents/data/native/build/muri_sha256.node ]; then
+  bash agents/data/native/build.sh || echo "node22: SHA-256 addon not built; node:crypto will be used" >&2
+fi
+
 export PATH="$root/node_modules/.bin:$PATH"
 exec "$@"

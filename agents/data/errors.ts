@@ -1,0 +1,150 @@
+/**
+ * Named errors of the data layer. One class per condition, each with a stable `code` and a
+ * structured `context` (Lodestar `LodestarError` style), so callers branch on `code` or
+ * `instanceof`, never on message text.
+ */
+
+/** Base class of every data-layer error. */
+export class DataError<C extends Record<string, unknown> = Record<string, unknown>> extends Error {
+  readonly code: string;
+  readonly context: C;
+
+  constructor(code: string, message: string, context: C, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.context = context;
+  }
+}
+
+/** An argument or parameter is outside what the data layer accepts (sizes, k/m, indices...). */
+export class InvalidParameterError extends DataError<{ name: string; value: unknown; reason: string }> {
+  constructor(name: string, value: unknown, reason: string) {
+    super("ERR_INVALID_PARAMETER", `invalid ${name} (${describe(value)}): ${reason}`, { name, value, reason });
+  }
+}
+
+/** An index (leaf, fragment, shard) is out of range for the structure it addresses. */
+export class IndexOutOfRangeError extends DataError<{ what: string; index: number; count: number }> {
+  constructor(what: string, index: number, count: number) {
+    super("ERR_INDEX_OUT_OF_RANGE", `${what} index ${index} out of range [0, ${count})`, { what, index, count });
+  }
+}
+
+/** A fragment is larger than the protocol allows. */
+export class FragmentTooLargeError extends DataError<{ size: number; max: number }> {
+  constructor(size: number, max: number) {
+    super("ERR_FRAGMENT_TOO_LARGE", `fragment of ${size} bytes exceeds the maximum of ${max}`, { size, max });
+  }
+}
+
+/** AES-256-GCM authentication failed: the sealed fragment, key, file id or index is wrong. No plaintext is returned. */
+export class DecryptionError extends DataError<{ fragmentIndex: number; reason: string }> {
+  constructor(fragmentIndex: number, reason: string, cause?: unknown) {
+    super("ERR_DECRYPT_AUTH", `fragment ${fragmentIndex} failed to decrypt: ${reason}`, { fragmentIndex, reason }, { cause });
+  }
+}
+
+/** Bytes fetched for a shard do not hash to the CID the manifest names. */
+export class ShardCidMismatchError extends DataError<{ shardIndex: number; stripe: number; cid: string }> {
+  constructor(shardIndex: number, stripe: number, cid: string) {
+    super("ERR_SHARD_CID_MISMATCH", `shard ${shardIndex} (stripe ${stripe}) does not match its CID ${cid}`, {
+      shardIndex,
+      stripe,
+      cid,
+    });
+  }
+}
+
+/** Fewer than k shards of a stripe are available and intact, so the stripe cannot be rebuilt. */
+export class NotEnoughShardsError extends DataError<{
+  stripe: number;
+  needed: number;
+  available: number;
+  missing: number[];
+  corrupt: number[];
+}> {
+  constructor(stripe: number, needed: number, available: number, missing: number[], corrupt: number[]) {
+    super(
+      "ERR_NOT_ENOUGH_SHARDS",
+      `stripe ${stripe}: ${available} intact shards, ${needed} needed (missing [${missing.join(",")}], corrupt [${corrupt.join(",")}])`,
+      { stripe, needed, available, missing, corrupt },
+    );
+  }
+}
+
+/** A shard has the wrong length for its stripe. */
+export class ShardSizeError extends DataError<{ shardIndex: number; expected: number; actual: number }> {
+  constructor(shardIndex: number, expected: number, actual: number) {
+    super("ERR_SHARD_SIZE", `shard ${shardIndex} is ${actual} bytes, expected ${expected}`, { shardIndex, expected, actual });
+  }
+}
+
+/** The Reed-Solomon native coder reported a failure. */
+export class ErasureCodingError extends DataError<{ k: number; m: number; operation: string }> {
+  constructor(k: number, m: number, operation: string, cause: unknown) {
+    super("ERR_ERASURE_CODING", `reed-solomon ${operation} (k=${k}, m=${m}) failed: ${(cause as Error)?.message ?? cause}`, { k, m, operation }, { cause });
+  }
+}
+
+/** A manifest is malformed: not canonical dag-json, a missing or mistyped field, inconsistent sizes. */
+export class ManifestError extends DataError<{ reason: string; field?: string }> {
+  constructor(reason: string, field?: string, code = "ERR_MANIFEST_INVALID") {
+    super(code, field === undefined ? `invalid manifest: ${reason}` : `invalid manifest field ${field}: ${reason}`, { reason, field });
+  }
+}
+
+/** Manifest bytes do not hash to the CID they were fetched by. */
+export class ManifestCidMismatchError extends ManifestError {
+  constructor(expected: string, actual: string) {
+    super(`bytes hash to ${actual}, expected ${expected}`, undefined, "ERR_MANIFEST_CID_MISMATCH");
+  }
+}
+
+/** The decoded stream length disagrees with the manifest (truncated or extended data). */
+export class SizeMismatchError extends DataError<{ expected: number; actual: number }> {
+  constructor(expected: number, actual: number) {
+    super("ERR_SIZE_MISMATCH", `decoded ${actual} bytes, manifest says ${expected}`, { expected, actual });
+  }
+}
+
+/** A float vector component cannot be quantized (NaN, Infinity, or out of the int16 range). */
+export class VectorValueError extends DataError<{ row: number; column: number; value: number; reason: string }> {
+  constructor(row: number, column: number, value: number, reason: string) {
+    super("ERR_VECTOR_VALUE", `vector row ${row}, column ${column}: value ${value} ${reason}`, { row, column, value, reason });
+  }
+}
+
+/** A vector has the wrong number of components. */
+export class VectorDimensionError extends DataError<{ row: number; expected: number; actual: number }> {
+  constructor(row: number, expected: number, actual: number) {
+    super("ERR_VECTOR_DIMENSION", `vector row ${row} has ${actual} components, expected ${expected}`, { row, expected, actual });
+  }
+}
+
+/** A vector id is not a uint64. */
+export class VectorIdError extends DataError<{ row: number; id: string }> {
+  constructor(row: number, id: bigint | number) {
+    super("ERR_VECTOR_ID", `vector row ${row}: id ${id} is not a uint64`, { row, id: String(id) });
+  }
+}
+
+/** A vector fragment is not a whole number of records. */
+export class VectorRecordError extends DataError<{ length: number; recordSize: number }> {
+  constructor(length: number, recordSize: number) {
+    super("ERR_VECTOR_RECORD", `vector fragment of ${length} bytes is not a whole number of ${recordSize}-byte records`, {
+      length,
+      recordSize,
+    });
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "bigint") return `${value}n`;
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Canonical integer encoding of float vectors for vector Magus, so that every node and the
+ * contract compute bit-identical distances.
+ *
+ * Quantization: each component x is first rounded to float32 (Math.fround), then
+ * q = round_half_away_from_zero(x · 16384) (VECTOR_SCALE = 2^14, exact in binary floating point);
+ * q must fit int16 ([-32768, 32767], i.e. x in about [-2, 2)). NaN, ±Infinity and out-of-range
+ * values are rejected with {@link VectorValueError} naming the row and column.
+ *
+ * Record: uint64 id (big-endian) ‖ dim × int16 (big-endian, two's complement): 8 + 2·dim bytes.
+ * Fragment: whole records back to back, at most floor(FRAGMENT_SIZE / recordSize) of them; a record
+ * never spans two fragments; no header (dim is a Magu parameter).
+ *
+ * Distances, exact, as bigint over the int16 components a, b:
+ * - squared L2 = Σ_i (a_i − b_i)²  (smaller is closer)
+ * - inner product = Σ_i a_i · b_i    (larger is closer)
+ * Both are computed in float64 and are exact: |terms| <= 65535² and dim <= 524284 (a record fits a
+ * fragment) keep every partial sum below 2^53. The contract recomputes them in int256.
+ */
+import { FRAGMENT_SIZE } from "./constants.js";
+import { InvalidParameterError, VectorDimensionError, VectorIdError, VectorRecordError, VectorValueError } from "./errors.js";
+
+/** Quantization scale: q = round(x · 2^14). */
+export const VECTOR_SCALE = 16384;
+/** Bytes of a record id (uint64). */
+export const VECTOR_ID_SIZE = 8;
+const INT16_MIN = -32768;
+const INT16_MAX = 32767;
+const UINT64_MAX = (1n << 64n) - 1n;
+
+/** Bytes of one record of dimension `dim`. */
+export function recordSize(dim: number): number {
+  checkDim(dim);
+  return VECTOR_ID_SIZE + 2 * dim;
+}
+
+/** Records of dimension `dim` per fragment of at most `fragmentSize` bytes. */
+export function recordsPerFragment(dim: number, fragmentSize: number = FRAGMENT_SIZE): number {
+  const perFragment = Math.floor(fragmentSize / recordSize(dim));
+  if (perFragment < 1) throw new InvalidParameterError("dim", dim, `a record of ${recordSize(dim)} bytes does not fit a ${fragmentSize}-byte fragment`);
+  return perFragment;
+}
+
+function checkDim(dim: number): void {
+  if (!Number.isSafeInteger(dim) || dim < 1 || VECTOR_ID_SIZE + 2 * dim > FRAGMENT_SIZE) {
+    throw new InvalidParameterError("dim", dim, `must be an integer in [1, ${(FRAGMENT_SIZE - VECTOR_ID_SIZE) / 2}]`);
+  }
+}
+
+/** Quantizes one float component (row and column name it in errors). */
+export function quantizeComponent(x: number, row = 0, column = 0): number {
+  const f = Math.fround(x);
+  if (Number.isNaN(f)) throw new VectorValueError(row, column, x, "is NaN");
+  if (!Number.isFinite(f)) throw new VectorValueError(row, column, x, "is not finite");
+  const scaled = f * VECTOR_SCALE;
+  const q = scaled < 0 ? -Math.floor(-scaled + 0.5) : Math.floor(scaled + 0.5);
+  if (q < INT16_MIN || q > INT16_MAX) {
+    throw new VectorValueError(row, column, x, `quantizes to ${q}, outside int16 [${INT16_MIN}, ${INT16_MAX}] (|x| must be below about 2)`);
+  }
+  return q === 0 ? 0 : q; // no -0
+}
+
+/** Quantizes a float vector of dimension `dim`. */
+export function quantize(vector: ArrayLike<number>, dim: number = vector.length, row = 0): Int16Array {
+  checkDim(dim);
+  if (vector.length !== dim) throw new VectorDimensionError(row, dim, vector.length);
+  const out = new Int16Array(dim);
+  for (let c = 0; c < dim; c++) out[c] = quantizeComponent(vector[c]!, row, c);
+  return out;
+}
+
+/** The float values a quantized vector stands for (q / 16384). */
+export function dequantize(q: Int16Array): Float32Array {
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) out[i] = q[i]! / VECTOR_SCALE;
+  return out;
+}
+
+/** A record: id and quantized components. */
+export interface VectorRecord {
+  readonly id: bigint;
+  readonly values: Int16Array;
+}
+
+/** A float vector with its id, as given by a client. */
+export interface FloatVector {
+  readonly id: bigint | number;
+  readonly vector: ArrayLike<number>;
+}
+
+function toId(id: bigint | number, row: number): bigint {
+  const v = typeof id === "bigint" ? id : Number.isSafeInteger(id) ? BigInt(id) : -1n;
+  if (v < 0n || v > UINT64_MAX) throw new VectorIdError(row, id);
+  return v;
+}
+
+/** Writes one record at `out[offset..]`; returns the bytes written. */
+export function writeRecord(id: bigint, values: Int16Array, out: Buffer, offset: number): number {
+  out.writeBigUInt64BE(id, offset);
+  let o = offset + VECTOR_ID_SIZE;
+  for (let i = 0; i < values.length; i++, o += 2) out.writeInt16BE(values[i]!, o);
+  return o - offset;
+}
+
+/** Encodes one record (uint64_be id ‖ int16_be components). */
+export function encodeRecord(record: VectorRecord): Buffer {
+  const out = Buffer.allocUnsafe(VECTOR_ID_SIZE + 2 * record.values.length);
+  writeRecord(toId(record.id, 0), record.values, out, 0);
+  return out;
+}
+
+/**
+ * Quantizes and packs vectors into fragments of at most `fragmentSize` bytes, records never split.
+ * Rows are numbered from 0 in iteration order for error messages.
+ */
+export function* packVectors(vectors: Iterable<FloatVector>, dim: number, fragmentSize: number = FRAGMENT_SIZE): Generator<Buffer, void, undefined> {
+  const size = recordSize(dim);
+  const perFragment = recordsPerFragment(dim, fragmentSize);
+  let current = Buffer.allocUnsafe(perFragment * size);
+  let count = 0;
+  let row = 0;
+  for (const v of vectors) {
+    const id = toId(v.id, row);
+    const values = quantize(v.vector, dim, row);
+    writeRecord(id, values, current, count * size);
+    count++;
+    row++;
+    if (count === perFragment) {
+      yield current;
+      current = Buffer.allocUnsafe(perFragment * size);
+      count = 0;
+    }
+  }
+  if (count > 0) yield current.subarray(0, count * size);
+}
+
+/** Packs already-quantized records (same rules as {@link packVectors}). */
+export function* packRecords(records: Iterable<VectorRecord>, dim: number, fragmentSize: number = FRAGMENT_SIZE): Generator<Buffer, void, undefined> {
+  const size = recordSize(dim);
+  const perFragment = recordsPerFragment(dim, fragmentSize);
+  let current = Buffer.allocUnsafe(perFragment * size);
+  let count = 0;
+  let row = 0;
+  for (const r of records) {
+    if (r.values.length !== dim) throw new VectorDimensionError(row, dim, r.values.length);
+    writeRecord(toId(r.id, row), r.values, current, count * size);
+    count++;
+    row++;
+    if (count === perFragment) {
+      yield current;
+      current = Buffer.allocUnsafe(perFragment * size);
+      count = 0;
+    }
+  }
+  if (count > 0) yield current.subarray(0, count * size);
+}
+
+/** Reads the records of one fragment; throws {@link VectorRecordError} unless it is whole records. */
+export function unpackFragment(bytes: Uint8Array, dim: number): VectorRecord[] {
+  const size = recordSize(dim);
+  if (bytes.length % size !== 0) throw new VectorRecordError(bytes.length, size);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: VectorRecord[] = [];
+  for (let offset = 0; offset < buf.length; offset += size) {
+    const values = new Int16Array(dim);
+    for (let c = 0; c < dim; c++) values[c] = buf.readInt16BE(offset + VECTOR_ID_SIZE + 2 * c);
+    out.push({ id: buf.readBigUInt64BE(offset), values });
+  }
+  return out;
+}
+
+function checkPair(a: Int16Array, b: Int16Array): void {
+  if (a.length !== b.length) throw new VectorDimensionError(0, a.length, b.length);
+}
+
+/** Exact Σ (a_i − b_i)². */
+export function squaredL2(a: Int16Array, b: Int16Array): bigint {
+  checkPair(a, b);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    sum += d * d;
+  }
+  return BigInt(sum);
+}
+
+/** Exact Σ a_i · b_i. */
+export function innerProduct(a: Int16Array, b: Int16Array): bigint {
+  checkPair(a, b);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  return BigInt(sum);
+}
