@@ -11,12 +11,15 @@ const { ethers, ignition } = connection;
 const chainId = Number((await ethers.provider.getNetwork()).chainId);
 const parameters = JSON.parse(await readFile(new URL("../deploy/parameters/devnet.json", import.meta.url), "utf8"));
 
-// A local chain starts empty every time: Ignition's journal of an earlier chain with the same id
-// would make it skip the deployment, so it is dropped for the dev chain ids.
-if (chainId === 31337 || chainId === 1337) {
-  await rm(new URL(`../ignition/deployments/chain-${chainId}`, import.meta.url), { recursive: true, force: true });
+// A local chain starts empty every time, so Ignition's journal of an earlier chain with the same id
+// must not be reused: each run deploys under its own id and drops that journal afterwards (two
+// devnets deploying at once never share one).
+const devChain = chainId === 31337 || chainId === 1337;
+const deploymentId = devChain ? `devnet-${process.pid}-${Date.now()}` : undefined;
+const deployed = await ignition.deploy(MuriData, { parameters, displayUi: false, deploymentId });
+if (deploymentId) {
+  await rm(new URL(`../ignition/deployments/${deploymentId}`, import.meta.url), { recursive: true, force: true });
 }
-const deployed = await ignition.deploy(MuriData, { parameters, displayUi: false });
 const contracts: Record<string, string> = {};
 for (const [name, contract] of Object.entries(deployed)) {
   contracts[name] = await (contract as { getAddress(): Promise<string> }).getAddress();

@@ -1,0 +1,25 @@
+/** Defaults of the chain layer, in one place. */
+
+/** Blocks the follower stays behind the head (0 suits an instant-mining devnet; use more on real chains). */
+export const DEFAULT_CONFIRMATIONS = 0;
+
+/** Most blocks one `eth_getLogs` request of the follower covers (many providers cap the range). */
+export const DEFAULT_BATCH_BLOCKS = 500;
+
+/** How often the follower asks for a new head once it caught up (ms). */
+export const DEFAULT_POLL_MS = 1000;
+
+/** First back-off after a failure (RPC down, handler threw), doubled per consecutive failure (ms). */
+export const DEFAULT_BACKOFF_MIN_MS = 500;
+
+/** Cap of the back-off (ms). */
+export const DEFAULT_BACKOFF_MAX_MS = 30_000;
+
+/** HTTP transport: retries of one request before it fails (viem's own exponential retry). */
+export const DEFAULT_RPC_RETRY_COUNT = 2;
+
+/** HTTP transport: timeout of one request (ms). */
+export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
+
+/** Name of a follower's cursor when the init does not give one. */
+export const DEFAULT_FOLLOWER_ID = "default";

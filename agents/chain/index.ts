@@ -1,0 +1,36 @@
+/**
+ * chain/: viem clients and typed contract handles for the five core contracts, the deployment
+ * file, errors decoded into one class per condition, and the event follower.
+ */
+export * from "./abis.js";
+export * from "./constants.js";
+export * from "./errors.js";
+export {
+  MURI_CONTRACT_KEYS,
+  createChainClients,
+  getMuriContracts,
+  loadDeployment,
+  muriChain,
+  parseDeployment,
+  verifyChain,
+  type ChainClients,
+  type ChainClientsInit,
+  type Deployment,
+  type MuriContractKey,
+  type MuriContracts,
+  type MuriPublicClient,
+  type MuriWalletClient,
+  type SigningChainClients,
+} from "./clients.js";
+export {
+  createEventFollower,
+  type ChainEvent,
+  type EventArgs,
+  type EventFollower,
+  type EventFollowerComponents,
+  type EventFollowerInit,
+  type EventHandler,
+  type FollowedContract,
+  type FollowerState,
+  type FollowerStatus,
+} from "./follower.js";

@@ -1,0 +1,253 @@
+/**
+ * A real `hardhat node` child process on a free 127.0.0.1 port, the local deployment
+ * (scripts/deploy-local.ts, without recompiling), and the few transactions the chain tests need.
+ * Every child is tracked so `killAllChains()` in an `after` hook stops whatever is left.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Address, Hex } from "viem";
+import {
+  createChainClients,
+  getMuriContracts,
+  loadDeployment,
+  type Deployment,
+  type SigningChainClients,
+} from "../../../agents/chain/index.js";
+import type { Logger } from "../../../agents/store/logger.js";
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const HARDHAT = join(ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
+const OUTPUT_TAIL = 8 * 1024;
+export const E18 = 10n ** 18n;
+
+const children = new Set<ChildProcess>();
+const dirs: string[] = [];
+
+// Last resort if the test process exits without running `cleanup()`: no orphaned chains.
+process.once("exit", () => {
+  for (const child of children) {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** A fresh temporary directory; removed by `cleanup()`. */
+export async function tempDir(prefix = "muri-chain-test-"): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
+/** Stops every chain still running and removes the temporary directories. */
+export async function cleanup(): Promise<void> {
+  await Promise.all([...children].map((c) => stopChild(c)));
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface HardhatChain {
+  port: number;
+  rpcUrl: string;
+  /** Private keys of the node's funded dev accounts (#0 deploys). */
+  keys: Hex[];
+  stop(): Promise<void>;
+}
+
+/** Starts `hardhat node` on `port` and resolves once it serves JSON-RPC (at most `timeoutMs`). */
+export async function startHardhatNode(port: number, timeoutMs = 60_000): Promise<HardhatChain> {
+  const child = spawn(process.execPath, [HARDHAT, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // own process group: stop() kills anything it spawned too
+  });
+  children.add(child);
+  let output = "";
+  const keys: Hex[] = [];
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hardhat node on ${port} not ready after ${timeoutMs} ms:\n${output}`)), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-OUTPUT_TAIL);
+      for (const m of chunk.toString().matchAll(/Private Key: (0x[0-9a-fA-F]{64})/g)) keys.push(m[1] as Hex);
+      // The banner lists 20 accounts after the "Started" line; wait for them all.
+      if (output.includes("Started HTTP") && keys.length >= 20) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (chunk: Buffer) => (output = (output + chunk.toString()).slice(-OUTPUT_TAIL)));
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`hardhat node on ${port} exited (${code ?? signal}):\n${output}`));
+    });
+  });
+  try {
+    await ready;
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  }
+  return { port, rpcUrl: `http://127.0.0.1:${port}`, keys, stop: () => stopChild(child) };
+}
+
+/** Runs scripts/deploy-local.ts against `rpcUrl` (no recompilation) and loads the deployment file. */
+export async function deployLocal(rpcUrl: string, timeoutMs = 90_000): Promise<Deployment> {
+  const file = join(await tempDir("muri-chain-deploy-"), "deployment.json");
+  const child = spawn(process.execPath, [HARDHAT, "run", "--no-compile", "scripts/deploy-local.ts", "--network", "localhost"], {
+    cwd: ROOT,
+    env: { ...process.env, MURI_RPC_URL: rpcUrl, MURI_DEPLOYMENT_FILE: file },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  children.add(child);
+  let output = "";
+  child.stdout!.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-OUTPUT_TAIL)));
+  child.stderr!.on("data", (c: Buffer) => (output = (output + c.toString()).slice(-OUTPUT_TAIL)));
+  const code = await new Promise<number | string | null>((resolve) => {
+    const timer = setTimeout(() => {
+      void stopChild(child);
+      resolve("timeout");
+    }, timeoutMs);
+    child.once("exit", (c, s) => {
+      clearTimeout(timer);
+      resolve(c ?? s);
+    });
+  });
+  children.delete(child);
+  if (code !== 0) throw new Error(`deploy-local failed (${code}):\n${output}`);
+  return loadDeployment(file);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  children.delete(child);
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const kill = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // already gone
+    }
+  };
+  kill("SIGTERM");
+  const timer = setTimeout(() => kill("SIGKILL"), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** A signing client for `key` on the deployment's chain at `rpcUrl`. */
+export function signer(rpcUrl: string, deployment: Deployment, key: Hex): SigningChainClients {
+  return createChainClients({ rpcUrl, chainId: deployment.chainId, privateKey: key, retryCount: 0 });
+}
+
+/** Sends MURI from the deployer (key #0) and waits for the receipt. */
+export async function fund(rpcUrl: string, d: Deployment, deployerKey: Hex, to: Address, amount: bigint): Promise<void> {
+  const c = signer(rpcUrl, d, deployerKey);
+  const hash = await getMuriContracts(d.contracts, c).token.write.transfer([to, amount]);
+  await c.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+}
+
+/** Registers the account of `key` as a storage node with `stake` (funded by the deployer). Returns its block. */
+export async function registerNode(rpcUrl: string, d: Deployment, deployerKey: Hex, key: Hex, stake = 2_000n * E18): Promise<bigint> {
+  const c = signer(rpcUrl, d, key);
+  await fund(rpcUrl, d, deployerKey, c.account.address, stake);
+  const k = getMuriContracts(d.contracts, c);
+  await c.publicClient.waitForTransactionReceipt({ hash: await k.token.write.approve([d.contracts.nodeRegistry, stake]), pollingInterval: 50 });
+  const peerId = `0x${Buffer.from(`peer-${c.account.address}`).toString("hex")}` as Hex;
+  const hash = await k.nodeRegistry.write.register([stake, 1, 1_000_000_000n, peerId, []]);
+  const receipt = await c.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+  if (receipt.status !== "success") throw new Error(`register of ${c.account.address} reverted`);
+  return receipt.blockNumber;
+}
+
+/** Creates a small blob Magu (k=1, m=1, two members) from the account of `key`. Returns its block. */
+export async function requestMagu(rpcUrl: string, d: Deployment, deployerKey: Hex, key: Hex): Promise<bigint> {
+  const c = signer(rpcUrl, d, key);
+  const price = E18;
+  const escrow = price * 2n * 2n; // price x fragments x periods
+  await fund(rpcUrl, d, deployerKey, c.account.address, escrow);
+  const k = getMuriContracts(d.contracts, c);
+  await c.publicClient.waitForTransactionReceipt({ hash: await k.token.write.approve([d.contracts.maguRegistry, escrow]), pollingInterval: 50 });
+  const hash = await k.maguRegistry.write.createMagu([
+    {
+      kind: 0,
+      metric: 0,
+      dimension: 0,
+      members: 2,
+      replication: 0,
+      dataShards: 1,
+      parityShards: 1,
+      maxFragments: 2,
+      durationPeriods: 2n,
+      pricePerFragmentPeriod: price,
+    },
+  ]);
+  const receipt = await c.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+  if (receipt.status !== "success") throw new Error(`createMagu reverted`);
+  return receipt.blockNumber;
+}
+
+export interface LogEntry {
+  level: "debug" | "info" | "warn" | "error";
+  msg: string;
+  context?: Record<string, unknown>;
+  at: number;
+}
+
+/** A logger that records entries and lets a test await the first entry matching a predicate. */
+export function recordingLogger(): Logger & {
+  entries: LogEntry[];
+  waitFor(pred: (e: LogEntry) => boolean, timeoutMs?: number): Promise<LogEntry>;
+} {
+  const entries: LogEntry[] = [];
+  const waiters: { pred: (e: LogEntry) => boolean; resolve: (e: LogEntry) => void }[] = [];
+  const push = (level: LogEntry["level"]) => (msg: string, context?: Record<string, unknown>) => {
+    const entry = { level, msg, context, at: performance.now() };
+    entries.push(entry);
+    for (const w of [...waiters]) {
+      if (w.pred(entry)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(entry);
+      }
+    }
+  };
+  return {
+    entries,
+    debug: push("debug"),
+    info: push("info"),
+    warn: push("warn"),
+    error: push("error"),
+    waitFor(pred, timeoutMs = 20_000) {
+      const found = entries.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no log entry matched within ${timeoutMs} ms`)), timeoutMs);
+        waiters.push({
+          pred,
+          resolve: (e) => {
+            clearTimeout(timer);
+            resolve(e);
+          },
+        });
+      });
+    },
+  };
+}
