@@ -1,0 +1,83 @@
+/**
+ * Defaults of the p2p layer, in one place. Every number used by the fragment protocol, the node
+ * and the ban list comes from here (or from the caller's `P2PLimits`, which overrides these).
+ */
+import { FRAGMENT_SIZE } from "../data/constants.js";
+
+/** Protocol id of the fragment exchange: fetch and push fragments by CID (framing.ts). */
+export const FRAGMENT_PROTOCOL = "/muri/fragment/1.0.0";
+
+/** Kademlia protocol id of the MuriData network (kept apart from the public IPFS DHT). */
+export const DHT_PROTOCOL = "/muri/kad/1.0.0";
+
+/** Default listen address: an ephemeral TCP port on loopback. */
+export const DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0";
+
+/** Largest CID, in bytes, a request may carry (a CIDv1 raw sha2-256 is 36 bytes). */
+export const MAX_CID_BYTES = 96;
+
+/** Fixed part of a request header: op (1) + CID length (1) + length (4). */
+export const REQUEST_FIXED_BYTES = 6;
+
+/** Largest request header: fixed part plus the largest CID. */
+export const MAX_REQUEST_HEADER_BYTES = REQUEST_FIXED_BYTES + MAX_CID_BYTES;
+
+/** Response header: status (1) + length (4). */
+export const RESPONSE_HEADER_BYTES = 5;
+
+/** Largest reason text that may follow a non-ok response status. */
+export const MAX_REASON_BYTES = 256;
+
+/** Chunk size used when writing a fragment to a stream (yamux frames are at most 256 KiB by default). */
+export const DEFAULT_CHUNK_BYTES = 256 * 1024;
+
+/** Default limits; each can be overridden through `P2PLimits`. */
+export const DEFAULT_LIMITS = {
+  /** Largest fragment accepted or served; a fragment is at most FRAGMENT_SIZE (docs/ENCODING.md). */
+  maxFragmentBytes: FRAGMENT_SIZE,
+  /** Longest wait for the next bytes on a stream (header or payload) before it is aborted. */
+  readTimeoutMs: 10_000,
+  /** Longest a whole fetch or push may take, from opening the stream to the last byte. */
+  requestTimeoutMs: 30_000,
+  /** Concurrent inbound fragment streams allowed per connection. */
+  maxInboundStreams: 64,
+  /** Concurrent outbound fragment streams allowed per connection. */
+  maxOutboundStreams: 128,
+  /** Inbound transfers (fetches served + pushes received) handled at once across all peers. */
+  maxConcurrentTransfers: 64,
+  /** How long a peer that broke the protocol is refused (0 disables banning). */
+  banMs: 10 * 60_000,
+  /** Most peers remembered as banned at once; the oldest ban is forgotten first. */
+  maxBannedPeers: 10_000,
+  /** Size of the chunks a fragment is written in. */
+  chunkBytes: DEFAULT_CHUNK_BYTES,
+  /** Listener: how long a stream may sit between exchanges before it is closed. */
+  streamIdleTimeoutMs: 30_000,
+  /** Dialer: idle streams kept per peer for reuse (0 opens a stream per request). */
+  maxIdleStreamsPerPeer: 32,
+  /** Dialer: how long an idle stream is kept for reuse (below the listener's streamIdleTimeoutMs). */
+  pooledStreamIdleMs: 10_000,
+} as const;
+
+/** yamux tuning: larger windows let one stream carry a 1 MiB fragment without waiting on updates. */
+export const YAMUX_DEFAULTS = {
+  /** Initial per-stream receive window (yamux minimum is 256 KiB). */
+  initialStreamWindowSize: 1 << 20,
+  /** Upper bound the window may grow to. */
+  maxStreamWindowSize: 4 << 20,
+} as const;
+
+/** Bound on how long start() / addPeers spend dialing peers. */
+export const BOOTSTRAP_DIAL_TIMEOUT_MS = 5_000;
+
+/** Peers dialed at once by start() / addPeers. */
+export const PEER_DIAL_CONCURRENCY = 8;
+
+/** Default bound on a provider lookup. */
+export const FIND_PROVIDERS_TIMEOUT_MS = 10_000;
+
+/** Default bound on announcing a provider record. */
+export const PROVIDE_TIMEOUT_MS = 10_000;
+
+/** How long a stream may stay half-closed while its last bytes are flushed. */
+export const CLOSE_TIMEOUT_MS = 2_000;

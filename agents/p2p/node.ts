@@ -1,0 +1,342 @@
+/**
+ * The p2p node: libp2p (TCP, noise, yamux, identify, ping, Kademlia DHT) plus the
+ * `/muri/fragment/1.0.0` protocol, behind one object that starts its parts in order and stops
+ * them in reverse.
+ *
+ * Peers come from three places: `bootstrap` multiaddrs dialed at start, `addPeers` (the multiaddrs
+ * nodes registered on chain), and the DHT. Provider records (`provide` / `findProviders`) tell a
+ * node who holds a CID. The DHT runs in server mode by default (every MuriData node is dialable)
+ * under its own protocol id, so it never mixes with the public IPFS DHT.
+ */
+import { noise } from "@chainsafe/libp2p-noise";
+import { yamux } from "@chainsafe/libp2p-yamux";
+import { identify, type Identify } from "@libp2p/identify";
+import type { ComponentLogger, Connection, Libp2p, Logger, PeerId, PrivateKey } from "@libp2p/interface";
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper, type KadDHT } from "@libp2p/kad-dht";
+import { ping, type Ping } from "@libp2p/ping";
+import { peerIdFromString } from "@libp2p/peer-id";
+import { tcp } from "@libp2p/tcp";
+import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
+import { createLibp2p } from "libp2p";
+import type { CID } from "multiformats/cid";
+import type { Registry } from "prom-client";
+import { PeerBanList } from "./ban-list.js";
+import {
+  BOOTSTRAP_DIAL_TIMEOUT_MS,
+  PEER_DIAL_CONCURRENCY,
+  DEFAULT_LIMITS,
+  DEFAULT_LISTEN,
+  DHT_PROTOCOL,
+  FIND_PROVIDERS_TIMEOUT_MS,
+  PROVIDE_TIMEOUT_MS,
+  YAMUX_DEFAULTS,
+} from "./constants.js";
+import { InvalidMultiaddrError, NodeNotStartedError, RequestAbortedError } from "./errors.js";
+import { FragmentProtocol, type FragmentTarget } from "./fragment-protocol.js";
+import { createP2PMetrics } from "./metrics.js";
+import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushPolicy, TransferOptions } from "./types.js";
+
+/** Which addresses the DHT passes on: `lan` keeps private ones (loopback, 10/8, ...), `public` drops them. */
+export type DhtAddressScope = "all" | "lan" | "public";
+
+export interface DhtInit {
+  /** Kademlia protocol id (default DHT_PROTOCOL). */
+  protocol?: string;
+  /** Client-only: query the DHT but do not answer queries or store records (default false). */
+  clientMode?: boolean;
+  /** Address filter applied to peer records (default `all`). */
+  addresses?: DhtAddressScope;
+}
+
+/** The connection-manager settings the node exposes. */
+export interface ConnectionLimits {
+  /** Most open connections. */
+  maxConnections?: number;
+  /** Inbound connections accepted per second from one host (libp2p default 5). */
+  inboundConnectionThreshold?: number;
+  /** Multiaddrs (IP networks) exempt from the inbound rate limit and the connection cap. */
+  allow?: string[];
+}
+
+/** yamux tuning; defaults in constants.ts (YAMUX_DEFAULTS). */
+export interface YamuxTuning {
+  /** Receive window a stream starts with (bytes the remote may send before a window update). */
+  initialStreamWindowSize: number;
+  /** Largest the receive window may grow to. */
+  maxStreamWindowSize: number;
+}
+
+export interface P2PNodeInit {
+  /** Identity; see keys.ts to keep it across restarts. A fresh Ed25519 key when omitted. */
+  privateKey?: PrivateKey;
+  /** Listen multiaddrs (default `/ip4/127.0.0.1/tcp/0`). */
+  listen?: string[];
+  /** Multiaddrs (with `/p2p/<id>`) dialed at start; failures are logged, not fatal. */
+  bootstrap?: Array<string | Multiaddr>;
+  /** Where served fragments are read from. */
+  source: FragmentSource;
+  /** Where verified pushed fragments are written. */
+  sink: FragmentSink;
+  /** Protocol limits; unset fields take DEFAULT_LIMITS. */
+  limits?: Partial<P2PLimits>;
+  /** Decides whether to accept a push (default: any valid push). */
+  acceptPush?: PushPolicy;
+  dht?: DhtInit;
+  yamux?: Partial<YamuxTuning>;
+  /** Connection limits passed to libp2p's connection manager (its defaults when unset). */
+  connections?: ConnectionLimits;
+  /** prom-client registry for `muri_p2p_*` counters (none by default). */
+  metricsRegistry?: Registry;
+  /** libp2p component logger (default: libp2p's `debug`-based logger). */
+  logger?: ComponentLogger;
+}
+
+/** A peer that announced it provides a CID. */
+export interface ProviderInfo {
+  id: PeerId;
+  multiaddrs: Multiaddr[];
+}
+
+export interface FindProvidersOptions {
+  signal?: AbortSignal;
+  /** Stop after this long and return what was found (default FIND_PROVIDERS_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** Stop after this many providers. */
+  limit?: number;
+}
+
+export interface ProvideOptions {
+  signal?: AbortSignal;
+  /** Default PROVIDE_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+/** Services registered on the libp2p instance. */
+export interface P2PServices extends Record<string, unknown> {
+  identify: Identify;
+  ping: Ping;
+  dht: KadDHT;
+}
+
+/** A peer to talk to: its id (addresses from the peer store), a multiaddr, or either as a string. */
+export type PeerTarget = PeerId | Multiaddr | string;
+
+/** The node; see the module comment. */
+export interface P2PNode {
+  readonly peerId: PeerId;
+  /** Addresses the node listens on, each ending in `/p2p/<peerId>` (empty before start). */
+  readonly multiaddrs: Multiaddr[];
+  /** The underlying libp2p instance (for tests and tools; the node owns its lifecycle). */
+  readonly libp2p: Libp2p<P2PServices>;
+  /** Peers cut off for protocol violations. */
+  readonly banList: PeerBanList;
+  /** Effective limits. */
+  readonly limits: Readonly<P2PLimits>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Dials a multiaddr; returns the remote peer id. */
+  dial(addr: Multiaddr | string, options?: { signal?: AbortSignal }): Promise<PeerId>;
+  /**
+   * Adds peers by multiaddr (e.g. registered on chain): each must end in `/p2p/<id>`; the addresses
+   * go to the peer store and, with `dial`, are dialed (failures ignored). Returns the peer ids.
+   */
+  addPeers(addrs: Array<Multiaddr | string>, options?: { dial?: boolean; signal?: AbortSignal }): Promise<PeerId[]>;
+  /** Fetches fragment `cid` from a peer; the bytes are verified against the CID. */
+  fetchFragment(target: PeerTarget, cid: CID, options?: FetchOptions): Promise<Uint8Array>;
+  /** Pushes fragment `cid` to a peer; resolves once the peer verified and stored it. */
+  pushFragment(target: PeerTarget, cid: CID, bytes: Uint8Array, options?: TransferOptions): Promise<void>;
+  /** Announces on the DHT that this node holds `cid`. */
+  provide(cid: CID, options?: ProvideOptions): Promise<void>;
+  /** Looks up on the DHT who holds `cid` (this node excluded). */
+  findProviders(cid: CID, options?: FindProvidersOptions): Promise<ProviderInfo[]>;
+}
+
+function toMultiaddr(addr: Multiaddr | string): Multiaddr {
+  if (typeof addr !== "string") return addr;
+  try {
+    return multiaddr(addr);
+  } catch (err) {
+    throw new InvalidMultiaddrError(addr, "cannot parse", err);
+  }
+}
+
+function peerIdOf(addr: Multiaddr): PeerId {
+  const id = addr.getComponents().find((c) => c.name === "p2p")?.value;
+  if (id == null) throw new InvalidMultiaddrError(addr.toString(), "no /p2p/<peer id> part");
+  try {
+    return peerIdFromString(id);
+  } catch (err) {
+    throw new InvalidMultiaddrError(addr.toString(), "bad peer id", err);
+  }
+}
+
+function toTarget(target: PeerTarget): FragmentTarget {
+  if (typeof target !== "string") return target;
+  if (target.startsWith("/")) return toMultiaddr(target);
+  try {
+    return peerIdFromString(target);
+  } catch (err) {
+    throw new InvalidMultiaddrError(target, "neither a multiaddr nor a peer id", err);
+  }
+}
+
+const ADDRESS_MAPPERS = {
+  all: passthroughMapper,
+  lan: removePublicAddressesMapper,
+  public: removePrivateAddressesMapper,
+} as const;
+
+/** Creates a node (not started). */
+export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
+  const limits: P2PLimits = { ...DEFAULT_LIMITS, ...init.limits };
+  const tuning: YamuxTuning = { ...YAMUX_DEFAULTS, ...init.yamux };
+  const banList = new PeerBanList({ banMs: limits.banMs, maxEntries: limits.maxBannedPeers });
+  const denyBanned = (peer: PeerId): boolean => banList.isBanned(peer);
+
+  const libp2p = await createLibp2p<P2PServices>({
+    start: false,
+    ...(init.privateKey !== undefined ? { privateKey: init.privateKey } : {}),
+    ...(init.logger !== undefined ? { logger: init.logger } : {}),
+    addresses: { listen: init.listen ?? [DEFAULT_LISTEN] },
+    connectionManager: { ...init.connections },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [
+      yamux({
+        streamOptions: {
+          initialStreamWindowSize: tuning.initialStreamWindowSize,
+          maxStreamWindowSize: tuning.maxStreamWindowSize,
+          // A paused stream may still receive a full window; never reset it for that.
+          maxReadBufferLength: tuning.maxStreamWindowSize + limits.chunkBytes,
+        },
+      }),
+    ],
+    connectionGater: {
+      denyDialPeer: denyBanned,
+      denyInboundEncryptedConnection: denyBanned,
+      denyOutboundEncryptedConnection: denyBanned,
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      dht: kadDHT({
+        protocol: init.dht?.protocol ?? DHT_PROTOCOL,
+        clientMode: init.dht?.clientMode ?? false,
+        peerInfoMapper: ADDRESS_MAPPERS[init.dht?.addresses ?? "all"],
+      }),
+    },
+  });
+  const log: Logger = libp2p.logger.forComponent("muri:p2p");
+  const metrics = createP2PMetrics(init.metricsRegistry);
+  const fragments = new FragmentProtocol(
+    { libp2p, source: init.source, sink: init.sink, banList, log: libp2p.logger.forComponent("muri:p2p:fragment"), metrics },
+    { limits, acceptPush: init.acceptPush },
+  );
+  const bootstrap = (init.bootstrap ?? []).map(toMultiaddr);
+  let running = false;
+
+  const requireRunning = (method: string): void => {
+    if (!running) throw new NodeNotStartedError(method);
+  };
+
+  const dial = async (addr: Multiaddr | string, options: { signal?: AbortSignal } = {}): Promise<PeerId> => {
+    requireRunning("dial");
+    const connection: Connection = await libp2p.dial(toMultiaddr(addr), options);
+    return connection.remotePeer;
+  };
+
+  const addPeers = async (addrs: Array<Multiaddr | string>, options: { dial?: boolean; signal?: AbortSignal } = {}): Promise<PeerId[]> => {
+    const parsed = addrs.map(toMultiaddr).map((ma) => ({ ma, id: peerIdOf(ma) }));
+    const ids: PeerId[] = [];
+    for (const { ma, id } of parsed) {
+      if (id.equals(libp2p.peerId)) continue;
+      await libp2p.peerStore.merge(id, { multiaddrs: [ma.decapsulateCode(421)] });
+      if (!ids.some((known) => known.equals(id))) ids.push(id);
+    }
+    if (options.dial === true && running) {
+      const signal = AbortSignal.any([AbortSignal.timeout(BOOTSTRAP_DIAL_TIMEOUT_MS), ...(options.signal ? [options.signal] : [])]);
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < ids.length && !signal.aborted) {
+          const id = ids[next++];
+          try {
+            await libp2p.dial(id, { signal });
+          } catch (err) {
+            log("dialing %s failed: %s", id, (err as Error).message);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PEER_DIAL_CONCURRENCY, ids.length) }, worker));
+    }
+    return ids;
+  };
+
+  const node: P2PNode = {
+    peerId: libp2p.peerId,
+    get multiaddrs() {
+      return libp2p.getMultiaddrs();
+    },
+    libp2p,
+    banList,
+    limits,
+
+    async start() {
+      if (running) return;
+      await libp2p.start();
+      await fragments.start();
+      running = true;
+      if (bootstrap.length > 0) await addPeers(bootstrap, { dial: true });
+    },
+
+    async stop() {
+      if (!running) return;
+      running = false;
+      await fragments.stop();
+      await libp2p.stop();
+    },
+
+    dial,
+    addPeers,
+
+    fetchFragment(target, cid, options) {
+      return fragments.fetch(toTarget(target), cid, options);
+    },
+
+    pushFragment(target, cid, bytes, options) {
+      return fragments.push(toTarget(target), cid, bytes, options);
+    },
+
+    async provide(cid, options = {}) {
+      requireRunning("provide");
+      const signal = AbortSignal.any([
+        AbortSignal.timeout(options.timeoutMs ?? PROVIDE_TIMEOUT_MS),
+        ...(options.signal ? [options.signal] : []),
+      ]);
+      await libp2p.contentRouting.provide(cid, { signal });
+    },
+
+    async findProviders(cid, options = {}) {
+      requireRunning("findProviders");
+      const limit = options.limit ?? Number.POSITIVE_INFINITY;
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(), options.timeoutMs ?? FIND_PROVIDERS_TIMEOUT_MS);
+      const signal = AbortSignal.any([deadline.signal, ...(options.signal ? [options.signal] : [])]);
+      const found: ProviderInfo[] = [];
+      try {
+        for await (const provider of libp2p.contentRouting.findProviders(cid, { signal })) {
+          if (provider.id.equals(libp2p.peerId) || found.some((p) => p.id.equals(provider.id))) continue;
+          found.push({ id: provider.id, multiaddrs: provider.multiaddrs });
+          if (found.length >= limit) break;
+        }
+      } catch (err) {
+        if (options.signal?.aborted === true) throw new RequestAbortedError("findProviders", cid.toString(), undefined, options.signal.reason);
+        if (!deadline.signal.aborted) throw err;
+        // our own deadline: return what was found so far
+      } finally {
+        clearTimeout(timer);
+      }
+      return found;
+    },
+  };
+  return node;
+}
