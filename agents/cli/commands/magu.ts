@@ -1,0 +1,263 @@
+/**
+ * `muri magu create`: approve the escrow, request a Magu, wait two blocks (mining them on a dev
+ * chain) and form it. `muri magu status ID`: its record and members.
+ */
+import { parseEventLogs, type Address } from "viem";
+import { maguRegistryAbi } from "../../chain/index.js";
+import type { Command, CommandArgs } from "../command.js";
+import { signerOf, type CliContext } from "../context.js";
+import { CliError, UsageError } from "../errors.js";
+import { confirm, ensureAllowance, requireMuri, waitForBlock } from "../tx.js";
+import { formatMuri, parseInteger, parseMuri } from "../values.js";
+
+export const MAGU_KINDS = ["blob", "vector"] as const;
+export const MAGU_STATUSES = ["none", "requested", "active", "ended", "cancelled"] as const;
+const METRICS = { l2: 1, ip: 2 } as const;
+const METRIC_NAMES = ["none", "l2", "ip"] as const;
+/** How long `magu create` waits for the two blocks the selection seed needs on a chain it cannot mine. */
+const FORM_WAIT_MS = 120_000;
+/** formMagu re-requests the seed when it is older than 256 blocks; retry at most this often. */
+const FORM_ATTEMPTS = 3;
+const U8 = 255n;
+const U32 = 2n ** 32n - 1n;
+const U64 = 2n ** 64n - 1n;
+
+export const maguCreateCommand: Command = {
+  path: ["magu", "create"],
+  summary: "request a Magu (escrowing its price) and form it from staked nodes",
+  usage:
+    "muri magu create --kind blob|vector --fragments F --periods P --price MURI [--members N] " +
+    "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip]",
+  help: [
+    "  --kind blob|vector   blob: erasure-coded files; vector: replicated vector index",
+    "  --fragments F        fragments the escrow pays for (blob: a multiple of K + M)",
+    "  --periods P          duration in proof periods",
+    "  --price MURI         price per fragment per period (escrow = price x fragments [x R] x periods)",
+    "  --members N          member slots (default: K + M for blob, R for vector)",
+    "  --data-shards K      blob: data shards per stripe (default 1)",
+    "  --parity-shards M    blob: parity shards per stripe (default 1)",
+    "  --replication R      vector: replicas per fragment (default 1)",
+    "  --dim D              vector: dimension (required for vector)",
+    "  --metric l2|ip       vector: distance metric (default l2)",
+  ],
+  options: {
+    kind: { type: "string" },
+    fragments: { type: "string" },
+    periods: { type: "string" },
+    price: { type: "string" },
+    members: { type: "string" },
+    "data-shards": { type: "string" },
+    "parity-shards": { type: "string" },
+    replication: { type: "string" },
+    dim: { type: "string" },
+    metric: { type: "string" },
+  },
+  signs: true,
+  prepare(args) {
+    const params = parseMaguParams(args);
+    return async (ctx) => {
+      const stored =
+        params.kind === 1 ? BigInt(params.maxFragments) * BigInt(params.replication) : BigInt(params.maxFragments);
+      const escrow = params.pricePerFragmentPeriod * stored * params.durationPeriods;
+      const registry = ctx.deployment.contracts.maguRegistry;
+      const { account, contracts } = signerOf(ctx);
+      await requireMuri(ctx, escrow, "the Magu's escrow");
+      await ensureAllowance(ctx, registry, escrow);
+
+      const createHash = await contracts.maguRegistry.write.createMagu([params]);
+      const receipt = await confirm(ctx, createHash, "MaguRegistry.createMagu");
+      const requested = parseEventLogs({ abi: maguRegistryAbi, logs: receipt.logs, eventName: "MaguRequested" })[0];
+      if (!requested)
+        throw new CliError("ERR_NO_EVENT", `MaguRegistry.createMagu (tx ${createHash}) emitted no MaguRequested event`);
+      const id = requested.args.magu;
+
+      let info = await ctx.read.maguRegistry.read.maguInfo([id]);
+      let formHash: `0x${string}` | undefined;
+      for (let attempt = 0; attempt < FORM_ATTEMPTS && info.status === 1; attempt++) {
+        // The selection seed is the hash of the block after the request; formMagu needs one more.
+        await waitForBlock(ctx, info.requestBlock + 2n, FORM_WAIT_MS);
+        formHash = await contracts.maguRegistry.write.formMagu([id]);
+        await confirm(ctx, formHash, "MaguRegistry.formMagu");
+        info = await ctx.read.maguRegistry.read.maguInfo([id]);
+      }
+      if (info.status !== 2) {
+        throw new CliError(
+          "ERR_NOT_FORMED",
+          `Magu ${id} is ${
+            MAGU_STATUSES[info.status] ?? info.status
+          } after ${FORM_ATTEMPTS} attempts to form it: run muri magu status ${id}`
+        );
+      }
+      return {
+        json: {
+          id,
+          owner: account,
+          kind: MAGU_KINDS[params.kind],
+          escrow,
+          status: MAGU_STATUSES[info.status],
+          members: info.members,
+          startPeriod: info.startPeriod,
+          endPeriod: info.endPeriod,
+          txs: { create: createHash, form: formHash },
+        },
+        text: [
+          `Magu ${id} formed (${MAGU_KINDS[params.kind]}, escrow ${formatMuri(escrow)} MURI, periods ${
+            info.startPeriod
+          }..${info.endPeriod})`,
+          ...info.members.map((m, i) => `  member ${i}: ${m}`),
+        ],
+      };
+    };
+  },
+};
+
+export const maguStatusCommand: Command = {
+  path: ["magu", "status"],
+  summary: "show a Magu: kind, status, parameters, data, and each member's proofs",
+  usage: "muri magu status ID",
+  help: ["  ID                   the Magu id (from muri magu create or muri status)"],
+  options: {},
+  positionals: ["ID"],
+  signs: false,
+  prepare(args) {
+    const id = parseInteger(args.positionals[0]!, "ID", { max: 2n ** 256n - 1n });
+    return async (ctx) => {
+      const magu = await readMagu(ctx, id);
+      const p = magu.params;
+      return {
+        json: magu,
+        text: [
+          `Magu ${id}: ${magu.kind}, ${magu.status}, owner ${magu.owner}`,
+          magu.kind === "blob"
+            ? `  ${p.members} members, k=${p.dataShards} m=${p.parityShards}, ${p.maxFragments} fragments paid for ${
+                p.durationPeriods
+              } periods at ${formatMuri(p.pricePerFragmentPeriod)} MURI`
+            : `  ${p.members} members, replication ${p.replication}, dim ${p.dimension} ${p.metric}, ${
+                p.maxFragments
+              } fragments paid for ${p.durationPeriods} periods at ${formatMuri(p.pricePerFragmentPeriod)} MURI`,
+          `  periods ${magu.startPeriod}..${magu.endPeriod}, escrow ${formatMuri(magu.escrow)} MURI, data: ${
+            magu.fragmentCount
+          } fragments in ${magu.batches} batches, root ${magu.root}`,
+          ...magu.members.map(
+            (m) =>
+              `  member ${m.slot}: ${m.address}${m.active ? "" : " (left)"} joined period ${m.joinPeriod}, proved ${
+                m.provedPeriods
+              } periods, ${m.misses} misses`
+          ),
+        ],
+      };
+    };
+  },
+};
+
+/** A Magu's record with names instead of enum numbers; fails with "no Magu ID" for an unknown id. */
+export async function readMagu(ctx: CliContext, id: bigint) {
+  const info = await ctx.read.maguRegistry.read.maguInfo([id]);
+  if (info.status === 0) {
+    const count = await ctx.read.maguRegistry.read.maguCount();
+    throw new CliError(
+      "ERR_MAGU_UNKNOWN",
+      `no Magu ${id} (MaguUnknown): ${count === 0n ? "none exists yet" : `ids run from 1 to ${count}`}`
+    );
+  }
+  const members = await Promise.all(
+    info.members.map(async (address: Address) => ({
+      address,
+      ...(await ctx.read.maguRegistry.read.membership([id, address])),
+    }))
+  );
+  const p = info.params;
+  return {
+    id,
+    owner: info.owner,
+    kind: MAGU_KINDS[p.kind] ?? String(p.kind),
+    status: MAGU_STATUSES[info.status] ?? String(info.status),
+    params: {
+      members: p.members,
+      dataShards: p.dataShards,
+      parityShards: p.parityShards,
+      replication: p.replication,
+      dimension: p.dimension,
+      metric: METRIC_NAMES[p.metric] ?? String(p.metric),
+      maxFragments: p.maxFragments,
+      durationPeriods: p.durationPeriods,
+      pricePerFragmentPeriod: p.pricePerFragmentPeriod,
+    },
+    root: info.root,
+    fragmentCount: info.fragmentCount,
+    batches: info.batches,
+    requestBlock: info.requestBlock,
+    startPeriod: info.startPeriod,
+    endPeriod: info.endPeriod,
+    escrow: info.escrow,
+    payPerSlotPeriod: info.payPerSlotPeriod,
+    members,
+  };
+}
+
+function parseMaguParams(args: CommandArgs) {
+  const kindArg = args.required("kind", "blob or vector").toLowerCase();
+  const kind = MAGU_KINDS.indexOf(kindArg as (typeof MAGU_KINDS)[number]);
+  if (kind < 0) throw new UsageError(`--kind: "${kindArg}" is not a Magu kind: use blob or vector`);
+  const fragments = parseInteger(
+    args.required("fragments", "the fragments the escrow pays for, e.g. --fragments 4"),
+    "--fragments",
+    { max: U32 }
+  );
+  const periods = parseInteger(args.required("periods", "the duration in periods, e.g. --periods 10"), "--periods", {
+    max: U64,
+  });
+  const price = parseMuri(
+    args.required("price", "the price per fragment per period in MURI, e.g. --price 1"),
+    "--price"
+  );
+  const opt = (name: string, max: bigint, fallback: bigint) => {
+    const v = args.string(name);
+    return v === undefined ? fallback : parseInteger(v, `--${name}`, { max });
+  };
+  const base = { maxFragments: Number(fragments), durationPeriods: periods, pricePerFragmentPeriod: price };
+  if (kind === 0) {
+    for (const o of ["replication", "dim", "metric"]) {
+      if (args.values[o] !== undefined)
+        throw new UsageError(`--${o} applies to vector Magus only: drop it or use --kind vector`);
+    }
+    const dataShards = opt("data-shards", U8, 1n);
+    const parityShards = opt("parity-shards", U8, 1n);
+    const width = dataShards + parityShards;
+    const members = opt("members", U8, width);
+    if (width > members) throw new UsageError(`--members: ${members} is fewer than data + parity shards (${width})`);
+    if (fragments % width !== 0n)
+      throw new UsageError(`--fragments: ${fragments} is not a multiple of data + parity shards (${width})`);
+    return {
+      kind,
+      metric: 0,
+      dimension: 0,
+      members: Number(members),
+      replication: 0,
+      dataShards: Number(dataShards),
+      parityShards: Number(parityShards),
+      ...base,
+    };
+  }
+  for (const o of ["data-shards", "parity-shards"]) {
+    if (args.values[o] !== undefined)
+      throw new UsageError(`--${o} applies to blob Magus only: drop it or use --kind blob`);
+  }
+  const dim = parseInteger(args.required("dim", "the vector dimension, e.g. --dim 128"), "--dim", { max: U32 });
+  const metricArg = (args.string("metric") ?? "l2").toLowerCase();
+  const metric = METRICS[metricArg as keyof typeof METRICS];
+  if (metric === undefined) throw new UsageError(`--metric: "${metricArg}" is not a metric: use l2 or ip`);
+  const replication = opt("replication", U8, 1n);
+  const members = opt("members", U8, replication);
+  if (replication > members) throw new UsageError(`--replication: ${replication} is more than --members ${members}`);
+  return {
+    kind,
+    metric,
+    dimension: Number(dim),
+    members: Number(members),
+    replication: Number(replication),
+    dataShards: 0,
+    parityShards: 0,
+    ...base,
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * `muri status`: the network at a glance from the chain alone: nodes, Magus, current period and
+ * epoch, what each node can claim, and proofs passed/missed (ProofSubmitted/ProofMissed events).
+ */
+import type { Address } from "viem";
+import type { Command } from "../command.js";
+import type { CliContext } from "../context.js";
+import { formatBytes, formatMuri, formatPeerId, roleNames } from "../values.js";
+import { readMagu } from "./magu.js";
+
+/** More than this many nodes or Magus are summarised, not listed (a CLI is not an explorer). */
+const MAX_LISTED = 200;
+
+export const statusCommand: Command = {
+  path: ["status"],
+  summary: "nodes, Magus, current period and epoch, claimable rewards and proofs, from the chain",
+  usage: "muri status",
+  help: [],
+  options: {},
+  signs: false,
+  prepare() {
+    return async (ctx) => {
+      const r = ctx.read;
+      const [block, period, epoch, nodeCount, maguCount] = await Promise.all([
+        ctx.publicClient.getBlockNumber({ cacheTime: 0 }),
+        r.maguRegistry.read.currentPeriod(),
+        r.rewards.read.currentEpoch(),
+        r.nodeRegistry.read.nodeCount(),
+        r.maguRegistry.read.maguCount(),
+      ]);
+      const proofs = await countProofs(ctx, block);
+      const listedNodes = nodeCount > BigInt(MAX_LISTED) ? MAX_LISTED : Number(nodeCount);
+      const nodes = await Promise.all(
+        Array.from({ length: listedNodes }, async (_, i) => {
+          const address = await r.nodeRegistry.read.nodeAt([BigInt(i)]);
+          const [info, rewards, payments] = await Promise.all([
+            r.nodeRegistry.read.nodeInfo([address]),
+            r.rewards.read.claimable([address]),
+            r.maguRegistry.read.claimable([address]),
+          ]);
+          const p = proofs?.get(address.toLowerCase());
+          return {
+            address,
+            roles: roleNames(info.roles),
+            stake: info.stake,
+            locked: info.locked,
+            unbonding: info.unbonding,
+            reputation: info.reputation,
+            capacity: info.capacity,
+            usedCapacity: info.usedCapacity,
+            peerId: formatPeerId(info.peerId),
+            multiaddrs: info.multiaddrs,
+            claimable: { rewards, payments },
+            ...(proofs ? { proofs: { passed: p?.passed ?? 0, missed: p?.missed ?? 0 } } : {}),
+          };
+        })
+      );
+      const listedMagus = maguCount > BigInt(MAX_LISTED) ? MAX_LISTED : Number(maguCount);
+      const magus = await Promise.all(
+        Array.from({ length: listedMagus }, async (_, i) => {
+          const m = await readMagu(ctx, maguCount - BigInt(i)); // newest first
+          return {
+            id: m.id,
+            kind: m.kind,
+            status: m.status,
+            owner: m.owner,
+            members: m.members.filter((x) => x.active).map((x) => x.address),
+            fragments: m.fragmentCount,
+            maxFragments: m.params.maxFragments,
+            startPeriod: m.startPeriod,
+            endPeriod: m.endPeriod,
+          };
+        })
+      );
+      const text = [
+        `chain ${ctx.deployment.chainId} at ${ctx.rpcUrl}, block ${block}, period ${period}, epoch ${epoch}`,
+        `nodes (${nodeCount}):`,
+        ...(nodes.length === 0 ? ["  none registered"] : []),
+        ...nodes.map(
+          (n) =>
+            `  ${n.address} ${n.roles.join(",")} stake ${formatMuri(n.stake)} locked ${formatMuri(n.locked)} rep ${
+              n.reputation
+            } ` +
+            `capacity ${formatBytes(n.capacity)} claimable ${formatMuri(n.claimable.rewards + n.claimable.payments)}` +
+            (n.proofs ? ` proofs ${n.proofs.passed} passed ${n.proofs.missed} missed` : "")
+        ),
+        ...(nodeCount > BigInt(listedNodes) ? [`  … ${nodeCount - BigInt(listedNodes)} more`] : []),
+        `Magus (${maguCount}):`,
+        ...(magus.length === 0 ? ["  none"] : []),
+        ...magus.map(
+          (m) =>
+            `  ${m.id} ${m.kind} ${m.status} members ${m.members.length} fragments ${m.fragments}/${m.maxFragments} periods ${m.startPeriod}..${m.endPeriod}`
+        ),
+        ...(maguCount > BigInt(listedMagus) ? [`  … ${maguCount - BigInt(listedMagus)} more`] : []),
+      ];
+      return {
+        json: {
+          chainId: ctx.deployment.chainId,
+          rpcUrl: ctx.rpcUrl,
+          block,
+          period,
+          epoch,
+          nodeCount,
+          maguCount,
+          nodes,
+          magus,
+        },
+        text,
+      };
+    };
+  },
+};
+
+/** Proofs per member since the deployment block, or undefined when the RPC will not serve the logs. */
+async function countProofs(
+  ctx: CliContext,
+  toBlock: bigint
+): Promise<Map<string, { passed: number; missed: number }> | undefined> {
+  const range = { fromBlock: ctx.deployment.deployBlock, toBlock };
+  try {
+    const [submitted, missed] = await Promise.all([
+      ctx.read.challengeManager.getEvents.ProofSubmitted({}, range),
+      ctx.read.challengeManager.getEvents.ProofMissed({}, range),
+    ]);
+    const counts = new Map<string, { passed: number; missed: number }>();
+    const bump = (member: Address | undefined, key: "passed" | "missed") => {
+      if (!member) return;
+      const c = counts.get(member.toLowerCase()) ?? { passed: 0, missed: 0 };
+      c[key]++;
+      counts.set(member.toLowerCase(), c);
+    };
+    for (const e of submitted) bump(e.args.member, "passed");
+    for (const e of missed) bump(e.args.member, "missed");
+    return counts;
+  } catch {
+    return undefined; // a public RPC may cap log ranges; the rest of the status still stands
+  }
+}

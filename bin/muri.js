@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// The `muri` command: runs agents/cli/main.ts under Node >= 22. On an older node it re-executes
+// itself with the Node 22 that scripts/node22.sh installs into .tools/, if present.
+//
+// TypeScript is loaded by in-thread module hooks (module.registerHooks, Node >= 22.15) that only
+// touch the project's own .ts files (esbuild, as tsx uses it): several times faster to start than
+// tsx's off-thread hooks, which see every one of viem's modules. Older 22.x fall back to tsx.
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import module, { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const major = Number(process.versions.node.split(".")[0]);
+
+if (major < 22) {
+  const tool = join(root, ".tools", "node-22.23.3", "node_modules", "node", "bin", "node");
+  if (!existsSync(tool)) {
+    console.error(
+      `muri: needs Node >= 22 (this is ${process.version}): run it as \`bash scripts/node22.sh npx muri ...\` (it installs Node 22 into .tools/ once)`,
+    );
+    process.exit(1);
+  }
+  const child = spawn(tool, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: "inherit" });
+  for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
+  child.on("exit", (code, signal) => process.exit(code ?? (signal === "SIGINT" ? 130 : 143)));
+} else {
+  if (!(await loadTypeScript())) {
+    console.error(`muri: dependencies are not installed: run \`npm install\` (or \`bash scripts/node22.sh true\`) in ${root}`);
+    process.exit(1);
+  }
+  const { main } = await import(pathToFileURL(join(root, "agents", "cli", "main.ts")).href);
+  await main(process.argv.slice(2));
+}
+
+/** Installs a loader for the project's .ts files; false when neither esbuild nor tsx is installed. */
+async function loadTypeScript() {
+  const require = createRequire(join(root, "package.json"));
+  let esbuild;
+  try {
+    esbuild = require(require.resolve("esbuild", { paths: [join(root, "node_modules", "tsx")] }));
+  } catch {
+    esbuild = undefined;
+  }
+  if (esbuild && typeof module.registerHooks === "function") {
+    const ownCode = pathToFileURL(root).href + "/";
+    const isOwn = (url) => url.startsWith(ownCode) && !url.includes("/node_modules/");
+    module.registerHooks({
+      resolve(specifier, context, nextResolve) {
+        // `./x.js` in a .ts file names ./x.ts (TypeScript's node16 resolution).
+        if (context.parentURL && isOwn(context.parentURL) && /^\.{1,2}\/.*\.js$/.test(specifier)) {
+          const ts = new URL(specifier.replace(/\.js$/, ".ts"), context.parentURL);
+          if (existsSync(fileURLToPath(ts))) return { url: ts.href, shortCircuit: true };
+        }
+        return nextResolve(specifier, context);
+      },
+      load(url, context, nextLoad) {
+        if (!url.endsWith(".ts") || !isOwn(url)) return nextLoad(url, context);
+        const { code } = esbuild.transformSync(readFileSync(fileURLToPath(url), "utf8"), {
+          loader: "ts",
+          format: "esm",
+          target: "node22",
+          sourcemap: "inline",
+          sourcefile: fileURLToPath(url),
+        });
+        return { format: "module", source: code, shortCircuit: true };
+      },
+    });
+    return true;
+  }
+  const api = join(root, "node_modules", "tsx", "dist", "esm", "api", "index.mjs");
+  if (!existsSync(api)) return false;
+  const { register } = await import(pathToFileURL(api).href);
+  register();
+  return true;
+}

@@ -1,0 +1,285 @@
+/**
+ * The real `muri` command (bin/muri.js, spawned) against a real hardhat node with the local
+ * deployment: help, stake, status, magu create/status, and every failure as one line on stderr.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
+import type { Hex } from "viem";
+import type { Deployment } from "../../../agents/chain/index.js";
+import {
+  E18,
+  cleanup,
+  deployLocal,
+  freePort,
+  fund,
+  startHardhatNode,
+  tempDir,
+  type HardhatChain,
+} from "../chain/harness.js";
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const BIN = join(ROOT, "bin", "muri.js");
+const CLI_TIMEOUT_MS = 60_000;
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/muri.js ...args` under this (Node 22) node, with MURI_* variables cleared. */
+function muri(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MURI_")));
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: { ...clean, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`muri ${args.join(" ")} did not exit within ${CLI_TIMEOUT_MS} ms\n${stderr}`));
+    }, CLI_TIMEOUT_MS);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      // let the pipes drain
+      setImmediate(() => resolve({ code, stdout, stderr }));
+    });
+  });
+}
+
+/** Exactly one line on stderr, no stack trace; returns it. */
+function oneLine(r: CliRun): string {
+  const lines = r.stderr.split("\n").filter((l) => l.length > 0);
+  assert.equal(lines.length, 1, `expected one stderr line, got:\n${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /\n\s+at |Error:|node:internal/, `stack trace on stderr:\n${r.stderr}`);
+  return lines[0]!;
+}
+
+function ok(r: CliRun, what: string): void {
+  assert.equal(r.code, 0, `${what} exited ${r.code}:\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+}
+
+describe("muri (bin/muri.js)", () => {
+  after(cleanup);
+
+  it("--help lists the commands and each command has its own help", async () => {
+    const top = await muri(["--help"]);
+    ok(top, "muri --help");
+    for (const c of ["status", "stake", "unstake", "withdraw", "magu create", "magu status", "claim"]) {
+      assert.match(top.stdout, new RegExp(`^  ${c} `, "m"), `muri --help lists ${c}`);
+    }
+    assert.equal(top.stderr, "");
+    const stake = await muri(["stake", "--help"]);
+    ok(stake, "muri stake --help");
+    assert.match(stake.stdout, /--amount MURI/);
+    assert.match(stake.stdout, /--devnet DIR/);
+    const create = await muri(["magu", "create", "--help"]);
+    ok(create, "muri magu create --help");
+    assert.match(create.stdout, /--kind blob\|vector/);
+  });
+
+  it("usage errors exit 2 with one line naming the argument", async () => {
+    const unknown = await muri(["frobnicate"]);
+    assert.equal(unknown.code, 2);
+    assert.match(oneLine(unknown), /unknown command "frobnicate"/);
+    const option = await muri(["status", "--colour"]);
+    assert.equal(option.code, 2);
+    assert.match(oneLine(option), /--colour/);
+    const missingDevnet = await muri(["status", "--devnet", "/nonexistent/muri-devnet"]);
+    assert.equal(missingDevnet.code, 2);
+    assert.match(oneLine(missingDevnet), /--devnet: .*nonexistent\/muri-devnet is not a directory/);
+  });
+
+  describe("against a hardhat chain", () => {
+    let chain: HardhatChain;
+    let deployment: Deployment;
+    let devnet: string;
+    let nodeKeys: Hex[];
+
+    before(async () => {
+      chain = await startHardhatNode(await freePort());
+      deployment = await deployLocal(chain.rpcUrl);
+      devnet = await tempDir("muri-cli-devnet-");
+      // devnet.json: the deployment file plus the client's key (account #0 holds the MURI supply).
+      await writeFile(
+        join(devnet, "devnet.json"),
+        JSON.stringify({ ...deployment, deployBlock: Number(deployment.deployBlock), clientKey: chain.keys[0] })
+      );
+      nodeKeys = [chain.keys[1]!, chain.keys[2]!];
+      for (const key of nodeKeys)
+        await fund(chain.rpcUrl, deployment, chain.keys[0]!, privateKeyToAddress(key), 2_000n * E18);
+    });
+
+    it("stake registers nodes, adds stake, and status shows them", async () => {
+      for (const key of nodeKeys) {
+        const r = await muri([
+          "stake",
+          "--devnet",
+          devnet,
+          "--key",
+          key,
+          "--amount",
+          "1500",
+          "--capacity",
+          "10GiB",
+          "--json",
+        ]);
+        ok(r, "muri stake");
+        const out = JSON.parse(r.stdout);
+        assert.equal(out.action, "registered");
+        assert.equal(out.stake, (1_500n * E18).toString());
+        assert.equal(out.capacity, String(10n * 1024n ** 3n));
+      }
+      const more = await muri(["stake", "--devnet", devnet, "--key", nodeKeys[0]!, "--amount", "0.5", "--json"]);
+      ok(more, "muri stake (add)");
+      assert.equal(JSON.parse(more.stdout).action, "added");
+      assert.equal(JSON.parse(more.stdout).stake, (1_500n * E18 + E18 / 2n).toString());
+
+      const status = await muri(["status", "--devnet", devnet, "--json"]);
+      ok(status, "muri status --json");
+      const s = JSON.parse(status.stdout);
+      assert.equal(s.nodeCount, "2");
+      const addresses = s.nodes.map((n: { address: string }) => n.address.toLowerCase());
+      for (const key of nodeKeys) assert.ok(addresses.includes(privateKeyToAddress(key).toLowerCase()));
+      assert.deepEqual(s.nodes[0].roles, ["node"]);
+      assert.equal(typeof s.period, "string");
+
+      const human = await muri(["status", "--devnet", devnet]);
+      ok(human, "muri status");
+      assert.match(human.stdout, new RegExp(privateKeyToAddress(nodeKeys[1]!)));
+      assert.match(human.stdout, /stake 1500 locked 0/);
+    });
+
+    it("magu create forms a Magu and magu status shows its members", async () => {
+      const created = await muri([
+        "magu",
+        "create",
+        "--devnet",
+        devnet,
+        "--kind",
+        "blob",
+        "--data-shards",
+        "1",
+        "--parity-shards",
+        "1",
+        "--fragments",
+        "2",
+        "--periods",
+        "3",
+        "--price",
+        "1",
+        "--json",
+      ]);
+      ok(created, "muri magu create");
+      const c = JSON.parse(created.stdout);
+      assert.equal(c.status, "active");
+      assert.equal(c.members.length, 2);
+      assert.equal(c.escrow, (6n * E18).toString());
+
+      const status = await muri(["magu", "status", String(c.id), "--devnet", devnet, "--json"]);
+      ok(status, "muri magu status --json");
+      const m = JSON.parse(status.stdout);
+      assert.equal(m.status, "active");
+      assert.equal(m.kind, "blob");
+      const nodes = nodeKeys.map((k) => privateKeyToAddress(k).toLowerCase()).sort();
+      assert.deepEqual(m.members.map((x: { address: string }) => x.address.toLowerCase()).sort(), nodes);
+      assert.ok(m.members.every((x: { active: boolean }) => x.active));
+
+      const all = JSON.parse((await muri(["status", "--devnet", devnet, "--json"])).stdout);
+      assert.equal(all.magus[0].id, String(c.id));
+      assert.equal(all.nodes[0].locked, (100n * E18).toString());
+    });
+
+    it("unstake, withdraw after the unbonding period, claim", async () => {
+      const key = nodeKeys[1]!;
+      const unstake = await muri(["unstake", "--devnet", devnet, "--key", key, "--amount", "200", "--json"]);
+      ok(unstake, "muri unstake");
+      const u = JSON.parse(unstake.stdout);
+      assert.equal(u.unbonding, (200n * E18).toString());
+
+      const early = await muri(["withdraw", "--devnet", devnet, "--key", key]);
+      assert.equal(early.code, 1);
+      assert.match(oneLine(early), new RegExp(`200 MURI of 0x[0-9a-fA-F]{40} unbonds at block ${u.releaseBlock}`));
+
+      const res = await fetch(chain.rpcUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "hardhat_mine", params: ["0x20"] }),
+      });
+      assert.equal(res.status, 200);
+      const withdraw = await muri(["withdraw", "--devnet", devnet, "--key", key, "--json"]);
+      ok(withdraw, "muri withdraw");
+      assert.equal(JSON.parse(withdraw.stdout).amount, (200n * E18).toString());
+
+      const claim = await muri(["claim", "--devnet", devnet, "--key", key]);
+      ok(claim, "muri claim");
+      assert.match(claim.stdout, /nothing to claim|claimed/);
+    });
+
+    it("bad input and chain failures: one line on stderr, meaningful exit code", async () => {
+      const missing = await muri(["stake", "--devnet", devnet]);
+      assert.equal(missing.code, 2);
+      assert.match(oneLine(missing), /--amount is required/);
+
+      const invalid = await muri(["stake", "--devnet", devnet, "--amount", "1e3"]);
+      assert.equal(invalid.code, 2);
+      assert.match(oneLine(invalid), /--amount: "1e3" is not an amount of MURI/);
+
+      const kind = await muri([
+        "magu",
+        "create",
+        "--devnet",
+        devnet,
+        "--kind",
+        "tree",
+        "--fragments",
+        "2",
+        "--periods",
+        "1",
+        "--price",
+        "1",
+      ]);
+      assert.equal(kind.code, 2);
+      assert.match(oneLine(kind), /--kind: "tree"/);
+
+      const badKey = await muri(["stake", "--devnet", devnet, "--amount", "1", "--key", "0x1234"]);
+      assert.equal(badKey.code, 2);
+      assert.match(oneLine(badKey), /--key: not a private key/);
+
+      const downUrl = `http://127.0.0.1:${await freePort()}`;
+      const down = await muri(["status", "--devnet", devnet, "--rpc", downUrl]);
+      assert.equal(down.code, 1);
+      assert.match(oneLine(down), new RegExp(`RPC ${downUrl.replace(/[.]/g, "\\.")} is not reachable`));
+
+      const unknownMagu = await muri(["magu", "status", "999", "--devnet", devnet]);
+      assert.equal(unknownMagu.code, 1);
+      assert.match(oneLine(unknownMagu), /no Magu 999 \(MaguUnknown\)/);
+
+      const pauper = generatePrivateKey();
+      const noMuri = await muri(["stake", "--devnet", devnet, "--amount", "1000", "--key", pauper]);
+      assert.equal(noMuri.code, 1);
+      assert.match(oneLine(noMuri), /holds 0 MURI, registering needs 1000/);
+
+      // MURI but no ETH for gas: the chain layer's description of the failed transaction.
+      await fund(chain.rpcUrl, deployment, chain.keys[0]!, privateKeyToAddress(pauper), 1_000n * E18);
+      const noGas = await muri(["stake", "--devnet", devnet, "--amount", "1000", "--key", pauper, "--json"]);
+      assert.equal(noGas.code, 1);
+      assert.match(oneLine(noGas), /has no funds for gas.*fund it with ETH first/);
+      assert.equal(JSON.parse(noGas.stdout).error.code, "ERR_INSUFFICIENT_FUNDS");
+
+      const env = await muri(["status"], { MURI_DEPLOYMENT_FILE: join(devnet, "missing.json") });
+      assert.equal(env.code, 2);
+      assert.match(oneLine(env), /MURI_DEPLOYMENT_FILE: .*missing\.json does not exist/);
+    });
+  });
+});
