@@ -29,6 +29,8 @@ export const Bucket = {
   chainCursor: 4,
   /** roles/: durable task queue (fetch, repair, prove). Reserved. */
   task: 5,
+  /** roles/: what the node knows of each Magu it is in (root, fragment roots and CIDs, held, proven). */
+  magu: 6,
 } as const;
 export type Bucket = (typeof Bucket)[keyof typeof Bucket];
 
