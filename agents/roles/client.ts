@@ -1,0 +1,413 @@
+/**
+ * The storage client: put a file into a fresh blob Magu and get it back.
+ *
+ * put(path):
+ * 1. encode (encrypt + erasure-code, data/pipeline.ts) into a staging fragment store in the client
+ *    directory; the shard count F, CIDs and fragment roots come out of it;
+ * 2. createMagu (members, k, m, maxFragments = F, duration, price; escrow approved first), let two
+ *    blocks pass (`hardhat_mine` when the RPC has it, else wait), formMagu;
+ * 3. commitData(maguRoot(fragment roots), F);
+ * 4. push the manifest, then the Magu index document (magu-sync.ts), to every member, then each
+ *    shard to the member placement names (`holderBlob`), dialing the multiaddrs registered in
+ *    NodeRegistry; the staged shards are deleted once pushed.
+ * get({maguId, manifestCid}, out): the manifest from the first member that has it, then every
+ * stripe from its holders; a holder that fails once is skipped for the rest of the get, and a
+ * stripe missing up to m shards is rebuilt from parity. The file is written to `out.tmp` and
+ * renamed into place once it decoded and authenticated completely.
+ *
+ * The 32-byte secret that keys the encryption is `<dir>/secret.key` (created on first use, mode
+ * 0600); it never leaves the client.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { PeerId } from "@libp2p/interface";
+import { peerIdFromMultihash } from "@libp2p/peer-id";
+import * as Digest from "multiformats/hashes/digest";
+import { CID } from "multiformats/cid";
+import { parseEventLogs, type Address, type Hex } from "viem";
+import {
+  createChainClients,
+  describeError,
+  getMuriContracts,
+  maguRegistryAbi,
+  verifyChain,
+  type Deployment,
+  type MuriContracts,
+  type MuriPublicClient,
+  type MuriWalletClient,
+  type SigningChainClients,
+} from "../chain/index.js";
+import { decodeManifest, type Manifest } from "../data/manifest.js";
+import { maguRoot } from "../data/merkle.js";
+import { decodeFile, encodeFile, type ShardFetcher } from "../data/pipeline.js";
+import { holderBlob } from "../data/placement.js";
+import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
+import { openFragmentStore, silentLogger, type FragmentStore, type Logger } from "../store/index.js";
+import { encodeMaguIndexDocument } from "./magu-sync.js";
+
+/** Default erasure parameters and Magu terms of `put`. */
+export const CLIENT_DEFAULTS = {
+  k: 3,
+  m: 2,
+  members: 5,
+  durationPeriods: 100n,
+  pricePerFragmentPeriod: 10n ** 12n,
+  /** Pushes in flight at once. */
+  pushConcurrency: 6,
+  /** Deadline of one push or fetch, ms. */
+  transferTimeoutMs: 20_000,
+  /** Deadline of a manifest fetch from one member, ms. */
+  manifestTimeoutMs: 5_000,
+  /** Attempts per push before `put` fails. */
+  pushAttempts: 3,
+  /** Longest wait for the two blocks before formMagu, ms. */
+  formWaitMs: 60_000,
+} as const;
+const RECEIPT_TIMEOUT_MS = 60_000;
+const STAGING_QUOTA_BYTES = 2 ** 40;
+const SECRET_BYTES = 32;
+
+/** A client operation that failed; `code` names the condition, `context` says where. */
+export class StorageClientError extends Error {
+  readonly code: string;
+  readonly context: Record<string, unknown>;
+  constructor(code: "ERR_TX_FAILED" | "ERR_PUSH_FAILED" | "ERR_MANIFEST_NOT_FOUND" | "ERR_CLIENT_NOT_STARTED" | "ERR_BLOCK_WAIT", message: string, context: Record<string, unknown>, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = "StorageClientError";
+    this.code = code;
+    this.context = context;
+  }
+}
+
+export interface ClientInit {
+  /** Client directory: secret key, libp2p key, staging store. */
+  dir: string;
+  deployment: Deployment;
+  rpcUrl?: string;
+  /** The client account's key (pays escrow and gas). */
+  privateKey: Hex;
+}
+
+export interface ClientComponents {
+  logger?: Logger;
+}
+
+export interface PutOptions {
+  k?: number;
+  m?: number;
+  members?: number;
+  durationPeriods?: bigint;
+  pricePerFragmentPeriod?: bigint;
+}
+
+/** Where a stored file lives. */
+export interface FileRef {
+  maguId: bigint;
+  manifestCid: CID;
+}
+
+export interface PutResult extends FileRef {
+  fileSize: number;
+  shards: number;
+  members: Address[];
+}
+
+export interface GetResult {
+  fileSize: number;
+  /** Shards fetched and used. */
+  fetched: number;
+  /** Shard fetches that failed (holder down, or skipped after a failure). */
+  failed: number;
+  /** Members skipped after a failure. */
+  unreachable: Address[];
+}
+
+export interface StorageClient {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  put(path: string, options?: PutOptions): Promise<PutResult>;
+  get(ref: FileRef, outPath: string): Promise<GetResult>;
+  readonly address: Address;
+}
+
+export function createClient(init: ClientInit, components: ClientComponents = {}): StorageClient {
+  return new Client(init, components);
+}
+
+/** Loads the 32-byte secret at `path`, creating it (mode 0600) when missing. */
+export async function loadOrCreateSecret(path: string): Promise<Buffer> {
+  try {
+    const bytes = await readFile(path);
+    if (bytes.length !== SECRET_BYTES) throw new Error(`secret key ${path} is ${bytes.length} bytes, expected ${SECRET_BYTES}`);
+    return bytes;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const secret = randomBytes(SECRET_BYTES);
+  await writeFile(path, secret, { mode: 0o600, flag: "wx" });
+  await chmod(path, 0o600);
+  return secret;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; the first failure rejects. */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+type WriteContracts = MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
+
+interface Member {
+  address: Address;
+  peerId: PeerId;
+}
+
+class Client implements StorageClient {
+  private readonly log: Logger;
+  private readonly clients: SigningChainClients;
+  private readonly contracts: WriteContracts;
+  private p2p: P2PNode | undefined;
+  private staging: FragmentStore | undefined;
+  private secret: Buffer | undefined;
+
+  constructor(
+    private readonly init: ClientInit,
+    components: ClientComponents,
+  ) {
+    this.log = components.logger ?? silentLogger;
+    this.clients = createChainClients({ rpcUrl: init.rpcUrl ?? init.deployment.rpcUrl, chainId: init.deployment.chainId, privateKey: init.privateKey });
+    this.contracts = getMuriContracts(init.deployment.contracts, this.clients);
+  }
+
+  get address(): Address {
+    return this.clients.account.address;
+  }
+
+  async start(): Promise<void> {
+    if (this.p2p !== undefined) return;
+    await mkdir(this.init.dir, { recursive: true });
+    await verifyChain(this.clients.publicClient, this.init.deployment.chainId, this.clients.rpcUrl);
+    this.secret = await loadOrCreateSecret(join(this.init.dir, "secret.key"));
+    this.staging = await openFragmentStore({ dir: join(this.init.dir, "staging"), quotaBytes: STAGING_QUOTA_BYTES, logger: this.log });
+    // The client serves nothing and takes no pushes.
+    const p2p = await createP2PNode({
+      privateKey: await loadOrCreatePrivateKey(join(this.init.dir, "peer.key")),
+      listen: [],
+      source: { has: () => false, get: () => Promise.reject(new Error("the client serves no fragments")) },
+      sink: { put: () => Promise.reject(new Error("the client takes no pushes")) },
+      acceptPush: () => false,
+      dht: { clientMode: true },
+    });
+    try {
+      await p2p.start();
+    } catch (err) {
+      await this.staging.close();
+      throw err;
+    }
+    this.p2p = p2p;
+  }
+
+  async stop(): Promise<void> {
+    const p2p = this.p2p;
+    this.p2p = undefined;
+    await p2p?.stop();
+    await this.staging?.close();
+    this.staging = undefined;
+  }
+
+  private running(): { p2p: P2PNode; staging: FragmentStore; secret: Buffer } {
+    if (this.p2p === undefined || this.staging === undefined || this.secret === undefined) throw new StorageClientError("ERR_CLIENT_NOT_STARTED", "client not started: call start() first", {});
+    return { p2p: this.p2p, staging: this.staging, secret: this.secret };
+  }
+
+  private async send(what: string, hash: Promise<Hex>): Promise<bigint> {
+    let receipt;
+    try {
+      receipt = await this.clients.publicClient.waitForTransactionReceipt({ hash: await hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
+    } catch (err) {
+      throw new StorageClientError("ERR_TX_FAILED", `${what} failed: ${describeError(err)}`, { what }, err);
+    }
+    if (receipt.status !== "success") throw new StorageClientError("ERR_TX_FAILED", `${what} reverted (tx ${receipt.transactionHash})`, { what, tx: receipt.transactionHash });
+    this.log.debug("tx mined", { what, block: receipt.blockNumber });
+    return receipt.blockNumber;
+  }
+
+  /** Registered peer id and multiaddrs of each member, added to the peer store. */
+  private async members(addresses: readonly Address[]): Promise<Member[]> {
+    const { p2p } = this.running();
+    return Promise.all(
+      addresses.map(async (address) => {
+        const info = await this.contracts.nodeRegistry.read.nodeInfo([address]);
+        const peerId = peerIdFromMultihash(Digest.decode(Buffer.from(info.peerId.slice(2), "hex")));
+        const addrs = info.multiaddrs.map((a) => (a.includes("/p2p/") ? a : `${a}/p2p/${peerId.toString()}`));
+        if (addrs.length > 0) await p2p.addPeers(addrs);
+        return { address, peerId };
+      }),
+    );
+  }
+
+  async put(path: string, options: PutOptions = {}): Promise<PutResult> {
+    const { p2p, staging, secret } = this.running();
+    const k = options.k ?? CLIENT_DEFAULTS.k;
+    const m = options.m ?? CLIENT_DEFAULTS.m;
+    const nMembers = options.members ?? CLIENT_DEFAULTS.members;
+    const durationPeriods = options.durationPeriods ?? CLIENT_DEFAULTS.durationPeriods;
+    const price = options.pricePerFragmentPeriod ?? CLIENT_DEFAULTS.pricePerFragmentPeriod;
+    const started = performance.now();
+
+    // 1. Encode into the staging store.
+    const fileSize = (await stat(path)).size;
+    const shardCids: CID[] = [];
+    const { manifest, manifestBytes, manifestCid } = await encodeFile(createReadStream(path), { secret, k, m }, async (shards) => {
+      for (const s of shards) {
+        await staging.put(s.cid, s.bytes);
+        shardCids.push(s.cid);
+      }
+    });
+    const count = manifest.shards.length;
+    const root = `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}` as Hex;
+    this.log.info("encoded", { path, fileSize, shards: count, ms: Math.round(performance.now() - started) });
+
+    // 2. Create and form the Magu.
+    const registry = this.init.deployment.contracts.maguRegistry;
+    const escrow = price * BigInt(count) * durationPeriods;
+    await this.send("approve escrow", this.contracts.token.write.approve([registry, escrow]));
+    const createHash = await this.contracts.maguRegistry.write.createMagu([
+      {
+        kind: 0,
+        metric: 0,
+        dimension: 0,
+        members: nMembers,
+        replication: 0,
+        dataShards: k,
+        parityShards: m,
+        maxFragments: count,
+        durationPeriods,
+        pricePerFragmentPeriod: price,
+      },
+    ]);
+    const createReceipt = await this.clients.publicClient.waitForTransactionReceipt({ hash: createHash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
+    if (createReceipt.status !== "success") throw new StorageClientError("ERR_TX_FAILED", `createMagu reverted (tx ${createHash})`, { what: "createMagu", tx: createHash });
+    const requested = parseEventLogs({ abi: maguRegistryAbi, logs: createReceipt.logs, eventName: "MaguRequested" })[0];
+    if (requested === undefined) throw new StorageClientError("ERR_TX_FAILED", "createMagu emitted no MaguRequested", { what: "createMagu", tx: createHash });
+    const maguId = requested.args.magu;
+    await this.waitForBlock(requested.args.requestBlock + 1n);
+    await this.send("formMagu", this.contracts.maguRegistry.write.formMagu([maguId]));
+    const info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
+    const memberAddresses = [...info.members];
+    this.log.info("magu formed", { magu: maguId.toString(), members: memberAddresses });
+
+    // 3. Commit the root.
+    await this.send("commitData", this.contracts.maguRegistry.write.commitData([maguId, root, count]));
+
+    // 4. Push: manifest and index document to every member, then each shard to its holder.
+    const members = await this.members(memberAddresses);
+    const index = encodeMaguIndexDocument({ maguId, manifestCid });
+    const push = async (member: Member, cid: CID, bytes: Uint8Array, what: string): Promise<void> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await p2p.pushFragment(member.peerId, cid, bytes, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs });
+          return;
+        } catch (err) {
+          if (attempt >= CLIENT_DEFAULTS.pushAttempts) throw new StorageClientError("ERR_PUSH_FAILED", `push of ${what} to ${member.address} failed: ${(err as Error).message}`, { what, member: member.address, cid: cid.toString() }, err);
+          await sleep(200 * attempt);
+        }
+      }
+    };
+    await Promise.all(members.map((member) => push(member, manifestCid, manifestBytes, "manifest")));
+    await Promise.all(members.map((member) => push(member, index.cid, index.bytes, "index document")));
+    const indices = Array.from({ length: count }, (_, f) => f);
+    await forEachLimit(indices, CLIENT_DEFAULTS.pushConcurrency, async (f) => {
+      const cid = manifest.shards[f]!;
+      const member = members[holderBlob(maguId, f, nMembers, k, m)]!;
+      await push(member, cid, await staging.get(cid), `shard ${f}`);
+    });
+    for (const cid of shardCids) await staging.delete(cid);
+    this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
+    return { maguId, manifestCid, fileSize, shards: count, members: memberAddresses };
+  }
+
+  /** Waits until the chain is past `block`: asks a dev chain to mine, else polls. */
+  private async waitForBlock(block: bigint): Promise<void> {
+    const pc = this.clients.publicClient;
+    const head = await pc.getBlockNumber();
+    if (head < block) {
+      try {
+        await pc.request({ method: "hardhat_mine" as never, params: [`0x${(block - head).toString(16)}`] as never });
+      } catch {
+        // not a Hardhat chain: wait for blocks below
+      }
+    }
+    const deadline = Date.now() + CLIENT_DEFAULTS.formWaitMs;
+    while ((await pc.getBlockNumber()) < block) {
+      if (Date.now() > deadline) throw new StorageClientError("ERR_BLOCK_WAIT", `block ${block} not reached within ${CLIENT_DEFAULTS.formWaitMs} ms`, { block });
+      await sleep(500);
+    }
+  }
+
+  async get(ref: FileRef, outPath: string): Promise<GetResult> {
+    const { p2p, secret } = this.running();
+    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
+    const slots = info.params.members;
+    const k = info.params.dataShards;
+    const m = info.params.parityShards;
+    const present = info.members.filter((a) => !/^0x0{40}$/i.test(a));
+    const members = await this.members(present);
+    const bySlot = new Map<number, Member>();
+    info.members.forEach((a, slot) => {
+      const member = members.find((x) => x.address === a);
+      if (member !== undefined) bySlot.set(slot, member);
+    });
+    const down = new Set<Address>();
+
+    let manifest: Manifest | undefined;
+    for (const member of members) {
+      try {
+        const bytes = await p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs });
+        manifest = decodeManifest(bytes, ref.manifestCid);
+        break;
+      } catch (err) {
+        down.add(member.address);
+        this.log.debug("manifest fetch failed", { member: member.address, error: (err as Error).message });
+      }
+    }
+    if (manifest === undefined) throw new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${ref.manifestCid} not found at any of the ${members.length} members of Magu ${ref.maguId}`, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() });
+
+    let fetched = 0;
+    let failed = 0;
+    const fetcher: ShardFetcher = async (cid, where) => {
+      const member = bySlot.get(holderBlob(ref.maguId, where.index, slots, k, m));
+      if (member === undefined || down.has(member.address)) {
+        failed++;
+        return undefined;
+      }
+      try {
+        const bytes = await p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs });
+        fetched++;
+        return bytes;
+      } catch (err) {
+        failed++;
+        if (!down.has(member.address)) this.log.warn("holder unreachable, skipping it", { member: member.address, error: (err as Error).message });
+        down.add(member.address);
+        return undefined;
+      }
+    };
+    const tmp = `${outPath}.${process.pid}.tmp`;
+    try {
+      await pipeline(Readable.from(decodeFile(manifest, fetcher, { secret })), createWriteStream(tmp));
+      await rename(tmp, outPath);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return { fileSize: manifest.fileSize, fetched, failed, unreachable: [...down] };
+  }
+}

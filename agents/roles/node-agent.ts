@@ -1,0 +1,269 @@
+/**
+ * The storage node agent: one object that starts, in order, the metadata database, the fragment
+ * store, the Magu index, the chain clients, the p2p node (store as source, Magu sync as sink and
+ * push policy), its on-chain registration, the event follower and the prover, and stops them in
+ * reverse (Lodestar `BeaconNode.close()`), from one AbortController.
+ *
+ * Everything it keeps lives in `dir`, so a restart resumes where it stopped:
+ * ```
+ * <dir>/peer.key     libp2p identity (the peer id registered on chain)
+ * <dir>/meta/        LevelDB: fragment metadata, follower cursor, Magu index
+ * <dir>/blocks/ ...  fragment bytes (store/README.md)
+ * ```
+ * Registration: if the account is not registered it approves and registers `stake` with its peer
+ * id, multiaddrs and capacity (= quota); if it is, and the peer id or addresses changed (a new
+ * ephemeral port after a restart), it calls `updateNode`.
+ */
+import { join } from "node:path";
+import type { Address, Hex } from "viem";
+import {
+  createChainClients,
+  createEventFollower,
+  describeError,
+  getMuriContracts,
+  maguRegistryAbi,
+  verifyChain,
+  type Deployment,
+  type EventFollower,
+  type MuriContracts,
+  type MuriPublicClient,
+  type MuriWalletClient,
+  type SigningChainClients,
+} from "../chain/index.js";
+import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
+import { openFragmentStore, openMetaDb, silentLogger, type FragmentStore, type Logger, type MetaDb } from "../store/index.js";
+import { createMaguIndex, type MaguIndex } from "./magu-index.js";
+import { createMaguSync, type MaguSync } from "./magu-sync.js";
+import { createProver, type Prover } from "./prover.js";
+
+/** Default fragment quota (and registered capacity): 4 GiB. */
+export const DEFAULT_QUOTA_BYTES = 4 * 1024 ** 3;
+/** Prover pass interval by default. */
+export const DEFAULT_PROVER_POLL_MS = 2_000;
+/** Event follower poll interval by default. */
+export const DEFAULT_FOLLOW_POLL_MS = 1_000;
+/** Receipt wait of the registration transactions. */
+const RECEIPT_TIMEOUT_MS = 60_000;
+/** NodeRegistry.ROLE_NODE. */
+const ROLE_NODE = 1;
+
+export interface NodeAgentInit {
+  /** Node directory (created if missing). */
+  dir: string;
+  deployment: Deployment;
+  /** RPC endpoint (default: the deployment's). */
+  rpcUrl?: string;
+  /** The node account's private key (pays gas, holds the stake). */
+  privateKey: Hex;
+  /** libp2p listen multiaddrs (default `/ip4/127.0.0.1/tcp/0`). */
+  listen?: string[];
+  /** Fragment quota in bytes; also the capacity registered on chain (default DEFAULT_QUOTA_BYTES). */
+  quotaBytes?: number;
+  /** Stake registered when not yet registered (default 2 x minStake). */
+  stake?: bigint;
+  /** Run the challenge prover (default true). */
+  prove?: boolean;
+  proverPollMs?: number;
+  followPollMs?: number;
+}
+
+export interface NodeAgentComponents {
+  logger?: Logger;
+}
+
+export interface NodeAgentStatus {
+  address: Address;
+  peerId: string;
+  multiaddrs: string[];
+}
+
+export interface NodeAgent {
+  start(): Promise<NodeAgentStatus>;
+  stop(): Promise<void>;
+  status(): NodeAgentStatus;
+  /** The parts, for tests and tools (undefined before start). */
+  readonly parts: { store?: FragmentStore; index?: MaguIndex; sync?: MaguSync; p2p?: P2PNode; follower?: EventFollower; prover?: Prover };
+}
+
+export function createNodeAgent(init: NodeAgentInit, components: NodeAgentComponents = {}): NodeAgent {
+  return new StorageNodeAgent(init, components);
+}
+
+type WriteContracts = MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
+
+class StorageNodeAgent implements NodeAgent {
+  readonly parts: NodeAgent["parts"] = {};
+  private readonly log: Logger;
+  private readonly controller = new AbortController();
+  /** Stop steps, run in reverse order of start. */
+  private readonly stops: Array<{ name: string; stop: () => Promise<void> }> = [];
+  private readonly clients: SigningChainClients;
+  private started = false;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly init: NodeAgentInit,
+    components: NodeAgentComponents,
+  ) {
+    this.log = components.logger ?? silentLogger;
+    this.clients = createChainClients({
+      rpcUrl: init.rpcUrl ?? init.deployment.rpcUrl,
+      chainId: init.deployment.chainId,
+      privateKey: init.privateKey,
+    });
+  }
+
+  status(): NodeAgentStatus {
+    return {
+      address: this.clients.account.address,
+      peerId: this.parts.p2p?.peerId.toString() ?? "",
+      multiaddrs: (this.parts.p2p?.multiaddrs ?? []).map(String),
+    };
+  }
+
+  async start(): Promise<NodeAgentStatus> {
+    if (this.started) return this.status();
+    this.started = true;
+    try {
+      await this.startParts();
+    } catch (err) {
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+    return this.status();
+  }
+
+  private async startParts(): Promise<void> {
+    const { init, log, clients } = this;
+    const quotaBytes = init.quotaBytes ?? DEFAULT_QUOTA_BYTES;
+    const member = clients.account.address;
+
+    const metaDb: MetaDb = await openMetaDb(join(init.dir, "meta"));
+    this.stops.push({ name: "meta", stop: () => metaDb.close() });
+    const store = await openFragmentStore({ dir: init.dir, quotaBytes, metaDb, logger: log });
+    this.stops.push({ name: "store", stop: () => store.close() });
+    const index = createMaguIndex({ logger: log }, { metaDb });
+    this.parts.store = store;
+    this.parts.index = index;
+
+    await verifyChain(clients.publicClient, init.deployment.chainId, clients.rpcUrl);
+    const readContracts = getMuriContracts(init.deployment.contracts, { publicClient: clients.publicClient });
+    const contracts: WriteContracts = getMuriContracts(init.deployment.contracts, clients);
+
+    const sync = createMaguSync({ member }, { store, index, contracts: readContracts, logger: log });
+    await sync.load();
+    this.parts.sync = sync;
+
+    const privateKey = await loadOrCreatePrivateKey(join(init.dir, "peer.key"));
+    const p2p = await createP2PNode({
+      privateKey,
+      listen: init.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+      source: store,
+      sink: sync.sink,
+      acceptPush: sync.acceptPush,
+    });
+    await p2p.start();
+    this.stops.push({ name: "p2p", stop: () => p2p.stop() });
+    this.parts.p2p = p2p;
+
+    await this.ensureRegistered(contracts, p2p, quotaBytes);
+
+    const follower = createEventFollower(
+      {
+        id: "node-agent",
+        contracts: [
+          {
+            address: init.deployment.contracts.maguRegistry,
+            abi: maguRegistryAbi,
+            eventNames: ["MaguFormed", "MemberJoined", "MemberLeft", "DataCommitted"],
+            name: "MaguRegistry",
+          },
+        ],
+        fromBlock: init.deployment.deployBlock,
+        confirmations: 0,
+        pollMs: init.followPollMs ?? DEFAULT_FOLLOW_POLL_MS,
+      },
+      { publicClient: clients.publicClient, metaDb, logger: log },
+    );
+    const mine = (a: unknown): boolean => typeof a === "string" && a.toLowerCase() === member.toLowerCase();
+    follower.on<{ magu: bigint; members: readonly Address[] }>("MaguFormed", (e) => {
+      const slot = e.args.members.findIndex(mine);
+      if (slot >= 0) log.info("joined magu", { magu: e.args.magu.toString(), slot, block: e.blockNumber.toString() });
+    });
+    follower.on<{ magu: bigint; member: Address; slot: number; replacement: boolean }>("MemberJoined", (e) => {
+      // A replacement must rebuild its slot's fragments: repair is not implemented yet (hook here).
+      if (mine(e.args.member) && e.args.replacement) log.warn("joined magu as a replacement: repair not implemented", { magu: e.args.magu.toString(), slot: e.args.slot });
+    });
+    follower.on<{ magu: bigint; member: Address; evicted: boolean }>("MemberLeft", (e) => {
+      if (mine(e.args.member)) log.warn("left magu", { magu: e.args.magu.toString(), evicted: e.args.evicted });
+    });
+    follower.on<{ magu: bigint; root: Hex; fragmentCount: number }>("DataCommitted", async (e) => {
+      const rec = await index.get(e.args.magu);
+      if (rec !== undefined && rec.root.toLowerCase() !== e.args.root.toLowerCase()) {
+        // An append replaced the root; the client pushes the new index document (not handled yet).
+        log.warn("magu root changed on chain", { magu: e.args.magu.toString(), indexed: rec.root, chain: e.args.root });
+      }
+    });
+    await follower.start();
+    this.stops.push({ name: "follower", stop: () => follower.stop() });
+    this.parts.follower = follower;
+
+    if (init.prove ?? true) {
+      const prover = createProver(
+        { member, pollMs: init.proverPollMs ?? DEFAULT_PROVER_POLL_MS },
+        { contracts, publicClient: clients.publicClient, walletClient: clients.walletClient, store, index, logger: log },
+      );
+      await prover.start();
+      this.stops.push({ name: "prover", stop: () => prover.stop() });
+      this.parts.prover = prover;
+    }
+    log.info("node agent started", { ...this.status() });
+  }
+
+  /** Registers the node, or updates its peer id and addresses when they changed. */
+  private async ensureRegistered(contracts: WriteContracts, p2p: P2PNode, quotaBytes: number): Promise<void> {
+    const { clients, log, init } = this;
+    const address = clients.account.address;
+    const peerIdBytes = `0x${Buffer.from(p2p.peerId.toMultihash().bytes).toString("hex")}` as Hex;
+    const multiaddrs = p2p.multiaddrs.map(String);
+    const capacity = BigInt(quotaBytes);
+    const wait = async (hash: Hex, what: string): Promise<void> => {
+      const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
+      if (receipt.status !== "success") throw new Error(`${what} reverted (tx ${hash})`);
+    };
+    const info = await contracts.nodeRegistry.read.nodeInfo([address]);
+    try {
+      if (!info.registered) {
+        const config = await contracts.nodeRegistry.read.config();
+        const stake = init.stake ?? config.minStake * 2n;
+        const balance = await contracts.token.read.balanceOf([address]);
+        if (balance < stake) throw new Error(`account ${address} holds ${balance} MURI units, needs ${stake} to stake: fund it first`);
+        await wait(await contracts.token.write.approve([init.deployment.contracts.nodeRegistry, stake]), "approve");
+        await wait(await contracts.nodeRegistry.write.register([stake, ROLE_NODE, capacity, peerIdBytes, multiaddrs]), "register");
+        log.info("registered", { address, stake: stake.toString(), multiaddrs });
+      } else if (info.peerId.toLowerCase() !== peerIdBytes.toLowerCase() || info.multiaddrs.join(" ") !== multiaddrs.join(" ") || info.capacity !== capacity) {
+        await wait(await contracts.nodeRegistry.write.updateNode([capacity, peerIdBytes, multiaddrs]), "updateNode");
+        log.info("registration updated", { address, multiaddrs });
+      } else {
+        log.info("already registered", { address });
+      }
+    } catch (err) {
+      throw new Error(`registration of ${address} failed: ${describeError(err)}`, { cause: err });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.controller.abort();
+      for (const step of this.stops.splice(0).reverse()) {
+        try {
+          await step.stop();
+        } catch (err) {
+          this.log.warn("stop failed", { part: step.name, error: (err as Error).message });
+        }
+      }
+      this.log.info("node agent stopped");
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,393 @@
+/**
+ * The node's proving service: every period, for each Magu this node is an active member of with
+ * committed data, answer the storage challenge before its deadline.
+ *
+ * One pass (`runOnce`, and the loop every `pollMs`):
+ * 1. Read the head block and current period; for each Magu: membership and record.
+ * 2. Candidate periods: the current one, and the previous one while its deadline is ahead.
+ *    A period is tried only once its seed exists (head > period start) and while a transaction
+ *    sent now can still land before the deadline (head + 1 < deadline).
+ * 3. `proofState` on chain first: anything settled (1 proven, 2 missed) is never submitted again,
+ *    so a restart (or a second prover with the same key) cannot double-submit.
+ * 4. `challengeFor`, then each named fragment is read from the store (hash check skipped: the
+ *    rebuilt fragment root is compared to the one in the Magu index instead, and the challenged
+ *    leaf against the cached tree). Fragment trees are cached per CID in a bounded LRU.
+ * 5. A missing or corrupt fragment is logged once, reported through `onMissingFragment` (repair
+ *    acts on it) and no proof is submitted for that period: a doomed proof would only burn gas.
+ *    The period is retried on later passes in case the fragment was restored in time.
+ * 6. The proofs are checked locally (`verifyChallengeProof`) and submitted; success is recorded in
+ *    the Magu index. A revert is decoded with `describeError` and logged once per period.
+ *
+ * Transactions are sent one at a time (one wallet, no nonce races).
+ */
+import type { Address, Hex } from "viem";
+import { describeError, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
+import { leafIndexFor } from "../data/challenge.js";
+import { buildFragmentTree, fragmentLeafProof, hashLeaf, HASH_SIZE, maguProof, buildMaguTree, verifyChallengeProof, type FragmentTree, type MaguTree } from "../data/merkle.js";
+import { CorruptFragmentError, FragmentNotFoundError } from "../store/errors.js";
+import type { FragmentStore } from "../store/fragment-store.js";
+import { silentLogger, type Logger } from "../store/logger.js";
+import type { CID } from "multiformats/cid";
+import type { MaguIndex, MaguRecord } from "./magu-index.js";
+
+/** Fragment trees kept in memory by default. */
+export const DEFAULT_TREE_CACHE_SIZE = 64;
+/** How long to wait for a proof transaction's receipt by default. */
+export const DEFAULT_RECEIPT_TIMEOUT_MS = 60_000;
+
+const STATUS_ACTIVE = 2;
+const STATE_OPEN = 0;
+const STATE_PROVEN = 1;
+
+/** Why a challenged fragment could not be used. */
+export type MissingReason = "not-found" | "corrupt" | "root-mismatch" | "unknown-cid";
+
+export interface ProverInit {
+  /** Magus to prove; default: every Magu in the index. */
+  maguIds?: readonly bigint[];
+  /** This node's address (the wallet client's account). */
+  member: Address;
+  /** Pause between passes, ms. */
+  pollMs: number;
+  /** Fragment trees cached (default `DEFAULT_TREE_CACHE_SIZE`). */
+  treeCacheSize?: number;
+  /** Receipt wait per proof transaction (default `DEFAULT_RECEIPT_TIMEOUT_MS`). */
+  receiptTimeoutMs?: number;
+  /**
+   * Called once per (Magu, period, fragment) when a challenged fragment is missing or corrupt, so
+   * repair can fetch it again. Errors it throws are logged and ignored.
+   */
+  onMissingFragment?: (maguId: bigint, fragment: number, cid: CID | undefined, reason: MissingReason) => void;
+}
+
+export interface ProverComponents {
+  contracts: MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
+  publicClient: MuriPublicClient;
+  walletClient: MuriWalletClient;
+  store: FragmentStore;
+  index: MaguIndex;
+  logger?: Logger;
+}
+
+export interface ProverStats {
+  /** Proofs this prover got on chain. */
+  submitted: number;
+  /** Submissions that failed (reverted or not sent). */
+  failed: number;
+  /** Periods skipped because a challenged fragment was missing or corrupt. */
+  blocked: number;
+  /** Passes completed. */
+  passes: number;
+}
+
+export interface Prover {
+  start(): Promise<void>;
+  /** Stops the loop and waits for the pass in progress. */
+  stop(): Promise<void>;
+  /** One pass over every Magu (what the loop runs each `pollMs`). */
+  runOnce(): Promise<void>;
+  stats(): ProverStats;
+}
+
+export function createProver(init: ProverInit, components: ProverComponents): Prover {
+  if (!Number.isSafeInteger(init.pollMs) || init.pollMs <= 0) throw new RangeError(`pollMs must be a positive integer, got ${init.pollMs}`);
+  return new ChallengeProver(init, components);
+}
+
+/** A small LRU over a Map's insertion order. */
+class Lru<K, V> {
+  private readonly map = new Map<K, V>();
+  constructor(private readonly capacity: number) {}
+  get(key: K): V | undefined {
+    const v = this.map.get(key);
+    if (v !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, v);
+    }
+    return v;
+  }
+  set(key: K, value: V): void {
+    this.map.delete(key);
+    this.map.set(key, value);
+    while (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as K);
+  }
+  delete(key: K): void {
+    this.map.delete(key);
+  }
+}
+
+interface SolidityProof {
+  fragment: number;
+  size: bigint;
+  leaf: Hex;
+  leafProof: Hex[];
+  fragmentProof: Hex[];
+}
+
+const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString("hex")}`;
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+class ChallengeProver implements Prover {
+  private readonly log: Logger;
+  private readonly trees: Lru<string, FragmentTree>;
+  private readonly maguTrees = new Lru<string, MaguTree>(16);
+  /** `${maguId}:${period}` settled on chain (proven or missed). */
+  private readonly settled = new Set<string>();
+  /** Messages already logged (once per key). */
+  private readonly logged = new Set<string>();
+  private readonly counters: ProverStats = { submitted: 0, failed: 0, blocked: 0, passes: 0 };
+  private controller?: AbortController;
+  private loop?: Promise<void>;
+
+  constructor(
+    private readonly init: ProverInit,
+    private readonly c: ProverComponents,
+  ) {
+    this.log = c.logger ?? silentLogger;
+    this.trees = new Lru(init.treeCacheSize ?? DEFAULT_TREE_CACHE_SIZE);
+  }
+
+  async start(): Promise<void> {
+    if (this.loop) return;
+    const controller = new AbortController();
+    this.controller = controller;
+    this.log.info("prover started", { member: this.init.member, pollMs: this.init.pollMs });
+    this.loop = (async () => {
+      while (!controller.signal.aborted) {
+        try {
+          await this.runOnce();
+        } catch (err) {
+          this.logOnce(`pass:${describeError(err)}`, "warn", "prover pass failed; retrying", { error: describeError(err) });
+        }
+        await sleep(this.init.pollMs, controller.signal);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.controller?.abort();
+    await this.loop;
+    this.loop = undefined;
+    this.controller = undefined;
+    this.log.info("prover stopped", { member: this.init.member, ...this.counters });
+  }
+
+  stats(): ProverStats {
+    return { ...this.counters };
+  }
+
+  async runOnce(): Promise<void> {
+    const { contracts, publicClient } = this.c;
+    const [head, current] = await Promise.all([publicClient.getBlockNumber({ cacheTime: 0 }), contracts.maguRegistry.read.currentPeriod()]);
+    const ids = this.init.maguIds ?? (await this.c.index.maguIds());
+    for (const maguId of ids) {
+      if (this.controller?.signal.aborted) break;
+      try {
+        await this.proveMagu(maguId, head, current);
+      } catch (err) {
+        this.logOnce(`magu:${maguId}:${describeError(err)}`, "warn", "could not check Magu", { maguId: maguId.toString(), error: describeError(err) });
+      }
+    }
+    this.counters.passes++;
+  }
+
+  private async proveMagu(maguId: bigint, head: bigint, current: bigint): Promise<void> {
+    const { maguRegistry } = this.c.contracts;
+    const member = this.init.member;
+    const [membership, info] = await Promise.all([maguRegistry.read.membership([maguId, member]), maguRegistry.read.maguInfo([maguId])]);
+    if (!membership.active || info.status !== STATUS_ACTIVE || info.fragmentCount === 0) return;
+    const periods = current > 0n ? [current - 1n, current] : [current];
+    for (const period of periods) {
+      if (period < membership.joinPeriod || period < info.startPeriod || period >= info.endPeriod) continue;
+      const key = `${maguId}:${period}`;
+      if (this.settled.has(key)) continue;
+      await this.provePeriod(maguId, period, head, info.root, info.fragmentCount);
+    }
+  }
+
+  private async provePeriod(maguId: bigint, period: bigint, head: bigint, root: Hex, fragmentCount: number): Promise<void> {
+    const { challengeManager, maguRegistry } = this.c.contracts;
+    const member = this.init.member;
+    const key = `${maguId}:${period}`;
+    const ctx = { maguId: maguId.toString(), period: period.toString() };
+    const [start, deadline] = await Promise.all([maguRegistry.read.periodStart([period]), challengeManager.read.proofDeadline([period])]);
+    if (head <= start) return; // the period's seed is not fixed yet
+    if (head + 1n >= deadline) return; // a transaction sent now would land too late
+
+    const state = await challengeManager.read.proofState([maguId, member, period]);
+    if (state !== STATE_OPEN) {
+      this.settled.add(key);
+      if (state === STATE_PROVEN) await this.c.index.recordProven(maguId, period);
+      return;
+    }
+
+    const record = await this.c.index.get(maguId);
+    if (!record || record.root.toLowerCase() !== root.toLowerCase() || record.fragmentCount !== fragmentCount) {
+      this.logOnce(`nolist:${maguId}:${root}`, "warn", "fragment list of the committed root is not known; cannot prove", {
+        ...ctx,
+        root,
+        fragmentCount,
+        known: record?.root,
+      });
+      return;
+    }
+
+    const items = await challengeManager.read.challengeFor([maguId, member, period]);
+    this.log.debug("answering challenge", { ...ctx, head: head.toString(), start: start.toString(), deadline: deadline.toString(), items: items.length });
+    const proofs = await this.buildProofs(record, period, items);
+    if (proofs === undefined) return;
+
+    try {
+      const hash = await challengeManager.write.submitProof([maguId, period, proofs]);
+      const receipt = await this.c.publicClient.waitForTransactionReceipt({
+        hash,
+        timeout: this.init.receiptTimeoutMs ?? DEFAULT_RECEIPT_TIMEOUT_MS,
+        pollingInterval: Math.min(this.init.pollMs, 1_000),
+      });
+      if (receipt.status !== "success") throw new Error(`proof transaction ${hash} reverted in block ${receipt.blockNumber}`);
+      this.settled.add(key);
+      await this.c.index.recordProven(maguId, period).catch((err: unknown) => {
+        this.log.warn("could not record the proof in the Magu index", { ...ctx, error: describeError(err) });
+      });
+      this.counters.submitted++;
+      this.log.info("proof submitted", { ...ctx, fragments: proofs.length, tx: hash, block: receipt.blockNumber.toString() });
+    } catch (err) {
+      this.counters.failed++;
+      const message = describeError(err);
+      this.logOnce(`submit:${key}:${message}`, "error", "proof submission failed", { ...ctx, error: message });
+      // Settled meanwhile (e.g. the same key proving from elsewhere)? Then stop trying.
+      const after = await challengeManager.read.proofState([maguId, member, period]).catch(() => STATE_OPEN);
+      if (after !== STATE_OPEN) this.settled.add(key);
+    }
+  }
+
+  /** The proofs for `items`, or undefined (after reporting) when a fragment is missing or corrupt. */
+  private async buildProofs(
+    record: MaguRecord,
+    period: bigint,
+    items: readonly { fragment: number; leafSeed: bigint }[],
+  ): Promise<SolidityProof[] | undefined> {
+    const maguTree = this.maguTreeOf(record);
+    const rootBytes = Buffer.from(record.root.slice(2), "hex");
+    const proofs: SolidityProof[] = [];
+    const missing = new Map<number, MissingReason>();
+    for (const item of items) {
+      const f = item.fragment;
+      if (missing.has(f)) continue;
+      const cid = record.cids[f];
+      const expectedRoot = record.fragmentRoots[f];
+      if (cid === undefined || expectedRoot === undefined) {
+        missing.set(f, "unknown-cid");
+        continue;
+      }
+      const loaded = await this.loadFragment(cid, expectedRoot);
+      if ("reason" in loaded) {
+        missing.set(f, loaded.reason);
+        continue;
+      }
+      const { bytes, tree } = loaded;
+      const leafIndex = leafIndexFor(item.leafSeed, bytes.length);
+      const leaf = fragmentLeafProof(bytes, leafIndex, tree);
+      // A cached tree does not cover bytes that rotted since: check the challenged leaf itself.
+      if (!hashLeaf(leaf.chunk).equals(tree.levels[0]!.subarray(leafIndex * HASH_SIZE, (leafIndex + 1) * HASH_SIZE))) {
+        this.trees.delete(cid.toString());
+        missing.set(f, await this.quarantine(cid));
+        continue;
+      }
+      const maguSiblings = maguProof(maguTree, f);
+      const ok = verifyChallengeProof(rootBytes, record.fragmentCount, {
+        fragmentIndex: f,
+        size: bytes.length,
+        leafIndex,
+        chunk: leaf.chunk,
+        leafSiblings: leaf.siblings,
+        fragmentRoot: tree.fragmentRoot,
+        maguSiblings,
+      });
+      if (!ok) {
+        missing.set(f, "root-mismatch");
+        continue;
+      }
+      proofs.push({ fragment: f, size: BigInt(bytes.length), leaf: hex(leaf.chunk), leafProof: leaf.siblings.map(hex), fragmentProof: maguSiblings.map(hex) });
+    }
+    if (missing.size === 0) return proofs;
+
+    this.counters.blocked++;
+    for (const [f, reason] of missing) {
+      const cid = record.cids[f];
+      const ctx = { maguId: record.maguId.toString(), period: period.toString(), fragment: f, cid: cid?.toString(), reason };
+      if (this.logOnce(`missing:${record.maguId}:${period}:${f}`, "error", "challenged fragment missing or corrupt; not submitting a proof", ctx)) {
+        try {
+          this.init.onMissingFragment?.(record.maguId, f, cid, reason);
+        } catch (err) {
+          this.log.warn("onMissingFragment callback threw", { ...ctx, error: describeError(err) });
+        }
+      }
+    }
+    return undefined;
+  }
+
+  private maguTreeOf(record: MaguRecord): MaguTree {
+    const key = `${record.maguId}:${record.root}`;
+    let tree = this.maguTrees.get(key);
+    if (!tree) {
+      tree = buildMaguTree(record.fragmentRoots);
+      this.maguTrees.set(key, tree);
+    }
+    return tree;
+  }
+
+  /** The fragment's bytes and tree, checked against its recorded fragment root. */
+  private async loadFragment(cid: CID, expectedRoot: Uint8Array): Promise<{ bytes: Uint8Array; tree: FragmentTree } | { reason: MissingReason }> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.c.store.get(cid, { verify: false });
+    } catch (err) {
+      if (err instanceof FragmentNotFoundError) return { reason: "not-found" };
+      if (err instanceof CorruptFragmentError) return { reason: "corrupt" };
+      throw err;
+    }
+    const cacheKey = cid.toString();
+    let tree = this.trees.get(cacheKey);
+    if (!tree || tree.size !== bytes.length) {
+      tree = buildFragmentTree(bytes);
+      if (!tree.fragmentRoot.equals(expectedRoot)) return { reason: await this.quarantine(cid) };
+      this.trees.set(cacheKey, tree);
+    }
+    return { bytes, tree };
+  }
+
+  /** Re-reads with the hash check so the store quarantines a corrupt file; says why it is unusable. */
+  private async quarantine(cid: CID): Promise<MissingReason> {
+    try {
+      await this.c.store.get(cid);
+      // The bytes match their CID but not the recorded fragment root: the index is wrong.
+      return "root-mismatch";
+    } catch (err) {
+      if (err instanceof CorruptFragmentError) return "corrupt";
+      if (err instanceof FragmentNotFoundError) return "not-found";
+      throw err;
+    }
+  }
+
+  /** Logs once per `key`; true the first time. */
+  private logOnce(key: string, level: keyof Logger, msg: string, context: Record<string, unknown>): boolean {
+    if (this.logged.has(key)) return false;
+    if (this.logged.size > 10_000) this.logged.clear();
+    this.logged.add(key);
+    this.log[level](msg, context);
+    return true;
+  }
+}

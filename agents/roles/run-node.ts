@@ -1,0 +1,97 @@
+/**
+ * Process entry of a storage node:
+ *
+ * ```
+ * node --import tsx agents/roles/run-node.ts --rpc URL --deployment FILE --key HEX --dir DIR
+ *      [--listen /ip4/127.0.0.1/tcp/0] [--quota BYTES] [--no-prove]
+ * ```
+ * Prints one JSON line `{"event":"ready","address","peerId","multiaddrs"}` on stdout once the node
+ * is up; logs are JSON lines on stderr (`MURI_LOG=debug|info|warn|error`, default info).
+ * SIGTERM / SIGINT stop the agent (parts in reverse order) and exit 0; a failed start exits 1.
+ * The key may also come from the environment (`MURI_NODE_KEY`) to keep it off the command line.
+ */
+import { parseArgs } from "node:util";
+import type { Hex } from "viem";
+import { describeError, loadDeployment } from "../chain/index.js";
+import type { Logger } from "../store/logger.js";
+import { createNodeAgent } from "./node-agent.js";
+
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
+type Level = keyof typeof LEVELS;
+
+/** JSON-lines logger on stderr. */
+export function stderrLogger(level: Level = "info", module = "node"): Logger {
+  const min = LEVELS[level] ?? LEVELS.info;
+  const write = (l: Level) => (msg: string, context?: Record<string, unknown>) => {
+    if (LEVELS[l] < min) return;
+    const line = JSON.stringify({ t: new Date().toISOString(), level: l, module, msg, ...context }, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+    process.stderr.write(line + "\n");
+  };
+  return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      rpc: { type: "string" },
+      deployment: { type: "string" },
+      key: { type: "string" },
+      dir: { type: "string" },
+      listen: { type: "string", multiple: true },
+      quota: { type: "string" },
+      "no-prove": { type: "boolean", default: false },
+    },
+    strict: true,
+  });
+  const key = values.key ?? process.env.MURI_NODE_KEY;
+  if (values.deployment === undefined || values.dir === undefined || key === undefined) {
+    process.stderr.write("usage: run-node.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--listen MA]... [--quota BYTES] [--no-prove]\n");
+    return 2;
+  }
+  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
+    process.stderr.write("--key must be 0x followed by 64 hex digits\n");
+    return 2;
+  }
+  const log = stderrLogger((process.env.MURI_LOG as Level | undefined) ?? "info");
+  const deployment = await loadDeployment(values.deployment);
+  const agent = createNodeAgent(
+    {
+      dir: values.dir,
+      deployment,
+      rpcUrl: values.rpc,
+      privateKey: key as Hex,
+      listen: values.listen,
+      quotaBytes: values.quota !== undefined ? Number(values.quota) : undefined,
+      prove: !values["no-prove"],
+    },
+    { logger: log },
+  );
+
+  const stopped = new AbortController();
+  const onSignal = (signal: string): void => {
+    log.info("signal received, stopping", { signal });
+    stopped.abort();
+  };
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  process.once("SIGINT", () => onSignal("SIGINT"));
+
+  try {
+    const status = await agent.start();
+    if (!stopped.signal.aborted) process.stdout.write(JSON.stringify({ event: "ready", ...status }) + "\n");
+  } catch (err) {
+    log.error("start failed", { error: describeError(err) });
+    await agent.stop();
+    return 1;
+  }
+  if (!stopped.signal.aborted) await new Promise((resolve) => stopped.signal.addEventListener("abort", resolve, { once: true }));
+  await agent.stop();
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`run-node: ${describeError(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,138 @@
+/**
+ * End to end on a local chain: `hardhat node` + deployment, five storage node processes
+ * (agents/roles/run-node.ts, each with its own directory, key and stake) and a client in the test
+ * process. The client puts a 20 MiB random file into a blob Magu (k=3, m=2, five members), gets it
+ * back byte for byte, then two holders are killed with SIGKILL and the file still comes back
+ * identical (every stripe is rebuilt from the three shards left); one of them is restarted from its
+ * directory (same identity, new port, registration updated) and, with only k nodes up, serves its
+ * shards again.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { getMuriContracts, type Deployment } from "../../../agents/chain/index.js";
+import { fragmentsOfSlot } from "../../../agents/data/placement.js";
+import { createClient, type PutResult, type StorageClient } from "../../../agents/roles/client.js";
+import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { killAllNodes, sha256File, spawnNode, writeDeployment, type NodeProcess } from "./e2e-helpers.js";
+
+const NODES = 5;
+const FILE_BYTES = 20 * 1024 * 1024;
+const K = 3;
+const M = 2;
+
+describe("e2e: blob put/get across five node processes", { timeout: 300_000 }, () => {
+  let chain: HardhatChain;
+  let deployment: Deployment;
+  let client: StorageClient;
+  const nodes: NodeProcess[] = [];
+  let dir: string;
+  let input: string;
+  let inputHash: string;
+  let stored: PutResult;
+  let victims: NodeProcess[] = [];
+  let deploymentFile: string;
+
+  before(async () => {
+    const t0 = performance.now();
+    chain = await startHardhatNode(await freePort());
+    deployment = await deployLocal(chain.rpcUrl);
+    dir = await tempDir("muri-e2e-");
+    deploymentFile = join(dir, "deployment.json");
+    await writeDeployment(deploymentFile, { ...deployment, rpcUrl: chain.rpcUrl });
+    const deployer = chain.keys[0]!;
+    // Nodes are accounts 1..5, the client account 6; fund them one at a time (one deployer nonce).
+    for (let i = 1; i <= NODES + 1; i++) {
+      await fund(chain.rpcUrl, deployment, deployer, signer(chain.rpcUrl, deployment, chain.keys[i]!).account.address, 10_000n * E18);
+    }
+    const started = await Promise.all(
+      Array.from({ length: NODES }, (_, i) =>
+        spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[i + 1]!, dir: join(dir, `node-${i + 1}`) }),
+      ),
+    );
+    nodes.push(...started);
+    client = createClient({ dir: join(dir, "client"), deployment, rpcUrl: chain.rpcUrl, privateKey: chain.keys[NODES + 1]! });
+    await client.start();
+    input = join(dir, "input.bin");
+    await writeFile(input, randomBytes(FILE_BYTES));
+    inputHash = await sha256File(input);
+    console.log(`# setup (chain, deploy, ${NODES} nodes, client): ${Math.round(performance.now() - t0)} ms`);
+  });
+
+  after(async () => {
+    // MURI_E2E_LOGS=<dir>: keep each node's last log lines there.
+    const logs = process.env.MURI_E2E_LOGS;
+    if (logs !== undefined) await Promise.all(nodes.map((n, i) => writeFile(join(logs, `node-${i + 1}.log`), n.stderr())));
+    await client?.stop();
+    await killAllNodes();
+    await cleanup();
+  });
+
+  test("put stores the shards on the members placement names", async () => {
+    const t0 = performance.now();
+    stored = await client.put(input, { k: K, m: M, members: NODES });
+    console.log(`# put 20 MiB: ${Math.round(performance.now() - t0)} ms, ${stored.shards} shards, magu ${stored.maguId}`);
+    assert.equal(stored.fileSize, FILE_BYTES);
+    assert.equal(stored.shards % (K + M), 0);
+    const info = await getMuriContracts(deployment.contracts, { publicClient: signer(chain.rpcUrl, deployment, chain.keys[0]!).publicClient }).maguRegistry.read.maguInfo([stored.maguId]);
+    assert.equal(info.fragmentCount, stored.shards);
+    assert.deepEqual(
+      [...stored.members].map((a) => a.toLowerCase()).sort(),
+      nodes.map((n) => n.address.toLowerCase()).sort(),
+      "all five nodes are members",
+    );
+  });
+
+  test("get returns the same bytes", async () => {
+    const out = join(dir, "out-1.bin");
+    const t0 = performance.now();
+    const result = await client.get(stored, out);
+    console.log(`# get (all up): ${Math.round(performance.now() - t0)} ms, fetched ${result.fetched}, failed ${result.failed}`);
+    assert.equal(result.failed, 0);
+    assert.equal(await sha256File(out), inputHash);
+  });
+
+  test("get still returns the same bytes after two holders are killed with SIGKILL", async () => {
+    // Two members holding shards (with k+m = members every member holds one shard per stripe).
+    victims = stored.members
+      .map((address, slot) => ({ address, held: fragmentsOfSlot(stored.maguId, stored.shards, NODES, slot, { k: K, m: M }).length }))
+      .filter((v) => v.held > 0)
+      .slice(0, M)
+      .map((v) => nodes.find((n) => n.address.toLowerCase() === v.address.toLowerCase())!);
+    assert.equal(victims.length, M);
+    for (const victim of victims) await victim.kill("SIGKILL");
+    assert.ok(victims.every((v) => !v.alive()));
+
+    const out = join(dir, "out-2.bin");
+    const t0 = performance.now();
+    const result = await client.get(stored, out);
+    console.log(`# get (2 holders killed): ${Math.round(performance.now() - t0)} ms, fetched ${result.fetched}, failed ${result.failed}`);
+    assert.equal(await sha256File(out), inputHash);
+    const killed = new Set(victims.map((v) => v.address.toLowerCase()));
+    assert.ok(result.unreachable.length > 0, "the killed holders were tried");
+    assert.ok(result.unreachable.every((a) => killed.has(a.toLowerCase())), "only killed holders were skipped");
+  });
+
+  test("a holder restarted from its directory serves its shards again", async () => {
+    const [restartee, stillDown] = victims;
+    assert.ok(restartee !== undefined && stillDown !== undefined);
+    const index = nodes.indexOf(restartee);
+    const restarted = await spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[index + 1]!, dir: join(dir, `node-${index + 1}`) });
+    nodes[index] = restarted;
+    assert.equal(restarted.address, restartee.address);
+    assert.equal(restarted.peerId, restartee.peerId, "same libp2p identity after the restart");
+    // Leave exactly k nodes up: the restarted one and two others. Every stripe then needs the
+    // restarted node's shard, so the file only comes back if it serves what it stored before.
+    const others = nodes.filter((n) => n.alive() && n !== restarted);
+    assert.equal(others.length, 3);
+    await others[0]!.kill("SIGKILL");
+    const out = join(dir, "out-3.bin");
+    const t0 = performance.now();
+    const result = await client.get(stored, out);
+    console.log(`# get (restarted node + 2 others up): ${Math.round(performance.now() - t0)} ms, fetched ${result.fetched}, failed ${result.failed}`);
+    assert.equal(await sha256File(out), inputHash);
+    assert.ok(!result.unreachable.some((a) => a.toLowerCase() === restarted.address.toLowerCase()), restarted.stderr());
+  });
+});
