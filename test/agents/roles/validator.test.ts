@@ -1,0 +1,339 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, test } from "node:test";
+import { createTestClient, getAddress, http, type Address, type Hex } from "viem";
+import type { CID } from "multiformats/cid";
+import { getMuriContracts, type Deployment, type MuriPublicClient } from "../../../agents/chain/index.js";
+import { fragmentCid } from "../../../agents/data/cid.js";
+import { buildFragmentTree, maguRoot } from "../../../agents/data/merkle.js";
+import { fragmentsOfSlot } from "../../../agents/data/placement.js";
+import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
+import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
+import { createMaguIndex } from "../../../agents/roles/magu-index.js";
+import { createProver, type Prover } from "../../../agents/roles/prover.js";
+import { startMetricsServer } from "../../../agents/roles/metrics-server.js";
+import { createValidator, ensureValidatorRegistered, type AuditFetcher, type Validator } from "../../../agents/roles/validator.js";
+import { E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { writeDeployment } from "./e2e-helpers.js";
+
+after(cleanup);
+
+const RUN_VALIDATOR = fileURLToPath(new URL("../../../agents/roles/run-validator.ts", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const FRAGMENTS = 2;
+const MAX_MISSES = 3n;
+
+function logger(name: string) {
+  if (!process.env.MURI_TEST_LOG) return recordingLogger();
+  const out = (level: string) => (msg: string, ctx?: Record<string, unknown>) =>
+    console.error(name, level, msg, JSON.stringify(ctx, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
+  return { debug: out("debug"), info: out("info"), warn: out("warn"), error: out("error") };
+}
+
+describe("validator against a hardhat node (blob Magu k=1, m=1, two members of three nodes)", () => {
+  let chain: HardhatChain;
+  let d: Deployment;
+  let pub: MuriPublicClient;
+  let maguId: bigint;
+  let startPeriod: bigint;
+  let prover: Prover;
+  let validator: Validator;
+  let validatorAddress: Address;
+  let honest: Address; // proves every period
+  let lazy: Address; // never proves
+  let meta: MetaDb;
+  let store: FragmentStore;
+  const nodeAddresses: Address[] = [];
+  const fragments: Uint8Array[] = [];
+  const cids: CID[] = [];
+  const fragmentRoots: Buffer[] = [];
+  const served = new Map<string, { address: Address; bytes: Map<string, Uint8Array> }>(); // multiaddr -> what that node serves
+
+  const reader = () => getMuriContracts(d.contracts, { publicClient: pub });
+  const head = () => pub.getBlockNumber({ cacheTime: 0 });
+  const mineTo = async (block: bigint) => {
+    const h = await head();
+    if (block > h) await createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) }).mine({ blocks: Number(block - h) });
+  };
+  /** Mines to `block`, stopping one block into each period on the way so the honest member proves it. */
+  const advanceTo = async (block: bigint) => {
+    const registry = reader().maguRegistry;
+    for (let i = 0; i < 100 && (await head()) < block; i++) {
+      const next = (await registry.read.periodStart([(await registry.read.currentPeriod()) + 1n])) + 1n;
+      await mineTo(next < block ? next : block);
+      await prover.runOnce();
+    }
+  };
+  const state = (member: Address, period: bigint) => reader().challengeManager.read.proofState([maguId, member, period]);
+
+  before(async () => {
+    chain = await startHardhatNode(await freePort());
+    d = await deployLocal(chain.rpcUrl);
+    pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
+    const wait = async (hash: Hex) => assert.equal((await pub.waitForTransactionReceipt({ hash, pollingInterval: 50 })).status, "success");
+    for (let i = 1; i <= 3; i++) {
+      await registerNode(chain.rpcUrl, d, chain.keys[0]!, chain.keys[i]!);
+      const s = signer(chain.rpcUrl, d, chain.keys[i]!);
+      const addr = `/ip4/127.0.0.1/tcp/${4000 + i}`;
+      const k = getMuriContracts(d.contracts, s);
+      await wait(await k.nodeRegistry.write.updateNode([1_000_000_000n, `0x${Buffer.from(`peer-${i}`).toString("hex")}`, [addr]]));
+      nodeAddresses.push(getAddress(s.account.address));
+      served.set(addr, { address: getAddress(s.account.address), bytes: new Map() });
+    }
+
+    // The validator (account 4) registers itself.
+    const v = signer(chain.rpcUrl, d, chain.keys[4]!);
+    validatorAddress = getAddress(v.account.address);
+    await fund(chain.rpcUrl, d, chain.keys[0]!, validatorAddress, 2_000n * E18);
+    const vContracts = getMuriContracts(d.contracts, v);
+    assert.equal(await ensureValidatorRegistered({ contracts: vContracts, publicClient: pub }, { address: validatorAddress, nodeRegistryAddress: d.contracts.nodeRegistry, stake: 2_000n * E18 }), true);
+    assert.equal(await ensureValidatorRegistered({ contracts: vContracts, publicClient: pub }, { address: validatorAddress, nodeRegistryAddress: d.contracts.nodeRegistry, stake: 2_000n * E18 }), false);
+    assert.equal((await reader().nodeRegistry.read.nodeInfo([validatorAddress])).roles, 2);
+
+    // The client (account 5): a two-member blob Magu over two fragments, fourteen periods.
+    const client = signer(chain.rpcUrl, d, chain.keys[5]!);
+    const k = getMuriContracts(d.contracts, client);
+    const price = E18 / 1000n;
+    const duration = 14n; // outlives the weights test (an epoch is four periods)
+    const escrow = price * BigInt(FRAGMENTS) * duration;
+    await fund(chain.rpcUrl, d, chain.keys[0]!, client.account.address, escrow);
+    await wait(await k.token.write.approve([d.contracts.maguRegistry, escrow]));
+    await wait(
+      await k.maguRegistry.write.createMagu([
+        { kind: 0, metric: 0, dimension: 0, members: 2, replication: 0, dataShards: 1, parityShards: 1, maxFragments: FRAGMENTS, durationPeriods: duration, pricePerFragmentPeriod: price },
+      ]),
+    );
+    maguId = await reader().maguRegistry.read.maguCount();
+    await mineTo((await head()) + 2n);
+    await wait(await k.maguRegistry.write.formMagu([maguId]));
+    for (let f = 0; f < FRAGMENTS; f++) {
+      const bytes = randomBytes(3000 + f * 500);
+      fragments.push(bytes);
+      cids.push(fragmentCid(bytes));
+      fragmentRoots.push(buildFragmentTree(bytes).fragmentRoot);
+    }
+    const root = `0x${maguRoot(fragmentRoots).toString("hex")}` as Hex;
+    await wait(await k.maguRegistry.write.commitData([maguId, root, FRAGMENTS]));
+    const info = await reader().maguRegistry.read.maguInfo([maguId]);
+    startPeriod = info.startPeriod;
+    [honest, lazy] = info.members.map((a) => getAddress(a)) as [Address, Address];
+
+    // The honest member holds its fragments and runs a prover (driven with runOnce).
+    const honestKey = chain.keys[1 + nodeAddresses.indexOf(honest)]!;
+    const hs = signer(chain.rpcUrl, d, honestKey);
+    const dir = await tempDir("muri-validator-test-");
+    meta = await openMetaDb(`${dir}/meta`);
+    store = await openFragmentStore({ dir, quotaBytes: 16 * 1024 * 1024, metaDb: meta, sync: "none" });
+    const index = createMaguIndex({}, { metaDb: meta });
+    const held = fragmentsOfSlot(maguId, FRAGMENTS, 2, 0, { k: 1, m: 1 });
+    for (const f of held) await store.put(cids[f]!, fragments[f]!);
+    await index.recordFragments(maguId, root, fragmentRoots, cids);
+    await index.setHeld(maguId, held);
+    prover = createProver({ member: honest, pollMs: 100 }, { contracts: getMuriContracts(d.contracts, hs), publicClient: hs.publicClient, walletClient: hs.walletClient, store, index });
+    // What each node would serve to an audit: the honest member its fragments, nobody else anything.
+    for (const s of served.values()) if (s.address === honest) for (const f of held) s.bytes.set(cids[f]!.toString(), fragments[f]!);
+
+    const fetcher: AuditFetcher = {
+      async fetchFragment(target, cid) {
+        const bytes = served.get(target)?.bytes.get(cid.toString());
+        if (!bytes) throw new Error(`${target}: not found`);
+        return bytes;
+      },
+    };
+    let r = 0;
+    const picks = [0.1, 0.1, 0.1, 0.9]; // target, fragment 0, target, fragment 1, ...
+    validator = createValidator(
+      { address: validatorAddress, pollMs: 100, auditsPerRound: 4 },
+      { contracts: vContracts, publicClient: v.publicClient, walletClient: v.walletClient, fetcher, random: () => picks[r++ % picks.length]!, logger: logger("validator") },
+    );
+  });
+
+  after(async () => {
+    await validator?.stop();
+    await prover?.stop();
+    await store?.close();
+    await meta?.close();
+  });
+
+  test("marks the lazy member's missed periods, which evicts it; fills its slot", async () => {
+    for (let p = startPeriod; p < startPeriod + MAX_MISSES; p++) {
+      await mineTo((await reader().maguRegistry.read.periodStart([p])) + 1n);
+      await prover.runOnce();
+      assert.equal(await state(honest, p), 1, `honest member proved period ${p}`);
+      // Before the deadline nothing is marked.
+      await validator.runOnce();
+      assert.equal(await state(lazy, p), 0, `period ${p} still open before its deadline`);
+      await mineTo(await reader().challengeManager.read.proofDeadline([p]));
+      await validator.runOnce();
+      assert.equal(await state(lazy, p), 2, `period ${p} marked missed`);
+      assert.equal(await state(honest, p), 1);
+    }
+    assert.equal(validator.stats().missedMarked, Number(MAX_MISSES));
+    const membership = await reader().maguRegistry.read.membership([maguId, lazy]);
+    assert.equal(membership.active, false, "evicted after maxMisses");
+    assert.equal(membership.misses, Number(MAX_MISSES));
+    const left = await reader().maguRegistry.getEvents.MemberLeft({ magu: maguId }, { fromBlock: d.deployBlock });
+    assert.equal(left.length, 1);
+    assert.equal(left[0]!.args.evicted, true);
+    const slot = left[0]!.args.slot!;
+
+    // The replacement is drawn two blocks after the vacancy; the validator retries until then.
+    for (let i = 0; i < 4 && validator.stats().vacanciesFilled === 0; i++) {
+      await validator.runOnce();
+      if (validator.stats().vacanciesFilled === 0) await mineTo((await head()) + 1n);
+    }
+    assert.equal(validator.stats().vacanciesFilled, 1);
+    const members = (await reader().maguRegistry.read.maguInfo([maguId])).members.map((a) => getAddress(a));
+    assert.ok(!members.includes("0x0000000000000000000000000000000000000000"));
+    // Any eligible node but the sitting members may be drawn, the evicted one included.
+    assert.ok(nodeAddresses.includes(members[slot]!) && members[slot] !== honest, "a registered node took the slot");
+    assert.equal((await reader().maguRegistry.read.membership([maguId, members[slot]!])).active, true);
+  });
+
+  test("audits fragments at their holders: the honest member passes, the replacement (no data) fails", async () => {
+    await assert.rejects(validator.addAuditTargets(maguId, cids, [...fragmentRoots].reverse()), /fold to/);
+    await validator.addAuditTargets(maguId, cids, fragmentRoots);
+    await validator.auditOnce();
+    const epoch = await reader().rewards.read.currentEpoch();
+    const tally = validator.audits(epoch);
+    const info = await reader().maguRegistry.read.maguInfo([maguId]);
+    const replacement = info.members.map((a) => getAddress(a)).find((a) => a !== honest)!;
+    assert.ok((tally.get(honest)?.auditsPassed ?? 0) >= 1, "honest member passed");
+    assert.equal(tally.get(honest)?.auditsFailed ?? 0, 0);
+    assert.ok((tally.get(replacement)?.auditsFailed ?? 0) >= 1, "replacement failed");
+    assert.equal(validator.stats().auditsPassed + validator.stats().auditsFailed, 4);
+  });
+
+  test("submits weights from what it observed, finalises the epoch, and earns rewards", async () => {
+    const rewards = reader().rewards;
+    const cfg = await rewards.read.config();
+    // A fresh epoch: the honest member keeps proving, the validator audits again in it.
+    let epoch = await rewards.read.currentEpoch();
+    await advanceTo(cfg.genesisBlock + (epoch + 1n) * cfg.epochBlocks);
+    epoch++;
+    const epochEnd = cfg.genesisBlock + (epoch + 1n) * cfg.epochBlocks;
+    const submitted = validator.stats().weightsSubmitted;
+    await validator.runOnce();
+    assert.equal(validator.stats().weightsSubmitted, submitted, "not before the submission window");
+    await validator.auditOnce();
+    await advanceTo(epochEnd - 5n);
+    const expected = await validator.scores(epoch, epochEnd - 5n);
+    await validator.runOnce();
+    assert.equal(validator.stats().weightsSubmitted, submitted + 1);
+    const [nodes, weights] = await rewards.read.weightsOf([epoch, validatorAddress]);
+    assert.deepEqual([...nodes].map((a) => getAddress(a)), [...nodeAddresses].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1)), "every active node, sorted");
+    const total = [...expected.values()].reduce((a, b) => a + b, 0n);
+    for (let i = 0; i < nodes.length; i++) {
+      const want = (expected.get(getAddress(nodes[i]!))! * E18) / total;
+      assert.ok(weights[i]! >= want - 1n && weights[i]! <= want + 1n, `normalised weight of ${nodes[i]}`);
+    }
+    // What was observed is reflected: the proving, audited member outweighs the replacement that
+    // failed its audits and missed its proofs, and anyone else.
+    const byNode = new Map([...nodes].map((a, i) => [getAddress(a), weights[i]!]));
+    const replacement = (await reader().maguRegistry.read.maguInfo([maguId])).members.map((a) => getAddress(a)).find((a) => a !== honest)!;
+    const detail = JSON.stringify({ honest, replacement, expected: Object.fromEntries([...expected].map(([a, w]) => [a, w.toString()])), audits: Object.fromEntries(validator.audits(epoch)) });
+    for (const node of nodeAddresses) if (node !== honest) assert.ok(byNode.get(honest)! > byNode.get(node)!, `honest outweighs ${node}: ${detail}`);
+    // A second pass in the same epoch does not submit again.
+    await validator.runOnce();
+    assert.equal(validator.stats().weightsSubmitted, submitted + 1);
+
+    await advanceTo(epochEnd);
+    await validator.runOnce();
+    assert.equal(await rewards.read.isFinalized([epoch]), true);
+    assert.ok(validator.stats().epochsFinalized >= 1);
+    assert.ok((await rewards.read.claimable([validatorAddress])) > 0n, "the validator earned rewards");
+    assert.ok((await rewards.read.claimable([honest])) > 0n, "the honest node earned rewards");
+  });
+
+  test("settles the Magu once it expired", async () => {
+    const info = await reader().maguRegistry.read.maguInfo([maguId]);
+    await advanceTo(await reader().challengeManager.read.proofDeadline([info.endPeriod - 1n]));
+    // The pass may first mark the replacement's misses (and fill its slot again): a few passes.
+    for (let i = 0; i < 10 && validator.stats().settled === 0; i++) {
+      await validator.runOnce();
+      await mineTo((await head()) + 2n);
+    }
+    assert.equal(validator.stats().settled, 1);
+    assert.equal((await reader().maguRegistry.read.maguInfo([maguId])).status, 3, "Ended");
+  });
+
+  test("serves its counters on /metrics; the loop starts and stops", async () => {
+    const server = await startMetricsServer({ port: 0 }, { registry: validator.registry });
+    try {
+      const text = await (await fetch(server.url)).text();
+      const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+      assert.ok(value("muri_validator_missed_marked_total") >= Number(MAX_MISSES));
+      assert.ok(value("muri_validator_weights_submitted_total") >= 1);
+      assert.ok(value("muri_validator_epochs_finalized_total") >= 1);
+      assert.ok(value(`muri_validator_audits_total\\{result="passed"\\}`) >= 1);
+      assert.ok(value(`muri_validator_audits_total\\{result="failed"\\}`) >= 1);
+      assert.equal((await fetch(server.url.replace("/metrics", "/other"))).status, 404);
+    } finally {
+      await server.close();
+    }
+    const passes = validator.stats().passes;
+    await validator.start();
+    const deadline = Date.now() + 10_000;
+    while (validator.stats().passes < passes + 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await validator.stop();
+    assert.ok(validator.stats().passes >= passes + 2, "the loop ran");
+  });
+
+  test("run-validator registers, prints ready, serves /metrics and exits 0 on SIGTERM", async () => {
+    const dir = await tempDir("muri-validator-proc-");
+    const file = `${dir}/deployment.json`;
+    await writeDeployment(file, d);
+    const key = chain.keys[6]!;
+    const address = getAddress(signer(chain.rpcUrl, d, key).account.address);
+    await fund(chain.rpcUrl, d, chain.keys[0]!, address, 2_000n * E18);
+    const child = spawn(process.execPath, ["--import", "tsx", RUN_VALIDATOR, "--rpc", chain.rpcUrl, "--deployment", file, "--dir", `${dir}/v`, "--metrics-port", "0", "--poll-ms", "200"], {
+      cwd: ROOT,
+      env: { ...process.env, MURI_VALIDATOR_KEY: key },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let stderr = "";
+    child.stderr!.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-16_384)));
+    const exited = new Promise<number | string | null>((resolve) => child.once("exit", (code, sig) => resolve(code ?? sig)));
+    try {
+      const ready = await new Promise<{ address: string; metricsUrl: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not ready after 60 s:\n${stderr}`)), 60_000);
+        createInterface({ input: child.stdout! }).on("line", (line) => {
+          try {
+            const msg = JSON.parse(line) as { event?: string; address: string; metricsUrl: string };
+            if (msg.event === "ready") {
+              clearTimeout(timer);
+              resolve(msg);
+            }
+          } catch {
+            // not ours
+          }
+        });
+        void exited.then((code) => {
+          clearTimeout(timer);
+          reject(new Error(`exited before ready (${code}):\n${stderr}`));
+        });
+      });
+      assert.equal(getAddress(ready.address), address);
+      const info = await reader().nodeRegistry.read.nodeInfo([address]);
+      assert.equal(info.registered, true);
+      assert.equal(info.roles, 2);
+      const res = await fetch(ready.metricsUrl);
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /muri_validator_missed_marked_total/);
+      process.kill(-child.pid!, "SIGTERM");
+      const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), 10_000);
+      assert.equal(await exited, 0, stderr);
+      clearTimeout(timer);
+    } finally {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  });
+});
