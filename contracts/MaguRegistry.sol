@@ -65,6 +65,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
     mapping(MaguId magu => address[] slots) private _slots;
     mapping(MaguId magu => mapping(address member => Membership)) private _memberships;
     mapping(MaguId magu => mapping(uint256 slot => Vacancy)) private _vacancies;
+    mapping(MaguId magu => address[] formerMembers) private _former;
     mapping(address account => uint256) private _claimable;
     uint256 private _totalHeld;
 
@@ -185,7 +186,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
             return;
         }
         address[] storage slots = _slots[id];
-        address[] memory exclude = slots;
+        // Neither a current member nor one that already left or was evicted may take the slot.
+        address[] memory exclude = _concat(slots, _former[id]);
         address[] memory chosen =
             _nodes.selectNodes(uint256(keccak256(abi.encode(seed, slot))), 1, _stakePerMember, m.capacityPerMember, exclude);
         if (chosen.length == 0) revert MaguNotEnoughNodes(id, 0, 1);
@@ -432,6 +434,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
         uint256 paid = _payOut(id, m, member);
         _nodes.unlock(member, _stakePerMember, m.capacityPerMember);
         _slots[id][slot] = address(0);
+        _former[id].push(member);
 
         Vacancy storage v = _vacancies[id][slot];
         v.requestBlock = uint64(block.number);
@@ -446,6 +449,16 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
             _totalHeld += taken;
         }
         emit MemberLeft(id, member, slot, evicted, paid);
+    }
+
+    function _concat(address[] storage a, address[] storage b) private view returns (address[] memory out) {
+        out = new address[](a.length + b.length);
+        for (uint256 i; i < a.length; ++i) {
+            out[i] = a[i];
+        }
+        for (uint256 i; i < b.length; ++i) {
+            out[a.length + i] = b[i];
+        }
     }
 
     /// @dev Credits `member` with its proven periods' pay and ends its membership.

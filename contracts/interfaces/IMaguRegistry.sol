@@ -161,7 +161,8 @@ interface IMaguRegistry {
     /// @notice The caller leaves the Magu, paying the repair bounty from its stake.
     function leave(MaguId magu) external;
 
-    /// @notice Fills a vacant slot with a new member drawn from a block after the vacancy.
+    /// @notice Fills a vacant slot with a new member drawn from a block after the vacancy, never one
+    /// that is or was a member of this Magu.
     function fillVacancy(MaguId magu, uint8 slot) external;
 
     /// @notice Ends an expired Magu: pays members, unlocks their stake, refunds the rest.
