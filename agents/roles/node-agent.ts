@@ -35,6 +35,7 @@ import { openFragmentStore, openMetaDb, silentLogger, type FragmentStore, type L
 import { createMaguIndex, type MaguIndex } from "./magu-index.js";
 import { createMaguSync, type MaguSync } from "./magu-sync.js";
 import { createProver, type Prover } from "./prover.js";
+import { createRepairer, type Repairer } from "./repair.js";
 
 /** Default fragment quota (and registered capacity): 4 GiB. */
 export const DEFAULT_QUOTA_BYTES = 4 * 1024 ** 3;
@@ -65,6 +66,13 @@ export interface NodeAgentInit {
   prove?: boolean;
   proverPollMs?: number;
   followPollMs?: number;
+  /**
+   * Rebuild this node's own missing or corrupt fragments (reported by the prover, or found at
+   * start) from the other holders (default true; env `MURI_NO_SELF_REPAIR=1` turns it off, for
+   * tests where a node must really miss its challenges). Repair as a drafted replacement and the
+   * hand-over of the Magu documents to a replacement always run.
+   */
+  selfRepair?: boolean;
 }
 
 export interface NodeAgentComponents {
@@ -82,7 +90,7 @@ export interface NodeAgent {
   stop(): Promise<void>;
   status(): NodeAgentStatus;
   /** The parts, for tests and tools (undefined before start). */
-  readonly parts: { store?: FragmentStore; index?: MaguIndex; sync?: MaguSync; p2p?: P2PNode; follower?: EventFollower; prover?: Prover };
+  readonly parts: { store?: FragmentStore; index?: MaguIndex; sync?: MaguSync; p2p?: P2PNode; follower?: EventFollower; prover?: Prover; repair?: Repairer };
 }
 
 export function createNodeAgent(init: NodeAgentInit, components: NodeAgentComponents = {}): NodeAgent {
@@ -168,6 +176,12 @@ class StorageNodeAgent implements NodeAgent {
 
     await this.ensureRegistered(contracts, p2p, quotaBytes);
 
+    // Repair (repair.ts): as a replacement, and of this node's own lost fragments.
+    const selfRepair = init.selfRepair ?? process.env.MURI_NO_SELF_REPAIR !== "1";
+    const repair = createRepairer({ member }, { store, index, p2p, contracts: readContracts, logger: log });
+    this.stops.push({ name: "repair", stop: () => repair.stop() });
+    this.parts.repair = repair;
+
     const follower = createEventFollower(
       {
         id: "node-agent",
@@ -190,9 +204,17 @@ class StorageNodeAgent implements NodeAgent {
       const slot = e.args.members.findIndex(mine);
       if (slot >= 0) log.info("joined magu", { magu: e.args.magu.toString(), slot, block: e.blockNumber.toString() });
     });
-    follower.on<{ magu: bigint; member: Address; slot: number; replacement: boolean }>("MemberJoined", (e) => {
-      // A replacement must rebuild its slot's fragments: repair is not implemented yet (hook here).
-      if (mine(e.args.member) && e.args.replacement) log.warn("joined magu as a replacement: repair not implemented", { magu: e.args.magu.toString(), slot: e.args.slot });
+    follower.on<{ magu: bigint; member: Address; slot: number; replacement: boolean }>("MemberJoined", async (e) => {
+      if (!e.args.replacement) return;
+      const magu = e.args.magu;
+      if (mine(e.args.member)) {
+        // Drafted into a vacated slot: rebuild the slot's fragments from the other holders.
+        log.info("joined magu as a replacement: repairing the slot", { magu: magu.toString(), slot: e.args.slot });
+        repair.spawn("replacement repair", () => repair.repairSlot({ maguId: magu, slot: e.args.slot }));
+      } else if ((await index.get(magu)) !== undefined) {
+        // A fellow member was replaced: hand it the manifest and index document.
+        repair.spawn("hand-over", () => repair.handOver(magu, e.args.member));
+      }
     });
     follower.on<{ magu: bigint; member: Address; evicted: boolean }>("MemberLeft", (e) => {
       if (mine(e.args.member)) log.warn("left magu", { magu: e.args.magu.toString(), evicted: e.args.evicted });
@@ -210,14 +232,26 @@ class StorageNodeAgent implements NodeAgent {
 
     if (init.prove ?? true) {
       const prover = createProver(
-        { member, pollMs: init.proverPollMs ?? DEFAULT_PROVER_POLL_MS },
+        {
+          member,
+          pollMs: init.proverPollMs ?? DEFAULT_PROVER_POLL_MS,
+          onMissingFragment: (maguId, fragment, _cid, reason) => {
+            if (!selfRepair) {
+              log.warn("self-repair disabled; not rebuilding the fragment", { magu: maguId.toString(), fragment, reason });
+              return;
+            }
+            log.info("rebuilding a lost fragment (self-repair)", { magu: maguId.toString(), fragment, reason });
+            repair.requestSelfRepair(maguId);
+          },
+        },
         { contracts, publicClient: clients.publicClient, walletClient: clients.walletClient, store, index, logger: log },
       );
       await prover.start();
       this.stops.push({ name: "prover", stop: () => prover.stop() });
       this.parts.prover = prover;
     }
-    log.info("node agent started", { ...this.status() });
+    if (selfRepair) await repair.resumeAll();
+    log.info("node agent started", { ...this.status(), selfRepair });
   }
 
   /** Registers the node, or updates its peer id and addresses when they changed. */

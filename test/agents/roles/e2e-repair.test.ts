@@ -1,0 +1,233 @@
+/**
+ * End to end: a member that lost its fragments is evicted and its replacement rebuilds them.
+ *
+ * `hardhat node` + deployment, five storage node processes (the Magu members) and a client put of
+ * a 6 MiB file (three stripes) (k=3, m=2). A sixth node (the spare) registers after the Magu formed. Then every
+ * fragment file of member node-1 is deleted (it runs with MURI_NO_SELF_REPAIR=1 so it cannot heal
+ * itself); the test drives periods by mining and marks node-1's unanswered challenges missed until
+ * it is evicted (the four others keep proving), fills the vacancy (node-1, stopped, first sets its
+ * capacity to 0 so the draw can only pick the spare), and checks that the spare receives the Magu
+ * documents from the remaining members, rebuilds its slot's shards from them (erasure decoding),
+ * proves its first challenge by its own prover. Then a healthy member (node-4, self-repair on)
+ * loses its files too and heals itself when its prover trips over them, proving the same period.
+ * Finally a get returns identical bytes, also with two old members down (every stripe then needs
+ * both rebuilt shard sets: the spare's and node-4's).
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { readdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, describe, test } from "node:test";
+import type { Address, Hex } from "viem";
+import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../../agents/chain/index.js";
+import { createClient, type PutResult, type StorageClient } from "../../../agents/roles/client.js";
+import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { killAllNodes, sha256File, spawnNode, writeDeployment, type NodeProcess } from "./e2e-helpers.js";
+
+const MEMBERS = 5;
+const FILE_BYTES = 6 * 1024 * 1024;
+const K = 3;
+const M = 2;
+const PROVEN = 1;
+/** Account indices: nodes 1..5, client 6, spare 7, marker (anyone settling challenges) 10. */
+const CLIENT_KEY = 6;
+const SPARE_KEY = 7;
+const MARKER_KEY = 10;
+
+async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>, stepMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+}
+
+describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeout: 300_000 }, () => {
+  let chain: HardhatChain;
+  let deployment: Deployment;
+  let client: StorageClient;
+  let dir: string;
+  let deploymentFile: string;
+  let input: string;
+  let inputHash: string;
+  let stored: PutResult;
+  let marker: ReturnType<typeof signer>;
+  let read: MuriContracts<MuriPublicClient>;
+  let write: MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
+  const nodes: NodeProcess[] = [];
+  let spare: NodeProcess;
+  let bad: NodeProcess;
+  let badSlot: number;
+
+  const mineTo = async (block: bigint): Promise<void> => {
+    const head = await marker.publicClient.getBlockNumber({ cacheTime: 0 });
+    if (head < block) await marker.publicClient.request({ method: "hardhat_mine" as never, params: [`0x${(block - head).toString(16)}`] as never });
+  };
+  const send = async (what: string, hash: Promise<Hex>): Promise<void> => {
+    const receipt = await marker.publicClient.waitForTransactionReceipt({ hash: await hash, pollingInterval: 50, timeout: 30_000 });
+    assert.equal(receipt.status, "success", `${what} reverted`);
+  };
+  const proved = (member: Address, period: bigint) => async () => (await read.challengeManager.read.proofState([stored.maguId, member, period])) === PROVEN;
+
+  before(async () => {
+    const t0 = performance.now();
+    chain = await startHardhatNode(await freePort());
+    deployment = await deployLocal(chain.rpcUrl);
+    dir = await tempDir("muri-e2e-repair-");
+    deploymentFile = join(dir, "deployment.json");
+    await writeDeployment(deploymentFile, { ...deployment, rpcUrl: chain.rpcUrl });
+    const deployer = chain.keys[0]!;
+    for (const i of [1, 2, 3, 4, 5, CLIENT_KEY, SPARE_KEY]) {
+      await fund(chain.rpcUrl, deployment, deployer, signer(chain.rpcUrl, deployment, chain.keys[i]!).account.address, 10_000n * E18);
+    }
+    marker = signer(chain.rpcUrl, deployment, chain.keys[MARKER_KEY]!);
+    read = getMuriContracts(deployment.contracts, { publicClient: marker.publicClient });
+    write = getMuriContracts(deployment.contracts, marker);
+    // node-1 cannot heal itself: MURI_NO_SELF_REPAIR is read from the environment the child is
+    // spawned with, which spawnNode copies synchronously before its first await.
+    process.env.MURI_NO_SELF_REPAIR = "1";
+    const first = spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[1]!, dir: join(dir, "node-1") });
+    delete process.env.MURI_NO_SELF_REPAIR;
+    const rest = Array.from({ length: MEMBERS - 1 }, (_, i) => spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[i + 2]!, dir: join(dir, `node-${i + 2}`) }));
+    nodes.push(...(await Promise.all([first, ...rest])));
+    bad = nodes[0]!;
+    client = createClient({ dir: join(dir, "client"), deployment, rpcUrl: chain.rpcUrl, privateKey: chain.keys[CLIENT_KEY]! });
+    await client.start();
+    input = join(dir, "input.bin");
+    await writeFile(input, randomBytes(FILE_BYTES));
+    inputHash = await sha256File(input);
+    console.log(`# setup (chain, deploy, ${MEMBERS} nodes, client): ${Math.round(performance.now() - t0)} ms`);
+  });
+
+  after(async () => {
+    const logs = process.env.MURI_E2E_LOGS;
+    if (logs !== undefined) {
+      await Promise.all([...nodes, ...(spare ? [spare] : [])].map((n, i) => writeFile(join(logs, `repair-node-${i + 1}.log`), n.stderr())));
+    }
+    await client?.stop();
+    await killAllNodes();
+    await cleanup();
+  });
+
+  test("put into a Magu of the five nodes; a spare registers afterwards", async () => {
+    const t0 = performance.now();
+    stored = await client.put(input, { k: K, m: M, members: MEMBERS });
+    console.log(`# put 6 MiB: ${Math.round(performance.now() - t0)} ms, ${stored.shards} shards, magu ${stored.maguId}`);
+    assert.deepEqual(
+      [...stored.members].map((a) => a.toLowerCase()).sort(),
+      nodes.map((n) => n.address.toLowerCase()).sort(),
+    );
+    badSlot = stored.members.findIndex((a) => a.toLowerCase() === bad.address.toLowerCase());
+    assert.ok(badSlot >= 0);
+    spare = await spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[SPARE_KEY]!, dir: join(dir, "spare") });
+  });
+
+  test("a member whose fragment files are deleted misses its challenges, is slashed and evicted", async () => {
+    const t0 = performance.now();
+    const blocks = join(dir, "node-1", "blocks");
+    let deleted = 0;
+    for (const entry of await readdir(blocks, { recursive: true, withFileTypes: true })) {
+      if (entry.isFile()) {
+        await rm(join(entry.parentPath, entry.name));
+        deleted++;
+      }
+    }
+    assert.ok(deleted >= stored.shards / MEMBERS, `deleted ${deleted} files`);
+    const honest = nodes.filter((n) => n !== bad);
+    const stakeBefore = (await read.nodeRegistry.read.nodeInfo([bad.address])).stake;
+    let misses = 0;
+    for (let round = 0; round < 8; round++) {
+      const membership = await read.maguRegistry.read.membership([stored.maguId, bad.address]);
+      if (!membership.active) break;
+      const period = (await read.maguRegistry.read.currentPeriod()) + 1n;
+      await mineTo((await read.maguRegistry.read.periodStart([period])) + 1n);
+      // The four others answer their challenge (their provers poll every 2 s).
+      for (const n of honest) await waitFor(`${n.address} proving period ${period}`, 30_000, proved(n.address, period));
+      await mineTo(await read.challengeManager.read.proofDeadline([period]));
+      assert.equal(await read.challengeManager.read.proofState([stored.maguId, bad.address, period]), 0, "node-1 could not prove");
+      await send("markMissed", write.challengeManager.write.markMissed([stored.maguId, bad.address, period]));
+      misses++;
+    }
+    const info = await read.maguRegistry.read.maguInfo([stored.maguId]);
+    assert.match(info.members[badSlot]!, /^0x0{40}$/i, "the slot is vacant");
+    assert.equal((await read.maguRegistry.read.membership([stored.maguId, bad.address])).active, false);
+    assert.equal(misses, 3);
+    assert.ok((await read.nodeRegistry.read.nodeInfo([bad.address])).stake < stakeBefore, "slashed");
+    assert.match(bad.stderr(), /self-repair disabled/);
+    console.log(`# eviction after ${misses} missed periods: ${Math.round(performance.now() - t0)} ms`);
+  });
+
+  test("the spare is drafted, rebuilds the slot's fragments and passes its next challenge", async () => {
+    const t0 = performance.now();
+    // The evicted node stops and takes itself out of the draw, so the spare is the only candidate.
+    await bad.kill("SIGTERM");
+    const badClients = signer(chain.rpcUrl, deployment, chain.keys[1]!);
+    const badInfo = await read.nodeRegistry.read.nodeInfo([bad.address]);
+    const hash = getMuriContracts(deployment.contracts, badClients).nodeRegistry.write.updateNode([0n, badInfo.peerId, [...badInfo.multiaddrs]]);
+    await send("updateNode", hash);
+
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await mineTo((await marker.publicClient.getBlockNumber({ cacheTime: 0 })) + 2n);
+      await send("fillVacancy", write.maguRegistry.write.fillVacancy([stored.maguId, badSlot]));
+      const info = await read.maguRegistry.read.maguInfo([stored.maguId]);
+      if (!/^0x0{40}$/i.test(info.members[badSlot]!)) break;
+    }
+    const info = await read.maguRegistry.read.maguInfo([stored.maguId]);
+    assert.equal(info.members[badSlot]!.toLowerCase(), spare.address.toLowerCase(), "the spare took the slot");
+    const membership = await read.maguRegistry.read.membership([stored.maguId, spare.address]);
+    assert.ok(membership.active);
+
+    await waitFor("the spare's repair", 60_000, async () => /"msg":"repair complete"/.test(spare.stderr()), 500);
+    const repairLine = spare.stderr().split("\n").find((l) => l.includes('"msg":"repair complete"'))!;
+    const report = JSON.parse(repairLine) as { repaired: number; assigned: number };
+    assert.ok(report.repaired > 0 && report.repaired === report.assigned, repairLine);
+    console.log(`# drafted and repaired ${report.repaired} fragments: ${Math.round(performance.now() - t0)} ms`);
+
+    const period = membership.joinPeriod;
+    await mineTo((await read.maguRegistry.read.periodStart([period])) + 1n);
+    await waitFor(`the spare proving period ${period}`, 30_000, proved(spare.address, period));
+    for (const n of nodes.slice(1)) await waitFor(`${n.address} proving period ${period}`, 30_000, proved(n.address, period));
+    assert.match(spare.stderr(), /"msg":"proof submitted"/);
+    console.log(`# spare proved period ${period}: ${Math.round(performance.now() - t0)} ms`);
+  });
+
+  test("a member that loses its files while self-repair is on heals itself and keeps proving", async () => {
+    const t0 = performance.now();
+    const healer = nodes[3]!;
+    const blocks = join(dir, "node-4", "blocks");
+    let deleted = 0;
+    for (const entry of await readdir(blocks, { recursive: true, withFileTypes: true })) {
+      if (entry.isFile() && !entry.name.startsWith("bagu")) {
+        // Raw shards only (DAG-JSON documents start "bagu"): the node keeps its manifest.
+        await rm(join(entry.parentPath, entry.name));
+        deleted++;
+      }
+    }
+    assert.ok(deleted > 0);
+    const period = (await read.maguRegistry.read.currentPeriod()) + 1n;
+    await mineTo((await read.maguRegistry.read.periodStart([period])) + 1n);
+    await waitFor(`${healer.address} proving period ${period} after self-repair`, 45_000, proved(healer.address, period));
+    assert.match(healer.stderr(), /"msg":"rebuilding a lost fragment \(self-repair\)"/);
+    const line = healer.stderr().split("\n").find((l) => l.includes('"msg":"repair complete"'));
+    assert.ok(line !== undefined, healer.stderr());
+    const report = JSON.parse(line) as { repaired: number; assigned: number };
+    assert.equal(report.repaired, deleted, line);
+    console.log(`# self-repair of ${report.repaired} fragments and proof of period ${period}: ${Math.round(performance.now() - t0)} ms`);
+  });
+
+  test("a get still returns identical bytes, also when it needs the rebuilt shards", async () => {
+    const out1 = join(dir, "out-1.bin");
+    const r1 = await client.get(stored, out1);
+    assert.equal(await sha256File(out1), inputHash);
+    // Down to k holders: the spare and two old members; every stripe needs the spare's shard.
+    for (const n of nodes.slice(1, 3)) await n.kill("SIGKILL");
+    const out2 = join(dir, "out-2.bin");
+    const r2 = await client.get(stored, out2);
+    assert.equal(await sha256File(out2), inputHash);
+    assert.ok(!r2.unreachable.some((a) => a.toLowerCase() === spare.address.toLowerCase()), spare.stderr());
+    console.log(`# get: all up fetched ${r1.fetched}; with 2 down fetched ${r2.fetched}, failed ${r2.failed}`);
+  });
+});
