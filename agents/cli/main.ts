@@ -9,12 +9,17 @@ import type { Address } from "viem";
 import { describeError, toChainError } from "../chain/index.js";
 import { GLOBAL_HELP, GLOBAL_OPTIONS, commandHelp, parseCommandArgs, type Command } from "./command.js";
 import { claimCommand } from "./commands/claim.js";
+import { devnetCommand } from "./commands/devnet.js";
+import { getCommand } from "./commands/get.js";
 import { maguCreateCommand, maguStatusCommand } from "./commands/magu.js";
+import { nodeCommand } from "./commands/node.js";
+import { putCommand } from "./commands/put.js";
 import { stakeCommand } from "./commands/stake.js";
 import { statusCommand } from "./commands/status.js";
 import { unstakeCommand } from "./commands/unstake.js";
 import { withdrawCommand } from "./commands/withdraw.js";
 import { connect, resolveTarget } from "./context.js";
+import { isLocalCommand } from "./devnet/local-command.js";
 import { ExitCode, UsageError } from "./errors.js";
 import { printResult, toJson } from "./output.js";
 
@@ -27,6 +32,10 @@ export const COMMANDS: Command[] = [
   maguCreateCommand,
   maguStatusCommand,
   claimCommand,
+  devnetCommand,
+  nodeCommand,
+  putCommand,
+  getCommand,
 ];
 
 /** Words that group subcommands (`muri magu create`). */
@@ -138,6 +147,8 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(commandHelp(command) + "\n");
       return ExitCode.ok;
     }
+    // devnet and node run without a connected context and print their own output.
+    if (isLocalCommand(command)) return await command.runLocal(args, outcome.json);
     const execute = command.prepare(args);
     const target = await resolveTarget(args);
     errorContext = { url: target.rpcUrl };

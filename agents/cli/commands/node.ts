@@ -1,0 +1,111 @@
+/**
+ * `muri node`: one storage node agent in the foreground (agents/roles/node-agent.ts: store, Magu
+ * index, p2p, registration, event follower, prover), until Ctrl-C or SIGTERM. Its state lives in
+ * --dir, so a restart resumes; logs are JSON lines on stderr (`MURI_LOG=debug|info|warn|error`).
+ */
+import type { Hex } from "viem";
+import { createNodeAgent, DEFAULT_QUOTA_BYTES } from "../../roles/node-agent.js";
+import type { CommandArgs } from "../command.js";
+import { resolveTarget } from "../context.js";
+import { stopSignals, type LocalCommand } from "../devnet/local-command.js";
+import { jsonStderrLogger } from "../devnet/logger.js";
+import { ExitCode, UsageError } from "../errors.js";
+import { toJson } from "../output.js";
+import { formatBytes, parseBytes, parseKey, parseMultiaddr } from "../values.js";
+
+interface NodeOptions {
+  key: Hex;
+  dir: string;
+  listen?: string[];
+  quotaBytes?: number;
+  prove: boolean;
+}
+
+function parseOptions(args: CommandArgs, env: NodeJS.ProcessEnv = process.env): NodeOptions {
+  const dir = args.required("dir", "the node's data directory (keys, metadata, fragments)");
+  // Never the devnet's clientKey: a node needs its own account.
+  const keyOption = args.string("key");
+  const key =
+    keyOption !== undefined
+      ? parseKey(keyOption, "--key")
+      : env.MURI_KEY
+        ? parseKey(env.MURI_KEY, "MURI_KEY")
+        : env.MURI_NODE_KEY
+          ? parseKey(env.MURI_NODE_KEY, "MURI_NODE_KEY")
+          : undefined;
+  if (key === undefined) {
+    throw new UsageError('--key is required by "muri node": the node account\'s key (or set MURI_KEY / MURI_NODE_KEY)');
+  }
+  const listen = args.strings("listen").map((a) => parseMultiaddr(a, "--listen"));
+  const quota = args.string("quota");
+  let quotaBytes: number | undefined;
+  if (quota !== undefined) {
+    const bytes = parseBytes(quota, "--quota");
+    if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`--quota: ${quota} is too large`);
+    quotaBytes = Number(bytes);
+  }
+  return { key, dir, listen: listen.length ? listen : undefined, quotaBytes, prove: !args.flag("no-prove") };
+}
+
+export const nodeCommand: LocalCommand = {
+  path: ["node"],
+  summary: "run a storage node agent in the foreground until Ctrl-C",
+  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--quota SIZE] [--no-prove]",
+  help: [
+    "  --dir DIR            node data directory (created if missing; a restart resumes from it)",
+    "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
+    `  --quota SIZE         fragment quota, also the capacity registered (default ${formatBytes(BigInt(DEFAULT_QUOTA_BYTES))})`,
+    "  --no-prove           do not answer storage challenges",
+    "  the key is --key, $MURI_KEY or $MURI_NODE_KEY (never a devnet's clientKey); it registers and stakes if needed",
+  ],
+  options: {
+    dir: { type: "string" },
+    listen: { type: "string", multiple: true },
+    quota: { type: "string" },
+    "no-prove": { type: "boolean" },
+  },
+  signs: true,
+  prepare(args) {
+    parseOptions(args);
+    return async () => {
+      throw new Error('"muri node" runs without a chain context');
+    };
+  },
+  async runLocal(args, json) {
+    const options = parseOptions(args);
+    const target = await resolveTarget(args);
+    const signals = stopSignals("node");
+    const agent = createNodeAgent(
+      {
+        dir: options.dir,
+        deployment: target.deployment,
+        rpcUrl: target.rpcUrl,
+        privateKey: options.key,
+        listen: options.listen,
+        quotaBytes: options.quotaBytes,
+        prove: options.prove,
+      },
+      { logger: jsonStderrLogger("node") },
+    );
+    try {
+      const status = await agent.start();
+      if (signals.received() === undefined) {
+        if (json) process.stdout.write(toJson({ event: "ready", ...status }) + "\n");
+        else
+          process.stdout.write(
+            [
+              `node ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
+              `  peer ${status.peerId}`,
+              ...status.multiaddrs.map((a) => `  listening on ${a}`),
+              "Ctrl-C stops it.",
+            ].join("\n") + "\n",
+          );
+        await signals.stopped;
+      }
+      return ExitCode.ok;
+    } finally {
+      await agent.stop();
+      signals.dispose();
+    }
+  },
+};

@@ -1,0 +1,108 @@
+/**
+ * `muri put FILE`: encrypts and erasure-codes a file into a new blob Magu (agents/roles/client.ts:
+ * create, form, commit, push to the members) and prints what `muri get` needs: the Magu id and the
+ * manifest CID.
+ */
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+import { CLIENT_DEFAULTS, type PutOptions } from "../../roles/client.js";
+import type { Command } from "../command.js";
+import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-client.js";
+import { humanBytes, startProgress } from "../devnet/progress.js";
+import { UsageError } from "../errors.js";
+import { formatMuri, parseInteger, parseMuri } from "../values.js";
+
+/** Client log messages -> what the progress line says next. */
+const PHASES: Record<string, string> = {
+  encoded: "creating and forming the Magu",
+  "magu formed": "committing and pushing shards to the members",
+};
+
+export const putCommand: Command = {
+  path: ["put"],
+  summary: "store a file in a new blob Magu; prints the Magu id and manifest CID",
+  usage: "muri put FILE [--data-shards K --parity-shards M] [--members N] [--periods P] [--price X]",
+  help: [
+    `  --data-shards K      data shards per stripe (default ${CLIENT_DEFAULTS.k})`,
+    `  --parity-shards M    parity shards per stripe: any M of K+M may be lost (default ${CLIENT_DEFAULTS.m})`,
+    "  --members N          nodes in the Magu (default K+M)",
+    `  --periods P          storage duration in periods (default ${CLIENT_DEFAULTS.durationPeriods})`,
+    `  --price X            MURI per fragment per period (default ${formatMuri(CLIENT_DEFAULTS.pricePerFragmentPeriod)})`,
+    CLIENT_DIR_HELP,
+  ],
+  options: {
+    "data-shards": { type: "string" },
+    "parity-shards": { type: "string" },
+    members: { type: "string" },
+    periods: { type: "string" },
+    price: { type: "string" },
+    "client-dir": { type: "string" },
+  },
+  positionals: ["FILE"],
+  signs: true,
+  prepare(args) {
+    const file = resolve(args.positionals[0]!);
+    let size: number;
+    try {
+      const st = statSync(file);
+      if (!st.isFile()) throw new UsageError(`FILE: ${file} is not a regular file`);
+      size = st.size;
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`FILE: ${file} does not exist or cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+    if (size === 0) throw new UsageError(`FILE: ${file} is empty`);
+    const k = Number(parseInteger(args.string("data-shards") ?? String(CLIENT_DEFAULTS.k), "--data-shards", { min: 1n, max: 128n }));
+    const m = Number(parseInteger(args.string("parity-shards") ?? String(CLIENT_DEFAULTS.m), "--parity-shards", { min: 0n, max: 128n }));
+    const members = Number(parseInteger(args.string("members") ?? String(k + m), "--members", { min: 1n, max: 256n }));
+    if (members < k + m) throw new UsageError(`--members: a stripe of K+M = ${k + m} shards needs at least ${k + m} members, got ${members}`);
+    const options: PutOptions = { k, m, members };
+    const periods = args.string("periods");
+    if (periods !== undefined) options.durationPeriods = parseInteger(periods, "--periods", { max: (1n << 64n) - 1n });
+    const price = args.string("price");
+    if (price !== undefined) options.pricePerFragmentPeriod = parseMuri(price, "--price");
+    const dir = clientDir(args);
+
+    return async (ctx) => {
+      const progress = startProgress(`put ${humanBytes(size)}`);
+      progress.update("encrypting and encoding");
+      // The client reports its phases through its logger; the progress line follows them.
+      const phase = (msg: string) => {
+        const next = PHASES[msg];
+        if (next !== undefined) progress.update(next);
+      };
+      const logger = { debug: phase, info: phase, warn: () => undefined, error: () => undefined };
+      let client;
+      try {
+        client = await startClient(args, ctx, dir, logger);
+      } catch (err) {
+        progress.done();
+        throw err;
+      }
+      try {
+        const result = await client.put(file, options);
+        const manifest = result.manifestCid.toString();
+        return {
+          json: {
+            file,
+            maguId: result.maguId,
+            manifestCid: manifest,
+            fileSize: result.fileSize,
+            shards: result.shards,
+            members: result.members,
+            dataShards: k,
+            parityShards: m,
+          },
+          text: [
+            `stored ${file} (${humanBytes(result.fileSize)}) in Magu ${result.maguId}: ${result.shards} shards on ${result.members.length} members`,
+            `manifest ${manifest}`,
+            `get it back: muri get ${manifest} --magu ${result.maguId} -o FILE`,
+          ],
+        };
+      } finally {
+        progress.done();
+        await client.stop();
+      }
+    };
+  },
+};
