@@ -1,72 +1,100 @@
-// `npm start`: starts a local Hardhat chain, deploys the contracts with Ignition, runs the on-chain
-// demo (scripts/demo-flow.ts) against it and stops the chain. Everything it starts, it stops.
+// `npm start`: the main job. Starts `muri devnet` (a local Hardhat chain, the contracts, 5 node
+// processes and a validator), uploads a file with `muri put`, downloads it with `muri get` and checks
+// the bytes, then watches `muri status` until every member has passed a challenge and rewards have
+// arrived, and stops the devnet (which stops everything it started).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 
 const dir = process.env.MURI_DEMO_DIR ?? ".devnet";
-await mkdir(dir, { recursive: true });
+const nodes = Number(process.env.MURI_DEMO_NODES ?? 5);
+const waitSeconds = Number(process.env.MURI_DEMO_WAIT_SECONDS ?? 240);
+const muri = ["bin/muri.js"];
 
-function freePort(): Promise<number> {
+function runMuri(args: string[]): Promise<any> {
   return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+    const child = spawn(process.execPath, [...muri, ...args, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    child.once("exit", (code) => {
+      if (code === 0) resolve(JSON.parse(out));
+      else reject(new Error(`muri ${args[0]} failed (exit ${code}): ${err.trim().split("\n").pop()}`));
     });
   });
 }
 
-async function waitForRpc(url: string, chain: ChildProcess, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (chain.exitCode !== null) throw new Error(`hardhat node exited with code ${chain.exitCode}`);
-    try {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_chainId", params: [] }),
-      });
-      if (res.ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`hardhat node did not answer at ${url} within ${timeoutMs} ms`);
-}
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: "inherit", env });
-    child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}`))));
-  });
+let devnet: ChildProcess | undefined;
+async function stopDevnet() {
+  if (!devnet || devnet.exitCode !== null) return;
+  const exited = new Promise((r) => devnet!.once("exit", r));
+  devnet.kill("SIGTERM");
+  await Promise.race([exited, sleep(30_000)]);
 }
-
-const port = await freePort();
-const rpcUrl = `http://127.0.0.1:${port}`;
-const chain = spawn("hardhat", ["node", "--hostname", "127.0.0.1", "--port", String(port)], {
-  stdio: ["ignore", "ignore", "inherit"],
-  detached: false,
-});
-const stop = () => {
-  if (chain.exitCode === null) chain.kill("SIGTERM");
-};
-process.once("SIGINT", () => (stop(), process.exit(130)));
-process.once("SIGTERM", () => (stop(), process.exit(143)));
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => void stopDevnet().then(() => process.exit(130)));
+}
 
 try {
-  await waitForRpc(rpcUrl, chain);
-  console.log(`chain: hardhat node at ${rpcUrl}`);
-  const env = { ...process.env, MURI_RPC_URL: rpcUrl, MURI_DEPLOYMENT_FILE: `${dir}/deployment.json` };
-  await run("hardhat", ["run", "scripts/deploy-local.ts", "--network", "localhost"], env);
-  await run("hardhat", ["run", "scripts/demo-flow.ts", "--network", "localhost"], env);
-  console.log("demo finished; chain stopped");
+  await mkdir(dir, { recursive: true });
+  devnet = spawn(process.execPath, [...muri, "devnet", "--nodes", String(nodes), "--validators", "1", "--dir", dir, "--json"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const ready = await new Promise<any>((resolve, reject) => {
+    const lines = createInterface({ input: devnet!.stdout! });
+    lines.on("line", (line) => {
+      try {
+        const msg = JSON.parse(line);
+        if (msg.event === "ready") resolve(msg);
+      } catch {
+        // not JSON: ignore
+      }
+    });
+    devnet!.once("exit", (code) => reject(new Error(`muri devnet exited with ${code} before it was ready`)));
+  });
+  const agents = ready.agents ?? [];
+  console.log(`devnet: chain ${ready.rpcUrl ?? ""}, ${agents.filter((a: any) => a.role === "node").length} nodes, ${agents.filter((a: any) => a.role === "validator").length} validator(s); ${dir}/devnet.json`);
+
+  const input = join(dir, "demo-input.bin");
+  const output = join(dir, "demo-output.bin");
+  const file = randomBytes(8 * 1024 * 1024 + 4321);
+  await writeFile(input, file);
+  let t = Date.now();
+  const put = await runMuri(["put", input, "--devnet", dir, "--data-shards", "3", "--parity-shards", "2"]);
+  console.log(`put: ${file.length} bytes -> Magu ${put.maguId}, manifest ${put.manifestCid} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  t = Date.now();
+  await runMuri(["get", put.manifestCid, "--magu", String(put.maguId), "-o", output, "--devnet", dir]);
+  const same = sha256(await readFile(output)) === sha256(file);
+  console.log(`get: ${same ? "identical bytes" : "BYTES DIFFER"} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  if (!same) throw new Error("the downloaded file differs from the uploaded one");
+
+  const deadline = Date.now() + waitSeconds * 1000;
+  let last = "";
+  for (;;) {
+    const status = await runMuri(["status", "--devnet", dir]);
+    const members = new Set<string>((status.magus?.find((m: any) => String(m.id) === String(put.maguId))?.members ?? []).map((a: string) => a.toLowerCase()));
+    const memberNodes = (status.nodes ?? []).filter((n: any) => members.has(String(n.address).toLowerCase()));
+    const proved = memberNodes.filter((n: any) => (n.proofs?.passed ?? 0) > 0).length;
+    const rewarded = (status.nodes ?? []).filter((n: any) => BigInt(n.claimable?.rewards ?? 0) > 0n).length;
+    const line = `period ${status.period} epoch ${status.epoch}: ${proved}/${members.size} members passed a challenge, ${rewarded} accounts with rewards`;
+    if (line !== last) console.log(line);
+    last = line;
+    if (proved === members.size && members.size > 0 && rewarded > 0) break;
+    if (Date.now() > deadline) throw new Error(`no full round of proofs and rewards within ${waitSeconds} s`);
+    await sleep(5_000);
+  }
+  console.log("demo finished: upload, download, proofs passing and rewards arriving");
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`);
   process.exitCode = 1;
 } finally {
-  stop();
+  await stopDevnet();
+  await rm(join(dir, "demo-input.bin"), { force: true });
+  await rm(join(dir, "demo-output.bin"), { force: true });
 }
