@@ -82,7 +82,9 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
     /// @inheritdoc IChallengeManager
     function markMissed(MaguId magu, address member, uint64 period) external nonReentrant {
         IMaguRegistry.ChallengeContext memory c = _magus.challengeContext(magu, member);
-        _checkMembership(magu, member, period, c);
+        // A member that left (or was evicted) still answers for the periods up to the one it left
+        // in: leaving cannot dodge the slash of a challenge it had already failed.
+        if (c.active || !_accountableAfterLeaving(period, c)) _checkMembership(magu, member, period, c);
         uint64 deadline = proofDeadline(period);
         if (block.number < deadline) revert ChallengeDeadlineNotPassed(period, deadline);
         bytes32 key = _memberKey(magu, member);
@@ -101,9 +103,10 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
             slashed = _nodes.slash(member, amount, to, amounts);
         }
         _nodes.adjustReputation(member, REPUTATION_MISS);
-        uint32 misses = _magus.recordMiss(magu, member);
+        uint32 misses;
+        if (c.active) misses = _magus.recordMiss(magu, member);
         emit ProofMissed(magu, member, period, msg.sender, slashed, misses);
-        if (misses >= _maxMisses) _magus.evict(magu, member);
+        if (c.active && misses >= _maxMisses) _magus.evict(magu, member);
     }
 
     /// @inheritdoc IChallengeManager
@@ -180,6 +183,15 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
             revert ChallengeNotMember(magu, member, period);
         }
         if (c.fragmentCount == 0) revert ChallengeNoData(magu);
+    }
+
+    function _accountableAfterLeaving(uint64 period, IMaguRegistry.ChallengeContext memory c)
+        private
+        pure
+        returns (bool)
+    {
+        return c.status == IMaguRegistry.Status.Active && c.leftAfter != 0 && period >= c.joinPeriod
+            && period < c.leftAfter && period < c.endPeriod && c.fragmentCount != 0;
     }
 
     /// @dev Fixes the seed of `period` the first time it is needed.

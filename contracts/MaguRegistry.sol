@@ -328,6 +328,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
             fragmentCount: m.fragmentCount,
             root: m.root,
             joinPeriod: ms.joinPeriod,
+            leftAfter: ms.leftAfter,
             startPeriod: m.startPeriod,
             endPeriod: m.endPeriod
         });
@@ -421,7 +422,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
     {
         _nodes.lock(member, _stakePerMember, m.capacityPerMember);
         _memberships[id][member] =
-            Membership({active: true, slot: slot, joinPeriod: joinPeriod, provedPeriods: 0, misses: 0});
+            Membership({active: true, slot: slot, joinPeriod: joinPeriod, provedPeriods: 0, misses: 0, leftAfter: 0});
         emit MemberJoined(id, member, slot, replacement, joinPeriod);
     }
 
@@ -466,6 +467,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
         Membership storage ms = _memberships[id][member];
         pay = uint256(ms.provedPeriods) * m.payPerSlotPeriod;
         ms.active = false;
+        ms.leftAfter = currentPeriod() + 1;
         ms.provedPeriods = 0;
         m.escrow -= pay;
         _claimable[member] += pay;

@@ -13,7 +13,10 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 /// period. Magu memberships lock stake and capacity (MODULE_ROLE); locked stake cannot be
 /// unstaked. Slashing is only for SLASHER_ROLE holders (ChallengeManager, MaguRegistry).
 /// @dev Invariant: token.balanceOf(this) >= totalHeld() = Σ (stake + unbonding) over all nodes,
-/// with equality unless someone sent tokens here directly. For every node: locked <= stake.
+/// with equality unless someone sent tokens here directly. `locked` is what a node's memberships
+/// need; a slash does not lower it, so after a slash locked may exceed stake and the free stake,
+/// max(0, stake - locked), is what can be unstaked or locked again. A node stays eligible for new
+/// memberships only while minStake of its stake remains unlocked.
 contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
@@ -124,7 +127,7 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     function requestUnstake(uint256 amount) external {
         if (amount == 0) revert RegistryZeroAmount();
         Node storage n = _registered(msg.sender);
-        uint256 free = n.stake - n.locked;
+        uint256 free = _free(n);
         if (amount > free) revert RegistryStakeLocked(msg.sender, amount, free);
         n.stake -= amount;
         n.unbonding += amount;
@@ -149,7 +152,7 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     /// @inheritdoc INodeRegistry
     function lock(address node, uint256 amount, uint64 capacity) external onlyRole(MODULE_ROLE) {
         Node storage n = _registered(node);
-        if (n.stake < n.locked + amount || n.capacity < n.usedCapacity + capacity) {
+        if (_free(n) < amount || n.capacity < n.usedCapacity + capacity) {
             revert RegistryCannotLock(node, amount, capacity);
         }
         n.locked += amount;
@@ -160,7 +163,6 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     /// @inheritdoc INodeRegistry
     function unlock(address node, uint256 amount, uint64 capacity) external onlyRole(MODULE_ROLE) {
         Node storage n = _registered(node);
-        // A slash may already have cut the stake (and with it the lock) below `amount`.
         n.locked = n.locked > amount ? n.locked - amount : 0;
         n.usedCapacity = n.usedCapacity > capacity ? n.usedCapacity - capacity : 0;
         emit StakeLockChanged(node, n.locked, n.usedCapacity);
@@ -176,8 +178,9 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
         if (amount == 0) revert RegistryZeroAmount();
         Node storage n = _registered(node);
         uint256 fromStake = amount < n.stake ? amount : n.stake;
+        // `locked` is left as the memberships need it: capping it here would let a later unlock of
+        // one membership free stake that still backs another.
         n.stake -= fromStake;
-        if (n.locked > n.stake) n.locked = n.stake;
         uint256 rest = amount - fromStake;
         uint256 fromUnbonding = rest < n.unbonding ? rest : n.unbonding;
         n.unbonding -= fromUnbonding;
@@ -216,8 +219,8 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
         for (uint256 i; i < total; ++i) {
             address a = _nodeList[i];
             Node storage n = _nodes[a];
-            if (n.roles & _ROLE_NODE == 0 || n.stake < _minStake) continue;
-            if (n.stake - n.locked < lockAmount || n.capacity - n.usedCapacity < capacity) continue;
+            if (n.roles & _ROLE_NODE == 0) continue;
+            if (_free(n) < _minStake + lockAmount || n.capacity - n.usedCapacity < capacity) continue;
             if (_contains(exclude, a)) continue;
             candidates[found] = a;
             weights[found] = n.stake;
@@ -292,6 +295,10 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
             unbondingBlocks: _unbondingBlocks,
             maxNodes: _maxNodes
         });
+    }
+
+    function _free(Node storage n) private view returns (uint256) {
+        return n.stake > n.locked ? n.stake - n.locked : 0;
     }
 
     function _registered(address node) private view returns (Node storage n) {

@@ -206,7 +206,10 @@ contract Rewards is IRewards, ReentrancyGuard {
         stakes = new uint256[](v);
         for (uint256 i; i < v; ++i) {
             Submission storage s = _submissions[epoch][validators[i]];
-            stakes[i] = s.stake;
+            // The lower of the stake at submission and now: stake unstaked after submitting and
+            // restaked under another validator within the epoch is not counted twice.
+            uint256 current = _registry.stakeOf(validators[i]);
+            stakes[i] = s.stake < current ? s.stake : current;
             w[i] = new uint256[](n);
             for (uint256 k; k < s.nodes.length; ++k) {
                 w[i][_indexOf(nodes, s.nodes[k])] = s.weights[k];

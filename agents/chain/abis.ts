@@ -3201,6 +3201,11 @@ export const maguRegistryAbi = [
           },
           {
             "internalType": "uint64",
+            "name": "leftAfter",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint64",
             "name": "startPeriod",
             "type": "uint64"
           },
@@ -3745,6 +3750,11 @@ export const maguRegistryAbi = [
             "internalType": "uint32",
             "name": "misses",
             "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "leftAfter",
+            "type": "uint64"
           }
         ],
         "internalType": "struct IMaguRegistry.Membership",

@@ -76,7 +76,8 @@ interface IChallengeManager {
     function submitProof(MaguId magu, uint64 period, FragmentProof[] calldata proofs) external;
 
     /// @notice Marks `member`'s unproven challenge of `period` missed, after its deadline. The
-    /// caller receives markerBps of the slash.
+    /// caller receives markerBps of the slash. A member that has left stays accountable for the
+    /// periods up to the one it left in (slashed, but its miss count and eviction no longer apply).
     function markMissed(MaguId magu, address member, uint64 period) external;
 
     /// @notice The challenge of `member` in `magu` for `period`.

@@ -82,6 +82,7 @@ interface IMaguRegistry {
         uint64 joinPeriod; // first period it is challenged for
         uint64 provedPeriods;
         uint32 misses;
+        uint64 leftAfter; // 0 while active or never a member; else 1 + the period it left in
     }
 
     /// @notice What ChallengeManager needs to derive and check a challenge, in one call.
@@ -95,6 +96,7 @@ interface IMaguRegistry {
         uint32 fragmentCount;
         bytes32 root;
         uint64 joinPeriod;
+        uint64 leftAfter; // see Membership: a member stays accountable for the period it left in
         uint64 startPeriod;
         uint64 endPeriod;
     }
