@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ChallengeManager} from "../../contracts/ChallengeManager.sol";
+import {MaguRegistry} from "../../contracts/MaguRegistry.sol";
+import {MuriToken} from "../../contracts/MuriToken.sol";
+import {NodeRegistry} from "../../contracts/NodeRegistry.sol";
+import {Rewards} from "../../contracts/Rewards.sol";
+import {IChallengeManager} from "../../contracts/interfaces/IChallengeManager.sol";
+import {IMaguRegistry} from "../../contracts/interfaces/IMaguRegistry.sol";
+import {INodeRegistry} from "../../contracts/interfaces/INodeRegistry.sol";
+import {MaguId} from "../../contracts/types/MaguId.sol";
+import {Fixture, FixtureBase} from "./utils/Fixture.sol";
+import {DataSet} from "./utils/MerkleBuilder.sol";
+
+/// @title Handler
+/// @notice Drives the whole system with random but always-valid actions: every action first
+/// picks a target for which the call must succeed (rolling blocks forward when it needs time to
+/// pass) or returns without calling. The invariant test runs with failOnRevert, so a revert
+/// here is a failure: either a wrong precondition in the handler or a contract bug.
+contract Handler is FixtureBase {
+    uint256 internal constant NODE_ACTORS = 10;
+    uint256 internal constant CLIENTS = 2;
+    /// @dev Magu states an action can look for (`_findMagu`).
+    uint8 internal constant WANT_REQUESTED = 0;
+    uint8 internal constant WANT_OPEN = 1; // requested, or active and not past its end
+    uint8 internal constant WANT_DATA = 2; // active with data
+    uint8 internal constant WANT_VACANCY = 3; // active with a vacant slot
+    uint8 internal constant WANT_ACTIVE = 4;
+
+    address[] internal nodeActors;
+    address[] internal clients;
+    MaguId[] internal maguIds;
+    mapping(uint256 magu => mapping(uint256 slot => uint64 block_)) internal vacancyBlock;
+    /// @dev Members that left or were evicted: fillVacancy never draws them again.
+    mapping(uint256 magu => address[]) internal formerMembers;
+    /// @dev The period a former member left in: it stays accountable up to that period.
+    mapping(uint256 magu => mapping(address member => uint64 period)) internal leftIn;
+    mapping(uint64 epoch => bool) internal submittedIn;
+    uint64 internal nextEpoch;
+
+    /// @notice Tokens minted by Rewards as the handler expects them (EMISSION per finalised
+    /// epoch that had weights), independent of the contracts' own books.
+    uint256 public ghostMinted;
+    /// @notice How many times each kind of action really called the contracts.
+    mapping(bytes32 action => uint256) public calls;
+
+    constructor(
+        MuriToken token_,
+        NodeRegistry registry_,
+        MaguRegistry magus_,
+        ChallengeManager challenges_,
+        Rewards rewards_
+    ) {
+        token = token_;
+        registry = registry_;
+        magus = magus_;
+        challenges = challenges_;
+        rewards = rewards_;
+        for (uint256 i; i < NODE_ACTORS; ++i) {
+            nodeActors.push(newActor("node"));
+        }
+        for (uint256 i; i < CLIENTS; ++i) {
+            clients.push(newActor("client"));
+        }
+    }
+
+    /// @notice Every account the handler ever pays or makes pay (for the conservation check).
+    function actors() external view returns (address[] memory all) {
+        all = new address[](NODE_ACTORS + CLIENTS);
+        for (uint256 i; i < NODE_ACTORS; ++i) {
+            all[i] = nodeActors[i];
+        }
+        for (uint256 i; i < CLIENTS; ++i) {
+            all[NODE_ACTORS + i] = clients[i];
+        }
+    }
+
+    function maguList() external view returns (MaguId[] memory) {
+        return maguIds;
+    }
+
+    /// @notice Starting state: six storage nodes (two of them also validators), one validator,
+    /// and one formed vector Magu with data.
+    function bootstrap() external {
+        for (uint256 i; i < 7; ++i) {
+            uint8 roles = i < 4 ? ROLE_NODE : (i < 6 ? ROLE_NODE | ROLE_VALIDATOR : ROLE_VALIDATOR);
+            registerNode(nodeActors[i], 300 ether + i * 50 ether, roles);
+        }
+        // Vector, 4 members, duration 4, replication 2, up to 8 fragments (see createMagu).
+        createMagu(0, 1, 1 | (2 << 8) | (1 << 16) | (4 << 24));
+        formMagu(0);
+        commitData(0, 5);
+    }
+
+    function _count(bytes32 action) internal {
+        ++calls[action];
+    }
+
+    /// @dev The first Magu from `seed` on (cyclically) in the wanted state.
+    function _findMagu(uint256 seed, uint8 want) internal view returns (MaguId, IMaguRegistry.MaguInfo memory, bool) {
+        uint256 len = maguIds.length;
+        IMaguRegistry.MaguInfo memory info;
+        for (uint256 k; k < len; ++k) {
+            MaguId id = maguIds[(seed % len + k) % len];
+            info = magus.maguInfo(id);
+            if (_wanted(info, want)) return (id, info, true);
+        }
+        return (MaguId.wrap(0), info, false);
+    }
+
+    function _wanted(IMaguRegistry.MaguInfo memory info, uint8 want) internal view returns (bool) {
+        if (want == WANT_REQUESTED) return info.status == IMaguRegistry.Status.Requested;
+        if (want == WANT_OPEN) {
+            return info.status == IMaguRegistry.Status.Requested
+                || (info.status == IMaguRegistry.Status.Active && magus.currentPeriod() < info.endPeriod);
+        }
+        if (info.status != IMaguRegistry.Status.Active) return false;
+        if (want == WANT_DATA) return info.fragmentCount > 0;
+        if (want == WANT_VACANCY) return _vacantSlot(info.members, 0) < info.members.length;
+        return true;
+    }
+
+    function _vacantSlot(address[] memory members, uint256 seed) internal pure returns (uint256) {
+        uint256 n = members.length;
+        for (uint256 k; k < n; ++k) {
+            uint256 s = (seed % n + k) % n;
+            if (members[s] == address(0)) return s;
+        }
+        return n;
+    }
+
+    /// @dev A sitting member of `members`, starting from `seed`.
+    function _memberSlot(address[] memory members, uint256 seed) internal pure returns (uint256) {
+        uint256 n = members.length;
+        for (uint256 k; k < n; ++k) {
+            uint256 s = (seed % n + k) % n;
+            if (members[s] != address(0)) return s;
+        }
+        return n;
+    }
+
+    // ------------------------------------------------------------ NodeRegistry
+
+    function registerNode(uint256 actorSeed, uint256 stakeRaw, uint256 rolesRaw) public {
+        address a = nodeActors[actorSeed % NODE_ACTORS];
+        if (registry.nodeInfo(a).registered) return;
+        registerNode(a, bound(stakeRaw, MIN_STAKE, 1000 ether), uint8(1 + rolesRaw % 3));
+        _count("register");
+    }
+
+    function addStake(uint256 actorSeed, uint256 amountRaw) external {
+        address a = nodeActors[actorSeed % NODE_ACTORS];
+        if (!registry.nodeInfo(a).registered) return;
+        addStake(a, bound(amountRaw, 1, 500 ether));
+        _count("addStake");
+    }
+
+    function requestUnstake(uint256 actorSeed, uint256 amountRaw) external {
+        address a = nodeActors[actorSeed % NODE_ACTORS];
+        INodeRegistry.NodeInfo memory n = registry.nodeInfo(a);
+        uint256 free = n.stake > n.locked ? n.stake - n.locked : 0; // a slash may leave locked > stake
+        if (!n.registered || free == 0) return;
+        vm.prank(a);
+        registry.requestUnstake(bound(amountRaw, 1, free));
+        _count("requestUnstake");
+    }
+
+    /// @notice Withdraws for the first actor (from the seed on) with stake unbonding, rolling
+    /// to its release block.
+    function withdraw(uint256 actorSeed) external {
+        for (uint256 k; k < NODE_ACTORS; ++k) {
+            address a = nodeActors[(actorSeed % NODE_ACTORS + k) % NODE_ACTORS];
+            INodeRegistry.NodeInfo memory n = registry.nodeInfo(a);
+            if (!n.registered || n.unbonding == 0) continue;
+            if (blockNumber() < n.unbondingReleaseBlock) vm.roll(n.unbondingReleaseBlock);
+            vm.prank(a);
+            registry.withdraw();
+            _count("withdraw");
+            return;
+        }
+    }
+
+    // ------------------------------------------------------------ MaguRegistry
+
+    function createMagu(uint256 clientSeed, uint256 kindRaw, uint256 paramsRaw) public {
+        address client = clients[clientSeed % CLIENTS];
+        uint8 members = uint8(3 + paramsRaw % 2);
+        uint64 duration = uint64(2 + (paramsRaw >> 8) % 3);
+        IMaguRegistry.MaguParams memory p = kindRaw % 2 == 1
+            ? vectorParams(members, uint8(1 + (paramsRaw >> 16) % 2), uint32(4 + (paramsRaw >> 24) % 5), duration)
+            : blobParams(members, 2, 1, uint32(3 * (2 + (paramsRaw >> 24) % 2)), duration);
+        maguIds.push(createMagu(client, p));
+        _count("createMagu");
+    }
+
+    /// @notice Forms a requested Magu; cancels it instead when too few nodes are eligible, or
+    /// when the seed says so (one time in eight).
+    function formMagu(uint256 maguSeed) public {
+        (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_REQUESTED);
+        if (!ok) return;
+        address[] memory eligible =
+            registry.selectNodes(0, info.params.members, STAKE_PER_MEMBER, 1, new address[](0));
+        if (eligible.length < info.params.members || maguSeed % 8 == 7) {
+            vm.prank(info.owner);
+            magus.cancelMagu(id);
+            _count("cancelMagu");
+            return;
+        }
+        if (blockNumber() < info.requestBlock + 2) vm.roll(info.requestBlock + 2);
+        magus.formMagu(id); // may retry if the selection block is out of reach
+        _count("formMagu");
+    }
+
+    function commitData(uint256 maguSeed, uint256 countRaw) public {
+        (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_OPEN);
+        if (!ok) return;
+        uint32 step = info.params.kind == IMaguRegistry.Kind.Blob ? 3 : 1;
+        if (info.fragmentCount + step > info.params.maxFragments) return;
+        uint256 steps = (info.params.maxFragments - info.fragmentCount) / step;
+        uint32 count = info.fragmentCount + step * uint32(bound(countRaw, 1, steps));
+        commitData(id, MaguId.unwrap(id), count);
+        _count("commitData");
+    }
+
+    function submitProof(uint256 maguSeed, uint256 memberSeed) external {
+        (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_DATA);
+        if (!ok) return;
+        uint256 slot = _memberSlot(info.members, memberSeed);
+        if (slot == info.members.length) return;
+        address member = info.members[slot];
+        IMaguRegistry.Membership memory ms = magus.membership(id, member);
+
+        // The open period to prove: the current one, else the previous one while in grace.
+        uint64 cur = magus.currentPeriod();
+        uint64 p = cur;
+        if (
+            cur > 0 && blockNumber() < challenges.proofDeadline(cur - 1) && cur - 1 >= ms.joinPeriod
+                && challenges.proofState(id, member, cur - 1) == 0
+        ) p = cur - 1;
+        if (p < ms.joinPeriod) p = ms.joinPeriod;
+        if (challenges.proofState(id, member, p) != 0) ++p;
+        if (p >= info.endPeriod) return;
+        if (blockNumber() <= magus.periodStart(p)) vm.roll(magus.periodStart(p) + 1);
+
+        IChallengeManager.FragmentProof[] memory proofs =
+            DataSet.proofsFor(MaguId.unwrap(id), dataRoots[MaguId.unwrap(id)], challenges.challengeFor(id, member, p));
+        vm.prank(member);
+        challenges.submitProof(id, p, proofs);
+        _count("submitProof");
+    }
+
+    /// @notice Marks the earliest open period of a member missed (rolling past its deadline).
+    /// Every other time it picks the member with the most misses and keeps marking until that
+    /// member is evicted, so evictions and repairs happen within a run's few calls.
+    function markMissed(uint256 maguSeed, uint256 memberSeed, uint256 markerSeed) external {
+        (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_DATA);
+        if (!ok) return;
+        uint256 slot = _memberSlot(info.members, memberSeed);
+        if (slot == info.members.length) return;
+        bool toEviction = memberSeed % 2 == 0;
+        if (toEviction) slot = _mostMissed(id, info.members, slot);
+        address member = info.members[slot];
+        address marker = markerSeed % 3 == 0 ? clients[markerSeed % CLIENTS] : nodeActors[markerSeed % NODE_ACTORS];
+        uint64 q = magus.membership(id, member).joinPeriod;
+        do {
+            while (q < info.endPeriod && challenges.proofState(id, member, q) != 0) ++q;
+            if (q >= info.endPeriod) return;
+            uint64 deadline = challenges.proofDeadline(q);
+            if (blockNumber() < deadline) vm.roll(deadline);
+            vm.prank(marker);
+            challenges.markMissed(id, member, q);
+            _count("markMissed");
+        } while (toEviction && magus.membership(id, member).active);
+        if (membersOf(id)[slot] == address(0)) {
+            vacancyBlock[MaguId.unwrap(id)][slot] = uint64(blockNumber());
+            formerMembers[MaguId.unwrap(id)].push(member);
+            leftIn[MaguId.unwrap(id)][member] = magus.currentPeriod();
+            _count("evicted");
+        }
+    }
+
+    /// @notice Marks a missed period of a member that already left or was evicted: it stays
+    /// accountable for the periods up to the one it left in.
+    function markMissedFormer(uint256 maguSeed, uint256 formerSeed, uint256 markerSeed) external {
+        (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_DATA);
+        if (!ok) return;
+        address[] storage former = formerMembers[MaguId.unwrap(id)];
+        if (former.length == 0) return;
+        address member = former[formerSeed % former.length];
+        uint64 last = leftIn[MaguId.unwrap(id)][member];
+        uint64 q = magus.membership(id, member).joinPeriod;
+        while (q <= last && challenges.proofState(id, member, q) != 0) ++q;
+        if (q > last || q >= info.endPeriod) return;
+        uint64 deadline = challenges.proofDeadline(q);
+        if (blockNumber() < deadline) vm.roll(deadline);
+        address marker = markerSeed % 3 == 0 ? clients[markerSeed % CLIENTS] : nodeActors[markerSeed % NODE_ACTORS];
+        vm.prank(marker);
+        challenges.markMissed(id, member, q);
+        _count("markMissedFormer");
+    }
+
+    function _mostMissed(MaguId id, address[] memory members, uint256 fallbackSlot)
+        internal
+        view
+        returns (uint256 slot)
+    {
+        slot = fallbackSlot;
+        uint32 most;
+        for (uint256 s; s < members.length; ++s) {
+            if (members[s] == address(0)) continue;
+            uint32 misses = magus.membership(id, members[s]).misses;
+            if (misses > most) (most, slot) = (misses, s);
+        }
+    }
+
+    function leave(uint256 maguSeed, uint256 memberSeed) external {
+        (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_ACTIVE);
+        if (!ok) return;
+        uint256 slot = _memberSlot(info.members, memberSeed);
+        if (slot == info.members.length) return;
+        vm.prank(info.members[slot]);
+        magus.leave(id);
+        vacancyBlock[MaguId.unwrap(id)][slot] = uint64(blockNumber());
+        formerMembers[MaguId.unwrap(id)].push(info.members[slot]);
+        leftIn[MaguId.unwrap(id)][info.members[slot]] = magus.currentPeriod();
+        _count("leave");
+    }
+
+    function fillVacancy(uint256 maguSeed, uint256 slotSeed) external {
+        (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_VACANCY);
+        if (!ok) return;
+        uint256 slot = _vacantSlot(info.members, slotSeed);
+        address[] storage former = formerMembers[MaguId.unwrap(id)];
+        address[] memory exclude = new address[](info.members.length + former.length);
+        for (uint256 i; i < info.members.length; ++i) {
+            exclude[i] = info.members[i];
+        }
+        for (uint256 i; i < former.length; ++i) {
+            exclude[info.members.length + i] = former[i];
+        }
+        if (registry.selectNodes(0, 1, STAKE_PER_MEMBER, 1, exclude).length == 0) return;
+        uint64 opened = vacancyBlock[MaguId.unwrap(id)][slot];
+        if (blockNumber() < opened + 2) vm.roll(opened + 2);
+        magus.fillVacancy(id, uint8(slot));
+        if (membersOf(id)[slot] == address(0)) {
+            vacancyBlock[MaguId.unwrap(id)][slot] = uint64(blockNumber()); // retried: new draw block
+        }
+        _count("fillVacancy");
+    }
+
+    function settle(uint256 maguSeed) external {
+        (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_ACTIVE);
+        if (!ok) return;
+        uint64 from = magus.periodStart(info.endPeriod + 1);
+        if (blockNumber() < from) vm.roll(from);
+        magus.settle(id);
+        _count("settle");
+    }
+
+    /// @notice The first account (from the seed on) with a MaguRegistry credit claims it.
+    function claimMagu(uint256 actorSeed) external {
+        uint256 total = NODE_ACTORS + CLIENTS;
+        for (uint256 k; k < total; ++k) {
+            uint256 i = (actorSeed % total + k) % total;
+            address a = i < NODE_ACTORS ? nodeActors[i] : clients[i - NODE_ACTORS];
+            if (magus.claimable(a) == 0) continue;
+            vm.prank(a);
+            magus.claim();
+            _count("claimMagu");
+            return;
+        }
+    }
+
+    // ------------------------------------------------------------ Rewards
+
+    function submitWeights(uint256 validatorSeed, uint256 weightSeed) external {
+        address v = nodeActors[validatorSeed % NODE_ACTORS];
+        if (!registry.isActive(v, ROLE_VALIDATOR)) return;
+        address[] memory list = new address[](NODE_ACTORS);
+        uint256 count;
+        for (uint256 i; i < NODE_ACTORS; ++i) {
+            address a = nodeActors[i];
+            if (!registry.isActive(a, ROLE_NODE)) continue;
+            uint256 k = count++;
+            while (k > 0 && list[k - 1] > a) {
+                list[k] = list[k - 1];
+                --k;
+            }
+            list[k] = a;
+        }
+        if (count == 0) return;
+        address[] memory nodes = new address[](count);
+        uint256[] memory weights = new uint256[](count);
+        for (uint256 i; i < count; ++i) {
+            nodes[i] = list[i];
+            weights[i] = 1 + uint256(keccak256(abi.encode(weightSeed, i))) % 100;
+        }
+        uint64 epoch = rewards.currentEpoch();
+        vm.prank(v);
+        rewards.submitWeights(epoch, nodes, weights);
+        submittedIn[epoch] = true;
+        _count("submitWeights");
+    }
+
+    function finalizeEpoch() external {
+        uint64 e = nextEpoch;
+        uint256 end = uint256(rewards.config().genesisBlock) + (uint256(e) + 1) * EPOCH_BLOCKS;
+        if (blockNumber() < end) vm.roll(end);
+        rewards.finalizeEpoch(e);
+        if (submittedIn[e]) ghostMinted += EMISSION;
+        ++nextEpoch;
+        _count("finalizeEpoch");
+    }
+
+    /// @notice The first account (from the seed on) with a Rewards credit claims it.
+    function claimRewards(uint256 actorSeed) external {
+        for (uint256 k; k < NODE_ACTORS; ++k) {
+            address a = nodeActors[(actorSeed % NODE_ACTORS + k) % NODE_ACTORS];
+            if (rewards.claimable(a) == 0) continue;
+            vm.prank(a);
+            rewards.claim();
+            _count("claimRewards");
+            return;
+        }
+    }
+
+    function rollBlocks(uint256 blocks) external {
+        skipBlocks(bound(blocks, 1, 60));
+        _count("roll");
+    }
+}
+
+/// @notice Money conservation across NodeRegistry, MaguRegistry and Rewards under random
+/// sequences of every user action (see Handler).
+contract InvariantTest is Fixture {
+    Handler internal handler;
+
+    function setUp() public override {
+        super.setUp();
+        handler = new Handler(token, registry, magus, challenges, rewards);
+        fund(address(handler), INITIAL_SUPPLY / 2);
+        handler.bootstrap();
+
+        bytes4[] memory selectors = new bytes4[](19);
+        selectors[0] = Handler.registerNode.selector;
+        selectors[1] = Handler.addStake.selector;
+        selectors[2] = Handler.requestUnstake.selector;
+        selectors[3] = Handler.withdraw.selector;
+        selectors[4] = Handler.createMagu.selector;
+        selectors[5] = Handler.formMagu.selector;
+        selectors[6] = Handler.commitData.selector;
+        selectors[7] = Handler.submitProof.selector;
+        selectors[8] = Handler.markMissed.selector;
+        selectors[9] = Handler.leave.selector;
+        selectors[10] = Handler.fillVacancy.selector;
+        selectors[11] = Handler.settle.selector;
+        selectors[12] = Handler.claimMagu.selector;
+        selectors[13] = Handler.submitWeights.selector;
+        selectors[14] = Handler.finalizeEpoch.selector;
+        selectors[15] = Handler.claimRewards.selector;
+        selectors[16] = Handler.rollBlocks.selector;
+        selectors[17] = Handler.submitProof.selector; // proofs twice as likely: most periods get proven
+        selectors[18] = Handler.markMissedFormer.selector;
+        targetContract(address(handler));
+        targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
+    }
+
+    function _held() internal view returns (uint256) {
+        return token.balanceOf(address(registry)) + token.balanceOf(address(magus)) + token.balanceOf(address(rewards));
+    }
+
+    /// @notice What the three money-holding contracts hold equals what their books say they owe,
+    /// each on its own, and ChallengeManager holds nothing.
+    /// hardhat-config: invariant.failOnRevert = true
+    function invariant_balancesMatchBooks() public view {
+        assertEq(
+            _held(),
+            registry.totalHeld() + magus.totalHeld() + rewards.totalClaimable() + rewards.pool(),
+            "balances == books"
+        );
+        assertEq(token.balanceOf(address(registry)), registry.totalHeld(), "NodeRegistry");
+        assertEq(token.balanceOf(address(magus)), magus.totalHeld(), "MaguRegistry");
+        assertEq(token.balanceOf(address(rewards)), rewards.totalClaimable() + rewards.pool(), "Rewards");
+        assertEq(token.balanceOf(address(challenges)), 0, "ChallengeManager holds nothing");
+    }
+
+    /// @notice Supply only grows by Rewards' emissions, and every token is somewhere known.
+    /// hardhat-config: invariant.failOnRevert = true
+    function invariant_supplyIsInitialPlusMinted() public view {
+        assertEq(token.totalSupply(), INITIAL_SUPPLY + handler.ghostMinted(), "supply = initial + minted");
+        address[] memory all = handler.actors();
+        uint256 sum = _held() + token.balanceOf(address(this)) + token.balanceOf(address(handler))
+            + token.balanceOf(address(challenges));
+        for (uint256 i; i < all.length; ++i) {
+            sum += token.balanceOf(all[i]);
+        }
+        assertEq(sum, token.totalSupply(), "nothing created or lost outside minting");
+    }
+
+    /// @notice Per-account books add up: stakes to NodeRegistry's total, credits to Rewards'
+    /// total, escrows and credits within MaguRegistry's total; each node's lock is exactly what
+    /// its active memberships need (slashes do not lower it, ended memberships release it).
+    /// hardhat-config: invariant.failOnRevert = true
+    function invariant_accountsAddUp() public view {
+        MaguId[] memory ids = handler.maguList();
+        uint256 staked;
+        for (uint256 i; i < registry.nodeCount(); ++i) {
+            address node = registry.nodeAt(i);
+            INodeRegistry.NodeInfo memory n = registry.nodeInfo(node);
+            staked += n.stake + n.unbonding;
+            uint256 memberships;
+            for (uint256 k; k < ids.length; ++k) {
+                if (magus.membership(ids[k], node).active) ++memberships;
+            }
+            assertEq(n.locked, memberships * STAKE_PER_MEMBER, "lock = what active memberships need");
+        }
+        assertEq(staked, registry.totalHeld(), "sum of stakes");
+
+        address[] memory all = handler.actors();
+        uint256 credited;
+        uint256 owed;
+        for (uint256 i; i < all.length; ++i) {
+            credited += rewards.claimable(all[i]);
+            owed += magus.claimable(all[i]);
+        }
+        assertEq(credited, rewards.totalClaimable(), "sum of reward credits");
+        for (uint256 i; i < ids.length; ++i) {
+            owed += magus.maguInfo(ids[i]).escrow;
+        }
+        assertLe(owed, magus.totalHeld(), "escrows + credits within MaguRegistry's books");
+    }
+}

@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {ChallengeManager} from "../../../contracts/ChallengeManager.sol";
+import {MaguRegistry} from "../../../contracts/MaguRegistry.sol";
+import {MuriToken} from "../../../contracts/MuriToken.sol";
+import {NodeRegistry} from "../../../contracts/NodeRegistry.sol";
+import {Rewards} from "../../../contracts/Rewards.sol";
+import {IChallengeManager} from "../../../contracts/interfaces/IChallengeManager.sol";
+import {IMaguRegistry} from "../../../contracts/interfaces/IMaguRegistry.sol";
+import {INodeRegistry} from "../../../contracts/interfaces/INodeRegistry.sol";
+import {IRewards} from "../../../contracts/interfaces/IRewards.sol";
+import {MaguId} from "../../../contracts/types/MaguId.sol";
+import {DataSet, MerkleBuilder} from "./MerkleBuilder.sol";
+import {Test} from "./Test.sol";
+
+/// @title FixtureBase
+/// @notice State and helpers shared by the tests and the invariant handler: the deployed
+/// contracts, default parameters, and helpers to register nodes, create and form Magus, commit
+/// deterministic data sets and answer challenges honestly. Deploys nothing (see Fixture).
+abstract contract FixtureBase is Test {
+    /// @notice Everything the deployment takes; `defaultParams()` is what most tests use.
+    struct Params {
+        uint256 initialSupply;
+        uint256 minStake;
+        uint64 unbondingBlocks;
+        uint32 maxNodes;
+        uint64 periodBlocks;
+        uint256 stakePerMember;
+        uint256 repairBounty;
+        uint8 maxMembers;
+        uint32 maxFragments;
+        uint64 maxDurationPeriods;
+        uint8 samples;
+        uint16 slashBps;
+        uint16 markerBps;
+        uint32 maxMisses;
+        uint64 graceBlocks;
+        uint64 epochBlocks;
+        uint256 emissionPerEpoch;
+        uint16 validatorShareBps;
+        uint16 maxWeights;
+    }
+
+    uint256 internal constant INITIAL_SUPPLY = 1_000_000_000 ether;
+    uint256 internal constant MIN_STAKE = 100 ether;
+    uint64 internal constant UNBONDING_BLOCKS = 50;
+    uint32 internal constant MAX_NODES = 64;
+    uint64 internal constant PERIOD_BLOCKS = 20;
+    uint256 internal constant STAKE_PER_MEMBER = 50 ether;
+    uint256 internal constant REPAIR_BOUNTY = 10 ether;
+    uint8 internal constant MAX_MEMBERS = 16;
+    uint32 internal constant MAX_FRAGMENTS = 4096;
+    uint64 internal constant MAX_DURATION = 100;
+    uint8 internal constant SAMPLES = 4;
+    uint16 internal constant SLASH_BPS = 1000;
+    uint16 internal constant MARKER_BPS = 2000;
+    uint32 internal constant MAX_MISSES = 2;
+    uint64 internal constant GRACE_BLOCKS = 5;
+    uint64 internal constant EPOCH_BLOCKS = 100;
+    uint256 internal constant EMISSION = 1000 ether;
+    uint16 internal constant VALIDATOR_SHARE_BPS = 2000;
+    uint16 internal constant MAX_WEIGHTS = 32;
+
+    /// @notice Storage offered by every test node (1 TiB).
+    uint64 internal constant NODE_CAPACITY = 1 << 40;
+    /// @notice Default Magu price per stored fragment copy and period.
+    uint256 internal constant PRICE = 1 ether;
+    uint8 internal constant ROLE_NODE = 1;
+    uint8 internal constant ROLE_VALIDATOR = 2;
+
+    MuriToken internal token;
+    NodeRegistry internal registry;
+    MaguRegistry internal magus;
+    ChallengeManager internal challenges;
+    Rewards internal rewards;
+    Params internal params;
+
+    /// @dev The data set committed to each Magu: its seed and all fragment roots.
+    mapping(uint256 magu => uint256 seed) internal dataSeed;
+    mapping(uint256 magu => bytes32[] roots) internal dataRoots;
+
+    uint256 private _actorCount;
+
+    // ------------------------------------------------------------ actors and stake
+
+    /// @notice A fresh, labelled actor address.
+    function newActor(string memory prefix) internal returns (address) {
+        return makeAddr(string.concat(prefix, "-", toString(++_actorCount)));
+    }
+
+    /// @notice Gives `to` `amount` MURI from this test's initial supply.
+    function fund(address to, uint256 amount) internal {
+        token.transfer(to, amount);
+    }
+
+    function peerIdOf(address who) internal pure returns (bytes memory) {
+        // A libp2p identity multihash look-alike: 0x00 (identity) 0x14 (20 bytes) ‖ address.
+        return abi.encodePacked(hex"0014", who);
+    }
+
+    function multiaddrs() internal pure returns (string[] memory list) {
+        list = new string[](1);
+        list[0] = "/ip4/127.0.0.1/tcp/4001";
+    }
+
+    /// @notice Funds `who` and registers it with `stake` and `roles`.
+    function registerNode(address who, uint256 stake, uint8 roles) internal {
+        fund(who, stake);
+        vm.startPrank(who);
+        token.approve(address(registry), stake);
+        registry.register(stake, roles, NODE_CAPACITY, peerIdOf(who), multiaddrs());
+        vm.stopPrank();
+    }
+
+    /// @notice Registers `count` fresh storage nodes with `stake` each.
+    function registerNodes(uint256 count, uint256 stake) internal returns (address[] memory list) {
+        list = new address[](count);
+        for (uint256 i; i < count; ++i) {
+            list[i] = newActor("node");
+            registerNode(list[i], stake, ROLE_NODE);
+        }
+    }
+
+    /// @notice Registers `count` fresh validators (validator role only) with `stake` each.
+    function registerValidators(uint256 count, uint256 stake) internal returns (address[] memory list) {
+        list = new address[](count);
+        for (uint256 i; i < count; ++i) {
+            list[i] = newActor("validator");
+            registerNode(list[i], stake, ROLE_VALIDATOR);
+        }
+    }
+
+    function addStake(address who, uint256 amount) internal {
+        fund(who, amount);
+        vm.startPrank(who);
+        token.approve(address(registry), amount);
+        registry.addStake(amount);
+        vm.stopPrank();
+    }
+
+    // ------------------------------------------------------------ Magus
+
+    function vectorParams(uint8 members, uint8 replication, uint32 maxFragments, uint64 duration)
+        internal
+        pure
+        returns (IMaguRegistry.MaguParams memory p)
+    {
+        p.kind = IMaguRegistry.Kind.Vector;
+        p.metric = IMaguRegistry.Metric.L2;
+        p.dimension = 128;
+        p.members = members;
+        p.replication = replication;
+        p.maxFragments = maxFragments;
+        p.durationPeriods = duration;
+        p.pricePerFragmentPeriod = PRICE;
+    }
+
+    function blobParams(uint8 members, uint8 dataShards, uint8 parityShards, uint32 maxFragments, uint64 duration)
+        internal
+        pure
+        returns (IMaguRegistry.MaguParams memory p)
+    {
+        p.kind = IMaguRegistry.Kind.Blob;
+        p.members = members;
+        p.dataShards = dataShards;
+        p.parityShards = parityShards;
+        p.maxFragments = maxFragments;
+        p.durationPeriods = duration;
+        p.pricePerFragmentPeriod = PRICE;
+    }
+
+    /// @notice The escrow a Magu with `p` costs: price × stored copies × duration.
+    function escrowOf(IMaguRegistry.MaguParams memory p) internal pure returns (uint256) {
+        uint256 stored = p.kind == IMaguRegistry.Kind.Vector ? uint256(p.maxFragments) * p.replication : p.maxFragments;
+        return p.pricePerFragmentPeriod * stored * p.durationPeriods;
+    }
+
+    /// @notice Funds `owner` with the escrow and creates the Magu as `owner`.
+    function createMagu(address owner, IMaguRegistry.MaguParams memory p) internal returns (MaguId id) {
+        uint256 escrow = escrowOf(p);
+        fund(owner, escrow);
+        vm.startPrank(owner);
+        token.approve(address(magus), escrow);
+        id = magus.createMagu(p);
+        vm.stopPrank();
+    }
+
+    /// @notice Rolls to the first block the selection randomness is ready and forms the Magu.
+    function formMagu(MaguId id) internal {
+        uint256 ready = magus.maguInfo(id).requestBlock + 2;
+        if (blockNumber() < ready) vm.roll(ready);
+        magus.formMagu(id);
+    }
+
+    /// @notice Commits the first `count` fragments of data set `seed` as the Magu's data.
+    function commitData(MaguId id, uint256 seed, uint32 count) internal {
+        uint256 key = MaguId.unwrap(id);
+        if (dataRoots[key].length == 0) dataSeed[key] = seed;
+        require(dataSeed[key] == seed, "fixture: one data set per Magu");
+        bytes32[] memory roots = DataSet.extend(dataRoots[key], seed, count);
+        dataRoots[key] = roots;
+        bytes32 root = maguRootOf(roots);
+        address owner = magus.maguInfo(id).owner;
+        vm.prank(owner);
+        magus.commitData(id, root, count);
+    }
+
+    /// @notice The Magu root over `roots` (positional tree, docs/ENCODING.md).
+    function maguRootOf(bytes32[] memory roots) internal pure returns (bytes32) {
+        return MerkleBuilder.root(roots);
+    }
+
+    /// @notice Creates, forms and fills a Magu: `count` fragments of data set `seed`.
+    function setupMagu(address owner, IMaguRegistry.MaguParams memory p, uint256 seed, uint32 count)
+        internal
+        returns (MaguId id)
+    {
+        id = createMagu(owner, p);
+        formMagu(id);
+        commitData(id, seed, count);
+    }
+
+    function membersOf(MaguId id) internal view returns (address[] memory) {
+        return magus.maguInfo(id).members;
+    }
+
+    // ------------------------------------------------------------ periods and proofs
+
+    /// @notice Rolls to the first block at which proofs for `period` are accepted.
+    function rollToPeriod(uint64 period) internal {
+        vm.roll(magus.periodStart(period) + 1);
+    }
+
+    /// @notice Rolls to the first block at which `period` can be marked missed.
+    function rollPastDeadline(uint64 period) internal {
+        vm.roll(challenges.proofDeadline(period));
+    }
+
+    /// @notice The honest answer of `member` to its challenge of `period` (from the committed data).
+    function proofsFor(MaguId id, address member, uint64 period)
+        internal
+        view
+        returns (IChallengeManager.FragmentProof[] memory)
+    {
+        return dataProofs(MaguId.unwrap(id), challenges.challengeFor(id, member, period));
+    }
+
+    /// @notice Honest answers to `items` from the data committed to Magu `key`.
+    function dataProofs(uint256 key, IChallengeManager.ChallengeItem[] memory items)
+        internal
+        view
+        returns (IChallengeManager.FragmentProof[] memory)
+    {
+        return DataSet.proofsFor(dataSeed[key], dataRoots[key], items);
+    }
+
+    /// @notice `member` answers its challenge of `period` honestly.
+    function prove(MaguId id, address member, uint64 period) internal {
+        IChallengeManager.FragmentProof[] memory proofs = proofsFor(id, member, period);
+        vm.prank(member);
+        challenges.submitProof(id, period, proofs);
+    }
+
+    /// @notice Every current member of `id` proves `period` (rolling into it first).
+    function proveAll(MaguId id, uint64 period) internal {
+        rollToPeriod(period);
+        address[] memory members = membersOf(id);
+        for (uint256 i; i < members.length; ++i) {
+            if (members[i] != address(0)) prove(id, members[i], period);
+        }
+    }
+}
+
+/// @title Fixture
+/// @notice Deploys the five contracts wired with the production roles:
+/// token MINTER_ROLE -> Rewards; NodeRegistry MODULE_ROLE -> MaguRegistry, SLASHER_ROLE ->
+/// MaguRegistry and ChallengeManager, REPUTATION_ROLE -> ChallengeManager; MaguRegistry
+/// CHALLENGE_ROLE -> ChallengeManager; ChallengeManager slashes to Rewards.
+abstract contract Fixture is FixtureBase {
+    function defaultParams() internal pure returns (Params memory p) {
+        p = Params({
+            initialSupply: INITIAL_SUPPLY,
+            minStake: MIN_STAKE,
+            unbondingBlocks: UNBONDING_BLOCKS,
+            maxNodes: MAX_NODES,
+            periodBlocks: PERIOD_BLOCKS,
+            stakePerMember: STAKE_PER_MEMBER,
+            repairBounty: REPAIR_BOUNTY,
+            maxMembers: MAX_MEMBERS,
+            maxFragments: MAX_FRAGMENTS,
+            maxDurationPeriods: MAX_DURATION,
+            samples: SAMPLES,
+            slashBps: SLASH_BPS,
+            markerBps: MARKER_BPS,
+            maxMisses: MAX_MISSES,
+            graceBlocks: GRACE_BLOCKS,
+            epochBlocks: EPOCH_BLOCKS,
+            emissionPerEpoch: EMISSION,
+            validatorShareBps: VALIDATOR_SHARE_BPS,
+            maxWeights: MAX_WEIGHTS
+        });
+    }
+
+    /// @notice Deploys with the default parameters. Override `setUp` to deploy differently.
+    function setUp() public virtual {
+        deploy(defaultParams());
+    }
+
+    /// @notice Deploys the five contracts with `p` (this test is admin and initial holder).
+    function deploy(Params memory p) internal {
+        params = p;
+        token = new MuriToken(address(this), address(this), p.initialSupply);
+        registry = new NodeRegistry(
+            INodeRegistry.Config({
+                token: address(token),
+                minStake: p.minStake,
+                unbondingBlocks: p.unbondingBlocks,
+                maxNodes: p.maxNodes
+            }),
+            address(this)
+        );
+        rewards = new Rewards(
+            IRewards.Config({
+                token: address(token),
+                nodeRegistry: address(registry),
+                genesisBlock: 0,
+                epochBlocks: p.epochBlocks,
+                emissionPerEpoch: p.emissionPerEpoch,
+                validatorShareBps: p.validatorShareBps,
+                maxWeights: p.maxWeights
+            })
+        );
+        magus = new MaguRegistry(
+            IMaguRegistry.Config({
+                token: address(token),
+                nodeRegistry: address(registry),
+                genesisBlock: 0,
+                periodBlocks: p.periodBlocks,
+                stakePerMember: p.stakePerMember,
+                repairBounty: p.repairBounty,
+                maxMembers: p.maxMembers,
+                maxFragments: p.maxFragments,
+                maxDurationPeriods: p.maxDurationPeriods
+            }),
+            address(this)
+        );
+        challenges = new ChallengeManager(
+            IChallengeManager.Config({
+                maguRegistry: address(magus),
+                nodeRegistry: address(registry),
+                slashSink: address(rewards),
+                samples: p.samples,
+                slashBps: p.slashBps,
+                markerBps: p.markerBps,
+                maxMisses: p.maxMisses,
+                graceBlocks: p.graceBlocks
+            })
+        );
+
+        token.grantRole(token.MINTER_ROLE(), address(rewards));
+        registry.grantRole(registry.MODULE_ROLE(), address(magus));
+        registry.grantRole(registry.SLASHER_ROLE(), address(magus));
+        registry.grantRole(registry.SLASHER_ROLE(), address(challenges));
+        registry.grantRole(registry.REPUTATION_ROLE(), address(challenges));
+        magus.grantRole(magus.CHALLENGE_ROLE(), address(challenges));
+
+        vm.label(address(token), "MuriToken");
+        vm.label(address(registry), "NodeRegistry");
+        vm.label(address(rewards), "Rewards");
+        vm.label(address(magus), "MaguRegistry");
+        vm.label(address(challenges), "ChallengeManager");
+    }
+
+}
