@@ -13,22 +13,8 @@
 import { parseArgs } from "node:util";
 import type { Hex } from "viem";
 import { describeError, loadDeployment } from "../chain/index.js";
-import type { Logger } from "../store/logger.js";
+import { jsonStderrLogger } from "../store/logger.js";
 import { createNodeAgent } from "./node-agent.js";
-
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
-type Level = keyof typeof LEVELS;
-
-/** JSON-lines logger on stderr. */
-export function stderrLogger(level: Level = "info", module = "node"): Logger {
-  const min = LEVELS[level] ?? LEVELS.info;
-  const write = (l: Level) => (msg: string, context?: Record<string, unknown>) => {
-    if (LEVELS[l] < min) return;
-    const line = JSON.stringify({ t: new Date().toISOString(), level: l, module, msg, ...context }, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
-    process.stderr.write(line + "\n");
-  };
-  return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -52,7 +38,7 @@ async function main(): Promise<number> {
     process.stderr.write("--key must be 0x followed by 64 hex digits\n");
     return 2;
   }
-  const log = stderrLogger((process.env.MURI_LOG as Level | undefined) ?? "info");
+  const log = jsonStderrLogger("node");
   const deployment = await loadDeployment(values.deployment);
   const agent = createNodeAgent(
     {

@@ -16,21 +16,8 @@ import { parseArgs } from "node:util";
 import type { Hex } from "viem";
 import { createChainClients, describeError, getMuriContracts, loadDeployment } from "../chain/index.js";
 import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
-import type { Logger } from "../store/logger.js";
+import { jsonStderrLogger } from "../store/logger.js";
 import { createValidator, ensureValidatorRegistered, type Validator } from "./validator.js";
-
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40 } as const;
-type Level = keyof typeof LEVELS;
-
-/** JSON-lines logger on stderr (run-node.ts has the same; importing it would run that entry). */
-function stderrLogger(level: Level, module: string): Logger {
-  const min = LEVELS[level] ?? LEVELS.info;
-  const write = (l: Level) => (msg: string, context?: Record<string, unknown>) => {
-    if (LEVELS[l] < min) return;
-    process.stderr.write(JSON.stringify({ t: new Date().toISOString(), level: l, module, msg, ...context }, (_k, v) => (typeof v === "bigint" ? v.toString() : v)) + "\n");
-  };
-  return { debug: write("debug"), info: write("info"), warn: write("warn"), error: write("error") };
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -60,7 +47,7 @@ async function main(): Promise<number> {
     process.stderr.write("--metrics-port must be 0..65535\n");
     return 2;
   }
-  const log = stderrLogger((process.env.MURI_LOG as Level | undefined) ?? "info", "validator");
+  const log = jsonStderrLogger("validator");
   const deployment = await loadDeployment(values.deployment);
   await mkdir(values.dir, { recursive: true });
 

@@ -8,7 +8,7 @@ import { createNodeAgent, DEFAULT_QUOTA_BYTES } from "../../roles/node-agent.js"
 import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";
 import { stopSignals, type LocalCommand } from "../devnet/local-command.js";
-import { jsonStderrLogger } from "../devnet/logger.js";
+import { jsonStderrLogger } from "../../store/logger.js";
 import { ExitCode, UsageError } from "../errors.js";
 import { toJson } from "../output.js";
 import { formatBytes, parseBytes, parseKey, parseMultiaddr } from "../values.js";
