@@ -585,8 +585,8 @@ class Follower implements EventFollower {
   }
 }
 
-/** Sleeps `ms`; an abort ends the sleep early without throwing. */
-async function pause(ms: number, signal: AbortSignal): Promise<void> {
+/** Sleeps `ms`; an abort ends the sleep early without throwing (for `while (!signal.aborted)` loops). */
+export async function pause(ms: number, signal: AbortSignal): Promise<void> {
   try {
     await sleep(ms, undefined, { signal });
   } catch {

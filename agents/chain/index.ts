@@ -24,6 +24,7 @@ export {
 } from "./clients.js";
 export {
   createEventFollower,
+  pause,
   type ChainEvent,
   type EventArgs,
   type EventFollower,

@@ -21,7 +21,7 @@
  * Transactions are sent one at a time (one wallet, no nonce races).
  */
 import type { Address, Hex } from "viem";
-import { describeError, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
+import { describeError, pause, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
 import { leafIndexFor } from "../data/challenge.js";
 import { buildFragmentTree, fragmentLeafProof, hashLeaf, HASH_SIZE, maguProof, buildMaguTree, verifyChallengeProof, type FragmentTree, type MaguTree } from "../data/merkle.js";
 import { CorruptFragmentError, FragmentNotFoundError } from "../store/errors.js";
@@ -126,19 +126,6 @@ interface SolidityProof {
 
 const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString("hex")}`;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 class ChallengeProver implements Prover {
   private readonly log: Logger;
   private readonly trees: Lru<string, FragmentTree>;
@@ -171,7 +158,7 @@ class ChallengeProver implements Prover {
         } catch (err) {
           this.logOnce(`pass:${describeError(err)}`, "warn", "prover pass failed; retrying", { error: describeError(err) });
         }
-        await sleep(this.init.pollMs, controller.signal);
+        await pause(this.init.pollMs, controller.signal);
       }
     })();
   }

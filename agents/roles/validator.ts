@@ -39,7 +39,7 @@ import type { Address, Hex } from "viem";
 import { getAddress } from "viem";
 import type { CID } from "multiformats/cid";
 import { Counter, Registry } from "prom-client";
-import { describeError, toChainError, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
+import { describeError, pause, toChainError, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
 import { fragmentRoot, maguRoot } from "../data/merkle.js";
 import { holderBlob, holdersVector } from "../data/placement.js";
 import { silentLogger, type Logger } from "../store/logger.js";
@@ -151,19 +151,6 @@ interface AuditTarget {
   roots: readonly Buffer[];
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 class ChainValidator implements Validator {
   readonly registry: Registry;
   private readonly log: Logger;
@@ -226,7 +213,7 @@ class ChainValidator implements Validator {
       (async () => {
         while (!signal.aborted) {
           await this.guard("pass", () => this.runOnce());
-          await sleep(this.pollMs, signal);
+          await pause(this.pollMs, signal);
         }
       })(),
     );
@@ -235,7 +222,7 @@ class ChainValidator implements Validator {
       this.loops.push(
         (async () => {
           while (!signal.aborted) {
-            await sleep(auditMs, signal);
+            await pause(auditMs, signal);
             if (!signal.aborted) await this.guard("audit round", () => this.auditOnce());
           }
         })(),
