@@ -4,6 +4,7 @@
  * viem throws into one of them (walking the cause chain with `BaseError.walk`), and `describeError`
  * gives the one line a CLI prints.
  */
+import { MuriError } from "../data/muri-error.js";
 import { BaseError, ContractFunctionExecutionError, ContractFunctionRevertedError, decodeErrorResult, hexToString } from "viem";
 import type { Abi, AbiParameter, Address, Hex } from "viem";
 
@@ -11,17 +12,7 @@ type AbiError = Extract<Abi[number], { type: "error" }>;
 import { muriAbis, muriContractNames } from "./abis.js";
 
 /** Base class of every chain-layer error. */
-export class ChainError<Context extends object = Record<string, unknown>> extends Error {
-  readonly code: string;
-  readonly context: Context;
-
-  constructor(code: string, message: string, context: Context, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.context = context;
-  }
-}
+export class ChainError<Context extends object = Record<string, unknown>> extends MuriError<Context> {}
 
 /** The RPC endpoint cannot be reached (connection refused, DNS failure, timeout, HTTP error status). */
 export class RpcUnavailableError extends ChainError<{ url: string; reason: string }> {

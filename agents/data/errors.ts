@@ -3,19 +3,10 @@
  * structured `context` (Lodestar `LodestarError` style), so callers branch on `code` or
  * `instanceof`, never on message text.
  */
+import { MuriError } from "./muri-error.js";
 
 /** Base class of every data-layer error. */
-export class DataError<C extends Record<string, unknown> = Record<string, unknown>> extends Error {
-  readonly code: string;
-  readonly context: C;
-
-  constructor(code: string, message: string, context: C, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.context = context;
-  }
-}
+export class DataError<C extends Record<string, unknown> = Record<string, unknown>> extends MuriError<C> {}
 
 /** An argument or parameter is outside what the data layer accepts (sizes, k/m, indices...). */
 export class InvalidParameterError extends DataError<{ name: string; value: unknown; reason: string }> {

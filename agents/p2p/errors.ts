@@ -3,19 +3,10 @@
  * `context` (peer ids and CIDs as strings, sizes as numbers) so callers and logs can act on them
  * without parsing messages.
  */
+import { MuriError } from "../data/muri-error.js";
 
 /** Base class of every p2p error. */
-export class P2PError<Context extends object = Record<string, unknown>> extends Error {
-  readonly code: string;
-  readonly context: Context;
-
-  constructor(code: string, message: string, context: Context, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.context = context;
-  }
-}
+export class P2PError<Context extends object = Record<string, unknown>> extends MuriError<Context> {}
 
 /** A request or response header (or its trailing bytes) breaks the framing rules. */
 export class MalformedFrameError extends P2PError<{ reason: string; peer?: string }> {

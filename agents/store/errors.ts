@@ -3,19 +3,10 @@
  * `context` (the Lodestar `LodestarError` / libp2p named-error habit). Callers branch on `code`
  * (or `instanceof`), never on the message.
  */
+import { MuriError } from "../data/muri-error.js";
 
 /** Base class of every store error. */
-export class StoreError<Context extends object = Record<string, unknown>> extends Error {
-  readonly code: string;
-  readonly context: Context;
-
-  constructor(code: string, message: string, context: Context, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-    this.context = context;
-  }
-}
+export class StoreError<Context extends object = Record<string, unknown>> extends MuriError<Context> {}
 
 /** A write would take the store past its configured quota. Nothing was written. */
 export class StoreFullError extends StoreError<{ needed: number; free: number; quota: number }> {
