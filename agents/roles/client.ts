@@ -10,6 +10,13 @@
  * 4. push the manifest, then the Magu index document (magu-sync.ts), to every member, then each
  *    shard to the member placement names (`holderBlob`), dialing the multiaddrs registered in
  *    NodeRegistry; the staged shards are deleted once pushed.
+ * putInto(maguId, path): the same file path into an existing blob Magu the caller owns (checks first:
+ * known, owned, blob, active and within its term, enough paid fragments left, and this directory's
+ * record covers what is committed; then the earlier manifests are fetched from the members and must
+ * fold to the on-chain root). The file's shards are appended: commitData(root over the old fragment
+ * roots then the new ones, old count + F); the members get every manifest and a version-2 index
+ * document listing them in commit order; shard f of the file is Magu fragment offset + f.
+ * Every put records the file (manifest, offset, shards) in `<dir>/magus/<id>.json` (client-record.ts).
  * get({maguId, manifestCid}, out): the manifest from the first member that has it, then every
  * stripe from its holders; a holder that fails once is skipped for the rest of the get, and a
  * stripe missing up to m shards is rebuilt from parity. The file is written to `out.tmp` and
@@ -48,7 +55,11 @@ import { decodeFile, encodeFile, type ShardFetcher } from "../data/pipeline.js";
 import { holderBlob } from "../data/placement.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
 import { openFragmentStore, silentLogger, type FragmentStore, type Logger } from "../store/index.js";
-import { encodeMaguIndexDocument } from "./magu-sync.js";
+import { FRAGMENT_SIZE } from "../data/constants.js";
+import { ENCRYPTION_OVERHEAD } from "../data/crypto.js";
+import { layoutFor } from "../data/manifest.js";
+import { encodeMaguIndexDocument, encodeMaguIndexList } from "./magu-sync.js";
+import { appendMaguRecord, lockMaguRecord, readMaguRecord } from "./client-record.js";
 
 /** Default erasure parameters and Magu terms of `put`. */
 export const CLIENT_DEFAULTS = {
@@ -69,14 +80,40 @@ export const CLIENT_DEFAULTS = {
   formWaitMs: 60_000,
 } as const;
 const RECEIPT_TIMEOUT_MS = 60_000;
+/** MaguRegistry `Kind.Blob`, `Status.None` / `Status.Active`, and the status names. */
+const KIND_BLOB = 0;
+const STATUS_NONE = 0;
+const STATUS_ACTIVE = 2;
+const STATUS_NAMES = ["none", "requested", "active", "ended", "cancelled"];
+const ZERO_ADDRESS = /^0x0{40}$/i;
 const STAGING_QUOTA_BYTES = 2 ** 40;
 const SECRET_BYTES = 32;
+
+/** What a {@link StorageClientError} reports. */
+export type StorageClientErrorCode =
+  | "ERR_TX_FAILED"
+  | "ERR_PUSH_FAILED"
+  | "ERR_MANIFEST_NOT_FOUND"
+  | "ERR_CLIENT_NOT_STARTED"
+  | "ERR_BLOCK_WAIT"
+  /** putInto: no Magu with that id. */
+  | "ERR_MAGU_UNKNOWN"
+  /** putInto: the Magu belongs to another account. */
+  | "ERR_MAGU_NOT_OWNER"
+  /** putInto: a vector Magu. */
+  | "ERR_MAGU_KIND"
+  /** putInto: not active, or its term is over. */
+  | "ERR_MAGU_NOT_ACTIVE"
+  /** putInto: fewer paid fragments left than the file needs. */
+  | "ERR_MAGU_FULL"
+  /** putInto / get: this client directory's record does not match the Magu. */
+  | "ERR_MAGU_RECORD";
 
 /** A client operation that failed; `code` names the condition, `context` says where. */
 export class StorageClientError extends Error {
   readonly code: string;
   readonly context: Record<string, unknown>;
-  constructor(code: "ERR_TX_FAILED" | "ERR_PUSH_FAILED" | "ERR_MANIFEST_NOT_FOUND" | "ERR_CLIENT_NOT_STARTED" | "ERR_BLOCK_WAIT", message: string, context: Record<string, unknown>, cause?: unknown) {
+  constructor(code: StorageClientErrorCode, message: string, context: Record<string, unknown>, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = "StorageClientError";
     this.code = code;
@@ -114,6 +151,10 @@ export interface FileRef {
 export interface PutResult extends FileRef {
   fileSize: number;
   shards: number;
+  /** Magu fragment index of the file's first shard (0 for a new Magu). */
+  offset: number;
+  /** Fragments committed to the Magu after this put. */
+  fragmentCount: number;
   members: Address[];
 }
 
@@ -131,6 +172,8 @@ export interface StorageClient {
   start(): Promise<void>;
   stop(): Promise<void>;
   put(path: string, options?: PutOptions): Promise<PutResult>;
+  /** Appends a file to an existing blob Magu the caller owns (see the module comment). */
+  putInto(maguId: bigint, path: string): Promise<PutResult>;
   get(ref: FileRef, outPath: string): Promise<GetResult>;
   readonly address: Address;
 }
@@ -307,6 +350,7 @@ class Client implements StorageClient {
 
     // 3. Commit the root.
     await this.send("commitData", this.contracts.maguRegistry.write.commitData([maguId, root, count]));
+    await appendMaguRecord(this.init.dir, maguId, { manifestCid, shards: count, fileSize }, 0);
 
     // 4. Push: manifest and index document to every member, then each shard to its holder.
     const members = await this.members(memberAddresses);
@@ -332,7 +376,163 @@ class Client implements StorageClient {
     });
     for (const cid of shardCids) await staging.delete(cid);
     this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
-    return { maguId, manifestCid, fileSize, shards: count, members: memberAddresses };
+    return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses };
+  }
+
+  /**
+   * Where the file of `manifest` starts in the Magu: from this directory's record, else 0 when the
+   * manifest covers the whole Magu (a one-file Magu put from another directory).
+   */
+  private async offsetOf(ref: FileRef, manifest: Manifest, fragmentCount: number): Promise<number> {
+    const files = await readMaguRecord(this.init.dir, ref.maguId);
+    const recorded = files.find((f) => f.manifestCid.equals(ref.manifestCid));
+    if (recorded !== undefined && recorded.shards === manifest.shards.length && recorded.offset + recorded.shards <= fragmentCount) return recorded.offset;
+    if (manifest.shards.length === fragmentCount) return 0;
+    throw new StorageClientError(
+      "ERR_MAGU_RECORD",
+      `this client directory (${this.init.dir}) has no record of manifest ${ref.manifestCid} in Magu ${ref.maguId}, which holds ${fragmentCount} fragments ` +
+        `(the file has ${manifest.shards.length}): get it with the client directory that put it`,
+      { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() },
+    );
+  }
+
+  /** The manifest `cid` from the first of `members` that serves it. */
+  private async fetchManifest(members: readonly Member[], cid: CID, maguId: bigint): Promise<{ manifest: Manifest; bytes: Uint8Array }> {
+    const { p2p } = this.running();
+    for (const member of members) {
+      try {
+        const bytes = await p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs });
+        return { manifest: decodeManifest(bytes, cid), bytes };
+      } catch (err) {
+        this.log.debug("manifest fetch failed", { member: member.address, error: (err as Error).message });
+      }
+    }
+    throw new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${cid} not found at any of the ${members.length} members of Magu ${maguId}`, { maguId, manifestCid: cid.toString() });
+  }
+
+  /** Pushes `bytes` to `member`, retrying; the last failure throws ERR_PUSH_FAILED. */
+  private async pushTo(member: Member, cid: CID, bytes: Uint8Array, what: string): Promise<void> {
+    const { p2p } = this.running();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await p2p.pushFragment(member.peerId, cid, bytes, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs });
+        return;
+      } catch (err) {
+        if (attempt >= CLIENT_DEFAULTS.pushAttempts) throw new StorageClientError("ERR_PUSH_FAILED", `push of ${what} to ${member.address} failed: ${(err as Error).message}`, { what, member: member.address, cid: cid.toString() }, err);
+        await sleep(200 * attempt);
+      }
+    }
+  }
+
+  async putInto(maguId: bigint, path: string): Promise<PutResult> {
+    const { staging, secret } = this.running();
+    const started = performance.now();
+    const release = await lockMaguRecord(this.init.dir, maguId);
+    try {
+      // 1. Everything that can refuse the put, before anything is encoded, pushed or sent.
+      const registry = this.contracts.maguRegistry;
+      const fail = (code: StorageClientErrorCode, message: string): never => {
+        throw new StorageClientError(code, message, { maguId });
+      };
+      const info = await registry.read.maguInfo([maguId]);
+      if (info.status === STATUS_NONE) {
+        const count = await registry.read.maguCount();
+        fail("ERR_MAGU_UNKNOWN", `no Magu ${maguId}: ${count === 0n ? "none exists yet" : `ids run from 1 to ${count}`}`);
+      }
+      if (info.owner.toLowerCase() !== this.address.toLowerCase()) fail("ERR_MAGU_NOT_OWNER", `Magu ${maguId} belongs to ${info.owner}, not to ${this.address}: only its owner can put files into it`);
+      if (info.params.kind !== KIND_BLOB) fail("ERR_MAGU_KIND", `Magu ${maguId} is a vector Magu: files go into blob Magus (muri magu create --kind blob)`);
+      if (info.status !== STATUS_ACTIVE) {
+        fail("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId} is ${STATUS_NAMES[info.status] ?? info.status}, not active: ${info.status === 1 ? "it has no members yet (formMagu)" : "no data can be added"}`);
+      }
+      const period = await registry.read.currentPeriod();
+      if (period >= info.endPeriod) fail("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId}'s term ended at period ${info.endPeriod} (now ${period}): no data can be added`);
+      const k = info.params.dataShards;
+      const m = info.params.parityShards;
+      const fileSize = (await stat(path)).size;
+      const needed = layoutFor(fileSize, FRAGMENT_SIZE - ENCRYPTION_OVERHEAD, k).stripes * (k + m);
+      const left = info.params.maxFragments - info.fragmentCount;
+      if (needed > left) {
+        fail("ERR_MAGU_FULL", `Magu ${maguId} has ${left} of its ${info.params.maxFragments} paid fragments left; this file needs ${needed} (k=${k}, m=${m}, 1 MiB shards): put it into a larger Magu`);
+      }
+      const recorded = await readMaguRecord(this.init.dir, maguId);
+      const recordedCount = recorded.reduce((n, f) => n + f.shards, 0);
+      if (recordedCount !== info.fragmentCount) {
+        fail(
+          "ERR_MAGU_RECORD",
+          `this client directory (${this.init.dir}) records ${recordedCount} of the ${info.fragmentCount} fragments committed to Magu ${maguId}: ` +
+            `put into it from the client directory that put its earlier files (magus/${maguId}.json)`,
+        );
+      }
+      const slots = info.params.members;
+      const present = info.members.filter((a) => !ZERO_ADDRESS.test(a));
+      const members = await this.members(present);
+      const bySlot = new Map<number, Member>();
+      info.members.forEach((a, slot) => {
+        const member = members.find((x) => x.address === a);
+        if (member !== undefined) bySlot.set(slot, member);
+      });
+      const earlier: Array<{ cid: CID; manifest: Manifest; bytes: Uint8Array }> = [];
+      for (const file of recorded) earlier.push({ cid: file.manifestCid, ...(await this.fetchManifest(members, file.manifestCid, maguId)) });
+      const oldRoots = earlier.flatMap((e) => e.manifest.roots.map((r) => Buffer.from(r, "hex")));
+      if (oldRoots.length > 0) {
+        const folded = `0x${maguRoot(oldRoots).toString("hex")}`;
+        if (folded.toLowerCase() !== info.root.toLowerCase()) {
+          fail("ERR_MAGU_RECORD", `the recorded files of Magu ${maguId} fold to ${folded}, the chain has ${info.root}: this client directory's record is not the Magu's`);
+        }
+      }
+      this.log.info("append checked", { magu: maguId.toString(), fragments: info.fragmentCount, needed, left });
+
+      // 2. Encode into the staging store.
+      const shardCids: CID[] = [];
+      const { manifest, manifestBytes, manifestCid } = await encodeFile(createReadStream(path), { secret, k, m }, async (shards) => {
+        for (const s of shards) {
+          await staging.put(s.cid, s.bytes);
+          shardCids.push(s.cid);
+        }
+      });
+      const count = manifest.shards.length;
+      if (count !== needed) fail("ERR_MAGU_FULL", `the file encoded to ${count} shards, ${needed} expected (did it change while being read?)`);
+      const offset = info.fragmentCount;
+      const total = offset + count;
+      const root = `0x${maguRoot([...oldRoots, ...manifest.roots.map((r) => Buffer.from(r, "hex"))]).toString("hex")}` as Hex;
+      this.log.info("encoded", { path, fileSize, shards: count, offset, ms: Math.round(performance.now() - started) });
+
+      // 3. The new manifest to every member (a member refuses an index whose manifests it lacks),
+      //    then the commit; a failure up to here leaves the chain untouched.
+      await Promise.all(members.map((member) => this.pushTo(member, manifestCid, manifestBytes, "manifest")));
+      await this.send("commitData", registry.write.commitData([maguId, root, total]));
+      await appendMaguRecord(this.init.dir, maguId, { manifestCid, shards: count, fileSize }, offset);
+      this.log.info("data committed", { magu: maguId.toString(), fragments: total });
+
+      // 4. Every earlier manifest (a replacement member may lack one), the index listing them all,
+      //    then each shard to the holder placement names for Magu fragment offset + f.
+      const index = encodeMaguIndexList({ maguId, manifestCids: [...earlier.map((e) => e.cid), manifestCid] });
+      await Promise.all(
+        members.map(async (member) => {
+          for (const f of earlier) await this.pushTo(member, f.cid, f.bytes, "manifest");
+          await this.pushTo(member, index.cid, index.bytes, "index document");
+        }),
+      );
+      let vacant = 0;
+      await forEachLimit(
+        Array.from({ length: count }, (_, f) => f),
+        CLIENT_DEFAULTS.pushConcurrency,
+        async (f) => {
+          const member = bySlot.get(holderBlob(maguId, offset + f, slots, k, m));
+          if (member === undefined) {
+            vacant++; // a vacant slot: its replacement rebuilds the shard from parity
+            return;
+          }
+          await this.pushTo(member, manifest.shards[f]!, await staging.get(manifest.shards[f]!), `shard ${f}`);
+        },
+      );
+      if (vacant > 0) this.log.warn("shards of vacant slots not pushed", { magu: maguId.toString(), vacant });
+      for (const cid of shardCids) await staging.delete(cid);
+      this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), offset, ms: Math.round(performance.now() - started) });
+      return { maguId, manifestCid, fileSize, shards: count, offset, fragmentCount: total, members: present };
+    } finally {
+      release();
+    }
   }
 
   /** Waits until the chain is past `block`: asks a dev chain to mine, else polls. */
@@ -381,10 +581,11 @@ class Client implements StorageClient {
     }
     if (manifest === undefined) throw new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${ref.manifestCid} not found at any of the ${members.length} members of Magu ${ref.maguId}`, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() });
 
+    const offset = await this.offsetOf(ref, manifest, info.fragmentCount);
     let fetched = 0;
     let failed = 0;
     const fetcher: ShardFetcher = async (cid, where) => {
-      const member = bySlot.get(holderBlob(ref.maguId, where.index, slots, k, m));
+      const member = bySlot.get(holderBlob(ref.maguId, offset + where.index, slots, k, m));
       if (member === undefined || down.has(member.address)) {
         failed++;
         return undefined;

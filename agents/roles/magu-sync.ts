@@ -5,13 +5,15 @@
  * A client that uploads a file to a blob Magu pushes, in this order, to every member:
  * 1. the file's manifest (DAG-JSON, data/manifest.ts: shard CIDs and fragment roots);
  * 2. the Magu index document (DAG-JSON, below): `{"magu":"<id>","manifest":{"/":"<cid>"},"type":"muri/magu-index","version":1}`;
+ *    a Magu that files were appended to gets version 2, listing every manifest in commit order
+ *    (`MaguIndexList`; every listed manifest is pushed first);
  * then each shard to the member that placement names (docs/ENCODING.md § Placement).
  *
  * Acceptance rule (`acceptPush`):
  * - DAG-JSON documents up to `MAX_DOCUMENT_BYTES` from any peer; the sink then requires a manifest
- *   that validates against its CID, or an index document whose manifest this node already has,
- *   whose fragment roots fold to the Magu root committed on chain (same fragment count), and whose
- *   Magu has this node as an active member. Anything else is refused (the push fails).
+ *   that validates against its CID, or an index document whose manifests this node already has,
+ *   whose fragment roots (concatenated in list order) fold to the Magu root committed on chain
+ *   (same fragment count), and whose Magu has this node as an active member. Anything else is refused (the push fails).
  * - raw fragments only when their CID is one this node is assigned by a verified index document
  *   (placement of the member's slot). Everything else is refused before a byte is read.
  * Limitation: any peer can still fill the quota with valid manifests (no owner check yet).
@@ -130,34 +132,42 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
     heldCount.set(maguId, held.length);
   };
 
-  const verifyIndex = async (doc: MaguIndexDocument, docCid: CID): Promise<void> => {
+  /** Verifies an index document (one manifest, or several appended files) and records it. */
+  const verifyIndex = async (list: MaguIndexList, docCid: CID): Promise<void> => {
     const reject = (reason: string): never => {
       throw new MaguDocumentError(docCid.toString(), reason);
     };
-    if (!(await store.has(doc.manifestCid))) reject(`manifest ${doc.manifestCid} not here: push it first`);
-    let manifest: Manifest;
-    try {
-      manifest = decodeManifest(await store.get(doc.manifestCid), doc.manifestCid);
-    } catch (err) {
-      return reject(`manifest unreadable (${(err as Error).message})`);
+    const manifests: Manifest[] = [];
+    for (const manifestCid of list.manifestCids) {
+      if (!(await store.has(manifestCid))) reject(`manifest ${manifestCid} not here: push it first`);
+      try {
+        manifests.push(decodeManifest(await store.get(manifestCid), manifestCid));
+      } catch (err) {
+        return reject(`manifest ${manifestCid} unreadable (${(err as Error).message})`);
+      }
     }
-    const info = await registry.read.maguInfo([doc.maguId]);
+    const info = await registry.read.maguInfo([list.maguId]);
     if (info.params.kind !== KIND_BLOB) reject("not a blob Magu");
     if (info.status !== STATUS_ACTIVE) reject(`Magu status ${info.status}, not active`);
     const slot = info.members.findIndex((a) => a.toLowerCase() === me);
     if (slot < 0) reject("this node is not a member");
-    const { k, m } = manifest.erasure;
-    if (k !== info.params.dataShards || m !== info.params.parityShards) reject(`manifest k=${k} m=${m}, Magu k=${info.params.dataShards} m=${info.params.parityShards}`);
-    const roots = manifest.roots.map((r) => Buffer.from(r, "hex"));
+    const k = info.params.dataShards;
+    const m = info.params.parityShards;
+    manifests.forEach((manifest, i) => {
+      const e = manifest.erasure;
+      if (e.k !== k || e.m !== m) reject(`manifest ${list.manifestCids[i]} k=${e.k} m=${e.m}, Magu k=${k} m=${m}`);
+    });
+    const roots = manifests.flatMap((manifest) => manifest.roots.map((r) => Buffer.from(r, "hex")));
+    const cids = manifests.flatMap((manifest) => manifest.shards);
     const root = `0x${maguRoot(roots).toString("hex")}` as Hex;
     if (info.fragmentCount !== roots.length || root.toLowerCase() !== info.root.toLowerCase()) {
-      reject(`manifest folds to ${root} over ${roots.length} fragments; chain has ${info.root} over ${info.fragmentCount}`);
+      reject(`manifests fold to ${root} over ${roots.length} fragments; chain has ${info.root} over ${info.fragmentCount}`);
     }
-    const held = fragmentsOfSlot(doc.maguId, roots.length, info.params.members, slot, { k, m });
-    await index.recordFragments(doc.maguId, info.root, roots, manifest.shards);
-    await index.setHeld(doc.maguId, held);
-    assign(doc.maguId, manifest.shards, held);
-    log.info("magu index recorded", { magu: doc.maguId.toString(), slot, fragments: roots.length, held: held.length });
+    const held = fragmentsOfSlot(list.maguId, roots.length, info.params.members, slot, { k, m });
+    await index.recordFragments(list.maguId, info.root, roots, cids);
+    await index.setHeld(list.maguId, held);
+    assign(list.maguId, cids, held);
+    log.info("magu index recorded", { magu: list.maguId.toString(), slot, files: manifests.length, fragments: roots.length, held: held.length });
   };
 
   const acceptPush: PushPolicy = (push: IncomingPush) => {
@@ -184,8 +194,7 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
         decodeManifest(bytes, cid);
         await store.put(cid, bytes);
       } else if (type === MAGU_INDEX_TYPE) {
-        const doc = decodeMaguIndexDocument(bytes, cid);
-        await verifyIndex(doc, cid);
+        await verifyIndex(decodeMaguIndexList(bytes, cid), cid);
         await store.put(cid, bytes);
       } else {
         throw new MaguDocumentError(cid.toString(), `unknown document type ${JSON.stringify(type)}`);
@@ -208,4 +217,88 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
     isAssigned: (cid) => assigned.has(cid.toString()),
     held: () => heldCount,
   };
+}
+
+// ------------------------------------------------------------ several files in one Magu
+
+/** Version of the index document that lists the manifests of several files appended to one Magu. */
+export const MAGU_INDEX_LIST_VERSION = 2;
+/** Most manifests one index document lists (keeps it under MAX_DOCUMENT_BYTES). */
+export const MAX_INDEX_MANIFESTS = 8192;
+
+/**
+ * Every file of a blob Magu, in commit order: the Magu's fragment list is the first manifest's
+ * shards, then the second's, and so on (each a whole number of stripes, so stripes never straddle
+ * two files). One file is written as the version-1 document, several as
+ * `{"magu":"<id>","manifests":[{"/":"<cid>"},...],"type":"muri/magu-index","version":2}`.
+ */
+export interface MaguIndexList {
+  readonly maguId: bigint;
+  readonly manifestCids: readonly CID[];
+}
+
+/** Canonical bytes and CID of the index document of `list` (version 1 for one file, 2 for several). */
+export function encodeMaguIndexList(list: MaguIndexList): { bytes: Buffer; cid: CID } {
+  const n = list.manifestCids.length;
+  if (n === 0) throw new RangeError("an index document lists at least one manifest");
+  if (n > MAX_INDEX_MANIFESTS) throw new RangeError(`an index document lists at most ${MAX_INDEX_MANIFESTS} manifests, got ${n}`);
+  if (n === 1) return encodeMaguIndexDocument({ maguId: list.maguId, manifestCid: list.manifestCids[0]! });
+  const links = list.manifestCids.map((c) => `{"/":${JSON.stringify(c.toString())}}`).join(",");
+  const text = `{"magu":${JSON.stringify(list.maguId.toString())},"manifests":[${links}],"type":${JSON.stringify(MAGU_INDEX_TYPE)},"version":${MAGU_INDEX_LIST_VERSION}}`;
+  const bytes = Buffer.from(text, "utf8");
+  return { bytes, cid: manifestCidOf(bytes) };
+}
+
+/** Parses an index document of either version; throws MaguDocumentError unless it is canonical. */
+export function decodeMaguIndexList(bytes: Uint8Array, cid: CID): MaguIndexList {
+  let parsed: { magu?: unknown; manifests?: unknown; type?: unknown; version?: unknown };
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString("utf8"));
+  } catch {
+    throw new MaguDocumentError(cid.toString(), "not JSON");
+  }
+  if (parsed.type === MAGU_INDEX_TYPE && parsed.version === MAGU_INDEX_VERSION) {
+    const doc = decodeMaguIndexDocument(bytes, cid);
+    return { maguId: doc.maguId, manifestCids: [doc.manifestCid] };
+  }
+  if (parsed.type !== MAGU_INDEX_TYPE || parsed.version !== MAGU_INDEX_LIST_VERSION) throw new MaguDocumentError(cid.toString(), "not a Magu index document");
+  if (typeof parsed.magu !== "string" || !/^[1-9][0-9]{0,76}$/.test(parsed.magu)) throw new MaguDocumentError(cid.toString(), "bad magu id");
+  const links = parsed.manifests;
+  if (!Array.isArray(links) || links.length < 2 || links.length > MAX_INDEX_MANIFESTS) {
+    throw new MaguDocumentError(cid.toString(), `manifests must list 2 to ${MAX_INDEX_MANIFESTS} links (one file is a version-1 document)`);
+  }
+  const manifestCids = links.map((link: unknown, i) => {
+    const text = (link as { "/"?: unknown } | null)?.["/"];
+    if (typeof text !== "string") throw new MaguDocumentError(cid.toString(), `manifests[${i}] is not a link`);
+    try {
+      return CID.parse(text);
+    } catch {
+      throw new MaguDocumentError(cid.toString(), `manifests[${i}] does not parse`);
+    }
+  });
+  const list = { maguId: BigInt(parsed.magu), manifestCids };
+  if (!encodeMaguIndexList(list).bytes.equals(Buffer.from(bytes))) throw new MaguDocumentError(cid.toString(), "not canonical");
+  return list;
+}
+
+/** One file of a Magu: its manifest and the Magu fragment index of its first shard. */
+export interface MaguFile {
+  readonly manifestCid: CID;
+  readonly manifest: Manifest;
+  readonly offset: number;
+}
+
+/** The files of `manifests` laid one after the other (offsets = running shard counts). */
+export function layoutMaguFiles(manifests: ReadonlyArray<{ manifestCid: CID; manifest: Manifest }>): MaguFile[] {
+  let offset = 0;
+  return manifests.map(({ manifestCid, manifest }) => {
+    const file = { manifestCid, manifest, offset };
+    offset += manifest.shards.length;
+    return file;
+  });
+}
+
+/** The file holding Magu fragment `f`, or undefined past the last one. */
+export function fileOfFragment(files: readonly MaguFile[], f: number): MaguFile | undefined {
+  return files.find((file) => f >= file.offset && f < file.offset + file.manifest.shards.length);
 }

@@ -6,8 +6,8 @@
  * How a replacement learns what to rebuild (the "hand-over"):
  * the manifest and the Magu index document are content-addressed, and nothing on chain names their
  * CIDs, so a newcomer cannot ask for them by key. Instead every remaining member, when it sees
- * `MemberJoined(magu, member, slot, replacement = true)` for a Magu it indexes, pushes its copy of
- * the manifest and then of the index document to the new member over `/muri/fragment/1.0.0`
+ * `MemberJoined(magu, member, slot, replacement = true)` for a Magu it indexes, pushes its copies of
+ * the manifests (one per file of the Magu) and then of the index document to the new member over `/muri/fragment/1.0.0`
  * (`handOver`, bounded retries with back-off). The newcomer's Magu sink verifies them exactly as a
  * client upload (magu-sync.ts: the fragment roots must fold to the on-chain root and the node must
  * be an active member), records its slot's fragments in the Magu index, and only then does
@@ -25,7 +25,7 @@
  * resumes it (`resumeAll` at start).
  *
  * Documents of a Magu are found by scanning the store's DAG-JSON entries for the index document
- * of that Magu whose manifest folds to the on-chain root (cached per Magu and root). Limitation:
+ * of that Magu whose manifests fold to the on-chain root (cached per Magu and root). Limitation:
  * the scan is linear in the number of stored CIDs; a persisted Magu -> index CID map would avoid it.
  */
 import { sha256 } from "multiformats/hashes/sha2";
@@ -43,7 +43,7 @@ import type { P2PNode } from "../p2p/index.js";
 import type { FragmentStore } from "../store/fragment-store.js";
 import { silentLogger, type Logger } from "../store/logger.js";
 import type { MaguIndex } from "./magu-index.js";
-import { MAGU_INDEX_TYPE, decodeMaguIndexDocument } from "./magu-sync.js";
+import { MAGU_INDEX_TYPE, decodeMaguIndexList, fileOfFragment, layoutMaguFiles, type MaguFile } from "./magu-sync.js";
 
 /** Defaults of the repair service. */
 export const REPAIR_DEFAULTS = {
@@ -108,7 +108,7 @@ export interface Repairer {
   requestSelfRepair(maguId: bigint): void;
   /** Rebuilds the given fragments of `maguId` (self-repair; each is re-checked first). */
   repairFragments(maguId: bigint, fragments: readonly number[]): Promise<RepairResult>;
-  /** Pushes this node's manifest and index document of `maguId` to `member` (a replacement). */
+  /** Pushes this node's manifests and index document of `maguId` to `member` (a replacement). */
   handOver(maguId: bigint, member: Address): Promise<boolean>;
   /** Starts `repairSlot` in the background for every indexed Magu this node is an active member of. */
   resumeAll(): Promise<void>;
@@ -124,9 +124,10 @@ export function createRepairer(init: RepairInit, components: RepairComponents): 
 
 interface MaguDocuments {
   root: Hex;
-  manifest: Manifest;
-  manifestCid: CID;
-  manifestBytes: Uint8Array;
+  /** The Magu's files in commit order (one, unless files were appended). */
+  files: MaguFile[];
+  /** Manifest bytes, one per file. */
+  manifestBytes: Uint8Array[];
   indexCid: CID;
   indexBytes: Uint8Array;
 }
@@ -231,7 +232,7 @@ class StripeRepairer implements Repairer {
     return peerId;
   }
 
-  /** This node's manifest and index document of `maguId` matching `root`, from the local store. */
+  /** This node's manifests and index document of `maguId` matching `root`, from the local store. */
   private async documents(maguId: bigint, root: Hex, fragmentCount: number): Promise<MaguDocuments | undefined> {
     const key = `${maguId}:${root.toLowerCase()}`;
     const cached = this.docs.get(key);
@@ -243,14 +244,22 @@ class StripeRepairer implements Repairer {
         const bytes = await store.get(cid);
         const type = (JSON.parse(Buffer.from(bytes).toString("utf8")) as { type?: unknown }).type;
         if (type !== MAGU_INDEX_TYPE) continue;
-        const doc = decodeMaguIndexDocument(bytes, cid);
-        if (doc.maguId !== maguId || !(await store.has(doc.manifestCid))) continue;
-        const manifestBytes = await store.get(doc.manifestCid);
-        const manifest = decodeManifest(manifestBytes, doc.manifestCid);
-        if (manifest.roots.length !== fragmentCount) continue;
-        const folded = `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}`;
+        const list = decodeMaguIndexList(bytes, cid);
+        if (list.maguId !== maguId) continue;
+        const manifests: Array<{ manifestCid: CID; manifest: Manifest }> = [];
+        const manifestBytes: Uint8Array[] = [];
+        for (const manifestCid of list.manifestCids) {
+          if (!(await store.has(manifestCid))) break;
+          const b = await store.get(manifestCid);
+          manifests.push({ manifestCid, manifest: decodeManifest(b, manifestCid) });
+          manifestBytes.push(b);
+        }
+        if (manifests.length !== list.manifestCids.length) continue;
+        const roots = manifests.flatMap(({ manifest }) => manifest.roots);
+        if (roots.length !== fragmentCount) continue;
+        const folded = `0x${maguRoot(roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}`;
         if (folded.toLowerCase() !== root.toLowerCase()) continue;
-        const found: MaguDocuments = { root, manifest, manifestCid: doc.manifestCid, manifestBytes, indexCid: cid, indexBytes: bytes };
+        const found: MaguDocuments = { root, files: layoutMaguFiles(manifests), manifestBytes, indexCid: cid, indexBytes: bytes };
         this.docs.set(key, found);
         return found;
       } catch (err) {
@@ -279,7 +288,9 @@ class StripeRepairer implements Repairer {
         }
         const peer = await this.peerOf(member);
         const timeoutMs = this.init.pushTimeoutMs ?? REPAIR_DEFAULTS.pushTimeoutMs;
-        await this.c.p2p.pushFragment(peer, docs.manifestCid, docs.manifestBytes, { timeoutMs, signal: this.controller.signal });
+        for (const [i, file] of docs.files.entries()) {
+          await this.c.p2p.pushFragment(peer, file.manifestCid, docs.manifestBytes[i]!, { timeoutMs, signal: this.controller.signal });
+        }
         await this.c.p2p.pushFragment(peer, docs.indexCid, docs.indexBytes, { timeoutMs, signal: this.controller.signal });
         this.log.info("handed the Magu documents over", { ...ctx, index: docs.indexCid.toString() });
         return true;
@@ -360,16 +371,20 @@ class StripeRepairer implements Repairer {
     if (record === undefined || record.root.toLowerCase() !== info.root.toLowerCase()) return "no-index";
     const docs = await this.documents(maguId, info.root, info.fragmentCount);
     if (docs === undefined) return "no-index";
-    const { manifest } = docs;
-    const { k, m } = manifest.erasure;
+    const { files } = docs;
+    const { k, m } = files[0]!.manifest.erasure;
     const slots = info.params.members;
     const held = fragmentsOfSlot(maguId, info.fragmentCount, slots, slot, { k, m });
     const wanted = only === undefined ? held : held.filter((f) => only.includes(f));
 
     // What is missing (a stored copy that fails its hash check counts as missing).
     const missing: number[] = [];
+    const shardCid = (f: number): CID => {
+      const file = fileOfFragment(files, f)!;
+      return file.manifest.shards[f - file.offset]!;
+    };
     for (const f of wanted) {
-      const cid = manifest.shards[f]!;
+      const cid = shardCid(f);
       if (!(await store.has(cid))) {
         missing.push(f);
       } else if (verify) {
@@ -397,10 +412,13 @@ class StripeRepairer implements Repairer {
     for (const [stripe, fragments] of byStripe) {
       this.checkAborted();
       const rebuilding = new Set(fragments);
+      // Stripes never straddle two files: the file of the stripe's first fragment holds all of it.
+      const file = fileOfFragment(files, stripe * w)!;
       const fetcher: ShardFetcher = async (cid, where) => {
-        if (rebuilding.has(where.index)) return undefined;
+        const f = file.offset + where.index; // the Magu fragment index
+        if (rebuilding.has(f)) return undefined;
         if (await store.has(cid)) return store.get(cid).catch(() => undefined);
-        const holder = info.members[holderBlob(maguId, where.index, slots, k, m)];
+        const holder = info.members[holderBlob(maguId, f, slots, k, m)];
         if (holder === undefined || ZERO.test(holder) || holder.toLowerCase() === this.me || down.has(holder.toLowerCase())) return undefined;
         try {
           let peer = peers.get(holder.toLowerCase());
@@ -417,14 +435,14 @@ class StripeRepairer implements Repairer {
       };
       let shards: Buffer[];
       try {
-        shards = await fetchStripe(manifest, stripe, fetcher, { all: true });
+        shards = await fetchStripe(file.manifest, stripe - file.offset / w, fetcher, { all: true });
       } catch (err) {
         this.log.warn("stripe not rebuildable now", { magu: maguId.toString(), stripe, error: describeError(err) });
         result.failed += fragments.length;
         continue;
       }
       for (const f of fragments) {
-        const cid = manifest.shards[f]!;
+        const cid = shardCid(f);
         const bytes = shards[f - stripe * w]!;
         const digest = await sha256.digest(bytes);
         if (!Buffer.from(digest.digest).equals(Buffer.from(cid.multihash.digest))) {

@@ -1,7 +1,8 @@
 /**
  * `muri put FILE`: encrypts and erasure-codes a file into a new blob Magu (agents/roles/client.ts:
  * create, form, commit, push to the members) and prints what `muri get` needs: the Magu id and the
- * manifest CID.
+ * manifest CID. `muri put FILE --magu ID` appends the file to an existing blob Magu the key owns
+ * (`putInto`: its k, m, members, term and price are the Magu's).
  */
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
@@ -17,12 +18,20 @@ const PHASES: Record<string, string> = {
   encoded: "creating and forming the Magu",
   "magu formed": "committing and pushing shards to the members",
 };
+const APPEND_PHASES: Record<string, string> = {
+  "append checked": "encrypting and encoding",
+  encoded: "committing the new root",
+  "data committed": "pushing shards to the members",
+};
+/** Options a Magu fixes: refused beside --magu. */
+const NEW_MAGU_OPTIONS = ["data-shards", "parity-shards", "members", "periods", "price"] as const;
 
 export const putCommand: Command = {
   path: ["put"],
-  summary: "store a file in a new blob Magu; prints the Magu id and manifest CID",
-  usage: "muri put FILE [--data-shards K --parity-shards M] [--members N] [--periods P] [--price X]",
+  summary: "store a file in a new blob Magu (or append it to one: --magu ID); prints the Magu id and manifest CID",
+  usage: "muri put FILE [--data-shards K --parity-shards M] [--members N] [--periods P] [--price X] | muri put FILE --magu ID",
   help: [
+    "  --magu ID            append to this existing blob Magu (owned by the key, active, with enough paid fragments left)",
     `  --data-shards K      data shards per stripe (default ${CLIENT_DEFAULTS.k})`,
     `  --parity-shards M    parity shards per stripe: any M of K+M may be lost (default ${CLIENT_DEFAULTS.m})`,
     "  --members N          nodes in the Magu (default K+M)",
@@ -36,6 +45,7 @@ export const putCommand: Command = {
     members: { type: "string" },
     periods: { type: "string" },
     price: { type: "string" },
+    magu: { type: "string" },
     "client-dir": { type: "string" },
   },
   positionals: ["FILE"],
@@ -52,6 +62,12 @@ export const putCommand: Command = {
       throw new UsageError(`FILE: ${file} does not exist or cannot be read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
     }
     if (size === 0) throw new UsageError(`FILE: ${file} is empty`);
+    const maguArg = args.string("magu");
+    const into = maguArg === undefined ? undefined : parseInteger(maguArg, "--magu", { min: 1n });
+    if (into !== undefined) {
+      const fixed = NEW_MAGU_OPTIONS.filter((o) => args.string(o) !== undefined);
+      if (fixed.length > 0) throw new UsageError(`--${fixed[0]}: Magu ${into} fixes it; drop --${fixed.join(", --")} when putting into an existing Magu with --magu`);
+    }
     const k = Number(parseInteger(args.string("data-shards") ?? String(CLIENT_DEFAULTS.k), "--data-shards", { min: 1n, max: 128n }));
     const m = Number(parseInteger(args.string("parity-shards") ?? String(CLIENT_DEFAULTS.m), "--parity-shards", { min: 0n, max: 128n }));
     const members = Number(parseInteger(args.string("members") ?? String(k + m), "--members", { min: 1n, max: 256n }));
@@ -65,10 +81,11 @@ export const putCommand: Command = {
 
     return async (ctx) => {
       const progress = startProgress(`put ${humanBytes(size)}`);
-      progress.update("encrypting and encoding");
+      progress.update(into === undefined ? "encrypting and encoding" : `checking Magu ${into}`);
       // The client reports its phases through its logger; the progress line follows them.
+      const phases = into === undefined ? PHASES : APPEND_PHASES;
       const phase = (msg: string) => {
-        const next = PHASES[msg];
+        const next = phases[msg];
         if (next !== undefined) progress.update(next);
       };
       const logger = { debug: phase, info: phase, warn: () => undefined, error: () => undefined };
@@ -80,7 +97,7 @@ export const putCommand: Command = {
         throw err;
       }
       try {
-        const result = await client.put(file, options);
+        const result = into === undefined ? await client.put(file, options) : await client.putInto(into, file);
         const manifest = result.manifestCid.toString();
         return {
           json: {
@@ -89,12 +106,14 @@ export const putCommand: Command = {
             manifestCid: manifest,
             fileSize: result.fileSize,
             shards: result.shards,
+            offset: result.offset,
+            fragmentCount: result.fragmentCount,
             members: result.members,
-            dataShards: k,
-            parityShards: m,
+            ...(into === undefined ? { dataShards: k, parityShards: m } : {}),
           },
           text: [
-            `stored ${file} (${humanBytes(result.fileSize)}) in Magu ${result.maguId}: ${result.shards} shards on ${result.members.length} members`,
+            `stored ${file} (${humanBytes(result.fileSize)}) in Magu ${result.maguId}: ${result.shards} shards on ${result.members.length} members` +
+              (result.offset > 0 ? ` (fragments ${result.offset}..${result.fragmentCount - 1})` : ""),
             `manifest ${manifest}`,
             `get it back: muri get ${manifest} --magu ${result.maguId} -o FILE`,
           ],
