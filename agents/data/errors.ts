@@ -130,6 +130,50 @@ export class VectorRecordError extends DataError<{ length: number; recordSize: n
   }
 }
 
+/** What was wrong with a vector file ({@link VectorFileError}'s `context.kind`). */
+export type VectorFileProblem =
+  | "empty" // no vectors at all
+  | "extension" // unknown file extension / format
+  | "truncated" // the file ends inside a row or before the data its header announces
+  | "trailing" // bytes after the data the header announces
+  | "header" // malformed .npy header or .csv header
+  | "dtype" // .npy element type other than float32/float64 little-endian
+  | "shape" // .npy not 2-D C-order
+  | "ragged" // a row's length differs from the first row's
+  | "dimension" // the file's dimension differs from the one asked for
+  | "value" // NaN or ±Infinity
+  | "syntax" // not a number, not JSON, wrong line form
+  | "id" // an id that is not a uint64
+  | "duplicate-id"; // an id given twice
+
+/**
+ * A vector file cannot be read. The message names the file, where (row, line, column, byte
+ * offset), what was wrong and what to do; nothing of the file is returned.
+ */
+export class VectorFileError extends DataError<{
+  path: string;
+  kind: VectorFileProblem;
+  row?: number;
+  line?: number;
+  column?: number;
+  offset?: number;
+}> {
+  constructor(
+    path: string,
+    kind: VectorFileProblem,
+    where: { row?: number; line?: number; column?: number; offset?: number },
+    problem: string,
+    fix: string,
+  ) {
+    const at = [
+      where.line !== undefined ? `line ${where.line}` : where.row !== undefined ? `row ${where.row}` : undefined,
+      where.column !== undefined ? `column ${where.column}` : undefined,
+      where.offset !== undefined ? `byte ${where.offset}` : undefined,
+    ].filter((s) => s !== undefined);
+    super("ERR_VECTOR_FILE", `${path}${at.length > 0 ? ` (${at.join(", ")})` : ""}: ${problem}; ${fix}`, { path, kind, ...where });
+  }
+}
+
 function describe(value: unknown): string {
   if (typeof value === "bigint") return `${value}n`;
   if (value instanceof Uint8Array) return `${value.length} bytes`;

@@ -191,3 +191,95 @@ export function innerProduct(a: Int16Array, b: Int16Array): bigint {
   for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
   return BigInt(sum);
 }
+
+/** A Magu's distance metric, by its CLI name: `l2` (Magu `Metric.L2` = 1), `ip` (`Metric.InnerProduct` = 2). */
+export type VectorMetric = "l2" | "ip";
+
+/**
+ * The canonical distance of docs/SEARCH.md: `l2` = Σ (a_i − b_i)², `ip` = −Σ a_i · b_i. Smaller is
+ * closer for both, so hits order ascending by `(distance, id)`.
+ */
+export function canonicalDistance(metric: VectorMetric, a: Int16Array, b: Int16Array): bigint {
+  if (metric === "l2") return squaredL2(a, b);
+  if (metric === "ip") return -innerProduct(a, b);
+  throw new InvalidParameterError("metric", metric, 'must be "l2" or "ip"');
+}
+
+/** What orders search hits: the fields of a result entry word. */
+export interface HitKey {
+  readonly distance: bigint;
+  readonly id: bigint;
+  readonly fragment?: number;
+  readonly position?: number;
+}
+
+/** One search hit as a result entry word carries it (docs/SEARCH.md "Result entries"). */
+export interface HitEntry {
+  readonly distance: bigint;
+  readonly id: bigint;
+  readonly fragment: number;
+  readonly position: number;
+}
+
+/**
+ * Orders hits ascending by `(distance, id)`, then `(fragment, position)` when both carry them: the
+ * order of their entry words compared as unsigned integers.
+ */
+export function compareHits(a: HitKey, b: HitKey): number {
+  if (a.distance !== b.distance) return a.distance < b.distance ? -1 : 1;
+  if (a.id !== b.id) return a.id < b.id ? -1 : 1;
+  const fa = a.fragment ?? 0;
+  const fb = b.fragment ?? 0;
+  if (fa !== fb) return fa - fb;
+  return (a.position ?? 0) - (b.position ?? 0);
+}
+
+const INT64_MIN = -(1n << 63n);
+const INT64_MAX = (1n << 63n) - 1n;
+const UINT32_MAX = 0xffff_ffff;
+const SIGN_FLIP = 1n << 63n;
+const MASK64 = (1n << 64n) - 1n;
+const WORD_MAX = (1n << 256n) - 1n;
+
+/**
+ * The 32-byte result entry word of a hit, as an unsigned bigint: bits 255..192 the distance key
+ * `uint64(int64(distance)) XOR 2^63` (order-preserving), 191..128 the id, 127..96 the fragment,
+ * 95..64 the position, 63..0 zero. Words compare as unsigned integers in {@link compareHits} order.
+ */
+export function encodeHit(hit: HitEntry): bigint {
+  const { distance, id, fragment, position } = hit;
+  if (typeof distance !== "bigint" || distance < INT64_MIN || distance > INT64_MAX) {
+    throw new InvalidParameterError("distance", distance, "must be a bigint in the int64 range");
+  }
+  if (typeof id !== "bigint" || id < 0n || id > UINT64_MAX) throw new InvalidParameterError("id", id, "must be a uint64 bigint");
+  if (!Number.isInteger(fragment) || fragment < 0 || fragment > UINT32_MAX) throw new InvalidParameterError("fragment", fragment, "must be a uint32");
+  if (!Number.isInteger(position) || position < 0 || position > UINT32_MAX) throw new InvalidParameterError("position", position, "must be a uint32");
+  const key = (distance & MASK64) ^ SIGN_FLIP;
+  return (key << 192n) | (id << 128n) | (BigInt(fragment) << 96n) | (BigInt(position) << 64n);
+}
+
+/** {@link encodeHit} as a `0x`-prefixed 64-digit hex string (a Solidity `bytes32`). */
+export function encodeHitHex(hit: HitEntry): `0x${string}` {
+  return `0x${encodeHit(hit).toString(16).padStart(64, "0")}`;
+}
+
+/** Reads a result entry word (bigint or `0x` hex of at most 32 bytes); its low 64 bits must be zero. */
+export function decodeHit(word: bigint | string): HitEntry {
+  let w: bigint;
+  if (typeof word === "string") {
+    if (!/^0x[0-9a-fA-F]{1,64}$/.test(word)) throw new InvalidParameterError("word", word, "must be 0x followed by 1 to 64 hex digits");
+    w = BigInt(word);
+  } else {
+    w = word;
+  }
+  if (typeof w !== "bigint" || w < 0n || w > WORD_MAX) throw new InvalidParameterError("word", word, "must be a 256-bit unsigned integer");
+  if ((w & MASK64) !== 0n) throw new InvalidParameterError("word", word, "its low 64 bits must be zero (a well-formed entry)");
+  const key = (w >> 192n) ^ SIGN_FLIP;
+  const distance = key >= SIGN_FLIP ? key - (1n << 64n) : key;
+  return {
+    distance,
+    id: (w >> 128n) & MASK64,
+    fragment: Number((w >> 96n) & 0xffff_ffffn),
+    position: Number((w >> 64n) & 0xffff_ffffn),
+  };
+}
