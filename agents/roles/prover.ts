@@ -18,6 +18,11 @@
  * 6. The proofs are checked locally (`verifyChallengeProof`) and submitted; success is recorded in
  *    the Magu index. A revert is decoded with `describeError` and logged once per period.
  *
+ * Between passes the loop waits `pollMs`, but looks at the head every `blockPollMs` and starts the
+ * next pass as soon as the next period's challenge is fixed (its start block is mined): on a chain
+ * whose blocks come fast (a devnet, where every transaction mines a block) a fixed pause would eat
+ * most of a period's window before the proof is even built.
+ *
  * Transactions are sent one at a time (one wallet, no nonce races).
  */
 import type { Address, Hex } from "viem";
@@ -34,6 +39,8 @@ import type { MaguIndex, MaguRecord } from "./magu-index.js";
 export const DEFAULT_TREE_CACHE_SIZE = 64;
 /** How long to wait for a proof transaction's receipt by default. */
 export const DEFAULT_RECEIPT_TIMEOUT_MS = 60_000;
+/** Head polls between passes, to start a pass when a new challenge is fixed, by default. */
+export const DEFAULT_BLOCK_POLL_MS = 250;
 
 const STATUS_ACTIVE = 2;
 const STATE_OPEN = 0;
@@ -49,6 +56,11 @@ export interface ProverInit {
   member: Address;
   /** Pause between passes, ms. */
   pollMs: number;
+  /**
+   * While pausing, the head is read this often (default `DEFAULT_BLOCK_POLL_MS`, at most `pollMs`);
+   * once the next period's challenge is fixed the pause ends early.
+   */
+  blockPollMs?: number;
   /** Fragment trees cached (default `DEFAULT_TREE_CACHE_SIZE`). */
   treeCacheSize?: number;
   /** Receipt wait per proof transaction (default `DEFAULT_RECEIPT_TIMEOUT_MS`). */
@@ -137,6 +149,8 @@ class ChallengeProver implements Prover {
   private readonly counters: ProverStats = { submitted: 0, failed: 0, blocked: 0, passes: 0 };
   private controller?: AbortController;
   private loop?: Promise<void>;
+  /** First block at which the next period's challenge is fixed (its start + 1), from the last pass. */
+  private nextChallengeBlock?: bigint;
 
   constructor(
     private readonly init: ProverInit,
@@ -158,7 +172,7 @@ class ChallengeProver implements Prover {
         } catch (err) {
           this.logOnce(`pass:${describeError(err)}`, "warn", "prover pass failed; retrying", { error: describeError(err) });
         }
-        await pause(this.init.pollMs, controller.signal);
+        await this.pauseUntilDue(controller.signal);
       }
     })();
   }
@@ -175,9 +189,25 @@ class ChallengeProver implements Prover {
     return { ...this.counters };
   }
 
+  /** Waits `pollMs`, or less if the head reaches `nextChallengeBlock` first. */
+  private async pauseUntilDue(signal: AbortSignal): Promise<void> {
+    const until = Date.now() + this.init.pollMs;
+    const step = Math.min(this.init.pollMs, this.init.blockPollMs ?? DEFAULT_BLOCK_POLL_MS);
+    while (!signal.aborted && Date.now() < until) {
+      await pause(Math.min(step, until - Date.now()), signal);
+      const due = this.nextChallengeBlock;
+      if (due === undefined || signal.aborted) continue;
+      const head = await this.c.publicClient.getBlockNumber({ cacheTime: 0 }).catch(() => undefined);
+      if (head !== undefined && head >= due) return;
+    }
+  }
+
   async runOnce(): Promise<void> {
     const { contracts, publicClient } = this.c;
     const [head, current] = await Promise.all([publicClient.getBlockNumber({ cacheTime: 0 }), contracts.maguRegistry.read.currentPeriod()]);
+    // The next challenge to be fixed: this period's if its start block is not mined yet, else the next one's.
+    const [start, nextStart] = await Promise.all([contracts.maguRegistry.read.periodStart([current]), contracts.maguRegistry.read.periodStart([current + 1n])]);
+    this.nextChallengeBlock = (head < start + 1n ? start : nextStart) + 1n;
     const ids = this.init.maguIds ?? (await this.c.index.maguIds());
     for (const maguId of ids) {
       if (this.controller?.signal.aborted) break;
