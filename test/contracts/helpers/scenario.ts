@@ -108,11 +108,4 @@ export async function buildProofs(d: Deployment, maguId: bigint, member: string,
   });
 }
 
-/** Sum of MURI held by the three contracts that hold tokens, and what their books say they hold. */
-export async function tokenBooks(d: Deployment) {
-  const [nr, mr, rw] = await Promise.all([d.nodeRegistry.getAddress(), d.maguRegistry.getAddress(), d.rewards.getAddress()]);
-  const held = (await d.token.balanceOf(nr)) + (await d.token.balanceOf(mr)) + (await d.token.balanceOf(rw));
-  const owed =
-    (await d.nodeRegistry.totalHeld()) + (await d.maguRegistry.totalHeld()) + (await d.rewards.totalClaimable()) + (await d.rewards.pool());
-  return { held, owed };
-}
+export { tokenBooks } from "./books.js";
