@@ -1,0 +1,105 @@
+/**
+ * Vector index (agents/index): build time, and recall@10 and query time against the exact answer
+ * (brute force over the same int16 records) for several ef, on seeded Gaussian-mixture data
+ * (test/agents/index/fixtures.ts: 64 clusters, centres N(0, 0.3²), points ± N(0, 0.3²); queries
+ * are fresh points of the same mixture). Builds go through the public API: fragments packed like a
+ * client's upload, addFragment for each.
+ *
+ * recall@10 = |HNSW top-10 ∩ exact top-10| / 10, averaged over the queries. Query times are wall
+ * milliseconds on a shared machine (they move with the neighbours' load), including the exact
+ * re-ranking.
+ *
+ * Usage: tsx bench/vector-index.ts [--sets 20000x64,40000x128] [--metrics l2,ip] [--ef 16,32,48,64,96,128]
+ *   [--queries 200] [--M 16] [--efc 100] [--clusters 64] [--spread 0.3] [--noise 0.3] [--out bench/results/vector-index.json]
+ */
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { parseArgs } from "node:util";
+import { FRAGMENT_SIZE } from "../agents/data/constants.js";
+import { DEFAULT_EF_CONSTRUCTION, DEFAULT_M, openVectorIndex, type MetricName } from "../agents/index/index.js";
+import { gaussianMixture, packRows, quantizeRows } from "../test/agents/index/fixtures.js";
+
+const { values: args } = parseArgs({
+  options: {
+    sets: { type: "string", default: "20000x64,40000x128" },
+    metrics: { type: "string", default: "l2,ip" },
+    ef: { type: "string", default: "16,32,48,64,96,128" },
+    queries: { type: "string", default: "200" },
+    M: { type: "string", default: String(DEFAULT_M) },
+    efc: { type: "string", default: String(DEFAULT_EF_CONSTRUCTION) },
+    clusters: { type: "string", default: "64" },
+    spread: { type: "string", default: "0.3" },
+    noise: { type: "string", default: "0.3" },
+    out: { type: "string", default: "bench/results/vector-index.json" },
+  },
+});
+
+const sets = args.sets.split(",").map((s) => s.split("x").map(Number) as [number, number]);
+const metrics = args.metrics.split(",") as MetricName[];
+const efs = args.ef.split(",").map(Number);
+const queryCount = Number(args.queries);
+const M = Number(args.M);
+const efConstruction = Number(args.efc);
+const K = 10;
+const mixture = { clusters: Number(args.clusters), spread: Number(args.spread), noise: Number(args.noise) };
+
+interface Row {
+  count: number;
+  dim: number;
+  metric: MetricName;
+  M: number;
+  efConstruction: number;
+  buildSeconds: number;
+  unreachable: number;
+  exactMs: number;
+  results: { ef: number; recallAt10: number; minRecall: number; queryMs: number }[];
+}
+
+const rows: Row[] = [];
+for (const [count, dim] of sets) {
+  const data = gaussianMixture({ count, dim, seed: 42, ...mixture });
+  const queries = quantizeRows(gaussianMixture({ count: queryCount, dim, seed: 42, ...mixture }, 2), dim);
+  const fragments = packRows(data, dim, FRAGMENT_SIZE);
+  for (const metric of metrics) {
+    const dir = await mkdtemp(join(tmpdir(), "muri-bench-index-"));
+    try {
+      const index = await openVectorIndex({ dir, dim, metric, M, efConstruction, initialCapacity: count });
+      let t = performance.now();
+      for (let f = 0; f < fragments.length; f++) await index.addFragment(f, fragments[f]!);
+      const buildSeconds = (performance.now() - t) / 1000;
+      const { unreachable } = index.stats();
+      t = performance.now();
+      const truth = queries.map((q) => index.search(q, K, { exact: true }).map((h) => h.id));
+      const exactMs = (performance.now() - t) / queries.length;
+      const results: Row["results"] = [];
+      for (const ef of efs) {
+        let sum = 0;
+        let min = 1;
+        t = performance.now();
+        const answers = queries.map((q) => index.search(q, K, { ef }).map((h) => h.id));
+        const queryMs = (performance.now() - t) / queries.length;
+        answers.forEach((ids, i) => {
+          const want = new Set(truth[i]);
+          const r = ids.filter((id) => want.has(id)).length / K;
+          sum += r;
+          min = Math.min(min, r);
+        });
+        results.push({ ef, recallAt10: sum / queries.length, minRecall: min, queryMs });
+      }
+      await index.close();
+      rows.push({ count, dim, metric, M, efConstruction, buildSeconds, unreachable, exactMs, results });
+      console.log(`${count}x${dim} ${metric}: build ${buildSeconds.toFixed(1)} s (${Math.round(count / buildSeconds)} records/s), ${unreachable} unreachable, exact ${exactMs.toFixed(1)} ms/query`);
+      for (const r of results) console.log(`  ef ${String(r.ef).padStart(4)}  recall@10 ${r.recallAt10.toFixed(4)}  min ${r.minRecall.toFixed(1)}  ${r.queryMs.toFixed(2)} ms/query`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+await mkdir(dirname(args.out), { recursive: true });
+await writeFile(
+  args.out,
+  JSON.stringify({ mixture, date: new Date().toISOString(), cpus: cpus().length, cpu: cpus()[0]?.model, loadavg: loadavg(), node: process.version, queries: queryCount, k: K, rows }, null, 2) + "\n",
+);
+console.log(`wrote ${args.out}`);
