@@ -8,15 +8,11 @@
  * shards again.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { getMuriContracts, type Deployment } from "../../../agents/chain/index.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
-import { createClient, type PutResult, type StorageClient } from "../../../agents/roles/client.js";
-import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
-import { killAllNodes, sha256File, spawnNode, writeDeployment, type NodeProcess } from "./e2e-helpers.js";
+import { type PutResult, type StorageClient } from "../../../agents/roles/client.js";
+import { randomFile, sha256File, startClient, startNetwork, tearDown, type Network, type NodeProcess } from "./e2e-helpers.js";
 
 const NODES = 5;
 const FILE_BYTES = 20 * 1024 * 1024;
@@ -24,51 +20,27 @@ const K = 3;
 const M = 2;
 
 describe("e2e: blob put/get across five node processes", { timeout: 300_000 }, () => {
-  let chain: HardhatChain;
-  let deployment: Deployment;
+  let net: Network;
   let client: StorageClient;
-  const nodes: NodeProcess[] = [];
+  let nodes: NodeProcess[];
   let dir: string;
   let input: string;
   let inputHash: string;
   let stored: PutResult;
   let victims: NodeProcess[] = [];
-  let deploymentFile: string;
 
   before(async () => {
     const t0 = performance.now();
-    chain = await startHardhatNode(await freePort());
-    deployment = await deployLocal(chain.rpcUrl);
-    dir = await tempDir("muri-e2e-");
-    deploymentFile = join(dir, "deployment.json");
-    await writeDeployment(deploymentFile, { ...deployment, rpcUrl: chain.rpcUrl });
-    const deployer = chain.keys[0]!;
-    // Nodes are accounts 1..5, the client account 6; fund them one at a time (one deployer nonce).
-    for (let i = 1; i <= NODES + 1; i++) {
-      await fund(chain.rpcUrl, deployment, deployer, signer(chain.rpcUrl, deployment, chain.keys[i]!).account.address, 10_000n * E18);
-    }
-    const started = await Promise.all(
-      Array.from({ length: NODES }, (_, i) =>
-        spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[i + 1]!, dir: join(dir, `node-${i + 1}`) }),
-      ),
-    );
-    nodes.push(...started);
-    client = createClient({ dir: join(dir, "client"), deployment, rpcUrl: chain.rpcUrl, privateKey: chain.keys[NODES + 1]! });
-    await client.start();
-    input = join(dir, "input.bin");
-    await writeFile(input, randomBytes(FILE_BYTES));
-    inputHash = await sha256File(input);
+    // Nodes are accounts 1..5, the client account 6.
+    net = await startNetwork({ prefix: "muri-e2e-", nodes: NODES, fund: [NODES + 1] });
+    ({ nodes, dir } = net);
+    client = await startClient(net, NODES + 1);
+    ({ path: input, sha256: inputHash } = await randomFile(dir, "input.bin", FILE_BYTES));
     console.log(`# setup (chain, deploy, ${NODES} nodes, client): ${Math.round(performance.now() - t0)} ms`);
   });
 
-  after(async () => {
-    // MURI_E2E_LOGS=<dir>: keep each node's last log lines there.
-    const logs = process.env.MURI_E2E_LOGS;
-    if (logs !== undefined) await Promise.all(nodes.map((n, i) => writeFile(join(logs, `node-${i + 1}.log`), n.stderr())));
-    await client?.stop();
-    await killAllNodes();
-    await cleanup();
-  });
+  // MURI_E2E_LOGS=<dir>: keep each node's last log lines there.
+  after(() => tearDown("node", nodes ?? [], client));
 
   test("put stores the shards on the members placement names", async () => {
     const t0 = performance.now();
@@ -76,7 +48,7 @@ describe("e2e: blob put/get across five node processes", { timeout: 300_000 }, (
     console.log(`# put 20 MiB: ${Math.round(performance.now() - t0)} ms, ${stored.shards} shards, magu ${stored.maguId}`);
     assert.equal(stored.fileSize, FILE_BYTES);
     assert.equal(stored.shards % (K + M), 0);
-    const info = await getMuriContracts(deployment.contracts, { publicClient: signer(chain.rpcUrl, deployment, chain.keys[0]!).publicClient }).maguRegistry.read.maguInfo([stored.maguId]);
+    const info = await net.read.maguRegistry.read.maguInfo([stored.maguId]);
     assert.equal(info.fragmentCount, stored.shards);
     assert.deepEqual(
       [...stored.members].map((a) => a.toLowerCase()).sort(),
@@ -119,8 +91,7 @@ describe("e2e: blob put/get across five node processes", { timeout: 300_000 }, (
     const [restartee, stillDown] = victims;
     assert.ok(restartee !== undefined && stillDown !== undefined);
     const index = nodes.indexOf(restartee);
-    const restarted = await spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[index + 1]!, dir: join(dir, `node-${index + 1}`) });
-    nodes[index] = restarted;
+    const restarted = await net.startNode(index);
     assert.equal(restarted.address, restartee.address);
     assert.equal(restarted.peerId, restartee.peerId, "same libp2p identity after the restart");
     // Leave exactly k nodes up: the restarted one and two others. Every stripe then needs the

@@ -1,19 +1,28 @@
 /**
- * Node processes for end-to-end tests: spawns agents/roles/run-node.ts, waits for its `ready`
- * line, and tracks every child so `killAllNodes()` (an `after` hook) leaves nothing running.
+ * Agent processes for end-to-end tests: spawns agents/roles/run-node.ts or run-validator.ts, waits
+ * for its `ready` line, and tracks every child so `killAllNodes()` (an `after` hook) leaves nothing
+ * running. `startNetwork` brings up the usual set-up (hardhat node, deployment, funded accounts,
+ * node processes) and `startClient` a storage client, so each e2e file only says what differs.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { readdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { Address, Hex } from "viem";
-import type { Deployment } from "../../../agents/chain/index.js";
+import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient } from "../../../agents/chain/index.js";
+import { createClient, type StorageClient } from "../../../agents/roles/client.js";
+import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const RUN_NODE = fileURLToPath(new URL("../../../agents/roles/run-node.ts", import.meta.url));
+const RUN_VALIDATOR = fileURLToPath(new URL("../../../agents/roles/run-validator.ts", import.meta.url));
 const STDERR_TAIL = 32 * 1024;
+/** MURI each account of `startNetwork` is funded with. */
+export const E2E_FUNDING = 10_000n * E18;
 
 const children = new Set<ChildProcess>();
 
@@ -27,16 +36,23 @@ process.once("exit", () => {
   }
 });
 
-export interface NodeProcess {
+export interface AgentProcess {
   readonly pid: number;
   readonly address: Address;
-  readonly peerId: string;
-  readonly multiaddrs: string[];
   alive(): boolean;
   /** Sends `signal` to the process group and waits (at most 10 s, then SIGKILL) for the exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Last lines of stderr (logs), for failure messages. */
   stderr(): string;
+}
+
+export interface NodeProcess extends AgentProcess {
+  readonly peerId: string;
+  readonly multiaddrs: string[];
+}
+
+export interface ValidatorProcess extends AgentProcess {
+  readonly metricsUrl: string | null;
 }
 
 export interface SpawnNodeOptions {
@@ -45,6 +61,8 @@ export interface SpawnNodeOptions {
   key: Hex;
   dir: string;
   extraArgs?: string[];
+  /** Added to the child's environment (e.g. `MURI_NO_SELF_REPAIR`). */
+  env?: Record<string, string>;
   readyTimeoutMs?: number;
 }
 
@@ -54,13 +72,22 @@ export async function writeDeployment(path: string, d: Deployment): Promise<void
 }
 
 /** Starts a node process and resolves once it printed `ready`. */
-export async function spawnNode(options: SpawnNodeOptions): Promise<NodeProcess> {
+export function spawnNode(options: SpawnNodeOptions): Promise<NodeProcess> {
+  return spawnAgent<{ address: Address; peerId: string; multiaddrs: string[] }>(RUN_NODE, "MURI_NODE_KEY", options);
+}
+
+/** Starts a validator process (it registers itself) and resolves once it printed `ready`. */
+export function spawnValidator(options: SpawnNodeOptions): Promise<ValidatorProcess> {
+  return spawnAgent<{ address: Address; metricsUrl: string | null }>(RUN_VALIDATOR, "MURI_VALIDATOR_KEY", options);
+}
+
+async function spawnAgent<Ready extends { address: Address }>(script: string, keyVar: string, options: SpawnNodeOptions): Promise<AgentProcess & Ready> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", RUN_NODE, "--rpc", options.rpcUrl, "--deployment", options.deploymentFile, "--dir", options.dir, ...(options.extraArgs ?? [])],
+    ["--import", "tsx", script, "--rpc", options.rpcUrl, "--deployment", options.deploymentFile, "--dir", options.dir, ...(options.extraArgs ?? [])],
     {
       cwd: ROOT,
-      env: { ...process.env, MURI_NODE_KEY: options.key },
+      env: { ...process.env, ...options.env, [keyVar]: options.key },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     },
@@ -70,12 +97,12 @@ export async function spawnNode(options: SpawnNodeOptions): Promise<NodeProcess>
   child.stderr!.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-STDERR_TAIL)));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const timeoutMs = options.readyTimeoutMs ?? 90_000;
-  const ready = await new Promise<{ address: Address; peerId: string; multiaddrs: string[] }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node ${options.dir} not ready after ${timeoutMs} ms:\n${stderr}`)), timeoutMs);
+  const ready = await new Promise<Ready>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} ${options.dir} not ready after ${timeoutMs} ms:\n${stderr}`)), timeoutMs);
     const lines = createInterface({ input: child.stdout! });
     lines.on("line", (line) => {
       try {
-        const msg = JSON.parse(line) as { event?: string; address: Address; peerId: string; multiaddrs: string[] };
+        const msg = JSON.parse(line) as { event?: string } & Ready;
         if (msg.event === "ready") {
           clearTimeout(timer);
           resolve(msg);
@@ -86,7 +113,7 @@ export async function spawnNode(options: SpawnNodeOptions): Promise<NodeProcess>
     });
     child.once("exit", (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`node ${options.dir} exited before ready (${code ?? signal}):\n${stderr}`));
+      reject(new Error(`${script} ${options.dir} exited before ready (${code ?? signal}):\n${stderr}`));
     });
   }).catch(async (err: unknown) => {
     await killGroup(child, exited, "SIGKILL");
@@ -94,8 +121,8 @@ export async function spawnNode(options: SpawnNodeOptions): Promise<NodeProcess>
   });
   const alive = (): boolean => child.exitCode === null && child.signalCode === null;
   return {
-    pid: child.pid!,
     ...ready,
+    pid: child.pid!,
     alive,
     kill: (signal = "SIGTERM") => killGroup(child, exited, signal),
     stderr: () => stderr,
@@ -119,7 +146,7 @@ async function killGroup(child: ChildProcess, exited: Promise<void>, signal: Nod
   children.delete(child);
 }
 
-/** Stops every node process still running (SIGTERM, then SIGKILL after 10 s). */
+/** Stops every agent process still running (SIGTERM, then SIGKILL after 10 s). */
 export async function killAllNodes(): Promise<void> {
   await Promise.all(
     [...children].map((child) => killGroup(child, new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve()))), "SIGTERM")),
@@ -131,4 +158,145 @@ export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest("hex");
+}
+
+/** A file of `bytes` random bytes in `dir`, and its sha256. */
+export async function randomFile(dir: string, name: string, bytes: number): Promise<{ path: string; sha256: string }> {
+  const path = join(dir, name);
+  await writeFile(path, randomBytes(bytes));
+  return { path, sha256: await sha256File(path) };
+}
+
+/** Polls `fn` every `stepMs` until it returns a value (not undefined or false); throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>, stepMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+}
+
+/** JSON log lines of an agent's stderr whose `msg` is `msg`. */
+export function logLines(stderr: string, msg: string): Record<string, unknown>[] {
+  return stderr
+    .split("\n")
+    .filter((l) => l.includes(`"msg":${JSON.stringify(msg)}`))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+export interface NetworkOptions {
+  /** Prefix of the temporary directory. */
+  prefix: string;
+  /** Node processes: node i (0-based) uses account i + 1 and directory `node-<i + 1>`. */
+  nodes: number;
+  /** Further accounts (indices into `chain.keys`) funded with `E2E_FUNDING` MURI: clients, validators, spares. */
+  fund?: number[];
+  /** Extra environment of node i (0-based). */
+  nodeEnv?: (i: number) => Record<string, string> | undefined;
+  /** Interval mining (a block every `blockMs`, automine stays on, as `muri devnet`); off when unset. */
+  blockMs?: number;
+  /**
+   * With `blockMs`: turn automine off, so blocks come only every `blockMs` whatever the load (block
+   * counts then measure time, as on a real chain; windows counted in blocks, such as the search
+   * tasks' commit and reveal windows, do not shrink when many transactions are sent).
+   */
+  automine?: boolean;
+}
+
+export interface Network {
+  chain: HardhatChain;
+  deployment: Deployment;
+  deploymentFile: string;
+  dir: string;
+  /** Node processes by index (replaced in place by `startNode` on a restart). */
+  nodes: NodeProcess[];
+  /** Read-only contract handles. */
+  read: MuriContracts<MuriPublicClient>;
+  publicClient: MuriPublicClient;
+  /** Current block, uncached. */
+  head(): Promise<bigint>;
+  nodeKey(i: number): Hex;
+  nodeDir(i: number): string;
+  /** Starts (or restarts, same key and directory) node i and puts it in `nodes[i]`. */
+  startNode(i: number, env?: Record<string, string>): Promise<NodeProcess>;
+  /** Starts a validator process with account `keyIndex` in directory `validator-<keyIndex>`. */
+  startValidator(keyIndex: number, extraArgs?: string[]): Promise<ValidatorProcess>;
+}
+
+/** `hardhat node`, the deployment, funded accounts and `nodes` node processes (started in parallel). */
+export async function startNetwork(options: NetworkOptions): Promise<Network> {
+  const chain = await startHardhatNode(await freePort());
+  const deployment = await deployLocal(chain.rpcUrl);
+  const dir = await tempDir(options.prefix);
+  const deploymentFile = join(dir, "deployment.json");
+  await writeDeployment(deploymentFile, { ...deployment, rpcUrl: chain.rpcUrl });
+  const publicClient = signer(chain.rpcUrl, deployment, chain.keys[0]!).publicClient;
+  if (options.blockMs !== undefined) await publicClient.request({ method: "evm_setIntervalMining" as never, params: [options.blockMs] as never });
+  if (options.blockMs !== undefined && options.automine === false) await publicClient.request({ method: "evm_setAutomine" as never, params: [false] as never });
+  const nodeKey = (i: number): Hex => chain.keys[i + 1]!;
+  const nodeDir = (i: number): string => join(dir, `node-${i + 1}`);
+  // One deployer nonce: fund one account at a time.
+  const indices = [...Array.from({ length: options.nodes }, (_, i) => i + 1), ...(options.fund ?? [])];
+  for (const i of indices) await fund(chain.rpcUrl, deployment, chain.keys[0]!, signer(chain.rpcUrl, deployment, chain.keys[i]!).account.address, E2E_FUNDING);
+  const nodes: NodeProcess[] = [];
+  const startNode = async (i: number, env?: Record<string, string>): Promise<NodeProcess> => {
+    const node = await spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: nodeKey(i), dir: nodeDir(i), env: env ?? options.nodeEnv?.(i) });
+    nodes[i] = node;
+    return node;
+  };
+  await Promise.all(Array.from({ length: options.nodes }, (_, i) => startNode(i)));
+  return {
+    chain,
+    deployment,
+    deploymentFile,
+    dir,
+    nodes,
+    read: getMuriContracts(deployment.contracts, { publicClient }),
+    publicClient,
+    head: () => publicClient.getBlockNumber({ cacheTime: 0 }),
+    nodeKey,
+    nodeDir,
+    startNode,
+    startValidator: (keyIndex, extraArgs) =>
+      spawnValidator({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[keyIndex]!, dir: join(dir, `validator-${keyIndex}`), extraArgs }),
+  };
+}
+
+/** A started storage client of account `keyIndex` (fund it through `NetworkOptions.fund`). */
+export async function startClient(net: Network, keyIndex: number): Promise<StorageClient> {
+  const client = createClient({ dir: join(net.dir, `client-${keyIndex}`), deployment: net.deployment, rpcUrl: net.chain.rpcUrl, privateKey: net.chain.keys[keyIndex]! });
+  await client.start();
+  return client;
+}
+
+/** Deletes the files under `dir` (recursively) whose name `select` accepts (default: all); returns how many. */
+export async function deleteFiles(dir: string, select: (name: string) => boolean = () => true): Promise<number> {
+  let deleted = 0;
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile() && select(entry.name)) {
+      await rm(join(entry.parentPath, entry.name));
+      deleted++;
+    }
+  }
+  return deleted;
+}
+
+/**
+ * The `after` hook of an e2e file: keeps the agents' logs (`saveLogs`), stops the client and every
+ * agent process, then the chain, and removes the temporary directories.
+ */
+export async function tearDown(logPrefix: string, agents: readonly (AgentProcess | undefined)[], client?: StorageClient): Promise<void> {
+  await saveLogs(logPrefix, agents);
+  await client?.stop();
+  await killAllNodes();
+  await cleanup();
+}
+
+/** With MURI_E2E_LOGS=<dir>: keeps each agent's last log lines there as `<prefix>-<i>.log`. */
+export async function saveLogs(prefix: string, agents: readonly (AgentProcess | undefined)[]): Promise<void> {
+  const logs = process.env.MURI_E2E_LOGS;
+  if (logs === undefined) return;
+  await Promise.all(agents.map((a, i) => (a ? writeFile(join(logs, `${prefix}-${i + 1}.log`), a.stderr()) : undefined)));
 }

@@ -14,16 +14,13 @@
  * both rebuilt shard sets: the spare's and node-4's).
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import type { Address, Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../../agents/chain/index.js";
-import { createClient, type PutResult, type StorageClient } from "../../../agents/roles/client.js";
-import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
-import { killAllNodes, sha256File, spawnNode, writeDeployment, type NodeProcess } from "./e2e-helpers.js";
+import { type PutResult, type StorageClient } from "../../../agents/roles/client.js";
+import { signer, type HardhatChain } from "../chain/harness.js";
+import { deleteFiles, randomFile, sha256File, spawnNode, startClient, startNetwork, tearDown, waitFor, type NodeProcess } from "./e2e-helpers.js";
 
 const MEMBERS = 5;
 const FILE_BYTES = 6 * 1024 * 1024;
@@ -34,16 +31,6 @@ const PROVEN = 1;
 const CLIENT_KEY = 6;
 const SPARE_KEY = 7;
 const MARKER_KEY = 10;
-
-async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined | false>, stepMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
 
 describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeout: 300_000 }, () => {
   let chain: HardhatChain;
@@ -74,43 +61,20 @@ describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeo
 
   before(async () => {
     const t0 = performance.now();
-    chain = await startHardhatNode(await freePort());
-    deployment = await deployLocal(chain.rpcUrl);
-    dir = await tempDir("muri-e2e-repair-");
-    deploymentFile = join(dir, "deployment.json");
-    await writeDeployment(deploymentFile, { ...deployment, rpcUrl: chain.rpcUrl });
-    const deployer = chain.keys[0]!;
-    for (const i of [1, 2, 3, 4, 5, CLIENT_KEY, SPARE_KEY]) {
-      await fund(chain.rpcUrl, deployment, deployer, signer(chain.rpcUrl, deployment, chain.keys[i]!).account.address, 10_000n * E18);
-    }
-    marker = signer(chain.rpcUrl, deployment, chain.keys[MARKER_KEY]!);
-    read = getMuriContracts(deployment.contracts, { publicClient: marker.publicClient });
-    write = getMuriContracts(deployment.contracts, marker);
-    // node-1 cannot heal itself: MURI_NO_SELF_REPAIR is read from the environment the child is
-    // spawned with, which spawnNode copies synchronously before its first await.
-    process.env.MURI_NO_SELF_REPAIR = "1";
-    const first = spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[1]!, dir: join(dir, "node-1") });
-    delete process.env.MURI_NO_SELF_REPAIR;
-    const rest = Array.from({ length: MEMBERS - 1 }, (_, i) => spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[i + 2]!, dir: join(dir, `node-${i + 2}`) }));
-    nodes.push(...(await Promise.all([first, ...rest])));
+    // node-1 cannot heal itself.
+    const net = await startNetwork({ prefix: "muri-e2e-repair-", nodes: MEMBERS, fund: [CLIENT_KEY, SPARE_KEY], nodeEnv: (i) => (i === 0 ? { MURI_NO_SELF_REPAIR: "1" } : undefined) });
+    ({ chain, deployment, deploymentFile, dir } = net);
+    nodes.push(...net.nodes);
     bad = nodes[0]!;
-    client = createClient({ dir: join(dir, "client"), deployment, rpcUrl: chain.rpcUrl, privateKey: chain.keys[CLIENT_KEY]! });
-    await client.start();
-    input = join(dir, "input.bin");
-    await writeFile(input, randomBytes(FILE_BYTES));
-    inputHash = await sha256File(input);
+    marker = signer(chain.rpcUrl, deployment, chain.keys[MARKER_KEY]!);
+    read = net.read;
+    write = getMuriContracts(deployment.contracts, marker);
+    client = await startClient(net, CLIENT_KEY);
+    ({ path: input, sha256: inputHash } = await randomFile(dir, "input.bin", FILE_BYTES));
     console.log(`# setup (chain, deploy, ${MEMBERS} nodes, client): ${Math.round(performance.now() - t0)} ms`);
   });
 
-  after(async () => {
-    const logs = process.env.MURI_E2E_LOGS;
-    if (logs !== undefined) {
-      await Promise.all([...nodes, ...(spare ? [spare] : [])].map((n, i) => writeFile(join(logs, `repair-node-${i + 1}.log`), n.stderr())));
-    }
-    await client?.stop();
-    await killAllNodes();
-    await cleanup();
-  });
+  after(() => tearDown("repair-node", [...nodes, spare], client));
 
   test("put into a Magu of the five nodes; a spare registers afterwards", async () => {
     const t0 = performance.now();
@@ -127,14 +91,7 @@ describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeo
 
   test("a member whose fragment files are deleted misses its challenges, is slashed and evicted", async () => {
     const t0 = performance.now();
-    const blocks = join(dir, "node-1", "blocks");
-    let deleted = 0;
-    for (const entry of await readdir(blocks, { recursive: true, withFileTypes: true })) {
-      if (entry.isFile()) {
-        await rm(join(entry.parentPath, entry.name));
-        deleted++;
-      }
-    }
+    const deleted = await deleteFiles(join(dir, "node-1", "blocks"));
     assert.ok(deleted >= stored.shards / MEMBERS, `deleted ${deleted} files`);
     const honest = nodes.filter((n) => n !== bad);
     const stakeBefore = (await read.nodeRegistry.read.nodeInfo([bad.address])).stake;
@@ -197,15 +154,8 @@ describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeo
   test("a member that loses its files while self-repair is on heals itself and keeps proving", async () => {
     const t0 = performance.now();
     const healer = nodes[3]!;
-    const blocks = join(dir, "node-4", "blocks");
-    let deleted = 0;
-    for (const entry of await readdir(blocks, { recursive: true, withFileTypes: true })) {
-      if (entry.isFile() && !entry.name.startsWith("bagu")) {
-        // Raw shards only (DAG-JSON documents start "bagu"): the node keeps its manifest.
-        await rm(join(entry.parentPath, entry.name));
-        deleted++;
-      }
-    }
+    // Raw shards only (DAG-JSON documents start "bagu"): the node keeps its manifest.
+    const deleted = await deleteFiles(join(dir, "node-4", "blocks"), (name) => !name.startsWith("bagu"));
     assert.ok(deleted > 0);
     const period = (await read.maguRegistry.read.currentPeriod()) + 1n;
     await mineTo((await read.maguRegistry.read.periodStart([period])) + 1n);
