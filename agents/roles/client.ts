@@ -2,14 +2,17 @@
  * The storage client: put a file into a fresh blob Magu and get it back.
  *
  * put(path):
- * 1. encode (encrypt + erasure-code, data/pipeline.ts) into a staging fragment store in the client
+ * 1. encode (encrypt + erasure-code, data/pipeline.ts) into memory (up to `memoryStagingBytes` of
+ *    shards, 1 GiB by default) or, for larger files, a staging fragment store in the client
  *    directory; the shard count F, CIDs and fragment roots come out of it;
- * 2. createMagu (members, k, m, maxFragments = F, duration, price; escrow approved first), let two
- *    blocks pass (`hardhat_mine` when the RPC has it, else wait), formMagu;
- * 3. commitData(maguRoot(fragment roots), F);
- * 4. push the manifest, then the Magu index document (magu-sync.ts), to every member, then each
+ * 2. at the same time (F follows from the file size): createMagu (members, k, m, maxFragments = F,
+ *    duration, price; escrow approved first), let two blocks pass (`hardhat_mine` when the RPC has
+ *    it, else wait), formMagu; an encoding that fails after the Magu was formed says which Magu
+ *    (empty, usable with putInto);
+ * 3. commitData(maguRoot(fragment roots), F), while the manifest is pushed to every member;
+ * 4. push the Magu index document (magu-sync.ts) to every member, then each
  *    shard to the member placement names (`holderBlob`), dialing the multiaddrs registered in
- *    NodeRegistry; the staged shards are deleted once pushed.
+ *    NodeRegistry; the staged shards are deleted at the end (also when the put fails).
  * putInto(maguId, path): the same file path into an existing blob Magu the caller owns (checks first:
  * known, owned, blob, active and within its term, enough paid fragments left, and this directory's
  * record covers what is committed; then the earlier manifests are fetched from the members and must
@@ -51,7 +54,7 @@ import {
 } from "../chain/index.js";
 import { decodeManifest, type Manifest } from "../data/manifest.js";
 import { maguRoot } from "../data/merkle.js";
-import { decodeFile, encodeFile, type ShardFetcher } from "../data/pipeline.js";
+import { decodeFile, encodeFile, type EncodeResult, type ShardFetcher } from "../data/pipeline.js";
 import { holderBlob } from "../data/placement.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
 import { openFragmentStore, silentLogger, type FragmentStore, type Logger } from "../store/index.js";
@@ -78,6 +81,8 @@ export const CLIENT_DEFAULTS = {
   pushAttempts: 3,
   /** Longest wait for the two blocks before formMagu, ms. */
   formWaitMs: 60_000,
+  /** Encoded shards of one put kept in memory until pushed; a larger put stages them on disk. */
+  memoryStagingBytes: 2 ** 30,
 } as const;
 const RECEIPT_TIMEOUT_MS = 60_000;
 /** MaguRegistry `Kind.Blob`, `Status.None` / `Status.Active`, and the status names. */
@@ -96,6 +101,8 @@ export type StorageClientErrorCode =
   | "ERR_MANIFEST_NOT_FOUND"
   | "ERR_CLIENT_NOT_STARTED"
   | "ERR_BLOCK_WAIT"
+  /** put: the file could not be encoded after its Magu was created (the error names the Magu). */
+  | "ERR_ENCODE_FAILED"
   /** putInto: no Magu with that id. */
   | "ERR_MAGU_UNKNOWN"
   /** putInto: the Magu belongs to another account. */
@@ -128,6 +135,8 @@ export interface ClientInit {
   rpcUrl?: string;
   /** The client account's key (pays escrow and gas). */
   privateKey: Hex;
+  /** See CLIENT_DEFAULTS.memoryStagingBytes (0: always stage on disk). */
+  memoryStagingBytes?: number;
 }
 
 export interface ClientComponents {
@@ -197,6 +206,11 @@ export async function loadOrCreateSecret(path: string): Promise<Buffer> {
   return secret;
 }
 
+/** Shards (Magu fragments) of a file of `fileSize` bytes: whole stripes of k + m 1 MiB shards. */
+export function shardCountOf(fileSize: number, k: number, m: number): number {
+  return layoutFor(fileSize, FRAGMENT_SIZE - ENCRYPTION_OVERHEAD, k).stripes * (k + m);
+}
+
 /** Runs `fn` over `items` with at most `limit` in flight; the first failure rejects. */
 async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -204,6 +218,38 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T)
     while (next < items.length) await fn(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Where a put's encoded shards wait for the commit and the pushes: in memory when they fit, else
+ * in the client's staging store (read back without a hash check: pushFragment hashes on the way out).
+ */
+class ShardStage {
+  private readonly memory = new Map<string, Uint8Array>();
+  private readonly staged: CID[] = [];
+  constructor(
+    private readonly store: FragmentStore,
+    private readonly inMemory: boolean,
+  ) {}
+
+  async put(cid: CID, bytes: Uint8Array): Promise<void> {
+    if (this.inMemory) {
+      this.memory.set(cid.toString(), bytes);
+      return;
+    }
+    await this.store.put(cid, bytes);
+    this.staged.push(cid);
+  }
+
+  get(cid: CID): Promise<Uint8Array> {
+    const bytes = this.memory.get(cid.toString());
+    return bytes !== undefined ? Promise.resolve(bytes) : this.store.get(cid, { verify: false });
+  }
+
+  async clear(): Promise<void> {
+    this.memory.clear();
+    for (const cid of this.staged.splice(0)) await this.store.delete(cid).catch(() => false);
+  }
 }
 
 type WriteContracts = MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
@@ -298,7 +344,7 @@ class Client implements StorageClient {
   }
 
   async put(path: string, options: PutOptions = {}): Promise<PutResult> {
-    const { p2p, staging, secret } = this.running();
+    const { staging, secret } = this.running();
     const k = options.k ?? CLIENT_DEFAULTS.k;
     const m = options.m ?? CLIENT_DEFAULTS.m;
     const nMembers = options.members ?? CLIENT_DEFAULTS.members;
@@ -306,35 +352,85 @@ class Client implements StorageClient {
     const price = options.pricePerFragmentPeriod ?? CLIENT_DEFAULTS.pricePerFragmentPeriod;
     const started = performance.now();
 
-    // 1. Encode into the staging store.
+    // 1. Encode into the staging store while 2. the Magu is created and formed: its size (the
+    //    shard count) follows from the file size, so the chain work need not wait for the encoding.
     const fileSize = (await stat(path)).size;
-    const shardCids: CID[] = [];
-    const { manifest, manifestBytes, manifestCid } = await encodeFile(createReadStream(path), { secret, k, m }, async (shards) => {
-      for (const s of shards) {
-        await staging.put(s.cid, s.bytes);
-        shardCids.push(s.cid);
+    const expected = shardCountOf(fileSize, k, m);
+    const forming = this.createAndForm({ k, m, members: nMembers, durationPeriods, price, count: expected });
+    forming.catch(() => undefined); // awaited below, after the encoding
+    const stage = this.stageFor(staging, expected);
+    try {
+      let encoded: EncodeResult;
+      try {
+        encoded = await encodeFile(createReadStream(path), { secret, k, m }, async (shards) => {
+          for (const s of shards) await stage.put(s.cid, s.bytes);
+        });
+        if (encoded.manifest.shards.length !== expected) throw new Error(`${path} encoded to ${encoded.manifest.shards.length} shards, ${expected} expected from its size (did it change while being read?)`);
+      } catch (err) {
+        const formed = await forming.catch(() => undefined);
+        if (formed === undefined) throw err;
+        throw new StorageClientError(
+          "ERR_ENCODE_FAILED",
+          `encoding ${path} failed (${(err as Error).message}); Magu ${formed.maguId}, created for it meanwhile, holds no data: put the file into it with --magu ${formed.maguId}`,
+          { path, maguId: formed.maguId },
+          err,
+        );
       }
-    });
-    const count = manifest.shards.length;
-    const root = `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}` as Hex;
-    this.log.info("encoded", { path, fileSize, shards: count, ms: Math.round(performance.now() - started) });
+      const { manifest, manifestBytes, manifestCid } = encoded;
+      const count = manifest.shards.length;
+      const root = `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}` as Hex;
+      this.log.info("encoded", { path, fileSize, shards: count, ms: Math.round(performance.now() - started) });
+      const { maguId, members: memberAddresses } = await forming;
 
-    // 2. Create and form the Magu.
+      // 3. Commit the root, meanwhile look the members up and push them the manifest (a member
+      //    takes any valid manifest; it is the index document that must match the commit).
+      const [, members] = await Promise.all([
+        this.send("commitData", this.contracts.maguRegistry.write.commitData([maguId, root, count])).then(() =>
+          appendMaguRecord(this.init.dir, maguId, { manifestCid, shards: count, fileSize }, 0),
+        ),
+        this.members(memberAddresses).then(async (members) => {
+          await Promise.all(members.map((member) => this.pushTo(member, manifestCid, manifestBytes, "manifest")));
+          return members;
+        }),
+      ]);
+
+      // 4. Push: the index document to every member, then each shard to its holder.
+      const index = encodeMaguIndexDocument({ maguId, manifestCid });
+      await Promise.all(members.map((member) => this.pushTo(member, index.cid, index.bytes, "index document")));
+      const indices = Array.from({ length: count }, (_, f) => f);
+      await forEachLimit(indices, CLIENT_DEFAULTS.pushConcurrency, async (f) => {
+        const cid = manifest.shards[f]!;
+        const member = members[holderBlob(maguId, f, nMembers, k, m)]!;
+        await this.pushTo(member, cid, await stage.get(cid), `shard ${f}`);
+      });
+      this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
+      return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses };
+    } finally {
+      await stage.clear();
+    }
+  }
+
+  private stageFor(staging: FragmentStore, shards: number): ShardStage {
+    return new ShardStage(staging, shards * FRAGMENT_SIZE <= (this.init.memoryStagingBytes ?? CLIENT_DEFAULTS.memoryStagingBytes));
+  }
+
+  /** Approves the escrow, creates a blob Magu for `count` fragments and forms it. */
+  private async createAndForm(p: { k: number; m: number; members: number; durationPeriods: bigint; price: bigint; count: number }): Promise<{ maguId: bigint; members: Address[] }> {
     const registry = this.init.deployment.contracts.maguRegistry;
-    const escrow = price * BigInt(count) * durationPeriods;
+    const escrow = p.price * BigInt(p.count) * p.durationPeriods;
     await this.send("approve escrow", this.contracts.token.write.approve([registry, escrow]));
     const createHash = await this.contracts.maguRegistry.write.createMagu([
       {
         kind: 0,
         metric: 0,
         dimension: 0,
-        members: nMembers,
+        members: p.members,
         replication: 0,
-        dataShards: k,
-        parityShards: m,
-        maxFragments: count,
-        durationPeriods,
-        pricePerFragmentPeriod: price,
+        dataShards: p.k,
+        parityShards: p.m,
+        maxFragments: p.count,
+        durationPeriods: p.durationPeriods,
+        pricePerFragmentPeriod: p.price,
       },
     ]);
     const createReceipt = await this.clients.publicClient.waitForTransactionReceipt({ hash: createHash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
@@ -345,38 +441,9 @@ class Client implements StorageClient {
     await this.waitForBlock(requested.args.requestBlock + 1n);
     await this.send("formMagu", this.contracts.maguRegistry.write.formMagu([maguId]));
     const info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
-    const memberAddresses = [...info.members];
-    this.log.info("magu formed", { magu: maguId.toString(), members: memberAddresses });
-
-    // 3. Commit the root.
-    await this.send("commitData", this.contracts.maguRegistry.write.commitData([maguId, root, count]));
-    await appendMaguRecord(this.init.dir, maguId, { manifestCid, shards: count, fileSize }, 0);
-
-    // 4. Push: manifest and index document to every member, then each shard to its holder.
-    const members = await this.members(memberAddresses);
-    const index = encodeMaguIndexDocument({ maguId, manifestCid });
-    const push = async (member: Member, cid: CID, bytes: Uint8Array, what: string): Promise<void> => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await p2p.pushFragment(member.peerId, cid, bytes, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs });
-          return;
-        } catch (err) {
-          if (attempt >= CLIENT_DEFAULTS.pushAttempts) throw new StorageClientError("ERR_PUSH_FAILED", `push of ${what} to ${member.address} failed: ${(err as Error).message}`, { what, member: member.address, cid: cid.toString() }, err);
-          await sleep(200 * attempt);
-        }
-      }
-    };
-    await Promise.all(members.map((member) => push(member, manifestCid, manifestBytes, "manifest")));
-    await Promise.all(members.map((member) => push(member, index.cid, index.bytes, "index document")));
-    const indices = Array.from({ length: count }, (_, f) => f);
-    await forEachLimit(indices, CLIENT_DEFAULTS.pushConcurrency, async (f) => {
-      const cid = manifest.shards[f]!;
-      const member = members[holderBlob(maguId, f, nMembers, k, m)]!;
-      await push(member, cid, await staging.get(cid), `shard ${f}`);
-    });
-    for (const cid of shardCids) await staging.delete(cid);
-    this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
-    return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses };
+    const members = [...info.members];
+    this.log.info("magu formed", { magu: maguId.toString(), members });
+    return { maguId, members };
   }
 
   /**
@@ -428,6 +495,7 @@ class Client implements StorageClient {
     const { staging, secret } = this.running();
     const started = performance.now();
     const release = await lockMaguRecord(this.init.dir, maguId);
+    let stage: ShardStage | undefined;
     try {
       // 1. Everything that can refuse the put, before anything is encoded, pushed or sent.
       const registry = this.contracts.maguRegistry;
@@ -449,7 +517,7 @@ class Client implements StorageClient {
       const k = info.params.dataShards;
       const m = info.params.parityShards;
       const fileSize = (await stat(path)).size;
-      const needed = layoutFor(fileSize, FRAGMENT_SIZE - ENCRYPTION_OVERHEAD, k).stripes * (k + m);
+      const needed = shardCountOf(fileSize, k, m);
       const left = info.params.maxFragments - info.fragmentCount;
       if (needed > left) {
         fail("ERR_MAGU_FULL", `Magu ${maguId} has ${left} of its ${info.params.maxFragments} paid fragments left; this file needs ${needed} (k=${k}, m=${m}, 1 MiB shards): put it into a larger Magu`);
@@ -482,13 +550,10 @@ class Client implements StorageClient {
       }
       this.log.info("append checked", { magu: maguId.toString(), fragments: info.fragmentCount, needed, left });
 
-      // 2. Encode into the staging store.
-      const shardCids: CID[] = [];
+      // 2. Encode into memory or the staging store.
+      const staged = (stage = this.stageFor(staging, needed));
       const { manifest, manifestBytes, manifestCid } = await encodeFile(createReadStream(path), { secret, k, m }, async (shards) => {
-        for (const s of shards) {
-          await staging.put(s.cid, s.bytes);
-          shardCids.push(s.cid);
-        }
+        for (const s of shards) await staged.put(s.cid, s.bytes);
       });
       const count = manifest.shards.length;
       if (count !== needed) fail("ERR_MAGU_FULL", `the file encoded to ${count} shards, ${needed} expected (did it change while being read?)`);
@@ -523,14 +588,14 @@ class Client implements StorageClient {
             vacant++; // a vacant slot: its replacement rebuilds the shard from parity
             return;
           }
-          await this.pushTo(member, manifest.shards[f]!, await staging.get(manifest.shards[f]!), `shard ${f}`);
+          await this.pushTo(member, manifest.shards[f]!, await staged.get(manifest.shards[f]!), `shard ${f}`);
         },
       );
       if (vacant > 0) this.log.warn("shards of vacant slots not pushed", { magu: maguId.toString(), vacant });
-      for (const cid of shardCids) await staging.delete(cid);
       this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), offset, ms: Math.round(performance.now() - started) });
       return { maguId, manifestCid, fileSize, shards: count, offset, fragmentCount: total, members: present };
     } finally {
+      await stage?.clear();
       release();
     }
   }

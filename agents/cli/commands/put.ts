@@ -13,11 +13,19 @@ import { humanBytes, startProgress } from "../devnet/progress.js";
 import { UsageError } from "../errors.js";
 import { formatMuri, parseInteger, parseMuri } from "../values.js";
 
-/** Client log messages -> what the progress line says next. */
-const PHASES: Record<string, string> = {
-  encoded: "creating and forming the Magu",
-  "magu formed": "committing and pushing shards to the members",
-};
+/** Client log messages of a put into a new Magu (encoding and forming overlap). */
+function newMaguPhases(): (msg: string) => string | undefined {
+  let encoded = false;
+  let formed = false;
+  return (msg) => {
+    if (msg === "encoded") encoded = true;
+    else if (msg === "magu formed") formed = true;
+    else return undefined;
+    if (encoded && formed) return "committing and pushing shards to the members";
+    return encoded ? "forming the Magu" : "encrypting and encoding (Magu formed)";
+  };
+}
+/** Client log messages of a put into an existing Magu -> what the progress line says next. */
 const APPEND_PHASES: Record<string, string> = {
   "append checked": "encrypting and encoding",
   encoded: "committing the new root",
@@ -83,9 +91,9 @@ export const putCommand: Command = {
       const progress = startProgress(`put ${humanBytes(size)}`);
       progress.update(into === undefined ? "encrypting and encoding" : `checking Magu ${into}`);
       // The client reports its phases through its logger; the progress line follows them.
-      const phases = into === undefined ? PHASES : APPEND_PHASES;
+      const phases = into === undefined ? newMaguPhases() : (msg: string) => APPEND_PHASES[msg];
       const phase = (msg: string) => {
-        const next = phases[msg];
+        const next = phases(msg);
         if (next !== undefined) progress.update(next);
       };
       const logger = { debug: phase, info: phase, warn: () => undefined, error: () => undefined };

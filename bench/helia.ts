@@ -1,0 +1,449 @@
+/**
+ * MuriData put/get against Helia (IPFS in JavaScript) add/cat, same file, same machine, same run.
+ *
+ *   - MuriData: `muri devnet` (a Hardhat chain with the contracts, 5 node processes, no validator)
+ *     in a temporary directory; the storage client (agents/roles/client.ts) runs in this process
+ *     through its API (no CLI start-up in the figures): `put` (encrypt + Reed-Solomon k=3 m=2,
+ *     while a Magu is created and formed; commit the root; push every shard to its holder) and
+ *     `get` (fetch from the holders, verify, decrypt, write the file). The put's phases are timed
+ *     from the client's log lines (encode, Magu formed, commit, push), and the CPU seconds of every
+ *     process (client, nodes, chain; Helia's two nodes) are read from /proc: MB per CPU-second is
+ *     less bent by the load of a shared machine than MB/s.
+ *   - Helia: two nodes, each with libp2p on 127.0.0.1 over TCP only (noise, yamux, identify), no
+ *     bootstrap, no DHT, no HTTP routers or gateways, memory blockstores, dialled directly to each
+ *     other: node A (a child process, this file with `--helia-node`) `unixfs.addByteStream` of the
+ *     file read from disk; node B (this process) `unixfs.cat` of the root CID over bitswap, written
+ *     to a file. Fresh nodes every run, so B never has a block before the cat.
+ *
+ * Runs are interleaved (MuriData put + get, then Helia add + cat) so both see the same load; the
+ * median of `--runs` is reported, and every output file is checked byte for byte against the input.
+ * Prints a table and writes bench/results/helia.json (MB = MiB).
+ *
+ *   tsx bench/helia.ts [--mib 256] [--runs 3] [--nodes 5]
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import { noise } from "@chainsafe/libp2p-noise";
+import { yamux } from "@chainsafe/libp2p-yamux";
+import { unixfs } from "@helia/unixfs";
+import { identify } from "@libp2p/identify";
+import { tcp } from "@libp2p/tcp";
+import { multiaddr } from "@multiformats/multiaddr";
+import { createHeliaLight } from "helia";
+import { withBitswap } from "@helia/bitswap";
+import { withLibp2pLight } from "@helia/libp2p";
+import { CID } from "multiformats/cid";
+import { loadDevnet } from "../agents/cli/context.js";
+import { createClient, type StorageClient } from "../agents/roles/client.js";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const MURI = join(ROOT, "bin", "muri.js");
+const SELF = fileURLToPath(import.meta.url);
+const RESULTS = fileURLToPath(new URL("./results/helia.json", import.meta.url));
+const MIB = 1024 * 1024;
+const DEVNET_READY_MS = 180_000;
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+/** CPU seconds (user + system) a process has used so far, from /proc (0 once it is gone). */
+function cpuOf(pid: number): number {
+  if (pid === process.pid) {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used by groups of processes between `start()` and the returned function's call. */
+function cpuMeter(groups: Record<string, number[]>): () => Record<string, number> {
+  const before = Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.map(cpuOf)]));
+  return () =>
+    Object.fromEntries(
+      Object.entries(groups).map(([name, pids]) => [name, Number(pids.reduce((sum, pid, i) => sum + cpuOf(pid) - before[name]![i]!, 0).toFixed(2))]),
+    );
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+async function randomFileOf(path: string, bytes: number): Promise<void> {
+  const out = createWriteStream(path);
+  for (let left = bytes; left > 0; left -= 4 * MIB) {
+    if (!out.write(randomBytes(Math.min(4 * MIB, left)))) await new Promise<void>((r) => out.once("drain", () => r()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+// -------------------------------------------------------------------------------------- Helia
+
+/** A Helia node: libp2p on 127.0.0.1 over TCP only, bitswap, memory blockstore, nothing else. */
+async function startHelia() {
+  const helia = withBitswap(
+    withLibp2pLight(createHeliaLight(), {
+      addresses: { listen: ["/ip4/127.0.0.1/tcp/0"] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify() },
+    }),
+  );
+  await helia.start();
+  return helia;
+}
+
+/** Child process: Helia node A. Prints its address, then answers `add PATH` lines with the CID and time. */
+async function heliaNode(): Promise<void> {
+  const helia = await startHelia();
+  const fs = unixfs(helia);
+  process.stdout.write(`${JSON.stringify({ multiaddr: helia.libp2p.getMultiaddrs()[0]!.toString() })}\n`);
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    const [cmd, path] = line.split(" ");
+    if (cmd !== "add" || path === undefined) continue;
+    const started = performance.now();
+    const cid = await fs.addByteStream(createReadStream(path) as AsyncIterable<Uint8Array>);
+    const ms = performance.now() - started;
+    process.stdout.write(`${JSON.stringify({ cid: cid.toString(), ms })}\n`);
+  }
+  await helia.stop();
+  process.exit(0);
+}
+
+interface HeliaRun {
+  addMs: number;
+  catMs: number;
+  cid: string;
+  /** CPU seconds: node A during the add; A and B (this process) during the cat. */
+  addCpu: Record<string, number>;
+  catCpu: Record<string, number>;
+}
+
+/** One Helia round: fresh node A (child) adds the file, fresh node B (here) cats it to `out`. */
+async function heliaRound(input: string, out: string): Promise<HeliaRun> {
+  const child = spawn(process.execPath, ["--import", "tsx", SELF, "--helia-node"], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
+  const replies = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const next = async <T>(what: string): Promise<T> => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
+    try {
+      const r = await replies.next();
+      if (r.done) throw new Error(`Helia node A exited before ${what}`);
+      return JSON.parse(r.value) as T;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const b = await startHelia();
+  try {
+    const { multiaddr: addrA } = await next<{ multiaddr: string }>("its address");
+    let meter = cpuMeter({ nodeA: [child.pid!] });
+    child.stdin!.write(`add ${input}\n`);
+    const added = await next<{ cid: string; ms: number }>("the add");
+    const addCpu = meter();
+    await b.libp2p.dial(multiaddr(addrA), { signal: AbortSignal.timeout(10_000) });
+    const fs = unixfs(b);
+    meter = cpuMeter({ nodeA: [child.pid!], nodeB: [process.pid] });
+    const started = performance.now();
+    await pipeline(Readable.from(fs.cat(CID.parse(added.cid), { signal: AbortSignal.timeout(600_000) })), createWriteStream(out));
+    const catMs = performance.now() - started;
+    return { addMs: added.ms, catMs, cid: added.cid, addCpu, catCpu: meter() };
+  } finally {
+    await b.stop();
+    await stopChild(child);
+  }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.stdin?.end();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ----------------------------------------------------------------------------------- MuriData
+
+interface Devnet {
+  child: ChildProcess;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** `muri devnet --nodes N --validators 0 --dir DIR --json`, resolved once it printed `ready`. */
+async function startDevnet(dir: string, nodes: number): Promise<Devnet> {
+  const child = spawn(process.execPath, [MURI, "devnet", "--nodes", String(nodes), "--validators", "0", "--dir", dir, "--json"], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-16_384)));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`devnet not ready after ${DEVNET_READY_MS} ms:\n${stderr}`)), DEVNET_READY_MS);
+      createInterface({ input: child.stdout! }).on("line", (line) => {
+        try {
+          if ((JSON.parse(line) as { event?: string }).event === "ready") {
+            clearTimeout(timer);
+            resolve();
+          }
+        } catch {
+          // not JSON
+        }
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`devnet exited (${code}) before ready:\n${stderr}`));
+      });
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { child, dir, stop };
+}
+
+interface MuriRun {
+  putMs: number;
+  getMs: number;
+  /**
+   * Put phases, ms from the start: encode (encrypt + RS + hashes, into the client's stage) runs
+   * while the Magu is created and formed (approve, createMagu, formMagu); then commitData; then
+   * the pushes (manifest and index to every member, each shard to its holder).
+   */
+  encodeMs: number;
+  formedMs: number;
+  commitMs: number;
+  pushMs: number;
+  /** CPU seconds during the put and the get: this client, the node processes, the chain. */
+  putCpu: Record<string, number>;
+  getCpu: Record<string, number>;
+  shards: number;
+  maguId: string;
+}
+
+/** One MuriData round: put `input` into a new Magu, get it back to `out`. */
+async function muriRound(client: StorageClient, marks: Map<string, number>, pids: Record<string, number[]>, input: string, out: string): Promise<MuriRun> {
+  marks.clear();
+  let meter = cpuMeter(pids);
+  const t0 = performance.now();
+  const put = await client.put(input);
+  const putMs = performance.now() - t0;
+  const putCpu = meter();
+  meter = cpuMeter(pids);
+  const t1 = performance.now();
+  await client.get(put, out);
+  const getMs = performance.now() - t1;
+  const getCpu = meter();
+  const at = (what: string): number => {
+    const t = marks.get(what);
+    if (t === undefined) throw new Error(`client logged no "${what}"`);
+    return t - t0;
+  };
+  return {
+    putMs,
+    getMs,
+    encodeMs: at("encoded"),
+    formedMs: at("magu formed"),
+    commitMs: at("tx mined:commitData") - Math.max(at("encoded"), at("magu formed")),
+    pushMs: at("put complete") - at("tx mined:commitData"),
+    putCpu,
+    getCpu,
+    shards: put.shards,
+    maguId: put.maguId.toString(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const mib = arg("mib", 256);
+  const runs = arg("runs", 3);
+  const nodes = arg("nodes", 5);
+  const bytes = mib * MIB;
+  const work = await mkdtemp(join(tmpdir(), "muri-bench-helia-"));
+  let devnet: Devnet | undefined;
+  let client: StorageClient | undefined;
+  try {
+    const input = join(work, "input.bin");
+    await randomFileOf(input, bytes);
+    const inputHash = await sha256File(input);
+    console.error(`# ${mib} MiB random input; starting muri devnet with ${nodes} nodes`);
+    let t = performance.now();
+    devnet = await startDevnet(join(work, "devnet"), nodes);
+    const devnetMs = performance.now() - t;
+    const { deployment, clientKey } = await loadDevnet(devnet.dir);
+    const info = JSON.parse(await readFile(join(devnet.dir, "devnet.json"), "utf8")) as { chainPid: number; agents: { pid: number }[] };
+    const pids = { client: [process.pid], nodes: info.agents.map((a) => a.pid), chain: [info.chainPid] };
+    if (clientKey === undefined) throw new Error("devnet.json has no clientKey");
+    const marks = new Map<string, number>();
+    const mark = (msg: string, fields?: Record<string, unknown>): void => {
+      marks.set(msg === "tx mined" ? `tx mined:${String(fields?.what)}` : msg, performance.now());
+    };
+    client = createClient(
+      { dir: join(work, "client"), deployment, privateKey: clientKey },
+      { logger: { debug: mark, info: mark, warn: (m, f) => console.error(`# client warn: ${m} ${JSON.stringify(f)}`), error: (m, f) => console.error(`# client error: ${m} ${JSON.stringify(f)}`) } },
+    );
+    await client.start();
+    console.error(`# devnet ready in ${(devnetMs / 1000).toFixed(1)} s`);
+
+    const muri: MuriRun[] = [];
+    const helia: HeliaRun[] = [];
+    const check = async (path: string, what: string): Promise<void> => {
+      if ((await stat(path)).size !== bytes || (await sha256File(path)) !== inputHash) throw new Error(`${what}: output differs from the input`);
+      await rm(path);
+    };
+    // Warm-up (JIT, connections, page cache) with a small file, not measured.
+    const warm = join(work, "warm.bin");
+    await randomFileOf(warm, 8 * MIB);
+    await muriRound(client, marks, pids, warm, join(work, "warm-out.bin"));
+    await heliaRound(warm, join(work, "warm-helia.bin"));
+    for (let r = 0; r < runs; r++) {
+      const m = await muriRound(client, marks, pids, input, join(work, "muri-out.bin"));
+      await check(join(work, "muri-out.bin"), "MuriData get");
+      muri.push(m);
+      const h = await heliaRound(input, join(work, "helia-out.bin"));
+      await check(join(work, "helia-out.bin"), "Helia cat");
+      helia.push(h);
+      const mbps = (ms: number): string => (mib / (ms / 1000)).toFixed(1);
+      const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+      console.error(
+        `  run ${r + 1}: muri put ${mbps(m.putMs)} MB/s (encode ${s(m.encodeMs)}, Magu formed at ${s(m.formedMs)}, commit ${s(m.commitMs)}, push ${s(m.pushMs)}; cpu ${JSON.stringify(m.putCpu)}), ` +
+          `get ${mbps(m.getMs)} MB/s (cpu ${JSON.stringify(m.getCpu)}); ` +
+          `helia add ${mbps(h.addMs)} MB/s (cpu ${JSON.stringify(h.addCpu)}), cat ${mbps(h.catMs)} MB/s (cpu ${JSON.stringify(h.catCpu)}) (load ${loadavg()[0]!.toFixed(1)})`,
+      );
+    }
+
+    const rate = (ms: number): number => mib / (ms / 1000);
+    const med = {
+      put: rate(median(muri.map((x) => x.putMs))),
+      get: rate(median(muri.map((x) => x.getMs))),
+      add: rate(median(helia.map((x) => x.addMs))),
+      cat: rate(median(helia.map((x) => x.catMs))),
+    };
+    const phases = {
+      encodeMs: median(muri.map((x) => x.encodeMs)),
+      formedMs: median(muri.map((x) => x.formedMs)),
+      commitMs: median(muri.map((x) => x.commitMs)),
+      pushMs: median(muri.map((x) => x.pushMs)),
+    };
+    const total = (cpu: Record<string, number>): number => Object.values(cpu).reduce((a, b) => a + b, 0);
+    /** MiB per CPU-second over every process involved (less sensitive to the machine's load). */
+    const perCpu = {
+      put: mib / median(muri.map((x) => total(x.putCpu))),
+      get: mib / median(muri.map((x) => total(x.getCpu))),
+      add: mib / median(helia.map((x) => total(x.addCpu))),
+      cat: mib / median(helia.map((x) => total(x.catCpu))),
+    };
+    const rows = [
+      ["MuriData put (encrypt + RS k=3 m=2 + Magu + push to 5 nodes)", med.put, "Helia add", med.add],
+      ["MuriData get (fetch + verify + decrypt, to a file)", med.get, "Helia cat (bitswap, to a file)", med.cat],
+    ] as const;
+    console.log(`MuriData vs Helia, ${mib} MiB random file, median of ${runs} runs, MB = MiB, on ${cpus().length} cores (load ${loadavg()[0]!.toFixed(1)})`);
+    const header = ["MuriData", "MB/s", "Helia (baseline)", "MB/s", "MuriData / Helia", "MB per CPU-s (MuriData, Helia)"];
+    const cpuCells = [
+      `${perCpu.put.toFixed(1)}, ${perCpu.add.toFixed(1)}`,
+      `${perCpu.get.toFixed(1)}, ${perCpu.cat.toFixed(1)}`,
+    ];
+    const table = rows.map(([a, x, b, y], i) => [a, x.toFixed(1), b, y.toFixed(1), (x / y).toFixed(2), cpuCells[i]!]);
+    const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+    const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ");
+    console.log(line(header));
+    console.log(line(widths.map((w) => "-".repeat(w))));
+    for (const row of table) console.log(line(row));
+    console.log(
+      `put phases (median): encode ${(phases.encodeMs / 1000).toFixed(1)} s while the Magu formed (at ${(phases.formedMs / 1000).toFixed(1)} s), ` +
+        `commit ${(phases.commitMs / 1000).toFixed(1)} s, push ${(phases.pushMs / 1000).toFixed(1)} s`,
+    );
+
+    await mkdir(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
+    const r1 = (x: number): number => Number(x.toFixed(1));
+    const r3 = (x: number): number => Number(x.toFixed(3));
+    await writeFile(
+      RESULTS,
+      `${JSON.stringify(
+        {
+          bench: "helia",
+          date: new Date().toISOString(),
+          node: process.version,
+          cpus: cpus().length,
+          loadavg1: Number(loadavg()[0]!.toFixed(2)),
+          fileBytes: bytes,
+          runs,
+          unit: "MiB/s",
+          statistic: "median",
+          muridata: {
+            how: "client API in-process against muri devnet",
+            nodes,
+            dataShards: 3,
+            parityShards: 2,
+            putMbps: r1(med.put),
+            getMbps: r1(med.get),
+            putPhasesMs: { encode: Math.round(phases.encodeMs), formedAt: Math.round(phases.formedMs), commit: Math.round(phases.commitMs), push: Math.round(phases.pushMs) },
+            putMbPerCpuSecond: r1(perCpu.put),
+            getMbPerCpuSecond: r1(perCpu.get),
+            runs: muri.map((x) => ({ ...x, putMbps: r1(rate(x.putMs)), getMbps: r1(rate(x.getMs)) })),
+          },
+          baselines: {
+            helia: {
+              how: "helia (createHeliaLight + libp2p TCP/noise/yamux/identify + bitswap), memory blockstores, two nodes dialled directly on 127.0.0.1",
+              addMbps: r1(med.add),
+              catMbps: r1(med.cat),
+              addMbPerCpuSecond: r1(perCpu.add),
+              catMbPerCpuSecond: r1(perCpu.cat),
+              runs: helia.map((x) => ({ ...x, addMbps: r1(rate(x.addMs)), catMbps: r1(rate(x.catMs)) })),
+            },
+          },
+          ratios: {
+            putOverAdd: r3(med.put / med.add),
+            getOverCat: r3(med.get / med.cat),
+            putOverAddPerCpu: r3(perCpu.put / perCpu.add),
+            getOverCatPerCpu: r3(perCpu.get / perCpu.cat),
+          },
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } finally {
+    await client?.stop();
+    await devnet?.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--helia-node") await heliaNode();
+else await main();
