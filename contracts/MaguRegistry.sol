@@ -41,6 +41,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
         uint256 escrow;
         uint256 payPerSlotPeriod;
         uint64 capacityPerMember;
+        uint64 dataPeriod; // first period with data to prove (see commitData)
         MaguParams params;
     }
 
@@ -158,6 +159,14 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
             revert MaguInvalidCommit(id, fragmentCount, m.fragmentCount, max);
         }
         if (root == bytes32(0)) revert MaguInvalidParams("root", 0);
+        // Members cannot prove data before they hold it. A first commit before challenges start
+        // (the usual upload right after formation) is challenged from the next period, startPeriod
+        // at the latest; a first commit once challenges could have started (a Magu formed empty)
+        // gets one more whole period to deliver the data.
+        if (m.fragmentCount == 0) {
+            uint64 next = currentPeriod() + 1;
+            m.dataPeriod = m.status == Status.Active && next > m.startPeriod ? next + 1 : next;
+        }
         m.root = root;
         m.fragmentCount = fragmentCount;
         uint32 batch = m.batches++;
@@ -309,8 +318,15 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IMaguRegistry
-    function membership(MaguId id, address member) external view returns (Membership memory) {
-        return _memberships[id][member];
+    function membership(MaguId id, address member) external view returns (Membership memory ms) {
+        ms = _memberships[id][member];
+        ms.joinPeriod = _challengedFrom(ms.joinPeriod, _magus[id].dataPeriod);
+    }
+
+    /// @dev The first period a member is challenged for: not before it joined, not before there
+    /// was data (a Magu without data has dataPeriod 0 and challenges revert ChallengeNoData).
+    function _challengedFrom(uint64 joinPeriod, uint64 dataPeriod) private pure returns (uint64) {
+        return joinPeriod > dataPeriod ? joinPeriod : dataPeriod;
     }
 
     /// @inheritdoc IMaguRegistry
@@ -327,7 +343,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
             stripeWidth: p.kind == Kind.Blob ? p.dataShards + p.parityShards : 0,
             fragmentCount: m.fragmentCount,
             root: m.root,
-            joinPeriod: ms.joinPeriod,
+            joinPeriod: _challengedFrom(ms.joinPeriod, m.dataPeriod),
             leftAfter: ms.leftAfter,
             startPeriod: m.startPeriod,
             endPeriod: m.endPeriod

@@ -79,7 +79,7 @@ interface IMaguRegistry {
     struct Membership {
         bool active;
         uint8 slot;
-        uint64 joinPeriod; // first period it is challenged for
+        uint64 joinPeriod; // first period it is challenged for (views: not before the Magu has data, see commitData)
         uint64 provedPeriods;
         uint32 misses;
         uint64 leftAfter; // 0 while active or never a member; else 1 + the period it left in

@@ -191,6 +191,32 @@ contract ChallengeManagerTest is Fixture {
         challenges.submitProof(empty, p, new IChallengeManager.FragmentProof[](0));
     }
 
+    function test_challengesStartThePeriodAfterTheFirstCommit() public {
+        MaguId late = createMagu(client, vectorParams(3, 1, 12, 8));
+        formMagu(late);
+        address m = membersOf(late)[0];
+        uint64 start = magus.maguInfo(late).startPeriod;
+        // No data for two periods, then the first commit in period start + 2.
+        rollToPeriod(start + 2);
+        commitData(late, 77, 6);
+        uint64 first = start + 4;
+        assertEq(uint256(magus.membership(late, m).joinPeriod), uint256(first), "membership: challenged from two periods after a late first commit");
+        assertEq(uint256(magus.challengeContext(late, m).joinPeriod), uint256(first), "context: challenged from two periods after a late first commit");
+        // The periods without data, the commit's own and the delivery period cannot be marked missed.
+        rollPastDeadline(start + 3);
+        for (uint64 p = start; p < first; ++p) {
+            vm.expectRevert(abi.encodeWithSelector(IChallengeManager.ChallengeNotMember.selector, late, m, p));
+            challenges.markMissed(late, m, p);
+        }
+        // From the next period on, a member answers as usual.
+        rollToPeriod(first);
+        prove(late, m, first);
+        assertEq(uint256(challenges.proofState(late, m, first)), 1, "the first period with data is proven");
+        // A later commit (an appended batch) does not move the start again.
+        commitData(late, 77, 9);
+        assertEq(uint256(magus.membership(late, m).joinPeriod), uint256(first), "an append does not move the start");
+    }
+
     // ------------------------------------------------------------ wrong answers
 
     function test_submitProof_revertsOnWrongProofCount() public {
