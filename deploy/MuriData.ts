@@ -2,9 +2,10 @@ import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
 import { id } from "ethers";
 
 /**
- * Deploys the five core contracts and wires their roles:
+ * Deploys the six core contracts and wires their roles:
  * - MuriToken MINTER_ROLE -> Rewards (the only minter)
  * - NodeRegistry MODULE_ROLE, SLASHER_ROLE -> MaguRegistry; SLASHER_ROLE, REPUTATION_ROLE -> ChallengeManager
+ *   and SearchMarket
  * - MaguRegistry CHALLENGE_ROLE -> ChallengeManager
  * - ChallengeManager sends the slashed stake the marker does not get to Rewards.
  * Every number is an Ignition parameter (see deploy/parameters/*.json); the defaults suit a devnet.
@@ -65,12 +66,28 @@ export default buildModule("MuriData", (m) => {
     },
   ]);
 
+  const searchMarket = m.contract("SearchMarket", [
+    {
+      token,
+      nodeRegistry,
+      maguRegistry,
+      commitBlocks: m.getParameter("commitBlocks", 4n),
+      revealBlocks: m.getParameter("revealBlocks", 4n),
+      disputeBlocks: m.getParameter("disputeBlocks", 4n),
+      maxK: m.getParameter("maxK", 100n),
+      disputeSlash: m.getParameter("disputeSlash", 50n * E18),
+      revealPenalty: m.getParameter("revealPenalty", 10n),
+    },
+  ]);
+
   m.call(token, "grantRole", [id("MINTER_ROLE"), rewards], { id: "grantMinterToRewards" });
   m.call(nodeRegistry, "grantRole", [id("MODULE_ROLE"), maguRegistry], { id: "grantModuleToMagu" });
   m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), maguRegistry], { id: "grantSlasherToMagu" });
   m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), challengeManager], { id: "grantSlasherToChallenge" });
   m.call(nodeRegistry, "grantRole", [id("REPUTATION_ROLE"), challengeManager], { id: "grantReputationToChallenge" });
   m.call(maguRegistry, "grantRole", [id("CHALLENGE_ROLE"), challengeManager], { id: "grantChallengeToManager" });
+  m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), searchMarket], { id: "grantSlasherToSearch" });
+  m.call(nodeRegistry, "grantRole", [id("REPUTATION_ROLE"), searchMarket], { id: "grantReputationToSearch" });
 
-  return { token, nodeRegistry, rewards, maguRegistry, challengeManager };
+  return { token, nodeRegistry, rewards, maguRegistry, challengeManager, searchMarket };
 });

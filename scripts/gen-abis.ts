@@ -1,4 +1,4 @@
-// Generates agents/chain/abis.ts (typed `as const` ABIs of the five core contracts) from the
+// Generates agents/chain/abis.ts (typed `as const` ABIs of the six core contracts) from the
 // Hardhat artifacts. Run after a build: bash scripts/node22.sh tsx scripts/gen-abis.ts
 // The output is deterministic (artifact ABI order, fixed formatting), so it is committed and a test
 // (test/agents/chain/abis.test.ts) regenerates it in memory to catch drift from the contracts.
@@ -12,6 +12,7 @@ export const ABI_CONTRACTS = [
   { key: "rewards", contract: "Rewards", constant: "rewardsAbi" },
   { key: "maguRegistry", contract: "MaguRegistry", constant: "maguRegistryAbi" },
   { key: "challengeManager", contract: "ChallengeManager", constant: "challengeManagerAbi" },
+  { key: "searchMarket", contract: "SearchMarket", constant: "searchMarketAbi" },
 ] as const;
 
 const ROOT = new URL("../", import.meta.url);

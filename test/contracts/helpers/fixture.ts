@@ -6,6 +6,7 @@ import type {
   MuriToken,
   NodeRegistry,
   Rewards,
+  SearchMarket,
 } from "../../../typechain-types/index.js";
 
 export const E18 = 10n ** 18n;
@@ -26,6 +27,7 @@ export async function deployAll(parameters: Record<string, bigint | number> = {}
     rewards: deployed.rewards as unknown as Rewards,
     maguRegistry: deployed.maguRegistry as unknown as MaguRegistry,
     challengeManager: deployed.challengeManager as unknown as ChallengeManager,
+    searchMarket: deployed.searchMarket as unknown as SearchMarket,
   };
 }
 
@@ -46,5 +48,6 @@ export async function attachAll(addresses: Record<string, string>) {
     rewards: await at<Rewards>("Rewards", "rewards"),
     maguRegistry: await at<MaguRegistry>("MaguRegistry", "maguRegistry"),
     challengeManager: await at<ChallengeManager>("ChallengeManager", "challengeManager"),
+    searchMarket: await at<SearchMarket>("SearchMarket", "searchMarket"),
   } satisfies Deployment;
 }

@@ -1,0 +1,1396 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SearchMarket} from "../../contracts/SearchMarket.sol";
+import {IMaguRegistry} from "../../contracts/interfaces/IMaguRegistry.sol";
+import {ISearchMarket} from "../../contracts/interfaces/ISearchMarket.sol";
+import {EncodingHarness} from "../../contracts/test/EncodingHarness.sol";
+import {MaguId} from "../../contracts/types/MaguId.sol";
+import {Fixture} from "./utils/Fixture.sol";
+import {ReentrantToken} from "./utils/ReentrantToken.sol";
+
+/// @title SearchFixture
+/// @notice The production deployment plus SearchMarket (SLASHER_ROLE and REPUTATION_ROLE on
+/// NodeRegistry), six nodes, and vector Magus of five members (r = 2) whose data is built here:
+/// records `uint64_be id ‖ 8 × int16_be` (24 bytes) packed 50 to a fragment (1200 bytes, two
+/// leaves; record 42 straddles the leaf boundary), the last fragment 10 records. Trees come from
+/// EncodingHarness (contracts/test), the words, distances, lists and the brute-force answer from
+/// the text of docs/SEARCH.md.
+abstract contract SearchFixture is Fixture {
+    uint256 internal constant DIM = 8;
+    uint256 internal constant RS = 8 + 2 * DIM;
+    uint32 internal constant FRAGS = 6;
+    uint256 internal constant PER_FRAGMENT = 50;
+    uint256 internal constant LAST_FRAGMENT_RECORDS = 10;
+    uint256 internal constant STRADDLING = 42; // bytes 1008..1032 of its fragment
+    uint64 internal constant COMMIT_BLOCKS = 10;
+    uint64 internal constant REVEAL_BLOCKS = 10;
+    uint64 internal constant DISPUTE_BLOCKS = 10;
+    uint16 internal constant MAX_K = 16;
+    uint256 internal constant DISPUTE_SLASH = 20 ether;
+    int64 internal constant REVEAL_PENALTY = 7;
+    uint256 internal constant FEE = 1000 ether;
+    uint256 internal constant K = 10;
+
+    SearchMarket internal market;
+    EncodingHarness internal harness;
+    address internal client;
+    address internal disputer;
+    MaguId internal l2Magu;
+    MaguId internal ipMagu;
+
+    mapping(uint256 magu => bytes[] fragments) internal fragmentsOf;
+    mapping(uint256 magu => bytes32[] roots) internal rootsOf;
+    mapping(uint256 magu => bool) internal isL2;
+
+    function setUp() public virtual override {
+        super.setUp();
+        harness = new EncodingHarness();
+        market = new SearchMarket(searchConfig());
+        registry.grantRole(registry.SLASHER_ROLE(), address(market));
+        registry.grantRole(registry.REPUTATION_ROLE(), address(market));
+        vm.label(address(market), "SearchMarket");
+        client = newActor("client");
+        disputer = newActor("disputer");
+        registerNodes(6, 400 ether); // room for four memberships each
+        l2Magu = vectorMagu(IMaguRegistry.Metric.L2, 1);
+        ipMagu = vectorMagu(IMaguRegistry.Metric.InnerProduct, 2);
+    }
+
+    function searchConfig() internal view returns (ISearchMarket.Config memory) {
+        return ISearchMarket.Config({
+            token: address(token),
+            nodeRegistry: address(registry),
+            maguRegistry: address(magus),
+            commitBlocks: COMMIT_BLOCKS,
+            revealBlocks: REVEAL_BLOCKS,
+            disputeBlocks: DISPUTE_BLOCKS,
+            maxK: MAX_K,
+            disputeSlash: DISPUTE_SLASH,
+            revealPenalty: REVEAL_PENALTY
+        });
+    }
+
+    // ------------------------------------------------------------ data
+
+    /// @notice Vector ids: a bijection of (fragment, position) that does not follow their order.
+    function recordId(uint256 f, uint256 p) internal pure returns (uint64) {
+        return uint64(((f * PER_FRAGMENT + p) * 7919) % 100_000 + 1);
+    }
+
+    /// @notice Component i of record (f, p); records (0, 40) and (4, 7) copy (2, 10): exact ties.
+    function recordValue(uint256 seed, uint256 f, uint256 p, uint256 i) internal pure returns (int16) {
+        if ((f == 0 && p == 40) || (f == 4 && p == 7)) (f, p) = (2, 10);
+        return int16(int256(uint256(keccak256(abi.encode(seed, f, p, i))) % 9) - 4);
+    }
+
+    function recordCount(uint256 f) internal pure returns (uint256) {
+        return f == FRAGS - 1 ? LAST_FRAGMENT_RECORDS : PER_FRAGMENT;
+    }
+
+    function fragmentBytes(uint256 seed, uint256 f) internal pure returns (bytes memory out) {
+        uint256 count = recordCount(f);
+        out = new bytes(count * RS);
+        for (uint256 p; p < count; ++p) {
+            uint256 at = p * RS;
+            uint64 id = recordId(f, p);
+            for (uint256 b; b < 8; ++b) {
+                out[at + b] = bytes1(uint8(id >> (56 - 8 * b)));
+            }
+            for (uint256 i; i < DIM; ++i) {
+                uint16 v = uint16(recordValue(seed, f, p, i));
+                out[at + 8 + 2 * i] = bytes1(uint8(v >> 8));
+                out[at + 9 + 2 * i] = bytes1(uint8(v));
+            }
+        }
+    }
+
+    /// @notice Creates, forms and fills a vector Magu (5 members, r = 2) with data set `seed`.
+    function vectorMagu(IMaguRegistry.Metric metric, uint256 seed) internal returns (MaguId id) {
+        IMaguRegistry.MaguParams memory p = vectorParams(5, 2, 2 * FRAGS, 10);
+        p.dimension = uint32(DIM);
+        p.metric = metric;
+        id = createMagu(client, p);
+        formMagu(id);
+        uint256 key = MaguId.unwrap(id);
+        isL2[key] = metric == IMaguRegistry.Metric.L2;
+        for (uint256 f; f < FRAGS; ++f) {
+            bytes memory data = fragmentBytes(seed, f);
+            (, bytes32 fragmentRoot,,) = harness.fragmentTree(data, 0);
+            fragmentsOf[key].push(data);
+            rootsOf[key].push(fragmentRoot);
+        }
+        (bytes32 root,) = harness.maguTree(rootsOf[key], 0);
+        vm.prank(client);
+        magus.commitData(id, root, FRAGS);
+    }
+
+    function readId(bytes memory data, uint256 p) internal pure returns (uint64 id) {
+        for (uint256 b; b < 8; ++b) {
+            id = (id << 8) | uint8(data[p * RS + b]);
+        }
+    }
+
+    function readValue(bytes memory data, uint256 p, uint256 i) internal pure returns (int256) {
+        uint256 at = p * RS + 8 + 2 * i;
+        return int16(uint16(uint8(data[at])) << 8 | uint16(uint8(data[at + 1])));
+    }
+
+    function queryOf(uint256 seed) internal pure returns (int16[] memory q) {
+        q = new int16[](DIM);
+        for (uint256 i; i < DIM; ++i) {
+            q[i] = int16(int256(uint256(keccak256(abi.encode("query", seed, i))) % 9) - 4);
+        }
+    }
+
+    /// @notice The query equal to record (f, p) of data set `seed`.
+    function queryAt(uint256 seed, uint256 f, uint256 p) internal pure returns (int16[] memory q) {
+        q = new int16[](DIM);
+        for (uint256 i; i < DIM; ++i) {
+            q[i] = recordValue(seed, f, p, i);
+        }
+    }
+
+    function encodeQuery(int16[] memory q) internal pure returns (bytes memory out) {
+        out = new bytes(2 * q.length);
+        for (uint256 i; i < q.length; ++i) {
+            out[2 * i] = bytes1(uint8(uint16(q[i]) >> 8));
+            out[2 * i + 1] = bytes1(uint8(uint16(q[i])));
+        }
+    }
+
+    /// @notice docs/SEARCH.md: squared L2, or the negated inner product, of record p of `data`.
+    function distanceIn(bytes memory data, bool l2, int16[] memory q, uint256 p) internal pure returns (int256 sum) {
+        for (uint256 i; i < DIM; ++i) {
+            int256 a = q[i];
+            int256 b = readValue(data, p, i);
+            sum += l2 ? (a - b) * (a - b) : -(a * b);
+        }
+    }
+
+    /// @notice The entry word: distance key ‖ id ‖ fragment ‖ position ‖ 64 zero bits.
+    function word(int256 distance, uint64 id, uint256 f, uint256 p) internal pure returns (bytes32) {
+        uint256 key = uint256(uint64(int64(distance)) ^ (uint64(1) << 63));
+        return bytes32((key << 192) | (uint256(id) << 128) | (uint256(uint32(f)) << 96) | (uint256(uint32(p)) << 64));
+    }
+
+    /// @notice The true hit of record (f, p) of Magu `id` for `q`.
+    function hitOf(MaguId id, int16[] memory q, uint256 f, uint256 p) internal view returns (bytes32) {
+        bytes memory data = fragmentsOf[MaguId.unwrap(id)][f];
+        return word(distanceIn(data, isL2[MaguId.unwrap(id)], q, p), readId(data, p), f, p);
+    }
+
+    /// @notice The first member of `id` holding a fragment (placement may leave a member without
+    /// any of the 6 × 2 copies); its honest lists have K entries.
+    function busyIndex(MaguId id) internal view returns (uint256) {
+        address[] memory members = membersOf(id);
+        for (uint256 i; i < members.length; ++i) {
+            for (uint256 f; f < FRAGS; ++f) {
+                if (holds(id, f, members[i])) return i;
+            }
+        }
+        revert("no member holds a fragment");
+    }
+
+    function holds(MaguId id, uint256 f, address member) internal view returns (bool) {
+        address[] memory h = magus.holders(id, f);
+        return h[0] == member || h[1] == member;
+    }
+
+    /// @notice Every hit of the fragments `member` holds (all fragments for address(0)), sorted.
+    function hits(MaguId id, int16[] memory q, address member) internal view returns (bytes32[] memory out) {
+        uint256 total;
+        for (uint256 f; f < FRAGS; ++f) {
+            if (member == address(0) || holds(id, f, member)) total += recordCount(f);
+        }
+        out = new bytes32[](total);
+        uint256 n;
+        bool l2 = isL2[MaguId.unwrap(id)];
+        for (uint256 f; f < FRAGS; ++f) {
+            if (member != address(0) && !holds(id, f, member)) continue;
+            bytes memory data = fragmentsOf[MaguId.unwrap(id)][f];
+            for (uint256 p; p < recordCount(f); ++p) {
+                out[n++] = word(distanceIn(data, l2, q, p), readId(data, p), f, p);
+            }
+        }
+        sort(out);
+    }
+
+    /// @notice A member's honest list: its k smallest words.
+    function honestList(MaguId id, int16[] memory q, address member, uint256 k) internal view returns (bytes32[] memory) {
+        return prefix(hits(id, q, member), k);
+    }
+
+    function prefix(bytes32[] memory list, uint256 n) internal pure returns (bytes32[] memory out) {
+        if (n > list.length) n = list.length;
+        out = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            out[i] = list[i];
+        }
+    }
+
+    function sort(bytes32[] memory a) internal pure {
+        for (uint256 i = 1; i < a.length; ++i) {
+            bytes32 x = a[i];
+            uint256 j = i;
+            while (j > 0 && uint256(a[j - 1]) > uint256(x)) {
+                a[j] = a[j - 1];
+                --j;
+            }
+            a[j] = x;
+        }
+    }
+
+    /// @notice docs/SEARCH.md by brute force: all words of all lists in word order, the first word
+    /// of each id, k of them; one credit per (final entry, list holding its distance and id).
+    function bruteForce(bytes32[][] memory lists, uint256 k)
+        internal
+        pure
+        returns (bytes32[] memory result, uint256[] memory credits, uint256 total)
+    {
+        uint256 all;
+        for (uint256 i; i < lists.length; ++i) {
+            all += lists[i].length;
+        }
+        bytes32[] memory words = new bytes32[](all);
+        uint256 n;
+        for (uint256 i; i < lists.length; ++i) {
+            for (uint256 j; j < lists[i].length; ++j) {
+                words[n++] = lists[i][j];
+            }
+        }
+        sort(words);
+        result = new bytes32[](k);
+        n = 0;
+        for (uint256 w; w < words.length && n < k; ++w) {
+            bool seen;
+            for (uint256 r; r < n; ++r) {
+                if (uint64(uint256(result[r]) >> 128) == uint64(uint256(words[w]) >> 128)) seen = true;
+            }
+            if (!seen) result[n++] = words[w];
+        }
+        result = prefix(result, n);
+        credits = new uint256[](lists.length);
+        for (uint256 i; i < lists.length; ++i) {
+            for (uint256 r; r < n; ++r) {
+                for (uint256 j; j < lists[i].length; ++j) {
+                    if (uint256(lists[i][j]) >> 128 == uint256(result[r]) >> 128) {
+                        ++credits[i];
+                        ++total;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// @notice The true answer over all records of the Magu.
+    function truth(MaguId id, int16[] memory q, uint256 k) internal view returns (bytes32[] memory result) {
+        bytes32[][] memory all = new bytes32[][](1);
+        all[0] = hits(id, q, address(0));
+        (result,,) = bruteForce(all, k);
+    }
+
+    /// @notice The dispute proof of entries[index] (docs/SEARCH.md, "The task" 4): leaves lo..hi
+    /// over the record's bytes, capped at the fragment's last leaf.
+    function proofOf(MaguId id, int16[] memory q, bytes32[] memory entries, uint256 index)
+        internal
+        view
+        returns (ISearchMarket.DisputeProof memory proof)
+    {
+        uint256 key = MaguId.unwrap(id);
+        uint256 w = uint256(entries[index]);
+        uint256 f = uint32(w >> 96);
+        uint256 p = uint32(w >> 64);
+        bytes memory data = fragmentsOf[key][f];
+        uint256 leaves = data.length == 0 ? 1 : (data.length + 1023) / 1024;
+        uint256 lo = p * RS / 1024;
+        uint256 hi = ((p + 1) * RS - 1) / 1024;
+        if (lo >= leaves) lo = leaves - 1;
+        if (hi >= leaves) hi = leaves - 1;
+        proof.query = encodeQuery(q);
+        proof.entries = entries;
+        proof.index = index;
+        proof.size = uint64(data.length);
+        proof.leaves = new bytes[](hi - lo + 1);
+        proof.leafProofs = new bytes32[][](hi - lo + 1);
+        for (uint256 j; j <= hi - lo; ++j) {
+            proof.leaves[j] = chunk(data, lo + j);
+            (,,, proof.leafProofs[j]) = harness.fragmentTree(data, lo + j);
+        }
+        (, proof.fragmentProof) = harness.maguTree(rootsOf[key], f);
+    }
+
+    function chunk(bytes memory data, uint256 i) internal pure returns (bytes memory c) {
+        c = new bytes(1024);
+        for (uint256 b = i * 1024; b < data.length && b < (i + 1) * 1024; ++b) {
+            c[b - i * 1024] = data[b];
+        }
+    }
+
+    // ------------------------------------------------------------ task steps
+
+    function saltOf(address member) internal pure returns (bytes32) {
+        return keccak256(abi.encode("salt", member));
+    }
+
+    function commitmentOf(uint256 taskId, address member, bytes32[] memory entries) internal pure returns (bytes32) {
+        return keccak256(abi.encode(taskId, member, saltOf(member), entries));
+    }
+
+    function submitTask(MaguId id, int16[] memory q, uint256 k, uint256 fee) internal returns (uint256 taskId) {
+        fund(client, fee);
+        vm.startPrank(client);
+        token.approve(address(market), fee);
+        taskId = market.submit(id, encodeQuery(q), k, fee);
+        vm.stopPrank();
+    }
+
+    function commitList(uint256 taskId, address member, bytes32[] memory entries) internal {
+        vm.prank(member);
+        market.commit(taskId, commitmentOf(taskId, member, entries));
+    }
+
+    function revealList(uint256 taskId, address member, bytes32[] memory entries) internal {
+        vm.prank(member);
+        market.reveal(taskId, entries, saltOf(member));
+    }
+
+    function rollToReveals(uint256 taskId) internal {
+        vm.roll(market.task(taskId).commitDeadline + 1);
+    }
+
+    function rollToFinalize(uint256 taskId) internal {
+        vm.roll(market.task(taskId).disputeDeadline + 1);
+    }
+
+    /// @notice Every member of `id` commits and reveals its honest list; returns the lists.
+    function honestTask(MaguId id, int16[] memory q, uint256 k)
+        internal
+        returns (uint256 taskId, address[] memory members, bytes32[][] memory lists)
+    {
+        taskId = submitTask(id, q, k, FEE);
+        members = membersOf(id);
+        lists = new bytes32[][](members.length);
+        for (uint256 i; i < members.length; ++i) {
+            lists[i] = honestList(id, q, members[i], k);
+            commitList(taskId, members[i], lists[i]);
+        }
+        rollToReveals(taskId);
+        for (uint256 i; i < members.length; ++i) {
+            revealList(taskId, members[i], lists[i]);
+        }
+    }
+
+    function checkBooks() internal view {
+        assertEq(token.balanceOf(address(market)), market.totalHeld(), "SearchMarket holds what its books say");
+    }
+
+    function one(bytes32 w) internal pure returns (bytes32[] memory list) {
+        list = new bytes32[](1);
+        list[0] = w;
+    }
+}
+
+/// @notice SearchMarket: the task life cycle of docs/SEARCH.md, every revert path, disputes of
+/// each kind of false entry, the copier, both metrics, and the merge against brute force (fuzzed).
+contract SearchMarketTest is SearchFixture {
+    // ------------------------------------------------------------ construction and views
+
+    function test_constructor_rejectsEachBadParameter() public {
+        ISearchMarket.Config memory c;
+        bytes32[10] memory fields = [
+            bytes32("token"),
+            "nodeRegistry",
+            "maguRegistry",
+            "commitBlocks",
+            "revealBlocks",
+            "disputeBlocks",
+            "windows",
+            "maxK",
+            "disputeSlash",
+            "revealPenalty"
+        ];
+        for (uint256 i; i < fields.length; ++i) {
+            c = searchConfig();
+            int256 value;
+            if (i == 0) c.token = address(0);
+            if (i == 1) c.nodeRegistry = address(0);
+            if (i == 2) c.maguRegistry = address(0);
+            if (i == 3) c.commitBlocks = 0;
+            if (i == 4) c.revealBlocks = 0;
+            if (i == 5) c.disputeBlocks = 0;
+            if (i == 6) {
+                c.commitBlocks = type(uint32).max;
+                value = int256(uint256(type(uint32).max) + REVEAL_BLOCKS + DISPUTE_BLOCKS);
+            }
+            if (i == 7) c.maxK = 0;
+            if (i == 8) c.disputeSlash = 0;
+            if (i == 9) (c.revealPenalty, value) = (-1, -1);
+            vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchInvalidConfig.selector, fields[i], value));
+            new SearchMarket(c);
+        }
+    }
+
+    function test_config_returnsTheDeploymentParameters() public view {
+        ISearchMarket.Config memory c = market.config();
+        assertEq(keccak256(abi.encode(c)), keccak256(abi.encode(searchConfig())), "config");
+    }
+
+    function test_views_revertForUnknownTask() public {
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchUnknownTask.selector, 1));
+        market.task(1);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchUnknownTask.selector, 1));
+        market.memberTask(1, client);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchUnknownTask.selector, 0));
+        market.committers(0);
+    }
+
+    // ------------------------------------------------------------ submit
+
+    function test_submit_snapshotsTheMaguAndEscrowsTheFee() public {
+        int16[] memory q = queryOf(1);
+        uint256 start = blockNumber();
+        fund(client, FEE);
+        vm.prank(client);
+        token.approve(address(market), FEE);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit ISearchMarket.TaskSubmitted(
+            1,
+            l2Magu,
+            client,
+            encodeQuery(q),
+            K,
+            FEE,
+            uint64(start + COMMIT_BLOCKS),
+            uint64(start + COMMIT_BLOCKS + REVEAL_BLOCKS),
+            uint64(start + COMMIT_BLOCKS + REVEAL_BLOCKS + DISPUTE_BLOCKS)
+        );
+        vm.prank(client);
+        uint256 taskId = market.submit(l2Magu, encodeQuery(q), K, FEE);
+        assertEq(taskId, 1, "first id");
+        assertEq(market.taskCount(), 1, "count");
+
+        ISearchMarket.TaskInfo memory t = market.task(taskId);
+        IMaguRegistry.MaguInfo memory info = magus.maguInfo(l2Magu);
+        assertEq(MaguId.unwrap(t.magu), MaguId.unwrap(l2Magu), "magu");
+        assertEq(t.submitter, client, "submitter");
+        assertEq(t.queryHash, keccak256(encodeQuery(q)), "query hash");
+        assertEq(t.k, K, "k");
+        assertEq(t.fee, FEE, "fee");
+        assertEq(t.root, info.root, "root");
+        assertEq(t.fragmentCount, FRAGS, "fragments");
+        assertEq(t.dimension, DIM, "dimension");
+        assertTrue(t.metric == IMaguRegistry.Metric.L2, "metric");
+        assertEq(t.submitBlock, start, "submit block");
+        assertEq(t.committers, 0, "no committers");
+        assertFalse(t.finalized, "open");
+        assertEq(t.resultHash, bytes32(0), "no result");
+        assertEq(token.balanceOf(address(market)), FEE, "escrowed");
+        checkBooks();
+
+        // A later append does not change what the task is checked against.
+        vm.prank(client);
+        magus.commitData(l2Magu, keccak256("other data"), FRAGS + 1);
+        assertEq(market.task(taskId).root, info.root, "root fixed at submission");
+        assertEq(market.task(taskId).fragmentCount, FRAGS, "count fixed at submission");
+    }
+
+    function test_submit_acceptsZeroFeeAndMaxK() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), MAX_K, 0);
+        assertEq(market.task(taskId).k, MAX_K, "k = maxK");
+        assertEq(token.balanceOf(address(market)), 0, "nothing escrowed");
+    }
+
+    function test_submit_revertsForMaguNotActive() public {
+        bytes memory q = encodeQuery(queryOf(1));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISearchMarket.SearchMaguNotActive.selector, MaguId.wrap(999), IMaguRegistry.Status.None
+            )
+        );
+        market.submit(MaguId.wrap(999), q, K, 0);
+
+        IMaguRegistry.MaguParams memory p = vectorParams(5, 2, FRAGS, 10);
+        p.dimension = uint32(DIM);
+        MaguId requested = createMagu(client, p);
+        vm.expectRevert(
+            abi.encodeWithSelector(ISearchMarket.SearchMaguNotActive.selector, requested, IMaguRegistry.Status.Requested)
+        );
+        market.submit(requested, q, K, 0);
+    }
+
+    function test_submit_revertsForBlobMagu() public {
+        MaguId blob = setupMagu(client, blobParams(5, 3, 2, 10, 4), 7, 5);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchNotVectorMagu.selector, blob));
+        market.submit(blob, encodeQuery(queryOf(1)), K, 0);
+    }
+
+    function test_submit_revertsWithoutData() public {
+        IMaguRegistry.MaguParams memory p = vectorParams(5, 2, FRAGS, 10);
+        p.dimension = uint32(DIM);
+        MaguId empty = createMagu(client, p);
+        formMagu(empty);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchNoData.selector, empty));
+        market.submit(empty, encodeQuery(queryOf(1)), K, 0);
+    }
+
+    function test_submit_revertsOnWrongQueryLength() public {
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchInvalidQuery.selector, 2 * DIM - 1, 2 * DIM));
+        market.submit(l2Magu, new bytes(2 * DIM - 1), K, 0);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchInvalidQuery.selector, 0, 2 * DIM));
+        market.submit(l2Magu, "", K, 0);
+    }
+
+    function test_submit_revertsOnKOutOfRange() public {
+        bytes memory q = encodeQuery(queryOf(1));
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchInvalidK.selector, 0, MAX_K));
+        market.submit(l2Magu, q, 0, 0);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchInvalidK.selector, MAX_K + 1, MAX_K));
+        market.submit(l2Magu, q, MAX_K + 1, 0);
+    }
+
+    function test_submit_revertsOnFeeTooLarge() public {
+        uint256 fee = uint256(type(uint96).max) + 1;
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchFeeTooLarge.selector, fee));
+        market.submit(l2Magu, encodeQuery(queryOf(1)), K, fee);
+    }
+
+    // ------------------------------------------------------------ commit
+
+    function test_commit_recordsCommitmentsInOrder() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        address[] memory members = membersOf(l2Magu);
+        for (uint256 i; i < members.length; ++i) {
+            address m = members[members.length - 1 - i];
+            bytes32 c = keccak256(abi.encode("c", i));
+            vm.expectEmit(true, true, false, true, address(market));
+            emit ISearchMarket.ResultCommitted(taskId, m, c);
+            vm.prank(m);
+            market.commit(taskId, c);
+            ISearchMarket.MemberTask memory mt = market.memberTask(taskId, m);
+            assertEq(mt.commitment, c, "commitment");
+            assertFalse(mt.revealed, "not revealed");
+        }
+        address[] memory order = market.committers(taskId);
+        assertEq(order.length, members.length, "all committed");
+        for (uint256 i; i < members.length; ++i) {
+            assertEq(order[i], members[members.length - 1 - i], "commit order");
+        }
+        assertEq(market.task(taskId).committers, members.length, "count");
+    }
+
+    function test_commit_revertsForUnknownTask() public {
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchUnknownTask.selector, 7));
+        market.commit(7, bytes32(uint256(1)));
+    }
+
+    function test_commit_acceptsUpToTheDeadlineOnly() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        address[] memory members = membersOf(l2Magu);
+        ISearchMarket.TaskInfo memory t = market.task(taskId);
+        vm.roll(t.commitDeadline);
+        vm.prank(members[0]);
+        market.commit(taskId, bytes32(uint256(1)));
+        vm.roll(t.commitDeadline + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(ISearchMarket.SearchNotInWindow.selector, taskId, t.submitBlock, t.commitDeadline)
+        );
+        vm.prank(members[1]);
+        market.commit(taskId, bytes32(uint256(1)));
+    }
+
+    function test_commit_revertsOnZeroCommitment() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        address m = membersOf(l2Magu)[0];
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchZeroCommitment.selector, taskId));
+        vm.prank(m);
+        market.commit(taskId, bytes32(0));
+    }
+
+    function test_commit_revertsForNonMembers() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchNotMember.selector, taskId, client));
+        vm.prank(client);
+        market.commit(taskId, bytes32(uint256(1)));
+
+        // A registered node outside this Magu, and a member that left it.
+        address[] memory members = membersOf(l2Magu);
+        address outsider;
+        for (uint256 i; i < registry.nodeCount() && outsider == address(0); ++i) {
+            address node = registry.nodeAt(i);
+            bool inside;
+            for (uint256 j; j < members.length; ++j) {
+                if (node == members[j]) inside = true;
+            }
+            if (!inside) outsider = node;
+        }
+        assertNotEq(outsider, address(0), "six nodes, five members: one is outside");
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchNotMember.selector, taskId, outsider));
+        vm.prank(outsider);
+        market.commit(taskId, bytes32(uint256(1)));
+
+        vm.prank(members[0]);
+        magus.leave(l2Magu);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchNotMember.selector, taskId, members[0]));
+        vm.prank(members[0]);
+        market.commit(taskId, bytes32(uint256(1)));
+    }
+
+    function test_commit_revertsTwice() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        address m = membersOf(l2Magu)[2];
+        vm.prank(m);
+        market.commit(taskId, bytes32(uint256(1)));
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchAlreadyCommitted.selector, taskId, m));
+        vm.prank(m);
+        market.commit(taskId, bytes32(uint256(2)));
+    }
+
+    // ------------------------------------------------------------ reveal
+
+    function test_reveal_storesTheListHashAndEmitsTheList() public {
+        int16[] memory q = queryOf(1);
+        uint256 taskId = submitTask(l2Magu, q, K, FEE);
+        address m = membersOf(l2Magu)[0];
+        bytes32[] memory list = honestList(l2Magu, q, m, K);
+        commitList(taskId, m, list);
+        rollToReveals(taskId);
+        vm.expectEmit(true, true, false, true, address(market));
+        emit ISearchMarket.ResultRevealed(taskId, m, list);
+        revealList(taskId, m, list);
+        ISearchMarket.MemberTask memory mt = market.memberTask(taskId, m);
+        assertTrue(mt.revealed, "revealed");
+        assertFalse(mt.disputed, "not disputed");
+        assertEq(mt.listHash, keccak256(abi.encodePacked(list)), "list hash");
+        assertEq(mt.commitment, commitmentOf(taskId, m, list), "commitment kept");
+    }
+
+    function test_reveal_acceptsAnEmptyList() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        address m = membersOf(l2Magu)[0];
+        commitList(taskId, m, new bytes32[](0));
+        rollToReveals(taskId);
+        revealList(taskId, m, new bytes32[](0));
+        assertEq(market.memberTask(taskId, m).listHash, keccak256(""), "hash of the empty list");
+    }
+
+    function test_reveal_revertsForUnknownTask() public {
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchUnknownTask.selector, 3));
+        market.reveal(3, new bytes32[](0), bytes32(0));
+    }
+
+    function test_reveal_opensAfterCommitsCloseAndClosesAtItsDeadline() public {
+        int16[] memory q = queryOf(1);
+        uint256 taskId = submitTask(l2Magu, q, K, FEE);
+        address[] memory members = membersOf(l2Magu);
+        bytes32[] memory list = honestList(l2Magu, q, members[0], K);
+        commitList(taskId, members[0], list);
+        commitList(taskId, members[1], list);
+        ISearchMarket.TaskInfo memory t = market.task(taskId);
+        bytes memory closed = abi.encodeWithSelector(
+            ISearchMarket.SearchNotInWindow.selector, taskId, t.commitDeadline + 1, t.revealDeadline
+        );
+        vm.roll(t.commitDeadline);
+        vm.expectRevert(closed);
+        revealList(taskId, members[0], list);
+        vm.roll(t.revealDeadline);
+        revealList(taskId, members[0], list);
+        vm.roll(t.revealDeadline + 1);
+        vm.expectRevert(closed);
+        vm.prank(members[1]);
+        market.reveal(taskId, list, saltOf(members[1]));
+    }
+
+    function test_reveal_revertsWithoutCommitmentAndTwice() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        address m = membersOf(l2Magu)[0];
+        commitList(taskId, m, new bytes32[](0));
+        rollToReveals(taskId);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchNotCommitted.selector, taskId, client));
+        vm.prank(client);
+        market.reveal(taskId, new bytes32[](0), bytes32(0));
+        revealList(taskId, m, new bytes32[](0));
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchAlreadyRevealed.selector, taskId, m));
+        revealList(taskId, m, new bytes32[](0));
+    }
+
+    function test_reveal_revertsOnCommitmentMismatch() public {
+        int16[] memory q = queryOf(1);
+        uint256 taskId = submitTask(l2Magu, q, K, FEE);
+        address m = membersOf(l2Magu)[0];
+        bytes32[] memory list = honestList(l2Magu, q, m, K);
+        commitList(taskId, m, list);
+        rollToReveals(taskId);
+        bytes memory mismatch = abi.encodeWithSelector(ISearchMarket.SearchCommitmentMismatch.selector, taskId, m);
+        vm.expectRevert(mismatch);
+        vm.prank(m);
+        market.reveal(taskId, list, bytes32(uint256(saltOf(m)) ^ 1)); // wrong salt
+        vm.expectRevert(mismatch);
+        revealList(taskId, m, prefix(list, K - 1)); // another list
+    }
+
+    /// @dev Commits `list` for member 0 and expects its reveal to revert with `reason`.
+    function _expectMalformed(bytes32[] memory list, bytes memory reason) internal {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        address m = membersOf(l2Magu)[0];
+        commitList(taskId, m, list);
+        rollToReveals(taskId);
+        vm.expectRevert(reason);
+        revealList(taskId, m, list);
+    }
+
+    function test_reveal_revertsOnTooLongList() public {
+        bytes32[] memory list = new bytes32[](K + 1);
+        for (uint256 i; i < list.length; ++i) {
+            list[i] = word(int256(i), 1, 0, 0);
+        }
+        _expectMalformed(list, abi.encodeWithSelector(ISearchMarket.SearchListTooLong.selector, K + 1, K));
+    }
+
+    function test_reveal_revertsOnUnsortedOrRepeatedEntries() public {
+        bytes32[] memory list = new bytes32[](3);
+        list[0] = word(1, 1, 0, 0);
+        list[1] = word(2, 1, 0, 0);
+        list[2] = word(2, 1, 0, 0);
+        _expectMalformed(list, abi.encodeWithSelector(ISearchMarket.SearchEntriesNotIncreasing.selector, 2));
+        list[2] = word(-5, 9, 0, 0); // negative distances order before positive ones
+        _expectMalformed(list, abi.encodeWithSelector(ISearchMarket.SearchEntriesNotIncreasing.selector, 2));
+    }
+
+    function test_reveal_revertsOnLowBitsSet() public {
+        bytes32[] memory list = new bytes32[](2);
+        list[0] = word(1, 1, 0, 0);
+        list[1] = bytes32(uint256(word(3, 1, 0, 0)) | 1);
+        _expectMalformed(list, abi.encodeWithSelector(ISearchMarket.SearchEntryLowBitsSet.selector, 1));
+    }
+
+    function test_reveal_revertsOnFragmentOutOfRange() public {
+        bytes32[] memory list = new bytes32[](2);
+        list[0] = word(1, 1, FRAGS - 1, 0);
+        list[1] = word(1, 1, FRAGS, 0);
+        _expectMalformed(
+            list, abi.encodeWithSelector(ISearchMarket.SearchEntryFragmentOutOfRange.selector, 1, FRAGS, FRAGS)
+        );
+    }
+
+    // ------------------------------------------------------------ a whole task
+
+    function test_task_fiveMembersOverlappingListsGiveTheTopKAndSplitTheFee() public {
+        int16[] memory q = queryOf(3);
+        (uint256 taskId, address[] memory members, bytes32[][] memory lists) = honestTask(l2Magu, q, K);
+        (bytes32[] memory expected, uint256[] memory credits, uint256 total) = bruteForce(lists, K);
+        bytes32[] memory top = truth(l2Magu, q, K);
+        assertEq(keccak256(abi.encode(expected)), keccak256(abi.encode(top)), "the lists hold the true top-k");
+        assertGt(total, K, "replicas: final entries are credited to more than one member");
+
+        rollToFinalize(taskId);
+        uint256 per = FEE / total;
+        uint256 refund = FEE - per * total;
+        vm.expectEmit(true, false, false, true, address(market));
+        emit ISearchMarket.TaskFinalized(taskId, top, total, per, refund);
+        market.finalize(taskId, lists);
+
+        ISearchMarket.TaskInfo memory t = market.task(taskId);
+        assertTrue(t.finalized, "finalized");
+        assertEq(t.resultHash, keccak256(abi.encodePacked(top)), "result hash");
+        uint256 paid;
+        for (uint256 i; i < members.length; ++i) {
+            assertEq(market.claimable(members[i]), credits[i] * per, "member pay = credits x per credit");
+            assertEq(registry.nodeInfo(members[i]).reputation, 0, "revealers keep their reputation");
+            paid += credits[i] * per;
+        }
+        assertEq(market.claimable(client), refund, "remainder to the submitter");
+        assertEq(paid + refund, FEE, "the whole fee is credited");
+        assertEq(market.totalHeld(), FEE, "finalize only moves the fee into claimable");
+        checkBooks();
+
+        for (uint256 i; i < members.length; ++i) {
+            if (credits[i] == 0) continue;
+            uint256 before = token.balanceOf(members[i]);
+            vm.expectEmit(true, false, false, true, address(market));
+            emit ISearchMarket.Claimed(members[i], credits[i] * per);
+            vm.prank(members[i]);
+            market.claim();
+            assertEq(token.balanceOf(members[i]), before + credits[i] * per, "paid out");
+            assertEq(market.claimable(members[i]), 0, "claimed");
+        }
+        checkBooks();
+    }
+
+    function test_task_tiesAreBrokenById() public {
+        // The query is record (2, 10); records (0, 40) and (4, 7) are copies of it under other ids.
+        int16[] memory q = queryAt(1, 2, 10);
+        (uint256 taskId,, bytes32[][] memory lists) = honestTask(l2Magu, q, K);
+        bytes32[] memory top = truth(l2Magu, q, K);
+        rollToFinalize(taskId);
+        market.finalize(taskId, lists);
+        assertEq(market.task(taskId).resultHash, keccak256(abi.encodePacked(top)), "answer");
+
+        uint64[3] memory ids = [recordId(2, 10), recordId(0, 40), recordId(4, 7)];
+        for (uint256 i; i < 3; ++i) {
+            assertEq(uint256(top[i]) >> 192, 1 << 63, "distance 0 first");
+        }
+        assertLt(uint64(uint256(top[0]) >> 128), uint64(uint256(top[1]) >> 128), "ascending ids at equal distance");
+        assertLt(uint64(uint256(top[1]) >> 128), uint64(uint256(top[2]) >> 128), "ascending ids at equal distance");
+        uint256 found;
+        for (uint256 i; i < 3; ++i) {
+            for (uint256 j; j < 3; ++j) {
+                if (uint64(uint256(top[i]) >> 128) == ids[j]) ++found;
+            }
+        }
+        assertEq(found, 3, "the three copies");
+        assertTrue(ids[1] < ids[0], "(ids are not in fragment order, so the tie is broken by id, not by fragment)");
+        for (uint256 i = 1; i < top.length; ++i) {
+            assertLt(uint256(top[i - 1]), uint256(top[i]), "ascending words");
+        }
+    }
+
+    function test_task_innerProductMetric() public {
+        int16[] memory q = queryOf(4);
+        (uint256 taskId, address[] memory members, bytes32[][] memory lists) = honestTask(ipMagu, q, K);
+        bytes32[] memory top = truth(ipMagu, q, K);
+        assertTrue(int64(uint64(uint256(top[0]) >> 192) ^ (uint64(1) << 63)) < 0, "best inner product is negated");
+
+        // A true entry stands.
+        uint256 b = busyIndex(ipMagu);
+        ISearchMarket.DisputeProof memory proof = proofOf(ipMagu, q, lists[b], 0);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchDisputeRejected.selector, taskId, members[b], 0));
+        vm.prank(disputer);
+        market.dispute(taskId, members[b], proof);
+
+        rollToFinalize(taskId);
+        market.finalize(taskId, lists);
+        assertEq(market.task(taskId).resultHash, keccak256(abi.encodePacked(top)), "answer");
+        checkBooks();
+    }
+
+    function test_task_withoutCommitters_refundsTheSubmitter() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        rollToFinalize(taskId);
+        vm.expectEmit(true, false, false, true, address(market));
+        emit ISearchMarket.TaskFinalized(taskId, new bytes32[](0), 0, 0, FEE);
+        market.finalize(taskId, new bytes32[][](0));
+        assertEq(market.claimable(client), FEE, "refund");
+        checkBooks();
+    }
+
+    function test_finalize_nonRevealerLosesReputationAndIsLeftOut() public {
+        int16[] memory q = queryOf(5);
+        uint256 taskId = submitTask(l2Magu, q, K, FEE);
+        address[] memory members = membersOf(l2Magu);
+        bytes32[][] memory lists = new bytes32[][](members.length);
+        for (uint256 i; i < members.length; ++i) {
+            lists[i] = honestList(l2Magu, q, members[i], K);
+            commitList(taskId, members[i], lists[i]);
+        }
+        rollToReveals(taskId);
+        for (uint256 i; i < members.length - 1; ++i) {
+            revealList(taskId, members[i], lists[i]);
+        }
+        address silent = members[members.length - 1];
+        rollToFinalize(taskId);
+
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchListMismatch.selector, taskId, silent));
+        market.finalize(taskId, lists); // its list, though it never revealed it
+
+        lists[members.length - 1] = new bytes32[](0);
+        (bytes32[] memory expected,,) = bruteForce(lists, K);
+        market.finalize(taskId, lists);
+        assertEq(market.task(taskId).resultHash, keccak256(abi.encodePacked(expected)), "answer from the revealed lists");
+        assertEq(registry.nodeInfo(silent).reputation, -REVEAL_PENALTY, "penalised");
+        assertEq(market.claimable(silent), 0, "unpaid");
+        assertEq(registry.nodeInfo(members[0]).reputation, 0, "revealers untouched");
+    }
+
+    // ------------------------------------------------------------ finalize reverts
+
+    function test_finalize_revertsForUnknownTask() public {
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchUnknownTask.selector, 9));
+        market.finalize(9, new bytes32[][](0));
+    }
+
+    function test_finalize_revertsUpToTheDisputeDeadline() public {
+        uint256 taskId = submitTask(l2Magu, queryOf(1), K, FEE);
+        ISearchMarket.TaskInfo memory t = market.task(taskId);
+        vm.roll(t.disputeDeadline);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISearchMarket.SearchNotInWindow.selector, taskId, t.disputeDeadline + 1, type(uint64).max
+            )
+        );
+        market.finalize(taskId, new bytes32[][](0));
+    }
+
+    function test_finalize_revertsOnWrongListCountOrList() public {
+        int16[] memory q = queryOf(1);
+        (uint256 taskId, address[] memory members, bytes32[][] memory lists) = honestTask(l2Magu, q, K);
+        rollToFinalize(taskId);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchListCount.selector, 5, 4));
+        market.finalize(taskId, new bytes32[][](4));
+
+        uint256 b = busyIndex(l2Magu);
+        bytes32[] memory kept = lists[b];
+        lists[b] = prefix(kept, K - 1);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchListMismatch.selector, taskId, members[b]));
+        market.finalize(taskId, lists);
+        lists[b] = kept;
+        if (keccak256(abi.encode(lists[0])) != keccak256(abi.encode(lists[1]))) {
+            (lists[0], lists[1]) = (lists[1], lists[0]); // not in commit order
+            vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchListMismatch.selector, taskId, members[0]));
+            market.finalize(taskId, lists);
+            (lists[0], lists[1]) = (lists[1], lists[0]);
+        }
+
+        market.finalize(taskId, lists);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchAlreadyFinalized.selector, taskId));
+        market.finalize(taskId, lists);
+    }
+
+    function test_claim_revertsWithNothingToClaim() public {
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchNothingToClaim.selector, client));
+        vm.prank(client);
+        market.claim();
+    }
+
+    // ------------------------------------------------------------ disputes
+
+    /// @dev A task where member `liarIndex` reveals `lie` and the others their honest lists.
+    function _taskWithLiar(MaguId id, int16[] memory q, uint256 liarIndex, bytes32[] memory lie)
+        internal
+        returns (uint256 taskId, address[] memory members, bytes32[][] memory lists)
+    {
+        taskId = submitTask(id, q, K, FEE);
+        members = membersOf(id);
+        lists = new bytes32[][](members.length);
+        for (uint256 i; i < members.length; ++i) {
+            lists[i] = i == liarIndex ? lie : honestList(id, q, members[i], K);
+            commitList(taskId, members[i], lists[i]);
+        }
+        rollToReveals(taskId);
+        for (uint256 i; i < members.length; ++i) {
+            revealList(taskId, members[i], lists[i]);
+        }
+    }
+
+    /// @dev Disputes entry `index` of the liar's list, checks the slash, the event and that the
+    /// answer left is the true top-k; `lie` must be false for `falsehood`.
+    function _disputeAndFinalize(
+        MaguId id,
+        int16[] memory q,
+        bytes32[] memory lie,
+        uint256 index,
+        ISearchMarket.Falsehood falsehood,
+        uint64 actualId,
+        int64 actualDistance
+    ) internal {
+        uint256 liarIndex = busyIndex(id);
+        (uint256 taskId, address[] memory members, bytes32[][] memory lists) = _taskWithLiar(id, q, liarIndex, lie);
+        address liar = members[liarIndex];
+        uint256 stake = registry.stakeOf(liar);
+        uint256 before = token.balanceOf(disputer);
+        uint256 w = uint256(lie[index]);
+        ISearchMarket.DisputeProof memory proof = proofOf(id, q, lie, index);
+
+        vm.expectEmit(true, true, true, true, address(market));
+        emit ISearchMarket.EntryDisputed(
+            taskId,
+            liar,
+            disputer,
+            index,
+            falsehood,
+            uint64(w >> 128),
+            actualId,
+            int64(uint64(w >> 192) ^ (uint64(1) << 63)),
+            actualDistance,
+            DISPUTE_SLASH
+        );
+        vm.prank(disputer);
+        market.dispute(taskId, liar, proof);
+        assertEq(token.balanceOf(disputer), before + DISPUTE_SLASH, "slash paid to the disputer");
+        assertEq(registry.stakeOf(liar), stake - DISPUTE_SLASH, "liar slashed");
+        assertTrue(market.memberTask(taskId, liar).disputed, "disputed");
+        assertEq(registry.totalHeld(), token.balanceOf(address(registry)), "registry books");
+
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchAlreadyDisputed.selector, taskId, liar));
+        vm.prank(disputer);
+        market.dispute(taskId, liar, proof);
+
+        rollToFinalize(taskId);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchListMismatch.selector, taskId, liar));
+        market.finalize(taskId, lists); // the disputed list may not take part
+        lists[liarIndex] = new bytes32[](0);
+        market.finalize(taskId, lists);
+        bytes32[] memory top = truth(id, q, K);
+        assertEq(market.task(taskId).resultHash, keccak256(abi.encodePacked(top)), "answer unaffected by the lie");
+        assertEq(market.claimable(liar), 0, "the liar earns nothing");
+        assertEq(registry.nodeInfo(liar).reputation, 0, "a disputed member revealed: no reveal penalty");
+        checkBooks();
+    }
+
+    function test_dispute_falseDistance() public {
+        int16[] memory q = queryOf(6);
+        bytes32[] memory lie = honestList(l2Magu, q, membersOf(l2Magu)[busyIndex(l2Magu)], K);
+        uint256 w = uint256(lie[0]);
+        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        lie[0] = word(d - 1, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64)); // still the smallest
+        _disputeAndFinalize(l2Magu, q, lie, 0, ISearchMarket.Falsehood.WrongDistance, uint64(w >> 128), int64(d));
+    }
+
+    function test_dispute_falseDistance_innerProduct() public {
+        int16[] memory q = queryOf(7);
+        bytes32[] memory lie = honestList(ipMagu, q, membersOf(ipMagu)[busyIndex(ipMagu)], K);
+        uint256 w = uint256(lie[K - 1]);
+        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        lie[K - 1] = word(d + 1000, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64)); // still the largest
+        _disputeAndFinalize(ipMagu, q, lie, K - 1, ISearchMarket.Falsehood.WrongDistance, uint64(w >> 128), int64(d));
+    }
+
+    function test_dispute_wrongId() public {
+        int16[] memory q = queryOf(8);
+        bytes32[] memory lie = honestList(l2Magu, q, membersOf(l2Magu)[busyIndex(l2Magu)], K);
+        uint256 w = uint256(lie[K - 1]);
+        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        lie[K - 1] = word(d, type(uint64).max, uint32(w >> 96), uint32(w >> 64)); // right distance, wrong id
+        _disputeAndFinalize(l2Magu, q, lie, K - 1, ISearchMarket.Falsehood.WrongId, uint64(w >> 128), int64(d));
+    }
+
+    function test_dispute_recordPastTheFragmentEnd() public {
+        int16[] memory q = queryOf(9);
+        bytes32[] memory lie = honestList(l2Magu, q, membersOf(l2Magu)[busyIndex(l2Magu)], K);
+        // A record just past fragment 0 (1200 bytes: its last leaf answers), and one far past the
+        // short last fragment (one leaf).
+        lie[K - 2] = word(900_000, 1, 0, PER_FRAGMENT);
+        lie[K - 1] = word(900_001, 1, FRAGS - 1, 1000);
+        _disputeAndFinalize(l2Magu, q, lie, K - 2, ISearchMarket.Falsehood.RecordPastEnd, 0, 0);
+    }
+
+    function test_dispute_recordFarPastTheShortLastFragment() public {
+        int16[] memory q = queryOf(9);
+        bytes32[] memory lie = honestList(l2Magu, q, membersOf(l2Magu)[busyIndex(l2Magu)], K - 1);
+        bytes32[] memory longer = new bytes32[](K);
+        for (uint256 i; i < K - 1; ++i) {
+            longer[i] = lie[i];
+        }
+        longer[K - 1] = word(900_001, 1, FRAGS - 1, 1000);
+        ISearchMarket.DisputeProof memory proof = proofOf(l2Magu, q, longer, K - 1);
+        assertEq(proof.leaves.length, 1, "one leaf proves the size");
+        _disputeAndFinalize(l2Magu, q, longer, K - 1, ISearchMarket.Falsehood.RecordPastEnd, 0, 0);
+    }
+
+    function test_dispute_straddlingRecord_trueStandsFalseFalls() public {
+        int16[] memory q = queryOf(10);
+        bytes32 real = hitOf(l2Magu, q, 3, STRADDLING);
+        uint256 taskId = submitTask(l2Magu, q, K, FEE);
+        address[] memory members = membersOf(l2Magu);
+        uint256 w = uint256(real);
+        bytes32 fake = word(int64(uint64(w >> 192) ^ (uint64(1) << 63)) + 1, uint64(w >> 128), 3, STRADDLING);
+        commitList(taskId, members[0], one(real));
+        commitList(taskId, members[1], one(fake));
+        rollToReveals(taskId);
+        revealList(taskId, members[0], one(real));
+        revealList(taskId, members[1], one(fake));
+
+        ISearchMarket.DisputeProof memory proof = proofOf(l2Magu, q, one(real), 0);
+        assertEq(proof.leaves.length, 2, "the record spans two leaves");
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchDisputeRejected.selector, taskId, members[0], 0));
+        vm.prank(disputer);
+        market.dispute(taskId, members[0], proof);
+
+        vm.prank(disputer);
+        market.dispute(taskId, members[1], proofOf(l2Magu, q, one(fake), 0));
+        assertTrue(market.memberTask(taskId, members[1]).disputed, "false straddling entry");
+        assertFalse(market.memberTask(taskId, members[0]).disputed, "true one stands");
+    }
+
+    function test_dispute_rejectsEveryTrueEntryOfAnHonestList() public {
+        int16[] memory q = queryOf(11);
+        (uint256 taskId, address[] memory members, bytes32[][] memory lists) = honestTask(l2Magu, q, K);
+        uint256 b = busyIndex(l2Magu);
+        assertEq(lists[b].length, K, "a full list");
+        for (uint256 i; i < K; ++i) {
+            ISearchMarket.DisputeProof memory proof = proofOf(l2Magu, q, lists[b], i);
+            vm.expectRevert(
+                abi.encodeWithSelector(ISearchMarket.SearchDisputeRejected.selector, taskId, members[b], i)
+            );
+            vm.prank(disputer);
+            market.dispute(taskId, members[b], proof);
+        }
+        assertEq(token.balanceOf(disputer), 0, "nothing paid");
+    }
+
+    /// @dev A task where member 0 revealed its honest list; returns the proof of its entry 0.
+    function _revealedTask()
+        internal
+        returns (uint256 taskId, address member, ISearchMarket.DisputeProof memory proof)
+    {
+        int16[] memory q = queryOf(12);
+        taskId = submitTask(l2Magu, q, K, FEE);
+        member = membersOf(l2Magu)[busyIndex(l2Magu)];
+        bytes32[] memory list = honestList(l2Magu, q, member, K);
+        // Make entry 0 false and straddling so the proof has two leaves: the record at (3, 42).
+        list[0] = word(-1_000_000, 1, 3, STRADDLING);
+        commitList(taskId, member, list);
+        rollToReveals(taskId);
+        revealList(taskId, member, list);
+        proof = proofOf(l2Magu, q, list, 0);
+        assertEq(proof.leaves.length, 2, "two leaves");
+    }
+
+    function _expectDisputeRevert(uint256 taskId, address member, ISearchMarket.DisputeProof memory proof, bytes memory reason)
+        internal
+    {
+        vm.expectRevert(reason);
+        vm.prank(disputer);
+        market.dispute(taskId, member, proof);
+    }
+
+    function test_dispute_revertsForUnknownTaskUnrevealedAndLate() public {
+        (uint256 taskId, address member, ISearchMarket.DisputeProof memory proof) = _revealedTask();
+        _expectDisputeRevert(7, member, proof, abi.encodeWithSelector(ISearchMarket.SearchUnknownTask.selector, 7));
+        address other = membersOf(l2Magu)[(busyIndex(l2Magu) + 1) % 5];
+        _expectDisputeRevert(
+            taskId, other, proof, abi.encodeWithSelector(ISearchMarket.SearchNotRevealed.selector, taskId, other)
+        );
+        ISearchMarket.TaskInfo memory t = market.task(taskId);
+        vm.roll(t.disputeDeadline + 1);
+        _expectDisputeRevert(
+            taskId,
+            member,
+            proof,
+            abi.encodeWithSelector(
+                ISearchMarket.SearchNotInWindow.selector, taskId, t.commitDeadline + 1, t.disputeDeadline
+            )
+        );
+        vm.roll(t.disputeDeadline); // the last block still takes it
+        vm.prank(disputer);
+        market.dispute(taskId, member, proof);
+    }
+
+    function test_dispute_revertsOnWrongQueryListOrIndex() public {
+        (uint256 taskId, address member, ISearchMarket.DisputeProof memory proof) = _revealedTask();
+        bytes memory query = proof.query;
+        proof.query = encodeQuery(queryOf(13));
+        _expectDisputeRevert(taskId, member, proof, abi.encodeWithSelector(ISearchMarket.SearchWrongQuery.selector, taskId));
+        proof.query = query;
+
+        bytes32[] memory entries = proof.entries;
+        proof.entries = prefix(entries, K - 1);
+        _expectDisputeRevert(
+            taskId, member, proof, abi.encodeWithSelector(ISearchMarket.SearchListMismatch.selector, taskId, member)
+        );
+        proof.entries = entries;
+
+        proof.index = K;
+        _expectDisputeRevert(
+            taskId, member, proof, abi.encodeWithSelector(ISearchMarket.SearchEntryIndexOutOfRange.selector, K, K)
+        );
+    }
+
+    function test_dispute_revertsOnMalformedProof() public {
+        (uint256 taskId, address member, ISearchMarket.DisputeProof memory proof) = _revealedTask();
+        uint64 size = proof.size;
+        proof.size = uint64(1 << 20) + 1;
+        _expectDisputeRevert(
+            taskId,
+            member,
+            proof,
+            abi.encodeWithSelector(ISearchMarket.SearchMalformedProof.selector, bytes32("size"), (1 << 20) + 1)
+        );
+        proof.size = size;
+
+        bytes[] memory leaves = proof.leaves;
+        bytes[] memory fewer = new bytes[](1);
+        fewer[0] = leaves[0];
+        proof.leaves = fewer;
+        _expectDisputeRevert(
+            taskId, member, proof, abi.encodeWithSelector(ISearchMarket.SearchMalformedProof.selector, bytes32("leaves"), 1)
+        );
+        proof.leaves = leaves;
+
+        bytes32[][] memory paths = proof.leafProofs;
+        proof.leafProofs = new bytes32[][](3);
+        _expectDisputeRevert(
+            taskId,
+            member,
+            proof,
+            abi.encodeWithSelector(ISearchMarket.SearchMalformedProof.selector, bytes32("leafProofs"), 3)
+        );
+        proof.leafProofs = paths;
+
+        bytes memory leaf = proof.leaves[1];
+        proof.leaves[1] = new bytes(1023);
+        _expectDisputeRevert(
+            taskId, member, proof, abi.encodeWithSelector(ISearchMarket.SearchMalformedProof.selector, bytes32("leaf"), 1023)
+        );
+        proof.leaves[1] = leaf;
+
+        bytes32[] memory path = proof.leafProofs[0];
+        proof.leafProofs[0] = new bytes32[](path.length + 1);
+        _expectDisputeRevert(
+            taskId,
+            member,
+            proof,
+            abi.encodeWithSelector(ISearchMarket.SearchMalformedProof.selector, bytes32("leafProof"), path.length + 1)
+        );
+        proof.leafProofs[0] = path;
+
+        bytes32[] memory fragmentPath = proof.fragmentProof;
+        proof.fragmentProof = new bytes32[](fragmentPath.length - 1);
+        _expectDisputeRevert(
+            taskId,
+            member,
+            proof,
+            abi.encodeWithSelector(
+                ISearchMarket.SearchMalformedProof.selector, bytes32("fragmentProof"), fragmentPath.length - 1
+            )
+        );
+    }
+
+    function test_dispute_revertsOnInvalidPaths() public {
+        (uint256 taskId, address member, ISearchMarket.DisputeProof memory proof) = _revealedTask();
+        uint256 f = uint32(uint256(proof.entries[0]) >> 96);
+
+        // The second leaf altered: its path no longer meets the first leaf's tree root.
+        proof.leaves[1][100] = bytes1(uint8(proof.leaves[1][100]) ^ 1);
+        _expectDisputeRevert(
+            taskId, member, proof, abi.encodeWithSelector(ISearchMarket.SearchInvalidProof.selector, bytes32("leafProof"), 1)
+        );
+        proof.leaves[1][100] = bytes1(uint8(proof.leaves[1][100]) ^ 1);
+
+        // The first leaf altered, or a sibling, or the size misstated: the fragment root is not the task's.
+        bytes memory invalid =
+            abi.encodeWithSelector(ISearchMarket.SearchInvalidProof.selector, bytes32("fragmentProof"), f);
+        proof.fragmentProof[0] ^= bytes32(uint256(1));
+        _expectDisputeRevert(taskId, member, proof, invalid);
+        proof.fragmentProof[0] ^= bytes32(uint256(1));
+        // Claiming the fragment ends inside the record (same two leaves) does not make it "past the end".
+        proof.size = 1030;
+        _expectDisputeRevert(taskId, member, proof, invalid);
+    }
+
+    // ------------------------------------------------------------ the copier
+
+    function test_copier_cannotRevealACopiedCommitmentAndGainsNothing() public {
+        int16[] memory q = queryOf(14);
+        uint256 taskId = submitTask(l2Magu, q, K, FEE);
+        address[] memory members = membersOf(l2Magu);
+        address author = members[busyIndex(l2Magu)];
+        address copier = members[(busyIndex(l2Magu) + 1) % 5];
+        bytes32[] memory list = honestList(l2Magu, q, author, K);
+        commitList(taskId, author, list);
+        // The copier takes the author's commitment from the chain.
+        bytes32 copied = market.memberTask(taskId, author).commitment;
+        vm.prank(copier);
+        market.commit(taskId, copied);
+        rollToReveals(taskId);
+        revealList(taskId, author, list);
+
+        // With the author's list and salt (public once revealed) the hash still names the author.
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchCommitmentMismatch.selector, taskId, copier));
+        vm.prank(copier);
+        market.reveal(taskId, list, saltOf(author));
+        // And it cannot commit anew once reveals are open.
+        address late = members[(busyIndex(l2Magu) + 2) % 5];
+        ISearchMarket.TaskInfo memory t = market.task(taskId);
+        vm.expectRevert(
+            abi.encodeWithSelector(ISearchMarket.SearchNotInWindow.selector, taskId, t.submitBlock, t.commitDeadline)
+        );
+        vm.prank(late);
+        market.commit(taskId, commitmentOf(taskId, late, list));
+
+        rollToFinalize(taskId);
+        bytes32[][] memory lists = new bytes32[][](2);
+        lists[0] = list;
+        market.finalize(taskId, lists);
+        assertEq(market.claimable(copier), 0, "the copier earns nothing");
+        assertEq(registry.nodeInfo(copier).reputation, -REVEAL_PENALTY, "and loses reputation");
+        assertEq(market.claimable(author) + market.claimable(client), FEE, "the author's credits and the refund");
+        assertGt(market.claimable(author), 0, "the author is paid");
+    }
+
+    // ------------------------------------------------------------ reentrancy
+
+    function test_submitAndClaim_rejectReentrantToken() public {
+        ReentrantToken evil = new ReentrantToken();
+        ISearchMarket.Config memory c = searchConfig();
+        c.token = address(evil);
+        SearchMarket evilMarket = new SearchMarket(c);
+        evil.mint(client, FEE);
+        vm.prank(client);
+        evil.approve(address(evilMarket), FEE);
+        bytes memory q = encodeQuery(queryOf(1));
+
+        evil.arm(address(evilMarket), abi.encodeCall(SearchMarket.claim, ()));
+        vm.expectRevert(ReentrancyGuard.ReentrancyGuardReentrantCall.selector);
+        vm.prank(client);
+        evilMarket.submit(l2Magu, q, K, FEE);
+
+        evil.arm(address(evil), abi.encodeCall(IERC20.totalSupply, ()));
+        vm.prank(client);
+        uint256 taskId = evilMarket.submit(l2Magu, q, K, FEE);
+        vm.roll(evilMarket.task(taskId).disputeDeadline + 1);
+        evilMarket.finalize(taskId, new bytes32[][](0));
+        assertEq(evilMarket.claimable(client), FEE, "refund");
+
+        evil.arm(address(evilMarket), abi.encodeCall(SearchMarket.claim, ()));
+        vm.expectRevert(ReentrancyGuard.ReentrancyGuardReentrantCall.selector);
+        vm.prank(client);
+        evilMarket.claim();
+        assertEq(evilMarket.claimable(client), FEE, "still claimable once");
+    }
+
+    // ------------------------------------------------------------ fuzz: the merge
+
+    /// @notice finalize's answer and credits equal a brute-force top-k over the revealed lists,
+    /// for lists drawn with few distances and ids (many duplicates, ties, an id at two distances),
+    /// some members silent.
+    function testFuzz_finalize_matchesBruteForce(uint256 seed, uint8 kSeed) public {
+        uint256 k = bound(kSeed, 1, MAX_K);
+        uint256 taskId = submitTask(l2Magu, queryOf(1), k, FEE);
+        address[] memory members = membersOf(l2Magu);
+        bytes32[][] memory lists = new bytes32[][](members.length);
+        bool[] memory silent = new bool[](members.length);
+        for (uint256 i; i < members.length; ++i) {
+            uint256 h = uint256(keccak256(abi.encode(seed, i)));
+            lists[i] = _randomList(h, k);
+            silent[i] = h % 7 == 0;
+            commitList(taskId, members[i], lists[i]);
+        }
+        rollToReveals(taskId);
+        for (uint256 i; i < members.length; ++i) {
+            if (silent[i]) lists[i] = new bytes32[](0);
+            else revealList(taskId, members[i], lists[i]);
+        }
+        (bytes32[] memory expected, uint256[] memory credits, uint256 total) = bruteForce(lists, k);
+        rollToFinalize(taskId);
+        market.finalize(taskId, lists);
+
+        assertEq(market.task(taskId).resultHash, keccak256(abi.encodePacked(expected)), "answer");
+        uint256 per = total == 0 ? 0 : FEE / total;
+        for (uint256 i; i < members.length; ++i) {
+            assertEq(market.claimable(members[i]), credits[i] * per, "credits");
+            assertEq(registry.nodeInfo(members[i]).reputation, silent[i] ? -REVEAL_PENALTY : int256(0), "penalty");
+        }
+        assertEq(market.claimable(client), FEE - per * total, "refund");
+        checkBooks();
+    }
+
+    /// @dev Up to k strictly increasing words over distances -3..3, ids 1..6, 3 fragments, 2 positions.
+    function _randomList(uint256 h, uint256 k) internal pure returns (bytes32[] memory list) {
+        uint256 count = (h >> 8) % (k + 1);
+        list = new bytes32[](count);
+        for (uint256 j; j < count; ++j) {
+            uint256 r = uint256(keccak256(abi.encode(h, j)));
+            list[j] = word(int256(r % 7) - 3, uint64(1 + (r >> 8) % 6), (r >> 16) % 3, (r >> 24) % 2);
+        }
+        sort(list);
+        uint256 n;
+        for (uint256 j; j < count; ++j) {
+            if (n == 0 || list[j] != list[n - 1]) list[n++] = list[j];
+        }
+        list = prefix(list, n);
+    }
+}
