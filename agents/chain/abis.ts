@@ -3758,7 +3758,7 @@ export const maguRegistryAbi = [
           }
         ],
         "internalType": "struct IMaguRegistry.Membership",
-        "name": "",
+        "name": "ms",
         "type": "tuple"
       }
     ],
