@@ -46,3 +46,5 @@ export type {
   PushPolicy,
   TransferOptions,
 } from "./types.js";
+export { SEARCH_LIMITS, SEARCH_PROTOCOL, handleSearchProtocol, searchRequest } from "./search-protocol.js";
+export type { SearchProtocolLimits, SearchRequestHandler } from "./search-protocol.js";
