@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { createPublicClient, createWalletClient, defineChain, getContract, http, isAddress, zeroAddress } from "viem";
 import type { Account, Address, Chain, GetContractReturnType, Hex, PublicClient, Transport, WalletClient } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { nonceManager, privateKeyToAccount } from "viem/accounts";
 import { muriAbis, muriContractNames } from "./abis.js";
 import { DEFAULT_RPC_RETRY_COUNT, DEFAULT_RPC_TIMEOUT_MS } from "./constants.js";
 import { ChainIdMismatchError, DeploymentFileError, InvalidChainOptionError, toChainError } from "./errors.js";
@@ -75,7 +75,10 @@ export function createChainClients(init: ChainClientsInit): ChainClients {
     // Never echo the key itself.
     throw new InvalidChainOptionError({ option: "privateKey", value: "(hidden)" }, "expected 0x followed by 64 hex digits");
   }
-  const account = privateKeyToAccount(init.privateKey);
+  // Several parts of one agent (prover, search tasks, validator duties) send from one account at
+  // once. viem's nonce manager hands out nonces locally (from the pending count, then +1 per send,
+  // reset after a failed send), so concurrent sends never take the same nonce.
+  const account = privateKeyToAccount(init.privateKey, { nonceManager });
   const walletClient = createWalletClient({ chain, transport, account });
   return { chain, rpcUrl: init.rpcUrl, publicClient, walletClient, account };
 }
@@ -218,9 +221,37 @@ export function getMuriContracts(
     : clients.publicClient;
   const out = {} as Record<MuriContractKey, unknown>;
   for (const key of MURI_CONTRACT_KEYS) {
-    out[key] = getContract({ address: addresses[key], abi: muriAbis[key], client });
+    const contract = getContract({ address: addresses[key], abi: muriAbis[key], client });
+    out[key] = clients.walletClient ? withSerialWrites(contract, clients.walletClient) : contract;
   }
   return out as MuriContracts<ContractClient>;
+}
+
+/** The tail of each wallet's queue of submissions. */
+const sendQueues = new WeakMap<object, Promise<unknown>>();
+
+/**
+ * Runs `send` after every earlier submission from `wallet` has been handed to the RPC (or failed).
+ * A submission takes a nonce, estimates gas, signs and sends; if two overlap and the first fails
+ * after taking its nonce, the second lands with a gap ("nonce too high"). Receipts are not waited
+ * for here, so transactions still confirm in parallel.
+ */
+export function serialSend<T>(wallet: object, send: () => Promise<T>): Promise<T> {
+  const run = (sendQueues.get(wallet) ?? Promise.resolve()).then(send, send);
+  sendQueues.set(wallet, run.catch(() => undefined));
+  return run;
+}
+
+function withSerialWrites<C extends { write?: unknown }>(contract: C, wallet: MuriWalletClient): C {
+  const write = contract.write as Record<string, (...args: unknown[]) => Promise<unknown>> | undefined;
+  if (write === undefined) return contract;
+  const serialWrite = new Proxy(write, {
+    get: (target, name) => {
+      const fn = Reflect.get(target, name) as ((...args: unknown[]) => Promise<unknown>) | undefined;
+      return typeof fn === "function" ? (...args: unknown[]) => serialSend(wallet, () => fn(...args)) : fn;
+    },
+  });
+  return { ...contract, write: serialWrite };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
