@@ -31,6 +31,8 @@ export const Bucket = {
   task: 5,
   /** roles/: what the node knows of each Magu it is in (root, fragment roots and CIDs, held, proven). */
   magu: 6,
+  /** roles/: vector Magus: the verified vector index document (CID) of each Magu this agent knows. */
+  vector: 7,
 } as const;
 export type Bucket = (typeof Bucket)[keyof typeof Bucket];
 

@@ -1,0 +1,117 @@
+/**
+ * The vector index document of a vector Magu: every fragment the Magu has committed, in fragment
+ * order, with its CID, fragment root, size and record count. The client pushes a new one to the
+ * members (and validators) after each appended batch; its fragment roots fold to the Magu root on
+ * chain, which is how a receiver checks it (roles/vector-service.ts).
+ *
+ * Canonical DAG-JSON (codec 0x0129), keys in byte order, no whitespace:
+ * `{"dim":64,"fragments":[{"cid":{"/":"bafk…"},"count":7710,"root":"<64 hex>","size":1048560},…],
+ *   "magu":"<decimal id>","metric":"l2","type":"muri/vector-index","version":1}`
+ * Decoding re-encodes and requires identical bytes and the CID.
+ *
+ * Row numbers (the default vector ids) continue across batches: the first record of a new batch
+ * gets row Σ count of the fragments before it.
+ */
+import { CID } from "multiformats/cid";
+import { sha256 } from "multiformats/hashes/sha2";
+import { RAW_CODEC } from "./constants.js";
+import { ManifestCidMismatchError, ManifestError } from "./errors.js";
+import { manifestCidOf } from "./manifest.js";
+import { recordSize } from "./vectors.js";
+
+export const VECTOR_MANIFEST_TYPE = "muri/vector-index";
+export const VECTOR_MANIFEST_VERSION = 1;
+/** Most fragments one document lists. */
+export const MAX_VECTOR_MANIFEST_FRAGMENTS = 1 << 16;
+
+/** Metric names as the agents and the CLI spell them (MaguRegistry `Metric` 1 and 2). */
+export type VectorMetricName = "l2" | "ip";
+export const METRIC_BY_CODE: Readonly<Record<number, VectorMetricName>> = { 1: "l2", 2: "ip" };
+export const METRIC_CODE: Readonly<Record<VectorMetricName, number>> = { l2: 1, ip: 2 };
+
+export interface VectorFragmentInfo {
+  readonly cid: CID;
+  /** Fragment root, 64 lowercase hex digits. */
+  readonly root: string;
+  readonly size: number;
+  /** Records in the fragment (size = count · recordSize(dim)). */
+  readonly count: number;
+}
+
+export interface VectorManifest {
+  readonly maguId: bigint;
+  readonly dim: number;
+  readonly metric: VectorMetricName;
+  readonly fragments: readonly VectorFragmentInfo[];
+}
+
+/** Records in all fragments: the row number the next batch starts at. */
+export function vectorRows(manifest: Pick<VectorManifest, "fragments">): number {
+  let rows = 0;
+  for (const f of manifest.fragments) rows += f.count;
+  return rows;
+}
+
+function fail(reason: string, field?: string): never {
+  throw new ManifestError(reason, field);
+}
+
+function validate(m: VectorManifest): void {
+  if (typeof m.maguId !== "bigint" || m.maguId < 1n || m.maguId >= 1n << 256n) fail("must be a Magu id in [1, 2^256)", "magu");
+  const size = recordSize(m.dim); // throws on a bad dim
+  if (m.metric !== "l2" && m.metric !== "ip") fail(`must be "l2" or "ip", got ${JSON.stringify(m.metric)}`, "metric");
+  if (m.fragments.length < 1 || m.fragments.length > MAX_VECTOR_MANIFEST_FRAGMENTS) {
+    fail(`must list 1..${MAX_VECTOR_MANIFEST_FRAGMENTS} fragments, got ${m.fragments.length}`, "fragments");
+  }
+  m.fragments.forEach((f, i) => {
+    const field = `fragments[${i}]`;
+    if (f.cid.code !== RAW_CODEC || f.cid.multihash.code !== sha256.code) fail("cid must be a raw sha2-256 CID", field);
+    if (!/^[0-9a-f]{64}$/.test(f.root)) fail("root must be 64 lowercase hex digits", field);
+    if (!Number.isSafeInteger(f.count) || f.count < 1) fail("count must be a positive integer", field);
+    if (f.size !== f.count * size) fail(`size ${f.size} is not count ${f.count} x record size ${size}`, field);
+  });
+}
+
+/** Canonical bytes and CID of a vector index document. */
+export function encodeVectorManifest(m: VectorManifest): { bytes: Buffer; cid: CID } {
+  validate(m);
+  const fragments = m.fragments
+    .map((f) => `{"cid":{"/":${JSON.stringify(f.cid.toString())}},"count":${f.count},"root":${JSON.stringify(f.root)},"size":${f.size}}`)
+    .join(",");
+  const text =
+    `{"dim":${m.dim},"fragments":[${fragments}],"magu":${JSON.stringify(m.maguId.toString())},` +
+    `"metric":${JSON.stringify(m.metric)},"type":${JSON.stringify(VECTOR_MANIFEST_TYPE)},"version":${VECTOR_MANIFEST_VERSION}}`;
+  const bytes = Buffer.from(text, "utf8");
+  return { bytes, cid: manifestCidOf(bytes) };
+}
+
+/** Parses and checks a vector index document against its CID (ManifestError otherwise). */
+export function decodeVectorManifest(bytes: Uint8Array, cid: CID): VectorManifest {
+  const expected = cid.toString();
+  const actual = manifestCidOf(bytes).toString();
+  if (actual !== expected) throw new ManifestCidMismatchError(expected, actual);
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(Buffer.from(bytes).toString("utf8")) as Record<string, unknown>;
+  } catch {
+    return fail("not JSON");
+  }
+  if (parsed.type !== VECTOR_MANIFEST_TYPE || parsed.version !== VECTOR_MANIFEST_VERSION) fail("not a vector index document", "type");
+  if (typeof parsed.magu !== "string" || !/^[1-9][0-9]{0,77}$/.test(parsed.magu)) fail("must be a decimal Magu id", "magu");
+  if (!Number.isSafeInteger(parsed.dim)) fail("must be an integer", "dim");
+  if (!Array.isArray(parsed.fragments)) fail("must be a list", "fragments");
+  const fragments = (parsed.fragments as unknown[]).map((raw, i): VectorFragmentInfo => {
+    const f = raw as { cid?: { "/"?: unknown }; root?: unknown; size?: unknown; count?: unknown };
+    if (typeof f?.cid?.["/"] !== "string") fail("cid link missing", `fragments[${i}]`);
+    let fragmentCid: CID;
+    try {
+      fragmentCid = CID.parse(f.cid["/"] as string);
+    } catch {
+      return fail("cid does not parse", `fragments[${i}]`);
+    }
+    return { cid: fragmentCid, root: String(f.root), size: Number(f.size), count: Number(f.count) };
+  });
+  const manifest: VectorManifest = { maguId: BigInt(parsed.magu), dim: parsed.dim as number, metric: parsed.metric as VectorMetricName, fragments };
+  if (!Buffer.from(encodeVectorManifest(manifest).bytes).equals(Buffer.from(bytes))) fail("not canonical");
+  return manifest;
+}
