@@ -36,8 +36,6 @@ import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { PeerId } from "@libp2p/interface";
-import { peerIdFromMultihash } from "@libp2p/peer-id";
-import * as Digest from "multiformats/hashes/digest";
 import { CID } from "multiformats/cid";
 import { parseEventLogs, type Address, type Hex } from "viem";
 import {
@@ -63,6 +61,8 @@ import { ENCRYPTION_OVERHEAD } from "../data/crypto.js";
 import { layoutFor } from "../data/manifest.js";
 import { encodeMaguIndexDocument, encodeMaguIndexList } from "./magu-sync.js";
 import { appendMaguRecord, lockMaguRecord, readMaguRecord } from "./client-record.js";
+import { pushToValidators, registeredPeer } from "./peers.js";
+import type { VectorClientErrorCode } from "./vector-client.js";
 
 /** Default erasure parameters and Magu terms of `put`. */
 export const CLIENT_DEFAULTS = {
@@ -120,7 +120,7 @@ export type StorageClientErrorCode =
 export class StorageClientError extends Error {
   readonly code: string;
   readonly context: Record<string, unknown>;
-  constructor(code: StorageClientErrorCode, message: string, context: Record<string, unknown>, cause?: unknown) {
+  constructor(code: StorageClientErrorCode | VectorClientErrorCode, message: string, context: Record<string, unknown>, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = "StorageClientError";
     this.code = code;
@@ -332,15 +332,7 @@ class Client implements StorageClient {
   /** Registered peer id and multiaddrs of each member, added to the peer store. */
   private async members(addresses: readonly Address[]): Promise<Member[]> {
     const { p2p } = this.running();
-    return Promise.all(
-      addresses.map(async (address) => {
-        const info = await this.contracts.nodeRegistry.read.nodeInfo([address]);
-        const peerId = peerIdFromMultihash(Digest.decode(Buffer.from(info.peerId.slice(2), "hex")));
-        const addrs = info.multiaddrs.map((a) => (a.includes("/p2p/") ? a : `${a}/p2p/${peerId.toString()}`));
-        if (addrs.length > 0) await p2p.addPeers(addrs);
-        return { address, peerId };
-      }),
-    );
+    return Promise.all(addresses.map(async (address) => ({ address, peerId: await registeredPeer(this.contracts, p2p, address) })));
   }
 
   async put(path: string, options: PutOptions = {}): Promise<PutResult> {
@@ -397,6 +389,7 @@ class Client implements StorageClient {
       // 4. Push: the index document to every member, then each shard to its holder.
       const index = encodeMaguIndexDocument({ maguId, manifestCid });
       await Promise.all(members.map((member) => this.pushTo(member, index.cid, index.bytes, "index document")));
+      await this.tellValidators([{ cid: manifestCid, bytes: manifestBytes }, index]);
       const indices = Array.from({ length: count }, (_, f) => f);
       await forEachLimit(indices, CLIENT_DEFAULTS.pushConcurrency, async (f) => {
         const cid = manifest.shards[f]!;
@@ -475,6 +468,14 @@ class Client implements StorageClient {
       }
     }
     throw new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${cid} not found at any of the ${members.length} members of Magu ${maguId}`, { maguId, manifestCid: cid.toString() });
+  }
+
+  /** The manifests and index document to the validators, so they can audit the Magu (best effort). */
+  private async tellValidators(documents: ReadonlyArray<{ cid: CID; bytes: Uint8Array }>): Promise<void> {
+    await pushToValidators(this.contracts, this.running().p2p, documents, {
+      timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs,
+      onError: (validator, err) => this.log.warn("validator did not take the Magu documents", { validator, error: (err as Error).message }),
+    });
   }
 
   /** Pushes `bytes` to `member`, retrying; the last failure throws ERR_PUSH_FAILED. */
@@ -578,6 +579,7 @@ class Client implements StorageClient {
           await this.pushTo(member, index.cid, index.bytes, "index document");
         }),
       );
+      await this.tellValidators([...earlier, { cid: manifestCid, bytes: manifestBytes }, index]);
       let vacant = 0;
       await forEachLimit(
         Array.from({ length: count }, (_, f) => f),

@@ -95,6 +95,17 @@ export function decodeMaguIndexDocument(bytes: Uint8Array, cid: CID): MaguIndexD
 export interface MaguSyncInit {
   /** This node's address. */
   member: Address;
+  /** Keep index documents of Magus this agent is not a member of (validators: audit targets). */
+  observer?: boolean;
+  /**
+   * Vector Magus (roles/vector-service.ts): takes `muri/vector-index` documents (returning what
+   * they assign this node) and hears of every assigned fragment stored, to index it.
+   */
+  vectors?: {
+    readonly documentType: string;
+    acceptDocument(bytes: Uint8Array, cid: CID): Promise<{ maguId: bigint; cids: readonly CID[]; held: readonly number[] }>;
+    onFragment(maguId: bigint, cid: CID, bytes: Uint8Array): Promise<void>;
+  };
 }
 
 export interface MaguSyncComponents {
@@ -150,7 +161,7 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
     if (info.params.kind !== KIND_BLOB) reject("not a blob Magu");
     if (info.status !== STATUS_ACTIVE) reject(`Magu status ${info.status}, not active`);
     const slot = info.members.findIndex((a) => a.toLowerCase() === me);
-    if (slot < 0) reject("this node is not a member");
+    if (slot < 0 && init.observer !== true) reject("this node is not a member");
     const k = info.params.dataShards;
     const m = info.params.parityShards;
     manifests.forEach((manifest, i) => {
@@ -163,7 +174,7 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
     if (info.fragmentCount !== roots.length || root.toLowerCase() !== info.root.toLowerCase()) {
       reject(`manifests fold to ${root} over ${roots.length} fragments; chain has ${info.root} over ${info.fragmentCount}`);
     }
-    const held = fragmentsOfSlot(list.maguId, roots.length, info.params.members, slot, { k, m });
+    const held = slot < 0 ? [] : fragmentsOfSlot(list.maguId, roots.length, info.params.members, slot, { k, m });
     await index.recordFragments(list.maguId, info.root, roots, cids);
     await index.setHeld(list.maguId, held);
     assign(list.maguId, cids, held);
@@ -179,8 +190,10 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
   const sink: FragmentSink = {
     async put(cid: CID, bytes: Uint8Array) {
       if (cid.code === RAW_CODEC) {
-        if (!assigned.has(cid.toString())) throw new MaguDocumentError(cid.toString(), "fragment not assigned to this node");
+        const maguId = assigned.get(cid.toString());
+        if (maguId === undefined) throw new MaguDocumentError(cid.toString(), "fragment not assigned to this node");
         await store.put(cid, bytes);
+        await init.vectors?.onFragment(maguId, cid, bytes);
         return;
       }
       if (cid.code !== DAG_JSON_CODEC) throw new MaguDocumentError(cid.toString(), "unsupported codec");
@@ -196,6 +209,9 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
       } else if (type === MAGU_INDEX_TYPE) {
         await verifyIndex(decodeMaguIndexList(bytes, cid), cid);
         await store.put(cid, bytes);
+      } else if (init.vectors !== undefined && type === init.vectors.documentType) {
+        const accepted = await init.vectors.acceptDocument(bytes, cid);
+        assign(accepted.maguId, accepted.cids, accepted.held);
       } else {
         throw new MaguDocumentError(cid.toString(), `unknown document type ${JSON.stringify(type)}`);
       }

@@ -36,6 +36,9 @@ import { createMaguIndex, type MaguIndex } from "./magu-index.js";
 import { createMaguSync, type MaguSync } from "./magu-sync.js";
 import { createProver, type Prover } from "./prover.js";
 import { createRepairer, type Repairer } from "./repair.js";
+import { createSearchTasks, type SearchTasks } from "./search-tasks.js";
+import { createVectorService, type VectorService } from "./vector-service.js";
+import { handleSearchProtocol } from "../p2p/index.js";
 
 /** Default fragment quota (and registered capacity): 4 GiB. */
 export const DEFAULT_QUOTA_BYTES = 4 * 1024 ** 3;
@@ -73,6 +76,12 @@ export interface NodeAgentInit {
    * hand-over of the Magu documents to a replacement always run.
    */
   selfRepair?: boolean;
+  /** Default HNSW search effort of off-chain searches (the index default when unset). */
+  efSearch?: number;
+  /** Take part in on-chain search tasks (default true when the deployment has a SearchMarket). */
+  searchTasks?: boolean;
+  /** Test-only misbehaviour in search tasks (search-tasks.ts). */
+  searchFault?: "false-distance";
 }
 
 export interface NodeAgentComponents {
@@ -90,7 +99,17 @@ export interface NodeAgent {
   stop(): Promise<void>;
   status(): NodeAgentStatus;
   /** The parts, for tests and tools (undefined before start). */
-  readonly parts: { store?: FragmentStore; index?: MaguIndex; sync?: MaguSync; p2p?: P2PNode; follower?: EventFollower; prover?: Prover; repair?: Repairer };
+  readonly parts: {
+    store?: FragmentStore;
+    index?: MaguIndex;
+    sync?: MaguSync;
+    p2p?: P2PNode;
+    follower?: EventFollower;
+    prover?: Prover;
+    repair?: Repairer;
+    vectors?: VectorService;
+    searchTasks?: SearchTasks;
+  };
 }
 
 export function createNodeAgent(init: NodeAgentInit, components: NodeAgentComponents = {}): NodeAgent {
@@ -158,8 +177,12 @@ class StorageNodeAgent implements NodeAgent {
     const readContracts = getMuriContracts(init.deployment.contracts, { publicClient: clients.publicClient });
     const contracts: WriteContracts = getMuriContracts(init.deployment.contracts, clients);
 
-    const sync = createMaguSync({ member }, { store, index, contracts: readContracts, logger: log });
+    const vectors = createVectorService({ member, dir: init.dir, efSearch: init.efSearch }, { store, index, metaDb, contracts: readContracts, logger: log });
+    this.stops.push({ name: "vectors", stop: () => vectors.close() });
+    this.parts.vectors = vectors;
+    const sync = createMaguSync({ member, vectors }, { store, index, contracts: readContracts, logger: log });
     await sync.load();
+    await vectors.load();
     this.parts.sync = sync;
 
     const privateKey = await loadOrCreatePrivateKey(join(init.dir, "peer.key"));
@@ -173,6 +196,8 @@ class StorageNodeAgent implements NodeAgent {
     await p2p.start();
     this.stops.push({ name: "p2p", stop: () => p2p.stop() });
     this.parts.p2p = p2p;
+    const unhandleSearch = await handleSearchProtocol(p2p.libp2p, (request) => vectors.handle(request));
+    this.stops.push({ name: "search protocol", stop: unhandleSearch });
 
     await this.ensureRegistered(contracts, p2p, quotaBytes);
 
@@ -249,6 +274,15 @@ class StorageNodeAgent implements NodeAgent {
       await prover.start();
       this.stops.push({ name: "prover", stop: () => prover.stop() });
       this.parts.prover = prover;
+    }
+    if ((init.searchTasks ?? true) && init.deployment.contracts.searchMarket !== undefined) {
+      const searchTasks = createSearchTasks(
+        { member, fromBlock: init.deployment.deployBlock, fault: init.searchFault },
+        { contracts, publicClient: clients.publicClient, vectors, metaDb, logger: log },
+      );
+      await searchTasks.start();
+      this.stops.push({ name: "search tasks", stop: () => searchTasks.stop() });
+      this.parts.searchTasks = searchTasks;
     }
     if (selfRepair) await repair.resumeAll();
     log.info("node agent started", { ...this.status(), selfRepair });

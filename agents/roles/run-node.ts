@@ -3,8 +3,10 @@
  *
  * ```
  * node --import tsx agents/roles/run-node.ts --rpc URL --deployment FILE --key HEX --dir DIR
- *      [--listen /ip4/127.0.0.1/tcp/0] [--quota BYTES] [--no-prove]
+ *      [--listen /ip4/127.0.0.1/tcp/0] [--quota BYTES] [--no-prove] [--ef N]
  * ```
+ * `--ef` sets the default HNSW search effort of off-chain searches. `MURI_TEST_FAULT=false-distance`
+ * makes the node lie in on-chain search tasks (test-only; see roles/search-tasks.ts).
  * Prints one JSON line `{"event":"ready","address","peerId","multiaddrs"}` on stdout once the node
  * is up; logs are JSON lines on stderr (`MURI_LOG=debug|info|warn|error`, default info).
  * SIGTERM / SIGINT stop the agent (parts in reverse order) and exit 0; a failed start exits 1.
@@ -26,12 +28,23 @@ async function main(): Promise<number> {
       listen: { type: "string", multiple: true },
       quota: { type: "string" },
       "no-prove": { type: "boolean", default: false },
+      ef: { type: "string" },
     },
     strict: true,
   });
   const key = values.key ?? process.env.MURI_NODE_KEY;
   if (values.deployment === undefined || values.dir === undefined || key === undefined) {
-    process.stderr.write("usage: run-node.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--listen MA]... [--quota BYTES] [--no-prove]\n");
+    process.stderr.write("usage: run-node.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--listen MA]... [--quota BYTES] [--no-prove] [--ef N]\n");
+    return 2;
+  }
+  const ef = values.ef !== undefined ? Number(values.ef) : undefined;
+  if (ef !== undefined && (!Number.isSafeInteger(ef) || ef < 1)) {
+    process.stderr.write(`--ef must be a positive integer, got ${JSON.stringify(values.ef)}\n`);
+    return 2;
+  }
+  const fault = process.env.MURI_TEST_FAULT;
+  if (fault !== undefined && fault !== "false-distance") {
+    process.stderr.write(`MURI_TEST_FAULT must be "false-distance" when set, got ${JSON.stringify(fault)}\n`);
     return 2;
   }
   if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
@@ -49,6 +62,8 @@ async function main(): Promise<number> {
       listen: values.listen,
       quotaBytes: values.quota !== undefined ? Number(values.quota) : undefined,
       prove: !values["no-prove"],
+      efSearch: ef,
+      searchFault: fault,
     },
     { logger: log },
   );

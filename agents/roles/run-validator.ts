@@ -4,20 +4,22 @@
  * ```
  * node --import tsx agents/roles/run-validator.ts --rpc URL --deployment FILE --key HEX --dir DIR
  *      [--metrics-port N] [--poll-ms MS] [--stake WEI] [--claim]
+ *      [--listen MA]... [--audit-ms MS]
  * ```
- * Registers the account as a validator (roles = 2, stake default 2 x minStake) unless it is
- * registered, starts the validator loop and, with `--metrics-port`, `/metrics` on 127.0.0.1 (0
- * picks a free port). Prints one JSON line `{"event":"ready","address","metricsUrl"}` on stdout;
+ * Runs the validator agent (validator-agent.ts): registers the account as a validator (roles = 2,
+ * stake default 2 x minStake) with its libp2p peer id and addresses unless it is registered
+ * (updating them when they changed), takes the Magu documents clients push, audits, checks search
+ * answers, and, with `--metrics-port`, serves `/metrics` on 127.0.0.1 (0 picks a free port).
+ * Prints one JSON line `{"event":"ready","address","peerId","multiaddrs","metricsUrl"}` on stdout;
  * logs are JSON lines on stderr (`MURI_LOG`). SIGTERM / SIGINT stop it and exit 0; a failed start
- * exits 1. The key may come from `MURI_VALIDATOR_KEY`. `--dir` is created (reserved for state).
+ * exits 1. The key may come from `MURI_VALIDATOR_KEY`. `--dir` holds its state (created if missing).
  */
 import { mkdir } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import type { Hex } from "viem";
-import { createChainClients, describeError, getMuriContracts, loadDeployment } from "../chain/index.js";
-import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
+import { describeError, loadDeployment } from "../chain/index.js";
 import { jsonStderrLogger } from "../store/logger.js";
-import { createValidator, ensureValidatorRegistered, type Validator } from "./validator.js";
+import { createValidatorAgent } from "./validator-agent.js";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -30,12 +32,14 @@ async function main(): Promise<number> {
       "poll-ms": { type: "string" },
       stake: { type: "string" },
       claim: { type: "boolean", default: false },
+      listen: { type: "string", multiple: true },
+      "audit-ms": { type: "string" },
     },
     strict: true,
   });
   const key = values.key ?? process.env.MURI_VALIDATOR_KEY;
   if (values.deployment === undefined || values.dir === undefined || key === undefined) {
-    process.stderr.write("usage: run-validator.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--metrics-port N] [--poll-ms MS] [--stake WEI] [--claim]\n");
+    process.stderr.write("usage: run-validator.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--metrics-port N] [--poll-ms MS] [--stake WEI] [--claim] [--listen MA]... [--audit-ms MS]\n");
     return 2;
   }
   if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
@@ -59,33 +63,36 @@ async function main(): Promise<number> {
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
 
-  let validator: Validator | undefined;
-  let metrics: MetricsServer | undefined;
-  const stopAll = async () => {
-    await validator?.stop();
-    await metrics?.close();
-  };
+  const auditMs = values["audit-ms"] !== undefined ? Number(values["audit-ms"]) : undefined;
+  if (auditMs !== undefined && (!Number.isInteger(auditMs) || auditMs < 0)) {
+    process.stderr.write("--audit-ms must be a non-negative integer (0 turns audits off)\n");
+    return 2;
+  }
+  const agent = createValidatorAgent(
+    {
+      dir: values.dir,
+      deployment,
+      rpcUrl: values.rpc,
+      privateKey: key as Hex,
+      listen: values.listen,
+      stake: values.stake !== undefined ? BigInt(values.stake) : undefined,
+      pollMs: values["poll-ms"] !== undefined ? Number(values["poll-ms"]) : undefined,
+      auditIntervalMs: auditMs,
+      claimRewards: values.claim,
+      metricsPort,
+    },
+    { logger: log },
+  );
   try {
-    const clients = createChainClients({ rpcUrl: values.rpc ?? deployment.rpcUrl, chainId: deployment.chainId, privateKey: key as Hex });
-    const contracts = getMuriContracts(deployment.contracts, clients);
-    const address = clients.account.address;
-    const minStake = (await contracts.nodeRegistry.read.config()).minStake;
-    const stake = values.stake !== undefined ? BigInt(values.stake) : 2n * minStake;
-    await ensureValidatorRegistered({ contracts, publicClient: clients.publicClient, logger: log }, { address, nodeRegistryAddress: deployment.contracts.nodeRegistry, stake });
-    validator = createValidator(
-      { address, pollMs: values["poll-ms"] !== undefined ? Number(values["poll-ms"]) : undefined, claimRewards: values.claim },
-      { contracts, publicClient: clients.publicClient, walletClient: clients.walletClient, logger: log },
-    );
-    if (metricsPort !== undefined) metrics = await startMetricsServer({ port: metricsPort }, { registry: validator.registry });
-    await validator.start();
-    if (!stopped.signal.aborted) process.stdout.write(JSON.stringify({ event: "ready", address, metricsUrl: metrics?.url ?? null }) + "\n");
+    const status = await agent.start();
+    if (!stopped.signal.aborted) process.stdout.write(JSON.stringify({ event: "ready", ...status }) + "\n");
   } catch (err) {
     log.error("start failed", { error: describeError(err) });
-    await stopAll();
+    await agent.stop();
     return 1;
   }
   if (!stopped.signal.aborted) await new Promise((resolve) => stopped.signal.addEventListener("abort", resolve, { once: true }));
-  await stopAll();
+  await agent.stop();
   return 0;
 }
 

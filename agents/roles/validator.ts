@@ -1,7 +1,8 @@
 /**
  * The validator role: keeps the network honest and reports what it saw for rewards.
  *
- * One pass (`runOnce`, and the loop every `pollMs`), with the head block read once:
+ * One pass (`runOnce`, and the loop every `pollMs`): weights and epochs (3 and 4 below) first, as
+ * their window is short, then the Magus with the head block read once:
  * 1. Every Magu (`1..maguCount`):
  *    - active with committed data: for each active member, each period in
  *      [max(joinPeriod, startPeriod), endPeriod) whose proof deadline has passed and whose
@@ -263,10 +264,12 @@ class ChainValidator implements Validator {
   // ---- one pass -------------------------------------------------------------------------------
 
   async runOnce(): Promise<void> {
+    // Weights first: their window is a few blocks at the end of the epoch, and the Magu duties
+    // below may send many transactions (each a block on an automining dev chain).
+    await this.weightsAndEpochs();
+    if (this.signal?.aborted) return;
     const head = await this.c.publicClient.getBlockNumber({ cacheTime: 0 });
     await this.scanMagus(head);
-    if (this.signal?.aborted) return;
-    await this.weightsAndEpochs();
     this.s.passes++;
   }
 
@@ -549,22 +552,28 @@ class ChainValidator implements Validator {
  */
 export async function ensureValidatorRegistered(
   components: Pick<ValidatorComponents, "contracts" | "publicClient" | "logger">,
-  init: { address: Address; nodeRegistryAddress: Address; stake: bigint; peerId?: Hex; receiptTimeoutMs?: number },
+  init: { address: Address; nodeRegistryAddress: Address; stake: bigint; peerId?: Hex; multiaddrs?: string[]; receiptTimeoutMs?: number },
 ): Promise<boolean> {
   const { contracts, publicClient } = components;
   const log = components.logger ?? silentLogger;
   const info = await contracts.nodeRegistry.read.nodeInfo([init.address]);
-  if (info.registered) {
-    if ((info.roles & ROLE_VALIDATOR) === 0) log.warn("registered without the validator role: weights will be refused", { address: init.address, roles: info.roles });
-    return false;
-  }
   const wait = async (hash: Hex, what: string) => {
     const r = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: init.receiptTimeoutMs ?? VALIDATOR_DEFAULTS.receiptTimeoutMs });
     if (r.status !== "success") throw new Error(`${what} reverted (tx ${hash})`);
   };
+  const multiaddrs = init.multiaddrs ?? [];
+  if (info.registered) {
+    if ((info.roles & ROLE_VALIDATOR) === 0) log.warn("registered without the validator role: weights will be refused", { address: init.address, roles: info.roles });
+    if (init.peerId !== undefined && (info.peerId.toLowerCase() !== init.peerId.toLowerCase() || info.multiaddrs.join(" ") !== multiaddrs.join(" "))) {
+      // A restarted validator listens on a new port: clients push vector documents there.
+      await wait(await contracts.nodeRegistry.write.updateNode([info.capacity, init.peerId, multiaddrs]), "updateNode");
+      log.info("validator registration updated", { address: init.address, multiaddrs });
+    }
+    return false;
+  }
   await wait(await contracts.token.write.approve([init.nodeRegistryAddress, init.stake]), "approve");
   const peerId = init.peerId ?? (`0x${Buffer.from(`validator-${init.address}`).toString("hex")}` as Hex);
-  await wait(await contracts.nodeRegistry.write.register([init.stake, ROLE_VALIDATOR, 0n, peerId, []]), "register");
+  await wait(await contracts.nodeRegistry.write.register([init.stake, ROLE_VALIDATOR, 0n, peerId, multiaddrs]), "register");
   log.info("registered as validator", { address: init.address, stake: init.stake.toString() });
   return true;
 }

@@ -1,0 +1,234 @@
+/**
+ * The validator's search duties (docs/SEARCH.md): check every revealed entry of every search task
+ * and dispute the false ones, then finalize tasks whose dispute window closed.
+ *
+ * - `TaskSubmitted` events give the query (kept with the task in `Bucket.task`, key `v` ‖ task id,
+ *   so a restart still checks and finalizes open tasks).
+ * - `ResultRevealed(task, member, entries)`: each entry names (fragment, position); the fragment
+ *   comes from the Magu's vector index document (pushed to validators by the client) and is fetched
+ *   from one of its holders (verified by CID and fragment root; a small LRU keeps recent ones).
+ *   The record at that position is compared with the entry: past the fragment's end, another id,
+ *   or another canonical distance is a lie, and the checker sends `dispute` with the leaves that
+ *   hold the record, their paths and the fragment's path to the task's root.
+ * - Each pass, open tasks past their dispute deadline are finalized (search-market.ts).
+ * An entry the checker cannot check (no document, no holder answering) is logged, not disputed.
+ */
+import type { Address, Hex } from "viem";
+import { createEventFollower, describeError, pause, searchMarketAbi, type EventFollower, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
+import { LEAF_SIZE } from "../data/constants.js";
+import { buildFragmentTree, buildMaguTree, fragmentLeafProof, fragmentRoot, leafCount, maguProof } from "../data/merkle.js";
+import { holdersVector } from "../data/placement.js";
+import { canonicalDistance, decodeHit, recordSize, type VectorMetric } from "../data/vectors.js";
+import type { P2PNode } from "../p2p/index.js";
+import { silentLogger, type Logger } from "../store/logger.js";
+import { Bucket, type MetaDb } from "../store/meta-db.js";
+import { registeredPeer } from "./peers.js";
+import { finalizeTask } from "./search-market.js";
+import type { VectorService } from "./vector-service.js";
+
+const RECEIPT_TIMEOUT_MS = 60_000;
+const FRAGMENT_CACHE = 32;
+const ZERO_ADDRESS = /^0x0{40}$/i;
+const METRIC_NAMES: Record<number, VectorMetric> = { 1: "l2", 2: "ip" };
+
+interface OpenTask {
+  task: string;
+  magu: string;
+  query: Hex;
+  disputeDeadline: string;
+}
+
+export interface SearchCheckerInit {
+  address: Address;
+  fromBlock: bigint;
+  pollMs?: number;
+}
+
+export interface SearchCheckerComponents {
+  contracts: MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
+  publicClient: MuriPublicClient;
+  vectors: VectorService;
+  p2p: P2PNode;
+  metaDb: MetaDb;
+  logger?: Logger;
+}
+
+export interface SearchChecker {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  stats(): { checked: number; disputed: number; unchecked: number; finalized: number };
+}
+
+function taskKey(task: bigint): Uint8Array {
+  return Buffer.concat([Buffer.from("v"), Buffer.from(task.toString(16).padStart(64, "0"), "hex")]);
+}
+
+export function createSearchChecker(init: SearchCheckerInit, components: SearchCheckerComponents): SearchChecker {
+  const log = components.logger ?? silentLogger;
+  const { contracts, publicClient, vectors, p2p, metaDb } = components;
+  const market = contracts.searchMarket;
+  const bucket = metaDb.bucket(Bucket.task);
+  const controller = new AbortController();
+  const stats = { checked: 0, disputed: 0, unchecked: 0, finalized: 0 };
+  const fragments = new Map<string, Uint8Array>();
+  let follower: EventFollower | undefined;
+  let loop: Promise<void> | undefined;
+
+  const readTask = async (task: bigint): Promise<OpenTask | undefined> => {
+    const raw = await bucket.get(taskKey(task));
+    return raw === undefined ? undefined : (JSON.parse(Buffer.from(raw).toString("utf8")) as OpenTask);
+  };
+
+  /** Fragment `f` of `maguId` as the task's root commits it (from any holder), or undefined. */
+  const fetchFragment = async (maguId: bigint, f: number, root: string): Promise<Uint8Array | undefined> => {
+    const doc = await vectors.manifest(maguId);
+    const entry = doc?.manifest.fragments[f];
+    if (entry === undefined) return undefined;
+    const cached = fragments.get(entry.cid.toString());
+    if (cached !== undefined) return cached;
+    const info = await contracts.maguRegistry.read.maguInfo([maguId]);
+    for (const slot of holdersVector(maguId, f, info.members.length, info.params.replication)) {
+      const holder = info.members[slot]!;
+      if (ZERO_ADDRESS.test(holder)) continue;
+      try {
+        const peerId = await registeredPeer(contracts, p2p, holder);
+        const bytes = await p2p.fetchFragment(peerId, entry.cid, { timeoutMs: 10_000 });
+        if (fragmentRoot(bytes).toString("hex") !== root) continue;
+        fragments.set(entry.cid.toString(), bytes);
+        if (fragments.size > FRAGMENT_CACHE) fragments.delete(fragments.keys().next().value!);
+        return bytes;
+      } catch (err) {
+        log.debug("search check: holder did not serve the fragment", { magu: maguId.toString(), fragment: f, holder, error: describeError(err) });
+      }
+    }
+    return undefined;
+  };
+
+  const check = async (task: bigint, member: Address, entries: readonly Hex[]): Promise<void> => {
+    const open = await readTask(task);
+    if (open === undefined) return;
+    const info = await market.read.task([task]);
+    const maguId = BigInt(open.magu);
+    const dim = info.dimension;
+    const metric = METRIC_NAMES[info.metric];
+    if (metric === undefined) return;
+    const doc = await vectors.manifest(maguId);
+    if (doc === undefined || doc.manifest.fragments.length < info.fragmentCount) {
+      stats.unchecked += entries.length;
+      log.warn("search check: no vector index document covering the task", { task: task.toString(), magu: open.magu });
+      return;
+    }
+    const roots = doc.manifest.fragments.slice(0, info.fragmentCount).map((fr) => Buffer.from(fr.root, "hex"));
+    const queryBytes = Buffer.from(open.query.slice(2), "hex");
+    const query = new Int16Array(dim);
+    for (let i = 0; i < dim; i++) query[i] = queryBytes.readInt16BE(2 * i);
+    const rs = recordSize(dim);
+    for (let index = 0; index < entries.length; index++) {
+      const hit = decodeHit(entries[index]!);
+      const bytes = await fetchFragment(maguId, hit.fragment, roots[hit.fragment]!.toString("hex"));
+      if (bytes === undefined) {
+        stats.unchecked++;
+        log.warn("search check: fragment unavailable, entry not checked", { task: task.toString(), member, fragment: hit.fragment });
+        continue;
+      }
+      stats.checked++;
+      const start = hit.position * rs;
+      let lie: string | undefined;
+      if (start + rs > bytes.length) lie = "record past the fragment's end";
+      else {
+        const record = Buffer.from(bytes.buffer, bytes.byteOffset + start, rs);
+        const id = record.readBigUInt64BE(0);
+        const values = new Int16Array(dim);
+        for (let i = 0; i < dim; i++) values[i] = record.readInt16BE(8 + 2 * i);
+        const distance = canonicalDistance(metric, query, values);
+        if (id !== hit.id) lie = `record ${hit.position} has id ${id}, not ${hit.id}`;
+        else if (distance !== hit.distance) lie = `distance is ${distance}, not ${hit.distance}`;
+      }
+      if (lie === undefined) continue;
+      log.warn("search check: false entry, disputing", { task: task.toString(), member, index, lie });
+      const leaves = leafCount(bytes.length);
+      const lo = Math.min(Math.floor(start / LEAF_SIZE), leaves - 1);
+      const hi = Math.min(Math.floor((start + rs - 1) / LEAF_SIZE), leaves - 1);
+      const tree = buildFragmentTree(bytes);
+      const proofs = [];
+      for (let l = lo; l <= hi; l++) proofs.push(fragmentLeafProof(bytes, l, tree));
+      const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString("hex")}`;
+      const proof = {
+        query: open.query,
+        entries: [...entries],
+        index: BigInt(index),
+        size: BigInt(bytes.length),
+        leaves: proofs.map((p) => hex(p.chunk)),
+        leafProofs: proofs.map((p) => p.siblings.map(hex)),
+        fragmentProof: maguProof(buildMaguTree(roots), hit.fragment).map(hex),
+      };
+      try {
+        const hash = await market.write.dispute([task, member, proof]);
+        const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 200, timeout: RECEIPT_TIMEOUT_MS });
+        if (receipt.status !== "success") throw new Error(`dispute reverted (tx ${hash})`);
+        stats.disputed++;
+        log.info("search check: dispute accepted", { task: task.toString(), member, index });
+      } catch (err) {
+        log.error("search check: dispute failed", { task: task.toString(), member, index, error: describeError(err) });
+      }
+      return; // one proven lie drops the member's whole list
+    }
+  };
+
+  const finalizeDue = async (): Promise<void> => {
+    const head = await publicClient.getBlockNumber({ cacheTime: 0 });
+    for await (const [key, value] of bucket.entries()) {
+      if (key[0] !== "v".charCodeAt(0)) continue;
+      const open = JSON.parse(Buffer.from(value).toString("utf8")) as OpenTask;
+      if (head <= BigInt(open.disputeDeadline)) continue;
+      const task = BigInt(open.task);
+      try {
+        if (!(await market.read.task([task])).finalized && (await finalizeTask(contracts, publicClient, task))) {
+          stats.finalized++;
+          log.info("search task finalized", { task: open.task });
+        }
+        await bucket.del(taskKey(task));
+      } catch (err) {
+        log.warn("search task finalize failed; retrying next pass", { task: open.task, error: describeError(err) });
+      }
+    }
+  };
+
+  return {
+    async start() {
+      follower = createEventFollower(
+        {
+          id: "search-checker",
+          contracts: [{ address: market.address, abi: searchMarketAbi, eventNames: ["TaskSubmitted", "ResultRevealed"], name: "SearchMarket" }],
+          fromBlock: init.fromBlock,
+          confirmations: 0,
+          pollMs: init.pollMs ?? 500,
+        },
+        { publicClient, metaDb, logger: log },
+      );
+      follower.on<{ task: bigint; magu: bigint; query: Hex; disputeDeadline: bigint }>("TaskSubmitted", async (e) => {
+        const open: OpenTask = { task: e.args.task.toString(), magu: e.args.magu.toString(), query: e.args.query, disputeDeadline: e.args.disputeDeadline.toString() };
+        await bucket.put(taskKey(e.args.task), Buffer.from(JSON.stringify(open)), { sync: true });
+      });
+      follower.on<{ task: bigint; member: Address; entries: readonly Hex[] }>("ResultRevealed", (e) =>
+        check(e.args.task, e.args.member, e.args.entries).catch((err: unknown) =>
+          log.error("search check failed", { task: e.args.task.toString(), member: e.args.member, error: describeError(err) }),
+        ),
+      );
+      await follower.start();
+      const signal = controller.signal;
+      loop = (async () => {
+        while (!signal.aborted) {
+          await finalizeDue().catch((err: unknown) => log.warn("search finalize pass failed", { error: describeError(err) }));
+          await pause(init.pollMs ?? 1_000, signal).catch(() => undefined);
+        }
+      })();
+    },
+    async stop() {
+      controller.abort();
+      await follower?.stop();
+      await loop;
+    },
+    stats: () => ({ ...stats }),
+  };
+}

@@ -1,0 +1,242 @@
+/**
+ * On-chain search tasks on a node (docs/SEARCH.md): for each `TaskSubmitted` on a vector Magu
+ * this node indexes and is a member of, it computes its exact local top-k over the fragments it
+ * holds, commits `keccak256(abi.encode(task, member, salt, entries))` before the commit deadline,
+ * and reveals the entries after it, before the reveal deadline.
+ *
+ * State per task lives in `Bucket.task` (key `s` ‖ task id u256) and is written before each
+ * transaction (salt and entries first, then `committed`, then `revealed`), so a restart reveals
+ * what it committed and never commits twice; tasks past their reveal deadline are dropped.
+ * The chain is asked before each send (`memberTask`): a commit or reveal that already landed
+ * (a restart after sending) is not sent again.
+ *
+ * `fault` exists for tests only: `false-distance` reveals its best entry with a distance lowered
+ * by one (a lie the validator must catch); the commitment covers the lie, so it is revealed.
+ */
+import { randomBytes } from "node:crypto";
+import { encodeAbiParameters, keccak256, type Address, type Hex } from "viem";
+import { pause, searchMarketAbi, createEventFollower, describeError, type EventFollower, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
+import { encodeHitHex } from "../data/vectors.js";
+import { silentLogger, type Logger } from "../store/logger.js";
+import { Bucket, type MetaDb } from "../store/meta-db.js";
+import type { VectorService } from "./vector-service.js";
+
+export const DEFAULT_TASK_POLL_MS = 500;
+const RECEIPT_TIMEOUT_MS = 60_000;
+
+/** What a node stores about one task. */
+interface TaskRecord {
+  task: string;
+  magu: string;
+  salt: Hex;
+  entries: Hex[];
+  commitDeadline: string;
+  revealDeadline: string;
+  state: "planned" | "committed" | "revealed";
+}
+
+export interface SearchTasksInit {
+  member: Address;
+  /** First block to follow from when no cursor is stored (the deployment block). */
+  fromBlock: bigint;
+  pollMs?: number;
+  /** Test-only misbehaviour (see the module comment). */
+  fault?: "false-distance";
+}
+
+export interface SearchTasksComponents {
+  contracts: MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
+  publicClient: MuriPublicClient;
+  vectors: VectorService;
+  metaDb: MetaDb;
+  logger?: Logger;
+}
+
+export interface SearchTasks {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  stats(): { committed: number; revealed: number; failed: number };
+}
+
+/** The commitment a member sends for `entries` (docs/SEARCH.md). */
+export function searchCommitment(task: bigint, member: Address, salt: Hex, entries: readonly Hex[]): Hex {
+  return keccak256(
+    encodeAbiParameters([{ type: "uint256" }, { type: "address" }, { type: "bytes32" }, { type: "bytes32[]" }], [task, member, salt, entries as Hex[]]),
+  );
+}
+
+function taskKey(task: bigint): Uint8Array {
+  return Buffer.concat([Buffer.from("s"), Buffer.from(task.toString(16).padStart(64, "0"), "hex")]);
+}
+
+export function createSearchTasks(init: SearchTasksInit, components: SearchTasksComponents): SearchTasks {
+  const log = components.logger ?? silentLogger;
+  const { contracts, publicClient, vectors, metaDb } = components;
+  const market = contracts.searchMarket;
+  const bucket = metaDb.bucket(Bucket.task);
+  const controller = new AbortController();
+  const stats = { committed: 0, revealed: 0, failed: 0 };
+  let follower: EventFollower | undefined;
+  let loop: Promise<void> | undefined;
+  /** Messages already logged per task, so a retrying pass does not flood the log. */
+  const logged = new Set<string>();
+
+  const save = (r: TaskRecord): Promise<void> => bucket.put(taskKey(BigInt(r.task)), Buffer.from(JSON.stringify(r)), { sync: true });
+
+  const send = async (what: string, r: TaskRecord, write: () => Promise<Hex>): Promise<boolean> => {
+    try {
+      const hash = await write();
+      const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 200, timeout: RECEIPT_TIMEOUT_MS });
+      if (receipt.status !== "success") throw new Error(`${what} reverted (tx ${hash})`);
+      return true;
+    } catch (err) {
+      stats.failed++;
+      const message = describeError(err);
+      const key = `${r.task}:${what}:${message}`;
+      if (!logged.has(key)) {
+        logged.add(key);
+        log.warn(`search task ${what} failed`, { task: r.task, error: message });
+      }
+      return false;
+    }
+  };
+
+  const onSubmitted = async (args: { task: bigint; magu: bigint; query: Hex; k: bigint; commitDeadline: bigint; revealDeadline: bigint }): Promise<void> => {
+    const key = taskKey(args.task);
+    if (await bucket.has(key)) return;
+    if (!vectors.maguIds().includes(args.magu)) return;
+    const head = await publicClient.getBlockNumber({ cacheTime: 0 });
+    if (head + 1n > args.commitDeadline) {
+      log.warn("search task seen after its commit deadline: skipped", { task: args.task.toString(), head: head.toString() });
+      return;
+    }
+    const membership = await contracts.maguRegistry.read.membership([args.magu, init.member]);
+    if (!membership.active) return;
+    const doc = await vectors.manifest(args.magu);
+    if (doc === undefined) return;
+    const bytes = Buffer.from(args.query.slice(2), "hex");
+    if (bytes.length !== 2 * doc.manifest.dim) return; // the contract checks this; nothing to answer
+    const query = new Int16Array(doc.manifest.dim);
+    for (let i = 0; i < query.length; i++) query[i] = bytes.readInt16BE(2 * i);
+    const k = Number(args.k);
+    const { hits } = await vectors.search(args.magu, query, k, { exact: true });
+    if (init.fault === "false-distance" && hits.length > 0) hits[0] = { ...hits[0]!, distance: hits[0]!.distance - 1n };
+    const record: TaskRecord = {
+      task: args.task.toString(),
+      magu: args.magu.toString(),
+      salt: `0x${randomBytes(32).toString("hex")}`,
+      entries: hits.map((h) => encodeHitHex(h)),
+      commitDeadline: args.commitDeadline.toString(),
+      revealDeadline: args.revealDeadline.toString(),
+      state: "planned",
+    };
+    await save(record);
+    log.info("search task answered locally", { task: record.task, magu: record.magu, hits: hits.length });
+    kick(record);
+  };
+
+  /** Tasks with a step in progress (each task advances one step at a time, tasks in parallel). */
+  const inflight = new Set<string>();
+  const kick = (r: TaskRecord): void => {
+    if (inflight.has(r.task) || controller.signal.aborted) return;
+    inflight.add(r.task);
+    void advance(r)
+      .catch((err: unknown) => log.warn("search task step failed", { task: r.task, error: describeError(err) }))
+      .finally(() => inflight.delete(r.task));
+  };
+
+  /** Sends what is due for one task; returns false once the task needs nothing more. */
+  const advance = async (r: TaskRecord): Promise<boolean> => {
+    const task = BigInt(r.task);
+    const head = await publicClient.getBlockNumber({ cacheTime: 0 });
+    const commitDeadline = BigInt(r.commitDeadline);
+    const revealDeadline = BigInt(r.revealDeadline);
+    if (head + 1n > revealDeadline) {
+      if (r.state !== "revealed") log.warn("search task reveal window passed", { task: r.task, state: r.state });
+      await bucket.del(taskKey(task));
+      return false;
+    }
+    const onChain = await market.read.memberTask([task, init.member]);
+    if (r.state === "planned") {
+      if (onChain.commitment !== `0x${"0".repeat(64)}`) {
+        r.state = "committed";
+        await save(r);
+      } else if (head + 1n <= commitDeadline) {
+        const commitment = searchCommitment(task, init.member, r.salt, r.entries);
+        if (await send("commit", r, () => market.write.commit([task, commitment]))) {
+          stats.committed++;
+          r.state = "committed";
+          await save(r);
+          log.info("search task committed", { task: r.task });
+        }
+        return true;
+      } else {
+        await bucket.del(taskKey(task));
+        return false;
+      }
+    }
+    if (r.state === "committed" && head >= commitDeadline) {
+      if (onChain.revealed) {
+        r.state = "revealed";
+      } else if (await send("reveal", r, () => market.write.reveal([task, r.entries, r.salt]))) {
+        stats.revealed++;
+        r.state = "revealed";
+        log.info("search task revealed", { task: r.task, entries: r.entries.length });
+      }
+      if (r.state === "revealed") {
+        await bucket.del(taskKey(task));
+        return false;
+      }
+    }
+    return true;
+  };
+
+  const pass = async (): Promise<void> => {
+    for await (const [, value] of bucket.entries()) {
+      let r: TaskRecord;
+      try {
+        r = JSON.parse(Buffer.from(value).toString("utf8")) as TaskRecord;
+      } catch {
+        continue;
+      }
+      kick(r);
+    }
+  };
+
+  return {
+    async start() {
+      follower = createEventFollower(
+        {
+          id: "search-tasks",
+          contracts: [{ address: market.address, abi: searchMarketAbi, eventNames: ["TaskSubmitted"], name: "SearchMarket" }],
+          fromBlock: init.fromBlock,
+          confirmations: 0,
+          pollMs: init.pollMs ?? DEFAULT_TASK_POLL_MS,
+        },
+        { publicClient, metaDb, logger: log },
+      );
+      follower.on<{ task: bigint; magu: bigint; query: Hex; k: bigint; commitDeadline: bigint; revealDeadline: bigint }>("TaskSubmitted", (e) =>
+        onSubmitted(e.args).catch((err: unknown) => {
+          // Never block the follower on one task: log and move on (the deadline will not wait).
+          stats.failed++;
+          log.error("search task could not be answered", { task: e.args.task.toString(), error: describeError(err) });
+        }),
+      );
+      await follower.start();
+      const signal = controller.signal;
+      loop = (async () => {
+        while (!signal.aborted) {
+          await pass().catch((err: unknown) => log.warn("search task pass failed", { error: describeError(err) }));
+          await pause(init.pollMs ?? DEFAULT_TASK_POLL_MS, signal).catch(() => undefined);
+        }
+      })();
+    },
+    async stop() {
+      controller.abort();
+      await follower?.stop();
+      await loop;
+      while (inflight.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    },
+    stats: () => ({ ...stats }),
+  };
+}

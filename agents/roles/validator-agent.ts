@@ -1,0 +1,181 @@
+/**
+ * The validator process: the validator loop (validator.ts), plus what lets it find and check data
+ * by itself:
+ * - a metadata database, a small store and a libp2p node whose address is registered on chain, so
+ *   clients push it the Magu index documents (blob: manifest + index; vector: the vector index
+ *   document). They are verified against the root on chain like a member does (magu-sync.ts and
+ *   vector-service.ts in observer mode: recorded, nothing held);
+ * - audit targets from those documents: every few seconds each recorded Magu's CIDs and fragment
+ *   roots go to `addAuditTargets`, and audits fetch over this node;
+ * - the search checker (search-checker.ts): checks revealed search answers, disputes false ones,
+ *   finalizes tasks.
+ * Everything lives in `dir` (`meta/`, `blocks/`, `peer.key`, `vectors/`), so a restart resumes.
+ */
+import { join } from "node:path";
+import type { Address, Hex } from "viem";
+import { createChainClients, getMuriContracts, pause, verifyChain, type Deployment } from "../chain/index.js";
+import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
+import { openFragmentStore, openMetaDb, silentLogger, type Logger } from "../store/index.js";
+import { createMaguIndex } from "./magu-index.js";
+import { createMaguSync } from "./magu-sync.js";
+import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
+import { createSearchChecker, type SearchChecker } from "./search-checker.js";
+import { createValidator, ensureValidatorRegistered, type Validator } from "./validator.js";
+import { createVectorService } from "./vector-service.js";
+
+/** Store quota of a validator (documents only). */
+const VALIDATOR_QUOTA_BYTES = 256 * 1024 * 1024;
+/** How often recorded Magus are turned into audit targets. */
+const TARGET_SYNC_MS = 5_000;
+
+export interface ValidatorAgentInit {
+  dir: string;
+  deployment: Deployment;
+  rpcUrl?: string;
+  privateKey: Hex;
+  listen?: string[];
+  /** Stake registered when not yet registered (default 2 x minStake). */
+  stake?: bigint;
+  pollMs?: number;
+  auditIntervalMs?: number;
+  claimRewards?: boolean;
+  /** Serve `/metrics` on 127.0.0.1 (0: a free port). */
+  metricsPort?: number;
+}
+
+export interface ValidatorAgentStatus {
+  address: Address;
+  peerId: string;
+  multiaddrs: string[];
+  metricsUrl: string | null;
+}
+
+export interface ValidatorAgent {
+  start(): Promise<ValidatorAgentStatus>;
+  stop(): Promise<void>;
+  readonly parts: { validator?: Validator; checker?: SearchChecker; p2p?: P2PNode };
+}
+
+export function createValidatorAgent(init: ValidatorAgentInit, components: { logger?: Logger } = {}): ValidatorAgent {
+  const log = components.logger ?? silentLogger;
+  const stops: Array<{ name: string; stop: () => Promise<void> }> = [];
+  const parts: ValidatorAgent["parts"] = {};
+  const controller = new AbortController();
+  let metrics: MetricsServer | undefined;
+  let stopping: Promise<void> | undefined;
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      controller.abort();
+      for (const step of stops.splice(0).reverse()) {
+        try {
+          await step.stop();
+        } catch (err) {
+          log.warn("stop failed", { part: step.name, error: (err as Error).message });
+        }
+      }
+    })();
+    return stopping;
+  };
+
+  const start = async (): Promise<ValidatorAgentStatus> => {
+    const clients = createChainClients({ rpcUrl: init.rpcUrl ?? init.deployment.rpcUrl, chainId: init.deployment.chainId, privateKey: init.privateKey });
+    await verifyChain(clients.publicClient, init.deployment.chainId, clients.rpcUrl);
+    const contracts = getMuriContracts(init.deployment.contracts, clients);
+    const readContracts = getMuriContracts(init.deployment.contracts, { publicClient: clients.publicClient });
+    const address = clients.account.address;
+
+    const metaDb = await openMetaDb(join(init.dir, "meta"));
+    stops.push({ name: "meta", stop: () => metaDb.close() });
+    const store = await openFragmentStore({ dir: init.dir, quotaBytes: VALIDATOR_QUOTA_BYTES, metaDb, logger: log });
+    stops.push({ name: "store", stop: () => store.close() });
+    const index = createMaguIndex({ logger: log }, { metaDb });
+    const vectors = createVectorService({ member: address, dir: init.dir, observer: true }, { store, index, metaDb, contracts: readContracts, logger: log });
+    stops.push({ name: "vectors", stop: () => vectors.close() });
+    const sync = createMaguSync({ member: address, observer: true, vectors }, { store, index, contracts: readContracts, logger: log });
+    await sync.load();
+    await vectors.load();
+
+    const p2p = await createP2PNode({
+      privateKey: await loadOrCreatePrivateKey(join(init.dir, "peer.key")),
+      listen: init.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+      source: store,
+      sink: sync.sink,
+      acceptPush: sync.acceptPush,
+    });
+    await p2p.start();
+    stops.push({ name: "p2p", stop: () => p2p.stop() });
+    parts.p2p = p2p;
+
+    const minStake = (await contracts.nodeRegistry.read.config()).minStake;
+    await ensureValidatorRegistered(
+      { contracts, publicClient: clients.publicClient, logger: log },
+      {
+        address,
+        nodeRegistryAddress: init.deployment.contracts.nodeRegistry,
+        stake: init.stake ?? 2n * minStake,
+        peerId: `0x${Buffer.from(p2p.peerId.toMultihash().bytes).toString("hex")}`,
+        multiaddrs: p2p.multiaddrs.map(String),
+      },
+    );
+
+    const validator = createValidator(
+      { address, pollMs: init.pollMs, claimRewards: init.claimRewards, auditIntervalMs: init.auditIntervalMs },
+      { contracts, publicClient: clients.publicClient, walletClient: clients.walletClient, fetcher: p2p, logger: log },
+    );
+    parts.validator = validator;
+    if (init.metricsPort !== undefined) {
+      metrics = await startMetricsServer({ port: init.metricsPort }, { registry: validator.registry });
+      const server = metrics;
+      stops.push({ name: "metrics", stop: () => server.close() });
+    }
+    await validator.start();
+    stops.push({ name: "validator", stop: () => validator.stop() });
+
+    // Audit targets from the documents clients pushed here.
+    const known = new Map<bigint, string>();
+    const syncTargets = async (): Promise<void> => {
+      for (const maguId of await index.maguIds()) {
+        const rec = await index.get(maguId);
+        if (rec === undefined || known.get(maguId) === rec.root) continue;
+        try {
+          await validator.addAuditTargets(maguId, rec.cids, rec.fragmentRoots);
+          known.set(maguId, rec.root);
+        } catch (err) {
+          log.warn("audit targets refused", { magu: maguId.toString(), error: (err as Error).message });
+        }
+      }
+    };
+    const targetLoop = (async () => {
+      while (!controller.signal.aborted) {
+        await syncTargets().catch((err: unknown) => log.warn("audit target sync failed", { error: (err as Error).message }));
+        await pause(TARGET_SYNC_MS, controller.signal).catch(() => undefined);
+      }
+    })();
+    stops.push({ name: "audit targets", stop: () => targetLoop });
+
+    if (init.deployment.contracts.searchMarket !== undefined) {
+      const checker = createSearchChecker(
+        { address, fromBlock: init.deployment.deployBlock },
+        { contracts, publicClient: clients.publicClient, vectors, p2p, metaDb, logger: log },
+      );
+      await checker.start();
+      stops.push({ name: "search checker", stop: () => checker.stop() });
+      parts.checker = checker;
+    }
+    return { address, peerId: p2p.peerId.toString(), multiaddrs: p2p.multiaddrs.map(String), metricsUrl: metrics?.url ?? null };
+  };
+
+  return {
+    async start() {
+      try {
+        return await start();
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+    },
+    stop,
+    parts,
+  };
+}

@@ -1,0 +1,497 @@
+/**
+ * The client of vector Magus: adding vectors, searching off-chain over `/muri/search/1.0.0`, and
+ * searching as an on-chain task (docs/SEARCH.md).
+ *
+ * add (the Magu must be an Active vector Magu owned by the key):
+ * 1. read and check the whole file first (data/vector-files.ts, quantize every component): a bad
+ *    file fails here, before anything is committed or sent;
+ * 2. learn the Magu's current fragment list from a member (`manifest` request, checked against the
+ *    root on chain) when data was committed before; ids default to row numbers that continue
+ *    after the records already committed;
+ * 3. pack whole records into fragments of at most `fragmentSize` bytes, commit the new root over
+ *    old + new fragment roots (`commitData`), then push the new vector index document to every
+ *    member and validator, and each new fragment to the r members placement names.
+ *
+ * search: plans one holder per fragment (greedy cover of the fragments by members, by placement),
+ * asks them in parallel, re-asks other holders for fragments a failed or incomplete answer did not
+ * cover, and merges the hits by (distance, id), one per id, the first k.
+ *
+ * searchOnChain: approves and submits the task, waits for its answer, and finalizes it itself if
+ * nobody did within a few blocks after the dispute deadline.
+ */
+import { join } from "node:path";
+import { mkdir } from "node:fs/promises";
+import type { PeerId } from "@libp2p/interface";
+import { CID } from "multiformats/cid";
+import { parseEventLogs, type Address, type Hex } from "viem";
+import {
+  createChainClients,
+  describeError,
+  getMuriContracts,
+  searchMarketAbi,
+  verifyChain,
+  type Deployment,
+  type MuriContracts,
+  type MuriPublicClient,
+  type MuriWalletClient,
+  type SigningChainClients,
+} from "../chain/index.js";
+import { fragmentCid } from "../data/cid.js";
+import { fragmentRoot, maguRoot } from "../data/merkle.js";
+import { holdersVector } from "../data/placement.js";
+import { readVectorFile, type VectorFile } from "../data/vector-files.js";
+import { decodeVectorManifest, encodeVectorManifest, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../data/vector-manifest.js";
+import { compareHits, packVectors, quantize, recordSize, type FloatVector, type HitEntry } from "../data/vectors.js";
+import { createP2PNode, loadOrCreatePrivateKey, searchRequest, type P2PNode } from "../p2p/index.js";
+import { silentLogger, type Logger } from "../store/logger.js";
+import { StorageClientError } from "./client.js";
+import { pushToValidators, registeredPeer } from "./peers.js";
+import { finalizeTask, taskAnswer, type TaskAnswer } from "./search-market.js";
+import { encodeQuery, hitFromWire } from "./vector-service.js";
+
+/** Defaults of the vector client. */
+export const VECTOR_CLIENT_DEFAULTS = {
+  /** Bytes per vector fragment (whole records; smaller than a blob fragment so search spreads over members). */
+  fragmentSize: 256 * 1024,
+  pushConcurrency: 6,
+  pushAttempts: 3,
+  transferTimeoutMs: 20_000,
+  searchTimeoutMs: 10_000,
+  /** Blocks after the dispute deadline the client waits for someone else to finalize. */
+  finalizeGraceBlocks: 2n,
+  /** Longest an on-chain search may take. */
+  onchainTimeoutMs: 180_000,
+} as const;
+
+const KIND_VECTOR = 1;
+const STATUS_NAMES = ["none", "requested", "active", "ended", "cancelled"];
+const STATUS_ACTIVE = 2;
+const ZERO_ADDRESS = /^0x0{40}$/i;
+const RECEIPT_TIMEOUT_MS = 60_000;
+/** How long a search reuses the Magu's members and fragment count read from the chain. */
+const MAGU_VIEW_TTL_MS = 2_000;
+
+export type VectorClientErrorCode =
+  | "ERR_MAGU_UNKNOWN"
+  | "ERR_MAGU_KIND"
+  | "ERR_MAGU_NOT_OWNER"
+  | "ERR_MAGU_NOT_ACTIVE"
+  | "ERR_MAGU_FULL"
+  | "ERR_MANIFEST_NOT_FOUND"
+  | "ERR_PUSH_FAILED"
+  | "ERR_TX_FAILED"
+  | "ERR_SEARCH_FAILED"
+  | "ERR_BAD_QUERY"
+  | "ERR_NOT_STARTED"
+  | "ERR_TIMEOUT";
+
+/** A vector client operation that failed; `code` names the condition. */
+export class VectorClientError extends StorageClientError {
+  constructor(code: VectorClientErrorCode, message: string, context: Record<string, unknown> = {}, cause?: unknown) {
+    super(code, message, context, cause);
+    this.name = "VectorClientError";
+  }
+}
+
+export interface VectorClientInit {
+  /** Directory of the client's libp2p key. */
+  dir: string;
+  deployment: Deployment;
+  rpcUrl?: string;
+  privateKey: Hex;
+}
+
+export interface AddOptions {
+  /** Bytes per fragment (default VECTOR_CLIENT_DEFAULTS.fragmentSize). */
+  fragmentSize?: number;
+}
+
+export interface AddResult {
+  maguId: bigint;
+  vectors: number;
+  /** Id of the first added vector when the file gave none (row numbering), else null. */
+  firstRow: number;
+  fragments: number;
+  fragmentCount: number;
+  manifestCid: CID;
+}
+
+export interface SearchOptions {
+  /** HNSW search effort on the nodes (their default when unset). */
+  ef?: number;
+  /** Brute force on the nodes (the exact answer). */
+  exact?: boolean;
+}
+
+export interface SearchResult {
+  hits: HitEntry[];
+  /** Members asked, and members that failed. */
+  asked: number;
+  failed: number;
+  /** Fragments no answer covered (empty when the answer covers the whole Magu). */
+  uncovered: number[];
+  ms: number;
+}
+
+export interface OnChainSearchResult extends TaskAnswer {
+  submitBlock: bigint;
+  finalizedBy: "self" | "other";
+  ms: number;
+}
+
+export interface VectorClient {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly address: Address;
+  /** Reads and checks a vector file (nothing sent). */
+  readFile(path: string, dim: number): Promise<VectorFile>;
+  add(maguId: bigint, input: string | VectorFile, options?: AddOptions): Promise<AddResult>;
+  search(maguId: bigint, query: ArrayLike<number>, k: number, options?: SearchOptions): Promise<SearchResult>;
+  searchOnChain(maguId: bigint, query: ArrayLike<number>, k: number, fee: bigint): Promise<OnChainSearchResult>;
+  /** The Magu's current vector index document, from a member, checked against the chain. */
+  fetchManifest(maguId: bigint): Promise<{ manifest: VectorManifest; cid: CID } | undefined>;
+}
+
+type WriteContracts = MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
+
+interface MaguView {
+  owner: Address;
+  status: number;
+  kind: number;
+  dim: number;
+  metric: "l2" | "ip";
+  replication: number;
+  members: readonly Address[];
+  root: Hex;
+  fragmentCount: number;
+  maxFragments: number;
+}
+
+export function createVectorClient(init: VectorClientInit, components: { logger?: Logger } = {}): VectorClient {
+  return new VectorClientImpl(init, components.logger ?? silentLogger);
+}
+
+class VectorClientImpl implements VectorClient {
+  private readonly clients: SigningChainClients;
+  private readonly contracts: WriteContracts;
+  private p2p: P2PNode | undefined;
+  private readonly peers = new Map<string, PeerId>();
+  /** Serialises on-chain task submissions (see searchOnChain). */
+  private submitting: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly init: VectorClientInit,
+    private readonly log: Logger,
+  ) {
+    this.clients = createChainClients({ rpcUrl: init.rpcUrl ?? init.deployment.rpcUrl, chainId: init.deployment.chainId, privateKey: init.privateKey });
+    this.contracts = getMuriContracts(init.deployment.contracts, this.clients);
+  }
+
+  get address(): Address {
+    return this.clients.account.address;
+  }
+
+  async start(): Promise<void> {
+    if (this.p2p !== undefined) return;
+    await mkdir(this.init.dir, { recursive: true });
+    await verifyChain(this.clients.publicClient, this.init.deployment.chainId, this.clients.rpcUrl);
+    const p2p = await createP2PNode({
+      privateKey: await loadOrCreatePrivateKey(join(this.init.dir, "peer.key")),
+      listen: [],
+      source: { has: () => false, get: () => Promise.reject(new Error("the client serves no fragments")) },
+      sink: { put: () => Promise.reject(new Error("the client takes no pushes")) },
+      acceptPush: () => false,
+      dht: { clientMode: true },
+    });
+    await p2p.start();
+    this.p2p = p2p;
+  }
+
+  async stop(): Promise<void> {
+    const p2p = this.p2p;
+    this.p2p = undefined;
+    await p2p?.stop();
+  }
+
+  private running(): P2PNode {
+    if (this.p2p === undefined) throw new VectorClientError("ERR_NOT_STARTED", "vector client not started: call start() first");
+    return this.p2p;
+  }
+
+  /** Magu views of recent searches: a burst of searches reads the chain once per MAGU_VIEW_TTL_MS. */
+  private readonly views = new Map<bigint, { at: number; view: Promise<MaguView> }>();
+
+  private cachedMagu(maguId: bigint): Promise<MaguView> {
+    const hit = this.views.get(maguId);
+    if (hit !== undefined && performance.now() - hit.at < MAGU_VIEW_TTL_MS) return hit.view;
+    const view = this.magu(maguId);
+    this.views.set(maguId, { at: performance.now(), view });
+    view.catch(() => this.views.delete(maguId));
+    return view;
+  }
+
+  private async magu(maguId: bigint): Promise<MaguView> {
+    const count = await this.contracts.maguRegistry.read.maguCount();
+    if (maguId < 1n || maguId > count) throw new VectorClientError("ERR_MAGU_UNKNOWN", `Magu ${maguId} does not exist (ids are 1..${count}): check the id with muri status`, { maguId });
+    const info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
+    if (info.params.kind !== KIND_VECTOR) throw new VectorClientError("ERR_MAGU_KIND", `Magu ${maguId} is a blob Magu: vectors go into a vector Magu (muri magu create --kind vector)`, { maguId });
+    return {
+      owner: info.owner,
+      status: info.status,
+      kind: info.params.kind,
+      dim: info.params.dimension,
+      metric: METRIC_BY_CODE[info.params.metric] ?? "l2",
+      replication: info.params.replication,
+      members: info.members,
+      root: info.root,
+      fragmentCount: info.fragmentCount,
+      maxFragments: info.params.maxFragments,
+    };
+  }
+
+  private requireActive(maguId: bigint, m: MaguView): void {
+    if (m.status !== STATUS_ACTIVE) {
+      throw new VectorClientError("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId} is ${STATUS_NAMES[m.status] ?? m.status}, not active`, { maguId, status: m.status });
+    }
+  }
+
+  /** The peer id of a registered node (added to the peer store with its addresses), cached. */
+  private async peer(address: Address): Promise<PeerId> {
+    const known = this.peers.get(address.toLowerCase());
+    if (known !== undefined) return known;
+    const peerId = await registeredPeer(this.contracts, this.running(), address);
+    this.peers.set(address.toLowerCase(), peerId);
+    return peerId;
+  }
+
+  private async send(what: string, hash: Promise<Hex>): Promise<bigint> {
+    let receipt;
+    try {
+      receipt = await this.clients.publicClient.waitForTransactionReceipt({ hash: await hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
+    } catch (err) {
+      throw new VectorClientError("ERR_TX_FAILED", `${what} failed: ${describeError(err)}`, { what }, err);
+    }
+    if (receipt.status !== "success") throw new VectorClientError("ERR_TX_FAILED", `${what} reverted (tx ${receipt.transactionHash})`, { what });
+    return receipt.blockNumber;
+  }
+
+  async readFile(path: string, dim: number): Promise<VectorFile> {
+    return readVectorFile(path, { dim });
+  }
+
+  async fetchManifest(maguId: bigint): Promise<{ manifest: VectorManifest; cid: CID } | undefined> {
+    const m = await this.magu(maguId);
+    if (m.fragmentCount === 0) return undefined;
+    const failures: string[] = [];
+    for (const member of m.members) {
+      if (ZERO_ADDRESS.test(member)) continue;
+      try {
+        const answer = (await searchRequest(this.running().libp2p, await this.peer(member), { op: "manifest", magu: maguId.toString() }, {
+          limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs },
+          what: "manifest",
+        })) as { ok?: boolean; cid?: string; doc?: string; error?: string };
+        if (answer?.ok !== true || typeof answer.cid !== "string" || typeof answer.doc !== "string") throw new Error(answer?.error ?? "malformed answer");
+        const cid = CID.parse(answer.cid);
+        const manifest = decodeVectorManifest(Buffer.from(answer.doc, "base64"), cid);
+        const root = `0x${maguRoot(manifest.fragments.map((f) => Buffer.from(f.root, "hex"))).toString("hex")}`;
+        if (manifest.maguId !== maguId || manifest.fragments.length !== m.fragmentCount || root.toLowerCase() !== m.root.toLowerCase()) {
+          throw new Error(`its document (${manifest.fragments.length} fragments) does not fold to the root on chain`);
+        }
+        return { manifest, cid };
+      } catch (err) {
+        failures.push(`${member}: ${describeError(err)}`);
+      }
+    }
+    throw new VectorClientError("ERR_MANIFEST_NOT_FOUND", `no member of Magu ${maguId} gave its current vector index document (${failures.join("; ")})`, { maguId });
+  }
+
+  async add(maguId: bigint, input: string | VectorFile, options: AddOptions = {}): Promise<AddResult> {
+    const m = await this.magu(maguId);
+    if (m.owner.toLowerCase() !== this.address.toLowerCase()) {
+      throw new VectorClientError("ERR_MAGU_NOT_OWNER", `Magu ${maguId} belongs to ${m.owner}, not to ${this.address}: only its owner adds vectors`, { maguId });
+    }
+    this.requireActive(maguId, m);
+    // 1. the whole file, checked (dimension, values, ids) before anything leaves this process.
+    const file = typeof input === "string" ? await readVectorFile(input, { dim: m.dim }) : input;
+    if (file.dim !== m.dim) throw new VectorClientError("ERR_BAD_QUERY", `the vectors have dimension ${file.dim}, Magu ${maguId} has ${m.dim}`, { maguId });
+    const fragmentSize = options.fragmentSize ?? VECTOR_CLIENT_DEFAULTS.fragmentSize;
+    const previous = await this.fetchManifest(maguId);
+    const firstRow = previous === undefined ? 0 : vectorRows(previous.manifest);
+    const vectors: FloatVector[] = [];
+    for (let row = 0; row < file.count; row++) {
+      vectors.push({ id: file.ids?.[row] ?? BigInt(firstRow + row), vector: file.vectors.subarray(row * file.dim, (row + 1) * file.dim) });
+    }
+    const fragments = [...packVectors(vectors, m.dim, fragmentSize)];
+    const size = recordSize(m.dim);
+    const added: VectorFragmentInfo[] = fragments.map((bytes) => ({
+      cid: fragmentCid(bytes),
+      root: fragmentRoot(bytes).toString("hex"),
+      size: bytes.length,
+      count: bytes.length / size,
+    }));
+    const all = [...(previous?.manifest.fragments ?? []), ...added];
+    if (all.length > m.maxFragments) {
+      const left = m.maxFragments - m.fragmentCount;
+      throw new VectorClientError("ERR_MAGU_FULL", `Magu ${maguId} has ${left} paid fragments left, this batch needs ${added.length}: use a larger --fragment-size or a new Magu`, { maguId, left });
+    }
+    const { bytes: docBytes, cid: docCid } = encodeVectorManifest({ maguId, dim: m.dim, metric: m.metric, fragments: all });
+    const root = `0x${maguRoot(all.map((f) => Buffer.from(f.root, "hex"))).toString("hex")}` as Hex;
+    // 2. commit the new root, then 3. tell the members and validators, then push the fragments.
+    await this.send("MaguRegistry.commitData", this.contracts.maguRegistry.write.commitData([maguId, root, all.length]));
+    const members = m.members.filter((a) => !ZERO_ADDRESS.test(a));
+    await Promise.all(members.map(async (address) => this.pushWithRetry(await this.peer(address), docCid, docBytes, address)));
+    await pushToValidators(this.contracts, this.running(), [{ cid: docCid, bytes: docBytes }], {
+      timeoutMs: VECTOR_CLIENT_DEFAULTS.transferTimeoutMs,
+      onError: (validator, err) => this.log.warn("validator did not take the vector document", { validator, error: describeError(err) }),
+    });
+    const jobs: Array<{ holder: Address; f: number }> = [];
+    added.forEach((_, i) => {
+      const f = m.fragmentCount + i;
+      for (const slot of holdersVector(maguId, f, m.members.length, m.replication)) {
+        const holder = m.members[slot]!;
+        if (!ZERO_ADDRESS.test(holder)) jobs.push({ holder, f });
+      }
+    });
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < jobs.length) {
+        const job = jobs[next++]!;
+        const i = job.f - m.fragmentCount;
+        await this.pushWithRetry(await this.peer(job.holder), added[i]!.cid, fragments[i]!, job.holder);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(VECTOR_CLIENT_DEFAULTS.pushConcurrency, jobs.length) }, worker));
+    this.log.info("vectors added", { magu: maguId.toString(), vectors: file.count, fragments: added.length });
+    return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount: all.length, manifestCid: docCid };
+  }
+
+  /** Pushes with retries; the last failure throws ERR_PUSH_FAILED. */
+  private async pushWithRetry(peer: PeerId, cid: CID, bytes: Uint8Array, address: Address): Promise<void> {
+    let last: unknown;
+    for (let attempt = 1; attempt <= VECTOR_CLIENT_DEFAULTS.pushAttempts; attempt++) {
+      try {
+        await this.running().pushFragment(peer, cid, bytes, { timeoutMs: VECTOR_CLIENT_DEFAULTS.transferTimeoutMs });
+        return;
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw new VectorClientError("ERR_PUSH_FAILED", `pushing ${cid} to ${address} failed ${VECTOR_CLIENT_DEFAULTS.pushAttempts} times: ${describeError(last)}`, { cid: cid.toString(), address }, last);
+  }
+
+  async search(maguId: bigint, query: ArrayLike<number>, k: number, options: SearchOptions = {}): Promise<SearchResult> {
+    const started = performance.now();
+    const m = await this.cachedMagu(maguId);
+    this.requireActive(maguId, m);
+    const q = this.quantizeQuery(query, m.dim);
+    if (!Number.isSafeInteger(k) || k < 1) throw new VectorClientError("ERR_BAD_QUERY", `k must be a positive integer, got ${k}`);
+    // holders of each fragment, by placement
+    const slots = m.members.length;
+    const holders: Address[][] = [];
+    for (let f = 0; f < m.fragmentCount; f++) {
+      holders.push(holdersVector(maguId, f, slots, m.replication).map((s) => m.members[s]!).filter((a) => !ZERO_ADDRESS.test(a)));
+    }
+    const uncovered = new Set<number>(holders.keys());
+    const failedMembers = new Set<string>();
+    const hits = new Map<bigint, HitEntry>();
+    let asked = 0;
+    const request = { op: "search", magu: maguId.toString(), query: encodeQuery(q), k, ...(options.ef !== undefined ? { ef: options.ef } : {}), ...(options.exact === true ? { exact: true } : {}) };
+    for (let round = 0; round < m.replication + 1 && uncovered.size > 0; round++) {
+      const plan = coverPlan(holders, uncovered, failedMembers);
+      if (plan.length === 0) break;
+      asked += plan.length;
+      await Promise.all(
+        plan.map(async (member) => {
+          try {
+            const answer = (await searchRequest(this.running().libp2p, await this.peer(member), request, {
+              limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs },
+            })) as { ok?: boolean; hits?: unknown[]; fragments?: unknown[]; error?: string };
+            if (answer?.ok !== true || !Array.isArray(answer.hits) || !Array.isArray(answer.fragments)) throw new Error(answer?.error ?? "malformed answer");
+            for (const raw of answer.hits) {
+              const hit = hitFromWire(raw);
+              const seen = hits.get(hit.id);
+              if (seen === undefined || compareHits(hit, seen) < 0) hits.set(hit.id, hit);
+            }
+            for (const f of answer.fragments) if (typeof f === "number") uncovered.delete(f);
+          } catch (err) {
+            failedMembers.add(member.toLowerCase());
+            this.log.warn("search: member failed", { member, error: describeError(err) });
+          }
+        }),
+      );
+    }
+    const sorted = [...hits.values()].sort(compareHits).slice(0, k);
+    return { hits: sorted, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), ms: performance.now() - started };
+  }
+
+  private quantizeQuery(query: ArrayLike<number>, dim: number): Int16Array {
+    if (query.length !== dim) throw new VectorClientError("ERR_BAD_QUERY", `the query has ${query.length} components, the Magu's dimension is ${dim}`);
+    try {
+      return quantize(query, dim, 0);
+    } catch (err) {
+      throw new VectorClientError("ERR_BAD_QUERY", `bad query: ${(err as Error).message}`, {}, err);
+    }
+  }
+
+  async searchOnChain(maguId: bigint, query: ArrayLike<number>, k: number, fee: bigint): Promise<OnChainSearchResult> {
+    const started = performance.now();
+    const m = await this.magu(maguId);
+    this.requireActive(maguId, m);
+    const q = this.quantizeQuery(query, m.dim);
+    const market = this.contracts.searchMarket;
+    // approve sets (not adds to) the allowance: one approve + submit pair at a time per client.
+    const submitted = this.submitting.then(async () => {
+      if (fee > 0n) await this.send("MuriToken.approve", this.contracts.token.write.approve([market.address, fee]));
+      const hash = await market.write.submit([maguId, encodeQuery(q), BigInt(k), fee]);
+      return { hash, block: await this.send("SearchMarket.submit", Promise.resolve(hash)) };
+    });
+    this.submitting = submitted.catch(() => undefined);
+    const { hash, block: submitBlock } = await submitted;
+    const receipt = await this.clients.publicClient.getTransactionReceipt({ hash });
+    const event = parseEventLogs({ abi: searchMarketAbi, logs: receipt.logs, eventName: "TaskSubmitted" })[0];
+    if (event === undefined) throw new VectorClientError("ERR_TX_FAILED", "SearchMarket.submit emitted no TaskSubmitted event");
+    const task = event.args.task;
+    const deadline = Date.now() + VECTOR_CLIENT_DEFAULTS.onchainTimeoutMs;
+    let finalizedBy: "self" | "other" = "other";
+    for (;;) {
+      const answer = await taskAnswer(this.contracts, this.clients.publicClient, task);
+      if (answer !== undefined) return { ...answer, submitBlock, finalizedBy, ms: performance.now() - started };
+      const head = await this.clients.publicClient.getBlockNumber({ cacheTime: 0 });
+      if (head >= event.args.disputeDeadline + VECTOR_CLIENT_DEFAULTS.finalizeGraceBlocks) {
+        try {
+          if (await finalizeTask(this.contracts, this.clients.publicClient, task)) finalizedBy = "self";
+        } catch (err) {
+          this.log.warn("finalize failed; retrying", { task: task.toString(), error: describeError(err) });
+        }
+        continue;
+      }
+      if (Date.now() > deadline) throw new VectorClientError("ERR_TIMEOUT", `task ${task} was not finalized within ${VECTOR_CLIENT_DEFAULTS.onchainTimeoutMs / 1000} s`, { task });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
+/**
+ * Members to ask so every fragment in `uncovered` is covered by one of them: repeatedly the member
+ * holding the most uncovered fragments (ties by address), skipping failed members.
+ */
+export function coverPlan(holders: readonly (readonly Address[])[], uncovered: ReadonlySet<number>, failed: ReadonlySet<string>): Address[] {
+  const left = new Set(uncovered);
+  const plan: Address[] = [];
+  while (left.size > 0) {
+    const counts = new Map<string, { address: Address; n: number }>();
+    for (const f of left) {
+      for (const a of holders[f] ?? []) {
+        if (failed.has(a.toLowerCase())) continue;
+        const c = counts.get(a.toLowerCase()) ?? { address: a, n: 0 };
+        c.n++;
+        counts.set(a.toLowerCase(), c);
+      }
+    }
+    if (counts.size === 0) break;
+    const best = [...counts.values()].sort((x, y) => y.n - x.n || x.address.toLowerCase().localeCompare(y.address.toLowerCase()))[0]!;
+    plan.push(best.address);
+    for (const f of [...left]) if ((holders[f] ?? []).some((a) => a.toLowerCase() === best.address.toLowerCase())) left.delete(f);
+  }
+  return plan;
+}

@@ -1,0 +1,357 @@
+/**
+ * Vector Magus on a node: accepting a vector index document (data/vector-manifest.ts), indexing
+ * the fragments it holds (index/: HNSW plus exact re-ranking), and answering `/muri/search/1.0.0`.
+ *
+ * A document is accepted when it decodes, the Magu on chain is an Active vector Magu with the
+ * same dimension and metric, its fragment roots fold to the committed root over the committed
+ * count, and this node is a member (or `observer` is set: validators keep documents to audit and
+ * check answers without holding anything). It is then recorded in the Magu index (what the prover
+ * and repair read) with the fragments placement gives this node's slot (`holdersVector`, r
+ * replicas), and its CID is kept in `Bucket.vector` so a restart reopens everything.
+ *
+ * Held fragments are added to the Magu's vector index as they arrive (`onFragment`) and, at start,
+ * any held fragment already on disk but missing from the index (a crash between the two, or a
+ * rebuilt index) is added back. Index files live in `<dir>/vectors/<magu id>/`.
+ *
+ * Requests (JSON, see SearchRequest): `search` answers this node's top-k over the fragments it has
+ * indexed, hits as decimal strings, with the fragments it searched; `manifest` returns the current
+ * document (base64), so a client appending a batch or a validator learns the fragment list.
+ */
+import { join } from "node:path";
+import type { Hex } from "viem";
+import { CID } from "multiformats/cid";
+import type { MuriContracts, MuriPublicClient } from "../chain/index.js";
+import { maguRoot } from "../data/merkle.js";
+import { fragmentsOfSlot } from "../data/placement.js";
+import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, type VectorManifest } from "../data/vector-manifest.js";
+import { openVectorIndex, type SearchHit, type VectorIndex } from "../index/index.js";
+import type { FragmentStore } from "../store/fragment-store.js";
+import { silentLogger, type Logger } from "../store/logger.js";
+import { Bucket, type MetaDb } from "../store/meta-db.js";
+import type { MaguIndex } from "./magu-index.js";
+import { MaguDocumentError } from "./magu-sync.js";
+
+/** MaguRegistry `Kind.Vector`. */
+const KIND_VECTOR = 1;
+/** MaguRegistry `Status.Active`. */
+const STATUS_ACTIVE = 2;
+/** Largest k a search request may ask for. */
+export const MAX_SEARCH_K = 1_000;
+/** Largest ef a search request may ask for. */
+export const MAX_SEARCH_EF = 100_000;
+/** How long index changes wait before they are saved. */
+const SAVE_DELAY_MS = 2_000;
+
+/** A search request on `/muri/search/1.0.0`. */
+export type SearchRequest =
+  | { op: "search"; magu: string; query: Hex; k: number; ef?: number; exact?: boolean }
+  | { op: "manifest"; magu: string };
+
+/** One hit on the wire (bigints as decimal strings). */
+export interface WireHit {
+  id: string;
+  distance: string;
+  fragment: number;
+  position: number;
+}
+
+export interface SearchAnswer {
+  ok: true;
+  hits: WireHit[];
+  /** Fragment indexes this answer covers. */
+  fragments: number[];
+}
+
+export interface ManifestAnswer {
+  ok: true;
+  cid: string;
+  /** The document bytes, base64. */
+  doc: string;
+}
+
+export function hitToWire(h: SearchHit): WireHit {
+  return { id: h.id.toString(), distance: h.distance.toString(), fragment: h.fragment, position: h.position };
+}
+
+/** Parses a wire hit; throws a message naming the field. */
+export function hitFromWire(w: unknown): SearchHit {
+  const h = w as Partial<WireHit> | undefined;
+  if (typeof h?.id !== "string" || !/^[0-9]{1,20}$/.test(h.id)) throw new Error("hit.id must be a decimal uint64 string");
+  if (typeof h.distance !== "string" || !/^-?[0-9]{1,20}$/.test(h.distance)) throw new Error("hit.distance must be a decimal int64 string");
+  if (!Number.isSafeInteger(h.fragment) || h.fragment! < 0) throw new Error("hit.fragment must be a non-negative integer");
+  if (!Number.isSafeInteger(h.position) || h.position! < 0) throw new Error("hit.position must be a non-negative integer");
+  return { id: BigInt(h.id), distance: BigInt(h.distance), fragment: h.fragment!, position: h.position! };
+}
+
+/** Decodes a query (`0x` + 4·dim hex digits: dim int16 big-endian) for a Magu of dimension `dim`. */
+export function decodeQuery(hex: unknown, dim: number): Int16Array {
+  if (typeof hex !== "string" || !/^0x([0-9a-fA-F]{4})*$/.test(hex)) throw new Error("query must be 0x-prefixed hex of int16 big-endian components");
+  const bytes = Buffer.from(hex.slice(2), "hex");
+  if (bytes.length !== 2 * dim) throw new Error(`query has ${bytes.length / 2} components, the Magu's dimension is ${dim}`);
+  const out = new Int16Array(dim);
+  for (let i = 0; i < dim; i++) out[i] = bytes.readInt16BE(2 * i);
+  return out;
+}
+
+/** Encodes int16 components as the query hex of a request and of SearchMarket.submit. */
+export function encodeQuery(values: Int16Array): Hex {
+  const bytes = Buffer.allocUnsafe(2 * values.length);
+  for (let i = 0; i < values.length; i++) bytes.writeInt16BE(values[i]!, 2 * i);
+  return `0x${bytes.toString("hex")}`;
+}
+
+export interface VectorServiceInit {
+  /** This agent's address. */
+  member: `0x${string}`;
+  /** Agent directory (indexes go to `<dir>/vectors/`). */
+  dir: string;
+  /** Keep documents without being a member (validators). */
+  observer?: boolean;
+  /** Default HNSW search effort (the index's default when unset). */
+  efSearch?: number;
+}
+
+export interface VectorServiceComponents {
+  store: FragmentStore;
+  index: MaguIndex;
+  metaDb: MetaDb;
+  contracts: MuriContracts<MuriPublicClient>;
+  logger?: Logger;
+}
+
+/** What an accepted document assigns this node (for the push policy). */
+export interface AcceptedDocument {
+  maguId: bigint;
+  cids: readonly CID[];
+  held: readonly number[];
+}
+
+export interface VectorService {
+  /** The `type` of the documents this service takes (for magu-sync). */
+  readonly documentType: typeof VECTOR_MANIFEST_TYPE;
+  /** Reopens the documents and indexes of a previous run; indexes held fragments missing from them. */
+  load(): Promise<void>;
+  /** Verifies and records a pushed vector index document (MaguDocumentError when refused). */
+  acceptDocument(bytes: Uint8Array, cid: CID): Promise<AcceptedDocument>;
+  /** A held fragment was stored: index it (in the background, in arrival order). */
+  onFragment(maguId: bigint, cid: CID, bytes: Uint8Array): Promise<void>;
+  /** Answers a `/muri/search/1.0.0` request. */
+  handle(request: unknown): Promise<SearchAnswer | ManifestAnswer>;
+  /** This node's top-k in `maguId`: HNSW with `ef` (the index default when unset) or brute force with `exact`. */
+  search(maguId: bigint, query: Int16Array, k: number, options?: { ef?: number; exact?: boolean }): Promise<{ hits: SearchHit[]; fragments: number[] }>;
+  /** The current document of `maguId`, if any. */
+  manifest(maguId: bigint): Promise<{ manifest: VectorManifest; cid: CID; bytes: Uint8Array } | undefined>;
+  /** Vector Magus with a document here. */
+  maguIds(): bigint[];
+  close(): Promise<void>;
+}
+
+function idKey(maguId: bigint): Uint8Array {
+  return Buffer.from(maguId.toString(16).padStart(64, "0"), "hex");
+}
+
+export function createVectorService(init: VectorServiceInit, components: VectorServiceComponents): VectorService {
+  const log = components.logger ?? silentLogger;
+  const { store, index, metaDb } = components;
+  const registry = components.contracts.maguRegistry;
+  const bucket = metaDb.bucket(Bucket.vector);
+  const me = init.member.toLowerCase();
+  const docs = new Map<bigint, { manifest: VectorManifest; cid: CID; bytes: Uint8Array }>();
+  const indexes = new Map<bigint, Promise<VectorIndex>>();
+  const saveTimers = new Map<bigint, NodeJS.Timeout>();
+  /** Serialises index changes per Magu. */
+  const queues = new Map<bigint, Promise<unknown>>();
+  let closed = false;
+
+  const serial = <T>(maguId: bigint, task: () => Promise<T>): Promise<T> => {
+    const prev = queues.get(maguId) ?? Promise.resolve();
+    const next = prev.then(task, task);
+    queues.set(maguId, next.catch(() => undefined));
+    return next;
+  };
+
+  const openIndex = (maguId: bigint, m: VectorManifest): Promise<VectorIndex> => {
+    let opened = indexes.get(maguId);
+    if (opened === undefined) {
+      const dir = join(init.dir, "vectors", maguId.toString());
+      opened = openVectorIndex({ dir, dim: m.dim, metric: m.metric, efSearch: init.efSearch }).catch(async (err: Error) => {
+        if (err.name !== "IndexCorruptError") throw err;
+        log.warn("vector index unreadable: rebuilding it from the stored fragments", { magu: maguId.toString(), error: err.message });
+        const { rm } = await import("node:fs/promises");
+        await rm(dir, { recursive: true, force: true });
+        return openVectorIndex({ dir, dim: m.dim, metric: m.metric, efSearch: init.efSearch });
+      });
+      indexes.set(maguId, opened);
+      opened.catch(() => indexes.delete(maguId));
+    }
+    return opened;
+  };
+
+  const scheduleSave = (maguId: bigint): void => {
+    if (closed || saveTimers.has(maguId)) return;
+    const timer = setTimeout(() => {
+      saveTimers.delete(maguId);
+      void serial(maguId, async () => (await openIndex(maguId, docs.get(maguId)!.manifest)).save()).catch((err: Error) =>
+        log.error("saving the vector index failed", { magu: maguId.toString(), error: err.message }),
+      );
+    }, SAVE_DELAY_MS);
+    timer.unref();
+    saveTimers.set(maguId, timer);
+  };
+
+  /** Adds held fragments that are on disk but not in the index. */
+  const catchUp = async (maguId: bigint): Promise<number> => {
+    const doc = docs.get(maguId);
+    const rec = await index.get(maguId);
+    if (doc === undefined || rec === undefined) return 0;
+    return serial(maguId, async () => {
+      const vi = await openIndex(maguId, doc.manifest);
+      let added = 0;
+      for (const f of rec.held) {
+        if (vi.hasFragment(f)) continue;
+        const cid = rec.cids[f]!;
+        if (!(await store.has(cid))) continue;
+        await vi.addFragment(f, await store.get(cid));
+        added++;
+      }
+      if (added > 0) scheduleSave(maguId);
+      return added;
+    });
+  };
+
+  const verify = async (m: VectorManifest, cid: CID): Promise<{ root: Hex; held: number[] }> => {
+    const reject = (reason: string): never => {
+      throw new MaguDocumentError(cid.toString(), reason);
+    };
+    const info = await registry.read.maguInfo([m.maguId]);
+    if (info.params.kind !== KIND_VECTOR) reject("not a vector Magu");
+    if (info.status !== STATUS_ACTIVE) reject(`Magu status ${info.status}, not active`);
+    if (info.params.dimension !== m.dim) reject(`document dim ${m.dim}, Magu dim ${info.params.dimension}`);
+    if (METRIC_BY_CODE[info.params.metric] !== m.metric) reject(`document metric ${m.metric}, Magu metric code ${info.params.metric}`);
+    const roots = m.fragments.map((f) => Buffer.from(f.root, "hex"));
+    const root = `0x${maguRoot(roots).toString("hex")}` as Hex;
+    if (info.fragmentCount !== roots.length || root.toLowerCase() !== info.root.toLowerCase()) {
+      reject(`document folds to ${root} over ${roots.length} fragments; chain has ${info.root} over ${info.fragmentCount}`);
+    }
+    const slot = info.members.findIndex((a) => a.toLowerCase() === me);
+    if (slot < 0 && init.observer !== true) reject("this node is not a member");
+    const held = slot < 0 ? [] : fragmentsOfSlot(m.maguId, roots.length, info.params.members, slot, { replication: info.params.replication });
+    return { root: info.root, held };
+  };
+
+  const record = async (m: VectorManifest, cid: CID, bytes: Uint8Array): Promise<AcceptedDocument> => {
+    const { root, held } = await verify(m, cid);
+    const current = docs.get(m.maguId);
+    if (current !== undefined && current.manifest.fragments.length > m.fragments.length) {
+      throw new MaguDocumentError(cid.toString(), `older than the document already held (${current.manifest.fragments.length} fragments)`);
+    }
+    const cids = m.fragments.map((f) => f.cid);
+    await index.recordFragments(m.maguId, root, m.fragments.map((f) => Buffer.from(f.root, "hex")), cids);
+    await index.setHeld(m.maguId, held);
+    await store.put(cid, bytes);
+    await bucket.put(idKey(m.maguId), cid.bytes, { sync: true });
+    docs.set(m.maguId, { manifest: m, cid, bytes });
+    log.info("vector index document recorded", { magu: m.maguId.toString(), fragments: cids.length, held: held.length });
+    if (init.observer !== true) await catchUp(m.maguId);
+    return { maguId: m.maguId, cids, held };
+  };
+
+  const service: VectorService = {
+    documentType: VECTOR_MANIFEST_TYPE,
+    async load() {
+      for await (const [, value] of bucket.entries()) {
+        let cid: CID;
+        try {
+          cid = CID.decode(value);
+          const bytes = await store.get(cid);
+          const manifest = decodeVectorManifest(bytes, cid);
+          docs.set(manifest.maguId, { manifest, cid, bytes });
+        } catch (err) {
+          log.error("a stored vector index document is unreadable; waiting for the client to push it again", { error: (err as Error).message });
+          continue;
+        }
+      }
+      if (init.observer === true) return;
+      for (const maguId of docs.keys()) {
+        try {
+          const added = await catchUp(maguId);
+          log.info("vector index loaded", { magu: maguId.toString(), added, records: (await openIndex(maguId, docs.get(maguId)!.manifest)).size });
+        } catch (err) {
+          log.error("vector index failed to load", { magu: maguId.toString(), error: (err as Error).message });
+        }
+      }
+    },
+
+    async acceptDocument(bytes, cid) {
+      let manifest: VectorManifest;
+      try {
+        manifest = decodeVectorManifest(bytes, cid);
+      } catch (err) {
+        throw new MaguDocumentError(cid.toString(), (err as Error).message);
+      }
+      return record(manifest, cid, bytes);
+    },
+
+    async onFragment(maguId, cid, bytes) {
+      const doc = docs.get(maguId);
+      const rec = await index.get(maguId);
+      if (doc === undefined || rec === undefined || init.observer === true) return;
+      const key = cid.toString();
+      const positions = rec.held.filter((f) => rec.cids[f]?.toString() === key);
+      if (positions.length === 0) return;
+      // Indexing runs behind the push: the pusher's answer (and the prover, which reads the store)
+      // must not wait for the HNSW inserts. A crash before the index is saved is caught up at start.
+      void serial(maguId, async () => {
+        const vi = await openIndex(maguId, doc.manifest);
+        for (const f of positions) if (!vi.hasFragment(f)) await vi.addFragment(f, bytes);
+        scheduleSave(maguId);
+      }).catch((err: Error) => log.error("indexing a fragment failed", { magu: maguId.toString(), cid: key, error: err.message }));
+    },
+
+    async search(maguId, query, k, options = {}) {
+      const doc = docs.get(maguId);
+      if (doc === undefined) throw new Error(`Magu ${maguId} is not a vector Magu held here`);
+      if (query.length !== doc.manifest.dim) throw new Error(`query has ${query.length} components, the Magu's dimension is ${doc.manifest.dim}`);
+      const vi = await openIndex(maguId, doc.manifest);
+      const hits = vi.search(query, k, options.exact === true ? { exact: true } : { ef: options.ef });
+      return { hits, fragments: vi.fragments() };
+    },
+
+    async manifest(maguId) {
+      return docs.get(maguId);
+    },
+
+    maguIds: () => [...docs.keys()],
+
+    async handle(raw) {
+      const request = raw as Partial<SearchRequest> & Record<string, unknown>;
+      if (typeof request?.magu !== "string" || !/^[1-9][0-9]{0,77}$/.test(request.magu)) throw new Error("magu must be a decimal Magu id");
+      const maguId = BigInt(request.magu);
+      const doc = docs.get(maguId);
+      if (doc === undefined) throw new Error(`Magu ${maguId} has no vector index document here`);
+      if (request.op === "manifest") return { ok: true, cid: doc.cid.toString(), doc: Buffer.from(doc.bytes).toString("base64") };
+      if (request.op !== "search") throw new Error(`unknown op ${JSON.stringify(request.op)}: expected "search" or "manifest"`);
+      const k = request.k;
+      if (!Number.isSafeInteger(k) || (k as number) < 1 || (k as number) > MAX_SEARCH_K) throw new Error(`k must be an integer in [1, ${MAX_SEARCH_K}]`);
+      if (request.ef !== undefined && (!Number.isSafeInteger(request.ef) || request.ef < 1 || request.ef > MAX_SEARCH_EF)) {
+        throw new Error(`ef must be an integer in [1, ${MAX_SEARCH_EF}]`);
+      }
+      const query = decodeQuery(request.query, doc.manifest.dim);
+      const { hits, fragments } = await service.search(maguId, query, k as number, { ef: request.ef, exact: request.exact === true });
+      return { ok: true, hits: hits.map(hitToWire), fragments };
+    },
+
+    async close() {
+      closed = true;
+      for (const timer of saveTimers.values()) clearTimeout(timer);
+      saveTimers.clear();
+      for (const [maguId, opened] of indexes) {
+        await serial(maguId, async () => (await opened).close()).catch((err: Error) =>
+          log.error("closing the vector index failed", { magu: maguId.toString(), error: err.message }),
+        );
+      }
+      indexes.clear();
+    },
+  };
+  return service;
+}
