@@ -18,6 +18,7 @@ import { stakeCommand } from "./commands/stake.js";
 import { statusCommand } from "./commands/status.js";
 import { unstakeCommand } from "./commands/unstake.js";
 import { withdrawCommand } from "./commands/withdraw.js";
+import { searchCommand, vectorsAddCommand } from "./commands/vectors.js";
 import { connect, resolveTarget } from "./context.js";
 import { isLocalCommand } from "./devnet/local-command.js";
 import { ExitCode, UsageError } from "./errors.js";
@@ -36,6 +37,8 @@ export const COMMANDS: Command[] = [
   nodeCommand,
   putCommand,
   getCommand,
+  vectorsAddCommand,
+  searchCommand,
 ];
 
 /** Words that group subcommands (`muri magu create`). */

@@ -1,6 +1,7 @@
 /**
  * A local MuriData network in one directory: a `hardhat node` on a free 127.0.0.1 port with
- * interval mining (periods advance on their own; automine stays on), the contracts deployed by
+ * interval mining (a block every blockMs; automine is on for the set-up and off once the agents are
+ * ready, so blocks measure time as on a real chain), the contracts deployed by
  * scripts/deploy-local.ts, accounts funded with MURI from account 0, and N storage node processes
  * (agents/roles/run-node.ts) plus V validators (agents/roles/run-validator.ts, when it exists), each
  * with its own key and data directory. Accounts come from Hardhat's test mnemonic: #0 deploys and
@@ -216,6 +217,11 @@ export async function startDevnet(init: DevnetInit): Promise<Devnet> {
         return { agent, process: m };
       }),
     );
+
+    // From here on a block comes every blockMs and only then, whatever the load, as on a real
+    // chain: windows counted in blocks (search tasks' commit and reveal, proof deadlines) keep
+    // their length in time. Set-up (deploy, funding, registration) ran with automine, for speed.
+    await rpcCall(rpcUrl, "evm_setAutomine", [false]);
 
     const info: DevnetFile = {
       chainId: deployment.chainId,

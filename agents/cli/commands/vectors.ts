@@ -1,0 +1,182 @@
+/**
+ * `muri vectors add --magu ID FILE`: reads and checks a vector file (.fvecs, .npy float32/float64,
+ * .jsonl, .csv), packs the vectors into fragments, commits them to the vector Magu and pushes them
+ * to the members placement names (roles/vector-client.ts). Nothing is committed or sent unless the
+ * whole file is valid.
+ *
+ * `muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--onchain --fee X]`:
+ * the top-k of a vector Magu, off-chain (one holder per fragment, merged) or as an on-chain task.
+ * Results are in rank order; `distance` is the canonical distance divided by 2^28 (squared L2, or
+ * the negated inner product, in the units of the original floats), `canonical` the exact integer.
+ */
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { generatePrivateKey } from "viem/accounts";
+import { createVectorClient, VECTOR_CLIENT_DEFAULTS, type VectorClient } from "../../roles/vector-client.js";
+import { readVectorFile } from "../../data/vector-files.js";
+import { VECTOR_SCALE } from "../../data/vectors.js";
+import type { Command, CommandArgs } from "../command.js";
+import type { CliContext } from "../context.js";
+import { resolveTarget } from "../context.js";
+import { CLIENT_DIR_HELP, clientDir } from "../devnet/storage-client.js";
+import { startProgress } from "../devnet/progress.js";
+import { UsageError } from "../errors.js";
+import { formatMuri, parseInteger, parseMuri } from "../values.js";
+
+const SCALE2 = VECTOR_SCALE * VECTOR_SCALE;
+const FORMATS = ["fvecs", "npy", "jsonl", "csv"] as const;
+
+async function startVectorClient(args: CommandArgs, ctx: CliContext, dir: string, needsKey: boolean): Promise<VectorClient> {
+  const target = await resolveTarget(args);
+  if (target.key === undefined && needsKey) {
+    throw new UsageError("--key is required: pass --key HEX, set MURI_KEY, or use a --devnet with a clientKey");
+  }
+  // An off-chain search sends no transaction: without a key, a throwaway one only names the client.
+  const client = createVectorClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key ?? generatePrivateKey() });
+  await client.start();
+  return client;
+}
+
+function existingFile(value: string, option: string): string {
+  const file = resolve(value);
+  if (!existsSync(file)) throw new UsageError(`${option}: ${file} does not exist`);
+  if (!statSync(file).isFile()) throw new UsageError(`${option}: ${file} is not a regular file`);
+  return file;
+}
+
+export const vectorsAddCommand: Command = {
+  path: ["vectors", "add"],
+  summary: "add vectors from a file to a vector Magu (committed on chain, pushed to the members)",
+  usage: "muri vectors add --magu ID FILE [--fragment-size BYTES]",
+  help: [
+    "  --magu ID            the vector Magu (owned by the key, active)",
+    `  FILE                 .fvecs, .npy (float32/float64, 2-D), .jsonl ([..] or {"id":N,"vector":[..]} per line) or .csv (optional header, "id" column)`,
+    "                       ids are the row numbers (0-based, continuing after earlier batches) unless the file gives them",
+    `  --fragment-size B    bytes per fragment, whole records (default ${VECTOR_CLIENT_DEFAULTS.fragmentSize})`,
+    CLIENT_DIR_HELP,
+  ],
+  options: { magu: { type: "string" }, "fragment-size": { type: "string" }, "client-dir": { type: "string" } },
+  positionals: ["FILE"],
+  signs: true,
+  prepare(args) {
+    const file = existingFile(args.positionals[0]!, "FILE");
+    const maguId = parseInteger(args.required("magu", "the vector Magu to add to"), "--magu", { min: 1n });
+    const sizeArg = args.string("fragment-size");
+    const fragmentSize = sizeArg === undefined ? undefined : Number(parseInteger(sizeArg, "--fragment-size", { min: 1024n, max: 1048576n }));
+    const dir = clientDir(args);
+    return async (ctx) => {
+      const progress = startProgress("vectors add");
+      progress.update("reading and checking the file");
+      const client = await startVectorClient(args, ctx, dir, true);
+      try {
+        const result = await client.add(maguId, file, { fragmentSize });
+        progress.done();
+        return {
+          json: { maguId: result.maguId, file, vectors: result.vectors, firstRow: result.firstRow, fragments: result.fragments, fragmentCount: result.fragmentCount, manifestCid: result.manifestCid.toString() },
+          text: [
+            `added ${result.vectors} vectors to Magu ${result.maguId} in ${result.fragments} fragments (now ${result.fragmentCount})`,
+            `first row id ${result.firstRow}; vector index document ${result.manifestCid}`,
+          ],
+        };
+      } finally {
+        progress.done();
+        await client.stop();
+      }
+    };
+  },
+};
+
+function parseVectorJson(text: string): number[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UsageError(`--vector: not JSON; give an array of numbers such as '[0.1, -0.2, 0.3]'`);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw new UsageError("--vector: must be a non-empty JSON array of numbers");
+  parsed.forEach((x, i) => {
+    if (typeof x !== "number" || !Number.isFinite(x)) throw new UsageError(`--vector: component ${i} is ${JSON.stringify(x)}, not a finite number`);
+  });
+  return parsed as number[];
+}
+
+export const searchCommand: Command = {
+  path: ["search"],
+  summary: "top-k search of a vector Magu, off-chain over libp2p or as an on-chain task (--onchain)",
+  usage: "muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--onchain [--fee MURI]]",
+  help: [
+    "  --magu ID            the vector Magu",
+    "  --vector JSON        the query as a JSON array of numbers",
+    `  --query FILE         the query as a one-row vector file (${FORMATS.join(", ")})`,
+    "  -k K                 results wanted (default 10)",
+    "  --ef N               HNSW search effort on the nodes (higher: better recall, slower; default: the nodes')",
+    "  --exact              brute force on the nodes: the exact top-k",
+    "  --onchain            submit a SearchMarket task and wait for its finalized answer (exact on the nodes)",
+    "  --fee MURI           fee of the on-chain task, split among the members that answered (default 1)",
+  ],
+  options: {
+    magu: { type: "string" },
+    vector: { type: "string" },
+    query: { type: "string" },
+    k: { type: "string", short: "k" },
+    ef: { type: "string" },
+    exact: { type: "boolean" },
+    onchain: { type: "boolean" },
+    fee: { type: "string" },
+    "client-dir": { type: "string" },
+  },
+  signs: false,
+  prepare(args) {
+    const maguId = parseInteger(args.required("magu", "the vector Magu to search"), "--magu", { min: 1n });
+    const vectorArg = args.string("vector");
+    const queryArg = args.string("query");
+    if ((vectorArg === undefined) === (queryArg === undefined)) throw new UsageError("give exactly one of --vector JSON and --query FILE");
+    const k = Number(parseInteger(args.string("k") ?? "10", "-k", { min: 1n, max: 1000n }));
+    const efArg = args.string("ef");
+    const ef = efArg === undefined ? undefined : Number(parseInteger(efArg, "--ef", { min: 1n, max: 100000n }));
+    const exact = args.flag("exact");
+    const onchain = args.flag("onchain");
+    if (exact && ef !== undefined) throw new UsageError("--exact and --ef exclude each other");
+    if (!onchain && args.string("fee") !== undefined) throw new UsageError("--fee only applies with --onchain");
+    const fee = parseMuri(args.string("fee") ?? "1", "--fee", true);
+    const queryFile = queryArg === undefined ? undefined : existingFile(queryArg, "--query");
+    const vector = vectorArg === undefined ? undefined : parseVectorJson(vectorArg);
+    const dir = clientDir(args);
+    return async (ctx) => {
+      let query: ArrayLike<number>;
+      if (queryFile !== undefined) {
+        const file = await readVectorFile(queryFile);
+        if (file.count !== 1) throw new UsageError(`--query: ${queryFile} holds ${file.count} vectors; give a file with exactly one`);
+        query = file.vectors;
+      } else {
+        query = vector!;
+      }
+      const client = await startVectorClient(args, ctx, dir, onchain);
+      try {
+        if (onchain) {
+          const answer = await client.searchOnChain(maguId, query, k, fee);
+          const results = answer.result.map((h) => ({ id: h.id.toString(), distance: Number(h.distance) / SCALE2, canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
+          return {
+            json: { maguId, k, onchain: true, task: answer.task, results, submitBlock: answer.submitBlock, finalizedBlock: answer.block, credits: answer.credits, payPerCredit: answer.payPerCredit, refund: answer.refund, ms: Math.round(answer.ms) },
+            text: [
+              `task ${answer.task}: ${results.length} results, finalized in block ${answer.block} (${answer.block - answer.submitBlock} blocks, ${(answer.ms / 1000).toFixed(1)} s), ${answer.credits} credits of ${formatMuri(answer.payPerCredit)} MURI`,
+              ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${r.distance.toPrecision(6)}`),
+            ],
+          };
+        }
+        const result = await client.search(maguId, query, k, { ef, exact });
+        const results = result.hits.map((h) => ({ id: h.id.toString(), distance: Number(h.distance) / SCALE2, canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
+        const complete = result.uncovered.length === 0;
+        return {
+          json: { maguId, k, onchain: false, results, asked: result.asked, failed: result.failed, complete, uncovered: result.uncovered, ms: Math.round(result.ms * 10) / 10 },
+          text: [
+            `${results.length} results from ${result.asked - result.failed} of ${result.asked} members in ${result.ms.toFixed(1)} ms${complete ? "" : `; fragments ${result.uncovered.join(",")} unanswered`}`,
+            ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${r.distance.toPrecision(6)}`),
+          ],
+        };
+      } finally {
+        await client.stop();
+      }
+    };
+  },
+};
