@@ -3,11 +3,9 @@
  * deployment: help, stake, status, magu create/status, and every failure as one line on stderr.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import type { Hex } from "viem";
 import type { Deployment } from "../../../agents/chain/index.js";
@@ -21,41 +19,8 @@ import {
   tempDir,
   type HardhatChain,
 } from "../chain/harness.js";
+import { muri, type CliRun } from "./run-muri.js";
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const BIN = join(ROOT, "bin", "muri.js");
-const CLI_TIMEOUT_MS = 60_000;
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/muri.js ...args` under this (Node 22) node, with MURI_* variables cleared. */
-function muri(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MURI_")));
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
-    env: { ...clean, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`muri ${args.join(" ")} did not exit within ${CLI_TIMEOUT_MS} ms\n${stderr}`));
-    }, CLI_TIMEOUT_MS);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      // let the pipes drain
-      setImmediate(() => resolve({ code, stdout, stderr }));
-    });
-  });
-}
 
 /** Exactly one line on stderr, no stack trace; returns it. */
 function oneLine(r: CliRun): string {

@@ -16,10 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { MURI_BIN as MURI, ROOT, muri } from "./run-muri.js";
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const MURI = join(ROOT, "bin", "muri.js");
 const READY_MS = 120_000;
 const STOP_MS = 30_000;
 
@@ -133,18 +131,6 @@ function portOpen(url: URL): Promise<boolean> {
       resolve(true);
     });
     socket.once("error", () => resolve(false));
-  });
-}
-
-/** Runs `muri ...args` to its end. */
-function muri(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MURI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.once("exit", (code) => resolve({ code, stdout, stderr }));
   });
 }
 

@@ -1,0 +1,39 @@
+/**
+ * Runs the real `muri` command (bin/muri.js) as a child process under this (Node 22) node, with the
+ * MURI_* variables of the test process cleared, and collects its output. Shared by the CLI and
+ * end-to-end tests.
+ */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+export const MURI_BIN = join(ROOT, "bin", "muri.js");
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `muri ...args` to its end (SIGKILL and a rejection after `timeoutMs`). */
+export function muri(args: string[], env: Record<string, string> = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<CliRun> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MURI_")));
+  const child = spawn(process.execPath, [MURI_BIN, ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`muri ${args.join(" ")} did not exit within ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      // let the pipes drain
+      setImmediate(() => resolve({ code, stdout, stderr }));
+    });
+  });
+}
