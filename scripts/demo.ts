@@ -1,12 +1,16 @@
 // `npm start`: the main job. Starts `muri devnet` (a local Hardhat chain, the contracts, 5 node
 // processes and a validator), uploads a file with `muri put`, downloads it with `muri get` and checks
-// the bytes, then watches `muri status` until every member has passed a challenge and rewards have
-// arrived, and stops the devnet (which stops everything it started).
+// the bytes; creates a vector Magu (r = 2), adds 5,000 vectors with `muri vectors add`, searches it
+// off-chain and as an on-chain task with `muri search` and checks both answers against brute force;
+// then watches `muri status` until every member has passed a challenge and rewards have arrived,
+// and stops the devnet (which stops everything it started).
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { writeNpy } from "../agents/data/vector-files.js";
+import { canonicalDistance, compareHits, quantize } from "../agents/data/vectors.js";
 
 const dir = process.env.MURI_DEMO_DIR ?? ".devnet";
 const nodes = Number(process.env.MURI_DEMO_NODES ?? 5);
@@ -74,6 +78,41 @@ try {
   console.log(`get: ${same ? "identical bytes" : "BYTES DIFFER"} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
   if (!same) throw new Error("the downloaded file differs from the uploaded one");
 
+  // Vectors: a seeded mixture of 16 clusters in 32 dimensions, ids 0..4999.
+  const dim = 32;
+  const count = 5000;
+  let seed = 2026;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+  const centres = Array.from({ length: 16 }, () => Array.from({ length: dim }, () => gauss() * 0.3));
+  const point = () => centres[Math.floor(rand() * centres.length)]!.map((c) => Math.max(-1.9, Math.min(1.9, c + gauss() * 0.2)));
+  const data = Array.from({ length: count }, point);
+  const vectorsFile = join(dir, "demo-vectors.npy");
+  await writeNpy(vectorsFile, data.flat(), dim);
+  const magu = await runMuri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "l2", "--replication", "2", "--members", String(Math.min(5, nodes)), "--fragments", "32", "--periods", "1000", "--price", "0.000001", "--devnet", dir]);
+  t = Date.now();
+  const added = await runMuri(["vectors", "add", "--magu", String(magu.id), vectorsFile, "--devnet", dir]);
+  console.log(`vectors add: ${added.vectors} vectors of dimension ${dim} -> vector Magu ${magu.id}, ${added.fragments} fragments, r = 2 (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  const query = point();
+  const q = quantize(query, dim);
+  const truth = data
+    .map((v, id) => ({ id: BigInt(id), distance: canonicalDistance("l2", q, quantize(v, dim)) }))
+    .sort(compareHits)
+    .slice(0, 5)
+    .map((h) => h.id.toString());
+  const sameAsTruth = (results: Array<{ id: string }>) => results.map((r) => r.id).join(",") === truth.join(",");
+  let offchain: any;
+  for (let attempt = 0; ; attempt++) {
+    // the members index their fragments as they arrive: retry briefly until every fragment answers
+    offchain = await runMuri(["search", "--magu", String(magu.id), "--vector", JSON.stringify(query), "-k", "5", "--devnet", dir]);
+    if (offchain.complete || attempt >= 20) break;
+    await sleep(1_000);
+  }
+  console.log(`search (off-chain): top-5 ids ${offchain.results.map((r: any) => r.id).join(", ")} in ${offchain.ms} ms, ${sameAsTruth(offchain.results) ? "equal to brute force" : "DIFFERENT FROM BRUTE FORCE"}`);
+  const onchain = await runMuri(["search", "--magu", String(magu.id), "--vector", JSON.stringify(query), "-k", "5", "--onchain", "--devnet", dir]);
+  console.log(`search (on-chain task ${onchain.task}): top-5 ids ${onchain.results.map((r: any) => r.id).join(", ")}, finalized ${Number(onchain.finalizedBlock) - Number(onchain.submitBlock)} blocks after submit (${(onchain.ms / 1000).toFixed(1)} s), ${sameAsTruth(onchain.results) ? "equal to brute force" : "DIFFERENT FROM BRUTE FORCE"}`);
+  if (!sameAsTruth(offchain.results) || !sameAsTruth(onchain.results)) throw new Error("a search answer differs from the brute-force top-5");
+
   const deadline = Date.now() + waitSeconds * 1000;
   let last = "";
   for (;;) {
@@ -89,7 +128,7 @@ try {
     if (Date.now() > deadline) throw new Error(`no full round of proofs and rewards within ${waitSeconds} s`);
     await sleep(5_000);
   }
-  console.log("demo finished: upload, download, proofs passing and rewards arriving");
+  console.log("demo finished: upload, download, vector search off-chain and on-chain, proofs passing and rewards arriving");
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`);
   process.exitCode = 1;
@@ -97,4 +136,5 @@ try {
   await stopDevnet();
   await rm(join(dir, "demo-input.bin"), { force: true });
   await rm(join(dir, "demo-output.bin"), { force: true });
+  await rm(join(dir, "demo-vectors.npy"), { force: true });
 }
