@@ -98,6 +98,9 @@ describe("e2e: an epoch of rewards and slashes with real node and validator proc
   test("put into a Magu of the five nodes; node-1 then loses every file it stores", async () => {
     stored = await client.put(input, { k: K, m: M, members: NODES });
     assert.deepEqual([...stored.members].map((a) => getAddress(a)).sort(), [...honest, bad].sort(), "all five nodes are members");
+    // The client told the validator about the new Magu (audit-target discovery): it verified the
+    // manifest and index against the root on chain and recorded them.
+    await waitFor("the validator recorded the Magu index", 60_000, async () => validator.stderr().includes('"msg":"magu index recorded"') || undefined, 500);
     baseline = await net.head();
     before0 = await everyoneAt(baseline);
     const deleted = await deleteFiles(join(net.nodeDir(BAD), "blocks"));
