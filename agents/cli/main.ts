@@ -19,6 +19,7 @@ import { statusCommand } from "./commands/status.js";
 import { unstakeCommand } from "./commands/unstake.js";
 import { withdrawCommand } from "./commands/withdraw.js";
 import { searchCommand, vectorsAddCommand } from "./commands/vectors.js";
+import { validatorCommand } from "./commands/validator.js";
 import { connect, resolveTarget } from "./context.js";
 import { isLocalCommand } from "./devnet/local-command.js";
 import { ExitCode, UsageError } from "./errors.js";
@@ -35,6 +36,7 @@ export const COMMANDS: Command[] = [
   claimCommand,
   devnetCommand,
   nodeCommand,
+  validatorCommand,
   putCommand,
   getCommand,
   vectorsAddCommand,

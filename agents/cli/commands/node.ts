@@ -21,21 +21,27 @@ interface NodeOptions {
   prove: boolean;
 }
 
-function parseOptions(args: CommandArgs, env: NodeJS.ProcessEnv = process.env): NodeOptions {
-  const dir = args.required("dir", "the node's data directory (keys, metadata, fragments)");
-  // Never the devnet's clientKey: a node needs its own account.
+/**
+ * The key of a foreground agent: --key, $MURI_KEY, else `$<envVar>`; never a devnet's clientKey
+ * (an agent needs its own account).
+ */
+export function agentKey(args: CommandArgs, command: string, envVar: string, env: NodeJS.ProcessEnv = process.env): Hex {
   const keyOption = args.string("key");
   const key =
     keyOption !== undefined
       ? parseKey(keyOption, "--key")
       : env.MURI_KEY
         ? parseKey(env.MURI_KEY, "MURI_KEY")
-        : env.MURI_NODE_KEY
-          ? parseKey(env.MURI_NODE_KEY, "MURI_NODE_KEY")
+        : env[envVar]
+          ? parseKey(env[envVar]!, envVar)
           : undefined;
-  if (key === undefined) {
-    throw new UsageError('--key is required by "muri node": the node account\'s key (or set MURI_KEY / MURI_NODE_KEY)');
-  }
+  if (key === undefined) throw new UsageError(`--key is required by "muri ${command}": the agent account's key (or set MURI_KEY / ${envVar})`);
+  return key;
+}
+
+function parseOptions(args: CommandArgs, env: NodeJS.ProcessEnv = process.env): NodeOptions {
+  const dir = args.required("dir", "the node's data directory (keys, metadata, fragments)");
+  const key = agentKey(args, "node", "MURI_NODE_KEY", env);
   const listen = args.strings("listen").map((a) => parseMultiaddr(a, "--listen"));
   const quota = args.string("quota");
   let quotaBytes: number | undefined;

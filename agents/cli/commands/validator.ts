@@ -1,0 +1,103 @@
+/**
+ * `muri validator`: one validator agent in the foreground (agents/roles/validator-agent.ts: marks
+ * missed proofs, fills vacancies, settles, audits what clients tell it about, checks and disputes
+ * search answers, finalizes tasks, submits weights and finalizes epochs), until Ctrl-C or SIGTERM.
+ * Its state lives in --dir, so a restart resumes; logs are JSON lines on stderr (`MURI_LOG`).
+ */
+import { createValidatorAgent } from "../../roles/validator-agent.js";
+import { jsonStderrLogger } from "../../store/logger.js";
+import type { CommandArgs } from "../command.js";
+import { resolveTarget } from "../context.js";
+import { stopSignals, type LocalCommand } from "../devnet/local-command.js";
+import { ExitCode } from "../errors.js";
+import { toJson } from "../output.js";
+import { parseInteger, parseMultiaddr, parseMuri } from "../values.js";
+import { agentKey } from "./node.js";
+
+function parseOptions(args: CommandArgs) {
+  const dir = args.required("dir", "the validator's data directory (keys, metadata, documents)");
+  const key = agentKey(args, "validator", "MURI_VALIDATOR_KEY");
+  const listen = args.strings("listen").map((a) => parseMultiaddr(a, "--listen"));
+  const port = args.string("metrics-port");
+  const auditMs = args.string("audit-ms");
+  const stake = args.string("stake");
+  return {
+    dir,
+    key,
+    listen: listen.length ? listen : undefined,
+    metricsPort: port === undefined ? undefined : Number(parseInteger(port, "--metrics-port", { max: 65535n })),
+    auditIntervalMs: auditMs === undefined ? undefined : Number(parseInteger(auditMs, "--audit-ms", { max: 86_400_000n })),
+    stake: stake === undefined ? undefined : parseMuri(stake, "--stake"),
+    claimRewards: args.flag("claim"),
+  };
+}
+
+export const validatorCommand: LocalCommand = {
+  path: ["validator"],
+  summary: "run a validator agent in the foreground until Ctrl-C",
+  usage: "muri validator --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--metrics-port N] [--audit-ms MS] [--stake MURI] [--claim]",
+  help: [
+    "  --dir DIR            validator data directory (created if missing; a restart resumes from it)",
+    "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
+    "  --metrics-port N     serve Prometheus /metrics on 127.0.0.1:N (0: a free port)",
+    "  --audit-ms MS        pause between retrieval audit rounds (default 30000; 0 turns audits off)",
+    "  --stake MURI         stake registered if not yet registered (default 2 x minStake)",
+    "  --claim              claim the validator's rewards after each finalized epoch",
+    "  the key is --key, $MURI_KEY or $MURI_VALIDATOR_KEY (never a devnet's clientKey); it registers and stakes if needed",
+  ],
+  options: {
+    dir: { type: "string" },
+    listen: { type: "string", multiple: true },
+    "metrics-port": { type: "string" },
+    "audit-ms": { type: "string" },
+    stake: { type: "string" },
+    claim: { type: "boolean" },
+  },
+  signs: true,
+  prepare(args) {
+    parseOptions(args);
+    return async () => {
+      throw new Error('"muri validator" runs without a chain context');
+    };
+  },
+  async runLocal(args, json) {
+    const options = parseOptions(args);
+    const target = await resolveTarget(args);
+    const signals = stopSignals("validator");
+    const agent = createValidatorAgent(
+      {
+        dir: options.dir,
+        deployment: target.deployment,
+        rpcUrl: target.rpcUrl,
+        privateKey: options.key,
+        listen: options.listen,
+        stake: options.stake,
+        auditIntervalMs: options.auditIntervalMs,
+        claimRewards: options.claimRewards,
+        metricsPort: options.metricsPort,
+      },
+      { logger: jsonStderrLogger("validator") },
+    );
+    try {
+      const status = await agent.start();
+      if (signals.received() === undefined) {
+        if (json) process.stdout.write(toJson({ event: "ready", ...status }) + "\n");
+        else
+          process.stdout.write(
+            [
+              `validator ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
+              `  peer ${status.peerId}`,
+              ...status.multiaddrs.map((a) => `  listening on ${a}`),
+              ...(status.metricsUrl ? [`  metrics ${status.metricsUrl}`] : []),
+              "Ctrl-C stops it.",
+            ].join("\n") + "\n",
+          );
+        await signals.stopped;
+      }
+      return ExitCode.ok;
+    } finally {
+      await agent.stop();
+      signals.dispose();
+    }
+  },
+};
