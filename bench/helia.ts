@@ -168,13 +168,51 @@ async function heliaRound(input: string, out: string): Promise<HeliaRun> {
     await b.libp2p.dial(multiaddr(addrA), { signal: AbortSignal.timeout(10_000) });
     const fs = unixfs(b);
     meter = cpuMeter({ nodeA: [child.pid!], nodeB: [process.pid] });
+    // A bitswap want can stall for good (seen once in ten 256 MiB cats on a loaded machine): the
+    // cat is aborted after STALL_MS without a byte, and the caller runs the round again.
+    const controller = new AbortController();
+    let lastByte = performance.now();
+    const watchdog = setInterval(() => {
+      if (performance.now() - lastByte > STALL_MS) controller.abort(new HeliaStallError(`Helia cat: no byte for ${STALL_MS / 1000} s`));
+    }, 1_000);
     const started = performance.now();
-    await pipeline(Readable.from(fs.cat(CID.parse(added.cid), { signal: AbortSignal.timeout(600_000) })), createWriteStream(out));
+    try {
+      const counted = async function* (source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+        for await (const chunk of source) {
+          lastByte = performance.now();
+          yield chunk;
+        }
+      };
+      await pipeline(Readable.from(counted(fs.cat(CID.parse(added.cid), { signal: controller.signal }))), createWriteStream(out));
+    } catch (err) {
+      throw controller.signal.aborted ? controller.signal.reason : err;
+    } finally {
+      clearInterval(watchdog);
+    }
     const catMs = performance.now() - started;
     return { addMs: added.ms, catMs, cid: added.cid, addCpu, catCpu: meter() };
   } finally {
     await b.stop();
     await stopChild(child);
+  }
+}
+
+/** A Helia cat that stopped receiving bytes. */
+class HeliaStallError extends Error {}
+const STALL_MS = 60_000;
+const HELIA_ATTEMPTS = 3;
+
+/** heliaRound, run again (fresh nodes) after a stalled cat; `stalls` counts the stalled attempts. */
+async function heliaRoundRetrying(input: string, out: string, stalls: { count: number }): Promise<HeliaRun> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await heliaRound(input, out);
+    } catch (err) {
+      if (!(err instanceof HeliaStallError) || attempt >= HELIA_ATTEMPTS) throw err;
+      stalls.count++;
+      console.error(`# ${err.message}; running the Helia round again (attempt ${attempt + 1} of ${HELIA_ATTEMPTS})`);
+      await rm(out, { force: true });
+    }
   }
 }
 
@@ -290,6 +328,8 @@ async function muriRound(client: StorageClient, marks: Map<string, number>, pids
 // ---------------------------------------------------------------------------------------- main
 
 async function main(): Promise<void> {
+  // An aborted Helia cat can leave a rejected block request behind: report it, do not crash.
+  process.on("unhandledRejection", (err) => console.error(`# unhandled rejection (ignored): ${(err as Error)?.message ?? String(err)}`));
   const mib = arg("mib", 256);
   const runs = arg("runs", 3);
   const nodes = arg("nodes", 5);
@@ -330,12 +370,13 @@ async function main(): Promise<void> {
     const warm = join(work, "warm.bin");
     await randomFileOf(warm, 8 * MIB);
     await muriRound(client, marks, pids, warm, join(work, "warm-out.bin"));
-    await heliaRound(warm, join(work, "warm-helia.bin"));
+    const stalls = { count: 0 };
+    await heliaRoundRetrying(warm, join(work, "warm-helia.bin"), stalls);
     for (let r = 0; r < runs; r++) {
       const m = await muriRound(client, marks, pids, input, join(work, "muri-out.bin"));
       await check(join(work, "muri-out.bin"), "MuriData get");
       muri.push(m);
-      const h = await heliaRound(input, join(work, "helia-out.bin"));
+      const h = await heliaRoundRetrying(input, join(work, "helia-out.bin"), stalls);
       await check(join(work, "helia-out.bin"), "Helia cat");
       helia.push(h);
       const mbps = (ms: number): string => (mib / (ms / 1000)).toFixed(1);
@@ -353,6 +394,8 @@ async function main(): Promise<void> {
       get: rate(median(muri.map((x) => x.getMs))),
       add: rate(median(helia.map((x) => x.addMs))),
       cat: rate(median(helia.map((x) => x.catMs))),
+      /** Until the bytes are on a second node, as after a put: add on A, then cat on B. */
+      addThenCat: rate(median(helia.map((x) => x.addMs + x.catMs))),
     };
     const phases = {
       encodeMs: median(muri.map((x) => x.encodeMs)),
@@ -367,16 +410,19 @@ async function main(): Promise<void> {
       get: mib / median(muri.map((x) => total(x.getCpu))),
       add: mib / median(helia.map((x) => total(x.addCpu))),
       cat: mib / median(helia.map((x) => total(x.catCpu))),
+      addThenCat: mib / median(helia.map((x) => total(x.addCpu) + total(x.catCpu))),
     };
     const rows = [
       ["MuriData put (encrypt + RS k=3 m=2 + Magu + push to 5 nodes)", med.put, "Helia add", med.add],
       ["MuriData get (fetch + verify + decrypt, to a file)", med.get, "Helia cat (bitswap, to a file)", med.cat],
+      ["MuriData put (as above)", med.put, "Helia add, then cat on B (bytes on a 2nd node)", med.addThenCat],
     ] as const;
     console.log(`MuriData vs Helia, ${mib} MiB random file, median of ${runs} runs, MB = MiB, on ${cpus().length} cores (load ${loadavg()[0]!.toFixed(1)})`);
     const header = ["MuriData", "MB/s", "Helia (baseline)", "MB/s", "MuriData / Helia", "MB per CPU-s (MuriData, Helia)"];
     const cpuCells = [
       `${perCpu.put.toFixed(1)}, ${perCpu.add.toFixed(1)}`,
       `${perCpu.get.toFixed(1)}, ${perCpu.cat.toFixed(1)}`,
+      `${perCpu.put.toFixed(1)}, ${perCpu.addThenCat.toFixed(1)}`,
     ];
     const table = rows.map(([a, x, b, y], i) => [a, x.toFixed(1), b, y.toFixed(1), (x / y).toFixed(2), cpuCells[i]!]);
     const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
@@ -389,6 +435,7 @@ async function main(): Promise<void> {
         `commit ${(phases.commitMs / 1000).toFixed(1)} s, push ${(phases.pushMs / 1000).toFixed(1)} s`,
     );
 
+    if (stalls.count > 0) console.log(`Helia cats that stalled (no byte for ${STALL_MS / 1000} s) and were run again: ${stalls.count}`);
     await mkdir(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
     const r1 = (x: number): number => Number(x.toFixed(1));
     const r3 = (x: number): number => Number(x.toFixed(3));
@@ -424,12 +471,16 @@ async function main(): Promise<void> {
               catMbps: r1(med.cat),
               addMbPerCpuSecond: r1(perCpu.add),
               catMbPerCpuSecond: r1(perCpu.cat),
+              addThenCatMbps: r1(med.addThenCat),
+              addThenCatMbPerCpuSecond: r1(perCpu.addThenCat),
+              stalledCatsRetried: stalls.count,
               runs: helia.map((x) => ({ ...x, addMbps: r1(rate(x.addMs)), catMbps: r1(rate(x.catMs)) })),
             },
           },
           ratios: {
             putOverAdd: r3(med.put / med.add),
             getOverCat: r3(med.get / med.cat),
+            putOverAddThenCat: r3(med.put / med.addThenCat),
             putOverAddPerCpu: r3(perCpu.put / perCpu.add),
             getOverCatPerCpu: r3(perCpu.get / perCpu.cat),
           },
