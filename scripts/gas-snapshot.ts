@@ -1,13 +1,28 @@
 // Measures the gas of the hot contract calls on the in-process Hardhat network and writes
 // snapshots/gas.json ({"Contract.function": gas}), so a regression shows up as a diff.
-// Run: npm run gas. The proof case is a vector Magu of 1024 fragments of 1 MiB = 2^20 leaves.
+// Run: npm run gas. The proof case is a vector Magu of 1024 fragments of 1 MiB = 2^20 leaves; the
+// search case a task with k = 10 on a vector Magu of 5 members (r = 2, dim 128), each member
+// revealing its 10 best hits (replicas make the lists overlap).
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import type { ContractTransactionResponse } from "ethers";
 import { leafIndexFor } from "../agents/data/challenge.js";
 import { buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
 import { deployAll, E18 } from "../test/contracts/helpers/fixture.js";
-import { createAndForm, enterPeriod, hex, registerNodes } from "../test/contracts/helpers/scenario.js";
+import { enterPeriod, hex, registerNodes } from "../test/contracts/helpers/scenario.js";
+import {
+  buildVectorData,
+  commitmentOf,
+  decodeWord,
+  disputeProof,
+  encodeQuery,
+  entryWord,
+  memberList,
+  METRIC_L2,
+  pseudoVector,
+  referenceAnswer,
+  wordHex,
+} from "../test/contracts/helpers/search.js";
 
 const gas: Record<string, number> = {};
 async function measure(name: string, tx: Promise<ContractTransactionResponse>) {
@@ -15,7 +30,8 @@ async function measure(name: string, tx: Promise<ContractTransactionResponse>) {
   gas[name] = Number(receipt!.gasUsed);
 }
 
-const d = await deployAll();
+// Search windows of 8 blocks: five members commit (and reveal) one transaction, one block, each.
+const d = await deployAll({ commitBlocks: 8n, revealBlocks: 8n, disputeBlocks: 8n });
 const s = d.signers;
 const nodes = s.slice(1, 7);
 await registerNodes(d, nodes.slice(1));
@@ -117,9 +133,85 @@ await enterPeriod(d, info.endPeriod + 1n);
 await measure("MaguRegistry.settle", d.maguRegistry.settle(id));
 await measure("MaguRegistry.claim", d.maguRegistry.connect(await d.ethers.getSigner(members[0]!)).claim());
 
+// Search: a vector Magu of 5 members, r = 2, dim 128 (L2), 20 fragments of 24 records.
+const searchClient = s[13]!;
+const searchParams = { ...params, maxFragments: 20, durationPeriods: 20 };
+const searchEscrow = 20n * 2n * 20n * E18;
+const fees = 3_000n * E18;
+await (await d.token.transfer(searchClient.address, searchEscrow + fees)).wait();
+await (await d.token.connect(searchClient).approve(await d.maguRegistry.getAddress(), searchEscrow)).wait();
+await (await d.token.connect(searchClient).approve(await d.searchMarket.getAddress(), fees)).wait();
+await (await d.maguRegistry.connect(searchClient).createMagu(searchParams)).wait();
+const searchMagu = await d.maguRegistry.maguCount();
+await d.networkHelpers.mine(2);
+await (await d.maguRegistry.formMagu(searchMagu)).wait();
+const searchMembers = [...(await d.maguRegistry.maguInfo(searchMagu)).members];
+const records = Array.from({ length: 480 }, (_, i) => ({ id: BigInt(1 + i), values: pseudoVector(`gas-record-${i}`, 128) }));
+const vectorData = buildVectorData(records, 128, 24);
+await (await d.maguRegistry.connect(searchClient).commitData(searchMagu, vectorData.tree.root, vectorData.fragments.length)).wait();
+const held = new Map<string, number[]>();
+for (let f = 0; f < vectorData.fragments.length; f++) {
+  for (const h of await d.maguRegistry.holders(searchMagu, f)) held.set(h, [...(held.get(h) ?? []), f]);
+}
+
+/** One task through submit, commit and reveal; `liar` (if any) shifts its best distance by one. */
+async function runTask(label: string, measured: { submit?: string; commitReveal?: boolean }, liar?: string) {
+  const q = pseudoVector(`gas-query-${label}`, 128);
+  const query = encodeQuery(q);
+  const tx = d.searchMarket.connect(searchClient).submit(searchMagu, query, 10, 1_000n * E18);
+  if (measured.submit) await measure(measured.submit, tx);
+  else await (await tx).wait();
+  const task = await d.searchMarket.taskCount();
+  const lists: bigint[][] = [];
+  for (const [i, m] of searchMembers.entries()) {
+    const list = memberList(vectorData, METRIC_L2, q, held.get(m) ?? [], 10);
+    if (list.length !== 10) throw new Error(`member ${m} has ${list.length} hits, expected 10`);
+    if (m === liar) list[0] = entryWord({ ...decodeWord(list[0]!), distance: decodeWord(list[0]!).distance - 1n });
+    lists.push(list);
+    const signer = await d.ethers.getSigner(m);
+    const c = d.searchMarket.connect(signer).commit(task, commitmentOf(task, m, wordHex(BigInt(i + 1)), list.map(wordHex)));
+    if (measured.commitReveal && i === 0) await measure("SearchMarket.commit", c);
+    else await (await c).wait();
+  }
+  const info = await d.searchMarket.task(task);
+  await d.networkHelpers.mine(Number(info.commitDeadline) - (await d.ethers.provider.getBlockNumber()));
+  for (const [i, m] of searchMembers.entries()) {
+    const signer = await d.ethers.getSigner(m);
+    const r = d.searchMarket.connect(signer).reveal(task, lists[i]!.map(wordHex), wordHex(BigInt(i + 1)));
+    if (measured.commitReveal && i === 0) await measure("SearchMarket.reveal(k=10)", r);
+    else await (await r).wait();
+  }
+  return { task, query, lists, info };
+}
+
+async function finalizeTask(t: Awaited<ReturnType<typeof runTask>>, name: string) {
+  await d.networkHelpers.mine(Number(t.info.disputeDeadline) - (await d.ethers.provider.getBlockNumber()));
+  await measure(name, d.searchMarket.finalize(t.task, t.lists.map((l) => l.map(wordHex))));
+}
+
+// Task 1: everyone honest; finalize merges 5 lists of 10 and credits members whose claimable
+// slots are still empty (the dearest case). Task 2: the same once those slots hold credit.
+const first = await runTask("first", { submit: "SearchMarket.submit(first task)", commitReveal: true });
+await finalizeTask(first, "SearchMarket.finalize(k=10, 5 members, first credits)");
+const second = await runTask("second", { submit: "SearchMarket.submit" });
+await finalizeTask(second, "SearchMarket.finalize(k=10, 5 members)");
+const overlap = new Set(second.lists.flat().map((w) => w >> 128n)).size;
+const reference = referenceAnswer(second.lists, 10);
+await measure("SearchMarket.claim", d.searchMarket.connect(await d.ethers.getSigner(searchMembers[0]!)).claim());
+
+// Task 3: one member lies about a distance and is disputed (a record of 264 bytes: 1 or 2 leaves).
+const liar = searchMembers[2]!;
+const lying = await runTask("lying", {}, liar);
+const proof = disputeProof(vectorData, lying.query, lying.lists[searchMembers.indexOf(liar)]!, 0);
+await measure("SearchMarket.dispute", d.searchMarket.connect(s[11]!).dispute(lying.task, liar, proof));
+
 const sorted = Object.fromEntries(Object.entries(gas).sort(([a], [b]) => a.localeCompare(b)));
 await writeFile(new URL("../snapshots/gas.json", import.meta.url), JSON.stringify(sorted, null, 2) + "\n");
 console.table(Object.entries(sorted).map(([call, g]) => ({ call, gas: g })));
 console.log(`submitProof: ${gas["ChallengeManager.submitProof.perFragment"]} gas per proven fragment (goal <= 80000; Codex ~340000 per proof)`);
+console.log(
+  `finalize: ${gas["SearchMarket.finalize(k=10, 5 members, first credits)"]} gas with first credits, ${gas["SearchMarket.finalize(k=10, 5 members)"]} after, ` +
+    `for k = 10 over 5 lists of 10 (${overlap} distinct hits, ${reference.total} credits; goal <= 300000)`,
+);
 console.log("wrote snapshots/gas.json");
 await d.connection.close();
