@@ -1,5 +1,5 @@
 /**
- * chain/: viem clients and typed contract handles for the five core contracts, the deployment
+ * chain/: viem clients and typed contract handles for the six core contracts, the deployment
  * file, errors decoded into one class per condition, and the event follower.
  */
 export * from "./abis.js";
