@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { createPublicClient, createWalletClient, defineChain, getContract, http, isAddress, zeroAddress } from "viem";
 import type { Account, Address, Chain, GetContractReturnType, Hex, PublicClient, Transport, WalletClient } from "viem";
-import { nonceManager, privateKeyToAccount } from "viem/accounts";
+import { privateKeyToAccount } from "viem/accounts";
 import { muriAbis, muriContractNames } from "./abis.js";
 import { DEFAULT_RPC_RETRY_COUNT, DEFAULT_RPC_TIMEOUT_MS } from "./constants.js";
 import { ChainIdMismatchError, DeploymentFileError, InvalidChainOptionError, toChainError } from "./errors.js";
@@ -75,10 +75,10 @@ export function createChainClients(init: ChainClientsInit): ChainClients {
     // Never echo the key itself.
     throw new InvalidChainOptionError({ option: "privateKey", value: "(hidden)" }, "expected 0x followed by 64 hex digits");
   }
-  // Several parts of one agent (prover, search tasks, validator duties) send from one account at
-  // once. viem's nonce manager hands out nonces locally (from the pending count, then +1 per send,
-  // reset after a failed send), so concurrent sends never take the same nonce.
-  const account = privateKeyToAccount(init.privateKey, { nonceManager });
+  // Nonces come from the pending count at each send; sends of one wallet are queued (see
+  // serialSend), so two never read the same count. (viem's nonce manager is not used: it never lets
+  // a nonce go back, so after a chain reset every send failed once.)
+  const account = privateKeyToAccount(init.privateKey);
   const walletClient = createWalletClient({ chain, transport, account });
   return { chain, rpcUrl: init.rpcUrl, publicClient, walletClient, account };
 }
