@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every benchmark in bench/ (each prints a table and writes bench/results/<name>.json).
 # bench/helia.ts starts a 5-node muri devnet and compares put/get with Helia's add/cat on 256 MiB:
-# several minutes (BENCH_SKIP="helia ..." leaves benchmarks out by name).
+# several minutes. bench/search.ts starts a 5-node network with a validator, adds 100k x 128 vectors
+# to a vector Magu and compares off-chain search with one in-process HNSW index, then runs on-chain
+# search tasks: 7-10 minutes (BENCH_SKIP="helia search ..." leaves benchmarks out by name).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
