@@ -54,14 +54,14 @@ import { decodeManifest, type Manifest } from "../data/manifest.js";
 import { maguRoot } from "../data/merkle.js";
 import { decodeFile, encodeFile, type EncodeResult, type ShardFetcher } from "../data/pipeline.js";
 import { holderBlob } from "../data/placement.js";
-import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
+import type { P2PNode } from "../p2p/index.js";
 import { openFragmentStore, silentLogger, type FragmentStore, type Logger } from "../store/index.js";
 import { FRAGMENT_SIZE } from "../data/constants.js";
 import { ENCRYPTION_OVERHEAD } from "../data/crypto.js";
 import { layoutFor } from "../data/manifest.js";
 import { encodeMaguIndexDocument, encodeMaguIndexList } from "./magu-sync.js";
 import { appendMaguRecord, lockMaguRecord, readMaguRecord } from "./client-record.js";
-import { pushToValidators, registeredPeer } from "./peers.js";
+import { createClientNode, pushToValidators, registeredPeer } from "./peers.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
 
 /** Default erasure parameters and Magu terms of `put`. */
@@ -286,15 +286,7 @@ class Client implements StorageClient {
     await verifyChain(this.clients.publicClient, this.init.deployment.chainId, this.clients.rpcUrl);
     this.secret = await loadOrCreateSecret(join(this.init.dir, "secret.key"));
     this.staging = await openFragmentStore({ dir: join(this.init.dir, "staging"), quotaBytes: STAGING_QUOTA_BYTES, logger: this.log });
-    // The client serves nothing and takes no pushes.
-    const p2p = await createP2PNode({
-      privateKey: await loadOrCreatePrivateKey(join(this.init.dir, "peer.key")),
-      listen: [],
-      source: { has: () => false, get: () => Promise.reject(new Error("the client serves no fragments")) },
-      sink: { put: () => Promise.reject(new Error("the client takes no pushes")) },
-      acceptPush: () => false,
-      dht: { clientMode: true },
-    });
+    const p2p = await createClientNode(this.init.dir);
     try {
       await p2p.start();
     } catch (err) {

@@ -4,10 +4,12 @@
  */
 import type { PeerId } from "@libp2p/interface";
 import { peerIdFromMultihash } from "@libp2p/peer-id";
+import type { CID } from "multiformats/cid";
 import * as Digest from "multiformats/hashes/digest";
 import type { Address } from "viem";
 import type { MuriContracts, MuriPublicClient, MuriWalletClient } from "../chain/index.js";
-import type { P2PNode } from "../p2p/index.js";
+import { join } from "node:path";
+import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
 
 type AnyContracts = MuriContracts<MuriPublicClient> | MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
 
@@ -42,7 +44,7 @@ export async function activeValidators(contracts: AnyContracts): Promise<Address
 export async function pushToValidators(
   contracts: AnyContracts,
   p2p: Pick<P2PNode, "addPeers" | "pushFragment">,
-  documents: ReadonlyArray<{ cid: import("multiformats/cid").CID; bytes: Uint8Array }>,
+  documents: ReadonlyArray<{ cid: CID; bytes: Uint8Array }>,
   options: { timeoutMs: number; onError?: (validator: Address, err: unknown) => void },
 ): Promise<number> {
   let told = 0;
@@ -56,4 +58,19 @@ export async function pushToValidators(
     }
   }
   return told;
+}
+
+/**
+ * A client's libp2p node (not started): it dials members and validators, serves nothing, takes no
+ * pushes and listens nowhere; its identity is kept in `<dir>/peer.key`.
+ */
+export async function createClientNode(dir: string): Promise<P2PNode> {
+  return createP2PNode({
+    privateKey: await loadOrCreatePrivateKey(join(dir, "peer.key")),
+    listen: [],
+    source: { has: () => false, get: () => Promise.reject(new Error("the client serves no fragments")) },
+    sink: { put: () => Promise.reject(new Error("the client takes no pushes")) },
+    acceptPush: () => false,
+    dht: { clientMode: true },
+  });
 }

@@ -19,7 +19,6 @@
  * searchOnChain: approves and submits the task, waits for its answer, and finalizes it itself if
  * nobody did within a few blocks after the dispute deadline.
  */
-import { join } from "node:path";
 import { mkdir } from "node:fs/promises";
 import type { PeerId } from "@libp2p/interface";
 import { CID } from "multiformats/cid";
@@ -42,10 +41,10 @@ import { holdersVector } from "../data/placement.js";
 import { readVectorFile, type VectorFile } from "../data/vector-files.js";
 import { decodeVectorManifest, encodeVectorManifest, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../data/vector-manifest.js";
 import { compareHits, packVectors, quantize, recordSize, type FloatVector, type HitEntry } from "../data/vectors.js";
-import { createP2PNode, loadOrCreatePrivateKey, searchRequest, type P2PNode } from "../p2p/index.js";
+import { searchRequest, type P2PNode } from "../p2p/index.js";
 import { silentLogger, type Logger } from "../store/logger.js";
 import { StorageClientError } from "./client.js";
-import { pushToValidators, registeredPeer } from "./peers.js";
+import { createClientNode, pushToValidators, registeredPeer } from "./peers.js";
 import { finalizeTask, taskAnswer, type TaskAnswer } from "./search-market.js";
 import { encodeQuery, hitFromWire } from "./vector-service.js";
 
@@ -195,14 +194,7 @@ class VectorClientImpl implements VectorClient {
     if (this.p2p !== undefined) return;
     await mkdir(this.init.dir, { recursive: true });
     await verifyChain(this.clients.publicClient, this.init.deployment.chainId, this.clients.rpcUrl);
-    const p2p = await createP2PNode({
-      privateKey: await loadOrCreatePrivateKey(join(this.init.dir, "peer.key")),
-      listen: [],
-      source: { has: () => false, get: () => Promise.reject(new Error("the client serves no fragments")) },
-      sink: { put: () => Promise.reject(new Error("the client takes no pushes")) },
-      acceptPush: () => false,
-      dht: { clientMode: true },
-    });
+    const p2p = await createClientNode(this.init.dir);
     await p2p.start();
     this.p2p = p2p;
   }
@@ -385,12 +377,7 @@ class VectorClientImpl implements VectorClient {
     this.requireActive(maguId, m);
     const q = this.quantizeQuery(query, m.dim);
     if (!Number.isSafeInteger(k) || k < 1) throw new VectorClientError("ERR_BAD_QUERY", `k must be a positive integer, got ${k}`);
-    // holders of each fragment, by placement
-    const slots = m.members.length;
-    const holders: Address[][] = [];
-    for (let f = 0; f < m.fragmentCount; f++) {
-      holders.push(holdersVector(maguId, f, slots, m.replication).map((s) => m.members[s]!).filter((a) => !ZERO_ADDRESS.test(a)));
-    }
+    const holders = this.holdersOf(maguId, m);
     const uncovered = new Set<number>(holders.keys());
     const failedMembers = new Set<string>();
     const hits = new Map<bigint, HitEntry>();
@@ -422,6 +409,21 @@ class VectorClientImpl implements VectorClient {
     }
     const sorted = [...hits.values()].sort(compareHits).slice(0, k);
     return { hits: sorted, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), ms: performance.now() - started };
+  }
+
+  /** Holders of each fragment by placement, computed once per Magu view (5 hashes a fragment). */
+  private readonly holderCache = new WeakMap<MaguView, Address[][]>();
+
+  private holdersOf(maguId: bigint, m: MaguView): Address[][] {
+    let holders = this.holderCache.get(m);
+    if (holders === undefined) {
+      holders = [];
+      for (let f = 0; f < m.fragmentCount; f++) {
+        holders.push(holdersVector(maguId, f, m.members.length, m.replication).map((s) => m.members[s]!).filter((a) => !ZERO_ADDRESS.test(a)));
+      }
+      this.holderCache.set(m, holders);
+    }
+    return holders;
   }
 
   private quantizeQuery(query: ArrayLike<number>, dim: number): Int16Array {

@@ -7,10 +7,9 @@ import type { Hex } from "viem";
 import { createNodeAgent, DEFAULT_QUOTA_BYTES } from "../../roles/node-agent.js";
 import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";
-import { stopSignals, type LocalCommand } from "../devnet/local-command.js";
+import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import { ExitCode, UsageError } from "../errors.js";
-import { toJson } from "../output.js";
 import { formatBytes, parseBytes, parseKey, parseMultiaddr } from "../values.js";
 
 interface NodeOptions {
@@ -80,7 +79,6 @@ export const nodeCommand: LocalCommand = {
   async runLocal(args, json) {
     const options = parseOptions(args);
     const target = await resolveTarget(args);
-    const signals = stopSignals("node");
     const agent = createNodeAgent(
       {
         dir: options.dir,
@@ -93,25 +91,7 @@ export const nodeCommand: LocalCommand = {
       },
       { logger: jsonStderrLogger("node") },
     );
-    try {
-      const status = await agent.start();
-      if (signals.received() === undefined) {
-        if (json) process.stdout.write(toJson({ event: "ready", ...status }) + "\n");
-        else
-          process.stdout.write(
-            [
-              `node ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
-              `  peer ${status.peerId}`,
-              ...status.multiaddrs.map((a) => `  listening on ${a}`),
-              "Ctrl-C stops it.",
-            ].join("\n") + "\n",
-          );
-        await signals.stopped;
-      }
-      return ExitCode.ok;
-    } finally {
-      await agent.stop();
-      signals.dispose();
-    }
+    await runForeground("node", agent, json, (status) => [`node ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`]);
+    return ExitCode.ok;
   },
 };

@@ -8,9 +8,8 @@ import { createValidatorAgent } from "../../roles/validator-agent.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";
-import { stopSignals, type LocalCommand } from "../devnet/local-command.js";
+import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { ExitCode } from "../errors.js";
-import { toJson } from "../output.js";
 import { parseInteger, parseMultiaddr, parseMuri } from "../values.js";
 import { agentKey } from "./node.js";
 
@@ -63,7 +62,6 @@ export const validatorCommand: LocalCommand = {
   async runLocal(args, json) {
     const options = parseOptions(args);
     const target = await resolveTarget(args);
-    const signals = stopSignals("validator");
     const agent = createValidatorAgent(
       {
         dir: options.dir,
@@ -78,26 +76,10 @@ export const validatorCommand: LocalCommand = {
       },
       { logger: jsonStderrLogger("validator") },
     );
-    try {
-      const status = await agent.start();
-      if (signals.received() === undefined) {
-        if (json) process.stdout.write(toJson({ event: "ready", ...status }) + "\n");
-        else
-          process.stdout.write(
-            [
-              `validator ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
-              `  peer ${status.peerId}`,
-              ...status.multiaddrs.map((a) => `  listening on ${a}`),
-              ...(status.metricsUrl ? [`  metrics ${status.metricsUrl}`] : []),
-              "Ctrl-C stops it.",
-            ].join("\n") + "\n",
-          );
-        await signals.stopped;
-      }
-      return ExitCode.ok;
-    } finally {
-      await agent.stop();
-      signals.dispose();
-    }
+    await runForeground("validator", agent, json, (status) => [
+      `validator ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
+      ...(status.metricsUrl ? [`  metrics ${status.metricsUrl}`] : []),
+    ]);
+    return ExitCode.ok;
   },
 };

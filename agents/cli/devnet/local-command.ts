@@ -53,3 +53,32 @@ export function stopSignals(name: string): StopSignals {
     },
   };
 }
+
+/** An agent a foreground command runs (`muri node`, `muri validator`). */
+export interface ForegroundAgent<S extends { address: string; peerId: string; multiaddrs: string[] }> {
+  start(): Promise<S>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `agent`, prints its ready line (JSON with `--json`, else `describe(status)` lines and a
+ * hint), runs until SIGINT/SIGTERM and stops it, also when the start failed.
+ */
+export async function runForeground<S extends { address: string; peerId: string; multiaddrs: string[] }>(
+  name: string,
+  agent: ForegroundAgent<S>,
+  json: boolean,
+  describe: (status: S) => string[],
+): Promise<void> {
+  const signals = stopSignals(name);
+  try {
+    const status = await agent.start();
+    if (signals.received() !== undefined) return;
+    if (json) process.stdout.write(JSON.stringify({ event: "ready", ...status }) + "\n");
+    else process.stdout.write([...describe(status), `  peer ${status.peerId}`, ...status.multiaddrs.map((a) => `  listening on ${a}`), "Ctrl-C stops it."].join("\n") + "\n");
+    await signals.stopped;
+  } finally {
+    await agent.stop();
+    signals.dispose();
+  }
+}
