@@ -8,9 +8,11 @@
  * 2. learn the Magu's current fragment list from a member (`manifest` request, checked against the
  *    root on chain) when data was committed before; ids default to row numbers that continue
  *    after the records already committed;
- * 3. pack whole records into fragments of at most `fragmentSize` bytes, commit the new root over
- *    old + new fragment roots (`commitData`), then push the new vector index document to every
- *    member and validator, and each new fragment to the r members placement names.
+ * 3. pack whole records into fragments of at most `fragmentSize` bytes; in groups of `commitGroup`
+ *    fragments, commit the root over the old and the new fragment roots so far (`commitData`), push
+ *    that vector index document to every member and validator, and each fragment of the group to
+ *    the r members placement names (members are challenged on committed fragments from the next
+ *    period on: a group arrives seconds after its commit, not periods later).
  *
  * search: plans one holder per fragment (greedy cover of the fragments by members, by placement),
  * asks them in parallel, re-asks other holders for fragments a failed or incomplete answer did not
@@ -54,6 +56,8 @@ export const VECTOR_CLIENT_DEFAULTS = {
   fragmentSize: 256 * 1024,
   pushConcurrency: 6,
   pushAttempts: 3,
+  /** Fragments committed and delivered together (see add). */
+  commitGroup: 8,
   transferTimeoutMs: 20_000,
   searchTimeoutMs: 10_000,
   /** Blocks after the dispute deadline the client waits for someone else to finalize. */
@@ -326,35 +330,43 @@ class VectorClientImpl implements VectorClient {
       const left = m.maxFragments - m.fragmentCount;
       throw new VectorClientError("ERR_MAGU_FULL", `Magu ${maguId} has ${left} paid fragments left, this batch needs ${added.length}: use a larger --fragment-size or a new Magu`, { maguId, left });
     }
-    const { bytes: docBytes, cid: docCid } = encodeVectorManifest({ maguId, dim: m.dim, metric: m.metric, fragments: all });
-    const root = `0x${maguRoot(all.map((f) => Buffer.from(f.root, "hex"))).toString("hex")}` as Hex;
-    // 2. commit the new root, then 3. tell the members and validators, then push the fragments.
-    await this.send("MaguRegistry.commitData", this.contracts.maguRegistry.write.commitData([maguId, root, all.length]));
+    // Members are challenged on committed fragments from the next period on, so a batch is
+    // committed and delivered in groups of commitGroup fragments: each group reaches its holders
+    // seconds after its commit, instead of the last fragments of a large batch arriving periods later.
     const members = m.members.filter((a) => !ZERO_ADDRESS.test(a));
-    await Promise.all(members.map(async (address) => this.pushWithRetry(await this.peer(address), docCid, docBytes, address)));
-    await pushToValidators(this.contracts, this.running(), [{ cid: docCid, bytes: docBytes }], {
-      timeoutMs: VECTOR_CLIENT_DEFAULTS.transferTimeoutMs,
-      onError: (validator, err) => this.log.warn("validator did not take the vector document", { validator, error: describeError(err) }),
-    });
-    const jobs: Array<{ holder: Address; f: number }> = [];
-    added.forEach((_, i) => {
-      const f = m.fragmentCount + i;
-      for (const slot of holdersVector(maguId, f, m.members.length, m.replication)) {
-        const holder = m.members[slot]!;
-        if (!ZERO_ADDRESS.test(holder)) jobs.push({ holder, f });
+    const previousCount = m.fragmentCount;
+    let docCid: CID | undefined;
+    for (let from = 0; from < added.length; from += VECTOR_CLIENT_DEFAULTS.commitGroup) {
+      const to = Math.min(added.length, from + VECTOR_CLIENT_DEFAULTS.commitGroup);
+      const upTo = all.slice(0, previousCount + to);
+      const doc = encodeVectorManifest({ maguId, dim: m.dim, metric: m.metric, fragments: upTo });
+      const root = `0x${maguRoot(upTo.map((f) => Buffer.from(f.root, "hex"))).toString("hex")}` as Hex;
+      // commit the group's root, tell the members and validators, then push the group's fragments
+      await this.send("MaguRegistry.commitData", this.contracts.maguRegistry.write.commitData([maguId, root, upTo.length]));
+      await Promise.all(members.map(async (address) => this.pushWithRetry(await this.peer(address), doc.cid, doc.bytes, address)));
+      await pushToValidators(this.contracts, this.running(), [{ cid: doc.cid, bytes: doc.bytes }], {
+        timeoutMs: VECTOR_CLIENT_DEFAULTS.transferTimeoutMs,
+        onError: (validator, err) => this.log.warn("validator did not take the vector document", { validator, error: describeError(err) }),
+      });
+      const jobs: Array<{ holder: Address; i: number }> = [];
+      for (let i = from; i < to; i++) {
+        for (const slot of holdersVector(maguId, previousCount + i, m.members.length, m.replication)) {
+          const holder = m.members[slot]!;
+          if (!ZERO_ADDRESS.test(holder)) jobs.push({ holder, i });
+        }
       }
-    });
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < jobs.length) {
-        const job = jobs[next++]!;
-        const i = job.f - m.fragmentCount;
-        await this.pushWithRetry(await this.peer(job.holder), added[i]!.cid, fragments[i]!, job.holder);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(VECTOR_CLIENT_DEFAULTS.pushConcurrency, jobs.length) }, worker));
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < jobs.length) {
+          const job = jobs[next++]!;
+          await this.pushWithRetry(await this.peer(job.holder), added[job.i]!.cid, fragments[job.i]!, job.holder);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(VECTOR_CLIENT_DEFAULTS.pushConcurrency, jobs.length) }, worker));
+      docCid = doc.cid;
+    }
     this.log.info("vectors added", { magu: maguId.toString(), vectors: file.count, fragments: added.length });
-    return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount: all.length, manifestCid: docCid };
+    return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount: all.length, manifestCid: docCid! };
   }
 
   /** Pushes with retries; the last failure throws ERR_PUSH_FAILED. */
