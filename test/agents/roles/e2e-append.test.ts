@@ -11,20 +11,15 @@
  * paid fragments left: one line on stderr, exit 1, nothing committed.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { readdir, rm, writeFile } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import type { Address, Hex } from "viem";
-import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient } from "../../../agents/chain/index.js";
-import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
-import { killAllNodes, sha256File, spawnNode, writeDeployment, type NodeProcess } from "./e2e-helpers.js";
+import { getMuriContracts } from "../../../agents/chain/index.js";
+import { cleanup, E18, signer } from "../chain/harness.js";
+import { muri as runMuri, type CliRun as Run } from "../cli/run-muri.js";
+import { killAllNodes, logLines, randomFile, saveLogs, sha256File, startNetwork, waitFor, type Network } from "./e2e-helpers.js";
 
-const MURI = fileURLToPath(new URL("../../../bin/muri.js", import.meta.url));
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const MEMBERS = 5;
 const K = 3;
 const M = 2;
@@ -37,78 +32,8 @@ const FILE_A = 4 * 1024 * 1024;
 /** 2 MiB: 3 fragments -> 1 stripe -> 5 shards. */
 const FILE_B = 2 * 1024 * 1024;
 const PAID = 20;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The chain, the deployment and the node processes of the test. */
-interface Network {
-  chain: HardhatChain;
-  deployment: Deployment;
-  deploymentFile: string;
-  dir: string;
-  nodes: NodeProcess[];
-  read: MuriContracts<MuriPublicClient>;
-  publicClient: MuriPublicClient;
-  head(): Promise<bigint>;
-  nodeDir(i: number): string;
-}
-
-/** Polls `fn` every `stepMs` until it is true; throws after `timeoutMs`. */
-async function waitFor(what: string, timeoutMs: number, fn: () => Promise<boolean>, stepMs = 250): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(stepMs);
-  }
-}
-
-/** JSON log lines of a node's stderr whose `msg` is `msg`. */
-function logLines(stderr: string, msg: string): Record<string, unknown>[] {
-  return stderr
-    .split("\n")
-    .filter((l) => l.includes(`"msg":${JSON.stringify(msg)}`))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-/** A file of `bytes` random bytes in `dir`, and its sha256. */
-async function randomFile(dir: string, name: string, bytes: number): Promise<{ path: string; sha256: string }> {
-  const path = join(dir, name);
-  await writeFile(path, randomBytes(bytes));
-  return { path, sha256: await sha256File(path) };
-}
-
-/** `hardhat node`, the deployment, node i on account i + 1 (funded, started in parallel), `fundAlso` funded. */
-async function startNetwork(prefix: string, nodeCount: number, fundAlso: number[]): Promise<Network> {
-  const chain = await startHardhatNode(await freePort());
-  const deployment = await deployLocal(chain.rpcUrl);
-  const dir = await tempDir(prefix);
-  const deploymentFile = join(dir, "deployment.json");
-  await writeDeployment(deploymentFile, { ...deployment, rpcUrl: chain.rpcUrl });
-  const publicClient = signer(chain.rpcUrl, deployment, chain.keys[0]!).publicClient;
-  // One deployer nonce: fund one account at a time.
-  for (const i of [...Array.from({ length: nodeCount }, (_, i) => i + 1), ...fundAlso]) {
-    await fund(chain.rpcUrl, deployment, chain.keys[0]!, signer(chain.rpcUrl, deployment, chain.keys[i]!).account.address, 10_000n * E18);
-  }
-  const nodeDir = (i: number): string => join(dir, `node-${i + 1}`);
-  const nodes = await Promise.all(
-    Array.from({ length: nodeCount }, (_, i) => spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[i + 1]!, dir: nodeDir(i) })),
-  );
-  return {
-    chain,
-    deployment,
-    deploymentFile,
-    dir,
-    nodes,
-    read: getMuriContracts(deployment.contracts, { publicClient }),
-    publicClient,
-    head: () => publicClient.getBlockNumber({ cacheTime: 0 }),
-    nodeDir,
-  };
-}
+/** Longest one muri command may take here (a put pushes 10 shards). */
+const CLI_TIMEOUT_MS = 180_000;
 
 describe("e2e: files appended to one blob Magu (muri put --magu)", { timeout: 420_000 }, () => {
   let net: Network;
@@ -118,18 +43,11 @@ describe("e2e: files appended to one blob Magu (muri put --magu)", { timeout: 42
 
   /** `muri ...args` against the test chain, signing with account `keyIndex` (put and get with client directory `dir`). */
   const muri = (args: string[], keyIndex = CLIENT_KEY, dir = clientDir): Promise<Run> =>
-    new Promise((resolve) => {
-      const child = spawn(
-        process.execPath,
-        [MURI, ...args, "--deployment", net.deploymentFile, "--rpc", net.chain.rpcUrl, "--key", net.chain.keys[keyIndex]!, ...(args[0] === "magu" ? [] : ["--client-dir", dir])],
-        { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-      );
-      let stdout = "";
-      let stderr = "";
-      child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
-      child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-      child.once("exit", (code) => resolve({ code, stdout, stderr }));
-    });
+    runMuri(
+      [...args, "--deployment", net.deploymentFile, "--rpc", net.chain.rpcUrl, "--key", net.chain.keys[keyIndex]!, ...(args[0] === "magu" ? [] : ["--client-dir", dir])],
+      {},
+      CLI_TIMEOUT_MS,
+    );
   const ok = (run: Run, what: string): Record<string, unknown> => {
     assert.equal(run.code, 0, `${what} failed: ${run.stderr}`);
     return JSON.parse(run.stdout) as Record<string, unknown>;
@@ -145,7 +63,7 @@ describe("e2e: files appended to one blob Magu (muri put --magu)", { timeout: 42
 
   before(async () => {
     const t0 = performance.now();
-    net = await startNetwork("muri-e2e-append-", MEMBERS, [CLIENT_KEY, OTHER_KEY]);
+    net = await startNetwork({ prefix: "muri-e2e-append-", nodes: MEMBERS, fund: [CLIENT_KEY, OTHER_KEY] });
     clientDir = join(net.dir, "client");
     files.a = await randomFile(net.dir, "a.bin", FILE_A);
     files.b = await randomFile(net.dir, "b.bin", FILE_B);
@@ -154,8 +72,7 @@ describe("e2e: files appended to one blob Magu (muri put --magu)", { timeout: 42
 
   after(async () => {
     // MURI_E2E_LOGS=<dir>: keep each node's last log lines there.
-    const logs = process.env.MURI_E2E_LOGS;
-    if (logs !== undefined && net !== undefined) await Promise.all(net.nodes.map((n, i) => writeFile(join(logs, `append-node-${i + 1}.log`), n.stderr())));
+    await saveLogs("append-node", net?.nodes ?? []);
     await killAllNodes();
     await cleanup();
   });
