@@ -204,7 +204,17 @@ export async function writeChunked(stream: Stream, bytes: Uint8Array, options: W
   }
 }
 
-/** Waits until the stream can take more data, bounded by `idleTimeoutMs` and `signal`. */
+/**
+ * Waits until the stream can take more data, bounded by `idleTimeoutMs` and `signal`.
+ *
+ * libp2p's `stream.onDrain()` is not used: it keeps the promise of the first 'drain' it created
+ * and, once that has resolved, returns it resolved for the rest of the stream's life, so every
+ * later wait would end at once and the writer would pile its whole payload into the stream's
+ * unbounded write buffer (the flake of issue 9). Besides, yamux dispatches 'drain' to every stream
+ * of a connection when the socket drains, whether or not that stream's window has room. So this
+ * waits for each 'drain' (or 'close') event itself and re-checks `writableNeedsDrain` after the
+ * stream has retried its send queue, until there is room, the stream closes, or the wait times out.
+ */
 export async function waitForDrain(
   stream: Stream,
   idleTimeoutMs: number,
@@ -214,11 +224,45 @@ export async function waitForDrain(
 ): Promise<void> {
   if (!stream.writableNeedsDrain) return;
   const idle = AbortSignal.timeout(idleTimeoutMs);
-  try {
-    await stream.onDrain({ signal: AbortSignal.any([signal, idle]) });
-  } catch (err) {
-    if (signal.aborted) throw signal.reason;
-    if (idle.aborted) throw new ReadTimeoutError(`${phase} (waiting for the remote to read)`, idleTimeoutMs, peer);
-    throw new StreamClosedError(phase, peer, err);
+  const both = AbortSignal.any([signal, idle]);
+  while (stream.writableNeedsDrain) {
+    if (stream.status !== "open") throw new StreamClosedError(phase, peer, new Error(`stream is ${stream.status}`));
+    try {
+      await nextDrain(stream, both);
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      if (idle.aborted) throw new ReadTimeoutError(`${phase} (waiting for the remote to read)`, idleTimeoutMs, peer);
+      throw new StreamClosedError(phase, peer, err);
+    }
+    // The stream's own 'drain' listener retries its send queue in a microtask; let it run so
+    // `writableNeedsDrain` tells whether the window really has room.
+    await Promise.resolve();
   }
+}
+
+/** Resolves on the stream's next 'drain', rejects on its 'close' or when `signal` aborts. */
+function nextDrain(stream: Stream, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted();
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      stream.removeEventListener("drain", onDrain);
+      stream.removeEventListener("close", onClose);
+      signal.removeEventListener("abort", onAbort);
+    };
+    const onDrain = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (event: StreamCloseEvent): void => {
+      cleanup();
+      reject(event.error ?? new Error("stream closed while waiting to write"));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      reject(signal.reason);
+    };
+    stream.addEventListener("drain", onDrain);
+    stream.addEventListener("close", onClose);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Stream } from "@libp2p/interface";
 import { ReadTimeoutError, TruncatedFrameError, createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
+import { YAMUX_DEFAULTS } from "../../../agents/p2p/constants.js";
 import { StreamReader, writeChunked } from "../../../agents/p2p/stream-io.js";
 import { MemoryFragmentStore } from "./fixtures.js";
 
@@ -41,31 +42,43 @@ describe("stream reader and writer", { timeout: 60_000 }, () => {
     return { outbound, stream, reader };
   }
 
-  it("stalls a writer whose reader does not read, holding a bounded amount", async () => {
-    const { outbound, stream, reader } = await open();
-    const eightMiB = new Uint8Array(8 << 20);
-    let handedOver = 0;
-    await assert.rejects(
-      writeChunked(outbound, eightMiB, {
-        chunkBytes: 256 * 1024,
-        idleTimeoutMs: 500,
-        signal: AbortSignal.timeout(20_000),
-        phase: "test",
-        inspect: (chunk) => {
-          handedOver += chunk.length;
-        },
-      }),
-      ReadTimeoutError,
-    );
-    assert.ok(handedOver < eightMiB.length, "the writer never had to wait");
-    // The reader queue stops at the high-water mark (+ one message); yamux holds at most one window.
-    assert.ok(reader.buffered <= HIGH_WATER_MARK + (1 << 20), `reader buffered ${reader.buffered} bytes`);
-    assert.ok(reader.buffered + stream.readBufferLength < eightMiB.length / 2);
-    assert.equal(stream.status, "open", "the stream was reset instead of paused");
-    // Reading resumes the flow: everything handed to the stream arrives.
-    const drained = await reader.readExactly(handedOver, "drain", 10_000);
-    assert.equal(drained.length, handedOver);
-    outbound.abort(new Error("done"));
+  // libp2p's stream.onDrain() stays resolved after a stream's first 'drain', so a writer that
+  // relied on it stalled on the first stream of a connection and on no later one: every later
+  // stream handed its whole payload to an unbounded send buffer (issue 9). Hence several streams
+  // on one connection, each stalled afresh, with what each side holds bounded by the windows.
+  it("stalls a writer whose reader does not read, on every stream of a connection, holding a bounded amount", async () => {
+    const chunkBytes = 256 * 1024;
+    const maxWindow = YAMUX_DEFAULTS.maxStreamWindowSize;
+    const payload = new Uint8Array(3 * maxWindow);
+    for (let round = 0; round < 4; round++) {
+      const { outbound, stream, reader } = await open();
+      let handedOver = 0;
+      await assert.rejects(
+        writeChunked(outbound, payload, {
+          chunkBytes,
+          idleTimeoutMs: 500,
+          signal: AbortSignal.timeout(20_000),
+          phase: "test",
+          inspect: (chunk) => {
+            handedOver += chunk.length;
+          },
+        }),
+        ReadTimeoutError,
+        `round ${round}: the writer was never stalled`,
+      );
+      // The sender keeps at most the chunk it could not send; the receiver at most its high-water
+      // mark plus what one window let through before and after it paused.
+      assert.ok(outbound.writeBufferLength <= chunkBytes, `round ${round}: sender buffered ${outbound.writeBufferLength} bytes`);
+      assert.ok(handedOver <= reader.buffered + stream.readBufferLength + outbound.writeBufferLength + chunkBytes, `round ${round}: ${handedOver} handed over`);
+      assert.ok(reader.buffered <= HIGH_WATER_MARK + maxWindow + chunkBytes, `round ${round}: reader buffered ${reader.buffered} bytes`);
+      assert.ok(stream.readBufferLength <= maxWindow + chunkBytes, `round ${round}: stream buffered ${stream.readBufferLength} bytes`);
+      assert.equal(stream.status, "open", `round ${round}: the stream was reset instead of paused`);
+      // Reading resumes the flow: everything that left the sender arrives.
+      const sent = handedOver - outbound.writeBufferLength;
+      const drained = await reader.readExactly(sent, "drain", 10_000);
+      assert.equal(drained.length, sent);
+      outbound.abort(new Error("done"));
+    }
   });
 
   it("times out a read that gets no bytes, and reports a stream that ends mid-frame", async () => {
