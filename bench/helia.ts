@@ -342,7 +342,7 @@ async function main(): Promise<void> {
     await randomFileOf(input, bytes);
     const inputHash = await sha256File(input);
     console.error(`# ${mib} MiB random input; starting muri devnet with ${nodes} nodes`);
-    let t = performance.now();
+    const t = performance.now();
     devnet = await startDevnet(join(work, "devnet"), nodes);
     const devnetMs = performance.now() - t;
     const { deployment, clientKey } = await loadDevnet(devnet.dir);

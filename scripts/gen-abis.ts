@@ -27,7 +27,7 @@ async function readAbi(artifactsDir: string, contract: string): Promise<unknown[
     text = await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new Error(`artifact ${path} is missing: run \`bash scripts/node22.sh hardhat build\` first`);
+      throw new Error(`artifact ${path} is missing: run \`bash scripts/node22.sh hardhat build\` first`, { cause: err });
     }
     throw err;
   }

@@ -98,7 +98,7 @@ export async function resolveTarget(args: CommandArgs, env: NodeJS.ProcessEnv = 
 
 /** Reads DIR/devnet.json (deployment fields plus optional clientKey) or DIR/deployment.json. */
 export async function loadDevnet(dir: string): Promise<{ deployment: Deployment; source: string; clientKey?: Hex }> {
-  let isDir = false;
+  let isDir: boolean;
   try {
     isDir = statSync(dir).isDirectory();
   } catch {

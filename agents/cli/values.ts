@@ -146,7 +146,7 @@ export function parseKey(value: string, option: string): Hex {
 /** An http(s) JSON-RPC URL. */
 export function parseRpcUrl(value: string, option: string): string {
   const v = value.trim();
-  let ok = false;
+  let ok: boolean;
   try {
     const u = new URL(v);
     ok = u.protocol === "http:" || u.protocol === "https:";

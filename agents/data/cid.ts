@@ -34,6 +34,6 @@ export function parseCid(text: string): CID {
   try {
     return CID.parse(text);
   } catch (err) {
-    throw new Error(`not a valid CID: ${JSON.stringify(text)} (${(err as Error).message})`);
+    throw new Error(`not a valid CID: ${JSON.stringify(text)} (${(err as Error).message})`, { cause: err });
   }
 }

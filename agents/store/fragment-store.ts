@@ -727,6 +727,7 @@ class FsFragmentStore implements FragmentStore {
       throw err;
     }
     if (actualSize !== record.size) return this.failCorrupt(cid, record, "size", actualSize);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the generator below is not an arrow function
     const store = this;
     // The file is opened on first read, so a stream that is never consumed holds no descriptor.
     async function* chunks(): AsyncGenerator<Uint8Array> {
@@ -912,8 +913,6 @@ class FsFragmentStore implements FragmentStore {
     deep: boolean,
     recount: boolean,
   ): Promise<Pick<FsckReport, "checked" | "droppedMissing" | "quarantined">> {
-    let used = 0;
-    let count = 0;
     let droppedMissing = 0;
     let quarantined = 0;
     let checked = 0;
@@ -959,8 +958,6 @@ class FsFragmentStore implements FragmentStore {
           this.log.warn("corrupt fragment quarantined", { cid: cid.toString(), reason: bad, quarantinedTo: to });
           return;
         }
-        used += record.size;
-        count += 1;
       });
     let batch: CID[] = [];
     const drain = async (): Promise<void> => {

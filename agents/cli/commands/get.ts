@@ -36,7 +36,7 @@ export const getCommand: Command = {
     }
     const maguId = parseInteger(args.required("magu", "the Magu id muri put printed"), "--magu");
     const out = resolve(args.required("output", "the file to write (-o FILE)"));
-    let parentOk = false;
+    let parentOk: boolean;
     try {
       parentOk = statSync(dirname(out)).isDirectory();
     } catch {

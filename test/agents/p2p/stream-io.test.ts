@@ -16,7 +16,7 @@ const HIGH_WATER_MARK = 64 * 1024;
 describe("stream reader and writer", { timeout: 60_000 }, () => {
   let server: P2PNode;
   let client: P2PNode;
-  let inbound: Array<(entry: { stream: Stream; reader: StreamReader }) => void> = [];
+  const inbound: Array<(entry: { stream: Stream; reader: StreamReader }) => void> = [];
 
   before(async () => {
     const store = new MemoryFragmentStore();

@@ -1,0 +1,60 @@
+// Lint for the TypeScript tree (agents, scripts, tests, benchmarks, deployment); run by `npm test`
+// through `npm run lint`. typescript-eslint's recommended rules, without type information (tsc
+// already typechecks), plus a few rules that catch real bugs in async agent code.
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  {
+    ignores: ["node_modules/", ".tools/", "artifacts/", "cache/", "typechain-types/", "types/", "coverage/", ".devnet/", "agents/data/native/build/", "bench/results/"],
+  },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: {
+      ecmaVersion: 2023,
+      sourceType: "module",
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        Buffer: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        setInterval: "readonly",
+        clearInterval: "readonly",
+        setImmediate: "readonly",
+        queueMicrotask: "readonly",
+        AbortController: "readonly",
+        AbortSignal: "readonly",
+        performance: "readonly",
+        URL: "readonly",
+        TextEncoder: "readonly",
+        TextDecoder: "readonly",
+        structuredClone: "readonly",
+        fetch: "readonly",
+      },
+    },
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none" }],
+      "no-constant-condition": ["error", { checkLoops: false }],
+      eqeqeq: ["error", "always", { null: "ignore" }],
+      "no-return-await": "off",
+      "prefer-const": "error",
+    },
+  },
+  {
+    // The agents' async code: a promise nobody awaits or catches loses its error (and can crash
+    // the process on rejection). These two rules need type information.
+    files: ["agents/**/*.ts"],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      "@typescript-eslint/no-floating-promises": "error",
+      "@typescript-eslint/no-misused-promises": "error",
+    },
+  },
+  {
+    // Scripts, benchmarks and tests read the JSON that `muri --json` and other processes print.
+    files: ["scripts/**", "bench/**", "test/**"],
+    rules: { "@typescript-eslint/no-explicit-any": "off" },
+  },
+);
