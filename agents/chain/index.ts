@@ -23,6 +23,14 @@ export {
   type SigningChainClients,
 } from "./clients.js";
 export {
+  DeploymentNotOnChainError,
+  describeNetwork,
+  networkKey,
+  readNetworkIdentity,
+  sameNetwork,
+  type NetworkIdentity,
+} from "./network.js";
+export {
   createEventFollower,
   pause,
   type ChainEvent,
