@@ -1,23 +1,38 @@
 /**
  * The storage client's record of the files it put into each Magu, in its directory beside the
- * encryption secret (so whoever can decrypt a file can also locate it):
+ * encryption secret (so whoever can decrypt a file can also locate it). Magu ids are per network
+ * (Magu 1 exists on every chain), so everything kept about a Magu lives under the network it
+ * belongs to (chain/network.ts: chain id, MaguRegistry address, deployment block hash):
  *
- *   <dir>/magus/<id>.json   {"magu":"7","files":[{"manifest":"bafy…","offset":0,"shards":15,"fileSize":123}, …]}
+ *   <dir>/secret.key, <dir>/peer.key           the client's keys, shared by every network
+ *   <dir>/networks/<key>/network.json          {"version":1,"chainId":31337,"maguRegistry":"0x…","deployBlock":"12","deployBlockHash":"0x…","rpcUrl":"…"}
+ *   <dir>/networks/<key>/magus/<id>.json       {"magu":"7","files":[{"manifest":"bafy…","offset":0,"shards":15,"fileSize":123}, …]}
+ *   <dir>/networks/<key>/magus/<id>.lock       pid of the process appending to the Magu
+ *   <dir>/networks/<key>/staging/              the fragment store a large put stages its shards in
  *
- * Files in commit order; `offset` is the Magu fragment index of the file's first shard (the running
- * sum of the shard counts before it). `put` appends an entry right after its commitData lands, so
- * the record covers exactly the fragments committed on chain. `get` reads a file's offset from it;
- * an append (`putInto`) reads the listed manifests to compute the new root. Writes go to a
- * temporary file renamed into place.
+ * `<key>` is `networkKey` (`31337-0x5fbd…-1a2b3c4d5e6f`); `network.json` is compared with the
+ * network read from the chain every time the directory is opened (`NetworkMismatchError` names both
+ * when they differ), so a record is only ever read by its own network.
  *
- *   <dir>/magus/<id>.lock   pid of the process appending to the Magu (created exclusively; a lock
- *                           whose process is gone is taken over), so two appends from one directory
- *                           cannot both commit over the same old root.
+ * A record lists files in commit order; `offset` is the Magu fragment index of the file's first
+ * shard (the running sum of the shard counts before it). `put` appends an entry right after its
+ * commitData lands, so the record covers exactly the fragments committed on chain. `get` reads a
+ * file's offset from it; an append (`putInto`) reads the listed manifests to compute the new root.
+ * Writes go to a temporary file renamed into place. The lock file is created exclusively; a lock
+ * whose process is gone is taken over, so two appends from one directory cannot both commit over
+ * the same old root.
+ *
+ * The old layout kept `<dir>/magus/<id>.json` for every network at once. Such a record is never
+ * read as it is: the client adopts it into a network (`adoptLegacyRecord`, a move) only once it
+ * proved to be that network's Magu (roles/client.ts: it covers the committed count and its
+ * manifests fold to the root on chain); until then it stays where it is, unused.
  */
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { getAddress, type Hex } from "viem";
 import { CID } from "multiformats/cid";
+import { describeNetwork, networkKey, sameNetwork, type NetworkIdentity } from "../chain/index.js";
 
 /** One file of a Magu as the client recorded it. */
 export interface RecordedFile {
@@ -26,6 +41,20 @@ export interface RecordedFile {
   readonly offset: number;
   readonly shards: number;
   readonly fileSize: number;
+}
+
+/** A client directory's part for one network, opened by {@link openNetworkRecords}. */
+export interface NetworkRecords {
+  /** The client directory. */
+  readonly root: string;
+  /** `<root>/networks/<networkKey>`. */
+  readonly dir: string;
+  readonly network: NetworkIdentity;
+}
+
+/** A network as its `network.json` describes it (`rpcUrl`: where it was first reached; not compared). */
+export interface StoredNetwork extends NetworkIdentity {
+  rpcUrl?: string;
 }
 
 /** A record that cannot be read, or an append that does not continue it. */
@@ -46,20 +75,103 @@ export class MaguBusyError extends Error {
   }
 }
 
-function recordPath(dir: string, maguId: bigint): string {
-  return join(dir, "magus", `${maguId}.json`);
+/** A network directory whose `network.json` describes another network than the one in use. */
+export class NetworkMismatchError extends Error {
+  readonly code = "ERR_NETWORK_MISMATCH";
+  constructor(
+    message: string,
+    readonly recorded: StoredNetwork | undefined,
+    readonly current: NetworkIdentity,
+  ) {
+    super(message);
+    this.name = "NetworkMismatchError";
+  }
 }
 
-/** The files recorded for `maguId` in commit order ([] when the directory has no record of it). */
-export async function readMaguRecord(dir: string, maguId: bigint): Promise<RecordedFile[]> {
-  const path = recordPath(dir, maguId);
+const NETWORK_FILE = "network.json";
+const NETWORK_FILE_VERSION = 1;
+
+/** `<root>/networks/<networkKey>`: where the client directory keeps what belongs to `network`. */
+export function networkDirOf(root: string, network: NetworkIdentity): string {
+  return join(root, "networks", networkKey(network));
+}
+
+/** The old layout's record of `maguId` (before records were kept per network). */
+export function legacyRecordPath(root: string, maguId: bigint): string {
+  return join(root, "magus", `${maguId}.json`);
+}
+
+function recordPath(records: NetworkRecords, maguId: bigint): string {
+  return join(records.dir, "magus", `${maguId}.json`);
+}
+
+/**
+ * Opens (creating on first use) the part of client directory `root` that belongs to `network`,
+ * and checks its `network.json` against it.
+ *
+ * @throws NetworkMismatchError when `network.json` describes another network, or cannot be read.
+ */
+export async function openNetworkRecords(root: string, network: NetworkIdentity, opts: { rpcUrl?: string } = {}): Promise<NetworkRecords> {
+  const dir = networkDirOf(root, network);
+  const path = join(dir, NETWORK_FILE);
+  const recorded = await readNetworkFile(path);
+  if (recorded === undefined) {
+    await mkdir(join(dir, "magus"), { recursive: true });
+    const body = {
+      version: NETWORK_FILE_VERSION,
+      chainId: network.chainId,
+      maguRegistry: network.maguRegistry,
+      deployBlock: network.deployBlock.toString(),
+      deployBlockHash: network.deployBlockHash,
+      ...(opts.rpcUrl !== undefined ? { rpcUrl: opts.rpcUrl } : {}),
+    };
+    await writeAtomically(path, body);
+  } else if (recorded === "unreadable" || !sameNetwork(recorded, network)) {
+    const what = recorded === "unreadable" ? "cannot be read" : `describes ${describeNetwork(recorded)}`;
+    throw new NetworkMismatchError(
+      `client directory ${root}: ${path} ${what}, but this command uses ${describeNetwork(network)}: ` +
+        `move ${dir} aside (it holds that network's records) or pass another --client-dir`,
+      recorded === "unreadable" ? undefined : recorded,
+      network,
+    );
+  }
+  return { root, dir, network };
+}
+
+/** `network.json` at `path`: undefined when absent, "unreadable" when it is not a valid one. */
+async function readNetworkFile(path: string): Promise<StoredNetwork | "unreadable" | undefined> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    return "unreadable";
   }
+  try {
+    const j = JSON.parse(text) as Record<string, unknown>;
+    if (j.version !== NETWORK_FILE_VERSION || !Number.isSafeInteger(j.chainId) || typeof j.maguRegistry !== "string") return "unreadable";
+    if (typeof j.deployBlock !== "string" || !/^\d+$/.test(j.deployBlock)) return "unreadable";
+    if (typeof j.deployBlockHash !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(j.deployBlockHash)) return "unreadable";
+    return {
+      chainId: j.chainId as number,
+      maguRegistry: getAddress(j.maguRegistry),
+      deployBlock: BigInt(j.deployBlock),
+      deployBlockHash: j.deployBlockHash as Hex,
+      ...(typeof j.rpcUrl === "string" ? { rpcUrl: j.rpcUrl } : {}),
+    };
+  } catch {
+    return "unreadable";
+  }
+}
+
+async function writeAtomically(path: string, body: unknown): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(body, null, 1)}\n`);
+  await rename(tmp, path);
+}
+
+/** Parses the record of `maguId` read from `path`. */
+function parseRecord(path: string, text: string, maguId: bigint): RecordedFile[] {
   try {
     const parsed = JSON.parse(text) as { magu?: unknown; files?: unknown };
     if (parsed.magu !== maguId.toString() || !Array.isArray(parsed.files)) throw new Error("not a record of this Magu");
@@ -76,23 +188,133 @@ export async function readMaguRecord(dir: string, maguId: bigint): Promise<Recor
   }
 }
 
+/** The record at `path` (undefined when there is none). */
+async function readRecordAt(path: string, maguId: bigint): Promise<RecordedFile[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  return parseRecord(path, text, maguId);
+}
+
+/** The files recorded for `maguId` on this network, in commit order ([] when there is no record of it). */
+export async function readMaguRecord(records: NetworkRecords, maguId: bigint): Promise<RecordedFile[]> {
+  return (await readRecordAt(recordPath(records, maguId), maguId)) ?? [];
+}
+
 /** Appends `file` to the record of `maguId`; its offset must be the end of the recorded files. */
-export async function appendMaguRecord(dir: string, maguId: bigint, file: Omit<RecordedFile, "offset">, offset: number): Promise<RecordedFile> {
-  const files = await readMaguRecord(dir, maguId);
+export async function appendMaguRecord(records: NetworkRecords, maguId: bigint, file: Omit<RecordedFile, "offset">, offset: number): Promise<RecordedFile> {
+  const files = await readMaguRecord(records, maguId);
   const end = files.reduce((n, f) => n + f.shards, 0);
-  if (offset !== end) throw new MaguRecordError(`record of Magu ${maguId} ends at fragment ${end}, cannot add a file at ${offset}`);
+  if (offset !== end) {
+    throw new MaguRecordError(`record of Magu ${maguId} on ${describeNetwork(records.network)} ends at fragment ${end}, cannot add a file at ${offset}`);
+  }
   const entry: RecordedFile = { ...file, offset };
-  const all = [...files, entry];
-  const path = recordPath(dir, maguId);
-  await mkdir(join(dir, "magus"), { recursive: true });
-  const body = {
-    magu: maguId.toString(),
-    files: all.map((f) => ({ manifest: f.manifestCid.toString(), offset: f.offset, shards: f.shards, fileSize: f.fileSize })),
-  };
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(body, null, 1)}\n`);
-  await rename(tmp, path);
+  await mkdir(join(records.dir, "magus"), { recursive: true });
+  await writeAtomically(recordPath(records, maguId), recordBody(maguId, [...files, entry]));
   return entry;
+}
+
+function recordBody(maguId: bigint, files: readonly RecordedFile[]): unknown {
+  return {
+    magu: maguId.toString(),
+    files: files.map((f) => ({ manifest: f.manifestCid.toString(), offset: f.offset, shards: f.shards, fileSize: f.fileSize })),
+  };
+}
+
+/** The old layout's record of `maguId` in client directory `root`, if there is one (not yet proven to be any network's). */
+export async function readLegacyRecord(root: string, maguId: bigint): Promise<{ path: string; files: RecordedFile[] } | undefined> {
+  const path = legacyRecordPath(root, maguId);
+  const files = await readRecordAt(path, maguId);
+  return files === undefined ? undefined : { path, files };
+}
+
+/**
+ * Moves the old layout's record of `maguId` into this network's directory, once the caller proved
+ * it to be this network's Magu. Never overwrites: when this network already has a record of the
+ * Magu, that one stays and the old one is left where it is. Returns whether it moved.
+ */
+export async function adoptLegacyRecord(records: NetworkRecords, maguId: bigint): Promise<boolean> {
+  const from = legacyRecordPath(records.root, maguId);
+  await mkdir(join(records.dir, "magus"), { recursive: true });
+  try {
+    await link(from, recordPath(records, maguId)); // fails with EEXIST instead of replacing
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST" || code === "ENOENT") return false; // this network's own record, or another process adopted it
+    throw err;
+  }
+  await unlink(from).catch(() => undefined);
+  return true;
+}
+
+/** Where else in the client directory a file with `manifestCid` is recorded. */
+export interface RecordElsewhere {
+  maguId: bigint;
+  /** The network whose record lists it; undefined for an old-layout record (network unknown). */
+  network?: StoredNetwork;
+  path: string;
+}
+
+/**
+ * The records of other networks (and of the old layout) that list `manifestCid`: what explains a
+ * get against the wrong network. Unreadable files are skipped.
+ */
+export async function findRecordsElsewhere(records: NetworkRecords, manifestCid: CID): Promise<RecordElsewhere[]> {
+  const found: RecordElsewhere[] = [];
+  const scan = async (magusDir: string, network: StoredNetwork | undefined): Promise<void> => {
+    for (const name of await readdir(magusDir).catch(() => [] as string[])) {
+      const m = /^(\d+)\.json$/.exec(name);
+      if (m === null) continue;
+      const maguId = BigInt(m[1]!);
+      const files = await readRecordAt(join(magusDir, name), maguId).catch(() => undefined);
+      if (files?.some((f) => f.manifestCid.equals(manifestCid))) found.push({ maguId, network, path: join(magusDir, name) });
+    }
+  };
+  const networksDir = join(records.root, "networks");
+  for (const name of await readdir(networksDir).catch(() => [] as string[])) {
+    const dir = join(networksDir, name);
+    if (dir === records.dir) continue;
+    const network = await readNetworkFile(join(dir, NETWORK_FILE));
+    if (network === undefined || network === "unreadable") continue;
+    await scan(join(dir, "magus"), network);
+  }
+  await scan(join(records.root, "magus"), undefined);
+  return found;
+}
+
+/** What a client directory holds for a network (read only: nothing is created). */
+export interface ClientDirSummary {
+  /** `<root>/networks/<key>`, whether or not it exists yet. */
+  networkDir: string;
+  /** Magus this network's records list. */
+  magus: bigint[];
+  /** Magus of old-layout records not yet adopted by any network. */
+  legacyMagus: bigint[];
+  /** Other networks the directory keeps records for. */
+  otherNetworks: StoredNetwork[];
+}
+
+/** Summarises client directory `root` as seen from `network` (for `muri status`). */
+export async function summarizeClientDir(root: string, network: NetworkIdentity): Promise<ClientDirSummary> {
+  const networkDir = networkDirOf(root, network);
+  const ids = async (magusDir: string): Promise<bigint[]> =>
+    (await readdir(magusDir).catch(() => [] as string[]))
+      .map((n) => /^(\d+)\.json$/.exec(n)?.[1])
+      .filter((x): x is string => x !== undefined)
+      .map(BigInt)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const otherNetworks: StoredNetwork[] = [];
+  for (const name of await readdir(join(root, "networks")).catch(() => [] as string[])) {
+    const dir = join(root, "networks", name);
+    if (dir === networkDir) continue;
+    const n = await readNetworkFile(join(dir, NETWORK_FILE));
+    if (n !== undefined && n !== "unreadable") otherNetworks.push(n);
+  }
+  return { networkDir, magus: await ids(join(networkDir, "magus")), legacyMagus: await ids(join(root, "magus")), otherNetworks };
 }
 
 function isAlive(pid: number): boolean {
@@ -104,10 +326,10 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Takes `<dir>/magus/<id>.lock`; returns its release. Throws MaguBusyError while another live process holds it. */
-export async function lockMaguRecord(dir: string, maguId: bigint): Promise<() => void> {
-  await mkdir(join(dir, "magus"), { recursive: true });
-  const path = join(dir, "magus", `${maguId}.lock`);
+/** Takes this network's `magus/<id>.lock`; returns its release. Throws MaguBusyError while another live process holds it. */
+export async function lockMaguRecord(records: NetworkRecords, maguId: bigint): Promise<() => void> {
+  await mkdir(join(records.dir, "magus"), { recursive: true });
+  const path = join(records.dir, "magus", `${maguId}.lock`);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       writeFileSync(path, `${process.pid}\n`, { flag: "wx" });

@@ -19,7 +19,13 @@
  * fold to the on-chain root). The file's shards are appended: commitData(root over the old fragment
  * roots then the new ones, old count + F); the members get every manifest and a version-2 index
  * document listing them in commit order; shard f of the file is Magu fragment offset + f.
- * Every put records the file (manifest, offset, shards) in `<dir>/magus/<id>.json` (client-record.ts).
+ * Every put records the file (manifest, offset, shards) in the record of its Magu, which the client
+ * directory keeps per network (`<dir>/networks/<network>/magus/<id>.json`, client-record.ts): at
+ * start the client reads the network's identity from the chain (chain id, MaguRegistry, hash of the
+ * deployment block) and uses only that network's records and staging store. An old-layout record
+ * (`<dir>/magus/<id>.json`) is adopted the first time a put or get needs the Magu, if it proves to
+ * be this network's: it covers the committed count and its manifests fold to the root on chain;
+ * otherwise it is left alone and the error that follows says so.
  * get({maguId, manifestCid}, out): the manifest from the first member that has it, then every
  * stripe from its holders; a holder that fails once is skipped for the rest of the get, and a
  * stripe missing up to m shards is rebuilt from parity. The file is written to `out.tmp` and
@@ -41,8 +47,10 @@ import { parseEventLogs, type Address, type Hex } from "viem";
 import {
   createChainClients,
   describeError,
+  describeNetwork,
   getMuriContracts,
   maguRegistryAbi,
+  readNetworkIdentity,
   verifyChain,
   type Deployment,
   type MuriContracts,
@@ -60,7 +68,17 @@ import { FRAGMENT_SIZE } from "../data/constants.js";
 import { ENCRYPTION_OVERHEAD } from "../data/crypto.js";
 import { layoutFor } from "../data/manifest.js";
 import { encodeMaguIndexDocument, encodeMaguIndexList } from "./magu-sync.js";
-import { appendMaguRecord, lockMaguRecord, readMaguRecord } from "./client-record.js";
+import {
+  adoptLegacyRecord,
+  appendMaguRecord,
+  findRecordsElsewhere,
+  lockMaguRecord,
+  openNetworkRecords,
+  readLegacyRecord,
+  readMaguRecord,
+  type NetworkRecords,
+  type RecordedFile,
+} from "./client-record.js";
 import { createClientNode, pushToValidators, registeredPeer } from "./peers.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
 
@@ -114,7 +132,9 @@ export type StorageClientErrorCode =
   /** putInto: fewer paid fragments left than the file needs. */
   | "ERR_MAGU_FULL"
   /** putInto / get: this client directory's record does not match the Magu. */
-  | "ERR_MAGU_RECORD";
+  | "ERR_MAGU_RECORD"
+  /** get: the file is recorded on another network than the one the command uses (the error names both). */
+  | "ERR_OTHER_NETWORK";
 
 /** A client operation that failed; `code` names the condition, `context` says where. */
 export class StorageClientError extends Error {
@@ -129,7 +149,7 @@ export class StorageClientError extends Error {
 }
 
 export interface ClientInit {
-  /** Client directory: secret key, libp2p key, staging store. */
+  /** Client directory: secret key, libp2p key, and per network the Magu records and staging store. */
   dir: string;
   deployment: Deployment;
   rpcUrl?: string;
@@ -211,6 +231,34 @@ export function shardCountOf(fileSize: number, k: number, m: number): number {
   return layoutFor(fileSize, FRAGMENT_SIZE - ENCRYPTION_OVERHEAD, k).stripes * (k + m);
 }
 
+/** A manifest fetched from a member: its CID, decoded form and bytes. */
+interface Fetched {
+  cid: CID;
+  manifest: Manifest;
+  bytes: Uint8Array;
+}
+
+/** What a Magu's committed data is on chain. */
+interface MaguData {
+  root: Hex;
+  fragmentCount: number;
+}
+
+/** The fragment roots of `files`' manifests, in order. */
+function rootsOf(files: readonly Fetched[]): Buffer[] {
+  return files.flatMap((f) => f.manifest.roots.map((r) => Buffer.from(r, "hex")));
+}
+
+/** The Magu root over `roots`, 0x-hex. */
+function hexRoot(roots: readonly Buffer[]): Hex {
+  return `0x${maguRoot([...roots]).toString("hex")}`;
+}
+
+/** Whether the fragment roots of `files`, concatenated, fold to `root`. */
+function foldsTo(files: readonly Fetched[], root: Hex): boolean {
+  return hexRoot(rootsOf(files)).toLowerCase() === root.toLowerCase();
+}
+
 /** Runs `fn` over `items` with at most `limit` in flight; the first failure rejects. */
 async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -266,6 +314,7 @@ class Client implements StorageClient {
   private p2p: P2PNode | undefined;
   private staging: FragmentStore | undefined;
   private secret: Buffer | undefined;
+  private network: NetworkRecords | undefined;
 
   constructor(
     private readonly init: ClientInit,
@@ -284,8 +333,10 @@ class Client implements StorageClient {
     if (this.p2p !== undefined) return;
     await mkdir(this.init.dir, { recursive: true });
     await verifyChain(this.clients.publicClient, this.init.deployment.chainId, this.clients.rpcUrl);
+    const identity = await readNetworkIdentity(this.clients.publicClient, this.init.deployment, this.clients.rpcUrl);
+    this.network = await openNetworkRecords(this.init.dir, identity, { rpcUrl: this.clients.rpcUrl });
     this.secret = await loadOrCreateSecret(join(this.init.dir, "secret.key"));
-    this.staging = await openFragmentStore({ dir: join(this.init.dir, "staging"), quotaBytes: STAGING_QUOTA_BYTES, logger: this.log });
+    this.staging = await openFragmentStore({ dir: join(this.network.dir, "staging"), quotaBytes: STAGING_QUOTA_BYTES, logger: this.log });
     const p2p = await createClientNode(this.init.dir);
     try {
       await p2p.start();
@@ -304,9 +355,11 @@ class Client implements StorageClient {
     this.staging = undefined;
   }
 
-  private running(): { p2p: P2PNode; staging: FragmentStore; secret: Buffer } {
-    if (this.p2p === undefined || this.staging === undefined || this.secret === undefined) throw new StorageClientError("ERR_CLIENT_NOT_STARTED", "client not started: call start() first", {});
-    return { p2p: this.p2p, staging: this.staging, secret: this.secret };
+  private running(): { p2p: P2PNode; staging: FragmentStore; secret: Buffer; records: NetworkRecords } {
+    if (this.p2p === undefined || this.staging === undefined || this.secret === undefined || this.network === undefined) {
+      throw new StorageClientError("ERR_CLIENT_NOT_STARTED", "client not started: call start() first", {});
+    }
+    return { p2p: this.p2p, staging: this.staging, secret: this.secret, records: this.network };
   }
 
   private async send(what: string, hash: Promise<Hex>): Promise<bigint> {
@@ -328,7 +381,7 @@ class Client implements StorageClient {
   }
 
   async put(path: string, options: PutOptions = {}): Promise<PutResult> {
-    const { staging, secret } = this.running();
+    const { staging, secret, records } = this.running();
     const k = options.k ?? CLIENT_DEFAULTS.k;
     const m = options.m ?? CLIENT_DEFAULTS.m;
     const nMembers = options.members ?? CLIENT_DEFAULTS.members;
@@ -370,7 +423,7 @@ class Client implements StorageClient {
       //    takes any valid manifest; it is the index document that must match the commit).
       const [, members] = await Promise.all([
         this.send("commitData", this.contracts.maguRegistry.write.commitData([maguId, root, count])).then(() =>
-          appendMaguRecord(this.init.dir, maguId, { manifestCid, shards: count, fileSize }, 0),
+          appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, 0),
         ),
         this.members(memberAddresses).then(async (members) => {
           await Promise.all(members.map((member) => this.pushTo(member, manifestCid, manifestBytes, "manifest")));
@@ -432,20 +485,96 @@ class Client implements StorageClient {
   }
 
   /**
-   * Where the file of `manifest` starts in the Magu: from this directory's record, else 0 when the
-   * manifest covers the whole Magu (a one-file Magu put from another directory).
+   * Where the file of `manifest` starts in the Magu: from this network's record of the Magu, else 0
+   * when the manifest covers the whole Magu (a one-file Magu put from another directory).
    */
-  private async offsetOf(ref: FileRef, manifest: Manifest, fragmentCount: number): Promise<number> {
-    const files = await readMaguRecord(this.init.dir, ref.maguId);
+  private async offsetOf(ref: FileRef, manifest: Manifest, data: MaguData, members: readonly Member[]): Promise<number> {
+    const { files, rejected } = await this.recordOf(ref.maguId, data, members, ref.manifestCid);
     const recorded = files.find((f) => f.manifestCid.equals(ref.manifestCid));
-    if (recorded !== undefined && recorded.shards === manifest.shards.length && recorded.offset + recorded.shards <= fragmentCount) return recorded.offset;
-    if (manifest.shards.length === fragmentCount) return 0;
-    throw new StorageClientError(
-      "ERR_MAGU_RECORD",
-      `this client directory (${this.init.dir}) has no record of manifest ${ref.manifestCid} in Magu ${ref.maguId}, which holds ${fragmentCount} fragments ` +
-        `(the file has ${manifest.shards.length}): get it with the client directory that put it`,
-      { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() },
+    if (recorded !== undefined && recorded.shards === manifest.shards.length && recorded.offset + recorded.shards <= data.fragmentCount) return recorded.offset;
+    if (manifest.shards.length === data.fragmentCount) return 0;
+    throw (
+      (await this.otherNetworkError(ref)) ??
+      new StorageClientError(
+        "ERR_MAGU_RECORD",
+        `this client directory (${this.init.dir}) has no record of manifest ${ref.manifestCid} in Magu ${ref.maguId} on ${describeNetwork(this.running().records.network)}, ` +
+          `which holds ${data.fragmentCount} fragments (the file has ${manifest.shards.length})` +
+          (rejected !== undefined ? `; ${rejected}` : ": get it with the client directory that put it"),
+        { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() },
+      )
     );
+  }
+
+  /**
+   * This network's record of `maguId`. Without one, an old-layout record (client-record.ts) is
+   * adopted if it proves to be this network's Magu: it covers the committed fragment count, and its
+   * manifests, fetched from the members, have the recorded shard counts and fold to the root on
+   * chain. One that does not prove is left where it is, unused; `rejected` says why. With `wanted`,
+   * an old record that does not list that manifest is not examined (it cannot help).
+   */
+  private async recordOf(maguId: bigint, data: MaguData, members: readonly Member[], wanted?: CID): Promise<{ files: RecordedFile[]; rejected?: string }> {
+    const { records } = this.running();
+    const files = await readMaguRecord(records, maguId);
+    if (files.length > 0) return { files };
+    const legacy = await readLegacyRecord(this.init.dir, maguId);
+    if (legacy === undefined || (wanted !== undefined && !legacy.files.some((f) => f.manifestCid.equals(wanted)))) return { files };
+    const count = legacy.files.reduce((n, f) => n + f.shards, 0);
+    let reason: string | undefined;
+    if (count !== data.fragmentCount) {
+      reason = `it records ${count} fragments, the Magu holds ${data.fragmentCount}`;
+    } else {
+      try {
+        const earlier = await this.fetchRecorded(maguId, legacy.files, members);
+        if (!foldsTo(earlier, data.root)) reason = `its files do not fold to the Magu's root ${data.root}`;
+      } catch (err) {
+        reason = (err as Error).message;
+      }
+    }
+    if (reason !== undefined) {
+      this.log.warn("old-layout record is not this network's", { magu: maguId.toString(), path: legacy.path, reason });
+      return {
+        files,
+        rejected:
+          `the old-layout record ${legacy.path} is not this network's Magu ${maguId} (${reason}), so it was left unused: ` +
+          `run the command against the network that wrote it (which adopts it), or move it aside (mv ${legacy.path} ${legacy.path}.unused)`,
+      };
+    }
+    if (await adoptLegacyRecord(records, maguId)) this.log.info("old-layout record adopted", { magu: maguId.toString(), from: legacy.path, to: records.dir });
+    return { files: await readMaguRecord(records, maguId) };
+  }
+
+  /**
+   * ERR_OTHER_NETWORK when another network's record in this client directory (or an old-layout
+   * record) lists the manifest of `ref`: the get targets the wrong network. Undefined otherwise.
+   */
+  private async otherNetworkError(ref: FileRef): Promise<StorageClientError | undefined> {
+    const { records } = this.running();
+    const found = await findRecordsElsewhere(records, ref.manifestCid);
+    const other = found.find((f) => f.network !== undefined) ?? found[0];
+    if (other === undefined) return undefined;
+    const here = describeNetwork(records.network);
+    const where =
+      other.network !== undefined
+        ? `was put into Magu ${other.maguId} on ${describeNetwork(other.network)}${other.network.rpcUrl !== undefined ? ` (reached at ${other.network.rpcUrl})` : ""}`
+        : `is listed by the old-layout record ${other.path} (Magu ${other.maguId}), which is not this network's`;
+    return new StorageClientError(
+      "ERR_OTHER_NETWORK",
+      `manifest ${ref.manifestCid} ${where}, but this command uses ${here}: run muri get against the network it was put on (its --rpc and --deployment, or --devnet)`,
+      { maguId: ref.maguId, manifestCid: ref.manifestCid.toString(), otherMaguId: other.maguId, otherNetwork: other.network, network: records.network },
+    );
+  }
+
+  /** The manifests of the recorded `files` from the members; each must have the recorded shard count. */
+  private async fetchRecorded(maguId: bigint, files: readonly RecordedFile[], members: readonly Member[]): Promise<Fetched[]> {
+    const earlier: Fetched[] = [];
+    for (const file of files) {
+      const got = await this.fetchManifest(members, file.manifestCid, maguId);
+      if (got.manifest.shards.length !== file.shards) {
+        throw new StorageClientError("ERR_MAGU_RECORD", `manifest ${file.manifestCid} has ${got.manifest.shards.length} shards, the record says ${file.shards}`, { maguId });
+      }
+      earlier.push({ cid: file.manifestCid, ...got });
+    }
+    return earlier;
   }
 
   /** The manifest `cid` from the first of `members` that serves it. */
@@ -485,9 +614,9 @@ class Client implements StorageClient {
   }
 
   async putInto(maguId: bigint, path: string): Promise<PutResult> {
-    const { staging, secret } = this.running();
+    const { staging, secret, records } = this.running();
     const started = performance.now();
-    const release = await lockMaguRecord(this.init.dir, maguId);
+    const release = await lockMaguRecord(records, maguId);
     let stage: ShardStage | undefined;
     try {
       // 1. Everything that can refuse the put, before anything is encoded, pushed or sent.
@@ -515,15 +644,6 @@ class Client implements StorageClient {
       if (needed > left) {
         fail("ERR_MAGU_FULL", `Magu ${maguId} has ${left} of its ${info.params.maxFragments} paid fragments left; this file needs ${needed} (k=${k}, m=${m}, 1 MiB shards): put it into a larger Magu`);
       }
-      const recorded = await readMaguRecord(this.init.dir, maguId);
-      const recordedCount = recorded.reduce((n, f) => n + f.shards, 0);
-      if (recordedCount !== info.fragmentCount) {
-        fail(
-          "ERR_MAGU_RECORD",
-          `this client directory (${this.init.dir}) records ${recordedCount} of the ${info.fragmentCount} fragments committed to Magu ${maguId}: ` +
-            `put into it from the client directory that put its earlier files (magus/${maguId}.json)`,
-        );
-      }
       const slots = info.params.members;
       const present = info.members.filter((a) => !ZERO_ADDRESS.test(a));
       const members = await this.members(present);
@@ -532,14 +652,20 @@ class Client implements StorageClient {
         const member = members.find((x) => x.address === a);
         if (member !== undefined) bySlot.set(slot, member);
       });
-      const earlier: Array<{ cid: CID; manifest: Manifest; bytes: Uint8Array }> = [];
-      for (const file of recorded) earlier.push({ cid: file.manifestCid, ...(await this.fetchManifest(members, file.manifestCid, maguId)) });
-      const oldRoots = earlier.flatMap((e) => e.manifest.roots.map((r) => Buffer.from(r, "hex")));
-      if (oldRoots.length > 0) {
-        const folded = `0x${maguRoot(oldRoots).toString("hex")}`;
-        if (folded.toLowerCase() !== info.root.toLowerCase()) {
-          fail("ERR_MAGU_RECORD", `the recorded files of Magu ${maguId} fold to ${folded}, the chain has ${info.root}: this client directory's record is not the Magu's`);
-        }
+      const network = describeNetwork(records.network);
+      const { files: recorded, rejected } = await this.recordOf(maguId, info, members);
+      const recordedCount = recorded.reduce((n, f) => n + f.shards, 0);
+      if (recordedCount !== info.fragmentCount) {
+        fail(
+          "ERR_MAGU_RECORD",
+          `this client directory (${this.init.dir}) records ${recordedCount} of the ${info.fragmentCount} fragments committed to Magu ${maguId} on ${network}: ` +
+            (rejected ?? `put into it from the client directory that put its earlier files (${records.dir}/magus/${maguId}.json)`),
+        );
+      }
+      const earlier = await this.fetchRecorded(maguId, recorded, members);
+      const oldRoots = rootsOf(earlier);
+      if (oldRoots.length > 0 && !foldsTo(earlier, info.root)) {
+        fail("ERR_MAGU_RECORD", `the recorded files of Magu ${maguId} fold to ${hexRoot(oldRoots)}, the chain has ${info.root}: this client directory's record is not the Magu's on ${network}`);
       }
       this.log.info("append checked", { magu: maguId.toString(), fragments: info.fragmentCount, needed, left });
 
@@ -552,14 +678,14 @@ class Client implements StorageClient {
       if (count !== needed) fail("ERR_MAGU_FULL", `the file encoded to ${count} shards, ${needed} expected (did it change while being read?)`);
       const offset = info.fragmentCount;
       const total = offset + count;
-      const root = `0x${maguRoot([...oldRoots, ...manifest.roots.map((r) => Buffer.from(r, "hex"))]).toString("hex")}` as Hex;
+      const root = hexRoot([...oldRoots, ...manifest.roots.map((r) => Buffer.from(r, "hex"))]);
       this.log.info("encoded", { path, fileSize, shards: count, offset, ms: Math.round(performance.now() - started) });
 
       // 3. The new manifest to every member (a member refuses an index whose manifests it lacks),
       //    then the commit; a failure up to here leaves the chain untouched.
       await Promise.all(members.map((member) => this.pushTo(member, manifestCid, manifestBytes, "manifest")));
       await this.send("commitData", registry.write.commitData([maguId, root, total]));
-      await appendMaguRecord(this.init.dir, maguId, { manifestCid, shards: count, fileSize }, offset);
+      await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, offset);
       this.log.info("data committed", { magu: maguId.toString(), fragments: total });
 
       // 4. Every earlier manifest (a replacement member may lack one), the index listing them all,
@@ -638,9 +764,14 @@ class Client implements StorageClient {
         this.log.debug("manifest fetch failed", { member: member.address, error: (err as Error).message });
       }
     }
-    if (manifest === undefined) throw new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${ref.manifestCid} not found at any of the ${members.length} members of Magu ${ref.maguId}`, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() });
+    if (manifest === undefined) {
+      throw (
+        (await this.otherNetworkError(ref)) ??
+        new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${ref.manifestCid} not found at any of the ${members.length} members of Magu ${ref.maguId}`, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() })
+      );
+    }
 
-    const offset = await this.offsetOf(ref, manifest, info.fragmentCount);
+    const offset = await this.offsetOf(ref, manifest, info, members);
     let fetched = 0;
     let failed = 0;
     const fetcher: ShardFetcher = async (cid, where) => {

@@ -1,0 +1,146 @@
+/**
+ * The client directory's per-network records (agents/roles/client-record.ts), on the file system
+ * alone: networks with the same chain id and MaguRegistry kept apart by the deployment block hash,
+ * network.json compared on every open, old-layout records adopted without overwriting, and the
+ * lookups `muri get` and `muri status` use. The same flows against two real chains:
+ * e2e-networks.test.ts.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { CID } from "multiformats/cid";
+import { create as createDigest } from "multiformats/hashes/digest";
+import type { Hex } from "viem";
+import { networkKey, type NetworkIdentity } from "../../../agents/chain/index.js";
+import {
+  adoptLegacyRecord,
+  appendMaguRecord,
+  findRecordsElsewhere,
+  legacyRecordPath,
+  lockMaguRecord,
+  MaguBusyError,
+  MaguRecordError,
+  NetworkMismatchError,
+  openNetworkRecords,
+  readLegacyRecord,
+  readMaguRecord,
+  summarizeClientDir,
+} from "../../../agents/roles/client-record.js";
+import { cleanup, tempDir } from "../chain/harness.js";
+
+const REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+const network = (hash: string): NetworkIdentity => ({ chainId: 31337, maguRegistry: REGISTRY, deployBlock: 23n, deployBlockHash: `0x${hash.padEnd(64, "0")}` as Hex });
+/** Two fresh chains: same id, same addresses, same deployment block, different hashes. */
+const A = network("aa");
+const B = network("bb");
+const cid = (n: number): CID => CID.createV1(0x55, createDigest(0x12, new Uint8Array(32).fill(n)));
+const file = (n: number, shards = 4) => ({ manifestCid: cid(n), shards, fileSize: 1000 * n });
+
+after(cleanup);
+
+describe("client records per network", () => {
+  test("Magu 1 of two networks with the same id and addresses are two records", async () => {
+    const root = await tempDir("muri-client-record-");
+    const a = await openNetworkRecords(root, A, { rpcUrl: "http://127.0.0.1:8545" });
+    const b = await openNetworkRecords(root, B);
+    assert.notEqual(a.dir, b.dir);
+    assert.equal(a.dir, join(root, "networks", networkKey(A)));
+    await appendMaguRecord(a, 1n, file(1), 0);
+    // The report: with one record per Magu id this append failed ("ends at fragment 4, cannot add a file at 0").
+    await appendMaguRecord(b, 1n, file(2, 6), 0);
+    assert.deepEqual((await readMaguRecord(a, 1n)).map((f) => f.manifestCid.toString()), [cid(1).toString()]);
+    assert.deepEqual((await readMaguRecord(b, 1n)).map((f) => f.manifestCid.toString()), [cid(2).toString()]);
+    await assert.rejects(appendMaguRecord(a, 1n, file(3), 0), (err: unknown) => err instanceof MaguRecordError && /ends at fragment 4, cannot add a file at 0/.test(err.message));
+    const stored = JSON.parse(await readFile(join(a.dir, "network.json"), "utf8")) as Record<string, unknown>;
+    assert.deepEqual(stored, { version: 1, chainId: 31337, maguRegistry: REGISTRY, deployBlock: "23", deployBlockHash: A.deployBlockHash, rpcUrl: "http://127.0.0.1:8545" });
+    // Opening again compares and accepts.
+    await openNetworkRecords(root, A);
+  });
+
+  test("a network.json that names another network is refused with both networks in the message", async () => {
+    const root = await tempDir("muri-client-record-");
+    await openNetworkRecords(root, A);
+    // Same key (the first 12 hex digits of the hash), different hash: only network.json can tell.
+    const twin: NetworkIdentity = { ...A, deployBlockHash: `0x${"aa".padEnd(62, "0")}ff` as Hex };
+    assert.equal(networkKey(twin), networkKey(A));
+    await assert.rejects(openNetworkRecords(root, twin), (err: unknown) => {
+      assert.ok(err instanceof NetworkMismatchError);
+      assert.equal(err.code, "ERR_NETWORK_MISMATCH");
+      assert.ok(err.message.includes(A.deployBlockHash.slice(0, 14)) && err.message.includes("deployed at block 23"), err.message);
+      assert.match(err.message, /move .* aside .* or pass another --client-dir/);
+      return true;
+    });
+    await writeFile(join(root, "networks", networkKey(A), "network.json"), "{not json");
+    await assert.rejects(openNetworkRecords(root, A), (err: unknown) => err instanceof NetworkMismatchError && /cannot be read/.test(err.message));
+  });
+
+  test("locks are per network", async () => {
+    const root = await tempDir("muri-client-record-");
+    const a = await openNetworkRecords(root, A);
+    const b = await openNetworkRecords(root, B);
+    const release = await lockMaguRecord(a, 1n);
+    await assert.rejects(lockMaguRecord(a, 1n), MaguBusyError);
+    const other = await lockMaguRecord(b, 1n);
+    other();
+    release();
+    (await lockMaguRecord(a, 1n))();
+  });
+
+  test("old-layout records: read apart, adopted by a move that never overwrites", async () => {
+    const root = await tempDir("muri-client-record-");
+    const a = await openNetworkRecords(root, A);
+    const b = await openNetworkRecords(root, B);
+    await mkdir(join(root, "magus"));
+    const legacy = JSON.stringify({ magu: "1", files: [{ manifest: cid(7).toString(), offset: 0, shards: 4, fileSize: 7000 }] });
+    await writeFile(legacyRecordPath(root, 1n), legacy);
+    await writeFile(legacyRecordPath(root, 2n), legacy); // names Magu 1: malformed as a record of 2
+    await writeFile(legacyRecordPath(root, 3n), legacy.replace('"1"', '"3"'));
+
+    assert.deepEqual(await readMaguRecord(a, 1n), [], "an old record is not this network's until adopted");
+    assert.equal((await readLegacyRecord(root, 1n))?.files[0]?.manifestCid.toString(), cid(7).toString());
+    await assert.rejects(readLegacyRecord(root, 2n), MaguRecordError);
+    assert.equal(await readLegacyRecord(root, 4n), undefined);
+
+    // b already has its own Magu 3: the old record is not moved over it.
+    await appendMaguRecord(b, 3n, file(9), 0);
+    assert.equal(await adoptLegacyRecord(b, 3n), false);
+    assert.equal((await readMaguRecord(b, 3n))[0]?.manifestCid.toString(), cid(9).toString());
+    assert.ok(existsSync(legacyRecordPath(root, 3n)));
+
+    assert.equal(await adoptLegacyRecord(a, 1n), true);
+    assert.equal(existsSync(legacyRecordPath(root, 1n)), false);
+    assert.equal((await readMaguRecord(a, 1n))[0]?.manifestCid.toString(), cid(7).toString());
+    assert.equal(await adoptLegacyRecord(b, 1n), false, "once: it is gone from the old layout");
+  });
+
+  test("findRecordsElsewhere and summarizeClientDir see the other networks and the old layout", async () => {
+    const root = await tempDir("muri-client-record-");
+    const a = await openNetworkRecords(root, A, { rpcUrl: "http://127.0.0.1:8545" });
+    const b = await openNetworkRecords(root, B);
+    await appendMaguRecord(a, 1n, file(1), 0);
+    await appendMaguRecord(a, 1n, file(2), 4);
+    await appendMaguRecord(b, 1n, file(3), 0);
+    await mkdir(join(root, "magus"));
+    await writeFile(legacyRecordPath(root, 5n), JSON.stringify({ magu: "5", files: [{ manifest: cid(2).toString(), offset: 0, shards: 4, fileSize: 1 }] }));
+
+    const seen = await findRecordsElsewhere(b, cid(2));
+    assert.deepEqual(
+      seen.map((s) => ({ magu: s.maguId, hash: s.network?.deployBlockHash, rpcUrl: s.network?.rpcUrl })),
+      [
+        { magu: 1n, hash: A.deployBlockHash, rpcUrl: "http://127.0.0.1:8545" },
+        { magu: 5n, hash: undefined, rpcUrl: undefined },
+      ],
+    );
+    assert.deepEqual(await findRecordsElsewhere(b, cid(3)), [], "its own network's record is not 'elsewhere'");
+
+    const summary = await summarizeClientDir(root, B);
+    assert.equal(summary.networkDir, b.dir);
+    assert.deepEqual(summary.magus, [1n]);
+    assert.deepEqual(summary.legacyMagus, [5n]);
+    assert.deepEqual(summary.otherNetworks.map((n) => n.deployBlockHash), [A.deployBlockHash]);
+    const fresh = await summarizeClientDir(await tempDir("muri-client-record-"), A);
+    assert.deepEqual([fresh.magus, fresh.legacyMagus, fresh.otherNetworks], [[], [], []]);
+  });
+});
