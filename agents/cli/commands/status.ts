@@ -1,10 +1,15 @@
 /**
- * `muri status`: the network at a glance from the chain alone: nodes, Magus, current period and
- * epoch, what each node can claim, and proofs passed/missed (ProofSubmitted/ProofMissed events).
+ * `muri status`: the network at a glance from the chain alone: which network it is (chain id,
+ * MaguRegistry, deployment block and its hash: what the client directory keys its records by),
+ * nodes, Magus, current period and epoch, what each node can claim, and proofs passed/missed
+ * (ProofSubmitted/ProofMissed events); and what the client directory keeps for this network.
  */
 import type { Address } from "viem";
+import { describeNetwork, readNetworkIdentity } from "../../chain/index.js";
+import { summarizeClientDir } from "../../roles/client-record.js";
 import type { Command } from "../command.js";
 import type { CliContext } from "../context.js";
+import { CLIENT_DIR_HELP, clientDir } from "../devnet/storage-client.js";
 import { formatBytes, formatMuri, formatPeerId, roleNames } from "../values.js";
 import { readMagu } from "./magu.js";
 
@@ -15,19 +20,22 @@ export const statusCommand: Command = {
   path: ["status"],
   summary: "nodes, Magus, current period and epoch, claimable rewards and proofs, from the chain",
   usage: "muri status",
-  help: [],
-  options: {},
+  help: [CLIENT_DIR_HELP],
+  options: { "client-dir": { type: "string" } },
   signs: false,
-  prepare() {
+  prepare(args) {
+    const dir = clientDir(args);
     return async (ctx) => {
       const r = ctx.read;
-      const [block, period, epoch, nodeCount, maguCount] = await Promise.all([
+      const [block, period, epoch, nodeCount, maguCount, network] = await Promise.all([
         ctx.publicClient.getBlockNumber({ cacheTime: 0 }),
         r.maguRegistry.read.currentPeriod(),
         r.rewards.read.currentEpoch(),
         r.nodeRegistry.read.nodeCount(),
         r.maguRegistry.read.maguCount(),
+        readNetworkIdentity(ctx.publicClient, ctx.deployment, ctx.rpcUrl),
       ]);
+      const client = await summarizeClientDir(dir, network);
       const proofs = await countProofs(ctx, block);
       const listedNodes = nodeCount > BigInt(MAX_LISTED) ? MAX_LISTED : Number(nodeCount);
       const nodes = await Promise.all(
@@ -74,6 +82,10 @@ export const statusCommand: Command = {
       );
       const text = [
         `chain ${ctx.deployment.chainId} at ${ctx.rpcUrl}, block ${block}, period ${period}, epoch ${epoch}`,
+        `network: ${describeNetwork(network)}`,
+        `client directory ${dir}: records of ${client.magus.length} Magus in ${client.networkDir}` +
+          (client.otherNetworks.length > 0 ? `; records of ${client.otherNetworks.length} other networks` : "") +
+          (client.legacyMagus.length > 0 ? `; old-layout records of Magus ${client.legacyMagus.join(", ")} (adopted on first use if they prove to be this network's)` : ""),
         `nodes (${nodeCount}):`,
         ...(nodes.length === 0 ? ["  none registered"] : []),
         ...nodes.map(
@@ -97,6 +109,8 @@ export const statusCommand: Command = {
         json: {
           chainId: ctx.deployment.chainId,
           rpcUrl: ctx.rpcUrl,
+          network,
+          client: { dir, ...client },
           block,
           period,
           epoch,
