@@ -259,6 +259,27 @@ export interface RecordElsewhere {
   path: string;
 }
 
+/** The record files in `magusDir` by Magu id, in id order ([] when there is no such directory). */
+async function recordIds(magusDir: string): Promise<bigint[]> {
+  return (await readdir(magusDir).catch(() => [] as string[]))
+    .map((n) => /^(\d+)\.json$/.exec(n)?.[1])
+    .filter((x): x is string => x !== undefined)
+    .map(BigInt)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The other networks client directory `root` keeps a part for (every one but `exceptDir`; unreadable ones skipped). */
+async function otherNetworks(root: string, exceptDir: string): Promise<Array<{ dir: string; network: StoredNetwork }>> {
+  const others: Array<{ dir: string; network: StoredNetwork }> = [];
+  for (const name of await readdir(join(root, "networks")).catch(() => [] as string[])) {
+    const dir = join(root, "networks", name);
+    if (dir === exceptDir) continue;
+    const network = await readNetworkFile(join(dir, NETWORK_FILE));
+    if (network !== undefined && network !== "unreadable") others.push({ dir, network });
+  }
+  return others;
+}
+
 /**
  * The records of other networks (and of the old layout) that list `manifestCid`: what explains a
  * get against the wrong network. Unreadable files are skipped.
@@ -266,22 +287,13 @@ export interface RecordElsewhere {
 export async function findRecordsElsewhere(records: NetworkRecords, manifestCid: CID): Promise<RecordElsewhere[]> {
   const found: RecordElsewhere[] = [];
   const scan = async (magusDir: string, network: StoredNetwork | undefined): Promise<void> => {
-    for (const name of await readdir(magusDir).catch(() => [] as string[])) {
-      const m = /^(\d+)\.json$/.exec(name);
-      if (m === null) continue;
-      const maguId = BigInt(m[1]!);
-      const files = await readRecordAt(join(magusDir, name), maguId).catch(() => undefined);
-      if (files?.some((f) => f.manifestCid.equals(manifestCid))) found.push({ maguId, network, path: join(magusDir, name) });
+    for (const maguId of await recordIds(magusDir)) {
+      const path = join(magusDir, `${maguId}.json`);
+      const files = await readRecordAt(path, maguId).catch(() => undefined);
+      if (files?.some((f) => f.manifestCid.equals(manifestCid))) found.push({ maguId, network, path });
     }
   };
-  const networksDir = join(records.root, "networks");
-  for (const name of await readdir(networksDir).catch(() => [] as string[])) {
-    const dir = join(networksDir, name);
-    if (dir === records.dir) continue;
-    const network = await readNetworkFile(join(dir, NETWORK_FILE));
-    if (network === undefined || network === "unreadable") continue;
-    await scan(join(dir, "magus"), network);
-  }
+  for (const other of await otherNetworks(records.root, records.dir)) await scan(join(other.dir, "magus"), other.network);
   await scan(join(records.root, "magus"), undefined);
   return found;
 }
@@ -301,20 +313,12 @@ export interface ClientDirSummary {
 /** Summarises client directory `root` as seen from `network` (for `muri status`). */
 export async function summarizeClientDir(root: string, network: NetworkIdentity): Promise<ClientDirSummary> {
   const networkDir = networkDirOf(root, network);
-  const ids = async (magusDir: string): Promise<bigint[]> =>
-    (await readdir(magusDir).catch(() => [] as string[]))
-      .map((n) => /^(\d+)\.json$/.exec(n)?.[1])
-      .filter((x): x is string => x !== undefined)
-      .map(BigInt)
-      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const otherNetworks: StoredNetwork[] = [];
-  for (const name of await readdir(join(root, "networks")).catch(() => [] as string[])) {
-    const dir = join(root, "networks", name);
-    if (dir === networkDir) continue;
-    const n = await readNetworkFile(join(dir, NETWORK_FILE));
-    if (n !== undefined && n !== "unreadable") otherNetworks.push(n);
-  }
-  return { networkDir, magus: await ids(join(networkDir, "magus")), legacyMagus: await ids(join(root, "magus")), otherNetworks };
+  return {
+    networkDir,
+    magus: await recordIds(join(networkDir, "magus")),
+    legacyMagus: await recordIds(join(root, "magus")),
+    otherNetworks: (await otherNetworks(root, networkDir)).map((o) => o.network),
+  };
 }
 
 function isAlive(pid: number): boolean {
