@@ -71,8 +71,11 @@ export interface HardhatChain {
   stop(): Promise<void>;
 }
 
-/** Starts `hardhat node` on `port` and resolves once it serves JSON-RPC (at most `timeoutMs`). */
-export async function startHardhatNode(port: number, timeoutMs = 60_000): Promise<HardhatChain> {
+/**
+ * Starts `hardhat node` on `port` and resolves once it serves JSON-RPC (at most `timeoutMs`, which
+ * bounds a failure only: it normally takes a few seconds, many more on a loaded machine).
+ */
+export async function startHardhatNode(port: number, timeoutMs = 180_000): Promise<HardhatChain> {
   const child = spawn(process.execPath, [HARDHAT, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
@@ -108,12 +111,24 @@ export async function startHardhatNode(port: number, timeoutMs = 60_000): Promis
   return { port, rpcUrl: `http://127.0.0.1:${port}`, keys, stop: () => stopChild(child) };
 }
 
-/** Runs scripts/deploy-local.ts against `rpcUrl` (no recompilation) and loads the deployment file. */
-export async function deployLocal(rpcUrl: string, timeoutMs = 90_000): Promise<Deployment> {
+/**
+ * Ignition parameters of deploy/MuriData.ts a test deploys with instead of deploy/parameters/devnet.json's
+ * (e.g. longer periods, a proof grace, longer search windows).
+ */
+export type DeployParameters = Partial<
+  Record<"periodBlocks" | "epochBlocks" | "unbondingBlocks" | "graceBlocks" | "maxMisses" | "samples" | "commitBlocks" | "revealBlocks" | "disputeBlocks", number>
+>;
+
+/**
+ * Runs scripts/deploy-local.ts against `rpcUrl` (no recompilation) and loads the deployment file;
+ * with `parameters`, test/agents/chain/deploy-with-parameters.ts (devnet.json with those replaced).
+ */
+export async function deployLocal(rpcUrl: string, timeoutMs = 180_000, parameters?: DeployParameters): Promise<Deployment> {
   const file = join(await tempDir("muri-chain-deploy-"), "deployment.json");
-  const child = spawn(process.execPath, [HARDHAT, "run", "--no-compile", "scripts/deploy-local.ts", "--network", "localhost"], {
+  const script = parameters === undefined ? "scripts/deploy-local.ts" : "test/agents/chain/deploy-with-parameters.ts";
+  const child = spawn(process.execPath, [HARDHAT, "run", "--no-compile", script, "--network", "localhost"], {
     cwd: ROOT,
-    env: { ...process.env, MURI_RPC_URL: rpcUrl, MURI_DEPLOYMENT_FILE: file },
+    env: { ...process.env, MURI_RPC_URL: rpcUrl, MURI_DEPLOYMENT_FILE: file, ...(parameters && { MURI_DEPLOY_PARAMETERS: JSON.stringify(parameters) }) },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -132,7 +147,7 @@ export async function deployLocal(rpcUrl: string, timeoutMs = 90_000): Promise<D
     });
   });
   children.delete(child);
-  if (code !== 0) throw new Error(`deploy-local failed (${code}):\n${output}`);
+  if (code !== 0) throw new Error(`${script} failed (${code}):\n${output}`);
   return loadDeployment(file);
 }
 
@@ -235,7 +250,7 @@ export function recordingLogger(): Logger & {
     info: push("info"),
     warn: push("warn"),
     error: push("error"),
-    waitFor(pred, timeoutMs = 20_000) {
+    waitFor(pred, timeoutMs = 60_000) {
       const found = entries.find(pred);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
