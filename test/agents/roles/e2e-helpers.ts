@@ -15,12 +15,19 @@ import { fileURLToPath } from "node:url";
 import type { Address, Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient } from "../../../agents/chain/index.js";
 import { createClient, type StorageClient } from "../../../agents/roles/client.js";
-import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const RUN_NODE = fileURLToPath(new URL("../../../agents/roles/run-node.ts", import.meta.url));
 const RUN_VALIDATOR = fileURLToPath(new URL("../../../agents/roles/run-validator.ts", import.meta.url));
 const STDERR_TAIL = 32 * 1024;
+/**
+ * How long a stopped agent gets to exit cleanly before SIGKILL. A clean stop normally takes about a
+ * second; e2e-restart checks what a clean stop saved, so a loaded machine must not turn it into a kill.
+ */
+const STOP_GRACE_MS = 30_000;
+/** Default bound on an agent's start (it normally prints `ready` within seconds). */
+const READY_TIMEOUT_MS = 180_000;
 /** MURI each account of `startNetwork` is funded with. */
 export const E2E_FUNDING = 10_000n * E18;
 
@@ -40,7 +47,7 @@ export interface AgentProcess {
   readonly pid: number;
   readonly address: Address;
   alive(): boolean;
-  /** Sends `signal` to the process group and waits (at most 10 s, then SIGKILL) for the exit. */
+  /** Sends `signal` to the process group and waits (at most `STOP_GRACE_MS`, then SIGKILL) for the exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Last lines of stderr (logs), for failure messages. */
   stderr(): string;
@@ -96,7 +103,7 @@ async function spawnAgent<Ready extends { address: Address }>(script: string, ke
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-STDERR_TAIL)));
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const timeoutMs = options.readyTimeoutMs ?? 90_000;
+  const timeoutMs = options.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const ready = await new Promise<Ready>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} ${options.dir} not ready after ${timeoutMs} ms:\n${stderr}`)), timeoutMs);
     const lines = createInterface({ input: child.stdout! });
@@ -139,14 +146,14 @@ async function killGroup(child: ChildProcess, exited: Promise<void>, signal: Nod
   };
   if (child.exitCode === null && child.signalCode === null) {
     send(signal);
-    const timer = setTimeout(() => send("SIGKILL"), 10_000);
+    const timer = setTimeout(() => send("SIGKILL"), STOP_GRACE_MS);
     await exited;
     clearTimeout(timer);
   }
   children.delete(child);
 }
 
-/** Stops every agent process still running (SIGTERM, then SIGKILL after 10 s). */
+/** Stops every agent process still running (SIGTERM, then SIGKILL after `STOP_GRACE_MS`). */
 export async function killAllNodes(): Promise<void> {
   await Promise.all(
     [...children].map((child) => killGroup(child, new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve()))), "SIGTERM")),
@@ -178,6 +185,51 @@ export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Prom
   }
 }
 
+/** Mines blocks (`hardhat_mine`) until the head is `block`; nothing if it is there already. */
+export async function mineTo(publicClient: MuriPublicClient, block: bigint): Promise<void> {
+  const head = await publicClient.getBlockNumber({ cacheTime: 0 });
+  if (head < block) await publicClient.request({ method: "hardhat_mine" as never, params: [`0x${(block - head).toString(16)}`] as never });
+}
+
+const PROVEN = 1;
+
+/**
+ * The first period every one of `members` is challenged in: the latest of their join periods as
+ * `MaguRegistry.membership` reports them, which already accounts for the Magu's data period (a first
+ * `commitData` in a later period than `formMagu` moves the first challenge one period further).
+ */
+export async function firstChallengedPeriod(read: MuriContracts<MuriPublicClient>, maguId: bigint, members: readonly Address[]): Promise<bigint> {
+  let first = 0n;
+  for (const member of members) {
+    const m = await read.maguRegistry.read.membership([maguId, member]);
+    if (!m.active) throw new Error(`${member} is not an active member of Magu ${maguId}`);
+    if (m.joinPeriod > first) first = m.joinPeriod;
+  }
+  return first;
+}
+
+/**
+ * Waits until `member` proved `period` of `maguId` (`proofState` 1). Fails at once, with the agent's
+ * log, if the period's proof deadline passed first, and after `timeoutMs` of wall-clock time (a bound
+ * on a failure only: when the test moves the chain itself, the deadline cannot pass meanwhile).
+ */
+export async function waitProven(
+  { read, publicClient }: Pick<Network, "read" | "publicClient">,
+  maguId: bigint,
+  member: Address,
+  period: bigint,
+  timeoutMs: number,
+  agent?: AgentProcess,
+): Promise<void> {
+  const deadline = await read.challengeManager.read.proofDeadline([period]);
+  await waitFor(`${member} proving period ${period} of Magu ${maguId} (deadline block ${deadline})`, timeoutMs, async () => {
+    if ((await read.challengeManager.read.proofState([maguId, member, period])) === PROVEN) return true;
+    const head = await publicClient.getBlockNumber({ cacheTime: 0 });
+    if (head >= deadline) throw new Error(`${member} did not prove period ${period} of Magu ${maguId} before its deadline (block ${deadline}, head ${head})${agent ? `:\n${agent.stderr().slice(-4000)}` : ""}`);
+    return undefined;
+  }, 200);
+}
+
 /** JSON log lines of an agent's stderr whose `msg` is `msg`. */
 export function logLines(stderr: string, msg: string): Record<string, unknown>[] {
   return stderr
@@ -203,6 +255,11 @@ export interface NetworkOptions {
    * tasks' commit and reveal windows, do not shrink when many transactions are sent).
    */
   automine?: boolean;
+  /**
+   * Deployment parameters replacing deploy/parameters/devnet.json's (longer periods, a proof grace,
+   * longer search windows...): room for agents slowed down by a loaded machine.
+   */
+  parameters?: DeployParameters;
 }
 
 export interface Network {
@@ -217,6 +274,8 @@ export interface Network {
   publicClient: MuriPublicClient;
   /** Current block, uncached. */
   head(): Promise<bigint>;
+  /** Mines blocks (`hardhat_mine`) until the head is `block`; nothing if it is there already. */
+  mineTo(block: bigint): Promise<void>;
   nodeKey(i: number): Hex;
   nodeDir(i: number): string;
   /** Starts (or restarts, same key and directory) node i and puts it in `nodes[i]`. */
@@ -228,7 +287,7 @@ export interface Network {
 /** `hardhat node`, the deployment, funded accounts and `nodes` node processes (started in parallel). */
 export async function startNetwork(options: NetworkOptions): Promise<Network> {
   const chain = await startHardhatNode(await freePort());
-  const deployment = await deployLocal(chain.rpcUrl);
+  const deployment = await deployLocal(chain.rpcUrl, undefined, options.parameters);
   const dir = await tempDir(options.prefix);
   const deploymentFile = join(dir, "deployment.json");
   await writeDeployment(deploymentFile, { ...deployment, rpcUrl: chain.rpcUrl });
@@ -256,6 +315,7 @@ export async function startNetwork(options: NetworkOptions): Promise<Network> {
     read: getMuriContracts(deployment.contracts, { publicClient }),
     publicClient,
     head: () => publicClient.getBlockNumber({ cacheTime: 0 }),
+    mineTo: (block) => mineTo(publicClient, block),
     nodeKey,
     nodeDir,
     startNode,
