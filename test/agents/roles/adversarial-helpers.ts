@@ -1,0 +1,229 @@
+/**
+ * Shared set-up of the adversarial agent tests (adversarial-*.test.ts): a real `hardhat node` with
+ * the contracts, storage nodes made of the real parts (LevelDB meta DB and fragment store on disk,
+ * Magu index, Magu sync as push policy and sink, a libp2p node on 127.0.0.1) registered on chain
+ * with their real peer id and address, blob Magus created and formed from a client account, and
+ * hostile libp2p peers that serve whatever bytes they are given.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createTestClient, getAddress, http, type Address, type Hex } from "viem";
+import type { CID } from "multiformats/cid";
+import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient, type SigningChainClients } from "../../../agents/chain/index.js";
+import { fragmentCid } from "../../../agents/data/cid.js";
+import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
+import { fragmentRoot } from "../../../agents/data/merkle.js";
+import { encodeToMemory } from "../../../agents/data/pipeline.js";
+import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
+import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
+import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
+import type { Logger } from "../../../agents/store/logger.js";
+import { createMaguIndex, type MaguIndex } from "../../../agents/roles/magu-index.js";
+import { createMaguSync, type MaguSync } from "../../../agents/roles/magu-sync.js";
+import { E18, deployLocal, freePort, fund, recordingLogger, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
+
+export interface TestChain {
+  chain: HardhatChain;
+  d: Deployment;
+  pub: MuriPublicClient;
+  reader: MuriContracts<MuriPublicClient>;
+  head(): Promise<bigint>;
+  /** Mines blocks until the head is `block` (nothing when it is already there). */
+  mineTo(block: bigint): Promise<void>;
+  /** Waits for a transaction and asserts it succeeded. */
+  wait(hash: Hex): Promise<bigint>;
+}
+
+/** A hardhat node with the contracts deployed (optionally with other Ignition parameters). */
+export async function startTestChain(parameters?: DeployParameters): Promise<TestChain> {
+  const chain = await startHardhatNode(await freePort());
+  const d = await deployLocal(chain.rpcUrl, 90_000, parameters);
+  const pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
+  const reader = getMuriContracts(d.contracts, { publicClient: pub });
+  const testClient = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
+  const head = () => pub.getBlockNumber({ cacheTime: 0 });
+  return {
+    chain,
+    d,
+    pub,
+    reader,
+    head,
+    async mineTo(block) {
+      const h = await head();
+      if (block > h) await testClient.mine({ blocks: Number(block - h) });
+    },
+    async wait(hash) {
+      const receipt = await pub.waitForTransactionReceipt({ hash, pollingInterval: 50, timeout: 60_000 });
+      assert.equal(receipt.status, "success", `transaction ${hash}`);
+      return receipt.blockNumber;
+    },
+  };
+}
+
+/** The peer id bytes NodeRegistry keeps (the multihash, as node-agent.ts registers it). */
+export function peerIdHex(p2p: P2PNode): Hex {
+  return `0x${Buffer.from(p2p.peerId.toMultihash().bytes).toString("hex")}`;
+}
+
+/** Points the on-chain registration of `clients`' account at `p2p` (its peer id and first address). */
+export async function announce(t: TestChain, clients: SigningChainClients, p2p: P2PNode): Promise<void> {
+  const k = getMuriContracts(t.d.contracts, clients);
+  await t.wait(await k.nodeRegistry.write.updateNode([1_000_000_000n, peerIdHex(p2p), [p2p.multiaddrs[0]!.toString()]]));
+}
+
+/** A storage node of real parts, as node-agent.ts wires them (no follower, prover or repair loop). */
+export interface TestNode {
+  key: Hex;
+  address: Address;
+  clients: SigningChainClients;
+  dir: string;
+  meta: MetaDb;
+  store: FragmentStore;
+  index: MaguIndex;
+  sync: MaguSync;
+  p2p: P2PNode;
+  log: ReturnType<typeof recordingLogger>;
+  close(): Promise<void>;
+}
+
+/** Opens a node's parts under a fresh directory and registers its account with `stake` (peer id and address on chain). */
+export async function startTestNode(t: TestChain, key: Hex, options: { stake?: bigint; register?: boolean; observer?: boolean } = {}): Promise<TestNode> {
+  const clients = signer(t.chain.rpcUrl, t.d, key);
+  const address = getAddress(clients.account.address);
+  const dir = await tempDir("muri-adversarial-node-");
+  const log = recordingLogger();
+  const meta = await openMetaDb(join(dir, "meta"));
+  const store = await openFragmentStore({ dir, quotaBytes: 256 * 1024 * 1024, metaDb: meta, sync: "none" });
+  const index = createMaguIndex({}, { metaDb: meta });
+  const sync = createMaguSync({ member: address, observer: options.observer }, { store, index, contracts: t.reader, logger: log });
+  await sync.load();
+  const p2p = await createP2PNode({ source: store, sink: sync.sink, acceptPush: sync.acceptPush, connections: { inboundConnectionThreshold: 100 } });
+  await p2p.start();
+  if (options.register ?? true) {
+    const stake = options.stake ?? 2_000n * E18;
+    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, address, stake);
+    const k = getMuriContracts(t.d.contracts, clients);
+    await t.wait(await k.token.write.approve([t.d.contracts.nodeRegistry, stake]));
+    await t.wait(await k.nodeRegistry.write.register([stake, 1, 1_000_000_000n, peerIdHex(p2p), [p2p.multiaddrs[0]!.toString()]]));
+  }
+  let closed = false;
+  return {
+    key,
+    address,
+    clients,
+    dir,
+    meta,
+    store,
+    index,
+    sync,
+    p2p,
+    log,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await p2p.stop();
+      await store.close();
+      await meta.close();
+    },
+  };
+}
+
+/** A libp2p peer that serves exactly the bytes it is given under the CIDs it is given (true or not) and refuses pushes. */
+export async function startHostilePeer(): Promise<{ p2p: P2PNode; serve(cid: CID, bytes: Uint8Array): void }> {
+  const served = new Map<string, Uint8Array>();
+  const p2p = await createP2PNode({
+    source: { has: (cid) => served.has(cid.toString()), get: (cid) => served.get(cid.toString())! },
+    sink: {
+      put() {
+        throw new Error("this peer takes no pushes");
+      },
+    },
+  });
+  await p2p.start();
+  return { p2p, serve: (cid, bytes) => void served.set(cid.toString(), bytes) };
+}
+
+/** Blob Magu parameters of `createBlobMagu`. */
+export interface BlobMaguParams {
+  k: number;
+  m: number;
+  members: number;
+  maxFragments: number;
+  periods?: bigint;
+}
+
+/** Creates and forms a blob Magu from the account of `clientKey`. Returns its id and members (by slot). */
+export async function createBlobMagu(t: TestChain, clientKey: Hex, p: BlobMaguParams): Promise<{ maguId: bigint; members: Address[] }> {
+  const c = signer(t.chain.rpcUrl, t.d, clientKey);
+  const k = getMuriContracts(t.d.contracts, c);
+  const price = E18 / 1000n;
+  const periods = p.periods ?? 20n;
+  const escrow = price * BigInt(p.maxFragments) * periods;
+  await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, c.account.address, escrow);
+  await t.wait(await k.token.write.approve([t.d.contracts.maguRegistry, escrow]));
+  await t.wait(
+    await k.maguRegistry.write.createMagu([
+      {
+        kind: 0,
+        metric: 0,
+        dimension: 0,
+        members: p.members,
+        replication: 0,
+        dataShards: p.k,
+        parityShards: p.m,
+        maxFragments: p.maxFragments,
+        durationPeriods: periods,
+        pricePerFragmentPeriod: price,
+      },
+    ]),
+  );
+  const maguId = await t.reader.maguRegistry.read.maguCount();
+  await t.mineTo((await t.head()) + 2n);
+  await t.wait(await k.maguRegistry.write.formMagu([maguId]));
+  const info = await t.reader.maguRegistry.read.maguInfo([maguId]);
+  return { maguId, members: info.members.map((a) => getAddress(a)) };
+}
+
+/** Commits `roots` (hex fragment roots, in Magu order) as the data of `maguId` from the owner's account. */
+export async function commitRoots(t: TestChain, clientKey: Hex, maguId: bigint, root: Hex, count: number): Promise<void> {
+  const k = getMuriContracts(t.d.contracts, signer(t.chain.rpcUrl, t.d, clientKey));
+  await t.wait(await k.maguRegistry.write.commitData([maguId, root, count]));
+}
+
+/** A small encrypted, erasure-coded file (shards of `shardSize` bytes) with `stripes` stripes; its manifest and shards. */
+export async function encodeSmallFile(content: Uint8Array, k: number, m: number, shardSize: number): Promise<{ manifest: Manifest; manifestCid: CID; manifestBytes: Buffer; shards: Map<string, Buffer> }> {
+  const result = await encodeToMemory(content, { secret: Buffer.alloc(32, 7), k, m, shardSize });
+  const { bytes, cid } = encodeManifest(result.manifest);
+  return { manifest: result.manifest, manifestCid: cid, manifestBytes: bytes, shards: result.shards };
+}
+
+/** `manifest` with shard `i` replaced by `bytes` (its CID and fragment root recomputed): what a lying client could send. */
+export function withShard(manifest: Manifest, i: number, bytes: Uint8Array): Manifest {
+  const shards = [...manifest.shards];
+  const roots = [...manifest.roots];
+  shards[i] = fragmentCid(bytes);
+  roots[i] = fragmentRoot(bytes).toString("hex");
+  return { ...manifest, shards, roots };
+}
+
+/** Waits for `pred` to hold, checking every `everyMs`; fails after `timeoutMs` with `what`. */
+export async function waitUntil(what: string, pred: () => Promise<boolean> | boolean, timeoutMs = 30_000, everyMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Quiet loggers unless MURI_TEST_LOG is set. */
+export function testLogger(name: string): Logger & ReturnType<typeof recordingLogger> {
+  const rec = recordingLogger();
+  if (!process.env.MURI_TEST_LOG) return rec;
+  const out =
+    (level: "debug" | "info" | "warn" | "error") =>
+    (msg: string, ctx?: Record<string, unknown>): void => {
+      rec[level](msg, ctx);
+      console.error(name, level, msg, JSON.stringify(ctx, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
+    };
+  return { ...rec, debug: out("debug"), info: out("info"), warn: out("warn"), error: out("error") };
+}

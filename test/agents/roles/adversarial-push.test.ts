@@ -1,0 +1,180 @@
+/**
+ * Hostile pushes against the Magu sync of real storage nodes (magu-sync.ts): a real chain, nodes of
+ * real parts (LevelDB, fragment store on disk, libp2p on 127.0.0.1) registered on chain, and a
+ * client that is a real libp2p peer sending what an honest or a lying client would. Each refusal
+ * is checked for its reason and for what it must leave behind: nothing stored, nothing recorded in
+ * the Magu index, no fragment assigned.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import fc from "fast-check";
+import type { Address, Hex } from "viem";
+import type { CID } from "multiformats/cid";
+import { fragmentCid } from "../../../agents/data/cid.js";
+import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
+import { maguRoot } from "../../../agents/data/merkle.js";
+import { fragmentsOfSlot } from "../../../agents/data/placement.js";
+import { RemoteRefusedError, createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
+import { encodeMaguIndexList } from "../../../agents/roles/magu-sync.js";
+import { cleanup } from "../chain/harness.js";
+import { commitRoots, createBlobMagu, encodeSmallFile, startTestChain, startTestNode, withShard, type TestChain, type TestNode } from "./adversarial-helpers.js";
+
+after(cleanup);
+
+const SHARD = 4096;
+const CLIENT = 5; // dev account of the client
+
+const rootOf = (manifest: Manifest): Hex => `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}`;
+
+/** Asserts `push` is refused by the remote with a reason matching `reason`. */
+async function refused(push: Promise<void>, reason: RegExp): Promise<void> {
+  await assert.rejects(push, (err: unknown) => {
+    assert.ok(err instanceof RemoteRefusedError, `refused, not ${String(err)}`);
+    assert.match(err.context.reason, reason);
+    return true;
+  });
+}
+
+describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { timeout: 300_000 }, () => {
+  let t: TestChain;
+  const nodes: TestNode[] = [];
+  let client: P2PNode;
+  const byAddress = (a: Address): TestNode => nodes.find((n) => n.address === a)!;
+  // Magu 1: k=1, m=1, two members of the three nodes; a two-stripe file.
+  let magu1: bigint;
+  let members1: Address[];
+  let file1: Awaited<ReturnType<typeof encodeSmallFile>>;
+  let index1: { bytes: Buffer; cid: CID };
+  // Magu 2: k=2, m=1, all three nodes.
+  let magu2: bigint;
+
+  before(async () => {
+    t = await startTestChain();
+    for (let i = 1; i <= 3; i++) nodes.push(await startTestNode(t, t.chain.keys[i]!));
+    client = await createP2PNode({ source: { has: () => false, get: () => new Uint8Array() }, sink: { put: () => undefined } });
+    await client.start();
+
+    ({ maguId: magu1, members: members1 } = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: 1, m: 1, members: 2, maxFragments: 4 }));
+    file1 = await encodeSmallFile(randomBytes(SHARD + 1000), 1, 1, SHARD);
+    assert.equal(file1.manifest.shards.length, 4);
+    await commitRoots(t, t.chain.keys[CLIENT]!, magu1, rootOf(file1.manifest), 4);
+    index1 = encodeMaguIndexList({ maguId: magu1, manifestCids: [file1.manifestCid] });
+
+    ({ maguId: magu2 } = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: 2, m: 1, members: 3, maxFragments: 3 }));
+  });
+
+  after(async () => {
+    await client?.stop();
+    for (const n of nodes) await n.close();
+  });
+
+  const push = (to: TestNode, cid: CID, bytes: Uint8Array) => client.pushFragment(to.p2p.peerId, cid, bytes, { timeoutMs: 20_000 });
+  const addrs = async () => {
+    for (const n of nodes) await client.addPeers([n.p2p.multiaddrs[0]!]);
+  };
+
+  test("control: a member takes the honest manifest and index, then exactly its assigned shards", async () => {
+    await addrs();
+    for (const [slot, address] of members1.entries()) {
+      const node = byAddress(address);
+      await push(node, file1.manifestCid, file1.manifestBytes);
+      await push(node, index1.cid, index1.bytes);
+      const rec = await node.index.get(magu1);
+      assert.ok(rec, "index recorded");
+      const held = fragmentsOfSlot(magu1, 4, 2, slot, { k: 1, m: 1 });
+      assert.deepEqual(rec.held, held);
+      assert.equal(node.sync.held().get(magu1), held.length);
+      for (const f of held) {
+        const cid = file1.manifest.shards[f]!;
+        await push(node, cid, file1.shards.get(cid.toString())!);
+        assert.equal(await node.store.has(cid), true);
+      }
+    }
+  });
+
+  test("a raw fragment this node is not assigned is refused before a byte is read, and not stored", async () => {
+    const first = byAddress(members1[0]!);
+    const stranger = randomBytes(2048);
+    const strangerCid = fragmentCid(stranger);
+    await refused(push(first, strangerCid, stranger), /^push not accepted$/);
+    assert.equal(await first.store.has(strangerCid), false);
+    // (With k=1, m=1 the parity shard is a copy of the data shard: both members hold the same
+    // CIDs, so a shard of this Magu pushed to a member is never "not its own". The outsider test
+    // below pushes real shards of the Magu to a node that holds none of them.)
+  });
+
+  test("the sink stores no unassigned fragment even behind a node that accepts every push", async () => {
+    // The same sink and store behind a libp2p node with no push policy (a wiring mistake).
+    const node = byAddress(members1[0]!);
+    const open = await createP2PNode({ source: node.store, sink: node.sync.sink });
+    await open.start();
+    try {
+      await client.addPeers([open.multiaddrs[0]!]);
+      const stranger = randomBytes(3000);
+      const cid = fragmentCid(stranger);
+      await refused(client.pushFragment(open.peerId, cid, stranger, { timeoutMs: 20_000 }), /not stored: .*fragment not assigned to this node/);
+      assert.equal(await node.store.has(cid), false);
+    } finally {
+      await open.stop();
+    }
+  });
+
+  test("a node that is not a member refuses the index, records nothing and takes none of the Magu's shards", async () => {
+    const outsider = nodes.find((n) => !members1.includes(n.address))!;
+    // Manifests are taken from anyone (they are checked against their CID); the index is not.
+    await push(outsider, file1.manifestCid, file1.manifestBytes);
+    await refused(push(outsider, index1.cid, index1.bytes), /this node is not a member/);
+    assert.equal(await outsider.index.get(magu1), undefined);
+    assert.equal(await outsider.store.has(index1.cid), false);
+    assert.equal(outsider.sync.held().has(magu1), false);
+    for (const cid of file1.manifest.shards) {
+      await refused(push(outsider, cid, file1.shards.get(cid.toString())!), /^push not accepted$/);
+      assert.equal(await outsider.store.has(cid), false);
+    }
+  });
+
+  test("a forged index (a manifest whose roots do not fold to the committed root) is refused and changes nothing", async () => {
+    const member = byAddress(members1[0]!);
+    const before = await member.index.get(magu1);
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: 3 }), fc.uint8Array({ minLength: 1, maxLength: 4096 }), async (i, bytes) => {
+        const forged = withShard(file1.manifest, i, bytes);
+        fc.pre(forged.roots[i] !== file1.manifest.roots[i]);
+        const { bytes: mBytes, cid: mCid } = encodeManifest(forged);
+        const idx = encodeMaguIndexList({ maguId: magu1, manifestCids: [mCid] });
+        await push(member, mCid, mBytes);
+        await refused(push(member, idx.cid, idx.bytes), /fold to 0x[0-9a-f]{64} over 4 fragments; chain has/);
+        assert.equal(await member.store.has(idx.cid), false);
+        assert.deepEqual(await member.index.get(magu1), before, "the honest record stands");
+        // The forged shard is not assigned: it is refused too.
+        await refused(push(member, forged.shards[i]!, bytes), /^push not accepted$/);
+        assert.equal(await member.store.has(forged.shards[i]!), false);
+      }),
+      { numRuns: 6 },
+    );
+    // The honest file's index for another Magu id does not fold to that Magu's root either.
+    const wrongMagu = encodeMaguIndexList({ maguId: magu2, manifestCids: [file1.manifestCid] });
+    for (const n of nodes) {
+      await push(n, file1.manifestCid, file1.manifestBytes);
+      await refused(push(n, wrongMagu.cid, wrongMagu.bytes), /k=1 m=1, Magu k=2 m=1|fold to/);
+      assert.equal(await n.index.get(magu2), undefined);
+    }
+  });
+
+  test("a manifest of other erasure parameters is refused even when its roots fold to the committed root", async () => {
+    // The client encodes with k=1, m=2 (three shards, like k=2, m=1) and commits those roots to a k=2, m=1 Magu.
+    const other = await encodeSmallFile(randomBytes(1000), 1, 2, SHARD);
+    assert.equal(other.manifest.shards.length, 3);
+    await commitRoots(t, t.chain.keys[CLIENT]!, magu2, rootOf(other.manifest), 3);
+    const idx = encodeMaguIndexList({ maguId: magu2, manifestCids: [other.manifestCid] });
+    for (const n of nodes) {
+      await push(n, other.manifestCid, other.manifestBytes);
+      await refused(push(n, idx.cid, idx.bytes), new RegExp(`manifest ${other.manifestCid} k=1 m=2, Magu k=2 m=1`));
+      assert.equal(await n.index.get(magu2), undefined);
+      assert.equal(await n.store.has(idx.cid), false);
+      assert.equal(n.sync.held().has(magu2), false);
+      for (const cid of other.manifest.shards) assert.equal(n.sync.isAssigned(cid), false);
+    }
+  });
+});
