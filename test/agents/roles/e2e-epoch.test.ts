@@ -2,12 +2,19 @@
  * End to end: after an epoch, honest nodes' and the validator's holdings rise, the slashed node's
  * stake falls, and the token invariant holds.
  *
- * Devnet-like: `hardhat node` with interval mining (a block a second, automine on), the devnet
- * deployment (periods of 10 blocks, epochs of 40), five node processes, a validator process
- * (agents/roles/run-validator.ts, `--claim`) and a client put into a blob Magu of all five (k=3,
- * m=2). Right after the put, node-1 (self-repair off) loses every file it stores, so it cannot
- * answer its challenges; the validator marks them missed (slashing it, and evicting it after three)
- * and, at the end of the epoch, submits weights from what it saw and finalises the epoch.
+ * `hardhat node` with the devnet deployment but periods of 20 blocks and epochs of 80 (four
+ * periods), five node processes, a validator process (agents/roles/run-validator.ts, `--claim`) and
+ * a client put into a blob Magu of all five (k=3, m=2). Right after the put, node-1 (self-repair
+ * off) loses every file it stores, so it cannot answer its challenges; the validator marks them
+ * missed (slashing it, and evicting it after three) and, at the end of each epoch, submits weights
+ * from what it saw and finalises the epoch.
+ * The test moves the chain itself (`hardhat_mine`; every transaction also mines a block), a period at
+ * a time from the Magu's first challenged period (read from the chain): it enters a period, waits
+ * for the four honest proofs and for the validator's mark of node-1's miss of the period before;
+ * before a period that ends an epoch, for the validator's weights (mining into their window, the
+ * epoch's last quarter, if needed); after an epoch, for its finalisation. Every wait is on the
+ * chain with a wall-clock bound that only a failure reaches, so a slow machine makes the test
+ * slower, never wrong.
  * Once an epoch in which the validator counted node-1's misses is finalised, one honest node claims
  * its rewards and, at one block:
  * - every honest node's balance + claimable (Rewards and MaguRegistry) + stake rose since the put,
@@ -23,11 +30,10 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getAddress, type Address } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
-import { DEVNET_DEFAULTS } from "../../../agents/cli/devnet/devnet.js";
 import { type PutResult, type StorageClient } from "../../../agents/roles/client.js";
 import { tokenBooks } from "../../contracts/helpers/books.js";
 import { signer } from "../chain/harness.js";
-import { deleteFiles, randomFile, startClient, startNetwork, tearDown, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
+import { deleteFiles, firstChallengedPeriod, randomFile, startClient, startNetwork, tearDown, waitFor, waitProven, type Network, type ValidatorProcess } from "./e2e-helpers.js";
 
 const NODES = 5;
 const K = 3;
@@ -37,8 +43,16 @@ const CLIENT_KEY = NODES + 1;
 const VALIDATOR_KEY = NODES + 2;
 /** node-1 (index 0) loses its files and cannot heal itself. */
 const BAD = 0;
+/** Periods of 20 blocks, epochs of four periods: a period has room for every agent transaction, and the validator's weight window (an epoch's last quarter) is a period long. */
+const PERIOD_BLOCKS = 20;
+const EPOCH_BLOCKS = 80;
+/**
+ * Bound on each wait for an agent's transaction, ms. Only a failure takes this long: the chain does
+ * not move on its own, so no deadline passes while an agent is slow; each normally takes a second.
+ */
+const WAIT_MS = 90_000;
 
-describe("e2e: an epoch of rewards and slashes with real node and validator processes", { timeout: 240_000 }, () => {
+describe("e2e: an epoch of rewards and slashes with real node and validator processes", { timeout: 900_000 }, () => {
   let net: Network;
   let client: StorageClient;
   let validator: ValidatorProcess;
@@ -83,7 +97,8 @@ describe("e2e: an epoch of rewards and slashes with real node and validator proc
       nodes: NODES,
       fund: [CLIENT_KEY, VALIDATOR_KEY],
       nodeEnv: (i) => (i === BAD ? { MURI_NO_SELF_REPAIR: "1" } : undefined),
-      blockMs: DEVNET_DEFAULTS.blockMs,
+      // No interval mining: the test moves the chain.
+      parameters: { periodBlocks: PERIOD_BLOCKS, epochBlocks: EPOCH_BLOCKS },
     });
     validator = await net.startValidator(VALIDATOR_KEY, ["--claim"]);
     client = await startClient(net, CLIENT_KEY);
@@ -100,7 +115,7 @@ describe("e2e: an epoch of rewards and slashes with real node and validator proc
     assert.deepEqual([...stored.members].map((a) => getAddress(a)).sort(), [...honest, bad].sort(), "all five nodes are members");
     // The client told the validator about the new Magu (audit-target discovery): it verified the
     // manifest and index against the root on chain and recorded them.
-    await waitFor("the validator recorded the Magu index", 60_000, async () => validator.stderr().includes('"msg":"magu index recorded"') || undefined, 500);
+    await waitFor("the validator recorded the Magu index", WAIT_MS, async () => validator.stderr().includes('"msg":"magu index recorded"') || undefined, 500);
     baseline = await net.head();
     before0 = await everyoneAt(baseline);
     const deleted = await deleteFiles(join(net.nodeDir(BAD), "blocks"));
@@ -109,19 +124,58 @@ describe("e2e: an epoch of rewards and slashes with real node and validator proc
 
   test("the validator marks node-1's misses and finalises an epoch whose weights counted them", async () => {
     const t0 = performance.now();
-    const { rewards, challengeManager } = net.read;
+    const { rewards, challengeManager, maguRegistry } = net.read;
     const cfg = await rewards.read.config();
-    epoch = await waitFor("a finalised epoch whose weights counted node-1's misses", 180_000, async () => {
-      const finalized = await rewards.getEvents.EpochFinalized({}, { fromBlock: baseline });
-      for (const f of finalized) {
-        const e = f.args.epoch!;
-        const weights = await rewards.getEvents.WeightsSubmitted({ epoch: e, validator: validator.address }, { fromBlock: baseline });
-        if (weights.length === 0) continue;
-        const misses = await challengeManager.getEvents.ProofMissed({ member: bad }, { fromBlock: cfg.genesisBlock + e * cfg.epochBlocks, toBlock: weights.at(-1)!.blockNumber });
-        if (misses.length > 0) return e;
+    const { maxMisses } = await challengeManager.read.config();
+    assert.equal(cfg.epochBlocks, BigInt(EPOCH_BLOCKS));
+    const periodBlocks = (await maguRegistry.read.periodStart([1n])) - (await maguRegistry.read.periodStart([0n]));
+    assert.equal(periodBlocks, BigInt(PERIOD_BLOCKS));
+    const epochStart = (e: bigint) => cfg.genesisBlock + e * cfg.epochBlocks;
+    const epochOf = (block: bigint) => (block - cfg.genesisBlock) / cfg.epochBlocks;
+    // The validator submits its weights in the last quarter of an epoch, never in its last block
+    // (validator.ts, submitWindowBlocks). Epochs and periods count from different genesis blocks.
+    const window = cfg.epochBlocks / 4n > 2n ? cfg.epochBlocks / 4n : 2n;
+    const agentOf = (a: Address) => net.nodes.find((n) => getAddress(n.address) === a);
+    const weightsOf = (e: bigint) => rewards.getEvents.WeightsSubmitted({ epoch: e, validator: validator.address }, { fromBlock: baseline });
+    const first = await firstChallengedPeriod(net.read, stored.maguId, stored.members);
+    // node-1 is evicted after maxMisses periods; its last miss is in the weights of that epoch or the next.
+    const lastPeriod = first + BigInt(maxMisses) + (2n * cfg.epochBlocks) / periodBlocks + 1n;
+    const report: string[] = [];
+    let found: bigint | undefined;
+    let checked = epochOf(baseline) - 1n;
+    for (let p = first; p <= lastPeriod && found === undefined; p++) {
+      await net.mineTo((await maguRegistry.read.periodStart([p])) + 1n);
+      // Each epoch that ended: the validator finalises it. Did its weights count node-1's misses?
+      const ended = epochOf(await net.head()) - 1n;
+      for (let e = checked + 1n; e <= ended && found === undefined; e++) {
+        await waitFor(`the validator finalising epoch ${e}`, WAIT_MS, async () => (await rewards.read.isFinalized([e])) || undefined, 200);
+        const weights = await weightsOf(e);
+        const misses = weights.length === 0 ? [] : await challengeManager.getEvents.ProofMissed({ member: bad }, { fromBlock: epochStart(e), toBlock: weights.at(-1)!.blockNumber });
+        report.push(`epoch ${e} (blocks ${epochStart(e)}..${epochStart(e + 1n) - 1n}): ${weights.length === 0 ? "no weights" : `weights at block ${weights.at(-1)!.blockNumber} counted ${misses.length} misses of node-1`}`);
+        if (misses.length > 0) found = e;
       }
-      return undefined;
-    }, 1_000);
+      if (ended > checked) checked = ended;
+      if (found !== undefined) break;
+      // The validator marks node-1's miss of the period before (its deadline is this period's start).
+      const m = await maguRegistry.read.membership([stored.maguId, bad]);
+      if (m.active && p > first) {
+        await waitFor(`the validator marking node-1's miss of period ${p - 1n}`, WAIT_MS, async () => (await challengeManager.read.proofState([stored.maguId, bad, p - 1n])) === 2 || undefined, 200);
+      }
+      for (const a of honest) await waitProven(net, stored.maguId, a, p, WAIT_MS, agentOf(a));
+      // Entering the next period ends the epoch: first the validator's weights of it, in its window.
+      let head = await net.head();
+      const e = epochOf(head);
+      const end = epochStart(e + 1n);
+      if (end <= (await maguRegistry.read.periodStart([p + 1n])) + 1n) {
+        if (head + 1n < end - window) await net.mineTo(end - window - 1n);
+        head = await net.head();
+        assert.ok(head + 1n < end - 1n, `the chain is at block ${head}, past epoch ${e}'s weight window (blocks ${end - window}..${end - 2n}) before the validator's weights`);
+        await waitFor(`the validator's weights of epoch ${e}`, WAIT_MS, async () => ((await weightsOf(e)).length > 0 ? true : undefined), 200);
+      }
+    }
+    console.log(`# periods from ${first}:\n${report.map((l) => `#   ${l}`).join("\n")}`);
+    assert.ok(found !== undefined, `no finalised epoch counted node-1's misses by period ${lastPeriod}`);
+    epoch = found;
     const finalized = (await rewards.getEvents.EpochFinalized({ epoch }, { fromBlock: baseline }))[0]!;
     assert.ok(finalized.args.minted! > 0n, "the epoch minted its emission");
     const tx = await net.publicClient.getTransaction({ hash: finalized.transactionHash });
