@@ -12,6 +12,13 @@
  * - a node restarted to lie (a distance lowered by one) is disputed by the validator and slashed,
  *   and the answer is still the brute-force top-10;
  * - a node killed during a task: the task still finalizes with the others, exactly.
+ *
+ * Blocks come every second whatever the load (interval mining, automine off), so the windows counted
+ * in blocks are deployed with room for agents slowed down by a loaded machine (`WINDOWS`): the search
+ * windows are twice the devnet's (a commit normally lands two blocks after the task, a reveal one
+ * block into its window, a dispute two blocks after the reveal), and a proof may be sent for two
+ * periods of 30 blocks (a proof grace of a whole period), so a node restarted here (twice) is never
+ * down for a whole proof window and never comes near eviction (three misses).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -37,8 +44,10 @@ const K = 10;
 const SEED = 5;
 /** recall@10 the nodes' default effort must reach on this data (agents/index/README.md). */
 const DOCUMENTED_RECALL = 0.95;
+/** Deployment parameters (see the file comment). A task takes commit + reveal + dispute blocks: ~50 s. */
+const WINDOWS = { commitBlocks: 16, revealBlocks: 16, disputeBlocks: 16, periodBlocks: 30, graceBlocks: 30 };
 
-describe("e2e: vector Magu on five node processes and a validator", { timeout: 900_000 }, () => {
+describe("e2e: vector Magu on five node processes and a validator", { timeout: 1_800_000 }, () => {
   let net: Network;
   let validator: ValidatorProcess;
   let client: VectorClient;
@@ -63,7 +72,7 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 9
 
   before(async () => {
     const t0 = performance.now();
-    net = await startNetwork({ prefix: "muri-e2e-vector-", nodes: NODES, fund: [CLIENT, VALIDATOR], blockMs: 1000, automine: false });
+    net = await startNetwork({ prefix: "muri-e2e-vector-", nodes: NODES, fund: [CLIENT, VALIDATOR], blockMs: 1000, automine: false, parameters: WINDOWS });
     validator = await net.startValidator(VALIDATOR, ["--audit-ms", "0"]);
     chainArgs = ["--rpc", net.chain.rpcUrl, "--deployment", net.deploymentFile, "--key", net.chain.keys[CLIENT]!];
     cliEnv = [...chainArgs, "--client-dir", join(net.dir, "client")];
@@ -192,7 +201,7 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 9
     const victim = net.nodes[1]!;
     const pending = client.searchOnChain(maguId, queries.subarray(62 * DIM, 63 * DIM), K, 10n ** 18n);
     // kill it as soon as the task is on chain, before it can commit or reveal everything
-    await waitFor("the task submitted", 30_000, async () => ((await net.read.searchMarket.read.taskCount()) > 11n ? true : undefined), 100);
+    await waitFor("the task submitted", 60_000, async () => ((await net.read.searchMarket.read.taskCount()) > 11n ? true : undefined), 100);
     await victim.kill("SIGKILL");
     const answer = await pending;
     same(answer.result, truth[62]!, "answer without the killed node");
