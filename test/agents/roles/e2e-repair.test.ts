@@ -16,23 +16,29 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Address, Hex } from "viem";
+import type { Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../../agents/chain/index.js";
 import { type PutResult, type StorageClient } from "../../../agents/roles/client.js";
 import { signer, type HardhatChain } from "../chain/harness.js";
-import { deleteFiles, randomFile, sha256File, spawnNode, startClient, startNetwork, tearDown, waitFor, type NodeProcess } from "./e2e-helpers.js";
+import { deleteFiles, firstChallengedPeriod, randomFile, sha256File, spawnNode, startClient, startNetwork, tearDown, waitFor, waitProven, type Network, type NodeProcess } from "./e2e-helpers.js";
 
 const MEMBERS = 5;
 const FILE_BYTES = 6 * 1024 * 1024;
 const K = 3;
 const M = 2;
-const PROVEN = 1;
 /** Account indices: nodes 1..5, client 6, spare 7, marker (anyone settling challenges) 10. */
 const CLIENT_KEY = 6;
 const SPARE_KEY = 7;
 const MARKER_KEY = 10;
+/**
+ * Bound on one wait for an agent, ms. Only a failure takes this long: the chain moves only when the
+ * test mines (or an agent sends a transaction), so no deadline passes while an agent is slow; a
+ * proof normally lands within a second, a repair within a few.
+ */
+const WAIT_MS = 120_000;
 
-describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeout: 300_000 }, () => {
+describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeout: 900_000 }, () => {
+  let net: Network;
   let chain: HardhatChain;
   let deployment: Deployment;
   let client: StorageClient;
@@ -57,12 +63,12 @@ describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeo
     const receipt = await marker.publicClient.waitForTransactionReceipt({ hash: await hash, pollingInterval: 50, timeout: 30_000 });
     assert.equal(receipt.status, "success", `${what} reverted`);
   };
-  const proved = (member: Address, period: bigint) => async () => (await read.challengeManager.read.proofState([stored.maguId, member, period])) === PROVEN;
+  const proven = (n: NodeProcess, period: bigint) => waitProven(net, stored.maguId, n.address, period, WAIT_MS, n);
 
   before(async () => {
     const t0 = performance.now();
     // node-1 cannot heal itself.
-    const net = await startNetwork({ prefix: "muri-e2e-repair-", nodes: MEMBERS, fund: [CLIENT_KEY, SPARE_KEY], nodeEnv: (i) => (i === 0 ? { MURI_NO_SELF_REPAIR: "1" } : undefined) });
+    net = await startNetwork({ prefix: "muri-e2e-repair-", nodes: MEMBERS, fund: [CLIENT_KEY, SPARE_KEY], nodeEnv: (i) => (i === 0 ? { MURI_NO_SELF_REPAIR: "1" } : undefined) });
     ({ chain, deployment, deploymentFile, dir } = net);
     nodes.push(...net.nodes);
     bad = nodes[0]!;
@@ -96,13 +102,17 @@ describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeo
     const honest = nodes.filter((n) => n !== bad);
     const stakeBefore = (await read.nodeRegistry.read.nodeInfo([bad.address])).stake;
     let misses = 0;
-    for (let round = 0; round < 8; round++) {
+    // From the Magu's first challenged period (read from the chain: a commit in a later period than
+    // formMagu is challenged from one period further), then the next period each round.
+    let period = await firstChallengedPeriod(read, stored.maguId, stored.members);
+    for (let round = 0; round < 8; round++, period++) {
       const membership = await read.maguRegistry.read.membership([stored.maguId, bad.address]);
       if (!membership.active) break;
-      const period = (await read.maguRegistry.read.currentPeriod()) + 1n;
+      const current = await read.maguRegistry.read.currentPeriod();
+      if (period <= current) period = current + 1n;
       await mineTo((await read.maguRegistry.read.periodStart([period])) + 1n);
-      // The four others answer their challenge (their provers poll every 2 s).
-      for (const n of honest) await waitFor(`${n.address} proving period ${period}`, 30_000, proved(n.address, period));
+      // The four others answer their challenge.
+      for (const n of honest) await proven(n, period);
       await mineTo(await read.challengeManager.read.proofDeadline([period]));
       assert.equal(await read.challengeManager.read.proofState([stored.maguId, bad.address, period]), 0, "node-1 could not prove");
       await send("markMissed", write.challengeManager.write.markMissed([stored.maguId, bad.address, period]));
@@ -137,7 +147,7 @@ describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeo
     const membership = await read.maguRegistry.read.membership([stored.maguId, spare.address]);
     assert.ok(membership.active);
 
-    await waitFor("the spare's repair", 60_000, async () => /"msg":"repair complete"/.test(spare.stderr()), 500);
+    await waitFor("the spare's repair", WAIT_MS, async () => /"msg":"repair complete"/.test(spare.stderr()), 500);
     const repairLine = spare.stderr().split("\n").find((l) => l.includes('"msg":"repair complete"'))!;
     const report = JSON.parse(repairLine) as { repaired: number; assigned: number };
     assert.ok(report.repaired > 0 && report.repaired === report.assigned, repairLine);
@@ -145,9 +155,10 @@ describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeo
 
     const period = membership.joinPeriod;
     await mineTo((await read.maguRegistry.read.periodStart([period])) + 1n);
-    await waitFor(`the spare proving period ${period}`, 30_000, proved(spare.address, period));
-    for (const n of nodes.slice(1)) await waitFor(`${n.address} proving period ${period}`, 30_000, proved(n.address, period));
-    assert.match(spare.stderr(), /"msg":"proof submitted"/);
+    await proven(spare, period);
+    for (const n of nodes.slice(1)) await proven(n, period);
+    // The prover logs the proof once it has the receipt (it polls for it every second): after the chain shows it.
+    await waitFor("the spare logging its proof", WAIT_MS, async () => /"msg":"proof submitted"/.test(spare.stderr()), 200);
     console.log(`# spare proved period ${period}: ${Math.round(performance.now() - t0)} ms`);
   });
 
@@ -159,10 +170,10 @@ describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeo
     assert.ok(deleted > 0);
     const period = (await read.maguRegistry.read.currentPeriod()) + 1n;
     await mineTo((await read.maguRegistry.read.periodStart([period])) + 1n);
-    await waitFor(`${healer.address} proving period ${period} after self-repair`, 45_000, proved(healer.address, period));
+    await proven(healer, period);
+    // Logged before the proof was sent; the line still has to cross the agent's stderr pipe.
+    const line = await waitFor("the healer's repair report", WAIT_MS, async () => healer.stderr().split("\n").find((l) => l.includes('"msg":"repair complete"')), 200);
     assert.match(healer.stderr(), /"msg":"rebuilding a lost fragment \(self-repair\)"/);
-    const line = healer.stderr().split("\n").find((l) => l.includes('"msg":"repair complete"'));
-    assert.ok(line !== undefined, healer.stderr());
     const report = JSON.parse(line) as { repaired: number; assigned: number };
     assert.equal(report.repaired, deleted, line);
     console.log(`# self-repair of ${report.repaired} fragments and proof of period ${period}: ${Math.round(performance.now() - t0)} ms`);
