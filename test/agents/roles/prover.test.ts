@@ -21,7 +21,8 @@ const K = 3;
 const M = 2;
 const MEMBERS = 5;
 const FRAGMENTS = 10;
-const WAIT_MS = 20_000;
+/** Bound on a wait for the provers (a failure only: the chain moves only when the test mines or a prover sends). */
+const WAIT_MS = 60_000;
 
 interface Node {
   address: Address;
@@ -33,7 +34,6 @@ interface Node {
   prover: Prover;
   held: number[];
   missing: { maguId: bigint; fragment: number; cid?: CID; reason: MissingReason }[];
-  onMissing?: () => void;
 }
 
 /** Polls `check` (a chain read) until it holds; the chain only moves when the test mines or a prover sends. */
@@ -106,7 +106,10 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
     assert.equal((await wait(await k.maguRegistry.write.commitData([maguId, root, FRAGMENTS]))).status, "success");
 
     const info = await reader().maguRegistry.read.maguInfo([maguId]);
-    startPeriod = info.startPeriod;
+    // The first challenged period, from the chain: startPeriod unless the commit landed in a later
+    // period than formMagu (then one period further; MaguRegistry.commitData, dataPeriod).
+    startPeriod = (await reader().maguRegistry.read.membership([maguId, info.members[0]!])).joinPeriod;
+    assert.ok(startPeriod >= info.startPeriod);
     assert.equal(info.members.length, MEMBERS);
 
     for (let i = 1; i <= MEMBERS; i++) {
@@ -129,7 +132,6 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
           pollMs: 100,
           onMissingFragment: (id, fragment, cid, reason) => {
             node.missing.push({ maguId: id, fragment, cid, reason });
-            node.onMissing?.();
           },
         },
         {
@@ -209,7 +211,7 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
 
     let named = false;
     for (let period = startPeriod + 2n; period < startPeriod + 10n && !named; period++) {
-      const reported = new Promise<void>((resolve) => (victim.onMissing = resolve));
+      const reportsBefore = victim.missing.length;
       const nonce = await pub.getTransactionCount({ address: victim.address });
       await enterPeriod(period);
       const items = await reader().challengeManager.read.challengeFor([maguId, victim.address, period]);
@@ -220,7 +222,7 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
         await until(`the victim's proof of period ${period}`, async () => (await state(victim.address, period)) === 1);
         continue;
       }
-      await reported;
+      await until("the victim's report of the lost fragment", async () => victim.missing.length > reportsBefore);
       const report = victim.missing.at(-1)!;
       assert.equal(report.maguId, maguId);
       assert.equal(report.fragment, lost);
