@@ -9,7 +9,8 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 export const MURI_BIN = join(ROOT, "bin", "muri.js");
-const DEFAULT_TIMEOUT_MS = 60_000;
+/** Bounds a failure only: a command normally exits within a few seconds (tsx start-up included). */
+const DEFAULT_TIMEOUT_MS = 120_000;
 
 export interface CliRun {
   code: number | null;
