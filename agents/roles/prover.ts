@@ -261,7 +261,11 @@ class ChallengeProver implements Prover {
       return;
     }
 
-    const items = await challengeManager.read.challengeFor([maguId, member, period]);
+    // Read in the pending block, where the proof will execute: once the period's start block hash
+    // is out of `blockhash` reach and nobody has fixed the seed yet, the contract derives it from the
+    // hash of the block before the one it runs in (`_lateSeed`), so a challenge read at "latest"
+    // would name other items than the transaction checks.
+    const items = await challengeManager.read.challengeFor([maguId, member, period], { blockTag: "pending" });
     this.log.debug("answering challenge", { ...ctx, head: head.toString(), start: start.toString(), deadline: deadline.toString(), items: items.length });
     const proofs = await this.buildProofs(record, period, items);
     if (proofs === undefined) return;
