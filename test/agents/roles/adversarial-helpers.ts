@@ -19,7 +19,7 @@ import { openFragmentStore, type FragmentStore } from "../../../agents/store/fra
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import type { Logger } from "../../../agents/store/logger.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/magu-index.js";
-import { createMaguSync, type MaguSync } from "../../../agents/roles/magu-sync.js";
+import { createMaguSync, encodeMaguIndexList, type MaguSync } from "../../../agents/roles/magu-sync.js";
 import { E18, deployLocal, freePort, fund, recordingLogger, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
 export interface TestChain {
@@ -226,4 +226,38 @@ export function testLogger(name: string): Logger & ReturnType<typeof recordingLo
       console.error(name, level, msg, JSON.stringify(ctx, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
     };
   return { ...rec, debug: out("debug"), info: out("info"), warn: out("warn"), error: out("error") };
+}
+
+/**
+ * What a client's put does after committing: pushes the manifest and index document to each
+ * member (and to `observers`), then each member the shards its verified index assigns it.
+ */
+export async function upload(
+  client: P2PNode,
+  maguId: bigint,
+  members: readonly TestNode[],
+  file: { manifest: Manifest; manifestCid: CID; manifestBytes: Uint8Array; shards: ReadonlyMap<string, Uint8Array> },
+  observers: readonly TestNode[] = [],
+): Promise<void> {
+  const index = encodeMaguIndexList({ maguId, manifestCids: [file.manifestCid] });
+  for (const node of [...members, ...observers]) {
+    await client.addPeers([node.p2p.multiaddrs[0]!]);
+    await client.pushFragment(node.p2p.peerId, file.manifestCid, file.manifestBytes, { timeoutMs: 20_000 });
+    await client.pushFragment(node.p2p.peerId, index.cid, index.bytes, { timeoutMs: 20_000 });
+  }
+  for (const node of members) {
+    const rec = await node.index.get(maguId);
+    assert.ok(rec, `${node.address} recorded Magu ${maguId}`);
+    for (const f of rec.held) {
+      const cid = file.manifest.shards[f]!;
+      await client.pushFragment(node.p2p.peerId, cid, file.shards.get(cid.toString())!, { timeoutMs: 20_000 });
+    }
+  }
+}
+
+/** A libp2p node that only fetches and pushes (a client). */
+export async function startClientPeer(): Promise<P2PNode> {
+  const p2p = await createP2PNode({ source: { has: () => false, get: () => new Uint8Array() }, sink: { put: () => undefined } });
+  await p2p.start();
+  return p2p;
 }
