@@ -18,7 +18,7 @@ function expected(seed: string, size: number): { cid: string; size: number; sha2
   return { cid: fragmentCid(bytes).toString(), size, sha256: createHash("sha256").update(bytes).digest("hex") };
 }
 
-describe("fragment exchange between two processes", { timeout: 90_000 }, () => {
+describe("fragment exchange between two processes", { timeout: 600_000 }, () => {
   let dir: string;
   let alice: PeerProcess;
   let bob: PeerProcess;

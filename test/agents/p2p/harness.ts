@@ -72,8 +72,11 @@ export async function killAllPeers(): Promise<void> {
   );
 }
 
-/** Starts a peer process and waits (at most `readyTimeoutMs`) for it to listen. */
-export async function spawnPeer(config: PeerProcessConfig, readyTimeoutMs = 20_000): Promise<PeerProcess> {
+/**
+ * Starts a peer process and waits (at most `readyTimeoutMs`, a bound on a failure: it normally
+ * listens within a few seconds) for it to listen.
+ */
+export async function spawnPeer(config: PeerProcessConfig, readyTimeoutMs = 60_000): Promise<PeerProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", PEER_SCRIPT, JSON.stringify(config)], {
     cwd: ROOT,
     stdio: ["pipe", "pipe", "pipe"],
@@ -139,7 +142,8 @@ export async function spawnPeer(config: PeerProcessConfig, readyTimeoutMs = 20_0
     pid: child.pid!,
     peerId: info.peerId,
     multiaddrs: info.multiaddrs,
-    call<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 20_000): Promise<T> {
+    // The default bound exceeds the peer's own 60 s deadlines (fetch, push), so those report first.
+    call<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 90_000): Promise<T> {
       if (exited(child)) return Promise.reject(new Error(`peer ${info.peerId} is not running`));
       const id = nextId++;
       return new Promise<T>((resolve, reject) => {

@@ -93,6 +93,12 @@ function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/**
+ * How long an attack waits for the victim to react. It reacts at once to a violation and within its
+ * read timeout to a stall; only a victim that never reacts (a failure) waits this long.
+ */
+const EVENT_WAIT_MS = 60_000;
+
 function waitForEvent<T>(register: (resolve: (value: T) => void) => () => void, timeoutMs: number, onTimeout: T): Promise<T> {
   return new Promise<T>((resolve) => {
     let unregister = (): void => {};
@@ -164,14 +170,14 @@ async function attack(args: Args): Promise<object> {
       const onClose = (e: StreamCloseEvent): void => resolve(e.error !== undefined ? "reset" : "closed");
       stream.addEventListener("close", onClose);
       return () => stream.removeEventListener("close", onClose);
-    }, 15_000, "still-open");
+    }, EVENT_WAIT_MS, "still-open");
     const connectionClosed = waitForEvent<boolean>((resolve) => {
       const onClose = (e: CustomEvent<Connection>): void => {
         if (e.detail.remotePeer.equals(victim)) resolve(true);
       };
       attacker.libp2p.addEventListener("connection:close", onClose);
       return () => attacker.libp2p.removeEventListener("connection:close", onClose);
-    }, 15_000, false);
+    }, EVENT_WAIT_MS, false);
     const { chunks, closeWrite } = craft(kind, maxFragmentBytes);
     try {
       for (const chunk of chunks) if (!stream.send(chunk)) await stream.onDrain({ signal: AbortSignal.timeout(5_000) });
@@ -222,14 +228,14 @@ async function handle(cmd: string, args: Args, p2p: P2PNode): Promise<unknown> {
       return store.stats();
     case "fetch": {
       const bytes = await p2p.fetchFragment(String(args.target), CID.parse(String(args.cid)), {
-        timeoutMs: Number(args.timeoutMs ?? 20_000),
+        timeoutMs: Number(args.timeoutMs ?? 60_000),
       });
       return { size: bytes.length, sha256: sha256Hex(bytes) };
     }
     case "push": {
       const bytes = fragmentFromSeed(String(args.seed), Number(args.size));
       const cid = fragmentCid(bytes);
-      await p2p.pushFragment(String(args.target), cid, bytes, { timeoutMs: Number(args.timeoutMs ?? 20_000) });
+      await p2p.pushFragment(String(args.target), cid, bytes, { timeoutMs: Number(args.timeoutMs ?? 60_000) });
       return cid.toString();
     }
     case "provide":
@@ -242,6 +248,9 @@ async function handle(cmd: string, args: Args, p2p: P2PNode): Promise<unknown> {
       });
       return found.map((p) => ({ id: p.id.toString(), multiaddrs: p.multiaddrs.map(String) }));
     }
+    case "routingTableSize":
+      // Peers in the DHT routing table (a bootstrap peer appears once identify ran after the dial).
+      return (p2p.libp2p.services as { dht?: { routingTable?: { size: number } } }).dht?.routingTable?.size ?? 0;
     case "addPeers":
       return (await p2p.addPeers((args.addrs as string[]) ?? [], { dial: args.dial === true })).map(String);
     case "dial":
