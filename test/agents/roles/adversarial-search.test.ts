@@ -1,0 +1,187 @@
+/**
+ * The validator's search checker (search-checker.ts) against lies other than a false distance: a
+ * real chain with the SearchMarket, a vector Magu (r = 2 on two nodes) whose fragments the nodes
+ * serve from real stores over libp2p, and a validator running the real checker (vector service
+ * in observer mode, LevelDB, its own libp2p node). One member answers honestly; the other is a
+ * hostile member that commits and reveals, on chain, an entry naming another id than the record
+ * at that position holds (task 1) and an entry past the fragment's last record (task 2). The
+ * checker must dispute exactly the lie, the liar lose its dispute slash and earn nothing, and the
+ * honest member be paid.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { getAddress, type Address, type Hex } from "viem";
+import { getMuriContracts } from "../../../agents/chain/index.js";
+import { fragmentCid } from "../../../agents/data/cid.js";
+import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
+import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
+import { canonicalDistance, compareHits, encodeHitHex, packRecords, recordSize, type HitEntry, type VectorRecord } from "../../../agents/data/vectors.js";
+import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
+import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
+import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
+import { createMaguIndex } from "../../../agents/roles/magu-index.js";
+import { createSearchChecker, type SearchChecker } from "../../../agents/roles/search-checker.js";
+import { searchCommitment } from "../../../agents/roles/search-tasks.js";
+import { createVectorService, encodeQuery, type VectorService } from "../../../agents/roles/vector-service.js";
+import { E18, cleanup, fund, signer, tempDir } from "../chain/harness.js";
+import { startTestChain, startTestNode, testLogger, waitUntil, type TestChain, type TestNode } from "./adversarial-helpers.js";
+
+after(cleanup);
+
+const DIM = 8;
+const RECORDS_PER_FRAGMENT = 5;
+const CLIENT = 5;
+const VALIDATOR = 4;
+const K = 2;
+
+describe("the search checker disputes a wrong id and a record past the fragment's end (real chain, stores, libp2p)", { timeout: 300_000 }, () => {
+  let t: TestChain;
+  const nodes: TestNode[] = [];
+  let maguId: bigint;
+  const fragments: Buffer[] = [];
+  const records: Array<VectorRecord & { fragment: number; position: number }> = [];
+  // The validator's parts.
+  let vMeta: MetaDb;
+  let vStore: FragmentStore;
+  let vP2p: P2PNode;
+  let vectors: VectorService;
+  let checker: SearchChecker;
+  const checkerLog = testLogger("checker");
+
+  before(async () => {
+    t = await startTestChain();
+    for (let i = 1; i <= 2; i++) nodes.push(await startTestNode(t, t.chain.keys[i]!));
+
+    // A vector Magu on both nodes (r = 2: each holds every fragment), two fragments of 5 records.
+    const c = getMuriContracts(t.d.contracts, signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!));
+    const clientAddress = getAddress(signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!).account.address);
+    const price = E18 / 1000n;
+    // The escrow (price x stored fragments x periods, replicas included) is well under this.
+    const allowance = 10n * E18;
+    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, clientAddress, allowance + 100n * E18);
+    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, allowance]));
+    await t.wait(
+      await c.maguRegistry.write.createMagu([
+        { kind: 1, metric: 1, dimension: DIM, members: 2, replication: 2, dataShards: 0, parityShards: 0, maxFragments: 2, durationPeriods: 20n, pricePerFragmentPeriod: price },
+      ]),
+    );
+    maguId = await t.reader.maguRegistry.read.maguCount();
+    await t.mineTo((await t.head()) + 2n);
+    await t.wait(await c.maguRegistry.write.formMagu([maguId]));
+    const raw = randomBytes(2 * RECORDS_PER_FRAGMENT * DIM * 2);
+    const all: VectorRecord[] = [];
+    for (let i = 0; i < 2 * RECORDS_PER_FRAGMENT; i++) {
+      const values = new Int16Array(DIM);
+      for (let j = 0; j < DIM; j++) values[j] = raw.readInt16BE(2 * (i * DIM + j)) >> 2;
+      all.push({ id: BigInt(i), values });
+    }
+    for (const bytes of packRecords(all, DIM, RECORDS_PER_FRAGMENT * recordSize(DIM))) fragments.push(bytes);
+    assert.equal(fragments.length, 2);
+    all.forEach((r, i) => records.push({ ...r, fragment: Math.floor(i / RECORDS_PER_FRAGMENT), position: i % RECORDS_PER_FRAGMENT }));
+    const roots = fragments.map((f) => fragmentRoot(f));
+    await t.wait(await c.maguRegistry.write.commitData([maguId, `0x${maguRoot(roots).toString("hex")}`, 2]));
+    // The members hold and serve both fragments.
+    for (const n of nodes) for (const f of fragments) await n.store.put(fragmentCid(f), f);
+
+    // The validator: its vector service takes the client's document (checked against the chain).
+    const v = signer(t.chain.rpcUrl, t.d, t.chain.keys[VALIDATOR]!);
+    const dir = await tempDir("muri-adversarial-validator-");
+    vMeta = await openMetaDb(`${dir}/meta`);
+    vStore = await openFragmentStore({ dir, quotaBytes: 16 * 1024 * 1024, metaDb: vMeta, sync: "none" });
+    const index = createMaguIndex({}, { metaDb: vMeta });
+    vectors = createVectorService({ member: v.account.address, dir, observer: true }, { store: vStore, index, metaDb: vMeta, contracts: t.reader });
+    const doc = encodeVectorManifest({
+      maguId,
+      dim: DIM,
+      metric: "l2",
+      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
+    });
+    await vectors.acceptDocument(doc.bytes, doc.cid);
+    vP2p = await createP2PNode({ source: vStore, sink: { put: () => undefined } });
+    await vP2p.start();
+    checker = createSearchChecker(
+      { address: getAddress(v.account.address), fromBlock: t.d.deployBlock, pollMs: 100 },
+      { contracts: getMuriContracts(t.d.contracts, v), publicClient: v.publicClient, vectors, p2p: vP2p, metaDb: vMeta, logger: checkerLog },
+    );
+    await checker.start();
+  });
+
+  after(async () => {
+    await checker?.stop();
+    await vP2p?.stop();
+    await vectors?.close();
+    await vStore?.close();
+    await vMeta?.close();
+    for (const n of nodes) await n.close();
+  });
+
+  /** Submits a task for `query`; the two members commit and reveal `lists[i]`; returns the task id and its deadlines. */
+  const runTask = async (query: Int16Array, lists: readonly (readonly HitEntry[])[]) => {
+    const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
+    const c = getMuriContracts(t.d.contracts, client);
+    const fee = E18;
+    await t.wait(await c.token.write.approve([t.d.contracts.searchMarket!, fee]));
+    const submitBlock = await t.wait(await c.searchMarket.write.submit([maguId, encodeQuery(query), BigInt(K), fee]));
+    const submitted = await t.reader.searchMarket.getEvents.TaskSubmitted({}, { fromBlock: submitBlock, toBlock: submitBlock });
+    const task = submitted[0]!.args.task!;
+    const cfg = await t.reader.searchMarket.read.config();
+    const salts = nodes.map(() => `0x${randomBytes(32).toString("hex")}` as Hex);
+    const words = lists.map((list) => list.map((h) => encodeHitHex(h)));
+    for (const [i, n] of nodes.entries()) {
+      const m = getMuriContracts(t.d.contracts, n.clients);
+      await t.wait(await m.searchMarket.write.commit([task, searchCommitment(task, n.address, salts[i]!, words[i]!)]));
+    }
+    const commitDeadline = submitBlock + BigInt(cfg.commitBlocks);
+    await t.mineTo(commitDeadline);
+    for (const [i, n] of nodes.entries()) {
+      const m = getMuriContracts(t.d.contracts, n.clients);
+      await t.wait(await m.searchMarket.write.reveal([task, words[i]!, salts[i]!]));
+    }
+    return { task, disputeDeadline: commitDeadline + BigInt(cfg.revealBlocks) + BigInt(cfg.disputeBlocks) };
+  };
+
+  const truth = (query: Int16Array): HitEntry[] =>
+    records
+      .map((r) => ({ distance: canonicalDistance("l2", query, r.values), id: r.id, fragment: r.fragment, position: r.position }))
+      .sort(compareHits)
+      .slice(0, K);
+
+  const stake = async (a: Address) => (await t.reader.nodeRegistry.read.nodeInfo([a])).stake;
+
+  for (const lie of ["wrong id", "past the end"] as const) {
+    test(`an entry with a ${lie === "wrong id" ? "wrong id" : "record past the fragment's end"} is disputed; the liar is slashed and unpaid, the honest member paid`, async () => {
+      const [liar, honest] = nodes as [TestNode, TestNode];
+      const query = records[3]!.values.map((x) => x + 1) as Int16Array;
+      const right = truth(query);
+      const best = right[0]!;
+      const lying: HitEntry[] =
+        lie === "wrong id"
+          ? // The true best record's distance and place, another id (an id that exists elsewhere).
+            [{ ...best, id: best.id === 9n ? 8n : 9n }].sort(compareHits)
+          : // A perfect match at the record after the fragment's last.
+            [{ distance: 0n, id: 999n, fragment: 1, position: RECORDS_PER_FRAGMENT }];
+      const before = { disputed: checker.stats().disputed, liar: await stake(liar.address), paidLiar: await t.reader.searchMarket.read.claimable([liar.address]), paidHonest: await t.reader.searchMarket.read.claimable([honest.address]) };
+      const { task, disputeDeadline } = await runTask(query, [lying, right]);
+
+      await checkerLog.waitFor((e) => e.msg === "search check: dispute accepted" && e.context?.task === task.toString(), 60_000);
+      assert.equal((await t.reader.searchMarket.read.memberTask([task, liar.address])).disputed, true, "the liar's list disputed on chain");
+      const disputes = checkerLog.entries.filter((e) => e.msg === "search check: false entry, disputing" && e.context!.task === task.toString());
+      assert.deepEqual(
+        disputes.map((e) => [e.context!.member, e.context!.index]),
+        [[liar.address, 0]],
+      );
+      assert.match(String(disputes[0]!.context!.lie), lie === "wrong id" ? new RegExp(`^record ${best.position} has id ${best.id}, not ${lying[0]!.id}$`) : /^record past the fragment's end$/);
+      assert.equal(checker.stats().disputed, before.disputed + 1);
+      assert.equal((await t.reader.searchMarket.read.memberTask([task, honest.address])).disputed, false, "the honest list stands");
+      const cfg = await t.reader.searchMarket.read.config();
+      assert.equal(await stake(liar.address), before.liar - cfg.disputeSlash, "the liar lost its dispute slash");
+
+      // After the dispute window the checker finalizes: the fee goes to the honest member only.
+      await t.mineTo(disputeDeadline + 1n);
+      await waitUntil("the task finalized", async () => (await t.reader.searchMarket.read.task([task])).finalized, 60_000);
+      assert.equal(await t.reader.searchMarket.read.claimable([liar.address]), before.paidLiar, "the liar earned nothing");
+      assert.ok((await t.reader.searchMarket.read.claimable([honest.address])) > before.paidHonest, "the honest member was paid");
+    });
+  }
+});
