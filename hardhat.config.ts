@@ -1,23 +1,78 @@
+import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
 import { defineConfig } from "hardhat/config";
+import type { HardhatPlugin } from "hardhat/types/plugins";
 
 const require = createRequire(import.meta.url);
 
 // Solidity compiles offline: solc comes from the npm `solc` package (pinned in package.json),
 // never from a download.
 const SOLC_VERSION = "0.8.28";
+const SOLC_PATH = require.resolve("solc/soljson.js");
+
+/** The contracts' settings: what is deployed, gas-snapshotted and tested. */
+const CONTRACTS_SOLC = {
+  version: SOLC_VERSION,
+  path: SOLC_PATH,
+  settings: {
+    optimizer: { enabled: true, runs: 1000 },
+    viaIR: true,
+    evmVersion: "cancun",
+  },
+};
+
+/**
+ * The Solidity tests' own code compiles without the optimizer. The tests deploy the contracts from
+ * their artifacts (`vm.getCode`, built with CONTRACTS_SOLC), so the bytecode under test is the
+ * bytecode that ships; only the test contracts and harnesses are unoptimized. Their via-IR
+ * optimization was most of the cold build (wasm solc: ~330 s of CPU for contracts + tests in one
+ * job, against ~45 s for the contracts and ~120 s for the unoptimized tests).
+ */
+const TEST_SOLC = {
+  version: SOLC_VERSION,
+  path: SOLC_PATH,
+  settings: { optimizer: { enabled: false }, viaIR: true, evmVersion: "cancun" },
+};
+
+/** Every Solidity file under test/solidity (each is a root of the test build). */
+function solidityTestFiles(dir = "test/solidity"): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? solidityTestFiles(`${dir}/${e.name}`) : e.name.endsWith(".sol") ? [`${dir}/${e.name}`] : [],
+  );
+}
+
+/**
+ * Hardhat merges compilation jobs only when their solc configs are the same object, and it resolves
+ * each override into an object of its own: every test file would be a job of its own, each
+ * compiling all the contracts it imports again. This plugin makes the resolved overrides share
+ * one object, so the tests build as one job.
+ */
+const sharedTestCompilerConfig: HardhatPlugin = {
+  id: "muri:shared-test-compiler-config",
+  hookHandlers: {
+    config: async () => ({
+      default: async () => ({
+        resolveUserConfig: async (userConfig, resolveConfigurationVariable, next) => {
+          const resolved = await next(userConfig, resolveConfigurationVariable);
+          for (const profile of Object.values(resolved.solidity.profiles)) {
+            const [first, ...rest] = Object.values(profile.overrides);
+            if (first === undefined) continue;
+            const same = rest.every((c) => JSON.stringify(c) === JSON.stringify(first));
+            if (same) for (const file of Object.keys(profile.overrides)) profile.overrides[file] = first;
+          }
+          return resolved;
+        },
+      }),
+    }),
+  },
+};
 
 export default defineConfig({
-  plugins: [hardhatToolboxMochaEthers],
+  plugins: [hardhatToolboxMochaEthers, sharedTestCompilerConfig],
   solidity: {
-    version: SOLC_VERSION,
-    path: require.resolve("solc/soljson.js"),
-    settings: {
-      optimizer: { enabled: true, runs: 1000 },
-      viaIR: true,
-      evmVersion: "cancun",
-    },
+    compilers: [CONTRACTS_SOLC],
+    overrides: Object.fromEntries(solidityTestFiles().map((file) => [file, TEST_SOLC])),
   },
   paths: {
     tests: {
@@ -30,6 +85,8 @@ export default defineConfig({
   },
   test: {
     solidity: {
+      // Tests deploy the contracts from their artifacts (vm.getCode), i.e. the bytecode that ships.
+      fsPermissions: { readDirectory: ["artifacts"] },
       fuzz: { runs: 256 },
       invariant: { runs: 48, depth: 24, failOnRevert: false },
     },

@@ -25,35 +25,31 @@ contract ReentrancyTest is Test {
 
     function setUp() public {
         token = new ReentrantToken();
-        registry = new NodeRegistry(
-            INodeRegistry.Config({token: address(token), minStake: 100 ether, unbondingBlocks: 10, maxNodes: 8}),
-            address(this)
-        );
-        magus = new MaguRegistry(
-            IMaguRegistry.Config({
-                token: address(token),
-                nodeRegistry: address(registry),
-                genesisBlock: 0,
-                periodBlocks: 10,
-                stakePerMember: 50 ether,
-                repairBounty: 5 ether,
-                maxMembers: 8,
-                maxFragments: 64,
-                maxDurationPeriods: 10
-            }),
-            address(this)
-        );
-        rewards = new Rewards(
-            IRewards.Config({
-                token: address(token),
-                nodeRegistry: address(registry),
-                genesisBlock: 0,
-                epochBlocks: 10,
-                emissionPerEpoch: 100 ether,
-                validatorShareBps: 2000,
-                maxWeights: 8
-            })
-        );
+        INodeRegistry.Config memory registryConfig =
+            INodeRegistry.Config({token: address(token), minStake: 100 ether, unbondingBlocks: 10, maxNodes: 8});
+        registry = NodeRegistry(deployArtifact("NodeRegistry.sol:NodeRegistry", abi.encode(registryConfig, address(this))));
+        IMaguRegistry.Config memory maguConfig = IMaguRegistry.Config({
+            token: address(token),
+            nodeRegistry: address(registry),
+            genesisBlock: 0,
+            periodBlocks: 10,
+            stakePerMember: 50 ether,
+            repairBounty: 5 ether,
+            maxMembers: 8,
+            maxFragments: 64,
+            maxDurationPeriods: 10
+        });
+        magus = MaguRegistry(deployArtifact("MaguRegistry.sol:MaguRegistry", abi.encode(maguConfig, address(this))));
+        IRewards.Config memory rewardsConfig = IRewards.Config({
+            token: address(token),
+            nodeRegistry: address(registry),
+            genesisBlock: 0,
+            epochBlocks: 10,
+            emissionPerEpoch: 100 ether,
+            validatorShareBps: 2000,
+            maxWeights: 8
+        });
+        rewards = Rewards(deployArtifact("Rewards.sol:Rewards", abi.encode(rewardsConfig)));
         registry.grantRole(registry.MODULE_ROLE(), address(magus));
         registry.grantRole(registry.SLASHER_ROLE(), address(magus));
 

@@ -47,8 +47,8 @@ abstract contract SearchFixture is Fixture {
 
     function setUp() public virtual override {
         super.setUp();
-        harness = new EncodingHarness();
-        market = new SearchMarket(searchConfig());
+        harness = EncodingHarness(deployArtifact("EncodingHarness.sol:EncodingHarness", ""));
+        market = SearchMarket(deployArtifact("SearchMarket.sol:SearchMarket", abi.encode(searchConfig())));
         registry.grantRole(registry.SLASHER_ROLE(), address(market));
         registry.grantRole(registry.REPUTATION_ROLE(), address(market));
         vm.label(address(market), "SearchMarket");
@@ -429,8 +429,9 @@ contract SearchMarketTest is SearchFixture {
             if (i == 7) c.maxK = 0;
             if (i == 8) c.disputeSlash = 0;
             if (i == 9) (c.revealPenalty, value) = (-1, -1);
+            bytes memory code = artifactCode("SearchMarket.sol:SearchMarket", abi.encode(c));
             vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchInvalidConfig.selector, fields[i], value));
-            new SearchMarket(c);
+            create(code);
         }
     }
 
@@ -1317,7 +1318,7 @@ contract SearchMarketTest is SearchFixture {
         ReentrantToken evil = new ReentrantToken();
         ISearchMarket.Config memory c = searchConfig();
         c.token = address(evil);
-        SearchMarket evilMarket = new SearchMarket(c);
+        SearchMarket evilMarket = SearchMarket(deployArtifact("SearchMarket.sol:SearchMarket", abi.encode(c)));
         evil.mint(client, FEE);
         vm.prank(client);
         evil.approve(address(evilMarket), FEE);

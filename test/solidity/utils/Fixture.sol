@@ -310,53 +310,49 @@ abstract contract Fixture is FixtureBase {
     /// @notice Deploys the five contracts with `p` (this test is admin and initial holder).
     function deploy(Params memory p) internal {
         params = p;
-        token = new MuriToken(address(this), address(this), p.initialSupply);
-        registry = new NodeRegistry(
-            INodeRegistry.Config({
-                token: address(token),
-                minStake: p.minStake,
-                unbondingBlocks: p.unbondingBlocks,
-                maxNodes: p.maxNodes
-            }),
-            address(this)
+        token = MuriToken(
+            deployArtifact("MuriToken.sol:MuriToken", abi.encode(address(this), address(this), p.initialSupply))
         );
-        rewards = new Rewards(
-            IRewards.Config({
-                token: address(token),
-                nodeRegistry: address(registry),
-                genesisBlock: 0,
-                epochBlocks: p.epochBlocks,
-                emissionPerEpoch: p.emissionPerEpoch,
-                validatorShareBps: p.validatorShareBps,
-                maxWeights: p.maxWeights
-            })
-        );
-        magus = new MaguRegistry(
-            IMaguRegistry.Config({
-                token: address(token),
-                nodeRegistry: address(registry),
-                genesisBlock: 0,
-                periodBlocks: p.periodBlocks,
-                stakePerMember: p.stakePerMember,
-                repairBounty: p.repairBounty,
-                maxMembers: p.maxMembers,
-                maxFragments: p.maxFragments,
-                maxDurationPeriods: p.maxDurationPeriods
-            }),
-            address(this)
-        );
-        challenges = new ChallengeManager(
-            IChallengeManager.Config({
-                maguRegistry: address(magus),
-                nodeRegistry: address(registry),
-                slashSink: address(rewards),
-                samples: p.samples,
-                slashBps: p.slashBps,
-                markerBps: p.markerBps,
-                maxMisses: p.maxMisses,
-                graceBlocks: p.graceBlocks
-            })
-        );
+        INodeRegistry.Config memory registryConfig = INodeRegistry.Config({
+            token: address(token),
+            minStake: p.minStake,
+            unbondingBlocks: p.unbondingBlocks,
+            maxNodes: p.maxNodes
+        });
+        registry = NodeRegistry(deployArtifact("NodeRegistry.sol:NodeRegistry", abi.encode(registryConfig, address(this))));
+        IRewards.Config memory rewardsConfig = IRewards.Config({
+            token: address(token),
+            nodeRegistry: address(registry),
+            genesisBlock: 0,
+            epochBlocks: p.epochBlocks,
+            emissionPerEpoch: p.emissionPerEpoch,
+            validatorShareBps: p.validatorShareBps,
+            maxWeights: p.maxWeights
+        });
+        rewards = Rewards(deployArtifact("Rewards.sol:Rewards", abi.encode(rewardsConfig)));
+        IMaguRegistry.Config memory maguConfig = IMaguRegistry.Config({
+            token: address(token),
+            nodeRegistry: address(registry),
+            genesisBlock: 0,
+            periodBlocks: p.periodBlocks,
+            stakePerMember: p.stakePerMember,
+            repairBounty: p.repairBounty,
+            maxMembers: p.maxMembers,
+            maxFragments: p.maxFragments,
+            maxDurationPeriods: p.maxDurationPeriods
+        });
+        magus = MaguRegistry(deployArtifact("MaguRegistry.sol:MaguRegistry", abi.encode(maguConfig, address(this))));
+        IChallengeManager.Config memory challengeConfig = IChallengeManager.Config({
+            maguRegistry: address(magus),
+            nodeRegistry: address(registry),
+            slashSink: address(rewards),
+            samples: p.samples,
+            slashBps: p.slashBps,
+            markerBps: p.markerBps,
+            maxMisses: p.maxMisses,
+            graceBlocks: p.graceBlocks
+        });
+        challenges = ChallengeManager(deployArtifact("ChallengeManager.sol:ChallengeManager", abi.encode(challengeConfig)));
 
         token.grantRole(token.MINTER_ROLE(), address(rewards));
         registry.grantRole(registry.MODULE_ROLE(), address(magus));
