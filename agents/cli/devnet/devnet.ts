@@ -23,8 +23,9 @@ import { mnemonicToAccount } from "viem/accounts";
 import { toHex, type Address, type Hex } from "viem";
 import { createChainClients, getMuriContracts, loadDeployment, type Deployment } from "../../chain/index.js";
 import { toJson } from "../output.js";
-import { acquireLock, type DirLock } from "./lock.js";
-import { freePort, pause, readyLine, ROOT, runToEnd, spawnManaged, type Managed } from "./processes.js";
+import { ensureContractsBuilt } from "./contracts-build.js";
+import { acquireLock } from "./lock.js";
+import { freePort, HARDHAT_CLI, pause, readyLine, ROOT, runToEnd, spawnManaged, type Managed } from "./processes.js";
 import { rpcCall } from "./rpc.js";
 
 /** Hardhat's default accounts (each pre-funded with ETH by `hardhat node`). */
@@ -48,7 +49,6 @@ const AGENT_READY_MS = 120_000;
 /** SIGTERM -> SIGKILL grace of each process at stop. */
 export const STOP_GRACE_MS = 10_000;
 
-const HARDHAT_CLI = join(ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
 const RUN_NODE = join(ROOT, "agents", "roles", "run-node.ts");
 const RUN_VALIDATOR = join(ROOT, "agents", "roles", "run-validator.ts");
 
@@ -150,6 +150,13 @@ export async function startDevnet(init: DevnetInit): Promise<Devnet> {
         ? `${init.validators} validator(s) asked for, none started: agents/roles/run-validator.ts is not in this checkout`
         : undefined;
     const validators = validatorsNote ? 0 : init.validators;
+
+    // 0. Contract artifacts: built when missing (a clone right after `npm install`) or stale.
+    await ensureContractsBuilt({
+      logFile: join(logs, "build.log"),
+      signal: init.signal,
+      onBuild: (reason) => step(`compiling the contracts (${reason}; about a minute the first time)`),
+    });
 
     // 1. Chain.
     const port = await freePort();

@@ -6,11 +6,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { createServer } from "node:net";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 /** The repository root (agents/cli/devnet/ is three levels down). */
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** Hardhat's CLI script, run with this process's node (the chain, the build, the deployment). */
+export const HARDHAT_CLI = join(ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
 
 const live = new Set<ChildProcess>();
 
