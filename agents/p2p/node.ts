@@ -291,8 +291,17 @@ export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
     async stop() {
       if (!running) return;
       running = false;
-      await fragments.stop();
-      await libp2p.stop();
+      // libp2p's stop waits for each connection's 'close' event bounded only by unref'd timers
+      // (AbortSignal.timeout(500)); when that event never comes and the sockets are already gone, a
+      // process with nothing else to do (a `muri` command, which listens on nothing) has an empty
+      // event loop and exits with code 13 in the middle of the stop. Keep the loop alive meanwhile.
+      const keepAlive = setInterval(() => undefined, 1_000);
+      try {
+        await fragments.stop();
+        await libp2p.stop();
+      } finally {
+        clearInterval(keepAlive);
+      }
     },
 
     dial,
