@@ -204,7 +204,7 @@ describe("e2e: an epoch of rewards and slashes with real node and validator proc
     assert.equal(balanceAfter - balanceBefore, claimed[0]!.args.amount, "the claim paid what was credited");
     assert.ok(claimed[0]!.args.amount! >= owed);
 
-    // Everything below is read at one block, while the chain keeps moving.
+    // Everything below is read at one block (the agents keep sending transactions meanwhile).
     const at = await net.head();
     const now = await everyoneAt(at);
     const show = (a: Address) => `${a}: ${total(before0.get(a)!)} -> ${total(now.get(a)!)}`;
