@@ -22,7 +22,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Address } from "viem";
 import { decodeManifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
