@@ -1,6 +1,8 @@
 // Deploys the Ignition module deploy/MuriData.ts to the chain at MURI_RPC_URL (default
 // http://127.0.0.1:8545) and writes the addresses the agents read to deployments/<chainId>.json
 // (or MURI_DEPLOYMENT_FILE). Run: npm run deploy:local (after npm run chain in another terminal).
+// MURI_DEPLOY_PARAMETERS, a JSON object (e.g. {"periodBlocks": 20, "graceBlocks": 10}), replaces
+// those keys of deploy/parameters/devnet.json (tests use it for windows sized to a loaded machine).
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { network } from "hardhat";
@@ -9,7 +11,11 @@ import MuriData from "../deploy/MuriData.js";
 const connection = await network.getOrCreate();
 const { ethers, ignition } = connection;
 const chainId = Number((await ethers.provider.getNetwork()).chainId);
-const parameters = JSON.parse(await readFile(new URL("../deploy/parameters/devnet.json", import.meta.url), "utf8"));
+const devnet = JSON.parse(await readFile(new URL("../deploy/parameters/devnet.json", import.meta.url), "utf8")) as {
+  MuriData: Record<string, number | string>;
+};
+const overrides = JSON.parse(process.env.MURI_DEPLOY_PARAMETERS ?? "{}") as Record<string, number | string>;
+const parameters = { MuriData: { ...devnet.MuriData, ...overrides } };
 
 // A local chain starts empty every time, so Ignition's journal of an earlier chain with the same id
 // must not be reused: each run deploys under its own id and drops that journal afterwards (two

@@ -121,12 +121,11 @@ export type DeployParameters = Partial<
 
 /**
  * Runs scripts/deploy-local.ts against `rpcUrl` (no recompilation) and loads the deployment file;
- * with `parameters`, test/agents/chain/deploy-with-parameters.ts (devnet.json with those replaced).
+ * `parameters` replace those of deploy/parameters/devnet.json (MURI_DEPLOY_PARAMETERS).
  */
 export async function deployLocal(rpcUrl: string, timeoutMs = 180_000, parameters?: DeployParameters): Promise<Deployment> {
   const file = join(await tempDir("muri-chain-deploy-"), "deployment.json");
-  const script = parameters === undefined ? "scripts/deploy-local.ts" : "test/agents/chain/deploy-with-parameters.ts";
-  const child = spawn(process.execPath, [HARDHAT, "run", "--no-compile", script, "--network", "localhost"], {
+  const child = spawn(process.execPath, [HARDHAT, "run", "--no-compile", "scripts/deploy-local.ts", "--network", "localhost"], {
     cwd: ROOT,
     env: { ...process.env, MURI_RPC_URL: rpcUrl, MURI_DEPLOYMENT_FILE: file, ...(parameters && { MURI_DEPLOY_PARAMETERS: JSON.stringify(parameters) }) },
     stdio: ["ignore", "pipe", "pipe"],
@@ -147,7 +146,7 @@ export async function deployLocal(rpcUrl: string, timeoutMs = 180_000, parameter
     });
   });
   children.delete(child);
-  if (code !== 0) throw new Error(`${script} failed (${code}):\n${output}`);
+  if (code !== 0) throw new Error(`scripts/deploy-local.ts failed (${code}):\n${output}`);
   return loadDeployment(file);
 }
 
