@@ -52,6 +52,20 @@ export default tseslint.config(
       "@typescript-eslint/no-misused-promises": "error",
     },
   },
+  // Layers: data/, store/, p2p/, chain/ and index/ never import roles/ or cli/; inside roles/, each
+  // role folder (node/, validator/, client/) builds on shared/ and never on another role.
+  ...[
+    { files: ["agents/{data,store,p2p,chain,index}/**/*.ts"], banned: ["**/roles/**", "**/cli/**"] },
+    { files: ["agents/roles/shared/**/*.ts"], banned: ["../node/*", "../validator/*", "../client/*", "**/cli/**"] },
+    { files: ["agents/roles/node/**/*.ts"], banned: ["../validator/*", "../client/*", "**/cli/**"] },
+    { files: ["agents/roles/validator/**/*.ts"], banned: ["../node/*", "../client/*", "**/cli/**"] },
+    { files: ["agents/roles/client/**/*.ts"], banned: ["../node/*", "../validator/*", "**/cli/**"] },
+  ].map(({ files, banned }) => ({
+    files,
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ group: banned, message: "a lower layer (or another role) may not import this; see docs/ARCHITECTURE.md" }] }],
+    },
+  })),
   {
     // Scripts, benchmarks and tests read the JSON that `muri --json` and other processes print.
     files: ["scripts/**", "bench/**", "test/**"],

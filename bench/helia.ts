@@ -2,7 +2,7 @@
  * MuriData put/get against Helia (IPFS in JavaScript) add/cat, same file, same machine, same run.
  *
  *   - MuriData: `muri devnet` (a Hardhat chain with the contracts, 5 node processes, no validator)
- *     in a temporary directory; the storage client (agents/roles/client.ts) runs in this process
+ *     in a temporary directory; the storage client (agents/roles/client/client.ts) runs in this process
  *     through its API (no CLI start-up in the figures): `put` (encrypt + Reed-Solomon k=3 m=2,
  *     while a Magu is created and formed; commit the root; push every shard to its holder) and
  *     `get` (fetch from the holders, verify, decrypt, write the file). The put's phases are timed
@@ -42,7 +42,7 @@ import { withBitswap } from "@helia/bitswap";
 import { withLibp2pLight } from "@helia/libp2p";
 import { CID } from "multiformats/cid";
 import { loadDevnet } from "../agents/cli/context.js";
-import { createClient, type StorageClient } from "../agents/roles/client.js";
+import { createClient, type StorageClient } from "../agents/roles/client/client.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MURI = join(ROOT, "bin", "muri.js");

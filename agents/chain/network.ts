@@ -3,7 +3,7 @@
  * fresh `hardhat node`s deployed by the same key (or a devnet restarted) have the same id and the
  * same addresses. The hash of the deployment block, read from the chain, does: it commits to the
  * chain's whole history up to the deployment. State that belongs to a network (the client's Magu
- * records, roles/client-record.ts) is kept under `networkKey` and compared with the identity on use.
+ * records, roles/client/client-record.ts) is kept under `networkKey` and compared with the identity on use.
  */
 import { BlockNotFoundError, getAddress, type Address, type Hex } from "viem";
 import type { Deployment, MuriPublicClient } from "./clients.js";

@@ -2,7 +2,7 @@
  * The vector index document of a vector Magu: every fragment the Magu has committed, in fragment
  * order, with its CID, fragment root, size and record count. The client pushes a new one to the
  * members (and validators) after each appended batch; its fragment roots fold to the Magu root on
- * chain, which is how a receiver checks it (roles/vector-service.ts).
+ * chain, which is how a receiver checks it (roles/shared/vector-service.ts).
  *
  * Canonical DAG-JSON (codec 0x0129), keys in byte order, no whitespace:
  * `{"dim":64,"fragments":[{"cid":{"/":"bafk…"},"count":7710,"root":"<64 hex>","size":1048560},…],

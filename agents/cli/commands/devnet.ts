@@ -43,7 +43,7 @@ export const devnetCommand: LocalCommand = {
   usage: "muri devnet [--nodes N] [--validators V] [--dir DIR] [--block-ms MS]",
   help: [
     `  --nodes N            storage node processes (default ${DEVNET_DEFAULTS.nodes})`,
-    `  --validators V       validator processes (default ${DEVNET_DEFAULTS.validators}; 0 when agents/roles/run-validator.ts is absent)`,
+    `  --validators V       validator processes (default ${DEVNET_DEFAULTS.validators}; 0 when agents/roles/validator/run-validator.ts is absent)`,
     `  --dir DIR            state directory: devnet.json, logs/, agent data (default ${DEVNET_DEFAULTS.dir}); one devnet per DIR`,
     `  --block-ms MS        interval mining: a block every MS ms (default ${DEVNET_DEFAULTS.blockMs})`,
   ],

@@ -1,10 +1,10 @@
 /**
- * `muri node`: one storage node agent in the foreground (agents/roles/node-agent.ts: store, Magu
+ * `muri node`: one storage node agent in the foreground (agents/roles/node/node-agent.ts: store, Magu
  * index, p2p, registration, event follower, prover), until Ctrl-C or SIGTERM. Its state lives in
  * --dir, so a restart resumes; logs are JSON lines on stderr (`MURI_LOG=debug|info|warn|error`).
  */
 import type { Hex } from "viem";
-import { createNodeAgent, DEFAULT_QUOTA_BYTES } from "../../roles/node-agent.js";
+import { createNodeAgent, DEFAULT_QUOTA_BYTES } from "../../roles/node/node-agent.js";
 import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";

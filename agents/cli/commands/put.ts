@@ -1,12 +1,12 @@
 /**
- * `muri put FILE`: encrypts and erasure-codes a file into a new blob Magu (agents/roles/client.ts:
+ * `muri put FILE`: encrypts and erasure-codes a file into a new blob Magu (agents/roles/client/client.ts:
  * create, form, commit, push to the members) and prints what `muri get` needs: the Magu id and the
  * manifest CID. `muri put FILE --magu ID` appends the file to an existing blob Magu the key owns
  * (`putInto`: its k, m, members, term and price are the Magu's).
  */
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { CLIENT_DEFAULTS, type PutOptions } from "../../roles/client.js";
+import { CLIENT_DEFAULTS, type PutOptions } from "../../roles/client/client.js";
 import type { Command } from "../command.js";
 import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-client.js";
 import { humanBytes, startProgress } from "../devnet/progress.js";

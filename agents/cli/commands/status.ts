@@ -6,7 +6,7 @@
  */
 import type { Address } from "viem";
 import { describeNetwork, readNetworkIdentity } from "../../chain/index.js";
-import { summarizeClientDir } from "../../roles/client-record.js";
+import { summarizeClientDir } from "../../roles/client/client-record.js";
 import type { Command } from "../command.js";
 import type { CliContext } from "../context.js";
 import { CLIENT_DIR_HELP, clientDir } from "../devnet/storage-client.js";

@@ -1,10 +1,10 @@
 /**
- * `muri validator`: one validator agent in the foreground (agents/roles/validator-agent.ts: marks
+ * `muri validator`: one validator agent in the foreground (agents/roles/validator/validator-agent.ts: marks
  * missed proofs, fills vacancies, settles, audits what clients tell it about, checks and disputes
  * search answers, finalizes tasks, submits weights and finalizes epochs), until Ctrl-C or SIGTERM.
  * Its state lives in --dir, so a restart resumes; logs are JSON lines on stderr (`MURI_LOG`).
  */
-import { createValidatorAgent } from "../../roles/validator-agent.js";
+import { createValidatorAgent } from "../../roles/validator/validator-agent.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";

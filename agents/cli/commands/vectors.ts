@@ -1,7 +1,7 @@
 /**
  * `muri vectors add --magu ID FILE`: reads and checks a vector file (.fvecs, .npy float32/float64,
  * .jsonl, .csv), packs the vectors into fragments, commits them to the vector Magu and pushes them
- * to the members placement names (roles/vector-client.ts). Nothing is committed or sent unless the
+ * to the members placement names (roles/client/vector-client.ts). Nothing is committed or sent unless the
  * whole file is valid.
  *
  * `muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--onchain --fee X]`:
@@ -12,7 +12,7 @@
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { generatePrivateKey } from "viem/accounts";
-import { createVectorClient, VECTOR_CLIENT_DEFAULTS, type VectorClient } from "../../roles/vector-client.js";
+import { createVectorClient, VECTOR_CLIENT_DEFAULTS, type VectorClient } from "../../roles/client/vector-client.js";
 import { readVectorFile } from "../../data/vector-files.js";
 import { VECTOR_SCALE } from "../../data/vectors.js";
 import type { Command, CommandArgs } from "../command.js";

@@ -3,7 +3,7 @@
  * interval mining (a block every blockMs; automine is on for the set-up and off once the agents are
  * ready, so blocks measure time as on a real chain), the contracts deployed by
  * scripts/deploy-local.ts, accounts funded with MURI from account 0, and N storage node processes
- * (agents/roles/run-node.ts) plus V validators (agents/roles/run-validator.ts, when it exists), each
+ * (agents/roles/node/run-node.ts) plus V validators (agents/roles/validator/run-validator.ts, when it exists), each
  * with its own key and data directory. Accounts come from Hardhat's test mnemonic: #0 deploys and
  * funds, #1..N are nodes, #N+1..N+V validators, #N+V+1 the client.
  *
@@ -49,8 +49,8 @@ const AGENT_READY_MS = 120_000;
 /** SIGTERM -> SIGKILL grace of each process at stop. */
 export const STOP_GRACE_MS = 10_000;
 
-const RUN_NODE = join(ROOT, "agents", "roles", "run-node.ts");
-const RUN_VALIDATOR = join(ROOT, "agents", "roles", "run-validator.ts");
+const RUN_NODE = join(ROOT, "agents", "roles", "node", "run-node.ts");
+const RUN_VALIDATOR = join(ROOT, "agents", "roles", "validator", "run-validator.ts");
 
 export type AgentRole = "node" | "validator";
 
@@ -117,7 +117,7 @@ export function devnetAddress(index: number): Address {
   return mnemonicToAccount(DEVNET_MNEMONIC, { addressIndex: index }).address;
 }
 
-/** Whether agents/roles/run-validator.ts exists in this checkout. */
+/** Whether agents/roles/validator/run-validator.ts exists in this checkout. */
 export function validatorAvailable(): boolean {
   return existsSync(RUN_VALIDATOR);
 }
@@ -147,7 +147,7 @@ export async function startDevnet(init: DevnetInit): Promise<Devnet> {
 
     const validatorsNote =
       init.validators > 0 && !validatorAvailable()
-        ? `${init.validators} validator(s) asked for, none started: agents/roles/run-validator.ts is not in this checkout`
+        ? `${init.validators} validator(s) asked for, none started: agents/roles/validator/run-validator.ts is not in this checkout`
         : undefined;
     const validators = validatorsNote ? 0 : init.validators;
 

@@ -4,7 +4,7 @@
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { createClient, type StorageClient } from "../../roles/client.js";
+import { createClient, type StorageClient } from "../../roles/client/client.js";
 import type { CommandArgs } from "../command.js";
 import type { CliContext } from "../context.js";
 import { resolveTarget } from "../context.js";

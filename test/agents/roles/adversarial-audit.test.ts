@@ -22,8 +22,8 @@ import { fallbackPeriodSeed } from "../../../agents/data/challenge.js";
 import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
 import { maguRoot } from "../../../agents/data/merkle.js";
 import type { P2PNode } from "../../../agents/p2p/index.js";
-import { createProver, type MissingReason, type Prover } from "../../../agents/roles/prover.js";
-import { createValidator, type Validator } from "../../../agents/roles/validator.js";
+import { createProver, type MissingReason, type Prover } from "../../../agents/roles/node/prover.js";
+import { createValidator, type Validator } from "../../../agents/roles/validator/validator.js";
 import { cleanup, signer } from "../chain/harness.js";
 import { commitRoots, createBlobMagu, encodeSmallFile, startClientPeer, startTestChain, startTestNode, testLogger, upload, type TestChain, type TestNode } from "./adversarial-helpers.js";
 

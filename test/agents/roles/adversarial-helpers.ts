@@ -18,8 +18,8 @@ import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import type { Logger } from "../../../agents/store/logger.js";
-import { createMaguIndex, type MaguIndex } from "../../../agents/roles/magu-index.js";
-import { createMaguSync, encodeMaguIndexList, type MaguSync } from "../../../agents/roles/magu-sync.js";
+import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
+import { createMaguSync, encodeMaguIndexList, type MaguSync } from "../../../agents/roles/shared/magu-sync.js";
 import { E18, deployLocal, freePort, fund, recordingLogger, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
 export interface TestChain {

@@ -16,7 +16,7 @@ import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js"
 import { maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
-import { encodeMaguIndexList } from "../../../agents/roles/magu-sync.js";
+import { encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
 import { cleanup } from "../chain/harness.js";
 import { commitRoots, createBlobMagu, encodeSmallFile, startTestChain, startTestNode, withShard, type TestChain, type TestNode } from "./adversarial-helpers.js";
 

@@ -13,8 +13,8 @@ import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js"
 import { maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot, holderBlob } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, type P2PNode } from "../../../agents/p2p/index.js";
-import { encodeMaguIndexList } from "../../../agents/roles/magu-sync.js";
-import { createRepairer, type Repairer } from "../../../agents/roles/repair.js";
+import { encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
+import { createRepairer, type Repairer } from "../../../agents/roles/node/repair.js";
 import { cleanup, signer } from "../chain/harness.js";
 import {
   announce,

@@ -20,10 +20,10 @@ import { canonicalDistance, compareHits, encodeHitHex, packRecords, recordSize, 
 import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
-import { createMaguIndex } from "../../../agents/roles/magu-index.js";
-import { createSearchChecker, type SearchChecker } from "../../../agents/roles/search-checker.js";
-import { searchCommitment } from "../../../agents/roles/search-tasks.js";
-import { createVectorService, encodeQuery, type VectorService } from "../../../agents/roles/vector-service.js";
+import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
+import { createSearchChecker, type SearchChecker } from "../../../agents/roles/validator/search-checker.js";
+import { searchCommitment } from "../../../agents/roles/node/search-tasks.js";
+import { createVectorService, encodeQuery, type VectorService } from "../../../agents/roles/shared/vector-service.js";
 import { E18, cleanup, fund, signer, tempDir } from "../chain/harness.js";
 import { startTestChain, startTestNode, testLogger, waitUntil, type TestChain, type TestNode } from "./adversarial-helpers.js";
 

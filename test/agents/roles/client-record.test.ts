@@ -1,5 +1,5 @@
 /**
- * The client directory's per-network records (agents/roles/client-record.ts), on the file system
+ * The client directory's per-network records (agents/roles/client/client-record.ts), on the file system
  * alone: networks with the same chain id and MaguRegistry kept apart by the deployment block hash,
  * network.json compared on every open, old-layout records adopted without overwriting, and the
  * lookups `muri get` and `muri status` use. The same flows against two real chains:
@@ -27,7 +27,7 @@ import {
   readLegacyRecord,
   readMaguRecord,
   summarizeClientDir,
-} from "../../../agents/roles/client-record.js";
+} from "../../../agents/roles/client/client-record.js";
 import { cleanup, tempDir } from "../chain/harness.js";
 
 const REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3";

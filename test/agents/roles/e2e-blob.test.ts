@@ -1,6 +1,6 @@
 /**
  * End to end on a local chain: `hardhat node` + deployment, five storage node processes
- * (agents/roles/run-node.ts, each with its own directory, key and stake) and a client in the test
+ * (agents/roles/node/run-node.ts, each with its own directory, key and stake) and a client in the test
  * process. The client puts a 20 MiB random file into a blob Magu (k=3, m=2, five members), gets it
  * back byte for byte, then two holders are killed with SIGKILL and the file still comes back
  * identical (every stripe is rebuilt from the three shards left); one of them is restarted from its
@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
-import { type PutResult, type StorageClient } from "../../../agents/roles/client.js";
+import { type PutResult, type StorageClient } from "../../../agents/roles/client/client.js";
 import { randomFile, sha256File, startClient, startNetwork, tearDown, type Network, type NodeProcess } from "./e2e-helpers.js";
 
 const NODES = 5;

@@ -3,7 +3,7 @@
  * stake falls, and the token invariant holds.
  *
  * `hardhat node` with the devnet deployment but periods of 20 blocks and epochs of 80 (four
- * periods), five node processes, a validator process (agents/roles/run-validator.ts, `--claim`) and
+ * periods), five node processes, a validator process (agents/roles/validator/run-validator.ts, `--claim`) and
  * a client put into a blob Magu of all five (k=3, m=2). Right after the put, node-1 (self-repair
  * off) loses every file it stores, so it cannot answer its challenges; the validator marks them
  * missed (slashing it, and evicting it after three) and, at the end of each epoch, submits weights
@@ -30,7 +30,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getAddress, type Address } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
-import { type PutResult, type StorageClient } from "../../../agents/roles/client.js";
+import { type PutResult, type StorageClient } from "../../../agents/roles/client/client.js";
 import { tokenBooks } from "../../contracts/helpers/books.js";
 import { signer } from "../chain/harness.js";
 import { deleteFiles, firstChallengedPeriod, randomFile, startClient, startNetwork, tearDown, waitFor, waitProven, type Network, type ValidatorProcess } from "./e2e-helpers.js";

@@ -1,5 +1,5 @@
 /**
- * Agent processes for end-to-end tests: spawns agents/roles/run-node.ts or run-validator.ts, waits
+ * Agent processes for end-to-end tests: spawns agents/roles/node/run-node.ts or run-validator.ts, waits
  * for its `ready` line, and tracks every child so `killAllNodes()` (an `after` hook) leaves nothing
  * running. `startNetwork` brings up the usual set-up (hardhat node, deployment, funded accounts,
  * node processes) and `startClient` a storage client, so each e2e file only says what differs.
@@ -14,12 +14,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import type { Address, Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient } from "../../../agents/chain/index.js";
-import { createClient, type StorageClient } from "../../../agents/roles/client.js";
+import { createClient, type StorageClient } from "../../../agents/roles/client/client.js";
 import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const RUN_NODE = fileURLToPath(new URL("../../../agents/roles/run-node.ts", import.meta.url));
-const RUN_VALIDATOR = fileURLToPath(new URL("../../../agents/roles/run-validator.ts", import.meta.url));
+const RUN_NODE = fileURLToPath(new URL("../../../agents/roles/node/run-node.ts", import.meta.url));
+const RUN_VALIDATOR = fileURLToPath(new URL("../../../agents/roles/validator/run-validator.ts", import.meta.url));
 const STDERR_TAIL = 32 * 1024;
 /**
  * How long a stopped agent gets to exit cleanly before SIGKILL. A clean stop normally takes about a

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../../agents/chain/index.js";
-import { type PutResult, type StorageClient } from "../../../agents/roles/client.js";
+import { type PutResult, type StorageClient } from "../../../agents/roles/client/client.js";
 import { signer, type HardhatChain } from "../chain/harness.js";
 import { deleteFiles, firstChallengedPeriod, randomFile, sha256File, spawnNode, startClient, startNetwork, tearDown, waitFor, waitProven, type Network, type NodeProcess } from "./e2e-helpers.js";
 

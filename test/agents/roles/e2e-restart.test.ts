@@ -26,7 +26,7 @@ import { decodeManifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
-import { type PutResult, type StorageClient } from "../../../agents/roles/client.js";
+import { type PutResult, type StorageClient } from "../../../agents/roles/client/client.js";
 import { Bucket, openMetaDb } from "../../../agents/store/meta-db.js";
 import { MemoryFragmentStore } from "../p2p/fixtures.js";
 import { firstChallengedPeriod, logLines, randomFile, startClient, startNetwork, tearDown, waitProven, type Network } from "./e2e-helpers.js";

@@ -29,7 +29,7 @@ import { searchMarketAbi } from "../../../agents/chain/index.js";
 import { writeNpy } from "../../../agents/data/vector-files.js";
 import { canonicalDistance, compareHits, type HitEntry } from "../../../agents/data/vectors.js";
 import { DEFAULT_EF_SEARCH } from "../../../agents/index/constants.js";
-import { createVectorClient, type VectorClient } from "../../../agents/roles/vector-client.js";
+import { createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup } from "../chain/harness.js";
 import { muri } from "../cli/run-muri.js";
 import { gaussianMixture, quantizeRows } from "../index/fixtures.js";

@@ -11,8 +11,8 @@ import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { blockPath, storePaths } from "../../../agents/store/layout.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
-import { createMaguIndex, MaguRootMismatchError, type MaguIndex } from "../../../agents/roles/magu-index.js";
-import { createProver, type MissingReason, type Prover } from "../../../agents/roles/prover.js";
+import { createMaguIndex, MaguRootMismatchError, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
+import { createProver, type MissingReason, type Prover } from "../../../agents/roles/node/prover.js";
 import { E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 
 after(cleanup);

@@ -12,16 +12,16 @@ import { buildFragmentTree, maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
-import { createMaguIndex } from "../../../agents/roles/magu-index.js";
-import { createProver, type Prover } from "../../../agents/roles/prover.js";
-import { startMetricsServer } from "../../../agents/roles/metrics-server.js";
-import { createValidator, ensureValidatorRegistered, type AuditFetcher, type Validator } from "../../../agents/roles/validator.js";
+import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
+import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
+import { startMetricsServer } from "../../../agents/roles/shared/metrics-server.js";
+import { createValidator, ensureValidatorRegistered, type AuditFetcher, type Validator } from "../../../agents/roles/validator/validator.js";
 import { E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 import { writeDeployment } from "./e2e-helpers.js";
 
 after(cleanup);
 
-const RUN_VALIDATOR = fileURLToPath(new URL("../../../agents/roles/run-validator.ts", import.meta.url));
+const RUN_VALIDATOR = fileURLToPath(new URL("../../../agents/roles/validator/run-validator.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const FRAGMENTS = 2;
 const MAX_MISSES = 3n;

@@ -23,14 +23,14 @@
  */
 import type { Address, Hex } from "viem";
 import { CID } from "multiformats/cid";
-import { RAW_CODEC } from "../data/constants.js";
-import { DAG_JSON_CODEC, MANIFEST_TYPE, decodeManifest, manifestCidOf, type Manifest } from "../data/manifest.js";
-import { maguRoot } from "../data/merkle.js";
-import { fragmentsOfSlot } from "../data/placement.js";
-import type { MuriContracts, MuriPublicClient } from "../chain/index.js";
-import type { FragmentStore } from "../store/fragment-store.js";
-import { silentLogger, type Logger } from "../store/logger.js";
-import type { FragmentSink, IncomingPush, PushPolicy } from "../p2p/types.js";
+import { RAW_CODEC } from "../../data/constants.js";
+import { DAG_JSON_CODEC, MANIFEST_TYPE, decodeManifest, manifestCidOf, type Manifest } from "../../data/manifest.js";
+import { maguRoot } from "../../data/merkle.js";
+import { fragmentsOfSlot } from "../../data/placement.js";
+import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
+import type { FragmentStore } from "../../store/fragment-store.js";
+import { silentLogger, type Logger } from "../../store/logger.js";
+import type { FragmentSink, IncomingPush, PushPolicy } from "../../p2p/types.js";
 import type { MaguIndex } from "./magu-index.js";
 
 /** `type` of a Magu index document. */
@@ -98,7 +98,7 @@ export interface MaguSyncInit {
   /** Keep index documents of Magus this agent is not a member of (validators: audit targets). */
   observer?: boolean;
   /**
-   * Vector Magus (roles/vector-service.ts): takes `muri/vector-index` documents (returning what
+   * Vector Magus (roles/shared/vector-service.ts): takes `muri/vector-index` documents (returning what
    * they assign this node) and hears of every assigned fragment stored, to index it.
    */
   vectors?: {

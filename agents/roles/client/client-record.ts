@@ -24,7 +24,7 @@
  *
  * The old layout kept `<dir>/magus/<id>.json` for every network at once. Such a record is never
  * read as it is: the client adopts it into a network (`adoptLegacyRecord`, a move) only once it
- * proved to be that network's Magu (roles/client.ts: it covers the committed count and its
+ * proved to be that network's Magu (roles/client/client.ts: it covers the committed count and its
  * manifests fold to the root on chain); until then it stays where it is, unused.
  */
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
@@ -32,7 +32,7 @@ import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from "node:
 import { join } from "node:path";
 import { getAddress, type Hex } from "viem";
 import { CID } from "multiformats/cid";
-import { describeNetwork, networkKey, sameNetwork, type NetworkIdentity } from "../chain/index.js";
+import { describeNetwork, networkKey, sameNetwork, type NetworkIdentity } from "../../chain/index.js";
 
 /** One file of a Magu as the client recorded it. */
 export interface RecordedFile {

@@ -7,9 +7,9 @@ import { peerIdFromMultihash } from "@libp2p/peer-id";
 import type { CID } from "multiformats/cid";
 import * as Digest from "multiformats/hashes/digest";
 import type { Address } from "viem";
-import type { MuriContracts, MuriPublicClient, MuriWalletClient } from "../chain/index.js";
+import type { MuriContracts, MuriPublicClient, MuriWalletClient } from "../../chain/index.js";
 import { join } from "node:path";
-import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
+import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
 
 type AnyContracts = MuriContracts<MuriPublicClient> | MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
 

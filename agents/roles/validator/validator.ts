@@ -40,10 +40,10 @@ import type { Address, Hex } from "viem";
 import { getAddress } from "viem";
 import type { CID } from "multiformats/cid";
 import { Counter, Registry } from "prom-client";
-import { describeError, pause, toChainError, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
-import { fragmentRoot, maguRoot } from "../data/merkle.js";
-import { holderBlob, holdersVector } from "../data/placement.js";
-import { silentLogger, type Logger } from "../store/logger.js";
+import { describeError, pause, toChainError, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
+import { fragmentRoot, maguRoot } from "../../data/merkle.js";
+import { holderBlob, holdersVector } from "../../data/placement.js";
+import { silentLogger, type Logger } from "../../store/logger.js";
 
 /** Defaults of `ValidatorInit`. */
 export const VALIDATOR_DEFAULTS = {

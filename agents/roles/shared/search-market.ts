@@ -3,8 +3,8 @@
  * revealed lists a `finalize` needs, finalizing a task, and reading its answer.
  */
 import { parseEventLogs, type Address, type Hex } from "viem";
-import { describeError, searchMarketAbi, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
-import { decodeHit, type HitEntry } from "../data/vectors.js";
+import { describeError, searchMarketAbi, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
+import { decodeHit, type HitEntry } from "../../data/vectors.js";
 
 type ReadContracts = MuriContracts<MuriPublicClient> | MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
 type WriteContracts = MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;

@@ -57,17 +57,17 @@ import {
   type MuriPublicClient,
   type MuriWalletClient,
   type SigningChainClients,
-} from "../chain/index.js";
-import { decodeManifest, type Manifest } from "../data/manifest.js";
-import { maguRoot } from "../data/merkle.js";
-import { decodeFile, encodeFile, type EncodeResult, type ShardFetcher } from "../data/pipeline.js";
-import { holderBlob } from "../data/placement.js";
-import type { P2PNode } from "../p2p/index.js";
-import { openFragmentStore, silentLogger, type FragmentStore, type Logger } from "../store/index.js";
-import { FRAGMENT_SIZE } from "../data/constants.js";
-import { ENCRYPTION_OVERHEAD } from "../data/crypto.js";
-import { layoutFor } from "../data/manifest.js";
-import { encodeMaguIndexDocument, encodeMaguIndexList } from "./magu-sync.js";
+} from "../../chain/index.js";
+import { decodeManifest, type Manifest } from "../../data/manifest.js";
+import { maguRoot } from "../../data/merkle.js";
+import { decodeFile, encodeFile, type EncodeResult, type ShardFetcher } from "../../data/pipeline.js";
+import { holderBlob } from "../../data/placement.js";
+import type { P2PNode } from "../../p2p/index.js";
+import { openFragmentStore, silentLogger, type FragmentStore, type Logger } from "../../store/index.js";
+import { FRAGMENT_SIZE } from "../../data/constants.js";
+import { ENCRYPTION_OVERHEAD } from "../../data/crypto.js";
+import { layoutFor } from "../../data/manifest.js";
+import { encodeMaguIndexDocument, encodeMaguIndexList } from "../shared/magu-sync.js";
 import {
   adoptLegacyRecord,
   appendMaguRecord,
@@ -79,7 +79,7 @@ import {
   type NetworkRecords,
   type RecordedFile,
 } from "./client-record.js";
-import { createClientNode, pushToValidators, registeredPeer } from "./peers.js";
+import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
 
 /** Default erasure parameters and Magu terms of `put`. */

@@ -20,14 +20,14 @@
 import { join } from "node:path";
 import type { Hex } from "viem";
 import { CID } from "multiformats/cid";
-import type { MuriContracts, MuriPublicClient } from "../chain/index.js";
-import { maguRoot } from "../data/merkle.js";
-import { fragmentsOfSlot } from "../data/placement.js";
-import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, type VectorManifest } from "../data/vector-manifest.js";
-import { openVectorIndex, type SearchHit, type VectorIndex } from "../index/index.js";
-import type { FragmentStore } from "../store/fragment-store.js";
-import { silentLogger, type Logger } from "../store/logger.js";
-import { Bucket, type MetaDb } from "../store/meta-db.js";
+import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
+import { maguRoot } from "../../data/merkle.js";
+import { fragmentsOfSlot } from "../../data/placement.js";
+import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, type VectorManifest } from "../../data/vector-manifest.js";
+import { openVectorIndex, type SearchHit, type VectorIndex } from "../../index/index.js";
+import type { FragmentStore } from "../../store/fragment-store.js";
+import { silentLogger, type Logger } from "../../store/logger.js";
+import { Bucket, type MetaDb } from "../../store/meta-db.js";
 import type { MaguIndex } from "./magu-index.js";
 import { MaguDocumentError } from "./magu-sync.js";
 

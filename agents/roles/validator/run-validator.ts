@@ -2,7 +2,7 @@
  * Process entry of a validator:
  *
  * ```
- * node --import tsx agents/roles/run-validator.ts --rpc URL --deployment FILE --key HEX --dir DIR
+ * node --import tsx agents/roles/validator/run-validator.ts --rpc URL --deployment FILE --key HEX --dir DIR
  *      [--metrics-port N] [--poll-ms MS] [--stake WEI] [--claim]
  *      [--listen MA]... [--audit-ms MS]
  * ```
@@ -17,8 +17,8 @@
 import { mkdir } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import type { Hex } from "viem";
-import { describeError, loadDeployment } from "../chain/index.js";
-import { jsonStderrLogger } from "../store/logger.js";
+import { describeError, loadDeployment } from "../../chain/index.js";
+import { jsonStderrLogger } from "../../store/logger.js";
 import { createValidatorAgent } from "./validator-agent.js";
 
 async function main(): Promise<number> {

@@ -2,11 +2,11 @@
  * Process entry of a storage node:
  *
  * ```
- * node --import tsx agents/roles/run-node.ts --rpc URL --deployment FILE --key HEX --dir DIR
+ * node --import tsx agents/roles/node/run-node.ts --rpc URL --deployment FILE --key HEX --dir DIR
  *      [--listen /ip4/127.0.0.1/tcp/0] [--quota BYTES] [--no-prove] [--ef N]
  * ```
  * `--ef` sets the default HNSW search effort of off-chain searches. `MURI_TEST_FAULT=false-distance`
- * makes the node lie in on-chain search tasks (test-only; see roles/search-tasks.ts).
+ * makes the node lie in on-chain search tasks (test-only; see roles/node/search-tasks.ts).
  * Prints one JSON line `{"event":"ready","address","peerId","multiaddrs"}` on stdout once the node
  * is up; logs are JSON lines on stderr (`MURI_LOG=debug|info|warn|error`, default info).
  * SIGTERM / SIGINT stop the agent (parts in reverse order) and exit 0; a failed start exits 1.
@@ -14,8 +14,8 @@
  */
 import { parseArgs } from "node:util";
 import type { Hex } from "viem";
-import { describeError, loadDeployment } from "../chain/index.js";
-import { jsonStderrLogger } from "../store/logger.js";
+import { describeError, loadDeployment } from "../../chain/index.js";
+import { jsonStderrLogger } from "../../store/logger.js";
 import { createNodeAgent } from "./node-agent.js";
 
 async function main(): Promise<number> {

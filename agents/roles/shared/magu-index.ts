@@ -15,9 +15,9 @@
  */
 import { CID } from "multiformats/cid";
 import type { Hex } from "viem";
-import { maguRoot } from "../data/merkle.js";
-import { silentLogger, type Logger } from "../store/logger.js";
-import { Bucket, bucketKey, type MetaBatchOp, type MetaDb } from "../store/meta-db.js";
+import { maguRoot } from "../../data/merkle.js";
+import { silentLogger, type Logger } from "../../store/logger.js";
+import { Bucket, bucketKey, type MetaBatchOp, type MetaDb } from "../../store/meta-db.js";
 
 const RECORD_VERSION = 1;
 const HASH = 32;

@@ -14,17 +14,17 @@
  * An entry the checker cannot check (no document, no holder answering) is logged, not disputed.
  */
 import type { Address, Hex } from "viem";
-import { createEventFollower, describeError, pause, searchMarketAbi, type EventFollower, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
-import { LEAF_SIZE } from "../data/constants.js";
-import { buildFragmentTree, buildMaguTree, fragmentLeafProof, fragmentRoot, leafCount, maguProof } from "../data/merkle.js";
-import { holdersVector } from "../data/placement.js";
-import { canonicalDistance, decodeHit, recordSize, type VectorMetric } from "../data/vectors.js";
-import type { P2PNode } from "../p2p/index.js";
-import { silentLogger, type Logger } from "../store/logger.js";
-import { Bucket, type MetaDb } from "../store/meta-db.js";
-import { registeredPeer } from "./peers.js";
-import { finalizeTask } from "./search-market.js";
-import type { VectorService } from "./vector-service.js";
+import { createEventFollower, describeError, pause, searchMarketAbi, type EventFollower, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
+import { LEAF_SIZE } from "../../data/constants.js";
+import { buildFragmentTree, buildMaguTree, fragmentLeafProof, fragmentRoot, leafCount, maguProof } from "../../data/merkle.js";
+import { holdersVector } from "../../data/placement.js";
+import { canonicalDistance, decodeHit, recordSize, type VectorMetric } from "../../data/vectors.js";
+import type { P2PNode } from "../../p2p/index.js";
+import { silentLogger, type Logger } from "../../store/logger.js";
+import { Bucket, type MetaDb } from "../../store/meta-db.js";
+import { registeredPeer } from "../shared/peers.js";
+import { finalizeTask } from "../shared/search-market.js";
+import type { VectorService } from "../shared/vector-service.js";
 
 const RECEIPT_TIMEOUT_MS = 60_000;
 const FRAGMENT_CACHE = 32;

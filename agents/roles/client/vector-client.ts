@@ -36,19 +36,19 @@ import {
   type MuriPublicClient,
   type MuriWalletClient,
   type SigningChainClients,
-} from "../chain/index.js";
-import { fragmentCid } from "../data/cid.js";
-import { fragmentRoot, maguRoot } from "../data/merkle.js";
-import { holdersVector } from "../data/placement.js";
-import { readVectorFile, type VectorFile } from "../data/vector-files.js";
-import { decodeVectorManifest, encodeVectorManifest, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../data/vector-manifest.js";
-import { compareHits, packVectors, quantize, recordSize, type FloatVector, type HitEntry } from "../data/vectors.js";
-import { searchRequest, type P2PNode } from "../p2p/index.js";
-import { silentLogger, type Logger } from "../store/logger.js";
+} from "../../chain/index.js";
+import { fragmentCid } from "../../data/cid.js";
+import { fragmentRoot, maguRoot } from "../../data/merkle.js";
+import { holdersVector } from "../../data/placement.js";
+import { readVectorFile, type VectorFile } from "../../data/vector-files.js";
+import { decodeVectorManifest, encodeVectorManifest, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../../data/vector-manifest.js";
+import { compareHits, packVectors, quantize, recordSize, type FloatVector, type HitEntry } from "../../data/vectors.js";
+import { searchRequest, type P2PNode } from "../../p2p/index.js";
+import { silentLogger, type Logger } from "../../store/logger.js";
 import { StorageClientError } from "./client.js";
-import { createClientNode, pushToValidators, registeredPeer } from "./peers.js";
-import { finalizeTask, taskAnswer, type TaskAnswer } from "./search-market.js";
-import { encodeQuery, hitFromWire } from "./vector-service.js";
+import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
+import { finalizeTask, taskAnswer, type TaskAnswer } from "../shared/search-market.js";
+import { encodeQuery, hitFromWire } from "../shared/vector-service.js";
 
 /** Defaults of the vector client. */
 export const VECTOR_CLIENT_DEFAULTS = {

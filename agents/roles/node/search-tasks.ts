@@ -15,11 +15,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { encodeAbiParameters, keccak256, type Address, type Hex } from "viem";
-import { pause, searchMarketAbi, createEventFollower, describeError, type EventFollower, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
-import { encodeHitHex } from "../data/vectors.js";
-import { silentLogger, type Logger } from "../store/logger.js";
-import { Bucket, type MetaDb } from "../store/meta-db.js";
-import type { VectorService } from "./vector-service.js";
+import { pause, searchMarketAbi, createEventFollower, describeError, type EventFollower, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
+import { encodeHitHex } from "../../data/vectors.js";
+import { silentLogger, type Logger } from "../../store/logger.js";
+import { Bucket, type MetaDb } from "../../store/meta-db.js";
+import type { VectorService } from "../shared/vector-service.js";
 
 export const DEFAULT_TASK_POLL_MS = 500;
 const RECEIPT_TIMEOUT_MS = 60_000;

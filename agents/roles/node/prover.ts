@@ -26,14 +26,14 @@
  * Transactions are sent one at a time (one wallet, no nonce races).
  */
 import type { Address, Hex } from "viem";
-import { describeError, pause, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../chain/index.js";
-import { leafIndexFor } from "../data/challenge.js";
-import { buildFragmentTree, fragmentLeafProof, hashLeaf, HASH_SIZE, maguProof, buildMaguTree, verifyChallengeProof, type FragmentTree, type MaguTree } from "../data/merkle.js";
-import { CorruptFragmentError, FragmentNotFoundError } from "../store/errors.js";
-import type { FragmentStore } from "../store/fragment-store.js";
-import { silentLogger, type Logger } from "../store/logger.js";
+import { describeError, pause, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
+import { leafIndexFor } from "../../data/challenge.js";
+import { buildFragmentTree, fragmentLeafProof, hashLeaf, HASH_SIZE, maguProof, buildMaguTree, verifyChallengeProof, type FragmentTree, type MaguTree } from "../../data/merkle.js";
+import { CorruptFragmentError, FragmentNotFoundError } from "../../store/errors.js";
+import type { FragmentStore } from "../../store/fragment-store.js";
+import { silentLogger, type Logger } from "../../store/logger.js";
 import type { CID } from "multiformats/cid";
-import type { MaguIndex, MaguRecord } from "./magu-index.js";
+import type { MaguIndex, MaguRecord } from "../shared/magu-index.js";
 
 /** Fragment trees kept in memory by default. */
 export const DEFAULT_TREE_CACHE_SIZE = 64;

@@ -29,16 +29,16 @@ import {
   type MuriPublicClient,
   type MuriWalletClient,
   type SigningChainClients,
-} from "../chain/index.js";
-import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
-import { openFragmentStore, openMetaDb, silentLogger, type FragmentStore, type Logger, type MetaDb } from "../store/index.js";
-import { createMaguIndex, type MaguIndex } from "./magu-index.js";
-import { createMaguSync, type MaguSync } from "./magu-sync.js";
+} from "../../chain/index.js";
+import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
+import { openFragmentStore, openMetaDb, silentLogger, type FragmentStore, type Logger, type MetaDb } from "../../store/index.js";
+import { createMaguIndex, type MaguIndex } from "../shared/magu-index.js";
+import { createMaguSync, type MaguSync } from "../shared/magu-sync.js";
 import { createProver, type Prover } from "./prover.js";
 import { createRepairer, type Repairer } from "./repair.js";
 import { createSearchTasks, type SearchTasks } from "./search-tasks.js";
-import { createVectorService, type VectorService } from "./vector-service.js";
-import { handleSearchProtocol } from "../p2p/index.js";
+import { createVectorService, type VectorService } from "../shared/vector-service.js";
+import { handleSearchProtocol } from "../../p2p/index.js";
 
 /** Default fragment quota (and registered capacity): 4 GiB. */
 export const DEFAULT_QUOTA_BYTES = 4 * 1024 ** 3;

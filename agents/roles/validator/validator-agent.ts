@@ -13,15 +13,15 @@
  */
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
-import { createChainClients, getMuriContracts, pause, verifyChain, type Deployment } from "../chain/index.js";
-import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../p2p/index.js";
-import { openFragmentStore, openMetaDb, silentLogger, type Logger } from "../store/index.js";
-import { createMaguIndex } from "./magu-index.js";
-import { createMaguSync } from "./magu-sync.js";
-import { startMetricsServer, type MetricsServer } from "./metrics-server.js";
+import { createChainClients, getMuriContracts, pause, verifyChain, type Deployment } from "../../chain/index.js";
+import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
+import { openFragmentStore, openMetaDb, silentLogger, type Logger } from "../../store/index.js";
+import { createMaguIndex } from "../shared/magu-index.js";
+import { createMaguSync } from "../shared/magu-sync.js";
+import { startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 import { createSearchChecker, type SearchChecker } from "./search-checker.js";
 import { createValidator, ensureValidatorRegistered, type Validator } from "./validator.js";
-import { createVectorService } from "./vector-service.js";
+import { createVectorService } from "../shared/vector-service.js";
 
 /** Store quota of a validator (documents only). */
 const VALIDATOR_QUOTA_BYTES = 256 * 1024 * 1024;

@@ -34,16 +34,16 @@ import type { PeerId } from "@libp2p/interface";
 import { peerIdFromMultihash } from "@libp2p/peer-id";
 import * as Digest from "multiformats/hashes/digest";
 import type { Address, Hex } from "viem";
-import { describeError, type MuriContracts, type MuriPublicClient } from "../chain/index.js";
-import { DAG_JSON_CODEC, decodeManifest, type Manifest } from "../data/manifest.js";
-import { maguRoot } from "../data/merkle.js";
-import { fetchStripe, type ShardFetcher } from "../data/pipeline.js";
-import { fragmentsOfSlot, holderBlob } from "../data/placement.js";
-import type { P2PNode } from "../p2p/index.js";
-import type { FragmentStore } from "../store/fragment-store.js";
-import { silentLogger, type Logger } from "../store/logger.js";
-import type { MaguIndex } from "./magu-index.js";
-import { MAGU_INDEX_TYPE, decodeMaguIndexList, fileOfFragment, layoutMaguFiles, type MaguFile } from "./magu-sync.js";
+import { describeError, type MuriContracts, type MuriPublicClient } from "../../chain/index.js";
+import { DAG_JSON_CODEC, decodeManifest, type Manifest } from "../../data/manifest.js";
+import { maguRoot } from "../../data/merkle.js";
+import { fetchStripe, type ShardFetcher } from "../../data/pipeline.js";
+import { fragmentsOfSlot, holderBlob } from "../../data/placement.js";
+import type { P2PNode } from "../../p2p/index.js";
+import type { FragmentStore } from "../../store/fragment-store.js";
+import { silentLogger, type Logger } from "../../store/logger.js";
+import type { MaguIndex } from "../shared/magu-index.js";
+import { MAGU_INDEX_TYPE, decodeMaguIndexList, fileOfFragment, layoutMaguFiles, type MaguFile } from "../shared/magu-sync.js";
 
 /** Defaults of the repair service. */
 export const REPAIR_DEFAULTS = {
