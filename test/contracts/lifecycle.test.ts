@@ -1,4 +1,6 @@
 import { expect } from "chai";
+import { leafIndexFor } from "../../agents/data/challenge.js";
+import { fragmentLeafProof, maguProof } from "../../agents/data/merkle.js";
 import { holderBlob } from "../../agents/data/placement.js";
 import { deployAll, E18, type Deployment } from "./helpers/fixture.js";
 import {
@@ -6,6 +8,7 @@ import {
   buildProofs,
   createAndForm,
   enterPeriod,
+  hex,
   randomFragments,
   registerNodes,
   tokenBooks,
@@ -92,11 +95,41 @@ describe("Magu life cycle (blob, 5 members, k=3 m=2)", function () {
   it("accepts every member's proof for the first period and refuses a replay or a wrong fragment", async () => {
     const info = await d.maguRegistry.maguInfo(maguId);
     const period = info.startPeriod;
-    await proveAll(period);
+    await enterPeriod(d, period);
     const member = await d.ethers.getSigner(info.members[0]!);
     const proofs = await buildProofs(d, maguId, member.address, period, data);
+    const challenged = proofs[0]!.fragment;
+
+    // A valid proof, but of another fragment than the one challenged.
+    const other = (challenged + 1) % data.fragments.length;
+    const bytes = data.fragments[other]!;
+    const items = await d.challengeManager.challengeFor(maguId, member.address, period);
+    const leaf = fragmentLeafProof(bytes, leafIndexFor(items[0]!.leafSeed, bytes.length), data.trees[other]!);
+    const otherFragment = {
+      fragment: other,
+      size: bytes.length,
+      leaf: hex(leaf.chunk),
+      leafProof: leaf.siblings.map(hex),
+      fragmentProof: maguProof(data.tree, other).map(hex),
+    };
+    await expect(d.challengeManager.connect(member).submitProof(maguId, period, [otherFragment, ...proofs.slice(1)]))
+      .to.be.revertedWithCustomError(d.challengeManager, "ChallengeWrongFragment")
+      .withArgs(0n, BigInt(challenged), BigInt(other));
+
+    // The challenged fragment with one byte of its leaf changed.
+    const wrongLeaf = Buffer.from(proofs[0]!.leaf.slice(2), "hex");
+    wrongLeaf[0]! ^= 0xff;
+    await expect(
+      d.challengeManager.connect(member).submitProof(maguId, period, [{ ...proofs[0]!, leaf: hex(wrongLeaf) }, ...proofs.slice(1)]),
+    )
+      .to.be.revertedWithCustomError(d.challengeManager, "ChallengeInvalidProof")
+      .withArgs(0n);
+    expect(await d.challengeManager.proofState(maguId, member.address, period)).to.equal(0n, "refused proofs settle nothing");
+
+    await proveAll(period);
     await expect(d.challengeManager.connect(member).submitProof(maguId, period, proofs))
-      .to.be.revertedWithCustomError(d.challengeManager, "ChallengeAlreadySettled");
+      .to.be.revertedWithCustomError(d.challengeManager, "ChallengeAlreadySettled")
+      .withArgs(maguId, member.address, period);
     await checkBooks();
   });
 
