@@ -8,19 +8,31 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import type { Hex } from "viem";
-import type { Deployment } from "../../../agents/chain/index.js";
+import { getMuriContracts, type Deployment } from "../../../agents/chain/index.js";
 import {
   E18,
   cleanup,
   deployLocal,
   freePort,
   fund,
+  signer,
   startHardhatNode,
   tempDir,
   type HardhatChain,
 } from "../chain/harness.js";
 import { muri, type CliRun } from "./run-muri.js";
 
+
+/** Mines `blocks` blocks on the hardhat node. */
+async function mine(rpcUrl: string, blocks: bigint): Promise<void> {
+  const res = await fetch(rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "hardhat_mine", params: ["0x" + blocks.toString(16)] }),
+  });
+  assert.equal(res.status, 200);
+  assert.equal((await res.json()).error, undefined, "hardhat_mine failed");
+}
 
 /** Exactly one line on stderr, no stack trace; returns it. */
 function oneLine(r: CliRun): string {
@@ -176,19 +188,58 @@ describe("muri (bin/muri.js)", () => {
       assert.equal(early.code, 1);
       assert.match(oneLine(early), new RegExp(`200 MURI of 0x[0-9a-fA-F]{40} unbonds at block ${u.releaseBlock}`));
 
-      const res = await fetch(chain.rpcUrl, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "hardhat_mine", params: ["0x20"] }),
-      });
-      assert.equal(res.status, 200);
+      await mine(chain.rpcUrl, 0x20n);
       const withdraw = await muri(["withdraw", "--devnet", devnet, "--key", key, "--json"]);
       ok(withdraw, "muri withdraw");
       assert.equal(JSON.parse(withdraw.stdout).amount, (200n * E18).toString());
 
-      const claim = await muri(["claim", "--devnet", devnet, "--key", key]);
+      // Something to claim, for certain: a validator weighs this node in the current epoch,
+      // the epoch ends (mined) and is finalised, so Rewards credits the node.
+      const validatorKey = chain.keys[3]!;
+      await fund(chain.rpcUrl, deployment, chain.keys[0]!, privateKeyToAddress(validatorKey), 1_000n * E18);
+      ok(
+        await muri(["stake", "--devnet", devnet, "--key", validatorKey, "--amount", "1000", "--roles", "validator"]),
+        "muri stake --roles validator"
+      );
+      const v = signer(chain.rpcUrl, deployment, validatorKey);
+      const vc = getMuriContracts(deployment.contracts, v);
+      const node = privateKeyToAddress(key);
+      const epoch = await vc.rewards.read.currentEpoch();
+      await v.publicClient.waitForTransactionReceipt({
+        hash: await vc.rewards.write.submitWeights([epoch, [node], [1n]]),
+        pollingInterval: 50,
+      });
+      const { genesisBlock, epochBlocks } = await vc.rewards.read.config();
+      const epochEnd = genesisBlock + (epoch + 1n) * epochBlocks;
+      const now = await v.publicClient.getBlockNumber();
+      if (now < epochEnd) await mine(chain.rpcUrl, epochEnd - now);
+      assert.ok((await vc.rewards.read.currentEpoch()) > epoch, "the weighed epoch is over");
+      const finalized = await v.publicClient.waitForTransactionReceipt({
+        hash: await vc.rewards.write.finalizeEpoch([epoch]),
+        pollingInterval: 50,
+      });
+      assert.equal(finalized.status, "success");
+
+      const rewardsOwed = await vc.rewards.read.claimable([node]);
+      const paymentsOwed = await vc.maguRegistry.read.claimable([node]);
+      assert.ok(rewardsOwed > 0n, "the finalised epoch credited the node");
+      const before = await vc.token.read.balanceOf([node]);
+
+      const claim = await muri(["claim", "--devnet", devnet, "--key", key, "--json"]);
       ok(claim, "muri claim");
-      assert.match(claim.stdout, /nothing to claim|claimed/);
+      const c = JSON.parse(claim.stdout);
+      assert.equal(c.rewards, rewardsOwed.toString());
+      assert.equal(c.payments, paymentsOwed.toString());
+      assert.equal(c.total, (rewardsOwed + paymentsOwed).toString());
+      assert.equal(await vc.rewards.read.claimable([node]), 0n, "Rewards owes the node nothing more");
+      assert.equal(await vc.maguRegistry.read.claimable([node]), 0n, "MaguRegistry owes the node nothing more");
+      assert.equal(await vc.token.read.balanceOf([node]), before + rewardsOwed + paymentsOwed, "paid exactly what was owed");
+
+      // Claimed once: a second claim finds nothing and moves nothing.
+      const again = await muri(["claim", "--devnet", devnet, "--key", key]);
+      ok(again, "muri claim (again)");
+      assert.equal(again.stdout.trim(), `nothing to claim for ${node}`);
+      assert.equal(await vc.token.read.balanceOf([node]), before + rewardsOwed + paymentsOwed);
     });
 
     it("bad input and chain failures: one line on stderr, meaningful exit code", async () => {
