@@ -31,7 +31,7 @@ async function mine(rpcUrl: string, blocks: bigint): Promise<void> {
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "hardhat_mine", params: ["0x" + blocks.toString(16)] }),
   });
   assert.equal(res.status, 200);
-  assert.equal((await res.json()).error, undefined, "hardhat_mine failed");
+  assert.equal(((await res.json()) as { error?: unknown }).error, undefined, "hardhat_mine failed");
 }
 
 /** Exactly one line on stderr, no stack trace; returns it. */
