@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import { parseEventLogs, type Hex } from "viem";
-import { searchMarketAbi } from "../../../agents/chain/index.js";
+import { nodeRegistryAbi, searchMarketAbi } from "../../../agents/chain/index.js";
 import { writeNpy } from "../../../agents/data/vector-files.js";
 import { canonicalDistance, compareHits, type HitEntry } from "../../../agents/data/vectors.js";
 import { DEFAULT_EF_SEARCH } from "../../../agents/index/constants.js";
@@ -207,5 +207,31 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     same(answer.result, truth[62]!, "answer without the killed node");
     const receiptLogs = await net.publicClient.getContractEvents({ address: net.deployment.contracts.searchMarket!, abi: searchMarketAbi, eventName: "TaskFinalized", args: { task: answer.task }, fromBlock: answer.submitBlock });
     assert.equal(parseEventLogs({ abi: searchMarketAbi, logs: receiptLogs }).length, 1);
+
+    // The victim really missed the task: a member of the Magu that revealed nothing, so the answer
+    // came from the others alone.
+    const market = net.deployment.contracts.searchMarket!;
+    const range = { fromBlock: answer.submitBlock, toBlock: receiptLogs[0]!.blockNumber };
+    const members = (await net.read.maguRegistry.read.maguInfo([maguId])).members.map((a) => a.toLowerCase());
+    assert.ok(members.includes(victim.address.toLowerCase()), "the victim is a member: it was due to answer");
+    const revealed = await net.publicClient.getContractEvents({ address: market, abi: searchMarketAbi, eventName: "ResultRevealed", args: { task: answer.task }, ...range });
+    assert.ok(!revealed.some((e) => e.args.member!.toLowerCase() === victim.address.toLowerCase()), "the victim revealed nothing");
+    assert.equal((await net.read.searchMarket.read.memberTask([answer.task, victim.address])).revealed, false);
+    assert.ok(revealed.length >= 1, "the others revealed");
+    // It was killed as soon as the task was on chain; its commit can only have beaten the kill if
+    // it was already sent. Either way the chain says which: no commit at all, or a commit that
+    // was never revealed, for which finalize took the reveal penalty from its reputation.
+    const committed = await net.publicClient.getContractEvents({ address: market, abi: searchMarketAbi, eventName: "ResultCommitted", args: { task: answer.task, member: victim.address }, ...range });
+    const penalties = await net.publicClient.getContractEvents({ address: net.deployment.contracts.nodeRegistry, abi: nodeRegistryAbi, eventName: "ReputationChanged", args: { node: victim.address }, blockHash: receiptLogs[0]!.blockHash! });
+    const penalisedInFinalize = penalties.filter((e) => e.transactionHash === receiptLogs[0]!.transactionHash);
+    if (committed.length === 0) {
+      assert.equal((await net.read.searchMarket.read.memberTask([answer.task, victim.address])).commitment, `0x${"0".repeat(64)}`, "no commitment");
+      assert.equal(penalisedInFinalize.length, 0, "not a committer: no reveal penalty");
+    } else {
+      assert.equal(committed.length, 1);
+      assert.equal(penalisedInFinalize.length, 1, "a silent committer loses the reveal penalty");
+      assert.ok(penalisedInFinalize[0]!.args.delta! < 0n);
+    }
+    console.log(`# killed node: ${committed.length === 0 ? "never committed" : "committed before the kill, never revealed"}; ${revealed.length} others revealed`);
   });
 });
