@@ -6,7 +6,7 @@ import tseslint from "typescript-eslint";
 
 export default tseslint.config(
   {
-    ignores: ["node_modules/", ".tools/", "artifacts/", "cache/", "typechain-types/", "types/", "coverage/", ".devnet/", "agents/data/native/build/", "bench/results/"],
+    ignores: ["node_modules/", ".tools/", "artifacts/", "cache/", "typechain-types/", "types/", "coverage/", ".devnet/", "agents/data/native/build/", "bench/results/", ".stryker-tmp/", "reports/"],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

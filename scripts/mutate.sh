@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Mutation testing with Stryker: `npm run mutate [-- [--full] target...]`. Not part of `npm test`
+# or CI (it takes tens of minutes); re-run it when the mutated modules or their tests change.
+#
+# Targets are listed in scripts/stryker/base.mjs: `data/merkle`, `data/erasure`, ... or a prefix
+# (`data`, the default, is every data module). Each target is one Stryker run (concurrency 2) that
+# writes reports/mutation/<target>.{json,html}; at the end scripts/stryker/summarize.mjs merges the
+# scores into bench/results/mutation.json. Runs are incremental (reports/mutation/*.incremental.json:
+# only mutants whose code or covering tests changed are run again); --full starts from scratch.
+# MURI_MUTATION=1 tells tests that run once per mutant to use smaller sizes (pipeline.test.ts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+full=0
+args=()
+for a in "$@"; do
+  if [ "$a" = "--full" ]; then full=1; else args+=("$a"); fi
+done
+[ ${#args[@]} -gt 0 ] || args=(data)
+
+mapfile -t targets < <(node --input-type=module -e '
+  const { TARGETS } = await import("./scripts/stryker/base.mjs");
+  const names = Object.keys(TARGETS);
+  for (const want of process.argv.slice(1)) {
+    const hit = names.filter((n) => n === want || n.startsWith(want + "/"));
+    if (hit.length === 0) { console.error(`mutate.sh: no target ${want}; known: ${names.join(" ")}`); process.exit(2); }
+    for (const n of hit) console.log(n);
+  }' "${args[@]}")
+
+mkdir -p reports/mutation
+for t in "${targets[@]}"; do
+  file="${t//\//-}"
+  [ "$full" = 1 ] && rm -f "reports/mutation/${file}.incremental.json"
+  mode=incremental
+  [ -f "reports/mutation/${file}.incremental.json" ] || mode=full
+  echo "mutate.sh: ${t} (${mode})" >&2
+  start=$SECONDS
+  MURI_MUTATION=1 MURI_MUTATE_TARGET="$t" stryker run scripts/stryker/stryker.config.mjs
+  echo "{\"seconds\": $((SECONDS - start)), \"mode\": \"${mode}\"}" > "reports/mutation/${file}.run.json"
+  echo "mutate.sh: ${t} took $((SECONDS - start)) s" >&2
+done
+node scripts/stryker/summarize.mjs "${targets[@]}"

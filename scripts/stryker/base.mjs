@@ -1,0 +1,90 @@
+// Stryker options for `npm run mutate` (scripts/mutate.sh), which runs Stryker once per target
+// below with MURI_MUTATE_TARGET=<target> and the config file stryker.config.mjs next to this one.
+//
+// The tap runner runs each test file as `node --import tsx <file>` (node:test prints TAP when its
+// output is not a terminal) and records which files reach which mutant, so a mutant runs only the
+// test files that cover it, in file order, stopping at the first one that fails.
+
+import { readdirSync } from "node:fs";
+
+/** Test files that take seconds per run (instrumented): run last, after the fast ones. */
+const SLOW_TESTS = ["vector-files", "pipeline"];
+
+/** A module's own test files, where their names do not start with the module's. */
+const OWN_TESTS = { challenge: ["placement-challenge-edges", "placement"], vectors: ["vectors", "vector-hits", "vector-records"] };
+
+/**
+ * The data tests as an explicit list (the tap runner keeps the order of explicit paths, while a
+ * glob comes back in reverse order): the module's own tests first, the slow ones last. A mutant
+ * runs the files that cover it in this order and stops at the first failure.
+ */
+function dataTests(module) {
+  const dir = "test/agents/data";
+  const names = readdirSync(dir).filter((f) => f.endsWith(".test.ts")).sort();
+  const own = OWN_TESTS[module] ?? [module];
+  const rank = (f) => (own.some((o) => f.startsWith(`${o}.`) || f.startsWith(`${o}-`)) ? 0 : SLOW_TESTS.some((s) => f.startsWith(`${s}.`)) ? 2 : 1);
+  return names.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b)).map((f) => `${dir}/${f}`);
+}
+
+/**
+ * target -> what to mutate and which test files run against it. Data modules run against
+ * test/agents/data only: test/agents/index/vector-index.test.ts takes 70 s instrumented, too slow
+ * to run per mutant. Role modules run against the fast role tests that cover them, never the
+ * end-to-end ones (30-250 s each).
+ */
+export const TARGETS = {
+  ...Object.fromEntries(
+    ["merkle", "erasure", "crypto", "cid", "placement", "challenge", "manifest", "pipeline", "vectors"].map((m) => [
+      `data/${m}`,
+      { mutate: [`agents/data/${m}.ts`], testFiles: dataTests(m) },
+    ]),
+  ),
+  // Role code, against the fast role tests that cover it (never the end-to-end ones): each test
+  // file starts its own real chain on a free port, 25-40 s per run, hence the generous timeout.
+  // `file:a-b` mutates lines a..b only.
+  ...Object.fromEntries(
+    [
+      ["roles/repair", "agents/roles/node/repair.ts", ["adversarial-repair"]],
+      // Push acceptance: acceptPush and the sink (verifyIndex above it is left out, for time).
+      ["roles/magu-sync-push", "agents/roles/shared/magu-sync.ts:187-226", ["adversarial-push"]],
+      ["roles/prover", "agents/roles/node/prover.ts", ["prover"]],
+      ["roles/validator-audit", "agents/roles/validator/validator.ts:441-511", ["adversarial-audit", "validator"]],
+      ["roles/search-checker", "agents/roles/validator/search-checker.ts", ["adversarial-search"]],
+    ].map(([name, mutate, tests]) => [
+      name,
+      { mutate: [mutate], testFiles: tests.map((t) => `test/agents/roles/${t}.test.ts`), needsChain: true, concurrency: 2, timeoutMS: 120_000 },
+    ]),
+  ),
+};
+
+export function configFor(name) {
+  const t = TARGETS[name];
+  if (!t) throw new Error(`unknown mutation target ${name}; known: ${Object.keys(TARGETS).join(" ")}`);
+  const file = name.replace("/", "-");
+  return {
+    testRunner: "tap",
+    plugins: ["@stryker-mutator/tap-runner"],
+    tap: { testFiles: t.testFiles, nodeArgs: ["--import", "tsx"], forceBail: true },
+    coverageAnalysis: "perTest",
+    mutate: t.mutate,
+    concurrency: t.concurrency ?? 2,
+    timeoutMS: t.timeoutMS ?? 20_000,
+    timeoutFactor: 2,
+    // Sandboxes (.stryker-tmp/) and reports (reports/) stay out of git and eslint.
+    tempDirName: ".stryker-tmp",
+    cleanTempDir: "always",
+    incremental: true,
+    incrementalFile: `reports/mutation/${file}.incremental.json`,
+    // The sandbox needs the sources and tests only (node_modules is linked, not copied).
+    ignorePatterns: [
+      "/.tools", "/.devnet", "/.ci", "/docs", "/bench", "/snapshots", "/coverage", "/reports", "/deployments", "/.stryker-tmp",
+      // A chain (hardhat node, Ignition) needs the contracts, their build and the deployment modules.
+      ...(t.needsChain ? [] : ["/contracts", "/cache", "/artifacts", "/ignition", "/deploy", "/typechain-types"]),
+    ],
+    reporters: ["clear-text", "progress", "json", "html"],
+    clearTextReporter: { allowColor: false, logTests: false, maxTestsToLog: 0 },
+    jsonReporter: { fileName: `reports/mutation/${file}.json` },
+    htmlReporter: { fileName: `reports/mutation/${file}.html` },
+    thresholds: { high: 90, low: 80, break: null },
+  };
+}
