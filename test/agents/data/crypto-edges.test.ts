@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import { createCipheriv, hkdfSync } from "node:crypto";
+import { describe, it } from "node:test";
+import {
+  decryptFragment,
+  deriveFragmentKey,
+  ENCRYPTION_ALG,
+  ENCRYPTION_KDF,
+  ENCRYPTION_OVERHEAD,
+  encryptFragment,
+  FileCipher,
+  newFileId,
+  SEALED_LAYOUT,
+} from "../../../agents/data/crypto.js";
+import { DecryptionError, InvalidParameterError } from "../../../agents/data/errors.js";
+
+const secret = Buffer.alloc(32, 0x31);
+const fileId = Buffer.alloc(32, 0x42);
+
+/** The documented construction, written out with node:crypto directly (one-shot AES-GCM). */
+function specSeal(index: number, plain: Buffer): Buffer {
+  const info = Buffer.concat([Buffer.from("muri/v1/fragment"), Buffer.alloc(8)]);
+  info.writeBigUInt64BE(BigInt(index), info.length - 8);
+  const okm = Buffer.from(hkdfSync("sha256", secret, fileId, info, 44));
+  const key = okm.subarray(0, 32);
+  const nonce = okm.subarray(32, 44);
+  const cipher = createCipheriv("aes-256-gcm", key, nonce);
+  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return Buffer.concat([nonce, body, cipher.getAuthTag()]);
+}
+
+function pattern(n: number): Buffer {
+  const out = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + (i >> 8)) & 0xff;
+  return out;
+}
+
+const decryptionError = (index: number, reason: string) => (e: unknown): boolean => {
+  assert.ok(e instanceof DecryptionError, String(e));
+  assert.equal(e.context.fragmentIndex, index);
+  assert.ok(e.context.reason.includes(reason), e.context.reason);
+  return true;
+};
+
+describe("crypto: the documented construction, byte for byte", () => {
+  it("names what manifests record", () => {
+    assert.equal(ENCRYPTION_ALG, "aes-256-gcm");
+    assert.equal(ENCRYPTION_KDF, "hkdf-sha256/muri/v1/fragment");
+    assert.equal(SEALED_LAYOUT, "nonce12|ciphertext|tag16");
+    assert.equal(ENCRYPTION_OVERHEAD, 28);
+    assert.equal(FileCipher.sealedLength(100), 128);
+    assert.equal(newFileId().length, 32);
+    assert.notDeepEqual(newFileId(), newFileId());
+  });
+
+  it("key and nonce are HKDF-SHA256(secret, fileId, 'muri/v1/fragment' ‖ u64be(i))[0..32), [32..44)", () => {
+    for (const index of [0, 1, 255, 256, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER]) {
+      const info = Buffer.concat([Buffer.from("muri/v1/fragment"), Buffer.alloc(8)]);
+      info.writeBigUInt64BE(BigInt(index), 16);
+      const okm = Buffer.from(hkdfSync("sha256", secret, fileId, info, 44));
+      const { key, nonce } = deriveFragmentKey(secret, fileId, index);
+      assert.deepEqual(key, okm.subarray(0, 32), `key ${index}`);
+      assert.deepEqual(nonce, okm.subarray(32, 44), `nonce ${index}`);
+    }
+  });
+
+  it("seals and opens across the 64 KiB pieces exactly as one-shot AES-GCM does", () => {
+    const cipher = new FileCipher(secret, fileId);
+    for (const n of [0, 1, 65535, 65536, 65537, 3 * 65536 + 17]) {
+      const plain = pattern(n);
+      const sealed = cipher.seal(7, plain);
+      assert.deepEqual(sealed, specSeal(7, plain), `seal ${n}`);
+      assert.deepEqual(cipher.open(7, sealed), plain, `open ${n}`);
+      const out = Buffer.alloc(n + 5, 0xcc);
+      const view = cipher.open(7, sealed, out);
+      assert.equal(view.length, n);
+      assert.equal(view.buffer, out.buffer);
+      assert.deepEqual(out.subarray(0, n), plain);
+      assert.equal(out[n], 0xcc);
+    }
+  });
+});
+
+describe("crypto: parameter and input checks", () => {
+  it("rejects bad fragment indices, secrets and file ids", () => {
+    for (const index of [-1, 1.5, Number.NaN, 2 ** 53]) {
+      assert.throws(
+        () => deriveFragmentKey(secret, fileId, index),
+        (e: unknown) => e instanceof InvalidParameterError && e.context.name === "fragmentIndex" && e.context.reason === "must be a non-negative integer",
+      );
+    }
+    const arrayOf32 = Array.from({ length: 32 }, () => 1) as unknown as Uint8Array;
+    assert.throws(() => deriveFragmentKey(arrayOf32, fileId, 0), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "secret" && e.context.reason === "must be 32 bytes");
+    assert.throws(() => deriveFragmentKey(secret, Buffer.alloc(33), 0), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "fileId" && e.context.reason === "must be 32 bytes");
+    assert.throws(() => new FileCipher(arrayOf32, fileId), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "secret");
+    assert.throws(() => new FileCipher(secret, arrayOf32), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "fileId");
+    assert.throws(() => encryptFragment(secret, fileId, -1, Buffer.from("x")), InvalidParameterError);
+  });
+
+  it("copies the secret and file id it is given", () => {
+    const s = Buffer.from(secret);
+    const f = Buffer.from(fileId);
+    const cipher = new FileCipher(s, f);
+    const sealed = cipher.seal(0, Buffer.from("kept"));
+    s.fill(0);
+    f.fill(0);
+    assert.deepEqual(cipher.fileId, fileId);
+    assert.deepEqual(cipher.open(0, sealed), Buffer.from("kept"));
+    assert.deepEqual(sealed, specSeal(0, Buffer.from("kept")));
+  });
+
+  it("seal into `out`: exact fit at an offset works; one byte short, a negative or fractional offset throw", () => {
+    const cipher = new FileCipher(secret, fileId);
+    const plain = Buffer.from("twelve bytes");
+    const out = Buffer.alloc(5 + plain.length + ENCRYPTION_OVERHEAD, 0xdd);
+    const view = cipher.seal(2, plain, out, 5);
+    assert.equal(view.buffer, out.buffer);
+    assert.equal(view.byteOffset, out.byteOffset + 5);
+    assert.deepEqual(out.subarray(5), specSeal(2, plain));
+    assert.deepEqual(out.subarray(0, 5), Buffer.alloc(5, 0xdd));
+    const reason = (e: unknown): boolean => e instanceof InvalidParameterError && e.context.name === "out" && e.context.reason.includes(`needs ${plain.length + 28} bytes`);
+    assert.throws(() => cipher.seal(2, plain, out, 6), reason);
+    assert.throws(() => cipher.seal(2, plain, out, -1), reason);
+    assert.throws(() => cipher.seal(2, plain, out, 0.5), reason);
+    assert.deepEqual(cipher.seal(2, plain, Buffer.alloc(plain.length + 28)), specSeal(2, plain));
+  });
+
+  it("open: shorter than 28 bytes, a foreign nonce, a short `out`, a bad tag", () => {
+    const cipher = new FileCipher(secret, fileId);
+    assert.throws(() => cipher.open(3, Buffer.alloc(27)), decryptionError(3, "sealed fragment of 27 bytes is shorter than 28"));
+    assert.deepEqual(cipher.open(3, cipher.seal(3, Buffer.alloc(0))), Buffer.alloc(0));
+    const sealed = cipher.seal(3, pattern(100));
+    assert.throws(() => cipher.open(4, sealed), decryptionError(4, "nonce does not match"));
+    assert.throws(() => cipher.open(3, sealed, Buffer.alloc(99)), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "out" && e.context.reason === "needs 100 bytes");
+    const forged = Buffer.from(sealed);
+    forged[forged.length - 1]! ^= 1;
+    const out = Buffer.alloc(100, 0x77);
+    assert.throws(() => cipher.open(3, forged, out), decryptionError(3, "authentication tag mismatch"));
+    assert.deepEqual(out, Buffer.alloc(100), "the output is zeroed on failure");
+    // A view into a larger buffer opens the same as a copy.
+    const big = Buffer.concat([Buffer.alloc(9, 1), sealed, Buffer.alloc(4, 2)]);
+    assert.deepEqual(decryptFragment(secret, fileId, 3, big.subarray(9, 9 + sealed.length)), pattern(100));
+  });
+});

@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { CID } from "multiformats/cid";
+import { fragmentCid } from "../../../agents/data/cid.js";
+import { FRAGMENT_SIZE } from "../../../agents/data/constants.js";
+import { InvalidParameterError, NotEnoughShardsError, SizeMismatchError } from "../../../agents/data/errors.js";
+import { fragmentRoot } from "../../../agents/data/merkle.js";
+import {
+  decodeFile,
+  decodeToBuffer,
+  DEFAULT_K,
+  DEFAULT_M,
+  encodeFile,
+  encodeToMemory,
+  fetchStripe,
+  fetchStripes,
+  memoryFetcher,
+  type EncodedShard,
+  type ShardFetcher,
+  type ShardPosition,
+} from "../../../agents/data/pipeline.js";
+
+const secret = Buffer.alloc(32, 0x3c);
+const fileId = Buffer.alloc(32, 0x4d);
+const bytesOf = (n: number, seed = 1): Buffer => {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 8)) & 0xff;
+  return b;
+};
+
+async function encodeAll(data: Buffer, options: Parameters<typeof encodeFile>[1]) {
+  const stripes: { stripe: number; shards: EncodedShard[] }[] = [];
+  const result = await encodeFile(data, options, (shards, stripe) => {
+    stripes.push({ stripe, shards: shards.map((s) => ({ ...s, bytes: Buffer.from(s.bytes) })) });
+  });
+  const byIndex = stripes.flatMap((s) => s.shards).map((s) => s.bytes);
+  return { ...result, stripes, byIndex };
+}
+
+function fetcherOf(shards: Buffer[], drop: (w: ShardPosition) => boolean = () => false, calls?: ShardPosition[]): ShardFetcher {
+  return async (_cid: CID, where) => {
+    calls?.push(where);
+    return drop(where) ? undefined : shards[where.index];
+  };
+}
+
+describe("pipeline: encoder options and what the sink sees", () => {
+  it("shardSize must be a multiple of 8 in (28, FRAGMENT_SIZE]", async () => {
+    for (const bad of [0, 24, 28, 36 + 1, FRAGMENT_SIZE + 8, 40.5]) {
+      await assert.rejects(encodeFile(bytesOf(10), { secret, shardSize: bad }, () => {}), (e: unknown) => {
+        assert.ok(e instanceof InvalidParameterError, String(e));
+        assert.equal(e.context.name, "shardSize");
+        assert.equal(e.context.reason, `must be a multiple of 8 in (28, ${FRAGMENT_SIZE}]`);
+        return true;
+      });
+    }
+    const tiny = await encodeAll(bytesOf(10), { secret, fileId, k: 1, m: 0, shardSize: 32 });
+    assert.equal(tiny.manifest.fragmentSize, 4);
+    assert.equal(tiny.manifest.fragmentCount, 3);
+    await assert.rejects(encodeFile(bytesOf(10), { secret, k: 0 }, () => {}), InvalidParameterError);
+    await assert.rejects(encodeFile(bytesOf(10), { secret, m: 7 }, () => {}), InvalidParameterError);
+  });
+
+  it("defaults: k = 4, m = 2, 1 MiB shards, a fresh file id each time; a given file id is used", async () => {
+    assert.deepEqual([DEFAULT_K, DEFAULT_M], [4, 2]);
+    const a = await encodeToMemory(bytesOf(100), { secret });
+    const b = await encodeToMemory(bytesOf(100), { secret });
+    assert.deepEqual([a.manifest.erasure.k, a.manifest.erasure.m], [4, 2]);
+    assert.equal(a.manifest.fragmentSize, FRAGMENT_SIZE - 28);
+    assert.notEqual(a.manifest.encryption.fileId, b.manifest.encryption.fileId);
+    const c = await encodeToMemory(bytesOf(100), { secret, fileId });
+    assert.equal(c.manifest.encryption.fileId, fileId.toString("hex"));
+    const d = await encodeToMemory(bytesOf(100), { secret, fileId });
+    assert.deepEqual(d.manifestBytes, c.manifestBytes, "same input, same file id: same manifest");
+  });
+
+  it("the sink gets each stripe once, in order, with positions, CIDs and roots of the bytes", async () => {
+    const data = bytesOf(6 * 100 + 13);
+    for (const sequential of [false, true]) {
+      const r = await encodeAll(data, { secret, fileId, k: 3, m: 2, shardSize: 128, sequential });
+      assert.equal(r.manifest.erasure.stripes, 3);
+      assert.deepEqual(r.stripes.map((s) => s.stripe), [0, 1, 2]);
+      for (const { stripe, shards } of r.stripes) {
+        assert.equal(shards.length, 5);
+        shards.forEach((s, position) => {
+          assert.deepEqual([s.index, s.stripe, s.position], [stripe * 5 + position, stripe, position]);
+          assert.ok(s.cid.equals(fragmentCid(s.bytes)));
+          assert.deepEqual(s.root, fragmentRoot(s.bytes));
+          assert.equal(r.manifest.shards[s.index]!.toString(), s.cid.toString());
+          assert.equal(r.manifest.roots[s.index], s.root.toString("hex"));
+        });
+      }
+      // The last stripe holds one short fragment: its shards shrink to that fragment, zero-padded shards after it.
+      assert.equal(r.stripes[2]!.shards[0]!.bytes.length, r.manifest.erasure.lastShardSize);
+      assert.deepEqual(r.stripes[2]!.shards[1]!.bytes, Buffer.alloc(r.manifest.erasure.lastShardSize));
+      assert.deepEqual(await decodeToBuffer(r.manifest, fetcherOf(r.byIndex), { secret }), data);
+    }
+  });
+
+  it("an empty file is one empty fragment in one stripe", async () => {
+    const r = await encodeAll(Buffer.alloc(0), { secret, fileId, k: 2, m: 1, shardSize: 64 });
+    assert.equal(r.manifest.fileSize, 0);
+    assert.equal(r.manifest.fragmentCount, 1);
+    assert.equal(r.stripes.length, 1);
+    assert.equal(r.byIndex.length, 3);
+    assert.deepEqual(await decodeToBuffer(r.manifest, fetcherOf(r.byIndex), { secret }), Buffer.alloc(0));
+    const parts: Buffer[] = [];
+    for await (const p of decodeFile(r.manifest, fetcherOf(r.byIndex), { secret })) parts.push(p);
+    assert.equal(parts.length, 0, "nothing yielded for an empty file");
+  });
+
+  it("stripes whose shard count is not a multiple of the hash batch, many stripes", async () => {
+    // k + m = 7 does not divide 16; 40 fragments = 10 stripes.
+    const data = bytesOf(40 * 36);
+    const r = await encodeAll(data, { secret, fileId, k: 4, m: 3, shardSize: 64 });
+    assert.equal(r.stripes.length, 10);
+    r.stripes.forEach(({ shards }) => shards.forEach((s) => assert.ok(s.cid.equals(fragmentCid(s.bytes)))));
+    assert.deepEqual(await decodeToBuffer(r.manifest, fetcherOf(r.byIndex, (w) => w.position === 0 || w.position === 6), { secret }), data);
+  });
+});
+
+describe("pipeline: decoder options and errors", () => {
+  it("readAhead 0, 1 and 5 and reuseBuffers all give the same bytes; stripes are fetched in order", async () => {
+    const data = bytesOf(30 * 36 + 5);
+    const r = await encodeAll(data, { secret, fileId, k: 2, m: 1, shardSize: 64 });
+    for (const readAhead of [0, 1, 5, -3]) {
+      const calls: ShardPosition[] = [];
+      const parts: Buffer[] = [];
+      for await (const p of decodeFile(r.manifest, fetcherOf(r.byIndex, undefined, calls), { secret, readAhead, reuseBuffers: readAhead === 1 })) parts.push(Buffer.from(p));
+      assert.deepEqual(Buffer.concat(parts), data, `readAhead ${readAhead}`);
+      assert.equal(parts.length, r.manifest.fragmentCount);
+      const stripesSeen = [...new Set(calls.map((c) => c.stripe))];
+      assert.deepEqual(stripesSeen, [...stripesSeen].sort((a, b) => a - b));
+      assert.equal(stripesSeen.length, r.manifest.erasure.stripes);
+    }
+  });
+
+  it("fetchStripes checks stripe numbers and returns data (or all) shards as Buffers", async () => {
+    const data = bytesOf(5 * 36);
+    const r = await encodeAll(data, { secret, fileId, k: 2, m: 2, shardSize: 64 });
+    assert.equal(r.manifest.erasure.stripes, 3);
+    for (const bad of [-1, 3, 1.5]) {
+      await assert.rejects(fetchStripes(r.manifest, [0, bad], fetcherOf(r.byIndex)), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "stripe" && e.context.reason === "manifest has 3 stripes");
+    }
+    const got = await fetchStripes(r.manifest, [2, 0], fetcherOf(r.byIndex));
+    assert.deepEqual(got, [r.byIndex.slice(8, 10), r.byIndex.slice(0, 2)]);
+    const plain = r.byIndex.map((b) => new Uint8Array(b));
+    const fromPlain = await fetchStripe(r.manifest, 1, async (_c, w) => plain[w.index]);
+    assert.ok(fromPlain.every((s) => Buffer.isBuffer(s)));
+    assert.deepEqual(fromPlain, r.byIndex.slice(4, 6));
+    const all = await fetchStripe(r.manifest, 1, fetcherOf(r.byIndex, (w) => w.position === 3), { all: true });
+    assert.deepEqual(all, r.byIndex.slice(4, 8));
+    assert.deepEqual(await fetchStripes(r.manifest, [], fetcherOf(r.byIndex)), []);
+  });
+
+  it("a stripe that cannot be rebuilt rejects with the missing and corrupt shards; one bad stripe does not hide a good one", async () => {
+    const r = await encodeAll(bytesOf(4 * 36), { secret, fileId, k: 2, m: 1, shardSize: 64 });
+    const shards = r.byIndex.map((s) => s);
+    const bad = Buffer.from(shards[3]!);
+    bad[0]! ^= 1;
+    shards[3] = bad;
+    const corrupt: number[] = [];
+    await assert.rejects(
+      fetchStripe(r.manifest, 1, fetcherOf(shards, (w) => w.index === 5), { onCorruptShard: (w, cid) => (corrupt.push(w.index), assert.ok(cid.equals(r.manifest.shards[w.index]!))) }),
+      (e: unknown) => {
+        assert.ok(e instanceof NotEnoughShardsError);
+        assert.deepEqual(e.context, { stripe: 1, needed: 2, available: 1, missing: [2], corrupt: [0] });
+        return true;
+      },
+    );
+    assert.deepEqual(corrupt, [3]);
+    const first = await fetchStripe(r.manifest, 0, fetcherOf(shards, (w) => w.index === 5));
+    assert.deepEqual(first, r.byIndex.slice(0, 2));
+  });
+
+  it("a manifest whose file size disagrees with the data is SizeMismatchError (never silently short)", async () => {
+    const r = await encodeToMemory(bytesOf(100), { secret, fileId, k: 1, m: 0, shardSize: 256 });
+    const fetch = memoryFetcher(r.shards);
+    await assert.rejects(decodeToBuffer({ ...r.manifest, fragmentCount: 0 }, fetch, { secret }), (e: unknown) => {
+      assert.ok(e instanceof SizeMismatchError, String(e));
+      assert.deepEqual(e.context, { expected: 100, actual: 0 });
+      return true;
+    });
+    const fewer = { ...r.manifest, fileSize: 0 };
+    await assert.rejects(decodeToBuffer(fewer, fetch, { secret }), Error);
+    assert.deepEqual(await decodeToBuffer(r.manifest, fetch, { secret }), bytesOf(100));
+    assert.equal(await memoryFetcher(new Map())(r.manifest.shards[0]!, { index: 0, stripe: 0, position: 0 }), undefined);
+  });
+});
