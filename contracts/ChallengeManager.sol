@@ -56,7 +56,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
 
     /// @inheritdoc IChallengeManager
     function submitProof(MaguId magu, uint64 period, FragmentProof[] calldata proofs) external nonReentrant {
-        IMaguRegistry.ChallengeContext memory c = _magus.challengeContext(magu, msg.sender);
+        IMaguRegistry.ChallengeContext memory c = _magus.challengeContext(magu, msg.sender, period);
         _checkMembership(magu, msg.sender, period, c);
         uint64 deadline = proofDeadline(period);
         uint64 start = _periodStart(period);
@@ -81,7 +81,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
 
     /// @inheritdoc IChallengeManager
     function markMissed(MaguId magu, address member, uint64 period) external nonReentrant {
-        IMaguRegistry.ChallengeContext memory c = _magus.challengeContext(magu, member);
+        IMaguRegistry.ChallengeContext memory c = _magus.challengeContext(magu, member, period);
         // A member that left (or was evicted) still answers for the periods up to the one it left
         // in: leaving cannot dodge the slash of a challenge it had already failed.
         if (c.active || !_accountableAfterLeaving(period, c)) _checkMembership(magu, member, period, c);
@@ -115,7 +115,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         view
         returns (ChallengeItem[] memory)
     {
-        IMaguRegistry.ChallengeContext memory c = _magus.challengeContext(magu, member);
+        IMaguRegistry.ChallengeContext memory c = _magus.challengeContext(magu, member, period);
         _checkMembership(magu, member, period, c);
         return _derive(periodSeed(period), magu, member, period, c);
     }

@@ -5,20 +5,30 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {IMaguRegistry} from "./interfaces/IMaguRegistry.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {MerkleLib} from "./libraries/MerkleLib.sol";
 import {PlacementLib} from "./libraries/PlacementLib.sol";
 import {MaguId} from "./types/MaguId.sol";
 
 /// @title MaguRegistry
 /// @notice Holds every Magu's escrow, the repair bounties of vacated slots and the payments
 /// members have earned but not claimed. The data of a Magu is one Merkle root and a fragment
-/// count (O(1) storage however large the data); members sit in slots, and placement
-/// (PlacementLib) maps fragments to slots, so replacing a member moves only its own fragments.
+/// count; members sit in slots, and placement (PlacementLib) maps fragments to slots, so
+/// replacing a member moves only its own fragments.
+/// Data arrives in batches, delivered before they are committed: a batch is committed with the
+/// members' EIP-712 acknowledgements that they hold and verified their part, and only when enough
+/// of them acknowledged for every stripe (blob) or fragment (vector) to be rebuilt. Each batch
+/// keeps the committed fragments (the commit proves the old tree is a prefix of the new one) and
+/// is challenged from the period after its commit for the members that acknowledged it, and after
+/// a grace sized to their share for the others; a period's (root, count) is therefore fixed
+/// before the period starts.
 /// @dev Invariant: token.balanceOf(this) >= totalHeld() = Σ escrow + Σ slot bounties + Σ claimable.
 /// Escrow only leaves by being credited to claimable (members' pay, the owner's refund); a slot's
 /// members prove disjoint periods, so Σ pay <= members × duration × payPerSlotPeriod <= escrow.
-contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
+contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     using SafeERC20 for IERC20;
 
     /// @notice Role of the ChallengeManager: records proofs and misses, evicts.
@@ -26,6 +36,12 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
 
     /// @notice Bytes reserved per stored fragment when sizing a member's capacity.
     uint64 public constant FRAGMENT_BYTES = 1 << 20;
+
+    /// @notice What a member signs to acknowledge a batch (EIP-712, domain "MuriData" version "1").
+    /// (The type string is hashed at compile time; its length costs nothing at run time.)
+    bytes32 public constant ACK_TYPEHASH =
+        // solhint-disable-next-line gas-small-strings
+        keccak256("Ack(uint256 magu,uint32 batch,bytes32 root,uint32 fragmentCount,address member)");
 
     uint256 private constant _BLOCKHASH_WINDOW = 256;
 
@@ -41,8 +57,16 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
         uint256 escrow;
         uint256 payPerSlotPeriod;
         uint64 capacityPerMember;
-        uint64 dataPeriod; // first period with data to prove (see commitData)
         MaguParams params;
+    }
+
+    /// @dev One committed batch. `ackers`: bit i set when slot i's member acknowledged it.
+    struct Batch {
+        bytes32 root;
+        uint32 fragmentCount;
+        uint64 fromPeriod; // challenged from here by the members that acknowledged it
+        uint64 graceUntil; // ... and from here by every member
+        uint256 ackers;
     }
 
     struct Vacancy {
@@ -60,21 +84,26 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
     uint8 private immutable _maxMembers;
     uint32 private immutable _maxFragments;
     uint64 private immutable _maxDurationPeriods;
+    address private immutable _bountySink;
+    uint32 private immutable _fetchFragmentsPerPeriod;
 
     uint256 private _maguCount;
     mapping(MaguId magu => Magu) private _magus;
     mapping(MaguId magu => address[] slots) private _slots;
     mapping(MaguId magu => mapping(address member => Membership)) private _memberships;
     mapping(MaguId magu => mapping(uint256 slot => Vacancy)) private _vacancies;
+    mapping(MaguId magu => Batch[]) private _batches;
     mapping(MaguId magu => address[] formerMembers) private _former;
     mapping(address account => uint256) private _claimable;
     uint256 private _totalHeld;
 
     /// @param cfg deployment parameters
     /// @param admin receives DEFAULT_ADMIN_ROLE (grants CHALLENGE_ROLE at deployment)
-    constructor(Config memory cfg, address admin) {
+    constructor(Config memory cfg, address admin) EIP712("MuriData", "1") {
         if (cfg.periodBlocks == 0) revert MaguInvalidParams("periodBlocks", 0);
         if (cfg.maxMembers == 0) revert MaguInvalidParams("maxMembers", 0);
+        if (cfg.bountySink == address(0)) revert MaguInvalidParams("bountySink", 0);
+        if (cfg.fetchFragmentsPerPeriod == 0) revert MaguInvalidParams("fetchFragmentsPerPeriod", 0);
         _token = IERC20(cfg.token);
         _nodes = INodeRegistry(cfg.nodeRegistry);
         _genesisBlock = cfg.genesisBlock == 0 ? uint64(block.number) : cfg.genesisBlock;
@@ -84,6 +113,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
         _maxMembers = cfg.maxMembers;
         _maxFragments = cfg.maxFragments;
         _maxDurationPeriods = cfg.maxDurationPeriods;
+        _bountySink = cfg.bountySink;
+        _fetchFragmentsPerPeriod = cfg.fetchFragmentsPerPeriod;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -147,30 +178,48 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc IMaguRegistry
-    function commitData(MaguId id, bytes32 root, uint32 fragmentCount) external {
+    function commitData(
+        MaguId id,
+        bytes32 root,
+        uint32 fragmentCount,
+        bytes calldata indexCid,
+        bytes32[] calldata extension,
+        bytes[] calldata acks
+    ) external {
         Magu storage m = _magu(id);
         if (m.owner != msg.sender) revert MaguNotOwner(id, msg.sender);
-        if (m.status != Status.Requested && m.status != Status.Active) revert MaguWrongStatus(id, m.status);
-        if (m.status == Status.Active && currentPeriod() >= m.endPeriod) revert MaguWrongStatus(id, m.status);
-        uint32 max = m.params.maxFragments;
-        bool misaligned = m.params.kind == Kind.Blob
-            && fragmentCount % (uint32(m.params.dataShards) + m.params.parityShards) != 0;
-        if (fragmentCount <= m.fragmentCount || fragmentCount > max || misaligned) {
-            revert MaguInvalidCommit(id, fragmentCount, m.fragmentCount, max);
+        // Acknowledgements need members: data is delivered to a formed Magu, before it ends.
+        if (m.status != Status.Active || currentPeriod() >= m.endPeriod) revert MaguWrongStatus(id, m.status);
+        uint32 current = m.fragmentCount;
+        MaguParams storage p = m.params;
+        bool misaligned =
+            p.kind == Kind.Blob && fragmentCount % (uint32(p.dataShards) + p.parityShards) != 0;
+        if (fragmentCount <= current || fragmentCount > p.maxFragments || misaligned) {
+            revert MaguInvalidCommit(id, fragmentCount, current, p.maxFragments);
         }
         if (root == bytes32(0)) revert MaguInvalidParams("root", 0);
-        // Members cannot prove data before they hold it. A first commit before challenges start
-        // (the usual upload right after formation) is challenged from the next period, startPeriod
-        // at the latest; a first commit once challenges could have started (a Magu formed empty)
-        // gets one more whole period to deliver the data.
-        if (m.fragmentCount == 0) {
-            uint64 next = currentPeriod() + 1;
-            m.dataPeriod = m.status == Status.Active && next > m.startPeriod ? next + 1 : next;
-        }
+        _checkAppend(id, m.root, current, root, fragmentCount, extension);
+        uint32 batch = m.batches++;
+        uint256 ackers = _checkAcks(id, m, batch, root, fragmentCount, acks);
+        uint64 from = currentPeriod() + 1;
+        uint64 graceUntil = from + 1 + _fetchPeriods(m, fragmentCount - current);
+        _batches[id].push(
+            Batch({root: root, fragmentCount: fragmentCount, fromPeriod: from, graceUntil: graceUntil, ackers: ackers})
+        );
         m.root = root;
         m.fragmentCount = fragmentCount;
-        uint32 batch = m.batches++;
-        emit DataCommitted(id, batch, root, fragmentCount);
+        emit DataCommitted(id, batch, root, fragmentCount, from, graceUntil, ackers, indexCid);
+    }
+
+    /// @inheritdoc IMaguRegistry
+    function ackDigest(MaguId id, uint32 batch, bytes32 root, uint32 fragmentCount, address member)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(ACK_TYPEHASH, MaguId.unwrap(id), batch, root, fragmentCount, member))
+        );
     }
 
     // ---------------------------------------------------------------- members
@@ -204,7 +253,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
         slots[slot] = member;
         v.requestBlock = 0;
         v.rewardable = member;
-        _join(id, m, member, slot, currentPeriod() + 1, true);
+        // The replacement fetches its share of everything committed from the other holders first.
+        _join(id, m, member, slot, currentPeriod() + 2 + _fetchPeriods(m, m.fragmentCount), true);
     }
 
     /// @inheritdoc IMaguRegistry
@@ -227,10 +277,16 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
             bounties += v.bounty;
             v.bounty = 0;
         }
-        uint256 refund = m.escrow + bounties;
+        // Bounties nobody earned go to the reward pool, never to the owner: an owner must not
+        // profit from its members leaving or being evicted.
+        uint256 refund = m.escrow;
         m.escrow = 0;
         _claimable[m.owner] += refund;
         emit MaguSettled(id, paid, refund);
+        if (bounties > 0) {
+            _totalHeld -= bounties;
+            _token.safeTransfer(_bountySink, bounties);
+        }
     }
 
     /// @inheritdoc IMaguRegistry
@@ -320,20 +376,37 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
     /// @inheritdoc IMaguRegistry
     function membership(MaguId id, address member) external view returns (Membership memory ms) {
         ms = _memberships[id][member];
-        ms.joinPeriod = _challengedFrom(ms.joinPeriod, _magus[id].dataPeriod);
-    }
-
-    /// @dev The first period a member is challenged for: not before it joined, not before there
-    /// was data (a Magu without data has dataPeriod 0 and challenges revert ChallengeNoData).
-    function _challengedFrom(uint64 joinPeriod, uint64 dataPeriod) private pure returns (uint64) {
-        return joinPeriod > dataPeriod ? joinPeriod : dataPeriod;
+        // The first period it is challenged for: not before it joined, nor before a batch it
+        // acknowledged (or whose grace passed) was available. No data yet: its join period.
+        Batch[] storage bs = _batches[id];
+        uint64 first = type(uint64).max;
+        for (uint256 i; i < bs.length && bs[i].fromPeriod < first; ++i) {
+            Batch storage b = bs[i];
+            uint64 from = (b.ackers >> ms.slot) & 1 == 1 ? b.fromPeriod : b.graceUntil;
+            if (from < first) first = from;
+        }
+        if (first != type(uint64).max && first > ms.joinPeriod) ms.joinPeriod = first;
     }
 
     /// @inheritdoc IMaguRegistry
-    function challengeContext(MaguId id, address member) external view returns (ChallengeContext memory c) {
+    function challengedData(MaguId id, address member, uint64 period)
+        external
+        view
+        returns (bytes32 root, uint32 fragmentCount)
+    {
+        return _dataFor(id, _memberships[id][member].slot, period);
+    }
+
+    /// @inheritdoc IMaguRegistry
+    function challengeContext(MaguId id, address member, uint64 period)
+        external
+        view
+        returns (ChallengeContext memory c)
+    {
         Magu storage m = _magus[id];
         Membership storage ms = _memberships[id][member];
         MaguParams storage p = m.params;
+        (bytes32 root, uint32 count) = _dataFor(id, ms.slot, period);
         c = ChallengeContext({
             status: m.status,
             active: ms.active,
@@ -341,13 +414,32 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
             slots: p.members,
             replication: p.kind == Kind.Vector ? p.replication : 0,
             stripeWidth: p.kind == Kind.Blob ? p.dataShards + p.parityShards : 0,
-            fragmentCount: m.fragmentCount,
-            root: m.root,
-            joinPeriod: _challengedFrom(ms.joinPeriod, m.dataPeriod),
+            fragmentCount: count,
+            root: root,
+            joinPeriod: ms.joinPeriod,
             leftAfter: ms.leftAfter,
             startPeriod: m.startPeriod,
             endPeriod: m.endPeriod
         });
+    }
+
+    /// @dev The (root, count) slot `slot` answers for in `period`: the latest batch available to it
+    /// then (acknowledged by that slot and committed before the period, or past its grace). Batches
+    /// are in commit order, so their periods never decrease: a binary search finds the last one
+    /// committed before `period`, and the walk back only passes batches still in their grace.
+    function _dataFor(MaguId id, uint8 slot, uint64 period) private view returns (bytes32 root, uint32 count) {
+        Batch[] storage bs = _batches[id];
+        uint256 lo;
+        uint256 hi = bs.length;
+        while (lo < hi) {
+            uint256 mid = (lo + hi) >> 1;
+            if (bs[mid].fromPeriod <= period) lo = mid + 1;
+            else hi = mid;
+        }
+        for (uint256 i = lo; i > 0; --i) {
+            Batch storage b = bs[i - 1];
+            if ((b.ackers >> slot) & 1 == 1 || b.graceUntil <= period) return (b.root, b.fragmentCount);
+        }
     }
 
     /// @inheritdoc IMaguRegistry
@@ -386,7 +478,9 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
             repairBounty: _repairBounty,
             maxMembers: _maxMembers,
             maxFragments: _maxFragments,
-            maxDurationPeriods: _maxDurationPeriods
+            maxDurationPeriods: _maxDurationPeriods,
+            bountySink: _bountySink,
+            fetchFragmentsPerPeriod: _fetchFragmentsPerPeriod
         });
     }
 
@@ -431,6 +525,81 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard {
         if (block.number <= source) revert MaguTooEarly(id, uint64(source + 1));
         if (block.number - source > _BLOCKHASH_WINDOW) return (false, bytes32(0));
         return (true, keccak256(abi.encode(blockhash(source), id)));
+    }
+
+    /// @dev Periods a member needs to fetch its share of `fragments` new fragments.
+    function _fetchPeriods(Magu storage m, uint256 fragments) private view returns (uint64) {
+        MaguParams storage p = m.params;
+        uint256 copies = p.kind == Kind.Vector ? fragments * p.replication : fragments;
+        uint256 share = (copies + p.members - 1) / p.members;
+        return uint64((share + _fetchFragmentsPerPeriod - 1) / _fetchFragmentsPerPeriod);
+    }
+
+    /// @dev Checks that the committed fragments stay: `extension` is the fragment root at index
+    /// `current - 1` and its siblings in the new tree. Folding it gives the new root; folding it
+    /// with the empty subtrees in place of every right sibling (positions past `current`) within
+    /// the old depth must give the old root, so the first `current` leaves are the same.
+    function _checkAppend(
+        MaguId id,
+        bytes32 oldRoot,
+        uint32 current,
+        bytes32 newRoot,
+        uint32 fragmentCount,
+        bytes32[] calldata extension
+    ) private view {
+        if (current == 0) {
+            if (extension.length != 0) revert MaguNotAppendOnly(id);
+            return;
+        }
+        uint256 depth = MerkleLib.depthFor(fragmentCount);
+        if (extension.length != depth + 1) revert MaguNotAppendOnly(id);
+        uint256 oldDepth = MerkleLib.depthFor(current);
+        uint256 index = current - 1;
+        bytes32 node = extension[0];
+        bytes32 oldNode = node;
+        bytes32 empty;
+        for (uint256 level; level < depth; ++level) {
+            bytes32 sibling = extension[level + 1];
+            if (index & 1 == 1) {
+                node = MerkleLib.hashNode(sibling, node);
+                if (level < oldDepth) oldNode = MerkleLib.hashNode(sibling, oldNode);
+            } else {
+                node = MerkleLib.hashNode(node, sibling);
+                if (level < oldDepth) oldNode = MerkleLib.hashNode(oldNode, empty);
+            }
+            empty = MerkleLib.hashNode(empty, empty);
+            index >>= 1;
+        }
+        if (node != newRoot || oldNode != oldRoot) revert MaguNotAppendOnly(id);
+    }
+
+    /// @dev Checks each slot's acknowledgement; returns the bitmap of slots that acknowledged.
+    /// Available needs all but `parityShards` members (blob: each stripe then keeps at least k
+    /// acknowledged holders, whatever placement) or all but `replication - 1` (vector: each
+    /// fragment keeps at least one).
+    function _checkAcks(MaguId id, Magu storage m, uint32 batch, bytes32 root, uint32 count, bytes[] calldata acks)
+        private
+        view
+        returns (uint256 ackers)
+    {
+        MaguParams storage p = m.params;
+        if (acks.length != p.members) revert MaguInvalidParams("acks", acks.length);
+        address[] storage slots = _slots[id];
+        uint256 acknowledged;
+        for (uint256 i; i < acks.length; ++i) {
+            if (acks[i].length == 0) continue;
+            address member = slots[i];
+            (address signer, ECDSA.RecoverError err,) =
+                ECDSA.tryRecover(ackDigest(id, batch, root, count, member), acks[i]);
+            if (member == address(0) || err != ECDSA.RecoverError.NoError || signer != member) {
+                revert MaguInvalidAck(id, i);
+            }
+            ackers |= 1 << i;
+            ++acknowledged;
+        }
+        uint256 tolerated = p.kind == Kind.Blob ? p.parityShards : p.replication - 1;
+        uint256 needed = p.members - tolerated;
+        if (acknowledged < needed) revert MaguNotAvailable(id, acknowledged, needed);
     }
 
     function _join(MaguId id, Magu storage m, address member, uint8 slot, uint64 joinPeriod, bool replacement)

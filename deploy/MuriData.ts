@@ -7,7 +7,8 @@ import { id } from "ethers";
  * - NodeRegistry MODULE_ROLE, SLASHER_ROLE -> MaguRegistry; SLASHER_ROLE, REPUTATION_ROLE -> ChallengeManager
  *   and SearchMarket
  * - MaguRegistry CHALLENGE_ROLE -> ChallengeManager
- * - ChallengeManager sends the slashed stake the marker does not get to Rewards.
+ * - ChallengeManager sends the slashed stake the marker does not get to Rewards; MaguRegistry sends it
+ *   the repair bounties nobody earned.
  * Every number is an Ignition parameter (see deploy/parameters/*.json); the defaults suit a devnet.
  */
 export default buildModule("MuriData", (m) => {
@@ -49,6 +50,8 @@ export default buildModule("MuriData", (m) => {
       maxMembers: m.getParameter("maxMembers", 32n),
       maxFragments: m.getParameter("maxFragments", 1_048_576n),
       maxDurationPeriods: m.getParameter("maxDurationPeriods", 1_000_000n),
+      bountySink: rewards,
+      fetchFragmentsPerPeriod: m.getParameter("fetchFragmentsPerPeriod", 256n),
     },
     deployer,
   ]);

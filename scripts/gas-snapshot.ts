@@ -7,9 +7,9 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import type { ContractTransactionResponse } from "ethers";
 import { leafIndexFor } from "../agents/data/challenge.js";
-import { buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
+import { appendProof, buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
 import { deployAll, E18 } from "../test/contracts/helpers/fixture.js";
-import { enterPeriod, hex, registerNodes } from "../test/contracts/helpers/scenario.js";
+import { acksFor, commitFirst, enterPeriod, hex, registerNodes } from "../test/contracts/helpers/scenario.js";
 import {
   buildVectorData,
   commitmentOf,
@@ -71,14 +71,21 @@ await measure("MaguRegistry.formMagu", d.maguRegistry.formMagu(id));
 
 const fragment = randomBytes(1 << 20);
 const tree = buildFragmentTree(fragment);
-const maguTree = buildMaguTree(Array.from({ length: 1024 }, () => tree.fragmentRoot));
-await measure("MaguRegistry.commitData", d.maguRegistry.connect(client).commitData(id, maguTree.root, 1024));
+// Two batches of 512 fragments: the first commit, then an append with its proof; five members
+// acknowledge each (EIP-712 signatures checked on chain).
+const roots = Array.from({ length: 1024 }, () => tree.fragmentRoot);
+const trees = new Map([512, 1024].map((n) => [n, buildMaguTree(roots.slice(0, n))]));
+await measure("MaguRegistry.commitData(first batch, 5 acks)", d.maguRegistry.connect(client).commitData(id, trees.get(512)!.root, 512, "0x", [], await acksFor(d, id, trees.get(512)!.root, 512)));
+const extension = appendProof(roots, 512).map(hex);
+await measure("MaguRegistry.commitData(append, 5 acks)", d.maguRegistry.connect(client).commitData(id, trees.get(1024)!.root, 1024, "0x", extension, await acksFor(d, id, trees.get(1024)!.root, 1024)));
 
 const info = await d.maguRegistry.maguInfo(id);
 const period = info.startPeriod;
 await enterPeriod(d, period);
 async function proofsFor(member: string, p: bigint) {
   const items = await d.challengeManager.challengeFor(id, member, p);
+  const [, count] = await d.maguRegistry.challengedData(id, member, p);
+  const maguTree = trees.get(Number(count))!;
   return items.map((item) => {
     const leaf = fragmentLeafProof(fragment, leafIndexFor(item.leafSeed, fragment.length), tree);
     return {
@@ -148,7 +155,7 @@ await (await d.maguRegistry.formMagu(searchMagu)).wait();
 const searchMembers = [...(await d.maguRegistry.maguInfo(searchMagu)).members];
 const records = Array.from({ length: 480 }, (_, i) => ({ id: BigInt(1 + i), values: pseudoVector(`gas-record-${i}`, 128) }));
 const vectorData = buildVectorData(records, 128, 24);
-await (await d.maguRegistry.connect(searchClient).commitData(searchMagu, vectorData.tree.root, vectorData.fragments.length)).wait();
+await (await commitFirst(d, searchClient, searchMagu, vectorData)).wait();
 const held = new Map<string, number[]>();
 for (let f = 0; f < vectorData.fragments.length; f++) {
   for (const h of await d.maguRegistry.holders(searchMagu, f)) held.set(h, [...(held.get(h) ?? []), f]);

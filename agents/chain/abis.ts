@@ -2476,6 +2476,16 @@ export const maguRegistryAbi = [
             "internalType": "uint64",
             "name": "maxDurationPeriods",
             "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "bountySink",
+            "type": "address"
+          },
+          {
+            "internalType": "uint32",
+            "name": "fetchFragmentsPerPeriod",
+            "type": "uint32"
           }
         ],
         "internalType": "struct IMaguRegistry.Config",
@@ -2510,6 +2520,27 @@ export const maguRegistryAbi = [
       }
     ],
     "name": "AccessControlUnauthorizedAccount",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "InvalidShortString",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "magu",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "slot",
+        "type": "uint256"
+      }
+    ],
+    "name": "MaguInvalidAck",
     "type": "error"
   },
   {
@@ -2568,6 +2599,38 @@ export const maguRegistryAbi = [
       }
     ],
     "name": "MaguNoVacancy",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "magu",
+        "type": "uint256"
+      }
+    ],
+    "name": "MaguNotAppendOnly",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "magu",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "acknowledged",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "needed",
+        "type": "uint256"
+      }
+    ],
+    "name": "MaguNotAvailable",
     "type": "error"
   },
   {
@@ -2731,6 +2794,17 @@ export const maguRegistryAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "string",
+        "name": "str",
+        "type": "string"
+      }
+    ],
+    "name": "StringTooLong",
+    "type": "error"
+  },
+  {
     "anonymous": false,
     "inputs": [
       {
@@ -2775,9 +2849,39 @@ export const maguRegistryAbi = [
         "internalType": "uint32",
         "name": "fragmentCount",
         "type": "uint32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "fromPeriod",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint64",
+        "name": "graceUntil",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "ackers",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "bytes",
+        "name": "indexCid",
+        "type": "bytes"
       }
     ],
     "name": "DataCommitted",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [],
+    "name": "EIP712DomainChanged",
     "type": "event"
   },
   {
@@ -3087,6 +3191,19 @@ export const maguRegistryAbi = [
   },
   {
     "inputs": [],
+    "name": "ACK_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "CHALLENGE_ROLE",
     "outputs": [
       {
@@ -3130,6 +3247,45 @@ export const maguRegistryAbi = [
         "internalType": "MaguId",
         "name": "id",
         "type": "uint256"
+      },
+      {
+        "internalType": "uint32",
+        "name": "batch",
+        "type": "uint32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "fragmentCount",
+        "type": "uint32"
+      },
+      {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
+      }
+    ],
+    "name": "ackDigest",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "id",
+        "type": "uint256"
       }
     ],
     "name": "cancelMagu",
@@ -3148,6 +3304,11 @@ export const maguRegistryAbi = [
         "internalType": "address",
         "name": "member",
         "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "period",
+        "type": "uint64"
       }
     ],
     "name": "challengeContext",
@@ -3224,6 +3385,40 @@ export const maguRegistryAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "id",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "period",
+        "type": "uint64"
+      }
+    ],
+    "name": "challengedData",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "root",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "fragmentCount",
+        "type": "uint32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "claim",
     "outputs": [],
@@ -3265,6 +3460,21 @@ export const maguRegistryAbi = [
         "internalType": "uint32",
         "name": "fragmentCount",
         "type": "uint32"
+      },
+      {
+        "internalType": "bytes",
+        "name": "indexCid",
+        "type": "bytes"
+      },
+      {
+        "internalType": "bytes32[]",
+        "name": "extension",
+        "type": "bytes32[]"
+      },
+      {
+        "internalType": "bytes[]",
+        "name": "acks",
+        "type": "bytes[]"
       }
     ],
     "name": "commitData",
@@ -3322,6 +3532,16 @@ export const maguRegistryAbi = [
             "internalType": "uint64",
             "name": "maxDurationPeriods",
             "type": "uint64"
+          },
+          {
+            "internalType": "address",
+            "name": "bountySink",
+            "type": "address"
+          },
+          {
+            "internalType": "uint32",
+            "name": "fetchFragmentsPerPeriod",
+            "type": "uint32"
           }
         ],
         "internalType": "struct IMaguRegistry.Config",
@@ -3411,6 +3631,49 @@ export const maguRegistryAbi = [
         "internalType": "uint64",
         "name": "",
         "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "eip712Domain",
+    "outputs": [
+      {
+        "internalType": "bytes1",
+        "name": "fields",
+        "type": "bytes1"
+      },
+      {
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
+      },
+      {
+        "internalType": "string",
+        "name": "version",
+        "type": "string"
+      },
+      {
+        "internalType": "uint256",
+        "name": "chainId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "verifyingContract",
+        "type": "address"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "salt",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint256[]",
+        "name": "extensions",
+        "type": "uint256[]"
       }
     ],
     "stateMutability": "view",

@@ -257,6 +257,45 @@ export function maguProof(tree: MaguTree, index: number): Buffer[] {
   return siblingsOf(tree, index, "fragment");
 }
 
+/**
+ * The proof that a Magu tree over `fragmentRoots` keeps its first `current` fragments (what
+ * `MaguRegistry.commitData` checks on an append): the fragment root at `current - 1`, then its
+ * siblings bottom-up in the new tree. Empty for a first batch (`current` 0).
+ */
+export function appendProof(fragmentRoots: readonly Uint8Array[], current: number): Buffer[] {
+  if (!Number.isSafeInteger(current) || current < 0 || current > fragmentRoots.length) {
+    throw new InvalidParameterError("current", current, `must be an integer in [0, ${fragmentRoots.length}]`);
+  }
+  if (current === 0) return [];
+  const tree = buildMaguTree(fragmentRoots);
+  return [asBuffer(fragmentRoots[current - 1]!), ...maguProof(tree, current - 1)];
+}
+
+/**
+ * True when `proof` (see `appendProof`) shows that the tree of `count` fragments under `root` starts
+ * with the `current` fragments under `oldRoot`: the contract's check, for agents and tests.
+ */
+export function verifyAppendProof(oldRoot: Uint8Array, current: number, root: Uint8Array, count: number, proof: readonly Uint8Array[]): boolean {
+  if (current === 0) return proof.length === 0;
+  if (current > count || proof.length !== depthFor(count) + 1) return false;
+  const oldDepth = depthFor(current);
+  let index = current - 1;
+  let node = asBuffer(proof[0]!);
+  let oldNode = node;
+  for (let level = 0; level < proof.length - 1; level++) {
+    const sibling = proof[level + 1]!;
+    if ((index & 1) === 1) {
+      node = hashNode(sibling, node);
+      if (level < oldDepth) oldNode = hashNode(sibling, oldNode);
+    } else {
+      node = hashNode(node, sibling);
+      if (level < oldDepth) oldNode = hashNode(oldNode, emptySubtreeHash(level));
+    }
+    index = Math.floor(index / 2);
+  }
+  return node.equals(asBuffer(root)) && oldNode.equals(asBuffer(oldRoot));
+}
+
 /** True when `fragmentRootValue` is fragment `index` of the Magu tree of `count` fragments with root `root`. */
 export function verifyMaguProof(
   root: Uint8Array,

@@ -43,6 +43,8 @@ interface IMaguRegistry {
         uint8 maxMembers;
         uint32 maxFragments;
         uint64 maxDurationPeriods;
+        address bountySink; // receives repair bounties nobody earned (Rewards), never the owner
+        uint32 fetchFragmentsPerPeriod; // fragments a member is assumed to fetch per period (sizes the grace of non-ackers)
     }
 
     /// @notice What a client asks for when creating a Magu.
@@ -111,8 +113,20 @@ interface IMaguRegistry {
     event MemberJoined(MaguId indexed magu, address indexed member, uint8 slot, bool replacement, uint64 joinPeriod);
     /// @notice A member left `slot` (voluntarily or evicted), paid `paid` for its proven periods.
     event MemberLeft(MaguId indexed magu, address indexed member, uint8 slot, bool evicted, uint256 paid);
-    /// @notice The data root changed: batch `batch` brought the count to `fragmentCount`.
-    event DataCommitted(MaguId indexed magu, uint32 indexed batch, bytes32 root, uint32 fragmentCount);
+    /// @notice Batch `batch` is available: it extends the data to `fragmentCount` fragments under
+    /// `root`; the members in `ackers` (bit i = slot i) acknowledged holding their part and are
+    /// challenged on it from `fromPeriod`, the others from `graceUntil` (they fetch it from the
+    /// holders first). `indexCid` is the CID of the batch's index document (members serve it).
+    event DataCommitted(
+        MaguId indexed magu,
+        uint32 indexed batch,
+        bytes32 root,
+        uint32 fragmentCount,
+        uint64 fromPeriod,
+        uint64 graceUntil,
+        uint256 ackers,
+        bytes indexCid
+    );
     /// @notice A replacement passed its first proof and earned the repair bounty.
     event RepairRewarded(MaguId indexed magu, address indexed member, uint256 bounty);
     /// @notice The Magu ended: members were paid `paid`, the owner refunded `refunded`.
@@ -146,6 +160,12 @@ interface IMaguRegistry {
     error MaguUnknownFragment(MaguId magu, uint256 fragment, uint32 fragmentCount);
     /// @notice Nothing to claim.
     error MaguNothingToClaim(address account);
+    /// @notice The acknowledgement in `slot` is not a signature of that slot's member over this batch.
+    error MaguInvalidAck(MaguId magu, uint256 slot);
+    /// @notice Too few members acknowledged for every stripe (or fragment) to be rebuilt.
+    error MaguNotAvailable(MaguId magu, uint256 acknowledged, uint256 needed);
+    /// @notice The new root does not keep the committed fragments (append-only), see `commitData`.
+    error MaguNotAppendOnly(MaguId magu);
 
     /// @notice Creates a Magu and escrows price × stored fragments × duration from the caller.
     /// Members are drawn later by `formMagu`, from a block after this one.
@@ -157,8 +177,31 @@ interface IMaguRegistry {
     /// @notice Cancels a Magu that was never formed and refunds its escrow. Owner only.
     function cancelMagu(MaguId magu) external;
 
-    /// @notice Commits (or appends to) the data: the new Magu root over `fragmentCount` fragment roots.
-    function commitData(MaguId magu, bytes32 root, uint32 fragmentCount) external;
+    /// @notice Makes a batch of data available: the new Magu root over `fragmentCount` fragment
+    /// roots, which must keep the committed ones (`extension`: the fragment root at index
+    /// `current - 1` then its siblings bottom-up in the new tree; empty for the first batch).
+    /// `acks[i]` is slot i's EIP-712 `Ack` signature (empty if it did not acknowledge); at most
+    /// `parityShards` (blob) or `replication - 1` (vector) members may be missing. Owner only.
+    function commitData(
+        MaguId magu,
+        bytes32 root,
+        uint32 fragmentCount,
+        bytes calldata indexCid,
+        bytes32[] calldata extension,
+        bytes[] calldata acks
+    ) external;
+
+    /// @notice The EIP-712 digest a member signs to acknowledge `batch` of `magu`.
+    function ackDigest(MaguId magu, uint32 batch, bytes32 root, uint32 fragmentCount, address member)
+        external
+        view
+        returns (bytes32);
+
+    /// @notice The (root, count) `member` is challenged on in `period` (count 0: none yet).
+    function challengedData(MaguId magu, address member, uint64 period)
+        external
+        view
+        returns (bytes32 root, uint32 fragmentCount);
 
     /// @notice The caller leaves the Magu, paying the repair bounty from its stake.
     function leave(MaguId magu) external;
@@ -191,8 +234,12 @@ interface IMaguRegistry {
     /// @notice `member`'s standing in `magu`.
     function membership(MaguId magu, address member) external view returns (Membership memory);
 
-    /// @notice Everything a challenge needs, for `member` of `magu`.
-    function challengeContext(MaguId magu, address member) external view returns (ChallengeContext memory);
+    /// @notice Everything a challenge of `member` of `magu` in `period` needs (the root and count
+    /// are those of the batch it answers for in that period, fixed before the period began).
+    function challengeContext(MaguId magu, address member, uint64 period)
+        external
+        view
+        returns (ChallengeContext memory);
 
     /// @notice The period the current block is in.
     function currentPeriod() external view returns (uint64);

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { anyUint } from "@nomicfoundation/hardhat-ethers-chai-matchers/withArgs";
 import { leafIndexFor } from "../../agents/data/challenge.js";
 import { fragmentLeafProof, maguProof } from "../../agents/data/merkle.js";
 import { holderBlob } from "../../agents/data/placement.js";
@@ -6,6 +7,7 @@ import { deployAll, E18, type Deployment } from "./helpers/fixture.js";
 import {
   buildData,
   buildProofs,
+  commitFirst,
   createAndForm,
   enterPeriod,
   hex,
@@ -59,7 +61,7 @@ describe("Magu life cycle (blob, 5 members, k=3 m=2)", function () {
 
   it("forms a Magu with five distinct stake-weighted members and locks their stake", async () => {
     const client = d.signers[9]!;
-    const r = await createAndForm(d, client, { kind: 0, members: 5, dataShards: 3, parityShards: 2, maxFragments: 10, durationPeriods: 6 });
+    const r = await createAndForm(d, client, { kind: 0, members: 5, dataShards: 3, parityShards: 2, maxFragments: 10, durationPeriods: 10 });
     maguId = r.id;
     await expect(r.formTx).to.emit(d.maguRegistry, "MaguFormed");
     expect(new Set(r.info.members).size).to.equal(5);
@@ -76,9 +78,12 @@ describe("Magu life cycle (blob, 5 members, k=3 m=2)", function () {
 
   it("commits the data root and places each stripe's five shards on five different members", async () => {
     data = buildData(randomFragments([1024, 5000, 4096, 1, 8192, 3000, 2048, 700, 1025, 6000]));
-    await expect(d.maguRegistry.connect(d.signers[9]!).commitData(maguId, data.tree.root, 10))
+    const period = await d.maguRegistry.currentPeriod();
+    await expect(commitFirst(d, d.signers[9]!, maguId, data))
       .to.emit(d.maguRegistry, "DataCommitted")
-      .withArgs(maguId, 0, "0x" + data.tree.root.toString("hex"), 10);
+      .withArgs(maguId, 0, "0x" + data.tree.root.toString("hex"), 10, anyUint, anyUint, 0b11111, "0x");
+    const from = await d.maguRegistry.currentPeriod();
+    expect(from === period || from === period + 1n, "committed in the same or the next block's period").to.equal(true);
     const info = await d.maguRegistry.maguInfo(maguId);
     for (let stripe = 0; stripe < 2; stripe++) {
       const holders = new Set<string>();

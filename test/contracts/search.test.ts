@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { randomBytes } from "node:crypto";
 import type { VectorRecord } from "../../agents/data/vectors.js";
 import { deployAll, E18, type Deployment } from "./helpers/fixture.js";
-import { createAndForm, hex, registerNodes } from "./helpers/scenario.js";
+import { commitFirst, createAndForm, hex, registerNodes } from "./helpers/scenario.js";
 import {
   allHits,
   buildVectorData,
@@ -55,7 +55,7 @@ describe("SearchMarket task (vector Magu, 5 members, r = 2, dim 100, L2)", funct
       values: pseudoVector(`record-${i % 60}`, DIM, 3),
     }));
     data = buildVectorData(records, DIM, 12); // 10 fragments of 2496 bytes (3 leaves)
-    await (await d.maguRegistry.connect(client).commitData(maguId, data.tree.root, data.fragments.length)).wait();
+    await (await commitFirst(d, client, maguId, data)).wait();
     query = pseudoVector("query", DIM, 3);
   });
 

@@ -196,16 +196,20 @@ contract ChallengeManagerTest is Fixture {
         formMagu(late);
         address m = membersOf(late)[0];
         uint64 start = magus.maguInfo(late).startPeriod;
-        // No data for two periods, then the first commit in period start + 2.
+        // No data for two periods, then the first commit in period start + 2. The data was
+        // delivered and acknowledged before the commit, so it is challenged from the next period.
         rollToPeriod(start + 2);
         commitData(late, 77, 6);
-        uint64 first = start + 4;
-        assertEq(uint256(magus.membership(late, m).joinPeriod), uint256(first), "membership: challenged from two periods after a late first commit");
-        assertEq(uint256(magus.challengeContext(late, m).joinPeriod), uint256(first), "context: challenged from two periods after a late first commit");
-        // The periods without data, the commit's own and the delivery period cannot be marked missed.
-        rollPastDeadline(start + 3);
+        uint64 first = start + 3;
+        assertEq(uint256(magus.membership(late, m).joinPeriod), uint256(first), "membership: challenged from the period after the commit");
+        (, uint32 before) = magus.challengedData(late, m, first - 1);
+        (, uint32 from) = magus.challengedData(late, m, first);
+        assertEq(uint256(before), 0, "no data before it");
+        assertEq(uint256(from), 6, "the batch from it");
+        // The periods without data, the commit's own included, cannot be marked missed.
+        rollPastDeadline(start + 2);
         for (uint64 p = start; p < first; ++p) {
-            vm.expectRevert(abi.encodeWithSelector(IChallengeManager.ChallengeNotMember.selector, late, m, p));
+            vm.expectRevert(abi.encodeWithSelector(IChallengeManager.ChallengeNoData.selector, late));
             challenges.markMissed(late, m, p);
         }
         // From the next period on, a member answers as usual.

@@ -23,7 +23,7 @@ contract Handler is FixtureBase {
     uint256 internal constant CLIENTS = 2;
     /// @dev Magu states an action can look for (`_findMagu`).
     uint8 internal constant WANT_REQUESTED = 0;
-    uint8 internal constant WANT_OPEN = 1; // requested, or active and not past its end
+    uint8 internal constant WANT_OPEN = 1; // active and not past its end (data is delivered to members)
     uint8 internal constant WANT_DATA = 2; // active with data
     uint8 internal constant WANT_VACANCY = 3; // active with a vacant slot
     uint8 internal constant WANT_ACTIVE = 4;
@@ -125,8 +125,7 @@ contract Handler is FixtureBase {
     function _wanted(IMaguRegistry.MaguInfo memory info, uint8 want) internal view returns (bool) {
         if (want == WANT_REQUESTED) return info.status == IMaguRegistry.Status.Requested;
         if (want == WANT_OPEN) {
-            return info.status == IMaguRegistry.Status.Requested
-                || (info.status == IMaguRegistry.Status.Active && magus.currentPeriod() < info.endPeriod);
+            return info.status == IMaguRegistry.Status.Active && magus.currentPeriod() < info.endPeriod;
         }
         if (info.status != IMaguRegistry.Status.Active) return false;
         if (want == WANT_DATA) return info.fragmentCount > 0;
@@ -238,7 +237,25 @@ contract Handler is FixtureBase {
         if (info.fragmentCount + step > info.params.maxFragments) return;
         uint256 steps = (info.params.maxFragments - info.fragmentCount) / step;
         uint32 count = info.fragmentCount + step * uint32(bound(countRaw, 1, steps));
-        commitData(id, MaguId.unwrap(id), count);
+        // Acknowledged by every filled slot but up to the tolerated number left out (chosen from
+        // countRaw's upper bits): those answer for the batch only after its grace.
+        uint256 tolerated = info.params.kind == IMaguRegistry.Kind.Blob ? info.params.parityShards : info.params.replication - 1;
+        uint256 mask;
+        uint256 filled;
+        for (uint256 i; i < info.members.length; ++i) {
+            if (info.members[i] == address(0)) continue;
+            mask |= 1 << i;
+            ++filled;
+        }
+        if (filled + tolerated < info.members.length) return; // too many vacancies: not available
+        uint256 spare = filled + tolerated - info.members.length;
+        for (uint256 i; i < info.members.length && spare > 0; ++i) {
+            if ((mask >> i) & 1 == 1 && (countRaw >> (128 + i)) & 1 == 1) {
+                mask &= ~(uint256(1) << i);
+                --spare;
+            }
+        }
+        commitDataAckedBy(id, MaguId.unwrap(id), count, mask);
         _count("commitData");
     }
 
@@ -261,9 +278,10 @@ contract Handler is FixtureBase {
         if (challenges.proofState(id, member, p) != 0) ++p;
         if (p >= info.endPeriod) return;
         if (blockNumber() <= magus.periodStart(p)) vm.roll(magus.periodStart(p) + 1);
+        (, uint32 count) = magus.challengedData(id, member, p);
+        if (count == 0) return; // nothing available to this member yet
 
-        IChallengeManager.FragmentProof[] memory proofs =
-            DataSet.proofsFor(MaguId.unwrap(id), dataRoots[MaguId.unwrap(id)], challenges.challengeFor(id, member, p));
+        IChallengeManager.FragmentProof[] memory proofs = proofsFor(id, member, p);
         vm.prank(member);
         challenges.submitProof(id, p, proofs);
         if (ghostRewardable[MaguId.unwrap(id)][slot] == member) {
@@ -420,7 +438,10 @@ contract Handler is FixtureBase {
         if (blockNumber() < from) vm.roll(from);
         magus.settle(id);
         for (uint256 s; s < info.members.length; ++s) {
-            ghostBounties -= ghostBounty[MaguId.unwrap(id)][s]; // refunded to the owner
+            uint256 unearned = ghostBounty[MaguId.unwrap(id)][s];
+            ghostBounties -= unearned; // to the reward pool, never to the owner
+            ghostMagus -= unearned;
+            ghostRewards += unearned;
             ghostBounty[MaguId.unwrap(id)][s] = 0;
         }
         _count("settle");

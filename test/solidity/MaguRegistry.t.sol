@@ -227,41 +227,44 @@ contract MaguRegistryTest is Fixture {
 
     function test_commitData_revertsForUnknownMagu() public {
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguUnknown.selector, MaguId.wrap(3)));
-        magus.commitData(MaguId.wrap(3), bytes32(uint256(1)), 1);
+        magus.commitData(MaguId.wrap(3), bytes32(uint256(1)), 1, "", noExtension, noAcks);
     }
 
     function test_commitData_revertsForNonOwner() public {
         MaguId id = createMagu(client, vectorParams(3, 1, 8, 4));
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotOwner.selector, id, nodeList[1]));
         vm.prank(nodeList[1]);
-        magus.commitData(id, bytes32(uint256(1)), 1);
+        magus.commitData(id, bytes32(uint256(1)), 1, "", noExtension, noAcks);
     }
 
     function test_commitData_revertsWhenNotGrowingOrTooLarge() public {
         MaguId id = createMagu(client, vectorParams(3, 1, 8, 4));
+        formMagu(id);
+        commitData(id, 1, 4);
         vm.startPrank(client);
-        magus.commitData(id, bytes32(uint256(1)), 4);
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguInvalidCommit.selector, id, 4, 4, 8));
-        magus.commitData(id, bytes32(uint256(2)), 4);
+        magus.commitData(id, bytes32(uint256(2)), 4, "", noExtension, noAcks);
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguInvalidCommit.selector, id, 3, 4, 8));
-        magus.commitData(id, bytes32(uint256(2)), 3);
+        magus.commitData(id, bytes32(uint256(2)), 3, "", noExtension, noAcks);
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguInvalidCommit.selector, id, 9, 4, 8));
-        magus.commitData(id, bytes32(uint256(2)), 9);
+        magus.commitData(id, bytes32(uint256(2)), 9, "", noExtension, noAcks);
         vm.stopPrank();
     }
 
     function test_commitData_revertsWhenMisaligned() public {
         MaguId id = createMagu(client, blobParams(5, 3, 2, 20, 4));
+        formMagu(id);
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguInvalidCommit.selector, id, 7, 0, 20));
         vm.prank(client);
-        magus.commitData(id, bytes32(uint256(1)), 7);
+        magus.commitData(id, bytes32(uint256(1)), 7, "", noExtension, noAcks);
     }
 
     function test_commitData_revertsOnZeroRoot() public {
         MaguId id = createMagu(client, vectorParams(3, 1, 8, 4));
+        formMagu(id);
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguInvalidParams.selector, bytes32("root"), 0));
         vm.prank(client);
-        magus.commitData(id, bytes32(0), 2);
+        magus.commitData(id, bytes32(0), 2, "", noExtension, noAcks);
     }
 
     function test_commitData_revertsAfterEnd() public {
@@ -272,7 +275,7 @@ contract MaguRegistryTest is Fixture {
             abi.encodeWithSelector(IMaguRegistry.MaguWrongStatus.selector, id, IMaguRegistry.Status.Active)
         );
         vm.prank(client);
-        magus.commitData(id, bytes32(uint256(1)), 2);
+        magus.commitData(id, bytes32(uint256(1)), 2, "", noExtension, noAcks);
     }
 
     function test_commitData_revertsWhenCancelled() public {
@@ -282,7 +285,7 @@ contract MaguRegistryTest is Fixture {
         vm.expectRevert(
             abi.encodeWithSelector(IMaguRegistry.MaguWrongStatus.selector, id, IMaguRegistry.Status.Cancelled)
         );
-        magus.commitData(id, bytes32(uint256(1)), 2);
+        magus.commitData(id, bytes32(uint256(1)), 2, "", noExtension, noAcks);
         vm.stopPrank();
     }
 
@@ -301,8 +304,10 @@ contract MaguRegistryTest is Fixture {
         for (uint256 i = 4; i < 9; ++i) {
             grown[i] = DataSet.fragmentRoot(5, i);
         }
+        uint64 from = magus.currentPeriod() + 1;
+        // 5 new fragments x 2 replicas over 3 members: 4 each, within one fetch period.
         vm.expectEmit(true, true, false, true, address(magus));
-        emit IMaguRegistry.DataCommitted(id, 1, maguRootOf(grown), 9);
+        emit IMaguRegistry.DataCommitted(id, 1, maguRootOf(grown), 9, from, from + 2, 7, "");
         commitData(id, 5, 9);
         IMaguRegistry.MaguInfo memory info = magus.maguInfo(id);
         assertEq(info.fragmentCount, 9, "count");
@@ -405,7 +410,8 @@ contract MaguRegistryTest is Fixture {
         assertNotEq(afterFill[1], before[2], "not a sitting member");
         IMaguRegistry.Membership memory ms = magus.membership(id, afterFill[1]);
         assertEq(ms.slot, 1, "slot");
-        assertEq(ms.joinPeriod, magus.currentPeriod() + 1, "join next period");
+        // Next period plus the fetch grace: one period, no data to fetch yet.
+        assertEq(ms.joinPeriod, magus.currentPeriod() + 2, "join after the fetch grace");
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNoVacancy.selector, id, 1));
         magus.fillVacancy(id, 1);
     }
@@ -464,17 +470,19 @@ contract MaguRegistryTest is Fixture {
         magus.settle(MaguId.wrap(2));
     }
 
-    function test_settle_refundsUnusedEscrowAndUnclaimedBounty() public {
+    function test_settle_refundsUnusedEscrowAndPoolsUnearnedBounty() public {
         IMaguRegistry.MaguParams memory p = vectorParams(3, 1, 9, 3);
         MaguId id = setupMagu(client, p, 4, 9);
         IMaguRegistry.MaguInfo memory info = magus.maguInfo(id);
         proveAll(id, info.startPeriod);
         vm.prank(info.members[0]);
-        magus.leave(id); // vacancy never filled: its bounty goes back to the owner
+        magus.leave(id); // vacancy never filled: its bounty goes to the reward pool, not the owner
         vm.roll(magus.periodStart(info.endPeriod + 1));
+        uint256 pool = token.balanceOf(address(rewards));
         magus.settle(id);
         uint256 paid = 3 * info.payPerSlotPeriod;
-        assertEq(magus.claimable(client), escrowOf(p) - paid + REPAIR_BOUNTY, "refund + bounty");
+        assertEq(magus.claimable(client), escrowOf(p) - paid, "refund: the unused escrow only");
+        assertEq(token.balanceOf(address(rewards)), pool + REPAIR_BOUNTY, "unearned bounty to the reward pool");
         assertEq(magus.claimable(info.members[1]), info.payPerSlotPeriod, "member 1");
         assertEq(magus.maguInfo(id).escrow, 0, "escrow emptied");
         assertEq(magus.totalHeld(), token.balanceOf(address(magus)), "held = balance");

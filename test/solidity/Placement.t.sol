@@ -34,10 +34,8 @@ contract PlacementTest is Fixture {
         blobMagu = createMagu(client, blobParams(8, 4, 2, 60, 20));
         formMagu(vectorMagu);
         formMagu(blobMagu);
-        vm.startPrank(client);
-        magus.commitData(vectorMagu, bytes32(uint256(1)), uint32(MOVE_FRAGMENTS));
-        magus.commitData(blobMagu, bytes32(uint256(2)), 60);
-        vm.stopPrank();
+        commitFirstRoot(vectorMagu, bytes32(uint256(1)), uint32(MOVE_FRAGMENTS));
+        commitFirstRoot(blobMagu, bytes32(uint256(2)), 60);
     }
 
     /// @dev Upper 1e-9 quantiles of χ²(df) for df = 2..15, rounded up (headroom for the

@@ -37,7 +37,9 @@ contract ReentrancyTest is Test {
             repairBounty: 5 ether,
             maxMembers: 8,
             maxFragments: 64,
-            maxDurationPeriods: 10
+            maxDurationPeriods: 10,
+            bountySink: address(0xB0B),
+            fetchFragmentsPerPeriod: 64
         });
         magus = MaguRegistry(deployArtifact("MaguRegistry.sol:MaguRegistry", abi.encode(maguConfig, address(this))));
         IRewards.Config memory rewardsConfig = IRewards.Config({

@@ -123,8 +123,7 @@ abstract contract SearchFixture is Fixture {
             rootsOf[key].push(fragmentRoot);
         }
         (bytes32 root,) = harness.maguTree(rootsOf[key], 0);
-        vm.prank(client);
-        magus.commitData(id, root, FRAGS);
+        commitFirstRoot(id, root, FRAGS);
     }
 
     function readId(bytes memory data, uint256 p) internal pure returns (uint64 id) {
@@ -493,8 +492,16 @@ contract SearchMarketTest is SearchFixture {
         checkBooks();
 
         // A later append does not change what the task is checked against.
+        bytes32[] memory grown = new bytes32[](FRAGS + 1);
+        for (uint256 i; i < FRAGS; ++i) {
+            grown[i] = rootsOf[MaguId.unwrap(l2Magu)][i];
+        }
+        grown[FRAGS] = keccak256("other data");
+        bytes32 grownRoot = maguRootOf(grown);
+        bytes[] memory acks = acksFor(l2Magu, grownRoot, FRAGS + 1, type(uint256).max);
+        bytes32[] memory extension = appendProof(grown, FRAGS);
         vm.prank(client);
-        magus.commitData(l2Magu, keccak256("other data"), FRAGS + 1);
+        magus.commitData(l2Magu, grownRoot, FRAGS + 1, "", extension, acks);
         assertEq(market.task(taskId).root, info.root, "root fixed at submission");
         assertEq(market.task(taskId).fragmentCount, FRAGS, "count fixed at submission");
     }

@@ -47,6 +47,7 @@ import { parseEventLogs, type Address, type Hex } from "viem";
 import {
   createChainClients,
   describeError,
+  batchDomain,
   describeNetwork,
   getMuriContracts,
   maguRegistryAbi,
@@ -80,6 +81,7 @@ import {
   type RecordedFile,
 } from "./client-record.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
+import { BatchUnavailableError, deliverBatch, type BatchDeps, type MissingMember, type SlotMember } from "./batch.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
 
 /** Default erasure parameters and Magu terms of `put`. */
@@ -116,6 +118,8 @@ const SECRET_BYTES = 32;
 export type StorageClientErrorCode =
   | "ERR_TX_FAILED"
   | "ERR_PUSH_FAILED"
+  /** Too many members did not take a batch (more than m): nothing was committed. */
+  | "ERR_NOT_AVAILABLE"
   | "ERR_MANIFEST_NOT_FOUND"
   | "ERR_CLIENT_NOT_STARTED"
   | "ERR_BLOCK_WAIT"
@@ -185,6 +189,8 @@ export interface PutResult extends FileRef {
   /** Fragments committed to the Magu after this put. */
   fragmentCount: number;
   members: Address[];
+  /** Members that did not acknowledge the batch (down, unreachable, refused): they fetch it later. */
+  missing: MissingMember[];
 }
 
 export interface GetResult {
@@ -374,6 +380,45 @@ class Client implements StorageClient {
     return receipt.blockNumber;
   }
 
+  /** The members by slot: vacant slots and members that cannot be looked up are left out (and why). */
+  private async slotMembers(addresses: readonly Address[]): Promise<{ slots: Array<SlotMember | undefined>; unreachable: Map<number, { address: Address; error: string }> }> {
+    const { p2p } = this.running();
+    const unreachable = new Map<number, { address: Address; error: string }>();
+    const slots = await Promise.all(
+      addresses.map(async (address, slot) => {
+        if (ZERO_ADDRESS.test(address)) return undefined;
+        try {
+          return { address, peerId: await registeredPeer(this.contracts, p2p, address) };
+        } catch (err) {
+          unreachable.set(slot, { address, error: `registered address unusable: ${(err as Error).message}` });
+          return undefined;
+        }
+      }),
+    );
+    return { slots, unreachable };
+  }
+
+  /** Runs batch.ts for this client; a batch too few members took becomes ERR_NOT_AVAILABLE. */
+  private async deliver(plan: Parameters<typeof deliverBatch>[0], push: Parameters<typeof deliverBatch>[2]): ReturnType<typeof deliverBatch> {
+    const deps: BatchDeps = {
+      libp2p: this.running().p2p.libp2p,
+      clients: this.clients,
+      walletClient: this.clients.walletClient,
+      domain: batchDomain(this.init.deployment.chainId, this.init.deployment.contracts.maguRegistry),
+      commit: (args) => this.send("commitData", this.contracts.maguRegistry.write.commitData(args)),
+      log: this.log,
+      requestTimeoutMs: CLIENT_DEFAULTS.transferTimeoutMs,
+    };
+    try {
+      return await deliverBatch(plan, deps, push);
+    } catch (err) {
+      if (err instanceof BatchUnavailableError) {
+        throw new StorageClientError("ERR_NOT_AVAILABLE", err.message, { maguId: plan.maguId, missing: err.missing }, err);
+      }
+      throw err;
+    }
+  }
+
   /** Registered peer id and multiaddrs of each member, added to the peer store. */
   private async members(addresses: readonly Address[]): Promise<Member[]> {
     const { p2p } = this.running();
@@ -415,34 +460,42 @@ class Client implements StorageClient {
       }
       const { manifest, manifestBytes, manifestCid } = encoded;
       const count = manifest.shards.length;
-      const root = `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}` as Hex;
       this.log.info("encoded", { path, fileSize, shards: count, ms: Math.round(performance.now() - started) });
       const { maguId, members: memberAddresses } = await forming;
 
-      // 3. Commit the root, meanwhile look the members up and push them the manifest (a member
-      //    takes any valid manifest; it is the index document that must match the commit).
-      const [, members] = await Promise.all([
-        this.send("commitData", this.contracts.maguRegistry.write.commitData([maguId, root, count])).then(() =>
-          appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, 0),
-        ),
-        this.members(memberAddresses).then(async (members) => {
-          await Promise.all(members.map((member) => this.pushTo(member, manifestCid, manifestBytes, "manifest")));
-          return members;
-        }),
-      ]);
-
-      // 4. Push: the index document to every member, then each shard to its holder.
+      // 3. Deliver, acknowledge, commit (batch.ts): the manifest and the index document to every
+      //    member, each shard to its holder; up to m members may be missing.
+      const { slots, unreachable } = await this.slotMembers(memberAddresses);
       const index = encodeMaguIndexDocument({ maguId, manifestCid });
-      await Promise.all(members.map((member) => this.pushTo(member, index.cid, index.bytes, "index document")));
+      const batch = await this.deliver(
+        { maguId, batch: 0, committedRoots: [], newRoots: manifest.roots.map((r) => Buffer.from(r, "hex")), indexCid: index.cid, slots, unreachable, tolerated: m },
+        async (alive, fail) => {
+          await Promise.all(
+            [...alive].map(async (slot) => {
+              try {
+                await this.pushTo(slots[slot]!, manifestCid, manifestBytes, "manifest");
+                await this.pushTo(slots[slot]!, index.cid, index.bytes, "index document");
+              } catch (err) {
+                fail(slot, err);
+              }
+            }),
+          );
+          await forEachLimit(
+            Array.from({ length: count }, (_, f) => f),
+            CLIENT_DEFAULTS.pushConcurrency,
+            async (f) => {
+              const slot = holderBlob(maguId, f, nMembers, k, m);
+              if (!alive.has(slot)) return;
+              const cid = manifest.shards[f]!;
+              await this.pushTo(slots[slot]!, cid, await stage.get(cid), `shard ${f}`).catch((err: unknown) => fail(slot, err));
+            },
+          );
+        },
+      );
+      await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, 0);
       await this.tellValidators([{ cid: manifestCid, bytes: manifestBytes }, index]);
-      const indices = Array.from({ length: count }, (_, f) => f);
-      await forEachLimit(indices, CLIENT_DEFAULTS.pushConcurrency, async (f) => {
-        const cid = manifest.shards[f]!;
-        const member = members[holderBlob(maguId, f, nMembers, k, m)]!;
-        await this.pushTo(member, cid, await stage.get(cid), `shard ${f}`);
-      });
       this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
-      return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses };
+      return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses, missing: batch.missing };
     } finally {
       await stage.clear();
     }
@@ -646,12 +699,8 @@ class Client implements StorageClient {
       }
       const slots = info.params.members;
       const present = info.members.filter((a) => !ZERO_ADDRESS.test(a));
-      const members = await this.members(present);
-      const bySlot = new Map<number, Member>();
-      info.members.forEach((a, slot) => {
-        const member = members.find((x) => x.address === a);
-        if (member !== undefined) bySlot.set(slot, member);
-      });
+      const { slots: slotList, unreachable } = await this.slotMembers(info.members);
+      const members = slotList.filter((x): x is SlotMember => x !== undefined);
       const network = describeNetwork(records.network);
       const { files: recorded, rejected } = await this.recordOf(maguId, info, members);
       const recordedCount = recorded.reduce((n, f) => n + f.shards, 0);
@@ -681,39 +730,41 @@ class Client implements StorageClient {
       const root = hexRoot([...oldRoots, ...manifest.roots.map((r) => Buffer.from(r, "hex"))]);
       this.log.info("encoded", { path, fileSize, shards: count, offset, ms: Math.round(performance.now() - started) });
 
-      // 3. The new manifest to every member (a member refuses an index whose manifests it lacks),
-      //    then the commit; a failure up to here leaves the chain untouched.
-      await Promise.all(members.map((member) => this.pushTo(member, manifestCid, manifestBytes, "manifest")));
-      await this.send("commitData", registry.write.commitData([maguId, root, total]));
-      await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, offset);
-      this.log.info("data committed", { magu: maguId.toString(), fragments: total });
-
-      // 4. Every earlier manifest (a replacement member may lack one), the index listing them all,
-      //    then each shard to the holder placement names for Magu fragment offset + f.
+      // 3. Deliver, acknowledge, commit (batch.ts): every manifest (a replacement may lack an
+      //    earlier one) and the index listing them all to every member, then each shard to the
+      //    holder placement names for Magu fragment offset + f; up to m members may be missing.
       const index = encodeMaguIndexList({ maguId, manifestCids: [...earlier.map((e) => e.cid), manifestCid] });
-      await Promise.all(
-        members.map(async (member) => {
-          for (const f of earlier) await this.pushTo(member, f.cid, f.bytes, "manifest");
-          await this.pushTo(member, index.cid, index.bytes, "index document");
-        }),
-      );
-      await this.tellValidators([...earlier, { cid: manifestCid, bytes: manifestBytes }, index]);
-      let vacant = 0;
-      await forEachLimit(
-        Array.from({ length: count }, (_, f) => f),
-        CLIENT_DEFAULTS.pushConcurrency,
-        async (f) => {
-          const member = bySlot.get(holderBlob(maguId, offset + f, slots, k, m));
-          if (member === undefined) {
-            vacant++; // a vacant slot: its replacement rebuilds the shard from parity
-            return;
-          }
-          await this.pushTo(member, manifest.shards[f]!, await staged.get(manifest.shards[f]!), `shard ${f}`);
+      const batch = await this.deliver(
+        { maguId, batch: info.batches, committedRoots: oldRoots, newRoots: manifest.roots.map((r) => Buffer.from(r, "hex")), indexCid: index.cid, slots: slotList, unreachable, tolerated: m },
+        async (alive, failSlot) => {
+          await Promise.all(
+            [...alive].map(async (slot) => {
+              try {
+                for (const f of earlier) await this.pushTo(slotList[slot]!, f.cid, f.bytes, "manifest");
+                await this.pushTo(slotList[slot]!, manifestCid, manifestBytes, "manifest");
+                await this.pushTo(slotList[slot]!, index.cid, index.bytes, "index document");
+              } catch (err) {
+                failSlot(slot, err);
+              }
+            }),
+          );
+          await forEachLimit(
+            Array.from({ length: count }, (_, f) => f),
+            CLIENT_DEFAULTS.pushConcurrency,
+            async (f) => {
+              const slot = holderBlob(maguId, offset + f, slots, k, m);
+              if (!alive.has(slot)) return;
+              const cid = manifest.shards[f]!;
+              await this.pushTo(slotList[slot]!, cid, await staged.get(cid), `shard ${f}`).catch((err: unknown) => failSlot(slot, err));
+            },
+          );
         },
       );
-      if (vacant > 0) this.log.warn("shards of vacant slots not pushed", { magu: maguId.toString(), vacant });
+      await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, offset);
+      this.log.info("data committed", { magu: maguId.toString(), fragments: total, root });
+      await this.tellValidators([...earlier, { cid: manifestCid, bytes: manifestBytes }, index]);
       this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), offset, ms: Math.round(performance.now() - started) });
-      return { maguId, manifestCid, fileSize, shards: count, offset, fragmentCount: total, members: present };
+      return { maguId, manifestCid, fileSize, shards: count, offset, fragmentCount: total, members: present, missing: batch.missing };
     } finally {
       await stage?.clear();
       release();

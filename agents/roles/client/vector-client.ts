@@ -26,6 +26,7 @@ import type { PeerId } from "@libp2p/interface";
 import { CID } from "multiformats/cid";
 import { parseEventLogs, type Address, type Hex } from "viem";
 import {
+  batchDomain,
   createChainClients,
   describeError,
   getMuriContracts,
@@ -46,6 +47,7 @@ import { compareHits, packVectors, quantize, recordSize, type FloatVector, type 
 import { searchRequest, type P2PNode } from "../../p2p/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { StorageClientError } from "./client.js";
+import { BatchUnavailableError, deliverBatch, type MissingMember, type SlotMember } from "./batch.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
 import { finalizeTask, taskAnswer, type TaskAnswer } from "../shared/search-market.js";
 import { encodeQuery, hitFromWire } from "../shared/vector-service.js";
@@ -75,6 +77,7 @@ const RECEIPT_TIMEOUT_MS = 60_000;
 const MAGU_VIEW_TTL_MS = 2_000;
 
 export type VectorClientErrorCode =
+  | "ERR_NOT_AVAILABLE"
   | "ERR_MAGU_UNKNOWN"
   | "ERR_MAGU_KIND"
   | "ERR_MAGU_NOT_OWNER"
@@ -117,6 +120,8 @@ export interface AddResult {
   fragments: number;
   fragmentCount: number;
   manifestCid: CID;
+  /** Members that did not acknowledge some batch of the add: they fetch it later. */
+  missing: MissingMember[];
 }
 
 export interface SearchOptions {
@@ -330,43 +335,87 @@ class VectorClientImpl implements VectorClient {
       const left = m.maxFragments - m.fragmentCount;
       throw new VectorClientError("ERR_MAGU_FULL", `Magu ${maguId} has ${left} paid fragments left, this batch needs ${added.length}: use a larger --fragment-size or a new Magu`, { maguId, left });
     }
-    // Members are challenged on committed fragments from the next period on, so a batch is
-    // committed and delivered in groups of commitGroup fragments: each group reaches its holders
-    // seconds after its commit, instead of the last fragments of a large batch arriving periods later.
-    const members = m.members.filter((a) => !ZERO_ADDRESS.test(a));
-    const previousCount = m.fragmentCount;
+    // Each group of commitGroup fragments is one batch (batch.ts): proposed to the members,
+    // delivered (the document to every member, each fragment to its r holders), acknowledged and
+    // then committed; up to r - 1 members may be missing.
+    const info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
+    const unreachable = new Map<number, { address: Address; error: string }>();
+    const slots: Array<SlotMember | undefined> = await Promise.all(
+      info.members.map(async (address, slot) => {
+        if (ZERO_ADDRESS.test(address)) return undefined;
+        try {
+          return { address, peerId: await this.peer(address) };
+        } catch (err) {
+          unreachable.set(slot, { address, error: `registered address unusable: ${describeError(err)}` });
+          return undefined;
+        }
+      }),
+    );
+    const previousCount = info.fragmentCount;
+    let batchNumber = info.batches;
+    const missing = new Map<number, MissingMember>();
     let docCid: CID | undefined;
     for (let from = 0; from < added.length; from += VECTOR_CLIENT_DEFAULTS.commitGroup) {
       const to = Math.min(added.length, from + VECTOR_CLIENT_DEFAULTS.commitGroup);
       const upTo = all.slice(0, previousCount + to);
       const doc = encodeVectorManifest({ maguId, dim: m.dim, metric: m.metric, fragments: upTo });
-      const root = `0x${maguRoot(upTo.map((f) => Buffer.from(f.root, "hex"))).toString("hex")}` as Hex;
-      // commit the group's root, tell the members and validators, then push the group's fragments
-      await this.send("MaguRegistry.commitData", this.contracts.maguRegistry.write.commitData([maguId, root, upTo.length]));
-      await Promise.all(members.map(async (address) => this.pushWithRetry(await this.peer(address), doc.cid, doc.bytes, address)));
+      const rootsOf = (list: readonly VectorFragmentInfo[]): Buffer[] => list.map((f) => Buffer.from(f.root, "hex"));
+      const plan = {
+        maguId,
+        batch: batchNumber,
+        committedRoots: rootsOf(upTo.slice(0, previousCount + from)),
+        newRoots: rootsOf(upTo.slice(previousCount + from)),
+        indexCid: doc.cid,
+        slots,
+        unreachable,
+        tolerated: m.replication - 1,
+      };
+      let result;
+      try {
+        result = await deliverBatch(
+          plan,
+          {
+            libp2p: this.running().libp2p,
+            clients: this.clients,
+            walletClient: this.clients.walletClient,
+            domain: batchDomain(this.init.deployment.chainId, this.init.deployment.contracts.maguRegistry),
+            commit: (args) => this.send("MaguRegistry.commitData", this.contracts.maguRegistry.write.commitData(args)),
+            log: this.log,
+            requestTimeoutMs: VECTOR_CLIENT_DEFAULTS.transferTimeoutMs,
+          },
+          async (alive, fail) => {
+            await Promise.all(
+              [...alive].map((slot) => this.pushWithRetry(slots[slot]!.peerId, doc.cid, doc.bytes, slots[slot]!.address).catch((err: unknown) => fail(slot, err))),
+            );
+            const jobs: Array<{ slot: number; i: number }> = [];
+            for (let i = from; i < to; i++) {
+              for (const slot of holdersVector(maguId, previousCount + i, m.members.length, m.replication)) jobs.push({ slot, i });
+            }
+            let next = 0;
+            const worker = async (): Promise<void> => {
+              while (next < jobs.length) {
+                const job = jobs[next++]!;
+                if (!alive.has(job.slot)) continue;
+                await this.pushWithRetry(slots[job.slot]!.peerId, added[job.i]!.cid, fragments[job.i]!, slots[job.slot]!.address).catch((err: unknown) => fail(job.slot, err));
+              }
+            };
+            await Promise.all(Array.from({ length: Math.min(VECTOR_CLIENT_DEFAULTS.pushConcurrency, jobs.length) }, worker));
+          },
+        );
+      } catch (err) {
+        if (err instanceof BatchUnavailableError) throw new VectorClientError("ERR_NOT_AVAILABLE", err.message, { maguId, missing: err.missing }, err);
+        throw err;
+      }
+      for (const miss of result.missing) missing.set(miss.slot, miss);
+      batchNumber++;
       await pushToValidators(this.contracts, this.running(), [{ cid: doc.cid, bytes: doc.bytes }], {
         timeoutMs: VECTOR_CLIENT_DEFAULTS.transferTimeoutMs,
         onError: (validator, err) => this.log.warn("validator did not take the vector document", { validator, error: describeError(err) }),
       });
-      const jobs: Array<{ holder: Address; i: number }> = [];
-      for (let i = from; i < to; i++) {
-        for (const slot of holdersVector(maguId, previousCount + i, m.members.length, m.replication)) {
-          const holder = m.members[slot]!;
-          if (!ZERO_ADDRESS.test(holder)) jobs.push({ holder, i });
-        }
-      }
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < jobs.length) {
-          const job = jobs[next++]!;
-          await this.pushWithRetry(await this.peer(job.holder), added[job.i]!.cid, fragments[job.i]!, job.holder);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(VECTOR_CLIENT_DEFAULTS.pushConcurrency, jobs.length) }, worker));
       docCid = doc.cid;
     }
     this.log.info("vectors added", { magu: maguId.toString(), vectors: file.count, fragments: added.length });
-    return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount: all.length, manifestCid: docCid! };
+    return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount: all.length, manifestCid: docCid!, missing: [...missing.values()] };
   }
 
   /** Pushes with retries; the last failure throws ERR_PUSH_FAILED. */

@@ -17,12 +17,15 @@
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
 import {
+  ackTypedData,
+  batchDomain,
   createChainClients,
   createEventFollower,
   describeError,
   getMuriContracts,
   maguRegistryAbi,
   verifyChain,
+  type BatchAck,
   type Deployment,
   type EventFollower,
   type MuriContracts,
@@ -180,7 +183,12 @@ class StorageNodeAgent implements NodeAgent {
     const vectors = createVectorService({ member, dir: init.dir, efSearch: init.efSearch }, { store, index, metaDb, contracts: readContracts, logger: log });
     this.stops.push({ name: "vectors", stop: () => vectors.close() });
     this.parts.vectors = vectors;
-    const sync = createMaguSync({ member, vectors }, { store, index, contracts: readContracts, logger: log });
+    const domain = batchDomain(init.deployment.chainId, init.deployment.contracts.maguRegistry);
+    const signer = {
+      domain,
+      sign: (ack: BatchAck) => clients.walletClient.signTypedData({ account: clients.account, ...ackTypedData(domain, ack) }),
+    };
+    const sync = createMaguSync({ member, vectors, signer }, { store, index, contracts: readContracts, logger: log });
     await sync.load();
     await vectors.load();
     this.parts.sync = sync;
@@ -196,7 +204,14 @@ class StorageNodeAgent implements NodeAgent {
     await p2p.start();
     this.stops.push({ name: "p2p", stop: () => p2p.stop() });
     this.parts.p2p = p2p;
-    const unhandleSearch = await handleSearchProtocol(p2p.libp2p, (request) => vectors.handle(request));
+    // One request protocol: batch delivery (magu-sync.ts) and searches (vector-service.ts).
+    const unhandleSearch = await handleSearchProtocol(p2p.libp2p, async (request) => (await sync.handleBatchRequest(request)) ?? vectors.handle(request));
+    // Proposals that are never committed: their data is dropped after PENDING_TTL_MS.
+    const sweep = setInterval(() => {
+      sync.sweep().catch((err: unknown) => log.warn("sweeping expired proposals failed", { error: (err as Error).message }));
+    }, 30_000);
+    sweep.unref();
+    this.stops.push({ name: "proposal sweep", stop: async () => clearInterval(sweep) });
     this.stops.push({ name: "search protocol", stop: unhandleSearch });
 
     await this.ensureRegistered(contracts, p2p, quotaBytes);
@@ -244,12 +259,19 @@ class StorageNodeAgent implements NodeAgent {
     follower.on<{ magu: bigint; member: Address; evicted: boolean }>("MemberLeft", (e) => {
       if (mine(e.args.member)) log.warn("left magu", { magu: e.args.magu.toString(), evicted: e.args.evicted });
     });
-    follower.on<{ magu: bigint; root: Hex; fragmentCount: number }>("DataCommitted", async (e) => {
-      const rec = await index.get(e.args.magu);
-      if (rec !== undefined && rec.root.toLowerCase() !== e.args.root.toLowerCase()) {
-        // An append replaced the root; the client pushes the new index document (not handled yet).
-        log.warn("magu root changed on chain", { magu: e.args.magu.toString(), indexed: rec.root, chain: e.args.root });
-      }
+    follower.on<{ magu: bigint; batch: number; root: Hex; fragmentCount: number; indexCid: Hex }>("DataCommitted", async (e) => {
+      const magu = e.args.magu;
+      if (await sync.committed(magu, e.args.root, e.args.fragmentCount)) return;
+      // A batch this node did not take (down, or left out): once it is available, fetch its index
+      // document from the members that hold it, then its own fragments (repair.ts).
+      const info = await readContracts.maguRegistry.read.maguInfo([magu]);
+      if (!info.members.some(mine)) return;
+      // Only the latest batch: its index covers the earlier ones (a later event does the rest).
+      if (info.fragmentCount !== e.args.fragmentCount) return;
+      log.info("a batch was committed without this node: fetching it", { magu: magu.toString(), batch: e.args.batch, fragments: e.args.fragmentCount });
+      repair.spawn("batch catch-up", () => repair.catchUp(magu, e.args.indexCid, async (cid, bytes) => {
+        await sync.sink.put(cid, bytes);
+      }));
     });
     await follower.start();
     this.stops.push({ name: "follower", stop: () => follower.stop() });

@@ -230,7 +230,11 @@ class ChallengeProver implements Prover {
       if (period < membership.joinPeriod || period < info.startPeriod || period >= info.endPeriod) continue;
       const key = `${maguId}:${period}`;
       if (this.settled.has(key)) continue;
-      await this.provePeriod(maguId, period, head, info.root, info.fragmentCount);
+      // The data this member answers for in that period: the latest batch it acknowledged (or
+      // whose grace passed) before the period began; a later commit never changes it.
+      const [root, count] = await maguRegistry.read.challengedData([maguId, member, period]);
+      if (count === 0) continue;
+      await this.provePeriod(maguId, period, head, root, count);
     }
   }
 
@@ -251,7 +255,8 @@ class ChallengeProver implements Prover {
     }
 
     const record = await this.c.index.get(maguId);
-    if (!record || record.root.toLowerCase() !== root.toLowerCase() || record.fragmentCount !== fragmentCount) {
+    const tree = record !== undefined && record.fragmentCount >= fragmentCount ? this.maguTreeOf(record, fragmentCount) : undefined;
+    if (!record || tree === undefined || `0x${tree.root.toString("hex")}` !== root.toLowerCase()) {
       this.logOnce(`nolist:${maguId}:${root}`, "warn", "fragment list of the committed root is not known; cannot prove", {
         ...ctx,
         root,
@@ -267,7 +272,7 @@ class ChallengeProver implements Prover {
     // would name other items than the transaction checks.
     const items = await challengeManager.read.challengeFor([maguId, member, period], { blockTag: "pending" });
     this.log.debug("answering challenge", { ...ctx, head: head.toString(), start: start.toString(), deadline: deadline.toString(), items: items.length });
-    const proofs = await this.buildProofs(record, period, items);
+    const proofs = await this.buildProofs(record, tree, period, items);
     if (proofs === undefined) return;
 
     try {
@@ -297,11 +302,11 @@ class ChallengeProver implements Prover {
   /** The proofs for `items`, or undefined (after reporting) when a fragment is missing or corrupt. */
   private async buildProofs(
     record: MaguRecord,
+    maguTree: MaguTree,
     period: bigint,
     items: readonly { fragment: number; leafSeed: bigint }[],
   ): Promise<SolidityProof[] | undefined> {
-    const maguTree = this.maguTreeOf(record);
-    const rootBytes = Buffer.from(record.root.slice(2), "hex");
+    const rootBytes = maguTree.root;
     const proofs: SolidityProof[] = [];
     const missing = new Map<number, MissingReason>();
     for (const item of items) {
@@ -328,7 +333,7 @@ class ChallengeProver implements Prover {
         continue;
       }
       const maguSiblings = maguProof(maguTree, f);
-      const ok = verifyChallengeProof(rootBytes, record.fragmentCount, {
+      const ok = verifyChallengeProof(rootBytes, maguTree.count, {
         fragmentIndex: f,
         size: bytes.length,
         leafIndex,
@@ -360,11 +365,12 @@ class ChallengeProver implements Prover {
     return undefined;
   }
 
-  private maguTreeOf(record: MaguRecord): MaguTree {
-    const key = `${record.maguId}:${record.root}`;
+  /** The Magu tree over the first `count` recorded fragments (batches only append). */
+  private maguTreeOf(record: MaguRecord, count: number): MaguTree {
+    const key = `${record.maguId}:${count}:${record.fragmentRoots[count - 1]?.toString("hex")}`;
     let tree = this.maguTrees.get(key);
     if (!tree) {
-      tree = buildMaguTree(record.fragmentRoots);
+      tree = buildMaguTree(record.fragmentRoots.slice(0, count));
       this.maguTrees.set(key, tree);
     }
     return tree;

@@ -24,12 +24,19 @@
  * times. Fragments already stored are skipped, so a repair is idempotent and a restarted node
  * resumes it (`resumeAll` at start).
  *
+ * A batch committed without this node (it was down or unreachable during the upload):
+ * `catchUp(maguId, indexCid, take)` fetches the batch's index document by the CID `DataCommitted`
+ * names (and a blob Magu's manifests it lists) from the other members, hands each to `take` (the
+ * Magu sink, which checks them against the root on chain), then fetches this node's fragments:
+ * a blob Magu's by rebuilding them (`requestSelfRepair`), a vector Magu's replicas by CID from their
+ * other holders (`fetchReplicas`). It must finish within the batch's grace (MaguRegistry).
+ *
  * Documents of a Magu are found by scanning the store's DAG-JSON entries for the index document
  * of that Magu whose manifests fold to the on-chain root (cached per Magu and root). Limitation:
  * the scan is linear in the number of stored CIDs; a persisted Magu -> index CID map would avoid it.
  */
 import { sha256 } from "multiformats/hashes/sha2";
-import type { CID } from "multiformats/cid";
+import { CID } from "multiformats/cid";
 import type { PeerId } from "@libp2p/interface";
 import { peerIdFromMultihash } from "@libp2p/peer-id";
 import * as Digest from "multiformats/hashes/digest";
@@ -38,7 +45,7 @@ import { describeError, type MuriContracts, type MuriPublicClient } from "../../
 import { DAG_JSON_CODEC, decodeManifest, type Manifest } from "../../data/manifest.js";
 import { maguRoot } from "../../data/merkle.js";
 import { fetchStripe, type ShardFetcher } from "../../data/pipeline.js";
-import { fragmentsOfSlot, holderBlob } from "../../data/placement.js";
+import { fragmentsOfSlot, holderBlob, holdersVector } from "../../data/placement.js";
 import type { P2PNode } from "../../p2p/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
@@ -108,6 +115,12 @@ export interface Repairer {
   requestSelfRepair(maguId: bigint): void;
   /** Rebuilds the given fragments of `maguId` (self-repair; each is re-checked first). */
   repairFragments(maguId: bigint, fragments: readonly number[]): Promise<RepairResult>;
+  /**
+   * Fetches a batch this node missed: its index document (`indexCid`, hex CID bytes from
+   * DataCommitted) and manifests from the other members, handed to `take`; then this node's
+   * fragments. False when no member served the document within the bounded retries.
+   */
+  catchUp(maguId: bigint, indexCid: Hex, take: (cid: CID, bytes: Uint8Array) => Promise<void>): Promise<boolean>;
   /** Pushes this node's manifests and index document of `maguId` to `member` (a replacement). */
   handOver(maguId: bigint, member: Address): Promise<boolean>;
   /** Starts `repairSlot` in the background for every indexed Magu this node is an active member of. */
@@ -267,6 +280,78 @@ class StripeRepairer implements Repairer {
       }
     }
     return undefined;
+  }
+
+  // ---------------------------------------------------------------------------------- catch-up
+
+  async catchUp(maguId: bigint, indexCidHex: Hex, take: (cid: CID, bytes: Uint8Array) => Promise<void>): Promise<boolean> {
+    const indexCid = CID.decode(Buffer.from(indexCidHex.slice(2), "hex"));
+    const ctx = { magu: maguId.toString(), index: indexCid.toString() };
+    const { p2p, store } = this.c;
+    const timeoutMs = this.init.fetchTimeoutMs ?? REPAIR_DEFAULTS.fetchTimeoutMs;
+    for (let attempt = 0; attempt < this.attempts; attempt++) {
+      this.checkAborted();
+      const info = await this.c.contracts.maguRegistry.read.maguInfo([maguId]);
+      if (info.status !== STATUS_ACTIVE || !info.members.some((a) => a.toLowerCase() === this.me)) return false;
+      for (const member of info.members) {
+        if (ZERO.test(member) || member.toLowerCase() === this.me) continue;
+        try {
+          const peer = await this.peerOf(member);
+          const bytes = await p2p.fetchFragment(peer, indexCid, { timeoutMs, signal: this.controller.signal });
+          if (info.params.kind === KIND_BLOB) {
+            for (const manifestCid of decodeMaguIndexList(bytes, indexCid).manifestCids) {
+              if (!(await store.has(manifestCid))) await take(manifestCid, await p2p.fetchFragment(peer, manifestCid, { timeoutMs, signal: this.controller.signal }));
+            }
+          }
+          await take(indexCid, bytes);
+          this.log.info("caught up with a batch: documents taken", { ...ctx, from: member });
+          if (info.params.kind === KIND_BLOB) this.requestSelfRepair(maguId);
+          else this.spawn("replica fetch", () => this.fetchReplicas(maguId, take));
+          return true;
+        } catch (err) {
+          this.checkAborted();
+          this.log.debug("catch-up: member did not serve the batch", { ...ctx, member, error: describeError(err) });
+        }
+      }
+      await this.backoff(attempt);
+    }
+    this.log.warn("could not catch up with a batch: no member served its index document", ctx);
+    return false;
+  }
+
+  /**
+   * A vector Magu's replicas assigned to this node and missing here, fetched by CID from their
+   * other holders (replicas are byte-identical, so the CID check is the whole verification) and
+   * stored through the Magu sink, which indexes them. Returns how many are still missing.
+   */
+  private async fetchReplicas(maguId: bigint, take: (cid: CID, bytes: Uint8Array) => Promise<void>): Promise<number> {
+    const { p2p, store, index } = this.c;
+    const timeoutMs = this.init.fetchTimeoutMs ?? REPAIR_DEFAULTS.fetchTimeoutMs;
+    const rec = await index.get(maguId);
+    if (rec === undefined) return 0;
+    const info = await this.c.contracts.maguRegistry.read.maguInfo([maguId]);
+    let missing = 0;
+    for (const f of rec.held) {
+      const cid = rec.cids[f]!;
+      if (await store.has(cid)) continue;
+      let got = false;
+      for (const slot of holdersVector(maguId, f, info.members.length, info.params.replication)) {
+        const holder = info.members[slot]!;
+        if (ZERO.test(holder) || holder.toLowerCase() === this.me) continue;
+        try {
+          const bytes = await p2p.fetchFragment(await this.peerOf(holder), cid, { timeoutMs, signal: this.controller.signal });
+          await take(cid, bytes);
+          got = true;
+          break;
+        } catch (err) {
+          this.checkAborted();
+          this.log.debug("replica fetch failed", { magu: maguId.toString(), fragment: f, holder, error: describeError(err) });
+        }
+      }
+      if (!got) missing++;
+    }
+    this.log.info("vector replicas fetched", { magu: maguId.toString(), held: rec.held.length, missing });
+    return missing;
   }
 
   // --------------------------------------------------------------------------------- hand-over

@@ -2,6 +2,15 @@
  * How a node learns what to store: the Magu index document, the push acceptance policy, and the
  * sink that records what was accepted.
  *
+ * Every batch of data is delivered before it is committed (docs/ARCHITECTURE.md, "Deliver,
+ * acknowledge, commit"). The Magu's owner first sends each member a `batch.propose` request: the
+ * batch number (the Magu's next), the root and fragment count it will commit and the CID of the
+ * batch's index document, signed by the owner (EIP-712 `Proposal`, chain/batches.ts). A member
+ * keeps the proposal (the newest per Magu) for `pendingTtlMs`; documents and fragments of the
+ * batch are then checked against the proposal instead of the chain. Once it holds every fragment
+ * placement gives it, it answers `batch.ack` with its EIP-712 `Ack`, which the owner's commit
+ * carries. A proposal that is not committed in time is dropped with the fragments it brought.
+ *
  * A client that uploads a file to a blob Magu pushes, in this order, to every member:
  * 1. the file's manifest (DAG-JSON, data/manifest.ts: shard CIDs and fragment roots);
  * 2. the Magu index document (DAG-JSON, below): `{"magu":"<id>","manifest":{"/":"<cid>"},"type":"muri/magu-index","version":1}`;
@@ -12,8 +21,10 @@
  * Acceptance rule (`acceptPush`):
  * - DAG-JSON documents up to `MAX_DOCUMENT_BYTES` from any peer; the sink then requires a manifest
  *   that validates against its CID, or an index document whose manifests this node already has,
- *   whose fragment roots (concatenated in list order) fold to the Magu root committed on chain
- *   (same fragment count), and whose Magu has this node as an active member. Anything else is refused (the push fails).
+ *   whose fragment roots (concatenated in list order) fold to the root of the Magu's pending
+ *   proposal (when its CID is the proposal's) or else to the root committed on chain (same
+ *   fragment count), and whose Magu has this node as an active member. Anything else is refused
+ *   (the push fails).
  * - raw fragments only when their CID is one this node is assigned by a verified index document
  *   (placement of the member's slot). Everything else is refused before a byte is read.
  * Limitation: any peer can still fill the quota with valid manifests (no owner check yet).
@@ -21,13 +32,13 @@
  * A verified index document is recorded in the Magu index (`recordFragments` + `setHeld`), which
  * is what the prover and a restart read; the assigned set is rebuilt from it at `load()`.
  */
-import type { Address, Hex } from "viem";
+import type { Address, Hex, TypedDataDomain } from "viem";
 import { CID } from "multiformats/cid";
 import { RAW_CODEC } from "../../data/constants.js";
 import { DAG_JSON_CODEC, MANIFEST_TYPE, decodeManifest, manifestCidOf, type Manifest } from "../../data/manifest.js";
 import { maguRoot } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
-import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
+import { proposalSigner, type BatchAck, type MuriContracts, type MuriPublicClient } from "../../chain/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import type { FragmentSink, IncomingPush, PushPolicy } from "../../p2p/types.js";
@@ -103,10 +114,33 @@ export interface MaguSyncInit {
    */
   vectors?: {
     readonly documentType: string;
-    acceptDocument(bytes: Uint8Array, cid: CID): Promise<{ maguId: bigint; cids: readonly CID[]; held: readonly number[] }>;
+    acceptDocument(bytes: Uint8Array, cid: CID, expected?: ExpectedData): Promise<{ maguId: bigint; cids: readonly CID[]; held: readonly number[] }>;
     onFragment(maguId: bigint, cid: CID, bytes: Uint8Array): Promise<void>;
   };
 }
+
+/** The root and count a document must fold to: a pending proposal's, else the chain's. */
+export interface ExpectedData {
+  root: Hex;
+  fragmentCount: number;
+}
+
+/** A batch proposed by a Magu's owner and not committed yet. */
+export interface PendingBatch extends ExpectedData {
+  maguId: bigint;
+  batch: number;
+  indexCid: CID;
+  expiresAt: number;
+}
+
+/** What a member signs acknowledgements with: MaguRegistry's EIP-712 domain and its key. */
+export interface AckSigner {
+  domain: TypedDataDomain;
+  sign(ack: BatchAck): Promise<Hex>;
+}
+
+/** How long a proposal (and the data it brought) waits for its commit. */
+export const PENDING_TTL_MS = 10 * 60_000;
 
 export interface MaguSyncComponents {
   store: FragmentStore;
@@ -127,9 +161,17 @@ export interface MaguSync {
   isAssigned(cid: CID): boolean;
   /** Magus with a verified index, id -> number of fragments held here. */
   held(): ReadonlyMap<bigint, number>;
+  /** Answers the request protocol's `batch.propose` and `batch.ack` (undefined: not a batch op). */
+  handleBatchRequest(request: unknown): Promise<unknown>;
+  /** The pending proposal of `maguId`, if any. */
+  pending(maguId: bigint): PendingBatch | undefined;
+  /** DataCommitted seen: forgets the proposal it commits; true when this node has the batch's index. */
+  committed(maguId: bigint, root: Hex, fragmentCount: number): Promise<boolean>;
+  /** Drops proposals past their time that were never committed, with the data they brought. */
+  sweep(now?: number): Promise<number>;
 }
 
-export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponents): MaguSync {
+export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendingTtlMs?: number }, components: MaguSyncComponents): MaguSync {
   const log = components.logger ?? silentLogger;
   const { store, index } = components;
   const registry = components.contracts.maguRegistry;
@@ -137,6 +179,13 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
   /** CID string -> Magu id. */
   const assigned = new Map<string, bigint>();
   const heldCount = new Map<bigint, number>();
+  const proposals = new Map<bigint, PendingBatch>();
+
+  /** The data a document of `maguId` with CID `docCid` must fold to, or undefined: the chain's. */
+  const expectedFor = (maguId: bigint, docCid: CID): ExpectedData | undefined => {
+    const p = proposals.get(maguId);
+    return p !== undefined && p.indexCid.equals(docCid) ? p : undefined;
+  };
 
   const assign = (maguId: bigint, cids: readonly CID[], held: readonly number[]): void => {
     for (const f of held) assigned.set(cids[f]!.toString(), maguId);
@@ -171,11 +220,14 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
     const roots = manifests.flatMap((manifest) => manifest.roots.map((r) => Buffer.from(r, "hex")));
     const cids = manifests.flatMap((manifest) => manifest.shards);
     const root = `0x${maguRoot(roots).toString("hex")}` as Hex;
-    if (info.fragmentCount !== roots.length || root.toLowerCase() !== info.root.toLowerCase()) {
-      reject(`manifests fold to ${root} over ${roots.length} fragments; chain has ${info.root} over ${info.fragmentCount}`);
+    const expected = expectedFor(list.maguId, docCid);
+    const want = expected ?? { root: info.root, fragmentCount: info.fragmentCount };
+    if (want.fragmentCount !== roots.length || root.toLowerCase() !== want.root.toLowerCase()) {
+      const source = expected !== undefined ? "the pending proposal has" : "chain has";
+      reject(`manifests fold to ${root} over ${roots.length} fragments; ${source} ${want.root} over ${want.fragmentCount}`);
     }
     const held = slot < 0 ? [] : fragmentsOfSlot(list.maguId, roots.length, info.params.members, slot, { k, m });
-    await index.recordFragments(list.maguId, info.root, roots, cids);
+    await index.recordFragments(list.maguId, want.root, roots, cids);
     await index.setHeld(list.maguId, held);
     assign(list.maguId, cids, held);
     log.info("magu index recorded", { magu: list.maguId.toString(), slot, files: manifests.length, fragments: roots.length, held: held.length });
@@ -210,7 +262,7 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
         await verifyIndex(decodeMaguIndexList(bytes, cid), cid);
         await store.put(cid, bytes);
       } else if (init.vectors !== undefined && type === init.vectors.documentType) {
-        const accepted = await init.vectors.acceptDocument(bytes, cid);
+        const accepted = await init.vectors.acceptDocument(bytes, cid, expectedFor(readMaguId(bytes), cid));
         assign(accepted.maguId, accepted.cids, accepted.held);
       } else {
         throw new MaguDocumentError(cid.toString(), `unknown document type ${JSON.stringify(type)}`);
@@ -218,7 +270,106 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
     },
   };
 
+  const handleBatchRequest = async (request: unknown): Promise<unknown> => {
+    const r = request as { op?: unknown };
+    if (r?.op === "batch.propose") return propose(parseProposal(request));
+    if (r?.op === "batch.ack") return acknowledge(parseAckRequest(request));
+    return undefined;
+  };
+
+  const propose = async (req: ProposeRequest): Promise<unknown> => {
+    const { maguId, batch, root, fragmentCount, indexCid, signature } = req;
+    const info = await registry.read.maguInfo([maguId]);
+    const refuse = (why: string): never => {
+      throw new MaguDocumentError(indexCid.toString(), `proposal of batch ${batch} of Magu ${maguId} refused: ${why}`);
+    };
+    if (info.status !== STATUS_ACTIVE) refuse(`Magu status ${info.status}, not active`);
+    if (!info.members.some((a) => a.toLowerCase() === me)) refuse("this node is not a member");
+    if (batch !== info.batches) refuse(`the next batch is ${info.batches}`);
+    if (fragmentCount <= info.fragmentCount || fragmentCount > info.params.maxFragments) {
+      refuse(`fragment count ${fragmentCount} must exceed the committed ${info.fragmentCount} and stay within the paid ${info.params.maxFragments}`);
+    }
+    if (init.signer === undefined) refuse("this agent does not acknowledge batches");
+    const signer = await proposalSigner(init.signer!.domain, { magu: maguId, batch, root, fragmentCount, indexCid: `0x${Buffer.from(indexCid.bytes).toString("hex")}` }, signature).catch(
+      (err: Error) => refuse(`unreadable signature (${err.message})`),
+    );
+    if (signer.toLowerCase() !== info.owner.toLowerCase()) refuse(`signed by ${signer}, the owner is ${info.owner}`);
+    proposals.set(maguId, { maguId, batch, root, fragmentCount, indexCid, expiresAt: Date.now() + (init.pendingTtlMs ?? PENDING_TTL_MS) });
+    log.info("batch proposed", { magu: maguId.toString(), batch, fragmentCount, index: indexCid.toString() });
+    return { ok: true };
+  };
+
+  const acknowledge = async (req: { maguId: bigint; batch: number }): Promise<unknown> => {
+    const p = proposals.get(req.maguId);
+    const where = `batch ${req.batch} of Magu ${req.maguId}`;
+    if (p === undefined || p.batch !== req.batch) return { ok: false, error: `no proposal of ${where} here: propose it first` };
+    const rec = await index.get(req.maguId);
+    if (rec === undefined || rec.root.toLowerCase() !== p.root.toLowerCase() || rec.fragmentCount !== p.fragmentCount) {
+      return { ok: false, error: `the index document of ${where} (${p.indexCid}) has not arrived: push it first` };
+    }
+    const missing: number[] = [];
+    for (const f of rec.held) if (!(await store.has(rec.cids[f]!))) missing.push(f);
+    if (missing.length > 0) {
+      return { ok: false, error: `${missing.length} of the ${rec.held.length} fragments assigned here are missing (first: ${missing.slice(0, 8).join(", ")})`, missing };
+    }
+    const signature = await init.signer!.sign({ magu: p.maguId, batch: p.batch, root: p.root, fragmentCount: p.fragmentCount, member: init.member });
+    log.info("batch acknowledged", { magu: p.maguId.toString(), batch: p.batch, fragments: p.fragmentCount, held: rec.held.length });
+    return { ok: true, signature };
+  };
+
+  /** Rolls `maguId` back to what is committed on chain, deleting the fragments only a dropped proposal brought. */
+  const rollBack = async (p: PendingBatch): Promise<void> => {
+    const info = await registry.read.maguInfo([p.maguId]);
+    const rec = await index.get(p.maguId);
+    if (rec === undefined || rec.root.toLowerCase() === info.root.toLowerCase()) return;
+    const keep = info.fragmentCount;
+    if (init.vectors !== undefined && info.params.kind !== KIND_BLOB) {
+      log.warn("vector batch not committed in time; its fragments stay until the owner commits or the Magu ends", { magu: p.maguId.toString(), batch: p.batch });
+      return;
+    }
+    const dropped = rec.cids.slice(keep);
+    if (keep === 0) {
+      await index.recordFragments(p.maguId, info.root, [], []).catch(() => undefined);
+    } else {
+      await index.recordFragments(p.maguId, info.root, rec.fragmentRoots.slice(0, keep), rec.cids.slice(0, keep));
+    }
+    const held = rec.held.filter((f) => f < keep);
+    await index.setHeld(p.maguId, held);
+    const kept = new Set(rec.cids.slice(0, keep).map(String));
+    for (const cid of dropped) {
+      if (kept.has(cid.toString())) continue;
+      assigned.delete(cid.toString());
+      await store.delete(cid).catch(() => false);
+    }
+    heldCount.set(p.maguId, held.length);
+    log.warn("batch not committed in time: its data was dropped", { magu: p.maguId.toString(), batch: p.batch, fragments: dropped.length });
+  };
+
   return {
+    handleBatchRequest,
+    pending: (maguId) => proposals.get(maguId),
+    async committed(maguId, root, fragmentCount) {
+      const p = proposals.get(maguId);
+      if (p !== undefined && p.fragmentCount <= fragmentCount) proposals.delete(maguId);
+      const rec = await index.get(maguId);
+      if (rec === undefined) return false;
+      // Batches only append: holding a later batch's index covers this one.
+      return rec.fragmentCount > fragmentCount || (rec.fragmentCount === fragmentCount && rec.root.toLowerCase() === root.toLowerCase());
+    },
+    async sweep(now = Date.now()) {
+      let dropped = 0;
+      for (const p of [...proposals.values()]) {
+        if (p.expiresAt > now) continue;
+        proposals.delete(p.maguId);
+        try {
+          await rollBack(p);
+          dropped++;
+        } catch (err) {
+          log.warn("could not drop an expired proposal's data", { magu: p.maguId.toString(), error: (err as Error).message });
+        }
+      }
+      return dropped;
+    },
     async load() {
       assigned.clear();
       heldCount.clear();
@@ -233,6 +384,66 @@ export function createMaguSync(init: MaguSyncInit, components: MaguSyncComponent
     isAssigned: (cid) => assigned.has(cid.toString()),
     held: () => heldCount,
   };
+}
+
+// ------------------------------------------------------------ batch requests
+
+interface ProposeRequest {
+  maguId: bigint;
+  batch: number;
+  root: Hex;
+  fragmentCount: number;
+  indexCid: CID;
+  signature: Hex;
+}
+
+/** A refused batch request: names the field and what was wrong. */
+export class BatchRequestError extends Error {
+  override readonly name = "BatchRequestError";
+  readonly code = "ERR_BATCH_REQUEST";
+}
+
+function field<T>(request: unknown, name: string, check: (v: unknown) => v is T, what: string): T {
+  const v = (request as Record<string, unknown>)[name];
+  if (!check(v)) throw new BatchRequestError(`batch request: "${name}" must be ${what}, got ${JSON.stringify(v)?.slice(0, 80)}`);
+  return v;
+}
+const isDecimal = (v: unknown): v is string => typeof v === "string" && /^[0-9]{1,78}$/.test(v);
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 32;
+const isBytes32 = (v: unknown): v is Hex => typeof v === "string" && /^0x[0-9a-fA-F]{64}$/.test(v);
+const isSignature = (v: unknown): v is Hex => typeof v === "string" && /^0x[0-9a-fA-F]{130}$/.test(v);
+const isString = (v: unknown): v is string => typeof v === "string" && v.length <= 200;
+
+function parseProposal(request: unknown): ProposeRequest {
+  const cidText = field(request, "indexCid", isString, "a CID string");
+  let indexCid: CID;
+  try {
+    indexCid = CID.parse(cidText);
+  } catch {
+    throw new BatchRequestError(`batch request: "indexCid" ${JSON.stringify(cidText)} is not a CID`);
+  }
+  return {
+    maguId: BigInt(field(request, "magu", isDecimal, "a decimal Magu id")),
+    batch: field(request, "batch", isCount, "a batch number"),
+    root: field(request, "root", isBytes32, "a 0x-prefixed 32-byte hex root"),
+    fragmentCount: field(request, "fragmentCount", isCount, "a fragment count"),
+    indexCid,
+    signature: field(request, "signature", isSignature, "a 65-byte 0x-prefixed hex signature"),
+  };
+}
+
+function parseAckRequest(request: unknown): { maguId: bigint; batch: number } {
+  return { maguId: BigInt(field(request, "magu", isDecimal, "a decimal Magu id")), batch: field(request, "batch", isCount, "a batch number") };
+}
+
+/** The Magu id a vector index document names (0 when unreadable: its decoder then refuses it). */
+function readMaguId(bytes: Uint8Array): bigint {
+  try {
+    const magu = (JSON.parse(Buffer.from(bytes).toString("utf8")) as { magu?: unknown }).magu;
+    return typeof magu === "string" && /^[0-9]{1,78}$/.test(magu) ? BigInt(magu) : 0n;
+  } catch {
+    return 0n;
+  }
 }
 
 // ------------------------------------------------------------ several files in one Magu

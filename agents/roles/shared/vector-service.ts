@@ -29,7 +29,7 @@ import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
 import type { MaguIndex } from "./magu-index.js";
-import { MaguDocumentError } from "./magu-sync.js";
+import { MaguDocumentError, type ExpectedData } from "./magu-sync.js";
 
 /** MaguRegistry `Kind.Vector`. */
 const KIND_VECTOR = 1;
@@ -132,7 +132,8 @@ export interface VectorService {
   /** Reopens the documents and indexes of a previous run; indexes held fragments missing from them. */
   load(): Promise<void>;
   /** Verifies and records a pushed vector index document (MaguDocumentError when refused). */
-  acceptDocument(bytes: Uint8Array, cid: CID): Promise<AcceptedDocument>;
+  /** `expected`: the pending proposal's root and count (magu-sync.ts); the chain's when absent. */
+  acceptDocument(bytes: Uint8Array, cid: CID, expected?: ExpectedData): Promise<AcceptedDocument>;
   /** A held fragment was stored: index it (in the background, in arrival order). */
   onFragment(maguId: bigint, cid: CID, bytes: Uint8Array): Promise<void>;
   /** Answers a `/muri/search/1.0.0` request. */
@@ -219,7 +220,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     });
   };
 
-  const verify = async (m: VectorManifest, cid: CID): Promise<{ root: Hex; held: number[] }> => {
+  const verify = async (m: VectorManifest, cid: CID, expected?: ExpectedData): Promise<{ root: Hex; held: number[] }> => {
     const reject = (reason: string): never => {
       throw new MaguDocumentError(cid.toString(), reason);
     };
@@ -230,17 +231,19 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     if (METRIC_BY_CODE[info.params.metric] !== m.metric) reject(`document metric ${m.metric}, Magu metric code ${info.params.metric}`);
     const roots = m.fragments.map((f) => Buffer.from(f.root, "hex"));
     const root = `0x${maguRoot(roots).toString("hex")}` as Hex;
-    if (info.fragmentCount !== roots.length || root.toLowerCase() !== info.root.toLowerCase()) {
-      reject(`document folds to ${root} over ${roots.length} fragments; chain has ${info.root} over ${info.fragmentCount}`);
+    const want = expected ?? { root: info.root, fragmentCount: info.fragmentCount };
+    if (want.fragmentCount !== roots.length || root.toLowerCase() !== want.root.toLowerCase()) {
+      const source = expected !== undefined ? "the pending proposal has" : "chain has";
+      reject(`document folds to ${root} over ${roots.length} fragments; ${source} ${want.root} over ${want.fragmentCount}`);
     }
     const slot = info.members.findIndex((a) => a.toLowerCase() === me);
     if (slot < 0 && init.observer !== true) reject("this node is not a member");
     const held = slot < 0 ? [] : fragmentsOfSlot(m.maguId, roots.length, info.params.members, slot, { replication: info.params.replication });
-    return { root: info.root, held };
+    return { root: want.root, held };
   };
 
-  const record = async (m: VectorManifest, cid: CID, bytes: Uint8Array): Promise<AcceptedDocument> => {
-    const { root, held } = await verify(m, cid);
+  const record = async (m: VectorManifest, cid: CID, bytes: Uint8Array, expected?: ExpectedData): Promise<AcceptedDocument> => {
+    const { root, held } = await verify(m, cid, expected);
     const current = docs.get(m.maguId);
     if (current !== undefined && current.manifest.fragments.length > m.fragments.length) {
       throw new MaguDocumentError(cid.toString(), `older than the document already held (${current.manifest.fragments.length} fragments)`);
@@ -282,14 +285,14 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
       }
     },
 
-    async acceptDocument(bytes, cid) {
+    async acceptDocument(bytes, cid, expected) {
       let manifest: VectorManifest;
       try {
         manifest = decodeVectorManifest(bytes, cid);
       } catch (err) {
         throw new MaguDocumentError(cid.toString(), (err as Error).message);
       }
-      return record(manifest, cid, bytes);
+      return record(manifest, cid, bytes, expected);
     },
 
     async onFragment(maguId, cid, bytes) {

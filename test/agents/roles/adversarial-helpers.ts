@@ -20,6 +20,7 @@ import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import type { Logger } from "../../../agents/store/logger.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createMaguSync, encodeMaguIndexList, type MaguSync } from "../../../agents/roles/shared/magu-sync.js";
+import { commitRootWithAcks } from "./commit-helpers.js";
 import { E18, deployLocal, freePort, fund, recordingLogger, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
 export interface TestChain {
@@ -184,10 +185,9 @@ export async function createBlobMagu(t: TestChain, clientKey: Hex, p: BlobMaguPa
   return { maguId, members: info.members.map((a) => getAddress(a)) };
 }
 
-/** Commits `roots` (hex fragment roots, in Magu order) as the data of `maguId` from the owner's account. */
+/** Commits `root` over `count` fragments as the first batch of `maguId` from the owner's account, every member acknowledging (commit-helpers.ts). */
 export async function commitRoots(t: TestChain, clientKey: Hex, maguId: bigint, root: Hex, count: number): Promise<void> {
-  const k = getMuriContracts(t.d.contracts, signer(t.chain.rpcUrl, t.d, clientKey));
-  await t.wait(await k.maguRegistry.write.commitData([maguId, root, count]));
+  await commitRootWithAcks(t.chain.rpcUrl, t.d, clientKey, t.chain.keys, maguId, root, count);
 }
 
 /** A small encrypted, erasure-coded file (shards of `shardSize` bytes) with `stripes` stripes; its manifest and shards. */

@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { getAddress, type Address, type Hex } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
-import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
+import { fragmentRoot } from "../../../agents/data/merkle.js";
 import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
 import { canonicalDistance, compareHits, encodeHitHex, packRecords, recordSize, type HitEntry, type VectorRecord } from "../../../agents/data/vectors.js";
 import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
@@ -26,6 +26,7 @@ import { searchCommitment } from "../../../agents/roles/node/search-tasks.js";
 import { createVectorService, encodeQuery, type VectorService } from "../../../agents/roles/shared/vector-service.js";
 import { E18, cleanup, fund, signer, tempDir } from "../chain/harness.js";
 import { startTestChain, startTestNode, testLogger, waitUntil, type TestChain, type TestNode } from "./adversarial-helpers.js";
+import { commitWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
 
@@ -80,7 +81,7 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     assert.equal(fragments.length, 2);
     all.forEach((r, i) => records.push({ ...r, fragment: Math.floor(i / RECORDS_PER_FRAGMENT), position: i % RECORDS_PER_FRAGMENT }));
     const roots = fragments.map((f) => fragmentRoot(f));
-    await t.wait(await c.maguRegistry.write.commitData([maguId, `0x${maguRoot(roots).toString("hex")}`, 2]));
+    await commitWithAcks(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!, t.chain.keys, maguId, roots);
     // The members hold and serve both fragments.
     for (const n of nodes) for (const f of fragments) await n.store.put(fragmentCid(f), f);
 

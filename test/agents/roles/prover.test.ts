@@ -14,6 +14,7 @@ import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, MaguRootMismatchError, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type MissingReason, type Prover } from "../../../agents/roles/node/prover.js";
 import { E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
 
@@ -103,11 +104,10 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       fragmentRoots.push(buildFragmentTree(bytes).fragmentRoot);
     }
     const root = `0x${maguRoot(fragmentRoots).toString("hex")}` as Hex;
-    assert.equal((await wait(await k.maguRegistry.write.commitData([maguId, root, FRAGMENTS]))).status, "success");
+    await commitRootWithAcks(chain.rpcUrl, d, chain.keys[6]!, chain.keys, maguId, root, FRAGMENTS);
 
     const info = await reader().maguRegistry.read.maguInfo([maguId]);
-    // The first challenged period, from the chain: startPeriod unless the commit landed in a later
-    // period than formMagu (then one period further; MaguRegistry.commitData, dataPeriod).
+    // The first challenged period, from the chain: the period after the commit, startPeriod at the earliest.
     startPeriod = (await reader().maguRegistry.read.membership([maguId, info.members[0]!])).joinPeriod;
     assert.ok(startPeriod >= info.startPeriod);
     assert.equal(info.members.length, MEMBERS);

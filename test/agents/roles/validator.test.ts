@@ -17,6 +17,7 @@ import { createProver, type Prover } from "../../../agents/roles/node/prover.js"
 import { startMetricsServer } from "../../../agents/roles/shared/metrics-server.js";
 import { createValidator, ensureValidatorRegistered, type AuditFetcher, type Validator } from "../../../agents/roles/validator/validator.js";
 import { E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { commitRootWithAcks } from "./commit-helpers.js";
 import { writeDeployment } from "./e2e-helpers.js";
 
 after(cleanup);
@@ -62,12 +63,23 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
   /** Mines to `block`, stopping one block into each period on the way so the honest member proves it. */
   const advanceTo = async (block: bigint) => {
     const registry = reader().maguRegistry;
+    // On a period's first block its seed is not fixed yet: one more block, so the prover can
+    // answer the period before a step jumps past its deadline.
+    const proveCurrent = async () => {
+      const h = await head();
+      if (h === (await registry.read.periodStart([await registry.read.currentPeriod()]))) await mineTo(h + 1n);
+      await prover.runOnce();
+    };
     for (let i = 0; i < 100 && (await head()) < block; i++) {
+      // The current period first: other transactions (the validator's) may have moved the chain
+      // into it since the last step.
+      await proveCurrent();
       const next = (await registry.read.periodStart([(await registry.read.currentPeriod()) + 1n])) + 1n;
       await mineTo(next < block ? next : block);
-      await prover.runOnce();
+      await proveCurrent();
     }
   };
+
   const state = (member: Address, period: bigint) => reader().challengeManager.read.proofState([maguId, member, period]);
 
   before(async () => {
@@ -117,11 +129,10 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
       fragmentRoots.push(buildFragmentTree(bytes).fragmentRoot);
     }
     const root = `0x${maguRoot(fragmentRoots).toString("hex")}` as Hex;
-    await wait(await k.maguRegistry.write.commitData([maguId, root, FRAGMENTS]));
+    await commitRootWithAcks(chain.rpcUrl, d, chain.keys[5]!, chain.keys, maguId, root, FRAGMENTS);
     const info = await reader().maguRegistry.read.maguInfo([maguId]);
     [honest, lazy] = info.members.map((a) => getAddress(a)) as [Address, Address];
-    // The first challenged period, from the chain: startPeriod unless the commit landed in a later
-    // period than formMagu (then one period further; MaguRegistry.commitData, dataPeriod).
+    // The first challenged period, from the chain: the period after the commit, startPeriod at the earliest.
     startPeriod = (await reader().maguRegistry.read.membership([maguId, lazy])).joinPeriod;
     assert.ok(startPeriod >= info.startPeriod);
 

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Signer } from "ethers";
 import { leafIndexFor } from "../../../agents/data/challenge.js";
 import { buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof, type FragmentTree, type MaguTree } from "../../../agents/data/merkle.js";
+import { ACK_TYPES } from "../../../agents/chain/batches.js";
 import type { Deployment } from "./fixture.js";
 import { E18 } from "./fixture.js";
 
@@ -109,3 +110,23 @@ export async function buildProofs(d: Deployment, maguId: bigint, member: string,
 }
 
 export { tokenBooks } from "./books.js";
+
+/** Each slot's EIP-712 acknowledgement of the next batch of `maguId` (`root` over `count`), signed by its member. */
+export async function acksFor(d: Deployment, maguId: bigint, root: Uint8Array, count: number): Promise<string[]> {
+  const info = await d.maguRegistry.maguInfo(maguId);
+  const network = await d.ethers.provider.getNetwork();
+  const domain = { name: "MuriData", version: "1", chainId: network.chainId, verifyingContract: await d.maguRegistry.getAddress() };
+  const types = { Ack: [...ACK_TYPES.Ack] };
+  return Promise.all(
+    info.members.map(async (member) => {
+      const account = await d.ethers.getSigner(member);
+      return account.signTypedData(domain, types, { magu: maguId, batch: info.batches, root: hex(root), fragmentCount: count, member });
+    }),
+  );
+}
+
+/** Commits `data` as the first batch of `maguId` from `client`, every member acknowledging. */
+export async function commitFirst(d: Deployment, client: Signer, maguId: bigint, data: MaguData) {
+  const acks = await acksFor(d, maguId, data.tree.root, data.fragments.length);
+  return d.maguRegistry.connect(client).commitData(maguId, data.tree.root, data.fragments.length, "0x", [], acks);
+}

@@ -153,7 +153,7 @@ async function deployChallengeView(ethers: any) {
   const magus = await ethers.deployContract("MaguRegistry", [
     {
       token: await token.getAddress(), nodeRegistry: await nodes.getAddress(), genesisBlock: 0n, periodBlocks: 10n,
-      stakePerMember: 1n, repairBounty: 1n, maxMembers: 8n, maxFragments: 1024n, maxDurationPeriods: 100n,
+      stakePerMember: 1n, repairBounty: 1n, maxMembers: 8n, maxFragments: 1024n, maxDurationPeriods: 100n, bountySink: admin.address, fetchFragmentsPerPeriod: 64n,
     },
     admin.address,
   ]);

@@ -52,6 +52,7 @@ abstract contract FixtureBase is Test {
     uint8 internal constant MAX_MEMBERS = 16;
     uint32 internal constant MAX_FRAGMENTS = 4096;
     uint64 internal constant MAX_DURATION = 100;
+    uint32 internal constant FETCH_FRAGMENTS_PER_PERIOD = 64;
     uint8 internal constant SAMPLES = 4;
     uint16 internal constant SLASH_BPS = 1000;
     uint16 internal constant MARKER_BPS = 2000;
@@ -81,6 +82,9 @@ abstract contract FixtureBase is Test {
     mapping(uint256 magu => bytes32[] roots) internal dataRoots;
 
     uint256 private _actorCount;
+    /// @notice Empty append proof and acknowledgements, for calls that revert before using them.
+    bytes32[] internal noExtension;
+    bytes[] internal noAcks;
 
     // ------------------------------------------------------------ actors and stake
 
@@ -193,8 +197,9 @@ abstract contract FixtureBase is Test {
         magus.formMagu(id);
     }
 
-    /// @notice Commits the first `count` fragments of data set `seed` as the Magu's data.
-    function commitData(MaguId id, uint256 seed, uint32 count) internal {
+    /// @notice Commits the first `count` fragments of data set `seed` as the Magu's data, with the
+    /// acknowledgements of the members whose slot bit is set in `ackMask`.
+    function commitDataAckedBy(MaguId id, uint256 seed, uint32 count, uint256 ackMask) internal {
         uint256 key = MaguId.unwrap(id);
         if (dataRoots[key].length == 0) dataSeed[key] = seed;
         require(dataSeed[key] == seed, "fixture: one data set per Magu");
@@ -202,8 +207,48 @@ abstract contract FixtureBase is Test {
         dataRoots[key] = roots;
         bytes32 root = maguRootOf(roots);
         address owner = magus.maguInfo(id).owner;
+        bytes32[] memory extension = appendProof(roots, magus.maguInfo(id).fragmentCount);
+        bytes[] memory acks = acksFor(id, root, count, ackMask);
         vm.prank(owner);
-        magus.commitData(id, root, count);
+        magus.commitData(id, root, count, "", extension, acks);
+    }
+
+    /// @notice Commits the first `count` fragments of data set `seed`, every member acknowledging.
+    function commitData(MaguId id, uint256 seed, uint32 count) internal {
+        commitDataAckedBy(id, seed, count, type(uint256).max);
+    }
+
+    /// @notice The append proof of a commit over `roots` when `current` fragments are committed:
+    /// the fragment root at `current - 1` and its siblings in the new tree (empty for the first).
+    function appendProof(bytes32[] memory roots, uint256 current) internal pure returns (bytes32[] memory ext) {
+        if (current == 0) return new bytes32[](0);
+        bytes32[] memory siblings = MerkleBuilder.proof(roots, current - 1);
+        ext = new bytes32[](siblings.length + 1);
+        ext[0] = roots[current - 1];
+        for (uint256 i; i < siblings.length; ++i) {
+            ext[i + 1] = siblings[i];
+        }
+    }
+
+    /// @notice Each slot's acknowledgement of the next batch (`root`, `count`), signed by its
+    /// member when bit i of `mask` is set and the slot is filled; empty otherwise.
+    function acksFor(MaguId id, bytes32 root, uint32 count, uint256 mask) internal view returns (bytes[] memory acks) {
+        address[] memory members = membersOf(id);
+        uint32 batch = magus.maguInfo(id).batches;
+        acks = new bytes[](members.length);
+        for (uint256 i; i < members.length; ++i) {
+            if (members[i] == address(0) || (mask >> i) & 1 == 0) continue;
+            (uint8 v, bytes32 r, bytes32 s) = vm.sign(actorKey[members[i]], magus.ackDigest(id, batch, root, count, members[i]));
+            acks[i] = abi.encodePacked(r, s, v);
+        }
+    }
+
+    /// @notice Commits `root` over `count` fragments as the first batch of `id`, every member
+    /// acknowledging (for tests that never prove against the data).
+    function commitFirstRoot(MaguId id, bytes32 root, uint32 count) internal {
+        bytes[] memory acks = acksFor(id, root, count, type(uint256).max);
+        vm.prank(magus.maguInfo(id).owner);
+        magus.commitData(id, root, count, "", noExtension, acks);
     }
 
     /// @notice The Magu root over `roots` (positional tree, docs/ENCODING.md).
@@ -243,7 +288,15 @@ abstract contract FixtureBase is Test {
         view
         returns (IChallengeManager.FragmentProof[] memory)
     {
-        return dataProofs(MaguId.unwrap(id), challenges.challengeFor(id, member, period));
+        uint256 key = MaguId.unwrap(id);
+        // The period's data: the batch the member answers for then (a prefix of the data set).
+        (, uint32 count) = magus.challengedData(id, member, period);
+        bytes32[] memory all = dataRoots[key];
+        bytes32[] memory roots = new bytes32[](count);
+        for (uint256 i; i < count; ++i) {
+            roots[i] = all[i];
+        }
+        return DataSet.proofsFor(dataSeed[key], roots, challenges.challengeFor(id, member, period));
     }
 
     /// @notice Honest answers to `items` from the data committed to Magu `key`.
@@ -339,7 +392,9 @@ abstract contract Fixture is FixtureBase {
             repairBounty: p.repairBounty,
             maxMembers: p.maxMembers,
             maxFragments: p.maxFragments,
-            maxDurationPeriods: p.maxDurationPeriods
+            maxDurationPeriods: p.maxDurationPeriods,
+            bountySink: address(rewards),
+            fetchFragmentsPerPeriod: FETCH_FRAGMENTS_PER_PERIOD
         });
         magus = MaguRegistry(deployArtifact("MaguRegistry.sol:MaguRegistry", abi.encode(maguConfig, address(this))));
         IChallengeManager.Config memory challengeConfig = IChallengeManager.Config({

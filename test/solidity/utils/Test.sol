@@ -88,9 +88,16 @@ abstract contract Test {
         return min + x % (size + 1);
     }
 
-    /// @notice A deterministic address for a named actor, labelled in traces.
+    /// @notice Private keys of the actors made by `makeAddr` (they sign, e.g. acknowledgements).
+    mapping(address actor => uint256 key) internal actorKey;
+
+    /// @notice A deterministic address for a named actor, with a private key, labelled in traces.
     function makeAddr(string memory name) internal returns (address a) {
-        a = address(uint160(uint256(keccak256(abi.encodePacked("muri actor ", name)))));
+        // secp256k1's group order: a key must be in [1, n).
+        uint256 n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+        uint256 key = 1 + uint256(keccak256(abi.encodePacked("muri actor ", name))) % (n - 1);
+        a = vm.addr(key);
+        actorKey[a] = key;
         vm.label(a, name);
     }
 
