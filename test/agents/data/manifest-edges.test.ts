@@ -99,6 +99,22 @@ describe("manifest: each rule names its field", () => {
     }
   });
 
+  it("the largest k and m and the smallest fragment size are valid", async () => {
+    const wide = await sample(100, 24, 6);
+    validateManifest(wide.manifest);
+    assert.equal(wide.manifest.shards.length, 30);
+    const base = (await sample()).manifest;
+    validateManifest({
+      ...base,
+      fileSize: 0,
+      fragmentSize: 1,
+      fragmentCount: 1,
+      erasure: { ...base.erasure, k: 1, m: 0, stripes: 1, shardSize: 32, lastShardSize: 32 },
+      shards: [base.shards[0]!],
+      roots: [base.roots[0]!],
+    });
+  });
+
   it("shards larger than a Magu fragment are refused", async () => {
     const fragmentSize = (1 << 20) - 20; // align8(fragmentSize + 28) = 1 MiB + 8
     const manifest: Manifest = {
@@ -164,6 +180,16 @@ describe("manifest: each rule names its field", () => {
       assert.equal(got.field, field, `${reason}: got ${got.field} ${got.reason}`);
       assert.ok(got.reason.includes(reason), `${field}: ${got.reason}`);
     }
+    // A renamed key (same number of keys) is named as a key error, with both lists.
+    const { roots: r0, ...noRoots } = parsed;
+    const renamed = rejection(decodeOf({ ...noRoots, rootz: r0 }));
+    assert.equal(renamed.field, "(root)");
+    assert.equal(
+      renamed.reason,
+      "keys [encryption,erasure,fileSize,fragmentCount,fragmentSize,rootz,shards,type,version], expected [encryption,erasure,fileSize,fragmentCount,fragmentSize,roots,shards,type,version]",
+    );
+    const { fileId: f0, ...noFileId } = parsed.encryption;
+    assert.equal(rejection(decodeOf({ ...parsed, encryption: { ...noFileId, fileID: f0 } })).field, "encryption");
     // The lower bounds themselves are accepted by the shape check (version 0 then fails validation).
     assert.equal(rejection(decodeOf({ ...parsed, version: 0 })).field, "version");
     assert.equal(rejection(decodeOf({ ...parsed, version: 0 })).reason, "unsupported version 0");
@@ -188,6 +214,8 @@ describe("manifest: each rule names its field", () => {
       return true;
     });
     assert.equal(rejection(() => decodeManifest(Buffer.from([0x7b, 0xff, 0x7d]))).reason.startsWith("not UTF-8 JSON ("), true);
+    // Invalid UTF-8 inside a JSON string is refused too (never decoded to U+FFFD).
+    assert.equal(rejection(() => decodeManifest(Buffer.from([0x22, 0xff, 0x22]))).reason.startsWith("not UTF-8 JSON ("), true);
     const spaced = Buffer.from(bytes.toString("utf8").replace('{"encryption"', '{ "encryption"'));
     assert.equal(rejection(() => decodeManifest(spaced)).reason, "not in canonical DAG-JSON form");
     // Keys in another order are not canonical either.

@@ -163,6 +163,12 @@ describe("merkle: trees and proofs, edges", () => {
     assert.equal(t.depth, 2);
     assert.equal(verifyLeafProof(t.fragmentRoot, small.length, 0, p.chunk, p.siblings), true);
     for (const alias of [4, -4, 0.5, 2 ** 53]) assert.equal(verifyLeafProof(t.fragmentRoot, small.length, alias, p.chunk, p.siblings), false, `index ${alias}`);
+    // With a power-of-two leaf count, index `count` itself aliases leaf 0.
+    const four = bytesOf(4 * 1024, 8);
+    const ft = buildFragmentTree(four);
+    const f0 = fragmentLeafProof(four, 0, ft);
+    assert.equal(verifyLeafProof(ft.fragmentRoot, four.length, 0, f0.chunk, f0.siblings), true);
+    assert.equal(verifyLeafProof(ft.fragmentRoot, four.length, 4, f0.chunk, f0.siblings), false);
     // The last chunk must be given padded (1024 bytes), not as the short tail.
     const tail = bytesOf(2500, 5);
     const tt = buildFragmentTree(tail);

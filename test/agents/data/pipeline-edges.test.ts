@@ -4,6 +4,7 @@ import type { CID } from "multiformats/cid";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { FRAGMENT_SIZE } from "../../../agents/data/constants.js";
 import { InvalidParameterError, NotEnoughShardsError, SizeMismatchError } from "../../../agents/data/errors.js";
+import { plainFragmentLength } from "../../../agents/data/manifest.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import {
   decodeFile,
@@ -119,7 +120,98 @@ describe("pipeline: encoder options and what the sink sees", () => {
   });
 });
 
+describe("pipeline: zero padding", () => {
+  it("every data shard is its sealed fragment then zeros; shards past the last fragment are all zeros", async () => {
+    // Dirty the allocator's pool first, so that unfilled bytes would show.
+    for (let i = 0; i < 64; i++) Buffer.allocUnsafe(4096).fill(0xa5);
+    for (const [size, k, m, shardSize] of [
+      [13, 3, 1, 64], // one short fragment in a single stripe
+      [200, 4, 2, 64], // 6 fragments: one full stripe, then two of four
+      [36 * 3 + 1, 3, 0, 64], // a last stripe holding a 1-byte fragment
+    ] as const) {
+      const r = await encodeAll(bytesOf(size, size), { secret, fileId, k, m, shardSize });
+      const manifest = r.manifest;
+      for (const { stripe, shards } of r.stripes) {
+        for (let j = 0; j < k; j++) {
+          const index = stripe * k + j;
+          const bytes = shards[j]!.bytes;
+          const sealed = index < manifest.fragmentCount ? plainFragmentLength(manifest, index) + 28 : 0;
+          assert.deepEqual(bytes.subarray(sealed), Buffer.alloc(bytes.length - sealed), `size ${size}: stripe ${stripe} shard ${j} after ${sealed} bytes`);
+        }
+      }
+      // Same input, same file id: the same shards and manifest, byte for byte.
+      for (let i = 0; i < 64; i++) Buffer.allocUnsafe(4096).fill(0x5a);
+      const again = await encodeAll(bytesOf(size, size), { secret, fileId, k, m, shardSize });
+      assert.deepEqual(again.manifestBytes, r.manifestBytes);
+    }
+  });
+});
+
 describe("pipeline: decoder options and errors", () => {
+  it("fetches each shard by its own CID", async () => {
+    const data = bytesOf(9 * 36 + 3);
+    const r = await encodeToMemory(data, { secret, fileId, k: 3, m: 2, shardSize: 64 });
+    const byCid = memoryFetcher(r.shards);
+    const seen: number[] = [];
+    const corrupt: number[] = [];
+    const fetch: ShardFetcher = async (cid, where) => {
+      assert.equal(cid.toString(), r.manifest.shards[where.index]!.toString(), `shard ${where.index}`);
+      seen.push(where.index);
+      return byCid(cid, where);
+    };
+    assert.deepEqual(await decodeToBuffer(r.manifest, fetch, { secret, onCorruptShard: (w) => corrupt.push(w.index) }), data);
+    assert.deepEqual(corrupt, []);
+    assert.ok(seen.length > 0);
+    const rebuilt = await fetchStripe(r.manifest, 1, async (cid, where) => (where.position === 1 ? undefined : byCid(cid, where)), { all: true });
+    assert.equal(rebuilt.length, 5);
+  });
+
+  it("a data shard missing: the k data shards come back (all k + m only with `all`)", async () => {
+    const r = await encodeAll(bytesOf(6 * 36), { secret, fileId, k: 3, m: 2, shardSize: 64 });
+    const dataOnly = await fetchStripe(r.manifest, 1, fetcherOf(r.byIndex, (w) => w.position === 0));
+    assert.equal(dataOnly.length, 3);
+    assert.deepEqual(dataOnly, r.byIndex.slice(5, 8));
+    const all = await fetchStripe(r.manifest, 1, fetcherOf(r.byIndex, (w) => w.position === 0), { all: true });
+    assert.deepEqual(all, r.byIndex.slice(5, 10));
+  });
+
+  it("corrupt shards are listed in position order whatever the order they were found in", async () => {
+    const r = await encodeAll(bytesOf(2 * 36), { secret, fileId, k: 2, m: 1, shardSize: 64 });
+    const shards = r.byIndex.map((s) => s);
+    const flipped = Buffer.from(shards[0]!);
+    flipped[5]! ^= 1;
+    shards[0] = flipped; // found by its CID (after the length check)
+    shards[1] = Buffer.concat([shards[1]!, Buffer.alloc(8)]); // found by its length (first)
+    await assert.rejects(fetchStripe(r.manifest, 0, fetcherOf(shards)), (e: unknown) => {
+      assert.ok(e instanceof NotEnoughShardsError, String(e));
+      assert.deepEqual(e.context, { stripe: 0, needed: 2, available: 1, missing: [], corrupt: [0, 1] });
+      return true;
+    });
+  });
+
+  it("a failing prefetch after the decoder stopped is not an unhandled rejection", async () => {
+    // k = 1: 16 stripes per fetch batch; 40 stripes = batches [0, 16), [16, 32), [32, 40).
+    const r = await encodeAll(bytesOf(40 * 36), { secret, fileId, k: 1, m: 0, shardSize: 64 });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const fetch: ShardFetcher = async (_cid, where) => {
+        if (where.stripe >= 16) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          throw new Error("peer went away");
+        }
+        return where.stripe === 3 ? undefined : r.byIndex[where.index];
+      };
+      await assert.rejects(decodeToBuffer(r.manifest, fetch, { secret, readAhead: 1 }), NotEnoughShardsError);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+    assert.deepEqual(unhandled, []);
+  });
+
   it("readAhead 0, 1 and 5 and reuseBuffers all give the same bytes; stripes are fetched in order", async () => {
     const data = bytesOf(30 * 36 + 5);
     const r = await encodeAll(data, { secret, fileId, k: 2, m: 1, shardSize: 64 });

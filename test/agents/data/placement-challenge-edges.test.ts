@@ -128,6 +128,12 @@ describe("challenge: inputs, periods and the try limit", () => {
     assert.throws(() => challengeSeed(periodSeed, 1, "0x1234", 1), invalid("member", "must be an address"));
     assert.throws(() => challengeSeed(periodSeed, 1, member, -1), invalid("period"));
     assert.throws(() => challengeDraw(periodSeed, -1, 0), invalid("item"));
+    assert.throws(() => challengeDraw(periodSeed, 0, -1), invalid("attempt"));
+    assert.throws(() => challengeDraw("0x12", 0, 0), invalid("seed", "must be 32 bytes"));
+    assert.throws(() => fallbackPeriodSeed(1, "0x12"), invalid("previousBlockHash", "must be 32 bytes"));
+    // Addresses are taken in any case, a wrong EIP-55 checksum included (the chain compares 20 bytes).
+    const badChecksum = `0x${member.slice(2, 10).toLowerCase()}${member.slice(10).toUpperCase()}`;
+    assert.equal(challengeSeed(periodSeed, 1, badChecksum, 1), challengeSeed(periodSeed, 1, member, 1));
     assert.throws(() => fallbackPeriodSeed(-1, periodSeed), invalid("period"));
   });
 
