@@ -50,6 +50,7 @@ import type { P2PNode } from "../../p2p/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import type { MaguIndex } from "../shared/magu-index.js";
+import { fetchBatchDocuments } from "../shared/batch-documents.js";
 import { MAGU_INDEX_TYPE, decodeMaguIndexList, fileOfFragment, layoutMaguFiles, type MaguFile } from "../shared/magu-sync.js";
 
 /** Defaults of the repair service. */
@@ -287,31 +288,28 @@ class StripeRepairer implements Repairer {
   async catchUp(maguId: bigint, indexCidHex: Hex, take: (cid: CID, bytes: Uint8Array) => Promise<void>): Promise<boolean> {
     const indexCid = CID.decode(Buffer.from(indexCidHex.slice(2), "hex"));
     const ctx = { magu: maguId.toString(), index: indexCid.toString() };
-    const { p2p, store } = this.c;
-    const timeoutMs = this.init.fetchTimeoutMs ?? REPAIR_DEFAULTS.fetchTimeoutMs;
+    const deps = {
+      p2p: this.c.p2p,
+      contracts: this.c.contracts,
+      store: this.c.store,
+      self: this.init.member,
+      logger: this.log,
+      signal: this.controller.signal,
+      timeoutMs: this.init.fetchTimeoutMs ?? REPAIR_DEFAULTS.fetchTimeoutMs,
+    };
     for (let attempt = 0; attempt < this.attempts; attempt++) {
       this.checkAborted();
       const info = await this.c.contracts.maguRegistry.read.maguInfo([maguId]);
       if (info.status !== STATUS_ACTIVE || !info.members.some((a) => a.toLowerCase() === this.me)) return false;
-      for (const member of info.members) {
-        if (ZERO.test(member) || member.toLowerCase() === this.me) continue;
-        try {
-          const peer = await this.peerOf(member);
-          const bytes = await p2p.fetchFragment(peer, indexCid, { timeoutMs, signal: this.controller.signal });
-          if (info.params.kind === KIND_BLOB) {
-            for (const manifestCid of decodeMaguIndexList(bytes, indexCid).manifestCids) {
-              if (!(await store.has(manifestCid))) await take(manifestCid, await p2p.fetchFragment(peer, manifestCid, { timeoutMs, signal: this.controller.signal }));
-            }
-          }
-          await take(indexCid, bytes);
-          this.log.info("caught up with a batch: documents taken", { ...ctx, from: member });
-          if (info.params.kind === KIND_BLOB) this.requestSelfRepair(maguId);
-          else this.spawn("replica fetch", () => this.fetchReplicas(maguId, take));
-          return true;
-        } catch (err) {
-          this.checkAborted();
-          this.log.debug("catch-up: member did not serve the batch", { ...ctx, member, error: describeError(err) });
-        }
+      const from = await fetchBatchDocuments(deps, maguId, indexCid, take).catch((err: unknown) => {
+        this.checkAborted();
+        throw err;
+      });
+      if (from !== undefined) {
+        this.log.info("caught up with a batch: documents taken", { ...ctx, from });
+        if (info.params.kind === KIND_BLOB) this.requestSelfRepair(maguId);
+        else this.spawn("replica fetch", () => this.fetchReplicas(maguId, take));
+        return true;
       }
       await this.backoff(attempt);
     }

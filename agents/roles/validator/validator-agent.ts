@@ -5,6 +5,10 @@
  *   clients push it the Magu index documents (blob: manifest + index; vector: the vector index
  *   document). They are verified against the root on chain like a member does (magu-sync.ts and
  *   vector-service.ts in observer mode: recorded, nothing held);
+ * - the same documents fetched by itself: it follows `DataCommitted` from the deployment block and,
+ *   for each Magu's latest batch, fetches the index document by the CID the event names from the
+ *   members (batch-documents.ts), so a validator that joins after an upload, or missed a push,
+ *   still audits every Magu;
  * - audit targets from those documents: every few seconds each recorded Magu's CIDs and fragment
  *   roots go to `addAuditTargets`, and audits fetch over this node;
  * - the search checker (search-checker.ts): checks revealed search answers, disputes false ones,
@@ -13,9 +17,11 @@
  */
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
-import { createChainClients, getMuriContracts, pause, verifyChain, type Deployment } from "../../chain/index.js";
+import { CID } from "multiformats/cid";
+import { createChainClients, createEventFollower, describeError, getMuriContracts, maguRegistryAbi, pause, verifyChain, type Deployment } from "../../chain/index.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
 import { openFragmentStore, openMetaDb, silentLogger, type Logger } from "../../store/index.js";
+import { fetchBatchDocuments } from "../shared/batch-documents.js";
 import { createMaguIndex } from "../shared/magu-index.js";
 import { createMaguSync } from "../shared/magu-sync.js";
 import { startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
@@ -132,7 +138,50 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     await validator.start();
     stops.push({ name: "validator", stop: () => validator.stop() });
 
-    // Audit targets from the documents clients pushed here.
+    // Every Magu's documents by the CID its latest DataCommitted names (a validator that joined
+    // after the upload, or missed the client's push). Fetched in the background, one at a time.
+    let fetching: Promise<unknown> = Promise.resolve();
+    const follower = createEventFollower(
+      {
+        id: "validator-batches",
+        contracts: [{ address: init.deployment.contracts.maguRegistry, abi: maguRegistryAbi, eventNames: ["DataCommitted"], name: "MaguRegistry" }],
+        fromBlock: init.deployment.deployBlock,
+        confirmations: 0,
+        pollMs: init.pollMs ?? 1_000,
+      },
+      { publicClient: clients.publicClient, metaDb, logger: log },
+    );
+    follower.on<{ magu: bigint; fragmentCount: number; root: Hex; indexCid: Hex }>("DataCommitted", async (e) => {
+      const maguId = e.args.magu;
+      const rec = await index.get(maguId);
+      if (rec !== undefined && rec.fragmentCount >= e.args.fragmentCount) return; // pushed to us already
+      const info = await readContracts.maguRegistry.read.maguInfo([maguId]);
+      if (info.status !== 2 || info.fragmentCount !== e.args.fragmentCount || e.args.indexCid.length <= 2) return; // ended, or a later batch follows
+      const indexCid = CID.decode(Buffer.from(e.args.indexCid.slice(2), "hex"));
+      fetching = fetching.then(async () => {
+        try {
+          const from = await fetchBatchDocuments(
+            { p2p, contracts: readContracts, store, self: address, logger: log, signal: controller.signal },
+            maguId,
+            indexCid,
+            async (cid, bytes) => {
+              await sync.sink.put(cid, bytes);
+            },
+          );
+          if (from !== undefined) log.info("magu documents fetched", { magu: maguId.toString(), index: indexCid.toString(), from });
+          else log.warn("no member served the magu documents", { magu: maguId.toString(), index: indexCid.toString() });
+        } catch (err) {
+          log.warn("fetching magu documents failed", { magu: maguId.toString(), error: describeError(err) });
+        }
+      });
+    });
+    await follower.start();
+    stops.push({ name: "batch follower", stop: async () => {
+      await follower.stop();
+      await fetching;
+    } });
+
+    // Audit targets from the documents recorded here (pushed by clients or fetched above).
     const known = new Map<bigint, string>();
     const syncTargets = async (): Promise<void> => {
       for (const maguId of await index.maguIds()) {

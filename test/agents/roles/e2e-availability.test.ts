@@ -4,15 +4,17 @@
  * The put succeeds on the four acknowledgements it gets and names the missing member; the file
  * comes back identical; the four live members prove three periods in a row. The stopped member,
  * resumed, sees the commit, fetches the batch's index document from the others, rebuilds its shards
- * and proves once its grace ends, and was never charged meanwhile. The chain moves only when the
- * test mines, so no step depends on how fast a process runs.
+ * and proves once its grace ends, and was never charged meanwhile. A validator started after the
+ * upload (nobody pushes it anything) finds the Magu through `DataCommitted`, fetches its documents
+ * by the CID the event names, and audits it. The chain moves only when the test mines, so no step
+ * depends on how fast a process runs.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { getAddress, type Address } from "viem";
 import { type PutResult, type StorageClient } from "../../../agents/roles/client/client.js";
-import { logLines, randomFile, sha256File, startClient, startNetwork, tearDown, waitFor, waitProven, type Network, type NodeProcess } from "./e2e-helpers.js";
+import { logLines, randomFile, sha256File, startClient, startNetwork, tearDown, waitFor, waitProven, type Network, type NodeProcess, type ValidatorProcess } from "./e2e-helpers.js";
 
 const NODES = 5;
 const FILE_BYTES = 20 * 1024 * 1024;
@@ -29,9 +31,10 @@ describe("e2e: a put while one member is stopped", { timeout: 600_000 }, () => {
   let stored: PutResult;
   let victim: NodeProcess;
   let stakeBefore: bigint;
+  let validator: ValidatorProcess | undefined;
 
   before(async () => {
-    net = await startNetwork({ prefix: "muri-e2e-avail-", nodes: NODES, fund: [NODES + 1] });
+    net = await startNetwork({ prefix: "muri-e2e-avail-", nodes: NODES, fund: [NODES + 1, NODES + 2] });
     ({ nodes, dir } = net);
     client = await startClient(net, NODES + 1);
     ({ path: input, sha256: inputHash } = await randomFile(dir, "input.bin", FILE_BYTES));
@@ -40,7 +43,7 @@ describe("e2e: a put while one member is stopped", { timeout: 600_000 }, () => {
 
   after(async () => {
     if (victim?.alive()) process.kill(-victim.pid, "SIGCONT");
-    await tearDown("node", nodes ?? [], client);
+    await tearDown("node", [...(nodes ?? []), validator], client);
   });
 
   test("the put succeeds with one member stopped and names it", async () => {
@@ -66,6 +69,20 @@ describe("e2e: a put while one member is stopped", { timeout: 600_000 }, () => {
     const out = join(dir, "out.bin");
     await client.get(stored, out);
     assert.equal(await sha256File(out), inputHash);
+  });
+
+  test("a validator started after the upload finds the Magu by its commit and audits it", async () => {
+    validator = await net.startValidator(NODES + 2, ["--audit-ms", "300", "--metrics-port", "0"]);
+    assert.ok(validator.metricsUrl, "the validator serves /metrics");
+    let fetched = false;
+    await waitFor("the late validator to fetch the Magu's documents and pass an audit", 120_000, async () => {
+      fetched ||= logLines(validator!.stderr(), "magu documents fetched").some((l) => l.magu === stored.maguId.toString());
+      const text = await (await fetch(validator!.metricsUrl!)).text();
+      const passed = Number(/^muri_validator_audits_total\{result="passed"\} (\S+)$/m.exec(text)?.[1] ?? 0);
+      return fetched && passed >= 1;
+    }, 300);
+    // Stopped again: its transactions would move the chain, which the rest of the test mines itself.
+    await validator.kill("SIGTERM");
   });
 
   test("the four live members prove three periods in a row", async () => {
