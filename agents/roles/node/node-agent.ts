@@ -53,6 +53,8 @@ export const DEFAULT_FOLLOW_POLL_MS = 1_000;
 const RECEIPT_TIMEOUT_MS = 60_000;
 /** NodeRegistry.ROLE_NODE. */
 const ROLE_NODE = 1;
+/** MaguRegistry `Kind.Vector`. */
+const KIND_VECTOR = 1;
 
 export interface NodeAgentInit {
   /** Node directory (created if missing). */
@@ -248,6 +250,22 @@ class StorageNodeAgent implements NodeAgent {
       if (!e.args.replacement) return;
       const magu = e.args.magu;
       if (mine(e.args.member)) {
+        const info = await readContracts.maguRegistry.read.maguInfo([magu]);
+        if (info.params.kind === KIND_VECTOR) {
+          // A vector slot: fetch the Magu's latest index document by the CID its last commit
+          // names, then the slot's replicas by CID from their other holders (repair.catchUp).
+          const commits = await readContracts.maguRegistry.getEvents.DataCommitted({ magu }, { fromBlock: init.deployment.deployBlock });
+          const last = commits.at(-1);
+          if (last === undefined || last.args.indexCid === undefined || last.args.indexCid.length <= 2) return;
+          log.info("joined vector magu as a replacement: fetching its replicas", { magu: magu.toString(), slot: e.args.slot });
+          const indexCid = last.args.indexCid;
+          repair.spawn("replacement replica fetch", () =>
+            repair.catchUp(magu, indexCid, async (cid, bytes) => {
+              await sync.sink.put(cid, bytes);
+            }),
+          );
+          return;
+        }
         // Drafted into a vacated slot: rebuild the slot's fragments from the other holders.
         log.info("joined magu as a replacement: repairing the slot", { magu: magu.toString(), slot: e.args.slot });
         repair.spawn("replacement repair", () => repair.repairSlot({ maguId: magu, slot: e.args.slot }));
