@@ -188,6 +188,9 @@ describe("manifest: each rule names its field", () => {
       renamed.reason,
       "keys [encryption,erasure,fileSize,fragmentCount,fragmentSize,rootz,shards,type,version], expected [encryption,erasure,fileSize,fragmentCount,fragmentSize,roots,shards,type,version]",
     );
+    // A missing last key (in sorted order) is a key error too, not a missing value.
+    const { version: _version, ...noVersion } = parsed;
+    assert.equal(rejection(decodeOf(noVersion)).field, "(root)");
     const { fileId: f0, ...noFileId } = parsed.encryption;
     assert.equal(rejection(decodeOf({ ...parsed, encryption: { ...noFileId, fileID: f0 } })).field, "encryption");
     // The lower bounds themselves are accepted by the shape check (version 0 then fails validation).
