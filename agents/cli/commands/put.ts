@@ -37,9 +37,10 @@ const NEW_MAGU_OPTIONS = ["data-shards", "parity-shards", "members", "periods", 
 export const putCommand: Command = {
   path: ["put"],
   summary: "store a file in a new blob Magu (or append it to one: --magu ID); prints the Magu id and manifest CID",
-  usage: "muri put FILE [--data-shards K --parity-shards M] [--members N] [--periods P] [--price X] | muri put FILE --magu ID",
+  usage: "muri put FILE [--data-shards K --parity-shards M] [--members N] [--periods P] [--price X] | muri put FILE --magu ID | muri put FILE --resume",
   help: [
     "  --magu ID            append to this existing blob Magu (owned by the key, active, with enough paid fragments left)",
+    "  --resume             finish a put of FILE that was interrupted (crash, Ctrl-C): same Magu, nothing paid twice",
     `  --data-shards K      data shards per stripe (default ${CLIENT_DEFAULTS.k})`,
     `  --parity-shards M    parity shards per stripe: any M of K+M may be lost (default ${CLIENT_DEFAULTS.m})`,
     "  --members N          nodes in the Magu (default K+M)",
@@ -54,6 +55,7 @@ export const putCommand: Command = {
     periods: { type: "string" },
     price: { type: "string" },
     magu: { type: "string" },
+    resume: { type: "boolean" },
     "client-dir": { type: "string" },
   },
   positionals: ["FILE"],
@@ -72,6 +74,12 @@ export const putCommand: Command = {
     if (size === 0) throw new UsageError(`FILE: ${file} is empty`);
     const maguArg = args.string("magu");
     const into = maguArg === undefined ? undefined : parseInteger(maguArg, "--magu", { min: 1n });
+    const resume = args.flag("resume");
+    if (resume) {
+      if (into !== undefined) throw new UsageError("--resume: finishes a put into a new Magu; drop --magu (an append that failed left the chain untouched: run it again)");
+      const fixed = NEW_MAGU_OPTIONS.filter((o) => args.string(o) !== undefined);
+      if (fixed.length > 0) throw new UsageError(`--${fixed[0]}: a resumed put keeps the options it started with; drop --${fixed.join(", --")}`);
+    }
     if (into !== undefined) {
       const fixed = NEW_MAGU_OPTIONS.filter((o) => args.string(o) !== undefined);
       if (fixed.length > 0) throw new UsageError(`--${fixed[0]}: Magu ${into} fixes it; drop --${fixed.join(", --")} when putting into an existing Magu with --magu`);
@@ -80,7 +88,7 @@ export const putCommand: Command = {
     const m = Number(parseInteger(args.string("parity-shards") ?? String(CLIENT_DEFAULTS.m), "--parity-shards", { min: 0n, max: 128n }));
     const members = Number(parseInteger(args.string("members") ?? String(k + m), "--members", { min: 1n, max: 256n }));
     if (members < k + m) throw new UsageError(`--members: a stripe of K+M = ${k + m} shards needs at least ${k + m} members, got ${members}`);
-    const options: PutOptions = { k, m, members };
+    const options: PutOptions = { k, m, members, resume };
     const periods = args.string("periods");
     if (periods !== undefined) options.durationPeriods = parseInteger(periods, "--periods", { max: (1n << 64n) - 1n });
     const price = args.string("price");

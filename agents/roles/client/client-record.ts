@@ -29,6 +29,7 @@
  */
 import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { getAddress, type Hex } from "viem";
 import { CID } from "multiformats/cid";
@@ -364,4 +365,63 @@ export async function lockMaguRecord(records: NetworkRecords, maguId: bigint): P
     }
   }
   throw new MaguBusyError(`could not lock ${path}: another put into Magu ${maguId} is starting`);
+}
+
+// ------------------------------------------------------------ interrupted puts
+
+/**
+ * A put into a new Magu in progress, so `muri put FILE --resume` can finish it after a crash or
+ * Ctrl-C without paying twice: the file (size and mtime, to refuse a changed file), the encryption
+ * file id (the same id re-encodes the same bytes to the same shards), the put's options, and, as
+ * they become known, the Magu it paid for and the manifest CID. Kept in `puts/<hash of the path>.json`
+ * of the network's directory until the put is recorded.
+ */
+export interface PendingPut {
+  path: string;
+  size: number;
+  mtimeMs: number;
+  fileId: string;
+  k: number;
+  m: number;
+  members: number;
+  durationPeriods: string;
+  price: string;
+  maguId?: string;
+  manifestCid?: string;
+}
+
+function pendingPutPath(records: NetworkRecords, path: string): string {
+  return join(records.dir, "puts", `${createHash("sha256").update(path).digest("hex").slice(0, 24)}.json`);
+}
+
+/** Writes (replaces) the pending put of `put.path`. */
+export async function writePendingPut(records: NetworkRecords, put: PendingPut): Promise<void> {
+  await mkdir(join(records.dir, "puts"), { recursive: true });
+  await writeAtomically(pendingPutPath(records, put.path), put);
+}
+
+/** The pending put of `path`, if one was interrupted (undefined otherwise). */
+export async function readPendingPut(records: NetworkRecords, path: string): Promise<PendingPut | undefined> {
+  const file = pendingPutPath(records, path);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  try {
+    const put = JSON.parse(text) as PendingPut;
+    if (put.path !== path || !/^[0-9a-f]+$/.test(put.fileId)) throw new Error("fields do not match");
+    return put;
+  } catch (err) {
+    throw new MaguRecordError(`the pending put record ${file} is unreadable (${(err as Error).message}): move it aside to start the put afresh`);
+  }
+}
+
+/** Forgets the pending put of `path` (it was recorded, or abandoned). */
+export async function clearPendingPut(records: NetworkRecords, path: string): Promise<void> {
+  await unlink(pendingPutPath(records, path)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "ENOENT") throw err;
+  });
 }

@@ -61,6 +61,7 @@ import {
 } from "../../chain/index.js";
 import { decodeManifest, type Manifest } from "../../data/manifest.js";
 import { maguRoot } from "../../data/merkle.js";
+import { newFileId } from "../../data/crypto.js";
 import { decodeFile, encodeFile, type EncodeResult, type ShardFetcher } from "../../data/pipeline.js";
 import { holderBlob } from "../../data/placement.js";
 import type { P2PNode } from "../../p2p/index.js";
@@ -72,11 +73,14 @@ import { encodeMaguIndexDocument, encodeMaguIndexList } from "../shared/magu-syn
 import {
   adoptLegacyRecord,
   appendMaguRecord,
+  clearPendingPut,
   findRecordsElsewhere,
   lockMaguRecord,
   openNetworkRecords,
   readLegacyRecord,
   readMaguRecord,
+  readPendingPut,
+  writePendingPut,
   type NetworkRecords,
   type RecordedFile,
 } from "./client-record.js";
@@ -118,6 +122,9 @@ const SECRET_BYTES = 32;
 export type StorageClientErrorCode =
   | "ERR_TX_FAILED"
   | "ERR_PUSH_FAILED"
+  /** put --resume: no interrupted put of that file here, or the file changed since. */
+  | "ERR_NOTHING_TO_RESUME"
+  | "ERR_FILE_CHANGED"
   /** Too many members did not take a batch (more than m): nothing was committed. */
   | "ERR_NOT_AVAILABLE"
   | "ERR_MANIFEST_NOT_FOUND"
@@ -173,6 +180,11 @@ export interface PutOptions {
   members?: number;
   durationPeriods?: bigint;
   pricePerFragmentPeriod?: bigint;
+  /**
+   * Finish an interrupted put of this path (client-record.ts `PendingPut`): the same Magu (nothing
+   * paid twice), the same encryption file id and the options the put was started with.
+   */
+  resume?: boolean;
 }
 
 /** Where a stored file lives. */
@@ -427,27 +439,68 @@ class Client implements StorageClient {
 
   async put(path: string, options: PutOptions = {}): Promise<PutResult> {
     const { staging, secret, records } = this.running();
-    const k = options.k ?? CLIENT_DEFAULTS.k;
-    const m = options.m ?? CLIENT_DEFAULTS.m;
-    const nMembers = options.members ?? CLIENT_DEFAULTS.members;
-    const durationPeriods = options.durationPeriods ?? CLIENT_DEFAULTS.durationPeriods;
-    const price = options.pricePerFragmentPeriod ?? CLIENT_DEFAULTS.pricePerFragmentPeriod;
     const started = performance.now();
+    const st = await stat(path);
+    const fileSize = st.size;
+    // An interrupted put is finished with what it started with; a new one is recorded as pending
+    // until its file is in the Magu's record (client-record.ts, `PendingPut`).
+    let pending = await readPendingPut(records, path);
+    if (options.resume === true) {
+      if (pending === undefined) {
+        throw new StorageClientError("ERR_NOTHING_TO_RESUME", `no interrupted put of ${path} in ${this.init.dir} on ${describeNetwork(records.network)}: put it without --resume`, { path });
+      }
+      if (pending.size !== fileSize || pending.mtimeMs !== st.mtimeMs) {
+        throw new StorageClientError(
+          "ERR_FILE_CHANGED",
+          `${path} changed since its put was interrupted (size ${pending.size} -> ${fileSize}, mtime ${pending.mtimeMs} -> ${st.mtimeMs}): put it without --resume` +
+            (pending.maguId !== undefined ? ` (Magu ${pending.maguId}, paid for by the interrupted put, takes it with --magu ${pending.maguId})` : ""),
+          { path, maguId: pending.maguId },
+        );
+      }
+    } else {
+      if (pending?.maguId !== undefined) this.log.warn("an earlier put of this file was interrupted; starting afresh", { path, magu: pending.maguId });
+      pending = {
+        path,
+        size: fileSize,
+        mtimeMs: st.mtimeMs,
+        fileId: newFileId().toString("hex"),
+        k: options.k ?? CLIENT_DEFAULTS.k,
+        m: options.m ?? CLIENT_DEFAULTS.m,
+        members: options.members ?? CLIENT_DEFAULTS.members,
+        durationPeriods: String(options.durationPeriods ?? CLIENT_DEFAULTS.durationPeriods),
+        price: String(options.pricePerFragmentPeriod ?? CLIENT_DEFAULTS.pricePerFragmentPeriod),
+      };
+      await writePendingPut(records, pending);
+    }
+    const put = pending;
+    const { k, m, members: nMembers } = put;
+    const durationPeriods = BigInt(put.durationPeriods);
+    const price = BigInt(put.price);
 
     // 1. Encode into the staging store while 2. the Magu is created and formed: its size (the
     //    shard count) follows from the file size, so the chain work need not wait for the encoding.
-    const fileSize = (await stat(path)).size;
     const expected = shardCountOf(fileSize, k, m);
-    const forming = this.createAndForm({ k, m, members: nMembers, durationPeriods, price, count: expected });
+    const forming =
+      put.maguId !== undefined
+        ? this.formPaid(BigInt(put.maguId))
+        : this.createAndForm({ k, m, members: nMembers, durationPeriods, price, count: expected }, async (maguId) => {
+            put.maguId = maguId.toString();
+            await writePendingPut(records, put);
+          });
     forming.catch(() => undefined); // awaited below, after the encoding
     const stage = this.stageFor(staging, expected);
     try {
       let encoded: EncodeResult;
       try {
-        encoded = await encodeFile(createReadStream(path), { secret, k, m }, async (shards) => {
+        encoded = await encodeFile(createReadStream(path), { secret, k, m, fileId: Buffer.from(put.fileId, "hex") }, async (shards) => {
           for (const s of shards) await stage.put(s.cid, s.bytes);
         });
         if (encoded.manifest.shards.length !== expected) throw new Error(`${path} encoded to ${encoded.manifest.shards.length} shards, ${expected} expected from its size (did it change while being read?)`);
+        // Same file id, same bytes, same shards: a different manifest means the file changed, and
+        // nothing of this encoding leaves the process (its keys and nonces were used before).
+        if (put.manifestCid !== undefined && put.manifestCid !== encoded.manifestCid.toString()) {
+          throw new StorageClientError("ERR_FILE_CHANGED", `${path} no longer encodes to the interrupted put's manifest ${put.manifestCid}: its content changed; put it without --resume`, { path });
+        }
       } catch (err) {
         const formed = await forming.catch(() => undefined);
         if (formed === undefined) throw err;
@@ -462,6 +515,26 @@ class Client implements StorageClient {
       const count = manifest.shards.length;
       this.log.info("encoded", { path, fileSize, shards: count, ms: Math.round(performance.now() - started) });
       const { maguId, members: memberAddresses } = await forming;
+      if (put.manifestCid === undefined) {
+        put.manifestCid = manifestCid.toString();
+        await writePendingPut(records, put);
+      }
+      const done = async (missing: MissingMember[]): Promise<PutResult> => {
+        await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, 0);
+        await clearPendingPut(records, path);
+        this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
+        return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses, missing };
+      };
+      // Interrupted after its commit: only the record was missing.
+      const onChain = await this.contracts.maguRegistry.read.maguInfo([maguId]);
+      if (onChain.fragmentCount > 0) {
+        const root = `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}`;
+        if (onChain.fragmentCount !== count || onChain.root.toLowerCase() !== root) {
+          throw new StorageClientError("ERR_MAGU_RECORD", `Magu ${maguId} holds other data (${onChain.fragmentCount} fragments, root ${onChain.root}) than ${path}: put it without --resume`, { maguId, path });
+        }
+        this.log.info("resumed put was already committed; recording it", { magu: maguId.toString() });
+        return done([]);
+      }
 
       // 3. Deliver, acknowledge, commit (batch.ts): the manifest and the index document to every
       //    member, each shard to its holder; up to m members may be missing.
@@ -492,10 +565,8 @@ class Client implements StorageClient {
           );
         },
       );
-      await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, 0);
       await this.tellValidators([{ cid: manifestCid, bytes: manifestBytes }, index]);
-      this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
-      return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses, missing: batch.missing };
+      return done(batch.missing);
     } finally {
       await stage.clear();
     }
@@ -505,8 +576,26 @@ class Client implements StorageClient {
     return new ShardStage(staging, shards * FRAGMENT_SIZE <= (this.init.memoryStagingBytes ?? CLIENT_DEFAULTS.memoryStagingBytes));
   }
 
-  /** Approves the escrow, creates a blob Magu for `count` fragments and forms it. */
-  private async createAndForm(p: { k: number; m: number; members: number; durationPeriods: bigint; price: bigint; count: number }): Promise<{ maguId: bigint; members: Address[] }> {
+  /** A resumed put's Magu, paid for already: formed if the interrupted put had not formed it yet. */
+  private async formPaid(maguId: bigint): Promise<{ maguId: bigint; members: Address[] }> {
+    let info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
+    if (info.status === 1) {
+      await this.waitForBlock(info.requestBlock + 1n);
+      await this.send("formMagu", this.contracts.maguRegistry.write.formMagu([maguId]));
+      info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
+    }
+    if (info.status !== STATUS_ACTIVE) {
+      throw new StorageClientError("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId} of the interrupted put is ${STATUS_NAMES[info.status] ?? info.status}: put the file without --resume`, { maguId });
+    }
+    this.log.info("magu formed", { magu: maguId.toString(), members: info.members, resumed: true });
+    return { maguId, members: [...info.members] };
+  }
+
+  /** Approves the escrow, creates a blob Magu for `count` fragments (`onCreated` hears its id) and forms it. */
+  private async createAndForm(
+    p: { k: number; m: number; members: number; durationPeriods: bigint; price: bigint; count: number },
+    onCreated?: (maguId: bigint) => Promise<void>,
+  ): Promise<{ maguId: bigint; members: Address[] }> {
     const registry = this.init.deployment.contracts.maguRegistry;
     const escrow = p.price * BigInt(p.count) * p.durationPeriods;
     await this.send("approve escrow", this.contracts.token.write.approve([registry, escrow]));
@@ -529,6 +618,7 @@ class Client implements StorageClient {
     const requested = parseEventLogs({ abi: maguRegistryAbi, logs: createReceipt.logs, eventName: "MaguRequested" })[0];
     if (requested === undefined) throw new StorageClientError("ERR_TX_FAILED", "createMagu emitted no MaguRequested", { what: "createMagu", tx: createHash });
     const maguId = requested.args.magu;
+    await onCreated?.(maguId);
     await this.waitForBlock(requested.args.requestBlock + 1n);
     await this.send("formMagu", this.contracts.maguRegistry.write.formMagu([maguId]));
     const info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
