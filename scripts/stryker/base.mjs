@@ -46,7 +46,8 @@ export const TARGETS = {
     [
       ["roles/repair", "agents/roles/node/repair.ts", ["adversarial-repair"]],
       // Push acceptance: acceptPush and the sink (verifyIndex above it is left out, for time).
-      ["roles/magu-sync-push", "agents/roles/shared/magu-sync.ts:187-226", ["adversarial-push"]],
+      // Line ranges move when the file changes: check them before a run.
+      ["roles/magu-sync-push", "agents/roles/shared/magu-sync.ts:236-271", ["adversarial-push"]],
       ["roles/prover", "agents/roles/node/prover.ts", ["prover"]],
       ["roles/validator-audit", "agents/roles/validator/validator.ts:441-511", ["adversarial-audit", "validator"]],
       ["roles/search-checker", "agents/roles/validator/search-checker.ts", ["adversarial-search"]],

@@ -55,6 +55,7 @@ for (const target of process.argv.slice(2)) {
 }
 
 const result = {
+  ...previous,
   date: new Date().toISOString(),
   tools: {
     "@stryker-mutator/core": version("@stryker-mutator/core"),
