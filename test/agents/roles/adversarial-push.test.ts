@@ -17,6 +17,8 @@ import { maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
+import { ackSigner, batchDomain, proposalTypedData } from "../../../agents/chain/index.js";
+import { privateKeyToAccount } from "viem/accounts";
 import { cleanup } from "../chain/harness.js";
 import { commitRoots, createBlobMagu, encodeSmallFile, startTestChain, startTestNode, withShard, type TestChain, type TestNode } from "./adversarial-helpers.js";
 
@@ -160,6 +162,45 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
       await refused(push(n, wrongMagu.cid, wrongMagu.bytes), /k=1 m=1, Magu k=2 m=1|fold to/);
       assert.equal(await n.index.get(magu2), undefined);
     }
+  });
+
+  test("batch proposals: only the owner's, for the next batch, within the paid size; no acknowledgement without the data", async () => {
+    const { maguId: magu3 } = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: 2, m: 1, members: 3, maxFragments: 3 });
+    const file = await encodeSmallFile(randomBytes(1500), 2, 1, SHARD);
+    const index = encodeMaguIndexList({ maguId: magu3, manifestCids: [file.manifestCid] });
+    const root = rootOf(file.manifest);
+    const domain = batchDomain(t.d.chainId, t.d.contracts.maguRegistry);
+    const sign = (key: Hex, p: { batch: number; root: Hex; fragmentCount: number }) =>
+      privateKeyToAccount(key).signTypedData(proposalTypedData(domain, { magu: magu3, ...p, indexCid: `0x${Buffer.from(index.cid.bytes).toString("hex")}` }));
+    const propose = async (node: TestNode, key: Hex, p: { batch: number; root: Hex; fragmentCount: number }) =>
+      node.sync.handleBatchRequest({ op: "batch.propose", magu: magu3.toString(), ...p, indexCid: index.cid.toString(), signature: await sign(key, p) });
+    const honest = { batch: 0, root, fragmentCount: 3 };
+    const node = nodes[0]!;
+    await assert.rejects(propose(node, t.chain.keys[6]!, honest), /signed by 0x[0-9a-fA-F]{40}, the owner is/);
+    await assert.rejects(propose(node, t.chain.keys[CLIENT]!, { ...honest, batch: 1 }), /the next batch is 0/);
+    await assert.rejects(propose(node, t.chain.keys[CLIENT]!, { ...honest, fragmentCount: 6 }), /within the paid 3/);
+    await assert.rejects(node.sync.handleBatchRequest({ op: "batch.propose", magu: magu3.toString(), ...honest, indexCid: index.cid.toString(), signature: "0x1234" }), /"signature" must be/);
+    assert.equal(node.sync.pending(magu3), undefined, "no refused proposal was kept");
+    // Without a proposal, the batch's index document is checked against the chain (no data there).
+    await push(node, file.manifestCid, file.manifestBytes);
+    await refused(push(node, index.cid, index.bytes), /over 3 fragments; chain has 0x0{40}/);
+
+    assert.deepEqual(await propose(node, t.chain.keys[CLIENT]!, honest), { ok: true });
+    const ack = () => node.sync.handleBatchRequest({ op: "batch.ack", magu: magu3.toString(), batch: 0 }) as Promise<{ ok: boolean; error?: string; signature?: Hex }>;
+    assert.match((await ack()).error ?? "", /has not arrived/);
+    await push(node, index.cid, index.bytes);
+    const rec = await node.index.get(magu3);
+    assert.equal(rec?.root, root, "recorded against the proposal, before any commit");
+    const missing = await ack();
+    assert.equal(missing.ok, false);
+    assert.match(missing.error ?? "", new RegExp(`${rec!.held.length} of the ${rec!.held.length} fragments assigned here are missing`));
+    for (const f of rec!.held) await push(node, file.manifest.shards[f]!, file.shards.get(file.manifest.shards[f]!.toString())!);
+    const given = await ack();
+    assert.equal(given.ok, true, given.error);
+    const signerOf = await ackSigner(domain, { magu: magu3, batch: 0, root, fragmentCount: 3, member: node.address }, given.signature!);
+    assert.equal(signerOf, node.address, "the member signed its acknowledgement");
+    // A batch number other than the proposal's gets nothing.
+    assert.match(((await node.sync.handleBatchRequest({ op: "batch.ack", magu: magu3.toString(), batch: 1 })) as { error: string }).error, /no proposal of batch 1/);
   });
 
   test("a manifest of other erasure parameters is refused even when its roots fold to the committed root", async () => {
