@@ -4,6 +4,7 @@ import { describe, it } from "node:test";
 import { FRAGMENT_SIZE, LEAF_SIZE } from "../../../agents/data/constants.js";
 import { FragmentTooLargeError, IndexOutOfRangeError, InvalidParameterError } from "../../../agents/data/errors.js";
 import {
+  appendProof,
   buildFragmentTree,
   buildMaguTree,
   depthFor,
@@ -20,6 +21,7 @@ import {
   maguProof,
   maguRoot,
   processProof,
+  verifyAppendProof,
   verifyChallengeProof,
   verifyLeafProof,
   verifyMaguProof,
@@ -245,5 +247,26 @@ describe("merkle: trees and proofs, edges", () => {
     badChunk[0]! ^= 1;
     assert.equal(verifyChallengeProof(magu.root, 3, { ...good, chunk: badChunk }), false, "leaf half wrong, Magu half right");
     assert.equal(verifyChallengeProof(magu.root, 3, { ...good, maguSiblings: maguProof(magu, 2) }), false, "leaf half right, Magu half wrong");
+  });
+});
+
+describe("merkle: append proofs, edges", () => {
+  it("appendProof takes 0 <= current <= count; verifyAppendProof refuses what does not fit", () => {
+    const roots = [1, 2, 3, 4, 5].map(node);
+    for (const bad of [-1, 6, 1.5]) {
+      assert.throws(() => appendProof(roots, bad), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "current" && e.context.reason === "must be an integer in [0, 5]");
+    }
+    const root = maguRoot(roots);
+    // A first batch: an empty proof, and only an empty one.
+    assert.equal(verifyAppendProof(EMPTY_NODE, 0, root, 5, []), true);
+    assert.equal(verifyAppendProof(EMPTY_NODE, 0, root, 5, [node(1)]), false);
+    const proof = appendProof(roots, 3);
+    assert.equal(proof.length, depthFor(5) + 1);
+    assert.equal(verifyAppendProof(maguRoot(roots.slice(0, 3)), 3, root, 5, proof), true);
+    assert.equal(verifyAppendProof(maguRoot(roots.slice(0, 3)), 3, root, 5, [...proof, EMPTY_NODE]), false, "one element too many");
+    // More old fragments than the new tree has: refused before any hashing.
+    const all = appendProof(roots, 5);
+    assert.equal(verifyAppendProof(maguRoot(roots), 6, root, 5, all), false);
+    assert.equal(verifyAppendProof(maguRoot(roots), 5, root, 5, all), true);
   });
 });
