@@ -279,7 +279,10 @@ class StorageNodeAgent implements NodeAgent {
     });
     follower.on<{ magu: bigint; batch: number; root: Hex; fragmentCount: number; indexCid: Hex }>("DataCommitted", async (e) => {
       const magu = e.args.magu;
-      if (await sync.committed(magu, e.args.root, e.args.fragmentCount)) return;
+      if (await sync.committed(magu, e.args.root, e.args.fragmentCount)) {
+        log.info("batch committed", { magu: magu.toString(), batch: e.args.batch, fragments: e.args.fragmentCount, block: e.blockNumber.toString() });
+        return;
+      }
       // A batch this node did not take (down, or left out): once it is available, fetch its index
       // document from the members that hold it, then its own fragments (repair.ts).
       const info = await readContracts.maguRegistry.read.maguInfo([magu]);

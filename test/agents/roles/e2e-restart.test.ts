@@ -29,7 +29,7 @@ import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { type PutResult, type StorageClient } from "../../../agents/roles/client/client.js";
 import { Bucket, openMetaDb } from "../../../agents/store/meta-db.js";
 import { MemoryFragmentStore } from "../p2p/fixtures.js";
-import { firstChallengedPeriod, logLines, randomFile, startClient, startNetwork, tearDown, waitProven, type Network } from "./e2e-helpers.js";
+import { firstChallengedPeriod, logLines, randomFile, startClient, startNetwork, tearDown, waitFor, waitProven, type Network } from "./e2e-helpers.js";
 
 const NODES = 5;
 const K = 3;
@@ -98,10 +98,19 @@ describe("e2e: a node restarted mid-run resumes and keeps proving", { timeout: 9
     const committed = await net.read.maguRegistry.getEvents.DataCommitted({ magu: stored.maguId }, { fromBlock: net.deployment.deployBlock });
     assert.equal(committed.length, 1);
     commitBlock = committed[0]!.blockNumber;
+    // Every node's Magu follower has handled the commit (the put returns once it is mined; the
+    // followers poll): the cursors checked below are past it only from then on.
+    const seen = new Set<number>();
+    await waitFor("every node's follower to handle the put's commit", 60_000, async () => {
+      net.nodes.forEach((n, i) => {
+        if (logLines(n.stderr(), "batch committed").length > 0) seen.add(i);
+      });
+      return seen.size === NODES || undefined;
+    }, 100);
     vi = net.nodes.findIndex((n) => n.address.toLowerCase() === stored.members[0]!.toLowerCase());
     assert.ok(vi >= 0, "slot 0 is one of the five nodes");
-    // From the chain, not from the period of the put: a commit in a later period than formMagu is
-    // challenged from one period further (MaguRegistry.commitData, dataPeriod).
+    // From the chain, not from the period of the put: a batch is challenged from the period after
+    // its commit (MaguRegistry, "Deliver, acknowledge, commit").
     const first = await firstChallengedPeriod(net.read, stored.maguId, stored.members);
     await enter(first);
     for (let i = 0; i < NODES; i++) await proven(i, first);
