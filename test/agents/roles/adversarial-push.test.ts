@@ -201,6 +201,17 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     assert.equal(signerOf, node.address, "the member signed its acknowledgement");
     // A batch number other than the proposal's gets nothing.
     assert.match(((await node.sync.handleBatchRequest({ op: "batch.ack", magu: magu3.toString(), batch: 1 })) as { error: string }).error, /no proposal of batch 1/);
+
+    // Never committed: once its time is up the proposal is dropped with the data it brought.
+    assert.equal(await node.sync.sweep(Date.now()), 0, "not before its time");
+    assert.equal(await node.sync.sweep(Date.now() + 11 * 60_000), 1, "dropped after it");
+    assert.equal(node.sync.pending(magu3), undefined);
+    for (const f of rec!.held) {
+      const cid = file.manifest.shards[f]!;
+      assert.equal(await node.store.has(cid), false, `shard ${f} deleted`);
+      assert.equal(node.sync.isAssigned(cid), false, `shard ${f} no longer accepted`);
+    }
+    assert.deepEqual((await node.index.get(magu3))?.held ?? [], [], "nothing held");
   });
 
   test("a manifest of other erasure parameters is refused even when its roots fold to the committed root", async () => {
