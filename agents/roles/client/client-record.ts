@@ -390,6 +390,11 @@ export interface PendingPut {
   manifestCid?: string;
 }
 
+/** Where the pending put of `path` is kept. */
+export function pendingPutFile(records: NetworkRecords, path: string): string {
+  return pendingPutPath(records, path);
+}
+
 function pendingPutPath(records: NetworkRecords, path: string): string {
   return join(records.dir, "puts", `${createHash("sha256").update(path).digest("hex").slice(0, 24)}.json`);
 }

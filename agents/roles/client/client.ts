@@ -79,6 +79,7 @@ import {
   openNetworkRecords,
   readLegacyRecord,
   readMaguRecord,
+  pendingPutFile,
   readPendingPut,
   writePendingPut,
   type NetworkRecords,
@@ -124,6 +125,8 @@ export type StorageClientErrorCode =
   | "ERR_PUSH_FAILED"
   /** put --resume: no interrupted put of that file here, or the file changed since. */
   | "ERR_NOTHING_TO_RESUME"
+  /** put: an earlier put of the file paid for a Magu and was interrupted (finish it with resume). */
+  | "ERR_PUT_INTERRUPTED"
   | "ERR_FILE_CHANGED"
   /** Too many members did not take a batch (more than m): nothing was committed. */
   | "ERR_NOT_AVAILABLE"
@@ -458,7 +461,15 @@ class Client implements StorageClient {
         );
       }
     } else {
-      if (pending?.maguId !== undefined) this.log.warn("an earlier put of this file was interrupted; starting afresh", { path, magu: pending.maguId });
+      // A new put would pay a second escrow: say how to finish the paid one, or how to drop it.
+      if (pending?.maguId !== undefined) {
+        throw new StorageClientError(
+          "ERR_PUT_INTERRUPTED",
+          `a put of ${path} was interrupted after it paid for Magu ${pending.maguId}: finish it with --resume ` +
+            `(or delete ${pendingPutFile(records, path)} to start afresh and pay again)`,
+          { path, maguId: pending.maguId },
+        );
+      }
       pending = {
         path,
         size: fileSize,

@@ -56,6 +56,12 @@ describe("e2e: a killed put resumed", { timeout: 600_000 }, () => {
     const interrupted = await net.read.maguRegistry.read.maguInfo([1n]);
     console.log(`# killed with ${interrupted.fragmentCount} fragments committed`);
 
+    // A plain put of the same file would pay again: refused, with the way to finish it.
+    const plain = await muri(["put", input, ...args]);
+    assert.notEqual(plain.code, 0);
+    assert.match(plain.stderr, /interrupted after it paid for Magu 1: finish it with --resume/);
+    assert.equal(await net.read.maguRegistry.read.maguCount(), 1n, "no second Magu");
+
     const resumed = await muri(["put", input, "--resume", "--json", ...args], {}, 300_000);
     assert.equal(resumed.code, 0, resumed.stderr);
     const result = JSON.parse(resumed.stdout) as { maguId: string; manifestCid: string; shards: number };
