@@ -13,8 +13,8 @@
  */
 import type { Libp2p, PeerId } from "@libp2p/interface";
 import type { CID } from "multiformats/cid";
-import type { Address, Hex, TypedDataDomain } from "viem";
-import { proposalTypedData, type MuriWalletClient, type SigningChainClients } from "../../chain/index.js";
+import type { Address, Hex } from "viem";
+import { batchDomain, proposalTypedData, type Deployment, type SigningChainClients } from "../../chain/index.js";
 import { appendProof, maguRoot } from "../../data/merkle.js";
 import { searchRequest } from "../../p2p/index.js";
 import type { Logger } from "../../store/logger.js";
@@ -44,9 +44,10 @@ export interface BatchPlan {
 
 export interface BatchDeps {
   libp2p: Pick<Libp2p, "dialProtocol">;
+  /** The owner's account (it signs the proposal). */
   clients: SigningChainClients;
-  walletClient: MuriWalletClient;
-  domain: TypedDataDomain;
+  /** Chain id and MaguRegistry address: the EIP-712 domain. */
+  deployment: Pick<Deployment, "chainId" | "contracts">;
   /** Sends commitData and waits for its receipt (throws on a revert). */
   commit(args: readonly [bigint, Hex, number, Hex, readonly Hex[], readonly Hex[]]): Promise<bigint>;
   log: Logger;
@@ -125,9 +126,10 @@ export async function deliverBatch(
   };
 
   // 1. The owner's proposal.
-  const signature = await deps.walletClient.signTypedData({
+  const domain = batchDomain(deps.deployment.chainId, deps.deployment.contracts.maguRegistry);
+  const signature = await deps.clients.walletClient.signTypedData({
     account: deps.clients.account,
-    ...proposalTypedData(deps.domain, { magu: plan.maguId, batch: plan.batch, root, fragmentCount, indexCid: hexOf(plan.indexCid.bytes) }),
+    ...proposalTypedData(domain, { magu: plan.maguId, batch: plan.batch, root, fragmentCount, indexCid: hexOf(plan.indexCid.bytes) }),
   });
   const propose = { op: "batch.propose", magu: plan.maguId.toString(), batch: plan.batch, root, fragmentCount, indexCid, signature };
   await Promise.all([...alive].map((slot) => ask(slot, propose, "batch proposal").catch((err: unknown) => fail(slot, err))));

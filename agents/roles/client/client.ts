@@ -47,7 +47,6 @@ import { parseEventLogs, type Address, type Hex } from "viem";
 import {
   createChainClients,
   describeError,
-  batchDomain,
   describeNetwork,
   getMuriContracts,
   maguRegistryAbi,
@@ -418,8 +417,7 @@ class Client implements StorageClient {
     const deps: BatchDeps = {
       libp2p: this.running().p2p.libp2p,
       clients: this.clients,
-      walletClient: this.clients.walletClient,
-      domain: batchDomain(this.init.deployment.chainId, this.init.deployment.contracts.maguRegistry),
+      deployment: this.init.deployment,
       commit: (args) => this.send("commitData", this.contracts.maguRegistry.write.commitData(args)),
       log: this.log,
       requestTimeoutMs: CLIENT_DEFAULTS.transferTimeoutMs,

@@ -26,7 +26,6 @@ import type { PeerId } from "@libp2p/interface";
 import { CID } from "multiformats/cid";
 import { parseEventLogs, type Address, type Hex } from "viem";
 import {
-  batchDomain,
   createChainClients,
   describeError,
   getMuriContracts,
@@ -377,8 +376,7 @@ class VectorClientImpl implements VectorClient {
           {
             libp2p: this.running().libp2p,
             clients: this.clients,
-            walletClient: this.clients.walletClient,
-            domain: batchDomain(this.init.deployment.chainId, this.init.deployment.contracts.maguRegistry),
+            deployment: this.init.deployment,
             commit: (args) => this.send("MaguRegistry.commitData", this.contracts.maguRegistry.write.commitData(args)),
             log: this.log,
             requestTimeoutMs: VECTOR_CLIENT_DEFAULTS.transferTimeoutMs,
