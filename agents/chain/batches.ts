@@ -5,6 +5,9 @@
  * - `Proposal`: the Magu's owner asks the members to take a batch before it is committed (root and
  *   count it will commit, the CID of the batch's index document). A member takes pending data only
  *   under a proposal its owner signed.
+ * - `Open`: the owner lets one libp2p peer (`pusher`, its peer id bytes) push the batch's fragments
+ *   before their root is known (the client pushes while it encodes); a member keeps at most the
+ *   batch's new fragment count of them, and only those the later proposal assigns it.
  * - `Ack`: a member holds and verified everything placement gives it up to `fragmentCount`; the
  *   commit carries these, and MaguRegistry checks them (`ackDigest`).
  */
@@ -35,6 +38,23 @@ export const PROPOSAL_TYPES = {
   ],
 } as const;
 
+export const OPEN_TYPES = {
+  Open: [
+    { name: "magu", type: "uint256" },
+    { name: "batch", type: "uint32" },
+    { name: "fragmentCount", type: "uint32" },
+    { name: "pusher", type: "bytes" },
+  ],
+} as const;
+
+/** What an owner opens: `fragmentCount` is the Magu's count after the batch; `pusher` the peer id bytes, hex. */
+export interface BatchOpen {
+  magu: bigint;
+  batch: number;
+  fragmentCount: number;
+  pusher: Hex;
+}
+
 /** What a member acknowledges. */
 export interface BatchAck {
   magu: bigint;
@@ -61,6 +81,16 @@ export function ackTypedData(domain: TypedDataDomain, ack: BatchAck) {
 /** The typed data of a proposal (for `signTypedData`). */
 export function proposalTypedData(domain: TypedDataDomain, proposal: BatchProposal) {
   return { domain, types: PROPOSAL_TYPES, primaryType: "Proposal" as const, message: proposal };
+}
+
+/** The typed data of an opening (for `signTypedData`). */
+export function openTypedData(domain: TypedDataDomain, open: BatchOpen) {
+  return { domain, types: OPEN_TYPES, primaryType: "Open" as const, message: open };
+}
+
+/** The address that signed `signature` over `open` (throws on a malformed signature). */
+export function openSigner(domain: TypedDataDomain, open: BatchOpen, signature: Hex): Promise<Address> {
+  return recoverTypedDataAddress({ ...openTypedData(domain, open), signature });
 }
 
 /** The address that signed `signature` over `proposal` (throws on a malformed signature). */

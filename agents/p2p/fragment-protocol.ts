@@ -499,7 +499,7 @@ export class FragmentProtocol {
     await reader.readInto(bytes, "push payload", readTimeoutMs, signal, (chunk) => verifier.update(chunk));
     if (!verifier.matches()) throw new CidMismatchError(header.cid.toString(), peer);
     try {
-      await bounded(this.components.sink.put(header.cid, bytes), signal);
+      await bounded(this.components.sink.put(header.cid, bytes, remotePeer), signal);
     } catch (err) {
       if (signal.aborted) throw err;
       const message = (err as Error | undefined)?.message ?? "error";

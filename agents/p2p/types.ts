@@ -14,7 +14,8 @@ export interface FragmentSource {
 
 /** Where verified pushed fragments go. A throw (quota full, disk error) refuses the push. */
 export interface FragmentSink {
-  put(cid: CID, bytes: Uint8Array): unknown;
+  /** `from`: the peer that pushed them. */
+  put(cid: CID, bytes: Uint8Array, from?: PeerId): unknown;
 }
 
 /** A push about to be received, for the optional accept policy. */

@@ -2,6 +2,8 @@
  * Deliver, acknowledge, commit: how a client adds a batch of data to a Magu (blob files and vector
  * fragments alike; docs/ARCHITECTURE.md, "Deliver, acknowledge, commit").
  *
+ * 0. optionally `batch.open` first (EIP-712 `Open`): the owner lets this client's peer push the
+ *    batch's fragments while it still encodes them, before the root exists;
  * 1. `batch.propose` to every member, signed by the owner (EIP-712 `Proposal`: Magu, batch, root,
  *    count, the index document's CID), so members take the batch's pending data;
  * 2. the caller's `push`: documents and fragments to the members still reachable;
@@ -14,7 +16,7 @@
 import type { Libp2p, PeerId } from "@libp2p/interface";
 import type { CID } from "multiformats/cid";
 import type { Address, Hex } from "viem";
-import { batchDomain, proposalTypedData, type Deployment, type SigningChainClients } from "../../chain/index.js";
+import { batchDomain, openTypedData, proposalTypedData, type Deployment, type SigningChainClients } from "../../chain/index.js";
 import { appendProof, maguRoot } from "../../data/merkle.js";
 import { searchRequest } from "../../p2p/index.js";
 import type { Logger } from "../../store/logger.js";
@@ -91,84 +93,134 @@ export class BatchUnavailableError extends Error {
 
 const hexOf = (bytes: Uint8Array): Hex => `0x${Buffer.from(bytes).toString("hex")}`;
 
+/** Who a batch goes to: the Magu, its next batch number, its members by slot. */
+export type BatchTarget = Pick<BatchPlan, "maguId" | "batch" | "slots" | "unreachable" | "tolerated">;
+
 /**
- * Runs steps 1-4 for `plan`; `push(alive, fail)` delivers the batch's documents and fragments to the
- * slots in `alive` and reports a member that failed with `fail(slot, error)` (it is then skipped).
+ * One batch's delivery to the members of a Magu. `open` (optional) lets this client push fragments
+ * before the batch's root is known; `finish` proposes the batch, runs the caller's pushes, collects
+ * the acknowledgements and commits. A member that fails any step is left out of the rest (`alive`).
  */
-export async function deliverBatch(
+export class BatchDelivery {
+  /** Slots still taking part. */
+  readonly alive = new Set<number>();
+  private readonly missing = new Map<number, MissingMember>();
+  private openedCount: number | undefined;
+
+  constructor(
+    private readonly target: BatchTarget,
+    private readonly deps: BatchDeps,
+  ) {
+    target.slots.forEach((m, slot) => {
+      const down = target.unreachable?.get(slot);
+      if (down !== undefined) this.missing.set(slot, { slot, ...down });
+      else if (m === undefined) this.missing.set(slot, { slot, address: "0x0000000000000000000000000000000000000000", error: "vacant slot" });
+      else this.alive.add(slot);
+    });
+  }
+
+  /** Leaves `slot` out of the rest of the batch, with why. */
+  readonly fail = (slot: number, error: unknown): void => {
+    if (!this.alive.delete(slot)) return;
+    const message = (error as Error | undefined)?.message ?? String(error);
+    const member = this.target.slots[slot]!.address;
+    this.missing.set(slot, { slot, address: member, error: message });
+    this.deps.log.warn("member left out of the batch", { magu: this.target.maguId.toString(), batch: this.target.batch, slot, member, error: message });
+  };
+
+  private async ask(slot: number, request: Record<string, unknown>, what: string): Promise<Record<string, unknown>> {
+    const limits = { timeoutMs: this.deps.requestTimeoutMs ?? 20_000 };
+    const answer = (await searchRequest(this.deps.libp2p, this.target.slots[slot]!.peerId, request, { limits, what })) as Record<string, unknown>;
+    if (answer?.ok !== true) throw new Error(`${what} refused: ${String(answer?.error ?? "no answer")}`);
+    return answer;
+  }
+
+  private domain() {
+    return batchDomain(this.deps.deployment.chainId, this.deps.deployment.contracts.maguRegistry);
+  }
+
+  /**
+   * `batch.open` to every member: the owner lets `pusher` (this client's peer) push up to the
+   * batch's new fragments before their root exists. `fragmentCount`: the Magu's count after the batch.
+   */
+  async open(fragmentCount: number, pusher: PeerId): Promise<void> {
+    const { maguId, batch } = this.target;
+    const signature = await this.deps.clients.walletClient.signTypedData({
+      account: this.deps.clients.account,
+      ...openTypedData(this.domain(), { magu: maguId, batch, fragmentCount, pusher: hexOf(pusher.toMultihash().bytes) }),
+    });
+    const request = { op: "batch.open", magu: maguId.toString(), batch, fragmentCount, pusher: pusher.toString(), signature };
+    await Promise.all([...this.alive].map((slot) => this.ask(slot, request, "batch opening").catch((err: unknown) => this.fail(slot, err))));
+    this.openedCount = fragmentCount;
+  }
+
+  /**
+   * Steps 1-4 (module comment) for `content`; `push(alive, fail)` delivers the batch's documents
+   * and any fragments not pushed yet to the slots in `alive`, and reports a member that failed
+   * with `fail(slot, error)` (it is then skipped).
+   */
+  async finish(
+    content: Pick<BatchPlan, "committedRoots" | "newRoots" | "indexCid">,
+    push: (alive: ReadonlySet<number>, fail: (slot: number, error: unknown) => void) => Promise<void>,
+  ): Promise<BatchResult> {
+    const { maguId, batch, slots, tolerated } = this.target;
+    const { deps, alive, fail } = this;
+    const roots = [...content.committedRoots, ...content.newRoots];
+    const root = hexOf(maguRoot(roots));
+    const fragmentCount = roots.length;
+    if (this.openedCount !== undefined && this.openedCount !== fragmentCount) {
+      throw new RangeError(`batch ${batch} of Magu ${maguId} was opened for ${this.openedCount} fragments, its content has ${fragmentCount}`);
+    }
+    const indexCid = content.indexCid.toString();
+
+    // 1. The owner's proposal.
+    const signature = await deps.clients.walletClient.signTypedData({
+      account: deps.clients.account,
+      ...proposalTypedData(this.domain(), { magu: maguId, batch, root, fragmentCount, indexCid: hexOf(content.indexCid.bytes) }),
+    });
+    const propose = { op: "batch.propose", magu: maguId.toString(), batch, root, fragmentCount, indexCid, signature };
+    await Promise.all([...alive].map((slot) => this.ask(slot, propose, "batch proposal").catch((err: unknown) => fail(slot, err))));
+
+    // 2. Documents and fragments.
+    await push(alive, fail);
+    deps.log.debug("batch delivered", { magu: maguId.toString(), batch, members: alive.size });
+
+    // 3. Acknowledgements.
+    const acks: Hex[] = slots.map(() => "0x");
+    const attempts = deps.ackAttempts ?? 5;
+    await Promise.all(
+      [...alive].map(async (slot) => {
+        let last: unknown;
+        for (let attempt = 1; attempt <= attempts; attempt++) {
+          try {
+            const answer = await this.ask(slot, { op: "batch.ack", magu: maguId.toString(), batch }, "acknowledgement");
+            if (typeof answer.signature !== "string" || !/^0x[0-9a-fA-F]{130}$/.test(answer.signature)) throw new Error("acknowledgement without a signature");
+            acks[slot] = answer.signature as Hex;
+            return;
+          } catch (err) {
+            last = err;
+            await new Promise((r) => setTimeout(r, 200 * attempt));
+          }
+        }
+        fail(slot, last);
+      }),
+    );
+    const missingList = [...this.missing.values()].sort((a, b) => a.slot - b.slot);
+    if (missingList.length > tolerated) throw new BatchUnavailableError(maguId, missingList, tolerated);
+
+    // 4. The commit: root, count, the index CID, the append proof and the acknowledgements.
+    const extension = appendProof(roots, content.committedRoots.length).map(hexOf);
+    const block = await deps.commit([maguId, root, fragmentCount, hexOf(content.indexCid.bytes), extension, acks]);
+    deps.log.info("batch committed", { magu: maguId.toString(), batch, fragments: fragmentCount, acknowledged: slots.length - missingList.length, missing: missingList.length });
+    return { root, fragmentCount, block, acknowledged: [...alive].map((slot) => slots[slot]!.address), missing: missingList };
+  }
+}
+
+/** Steps 1-4 for `plan` without an opening (the caller pushes everything in `push`). */
+export function deliverBatch(
   plan: BatchPlan,
   deps: BatchDeps,
   push: (alive: ReadonlySet<number>, fail: (slot: number, error: unknown) => void) => Promise<void>,
 ): Promise<BatchResult> {
-  const roots = [...plan.committedRoots, ...plan.newRoots];
-  const root = hexOf(maguRoot(roots));
-  const fragmentCount = roots.length;
-  const indexCid = plan.indexCid.toString();
-  const missing = new Map<number, MissingMember>();
-  const alive = new Set<number>();
-  plan.slots.forEach((m, slot) => {
-    const down = plan.unreachable?.get(slot);
-    if (down !== undefined) missing.set(slot, { slot, ...down });
-    else if (m === undefined) missing.set(slot, { slot, address: "0x0000000000000000000000000000000000000000", error: "vacant slot" });
-    else alive.add(slot);
-  });
-  const fail = (slot: number, error: unknown): void => {
-    if (!alive.delete(slot)) return;
-    const message = (error as Error | undefined)?.message ?? String(error);
-    missing.set(slot, { slot, address: plan.slots[slot]!.address, error: message });
-    deps.log.warn("member left out of the batch", { magu: plan.maguId.toString(), batch: plan.batch, slot, member: plan.slots[slot]!.address, error: message });
-  };
-  const timeoutMs = deps.requestTimeoutMs ?? 20_000;
-  const ask = async (slot: number, request: Record<string, unknown>, what: string): Promise<Record<string, unknown>> => {
-    const answer = (await searchRequest(deps.libp2p, plan.slots[slot]!.peerId, request, { limits: { timeoutMs }, what })) as Record<string, unknown>;
-    if (answer?.ok !== true) throw new Error(`${what} refused: ${String(answer?.error ?? "no answer")}`);
-    return answer;
-  };
-
-  // 1. The owner's proposal.
-  const domain = batchDomain(deps.deployment.chainId, deps.deployment.contracts.maguRegistry);
-  const signature = await deps.clients.walletClient.signTypedData({
-    account: deps.clients.account,
-    ...proposalTypedData(domain, { magu: plan.maguId, batch: plan.batch, root, fragmentCount, indexCid: hexOf(plan.indexCid.bytes) }),
-  });
-  const propose = { op: "batch.propose", magu: plan.maguId.toString(), batch: plan.batch, root, fragmentCount, indexCid, signature };
-  await Promise.all([...alive].map((slot) => ask(slot, propose, "batch proposal").catch((err: unknown) => fail(slot, err))));
-
-  // 2. Documents and fragments.
-  await push(alive, fail);
-
-  // 3. Acknowledgements.
-  const acks: Hex[] = plan.slots.map(() => "0x");
-  const attempts = deps.ackAttempts ?? 5;
-  await Promise.all(
-    [...alive].map(async (slot) => {
-      let last: unknown;
-      for (let attempt = 1; attempt <= attempts; attempt++) {
-        try {
-          const answer = await ask(slot, { op: "batch.ack", magu: plan.maguId.toString(), batch: plan.batch }, "acknowledgement");
-          if (typeof answer.signature !== "string" || !/^0x[0-9a-fA-F]{130}$/.test(answer.signature)) throw new Error("acknowledgement without a signature");
-          acks[slot] = answer.signature as Hex;
-          return;
-        } catch (err) {
-          last = err;
-          await new Promise((r) => setTimeout(r, 200 * attempt));
-        }
-      }
-      fail(slot, last);
-    }),
-  );
-  const missingList = [...missing.values()].sort((a, b) => a.slot - b.slot);
-  if (missingList.length > plan.tolerated) throw new BatchUnavailableError(plan.maguId, missingList, plan.tolerated);
-
-  // 4. The commit: root, count, the index CID, the append proof and the acknowledgements.
-  const extension = appendProof(roots, plan.committedRoots.length).map(hexOf);
-  const block = await deps.commit([plan.maguId, root, fragmentCount, hexOf(plan.indexCid.bytes), extension, acks]);
-  deps.log.info("batch committed", { magu: plan.maguId.toString(), batch: plan.batch, fragments: fragmentCount, acknowledged: plan.slots.length - missingList.length, missing: missingList.length });
-  return {
-    root,
-    fragmentCount,
-    block,
-    acknowledged: [...alive].map((slot) => plan.slots[slot]!.address),
-    missing: missingList,
-  };
+  return new BatchDelivery(plan, deps).finish(plan, push);
 }

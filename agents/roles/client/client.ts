@@ -9,14 +9,19 @@
  *    duration, price; escrow approved first), let two blocks pass (`hardhat_mine` when the RPC has
  *    it, else wait), formMagu; an encoding that fails after the Magu was formed says which Magu
  *    (empty, usable with putInto);
- * 3. commitData(maguRoot(fragment roots), F), while the manifest is pushed to every member;
- * 4. push the Magu index document (magu-sync.ts) to every member, then each
- *    shard to the member placement names (`holderBlob`), dialing the multiaddrs registered in
- *    NodeRegistry; the staged shards are deleted at the end (also when the put fails).
+ * 3. once formed, open the Magu's first batch (batch.ts `open`: the owner lets this client's peer
+ *    push before the root exists) and push each shard to the member placement names
+ *    (`holderBlob`, dialing the multiaddrs registered in NodeRegistry) as the encoder stages it,
+ *    so the pushes overlap the encoding;
+ * 4. propose the batch (root over the fragment roots, F, the index document's CID), push the
+ *    manifest and the Magu index document (magu-sync.ts) to every member, collect their
+ *    acknowledgements and commitData with them; up to m members may be missing. The staged shards
+ *    are deleted at the end (also when the put fails).
  * putInto(maguId, path): the same file path into an existing blob Magu the caller owns (checks first:
  * known, owned, blob, active and within its term, enough paid fragments left, and this directory's
  * record covers what is committed; then the earlier manifests are fetched from the members and must
- * fold to the on-chain root). The file's shards are appended: commitData(root over the old fragment
+ * fold to the on-chain root). The batch is opened before the encoding and the shards are pushed as
+ * they are staged, as in put. The file's shards are appended: commitData(root over the old fragment
  * roots then the new ones, old count + F); the members get every manifest and a version-2 index
  * document listing them in commit order; shard f of the file is Magu fragment offset + f.
  * Every put records the file (manifest, offset, shards) in the record of its Magu, which the client
@@ -85,7 +90,8 @@ import {
   type RecordedFile,
 } from "./client-record.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
-import { BatchUnavailableError, deliverBatch, type BatchDeps, type MissingMember, type SlotMember } from "./batch.js";
+import { BatchDelivery, BatchUnavailableError, type BatchDeps, type BatchResult, type MissingMember, type SlotMember } from "./batch.js";
+import { ShardQueue, drainQueue } from "./shard-queue.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
 
 /** Default erasure parameters and Magu terms of `put`. */
@@ -170,6 +176,11 @@ export interface ClientInit {
   privateKey: Hex;
   /** See CLIENT_DEFAULTS.memoryStagingBytes (0: always stage on disk). */
   memoryStagingBytes?: number;
+  /**
+   * Push each shard as soon as it is encoded (default true). False pushes only once the whole
+   * file is encoded: the sequential baseline bench/helia.ts measures the overlap against.
+   */
+  pushWhileEncoding?: boolean;
 }
 
 export interface ClientComponents {
@@ -277,15 +288,6 @@ function hexRoot(roots: readonly Buffer[]): Hex {
 /** Whether the fragment roots of `files`, concatenated, fold to `root`. */
 function foldsTo(files: readonly Fetched[], root: Hex): boolean {
   return hexRoot(rootsOf(files)).toLowerCase() === root.toLowerCase();
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; the first failure rejects. */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /**
@@ -412,9 +414,9 @@ class Client implements StorageClient {
     return { slots, unreachable };
   }
 
-  /** Runs batch.ts for this client; a batch too few members took becomes ERR_NOT_AVAILABLE. */
-  private async deliver(plan: Parameters<typeof deliverBatch>[0], push: Parameters<typeof deliverBatch>[2]): ReturnType<typeof deliverBatch> {
-    const deps: BatchDeps = {
+  /** What batch.ts needs from this client. */
+  private batchDeps(): BatchDeps {
+    return {
       libp2p: this.running().p2p.libp2p,
       clients: this.clients,
       deployment: this.init.deployment,
@@ -422,11 +424,15 @@ class Client implements StorageClient {
       log: this.log,
       requestTimeoutMs: CLIENT_DEFAULTS.transferTimeoutMs,
     };
+  }
+
+  /** Finishes a batch (batch.ts); one too few members took becomes ERR_NOT_AVAILABLE. */
+  private async finishBatch(delivery: BatchDelivery, content: Parameters<BatchDelivery["finish"]>[0], push: Parameters<BatchDelivery["finish"]>[1]): Promise<BatchResult> {
     try {
-      return await deliverBatch(plan, deps, push);
+      return await delivery.finish(content, push);
     } catch (err) {
       if (err instanceof BatchUnavailableError) {
-        throw new StorageClientError("ERR_NOT_AVAILABLE", err.message, { maguId: plan.maguId, missing: err.missing }, err);
+        throw new StorageClientError("ERR_NOT_AVAILABLE", err.message, { maguId: err.maguId, missing: err.missing }, err);
       }
       throw err;
     }
@@ -439,7 +445,7 @@ class Client implements StorageClient {
   }
 
   async put(path: string, options: PutOptions = {}): Promise<PutResult> {
-    const { staging, secret, records } = this.running();
+    const { p2p, staging, secret, records } = this.running();
     const started = performance.now();
     const st = await stat(path);
     const fileSize = st.size;
@@ -498,21 +504,45 @@ class Client implements StorageClient {
           });
     forming.catch(() => undefined); // awaited below, after the encoding
     const stage = this.stageFor(staging, expected);
+    // 3. Once it is formed, open the Magu's first batch and push each shard to its holder as the
+    //    encoder stages it (batch.ts `open`): the pushes overlap the encoding.
+    const queue = new ShardQueue<{ index: number; cid: CID }>();
+    const { handOver, held } = this.handOverTo(queue);
+    const streaming = forming.then(async ({ maguId, members: memberAddresses }) => {
+      const onChain = await this.contracts.maguRegistry.read.maguInfo([maguId]);
+      if (onChain.fragmentCount > 0) return { onChain }; // a resumed put that was committed already
+      const { slots, unreachable } = await this.slotMembers(memberAddresses);
+      const delivery = new BatchDelivery({ maguId, batch: 0, slots, unreachable, tolerated: m }, this.batchDeps());
+      await delivery.open(expected, p2p.libp2p.peerId);
+      const pushed = drainQueue(queue, CLIENT_DEFAULTS.pushConcurrency, async ({ index, cid }) => {
+        const slot = holderBlob(maguId, index, nMembers, k, m);
+        if (!delivery.alive.has(slot)) return;
+        await this.pushTo(slots[slot]!, cid, await stage.get(cid), `shard ${index}`).catch((err: unknown) => delivery.fail(slot, err));
+      });
+      return { onChain, slots, delivery, pushed };
+    });
+    streaming.catch(() => queue.abort()); // awaited below
     try {
       let encoded: EncodeResult;
       try {
         encoded = await encodeFile(createReadStream(path), { secret, k, m, fileId: Buffer.from(put.fileId, "hex") }, async (shards) => {
-          for (const s of shards) await stage.put(s.cid, s.bytes);
+          for (const s of shards) {
+            await stage.put(s.cid, s.bytes);
+            handOver({ index: s.index, cid: s.cid });
+          }
         });
+        for (const item of held.splice(0)) queue.add(item);
         if (encoded.manifest.shards.length !== expected) throw new Error(`${path} encoded to ${encoded.manifest.shards.length} shards, ${expected} expected from its size (did it change while being read?)`);
         // Same file id, same bytes, same shards: a different manifest means the file changed, and
-        // nothing of this encoding leaves the process (its keys and nonces were used before).
+        // nothing more of this encoding leaves the process (its keys and nonces were used before).
         if (put.manifestCid !== undefined && put.manifestCid !== encoded.manifestCid.toString()) {
           throw new StorageClientError("ERR_FILE_CHANGED", `${path} no longer encodes to the interrupted put's manifest ${put.manifestCid}: its content changed; put it without --resume`, { path });
         }
       } catch (err) {
+        queue.abort();
         const formed = await forming.catch(() => undefined);
         if (formed === undefined) throw err;
+        if (err instanceof StorageClientError) throw err;
         throw new StorageClientError(
           "ERR_ENCODE_FAILED",
           `encoding ${path} failed (${(err as Error).message}); Magu ${formed.maguId}, created for it meanwhile, holds no data: put the file into it with --magu ${formed.maguId}`,
@@ -520,6 +550,7 @@ class Client implements StorageClient {
           err,
         );
       }
+      queue.end();
       const { manifest, manifestBytes, manifestCid } = encoded;
       const count = manifest.shards.length;
       this.log.info("encoded", { path, fileSize, shards: count, ms: Math.round(performance.now() - started) });
@@ -534,9 +565,9 @@ class Client implements StorageClient {
         this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
         return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses, missing };
       };
+      const { onChain, slots, delivery, pushed } = await streaming;
       // Interrupted after its commit: only the record was missing.
-      const onChain = await this.contracts.maguRegistry.read.maguInfo([maguId]);
-      if (onChain.fragmentCount > 0) {
+      if (delivery === undefined) {
         const root = `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}`;
         if (onChain.fragmentCount !== count || onChain.root.toLowerCase() !== root) {
           throw new StorageClientError("ERR_MAGU_RECORD", `Magu ${maguId} holds other data (${onChain.fragmentCount} fragments, root ${onChain.root}) than ${path}: put it without --resume`, { maguId, path });
@@ -545,40 +576,36 @@ class Client implements StorageClient {
         return done([]);
       }
 
-      // 3. Deliver, acknowledge, commit (batch.ts): the manifest and the index document to every
-      //    member, each shard to its holder; up to m members may be missing.
-      const { slots, unreachable } = await this.slotMembers(memberAddresses);
+      // 4. Propose, acknowledge, commit (batch.ts): the manifest and the index document to every
+      //    member once the shards are all pushed; up to m members may be missing.
       const index = encodeMaguIndexDocument({ maguId, manifestCid });
-      const batch = await this.deliver(
-        { maguId, batch: 0, committedRoots: [], newRoots: manifest.roots.map((r) => Buffer.from(r, "hex")), indexCid: index.cid, slots, unreachable, tolerated: m },
-        async (alive, fail) => {
-          await Promise.all(
-            [...alive].map(async (slot) => {
-              try {
-                await this.pushTo(slots[slot]!, manifestCid, manifestBytes, "manifest");
-                await this.pushTo(slots[slot]!, index.cid, index.bytes, "index document");
-              } catch (err) {
-                fail(slot, err);
-              }
-            }),
-          );
-          await forEachLimit(
-            Array.from({ length: count }, (_, f) => f),
-            CLIENT_DEFAULTS.pushConcurrency,
-            async (f) => {
-              const slot = holderBlob(maguId, f, nMembers, k, m);
-              if (!alive.has(slot)) return;
-              const cid = manifest.shards[f]!;
-              await this.pushTo(slots[slot]!, cid, await stage.get(cid), `shard ${f}`).catch((err: unknown) => fail(slot, err));
-            },
-          );
-        },
-      );
+      const batch = await this.finishBatch(delivery, { committedRoots: [], newRoots: manifest.roots.map((r) => Buffer.from(r, "hex")), indexCid: index.cid }, async (alive, fail) => {
+        await Promise.all([
+          pushed,
+          ...[...alive].map(async (slot) => {
+            try {
+              await this.pushTo(slots[slot]!, manifestCid, manifestBytes, "manifest");
+              await this.pushTo(slots[slot]!, index.cid, index.bytes, "index document");
+            } catch (err) {
+              fail(slot, err);
+            }
+          }),
+        ]);
+      });
       await this.tellValidators([{ cid: manifestCid, bytes: manifestBytes }, index]);
       return done(batch.missing);
     } finally {
+      queue.abort();
+      await (await streaming.catch(() => undefined))?.pushed;
       await stage.clear();
     }
+  }
+
+  /** How the encoder hands staged shards to the pushes: at once, or (`held`) after the encoding. */
+  private handOverTo(queue: ShardQueue<{ index: number; cid: CID }>): { handOver: (item: { index: number; cid: CID }) => void; held: Array<{ index: number; cid: CID }> } {
+    const held: Array<{ index: number; cid: CID }> = [];
+    const handOver = this.init.pushWhileEncoding === false ? (item: { index: number; cid: CID }) => void held.push(item) : (item: { index: number; cid: CID }) => queue.add(item);
+    return { handOver, held };
   }
 
   private stageFor(staging: FragmentStore, shards: number): ShardStage {
@@ -766,10 +793,12 @@ class Client implements StorageClient {
   }
 
   async putInto(maguId: bigint, path: string): Promise<PutResult> {
-    const { staging, secret, records } = this.running();
+    const { p2p, staging, secret, records } = this.running();
     const started = performance.now();
     const release = await lockMaguRecord(records, maguId);
     let stage: ShardStage | undefined;
+    const queue = new ShardQueue<{ index: number; cid: CID }>();
+    let pushed: Promise<void> | undefined;
     try {
       // 1. Everything that can refuse the put, before anything is encoded, pushed or sent.
       const registry = this.contracts.maguRegistry;
@@ -817,27 +846,44 @@ class Client implements StorageClient {
       }
       this.log.info("append checked", { magu: maguId.toString(), fragments: info.fragmentCount, needed, left });
 
-      // 2. Encode into memory or the staging store.
+      // 2. Open the batch, then encode into memory or the staging store, each shard pushed to the
+      //    holder placement names for Magu fragment offset + index as soon as it is staged.
+      const offset = info.fragmentCount;
       const staged = (stage = this.stageFor(staging, needed));
-      const { manifest, manifestBytes, manifestCid } = await encodeFile(createReadStream(path), { secret, k, m }, async (shards) => {
-        for (const s of shards) await staged.put(s.cid, s.bytes);
+      const delivery = new BatchDelivery({ maguId, batch: info.batches, slots: slotList, unreachable, tolerated: m }, this.batchDeps());
+      await delivery.open(offset + needed, p2p.libp2p.peerId);
+      pushed = drainQueue(queue, CLIENT_DEFAULTS.pushConcurrency, async ({ index, cid }) => {
+        const slot = holderBlob(maguId, offset + index, slots, k, m);
+        if (!delivery.alive.has(slot)) return;
+        await this.pushTo(slotList[slot]!, cid, await staged.get(cid), `shard ${index}`).catch((err: unknown) => delivery.fail(slot, err));
       });
+      const { handOver, held } = this.handOverTo(queue);
+      const { manifest, manifestBytes, manifestCid } = await encodeFile(createReadStream(path), { secret, k, m }, async (shards) => {
+        for (const s of shards) {
+          await staged.put(s.cid, s.bytes);
+          handOver({ index: s.index, cid: s.cid });
+        }
+      });
+      for (const item of held.splice(0)) queue.add(item);
       const count = manifest.shards.length;
       if (count !== needed) fail("ERR_MAGU_FULL", `the file encoded to ${count} shards, ${needed} expected (did it change while being read?)`);
-      const offset = info.fragmentCount;
+      queue.end();
       const total = offset + count;
       const root = hexRoot([...oldRoots, ...manifest.roots.map((r) => Buffer.from(r, "hex"))]);
       this.log.info("encoded", { path, fileSize, shards: count, offset, ms: Math.round(performance.now() - started) });
 
-      // 3. Deliver, acknowledge, commit (batch.ts): every manifest (a replacement may lack an
-      //    earlier one) and the index listing them all to every member, then each shard to the
-      //    holder placement names for Magu fragment offset + f; up to m members may be missing.
+      // 3. Propose, acknowledge, commit (batch.ts): every manifest (a replacement may lack an
+      //    earlier one) and the index listing them all to every member, once the shards are
+      //    pushed; up to m members may be missing.
       const index = encodeMaguIndexList({ maguId, manifestCids: [...earlier.map((e) => e.cid), manifestCid] });
-      const batch = await this.deliver(
-        { maguId, batch: info.batches, committedRoots: oldRoots, newRoots: manifest.roots.map((r) => Buffer.from(r, "hex")), indexCid: index.cid, slots: slotList, unreachable, tolerated: m },
+      const shardsPushed = pushed;
+      const batch = await this.finishBatch(
+        delivery,
+        { committedRoots: oldRoots, newRoots: manifest.roots.map((r) => Buffer.from(r, "hex")), indexCid: index.cid },
         async (alive, failSlot) => {
-          await Promise.all(
-            [...alive].map(async (slot) => {
+          await Promise.all([
+            shardsPushed,
+            ...[...alive].map(async (slot) => {
               try {
                 for (const f of earlier) await this.pushTo(slotList[slot]!, f.cid, f.bytes, "manifest");
                 await this.pushTo(slotList[slot]!, manifestCid, manifestBytes, "manifest");
@@ -846,17 +892,7 @@ class Client implements StorageClient {
                 failSlot(slot, err);
               }
             }),
-          );
-          await forEachLimit(
-            Array.from({ length: count }, (_, f) => f),
-            CLIENT_DEFAULTS.pushConcurrency,
-            async (f) => {
-              const slot = holderBlob(maguId, offset + f, slots, k, m);
-              if (!alive.has(slot)) return;
-              const cid = manifest.shards[f]!;
-              await this.pushTo(slotList[slot]!, cid, await staged.get(cid), `shard ${f}`).catch((err: unknown) => failSlot(slot, err));
-            },
-          );
+          ]);
         },
       );
       await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, offset);
@@ -865,6 +901,8 @@ class Client implements StorageClient {
       this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), offset, ms: Math.round(performance.now() - started) });
       return { maguId, manifestCid, fileSize, shards: count, offset, fragmentCount: total, members: present, missing: batch.missing };
     } finally {
+      queue.abort();
+      await pushed;
       await stage?.clear();
       release();
     }

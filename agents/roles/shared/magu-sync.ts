@@ -11,6 +11,13 @@
  * placement gives it, it answers `batch.ack` with its EIP-712 `Ack`, which the owner's commit
  * carries. A proposal that is not committed in time is dropped with the fragments it brought.
  *
+ * A blob client pushes while it encodes, before the root exists: it first sends `batch.open`, the
+ * owner's EIP-712 `Open` naming the batch, the Magu's fragment count after it and the one libp2p
+ * peer allowed to push (`pusher`). Until the batch's index document arrives, a member takes raw
+ * fragments from that peer only, at most as many as the batch adds, and keeps them as
+ * *unplaced*; the verified index assigns what it holds and every unplaced fragment it does not
+ * assign is deleted. An opening that sees no index in `pendingTtlMs` is dropped with its fragments.
+ *
  * A client that uploads a file to a blob Magu pushes, in this order, to every member:
  * 1. the file's manifest (DAG-JSON, data/manifest.ts: shard CIDs and fragment roots);
  * 2. the Magu index document (DAG-JSON, below): `{"magu":"<id>","manifest":{"/":"<cid>"},"type":"muri/magu-index","version":1}`;
@@ -25,8 +32,9 @@
  *   proposal (when its CID is the proposal's) or else to the root committed on chain (same
  *   fragment count), and whose Magu has this node as an active member. Anything else is refused
  *   (the push fails).
- * - raw fragments only when their CID is one this node is assigned by a verified index document
- *   (placement of the member's slot). Everything else is refused before a byte is read.
+ * - raw fragments when their CID is one this node is assigned by a verified index document
+ *   (placement of the member's slot), or from the pusher of an open batch within its count.
+ *   Everything else is refused before a byte is read.
  * Limitation: any peer can still fill the quota with valid manifests (no owner check yet).
  *
  * A verified index document is recorded in the Magu index (`recordFragments` + `setHeld`), which
@@ -38,9 +46,11 @@ import { RAW_CODEC } from "../../data/constants.js";
 import { DAG_JSON_CODEC, MANIFEST_TYPE, decodeManifest, manifestCidOf, type Manifest } from "../../data/manifest.js";
 import { maguRoot } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
-import { proposalSigner, type BatchAck, type MuriContracts, type MuriPublicClient } from "../../chain/index.js";
+import { openSigner, proposalSigner, type BatchAck, type MuriContracts, type MuriPublicClient } from "../../chain/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
+import type { PeerId } from "@libp2p/interface";
+import { peerIdFromString } from "@libp2p/peer-id";
 import type { FragmentSink, IncomingPush, PushPolicy } from "../../p2p/types.js";
 import type { MaguIndex } from "./magu-index.js";
 
@@ -116,6 +126,8 @@ export interface MaguSyncInit {
     readonly documentType: string;
     acceptDocument(bytes: Uint8Array, cid: CID, expected?: ExpectedData): Promise<{ maguId: bigint; cids: readonly CID[]; held: readonly number[] }>;
     onFragment(maguId: bigint, cid: CID, bytes: Uint8Array): Promise<void>;
+    /** A batch was not committed in time: back to the first `keep` fragments (returns the dropped documents). */
+    rollBack(maguId: bigint, keep: number): Promise<CID[]>;
   };
 }
 
@@ -130,6 +142,21 @@ export interface PendingBatch extends ExpectedData {
   maguId: bigint;
   batch: number;
   indexCid: CID;
+  expiresAt: number;
+}
+
+/** A batch opened by a Magu's owner for one pusher, before its root is known. */
+export interface OpenBatch {
+  maguId: bigint;
+  batch: number;
+  /** The Magu's fragment count after the batch. */
+  fragmentCount: number;
+  /** Peer id (string) allowed to push. */
+  pusher: string;
+  /** Most fragments taken before the index: the batch's new fragment count. */
+  budget: number;
+  /** Unplaced fragments taken so far (CID strings). */
+  received: Set<string>;
   expiresAt: number;
 }
 
@@ -165,9 +192,11 @@ export interface MaguSync {
   handleBatchRequest(request: unknown): Promise<unknown>;
   /** The pending proposal of `maguId`, if any. */
   pending(maguId: bigint): PendingBatch | undefined;
+  /** The open batch of `maguId` (fragments taken before its index), if any. */
+  opened(maguId: bigint): OpenBatch | undefined;
   /** DataCommitted seen: forgets the proposal it commits; true when this node has the batch's index. */
   committed(maguId: bigint, root: Hex, fragmentCount: number): Promise<boolean>;
-  /** Drops proposals past their time that were never committed, with the data they brought. */
+  /** Drops proposals and openings past their time that were never committed, with the data they brought. */
   sweep(now?: number): Promise<number>;
 }
 
@@ -180,6 +209,28 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   const assigned = new Map<string, bigint>();
   const heldCount = new Map<bigint, number>();
   const proposals = new Map<bigint, PendingBatch>();
+  const opens = new Map<bigint, OpenBatch>();
+  /** Data recorded beyond the chain before a restart (its proposal was in memory): dropped when due. */
+  const restored = new Map<bigint, { maguId: bigint; batch: number; fragmentCount: number; expiresAt: number }>();
+  const ttl = init.pendingTtlMs ?? PENDING_TTL_MS;
+
+  /** An open batch `peer` may still push an unplaced fragment into. */
+  const openFor = (peer: string): OpenBatch | undefined => {
+    for (const o of opens.values()) if (o.pusher === peer && o.received.size < o.budget) return o;
+    return undefined;
+  };
+
+  /** Ends an opening: deletes the unplaced fragments no verified index assigned here. */
+  const closeOpen = async (o: OpenBatch, why: string): Promise<number> => {
+    if (opens.get(o.maguId) === o) opens.delete(o.maguId);
+    let deleted = 0;
+    for (const cid of o.received) {
+      if (assigned.has(cid)) continue;
+      if (await store.delete(CID.parse(cid)).catch(() => false)) deleted++;
+    }
+    if (deleted > 0) log.info("unplaced fragments dropped", { magu: o.maguId.toString(), batch: o.batch, fragments: deleted, why });
+    return deleted;
+  };
 
   /** The data a document of `maguId` with CID `docCid` must fold to, or undefined: the chain's. */
   const expectedFor = (maguId: bigint, docCid: CID): ExpectedData | undefined => {
@@ -230,20 +281,38 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     await index.recordFragments(list.maguId, want.root, roots, cids);
     await index.setHeld(list.maguId, held);
     assign(list.maguId, cids, held);
+    const o = opens.get(list.maguId);
+    if (o !== undefined && o.fragmentCount === roots.length) await closeOpen(o, "not placed here by the batch's index");
     log.info("magu index recorded", { magu: list.maguId.toString(), slot, files: manifests.length, fragments: roots.length, held: held.length });
   };
 
   const acceptPush: PushPolicy = (push: IncomingPush) => {
     if (push.cid.code === DAG_JSON_CODEC) return push.length <= MAX_DOCUMENT_BYTES;
-    if (push.cid.code === RAW_CODEC) return assigned.has(push.cid.toString());
+    if (push.cid.code === RAW_CODEC) return assigned.has(push.cid.toString()) || openFor(push.peer.toString()) !== undefined;
     return false;
   };
 
   const sink: FragmentSink = {
-    async put(cid: CID, bytes: Uint8Array) {
+    async put(cid: CID, bytes: Uint8Array, from?: PeerId) {
       if (cid.code === RAW_CODEC) {
-        const maguId = assigned.get(cid.toString());
-        if (maguId === undefined) throw new MaguDocumentError(cid.toString(), "fragment not assigned to this node");
+        const key = cid.toString();
+        const maguId = assigned.get(key);
+        if (maguId === undefined) {
+          // Before the batch's index: an unplaced fragment from the open batch's pusher.
+          const o = from !== undefined ? openFor(from.toString()) : undefined;
+          if (o === undefined) throw new MaguDocumentError(key, "fragment not assigned to this node");
+          if (o.received.has(key)) return;
+          o.received.add(key); // reserved before the write, so concurrent pushes stay within the count
+          try {
+            await store.put(cid, bytes);
+          } catch (err) {
+            o.received.delete(key);
+            throw err;
+          }
+          // The index arrived during the write and did not place it here: it was not there to delete.
+          if (opens.get(o.maguId) !== o && !assigned.has(key)) await store.delete(cid).catch(() => false);
+          return;
+        }
         await store.put(cid, bytes);
         await init.vectors?.onFragment(maguId, cid, bytes);
         return;
@@ -272,9 +341,40 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
 
   const handleBatchRequest = async (request: unknown): Promise<unknown> => {
     const r = request as { op?: unknown };
+    if (r?.op === "batch.open") return openBatch(parseOpen(request));
     if (r?.op === "batch.propose") return propose(parseProposal(request));
     if (r?.op === "batch.ack") return acknowledge(parseAckRequest(request));
     return undefined;
+  };
+
+  const openBatch = async (req: OpenRequest): Promise<unknown> => {
+    const { maguId, batch, fragmentCount, pusher, signature } = req;
+    const info = await registry.read.maguInfo([maguId]);
+    const refuse = (why: string): never => {
+      throw new BatchRequestError(`opening of batch ${batch} of Magu ${maguId} refused: ${why}`);
+    };
+    if (info.status !== STATUS_ACTIVE) refuse(`Magu status ${info.status}, not active`);
+    if (info.params.kind !== KIND_BLOB) refuse("vector batches are proposed with their root (batch.propose), not opened");
+    if (!info.members.some((a) => a.toLowerCase() === me)) refuse("this node is not a member");
+    if (batch !== info.batches) refuse(`the next batch is ${info.batches}`);
+    if (fragmentCount <= info.fragmentCount || fragmentCount > info.params.maxFragments) {
+      refuse(`fragment count ${fragmentCount} must exceed the committed ${info.fragmentCount} and stay within the paid ${info.params.maxFragments}`);
+    }
+    const message = { magu: maguId, batch, fragmentCount, pusher: `0x${Buffer.from(pusher.toMultihash().bytes).toString("hex")}` as Hex };
+    const signer = await openSigner(init.signer?.domain ?? refuse("this agent does not acknowledge batches"), message, signature).catch((err: Error) =>
+      refuse(`unreadable signature (${err.message})`),
+    );
+    if (signer.toLowerCase() !== info.owner.toLowerCase()) refuse(`signed by ${signer}, the owner is ${info.owner}`);
+    const key = pusher.toString();
+    const previous = opens.get(maguId);
+    // The same opening again (a retry, a resumed put) keeps what it brought; another one replaces it.
+    if (previous !== undefined && (previous.batch !== batch || previous.pusher !== key || previous.fragmentCount !== fragmentCount)) {
+      await closeOpen(previous, "replaced by another opening");
+    }
+    const received = previous !== undefined && opens.get(maguId) === previous ? previous.received : new Set<string>();
+    opens.set(maguId, { maguId, batch, fragmentCount, pusher: key, budget: fragmentCount - info.fragmentCount, received, expiresAt: Date.now() + ttl });
+    log.info("batch opened", { magu: maguId.toString(), batch, fragmentCount, pusher: key });
+    return { ok: true };
   };
 
   const propose = async (req: ProposeRequest): Promise<unknown> => {
@@ -294,7 +394,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
       (err: Error) => refuse(`unreadable signature (${err.message})`),
     );
     if (signer.toLowerCase() !== info.owner.toLowerCase()) refuse(`signed by ${signer}, the owner is ${info.owner}`);
-    proposals.set(maguId, { maguId, batch, root, fragmentCount, indexCid, expiresAt: Date.now() + (init.pendingTtlMs ?? PENDING_TTL_MS) });
+    proposals.set(maguId, { maguId, batch, root, fragmentCount, indexCid, expiresAt: Date.now() + ttl });
     log.info("batch proposed", { magu: maguId.toString(), batch, fragmentCount, index: indexCid.toString() });
     return { ok: true };
   };
@@ -318,15 +418,14 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   };
 
   /** Rolls `maguId` back to what is committed on chain, deleting the fragments only a dropped proposal brought. */
-  const rollBack = async (p: PendingBatch): Promise<void> => {
+  const rollBack = async (p: Pick<PendingBatch, "maguId" | "batch">): Promise<void> => {
     const info = await registry.read.maguInfo([p.maguId]);
     const rec = await index.get(p.maguId);
     if (rec === undefined || rec.root.toLowerCase() === info.root.toLowerCase()) return;
     const keep = info.fragmentCount;
-    if (init.vectors !== undefined && info.params.kind !== KIND_BLOB) {
-      log.warn("vector batch not committed in time; its fragments stay until the owner commits or the Magu ends", { magu: p.maguId.toString(), batch: p.batch });
-      return;
-    }
+    // A vector batch leaves the search index (and the document goes back to the committed prefix)
+    // before its fragments leave the store.
+    const documents = info.params.kind !== KIND_BLOB ? ((await init.vectors?.rollBack(p.maguId, keep)) ?? []) : [];
     const dropped = rec.cids.slice(keep);
     if (keep === 0) {
       await index.recordFragments(p.maguId, info.root, [], []).catch(() => undefined);
@@ -341,6 +440,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
       assigned.delete(cid.toString());
       await store.delete(cid).catch(() => false);
     }
+    for (const cid of documents) await store.delete(cid).catch(() => false);
     heldCount.set(p.maguId, held.length);
     log.warn("batch not committed in time: its data was dropped", { magu: p.maguId.toString(), batch: p.batch, fragments: dropped.length });
   };
@@ -348,9 +448,14 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   return {
     handleBatchRequest,
     pending: (maguId) => proposals.get(maguId),
+    opened: (maguId) => opens.get(maguId),
     async committed(maguId, root, fragmentCount) {
       const p = proposals.get(maguId);
       if (p !== undefined && p.fragmentCount <= fragmentCount) proposals.delete(maguId);
+      const o = opens.get(maguId);
+      if (o !== undefined && o.fragmentCount <= fragmentCount) await closeOpen(o, "batch committed without placing them here");
+      const r = restored.get(maguId);
+      if (r !== undefined && r.fragmentCount <= fragmentCount) restored.delete(maguId);
       const rec = await index.get(maguId);
       if (rec === undefined) return false;
       // Batches only append: holding a later batch's index covers this one.
@@ -358,6 +463,21 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     },
     async sweep(now = Date.now()) {
       let dropped = 0;
+      for (const o of [...opens.values()]) {
+        if (o.expiresAt > now) continue;
+        await closeOpen(o, "the batch's index did not arrive in time");
+        dropped++;
+      }
+      for (const r of [...restored.values()]) {
+        if (r.expiresAt > now || proposals.has(r.maguId)) continue;
+        restored.delete(r.maguId);
+        try {
+          await rollBack(r);
+          dropped++;
+        } catch (err) {
+          log.warn("could not drop uncommitted data recorded before a restart", { magu: r.maguId.toString(), error: (err as Error).message });
+        }
+      }
       for (const p of [...proposals.values()]) {
         if (p.expiresAt > now) continue;
         proposals.delete(p.maguId);
@@ -373,11 +493,19 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     async load() {
       assigned.clear();
       heldCount.clear();
+      restored.clear();
       for (const id of await index.maguIds()) {
         const rec = await index.get(id);
-        if (rec !== undefined) assign(id, rec.cids, rec.held);
+        if (rec === undefined) continue;
+        assign(id, rec.cids, rec.held);
+        // A batch recorded under a proposal that a restart forgot: if it is still not committed when
+        // its time (from when it was recorded) is up, the next sweep drops it.
+        const info = await registry.read.maguInfo([id]);
+        if (rec.fragmentCount > info.fragmentCount) {
+          restored.set(id, { maguId: id, batch: info.batches, fragmentCount: rec.fragmentCount, expiresAt: rec.updatedAtMs + ttl });
+        }
       }
-      log.info("magu index loaded", { magus: heldCount.size, assigned: assigned.size });
+      log.info("magu index loaded", { magus: heldCount.size, assigned: assigned.size, uncommitted: restored.size });
     },
     acceptPush,
     sink,
@@ -428,6 +556,31 @@ function parseProposal(request: unknown): ProposeRequest {
     root: field(request, "root", isBytes32, "a 0x-prefixed 32-byte hex root"),
     fragmentCount: field(request, "fragmentCount", isCount, "a fragment count"),
     indexCid,
+    signature: field(request, "signature", isSignature, "a 65-byte 0x-prefixed hex signature"),
+  };
+}
+
+interface OpenRequest {
+  maguId: bigint;
+  batch: number;
+  fragmentCount: number;
+  pusher: PeerId;
+  signature: Hex;
+}
+
+function parseOpen(request: unknown): OpenRequest {
+  const text = field(request, "pusher", isString, "a peer id string");
+  let pusher: PeerId;
+  try {
+    pusher = peerIdFromString(text);
+  } catch {
+    throw new BatchRequestError(`batch request: "pusher" ${JSON.stringify(text)} is not a peer id`);
+  }
+  return {
+    maguId: BigInt(field(request, "magu", isDecimal, "a decimal Magu id")),
+    batch: field(request, "batch", isCount, "a batch number"),
+    fragmentCount: field(request, "fragmentCount", isCount, "a fragment count"),
+    pusher,
     signature: field(request, "signature", isSignature, "a 65-byte 0x-prefixed hex signature"),
   };
 }

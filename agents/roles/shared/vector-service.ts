@@ -23,7 +23,7 @@ import { CID } from "multiformats/cid";
 import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
 import { maguRoot } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
-import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, type VectorManifest } from "../../data/vector-manifest.js";
+import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, encodeVectorManifest, type VectorManifest } from "../../data/vector-manifest.js";
 import { openVectorIndex, type SearchHit, type VectorIndex } from "../../index/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
@@ -144,6 +144,12 @@ export interface VectorService {
   manifest(maguId: bigint): Promise<{ manifest: VectorManifest; cid: CID; bytes: Uint8Array } | undefined>;
   /** Vector Magus with a document here. */
   maguIds(): bigint[];
+  /**
+   * A batch was not committed in time: drops fragments `keep`.. from the index and goes back to the
+   * document of the first `keep` fragments (batches only append, so it is a prefix of the pending
+   * one), or to none when `keep` is 0. Returns the CIDs of the dropped documents.
+   */
+  rollBack(maguId: bigint, keep: number): Promise<CID[]>;
   close(): Promise<void>;
 }
 
@@ -192,7 +198,9 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     if (closed || saveTimers.has(maguId)) return;
     const timer = setTimeout(() => {
       saveTimers.delete(maguId);
-      void serial(maguId, async () => (await openIndex(maguId, docs.get(maguId)!.manifest)).save()).catch((err: Error) =>
+      const doc = docs.get(maguId);
+      if (doc === undefined) return; // rolled back to nothing (rollBack saved it)
+      void serial(maguId, async () => (await openIndex(maguId, doc.manifest)).save()).catch((err: Error) =>
         log.error("saving the vector index failed", { magu: maguId.toString(), error: err.message }),
       );
     }, SAVE_DELAY_MS);
@@ -325,6 +333,30 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     },
 
     maguIds: () => [...docs.keys()],
+
+    async rollBack(maguId, keep) {
+      const doc = docs.get(maguId);
+      if (doc === undefined || doc.manifest.fragments.length <= keep) return [];
+      return serial(maguId, async () => {
+        if (init.observer !== true) {
+          const vi = await openIndex(maguId, doc.manifest);
+          for (let f = keep; f < doc.manifest.fragments.length; f++) if (vi.hasFragment(f)) await vi.removeFragment(f);
+          await vi.save();
+        }
+        if (keep === 0) {
+          await bucket.del(idKey(maguId), { sync: true });
+          docs.delete(maguId);
+        } else {
+          const manifest: VectorManifest = { ...doc.manifest, fragments: doc.manifest.fragments.slice(0, keep) };
+          const prefix = encodeVectorManifest(manifest);
+          await store.put(prefix.cid, prefix.bytes);
+          await bucket.put(idKey(maguId), prefix.cid.bytes, { sync: true });
+          docs.set(maguId, { manifest, cid: prefix.cid, bytes: prefix.bytes });
+        }
+        log.warn("vector batch not committed in time: its records left the index", { magu: maguId.toString(), kept: keep, dropped: doc.manifest.fragments.length - keep });
+        return [doc.cid];
+      });
+    },
 
     async handle(raw) {
       const request = raw as Partial<SearchRequest> & Record<string, unknown>;

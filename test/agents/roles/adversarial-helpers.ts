@@ -20,6 +20,7 @@ import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import type { Logger } from "../../../agents/store/logger.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createMaguSync, encodeMaguIndexList, type MaguSync } from "../../../agents/roles/shared/magu-sync.js";
+import { createVectorService, type VectorService } from "../../../agents/roles/shared/vector-service.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 import { E18, deployLocal, freePort, fund, recordingLogger, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
@@ -82,13 +83,15 @@ export interface TestNode {
   store: FragmentStore;
   index: MaguIndex;
   sync: MaguSync;
+  /** The vector service, when started with `vectors: true`. */
+  vectors?: VectorService;
   p2p: P2PNode;
   log: ReturnType<typeof recordingLogger>;
   close(): Promise<void>;
 }
 
 /** Opens a node's parts under a fresh directory and registers its account with `stake` (peer id and address on chain). */
-export async function startTestNode(t: TestChain, key: Hex, options: { stake?: bigint; register?: boolean; observer?: boolean } = {}): Promise<TestNode> {
+export async function startTestNode(t: TestChain, key: Hex, options: { stake?: bigint; register?: boolean; observer?: boolean; vectors?: boolean } = {}): Promise<TestNode> {
   const clients = signer(t.chain.rpcUrl, t.d, key);
   const address = getAddress(clients.account.address);
   const dir = await tempDir("muri-adversarial-node-");
@@ -98,7 +101,9 @@ export async function startTestNode(t: TestChain, key: Hex, options: { stake?: b
   const index = createMaguIndex({}, { metaDb: meta });
   const domain = batchDomain(t.d.chainId, t.d.contracts.maguRegistry);
   const ackSigner = { domain, sign: (ack: BatchAck) => clients.walletClient.signTypedData({ account: clients.account, ...ackTypedData(domain, ack) }) };
-  const sync = createMaguSync({ member: address, observer: options.observer, signer: ackSigner }, { store, index, contracts: t.reader, logger: log });
+  const vectors = options.vectors === true ? createVectorService({ member: address, dir }, { store, index, metaDb: meta, contracts: t.reader, logger: log }) : undefined;
+  const sync = createMaguSync({ member: address, observer: options.observer, signer: ackSigner, vectors }, { store, index, contracts: t.reader, logger: log });
+  await vectors?.load();
   await sync.load();
   const p2p = await createP2PNode({ source: store, sink: sync.sink, acceptPush: sync.acceptPush, connections: { inboundConnectionThreshold: 100 } });
   await p2p.start();
@@ -119,12 +124,14 @@ export async function startTestNode(t: TestChain, key: Hex, options: { stake?: b
     store,
     index,
     sync,
+    vectors,
     p2p,
     log,
     async close() {
       if (closed) return;
       closed = true;
       await p2p.stop();
+      await vectors?.close();
       await store.close();
       await meta.close();
     },
@@ -178,6 +185,31 @@ export async function createBlobMagu(t: TestChain, clientKey: Hex, p: BlobMaguPa
         durationPeriods: periods,
         pricePerFragmentPeriod: price,
       },
+    ]),
+  );
+  const maguId = await t.reader.maguRegistry.read.maguCount();
+  await t.mineTo((await t.head()) + 2n);
+  await t.wait(await k.maguRegistry.write.formMagu([maguId]));
+  const info = await t.reader.maguRegistry.read.maguInfo([maguId]);
+  return { maguId, members: info.members.map((a) => getAddress(a)) };
+}
+
+/** Creates and forms a vector Magu (l2) from the account of `clientKey`. Returns its id and members (by slot). */
+export async function createVectorMagu(
+  t: TestChain,
+  clientKey: Hex,
+  p: { dim: number; members: number; replication: number; maxFragments: number; periods?: bigint },
+): Promise<{ maguId: bigint; members: Address[] }> {
+  const c = signer(t.chain.rpcUrl, t.d, clientKey);
+  const k = getMuriContracts(t.d.contracts, c);
+  const price = E18 / 1000n;
+  const periods = p.periods ?? 20n;
+  const escrow = price * BigInt(p.maxFragments * p.replication) * periods;
+  await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, c.account.address, escrow);
+  await t.wait(await k.token.write.approve([t.d.contracts.maguRegistry, escrow]));
+  await t.wait(
+    await k.maguRegistry.write.createMagu([
+      { kind: 1, metric: 1, dimension: p.dim, members: p.members, replication: p.replication, dataShards: 0, parityShards: 0, maxFragments: p.maxFragments, durationPeriods: periods, pricePerFragmentPeriod: price },
     ]),
   );
   const maguId = await t.reader.maguRegistry.read.maguCount();

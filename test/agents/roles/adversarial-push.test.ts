@@ -12,15 +12,18 @@ import fc from "fast-check";
 import type { Address, Hex } from "viem";
 import type { CID } from "multiformats/cid";
 import { fragmentCid } from "../../../agents/data/cid.js";
+import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
+import { packRecords, recordSize, type VectorRecord } from "../../../agents/data/vectors.js";
 import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
-import { maguRoot } from "../../../agents/data/merkle.js";
+import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
-import { encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
-import { ackSigner, batchDomain, proposalTypedData } from "../../../agents/chain/index.js";
+import { createMaguSync, encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
+import { ackSigner, batchDomain, openTypedData, proposalTypedData } from "../../../agents/chain/index.js";
 import { privateKeyToAccount } from "viem/accounts";
 import { cleanup } from "../chain/harness.js";
-import { commitRoots, createBlobMagu, encodeSmallFile, startTestChain, startTestNode, withShard, type TestChain, type TestNode } from "./adversarial-helpers.js";
+import { commitRoots, createBlobMagu, createVectorMagu, encodeSmallFile, startTestChain, startTestNode, waitUntil, withShard, type TestChain, type TestNode } from "./adversarial-helpers.js";
+import { commitWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
 
@@ -53,7 +56,7 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
 
   before(async () => {
     t = await startTestChain();
-    for (let i = 1; i <= 3; i++) nodes.push(await startTestNode(t, t.chain.keys[i]!));
+    for (let i = 1; i <= 3; i++) nodes.push(await startTestNode(t, t.chain.keys[i]!, { vectors: true }));
     client = await createP2PNode({ source: { has: () => false, get: () => new Uint8Array() }, sink: { put: () => undefined } });
     await client.start();
 
@@ -212,6 +215,147 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
       assert.equal(node.sync.isAssigned(cid), false, `shard ${f} no longer accepted`);
     }
     assert.deepEqual((await node.index.get(magu3))?.held ?? [], [], "nothing held");
+  });
+
+  test("batch openings: only the owner's, for the pusher it names, within the batch's count; the index keeps only what it places here", async () => {
+    const { maguId: magu4, members: members4 } = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: 2, m: 1, members: 3, maxFragments: 3 });
+    // Two full data chunks: no shard of this file is a padding shard another file shares.
+    const file = await encodeSmallFile(randomBytes(6000), 2, 1, SHARD);
+    const shardBytes = (i: number) => file.shards.get(file.manifest.shards[i]!.toString())!;
+    const domain = batchDomain(t.d.chainId, t.d.contracts.maguRegistry);
+    const pusherHex = (p: P2PNode): Hex => `0x${Buffer.from(p.peerId.toMultihash().bytes).toString("hex")}`;
+    const open = async (node: TestNode, key: Hex, o: { batch: number; fragmentCount: number; magu?: bigint }, signedFor = client, sentFor = client) =>
+      node.sync.handleBatchRequest({
+        op: "batch.open",
+        magu: (o.magu ?? magu4).toString(),
+        batch: o.batch,
+        fragmentCount: o.fragmentCount,
+        pusher: sentFor.peerId.toString(),
+        signature: await privateKeyToAccount(key).signTypedData(openTypedData(domain, { magu: o.magu ?? magu4, batch: o.batch, fragmentCount: o.fragmentCount, pusher: pusherHex(signedFor) })),
+      });
+    const honest = { batch: 0, fragmentCount: 3 };
+    const node = byAddress(members4[0]!);
+    const other = await createP2PNode({ source: { has: () => false, get: () => new Uint8Array() }, sink: { put: () => undefined } });
+    await other.start();
+    try {
+      for (const n of nodes) await other.addPeers([n.p2p.multiaddrs[0]!]);
+      await assert.rejects(open(node, t.chain.keys[6]!, honest), /signed by 0x[0-9a-fA-F]{40}, the owner is/);
+      await assert.rejects(open(node, t.chain.keys[CLIENT]!, honest, other, client), /signed by 0x[0-9a-fA-F]{40}, the owner is/, "signed for another pusher");
+      await assert.rejects(open(node, t.chain.keys[CLIENT]!, { ...honest, batch: 1 }), /the next batch is 0/);
+      await assert.rejects(open(node, t.chain.keys[CLIENT]!, { ...honest, fragmentCount: 4 }), /within the paid 3/);
+      await assert.rejects(node.sync.handleBatchRequest({ op: "batch.open", magu: magu4.toString(), ...honest, pusher: "not-a-peer", signature: `0x${"11".repeat(65)}` }), /"pusher" "not-a-peer" is not a peer id/);
+      assert.equal(node.sync.opened(magu4), undefined, "no refused opening was kept");
+      await refused(push(node, file.manifest.shards[0]!, shardBytes(0)), /^push not accepted$/);
+
+      assert.deepEqual(await open(node, t.chain.keys[CLIENT]!, honest), { ok: true });
+      assert.equal(node.sync.opened(magu4)?.budget, 3);
+      // Another peer gets nothing in; the pusher gets in at most the batch's count.
+      await refused(other.pushFragment(node.p2p.peerId, file.manifest.shards[0]!, shardBytes(0), { timeoutMs: 20_000 }), /^push not accepted$/);
+      for (let i = 0; i < 3; i++) await push(node, file.manifest.shards[i]!, shardBytes(i));
+      const extra = randomBytes(2048);
+      await refused(push(node, fragmentCid(extra), extra), /^push not accepted$/);
+      assert.equal(await node.store.has(fragmentCid(extra)), false, "nothing past the count is stored");
+      for (const cid of file.manifest.shards) assert.equal(await node.store.has(cid), true, "unplaced, but kept until the index");
+
+      // The index places one shard here: the two others are deleted, the opening is closed.
+      const index = encodeMaguIndexList({ maguId: magu4, manifestCids: [file.manifestCid] });
+      const root = rootOf(file.manifest);
+      const signature = await privateKeyToAccount(t.chain.keys[CLIENT]!).signTypedData(
+        proposalTypedData(domain, { magu: magu4, batch: 0, root, fragmentCount: 3, indexCid: `0x${Buffer.from(index.cid.bytes).toString("hex")}` }),
+      );
+      assert.deepEqual(await node.sync.handleBatchRequest({ op: "batch.propose", magu: magu4.toString(), batch: 0, root, fragmentCount: 3, indexCid: index.cid.toString(), signature }), { ok: true });
+      await push(node, file.manifestCid, file.manifestBytes);
+      await push(node, index.cid, index.bytes);
+      const held = fragmentsOfSlot(magu4, 3, 3, 0, { k: 2, m: 1 });
+      assert.equal(held.length, 1);
+      file.manifest.shards.forEach((cid, f) => assert.equal(node.sync.isAssigned(cid), held.includes(f)));
+      for (const [f, cid] of file.manifest.shards.entries()) assert.equal(await node.store.has(cid), held.includes(f), `shard ${f} kept only if placed here`);
+      assert.equal(node.sync.opened(magu4), undefined);
+      const ack = (await node.sync.handleBatchRequest({ op: "batch.ack", magu: magu4.toString(), batch: 0 })) as { ok: boolean; error?: string };
+      assert.equal(ack.ok, true, ack.error);
+
+      // An opening whose index never comes is dropped after its time with what it brought.
+      const late = byAddress(members4[1]!);
+      assert.deepEqual(await open(late, t.chain.keys[CLIENT]!, honest), { ok: true });
+      for (let i = 0; i < 2; i++) await push(late, file.manifest.shards[i]!, shardBytes(i));
+      assert.equal(await late.sync.sweep(Date.now()), 0, "not before its time");
+      assert.equal(await late.sync.sweep(Date.now() + 11 * 60_000), 1, "dropped after it");
+      assert.equal(late.sync.opened(magu4), undefined);
+      for (let i = 0; i < 2; i++) assert.equal(await late.store.has(file.manifest.shards[i]!), false, `shard ${i} deleted`);
+      await refused(push(late, file.manifest.shards[2]!, shardBytes(2)), /^push not accepted$/);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  test("a vector batch not committed in time leaves the store and the search index; the committed document is back", async () => {
+    const DIM = 8;
+    const PER = 5;
+    const { maguId: vmagu } = await createVectorMagu(t, t.chain.keys[CLIENT]!, { dim: DIM, members: 3, replication: 3, maxFragments: 3 });
+    const all: VectorRecord[] = Array.from({ length: 2 * PER }, (_, i) => ({ id: BigInt(i), values: Int16Array.from({ length: DIM }, (_, j) => (i * 37 + j * 11) % 500) }));
+    const fragments = [...packRecords(all, DIM, PER * recordSize(DIM))];
+    assert.equal(fragments.length, 2);
+    const roots = fragments.map((f) => fragmentRoot(f));
+    const docOf = (n: number) =>
+      encodeVectorManifest({ maguId: vmagu, dim: DIM, metric: "l2", fragments: fragments.slice(0, n).map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: PER })) });
+    const node = nodes[0]!;
+    const vectors = node.vectors!;
+    // Batch 0 (fragment 0) committed; batch 1 (fragment 1) proposed, delivered, never committed.
+    await commitWithAcks(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!, t.chain.keys, vmagu, roots.slice(0, 1));
+    const doc0 = docOf(1);
+    await push(node, doc0.cid, doc0.bytes);
+    await push(node, fragmentCid(fragments[0]!), fragments[0]!);
+    const doc1 = docOf(2);
+    const root1 = `0x${maguRoot(roots).toString("hex")}` as Hex;
+    const domain = batchDomain(t.d.chainId, t.d.contracts.maguRegistry);
+    const signature = await privateKeyToAccount(t.chain.keys[CLIENT]!).signTypedData(
+      proposalTypedData(domain, { magu: vmagu, batch: 1, root: root1, fragmentCount: 2, indexCid: `0x${Buffer.from(doc1.cid.bytes).toString("hex")}` }),
+    );
+    assert.deepEqual(await node.sync.handleBatchRequest({ op: "batch.propose", magu: vmagu.toString(), batch: 1, root: root1, fragmentCount: 2, indexCid: doc1.cid.toString(), signature }), { ok: true });
+    await push(node, doc1.cid, doc1.bytes);
+    await push(node, fragmentCid(fragments[1]!), fragments[1]!);
+    const query = all[PER + 2]!.values;
+    await waitUntil("fragment 1 indexed", async () => (await vectors.search(vmagu, query, 1, { exact: true })).hits[0]?.fragment === 1);
+
+    assert.ok((await node.sync.sweep(Date.now() + 11 * 60_000)) >= 1);
+    assert.equal(node.sync.pending(vmagu), undefined);
+    assert.equal(await node.store.has(fragmentCid(fragments[1]!)), false, "the uncommitted fragment is deleted");
+    assert.equal(await node.store.has(doc1.cid), false, "and its document");
+    assert.equal(await node.store.has(fragmentCid(fragments[0]!)), true, "the committed one stays");
+    assert.equal((await vectors.manifest(vmagu))?.cid.toString(), doc0.cid.toString(), "the committed document is current again");
+    const { hits } = await vectors.search(vmagu, query, 2 * PER, { exact: true });
+    assert.deepEqual(
+      hits.map((h) => h.id).sort((a, b) => Number(a - b)),
+      all.slice(0, PER).map((r) => r.id),
+      "only the committed records are searched",
+    );
+    assert.deepEqual((await node.index.get(vmagu))?.fragmentCount, 1);
+  });
+
+  test("a batch recorded under a proposal a restart forgot is still dropped after its time", async () => {
+    const { maguId: magu6, members: members6 } = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: 2, m: 1, members: 3, maxFragments: 3 });
+    const file = await encodeSmallFile(randomBytes(6000), 2, 1, SHARD);
+    const index = encodeMaguIndexList({ maguId: magu6, manifestCids: [file.manifestCid] });
+    const root = rootOf(file.manifest);
+    const domain = batchDomain(t.d.chainId, t.d.contracts.maguRegistry);
+    const signature = await privateKeyToAccount(t.chain.keys[CLIENT]!).signTypedData(
+      proposalTypedData(domain, { magu: magu6, batch: 0, root, fragmentCount: 3, indexCid: `0x${Buffer.from(index.cid.bytes).toString("hex")}` }),
+    );
+    const node = byAddress(members6[2]!);
+    await node.sync.handleBatchRequest({ op: "batch.propose", magu: magu6.toString(), batch: 0, root, fragmentCount: 3, indexCid: index.cid.toString(), signature });
+    await push(node, file.manifestCid, file.manifestBytes);
+    await push(node, index.cid, index.bytes);
+    const rec = await node.index.get(magu6);
+    for (const f of rec!.held) await push(node, file.manifest.shards[f]!, file.shards.get(file.manifest.shards[f]!.toString())!);
+    // The same store and index under a new sync, as after a restart: the proposal is gone.
+    const restarted = createMaguSync({ member: node.address }, { store: node.store, index: node.index, contracts: t.reader });
+    await restarted.load();
+    assert.equal(restarted.pending(magu6), undefined);
+    for (const f of rec!.held) assert.equal(restarted.isAssigned(file.manifest.shards[f]!), true, "still held until its time");
+    assert.equal(await restarted.sweep(Date.now()), 0, "not before its time");
+    assert.ok((await restarted.sweep(Date.now() + 11 * 60_000)) >= 1, "dropped after it");
+    for (const f of rec!.held) assert.equal(await node.store.has(file.manifest.shards[f]!), false, `shard ${f} deleted`);
+    assert.deepEqual((await node.index.get(magu6))?.held ?? [], [], "nothing held");
   });
 
   test("a manifest of other erasure parameters is refused even when its roots fold to the committed root", async () => {
