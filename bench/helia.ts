@@ -19,9 +19,12 @@
  * median of `--runs` is reported, and every output file is checked byte for byte against the input.
  * Prints a table and writes bench/results/helia.json (MB = MiB).
  *
- *   tsx bench/helia.ts [--mib 256] [--runs 3] [--nodes 5]
+ *   tsx bench/helia.ts [--mib 256] [--runs 3] [--nodes 5] [--pin]
+ *
+ * `--pin` puts this process (the client) on core 0 and the nodes and the chain on the other cores,
+ * as if the client had a machine of its own; the results then go to bench/results/helia-pinned.json.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -41,13 +44,22 @@ import { createHeliaLight } from "helia";
 import { withBitswap } from "@helia/bitswap";
 import { withLibp2pLight } from "@helia/libp2p";
 import { CID } from "multiformats/cid";
+import type { Hex } from "viem";
 import { loadDevnet } from "../agents/cli/context.js";
-import { createClient, type StorageClient } from "../agents/roles/client/client.js";
+import { CLIENT_DEFAULTS, createClient, shardCountOf, type StorageClient } from "../agents/roles/client/client.js";
+import { createChainClients, getMuriContracts, type Deployment } from "../agents/chain/index.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MURI = join(ROOT, "bin", "muri.js");
 const SELF = fileURLToPath(import.meta.url);
-const RESULTS = fileURLToPath(new URL("./results/helia.json", import.meta.url));
+/** `--pin`: see the module comment. */
+const PIN = process.argv.includes("--pin");
+const RESULTS = fileURLToPath(new URL(PIN ? "./results/helia-pinned.json" : "./results/helia.json", import.meta.url));
+
+/** Pins `pid` (every thread) to the cores that are not the client's. */
+function pinAwayFromClient(pid: number): void {
+  execFileSync("taskset", ["-a", "-p", "-c", `1-${cpus().length - 1}`, String(pid)], { stdio: "ignore" });
+}
 const MIB = 1024 * 1024;
 const DEVNET_READY_MS = 180_000;
 
@@ -147,6 +159,7 @@ interface HeliaRun {
 /** One Helia round: fresh node A (child) adds the file, fresh node B (here) cats it to `out`. */
 async function heliaRound(input: string, out: string): Promise<HeliaRun> {
   const child = spawn(process.execPath, ["--import", "tsx", SELF, "--helia-node"], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
+  if (PIN && child.pid !== undefined) pinAwayFromClient(child.pid);
   const replies = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async <T>(what: string): Promise<T> => {
     const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
@@ -278,14 +291,17 @@ interface MuriRun {
   putMs: number;
   getMs: number;
   /**
-   * Put phases, ms from the start: encode (encrypt + RS + hashes, into the client's stage) runs
-   * while the Magu is created and formed (approve, createMagu, formMagu); then commitData; then
-   * the pushes (manifest and index to every member, each shard to its holder).
+   * Put phases, ms from the start: the encode (encrypt + RS + hashes, into the client's stage)
+   * runs while the Magu is created and formed (approve, createMagu, formMagu); once formed the
+   * batch is opened and each shard is pushed as it is staged; `deliveredMs`: the last shard, the
+   * manifest and the index are on the members. Then the acknowledgements and commitData
+   * (`commitMs`, a duration) and the record (`tailMs`).
    */
   encodeMs: number;
   formedMs: number;
+  deliveredMs: number;
   commitMs: number;
-  pushMs: number;
+  tailMs: number;
   /** CPU seconds during the put and the get: this client, the node processes, the chain. */
   putCpu: Record<string, number>;
   getCpu: Record<string, number>;
@@ -293,36 +309,69 @@ interface MuriRun {
   maguId: string;
 }
 
-/** One MuriData round: put `input` into a new Magu, get it back to `out`. */
-async function muriRound(client: StorageClient, marks: Map<string, number>, pids: Record<string, number[]>, input: string, out: string): Promise<MuriRun> {
-  marks.clear();
-  let meter = cpuMeter(pids);
-  const t0 = performance.now();
-  const put = await client.put(input);
-  const putMs = performance.now() - t0;
-  const putCpu = meter();
-  meter = cpuMeter(pids);
-  const t1 = performance.now();
-  await client.get(put, out);
-  const getMs = performance.now() - t1;
-  const getCpu = meter();
+/**
+ * An empty blob Magu (k=3, m=2, `members`) with room for `fragments`, created and formed from `key`'s
+ * account, for the appends: a put into an existing Magu has no formation to wait for.
+ */
+async function createEmptyMagu(deployment: Deployment, key: Hex, fragments: number, members: number): Promise<bigint> {
+  const clients = createChainClients({ rpcUrl: deployment.rpcUrl, chainId: deployment.chainId, privateKey: key });
+  const c = getMuriContracts(deployment.contracts, clients);
+  const mined = async (hash: Promise<Hex>): Promise<bigint> => {
+    const receipt = await clients.publicClient.waitForTransactionReceipt({ hash: await hash, pollingInterval: 100 });
+    if (receipt.status !== "success") throw new Error(`transaction ${receipt.transactionHash} reverted`);
+    return receipt.blockNumber;
+  };
+  const periods = CLIENT_DEFAULTS.durationPeriods;
+  const price = CLIENT_DEFAULTS.pricePerFragmentPeriod;
+  await mined(c.token.write.approve([deployment.contracts.maguRegistry, price * BigInt(fragments) * periods]));
+  await mined(
+    c.maguRegistry.write.createMagu([
+      { kind: 0, metric: 0, dimension: 0, members, replication: 0, dataShards: 3, parityShards: 2, maxFragments: fragments, durationPeriods: periods, pricePerFragmentPeriod: price },
+    ]),
+  );
+  const id = await c.maguRegistry.read.maguCount();
+  const info = await c.maguRegistry.read.maguInfo([id]);
+  // The selection seed is the hash of the block after the request; formMagu needs one more.
+  await clients.publicClient.request({ method: "hardhat_mine" as never, params: ["0x3"] as never });
+  if ((await clients.publicClient.getBlockNumber({ cacheTime: 0 })) < info.requestBlock + 2n) throw new Error("the chain did not mine the blocks before formMagu");
+  await mined(c.maguRegistry.write.formMagu([id]));
+  return id;
+}
+
+/** The put's phases from the client's log marks (see MuriRun). */
+function putPhases(marks: Map<string, number>, t0: number): Pick<MuriRun, "encodeMs" | "formedMs" | "deliveredMs" | "commitMs" | "tailMs"> {
   const at = (what: string): number => {
     const t = marks.get(what);
     if (t === undefined) throw new Error(`client logged no "${what}"`);
     return t - t0;
   };
   return {
-    putMs,
-    getMs,
     encodeMs: at("encoded"),
-    formedMs: at("magu formed"),
-    commitMs: at("tx mined:commitData") - Math.max(at("encoded"), at("magu formed")),
-    pushMs: at("put complete") - at("tx mined:commitData"),
-    putCpu,
-    getCpu,
-    shards: put.shards,
-    maguId: put.maguId.toString(),
+    formedMs: marks.has("magu formed") ? at("magu formed") : 0,
+    deliveredMs: at("batch delivered"),
+    commitMs: at("tx mined:commitData") - at("batch delivered"),
+    tailMs: at("put complete") - at("tx mined:commitData"),
   };
+}
+
+/**
+ * One MuriData round: put `input` into a new Magu (or append it to Magu `into`), get it back to
+ * `out` (no get when `out` is undefined).
+ */
+async function muriRound(client: StorageClient, marks: Map<string, number>, pids: Record<string, number[]>, input: string, out: string | undefined, into?: bigint): Promise<MuriRun> {
+  marks.clear();
+  let meter = cpuMeter(pids);
+  const t0 = performance.now();
+  const put = into === undefined ? await client.put(input) : await client.putInto(into, input);
+  const putMs = performance.now() - t0;
+  const phases = putPhases(marks, t0);
+  const putCpu = meter();
+  meter = cpuMeter(pids);
+  const t1 = performance.now();
+  if (out !== undefined) await client.get(put, out);
+  const getMs = performance.now() - t1;
+  const getCpu = meter();
+  return { putMs, getMs, ...phases, putCpu, getCpu, shards: put.shards, maguId: put.maguId.toString() };
 }
 
 // ---------------------------------------------------------------------------------------- main
@@ -333,10 +382,12 @@ async function main(): Promise<void> {
   const mib = arg("mib", 256);
   const runs = arg("runs", 3);
   const nodes = arg("nodes", 5);
+  if (PIN && cpus().length < 2) throw new Error("--pin needs at least two cores");
   const bytes = mib * MIB;
   const work = await mkdtemp(join(tmpdir(), "muri-bench-helia-"));
   let devnet: Devnet | undefined;
   let client: StorageClient | undefined;
+  let sequential: StorageClient | undefined;
   try {
     const input = join(work, "input.bin");
     await randomFileOf(input, bytes);
@@ -348,19 +399,34 @@ async function main(): Promise<void> {
     const { deployment, clientKey } = await loadDevnet(devnet.dir);
     const info = JSON.parse(await readFile(join(devnet.dir, "devnet.json"), "utf8")) as { chainPid: number; agents: { pid: number }[] };
     const pids = { client: [process.pid], nodes: info.agents.map((a) => a.pid), chain: [info.chainPid] };
+    if (PIN) {
+      // The client on core 0, the nodes and the chain on the others: as if the client ran on its
+      // own machine (Helia's node A goes with the nodes, node B stays with the client).
+      for (const pid of [...pids.nodes, ...pids.chain]) pinAwayFromClient(pid);
+      execFileSync("taskset", ["-a", "-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
+    }
     if (clientKey === undefined) throw new Error("devnet.json has no clientKey");
     const marks = new Map<string, number>();
     const mark = (msg: string, fields?: Record<string, unknown>): void => {
       marks.set(msg === "tx mined" ? `tx mined:${String(fields?.what)}` : msg, performance.now());
     };
-    client = createClient(
-      { dir: join(work, "client"), deployment, privateKey: clientKey },
-      { logger: { debug: mark, info: mark, warn: (m, f) => console.error(`# client warn: ${m} ${JSON.stringify(f)}`), error: (m, f) => console.error(`# client error: ${m} ${JSON.stringify(f)}`) } },
-    );
+    const logger = { debug: mark, info: mark, warn: (m: string, f?: object) => console.error(`# client warn: ${m} ${JSON.stringify(f)}`), error: (m: string, f?: object) => console.error(`# client error: ${m} ${JSON.stringify(f)}`) };
+    client = createClient({ dir: join(work, "client"), deployment, privateKey: clientKey }, { logger });
     await client.start();
+    // The baseline of the overlap: the same put, its shards pushed only once the file is encoded.
+    sequential = createClient({ dir: join(work, "client-sequential"), deployment, privateKey: clientKey, pushWhileEncoding: false }, { logger });
+    await sequential.start();
     console.error(`# devnet ready in ${(devnetMs / 1000).toFixed(1)} s`);
 
     const muri: MuriRun[] = [];
+    const seq: MuriRun[] = [];
+    const append: MuriRun[] = [];
+    const appendSeq: MuriRun[] = [];
+    // One Magu per client for the appends, with room for every run's file (a node of the devnet
+    // backs at most ten memberships with its stake).
+    const appendFragments = shardCountOf(bytes, 3, 2) * runs;
+    const appendMagu = await createEmptyMagu(deployment, clientKey, appendFragments, nodes);
+    const appendSeqMagu = await createEmptyMagu(deployment, clientKey, appendFragments, nodes);
     const helia: HeliaRun[] = [];
     const check = async (path: string, what: string): Promise<void> => {
       if ((await stat(path)).size !== bytes || (await sha256File(path)) !== inputHash) throw new Error(`${what}: output differs from the input`);
@@ -376,13 +442,20 @@ async function main(): Promise<void> {
       const m = await muriRound(client, marks, pids, input, join(work, "muri-out.bin"));
       await check(join(work, "muri-out.bin"), "MuriData get");
       muri.push(m);
+      seq.push(await muriRound(sequential, marks, pids, input, undefined));
+      // The same file appended to a Magu formed beforehand: nothing to wait for but the encoding.
+      append.push(await muriRound(client, marks, pids, input, undefined, appendMagu));
+      appendSeq.push(await muriRound(sequential, marks, pids, input, undefined, appendSeqMagu));
       const h = await heliaRoundRetrying(input, join(work, "helia-out.bin"), stalls);
       await check(join(work, "helia-out.bin"), "Helia cat");
       helia.push(h);
       const mbps = (ms: number): string => (mib / (ms / 1000)).toFixed(1);
       const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
       console.error(
-        `  run ${r + 1}: muri put ${mbps(m.putMs)} MB/s (encode ${s(m.encodeMs)}, Magu formed at ${s(m.formedMs)}, commit ${s(m.commitMs)}, push ${s(m.pushMs)}; cpu ${JSON.stringify(m.putCpu)}), ` +
+        `  run ${r + 1}: muri put ${mbps(m.putMs)} MB/s (encode ${s(m.encodeMs)}, Magu formed at ${s(m.formedMs)}, delivered at ${s(m.deliveredMs)}, acks + commit ${s(m.commitMs)}; cpu ${JSON.stringify(m.putCpu)}), ` +
+          `sequential put ${mbps(seq[r]!.putMs)} MB/s (encode ${s(seq[r]!.encodeMs)}, delivered at ${s(seq[r]!.deliveredMs)}), ` +
+          `append ${mbps(append[r]!.putMs)} MB/s (encode ${s(append[r]!.encodeMs)}, delivered at ${s(append[r]!.deliveredMs)}), ` +
+          `sequential append ${mbps(appendSeq[r]!.putMs)} MB/s (encode ${s(appendSeq[r]!.encodeMs)}, delivered at ${s(appendSeq[r]!.deliveredMs)}), ` +
           `get ${mbps(m.getMs)} MB/s (cpu ${JSON.stringify(m.getCpu)}); ` +
           `helia add ${mbps(h.addMs)} MB/s (cpu ${JSON.stringify(h.addCpu)}), cat ${mbps(h.catMs)} MB/s (cpu ${JSON.stringify(h.catCpu)}) (load ${loadavg()[0]!.toFixed(1)})`,
       );
@@ -397,12 +470,28 @@ async function main(): Promise<void> {
       /** Until the bytes are on a second node, as after a put: add on A, then cat on B. */
       addThenCat: rate(median(helia.map((x) => x.addMs + x.catMs))),
     };
-    const phases = {
-      encodeMs: median(muri.map((x) => x.encodeMs)),
-      formedMs: median(muri.map((x) => x.formedMs)),
-      commitMs: median(muri.map((x) => x.commitMs)),
-      pushMs: median(muri.map((x) => x.pushMs)),
+    const phasesOf = (xs: MuriRun[]) => ({
+      encodeMs: median(xs.map((x) => x.encodeMs)),
+      formedMs: median(xs.map((x) => x.formedMs)),
+      deliveredMs: median(xs.map((x) => x.deliveredMs)),
+      commitMs: median(xs.map((x) => x.commitMs)),
+      tailMs: median(xs.map((x) => x.tailMs)),
+    });
+    const phases = phasesOf(muri);
+    // The overlap against its limit: in the sequential put, encode E, formation F (0 for an append)
+    // and the push span S (from the end of the encoding, or the formation if later, to the
+    // delivery) are apart; a put that overlaps them perfectly takes max(E, F + S) plus the same
+    // acknowledgements, commit and record.
+    const overlapOf = (overlapped: MuriRun[], sequentialRuns: MuriRun[]) => {
+      const seqPhases = phasesOf(sequentialRuns);
+      const pushSpanMs = median(sequentialRuns.map((x) => x.deliveredMs - Math.max(x.encodeMs, x.formedMs)));
+      const idealMs = Math.max(seqPhases.encodeMs, seqPhases.formedMs + pushSpanMs) + seqPhases.commitMs + seqPhases.tailMs;
+      // On a shared machine the client and the nodes compete for the same cores: no schedule can
+      // finish before the put's CPU seconds (every process) spread over every core.
+      const cpuFloorMs = (1000 * median(overlapped.map((x) => Object.values(x.putCpu).reduce((a, b) => a + b, 0)))) / cpus().length;
+      return { putMs: median(overlapped.map((x) => x.putMs)), sequentialPutMs: median(sequentialRuns.map((x) => x.putMs)), idealMs, seqPhases, pushSpanMs, cpuFloorMs };
     };
+    const overlaps = { "new Magu": overlapOf(muri, seq), "append to a formed Magu": overlapOf(append, appendSeq) };
     const total = (cpu: Record<string, number>): number => Object.values(cpu).reduce((a, b) => a + b, 0);
     /** MiB per CPU-second over every process involved (less sensitive to the machine's load). */
     const perCpu = {
@@ -430,10 +519,19 @@ async function main(): Promise<void> {
     console.log(line(header));
     console.log(line(widths.map((w) => "-".repeat(w))));
     for (const row of table) console.log(line(row));
+    const sec = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
     console.log(
-      `put phases (median): encode ${(phases.encodeMs / 1000).toFixed(1)} s while the Magu formed (at ${(phases.formedMs / 1000).toFixed(1)} s), ` +
-        `commit ${(phases.commitMs / 1000).toFixed(1)} s, push ${(phases.pushMs / 1000).toFixed(1)} s`,
+      `put phases (median): encode ${sec(phases.encodeMs)} while the Magu formed (at ${sec(phases.formedMs)}) and the shards were pushed ` +
+        `(all delivered at ${sec(phases.deliveredMs)}), acknowledgements + commit ${sec(phases.commitMs)}, record ${sec(phases.tailMs)}`,
     );
+    for (const [what, o] of Object.entries(overlaps)) {
+      console.log(
+        `overlap, ${what}: put ${sec(o.putMs)}; sequential (push after encode) ${sec(o.sequentialPutMs)}: encode E ${sec(o.seqPhases.encodeMs)}, formed F at ${sec(o.seqPhases.formedMs)}, ` +
+          `push S ${sec(o.pushSpanMs)}, acks/commit/record ${sec(o.seqPhases.commitMs + o.seqPhases.tailMs)}; perfect overlap max(E, F + S) + the rest = ${sec(o.idealMs)}; ` +
+          `put / sequential ${(o.putMs / o.sequentialPutMs).toFixed(2)}, put / perfect overlap ${(o.putMs / o.idealMs).toFixed(2)}; ` +
+          `CPU floor (CPU-s of every process / ${cpus().length} cores) ${sec(o.cpuFloorMs)}, put / CPU floor ${(o.putMs / o.cpuFloorMs).toFixed(2)}`,
+      );
+    }
 
     if (stalls.count > 0) console.log(`Helia cats that stalled (no byte for ${STALL_MS / 1000} s) and were run again: ${stalls.count}`);
     await mkdir(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
@@ -459,10 +557,38 @@ async function main(): Promise<void> {
             parityShards: 2,
             putMbps: r1(med.put),
             getMbps: r1(med.get),
-            putPhasesMs: { encode: Math.round(phases.encodeMs), formedAt: Math.round(phases.formedMs), commit: Math.round(phases.commitMs), push: Math.round(phases.pushMs) },
+            putPhasesMs: {
+              encode: Math.round(phases.encodeMs),
+              formedAt: Math.round(phases.formedMs),
+              deliveredAt: Math.round(phases.deliveredMs),
+              acksAndCommit: Math.round(phases.commitMs),
+              record: Math.round(phases.tailMs),
+            },
+            appendMbps: r1(rate(median(append.map((x) => x.putMs)))),
+            overlap: {
+              how: "each put again with pushWhileEncoding false (shards pushed after the encoding) in the same run; perfect = max(encode, formation + push span) + acks, commit, record of that put; append = putInto an empty Magu formed beforehand",
+              ...Object.fromEntries(
+                Object.entries(overlaps).map(([what, o]) => [
+                  what,
+                  {
+                    putMs: Math.round(o.putMs),
+                    sequentialPutMs: Math.round(o.sequentialPutMs),
+                    sequentialPhasesMs: { encode: Math.round(o.seqPhases.encodeMs), formedAt: Math.round(o.seqPhases.formedMs), pushSpan: Math.round(o.pushSpanMs), acksAndCommit: Math.round(o.seqPhases.commitMs), record: Math.round(o.seqPhases.tailMs) },
+                    perfectOverlapMs: Math.round(o.idealMs),
+                    putOverSequential: r3(o.putMs / o.sequentialPutMs),
+                    putOverPerfectOverlap: r3(o.putMs / o.idealMs),
+                    cpuFloorMs: Math.round(o.cpuFloorMs),
+                    putOverCpuFloor: r3(o.putMs / o.cpuFloorMs),
+                  },
+                ]),
+              ),
+            },
             putMbPerCpuSecond: r1(perCpu.put),
             getMbPerCpuSecond: r1(perCpu.get),
             runs: muri.map((x) => ({ ...x, putMbps: r1(rate(x.putMs)), getMbps: r1(rate(x.getMs)) })),
+            sequentialRuns: seq.map((x) => ({ ...x, putMbps: r1(rate(x.putMs)) })),
+            appendRuns: append.map((x) => ({ ...x, putMbps: r1(rate(x.putMs)) })),
+            sequentialAppendRuns: appendSeq.map((x) => ({ ...x, putMbps: r1(rate(x.putMs)) })),
           },
           baselines: {
             helia: {
@@ -491,6 +617,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await client?.stop();
+    await sequential?.stop();
     await devnet?.stop();
     await rm(work, { recursive: true, force: true });
   }
