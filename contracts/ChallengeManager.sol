@@ -34,6 +34,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
     uint16 private immutable _markerBps;
     uint32 private immutable _maxMisses;
     uint64 private immutable _graceBlocks;
+    uint64 private immutable _markWindowBlocks;
     uint64 private immutable _periodBlocks;
     uint64 private immutable _genesisBlock;
 
@@ -49,6 +50,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         _markerBps = cfg.markerBps;
         _maxMisses = cfg.maxMisses;
         _graceBlocks = cfg.graceBlocks;
+        _markWindowBlocks = cfg.markWindowBlocks;
         IMaguRegistry.Config memory clock = _magus.config();
         _periodBlocks = clock.periodBlocks;
         _genesisBlock = clock.genesisBlock;
@@ -87,6 +89,8 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         if (c.active || !_accountableAfterLeaving(period, c)) _checkMembership(magu, member, period, c);
         uint64 deadline = proofDeadline(period);
         if (block.number < deadline) revert ChallengeDeadlineNotPassed(period, deadline);
+        // A miss is marked promptly or never: nobody can save up periods and drain a member at once.
+        if (block.number > deadline + _markWindowBlocks) revert ChallengeMarkWindowClosed(period, deadline + _markWindowBlocks);
         bytes32 key = _memberKey(magu, member);
         if (_state(key, period) != 0) revert ChallengeAlreadySettled(magu, member, period);
         _setState(key, period, _MISSED);
@@ -157,6 +161,11 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
     }
 
     /// @inheritdoc IChallengeManager
+    function markDeadline(uint64 period) external view returns (uint64) {
+        return proofDeadline(period) + _markWindowBlocks;
+    }
+
+    /// @inheritdoc IChallengeManager
     function proofState(MaguId magu, address member, uint64 period) external view returns (uint8) {
         return _state(_memberKey(magu, member), period);
     }
@@ -171,7 +180,8 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
             slashBps: _slashBps,
             markerBps: _markerBps,
             maxMisses: _maxMisses,
-            graceBlocks: _graceBlocks
+            graceBlocks: _graceBlocks,
+            markWindowBlocks: _markWindowBlocks
         });
     }
 

@@ -330,6 +330,14 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         _vacate(id, m, member, true);
     }
 
+    /// @inheritdoc IMaguRegistry
+    function dropUnbacked(MaguId id, address member) external nonReentrant {
+        Magu storage m = _magu(id);
+        if (m.status != Status.Active) revert MaguWrongStatus(id, m.status);
+        if (_nodes.isBacked(member)) revert MaguMemberBacked(id, member);
+        _vacate(id, m, member, true);
+    }
+
     // ---------------------------------------------------------------- views
 
     /// @inheritdoc IMaguRegistry
@@ -618,6 +626,9 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         if (!ms.active) revert MaguNotMember(id, member);
         uint8 slot = ms.slot;
         uint256 paid = _payOut(id, m, member);
+        // Eviction ends accountability: the member already paid for maxMisses misses and forfeits
+        // the bounty; one that leaves answers for the period it left in (it cannot dodge a miss).
+        if (evicted) ms.leftAfter = 0;
         _nodes.unlock(member, _stakePerMember, m.capacityPerMember);
         _slots[id][slot] = address(0);
         _former[id].push(member);

@@ -273,6 +273,12 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     }
 
     /// @inheritdoc INodeRegistry
+    function isBacked(address node) external view returns (bool) {
+        Node storage n = _nodes[node];
+        return n.registered && n.roles & _ROLE_NODE != 0 && n.stake >= _minStake && n.stake >= n.locked;
+    }
+
+    /// @inheritdoc INodeRegistry
     function nodeCount() external view returns (uint256) {
         return _nodeList.length;
     }

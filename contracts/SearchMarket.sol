@@ -58,6 +58,8 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
     uint64 private immutable _disputeBlocks;
     uint16 private immutable _maxK;
     uint256 private immutable _disputeSlash;
+    uint16 private immutable _disputerBps;
+    address private immutable _slashSink;
     int64 private immutable _revealPenalty;
 
     uint256 private _taskCount;
@@ -80,6 +82,8 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
         }
         if (cfg.maxK == 0) revert SearchInvalidConfig("maxK", 0);
         if (cfg.disputeSlash == 0) revert SearchInvalidConfig("disputeSlash", 0);
+        if (cfg.disputerBps > 10_000) revert SearchInvalidConfig("disputerBps", int256(uint256(cfg.disputerBps)));
+        if (cfg.slashSink == address(0)) revert SearchInvalidConfig("slashSink", 0);
         if (cfg.revealPenalty < 0) revert SearchInvalidConfig("revealPenalty", cfg.revealPenalty);
         _token = IERC20(cfg.token);
         _nodes = INodeRegistry(cfg.nodeRegistry);
@@ -89,6 +93,8 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
         _disputeBlocks = cfg.disputeBlocks;
         _maxK = cfg.maxK;
         _disputeSlash = cfg.disputeSlash;
+        _disputerBps = cfg.disputerBps;
+        _slashSink = cfg.slashSink;
         _revealPenalty = cfg.revealPenalty;
     }
 
@@ -137,6 +143,8 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
         if (block.number > commitDeadline) revert SearchNotInWindow(taskId, uint64(submitBlock), uint64(commitDeadline));
         if (commitment == bytes32(0)) revert SearchZeroCommitment(taskId);
         if (!_magus.membership(MaguId.wrap(t.magu), msg.sender).active) revert SearchNotMember(taskId, msg.sender);
+        // A member whose stake no longer backs its memberships has nothing left to lose to a dispute.
+        if (!_nodes.isBacked(msg.sender)) revert SearchNotBacked(taskId, msg.sender);
         Record storage r = _records[taskId][msg.sender];
         if (r.commitment != bytes32(0)) revert SearchAlreadyCommitted(taskId, msg.sender);
         r.commitment = commitment;
@@ -193,10 +201,14 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
 
         r.disputed = true;
         ++t.disputes;
-        address[] memory to = new address[](1);
-        uint256[] memory amounts = new uint256[](1);
+        // The disputer gets a share, the rest goes to the reward pool: a member that disputes its
+        // own false entry from a second address loses the rest (no stake moves out for free).
+        address[] memory to = new address[](2);
+        uint256[] memory amounts = new uint256[](2);
         to[0] = msg.sender;
-        amounts[0] = _disputeSlash;
+        amounts[0] = _disputeSlash * _disputerBps / 10_000;
+        to[1] = _slashSink;
+        amounts[1] = _disputeSlash - amounts[0];
         uint256 slashed = _nodes.slash(member, _disputeSlash, to, amounts);
         emit EntryDisputed(
             taskId,
@@ -353,6 +365,8 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
             disputeBlocks: _disputeBlocks,
             maxK: _maxK,
             disputeSlash: _disputeSlash,
+            disputerBps: _disputerBps,
+            slashSink: _slashSink,
             revealPenalty: _revealPenalty
         });
     }

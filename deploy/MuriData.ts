@@ -66,6 +66,7 @@ export default buildModule("MuriData", (m) => {
       markerBps: m.getParameter("markerBps", 5_000n),
       maxMisses: m.getParameter("maxMisses", 3n),
       graceBlocks: m.getParameter("graceBlocks", 0n),
+      markWindowBlocks: m.getParameter("markWindowBlocks", 30n),
     },
   ]);
 
@@ -79,6 +80,8 @@ export default buildModule("MuriData", (m) => {
       disputeBlocks: m.getParameter("disputeBlocks", 8n),
       maxK: m.getParameter("maxK", 100n),
       disputeSlash: m.getParameter("disputeSlash", 50n * E18),
+      disputerBps: m.getParameter("disputerBps", 5_000n),
+      slashSink: rewards,
       revealPenalty: m.getParameter("revealPenalty", 10n),
     },
   ]);

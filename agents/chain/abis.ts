@@ -1574,6 +1574,25 @@ export const nodeRegistryAbi = [
         "internalType": "address",
         "name": "node",
         "type": "address"
+      }
+    ],
+    "name": "isBacked",
+    "outputs": [
+      {
+        "internalType": "bool",
+        "name": "",
+        "type": "bool"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
       },
       {
         "internalType": "uint256",
@@ -2583,6 +2602,22 @@ export const maguRegistryAbi = [
       }
     ],
     "name": "MaguInvalidParams",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "magu",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
+      }
+    ],
+    "name": "MaguMemberBacked",
     "type": "error"
   },
   {
@@ -3637,6 +3672,24 @@ export const maguRegistryAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "id",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
+      }
+    ],
+    "name": "dropUnbacked",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "eip712Domain",
     "outputs": [
@@ -4222,6 +4275,11 @@ export const challengeManagerAbi = [
             "internalType": "uint64",
             "name": "graceBlocks",
             "type": "uint64"
+          },
+          {
+            "internalType": "uint64",
+            "name": "markWindowBlocks",
+            "type": "uint64"
           }
         ],
         "internalType": "struct IChallengeManager.Config",
@@ -4299,6 +4357,22 @@ export const challengeManagerAbi = [
       }
     ],
     "name": "ChallengeMalformedProof",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "period",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "closedAt",
+        "type": "uint64"
+      }
+    ],
+    "name": "ChallengeMarkWindowClosed",
     "type": "error"
   },
   {
@@ -4625,6 +4699,11 @@ export const challengeManagerAbi = [
             "internalType": "uint64",
             "name": "graceBlocks",
             "type": "uint64"
+          },
+          {
+            "internalType": "uint64",
+            "name": "markWindowBlocks",
+            "type": "uint64"
           }
         ],
         "internalType": "struct IChallengeManager.Config",
@@ -4701,6 +4780,25 @@ export const challengeManagerAbi = [
         "internalType": "struct IChallengeManager.ChallengeItem[]",
         "name": "",
         "type": "tuple[]"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "period",
+        "type": "uint64"
+      }
+    ],
+    "name": "markDeadline",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
       }
     ],
     "stateMutability": "view",
@@ -4893,6 +4991,16 @@ export const searchMarketAbi = [
             "internalType": "uint256",
             "name": "disputeSlash",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint16",
+            "name": "disputerBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "address",
+            "name": "slashSink",
+            "type": "address"
           },
           {
             "internalType": "int64",
@@ -5243,6 +5351,22 @@ export const searchMarketAbi = [
       }
     ],
     "name": "SearchNoData",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "task",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "SearchNotBacked",
     "type": "error"
   },
   {
@@ -5711,6 +5835,16 @@ export const searchMarketAbi = [
             "internalType": "uint256",
             "name": "disputeSlash",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint16",
+            "name": "disputerBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "address",
+            "name": "slashSink",
+            "type": "address"
           },
           {
             "internalType": "int64",

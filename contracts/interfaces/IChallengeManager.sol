@@ -24,6 +24,7 @@ interface IChallengeManager {
         uint16 markerBps; // share of the slash paid to whoever marks the miss
         uint32 maxMisses; // misses in one Magu that evict the member
         uint64 graceBlocks; // blocks after the next period starts during which proofs still count
+        uint64 markWindowBlocks; // blocks after a proof deadline during which the miss may be marked
     }
 
     /// @notice One challenged fragment: which fragment, and the seed of its leaf index
@@ -59,6 +60,8 @@ interface IChallengeManager {
     error ChallengeAlreadySettled(MaguId magu, address member, uint64 period);
     /// @notice The proof deadline has not passed yet.
     error ChallengeDeadlineNotPassed(uint64 period, uint64 deadline);
+    /// @notice The period's miss could be marked only until `closedAt` (inclusive): it is forgiven.
+    error ChallengeMarkWindowClosed(uint64 period, uint64 closedAt);
     /// @notice The Magu has no committed data, so nothing can be challenged.
     error ChallengeNoData(MaguId magu);
     /// @notice The block hash of the period's start is not available yet.
@@ -75,9 +78,11 @@ interface IChallengeManager {
     /// @notice Answers `msg.sender`'s challenge in `magu` for `period`.
     function submitProof(MaguId magu, uint64 period, FragmentProof[] calldata proofs) external;
 
-    /// @notice Marks `member`'s unproven challenge of `period` missed, after its deadline. The
-    /// caller receives markerBps of the slash. A member that has left stays accountable for the
-    /// periods up to the one it left in (slashed, but its miss count and eviction no longer apply).
+    /// @notice Marks `member`'s unproven challenge of `period` missed, after its deadline and at the
+    /// latest `markWindowBlocks` later (`markDeadline`); a miss nobody marked in time is forgiven,
+    /// for everyone alike. The caller receives markerBps of the slash. A member that left stays
+    /// accountable for the periods up to the one it left in (slashed, but its miss count and
+    /// eviction no longer apply); an evicted member answers for nothing more.
     function markMissed(MaguId magu, address member, uint64 period) external;
 
     /// @notice The challenge of `member` in `magu` for `period`.
@@ -104,6 +109,9 @@ interface IChallengeManager {
 
     /// @notice The last block (exclusive) at which a proof for `period` is accepted.
     function proofDeadline(uint64 period) external view returns (uint64);
+
+    /// @notice The last block (inclusive) at which a miss of `period` can be marked.
+    function markDeadline(uint64 period) external view returns (uint64);
 
     /// @notice 0: open, 1: proven, 2: marked missed.
     function proofState(MaguId magu, address member, uint64 period) external view returns (uint8);

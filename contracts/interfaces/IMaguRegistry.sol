@@ -150,6 +150,8 @@ interface IMaguRegistry {
     error MaguNotEnoughNodes(MaguId magu, uint256 available, uint256 needed);
     /// @notice `account` is not an active member of the Magu.
     error MaguNotMember(MaguId magu, address account);
+    /// @notice `member`'s stake still backs its memberships: it cannot be dropped.
+    error MaguMemberBacked(MaguId magu, address member);
     /// @notice The slot is not vacant or does not exist.
     error MaguNoVacancy(MaguId magu, uint256 slot);
     /// @notice The commit does not grow the data or exceeds the paid size.
@@ -224,6 +226,11 @@ interface IMaguRegistry {
 
     /// @notice Evicts `member` (repair bounty slashed) and opens its slot. ChallengeManager only.
     function evict(MaguId magu, address member) external;
+
+    /// @notice Evicts `member` once its stake no longer backs its memberships
+    /// (`NodeRegistry.isBacked` false: slashed below what they lock, or below the minimum stake),
+    /// like a member evicted for misses: its slot is refilled and rebuilt. Anyone may call it.
+    function dropUnbacked(MaguId magu, address member) external;
 
     /// @notice The members responsible for `fragment` (r of them for vector, 1 for blob).
     function holders(MaguId magu, uint256 fragment) external view returns (address[] memory);

@@ -130,6 +130,9 @@ interface INodeRegistry {
     function stakeOf(address node) external view returns (uint256);
     /// @notice Whether `node` is registered with `role` set and at least minStake.
     function isActive(address node, uint8 role) external view returns (bool);
+    /// @notice Whether `node` may keep serving its memberships: an active storage node whose stake
+    /// still covers what they lock (slashes lower the stake, never the lock).
+    function isBacked(address node) external view returns (bool);
     /// @notice Number of registered nodes.
     function nodeCount() external view returns (uint256);
     /// @notice The `index`-th registered node.

@@ -30,7 +30,9 @@ interface ISearchMarket {
         uint64 revealBlocks; // reveals in the revealBlocks blocks after the commit deadline
         uint64 disputeBlocks; // disputes up to disputeBlocks blocks after the reveal deadline
         uint16 maxK; // largest k a task may ask for
-        uint256 disputeSlash; // stake taken from a member proven to have lied, paid to the disputer
+        uint256 disputeSlash; // stake taken from a member proven to have lied
+        uint16 disputerBps; // share of disputeSlash paid to the disputer; the rest goes to slashSink
+        address slashSink; // receives the rest of each dispute slash (Rewards)
         int64 revealPenalty; // reputation subtracted from a committer that did not reveal
     }
 
@@ -140,6 +142,8 @@ interface ISearchMarket {
     error SearchNotInWindow(uint256 task, uint64 first, uint64 last);
     /// @notice `account` is not an active member of the task's Magu.
     error SearchNotMember(uint256 task, address account);
+    /// @notice `account`'s stake no longer backs its memberships (NodeRegistry.isBacked).
+    error SearchNotBacked(uint256 task, address account);
     /// @notice A zero commitment is not a commitment.
     error SearchZeroCommitment(uint256 task);
     /// @notice `member` already committed to this task.

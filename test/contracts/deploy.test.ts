@@ -29,6 +29,9 @@ describe("Ignition deployment", () => {
     ]);
     expect([c.commitBlocks, c.revealBlocks, c.disputeBlocks, c.maxK]).to.deep.equal([8n, 8n, 8n, 100n]);
     expect(c.disputeSlash).to.equal(50n * 10n ** 18n);
+    expect(c.disputerBps).to.equal(5_000n);
+    expect(c.slashSink).to.equal(rewards);
+    expect((await d.challengeManager.config()).markWindowBlocks).to.equal(30n);
     expect(c.revealPenalty).to.equal(10n);
   });
 });

@@ -116,18 +116,20 @@ describe("SearchMarket task (vector Magu, 5 members, r = 2, dim 100, L2)", funct
     }
   });
 
-  it("slashes the liar to the disputer with the claimed and the actual distance", async () => {
+  it("slashes the liar, half to the disputer and half to the reward pool, with the claimed and the actual distance", async () => {
     const liar = members[3]!;
     const disputer = d.signers[8]!;
     const word = lists.get(liar)![0]!;
     const claimed = decodeWord(word);
     const before = await d.token.balanceOf(disputer.address);
+    const pool = await d.token.balanceOf(await d.rewards.getAddress());
     const stake = await d.nodeRegistry.stakeOf(liar);
     const proof = disputeProof(data, encodeQuery(query), lists.get(liar)!, 0);
     await expect(d.searchMarket.connect(disputer).dispute(taskId, liar, proof))
       .to.emit(d.searchMarket, "EntryDisputed")
       .withArgs(taskId, liar, disputer.address, 0, 2, claimed.id, claimed.id, claimed.distance, claimed.distance + 1n, 50n * E18);
-    expect(await d.token.balanceOf(disputer.address)).to.equal(before + 50n * E18);
+    expect(await d.token.balanceOf(disputer.address)).to.equal(before + 25n * E18);
+    expect(await d.token.balanceOf(await d.rewards.getAddress())).to.equal(pool + 25n * E18);
     expect(await d.nodeRegistry.stakeOf(liar)).to.equal(stake - 50n * E18);
     expect((await d.searchMarket.memberTask(taskId, liar)).disputed).to.equal(true);
   });

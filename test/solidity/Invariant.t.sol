@@ -36,6 +36,7 @@ contract Handler is FixtureBase {
     mapping(uint256 magu => address[]) internal formerMembers;
     /// @dev The period a former member left in: it stays accountable up to that period.
     mapping(uint256 magu => mapping(address member => uint64 period)) internal leftIn;
+    mapping(uint256 magu => mapping(address member => bool)) internal wasEvicted;
     mapping(uint64 epoch => bool) internal submittedIn;
     uint64 internal nextEpoch;
 
@@ -306,7 +307,8 @@ contract Handler is FixtureBase {
         address marker = markerSeed % 3 == 0 ? clients[markerSeed % CLIENTS] : nodeActors[markerSeed % NODE_ACTORS];
         uint64 q = magus.membership(id, member).joinPeriod;
         do {
-            while (q < info.endPeriod && challenges.proofState(id, member, q) != 0) ++q;
+            // Settled periods, and misses whose mark window closed (forgiven), are skipped.
+            while (q < info.endPeriod && (challenges.proofState(id, member, q) != 0 || blockNumber() > challenges.markDeadline(q))) ++q;
             if (q >= info.endPeriod) return;
             uint64 deadline = challenges.proofDeadline(q);
             if (blockNumber() < deadline) vm.roll(deadline);
@@ -321,12 +323,13 @@ contract Handler is FixtureBase {
             vacancyBlock[MaguId.unwrap(id)][slot] = uint64(blockNumber());
             formerMembers[MaguId.unwrap(id)].push(member);
             leftIn[MaguId.unwrap(id)][member] = magus.currentPeriod();
+            wasEvicted[MaguId.unwrap(id)][member] = true;
             _count("evicted");
         }
     }
 
-    /// @notice Marks a missed period of a member that already left or was evicted: it stays
-    /// accountable for the periods up to the one it left in.
+    /// @notice Marks a missed period of a member that already left: it stays accountable for the
+    /// periods up to the one it left in. An evicted one answers for nothing more: the mark is refused.
     function markMissedFormer(uint256 maguSeed, uint256 formerSeed, uint256 markerSeed) external {
         (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_DATA);
         if (!ok) return;
@@ -335,11 +338,19 @@ contract Handler is FixtureBase {
         address member = former[formerSeed % former.length];
         uint64 last = leftIn[MaguId.unwrap(id)][member];
         uint64 q = magus.membership(id, member).joinPeriod;
-        while (q <= last && challenges.proofState(id, member, q) != 0) ++q;
+        address marker = markerSeed % 3 == 0 ? clients[markerSeed % CLIENTS] : nodeActors[markerSeed % NODE_ACTORS];
+        if (wasEvicted[MaguId.unwrap(id)][member] && !magus.membership(id, member).active) {
+            if (blockNumber() < challenges.proofDeadline(q)) vm.roll(challenges.proofDeadline(q));
+            vm.expectRevert(abi.encodeWithSelector(IChallengeManager.ChallengeNotMember.selector, id, member, q));
+            vm.prank(marker);
+            challenges.markMissed(id, member, q);
+            _count("markEvictedRefused");
+            return;
+        }
+        while (q <= last && (challenges.proofState(id, member, q) != 0 || blockNumber() > challenges.markDeadline(q))) ++q;
         if (q > last || q >= info.endPeriod) return;
         uint64 deadline = challenges.proofDeadline(q);
         if (blockNumber() < deadline) vm.roll(deadline);
-        address marker = markerSeed % 3 == 0 ? clients[markerSeed % CLIENTS] : nodeActors[markerSeed % NODE_ACTORS];
         INodeRegistry.NodeInfo memory before = registry.nodeInfo(member);
         vm.prank(marker);
         challenges.markMissed(id, member, q);
@@ -649,8 +660,9 @@ contract InvariantTest is Fixture {
         _expectRuns("submitProof", abi.encodeCall(Handler.submitProof, (0, 1)));
         _expectRuns("evicted", abi.encodeCall(Handler.markMissed, (1, 0, 1)));
         assertGt(handler.calls("markMissed"), 0, "markMissed ran");
-        _expectRuns("markMissedFormer", abi.encodeCall(Handler.markMissedFormer, (1, 0, 1)));
-        _expectRuns("leave", abi.encodeCall(Handler.leave, (0, 1)));
+        _expectRuns("markEvictedRefused", abi.encodeCall(Handler.markMissedFormer, (1, 0, 1)));
+        _expectRuns("leave", abi.encodeCall(Handler.leave, (1, 1)));
+        _expectRuns("markMissedFormer", abi.encodeCall(Handler.markMissedFormer, (1, 1, 1)));
         _expectRuns("fillVacancy", abi.encodeCall(Handler.fillVacancy, (0, 0)));
         _expectRuns("submitWeights", abi.encodeCall(Handler.submitWeights, (4, 1)));
         uint64 weighed = rewards.currentEpoch();

@@ -30,6 +30,7 @@ abstract contract SearchFixture is Fixture {
     uint64 internal constant DISPUTE_BLOCKS = 10;
     uint16 internal constant MAX_K = 16;
     uint256 internal constant DISPUTE_SLASH = 20 ether;
+    uint16 internal constant DISPUTER_BPS = 5_000;
     int64 internal constant REVEAL_PENALTY = 7;
     uint256 internal constant FEE = 1000 ether;
     uint256 internal constant K = 10;
@@ -44,6 +45,8 @@ abstract contract SearchFixture is Fixture {
     mapping(uint256 magu => bytes[] fragments) internal fragmentsOf;
     mapping(uint256 magu => bytes32[] roots) internal rootsOf;
     mapping(uint256 magu => bool) internal isL2;
+    /// @dev The reward pool's balance before a dispute (a variable, not a local: stack depth).
+    uint256 internal poolMark;
 
     function setUp() public virtual override {
         super.setUp();
@@ -69,6 +72,8 @@ abstract contract SearchFixture is Fixture {
             disputeBlocks: DISPUTE_BLOCKS,
             maxK: MAX_K,
             disputeSlash: DISPUTE_SLASH,
+            disputerBps: DISPUTER_BPS,
+            slashSink: address(rewards),
             revealPenalty: REVEAL_PENALTY
         });
     }
@@ -400,7 +405,7 @@ contract SearchMarketTest is SearchFixture {
 
     function test_constructor_rejectsEachBadParameter() public {
         ISearchMarket.Config memory c;
-        bytes32[10] memory fields = [
+        bytes32[12] memory fields = [
             bytes32("token"),
             "nodeRegistry",
             "maguRegistry",
@@ -410,6 +415,8 @@ contract SearchMarketTest is SearchFixture {
             "windows",
             "maxK",
             "disputeSlash",
+            "disputerBps",
+            "slashSink",
             "revealPenalty"
         ];
         for (uint256 i; i < fields.length; ++i) {
@@ -427,7 +434,9 @@ contract SearchMarketTest is SearchFixture {
             }
             if (i == 7) c.maxK = 0;
             if (i == 8) c.disputeSlash = 0;
-            if (i == 9) (c.revealPenalty, value) = (-1, -1);
+            if (i == 9) (c.disputerBps, value) = (10_001, 10_001);
+            if (i == 10) c.slashSink = address(0);
+            if (i == 11) (c.revealPenalty, value) = (-1, -1);
             bytes memory code = artifactCode("SearchMarket.sol:SearchMarket", abi.encode(c));
             vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchInvalidConfig.selector, fields[i], value));
             create(code);
@@ -999,6 +1008,7 @@ contract SearchMarketTest is SearchFixture {
         address liar = members[liarIndex];
         uint256 stake = registry.stakeOf(liar);
         uint256 before = token.balanceOf(disputer);
+        poolMark = token.balanceOf(address(rewards));
         uint256 w = uint256(lie[index]);
         ISearchMarket.DisputeProof memory proof = proofOf(id, q, lie, index);
 
@@ -1017,7 +1027,9 @@ contract SearchMarketTest is SearchFixture {
         );
         vm.prank(disputer);
         market.dispute(taskId, liar, proof);
-        assertEq(token.balanceOf(disputer), before + DISPUTE_SLASH, "slash paid to the disputer");
+        uint256 toDisputer = DISPUTE_SLASH * DISPUTER_BPS / 10_000;
+        assertEq(token.balanceOf(disputer), before + toDisputer, "the disputer's share of the slash");
+        assertEq(token.balanceOf(address(rewards)), poolMark + DISPUTE_SLASH - toDisputer, "the rest to the reward pool");
         assertEq(registry.stakeOf(liar), stake - DISPUTE_SLASH, "liar slashed");
         assertTrue(market.memberTask(taskId, liar).disputed, "disputed");
         assertEq(registry.totalHeld(), token.balanceOf(address(registry)), "registry books");
@@ -1036,6 +1048,63 @@ contract SearchMarketTest is SearchFixture {
         assertEq(market.claimable(liar), 0, "the liar earns nothing");
         assertEq(registry.nodeInfo(liar).reputation, 0, "a disputed member revealed: no reveal penalty");
         checkBooks();
+    }
+
+    /// @notice Economic attack (issue 11.1, 24.3): a member reveals a false entry and disputes it
+    /// from a second address of its own, at zero fee, to move its locked stake out past unbonding.
+    /// The disputer now gets only disputerBps of the slash: each round costs the pair the rest.
+    function test_attack_selfDispute_costsTheAttackerTheRestOfTheSlash() public {
+        int16[] memory q = queryOf(21);
+        uint256 liarIndex = busyIndex(l2Magu);
+        address liar = membersOf(l2Magu)[liarIndex];
+        address second = newActor("second");
+        bytes32[] memory lie = honestList(l2Magu, q, liar, K);
+        uint256 w = uint256(lie[0]);
+        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        lie[0] = word(d - 1, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64));
+        uint256 wealthBefore = registry.stakeOf(liar) + token.balanceOf(second) + token.balanceOf(liar);
+        uint256 rounds = 3;
+        for (uint256 r; r < rounds; ++r) {
+            (uint256 taskId,,) = _taskWithLiar(l2Magu, q, liarIndex, lie);
+            ISearchMarket.DisputeProof memory proof = proofOf(l2Magu, q, lie, 0);
+            vm.prank(second);
+            market.dispute(taskId, liar, proof);
+        }
+        uint256 toSecond = rounds * (DISPUTE_SLASH * DISPUTER_BPS / 10_000);
+        assertEq(token.balanceOf(second), toSecond, "the second address got the disputer's share");
+        uint256 wealthAfter = registry.stakeOf(liar) + token.balanceOf(second) + token.balanceOf(liar);
+        assertEq(wealthBefore - wealthAfter, rounds * DISPUTE_SLASH - toSecond, "the attacker lost the rest of every slash");
+        assertGt(wealthBefore, wealthAfter, "at a loss");
+    }
+
+    /// @notice Issue 24.3: a member whose stake no longer backs its memberships (here drained by
+    /// slashes) cannot commit to tasks any more, and anyone may drop it from its Magus.
+    function test_attack_drainedNodeKeepsWorking_refusedAndDropped() public {
+        address[] memory members = membersOf(l2Magu);
+        address drained = members[0];
+        uint256 stake = registry.stakeOf(drained);
+        address[] memory to = new address[](1);
+        to[0] = address(rewards);
+        uint256[] memory amounts = new uint256[](1);
+        amounts[0] = stake;
+        vm.prank(address(market));
+        registry.slash(drained, stake, to, amounts);
+        assertFalse(registry.isBacked(drained), "drained");
+
+        uint256 taskId = submitTask(l2Magu, queryOf(22), K, FEE);
+        vm.prank(drained);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchNotBacked.selector, taskId, drained));
+        market.commit(taskId, bytes32(uint256(1)));
+
+        // A backed member cannot be dropped; the drained one can, by anyone.
+        vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguMemberBacked.selector, l2Magu, members[1]));
+        magus.dropUnbacked(l2Magu, members[1]);
+        vm.prank(disputer);
+        magus.dropUnbacked(l2Magu, drained);
+        assertFalse(magus.membership(l2Magu, drained).active, "dropped");
+        assertEq(magus.maguInfo(l2Magu).members[0], address(0), "its slot is vacant for a replacement");
+        vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotMember.selector, l2Magu, drained));
+        magus.dropUnbacked(l2Magu, drained);
     }
 
     function test_dispute_falseDistance() public {

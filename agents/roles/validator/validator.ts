@@ -112,6 +112,8 @@ export interface NodeObservation {
 export interface ValidatorStats {
   passes: number;
   missedMarked: number;
+  /** Members dropped because their stake no longer backed their memberships. */
+  dropped: number;
   vacanciesFilled: number;
   settled: number;
   auditsPassed: number;
@@ -175,6 +177,7 @@ class ChainValidator implements Validator {
   private readonly s: ValidatorStats = {
     passes: 0,
     missedMarked: 0,
+    dropped: 0,
     vacanciesFilled: 0,
     settled: 0,
     auditsPassed: 0,
@@ -281,11 +284,17 @@ class ChainValidator implements Validator {
     for (let id = 1n; id <= limit && !this.signal?.aborted; id++) {
       const info = await maguRegistry.read.maguInfo([id]);
       if (info.status !== STATUS_ACTIVE) continue;
-      if (info.fragmentCount > 0) {
-        for (const member of info.members) {
-          if (member === ZERO || this.signal?.aborted) continue;
-          await this.markMisses(id, getAddress(member), info.startPeriod, info.endPeriod, current, head);
+      for (const member of info.members) {
+        if (member === ZERO || this.signal?.aborted) continue;
+        // A member whose stake no longer backs its memberships is dropped (its slot is refilled).
+        if (!(await this.c.contracts.nodeRegistry.read.isBacked([member]))) {
+          await this.send(`dropUnbacked(${id}, ${member})`, () => maguRegistry.write.dropUnbacked([id, member]), ["MaguMemberBacked", "MaguNotMember"], () => {
+            this.s.dropped++;
+            this.log.info("unbacked member dropped", { magu: id.toString(), member });
+          });
+          continue;
         }
+        if (info.fragmentCount > 0) await this.markMisses(id, getAddress(member), info.startPeriod, info.endPeriod, current, head);
       }
       for (let slot = 0; slot < info.members.length; slot++) {
         if (info.members[slot] === ZERO) await this.fillVacancy(id, slot);
@@ -314,9 +323,14 @@ class ChainValidator implements Validator {
     for (let p = from; p < last && !this.signal?.aborted; p++) {
       const deadline = await challengeManager.read.proofDeadline([p]);
       if (head < deadline) break;
+      // A miss not marked within its window is forgiven (for everyone): move on.
+      if (head > (await challengeManager.read.markDeadline([p]))) {
+        this.nextPeriod.set(key, p + 1n);
+        continue;
+      }
       const state = await challengeManager.read.proofState([maguId, member, p]);
       if (state === STATE_OPEN) {
-        const ok = await this.send(`markMissed(${maguId}, ${member}, ${p})`, () => challengeManager.write.markMissed([maguId, member, p]), ["ChallengeAlreadySettled"], () => {
+        const ok = await this.send(`markMissed(${maguId}, ${member}, ${p})`, () => challengeManager.write.markMissed([maguId, member, p]), ["ChallengeAlreadySettled", "ChallengeMarkWindowClosed"], () => {
           this.s.missedMarked++;
           this.counters.missed.inc();
           this.log.info("missed proof marked", { magu: maguId.toString(), member, period: p.toString() });

@@ -310,6 +310,41 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
     assert.equal((await reader().maguRegistry.read.maguInfo([maguId])).status, 3, "Ended");
   });
 
+  test("drops a member whose stake no longer backs its memberships, and only that one", async () => {
+    // A fresh two-member Magu; one member is then drained by slashes (the deployer, as admin,
+    // stands in for the contracts that slash).
+    const admin = getMuriContracts(d.contracts, signer(chain.rpcUrl, d, chain.keys[0]!));
+    const wait = async (hash: Hex) => assert.equal((await pub.waitForTransactionReceipt({ hash, pollingInterval: 50 })).status, "success");
+    const client = getMuriContracts(d.contracts, signer(chain.rpcUrl, d, chain.keys[5]!));
+    const price = E18 / 1000n;
+    const escrow = price * BigInt(FRAGMENTS) * 10n;
+    await fund(chain.rpcUrl, d, chain.keys[0]!, signer(chain.rpcUrl, d, chain.keys[5]!).account.address, escrow);
+    await wait(await client.token.write.approve([d.contracts.maguRegistry, escrow]));
+    await wait(
+      await client.maguRegistry.write.createMagu([
+        { kind: 0, metric: 0, dimension: 0, members: 2, replication: 0, dataShards: 1, parityShards: 1, maxFragments: FRAGMENTS, durationPeriods: 10n, pricePerFragmentPeriod: price },
+      ]),
+    );
+    const id = await reader().maguRegistry.read.maguCount();
+    await mineTo((await head()) + 2n);
+    await wait(await client.maguRegistry.write.formMagu([id]));
+    const [kept, drained] = (await reader().maguRegistry.read.maguInfo([id])).members.map((a) => getAddress(a)) as [Address, Address];
+    const slasher = await admin.nodeRegistry.read.SLASHER_ROLE();
+    await wait(await admin.nodeRegistry.write.grantRole([slasher, signer(chain.rpcUrl, d, chain.keys[0]!).account.address]));
+    const stake = await reader().nodeRegistry.read.stakeOf([drained]);
+    await wait(await admin.nodeRegistry.write.slash([drained, stake, [d.contracts.rewards], [stake]]));
+    assert.equal(await reader().nodeRegistry.read.isBacked([drained]), false);
+    assert.equal(await reader().nodeRegistry.read.isBacked([kept]), true);
+
+    const dropped = validator.stats().dropped;
+    await validator.runOnce();
+    assert.equal(validator.stats().dropped, dropped + 1, "exactly the drained member was dropped");
+    assert.equal((await reader().maguRegistry.read.membership([id, drained])).active, false);
+    assert.equal((await reader().maguRegistry.read.membership([id, kept])).active, true, "the backed member stays");
+    const left = await reader().maguRegistry.getEvents.MemberLeft({ magu: id }, { fromBlock: d.deployBlock });
+    assert.deepEqual(left.map((e) => [getAddress(e.args.member!), e.args.evicted]), [[drained, true]]);
+  });
+
   test("serves its counters on /metrics; the loop starts and stops", async () => {
     const server = await startMetricsServer({ port: 0 }, { registry: validator.registry });
     try {

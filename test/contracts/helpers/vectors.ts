@@ -160,7 +160,7 @@ async function deployChallengeView(ethers: any) {
   return ethers.deployContract("ChallengeManager", [
     {
       maguRegistry: await magus.getAddress(), nodeRegistry: await nodes.getAddress(), slashSink: admin.address,
-      samples: 4n, slashBps: 500n, markerBps: 5000n, maxMisses: 3n, graceBlocks: 0n,
+      samples: 4n, slashBps: 500n, markerBps: 5000n, maxMisses: 3n, graceBlocks: 0n, markWindowBlocks: 30n,
     },
   ]);
 }

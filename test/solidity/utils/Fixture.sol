@@ -36,6 +36,7 @@ abstract contract FixtureBase is Test {
         uint16 markerBps;
         uint32 maxMisses;
         uint64 graceBlocks;
+        uint64 markWindowBlocks;
         uint64 epochBlocks;
         uint256 emissionPerEpoch;
         uint16 validatorShareBps;
@@ -58,6 +59,8 @@ abstract contract FixtureBase is Test {
     uint16 internal constant MARKER_BPS = 2000;
     uint32 internal constant MAX_MISSES = 2;
     uint64 internal constant GRACE_BLOCKS = 5;
+    /// @dev Three periods after a deadline to mark its miss.
+    uint64 internal constant MARK_WINDOW_BLOCKS = 3 * PERIOD_BLOCKS;
     uint64 internal constant EPOCH_BLOCKS = 100;
     uint256 internal constant EMISSION = 1000 ether;
     uint16 internal constant VALIDATOR_SHARE_BPS = 2000;
@@ -348,6 +351,7 @@ abstract contract Fixture is FixtureBase {
             markerBps: MARKER_BPS,
             maxMisses: MAX_MISSES,
             graceBlocks: GRACE_BLOCKS,
+            markWindowBlocks: MARK_WINDOW_BLOCKS,
             epochBlocks: EPOCH_BLOCKS,
             emissionPerEpoch: EMISSION,
             validatorShareBps: VALIDATOR_SHARE_BPS,
@@ -405,7 +409,8 @@ abstract contract Fixture is FixtureBase {
             slashBps: p.slashBps,
             markerBps: p.markerBps,
             maxMisses: p.maxMisses,
-            graceBlocks: p.graceBlocks
+            graceBlocks: p.graceBlocks,
+            markWindowBlocks: p.markWindowBlocks
         });
         challenges = ChallengeManager(deployArtifact("ChallengeManager.sol:ChallengeManager", abi.encode(challengeConfig)));
 
