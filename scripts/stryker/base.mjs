@@ -45,15 +45,16 @@ export const TARGETS = {
   ...Object.fromEntries(
     [
       ["roles/repair", "agents/roles/node/repair.ts", ["adversarial-repair"]],
-      // Push acceptance: acceptPush and the sink (verifyIndex above it is left out, for time).
+      // Push acceptance: openings (openFor, closeOpen), acceptPush and the sink, and the batch
+      // requests (open, propose, acknowledge); verifyIndex is left out, for time.
       // Line ranges move when the file changes: check them before a run.
-      ["roles/magu-sync-push", "agents/roles/shared/magu-sync.ts:236-271", ["adversarial-push"]],
+      ["roles/magu-sync-push", ["agents/roles/shared/magu-sync.ts:218-234", "agents/roles/shared/magu-sync.ts:289-419"], ["adversarial-push"]],
       ["roles/prover", "agents/roles/node/prover.ts", ["prover"]],
       ["roles/validator-audit", "agents/roles/validator/validator.ts:441-511", ["adversarial-audit", "validator"]],
       ["roles/search-checker", "agents/roles/validator/search-checker.ts", ["adversarial-search"]],
     ].map(([name, mutate, tests]) => [
       name,
-      { mutate: [mutate], testFiles: tests.map((t) => `test/agents/roles/${t}.test.ts`), needsChain: true, concurrency: 2, timeoutMS: 120_000 },
+      { mutate: [mutate].flat(), testFiles: tests.map((t) => `test/agents/roles/${t}.test.ts`), needsChain: true, concurrency: 2, timeoutMS: 120_000 },
     ]),
   ),
 };

@@ -10,18 +10,18 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
 import type { Address, Hex } from "viem";
-import type { CID } from "multiformats/cid";
+import { CID } from "multiformats/cid";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
 import { packRecords, recordSize, type VectorRecord } from "../../../agents/data/vectors.js";
-import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
+import { encodeManifest, manifestCidOf, type Manifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
-import { createMaguSync, encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
-import { ackSigner, batchDomain, openTypedData, proposalTypedData } from "../../../agents/chain/index.js";
+import { MAX_DOCUMENT_BYTES, createMaguSync, encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
+import { ackSigner, batchDomain, getMuriContracts, openTypedData, proposalTypedData } from "../../../agents/chain/index.js";
 import { privateKeyToAccount } from "viem/accounts";
-import { cleanup } from "../chain/harness.js";
+import { E18, cleanup, fund, signer } from "../chain/harness.js";
 import { commitRoots, createBlobMagu, createVectorMagu, encodeSmallFile, startTestChain, startTestNode, waitUntil, withShard, type TestChain, type TestNode } from "./adversarial-helpers.js";
 import { commitWithAcks } from "./commit-helpers.js";
 
@@ -203,7 +203,10 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     const signerOf = await ackSigner(domain, { magu: magu3, batch: 0, root, fragmentCount: 3, member: node.address }, given.signature!);
     assert.equal(signerOf, node.address, "the member signed its acknowledgement");
     // A batch number other than the proposal's gets nothing.
-    assert.match(((await node.sync.handleBatchRequest({ op: "batch.ack", magu: magu3.toString(), batch: 1 })) as { error: string }).error, /no proposal of batch 1/);
+    const other = (await node.sync.handleBatchRequest({ op: "batch.ack", magu: magu3.toString(), batch: 1 })) as { ok: boolean; error: string; signature?: Hex };
+    assert.equal(other.ok, false);
+    assert.equal(other.signature, undefined);
+    assert.match(other.error, /no proposal of batch 1/);
 
     // Never committed: once its time is up the proposal is dropped with the data it brought.
     assert.equal(await node.sync.sweep(Date.now()), 0, "not before its time");
@@ -356,6 +359,101 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     assert.ok((await restarted.sweep(Date.now() + 11 * 60_000)) >= 1, "dropped after it");
     for (const f of rec!.held) assert.equal(await node.store.has(file.manifest.shards[f]!), false, `shard ${f} deleted`);
     assert.deepEqual((await node.index.get(magu6))?.held ?? [], [], "nothing held");
+  });
+
+  test("every batch request and document refusal names its reason and keeps nothing", async () => {
+    const domain = batchDomain(t.d.chainId, t.d.contracts.maguRegistry);
+    const owner = privateKeyToAccount(t.chain.keys[CLIENT]!);
+    const pusher: Hex = `0x${Buffer.from(client.peerId.toMultihash().bytes).toString("hex")}`;
+    const openReq = async (node: TestNode | { sync: typeof nodes[0]["sync"] }, magu: bigint, batch: number, fragmentCount: number, signature?: Hex) =>
+      node.sync.handleBatchRequest({
+        op: "batch.open",
+        magu: magu.toString(),
+        batch,
+        fragmentCount,
+        pusher: client.peerId.toString(),
+        signature: signature ?? (await owner.signTypedData(openTypedData(domain, { magu, batch, fragmentCount, pusher }))),
+      });
+    const file = await encodeSmallFile(randomBytes(6000), 2, 1, SHARD);
+    const index = encodeMaguIndexList({ maguId: magu1, manifestCids: [file.manifestCid] });
+    const proposeReq = async (node: TestNode | { sync: typeof nodes[0]["sync"] }, magu: bigint, batch: number, fragmentCount: number, signature?: Hex) => {
+      const root = rootOf(file.manifest);
+      const indexCid = `0x${Buffer.from(index.cid.bytes).toString("hex")}` as Hex;
+      return node.sync.handleBatchRequest({
+        op: "batch.propose",
+        magu: magu.toString(),
+        batch,
+        root,
+        fragmentCount,
+        indexCid: index.cid.toString(),
+        signature: signature ?? (await owner.signTypedData(proposalTypedData(domain, { magu, batch, root, fragmentCount, indexCid }))),
+      });
+    };
+    const member = byAddress(members1[0]!);
+    const outsider = nodes.find((n) => !members1.includes(n.address))!;
+    const garbled = `0x${"00".repeat(65)}` as Hex;
+
+    // Magu 1 is full (4 of 4 committed): no count can both grow and fit.
+    await assert.rejects(openReq(member, magu1, 1, 4), /fragment count 4 must exceed the committed 4 and stay within the paid 4/);
+    await assert.rejects(proposeReq(member, magu1, 1, 4), /fragment count 4 must exceed the committed 4 and stay within the paid 4/);
+    // Not a member, a garbled signature, an agent that does not acknowledge.
+    await assert.rejects(openReq(outsider, magu1, 1, 5), /this node is not a member/);
+    await assert.rejects(proposeReq(outsider, magu1, 1, 5), /this node is not a member/);
+    const { maguId: open3 } = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: 2, m: 1, members: 3, maxFragments: 3 });
+    await assert.rejects(openReq(member, open3, 0, 3, garbled), /unreadable signature/);
+    await assert.rejects(proposeReq(member, open3, 0, 3, garbled), /unreadable signature/);
+    const silent = { sync: createMaguSync({ member: member.address }, { store: member.store, index: member.index, contracts: t.reader }) };
+    await assert.rejects(openReq(silent, open3, 0, 3), /this agent does not acknowledge batches/);
+    await assert.rejects(proposeReq(silent, open3, 0, 3), /this agent does not acknowledge batches/);
+    // A vector Magu's batches are proposed, not opened; a Magu not formed yet takes neither.
+    const { maguId: vector } = await createVectorMagu(t, t.chain.keys[CLIENT]!, { dim: 8, members: 3, replication: 3, maxFragments: 2 });
+    await assert.rejects(openReq(member, vector, 0, 1), /vector batches are proposed with their root/);
+    const c = getMuriContracts(t.d.contracts, signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!));
+    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, owner.address, E18);
+    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, E18]));
+    await t.wait(
+      await c.maguRegistry.write.createMagu([
+        { kind: 0, metric: 0, dimension: 0, members: 3, replication: 0, dataShards: 2, parityShards: 1, maxFragments: 3, durationPeriods: 5n, pricePerFragmentPeriod: 1n },
+      ]),
+    );
+    const requested = await t.reader.maguRegistry.read.maguCount();
+    await assert.rejects(openReq(member, requested, 0, 3), /Magu status 1, not active/);
+    await assert.rejects(proposeReq(member, requested, 0, 3), /Magu status 1, not active/);
+    for (const m of [open3, vector, requested]) assert.equal(member.sync.opened(m), undefined);
+
+    // An acknowledgement with no proposal at all.
+    const noProposal = (await member.sync.handleBatchRequest({ op: "batch.ack", magu: open3.toString(), batch: 0 })) as { ok: boolean; error: string };
+    assert.equal(noProposal.ok, false);
+    assert.match(noProposal.error, /no proposal of batch 0 of Magu/);
+    assert.equal(await member.sync.handleBatchRequest({ op: "search" }), undefined, "not a batch request");
+
+    // The same opening again keeps what it brought; another one replaces it and drops it.
+    const shard = (i: number) => file.shards.get(file.manifest.shards[i]!.toString())!;
+    const node = byAddress((await t.reader.maguRegistry.read.maguInfo([open3])).members[0]! as Address);
+    assert.deepEqual(await openReq(node, open3, 0, 3), { ok: true });
+    await push(node, file.manifest.shards[0]!, shard(0));
+    assert.deepEqual(await openReq(node, open3, 0, 3), { ok: true });
+    assert.equal(node.sync.opened(open3)?.received.size, 1, "a repeated opening keeps its shard");
+    assert.equal(await node.store.has(file.manifest.shards[0]!), true);
+    assert.deepEqual(await openReq(node, open3, 0, 2), { ok: true });
+    assert.equal(node.sync.opened(open3)?.received.size, 0, "another opening starts empty");
+    assert.equal(node.sync.opened(open3)?.budget, 2);
+    assert.equal(await node.store.has(file.manifest.shards[0]!), false, "and the replaced one's shard is gone");
+    await node.sync.sweep(Date.now() + 11 * 60_000);
+
+    // The push policy: documents up to MAX_DOCUMENT_BYTES from anyone, no other codec.
+    const peer = client.peerId;
+    assert.equal(await node.sync.acceptPush({ peer, cid: index.cid, length: MAX_DOCUMENT_BYTES }), true);
+    assert.equal(await node.sync.acceptPush({ peer, cid: index.cid, length: MAX_DOCUMENT_BYTES + 1 }), false);
+    const pb = CID.createV1(0x70, index.cid.multihash);
+    assert.equal(await node.sync.acceptPush({ peer, cid: pb, length: 10 }), false, "dag-pb is no document here");
+    // The sink behind a missing policy: other codecs, non-JSON and unknown documents are refused.
+    await assert.rejects(Promise.resolve(node.sync.sink.put(pb, new Uint8Array(10))), /unsupported codec/);
+    const notJson = Buffer.from("not json");
+    await assert.rejects(Promise.resolve(node.sync.sink.put(manifestCidOf(notJson), notJson)), /not JSON/);
+    const odd = Buffer.from(JSON.stringify({ type: "muri/odd" }));
+    await assert.rejects(Promise.resolve(node.sync.sink.put(manifestCidOf(odd), odd)), /unknown document type "muri\/odd"/);
+    for (const cid of [pb, manifestCidOf(notJson), manifestCidOf(odd)]) assert.equal(await node.store.has(cid), false);
   });
 
   test("a manifest of other erasure parameters is refused even when its roots fold to the committed root", async () => {
