@@ -596,7 +596,8 @@ class Client implements StorageClient {
       return done(batch.missing);
     } finally {
       queue.abort();
-      await (await streaming.catch(() => undefined))?.pushed;
+      // Wait for the pushes in flight (their failure is already reported, or the put's own error is).
+      await (await streaming.catch(() => undefined))?.pushed?.catch(() => undefined);
       await stage.clear();
     }
   }
@@ -902,7 +903,7 @@ class Client implements StorageClient {
       return { maguId, manifestCid, fileSize, shards: count, offset, fragmentCount: total, members: present, missing: batch.missing };
     } finally {
       queue.abort();
-      await pushed;
+      await pushed?.catch(() => undefined);
       await stage?.clear();
       release();
     }
