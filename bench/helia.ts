@@ -323,7 +323,8 @@ async function createEmptyMagu(deployment: Deployment, key: Hex, fragments: numb
   };
   const periods = CLIENT_DEFAULTS.durationPeriods;
   const price = CLIENT_DEFAULTS.pricePerFragmentPeriod;
-  await mined(c.token.write.approve([deployment.contracts.maguRegistry, price * BigInt(fragments) * periods]));
+  const { formationDeposit } = await c.maguRegistry.read.config();
+  await mined(c.token.write.approve([deployment.contracts.maguRegistry, price * BigInt(fragments) * periods + formationDeposit]));
   await mined(
     c.maguRegistry.write.createMagu([
       { kind: 0, metric: 0, dimension: 0, members, replication: 0, dataShards: 3, parityShards: 2, maxFragments: fragments, durationPeriods: periods, pricePerFragmentPeriod: price },
@@ -331,9 +332,11 @@ async function createEmptyMagu(deployment: Deployment, key: Hex, fragments: numb
   );
   const id = await c.maguRegistry.read.maguCount();
   const info = await c.maguRegistry.read.maguInfo([id]);
-  // The selection seed is the hash of the block after the request; formMagu needs one more.
-  await clients.publicClient.request({ method: "hardhat_mine" as never, params: ["0x3"] as never });
-  if ((await clients.publicClient.getBlockNumber({ cacheTime: 0 })) < info.requestBlock + 2n) throw new Error("the chain did not mine the blocks before formMagu");
+  // Members are drawn in the request's selection window: mine to its first block.
+  const [opens] = await c.maguRegistry.read.selectionWindow([info.requestBlock]);
+  const head = await clients.publicClient.getBlockNumber({ cacheTime: 0 });
+  if (head < opens) await clients.publicClient.request({ method: "hardhat_mine" as never, params: [`0x${(opens - head).toString(16)}`] as never });
+  if ((await clients.publicClient.getBlockNumber({ cacheTime: 0 })) < opens) throw new Error("the chain did not mine the blocks before formMagu");
   await mined(c.maguRegistry.write.formMagu([id]));
   return id;
 }

@@ -25,7 +25,13 @@ import {MaguId} from "./types/MaguId.sol";
 /// is challenged from the period after its commit for the members that acknowledged it, and after
 /// a grace sized to their share for the others; a period's (root, count) is therefore fixed
 /// before the period starts.
-/// @dev Invariant: token.balanceOf(this) >= totalHeld() = Σ escrow + Σ slot bounties + Σ claimable.
+/// Members are drawn (NodeRegistry.drawNodes) in a window: the selection epoch after the request's,
+/// from the block after the seed block on. A draw there sees only stake changes made before the
+/// request, and the seed is the hash of the block after it, so nobody can steer it. The owner's
+/// formation deposit is refunded when the Magu forms and forfeited (to the bounty sink) when the
+/// owner cancels after the seed is known or lets the window pass: every re-roll costs a deposit.
+/// @dev Invariant: token.balanceOf(this) >= totalHeld() = Σ escrow + Σ formation deposits +
+/// Σ slot bounties + Σ claimable.
 /// Escrow only leaves by being credited to claimable (members' pay, the owner's refund); a slot's
 /// members prove disjoint periods, so Σ pay <= members × duration × payPerSlotPeriod <= escrow.
 contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
@@ -43,8 +49,6 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         // solhint-disable-next-line gas-small-strings
         keccak256("Ack(uint256 magu,uint32 batch,bytes32 root,uint32 fragmentCount,address member)");
 
-    uint256 private constant _BLOCKHASH_WINDOW = 256;
-
     struct Magu {
         address owner;
         Status status;
@@ -57,6 +61,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         uint256 escrow;
         uint256 payPerSlotPeriod;
         uint64 capacityPerMember;
+        uint256 deposit; // formation deposit, held until the Magu forms
         MaguParams params;
     }
 
@@ -86,6 +91,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     uint64 private immutable _maxDurationPeriods;
     address private immutable _bountySink;
     uint32 private immutable _fetchFragmentsPerPeriod;
+    uint256 private immutable _formationDeposit;
+    uint64 private immutable _selectionEpochBlocks;
 
     uint256 private _maguCount;
     mapping(MaguId magu => Magu) private _magus;
@@ -115,6 +122,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         _maxDurationPeriods = cfg.maxDurationPeriods;
         _bountySink = cfg.bountySink;
         _fetchFragmentsPerPeriod = cfg.fetchFragmentsPerPeriod;
+        _formationDeposit = cfg.formationDeposit;
+        _selectionEpochBlocks = _nodes.config().selectionEpochBlocks;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -132,10 +141,11 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         m.escrow = escrow;
         m.payPerSlotPeriod = escrow / (uint256(p.members) * p.durationPeriods);
         m.capacityPerMember = uint64((stored + p.members - 1) / p.members) * FRAGMENT_BYTES;
+        m.deposit = _formationDeposit;
         m.params = p;
-        _totalHeld += escrow;
+        _totalHeld += escrow + _formationDeposit;
         emit MaguRequested(id, msg.sender, p.kind, escrow, uint64(block.number));
-        _token.safeTransferFrom(msg.sender, address(this), escrow);
+        _token.safeTransferFrom(msg.sender, address(this), escrow + _formationDeposit);
     }
 
     /// @inheritdoc IMaguRegistry
@@ -144,14 +154,16 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         if (m.status != Status.Requested) revert MaguWrongStatus(id, m.status);
         (bool ready, bytes32 seed) = _drawSeed(id, m.requestBlock);
         if (!ready) {
-            m.requestBlock = uint64(block.number);
-            emit MaguSelectionRetried(id, m.requestBlock);
+            _reRequest(id, m);
             return;
         }
         uint8 n = m.params.members;
         address[] memory chosen =
-            _nodes.selectNodes(uint256(seed), n, _stakePerMember, m.capacityPerMember, new address[](0));
+            _nodes.drawNodes(uint256(seed), n, _stakePerMember, m.capacityPerMember, new address[](0));
         if (chosen.length < n) revert MaguNotEnoughNodes(id, chosen.length, n);
+        // The deposit goes back to the owner: it only pays for re-rolls.
+        _claimable[m.owner] += m.deposit;
+        m.deposit = 0;
 
         uint64 start = currentPeriod() + 1;
         m.status = Status.Active;
@@ -171,8 +183,15 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         if (m.owner != msg.sender) revert MaguNotOwner(id, msg.sender);
         if (m.status != Status.Requested) revert MaguWrongStatus(id, m.status);
         uint256 refund = m.escrow;
+        uint256 deposit = m.deposit;
         m.escrow = 0;
+        m.deposit = 0;
         m.status = Status.Cancelled;
+        // Once the seed is known the owner knows who would be drawn: cancelling then is a re-roll
+        // and costs the deposit.
+        bool seedKnown = block.number >= uint256(m.requestBlock) + 2;
+        if (seedKnown) _forfeit(id, deposit);
+        else refund += deposit;
         _claimable[m.owner] += refund;
         emit MaguCancelled(id, refund);
     }
@@ -237,6 +256,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         if (m.status != Status.Active) revert MaguWrongStatus(id, m.status);
         Vacancy storage v = _vacancies[id][slot];
         if (slot >= m.params.members || v.requestBlock == 0) revert MaguNoVacancy(id, slot);
+        uint64 joinPeriod = currentPeriod() + 2 + _fetchPeriods(m, m.fragmentCount);
+        if (joinPeriod >= m.endPeriod) revert MaguTooLateToFill(id, joinPeriod, m.endPeriod);
         (bool ready, bytes32 seed) = _drawSeed(id, v.requestBlock);
         if (!ready) {
             v.requestBlock = uint64(block.number);
@@ -247,14 +268,14 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         // Neither a current member nor one that already left or was evicted may take the slot.
         address[] memory exclude = _concat(slots, _former[id]);
         address[] memory chosen =
-            _nodes.selectNodes(uint256(keccak256(abi.encode(seed, slot))), 1, _stakePerMember, m.capacityPerMember, exclude);
+            _nodes.drawNodes(uint256(keccak256(abi.encode(seed, slot))), 1, _stakePerMember, m.capacityPerMember, exclude);
         if (chosen.length == 0) revert MaguNotEnoughNodes(id, 0, 1);
         address member = chosen[0];
         slots[slot] = member;
         v.requestBlock = 0;
         v.rewardable = member;
         // The replacement fetches its share of everything committed from the other holders first.
-        _join(id, m, member, slot, currentPeriod() + 2 + _fetchPeriods(m, m.fragmentCount), true);
+        _join(id, m, member, slot, joinPeriod, true);
     }
 
     /// @inheritdoc IMaguRegistry
@@ -488,7 +509,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
             maxFragments: _maxFragments,
             maxDurationPeriods: _maxDurationPeriods,
             bountySink: _bountySink,
-            fetchFragmentsPerPeriod: _fetchFragmentsPerPeriod
+            fetchFragmentsPerPeriod: _fetchFragmentsPerPeriod,
+            formationDeposit: _formationDeposit
         });
     }
 
@@ -526,13 +548,43 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         }
     }
 
-    /// @dev Randomness for a selection requested at `requestBlock`: the hash of the block after it.
-    /// Not ready before that block is mined; out of reach after 256 blocks (the caller retries).
+    /// @inheritdoc IMaguRegistry
+    function selectionWindow(uint64 requestBlock) public view returns (uint64 opens, uint64 closes) {
+        uint64 d = _selectionEpochBlocks;
+        uint64 next = (requestBlock / d + 1) * d;
+        opens = requestBlock + 2 > next ? requestBlock + 2 : next;
+        closes = next + d - 1;
+    }
+
+    /// @dev Randomness for a selection requested at `requestBlock`: the hash of the block after it,
+    /// usable in the request's selection window (see selectionWindow). Reverts before the window;
+    /// not ready after it (the caller re-requests). The window ends within 2 x 128 blocks of the
+    /// seed block, so its hash is still available.
     function _drawSeed(MaguId id, uint64 requestBlock) private view returns (bool ready, bytes32 seed) {
-        uint256 source = uint256(requestBlock) + 1;
-        if (block.number <= source) revert MaguTooEarly(id, uint64(source + 1));
-        if (block.number - source > _BLOCKHASH_WINDOW) return (false, bytes32(0));
-        return (true, keccak256(abi.encode(blockhash(source), id)));
+        (uint64 opens, uint64 closes) = selectionWindow(requestBlock);
+        if (block.number < opens) revert MaguTooEarly(id, opens);
+        if (block.number > closes) return (false, bytes32(0));
+        return (true, keccak256(abi.encode(blockhash(uint256(requestBlock) + 1), id)));
+    }
+
+    /// @dev A formation whose window passed: only the owner may ask again, with a new deposit; the
+    /// old one is forfeited (letting the window pass is a re-roll too).
+    function _reRequest(MaguId id, Magu storage m) private {
+        if (msg.sender != m.owner) revert MaguNotOwner(id, msg.sender);
+        _forfeit(id, m.deposit);
+        m.deposit = _formationDeposit;
+        m.requestBlock = uint64(block.number);
+        _totalHeld += _formationDeposit;
+        emit MaguSelectionRetried(id, m.requestBlock);
+        _token.safeTransferFrom(msg.sender, address(this), _formationDeposit);
+    }
+
+    /// @dev Sends a forfeited formation deposit to the bounty sink.
+    function _forfeit(MaguId id, uint256 amount) private {
+        if (amount == 0) return;
+        _totalHeld -= amount;
+        emit FormationDepositForfeited(id, amount);
+        _token.safeTransfer(_bountySink, amount);
     }
 
     /// @dev Periods a member needs to fetch its share of `fragments` new fragments.

@@ -22,7 +22,8 @@ export default buildModule("MuriData", (m) => {
       token,
       minStake: m.getParameter("minStake", 1_000n * E18),
       unbondingBlocks: m.getParameter("unbondingBlocks", 20n),
-      maxNodes: m.getParameter("maxNodes", 256n),
+      maxNodes: m.getParameter("maxNodes", 16_384n),
+      selectionEpochBlocks: m.getParameter("selectionEpochBlocks", 4n),
     },
     deployer,
   ]);
@@ -52,6 +53,7 @@ export default buildModule("MuriData", (m) => {
       maxDurationPeriods: m.getParameter("maxDurationPeriods", 1_000_000n),
       bountySink: rewards,
       fetchFragmentsPerPeriod: m.getParameter("fetchFragmentsPerPeriod", 256n),
+      formationDeposit: m.getParameter("formationDeposit", 10n * E18),
     },
     deployer,
   ]);

@@ -9,7 +9,7 @@ import type { ContractTransactionResponse } from "ethers";
 import { leafIndexFor } from "../agents/data/challenge.js";
 import { appendProof, buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
 import { deployAll, E18 } from "../test/contracts/helpers/fixture.js";
-import { acksFor, commitFirst, enterPeriod, hex, registerNodes } from "../test/contracts/helpers/scenario.js";
+import { acksFor, commitFirst, enterPeriod, hex, mineToWindow, registerNodes, settleWeights } from "../test/contracts/helpers/scenario.js";
 import {
   buildVectorData,
   commitmentOf,
@@ -57,16 +57,17 @@ await measure("NodeRegistry.withdraw", d.nodeRegistry.connect(spare).withdraw())
 
 // A vector Magu: 5 members, r = 2, 1024 fragments of 1 MiB (2^10 x 2^10 = 2^20 leaves).
 const client = s[10]!;
-const escrowFor = 1024n * 2n * 8n * E18;
+const escrowFor = 1024n * 2n * 8n * E18 + (await d.maguRegistry.config()).formationDeposit;
 await (await d.token.transfer(client.address, escrowFor)).wait();
 await (await d.token.connect(client).approve(await d.maguRegistry.getAddress(), escrowFor)).wait();
 const params = {
   kind: 1, metric: 1, dimension: 128, members: 5, replication: 2, dataShards: 0, parityShards: 0,
   maxFragments: 1024, durationPeriods: 8, pricePerFragmentPeriod: E18,
 };
+await settleWeights(d);
 await measure("MaguRegistry.createMagu", d.maguRegistry.connect(client).createMagu(params));
 const id = await d.maguRegistry.maguCount();
-await d.networkHelpers.mine(2);
+await mineToWindow(d, (await d.maguRegistry.maguInfo(id)).requestBlock);
 await measure("MaguRegistry.formMagu", d.maguRegistry.formMagu(id));
 
 const fragment = randomBytes(1 << 20);
@@ -121,7 +122,7 @@ for (let k = 1n; k <= 3n; k++) {
   await measure(k < 3n ? "ChallengeManager.markMissed" : "ChallengeManager.markMissed(evicting)",
     d.challengeManager.connect(marker).markMissed(id, lazy, period + k));
 }
-await d.networkHelpers.mine(2);
+await mineToWindow(d, BigInt(await d.ethers.provider.getBlockNumber()));
 const slot = members.indexOf(lazy);
 await measure("MaguRegistry.fillVacancy", d.maguRegistry.fillVacancy(id, slot));
 
@@ -143,14 +144,15 @@ await measure("MaguRegistry.claim", d.maguRegistry.connect(await d.ethers.getSig
 // Search: a vector Magu of 5 members, r = 2, dim 128 (L2), 20 fragments of 24 records.
 const searchClient = s[13]!;
 const searchParams = { ...params, maxFragments: 20, durationPeriods: 20 };
-const searchEscrow = 20n * 2n * 20n * E18;
+const searchEscrow = 20n * 2n * 20n * E18 + (await d.maguRegistry.config()).formationDeposit;
 const fees = 3_000n * E18;
 await (await d.token.transfer(searchClient.address, searchEscrow + fees)).wait();
 await (await d.token.connect(searchClient).approve(await d.maguRegistry.getAddress(), searchEscrow)).wait();
 await (await d.token.connect(searchClient).approve(await d.searchMarket.getAddress(), fees)).wait();
+await settleWeights(d);
 await (await d.maguRegistry.connect(searchClient).createMagu(searchParams)).wait();
 const searchMagu = await d.maguRegistry.maguCount();
-await d.networkHelpers.mine(2);
+await mineToWindow(d, (await d.maguRegistry.maguInfo(searchMagu)).requestBlock);
 await (await d.maguRegistry.formMagu(searchMagu)).wait();
 const searchMembers = [...(await d.maguRegistry.maguInfo(searchMagu)).members];
 const records = Array.from({ length: 480 }, (_, i) => ({ id: BigInt(1 + i), values: pseudoVector(`gas-record-${i}`, 128) }));

@@ -825,6 +825,11 @@ export const nodeRegistryAbi = [
             "internalType": "uint32",
             "name": "maxNodes",
             "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "selectionEpochBlocks",
+            "type": "uint64"
           }
         ],
         "internalType": "struct INodeRegistry.Config",
@@ -954,6 +959,22 @@ export const nodeRegistryAbi = [
   {
     "inputs": [
       {
+        "internalType": "string",
+        "name": "name",
+        "type": "string"
+      },
+      {
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
+    ],
+    "name": "RegistryInvalidConfig",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "length",
         "type": "uint256"
@@ -971,6 +992,22 @@ export const nodeRegistryAbi = [
       }
     ],
     "name": "RegistryInvalidRoles",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "index",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "count",
+        "type": "uint256"
+      }
+    ],
+    "name": "RegistryNoSuchSlot",
     "type": "error"
   },
   {
@@ -1043,8 +1080,35 @@ export const nodeRegistryAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "due",
+        "type": "uint256"
+      }
+    ],
+    "name": "RegistryWeightsBehind",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "RegistryZeroAmount",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint8",
+        "name": "bits",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
+    ],
+    "name": "SafeCastOverflowedUintDowncast",
     "type": "error"
   },
   {
@@ -1057,6 +1121,19 @@ export const nodeRegistryAbi = [
     ],
     "name": "SafeERC20FailedOperation",
     "type": "error"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      }
+    ],
+    "name": "NodeDeregistered",
+    "type": "event"
   },
   {
     "anonymous": false,
@@ -1449,6 +1526,25 @@ export const nodeRegistryAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "max",
+        "type": "uint256"
+      }
+    ],
+    "name": "applyWeightChanges",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "due",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "config",
     "outputs": [
@@ -1473,6 +1569,11 @@ export const nodeRegistryAbi = [
             "internalType": "uint32",
             "name": "maxNodes",
             "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "selectionEpochBlocks",
+            "type": "uint64"
           }
         ],
         "internalType": "struct INodeRegistry.Config",
@@ -1481,6 +1582,45 @@ export const nodeRegistryAbi = [
       }
     ],
     "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "seed",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "count",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "lockAmount",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint64",
+        "name": "capacity",
+        "type": "uint64"
+      },
+      {
+        "internalType": "address[]",
+        "name": "exclude",
+        "type": "address[]"
+      }
+    ],
+    "name": "drawNodes",
+    "outputs": [
+      {
+        "internalType": "address[]",
+        "name": "selected",
+        "type": "address[]"
+      }
+    ],
+    "stateMutability": "nonpayable",
     "type": "function"
   },
   {
@@ -1719,6 +1859,29 @@ export const nodeRegistryAbi = [
     "type": "function"
   },
   {
+    "inputs": [],
+    "name": "pendingWeightChanges",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "queued",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "due",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint64",
+        "name": "settledFrom",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [
       {
         "internalType": "uint256",
@@ -1749,6 +1912,19 @@ export const nodeRegistryAbi = [
     "name": "register",
     "outputs": [],
     "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "registeredCount",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {
@@ -1804,36 +1980,40 @@ export const nodeRegistryAbi = [
     "inputs": [
       {
         "internalType": "uint256",
-        "name": "seed",
+        "name": "blockNumber",
         "type": "uint256"
-      },
-      {
-        "internalType": "uint256",
-        "name": "count",
-        "type": "uint256"
-      },
-      {
-        "internalType": "uint256",
-        "name": "lockAmount",
-        "type": "uint256"
-      },
-      {
-        "internalType": "uint64",
-        "name": "capacity",
-        "type": "uint64"
-      },
-      {
-        "internalType": "address[]",
-        "name": "exclude",
-        "type": "address[]"
       }
     ],
-    "name": "selectNodes",
+    "name": "selectionEpoch",
     "outputs": [
       {
-        "internalType": "address[]",
-        "name": "selected",
-        "type": "address[]"
+        "internalType": "uint64",
+        "name": "",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      }
+    ],
+    "name": "selectionWeight",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "effective",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "queued",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",
@@ -1914,6 +2094,19 @@ export const nodeRegistryAbi = [
   {
     "inputs": [],
     "name": "totalHeld",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "totalSelectionWeight",
     "outputs": [
       {
         "internalType": "uint256",
@@ -2505,6 +2698,11 @@ export const maguRegistryAbi = [
             "internalType": "uint32",
             "name": "fetchFragmentsPerPeriod",
             "type": "uint32"
+          },
+          {
+            "internalType": "uint256",
+            "name": "formationDeposit",
+            "type": "uint256"
           }
         ],
         "internalType": "struct IMaguRegistry.Config",
@@ -2770,6 +2968,27 @@ export const maguRegistryAbi = [
         "internalType": "MaguId",
         "name": "magu",
         "type": "uint256"
+      },
+      {
+        "internalType": "uint64",
+        "name": "joinPeriod",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "endPeriod",
+        "type": "uint64"
+      }
+    ],
+    "name": "MaguTooLateToFill",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "magu",
+        "type": "uint256"
       }
     ],
     "name": "MaguUnknown",
@@ -2917,6 +3136,25 @@ export const maguRegistryAbi = [
     "anonymous": false,
     "inputs": [],
     "name": "EIP712DomainChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "MaguId",
+        "name": "magu",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "FormationDepositForfeited",
     "type": "event"
   },
   {
@@ -3577,6 +3815,11 @@ export const maguRegistryAbi = [
             "internalType": "uint32",
             "name": "fetchFragmentsPerPeriod",
             "type": "uint32"
+          },
+          {
+            "internalType": "uint256",
+            "name": "formationDeposit",
+            "type": "uint256"
           }
         ],
         "internalType": "struct IMaguRegistry.Config",
@@ -4181,6 +4424,30 @@ export const maguRegistryAbi = [
     "name": "revokeRole",
     "outputs": [],
     "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "requestBlock",
+        "type": "uint64"
+      }
+    ],
+    "name": "selectionWindow",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "opens",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "closes",
+        "type": "uint64"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {

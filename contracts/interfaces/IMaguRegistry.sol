@@ -45,6 +45,7 @@ interface IMaguRegistry {
         uint64 maxDurationPeriods;
         address bountySink; // receives repair bounties nobody earned (Rewards), never the owner
         uint32 fetchFragmentsPerPeriod; // fragments a member is assumed to fetch per period (sizes the grace of non-ackers)
+        uint256 formationDeposit; // paid with the escrow; back at formation, lost on a re-roll
     }
 
     /// @notice What a client asks for when creating a Magu.
@@ -105,7 +106,8 @@ interface IMaguRegistry {
 
     /// @notice A client asked for a Magu and escrowed `escrow`.
     event MaguRequested(MaguId indexed magu, address indexed owner, Kind kind, uint256 escrow, uint64 requestBlock);
-    /// @notice The selection block passed out of reach (256 blocks); a new one was set.
+    /// @notice The selection window passed; the owner asked again (with a new deposit) or, for a
+    /// vacancy, anyone did. `requestBlock` is the new request.
     event MaguSelectionRetried(MaguId indexed magu, uint64 requestBlock);
     /// @notice Members were selected; challenges start at `startPeriod`.
     event MaguFormed(MaguId indexed magu, address[] members, uint64 startPeriod, uint64 endPeriod);
@@ -133,6 +135,9 @@ interface IMaguRegistry {
     event MaguSettled(MaguId indexed magu, uint256 paid, uint256 refunded);
     /// @notice A request was cancelled before formation and refunded.
     event MaguCancelled(MaguId indexed magu, uint256 refunded);
+    /// @notice The owner cancelled after the seed was known, or let the selection window pass:
+    /// its formation deposit went to the bounty sink.
+    event FormationDepositForfeited(MaguId indexed magu, uint256 amount);
     /// @notice `account` claimed `amount`.
     event Claimed(address indexed account, uint256 amount);
 
@@ -148,6 +153,9 @@ interface IMaguRegistry {
     error MaguTooEarly(MaguId magu, uint64 readyBlock);
     /// @notice Fewer eligible nodes than slots to fill.
     error MaguNotEnoughNodes(MaguId magu, uint256 available, uint256 needed);
+    /// @notice A replacement would join at `joinPeriod`, at or after the Magu's `endPeriod`: it could
+    /// never be paid, so the slot stays empty.
+    error MaguTooLateToFill(MaguId magu, uint64 joinPeriod, uint64 endPeriod);
     /// @notice `account` is not an active member of the Magu.
     error MaguNotMember(MaguId magu, address account);
     /// @notice `member`'s stake still backs its memberships: it cannot be dropped.
@@ -169,15 +177,22 @@ interface IMaguRegistry {
     /// @notice The new root does not keep the committed fragments (append-only), see `commitData`.
     error MaguNotAppendOnly(MaguId magu);
 
-    /// @notice Creates a Magu and escrows price × stored fragments × duration from the caller.
-    /// Members are drawn later by `formMagu`, from a block after this one.
+    /// @notice Creates a Magu and takes price × stored fragments × duration (the escrow) plus the
+    /// formation deposit from the caller. Members are drawn later by `formMagu`.
     function createMagu(MaguParams calldata params) external returns (MaguId magu);
 
-    /// @notice Draws the members of a requested Magu (anyone may call, from two blocks after the request).
+    /// @notice Draws the members of a requested Magu and refunds the deposit to the owner's
+    /// claimable. Anyone may call within `selectionWindow(requestBlock)`; after it only the owner,
+    /// which forfeits the deposit, pays a new one and sets a new request block.
     function formMagu(MaguId magu) external;
 
-    /// @notice Cancels a Magu that was never formed and refunds its escrow. Owner only.
+    /// @notice Cancels a Magu that was never formed and refunds its escrow. Owner only. The deposit
+    /// is refunded too when cancelling before the seed is known (request block + 2), else forfeited.
     function cancelMagu(MaguId magu) external;
+
+    /// @notice Blocks in which a selection requested at `requestBlock` may be drawn: from the block
+    /// after the seed block, within the selection epoch after the request's.
+    function selectionWindow(uint64 requestBlock) external view returns (uint64 opens, uint64 closes);
 
     /// @notice Makes a batch of data available: the new Magu root over `fragmentCount` fragment
     /// roots, which must keep the committed ones (`extension`: the fragment root at index
@@ -208,8 +223,9 @@ interface IMaguRegistry {
     /// @notice The caller leaves the Magu, paying the repair bounty from its stake.
     function leave(MaguId magu) external;
 
-    /// @notice Fills a vacant slot with a new member drawn from a block after the vacancy, never one
-    /// that is or was a member of this Magu.
+    /// @notice Fills a vacant slot with a new member drawn in the vacancy's selection window (a
+    /// passed window sets a new request), never one that is or was a member of this Magu, and only
+    /// while the replacement would join before the Magu's end.
     function fillVacancy(MaguId magu, uint8 slot) external;
 
     /// @notice Ends an expired Magu: pays members, unlocks their stake, refunds the rest.

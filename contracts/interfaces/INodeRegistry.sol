@@ -9,12 +9,15 @@ interface INodeRegistry {
     /// @param token the MURI token staked here
     /// @param minStake least stake a node must hold to register and to be selected
     /// @param unbondingBlocks blocks between an unstake request and the withdrawal
-    /// @param maxNodes cap on registered nodes (selection walks the list)
+    /// @param maxNodes cap on nodes registered at once (the selection tree's size)
+    /// @param selectionEpochBlocks length of a selection epoch: a stake change weighs in draws from
+    /// the start of the second epoch after the one it was made in (2 to 128 blocks)
     struct Config {
         address token;
         uint256 minStake;
         uint64 unbondingBlocks;
         uint32 maxNodes;
+        uint64 selectionEpochBlocks;
     }
 
     /// @notice A node's public record.
@@ -51,6 +54,8 @@ interface INodeRegistry {
     event StakeLockChanged(address indexed node, uint256 locked, uint64 usedCapacity);
     /// @notice A module slashed `amount` from a node.
     event Slashed(address indexed node, address indexed by, uint256 amount);
+    /// @notice A node that withdrew everything left the registry; its slot will be reused.
+    event NodeDeregistered(address indexed node);
     /// @notice A module changed a node's reputation.
     event ReputationChanged(address indexed node, int64 delta, int64 reputation);
 
@@ -70,6 +75,12 @@ interface INodeRegistry {
     error RegistryTooManyMultiaddrs(uint256 count, uint256 max);
     /// @notice The registry is full.
     error RegistryFull(uint256 maxNodes);
+    /// @notice A deployment parameter is out of range.
+    error RegistryInvalidConfig(string name, uint256 value);
+    /// @notice More stake changes are due than a draw applies: call applyWeightChanges first.
+    error RegistryWeightsBehind(uint256 due);
+    /// @notice `index` is not below nodeCount().
+    error RegistryNoSuchSlot(uint256 index, uint256 count);
     /// @notice The stake asked for is locked by Magu memberships.
     error RegistryStakeLocked(address node, uint256 requested, uint256 free);
     /// @notice Nothing is unbonding, or it is not released yet.
@@ -116,13 +127,30 @@ interface INodeRegistry {
     /// @notice Adds `delta` to `node`'s reputation. Reputation modules only.
     function adjustReputation(address node, int64 delta) external;
 
-    /// @notice Picks up to `count` distinct nodes, stake-weighted, among nodes with ROLE_NODE,
-    /// at least minStake + `lockAmount` free stake and `capacity` free bytes, none in `exclude`.
+    /// @notice Draws up to `count` distinct nodes, stake-weighted, among nodes with ROLE_NODE, at
+    /// least minStake + `lockAmount` free stake and `capacity` free bytes, none in `exclude`. Weights
+    /// are those of the tree: stake changes reach it two selection epochs after their own. Applies
+    /// the due changes first (reverts with RegistryWeightsBehind when too many are due), then
+    /// writes nothing. Ineligible nodes drawn are skipped, up to 32 of them.
     /// @param seed randomness (from a block after the request)
-    function selectNodes(uint256 seed, uint256 count, uint256 lockAmount, uint64 capacity, address[] calldata exclude)
+    function drawNodes(uint256 seed, uint256 count, uint256 lockAmount, uint64 capacity, address[] calldata exclude)
         external
-        view
         returns (address[] memory selected);
+
+    /// @notice Applies up to `max` due stake changes to the selection tree; returns how many are
+    /// still due. Anyone may call it.
+    function applyWeightChanges(uint256 max) external returns (uint256 due);
+
+    /// @notice The selection epoch of `blockNumber`.
+    function selectionEpoch(uint256 blockNumber) external view returns (uint64);
+    /// @notice `node`'s weight in the tree now, and once its queued changes are applied.
+    function selectionWeight(address node) external view returns (uint256 effective, uint256 queued);
+    /// @notice Sum of the weights in the tree.
+    function totalSelectionWeight() external view returns (uint256);
+    /// @notice Stake changes queued for the tree, how many of them are due, and the first block
+    /// at which all of them are (0 when none is queued). A Magu requested in the selection epoch
+    /// before `settledFrom`'s, or later, is drawn with all of them.
+    function pendingWeightChanges() external view returns (uint256 queued, uint256 due, uint64 settledFrom);
 
     /// @notice The record of `node`.
     function nodeInfo(address node) external view returns (NodeInfo memory);
@@ -133,9 +161,11 @@ interface INodeRegistry {
     /// @notice Whether `node` may keep serving its memberships: an active storage node whose stake
     /// still covers what they lock (slashes lower the stake, never the lock).
     function isBacked(address node) external view returns (bool);
-    /// @notice Number of registered nodes.
+    /// @notice Number of node slots ever used; `nodeAt` of each is the node in it, or address(0).
     function nodeCount() external view returns (uint256);
-    /// @notice The `index`-th registered node.
+    /// @notice Number of nodes registered now.
+    function registeredCount() external view returns (uint256);
+    /// @notice The node in slot `index + 1`, or address(0) when the slot is free.
     function nodeAt(uint256 index) external view returns (address);
     /// @notice Sum of all stakes and unbonding amounts held.
     function totalHeld() external view returns (uint256);

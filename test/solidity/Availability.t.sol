@@ -87,7 +87,8 @@ contract AvailabilityTest is Fixture {
         // The owner gets back its own escrow and nothing more; the attacker got nothing.
         vm.roll(magus.periodStart(info.endPeriod + 1));
         magus.settle(id);
-        assertEq(magus.claimable(client), info.escrow, "owner: its escrow only");
+        // ... and its own formation deposit, refunded when the Magu formed.
+        assertEq(magus.claimable(client), info.escrow + FORMATION_DEPOSIT, "owner: its escrow only");
         assertEq(token.balanceOf(attacker), 0, "marker: nothing");
     }
 

@@ -204,31 +204,37 @@ contract Handler is FixtureBase {
     function createMagu(uint256 clientSeed, uint256 kindRaw, uint256 paramsRaw) public {
         address client = clients[clientSeed % CLIENTS];
         uint8 members = uint8(3 + paramsRaw % 2);
-        uint64 duration = uint64(2 + (paramsRaw >> 8) % 3);
+        uint64 duration = uint64(2 + (paramsRaw >> 8) % 6);
         IMaguRegistry.MaguParams memory p = kindRaw % 2 == 1
             ? vectorParams(members, uint8(1 + (paramsRaw >> 16) % 2), uint32(4 + (paramsRaw >> 24) % 5), duration)
             : blobParams(members, 2, 1, uint32(3 * (2 + (paramsRaw >> 24) % 2)), duration);
         maguIds.push(createMagu(client, p));
-        ghostMagus += escrowOf(p);
+        ghostMagus += escrowOf(p) + FORMATION_DEPOSIT;
         _count("createMagu");
     }
 
-    /// @notice Forms a requested Magu; cancels it instead when too few nodes are eligible, or
-    /// when the seed says so (one time in eight).
+    /// @notice Forms a requested Magu in its selection window; cancels it instead (the seed is
+    /// known by then: the deposit goes to Rewards) when too few nodes are eligible, when the
+    /// window has passed, or when the seed says so (one time in eight).
     function formMagu(uint256 maguSeed) public {
         (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_REQUESTED);
         if (!ok) return;
-        address[] memory eligible =
-            registry.selectNodes(0, info.params.members, STAKE_PER_MEMBER, 1, new address[](0));
-        if (eligible.length < info.params.members || maguSeed % 8 == 7) {
-            vm.prank(info.owner);
-            magus.cancelMagu(id);
-            _count("cancelMagu");
-            return;
+        (uint64 opens, uint64 closes) = magus.selectionWindow(info.requestBlock);
+        if (blockNumber() < opens) vm.roll(opens);
+        if (blockNumber() <= closes && maguSeed % 8 != 7) {
+            try magus.formMagu(id) {
+                // The deposit stays in MaguRegistry, as the owner's claimable.
+                _count("formMagu");
+                return;
+            } catch (bytes memory reason) {
+                require(bytes4(reason) == IMaguRegistry.MaguNotEnoughNodes.selector, "handler: formMagu failed");
+            }
         }
-        if (blockNumber() < info.requestBlock + 2) vm.roll(info.requestBlock + 2);
-        magus.formMagu(id); // may retry if the selection block is out of reach
-        _count("formMagu");
+        vm.prank(info.owner);
+        magus.cancelMagu(id);
+        ghostMagus -= FORMATION_DEPOSIT;
+        ghostRewards += FORMATION_DEPOSIT;
+        _count("cancelMagu");
     }
 
     function commitData(uint256 maguSeed, uint256 countRaw) public {
@@ -422,18 +428,18 @@ contract Handler is FixtureBase {
         (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_VACANCY);
         if (!ok) return;
         uint256 slot = _vacantSlot(info.members, slotSeed);
-        address[] storage former = formerMembers[MaguId.unwrap(id)];
-        address[] memory exclude = new address[](info.members.length + former.length);
-        for (uint256 i; i < info.members.length; ++i) {
-            exclude[i] = info.members[i];
-        }
-        for (uint256 i; i < former.length; ++i) {
-            exclude[info.members.length + i] = former[i];
-        }
-        if (registry.selectNodes(0, 1, STAKE_PER_MEMBER, 1, exclude).length == 0) return;
         uint64 opened = vacancyBlock[MaguId.unwrap(id)][slot];
-        if (blockNumber() < opened + 2) vm.roll(opened + 2);
-        magus.fillVacancy(id, uint8(slot));
+        (uint64 opens,) = magus.selectionWindow(opened);
+        if (blockNumber() < opens) vm.roll(opens);
+        try magus.fillVacancy(id, uint8(slot)) {}
+        catch (bytes memory reason) {
+            bytes4 why = bytes4(reason);
+            require(
+                why == IMaguRegistry.MaguNotEnoughNodes.selector || why == IMaguRegistry.MaguTooLateToFill.selector,
+                "handler: fillVacancy failed"
+            );
+            return;
+        }
         if (membersOf(id)[slot] == address(0)) {
             vacancyBlock[MaguId.unwrap(id)][slot] = uint64(blockNumber()); // retried: new draw block
         } else {
@@ -636,7 +642,10 @@ contract InvariantTest is Fixture {
         }
         assertEq(credited, rewards.totalClaimable(), "sum of reward credits");
         for (uint256 i; i < ids.length; ++i) {
-            owed += magus.maguInfo(ids[i]).escrow;
+            IMaguRegistry.MaguInfo memory info = magus.maguInfo(ids[i]);
+            owed += info.escrow;
+            // A Magu not formed yet holds its formation deposit.
+            if (info.status == IMaguRegistry.Status.Requested) owed += magus.config().formationDeposit;
         }
         assertEq(
             owed + handler.ghostBounties(),
@@ -654,7 +663,8 @@ contract InvariantTest is Fixture {
         _expectRuns("addStake", abi.encodeCall(Handler.addStake, (0, 10 ether)));
         _expectRuns("requestUnstake", abi.encodeCall(Handler.requestUnstake, (7, 10 ether)));
         _expectRuns("withdraw", abi.encodeCall(Handler.withdraw, (7)));
-        _expectRuns("createMagu", abi.encodeCall(Handler.createMagu, (1, 0, 2 << 8)));
+        // Seven periods: long enough that a replacement still joins before the end.
+        _expectRuns("createMagu", abi.encodeCall(Handler.createMagu, (1, 0, 5 << 8)));
         _expectRuns("formMagu", abi.encodeCall(Handler.formMagu, (1)));
         _expectRuns("commitData", abi.encodeCall(Handler.commitData, (1, 1)));
         _expectRuns("submitProof", abi.encodeCall(Handler.submitProof, (0, 1)));

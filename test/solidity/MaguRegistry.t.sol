@@ -40,9 +40,9 @@ contract MaguRegistryTest is Fixture {
         IMaguRegistry.MaguParams memory p = vectorParams(4, 2, 10, 5);
         uint256 escrow = escrowOf(p);
         assertEq(escrow, 1 ether * 10 * 2 * 5, "price x fragments x replicas x periods");
-        fund(client, escrow);
+        fund(client, escrow + FORMATION_DEPOSIT);
         vm.startPrank(client);
-        token.approve(address(magus), escrow);
+        token.approve(address(magus), escrow + FORMATION_DEPOSIT);
         vm.expectEmit(true, true, false, true, address(magus));
         emit IMaguRegistry.MaguRequested(
             MaguId.wrap(1), client, IMaguRegistry.Kind.Vector, escrow, uint64(blockNumber())
@@ -58,10 +58,12 @@ contract MaguRegistryTest is Fixture {
         assertEq(info.escrow, escrow, "escrow");
         assertEq(info.payPerSlotPeriod, escrow / (4 * 5), "pay per slot and period");
         assertEq(info.requestBlock, blockNumber(), "request block");
+        assertEq(token.balanceOf(client), 0, "escrow and formation deposit pulled");
+        assertEq(magus.totalHeld(), escrow + FORMATION_DEPOSIT, "both held");
         assertEq(info.members.length, 0, "no members yet");
-        assertEq(token.balanceOf(address(magus)), escrow, "escrow pulled");
+        assertEq(token.balanceOf(address(magus)), escrow + FORMATION_DEPOSIT, "escrow and deposit pulled");
         assertEq(token.balanceOf(client), 0, "client paid");
-        assertEq(magus.totalHeld(), escrow, "held");
+        assertEq(magus.totalHeld(), escrow + FORMATION_DEPOSIT, "held");
     }
 
     function test_createMagu_revertsOnInvalidCommonParams() public {
@@ -128,20 +130,21 @@ contract MaguRegistryTest is Fixture {
 
     function test_formMagu_revertsTooEarly() public {
         MaguId id = createMagu(client, vectorParams(3, 1, 8, 4));
-        uint64 ready = uint64(blockNumber()) + 2;
+        (uint64 ready,) = magus.selectionWindow(uint64(blockNumber()));
+        assertGe(ready, blockNumber() + 2, "not before the seed block is mined");
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguTooEarly.selector, id, ready));
         magus.formMagu(id);
-        skipBlocks(1);
+        vm.roll(ready - 1);
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguTooEarly.selector, id, ready));
         magus.formMagu(id);
-        skipBlocks(1);
+        vm.roll(ready);
         magus.formMagu(id);
         assertEq(uint8(magus.maguInfo(id).status), uint8(IMaguRegistry.Status.Active), "formed once ready");
     }
 
     function test_formMagu_revertsWithNotEnoughNodes() public {
         MaguId id = createMagu(client, vectorParams(6, 1, 12, 4));
-        skipBlocks(2);
+        rollToWindow(magus.maguInfo(id).requestBlock);
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotEnoughNodes.selector, id, 5, 6));
         magus.formMagu(id);
     }
@@ -155,11 +158,17 @@ contract MaguRegistryTest is Fixture {
         magus.formMagu(id);
     }
 
-    function test_formMagu_retriesWhenSelectionBlockOutOfReach() public {
+    function test_formMagu_ownerAsksAgainAfterTheWindow() public {
         MaguId id = createMagu(client, vectorParams(3, 1, 8, 4));
         vm.roll(blockNumber() + 300);
+        fund(client, FORMATION_DEPOSIT);
+        vm.prank(client);
+        token.approve(address(magus), FORMATION_DEPOSIT);
+        vm.expectEmit(true, false, false, true, address(magus));
+        emit IMaguRegistry.FormationDepositForfeited(id, FORMATION_DEPOSIT);
         vm.expectEmit(true, false, false, true, address(magus));
         emit IMaguRegistry.MaguSelectionRetried(id, uint64(blockNumber()));
+        vm.prank(client);
         magus.formMagu(id);
         IMaguRegistry.MaguInfo memory info = magus.maguInfo(id);
         assertEq(uint8(info.status), uint8(IMaguRegistry.Status.Requested), "still requested");
@@ -190,15 +199,16 @@ contract MaguRegistryTest is Fixture {
     function test_cancelMagu_refundsOwner() public {
         IMaguRegistry.MaguParams memory p = vectorParams(3, 1, 8, 4);
         MaguId id = createMagu(client, p);
+        // Before the seed is known: the deposit comes back with the escrow.
         vm.expectEmit(true, false, false, true, address(magus));
-        emit IMaguRegistry.MaguCancelled(id, escrowOf(p));
+        emit IMaguRegistry.MaguCancelled(id, escrowOf(p) + FORMATION_DEPOSIT);
         vm.prank(client);
         magus.cancelMagu(id);
         assertEq(uint8(magus.maguInfo(id).status), uint8(IMaguRegistry.Status.Cancelled), "cancelled");
-        assertEq(magus.claimable(client), escrowOf(p), "refund claimable");
+        assertEq(magus.claimable(client), escrowOf(p) + FORMATION_DEPOSIT, "refund claimable");
         vm.prank(client);
         magus.claim();
-        assertEq(token.balanceOf(client), escrowOf(p), "refunded");
+        assertEq(token.balanceOf(client), escrowOf(p) + FORMATION_DEPOSIT, "refunded");
         skipBlocks(2);
         vm.expectRevert(
             abi.encodeWithSelector(IMaguRegistry.MaguWrongStatus.selector, id, IMaguRegistry.Status.Cancelled)
@@ -356,7 +366,8 @@ contract MaguRegistryTest is Fixture {
         assertEq(registry.nodeInfo(leaver).locked, 0, "unlocked");
         assertEq(membersOf(id)[2], address(0), "slot vacant");
         assertEq(magus.maguInfo(id).escrow, escrowOf(p) - paid, "escrow reduced by the pay");
-        assertEq(magus.totalHeld(), escrowOf(p) + REPAIR_BOUNTY, "bounty held, pay still held");
+        // The formation deposit waits in the owner's claimable.
+        assertEq(magus.totalHeld(), escrowOf(p) + REPAIR_BOUNTY + FORMATION_DEPOSIT, "bounty held, pay still held");
         assertEq(token.balanceOf(address(magus)), magus.totalHeld(), "balance matches");
 
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotMember.selector, id, leaver));
@@ -389,7 +400,7 @@ contract MaguRegistryTest is Fixture {
         magus.leave(id);
         registry.requestUnstake(registry.stakeOf(leaver)); // no longer eligible
         vm.stopPrank();
-        skipBlocks(2);
+        rollToWindow(blockNumber());
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotEnoughNodes.selector, id, 0, 1));
         magus.fillVacancy(id, 0);
     }
@@ -400,7 +411,7 @@ contract MaguRegistryTest is Fixture {
         address[] memory before = membersOf(id);
         vm.prank(before[1]);
         magus.leave(id);
-        skipBlocks(2);
+        rollToWindow(blockNumber());
         magus.fillVacancy(id, 1);
         address[] memory afterFill = membersOf(id);
         assertEq(afterFill[0], before[0], "slot 0 unchanged");
@@ -431,7 +442,7 @@ contract MaguRegistryTest is Fixture {
             challenges.markMissed(id, lazy, info.startPeriod + k);
         }
         assertFalse(magus.membership(id, lazy).active, "evicted");
-        skipBlocks(2);
+        rollToWindow(blockNumber());
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotEnoughNodes.selector, id, 0, 1));
         magus.fillVacancy(id, 0);
     }
@@ -442,7 +453,7 @@ contract MaguRegistryTest is Fixture {
         formMagu(id);
         vm.prank(membersOf(id)[3]);
         magus.leave(id);
-        skipBlocks(2);
+        rollToWindow(blockNumber());
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotEnoughNodes.selector, id, 0, 1));
         magus.fillVacancy(id, 3);
     }
@@ -481,7 +492,7 @@ contract MaguRegistryTest is Fixture {
         uint256 pool = token.balanceOf(address(rewards));
         magus.settle(id);
         uint256 paid = 3 * info.payPerSlotPeriod;
-        assertEq(magus.claimable(client), escrowOf(p) - paid, "refund: the unused escrow only");
+        assertEq(magus.claimable(client), escrowOf(p) - paid + FORMATION_DEPOSIT, "refund: the unused escrow (and the deposit) only");
         assertEq(token.balanceOf(address(rewards)), pool + REPAIR_BOUNTY, "unearned bounty to the reward pool");
         assertEq(magus.claimable(info.members[1]), info.payPerSlotPeriod, "member 1");
         assertEq(magus.maguInfo(id).escrow, 0, "escrow emptied");
@@ -499,7 +510,7 @@ contract MaguRegistryTest is Fixture {
         vm.startPrank(client);
         magus.cancelMagu(id);
         vm.expectEmit(true, false, false, true, address(magus));
-        emit IMaguRegistry.Claimed(client, escrowOf(vectorParams(3, 1, 8, 4)));
+        emit IMaguRegistry.Claimed(client, escrowOf(vectorParams(3, 1, 8, 4)) + FORMATION_DEPOSIT);
         magus.claim();
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNothingToClaim.selector, client));
         magus.claim();

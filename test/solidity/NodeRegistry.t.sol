@@ -499,7 +499,7 @@ contract NodeRegistryTest is Fixture {
 
     // ------------------------------------------------------------ selection
 
-    function test_selectNodes_skipsIneligibleNodes() public {
+    function test_drawNodes_skipsIneligibleNodes() public {
         address[] memory list = registerNodes(4, 200 ether);
         registerValidators(1, 500 ether); // validators only: never selected
         _grantModule();
@@ -509,23 +509,25 @@ contract NodeRegistryTest is Fixture {
         registry.requestUnstake(150 ether); // stake 50 < minStake
         address[] memory exclude = new address[](1);
         exclude[0] = list[2];
+        rollPastWeights();
         for (uint256 seed; seed < 16; ++seed) {
-            address[] memory got = registry.selectNodes(seed, 4, STAKE_PER_MEMBER, 1, exclude);
+            address[] memory got = registry.drawNodes(seed, 4, STAKE_PER_MEMBER, 1, exclude);
             assertEq(got.length, 1, "only one eligible node");
             assertEq(got[0], list[3], "the eligible node");
         }
     }
 
-    function test_selectNodes_drawsDistinctNodesStakeWeighted() public {
+    function test_drawNodes_drawsDistinctNodesStakeWeighted() public {
         address small = newActor("small");
         address big = newActor("big");
         registerNode(small, 200 ether, ROLE_NODE);
         registerNode(big, 600 ether, ROLE_NODE);
         registerNodes(2, 200 ether);
+        rollPastWeights();
         uint256 bigFirst;
         uint256 runs = 400;
         for (uint256 seed; seed < runs; ++seed) {
-            address[] memory got = registry.selectNodes(seed, 3, STAKE_PER_MEMBER, 1, new address[](0));
+            address[] memory got = registry.drawNodes(seed, 3, STAKE_PER_MEMBER, 1, new address[](0));
             assertEq(got.length, 3, "three picks");
             assertTrue(got[0] != got[1] && got[1] != got[2] && got[0] != got[2], "without replacement");
             if (got[0] == big) ++bigFirst;
@@ -535,13 +537,80 @@ contract NodeRegistryTest is Fixture {
         assertGt(bigFirst, runs / 4 + 60, "clearly above the uniform 1/4");
     }
 
-    /// @notice INodeRegistry.selectNodes: a candidate needs minStake + lockAmount free stake
+    /// @notice INodeRegistry.drawNodes: a candidate needs minStake + lockAmount free stake
     /// (regression: the code once only checked stake >= minStake and free >= lockAmount, so a
     /// node holding exactly minStake could have all of it locked).
-    function test_selectNodes_requiresMinStakePlusLockFree() public {
+    function test_drawNodes_requiresMinStakePlusLockFree() public {
         registerNodes(3, MIN_STAKE + STAKE_PER_MEMBER - 1);
-        address[] memory got = registry.selectNodes(1, 3, STAKE_PER_MEMBER, 1, new address[](0));
+        rollPastWeights();
+        address[] memory got = registry.drawNodes(1, 3, STAKE_PER_MEMBER, 1, new address[](0));
         assertEq(got.length, 0, "no node has minStake + lockAmount free");
+    }
+
+    function test_drawNodes_seesStakeChangesTwoEpochsLater() public {
+        address a = newActor("a");
+        registerNode(a, 200 ether, ROLE_NODE);
+        (uint256 effective, uint256 queued) = registry.selectionWeight(a);
+        assertEq(effective, 0, "not in the tree in its own epoch");
+        assertEq(queued, 200 ether, "queued");
+        assertEq(registry.drawNodes(1, 1, 0, 0, new address[](0)).length, 0, "nobody to draw yet");
+        uint64 epoch = registry.selectionEpoch(blockNumber());
+        vm.roll((epoch + 2) * SELECTION_EPOCH_BLOCKS - 1);
+        assertEq(registry.drawNodes(1, 1, 0, 0, new address[](0)).length, 0, "still not, one block before");
+        vm.roll((epoch + 2) * SELECTION_EPOCH_BLOCKS);
+        address[] memory got = registry.drawNodes(1, 1, 0, 0, new address[](0));
+        assertEq(got.length, 1, "drawn from the second epoch after");
+        assertEq(registry.totalSelectionWeight(), 200 ether, "tree total");
+    }
+
+    function test_drawNodes_revertsWhenTooManyChangesAreDue() public {
+        address[] memory list = registerNodes(40, 200 ether);
+        for (uint256 i; i < list.length; ++i) {
+            addStake(list[i], 1 ether); // 80 changes, some applied by the calls themselves
+        }
+        vm.roll(blockNumber() + 3 * SELECTION_EPOCH_BLOCKS);
+        (, uint256 due,) = registry.pendingWeightChanges();
+        assertGt(due, 64, "more due than a draw applies");
+        vm.expectRevert(abi.encodeWithSelector(INodeRegistry.RegistryWeightsBehind.selector, due - 64));
+        registry.drawNodes(1, 1, 0, 0, new address[](0));
+        assertEq(registry.applyWeightChanges(1000), 0, "anyone catches the tree up");
+        assertEq(registry.drawNodes(1, 1, 0, 0, new address[](0)).length, 1, "then the draw works");
+        assertEq(registry.totalSelectionWeight(), 40 * 201 ether, "every change applied");
+    }
+
+    /// @notice Issue 11.4: one stake recycled through register / unstake / withdraw used to fill
+    /// the registry for good (nothing removed a withdrawn node). A node that withdraws everything
+    /// now leaves and its slot is reused: after 3 x maxNodes cycles an honest node still registers.
+    function test_attack_registryFilling_slotsAreReused() public {
+        uint256 cycles = 3 * MAX_NODES;
+        for (uint256 i; i < cycles; ++i) {
+            address sybil = newActor("sybil");
+            registerNode(sybil, MIN_STAKE, ROLE_NODE);
+            vm.prank(sybil);
+            registry.requestUnstake(MIN_STAKE);
+            vm.roll(blockNumber() + UNBONDING_BLOCKS);
+            vm.prank(sybil);
+            registry.withdraw();
+            assertFalse(registry.nodeInfo(sybil).registered, "the empty node left");
+        }
+        assertEq(registry.registeredCount(), 0, "nobody registered");
+        assertLe(registry.nodeCount(), 2, "slots reused, not appended");
+        address honest = newActor("honest");
+        registerNode(honest, MIN_STAKE, ROLE_NODE);
+        assertTrue(registry.nodeInfo(honest).registered, "an honest node still joins");
+    }
+
+    /// @notice A node that still has stake locked or unbonding stays registered.
+    function test_withdraw_keepsNodeThatStillHoldsStake() public {
+        address a = newActor("a");
+        registerNode(a, 300 ether, ROLE_NODE);
+        vm.prank(a);
+        registry.requestUnstake(100 ether);
+        vm.roll(blockNumber() + UNBONDING_BLOCKS);
+        vm.prank(a);
+        registry.withdraw();
+        assertTrue(registry.nodeInfo(a).registered, "still registered with 200 staked");
+        assertEq(registry.nodeAt(0), a, "in its slot");
     }
 
     function test_config_returnsDeploymentParameters() public view {
@@ -550,6 +619,7 @@ contract NodeRegistryTest is Fixture {
         assertEq(c.minStake, MIN_STAKE, "min stake");
         assertEq(c.unbondingBlocks, UNBONDING_BLOCKS, "unbonding");
         assertEq(c.maxNodes, MAX_NODES, "max nodes");
+        assertEq(c.selectionEpochBlocks, SELECTION_EPOCH_BLOCKS, "selection epoch");
         assertEq(registry.ROLE_NODE(), ROLE_NODE, "node role bit");
         assertEq(registry.ROLE_VALIDATOR(), ROLE_VALIDATOR, "validator role bit");
     }

@@ -157,7 +157,7 @@ contract PlacementTest is Fixture {
         // case where the leaver itself is drawn back).
         registry.requestUnstake(registry.stakeOf(leaver) - registry.nodeInfo(leaver).locked);
         vm.stopPrank();
-        skipBlocks(2);
+        rollToWindow(blockNumber()); // the vacancy was requested in this block
         magus.fillVacancy(id, uint8(slot));
         address newcomer = membersOf(id)[slot];
         assertTrue(newcomer != leaver && newcomer != address(0), "slot refilled");
@@ -217,7 +217,7 @@ contract PlacementTest is Fixture {
         uint256 free = registry.stakeOf(lazy) - registry.nodeInfo(lazy).locked;
         vm.prank(lazy);
         registry.requestUnstake(free);
-        skipBlocks(2);
+        rollToWindow(blockNumber()); // the vacancy was requested in this block
         magus.fillVacancy(vectorMagu, 5);
         address newcomer = membersOf(vectorMagu)[5];
         for (uint256 f; f < MOVE_FRAGMENTS; ++f) {

@@ -26,7 +26,9 @@ contract ReentrancyTest is Test {
     function setUp() public {
         token = new ReentrantToken();
         INodeRegistry.Config memory registryConfig =
-            INodeRegistry.Config({token: address(token), minStake: 100 ether, unbondingBlocks: 10, maxNodes: 8});
+            INodeRegistry.Config({
+            token: address(token), minStake: 100 ether, unbondingBlocks: 10, maxNodes: 8, selectionEpochBlocks: 2
+        });
         registry = NodeRegistry(deployArtifact("NodeRegistry.sol:NodeRegistry", abi.encode(registryConfig, address(this))));
         IMaguRegistry.Config memory maguConfig = IMaguRegistry.Config({
             token: address(token),
@@ -39,7 +41,8 @@ contract ReentrancyTest is Test {
             maxFragments: 64,
             maxDurationPeriods: 10,
             bountySink: address(0xB0B),
-            fetchFragmentsPerPeriod: 64
+            fetchFragmentsPerPeriod: 64,
+            formationDeposit: 1 ether
         });
         magus = MaguRegistry(deployArtifact("MaguRegistry.sol:MaguRegistry", abi.encode(maguConfig, address(this))));
         IRewards.Config memory rewardsConfig = IRewards.Config({

@@ -1,9 +1,10 @@
 /**
- * `muri magu create`: approve the escrow, request a Magu, wait two blocks (mining them on a dev
- * chain) and form it. `muri magu status ID`: its record and members.
+ * `muri magu create`: approve the escrow and the formation deposit, request a Magu once recent
+ * stake changes weigh in, wait for its selection window (mining to it on a dev chain) and form it.
+ * `muri magu status ID`: its record and members.
  */
 import { parseEventLogs, type Address } from "viem";
-import { maguRegistryAbi } from "../../chain/index.js";
+import { formInWindow, maguRegistryAbi, settledRequestBlock } from "../../chain/index.js";
 import type { Command, CommandArgs } from "../command.js";
 import { signerOf, type CliContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
@@ -14,9 +15,9 @@ export const MAGU_KINDS = ["blob", "vector"] as const;
 export const MAGU_STATUSES = ["none", "requested", "active", "ended", "cancelled"] as const;
 const METRICS = { l2: 1, ip: 2 } as const;
 const METRIC_NAMES = ["none", "l2", "ip"] as const;
-/** How long `magu create` waits for the two blocks the selection seed needs on a chain it cannot mine. */
+/** How long `magu create` waits for its selection window on a chain it cannot mine. */
 const FORM_WAIT_MS = 120_000;
-/** formMagu re-requests the seed when it is older than 256 blocks; retry at most this often. */
+/** A formMagu landing after the window asks again (a new deposit); at most this many windows. */
 const FORM_ATTEMPTS = 3;
 const U8 = 255n;
 const U32 = 2n ** 32n - 1n;
@@ -61,8 +62,11 @@ export const maguCreateCommand: Command = {
       const escrow = params.pricePerFragmentPeriod * stored * params.durationPeriods;
       const registry = ctx.deployment.contracts.maguRegistry;
       const { account, contracts } = signerOf(ctx);
-      await requireMuri(ctx, escrow, "the Magu's escrow");
-      await ensureAllowance(ctx, registry, escrow);
+      const { formationDeposit } = await ctx.read.maguRegistry.read.config();
+      await requireMuri(ctx, escrow + formationDeposit, "the Magu's escrow and formation deposit");
+      await ensureAllowance(ctx, registry, escrow + formationDeposit);
+      // A request sees only stake changes made an epoch before it: let recent ones settle.
+      await waitForBlock(ctx, await settledRequestBlock(ctx.read), FORM_WAIT_MS);
 
       const createHash = await contracts.maguRegistry.write.createMagu([params]);
       const receipt = await confirm(ctx, createHash, "MaguRegistry.createMagu");
@@ -71,15 +75,22 @@ export const maguCreateCommand: Command = {
         throw new CliError("ERR_NO_EVENT", `MaguRegistry.createMagu (tx ${createHash}) emitted no MaguRequested event`);
       const id = requested.args.magu;
 
-      let info = await ctx.read.maguRegistry.read.maguInfo([id]);
       let formHash: `0x${string}` | undefined;
-      for (let attempt = 0; attempt < FORM_ATTEMPTS && info.status === 1; attempt++) {
-        // The selection seed is the hash of the block after the request; formMagu needs one more.
-        await waitForBlock(ctx, info.requestBlock + 2n, FORM_WAIT_MS);
-        formHash = await contracts.maguRegistry.write.formMagu([id]);
-        await confirm(ctx, formHash, "MaguRegistry.formMagu");
-        info = await ctx.read.maguRegistry.read.maguInfo([id]);
-      }
+      await formInWindow(
+        {
+          read: ctx.read,
+          head: () => ctx.publicClient.getBlockNumber({ cacheTime: 0 }),
+          waitForBlock: async (block) => void (await waitForBlock(ctx, block, FORM_WAIT_MS)),
+          form: async () => {
+            formHash = await contracts.maguRegistry.write.formMagu([id]);
+            await confirm(ctx, formHash, "MaguRegistry.formMagu");
+          },
+          approveDeposit: async () => void (await ensureAllowance(ctx, registry, formationDeposit)),
+        },
+        id,
+        FORM_ATTEMPTS
+      );
+      const info = await ctx.read.maguRegistry.read.maguInfo([id]);
       if (info.status !== 2) {
         throw new CliError(
           "ERR_NOT_FORMED",

@@ -53,11 +53,14 @@ import {
   createChainClients,
   describeError,
   describeNetwork,
+  formInWindow,
   getMuriContracts,
   maguRegistryAbi,
   readNetworkIdentity,
+  settledRequestBlock,
   verifyChain,
   type Deployment,
+  type Formation,
   type MuriContracts,
   type MuriPublicClient,
   type MuriWalletClient,
@@ -613,14 +616,24 @@ class Client implements StorageClient {
     return new ShardStage(staging, shards * FRAGMENT_SIZE <= (this.init.memoryStagingBytes ?? CLIENT_DEFAULTS.memoryStagingBytes));
   }
 
+  /** How this client forms `maguId`: its own sends and waits (a re-request approves a new deposit). */
+  private formation(maguId: bigint): Formation {
+    return {
+      read: this.contracts,
+      head: () => this.clients.publicClient.getBlockNumber({ cacheTime: 0 }),
+      waitForBlock: (block) => this.waitForBlock(block),
+      form: async () => void (await this.send("formMagu", this.contracts.maguRegistry.write.formMagu([maguId]))),
+      approveDeposit: async () => {
+        const { formationDeposit } = await this.contracts.maguRegistry.read.config();
+        await this.send("approve formation deposit", this.contracts.token.write.approve([this.init.deployment.contracts.maguRegistry, formationDeposit]));
+      },
+    };
+  }
+
   /** A resumed put's Magu, paid for already: formed if the interrupted put had not formed it yet. */
   private async formPaid(maguId: bigint): Promise<{ maguId: bigint; members: Address[] }> {
-    let info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
-    if (info.status === 1) {
-      await this.waitForBlock(info.requestBlock + 1n);
-      await this.send("formMagu", this.contracts.maguRegistry.write.formMagu([maguId]));
-      info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
-    }
+    await formInWindow(this.formation(maguId), maguId);
+    const info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
     if (info.status !== STATUS_ACTIVE) {
       throw new StorageClientError("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId} of the interrupted put is ${STATUS_NAMES[info.status] ?? info.status}: put the file without --resume`, { maguId });
     }
@@ -635,7 +648,10 @@ class Client implements StorageClient {
   ): Promise<{ maguId: bigint; members: Address[] }> {
     const registry = this.init.deployment.contracts.maguRegistry;
     const escrow = p.price * BigInt(p.count) * p.durationPeriods;
-    await this.send("approve escrow", this.contracts.token.write.approve([registry, escrow]));
+    const { formationDeposit } = await this.contracts.maguRegistry.read.config();
+    await this.send("approve escrow", this.contracts.token.write.approve([registry, escrow + formationDeposit]));
+    // A request sees only stake changes made an epoch before it: wait for recent ones to settle.
+    await this.waitForBlock(await settledRequestBlock(this.contracts));
     const createHash = await this.contracts.maguRegistry.write.createMagu([
       {
         kind: 0,
@@ -656,9 +672,11 @@ class Client implements StorageClient {
     if (requested === undefined) throw new StorageClientError("ERR_TX_FAILED", "createMagu emitted no MaguRequested", { what: "createMagu", tx: createHash });
     const maguId = requested.args.magu;
     await onCreated?.(maguId);
-    await this.waitForBlock(requested.args.requestBlock + 1n);
-    await this.send("formMagu", this.contracts.maguRegistry.write.formMagu([maguId]));
+    await formInWindow(this.formation(maguId), maguId);
     const info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
+    if (info.status !== STATUS_ACTIVE) {
+      throw new StorageClientError("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId} was not formed in ${3} selection windows (status ${STATUS_NAMES[info.status] ?? info.status}); its escrow stays until the owner cancels it (MaguRegistry.cancelMagu): put again`, { maguId });
+    }
     const members = [...info.members];
     this.log.info("magu formed", { magu: maguId.toString(), members });
     return { maguId, members };

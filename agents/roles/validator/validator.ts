@@ -347,7 +347,13 @@ class ChainValidator implements Validator {
   }
 
   private async fillVacancy(maguId: bigint, slot: number): Promise<void> {
-    await this.send(`fillVacancy(${maguId}, ${slot})`, () => this.c.contracts.maguRegistry.write.fillVacancy([maguId, slot]), ["MaguTooEarly", "MaguNoVacancy", "MaguNotEnoughNodes"], () => {
+    // MaguTooEarly: before the vacancy's selection window; MaguTooLateToFill: the Magu ends before
+    // a replacement could be paid. A call after the window sets a new request (filled next pass).
+    await this.send(`fillVacancy(${maguId}, ${slot})`, () => this.c.contracts.maguRegistry.write.fillVacancy([maguId, slot]), ["MaguTooEarly", "MaguNoVacancy", "MaguNotEnoughNodes", "MaguTooLateToFill"], async () => {
+      if ((await this.c.contracts.maguRegistry.read.maguInfo([maguId])).members[slot] === ZERO) {
+        this.log.info("vacancy selection asked again (its window had passed)", { magu: maguId.toString(), slot });
+        return;
+      }
       this.s.vacanciesFilled++;
       this.log.info("vacancy filled", { magu: maguId.toString(), slot });
     });
@@ -529,13 +535,13 @@ class ChainValidator implements Validator {
    * reverted with one of `benign` (a lost race or "not yet"); other failures are logged once
    * per message and counted.
    */
-  private send(what: string, write: () => Promise<Hex>, benign: readonly string[], onSuccess: () => void): Promise<boolean> {
+  private send(what: string, write: () => Promise<Hex>, benign: readonly string[], onSuccess: () => void | Promise<void>): Promise<boolean> {
     const run = async (): Promise<boolean> => {
       try {
         const hash = await write();
         const receipt = await this.c.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: this.init.receiptTimeoutMs ?? VALIDATOR_DEFAULTS.receiptTimeoutMs });
         if (receipt.status !== "success") throw new Error(`${what} reverted (tx ${hash})`);
-        onSuccess();
+        await onSuccess();
         return true;
       } catch (err) {
         const name = (toChainError(err)?.context as { errorName?: string } | undefined)?.errorName;

@@ -14,6 +14,7 @@ import {
   createChainClients,
   getMuriContracts,
   loadDeployment,
+  settledRequestBlock,
   type Deployment,
   type SigningChainClients,
 } from "../../../agents/chain/index.js";
@@ -196,9 +197,10 @@ export async function registerNode(rpcUrl: string, d: Deployment, deployerKey: H
 export async function requestMagu(rpcUrl: string, d: Deployment, deployerKey: Hex, key: Hex): Promise<bigint> {
   const c = signer(rpcUrl, d, key);
   const price = E18;
-  const escrow = price * 2n * 2n; // price x fragments x periods
-  await fund(rpcUrl, d, deployerKey, c.account.address, escrow);
   const k = getMuriContracts(d.contracts, c);
+  const { formationDeposit } = await k.maguRegistry.read.config();
+  const escrow = price * 2n * 2n + formationDeposit; // price x fragments x periods, and the deposit
+  await fund(rpcUrl, d, deployerKey, c.account.address, escrow);
   await c.publicClient.waitForTransactionReceipt({ hash: await k.token.write.approve([d.contracts.maguRegistry, escrow]), pollingInterval: 50 });
   const hash = await k.maguRegistry.write.createMagu([
     {
@@ -217,6 +219,42 @@ export async function requestMagu(rpcUrl: string, d: Deployment, deployerKey: He
   const receipt = await c.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
   if (receipt.status !== "success") throw new Error(`createMagu reverted`);
   return receipt.blockNumber;
+}
+
+/** A Magu's parameters, as createMagu takes them. */
+export type MaguParamsInput = Parameters<ReturnType<typeof getMuriContracts>["maguRegistry"]["write"]["createMagu"]>[0][0];
+
+/**
+ * Creates and forms a Magu from the account of `key` (funded with the escrow and the formation
+ * deposit by the deployer): first mines until recent stake changes weigh in (a request sees only
+ * those made an epoch before it), then to the selection window. Returns the Magu id.
+ */
+export async function createAndFormMagu(
+  rpcUrl: string,
+  d: Deployment,
+  deployerKey: Hex,
+  key: Hex,
+  params: MaguParamsInput,
+  mineTo: (block: bigint) => Promise<void>,
+): Promise<bigint> {
+  const c = signer(rpcUrl, d, key);
+  const k = getMuriContracts(d.contracts, c);
+  const stored = params.kind === 1 ? BigInt(params.maxFragments) * BigInt(params.replication) : BigInt(params.maxFragments);
+  const { formationDeposit } = await k.maguRegistry.read.config();
+  const cost = params.pricePerFragmentPeriod * stored * params.durationPeriods + formationDeposit;
+  await fund(rpcUrl, d, deployerKey, c.account.address, cost);
+  const wait = async (hash: Hex, what: string) => {
+    const receipt = await c.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+    if (receipt.status !== "success") throw new Error(`${what} reverted`);
+  };
+  await wait(await k.token.write.approve([d.contracts.maguRegistry, cost]), "approve");
+  await mineTo(await settledRequestBlock(k));
+  await wait(await k.maguRegistry.write.createMagu([params]), "createMagu");
+  const maguId = await k.maguRegistry.read.maguCount();
+  const [opens] = await k.maguRegistry.read.selectionWindow([(await k.maguRegistry.read.maguInfo([maguId])).requestBlock]);
+  await mineTo(opens);
+  await wait(await k.maguRegistry.write.formMagu([maguId]), "formMagu");
+  return maguId;
 }
 
 export interface LogEntry {

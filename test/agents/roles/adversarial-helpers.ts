@@ -22,7 +22,7 @@ import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/ma
 import { createMaguSync, encodeMaguIndexList, type MaguSync } from "../../../agents/roles/shared/magu-sync.js";
 import { createVectorService, type VectorService } from "../../../agents/roles/shared/vector-service.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
-import { E18, deployLocal, freePort, fund, recordingLogger, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, deployLocal, freePort, fund, recordingLogger, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
 export interface TestChain {
   chain: HardhatChain;
@@ -164,32 +164,16 @@ export interface BlobMaguParams {
 
 /** Creates and forms a blob Magu from the account of `clientKey`. Returns its id and members (by slot). */
 export async function createBlobMagu(t: TestChain, clientKey: Hex, p: BlobMaguParams): Promise<{ maguId: bigint; members: Address[] }> {
-  const c = signer(t.chain.rpcUrl, t.d, clientKey);
-  const k = getMuriContracts(t.d.contracts, c);
   const price = E18 / 1000n;
   const periods = p.periods ?? 20n;
-  const escrow = price * BigInt(p.maxFragments) * periods;
-  await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, c.account.address, escrow);
-  await t.wait(await k.token.write.approve([t.d.contracts.maguRegistry, escrow]));
-  await t.wait(
-    await k.maguRegistry.write.createMagu([
-      {
-        kind: 0,
-        metric: 0,
-        dimension: 0,
-        members: p.members,
-        replication: 0,
-        dataShards: p.k,
-        parityShards: p.m,
-        maxFragments: p.maxFragments,
-        durationPeriods: periods,
-        pricePerFragmentPeriod: price,
-      },
-    ]),
+  const maguId = await createAndFormMagu(
+    t.chain.rpcUrl,
+    t.d,
+    t.chain.keys[0]!,
+    clientKey,
+    { kind: 0, metric: 0, dimension: 0, members: p.members, replication: 0, dataShards: p.k, parityShards: p.m, maxFragments: p.maxFragments, durationPeriods: periods, pricePerFragmentPeriod: price },
+    (b) => t.mineTo(b),
   );
-  const maguId = await t.reader.maguRegistry.read.maguCount();
-  await t.mineTo((await t.head()) + 2n);
-  await t.wait(await k.maguRegistry.write.formMagu([maguId]));
   const info = await t.reader.maguRegistry.read.maguInfo([maguId]);
   return { maguId, members: info.members.map((a) => getAddress(a)) };
 }
@@ -200,21 +184,16 @@ export async function createVectorMagu(
   clientKey: Hex,
   p: { dim: number; members: number; replication: number; maxFragments: number; periods?: bigint },
 ): Promise<{ maguId: bigint; members: Address[] }> {
-  const c = signer(t.chain.rpcUrl, t.d, clientKey);
-  const k = getMuriContracts(t.d.contracts, c);
   const price = E18 / 1000n;
   const periods = p.periods ?? 20n;
-  const escrow = price * BigInt(p.maxFragments * p.replication) * periods;
-  await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, c.account.address, escrow);
-  await t.wait(await k.token.write.approve([t.d.contracts.maguRegistry, escrow]));
-  await t.wait(
-    await k.maguRegistry.write.createMagu([
-      { kind: 1, metric: 1, dimension: p.dim, members: p.members, replication: p.replication, dataShards: 0, parityShards: 0, maxFragments: p.maxFragments, durationPeriods: periods, pricePerFragmentPeriod: price },
-    ]),
+  const maguId = await createAndFormMagu(
+    t.chain.rpcUrl,
+    t.d,
+    t.chain.keys[0]!,
+    clientKey,
+    { kind: 1, metric: 1, dimension: p.dim, members: p.members, replication: p.replication, dataShards: 0, parityShards: 0, maxFragments: p.maxFragments, durationPeriods: periods, pricePerFragmentPeriod: price },
+    (b) => t.mineTo(b),
   );
-  const maguId = await t.reader.maguRegistry.read.maguCount();
-  await t.mineTo((await t.head()) + 2n);
-  await t.wait(await k.maguRegistry.write.formMagu([maguId]));
   const info = await t.reader.maguRegistry.read.maguInfo([maguId]);
   return { maguId, members: info.members.map((a) => getAddress(a)) };
 }

@@ -24,7 +24,7 @@ import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createSearchChecker, type SearchChecker } from "../../../agents/roles/validator/search-checker.js";
 import { searchCommitment } from "../../../agents/roles/node/search-tasks.js";
 import { createVectorService, encodeQuery, type VectorService } from "../../../agents/roles/shared/vector-service.js";
-import { E18, cleanup, fund, signer, tempDir } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, fund, signer, tempDir } from "../chain/harness.js";
 import { startTestChain, startTestNode, testLogger, waitUntil, type TestChain, type TestNode } from "./adversarial-helpers.js";
 import { commitWithAcks } from "./commit-helpers.js";
 
@@ -61,15 +61,8 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     // The escrow (price x stored fragments x periods, replicas included) is well under this.
     const allowance = 10n * E18;
     await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, clientAddress, allowance + 100n * E18);
+    maguId = await createAndFormMagu(t.chain.rpcUrl, t.d, t.chain.keys[0]!, t.chain.keys[CLIENT]!, { kind: 1, metric: 1, dimension: DIM, members: 2, replication: 2, dataShards: 0, parityShards: 0, maxFragments: 2, durationPeriods: 20n, pricePerFragmentPeriod: price }, (b) => t.mineTo(b));
     await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, allowance]));
-    await t.wait(
-      await c.maguRegistry.write.createMagu([
-        { kind: 1, metric: 1, dimension: DIM, members: 2, replication: 2, dataShards: 0, parityShards: 0, maxFragments: 2, durationPeriods: 20n, pricePerFragmentPeriod: price },
-      ]),
-    );
-    maguId = await t.reader.maguRegistry.read.maguCount();
-    await t.mineTo((await t.head()) + 2n);
-    await t.wait(await c.maguRegistry.write.formMagu([maguId]));
     const raw = randomBytes(2 * RECORDS_PER_FRAGMENT * DIM * 2);
     const all: VectorRecord[] = [];
     for (let i = 0; i < 2 * RECORDS_PER_FRAGMENT; i++) {

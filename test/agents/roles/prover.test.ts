@@ -13,7 +13,7 @@ import { openFragmentStore, type FragmentStore } from "../../../agents/store/fra
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, MaguRootMismatchError, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type MissingReason, type Prover } from "../../../agents/roles/node/prover.js";
-import { E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, freePort, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
@@ -80,22 +80,9 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
     for (let i = 1; i <= MEMBERS; i++) await registerNode(chain.rpcUrl, d, chain.keys[0]!, chain.keys[i]!);
 
     // The client (account 6) creates and forms the Magu, then commits ten fragments.
-    const client = signer(chain.rpcUrl, d, chain.keys[6]!);
-    const k = getMuriContracts(d.contracts, client);
     const price = E18 / 1000n;
     const duration = 50n;
-    const escrow = price * BigInt(FRAGMENTS) * duration;
-    await fund(chain.rpcUrl, d, chain.keys[0]!, client.account.address, escrow);
-    const wait = (hash: Hex) => pub.waitForTransactionReceipt({ hash, pollingInterval: 50 });
-    await wait(await k.token.write.approve([d.contracts.maguRegistry, escrow]));
-    await wait(
-      await k.maguRegistry.write.createMagu([
-        { kind: 0, metric: 0, dimension: 0, members: MEMBERS, replication: 0, dataShards: K, parityShards: M, maxFragments: FRAGMENTS, durationPeriods: duration, pricePerFragmentPeriod: price },
-      ]),
-    );
-    maguId = await reader().maguRegistry.read.maguCount();
-    await mineTo((await pub.getBlockNumber({ cacheTime: 0 })) + 2n);
-    assert.equal((await wait(await k.maguRegistry.write.formMagu([maguId]))).status, "success");
+    maguId = await createAndFormMagu(chain.rpcUrl, d, chain.keys[0]!, chain.keys[6]!, { kind: 0, metric: 0, dimension: 0, members: MEMBERS, replication: 0, dataShards: K, parityShards: M, maxFragments: FRAGMENTS, durationPeriods: duration, pricePerFragmentPeriod: price }, mineTo);
 
     for (let f = 0; f < FRAGMENTS; f++) {
       const bytes = randomBytes(2048 + Math.floor(Math.random() * 4096));

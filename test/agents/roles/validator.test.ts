@@ -16,7 +16,7 @@ import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
 import { startMetricsServer } from "../../../agents/roles/shared/metrics-server.js";
 import { createValidator, ensureValidatorRegistered, type AuditFetcher, type Validator } from "../../../agents/roles/validator/validator.js";
-import { E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 import { writeDeployment } from "./e2e-helpers.js";
 
@@ -107,21 +107,9 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
     assert.equal((await reader().nodeRegistry.read.nodeInfo([validatorAddress])).roles, 2);
 
     // The client (account 5): a two-member blob Magu over two fragments, fourteen periods.
-    const client = signer(chain.rpcUrl, d, chain.keys[5]!);
-    const k = getMuriContracts(d.contracts, client);
     const price = E18 / 1000n;
     const duration = 14n; // outlives the weights test (an epoch is four periods)
-    const escrow = price * BigInt(FRAGMENTS) * duration;
-    await fund(chain.rpcUrl, d, chain.keys[0]!, client.account.address, escrow);
-    await wait(await k.token.write.approve([d.contracts.maguRegistry, escrow]));
-    await wait(
-      await k.maguRegistry.write.createMagu([
-        { kind: 0, metric: 0, dimension: 0, members: 2, replication: 0, dataShards: 1, parityShards: 1, maxFragments: FRAGMENTS, durationPeriods: duration, pricePerFragmentPeriod: price },
-      ]),
-    );
-    maguId = await reader().maguRegistry.read.maguCount();
-    await mineTo((await head()) + 2n);
-    await wait(await k.maguRegistry.write.formMagu([maguId]));
+    maguId = await createAndFormMagu(chain.rpcUrl, d, chain.keys[0]!, chain.keys[5]!, { kind: 0, metric: 0, dimension: 0, members: 2, replication: 0, dataShards: 1, parityShards: 1, maxFragments: FRAGMENTS, durationPeriods: duration, pricePerFragmentPeriod: price }, mineTo);
     for (let f = 0; f < FRAGMENTS; f++) {
       const bytes = randomBytes(3000 + f * 500);
       fragments.push(bytes);
@@ -315,19 +303,8 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
     // stands in for the contracts that slash).
     const admin = getMuriContracts(d.contracts, signer(chain.rpcUrl, d, chain.keys[0]!));
     const wait = async (hash: Hex) => assert.equal((await pub.waitForTransactionReceipt({ hash, pollingInterval: 50 })).status, "success");
-    const client = getMuriContracts(d.contracts, signer(chain.rpcUrl, d, chain.keys[5]!));
     const price = E18 / 1000n;
-    const escrow = price * BigInt(FRAGMENTS) * 10n;
-    await fund(chain.rpcUrl, d, chain.keys[0]!, signer(chain.rpcUrl, d, chain.keys[5]!).account.address, escrow);
-    await wait(await client.token.write.approve([d.contracts.maguRegistry, escrow]));
-    await wait(
-      await client.maguRegistry.write.createMagu([
-        { kind: 0, metric: 0, dimension: 0, members: 2, replication: 0, dataShards: 1, parityShards: 1, maxFragments: FRAGMENTS, durationPeriods: 10n, pricePerFragmentPeriod: price },
-      ]),
-    );
-    const id = await reader().maguRegistry.read.maguCount();
-    await mineTo((await head()) + 2n);
-    await wait(await client.maguRegistry.write.formMagu([id]));
+    const id = await createAndFormMagu(chain.rpcUrl, d, chain.keys[0]!, chain.keys[5]!, { kind: 0, metric: 0, dimension: 0, members: 2, replication: 0, dataShards: 1, parityShards: 1, maxFragments: FRAGMENTS, durationPeriods: 10n, pricePerFragmentPeriod: price }, mineTo);
     const [kept, drained] = (await reader().maguRegistry.read.maguInfo([id])).members.map((a) => getAddress(a)) as [Address, Address];
     const slasher = await admin.nodeRegistry.read.SLASHER_ROLE();
     await wait(await admin.nodeRegistry.write.grantRole([slasher, signer(chain.rpcUrl, d, chain.keys[0]!).account.address]));

@@ -59,16 +59,38 @@ export function maguParams(r: MaguRequest) {
   };
 }
 
-/** Creates a Magu as `client` (funded for its escrow), mines past the selection block and forms it. */
+/** Mines until a selection requested now sees every stake change queued so far. */
+export async function settleWeights(d: Deployment) {
+  const [queued, , settledFrom] = await d.nodeRegistry.pendingWeightChanges();
+  if (queued === 0n) return;
+  const from = settledFrom - (await d.nodeRegistry.config()).selectionEpochBlocks;
+  const now = BigInt(await d.ethers.provider.getBlockNumber());
+  if (now < from) await d.networkHelpers.mine(Number(from - now));
+}
+
+/** Mines to the first block of the selection window of a request made at `requestBlock`. */
+export async function mineToWindow(d: Deployment, requestBlock: bigint) {
+  const [opens] = await d.maguRegistry.selectionWindow(requestBlock);
+  const now = BigInt(await d.ethers.provider.getBlockNumber());
+  // The next transaction lands in the block after the head.
+  if (now + 1n < opens) await d.networkHelpers.mine(Number(opens - now - 1n));
+}
+
+/**
+ * Creates a Magu as `client` (funded for its escrow and formation deposit) once recent stake
+ * changes weigh in, mines to its selection window and forms it.
+ */
 export async function createAndForm(d: Deployment, client: Signer, request: MaguRequest) {
   const params = maguParams(request);
   const stored = BigInt(request.kind === 1 ? params.maxFragments * params.replication : params.maxFragments);
   const escrow = params.pricePerFragmentPeriod * stored * BigInt(params.durationPeriods);
-  await fund(d, [client], escrow);
-  await (await d.token.connect(client).approve(await d.maguRegistry.getAddress(), escrow)).wait();
+  const { formationDeposit } = await d.maguRegistry.config();
+  await fund(d, [client], escrow + formationDeposit);
+  await (await d.token.connect(client).approve(await d.maguRegistry.getAddress(), escrow + formationDeposit)).wait();
+  await settleWeights(d);
   await (await d.maguRegistry.connect(client).createMagu(params)).wait();
   const id = await d.maguRegistry.maguCount();
-  await d.networkHelpers.mine(2);
+  await mineToWindow(d, (await d.maguRegistry.maguInfo(id)).requestBlock);
   const formTx = await d.maguRegistry.formMagu(id);
   const info = await d.maguRegistry.maguInfo(id);
   return { id, info, escrow, formTx };

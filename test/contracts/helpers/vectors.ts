@@ -147,13 +147,14 @@ async function deployChallengeView(ethers: any) {
   const [admin] = await ethers.getSigners();
   const token = await ethers.deployContract("MuriToken", [admin.address, admin.address, 0n]);
   const nodes = await ethers.deployContract("NodeRegistry", [
-    { token: await token.getAddress(), minStake: 1n, unbondingBlocks: 1n, maxNodes: 8n },
+    { token: await token.getAddress(), minStake: 1n, unbondingBlocks: 1n, maxNodes: 8n, selectionEpochBlocks: 2n },
     admin.address,
   ]);
   const magus = await ethers.deployContract("MaguRegistry", [
     {
       token: await token.getAddress(), nodeRegistry: await nodes.getAddress(), genesisBlock: 0n, periodBlocks: 10n,
       stakePerMember: 1n, repairBounty: 1n, maxMembers: 8n, maxFragments: 1024n, maxDurationPeriods: 100n, bountySink: admin.address, fetchFragmentsPerPeriod: 64n,
+      formationDeposit: 0n,
     },
     admin.address,
   ]);

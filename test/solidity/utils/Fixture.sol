@@ -25,6 +25,8 @@ abstract contract FixtureBase is Test {
         uint256 minStake;
         uint64 unbondingBlocks;
         uint32 maxNodes;
+        uint64 selectionEpochBlocks;
+        uint256 formationDeposit;
         uint64 periodBlocks;
         uint256 stakePerMember;
         uint256 repairBounty;
@@ -47,6 +49,8 @@ abstract contract FixtureBase is Test {
     uint256 internal constant MIN_STAKE = 100 ether;
     uint64 internal constant UNBONDING_BLOCKS = 50;
     uint32 internal constant MAX_NODES = 64;
+    uint64 internal constant SELECTION_EPOCH_BLOCKS = 4;
+    uint256 internal constant FORMATION_DEPOSIT = 5 ether;
     uint64 internal constant PERIOD_BLOCKS = 20;
     uint256 internal constant STAKE_PER_MEMBER = 50 ether;
     uint256 internal constant REPAIR_BOUNTY = 10 ether;
@@ -183,20 +187,43 @@ abstract contract FixtureBase is Test {
         return p.pricePerFragmentPeriod * stored * p.durationPeriods;
     }
 
-    /// @notice Funds `owner` with the escrow and creates the Magu as `owner`.
+    /// @notice Creates a Magu for `owner` (funding its escrow and formation deposit), first rolling
+    /// to the selection epoch before the one where every queued stake change weighs in, so that its
+    /// draw sees the nodes registered so far.
     function createMagu(address owner, IMaguRegistry.MaguParams memory p) internal returns (MaguId id) {
-        uint256 escrow = escrowOf(p);
-        fund(owner, escrow);
+        settleWeights();
+        uint256 cost = escrowOf(p) + magus.config().formationDeposit;
+        fund(owner, cost);
         vm.startPrank(owner);
-        token.approve(address(magus), escrow);
+        token.approve(address(magus), cost);
         id = magus.createMagu(p);
         vm.stopPrank();
     }
 
-    /// @notice Rolls to the first block the selection randomness is ready and forms the Magu.
+    /// @notice Rolls so that a selection requested now sees every queued stake change.
+    function settleWeights() internal {
+        (uint256 queued,, uint64 settledFrom) = registry.pendingWeightChanges();
+        if (queued == 0) return;
+        uint256 from = settledFrom - registry.config().selectionEpochBlocks;
+        if (blockNumber() < from) vm.roll(from);
+    }
+
+    /// @notice Rolls to the first block where every queued stake change is in the selection tree.
+    function rollPastWeights() internal {
+        (uint256 queued,, uint64 settledFrom) = registry.pendingWeightChanges();
+        if (queued > 0 && blockNumber() < settledFrom) vm.roll(settledFrom);
+    }
+
+    /// @notice Rolls to the first block of the selection window of a request made at `requestBlock`.
+    function rollToWindow(uint256 requestBlock) internal {
+        (uint64 opens,) = magus.selectionWindow(uint64(requestBlock));
+        if (blockNumber() < opens) vm.roll(opens);
+    }
+
+    /// @notice Rolls to the first block of the Magu's selection window and forms it.
     function formMagu(MaguId id) internal {
-        uint256 ready = magus.maguInfo(id).requestBlock + 2;
-        if (blockNumber() < ready) vm.roll(ready);
+        (uint64 opens,) = magus.selectionWindow(magus.maguInfo(id).requestBlock);
+        if (blockNumber() < opens) vm.roll(opens);
         magus.formMagu(id);
     }
 
@@ -340,6 +367,8 @@ abstract contract Fixture is FixtureBase {
             minStake: MIN_STAKE,
             unbondingBlocks: UNBONDING_BLOCKS,
             maxNodes: MAX_NODES,
+            selectionEpochBlocks: SELECTION_EPOCH_BLOCKS,
+            formationDeposit: FORMATION_DEPOSIT,
             periodBlocks: PERIOD_BLOCKS,
             stakePerMember: STAKE_PER_MEMBER,
             repairBounty: REPAIR_BOUNTY,
@@ -374,7 +403,8 @@ abstract contract Fixture is FixtureBase {
             token: address(token),
             minStake: p.minStake,
             unbondingBlocks: p.unbondingBlocks,
-            maxNodes: p.maxNodes
+            maxNodes: p.maxNodes,
+            selectionEpochBlocks: p.selectionEpochBlocks
         });
         registry = NodeRegistry(deployArtifact("NodeRegistry.sol:NodeRegistry", abi.encode(registryConfig, address(this))));
         IRewards.Config memory rewardsConfig = IRewards.Config({
@@ -398,7 +428,8 @@ abstract contract Fixture is FixtureBase {
             maxFragments: p.maxFragments,
             maxDurationPeriods: p.maxDurationPeriods,
             bountySink: address(rewards),
-            fetchFragmentsPerPeriod: FETCH_FRAGMENTS_PER_PERIOD
+            fetchFragmentsPerPeriod: FETCH_FRAGMENTS_PER_PERIOD,
+            formationDeposit: p.formationDeposit
         });
         magus = MaguRegistry(deployArtifact("MaguRegistry.sol:MaguRegistry", abi.encode(maguConfig, address(this))));
         IChallengeManager.Config memory challengeConfig = IChallengeManager.Config({

@@ -1,0 +1,66 @@
+/**
+ * Forming a Magu within its selection window (see MaguRegistry.selectionWindow): the draw may run
+ * only in the selection epoch after the request's, from the block after the seed block on. Before
+ * that formMagu reverts MaguTooEarly; after it only the owner may ask again, which forfeits the
+ * formation deposit and pays a new one. A stake change weighs in draws two selection epochs after
+ * its own, so a request made before recent registrations settle would not see those nodes.
+ */
+
+/** The reads formation makes (any typed contract handles with these functions fit). */
+export interface SelectionReads {
+  nodeRegistry: {
+    read: {
+      pendingWeightChanges(): Promise<readonly [bigint, bigint, bigint]>;
+      config(): Promise<{ selectionEpochBlocks: bigint }>;
+    };
+  };
+  maguRegistry: {
+    read: {
+      maguInfo(args: readonly [bigint]): Promise<{ status: number; requestBlock: bigint }>;
+      selectionWindow(args: readonly [bigint]): Promise<readonly [bigint, bigint]>;
+    };
+  };
+}
+
+/** What formation needs from the chain; the callers bring their own sending and waiting. */
+export interface Formation {
+  read: SelectionReads;
+  /** Resolves once the chain's head is at least `block` (a Hardhat chain may mine to it). */
+  waitForBlock(block: bigint): Promise<void>;
+  /** The chain's head. */
+  head(): Promise<bigint>;
+  /** Sends formMagu and resolves when it is mined successfully. */
+  form(): Promise<void>;
+  /** Approves one more formation deposit for a re-request (the owner's allowance). */
+  approveDeposit(): Promise<void>;
+}
+
+/** The first block at which a request sees every stake change queued so far (0: none queued). */
+export async function settledRequestBlock(read: Pick<SelectionReads, "nodeRegistry">): Promise<bigint> {
+  const [queued, , settledFrom] = await read.nodeRegistry.read.pendingWeightChanges();
+  if (queued === 0n) return 0n;
+  const { selectionEpochBlocks } = await read.nodeRegistry.read.config();
+  return settledFrom - selectionEpochBlocks;
+}
+
+/**
+ * Forms Magu `maguId` in its selection window, asking again (a new deposit) when a window passed
+ * before the formMagu landed, at most `attempts` times. Returns the Magu's status afterwards
+ * (2: active); a Magu already formed is left alone.
+ */
+export async function formInWindow(f: Formation, maguId: bigint, attempts = 3): Promise<number> {
+  let info = await f.read.maguRegistry.read.maguInfo([maguId]);
+  for (let attempt = 0; attempt < attempts && info.status === 1; attempt++) {
+    const [opens, closes] = await f.read.maguRegistry.read.selectionWindow([info.requestBlock]);
+    if ((await f.head()) > closes) {
+      // The window passed: this formMagu asks again, taking a new deposit.
+      await f.approveDeposit();
+      await f.form();
+    } else {
+      await f.waitForBlock(opens);
+      await f.form();
+    }
+    info = await f.read.maguRegistry.read.maguInfo([maguId]);
+  }
+  return info.status;
+}
