@@ -4,7 +4,7 @@
  * nodes, Magus, current period and epoch, what each node can claim, and proofs passed/missed
  * (ProofSubmitted/ProofMissed events); and what the client directory keeps for this network.
  */
-import type { Address } from "viem";
+import { zeroAddress, type Address } from "viem";
 import { describeNetwork, readNetworkIdentity } from "../../chain/index.js";
 import { summarizeClientDir } from "../../roles/client/client-record.js";
 import type { Command } from "../command.js";
@@ -27,20 +27,25 @@ export const statusCommand: Command = {
     const dir = clientDir(args);
     return async (ctx) => {
       const r = ctx.read;
-      const [block, period, epoch, nodeCount, maguCount, network] = await Promise.all([
+      const [block, period, epoch, slotCount, nodeCount, maguCount, network] = await Promise.all([
         ctx.publicClient.getBlockNumber({ cacheTime: 0 }),
         r.maguRegistry.read.currentPeriod(),
         r.rewards.read.currentEpoch(),
         r.nodeRegistry.read.nodeCount(),
+        r.nodeRegistry.read.registeredCount(),
         r.maguRegistry.read.maguCount(),
         readNetworkIdentity(ctx.publicClient, ctx.deployment, ctx.rpcUrl),
       ]);
       const client = await summarizeClientDir(dir, network);
       const proofs = await countProofs(ctx, block);
-      const listedNodes = nodeCount > BigInt(MAX_LISTED) ? MAX_LISTED : Number(nodeCount);
+      // Slots of nodes that left are empty (address 0) until a new node takes them.
+      const listedSlots = slotCount > BigInt(MAX_LISTED) ? MAX_LISTED : Number(slotCount);
+      const addresses = (await Promise.all(Array.from({ length: listedSlots }, (_, i) => r.nodeRegistry.read.nodeAt([BigInt(i)])))).filter(
+        (a) => a !== zeroAddress
+      );
+      const listedNodes = addresses.length;
       const nodes = await Promise.all(
-        Array.from({ length: listedNodes }, async (_, i) => {
-          const address = await r.nodeRegistry.read.nodeAt([BigInt(i)]);
+        addresses.map(async (address) => {
           const [info, rewards, payments] = await Promise.all([
             r.nodeRegistry.read.nodeInfo([address]),
             r.rewards.read.claimable([address]),
