@@ -12,17 +12,49 @@ import {IRewards} from "./interfaces/IRewards.sol";
 /// @notice Mints each epoch's emission and credits it to nodes and validators by clipped
 /// consensus weights (see IRewards). Slashed stake sent here joins the next distribution.
 /// @dev Invariant: token.balanceOf(this) = totalClaimable() + pool(). Only finalizeEpoch mints, once
-/// per epoch; credits never exceed what it distributes, so nothing is paid twice.
+/// per epoch and only when the epoch reaches its quorum; credits never exceed what it distributes,
+/// so nothing is paid twice.
+///
+/// Cost bound: an epoch counts at most `maxValidatorsPerEpoch` validators of at most `maxWeights`
+/// entries each, and the constructor caps their product at `_MAX_ENTRIES_PER_EPOCH`. finalizeEpoch
+/// reads each entry once, merges the validators' lists (each sorted by node) in log2(validators)
+/// passes, takes each node's stake-weighted median in one walk over its entries, and credits each
+/// distinct node once: O(entries × log validators) work plus one storage write per credit, whatever
+/// the validators submit. scripts/gas-snapshot.ts measures it at the bound with every entry naming a
+/// different node (the dearest case: one new claimable slot per entry).
+///
+/// Quorum: Rewards cannot enumerate the validators' total stake (NodeRegistry keeps no such sum), so
+/// the reference is what validators actually showed: the largest stake counted by any of the
+/// `quorumLookbackEpochs` epochs before the one finalised, written when each is finalised. An epoch
+/// is distributed only if it counts at least `quorumBps` of that reference and at least
+/// `minQuorumStake`. A lone submitter in an epoch the usual validators skip therefore captures
+/// nothing unless it holds that share of their stake itself. Limits: the reference only remembers
+/// `quorumLookbackEpochs` epochs, so after that many epochs without the usual validators (or
+/// unfinalised), the floor `minQuorumStake` is all that stands; before any epoch is finalised (a new
+/// deployment) the floor is all there is; and when honest stake really shrinks by more than
+/// 1 - quorumBps, epochs go undistributed (their emission is never minted) until the reference
+/// forgets the larger stake.
 contract Rewards is IRewards, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     uint256 private constant _ONE = 1e18;
     uint256 private constant _BPS = 10_000;
+    /// @dev Most (validator, node) entries an epoch can count: maxValidatorsPerEpoch × maxWeights.
+    /// At this bound finalizeEpoch stays far below a 30M-gas block (see the gas snapshot).
+    uint256 private constant _MAX_ENTRIES_PER_EPOCH = 512;
+    /// @dev Most epochs the quorum reference looks back (one storage read each).
+    uint256 private constant _MAX_QUORUM_LOOKBACK = 64;
+    /// @dev A stored entry is node << 96 | weight (weight normalised to 1e18 < 2^60).
+    uint256 private constant _NODE_SHIFT = 96;
+    uint256 private constant _WEIGHT_MASK = (1 << 96) - 1;
+    /// @dev A sort key is node << 96 | weight << 32 | validator index.
+    uint256 private constant _INDEX_BITS = 32;
+    uint256 private constant _INDEX_MASK = (1 << 32) - 1;
 
     struct Submission {
-        uint256 stake;
-        address[] nodes;
-        uint256[] weights; // normalised to sum 1e18
+        uint256 stake; // stakeOf(validator) at submission
+        uint256 position; // index in the epoch's counted list + 1; 0: not counted
+        uint256[] entries; // node << 96 | weight normalised to sum 1e18; nodes strictly increasing
     }
 
     IMuriToken private immutable _token;
@@ -32,16 +64,29 @@ contract Rewards is IRewards, ReentrancyGuard {
     uint256 private immutable _emission;
     uint16 private immutable _validatorShareBps;
     uint16 private immutable _maxWeights;
+    uint16 private immutable _maxValidators;
+    uint16 private immutable _quorumBps;
+    uint16 private immutable _quorumLookback;
+    uint256 private immutable _minQuorumStake;
 
     mapping(uint64 epoch => address[]) private _validators;
     mapping(uint64 epoch => mapping(address validator => Submission)) private _submissions;
     mapping(uint64 epoch => bool) private _finalized;
+    mapping(uint64 epoch => uint256) private _counted;
     mapping(address account => uint256) private _claimable;
     uint256 private _totalClaimable;
 
     constructor(Config memory cfg) {
-        if (cfg.epochBlocks == 0) revert RewardsInvalidWeights("epochBlocks", 0);
-        if (cfg.validatorShareBps > _BPS) revert RewardsInvalidWeights("validatorShareBps", cfg.validatorShareBps);
+        if (cfg.epochBlocks == 0) revert RewardsInvalidConfig("epochBlocks", 0);
+        if (cfg.validatorShareBps > _BPS) revert RewardsInvalidConfig("validatorShareBps", cfg.validatorShareBps);
+        if (cfg.maxWeights == 0) revert RewardsInvalidConfig("maxWeights", 0);
+        if (cfg.maxValidatorsPerEpoch == 0) revert RewardsInvalidConfig("maxValidatorsPerEpoch", 0);
+        uint256 entries = uint256(cfg.maxValidatorsPerEpoch) * cfg.maxWeights;
+        if (entries > _MAX_ENTRIES_PER_EPOCH) revert RewardsInvalidConfig("entriesPerEpoch", entries);
+        if (cfg.quorumBps > _BPS) revert RewardsInvalidConfig("quorumBps", cfg.quorumBps);
+        if (cfg.quorumLookbackEpochs > _MAX_QUORUM_LOOKBACK) {
+            revert RewardsInvalidConfig("quorumLookbackEpochs", cfg.quorumLookbackEpochs);
+        }
         _token = IMuriToken(cfg.token);
         _registry = INodeRegistry(cfg.nodeRegistry);
         _genesisBlock = cfg.genesisBlock == 0 ? uint64(block.number) : cfg.genesisBlock;
@@ -49,6 +94,10 @@ contract Rewards is IRewards, ReentrancyGuard {
         _emission = cfg.emissionPerEpoch;
         _validatorShareBps = cfg.validatorShareBps;
         _maxWeights = cfg.maxWeights;
+        _maxValidators = cfg.maxValidatorsPerEpoch;
+        _quorumBps = cfg.quorumBps;
+        _quorumLookback = cfg.quorumLookbackEpochs;
+        _minQuorumStake = cfg.minQuorumStake;
     }
 
     /// @inheritdoc IRewards
@@ -63,20 +112,27 @@ contract Rewards is IRewards, ReentrancyGuard {
         uint256 sum;
         for (uint256 i; i < count; ++i) {
             if (i > 0 && nodes[i] <= nodes[i - 1]) revert RewardsInvalidWeights("order", i);
+            if (nodes[i] == msg.sender) revert RewardsSelfWeight(msg.sender, i);
             if (!_registry.isActive(nodes[i], nodeRole)) revert RewardsInvalidWeights("node", i);
             sum += weights[i];
         }
         if (sum == 0) revert RewardsInvalidWeights("sum", 0);
 
+        uint256 stake = _registry.stakeOf(msg.sender);
         Submission storage s = _submissions[epoch][msg.sender];
-        if (s.nodes.length == 0) _validators[epoch].push(msg.sender);
-        s.stake = _registry.stakeOf(msg.sender);
-        s.nodes = nodes;
-        delete s.weights;
+        if (s.position == 0) s.position = _admit(epoch, msg.sender, stake);
+        s.stake = stake;
+        uint256[] storage entries = s.entries;
+        uint256 previous = entries.length;
         for (uint256 i; i < count; ++i) {
-            s.weights.push(weights[i] * _ONE / sum);
+            uint256 entry = uint256(uint160(nodes[i])) << _NODE_SHIFT | weights[i] * _ONE / sum;
+            if (i < previous) entries[i] = entry;
+            else entries.push(entry);
         }
-        emit WeightsSubmitted(epoch, msg.sender, count, s.stake);
+        for (uint256 i = count; i < previous; ++i) {
+            entries.pop();
+        }
+        emit WeightsSubmitted(epoch, msg.sender, count, stake);
     }
 
     /// @inheritdoc IRewards
@@ -93,33 +149,42 @@ contract Rewards is IRewards, ReentrancyGuard {
             emit EpochFinalized(epoch, 0, 0, 0, 0);
             return;
         }
+        (uint256[] memory stakes, uint256 totalStake, uint256 entries) = _stakes(epoch, validators);
+        uint256 required = _required(epoch);
+        _counted[epoch] = totalStake;
+        if (totalStake == 0 || totalStake < required) {
+            // Too little stake observed this epoch: as if nobody had; the pool waits.
+            emit EpochQuorumMissed(epoch, totalStake, required);
+            emit EpochFinalized(epoch, 0, 0, v, 0);
+            return;
+        }
         if (_emission > 0) _token.mint(address(this), _emission);
         uint256 distributable = pool();
 
-        (address[] memory nodes, uint256[][] memory w, uint256[] memory stakes) = _matrix(epoch, validators);
-        (uint256[] memory nodeScore, uint256[] memory trust) = _consensus(w, stakes, nodes.length);
+        (address[] memory nodes, uint256[] memory nodeScore, uint256 totalNode, uint256[] memory kept) =
+            _consensus(epoch, validators, stakes, totalStake, entries);
 
         uint256 validatorPool = distributable * _validatorShareBps / _BPS;
         uint256 nodePool = distributable - validatorPool;
-        uint256 totalNode;
-        for (uint256 j; j < nodes.length; ++j) {
-            totalNode += nodeScore[j];
+        uint256 credited;
+        if (totalNode > 0) {
+            for (uint256 j; j < nodes.length; ++j) {
+                credited += _credit(epoch, nodes[j], nodePool * nodeScore[j] / totalNode, false);
+            }
         }
         uint256 totalTrust;
         for (uint256 i; i < v; ++i) {
-            totalTrust += trust[i];
-        }
-        if (totalNode > 0) {
-            for (uint256 j; j < nodes.length; ++j) {
-                _credit(epoch, nodes[j], nodePool * nodeScore[j] / totalNode, false);
-            }
+            // Weights sum to 1e18 per validator, so kept[i] / 1e18 is the fraction that survived.
+            kept[i] = stakes[i] * kept[i] / _ONE;
+            totalTrust += kept[i];
         }
         if (totalTrust > 0) {
             for (uint256 i; i < v; ++i) {
-                _credit(epoch, validators[i], validatorPool * trust[i] / totalTrust, true);
+                credited += _credit(epoch, validators[i], validatorPool * kept[i] / totalTrust, true);
             }
         }
-        emit EpochFinalized(epoch, _emission, distributable - pool(), v, nodes.length);
+        _totalClaimable += credited;
+        emit EpochFinalized(epoch, _emission, credited, v, nodes.length);
     }
 
     /// @inheritdoc IRewards
@@ -164,7 +229,35 @@ contract Rewards is IRewards, ReentrancyGuard {
         returns (address[] memory nodes, uint256[] memory weights)
     {
         Submission storage s = _submissions[epoch][validator];
-        return (s.nodes, s.weights);
+        if (s.position == 0) return (nodes, weights);
+        uint256 count = s.entries.length;
+        nodes = new address[](count);
+        weights = new uint256[](count);
+        for (uint256 i; i < count; ++i) {
+            uint256 entry = s.entries[i];
+            nodes[i] = address(uint160(entry >> _NODE_SHIFT));
+            weights[i] = entry & _WEIGHT_MASK;
+        }
+    }
+
+    /// @inheritdoc IRewards
+    function validatorsOf(uint64 epoch) external view returns (address[] memory validators, uint256[] memory stakes) {
+        validators = _validators[epoch];
+        stakes = new uint256[](validators.length);
+        for (uint256 i; i < validators.length; ++i) {
+            stakes[i] = _submissions[epoch][validators[i]].stake;
+        }
+    }
+
+    /// @inheritdoc IRewards
+    function quorum(uint64 epoch) external view returns (uint256 stake, uint256 required) {
+        (, stake,) = _stakes(epoch, _validators[epoch]);
+        required = _required(epoch);
+    }
+
+    /// @inheritdoc IRewards
+    function countedStake(uint64 epoch) external view returns (uint256) {
+        return _counted[epoch];
     }
 
     /// @inheritdoc IRewards
@@ -176,122 +269,189 @@ contract Rewards is IRewards, ReentrancyGuard {
             epochBlocks: _epochBlocks,
             emissionPerEpoch: _emission,
             validatorShareBps: _validatorShareBps,
-            maxWeights: _maxWeights
+            maxWeights: _maxWeights,
+            maxValidatorsPerEpoch: _maxValidators,
+            quorumBps: _quorumBps,
+            quorumLookbackEpochs: _quorumLookback,
+            minQuorumStake: _minQuorumStake
         });
     }
 
-    /// @dev The union of weighted nodes and the validator × node weight matrix (0 where absent).
-    function _matrix(uint64 epoch, address[] storage validators)
-        private
-        view
-        returns (address[] memory nodes, uint256[][] memory w, uint256[] memory stakes)
-    {
-        uint256 v = validators.length;
-        uint256 bound;
-        for (uint256 i; i < v; ++i) {
-            bound += _submissions[epoch][validators[i]].nodes.length;
+    /// @dev Counts `validator` for `epoch` and returns its position (index + 1). Once the list is
+    /// full it takes the place of the validator with the smallest counted stake (the lower of its
+    /// stake at submission and now) if it has more; otherwise it is refused. So sybils with little
+    /// stake cannot crowd out a validator with much.
+    function _admit(uint64 epoch, address validator, uint256 stake) private returns (uint256) {
+        address[] storage list = _validators[epoch];
+        uint256 length = list.length;
+        if (length < _maxValidators) {
+            list.push(validator);
+            return length + 1;
         }
-        nodes = new address[](bound);
-        uint256 n;
-        for (uint256 i; i < v; ++i) {
-            address[] storage list = _submissions[epoch][validators[i]].nodes;
-            for (uint256 k; k < list.length; ++k) {
-                if (!_contains(nodes, n, list[k])) nodes[n++] = list[k];
+        uint256 smallest = type(uint256).max;
+        uint256 at;
+        for (uint256 i; i < length; ++i) {
+            uint256 counted = _countedStakeOf(_submissions[epoch][list[i]].stake, list[i]);
+            if (counted < smallest) {
+                smallest = counted;
+                at = i;
             }
         }
-        assembly ("memory-safe") {
-            mstore(nodes, n)
-        }
-        w = new uint256[][](v);
+        if (stake <= smallest) revert RewardsValidatorsFull(epoch, stake, smallest);
+        address displaced = list[at];
+        _submissions[epoch][displaced].position = 0;
+        list[at] = validator;
+        emit ValidatorDisplaced(epoch, displaced, validator, smallest);
+        return at + 1;
+    }
+
+    /// @dev The lower of a validator's stake at submission and now: stake unstaked after submitting
+    /// and restaked under another validator within the epoch is not counted twice.
+    function _countedStakeOf(uint256 atSubmission, address validator) private view returns (uint256) {
+        uint256 live = _registry.stakeOf(validator);
+        return atSubmission < live ? atSubmission : live;
+    }
+
+    /// @dev Each counted validator's stake, their sum and the number of entries they submitted.
+    function _stakes(uint64 epoch, address[] storage validators)
+        private
+        view
+        returns (uint256[] memory stakes, uint256 total, uint256 entries)
+    {
+        uint256 v = validators.length;
         stakes = new uint256[](v);
         for (uint256 i; i < v; ++i) {
             Submission storage s = _submissions[epoch][validators[i]];
-            // The lower of the stake at submission and now: stake unstaked after submitting and
-            // restaked under another validator within the epoch is not counted twice.
-            uint256 current = _registry.stakeOf(validators[i]);
-            stakes[i] = s.stake < current ? s.stake : current;
-            w[i] = new uint256[](n);
-            for (uint256 k; k < s.nodes.length; ++k) {
-                w[i][_indexOf(nodes, s.nodes[k])] = s.weights[k];
-            }
+            stakes[i] = _countedStakeOf(s.stake, validators[i]);
+            total += stakes[i];
+            entries += s.entries.length;
         }
     }
 
-    /// @dev Clips each weight to the stake-weighted median for its node. Returns each node's
-    /// stake-weighted clipped score and each validator's stake × kept fraction of its weight.
-    function _consensus(uint256[][] memory w, uint256[] memory stakes, uint256 n)
-        private
-        pure
-        returns (uint256[] memory nodeScore, uint256[] memory trust)
-    {
-        uint256 v = stakes.length;
-        uint256 totalStake;
-        for (uint256 i; i < v; ++i) {
-            totalStake += stakes[i];
+    /// @dev The stake `epoch` must count to be distributed: quorumBps of the largest stake counted
+    /// by the quorumLookbackEpochs epochs before it, and at least minQuorumStake.
+    function _required(uint64 epoch) private view returns (uint256) {
+        uint256 lookback = _quorumLookback < epoch ? _quorumLookback : epoch;
+        uint256 largest;
+        for (uint256 k = 1; k <= lookback; ++k) {
+            uint256 counted = _counted[epoch - uint64(k)];
+            if (counted > largest) largest = counted;
         }
-        nodeScore = new uint256[](n);
-        uint256[] memory kept = new uint256[](v);
-        uint256[] memory column = new uint256[](v);
-        for (uint256 j; j < n; ++j) {
-            for (uint256 i; i < v; ++i) {
-                column[i] = w[i][j];
+        uint256 relative = largest * _quorumBps / _BPS;
+        return relative > _minQuorumStake ? relative : _minQuorumStake;
+    }
+
+    /// @dev Clips each weight to the stake-weighted median of its node's column (absent = 0).
+    /// Returns the distinct nodes (ascending), each one's stake-weighted clipped score and their
+    /// sum, and for each validator the sum of its clipped weights.
+    function _consensus(
+        uint64 epoch,
+        address[] storage validators,
+        uint256[] memory stakes,
+        uint256 totalStake,
+        uint256 entries
+    ) private view returns (address[] memory nodes, uint256[] memory nodeScore, uint256 totalNode, uint256[] memory kept) {
+        uint256[] memory keys = _sortedEntries(epoch, validators, entries);
+        nodes = new address[](entries);
+        nodeScore = new uint256[](entries);
+        kept = new uint256[](validators.length);
+        uint256 distinct;
+        uint256 start;
+        while (start < entries) {
+            uint256 node = keys[start] >> _NODE_SHIFT;
+            uint256 end = start + 1;
+            while (end < entries && keys[end] >> _NODE_SHIFT == node) ++end;
+            // Ascending weights: the validators that did not name the node (weight 0) come first.
+            uint256 present;
+            for (uint256 k = start; k < end; ++k) {
+                present += stakes[keys[k] & _INDEX_MASK];
             }
-            uint256 median = _weightedMedian(column, stakes, totalStake);
-            for (uint256 i; i < v; ++i) {
-                uint256 clipped = w[i][j] < median ? w[i][j] : median;
+            uint256 cumulative = totalStake - present;
+            uint256 median;
+            if (cumulative * 2 < totalStake) {
+                for (uint256 k = start; k < end; ++k) {
+                    cumulative += stakes[keys[k] & _INDEX_MASK];
+                    if (cumulative * 2 >= totalStake) {
+                        median = (keys[k] & _WEIGHT_MASK) >> _INDEX_BITS;
+                        break;
+                    }
+                }
+            }
+            uint256 score;
+            for (uint256 k = start; k < end; ++k) {
+                uint256 i = keys[k] & _INDEX_MASK;
+                uint256 weight = (keys[k] & _WEIGHT_MASK) >> _INDEX_BITS;
+                uint256 clipped = weight < median ? weight : median;
                 kept[i] += clipped;
-                nodeScore[j] += clipped * stakes[i] / _ONE;
+                score += clipped * stakes[i] / _ONE;
             }
+            nodes[distinct] = address(uint160(node));
+            nodeScore[distinct] = score;
+            totalNode += score;
+            ++distinct;
+            start = end;
         }
-        trust = new uint256[](v);
-        for (uint256 i; i < v; ++i) {
-            // Weights sum to 1e18 per validator, so kept[i] / 1e18 is the fraction that survived.
-            trust[i] = stakes[i] * kept[i] / _ONE;
+        assembly ("memory-safe") {
+            mstore(nodes, distinct)
+            mstore(nodeScore, distinct)
         }
     }
 
-    /// @dev Smallest value whose cumulative stake (values ascending) reaches half the total.
-    function _weightedMedian(uint256[] memory values, uint256[] memory stakes, uint256 totalStake)
+    /// @dev Every counted entry as a key node << 96 | weight << 32 | validator index, ascending.
+    /// Each validator's list is already sorted by node, so the lists are merged pairwise in
+    /// ceil(log2(validators)) passes: O(entries × log validators), whatever the weights.
+    function _sortedEntries(uint64 epoch, address[] storage validators, uint256 entries)
         private
-        pure
-        returns (uint256 median)
+        view
+        returns (uint256[] memory keys)
     {
-        uint256 v = values.length;
-        uint256[] memory order = new uint256[](v);
-        for (uint256 i; i < v; ++i) {
-            order[i] = i;
-        }
-        for (uint256 i = 1; i < v; ++i) {
-            uint256 cur = order[i];
-            uint256 k = i;
-            while (k > 0 && values[order[k - 1]] > values[cur]) {
-                order[k] = order[k - 1];
-                --k;
+        uint256 runs = validators.length;
+        keys = new uint256[](entries);
+        uint256[] memory bounds = new uint256[](runs + 1);
+        uint256 n;
+        for (uint256 i; i < runs; ++i) {
+            bounds[i] = n;
+            uint256[] storage list = _submissions[epoch][validators[i]].entries;
+            uint256 count = list.length;
+            for (uint256 k; k < count; ++k) {
+                uint256 entry = list[k];
+                keys[n++] = (entry >> _NODE_SHIFT) << _NODE_SHIFT | (entry & _WEIGHT_MASK) << _INDEX_BITS | i;
             }
-            order[k] = cur;
         }
-        uint256 cumulative;
-        for (uint256 i; i < v; ++i) {
-            cumulative += stakes[order[i]];
-            if (cumulative * 2 >= totalStake) return values[order[i]];
+        bounds[runs] = n;
+        uint256[] memory other = new uint256[](entries);
+        while (runs > 1) {
+            uint256 merged;
+            for (uint256 r; r < runs; r += 2) {
+                uint256 lo = bounds[r];
+                uint256 mid = bounds[r + 1];
+                uint256 hi = r + 2 <= runs ? bounds[r + 2] : mid;
+                _merge(keys, other, lo, mid, hi);
+                bounds[merged++] = lo;
+            }
+            bounds[merged] = bounds[runs];
+            runs = merged;
+            (keys, other) = (other, keys);
         }
     }
 
-    function _credit(uint64 epoch, address account, uint256 amount, bool validator) private {
-        if (amount == 0) return;
+    /// @dev Merges the sorted runs from[lo, mid) and from[mid, hi) into to[lo, hi).
+    function _merge(uint256[] memory from, uint256[] memory to, uint256 lo, uint256 mid, uint256 hi) private pure {
+        uint256 i = lo;
+        uint256 j = mid;
+        uint256 k = lo;
+        while (i < mid && j < hi) {
+            if (from[i] <= from[j]) to[k++] = from[i++];
+            else to[k++] = from[j++];
+        }
+        while (i < mid) to[k++] = from[i++];
+        while (j < hi) to[k++] = from[j++];
+    }
+
+    function _credit(uint64 epoch, address account, uint256 amount, bool validator) private returns (uint256) {
+        if (amount == 0) return 0;
         _claimable[account] += amount;
-        _totalClaimable += amount;
         emit RewardCredited(epoch, account, amount, validator);
-    }
-
-    function _contains(address[] memory list, uint256 length, address a) private pure returns (bool) {
-        for (uint256 i; i < length; ++i) {
-            if (list[i] == a) return true;
-        }
-        return false;
-    }
-
-    function _indexOf(address[] memory list, address a) private pure returns (uint256 i) {
-        while (list[i] != a) ++i;
+        return amount;
     }
 }

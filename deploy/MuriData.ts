@@ -36,7 +36,15 @@ export default buildModule("MuriData", (m) => {
       epochBlocks: m.getParameter("epochBlocks", 40n),
       emissionPerEpoch: m.getParameter("emissionPerEpoch", 10_000n * E18),
       validatorShareBps: m.getParameter("validatorShareBps", 1_800n),
-      maxWeights: m.getParameter("maxWeights", 64n),
+      // maxValidatorsPerEpoch x maxWeights is capped at 512 entries by the contract: finalizeEpoch's
+      // cost at that bound is in snapshots/gas.json ("Rewards.finalizeEpoch(at the bound: ...)").
+      maxWeights: m.getParameter("maxWeights", 32n),
+      maxValidatorsPerEpoch: m.getParameter("maxValidatorsPerEpoch", 16n),
+      // An epoch is distributed if its validators' stake reaches half the largest stake counted by
+      // the 8 epochs before it, and at least one minimum stake (see IRewards, ARCHITECTURE.md).
+      quorumBps: m.getParameter("quorumBps", 5_000n),
+      quorumLookbackEpochs: m.getParameter("quorumLookbackEpochs", 8n),
+      minQuorumStake: m.getParameter("minQuorumStake", 1_000n * E18),
     },
   ]);
 

@@ -214,6 +214,67 @@ const lying = await runTask("lying", {}, liar);
 const proof = disputeProof(vectorData, lying.query, lying.lists[searchMembers.indexOf(liar)]!, 0);
 await measure("SearchMarket.dispute", d.searchMarket.connect(s[11]!).dispute(lying.task, liar, proof));
 
+// Rewards at the bound, on a deployment of its own (so the figures above do not move): the devnet's
+// maxValidatorsPerEpoch (16) validators of maxWeights (32) weights each, the most an epoch counts.
+// Epoch 1, agreement: the 16 validators (equal stake) each name 32 of 56 nodes, in a cycle, so every
+// node is named by 9 or 10 of them and every one is credited (a node needs more than half the stake
+// behind it, so fewer than 2 x maxWeights nodes can be), with all 16 validators: the most credits.
+// Epoch 2, flood: each names 32 nodes nobody else names (512 entries over 512 nodes: the most
+// nodes and merge work); then a validator with more stake than the other 15 together displaces the
+// smallest and names 32 more nodes, and finalizeEpoch pays its nodes and it.
+const b = await deployAll({ maxNodes: 1024n });
+const rcfg = await b.rewards.config();
+const V = Number(rcfg.maxValidatorsPerEpoch);
+const W = Number(rcfg.maxWeights);
+async function accounts(count: number, from: number) {
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const address = `0x${(0x10000 + from + i).toString(16).padStart(40, "0")}`;
+    await b.networkHelpers.impersonateAccount(address);
+    await b.networkHelpers.setBalance(address, 10n ** 20n);
+    out.push(await b.ethers.getSigner(address));
+  }
+  return out;
+}
+const minStake = (await b.nodeRegistry.config()).minStake;
+const boundNodes = await accounts((V + 1) * W, 0);
+await registerNodes(b, boundNodes, minStake, 1);
+const boundValidators = await accounts(V, 10_000);
+await registerNodes(b, boundValidators, minStake, 2);
+const [big] = await accounts(1, 20_000);
+await registerNodes(b, [big!], minStake * BigInt(V), 2);
+const byAddress = (list: string[]) => [...list].sort((a, c) => (BigInt(a) < BigInt(c) ? -1 : 1));
+async function nextEpoch() {
+  const e = (await b.rewards.currentEpoch()) + 1n;
+  await b.networkHelpers.mineUpTo(rcfg.genesisBlock + e * rcfg.epochBlocks);
+  return e;
+}
+const ones = Array.from({ length: W }, () => 1n);
+const cycle = 56;
+let boundEpoch = await nextEpoch();
+for (const [i, v] of boundValidators.entries()) {
+  const named = byAddress(Array.from({ length: W }, (_, k) => boundNodes[(i * W + k) % cycle]!.address));
+  const tx = b.rewards.connect(v).submitWeights(boundEpoch, named, ones);
+  if (i === 0) await measure(`Rewards.submitWeights(${W} weights)`, tx);
+  else await (await tx).wait();
+}
+await nextEpoch();
+const agreement = `Rewards.finalizeEpoch(at the bound: ${V} validators x ${W} weights, ${cycle} nodes credited)`;
+await measure(agreement, b.rewards.finalizeEpoch(boundEpoch));
+const credited = (await b.rewards.queryFilter(b.rewards.filters.RewardCredited(boundEpoch))).length;
+if (credited !== cycle + V) throw new Error(`expected ${cycle + V} credits at the bound, got ${credited}`);
+boundEpoch = await b.rewards.currentEpoch();
+for (const [i, v] of boundValidators.entries()) {
+  const named = byAddress(boundNodes.slice(i * W, (i + 1) * W).map((n) => n.address));
+  await (await b.rewards.connect(v).submitWeights(boundEpoch, named, ones)).wait();
+}
+const own = byAddress(boundNodes.slice(V * W).map((n) => n.address));
+await measure(`Rewards.submitWeights(displacing the smallest, ${W} weights)`, b.rewards.connect(big!).submitWeights(boundEpoch, own, ones));
+await nextEpoch();
+const flood = `Rewards.finalizeEpoch(at the bound: ${V} validators x ${W} weights, ${V * W} nodes)`;
+await measure(flood, b.rewards.finalizeEpoch(boundEpoch));
+await b.connection.close();
+
 const sorted = Object.fromEntries(Object.entries(gas).sort(([a], [b]) => a.localeCompare(b)));
 await writeFile(new URL("../snapshots/gas.json", import.meta.url), JSON.stringify(sorted, null, 2) + "\n");
 console.table(Object.entries(sorted).map(([call, g]) => ({ call, gas: g })));
@@ -222,5 +283,6 @@ console.log(
   `finalize: ${gas["SearchMarket.finalize(k=10, 5 members, first credits)"]} gas with first credits, ${gas["SearchMarket.finalize(k=10, 5 members)"]} after, ` +
     `for k = 10 over 5 lists of 10 (${overlap} distinct hits, ${reference.total} credits; goal <= 300000)`,
 );
+console.log(`Rewards.finalizeEpoch at the bound (${V} x ${W}): ${gas[agreement]} gas (${cycle} nodes credited), ${gas[flood]} gas (${V * W} nodes named); block limit 30000000`);
 console.log("wrote snapshots/gas.json");
 await d.connection.close();

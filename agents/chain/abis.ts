@@ -2212,6 +2212,26 @@ export const rewardsAbi = [
             "internalType": "uint16",
             "name": "maxWeights",
             "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxValidatorsPerEpoch",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "quorumBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "quorumLookbackEpochs",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint256",
+            "name": "minQuorumStake",
+            "type": "uint256"
           }
         ],
         "internalType": "struct IRewards.Config",
@@ -2258,6 +2278,22 @@ export const rewardsAbi = [
     "inputs": [
       {
         "internalType": "bytes32",
+        "name": "field",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
+    ],
+    "name": "RewardsInvalidConfig",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
         "name": "reason",
         "type": "bytes32"
       },
@@ -2290,6 +2326,43 @@ export const rewardsAbi = [
       }
     ],
     "name": "RewardsNothingToClaim",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "validator",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "index",
+        "type": "uint256"
+      }
+    ],
+    "name": "RewardsSelfWeight",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "stake",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "smallest",
+        "type": "uint256"
+      }
+    ],
+    "name": "RewardsValidatorsFull",
     "type": "error"
   },
   {
@@ -2361,6 +2434,31 @@ export const rewardsAbi = [
     "inputs": [
       {
         "indexed": true,
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "stake",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "required",
+        "type": "uint256"
+      }
+    ],
+    "name": "EpochQuorumMissed",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
         "internalType": "address",
         "name": "account",
         "type": "address"
@@ -2404,6 +2502,37 @@ export const rewardsAbi = [
       }
     ],
     "name": "RewardCredited",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "validator",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "by",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "stake",
+        "type": "uint256"
+      }
+    ],
+    "name": "ValidatorDisplaced",
     "type": "event"
   },
   {
@@ -2503,11 +2632,50 @@ export const rewardsAbi = [
             "internalType": "uint16",
             "name": "maxWeights",
             "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "maxValidatorsPerEpoch",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "quorumBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "quorumLookbackEpochs",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint256",
+            "name": "minQuorumStake",
+            "type": "uint256"
           }
         ],
         "internalType": "struct IRewards.Config",
         "name": "",
         "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      }
+    ],
+    "name": "countedStake",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",
@@ -2577,6 +2745,30 @@ export const rewardsAbi = [
         "internalType": "uint64",
         "name": "epoch",
         "type": "uint64"
+      }
+    ],
+    "name": "quorum",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "stake",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "required",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
       },
       {
         "internalType": "address[]",
@@ -2602,6 +2794,30 @@ export const rewardsAbi = [
         "internalType": "uint256",
         "name": "",
         "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "epoch",
+        "type": "uint64"
+      }
+    ],
+    "name": "validatorsOf",
+    "outputs": [
+      {
+        "internalType": "address[]",
+        "name": "validators",
+        "type": "address[]"
+      },
+      {
+        "internalType": "uint256[]",
+        "name": "stakes",
+        "type": "uint256[]"
       }
     ],
     "stateMutability": "view",

@@ -52,7 +52,11 @@ contract ReentrancyTest is Test {
             epochBlocks: 10,
             emissionPerEpoch: 100 ether,
             validatorShareBps: 2000,
-            maxWeights: 8
+            maxWeights: 8,
+            maxValidatorsPerEpoch: 4,
+            quorumBps: 5000,
+            quorumLookbackEpochs: 8,
+            minQuorumStake: 0
         });
         rewards = Rewards(deployArtifact("Rewards.sol:Rewards", abi.encode(rewardsConfig)));
         registry.grantRole(registry.MODULE_ROLE(), address(magus));
@@ -139,12 +143,18 @@ contract ReentrancyTest is Test {
         nodes[0] = node;
         uint256[] memory weights = new uint256[](1);
         weights[0] = 1;
-        vm.prank(node); // node has both roles
+        // A validator weights the node (a validator may not weight itself).
+        address validator = makeAddr("validator");
+        token.mint(validator, 200 ether);
+        vm.startPrank(validator);
+        token.approve(address(registry), type(uint256).max);
+        registry.register(200 ether, 2, 0, hex"02", new string[](0));
         rewards.submitWeights(0, nodes, weights);
+        vm.stopPrank();
         skipBlocks(10);
         rewards.finalizeEpoch(0);
         uint256 owed = rewards.claimable(node);
-        assertEq(owed, 100 ether, "node and validator shares");
+        assertEq(owed, 80 ether, "the node's share");
 
         token.arm(address(rewards), abi.encodeCall(Rewards.claim, ()));
         _expectReentrantCall();

@@ -44,6 +44,38 @@ contract RewardsTest is Fixture {
         vm.roll(rewards.config().genesisBlock + (uint256(epoch) + 1) * EPOCH_BLOCKS);
     }
 
+    function _one(address a) internal pure returns (address[] memory list) {
+        list = new address[](1);
+        list[0] = a;
+    }
+
+    function _ones(uint256 count) internal pure returns (uint256[] memory w) {
+        w = new uint256[](count);
+        for (uint256 i; i < count; ++i) {
+            w[i] = 1;
+        }
+    }
+
+    /// @dev `list` sorted ascending (insertion sort; test lists are short).
+    function _sorted(address[] memory list) internal pure returns (address[] memory) {
+        for (uint256 i = 1; i < list.length; ++i) {
+            address cur = list[i];
+            uint256 k = i;
+            while (k > 0 && list[k - 1] > cur) {
+                list[k] = list[k - 1];
+                --k;
+            }
+            list[k] = cur;
+        }
+        return list;
+    }
+
+    function _submitAll(uint256 w1, uint256 w2) internal {
+        for (uint256 i; i < validators.length; ++i) {
+            _submit(validators[i], w1, w2);
+        }
+    }
+
     // ------------------------------------------------------------ submitWeights
 
     function test_submitWeights_revertsForNonValidator() public {
@@ -106,6 +138,25 @@ contract RewardsTest is Fixture {
         rewards.submitWeights(0, _pair(n1, n2), _weights(1, 1));
     }
 
+    function test_submitWeights_revertsWhenWeightingItself() public {
+        address both = newActor("both");
+        registerNode(both, 100 ether, ROLE_NODE | ROLE_VALIDATOR);
+        address[] memory list = new address[](3);
+        list[0] = n1;
+        list[1] = n2;
+        list[2] = both;
+        list = _sorted(list);
+        uint256 self = list[0] == both ? 0 : (list[1] == both ? 1 : 2);
+        vm.expectRevert(abi.encodeWithSelector(IRewards.RewardsSelfWeight.selector, both, self));
+        vm.prank(both);
+        rewards.submitWeights(0, list, _ones(3));
+        // Weighting the other nodes is fine: the role pair is allowed, only the self-weight is not.
+        vm.prank(both);
+        rewards.submitWeights(0, _pair(n1, n2), _weights(1, 1));
+        (address[] memory nodes,) = rewards.weightsOf(0, both);
+        assertEq(nodes, _pair(n1, n2), "accepted without itself");
+    }
+
     function test_submitWeights_normalisesAndReplaces() public {
         vm.expectEmit(true, true, false, true, address(rewards));
         emit IRewards.WeightsSubmitted(0, validators[0], 2, 100 ether);
@@ -119,6 +170,97 @@ contract RewardsTest is Fixture {
         (, w) = rewards.weightsOf(0, validators[0]);
         assertEq(w[0], 1e18, "replaced");
         assertEq(w[1], 0, "replaced");
+    }
+
+    /// @dev Redeploys with at most `maxValidators` counted per epoch and fresh nodes n1 < n2.
+    function _redeploy(uint16 maxValidators) internal {
+        Params memory p = defaultParams();
+        p.maxValidatorsPerEpoch = maxValidators;
+        deploy(p);
+        address[] memory list = registerNodes(2, 100 ether);
+        (n1, n2) = list[0] < list[1] ? (list[0], list[1]) : (list[1], list[0]);
+    }
+
+    /// @notice A full epoch admits a new submitter only in place of the validator with the least
+    /// counted stake (the lower of its stake at submission and now), and only with more stake.
+    function test_submitWeights_displacesTheSmallestWhenFull() public {
+        _redeploy(2);
+        address a = registerValidators(1, 100 ether)[0];
+        address b = registerValidators(1, 200 ether)[0];
+        address c = registerValidators(1, 150 ether)[0];
+        address d = registerValidators(1, 100 ether)[0];
+        _submit(a, 1, 1);
+        _submit(b, 1, 1);
+
+        vm.expectEmit(true, true, true, true, address(rewards));
+        emit IRewards.ValidatorDisplaced(0, a, c, 100 ether);
+        _submit(c, 1, 1);
+        (address[] memory counted, uint256[] memory stakes) = rewards.validatorsOf(0);
+        assertEq(counted, _pair(c, b), "c took a's place");
+        assertEq(stakes[0], 150 ether, "c's stake");
+        (address[] memory nodes,) = rewards.weightsOf(0, a);
+        assertEq(nodes.length, 0, "a no longer counted");
+
+        vm.expectRevert(abi.encodeWithSelector(IRewards.RewardsValidatorsFull.selector, 0, 100 ether, 150 ether));
+        vm.prank(d);
+        rewards.submitWeights(0, _pair(n1, n2), _weights(1, 1));
+        _submit(b, 1, 0); // a counted validator replaces its weights without a new place
+
+        // b unstakes most of its stake: it now counts 50, and a (100) takes its place.
+        vm.prank(b);
+        registry.requestUnstake(150 ether);
+        vm.expectEmit(true, true, true, true, address(rewards));
+        emit IRewards.ValidatorDisplaced(0, b, a, 50 ether);
+        _submit(a, 1, 1);
+        (counted,) = rewards.validatorsOf(0);
+        assertEq(counted, _pair(c, a), "a back in b's place");
+
+        rewards.finalizeEpoch(_endEpoch());
+        uint256 validatorPool = EMISSION * VALIDATOR_SHARE_BPS / 10_000;
+        assertEq(rewards.claimable(b), 0, "displaced: nothing");
+        assertEq(rewards.claimable(c), validatorPool * 150 / 250, "c by stake");
+        assertEq(rewards.claimable(a), validatorPool * 100 / 250, "a by stake");
+    }
+
+    // ------------------------------------------------------------ constructor
+
+    function test_constructor_revertsOnInvalidConfig() public {
+        bytes32[6] memory fields = [
+            bytes32("epochBlocks"),
+            "validatorShareBps",
+            "maxWeights",
+            "maxValidatorsPerEpoch",
+            "entriesPerEpoch",
+            "quorumBps"
+        ];
+        for (uint256 i; i <= fields.length; ++i) {
+            IRewards.Config memory c = rewards.config();
+            uint256 value;
+            if (i == 0) c.epochBlocks = 0;
+            if (i == 1) (c.validatorShareBps, value) = (10_001, 10_001);
+            if (i == 2) c.maxWeights = 0;
+            if (i == 3) c.maxValidatorsPerEpoch = 0;
+            if (i == 4) (c.maxValidatorsPerEpoch, c.maxWeights, value) = (17, 32, 17 * 32);
+            if (i == 5) (c.quorumBps, value) = (10_001, 10_001);
+            if (i == 6) (c.quorumLookbackEpochs, value) = (65, 65);
+            bytes32 field = i < fields.length ? fields[i] : bytes32("quorumLookbackEpochs");
+            bytes memory code = artifactCode("Rewards.sol:Rewards", abi.encode(c));
+            vm.expectRevert(abi.encodeWithSelector(IRewards.RewardsInvalidConfig.selector, field, value));
+            create(code);
+        }
+        // At the bounds it deploys.
+        IRewards.Config memory ok = rewards.config();
+        (ok.maxValidatorsPerEpoch, ok.maxWeights, ok.quorumBps, ok.quorumLookbackEpochs) = (16, 32, 10_000, 64);
+        assertTrue(deployArtifact("Rewards.sol:Rewards", abi.encode(ok)) != address(0), "deploys at the bounds");
+    }
+
+    function test_config_returnsTheDeploymentParameters() public view {
+        IRewards.Config memory c = rewards.config();
+        assertEq(c.maxWeights, MAX_WEIGHTS, "maxWeights");
+        assertEq(c.maxValidatorsPerEpoch, MAX_VALIDATORS_PER_EPOCH, "maxValidatorsPerEpoch");
+        assertEq(c.quorumBps, QUORUM_BPS, "quorumBps");
+        assertEq(c.quorumLookbackEpochs, QUORUM_LOOKBACK_EPOCHS, "quorumLookbackEpochs");
+        assertEq(c.minQuorumStake, MIN_QUORUM_STAKE, "minQuorumStake");
     }
 
     // ------------------------------------------------------------ finalizeEpoch
@@ -211,6 +353,282 @@ contract RewardsTest is Fixture {
         assertEq(rewards.pool(), 0, "pool emptied");
     }
 
+    /// @notice Validators naming different, overlapping subsets: each node's median counts the
+    /// validators that left it out as weight 0 (the merge of the sorted lists keeps that).
+    function test_finalizeEpoch_absentWeightCountsAsZero() public {
+        address n3 = registerNodes(1, 100 ether)[0];
+        address[] memory three = new address[](3);
+        (three[0], three[1], three[2]) = (n1, n2, n3);
+        three = _sorted(three);
+        vm.prank(validators[0]);
+        rewards.submitWeights(0, three, _ones(3)); // 1/3 each
+        vm.prank(validators[1]);
+        rewards.submitWeights(0, _pair(n1, n2), _weights(1, 1)); // 1/2, 1/2, n3 absent
+        vm.prank(validators[2]);
+        rewards.submitWeights(0, _one(n1), _ones(1)); // all on n1
+        rewards.finalizeEpoch(_endEpoch());
+
+        uint256 third = uint256(1e18) / 3;
+        // Medians (equal stakes, ascending, the second of three): n1 1/2, n2 1/3, n3 0.
+        // Scores (x 100): n1 = 1/3 + 1/2 + 1/2, n2 = 1/3 + 1/3, n3 = 0.
+        uint256 s1 = third * 100 + 0.5e18 * 100 * 2;
+        uint256 s2 = third * 100 * 2;
+        uint256 nodePool = EMISSION * (10_000 - VALIDATOR_SHARE_BPS) / 10_000;
+        assertEq(rewards.claimable(n1), nodePool * s1 / (s1 + s2), "n1");
+        assertEq(rewards.claimable(n2), nodePool * s2 / (s1 + s2), "n2");
+        assertEq(rewards.claimable(n3), 0, "n3: named by one validator of three");
+    }
+
+    /// @notice Random subsets, weights and stakes: the credits equal those of the previous
+    /// implementation's algorithm (a full validator x node matrix, absent = 0, each column's
+    /// stake-weighted median by insertion sort), computed here from the stored weights.
+    function testFuzz_finalizeEpoch_matchesReferenceConsensus(uint256 seed) public {
+        address[] memory nodes = new address[](5);
+        (nodes[0], nodes[1]) = (n1, n2);
+        address[] memory more = registerNodes(3, 100 ether);
+        (nodes[2], nodes[3], nodes[4]) = (more[0], more[1], more[2]);
+        nodes = _sorted(nodes);
+        address[] memory vals = new address[](4);
+        (vals[0], vals[1], vals[2]) = (validators[0], validators[1], validators[2]);
+        vals[3] = registerValidators(1, 100 ether)[0];
+        for (uint256 i; i < 4; ++i) {
+            addStake(vals[i], (1 + uint256(keccak256(abi.encode(seed, "stake", i))) % 300) * 1 ether);
+            uint256 mask = 1 + uint256(keccak256(abi.encode(seed, "mask", i))) % 31;
+            uint256 count;
+            for (uint256 j; j < 5; ++j) {
+                if (mask & (1 << j) != 0) ++count;
+            }
+            address[] memory list = new address[](count);
+            uint256[] memory w = new uint256[](count);
+            uint256 k;
+            for (uint256 j; j < 5; ++j) {
+                if (mask & (1 << j) == 0) continue;
+                list[k] = nodes[j];
+                w[k++] = uint256(keccak256(abi.encode(seed, "weight", i, j))) % 10;
+            }
+            w[0] += 1; // not all zero
+            vm.prank(vals[i]);
+            rewards.submitWeights(0, list, w);
+        }
+        rewards.finalizeEpoch(_endEpoch());
+
+        (uint256[] memory nodeCredit, uint256[] memory validatorCredit) = _referenceCredits(vals, nodes);
+        for (uint256 j; j < 5; ++j) {
+            assertEq(rewards.claimable(nodes[j]), nodeCredit[j], "node credit as the reference");
+        }
+        for (uint256 i; i < 4; ++i) {
+            assertEq(rewards.claimable(vals[i]), validatorCredit[i], "validator credit as the reference");
+        }
+    }
+
+    /// @dev The previous implementation's consensus over the stored weights (epoch 0, pool empty).
+    function _referenceCredits(address[] memory vals, address[] memory nodes)
+        internal
+        view
+        returns (uint256[] memory nodeCredit, uint256[] memory validatorCredit)
+    {
+        uint256 v = vals.length;
+        uint256 n = nodes.length;
+        uint256[] memory stakes = new uint256[](v);
+        uint256[][] memory w = new uint256[][](v);
+        uint256 totalStake;
+        for (uint256 i; i < v; ++i) {
+            stakes[i] = registry.stakeOf(vals[i]);
+            totalStake += stakes[i];
+            w[i] = new uint256[](n);
+            (address[] memory listed, uint256[] memory weights) = rewards.weightsOf(0, vals[i]);
+            for (uint256 k; k < listed.length; ++k) {
+                for (uint256 j; j < n; ++j) {
+                    if (nodes[j] == listed[k]) w[i][j] = weights[k];
+                }
+            }
+        }
+        uint256[] memory nodeScore = new uint256[](n);
+        uint256[] memory kept = new uint256[](v);
+        uint256 totalNode;
+        for (uint256 j; j < n; ++j) {
+            uint256[] memory order = new uint256[](v);
+            for (uint256 i; i < v; ++i) {
+                order[i] = i;
+            }
+            for (uint256 i = 1; i < v; ++i) {
+                uint256 cur = order[i];
+                uint256 k = i;
+                while (k > 0 && w[order[k - 1]][j] > w[cur][j]) {
+                    order[k] = order[k - 1];
+                    --k;
+                }
+                order[k] = cur;
+            }
+            uint256 median;
+            uint256 cumulative;
+            for (uint256 i; i < v; ++i) {
+                cumulative += stakes[order[i]];
+                if (cumulative * 2 >= totalStake) {
+                    median = w[order[i]][j];
+                    break;
+                }
+            }
+            for (uint256 i; i < v; ++i) {
+                uint256 clipped = w[i][j] < median ? w[i][j] : median;
+                kept[i] += clipped;
+                nodeScore[j] += clipped * stakes[i] / 1e18;
+            }
+            totalNode += nodeScore[j];
+        }
+        uint256 validatorPool = EMISSION * VALIDATOR_SHARE_BPS / 10_000;
+        uint256 nodePool = EMISSION - validatorPool;
+        nodeCredit = new uint256[](n);
+        for (uint256 j; j < n; ++j) {
+            if (totalNode > 0) nodeCredit[j] = nodePool * nodeScore[j] / totalNode;
+        }
+        uint256 totalTrust;
+        for (uint256 i; i < v; ++i) {
+            kept[i] = stakes[i] * kept[i] / 1e18;
+            totalTrust += kept[i];
+        }
+        validatorCredit = new uint256[](v);
+        for (uint256 i; i < v; ++i) {
+            if (totalTrust > 0) validatorCredit[i] = validatorPool * kept[i] / totalTrust;
+        }
+    }
+
+    // ------------------------------------------------------------ quorum
+
+    /// @notice The first epoch has no reference: the floor (one minimum stake here) is the quorum.
+    /// Later ones need half the largest stake of the 8 epochs before; exactly half is enough.
+    function test_finalizeEpoch_quorumIsHalfTheRecentLargestStake() public {
+        _submitAll(1, 1);
+        (uint256 stake, uint256 required) = rewards.quorum(0);
+        assertEq(stake, 300 ether, "epoch 0 counts three validators");
+        assertEq(required, MIN_QUORUM_STAKE, "no reference yet: the floor");
+        rewards.finalizeEpoch(_endEpoch());
+        assertEq(rewards.countedStake(0), 300 ether, "recorded");
+
+        addStake(validators[0], 50 ether); // 150: exactly half of 300
+        _submit(validators[0], 1, 1);
+        uint64 epoch = _endEpoch();
+        (stake, required) = rewards.quorum(epoch);
+        assertEq(stake, 150 ether, "one validator of 150");
+        assertEq(required, 150 ether, "half of 300");
+        uint256 supply = token.totalSupply();
+        rewards.finalizeEpoch(epoch);
+        assertEq(token.totalSupply(), supply + EMISSION, "distributed at exactly the quorum");
+
+        _submit(validators[1], 1, 1); // 100 < 150
+        epoch = _endEpoch();
+        vm.expectEmit(true, false, false, true, address(rewards));
+        emit IRewards.EpochQuorumMissed(epoch, 100 ether, 150 ether);
+        vm.expectEmit(true, false, false, true, address(rewards));
+        emit IRewards.EpochFinalized(epoch, 0, 0, 1, 0);
+        rewards.finalizeEpoch(epoch);
+        assertEq(token.totalSupply(), supply + EMISSION, "nothing minted below the quorum");
+        assertEq(rewards.countedStake(epoch), 100 ether, "a missed epoch is recorded too");
+    }
+
+    /// @notice The documented limit: the reference forgets stake older than the look-back, so a
+    /// lone validator is distributed again once the others have been away for that many epochs.
+    function test_finalizeEpoch_quorumForgetsStakeOlderThanLookback() public {
+        _submitAll(1, 1);
+        rewards.finalizeEpoch(_endEpoch()); // epoch 0: 300
+        vm.roll(rewards.config().genesisBlock + uint256(QUORUM_LOOKBACK_EPOCHS) * EPOCH_BLOCKS);
+        uint64 epoch = rewards.currentEpoch(); // 8: epoch 0 is still in its look-back
+        _submit(validators[0], 1, 1);
+        (, uint256 required) = rewards.quorum(epoch);
+        assertEq(required, 150 ether, "epoch 0 still counts");
+        epoch = rewards.currentEpoch() + 1; // 9: epochs 1-8 only
+        vm.roll(rewards.config().genesisBlock + uint256(epoch) * EPOCH_BLOCKS);
+        _submit(validators[0], 1, 1);
+        (, required) = rewards.quorum(epoch);
+        assertEq(required, MIN_QUORUM_STAKE, "forgotten: the floor");
+    }
+
+    /// @notice With a floor above one validator's stake, a lone validator is not distributed even
+    /// in the first epoch; three are.
+    function test_finalizeEpoch_quorumFloor() public {
+        Params memory p = defaultParams();
+        p.minQuorumStake = 250 ether;
+        deploy(p);
+        validators = registerValidators(3, 100 ether);
+        address[] memory list = registerNodes(2, 100 ether);
+        (n1, n2) = list[0] < list[1] ? (list[0], list[1]) : (list[1], list[0]);
+
+        _submit(validators[0], 1, 1);
+        uint64 epoch = _endEpoch();
+        vm.expectEmit(true, false, false, true, address(rewards));
+        emit IRewards.EpochQuorumMissed(epoch, 100 ether, 250 ether);
+        rewards.finalizeEpoch(epoch);
+        assertEq(token.totalSupply(), INITIAL_SUPPLY, "below the floor");
+
+        _submitAll(1, 1);
+        rewards.finalizeEpoch(_endEpoch());
+        assertEq(token.totalSupply(), INITIAL_SUPPLY + EMISSION, "three validators reach it");
+    }
+
+    // ------------------------------------------------------------ attacks (issue 11, item 5)
+
+    /// @notice A node registered with both roles, alone in an epoch, weights itself to take the
+    /// whole emission (node and validator shares). It is refused, so nobody submitted: nothing is
+    /// minted and it is credited nothing. The old code credited it all 1,000 MURI.
+    function test_attack_selfWeighting_refused() public {
+        address attacker = newActor("both");
+        registerNode(attacker, 100 ether, ROLE_NODE | ROLE_VALIDATOR);
+        vm.expectRevert(abi.encodeWithSelector(IRewards.RewardsSelfWeight.selector, attacker, 0));
+        vm.prank(attacker);
+        rewards.submitWeights(0, _one(attacker), _ones(1));
+        rewards.finalizeEpoch(_endEpoch());
+        assertEq(rewards.claimable(attacker), 0, "attacker credited nothing");
+        assertEq(token.totalSupply(), INITIAL_SUPPLY, "nothing minted for it");
+
+        // Next epoch the honest validators weight n1 and n2; the attacker earns nothing as a node.
+        _submitAll(1, 1);
+        rewards.finalizeEpoch(_endEpoch());
+        uint256 nodePool = EMISSION * (10_000 - VALIDATOR_SHARE_BPS) / 10_000;
+        assertEq(rewards.claimable(n1), nodePool / 2, "n1 paid");
+        assertEq(rewards.claimable(n2), nodePool / 2, "n2 paid");
+        assertEq(rewards.claimable(attacker), 0, "attacker still nothing");
+    }
+
+    /// @notice In an epoch the honest validators skip, a validator with a sybil node submits alone,
+    /// naming its sybil, while the pool holds 250 MURI of slashes. Its 100 MURI of stake is below
+    /// half of the 300 the epoch before counted: nothing is minted, the sybil and the attacker are
+    /// credited nothing and the pool waits; the next honest epoch distributes it. The old code gave
+    /// the sybil the node pool (80 % of 1,250) and the attacker the validator pool (20 %).
+    function test_attack_loneSubmitter_capturesNothing() public {
+        address attacker = registerValidators(1, 100 ether)[0];
+        address sybil = registerNodes(1, 100 ether)[0];
+        _submitAll(1, 1);
+        rewards.finalizeEpoch(_endEpoch()); // epoch 0: 300 counted
+
+        uint256 dust = rewards.pool(); // the validators' thirds round down
+        fund(address(rewards), 250 ether); // slashes received
+        uint256 pool = rewards.pool();
+        assertEq(pool, dust + 250 ether, "the pool");
+        uint64 epoch = rewards.currentEpoch();
+        vm.prank(attacker);
+        rewards.submitWeights(epoch, _one(sybil), _ones(1));
+        _endEpoch();
+        uint256 supply = token.totalSupply();
+        vm.expectEmit(true, false, false, true, address(rewards));
+        emit IRewards.EpochQuorumMissed(epoch, 100 ether, 150 ether);
+        rewards.finalizeEpoch(epoch);
+        assertEq(rewards.claimable(sybil), 0, "sybil gained nothing");
+        assertEq(rewards.claimable(attacker), 0, "attacker gained nothing");
+        assertEq(token.totalSupply(), supply, "nothing minted");
+        assertEq(rewards.pool(), pool, "the pool waits");
+
+        _submitAll(1, 1);
+        epoch = _endEpoch();
+        rewards.finalizeEpoch(epoch);
+        uint256 total = EMISSION + pool;
+        uint256 nodePool = total - total * VALIDATOR_SHARE_BPS / 10_000;
+        assertEq(rewards.claimable(n1), EMISSION * 8 / 10 / 2 + nodePool / 2, "n1: two epochs");
+        assertEq(rewards.claimable(n2), EMISSION * 8 / 10 / 2 + nodePool / 2, "n2: two epochs");
+        assertEq(rewards.claimable(sybil), 0, "sybil still nothing");
+        assertEq(rewards.claimable(attacker), 0, "attacker still nothing");
+        assertLe(rewards.pool(), 2, "the pool went to the honest epoch (rounding dust left)");
+    }
+
     // ------------------------------------------------------------ claim
 
     function test_claim_paysCreditedOnce() public {
@@ -236,5 +654,80 @@ contract RewardsTest is Fixture {
         vm.expectRevert(abi.encodeWithSelector(IRewards.RewardsNothingToClaim.selector, validators[0]));
         vm.prank(validators[0]);
         rewards.claim();
+    }
+}
+
+/// @notice The validator flood of issue 11 item 5 at the devnet bound (16 validators x 32 weights).
+contract RewardsBoundTest is Fixture {
+    uint256 internal constant V = MAX_VALIDATORS_PER_EPOCH;
+    uint256 internal constant W = MAX_WEIGHTS;
+
+    function setUp() public override {
+        Params memory p = defaultParams();
+        p.maxNodes = uint32((V + 1) * W + V + 2); // the nodes and the validators
+        deploy(p);
+    }
+
+    /// @dev all[from, from + W) sorted ascending.
+    function _sortedChunk(address[] memory all, uint256 from) internal pure returns (address[] memory list) {
+        list = new address[](W);
+        for (uint256 k; k < W; ++k) {
+            address cur = all[from + k];
+            uint256 j = k;
+            while (j > 0 && list[j - 1] > cur) {
+                list[j] = list[j - 1];
+                --j;
+            }
+            list[j] = cur;
+        }
+    }
+
+    /// @notice 16 sybil validators at the minimum stake fill the epoch, each weighting 32 nodes
+    /// nobody else names: 512 entries over 512 nodes, the bound (the old code took any number of
+    /// validators and was O(validators x weights x nodes)). A 17th sybil is refused; an honest
+    /// validator with more stake than the 15 sybils left together displaces one and weights its
+    /// own 32 nodes. finalizeEpoch stays far below a 30M-gas block and pays only the honest
+    /// validator and its nodes: the sybils and their nodes gain nothing.
+    function test_attack_validatorFlood_finalizeStaysBounded() public {
+        address[] memory nodes = registerNodes((V + 1) * W, MIN_STAKE);
+        address[] memory sybils = registerValidators(V + 1, MIN_STAKE);
+        address honest = registerValidators(1, 2_000 ether)[0];
+        uint64 epoch = rewards.currentEpoch();
+        uint256[] memory ones = new uint256[](W);
+        for (uint256 k; k < W; ++k) {
+            ones[k] = 1;
+        }
+        for (uint256 i; i < V; ++i) {
+            vm.prank(sybils[i]);
+            rewards.submitWeights(epoch, _sortedChunk(nodes, i * W), ones);
+        }
+        vm.expectRevert(abi.encodeWithSelector(IRewards.RewardsValidatorsFull.selector, epoch, MIN_STAKE, MIN_STAKE));
+        vm.prank(sybils[V]);
+        rewards.submitWeights(epoch, _sortedChunk(nodes, 0), ones);
+        vm.expectEmit(true, true, true, true, address(rewards));
+        emit IRewards.ValidatorDisplaced(epoch, sybils[0], honest, MIN_STAKE);
+        vm.prank(honest);
+        rewards.submitWeights(epoch, _sortedChunk(nodes, V * W), ones);
+        (address[] memory counted,) = rewards.validatorsOf(epoch);
+        assertEq(counted.length, V, "the epoch counts the bound");
+
+        vm.roll(rewards.config().genesisBlock + (uint256(epoch) + 1) * EPOCH_BLOCKS);
+        uint256 before = gasleft();
+        rewards.finalizeEpoch(epoch);
+        uint256 used = before - gasleft();
+        assertLt(used, 10_000_000, "finalizeEpoch at the bound");
+
+        uint256 nodePool = EMISSION * (10_000 - VALIDATOR_SHARE_BPS) / 10_000;
+        for (uint256 j; j < V * W; ++j) {
+            assertEq(rewards.claimable(nodes[j]), 0, "a sybil's node gains nothing");
+        }
+        for (uint256 j = V * W; j < (V + 1) * W; ++j) {
+            assertEq(rewards.claimable(nodes[j]), nodePool / W, "the honest validator's nodes share the node pool");
+        }
+        for (uint256 i; i <= V; ++i) {
+            assertEq(rewards.claimable(sybils[i]), 0, "a sybil validator gains nothing");
+        }
+        assertEq(rewards.claimable(honest), EMISSION - nodePool, "the honest validator takes the validator pool");
+        assertEq(rewards.pool(), 0, "everything credited");
     }
 }

@@ -21,7 +21,8 @@
  *    block), the validator scores every active node from what it observed this epoch and calls
  *    `submitWeights`. Score = 1 (active) + proofs passed (ProofSubmitted events of the epoch)
  *    + audits passed - 4 x misses (ProofMissed events) - 2 x audits failed, floored at 0; nodes
- *    sorted by address; at most the Rewards `maxWeights` highest scores. If every score is 0
+ *    sorted by address; at most the Rewards `maxWeights` highest scores; never the validator itself
+ *    (Rewards refuses a validator weighting itself, `RewardsSelfWeight`). If every score is 0
  *    nothing is submitted.
  * 4. The previous epoch is finalised (`finalizeEpoch`) if nobody did yet; with `claimRewards`,
  *    the validator claims its own credited rewards.
@@ -438,7 +439,7 @@ class ChainValidator implements Validator {
 
   private async submitWeights(epoch: bigint, head: bigint, maxWeights: number): Promise<void> {
     const scores = await this.scores(epoch, head);
-    let entries = [...scores.entries()];
+    let entries = [...scores.entries()].filter(([a]) => a !== this.me);
     if (entries.length > maxWeights) entries = entries.sort((a, b) => (b[1] > a[1] ? 1 : b[1] < a[1] ? -1 : 0)).slice(0, maxWeights);
     entries.sort((a, b) => (BigInt(a[0]) < BigInt(b[0]) ? -1 : 1));
     if (entries.every(([, s]) => s === 0n)) {

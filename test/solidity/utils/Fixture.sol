@@ -43,6 +43,10 @@ abstract contract FixtureBase is Test {
         uint256 emissionPerEpoch;
         uint16 validatorShareBps;
         uint16 maxWeights;
+        uint16 maxValidatorsPerEpoch;
+        uint16 quorumBps;
+        uint16 quorumLookbackEpochs;
+        uint256 minQuorumStake;
     }
 
     uint256 internal constant INITIAL_SUPPLY = 1_000_000_000 ether;
@@ -69,6 +73,13 @@ abstract contract FixtureBase is Test {
     uint256 internal constant EMISSION = 1000 ether;
     uint16 internal constant VALIDATOR_SHARE_BPS = 2000;
     uint16 internal constant MAX_WEIGHTS = 32;
+    /// @dev 16 x 32 = 512 entries, the most Rewards accepts (its cost bound).
+    uint16 internal constant MAX_VALIDATORS_PER_EPOCH = 16;
+    /// @dev An epoch is distributed if it counts half the largest stake of the 8 epochs before it
+    /// and at least one minimum stake.
+    uint16 internal constant QUORUM_BPS = 5000;
+    uint16 internal constant QUORUM_LOOKBACK_EPOCHS = 8;
+    uint256 internal constant MIN_QUORUM_STAKE = MIN_STAKE;
 
     /// @notice Storage offered by every test node (1 TiB).
     uint64 internal constant NODE_CAPACITY = 1 << 40;
@@ -384,7 +395,11 @@ abstract contract Fixture is FixtureBase {
             epochBlocks: EPOCH_BLOCKS,
             emissionPerEpoch: EMISSION,
             validatorShareBps: VALIDATOR_SHARE_BPS,
-            maxWeights: MAX_WEIGHTS
+            maxWeights: MAX_WEIGHTS,
+            maxValidatorsPerEpoch: MAX_VALIDATORS_PER_EPOCH,
+            quorumBps: QUORUM_BPS,
+            quorumLookbackEpochs: QUORUM_LOOKBACK_EPOCHS,
+            minQuorumStake: MIN_QUORUM_STAKE
         });
     }
 
@@ -414,7 +429,11 @@ abstract contract Fixture is FixtureBase {
             epochBlocks: p.epochBlocks,
             emissionPerEpoch: p.emissionPerEpoch,
             validatorShareBps: p.validatorShareBps,
-            maxWeights: p.maxWeights
+            maxWeights: p.maxWeights,
+            maxValidatorsPerEpoch: p.maxValidatorsPerEpoch,
+            quorumBps: p.quorumBps,
+            quorumLookbackEpochs: p.quorumLookbackEpochs,
+            minQuorumStake: p.minQuorumStake
         });
         rewards = Rewards(deployArtifact("Rewards.sol:Rewards", abi.encode(rewardsConfig)));
         IMaguRegistry.Config memory maguConfig = IMaguRegistry.Config({
