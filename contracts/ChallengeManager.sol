@@ -54,6 +54,11 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         IMaguRegistry.Config memory clock = _magus.config();
         _periodBlocks = clock.periodBlocks;
         _genesisBlock = clock.genesisBlock;
+        // MaguRegistry must not settle (release locks) while a miss of the last period can still
+        // be marked.
+        if (uint256(cfg.graceBlocks) + cfg.markWindowBlocks > clock.settleDelayBlocks) {
+            revert ChallengeInvalidConfig("markWindowBlocks", cfg.markWindowBlocks);
+        }
     }
 
     /// @inheritdoc IChallengeManager
@@ -68,7 +73,9 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         bytes32 key = _memberKey(magu, msg.sender);
         if (_state(key, period) != 0) revert ChallengeAlreadySettled(magu, msg.sender, period);
 
-        ChallengeItem[] memory items = _derive(_recordSeed(period, start), magu, msg.sender, period, c);
+        ChallengeItem[] memory items = _derive(_recordSeed(period, start), magu, msg.sender, period, c, _samples);
+        // An empty challenge is not a pass: a member holding nothing earns nothing for it.
+        if (items.length == 0) revert ChallengeNothingToProve(magu, msg.sender, period);
         if (proofs.length != items.length) revert ChallengeProofCount(items.length, proofs.length);
         uint256 maguDepth = MerkleLib.depthFor(c.fragmentCount);
         for (uint256 i; i < items.length; ++i) {
@@ -93,6 +100,10 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         if (block.number > deadline + _markWindowBlocks) revert ChallengeMarkWindowClosed(period, deadline + _markWindowBlocks);
         bytes32 key = _memberKey(magu, member);
         if (_state(key, period) != 0) revert ChallengeAlreadySettled(magu, member, period);
+        // Nor is it a miss: nothing was asked of the member.
+        if (_derive(_recordSeed(period, _periodStart(period)), magu, member, period, c, 1).length == 0) {
+            revert ChallengeNothingToProve(magu, member, period);
+        }
         _setState(key, period, _MISSED);
 
         uint256 amount = _nodes.stakeOf(member) * _slashBps / 10_000;
@@ -121,7 +132,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
     {
         IMaguRegistry.ChallengeContext memory c = _magus.challengeContext(magu, member, period);
         _checkMembership(magu, member, period, c);
-        return _derive(periodSeed(period), magu, member, period, c);
+        return _derive(periodSeed(period), magu, member, period, c, _samples);
     }
 
     /// @inheritdoc IChallengeManager
@@ -142,7 +153,7 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         c.replication = replication;
         c.stripeWidth = stripeWidth;
         c.fragmentCount = fragmentCount;
-        return _derive(seed, magu, member, period, c);
+        return _derive(seed, magu, member, period, c, _samples);
     }
 
     /// @inheritdoc IChallengeManager
@@ -224,13 +235,15 @@ contract ChallengeManager is IChallengeManager, ReentrancyGuard {
         MaguId magu,
         address member,
         uint64 period,
-        IMaguRegistry.ChallengeContext memory c
+        IMaguRegistry.ChallengeContext memory c,
+        uint256 want
     ) private view returns (ChallengeItem[] memory items) {
         bytes32 seed = keccak256(abi.encode(pSeed, MaguId.unwrap(magu), member, uint256(period)));
         items = new ChallengeItem[](_samples);
         uint256 found;
         uint256 id = MaguId.unwrap(magu);
-        for (uint256 i; i < _samples; ++i) {
+        // The first `want` items the samples name (markMissed only asks whether there is one).
+        for (uint256 i; i < _samples && found < want; ++i) {
             for (uint256 t; t < MAX_TRIES; ++t) {
                 uint256 h = uint256(keccak256(abi.encode(seed, i, t)));
                 uint256 f = h % c.fragmentCount;

@@ -40,6 +40,9 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     /// @notice Role of the ChallengeManager: records proofs and misses, evicts.
     bytes32 public constant CHALLENGE_ROLE = keccak256("CHALLENGE_ROLE");
 
+    /// @notice Largest vector dimension a Magu may declare.
+    uint32 public constant MAX_DIMENSION = 4096;
+
     /// @notice Bytes reserved per stored fragment when sizing a member's capacity.
     uint64 public constant FRAGMENT_BYTES = 1 << 20;
 
@@ -92,6 +95,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     address private immutable _bountySink;
     uint32 private immutable _fetchFragmentsPerPeriod;
     uint256 private immutable _formationDeposit;
+    uint64 private immutable _settleDelayBlocks;
     uint64 private immutable _selectionEpochBlocks;
 
     uint256 private _maguCount;
@@ -123,6 +127,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         _bountySink = cfg.bountySink;
         _fetchFragmentsPerPeriod = cfg.fetchFragmentsPerPeriod;
         _formationDeposit = cfg.formationDeposit;
+        _settleDelayBlocks = cfg.settleDelayBlocks;
         _selectionEpochBlocks = _nodes.config().selectionEpochBlocks;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
@@ -282,8 +287,13 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     function settle(MaguId id) external nonReentrant {
         Magu storage m = _magu(id);
         if (m.status != Status.Active) revert MaguWrongStatus(id, m.status);
-        // The last period's proofs may arrive until the end of the period after it.
-        if (currentPeriod() <= m.endPeriod) revert MaguNotExpired(id, m.endPeriod + 1);
+        // The last period's proofs may arrive until the end of the period after it, and its misses
+        // may be marked until the mark window after the proof deadline closes: settling earlier
+        // would release the locks, and the stake under them, before the misses are answered.
+        uint64 ready = periodStart(m.endPeriod + 1);
+        uint64 marked = periodStart(m.endPeriod) + _settleDelayBlocks + 1;
+        if (marked > ready) ready = marked;
+        if (block.number < ready) revert MaguNotExpired(id, ready);
         m.status = Status.Ended;
         address[] storage slots = _slots[id];
         uint256 paid;
@@ -477,7 +487,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     }
 
     /// @inheritdoc IMaguRegistry
-    function periodStart(uint64 period) external view returns (uint64) {
+    function periodStart(uint64 period) public view returns (uint64) {
         return _genesisBlock + period * _periodBlocks;
     }
 
@@ -510,7 +520,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
             maxDurationPeriods: _maxDurationPeriods,
             bountySink: _bountySink,
             fetchFragmentsPerPeriod: _fetchFragmentsPerPeriod,
-            formationDeposit: _formationDeposit
+            formationDeposit: _formationDeposit,
+            settleDelayBlocks: _settleDelayBlocks
         });
     }
 
@@ -532,7 +543,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         }
         if (p.pricePerFragmentPeriod == 0) revert MaguInvalidParams("pricePerFragmentPeriod", 0);
         if (p.kind == Kind.Vector) {
-            if (p.dimension == 0) revert MaguInvalidParams("dimension", 0);
+            // A record must stay disputable within a block: SearchMarket decodes and measures it on chain.
+            if (p.dimension == 0 || p.dimension > MAX_DIMENSION) revert MaguInvalidParams("dimension", p.dimension);
             if (p.metric == Metric.None) revert MaguInvalidParams("metric", 0);
             if (p.replication == 0 || p.replication > p.members) revert MaguInvalidParams("replication", p.replication);
             if (p.dataShards != 0 || p.parityShards != 0) revert MaguInvalidParams("dataShards", p.dataShards);
@@ -546,6 +558,16 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
             if (p.maxFragments % width != 0) revert MaguInvalidParams("maxFragments", p.maxFragments);
             stored = p.maxFragments;
         }
+    }
+
+    /// @inheritdoc IMaguRegistry
+    function vacancy(MaguId id, uint256 slot)
+        external
+        view
+        returns (uint64 requestBlock, uint256 bounty, address rewardable)
+    {
+        Vacancy storage v = _vacancies[id][slot];
+        return (v.requestBlock, v.bounty, v.rewardable);
     }
 
     /// @inheritdoc IMaguRegistry

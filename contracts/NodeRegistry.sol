@@ -192,7 +192,10 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     function requestUnstake(uint256 amount) external {
         if (amount == 0) revert RegistryZeroAmount();
         Node storage n = _registered(msg.sender);
-        uint256 free = _free(n);
+        // A node with memberships keeps minStake beside what they lock, as it had when drawn: a miss
+        // is slashed from that stake, so unstaking down to the lock would shrink every later slash.
+        uint256 keep = n.locked > 0 ? n.locked + _minStake : 0;
+        uint256 free = n.stake > keep ? n.stake - keep : 0;
         if (amount > free) revert RegistryStakeLocked(msg.sender, amount, free);
         n.stake -= amount;
         n.unbonding += amount;

@@ -62,6 +62,8 @@ export default buildModule("MuriData", (m) => {
       bountySink: rewards,
       fetchFragmentsPerPeriod: m.getParameter("fetchFragmentsPerPeriod", 256n),
       formationDeposit: m.getParameter("formationDeposit", 10n * E18),
+      // At least graceBlocks + markWindowBlocks (ChallengeManager's constructor checks it).
+      settleDelayBlocks: m.getParameter("settleDelayBlocks", 30n),
     },
     deployer,
   ]);
@@ -73,7 +75,7 @@ export default buildModule("MuriData", (m) => {
       slashSink: rewards,
       samples: m.getParameter("samples", 4n),
       slashBps: m.getParameter("slashBps", 500n),
-      markerBps: m.getParameter("markerBps", 5_000n),
+      markerBps: m.getParameter("markerBps", 1_000n),
       maxMisses: m.getParameter("maxMisses", 3n),
       graceBlocks: m.getParameter("graceBlocks", 0n),
       markWindowBlocks: m.getParameter("markWindowBlocks", 30n),

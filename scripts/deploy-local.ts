@@ -1,7 +1,7 @@
 // Deploys the Ignition module deploy/MuriData.ts to the chain at MURI_RPC_URL (default
 // http://127.0.0.1:8545) and writes the addresses the agents read to deployments/<chainId>.json
 // (or MURI_DEPLOYMENT_FILE). Run: npm run deploy:local (after npm run chain in another terminal).
-// MURI_DEPLOY_PARAMETERS, a JSON object (e.g. {"periodBlocks": 20, "graceBlocks": 10}), replaces
+// MURI_DEPLOY_PARAMETERS, a JSON object (e.g. {"periodBlocks": 20, "graceBlocks": 10, "settleDelayBlocks": 40}), replaces
 // those keys of deploy/parameters/devnet.json (tests use it for windows sized to a loaded machine).
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";

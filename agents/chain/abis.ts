@@ -2919,6 +2919,11 @@ export const maguRegistryAbi = [
             "internalType": "uint256",
             "name": "formationDeposit",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint64",
+            "name": "settleDelayBlocks",
+            "type": "uint64"
           }
         ],
         "internalType": "struct IMaguRegistry.Config",
@@ -3112,7 +3117,7 @@ export const maguRegistryAbi = [
       },
       {
         "internalType": "uint64",
-        "name": "settleFromPeriod",
+        "name": "settleFromBlock",
         "type": "uint64"
       }
     ],
@@ -3731,6 +3736,19 @@ export const maguRegistryAbi = [
     "type": "function"
   },
   {
+    "inputs": [],
+    "name": "MAX_DIMENSION",
+    "outputs": [
+      {
+        "internalType": "uint32",
+        "name": "",
+        "type": "uint32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [
       {
         "internalType": "MaguId",
@@ -4036,6 +4054,11 @@ export const maguRegistryAbi = [
             "internalType": "uint256",
             "name": "formationDeposit",
             "type": "uint256"
+          },
+          {
+            "internalType": "uint64",
+            "name": "settleDelayBlocks",
+            "type": "uint64"
           }
         ],
         "internalType": "struct IMaguRegistry.Config",
@@ -4710,6 +4733,40 @@ export const maguRegistryAbi = [
     ],
     "stateMutability": "view",
     "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "id",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "slot",
+        "type": "uint256"
+      }
+    ],
+    "name": "vacancy",
+    "outputs": [
+      {
+        "internalType": "uint64",
+        "name": "requestBlock",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "bounty",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "rewardable",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
   }
 ] as const;
 
@@ -4813,6 +4870,22 @@ export const challengeManagerAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "name",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "value",
+        "type": "uint256"
+      }
+    ],
+    "name": "ChallengeInvalidConfig",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "index",
         "type": "uint256"
@@ -4888,6 +4961,27 @@ export const challengeManagerAbi = [
       }
     ],
     "name": "ChallengeNotMember",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "magu",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "period",
+        "type": "uint64"
+      }
+    ],
+    "name": "ChallengeNothingToProve",
     "type": "error"
   },
   {

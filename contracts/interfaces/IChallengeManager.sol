@@ -74,6 +74,11 @@ interface IChallengeManager {
     error ChallengeMalformedProof(uint256 index, bytes32 part, uint256 value);
     /// @notice Proof `index` does not lead to the Magu root.
     error ChallengeInvalidProof(uint256 index);
+    /// @notice The member's challenge for the period names no fragment (it holds none that the
+    /// draw reached): there is nothing to prove, so the period is neither paid nor slashed.
+    error ChallengeNothingToProve(MaguId magu, address member, uint64 period);
+    /// @notice A deployment parameter is out of range.
+    error ChallengeInvalidConfig(bytes32 name, uint256 value);
 
     /// @notice Answers `msg.sender`'s challenge in `magu` for `period`.
     function submitProof(MaguId magu, uint64 period, FragmentProof[] calldata proofs) external;

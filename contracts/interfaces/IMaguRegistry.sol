@@ -46,6 +46,7 @@ interface IMaguRegistry {
         address bountySink; // receives repair bounties nobody earned (Rewards), never the owner
         uint32 fetchFragmentsPerPeriod; // fragments a member is assumed to fetch per period (sizes the grace of non-ackers)
         uint256 formationDeposit; // paid with the escrow; back at formation, lost on a re-roll
+        uint64 settleDelayBlocks; // blocks after the last period starts before settle: >= grace + mark window
     }
 
     /// @notice What a client asks for when creating a Magu.
@@ -165,7 +166,7 @@ interface IMaguRegistry {
     /// @notice The commit does not grow the data or exceeds the paid size.
     error MaguInvalidCommit(MaguId magu, uint32 fragmentCount, uint32 current, uint32 max);
     /// @notice The Magu has not reached its end (settlement possible from `settleFromPeriod`).
-    error MaguNotExpired(MaguId magu, uint64 settleFromPeriod);
+    error MaguNotExpired(MaguId magu, uint64 settleFromBlock);
     /// @notice The fragment index is past the committed data.
     error MaguUnknownFragment(MaguId magu, uint256 fragment, uint32 fragmentCount);
     /// @notice Nothing to claim.
@@ -189,6 +190,13 @@ interface IMaguRegistry {
     /// @notice Cancels a Magu that was never formed and refunds its escrow. Owner only. The deposit
     /// is refunded too when cancelling before the seed is known (request block + 2), else forfeited.
     function cancelMagu(MaguId magu) external;
+
+    /// @notice Slot `slot`'s vacancy: the block its replacement was requested in (0: not vacant), the
+    /// repair bounty waiting in it, and the replacement that earns it with its first proof.
+    function vacancy(MaguId magu, uint256 slot)
+        external
+        view
+        returns (uint64 requestBlock, uint256 bounty, address rewardable);
 
     /// @notice Blocks in which a selection requested at `requestBlock` may be drawn: from the block
     /// after the seed block, within the selection epoch after the request's.

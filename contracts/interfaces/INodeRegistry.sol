@@ -105,7 +105,8 @@ interface INodeRegistry {
     /// @notice Adds `amount` to the caller's stake.
     function addStake(uint256 amount) external;
 
-    /// @notice Moves `amount` of free stake into unbonding (restarting the unbonding clock).
+    /// @notice Moves `amount` of free stake into unbonding (restarting the unbonding clock). A node
+    /// with locked stake keeps minStake beside the lock.
     function requestUnstake(uint256 amount) external;
 
     /// @notice Pays out the caller's unbonded stake once released.

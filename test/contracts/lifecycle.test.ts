@@ -69,11 +69,11 @@ describe("Magu life cycle (blob, 5 members, k=3 m=2)", function () {
     for (const m of r.info.members) {
       expect((await d.nodeRegistry.nodeInfo(m)).locked).to.equal(100n * E18);
     }
-    // Stake that backs the membership cannot be unstaked.
+    // Stake that backs the membership cannot be unstaked, nor minStake beside it.
     const member = await d.ethers.getSigner(r.info.members[0]!);
     await expect(d.nodeRegistry.connect(member).requestUnstake(2_000n * E18))
       .to.be.revertedWithCustomError(d.nodeRegistry, "RegistryStakeLocked")
-      .withArgs(member.address, 2_000n * E18, 1_900n * E18);
+      .withArgs(member.address, 2_000n * E18, 900n * E18);
     await checkBooks();
   });
 
@@ -223,6 +223,11 @@ describe("Magu life cycle (blob, 5 members, k=3 m=2)", function () {
   it("settles at expiry: members paid for proven periods, the owner refunded the rest, stake unlocked", async () => {
     const info = await d.maguRegistry.maguInfo(maguId);
     await enterPeriod(d, info.endPeriod + 1n);
+    // Not before the last period's misses can no longer be marked.
+    const ready = (await d.challengeManager.markDeadline(info.endPeriod - 1n)) + 1n;
+    await expect(d.maguRegistry.settle(maguId)).to.be.revertedWithCustomError(d.maguRegistry, "MaguNotExpired").withArgs(maguId, ready);
+    const now = BigInt(await d.ethers.provider.getBlockNumber());
+    if (now + 1n < ready) await d.networkHelpers.mine(Number(ready - now - 1n));
     await expect(d.maguRegistry.settle(maguId)).to.emit(d.maguRegistry, "MaguSettled");
     const pay = info.payPerSlotPeriod;
     const honest = info.members[0]!;

@@ -114,7 +114,7 @@ contract AccountabilityTest is Fixture {
 
         // Nobody fills the slot: at settle the forfeited bounty goes to Rewards, not to the owner.
         IMaguRegistry.MaguInfo memory info = magus.maguInfo(id);
-        vm.roll(magus.periodStart(info.endPeriod + 1));
+        vm.roll(settleBlock(id));
         uint256 pool = token.balanceOf(address(rewards));
         magus.settle(id);
         assertEq(token.balanceOf(address(rewards)), pool + REPAIR_BOUNTY, "the bounty went to the reward pool");

@@ -85,7 +85,7 @@ contract AvailabilityTest is Fixture {
             assertEq(after_[i], before[i], "no honest member lost stake");
         }
         // The owner gets back its own escrow and nothing more; the attacker got nothing.
-        vm.roll(magus.periodStart(info.endPeriod + 1));
+        vm.roll(settleBlock(id));
         magus.settle(id);
         // ... and its own formation deposit, refunded when the Magu formed.
         assertEq(magus.claimable(client), info.escrow + FORMATION_DEPOSIT, "owner: its escrow only");

@@ -176,7 +176,9 @@ contract Handler is FixtureBase {
     function requestUnstake(uint256 actorSeed, uint256 amountRaw) external {
         address a = nodeActors[actorSeed % NODE_ACTORS];
         INodeRegistry.NodeInfo memory n = registry.nodeInfo(a);
-        uint256 free = n.stake > n.locked ? n.stake - n.locked : 0; // a slash may leave locked > stake
+        // A node with memberships keeps minStake beside its lock (a slash may leave locked > stake).
+        uint256 keep = n.locked > 0 ? n.locked + MIN_STAKE : 0;
+        uint256 free = n.stake > keep ? n.stake - keep : 0;
         if (!n.registered || free == 0) return;
         vm.prank(a);
         registry.requestUnstake(bound(amountRaw, 1, free));
@@ -266,11 +268,22 @@ contract Handler is FixtureBase {
         _count("commitData");
     }
 
+    /// @notice The first member (from the seed's slot on) with something to prove proves its open
+    /// period; a member whose challenge names nothing is refused (no pay) on the way.
     function submitProof(uint256 maguSeed, uint256 memberSeed) external {
         (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_DATA);
         if (!ok) return;
-        uint256 slot = _memberSlot(info.members, memberSeed);
-        if (slot == info.members.length) return;
+        uint256 first = _memberSlot(info.members, memberSeed);
+        if (first == info.members.length) return;
+        for (uint256 k; k < info.members.length; ++k) {
+            uint256 slot = (first + k) % info.members.length;
+            if (info.members[slot] == address(0)) continue;
+            if (_proveOpen(id, info, slot)) return;
+        }
+    }
+
+    /// @dev Proves member `slot`'s open period; false when there is nothing to prove.
+    function _proveOpen(MaguId id, IMaguRegistry.MaguInfo memory info, uint256 slot) internal returns (bool) {
         address member = info.members[slot];
         IMaguRegistry.Membership memory ms = magus.membership(id, member);
 
@@ -283,10 +296,18 @@ contract Handler is FixtureBase {
         ) p = cur - 1;
         if (p < ms.joinPeriod) p = ms.joinPeriod;
         if (challenges.proofState(id, member, p) != 0) ++p;
-        if (p >= info.endPeriod) return;
+        if (p >= info.endPeriod) return false;
         if (blockNumber() <= magus.periodStart(p)) vm.roll(magus.periodStart(p) + 1);
         (, uint32 count) = magus.challengedData(id, member, p);
-        if (count == 0) return; // nothing available to this member yet
+        if (count == 0) return false; // nothing available to this member yet
+        if (challenges.challengeFor(id, member, p).length == 0) {
+            // Nothing named: not a pass (no pay), and not a miss either (see markMissed).
+            vm.expectRevert(abi.encodeWithSelector(IChallengeManager.ChallengeNothingToProve.selector, id, member, p));
+            vm.prank(member);
+            challenges.submitProof(id, p, new IChallengeManager.FragmentProof[](0));
+            _count("nothingToProve");
+            return false;
+        }
 
         IChallengeManager.FragmentProof[] memory proofs = proofsFor(id, member, p);
         vm.prank(member);
@@ -297,6 +318,7 @@ contract Handler is FixtureBase {
             ghostRewardable[MaguId.unwrap(id)][slot] = address(0);
         }
         _count("submitProof");
+        return true;
     }
 
     /// @notice Marks the earliest open period of a member missed (rolling past its deadline).
@@ -319,8 +341,10 @@ contract Handler is FixtureBase {
             uint64 deadline = challenges.proofDeadline(q);
             if (blockNumber() < deadline) vm.roll(deadline);
             INodeRegistry.NodeInfo memory before = registry.nodeInfo(member);
-            vm.prank(marker);
-            challenges.markMissed(id, member, q);
+            if (!_tryMark(marker, id, member, q)) {
+                ++q; // its challenge named nothing: no miss to mark
+                continue;
+            }
             (uint256 stake, uint256 unbonding) = _bookMiss(before.stake, before.unbonding);
             if (!magus.membership(id, member).active) _bookBounty(id, slot, stake, unbonding); // evicted
             _count("markMissed");
@@ -358,10 +382,20 @@ contract Handler is FixtureBase {
         uint64 deadline = challenges.proofDeadline(q);
         if (blockNumber() < deadline) vm.roll(deadline);
         INodeRegistry.NodeInfo memory before = registry.nodeInfo(member);
-        vm.prank(marker);
-        challenges.markMissed(id, member, q);
+        if (!_tryMark(marker, id, member, q)) return;
         _bookMiss(before.stake, before.unbonding);
         _count("markMissedFormer");
+    }
+
+    /// @dev Marks `q` missed as `marker`; false when the member's challenge named nothing.
+    function _tryMark(address marker, MaguId id, address member, uint64 q) internal returns (bool) {
+        vm.prank(marker);
+        try challenges.markMissed(id, member, q) {
+            return true;
+        } catch (bytes memory reason) {
+            require(bytes4(reason) == IChallengeManager.ChallengeNothingToProve.selector, "handler: markMissed failed");
+            return false;
+        }
     }
 
     /// @dev Books a missed-proof slash: SLASH_BPS of the stake, taken from stake then unbonding;
@@ -451,7 +485,7 @@ contract Handler is FixtureBase {
     function settle(uint256 maguSeed) external {
         (MaguId id, IMaguRegistry.MaguInfo memory info, bool ok) = _findMagu(maguSeed, WANT_ACTIVE);
         if (!ok) return;
-        uint64 from = magus.periodStart(info.endPeriod + 1);
+        uint256 from = settleBlock(id);
         if (blockNumber() < from) vm.roll(from);
         magus.settle(id);
         for (uint256 s; s < info.members.length; ++s) {

@@ -77,10 +77,10 @@ contract LifecycleTest is Fixture {
             assertEq(registry.nodeInfo(members[k]).reputation, int64(int256(4 - k)), "reputation per proof");
         }
 
-        vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotExpired.selector, id, info.endPeriod + 1));
+        vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotExpired.selector, id, settleBlock(id)));
         magus.settle(id);
 
-        vm.roll(magus.periodStart(info.endPeriod + 1));
+        vm.roll(settleBlock(id));
         uint256 pps = escrow / (3 * 4);
         uint256 paid = pps * (4 + 3 + 2);
         vm.expectEmit(true, false, false, true, address(magus));

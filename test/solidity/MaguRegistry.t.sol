@@ -128,6 +128,15 @@ contract MaguRegistryTest is Fixture {
         magus.formMagu(MaguId.wrap(7));
     }
 
+    /// @notice Issue 11.7: a huge dimension made a record too large to dispute within a block.
+    function test_createMagu_revertsOnHugeDimension() public {
+        IMaguRegistry.MaguParams memory p = vectorParams(3, 1, 8, 4);
+        p.dimension = magus.MAX_DIMENSION() + 1;
+        _expectInvalid(p, "dimension", p.dimension);
+        p.dimension = magus.MAX_DIMENSION();
+        createMagu(client, p);
+    }
+
     function test_formMagu_revertsTooEarly() public {
         MaguId id = createMagu(client, vectorParams(3, 1, 8, 4));
         (uint64 ready,) = magus.selectionWindow(uint64(blockNumber()));
@@ -464,8 +473,11 @@ contract MaguRegistryTest is Fixture {
         MaguId id = createMagu(client, vectorParams(3, 1, 8, 2));
         formMagu(id);
         uint64 end = magus.maguInfo(id).endPeriod;
-        vm.roll(magus.periodStart(end + 1) - 1); // last block of the end period: proofs may still come
-        vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotExpired.selector, id, end + 1));
+        uint256 ready = settleBlock(id);
+        assertEq(ready, magus.periodStart(end) + GRACE_BLOCKS + MARK_WINDOW_BLOCKS + 1, "after the last mark window");
+        assertGt(ready, magus.periodStart(end + 1), "and after the end period");
+        vm.roll(ready - 1); // the last period's miss may still be marked
+        vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotExpired.selector, id, ready));
         magus.settle(id);
         skipBlocks(1);
         magus.settle(id);
@@ -488,7 +500,7 @@ contract MaguRegistryTest is Fixture {
         proveAll(id, info.startPeriod);
         vm.prank(info.members[0]);
         magus.leave(id); // vacancy never filled: its bounty goes to the reward pool, not the owner
-        vm.roll(magus.periodStart(info.endPeriod + 1));
+        vm.roll(settleBlock(id));
         uint256 pool = token.balanceOf(address(rewards));
         magus.settle(id);
         uint256 paid = 3 * info.payPerSlotPeriod;

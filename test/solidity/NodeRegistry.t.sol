@@ -223,17 +223,15 @@ contract NodeRegistryTest is Fixture {
         formMagu(id);
         address member = list[0];
         assertEq(registry.nodeInfo(member).locked, STAKE_PER_MEMBER, "membership locks stake");
-        vm.expectRevert(
-            abi.encodeWithSelector(
-                INodeRegistry.RegistryStakeLocked.selector, member, 200 ether, 200 ether - STAKE_PER_MEMBER
-            )
-        );
+        // A member keeps minStake beside its lock.
+        uint256 free = 200 ether - STAKE_PER_MEMBER - MIN_STAKE;
+        vm.expectRevert(abi.encodeWithSelector(INodeRegistry.RegistryStakeLocked.selector, member, 200 ether, free));
         vm.prank(member);
         registry.requestUnstake(200 ether);
         // The free part can still go.
         vm.prank(member);
-        registry.requestUnstake(200 ether - STAKE_PER_MEMBER);
-        assertEq(registry.stakeOf(member), STAKE_PER_MEMBER, "the backing stake stays");
+        registry.requestUnstake(free);
+        assertEq(registry.stakeOf(member), STAKE_PER_MEMBER + MIN_STAKE, "the backing stake and minStake stay");
     }
 
     function test_requestUnstake_restartsUnbondingClock() public {
@@ -491,7 +489,7 @@ contract NodeRegistryTest is Fixture {
         assertEq(stake, 200 ether - uint256(200 ether) * SLASH_BPS / 10_000 - REPAIR_BOUNTY, "slashed and bounty paid");
         assertTrue(magus.membership(b, n).active, "still a member of B");
         assertEq(registry.nodeInfo(n).locked, STAKE_PER_MEMBER, "B's lock remains");
-        uint256 free = stake - STAKE_PER_MEMBER;
+        uint256 free = stake - STAKE_PER_MEMBER - MIN_STAKE;
         vm.expectRevert(abi.encodeWithSelector(INodeRegistry.RegistryStakeLocked.selector, n, free + 1, free));
         vm.prank(n);
         registry.requestUnstake(free + 1);

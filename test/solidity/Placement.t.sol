@@ -155,7 +155,7 @@ contract PlacementTest is Fixture {
         magus.leave(id);
         // Out of the candidate pool, so the slot changes hands (see MaguRegistryTest for the
         // case where the leaver itself is drawn back).
-        registry.requestUnstake(registry.stakeOf(leaver) - registry.nodeInfo(leaver).locked);
+        registry.requestUnstake(_unstakable(leaver));
         vm.stopPrank();
         rollToWindow(blockNumber()); // the vacancy was requested in this block
         magus.fillVacancy(id, uint8(slot));
@@ -214,7 +214,7 @@ contract PlacementTest is Fixture {
         }
         assertEq(membersOf(vectorMagu)[5], address(0), "evicted");
         // Keep the evicted node out of the draw (MaguRegistryTest covers it being drawn back).
-        uint256 free = registry.stakeOf(lazy) - registry.nodeInfo(lazy).locked;
+        uint256 free = _unstakable(lazy);
         vm.prank(lazy);
         registry.requestUnstake(free);
         rollToWindow(blockNumber()); // the vacancy was requested in this block
@@ -226,5 +226,13 @@ contract PlacementTest is Fixture {
                 assertEq(now_[k], before[f][k] == lazy ? newcomer : before[f][k], "only the evicted slot moves");
             }
         }
+    }
+
+    /// @dev What `node` may unstake: a node with locked stake keeps minStake beside the lock.
+    function _unstakable(address node) internal view returns (uint256) {
+        uint256 locked = registry.nodeInfo(node).locked;
+        uint256 keep = locked > 0 ? locked + MIN_STAKE : 0;
+        uint256 stake = registry.stakeOf(node);
+        return stake > keep ? stake - keep : 0;
     }
 }

@@ -42,7 +42,8 @@ contract ReentrancyTest is Test {
             maxDurationPeriods: 10,
             bountySink: address(0xB0B),
             fetchFragmentsPerPeriod: 64,
-            formationDeposit: 1 ether
+            formationDeposit: 1 ether,
+            settleDelayBlocks: 0
         });
         magus = MaguRegistry(deployArtifact("MaguRegistry.sol:MaguRegistry", abi.encode(maguConfig, address(this))));
         IRewards.Config memory rewardsConfig = IRewards.Config({

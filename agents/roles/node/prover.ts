@@ -272,6 +272,12 @@ class ChallengeProver implements Prover {
     // would name other items than the transaction checks.
     const items = await challengeManager.read.challengeFor([maguId, member, period], { blockTag: "pending" });
     this.log.debug("answering challenge", { ...ctx, head: head.toString(), start: start.toString(), deadline: deadline.toString(), items: items.length });
+    if (items.length === 0) {
+      // The draw reached no fragment this member holds: nothing to prove, no pay, no miss.
+      this.settled.add(key);
+      this.log.info("nothing to prove this period (no held fragment challenged)", ctx);
+      return;
+    }
     const proofs = await this.buildProofs(record, tree, period, items);
     if (proofs === undefined) return;
 

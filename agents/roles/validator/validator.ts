@@ -300,8 +300,8 @@ class ChainValidator implements Validator {
       for (let slot = 0; slot < info.members.length; slot++) {
         if (info.members[slot] === ZERO) await this.fillVacancy(id, slot);
       }
-      // settle: once the last period's deadline passed (the contract has the final word).
-      if (current >= info.endPeriod && head >= (await this.c.contracts.challengeManager.read.proofDeadline([info.endPeriod - 1n]))) {
+      // settle: once the last period's misses can no longer be marked (the contract has the final word).
+      if (current >= info.endPeriod && head > (await this.c.contracts.challengeManager.read.markDeadline([info.endPeriod - 1n]))) {
         await this.send(`settle(${id})`, () => this.c.contracts.maguRegistry.write.settle([id]), ["MaguNotExpired"], () => {
           this.s.settled++;
           this.log.info("magu settled", { magu: id.toString() });
@@ -331,7 +331,7 @@ class ChainValidator implements Validator {
       }
       const state = await challengeManager.read.proofState([maguId, member, p]);
       if (state === STATE_OPEN) {
-        const ok = await this.send(`markMissed(${maguId}, ${member}, ${p})`, () => challengeManager.write.markMissed([maguId, member, p]), ["ChallengeAlreadySettled", "ChallengeMarkWindowClosed"], () => {
+        const ok = await this.send(`markMissed(${maguId}, ${member}, ${p})`, () => challengeManager.write.markMissed([maguId, member, p]), ["ChallengeAlreadySettled", "ChallengeMarkWindowClosed", "ChallengeNothingToProve"], () => {
           this.s.missedMarked++;
           this.counters.missed.inc();
           this.log.info("missed proof marked", { magu: maguId.toString(), member, period: p.toString() });

@@ -16,6 +16,7 @@ import {
   loadDeployment,
   settledRequestBlock,
   type Deployment,
+  type MuriContracts,
   type SigningChainClients,
 } from "../../../agents/chain/index.js";
 import type { Logger } from "../../../agents/store/logger.js";
@@ -117,7 +118,7 @@ export async function startHardhatNode(port: number, timeoutMs = 180_000): Promi
  * (e.g. longer periods, a proof grace, longer search windows).
  */
 export type DeployParameters = Partial<
-  Record<"periodBlocks" | "epochBlocks" | "unbondingBlocks" | "graceBlocks" | "maxMisses" | "samples" | "commitBlocks" | "revealBlocks" | "disputeBlocks", number>
+  Record<"periodBlocks" | "epochBlocks" | "unbondingBlocks" | "graceBlocks" | "settleDelayBlocks" | "maxMisses" | "samples" | "commitBlocks" | "revealBlocks" | "disputeBlocks", number>
 >;
 
 /**
@@ -255,6 +256,14 @@ export async function createAndFormMagu(
   await mineTo(opens);
   await wait(await k.maguRegistry.write.formMagu([maguId]), "formMagu");
   return maguId;
+}
+
+/** Mines to the selection window of slot `slot`'s vacancy (nothing when it is not vacant). */
+export async function mineToVacancyWindow(read: Pick<MuriContracts, "maguRegistry">, maguId: bigint, slot: number, mineTo: (block: bigint) => Promise<void>): Promise<void> {
+  const [requestBlock] = await read.maguRegistry.read.vacancy([maguId, BigInt(slot)]);
+  if (requestBlock === 0n) return;
+  const [opens] = await read.maguRegistry.read.selectionWindow([requestBlock]);
+  await mineTo(opens);
 }
 
 export interface LogEntry {

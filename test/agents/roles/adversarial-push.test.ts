@@ -409,8 +409,9 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     const { maguId: vector } = await createVectorMagu(t, t.chain.keys[CLIENT]!, { dim: 8, members: 3, replication: 3, maxFragments: 2 });
     await assert.rejects(openReq(member, vector, 0, 1), /vector batches are proposed with their root/);
     const c = getMuriContracts(t.d.contracts, signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!));
-    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, owner.address, E18);
-    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, E18]));
+    // The escrow is a few wei; the formation deposit is the rest.
+    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, owner.address, 20n * E18);
+    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, 20n * E18]));
     await t.wait(
       await c.maguRegistry.write.createMagu([
         { kind: 0, metric: 0, dimension: 0, members: 3, replication: 0, dataShards: 2, parityShards: 1, maxFragments: 3, durationPeriods: 5n, pricePerFragmentPeriod: 1n },

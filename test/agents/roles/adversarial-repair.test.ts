@@ -15,7 +15,7 @@ import { fragmentsOfSlot, holderBlob } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, type P2PNode } from "../../../agents/p2p/index.js";
 import { encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
 import { createRepairer, type Repairer } from "../../../agents/roles/node/repair.js";
-import { cleanup, signer } from "../chain/harness.js";
+import { cleanup, mineToVacancyWindow, signer } from "../chain/harness.js";
 import {
   announce,
   commitRoots,
@@ -158,7 +158,7 @@ describe("repair against lying holders, missing holders, a bad upload and a fail
     const leaver = byAddress(members[slot]!);
     const newcomer = nodes.find((n) => !members.includes(n.address))!;
     await t.wait(await getMuriContracts(t.d.contracts, leaver.clients).maguRegistry.write.leave([maguId]));
-    await t.mineTo((await t.head()) + 2n);
+    await mineToVacancyWindow(t.reader, maguId, slot, (b) => t.mineTo(b));
     // Anyone may fill the vacancy (the validator does); here the client.
     await t.wait(await getMuriContracts(t.d.contracts, signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!)).maguRegistry.write.fillVacancy([maguId, slot]));
     const info = await t.reader.maguRegistry.read.maguInfo([maguId]);

@@ -19,7 +19,7 @@ import { after, before, describe, test } from "node:test";
 import type { Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../../agents/chain/index.js";
 import { type PutResult, type StorageClient } from "../../../agents/roles/client/client.js";
-import { signer, type HardhatChain } from "../chain/harness.js";
+import { mineToVacancyWindow, signer, type HardhatChain } from "../chain/harness.js";
 import { deleteFiles, firstChallengedPeriod, randomFile, sha256File, spawnNode, startClient, startNetwork, tearDown, waitFor, waitProven, type Network, type NodeProcess } from "./e2e-helpers.js";
 
 const MEMBERS = 5;
@@ -137,7 +137,7 @@ describe("e2e: an evicted member is replaced and its fragments rebuilt", { timeo
     await send("updateNode", hash);
 
     for (let attempt = 0; attempt < 5; attempt++) {
-      await mineTo((await marker.publicClient.getBlockNumber({ cacheTime: 0 })) + 2n);
+      await mineToVacancyWindow(read, stored.maguId, badSlot, (b) => mineTo(b));
       await send("fillVacancy", write.maguRegistry.write.fillVacancy([stored.maguId, badSlot]));
       const info = await read.maguRegistry.read.maguInfo([stored.maguId]);
       if (!/^0x0{40}$/i.test(info.members[badSlot]!)) break;

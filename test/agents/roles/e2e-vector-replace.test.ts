@@ -14,7 +14,7 @@ import { getMuriContracts } from "../../../agents/chain/index.js";
 import { writeNpy } from "../../../agents/data/vector-files.js";
 import { canonicalDistance, compareHits, type HitEntry } from "../../../agents/data/vectors.js";
 import { createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
-import { signer } from "../chain/harness.js";
+import { mineToVacancyWindow, signer } from "../chain/harness.js";
 import { muri } from "../cli/run-muri.js";
 import { gaussianMixture, quantizeRows } from "../index/fixtures.js";
 import { logLines, tearDown, startNetwork, waitFor, waitProven, type Network } from "./e2e-helpers.js";
@@ -96,7 +96,7 @@ describe("e2e: a vector Magu's replacement fetches its replicas and proves", { t
     await leaver.kill("SIGTERM");
     await search("with the slot empty (the other replica answers)");
 
-    await net.mineTo((await net.head()) + 2n);
+    await mineToVacancyWindow(net.read, maguId, 0, (b) => net.mineTo(b));
     const filler = getMuriContracts(net.deployment.contracts, signer(net.chain.rpcUrl, net.deployment, net.chain.keys[0]!));
     await wait(await filler.maguRegistry.write.fillVacancy([maguId, 0]));
     const after = (await net.read.maguRegistry.read.maguInfo([maguId])).members.map((a) => getAddress(a));

@@ -45,7 +45,7 @@ const SEED = 5;
 /** recall@10 the nodes' default effort must reach on this data (agents/index/README.md). */
 const DOCUMENTED_RECALL = 0.95;
 /** Deployment parameters (see the file comment). A task takes commit + reveal + dispute blocks: ~50 s. */
-const WINDOWS = { commitBlocks: 16, revealBlocks: 16, disputeBlocks: 16, periodBlocks: 30, graceBlocks: 30 };
+const WINDOWS = { commitBlocks: 16, revealBlocks: 16, disputeBlocks: 16, periodBlocks: 30, graceBlocks: 30, settleDelayBlocks: 60 };
 
 describe("e2e: vector Magu on five node processes and a validator", { timeout: 1_800_000 }, () => {
   let net: Network;

@@ -288,7 +288,8 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
 
   test("settles the Magu once it expired", async () => {
     const info = await reader().maguRegistry.read.maguInfo([maguId]);
-    await advanceTo(await reader().challengeManager.read.proofDeadline([info.endPeriod - 1n]));
+    // Settling waits for the last period's mark window (its misses may be marked until then).
+    await advanceTo((await reader().challengeManager.read.markDeadline([info.endPeriod - 1n])) + 1n);
     // The pass may first mark the replacement's misses (and fill its slot again): a few passes.
     for (let i = 0; i < 10 && validator.stats().settled === 0; i++) {
       await validator.runOnce();

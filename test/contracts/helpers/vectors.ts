@@ -155,6 +155,7 @@ async function deployChallengeView(ethers: any) {
       token: await token.getAddress(), nodeRegistry: await nodes.getAddress(), genesisBlock: 0n, periodBlocks: 10n,
       stakePerMember: 1n, repairBounty: 1n, maxMembers: 8n, maxFragments: 1024n, maxDurationPeriods: 100n, bountySink: admin.address, fetchFragmentsPerPeriod: 64n,
       formationDeposit: 0n,
+      settleDelayBlocks: 30n,
     },
     admin.address,
   ]);

@@ -69,6 +69,8 @@ abstract contract FixtureBase is Test {
     uint64 internal constant GRACE_BLOCKS = 5;
     /// @dev Three periods after a deadline to mark its miss.
     uint64 internal constant MARK_WINDOW_BLOCKS = 3 * PERIOD_BLOCKS;
+    /// @dev Settle once the last period's misses can no longer be marked.
+    uint64 internal constant SETTLE_DELAY_BLOCKS = GRACE_BLOCKS + MARK_WINDOW_BLOCKS;
     uint64 internal constant EPOCH_BLOCKS = 100;
     uint256 internal constant EMISSION = 1000 ether;
     uint16 internal constant VALIDATOR_SHARE_BPS = 2000;
@@ -225,6 +227,15 @@ abstract contract FixtureBase is Test {
         if (queued > 0 && blockNumber() < settledFrom) vm.roll(settledFrom);
     }
 
+    /// @notice The first block at which Magu `id` can be settled: after its last period and the
+    /// mark window of that period's misses.
+    function settleBlock(MaguId id) internal view returns (uint256) {
+        uint64 end = magus.maguInfo(id).endPeriod;
+        uint256 marked = uint256(magus.periodStart(end)) + magus.config().settleDelayBlocks + 1;
+        uint256 next = magus.periodStart(end + 1);
+        return marked > next ? marked : next;
+    }
+
     /// @notice Rolls to the first block of the selection window of a request made at `requestBlock`.
     function rollToWindow(uint256 requestBlock) internal {
         (uint64 opens,) = magus.selectionWindow(uint64(requestBlock));
@@ -356,12 +367,15 @@ abstract contract FixtureBase is Test {
         challenges.submitProof(id, period, proofs);
     }
 
-    /// @notice Every current member of `id` proves `period` (rolling into it first).
+    /// @notice Every current member of `id` with something to prove proves `period` (rolling into
+    /// it first); a member whose challenge names no fragment has nothing to submit.
     function proveAll(MaguId id, uint64 period) internal {
         rollToPeriod(period);
         address[] memory members = membersOf(id);
         for (uint256 i; i < members.length; ++i) {
-            if (members[i] != address(0)) prove(id, members[i], period);
+            if (members[i] == address(0)) continue;
+            if (challenges.challengeFor(id, members[i], period).length == 0) continue;
+            prove(id, members[i], period);
         }
     }
 }
@@ -448,7 +462,8 @@ abstract contract Fixture is FixtureBase {
             maxDurationPeriods: p.maxDurationPeriods,
             bountySink: address(rewards),
             fetchFragmentsPerPeriod: FETCH_FRAGMENTS_PER_PERIOD,
-            formationDeposit: p.formationDeposit
+            formationDeposit: p.formationDeposit,
+            settleDelayBlocks: p.graceBlocks + p.markWindowBlocks
         });
         magus = MaguRegistry(deployArtifact("MaguRegistry.sol:MaguRegistry", abi.encode(maguConfig, address(this))));
         IChallengeManager.Config memory challengeConfig = IChallengeManager.Config({
