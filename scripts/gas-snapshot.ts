@@ -57,12 +57,12 @@ await measure("NodeRegistry.withdraw", d.nodeRegistry.connect(spare).withdraw())
 
 // A vector Magu: 5 members, r = 2, 1024 fragments of 1 MiB (2^10 x 2^10 = 2^20 leaves).
 const client = s[10]!;
-const escrowFor = 1024n * 2n * 8n * E18 + (await d.maguRegistry.config()).formationDeposit;
+const escrowFor = 1024n * 2n * 12n * E18 + (await d.maguRegistry.config()).formationDeposit;
 await (await d.token.transfer(client.address, escrowFor)).wait();
 await (await d.token.connect(client).approve(await d.maguRegistry.getAddress(), escrowFor)).wait();
 const params = {
   kind: 1, metric: 1, dimension: 128, members: 5, replication: 2, dataShards: 0, parityShards: 0,
-  maxFragments: 1024, durationPeriods: 8, pricePerFragmentPeriod: E18,
+  maxFragments: 1024, durationPeriods: 12, pricePerFragmentPeriod: E18,
 };
 await settleWeights(d);
 await measure("MaguRegistry.createMagu", d.maguRegistry.connect(client).createMagu(params));
@@ -136,8 +136,13 @@ await d.networkHelpers.mine(40);
 await measure("Rewards.finalizeEpoch", d.rewards.finalizeEpoch(epoch));
 await measure("Rewards.claim", d.rewards.connect(nodes[0]!).claim());
 
-// Settlement and a member's claim.
+// Settlement (once the last period's mark window closed) and a member's claim.
 await enterPeriod(d, info.endPeriod + 1n);
+{
+  const ready = (await d.challengeManager.markDeadline(info.endPeriod - 1n)) + 1n;
+  const now = BigInt(await d.ethers.provider.getBlockNumber());
+  if (now + 1n < ready) await d.networkHelpers.mine(Number(ready - now - 1n));
+}
 await measure("MaguRegistry.settle", d.maguRegistry.settle(id));
 await measure("MaguRegistry.claim", d.maguRegistry.connect(await d.ethers.getSigner(members[0]!)).claim());
 
