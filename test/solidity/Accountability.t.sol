@@ -61,10 +61,13 @@ contract AccountabilityTest is Fixture {
             }
         }
         uint256[] memory after_ = _stakes(members);
+        int256 honest;
         for (uint256 i; i < members.length; ++i) {
             assertEq(after_[i], before[i], "no member lost stake");
+            honest += delta(before[i], after_[i]);
         }
         assertEq(token.balanceOf(attacker), 0, "the marker gained nothing");
+        simReport("delayed marker (24.1)", int256(token.balanceOf(attacker)), honest, "every mark after its window refused");
     }
 
     /// @notice The window itself: a miss can be marked from its deadline up to and including
@@ -104,6 +107,7 @@ contract AccountabilityTest is Fixture {
         assertEq(registry.stakeOf(victim), expected, "maxMisses slashes and the bounty, nothing more");
 
         uint64 evictedIn = magus.currentPeriod();
+        uint256 markerBefore = token.balanceOf(attacker);
         for (uint64 q = evictedIn; q < evictedIn + 2; ++q) {
             rollPastDeadline(q);
             vm.expectRevert(abi.encodeWithSelector(IChallengeManager.ChallengeNotMember.selector, id, victim, q));
@@ -111,6 +115,9 @@ contract AccountabilityTest is Fixture {
             challenges.markMissed(id, victim, q);
         }
         assertEq(registry.stakeOf(victim), expected, "not slashed again");
+        simReport(
+            "mark after eviction (24.2)", delta(markerBefore, token.balanceOf(attacker)), 0, "marks after the eviction refused"
+        );
 
         // Nobody fills the slot: at settle the forfeited bounty goes to Rewards, not to the owner.
         IMaguRegistry.MaguInfo memory info = magus.maguInfo(id);

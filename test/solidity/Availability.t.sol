@@ -81,8 +81,10 @@ contract AvailabilityTest is Fixture {
             }
         }
         uint256[] memory after_ = _stakes(members);
+        int256 honest;
         for (uint256 i; i < members.length; ++i) {
             assertEq(after_[i], before[i], "no honest member lost stake");
+            honest += delta(before[i], after_[i]);
         }
         // The owner gets back its own escrow and nothing more; the attacker got nothing.
         vm.roll(settleBlock(id));
@@ -90,6 +92,7 @@ contract AvailabilityTest is Fixture {
         // ... and its own formation deposit, refunded when the Magu formed.
         assertEq(magus.claimable(client), info.escrow + FORMATION_DEPOSIT, "owner: its escrow only");
         assertEq(token.balanceOf(attacker), 0, "marker: nothing");
+        simReport("junk root (availability)", int256(token.balanceOf(attacker)), honest, "never committed; nothing to mark");
     }
 
     // ------------------------------------------------------------ rewriting committed data
@@ -120,6 +123,7 @@ contract AvailabilityTest is Fixture {
         _commit(id, rewrittenRoot, 10, noExtension, acks);
 
         assertEq(magus.maguInfo(id).root, committed, "the committed data stays");
+        simReport("rewrite committed data (availability)", 0, 0, "refused: commits are append-only");
         // The honest append is accepted.
         commitData(id, 3, 10);
         assertEq(magus.maguInfo(id).fragmentCount, 10, "appended");

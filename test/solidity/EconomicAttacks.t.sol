@@ -56,6 +56,12 @@ contract EconomicAttacksTest is Fixture {
         assertEq(pairBefore - pairAfter, slash - slash * MARKER_BPS / 10_000, "the pair lost the rest");
         assertEq(token.balanceOf(address(rewards)), pool + slash - slash * MARKER_BPS / 10_000, "to the pool");
         assertGt(pairBefore - pairAfter, 0, "self-marking costs money");
+        simReport(
+            "self-marking (11.2)",
+            delta(pairBefore, pairAfter),
+            delta(pool, token.balanceOf(address(rewards))),
+            "the marker share only; the rest to the pool"
+        );
     }
 
     /// @notice Issue 11.7: once drawn, a member unstaked down to its lock, so a miss then cost 5 % of
@@ -81,6 +87,7 @@ contract EconomicAttacksTest is Fixture {
         uint256 cost = before - registry.stakeOf(member);
         assertEq(cost, (MIN_STAKE + STAKE_PER_MEMBER) * SLASH_BPS / 10_000, "a miss costs its share of minStake + lock");
         assertGt(cost, STAKE_PER_MEMBER * SLASH_BPS / 10_000, "more than the share of the lock alone");
+        simReport("unstake to the lock (11.7)", -int256(cost), 0, "unstake refused; a miss costs minStake + lock's share");
     }
 
     /// @notice Issue 11.6: a member whose challenge names no fragment (it holds nothing under
@@ -120,6 +127,7 @@ contract EconomicAttacksTest is Fixture {
             if (magus.claimable(info.members[s]) == 0) ++unpaid;
         }
         assertEq(unpaid, 2, "the empty members were paid nothing");
+        simReport("empty proofs (11.6)", 0, 0, "refused: members holding nothing are paid nothing");
     }
 
     /// @notice Issue 11.7: settle released the locks (and the stake under them) while the last
@@ -138,8 +146,61 @@ contract EconomicAttacksTest is Fixture {
         vm.prank(alt);
         challenges.markMissed(id, lazy, last);
         assertLt(registry.stakeOf(lazy), before, "the last miss is still slashed");
+        simReport(
+            "settle before the last mark (11.7)",
+            delta(before, registry.stakeOf(lazy)),
+            0,
+            "settle waits; the last miss is slashed"
+        );
         vm.roll(settleBlock(id));
         magus.settle(id);
         assertEq(uint8(magus.maguInfo(id).status), uint8(IMaguRegistry.Status.Ended), "settled after the window");
+    }
+
+    /// @notice A lazy member keeps only half of its fragments (the even ones) and proves when its
+    /// challenge names only kept ones. Compared with an honest member of the same Magu: it is paid
+    /// for fewer periods, slashed for each miss and evicted (losing the repair bounty), which costs
+    /// far more than the pay: the storage it saved is worth at most its share of the escrow.
+    function test_attack_lazyNode_dropsHalfAndLoses() public {
+        MaguId id = _blob(3, 30);
+        IMaguRegistry.MaguInfo memory info = magus.maguInfo(id);
+        address lazy = info.members[0];
+        address honest = info.members[1];
+        uint256 lazyStake = registry.stakeOf(lazy);
+        uint256 honestStake = registry.stakeOf(honest);
+        uint256 misses;
+        for (uint64 p = info.startPeriod; p < info.endPeriod; ++p) {
+            rollToPeriod(p);
+            for (uint256 s; s < info.members.length; ++s) {
+                address m = info.members[s];
+                if (!magus.membership(id, m).active) continue;
+                IChallengeManager.ChallengeItem[] memory items = challenges.challengeFor(id, m, p);
+                if (items.length == 0) continue;
+                bool holds = true;
+                if (m == lazy) {
+                    for (uint256 k; k < items.length; ++k) {
+                        if (items[k].fragment % 2 == 1) holds = false;
+                    }
+                }
+                if (holds) prove(id, m, p);
+            }
+            if (magus.membership(id, lazy).active && challenges.proofState(id, lazy, p) == 0) {
+                rollPastDeadline(p);
+                if (challenges.challengeFor(id, lazy, p).length > 0) {
+                    vm.prank(alt);
+                    challenges.markMissed(id, lazy, p);
+                    ++misses;
+                }
+            }
+        }
+        assertFalse(magus.membership(id, lazy).active, "the lazy member was evicted");
+        vm.roll(settleBlock(id));
+        magus.settle(id);
+        int256 lazyPnl = delta(lazyStake, registry.stakeOf(lazy)) + int256(magus.claimable(lazy));
+        int256 honestPnl = delta(honestStake, registry.stakeOf(honest)) + int256(magus.claimable(honest));
+        assertEq(misses, MAX_MISSES, "evicted at its maxMisses-th miss");
+        assertTrue(lazyPnl < honestPnl, "the lazy member ends below the honest one");
+        assertTrue(lazyPnl < 0, "and below where it started");
+        simReport("lazy node drops 50 % (availability)", lazyPnl - honestPnl, honestPnl, "missed, slashed, evicted");
     }
 }

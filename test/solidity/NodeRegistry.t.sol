@@ -596,6 +596,7 @@ contract NodeRegistryTest is Fixture {
         address honest = newActor("honest");
         registerNode(honest, MIN_STAKE, ROLE_NODE);
         assertTrue(registry.nodeInfo(honest).registered, "an honest node still joins");
+        simReport("registry filling (11.4)", 0, 0, "slots reused: an honest node still registers");
     }
 
     /// @notice A node that still has stake locked or unbonding stays registered.

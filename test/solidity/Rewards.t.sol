@@ -587,6 +587,37 @@ contract RewardsTest is Fixture {
         assertEq(rewards.claimable(n1), nodePool / 2, "n1 paid");
         assertEq(rewards.claimable(n2), nodePool / 2, "n2 paid");
         assertEq(rewards.claimable(attacker), 0, "attacker still nothing");
+        simReport("self-weighting (11.5)", int256(rewards.claimable(attacker)), 0, "refused");
+    }
+
+    /// @notice A validator coalition under half of the submitted stake (two of five equal
+    /// validators) names only its own sybil nodes; the three honest ones name n1 and n2. Clipping
+    /// to the stake-weighted median leaves the sybils nothing: the coalition's validators even lose
+    /// their share of the validator pool (their weight did not survive the clip).
+    function test_attack_validatorCoalition_underHalfGainsNothing() public {
+        address[] memory coalition = registerValidators(2, 100 ether);
+        address[] memory sybilNodes = registerNodes(2, 100 ether);
+        address[] memory sorted = _sorted(sybilNodes);
+        _submitAll(1, 1);
+        uint64 epoch = rewards.currentEpoch();
+        for (uint256 i; i < coalition.length; ++i) {
+            vm.prank(coalition[i]);
+            rewards.submitWeights(epoch, sorted, _ones(2));
+        }
+        rewards.finalizeEpoch(_endEpoch());
+        uint256 gain = rewards.claimable(sybilNodes[0]) + rewards.claimable(sybilNodes[1]);
+        for (uint256 i; i < coalition.length; ++i) {
+            gain += rewards.claimable(coalition[i]);
+        }
+        assertEq(gain, 0, "the coalition and its nodes gain nothing");
+        uint256 nodePool = EMISSION * (10_000 - VALIDATOR_SHARE_BPS) / 10_000;
+        assertEq(rewards.claimable(n1) + rewards.claimable(n2), nodePool, "the honest nodes share the node pool");
+        simReport(
+            "validator coalition < 50 % (rewards)",
+            int256(gain),
+            int256(rewards.claimable(n1) + rewards.claimable(n2)),
+            "clipped to the stake-weighted median"
+        );
     }
 
     /// @notice In an epoch the honest validators skip, a validator with a sybil node submits alone,
@@ -627,6 +658,12 @@ contract RewardsTest is Fixture {
         assertEq(rewards.claimable(sybil), 0, "sybil still nothing");
         assertEq(rewards.claimable(attacker), 0, "attacker still nothing");
         assertLe(rewards.pool(), 2, "the pool went to the honest epoch (rounding dust left)");
+        simReport(
+            "lone submitter (11.5)",
+            int256(rewards.claimable(attacker) + rewards.claimable(sybil)),
+            int256(rewards.claimable(n1) + rewards.claimable(n2)),
+            "below quorum: nothing minted, the pool waits"
+        );
     }
 
     // ------------------------------------------------------------ claim
@@ -729,5 +766,14 @@ contract RewardsBoundTest is Fixture {
         }
         assertEq(rewards.claimable(honest), EMISSION - nodePool, "the honest validator takes the validator pool");
         assertEq(rewards.pool(), 0, "everything credited");
+        uint256 sybilGain;
+        for (uint256 j; j < V * W; ++j) {
+            sybilGain += rewards.claimable(nodes[j]);
+        }
+        for (uint256 i; i <= V; ++i) {
+            sybilGain += rewards.claimable(sybils[i]);
+        }
+        simReport("validator flood (11.5)", int256(sybilGain), int256(EMISSION), "bounded; displaced by stake");
     }
+
 }

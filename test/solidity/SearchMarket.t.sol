@@ -1075,6 +1075,12 @@ contract SearchMarketTest is SearchFixture {
         uint256 wealthAfter = registry.stakeOf(liar) + token.balanceOf(second) + token.balanceOf(liar);
         assertEq(wealthBefore - wealthAfter, rounds * DISPUTE_SLASH - toSecond, "the attacker lost the rest of every slash");
         assertGt(wealthBefore, wealthAfter, "at a loss");
+        simReport(
+            "self-dispute (11.1)",
+            delta(wealthBefore, wealthAfter),
+            int256(rounds * DISPUTE_SLASH - toSecond),
+            "the disputer's share only; the rest to the pool"
+        );
     }
 
     /// @notice Issue 24.3: a member whose stake no longer backs its memberships (here drained by
@@ -1105,6 +1111,7 @@ contract SearchMarketTest is SearchFixture {
         assertEq(magus.maguInfo(l2Magu).members[0], address(0), "its slot is vacant for a replacement");
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguNotMember.selector, l2Magu, drained));
         magus.dropUnbacked(l2Magu, drained);
+        simReport("drained node keeps working (24.3)", 0, 0, "commits refused; dropped from its Magu");
     }
 
     function test_dispute_falseDistance() public {

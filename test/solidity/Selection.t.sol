@@ -74,6 +74,7 @@ contract SelectionTest is Fixture {
             if (keccak256(abi.encode(changed)) != keccak256(abi.encode(plain))) ++moved;
         }
         assertGt(moved, 0, "stake changes before the request never moved a draw");
+        simReport("selection grinding (11.3)", 0, 0, "24 stake changes after the seed: the draw never moved");
     }
 
     /// @dev Members of a Magu requested at block `at`, after stake change `i` (if `change`).
@@ -106,6 +107,7 @@ contract SelectionTest is Fixture {
         magus.cancelMagu(late);
         assertEq(magus.claimable(owner), escrow, "cancel after the seed: escrow only");
         assertEq(token.balanceOf(address(rewards)), pool + FORMATION_DEPOSIT, "the deposit went to the pool");
+        simReport("re-roll by cancelling (11.3)", -int256(FORMATION_DEPOSIT), int256(FORMATION_DEPOSIT), "each re-roll forfeits the deposit");
     }
 
     /// @notice Issue 11.3: letting the window pass is a re-roll too. Nobody but the owner may ask
@@ -133,6 +135,7 @@ contract SelectionTest is Fixture {
         formMagu(id);
         assertEq(uint8(magus.maguInfo(id).status), uint8(IMaguRegistry.Status.Active), "formed");
         assertEq(magus.claimable(owner), FORMATION_DEPOSIT, "forming refunds the deposit");
+        simReport("re-roll by a lapsed window (11.3)", -int256(FORMATION_DEPOSIT), int256(FORMATION_DEPOSIT), "each lapse forfeits the deposit");
     }
 
     function test_formMagu_revertsBeforeTheWindow() public {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {console} from "hardhat/console.sol";
 import {Vm} from "./Vm.sol";
 
 /// @title Test
@@ -234,6 +235,23 @@ abstract contract Test {
                 )
             );
         }
+    }
+
+    // ------------------------------------------------------------ attack reports
+
+    /// @notice One row of the attack simulation (`npm run sim`, scripts/sim.ts reads these lines from
+    /// the Solidity test output): what the attacker's addresses gained (negative: lost) in MURI wei,
+    /// what honest parties gained, and the outcome. Gas is not counted: 0 means it lost its gas.
+    function simReport(string memory attack, int256 attackerPnl, int256 honestPnl, string memory outcome)
+        internal
+        pure
+    {
+        console.log(string.concat("SIM|", attack, "|", toString(attackerPnl), "|", toString(honestPnl), "|", outcome));
+    }
+
+    /// @notice `after_ - before` as a signed amount.
+    function delta(uint256 before, uint256 after_) internal pure returns (int256) {
+        return after_ >= before ? int256(after_ - before) : -int256(before - after_);
     }
 
     // ------------------------------------------------------------ formatting
