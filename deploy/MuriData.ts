@@ -9,6 +9,9 @@ import { id } from "ethers";
  * - MaguRegistry CHALLENGE_ROLE -> ChallengeManager
  * - ChallengeManager sends the slashed stake the marker does not get to Rewards; MaguRegistry sends it
  *   the repair bounties nobody earned.
+ * Then administration goes to a MuriTimelock: it receives DEFAULT_ADMIN_ROLE of MuriToken, NodeRegistry
+ * and MaguRegistry and the deployer renounces its own, so every later role change is scheduled in
+ * public and waits `adminDelaySeconds` (the deployer stays the timelock's proposer and executor).
  * Every number is an Ignition parameter (see deploy/parameters/*.json); the defaults suit a devnet.
  */
 export default buildModule("MuriData", (m) => {
@@ -23,7 +26,9 @@ export default buildModule("MuriData", (m) => {
       minStake: m.getParameter("minStake", 1_000n * E18),
       unbondingBlocks: m.getParameter("unbondingBlocks", 20n),
       maxNodes: m.getParameter("maxNodes", 16_384n),
-      selectionEpochBlocks: m.getParameter("selectionEpochBlocks", 4n),
+      // A Magu is drawn in the selection epoch after its request: 8 blocks leave a client 6 or 7
+      // blocks to land formMagu (a re-request costs the formation deposit).
+      selectionEpochBlocks: m.getParameter("selectionEpochBlocks", 8n),
     },
     deployer,
   ]);
@@ -98,14 +103,24 @@ export default buildModule("MuriData", (m) => {
     },
   ]);
 
-  m.call(token, "grantRole", [id("MINTER_ROLE"), rewards], { id: "grantMinterToRewards" });
-  m.call(nodeRegistry, "grantRole", [id("MODULE_ROLE"), maguRegistry], { id: "grantModuleToMagu" });
-  m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), maguRegistry], { id: "grantSlasherToMagu" });
-  m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), challengeManager], { id: "grantSlasherToChallenge" });
-  m.call(nodeRegistry, "grantRole", [id("REPUTATION_ROLE"), challengeManager], { id: "grantReputationToChallenge" });
-  m.call(maguRegistry, "grantRole", [id("CHALLENGE_ROLE"), challengeManager], { id: "grantChallengeToManager" });
-  m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), searchMarket], { id: "grantSlasherToSearch" });
-  m.call(nodeRegistry, "grantRole", [id("REPUTATION_ROLE"), searchMarket], { id: "grantReputationToSearch" });
+  const wiring = [
+    m.call(token, "grantRole", [id("MINTER_ROLE"), rewards], { id: "grantMinterToRewards" }),
+    m.call(nodeRegistry, "grantRole", [id("MODULE_ROLE"), maguRegistry], { id: "grantModuleToMagu" }),
+    m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), maguRegistry], { id: "grantSlasherToMagu" }),
+    m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), challengeManager], { id: "grantSlasherToChallenge" }),
+    m.call(nodeRegistry, "grantRole", [id("REPUTATION_ROLE"), challengeManager], { id: "grantReputationToChallenge" }),
+    m.call(maguRegistry, "grantRole", [id("CHALLENGE_ROLE"), challengeManager], { id: "grantChallengeToManager" }),
+    m.call(nodeRegistry, "grantRole", [id("SLASHER_ROLE"), searchMarket], { id: "grantSlasherToSearch" }),
+    m.call(nodeRegistry, "grantRole", [id("REPUTATION_ROLE"), searchMarket], { id: "grantReputationToSearch" }),
+  ];
 
-  return { token, nodeRegistry, rewards, maguRegistry, challengeManager, searchMarket };
+  // Administration to the timelock, then the deployer lets go of its own.
+  const timelock = m.contract("MuriTimelock", [m.getParameter("adminDelaySeconds", 172_800n), [deployer], [deployer]]);
+  const ADMIN = "0x0000000000000000000000000000000000000000000000000000000000000000";
+  for (const [name, contract] of [["Token", token], ["Nodes", nodeRegistry], ["Magus", maguRegistry]] as const) {
+    const handOver = m.call(contract, "grantRole", [ADMIN, timelock], { id: `grantAdminToTimelock${name}`, after: wiring });
+    m.call(contract, "renounceRole", [ADMIN, deployer], { id: `renounceDeployerAdmin${name}`, after: [handOver] });
+  }
+
+  return { token, nodeRegistry, rewards, maguRegistry, challengeManager, searchMarket, timelock };
 });

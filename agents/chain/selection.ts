@@ -52,13 +52,21 @@ export async function formInWindow(f: Formation, maguId: bigint, attempts = 3): 
   let info = await f.read.maguRegistry.read.maguInfo([maguId]);
   for (let attempt = 0; attempt < attempts && info.status === 1; attempt++) {
     const [opens, closes] = await f.read.maguRegistry.read.selectionWindow([info.requestBlock]);
-    if ((await f.head()) > closes) {
-      // The window passed: this formMagu asks again, taking a new deposit.
+    if ((await f.head()) >= closes) {
+      // The window passed (or ends with the head: a transaction lands in the next block): this
+      // formMagu asks again, taking a new deposit.
       await f.approveDeposit();
       await f.form();
     } else {
       await f.waitForBlock(opens);
-      await f.form();
+      try {
+        await f.form();
+      } catch (err) {
+        // The window closed while the transaction was on its way (a slow or loaded chain): ask
+        // again on the next round; any other failure is the caller's.
+        const now = await f.read.maguRegistry.read.maguInfo([maguId]);
+        if (now.status !== 1 || (await f.head()) < closes) throw err;
+      }
     }
     info = await f.read.maguRegistry.read.maguInfo([maguId]);
   }

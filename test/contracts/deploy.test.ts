@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { id } from "ethers";
+import { ZeroHash, id } from "ethers";
 import { deployAll } from "./helpers/fixture.js";
 
 describe("Ignition deployment", () => {
@@ -33,5 +33,38 @@ describe("Ignition deployment", () => {
     expect(c.slashSink).to.equal(rewards);
     expect((await d.challengeManager.config()).markWindowBlocks).to.equal(30n);
     expect(c.revealPenalty).to.equal(10n);
+  });
+
+  /**
+   * Issue 11.7: the deployer kept DEFAULT_ADMIN_ROLE everywhere and could grant itself minting or
+   * slashing at once. Administration now sits with a timelock: the deployer holds no admin role,
+   * cannot grant itself MINTER_ROLE, and an operation it schedules through the timelock runs only
+   * after the public delay.
+   */
+  it("hands administration to the timelock: the deployer cannot mint for itself before a public delay", async () => {
+    const d = await deployAll();
+    const deployer = d.signers[0]!;
+    const timelock = await d.timelock.getAddress();
+    for (const c of [d.token, d.nodeRegistry, d.maguRegistry]) {
+      expect(await c.hasRole(ZeroHash, deployer.address)).to.equal(false);
+      expect(await c.hasRole(ZeroHash, timelock)).to.equal(true);
+    }
+    await expect(d.token.connect(deployer).grantRole(id("MINTER_ROLE"), deployer.address))
+      .to.be.revertedWithCustomError(d.token, "AccessControlUnauthorizedAccount")
+      .withArgs(deployer.address, ZeroHash);
+
+    const delay = await d.timelock.getMinDelay();
+    expect(delay).to.equal(172_800n);
+    const call = d.token.interface.encodeFunctionData("grantRole", [id("MINTER_ROLE"), deployer.address]);
+    const target = await d.token.getAddress();
+    await (await d.timelock.schedule(target, 0n, call, ZeroHash, ZeroHash, delay)).wait();
+    await expect(d.timelock.execute(target, 0n, call, ZeroHash, ZeroHash)).to.be.revertedWithCustomError(
+      d.timelock,
+      "TimelockUnexpectedOperationState",
+    );
+    expect(await d.token.hasRole(id("MINTER_ROLE"), deployer.address)).to.equal(false);
+    await d.networkHelpers.time.increase(delay);
+    await (await d.timelock.execute(target, 0n, call, ZeroHash, ZeroHash)).wait();
+    expect(await d.token.hasRole(id("MINTER_ROLE"), deployer.address)).to.equal(true);
   });
 });

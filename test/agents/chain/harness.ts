@@ -4,7 +4,7 @@
  * Every child is tracked so `killAllChains()` in an `after` hook stops whatever is left.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -125,7 +125,7 @@ export type DeployParameters = Partial<
  * Runs scripts/deploy-local.ts against `rpcUrl` (no recompilation) and loads the deployment file;
  * `parameters` replace those of deploy/parameters/devnet.json (MURI_DEPLOY_PARAMETERS).
  */
-export async function deployLocal(rpcUrl: string, timeoutMs = 180_000, parameters?: DeployParameters): Promise<Deployment> {
+export async function deployLocal(rpcUrl: string, timeoutMs = 180_000, parameters?: DeployParameters): Promise<Deployment & { timelock: Address }> {
   const file = join(await tempDir("muri-chain-deploy-"), "deployment.json");
   const child = spawn(process.execPath, [HARDHAT, "run", "--no-compile", "scripts/deploy-local.ts", "--network", "localhost"], {
     cwd: ROOT,
@@ -149,7 +149,10 @@ export async function deployLocal(rpcUrl: string, timeoutMs = 180_000, parameter
   });
   children.delete(child);
   if (code !== 0) throw new Error(`scripts/deploy-local.ts failed (${code}):\n${output}`);
-  return loadDeployment(file);
+  // The agents do not use the timelock (it holds the contracts' admin role); tests that change a
+  // role go through it.
+  const raw = JSON.parse(await readFile(file, "utf8")) as { contracts: { timelock: Address } };
+  return { ...(await loadDeployment(file)), timelock: raw.contracts.timelock };
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -264,6 +267,41 @@ export async function mineToVacancyWindow(read: Pick<MuriContracts, "maguRegistr
   if (requestBlock === 0n) return;
   const [opens] = await read.maguRegistry.read.selectionWindow([requestBlock]);
   await mineTo(opens);
+}
+
+const timelockAbi = [
+  { type: "function", name: "getMinDelay", stateMutability: "view", inputs: [], outputs: [{ type: "uint256" }] },
+  {
+    type: "function",
+    name: "schedule",
+    stateMutability: "nonpayable",
+    inputs: [{ type: "address" }, { type: "uint256" }, { type: "bytes" }, { type: "bytes32" }, { type: "bytes32" }, { type: "uint256" }],
+    outputs: [],
+  },
+  {
+    type: "function",
+    name: "execute",
+    stateMutability: "payable",
+    inputs: [{ type: "address" }, { type: "uint256" }, { type: "bytes" }, { type: "bytes32" }, { type: "bytes32" }],
+    outputs: [],
+  },
+] as const;
+
+/**
+ * Runs `data` on `target` through the deployment's timelock as its proposer (the deployer, `key`):
+ * schedules it, moves the chain's clock past the delay (evm_increaseTime) and executes it.
+ */
+export async function throughTimelock(rpcUrl: string, d: Deployment & { timelock: Address }, key: Hex, target: Address, data: Hex): Promise<void> {
+  const c = signer(rpcUrl, d, key);
+  const zero = `0x${"0".repeat(64)}` as Hex;
+  const delay = await c.publicClient.readContract({ address: d.timelock, abi: timelockAbi, functionName: "getMinDelay" });
+  const wait = async (hash: Hex, what: string) => {
+    if ((await c.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 })).status !== "success") throw new Error(`timelock ${what} reverted`);
+  };
+  await wait(await c.walletClient.writeContract({ address: d.timelock, abi: timelockAbi, functionName: "schedule", args: [target, 0n, data, zero, zero, delay], account: c.account, chain: c.walletClient.chain }), "schedule");
+  await c.publicClient.request({ method: "evm_increaseTime" as never, params: [Number(delay)] as never });
+  await c.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+  await wait(await c.walletClient.writeContract({ address: d.timelock, abi: timelockAbi, functionName: "execute", args: [target, 0n, data, zero, zero], account: c.account, chain: c.walletClient.chain }), "execute");
 }
 
 export interface LogEntry {

@@ -185,7 +185,7 @@ describe("e2e: files appended to one blob Magu (muri put --magu)", { timeout: 1_
     const client = signer(net.chain.rpcUrl, net.deployment, net.chain.keys[CLIENT_KEY]!);
     const request = async (who: typeof client, params: { kind: number; metric: number; dimension: number; replication: number; dataShards: number; parityShards: number }): Promise<bigint> => {
       const c = getMuriContracts(net.deployment.contracts, who);
-      const escrow = 10n * E18;
+      const escrow = 10n * E18 + (await c.maguRegistry.read.config()).formationDeposit; // and the deposit
       const wait = async (hash: Promise<Hex>) => {
         const r = await who.publicClient.waitForTransactionReceipt({ hash: await hash, pollingInterval: 50 });
         assert.equal(r.status, "success");

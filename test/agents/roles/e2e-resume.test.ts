@@ -70,7 +70,10 @@ describe("e2e: a killed put resumed", { timeout: 600_000 }, () => {
     const info = await net.read.maguRegistry.read.maguInfo([1n]);
     assert.equal(info.fragmentCount, result.shards);
     const escrow = info.params.pricePerFragmentPeriod * BigInt(info.params.maxFragments) * info.params.durationPeriods;
-    assert.equal(balanceBefore - (await net.read.token.read.balanceOf([client])), escrow, "exactly one escrow paid");
+    // The formation deposit went back to the client's claimable when the Magu formed.
+    const { formationDeposit } = await net.read.maguRegistry.read.config();
+    assert.equal(await net.read.maguRegistry.read.claimable([client]), formationDeposit, "the deposit is refunded");
+    assert.equal(balanceBefore - (await net.read.token.read.balanceOf([client])), escrow + formationDeposit, "exactly one escrow paid (and one deposit, refunded)");
 
     const out = join(net.dir, "out.bin");
     const got = await muri(["get", result.manifestCid, "--magu", result.maguId, "-o", out, ...args], {}, 120_000);

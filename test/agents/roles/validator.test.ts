@@ -4,9 +4,9 @@ import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { createTestClient, getAddress, http, type Address, type Hex } from "viem";
+import { createTestClient, encodeFunctionData, getAddress, http, type Address, type Hex } from "viem";
 import type { CID } from "multiformats/cid";
-import { getMuriContracts, type Deployment, type MuriPublicClient } from "../../../agents/chain/index.js";
+import { getMuriContracts, nodeRegistryAbi, type Deployment, type MuriPublicClient } from "../../../agents/chain/index.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { buildFragmentTree, maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
@@ -16,7 +16,7 @@ import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
 import { startMetricsServer } from "../../../agents/roles/shared/metrics-server.js";
 import { createValidator, ensureValidatorRegistered, type AuditFetcher, type Validator } from "../../../agents/roles/validator/validator.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, throughTimelock, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 import { writeDeployment } from "./e2e-helpers.js";
 
@@ -36,7 +36,7 @@ function logger(name: string) {
 
 describe("validator against a hardhat node (blob Magu k=1, m=1, two members of three nodes)", () => {
   let chain: HardhatChain;
-  let d: Deployment;
+  let d: Deployment & { timelock: Address };
   let pub: MuriPublicClient;
   let maguId: bigint;
   let startPeriod: bigint;
@@ -300,15 +300,16 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
   });
 
   test("drops a member whose stake no longer backs its memberships, and only that one", async () => {
-    // A fresh two-member Magu; one member is then drained by slashes (the deployer, as admin,
-    // stands in for the contracts that slash).
+    // A fresh two-member Magu; one member is then drained by slashes (the deployer, given the
+    // slasher role through the timelock, stands in for the contracts that slash).
     const admin = getMuriContracts(d.contracts, signer(chain.rpcUrl, d, chain.keys[0]!));
     const wait = async (hash: Hex) => assert.equal((await pub.waitForTransactionReceipt({ hash, pollingInterval: 50 })).status, "success");
     const price = E18 / 1000n;
     const id = await createAndFormMagu(chain.rpcUrl, d, chain.keys[0]!, chain.keys[5]!, { kind: 0, metric: 0, dimension: 0, members: 2, replication: 0, dataShards: 1, parityShards: 1, maxFragments: FRAGMENTS, durationPeriods: 10n, pricePerFragmentPeriod: price }, mineTo);
     const [kept, drained] = (await reader().maguRegistry.read.maguInfo([id])).members.map((a) => getAddress(a)) as [Address, Address];
     const slasher = await admin.nodeRegistry.read.SLASHER_ROLE();
-    await wait(await admin.nodeRegistry.write.grantRole([slasher, signer(chain.rpcUrl, d, chain.keys[0]!).account.address]));
+    const grant = encodeFunctionData({ abi: nodeRegistryAbi, functionName: "grantRole", args: [slasher, signer(chain.rpcUrl, d, chain.keys[0]!).account.address] });
+    await throughTimelock(chain.rpcUrl, d, chain.keys[0]!, d.contracts.nodeRegistry, grant);
     const stake = await reader().nodeRegistry.read.stakeOf([drained]);
     await wait(await admin.nodeRegistry.write.slash([drained, stake, [d.contracts.rewards], [stake]]));
     assert.equal(await reader().nodeRegistry.read.isBacked([drained]), false);

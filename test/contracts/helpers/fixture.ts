@@ -3,6 +3,7 @@ import MuriData from "../../../deploy/MuriData.js";
 import type {
   ChallengeManager,
   MaguRegistry,
+  MuriTimelock,
   MuriToken,
   NodeRegistry,
   Rewards,
@@ -28,6 +29,7 @@ export async function deployAll(parameters: Record<string, bigint | number> = {}
     maguRegistry: deployed.maguRegistry as unknown as MaguRegistry,
     challengeManager: deployed.challengeManager as unknown as ChallengeManager,
     searchMarket: deployed.searchMarket as unknown as SearchMarket,
+    timelock: deployed.timelock as unknown as MuriTimelock,
   };
 }
 
@@ -49,5 +51,6 @@ export async function attachAll(addresses: Record<string, string>) {
     maguRegistry: await at<MaguRegistry>("MaguRegistry", "maguRegistry"),
     challengeManager: await at<ChallengeManager>("ChallengeManager", "challengeManager"),
     searchMarket: await at<SearchMarket>("SearchMarket", "searchMarket"),
+    timelock: await at<MuriTimelock>("MuriTimelock", "timelock"),
   } satisfies Deployment;
 }
