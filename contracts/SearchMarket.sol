@@ -192,7 +192,16 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
         if (proof.index >= proof.entries.length) revert SearchEntryIndexOutOfRange(proof.index, proof.entries.length);
 
         uint256 word = uint256(proof.entries[proof.index]);
-        (Falsehood falsehood, uint64 actualId, int64 actualDistance) = _judge(t, word, proof);
+        Falsehood falsehood;
+        uint64 actualId;
+        int64 actualDistance;
+        if (_notHolder(t, member, uint32(word >> 96))) {
+            // An entry from a fragment the member is not placed on: copied from an earlier answer to
+            // the same query, not searched. No data needs proving.
+            falsehood = Falsehood.NotHolder;
+        } else {
+            (falsehood, actualId, actualDistance) = _judge(t, word, proof);
+        }
         uint64 claimedId = uint64(word >> 128);
         int64 claimedDistance = int64(uint64(word >> 192) ^ uint64(_KEY_FLIP));
         if (falsehood == Falsehood.WrongDistance && actualDistance == claimedDistance) {
@@ -501,6 +510,19 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
 
     /// @dev Checks the proof of the record behind `word` and says what may be wrong with the entry:
     /// RecordPastEnd, WrongId, or else WrongDistance, which the caller compares (equal: the entry is true).
+    /// @dev Whether `member`, still an active member of the task's Magu (its slot, and so its
+    /// placement, unchanged since it revealed), is not among the holders of `fragment`.
+    function _notHolder(Task storage t, address member, uint256 fragment) private view returns (bool) {
+        if (fragment >= t.fragmentCount) return false; // _checkList refused it at reveal
+        MaguId magu = MaguId.wrap(t.magu);
+        if (!_magus.membership(magu, member).active) return false;
+        address[] memory holding = _magus.holders(magu, fragment);
+        for (uint256 i; i < holding.length; ++i) {
+            if (holding[i] == member) return false;
+        }
+        return true;
+    }
+
     function _judge(Task storage t, uint256 word, DisputeProof calldata proof)
         private
         view

@@ -38,6 +38,7 @@ const EXPECTED = [
   "validator coalition < 50 % (rewards)",
   "empty proofs (11.6)",
   "unstake to the lock (11.7)",
+  "copied answer (11.7)",
   "settle before the last mark (11.7)",
   "delayed marker (24.1)",
   "mark after eviction (24.2)",

@@ -83,7 +83,8 @@ interface ISearchMarket {
     enum Falsehood {
         RecordPastEnd, // the fragment holds no record at that position
         WrongId, // the record there has another id
-        WrongDistance // the record's distance to the query differs
+        WrongDistance, // the record's distance to the query differs
+        NotHolder // the member does not hold the entry's fragment (placement): a copied answer
     }
 
     /// @notice A task was submitted and `fee` escrowed.

@@ -203,6 +203,16 @@ abstract contract SearchFixture is Fixture {
         return h[0] == member || h[1] == member;
     }
 
+    /// @notice The slot of the first member placed on fragment `f` (an entry from a fragment its
+    /// member does not hold is a NotHolder falsehood before anything else).
+    function holderIndex(MaguId id, uint256 f) internal view returns (uint256) {
+        address[] memory members = membersOf(id);
+        for (uint256 i; i < members.length; ++i) {
+            if (holds(id, f, members[i])) return i;
+        }
+        revert("nobody holds the fragment");
+    }
+
     /// @notice Every hit of the fragments `member` holds (all fragments for address(0)), sorted.
     function hits(MaguId id, int16[] memory q, address member) internal view returns (bytes32[] memory out) {
         uint256 total;
@@ -1003,7 +1013,8 @@ contract SearchMarketTest is SearchFixture {
         uint64 actualId,
         int64 actualDistance
     ) internal {
-        uint256 liarIndex = busyIndex(id);
+        // The liar holds the disputed entry's fragment: the dispute is about its data.
+        uint256 liarIndex = holderIndex(id, uint32(uint256(lie[index]) >> 96));
         (uint256 taskId, address[] memory members, bytes32[][] memory lists) = _taskWithLiar(id, q, liarIndex, lie);
         address liar = members[liarIndex];
         uint256 stake = registry.stakeOf(liar);
@@ -1081,6 +1092,57 @@ contract SearchMarketTest is SearchFixture {
             int256(rounds * DISPUTE_SLASH - toSecond),
             "the disputer's share only; the rest to the pool"
         );
+    }
+
+    /// @notice Issue 11.7: a member holding nothing copied an earlier task's revealed answer to the
+    /// same query and earned credits. Entries from fragments it is not placed on are now a
+    /// falsehood of their own (NotHolder), disputable without any data: the copier is slashed.
+    function test_attack_copiedAnswer_notHolderIsDisputed() public {
+        int16[] memory q = queryOf(23);
+        address[] memory members = membersOf(l2Magu);
+        uint256 source = busyIndex(l2Magu);
+        bytes32[] memory answer = honestList(l2Magu, q, members[source], K);
+        uint256 fragment = uint32(uint256(answer[0]) >> 96);
+        uint256 copier = members.length;
+        for (uint256 i; i < members.length; ++i) {
+            if (i != source && !holds(l2Magu, fragment, members[i])) {
+                copier = i;
+                break;
+            }
+        }
+        require(copier < members.length, "some member does not hold the fragment");
+        address cheat = members[copier];
+        (uint256 taskId,,) = _taskWithLiar(l2Magu, q, copier, answer); // the copier reveals the copy
+        ISearchMarket.DisputeProof memory proof;
+        proof.query = encodeQuery(q);
+        proof.entries = answer;
+        proof.index = 0;
+        uint256 stake = registry.stakeOf(cheat);
+        uint256 before = token.balanceOf(disputer);
+        uint256 w = uint256(answer[0]);
+        vm.expectEmit(true, true, true, true, address(market));
+        emit ISearchMarket.EntryDisputed(
+            taskId,
+            cheat,
+            disputer,
+            0,
+            ISearchMarket.Falsehood.NotHolder,
+            uint64(w >> 128),
+            0,
+            int64(uint64(w >> 192) ^ (uint64(1) << 63)),
+            0,
+            DISPUTE_SLASH
+        );
+        vm.prank(disputer);
+        market.dispute(taskId, cheat, proof);
+        assertEq(registry.stakeOf(cheat), stake - DISPUTE_SLASH, "the copier is slashed");
+        assertEq(token.balanceOf(disputer), before + DISPUTE_SLASH * DISPUTER_BPS / 10_000, "the disputer's share");
+        // The honest source's identical list is not disputable this way.
+        proof.entries = answer;
+        vm.expectRevert();
+        vm.prank(disputer);
+        market.dispute(taskId, members[source], proof);
+        simReport("copied answer (11.7)", -int256(DISPUTE_SLASH), 0, "entries off its placement: disputed, slashed");
     }
 
     /// @notice Issue 24.3: a member whose stake no longer backs its memberships (here drained by
@@ -1168,7 +1230,7 @@ contract SearchMarketTest is SearchFixture {
         int16[] memory q = queryOf(10);
         bytes32 real = hitOf(l2Magu, q, 3, STRADDLING);
         uint256 taskId = submitTask(l2Magu, q, K, FEE);
-        address[] memory members = membersOf(l2Magu);
+        address[] memory members = magus.holders(l2Magu, 3); // both members placed on fragment 3
         uint256 w = uint256(real);
         bytes32 fake = word(int64(uint64(w >> 192) ^ (uint64(1) << 63)) + 1, uint64(w >> 128), 3, STRADDLING);
         commitList(taskId, members[0], one(real));
@@ -1212,7 +1274,7 @@ contract SearchMarketTest is SearchFixture {
     {
         int16[] memory q = queryOf(12);
         taskId = submitTask(l2Magu, q, K, FEE);
-        member = membersOf(l2Magu)[busyIndex(l2Magu)];
+        member = membersOf(l2Magu)[holderIndex(l2Magu, 3)];
         bytes32[] memory list = honestList(l2Magu, q, member, K);
         // Make entry 0 false and straddling so the proof has two leaves: the record at (3, 42).
         list[0] = word(-1_000_000, 1, 3, STRADDLING);
