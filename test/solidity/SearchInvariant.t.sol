@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {ISearchMarket} from "../../contracts/interfaces/ISearchMarket.sol";
 import {MaguId} from "../../contracts/types/MaguId.sol";
-import {SearchFixture} from "./SearchMarket.t.sol";
+import {SearchFixture} from "./utils/SearchFixture.sol";
 import {Test} from "./utils/Test.sol";
 
 /// @notice Random sequences of search tasks: submit (any fee, any k), every member commits (one may
