@@ -675,7 +675,7 @@ class Client implements StorageClient {
     await formInWindow(this.formation(maguId), maguId);
     const info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
     if (info.status !== STATUS_ACTIVE) {
-      throw new StorageClientError("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId} was not formed in ${3} selection windows (status ${STATUS_NAMES[info.status] ?? info.status}); its escrow stays until the owner cancels it (MaguRegistry.cancelMagu): put again`, { maguId });
+      throw new StorageClientError("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId} was not formed in 3 selection windows (status ${STATUS_NAMES[info.status] ?? info.status}); its escrow stays until the owner cancels it (MaguRegistry.cancelMagu): put again`, { maguId });
     }
     const members = [...info.members];
     this.log.info("magu formed", { magu: maguId.toString(), members });
