@@ -9,7 +9,7 @@ import type { ContractTransactionResponse } from "ethers";
 import { leafIndexFor } from "../agents/data/challenge.js";
 import { appendProof, buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
 import { deployAll, E18 } from "../test/contracts/helpers/fixture.js";
-import { acksFor, commitFirst, enterPeriod, hex, mineToWindow, registerNodes, settleWeights } from "../test/contracts/helpers/scenario.js";
+import { acksFor, commitFirst, enterPeriod, hex, mineForNextTxAt, mineToWindow, registerNodes, settleBlock, settleWeights } from "../test/contracts/helpers/scenario.js";
 import {
   buildVectorData,
   commitmentOf,
@@ -138,11 +138,7 @@ await measure("Rewards.claim", d.rewards.connect(nodes[0]!).claim());
 
 // Settlement (once the last period's mark window closed) and a member's claim.
 await enterPeriod(d, info.endPeriod + 1n);
-{
-  const ready = (await d.challengeManager.markDeadline(info.endPeriod - 1n)) + 1n;
-  const now = BigInt(await d.ethers.provider.getBlockNumber());
-  if (now + 1n < ready) await d.networkHelpers.mine(Number(ready - now - 1n));
-}
+await mineForNextTxAt(d, await settleBlock(d, info.endPeriod));
 await measure("MaguRegistry.settle", d.maguRegistry.settle(id));
 await measure("MaguRegistry.claim", d.maguRegistry.connect(await d.ethers.getSigner(members[0]!)).claim());
 

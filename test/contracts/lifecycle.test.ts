@@ -11,7 +11,9 @@ import {
   createAndForm,
   enterPeriod,
   hex,
+  mineForNextTxAt,
   mineToWindow,
+  settleBlock,
   randomFragments,
   registerNodes,
   tokenBooks,
@@ -224,10 +226,9 @@ describe("Magu life cycle (blob, 5 members, k=3 m=2)", function () {
     const info = await d.maguRegistry.maguInfo(maguId);
     await enterPeriod(d, info.endPeriod + 1n);
     // Not before the last period's misses can no longer be marked.
-    const ready = (await d.challengeManager.markDeadline(info.endPeriod - 1n)) + 1n;
+    const ready = await settleBlock(d, info.endPeriod);
     await expect(d.maguRegistry.settle(maguId)).to.be.revertedWithCustomError(d.maguRegistry, "MaguNotExpired").withArgs(maguId, ready);
-    const now = BigInt(await d.ethers.provider.getBlockNumber());
-    if (now + 1n < ready) await d.networkHelpers.mine(Number(ready - now - 1n));
+    await mineForNextTxAt(d, ready);
     await expect(d.maguRegistry.settle(maguId)).to.emit(d.maguRegistry, "MaguSettled");
     const pay = info.payPerSlotPeriod;
     const honest = info.members[0]!;

@@ -591,17 +591,7 @@ contract SearchMarketTest is SearchFixture {
         internal
         returns (uint256 taskId, address[] memory members, bytes32[][] memory lists)
     {
-        taskId = submitTask(id, q, K, FEE);
-        members = membersOf(id);
-        lists = new bytes32[][](members.length);
-        for (uint256 i; i < members.length; ++i) {
-            lists[i] = i == liarIndex ? lie : honestList(id, q, members[i], K);
-            commitList(taskId, members[i], lists[i]);
-        }
-        rollToReveals(taskId);
-        for (uint256 i; i < members.length; ++i) {
-            revealList(taskId, members[i], lists[i]);
-        }
+        return answeredTask(id, q, K, liarIndex, lie);
     }
 
     /// @dev Disputes entry `index` of the liar's list, checks the slash, the event and that the

@@ -68,12 +68,21 @@ export async function settleWeights(d: Deployment) {
   if (now < from) await d.networkHelpers.mine(Number(from - now));
 }
 
+/** Mines so that the next transaction lands in `block` (or later, if the chain is past it). */
+export async function mineForNextTxAt(d: Deployment, block: bigint) {
+  const now = BigInt(await d.ethers.provider.getBlockNumber());
+  if (now + 1n < block) await d.networkHelpers.mine(Number(block - now - 1n));
+}
+
 /** Mines to the first block of the selection window of a request made at `requestBlock`. */
 export async function mineToWindow(d: Deployment, requestBlock: bigint) {
   const [opens] = await d.maguRegistry.selectionWindow(requestBlock);
-  const now = BigInt(await d.ethers.provider.getBlockNumber());
-  // The next transaction lands in the block after the head.
-  if (now + 1n < opens) await d.networkHelpers.mine(Number(opens - now - 1n));
+  await mineForNextTxAt(d, opens);
+}
+
+/** The first block a Magu ending at `endPeriod` may be settled in: after its last mark window. */
+export async function settleBlock(d: Deployment, endPeriod: bigint): Promise<bigint> {
+  return (await d.challengeManager.markDeadline(endPeriod - 1n)) + 1n;
 }
 
 /**

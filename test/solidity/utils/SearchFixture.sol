@@ -382,11 +382,20 @@ abstract contract SearchFixture is Fixture {
         internal
         returns (uint256 taskId, address[] memory members, bytes32[][] memory lists)
     {
+        return answeredTask(id, q, k, type(uint256).max, new bytes32[](0));
+    }
+
+    /// @notice Every member of `id` commits and reveals: member `liarIndex` the list `lie`, the
+    /// others their honest lists; returns the lists.
+    function answeredTask(MaguId id, int16[] memory q, uint256 k, uint256 liarIndex, bytes32[] memory lie)
+        internal
+        returns (uint256 taskId, address[] memory members, bytes32[][] memory lists)
+    {
         taskId = submitTask(id, q, k, FEE);
         members = membersOf(id);
         lists = new bytes32[][](members.length);
         for (uint256 i; i < members.length; ++i) {
-            lists[i] = honestList(id, q, members[i], k);
+            lists[i] = i == liarIndex ? lie : honestList(id, q, members[i], k);
             commitList(taskId, members[i], lists[i]);
         }
         rollToReveals(taskId);
