@@ -3,6 +3,20 @@
 /** Blocks the follower stays behind the head (0 suits an instant-mining devnet; use more on real chains). */
 export const DEFAULT_CONFIRMATIONS = 0;
 
+/** Chain ids of local development chains (hardhat, anvil, ganache): no reorganisations unless asked. */
+export const DEV_CHAIN_IDS: readonly number[] = [31337, 1337];
+
+/**
+ * Blocks the agents' followers stay behind the head on a public chain by default, so a short
+ * reorganisation is rewound before any handler sees the replaced block's events.
+ */
+export const PUBLIC_CHAIN_CONFIRMATIONS = 3;
+
+/** Confirmations the agents use on chain `chainId` unless told otherwise. */
+export function defaultConfirmations(chainId: number): number {
+  return DEV_CHAIN_IDS.includes(chainId) ? DEFAULT_CONFIRMATIONS : PUBLIC_CHAIN_CONFIRMATIONS;
+}
+
 /** Most blocks one `eth_getLogs` request of the follower covers (many providers cap the range). */
 export const DEFAULT_BATCH_BLOCKS = 500;
 

@@ -109,17 +109,37 @@ export class DeploymentFileError extends ChainError<{ path: string; field?: stri
 }
 
 /**
- * The chain no longer contains the block the follower's cursor points at (a devnet restarted, or a
- * reorganisation deeper than `confirmations`). Following further would silently miss events.
+ * The chain shares none of the recent blocks the follower processed (a devnet restarted, or a
+ * reorganisation deeper than every checkpoint it keeps). Following further would silently miss
+ * events. A shallower reorganisation is not an error: the follower rewinds to the last block both
+ * chains share and delivers the new chain's events.
  */
-export class ChainResetError extends ChainError<{ url?: string; block: bigint; expectedHash: Hex; actualHash?: Hex }> {
+export class ChainResetError extends ChainError<{ url?: string; block: bigint; expectedHash: Hex; actualHash?: Hex; checkpoints?: number }> {
   static readonly code = "ERR_CHAIN_RESET";
-  constructor(context: { url?: string; block: bigint; expectedHash: Hex; actualHash?: Hex }) {
+  constructor(context: { url?: string; block: bigint; expectedHash: Hex; actualHash?: Hex; checkpoints?: number }) {
     super(
       ChainResetError.code,
       `chain${context.url ? ` at ${context.url}` : ""} no longer has block ${context.block} ${context.expectedHash.slice(0, 10)}… ` +
         `(${context.actualHash ? `found ${context.actualHash.slice(0, 10)}…` : "the chain is shorter"}): ` +
-        `it was reset or reorganised; clear the node's chain state (data directory) and start again`,
+        `it was reset${context.checkpoints ? ` or reorganised deeper than the ${context.checkpoints} blocks the follower keeps` : ""}; ` +
+        `point the agent at the right chain, or clear its chain state (data directory) and start again`,
+      context,
+    );
+  }
+}
+
+/**
+ * The chain moved while the follower read a range (a log's block hash is not the block's hash, or
+ * the range's last block changed under the request): the range is read again, nothing is delivered
+ * from it.
+ */
+export class ChainMovedError extends ChainError<{ url?: string; block: bigint; expectedHash?: Hex; actualHash?: Hex }> {
+  static readonly code = "ERR_CHAIN_MOVED";
+  constructor(context: { url?: string; block: bigint; expectedHash?: Hex; actualHash?: Hex }) {
+    super(
+      ChainMovedError.code,
+      `chain${context.url ? ` at ${context.url}` : ""} changed block ${context.block} while it was read ` +
+        `(${context.expectedHash?.slice(0, 10) ?? "?"}… then ${context.actualHash?.slice(0, 10) ?? "?"}…); reading the range again`,
       context,
     );
   }

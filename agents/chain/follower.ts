@@ -14,9 +14,18 @@
  *   each handler must be idempotent on its own effects (the recorded key covers completed logs).
  * - An unreachable RPC is logged once per outage; requests are retried with capped exponential
  *   back-off and following resumes from the cursor.
- * - Before each range the block under the cursor is checked against the stored hash: a chain that
- *   was reset (a restarted devnet) or reorganised deeper than `confirmations` stops the follower
- *   with `ChainResetError` instead of silently missing events.
+ * - Reorganisations: the follower keeps the hashes of the last `CHECKPOINTS` blocks it completed
+ *   (persisted with the cursor). Before each range the block under the cursor is checked against
+ *   its stored hash; when it changed, the follower rewinds to the newest checkpoint the chain still
+ *   has, forgets what it recorded past it, and delivers the new chain's events from there (handlers
+ *   must be idempotent: an event of a replaced block that the new chain repeats comes again). Only
+ *   a chain that shares none of the checkpoints (a restarted devnet) stops it, with
+ *   `ChainResetError`, instead of silently missing events.
+ * - Each log's block hash is checked against its block, and the range's last block is read before
+ *   and after the logs: a chain that moved during the request reads the range again.
+ * - A head below the cursor (a load-balanced RPC whose backend lags) is transient: the follower
+ *   waits in state `lagging` unless a checkpoint shows the chain was replaced.
+ * - `status()` tells its health: state, cursor, head, lag, reorganisations seen.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { isAddress, toEventSelector } from "viem";
@@ -33,6 +42,7 @@ import {
 } from "./constants.js";
 import {
   ChainError,
+  ChainMovedError,
   ChainResetError,
   CursorCorruptError,
   EventHandlerError,
@@ -41,6 +51,9 @@ import {
   describeError,
   toChainError,
 } from "./errors.js";
+
+/** Recent completed blocks whose hashes the follower keeps, to find where a reorganisation began. */
+export const CHECKPOINTS = 64;
 
 /** A contract to follow. */
 export interface FollowedContract {
@@ -100,7 +113,17 @@ export type EventArgs<TAbi extends Abi, TName extends ContractEventName<TAbi>> =
 
 export type EventHandler<TArgs = Record<string, unknown>> = (event: ChainEvent<TArgs>) => void | Promise<void>;
 
-export type FollowerState = "stopped" | "starting" | "syncing" | "following" | "backing-off" | "failed";
+export type FollowerState = "stopped" | "starting" | "syncing" | "following" | "lagging" | "backing-off" | "failed";
+
+/** The last reorganisation the follower rewound over. */
+export interface FollowerReorg {
+  /** The cursor before the rewind. */
+  from: bigint;
+  /** The last block both chains share: following resumed after it. */
+  to: bigint;
+  /** When it was seen (ms since the epoch). */
+  at: number;
+}
 
 export interface FollowerStatus {
   state: FollowerState;
@@ -108,6 +131,11 @@ export interface FollowerStatus {
   cursor?: bigint;
   /** Last head seen. */
   head?: bigint;
+  /** Blocks the cursor is behind the head (undefined before both are known). */
+  lagBlocks?: bigint;
+  /** Reorganisations rewound over since start. */
+  reorgs: number;
+  lastReorg?: FollowerReorg;
   /** Last failure (cleared by the next success). */
   lastError?: Error;
 }
@@ -173,6 +201,10 @@ class Follower implements EventFollower {
   private cursor: Cursor | undefined;
   private head: bigint | undefined;
   private lastError: Error | undefined;
+  private reorgs = 0;
+  private lastReorg: FollowerReorg | undefined;
+  /** Set while the head is below the cursor: logged once per episode. */
+  private lagSince: number | undefined;
   private controller: AbortController | undefined;
   private loop: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
@@ -251,7 +283,8 @@ class Follower implements EventFollower {
 
   status(): FollowerStatus {
     const cursor = this.cursor && this.cursor.block >= this.fromBlock ? this.cursor.block : undefined;
-    return { state: this.state, cursor, head: this.head, lastError: this.lastError };
+    const lagBlocks = cursor !== undefined && this.head !== undefined ? this.head - cursor : undefined;
+    return { state: this.state, cursor, head: this.head, lagBlocks, reorgs: this.reorgs, lastReorg: this.lastReorg, lastError: this.lastError };
   }
 
   async start(): Promise<void> {
@@ -348,25 +381,43 @@ class Follower implements EventFollower {
 
   /** One range (or one look at the head). Returns how long to wait before the next step. */
   private async step(signal: AbortSignal): Promise<number> {
-    const cursor = this.cursor!;
+    let cursor = this.cursor!;
     const head = await this.client.getBlockNumber({ cacheTime: 0 });
     this.recovered();
     this.head = head;
     if (cursor.hash && head < cursor.block) {
-      throw new ChainResetError({ url: this.url, block: cursor.block, expectedHash: cursor.hash });
+      // Either this RPC lags (a load balancer's other backend) or the chain was replaced by a
+      // shorter one: a checkpoint at or below the head tells which.
+      if (!(await this.rewindIfReplaced(cursor, head))) {
+        this.lagging(cursor, head);
+        return this.pollMs;
+      }
+      cursor = this.cursor!;
     }
+    this.caughtUpWithHead();
     const target = head - this.confirmations;
     if (target <= cursor.block) {
       this.state = "following";
       return this.pollMs;
     }
     this.state = "syncing";
-    await this.checkCursorBlock(cursor);
+    if (cursor.hash) {
+      const block = await this.client.getBlock({ blockNumber: cursor.block });
+      if (block.hash !== cursor.hash) {
+        await this.rewind(cursor, head, block.hash ?? undefined);
+        return 0;
+      }
+    }
 
     const from = cursor.block + 1n;
     const to = minBig(cursor.block + this.batchBlocks, target);
-    const logs = await this.fetchLogs(from, to);
     const toBlock = await this.client.getBlock({ blockNumber: to });
+    if (from === to && cursor.hash && toBlock.parentHash !== cursor.hash) {
+      // The block after the cursor is not its child: the cursor's block was just replaced.
+      await this.rewind(cursor, head);
+      return 0;
+    }
+    const logs = await this.fetchLogs(from, to, toBlock.hash!);
 
     for (const log of logs) {
       if (signal.aborted) return 0; // the cursor stays; recorded logs are skipped next time
@@ -382,17 +433,84 @@ class Follower implements EventFollower {
     return this.pollMs;
   }
 
-  /** The stored hash of the cursor block must still be on the chain. */
-  private async checkCursorBlock(cursor: Cursor): Promise<void> {
-    if (!cursor.hash) return;
-    const block = await this.client.getBlock({ blockNumber: cursor.block });
-    if (block.hash !== cursor.hash) {
-      throw new ChainResetError({ url: this.url, block: cursor.block, expectedHash: cursor.hash, actualHash: block.hash ?? undefined });
-    }
+  /** The head is below the cursor and the chain below it is the same: an RPC that lags. */
+  private lagging(cursor: Cursor, head: bigint): void {
+    this.state = "lagging";
+    if (this.lagSince !== undefined) return;
+    this.lagSince = Date.now();
+    this.log.warn("RPC head is behind the blocks already processed (a lagging RPC backend?); waiting for it", {
+      url: this.url,
+      head: String(head),
+      cursor: String(cursor.block),
+    });
   }
 
-  private async fetchLogs(from: bigint, to: bigint): Promise<ChainEvent[]> {
+  private caughtUpWithHead(): void {
+    if (this.lagSince === undefined) return;
+    this.log.info("RPC head caught up again", { url: this.url, head: String(this.head), lagMs: Date.now() - this.lagSince });
+    this.lagSince = undefined;
+  }
+
+  /**
+   * With the head below the cursor: whether the newest checkpoint at or below the head still has
+   * its hash; if not, the chain was replaced and the follower rewinds (returns true).
+   */
+  private async rewindIfReplaced(cursor: Cursor, head: bigint): Promise<boolean> {
+    const below = (await this.loadCheckpoints()).find((c) => c.block <= head);
+    if (below === undefined) {
+      // Nothing to compare with: a chain without even the deployment is a reset; else wait.
+      if (head < this.fromBlock) throw new ChainResetError({ url: this.url, block: cursor.block, expectedHash: cursor.hash! });
+      return false;
+    }
+    const block = await this.client.getBlock({ blockNumber: below.block });
+    if (block.hash === below.hash) return false;
+    await this.rewind(cursor, head);
+    return true;
+  }
+
+  /**
+   * The cursor's block was replaced: go back to the newest checkpoint the chain still has, drop the
+   * checkpoints and handled-log records past it, and continue from there.
+   */
+  private async rewind(cursor: Cursor, head: bigint, actualHash?: Hex): Promise<void> {
+    for (const c of await this.loadCheckpoints()) {
+      if (c.block > head) continue;
+      const block = await this.client.getBlock({ blockNumber: c.block });
+      if (block.hash !== c.hash) continue;
+      await this.forgetAfter(c);
+      this.cursor = c;
+      this.reorgs++;
+      this.lastReorg = { from: cursor.block, to: c.block, at: Date.now() };
+      this.log.warn("chain reorganised: rewound to the last shared block; its events are delivered again from there", {
+        url: this.url,
+        from: String(cursor.block),
+        to: String(c.block),
+        depth: String(cursor.block - c.block),
+        head: String(head),
+      });
+      return;
+    }
+    throw new ChainResetError({ url: this.url, block: cursor.block, expectedHash: cursor.hash!, actualHash, checkpoints: CHECKPOINTS });
+  }
+
+  /**
+   * The range's logs, each checked to come from the chain whose block `to` has hash `toHash`: a
+   * log's block hash must be its block's, and `to` must be unchanged after the request.
+   */
+  private async fetchLogs(from: bigint, to: bigint, toHash: Hex): Promise<ChainEvent[]> {
     const raw = await this.client.getLogs({ address: this.addresses, events: this.events, fromBlock: from, toBlock: to });
+    const hashes = new Map<bigint, Hex>([[to, toHash]]);
+    for (const log of raw) {
+      if (log.blockNumber === null || log.blockHash === null) continue;
+      let want = hashes.get(log.blockNumber);
+      if (want === undefined) {
+        want = (await this.client.getBlock({ blockNumber: log.blockNumber })).hash!;
+        hashes.set(log.blockNumber, want);
+      }
+      if (log.blockHash !== want) throw new ChainMovedError({ url: this.url, block: log.blockNumber, expectedHash: want, actualHash: log.blockHash });
+    }
+    const after = (await this.client.getBlock({ blockNumber: to })).hash ?? undefined;
+    if (after !== toHash) throw new ChainMovedError({ url: this.url, block: to, expectedHash: toHash, actualHash: after });
     const out: ChainEvent[] = [];
     for (const log of raw as (Log & { eventName?: string; args?: unknown })[]) {
       const meta = this.byAddress.get(log.address.toLowerCase());
@@ -531,7 +649,8 @@ class Follower implements EventFollower {
 
   // ---- persistence --------------------------------------------------------------------------------
   // Bucket.chainCursor keys: "c/<id>" -> block (8 bytes BE) [+ block hash (32 bytes)];
-  // "h/<id>/" + block (8 bytes BE) + log index (4 bytes BE) -> 0x01 for a log whose handlers completed.
+  // "h/<id>/" + block (8 bytes BE) + log index (4 bytes BE) -> 0x01 for a log whose handlers completed;
+  // "k/<id>/" + block (8 bytes BE) -> block hash (32 bytes): the last CHECKPOINTS completed blocks.
 
   private cursorKey(): Uint8Array {
     return utf8.encode(`c/${this.id}`);
@@ -539,6 +658,51 @@ class Follower implements EventFollower {
 
   private handledPrefix(): Uint8Array {
     return utf8.encode(`h/${this.id}/`);
+  }
+
+  private checkpointPrefix(): Uint8Array {
+    return utf8.encode(`k/${this.id}/`);
+  }
+
+  private checkpointKey(block: bigint): Uint8Array {
+    const prefix = this.checkpointPrefix();
+    const key = new Uint8Array(prefix.length + 8);
+    key.set(prefix);
+    new DataView(key.buffer, prefix.length).setBigUint64(0, block);
+    return key;
+  }
+
+  /** Stored checkpoints, newest first. */
+  private async loadCheckpoints(): Promise<Array<Required<Cursor>>> {
+    const prefix = this.checkpointPrefix();
+    const out: Array<Required<Cursor>> = [];
+    for await (const [key, value] of this.db.bucket(Bucket.chainCursor).entries()) {
+      if (key.length !== prefix.length + 8 || !startsWith(key, prefix) || value.length !== 32) continue;
+      const block = new DataView(key.buffer, key.byteOffset + prefix.length, 8).getBigUint64(0);
+      out.push({ block, hash: `0x${Buffer.from(value).toString("hex")}` as Hex });
+    }
+    return out.sort((a, b) => (a.block < b.block ? 1 : a.block > b.block ? -1 : 0));
+  }
+
+  /** Makes `to` the cursor and drops checkpoints and handled-log records after it, atomically. */
+  private async forgetAfter(to: Required<Cursor>): Promise<void> {
+    const handled = this.handledPrefix();
+    const checkpoints = this.checkpointPrefix();
+    const drop: Uint8Array[] = [];
+    for await (const key of this.db.bucket(Bucket.chainCursor).keys()) {
+      const isHandled = key.length === handled.length + 12 && startsWith(key, handled);
+      const isCheckpoint = key.length === checkpoints.length + 8 && startsWith(key, checkpoints);
+      if (!isHandled && !isCheckpoint) continue;
+      const offset = isHandled ? handled.length : checkpoints.length;
+      if (new DataView(key.buffer, key.byteOffset + offset, 8).getBigUint64(0) > to.block) drop.push(key);
+    }
+    await this.db.batch(
+      [
+        { type: "put", bucket: Bucket.chainCursor, key: this.cursorKey(), value: encodeCursor(to) },
+        ...drop.map((key) => ({ type: "del" as const, bucket: Bucket.chainCursor, key })),
+      ],
+      { sync: true },
+    );
   }
 
   private handledKey(block: bigint, logIndex: number): Uint8Array {
@@ -562,27 +726,39 @@ class Follower implements EventFollower {
     return { block, hash };
   }
 
-  /** Writes the cursor and drops the handled-log records it now covers, atomically. */
+  /**
+   * Writes the cursor and its checkpoint, and drops the handled-log records it now covers and the
+   * checkpoints beyond the newest CHECKPOINTS, atomically.
+   */
   private async saveCursor(cursor: Cursor): Promise<void> {
-    const value = new Uint8Array(cursor.hash ? 40 : 8);
-    new DataView(value.buffer).setBigUint64(0, cursor.block);
-    if (cursor.hash) value.set(Buffer.from(cursor.hash.slice(2), "hex"), 8);
-
-    const prefix = this.handledPrefix();
+    const handled = this.handledPrefix();
+    const checkpoints = this.checkpointPrefix();
     const stale: Uint8Array[] = [];
+    const kept: Uint8Array[] = [];
     for await (const key of this.db.bucket(Bucket.chainCursor).keys()) {
-      if (key.length !== prefix.length + 12 || !startsWith(key, prefix)) continue;
-      const block = new DataView(key.buffer, key.byteOffset + prefix.length, 8).getBigUint64(0);
-      if (block <= cursor.block) stale.push(key);
+      if (key.length === handled.length + 12 && startsWith(key, handled)) {
+        const block = new DataView(key.buffer, key.byteOffset + handled.length, 8).getBigUint64(0);
+        if (block <= cursor.block) stale.push(key);
+      } else if (key.length === checkpoints.length + 8 && startsWith(key, checkpoints)) {
+        kept.push(key); // keys sort by block (big-endian), oldest first
+      }
     }
-    await this.db.batch(
-      [
-        { type: "put", bucket: Bucket.chainCursor, key: this.cursorKey(), value },
-        ...stale.map((key) => ({ type: "del" as const, bucket: Bucket.chainCursor, key })),
-      ],
-      { sync: true },
-    );
+    const puts: Array<{ type: "put"; bucket: Bucket; key: Uint8Array; value: Uint8Array }> = [
+      { type: "put", bucket: Bucket.chainCursor, key: this.cursorKey(), value: encodeCursor(cursor) },
+    ];
+    if (cursor.hash) {
+      puts.push({ type: "put", bucket: Bucket.chainCursor, key: this.checkpointKey(cursor.block), value: Buffer.from(cursor.hash.slice(2), "hex") });
+      stale.push(...kept.slice(0, Math.max(0, kept.length + 1 - CHECKPOINTS)));
+    }
+    await this.db.batch([...puts, ...stale.map((key) => ({ type: "del" as const, bucket: Bucket.chainCursor, key }))], { sync: true });
   }
+}
+
+function encodeCursor(cursor: Cursor): Uint8Array {
+  const value = new Uint8Array(cursor.hash ? 40 : 8);
+  new DataView(value.buffer).setBigUint64(0, cursor.block);
+  if (cursor.hash) value.set(Buffer.from(cursor.hash.slice(2), "hex"), 8);
+  return value;
 }
 
 /** Sleeps `ms`; an abort ends the sleep early without throwing (for `while (!signal.aborted)` loops). */

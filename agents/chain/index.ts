@@ -42,6 +42,7 @@ export {
   type EventFollowerInit,
   type EventHandler,
   type FollowedContract,
+  type FollowerReorg,
   type FollowerState,
   type FollowerStatus,
 } from "./follower.js";

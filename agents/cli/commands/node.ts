@@ -4,13 +4,14 @@
  * --dir, so a restart resumes; logs are JSON lines on stderr (`MURI_LOG=debug|info|warn|error`).
  */
 import type { Hex } from "viem";
+import { DEFAULT_CONFIRMATIONS, PUBLIC_CHAIN_CONFIRMATIONS } from "../../chain/index.js";
 import { createNodeAgent, DEFAULT_QUOTA_BYTES } from "../../roles/node/node-agent.js";
 import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import { ExitCode, UsageError } from "../errors.js";
-import { formatBytes, parseBytes, parseKey, parseMultiaddr } from "../values.js";
+import { formatBytes, parseBytes, parseInteger, parseKey, parseMultiaddr } from "../values.js";
 
 interface NodeOptions {
   key: Hex;
@@ -18,6 +19,23 @@ interface NodeOptions {
   listen?: string[];
   quotaBytes?: number;
   prove: boolean;
+  confirmations?: number;
+  metricsPort?: number;
+}
+
+/** `--confirmations N` of the agents' commands, shared by `muri node` and `muri validator`. */
+export const CONFIRMATIONS_HELP = `  --confirmations N    blocks the event followers stay behind the head (default ${DEFAULT_CONFIRMATIONS} on a local chain, ${PUBLIC_CHAIN_CONFIRMATIONS} elsewhere)`;
+
+/** `--metrics-port N` of the agents' commands. */
+export function parseMetricsPort(args: CommandArgs): number | undefined {
+  const port = args.string("metrics-port");
+  return port === undefined ? undefined : Number(parseInteger(port, "--metrics-port", { max: 65535n }));
+}
+
+/** `--confirmations N`: blocks the agent's event followers stay behind the head. */
+export function parseConfirmations(args: CommandArgs): number | undefined {
+  const value = args.string("confirmations");
+  return value === undefined ? undefined : Number(parseInteger(value, "--confirmations", { max: 1000n }));
 }
 
 /**
@@ -49,18 +67,20 @@ function parseOptions(args: CommandArgs, env: NodeJS.ProcessEnv = process.env): 
     if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`--quota: ${quota} is too large`);
     quotaBytes = Number(bytes);
   }
-  return { key, dir, listen: listen.length ? listen : undefined, quotaBytes, prove: !args.flag("no-prove") };
+  return { key, dir, listen: listen.length ? listen : undefined, quotaBytes, prove: !args.flag("no-prove"), confirmations: parseConfirmations(args), metricsPort: parseMetricsPort(args) };
 }
 
 export const nodeCommand: LocalCommand = {
   path: ["node"],
   summary: "run a storage node agent in the foreground until Ctrl-C",
-  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--quota SIZE] [--no-prove]",
+  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--quota SIZE] [--no-prove] [--confirmations N] [--metrics-port N]",
   help: [
     "  --dir DIR            node data directory (created if missing; a restart resumes from it)",
     "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
     `  --quota SIZE         fragment quota, also the capacity registered (default ${formatBytes(BigInt(DEFAULT_QUOTA_BYTES))})`,
     "  --no-prove           do not answer storage challenges",
+    CONFIRMATIONS_HELP,
+    "  --metrics-port N     serve Prometheus /metrics on 127.0.0.1:N (0: a free port): follower health, p2p counters",
     "  the key is --key, $MURI_KEY or $MURI_NODE_KEY (never a devnet's clientKey); it registers and stakes if needed",
   ],
   options: {
@@ -68,6 +88,8 @@ export const nodeCommand: LocalCommand = {
     listen: { type: "string", multiple: true },
     quota: { type: "string" },
     "no-prove": { type: "boolean" },
+    confirmations: { type: "string" },
+    "metrics-port": { type: "string" },
   },
   signs: true,
   prepare(args) {
@@ -88,10 +110,15 @@ export const nodeCommand: LocalCommand = {
         listen: options.listen,
         quotaBytes: options.quotaBytes,
         prove: options.prove,
+        confirmations: options.confirmations,
+        metricsPort: options.metricsPort,
       },
       { logger: jsonStderrLogger("node") },
     );
-    await runForeground("node", agent, json, (status) => [`node ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`]);
+    await runForeground("node", agent, json, (status) => [
+      `node ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
+      ...(status.metricsUrl ? [`  metrics ${status.metricsUrl}`] : []),
+    ]);
     return ExitCode.ok;
   },
 };

@@ -3,6 +3,8 @@
  * MaguRegistry, deployment block and its hash: what the client directory keys its records by),
  * nodes, Magus, current period and epoch, what each node can claim, and proofs passed/missed
  * (ProofSubmitted/ProofMissed events); and what the client directory keeps for this network.
+ * With `--metrics URL` (repeatable), also the health of each agent's event followers, read from the
+ * agent's `/metrics` (`muri node|validator --metrics-port N`): a stuck or lagging follower shows.
  */
 import { zeroAddress, type Address } from "viem";
 import { describeNetwork, readNetworkIdentity } from "../../chain/index.js";
@@ -12,6 +14,19 @@ import type { CliContext } from "../context.js";
 import { CLIENT_DIR_HELP, clientDir } from "../devnet/storage-client.js";
 import { formatBytes, formatMuri, formatPeerId, roleNames } from "../values.js";
 import { readMagu } from "./magu.js";
+import { formatAgentHealth, readAgentHealth } from "../agent-health.js";
+import { UsageError } from "../errors.js";
+
+function parseHttpUrl(value: string, option: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`${option}: ${value} is not a URL; give an agent's metrics URL, e.g. http://127.0.0.1:9464/metrics`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`${option}: ${value} is not an http(s) URL`);
+  return url.toString();
+}
 
 /** More than this many nodes or Magus are summarised, not listed (a CLI is not an explorer). */
 const MAX_LISTED = 200;
@@ -19,13 +34,15 @@ const MAX_LISTED = 200;
 export const statusCommand: Command = {
   path: ["status"],
   summary: "nodes, Magus, current period and epoch, claimable rewards and proofs, from the chain",
-  usage: "muri status",
-  help: [CLIENT_DIR_HELP],
-  options: { "client-dir": { type: "string" } },
+  usage: "muri status [--metrics URL]...",
+  help: [CLIENT_DIR_HELP, "  --metrics URL        an agent's /metrics (muri node|validator --metrics-port N): its event followers' health; repeatable"],
+  options: { "client-dir": { type: "string" }, metrics: { type: "string", multiple: true } },
   signs: false,
   prepare(args) {
     const dir = clientDir(args);
+    const metricsUrls = args.strings("metrics").map((u) => parseHttpUrl(u, "--metrics"));
     return async (ctx) => {
+      const agents = await Promise.all(metricsUrls.map((u) => readAgentHealth(u)));
       const r = ctx.read;
       const [block, period, epoch, slotCount, nodeCount, maguCount, network] = await Promise.all([
         ctx.publicClient.getBlockNumber({ cacheTime: 0 }),
@@ -109,6 +126,7 @@ export const statusCommand: Command = {
             `  ${m.id} ${m.kind} ${m.status} members ${m.members.length} fragments ${m.fragments}/${m.maxFragments} periods ${m.startPeriod}..${m.endPeriod}`
         ),
         ...(maguCount > BigInt(listedMagus) ? [`  … ${maguCount - BigInt(listedMagus)} more`] : []),
+        ...formatAgentHealth(agents),
       ];
       return {
         json: {
@@ -123,6 +141,7 @@ export const statusCommand: Command = {
           maguCount,
           nodes,
           magus,
+          ...(agents.length > 0 ? { agents } : {}),
         },
         text,
       };

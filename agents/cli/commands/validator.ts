@@ -11,30 +11,30 @@ import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { ExitCode } from "../errors.js";
 import { parseInteger, parseMultiaddr, parseMuri } from "../values.js";
-import { agentKey } from "./node.js";
+import { agentKey, CONFIRMATIONS_HELP, parseConfirmations, parseMetricsPort } from "./node.js";
 
 function parseOptions(args: CommandArgs) {
   const dir = args.required("dir", "the validator's data directory (keys, metadata, documents)");
   const key = agentKey(args, "validator", "MURI_VALIDATOR_KEY");
   const listen = args.strings("listen").map((a) => parseMultiaddr(a, "--listen"));
-  const port = args.string("metrics-port");
   const auditMs = args.string("audit-ms");
   const stake = args.string("stake");
   return {
     dir,
     key,
     listen: listen.length ? listen : undefined,
-    metricsPort: port === undefined ? undefined : Number(parseInteger(port, "--metrics-port", { max: 65535n })),
+    metricsPort: parseMetricsPort(args),
     auditIntervalMs: auditMs === undefined ? undefined : Number(parseInteger(auditMs, "--audit-ms", { max: 86_400_000n })),
     stake: stake === undefined ? undefined : parseMuri(stake, "--stake"),
     claimRewards: args.flag("claim"),
+    confirmations: parseConfirmations(args),
   };
 }
 
 export const validatorCommand: LocalCommand = {
   path: ["validator"],
   summary: "run a validator agent in the foreground until Ctrl-C",
-  usage: "muri validator --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--metrics-port N] [--audit-ms MS] [--stake MURI] [--claim]",
+  usage: "muri validator --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--metrics-port N] [--audit-ms MS] [--stake MURI] [--claim] [--confirmations N]",
   help: [
     "  --dir DIR            validator data directory (created if missing; a restart resumes from it)",
     "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
@@ -42,6 +42,7 @@ export const validatorCommand: LocalCommand = {
     "  --audit-ms MS        pause between retrieval audit rounds (default 30000; 0 turns audits off)",
     "  --stake MURI         stake registered if not yet registered (default 2 x minStake)",
     "  --claim              claim the validator's rewards after each finalized epoch",
+    CONFIRMATIONS_HELP,
     "  the key is --key, $MURI_KEY or $MURI_VALIDATOR_KEY (never a devnet's clientKey); it registers and stakes if needed",
   ],
   options: {
@@ -51,6 +52,7 @@ export const validatorCommand: LocalCommand = {
     "audit-ms": { type: "string" },
     stake: { type: "string" },
     claim: { type: "boolean" },
+    confirmations: { type: "string" },
   },
   signs: true,
   prepare(args) {
@@ -73,6 +75,7 @@ export const validatorCommand: LocalCommand = {
         auditIntervalMs: options.auditIntervalMs,
         claimRewards: options.claimRewards,
         metricsPort: options.metricsPort,
+        confirmations: options.confirmations,
       },
       { logger: jsonStderrLogger("validator") },
     );

@@ -21,6 +21,7 @@ import {
   batchDomain,
   createChainClients,
   createEventFollower,
+  defaultConfirmations,
   describeError,
   getMuriContracts,
   maguRegistryAbi,
@@ -42,6 +43,8 @@ import { createRepairer, type Repairer } from "./repair.js";
 import { createSearchTasks, type SearchTasks } from "./search-tasks.js";
 import { createVectorService, type VectorService } from "../shared/vector-service.js";
 import { handleSearchProtocol } from "../../p2p/index.js";
+import { Registry } from "prom-client";
+import { registerFollowerMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 
 /** Default fragment quota (and registered capacity): 4 GiB. */
 export const DEFAULT_QUOTA_BYTES = 4 * 1024 ** 3;
@@ -74,6 +77,13 @@ export interface NodeAgentInit {
   prove?: boolean;
   proverPollMs?: number;
   followPollMs?: number;
+  /** Blocks the event followers stay behind the head (default: `defaultConfirmations(chainId)`). */
+  confirmations?: number;
+  /**
+   * Serve `/metrics` on 127.0.0.1 (0: a free port): the event followers' health and the p2p
+   * counters. None by default.
+   */
+  metricsPort?: number;
   /**
    * Rebuild this node's own missing or corrupt fragments (reported by the prover, or found at
    * start) from the other holders (default true; env `MURI_NO_SELF_REPAIR=1` turns it off, for
@@ -97,6 +107,8 @@ export interface NodeAgentStatus {
   address: Address;
   peerId: string;
   multiaddrs: string[];
+  /** `/metrics` URL when `metricsPort` was given. */
+  metricsUrl?: string;
 }
 
 export interface NodeAgent {
@@ -132,6 +144,9 @@ class StorageNodeAgent implements NodeAgent {
   private readonly clients: SigningChainClients;
   private started = false;
   private stopping: Promise<void> | undefined;
+  private metrics: MetricsServer | undefined;
+  /** Registry of `/metrics` (only with `metricsPort`). */
+  private readonly registry: Registry | undefined;
 
   constructor(
     private readonly init: NodeAgentInit,
@@ -143,6 +158,7 @@ class StorageNodeAgent implements NodeAgent {
       chainId: init.deployment.chainId,
       privateKey: init.privateKey,
     });
+    this.registry = init.metricsPort === undefined ? undefined : new Registry();
   }
 
   status(): NodeAgentStatus {
@@ -150,6 +166,7 @@ class StorageNodeAgent implements NodeAgent {
       address: this.clients.account.address,
       peerId: this.parts.p2p?.peerId.toString() ?? "",
       multiaddrs: (this.parts.p2p?.multiaddrs ?? []).map(String),
+      ...(this.metrics ? { metricsUrl: this.metrics.url } : {}),
     };
   }
 
@@ -202,6 +219,7 @@ class StorageNodeAgent implements NodeAgent {
       source: store,
       sink: sync.sink,
       acceptPush: sync.acceptPush,
+      metricsRegistry: this.registry,
     });
     await p2p.start();
     this.stops.push({ name: "p2p", stop: () => p2p.stop() });
@@ -224,6 +242,7 @@ class StorageNodeAgent implements NodeAgent {
     this.stops.push({ name: "repair", stop: () => repair.stop() });
     this.parts.repair = repair;
 
+    const confirmations = init.confirmations ?? defaultConfirmations(init.deployment.chainId);
     const follower = createEventFollower(
       {
         id: "node-agent",
@@ -236,7 +255,7 @@ class StorageNodeAgent implements NodeAgent {
           },
         ],
         fromBlock: init.deployment.deployBlock,
-        confirmations: 0,
+        confirmations,
         pollMs: init.followPollMs ?? DEFAULT_FOLLOW_POLL_MS,
       },
       { publicClient: clients.publicClient, metaDb, logger: log },
@@ -320,12 +339,22 @@ class StorageNodeAgent implements NodeAgent {
     }
     if ((init.searchTasks ?? true) && init.deployment.contracts.searchMarket !== undefined) {
       const searchTasks = createSearchTasks(
-        { member, fromBlock: init.deployment.deployBlock, fault: init.searchFault },
+        { member, fromBlock: init.deployment.deployBlock, confirmations, fault: init.searchFault },
         { contracts, publicClient: clients.publicClient, vectors, metaDb, logger: log },
       );
       await searchTasks.start();
       this.stops.push({ name: "search tasks", stop: () => searchTasks.stop() });
       this.parts.searchTasks = searchTasks;
+    }
+    if (this.registry !== undefined) {
+      const searchTasks = this.parts.searchTasks;
+      registerFollowerMetrics(this.registry, {
+        "node-agent": () => follower.status(),
+        ...(searchTasks ? { "search-tasks": searchTasks.followerStatus } : {}),
+      });
+      const server = await startMetricsServer({ port: init.metricsPort! }, { registry: this.registry });
+      this.metrics = server;
+      this.stops.push({ name: "metrics", stop: () => server.close() });
     }
     if (selfRepair) await repair.resumeAll();
     log.info("node agent started", { ...this.status(), selfRepair });

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { encodeAbiParameters, keccak256, type Address, type Hex } from "viem";
-import { pause, searchMarketAbi, createEventFollower, describeError, type EventFollower, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
+import { pause, searchMarketAbi, createEventFollower, describeError, type EventFollower, type FollowerStatus, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
 import { encodeHitHex } from "../../data/vectors.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
@@ -39,6 +39,8 @@ export interface SearchTasksInit {
   member: Address;
   /** First block to follow from when no cursor is stored (the deployment block). */
   fromBlock: bigint;
+  /** Blocks the task follower stays behind the head (default 0). */
+  confirmations?: number;
   pollMs?: number;
   /** Test-only misbehaviour (see the module comment). */
   fault?: "false-distance";
@@ -56,6 +58,8 @@ export interface SearchTasks {
   start(): Promise<void>;
   stop(): Promise<void>;
   stats(): { committed: number; revealed: number; failed: number };
+  /** Health of the task follower (undefined before start). */
+  followerStatus(): FollowerStatus | undefined;
 }
 
 /** The commitment a member sends for `entries` (docs/SEARCH.md). */
@@ -210,7 +214,7 @@ export function createSearchTasks(init: SearchTasksInit, components: SearchTasks
           id: "search-tasks",
           contracts: [{ address: market.address, abi: searchMarketAbi, eventNames: ["TaskSubmitted"], name: "SearchMarket" }],
           fromBlock: init.fromBlock,
-          confirmations: 0,
+          confirmations: init.confirmations ?? 0,
           pollMs: init.pollMs ?? DEFAULT_TASK_POLL_MS,
         },
         { publicClient, metaDb, logger: log },
@@ -238,5 +242,6 @@ export function createSearchTasks(init: SearchTasksInit, components: SearchTasks
       while (inflight.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
     },
     stats: () => ({ ...stats }),
+    followerStatus: () => follower?.status(),
   };
 }

@@ -9,10 +9,12 @@
  * await server.close();
  * ```
  * Only `GET /metrics` is served (200, Prometheus text format); everything else is 404.
+ * `registerFollowerMetrics` adds the event followers' health to a registry.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
+import { Gauge, type Registry } from "prom-client";
+import type { FollowerState, FollowerStatus } from "../../chain/index.js";
 
 export interface MetricsServerInit {
   /** TCP port; 0 picks a free one. */
@@ -64,4 +66,53 @@ export async function startMetricsServer(init: MetricsServerInit, components: Me
         server.closeAllConnections();
       }),
   };
+}
+
+/** Where a follower's health comes from: its name and a status reader (undefined before start). */
+export type FollowerSources = Record<string, () => FollowerStatus | undefined>;
+
+/** States in which a follower is doing its job; any other (failed, lagging, backing-off) is not. */
+const HEALTHY_STATES: ReadonlySet<FollowerState> = new Set(["syncing", "following"]);
+
+/** Whether a follower status is healthy: running and not stuck (state syncing or following). */
+export function followerHealthy(status: FollowerStatus | undefined): boolean {
+  return status !== undefined && HEALTHY_STATES.has(status.state);
+}
+
+/**
+ * Gauges of the event followers' health, read when `/metrics` is scraped:
+ * `muri_follower_healthy{follower}` (1 syncing or following, else 0), `muri_follower_state{follower,state}`,
+ * `muri_follower_cursor_block`, `muri_follower_head_block`, `muri_follower_lag_blocks` and
+ * `muri_follower_reorgs` (reorganisations rewound over since start).
+ */
+export function registerFollowerMetrics(registry: Registry, sources: FollowerSources): void {
+  const each = (read: (s: FollowerStatus) => bigint | number | undefined) =>
+    function (this: Gauge<"follower">) {
+      this.reset();
+      for (const [name, status] of Object.entries(sources)) {
+        const s = status();
+        const v = s === undefined ? undefined : read(s);
+        if (v !== undefined) this.set({ follower: name }, Number(v));
+      }
+    };
+  const gauge = (name: string, help: string, read: (s: FollowerStatus) => bigint | number | undefined) =>
+    new Gauge({ name, help, labelNames: ["follower"] as const, registers: [registry], collect: each(read) });
+  gauge("muri_follower_healthy", "1 while the event follower syncs or follows, 0 when it lags, backs off or failed", (s) => (followerHealthy(s) ? 1 : 0));
+  gauge("muri_follower_cursor_block", "Last block the event follower fully processed", (s) => s.cursor);
+  gauge("muri_follower_head_block", "Last head the event follower saw", (s) => s.head);
+  gauge("muri_follower_lag_blocks", "Blocks between the head and the cursor", (s) => s.lagBlocks);
+  gauge("muri_follower_reorgs", "Chain reorganisations the event follower rewound over since start", (s) => s.reorgs);
+  new Gauge({
+    name: "muri_follower_state",
+    help: "1 for the event follower's current state",
+    labelNames: ["follower", "state"] as const,
+    registers: [registry],
+    collect(this: Gauge<"follower" | "state">) {
+      this.reset();
+      for (const [name, status] of Object.entries(sources)) {
+        const s = status();
+        if (s !== undefined) this.set({ follower: name, state: s.state }, 1);
+      }
+    },
+  });
 }

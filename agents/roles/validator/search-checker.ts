@@ -14,7 +14,7 @@
  * An entry the checker cannot check (no document, no holder answering) is logged, not disputed.
  */
 import type { Address, Hex } from "viem";
-import { createEventFollower, describeError, pause, searchMarketAbi, type EventFollower, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
+import { createEventFollower, describeError, pause, searchMarketAbi, type EventFollower, type FollowerStatus, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
 import { LEAF_SIZE } from "../../data/constants.js";
 import { buildFragmentTree, buildMaguTree, fragmentLeafProof, fragmentRoot, leafCount, maguProof } from "../../data/merkle.js";
 import { holdersVector } from "../../data/placement.js";
@@ -42,6 +42,8 @@ export interface SearchCheckerInit {
   address: Address;
   fromBlock: bigint;
   pollMs?: number;
+  /** Blocks the task follower stays behind the head (default 0). */
+  confirmations?: number;
 }
 
 export interface SearchCheckerComponents {
@@ -57,6 +59,8 @@ export interface SearchChecker {
   start(): Promise<void>;
   stop(): Promise<void>;
   stats(): { checked: number; disputed: number; unchecked: number; finalized: number };
+  /** Health of the task follower (undefined before start). */
+  followerStatus(): FollowerStatus | undefined;
 }
 
 function taskKey(task: bigint): Uint8Array {
@@ -201,7 +205,7 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
           id: "search-checker",
           contracts: [{ address: market.address, abi: searchMarketAbi, eventNames: ["TaskSubmitted", "ResultRevealed"], name: "SearchMarket" }],
           fromBlock: init.fromBlock,
-          confirmations: 0,
+          confirmations: init.confirmations ?? 0,
           pollMs: init.pollMs ?? 500,
         },
         { publicClient, metaDb, logger: log },
@@ -230,5 +234,6 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
       await loop;
     },
     stats: () => ({ ...stats }),
+    followerStatus: () => follower?.status(),
   };
 }

@@ -18,13 +18,13 @@
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
 import { CID } from "multiformats/cid";
-import { createChainClients, createEventFollower, describeError, getMuriContracts, maguRegistryAbi, pause, verifyChain, type Deployment } from "../../chain/index.js";
+import { createChainClients, createEventFollower, defaultConfirmations, describeError, getMuriContracts, maguRegistryAbi, pause, verifyChain, type Deployment } from "../../chain/index.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
 import { openFragmentStore, openMetaDb, silentLogger, type Logger } from "../../store/index.js";
 import { fetchBatchDocuments } from "../shared/batch-documents.js";
 import { createMaguIndex } from "../shared/magu-index.js";
 import { createMaguSync } from "../shared/magu-sync.js";
-import { startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
+import { registerFollowerMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 import { createSearchChecker, type SearchChecker } from "./search-checker.js";
 import { createValidator, ensureValidatorRegistered, type Validator } from "./validator.js";
 import { createVectorService } from "../shared/vector-service.js";
@@ -47,6 +47,8 @@ export interface ValidatorAgentInit {
   claimRewards?: boolean;
   /** Serve `/metrics` on 127.0.0.1 (0: a free port). */
   metricsPort?: number;
+  /** Blocks the event followers stay behind the head (default: `defaultConfirmations(chainId)`). */
+  confirmations?: number;
 }
 
 export interface ValidatorAgentStatus {
@@ -141,12 +143,13 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     // Every Magu's documents by the CID its latest DataCommitted names (a validator that joined
     // after the upload, or missed the client's push). Fetched in the background, one at a time.
     let fetching: Promise<unknown> = Promise.resolve();
+    const confirmations = init.confirmations ?? defaultConfirmations(init.deployment.chainId);
     const follower = createEventFollower(
       {
         id: "validator-batches",
         contracts: [{ address: init.deployment.contracts.maguRegistry, abi: maguRegistryAbi, eventNames: ["DataCommitted"], name: "MaguRegistry" }],
         fromBlock: init.deployment.deployBlock,
-        confirmations: 0,
+        confirmations,
         pollMs: init.pollMs ?? 1_000,
       },
       { publicClient: clients.publicClient, metaDb, logger: log },
@@ -205,13 +208,17 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
 
     if (init.deployment.contracts.searchMarket !== undefined) {
       const checker = createSearchChecker(
-        { address, fromBlock: init.deployment.deployBlock },
+        { address, fromBlock: init.deployment.deployBlock, confirmations },
         { contracts, publicClient: clients.publicClient, vectors, p2p, metaDb, logger: log },
       );
       await checker.start();
       stops.push({ name: "search checker", stop: () => checker.stop() });
       parts.checker = checker;
     }
+    registerFollowerMetrics(validator.registry, {
+      "validator-batches": () => follower.status(),
+      ...(parts.checker ? { "search-checker": parts.checker.followerStatus } : {}),
+    });
     return { address, peerId: p2p.peerId.toString(), multiaddrs: p2p.multiaddrs.map(String), metricsUrl: metrics?.url ?? null };
   };
 

@@ -16,7 +16,10 @@ import {
   type EventFollower,
   type EventFollowerInit,
 } from "../../../agents/chain/index.js";
+import { Registry } from "prom-client";
 import { Bucket, openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
+import { registerFollowerMetrics } from "../../../agents/roles/shared/metrics-server.js";
+import { parseFollowerMetrics } from "../../../agents/cli/agent-health.js";
 import type { Logger } from "../../../agents/store/logger.js";
 import {
   cleanup,
@@ -26,6 +29,7 @@ import {
   registerNode,
   requestMagu,
   startHardhatNode,
+  startRpcProxy,
   tempDir,
   type HardhatChain,
 } from "./harness.js";
@@ -243,10 +247,13 @@ describe("event follower against a hardhat node", () => {
       await second.start();
       await second.waitForBlock(await head(), { signal: AbortSignal.timeout(WAIT_MS) });
       assert.deepEqual(got.seen, history.slice(history.indexOf(failing)));
-      // Once the cursor passed them, the handled-log records are dropped: only the cursor is left.
+      // Once the cursor passed them, the handled-log records are dropped: only the cursor and the
+      // checkpoint of each completed range (block hashes, for reorganisations) are left.
       const keys: string[] = [];
       for await (const key of db.bucket(Bucket.chainCursor).keys()) keys.push(Buffer.from(key).toString("latin1"));
-      assert.deepEqual(keys, ["c/default"]);
+      assert.equal(keys[0], "c/default");
+      assert.ok(keys.length >= 2, "at least this run's checkpoint");
+      assert.ok(keys.slice(1).every((k) => k.startsWith("k/default/") && k.length === "k/default/".length + 8), keys.join(", "));
     } finally {
       await second.stop();
       await db.close();
@@ -307,6 +314,166 @@ describe("event follower against a hardhat node", () => {
       await stray.stop();
       await db2.close();
       await chain2?.stop();
+    }
+  });
+});
+
+/** JSON-RPC quantity of a bigint. */
+const quantity = (n: bigint): Hex => `0x${n.toString(16)}`;
+
+describe("event follower over reorganisations and a lagging RPC (hardhat node, evm_snapshot/evm_revert)", () => {
+  let chain: HardhatChain;
+  let d: Deployment;
+  let nextKey = 1;
+  let rpc: ReturnType<typeof createTestClient>;
+
+  before(async () => {
+    chain = await startHardhatNode(await freePort());
+    d = await deployLocal(chain.rpcUrl);
+    rpc = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
+  });
+  after(async () => chain?.stop());
+
+  const addNode = async (): Promise<Address> => {
+    const key = chain.keys[nextKey++]!;
+    await registerNode(chain.rpcUrl, d, chain.keys[0]!, key);
+    return privateKeyToAccount(key).address;
+  };
+  const headOf = (): Promise<bigint> => createChainClients({ rpcUrl: chain.rpcUrl, chainId: 31337, retryCount: 0 }).publicClient.getBlockNumber({ cacheTime: 0 });
+
+  /** A follower of NodeRegistered; `seen` lists the registered nodes in delivery order (no order check: a reorg repeats). */
+  function follower(db: MetaDb, rpcUrl: string, logger: Logger): { f: EventFollower; seen: Address[] } {
+    const { publicClient } = createChainClients({ rpcUrl, chainId: 31337, retryCount: 0 });
+    const f = createEventFollower(
+      {
+        id: "reorg",
+        contracts: [{ address: d.contracts.nodeRegistry, abi: nodeRegistryAbi, eventNames: ["NodeRegistered"], name: "NodeRegistry" }],
+        fromBlock: d.deployBlock,
+        pollMs: 50,
+        backoffMinMs: 40,
+        backoffMaxMs: 400,
+      },
+      { publicClient, metaDb: db, logger },
+    );
+    const seen: Address[] = [];
+    f.on<NodeRegisteredArgs>("NodeRegistered", (e) => void seen.push(e.args.node));
+    return { f, seen };
+  }
+
+  test("a reorganisation rewinds to the last shared block and delivers the new chain's events, live and across a restart", async () => {
+    const dir = await tempDir();
+    const db = await openMetaDb(dir);
+    const logger = recordingLogger();
+    const { f, seen } = follower(db, chain.rpcUrl, logger);
+    await f.start();
+    try {
+      const first = await addNode();
+      await f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      const shared = await headOf();
+      const snapshot = await rpc.snapshot();
+      const replaced = await addNode(); // a block the reorganisation takes away
+      await f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      assert.deepEqual(seen, [first, replaced]);
+      const cursorBefore = f.status().cursor!;
+
+      // The reorganisation: back to `shared`, then other blocks, more of them than were replaced.
+      await rpc.revert({ id: snapshot });
+      const instead = await addNode();
+      await rpc.mine({ blocks: 4 });
+      await f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      assert.deepEqual(seen, [first, replaced, instead], "the new chain's event is delivered; the replaced one was delivered before (handlers are idempotent)");
+      const s = f.status();
+      assert.equal(s.state, "following");
+      assert.equal(s.reorgs, 1);
+      assert.equal(s.lastReorg!.from, cursorBefore);
+      assert.ok(s.lastReorg!.to <= shared && s.lastReorg!.to >= d.deployBlock, `rewound to ${s.lastReorg!.to}, at or before the shared block ${shared}`);
+      assert.equal(logger.entries.filter((e) => e.msg.startsWith("chain reorganised")).length, 1);
+      assert.equal(logger.entries.filter((e) => e.level === "error").length, 0);
+    } finally {
+      await f.stop();
+      await db.close();
+    }
+
+    // While it is stopped the chain reorganises again: a restart over the same database rewinds
+    // instead of refusing the stored cursor.
+    const snapshot = await rpc.snapshot();
+    const gone = await addNode();
+    const db2 = await openMetaDb(dir);
+    const logger2 = recordingLogger();
+    const again = follower(db2, chain.rpcUrl, logger2);
+    await again.f.start();
+    try {
+      await again.f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      assert.deepEqual(again.seen, [gone]);
+      await again.f.stop();
+      await rpc.revert({ id: snapshot });
+      const later = await addNode();
+      await rpc.mine({ blocks: 3 });
+      await again.f.start();
+      await again.f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      assert.deepEqual(again.seen, [gone, later]);
+      assert.equal(again.f.status().reorgs, 1);
+      assert.equal(again.f.status().state, "following");
+    } finally {
+      await again.f.stop();
+      await db2.close();
+    }
+  });
+
+  test("a lagging head is waited out and a log from another block is read again; neither stops the follower", async () => {
+    let lag = 0n;
+    let tamper = false;
+    const proxy = await startRpcProxy(chain.rpcUrl, (call, result) => {
+      if (call.method === "eth_blockNumber" && lag > 0n) return quantity(BigInt(result as Hex) - lag);
+      if (call.method === "eth_getLogs" && tamper && Array.isArray(result) && result.length > 0) {
+        tamper = false;
+        return (result as Array<Record<string, unknown>>).map((l) => ({ ...l, blockHash: `0x${"ab".repeat(32)}` }));
+      }
+      return result;
+    });
+    const db = await openMetaDb(await tempDir());
+    const logger = recordingLogger();
+    const { f, seen } = follower(db, proxy.url, logger);
+    // Its health as an agent's /metrics shows it (what `muri status --metrics URL` reads).
+    const registry = new Registry();
+    registerFollowerMetrics(registry, { reorg: () => f.status() });
+    const health = async () => parseFollowerMetrics(await registry.metrics())[0]!;
+    await f.start();
+    try {
+      await f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      const before = seen.length;
+      // A backend 10 blocks behind: the head is below the cursor (a registration below mines 3).
+      lag = 10n;
+      await logger.waitFor((e) => e.msg.startsWith("RPC head is behind"), WAIT_MS);
+      assert.equal(f.status().state, "lagging");
+      assert.deepEqual(await health(), { follower: "reorg", healthy: false, state: "lagging", cursor: f.status().cursor, head: f.status().head, lagBlocks: f.status().lagBlocks, reorgs: 0 });
+      assert.ok(f.status().lagBlocks! < 0n, "the head is below the cursor");
+      const node = await addNode();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(f.status().state, "lagging", "still waiting: the lagging head is not past the cursor");
+      lag = 0n;
+      await f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      assert.deepEqual(seen.slice(before), [node]);
+      assert.equal(logger.entries.filter((e) => e.msg.startsWith("RPC head is behind")).length, 1, "one warning per lagging episode");
+      assert.ok(logger.entries.some((e) => e.msg === "RPC head caught up again"));
+
+      // A log whose block hash is not its block's: nothing is delivered from that answer, the range is read again.
+      tamper = true;
+      const other = await addNode();
+      await f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      assert.equal(tamper, false, "the tampered answer was served");
+      assert.deepEqual(seen.slice(before), [node, other], "delivered once, from the real answer");
+      assert.ok(logger.entries.some((e) => e.level === "warn" && /changed block \d+ while it was read/.test(e.msg)));
+      assert.equal(f.status().reorgs, 0);
+      assert.equal(f.status().state, "following");
+      const h = await health();
+      assert.equal(h.healthy, true);
+      assert.equal(h.state, "following");
+      assert.equal(h.lagBlocks, 0n);
+    } finally {
+      await f.stop();
+      await db.close();
+      await proxy.close();
     }
   });
 });

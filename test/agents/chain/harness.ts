@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -349,4 +350,54 @@ export function recordingLogger(): Logger & {
       });
     },
   };
+}
+
+/** A JSON-RPC request as the proxy sees it. */
+export interface RpcCall {
+  method: string;
+  params?: unknown[];
+}
+
+/**
+ * An HTTP JSON-RPC proxy on 127.0.0.1 in front of `target` (a real chain), for faults an RPC
+ * provider shows: `rewrite` may change any answer (a lagging head, a log from another block) and
+ * `down` refuses every request with HTTP 503. Batched requests are answered item by item.
+ */
+export async function startRpcProxy(
+  target: string,
+  rewrite: (call: RpcCall, result: unknown) => unknown = (_call, result) => result,
+): Promise<{ url: string; down: boolean; calls: RpcCall[]; close(): Promise<void> }> {
+  const state = { down: false, calls: [] as RpcCall[] };
+  const forward = async (call: RpcCall & { id?: unknown; jsonrpc?: string }): Promise<unknown> => {
+    state.calls.push({ method: call.method, params: call.params });
+    const res = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(call) });
+    const body = (await res.json()) as { result?: unknown; error?: unknown };
+    return body.error !== undefined ? body : { ...body, result: rewrite(call, body.result) };
+  };
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      if (state.down) {
+        res.writeHead(503).end("down");
+        return;
+      }
+      const request = JSON.parse(Buffer.concat(chunks).toString("utf8")) as RpcCall | RpcCall[];
+      const answer = Array.isArray(request) ? Promise.all(request.map(forward)) : forward(request);
+      answer.then(
+        (body) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body)),
+        (err: unknown) => res.writeHead(502).end(String(err)),
+      );
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", () => resolve()));
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  });
 }

@@ -8,7 +8,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import type { Hex } from "viem";
-import { getMuriContracts, type Deployment } from "../../../agents/chain/index.js";
+import { Registry } from "prom-client";
+import { createChainClients, createEventFollower, getMuriContracts, nodeRegistryAbi, type Deployment } from "../../../agents/chain/index.js";
+import { registerFollowerMetrics, startMetricsServer } from "../../../agents/roles/shared/metrics-server.js";
+import { openMetaDb } from "../../../agents/store/meta-db.js";
 import {
   E18,
   cleanup,
@@ -135,6 +138,43 @@ describe("muri (bin/muri.js)", () => {
       ok(human, "muri status");
       assert.match(human.stdout, new RegExp(privateKeyToAddress(nodeKeys[1]!)));
       assert.match(human.stdout, /stake 1500 locked 0/);
+    });
+
+    it("status --metrics shows each agent follower's health, and an agent it cannot reach", async () => {
+      // A real event follower on this chain, served on /metrics as an agent serves it.
+      const db = await openMetaDb(await tempDir("muri-cli-follower-"));
+      const { publicClient } = createChainClients({ rpcUrl: chain.rpcUrl, chainId: deployment.chainId, retryCount: 0 });
+      const follower = createEventFollower(
+        { id: "cli", contracts: [{ address: deployment.contracts.nodeRegistry, abi: nodeRegistryAbi }], fromBlock: deployment.deployBlock, pollMs: 50 },
+        { publicClient, metaDb: db },
+      );
+      const registry = new Registry();
+      registerFollowerMetrics(registry, { "node-agent": () => follower.status() });
+      const server = await startMetricsServer({ port: 0 }, { registry });
+      const dead = `http://127.0.0.1:${await freePort()}/metrics`;
+      try {
+        await follower.start();
+        await follower.waitForBlock(await publicClient.getBlockNumber({ cacheTime: 0 }), { signal: AbortSignal.timeout(30_000) });
+        const json = await muri(["status", "--devnet", devnet, "--metrics", server.url, "--json"]);
+        ok(json, "muri status --metrics --json");
+        const agents = JSON.parse(json.stdout).agents as Array<{ url: string; followers: Array<{ follower: string; healthy: boolean; state: string; reorgs: number }> }>;
+        assert.equal(agents.length, 1);
+        assert.deepEqual(
+          agents[0]!.followers.map((f) => [f.follower, f.healthy, f.state, f.reorgs]),
+          [["node-agent", true, "following", 0]],
+        );
+        const human = await muri(["status", "--devnet", devnet, "--metrics", server.url, "--metrics", dead]);
+        ok(human, "muri status --metrics (one unreachable)");
+        assert.match(human.stdout, /node-agent: healthy following, cursor \d+, head \d+, lag 0 blocks, 0 reorganisations/);
+        assert.match(human.stdout, new RegExp(`${dead.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: UNREACHABLE`));
+        const bad = await muri(["status", "--devnet", devnet, "--metrics", "not a url"]);
+        assert.equal(bad.code, 2);
+        assert.match(oneLine(bad), /--metrics: not a url is not a URL/);
+      } finally {
+        await follower.stop();
+        await server.close();
+        await db.close();
+      }
     });
 
     it("magu create forms a Magu and magu status shows its members", async () => {
