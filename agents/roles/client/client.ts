@@ -40,7 +40,8 @@
  * 0600); it never leaves the client.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { createKeyFile, readKeyFile } from "../../store/key-file.js";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { pipeline } from "node:stream/promises";
@@ -245,18 +246,20 @@ export function createClient(init: ClientInit, components: ClientComponents = {}
   return new Client(init, components);
 }
 
-/** Loads the 32-byte secret at `path`, creating it (mode 0600) when missing. */
+/**
+ * Loads the 32-byte secret at `path`, creating it (mode 0600, fsynced with its directory: the only
+ * key to the data must survive a power cut) when missing. A secret others can read is refused.
+ */
 export async function loadOrCreateSecret(path: string): Promise<Buffer> {
   try {
-    const bytes = await readFile(path);
+    const bytes = await readKeyFile(path);
     if (bytes.length !== SECRET_BYTES) throw new Error(`secret key ${path} is ${bytes.length} bytes, expected ${SECRET_BYTES}`);
     return bytes;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
   const secret = randomBytes(SECRET_BYTES);
-  await writeFile(path, secret, { mode: 0o600, flag: "wx" });
-  await chmod(path, 0o600);
+  await createKeyFile(path, secret);
   return secret;
 }
 

@@ -44,7 +44,7 @@ describe("peer key file", () => {
 
   it("refuses a file that is not a libp2p Ed25519 key, and reports a missing one", async () => {
     const garbage = join(dir, "garbage.key");
-    await writeFile(garbage, "not a key");
+    await writeFile(garbage, "not a key", { mode: 0o600 });
     await assert.rejects(loadOrCreatePrivateKey(garbage), (err: unknown) => err instanceof InvalidKeyFileError && err.context.reason === "not a libp2p private key");
     await assert.rejects(loadPrivateKey(join(dir, "missing.key")), (err: unknown) => err instanceof InvalidKeyFileError && err.context.reason === "file not found");
 
