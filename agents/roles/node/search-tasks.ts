@@ -123,7 +123,18 @@ export function createSearchTasks(init: SearchTasksInit, components: SearchTasks
     const query = new Int16Array(doc.manifest.dim);
     for (let i = 0; i < query.length; i++) query[i] = bytes.readInt16BE(2 * i);
     const k = Number(args.k);
-    const { hits } = await vectors.search(args.magu, query, k, { exact: true });
+    const found = await vectors.search(args.magu, query, k, { exact: true });
+    // Only fragments this member is placed on: an entry from another's fragment reads as copied
+    // (SearchMarket's NotHolder) and costs the dispute slash, even when it is true.
+    const placed = new Map<number, boolean>();
+    for (const f of new Set(found.hits.map((h) => h.fragment))) {
+      const holding = await contracts.maguRegistry.read.holders([args.magu, BigInt(f)]);
+      placed.set(f, holding.some((h) => h.toLowerCase() === init.member.toLowerCase()));
+    }
+    const hits = found.hits.filter((h) => placed.get(h.fragment) === true);
+    if (hits.length < found.hits.length) {
+      log.warn("search task: hits from fragments this node is not placed on left out", { task: args.task.toString(), dropped: found.hits.length - hits.length });
+    }
     if (init.fault === "false-distance" && hits.length > 0) hits[0] = { ...hits[0]!, distance: hits[0]!.distance - 1n };
     const record: TaskRecord = {
       task: args.task.toString(),

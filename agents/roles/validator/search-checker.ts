@@ -10,6 +10,9 @@
  *   The record at that position is compared with the entry: past the fragment's end, another id,
  *   or another canonical distance is a lie, and the checker sends `dispute` with the leaves that
  *   hold the record, their paths and the fragment's path to the task's root.
+ * - Before any data, the entry's fragment must be one the member is placed on
+ *   (`MaguRegistry.holders`): an entry from another member's fragment was copied from an earlier
+ *   answer, not searched, and is disputed without data (SearchMarket's `NotHolder`).
  * - Each pass, open tasks past their dispute deadline are finalized (search-market.ts).
  * An entry the checker cannot check (no document, no holder answering) is logged, not disputed.
  */
@@ -30,6 +33,17 @@ const RECEIPT_TIMEOUT_MS = 60_000;
 const FRAGMENT_CACHE = 32;
 const ZERO_ADDRESS = /^0x0{40}$/i;
 const METRIC_NAMES: Record<number, VectorMetric> = { 1: "l2", 2: "ip" };
+
+/** `SearchMarket.dispute`'s proof. */
+interface DisputeProof {
+  query: Hex;
+  entries: Hex[];
+  index: bigint;
+  size: bigint;
+  leaves: Hex[];
+  leafProofs: Hex[][];
+  fragmentProof: Hex[];
+}
 
 interface OpenTask {
   task: string;
@@ -127,8 +141,23 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
     const query = new Int16Array(dim);
     for (let i = 0; i < dim; i++) query[i] = queryBytes.readInt16BE(2 * i);
     const rs = recordSize(dim);
+    const holds = new Map<number, boolean>();
     for (let index = 0; index < entries.length; index++) {
       const hit = decodeHit(entries[index]!);
+      let placed = holds.get(hit.fragment);
+      if (placed === undefined) {
+        const holding = await contracts.maguRegistry.read.holders([maguId, BigInt(hit.fragment)]);
+        placed = holding.some((h) => h.toLowerCase() === member.toLowerCase());
+        holds.set(hit.fragment, placed);
+      }
+      if (!placed) {
+        stats.checked++;
+        const lie = `fragment ${hit.fragment} is not placed on the member (an entry copied, not searched)`;
+        log.warn("search check: false entry, disputing", { task: task.toString(), member, index, lie });
+        const proof = { query: open.query, entries: [...entries], index: BigInt(index), size: 0n, leaves: [], leafProofs: [], fragmentProof: [] };
+        await sendDispute(task, member, index, proof);
+        return;
+      }
       const bytes = await fetchFragment(maguId, hit.fragment, roots[hit.fragment]!.toString("hex"));
       if (bytes === undefined) {
         stats.unchecked++;
@@ -166,16 +195,20 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
         leafProofs: proofs.map((p) => p.siblings.map(hex)),
         fragmentProof: maguProof(buildMaguTree(roots), hit.fragment).map(hex),
       };
-      try {
-        const hash = await market.write.dispute([task, member, proof]);
-        const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 200, timeout: RECEIPT_TIMEOUT_MS });
-        if (receipt.status !== "success") throw new Error(`dispute reverted (tx ${hash})`);
-        stats.disputed++;
-        log.info("search check: dispute accepted", { task: task.toString(), member, index });
-      } catch (err) {
-        log.error("search check: dispute failed", { task: task.toString(), member, index, error: describeError(err) });
-      }
+      await sendDispute(task, member, index, proof);
       return; // one proven lie drops the member's whole list
+    }
+  };
+
+  const sendDispute = async (task: bigint, member: Address, index: number, proof: DisputeProof): Promise<void> => {
+    try {
+      const hash = await market.write.dispute([task, member, proof]);
+      const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 200, timeout: RECEIPT_TIMEOUT_MS });
+      if (receipt.status !== "success") throw new Error(`dispute reverted (tx ${hash})`);
+      stats.disputed++;
+      log.info("search check: dispute accepted", { task: task.toString(), member, index });
+    } catch (err) {
+      log.error("search check: dispute failed", { task: task.toString(), member, index, error: describeError(err) });
     }
   };
 

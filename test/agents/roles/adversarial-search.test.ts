@@ -6,7 +6,9 @@
  * hostile member that commits and reveals, on chain, an entry naming another id than the record
  * at that position holds (task 1) and an entry past the fragment's last record (task 2). The
  * checker must dispute exactly the lie, the liar lose its dispute slash and earn nothing, and the
- * honest member be paid.
+ * honest member be paid. Then, on a second Magu where each fragment has one holder (r = 1), a member
+ * reveals a true entry copied from the other member's fragment (task 3): disputed as not placed on
+ * it, with no data.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -111,12 +113,12 @@ describe("the search checker disputes a wrong id and a record past the fragment'
   });
 
   /** Submits a task for `query`; the two members commit and reveal `lists[i]`; returns the task id and its deadlines. */
-  const runTask = async (query: Int16Array, lists: readonly (readonly HitEntry[])[]) => {
+  const runTask = async (query: Int16Array, lists: readonly (readonly HitEntry[])[], magu = maguId) => {
     const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
     const c = getMuriContracts(t.d.contracts, client);
     const fee = E18;
     await t.wait(await c.token.write.approve([t.d.contracts.searchMarket!, fee]));
-    const submitBlock = await t.wait(await c.searchMarket.write.submit([maguId, encodeQuery(query), BigInt(K), fee]));
+    const submitBlock = await t.wait(await c.searchMarket.write.submit([magu, encodeQuery(query), BigInt(K), fee]));
     const submitted = await t.reader.searchMarket.getEvents.TaskSubmitted({}, { fromBlock: submitBlock, toBlock: submitBlock });
     const task = submitted[0]!.args.task!;
     const cfg = await t.reader.searchMarket.read.config();
@@ -178,4 +180,58 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       assert.ok((await t.reader.searchMarket.read.claimable([honest.address])) > before.paidHonest, "the honest member was paid");
     });
   }
+
+  test("a true entry copied from a fragment the member is not placed on is disputed without data; the copier is slashed and unpaid", async () => {
+    // A second vector Magu over the same records, each fragment on one member (r = 1).
+    const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
+    const c = getMuriContracts(t.d.contracts, client);
+    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, getAddress(client.account.address), 20n * E18);
+    const single = await createAndFormMagu(t.chain.rpcUrl, t.d, t.chain.keys[0]!, t.chain.keys[CLIENT]!, { kind: 1, metric: 1, dimension: DIM, members: 2, replication: 1, dataShards: 0, parityShards: 0, maxFragments: 2, durationPeriods: 20n, pricePerFragmentPeriod: E18 / 1000n }, (b) => t.mineTo(b));
+    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, 10n * E18]));
+    const roots = fragments.map((f) => fragmentRoot(f));
+    await commitWithAcks(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!, t.chain.keys, single, roots);
+    const doc = encodeVectorManifest({
+      maguId: single,
+      dim: DIM,
+      metric: "l2",
+      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
+    });
+    await vectors.acceptDocument(doc.bytes, doc.cid);
+
+    const query = records[3]!.values.map((x) => x + 1) as Int16Array;
+    const best = truth(query)[0]!;
+    const holderOf = async (f: number) => (await t.reader.maguRegistry.read.holders([single, BigInt(f)])).map((a) => a.toLowerCase());
+    const bestHolders = await holderOf(best.fragment);
+    assert.equal(bestHolders.length, 1);
+    const honest = nodes.find((n) => n.address.toLowerCase() === bestHolders[0])!;
+    const copier = nodes.find((n) => n !== honest)!;
+    // The honest member answers from its own fragments; the copier reveals the best entry, true
+    // but from a fragment it does not hold (what an earlier task's revealed list gives away).
+    const own = new Set<number>();
+    for (const f of [0, 1]) if ((await holderOf(f)).includes(honest.address.toLowerCase())) own.add(f);
+    const honestList = records
+      .filter((r) => own.has(r.fragment))
+      .map((r) => ({ distance: canonicalDistance("l2", query, r.values), id: r.id, fragment: r.fragment, position: r.position }))
+      .sort(compareHits)
+      .slice(0, K);
+    const lists = nodes.map((n) => (n === honest ? honestList : [best]));
+    const cfg = await t.reader.searchMarket.read.config();
+    const before = { copier: await stake(copier.address), paidCopier: await t.reader.searchMarket.read.claimable([copier.address]), paidHonest: await t.reader.searchMarket.read.claimable([honest.address]) };
+    const { task, disputeDeadline } = await runTask(query, lists, single);
+
+    await checkerLog.waitFor((e) => e.msg === "search check: dispute accepted" && e.context?.task === task.toString(), 60_000);
+    const disputes = checkerLog.entries.filter((e) => e.msg === "search check: false entry, disputing" && e.context!.task === task.toString());
+    assert.deepEqual(
+      disputes.map((e) => [e.context!.member, e.context!.index, e.context!.lie]),
+      [[copier.address, 0, `fragment ${best.fragment} is not placed on the member (an entry copied, not searched)`]],
+    );
+    assert.equal((await t.reader.searchMarket.read.memberTask([task, copier.address])).disputed, true);
+    assert.equal((await t.reader.searchMarket.read.memberTask([task, honest.address])).disputed, false, "the honest list stands");
+    assert.equal(await stake(copier.address), before.copier - cfg.disputeSlash, "the copier lost its dispute slash");
+
+    await t.mineTo(disputeDeadline + 1n);
+    await waitUntil("the task finalized", async () => (await t.reader.searchMarket.read.task([task])).finalized, 60_000);
+    assert.equal(await t.reader.searchMarket.read.claimable([copier.address]), before.paidCopier, "the copier earned nothing");
+    assert.ok((await t.reader.searchMarket.read.claimable([honest.address])) > before.paidHonest, "the honest member was paid");
+  });
 });
