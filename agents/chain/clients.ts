@@ -203,18 +203,35 @@ export type MuriContracts<C extends ContractClient = MuriPublicClient> = {
   [K in MuriContractKey]: GetContractReturnType<(typeof muriAbis)[K], C, Address>;
 };
 
+/**
+ * Where a transaction goes in its wallet's queue: `proof` (storage proofs and repairs, which miss
+ * a deadline and cost stake when late) before `normal`, before `task` (search-task commits and
+ * reveals, which only cost a fee share).
+ */
+export type SendPriority = "proof" | "normal" | "task";
+const PRIORITY_RANK: Record<SendPriority, number> = { proof: 0, normal: 1, task: 2 };
+
+/** Options of `getMuriContracts`. */
+export interface MuriContractsOptions {
+  /** Queue priority of this handle's writes (default `normal`). */
+  priority?: SendPriority;
+}
+
 /** Handles of the six core contracts at `addresses`; with a wallet client they can also `write`. */
 export function getMuriContracts(
   addresses: Record<MuriContractKey, Address>,
   clients: { publicClient: MuriPublicClient; walletClient: MuriWalletClient },
+  options?: MuriContractsOptions,
 ): MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
 export function getMuriContracts(
   addresses: Record<MuriContractKey, Address>,
   clients: { publicClient: MuriPublicClient; walletClient?: undefined },
+  options?: MuriContractsOptions,
 ): MuriContracts<MuriPublicClient>;
 export function getMuriContracts(
   addresses: Record<MuriContractKey, Address>,
   clients: { publicClient: MuriPublicClient; walletClient?: MuriWalletClient },
+  options: MuriContractsOptions = {},
 ): MuriContracts<ContractClient> {
   const client: ContractClient = clients.walletClient
     ? { public: clients.publicClient, wallet: clients.walletClient }
@@ -222,33 +239,63 @@ export function getMuriContracts(
   const out = {} as Record<MuriContractKey, unknown>;
   for (const key of MURI_CONTRACT_KEYS) {
     const contract = getContract({ address: addresses[key], abi: muriAbis[key], client });
-    out[key] = clients.walletClient ? withSerialWrites(contract, clients.walletClient) : contract;
+    out[key] = clients.walletClient ? withSerialWrites(contract, clients.walletClient, options.priority ?? "normal") : contract;
   }
   return out as MuriContracts<ContractClient>;
 }
 
-/** The tail of each wallet's queue of submissions. */
-const sendQueues = new WeakMap<object, Promise<unknown>>();
-
-/**
- * Runs `send` after every earlier submission from `wallet` has been handed to the RPC (or failed).
- * A submission takes a nonce, estimates gas, signs and sends; if two overlap and the first fails
- * after taking its nonce, the second lands with a gap ("nonce too high"). Receipts are not waited
- * for here, so transactions still confirm in parallel.
- */
-export function serialSend<T>(wallet: object, send: () => Promise<T>): Promise<T> {
-  const run = (sendQueues.get(wallet) ?? Promise.resolve()).then(send, send);
-  sendQueues.set(wallet, run.catch(() => undefined));
-  return run;
+interface QueuedSend {
+  rank: number;
+  seq: number;
+  start(): Promise<unknown>;
 }
 
-function withSerialWrites<C extends { write?: unknown }>(contract: C, wallet: MuriWalletClient): C {
+/** Each wallet's submissions: the one being handed to the RPC, and those waiting, by priority. */
+const sendQueues = new WeakMap<object, { busy: boolean; waiting: QueuedSend[] }>();
+let sendSeq = 0;
+
+/**
+ * Runs `send` once every submission from `wallet` ahead of it has been handed to the RPC (or
+ * failed): first by `priority`, then in call order. A submission takes a nonce, estimates gas,
+ * signs and sends; if two overlap and the first fails after taking its nonce, the second lands
+ * with a gap ("nonce too high"). Receipts are not waited for here, so transactions still confirm
+ * in parallel.
+ */
+export function serialSend<T>(wallet: object, send: () => Promise<T>, priority: SendPriority = "normal"): Promise<T> {
+  let queue = sendQueues.get(wallet);
+  if (queue === undefined) {
+    queue = { busy: false, waiting: [] };
+    sendQueues.set(wallet, queue);
+  }
+  const q = queue;
+  return new Promise<T>((resolve, reject) => {
+    q.waiting.push({
+      rank: PRIORITY_RANK[priority],
+      seq: sendSeq++,
+      start: () => Promise.resolve().then(send).then(resolve, reject),
+    });
+    runNext(q);
+  });
+}
+
+function runNext(q: { busy: boolean; waiting: QueuedSend[] }): void {
+  if (q.busy || q.waiting.length === 0) return;
+  q.waiting.sort((a, b) => a.rank - b.rank || a.seq - b.seq);
+  const next = q.waiting.shift()!;
+  q.busy = true;
+  void next.start().finally(() => {
+    q.busy = false;
+    runNext(q);
+  });
+}
+
+function withSerialWrites<C extends { write?: unknown }>(contract: C, wallet: MuriWalletClient, priority: SendPriority): C {
   const write = contract.write as Record<string, (...args: unknown[]) => Promise<unknown>> | undefined;
   if (write === undefined) return contract;
   const serialWrite = new Proxy(write, {
     get: (target, name) => {
       const fn = Reflect.get(target, name) as ((...args: unknown[]) => Promise<unknown>) | undefined;
-      return typeof fn === "function" ? (...args: unknown[]) => serialSend(wallet, () => fn(...args)) : fn;
+      return typeof fn === "function" ? (...args: unknown[]) => serialSend(wallet, () => fn(...args), priority) : fn;
     },
   });
   return { ...contract, write: serialWrite };

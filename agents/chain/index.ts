@@ -14,14 +14,17 @@ export {
   loadDeployment,
   muriChain,
   parseDeployment,
+  serialSend,
   verifyChain,
   type ChainClients,
   type ChainClientsInit,
   type Deployment,
   type MuriContractKey,
   type MuriContracts,
+  type MuriContractsOptions,
   type MuriPublicClient,
   type MuriWalletClient,
+  type SendPriority,
   type SigningChainClients,
 } from "./clients.js";
 export {

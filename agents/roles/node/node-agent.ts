@@ -331,7 +331,8 @@ class StorageNodeAgent implements NodeAgent {
             repair.requestSelfRepair(maguId);
           },
         },
-        { contracts, publicClient: clients.publicClient, walletClient: clients.walletClient, store, index, logger: log },
+        // Proofs go first in the wallet's queue: a late one costs stake.
+        { contracts: getMuriContracts(init.deployment.contracts, clients, { priority: "proof" }), publicClient: clients.publicClient, walletClient: clients.walletClient, store, index, logger: log },
       );
       await prover.start();
       this.stops.push({ name: "prover", stop: () => prover.stop() });
@@ -340,7 +341,8 @@ class StorageNodeAgent implements NodeAgent {
     if ((init.searchTasks ?? true) && init.deployment.contracts.searchMarket !== undefined) {
       const searchTasks = createSearchTasks(
         { member, fromBlock: init.deployment.deployBlock, confirmations, fault: init.searchFault },
-        { contracts, publicClient: clients.publicClient, vectors, metaDb, logger: log },
+        // Search-task commits and reveals wait behind proofs and everything else.
+        { contracts: getMuriContracts(init.deployment.contracts, clients, { priority: "task" }), publicClient: clients.publicClient, vectors, metaDb, logger: log },
       );
       await searchTasks.start();
       this.stops.push({ name: "search tasks", stop: () => searchTasks.stop() });

@@ -3,7 +3,8 @@
  * committed data, answer the storage challenge before its deadline.
  *
  * One pass (`runOnce`, and the loop every `pollMs`):
- * 1. Read the head block and current period; for each Magu: membership and record.
+ * 1. Read the head block and current period; for each Magu (`READ_CONCURRENCY` at a time):
+ *    membership and record.
  * 2. Candidate periods: the current one, and the previous one while its deadline is ahead.
  *    A period is tried only once its seed exists (head > period start) and while a transaction
  *    sent now can still land before the deadline (head + 1 < deadline).
@@ -15,15 +16,20 @@
  * 5. A missing or corrupt fragment is logged once, reported through `onMissingFragment` (repair
  *    acts on it) and no proof is submitted for that period: a doomed proof would only burn gas.
  *    The period is retried on later passes in case the fragment was restored in time.
- * 6. The proofs are checked locally (`verifyChallengeProof`) and submitted; success is recorded in
- *    the Magu index. A revert is decoded with `describeError` and logged once per period.
+ * 6. The proofs are checked locally (`verifyChallengeProof`), then submitted earliest deadline
+ *    first, all of them before any receipt is awaited; the receipts are awaited together. Success is
+ *    recorded in the Magu index. A revert is decoded with `describeError` and logged once per period.
+ * 7. A proof transaction still not mined `replaceAfterBlocks` blocks after it was sent (a base fee
+ *    that rose past its fee cap) is sent again with the same nonce and higher fees (at least 30%
+ *    more, and twice the current base fee), up to `MAX_REPLACEMENTS` times, until its deadline.
  *
  * Between passes the loop waits `pollMs`, but looks at the head every `blockPollMs` and starts the
  * next pass as soon as the next period's challenge is fixed (its start block is mined): on a chain
  * whose blocks come fast (a devnet, where every transaction mines a block) a fixed pause would eat
  * most of a period's window before the proof is even built.
  *
- * Transactions are sent one at a time (one wallet, no nonce races).
+ * Transactions are handed to the RPC one at a time (the wallet's queue, where proofs go first: the
+ * agent gives the prover contract handles of priority `proof`).
  */
 import type { Address, Hex } from "viem";
 import { describeError, pause, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
@@ -41,6 +47,12 @@ export const DEFAULT_TREE_CACHE_SIZE = 64;
 export const DEFAULT_RECEIPT_TIMEOUT_MS = 60_000;
 /** Head polls between passes, to start a pass when a new challenge is fixed, by default. */
 export const DEFAULT_BLOCK_POLL_MS = 250;
+/** Blocks a proof transaction may stay unmined before it is replaced with higher fees, by default. */
+export const DEFAULT_REPLACE_AFTER_BLOCKS = 3;
+/** Replacements of one proof transaction at most. */
+export const MAX_REPLACEMENTS = 5;
+/** Magus whose chain state one pass reads at once. */
+const READ_CONCURRENCY = 8;
 
 const STATUS_ACTIVE = 2;
 const STATE_OPEN = 0;
@@ -65,6 +77,8 @@ export interface ProverInit {
   treeCacheSize?: number;
   /** Receipt wait per proof transaction (default `DEFAULT_RECEIPT_TIMEOUT_MS`). */
   receiptTimeoutMs?: number;
+  /** Blocks before an unmined proof transaction is replaced (default `DEFAULT_REPLACE_AFTER_BLOCKS`). */
+  replaceAfterBlocks?: number;
   /**
    * Called once per (Magu, period, fragment) when a challenged fragment is missing or corrupt, so
    * repair can fetch it again. Errors it throws are logged and ignored.
@@ -90,6 +104,8 @@ export interface ProverStats {
   blocked: number;
   /** Passes completed. */
   passes: number;
+  /** Proof transactions sent again with higher fees. */
+  replaced: number;
 }
 
 export interface Prover {
@@ -128,6 +144,18 @@ class Lru<K, V> {
   }
 }
 
+/** The proofs of one (Magu, period), built and ready to send. */
+interface ProofJob {
+  maguId: bigint;
+  period: bigint;
+  /** `${maguId}:${period}`. */
+  key: string;
+  ctx: { maguId: string; period: string };
+  /** Last block a proof of this period can land in. */
+  deadline: bigint;
+  proofs: SolidityProof[];
+}
+
 interface SolidityProof {
   fragment: number;
   size: bigint;
@@ -146,7 +174,7 @@ class ChallengeProver implements Prover {
   private readonly settled = new Set<string>();
   /** Messages already logged (once per key). */
   private readonly logged = new Set<string>();
-  private readonly counters: ProverStats = { submitted: 0, failed: 0, blocked: 0, passes: 0 };
+  private readonly counters: ProverStats = { submitted: 0, failed: 0, blocked: 0, passes: 0, replaced: 0 };
   private controller?: AbortController;
   private loop?: Promise<void>;
   /** First block at which the next period's challenge is fixed (its start + 1), from the last pass. */
@@ -208,23 +236,37 @@ class ChallengeProver implements Prover {
     // The next challenge to be fixed: this period's if its start block is not mined yet, else the next one's.
     const [start, nextStart] = await Promise.all([contracts.maguRegistry.read.periodStart([current]), contracts.maguRegistry.read.periodStart([current + 1n])]);
     this.nextChallengeBlock = (head < start + 1n ? start : nextStart) + 1n;
-    const ids = this.init.maguIds ?? (await this.c.index.maguIds());
-    for (const maguId of ids) {
-      if (this.controller?.signal.aborted) break;
-      try {
-        await this.proveMagu(maguId, head, current);
-      } catch (err) {
-        this.logOnce(`magu:${maguId}:${describeError(err)}`, "warn", "could not check Magu", { maguId: maguId.toString(), error: describeError(err) });
+    const ids = [...(this.init.maguIds ?? (await this.c.index.maguIds()))];
+    const jobs: ProofJob[] = [];
+    const reader = async (): Promise<void> => {
+      for (let maguId = ids.shift(); maguId !== undefined; maguId = ids.shift()) {
+        if (this.controller?.signal.aborted) return;
+        try {
+          jobs.push(...(await this.proveMagu(maguId, head, current)));
+        } catch (err) {
+          this.logOnce(`magu:${maguId}:${describeError(err)}`, "warn", "could not check Magu", { maguId: maguId.toString(), error: describeError(err) });
+        }
       }
+    };
+    await Promise.all(Array.from({ length: READ_CONCURRENCY }, reader));
+    // Earliest deadline first; every proof is sent before any receipt is awaited.
+    jobs.sort((a, b) => (a.deadline < b.deadline ? -1 : a.deadline > b.deadline ? 1 : 0));
+    const sent: Array<{ job: ProofJob; hash: Hex }> = [];
+    for (const job of jobs) {
+      if (this.controller?.signal.aborted) break;
+      const hash = await this.send(job);
+      if (hash !== undefined) sent.push({ job, hash });
     }
+    await Promise.all(sent.map(({ job, hash }) => this.confirm(job, hash)));
     this.counters.passes++;
   }
 
-  private async proveMagu(maguId: bigint, head: bigint, current: bigint): Promise<void> {
+  private async proveMagu(maguId: bigint, head: bigint, current: bigint): Promise<ProofJob[]> {
     const { maguRegistry } = this.c.contracts;
     const member = this.init.member;
     const [membership, info] = await Promise.all([maguRegistry.read.membership([maguId, member]), maguRegistry.read.maguInfo([maguId])]);
-    if (!membership.active || info.status !== STATUS_ACTIVE || info.fragmentCount === 0) return;
+    const jobs: ProofJob[] = [];
+    if (!membership.active || info.status !== STATUS_ACTIVE || info.fragmentCount === 0) return jobs;
     const periods = current > 0n ? [current - 1n, current] : [current];
     for (const period of periods) {
       if (period < membership.joinPeriod || period < info.startPeriod || period >= info.endPeriod) continue;
@@ -234,11 +276,14 @@ class ChallengeProver implements Prover {
       // whose grace passed) before the period began; a later commit never changes it.
       const [root, count] = await maguRegistry.read.challengedData([maguId, member, period]);
       if (count === 0) continue;
-      await this.provePeriod(maguId, period, head, root, count);
+      const job = await this.provePeriod(maguId, period, head, root, count);
+      if (job !== undefined) jobs.push(job);
     }
+    return jobs;
   }
 
-  private async provePeriod(maguId: bigint, period: bigint, head: bigint, root: Hex, fragmentCount: number): Promise<void> {
+  /** The proofs of one (Magu, period) ready to send, or undefined when there is nothing to send. */
+  private async provePeriod(maguId: bigint, period: bigint, head: bigint, root: Hex, fragmentCount: number): Promise<ProofJob | undefined> {
     const { challengeManager, maguRegistry } = this.c.contracts;
     const member = this.init.member;
     const key = `${maguId}:${period}`;
@@ -279,30 +324,106 @@ class ChallengeProver implements Prover {
       return;
     }
     const proofs = await this.buildProofs(record, tree, period, items);
-    if (proofs === undefined) return;
+    if (proofs === undefined) return undefined;
+    return { maguId, period, key, ctx, deadline, proofs };
+  }
 
+  /** Hands a proof to the RPC; undefined (after recording the failure) when it could not be sent. */
+  private async send(job: ProofJob): Promise<Hex | undefined> {
     try {
-      const hash = await challengeManager.write.submitProof([maguId, period, proofs]);
-      const receipt = await this.c.publicClient.waitForTransactionReceipt({
-        hash,
-        timeout: this.init.receiptTimeoutMs ?? DEFAULT_RECEIPT_TIMEOUT_MS,
-        pollingInterval: Math.min(this.init.pollMs, 1_000),
-      });
-      if (receipt.status !== "success") throw new Error(`proof transaction ${hash} reverted in block ${receipt.blockNumber}`);
-      this.settled.add(key);
-      await this.c.index.recordProven(maguId, period).catch((err: unknown) => {
-        this.log.warn("could not record the proof in the Magu index", { ...ctx, error: describeError(err) });
-      });
-      this.counters.submitted++;
-      this.log.info("proof submitted", { ...ctx, fragments: proofs.length, tx: hash, block: receipt.blockNumber.toString() });
+      return await this.c.contracts.challengeManager.write.submitProof([job.maguId, job.period, job.proofs]);
     } catch (err) {
-      this.counters.failed++;
-      const message = describeError(err);
-      this.logOnce(`submit:${key}:${message}`, "error", "proof submission failed", { ...ctx, error: message });
-      // Settled meanwhile (e.g. the same key proving from elsewhere)? Then stop trying.
-      const after = await challengeManager.read.proofState([maguId, member, period]).catch(() => STATE_OPEN);
-      if (after !== STATE_OPEN) this.settled.add(key);
+      await this.submissionFailed(job, err);
+      return undefined;
     }
+  }
+
+  /**
+   * Waits for the proof's receipt (of the first transaction or of any replacement), replacing it
+   * with higher fees while it stays unmined and its deadline is ahead.
+   */
+  private async confirm(job: ProofJob, first: Hex): Promise<void> {
+    const { publicClient } = this.c;
+    const hashes = [first];
+    const giveUpAt = Date.now() + (this.init.receiptTimeoutMs ?? DEFAULT_RECEIPT_TIMEOUT_MS);
+    const every = Math.min(this.init.pollMs, 1_000);
+    const replaceAfter = BigInt(this.init.replaceAfterBlocks ?? DEFAULT_REPLACE_AFTER_BLOCKS);
+    try {
+      let sentAt = await publicClient.getBlockNumber({ cacheTime: 0 });
+      for (;;) {
+        for (const hash of hashes) {
+          const receipt = await publicClient.getTransactionReceipt({ hash }).catch(() => undefined);
+          if (receipt === undefined) continue;
+          if (receipt.status !== "success") throw new Error(`proof transaction ${hash} reverted in block ${receipt.blockNumber}`);
+          this.settled.add(job.key);
+          await this.c.index.recordProven(job.maguId, job.period).catch((err: unknown) => {
+            this.log.warn("could not record the proof in the Magu index", { ...job.ctx, error: describeError(err) });
+          });
+          this.counters.submitted++;
+          this.log.info("proof submitted", { ...job.ctx, fragments: job.proofs.length, tx: hash, block: receipt.blockNumber.toString(), replacements: hashes.length - 1 });
+          return;
+        }
+        const head = await publicClient.getBlockNumber({ cacheTime: 0 });
+        if (head >= job.deadline || Date.now() > giveUpAt) {
+          throw new Error(`proof transaction ${hashes.at(-1)} not mined by block ${head} (deadline ${job.deadline}, ${hashes.length - 1} replacements)`);
+        }
+        if (head >= sentAt + replaceAfter && hashes.length <= MAX_REPLACEMENTS) {
+          const replacement = await this.replace(job, hashes.at(-1)!, head);
+          if (replacement !== undefined) {
+            hashes.push(replacement);
+            sentAt = head;
+          }
+        }
+        await pause(every, this.controller?.signal ?? new AbortController().signal);
+        if (this.controller?.signal.aborted) return;
+      }
+    } catch (err) {
+      await this.submissionFailed(job, err);
+    }
+  }
+
+  /** Sends `job` again with `hash`'s nonce and higher fees; undefined when it was mined or cannot be. */
+  private async replace(job: ProofJob, hash: Hex, head: bigint): Promise<Hex | undefined> {
+    const { publicClient } = this.c;
+    const tx = await publicClient.getTransaction({ hash }).catch(() => undefined);
+    if (tx === undefined || tx.blockNumber !== null) return undefined;
+    const base = (await publicClient.getBlock({ blockTag: "latest" })).baseFeePerGas ?? 0n;
+    const bump = (x: bigint): bigint => x + (x * 3n) / 10n + 1n;
+    const tip = bump(tx.maxPriorityFeePerGas ?? 0n);
+    const oldCap = tx.maxFeePerGas ?? tx.gasPrice ?? 0n;
+    const cap = bump(oldCap) > 2n * base + tip ? bump(oldCap) : 2n * base + tip;
+    try {
+      const replacement = await this.c.contracts.challengeManager.write.submitProof([job.maguId, job.period, job.proofs], {
+        nonce: tx.nonce,
+        maxFeePerGas: cap,
+        maxPriorityFeePerGas: tip,
+      });
+      this.counters.replaced++;
+      this.log.warn("proof transaction not mined: replaced with higher fees", {
+        ...job.ctx,
+        tx: hash,
+        replacement,
+        nonce: tx.nonce,
+        maxFeePerGas: `${oldCap} -> ${cap}`,
+        baseFee: base.toString(),
+        head: head.toString(),
+        deadline: job.deadline.toString(),
+      });
+      return replacement;
+    } catch (err) {
+      // Mined meanwhile ("nonce too low"), or the bump was refused: the next round looks again.
+      this.logOnce(`replace:${job.key}:${describeError(err)}`, "warn", "could not replace a proof transaction", { ...job.ctx, tx: hash, error: describeError(err) });
+      return undefined;
+    }
+  }
+
+  private async submissionFailed(job: ProofJob, err: unknown): Promise<void> {
+    this.counters.failed++;
+    const message = describeError(err);
+    this.logOnce(`submit:${job.key}:${message}`, "error", "proof submission failed", { ...job.ctx, error: message });
+    // Settled meanwhile (e.g. the same key proving from elsewhere)? Then stop trying.
+    const after = await this.c.contracts.challengeManager.read.proofState([job.maguId, this.init.member, job.period]).catch(() => STATE_OPEN);
+    if (after !== STATE_OPEN) this.settled.add(job.key);
   }
 
   /** The proofs for `items`, or undefined (after reporting) when a fragment is missing or corrupt. */

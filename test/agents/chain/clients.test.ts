@@ -10,6 +10,7 @@ import {
   loadDeployment,
   muriAbis,
   parseDeployment,
+  serialSend,
 } from "../../../agents/chain/index.js";
 import { cleanup, tempDir } from "./harness.js";
 
@@ -102,5 +103,35 @@ describe("createChainClients", () => {
       () => createChainClients({ rpcUrl: "http://x", chainId: 1, privateKey: "0xsecret" }),
       (err: unknown) => err instanceof InvalidChainOptionError && !err.message.includes("secret"),
     );
+  });
+});
+
+describe("serialSend: one wallet's submissions, one at a time, proofs first", () => {
+  test("while one runs, waiting submissions go by priority, then call order; a failure does not hold the queue", async () => {
+    const wallet = {};
+    const order: string[] = [];
+    let release!: () => void;
+    const first = serialSend(wallet, () => new Promise<string>((resolve) => (release = () => resolve("first"))), "task");
+    const later = [
+      serialSend(wallet, async () => void order.push("task 1"), "task"),
+      serialSend(wallet, async () => void order.push("normal"), "normal"),
+      serialSend(wallet, async () => {
+        order.push("proof 1 (fails)");
+        throw new Error("reverted");
+      }, "proof"),
+      serialSend(wallet, async () => void order.push("task 2"), "task"),
+      serialSend(wallet, async () => void order.push("proof 2"), "proof"),
+    ];
+    // Nothing else starts while the first submission is being handed to the RPC.
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(order, []);
+    release();
+    assert.equal(await first, "first");
+    const results = await Promise.allSettled(later);
+    assert.deepEqual(order, ["proof 1 (fails)", "proof 2", "normal", "task 1", "task 2"]);
+    assert.equal(results[2]!.status, "rejected");
+    assert.equal((results[2] as PromiseRejectedResult).reason.message, "reverted");
+    // Another wallet has its own queue.
+    assert.equal(await serialSend({}, async () => "other"), "other");
   });
 });
