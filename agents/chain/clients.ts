@@ -3,7 +3,7 @@
  * typed contract handles built from the generated ABIs.
  */
 import { readFile } from "node:fs/promises";
-import { createPublicClient, createWalletClient, defineChain, getContract, http, isAddress, zeroAddress } from "viem";
+import { createPublicClient, createWalletClient, defineChain, fallback, getContract, http, isAddress, zeroAddress } from "viem";
 import type { Account, Address, Chain, GetContractReturnType, Hex, PublicClient, Transport, WalletClient } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { muriAbis, muriContractNames } from "./abis.js";
@@ -18,6 +18,10 @@ export type MuriContractKey = keyof typeof muriAbis;
 export const MURI_CONTRACT_KEYS = Object.keys(muriAbis) as MuriContractKey[];
 
 export interface ChainClientsInit {
+  /**
+   * The RPC endpoint, or several separated by commas: requests go to the first that answers (viem's
+   * `fallback` transport), so one provider's outage does not stop an agent.
+   */
   rpcUrl: string;
   chainId: number;
   /** Signing key (0x + 64 hex); without it only the public client is created. */
@@ -47,8 +51,16 @@ export function muriChain(chainId: number, rpcUrl: string): Chain {
     id: chainId,
     name: `muri-${chainId}`,
     nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
-    rpcUrls: { default: { http: [rpcUrl] } },
+    rpcUrls: { default: { http: rpcUrlList(rpcUrl) } },
   });
+}
+
+/** The endpoints of an `rpcUrl` option: one URL, or several separated by commas. */
+export function rpcUrlList(rpcUrl: string): string[] {
+  return rpcUrl
+    .split(",")
+    .map((u) => u.trim())
+    .filter((u) => u !== "");
 }
 
 /**
@@ -58,17 +70,16 @@ export function muriChain(chainId: number, rpcUrl: string): Chain {
 export function createChainClients(init: ChainClientsInit & { privateKey: Hex }): SigningChainClients;
 export function createChainClients(init: ChainClientsInit): ChainClients;
 export function createChainClients(init: ChainClientsInit): ChainClients {
-  if (!/^https?:\/\//.test(init.rpcUrl)) {
-    throw new InvalidChainOptionError({ option: "rpcUrl", value: init.rpcUrl }, "expected an http:// or https:// URL");
+  const urls = rpcUrlList(init.rpcUrl);
+  if (urls.length === 0 || urls.some((u) => !/^https?:\/\//.test(u))) {
+    throw new InvalidChainOptionError({ option: "rpcUrl", value: init.rpcUrl }, "expected an http:// or https:// URL, or several separated by commas");
   }
   if (!Number.isSafeInteger(init.chainId) || init.chainId <= 0) {
     throw new InvalidChainOptionError({ option: "chainId", value: init.chainId }, "expected a positive integer");
   }
   const chain = muriChain(init.chainId, init.rpcUrl);
-  const transport = http(init.rpcUrl, {
-    retryCount: init.retryCount ?? DEFAULT_RPC_RETRY_COUNT,
-    timeout: init.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS,
-  });
+  const one = (url: string) => http(url, { retryCount: init.retryCount ?? DEFAULT_RPC_RETRY_COUNT, timeout: init.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS });
+  const transport = urls.length === 1 ? one(urls[0]!) : fallback(urls.map(one), { retryCount: 0 });
   const publicClient = createPublicClient({ chain, transport }) as MuriPublicClient;
   if (init.privateKey === undefined) return { chain, rpcUrl: init.rpcUrl, publicClient };
   if (!/^0x[0-9a-fA-F]{64}$/.test(init.privateKey)) {

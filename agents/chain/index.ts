@@ -14,6 +14,7 @@ export {
   loadDeployment,
   muriChain,
   parseDeployment,
+  rpcUrlList,
   serialSend,
   verifyChain,
   type ChainClients,

@@ -80,7 +80,7 @@ export const GLOBAL_OPTIONS: Options = {
 export const GLOBAL_HELP = [
   "  --devnet DIR         devnet directory: reads DIR/devnet.json (or DIR/deployment.json)",
   "  --deployment FILE    deployment file (default: $MURI_DEPLOYMENT_FILE, else deployments/31337.json)",
-  "  --rpc URL            JSON-RPC endpoint (default: $MURI_RPC_URL, else the deployment's rpcUrl)",
+  "  --rpc URL            JSON-RPC endpoint, or several separated by commas, tried in order (default: $MURI_RPC_URL, else the deployment's rpcUrl)",
   "  --key HEX            signing key (default: $MURI_KEY, else the devnet's clientKey)",
   "  --json               print one JSON object on stdout (amounts in base units as decimal strings)",
   "  -h, --help           show help",

@@ -145,16 +145,22 @@ export function parseKey(value: string, option: string): Hex {
 
 /** An http(s) JSON-RPC URL. */
 export function parseRpcUrl(value: string, option: string): string {
-  const v = value.trim();
-  let ok: boolean;
-  try {
-    const u = new URL(v);
-    ok = u.protocol === "http:" || u.protocol === "https:";
-  } catch {
-    ok = false;
+  const urls = value.split(",").map((u) => u.trim());
+  for (const v of urls) {
+    let ok: boolean;
+    try {
+      const u = new URL(v);
+      ok = u.protocol === "http:" || u.protocol === "https:";
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new UsageError(
+        `${option}: "${v}" is not an http:// or https:// URL, e.g. http://127.0.0.1:8545 (several: separated by commas, tried in order)`,
+      );
+    }
   }
-  if (!ok) throw new UsageError(`${option}: "${value}" is not an http:// or https:// URL, e.g. http://127.0.0.1:8545`);
-  return v;
+  return urls.join(",");
 }
 
 /** A multiaddr string (validated loosely: /proto/value/...). */

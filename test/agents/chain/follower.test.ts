@@ -476,4 +476,29 @@ describe("event follower over reorganisations and a lagging RPC (hardhat node, e
       await proxy.close();
     }
   });
+
+  test("several RPC URLs: with the first one down, the next answers and the follower keeps following", async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const proxy = await startRpcProxy(chain.rpcUrl);
+    const db = await openMetaDb(await tempDir());
+    const logger = recordingLogger();
+    const { f, seen } = follower(db, `${proxy.url},${dead},${chain.rpcUrl}`, logger);
+    await f.start();
+    try {
+      const one = await addNode();
+      await f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      assert.ok(seen.includes(one));
+      // The first endpoint goes down (503 on every request), the second refuses connections: the third serves.
+      proxy.down = true;
+      const two = await addNode();
+      await f.waitForBlock(await headOf(), { signal: AbortSignal.timeout(WAIT_MS) });
+      assert.equal(seen.at(-1), two);
+      assert.equal(f.status().state, "following");
+      assert.equal(logger.entries.filter((e) => e.level === "error").length, 0);
+    } finally {
+      await f.stop();
+      await db.close();
+      await proxy.close();
+    }
+  });
 });
