@@ -71,6 +71,11 @@ export interface P2PNodeInit {
   privateKey?: PrivateKey;
   /** Listen multiaddrs (default `/ip4/127.0.0.1/tcp/0`). */
   listen?: string[];
+  /**
+   * Multiaddrs others should dial (a public address behind NAT or a port forward): when given,
+   * `multiaddrs` reports these instead of the listen addresses (libp2p `addresses.announce`).
+   */
+  announce?: string[];
   /** Multiaddrs (with `/p2p/<id>`) dialed at start; failures are logged, not fatal. */
   bootstrap?: Array<string | Multiaddr>;
   /** Where served fragments are read from. */
@@ -197,7 +202,7 @@ export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
     start: false,
     ...(init.privateKey !== undefined ? { privateKey: init.privateKey } : {}),
     ...(init.logger !== undefined ? { logger: init.logger } : {}),
-    addresses: { listen: init.listen ?? [DEFAULT_LISTEN] },
+    addresses: { listen: init.listen ?? [DEFAULT_LISTEN], ...(init.announce?.length ? { announce: init.announce } : {}) },
     connectionManager: { ...init.connections },
     transports: [tcp()],
     connectionEncrypters: [noise()],

@@ -21,6 +21,16 @@ interface NodeOptions {
   prove: boolean;
   confirmations?: number;
   metricsPort?: number;
+  announce?: string[];
+}
+
+/** `--announce MA`, repeatable: the multiaddrs an agent registers for others to dial. */
+export const ANNOUNCE_HELP = "  --announce MA        multiaddr others dial (registered on chain instead of the listen ones), repeatable";
+
+/** `--announce MA`... of the agents' commands. */
+export function parseAnnounce(args: CommandArgs): string[] | undefined {
+  const announce = args.strings("announce").map((a) => parseMultiaddr(a, "--announce"));
+  return announce.length ? announce : undefined;
 }
 
 /** `--confirmations N` of the agents' commands, shared by `muri node` and `muri validator`. */
@@ -67,18 +77,19 @@ function parseOptions(args: CommandArgs, env: NodeJS.ProcessEnv = process.env): 
     if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`--quota: ${quota} is too large`);
     quotaBytes = Number(bytes);
   }
-  return { key, dir, listen: listen.length ? listen : undefined, quotaBytes, prove: !args.flag("no-prove"), confirmations: parseConfirmations(args), metricsPort: parseMetricsPort(args) };
+  return { key, dir, listen: listen.length ? listen : undefined, quotaBytes, prove: !args.flag("no-prove"), confirmations: parseConfirmations(args), metricsPort: parseMetricsPort(args), announce: parseAnnounce(args) };
 }
 
 export const nodeCommand: LocalCommand = {
   path: ["node"],
   summary: "run a storage node agent in the foreground until Ctrl-C",
-  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--quota SIZE] [--no-prove] [--confirmations N] [--metrics-port N]",
+  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--quota SIZE] [--no-prove] [--confirmations N] [--metrics-port N]",
   help: [
     "  --dir DIR            node data directory (created if missing; a restart resumes from it)",
     "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
     `  --quota SIZE         fragment quota, also the capacity registered (default ${formatBytes(BigInt(DEFAULT_QUOTA_BYTES))})`,
     "  --no-prove           do not answer storage challenges",
+    ANNOUNCE_HELP,
     CONFIRMATIONS_HELP,
     "  --metrics-port N     serve Prometheus /metrics on 127.0.0.1:N (0: a free port): follower health, p2p counters",
     "  the key is --key, $MURI_KEY or $MURI_NODE_KEY (never a devnet's clientKey); it registers and stakes if needed",
@@ -90,6 +101,7 @@ export const nodeCommand: LocalCommand = {
     "no-prove": { type: "boolean" },
     confirmations: { type: "string" },
     "metrics-port": { type: "string" },
+    announce: { type: "string", multiple: true },
   },
   signs: true,
   prepare(args) {
@@ -112,6 +124,7 @@ export const nodeCommand: LocalCommand = {
         prove: options.prove,
         confirmations: options.confirmations,
         metricsPort: options.metricsPort,
+        announce: options.announce,
       },
       { logger: jsonStderrLogger("node") },
     );

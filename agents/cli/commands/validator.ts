@@ -11,7 +11,7 @@ import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { ExitCode } from "../errors.js";
 import { parseInteger, parseMultiaddr, parseMuri } from "../values.js";
-import { agentKey, CONFIRMATIONS_HELP, parseConfirmations, parseMetricsPort } from "./node.js";
+import { agentKey, ANNOUNCE_HELP, CONFIRMATIONS_HELP, parseAnnounce, parseConfirmations, parseMetricsPort } from "./node.js";
 
 function parseOptions(args: CommandArgs) {
   const dir = args.required("dir", "the validator's data directory (keys, metadata, documents)");
@@ -28,13 +28,14 @@ function parseOptions(args: CommandArgs) {
     stake: stake === undefined ? undefined : parseMuri(stake, "--stake"),
     claimRewards: args.flag("claim"),
     confirmations: parseConfirmations(args),
+    announce: parseAnnounce(args),
   };
 }
 
 export const validatorCommand: LocalCommand = {
   path: ["validator"],
   summary: "run a validator agent in the foreground until Ctrl-C",
-  usage: "muri validator --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--metrics-port N] [--audit-ms MS] [--stake MURI] [--claim] [--confirmations N]",
+  usage: "muri validator --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--metrics-port N] [--audit-ms MS] [--stake MURI] [--claim] [--confirmations N]",
   help: [
     "  --dir DIR            validator data directory (created if missing; a restart resumes from it)",
     "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
@@ -42,6 +43,7 @@ export const validatorCommand: LocalCommand = {
     "  --audit-ms MS        pause between retrieval audit rounds (default 30000; 0 turns audits off)",
     "  --stake MURI         stake registered if not yet registered (default 2 x minStake)",
     "  --claim              claim the validator's rewards after each finalized epoch",
+    ANNOUNCE_HELP,
     CONFIRMATIONS_HELP,
     "  the key is --key, $MURI_KEY or $MURI_VALIDATOR_KEY (never a devnet's clientKey); it registers and stakes if needed",
   ],
@@ -53,6 +55,7 @@ export const validatorCommand: LocalCommand = {
     stake: { type: "string" },
     claim: { type: "boolean" },
     confirmations: { type: "string" },
+    announce: { type: "string", multiple: true },
   },
   signs: true,
   prepare(args) {
@@ -76,6 +79,7 @@ export const validatorCommand: LocalCommand = {
         claimRewards: options.claimRewards,
         metricsPort: options.metricsPort,
         confirmations: options.confirmations,
+        announce: options.announce,
       },
       { logger: jsonStderrLogger("validator") },
     );

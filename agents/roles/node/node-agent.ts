@@ -69,6 +69,8 @@ export interface NodeAgentInit {
   privateKey: Hex;
   /** libp2p listen multiaddrs (default `/ip4/127.0.0.1/tcp/0`). */
   listen?: string[];
+  /** Multiaddrs to register on chain for others to dial, instead of the listen ones (`--announce`). */
+  announce?: string[];
   /** Fragment quota in bytes; also the capacity registered on chain (default DEFAULT_QUOTA_BYTES). */
   quotaBytes?: number;
   /** Stake registered when not yet registered (default 2 x minStake). */
@@ -216,6 +218,7 @@ class StorageNodeAgent implements NodeAgent {
     const p2p = await createP2PNode({
       privateKey,
       listen: init.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+      announce: init.announce,
       source: store,
       sink: sync.sink,
       acceptPush: sync.acceptPush,

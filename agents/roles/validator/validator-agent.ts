@@ -40,6 +40,8 @@ export interface ValidatorAgentInit {
   rpcUrl?: string;
   privateKey: Hex;
   listen?: string[];
+  /** Multiaddrs to register on chain for others to dial, instead of the listen ones (`--announce`). */
+  announce?: string[];
   /** Stake registered when not yet registered (default 2 x minStake). */
   stake?: bigint;
   pollMs?: number;
@@ -107,6 +109,7 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     const p2p = await createP2PNode({
       privateKey: await loadOrCreatePrivateKey(join(init.dir, "peer.key")),
       listen: init.listen ?? ["/ip4/127.0.0.1/tcp/0"],
+      announce: init.announce,
       source: store,
       sink: sync.sink,
       acceptPush: sync.acceptPush,

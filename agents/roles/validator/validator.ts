@@ -74,6 +74,43 @@ export interface AuditFetcher {
   fetchFragment(target: string, cid: CID, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Uint8Array>;
 }
 
+/**
+ * The fragment from the first of a node's registered multiaddrs that serves it, tried in order (a
+ * node behind NAT may register a public address first and a LAN one after); the error names each
+ * address's failure, or that none is registered.
+ */
+export async function fetchFromAny(
+  fetcher: AuditFetcher,
+  multiaddrs: readonly string[],
+  cid: CID,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<Uint8Array> {
+  if (multiaddrs.length === 0) throw new Error("no multiaddr registered");
+  const failures: string[] = [];
+  for (const target of multiaddrs) {
+    if (options.signal?.aborted) break;
+    try {
+      return await fetcher.fetchFragment(target, cid, options);
+    } catch (err) {
+      failures.push(`${target}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(failures.length === 1 ? failures[0]! : `no registered address served it (${failures.join("; ")})`);
+}
+
+/**
+ * The Magu ids (1..count) one pass scans: at most `perPass`, from `from` (back to 1 when past the
+ * end), wrapping round; `next` is where the next pass starts.
+ */
+export function scanWindow(from: bigint, count: bigint, perPass: bigint): { ids: bigint[]; next: bigint } {
+  if (count <= 0n || perPass <= 0n) return { ids: [], next: 1n };
+  const start = from < 1n || from > count ? 1n : from;
+  const span = count < perPass ? count : perPass;
+  const ids: bigint[] = [];
+  for (let i = 0n; i < span; i++) ids.push(((start - 1n + i) % count) + 1n);
+  return { ids, next: ((start - 1n + span) % count) + 1n };
+}
+
 export interface ValidatorInit {
   /** The validator's address (the wallet client's account). */
   address: Address;
@@ -87,6 +124,8 @@ export interface ValidatorInit {
   /** Claim the validator's own credited rewards after finalising. */
   claimRewards?: boolean;
   receiptTimeoutMs?: number;
+  /** Magus scanned per pass at most, round the ids (default `VALIDATOR_DEFAULTS.maxMagusPerPass`). */
+  maxMagusPerPass?: number;
 }
 
 export interface ValidatorComponents {
@@ -165,6 +204,8 @@ class ChainValidator implements Validator {
   private readonly nextPeriod = new Map<string, bigint>();
   /** epoch -> node -> audit tallies. */
   private readonly auditTally = new Map<bigint, Map<Address, NodeObservation>>();
+  /** Next Magu id `scanMagus` starts at (it scans a bounded window a pass, round the ids). */
+  private scanFrom = 1n;
   private readonly targets = new Map<bigint, AuditTarget>();
   private readonly submittedEpochs = new Set<bigint>();
   private readonly loggedErrors = new Set<string>();
@@ -280,9 +321,12 @@ class ChainValidator implements Validator {
   private async scanMagus(head: bigint): Promise<void> {
     const { maguRegistry } = this.c.contracts;
     const count = await maguRegistry.read.maguCount();
-    const limit = count < BigInt(VALIDATOR_DEFAULTS.maxMagusPerPass) ? count : BigInt(VALIDATOR_DEFAULTS.maxMagusPerPass);
     const current = await maguRegistry.read.currentPeriod();
-    for (let id = 1n; id <= limit && !this.signal?.aborted; id++) {
+    // At most maxMagusPerPass ids a pass, where the last pass stopped: every Magu comes round.
+    const window = scanWindow(this.scanFrom, count, BigInt(this.init.maxMagusPerPass ?? VALIDATOR_DEFAULTS.maxMagusPerPass));
+    this.scanFrom = window.next;
+    for (const id of window.ids) {
+      if (this.signal?.aborted) break;
       const info = await maguRegistry.read.maguInfo([id]);
       if (info.status !== STATUS_ACTIVE) continue;
       for (const member of info.members) {
@@ -498,17 +542,12 @@ class ChainValidator implements Validator {
 
   private async auditOne(fetcher: AuditFetcher, holder: Address, t: AuditTarget, f: number): Promise<void> {
     const node = await this.c.contracts.nodeRegistry.read.nodeInfo([holder]);
-    const target = node.multiaddrs[0];
     let reason: string | undefined;
-    if (target === undefined) {
-      reason = "no multiaddr registered";
-    } else {
-      try {
-        const bytes = await fetcher.fetchFragment(target, t.cids[f]!, { timeoutMs: this.init.auditTimeoutMs ?? VALIDATOR_DEFAULTS.auditTimeoutMs, signal: this.signal });
-        if (!fragmentRoot(bytes).equals(t.roots[f]!)) reason = "bytes do not fold to the committed fragment root";
-      } catch (err) {
-        reason = (err as Error).message;
-      }
+    try {
+      const bytes = await fetchFromAny(fetcher, node.multiaddrs, t.cids[f]!, { timeoutMs: this.init.auditTimeoutMs ?? VALIDATOR_DEFAULTS.auditTimeoutMs, signal: this.signal });
+      if (!fragmentRoot(bytes).equals(t.roots[f]!)) reason = "bytes do not fold to the committed fragment root";
+    } catch (err) {
+      reason = (err as Error).message;
     }
     if (this.signal?.aborted) return;
     const epoch = await this.c.contracts.rewards.read.currentEpoch();
