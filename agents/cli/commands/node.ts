@@ -11,7 +11,7 @@ import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import { ExitCode, UsageError } from "../errors.js";
-import { formatBytes, parseBytes, parseInteger, parseKey, parseMultiaddr } from "../values.js";
+import { formatBytes, parseBytes, parseInteger, parseKey, parseMultiaddr, parseMuri } from "../values.js";
 
 interface NodeOptions {
   key: Hex;
@@ -22,6 +22,7 @@ interface NodeOptions {
   confirmations?: number;
   metricsPort?: number;
   announce?: string[];
+  minTaskFee?: bigint;
 }
 
 /** `--announce MA`, repeatable: the multiaddrs an agent registers for others to dial. */
@@ -71,19 +72,20 @@ function parseOptions(args: CommandArgs, env: NodeJS.ProcessEnv = process.env): 
   const key = agentKey(args, "node", "MURI_NODE_KEY", env);
   const listen = args.strings("listen").map((a) => parseMultiaddr(a, "--listen"));
   const quota = args.string("quota");
+  const minFee = args.string("min-task-fee");
   let quotaBytes: number | undefined;
   if (quota !== undefined) {
     const bytes = parseBytes(quota, "--quota");
     if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`--quota: ${quota} is too large`);
     quotaBytes = Number(bytes);
   }
-  return { key, dir, listen: listen.length ? listen : undefined, quotaBytes, prove: !args.flag("no-prove"), confirmations: parseConfirmations(args), metricsPort: parseMetricsPort(args), announce: parseAnnounce(args) };
+  return { key, dir, listen: listen.length ? listen : undefined, quotaBytes, prove: !args.flag("no-prove"), confirmations: parseConfirmations(args), metricsPort: parseMetricsPort(args), announce: parseAnnounce(args), minTaskFee: minFee === undefined ? undefined : parseMuri(minFee, "--min-task-fee", true) };
 }
 
 export const nodeCommand: LocalCommand = {
   path: ["node"],
   summary: "run a storage node agent in the foreground until Ctrl-C",
-  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--quota SIZE] [--no-prove] [--confirmations N] [--metrics-port N]",
+  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--quota SIZE] [--no-prove] [--confirmations N] [--metrics-port N] [--min-task-fee MURI]",
   help: [
     "  --dir DIR            node data directory (created if missing; a restart resumes from it)",
     "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
@@ -92,6 +94,7 @@ export const nodeCommand: LocalCommand = {
     ANNOUNCE_HELP,
     CONFIRMATIONS_HELP,
     "  --metrics-port N     serve Prometheus /metrics on 127.0.0.1:N (0: a free port): follower health, p2p counters",
+    "  --min-task-fee MURI  do not answer on-chain search tasks paying less (default 0)",
     "  the key is --key, $MURI_KEY or $MURI_NODE_KEY (never a devnet's clientKey); it registers and stakes if needed",
   ],
   options: {
@@ -102,6 +105,7 @@ export const nodeCommand: LocalCommand = {
     confirmations: { type: "string" },
     "metrics-port": { type: "string" },
     announce: { type: "string", multiple: true },
+    "min-task-fee": { type: "string" },
   },
   signs: true,
   prepare(args) {
@@ -125,6 +129,7 @@ export const nodeCommand: LocalCommand = {
         confirmations: options.confirmations,
         metricsPort: options.metricsPort,
         announce: options.announce,
+        minTaskFee: options.minTaskFee,
       },
       { logger: jsonStderrLogger("node") },
     );

@@ -42,6 +42,7 @@ import { createProver, type Prover } from "./prover.js";
 import { createRepairer, type Repairer } from "./repair.js";
 import { createSearchTasks, type SearchTasks } from "./search-tasks.js";
 import { createVectorService, type VectorService } from "../shared/vector-service.js";
+import { SearchBudget, type SearchBudgetInit } from "../shared/search-budget.js";
 import { handleSearchProtocol } from "../../p2p/index.js";
 import { Registry } from "prom-client";
 import { registerFollowerMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
@@ -95,6 +96,10 @@ export interface NodeAgentInit {
   selfRepair?: boolean;
   /** Default HNSW search effort of off-chain searches (the index default when unset). */
   efSearch?: number;
+  /** Search time peers may use (defaults: `SEARCH_BUDGET_DEFAULTS`). */
+  searchBudget?: SearchBudgetInit;
+  /** On-chain search tasks whose fee is below this (wei) are not answered (default 0). */
+  minTaskFee?: bigint;
   /** Take part in on-chain search tasks (default true when the deployment has a SearchMarket). */
   searchTasks?: boolean;
   /** Test-only misbehaviour in search tasks (search-tasks.ts). */
@@ -201,7 +206,10 @@ class StorageNodeAgent implements NodeAgent {
     const readContracts = getMuriContracts(init.deployment.contracts, { publicClient: clients.publicClient });
     const contracts: WriteContracts = getMuriContracts(init.deployment.contracts, clients);
 
-    const vectors = createVectorService({ member, dir: init.dir, efSearch: init.efSearch }, { store, index, metaDb, contracts: readContracts, logger: log });
+    // Peers' searches share the event loop with the prover: each peer, and all together, get a
+    // bounded share of its time (search-budget.ts).
+    const budget = new SearchBudget(init.searchBudget);
+    const vectors = createVectorService({ member, dir: init.dir, efSearch: init.efSearch }, { store, index, metaDb, contracts: readContracts, logger: log, budget });
     this.stops.push({ name: "vectors", stop: () => vectors.close() });
     this.parts.vectors = vectors;
     const domain = batchDomain(init.deployment.chainId, init.deployment.contracts.maguRegistry);
@@ -228,7 +236,7 @@ class StorageNodeAgent implements NodeAgent {
     this.stops.push({ name: "p2p", stop: () => p2p.stop() });
     this.parts.p2p = p2p;
     // One request protocol: batch delivery (magu-sync.ts) and searches (vector-service.ts).
-    const unhandleSearch = await handleSearchProtocol(p2p.libp2p, async (request) => (await sync.handleBatchRequest(request)) ?? vectors.handle(request));
+    const unhandleSearch = await handleSearchProtocol(p2p.libp2p, async (request, peer) => (await sync.handleBatchRequest(request)) ?? vectors.handle(request, peer));
     // Proposals that are never committed: their data is dropped after PENDING_TTL_MS.
     const sweep = setInterval(() => {
       sync.sweep().catch((err: unknown) => log.warn("sweeping expired proposals failed", { error: (err as Error).message }));
@@ -343,7 +351,7 @@ class StorageNodeAgent implements NodeAgent {
     }
     if ((init.searchTasks ?? true) && init.deployment.contracts.searchMarket !== undefined) {
       const searchTasks = createSearchTasks(
-        { member, fromBlock: init.deployment.deployBlock, confirmations, fault: init.searchFault },
+        { member, fromBlock: init.deployment.deployBlock, confirmations, fault: init.searchFault, minFee: init.minTaskFee },
         // Search-task commits and reveals wait behind proofs and everything else.
         { contracts: getMuriContracts(init.deployment.contracts, clients, { priority: "task" }), publicClient: clients.publicClient, vectors, metaDb, logger: log },
       );

@@ -41,6 +41,8 @@ export interface SearchTasksInit {
   fromBlock: bigint;
   /** Blocks the task follower stays behind the head (default 0). */
   confirmations?: number;
+  /** Tasks paying less than this (wei) are not answered: the operator's fee floor (default 0). */
+  minFee?: bigint;
   pollMs?: number;
   /** Test-only misbehaviour (see the module comment). */
   fault?: "false-distance";
@@ -57,7 +59,7 @@ export interface SearchTasksComponents {
 export interface SearchTasks {
   start(): Promise<void>;
   stop(): Promise<void>;
-  stats(): { committed: number; revealed: number; failed: number };
+  stats(): { committed: number; revealed: number; failed: number; belowFee: number };
   /** Health of the task follower (undefined before start). */
   followerStatus(): FollowerStatus | undefined;
 }
@@ -79,7 +81,7 @@ export function createSearchTasks(init: SearchTasksInit, components: SearchTasks
   const market = contracts.searchMarket;
   const bucket = metaDb.bucket(Bucket.task);
   const controller = new AbortController();
-  const stats = { committed: 0, revealed: 0, failed: 0 };
+  const stats = { committed: 0, revealed: 0, failed: 0, belowFee: 0 };
   let follower: EventFollower | undefined;
   let loop: Promise<void> | undefined;
   /** Messages already logged per task, so a retrying pass does not flood the log. */
@@ -105,10 +107,15 @@ export function createSearchTasks(init: SearchTasksInit, components: SearchTasks
     }
   };
 
-  const onSubmitted = async (args: { task: bigint; magu: bigint; query: Hex; k: bigint; commitDeadline: bigint; revealDeadline: bigint }): Promise<void> => {
+  const onSubmitted = async (args: { task: bigint; magu: bigint; query: Hex; k: bigint; fee: bigint; commitDeadline: bigint; revealDeadline: bigint }): Promise<void> => {
     const key = taskKey(args.task);
     if (await bucket.has(key)) return;
     if (!vectors.maguIds().includes(args.magu)) return;
+    if (init.minFee !== undefined && args.fee < init.minFee) {
+      stats.belowFee++;
+      log.info("search task below this node's fee floor: not answered", { task: args.task.toString(), fee: args.fee.toString(), minFee: init.minFee.toString() });
+      return;
+    }
     const head = await publicClient.getBlockNumber({ cacheTime: 0 });
     if (head + 1n > args.commitDeadline) {
       log.warn("search task seen after its commit deadline: skipped", { task: args.task.toString(), head: head.toString() });
@@ -230,7 +237,7 @@ export function createSearchTasks(init: SearchTasksInit, components: SearchTasks
         },
         { publicClient, metaDb, logger: log },
       );
-      follower.on<{ task: bigint; magu: bigint; query: Hex; k: bigint; commitDeadline: bigint; revealDeadline: bigint }>("TaskSubmitted", (e) =>
+      follower.on<{ task: bigint; magu: bigint; query: Hex; k: bigint; fee: bigint; commitDeadline: bigint; revealDeadline: bigint }>("TaskSubmitted", (e) =>
         onSubmitted(e.args).catch((err: unknown) => {
           // Never block the follower on one task: log and move on (the deadline will not wait).
           stats.failed++;

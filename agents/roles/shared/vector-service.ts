@@ -29,6 +29,7 @@ import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
 import type { MaguIndex } from "./magu-index.js";
+import type { SearchBudget } from "./search-budget.js";
 import { MaguDocumentError, type ExpectedData } from "./magu-sync.js";
 
 /** MaguRegistry `Kind.Vector`. */
@@ -117,6 +118,8 @@ export interface VectorServiceComponents {
   metaDb: MetaDb;
   contracts: MuriContracts<MuriPublicClient>;
   logger?: Logger;
+  /** Search time per peer and in all (`search-budget.ts`); none: no limit beyond k and ef. */
+  budget?: SearchBudget;
 }
 
 /** What an accepted document assigns this node (for the push policy). */
@@ -136,8 +139,11 @@ export interface VectorService {
   acceptDocument(bytes: Uint8Array, cid: CID, expected?: ExpectedData): Promise<AcceptedDocument>;
   /** A held fragment was stored: index it (in the background, in arrival order). */
   onFragment(maguId: bigint, cid: CID, bytes: Uint8Array): Promise<void>;
-  /** Answers a `/muri/search/1.0.0` request. */
-  handle(request: unknown): Promise<SearchAnswer | ManifestAnswer>;
+  /**
+   * Answers a `/muri/search/1.0.0` request from `peer`; a search is charged to the peer's budget
+   * (and refused "busy" while it is spent) when the service has one.
+   */
+  handle(request: unknown, peer?: string): Promise<SearchAnswer | ManifestAnswer>;
   /** This node's top-k in `maguId`: HNSW with `ef` (the index default when unset) or brute force with `exact`. */
   search(maguId: bigint, query: Int16Array, k: number, options?: { ef?: number; exact?: boolean }): Promise<{ hits: SearchHit[]; fragments: number[] }>;
   /** The current document of `maguId`, if any. */
@@ -358,7 +364,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
       });
     },
 
-    async handle(raw) {
+    async handle(raw, peer) {
       const request = raw as Partial<SearchRequest> & Record<string, unknown>;
       if (typeof request?.magu !== "string" || !/^[1-9][0-9]{0,77}$/.test(request.magu)) throw new Error("magu must be a decimal Magu id");
       const maguId = BigInt(request.magu);
@@ -372,7 +378,9 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
         throw new Error(`ef must be an integer in [1, ${MAX_SEARCH_EF}]`);
       }
       const query = decodeQuery(request.query, doc.manifest.dim);
-      const { hits, fragments } = await service.search(maguId, query, k as number, { ef: request.ef, exact: request.exact === true });
+      const search = () => service.search(maguId, query, k as number, { ef: request.ef, exact: request.exact === true });
+      const budget = components.budget;
+      const { hits, fragments } = budget !== undefined && peer !== undefined ? await budget.run(peer, search) : await search();
       return { ok: true, hits: hits.map(hitToWire), fragments };
     },
 

@@ -1,0 +1,79 @@
+/**
+ * Search time per peer and per node (roles/shared/search-budget.ts): a peer that floods searches is
+ * answered "busy" once its share of the event loop is spent, while another peer is still answered;
+ * the budgets refill with time. The flood runs over real libp2p streams (`/muri/search/1.0.0`) with
+ * searches that really take the time they are charged.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { createP2PNode, handleSearchProtocol, searchRequest, type P2PNode } from "../../../agents/p2p/index.js";
+import { SearchBudget, SearchBudgetExceededError } from "../../../agents/roles/shared/search-budget.js";
+import { MemoryFragmentStore } from "../p2p/fixtures.js";
+
+describe("search budget", () => {
+  test("charges measured time per peer and in all; refuses while spent; refills", () => {
+    let t = 0;
+    const b = new SearchBudget({ perPeerMsPerSecond: 100, totalMsPerSecond: 150, burstSeconds: 2, now: () => t });
+    // 200 ms saved up per peer, 300 in all.
+    b.check("a");
+    b.charge("a", 250);
+    assert.throws(() => b.check("a"), (err: unknown) => err instanceof SearchBudgetExceededError && err.scope === "peer" && err.retryAfterMs > 500 && /this peer's search time is spent, retry in \d+ ms/.test(err.message));
+    b.check("b"); // another peer still has its share, and the node 50 ms
+    b.charge("b", 60);
+    assert.throws(() => b.check("c"), (err: unknown) => err instanceof SearchBudgetExceededError && err.scope === "node");
+    t += 1000; // a second later: a refilled 100 ms less 50 spent for a, 150 for the node
+    b.check("a");
+    t += 10_000; // never more than the burst
+    b.charge("a", 199);
+    b.check("a");
+    b.charge("a", 2);
+    assert.throws(() => b.check("a"));
+    assert.throws(() => new SearchBudget({ perPeerMsPerSecond: 0 }), /perPeerMsPerSecond must be a positive number/);
+  });
+
+  describe("over libp2p", () => {
+    let server: P2PNode;
+    let flooder: P2PNode;
+    let honest: P2PNode;
+    const store = new MemoryFragmentStore();
+    const budget = new SearchBudget({ perPeerMsPerSecond: 50, totalMsPerSecond: 1000, burstSeconds: 1 });
+    /** A search that takes ~10 ms of the event loop, as a brute-force pass over a large index would. */
+    const busySearch = async () => {
+      const until = performance.now() + 10;
+      let x = 0;
+      while (performance.now() < until) x++;
+      return { ok: true, hits: [], work: x > 0 };
+    };
+
+    before(async () => {
+      server = await createP2PNode({ source: store, sink: store });
+      flooder = await createP2PNode({ source: store, sink: store });
+      honest = await createP2PNode({ source: store, sink: store });
+      await Promise.all([server.start(), flooder.start(), honest.start()]);
+      await handleSearchProtocol(server.libp2p, (_request, peer) => budget.run(peer, busySearch));
+    });
+    after(async () => {
+      await Promise.all([server?.stop(), flooder?.stop(), honest?.stop()]);
+    });
+
+    test("a flooding peer is answered busy after its share; another peer is still served", async () => {
+      const target = server.multiaddrs[0]!;
+      const answers: Array<{ ok: boolean; error?: string }> = [];
+      const t0 = performance.now();
+      for (let i = 0; i < 15; i++) answers.push((await searchRequest(flooder.libp2p, target, { op: "search" })) as { ok: boolean; error?: string });
+      const elapsed = performance.now() - t0;
+      const served = answers.filter((a) => a.ok).length;
+      const busy = answers.filter((a) => !a.ok && /^busy: this peer's search time is spent, retry in \d+ ms$/.test(a.error ?? "")).length;
+      // 50 ms saved up and 50 ms more per second, at >= 10 ms a search (one may overdraw).
+      const most = Math.floor((50 + elapsed * 0.05) / 10) + 1;
+      assert.ok(served >= 3 && served <= most, `${served} of 15 served in ${Math.round(elapsed)} ms (at most ${most})`);
+      assert.ok(busy >= 1, "the flooder was refused");
+      assert.equal(served + busy, 15, JSON.stringify(answers.filter((a) => !a.ok).slice(0, 2)));
+      const other = (await searchRequest(honest.libp2p, target, { op: "search" })) as { ok: boolean };
+      assert.equal(other.ok, true, "another peer is served");
+      // The flooder's share comes back with time.
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(((await searchRequest(flooder.libp2p, target, { op: "search" })) as { ok: boolean }).ok, true);
+    });
+  });
+});
