@@ -217,7 +217,9 @@ class StorageNodeAgent implements NodeAgent {
       domain,
       sign: (ack: BatchAck) => clients.walletClient.signTypedData({ account: clients.account, ...ackTypedData(domain, ack) }),
     };
-    const sync = createMaguSync({ member, vectors, signer }, { store, index, contracts: readContracts, logger: log });
+    // A peer whose documents are refused again and again is cut off (the p2p node comes next).
+    const ban = (peer: string, reason: string): void => void this.parts.p2p?.banList.ban(peer, reason);
+    const sync = createMaguSync({ member, vectors, signer, ban }, { store, index, contracts: readContracts, logger: log });
     await sync.load();
     await vectors.load();
     this.parts.sync = sync;

@@ -35,6 +35,9 @@
  * - raw fragments when their CID is one this node is assigned by a verified index document
  *   (placement of the member's slot), or from the pusher of an open batch within its count.
  *   Everything else is refused before a byte is read.
+ * An index document is checked against the chain (kind, status, membership) before any manifest
+ * is read; at most `MAX_CONCURRENT_DOCUMENTS` are verified at once; a peer whose documents are
+ * refused `REFUSALS_BEFORE_BAN` times within `REFUSAL_WINDOW_MS` is banned (`init.ban`).
  * Limitation: any peer can still fill the quota with valid manifests (no owner check yet).
  *
  * A verified index document is recorded in the Magu index (`recordFragments` + `setHeld`), which
@@ -129,7 +132,19 @@ export interface MaguSyncInit {
     /** A batch was not committed in time: back to the first `keep` fragments (returns the dropped documents). */
     rollBack(maguId: bigint, keep: number): Promise<CID[]>;
   };
+  /**
+   * Cuts a peer off (the p2p ban list): called when a peer's document pushes were refused
+   * `REFUSALS_BEFORE_BAN` times within `REFUSAL_WINDOW_MS`.
+   */
+  ban?: (peer: string, reason: string) => void;
 }
+
+/** Document refusals of one peer, within `REFUSAL_WINDOW_MS`, before it is banned. */
+export const REFUSALS_BEFORE_BAN = 20;
+/** Window of the refusal count. */
+export const REFUSAL_WINDOW_MS = 10 * 60_000;
+/** Documents verified at once; more are refused "busy" (a verification reads the chain and the store). */
+export const MAX_CONCURRENT_DOCUMENTS = 8;
 
 /** The root and count a document must fold to: a pending proposal's, else the chain's. */
 export interface ExpectedData {
@@ -206,6 +221,10 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   const registry = components.contracts.maguRegistry;
   const me = init.member.toLowerCase();
   /** CID string -> Magu id. */
+  /** Documents being verified now (bounded by MAX_CONCURRENT_DOCUMENTS). */
+  let verifying = 0;
+  /** peer -> times its document pushes were refused, within REFUSAL_WINDOW_MS. */
+  const refusals = new Map<string, number[]>();
   const assigned = new Map<string, bigint>();
   const heldCount = new Map<bigint, number>();
   const proposals = new Map<bigint, PendingBatch>();
@@ -248,6 +267,12 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     const reject = (reason: string): never => {
       throw new MaguDocumentError(docCid.toString(), reason);
     };
+    // The chain first (one read): a document for a Magu this node is not in costs no manifest read.
+    const info = await registry.read.maguInfo([list.maguId]);
+    if (info.params.kind !== KIND_BLOB) reject("not a blob Magu");
+    if (info.status !== STATUS_ACTIVE) reject(`Magu status ${info.status}, not active`);
+    const slot = info.members.findIndex((a) => a.toLowerCase() === me);
+    if (slot < 0 && init.observer !== true) reject("this node is not a member");
     const manifests: Manifest[] = [];
     for (const manifestCid of list.manifestCids) {
       if (!(await store.has(manifestCid))) reject(`manifest ${manifestCid} not here: push it first`);
@@ -257,11 +282,6 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
         return reject(`manifest ${manifestCid} unreadable (${(err as Error).message})`);
       }
     }
-    const info = await registry.read.maguInfo([list.maguId]);
-    if (info.params.kind !== KIND_BLOB) reject("not a blob Magu");
-    if (info.status !== STATUS_ACTIVE) reject(`Magu status ${info.status}, not active`);
-    const slot = info.members.findIndex((a) => a.toLowerCase() === me);
-    if (slot < 0 && init.observer !== true) reject("this node is not a member");
     const k = info.params.dataShards;
     const m = info.params.parityShards;
     manifests.forEach((manifest, i) => {
@@ -318,25 +338,55 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
         return;
       }
       if (cid.code !== DAG_JSON_CODEC) throw new MaguDocumentError(cid.toString(), "unsupported codec");
-      let type: unknown;
+      if (verifying >= MAX_CONCURRENT_DOCUMENTS) throw new MaguDocumentError(cid.toString(), "busy: too many documents being verified, retry later");
+      verifying++;
       try {
-        type = (JSON.parse(Buffer.from(bytes).toString("utf8")) as { type?: unknown }).type;
-      } catch {
-        throw new MaguDocumentError(cid.toString(), "not JSON");
-      }
-      if (type === MANIFEST_TYPE) {
-        decodeManifest(bytes, cid);
-        await store.put(cid, bytes);
-      } else if (type === MAGU_INDEX_TYPE) {
-        await verifyIndex(decodeMaguIndexList(bytes, cid), cid);
-        await store.put(cid, bytes);
-      } else if (init.vectors !== undefined && type === init.vectors.documentType) {
-        const accepted = await init.vectors.acceptDocument(bytes, cid, expectedFor(readMaguId(bytes), cid));
-        assign(accepted.maguId, accepted.cids, accepted.held);
-      } else {
-        throw new MaguDocumentError(cid.toString(), `unknown document type ${JSON.stringify(type)}`);
+        await putDocument(cid, bytes);
+      } catch (err) {
+        if (err instanceof MaguDocumentError && from !== undefined) refusedBy(from.toString(), err.message);
+        throw err;
+      } finally {
+        verifying--;
       }
     },
+  };
+
+  /** Verifies and keeps one DAG-JSON document (manifest, Magu index, vector index). */
+  const putDocument = async (cid: CID, bytes: Uint8Array): Promise<void> => {
+    let type: unknown;
+    try {
+      type = (JSON.parse(Buffer.from(bytes).toString("utf8")) as { type?: unknown }).type;
+    } catch {
+      throw new MaguDocumentError(cid.toString(), "not JSON");
+    }
+    if (type === MANIFEST_TYPE) {
+      decodeManifest(bytes, cid);
+      await store.put(cid, bytes);
+    } else if (type === MAGU_INDEX_TYPE) {
+      await verifyIndex(decodeMaguIndexList(bytes, cid), cid);
+      await store.put(cid, bytes);
+    } else if (init.vectors !== undefined && type === init.vectors.documentType) {
+      const accepted = await init.vectors.acceptDocument(bytes, cid, expectedFor(readMaguId(bytes), cid));
+      assign(accepted.maguId, accepted.cids, accepted.held);
+    } else {
+      throw new MaguDocumentError(cid.toString(), `unknown document type ${JSON.stringify(type)}`);
+    }
+  };
+
+  /** Counts a peer's refused documents; bans it once they repeat (`REFUSALS_BEFORE_BAN`). */
+  const refusedBy = (peer: string, reason: string): void => {
+    const now = Date.now();
+    const recent = (refusals.get(peer) ?? []).filter((t) => now - t < REFUSAL_WINDOW_MS);
+    recent.push(now);
+    refusals.delete(peer);
+    if (recent.length < REFUSALS_BEFORE_BAN) {
+      refusals.set(peer, recent);
+      // Bounded: forget the peers that were refused longest ago.
+      if (refusals.size > 10_000) refusals.delete(refusals.keys().next().value!);
+      return;
+    }
+    log.warn("peer banned: its document pushes were refused again and again", { peer, refusals: recent.length, last: reason });
+    init.ban?.(peer, `${recent.length} refused documents in ${REFUSAL_WINDOW_MS / 60_000} min (last: ${reason})`);
   };
 
   const handleBatchRequest = async (request: unknown): Promise<unknown> => {

@@ -102,7 +102,8 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     const index = createMaguIndex({ logger: log }, { metaDb });
     const vectors = createVectorService({ member: address, dir: init.dir, observer: true }, { store, index, metaDb, contracts: readContracts, logger: log });
     stops.push({ name: "vectors", stop: () => vectors.close() });
-    const sync = createMaguSync({ member: address, observer: true, vectors }, { store, index, contracts: readContracts, logger: log });
+    const ban = (peer: string, reason: string): void => void parts.p2p?.banList.ban(peer, reason);
+    const sync = createMaguSync({ member: address, observer: true, vectors, ban }, { store, index, contracts: readContracts, logger: log });
     await sync.load();
     await vectors.load();
 

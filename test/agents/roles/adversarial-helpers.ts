@@ -102,10 +102,15 @@ export async function startTestNode(t: TestChain, key: Hex, options: { stake?: b
   const domain = batchDomain(t.d.chainId, t.d.contracts.maguRegistry);
   const ackSigner = { domain, sign: (ack: BatchAck) => clients.walletClient.signTypedData({ account: clients.account, ...ackTypedData(domain, ack) }) };
   const vectors = options.vectors === true ? createVectorService({ member: address, dir }, { store, index, metaDb: meta, contracts: t.reader, logger: log }) : undefined;
-  const sync = createMaguSync({ member: address, observer: options.observer, signer: ackSigner, vectors }, { store, index, contracts: t.reader, logger: log });
+  const ref: { p2p?: P2PNode } = {};
+  const sync = createMaguSync(
+    { member: address, observer: options.observer, signer: ackSigner, vectors, ban: (peer, reason) => void ref.p2p?.banList.ban(peer, reason) },
+    { store, index, contracts: t.reader, logger: log },
+  );
   await vectors?.load();
   await sync.load();
   const p2p = await createP2PNode({ source: store, sink: sync.sink, acceptPush: sync.acceptPush, connections: { inboundConnectionThreshold: 100 } });
+  ref.p2p = p2p;
   await p2p.start();
   if (options.register ?? true) {
     const stake = options.stake ?? 2_000n * E18;

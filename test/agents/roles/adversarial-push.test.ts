@@ -18,7 +18,8 @@ import { encodeManifest, manifestCidOf, type Manifest } from "../../../agents/da
 import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
-import { MAX_DOCUMENT_BYTES, createMaguSync, encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
+import { MAX_DOCUMENT_BYTES, REFUSALS_BEFORE_BAN, createMaguSync, encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
+import { sha256 } from "multiformats/hashes/sha2";
 import { ackSigner, batchDomain, getMuriContracts, openTypedData, proposalTypedData } from "../../../agents/chain/index.js";
 import { privateKeyToAccount } from "viem/accounts";
 import { E18, cleanup, fund, signer } from "../chain/harness.js";
@@ -470,6 +471,32 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
       assert.equal(await n.store.has(idx.cid), false);
       assert.equal(n.sync.held().has(magu2), false);
       for (const cid of other.manifest.shards) assert.equal(n.sync.isAssigned(cid), false);
+    }
+  });
+
+  test("an index for a Magu this node is not in is refused before any manifest is read; a peer refused again and again is banned", async () => {
+    const outsider = nodes.find((n) => !members1.includes(n.address))!;
+    // Names a manifest the node never saw: the membership check (one chain read) answers first.
+    const unseen = encodeMaguIndexList({ maguId: magu1, manifestCids: [fragmentCid(randomBytes(64))] });
+    await refused(push(outsider, unseen.cid, unseen.bytes), /this node is not a member/);
+
+    // A fresh peer sends documents that are refused, REFUSALS_BEFORE_BAN times: then it is cut off.
+    const spammer = await createP2PNode({ source: { has: () => false, get: () => new Uint8Array() }, sink: { put: () => undefined } });
+    await spammer.start();
+    try {
+      const victim = nodes[0]!;
+      await spammer.addPeers([victim.p2p.multiaddrs[0]!]);
+      for (let i = 0; i < REFUSALS_BEFORE_BAN; i++) {
+        const junk = Buffer.from(JSON.stringify({ type: "junk", n: i }));
+        await refused(spammer.pushFragment(victim.p2p.peerId, CID.create(1, 0x0129, (await sha256.digest(junk))), junk, { timeoutMs: 20_000 }), /unknown document type "junk"/);
+      }
+      assert.equal(victim.p2p.banList.isBanned(spammer.peerId), true, "banned after repeated refusals");
+      assert.equal(victim.p2p.banList.isBanned(client.peerId), false, "the test client (a few refusals) is not");
+      const more = Buffer.from(JSON.stringify({ type: "junk", n: "after" }));
+      await assert.rejects(spammer.pushFragment(victim.p2p.peerId, CID.create(1, 0x0129, await sha256.digest(more)), more, { timeoutMs: 10_000 }), "a banned peer gets nothing through");
+      assert.equal(await victim.store.has(CID.create(1, 0x0129, await sha256.digest(more))), false);
+    } finally {
+      await spammer.stop();
     }
   });
 });
