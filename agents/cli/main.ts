@@ -13,6 +13,7 @@ import { devnetCommand } from "./commands/devnet.js";
 import { getCommand } from "./commands/get.js";
 import { maguCreateCommand, maguStatusCommand } from "./commands/magu.js";
 import { nodeCommand } from "./commands/node.js";
+import { nodeFsckCommand } from "./commands/node-fsck.js";
 import { putCommand } from "./commands/put.js";
 import { stakeCommand } from "./commands/stake.js";
 import { statusCommand } from "./commands/status.js";
@@ -36,6 +37,7 @@ export const COMMANDS: Command[] = [
   claimCommand,
   devnetCommand,
   nodeCommand,
+  nodeFsckCommand,
   validatorCommand,
   putCommand,
   getCommand,
@@ -125,8 +127,13 @@ export async function run(argv: string[]): Promise<number> {
       return ExitCode.ok;
     }
     let words = [first];
-    if (GROUPS.has(first)) {
-      const second = positions[1] !== undefined && positions[1] === positions[0]! + 1 ? argv[positions[1]] : undefined;
+    // A word may be both a command and a group (`muri node`, `muri node fsck`): the group's
+    // subcommand when the next word names one, else the command itself.
+    const alsoCommand = COMMANDS.some((c) => c.path.length === 1 && c.path[0] === first);
+    const next = positions[1] !== undefined && positions[1] === positions[0]! + 1 ? argv[positions[1]] : undefined;
+    const namesSubcommand = next !== undefined && COMMANDS.some((c) => c.path.join(" ") === `${first} ${next}`);
+    if (GROUPS.has(first) && (namesSubcommand || !alsoCommand)) {
+      const second = next;
       if (second === undefined) {
         if (wantsHelp) {
           process.stdout.write(groupHelp(first) + "\n");
