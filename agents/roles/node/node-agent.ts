@@ -40,6 +40,7 @@ import { createMaguIndex, type MaguIndex } from "../shared/magu-index.js";
 import { createMaguSync, type MaguSync } from "../shared/magu-sync.js";
 import { createProver, type Prover } from "./prover.js";
 import { createRepairer, type Repairer } from "./repair.js";
+import { collectMagu } from "./collect.js";
 import { createSearchTasks, type SearchTasks } from "./search-tasks.js";
 import { createVectorService, type VectorService } from "../shared/vector-service.js";
 import { SearchBudget, type SearchBudgetInit } from "../shared/search-budget.js";
@@ -263,7 +264,7 @@ class StorageNodeAgent implements NodeAgent {
           {
             address: init.deployment.contracts.maguRegistry,
             abi: maguRegistryAbi,
-            eventNames: ["MaguFormed", "MemberJoined", "MemberLeft", "DataCommitted"],
+            eventNames: ["MaguFormed", "MemberJoined", "MemberLeft", "DataCommitted", "MaguSettled"],
             name: "MaguRegistry",
           },
         ],
@@ -306,8 +307,15 @@ class StorageNodeAgent implements NodeAgent {
         repair.spawn("hand-over", () => repair.handOver(magu, e.args.member));
       }
     });
-    follower.on<{ magu: bigint; member: Address; evicted: boolean }>("MemberLeft", (e) => {
-      if (mine(e.args.member)) log.warn("left magu", { magu: e.args.magu.toString(), evicted: e.args.evicted });
+    // Once it left a Magu, or the Magu settled, no challenge names its data again: the disk is freed.
+    const collect = (magu: bigint, reason: string) => collectMagu(magu, reason, { store, index, sync, vectors, logger: log });
+    follower.on<{ magu: bigint; member: Address; evicted: boolean }>("MemberLeft", async (e) => {
+      if (!mine(e.args.member)) return;
+      log.warn("left magu", { magu: e.args.magu.toString(), evicted: e.args.evicted });
+      await collect(e.args.magu, e.args.evicted ? "evicted" : "left");
+    });
+    follower.on<{ magu: bigint }>("MaguSettled", async (e) => {
+      await collect(e.args.magu, "settled");
     });
     follower.on<{ magu: bigint; batch: number; root: Hex; fragmentCount: number; indexCid: Hex }>("DataCommitted", async (e) => {
       const magu = e.args.magu;

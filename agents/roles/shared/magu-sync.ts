@@ -213,6 +213,8 @@ export interface MaguSync {
   committed(maguId: bigint, root: Hex, fragmentCount: number): Promise<boolean>;
   /** Drops proposals and openings past their time that were never committed, with the data they brought. */
   sweep(now?: number): Promise<number>;
+  /** This node no longer answers for `maguId` (left, or settled): stop taking its fragments. */
+  forget(maguId: bigint): void;
 }
 
 export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendingTtlMs?: number }, components: MaguSyncComponents): MaguSync {
@@ -220,11 +222,11 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   const { store, index } = components;
   const registry = components.contracts.maguRegistry;
   const me = init.member.toLowerCase();
-  /** CID string -> Magu id. */
   /** Documents being verified now (bounded by MAX_CONCURRENT_DOCUMENTS). */
   let verifying = 0;
   /** peer -> times its document pushes were refused, within REFUSAL_WINDOW_MS. */
   const refusals = new Map<string, number[]>();
+  /** CID string -> Magu id. */
   const assigned = new Map<string, bigint>();
   const heldCount = new Map<bigint, number>();
   const proposals = new Map<bigint, PendingBatch>();
@@ -497,6 +499,12 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
 
   return {
     handleBatchRequest,
+    forget(maguId) {
+      for (const [cid, id] of assigned) if (id === maguId) assigned.delete(cid);
+      heldCount.delete(maguId);
+      proposals.delete(maguId);
+      restored.delete(maguId);
+    },
     pending: (maguId) => proposals.get(maguId),
     opened: (maguId) => opens.get(maguId),
     async committed(maguId, root, fragmentCount) {
