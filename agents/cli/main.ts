@@ -14,6 +14,7 @@ import { getCommand } from "./commands/get.js";
 import { maguCreateCommand, maguStatusCommand } from "./commands/magu.js";
 import { nodeCommand } from "./commands/node.js";
 import { nodeFsckCommand } from "./commands/node-fsck.js";
+import { secretBackupCommand, secretRestoreCommand } from "./commands/secret.js";
 import { putCommand } from "./commands/put.js";
 import { stakeCommand } from "./commands/stake.js";
 import { statusCommand } from "./commands/status.js";
@@ -38,6 +39,8 @@ export const COMMANDS: Command[] = [
   devnetCommand,
   nodeCommand,
   nodeFsckCommand,
+  secretBackupCommand,
+  secretRestoreCommand,
   validatorCommand,
   putCommand,
   getCommand,
