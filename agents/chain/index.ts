@@ -6,6 +6,7 @@ export * from "./abis.js";
 export * from "./batches.js";
 export * from "./constants.js";
 export * from "./errors.js";
+export * from "./keystore.js";
 export * from "./selection.js";
 export {
   MURI_CONTRACT_KEYS,

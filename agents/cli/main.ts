@@ -15,6 +15,7 @@ import { maguCreateCommand, maguStatusCommand } from "./commands/magu.js";
 import { nodeCommand } from "./commands/node.js";
 import { nodeFsckCommand } from "./commands/node-fsck.js";
 import { secretBackupCommand, secretRestoreCommand } from "./commands/secret.js";
+import { keystoreNewCommand } from "./commands/keystore.js";
 import { putCommand } from "./commands/put.js";
 import { stakeCommand } from "./commands/stake.js";
 import { statusCommand } from "./commands/status.js";
@@ -41,6 +42,7 @@ export const COMMANDS: Command[] = [
   nodeFsckCommand,
   secretBackupCommand,
   secretRestoreCommand,
+  keystoreNewCommand,
   validatorCommand,
   putCommand,
   getCommand,

@@ -3,8 +3,9 @@
  * index, p2p, registration, event follower, prover), until Ctrl-C or SIGTERM. Its state lives in
  * --dir, so a restart resumes; logs are JSON lines on stderr (`MURI_LOG=debug|info|warn|error`).
  */
+import { readFile } from "node:fs/promises";
 import type { Hex } from "viem";
-import { DEFAULT_CONFIRMATIONS, PUBLIC_CHAIN_CONFIRMATIONS } from "../../chain/index.js";
+import { DEFAULT_CONFIRMATIONS, decryptKeystore, KeystoreError, PUBLIC_CHAIN_CONFIRMATIONS } from "../../chain/index.js";
 import { createNodeAgent, DEFAULT_QUOTA_BYTES } from "../../roles/node/node-agent.js";
 import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";
@@ -14,7 +15,7 @@ import { ExitCode, UsageError } from "../errors.js";
 import { formatBytes, parseBytes, parseInteger, parseKey, parseMultiaddr, parseMuri } from "../values.js";
 
 interface NodeOptions {
-  key: Hex;
+  key: () => Promise<Hex>;
   dir: string;
   listen?: string[];
   quotaBytes?: number;
@@ -49,11 +50,50 @@ export function parseConfirmations(args: CommandArgs): number | undefined {
   return value === undefined ? undefined : Number(parseInteger(value, "--confirmations", { max: 1000n }));
 }
 
+/** Help lines of the key options shared by `muri node` and `muri validator`. */
+export const KEYSTORE_HELP = [
+  "  --keystore FILE      the account's key from an encrypted keystore (Web3 secret storage v3; muri keystore new makes one)",
+  "  --password-file FILE its passphrase, the first line (else $MURI_KEYSTORE_PASSWORD); --key HEX stays for devnets",
+];
+
+/** The key options of the agents' commands. */
+export const KEYSTORE_OPTIONS = { keystore: { type: "string" }, "password-file": { type: "string" } } as const;
+
 /**
- * The key of a foreground agent: --key, $MURI_KEY, else `$<envVar>`; never a devnet's clientKey
- * (an agent needs its own account).
+ * The key of a foreground agent, resolved when called: `--keystore FILE` with `--password-file
+ * FILE` or `$MURI_KEYSTORE_PASSWORD`, else --key, $MURI_KEY, else `$<envVar>`; never a devnet's
+ * clientKey (an agent needs its own account). Missing options fail here, at once.
  */
-export function agentKey(args: CommandArgs, command: string, envVar: string, env: NodeJS.ProcessEnv = process.env): Hex {
+export function agentKey(args: CommandArgs, command: string, envVar: string, env: NodeJS.ProcessEnv = process.env): () => Promise<Hex> {
+  const keystore = args.string("keystore");
+  if (keystore !== undefined) {
+    if (args.string("key") !== undefined) throw new UsageError("give the account's key with --keystore FILE or --key HEX, not both");
+    const passwordFile = args.string("password-file");
+    if (passwordFile === undefined && !env.MURI_KEYSTORE_PASSWORD) {
+      throw new UsageError("--keystore needs its passphrase: --password-file FILE or $MURI_KEYSTORE_PASSWORD");
+    }
+    return async () => {
+      const readOr = async (path: string, what: string) => {
+        try {
+          return await readFile(path, "utf8");
+        } catch (err) {
+          throw new UsageError(`${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        }
+      };
+      const passphrase = passwordFile !== undefined ? (await readOr(passwordFile, "--password-file")).split(/\r?\n/)[0]! : env.MURI_KEYSTORE_PASSWORD!;
+      try {
+        return decryptKeystore(await readOr(keystore, "--keystore"), passphrase);
+      } catch (err) {
+        if (err instanceof KeystoreError) throw new UsageError(`--keystore ${keystore}: ${err.message.replace(/^keystore: /, "")}`);
+        throw err;
+      }
+    };
+  }
+  const key = agentHexKey(args, command, envVar, env);
+  return async () => key;
+}
+
+function agentHexKey(args: CommandArgs, command: string, envVar: string, env: NodeJS.ProcessEnv): Hex {
   const keyOption = args.string("key");
   const key =
     keyOption !== undefined
@@ -63,7 +103,7 @@ export function agentKey(args: CommandArgs, command: string, envVar: string, env
         : env[envVar]
           ? parseKey(env[envVar]!, envVar)
           : undefined;
-  if (key === undefined) throw new UsageError(`--key is required by "muri ${command}": the agent account's key (or set MURI_KEY / ${envVar})`);
+  if (key === undefined) throw new UsageError(`--key or --keystore is required by "muri ${command}": the agent account's key (or set MURI_KEY / ${envVar})`);
   return key;
 }
 
@@ -88,6 +128,7 @@ export const nodeCommand: LocalCommand = {
   usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--quota SIZE] [--no-prove] [--confirmations N] [--metrics-port N] [--min-task-fee MURI]",
   help: [
     "  --dir DIR            node data directory (created if missing; a restart resumes from it)",
+    ...KEYSTORE_HELP,
     "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
     `  --quota SIZE         fragment quota, also the capacity registered (default ${formatBytes(BigInt(DEFAULT_QUOTA_BYTES))})`,
     "  --no-prove           do not answer storage challenges",
@@ -105,6 +146,7 @@ export const nodeCommand: LocalCommand = {
     confirmations: { type: "string" },
     "metrics-port": { type: "string" },
     announce: { type: "string", multiple: true },
+    ...KEYSTORE_OPTIONS,
     "min-task-fee": { type: "string" },
   },
   signs: true,
@@ -116,13 +158,15 @@ export const nodeCommand: LocalCommand = {
   },
   async runLocal(args, json) {
     const options = parseOptions(args);
+    // The key first: a wrong passphrase is the message, before any chain or deployment.
+    const privateKey = await options.key();
     const target = await resolveTarget(args);
     const agent = createNodeAgent(
       {
         dir: options.dir,
         deployment: target.deployment,
         rpcUrl: target.rpcUrl,
-        privateKey: options.key,
+        privateKey,
         listen: options.listen,
         quotaBytes: options.quotaBytes,
         prove: options.prove,

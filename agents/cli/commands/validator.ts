@@ -11,7 +11,7 @@ import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { ExitCode } from "../errors.js";
 import { parseInteger, parseMultiaddr, parseMuri } from "../values.js";
-import { agentKey, ANNOUNCE_HELP, CONFIRMATIONS_HELP, parseAnnounce, parseConfirmations, parseMetricsPort } from "./node.js";
+import { agentKey, KEYSTORE_HELP, KEYSTORE_OPTIONS, ANNOUNCE_HELP, CONFIRMATIONS_HELP, parseAnnounce, parseConfirmations, parseMetricsPort } from "./node.js";
 
 function parseOptions(args: CommandArgs) {
   const dir = args.required("dir", "the validator's data directory (keys, metadata, documents)");
@@ -38,6 +38,7 @@ export const validatorCommand: LocalCommand = {
   usage: "muri validator --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--metrics-port N] [--audit-ms MS] [--stake MURI] [--claim] [--confirmations N]",
   help: [
     "  --dir DIR            validator data directory (created if missing; a restart resumes from it)",
+    ...KEYSTORE_HELP,
     "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
     "  --metrics-port N     serve Prometheus /metrics on 127.0.0.1:N (0: a free port)",
     "  --audit-ms MS        pause between retrieval audit rounds (default 30000; 0 turns audits off)",
@@ -56,6 +57,7 @@ export const validatorCommand: LocalCommand = {
     claim: { type: "boolean" },
     confirmations: { type: "string" },
     announce: { type: "string", multiple: true },
+    ...KEYSTORE_OPTIONS,
   },
   signs: true,
   prepare(args) {
@@ -66,13 +68,15 @@ export const validatorCommand: LocalCommand = {
   },
   async runLocal(args, json) {
     const options = parseOptions(args);
+    // The key first: a wrong passphrase is the message, before any chain or deployment.
+    const privateKey = await options.key();
     const target = await resolveTarget(args);
     const agent = createValidatorAgent(
       {
         dir: options.dir,
         deployment: target.deployment,
         rpcUrl: target.rpcUrl,
-        privateKey: options.key,
+        privateKey,
         listen: options.listen,
         stake: options.stake,
         auditIntervalMs: options.auditIntervalMs,
