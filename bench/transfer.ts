@@ -61,7 +61,7 @@ async function serve(yamux: YamuxTuning): Promise<void> {
     get: (cid: CID) => fragments.get(cid.toString())!,
     put: () => {},
   };
-  const node = await createP2PNode({ source: store, sink: store, yamux, limits: { maxInboundStreams: 256, maxConcurrentTransfers: 256 } });
+  const node = await createP2PNode({ source: store, sink: store, yamux, limits: { maxInboundStreams: 256, maxConcurrentTransfers: 256, maxTransfersPerPeer: 256 } });
   await node.start();
 
   // libp2p ceiling: one bare stream (same connection stack, no fragment framing, no CID check); the

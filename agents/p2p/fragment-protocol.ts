@@ -153,6 +153,8 @@ export class FragmentProtocol {
   private readonly highWaterMark: number;
   private controller: AbortController | undefined;
   private active = 0;
+  /** Inbound transfers in progress per peer (bounded by `maxTransfersPerPeer`). */
+  private readonly activeByPeer = new Map<string, number>();
 
   constructor(components: FragmentProtocolComponents, init: FragmentProtocolInit) {
     this.components = components;
@@ -390,16 +392,21 @@ export class FragmentProtocol {
           retire({ stream, reader, connection });
           return;
         }
-        if (this.active >= this.limits.maxConcurrentTransfers) {
-          await this.answerAndClose(stream, encodeErrorResponse(Status.Refused, "busy"), true);
+        const mine = this.activeByPeer.get(peer) ?? 0;
+        if (this.active >= this.limits.maxConcurrentTransfers || mine >= this.limits.maxTransfersPerPeer) {
+          await this.answerAndClose(stream, encodeErrorResponse(Status.Refused, mine >= this.limits.maxTransfersPerPeer ? "busy: too many transfers from this peer" : "busy"), true);
           return;
         }
         this.active++;
+        this.activeByPeer.set(peer, mine + 1);
         let keepOpen: boolean;
         try {
           keepOpen = await this.serveRequest(stream, reader, connection.remotePeer, stopSignal);
         } finally {
           this.active--;
+          const left = (this.activeByPeer.get(peer) ?? 1) - 1;
+          if (left > 0) this.activeByPeer.set(peer, left);
+          else this.activeByPeer.delete(peer);
         }
         if (!keepOpen) return;
       }

@@ -42,6 +42,8 @@ export interface P2PLimits {
   maxOutboundStreams: number;
   /** Inbound transfers handled at once across all peers; more are answered `refused`. */
   maxConcurrentTransfers: number;
+  /** Inbound transfers one peer may have at once (the rest of its requests are refused "busy"). */
+  maxTransfersPerPeer: number;
   /** How long a peer that broke the protocol stays banned (0: never banned, only disconnected). */
   banMs: number;
   /** Most bans remembered. */
