@@ -24,7 +24,7 @@ import { openFragmentStore, type FragmentStore } from "../../../agents/store/fra
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createSearchChecker, type SearchChecker } from "../../../agents/roles/validator/search-checker.js";
-import { searchCommitment } from "../../../agents/roles/node/search-tasks.js";
+import { createSearchTasks, searchCommitment } from "../../../agents/roles/node/search-tasks.js";
 import { createVectorService, encodeQuery, type VectorService } from "../../../agents/roles/shared/vector-service.js";
 import { createAndFormMagu, E18, cleanup, fund, signer, tempDir } from "../chain/harness.js";
 import { startTestChain, startTestNode, testLogger, waitUntil, type TestChain, type TestNode } from "./adversarial-helpers.js";
@@ -233,5 +233,42 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     await waitUntil("the task finalized", async () => (await t.reader.searchMarket.read.task([task])).finalized, 60_000);
     assert.equal(await t.reader.searchMarket.read.claimable([copier.address]), before.paidCopier, "the copier earned nothing");
     assert.ok((await t.reader.searchMarket.read.claimable([honest.address])) > before.paidHonest, "the honest member was paid");
+  });
+
+  test("a task paying less than a node's fee floor is not answered by it", async () => {
+    // Node 1's real search-task service (vector service in member mode over its store), with a
+    // floor of 2 MURI; the task pays 1.
+    const n = nodes[0]!;
+    const dir = await tempDir("muri-fee-floor-");
+    const vs = createVectorService({ member: n.address, dir }, { store: n.store, index: n.index, metaDb: n.meta, contracts: t.reader });
+    const roots = fragments.map((f) => fragmentRoot(f));
+    const doc = encodeVectorManifest({
+      maguId,
+      dim: DIM,
+      metric: "l2",
+      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
+    });
+    await vs.acceptDocument(doc.bytes, doc.cid);
+    const log = testLogger("fee-floor");
+    const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
+    const c = getMuriContracts(t.d.contracts, client);
+    await t.wait(await c.token.write.approve([t.d.contracts.searchMarket!, E18]));
+    const submitBlock = await t.wait(await c.searchMarket.write.submit([maguId, encodeQuery(records[0]!.values), BigInt(K), E18]));
+    const task = (await t.reader.searchMarket.getEvents.TaskSubmitted({}, { fromBlock: submitBlock, toBlock: submitBlock }))[0]!.args.task!;
+    // Followed from the task's block (earlier tasks of this file are long closed).
+    const tasks = createSearchTasks(
+      { member: n.address, fromBlock: submitBlock, minFee: 2n * E18, pollMs: 100 },
+      { contracts: getMuriContracts(t.d.contracts, n.clients, { priority: "task" }), publicClient: n.clients.publicClient, vectors: vs, metaDb: n.meta, logger: log },
+    );
+    await tasks.start();
+    try {
+      await log.waitFor((e) => e.msg === "search task below this node's fee floor: not answered" && e.context?.task === task.toString(), 60_000);
+      assert.equal(tasks.stats().belowFee, 1);
+      assert.equal(tasks.stats().committed, 0);
+      assert.equal((await t.reader.searchMarket.read.memberTask([task, n.address])).commitment, `0x${"0".repeat(64)}`, "no commitment sent");
+    } finally {
+      await tasks.stop();
+      await vs.close();
+    }
   });
 });
