@@ -45,8 +45,11 @@ export const DEFAULT_LIMITS = {
   maxOutboundStreams: 128,
   /** Inbound transfers (fetches served + pushes received) handled at once across all peers. */
   maxConcurrentTransfers: 64,
-  /** Of those, at most this many for one peer: a peer that dribbles bytes cannot hold every slot. */
-  maxTransfersPerPeer: 8,
+  /**
+   * Of those, at most this many for one peer: a peer that dribbles bytes cannot hold every slot
+   * (a client's get has up to 32 fetches in flight, spread over the holders).
+   */
+  maxTransfersPerPeer: 32,
   /** How long a peer that broke the protocol is refused (0 disables banning). */
   banMs: 10 * 60_000,
   /** Most peers remembered as banned at once; the oldest ban is forgotten first. */

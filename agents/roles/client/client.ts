@@ -72,7 +72,7 @@ import { maguRoot } from "../../data/merkle.js";
 import { newFileId } from "../../data/crypto.js";
 import { decodeFile, encodeFile, type EncodeResult, type ShardFetcher } from "../../data/pipeline.js";
 import { holderBlob } from "../../data/placement.js";
-import type { P2PNode } from "../../p2p/index.js";
+import { RemoteRefusedError, type P2PNode } from "../../p2p/index.js";
 import { openFragmentStore, silentLogger, type FragmentStore, type Logger } from "../../store/index.js";
 import { FRAGMENT_SIZE } from "../../data/constants.js";
 import { ENCRYPTION_OVERHEAD } from "../../data/crypto.js";
@@ -113,6 +113,8 @@ export const CLIENT_DEFAULTS = {
   manifestTimeoutMs: 5_000,
   /** Attempts per push before `put` fails. */
   pushAttempts: 3,
+  /** Attempts of a fetch a holder refuses as busy before the get gives up on that holder. */
+  busyRetries: 10,
   /** Longest wait for the two blocks before formMagu, ms. */
   formWaitMs: 60_000,
   /** Encoded shards of one put kept in memory until pushed; a larger put stages them on disk. */
@@ -991,9 +993,19 @@ class Client implements StorageClient {
         return undefined;
       }
       try {
-        const bytes = await p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs });
-        fetched++;
-        return bytes;
+        // A busy holder (all its slots, or this client's share, in use) is asked again shortly,
+        // not written off.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const bytes = await p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs });
+            fetched++;
+            return bytes;
+          } catch (err) {
+            const busy = err instanceof RemoteRefusedError && err.context.reason.startsWith("busy");
+            if (!busy || attempt >= CLIENT_DEFAULTS.busyRetries) throw err;
+            await sleep(50 * attempt);
+          }
+        }
       } catch (err) {
         failed++;
         if (!down.has(member.address)) this.log.warn("holder unreachable, skipping it", { member: member.address, error: (err as Error).message });
