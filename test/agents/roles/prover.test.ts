@@ -237,6 +237,7 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       await until("three more victim passes", async () => victim.prover.stats().passes >= passes + 3);
       assert.equal(await state(victim.address, period), 0);
       assert.equal(await pub.getTransactionCount({ address: victim.address }), nonce, "no doomed proof sent");
+      assert.equal(victim.prover.stats().failed, 0, "no doomed proof even tried");
       assert.equal(victim.missing.filter((m) => m.fragment === lost).length, 1, "reported once per period");
       assert.equal(await victim.store.has(cids[lost]!), false, "the corrupt file was quarantined");
       assert.ok(victim.prover.stats().blocked >= 1, "the blocked period is counted");
