@@ -8,13 +8,22 @@
 # scores into bench/results/mutation.json. Runs are incremental (reports/mutation/*.incremental.json:
 # only mutants whose code or covering tests changed are run again); --full starts from scratch.
 # MURI_MUTATION=1 tells tests that run once per mutant to use smaller sizes (pipeline.test.ts).
+# --retest runs the surviving and uncovered mutants of the last run again: Stryker knows a tap test
+# only by its file name, so tests added to an existing file do not make it re-run a survivor.
+# MURI_MUTATE_CONCURRENCY=1 runs one test process at a time; MURI_MUTATE_LINES=a-b[,c-d] mutates
+# only those lines of a one-file target (see base.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 full=0
+retest=0
 args=()
 for a in "$@"; do
-  if [ "$a" = "--full" ]; then full=1; else args+=("$a"); fi
+  case "$a" in
+    --full) full=1 ;;
+    --retest) retest=1 ;;
+    *) args+=("$a") ;;
+  esac
 done
 [ ${#args[@]} -gt 0 ] || args=(data)
 
@@ -31,6 +40,14 @@ mkdir -p reports/mutation
 for t in "${targets[@]}"; do
   file="${t//\//-}"
   [ "$full" = 1 ] && rm -f "reports/mutation/${file}.incremental.json"
+  if [ "$retest" = 1 ] && [ -f "reports/mutation/${file}.incremental.json" ]; then
+    node --input-type=module -e '
+      import { readFileSync, writeFileSync } from "node:fs";
+      const path = process.argv[1];
+      const report = JSON.parse(readFileSync(path, "utf8"));
+      for (const f of Object.values(report.files)) f.mutants = f.mutants.filter((m) => m.status !== "Survived" && m.status !== "NoCoverage");
+      writeFileSync(path, JSON.stringify(report));' "reports/mutation/${file}.incremental.json"
+  fi
   mode=incremental
   [ -f "reports/mutation/${file}.incremental.json" ] || mode=full
   echo "mutate.sh: ${t} (${mode})" >&2

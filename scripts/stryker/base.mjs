@@ -50,7 +50,7 @@ export const TARGETS = {
       // Line ranges move when the file changes: check them before a run.
       ["roles/magu-sync-push", ["agents/roles/shared/magu-sync.ts:218-234", "agents/roles/shared/magu-sync.ts:289-419"], ["adversarial-push"]],
       ["roles/prover", "agents/roles/node/prover.ts", ["prover"]],
-      ["roles/validator-audit", "agents/roles/validator/validator.ts:441-511", ["adversarial-audit", "validator"]],
+      ["roles/validator-audit", "agents/roles/validator/validator.ts:462-530", ["adversarial-audit", "validator"]],
       ["roles/search-checker", "agents/roles/validator/search-checker.ts", ["adversarial-search"]],
     ].map(([name, mutate, tests]) => [
       name,
@@ -58,6 +58,13 @@ export const TARGETS = {
     ]),
   ),
 };
+
+function linesOf(mutate, ranges) {
+  const files = new Set(mutate.map((m) => m.split(":")[0]));
+  if (files.size !== 1) throw new Error(`MURI_MUTATE_LINES needs a one-file target, got ${mutate.join(" ")}`);
+  const [file] = files;
+  return ranges.split(",").map((r) => `${file}:${r.trim()}`);
+}
 
 export function configFor(name) {
   const t = TARGETS[name];
@@ -68,8 +75,12 @@ export function configFor(name) {
     plugins: ["@stryker-mutator/tap-runner"],
     tap: { testFiles: t.testFiles, nodeArgs: ["--import", "tsx"], forceBail: true },
     coverageAnalysis: "perTest",
-    mutate: t.mutate,
-    concurrency: t.concurrency ?? 2,
+    // MURI_MUTATE_LINES=a-b[,c-d] mutates only those lines of a one-file target: a role target
+    // takes hours at concurrency 1, so it can be measured in parts. Results of earlier parts stay in
+    // the incremental file and in the report (Stryker keeps results outside the mutated range).
+    mutate: process.env.MURI_MUTATE_LINES ? linesOf(t.mutate, process.env.MURI_MUTATE_LINES) : t.mutate,
+    // MURI_MUTATE_CONCURRENCY=1 runs one test process at a time (a machine shared with other work).
+    concurrency: Number(process.env.MURI_MUTATE_CONCURRENCY) || (t.concurrency ?? 2),
     timeoutMS: t.timeoutMS ?? 20_000,
     timeoutFactor: 2,
     // Sandboxes (.stryker-tmp/) and reports (reports/) stay out of git and eslint.

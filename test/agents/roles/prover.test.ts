@@ -12,8 +12,9 @@ import { blockPath, storePaths } from "../../../agents/store/layout.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, MaguRootMismatchError, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
+import type { Logger } from "../../../agents/store/logger.js";
 import { createProver, type MissingReason, type Prover } from "../../../agents/roles/node/prover.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, freePort, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, freePort, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain, type LogEntry } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
@@ -22,8 +23,11 @@ const K = 3;
 const M = 2;
 const MEMBERS = 5;
 const FRAGMENTS = 10;
-/** Bound on a wait for the provers (a failure only: the chain moves only when the test mines or a prover sends). */
-const WAIT_MS = 60_000;
+/**
+ * Bound on a wait for the provers (a failure only: the chain moves only when the test mines or a
+ * prover sends). Under `npm run mutate` (MURI_MUTATION=1) 20 s: a mutant that stops proving fails sooner.
+ */
+const WAIT_MS = process.env.MURI_MUTATION ? 20_000 : 60_000;
 
 interface Node {
   address: Address;
@@ -33,6 +37,8 @@ interface Node {
   store: FragmentStore;
   index: MaguIndex;
   prover: Prover;
+  /** What the prover logged (also printed with MURI_TEST_LOG=1). */
+  log: LogEntry[];
   held: number[];
   missing: { maguId: bigint; fragment: number; cid?: CID; reason: MissingReason }[];
 }
@@ -112,7 +118,8 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       for (const f of held) await store.put(cids[f]!, fragments[f]!);
       await index.recordFragments(maguId, root, fragmentRoots, cids);
       await index.setHeld(maguId, held);
-      const node = { address, slot, dir, meta, store, index, held, missing: [] } as unknown as Node;
+      const logger = recordingLogger();
+      const node = { address, slot, dir, meta, store, index, held, missing: [], log: logger.entries } as unknown as Node;
       node.prover = createProver(
         {
           member: address,
@@ -127,7 +134,7 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
           walletClient: s.walletClient,
           store,
           index,
-          logger: process.env.MURI_TEST_LOG ? consoleLogger(`node${i}`) : recordingLogger(),
+          logger: process.env.MURI_TEST_LOG ? consoleLogger(`node${i}`, logger) : logger,
         },
       );
       nodes.push(node);
@@ -169,6 +176,13 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       assert.equal(n.prover.stats().submitted, 2, `member ${n.slot} submitted exactly twice`);
       assert.equal(n.prover.stats().failed, 0);
       assert.equal((await n.index.get(maguId))?.lastProvenPeriod, startPeriod + 1n);
+      const proofs = n.log.filter((e) => e.msg === "proof submitted");
+      assert.deepEqual(
+        proofs.map((e) => [e.level, e.context?.maguId, e.context?.period, e.context?.fragments, typeof e.context?.tx, typeof e.context?.block]),
+        await Promise.all(
+          [startPeriod, startPeriod + 1n].map(async (p) => ["info", maguId.toString(), p.toString(), (await reader().challengeManager.read.challengeFor([maguId, n.address, p])).length, "string", "string"]),
+        ),
+      );
     }
   });
 
@@ -188,6 +202,9 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
     assert.equal(again.stats().submitted, 0);
     await n.prover.start();
   });
+
+  /** The victim of the corrupt-fragment test and the period whose challenge named its lost fragment. */
+  let loss: { victim: Node; period: bigint } | undefined;
 
   test("a corrupt fragment is reported and never proven with; the others keep proving", async () => {
     const victim = nodes.find((n) => n.held.length >= 2) ?? nodes[0]!;
@@ -220,15 +237,207 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       await until("three more victim passes", async () => victim.prover.stats().passes >= passes + 3);
       assert.equal(await state(victim.address, period), 0);
       assert.equal(await pub.getTransactionCount({ address: victim.address }), nonce, "no doomed proof sent");
+      assert.equal(victim.prover.stats().failed, 0, "no doomed proof even tried");
       assert.equal(victim.missing.filter((m) => m.fragment === lost).length, 1, "reported once per period");
       assert.equal(await victim.store.has(cids[lost]!), false, "the corrupt file was quarantined");
+      assert.ok(victim.prover.stats().blocked >= 1, "the blocked period is counted");
+      loss = { victim, period };
     }
     assert.ok(named, "some challenge named the lost fragment");
+    for (const n of others) assert.equal(n.prover.stats().blocked, 0);
+  });
+
+  test("a prover without the data reports each challenged fragment once, outlives a throwing callback and stops at the deadline", async () => {
+    assert.ok(loss, "the corrupt-fragment test ran");
+    const { victim, period } = loss;
+    await victim.prover.stop();
+    const s = signer(chain.rpcUrl, d, chain.keys[1 + nodes.indexOf(victim)]!);
+    const dir = await tempDir("muri-prover-probe-");
+    const meta = await openMetaDb(`${dir}/meta`);
+    const store = await openFragmentStore({ dir, quotaBytes: 64 * 1024 * 1024, metaDb: meta, sync: "none" });
+    /** Another prover for the victim's address, over `store` (empty at first) and `index`. */
+    const probe = (index: MaguIndex, onMissingFragment?: (id: bigint, fragment: number, cid: CID | undefined, reason: MissingReason) => void) => {
+      const logger = recordingLogger();
+      const prover = createProver(
+        { member: victim.address, pollMs: 100, onMissingFragment },
+        { contracts: getMuriContracts(d.contracts, s), publicClient: s.publicClient, walletClient: s.walletClient, store, index, logger },
+      );
+      return { prover, logger, errors: () => logger.entries.filter((e) => e.level === "error"), warnings: () => logger.entries.filter((e) => e.level === "warn") };
+    };
+    try {
+      const nonce = await pub.getTransactionCount({ address: victim.address });
+      // The distinct fragments the period's challenge names, in challenge order.
+      const named = [...new Set((await reader().challengeManager.read.challengeFor([maguId, victim.address, period])).map((i) => i.fragment))];
+      const missingLog = (reason: MissingReason) =>
+        named.map((f) => ({ msg: "challenged fragment missing or corrupt; not submitting a proof", context: { maguId: maguId.toString(), period: period.toString(), fragment: f, cid: cids[f]!.toString(), reason } }));
+
+      // Nothing in the store: every named fragment is reported once, with its CID; the callback's
+      // error is logged and the pass goes on; the blocked period counts once per pass.
+      const calls: { id: bigint; fragment: number; cid?: string; reason: MissingReason }[] = [];
+      const a = probe(victim.index, (id, fragment, cid, reason) => {
+        calls.push({ id, fragment, cid: cid?.toString(), reason });
+        throw new Error("repair is down");
+      });
+      await a.prover.runOnce();
+      assert.deepEqual(calls, named.map((f) => ({ id: maguId, fragment: f, cid: cids[f]!.toString(), reason: "not-found" })));
+      assert.deepEqual(a.errors().map(({ msg, context }) => ({ msg, context })), missingLog("not-found"));
+      assert.deepEqual(a.warnings().map((e) => e.msg), named.map(() => "onMissingFragment callback threw"));
+      assert.ok(a.warnings().every((e) => e.context?.error === "repair is down" && e.context?.reason === "not-found"), JSON.stringify(a.warnings()));
+      assert.deepEqual(a.prover.stats(), { submitted: 0, failed: 0, blocked: 1, passes: 1 });
+      await a.prover.runOnce();
+      assert.equal(calls.length, named.length, "not reported again in the same period");
+      assert.equal(a.errors().length, named.length);
+      assert.deepEqual(a.prover.stats(), { submitted: 0, failed: 0, blocked: 2, passes: 2 });
+
+      // No callback: the same report, nothing else logged.
+      const b = probe(victim.index);
+      await b.prover.runOnce();
+      assert.deepEqual(b.errors().map(({ msg, context }) => ({ msg, context })), missingLog("not-found"));
+      assert.equal(b.warnings().length, 0);
+
+      // Each CID in the store, but the index pairs it with the next fragment's root: the bytes
+      // match their CID and not the recorded root, so the index is wrong ("root-mismatch").
+      const shifted = cids.map((_, i) => cids[(i + 1) % FRAGMENTS]!);
+      for (const f of named) await store.put(cids[(f + 1) % FRAGMENTS]!, fragments[(f + 1) % FRAGMENTS]!);
+      const wrongIndex = createMaguIndex({}, { metaDb: meta });
+      await wrongIndex.recordFragments(maguId, maguRoot(fragmentRoots), fragmentRoots, shifted);
+      const c = probe(wrongIndex);
+      await c.prover.runOnce();
+      assert.deepEqual(
+        c.errors().map(({ msg, context }) => ({ msg, context })),
+        missingLog("root-mismatch").map((e) => ({ ...e, context: { ...e.context, cid: shifted[e.context.fragment]!.toString() } })),
+      );
+      for (const f of named) assert.equal(await store.has(cids[(f + 1) % FRAGMENTS]!), true, "a valid file is not quarantined");
+
+      // The deadline: two blocks before it a pass still tries; one block before it a transaction
+      // could not land in time, so the period is left alone.
+      const deadline = await reader().challengeManager.read.proofDeadline([period]);
+      assert.ok((await pub.getBlockNumber({ cacheTime: 0 })) < deadline - 2n, "the test reached the period early enough");
+      await mineTo(deadline - 2n);
+      const early = probe(victim.index);
+      await early.prover.runOnce();
+      assert.equal(early.prover.stats().blocked, 1);
+      await mineTo(deadline - 1n);
+      const late = probe(victim.index);
+      await late.prover.runOnce();
+      assert.deepEqual(late.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 1 });
+      assert.deepEqual(late.logger.entries.filter((e) => e.level !== "debug"), []);
+      assert.equal(await pub.getTransactionCount({ address: victim.address }), nonce, "no proof sent");
+    } finally {
+      await store.close();
+      await meta.close();
+    }
+  });
+
+  test("a fresh prover waits for the seed, counts a refused submission, proves once, and a fresh index learns the proof from the chain", async () => {
+    assert.ok(loss, "the corrupt-fragment test ran");
+    const { victim, period: lossPeriod } = loss;
+    await victim.prover.stop(); // (stopped already by the test before)
+    const period = lossPeriod + 1n;
+    const key = chain.keys[1 + nodes.indexOf(victim)]!;
+    const s = signer(chain.rpcUrl, d, key);
+    // The victim's fragments again, the lost one included, in a store of its own.
+    const dir = await tempDir("muri-prover-fresh-");
+    const meta = await openMetaDb(`${dir}/meta`);
+    const store = await openFragmentStore({ dir, quotaBytes: 64 * 1024 * 1024, metaDb: meta, sync: "none" });
+    const index = createMaguIndex({}, { metaDb: meta });
+    await index.recordFragments(maguId, maguRoot(fragmentRoots), fragmentRoots, cids);
+    for (const f of victim.held) await store.put(cids[f]!, fragments[f]!);
+    const proverWith = (index: MaguIndex, wallet = s) => {
+      const logger = recordingLogger();
+      const prover = createProver(
+        { member: victim.address, pollMs: 100 },
+        { contracts: getMuriContracts(d.contracts, wallet), publicClient: wallet.publicClient, walletClient: wallet.walletClient, store, index, logger },
+      );
+      return { prover, logger, notDebug: () => logger.entries.filter((e) => e.level !== "debug") };
+    };
+    try {
+      const fresh = proverWith(index);
+      // The period's first block: its seed (that block's hash) is not fixed yet, nothing is tried.
+      await mineTo(await reader().maguRegistry.read.periodStart([period]));
+      const nonce = await pub.getTransactionCount({ address: victim.address });
+      await fresh.prover.runOnce();
+      assert.deepEqual(fresh.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 1 });
+      assert.equal(fresh.logger.entries.length, 0, "no challenge read before the seed is fixed");
+      await enterPeriod(period);
+
+      // Sent from an account that is not a member, the proof is refused: counted and logged once
+      // per period and message, and the period stays open (tried again on the next pass).
+      const stranger = signer(chain.rpcUrl, d, chain.keys[7]!);
+      const refused = proverWith(index, stranger);
+      await refused.prover.runOnce();
+      await refused.prover.runOnce();
+      assert.deepEqual(refused.prover.stats(), { submitted: 0, failed: 2, blocked: 0, passes: 2 });
+      const failures = refused.notDebug();
+      assert.deepEqual(failures.map((e) => [e.level, e.msg, e.context?.maguId, e.context?.period]), [["error", "proof submission failed", maguId.toString(), period.toString()]]);
+      assert.match(String(failures[0]!.context?.error), /\S/);
+      assert.equal(await state(victim.address, period), 0);
+
+      // The member's own prover proves it once; later passes leave it alone.
+      await fresh.prover.runOnce();
+      assert.equal(await state(victim.address, period), 1);
+      await fresh.prover.runOnce();
+      assert.equal(await pub.getTransactionCount({ address: victim.address }), nonce + 1, "one proof transaction");
+      assert.deepEqual(fresh.prover.stats(), { submitted: 1, failed: 0, blocked: 0, passes: 3 });
+      assert.equal((await index.get(maguId))?.lastProvenPeriod, period);
+      const items = (await reader().challengeManager.read.challengeFor([maguId, victim.address, period])).length;
+      assert.deepEqual(
+        fresh.notDebug().map((e) => [e.level, e.msg, e.context?.maguId, e.context?.period, e.context?.fragments]),
+        [["info", "proof submitted", maguId.toString(), period.toString(), items]],
+      );
+      const answering = fresh.logger.entries.filter((e) => e.msg === "answering challenge");
+      assert.equal(answering.length, 1, "the challenge is read once");
+      assert.deepEqual(answering[0]!.context?.items, items);
+
+      // A prover over a new index learns the proof from the chain (no transaction) and records it.
+      const otherMeta = await openMetaDb(`${await tempDir("muri-prover-index-")}/meta`);
+      try {
+        const newIndex = createMaguIndex({}, { metaDb: otherMeta });
+        await newIndex.recordFragments(maguId, maguRoot(fragmentRoots), fragmentRoots, cids);
+        const restarted = proverWith(newIndex);
+        await restarted.prover.runOnce();
+        assert.equal((await newIndex.get(maguId))?.lastProvenPeriod, period);
+        assert.equal(restarted.prover.stats().submitted, 0);
+        assert.equal(await pub.getTransactionCount({ address: victim.address }), nonce + 1);
+
+        // An index that only knows an older, shorter fragment list cannot prove the committed root: it says so, once.
+        const shortMeta = await openMetaDb(`${await tempDir("muri-prover-short-")}/meta`);
+        try {
+          const shortIndex = createMaguIndex({}, { metaDb: shortMeta });
+          await shortIndex.recordFragments(maguId, maguRoot(fragmentRoots.slice(0, 5)), fragmentRoots.slice(0, 5), cids.slice(0, 5));
+          await mineTo((await reader().maguRegistry.read.periodStart([period + 1n])) + 1n);
+          const short = proverWith(shortIndex, stranger);
+          await short.prover.runOnce();
+          await short.prover.runOnce();
+          assert.deepEqual(
+            short.notDebug().map((e) => ({ level: e.level, msg: e.msg, context: e.context })),
+            [
+              {
+                level: "warn",
+                msg: "fragment list of the committed root is not known; cannot prove",
+                context: { maguId: maguId.toString(), period: (period + 1n).toString(), root: `0x${maguRoot(fragmentRoots).toString("hex")}`, fragmentCount: FRAGMENTS, known: `0x${maguRoot(fragmentRoots.slice(0, 5)).toString("hex")}` },
+              },
+            ],
+          );
+          assert.deepEqual(short.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 2 });
+        } finally {
+          await shortMeta.close();
+        }
+      } finally {
+        await otherMeta.close();
+      }
+    } finally {
+      await store.close();
+      await meta.close();
+    }
   });
 });
 
-function consoleLogger(name: string) {
-  const out = (level: string) => (msg: string, ctx?: Record<string, unknown>) =>
+/** Prints each entry and passes it on to `inner`. */
+function consoleLogger(name: string, inner: Logger): Logger {
+  const out = (level: keyof Logger) => (msg: string, ctx?: Record<string, unknown>) => {
     console.error(name, level, msg, JSON.stringify(ctx, (_k, v) => (typeof v === "bigint" ? v.toString() : v)));
+    inner[level](msg, ctx);
+  };
   return { debug: out("debug"), info: out("info"), warn: out("warn"), error: out("error") };
 }
