@@ -672,30 +672,35 @@ class Follower implements EventFollower {
     return key;
   }
 
+  /**
+   * This follower's handled-log records and checkpoints, with the block each is about, in key
+   * order (checkpoints oldest first: the block is big-endian).
+   */
+  private async *ownRecords(): AsyncIterable<{ kind: "handled" | "checkpoint"; key: Uint8Array; block: bigint; value: Uint8Array }> {
+    const handled = this.handledPrefix();
+    const checkpoints = this.checkpointPrefix();
+    for await (const [key, value] of this.db.bucket(Bucket.chainCursor).entries()) {
+      const kind =
+        key.length === handled.length + 12 && startsWith(key, handled) ? "handled" : key.length === checkpoints.length + 8 && startsWith(key, checkpoints) ? "checkpoint" : undefined;
+      if (kind === undefined) continue;
+      const offset = kind === "handled" ? handled.length : checkpoints.length;
+      yield { kind, key, block: new DataView(key.buffer, key.byteOffset + offset, 8).getBigUint64(0), value };
+    }
+  }
+
   /** Stored checkpoints, newest first. */
   private async loadCheckpoints(): Promise<Array<Required<Cursor>>> {
-    const prefix = this.checkpointPrefix();
     const out: Array<Required<Cursor>> = [];
-    for await (const [key, value] of this.db.bucket(Bucket.chainCursor).entries()) {
-      if (key.length !== prefix.length + 8 || !startsWith(key, prefix) || value.length !== 32) continue;
-      const block = new DataView(key.buffer, key.byteOffset + prefix.length, 8).getBigUint64(0);
-      out.push({ block, hash: `0x${Buffer.from(value).toString("hex")}` as Hex });
+    for await (const r of this.ownRecords()) {
+      if (r.kind === "checkpoint" && r.value.length === 32) out.push({ block: r.block, hash: `0x${Buffer.from(r.value).toString("hex")}` as Hex });
     }
-    return out.sort((a, b) => (a.block < b.block ? 1 : a.block > b.block ? -1 : 0));
+    return out.reverse();
   }
 
   /** Makes `to` the cursor and drops checkpoints and handled-log records after it, atomically. */
   private async forgetAfter(to: Required<Cursor>): Promise<void> {
-    const handled = this.handledPrefix();
-    const checkpoints = this.checkpointPrefix();
     const drop: Uint8Array[] = [];
-    for await (const key of this.db.bucket(Bucket.chainCursor).keys()) {
-      const isHandled = key.length === handled.length + 12 && startsWith(key, handled);
-      const isCheckpoint = key.length === checkpoints.length + 8 && startsWith(key, checkpoints);
-      if (!isHandled && !isCheckpoint) continue;
-      const offset = isHandled ? handled.length : checkpoints.length;
-      if (new DataView(key.buffer, key.byteOffset + offset, 8).getBigUint64(0) > to.block) drop.push(key);
-    }
+    for await (const r of this.ownRecords()) if (r.block > to.block) drop.push(r.key);
     await this.db.batch(
       [
         { type: "put", bucket: Bucket.chainCursor, key: this.cursorKey(), value: encodeCursor(to) },
@@ -731,17 +736,11 @@ class Follower implements EventFollower {
    * checkpoints beyond the newest CHECKPOINTS, atomically.
    */
   private async saveCursor(cursor: Cursor): Promise<void> {
-    const handled = this.handledPrefix();
-    const checkpoints = this.checkpointPrefix();
     const stale: Uint8Array[] = [];
     const kept: Uint8Array[] = [];
-    for await (const key of this.db.bucket(Bucket.chainCursor).keys()) {
-      if (key.length === handled.length + 12 && startsWith(key, handled)) {
-        const block = new DataView(key.buffer, key.byteOffset + handled.length, 8).getBigUint64(0);
-        if (block <= cursor.block) stale.push(key);
-      } else if (key.length === checkpoints.length + 8 && startsWith(key, checkpoints)) {
-        kept.push(key); // keys sort by block (big-endian), oldest first
-      }
+    for await (const r of this.ownRecords()) {
+      if (r.kind === "handled" && r.block <= cursor.block) stale.push(r.key);
+      else if (r.kind === "checkpoint") kept.push(r.key); // oldest first
     }
     const puts: Array<{ type: "put"; bucket: Bucket; key: Uint8Array; value: Uint8Array }> = [
       { type: "put", bucket: Bucket.chainCursor, key: this.cursorKey(), value: encodeCursor(cursor) },

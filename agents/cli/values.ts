@@ -2,9 +2,11 @@
  * Parsers of option values, each naming the option in its error: MURI amounts with decimals,
  * byte sizes with units, roles, peer ids, integers, keys and URLs.
  */
+import { readFile } from "node:fs/promises";
 import { peerIdFromMultihash, peerIdFromString } from "@libp2p/peer-id";
 import * as Digest from "multiformats/hashes/digest";
 import { formatUnits, parseUnits, toHex, type Hex } from "viem";
+import { rpcUrlList } from "../chain/index.js";
 import { UsageError } from "./errors.js";
 
 /** MURI has 18 decimals, like ether. */
@@ -145,7 +147,8 @@ export function parseKey(value: string, option: string): Hex {
 
 /** An http(s) JSON-RPC URL. */
 export function parseRpcUrl(value: string, option: string): string {
-  const urls = value.split(",").map((u) => u.trim());
+  const urls = rpcUrlList(value);
+  if (urls.length === 0) throw new UsageError(`${option}: needs a URL, e.g. http://127.0.0.1:8545`);
   for (const v of urls) {
     let ok: boolean;
     try {
@@ -169,4 +172,13 @@ export function parseMultiaddr(value: string, option: string): string {
   if (!/^(\/[^/\s]+)+$/.test(v))
     throw new UsageError(`${option}: "${value}" is not a multiaddr such as /ip4/127.0.0.1/tcp/4001`);
   return v;
+}
+
+/** The passphrase in a file (its first line); the error names the option and the file. */
+export async function readPassphraseFile(path: string, option: string): Promise<string> {
+  try {
+    return (await readFile(path, "utf8")).split(/\r?\n/)[0]!;
+  } catch (err) {
+    throw new UsageError(`${option}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }

@@ -3,13 +3,12 @@
  * an encrypted keystore (Web3 secret storage v3, scrypt) for `muri node|validator --keystore FILE`,
  * so the key never appears on a command line. Without --key a new key is generated.
  */
-import { readFile } from "node:fs/promises";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
 import { encryptKeystore, KEYSTORE_SCRYPT_N } from "../../chain/index.js";
 import { createKeyFile } from "../../store/key-file.js";
 import type { LocalCommand } from "../devnet/local-command.js";
 import { ExitCode, UsageError } from "../errors.js";
-import { parseInteger, parseKey } from "../values.js";
+import { parseInteger, parseKey, readPassphraseFile } from "../values.js";
 
 export const keystoreNewCommand: LocalCommand = {
   path: ["keystore", "new"],
@@ -38,12 +37,7 @@ export const keystoreNewCommand: LocalCommand = {
     const nOption = args.string("scrypt-n");
     const n = nOption === undefined ? KEYSTORE_SCRYPT_N : Number(parseInteger(nOption, "--scrypt-n", { max: 1n << 24n }));
     if (n < 1024 || (n & (n - 1)) !== 0) throw new UsageError(`--scrypt-n: ${n} is not a power of two of at least 1024`);
-    let passphrase: string;
-    try {
-      passphrase = (await readFile(passwordFile, "utf8")).split(/\r?\n/)[0]!;
-    } catch (err) {
-      throw new UsageError(`--password-file: cannot read ${passwordFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
+    const passphrase = await readPassphraseFile(passwordFile, "--password-file");
     if (passphrase.length === 0) throw new UsageError("--password-file: the passphrase is empty");
     try {
       await createKeyFile(out, Buffer.from(encryptKeystore(key, passphrase, { n })));

@@ -9,7 +9,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { RAW_CODEC } from "../../data/constants.js";
-import { createMaguIndex } from "../../roles/shared/magu-index.js";
+import { createMaguIndex, heldCids } from "../../roles/shared/magu-index.js";
 import { openFragmentStore, openMetaDb } from "../../store/index.js";
 import type { LocalCommand } from "../devnet/local-command.js";
 import { ExitCode, UsageError } from "../errors.js";
@@ -43,15 +43,7 @@ export const nodeFsckCommand: LocalCommand = {
       const store = await openFragmentStore({ dir, quotaBytes: Number.MAX_SAFE_INTEGER, metaDb: meta });
       try {
         const report = await store.fsck({ deep: args.flag("deep") });
-        const index = createMaguIndex({}, { metaDb: meta });
-        const held = new Set<string>();
-        for (const id of await index.maguIds()) {
-          const record = await index.get(id);
-          for (const f of record?.held ?? []) {
-            const cid = record!.cids[f];
-            if (cid !== undefined) held.add(cid.toString());
-          }
-        }
+        const held = await heldCids(createMaguIndex({}, { metaDb: meta }));
         const unreferenced = [];
         for await (const cid of store.list()) if (cid.code === RAW_CODEC && !held.has(cid.toString())) unreferenced.push(cid);
         let dropped = 0;

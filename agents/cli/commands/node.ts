@@ -12,7 +12,7 @@ import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import { ExitCode, UsageError } from "../errors.js";
-import { formatBytes, parseBytes, parseInteger, parseKey, parseMultiaddr, parseMuri } from "../values.js";
+import { formatBytes, parseBytes, parseInteger, parseKey, parseMultiaddr, parseMuri, readPassphraseFile } from "../values.js";
 
 interface NodeOptions {
   key: () => Promise<Hex>;
@@ -73,16 +73,15 @@ export function agentKey(args: CommandArgs, command: string, envVar: string, env
       throw new UsageError("--keystore needs its passphrase: --password-file FILE or $MURI_KEYSTORE_PASSWORD");
     }
     return async () => {
-      const readOr = async (path: string, what: string) => {
-        try {
-          return await readFile(path, "utf8");
-        } catch (err) {
-          throw new UsageError(`${what}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-        }
-      };
-      const passphrase = passwordFile !== undefined ? (await readOr(passwordFile, "--password-file")).split(/\r?\n/)[0]! : env.MURI_KEYSTORE_PASSWORD!;
+      const passphrase = passwordFile !== undefined ? await readPassphraseFile(passwordFile, "--password-file") : env.MURI_KEYSTORE_PASSWORD!;
+      let json: string;
       try {
-        return decryptKeystore(await readOr(keystore, "--keystore"), passphrase);
+        json = await readFile(keystore, "utf8");
+      } catch (err) {
+        throw new UsageError(`--keystore: cannot read ${keystore} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+      try {
+        return decryptKeystore(json, passphrase);
       } catch (err) {
         if (err instanceof KeystoreError) throw new UsageError(`--keystore ${keystore}: ${err.message.replace(/^keystore: /, "")}`);
         throw err;

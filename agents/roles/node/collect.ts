@@ -7,7 +7,7 @@
 import type { CID } from "multiformats/cid";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
-import type { MaguIndex } from "../shared/magu-index.js";
+import { heldCids, type MaguIndex } from "../shared/magu-index.js";
 import type { MaguSync } from "../shared/magu-sync.js";
 
 export interface CollectComponents {
@@ -36,15 +36,7 @@ export async function collectMagu(maguId: bigint, reason: string, c: CollectComp
   const record = await c.index.get(maguId);
   if (record === undefined) return out;
   const mine = record.held.map((f) => record.cids[f]).filter((cid): cid is CID => cid !== undefined);
-  const elsewhere = new Set<string>();
-  for (const id of await c.index.maguIds()) {
-    if (id === maguId) continue;
-    const other = await c.index.get(id);
-    for (const f of other?.held ?? []) {
-      const cid = other!.cids[f];
-      if (cid !== undefined) elsewhere.add(cid.toString());
-    }
-  }
+  const elsewhere = await heldCids(c.index, maguId);
   for (const cid of mine) {
     if (elsewhere.has(cid.toString())) {
       out.shared++;

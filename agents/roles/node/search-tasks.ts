@@ -20,6 +20,7 @@ import { encodeHitHex } from "../../data/vectors.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
 import type { VectorService } from "../shared/vector-service.js";
+import { placedFragments } from "../shared/search-market.js";
 
 export const DEFAULT_TASK_POLL_MS = 500;
 const RECEIPT_TIMEOUT_MS = 60_000;
@@ -133,12 +134,8 @@ export function createSearchTasks(init: SearchTasksInit, components: SearchTasks
     const found = await vectors.search(args.magu, query, k, { exact: true });
     // Only fragments this member is placed on: an entry from another's fragment reads as copied
     // (SearchMarket's NotHolder) and costs the dispute slash, even when it is true.
-    const placed = new Map<number, boolean>();
-    for (const f of new Set(found.hits.map((h) => h.fragment))) {
-      const holding = await contracts.maguRegistry.read.holders([args.magu, BigInt(f)]);
-      placed.set(f, holding.some((h) => h.toLowerCase() === init.member.toLowerCase()));
-    }
-    const hits = found.hits.filter((h) => placed.get(h.fragment) === true);
+    const placed = await placedFragments(contracts, args.magu, init.member, found.hits.map((h) => h.fragment));
+    const hits = found.hits.filter((h) => placed.has(h.fragment));
     if (hits.length < found.hits.length) {
       log.warn("search task: hits from fragments this node is not placed on left out", { task: args.task.toString(), dropped: found.hits.length - hits.length });
     }

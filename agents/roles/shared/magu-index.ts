@@ -350,3 +350,17 @@ class LevelMaguIndex implements MaguIndex {
     for await (const k of this.meta.db.keys({ gte, lt })) yield k.subarray(1);
   }
 }
+
+/** CIDs (as strings) of the fragments the Magus recorded in `index` hold here, `except` one Magu. */
+export async function heldCids(index: Pick<MaguIndex, "maguIds" | "get">, except?: bigint): Promise<Set<string>> {
+  const held = new Set<string>();
+  for (const id of await index.maguIds()) {
+    if (id === except) continue;
+    const record = await index.get(id);
+    for (const f of record?.held ?? []) {
+      const cid = record!.cids[f];
+      if (cid !== undefined) held.add(cid.toString());
+    }
+  }
+  return held;
+}

@@ -99,3 +99,17 @@ export async function finalizeTask(contracts: WriteContracts, publicClient: Muri
   }
   return parseEventLogs({ abi: searchMarketAbi, logs: receipt.logs, eventName: "TaskFinalized" }).length > 0;
 }
+
+/**
+ * Which of `fragments` of `magu` `member` is placed on (`MaguRegistry.holders`, the rule
+ * SearchMarket's NotHolder falsehood applies): an entry from any other was copied, not searched.
+ * One chain read per distinct fragment.
+ */
+export async function placedFragments(contracts: Pick<ReadContracts, "maguRegistry">, magu: bigint, member: Address, fragments: Iterable<number>): Promise<Set<number>> {
+  const placed = new Set<number>();
+  for (const f of new Set(fragments)) {
+    const holding = await contracts.maguRegistry.read.holders([magu, BigInt(f)]);
+    if (holding.some((h) => h.toLowerCase() === member.toLowerCase())) placed.add(f);
+  }
+  return placed;
+}

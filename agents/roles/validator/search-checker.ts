@@ -26,7 +26,7 @@ import type { P2PNode } from "../../p2p/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
 import { registeredPeer } from "../shared/peers.js";
-import { finalizeTask } from "../shared/search-market.js";
+import { finalizeTask, placedFragments } from "../shared/search-market.js";
 import type { VectorService } from "../shared/vector-service.js";
 
 const RECEIPT_TIMEOUT_MS = 60_000;
@@ -141,16 +141,11 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
     const query = new Int16Array(dim);
     for (let i = 0; i < dim; i++) query[i] = queryBytes.readInt16BE(2 * i);
     const rs = recordSize(dim);
-    const holds = new Map<number, boolean>();
+    const hits = entries.map((e) => decodeHit(e));
+    const placed = await placedFragments(contracts, maguId, member, hits.map((h) => h.fragment));
     for (let index = 0; index < entries.length; index++) {
-      const hit = decodeHit(entries[index]!);
-      let placed = holds.get(hit.fragment);
-      if (placed === undefined) {
-        const holding = await contracts.maguRegistry.read.holders([maguId, BigInt(hit.fragment)]);
-        placed = holding.some((h) => h.toLowerCase() === member.toLowerCase());
-        holds.set(hit.fragment, placed);
-      }
-      if (!placed) {
+      const hit = hits[index]!;
+      if (!placed.has(hit.fragment)) {
         stats.checked++;
         const lie = `fragment ${hit.fragment} is not placed on the member (an entry copied, not searched)`;
         log.warn("search check: false entry, disputing", { task: task.toString(), member, index, lie });
