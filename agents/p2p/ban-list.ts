@@ -33,11 +33,16 @@ export class PeerBanList {
     this.now = init.now ?? Date.now;
   }
 
-  /** Bans `peer` for the configured time; returns the ban, or undefined when banning is off. */
-  ban(peer: PeerId | string, reason: string): PeerBan | undefined {
-    if (this.banMs <= 0) return undefined;
+  /**
+   * Bans `peer` for `ms` (default: the configured time); returns the ban, or undefined when
+   * banning is off. A shorter ban never cuts a longer one in force short.
+   */
+  ban(peer: PeerId | string, reason: string, ms: number = this.banMs): PeerBan | undefined {
+    if (this.banMs <= 0 || ms <= 0) return undefined;
     const key = peer.toString();
-    const ban = { until: this.now() + this.banMs, reason };
+    const current = this.get(key);
+    const until = this.now() + ms;
+    const ban = current !== undefined && current.until > until ? current : { until, reason };
     this.bans.delete(key);
     this.bans.set(key, ban);
     while (this.bans.size > this.maxEntries) {

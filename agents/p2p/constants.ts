@@ -52,6 +52,23 @@ export const DEFAULT_LIMITS = {
   maxTransfersPerPeer: 32,
   /** How long a peer that broke the protocol is refused (0 disables banning). */
   banMs: 10 * 60_000,
+  /**
+   * Payload rate every transfer must keep once `transferGraceMs` have passed (0: no floor). A peer
+   * below it - dribbling a push, or reading a fetch that slowly - loses the slot and is banned for
+   * `slowBanMs`; a stall mid-request (no byte for `readTimeoutMs`) is treated the same.
+   */
+  minTransferBytesPerSec: 64 * 1024,
+  /** Start of a transfer that the floor leaves alone (connection warm-up, a busy event loop). */
+  transferGraceMs: 3_000,
+  /** How long a peer that was too slow is refused: shorter than `banMs`, it may be a bad link. */
+  slowBanMs: 60_000,
+  /**
+   * Requests (fetches and pushes) one peer may start per second, on average (0: unlimited); more
+   * are answered "busy: rate limit" before they take a slot. 512/s of 1 MiB fragments is 512 MiB/s.
+   */
+  peerRequestsPerSec: 512,
+  /** Requests one peer may start at once after being quiet (its bucket's size). */
+  peerRequestBurst: 1_024,
   /** Most peers remembered as banned at once; the oldest ban is forgotten first. */
   maxBannedPeers: 10_000,
   /** Size of the chunks a fragment is written in. */

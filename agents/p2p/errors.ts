@@ -53,6 +53,21 @@ export class ReadTimeoutError extends P2PError<{ phase: string; timeoutMs: numbe
   }
 }
 
+/**
+ * A transfer moved its payload slower than the protocol's floor (`minTransferBytesPerSec` after
+ * `transferGraceMs`): the peer dribbles bytes, or reads ours that slowly, and holds a slot meanwhile.
+ */
+export class TransferTooSlowError extends P2PError<{ phase: string; moved: number; total: number; elapsedMs: number; minBytesPerSec: number; peer?: string }> {
+  static readonly code = "ERR_P2P_TOO_SLOW";
+  constructor(phase: string, moved: number, total: number, elapsedMs: number, minBytesPerSec: number, peer?: string) {
+    super(
+      TransferTooSlowError.code,
+      `${phase} moved ${moved} of ${total} bytes in ${elapsedMs} ms, below the floor of ${minBytesPerSec} bytes/s`,
+      { phase, moved, total, elapsedMs, minBytesPerSec, peer },
+    );
+  }
+}
+
 /** A whole fetch or push took longer than its deadline. */
 export class RequestTimeoutError extends P2PError<{ op: string; cid: string; timeoutMs: number; peer?: string }> {
   static readonly code = "ERR_P2P_REQUEST_TIMEOUT";

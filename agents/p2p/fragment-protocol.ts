@@ -28,6 +28,7 @@ import {
   NodeNotStartedError,
   P2PError,
   PeerBannedError,
+  ReadTimeoutError,
   RemoteBadRequestError,
   RemoteNotFoundError,
   RemoteRefusedError,
@@ -35,6 +36,7 @@ import {
   RequestAbortedError,
   RequestTimeoutError,
   StreamClosedError,
+  TransferTooSlowError,
   TruncatedFrameError,
 } from "./errors.js";
 import {
@@ -50,6 +52,7 @@ import {
   type RequestHeader,
 } from "./framing.js";
 import type { P2PMetrics } from "./metrics.js";
+import { RateFloor, TokenBuckets } from "./rate.js";
 import { StreamReader, allocUninitialized, writeChunked } from "./stream-io.js";
 import { StreamPool, retire, type PooledStream } from "./stream-pool.js";
 import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushPolicy, TransferOptions } from "./types.js";
@@ -84,8 +87,14 @@ function isViolation(err: unknown): err is Violation {
     err instanceof MalformedFrameError ||
     err instanceof FrameTooLargeError ||
     err instanceof TruncatedFrameError ||
-    err instanceof CidMismatchError
+    err instanceof CidMismatchError ||
+    err instanceof TransferTooSlowError
   );
+}
+
+/** A peer that was too slow rather than hostile: cut off, banned for `slowBanMs` only. */
+function isSlow(err: unknown): boolean {
+  return err instanceof TransferTooSlowError || err instanceof ReadTimeoutError;
 }
 
 /** A well-formed non-ok answer: the stream is still in step and may carry another request. */
@@ -117,7 +126,7 @@ function isNotFound(err: unknown): boolean {
   return e?.name === "FragmentNotFoundError" || (typeof e?.code === "string" && e.code.includes("NOT_FOUND"));
 }
 
-/** Waits for `value`, but no longer than `signal` allows (the store call itself cannot be cancelled). */
+/** Waits for `value`, but no longer than `signal` allows (the call itself cannot be cancelled). */
 async function bounded<T>(value: T | Promise<T>, signal: AbortSignal): Promise<T> {
   if (!(value instanceof Promise)) return value;
   signal.throwIfAborted();
@@ -132,6 +141,42 @@ async function bounded<T>(value: T | Promise<T>, signal: AbortSignal): Promise<T
     ]);
   } finally {
     if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * One inbound transfer's slot. It is held until the request has ended and every store or policy
+ * call it started has settled: a call abandoned at the request's deadline (a store read, a push
+ * policy's chain read) cannot be cancelled, so it keeps its slot until it ends, and abandoned work
+ * can never pile up beyond the slot limits.
+ */
+class TransferSlot {
+  private open = 1;
+  private abandoned = false;
+
+  constructor(private readonly release: (abandoned: boolean) => void, private readonly onAbandon: () => void) {}
+
+  /** `bounded(value, signal)`, with the slot held until `value` settles. */
+  hold<T>(value: T | Promise<T>, signal: AbortSignal): Promise<T> {
+    if (value instanceof Promise) {
+      this.open++;
+      const drop = (): void => this.drop();
+      value.then(drop, drop);
+    }
+    return bounded(value, signal);
+  }
+
+  /** The request is over (answered, failed or timed out). */
+  end(): void {
+    if (this.open > 1 && !this.abandoned) {
+      this.abandoned = true;
+      this.onAbandon();
+    }
+    this.drop();
+  }
+
+  private drop(): void {
+    if (--this.open === 0) this.release(this.abandoned);
   }
 }
 
@@ -153,8 +198,12 @@ export class FragmentProtocol {
   private readonly highWaterMark: number;
   private controller: AbortController | undefined;
   private active = 0;
+  /** Slots whose request ended while a store or policy call it started still runs. */
+  private abandoned = 0;
   /** Inbound transfers in progress per peer (bounded by `maxTransfersPerPeer`). */
   private readonly activeByPeer = new Map<string, number>();
+  /** Requests each peer may still start (`peerRequestsPerSec`, `peerRequestBurst`). */
+  private readonly requestBuckets: TokenBuckets;
 
   constructor(components: FragmentProtocolComponents, init: FragmentProtocolInit) {
     this.components = components;
@@ -163,6 +212,11 @@ export class FragmentProtocol {
     this.log = components.log;
     this.pool = new StreamPool({ maxPerPeer: init.limits.maxIdleStreamsPerPeer, idleMs: init.limits.pooledStreamIdleMs });
     this.highWaterMark = MAX_REQUEST_HEADER_BYTES + init.limits.chunkBytes;
+    this.requestBuckets = new TokenBuckets({
+      perSec: init.limits.peerRequestsPerSec,
+      burst: init.limits.peerRequestBurst,
+      maxKeys: init.limits.maxBannedPeers,
+    });
   }
 
   /** Registers the stream handler. */
@@ -185,9 +239,14 @@ export class FragmentProtocol {
     await this.components.libp2p.unhandle(FRAGMENT_PROTOCOL);
   }
 
-  /** Inbound requests being handled now. */
+  /** Inbound transfer slots in use now (a request in progress, or abandoned work still running). */
   get activeTransfers(): number {
     return this.active;
+  }
+
+  /** Slots held only by abandoned work: their request ended, a store or policy call did not. */
+  get abandonedTransfers(): number {
+    return this.abandoned;
   }
 
   /** Streams parked for reuse. */
@@ -224,17 +283,23 @@ export class FragmentProtocol {
       // out and reset the stream before the last chunk if they do not match.
       const verifier = new CidVerifier(cid);
       stream.send(encodeRequestHeader({ op: Op.Push, cid, length: bytes.length }));
-      await writeChunked(stream, bytes, {
-        chunkBytes: this.limits.chunkBytes,
-        idleTimeoutMs: this.limits.readTimeoutMs,
-        signal,
-        phase: "push payload",
-        peer,
-        inspect: (chunk, last) => {
-          verifier.update(chunk);
-          if (last && !verifier.matches()) throw mismatch();
-        },
-      });
+      const floor = this.floor(bytes.length, "push payload", peer);
+      try {
+        await writeChunked(stream, bytes, {
+          chunkBytes: this.limits.chunkBytes,
+          idleTimeoutMs: this.limits.readTimeoutMs,
+          signal: AbortSignal.any([signal, floor.signal]),
+          phase: "push payload",
+          peer,
+          inspect: (chunk, last) => {
+            verifier.update(chunk);
+            if (last && !verifier.matches()) throw mismatch();
+            floor.add(chunk.length);
+          },
+        });
+      } finally {
+        floor.stop();
+      }
       await this.readResponse(reader, cid, peer, 0, signal);
       this.components.metrics.pushed(bytes.length);
     });
@@ -348,8 +413,15 @@ export class FragmentProtocol {
     }
     const ok = header.status === Status.Ok;
     const body = ok ? allocUninitialized(header.length) : new Uint8Array(header.length);
-    const onChunk = ok && verifier !== undefined ? (chunk: Uint8Array) => verifier.update(chunk) : undefined;
-    await reader.readInto(body, "response body", readTimeoutMs, signal, onChunk);
+    const floor = this.floor(body.length, "response body", peer);
+    try {
+      await reader.readInto(body, "response body", readTimeoutMs, AbortSignal.any([signal, floor.signal]), (chunk) => {
+        if (ok) verifier?.update(chunk);
+        floor.add(chunk.length);
+      });
+    } finally {
+      floor.stop();
+    }
     if (reader.buffered > 0) throw new MalformedFrameError(`${reader.buffered} bytes after the response`, peer);
     if (ok) return body;
     const context = { cid: cid.toString(), peer, reason: new TextDecoder().decode(body) || statusName(header.status) };
@@ -392,28 +464,36 @@ export class FragmentProtocol {
           retire({ stream, reader, connection });
           return;
         }
+        // A flood is refused before it costs a slot or a store lookup; "busy" tells an honest
+        // client to ask again shortly.
+        if (!this.requestBuckets.take(peer)) {
+          await this.answerAndClose(stream, encodeErrorResponse(Status.Refused, "busy: rate limit"), true);
+          return;
+        }
         const mine = this.activeByPeer.get(peer) ?? 0;
         if (this.active >= this.limits.maxConcurrentTransfers || mine >= this.limits.maxTransfersPerPeer) {
           await this.answerAndClose(stream, encodeErrorResponse(Status.Refused, mine >= this.limits.maxTransfersPerPeer ? "busy: too many transfers from this peer" : "busy"), true);
           return;
         }
-        this.active++;
-        this.activeByPeer.set(peer, mine + 1);
+        const slot = this.openSlot(peer);
         let keepOpen: boolean;
         try {
-          keepOpen = await this.serveRequest(stream, reader, connection.remotePeer, stopSignal);
+          keepOpen = await this.serveRequest(stream, reader, connection.remotePeer, stopSignal, slot);
         } finally {
-          this.active--;
-          const left = (this.activeByPeer.get(peer) ?? 1) - 1;
-          if (left > 0) this.activeByPeer.set(peer, left);
-          else this.activeByPeer.delete(peer);
+          slot.end();
         }
         if (!keepOpen) return;
       }
     } catch (err) {
       if (isViolation(err)) {
         const status = err instanceof FrameTooLargeError ? Status.TooLarge : Status.BadRequest;
-        await this.answerAndClose(stream, encodeErrorResponse(status, err.message), false);
+        // A slow peer gets no answer: it is not reading, and the reset frees its slot at once.
+        if (isSlow(err)) stream.abort(err);
+        else await this.answerAndClose(stream, encodeErrorResponse(status, err.message), false);
+        this.cutOff(connection, err);
+      } else if (err instanceof ReadTimeoutError) {
+        // A stall mid-request holds a slot as dribbling does: the same short ban.
+        stream.abort(err);
         this.cutOff(connection, err);
       } else {
         this.log("fragment stream from %s failed: %s", peer, (err as Error | undefined)?.message);
@@ -424,19 +504,42 @@ export class FragmentProtocol {
     }
   };
 
+  /** Takes an inbound transfer slot for `peer` (the caller has checked the limits). */
+  private openSlot(peer: string): TransferSlot {
+    this.active++;
+    this.activeByPeer.set(peer, (this.activeByPeer.get(peer) ?? 0) + 1);
+    return new TransferSlot(
+      (abandoned) => {
+        this.active--;
+        if (abandoned) this.abandoned--;
+        const left = (this.activeByPeer.get(peer) ?? 1) - 1;
+        if (left > 0) this.activeByPeer.set(peer, left);
+        else this.activeByPeer.delete(peer);
+      },
+      () => {
+        this.abandoned++;
+      },
+    );
+  }
+
+  /** A rate floor for a payload of `total` bytes (see RateFloor). */
+  private floor(total: number, phase: string, peer: string): RateFloor {
+    return new RateFloor(this.limits.minTransferBytesPerSec, this.limits.transferGraceMs, total, phase, peer);
+  }
+
   /** Handles one request; resolves false when the stream cannot carry another one. */
-  private async serveRequest(stream: Stream, reader: StreamReader, remotePeer: PeerId, stopSignal: AbortSignal): Promise<boolean> {
+  private async serveRequest(stream: Stream, reader: StreamReader, remotePeer: PeerId, stopSignal: AbortSignal, slot: TransferSlot): Promise<boolean> {
     const peer = remotePeer.toString();
     const signal = AbortSignal.any([stopSignal, AbortSignal.timeout(this.limits.requestTimeoutMs)]);
     let op: "serve" | "receive" = "serve";
     try {
       const header = await this.readRequestHeader(reader, peer, signal);
       if (header.op === Op.Fetch) {
-        await this.serveFetch(stream, header, peer, signal);
+        await this.serveFetch(stream, header, peer, signal, slot);
         return true;
       }
       op = "receive";
-      return await this.receivePush(stream, reader, header, remotePeer, signal);
+      return await this.receivePush(stream, reader, header, remotePeer, signal, slot);
     } catch (err) {
       this.components.metrics.failed(op, errorCode(err));
       throw err;
@@ -464,12 +567,12 @@ export class FragmentProtocol {
     }
   }
 
-  private async serveFetch(stream: Stream, header: RequestHeader, peer: string, signal: AbortSignal): Promise<void> {
+  private async serveFetch(stream: Stream, header: RequestHeader, peer: string, signal: AbortSignal, slot: TransferSlot): Promise<void> {
     const { readTimeoutMs, chunkBytes, maxFragmentBytes } = this.limits;
     let bytes: Uint8Array | undefined;
     try {
       const { source } = this.components;
-      if (await bounded(source.has(header.cid), signal)) bytes = await bounded(source.get(header.cid), signal);
+      if (await slot.hold(source.has(header.cid), signal)) bytes = await slot.hold(source.get(header.cid), signal);
     } catch (err) {
       if (signal.aborted) throw err;
       if (!isNotFound(err)) {
@@ -488,25 +591,52 @@ export class FragmentProtocol {
       return;
     }
     stream.send(encodeResponseHeader(Status.Ok, bytes.length));
-    await writeChunked(stream, bytes, { chunkBytes, idleTimeoutMs: readTimeoutMs, signal, phase: "fetch payload", peer });
+    const floor = this.floor(bytes.length, "fetch payload", peer);
+    try {
+      await writeChunked(stream, bytes, {
+        chunkBytes,
+        idleTimeoutMs: readTimeoutMs,
+        signal: AbortSignal.any([signal, floor.signal]),
+        phase: "fetch payload",
+        peer,
+        inspect: (chunk) => floor.add(chunk.length),
+      });
+    } finally {
+      floor.stop();
+    }
     this.components.metrics.served(bytes.length);
   }
 
-  private async receivePush(stream: Stream, reader: StreamReader, header: RequestHeader, remotePeer: PeerId, signal: AbortSignal): Promise<boolean> {
+  private async receivePush(
+    stream: Stream,
+    reader: StreamReader,
+    header: RequestHeader,
+    remotePeer: PeerId,
+    signal: AbortSignal,
+    slot: TransferSlot,
+  ): Promise<boolean> {
     const { readTimeoutMs } = this.limits;
     const peer = remotePeer.toString();
     const push = { peer: remotePeer, cid: header.cid, length: header.length };
-    if (this.acceptPush !== undefined && !(await bounded(this.acceptPush(push), signal))) {
+    if (this.acceptPush !== undefined && !(await slot.hold(this.acceptPush(push), signal))) {
       // Not a violation: answer and reset, so the payload in flight is dropped rather than read.
       await this.answerAndClose(stream, encodeErrorResponse(Status.Refused, "push not accepted"), true);
       return false;
     }
     const bytes = allocUninitialized(header.length);
     const verifier = new CidVerifier(header.cid);
-    await reader.readInto(bytes, "push payload", readTimeoutMs, signal, (chunk) => verifier.update(chunk));
+    const floor = this.floor(bytes.length, "push payload", peer);
+    try {
+      await reader.readInto(bytes, "push payload", readTimeoutMs, AbortSignal.any([signal, floor.signal]), (chunk) => {
+        verifier.update(chunk);
+        floor.add(chunk.length);
+      });
+    } finally {
+      floor.stop();
+    }
     if (!verifier.matches()) throw new CidMismatchError(header.cid.toString(), peer);
     try {
-      await bounded(this.components.sink.put(header.cid, bytes, remotePeer), signal);
+      await slot.hold(this.components.sink.put(header.cid, bytes, remotePeer), signal);
     } catch (err) {
       if (signal.aborted) throw err;
       const message = (err as Error | undefined)?.message ?? "error";
@@ -530,11 +660,12 @@ export class FragmentProtocol {
     if (reset) stream.abort(new Error("request refused"));
   }
 
-  /** Closes the connection (resetting its streams) and bans the peer. */
+  /** Closes the connection (resetting its streams) and bans the peer (briefly, if it was only slow). */
   private cutOff(connection: Connection, err: P2PError): void {
     const peer = connection.remotePeer.toString();
     this.components.metrics.violation(err.code);
-    const ban = this.components.banList.ban(connection.remotePeer, err.code);
+    const ms = isSlow(err) ? this.limits.slowBanMs : this.limits.banMs;
+    const ban = this.components.banList.ban(connection.remotePeer, err.code, ms);
     const until = ban !== undefined ? ` (banned until ${new Date(ban.until).toISOString()})` : "";
     this.log.error("cutting off %s: %s%s", peer, err.message, until);
     connection.abort(err);

@@ -137,6 +137,11 @@ export interface P2PNode {
   readonly banList: PeerBanList;
   /** Effective limits. */
   readonly limits: Readonly<P2PLimits>;
+  /**
+   * Inbound transfer slots in use (`active`), and how many of them only abandoned work holds: a
+   * store or policy call that outlived its request's deadline keeps its slot until it ends.
+   */
+  transferSlots(): { active: number; abandoned: number };
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Dials a multiaddr; returns the remote peer id. */
@@ -284,6 +289,10 @@ export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
     libp2p,
     banList,
     limits,
+
+    transferSlots() {
+      return { active: fragments.activeTransfers, abandoned: fragments.abandonedTransfers };
+    },
 
     async start() {
       if (running) return;

@@ -46,6 +46,16 @@ export interface P2PLimits {
   maxTransfersPerPeer: number;
   /** How long a peer that broke the protocol stays banned (0: never banned, only disconnected). */
   banMs: number;
+  /** Payload rate a transfer must keep after `transferGraceMs` (0: no floor). */
+  minTransferBytesPerSec: number;
+  /** Start of a transfer the rate floor leaves alone. */
+  transferGraceMs: number;
+  /** How long a peer that was too slow (below the floor, or stalled mid-request) stays banned. */
+  slowBanMs: number;
+  /** Requests one peer may start per second on average (0: unlimited); more are refused "busy". */
+  peerRequestsPerSec: number;
+  /** Size of each peer's request bucket. */
+  peerRequestBurst: number;
   /** Most bans remembered. */
   maxBannedPeers: number;
   /** Chunk size of fragment writes. */

@@ -40,7 +40,8 @@ describe("adversarial peers", { timeout: 900_000 }, () => {
       spawnPeer({
         store: "fs",
         storeDir: join(dir, "victim"),
-        limits: { readTimeoutMs: READ_TIMEOUT_MS },
+        // A 1-s grace before the rate floor (64 KiB/s by default) applies.
+        limits: { readTimeoutMs: READ_TIMEOUT_MS, transferGraceMs: 1_000 },
         // Every peer here dials from 127.0.0.1: lift libp2p's 5-per-second inbound limit per host.
         connections: { inboundConnectionThreshold: 100 },
       }),
@@ -84,12 +85,28 @@ describe("adversarial peers", { timeout: 900_000 }, () => {
     });
   }
 
-  it("resets a stream that stalls mid-payload, without banning the peer", async () => {
-    const report = await adversary.call<AttackReport>("attack", { target: victim.multiaddrs[0], kind: "stall", redial: true }, ATTACK_CALL_MS);
-    assert.equal(report.outcome, "reset");
-    assert.equal(report.redial, "accepted");
-    assert.equal(await victim.call("isBanned", { peer: report.attacker }), false);
-  });
+  // A slow peer holds a transfer slot for as long as it is let: it is cut off and banned for
+  // slowBanMs (a minute by default), shorter than a hostile frame's ban.
+  for (const { kind, codes } of [
+    // Whichever comes first: the 1-s grace then the floor, or the 1.5-s read timeout.
+    { kind: "stall", codes: ["ERR_P2P_TOO_SLOW", "ERR_P2P_READ_TIMEOUT"] },
+    // Never idle for a read timeout: only the floor catches it.
+    { kind: "dribble", codes: ["ERR_P2P_TOO_SLOW"] },
+  ]) {
+    it(`cuts off a peer that ${kind}s mid-payload and bans it for a while`, async () => {
+      const started = Date.now();
+      const report = await adversary.call<AttackReport>("attack", { target: victim.multiaddrs[0], kind, redial: true }, ATTACK_CALL_MS);
+      assert.equal(report.outcome, "reset");
+      assert.equal(report.connectionClosed, true, "the victim kept the connection");
+      assert.equal(report.redial, "refused", "the slow peer could connect again at once");
+      // Caught by the read timeout (1.5 s) or the floor (1 s grace, then 64 KiB/s), not the 30 s deadline.
+      assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
+      const ban = await victim.call<{ reason: string; until: number } | null>("ban", { peer: report.attacker });
+      assert.ok(codes.includes(ban?.reason ?? ""), `banned for ${ban?.reason}`);
+      const left = ban!.until - Date.now();
+      assert.ok(left > 0 && left <= 60_000, `a slow peer's ban lasts at most slowBanMs, ${left} ms left`);
+    });
+  }
 
   it("rejects a holder that serves bytes not matching the CID, and bans it", async () => {
     const cid = await liar.call<string>("makeFragment", { seed: "liar-1", size: 200_000 });

@@ -28,6 +28,19 @@ describe("peer ban list", () => {
     assert.equal(bans.isBanned("c"), true);
   });
 
+  it("bans for a given time, and a shorter ban does not cut a longer one short", () => {
+    let now = 1_000;
+    const bans = new PeerBanList({ banMs: 60_000, maxEntries: 10, now: () => now });
+    assert.equal(bans.ban("slow", "ERR_P2P_TOO_SLOW", 5_000)?.until, 6_000);
+    now = 2_000;
+    assert.equal(bans.ban("slow", "ERR_P2P_CID_MISMATCH")?.until, 62_000, "a longer ban replaces it");
+    assert.deepEqual(bans.ban("slow", "ERR_P2P_TOO_SLOW", 5_000), { until: 62_000, reason: "ERR_P2P_CID_MISMATCH" });
+    now = 61_999;
+    assert.equal(bans.isBanned("slow"), true);
+    now = 62_000;
+    assert.equal(bans.isBanned("slow"), false);
+  });
+
   it("does not ban when banMs is 0, and unban lifts a ban", () => {
     assert.equal(new PeerBanList({ banMs: 0, maxEntries: 10 }).ban("a", "x"), undefined);
     const bans = new PeerBanList({ banMs: 60_000, maxEntries: 10 });

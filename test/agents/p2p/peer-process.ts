@@ -148,6 +148,9 @@ function craft(kind: string, maxFragmentBytes: number): { chunks: Uint8Array[]; 
     }
     case "stall":
       return { chunks: [header(Op.Push, real.length), real.subarray(0, 1000)], closeWrite: false };
+    case "dribble":
+      // The header, then (in `attack`) 64 bytes every 200 ms: never idle for a read timeout.
+      return { chunks: [header(Op.Push, real.length)], closeWrite: false };
     default:
       throw new Error(`unknown attack ${kind}`);
   }
@@ -182,11 +185,16 @@ async function attack(args: Args): Promise<object> {
     try {
       for (const chunk of chunks) if (!stream.send(chunk)) await stream.onDrain({ signal: AbortSignal.timeout(5_000) });
       if (closeWrite) await stream.close({ signal: AbortSignal.timeout(5_000) });
+      // Bounded: 150 pieces (30 s) at most, far past any floor's reaction.
+      for (let i = 0; kind === "dribble" && i < 150 && stream.status === "open"; i++) {
+        stream.send(new Uint8Array(64).fill(i));
+        await new Promise((r) => setTimeout(r, 200));
+      }
     } catch {
       // the victim may reset before everything is written
     }
     const outcome = await streamOutcome;
-    const closed = kind === "stall" ? false : await connectionClosed;
+    const closed = await connectionClosed;
     let redial = "skipped";
     if (args.redial === true) {
       try {
@@ -257,6 +265,8 @@ async function handle(cmd: string, args: Args, p2p: P2PNode): Promise<unknown> {
       return (await p2p.dial(String(args.addr))).toString();
     case "isBanned":
       return p2p.banList.isBanned(String(args.peer));
+    case "ban":
+      return p2p.banList.get(String(args.peer)) ?? null;
     case "attack":
       return await attack(args);
     default:
