@@ -12,6 +12,7 @@ import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import { ExitCode, UsageError } from "../errors.js";
+import { canPrompt, promptHidden } from "../prompt.js";
 import { formatBytes, parseBytes, parseInteger, parseKey, parseMultiaddr, parseMuri, readPassphraseFile } from "../values.js";
 
 interface NodeOptions {
@@ -53,7 +54,7 @@ export function parseConfirmations(args: CommandArgs): number | undefined {
 /** Help lines of the key options shared by `muri node` and `muri validator`. */
 export const KEYSTORE_HELP = [
   "  --keystore FILE      the account's key from an encrypted keystore (Web3 secret storage v3; muri keystore new makes one)",
-  "  --password-file FILE its passphrase, the first line (else $MURI_KEYSTORE_PASSWORD); --key HEX stays for devnets",
+  "  --password-file FILE its passphrase, the first line (else $MURI_KEYSTORE_PASSWORD, else asked at the terminal); --key HEX stays for devnets",
 ];
 
 /** The key options of the agents' commands. */
@@ -69,11 +70,13 @@ export function agentKey(args: CommandArgs, command: string, envVar: string, env
   if (keystore !== undefined) {
     if (args.string("key") !== undefined) throw new UsageError("give the account's key with --keystore FILE or --key HEX, not both");
     const passwordFile = args.string("password-file");
-    if (passwordFile === undefined && !env.MURI_KEYSTORE_PASSWORD) {
-      throw new UsageError("--keystore needs its passphrase: --password-file FILE or $MURI_KEYSTORE_PASSWORD");
-    }
+    const hint = "--keystore needs its passphrase: --password-file FILE or $MURI_KEYSTORE_PASSWORD, or run it at a terminal to be asked";
+    if (passwordFile === undefined && !env.MURI_KEYSTORE_PASSWORD && !canPrompt()) throw new UsageError(hint);
     return async () => {
-      const passphrase = passwordFile !== undefined ? await readPassphraseFile(passwordFile, "--password-file") : env.MURI_KEYSTORE_PASSWORD!;
+      const passphrase =
+        passwordFile !== undefined
+          ? await readPassphraseFile(passwordFile, "--password-file")
+          : (env.MURI_KEYSTORE_PASSWORD ?? (await promptHidden(`passphrase of ${keystore}: `, hint)));
       let json: string;
       try {
         json = await readFile(keystore, "utf8");
