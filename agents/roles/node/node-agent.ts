@@ -43,6 +43,7 @@ import { createRepairer, type Repairer } from "./repair.js";
 import { collectMagu } from "./collect.js";
 import { createSearchTasks, type SearchTasks } from "./search-tasks.js";
 import { createVectorService, type VectorService } from "../shared/vector-service.js";
+import { IndexWorker } from "../../index/index.js";
 import { SearchBudget, type SearchBudgetInit } from "../shared/search-budget.js";
 import { handleSearchProtocol } from "../../p2p/index.js";
 import { Registry } from "prom-client";
@@ -99,6 +100,8 @@ export interface NodeAgentInit {
   efSearch?: number;
   /** Search time peers may use (defaults: `SEARCH_BUDGET_DEFAULTS`). */
   searchBudget?: SearchBudgetInit;
+  /** Keep vector indexes in this thread instead of a worker thread (default false: a worker). */
+  indexInThread?: boolean;
   /** On-chain search tasks whose fee is below this (wei) are not answered (default 0). */
   minTaskFee?: bigint;
   /** Take part in on-chain search tasks (default true when the deployment has a SearchMarket). */
@@ -209,8 +212,14 @@ class StorageNodeAgent implements NodeAgent {
 
     // Peers' searches share the event loop with the prover: each peer, and all together, get a
     // bounded share of its time (search-budget.ts).
+    // HNSW inserts and searches run in a worker thread, so neither delays a proof.
     const budget = new SearchBudget(init.searchBudget);
-    const vectors = createVectorService({ member, dir: init.dir, efSearch: init.efSearch }, { store, index, metaDb, contracts: readContracts, logger: log, budget });
+    const indexWorker = init.indexInThread === true ? undefined : new IndexWorker();
+    if (indexWorker !== undefined) this.stops.push({ name: "index worker", stop: () => indexWorker.close() });
+    const vectors = createVectorService(
+      { member, dir: init.dir, efSearch: init.efSearch },
+      { store, index, metaDb, contracts: readContracts, logger: log, budget, indexWorker },
+    );
     this.stops.push({ name: "vectors", stop: () => vectors.close() });
     this.parts.vectors = vectors;
     const domain = batchDomain(init.deployment.chainId, init.deployment.contracts.maguRegistry);

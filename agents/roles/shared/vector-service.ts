@@ -24,7 +24,7 @@ import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
 import { maguRoot } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
 import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, encodeVectorManifest, type VectorManifest } from "../../data/vector-manifest.js";
-import { openVectorIndex, type SearchHit, type VectorIndex } from "../../index/index.js";
+import { openVectorIndex, type IndexWorker, type SearchHit, type VectorIndex, type VectorIndexOptions, type WorkerVectorIndex } from "../../index/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
@@ -120,7 +120,15 @@ export interface VectorServiceComponents {
   logger?: Logger;
   /** Search time per peer and in all (`search-budget.ts`); none: no limit beyond k and ef. */
   budget?: SearchBudget;
+  /**
+   * Where the indexes live and their inserts and searches run: a worker thread (the node agent's
+   * choice, so the prover is never kept waiting), or this thread when unset.
+   */
+  indexWorker?: IndexWorker;
 }
+
+/** An index in this thread or in the worker: the same calls, search awaited either way. */
+type AnyIndex = VectorIndex | WorkerVectorIndex;
 
 /** What an accepted document assigns this node (for the push policy). */
 export interface AcceptedDocument {
@@ -170,7 +178,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
   const bucket = metaDb.bucket(Bucket.vector);
   const me = init.member.toLowerCase();
   const docs = new Map<bigint, { manifest: VectorManifest; cid: CID; bytes: Uint8Array }>();
-  const indexes = new Map<bigint, Promise<VectorIndex>>();
+  const indexes = new Map<bigint, Promise<AnyIndex>>();
   const saveTimers = new Map<bigint, NodeJS.Timeout>();
   /** Serialises index changes per Magu. */
   const queues = new Map<bigint, Promise<unknown>>();
@@ -183,16 +191,19 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     return next;
   };
 
-  const openIndex = (maguId: bigint, m: VectorManifest): Promise<VectorIndex> => {
+  const worker = components.indexWorker;
+  const open = (options: VectorIndexOptions): Promise<AnyIndex> => (worker !== undefined ? worker.open(options) : openVectorIndex(options));
+
+  const openIndex = (maguId: bigint, m: VectorManifest): Promise<AnyIndex> => {
     let opened = indexes.get(maguId);
     if (opened === undefined) {
       const dir = join(init.dir, "vectors", maguId.toString());
-      opened = openVectorIndex({ dir, dim: m.dim, metric: m.metric, efSearch: init.efSearch }).catch(async (err: Error) => {
+      opened = open({ dir, dim: m.dim, metric: m.metric, efSearch: init.efSearch }).catch(async (err: Error) => {
         if (err.name !== "IndexCorruptError") throw err;
         log.warn("vector index unreadable: rebuilding it from the stored fragments", { magu: maguId.toString(), error: err.message });
         const { rm } = await import("node:fs/promises");
         await rm(dir, { recursive: true, force: true });
-        return openVectorIndex({ dir, dim: m.dim, metric: m.metric, efSearch: init.efSearch });
+        return open({ dir, dim: m.dim, metric: m.metric, efSearch: init.efSearch });
       });
       indexes.set(maguId, opened);
       opened.catch(() => indexes.delete(maguId));
@@ -233,6 +244,16 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
       return added;
     });
   };
+
+  // A dead worker took its indexes along: reopen them from disk and add back what was not saved.
+  const stopWatching = worker?.onExit((err) => {
+    if (closed) return;
+    log.error("the vector index worker exited: reopening the indexes", { error: err.message });
+    indexes.clear();
+    for (const maguId of docs.keys()) {
+      void catchUp(maguId).catch((e: Error) => log.error("reopening a vector index failed", { magu: maguId.toString(), error: e.message }));
+    }
+  });
 
   const verify = async (m: VectorManifest, cid: CID, expected?: ExpectedData): Promise<{ root: Hex; held: number[] }> => {
     const reject = (reason: string): never => {
@@ -330,7 +351,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
       if (doc === undefined) throw new Error(`Magu ${maguId} is not a vector Magu held here`);
       if (query.length !== doc.manifest.dim) throw new Error(`query has ${query.length} components, the Magu's dimension is ${doc.manifest.dim}`);
       const vi = await openIndex(maguId, doc.manifest);
-      const hits = vi.search(query, k, options.exact === true ? { exact: true } : { ef: options.ef });
+      const hits = await vi.search(query, k, options.exact === true ? { exact: true } : { ef: options.ef });
       return { hits, fragments: vi.fragments() };
     },
 
@@ -386,6 +407,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
 
     async close() {
       closed = true;
+      stopWatching?.();
       for (const timer of saveTimers.values()) clearTimeout(timer);
       saveTimers.clear();
       for (const [maguId, opened] of indexes) {
