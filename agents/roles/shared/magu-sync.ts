@@ -27,7 +27,9 @@
  *
  * Acceptance rule (`acceptPush`):
  * - DAG-JSON documents up to `MAX_DOCUMENT_BYTES` from any peer; the sink then requires a manifest
- *   that validates against its CID, or an index document whose manifests this node already has,
+ *   that validates against its CID (kept in memory, `staged-manifests.ts`, and written to disk only
+ *   once an index document that lists it is verified), or an index document whose manifests this
+ *   node has,
  *   whose fragment roots (concatenated in list order) fold to the root of the Magu's pending
  *   proposal (when its CID is the proposal's) or else to the root committed on chain (same
  *   fragment count), and whose Magu has this node as an active member. Anything else is refused
@@ -38,7 +40,8 @@
  * An index document is checked against the chain (kind, status, membership) before any manifest
  * is read; at most `MAX_CONCURRENT_DOCUMENTS` are verified at once; a peer whose documents are
  * refused `REFUSALS_BEFORE_BAN` times within `REFUSAL_WINDOW_MS` is banned (`init.ban`).
- * Limitation: any peer can still fill the quota with valid manifests (no owner check yet).
+ * What reaches the disk is therefore bounded by what Magu owners paid for: manifests that fold to a
+ * Magu's root, within its paid `maxFragments`; made-up manifests stay in a bounded memory area.
  *
  * A verified index document is recorded in the Magu index (`recordFragments` + `setHeld`), which
  * is what the prover and a restart read; the assigned set is rebuilt from it at `load()`.
@@ -56,6 +59,7 @@ import type { PeerId } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
 import type { FragmentSink, IncomingPush, PushPolicy } from "../../p2p/types.js";
 import type { MaguIndex } from "./magu-index.js";
+import { StagedManifests } from "./staged-manifests.js";
 
 /** `type` of a Magu index document. */
 export const MAGU_INDEX_TYPE = "muri/magu-index";
@@ -226,6 +230,8 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   let verifying = 0;
   /** peer -> times its document pushes were refused, within REFUSAL_WINDOW_MS. */
   const refusals = new Map<string, number[]>();
+  /** Manifests pushed and not yet named by a verified index (never on disk before that). */
+  const staged = new StagedManifests();
   /** CID string -> Magu id. */
   const assigned = new Map<string, bigint>();
   const heldCount = new Map<bigint, number>();
@@ -276,10 +282,14 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     const slot = info.members.findIndex((a) => a.toLowerCase() === me);
     if (slot < 0 && init.observer !== true) reject("this node is not a member");
     const manifests: Manifest[] = [];
+    const toWrite: Array<{ cid: CID; bytes: Uint8Array }> = [];
     for (const manifestCid of list.manifestCids) {
-      if (!(await store.has(manifestCid))) reject(`manifest ${manifestCid} not here: push it first`);
+      let bytes = staged.get(manifestCid);
+      if (bytes !== undefined) toWrite.push({ cid: manifestCid, bytes });
+      else if (await store.has(manifestCid)) bytes = await store.get(manifestCid);
+      else reject(`manifest ${manifestCid} not here: push it first`);
       try {
-        manifests.push(decodeManifest(await store.get(manifestCid), manifestCid));
+        manifests.push(decodeManifest(bytes!, manifestCid));
       } catch (err) {
         return reject(`manifest ${manifestCid} unreadable (${(err as Error).message})`);
       }
@@ -300,6 +310,11 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
       reject(`manifests fold to ${root} over ${roots.length} fragments; ${source} ${want.root} over ${want.fragmentCount}`);
     }
     const held = slot < 0 ? [] : fragmentsOfSlot(list.maguId, roots.length, info.params.members, slot, { k, m });
+    // Verified: its manifests go to disk before the record that needs them.
+    for (const w of toWrite) {
+      await store.put(w.cid, w.bytes);
+      staged.drop(w.cid.toString());
+    }
     await index.recordFragments(list.maguId, want.root, roots, cids);
     await index.setHeld(list.maguId, held);
     assign(list.maguId, cids, held);
@@ -343,7 +358,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
       if (verifying >= MAX_CONCURRENT_DOCUMENTS) throw new MaguDocumentError(cid.toString(), "busy: too many documents being verified, retry later");
       verifying++;
       try {
-        await putDocument(cid, bytes);
+        await putDocument(cid, bytes, from?.toString() ?? "local");
       } catch (err) {
         if (err instanceof MaguDocumentError && from !== undefined) refusedBy(from.toString(), err.message);
         throw err;
@@ -354,7 +369,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   };
 
   /** Verifies and keeps one DAG-JSON document (manifest, Magu index, vector index). */
-  const putDocument = async (cid: CID, bytes: Uint8Array): Promise<void> => {
+  const putDocument = async (cid: CID, bytes: Uint8Array, from: string): Promise<void> => {
     let type: unknown;
     try {
       type = (JSON.parse(Buffer.from(bytes).toString("utf8")) as { type?: unknown }).type;
@@ -363,7 +378,8 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     }
     if (type === MANIFEST_TYPE) {
       decodeManifest(bytes, cid);
-      await store.put(cid, bytes);
+      // Kept on disk only once a verified index names it (a made-up one never gets there).
+      if (!(await store.has(cid))) staged.add(cid, bytes, from);
     } else if (type === MAGU_INDEX_TYPE) {
       await verifyIndex(decodeMaguIndexList(bytes, cid), cid);
       await store.put(cid, bytes);

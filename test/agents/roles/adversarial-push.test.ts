@@ -20,6 +20,8 @@ import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { MAX_DOCUMENT_BYTES, REFUSALS_BEFORE_BAN, createMaguSync, encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
 import { sha256 } from "multiformats/hashes/sha2";
+import { identity } from "multiformats/hashes/identity";
+import { StagedManifests } from "../../../agents/roles/shared/staged-manifests.js";
 import { ackSigner, batchDomain, getMuriContracts, openTypedData, proposalTypedData } from "../../../agents/chain/index.js";
 import { privateKeyToAccount } from "viem/accounts";
 import { E18, cleanup, fund, signer } from "../chain/harness.js";
@@ -152,6 +154,7 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
         await push(member, mCid, mBytes);
         await refused(push(member, idx.cid, idx.bytes), /fold to 0x[0-9a-f]{64} over 4 fragments; chain has/);
         assert.equal(await member.store.has(idx.cid), false);
+        assert.equal(await member.store.has(mCid), false, "the forged manifest never reached the disk");
         assert.deepEqual(await member.index.get(magu1), before, "the honest record stands");
         // The forged shard is not assigned: it is refused too.
         await refused(push(member, forged.shards[i]!, bytes), /^push not accepted$/);
@@ -472,6 +475,45 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
       assert.equal(n.sync.held().has(magu2), false);
       for (const cid of other.manifest.shards) assert.equal(n.sync.isAssigned(cid), false);
     }
+  });
+
+  test("made-up manifests from any peer stay off the disk (bounded in memory) until a verified index names them", async () => {
+    const victim = nodes[0]!;
+    const stranger = await createP2PNode({ source: { has: () => false, get: () => new Uint8Array() }, sink: { put: () => undefined } });
+    await stranger.start();
+    try {
+      await stranger.addPeers([victim.p2p.multiaddrs[0]!]);
+      const made: CID[] = [];
+      for (let i = 0; i < 12; i++) {
+        // Valid by its CID alone: a manifest of a file no Magu holds.
+        const fake = encodeManifest(withShard(file1.manifest, i % 4, randomBytes(64 + i)));
+        await stranger.pushFragment(victim.p2p.peerId, fake.cid, fake.bytes, { timeoutMs: 20_000 });
+        made.push(fake.cid);
+      }
+      for (const cid of made) assert.equal(await victim.store.has(cid), false, `${cid} was written to disk`);
+    } finally {
+      await stranger.stop();
+    }
+    // The honest manifest, pushed again, reaches the disk with the index that names it.
+    const outsider = nodes.find((n) => !members1.includes(n.address))!;
+    assert.equal(await outsider.store.has(file1.manifestCid), false, "a node outside Magu 1 keeps no manifest of it");
+  });
+
+  test("StagedManifests: bounded per peer and in all, oldest first", () => {
+    const staged = new StagedManifests({ maxBytes: 300, maxBytesPerPeer: 200 });
+    const cid = (i: number) => CID.create(1, 0x0129, identity.digest(new Uint8Array([i])));
+    staged.add(cid(1), new Uint8Array(100), "a");
+    staged.add(cid(2), new Uint8Array(100), "a");
+    staged.add(cid(3), new Uint8Array(100), "a"); // a's oldest goes
+    assert.equal(staged.get(cid(1)), undefined);
+    assert.equal(staged.bytes, 200);
+    staged.add(cid(4), new Uint8Array(100), "b");
+    staged.add(cid(5), new Uint8Array(100), "b"); // 400 in all: the oldest of anyone goes
+    assert.equal(staged.get(cid(2)), undefined);
+    assert.equal(staged.bytes, 300);
+    assert.deepEqual([3, 4, 5].map((i) => staged.get(cid(i))?.length), [100, 100, 100]);
+    staged.drop(cid(4).toString());
+    assert.equal(staged.size, 2);
   });
 
   test("an index for a Magu this node is not in is refused before any manifest is read; a peer refused again and again is banned", async () => {
