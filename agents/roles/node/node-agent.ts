@@ -47,7 +47,7 @@ import { IndexWorker } from "../../index/index.js";
 import { SearchBudget, type SearchBudgetInit } from "../shared/search-budget.js";
 import { handleSearchProtocol } from "../../p2p/index.js";
 import { Registry } from "prom-client";
-import { registerFollowerMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
+import { registerFollowerMetrics, registerSearchBudgetMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 
 /** Default fragment quota (and registered capacity): 4 GiB. */
 export const DEFAULT_QUOTA_BYTES = 4 * 1024 ** 3;
@@ -384,6 +384,7 @@ class StorageNodeAgent implements NodeAgent {
         "node-agent": () => follower.status(),
         ...(searchTasks ? { "search-tasks": searchTasks.followerStatus } : {}),
       });
+      registerSearchBudgetMetrics(this.registry, () => budget.stats());
       const server = await startMetricsServer({ port: init.metricsPort! }, { registry: this.registry });
       this.metrics = server;
       this.stops.push({ name: "metrics", stop: () => server.close() });

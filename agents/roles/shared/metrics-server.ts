@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { Gauge, type Registry } from "prom-client";
 import type { FollowerState, FollowerStatus } from "../../chain/index.js";
+import type { SearchBudgetStats } from "./search-budget.js";
 
 export interface MetricsServerInit {
   /** TCP port; 0 picks a free one. */
@@ -113,6 +114,37 @@ export function registerFollowerMetrics(registry: Registry, sources: FollowerSou
         const s = status();
         if (s !== undefined) this.set({ follower: name, state: s.state }, 1);
       }
+    },
+  });
+}
+
+/**
+ * Counters of the search budget (`search-budget.ts`), read when `/metrics` is scraped:
+ * `muri_search_served_total`, `muri_search_refused_total{scope="peer"|"node"}`,
+ * `muri_search_time_ms_total` and `muri_search_budget_peers` (peers with a bucket).
+ */
+export function registerSearchBudgetMetrics(registry: Registry, stats: () => SearchBudgetStats): void {
+  const gauge = (name: string, help: string, read: (s: SearchBudgetStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect(this: Gauge) {
+        this.set(read(stats()));
+      },
+    });
+  gauge("muri_search_served_total", "Peers' searches this node ran", (s) => s.served);
+  gauge("muri_search_time_ms_total", "Search time charged to peers, in ms", (s) => Math.round(s.chargedMs));
+  gauge("muri_search_budget_peers", "Peers with a search budget bucket now", (s) => s.peers);
+  new Gauge({
+    name: "muri_search_refused_total",
+    help: "Peers' searches answered busy: the peer's share (scope=peer) or the node's total (scope=node) was spent",
+    labelNames: ["scope"] as const,
+    registers: [registry],
+    collect(this: Gauge<"scope">) {
+      const s = stats();
+      this.set({ scope: "peer" }, s.refusedPeer);
+      this.set({ scope: "node" }, s.refusedNode);
     },
   });
 }

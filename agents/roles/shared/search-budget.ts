@@ -38,7 +38,22 @@ export class SearchBudgetExceededError extends Error {
   }
 }
 
+/** What a budget has let through and refused since it was made (for `/metrics`). */
+export interface SearchBudgetStats {
+  /** Searches run. */
+  served: number;
+  /** Searches refused because the asking peer's share was spent. */
+  refusedPeer: number;
+  /** Searches refused because the node's total was spent. */
+  refusedNode: number;
+  /** Search time charged, in ms. */
+  chargedMs: number;
+  /** Peers with a bucket now. */
+  peers: number;
+}
+
 export class SearchBudget {
+  private readonly counts = { served: 0, refusedPeer: 0, refusedNode: 0, chargedMs: 0 };
   private readonly perPeer: number;
   private readonly total: number;
   private readonly burst: number;
@@ -62,13 +77,25 @@ export class SearchBudget {
   /** Throws `SearchBudgetExceededError` unless `peer` and the node both have time left. */
   check(peer: string): void {
     const p = this.refill(this.peerBucket(peer), this.perPeer);
-    if (p.balance <= 0) throw new SearchBudgetExceededError("peer", (-p.balance / this.perPeer) * 1000 + 1);
+    if (p.balance <= 0) {
+      this.counts.refusedPeer++;
+      throw new SearchBudgetExceededError("peer", (-p.balance / this.perPeer) * 1000 + 1);
+    }
     const n = this.refill(this.node, this.total);
-    if (n.balance <= 0) throw new SearchBudgetExceededError("node", (-n.balance / this.total) * 1000 + 1);
+    if (n.balance <= 0) {
+      this.counts.refusedNode++;
+      throw new SearchBudgetExceededError("node", (-n.balance / this.total) * 1000 + 1);
+    }
+  }
+
+  /** Counts since the budget was made. */
+  stats(): SearchBudgetStats {
+    return { ...this.counts, peers: this.peers.size };
   }
 
   /** Charges `ms` of search time to `peer` and to the node. */
   charge(peer: string, ms: number): void {
+    this.counts.chargedMs += ms;
     this.refill(this.peerBucket(peer), this.perPeer).balance -= ms;
     this.refill(this.node, this.total).balance -= ms;
   }
@@ -76,6 +103,7 @@ export class SearchBudget {
   /** Runs `search` for `peer` if its budget allows, and charges the time it took. */
   async run<T>(peer: string, search: () => Promise<T>): Promise<T> {
     this.check(peer);
+    this.counts.served++;
     const started = this.now();
     try {
       return await search();

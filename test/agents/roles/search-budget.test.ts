@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createP2PNode, handleSearchProtocol, searchRequest, type P2PNode } from "../../../agents/p2p/index.js";
+import { Registry } from "prom-client";
+import { registerSearchBudgetMetrics } from "../../../agents/roles/shared/metrics-server.js";
 import { SearchBudget, SearchBudgetExceededError } from "../../../agents/roles/shared/search-budget.js";
 import { MemoryFragmentStore } from "../p2p/fixtures.js";
 
@@ -29,6 +31,22 @@ describe("search budget", () => {
     b.charge("a", 2);
     assert.throws(() => b.check("a"));
     assert.throws(() => new SearchBudget({ perPeerMsPerSecond: 0 }), /perPeerMsPerSecond must be a positive number/);
+    assert.deepEqual(b.stats(), { served: 0, refusedPeer: 2, refusedNode: 1, chargedMs: 511, peers: 3 }, "charge() alone counts time, not searches");
+  });
+
+  test("its counts reach /metrics", async () => {
+    let t = 0;
+    const b = new SearchBudget({ perPeerMsPerSecond: 10, totalMsPerSecond: 100, burstSeconds: 1, now: () => t });
+    await b.run("p", async () => (t += 12));
+    await assert.rejects(b.run("p", async () => undefined), SearchBudgetExceededError);
+    const registry = new Registry();
+    registerSearchBudgetMetrics(registry, () => b.stats());
+    const text = await registry.metrics();
+    assert.match(text, /^muri_search_served_total 1$/m);
+    assert.match(text, /^muri_search_time_ms_total 12$/m);
+    assert.match(text, /^muri_search_refused_total\{scope="peer"\} 1$/m);
+    assert.match(text, /^muri_search_refused_total\{scope="node"\} 0$/m);
+    assert.match(text, /^muri_search_budget_peers 1$/m);
   });
 
   describe("over libp2p", () => {
