@@ -361,15 +361,18 @@ export interface RpcCall {
 /**
  * An HTTP JSON-RPC proxy on 127.0.0.1 in front of `target` (a real chain), for faults an RPC
  * provider shows: `rewrite` may change any answer (a lagging head, a log from another block) and
- * `down` refuses every request with HTTP 503. Batched requests are answered item by item.
+ * `down` refuses every request with HTTP 503, `hold` delays a request until it resolves (a slow
+ * provider). Batched requests are answered item by item.
  */
 export async function startRpcProxy(
   target: string,
   rewrite: (call: RpcCall, result: unknown) => unknown = (_call, result) => result,
+  hold?: (call: RpcCall) => Promise<void> | void,
 ): Promise<{ url: string; down: boolean; calls: RpcCall[]; close(): Promise<void> }> {
   const state = { down: false, calls: [] as RpcCall[] };
   const forward = async (call: RpcCall & { id?: unknown; jsonrpc?: string }): Promise<unknown> => {
     state.calls.push({ method: call.method, params: call.params });
+    await hold?.(call);
     const res = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(call) });
     const body = (await res.json()) as { result?: unknown; error?: unknown };
     return body.error !== undefined ? body : { ...body, result: rewrite(call, body.result) };

@@ -18,13 +18,13 @@ import { encodeManifest, manifestCidOf, type Manifest } from "../../../agents/da
 import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
-import { MAX_DOCUMENT_BYTES, REFUSALS_BEFORE_BAN, createMaguSync, encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
+import { MAX_CONCURRENT_DOCUMENTS, MAX_DOCUMENT_BYTES, REFUSALS_BEFORE_BAN, createMaguSync, encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
 import { sha256 } from "multiformats/hashes/sha2";
 import { identity } from "multiformats/hashes/identity";
 import { StagedManifests } from "../../../agents/roles/shared/staged-manifests.js";
 import { ackSigner, batchDomain, getMuriContracts, openTypedData, proposalTypedData } from "../../../agents/chain/index.js";
 import { privateKeyToAccount } from "viem/accounts";
-import { E18, cleanup, fund, signer } from "../chain/harness.js";
+import { E18, cleanup, fund, signer, startRpcProxy } from "../chain/harness.js";
 import { commitRoots, createBlobMagu, createVectorMagu, encodeSmallFile, startTestChain, startTestNode, waitUntil, withShard, type TestChain, type TestNode } from "./adversarial-helpers.js";
 import { commitWithAcks } from "./commit-helpers.js";
 
@@ -497,6 +497,35 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     // The honest manifest, pushed again, reaches the disk with the index that names it.
     const outsider = nodes.find((n) => !members1.includes(n.address))!;
     assert.equal(await outsider.store.has(file1.manifestCid), false, "a node outside Magu 1 keeps no manifest of it");
+  });
+
+  test(`at most ${MAX_CONCURRENT_DOCUMENTS} documents are verified at once; the next is refused busy without a chain read`, async () => {
+    // A sync whose chain reads go through a proxy that holds every eth_call until released.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const proxy = await startRpcProxy(t.chain.rpcUrl, undefined, (call) => (call.method === "eth_call" ? gate : undefined));
+    const node = nodes[0]!;
+    try {
+      const slow = getMuriContracts(t.d.contracts, { publicClient: signer(proxy.url, t.d, t.chain.keys[0]!).publicClient });
+      const sync = createMaguSync({ member: node.address }, { store: node.store, index: node.index, contracts: slow });
+      const docs = Array.from({ length: MAX_CONCURRENT_DOCUMENTS + 1 }, (_, i) =>
+        encodeMaguIndexList({ maguId: magu2, manifestCids: [fragmentCid(Buffer.from(`unseen ${i}`))] }),
+      );
+      const first = docs.slice(0, MAX_CONCURRENT_DOCUMENTS).map((d) => sync.sink.put(d.cid, d.bytes, client.peerId) as Promise<void>);
+      await waitUntil("every verification to wait on the chain", async () => proxy.calls.filter((c) => c.method === "eth_call").length >= MAX_CONCURRENT_DOCUMENTS, 20_000);
+      const reads = proxy.calls.length;
+      const last = docs.at(-1)!;
+      await assert.rejects(sync.sink.put(last.cid, last.bytes, client.peerId) as Promise<void>, /busy: too many documents being verified, retry later/);
+      assert.equal(proxy.calls.length, reads, "the refused one read nothing");
+      release();
+      // Each held one then fails on its own merits (its manifest was never pushed).
+      for (const r of await Promise.allSettled(first)) assert.match(String((r as PromiseRejectedResult).reason), /not here: push it first/);
+      // Room again: the same document is now verified (and refused for its manifest, not busy).
+      await assert.rejects(sync.sink.put(last.cid, last.bytes, client.peerId) as Promise<void>, /not here: push it first/);
+    } finally {
+      release();
+      await proxy.close();
+    }
   });
 
   test("StagedManifests: bounded per peer and in all, oldest first", () => {
