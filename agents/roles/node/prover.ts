@@ -9,7 +9,9 @@
  *    A period is tried only once its seed exists (head > period start) and while a transaction
  *    sent now can still land before the deadline (head + 1 < deadline).
  * 3. `proofState` on chain first: anything settled (1 proven, 2 missed) is never submitted again,
- *    so a restart (or a second prover with the same key) cannot double-submit.
+ *    so a restart (or a second prover with the same key) cannot double-submit. A settlement seen
+ *    less than `reorgDepth` blocks ago is asked about again on each pass: a reorganisation may
+ *    have dropped the block that held the proof, and then the period is proven again.
  * 4. `challengeFor`, then each named fragment is read from the store (hash check skipped: the
  *    rebuilt fragment root is compared to the one in the Magu index instead, and the challenged
  *    leaf against the cached tree). Fragment trees are cached per CID in a bounded LRU.
@@ -51,6 +53,8 @@ export const DEFAULT_BLOCK_POLL_MS = 250;
 export const DEFAULT_REPLACE_AFTER_BLOCKS = 3;
 /** Replacements of one proof transaction at most. */
 export const MAX_REPLACEMENTS = 5;
+/** Blocks a settled period is re-checked for, in case a reorganisation undid its proof, by default. */
+export const DEFAULT_REORG_DEPTH = 16;
 /** Magus whose chain state one pass reads at once. */
 const READ_CONCURRENCY = 8;
 
@@ -79,6 +83,8 @@ export interface ProverInit {
   receiptTimeoutMs?: number;
   /** Blocks before an unmined proof transaction is replaced (default `DEFAULT_REPLACE_AFTER_BLOCKS`). */
   replaceAfterBlocks?: number;
+  /** Blocks after which a settled period is not asked about again (default `DEFAULT_REORG_DEPTH`). */
+  reorgDepth?: number;
   /**
    * Called once per (Magu, period, fragment) when a challenged fragment is missing or corrupt, so
    * repair can fetch it again. Errors it throws are logged and ignored.
@@ -106,6 +112,8 @@ export interface ProverStats {
   passes: number;
   /** Proof transactions sent again with higher fees. */
   replaced: number;
+  /** Periods proven again because a reorganisation dropped the block with their proof. */
+  reproven: number;
 }
 
 export interface Prover {
@@ -170,11 +178,11 @@ class ChallengeProver implements Prover {
   private readonly log: Logger;
   private readonly trees: Lru<string, FragmentTree>;
   private readonly maguTrees = new Lru<string, MaguTree>(16);
-  /** `${maguId}:${period}` settled on chain (proven or missed). */
-  private readonly settled = new Set<string>();
+  /** `${maguId}:${period}` settled on chain (proven, missed, nothing to prove) -> the head it was seen at. */
+  private readonly settled = new Map<string, bigint>();
   /** Messages already logged (once per key). */
   private readonly logged = new Set<string>();
-  private readonly counters: ProverStats = { submitted: 0, failed: 0, blocked: 0, passes: 0, replaced: 0 };
+  private readonly counters: ProverStats = { submitted: 0, failed: 0, blocked: 0, passes: 0, replaced: 0, reproven: 0 };
   private controller?: AbortController;
   private loop?: Promise<void>;
   /** First block at which the next period's challenge is fixed (its start + 1), from the last pass. */
@@ -271,7 +279,9 @@ class ChallengeProver implements Prover {
     for (const period of periods) {
       if (period < membership.joinPeriod || period < info.startPeriod || period >= info.endPeriod) continue;
       const key = `${maguId}:${period}`;
-      if (this.settled.has(key)) continue;
+      // Deep enough that no reorganisation is expected to undo it: not asked about again.
+      const seen = this.settled.get(key);
+      if (seen !== undefined && head >= seen + BigInt(this.init.reorgDepth ?? DEFAULT_REORG_DEPTH)) continue;
       // The data this member answers for in that period: the latest batch it acknowledged (or
       // whose grace passed) before the period began; a later commit never changes it.
       const [root, count] = await maguRegistry.read.challengedData([maguId, member, period]);
@@ -294,9 +304,15 @@ class ChallengeProver implements Prover {
 
     const state = await challengeManager.read.proofState([maguId, member, period]);
     if (state !== STATE_OPEN) {
-      this.settled.add(key);
-      if (state === STATE_PROVEN) await this.c.index.recordProven(maguId, period);
+      if (!this.settled.has(key)) {
+        this.settled.set(key, head);
+        if (state === STATE_PROVEN) await this.c.index.recordProven(maguId, period);
+      }
       return;
+    }
+    if (this.settled.delete(key)) {
+      this.counters.reproven++;
+      this.log.warn("a reorganisation undid this period's proof: proving it again", ctx);
     }
 
     const record = await this.c.index.get(maguId);
@@ -319,7 +335,7 @@ class ChallengeProver implements Prover {
     this.log.debug("answering challenge", { ...ctx, head: head.toString(), start: start.toString(), deadline: deadline.toString(), items: items.length });
     if (items.length === 0) {
       // The draw reached no fragment this member holds: nothing to prove, no pay, no miss.
-      this.settled.add(key);
+      this.settled.set(key, head);
       this.log.info("nothing to prove this period (no held fragment challenged)", ctx);
       return;
     }
@@ -355,7 +371,7 @@ class ChallengeProver implements Prover {
           const receipt = await publicClient.getTransactionReceipt({ hash }).catch(() => undefined);
           if (receipt === undefined) continue;
           if (receipt.status !== "success") throw new Error(`proof transaction ${hash} reverted in block ${receipt.blockNumber}`);
-          this.settled.add(job.key);
+          this.settled.set(job.key, receipt.blockNumber);
           await this.c.index.recordProven(job.maguId, job.period).catch((err: unknown) => {
             this.log.warn("could not record the proof in the Magu index", { ...job.ctx, error: describeError(err) });
           });
@@ -423,7 +439,7 @@ class ChallengeProver implements Prover {
     this.logOnce(`submit:${job.key}:${message}`, "error", "proof submission failed", { ...job.ctx, error: message });
     // Settled meanwhile (e.g. the same key proving from elsewhere)? Then stop trying.
     const after = await this.c.contracts.challengeManager.read.proofState([job.maguId, this.init.member, job.period]).catch(() => STATE_OPEN);
-    if (after !== STATE_OPEN) this.settled.add(job.key);
+    if (after !== STATE_OPEN) this.settled.set(job.key, await this.c.publicClient.getBlockNumber({ cacheTime: 0 }).catch(() => 0n));
   }
 
   /** The proofs for `items`, or undefined (after reporting) when a fragment is missing or corrupt. */

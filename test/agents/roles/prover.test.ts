@@ -283,11 +283,11 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       assert.deepEqual(a.errors().map(({ msg, context }) => ({ msg, context })), missingLog("not-found"));
       assert.deepEqual(a.warnings().map((e) => e.msg), named.map(() => "onMissingFragment callback threw"));
       assert.ok(a.warnings().every((e) => e.context?.error === "repair is down" && e.context?.reason === "not-found"), JSON.stringify(a.warnings()));
-      assert.deepEqual(a.prover.stats(), { submitted: 0, failed: 0, blocked: 1, passes: 1, replaced: 0 });
+      assert.deepEqual(a.prover.stats(), { submitted: 0, failed: 0, blocked: 1, passes: 1, replaced: 0, reproven: 0 });
       await a.prover.runOnce();
       assert.equal(calls.length, named.length, "not reported again in the same period");
       assert.equal(a.errors().length, named.length);
-      assert.deepEqual(a.prover.stats(), { submitted: 0, failed: 0, blocked: 2, passes: 2, replaced: 0 });
+      assert.deepEqual(a.prover.stats(), { submitted: 0, failed: 0, blocked: 2, passes: 2, replaced: 0, reproven: 0 });
 
       // No callback: the same report, nothing else logged.
       const b = probe(victim.index);
@@ -320,7 +320,7 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       await mineTo(deadline - 1n);
       const late = probe(victim.index);
       await late.prover.runOnce();
-      assert.deepEqual(late.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 1, replaced: 0 });
+      assert.deepEqual(late.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 1, replaced: 0, reproven: 0 });
       assert.deepEqual(late.logger.entries.filter((e) => e.level !== "debug"), []);
       assert.equal(await pub.getTransactionCount({ address: victim.address }), nonce, "no proof sent");
     } finally {
@@ -357,7 +357,7 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       await mineTo(await reader().maguRegistry.read.periodStart([period]));
       const nonce = await pub.getTransactionCount({ address: victim.address });
       await fresh.prover.runOnce();
-      assert.deepEqual(fresh.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 1, replaced: 0 });
+      assert.deepEqual(fresh.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 1, replaced: 0, reproven: 0 });
       assert.equal(fresh.logger.entries.length, 0, "no challenge read before the seed is fixed");
       await enterPeriod(period);
 
@@ -367,7 +367,7 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       const refused = proverWith(index, stranger);
       await refused.prover.runOnce();
       await refused.prover.runOnce();
-      assert.deepEqual(refused.prover.stats(), { submitted: 0, failed: 2, blocked: 0, passes: 2, replaced: 0 });
+      assert.deepEqual(refused.prover.stats(), { submitted: 0, failed: 2, blocked: 0, passes: 2, replaced: 0, reproven: 0 });
       const failures = refused.notDebug();
       assert.deepEqual(failures.map((e) => [e.level, e.msg, e.context?.maguId, e.context?.period]), [["error", "proof submission failed", maguId.toString(), period.toString()]]);
       assert.match(String(failures[0]!.context?.error), /\S/);
@@ -378,7 +378,7 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
       assert.equal(await state(victim.address, period), 1);
       await fresh.prover.runOnce();
       assert.equal(await pub.getTransactionCount({ address: victim.address }), nonce + 1, "one proof transaction");
-      assert.deepEqual(fresh.prover.stats(), { submitted: 1, failed: 0, blocked: 0, passes: 3, replaced: 0 });
+      assert.deepEqual(fresh.prover.stats(), { submitted: 1, failed: 0, blocked: 0, passes: 3, replaced: 0, reproven: 0 });
       assert.equal((await index.get(maguId))?.lastProvenPeriod, period);
       const items = (await reader().challengeManager.read.challengeFor([maguId, victim.address, period])).length;
       assert.deepEqual(
@@ -419,13 +419,29 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
               },
             ],
           );
-          assert.deepEqual(short.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 2, replaced: 0 });
+          assert.deepEqual(short.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 2, replaced: 0, reproven: 0 });
         } finally {
           await shortMeta.close();
         }
       } finally {
         await otherMeta.close();
       }
+
+      // A reorganisation drops the block that held a proof: the next pass finds the period open
+      // again and proves it again (a prover that trusted its memory of the receipt let it be missed).
+      const later = period + 2n;
+      await enterPeriod(later);
+      const snapshot = (await pub.request({ method: "evm_snapshot" as never })) as Hex;
+      const reorged = proverWith(index);
+      await reorged.prover.runOnce();
+      assert.equal(await state(victim.address, later), 1);
+      await pub.request({ method: "evm_revert" as never, params: [snapshot] as never });
+      await createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) }).mine({ blocks: 2 }); // another chain, without the proof
+      assert.equal(await state(victim.address, later), 0, "the proof went with the reorganisation");
+      await reorged.prover.runOnce();
+      assert.equal(await state(victim.address, later), 1, "proven again");
+      assert.deepEqual(reorged.prover.stats(), { submitted: 2, failed: 0, blocked: 0, passes: 2, replaced: 0, reproven: 1 });
+      assert.equal(reorged.notDebug().filter((e) => e.msg === "a reorganisation undid this period's proof: proving it again").length, 1);
     } finally {
       await store.close();
       await meta.close();
