@@ -3,8 +3,9 @@
  *
  * ```
  * node --import tsx agents/roles/node/run-node.ts --rpc URL --deployment FILE --key HEX --dir DIR
- *      [--listen /ip4/127.0.0.1/tcp/0] [--quota BYTES] [--no-prove] [--ef N]
+ *      [--listen /ip4/127.0.0.1/tcp/0] [--quota BYTES] [--no-prove] [--ef N] [--metrics-port N]
  * ```
+ * `--metrics-port` serves `/metrics` on 127.0.0.1 (0: a free port; its URL is in the ready line).
  * `--ef` sets the default HNSW search effort of off-chain searches. `MURI_TEST_FAULT=false-distance`
  * makes the node lie in on-chain search tasks (test-only; see roles/node/search-tasks.ts).
  * Prints one JSON line `{"event":"ready","address","peerId","multiaddrs"}` on stdout once the node
@@ -29,12 +30,18 @@ async function main(): Promise<number> {
       quota: { type: "string" },
       "no-prove": { type: "boolean", default: false },
       ef: { type: "string" },
+      "metrics-port": { type: "string" },
     },
     strict: true,
   });
   const key = values.key ?? process.env.MURI_NODE_KEY;
   if (values.deployment === undefined || values.dir === undefined || key === undefined) {
-    process.stderr.write("usage: run-node.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--listen MA]... [--quota BYTES] [--no-prove] [--ef N]\n");
+    process.stderr.write("usage: run-node.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--listen MA]... [--quota BYTES] [--no-prove] [--ef N] [--metrics-port N]\n");
+    return 2;
+  }
+  const metricsPort = values["metrics-port"] !== undefined ? Number(values["metrics-port"]) : undefined;
+  if (metricsPort !== undefined && (!Number.isSafeInteger(metricsPort) || metricsPort < 0 || metricsPort > 65_535)) {
+    process.stderr.write(`--metrics-port must be a TCP port (0 for a free one), got ${JSON.stringify(values["metrics-port"])}\n`);
     return 2;
   }
   const ef = values.ef !== undefined ? Number(values.ef) : undefined;
@@ -64,6 +71,7 @@ async function main(): Promise<number> {
       prove: !values["no-prove"],
       efSearch: ef,
       searchFault: fault,
+      metricsPort,
     },
     { logger: log },
   );

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import type { Address, Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient } from "../../../agents/chain/index.js";
 import { createClient, type StorageClient } from "../../../agents/roles/client/client.js";
-import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
+import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, startRpcProxy, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const RUN_NODE = fileURLToPath(new URL("../../../agents/roles/node/run-node.ts", import.meta.url));
@@ -56,6 +56,8 @@ export interface AgentProcess {
 export interface NodeProcess extends AgentProcess {
   readonly peerId: string;
   readonly multiaddrs: string[];
+  /** `/metrics` URL when started with `--metrics-port`. */
+  readonly metricsUrl?: string;
 }
 
 export interface ValidatorProcess extends AgentProcess {
@@ -80,7 +82,7 @@ export async function writeDeployment(path: string, d: Deployment): Promise<void
 
 /** Starts a node process and resolves once it printed `ready`. */
 export function spawnNode(options: SpawnNodeOptions): Promise<NodeProcess> {
-  return spawnAgent<{ address: Address; peerId: string; multiaddrs: string[] }>(RUN_NODE, "MURI_NODE_KEY", options);
+  return spawnAgent<{ address: Address; peerId: string; multiaddrs: string[]; metricsUrl?: string }>(RUN_NODE, "MURI_NODE_KEY", options);
 }
 
 /** Starts a validator process (it registers itself) and resolves once it printed `ready`. */
@@ -247,6 +249,13 @@ export interface NetworkOptions {
   fund?: number[];
   /** Extra environment of node i (0-based). */
   nodeEnv?: (i: number) => Record<string, string> | undefined;
+  /** Extra arguments of node i (0-based), e.g. `--metrics-port 0`. */
+  nodeArgs?: (i: number) => string[] | undefined;
+  /**
+   * Agents (nodes and validators) reach the chain through an RPC proxy (`Network.proxy`) that a
+   * test can take down (`proxy.down = true`), as a provider's outage.
+   */
+  rpcProxy?: boolean;
   /** Interval mining (a block every `blockMs`, automine stays on, as `muri devnet`); off when unset. */
   blockMs?: number;
   /**
@@ -264,6 +273,8 @@ export interface NetworkOptions {
 
 export interface Network {
   chain: HardhatChain;
+  /** The agents' RPC proxy, with `rpcProxy`. */
+  proxy?: Awaited<ReturnType<typeof startRpcProxy>>;
   deployment: Deployment;
   deploymentFile: string;
   dir: string;
@@ -299,15 +310,18 @@ export async function startNetwork(options: NetworkOptions): Promise<Network> {
   // One deployer nonce: fund one account at a time.
   const indices = [...Array.from({ length: options.nodes }, (_, i) => i + 1), ...(options.fund ?? [])];
   for (const i of indices) await fund(chain.rpcUrl, deployment, chain.keys[0]!, signer(chain.rpcUrl, deployment, chain.keys[i]!).account.address, E2E_FUNDING);
+  const proxy = options.rpcProxy === true ? await startRpcProxy(chain.rpcUrl) : undefined;
+  const agentRpc = proxy?.url ?? chain.rpcUrl;
   const nodes: NodeProcess[] = [];
   const startNode = async (i: number, env?: Record<string, string>): Promise<NodeProcess> => {
-    const node = await spawnNode({ deploymentFile, rpcUrl: chain.rpcUrl, key: nodeKey(i), dir: nodeDir(i), env: env ?? options.nodeEnv?.(i) });
+    const node = await spawnNode({ deploymentFile, rpcUrl: agentRpc, key: nodeKey(i), dir: nodeDir(i), env: env ?? options.nodeEnv?.(i), extraArgs: options.nodeArgs?.(i) });
     nodes[i] = node;
     return node;
   };
   await Promise.all(Array.from({ length: options.nodes }, (_, i) => startNode(i)));
   return {
     chain,
+    proxy,
     deployment,
     deploymentFile,
     dir,
@@ -320,7 +334,7 @@ export async function startNetwork(options: NetworkOptions): Promise<Network> {
     nodeDir,
     startNode,
     startValidator: (keyIndex, extraArgs) =>
-      spawnValidator({ deploymentFile, rpcUrl: chain.rpcUrl, key: chain.keys[keyIndex]!, dir: join(dir, `validator-${keyIndex}`), extraArgs }),
+      spawnValidator({ deploymentFile, rpcUrl: agentRpc, key: chain.keys[keyIndex]!, dir: join(dir, `validator-${keyIndex}`), extraArgs }),
   };
 }
 
