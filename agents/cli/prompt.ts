@@ -23,10 +23,11 @@ export function canPrompt(io: PromptIo = { input: process.stdin, output: process
 export async function promptHidden(question: string, hint: string, io: PromptIo = { input: process.stdin, output: process.stderr }): Promise<string> {
   const { input, output } = io;
   if (!canPrompt(io)) throw new UsageError(`no terminal to ask for the passphrase at: ${hint}`);
-  output.write(question);
+  // Echo off before the question shows: whatever is typed once it is visible is never echoed.
   const wasRaw = input.isRaw;
   input.setRawMode(true);
   input.resume();
+  output.write(question);
   try {
     return await new Promise<string>((resolve, reject) => {
       let typed = "";
