@@ -5,15 +5,19 @@
  * (32 random bytes, stored in the manifest), info = "muri/v1/fragment" ‖ uint64_be(i), L = 44)
  * gives key = okm[0, 32) and nonce = okm[32, 44). Every fragment has its own key and nonce, so a
  * (key, nonce) pair can only repeat if the same (secret, fileId, i) seals two different plaintexts;
- * {@link newFileId} draws a fresh random fileId for every upload (re-encrypting a changed file
- * must use a new fileId; the pipeline never reuses one unless the caller passes it explicitly).
+ * {@link newFileId} draws a fresh random fileId for every upload; the pipeline refuses a fileId
+ * given to it twice (`FileIdReusedError`; passing one at all is for tests).
+ *
+ * The manifest carries `manifestMac`: an HMAC under a key derived from the secret and the fileId
+ * of the manifest itself (length, layout, shard CIDs and roots), checked before any decryption, so
+ * a manifest over a prefix of the stripes or with another file's stripes is refused.
  *
  * Sealed layout (documented in the manifest as `layout`): nonce (12) ‖ ciphertext (= plaintext
  * length) ‖ tag (16), so sealed length = plaintext length + 28. No AAD (the key already binds the
  * file and the index). Decryption checks the stored nonce against the derived one, authenticates
  * the tag, and only then returns plaintext; any failure is a {@link DecryptionError}.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import { DecryptionError, InvalidParameterError } from "./errors.js";
 
 /** Cipher name recorded in manifests. */
@@ -44,6 +48,29 @@ function checkBytes(name: string, value: Uint8Array, length: number): void {
 
 function checkIndex(index: number): void {
   if (!Number.isSafeInteger(index) || index < 0) throw new InvalidParameterError("fragmentIndex", index, "must be a non-negative integer");
+}
+
+/** HKDF `info` of the key that authenticates a file's manifest. */
+const MANIFEST_MAC_INFO = "muri/v1/manifest-mac";
+
+/**
+ * HMAC-SHA256 of `body` (the manifest's canonical bytes with an empty `mac`) under a key derived
+ * from the client's secret and the file id, hex: binds the file's length, layout, shard CIDs and
+ * roots to the client, so a manifest over a prefix of the stripes, or with stripes of another file,
+ * fails before anything is decrypted.
+ */
+export function manifestMac(secret: Uint8Array, fileId: Uint8Array, body: Uint8Array): string {
+  checkBytes("secret", secret, KEY_SIZE);
+  checkBytes("fileId", fileId, FILE_ID_SIZE);
+  const key = Buffer.from(hkdfSync("sha256", secret, fileId, MANIFEST_MAC_INFO, 32));
+  return createHmac("sha256", key).update(body).digest("hex");
+}
+
+/** True when `mac` (hex) is the MAC of `body` under `secret` and `fileId`; compared in constant time. */
+export function manifestMacMatches(secret: Uint8Array, fileId: Uint8Array, body: Uint8Array, mac: string): boolean {
+  const want = Buffer.from(manifestMac(secret, fileId, body), "hex");
+  const got = Buffer.from(mac, "hex");
+  return got.length === want.length && timingSafeEqual(got, want);
 }
 
 /** Key and nonce of fragment `index` of the file `fileId` under `secret`. */

@@ -36,6 +36,27 @@ export class DecryptionError extends DataError<{ fragmentIndex: number; reason: 
   }
 }
 
+/**
+ * A manifest's MAC does not match it under this client's secret: it was truncated, had stripes
+ * spliced in from another file, or is not this client's. Nothing was decrypted.
+ */
+export class ManifestAuthError extends DataError<{ fileId: string }> {
+  constructor(fileId: string) {
+    super(
+      "ERR_MANIFEST_AUTH",
+      `the manifest of file ${fileId} does not match its MAC under this client's secret: it was altered (truncated or spliced) or belongs to another client`,
+      { fileId },
+    );
+  }
+}
+
+/** A file id was given to the encoder a second time: the same (key, nonce) pairs would seal other bytes. */
+export class FileIdReusedError extends DataError<{ fileId: string }> {
+  constructor(fileId: string) {
+    super("ERR_FILE_ID_REUSED", `file id ${fileId} was used before: each encoding needs a fresh one (leave fileId unset)`, { fileId });
+  }
+}
+
 /** Bytes fetched for a shard do not hash to the CID the manifest names. */
 export class ShardCidMismatchError extends DataError<{ shardIndex: number; stripe: number; cid: string }> {
   constructor(shardIndex: number, stripe: number, cid: string) {

@@ -31,7 +31,7 @@ import { ManifestCidMismatchError, ManifestError } from "./errors.js";
 /** Multicodec code of DAG-JSON. */
 export const DAG_JSON_CODEC = 0x0129;
 /** Manifest schema version. */
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = 2;
 /** Value of the manifest's `type` field. */
 export const MANIFEST_TYPE = "muri/file";
 
@@ -42,6 +42,11 @@ export interface ManifestEncryption {
   readonly layout: string;
   /** 32-byte file id (HKDF salt), hex. */
   readonly fileId: string;
+  /**
+   * HMAC-SHA256 of the manifest (its canonical bytes with `mac` empty, {@link manifestMacBody})
+   * under a key derived from the client's secret and `fileId`, hex (crypto.ts `manifestMac`).
+   */
+  readonly mac: string;
 }
 
 /** Erasure parameters and stripe layout. */
@@ -143,6 +148,13 @@ function toDag(manifest: Manifest): DagValue {
   };
 }
 
+/** The bytes a manifest's MAC covers: its canonical DAG-JSON with `encryption.mac` empty. */
+export function manifestMacBody(manifest: Manifest): Buffer {
+  const out: string[] = [];
+  encodeValue(toDag({ ...manifest, encryption: { ...manifest.encryption, mac: "" } }), out);
+  return Buffer.from(out.join(""), "utf8");
+}
+
 /** CID of manifest bytes: CIDv1(dag-json, sha2-256). */
 export function manifestCidOf(bytes: Uint8Array): CID {
   return CID.createV1(DAG_JSON_CODEC, Digest.create(sha256.code, createHash("sha256").update(bytes).digest()));
@@ -214,11 +226,12 @@ function fromDag(value: unknown): Manifest {
   if (!isRecord(value)) throw new ManifestError("top level is not a map");
   exactKeys(value, ["type", "version", "fileSize", "fragmentSize", "fragmentCount", "encryption", "erasure", "shards", "roots"], "(root)");
   if (value.type !== MANIFEST_TYPE) throw new ManifestError(`must be ${MANIFEST_TYPE}`, "type");
+  if (value.version === 1) throw new ManifestError("unsupported version 1 (version 1 manifests carry no MAC: put the file again)", "version");
   const enc = value.encryption;
   const era = value.erasure;
   if (!isRecord(enc)) throw new ManifestError("must be a map", "encryption");
   if (!isRecord(era)) throw new ManifestError("must be a map", "erasure");
-  exactKeys(enc, ["alg", "kdf", "layout", "fileId"], "encryption");
+  exactKeys(enc, ["alg", "kdf", "layout", "fileId", "mac"], "encryption");
   exactKeys(era, ["alg", "k", "m", "stripes", "shardSize", "lastShardSize", "padding"], "erasure");
   const shards = value.shards;
   const roots = value.roots;
@@ -242,6 +255,7 @@ function fromDag(value: unknown): Manifest {
       kdf: str(enc, "kdf", "encryption.kdf"),
       layout: str(enc, "layout", "encryption.layout"),
       fileId: str(enc, "fileId", "encryption.fileId"),
+      mac: str(enc, "mac", "encryption.mac"),
     },
     erasure: {
       alg: str(era, "alg", "erasure.alg"),
@@ -266,7 +280,10 @@ const HEX32 = /^[0-9a-f]{64}$/;
 /** Throws {@link ManifestError} unless every field is present, in range and consistent. */
 export function validateManifest(manifest: Manifest): void {
   const { encryption: enc, erasure: era } = manifest;
-  if (manifest.version !== MANIFEST_VERSION) throw new ManifestError(`unsupported version ${manifest.version}`, "version");
+  if (manifest.version !== MANIFEST_VERSION) {
+    const hint = manifest.version === 1 ? " (version 1 manifests carry no MAC: put the file again)" : "";
+    throw new ManifestError(`unsupported version ${manifest.version}${hint}`, "version");
+  }
   if (!Number.isSafeInteger(manifest.fileSize) || manifest.fileSize < 0) throw new ManifestError("must be a non-negative integer", "fileSize");
   if (!Number.isSafeInteger(manifest.fragmentSize) || manifest.fragmentSize < 1) throw new ManifestError("must be a positive integer", "fragmentSize");
   if (enc.alg !== ENCRYPTION_ALG) throw new ManifestError(`unsupported cipher ${enc.alg}`, "encryption.alg");
@@ -275,6 +292,7 @@ export function validateManifest(manifest: Manifest): void {
   if (typeof enc.fileId !== "string" || enc.fileId.length !== FILE_ID_SIZE * 2 || !HEX32.test(enc.fileId)) {
     throw new ManifestError("must be 32 bytes of lowercase hex", "encryption.fileId");
   }
+  if (typeof enc.mac !== "string" || !HEX32.test(enc.mac)) throw new ManifestError("must be 32 bytes of lowercase hex", "encryption.mac");
   if (era.alg !== ERASURE_ALG) throw new ManifestError(`unsupported erasure code ${era.alg}`, "erasure.alg");
   if (era.padding !== "zero") throw new ManifestError(`unsupported padding ${era.padding}`, "erasure.padding");
   if (!Number.isSafeInteger(era.k) || era.k < 1 || era.k > MAX_DATA_SHARDS) throw new ManifestError(`must be in [1, ${MAX_DATA_SHARDS}]`, "erasure.k");

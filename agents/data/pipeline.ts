@@ -17,11 +17,11 @@ import * as Digest from "multiformats/hashes/digest";
 import { sha256 } from "multiformats/hashes/sha2";
 import { chunk, type ByteSource } from "./chunker.js";
 import { FRAGMENT_SIZE, RAW_CODEC } from "./constants.js";
-import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FileCipher, SEALED_LAYOUT, newFileId } from "./crypto.js";
+import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FileCipher, SEALED_LAYOUT, manifestMac, manifestMacMatches, newFileId } from "./crypto.js";
 import { ERASURE_ALG, alignShardSize, checkErasureParams, encodeParity, reconstructShards, SHARD_ALIGNMENT } from "./erasure.js";
-import { InvalidParameterError, NotEnoughShardsError, ShardCidMismatchError, SizeMismatchError } from "./errors.js";
+import { FileIdReusedError, InvalidParameterError, ManifestAuthError, NotEnoughShardsError, ShardCidMismatchError, SizeMismatchError } from "./errors.js";
 import { hashBackend } from "./hash-backend.js";
-import { encodeManifest, layoutFor, plainFragmentLength, stripeShardSize, MANIFEST_VERSION, type Manifest } from "./manifest.js";
+import { encodeManifest, layoutFor, manifestMacBody, plainFragmentLength, stripeShardSize, MANIFEST_VERSION, type Manifest } from "./manifest.js";
 import { fragmentRoot } from "./merkle.js";
 
 /** Default data shards per stripe. */
@@ -35,7 +35,10 @@ const HASH_BATCH = 16;
 export interface EncodeOptions {
   /** The client's 32-byte secret (never stored). */
   readonly secret: Uint8Array;
-  /** The file id (HKDF salt). Default: fresh random. Never reuse one for different content. */
+  /**
+   * The file id (HKDF salt), for tests only. Default: fresh random. One given twice in a process is
+   * refused ({@link FileIdReusedError}): the same (key, nonce) pairs would seal other bytes.
+   */
   readonly fileId?: Uint8Array;
   readonly k?: number;
   readonly m?: number;
@@ -107,7 +110,7 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
     throw new InvalidParameterError("shardSize", shardSize, `must be a multiple of ${SHARD_ALIGNMENT} in (${ENCRYPTION_OVERHEAD}, ${FRAGMENT_SIZE}]`);
   }
   const fragmentSize = shardSize - ENCRYPTION_OVERHEAD;
-  const cipher = new FileCipher(options.secret, options.fileId ?? newFileId());
+  const cipher = new FileCipher(options.secret, options.fileId !== undefined ? claimFileId(options.fileId) : newFileId());
   const w = k + m;
   const backend = hashBackend();
   const pool = options.reuseBuffers ? new BufferPool() : undefined;
@@ -225,7 +228,7 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
     fileSize,
     fragmentSize,
     fragmentCount: layout.fragmentCount,
-    encryption: { alg: ENCRYPTION_ALG, kdf: ENCRYPTION_KDF, layout: SEALED_LAYOUT, fileId: cipher.fileId.toString("hex") },
+    encryption: { alg: ENCRYPTION_ALG, kdf: ENCRYPTION_KDF, layout: SEALED_LAYOUT, fileId: cipher.fileId.toString("hex"), mac: "" },
     erasure: {
       alg: ERASURE_ALG,
       k,
@@ -238,8 +241,28 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
     shards: shardCids,
     roots: shardRoots,
   };
-  const { bytes, cid } = encodeManifest(manifest);
-  return { manifest, manifestBytes: bytes, manifestCid: cid };
+  const sealed: Manifest = { ...manifest, encryption: { ...manifest.encryption, mac: manifestMac(options.secret, cipher.fileId, manifestMacBody(manifest)) } };
+  const { bytes, cid } = encodeManifest(sealed);
+  return { manifest: sealed, manifestBytes: bytes, manifestCid: cid };
+}
+
+/** File ids given to encodeFile in this process (hex): a second use is refused. */
+const claimedFileIds = new Set<string>();
+
+function claimFileId(fileId: Uint8Array): Uint8Array {
+  const hex = Buffer.from(fileId).toString("hex");
+  if (claimedFileIds.has(hex)) throw new FileIdReusedError(hex);
+  claimedFileIds.add(hex);
+  return fileId;
+}
+
+/**
+ * Throws {@link ManifestAuthError} unless `manifest`'s MAC matches it under `secret`: a manifest
+ * over a prefix of a file's stripes, or with another file's stripes, never reaches decryption.
+ */
+export function checkManifestMac(manifest: Manifest, secret: Uint8Array): void {
+  const fileId = Buffer.from(manifest.encryption.fileId, "hex");
+  if (!manifestMacMatches(secret, fileId, manifestMacBody(manifest), manifest.encryption.mac)) throw new ManifestAuthError(manifest.encryption.fileId);
 }
 
 /** Fetches a shard's bytes by CID; undefined when unavailable. The bytes are verified by the caller. */
@@ -358,6 +381,7 @@ export async function fetchStripe(manifest: Manifest, stripe: number, fetch: Sha
 /** Yields the plaintext of the file described by `manifest`, fragment by fragment, in order. */
 export async function* decodeFile(manifest: Manifest, fetch: ShardFetcher, options: DecodeOptions): AsyncGenerator<Buffer, void, undefined> {
   const { k, stripes } = manifest.erasure;
+  checkManifestMac(manifest, options.secret);
   const cipher = new FileCipher(options.secret, Buffer.from(manifest.encryption.fileId, "hex"));
   // Stripes are fetched and verified in batches that fill the hash lanes; the next batch is in
   // flight while the current one is decrypted.

@@ -23,7 +23,7 @@ import { encodeToMemory } from "../../../agents/data/pipeline.js";
 const secret = Buffer.alloc(32, 9);
 
 async function sample(size = 3000, k = 3, m = 2): Promise<{ manifest: Manifest; bytes: Buffer; cid: CID }> {
-  const r = await encodeToMemory(Buffer.alloc(size, 0x42), { secret, fileId: Buffer.alloc(32, 0xab), k, m, shardSize: 512 });
+  const r = await encodeToMemory(Buffer.alloc(size, 0x42), { secret, k, m, shardSize: 512 });
   return { manifest: r.manifest, bytes: r.manifestBytes, cid: r.manifestCid };
 }
 
@@ -45,7 +45,8 @@ describe("manifest: each rule names its field", () => {
     const enc = manifest.encryption;
     const era = manifest.erasure;
     const cases: [Partial<Manifest>, string, string][] = [
-      [{ version: 2 }, "version", "unsupported version 2"],
+      [{ version: 3 }, "version", "unsupported version 3"],
+      [{ version: 1 }, "version", "unsupported version 1 (version 1 manifests carry no MAC: put the file again)"],
       [{ version: 0 }, "version", "unsupported version 0"],
       [{ fileSize: -1 }, "fileSize", "must be a non-negative integer"],
       [{ fileSize: 1.5 }, "fileSize", "must be a non-negative integer"],
@@ -58,6 +59,9 @@ describe("manifest: each rule names its field", () => {
       [{ encryption: { ...enc, fileId: enc.fileId.toUpperCase() } }, "encryption.fileId", "lowercase hex"],
       [{ encryption: { ...enc, fileId: `${enc.fileId}00` } }, "encryption.fileId", "lowercase hex"],
       [{ encryption: { ...enc, fileId: `g${enc.fileId.slice(1)}` } }, "encryption.fileId", "lowercase hex"],
+      [{ encryption: { ...enc, mac: "" } }, "encryption.mac", "lowercase hex"],
+      [{ encryption: { ...enc, mac: enc.mac.toUpperCase() } }, "encryption.mac", "lowercase hex"],
+      [{ encryption: { ...enc, mac: enc.mac.slice(2) } }, "encryption.mac", "lowercase hex"],
       [{ erasure: { ...era, alg: "xor" } }, "erasure.alg", "unsupported erasure code xor"],
       [{ erasure: { ...era, padding: "random" as "zero" } }, "erasure.padding", "unsupported padding random"],
       [{ erasure: { ...era, k: 0 } }, "erasure.k", "must be in [1, 24]"],
@@ -118,7 +122,7 @@ describe("manifest: each rule names its field", () => {
   it("shards larger than a Magu fragment are refused", async () => {
     const fragmentSize = (1 << 20) - 20; // align8(fragmentSize + 28) = 1 MiB + 8
     const manifest: Manifest = {
-      version: 1,
+      version: MANIFEST_VERSION,
       fileSize: 10,
       fragmentSize,
       fragmentCount: 1,
@@ -234,7 +238,7 @@ describe("manifest: each rule names its field", () => {
     const e = manifest.erasure;
     const n = manifest.encryption;
     const text =
-      `{"encryption":{"alg":"${n.alg}","fileId":"${n.fileId}","kdf":"${n.kdf}","layout":"${n.layout}"},` +
+      `{"encryption":{"alg":"${n.alg}","fileId":"${n.fileId}","kdf":"${n.kdf}","layout":"${n.layout}","mac":"${n.mac}"},` +
       `"erasure":{"alg":"${e.alg}","k":1,"lastShardSize":${e.lastShardSize},"m":0,"padding":"zero","shardSize":${e.shardSize},"stripes":1},` +
       `"fileSize":10,"fragmentCount":1,"fragmentSize":${manifest.fragmentSize},` +
       `"roots":["${manifest.roots[0]}"],"shards":[{"/":"${manifest.shards[0]}"}],"type":"muri/file","version":${MANIFEST_VERSION}}`;

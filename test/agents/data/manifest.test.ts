@@ -11,7 +11,7 @@ const secret = Buffer.alloc(32, 5);
 
 async function sample(size = 3000): Promise<{ manifest: Manifest; bytes: Buffer; cid: CID }> {
   const data = Buffer.alloc(size, 0x41);
-  const r = await encodeToMemory(data, { secret, fileId: Buffer.alloc(32, 6), k: 3, m: 2, shardSize: 512 });
+  const r = await encodeToMemory(data, { secret, k: 3, m: 2, shardSize: 512 });
   return { manifest: r.manifest, bytes: r.manifestBytes, cid: r.manifestCid };
 }
 
@@ -77,7 +77,10 @@ describe("manifest: canonical DAG-JSON with its own CID", () => {
     reason(() => encodeManifest({ ...manifest, encryption: { ...manifest.encryption, alg: "chacha20" } }));
     reason(() => encodeManifest({ ...manifest, shards: manifest.shards.map(() => CID.createV1(DAG_JSON_CODEC, fragmentCid(Buffer.alloc(1)).multihash)) }));
     reason(() => decodeManifest(Buffer.from(JSON.stringify({ ...parsed, extra: 1 }))));
-    reason(() => decodeManifest(Buffer.from(JSON.stringify({ ...parsed, version: 2 }))));
+    reason(() => decodeManifest(Buffer.from(JSON.stringify({ ...parsed, version: 3 }))));
+    // A version 1 manifest (no MAC) says what to do.
+    const { mac: _mac, ...v1Encryption } = (parsed as { encryption: Record<string, unknown> }).encryption;
+    assert.throws(() => decodeManifest(Buffer.from(JSON.stringify({ ...parsed, encryption: v1Encryption, version: 1 }))), /version 1 manifests carry no MAC: put the file again/);
   });
 
   it("layout: stripes, shard sizes and the empty file", () => {

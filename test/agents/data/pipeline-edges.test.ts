@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import type { CID } from "multiformats/cid";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { FRAGMENT_SIZE } from "../../../agents/data/constants.js";
-import { InvalidParameterError, NotEnoughShardsError, SizeMismatchError } from "../../../agents/data/errors.js";
-import { plainFragmentLength } from "../../../agents/data/manifest.js";
+import { manifestMac } from "../../../agents/data/crypto.js";
+import { FileIdReusedError, InvalidParameterError, ManifestAuthError, NotEnoughShardsError, SizeMismatchError } from "../../../agents/data/errors.js";
+import { manifestMacBody, plainFragmentLength, type Manifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import {
   decodeFile,
@@ -22,7 +24,8 @@ import {
 } from "../../../agents/data/pipeline.js";
 
 const secret = Buffer.alloc(32, 0x3c);
-const fileId = Buffer.alloc(32, 0x4d);
+/** A file id never used before in this process (the encoder refuses one given twice). */
+const freshFileId = (): Buffer => randomBytes(32);
 const bytesOf = (n: number, seed = 1): Buffer => {
   const b = Buffer.alloc(n);
   for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 8)) & 0xff;
@@ -55,7 +58,7 @@ describe("pipeline: encoder options and what the sink sees", () => {
         return true;
       });
     }
-    const tiny = await encodeAll(bytesOf(10), { secret, fileId, k: 1, m: 0, shardSize: 32 });
+    const tiny = await encodeAll(bytesOf(10), { secret, fileId: freshFileId(), k: 1, m: 0, shardSize: 32 });
     assert.equal(tiny.manifest.fragmentSize, 4);
     assert.equal(tiny.manifest.fragmentCount, 3);
     await assert.rejects(encodeFile(bytesOf(10), { secret, k: 0 }, () => {}), InvalidParameterError);
@@ -69,16 +72,18 @@ describe("pipeline: encoder options and what the sink sees", () => {
     assert.deepEqual([a.manifest.erasure.k, a.manifest.erasure.m], [4, 2]);
     assert.equal(a.manifest.fragmentSize, FRAGMENT_SIZE - 28);
     assert.notEqual(a.manifest.encryption.fileId, b.manifest.encryption.fileId);
+    const fileId = freshFileId();
     const c = await encodeToMemory(bytesOf(100), { secret, fileId });
     assert.equal(c.manifest.encryption.fileId, fileId.toString("hex"));
-    const d = await encodeToMemory(bytesOf(100), { secret, fileId });
-    assert.deepEqual(d.manifestBytes, c.manifestBytes, "same input, same file id: same manifest");
+    // Given twice, a file id is refused: the same (key, nonce) pairs would seal the new bytes.
+    await assert.rejects(encodeToMemory(bytesOf(100), { secret, fileId }), (e: unknown) => e instanceof FileIdReusedError && e.context.fileId === fileId.toString("hex"));
+    await assert.rejects(encodeToMemory(bytesOf(7), { secret, fileId: Buffer.from(fileId) }), FileIdReusedError, "a copy of it too");
   });
 
   it("the sink gets each stripe once, in order, with positions, CIDs and roots of the bytes", async () => {
     const data = bytesOf(6 * 100 + 13);
     for (const sequential of [false, true]) {
-      const r = await encodeAll(data, { secret, fileId, k: 3, m: 2, shardSize: 128, sequential });
+      const r = await encodeAll(data, { secret, fileId: freshFileId(), k: 3, m: 2, shardSize: 128, sequential });
       assert.equal(r.manifest.erasure.stripes, 3);
       assert.deepEqual(r.stripes.map((s) => s.stripe), [0, 1, 2]);
       for (const { stripe, shards } of r.stripes) {
@@ -99,7 +104,7 @@ describe("pipeline: encoder options and what the sink sees", () => {
   });
 
   it("an empty file is one empty fragment in one stripe", async () => {
-    const r = await encodeAll(Buffer.alloc(0), { secret, fileId, k: 2, m: 1, shardSize: 64 });
+    const r = await encodeAll(Buffer.alloc(0), { secret, fileId: freshFileId(), k: 2, m: 1, shardSize: 64 });
     assert.equal(r.manifest.fileSize, 0);
     assert.equal(r.manifest.fragmentCount, 1);
     assert.equal(r.stripes.length, 1);
@@ -113,7 +118,7 @@ describe("pipeline: encoder options and what the sink sees", () => {
   it("stripes whose shard count is not a multiple of the hash batch, many stripes", async () => {
     // k + m = 7 does not divide 16; 40 fragments = 10 stripes.
     const data = bytesOf(40 * 36);
-    const r = await encodeAll(data, { secret, fileId, k: 4, m: 3, shardSize: 64 });
+    const r = await encodeAll(data, { secret, fileId: freshFileId(), k: 4, m: 3, shardSize: 64 });
     assert.equal(r.stripes.length, 10);
     r.stripes.forEach(({ shards }) => shards.forEach((s) => assert.ok(s.cid.equals(fragmentCid(s.bytes)))));
     assert.deepEqual(await decodeToBuffer(r.manifest, fetcherOf(r.byIndex, (w) => w.position === 0 || w.position === 6), { secret }), data);
@@ -129,7 +134,7 @@ describe("pipeline: zero padding", () => {
       [200, 4, 2, 64], // 6 fragments: one full stripe, then two of four
       [36 * 3 + 1, 3, 0, 64], // a last stripe holding a 1-byte fragment
     ] as const) {
-      const r = await encodeAll(bytesOf(size, size), { secret, fileId, k, m, shardSize });
+      const r = await encodeAll(bytesOf(size, size), { secret, fileId: freshFileId(), k, m, shardSize });
       const manifest = r.manifest;
       for (const { stripe, shards } of r.stripes) {
         for (let j = 0; j < k; j++) {
@@ -139,10 +144,9 @@ describe("pipeline: zero padding", () => {
           assert.deepEqual(bytes.subarray(sealed), Buffer.alloc(bytes.length - sealed), `size ${size}: stripe ${stripe} shard ${j} after ${sealed} bytes`);
         }
       }
-      // Same input, same file id: the same shards and manifest, byte for byte.
+      // No unfilled byte in what was sealed either: every fragment decrypts (its tag covers it).
       for (let i = 0; i < 64; i++) Buffer.allocUnsafe(4096).fill(0x5a);
-      const again = await encodeAll(bytesOf(size, size), { secret, fileId, k, m, shardSize });
-      assert.deepEqual(again.manifestBytes, r.manifestBytes);
+      assert.deepEqual(await decodeToBuffer(manifest, fetcherOf(r.byIndex), { secret }), bytesOf(size, size));
     }
   });
 });
@@ -150,7 +154,7 @@ describe("pipeline: zero padding", () => {
 describe("pipeline: decoder options and errors", () => {
   it("fetches each shard by its own CID", async () => {
     const data = bytesOf(9 * 36 + 3);
-    const r = await encodeToMemory(data, { secret, fileId, k: 3, m: 2, shardSize: 64 });
+    const r = await encodeToMemory(data, { secret, fileId: freshFileId(), k: 3, m: 2, shardSize: 64 });
     const byCid = memoryFetcher(r.shards);
     const seen: number[] = [];
     const corrupt: number[] = [];
@@ -167,7 +171,7 @@ describe("pipeline: decoder options and errors", () => {
   });
 
   it("a data shard missing: the k data shards come back (all k + m only with `all`)", async () => {
-    const r = await encodeAll(bytesOf(6 * 36), { secret, fileId, k: 3, m: 2, shardSize: 64 });
+    const r = await encodeAll(bytesOf(6 * 36), { secret, fileId: freshFileId(), k: 3, m: 2, shardSize: 64 });
     const dataOnly = await fetchStripe(r.manifest, 1, fetcherOf(r.byIndex, (w) => w.position === 0));
     assert.equal(dataOnly.length, 3);
     assert.deepEqual(dataOnly, r.byIndex.slice(5, 8));
@@ -176,7 +180,7 @@ describe("pipeline: decoder options and errors", () => {
   });
 
   it("corrupt shards are listed in position order whatever the order they were found in", async () => {
-    const r = await encodeAll(bytesOf(2 * 36), { secret, fileId, k: 2, m: 1, shardSize: 64 });
+    const r = await encodeAll(bytesOf(2 * 36), { secret, fileId: freshFileId(), k: 2, m: 1, shardSize: 64 });
     const shards = r.byIndex.map((s) => s);
     const flipped = Buffer.from(shards[0]!);
     flipped[5]! ^= 1;
@@ -191,7 +195,7 @@ describe("pipeline: decoder options and errors", () => {
 
   it("a failing prefetch after the decoder stopped is not an unhandled rejection", async () => {
     // k = 1: 16 stripes per fetch batch; 40 stripes = batches [0, 16), [16, 32), [32, 40).
-    const r = await encodeAll(bytesOf(40 * 36), { secret, fileId, k: 1, m: 0, shardSize: 64 });
+    const r = await encodeAll(bytesOf(40 * 36), { secret, fileId: freshFileId(), k: 1, m: 0, shardSize: 64 });
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);
     process.on("unhandledRejection", onUnhandled);
@@ -214,7 +218,7 @@ describe("pipeline: decoder options and errors", () => {
 
   it("readAhead 0, 1 and 5 and reuseBuffers all give the same bytes; stripes are fetched in order", async () => {
     const data = bytesOf(30 * 36 + 5);
-    const r = await encodeAll(data, { secret, fileId, k: 2, m: 1, shardSize: 64 });
+    const r = await encodeAll(data, { secret, fileId: freshFileId(), k: 2, m: 1, shardSize: 64 });
     for (const readAhead of [0, 1, 5, -3]) {
       const calls: ShardPosition[] = [];
       const parts: Buffer[] = [];
@@ -229,7 +233,7 @@ describe("pipeline: decoder options and errors", () => {
 
   it("fetchStripes checks stripe numbers and returns data (or all) shards as Buffers", async () => {
     const data = bytesOf(5 * 36);
-    const r = await encodeAll(data, { secret, fileId, k: 2, m: 2, shardSize: 64 });
+    const r = await encodeAll(data, { secret, fileId: freshFileId(), k: 2, m: 2, shardSize: 64 });
     assert.equal(r.manifest.erasure.stripes, 3);
     for (const bad of [-1, 3, 1.5]) {
       await assert.rejects(fetchStripes(r.manifest, [0, bad], fetcherOf(r.byIndex)), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "stripe" && e.context.reason === "manifest has 3 stripes");
@@ -246,7 +250,7 @@ describe("pipeline: decoder options and errors", () => {
   });
 
   it("a stripe that cannot be rebuilt rejects with the missing and corrupt shards; one bad stripe does not hide a good one", async () => {
-    const r = await encodeAll(bytesOf(4 * 36), { secret, fileId, k: 2, m: 1, shardSize: 64 });
+    const r = await encodeAll(bytesOf(4 * 36), { secret, fileId: freshFileId(), k: 2, m: 1, shardSize: 64 });
     const shards = r.byIndex.map((s) => s);
     const bad = Buffer.from(shards[3]!);
     bad[0]! ^= 1;
@@ -266,14 +270,18 @@ describe("pipeline: decoder options and errors", () => {
   });
 
   it("a manifest whose file size disagrees with the data is SizeMismatchError (never silently short)", async () => {
-    const r = await encodeToMemory(bytesOf(100), { secret, fileId, k: 1, m: 0, shardSize: 256 });
+    const r = await encodeToMemory(bytesOf(100), { secret, fileId: freshFileId(), k: 1, m: 0, shardSize: 256 });
     const fetch = memoryFetcher(r.shards);
-    await assert.rejects(decodeToBuffer({ ...r.manifest, fragmentCount: 0 }, fetch, { secret }), (e: unknown) => {
+    // Changed by anyone without the secret, the manifest fails its MAC first; re-sealed (a client
+    // bug), the decoder still never returns short data.
+    const reseal = (m: Manifest): Manifest => ({ ...m, encryption: { ...m.encryption, mac: manifestMac(secret, Buffer.from(m.encryption.fileId, "hex"), manifestMacBody(m)) } });
+    await assert.rejects(decodeToBuffer({ ...r.manifest, fragmentCount: 0 }, fetch, { secret }), ManifestAuthError);
+    await assert.rejects(decodeToBuffer(reseal({ ...r.manifest, fragmentCount: 0 }), fetch, { secret }), (e: unknown) => {
       assert.ok(e instanceof SizeMismatchError, String(e));
       assert.deepEqual(e.context, { expected: 100, actual: 0 });
       return true;
     });
-    const fewer = { ...r.manifest, fileSize: 0 };
+    const fewer = reseal({ ...r.manifest, fileSize: 0 });
     await assert.rejects(decodeToBuffer(fewer, fetch, { secret }), Error);
     assert.deepEqual(await decodeToBuffer(r.manifest, fetch, { secret }), bytesOf(100));
     assert.equal(await memoryFetcher(new Map())(r.manifest.shards[0]!, { index: 0, stripe: 0, position: 0 }), undefined);

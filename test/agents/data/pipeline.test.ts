@@ -4,14 +4,15 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { CID } from "multiformats/cid";
 import { fragmentCid } from "../../../agents/data/cid.js";
-import { ENCRYPTION_OVERHEAD } from "../../../agents/data/crypto.js";
+import { ENCRYPTION_OVERHEAD, manifestMac } from "../../../agents/data/crypto.js";
 import {
   DecryptionError,
+  ManifestAuthError,
   ManifestCidMismatchError,
   NotEnoughShardsError,
   ShardCidMismatchError,
 } from "../../../agents/data/errors.js";
-import { decodeManifest, encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
+import { decodeManifest, encodeManifest, manifestMacBody, type Manifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import {
   decodeFile,
@@ -220,7 +221,7 @@ describe("pipeline: corruption is a named error, never wrong bytes", () => {
     assert.ok((await decodeCollect(r.manifest, fetcher(shards))).bytes.equals(data));
   });
 
-  it("a shard forged together with a re-signed manifest (CIDs match, ciphertext wrong) is DecryptionError", async () => {
+  it("a shard forged together with a manifest naming it: ManifestAuthError; re-sealed with the secret (CIDs match, ciphertext wrong): DecryptionError", async () => {
     const data = prng(6)(10_000);
     const r = await encodeIndexed(data, { secret, k: 3, m: 1, shardSize: 1024 });
     for (const [index, offset] of [
@@ -238,7 +239,14 @@ describe("pipeline: corruption is a named error, never wrong bytes", () => {
         shards: r.manifest.shards.map((c, i) => (i === index ? fragmentCid(bad) : c)),
         roots: r.manifest.roots.map((x, i) => (i === index ? fragmentRoot(bad).toString("hex") : x)),
       };
-      const res = await decodeCollect(decodeManifest(encodeManifest(forged).bytes), fetcher(shards));
+      // Whoever forges the shard cannot make the manifest's MAC: nothing is decrypted.
+      const unsealed = await decodeCollect(decodeManifest(encodeManifest(forged).bytes), fetcher(shards));
+      assert.ok(unsealed.error instanceof ManifestAuthError, `shard ${index}: ${String(unsealed.error)}`);
+      assert.equal(unsealed.bytes.length, 0);
+      // With the MAC made under the secret, the AES-GCM tag still refuses the forged ciphertext.
+      const mac = manifestMac(secret, Buffer.from(forged.encryption.fileId, "hex"), manifestMacBody(forged));
+      const resealed: Manifest = { ...forged, encryption: { ...forged.encryption, mac } };
+      const res = await decodeCollect(decodeManifest(encodeManifest(resealed).bytes), fetcher(shards));
       assert.ok(res.error instanceof DecryptionError, `shard ${index}: ${String(res.error)}`);
       assert.equal(res.error.code, "ERR_DECRYPT_AUTH");
       const fragment = Math.floor(index / 4) * 3 + (index % 4);
@@ -256,9 +264,44 @@ describe("pipeline: corruption is a named error, never wrong bytes", () => {
     }
   });
 
-  it("the wrong secret is DecryptionError on the first fragment", async () => {
+  it("the wrong secret is ManifestAuthError before any fragment is fetched", async () => {
     const r = await encodeIndexed(prng(8)(5000), { secret, k: 2, m: 1, shardSize: 1024 });
-    await assert.rejects(decodeToBuffer(r.manifest, fetcher(r.shards), { secret: Buffer.alloc(32, 1) }), (e: unknown) => e instanceof DecryptionError && e.context.fragmentIndex === 0);
+    let fetched = 0;
+    const counting: ShardFetcher = async (cid, where) => {
+      fetched++;
+      return fetcher(r.shards)(cid, where);
+    };
+    await assert.rejects(decodeToBuffer(r.manifest, counting, { secret: Buffer.alloc(32, 1) }), (e: unknown) => e instanceof ManifestAuthError && e.context.fileId === r.manifest.encryption.fileId);
+    assert.equal(fetched, 0);
+  });
+
+  it("a manifest truncated to a prefix of the stripes, or with a stripe spliced from another file, is ManifestAuthError", async () => {
+    // Shard 1 MiB - 28 plain per fragment is too big here: 1024-byte shards, k=2, m=1, 6 stripes.
+    const a = await encodeIndexed(prng(9)(6 * 2 * (1024 - 28)), { secret, k: 2, m: 1, shardSize: 1024 });
+    const b = await encodeIndexed(prng(10)(6 * 2 * (1024 - 28)), { secret, k: 2, m: 1, shardSize: 1024 });
+    assert.equal(a.manifest.erasure.stripes, 6);
+    // What a node that saw a's manifest could build: a valid manifest of its first 3 stripes.
+    const fileSize = 3 * 2 * (1024 - 28);
+    const truncated: Manifest = {
+      ...a.manifest,
+      fileSize,
+      fragmentCount: 6,
+      erasure: { ...a.manifest.erasure, stripes: 3, lastShardSize: 1024 },
+      shards: a.manifest.shards.slice(0, 9),
+      roots: a.manifest.roots.slice(0, 9),
+    };
+    const decoded = decodeManifest(encodeManifest(truncated).bytes); // valid as a manifest
+    await assert.rejects(decodeToBuffer(decoded, fetcher(a.shards), { secret }), ManifestAuthError);
+    // Stripe 2 of b in place of stripe 2 of a (same secret, same sizes).
+    const spliced: Manifest = {
+      ...a.manifest,
+      shards: a.manifest.shards.map((c, i) => (i >= 6 && i < 9 ? b.manifest.shards[i]! : c)),
+      roots: a.manifest.roots.map((r, i) => (i >= 6 && i < 9 ? b.manifest.roots[i]! : r)),
+    };
+    const both = [...a.shards];
+    for (let i = 6; i < 9; i++) both[i] = b.shards[i]!;
+    await assert.rejects(decodeToBuffer(spliced, fetcher(both), { secret }), ManifestAuthError);
+    assert.deepEqual(await decodeToBuffer(a.manifest, fetcher(a.shards), { secret }), prng(9)(6 * 2 * (1024 - 28)));
   });
 });
 
