@@ -253,6 +253,8 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
 
       assert.deepEqual(await open(node, t.chain.keys[CLIENT]!, honest), { ok: true });
       assert.equal(node.sync.opened(magu4)?.budget, 3);
+      const logged = (n: TestNode, msg: string) => n.log.entries.filter((e) => e.msg === msg && e.context?.magu === magu4.toString()).map((e) => e.context);
+      assert.deepEqual(logged(node, "batch opened"), [{ magu: magu4.toString(), batch: 0, fragmentCount: 3, pusher: client.peerId.toString() }]);
       // Another peer gets nothing in; the pusher gets in at most the batch's count.
       await refused(other.pushFragment(node.p2p.peerId, file.manifest.shards[0]!, shardBytes(0), { timeoutMs: 20_000 }), /^push not accepted$/);
       for (let i = 0; i < 3; i++) await push(node, file.manifest.shards[i]!, shardBytes(i));
@@ -277,6 +279,10 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
       assert.equal(node.sync.opened(magu4), undefined);
       const ack = (await node.sync.handleBatchRequest({ op: "batch.ack", magu: magu4.toString(), batch: 0 })) as { ok: boolean; error?: string };
       assert.equal(ack.ok, true, ack.error);
+      // What the member logged of it: the proposal, the two unplaced shards it dropped, its acknowledgement.
+      assert.deepEqual(logged(node, "batch proposed"), [{ magu: magu4.toString(), batch: 0, fragmentCount: 3, index: index.cid.toString() }]);
+      assert.deepEqual(logged(node, "unplaced fragments dropped"), [{ magu: magu4.toString(), batch: 0, fragments: 2, why: "not placed here by the batch's index" }]);
+      assert.deepEqual(logged(node, "batch acknowledged"), [{ magu: magu4.toString(), batch: 0, fragments: 3, held: 1 }]);
 
       // An opening whose index never comes is dropped after its time with what it brought.
       const late = byAddress(members4[1]!);
@@ -285,6 +291,7 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
       assert.equal(await late.sync.sweep(Date.now()), 0, "not before its time");
       assert.equal(await late.sync.sweep(Date.now() + 11 * 60_000), 1, "dropped after it");
       assert.equal(late.sync.opened(magu4), undefined);
+      assert.deepEqual(logged(late, "unplaced fragments dropped"), [{ magu: magu4.toString(), batch: 0, fragments: 2, why: "the batch's index did not arrive in time" }]);
       for (let i = 0; i < 2; i++) assert.equal(await late.store.has(file.manifest.shards[i]!), false, `shard ${i} deleted`);
       await refused(push(late, file.manifest.shards[2]!, shardBytes(2)), /^push not accepted$/);
     } finally {
@@ -441,7 +448,36 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     assert.equal(node.sync.opened(open3)?.received.size, 0, "another opening starts empty");
     assert.equal(node.sync.opened(open3)?.budget, 2);
     assert.equal(await node.store.has(file.manifest.shards[0]!), false, "and the replaced one's shard is gone");
+    // The same batch and count for another pusher replaces it too: the first pusher's shard goes, it gets nothing more in.
+    await push(node, file.manifest.shards[1]!, shard(1));
+    assert.equal(node.sync.opened(open3)?.received.size, 1);
+    const otherPeer = outsider.p2p.peerId;
+    const otherPusher: Hex = `0x${Buffer.from(otherPeer.toMultihash().bytes).toString("hex")}`;
+    assert.deepEqual(
+      await node.sync.handleBatchRequest({
+        op: "batch.open",
+        magu: open3.toString(),
+        batch: 0,
+        fragmentCount: 2,
+        pusher: otherPeer.toString(),
+        signature: await owner.signTypedData(openTypedData(domain, { magu: open3, batch: 0, fragmentCount: 2, pusher: otherPusher })),
+      }),
+      { ok: true },
+    );
+    assert.equal(node.sync.opened(open3)?.pusher, otherPeer.toString());
+    assert.equal(node.sync.opened(open3)?.received.size, 0, "the other pusher's opening starts empty");
+    assert.equal(await node.store.has(file.manifest.shards[1]!), false, "the first pusher's shard is gone");
+    await refused(push(node, file.manifest.shards[2]!, shard(2)), /^push not accepted$/);
+    // Closing an opening with nothing unplaced in it deletes and logs nothing.
     await node.sync.sweep(Date.now() + 11 * 60_000);
+    assert.equal(node.sync.opened(open3), undefined);
+    assert.deepEqual(
+      node.log.entries.filter((e) => e.msg === "unplaced fragments dropped" && e.context?.magu === open3.toString()).map((e) => e.context),
+      [
+        { magu: open3.toString(), batch: 0, fragments: 1, why: "replaced by another opening" },
+        { magu: open3.toString(), batch: 0, fragments: 1, why: "replaced by another opening" },
+      ],
+    );
 
     // The push policy: documents up to MAX_DOCUMENT_BYTES from anyone, no other codec.
     const peer = client.peerId;
