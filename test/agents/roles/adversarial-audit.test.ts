@@ -173,6 +173,9 @@ describe("audits and proofs against a lying upload; the late-seed path (real cha
       assert.ok(rec.cids.some((cid) => cid.toString() === c.cid));
     }
     assert.deepEqual([plain.stats().auditsPassed, plain.stats().auditsFailed], [4, 0]);
+    const metrics = await plain.registry.metrics();
+    assert.match(metrics, /^muri_validator_audits_total\{result="passed"\} 4$/m);
+    assert.match(metrics, /^muri_validator_audits_total\{result="failed"\} 0$/m);
 
     // Without a fetcher a validator audits nothing, targets or not.
     draws = 0;
