@@ -191,7 +191,9 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
 
     assert.deepEqual(await propose(node, t.chain.keys[CLIENT]!, honest), { ok: true });
     const ack = () => node.sync.handleBatchRequest({ op: "batch.ack", magu: magu3.toString(), batch: 0 }) as Promise<{ ok: boolean; error?: string; signature?: Hex }>;
-    assert.match((await ack()).error ?? "", /has not arrived/);
+    const early = await ack();
+    assert.equal(early.ok, false);
+    assert.match(early.error ?? "", /has not arrived/);
     await push(node, index.cid, index.bytes);
     const rec = await node.index.get(magu3);
     assert.equal(rec?.root, root, "recorded against the proposal, before any commit");
@@ -435,6 +437,7 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     assert.equal(noProposal.ok, false);
     assert.match(noProposal.error, /no proposal of batch 0 of Magu/);
     assert.equal(await member.sync.handleBatchRequest({ op: "search" }), undefined, "not a batch request");
+    assert.equal(await member.sync.handleBatchRequest(null), undefined, "nor is null");
 
     // The same opening again keeps what it brought; another one replaces it and drops it.
     const shard = (i: number) => file.shards.get(file.manifest.shards[i]!.toString())!;
@@ -492,6 +495,10 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     const odd = Buffer.from(JSON.stringify({ type: "muri/odd" }));
     await assert.rejects(Promise.resolve(node.sync.sink.put(manifestCidOf(odd), odd)), /unknown document type "muri\/odd"/);
     for (const cid of [pb, manifestCidOf(notJson), manifestCidOf(odd)]) assert.equal(await node.store.has(cid), false);
+    // A raw fragment handed to the sink with no sender (no opening can be its pusher's) is refused as unassigned.
+    const loose = randomBytes(100);
+    await assert.rejects(Promise.resolve(node.sync.sink.put(fragmentCid(loose), loose)), /fragment not assigned to this node/);
+    assert.equal(await node.store.has(fragmentCid(loose)), false);
   });
 
   test("a manifest of other erasure parameters is refused even when its roots fold to the committed root", async () => {
