@@ -415,6 +415,11 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     const silent = { sync: createMaguSync({ member: member.address }, { store: member.store, index: member.index, contracts: t.reader }) };
     await assert.rejects(openReq(silent, open3, 0, 3), /this agent does not acknowledge batches/);
     await assert.rejects(proposeReq(silent, open3, 0, 3), /this agent does not acknowledge batches/);
+    // An agent with no ban callback goes on refusing a peer's documents past the ban threshold.
+    for (let i = 0; i <= REFUSALS_BEFORE_BAN; i++) {
+      const junk = Buffer.from(JSON.stringify({ type: "junk", silent: i }));
+      await assert.rejects(Promise.resolve(silent.sync.sink.put(manifestCidOf(junk), junk, client.peerId)), /unknown document type "junk"/);
+    }
     // A vector Magu's batches are proposed, not opened; a Magu not formed yet takes neither.
     const { maguId: vector } = await createVectorMagu(t, t.chain.keys[CLIENT]!, { dim: 8, members: 3, replication: 3, maxFragments: 2 });
     await assert.rejects(openReq(member, vector, 0, 1), /vector batches are proposed with their root/);
@@ -534,6 +539,10 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
         await refused(spammer.pushFragment(victim.p2p.peerId, CID.create(1, 0x0129, (await sha256.digest(junk))), junk, { timeoutMs: 20_000 }), /unknown document type "junk"/);
       }
       assert.equal(victim.p2p.banList.isBanned(spammer.peerId), true, "banned after repeated refusals");
+      assert.match(victim.p2p.banList.get(spammer.peerId)?.reason ?? "", new RegExp(`^${REFUSALS_BEFORE_BAN} refused documents in 10 min \\(last: .*unknown document type "junk".*\\)$`));
+      const bans = victim.log.entries.filter((e) => e.msg === "peer banned: its document pushes were refused again and again");
+      assert.deepEqual(bans.map((e) => [e.context?.peer, e.context?.refusals]), [[spammer.peerId.toString(), REFUSALS_BEFORE_BAN]]);
+      assert.match(String(bans[0]!.context?.last), /unknown document type "junk"/);
       assert.equal(victim.p2p.banList.isBanned(client.peerId), false, "the test client (a few refusals) is not");
       const more = Buffer.from(JSON.stringify({ type: "junk", n: "after" }));
       await assert.rejects(spammer.pushFragment(victim.p2p.peerId, CID.create(1, 0x0129, await sha256.digest(more)), more, { timeoutMs: 10_000 }), "a banned peer gets nothing through");
