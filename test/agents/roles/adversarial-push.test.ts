@@ -500,6 +500,10 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     const odd = Buffer.from(JSON.stringify({ type: "muri/odd" }));
     await assert.rejects(Promise.resolve(node.sync.sink.put(manifestCidOf(odd), odd)), /unknown document type "muri\/odd"/);
     for (const cid of [pb, manifestCidOf(notJson), manifestCidOf(odd)]) assert.equal(await node.store.has(cid), false);
+    // A document of the file manifest's type that is no valid manifest is refused too, and not kept.
+    const fake = Buffer.from(JSON.stringify({ type: "muri/file", version: 1 }));
+    await assert.rejects(Promise.resolve(node.sync.sink.put(manifestCidOf(fake), fake)));
+    assert.equal(await node.store.has(manifestCidOf(fake)), false);
     // A raw fragment handed to the sink with no sender (no opening can be its pusher's) is refused as unassigned.
     const loose = randomBytes(100);
     await assert.rejects(Promise.resolve(node.sync.sink.put(fragmentCid(loose), loose)), /fragment not assigned to this node/);
