@@ -8,8 +8,11 @@
 # scores into bench/results/mutation.json. Runs are incremental (reports/mutation/*.incremental.json:
 # only mutants whose code or covering tests changed are run again); --full starts from scratch.
 # MURI_MUTATION=1 tells tests that run once per mutant to use smaller sizes (pipeline.test.ts).
-# --retest runs the surviving and uncovered mutants of the last run again: Stryker knows a tap test
-# only by its file name, so tests added to an existing file do not make it re-run a survivor.
+# --retest runs the surviving and uncovered mutants of the last run again, and only those: Stryker
+# knows a tap test only by its file name and takes any change to that file as a changed test, which
+# would run every mutant again; --retest records the test files as they are now, so the killed
+# mutants keep their result (tests are only added, and a mutant a test kills stays killed). With
+# MURI_MUTATE_LINES it re-runs the survivors on those lines only.
 # MURI_MUTATE_CONCURRENCY=1 runs one test process at a time; MURI_MUTATE_LINES=a-b[,c-d] mutates
 # only those lines of a one-file target (see base.mjs).
 set -euo pipefail
@@ -42,10 +45,15 @@ for t in "${targets[@]}"; do
   [ "$full" = 1 ] && rm -f "reports/mutation/${file}.incremental.json"
   if [ "$retest" = 1 ] && [ -f "reports/mutation/${file}.incremental.json" ]; then
     node --input-type=module -e '
-      import { readFileSync, writeFileSync } from "node:fs";
+      import { existsSync, readFileSync, writeFileSync } from "node:fs";
       const path = process.argv[1];
       const report = JSON.parse(readFileSync(path, "utf8"));
-      for (const f of Object.values(report.files)) f.mutants = f.mutants.filter((m) => m.status !== "Survived" && m.status !== "NoCoverage");
+      // With MURI_MUTATE_LINES only the survivors on those lines: the others would not run again and
+      // would drop out of the report.
+      const ranges = (process.env.MURI_MUTATE_LINES ?? "").split(",").filter(Boolean).map((r) => r.split("-").map(Number));
+      const inRange = (m) => ranges.length === 0 || ranges.some(([a, b]) => m.location.start.line >= a && m.location.start.line <= b);
+      for (const f of Object.values(report.files)) f.mutants = f.mutants.filter((m) => (m.status !== "Survived" && m.status !== "NoCoverage") || !inRange(m));
+      for (const [name, t] of Object.entries(report.testFiles ?? {})) if (existsSync(name)) t.source = readFileSync(name, "utf8");
       writeFileSync(path, JSON.stringify(report));' "reports/mutation/${file}.incremental.json"
   fi
   mode=incremental

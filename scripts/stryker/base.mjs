@@ -48,9 +48,9 @@ export const TARGETS = {
       // Push acceptance: openings (openFor, closeOpen), acceptPush and the sink, and the batch
       // requests (open, propose, acknowledge); verifyIndex is left out, for time.
       // Line ranges move when the file changes: check them before a run.
-      ["roles/magu-sync-push", ["agents/roles/shared/magu-sync.ts:218-234", "agents/roles/shared/magu-sync.ts:289-419"], ["adversarial-push"]],
+      ["roles/magu-sync-push", ["agents/roles/shared/magu-sync.ts:239-255", "agents/roles/shared/magu-sync.ts:311-471"], ["adversarial-push"]],
       ["roles/prover", "agents/roles/node/prover.ts", ["prover"]],
-      ["roles/validator-audit", "agents/roles/validator/validator.ts:462-530", ["adversarial-audit", "validator"]],
+      ["roles/validator-audit", "agents/roles/validator/validator.ts:506-570", ["adversarial-audit", "validator"]],
       ["roles/search-checker", "agents/roles/validator/search-checker.ts", ["adversarial-search"]],
     ].map(([name, mutate, tests]) => [
       name,

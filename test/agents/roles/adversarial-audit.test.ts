@@ -23,7 +23,7 @@ import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js"
 import { maguRoot } from "../../../agents/data/merkle.js";
 import type { P2PNode } from "../../../agents/p2p/index.js";
 import { createProver, type MissingReason, type Prover } from "../../../agents/roles/node/prover.js";
-import { createValidator, type Validator } from "../../../agents/roles/validator/validator.js";
+import { createValidator, VALIDATOR_DEFAULTS, type AuditFetcher, type Validator } from "../../../agents/roles/validator/validator.js";
 import { cleanup, signer } from "../chain/harness.js";
 import { commitRoots, createBlobMagu, encodeSmallFile, startClientPeer, startTestChain, startTestNode, testLogger, upload, type TestChain, type TestNode } from "./adversarial-helpers.js";
 
@@ -123,6 +123,67 @@ describe("audits and proofs against a lying upload; the late-seed path (real cha
     // Each node holds one fragment of each Magu: one audit passed, one failed, nothing more.
     const tally = validator.audits(await t.reader.rewards.read.currentEpoch());
     for (const n of nodes) assert.deepEqual(tally.get(n.address), { proofs: 0, misses: 0, auditsPassed: 1, auditsFailed: 1 }, n.address);
+    // The passed audits are logged too (debug): H's two fragments, each at the node that holds it.
+    const holderOf = async (f: number) => {
+      for (const n of nodes) if ((await n.index.get(honest))!.held.includes(f)) return n.address;
+      throw new Error(`nobody holds fragment ${f} of H`);
+    };
+    const passed = validatorLog.entries.filter((e) => e.msg === "audit passed");
+    assert.deepEqual(
+      passed.map((e) => [e.level, e.context!.magu, e.context!.fragment, e.context!.holder]),
+      [
+        ["debug", honest.toString(), 0, await holderOf(0)],
+        ["debug", honest.toString(), 1, await holderOf(1)],
+      ],
+    );
+  });
+
+  test("audit targets must match the chain; no fetcher or no target means no audit; the default round", async () => {
+    const rec = (await observer.index.get(honest))!;
+    const v = signer(t.chain.rpcUrl, t.d, t.chain.keys[4]!);
+    const components = { contracts: getMuriContracts(t.d.contracts, v), publicClient: v.publicClient, walletClient: v.walletClient };
+    const address = getAddress(v.account.address);
+    let draws = 0;
+    const random = () => (draws++ % 8) / 8;
+    const calls: Array<{ cid: string; timeoutMs?: number; signal?: AbortSignal }> = [];
+    const recording: AuditFetcher = {
+      fetchFragment(target, cid, options) {
+        calls.push({ cid: cid.toString(), ...options });
+        return observer.p2p.fetchFragment(target, cid, options);
+      },
+    };
+
+    // One CID short of the fragment roots (which do fold to the chain's root): refused by count;
+    // L's fragment roots for H: refused by the fold.
+    const plain = createValidator({ address }, { ...components, fetcher: recording, random });
+    await assert.rejects(plain.addAuditTargets(honest, rec.cids.slice(1), rec.fragmentRoots), { name: "RangeError", message: "1 CIDs but 2 fragment roots" });
+    await assert.rejects(plain.addAuditTargets(honest, rec.cids, (await observer.index.get(lying))!.fragmentRoots), { name: "RangeError", message: /^audit targets of Magu \d+ fold to 0x[0-9a-f]{64} over 2 fragments; chain has 0x[0-9a-f]{64} over 2$/ });
+    // No target yet: a round draws nothing and fetches nothing.
+    await plain.auditOnce();
+    assert.equal(draws, 0);
+    assert.equal(calls.length, 0);
+    // With H as its target and no auditsPerRound/auditTimeoutMs: the defaults, 4 audits of 10 s at most.
+    await plain.addAuditTargets(honest, rec.cids, rec.fragmentRoots);
+    await plain.auditOnce();
+    assert.equal(calls.length, VALIDATOR_DEFAULTS.auditsPerRound);
+    assert.equal(VALIDATOR_DEFAULTS.auditsPerRound, 4);
+    for (const c of calls) {
+      assert.equal(c.timeoutMs, VALIDATOR_DEFAULTS.auditTimeoutMs);
+      assert.equal(c.signal, undefined, "not started: nothing to abort");
+      assert.ok(rec.cids.some((cid) => cid.toString() === c.cid));
+    }
+    assert.deepEqual([plain.stats().auditsPassed, plain.stats().auditsFailed], [4, 0]);
+    const metrics = await plain.registry.metrics();
+    assert.match(metrics, /^muri_validator_audits_total\{result="passed"\} 4$/m);
+    assert.match(metrics, /^muri_validator_audits_total\{result="failed"\} 0$/m);
+
+    // Without a fetcher a validator audits nothing, targets or not.
+    draws = 0;
+    const blind = createValidator({ address, auditsPerRound: 4 }, { ...components, random });
+    await blind.addAuditTargets(honest, rec.cids, rec.fragmentRoots);
+    await blind.auditOnce();
+    assert.equal(draws, 0);
+    assert.deepEqual([blind.stats().auditsPassed, blind.stats().auditsFailed], [0, 0]);
   });
 
   test("a period whose start block hash went out of reach is proven by the honest member with the late seed; nothing is proven of L", async () => {
@@ -168,5 +229,38 @@ describe("audits and proofs against a lying upload; the late-seed path (real cha
     assert.equal(await state(honest, prover.address), 1);
     assert.equal(await state(honest, loser.address), 2);
     for (const n of nodes) assert.equal(await state(lying, n.address), 2, `${n.address} missed L`);
+  });
+
+  test("a validator stopped during an audit neither records it nor starts the next one", async () => {
+    const rec = (await observer.index.get(honest))!;
+    const v = signer(t.chain.rpcUrl, t.d, t.chain.keys[4]!);
+    let fetches = 0;
+    let stopped: Promise<void> | undefined;
+    // The fetch serves the right bytes, but the validator is stopped while it runs.
+    const stopping: Validator = createValidator(
+      { address: getAddress(v.account.address), pollMs: 60_000, auditIntervalMs: 10, auditsPerRound: 4 },
+      {
+        contracts: getMuriContracts(t.d.contracts, v),
+        publicClient: v.publicClient,
+        walletClient: v.walletClient,
+        fetcher: {
+          async fetchFragment(_target, cid) {
+            fetches++;
+            stopped ??= stopping.stop();
+            return honestFile.shards.get(cid.toString())!;
+          },
+        },
+        random: () => 0.1,
+      },
+    );
+    await stopping.addAuditTargets(honest, rec.cids, rec.fragmentRoots);
+    await stopping.start();
+    const deadline = Date.now() + 60_000;
+    while (stopped === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(stopped, "an audit ran");
+    await stopped;
+    assert.equal(fetches, 1, "no audit after the stop");
+    assert.deepEqual([stopping.stats().auditsPassed, stopping.stats().auditsFailed], [0, 0]);
+    assert.equal(stopping.audits(await t.reader.rewards.read.currentEpoch()).size, 0);
   });
 });

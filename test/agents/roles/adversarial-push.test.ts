@@ -194,7 +194,9 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
 
     assert.deepEqual(await propose(node, t.chain.keys[CLIENT]!, honest), { ok: true });
     const ack = () => node.sync.handleBatchRequest({ op: "batch.ack", magu: magu3.toString(), batch: 0 }) as Promise<{ ok: boolean; error?: string; signature?: Hex }>;
-    assert.match((await ack()).error ?? "", /has not arrived/);
+    const early = await ack();
+    assert.equal(early.ok, false);
+    assert.match(early.error ?? "", /has not arrived/);
     await push(node, index.cid, index.bytes);
     const rec = await node.index.get(magu3);
     assert.equal(rec?.root, root, "recorded against the proposal, before any commit");
@@ -256,6 +258,8 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
 
       assert.deepEqual(await open(node, t.chain.keys[CLIENT]!, honest), { ok: true });
       assert.equal(node.sync.opened(magu4)?.budget, 3);
+      const logged = (n: TestNode, msg: string) => n.log.entries.filter((e) => e.msg === msg && e.context?.magu === magu4.toString()).map((e) => e.context);
+      assert.deepEqual(logged(node, "batch opened"), [{ magu: magu4.toString(), batch: 0, fragmentCount: 3, pusher: client.peerId.toString() }]);
       // Another peer gets nothing in; the pusher gets in at most the batch's count.
       await refused(other.pushFragment(node.p2p.peerId, file.manifest.shards[0]!, shardBytes(0), { timeoutMs: 20_000 }), /^push not accepted$/);
       for (let i = 0; i < 3; i++) await push(node, file.manifest.shards[i]!, shardBytes(i));
@@ -280,6 +284,10 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
       assert.equal(node.sync.opened(magu4), undefined);
       const ack = (await node.sync.handleBatchRequest({ op: "batch.ack", magu: magu4.toString(), batch: 0 })) as { ok: boolean; error?: string };
       assert.equal(ack.ok, true, ack.error);
+      // What the member logged of it: the proposal, the two unplaced shards it dropped, its acknowledgement.
+      assert.deepEqual(logged(node, "batch proposed"), [{ magu: magu4.toString(), batch: 0, fragmentCount: 3, index: index.cid.toString() }]);
+      assert.deepEqual(logged(node, "unplaced fragments dropped"), [{ magu: magu4.toString(), batch: 0, fragments: 2, why: "not placed here by the batch's index" }]);
+      assert.deepEqual(logged(node, "batch acknowledged"), [{ magu: magu4.toString(), batch: 0, fragments: 3, held: 1 }]);
 
       // An opening whose index never comes is dropped after its time with what it brought.
       const late = byAddress(members4[1]!);
@@ -288,6 +296,7 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
       assert.equal(await late.sync.sweep(Date.now()), 0, "not before its time");
       assert.equal(await late.sync.sweep(Date.now() + 11 * 60_000), 1, "dropped after it");
       assert.equal(late.sync.opened(magu4), undefined);
+      assert.deepEqual(logged(late, "unplaced fragments dropped"), [{ magu: magu4.toString(), batch: 0, fragments: 2, why: "the batch's index did not arrive in time" }]);
       for (let i = 0; i < 2; i++) assert.equal(await late.store.has(file.manifest.shards[i]!), false, `shard ${i} deleted`);
       await refused(push(late, file.manifest.shards[2]!, shardBytes(2)), /^push not accepted$/);
     } finally {
@@ -409,6 +418,11 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     const silent = { sync: createMaguSync({ member: member.address }, { store: member.store, index: member.index, contracts: t.reader }) };
     await assert.rejects(openReq(silent, open3, 0, 3), /this agent does not acknowledge batches/);
     await assert.rejects(proposeReq(silent, open3, 0, 3), /this agent does not acknowledge batches/);
+    // An agent with no ban callback goes on refusing a peer's documents past the ban threshold.
+    for (let i = 0; i <= REFUSALS_BEFORE_BAN; i++) {
+      const junk = Buffer.from(JSON.stringify({ type: "junk", silent: i }));
+      await assert.rejects(Promise.resolve(silent.sync.sink.put(manifestCidOf(junk), junk, client.peerId)), /unknown document type "junk"/);
+    }
     // A vector Magu's batches are proposed, not opened; a Magu not formed yet takes neither.
     const { maguId: vector } = await createVectorMagu(t, t.chain.keys[CLIENT]!, { dim: 8, members: 3, replication: 3, maxFragments: 2 });
     await assert.rejects(openReq(member, vector, 0, 1), /vector batches are proposed with their root/);
@@ -431,6 +445,7 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     assert.equal(noProposal.ok, false);
     assert.match(noProposal.error, /no proposal of batch 0 of Magu/);
     assert.equal(await member.sync.handleBatchRequest({ op: "search" }), undefined, "not a batch request");
+    assert.equal(await member.sync.handleBatchRequest(null), undefined, "nor is null");
 
     // The same opening again keeps what it brought; another one replaces it and drops it.
     const shard = (i: number) => file.shards.get(file.manifest.shards[i]!.toString())!;
@@ -444,7 +459,36 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     assert.equal(node.sync.opened(open3)?.received.size, 0, "another opening starts empty");
     assert.equal(node.sync.opened(open3)?.budget, 2);
     assert.equal(await node.store.has(file.manifest.shards[0]!), false, "and the replaced one's shard is gone");
+    // The same batch and count for another pusher replaces it too: the first pusher's shard goes, it gets nothing more in.
+    await push(node, file.manifest.shards[1]!, shard(1));
+    assert.equal(node.sync.opened(open3)?.received.size, 1);
+    const otherPeer = outsider.p2p.peerId;
+    const otherPusher: Hex = `0x${Buffer.from(otherPeer.toMultihash().bytes).toString("hex")}`;
+    assert.deepEqual(
+      await node.sync.handleBatchRequest({
+        op: "batch.open",
+        magu: open3.toString(),
+        batch: 0,
+        fragmentCount: 2,
+        pusher: otherPeer.toString(),
+        signature: await owner.signTypedData(openTypedData(domain, { magu: open3, batch: 0, fragmentCount: 2, pusher: otherPusher })),
+      }),
+      { ok: true },
+    );
+    assert.equal(node.sync.opened(open3)?.pusher, otherPeer.toString());
+    assert.equal(node.sync.opened(open3)?.received.size, 0, "the other pusher's opening starts empty");
+    assert.equal(await node.store.has(file.manifest.shards[1]!), false, "the first pusher's shard is gone");
+    await refused(push(node, file.manifest.shards[2]!, shard(2)), /^push not accepted$/);
+    // Closing an opening with nothing unplaced in it deletes and logs nothing.
     await node.sync.sweep(Date.now() + 11 * 60_000);
+    assert.equal(node.sync.opened(open3), undefined);
+    assert.deepEqual(
+      node.log.entries.filter((e) => e.msg === "unplaced fragments dropped" && e.context?.magu === open3.toString()).map((e) => e.context),
+      [
+        { magu: open3.toString(), batch: 0, fragments: 1, why: "replaced by another opening" },
+        { magu: open3.toString(), batch: 0, fragments: 1, why: "replaced by another opening" },
+      ],
+    );
 
     // The push policy: documents up to MAX_DOCUMENT_BYTES from anyone, no other codec.
     const peer = client.peerId;
@@ -459,6 +503,14 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     const odd = Buffer.from(JSON.stringify({ type: "muri/odd" }));
     await assert.rejects(Promise.resolve(node.sync.sink.put(manifestCidOf(odd), odd)), /unknown document type "muri\/odd"/);
     for (const cid of [pb, manifestCidOf(notJson), manifestCidOf(odd)]) assert.equal(await node.store.has(cid), false);
+    // A document of the file manifest's type that is no valid manifest is refused too, and not kept.
+    const fake = Buffer.from(JSON.stringify({ type: "muri/file", version: 1 }));
+    await assert.rejects(Promise.resolve(node.sync.sink.put(manifestCidOf(fake), fake)));
+    assert.equal(await node.store.has(manifestCidOf(fake)), false);
+    // A raw fragment handed to the sink with no sender (no opening can be its pusher's) is refused as unassigned.
+    const loose = randomBytes(100);
+    await assert.rejects(Promise.resolve(node.sync.sink.put(fragmentCid(loose), loose)), /fragment not assigned to this node/);
+    assert.equal(await node.store.has(fragmentCid(loose)), false);
   });
 
   test("a manifest of other erasure parameters is refused even when its roots fold to the committed root", async () => {
@@ -562,6 +614,10 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
         await refused(spammer.pushFragment(victim.p2p.peerId, CID.create(1, 0x0129, (await sha256.digest(junk))), junk, { timeoutMs: 20_000 }), /unknown document type "junk"/);
       }
       assert.equal(victim.p2p.banList.isBanned(spammer.peerId), true, "banned after repeated refusals");
+      assert.match(victim.p2p.banList.get(spammer.peerId)?.reason ?? "", new RegExp(`^${REFUSALS_BEFORE_BAN} refused documents in 10 min \\(last: .*unknown document type "junk".*\\)$`));
+      const bans = victim.log.entries.filter((e) => e.msg === "peer banned: its document pushes were refused again and again");
+      assert.deepEqual(bans.map((e) => [e.context?.peer, e.context?.refusals]), [[spammer.peerId.toString(), REFUSALS_BEFORE_BAN]]);
+      assert.match(String(bans[0]!.context?.last), /unknown document type "junk"/);
       assert.equal(victim.p2p.banList.isBanned(client.peerId), false, "the test client (a few refusals) is not");
       const more = Buffer.from(JSON.stringify({ type: "junk", n: "after" }));
       await assert.rejects(spammer.pushFragment(victim.p2p.peerId, CID.create(1, 0x0129, await sha256.digest(more)), more, { timeoutMs: 10_000 }), "a banned peer gets nothing through");

@@ -53,6 +53,7 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
   const fragmentRoots: Buffer[] = [];
   const served = new Map<string, { address: Address; bytes: Map<string, Uint8Array> }>(); // multiaddr -> what that node serves
   const fetches: { holder: Address; served: boolean }[] = []; // every audit fetch the validator made, in order
+  let ended: { validator: Validator; draws: number; fetches: number } | undefined; // audits the Magu until it ends
 
   const reader = () => getMuriContracts(d.contracts, { publicClient: pub });
   const head = () => pub.getBlockNumber({ cacheTime: 0 });
@@ -184,6 +185,32 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
     assert.equal(left[0]!.args.evicted, true);
     const slot = left[0]!.args.slot!;
 
+    // Until the replacement is drawn the slot is vacant: an audit of its fragment is skipped, not
+    // sent to the zero address (a validator of its own, so the audits below stay as they are).
+    assert.equal((await reader().maguRegistry.read.maguInfo([maguId])).members[slot], "0x0000000000000000000000000000000000000000");
+    const [vacantFragment] = fragmentsOfSlot(maguId, FRAGMENTS, 2, slot, { k: 1, m: 1 });
+    const probeFetches: string[] = [];
+    const vs = signer(chain.rpcUrl, d, chain.keys[4]!);
+    const probe = createValidator(
+      { address: validatorAddress, auditsPerRound: 2 },
+      {
+        contracts: getMuriContracts(d.contracts, vs),
+        publicClient: vs.publicClient,
+        walletClient: vs.walletClient,
+        fetcher: {
+          async fetchFragment(target) {
+            probeFetches.push(target);
+            throw new Error(`${target}: not served`);
+          },
+        },
+        random: () => (vacantFragment! + 0.5) / FRAGMENTS,
+      },
+    );
+    await probe.addAuditTargets(maguId, cids, fragmentRoots);
+    await probe.auditOnce();
+    assert.deepEqual(probeFetches, []);
+    assert.deepEqual([probe.stats().auditsPassed, probe.stats().auditsFailed], [0, 0]);
+
     // The replacement is drawn two blocks after the vacancy; the validator retries until then.
     for (let i = 0; i < 4 && validator.stats().vacanciesFilled === 0; i++) {
       await validator.runOnce();
@@ -209,6 +236,32 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
     assert.equal(tally.get(honest)?.auditsFailed ?? 0, 0);
     assert.ok((tally.get(replacement)?.auditsFailed ?? 0) >= 1, "replacement failed");
     assert.equal(validator.stats().auditsPassed + validator.stats().auditsFailed, 4);
+    // A validator of its own audits this Magu too, until it ends (the settle test below).
+    const vs = signer(chain.rpcUrl, d, chain.keys[4]!);
+    ended = {
+      draws: 0,
+      fetches: 0,
+      validator: createValidator(
+        { address: validatorAddress, auditsPerRound: 2 },
+        {
+          contracts: getMuriContracts(d.contracts, vs),
+          publicClient: vs.publicClient,
+          walletClient: vs.walletClient,
+          fetcher: {
+            async fetchFragment(target, cid) {
+              ended!.fetches++;
+              const bytes = served.get(target)?.bytes.get(cid.toString());
+              if (!bytes) throw new Error(`${target}: not found`);
+              return bytes;
+            },
+          },
+          random: () => (ended!.draws++ % 4) / 4,
+        },
+      ),
+    };
+    await ended.validator.addAuditTargets(maguId, cids, fragmentRoots);
+    await ended.validator.auditOnce();
+    assert.equal(ended.fetches, 2, "two audits while the Magu is active");
   });
 
   test("submits weights from what it observed, finalises the epoch, and earns rewards", async () => {
@@ -297,6 +350,17 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
     }
     assert.equal(validator.stats().settled, 1);
     assert.equal((await reader().maguRegistry.read.maguInfo([maguId])).status, 3, "Ended");
+
+    // An ended Magu is no longer audited: each round drops it on its first draw, the next finds no target.
+    const e = ended!;
+    e.draws = 0;
+    e.fetches = 0;
+    const before = e.validator.stats();
+    await e.validator.auditOnce();
+    assert.deepEqual([e.draws, e.fetches], [2, 0], "one draw per round (the target), no fetch");
+    await e.validator.auditOnce();
+    assert.deepEqual([e.draws, e.fetches], [2, 0], "no target left");
+    assert.deepEqual(e.validator.stats(), before);
   });
 
   test("drops a member whose stake no longer backs its memberships, and only that one", async () => {
