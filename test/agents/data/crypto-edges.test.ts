@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createCipheriv, hkdfSync } from "node:crypto";
+import { createCipheriv, createHmac, hkdfSync } from "node:crypto";
 import { describe, it } from "node:test";
 import {
   decryptFragment,
@@ -9,6 +9,8 @@ import {
   ENCRYPTION_OVERHEAD,
   encryptFragment,
   FileCipher,
+  manifestMac,
+  manifestMacMatches,
   newFileId,
   SEALED_LAYOUT,
 } from "../../../agents/data/crypto.js";
@@ -140,5 +142,28 @@ describe("crypto: parameter and input checks", () => {
     // A view into a larger buffer opens the same as a copy.
     const big = Buffer.concat([Buffer.alloc(9, 1), sealed, Buffer.alloc(4, 2)]);
     assert.deepEqual(decryptFragment(secret, fileId, 3, big.subarray(9, 9 + sealed.length)), pattern(100));
+  });
+});
+
+describe("crypto: the manifest MAC", () => {
+  it("is HMAC-SHA256 of the body under HKDF-SHA256(secret, fileId, 'muri/v1/manifest-mac'), 32 bytes", () => {
+    const body = Buffer.from('{"fileSize":10}');
+    const key = Buffer.from(hkdfSync("sha256", secret, fileId, "muri/v1/manifest-mac", 32));
+    const want = createHmac("sha256", key).update(body).digest("hex");
+    assert.equal(manifestMac(secret, fileId, body), want);
+    assert.equal(manifestMacMatches(secret, fileId, body, want), true);
+    assert.equal(manifestMacMatches(secret, fileId, Buffer.from('{"fileSize":11}'), want), false, "another body");
+    assert.equal(manifestMacMatches(secret, Buffer.alloc(32, 0x43), body, want), false, "another file id");
+    assert.equal(manifestMacMatches(Buffer.alloc(32, 0x32), fileId, body, want), false, "another secret");
+  });
+
+  it("a MAC of the wrong length is a mismatch, not an exception; bad key material names the argument", () => {
+    const body = Buffer.from("x");
+    const mac = manifestMac(secret, fileId, body);
+    assert.equal(manifestMacMatches(secret, fileId, body, mac.slice(0, 62)), false);
+    assert.equal(manifestMacMatches(secret, fileId, body, `${mac}00`), false);
+    assert.equal(manifestMacMatches(secret, fileId, body, ""), false);
+    assert.throws(() => manifestMac(Buffer.alloc(31), fileId, body), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "secret");
+    assert.throws(() => manifestMac(secret, Buffer.alloc(31), body), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "fileId");
   });
 });

@@ -134,19 +134,22 @@ describe("pipeline: zero padding", () => {
       [200, 4, 2, 64], // 6 fragments: one full stripe, then two of four
       [36 * 3 + 1, 3, 0, 64], // a last stripe holding a 1-byte fragment
     ] as const) {
-      const r = await encodeAll(bytesOf(size, size), { secret, fileId: freshFileId(), k, m, shardSize });
-      const manifest = r.manifest;
-      for (const { stripe, shards } of r.stripes) {
-        for (let j = 0; j < k; j++) {
-          const index = stripe * k + j;
-          const bytes = shards[j]!.bytes;
-          const sealed = index < manifest.fragmentCount ? plainFragmentLength(manifest, index) + 28 : 0;
-          assert.deepEqual(bytes.subarray(sealed), Buffer.alloc(bytes.length - sealed), `size ${size}: stripe ${stripe} shard ${j} after ${sealed} bytes`);
+      // With recycled stripe buffers too: a tail left unfilled would show the previous stripe's bytes.
+      for (const reuseBuffers of [false, true]) {
+        const r = await encodeAll(bytesOf(size, size), { secret, fileId: freshFileId(), k, m, shardSize, reuseBuffers });
+        const manifest = r.manifest;
+        for (const { stripe, shards } of r.stripes) {
+          for (let j = 0; j < k; j++) {
+            const index = stripe * k + j;
+            const bytes = shards[j]!.bytes;
+            const sealed = index < manifest.fragmentCount ? plainFragmentLength(manifest, index) + 28 : 0;
+            assert.deepEqual(bytes.subarray(sealed), Buffer.alloc(bytes.length - sealed), `size ${size}: stripe ${stripe} shard ${j} after ${sealed} bytes`);
+          }
         }
+        // No unfilled byte in what was sealed either: every fragment decrypts (its tag covers it).
+        for (let i = 0; i < 64; i++) Buffer.allocUnsafe(4096).fill(0x5a);
+        assert.deepEqual(await decodeToBuffer(manifest, fetcherOf(r.byIndex), { secret }), bytesOf(size, size));
       }
-      // No unfilled byte in what was sealed either: every fragment decrypts (its tag covers it).
-      for (let i = 0; i < 64; i++) Buffer.allocUnsafe(4096).fill(0x5a);
-      assert.deepEqual(await decodeToBuffer(manifest, fetcherOf(r.byIndex), { secret }), bytesOf(size, size));
     }
   });
 });
