@@ -48,7 +48,7 @@ export const TARGETS = {
       // Push acceptance: openings (openFor, closeOpen), acceptPush and the sink, and the batch
       // requests (open, propose, acknowledge); verifyIndex is left out, for time.
       // Line ranges move when the file changes: check them before a run.
-      ["roles/magu-sync-push", ["agents/roles/shared/magu-sync.ts:239-255", "agents/roles/shared/magu-sync.ts:311-471"], ["adversarial-push"]],
+      ["roles/magu-sync-push", ["agents/roles/shared/magu-sync.ts:245-261", "agents/roles/shared/magu-sync.ts:326-486"], ["adversarial-push"]],
       ["roles/prover", "agents/roles/node/prover.ts", ["prover"]],
       ["roles/validator-audit", "agents/roles/validator/validator.ts:506-570", ["adversarial-audit", "validator"]],
       ["roles/search-checker", "agents/roles/validator/search-checker.ts", ["adversarial-search"]],
