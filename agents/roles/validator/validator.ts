@@ -37,8 +37,8 @@
  * re-read from the chain, so a restart only forgets this epoch's audit tallies.
  * Transactions are sent one at a time (one wallet, no nonce races).
  */
-import type { Address, Hex } from "viem";
-import { getAddress } from "viem";
+import { randomInt } from "node:crypto";
+import { getAddress, type Address, type Hex } from "viem";
 import type { CID } from "multiformats/cid";
 import { Counter, Registry } from "prom-client";
 import { describeError, pause, toChainError, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
@@ -137,7 +137,7 @@ export interface ValidatorComponents {
   /** Registry the counters are registered in (default: a new one, see `validator.registry`). */
   registry?: Registry;
   logger?: Logger;
-  /** Randomness for audits (default Math.random). */
+  /** Randomness for audits in [0, 1) (default `auditRandom`, from node:crypto: nobody can predict the targets). */
   random?: () => number;
 }
 
@@ -517,7 +517,7 @@ class ChainValidator implements Validator {
   async auditOnce(): Promise<void> {
     const fetcher = this.c.fetcher;
     if (!fetcher || this.targets.size === 0) return;
-    const random = this.c.random ?? Math.random;
+    const random = this.c.random ?? auditRandom;
     const rounds = this.init.auditsPerRound ?? VALIDATOR_DEFAULTS.auditsPerRound;
     const all = [...this.targets.values()];
     for (let i = 0; i < rounds && !this.signal?.aborted; i++) {
@@ -636,4 +636,9 @@ export async function ensureValidatorRegistered(
   await wait(await contracts.nodeRegistry.write.register([init.stake, ROLE_VALIDATOR, 0n, peerId, multiaddrs]), "register");
   log.info("registered as validator", { address: init.address, stake: init.stake.toString() });
   return true;
+}
+
+/** A uniform number in [0, 1) from the operating system's CSPRNG (47 bits): which fragment of which holder is audited next. */
+export function auditRandom(): number {
+  return randomInt(0, 2 ** 47) / 2 ** 47;
 }
