@@ -77,7 +77,7 @@ export class IndexWorker {
   async open(options: VectorIndexOptions): Promise<WorkerVectorIndex> {
     const handle = this.nextHandle++;
     const generation = this.ensure();
-    const reply = await this.call({ id: 0, handle, op: "open", options });
+    const reply = await this.call(handle, { op: "open", options });
     const p = reply.value as { M: number; efConstruction: number; efSearch: number };
     const state = reply.state ?? { size: 0, fragments: [] };
     return new WorkerVectorIndex(this, handle, generation, options, p, state);
@@ -97,7 +97,7 @@ export class IndexWorker {
 
   /** Ends the worker as a crash would: in-flight calls fail and `onExit` listeners run (tests). */
   async crash(): Promise<void> {
-    await this.call({ id: 0, handle: 0, op: "crash" }).catch(() => undefined);
+    await this.call(0, { op: "crash" }).catch(() => undefined);
   }
 
   /** The worker generation a handle belongs to (a handle of a dead worker is void). */
@@ -105,8 +105,8 @@ export class IndexWorker {
     return this.worker !== undefined && generation === this.generation;
   }
 
-  /** Sends one request; resolves with the ok reply, rejects with the worker's error. */
-  async call(request: WorkerRequest): Promise<WorkerReply & { ok: true }> {
+  /** Sends `op` on index `handle`; resolves with the ok reply, rejects with the worker's error. */
+  async call(handle: number, op: WorkerOp): Promise<WorkerReply & { ok: true }> {
     const worker = this.worker;
     if (worker === undefined) throw new IndexWorkerError("not started");
     const id = this.nextId++;
@@ -114,7 +114,7 @@ export class IndexWorker {
       // Referenced while a call waits, so the process waits for the answer; idle, it may exit.
       if (this.pending.size === 0) worker.ref();
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ ...request, id });
+      worker.postMessage({ ...op, id, handle } satisfies WorkerRequest);
     });
     if (!reply.ok) throw rebuild(reply.error);
     return reply;
@@ -214,12 +214,12 @@ export class WorkerVectorIndex {
     if (this.closed) return;
     this.closed = true;
     if (!this.host.alive(this.generation)) return;
-    await this.host.call({ id: 0, handle: this.handle, op: "close" });
+    await this.host.call(this.handle, { op: "close" });
   }
 
   private async send(request: WorkerOp): Promise<unknown> {
     if (!this.host.alive(this.generation)) throw new IndexWorkerError("this index was opened in a worker that has exited");
-    const reply = await this.host.call({ ...request, id: 0, handle: this.handle });
+    const reply = await this.host.call(this.handle, request);
     if (reply.state !== undefined) {
       this.live = reply.state.size;
       this.held = new Set(reply.state.fragments);
