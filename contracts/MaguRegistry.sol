@@ -43,6 +43,10 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     /// @notice Largest vector dimension a Magu may declare.
     uint32 public constant MAX_DIMENSION = 4096;
 
+    /// @notice Members one formMagu call seats (a larger Magu is formed by several calls within
+    /// its selection window): bounds the call's gas, about 0.11M per seat among 10,000 nodes.
+    uint256 public constant SEATS_PER_FORM = 8;
+
     /// @notice Bytes reserved per stored fragment when sizing a member's capacity.
     uint64 public constant FRAGMENT_BYTES = 1 << 20;
 
@@ -157,29 +161,36 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     function formMagu(MaguId id) external nonReentrant {
         Magu storage m = _magu(id);
         if (m.status != Status.Requested) revert MaguWrongStatus(id, m.status);
+        address[] storage slots = _slots[id];
+        uint256 seated = slots.length;
         (bool ready, bytes32 seed) = _drawSeed(id, m.requestBlock);
         if (!ready) {
-            _reRequest(id, m);
+            // The window closed part-way through seating: the Magu starts with the seats taken and
+            // the others are vacancies, each drawn in a window of its own (fillVacancy).
+            if (seated > 0) _activate(id, m);
+            else _reRequest(id, m);
             return;
         }
-        uint8 n = m.params.members;
-        address[] memory chosen =
-            _nodes.drawNodes(uint256(seed), n, _stakePerMember, m.capacityPerMember, new address[](0));
-        if (chosen.length < n) revert MaguNotEnoughNodes(id, chosen.length, n);
-        // The deposit goes back to the owner: it only pays for re-rolls.
-        _claimable[m.owner] += m.deposit;
-        m.deposit = 0;
-
-        uint64 start = currentPeriod() + 1;
-        m.status = Status.Active;
-        m.startPeriod = start;
-        m.endPeriod = start + m.params.durationPeriods;
-        address[] storage slots = _slots[id];
-        for (uint8 i; i < n; ++i) {
-            slots.push(chosen[i]);
-            _join(id, m, chosen[i], i, start, false);
+        uint256 n = m.params.members;
+        if (seated == 0) {
+            m.startPeriod = currentPeriod() + 1;
+            m.endPeriod = m.startPeriod + m.params.durationPeriods;
         }
-        emit MaguFormed(id, chosen, start, m.endPeriod);
+        // Seats are taken in slot order, SEATS_PER_FORM a call, every part drawn in the same window
+        // (the same tree) with its own seed and the members seated so far left out: the result does
+        // not depend on who calls, or when within the window.
+        uint256 count = n - seated < SEATS_PER_FORM ? n - seated : SEATS_PER_FORM;
+        uint256 partSeed = seated == 0 ? uint256(seed) : uint256(keccak256(abi.encode(seed, seated)));
+        address[] memory chosen =
+            _nodes.drawNodes(partSeed, count, _stakePerMember, m.capacityPerMember, slots);
+        if (chosen.length < count) revert MaguNotEnoughNodes(id, seated + chosen.length, n);
+        uint64 next = currentPeriod() + 1;
+        uint64 joinPeriod = next > m.startPeriod ? next : m.startPeriod;
+        for (uint256 i; i < count; ++i) {
+            slots.push(chosen[i]);
+            _join(id, m, chosen[i], uint8(seated + i), joinPeriod, false);
+        }
+        if (seated + count == n) _activate(id, m);
     }
 
     /// @inheritdoc IMaguRegistry
@@ -192,6 +203,12 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         m.escrow = 0;
         m.deposit = 0;
         m.status = Status.Cancelled;
+        // Members seated by a formation still under way are released.
+        address[] storage slots = _slots[id];
+        for (uint256 i; i < slots.length; ++i) {
+            _memberships[id][slots[i]].active = false;
+            _nodes.unlock(slots[i], _stakePerMember, m.capacityPerMember);
+        }
         // Once the seed is known the owner knows who would be drawn: cancelling then is a re-roll
         // and costs the deposit.
         bool seedKnown = block.number >= uint256(m.requestBlock) + 2;
@@ -682,6 +699,20 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         uint256 tolerated = p.kind == Kind.Blob ? p.parityShards : p.replication - 1;
         uint256 needed = p.members - tolerated;
         if (acknowledged < needed) revert MaguNotAvailable(id, acknowledged, needed);
+    }
+
+    /// @dev Ends a formation: the Magu is active, the deposit goes back to the owner (it only pays
+    /// for re-rolls) and the slots no part of the formation filled are vacancies from this block.
+    function _activate(MaguId id, Magu storage m) private {
+        _claimable[m.owner] += m.deposit;
+        m.deposit = 0;
+        m.status = Status.Active;
+        address[] storage slots = _slots[id];
+        for (uint256 slot = slots.length; slot < m.params.members; ++slot) {
+            slots.push(address(0));
+            _vacancies[id][slot].requestBlock = uint64(block.number);
+        }
+        emit MaguFormed(id, slots, m.startPeriod, m.endPeriod);
     }
 
     function _join(MaguId id, Magu storage m, address member, uint8 slot, uint64 joinPeriod, bool replacement)

@@ -16,7 +16,7 @@ export interface SelectionReads {
   };
   maguRegistry: {
     read: {
-      maguInfo(args: readonly [bigint]): Promise<{ status: number; requestBlock: bigint }>;
+      maguInfo(args: readonly [bigint]): Promise<{ status: number; requestBlock: bigint; members: readonly string[] }>;
       selectionWindow(args: readonly [bigint]): Promise<readonly [bigint, bigint]>;
     };
   };
@@ -45,17 +45,23 @@ export async function settledRequestBlock(read: Pick<SelectionReads, "nodeRegist
 
 /**
  * Forms Magu `maguId` in its selection window, asking again (a new deposit) when a window passed
- * before the formMagu landed, at most `attempts` times. Returns the Magu's status afterwards
- * (2: active); a Magu already formed is left alone.
+ * before the first formMagu landed, at most `attempts` times. A Magu larger than SEATS_PER_FORM
+ * takes several formMagu calls (one per part of its seats); they are not attempts, and one landing
+ * after the window activates the Magu with the seats taken (the others become vacancies). Returns
+ * the Magu's status afterwards (2: active); a Magu already formed is left alone.
  */
 export async function formInWindow(f: Formation, maguId: bigint, attempts = 3): Promise<number> {
   let info = await f.read.maguRegistry.read.maguInfo([maguId]);
-  for (let attempt = 0; attempt < attempts && info.status === 1; attempt++) {
+  let attempt = 0;
+  while (info.status === 1) {
+    // Seats taken already: this call continues the same draw (or activates, after the window).
+    const seating = info.members.length > 0;
+    if (!seating && attempt++ >= attempts) break;
     const [opens, closes] = await f.read.maguRegistry.read.selectionWindow([info.requestBlock]);
     if ((await f.head()) >= closes) {
-      // The window passed (or ends with the head: a transaction lands in the next block): this
-      // formMagu asks again, taking a new deposit.
-      await f.approveDeposit();
+      // The window passed (or ends with the head: a transaction lands in the next block): with no
+      // seat taken, this formMagu asks again, taking a new deposit.
+      if (!seating) await f.approveDeposit();
       await f.form();
     } else {
       await f.waitForBlock(opens);

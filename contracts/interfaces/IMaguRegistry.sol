@@ -182,12 +182,16 @@ interface IMaguRegistry {
     /// formation deposit from the caller. Members are drawn later by `formMagu`.
     function createMagu(MaguParams calldata params) external returns (MaguId magu);
 
-    /// @notice Draws the members of a requested Magu and refunds the deposit to the owner's
-    /// claimable. Anyone may call within `selectionWindow(requestBlock)`; after it only the owner,
-    /// which forfeits the deposit, pays a new one and sets a new request block.
+    /// @notice Draws the members of a requested Magu, at most SEATS_PER_FORM a call in slot order;
+    /// the call that seats the last one activates the Magu (MaguFormed) and refunds the deposit to
+    /// the owner's claimable. Anyone may call within `selectionWindow(requestBlock)`. After it: a
+    /// formation that seated some members activates with the other slots vacant (filled by
+    /// `fillVacancy`); one that seated none may be asked again only by the owner, which forfeits the
+    /// deposit, pays a new one and sets a new request block.
     function formMagu(MaguId magu) external;
 
-    /// @notice Cancels a Magu that was never formed and refunds its escrow. Owner only. The deposit
+    /// @notice Cancels a Magu that was never formed and refunds its escrow, releasing members a
+    /// formation under way seated. Owner only. The deposit
     /// is refunded too when cancelling before the seed is known (request block + 2), else forfeited.
     function cancelMagu(MaguId magu) external;
 

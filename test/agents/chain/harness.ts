@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import type { Address, Hex } from "viem";
 import {
   createChainClients,
+  formInWindow,
   getMuriContracts,
   loadDeployment,
   settledRequestBlock,
@@ -256,9 +257,19 @@ export async function createAndFormMagu(
   await mineTo(await settledRequestBlock(k));
   await wait(await k.maguRegistry.write.createMagu([params]), "createMagu");
   const maguId = await k.maguRegistry.read.maguCount();
-  const [opens] = await k.maguRegistry.read.selectionWindow([(await k.maguRegistry.read.maguInfo([maguId])).requestBlock]);
-  await mineTo(opens);
-  await wait(await k.maguRegistry.write.formMagu([maguId]), "formMagu");
+  const status = await formInWindow(
+    {
+      read: k,
+      head: () => c.publicClient.getBlockNumber({ cacheTime: 0 }),
+      waitForBlock: mineTo,
+      form: async () => wait(await k.maguRegistry.write.formMagu([maguId]), "formMagu"),
+      approveDeposit: async () => {
+        throw new Error("createAndFormMagu: the selection window passed (the test mined past it)");
+      },
+    },
+    maguId,
+  );
+  if (status !== 2) throw new Error(`createAndFormMagu: Magu ${maguId} has status ${status} after forming`);
   return maguId;
 }
 

@@ -242,11 +242,13 @@ abstract contract FixtureBase is Test {
         if (blockNumber() < opens) vm.roll(opens);
     }
 
-    /// @notice Rolls to the first block of the Magu's selection window and forms it.
+    /// @notice Rolls to the first block of the Magu's selection window and forms it (one call per
+    /// SEATS_PER_FORM members, all in that block).
     function formMagu(MaguId id) internal {
         (uint64 opens,) = magus.selectionWindow(magus.maguInfo(id).requestBlock);
         if (blockNumber() < opens) vm.roll(opens);
         magus.formMagu(id);
+        while (magus.maguInfo(id).status == IMaguRegistry.Status.Requested) magus.formMagu(id);
     }
 
     /// @notice Commits the first `count` fragments of data set `seed` as the Magu's data, with the

@@ -1,0 +1,92 @@
+/**
+ * Forming a Magu larger than one formMagu call seats (SEATS_PER_FORM = 8), through the agents'
+ * `formInWindow` on a real hardhat node: the parts land in the window and activate the Magu with
+ * distinct members; a window that closes after the first part activates it with the seats taken
+ * and the rest vacant, without asking again (no new deposit).
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { createTestClient, http, zeroAddress, type Hex } from "viem";
+import { formInWindow, getMuriContracts, settledRequestBlock, type Deployment, type Formation } from "../../../agents/chain/index.js";
+import { E18, cleanup, deployLocal, fund, freePort, registerNode, signer, startHardhatNode, type HardhatChain } from "./harness.js";
+
+after(cleanup);
+
+const MEMBERS = 10;
+
+describe("formInWindow: a Magu of 10 members is seated in two formMagu calls (hardhat node)", { timeout: 300_000 }, () => {
+  let chain: HardhatChain;
+  let d: Deployment;
+  let mineTo: (block: bigint) => Promise<void>;
+
+  before(async () => {
+    chain = await startHardhatNode(await freePort());
+    d = await deployLocal(chain.rpcUrl);
+    const test = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
+    const pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
+    mineTo = async (block: bigint) => {
+      const head = await pub.getBlockNumber({ cacheTime: 0 });
+      if (block > head) await test.mine({ blocks: Number(block - head) });
+    };
+    for (let i = 1; i <= MEMBERS + 1; i++) await registerNode(chain.rpcUrl, d, chain.keys[0]!, chain.keys[i]!);
+  });
+
+  /** Requests a 10-member blob Magu from key 19; returns its id and a Formation that counts calls. */
+  async function request() {
+    const c = signer(chain.rpcUrl, d, chain.keys[19]!);
+    const k = getMuriContracts(d.contracts, c);
+    const params = { kind: 0, metric: 0, dimension: 0, members: MEMBERS, replication: 0, dataShards: 8, parityShards: 2, maxFragments: MEMBERS, durationPeriods: 4n, pricePerFragmentPeriod: E18 / 1000n };
+    const { formationDeposit } = await k.maguRegistry.read.config();
+    const cost = params.pricePerFragmentPeriod * BigInt(params.maxFragments) * params.durationPeriods + formationDeposit;
+    await fund(chain.rpcUrl, d, chain.keys[0]!, c.account.address, cost);
+    const wait = async (hash: Hex, what: string) => {
+      const receipt = await c.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
+      if (receipt.status !== "success") throw new Error(`${what} reverted`);
+    };
+    await wait(await k.token.write.approve([d.contracts.maguRegistry, cost]), "approve");
+    await mineTo(await settledRequestBlock(k));
+    await wait(await k.maguRegistry.write.createMagu([params]), "createMagu");
+    const id = await k.maguRegistry.read.maguCount();
+    const calls = { form: 0, approve: 0 };
+    const f: Formation = {
+      read: k,
+      head: () => c.publicClient.getBlockNumber({ cacheTime: 0 }),
+      waitForBlock: mineTo,
+      form: async () => {
+        calls.form++;
+        await wait(await k.maguRegistry.write.formMagu([id]), "formMagu");
+      },
+      approveDeposit: async () => void calls.approve++,
+    };
+    return { id, f, calls, k };
+  }
+
+  test("the two parts land in the window: active, 10 distinct members, one deposit", async () => {
+    const { id, f, calls, k } = await request();
+    assert.equal(await formInWindow(f, id), 2, "active");
+    assert.equal(calls.form, 2, "ceil(10 / 8) formMagu calls");
+    assert.equal(calls.approve, 0, "no new deposit");
+    const members = (await k.maguRegistry.read.maguInfo([id])).members;
+    assert.equal(members.length, MEMBERS);
+    assert.equal(new Set(members).size, MEMBERS, "distinct members");
+    assert.ok(!members.includes(zeroAddress), "no vacant slot");
+  });
+
+  test("the window closes after the first part: active with 8 seats, 2 vacancies, no re-request", async () => {
+    const { id, f, calls, k } = await request();
+    const [, closes] = await k.maguRegistry.read.selectionWindow([(await k.maguRegistry.read.maguInfo([id])).requestBlock]);
+    const form = f.form;
+    // The chain moves past the window right after the first part (a slow client or chain).
+    f.form = async () => {
+      await form();
+      if (calls.form === 1) await mineTo(closes + 1n);
+    };
+    assert.equal(await formInWindow(f, id), 2, "active");
+    assert.equal(calls.form, 2, "the second call activates instead of seating");
+    assert.equal(calls.approve, 0, "no new deposit: the seats taken stay");
+    const info = await k.maguRegistry.read.maguInfo([id]);
+    assert.deepEqual(info.members.slice(8), [zeroAddress, zeroAddress], "slots 8 and 9 vacant");
+    assert.ok(!info.members.slice(0, 8).includes(zeroAddress), "slots 0-7 seated");
+    for (const slot of [8n, 9n]) assert.ok((await k.maguRegistry.read.vacancy([id, slot]))[0] > 0n, `slot ${slot} awaits a replacement`);
+  });
+});
