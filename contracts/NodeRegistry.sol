@@ -20,6 +20,11 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 /// the seed - the hash of the block after the request - was unknown, so nobody can steer a draw by
 /// changing stake once the seed is out. A node that has withdrawn everything leaves the registry and
 /// its slot is reused, so `maxNodes` caps the nodes registered at once, not the registrations ever.
+/// Reputation (proofs +1, misses and silences minus, kept within ±REPUTATION_BOUND and fading by one
+/// point toward 0 every `reputationDecayBlocks`) scales a node's selection weight: x5/4 from
+/// REPUTATION_RELIABLE, x1/2 below 0, and 0 - never drafted - at REPUTATION_EXCLUDED or below.
+/// A weight follows reputation like a stake change, through the queue: only a change of tier
+/// queues one, and fading reaches the tree when anyone calls `refreshReputation`.
 /// @dev Invariant: token.balanceOf(this) >= totalHeld() = Σ (stake + unbonding) over all nodes,
 /// with equality unless someone sent tokens here directly. `locked` is what a node's memberships
 /// need; a slash does not lower it, so after a slash locked may exceed stake and the free stake,
@@ -42,13 +47,21 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     /// @dev A draw's window (two selection epochs) must end before its seed's block hash is gone.
     uint256 private constant _MAX_SELECTION_EPOCH = 128;
 
+    /// @notice Reputation stays within ±REPUTATION_BOUND: old merit cannot pay for unlimited misses.
+    int64 public constant REPUTATION_BOUND = 100;
+    /// @notice From this reputation on a node weighs 5/4 of its stake in selection.
+    int64 public constant REPUTATION_RELIABLE = 50;
+    /// @notice At or below this reputation a node weighs nothing in selection (never drafted).
+    int64 public constant REPUTATION_EXCLUDED = -50;
+
     struct Node {
         bool registered;
         uint8 roles;
         uint32 slot; // 1-based position in the selection tree
         uint64 capacity;
         uint64 usedCapacity;
-        int64 reputation;
+        int16 reputation; // within ±REPUTATION_BOUND
+        uint48 reputationBlock; // block `reputation` was last written in (fading counts from it)
         uint64 unbondingReleaseBlock;
         uint256 stake;
         uint256 locked;
@@ -84,6 +97,7 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     uint64 private immutable _unbondingBlocks;
     uint32 private immutable _maxNodes;
     uint64 private immutable _selectionEpochBlocks;
+    uint64 private immutable _reputationDecayBlocks;
     uint256 private immutable _treeSize; // maxNodes rounded up to a power of two
 
     mapping(address node => Node) private _nodes;
@@ -112,6 +126,7 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
         _unbondingBlocks = cfg.unbondingBlocks;
         _maxNodes = cfg.maxNodes;
         _selectionEpochBlocks = cfg.selectionEpochBlocks;
+        _reputationDecayBlocks = cfg.reputationDecayBlocks;
         uint256 size = 1;
         while (size < cfg.maxNodes) size <<= 1;
         _treeSize = size;
@@ -276,8 +291,28 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
     /// @inheritdoc INodeRegistry
     function adjustReputation(address node, int64 delta) external onlyRole(REPUTATION_ROLE) {
         Node storage n = _registered(node);
-        n.reputation += delta;
-        emit ReputationChanged(node, delta, n.reputation);
+        int256 r = int256(_reputationOf(n)) + delta;
+        if (r > REPUTATION_BOUND) r = REPUTATION_BOUND;
+        else if (r < -REPUTATION_BOUND) r = -REPUTATION_BOUND;
+        n.reputation = int16(r);
+        n.reputationBlock = uint48(block.number);
+        _queueWeight(n);
+        emit ReputationChanged(node, delta, int64(r));
+    }
+
+    /// @inheritdoc INodeRegistry
+    function refreshReputation(address node) external {
+        Node storage n = _registered(node);
+        n.reputation = int16(_reputationOf(n));
+        n.reputationBlock = uint48(block.number);
+        _applyDue(_APPLY_PER_CALL);
+        _queueWeight(n);
+    }
+
+    /// @inheritdoc INodeRegistry
+    function reputationOf(address node) external view returns (int64) {
+        Node storage n = _nodes[node];
+        return n.registered ? _reputationOf(n) : int64(0);
     }
 
     /// @inheritdoc INodeRegistry
@@ -350,7 +385,7 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
             roles: n.roles,
             capacity: n.capacity,
             usedCapacity: n.usedCapacity,
-            reputation: n.reputation,
+            reputation: n.registered ? _reputationOf(n) : int64(0),
             stake: n.stake,
             locked: n.locked,
             unbonding: n.unbonding,
@@ -405,14 +440,33 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuard {
             minStake: _minStake,
             unbondingBlocks: _unbondingBlocks,
             maxNodes: _maxNodes,
-            selectionEpochBlocks: _selectionEpochBlocks
+            selectionEpochBlocks: _selectionEpochBlocks,
+            reputationDecayBlocks: _reputationDecayBlocks
         });
     }
 
-    /// @dev What `n` weighs in selection: its stake while it is a storage node with at least minStake.
+    /// @dev What `n` weighs in selection: while it is a storage node with at least minStake, its
+    /// stake scaled by its reputation's tier (see the contract's notice).
     function _weightOf(Node storage n) private view returns (uint128) {
         if (!n.registered || n.roles & _ROLE_NODE == 0 || n.stake < _minStake) return 0;
-        return SafeCast.toUint128(n.stake);
+        int64 r = _reputationOf(n);
+        if (r <= REPUTATION_EXCLUDED) return 0;
+        uint256 w = n.stake;
+        if (r < 0) w /= 2;
+        else if (r >= REPUTATION_RELIABLE) w = w * 5 / 4;
+        return SafeCast.toUint128(w);
+    }
+
+    /// @dev `n`'s reputation now: what was written, moved one point toward 0 per
+    /// `reputationDecayBlocks` since.
+    function _reputationOf(Node storage n) private view returns (int64) {
+        int64 r = n.reputation;
+        // (A block number below the written one only happens in tests that roll back.)
+        if (_reputationDecayBlocks == 0 || r == 0 || block.number <= n.reputationBlock) return r;
+        uint256 steps = (block.number - n.reputationBlock) / _reputationDecayBlocks;
+        uint256 size = r > 0 ? uint256(int256(r)) : uint256(-int256(r));
+        if (steps >= size) return 0;
+        return r > 0 ? r - int64(int256(steps)) : r + int64(int256(steps));
     }
 
     /// @dev Queues `n`'s current weight for its slot, unless it is what is queued already.

@@ -29,6 +29,9 @@ export default buildModule("MuriData", (m) => {
       // A Magu is drawn in the selection epoch after its request: 8 blocks leave a client 6 or 7
       // blocks to land formMagu (a re-request costs the formation deposit).
       selectionEpochBlocks: m.getParameter("selectionEpochBlocks", 8n),
+      // A reputation fades one point toward 0 every 100 blocks (10 periods): a node excluded for
+      // misses (-50) is drafted again, at half weight, 100 blocks after its last penalty.
+      reputationDecayBlocks: m.getParameter("reputationDecayBlocks", 100n),
     },
     deployer,
   ]);

@@ -830,6 +830,11 @@ export const nodeRegistryAbi = [
             "internalType": "uint64",
             "name": "selectionEpochBlocks",
             "type": "uint64"
+          },
+          {
+            "internalType": "uint64",
+            "name": "reputationDecayBlocks",
+            "type": "uint64"
           }
         ],
         "internalType": "struct INodeRegistry.Config",
@@ -1444,6 +1449,45 @@ export const nodeRegistryAbi = [
   },
   {
     "inputs": [],
+    "name": "REPUTATION_BOUND",
+    "outputs": [
+      {
+        "internalType": "int64",
+        "name": "",
+        "type": "int64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "REPUTATION_EXCLUDED",
+    "outputs": [
+      {
+        "internalType": "int64",
+        "name": "",
+        "type": "int64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "REPUTATION_RELIABLE",
+    "outputs": [
+      {
+        "internalType": "int64",
+        "name": "",
+        "type": "int64"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "REPUTATION_ROLE",
     "outputs": [
       {
@@ -1573,6 +1617,11 @@ export const nodeRegistryAbi = [
           {
             "internalType": "uint64",
             "name": "selectionEpochBlocks",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint64",
+            "name": "reputationDecayBlocks",
             "type": "uint64"
           }
         ],
@@ -1884,6 +1933,19 @@ export const nodeRegistryAbi = [
   {
     "inputs": [
       {
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      }
+    ],
+    "name": "refreshReputation",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint256",
         "name": "stake",
         "type": "uint256"
@@ -1943,6 +2005,25 @@ export const nodeRegistryAbi = [
     "name": "renounceRole",
     "outputs": [],
     "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "node",
+        "type": "address"
+      }
+    ],
+    "name": "reputationOf",
+    "outputs": [
+      {
+        "internalType": "int64",
+        "name": "",
+        "type": "int64"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {
@@ -3743,6 +3824,19 @@ export const maguRegistryAbi = [
         "internalType": "uint32",
         "name": "",
         "type": "uint32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SEATS_PER_FORM",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",

@@ -12,12 +12,14 @@ interface INodeRegistry {
     /// @param maxNodes cap on nodes registered at once (the selection tree's size)
     /// @param selectionEpochBlocks length of a selection epoch: a stake change weighs in draws from
     /// the start of the second epoch after the one it was made in (2 to 128 blocks)
+    /// @param reputationDecayBlocks blocks per point a reputation fades toward 0 (0: it never fades)
     struct Config {
         address token;
         uint256 minStake;
         uint64 unbondingBlocks;
         uint32 maxNodes;
         uint64 selectionEpochBlocks;
+        uint64 reputationDecayBlocks;
     }
 
     /// @notice A node's public record.
@@ -125,8 +127,16 @@ interface INodeRegistry {
         external
         returns (uint256 slashed);
 
-    /// @notice Adds `delta` to `node`'s reputation. Reputation modules only.
+    /// @notice Adds `delta` to `node`'s reputation (its faded value, kept within
+    /// ±REPUTATION_BOUND) and queues the selection weight if its tier changed. Reputation modules only.
     function adjustReputation(address node, int64 delta) external;
+
+    /// @notice Writes `node`'s faded reputation and queues its selection weight if the tier changed.
+    /// Anyone may call it: a node whose penalty faded, or anyone against a bonus that faded.
+    function refreshReputation(address node) external;
+
+    /// @notice `node`'s reputation now (faded; 0 when not registered).
+    function reputationOf(address node) external view returns (int64);
 
     /// @notice Draws up to `count` distinct nodes, stake-weighted, among nodes with ROLE_NODE, at
     /// least minStake + `lockAmount` free stake and `capacity` free bytes, none in `exclude`. Weights

@@ -27,7 +27,7 @@ contract ReentrancyTest is Test {
         token = new ReentrantToken();
         INodeRegistry.Config memory registryConfig =
             INodeRegistry.Config({
-            token: address(token), minStake: 100 ether, unbondingBlocks: 10, maxNodes: 8, selectionEpochBlocks: 2
+            token: address(token), minStake: 100 ether, unbondingBlocks: 10, maxNodes: 8, selectionEpochBlocks: 2, reputationDecayBlocks: 0
         });
         registry = NodeRegistry(deployArtifact("NodeRegistry.sol:NodeRegistry", abi.encode(registryConfig, address(this))));
         IMaguRegistry.Config memory maguConfig = IMaguRegistry.Config({

@@ -147,7 +147,7 @@ async function deployChallengeView(ethers: any) {
   const [admin] = await ethers.getSigners();
   const token = await ethers.deployContract("MuriToken", [admin.address, admin.address, 0n]);
   const nodes = await ethers.deployContract("NodeRegistry", [
-    { token: await token.getAddress(), minStake: 1n, unbondingBlocks: 1n, maxNodes: 8n, selectionEpochBlocks: 2n },
+    { token: await token.getAddress(), minStake: 1n, unbondingBlocks: 1n, maxNodes: 8n, selectionEpochBlocks: 2n, reputationDecayBlocks: 0n },
     admin.address,
   ]);
   const magus = await ethers.deployContract("MaguRegistry", [

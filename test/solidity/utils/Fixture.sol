@@ -26,6 +26,7 @@ abstract contract FixtureBase is Test {
         uint64 unbondingBlocks;
         uint32 maxNodes;
         uint64 selectionEpochBlocks;
+        uint64 reputationDecayBlocks;
         uint256 formationDeposit;
         uint64 periodBlocks;
         uint256 stakePerMember;
@@ -54,6 +55,7 @@ abstract contract FixtureBase is Test {
     uint64 internal constant UNBONDING_BLOCKS = 50;
     uint32 internal constant MAX_NODES = 64;
     uint64 internal constant SELECTION_EPOCH_BLOCKS = 4;
+    uint64 internal constant REPUTATION_DECAY_BLOCKS = 100;
     uint256 internal constant FORMATION_DEPOSIT = 5 ether;
     uint64 internal constant PERIOD_BLOCKS = 20;
     uint256 internal constant STAKE_PER_MEMBER = 50 ether;
@@ -395,6 +397,7 @@ abstract contract Fixture is FixtureBase {
             unbondingBlocks: UNBONDING_BLOCKS,
             maxNodes: MAX_NODES,
             selectionEpochBlocks: SELECTION_EPOCH_BLOCKS,
+            reputationDecayBlocks: REPUTATION_DECAY_BLOCKS,
             formationDeposit: FORMATION_DEPOSIT,
             periodBlocks: PERIOD_BLOCKS,
             stakePerMember: STAKE_PER_MEMBER,
@@ -435,7 +438,8 @@ abstract contract Fixture is FixtureBase {
             minStake: p.minStake,
             unbondingBlocks: p.unbondingBlocks,
             maxNodes: p.maxNodes,
-            selectionEpochBlocks: p.selectionEpochBlocks
+            selectionEpochBlocks: p.selectionEpochBlocks,
+            reputationDecayBlocks: p.reputationDecayBlocks
         });
         registry = NodeRegistry(deployArtifact("NodeRegistry.sol:NodeRegistry", abi.encode(registryConfig, address(this))));
         IRewards.Config memory rewardsConfig = IRewards.Config({
