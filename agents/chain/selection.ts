@@ -78,3 +78,44 @@ export async function formInWindow(f: Formation, maguId: bigint, attempts = 3): 
   }
   return info.status;
 }
+
+/** The reads `refreshFadedReputation` makes (NodeRegistry's typed handle fits). */
+export interface ReputationReads {
+  read: {
+    nodeInfo(args: readonly [`0x${string}`]): Promise<{ registered: boolean; roles: number; stake: bigint; reputation: bigint }>;
+    selectionWeight(args: readonly [`0x${string}`]): Promise<readonly [bigint, bigint]>;
+    config(): Promise<{ minStake: bigint }>;
+    REPUTATION_RELIABLE(): Promise<bigint>;
+    REPUTATION_EXCLUDED(): Promise<bigint>;
+  };
+}
+
+/**
+ * A node's selection weight for `stake` and `reputation`, as NodeRegistry computes it: 0 below
+ * minStake or at or below `excluded`, half below 0, 5/4 from `reliable`, else the stake.
+ */
+export function selectionWeightFor(stake: bigint, reputation: bigint, t: { minStake: bigint; reliable: bigint; excluded: bigint }): bigint {
+  if (stake < t.minStake || reputation <= t.excluded) return 0n;
+  if (reputation < 0n) return stake / 2n;
+  if (reputation >= t.reliable) return (stake * 5n) / 4n;
+  return stake;
+}
+
+/**
+ * Sends `refreshReputation` for `node` when its reputation faded into a tier that weighs more than
+ * the weight queued for it (a penalty that faded: the node is drafted again, or at full weight).
+ * A bonus that faded is left alone: that refresh is for others to send. Returns whether it sent.
+ */
+export async function refreshFadedReputation(registry: ReputationReads, node: `0x${string}`, refresh: () => Promise<void>): Promise<boolean> {
+  const info = await registry.read.nodeInfo([node]);
+  if (!info.registered || (info.roles & 1) === 0) return false;
+  const [[, queued], { minStake }, reliable, excluded] = await Promise.all([
+    registry.read.selectionWeight([node]),
+    registry.read.config(),
+    registry.read.REPUTATION_RELIABLE(),
+    registry.read.REPUTATION_EXCLUDED(),
+  ]);
+  if (selectionWeightFor(info.stake, info.reputation, { minStake, reliable, excluded }) <= queued) return false;
+  await refresh();
+  return true;
+}

@@ -12,7 +12,8 @@
  * ```
  * Registration: if the account is not registered it approves and registers `stake` with its peer
  * id, multiaddrs and capacity (= quota); if it is, and the peer id or addresses changed (a new
- * ephemeral port after a restart), it calls `updateNode`.
+ * ephemeral port after a restart), it calls `updateNode`. Every `reputationCheckMs` it sends
+ * `refreshReputation` once a reputation penalty faded into a tier that weighs more in selection.
  */
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
@@ -25,6 +26,7 @@ import {
   describeError,
   getMuriContracts,
   maguRegistryAbi,
+  refreshFadedReputation,
   verifyChain,
   type BatchAck,
   type Deployment,
@@ -82,6 +84,8 @@ export interface NodeAgentInit {
   prove?: boolean;
   proverPollMs?: number;
   followPollMs?: number;
+  /** How often the node checks whether a reputation penalty faded enough to refresh its selection weight (ms, default 60 s). */
+  reputationCheckMs?: number;
   /** Blocks the event followers stay behind the head (default: `defaultConfirmations(chainId)`). */
   confirmations?: number;
   /**
@@ -258,6 +262,23 @@ class StorageNodeAgent implements NodeAgent {
     this.stops.push({ name: "search protocol", stop: unhandleSearch });
 
     await this.ensureRegistered(contracts, p2p, quotaBytes);
+    // A reputation penalty fades on chain, but the selection tree follows only when someone
+    // writes it: the node does, once the faded value would weigh more (chain/selection.ts).
+    const keepReputation = async (): Promise<void> => {
+      try {
+        const sent = await refreshFadedReputation(contracts.nodeRegistry, member, async () => {
+          const hash = await contracts.nodeRegistry.write.refreshReputation([member]);
+          const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
+          if (receipt.status !== "success") throw new Error(`refreshReputation reverted (tx ${hash})`);
+        });
+        if (sent) log.info("reputation penalty faded: selection weight refreshed", { reputation: (await contracts.nodeRegistry.read.reputationOf([member])).toString() });
+      } catch (err) {
+        log.warn("reputation check failed (next check retries)", { error: describeError(err) });
+      }
+    };
+    const reputationTimer = setInterval(() => void keepReputation(), init.reputationCheckMs ?? 60_000);
+    reputationTimer.unref();
+    this.stops.push({ name: "reputation check", stop: async () => clearInterval(reputationTimer) });
 
     // Repair (repair.ts): as a replacement, and of this node's own lost fragments.
     const selfRepair = init.selfRepair ?? process.env.MURI_NO_SELF_REPAIR !== "1";

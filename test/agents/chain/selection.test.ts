@@ -2,13 +2,14 @@
  * Forming a Magu larger than one formMagu call seats (SEATS_PER_FORM = 8), through the agents'
  * `formInWindow` on a real hardhat node: the parts land in the window and activate the Magu with
  * distinct members; a window that closes after the first part activates it with the seats taken
- * and the rest vacant, without asking again (no new deposit).
+ * and the rest vacant, without asking again (no new deposit). And the node's reputation keeper:
+ * once a penalty faded into a tier that weighs more, `refreshFadedReputation` writes it.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createTestClient, http, zeroAddress, type Hex } from "viem";
-import { formInWindow, getMuriContracts, settledRequestBlock, type Deployment, type Formation } from "../../../agents/chain/index.js";
-import { E18, cleanup, deployLocal, fund, freePort, registerNode, signer, startHardhatNode, type HardhatChain } from "./harness.js";
+import { createTestClient, encodeFunctionData, http, zeroAddress, type Address, type Hex } from "viem";
+import { formInWindow, getMuriContracts, nodeRegistryAbi, refreshFadedReputation, selectionWeightFor, settledRequestBlock, type Deployment, type Formation } from "../../../agents/chain/index.js";
+import { E18, cleanup, deployLocal, fund, freePort, registerNode, signer, startHardhatNode, throughTimelock, type HardhatChain } from "./harness.js";
 
 after(cleanup);
 
@@ -88,5 +89,48 @@ describe("formInWindow: a Magu of 10 members is seated in two formMagu calls (ha
     assert.deepEqual(info.members.slice(8), [zeroAddress, zeroAddress], "slots 8 and 9 vacant");
     assert.ok(!info.members.slice(0, 8).includes(zeroAddress), "slots 0-7 seated");
     for (const slot of [8n, 9n]) assert.ok((await k.maguRegistry.read.vacancy([id, slot]))[0] > 0n, `slot ${slot} awaits a replacement`);
+  });
+});
+
+describe("refreshFadedReputation: a faded penalty is written back into the selection weight (hardhat node)", { timeout: 300_000 }, () => {
+  test("excluded at -50; 100 blocks later it refreshes to half weight; nothing to do after", async () => {
+    const chain = await startHardhatNode(await freePort());
+    const d = await deployLocal(chain.rpcUrl);
+    const test = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
+    await registerNode(chain.rpcUrl, d, chain.keys[0]!, chain.keys[1]!);
+    const node = signer(chain.rpcUrl, d, chain.keys[1]!);
+    const me = node.account.address as Address;
+    const k = getMuriContracts(d.contracts, node);
+    // Key 2 plays a reputation module (granted through the timelock, as the admin would).
+    const judge = signer(chain.rpcUrl, d, chain.keys[2]!);
+    const role = await k.nodeRegistry.read.REPUTATION_ROLE();
+    await throughTimelock(chain.rpcUrl, d, chain.keys[0]!, d.contracts.nodeRegistry, encodeFunctionData({ abi: nodeRegistryAbi, functionName: "grantRole", args: [role, judge.account.address] }));
+    const j = getMuriContracts(d.contracts, judge);
+    await judge.publicClient.waitForTransactionReceipt({ hash: await j.nodeRegistry.write.adjustReputation([me, -50n]), pollingInterval: 50 });
+    const stake = await k.nodeRegistry.read.stakeOf([me]);
+    assert.equal((await k.nodeRegistry.read.selectionWeight([me]))[1], 0n, "excluded");
+    let sent = 0;
+    const refresh = async () => {
+      sent++;
+      await node.publicClient.waitForTransactionReceipt({ hash: await k.nodeRegistry.write.refreshReputation([me]), pollingInterval: 50 });
+    };
+    assert.equal(await refreshFadedReputation(k.nodeRegistry, me, refresh), false, "nothing faded yet");
+    const { reputationDecayBlocks } = await k.nodeRegistry.read.config();
+    await test.mine({ blocks: Number(reputationDecayBlocks) });
+    assert.equal(await k.nodeRegistry.read.reputationOf([me]), -49n, "one point faded");
+    assert.equal(await refreshFadedReputation(k.nodeRegistry, me, refresh), true, "refreshed");
+    assert.equal((await k.nodeRegistry.read.selectionWeight([me]))[1], stake / 2n, "drafted again, at half weight");
+    assert.equal(await refreshFadedReputation(k.nodeRegistry, me, refresh), false, "nothing more to write");
+    assert.equal(sent, 1);
+  });
+
+  test("selectionWeightFor follows the contract's tiers", () => {
+    const t = { minStake: 1000n, reliable: 50n, excluded: -50n };
+    assert.equal(selectionWeightFor(999n, 0n, t), 0n, "below minStake");
+    assert.equal(selectionWeightFor(2000n, -50n, t), 0n, "excluded");
+    assert.equal(selectionWeightFor(2000n, -1n, t), 1000n, "half");
+    assert.equal(selectionWeightFor(2000n, 0n, t), 2000n, "stake");
+    assert.equal(selectionWeightFor(2000n, 49n, t), 2000n, "stake");
+    assert.equal(selectionWeightFor(2000n, 50n, t), 2500n, "reliable");
   });
 });
