@@ -73,7 +73,7 @@ try {
   const put = await runMuri(["put", input, "--devnet", dir, "--data-shards", "3", "--parity-shards", "2"]);
   console.log(`put: ${file.length} bytes -> Magu ${put.maguId}, manifest ${put.manifestCid} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
   t = Date.now();
-  await runMuri(["get", put.manifestCid, "--magu", String(put.maguId), "-o", output, "--devnet", dir]);
+  await runMuri(["get", put.manifestCid, "-o", output, "--devnet", dir]);
   const same = sha256(await readFile(output)) === sha256(file);
   console.log(`get: ${same ? "identical bytes" : "BYTES DIFFER"} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
   if (!same) throw new Error("the downloaded file differs from the uploaded one");

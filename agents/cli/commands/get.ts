@@ -1,4 +1,7 @@
-/** `muri get CID -o FILE --magu ID`: fetches a stored file back (rebuilding lost shards from parity). */
+/**
+ * `muri get CID -o FILE [--magu ID]`: fetches a stored file back (rebuilding lost shards from
+ * parity). Without --magu the Magu is the one this client's record of the network lists the CID in.
+ */
 import { statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
@@ -12,11 +15,11 @@ import { readMagu } from "./magu.js";
 
 export const getCommand: Command = {
   path: ["get"],
-  summary: "fetch a stored file by manifest CID and Magu id, byte for byte",
-  usage: "muri get CID -o FILE --magu ID",
+  summary: "fetch a stored file by its manifest CID, byte for byte",
+  usage: "muri get CID -o FILE [--magu ID]",
   help: [
     "  -o, --output FILE    where to write the file (written to FILE.<pid>.tmp, renamed once complete)",
-    "  --magu ID            the Magu holding it (muri put prints it)",
+    "  --magu ID            the Magu holding it (default: the one this client directory recorded it in)",
     CLIENT_DIR_HELP,
   ],
   options: {
@@ -34,7 +37,8 @@ export const getCommand: Command = {
     } catch {
       throw new UsageError(`CID: "${raw}" is not a valid CID (muri put prints the manifest CID, e.g. bafk…)`);
     }
-    const maguId = parseInteger(args.required("magu", "the Magu id muri put printed"), "--magu");
+    const maguArg = args.string("magu");
+    const givenMagu = maguArg === undefined ? undefined : parseInteger(maguArg, "--magu");
     const out = resolve(args.required("output", "the file to write (-o FILE)"));
     let parentOk: boolean;
     try {
@@ -51,8 +55,15 @@ export const getCommand: Command = {
     const dir = clientDir(args);
 
     return async (ctx) => {
-      await readMagu(ctx, maguId); // "no Magu ID" before any p2p work
+      if (givenMagu !== undefined) await readMagu(ctx, givenMagu); // "no Magu ID" before any p2p work
       const client = await startClient(args, ctx, dir);
+      let maguId: bigint;
+      try {
+        maguId = givenMagu ?? (await client.locate(manifestCid));
+      } catch (err) {
+        await client.stop();
+        throw err;
+      }
       const tmp = `${out}.${process.pid}.tmp`;
       const progress = startProgress("get", {
         poll: async () => `${humanBytes((await stat(tmp)).size)} written`,

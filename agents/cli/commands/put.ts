@@ -131,7 +131,7 @@ export const putCommand: Command = {
             `stored ${file} (${humanBytes(result.fileSize)}) in Magu ${result.maguId}: ${result.shards} shards on ${result.members.length} members` +
               (result.offset > 0 ? ` (fragments ${result.offset}..${result.fragmentCount - 1})` : ""),
             `manifest ${manifest}`,
-            `get it back: muri get ${manifest} --magu ${result.maguId} -o FILE`,
+            `get it back: muri get ${manifest} -o FILE (from another client directory: add --magu ${result.maguId})`,
           ],
         };
       } finally {

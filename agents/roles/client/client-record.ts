@@ -252,6 +252,17 @@ export async function adoptLegacyRecord(records: NetworkRecords, maguId: bigint)
   return true;
 }
 
+/** The Magus whose record on this network lists `manifestCid`, in id order (unreadable records skipped). */
+export async function findMagusRecording(records: NetworkRecords, manifestCid: CID): Promise<bigint[]> {
+  const magusDir = join(records.dir, "magus");
+  const found: bigint[] = [];
+  for (const maguId of await recordIds(magusDir)) {
+    const files = await readRecordAt(join(magusDir, `${maguId}.json`), maguId).catch(() => undefined);
+    if (files?.some((f) => f.manifestCid.equals(manifestCid))) found.push(maguId);
+  }
+  return found;
+}
+
 /** Where else in the client directory a file with `manifestCid` is recorded. */
 export interface RecordElsewhere {
   maguId: bigint;

@@ -82,6 +82,7 @@ import {
   adoptLegacyRecord,
   appendMaguRecord,
   clearPendingPut,
+  findMagusRecording,
   findRecordsElsewhere,
   lockMaguRecord,
   openNetworkRecords,
@@ -159,7 +160,9 @@ export type StorageClientErrorCode =
   /** putInto / get: this client directory's record does not match the Magu. */
   | "ERR_MAGU_RECORD"
   /** get: the file is recorded on another network than the one the command uses (the error names both). */
-  | "ERR_OTHER_NETWORK";
+  | "ERR_OTHER_NETWORK"
+  /** locate: more than one Magu's record lists the manifest (the caller must name the Magu). */
+  | "ERR_AMBIGUOUS_MANIFEST";
 
 /** A client operation that failed; `code` names the condition, `context` says where. */
 export class StorageClientError extends Error {
@@ -241,6 +244,8 @@ export interface StorageClient {
   /** Appends a file to an existing blob Magu the caller owns (see the module comment). */
   putInto(maguId: bigint, path: string): Promise<PutResult>;
   get(ref: FileRef, outPath: string): Promise<GetResult>;
+  /** The Magu this network's records list `manifestCid` in (`muri get CID` without --magu). */
+  locate(manifestCid: CID): Promise<bigint>;
   readonly address: Address;
 }
 
@@ -948,6 +953,31 @@ class Client implements StorageClient {
       if (Date.now() > deadline) throw new StorageClientError("ERR_BLOCK_WAIT", `block ${block} not reached within ${CLIENT_DEFAULTS.formWaitMs} ms`, { block });
       await sleep(500);
     }
+  }
+
+  /**
+   * The Magu holding `manifestCid`, from this network's records: what `muri get CID` uses when no
+   * Magu is given. Fails when no record lists it (naming the network that does, if another one
+   * does) or when more than one does (the caller must say which).
+   */
+  async locate(manifestCid: CID): Promise<bigint> {
+    const { records } = this.running();
+    const found = await findMagusRecording(records, manifestCid);
+    if (found.length === 1) return found[0]!;
+    if (found.length > 1) {
+      throw new StorageClientError("ERR_AMBIGUOUS_MANIFEST", `manifest ${manifestCid} is recorded in Magus ${found.join(", ")} on ${describeNetwork(records.network)}: say which with --magu ID`, {
+        manifestCid: manifestCid.toString(),
+        magus: found,
+      });
+    }
+    throw (
+      (await this.otherNetworkError({ maguId: 0n, manifestCid })) ??
+      new StorageClientError(
+        "ERR_MAGU_RECORD",
+        `this client directory (${this.init.dir}) has no record of manifest ${manifestCid} on ${describeNetwork(records.network)}: pass the Magu with --magu ID (muri put printed it), or use the client directory that put it`,
+        { manifestCid: manifestCid.toString() },
+      )
+    );
   }
 
   async get(ref: FileRef, outPath: string): Promise<GetResult> {

@@ -167,10 +167,19 @@ describe("muri devnet", { timeout: 1_200_000 }, () => {
 
     const output = join(dir, "output.bin");
     t0 = performance.now();
-    const get = await muri(["get", stored.manifestCid, "--magu", stored.maguId, "-o", output, "--devnet", dir]);
+    // The CID alone: the Magu is the one this client directory recorded the put in.
+    const get = await muri(["get", stored.manifestCid, "-o", output, "--devnet", dir]);
     console.log(`# muri get 2 MiB: ${Math.round(performance.now() - t0)} ms`);
     assert.equal(get.code, 0, get.stderr);
     assert.equal(await sha256(output), await sha256(input));
+    assert.match(put.stdout, /"maguId"/);
+
+    // A valid CID that no record lists: the error says to pass the Magu.
+    const unknown = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+    const missing = await muri(["get", unknown, "-o", join(dir, "missing.bin"), "--devnet", dir]);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /has no record of manifest bafkreigh2.*pass the Magu with --magu ID/);
+    assert.equal(existsSync(join(dir, "missing.bin")), false);
 
     const bad = await muri(["get", "not-a-cid", "--magu", stored.maguId, "-o", join(dir, "bad.bin"), "--devnet", dir]);
     assert.notEqual(bad.code, 0);

@@ -17,6 +17,7 @@ import { networkKey, type NetworkIdentity } from "../../../agents/chain/index.js
 import {
   adoptLegacyRecord,
   appendMaguRecord,
+  findMagusRecording,
   findRecordsElsewhere,
   legacyRecordPath,
   lockMaguRecord,
@@ -41,6 +42,22 @@ const file = (n: number, shards = 4) => ({ manifestCid: cid(n), shards, fileSize
 after(cleanup);
 
 describe("client records per network", () => {
+  test("findMagusRecording: the Magus of this network whose record lists a manifest (muri get CID)", async () => {
+    const root = await tempDir("muri-client-record-");
+    const a = await openNetworkRecords(root, A);
+    const b = await openNetworkRecords(root, B);
+    await appendMaguRecord(a, 3n, file(1), 0);
+    await appendMaguRecord(a, 3n, file(2), 4);
+    await appendMaguRecord(a, 7n, file(2), 0);
+    await appendMaguRecord(b, 5n, file(9), 0);
+    assert.deepEqual(await findMagusRecording(a, cid(1)), [3n], "one Magu");
+    assert.deepEqual(await findMagusRecording(a, cid(2)), [3n, 7n], "two: the caller must choose");
+    assert.deepEqual(await findMagusRecording(a, cid(9)), [], "another network's record does not count");
+    assert.deepEqual(await findMagusRecording(b, cid(9)), [5n]);
+    await writeFile(join(a.dir, "magus", "8.json"), "{not json");
+    assert.deepEqual(await findMagusRecording(a, cid(1)), [3n], "an unreadable record is skipped");
+  });
+
   test("Magu 1 of two networks with the same id and addresses are two records", async () => {
     const root = await tempDir("muri-client-record-");
     const a = await openNetworkRecords(root, A, { rpcUrl: "http://127.0.0.1:8545" });
