@@ -9,6 +9,7 @@ import type { Command, CommandArgs } from "../command.js";
 import { signerOf, type CliContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
 import { confirm, ensureAllowance, requireMuri, waitForBlock } from "../tx.js";
+import { CLIENT_DEFAULTS } from "../../roles/client/client.js";
 import { formatMuri, parseInteger, parseMuri } from "../values.js";
 
 export const MAGU_KINDS = ["blob", "vector"] as const;
@@ -19,6 +20,9 @@ const METRIC_NAMES = ["none", "l2", "ip"] as const;
 const FORM_WAIT_MS = 120_000;
 /** A formMagu landing after the window asks again (a new deposit); at most this many windows. */
 const FORM_ATTEMPTS = 3;
+/** `magu create` without --fragments: a blob Magu pays for this many stripes, a vector Magu for this many fragments. */
+const DEFAULT_BLOB_STRIPES = 4n;
+const DEFAULT_VECTOR_FRAGMENTS = 64n;
 const U8 = 255n;
 const U32 = 2n ** 32n - 1n;
 const U64 = 2n ** 64n - 1n;
@@ -27,13 +31,13 @@ export const maguCreateCommand: Command = {
   path: ["magu", "create"],
   summary: "request a Magu (escrowing its price) and form it from staked nodes",
   usage:
-    "muri magu create --kind blob|vector --fragments F --periods P --price MURI [--members N] " +
+    "muri magu create --kind blob|vector [--fragments F --periods P --price MURI] [--members N] " +
     "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip]",
   help: [
     "  --kind blob|vector   blob: erasure-coded files; vector: replicated vector index",
-    "  --fragments F        fragments the escrow pays for (blob: a multiple of K + M)",
-    "  --periods P          duration in proof periods",
-    "  --price MURI         price per fragment per period (escrow = price x fragments [x R] x periods)",
+    `  --fragments F        fragments the escrow pays for (default: blob ${DEFAULT_BLOB_STRIPES} stripes of K + M, vector ${DEFAULT_VECTOR_FRAGMENTS}, ~1 MiB each)`,
+    `  --periods P          duration in proof periods (default ${CLIENT_DEFAULTS.durationPeriods})`,
+    `  --price MURI         price per fragment per period (default ${formatMuri(CLIENT_DEFAULTS.pricePerFragmentPeriod)}; escrow = price x fragments [x R] x periods)`,
     "  --members N          member slots (default: K + M for blob, R for vector)",
     "  --data-shards K      blob: data shards per stripe (default 1)",
     "  --parity-shards M    blob: parity shards per stripe (default 1)",
@@ -55,7 +59,7 @@ export const maguCreateCommand: Command = {
   },
   signs: true,
   prepare(args) {
-    const params = parseMaguParams(args);
+    const { defaulted, ...params } = parseMaguParams(args);
     return async (ctx) => {
       const stored =
         params.kind === 1 ? BigInt(params.maxFragments) * BigInt(params.replication) : BigInt(params.maxFragments);
@@ -105,6 +109,17 @@ export const maguCreateCommand: Command = {
           owner: account,
           kind: MAGU_KINDS[params.kind],
           escrow,
+          formationDeposit,
+          params: {
+            members: params.members,
+            maxFragments: params.maxFragments,
+            durationPeriods: params.durationPeriods,
+            pricePerFragmentPeriod: params.pricePerFragmentPeriod,
+            ...(params.kind === 0
+              ? { dataShards: params.dataShards, parityShards: params.parityShards }
+              : { replication: params.replication, dimension: params.dimension, metric: METRIC_NAMES[params.metric] }),
+          },
+          defaulted,
           status: MAGU_STATUSES[info.status],
           members: info.members,
           startPeriod: info.startPeriod,
@@ -115,6 +130,19 @@ export const maguCreateCommand: Command = {
           `Magu ${id} formed (${MAGU_KINDS[params.kind]}, escrow ${formatMuri(escrow)} MURI, periods ${
             info.startPeriod
           }..${info.endPeriod})`,
+          ...(defaulted.length > 0
+            ? [
+                `  defaults used: ${defaulted
+                  .map((o) =>
+                    o === "--fragments"
+                      ? `--fragments ${params.maxFragments}`
+                      : o === "--periods"
+                        ? `--periods ${params.durationPeriods}`
+                        : `--price ${formatMuri(params.pricePerFragmentPeriod)}`
+                  )
+                  .join(" ")} (escrow = price x ${stored} fragment copies x periods)`,
+              ]
+            : []),
           ...info.members.map((m, i) => `  member ${i}: ${m}`),
         ],
       };
@@ -210,23 +238,23 @@ function parseMaguParams(args: CommandArgs) {
   const kindArg = args.required("kind", "blob or vector").toLowerCase();
   const kind = MAGU_KINDS.indexOf(kindArg as (typeof MAGU_KINDS)[number]);
   if (kind < 0) throw new UsageError(`--kind: "${kindArg}" is not a Magu kind: use blob or vector`);
-  const fragments = parseInteger(
-    args.required("fragments", "the fragments the escrow pays for, e.g. --fragments 4"),
-    "--fragments",
-    { max: U32 }
-  );
-  const periods = parseInteger(args.required("periods", "the duration in periods, e.g. --periods 10"), "--periods", {
-    max: U64,
-  });
-  const price = parseMuri(
-    args.required("price", "the price per fragment per period in MURI, e.g. --price 1"),
-    "--price"
-  );
+  const fragmentsArg = args.string("fragments");
+  const periodsArg = args.string("periods");
+  const periods =
+    periodsArg === undefined ? CLIENT_DEFAULTS.durationPeriods : parseInteger(periodsArg, "--periods", { max: U64, min: 1n });
+  const priceArg = args.string("price");
+  const price = priceArg === undefined ? CLIENT_DEFAULTS.pricePerFragmentPeriod : parseMuri(priceArg, "--price");
+  const defaulted = [
+    ...(fragmentsArg === undefined ? ["--fragments"] : []),
+    ...(periodsArg === undefined ? ["--periods"] : []),
+    ...(priceArg === undefined ? ["--price"] : []),
+  ];
   const opt = (name: string, max: bigint, fallback: bigint) => {
     const v = args.string(name);
     return v === undefined ? fallback : parseInteger(v, `--${name}`, { max });
   };
-  const base = { maxFragments: Number(fragments), durationPeriods: periods, pricePerFragmentPeriod: price };
+  const fragmentsOr = (fallback: bigint) =>
+    fragmentsArg === undefined ? fallback : parseInteger(fragmentsArg, "--fragments", { max: U32, min: 1n });
   if (kind === 0) {
     for (const o of ["replication", "dim", "metric"]) {
       if (args.values[o] !== undefined)
@@ -237,6 +265,7 @@ function parseMaguParams(args: CommandArgs) {
     const width = dataShards + parityShards;
     const members = opt("members", U8, width);
     if (width > members) throw new UsageError(`--members: ${members} is fewer than data + parity shards (${width})`);
+    const fragments = fragmentsOr(DEFAULT_BLOB_STRIPES * width);
     if (fragments % width !== 0n)
       throw new UsageError(`--fragments: ${fragments} is not a multiple of data + parity shards (${width})`);
     return {
@@ -247,7 +276,10 @@ function parseMaguParams(args: CommandArgs) {
       replication: 0,
       dataShards: Number(dataShards),
       parityShards: Number(parityShards),
-      ...base,
+      maxFragments: Number(fragments),
+      durationPeriods: periods,
+      pricePerFragmentPeriod: price,
+      defaulted,
     };
   }
   for (const o of ["data-shards", "parity-shards"]) {
@@ -269,6 +301,9 @@ function parseMaguParams(args: CommandArgs) {
     replication: Number(replication),
     dataShards: 0,
     parityShards: 0,
-    ...base,
+    maxFragments: Number(fragmentsOr(DEFAULT_VECTOR_FRAGMENTS)),
+    durationPeriods: periods,
+    pricePerFragmentPeriod: price,
+    defaulted,
   };
 }

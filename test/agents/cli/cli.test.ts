@@ -282,6 +282,19 @@ describe("muri (bin/muri.js)", () => {
       assert.equal(await vc.token.read.balanceOf([node]), before + rewardsOwed + paymentsOwed);
     });
 
+    it("magu create --kind vector --dim 48 --metric l2: every other option has a default, printed with its cost", async () => {
+      const created = await muri(["magu", "create", "--devnet", devnet, "--kind", "vector", "--dim", "48", "--metric", "l2", "--json"]);
+      ok(created, "muri magu create --kind vector --dim 48 --metric l2");
+      const c = JSON.parse(created.stdout);
+      assert.equal(c.status, "active");
+      assert.deepEqual(c.defaulted, ["--fragments", "--periods", "--price"]);
+      assert.deepEqual(c.params, { members: 1, maxFragments: 64, durationPeriods: "100", pricePerFragmentPeriod: String(10n ** 12n), replication: 1, dimension: 48, metric: "l2" });
+      assert.equal(c.escrow, String(10n ** 12n * 64n * 100n));
+      const text = await muri(["magu", "create", "--devnet", devnet, "--kind", "blob", "--periods", "3"]);
+      ok(text, "muri magu create --kind blob --periods 3");
+      assert.match(text.stdout, /defaults used: --fragments 8 --price 0\.000001 \(escrow = price x 8 fragment copies x periods\)/);
+    });
+
     it("bad input and chain failures: one line on stderr, meaningful exit code", async () => {
       const missing = await muri(["stake", "--devnet", devnet]);
       assert.equal(missing.code, 2);
