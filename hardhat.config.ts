@@ -1,7 +1,7 @@
 import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
-import { defineConfig } from "hardhat/config";
+import { configVariable, defineConfig } from "hardhat/config";
 import type { HardhatPlugin } from "hardhat/types/plugins";
 
 const require = createRequire(import.meta.url);
@@ -96,6 +96,15 @@ export default defineConfig({
       type: "http",
       chainType: "l1",
       url: process.env.MURI_RPC_URL ?? "http://127.0.0.1:8545",
+    },
+    // Any other EVM chain (a testnet, a node of your own; docs/DEPLOY.md): its RPC URL and the
+    // deployer's key are configuration variables, read from the environment or from the keystore
+    // (`npx hardhat keystore set MURI_DEPLOYER_KEY`), and only when this network is used.
+    muri: {
+      type: "http",
+      chainType: "l1",
+      url: configVariable("MURI_RPC_URL"),
+      accounts: [configVariable("MURI_DEPLOYER_KEY")],
     },
   },
 });

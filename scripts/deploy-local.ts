@@ -1,19 +1,33 @@
-// Deploys the Ignition module deploy/MuriData.ts to the chain at MURI_RPC_URL (default
-// http://127.0.0.1:8545) and writes the addresses the agents read to deployments/<chainId>.json
-// (or MURI_DEPLOYMENT_FILE). Run: npm run deploy:local (after npm run chain in another terminal).
-// MURI_DEPLOY_PARAMETERS, a JSON object (e.g. {"periodBlocks": 20, "graceBlocks": 10, "settleDelayBlocks": 40}), replaces
-// those keys of deploy/parameters/devnet.json (tests use it for windows sized to a loaded machine).
+// Deploys the Ignition module deploy/MuriData.ts and writes the addresses the agents read to
+// deployments/<chainId>.json (or MURI_DEPLOYMENT_FILE).
+//   npm run deploy:local   the chain at MURI_RPC_URL (default http://127.0.0.1:8545), its unlocked
+//                          accounts (after npm run chain in another terminal)
+//   npm run deploy         any EVM chain (network "muri"): MURI_RPC_URL and MURI_DEPLOYER_KEY are
+//                          configuration variables, from the environment or the keystore (docs/DEPLOY.md)
+// Parameters: MURI_DEPLOY_PARAMETERS_FILE (default deploy/parameters/devnet.json); MURI_DEPLOY_PARAMETERS,
+// a JSON object (e.g. {"periodBlocks": 20, "graceBlocks": 10, "settleDelayBlocks": 40}), replaces
+// keys of it (tests use it for windows sized to a loaded machine).
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { network } from "hardhat";
 import MuriData from "../deploy/MuriData.js";
 
 const connection = await network.getOrCreate();
 const { ethers, ignition } = connection;
 const chainId = Number((await ethers.provider.getNetwork()).chainId);
-const devnet = JSON.parse(await readFile(new URL("../deploy/parameters/devnet.json", import.meta.url), "utf8")) as {
-  MuriData: Record<string, number | string>;
-};
+const parametersFile = process.env.MURI_DEPLOY_PARAMETERS_FILE ?? fileURLToPath(new URL("../deploy/parameters/devnet.json", import.meta.url));
+let devnet: { MuriData: Record<string, number | string> };
+try {
+  devnet = JSON.parse(await readFile(parametersFile, "utf8")) as typeof devnet;
+} catch (err) {
+  throw new Error(`MURI_DEPLOY_PARAMETERS_FILE: cannot read ${parametersFile} as JSON (${(err as Error).message}); it holds {"MuriData": {parameter: value}}`, {
+    cause: err,
+  });
+}
+if (typeof devnet.MuriData !== "object" || devnet.MuriData === null) {
+  throw new Error(`${parametersFile}: no "MuriData" object of parameters (see deploy/parameters/devnet.json)`);
+}
 const overrides = JSON.parse(process.env.MURI_DEPLOY_PARAMETERS ?? "{}") as Record<string, number | string>;
 const parameters = { MuriData: { ...devnet.MuriData, ...overrides } };
 
@@ -32,7 +46,7 @@ for (const [name, contract] of Object.entries(deployed)) {
 }
 const out = {
   chainId,
-  rpcUrl: process.env.MURI_RPC_URL ?? "http://127.0.0.1:8545",
+  rpcUrl: connection.networkConfig.type === "http" ? await connection.networkConfig.url.getUrl() : (process.env.MURI_RPC_URL ?? "http://127.0.0.1:8545"),
   deployBlock: await ethers.provider.getBlockNumber(),
   contracts,
   parameters: parameters.MuriData,

@@ -79,8 +79,9 @@ export interface HardhatChain {
  * Starts `hardhat node` on `port` and resolves once it serves JSON-RPC (at most `timeoutMs`, which
  * bounds a failure only: it normally takes a few seconds, many more on a loaded machine).
  */
-export async function startHardhatNode(port: number, timeoutMs = 180_000): Promise<HardhatChain> {
-  const child = spawn(process.execPath, [HARDHAT, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
+export async function startHardhatNode(port: number, timeoutMs = 180_000, chainId?: number): Promise<HardhatChain> {
+  const args = [HARDHAT, "node", "--hostname", "127.0.0.1", "--port", String(port), ...(chainId === undefined ? [] : ["--chain-id", String(chainId)])];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     detached: true, // own process group: stop() kills anything it spawned too
