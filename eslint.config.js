@@ -50,6 +50,15 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-floating-promises": "error",
       "@typescript-eslint/no-misused-promises": "error",
+      // viem caches the block number for the client's polling interval (4 s over HTTP): a wait for
+      // a block that reads it without `{ cacheTime: 0 }` sees a stale head (it cost a put 3 s).
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector: "CallExpression[callee.property.name='getBlockNumber'][arguments.length=0]",
+          message: "getBlockNumber() returns a cached head: pass { cacheTime: 0 }",
+        },
+      ],
     },
   },
   // Layers: data/, store/, p2p/, chain/ and index/ never import roles/ or cli/; inside roles/, each

@@ -940,7 +940,7 @@ class Client implements StorageClient {
   /** Waits until the chain is past `block`: asks a dev chain to mine, else polls. */
   private async waitForBlock(block: bigint): Promise<void> {
     const pc = this.clients.publicClient;
-    const head = await pc.getBlockNumber();
+    const head = await pc.getBlockNumber({ cacheTime: 0 });
     if (head < block) {
       try {
         await pc.request({ method: "hardhat_mine" as never, params: [`0x${(block - head).toString(16)}`] as never });
@@ -949,7 +949,7 @@ class Client implements StorageClient {
       }
     }
     const deadline = Date.now() + CLIENT_DEFAULTS.formWaitMs;
-    while ((await pc.getBlockNumber()) < block) {
+    while ((await pc.getBlockNumber({ cacheTime: 0 })) < block) {
       if (Date.now() > deadline) throw new StorageClientError("ERR_BLOCK_WAIT", `block ${block} not reached within ${CLIENT_DEFAULTS.formWaitMs} ms`, { block });
       await sleep(500);
     }
