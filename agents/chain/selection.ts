@@ -64,19 +64,36 @@ export async function formInWindow(f: Formation, maguId: bigint, attempts = 3): 
       if (!seating) await f.approveDeposit();
       await f.form();
     } else {
-      await f.waitForBlock(opens);
+      // Sent once the block before the window is mined, the transaction lands in the window's
+      // first block at the earliest: one block sooner than waiting for that block itself.
+      await f.waitForBlock(opens - 1n);
       try {
         await f.form();
       } catch (err) {
-        // The window closed while the transaction was on its way (a slow or loaded chain): ask
-        // again on the next round; any other failure is the caller's.
-        const now = await f.read.maguRegistry.read.maguInfo([maguId]);
-        if (now.status !== 1 || (await f.head()) < closes) throw err;
+        if (isTooEarly(err)) {
+          // A node that estimates gas against its latest block rather than the next one refuses
+          // it one block early: send again once the window's first block is mined.
+          await f.waitForBlock(opens);
+          await f.form();
+        } else {
+          // The window closed while the transaction was on its way (a slow or loaded chain): ask
+          // again on the next round; any other failure is the caller's.
+          const now = await f.read.maguRegistry.read.maguInfo([maguId]);
+          if (now.status !== 1 || (await f.head()) < closes) throw err;
+        }
       }
     }
     info = await f.read.maguRegistry.read.maguInfo([maguId]);
   }
   return info.status;
+}
+
+/** Whether `err` (or one of its causes) is MaguRegistry's MaguTooEarly revert. */
+function isTooEarly(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e.message.includes("MaguTooEarly") || (e as { data?: { errorName?: string } }).data?.errorName === "MaguTooEarly") return true;
+  }
+  return false;
 }
 
 /** The reads `refreshFadedReputation` makes (NodeRegistry's typed handle fits). */

@@ -73,6 +73,31 @@ describe("formInWindow: a Magu of 10 members is seated in two formMagu calls (ha
     assert.ok(!members.includes(zeroAddress), "no vacant slot");
   });
 
+  test("formMagu is sent once the block before the window is mined; a node that refuses it as too early gets it again in the window", async () => {
+    const { id, f, calls, k } = await request();
+    const [opens] = await k.maguRegistry.read.selectionWindow([(await k.maguRegistry.read.maguInfo([id])).requestBlock]);
+    const waited: bigint[] = [];
+    const wait = f.waitForBlock;
+    f.waitForBlock = async (block) => {
+      waited.push(block);
+      await wait(block);
+    };
+    const form = f.form;
+    let refused = false;
+    f.form = async () => {
+      // The first send plays a node that estimates gas against its latest block (opens - 1).
+      if (!refused) {
+        refused = true;
+        assert.equal(await f.head(), opens - 1n, "sent with the block before the window as head");
+        throw new Error("MaguRegistry.formMagu reverted MaguTooEarly(magu=1, readyBlock=9)");
+      }
+      await form();
+    };
+    assert.equal(await formInWindow(f, id), 2, "active");
+    assert.deepEqual(waited.slice(0, 2), [opens - 1n, opens], "waited for the block before the window, then for its first block");
+    assert.equal(calls.form, 2, "both parts seated after the refused send");
+  });
+
   test("the window closes after the first part: active with 8 seats, 2 vacancies, no re-request", async () => {
     const { id, f, calls, k } = await request();
     const [, closes] = await k.maguRegistry.read.selectionWindow([(await k.maguRegistry.read.maguInfo([id])).requestBlock]);
