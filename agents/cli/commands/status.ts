@@ -63,10 +63,11 @@ export const statusCommand: Command = {
       const listedNodes = addresses.length;
       const nodes = await Promise.all(
         addresses.map(async (address) => {
-          const [info, rewards, payments] = await Promise.all([
+          const [info, rewards, payments, [weight, queuedWeight]] = await Promise.all([
             r.nodeRegistry.read.nodeInfo([address]),
             r.rewards.read.claimable([address]),
             r.maguRegistry.read.claimable([address]),
+            r.nodeRegistry.read.selectionWeight([address]),
           ]);
           const p = proofs?.get(address.toLowerCase());
           return {
@@ -76,6 +77,9 @@ export const statusCommand: Command = {
             locked: info.locked,
             unbonding: info.unbonding,
             reputation: info.reputation,
+            // What the node weighs in member selection (stake scaled by its reputation's tier), and
+            // what it will weigh once its queued changes reach the tree.
+            selectionWeight: { effective: weight, queued: queuedWeight },
             capacity: info.capacity,
             usedCapacity: info.usedCapacity,
             peerId: formatPeerId(info.peerId),
@@ -114,7 +118,9 @@ export const statusCommand: Command = {
           (n) =>
             `  ${n.address} ${n.roles.join(",")} stake ${formatMuri(n.stake)} locked ${formatMuri(n.locked)} rep ${
               n.reputation
-            } ` +
+            } weight ${formatMuri(n.selectionWeight.effective)}` +
+            (n.selectionWeight.queued !== n.selectionWeight.effective ? ` (-> ${formatMuri(n.selectionWeight.queued)})` : "") +
+            " " +
             `capacity ${formatBytes(n.capacity)} claimable ${formatMuri(n.claimable.rewards + n.claimable.payments)}` +
             (n.proofs ? ` proofs ${n.proofs.passed} passed ${n.proofs.missed} missed` : "")
         ),

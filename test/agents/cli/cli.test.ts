@@ -138,6 +138,10 @@ describe("muri (bin/muri.js)", () => {
       ok(human, "muri status");
       assert.match(human.stdout, new RegExp(privateKeyToAddress(nodeKeys[1]!)));
       assert.match(human.stdout, /stake 1500 locked 0/);
+      // Just registered: the weight is queued (two selection epochs), reputation 0 weighs the stake.
+      const node1 = s.nodes.find((n: { address: string }) => n.address.toLowerCase() === privateKeyToAddress(nodeKeys[1]!).toLowerCase());
+      assert.deepEqual(node1.selectionWeight, { effective: "0", queued: (1_500n * E18).toString() });
+      assert.match(human.stdout, /rep 0 weight 0 \(-> 1500\)/);
     });
 
     it("status --metrics shows each agent follower's health, and an agent it cannot reach", async () => {
