@@ -304,6 +304,23 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     }
   });
 
+  test("an append batch's opening admits only its new fragments: the count it names minus the committed ones", async () => {
+    const { maguId, members } = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: 2, m: 1, members: 3, maxFragments: 6 });
+    // Batch 0: three fragments committed (acknowledged by the members' keys).
+    const first = Array.from({ length: 3 }, () => randomBytes(2048));
+    await commitWithAcks(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!, t.chain.keys, maguId, first.map((f) => fragmentRoot(f)));
+    const domain = batchDomain(t.d.chainId, t.d.contracts.maguRegistry);
+    const pusher = `0x${Buffer.from(client.peerId.toMultihash().bytes).toString("hex")}` as Hex;
+    const node = byAddress(members[0]!);
+    const signature = await privateKeyToAccount(t.chain.keys[CLIENT]!).signTypedData(openTypedData(domain, { magu: maguId, batch: 1, fragmentCount: 6, pusher }));
+    assert.deepEqual(await node.sync.handleBatchRequest({ op: "batch.open", magu: maguId.toString(), batch: 1, fragmentCount: 6, pusher: client.peerId.toString(), signature }), { ok: true });
+    assert.equal(node.sync.opened(maguId)?.budget, 3, "6 named - 3 committed");
+    const next = Array.from({ length: 4 }, () => randomBytes(2048));
+    for (let i = 0; i < 3; i++) await push(node, fragmentCid(next[i]!), next[i]!);
+    await refused(push(node, fragmentCid(next[3]!), next[3]!), /^push not accepted$/);
+    assert.equal(await node.store.has(fragmentCid(next[3]!)), false, "nothing past the batch's new fragments is stored");
+  });
+
   test("a vector batch not committed in time leaves the store and the search index; the committed document is back", async () => {
     const DIM = 8;
     const PER = 5;
