@@ -269,7 +269,21 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     function leave(MaguId id) external nonReentrant {
         Magu storage m = _magu(id);
         if (m.status != Status.Active) revert MaguWrongStatus(id, m.status);
-        _vacate(id, m, msg.sender, false);
+        _vacate(id, m, msg.sender, false, false);
+    }
+
+    /// @inheritdoc IMaguRegistry
+    function fire(MaguId id, address member) external nonReentrant {
+        Magu storage m = _magu(id);
+        if (m.owner != msg.sender) revert MaguNotOwner(id, msg.sender);
+        if (m.status != Status.Active) revert MaguWrongStatus(id, m.status);
+        uint8 slot = _memberships[id][member].slot;
+        // The member is paid for what it proved and keeps its stake; the owner funds the
+        // replacement's repair bounty and forfeits a formation deposit: a redraw costs what a
+        // re-roll costs (selection grinding, issue 11.3), whoever the newcomer is.
+        _vacate(id, m, member, false, true);
+        emit MemberFired(id, member, slot, _formationDeposit);
+        if (_formationDeposit > 0) _token.safeTransferFrom(msg.sender, _bountySink, _formationDeposit);
     }
 
     /// @inheritdoc IMaguRegistry
@@ -375,7 +389,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     function evict(MaguId id, address member) external onlyRole(CHALLENGE_ROLE) nonReentrant {
         Magu storage m = _magu(id);
         if (m.status != Status.Active) revert MaguWrongStatus(id, m.status);
-        _vacate(id, m, member, true);
+        _vacate(id, m, member, true, false);
     }
 
     /// @inheritdoc IMaguRegistry
@@ -383,7 +397,7 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         Magu storage m = _magu(id);
         if (m.status != Status.Active) revert MaguWrongStatus(id, m.status);
         if (_nodes.isBacked(member)) revert MaguMemberBacked(id, member);
-        _vacate(id, m, member, true);
+        _vacate(id, m, member, true, false);
     }
 
     // ---------------------------------------------------------------- views
@@ -725,8 +739,8 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
     }
 
     /// @dev Pays `member` for its proven periods and opens its slot for a replacement, taking
-    /// the repair bounty from its stake.
-    function _vacate(MaguId id, Magu storage m, address member, bool evicted) private {
+    /// the repair bounty from its stake (from the owner when the owner fired it).
+    function _vacate(MaguId id, Magu storage m, address member, bool evicted, bool fired) private {
         Membership storage ms = _memberships[id][member];
         if (!ms.active) revert MaguNotMember(id, member);
         uint8 slot = ms.slot;
@@ -741,7 +755,11 @@ contract MaguRegistry is IMaguRegistry, AccessControl, ReentrancyGuard, EIP712 {
         Vacancy storage v = _vacancies[id][slot];
         v.requestBlock = uint64(block.number);
         v.rewardable = address(0);
-        if (_repairBounty > 0) {
+        if (_repairBounty > 0 && fired) {
+            v.bounty += _repairBounty;
+            _totalHeld += _repairBounty;
+            _token.safeTransferFrom(m.owner, address(this), _repairBounty);
+        } else if (_repairBounty > 0) {
             address[] memory to = new address[](1);
             to[0] = address(this);
             uint256[] memory amounts = new uint256[](1);

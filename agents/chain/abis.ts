@@ -3613,6 +3613,37 @@ export const maguRegistryAbi = [
       },
       {
         "indexed": false,
+        "internalType": "uint256",
+        "name": "deposit",
+        "type": "uint256"
+      }
+    ],
+    "name": "MemberFired",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "MaguId",
+        "name": "magu",
+        "type": "uint256"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "slot",
+        "type": "uint8"
+      },
+      {
+        "indexed": false,
         "internalType": "bool",
         "name": "replacement",
         "type": "bool"
@@ -4340,6 +4371,24 @@ export const maguRegistryAbi = [
       }
     ],
     "name": "fillVacancy",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "MaguId",
+        "name": "id",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
+      }
+    ],
+    "name": "fire",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"

@@ -11,7 +11,7 @@ import { GLOBAL_HELP, GLOBAL_OPTIONS, commandHelp, parseCommandArgs, type Comman
 import { claimCommand } from "./commands/claim.js";
 import { devnetCommand } from "./commands/devnet.js";
 import { getCommand } from "./commands/get.js";
-import { maguCreateCommand, maguStatusCommand } from "./commands/magu.js";
+import { maguCreateCommand, maguFireCommand, maguStatusCommand } from "./commands/magu.js";
 import { nodeCommand } from "./commands/node.js";
 import { nodeFsckCommand } from "./commands/node-fsck.js";
 import { secretBackupCommand, secretRestoreCommand } from "./commands/secret.js";
@@ -36,6 +36,7 @@ export const COMMANDS: Command[] = [
   withdrawCommand,
   maguCreateCommand,
   maguStatusCommand,
+  maguFireCommand,
   claimCommand,
   devnetCommand,
   nodeCommand,

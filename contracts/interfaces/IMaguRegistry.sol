@@ -114,8 +114,11 @@ interface IMaguRegistry {
     event MaguFormed(MaguId indexed magu, address[] members, uint64 startPeriod, uint64 endPeriod);
     /// @notice A member took `slot`; `replacement` says it replaces one that left and must rebuild.
     event MemberJoined(MaguId indexed magu, address indexed member, uint8 slot, bool replacement, uint64 joinPeriod);
-    /// @notice A member left `slot` (voluntarily or evicted), paid `paid` for its proven periods.
+    /// @notice A member left `slot` (voluntarily, evicted or fired), paid `paid` for its proven periods.
     event MemberLeft(MaguId indexed magu, address indexed member, uint8 slot, bool evicted, uint256 paid);
+    /// @notice The owner fired `member` from `slot`, forfeiting `deposit` (MemberLeft follows the
+    /// same call: evicted = false).
+    event MemberFired(MaguId indexed magu, address indexed member, uint8 slot, uint256 deposit);
     /// @notice Batch `batch` is available: it extends the data to `fragmentCount` fragments under
     /// `root`; the members in `ackers` (bit i = slot i) acknowledged holding their part and are
     /// challenged on it from `fromPeriod`, the others from `graceUntil` (they fetch it from the
@@ -234,6 +237,14 @@ interface IMaguRegistry {
 
     /// @notice The caller leaves the Magu, paying the repair bounty from its stake.
     function leave(MaguId magu) external;
+
+    /// @notice The owner fires `member` (BitDust's "fire a supplier"): the member is paid for its
+    /// proven periods, keeps its stake (no slash, no bounty) and answers for the current period,
+    /// as one that leaves; its slot becomes a vacancy that `fillVacancy` redraws (never a former
+    /// member) and the newcomer rebuilds the slot's fragments from the others. The owner pays the
+    /// repair bounty into the slot (earned by the newcomer's first proof) and forfeits a formation
+    /// deposit to the bounty sink (approve both first): each redraw costs what a re-roll costs.
+    function fire(MaguId magu, address member) external;
 
     /// @notice Fills a vacant slot with a new member drawn in the vacancy's selection window (a
     /// passed window sets a new request), never one that is or was a member of this Magu, and only

@@ -3,7 +3,7 @@
  * stake changes weigh in, wait for its selection window (mining to it on a dev chain) and form it.
  * `muri magu status ID`: its record and members.
  */
-import { parseEventLogs, type Address } from "viem";
+import { getAddress, isAddress, parseEventLogs, type Address } from "viem";
 import { formInWindow, maguRegistryAbi, settledRequestBlock } from "../../chain/index.js";
 import type { Command, CommandArgs } from "../command.js";
 import { signerOf, type CliContext } from "../context.js";
@@ -144,6 +144,50 @@ export const maguCreateCommand: Command = {
               ]
             : []),
           ...info.members.map((m, i) => `  member ${i}: ${m}`),
+        ],
+      };
+    };
+  },
+};
+
+export const maguFireCommand: Command = {
+  path: ["magu", "fire"],
+  summary: "replace a member of your Magu: it is paid for what it proved, the slot is redrawn",
+  usage: "muri magu fire ID MEMBER",
+  help: [
+    "  ID                   the Magu id (yours)",
+    "  MEMBER               the member's address (muri magu status ID lists them)",
+    "  The member keeps its stake and is paid for its proven periods; you pay the newcomer's repair",
+    "  bounty and forfeit a formation deposit (what a redraw costs, so firing cannot grind selection).",
+  ],
+  options: {},
+  positionals: ["ID", "MEMBER"],
+  signs: true,
+  prepare(args) {
+    const id = parseInteger(args.positionals[0]!, "ID", { max: 2n ** 256n - 1n });
+    const raw = args.positionals[1]!;
+    if (!isAddress(raw)) throw new UsageError(`MEMBER: "${raw}" is not an address (0x and 40 hex digits; muri magu status ${id} lists the members)`);
+    const member = getAddress(raw);
+    return async (ctx) => {
+      const magu = await readMagu(ctx, id);
+      const { account, contracts } = signerOf(ctx);
+      if (magu.owner.toLowerCase() !== account.toLowerCase()) {
+        throw new CliError("ERR_MAGU_NOT_OWNER", `Magu ${id} belongs to ${magu.owner}, not to ${account}: only its owner may fire a member`);
+      }
+      const seat = magu.members.find((m) => m.active && m.address.toLowerCase() === member.toLowerCase());
+      if (seat === undefined) throw new CliError("ERR_NOT_MEMBER", `${member} is not an active member of Magu ${id}: muri magu status ${id} lists them`);
+      const { formationDeposit, repairBounty } = await ctx.read.maguRegistry.read.config();
+      const cost = formationDeposit + repairBounty;
+      await requireMuri(ctx, cost, "the repair bounty and the forfeited formation deposit");
+      await ensureAllowance(ctx, ctx.deployment.contracts.maguRegistry, cost);
+      const hash = await contracts.maguRegistry.write.fire([id, member]);
+      await confirm(ctx, hash, "MaguRegistry.fire");
+      const paid = await ctx.read.maguRegistry.read.claimable([member]);
+      return {
+        json: { id, member, slot: seat.slot, repairBounty, forfeitedDeposit: formationDeposit, tx: hash },
+        text: [
+          `fired ${member} from slot ${seat.slot} of Magu ${id}: it keeps its stake (claimable now ${formatMuri(paid)} MURI)`,
+          `  you paid ${formatMuri(repairBounty)} MURI repair bounty (to the newcomer) + ${formatMuri(formationDeposit)} MURI forfeited deposit; validators redraw the slot in its selection window`,
         ],
       };
     };

@@ -299,6 +299,32 @@ describe("muri (bin/muri.js)", () => {
       assert.match(text.stdout, /defaults used: --fragments 8 --price 0\.000001 \(escrow = price x 8 fragment copies x periods\)/);
     });
 
+    it("magu fire: the owner replaces a member, which keeps its stake; nobody else may", async () => {
+      // The earlier tests locked and unstaked some of the two nodes' stake: room for one more Magu.
+      for (const key of nodeKeys) ok(await muri(["stake", "--devnet", devnet, "--key", key, "--amount", "400"]), "muri stake (add)");
+      const created = await muri(["magu", "create", "--devnet", devnet, "--kind", "blob", "--periods", "3", "--json"]);
+      ok(created, "muri magu create");
+      const c = JSON.parse(created.stdout) as { id: string; members: string[] };
+      const member = c.members[1]!;
+      const stakeBefore = JSON.parse((await muri(["status", "--devnet", devnet, "--json"])).stdout).nodes.find((n: { address: string }) => n.address === member).stake;
+      const stranger = await muri(["magu", "fire", c.id, member, "--devnet", devnet, "--key", nodeKeys[0]!]);
+      assert.equal(stranger.code, 1);
+      assert.match(oneLine(stranger), /only its owner may fire a member/);
+      const notMember = await muri(["magu", "fire", c.id, privateKeyToAddress(chain.keys[5]!), "--devnet", devnet]);
+      assert.equal(notMember.code, 1);
+      assert.match(oneLine(notMember), /is not an active member of Magu/);
+
+      const fired = await muri(["magu", "fire", c.id, member, "--devnet", devnet, "--json"]);
+      ok(fired, "muri magu fire");
+      const f = JSON.parse(fired.stdout);
+      assert.equal(f.member, member);
+      assert.equal(f.slot, 1);
+      const status = JSON.parse((await muri(["magu", "status", c.id, "--devnet", devnet, "--json"])).stdout);
+      assert.equal(status.members.find((m: { address: string }) => m.address === member)?.active ?? false, false, "no longer an active member");
+      const after = JSON.parse((await muri(["status", "--devnet", devnet, "--json"])).stdout).nodes.find((n: { address: string }) => n.address === member);
+      assert.equal(after.stake, stakeBefore, "not slashed");
+    });
+
     it("bad input and chain failures: one line on stderr, meaningful exit code", async () => {
       const missing = await muri(["stake", "--devnet", devnet]);
       assert.equal(missing.code, 2);
