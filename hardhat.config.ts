@@ -86,7 +86,8 @@ export default defineConfig({
   test: {
     solidity: {
       // Tests deploy the contracts from their artifacts (vm.getCode), i.e. the bytecode that ships.
-      fsPermissions: { readDirectory: ["artifacts"] },
+      // ... and the selection gas test writes its figures beside the gas snapshot.
+      fsPermissions: { readDirectory: ["artifacts"], writeFile: ["snapshots/selection-gas.json"] },
       fuzz: { runs: 256 },
       invariant: { runs: 48, depth: 24, failOnRevert: false },
     },

@@ -282,5 +282,20 @@ contract SelectionTest is Fixture {
         console.log("formMagu(32 members, 10000 nodes): total gas", total);
         assertLt(drawGas, 2_600_000, "the draw of 32 among 10,000 nodes");
         assertLt(most, 1_000_000, "no formMagu call costs 1M gas");
+        // Beside snapshots/gas.json (whose script cannot register 10,000 nodes in reasonable time).
+        vm.writeFile(
+            "snapshots/selection-gas.json",
+            string.concat(
+                "{\n  \"NodeRegistry.drawNodes(32 of 10,000 nodes, one call)\": ",
+                toString(drawGas),
+                ",\n  \"MaguRegistry.formMagu(32 members of 10,000 nodes, most in one call)\": ",
+                toString(most),
+                ",\n  \"MaguRegistry.formMagu(32 members of 10,000 nodes, calls)\": ",
+                toString(calls),
+                ",\n  \"MaguRegistry.formMagu(32 members of 10,000 nodes, total)\": ",
+                toString(total),
+                "\n}\n"
+            )
+        );
     }
 }

@@ -28,6 +28,7 @@ interface Vm {
     function getRecordedLogs() external returns (Log[] memory logs);
     function deal(address account, uint256 newBalance) external;
     function getCode(string calldata artifact) external view returns (bytes memory creationBytecode);
+    function writeFile(string calldata path, string calldata data) external;
     function assume(bool condition) external pure;
     function label(address account, string calldata newLabel) external;
     function addr(uint256 privateKey) external pure returns (address keyAddr);
