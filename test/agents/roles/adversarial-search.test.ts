@@ -225,6 +225,12 @@ describe("the search checker disputes a wrong id and a record past the fragment'
             : // A perfect match at the record after the fragment's last.
               [{ distance: 0n, id: 999n, fragment: 1, position: RECORDS_PER_FRAGMENT }];
       const before = { disputed: checker.stats().disputed, checked: checker.stats().checked, unchecked: checker.stats().unchecked, liar: await stake(liar.address), paidLiar: await t.reader.searchMarket.read.claimable([liar.address]), paidHonest: await t.reader.searchMarket.read.claimable([honest.address]) };
+      // By the last lie the checker has fetched both fragments (the earlier lies): it keeps them (up
+      // to 32), so it checks this task while no holder serves them, and asks none.
+      const hidden = lie === "wrong distance" ? fragments : [];
+      for (const n of nodes) for (const f of hidden) assert.equal(await n.store.delete(fragmentCid(f)), true);
+      const asked = () => checkerLog.entries.filter((e) => e.msg === "search check: holder did not serve the fragment").length;
+      const askedBefore = asked();
       const { task, disputeDeadline } = await runTask(query, [lying, right]);
 
       await checkerLog.waitFor((e) => e.msg === "search check: dispute accepted" && e.context?.task === task.toString(), WAIT_MS);
@@ -244,6 +250,8 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       // The liar's one entry and the honest member's list were all checked.
       await waitUntil("both lists checked", () => checker.stats().checked === before.checked + 1 + right.length, WAIT_MS);
       assert.equal(checker.stats().unchecked, before.unchecked);
+      assert.equal(asked(), askedBefore, "no holder asked in vain");
+      for (const n of nodes) for (const f of hidden) await n.store.put(fragmentCid(f), f);
       assert.equal((await t.reader.searchMarket.read.memberTask([task, honest.address])).disputed, false, "the honest list stands");
       const cfg = await t.reader.searchMarket.read.config();
       assert.equal(await stake(liar.address), before.liar - cfg.disputeSlash, "the liar lost its dispute slash");
