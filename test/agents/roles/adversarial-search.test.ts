@@ -209,8 +209,8 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     }
   });
 
-  for (const lie of ["wrong id", "past the end", "wrong distance"] as const) {
-    test(`an entry with a ${lie === "past the end" ? "record past the fragment's end" : lie} is disputed; the liar is slashed and unpaid, the honest member paid`, async () => {
+  for (const lie of ["wrong id", "past the end", "far past the end", "wrong distance"] as const) {
+    test(`an entry with a ${lie === "past the end" ? "record past the fragment's end" : lie === "far past the end" ? "record leaves past the fragment's end" : lie} is disputed; the liar is slashed and unpaid, the honest member paid`, async () => {
       const [liar, honest] = nodes as [TestNode, TestNode];
       const query = records[3]!.values.map((x) => x + 1) as Int16Array;
       const right = truth(query);
@@ -222,8 +222,11 @@ describe("the search checker disputes a wrong id and a record past the fragment'
           : lie === "wrong distance"
             ? // The true best record's id and place, a distance one less (closer) than its own.
               [{ ...best, distance: best.distance - 1n }]
-            : // A perfect match at the record after the fragment's last.
-              [{ distance: 0n, id: 999n, fragment: 1, position: RECORDS_PER_FRAGMENT }];
+            : lie === "far past the end"
+              ? // A record whose leaf is far past the fragment's only leaf: the proof holds the last leaf.
+                [{ distance: 0n, id: 999n, fragment: 1, position: 1000 }]
+              : // A perfect match at the record after the fragment's last.
+                [{ distance: 0n, id: 999n, fragment: 1, position: RECORDS_PER_FRAGMENT }];
       const before = { disputed: checker.stats().disputed, checked: checker.stats().checked, unchecked: checker.stats().unchecked, liar: await stake(liar.address), paidLiar: await t.reader.searchMarket.read.claimable([liar.address]), paidHonest: await t.reader.searchMarket.read.claimable([honest.address]) };
       // By the last lie the checker has fetched both fragments (the earlier lies): it keeps them (up
       // to 32), so it checks this task while no holder serves them, and asks none.
@@ -244,6 +247,7 @@ describe("the search checker disputes a wrong id and a record past the fragment'
         "wrong id": `record ${best.position} has id ${best.id}, not ${lying[0]!.id}`,
         "wrong distance": `distance is ${best.distance}, not ${best.distance - 1n}`,
         "past the end": "record past the fragment's end",
+        "far past the end": "record past the fragment's end",
       }[lie];
       assert.equal(disputes[0]!.context!.lie, expected);
       assert.equal(checker.stats().disputed, before.disputed + 1);
