@@ -1,5 +1,5 @@
 /**
- * The validator's search checker (search-checker.ts) against lies other than a false distance: a
+ * The validator's search checker (search-checker.ts) against lying members: a
  * real chain with the SearchMarket, a vector Magu (r = 2 on two nodes) whose fragments the nodes
  * serve from real stores over libp2p, and a validator running the real checker (vector service
  * in observer mode, LevelDB, its own libp2p node). One member answers honestly; the other is a
@@ -9,6 +9,11 @@
  * honest member be paid. Then, on a second Magu where each fragment has one holder (r = 1), a member
  * reveals a true entry copied from the other member's fragment (task 3): disputed as not placed on
  * it, with no data.
+ *
+ * Also: a wrong distance (e2e-vector.test.ts's lie) is disputed like a wrong id; an entry whose fragment no holder serves, and
+ * every entry of a task whose vector document the validator lacks, are counted and logged as not
+ * checked, never disputed; the checker counts what it checked, and each task it finalizes is
+ * counted, logged and dropped from its store.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -21,7 +26,7 @@ import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
 import { canonicalDistance, compareHits, encodeHitHex, packRecords, recordSize, type HitEntry, type VectorRecord } from "../../../agents/data/vectors.js";
 import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
-import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
+import { Bucket, openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createSearchChecker, type SearchChecker } from "../../../agents/roles/validator/search-checker.js";
 import { createSearchTasks, searchCommitment } from "../../../agents/roles/node/search-tasks.js";
@@ -37,6 +42,8 @@ const RECORDS_PER_FRAGMENT = 5;
 const CLIENT = 5;
 const VALIDATOR = 4;
 const K = 2;
+/** How long to wait for the checker's reaction (a few seconds here); shorter in a mutation run, where a mutant that stops it fails sooner. */
+const WAIT_MS = process.env.MURI_MUTATION === "1" ? 20_000 : 60_000;
 
 describe("the search checker disputes a wrong id and a record past the fragment's end (real chain, stores, libp2p)", { timeout: 300_000 }, () => {
   let t: TestChain;
@@ -145,8 +152,65 @@ describe("the search checker disputes a wrong id and a record past the fragment'
 
   const stake = async (a: Address) => (await t.reader.nodeRegistry.read.nodeInfo([a])).stake;
 
-  for (const lie of ["wrong id", "past the end"] as const) {
-    test(`an entry with a ${lie === "wrong id" ? "wrong id" : "record past the fragment's end"} is disputed; the liar is slashed and unpaid, the honest member paid`, async () => {
+  /** Task ids the validator still keeps as open (its `Bucket.task` entries). */
+  const keptTasks = async (): Promise<string[]> => {
+    const ids: string[] = [];
+    for await (const [, value] of vMeta.bucket(Bucket.task).entries()) ids.push((JSON.parse(Buffer.from(value).toString("utf8")) as { task: string }).task);
+    return ids;
+  };
+
+  /** Mines past the task's dispute window; the checker finalizes it (counted, logged) and forgets it. */
+  const finalized = async (task: bigint, disputeDeadline: bigint): Promise<void> => {
+    const before = checker.stats().finalized;
+    assert.ok((await keptTasks()).includes(task.toString()), "the open task is kept until finalized");
+    await t.mineTo(disputeDeadline + 1n);
+    await checkerLog.waitFor((e) => e.msg === "search task finalized" && e.context?.task === task.toString(), WAIT_MS);
+    assert.equal((await t.reader.searchMarket.read.task([task])).finalized, true);
+    assert.equal(checker.stats().finalized, before + 1);
+    await waitUntil("the finalized task forgotten", async () => !(await keptTasks()).includes(task.toString()), 10_000);
+  };
+
+  test("an entry whose fragment no holder serves is logged as not checked, never disputed; each holder's failure is logged", async () => {
+    // Before any other test: the checker has fetched (and cached) no fragment yet. Both members
+    // lose fragment 0; the liar reveals a wrong id on it, the other member the true list.
+    const [liar, honest] = nodes as [TestNode, TestNode];
+    const cid0 = fragmentCid(fragments[0]!);
+    for (const n of nodes) assert.equal(await n.store.delete(cid0), true);
+    try {
+      const query = records[0]!.values.map((x) => x + 1) as Int16Array;
+      const right = truth(query);
+      const onFragment0 = records.find((r) => r.fragment === 0 && r.position === 2)!;
+      const lying: HitEntry[] = [{ distance: canonicalDistance("l2", query, onFragment0.values), id: 7n, fragment: 0, position: 2 }];
+      const entries = [...lying, ...right];
+      const missing = entries.filter((h) => h.fragment === 0).length;
+      const before = checker.stats();
+      const { task, disputeDeadline } = await runTask(query, [lying, right]);
+
+      const forTask = (msg: string) => checkerLog.entries.filter((e) => e.msg === msg && e.context?.task === task.toString());
+      await waitUntil("every entry counted", () => checker.stats().checked + checker.stats().unchecked === before.checked + before.unchecked + entries.length, WAIT_MS);
+      assert.ok(["syncing", "following", "lagging"].includes(checker.followerStatus()?.state ?? "none"), `the task follower runs (${checker.followerStatus()?.state})`);
+      assert.equal(checker.stats().unchecked, before.unchecked + missing, "each entry on fragment 0 not checked");
+      assert.equal(checker.stats().checked, before.checked + entries.length - missing, "the others checked");
+      assert.deepEqual(
+        forTask("search check: fragment unavailable, entry not checked").map((e) => [e.context!.member, e.context!.fragment]).sort(),
+        entries.map((h, i) => [i < lying.length ? liar.address : honest.address, h.fragment] as const).filter(([, f]) => f === 0).sort(),
+      );
+      // Each time fragment 0 was wanted, each of its two holders was asked and refused.
+      const refused = checkerLog.entries.filter((e) => e.msg === "search check: holder did not serve the fragment" && e.context?.magu === maguId.toString());
+      assert.equal(refused.length, 2 * missing);
+      assert.deepEqual(new Set(refused.map((e) => String(e.context!.holder).toLowerCase())), new Set(nodes.map((n) => n.address.toLowerCase())));
+      assert.ok(refused.every((e) => e.context!.fragment === 0 && e.context!.error !== undefined));
+      assert.equal(forTask("search check: false entry, disputing").length, 0, "nothing disputed without the data");
+      assert.equal(checker.stats().disputed, before.disputed);
+      assert.equal((await t.reader.searchMarket.read.memberTask([task, liar.address])).disputed, false);
+      await finalized(task, disputeDeadline);
+    } finally {
+      for (const n of nodes) await n.store.put(cid0, fragments[0]!);
+    }
+  });
+
+  for (const lie of ["wrong id", "past the end", "far past the end", "wrong distance"] as const) {
+    test(`an entry with a ${lie === "past the end" ? "record past the fragment's end" : lie === "far past the end" ? "record leaves past the fragment's end" : lie} is disputed; the liar is slashed and unpaid, the honest member paid`, async () => {
       const [liar, honest] = nodes as [TestNode, TestNode];
       const query = records[3]!.values.map((x) => x + 1) as Int16Array;
       const right = truth(query);
@@ -155,27 +219,49 @@ describe("the search checker disputes a wrong id and a record past the fragment'
         lie === "wrong id"
           ? // The true best record's distance and place, another id (an id that exists elsewhere).
             [{ ...best, id: best.id === 9n ? 8n : 9n }].sort(compareHits)
-          : // A perfect match at the record after the fragment's last.
-            [{ distance: 0n, id: 999n, fragment: 1, position: RECORDS_PER_FRAGMENT }];
-      const before = { disputed: checker.stats().disputed, liar: await stake(liar.address), paidLiar: await t.reader.searchMarket.read.claimable([liar.address]), paidHonest: await t.reader.searchMarket.read.claimable([honest.address]) };
+          : lie === "wrong distance"
+            ? // The true best record's id and place, a distance one less (closer) than its own.
+              [{ ...best, distance: best.distance - 1n }]
+            : lie === "far past the end"
+              ? // A record whose leaf is far past the fragment's only leaf: the proof holds the last leaf.
+                [{ distance: 0n, id: 999n, fragment: 1, position: 1000 }]
+              : // A perfect match at the record after the fragment's last.
+                [{ distance: 0n, id: 999n, fragment: 1, position: RECORDS_PER_FRAGMENT }];
+      const before = { disputed: checker.stats().disputed, checked: checker.stats().checked, unchecked: checker.stats().unchecked, liar: await stake(liar.address), paidLiar: await t.reader.searchMarket.read.claimable([liar.address]), paidHonest: await t.reader.searchMarket.read.claimable([honest.address]) };
+      // By the last lie the checker has fetched both fragments (the earlier lies): it keeps them (up
+      // to 32), so it checks this task while no holder serves them, and asks none.
+      const hidden = lie === "wrong distance" ? fragments : [];
+      for (const n of nodes) for (const f of hidden) assert.equal(await n.store.delete(fragmentCid(f)), true);
+      const asked = () => checkerLog.entries.filter((e) => e.msg === "search check: holder did not serve the fragment").length;
+      const askedBefore = asked();
       const { task, disputeDeadline } = await runTask(query, [lying, right]);
 
-      await checkerLog.waitFor((e) => e.msg === "search check: dispute accepted" && e.context?.task === task.toString(), 60_000);
+      await checkerLog.waitFor((e) => e.msg === "search check: dispute accepted" && e.context?.task === task.toString(), WAIT_MS);
       assert.equal((await t.reader.searchMarket.read.memberTask([task, liar.address])).disputed, true, "the liar's list disputed on chain");
       const disputes = checkerLog.entries.filter((e) => e.msg === "search check: false entry, disputing" && e.context!.task === task.toString());
       assert.deepEqual(
         disputes.map((e) => [e.context!.member, e.context!.index]),
         [[liar.address, 0]],
       );
-      assert.match(String(disputes[0]!.context!.lie), lie === "wrong id" ? new RegExp(`^record ${best.position} has id ${best.id}, not ${lying[0]!.id}$`) : /^record past the fragment's end$/);
+      const expected = {
+        "wrong id": `record ${best.position} has id ${best.id}, not ${lying[0]!.id}`,
+        "wrong distance": `distance is ${best.distance}, not ${best.distance - 1n}`,
+        "past the end": "record past the fragment's end",
+        "far past the end": "record past the fragment's end",
+      }[lie];
+      assert.equal(disputes[0]!.context!.lie, expected);
       assert.equal(checker.stats().disputed, before.disputed + 1);
+      // The liar's one entry and the honest member's list were all checked.
+      await waitUntil("both lists checked", () => checker.stats().checked === before.checked + 1 + right.length, WAIT_MS);
+      assert.equal(checker.stats().unchecked, before.unchecked);
+      assert.equal(asked(), askedBefore, "no holder asked in vain");
+      for (const n of nodes) for (const f of hidden) await n.store.put(fragmentCid(f), f);
       assert.equal((await t.reader.searchMarket.read.memberTask([task, honest.address])).disputed, false, "the honest list stands");
       const cfg = await t.reader.searchMarket.read.config();
       assert.equal(await stake(liar.address), before.liar - cfg.disputeSlash, "the liar lost its dispute slash");
 
       // After the dispute window the checker finalizes: the fee goes to the honest member only.
-      await t.mineTo(disputeDeadline + 1n);
-      await waitUntil("the task finalized", async () => (await t.reader.searchMarket.read.task([task])).finalized, 60_000);
+      await finalized(task, disputeDeadline);
       assert.equal(await t.reader.searchMarket.read.claimable([liar.address]), before.paidLiar, "the liar earned nothing");
       assert.ok((await t.reader.searchMarket.read.claimable([honest.address])) > before.paidHonest, "the honest member was paid");
     });
@@ -190,14 +276,6 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, 10n * E18]));
     const roots = fragments.map((f) => fragmentRoot(f));
     await commitWithAcks(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!, t.chain.keys, single, roots);
-    const doc = encodeVectorManifest({
-      maguId: single,
-      dim: DIM,
-      metric: "l2",
-      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
-    });
-    await vectors.acceptDocument(doc.bytes, doc.cid);
-
     const query = records[3]!.values.map((x) => x + 1) as Int16Array;
     const best = truth(query)[0]!;
     const holderOf = async (f: number) => (await t.reader.maguRegistry.read.holders([single, BigInt(f)])).map((a) => a.toLowerCase());
@@ -216,21 +294,43 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       .slice(0, K);
     const lists = nodes.map((n) => (n === honest ? honestList : [best]));
     const cfg = await t.reader.searchMarket.read.config();
-    const before = { copier: await stake(copier.address), paidCopier: await t.reader.searchMarket.read.claimable([copier.address]), paidHonest: await t.reader.searchMarket.read.claimable([honest.address]) };
+
+    // Before the validator has the Magu's vector document, nothing can be checked: every revealed
+    // entry is counted as not checked and logged, none disputed (the copy included).
+    const noDoc = checker.stats();
+    const early = await runTask(query, lists, single);
+    const warned = () => checkerLog.entries.filter((e) => e.msg === "search check: no vector index document covering the task" && e.context?.task === early.task.toString());
+    await waitUntil("both lists seen", () => warned().length === 2, WAIT_MS);
+    assert.deepEqual(warned().map((e) => e.context!.magu), [single.toString(), single.toString()]);
+    assert.equal(checker.stats().unchecked, noDoc.unchecked + honestList.length + 1);
+    assert.equal(checker.stats().checked, noDoc.checked);
+    assert.equal(checker.stats().disputed, noDoc.disputed);
+    assert.equal((await t.reader.searchMarket.read.memberTask([early.task, copier.address])).disputed, false);
+    await finalized(early.task, early.disputeDeadline);
+
+    const doc = encodeVectorManifest({
+      maguId: single,
+      dim: DIM,
+      metric: "l2",
+      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
+    });
+    await vectors.acceptDocument(doc.bytes, doc.cid);
+    const before = { checked: checker.stats().checked, copier: await stake(copier.address), paidCopier: await t.reader.searchMarket.read.claimable([copier.address]), paidHonest: await t.reader.searchMarket.read.claimable([honest.address]) };
     const { task, disputeDeadline } = await runTask(query, lists, single);
 
-    await checkerLog.waitFor((e) => e.msg === "search check: dispute accepted" && e.context?.task === task.toString(), 60_000);
+    await checkerLog.waitFor((e) => e.msg === "search check: dispute accepted" && e.context?.task === task.toString(), WAIT_MS);
     const disputes = checkerLog.entries.filter((e) => e.msg === "search check: false entry, disputing" && e.context!.task === task.toString());
     assert.deepEqual(
       disputes.map((e) => [e.context!.member, e.context!.index, e.context!.lie]),
       [[copier.address, 0, `fragment ${best.fragment} is not placed on the member (an entry copied, not searched)`]],
     );
     assert.equal((await t.reader.searchMarket.read.memberTask([task, copier.address])).disputed, true);
+    // The copied entry counts as checked (disputed without data), as does each honest entry.
+    await waitUntil("both lists checked", () => checker.stats().checked === before.checked + 1 + honestList.length, WAIT_MS);
     assert.equal((await t.reader.searchMarket.read.memberTask([task, honest.address])).disputed, false, "the honest list stands");
     assert.equal(await stake(copier.address), before.copier - cfg.disputeSlash, "the copier lost its dispute slash");
 
-    await t.mineTo(disputeDeadline + 1n);
-    await waitUntil("the task finalized", async () => (await t.reader.searchMarket.read.task([task])).finalized, 60_000);
+    await finalized(task, disputeDeadline);
     assert.equal(await t.reader.searchMarket.read.claimable([copier.address]), before.paidCopier, "the copier earned nothing");
     assert.ok((await t.reader.searchMarket.read.claimable([honest.address])) > before.paidHonest, "the honest member was paid");
   });
