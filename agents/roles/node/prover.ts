@@ -55,6 +55,13 @@ export const DEFAULT_REPLACE_AFTER_BLOCKS = 3;
 export const MAX_REPLACEMENTS = 5;
 /** Blocks a settled period is re-checked for, in case a reorganisation undid its proof, by default. */
 export const DEFAULT_REORG_DEPTH = 16;
+/**
+ * Gas added to a proof's estimate. The estimate is made against the state before this node's other
+ * proofs of the block, and those change what this one costs: the proof that moves the node's
+ * reputation into another tier queues a selection-weight change (~45k), the first proof of a period
+ * records its seed. Unused gas is not paid.
+ */
+export const PROOF_GAS_MARGIN = 100_000n;
 /** Magus whose chain state one pass reads at once. */
 const READ_CONCURRENCY = 8;
 
@@ -347,7 +354,9 @@ class ChallengeProver implements Prover {
   /** Hands a proof to the RPC; undefined (after recording the failure) when it could not be sent. */
   private async send(job: ProofJob): Promise<Hex | undefined> {
     try {
-      return await this.c.contracts.challengeManager.write.submitProof([job.maguId, job.period, job.proofs]);
+      const args = [job.maguId, job.period, job.proofs] as const;
+      const gas = (await this.c.contracts.challengeManager.estimateGas.submitProof(args, { account: this.init.member })) + PROOF_GAS_MARGIN;
+      return await this.c.contracts.challengeManager.write.submitProof(args, { gas });
     } catch (err) {
       await this.submissionFailed(job, err);
       return undefined;
@@ -411,6 +420,7 @@ class ChallengeProver implements Prover {
     try {
       const replacement = await this.c.contracts.challengeManager.write.submitProof([job.maguId, job.period, job.proofs], {
         nonce: tx.nonce,
+        gas: tx.gas,
         maxFeePerGas: cap,
         maxPriorityFeePerGas: tip,
       });
