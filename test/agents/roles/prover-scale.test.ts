@@ -91,11 +91,20 @@ describe("prover: 30 Magus on one node, 10-block periods, 1-s blocks", { timeout
   test("every challenge of 5 periods is proven by both members; none is missed", async () => {
     const tc = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
     const reader = getMuriContracts(d.contracts, { publicClient: pub });
-    for (const m of members) await m.prover.start();
-    // (viem's setIntervalMining sends the interval hex-encoded, which this node ignores.)
+    // Blocks a second before any prover starts (with automine on, each proof would mine a block and
+    // hurry its own period past its deadline), and the provers start at a period's first block, so
+    // none starts with a period about to close. (viem's setIntervalMining sends the interval
+    // hex-encoded, which this node ignores.)
     await pub.request({ method: "evm_setIntervalMining" as never, params: [1000] as never });
     await tc.setAutomine(false);
     try {
+      const boundary = await reader.maguRegistry.read.periodStart([(await reader.maguRegistry.read.currentPeriod()) + 1n]);
+      const t00 = Date.now();
+      while ((await pub.getBlockNumber({ cacheTime: 0 })) < boundary) {
+        assert.ok(Date.now() - t00 < 60_000, "the chain mines a block a second");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      for (const m of members) await m.prover.start();
       // The periods after the one the blocks started coming in: every Magu's data is challenged in them.
       const first = (await reader.maguRegistry.read.currentPeriod()) + 1n;
       for (const id of magus) {
