@@ -232,18 +232,11 @@ export async function requestMagu(rpcUrl: string, d: Deployment, deployerKey: He
 export type MaguParamsInput = Parameters<ReturnType<typeof getMuriContracts>["maguRegistry"]["write"]["createMagu"]>[0][0];
 
 /**
- * Creates and forms a Magu from the account of `key` (funded with the escrow and the formation
- * deposit by the deployer): first mines until recent stake changes weigh in (a request sees only
- * those made an epoch before it), then to the selection window. Returns the Magu id.
+ * Requests a Magu from the account of `key` (funded with the escrow and the formation deposit by
+ * the deployer), first mining until recent stake changes weigh in (a request sees only those made
+ * an epoch before it). Returns the Magu id and the pieces a formation needs.
  */
-export async function createAndFormMagu(
-  rpcUrl: string,
-  d: Deployment,
-  deployerKey: Hex,
-  key: Hex,
-  params: MaguParamsInput,
-  mineTo: (block: bigint) => Promise<void>,
-): Promise<bigint> {
+export async function requestFundedMagu(rpcUrl: string, d: Deployment, deployerKey: Hex, key: Hex, params: MaguParamsInput, mineTo: (block: bigint) => Promise<void>) {
   const c = signer(rpcUrl, d, key);
   const k = getMuriContracts(d.contracts, c);
   const stored = params.kind === 1 ? BigInt(params.maxFragments) * BigInt(params.replication) : BigInt(params.maxFragments);
@@ -257,7 +250,22 @@ export async function createAndFormMagu(
   await wait(await k.token.write.approve([d.contracts.maguRegistry, cost]), "approve");
   await mineTo(await settledRequestBlock(k));
   await wait(await k.maguRegistry.write.createMagu([params]), "createMagu");
-  const maguId = await k.maguRegistry.read.maguCount();
+  return { maguId: await k.maguRegistry.read.maguCount(), c, k, wait };
+}
+
+/**
+ * Creates and forms a Magu from the account of `key` (requestFundedMagu), then forms it in its
+ * selection window (formInWindow, mining to it). Returns the Magu id.
+ */
+export async function createAndFormMagu(
+  rpcUrl: string,
+  d: Deployment,
+  deployerKey: Hex,
+  key: Hex,
+  params: MaguParamsInput,
+  mineTo: (block: bigint) => Promise<void>,
+): Promise<bigint> {
+  const { maguId, c, k, wait } = await requestFundedMagu(rpcUrl, d, deployerKey, key, params, mineTo);
   const status = await formInWindow(
     {
       read: k,

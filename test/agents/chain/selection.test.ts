@@ -7,9 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { createTestClient, encodeFunctionData, http, zeroAddress, type Address, type Hex } from "viem";
-import { formInWindow, getMuriContracts, nodeRegistryAbi, refreshFadedReputation, selectionWeightFor, settledRequestBlock, type Deployment, type Formation } from "../../../agents/chain/index.js";
-import { E18, cleanup, deployLocal, fund, freePort, registerNode, signer, startHardhatNode, throughTimelock, type HardhatChain } from "./harness.js";
+import { createTestClient, encodeFunctionData, http, zeroAddress, type Address } from "viem";
+import { formInWindow, getMuriContracts, nodeRegistryAbi, refreshFadedReputation, selectionWeightFor, type Deployment, type Formation } from "../../../agents/chain/index.js";
+import { E18, cleanup, deployLocal, freePort, registerNode, requestFundedMagu, signer, startHardhatNode, throughTimelock, type HardhatChain } from "./harness.js";
 
 after(cleanup);
 
@@ -34,20 +34,8 @@ describe("formInWindow: a Magu of 10 members is seated in two formMagu calls (ha
 
   /** Requests a 10-member blob Magu from key 19; returns its id and a Formation that counts calls. */
   async function request() {
-    const c = signer(chain.rpcUrl, d, chain.keys[19]!);
-    const k = getMuriContracts(d.contracts, c);
     const params = { kind: 0, metric: 0, dimension: 0, members: MEMBERS, replication: 0, dataShards: 8, parityShards: 2, maxFragments: MEMBERS, durationPeriods: 4n, pricePerFragmentPeriod: E18 / 1000n };
-    const { formationDeposit } = await k.maguRegistry.read.config();
-    const cost = params.pricePerFragmentPeriod * BigInt(params.maxFragments) * params.durationPeriods + formationDeposit;
-    await fund(chain.rpcUrl, d, chain.keys[0]!, c.account.address, cost);
-    const wait = async (hash: Hex, what: string) => {
-      const receipt = await c.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 50 });
-      if (receipt.status !== "success") throw new Error(`${what} reverted`);
-    };
-    await wait(await k.token.write.approve([d.contracts.maguRegistry, cost]), "approve");
-    await mineTo(await settledRequestBlock(k));
-    await wait(await k.maguRegistry.write.createMagu([params]), "createMagu");
-    const id = await k.maguRegistry.read.maguCount();
+    const { maguId: id, c, k, wait } = await requestFundedMagu(chain.rpcUrl, d, chain.keys[0]!, chain.keys[19]!, params, mineTo);
     const calls = { form: 0, approve: 0 };
     const f: Formation = {
       read: k,
