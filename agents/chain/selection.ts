@@ -107,11 +107,23 @@ export interface ReputationReads {
   };
 }
 
+/** NodeRegistry's reputation tiers and minimum stake: fixed at deployment, read once. */
+export interface ReputationTiers {
+  minStake: bigint;
+  reliable: bigint;
+  excluded: bigint;
+}
+
+export async function readReputationTiers(registry: ReputationReads): Promise<ReputationTiers> {
+  const [{ minStake }, reliable, excluded] = await Promise.all([registry.read.config(), registry.read.REPUTATION_RELIABLE(), registry.read.REPUTATION_EXCLUDED()]);
+  return { minStake, reliable, excluded };
+}
+
 /**
  * A node's selection weight for `stake` and `reputation`, as NodeRegistry computes it: 0 below
  * minStake or at or below `excluded`, half below 0, 5/4 from `reliable`, else the stake.
  */
-export function selectionWeightFor(stake: bigint, reputation: bigint, t: { minStake: bigint; reliable: bigint; excluded: bigint }): bigint {
+export function selectionWeightFor(stake: bigint, reputation: bigint, t: ReputationTiers): bigint {
   if (stake < t.minStake || reputation <= t.excluded) return 0n;
   if (reputation < 0n) return stake / 2n;
   if (reputation >= t.reliable) return (stake * 5n) / 4n;
@@ -123,16 +135,10 @@ export function selectionWeightFor(stake: bigint, reputation: bigint, t: { minSt
  * the weight queued for it (a penalty that faded: the node is drafted again, or at full weight).
  * A bonus that faded is left alone: that refresh is for others to send. Returns whether it sent.
  */
-export async function refreshFadedReputation(registry: ReputationReads, node: `0x${string}`, refresh: () => Promise<void>): Promise<boolean> {
-  const info = await registry.read.nodeInfo([node]);
+export async function refreshFadedReputation(registry: ReputationReads, node: `0x${string}`, tiers: ReputationTiers, refresh: () => Promise<void>): Promise<boolean> {
+  const [info, [, queued]] = await Promise.all([registry.read.nodeInfo([node]), registry.read.selectionWeight([node])]);
   if (!info.registered || (info.roles & 1) === 0) return false;
-  const [[, queued], { minStake }, reliable, excluded] = await Promise.all([
-    registry.read.selectionWeight([node]),
-    registry.read.config(),
-    registry.read.REPUTATION_RELIABLE(),
-    registry.read.REPUTATION_EXCLUDED(),
-  ]);
-  if (selectionWeightFor(info.stake, info.reputation, { minStake, reliable, excluded }) <= queued) return false;
+  if (selectionWeightFor(info.stake, info.reputation, tiers) <= queued) return false;
   await refresh();
   return true;
 }

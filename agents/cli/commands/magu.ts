@@ -64,6 +64,11 @@ export const maguCreateCommand: Command = {
       const stored =
         params.kind === 1 ? BigInt(params.maxFragments) * BigInt(params.replication) : BigInt(params.maxFragments);
       const escrow = params.pricePerFragmentPeriod * stored * params.durationPeriods;
+      const chosen: Record<string, string> = {
+        "--fragments": String(params.maxFragments),
+        "--periods": String(params.durationPeriods),
+        "--price": formatMuri(params.pricePerFragmentPeriod),
+      };
       const registry = ctx.deployment.contracts.maguRegistry;
       const { account, contracts } = signerOf(ctx);
       const { formationDeposit } = await ctx.read.maguRegistry.read.config();
@@ -133,13 +138,7 @@ export const maguCreateCommand: Command = {
           ...(defaulted.length > 0
             ? [
                 `  defaults used: ${defaulted
-                  .map((o) =>
-                    o === "--fragments"
-                      ? `--fragments ${params.maxFragments}`
-                      : o === "--periods"
-                        ? `--periods ${params.durationPeriods}`
-                        : `--price ${formatMuri(params.pricePerFragmentPeriod)}`
-                  )
+                  .map((o) => `${o} ${chosen[o]}`)
                   .join(" ")} (escrow = price x ${stored} fragment copies x periods)`,
               ]
             : []),

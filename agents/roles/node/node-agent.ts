@@ -26,6 +26,7 @@ import {
   describeError,
   getMuriContracts,
   maguRegistryAbi,
+  readReputationTiers,
   refreshFadedReputation,
   verifyChain,
   type BatchAck,
@@ -34,6 +35,7 @@ import {
   type MuriContracts,
   type MuriPublicClient,
   type MuriWalletClient,
+  type ReputationTiers,
   type SigningChainClients,
 } from "../../chain/index.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
@@ -264,9 +266,11 @@ class StorageNodeAgent implements NodeAgent {
     await this.ensureRegistered(contracts, p2p, quotaBytes);
     // A reputation penalty fades on chain, but the selection tree follows only when someone
     // writes it: the node does, once the faded value would weigh more (chain/selection.ts).
+    let tiers: ReputationTiers | undefined;
     const keepReputation = async (): Promise<void> => {
       try {
-        const sent = await refreshFadedReputation(contracts.nodeRegistry, member, async () => {
+        tiers ??= await readReputationTiers(contracts.nodeRegistry);
+        const sent = await refreshFadedReputation(contracts.nodeRegistry, member, tiers, async () => {
           const hash = await contracts.nodeRegistry.write.refreshReputation([member]);
           const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
           if (receipt.status !== "success") throw new Error(`refreshReputation reverted (tx ${hash})`);

@@ -24,7 +24,8 @@ import {
 import type { Logger } from "../../../agents/store/logger.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const HARDHAT = join(ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
+/** Hardhat's CLI entry, run under this (Node 22) node. */
+export const HARDHAT = join(ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
 const OUTPUT_TAIL = 8 * 1024;
 export const E18 = 10n ** 18n;
 

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createTestClient, encodeFunctionData, http, zeroAddress, type Address } from "viem";
-import { formInWindow, getMuriContracts, nodeRegistryAbi, refreshFadedReputation, selectionWeightFor, type Deployment, type Formation } from "../../../agents/chain/index.js";
+import { formInWindow, getMuriContracts, nodeRegistryAbi, readReputationTiers, refreshFadedReputation, selectionWeightFor, type Deployment, type Formation } from "../../../agents/chain/index.js";
 import { E18, cleanup, deployLocal, freePort, registerNode, requestFundedMagu, signer, startHardhatNode, throughTimelock, type HardhatChain } from "./harness.js";
 
 after(cleanup);
@@ -127,13 +127,14 @@ describe("refreshFadedReputation: a faded penalty is written back into the selec
       sent++;
       await node.publicClient.waitForTransactionReceipt({ hash: await k.nodeRegistry.write.refreshReputation([me]), pollingInterval: 50 });
     };
-    assert.equal(await refreshFadedReputation(k.nodeRegistry, me, refresh), false, "nothing faded yet");
+    const tiers = await readReputationTiers(k.nodeRegistry);
+    assert.equal(await refreshFadedReputation(k.nodeRegistry, me, tiers, refresh), false, "nothing faded yet");
     const { reputationDecayBlocks } = await k.nodeRegistry.read.config();
     await test.mine({ blocks: Number(reputationDecayBlocks) });
     assert.equal(await k.nodeRegistry.read.reputationOf([me]), -49n, "one point faded");
-    assert.equal(await refreshFadedReputation(k.nodeRegistry, me, refresh), true, "refreshed");
+    assert.equal(await refreshFadedReputation(k.nodeRegistry, me, tiers, refresh), true, "refreshed");
     assert.equal((await k.nodeRegistry.read.selectionWeight([me]))[1], stake / 2n, "drafted again, at half weight");
-    assert.equal(await refreshFadedReputation(k.nodeRegistry, me, refresh), false, "nothing more to write");
+    assert.equal(await refreshFadedReputation(k.nodeRegistry, me, tiers, refresh), false, "nothing more to write");
     assert.equal(sent, 1);
   });
 

@@ -11,12 +11,10 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { getMuriContracts, loadDeployment } from "../../../agents/chain/index.js";
-import { cleanup, freePort, signer, startHardhatNode, tempDir } from "../chain/harness.js";
+import { HARDHAT, cleanup, freePort, signer, startHardhatNode, tempDir } from "../chain/harness.js";
 import { muri, ROOT } from "./run-muri.js";
 
 after(cleanup);
-
-const HARDHAT = join(ROOT, "node_modules", "hardhat", "dist", "src", "cli.js");
 
 /** What `npm run deploy` runs (checked against package.json), under this Node 22. */
 function deploy(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
