@@ -2,11 +2,13 @@
 pragma solidity 0.8.28;
 
 import {ChallengeManager} from "../../../contracts/ChallengeManager.sol";
+import {MaguAccess} from "../../../contracts/MaguAccess.sol";
 import {MaguRegistry} from "../../../contracts/MaguRegistry.sol";
 import {MuriToken} from "../../../contracts/MuriToken.sol";
 import {NodeRegistry} from "../../../contracts/NodeRegistry.sol";
 import {Rewards} from "../../../contracts/Rewards.sol";
 import {IChallengeManager} from "../../../contracts/interfaces/IChallengeManager.sol";
+import {IMaguAccess} from "../../../contracts/interfaces/IMaguAccess.sol";
 import {IMaguRegistry} from "../../../contracts/interfaces/IMaguRegistry.sol";
 import {INodeRegistry} from "../../../contracts/interfaces/INodeRegistry.sol";
 import {IRewards} from "../../../contracts/interfaces/IRewards.sol";
@@ -84,6 +86,8 @@ abstract contract FixtureBase is Test {
     uint16 internal constant QUORUM_BPS = 5000;
     uint16 internal constant QUORUM_LOOKBACK_EPOCHS = 8;
     uint256 internal constant MIN_QUORUM_STAKE = MIN_STAKE;
+    /// @dev Blocks from a payer's requestWithdraw to its withdraw in MaguAccess.
+    uint64 internal constant WITHDRAW_DELAY_BLOCKS = 20;
 
     /// @notice Storage offered by every test node (1 TiB).
     uint64 internal constant NODE_CAPACITY = 1 << 40;
@@ -97,6 +101,8 @@ abstract contract FixtureBase is Test {
     MaguRegistry internal magus;
     ChallengeManager internal challenges;
     Rewards internal rewards;
+    /// @notice Deployed only by the tests that use it (`deployAccess`).
+    MaguAccess internal access;
     Params internal params;
 
     /// @dev The data set committed to each Magu: its seed and all fragment roots.
@@ -497,6 +503,17 @@ abstract contract Fixture is FixtureBase {
         vm.label(address(rewards), "Rewards");
         vm.label(address(magus), "MaguRegistry");
         vm.label(address(challenges), "ChallengeManager");
+    }
+
+    /// @notice Deploys MaguAccess over this deployment's token and MaguRegistry (no roles needed).
+    function deployAccess() internal {
+        IMaguAccess.Config memory c = IMaguAccess.Config({
+            token: token,
+            maguRegistry: magus,
+            withdrawDelayBlocks: WITHDRAW_DELAY_BLOCKS
+        });
+        access = MaguAccess(deployArtifact("MaguAccess.sol:MaguAccess", abi.encode(c)));
+        vm.label(address(access), "MaguAccess");
     }
 
 }

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IMaguAccess} from "./interfaces/IMaguAccess.sol";
+import {IMaguRegistry} from "./interfaces/IMaguRegistry.sol";
+import {MaguId} from "./types/MaguId.sol";
+
+/// @title MaguAccess
+/// @notice Holds the payers' search deposits, per Magu, and each Magu's visibility, search price
+/// and grant nonces (rules in IMaguAccess). Grants are checked, never stored: the owner signs them
+/// off-chain and members ask `checkGrant`; the owner of a Magu is read from MaguRegistry at each
+/// call, so a grant is only as good as its signer's current ownership.
+/// Vouchers are cumulative: each settles the difference between its total and what the payer
+/// already paid that member in that Magu, so one transaction pays any number of searches and a
+/// replayed, reordered or older voucher pays nothing more.
+/// @dev Invariant: token.balanceOf(this) >= Σ balanceOf(magu, payer), with equality unless someone
+/// sent tokens here directly. settle moves tokens from a balance to a member, withdraw to its payer.
+contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
+    using SafeERC20 for IERC20;
+
+    /// @notice Grant right: fetch the Magu's fragments and index.
+    uint8 public constant RIGHT_READ = 1;
+    /// @notice Grant right: ask the Magu's members for searches.
+    uint8 public constant RIGHT_SEARCH = 2;
+
+    /// @notice EIP-712 type of a grant (domain "MuriData Access" version "1").
+    bytes32 public constant GRANT_TYPEHASH =
+        // solhint-disable-next-line gas-small-strings
+        keccak256("Grant(uint256 magu,bytes32 grantee,uint8 rights,uint64 expires,uint64 nonce)");
+    /// @notice EIP-712 type of a voucher (domain "MuriData Access" version "1").
+    bytes32 public constant VOUCHER_TYPEHASH =
+        // solhint-disable-next-line gas-small-strings
+        keccak256("Voucher(uint256 magu,address member,uint64 searches,uint256 total)");
+
+    /// @dev A payer's deposit in one Magu and its requested withdrawal (one word).
+    struct Account {
+        uint192 balance;
+        uint64 withdrawableAt; // 0: no request
+    }
+
+    /// @dev What one payer's vouchers paid one member in one Magu (one word).
+    struct Paid {
+        uint192 total;
+        uint64 searches; // of the last voucher settled
+    }
+
+    IERC20 private immutable _token;
+    IMaguRegistry private immutable _magus;
+    uint64 private immutable _withdrawDelayBlocks;
+
+    mapping(MaguId magu => bool) private _public;
+    mapping(MaguId magu => uint256) private _searchPrice;
+    mapping(MaguId magu => mapping(bytes32 grantee => uint64)) private _grantNonce;
+    mapping(MaguId magu => mapping(address payer => Account)) private _accounts;
+    mapping(MaguId magu => mapping(address payer => mapping(address member => Paid))) private _paid;
+
+    /// @param cfg deployment parameters (see IMaguAccess.Config)
+    constructor(Config memory cfg) EIP712("MuriData Access", "1") {
+        if (address(cfg.token) == address(0)) revert AccessInvalidConfig("token");
+        if (address(cfg.maguRegistry) == address(0)) revert AccessInvalidConfig("maguRegistry");
+        // Without a delay a payer could search, then withdraw before any voucher is settled.
+        if (cfg.withdrawDelayBlocks == 0) revert AccessInvalidConfig("withdrawDelayBlocks");
+        _token = cfg.token;
+        _magus = cfg.maguRegistry;
+        _withdrawDelayBlocks = cfg.withdrawDelayBlocks;
+    }
+
+    // ---------------------------------------------------------------- owner
+
+    /// @inheritdoc IMaguAccess
+    function setPublic(MaguId magu, bool public_) external {
+        _onlyOwner(magu);
+        _public[magu] = public_;
+        emit VisibilitySet(magu, public_);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function revoke(MaguId magu, bytes32 grantee) external {
+        _onlyOwner(magu);
+        uint64 nonce = _grantNonce[magu][grantee] + 1;
+        _grantNonce[magu][grantee] = nonce;
+        emit GrantRevoked(magu, grantee, nonce);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function setSearchPrice(MaguId magu, uint256 price) external {
+        _onlyOwner(magu);
+        _searchPrice[magu] = price;
+        emit SearchPriceSet(magu, price);
+    }
+
+    // ---------------------------------------------------------------- payers
+
+    /// @inheritdoc IMaguAccess
+    function deposit(MaguId magu, uint256 amount) external nonReentrant {
+        if (amount == 0) revert AccessZeroAmount();
+        Account storage a = _accounts[magu][msg.sender];
+        a.balance = SafeCast.toUint192(a.balance + amount);
+        emit Deposited(magu, msg.sender, amount);
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function requestWithdraw(MaguId magu) external {
+        uint64 atBlock = uint64(block.number) + _withdrawDelayBlocks;
+        _accounts[magu][msg.sender].withdrawableAt = atBlock;
+        emit WithdrawRequested(magu, msg.sender, atBlock);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function withdraw(MaguId magu) external nonReentrant {
+        Account storage a = _accounts[magu][msg.sender];
+        uint64 atBlock = a.withdrawableAt;
+        if (atBlock == 0 || block.number < atBlock) revert AccessWithdrawNotReady(atBlock);
+        uint256 amount = a.balance;
+        delete _accounts[magu][msg.sender];
+        emit Withdrawn(magu, msg.sender, amount);
+        if (amount > 0) _token.safeTransfer(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- members
+
+    /// @inheritdoc IMaguAccess
+    function settle(Voucher calldata v, address payer, bytes calldata signature) external nonReentrant {
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(voucherDigest(v), signature);
+        if (err != ECDSA.RecoverError.NoError || signer != payer) revert AccessBadVoucher(signer);
+        MaguId magu = MaguId.wrap(v.magu);
+        // Only a member (sitting, or one that left or saw the Magu end) can be paid: else a payer
+        // could sign its deposit over to an address of its own and leave without the delay.
+        IMaguRegistry.Membership memory ms = _magus.membership(magu, v.member);
+        if (!ms.active && ms.leftAfter == 0) revert AccessNotMember(magu, v.member);
+        Paid storage p = _paid[magu][payer][v.member];
+        uint256 paid = p.total;
+        if (v.total <= paid) revert AccessVoucherStale(paid, v.total);
+        Account storage a = _accounts[magu][payer];
+        uint256 balance = a.balance;
+        if (balance == 0) revert AccessNothingToPay();
+        uint256 owed = v.total - paid;
+        uint256 amount = owed < balance ? owed : balance;
+        // amount <= balance < 2^192; paid + amount <= v.total, which may not fit: checked.
+        a.balance = uint192(balance - amount);
+        p.total = SafeCast.toUint192(paid + amount);
+        p.searches = v.searches;
+        emit SearchSettled(magu, payer, v.member, v.searches, amount);
+        _token.safeTransfer(v.member, amount);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IMaguAccess
+    function isPublic(MaguId magu) external view returns (bool) {
+        return _public[magu];
+    }
+
+    /// @inheritdoc IMaguAccess
+    function grantNonce(MaguId magu, bytes32 grantee) external view returns (uint64) {
+        return _grantNonce[magu][grantee];
+    }
+
+    /// @inheritdoc IMaguAccess
+    function searchPrice(MaguId magu) external view returns (uint256) {
+        return _searchPrice[magu];
+    }
+
+    /// @inheritdoc IMaguAccess
+    function balanceOf(MaguId magu, address payer) external view returns (uint256) {
+        return _accounts[magu][payer].balance;
+    }
+
+    /// @inheritdoc IMaguAccess
+    function withdrawableAt(MaguId magu, address payer) external view returns (uint64) {
+        return _accounts[magu][payer].withdrawableAt;
+    }
+
+    /// @inheritdoc IMaguAccess
+    function settled(MaguId magu, address payer, address member) external view returns (uint256 paid, uint64 searches) {
+        Paid storage p = _paid[magu][payer][member];
+        return (p.total, p.searches);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function grantDigest(Grant calldata g) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(GRANT_TYPEHASH, g.magu, g.grantee, g.rights, g.expires, g.nonce)));
+    }
+
+    /// @inheritdoc IMaguAccess
+    function voucherDigest(Voucher calldata v) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, v.magu, v.member, v.searches, v.total)));
+    }
+
+    /// @inheritdoc IMaguAccess
+    function checkGrant(Grant calldata g, bytes calldata signature) external view returns (GrantStatus) {
+        if (g.rights == 0 || g.rights > (RIGHT_READ | RIGHT_SEARCH)) return GrantStatus.BadRights;
+        MaguId magu = MaguId.wrap(g.magu);
+        address owner = _magus.maguInfo(magu).owner;
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(grantDigest(g), signature);
+        if (owner == address(0) || err != ECDSA.RecoverError.NoError || signer != owner) return GrantStatus.NotOwner;
+        if (g.nonce != _grantNonce[magu][g.grantee]) return GrantStatus.Revoked;
+        if (g.expires <= block.timestamp) return GrantStatus.Expired;
+        return GrantStatus.Valid;
+    }
+
+    /// @inheritdoc IMaguAccess
+    function config() external view returns (Config memory) {
+        return Config({token: _token, maguRegistry: _magus, withdrawDelayBlocks: _withdrawDelayBlocks});
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    /// @dev Reverts unless the caller is the Magu's current owner (an unknown Magu has none).
+    function _onlyOwner(MaguId magu) private view {
+        if (_magus.maguInfo(magu).owner != msg.sender) revert AccessNotOwner(magu, msg.sender);
+    }
+}
