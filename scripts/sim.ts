@@ -19,6 +19,7 @@ const FILES = [
   "Availability",
   "EconomicAttacks",
   "Fire",
+  "MaguAccess",
   "NodeRegistry",
   "Reputation",
   "Rewards",
@@ -50,6 +51,12 @@ const EXPECTED = [
   "junk root (availability)",
   "rewrite committed data (availability)",
   "lazy node drops 50 % (availability)",
+  "voucher replay (access)",
+  "forged voucher (access)",
+  "price raised after signing (access)",
+  "withdraw before settlement (access)",
+  "self-voucher to skip the delay (access)",
+  "former owner's grant (access)",
 ];
 
 interface Row {

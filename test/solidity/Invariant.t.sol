@@ -2,11 +2,13 @@
 pragma solidity 0.8.28;
 
 import {ChallengeManager} from "../../contracts/ChallengeManager.sol";
+import {MaguAccess} from "../../contracts/MaguAccess.sol";
 import {MaguRegistry} from "../../contracts/MaguRegistry.sol";
 import {MuriToken} from "../../contracts/MuriToken.sol";
 import {NodeRegistry} from "../../contracts/NodeRegistry.sol";
 import {Rewards} from "../../contracts/Rewards.sol";
 import {IChallengeManager} from "../../contracts/interfaces/IChallengeManager.sol";
+import {IMaguAccess} from "../../contracts/interfaces/IMaguAccess.sol";
 import {IMaguRegistry} from "../../contracts/interfaces/IMaguRegistry.sol";
 import {INodeRegistry} from "../../contracts/interfaces/INodeRegistry.sol";
 import {MaguId} from "../../contracts/types/MaguId.sol";
@@ -52,6 +54,8 @@ contract Handler is FixtureBase {
     uint256 public ghostRegistry;
     uint256 public ghostMagus;
     uint256 public ghostRewards;
+    /// @notice Search deposits in MaguAccess: deposited, less what vouchers paid and payers withdrew.
+    uint256 public ghostAccess;
     /// @notice Repair bounties waiting in vacated slots (part of ghostMagus), per slot and in all.
     uint256 public ghostBounties;
     mapping(uint256 magu => mapping(uint256 slot => uint256)) internal ghostBounty;
@@ -63,13 +67,15 @@ contract Handler is FixtureBase {
         NodeRegistry registry_,
         MaguRegistry magus_,
         ChallengeManager challenges_,
-        Rewards rewards_
+        Rewards rewards_,
+        MaguAccess access_
     ) {
         token = token_;
         registry = registry_;
         magus = magus_;
         challenges = challenges_;
         rewards = rewards_;
+        access = access_;
         for (uint256 i; i < NODE_ACTORS; ++i) {
             nodeActors.push(newActor("node"));
         }
@@ -579,24 +585,123 @@ contract Handler is FixtureBase {
         }
     }
 
+    // ------------------------------------------------------------ MaguAccess
+
+    /// @notice A client deposits for searches in a Magu (any state: a deposit needs none).
+    function depositAccess(uint256 maguSeed, uint256 clientSeed, uint256 amountRaw) external {
+        if (maguIds.length == 0) return;
+        MaguId id = maguIds[maguSeed % maguIds.length];
+        address client = clients[clientSeed % CLIENTS];
+        uint256 amount = bound(amountRaw, 1, 50 ether);
+        fund(client, amount);
+        vm.startPrank(client);
+        token.approve(address(access), amount);
+        access.deposit(id, amount);
+        vm.stopPrank();
+        ghostAccess += amount;
+        _count("depositAccess");
+    }
+
+    function requestWithdrawAccess(uint256 maguSeed, uint256 clientSeed) external {
+        if (maguIds.length == 0) return;
+        MaguId id = maguIds[maguSeed % maguIds.length];
+        vm.prank(clients[clientSeed % CLIENTS]);
+        access.requestWithdraw(id);
+        _count("requestWithdrawAccess");
+    }
+
+    /// @notice The first (Magu, client) from the seed on with a withdrawal requested withdraws,
+    /// rolling to the block it is ready at.
+    function withdrawAccess(uint256 seed) external {
+        uint256 pairs = maguIds.length * CLIENTS;
+        for (uint256 k; k < pairs; ++k) {
+            uint256 i = (seed % pairs + k) % pairs;
+            MaguId id = maguIds[i / CLIENTS];
+            address client = clients[i % CLIENTS];
+            uint64 at = access.withdrawableAt(id, client);
+            if (at == 0) continue;
+            if (blockNumber() < at) vm.roll(at);
+            uint256 balance = access.balanceOf(id, client);
+            uint256 had = token.balanceOf(client);
+            vm.prank(client);
+            access.withdraw(id);
+            require(token.balanceOf(client) == had + balance, "handler: MaguAccess paid the balance back");
+            ghostAccess -= balance;
+            _count("withdrawAccess");
+            return;
+        }
+    }
+
+    /// @notice A member (sitting, or one that left or whose Magu ended) settles a voucher a client
+    /// signed, for its paid total plus some: paid the difference, at most the deposit; settling the
+    /// same voucher again pays nothing.
+    function settleAccess(uint256 maguSeed, uint256 clientSeed, uint256 memberSeed, uint256 amountRaw) external {
+        for (uint256 k; k < maguIds.length; ++k) {
+            MaguId id = maguIds[(maguSeed % maguIds.length + k) % maguIds.length];
+            address payer = clients[clientSeed % CLIENTS];
+            if (access.balanceOf(id, payer) == 0) payer = clients[(clientSeed % CLIENTS + 1) % CLIENTS];
+            uint256 balance = access.balanceOf(id, payer);
+            if (balance == 0) continue;
+            address member = _payableMember(id, memberSeed);
+            if (member == address(0)) continue;
+            (uint256 paid,) = access.settled(id, payer, member);
+            IMaguAccess.Voucher memory v = IMaguAccess.Voucher({
+                magu: MaguId.unwrap(id),
+                member: member,
+                searches: uint64(1 + amountRaw % 1000),
+                total: paid + bound(amountRaw, 1, 20 ether)
+            });
+            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(actorKey[payer], access.voucherDigest(v));
+            bytes memory sig = abi.encodePacked(r, s, sv);
+            uint256 owed = v.total - paid;
+            uint256 amount = owed < balance ? owed : balance;
+            uint256 had = token.balanceOf(member);
+            vm.prank(member);
+            access.settle(v, payer, sig);
+            require(token.balanceOf(member) == had + amount, "handler: MaguAccess paid the voucher's difference");
+            ghostAccess -= amount;
+            // The same voucher again: stale when paid in full, else the deposit is empty.
+            if (amount == owed) {
+                vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, v.total, v.total));
+            } else {
+                vm.expectRevert(IMaguAccess.AccessNothingToPay.selector);
+            }
+            access.settle(v, payer, sig);
+            _count("settleAccess");
+            return;
+        }
+    }
+
+    /// @dev A node actor (from the seed on) that a voucher of Magu `id` may pay: an active member,
+    /// or one that left or whose Magu ended (not an evicted one); address(0) if none.
+    function _payableMember(MaguId id, uint256 seed) internal view returns (address) {
+        for (uint256 k; k < NODE_ACTORS; ++k) {
+            address a = nodeActors[(seed % NODE_ACTORS + k) % NODE_ACTORS];
+            IMaguRegistry.Membership memory ms = magus.membership(id, a);
+            if (ms.active || ms.leftAfter != 0) return a;
+        }
+        return address(0);
+    }
+
     function rollBlocks(uint256 blocks) external {
         skipBlocks(bound(blocks, 1, 60));
         _count("roll");
     }
 }
 
-/// @notice Money conservation across NodeRegistry, MaguRegistry and Rewards under random
-/// sequences of every user action (see Handler).
+/// @notice Money conservation across NodeRegistry, MaguRegistry, Rewards and MaguAccess under
+/// random sequences of every user action (see Handler).
 contract InvariantTest is Fixture {
     Handler internal handler;
 
     function setUp() public override {
         super.setUp();
-        handler = new Handler(token, registry, magus, challenges, rewards);
+        deployAccess();
+        handler = new Handler(token, registry, magus, challenges, rewards, access);
         fund(address(handler), INITIAL_SUPPLY / 2);
         handler.bootstrap();
 
-        bytes4[] memory selectors = new bytes4[](19);
+        bytes4[] memory selectors = new bytes4[](23);
         selectors[0] = Handler.registerNode.selector;
         selectors[1] = Handler.addStake.selector;
         selectors[2] = Handler.requestUnstake.selector;
@@ -616,12 +721,17 @@ contract InvariantTest is Fixture {
         selectors[16] = Handler.rollBlocks.selector;
         selectors[17] = Handler.submitProof.selector; // proofs twice as likely: most periods get proven
         selectors[18] = Handler.markMissedFormer.selector;
+        selectors[19] = Handler.depositAccess.selector;
+        selectors[20] = Handler.requestWithdrawAccess.selector;
+        selectors[21] = Handler.withdrawAccess.selector;
+        selectors[22] = Handler.settleAccess.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
     function _held() internal view returns (uint256) {
-        return token.balanceOf(address(registry)) + token.balanceOf(address(magus)) + token.balanceOf(address(rewards));
+        return token.balanceOf(address(registry)) + token.balanceOf(address(magus)) + token.balanceOf(address(rewards))
+            + token.balanceOf(address(access));
     }
 
     /// @notice What each money-holding contract holds equals, exactly, what the handler's own
@@ -632,6 +742,7 @@ contract InvariantTest is Fixture {
         assertEq(token.balanceOf(address(registry)), handler.ghostRegistry(), "NodeRegistry == handler's books");
         assertEq(token.balanceOf(address(magus)), handler.ghostMagus(), "MaguRegistry == handler's books");
         assertEq(token.balanceOf(address(rewards)), handler.ghostRewards(), "Rewards == handler's books");
+        assertEq(token.balanceOf(address(access)), handler.ghostAccess(), "MaguAccess == handler's books");
         assertEq(token.balanceOf(address(registry)), registry.totalHeld(), "NodeRegistry == its books");
         assertEq(token.balanceOf(address(magus)), magus.totalHeld(), "MaguRegistry == its books");
         assertEq(token.balanceOf(address(challenges)), 0, "ChallengeManager holds nothing");
@@ -652,8 +763,9 @@ contract InvariantTest is Fixture {
 
     /// @notice Per-account books add up to the tokens held, so nothing is stuck: stakes to
     /// NodeRegistry's balance, credits to Rewards' total, escrows + waiting repair bounties +
-    /// credits to MaguRegistry's balance; each node's lock is exactly what its active memberships
-    /// need (slashes do not lower it, ended memberships release it).
+    /// credits to MaguRegistry's balance, search deposits to MaguAccess's balance; each node's lock
+    /// is exactly what its active memberships need (slashes do not lower it, ended memberships
+    /// release it).
     /// hardhat-config: invariant.failOnRevert = true
     function invariant_accountsAddUp() public view {
         MaguId[] memory ids = handler.maguList();
@@ -689,6 +801,14 @@ contract InvariantTest is Fixture {
             token.balanceOf(address(magus)),
             "escrows + bounties + credits == MaguRegistry's balance"
         );
+
+        uint256 deposits;
+        for (uint256 i; i < ids.length; ++i) {
+            for (uint256 k; k < all.length; ++k) {
+                deposits += access.balanceOf(ids[i], all[k]);
+            }
+        }
+        assertEq(deposits, token.balanceOf(address(access)), "sum of search deposits == MaguAccess's balance");
     }
 
     /// @notice Every handler action can really run: a scripted sequence in which each action
@@ -721,6 +841,13 @@ contract InvariantTest is Fixture {
         _expectRuns("claimMagu", abi.encodeCall(Handler.claimMagu, (0)));
         _expectRuns("createMagu", abi.encodeCall(Handler.createMagu, (0, 1, 0)));
         _expectRuns("cancelMagu", abi.encodeCall(Handler.formMagu, (7)));
+        // Search deposits: Magu 0 has ended, so its vouchers pay former members.
+        _expectRuns("depositAccess", abi.encodeCall(Handler.depositAccess, (0, 0, 10 ether)));
+        _expectRuns("settleAccess", abi.encodeCall(Handler.settleAccess, (0, 0, 0, 4 ether)));
+        _expectRuns("settleAccess", abi.encodeCall(Handler.settleAccess, (0, 0, 0, 20 ether))); // beyond the deposit
+        _expectRuns("depositAccess", abi.encodeCall(Handler.depositAccess, (1, 1, 5 ether)));
+        _expectRuns("requestWithdrawAccess", abi.encodeCall(Handler.requestWithdrawAccess, (1, 1)));
+        _expectRuns("withdrawAccess", abi.encodeCall(Handler.withdrawAccess, (0)));
         _expectRuns("roll", abi.encodeCall(Handler.rollBlocks, (5)));
     }
 
