@@ -2,7 +2,7 @@ import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
 import { id } from "ethers";
 
 /**
- * Deploys the six core contracts and wires their roles:
+ * Deploys the seven core contracts and wires their roles (MaguAccess needs none):
  * - MuriToken MINTER_ROLE -> Rewards (the only minter)
  * - NodeRegistry MODULE_ROLE, SLASHER_ROLE -> MaguRegistry; SLASHER_ROLE, REPUTATION_ROLE -> ChallengeManager
  *   and SearchMarket
@@ -106,6 +106,17 @@ export default buildModule("MuriData", (m) => {
     },
   ]);
 
+  // No roles: MaguAccess reads owners and memberships from MaguRegistry and holds only deposits.
+  const maguAccess = m.contract("MaguAccess", [
+    {
+      token,
+      maguRegistry,
+      // Blocks between a payer's requestWithdraw and its withdraw: members settle their vouchers
+      // within them, so a payer cannot search and leave unpaid.
+      withdrawDelayBlocks: m.getParameter("withdrawDelayBlocks", 20n),
+    },
+  ]);
+
   const wiring = [
     m.call(token, "grantRole", [id("MINTER_ROLE"), rewards], { id: "grantMinterToRewards" }),
     m.call(nodeRegistry, "grantRole", [id("MODULE_ROLE"), maguRegistry], { id: "grantModuleToMagu" }),
@@ -125,5 +136,5 @@ export default buildModule("MuriData", (m) => {
     m.call(contract, "renounceRole", [ADMIN, deployer], { id: `renounceDeployerAdmin${name}`, after: [handOver] });
   }
 
-  return { token, nodeRegistry, rewards, maguRegistry, challengeManager, searchMarket, timelock };
+  return { token, nodeRegistry, rewards, maguRegistry, challengeManager, searchMarket, maguAccess, timelock };
 });

@@ -13,6 +13,7 @@ export const ABI_CONTRACTS = [
   { key: "maguRegistry", contract: "MaguRegistry", constant: "maguRegistryAbi" },
   { key: "challengeManager", contract: "ChallengeManager", constant: "challengeManagerAbi" },
   { key: "searchMarket", contract: "SearchMarket", constant: "searchMarketAbi" },
+  { key: "maguAccess", contract: "MaguAccess", constant: "maguAccessAbi" },
 ] as const;
 
 const ROOT = new URL("../", import.meta.url);

@@ -209,7 +209,7 @@ export function parseDeployment(json: unknown, source = "(deployment)"): Deploym
 
 type ContractClient = MuriPublicClient | { public: MuriPublicClient; wallet: MuriWalletClient };
 
-/** Typed handles (`read`, `simulate`, `write` with a wallet, `getEvents`, ...) of the six core contracts. */
+/** Typed handles (`read`, `simulate`, `write` with a wallet, `getEvents`, ...) of the seven core contracts. */
 export type MuriContracts<C extends ContractClient = MuriPublicClient> = {
   [K in MuriContractKey]: GetContractReturnType<(typeof muriAbis)[K], C, Address>;
 };
@@ -228,7 +228,7 @@ export interface MuriContractsOptions {
   priority?: SendPriority;
 }
 
-/** Handles of the six core contracts at `addresses`; with a wallet client they can also `write`. */
+/** Handles of the seven core contracts at `addresses`; with a wallet client they can also `write`. */
 export function getMuriContracts(
   addresses: Record<MuriContractKey, Address>,
   clients: { publicClient: MuriPublicClient; walletClient: MuriWalletClient },

@@ -197,7 +197,7 @@ export interface ErrorContext {
   account?: Address;
 }
 
-/** Every custom error of the six core contracts (deduplicated), to decode reverts that bubbled up. */
+/** Every custom error of the seven core contracts (deduplicated), to decode reverts that bubbled up. */
 export const muriErrorsAbi: readonly AbiError[] = (() => {
   const seen = new Map<string, AbiError>();
   for (const abi of Object.values(muriAbis) as readonly Abi[]) {

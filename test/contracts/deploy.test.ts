@@ -3,7 +3,7 @@ import { ZeroHash, id } from "ethers";
 import { deployAll } from "./helpers/fixture.js";
 
 describe("Ignition deployment", () => {
-  it("deploys the six contracts with their roles granted", async () => {
+  it("deploys the seven contracts with their roles granted", async () => {
     const d = await deployAll();
     const [rewards, magu, challenge, search] = await Promise.all([
       d.rewards.getAddress(),
@@ -33,6 +33,13 @@ describe("Ignition deployment", () => {
     expect(c.slashSink).to.equal(rewards);
     expect((await d.challengeManager.config()).markWindowBlocks).to.equal(30n);
     expect(c.revealPenalty).to.equal(10n);
+    // MaguAccess: no roles, over the token and MaguRegistry, with the default withdrawal delay.
+    const a = await d.maguAccess.config();
+    expect([a.token, a.maguRegistry, a.withdrawDelayBlocks]).to.deep.equal([await d.token.getAddress(), magu, 20n]);
+    const access = await d.maguAccess.getAddress();
+    for (const role of ["MODULE_ROLE", "SLASHER_ROLE", "REPUTATION_ROLE"]) {
+      expect(await d.nodeRegistry.hasRole(id(role), access)).to.equal(false);
+    }
   });
 
   /**

@@ -27,6 +27,7 @@ const valid = {
     maguRegistry: "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
     challengeManager: "0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9",
     searchMarket: "0x5FC8d32690cc91D4c39d9d3abcBD16989F875707",
+    maguAccess: "0x0165878A594ca255338adfa4d48449f69242Eb8F",
   },
   parameters: { periodBlocks: 10 },
 };

@@ -51,6 +51,7 @@ describe("npm run deploy: any EVM chain from configuration variables and a param
     const k = getMuriContracts(d.contracts, signer(chain.rpcUrl, d, chain.keys[0]!));
     assert.equal((await k.maguRegistry.read.config()).periodBlocks, 300n, "deployed with the file's periodBlocks");
     assert.equal((await k.nodeRegistry.read.config()).reputationDecayBlocks, 3000n);
+    assert.equal((await k.maguAccess.read.config()).withdrawDelayBlocks, 600n, "the file's withdrawDelayBlocks");
 
     const status = await muri(["status", "--rpc", chain.rpcUrl, "--deployment", file, "--json"]);
     assert.equal(status.code, 0, status.stderr);

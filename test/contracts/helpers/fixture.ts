@@ -2,6 +2,7 @@ import { network } from "hardhat";
 import MuriData from "../../../deploy/MuriData.js";
 import type {
   ChallengeManager,
+  MaguAccess,
   MaguRegistry,
   MuriTimelock,
   MuriToken,
@@ -29,6 +30,7 @@ export async function deployAll(parameters: Record<string, bigint | number> = {}
     maguRegistry: deployed.maguRegistry as unknown as MaguRegistry,
     challengeManager: deployed.challengeManager as unknown as ChallengeManager,
     searchMarket: deployed.searchMarket as unknown as SearchMarket,
+    maguAccess: deployed.maguAccess as unknown as MaguAccess,
     timelock: deployed.timelock as unknown as MuriTimelock,
   };
 }
@@ -51,6 +53,7 @@ export async function attachAll(addresses: Record<string, string>) {
     maguRegistry: await at<MaguRegistry>("MaguRegistry", "maguRegistry"),
     challengeManager: await at<ChallengeManager>("ChallengeManager", "challengeManager"),
     searchMarket: await at<SearchMarket>("SearchMarket", "searchMarket"),
+    maguAccess: await at<MaguAccess>("MaguAccess", "maguAccess"),
     timelock: await at<MuriTimelock>("MuriTimelock", "timelock"),
   } satisfies Deployment;
 }
