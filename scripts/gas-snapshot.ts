@@ -5,7 +5,7 @@
 // revealing its 10 best hits (replicas make the lists overlap).
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
-import type { ContractTransactionResponse } from "ethers";
+import { id as ethersId, type ContractTransactionResponse } from "ethers";
 import { leafIndexFor } from "../agents/data/challenge.js";
 import { appendProof, buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
 import { deployAll, E18 } from "../test/contracts/helpers/fixture.js";
@@ -33,8 +33,22 @@ async function measure(name: string, tx: Promise<ContractTransactionResponse>) {
 // Search windows of 8 blocks: five members commit (and reveal) one transaction, one block, each.
 const d = await deployAll({ commitBlocks: 8n, revealBlocks: 8n, disputeBlocks: 8n });
 const s = d.signers;
+
+/**
+ * Mines until every queued stake change is due and applies them all, so the next measured stake
+ * call pays for none: a stake call applies the changes that fell due (NodeRegistry._applyDue), and
+ * how many did would otherwise depend on how many blocks the deployment and the set-up took.
+ */
+async function applyDueWeights() {
+  const [queued, , settledFrom] = await d.nodeRegistry.pendingWeightChanges();
+  if (queued === 0n) return;
+  await mineForNextTxAt(d, settledFrom);
+  await (await d.nodeRegistry.applyWeightChanges(queued)).wait();
+}
+
 const nodes = s.slice(1, 7);
 await registerNodes(d, nodes.slice(1));
+await applyDueWeights();
 // The first registration is measured on its own.
 await (await d.token.transfer(nodes[0]!.address, 2_000n * E18)).wait();
 await (await d.token.connect(nodes[0]!).approve(await d.nodeRegistry.getAddress(), 2_000n * E18)).wait();
@@ -50,6 +64,7 @@ const spare = s[12]!;
 await registerNodes(d, [spare], 2_000n * E18, 2);
 await (await d.token.transfer(spare.address, 500n * E18)).wait();
 await (await d.token.connect(spare).approve(await d.nodeRegistry.getAddress(), 500n * E18)).wait();
+await applyDueWeights();
 await measure("NodeRegistry.addStake", d.nodeRegistry.connect(spare).addStake(500n * E18));
 await measure("NodeRegistry.requestUnstake", d.nodeRegistry.connect(spare).requestUnstake(500n * E18));
 await d.networkHelpers.mine(20);
@@ -214,6 +229,47 @@ const liar = searchMembers[2]!;
 const lying = await runTask("lying", {}, liar);
 const proof = disputeProof(vectorData, lying.query, lying.lists[searchMembers.indexOf(liar)]!, 0);
 await measure("SearchMarket.dispute", d.searchMarket.connect(s[11]!).dispute(lying.task, liar, proof));
+
+// MaguAccess on the search Magu: a payer deposits (its first deposit in the Magu, then another), a
+// member settles the payer's vouchers (its first from that payer, then a later cumulative one: the
+// steady state, any number of searches per transaction), and checkGrant as a member's node asks it.
+const access = d.maguAccess;
+const accessAddress = await access.getAddress();
+const payer = s[14]!;
+await (await d.token.transfer(payer.address, 200n * E18)).wait();
+await (await d.token.connect(payer).approve(accessAddress, 200n * E18)).wait();
+await measure("MaguAccess.deposit(first)", access.connect(payer).deposit(searchMagu, 100n * E18));
+await measure("MaguAccess.deposit", access.connect(payer).deposit(searchMagu, 100n * E18));
+const accessDomain = { name: "MuriData Access", version: "1", chainId: (await d.ethers.provider.getNetwork()).chainId, verifyingContract: accessAddress };
+const VOUCHER_TYPES = {
+  Voucher: [
+    { name: "magu", type: "uint256" },
+    { name: "member", type: "address" },
+    { name: "searches", type: "uint64" },
+    { name: "total", type: "uint256" },
+  ],
+};
+const paidMember = await d.ethers.getSigner(searchMembers[0]!);
+for (const [name, searches] of [["MaguAccess.settle(first of member)", 10n], ["MaguAccess.settle", 25n]] as const) {
+  const voucher = { magu: searchMagu, member: paidMember.address, searches, total: searches * E18 };
+  const signature = await payer.signTypedData(accessDomain, VOUCHER_TYPES, voucher);
+  await measure(name, access.connect(paidMember).settle(voucher, payer.address, signature));
+}
+const GRANT_TYPES = {
+  Grant: [
+    { name: "magu", type: "uint256" },
+    { name: "grantee", type: "bytes32" },
+    { name: "rights", type: "uint8" },
+    { name: "expires", type: "uint64" },
+    { name: "nonce", type: "uint64" },
+  ],
+};
+const expires = BigInt((await d.ethers.provider.getBlock("latest"))!.timestamp + 3600);
+const grant = { magu: searchMagu, grantee: ethersId("gas-grantee-peer"), rights: 3, expires, nonce: 0n };
+const grantSignature = await searchClient.signTypedData(accessDomain, GRANT_TYPES, grant);
+if ((await access.checkGrant(grant, grantSignature)) !== 0n) throw new Error("the gas snapshot's grant should be Valid");
+// A view: what eth_estimateGas says a call costs, the 21000 base and the calldata included.
+gas["MaguAccess.checkGrant(estimateGas)"] = Number(await access.checkGrant.estimateGas(grant, grantSignature));
 
 // Rewards at the bound, on a deployment of its own (so the figures above do not move): the devnet's
 // maxValidatorsPerEpoch (16) validators of maxWeights (32) weights each, the most an epoch counts.
