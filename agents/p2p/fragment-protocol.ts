@@ -55,7 +55,7 @@ import type { P2PMetrics } from "./metrics.js";
 import { RateFloor, TokenBuckets } from "./rate.js";
 import { StreamReader, allocUninitialized, writeChunked } from "./stream-io.js";
 import { StreamPool, retire, type PooledStream } from "./stream-pool.js";
-import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushPolicy, TransferOptions } from "./types.js";
+import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushPolicy, ServePolicy, TransferOptions } from "./types.js";
 import { CidVerifier, assertVerifiableCid } from "./verify.js";
 
 /** The part of libp2p the protocol uses. */
@@ -68,6 +68,8 @@ export interface FragmentProtocolInit {
   limits: P2PLimits;
   /** Decides whether to take a push; default takes every valid push. */
   acceptPush?: PushPolicy;
+  /** Decides whether to serve a fetch; default serves every stored fragment to any peer. */
+  authorizeFetch?: ServePolicy;
 }
 
 export interface FragmentProtocolComponents {
@@ -192,6 +194,7 @@ function targetPeer(target: FragmentTarget | PeerId): string | undefined {
 export class FragmentProtocol {
   private readonly limits: P2PLimits;
   private readonly acceptPush: PushPolicy | undefined;
+  private readonly authorizeFetch: ServePolicy | undefined;
   private readonly components: FragmentProtocolComponents;
   private readonly log: Logger;
   private readonly pool: StreamPool;
@@ -209,6 +212,7 @@ export class FragmentProtocol {
     this.components = components;
     this.limits = init.limits;
     this.acceptPush = init.acceptPush;
+    this.authorizeFetch = init.authorizeFetch;
     this.log = components.log;
     this.pool = new StreamPool({ maxPerPeer: init.limits.maxIdleStreamsPerPeer, idleMs: init.limits.pooledStreamIdleMs });
     this.highWaterMark = MAX_REQUEST_HEADER_BYTES + init.limits.chunkBytes;
@@ -535,7 +539,7 @@ export class FragmentProtocol {
     try {
       const header = await this.readRequestHeader(reader, peer, signal);
       if (header.op === Op.Fetch) {
-        await this.serveFetch(stream, header, peer, signal, slot);
+        await this.serveFetch(stream, header, remotePeer, signal, slot);
         return true;
       }
       op = "receive";
@@ -567,10 +571,19 @@ export class FragmentProtocol {
     }
   }
 
-  private async serveFetch(stream: Stream, header: RequestHeader, peer: string, signal: AbortSignal, slot: TransferSlot): Promise<void> {
+  private async serveFetch(stream: Stream, header: RequestHeader, remotePeer: PeerId, signal: AbortSignal, slot: TransferSlot): Promise<void> {
     const { readTimeoutMs, chunkBytes, maxFragmentBytes } = this.limits;
+    const peer = remotePeer.toString();
     let bytes: Uint8Array | undefined;
     try {
+      if (this.authorizeFetch !== undefined) {
+        const denied = await slot.hold(this.authorizeFetch({ peer: remotePeer, cid: header.cid }), signal);
+        if (denied !== undefined) {
+          this.components.metrics.failed("serve", "ERR_ACCESS_DENIED");
+          stream.send(encodeErrorResponse(Status.Refused, `access denied: ${denied}`));
+          return;
+        }
+      }
       const { source } = this.components;
       if (await slot.hold(source.has(header.cid), signal)) bytes = await slot.hold(source.get(header.cid), signal);
     } catch (err) {

@@ -41,9 +41,11 @@ export type {
   FetchOptions,
   FragmentSink,
   FragmentSource,
+  IncomingFetch,
   IncomingPush,
   P2PLimits,
   PushPolicy,
+  ServePolicy,
   TransferOptions,
 } from "./types.js";
 export { SEARCH_LIMITS, SEARCH_PROTOCOL, handleSearchProtocol, searchRequest } from "./search-protocol.js";

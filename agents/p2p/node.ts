@@ -34,7 +34,7 @@ import {
 import { InvalidMultiaddrError, NodeNotStartedError, RequestAbortedError } from "./errors.js";
 import { FragmentProtocol, type FragmentTarget } from "./fragment-protocol.js";
 import { createP2PMetrics } from "./metrics.js";
-import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushPolicy, TransferOptions } from "./types.js";
+import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushPolicy, ServePolicy, TransferOptions } from "./types.js";
 
 /** Which addresses the DHT passes on: `lan` keeps private ones (loopback, 10/8, ...), `public` drops them. */
 export type DhtAddressScope = "all" | "lan" | "public";
@@ -86,6 +86,8 @@ export interface P2PNodeInit {
   limits?: Partial<P2PLimits>;
   /** Decides whether to accept a push (default: any valid push). */
   acceptPush?: PushPolicy;
+  /** Decides whether to serve a fetch (default: any stored fragment to any peer). */
+  authorizeFetch?: ServePolicy;
   dht?: DhtInit;
   yamux?: Partial<YamuxTuning>;
   /** Connection limits passed to libp2p's connection manager (its defaults when unset). */
@@ -240,7 +242,7 @@ export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
   const metrics = createP2PMetrics(init.metricsRegistry);
   const fragments = new FragmentProtocol(
     { libp2p, source: init.source, sink: init.sink, banList, log: libp2p.logger.forComponent("muri:p2p:fragment"), metrics },
-    { limits, acceptPush: init.acceptPush },
+    { limits, acceptPush: init.acceptPush, authorizeFetch: init.authorizeFetch },
   );
   const bootstrap = (init.bootstrap ?? []).map(toMultiaddr);
   let running = false;

@@ -39,7 +39,7 @@ export const SEARCH_LIMITS: SearchProtocolLimits = {
   maxConcurrent: 16,
 };
 
-/** Answers one request; a throw becomes `{ ok: false, error: message }`. */
+/** Answers one request; a throw becomes `{ ok: false, error: message }` (with the error's `code` when it has one). */
 export type SearchRequestHandler = (request: unknown, peer: string, signal: AbortSignal) => Promise<unknown>;
 
 const LENGTH_BYTES = 4;
@@ -96,7 +96,8 @@ export async function handleSearchProtocol(
         try {
           answer = await handler(request, peer, signal);
         } catch (err) {
-          answer = { ok: false, error: (err as Error | undefined)?.message ?? String(err) };
+          const code = (err as { code?: unknown } | undefined)?.code;
+          answer = { ok: false, error: (err as Error | undefined)?.message ?? String(err), ...(typeof code === "string" ? { code } : {}) };
         } finally {
           active--;
         }

@@ -28,6 +28,18 @@ export interface IncomingPush {
 /** Decides whether to take a push (e.g. only fragments this node is assigned). */
 export type PushPolicy = (push: IncomingPush) => boolean | Promise<boolean>;
 
+/** A fetch about to be served, for the optional serve policy. */
+export interface IncomingFetch {
+  peer: PeerId;
+  cid: CID;
+}
+
+/**
+ * Decides whether `peer` may read `cid`: undefined serves it, a string refuses it and is the
+ * reason the asking peer reads (e.g. which grant is missing).
+ */
+export type ServePolicy = (fetch: IncomingFetch) => string | undefined | Promise<string | undefined>;
+
 /** Limits of the fragment protocol and the ban list; defaults in constants.ts (DEFAULT_LIMITS). */
 export interface P2PLimits {
   /** Largest fragment served, accepted or fetched. */
