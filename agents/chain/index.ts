@@ -3,6 +3,7 @@
  * file, errors decoded into one class per condition, and the event follower.
  */
 export * from "./abis.js";
+export * from "./access.js";
 export * from "./batches.js";
 export * from "./constants.js";
 export * from "./errors.js";
