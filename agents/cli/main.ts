@@ -12,6 +12,14 @@ import { claimCommand } from "./commands/claim.js";
 import { devnetCommand } from "./commands/devnet.js";
 import { getCommand } from "./commands/get.js";
 import { maguCreateCommand, maguFireCommand, maguStatusCommand } from "./commands/magu.js";
+import {
+  maguDepositCommand,
+  maguGrantCommand,
+  maguRevokeCommand,
+  maguSearchPriceCommand,
+  maguVisibilityCommand,
+  maguWithdrawDepositCommand,
+} from "./commands/access.js";
 import { nodeCommand } from "./commands/node.js";
 import { nodeFsckCommand } from "./commands/node-fsck.js";
 import { secretBackupCommand, secretRestoreCommand } from "./commands/secret.js";
@@ -37,6 +45,12 @@ export const COMMANDS: Command[] = [
   maguCreateCommand,
   maguStatusCommand,
   maguFireCommand,
+  maguGrantCommand,
+  maguRevokeCommand,
+  maguVisibilityCommand,
+  maguSearchPriceCommand,
+  maguDepositCommand,
+  maguWithdrawDepositCommand,
   claimCommand,
   devnetCommand,
   nodeCommand,

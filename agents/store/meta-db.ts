@@ -33,6 +33,10 @@ export const Bucket = {
   magu: 6,
   /** roles/: vector Magus: the verified vector index document (CID) of each Magu this agent knows. */
   vector: 7,
+  /** roles/: CID bytes of a kept document (manifest, Magu index, vector index) -> its Magu id (32 bytes): whose data it is, for access. */
+  document: 8,
+  /** roles/: Magu id (32) ‖ payer (20) -> the latest search voucher this node took from the payer (JSON). */
+  voucher: 9,
 } as const;
 export type Bucket = (typeof Bucket)[keyof typeof Bucket];
 

@@ -12,6 +12,7 @@ import { humanBytes, startProgress } from "../devnet/progress.js";
 import { UsageError } from "../errors.js";
 import { parseInteger } from "../values.js";
 import { readMagu } from "./magu.js";
+import { GRANT_HELP } from "../grants.js";
 
 export const getCommand: Command = {
   path: ["get"],
@@ -20,11 +21,13 @@ export const getCommand: Command = {
   help: [
     "  -o, --output FILE    where to write the file (written to FILE.<pid>.tmp, renamed once complete)",
     "  --magu ID            the Magu holding it (default: the one this client directory recorded it in)",
+    GRANT_HELP,
     CLIENT_DIR_HELP,
   ],
   options: {
     output: { type: "string", short: "o" },
     magu: { type: "string" },
+    grant: { type: "string" },
     "client-dir": { type: "string" },
   },
   positionals: ["CID"],

@@ -32,7 +32,7 @@ export const maguCreateCommand: Command = {
   summary: "request a Magu (escrowing its price) and form it from staked nodes",
   usage:
     "muri magu create --kind blob|vector [--fragments F --periods P --price MURI] [--members N] " +
-    "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip]",
+    "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip] [--public]",
   help: [
     "  --kind blob|vector   blob: erasure-coded files; vector: replicated vector index",
     `  --fragments F        fragments the escrow pays for (default: blob ${DEFAULT_BLOB_STRIPES} stripes of K + M, vector ${DEFAULT_VECTOR_FRAGMENTS}, ~1 MiB each)`,
@@ -44,6 +44,7 @@ export const maguCreateCommand: Command = {
     "  --replication R      vector: replicas per fragment (default 1)",
     "  --dim D              vector: dimension (required for vector)",
     "  --metric l2|ip       vector: distance metric (default l2)",
+    "  --public             anyone may read and search it (default: private - members, validators and grantees only)",
   ],
   options: {
     kind: { type: "string" },
@@ -56,10 +57,12 @@ export const maguCreateCommand: Command = {
     replication: { type: "string" },
     dim: { type: "string" },
     metric: { type: "string" },
+    public: { type: "boolean" },
   },
   signs: true,
   prepare(args) {
     const { defaulted, ...params } = parseMaguParams(args);
+    const makePublic = args.flag("public");
     return async (ctx) => {
       const stored =
         params.kind === 1 ? BigInt(params.maxFragments) * BigInt(params.replication) : BigInt(params.maxFragments);
@@ -83,6 +86,11 @@ export const maguCreateCommand: Command = {
       if (!requested)
         throw new CliError("ERR_NO_EVENT", `MaguRegistry.createMagu (tx ${createHash}) emitted no MaguRequested event`);
       const id = requested.args.magu;
+      let publicHash: `0x${string}` | undefined;
+      if (makePublic) {
+        publicHash = await contracts.maguAccess.write.setPublic([id, true]);
+        await confirm(ctx, publicHash, "MaguAccess.setPublic");
+      }
 
       let formHash: `0x${string}` | undefined;
       await formInWindow(
@@ -125,14 +133,15 @@ export const maguCreateCommand: Command = {
               : { replication: params.replication, dimension: params.dimension, metric: METRIC_NAMES[params.metric] }),
           },
           defaulted,
+          visibility: makePublic ? "public" : "private",
           status: MAGU_STATUSES[info.status],
           members: info.members,
           startPeriod: info.startPeriod,
           endPeriod: info.endPeriod,
-          txs: { create: createHash, form: formHash },
+          txs: { create: createHash, form: formHash, ...(publicHash !== undefined ? { setPublic: publicHash } : {}) },
         },
         text: [
-          `Magu ${id} formed (${MAGU_KINDS[params.kind]}, escrow ${formatMuri(escrow)} MURI, periods ${
+          `Magu ${id} formed (${MAGU_KINDS[params.kind]}, ${makePublic ? "public" : "private"}, escrow ${formatMuri(escrow)} MURI, periods ${
             info.startPeriod
           }..${info.endPeriod})`,
           ...(defaulted.length > 0
@@ -209,7 +218,10 @@ export const maguStatusCommand: Command = {
       return {
         json: magu,
         text: [
-          `Magu ${id}: ${magu.kind}, ${magu.status}, owner ${magu.owner}`,
+          `Magu ${id}: ${magu.kind}, ${magu.status}, ${magu.visibility}, owner ${magu.owner}`,
+          magu.visibility === "public"
+            ? "  public: its members serve and search it for anyone"
+            : `  private: served to its members, validators and grantees only (muri magu grant ${id} --to ...)`,
           magu.kind === "blob"
             ? `  ${p.members} members, k=${p.dataShards} m=${p.parityShards}, ${p.maxFragments} fragments paid for ${
                 p.durationPeriods
@@ -254,6 +266,7 @@ export async function readMagu(ctx: CliContext, id: bigint) {
     owner: info.owner,
     kind: MAGU_KINDS[p.kind] ?? String(p.kind),
     status: MAGU_STATUSES[info.status] ?? String(info.status),
+    visibility: (await ctx.read.maguAccess.read.isPublic([id])) ? ("public" as const) : ("private" as const),
     params: {
       members: p.members,
       dataShards: p.dataShards,

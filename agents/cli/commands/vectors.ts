@@ -21,6 +21,7 @@ import { resolveTarget } from "../context.js";
 import { CLIENT_DIR_HELP, clientDir } from "../devnet/storage-client.js";
 import { startProgress } from "../devnet/progress.js";
 import { UsageError } from "../errors.js";
+import { GRANT_HELP, grantTokens } from "../grants.js";
 import { formatMuri, parseInteger, parseMuri } from "../values.js";
 
 const SCALE2 = VECTOR_SCALE * VECTOR_SCALE;
@@ -32,7 +33,7 @@ async function startVectorClient(args: CommandArgs, ctx: CliContext, dir: string
     throw new UsageError("--key is required: pass --key HEX, set MURI_KEY, or use a --devnet with a clientKey");
   }
   // An off-chain search sends no transaction: without a key, a throwaway one only names the client.
-  const client = createVectorClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key ?? generatePrivateKey() });
+  const client = createVectorClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key ?? generatePrivateKey(), grants: grantTokens(args) });
   await client.start();
   return client;
 }
@@ -113,6 +114,7 @@ export const searchCommand: Command = {
     "  --exact              brute force on the nodes: the exact top-k",
     "  --onchain            submit a SearchMarket task and wait for its finalized answer (exact on the nodes)",
     "  --fee MURI           fee of the on-chain task, split among the members that answered (default 1)",
+    GRANT_HELP,
   ],
   options: {
     magu: { type: "string" },
@@ -123,6 +125,7 @@ export const searchCommand: Command = {
     exact: { type: "boolean" },
     onchain: { type: "boolean" },
     fee: { type: "string" },
+    grant: { type: "string" },
     "client-dir": { type: "string" },
   },
   signs: false,

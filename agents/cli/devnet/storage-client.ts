@@ -8,6 +8,7 @@ import { createClient, type StorageClient } from "../../roles/client/client.js";
 import type { CommandArgs } from "../command.js";
 import type { CliContext } from "../context.js";
 import { resolveTarget } from "../context.js";
+import { grantTokens } from "../grants.js";
 import type { Logger } from "../../store/logger.js";
 import { UsageError } from "../errors.js";
 
@@ -33,7 +34,7 @@ export async function startClient(args: CommandArgs, ctx: CliContext, dir: strin
   if (target.key === undefined) {
     throw new UsageError("--key is required to store: pass --key HEX, set MURI_KEY, or use a --devnet with a clientKey");
   }
-  const client = createClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key }, { logger });
+  const client = createClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key, grants: grantTokens(args) }, { logger });
   await client.start();
   return client;
 }

@@ -95,6 +95,7 @@ import {
   type RecordedFile,
 } from "./client-record.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
+import { ClientAccess, isAccessRefusal } from "./access.js";
 import { BatchDelivery, BatchUnavailableError, type BatchDeps, type BatchResult, type MissingMember, type SlotMember } from "./batch.js";
 import { ShardQueue, drainQueue } from "./shard-queue.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
@@ -183,6 +184,8 @@ export interface ClientInit {
   rpcUrl?: string;
   /** The client account's key (pays escrow and gas). */
   privateKey: Hex;
+  /** Grant tokens for private Magus this client does not own (`muri magu grant` output). */
+  grants?: readonly string[];
   /** See CLIENT_DEFAULTS.memoryStagingBytes (0: always stage on disk). */
   memoryStagingBytes?: number;
   /**
@@ -347,6 +350,7 @@ class Client implements StorageClient {
   private readonly clients: SigningChainClients;
   private readonly contracts: WriteContracts;
   private p2p: P2PNode | undefined;
+  private access: ClientAccess | undefined;
   private staging: FragmentStore | undefined;
   private secret: Buffer | undefined;
   private network: NetworkRecords | undefined;
@@ -380,6 +384,11 @@ class Client implements StorageClient {
       throw err;
     }
     this.p2p = p2p;
+    const { clients } = this;
+    this.access = new ClientAccess(
+      { deployment: this.init.deployment, account: clients.account.address, sign: (typed) => clients.walletClient.signTypedData({ account: clients.account, ...typed } as never), grants: this.init.grants },
+      { contracts: this.contracts, p2p, chainNow: async () => Number((await clients.publicClient.getBlock({ blockTag: "latest" })).timestamp) },
+    );
   }
 
   async stop(): Promise<void> {
@@ -788,6 +797,7 @@ class Client implements StorageClient {
   /** The manifest `cid` from the first of `members` that serves it. */
   private async fetchManifest(members: readonly Member[], cid: CID, maguId: bigint): Promise<{ manifest: Manifest; bytes: Uint8Array }> {
     const { p2p } = this.running();
+    await this.access!.ensureAll(members.map((x) => x.peerId), maguId);
     for (const member of members) {
       try {
         const bytes = await p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs });
@@ -994,8 +1004,11 @@ class Client implements StorageClient {
       if (member !== undefined) bySlot.set(slot, member);
     });
     const down = new Set<Address>();
+    // A private Magu: this client's grant (or, as its owner, a session grant) to every member first.
+    await this.access!.ensureAll(members.map((x) => x.peerId), ref.maguId);
 
     let manifest: Manifest | undefined;
+    let denied: string | undefined;
     for (const member of members) {
       try {
         const bytes = await p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs });
@@ -1003,8 +1016,12 @@ class Client implements StorageClient {
         break;
       } catch (err) {
         down.add(member.address);
+        if (isAccessRefusal(err)) denied ??= (err as Error).message;
         this.log.debug("manifest fetch failed", { member: member.address, error: (err as Error).message });
       }
+    }
+    if (manifest === undefined && denied !== undefined) {
+      throw new StorageClientError("ERR_ACCESS_DENIED", denied, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() });
     }
     if (manifest === undefined) {
       throw (

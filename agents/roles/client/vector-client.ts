@@ -26,10 +26,12 @@ import type { PeerId } from "@libp2p/interface";
 import { CID } from "multiformats/cid";
 import { parseEventLogs, type Address, type Hex } from "viem";
 import {
+  accessDomain,
   createChainClients,
   describeError,
   getMuriContracts,
   searchMarketAbi,
+  signVoucher,
   verifyChain,
   type Deployment,
   type MuriContracts,
@@ -48,6 +50,7 @@ import { silentLogger, type Logger } from "../../store/logger.js";
 import { StorageClientError } from "./client.js";
 import { BatchUnavailableError, deliverBatch, type MissingMember, type SlotMember } from "./batch.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
+import { ClientAccess, isAccessRefusal, isPaymentRefusal } from "./access.js";
 import { finalizeTask, taskAnswer, type TaskAnswer } from "../shared/search-market.js";
 import { encodeQuery, hitFromWire } from "../shared/vector-service.js";
 
@@ -88,7 +91,9 @@ export type VectorClientErrorCode =
   | "ERR_SEARCH_FAILED"
   | "ERR_BAD_QUERY"
   | "ERR_NOT_STARTED"
-  | "ERR_TIMEOUT";
+  | "ERR_TIMEOUT"
+  | "ERR_ACCESS_DENIED"
+  | "ERR_SEARCH_PAYMENT";
 
 /** A vector client operation that failed; `code` names the condition. */
 export class VectorClientError extends StorageClientError {
@@ -104,6 +109,8 @@ export interface VectorClientInit {
   deployment: Deployment;
   rpcUrl?: string;
   privateKey: Hex;
+  /** Grant tokens for private Magus this client does not own (`muri magu grant` output). */
+  grants?: readonly string[];
 }
 
 export interface AddOptions {
@@ -172,6 +179,14 @@ interface MaguView {
   root: Hex;
   fragmentCount: number;
   maxFragments: number;
+  /** Price per search the members ask (MaguAccess `searchPrice`), token wei; 0: free. */
+  searchPrice: bigint;
+}
+
+/** Where this client stands with one member of a paid Magu (search-meter.ts on the member). */
+interface MeterState {
+  searches: bigint;
+  total: bigint;
 }
 
 export function createVectorClient(init: VectorClientInit, components: { logger?: Logger } = {}): VectorClient {
@@ -182,7 +197,12 @@ class VectorClientImpl implements VectorClient {
   private readonly clients: SigningChainClients;
   private readonly contracts: WriteContracts;
   private p2p: P2PNode | undefined;
+  private access: ClientAccess | undefined;
   private readonly peers = new Map<string, PeerId>();
+  /** `${magu}/${member}` -> this client's voucher count and total with that member (paid Magus). */
+  private readonly meters = new Map<string, MeterState>();
+  /** `${magu}/${member}` -> the paid search in flight there: the next voucher follows it. */
+  private readonly meterLocks = new Map<string, Promise<unknown>>();
   /** Serialises on-chain task submissions (see searchOnChain). */
   private submitting: Promise<unknown> = Promise.resolve();
 
@@ -205,6 +225,11 @@ class VectorClientImpl implements VectorClient {
     const p2p = await createClientNode(this.init.dir);
     await p2p.start();
     this.p2p = p2p;
+    const { clients } = this;
+    this.access = new ClientAccess(
+      { deployment: this.init.deployment, account: clients.account.address, sign: (typed) => clients.walletClient.signTypedData({ account: clients.account, ...typed } as never), grants: this.init.grants },
+      { contracts: this.contracts, p2p, chainNow: async () => Number((await clients.publicClient.getBlock({ blockTag: "latest" })).timestamp) },
+    );
   }
 
   async stop(): Promise<void> {
@@ -246,6 +271,7 @@ class VectorClientImpl implements VectorClient {
       root: info.root,
       fragmentCount: info.fragmentCount,
       maxFragments: info.params.maxFragments,
+      searchPrice: await this.contracts.maguAccess.read.searchPrice([maguId]),
     };
   }
 
@@ -253,6 +279,50 @@ class VectorClientImpl implements VectorClient {
     if (m.status !== STATUS_ACTIVE) {
       throw new VectorClientError("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId} is ${STATUS_NAMES[m.status] ?? m.status}, not active`, { maguId, status: m.status });
     }
+  }
+
+  /**
+   * Sends a search to `member`; on a Magu with a search price, with this client's next voucher for
+   * that member (one search and one price more than the last it took), one paid search per member
+   * at a time so the member sees the vouchers in order.
+   */
+  private async askMember(maguId: bigint, member: Address, price: bigint, request: Record<string, unknown>): Promise<unknown> {
+    const peer = await this.reader(member, maguId);
+    const send = (body: Record<string, unknown>) => searchRequest(this.running().libp2p, peer, body, { limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs } });
+    if (price === 0n) return send(request);
+    const key = `${maguId}/${member.toLowerCase()}`;
+    const run = async (): Promise<unknown> => {
+      let state = this.meters.get(key);
+      if (state === undefined) {
+        const meter = (await searchRequest(this.running().libp2p, peer, { op: "meter", magu: maguId.toString(), payer: this.address }, { what: "meter" })) as {
+          ok?: boolean;
+          searches?: string;
+          total?: string;
+          error?: string;
+        };
+        if (meter?.ok !== true || typeof meter.searches !== "string" || typeof meter.total !== "string") throw new Error(`meter: ${meter?.error ?? "malformed answer"}`);
+        state = { searches: BigInt(meter.searches), total: BigInt(meter.total) };
+      }
+      const voucher = { magu: maguId, member, searches: state.searches + 1n, total: state.total + price };
+      const { clients } = this;
+      const signature = await signVoucher((typed) => clients.walletClient.signTypedData({ account: clients.account, ...typed } as never), accessDomain(this.init.deployment.chainId, this.init.deployment.contracts.maguAccess), voucher);
+      const answer = (await send({ ...request, voucher: { payer: this.address, searches: voucher.searches.toString(), total: voucher.total.toString(), signature } })) as { ok?: boolean };
+      // The member keeps the voucher only with an answer; after a refusal ask it where we stand.
+      if (answer?.ok === true) this.meters.set(key, { searches: voucher.searches, total: voucher.total });
+      else this.meters.delete(key);
+      return answer;
+    };
+    const prev = this.meterLocks.get(key) ?? Promise.resolve();
+    const mine = prev.then(run, run);
+    this.meterLocks.set(key, mine.catch(() => undefined));
+    return mine;
+  }
+
+  /** The peer id of member `address` of `maguId`, this client's access presented to it (client/access.ts). */
+  private async reader(address: Address, maguId: bigint): Promise<PeerId> {
+    const peer = await this.peer(address);
+    await this.access!.ensure(peer, maguId);
+    return peer;
   }
 
   /** The peer id of a registered node (added to the peer store with its addresses), cached. */
@@ -286,7 +356,7 @@ class VectorClientImpl implements VectorClient {
     for (const member of m.members) {
       if (ZERO_ADDRESS.test(member)) continue;
       try {
-        const answer = (await searchRequest(this.running().libp2p, await this.peer(member), { op: "manifest", magu: maguId.toString() }, {
+        const answer = (await searchRequest(this.running().libp2p, await this.reader(member, maguId), { op: "manifest", magu: maguId.toString() }, {
           limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs },
           what: "manifest",
         })) as { ok?: boolean; cid?: string; doc?: string; error?: string };
@@ -441,6 +511,8 @@ class VectorClientImpl implements VectorClient {
     const failedMembers = new Set<string>();
     const hits = new Map<bigint, HitEntry>();
     let asked = 0;
+    /** The first refusal for want of a grant or of payment: the error when no member answered. */
+    let refused: { code: "ERR_ACCESS_DENIED" | "ERR_SEARCH_PAYMENT"; message: string } | undefined;
     const request = { op: "search", magu: maguId.toString(), query: encodeQuery(q), k, ...(options.ef !== undefined ? { ef: options.ef } : {}), ...(options.exact === true ? { exact: true } : {}) };
     for (let round = 0; round < m.replication + 1 && uncovered.size > 0; round++) {
       const plan = coverPlan(holders, uncovered, failedMembers);
@@ -449,9 +521,7 @@ class VectorClientImpl implements VectorClient {
       await Promise.all(
         plan.map(async (member) => {
           try {
-            const answer = (await searchRequest(this.running().libp2p, await this.peer(member), request, {
-              limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs },
-            })) as { ok?: boolean; hits?: unknown[]; fragments?: unknown[]; error?: string };
+            const answer = (await this.askMember(maguId, member, m.searchPrice, request)) as { ok?: boolean; hits?: unknown[]; fragments?: unknown[]; error?: string };
             if (answer?.ok !== true || !Array.isArray(answer.hits) || !Array.isArray(answer.fragments)) throw new Error(answer?.error ?? "malformed answer");
             for (const raw of answer.hits) {
               const hit = hitFromWire(raw);
@@ -461,11 +531,14 @@ class VectorClientImpl implements VectorClient {
             for (const f of answer.fragments) if (typeof f === "number") uncovered.delete(f);
           } catch (err) {
             failedMembers.add(member.toLowerCase());
+            if (isAccessRefusal(err)) refused ??= { code: "ERR_ACCESS_DENIED", message: describeError(err) };
+            else if (isPaymentRefusal(err)) refused ??= { code: "ERR_SEARCH_PAYMENT", message: describeError(err) };
             this.log.warn("search: member failed", { member, error: describeError(err) });
           }
         }),
       );
     }
+    if (refused !== undefined && hits.size === 0) throw new VectorClientError(refused.code, refused.message, { maguId });
     const sorted = [...hits.values()].sort(compareHits).slice(0, k);
     return { hits: sorted, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), ms: performance.now() - started };
   }

@@ -18,6 +18,7 @@
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
 import {
+  accessDomain,
   ackTypedData,
   batchDomain,
   createChainClients,
@@ -25,6 +26,7 @@ import {
   defaultConfirmations,
   describeError,
   getMuriContracts,
+  maguAccessAbi,
   maguRegistryAbi,
   readReputationTiers,
   refreshFadedReputation,
@@ -42,6 +44,8 @@ import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/i
 import { openFragmentStore, openMetaDb, silentLogger, type FragmentStore, type Logger, type MetaDb } from "../../store/index.js";
 import { createMaguIndex, type MaguIndex } from "../shared/magu-index.js";
 import { createMaguSync, type MaguSync } from "../shared/magu-sync.js";
+import { createAccessGate, rightsFor, type AccessGate } from "../shared/access-gate.js";
+import { createSearchMeter, type SearchMeter } from "./search-meter.js";
 import { createProver, type Prover } from "./prover.js";
 import { createRepairer, type Repairer } from "./repair.js";
 import { collectMagu } from "./collect.js";
@@ -51,7 +55,7 @@ import { IndexWorker } from "../../index/index.js";
 import { SearchBudget, type SearchBudgetInit } from "../shared/search-budget.js";
 import { handleSearchProtocol } from "../../p2p/index.js";
 import { Registry } from "prom-client";
-import { registerFollowerMetrics, registerSearchBudgetMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
+import { registerAccessMetrics, registerFollowerMetrics, registerSearchBudgetMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 
 /** Default fragment quota (and registered capacity): 4 GiB. */
 export const DEFAULT_QUOTA_BYTES = 4 * 1024 ** 3;
@@ -88,6 +92,8 @@ export interface NodeAgentInit {
   followPollMs?: number;
   /** How often the node checks whether a reputation penalty faded enough to refresh its selection weight (ms, default 60 s). */
   reputationCheckMs?: number;
+  /** How often vouchers of paid searches are settled on chain (default 60 s; search-meter.ts). */
+  searchSettleMs?: number;
   /** Blocks the event followers stay behind the head (default: `defaultConfirmations(chainId)`). */
   confirmations?: number;
   /**
@@ -137,6 +143,8 @@ export interface NodeAgent {
     store?: FragmentStore;
     index?: MaguIndex;
     sync?: MaguSync;
+    access?: AccessGate;
+    meter?: SearchMeter;
     p2p?: P2PNode;
     follower?: EventFollower;
     prover?: Prover;
@@ -235,11 +243,40 @@ class StorageNodeAgent implements NodeAgent {
     };
     // A peer whose documents are refused again and again is cut off (the p2p node comes next).
     const ban = (peer: string, reason: string): void => void this.parts.p2p?.banList.ban(peer, reason);
-    const sync = createMaguSync({ member, vectors, signer, ban }, { store, index, contracts: readContracts, logger: log });
+    const sync = createMaguSync({ member, vectors, signer, ban }, { store, index, metaDb, contracts: readContracts, logger: log });
     await sync.load();
     await vectors.load();
     this.parts.sync = sync;
 
+    // Who may read and search what this node holds (access-gate.ts): members, validators, grantees.
+    const access = createAccessGate(
+      { domain: accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess) },
+      {
+        contracts: readContracts,
+        maguOf: (cid) => sync.maguOf(cid),
+        chainNow: async () => Number((await clients.publicClient.getBlock({ blockTag: "latest" })).timestamp),
+        logger: log,
+      },
+    );
+    this.parts.access = access;
+    // Paid searches (search-meter.ts): vouchers checked before a search, kept after, settled on chain.
+    const meter = createSearchMeter(
+      { member, domain: accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess), settleMs: init.searchSettleMs },
+      {
+        contracts: readContracts,
+        metaDb,
+        logger: log,
+        // Settlements wait behind proofs, as search-task transactions do.
+        settle: async (voucher, payer, signature) => {
+          const hash = await getMuriContracts(init.deployment.contracts, clients, { priority: "task" }).maguAccess.write.settle([voucher, payer, signature]);
+          const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
+          if (receipt.status !== "success") throw new Error(`MaguAccess.settle reverted (tx ${hash})`);
+        },
+      },
+    );
+    await meter.start();
+    this.stops.push({ name: "search meter", stop: () => meter.stop() });
+    this.parts.meter = meter;
     const privateKey = await loadOrCreatePrivateKey(join(init.dir, "peer.key"));
     const p2p = await createP2PNode({
       privateKey,
@@ -248,13 +285,33 @@ class StorageNodeAgent implements NodeAgent {
       source: store,
       sink: sync.sink,
       acceptPush: sync.acceptPush,
+      authorizeFetch: ({ peer, cid }) => access.serveReason(peer.toString(), cid),
       metricsRegistry: this.registry,
     });
     await p2p.start();
     this.stops.push({ name: "p2p", stop: () => p2p.stop() });
     this.parts.p2p = p2p;
-    // One request protocol: batch delivery (magu-sync.ts) and searches (vector-service.ts).
-    const unhandleSearch = await handleSearchProtocol(p2p.libp2p, async (request, peer) => (await sync.handleBatchRequest(request)) ?? vectors.handle(request, peer));
+    // One request protocol: batch delivery (magu-sync.ts), grants (access-gate.ts) and searches
+    // (vector-service.ts), a search or a vector index document only for those the gate lets in.
+    const unhandleSearch = await handleSearchProtocol(p2p.libp2p, async (request, peer) => {
+      const batch = await sync.handleBatchRequest(request);
+      if (batch !== undefined) return batch;
+      const granted = (await access.handleRequest(request, peer)) ?? (await meter.handleRequest(request));
+      if (granted !== undefined) return granted;
+      const scope = rightsFor(request);
+      if (scope === undefined) return vectors.handle(request, peer);
+      await access.check(peer, scope.magu, scope.need);
+      if ((request as { op?: unknown }).op !== "search") return vectors.handle(request, peer);
+      const done = await meter.charge(scope.magu, (request as { voucher?: unknown }).voucher);
+      let answered = false;
+      try {
+        const answer = await vectors.handle(request, peer);
+        answered = true;
+        return answer;
+      } finally {
+        await done(answered);
+      }
+    });
     // Proposals that are never committed: their data is dropped after PENDING_TTL_MS.
     const sweep = setInterval(() => {
       sync.sweep().catch((err: unknown) => log.warn("sweeping expired proposals failed", { error: (err as Error).message }));
@@ -301,6 +358,7 @@ class StorageNodeAgent implements NodeAgent {
             eventNames: ["MaguFormed", "MemberJoined", "MemberLeft", "DataCommitted", "MaguSettled"],
             name: "MaguRegistry",
           },
+          { address: init.deployment.contracts.maguAccess, abi: maguAccessAbi, eventNames: ["GrantRevoked", "VisibilitySet", "WithdrawRequested"], name: "MaguAccess" },
         ],
         fromBlock: init.deployment.deployBlock,
         confirmations,
@@ -309,6 +367,11 @@ class StorageNodeAgent implements NodeAgent {
       { publicClient: clients.publicClient, metaDb, logger: log },
     );
     const mine = (a: unknown): boolean => typeof a === "string" && a.toLowerCase() === member.toLowerCase();
+    // A revoked grant stops at once (not only at its next on-chain check); so does a Magu made private.
+    follower.on<{ magu: bigint; grantee: Hex }>("GrantRevoked", (e) => access.revoked(e.args.magu, e.args.grantee));
+    follower.on<{ magu: bigint }>("VisibilitySet", (e) => access.visibilityChanged(e.args.magu));
+    // A payer leaving: settle what it owes before its withdrawal delay is over.
+    follower.on<{ magu: bigint; payer: Address }>("WithdrawRequested", async (e) => void (await meter.settleNow(e.args.magu, e.args.payer)));
     follower.on<{ magu: bigint; members: readonly Address[] }>("MaguFormed", (e) => {
       const slot = e.args.members.findIndex(mine);
       if (slot >= 0) log.info("joined magu", { magu: e.args.magu.toString(), slot, block: e.blockNumber.toString() });
@@ -410,6 +473,7 @@ class StorageNodeAgent implements NodeAgent {
         ...(searchTasks ? { "search-tasks": searchTasks.followerStatus } : {}),
       });
       registerSearchBudgetMetrics(this.registry, () => budget.stats());
+      registerAccessMetrics(this.registry, () => access.stats(), () => meter.stats());
       const server = await startMetricsServer({ port: init.metricsPort! }, { registry: this.registry });
       this.metrics = server;
       this.stops.push({ name: "metrics", stop: () => server.close() });

@@ -4,7 +4,9 @@
  * ```
  * node --import tsx agents/roles/node/run-node.ts --rpc URL --deployment FILE --key HEX --dir DIR
  *      [--listen /ip4/127.0.0.1/tcp/0] [--quota BYTES] [--no-prove] [--ef N] [--metrics-port N]
+ *      [--settle-ms N]
  * ```
+ * `--settle-ms` is how often paid searches' vouchers are settled on chain (search-meter.ts).
  * `--metrics-port` serves `/metrics` on 127.0.0.1 (0: a free port; its URL is in the ready line).
  * `--ef` sets the default HNSW search effort of off-chain searches. `MURI_TEST_FAULT=false-distance`
  * makes the node lie in on-chain search tasks (test-only; see roles/node/search-tasks.ts).
@@ -31,6 +33,7 @@ async function main(): Promise<number> {
       "no-prove": { type: "boolean", default: false },
       ef: { type: "string" },
       "metrics-port": { type: "string" },
+      "settle-ms": { type: "string" },
     },
     strict: true,
   });
@@ -47,6 +50,11 @@ async function main(): Promise<number> {
   const ef = values.ef !== undefined ? Number(values.ef) : undefined;
   if (ef !== undefined && (!Number.isSafeInteger(ef) || ef < 1)) {
     process.stderr.write(`--ef must be a positive integer, got ${JSON.stringify(values.ef)}\n`);
+    return 2;
+  }
+  const settleMs = values["settle-ms"] !== undefined ? Number(values["settle-ms"]) : undefined;
+  if (settleMs !== undefined && (!Number.isSafeInteger(settleMs) || settleMs < 100)) {
+    process.stderr.write(`--settle-ms must be an integer of at least 100, got ${JSON.stringify(values["settle-ms"])}\n`);
     return 2;
   }
   const fault = process.env.MURI_TEST_FAULT;
@@ -72,6 +80,7 @@ async function main(): Promise<number> {
       efSearch: ef,
       searchFault: fault,
       metricsPort,
+      searchSettleMs: settleMs,
     },
     { logger: log },
   );

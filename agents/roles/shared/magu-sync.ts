@@ -54,6 +54,7 @@ import { maguRoot } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
 import { openSigner, proposalSigner, type BatchAck, type MuriContracts, type MuriPublicClient } from "../../chain/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
+import { Bucket, type MetaDb } from "../../store/meta-db.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import type { PeerId } from "@libp2p/interface";
 import { peerIdFromString } from "@libp2p/peer-id";
@@ -193,6 +194,8 @@ export interface MaguSyncComponents {
   index: MaguIndex;
   /** Read-only contract handles (chain reads of the Magu being indexed). */
   contracts: MuriContracts<MuriPublicClient>;
+  /** Where kept documents are noted with their Magu (`Bucket.document`); memory only when unset. */
+  metaDb?: MetaDb;
   logger?: Logger;
 }
 
@@ -205,6 +208,8 @@ export interface MaguSync {
   readonly sink: FragmentSink;
   /** Whether this node is assigned fragment `cid`. */
   isAssigned(cid: CID): boolean;
+  /** The Magu whose fragment or document `cid` is (for access); undefined when this node keeps no such CID. */
+  maguOf(cid: CID): bigint | undefined;
   /** Magus with a verified index, id -> number of fragments held here. */
   held(): ReadonlyMap<bigint, number>;
   /** Answers the request protocol's `batch.propose` and `batch.ack` (undefined: not a batch op). */
@@ -234,6 +239,16 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   const staged = new StagedManifests();
   /** CID string -> Magu id. */
   const assigned = new Map<string, bigint>();
+  /** CID string -> Magu id of the documents kept (manifests, index documents), also in `Bucket.document`. */
+  const documents = new Map<string, bigint>();
+  const documentBucket = components.metaDb?.bucket(Bucket.document);
+  const noteDocuments = async (maguId: bigint, cids: readonly CID[]): Promise<void> => {
+    for (const cid of cids) {
+      if (documents.get(cid.toString()) === maguId) continue;
+      documents.set(cid.toString(), maguId);
+      await documentBucket?.put(cid.bytes, Buffer.from(maguId.toString(16).padStart(64, "0"), "hex"));
+    }
+  };
   const heldCount = new Map<bigint, number>();
   const proposals = new Map<bigint, PendingBatch>();
   const opens = new Map<bigint, OpenBatch>();
@@ -315,6 +330,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
       await store.put(w.cid, w.bytes);
       staged.drop(w.cid.toString());
     }
+    await noteDocuments(list.maguId, [...list.manifestCids, docCid]);
     await index.recordFragments(list.maguId, want.root, roots, cids);
     await index.setHeld(list.maguId, held);
     assign(list.maguId, cids, held);
@@ -385,6 +401,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
       await store.put(cid, bytes);
     } else if (init.vectors !== undefined && type === init.vectors.documentType) {
       const accepted = await init.vectors.acceptDocument(bytes, cid, expectedFor(readMaguId(bytes), cid));
+      await noteDocuments(accepted.maguId, [cid]);
       assign(accepted.maguId, accepted.cids, accepted.held);
     } else {
       throw new MaguDocumentError(cid.toString(), `unknown document type ${JSON.stringify(type)}`);
@@ -568,6 +585,10 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
       assigned.clear();
       heldCount.clear();
       restored.clear();
+      documents.clear();
+      if (documentBucket !== undefined) {
+        for await (const [key, value] of documentBucket.entries()) documents.set(CID.decode(key).toString(), BigInt(`0x${Buffer.from(value).toString("hex")}`));
+      }
       for (const id of await index.maguIds()) {
         const rec = await index.get(id);
         if (rec === undefined) continue;
@@ -584,6 +605,13 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     acceptPush,
     sink,
     isAssigned: (cid) => assigned.has(cid.toString()),
+    maguOf(cid) {
+      const key = cid.toString();
+      const magu = assigned.get(key) ?? documents.get(key);
+      if (magu !== undefined) return magu;
+      for (const o of opens.values()) if (o.received.has(key)) return o.maguId;
+      return undefined;
+    },
     held: () => heldCount,
   };
 }

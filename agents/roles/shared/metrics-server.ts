@@ -148,3 +148,28 @@ export function registerSearchBudgetMetrics(registry: Registry, stats: () => Sea
     },
   });
 }
+
+/** `muri_access_*` and `muri_search_paid_*`: what the access gate let in and refused, and paid searches. */
+export function registerAccessMetrics(
+  registry: Registry,
+  access: () => { granted: number; refused: number; grants: number },
+  meter?: () => { charged: number; refused: number; settled: number; owed: bigint },
+): void {
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect(this: Gauge) {
+        this.set(read());
+      },
+    });
+  gauge("muri_access_granted_total", "Reads and searches of Magus let through the access gate", () => access().granted);
+  gauge("muri_access_refused_total", "Reads and searches refused: the peer was no member, validator or grantee of a private Magu", () => access().refused);
+  gauge("muri_access_grants", "Grants presented and held now", () => access().grants);
+  if (meter === undefined) return;
+  gauge("muri_search_paid_total", "Paid searches answered (vouchers kept)", () => meter().charged);
+  gauge("muri_search_unpaid_refused_total", "Searches refused for a missing or insufficient voucher", () => meter().refused);
+  gauge("muri_search_settlements_total", "Voucher settlements sent on chain", () => meter().settled);
+  gauge("muri_search_owed_wei", "Voucher totals not settled yet, in token wei", () => Number(meter().owed));
+}

@@ -18,12 +18,13 @@
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
 import { CID } from "multiformats/cid";
-import { createChainClients, createEventFollower, defaultConfirmations, describeError, getMuriContracts, maguRegistryAbi, pause, verifyChain, type Deployment } from "../../chain/index.js";
+import { accessDomain, createChainClients, createEventFollower, defaultConfirmations, describeError, getMuriContracts, maguRegistryAbi, pause, verifyChain, type Deployment } from "../../chain/index.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
 import { openFragmentStore, openMetaDb, silentLogger, type Logger } from "../../store/index.js";
 import { fetchBatchDocuments } from "../shared/batch-documents.js";
 import { createMaguIndex } from "../shared/magu-index.js";
 import { createMaguSync } from "../shared/magu-sync.js";
+import { createAccessGate } from "../shared/access-gate.js";
 import { registerFollowerMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 import { createSearchChecker, type SearchChecker } from "./search-checker.js";
 import { createValidator, ensureValidatorRegistered, type Validator } from "./validator.js";
@@ -103,7 +104,17 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     const vectors = createVectorService({ member: address, dir: init.dir, observer: true }, { store, index, metaDb, contracts: readContracts, logger: log });
     stops.push({ name: "vectors", stop: () => vectors.close() });
     const ban = (peer: string, reason: string): void => void parts.p2p?.banList.ban(peer, reason);
-    const sync = createMaguSync({ member: address, observer: true, vectors, ban }, { store, index, contracts: readContracts, logger: log });
+    const sync = createMaguSync({ member: address, observer: true, vectors, ban }, { store, index, metaDb, contracts: readContracts, logger: log });
+    // The documents a validator keeps are served as a member's are: to members, validators, grantees.
+    const access = createAccessGate(
+      { domain: accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess) },
+      {
+        contracts: readContracts,
+        maguOf: (cid) => sync.maguOf(cid),
+        chainNow: async () => Number((await clients.publicClient.getBlock({ blockTag: "latest" })).timestamp),
+        logger: log,
+      },
+    );
     await sync.load();
     await vectors.load();
 
@@ -114,6 +125,7 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
       source: store,
       sink: sync.sink,
       acceptPush: sync.acceptPush,
+      authorizeFetch: ({ peer, cid }) => access.serveReason(peer.toString(), cid),
     });
     await p2p.start();
     stops.push({ name: "p2p", stop: () => p2p.stop() });

@@ -21,12 +21,16 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { Hex } from "viem";
 import { after, before, describe, test } from "node:test";
 import { decodeManifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { type PutResult, type StorageClient } from "../../../agents/roles/client/client.js";
+import { ClientAccess } from "../../../agents/roles/client/access.js";
+import { registeredPeer } from "../../../agents/roles/shared/peers.js";
+import { signer } from "../chain/harness.js";
 import { Bucket, openMetaDb } from "../../../agents/store/meta-db.js";
 import { MemoryFragmentStore } from "../p2p/fixtures.js";
 import { firstChallengedPeriod, logLines, randomFile, startClient, startNetwork, tearDown, waitFor, waitProven, type Network } from "./e2e-helpers.js";
@@ -179,6 +183,13 @@ describe("e2e: a node restarted mid-run resumes and keeps proving", { timeout: 9
     const store = new MemoryFragmentStore();
     fetcher = await createP2PNode({ source: store, sink: store });
     await fetcher.start();
+    // The Magu is private: the fetcher presents its owner's session grant first (client/access.ts).
+    const owner = signer(net.chain.rpcUrl, net.deployment, net.chain.keys[CLIENT_KEY]! as Hex);
+    const access = new ClientAccess(
+      { deployment: net.deployment, account: owner.account.address, sign: (typed) => owner.walletClient.signTypedData({ account: owner.account, ...typed } as never) },
+      { contracts: net.read, p2p: fetcher, chainNow: async () => Number((await net.publicClient.getBlock({ blockTag: "latest" })).timestamp) },
+    );
+    await access.ensure(await registeredPeer(net.read, fetcher, node.address), stored.maguId);
     const target = info.multiaddrs[0]!;
     const manifest = decodeManifest(await fetcher.fetchFragment(target, stored.manifestCid), stored.manifestCid);
     const slot = stored.members.findIndex((a) => a.toLowerCase() === node.address.toLowerCase());

@@ -1,0 +1,197 @@
+/**
+ * A client's side of access to private Magus (roles/shared/access-gate.ts): before it reads or
+ * searches a private Magu on a member, it presents a grant (`op: "access"` on
+ * `/muri/search/1.0.0`) once per member, renewed before it lapses:
+ * - the Magu's owner signs a grant to its own libp2p peer for the session (an hour);
+ * - anyone else presents a grant token the owner gave them (`muri magu grant`, passed as
+ *   `--grant`); a grant to an account comes with the account's `Holder` statement for this peer.
+ * A public Magu needs nothing. A client without a credential presents nothing: the member's
+ * refusal says what is missing.
+ */
+import type { PeerId } from "@libp2p/interface";
+import type { Address, Hex, TypedDataDomain } from "viem";
+import {
+  RIGHTS_ALL,
+  accessDomain,
+  decodeGrantToken,
+  granteeAccount,
+  peerGrantee,
+  signGrant,
+  signHolder,
+  type Deployment,
+  type MuriContracts,
+  type MuriPublicClient,
+  type MuriWalletClient,
+  type SignedGrant,
+  type TypedSigner,
+} from "../../chain/index.js";
+import { searchRequest, type P2PNode } from "../../p2p/index.js";
+
+/** How long the owner's own session grant lasts. */
+const SESSION_GRANT_S = 3_600;
+/** A presentation is renewed when it has less than this left (chain seconds). */
+const RENEW_BEFORE_S = 60;
+/** How long a Magu's visibility is trusted. */
+const VISIBILITY_TTL_MS = 30_000;
+
+/** A member refused the grant this client presented. */
+export class AccessRefusedError extends Error {
+  readonly code = "ERR_ACCESS_REFUSED";
+  constructor(
+    readonly context: { magu: bigint; peer: string; reason: string },
+  ) {
+    super(`member ${context.peer} refused access to Magu ${context.magu}: ${context.reason}`);
+    this.name = "AccessRefusedError";
+  }
+}
+
+/** Whether `err` is a refusal for want of access (the member's gate, or a refused grant). */
+export function isAccessRefusal(err: unknown): boolean {
+  if (err instanceof AccessRefusedError) return true;
+  const message = (err as Error | undefined)?.message ?? "";
+  return /access denied|is private:/.test(message);
+}
+
+/** Whether `err` is a member's refusal of an unpaid search (search-meter.ts). */
+export function isPaymentRefusal(err: unknown): boolean {
+  return /charges for searches/.test((err as Error | undefined)?.message ?? "");
+}
+
+export interface ClientAccessInit {
+  deployment: Pick<Deployment, "chainId" | "contracts">;
+  /** This client's account (the owner of its own Magus). */
+  account: Address;
+  /** Signs EIP-712 data with `account`. */
+  sign: TypedSigner;
+  /** Grant tokens given to this client (`muri magu grant` output). */
+  grants?: readonly string[];
+}
+
+export interface ClientAccessComponents {
+  /** The chain's time, unix seconds (the latest block's timestamp): grants expire by it. */
+  chainNow(): Promise<number>;
+  /** Read or write handles (only reads are used). */
+  contracts:
+    | Pick<MuriContracts<MuriPublicClient>, "maguRegistry" | "maguAccess">
+    | Pick<MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>, "maguRegistry" | "maguAccess">;
+  p2p: Pick<P2PNode, "libp2p" | "peerId">;
+}
+
+export class ClientAccess {
+  private readonly domain: TypedDataDomain;
+  private readonly tokens = new Map<bigint, SignedGrant>();
+  /** `${peer}/${magu}` -> chain time (unix seconds) the presentation lapses. */
+  private readonly presented = new Map<string, number>();
+  private clock: { at: number; value: Promise<number> } | undefined;
+  private readonly visibility = new Map<bigint, { at: number; value: Promise<boolean> }>();
+  private readonly credentials = new Map<bigint, Promise<Credential | undefined>>();
+
+  constructor(
+    private readonly init: ClientAccessInit,
+    private readonly c: ClientAccessComponents,
+  ) {
+    this.domain = accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess);
+    for (const token of init.grants ?? []) {
+      const { chainId, contract, grant } = decodeGrantToken(token);
+      if (chainId !== init.deployment.chainId || contract.toLowerCase() !== init.deployment.contracts.maguAccess.toLowerCase()) {
+        throw new Error(`--grant for Magu ${grant.magu} is for chain ${chainId} (MaguAccess ${contract}), not this network (chain ${init.deployment.chainId})`);
+      }
+      this.tokens.set(grant.magu, grant);
+    }
+  }
+
+  /** Presents this client's credential for `magu` to `peer` unless the Magu is public or it was presented. */
+  async ensure(peer: PeerId, magu: bigint): Promise<void> {
+    const key = `${peer.toString()}/${magu}`;
+    if (await this.isPublic(magu)) return;
+    const now = await this.chainNow();
+    if ((this.presented.get(key) ?? 0) - RENEW_BEFORE_S > now) return;
+    let credential = await this.credential(magu);
+    if (credential === undefined) return;
+    if (credential.until - RENEW_BEFORE_S <= now) {
+      this.credentials.delete(magu);
+      credential = await this.credential(magu);
+      if (credential === undefined) return;
+    }
+    const request = {
+      op: "access",
+      magu: magu.toString(),
+      grant: { grantee: credential.grant.grantee, rights: credential.grant.rights, expires: credential.grant.expires.toString(), nonce: credential.grant.nonce.toString(), signature: credential.grant.signature },
+      ...(credential.holder !== undefined ? { holder: { expires: credential.holder.expires.toString(), signature: credential.holder.signature } } : {}),
+    };
+    const answer = (await searchRequest(this.c.p2p.libp2p, peer, request, { what: "access" })) as { ok?: boolean; expires?: string; error?: string };
+    if (answer?.ok !== true) {
+      // A refused self-grant may be stale (a revocation raised the nonce): sign again next time.
+      this.credentials.delete(magu);
+      throw new AccessRefusedError({ magu, peer: peer.toString(), reason: answer?.error ?? "malformed answer" });
+    }
+    this.presented.set(key, Number(answer.expires ?? 0));
+  }
+
+  /** Presents to every peer given, in parallel; a peer that cannot be reached is left to the read that follows. */
+  async ensureAll(peers: readonly PeerId[], magu: bigint): Promise<void> {
+    const results = await Promise.allSettled(peers.map((p) => this.ensure(p, magu)));
+    const refused = results.find((r): r is PromiseRejectedResult => r.status === "rejected" && r.reason instanceof AccessRefusedError);
+    if (refused !== undefined) throw refused.reason;
+  }
+
+  /** The chain's time, read at most once a second: grants expire by it, not by this machine's clock. */
+  private chainNow(): Promise<number> {
+    if (this.clock !== undefined && Date.now() - this.clock.at < 1_000) return this.clock.value;
+    const entry = { at: Date.now(), value: this.c.chainNow() };
+    entry.value.catch(() => {
+      if (this.clock === entry) this.clock = undefined;
+    });
+    this.clock = entry;
+    return entry.value;
+  }
+
+  private isPublic(magu: bigint): Promise<boolean> {
+    const hit = this.visibility.get(magu);
+    if (hit !== undefined && Date.now() - hit.at < VISIBILITY_TTL_MS) return hit.value;
+    const value = this.c.contracts.maguAccess.read.isPublic([magu]);
+    this.visibility.set(magu, { at: Date.now(), value });
+    value.catch(() => this.visibility.delete(magu));
+    return value;
+  }
+
+  private credential(magu: bigint): Promise<Credential | undefined> {
+    let c = this.credentials.get(magu);
+    if (c === undefined) {
+      c = this.makeCredential(magu);
+      this.credentials.set(magu, c);
+      c.catch(() => this.credentials.delete(magu));
+    }
+    return c;
+  }
+
+  private async makeCredential(magu: bigint): Promise<Credential | undefined> {
+    // Expiries are chain time: MaguAccess checks them against block.timestamp.
+    const now = await this.chainNow();
+    const given = this.tokens.get(magu);
+    if (given !== undefined) {
+      const account = granteeAccount(given.grantee);
+      if (account === undefined) return { grant: given, until: Number(given.expires) };
+      if (account.toLowerCase() !== this.init.account.toLowerCase()) {
+        throw new Error(`the grant for Magu ${magu} names account ${account}; this client is ${this.init.account}: run it with that account's key`);
+      }
+      const expires = BigInt(Math.min(Number(given.expires), now + SESSION_GRANT_S));
+      const signature = await signHolder(this.init.sign, this.domain, { magu, peer: peerGrantee(this.c.p2p.peerId.toString()), expires });
+      return { grant: given, holder: { expires, signature }, until: Number(expires) };
+    }
+    const info = await this.c.contracts.maguRegistry.read.maguInfo([magu]);
+    if (info.owner.toLowerCase() !== this.init.account.toLowerCase()) return undefined;
+    const grantee = peerGrantee(this.c.p2p.peerId.toString());
+    const nonce = await this.c.contracts.maguAccess.read.grantNonce([magu, grantee]);
+    const expires = BigInt(now + SESSION_GRANT_S);
+    const grant = await signGrant(this.init.sign, this.domain, { magu, grantee, rights: RIGHTS_ALL, expires, nonce: BigInt(nonce) });
+    return { grant, until: Number(expires) };
+  }
+}
+
+interface Credential {
+  grant: SignedGrant;
+  holder?: { expires: bigint; signature: Hex };
+  /** When the credential lapses, chain time (unix seconds). */
+  until: number;
+}

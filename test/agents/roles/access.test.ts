@@ -1,0 +1,270 @@
+/**
+ * Who may read and search a Magu (issue 21), on `hardhat node` with three node processes and the
+ * real `muri` CLI:
+ * - a private vector Magu: a stranger is refused its vector index document, every fragment on every
+ *   holder and every search, each with an error naming the missing grant; its owner is served;
+ * - `muri magu grant --to ACCOUNT`: the stranger, with the token, reads and searches; after
+ *   `muri magu revoke` it is refused again (the members follow GrantRevoked); a grant that expires
+ *   stops working at its expiry;
+ * - a private blob Magu: its manifest and shards are refused to the stranger, its owner's get works;
+ * - `muri magu visibility ID public`: anyone is served;
+ * - paid searches: `muri magu search-price`, `muri magu deposit`, searches with vouchers, the
+ *   members settle them on chain (each paid exactly what it answered), a searcher without a
+ *   deposit is refused, and `muri magu withdraw-deposit` returns the rest after the delay.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { parseEventLogs, type Address, type Hex } from "viem";
+import { CID } from "multiformats/cid";
+import { maguAccessAbi, type MuriContracts, type MuriPublicClient, type TypedSigner } from "../../../agents/chain/index.js";
+import { writeNpy } from "../../../agents/data/vector-files.js";
+import { RemoteNotFoundError, RemoteRefusedError, type P2PNode } from "../../../agents/p2p/index.js";
+import { ClientAccess } from "../../../agents/roles/client/access.js";
+import { createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
+import { createClientNode, registeredPeer } from "../../../agents/roles/shared/peers.js";
+import { gaussianMixture } from "../index/fixtures.js";
+import { muri } from "../cli/run-muri.js";
+import { randomFile, sha256File, startClient, startNetwork, tearDown, waitFor, type Network } from "./e2e-helpers.js";
+import type { StorageClient } from "../../../agents/roles/client/client.js";
+import { signer } from "../chain/harness.js";
+
+const NODES = 3;
+const OWNER = NODES + 1;
+const STRANGER = NODES + 2;
+const BROKE = NODES + 3;
+const DIM = 8;
+const E18 = 10n ** 18n;
+
+describe("access: private Magus, grants, revocation, expiry, public Magus and paid searches", { timeout: 600_000 }, () => {
+  let net: Network;
+  let owner: VectorClient;
+  let blobOwner: StorageClient;
+  let maguId: bigint;
+  let fragments: CID[];
+  let indexCid: CID;
+  let ownerArgs: string[];
+  let strangerArgs: string[];
+  let strangerNode: P2PNode;
+  let holders: Array<{ address: Address; peer: Awaited<ReturnType<typeof registeredPeer>> }>;
+  const query = Array.from({ length: DIM }, (_, i) => (i % 3) / 4);
+  /** Which (holder, CID) fetches the stranger was refused: exactly what each holder keeps. */
+  let refusedAt: boolean[];
+  const started: VectorClient[] = [];
+  const chainNow = async (): Promise<number> => Number((await net.publicClient.getBlock({ blockTag: "latest" })).timestamp);
+  const strangerSign: TypedSigner = (typed) => {
+    const s = signer(net.chain.rpcUrl, net.deployment, net.chain.keys[STRANGER]! as Hex);
+    return s.walletClient.signTypedData({ account: s.account, ...typed } as never);
+  };
+
+  const vectorClient = async (key: number, dir: string, grants: string[] = []): Promise<VectorClient> => {
+    const c = createVectorClient({ dir: join(net.dir, dir), deployment: net.deployment, rpcUrl: net.chain.rpcUrl, privateKey: net.chain.keys[key]! as Hex, grants });
+    await c.start();
+    started.push(c);
+    return c;
+  };
+
+  /** How each holder answers the stranger's fetch of each fragment and of the index document. */
+  const strangerFetches = async (): Promise<Array<"ok" | string>> => {
+    const out: Array<"ok" | string> = [];
+    for (const h of holders) {
+      for (const cid of [indexCid, ...fragments]) {
+        try {
+          await strangerNode.fetchFragment(h.peer, cid, { timeoutMs: 10_000 });
+          out.push("ok");
+        } catch (err) {
+          if (err instanceof RemoteNotFoundError) out.push("not found");
+          else out.push(err instanceof RemoteRefusedError ? err.context.reason : `other: ${(err as Error).message}`);
+        }
+      }
+    }
+    return out;
+  };
+
+  before(async () => {
+    net = await startNetwork({ prefix: "muri-access-", nodes: NODES, fund: [OWNER, STRANGER, BROKE], nodeArgs: () => ["--settle-ms", "1000"] });
+    ownerArgs = ["--rpc", net.chain.rpcUrl, "--deployment", net.deploymentFile, "--key", net.chain.keys[OWNER]!];
+    strangerArgs = ["--rpc", net.chain.rpcUrl, "--deployment", net.deploymentFile, "--key", net.chain.keys[STRANGER]!];
+    owner = await vectorClient(OWNER, "owner");
+    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(DIM), "--replication", "2", "--members", String(NODES), "--json", ...ownerArgs]);
+    assert.equal(created.code, 0, created.stderr);
+    const json = JSON.parse(created.stdout) as { id: string; visibility: string };
+    maguId = BigInt(json.id);
+    assert.equal(json.visibility, "private", "a Magu is private by default");
+    await writeNpy(join(net.dir, "v.npy"), gaussianMixture({ count: 400, dim: DIM, seed: 3 }), DIM);
+    const added = await owner.add(maguId, join(net.dir, "v.npy"), { fragmentSize: 1024 });
+    assert.ok(added.fragmentCount >= 4, `${added.fragmentCount} fragments`);
+    const doc = await owner.fetchManifest(maguId);
+    assert.ok(doc !== undefined);
+    fragments = doc.manifest.fragments.map((f) => f.cid);
+    indexCid = doc.cid;
+    strangerNode = await createClientNode(join(net.dir, "stranger-raw"));
+    await strangerNode.start();
+    const info = await net.read.maguRegistry.read.maguInfo([maguId]);
+    holders = await Promise.all(info.members.map(async (address) => ({ address, peer: await registeredPeer(net.read, strangerNode, address) })));
+    // Every holder indexed its replicas before the refusals below are read as refusals.
+    await waitFor("the owner's search covers every fragment", 60_000, async () => {
+      const r = await owner.search(maguId, query, 5, { exact: true });
+      return r.uncovered.length === 0 && r.failed === 0 ? r : undefined;
+    }, 500);
+  });
+
+  after(async () => {
+    for (const c of started) await c.stop().catch(() => undefined);
+    await strangerNode?.stop();
+    await tearDown("node", net?.nodes ?? [], blobOwner);
+  });
+
+  test("a stranger is refused the index document, every fragment on every holder and every search", async () => {
+    const answers = await strangerFetches();
+    assert.equal(answers.length, holders.length * (fragments.length + 1));
+    // A holder refuses what it keeps (r = 2 replicas of every fragment, and the index document on
+    // every member), and has nothing else to give.
+    for (const a of answers) assert.match(a, /^access denied: Magu \d+ is private: this peer is not a member, a validator or the holder of a grant; ask its owner for `muri magu grant|^not found$/, a);
+    refusedAt = answers.map((a) => a !== "not found");
+    assert.equal(refusedAt.filter(Boolean).length, fragments.length * 2 + holders.length, "every replica and every copy of the index document was refused");
+    const stranger = await vectorClient(STRANGER, "stranger");
+    await assert.rejects(stranger.search(maguId, query, 5), (err: Error & { code?: string }) => err.code === "ERR_ACCESS_DENIED" && /is private/.test(err.message));
+    await assert.rejects(stranger.fetchManifest(maguId), /is private/);
+    const cli = await muri(["search", "--magu", String(maguId), "--vector", JSON.stringify(query), "-k", "3", ...strangerArgs, "--client-dir", join(net.dir, "stranger-cli")]);
+    assert.notEqual(cli.code, 0);
+    assert.match(cli.stderr.trim(), /is private: .*muri magu grant/);
+    assert.doesNotMatch(cli.stderr, /\n\s+at /, "no stack trace");
+    // The owner is served (a session grant to its own peer).
+    const mine = await owner.search(maguId, query, 5, { exact: true });
+    assert.equal(mine.hits.length, 5);
+    assert.equal(mine.failed, 0);
+  });
+
+  test("a grant to the stranger's account lets it read and search; a revocation ends it at once", async () => {
+    const stranger = signer(net.chain.rpcUrl, net.deployment, net.chain.keys[STRANGER]! as Hex).account.address;
+    const granted = await muri(["magu", "grant", String(maguId), "--to", stranger, "--rights", "read,search", "--expires", "1h", "--json", ...ownerArgs]);
+    assert.equal(granted.code, 0, granted.stderr);
+    const token = (JSON.parse(granted.stdout) as { token: string }).token;
+    const withGrant = await vectorClient(STRANGER, "stranger-granted", [token]);
+    const exact = await owner.search(maguId, query, 5, { exact: true });
+    const theirs = await withGrant.search(maguId, query, 5, { exact: true });
+    assert.deepEqual(theirs.hits.map((h) => h.id), exact.hits.map((h) => h.id), "the grantee gets the owner's answer");
+    assert.ok((await withGrant.fetchManifest(maguId)) !== undefined);
+    const cli = await muri(["search", "--magu", String(maguId), "--vector", JSON.stringify(query), "-k", "3", "--exact", "--grant", token, "--json", ...strangerArgs, "--client-dir", join(net.dir, "stranger-cli")]);
+    assert.equal(cli.code, 0, cli.stderr);
+    // Raw reads with the same grant, presented by the client's access module.
+    const access = new ClientAccess(
+      {
+        deployment: net.deployment,
+        account: stranger,
+        sign: strangerSign,
+        grants: [token],
+      },
+      { contracts: net.read as MuriContracts<MuriPublicClient>, p2p: strangerNode, chainNow },
+    );
+    await access.ensureAll(holders.map((h) => h.peer), maguId);
+    const served = await strangerFetches();
+    assert.deepEqual(served.map((a) => a === "ok"), refusedAt, `served exactly what was refused before: ${served.join("; ")}`);
+
+    const revoked = await muri(["magu", "revoke", String(maguId), "--to", stranger, "--json", ...ownerArgs]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    // Members follow GrantRevoked: refused within a few seconds, not only at the 15-s recheck.
+    const t0 = performance.now();
+    await waitFor("every holder refuses the revoked grantee", 10_000, async () => (await strangerFetches()).every((a) => /access denied/.test(a) || a === "not found") || undefined, 250);
+    console.log(`# revocation took effect on every holder in ${Math.round(performance.now() - t0)} ms`);
+    await assert.rejects(withGrant.search(maguId, query, 5), (err: Error & { code?: string }) => err.code === "ERR_ACCESS_DENIED");
+    // The revoked token cannot be presented again.
+    const again = new ClientAccess({ deployment: net.deployment, account: stranger, sign: strangerSign, grants: [token] }, { contracts: net.read as MuriContracts<MuriPublicClient>, p2p: strangerNode, chainNow });
+    await assert.rejects(again.ensureAll(holders.map((h) => h.peer), maguId), /refused access.*revoked/);
+  });
+
+  test("a grant to a peer stops at its expiry", async () => {
+    const granted = await muri(["magu", "grant", String(maguId), "--to", strangerNode.peerId.toString(), "--rights", "read", "--expires", "15s", "--json", ...ownerArgs]);
+    assert.equal(granted.code, 0, granted.stderr);
+    const { token, expires } = JSON.parse(granted.stdout) as { token: string; expires: string };
+    const access = new ClientAccess({ deployment: net.deployment, account: "0x0000000000000000000000000000000000000001", sign: async () => "0x" as Hex, grants: [token] }, { contracts: net.read as MuriContracts<MuriPublicClient>, p2p: strangerNode, chainNow });
+    await access.ensureAll(holders.map((h) => h.peer), maguId);
+    const before = await strangerFetches();
+    assert.ok(before.some((a) => a === "ok"), before.join("; "));
+    // Expiry is chain time: let the chain pass it (automine: a block per transaction, so mine one).
+    await waitFor("the grant's expiry on chain", 30_000, async () => {
+      await net.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+      return (await chainNow()) > Number(expires) + 3 || undefined;
+    }, 1000);
+    const afterExpiry = await strangerFetches();
+    // The first read after the expiry is told "its grant expired"; the grant is then dropped.
+    for (const a of afterExpiry) assert.match(a, /^access denied: Magu \d+ is private: (its grant expired|this peer is not a member)|^not found$/, a);
+    assert.deepEqual(afterExpiry.map((a) => a !== "not found"), refusedAt, "everything held is refused again");
+  });
+
+  test("a private blob Magu: the stranger is refused its manifest and shards; its owner gets the file", async () => {
+    blobOwner = await startClient(net, OWNER);
+    const { path, sha256 } = await randomFile(net.dir, "blob.bin", 300_000);
+    const put = await blobOwner.put(path, { k: 2, m: 1, members: NODES });
+    const info = await net.read.maguRegistry.read.maguInfo([put.maguId]);
+    const peers = await Promise.all(info.members.map((a) => registeredPeer(net.read, strangerNode, a)));
+    for (const peer of peers) {
+      await assert.rejects(strangerNode.fetchFragment(peer, put.manifestCid, { timeoutMs: 10_000 }), (err: Error) => err instanceof RemoteRefusedError && /access denied: Magu \d+ is private/.test(err.message));
+    }
+    const out = join(net.dir, "blob.out");
+    await blobOwner.get({ maguId: put.maguId, manifestCid: put.manifestCid }, out);
+    assert.equal(await sha256File(out), sha256, "the owner's get is byte for byte");
+  });
+
+  test("a public Magu answers anyone", async () => {
+    const made = await muri(["magu", "visibility", String(maguId), "public", "--json", ...ownerArgs]);
+    assert.equal(made.code, 0, made.stderr);
+    const status = await muri(["magu", "status", String(maguId), ...ownerArgs]);
+    assert.match(status.stdout, /public: its members serve and search it for anyone/);
+    await waitFor("every holder serves the stranger", 10_000, async () => {
+      const answers = await strangerFetches();
+      return answers.every((a, i) => (a === "ok") === refusedAt[i]) || undefined;
+    }, 250);
+    const anyone = await vectorClient(BROKE, "anyone");
+    const r = await anyone.search(maguId, query, 5, { exact: true });
+    assert.equal(r.hits.length, 5);
+  });
+
+  test("paid searches: vouchers settle on chain, each member is paid what it answered, a payer without a deposit is refused", async () => {
+    const price = E18 / 100n;
+    assert.equal((await muri(["magu", "search-price", String(maguId), "0.01", ...ownerArgs])).code, 0);
+    const deposited = await muri(["magu", "deposit", String(maguId), "1", "--json", ...strangerArgs]);
+    assert.equal(deposited.code, 0, deposited.stderr);
+    const payer = signer(net.chain.rpcUrl, net.deployment, net.chain.keys[STRANGER]! as Hex).account.address;
+    const before = await Promise.all(holders.map((h) => net.read.token.read.balanceOf([h.address])));
+    const searcher = await vectorClient(STRANGER, "payer");
+    let asked = 0;
+    for (let i = 0; i < 4; i++) {
+      const r = await searcher.search(maguId, query.map((x) => x + i / 10), 3, { exact: true });
+      assert.equal(r.failed, 0);
+      assert.equal(r.hits.length, 3);
+      asked += r.asked;
+    }
+    const owed = BigInt(asked) * price;
+    // The members settle within --settle-ms (1 s here).
+    const settled = await waitFor("the members settled every search", 30_000, async () => {
+      const logs = await net.publicClient.getLogs({ address: net.deployment.contracts.maguAccess, fromBlock: 0n });
+      const events = parseEventLogs({ abi: maguAccessAbi, logs, eventName: "SearchSettled" });
+      const total = events.reduce((s, e) => s + e.args.paid, 0n);
+      return total === owed ? events : undefined;
+    }, 500);
+    const after = await Promise.all(holders.map((h) => net.read.token.read.balanceOf([h.address])));
+    for (const [i, h] of holders.entries()) {
+      const paid = settled.filter((e) => e.args.member.toLowerCase() === h.address.toLowerCase()).reduce((s, e) => s + e.args.paid, 0n);
+      const [onChain] = await net.read.maguAccess.read.settled([maguId, payer, h.address]);
+      assert.equal(onChain, paid, `member ${i}: settled books`);
+      // A member also earns other rewards meanwhile (proofs); its search pay is at least what it settled.
+      assert.ok(after[i]! - before[i]! >= paid, `member ${i} received its search pay`);
+    }
+    assert.equal(await net.read.maguAccess.read.balanceOf([maguId, payer]), E18 - owed, "the deposit paid exactly the searches answered");
+
+    const broke = await vectorClient(BROKE, "broke");
+    await assert.rejects(broke.search(maguId, query, 3), (err: Error & { code?: string }) => err.code === "ERR_SEARCH_PAYMENT" && /deposit/.test(err.message));
+
+    const asked1 = await muri(["magu", "withdraw-deposit", String(maguId), "--json", ...strangerArgs]);
+    assert.equal(asked1.code, 0, asked1.stderr);
+    const at = BigInt((JSON.parse(asked1.stdout) as { withdrawableAt: string }).withdrawableAt);
+    // Searching on credit and leaving before the members settle: refused once a withdrawal is asked.
+    await assert.rejects(searcher.search(maguId, query, 3), (err: Error & { code?: string }) => err.code === "ERR_SEARCH_PAYMENT" && /asked to withdraw/.test(err.message));
+    await net.mineTo(at);
+    const paidOut = await muri(["magu", "withdraw-deposit", String(maguId), "--json", ...strangerArgs]);
+    assert.equal(paidOut.code, 0, paidOut.stderr);
+    assert.equal(BigInt((JSON.parse(paidOut.stdout) as { withdrawn: string }).withdrawn), E18 - owed);
+  });
+});
