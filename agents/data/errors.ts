@@ -132,7 +132,10 @@ export class ManifestCidMismatchError extends ManifestError {
   }
 }
 
-/** The decoded stream length disagrees with the manifest (truncated or extended data). */
+/**
+ * The decoded length disagrees with the manifest's (opened) size: truncated or extended data, or
+ * data in the sealed padding past the size (`actual` is then the least size the data needs).
+ */
 export class SizeMismatchError extends DataError<{ expected: number; actual: number }> {
   constructor(expected: number, actual: number) {
     super("ERR_SIZE_MISMATCH", `decoded ${actual} bytes, manifest says ${expected}`, { expected, actual });
