@@ -5,7 +5,7 @@ import type { CID } from "multiformats/cid";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { FRAGMENT_SIZE } from "../../../agents/data/constants.js";
 import { FileCipher, manifestMac, sealFileSize } from "../../../agents/data/crypto.js";
-import { FileIdReusedError, InvalidParameterError, ManifestError, ManifestSealError, NotEnoughShardsError, SizeMismatchError } from "../../../agents/data/errors.js";
+import { FileIdReusedError, InvalidParameterError, ManifestAuthError, ManifestError, ManifestSealError, NotEnoughShardsError, SizeMismatchError } from "../../../agents/data/errors.js";
 import { fragmentSpan, manifestMacBody, type Manifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import {
@@ -291,6 +291,9 @@ describe("pipeline: decoder options and errors", () => {
     // A member cannot seal another size: one copied from another file, or edited, does not open.
     const other = await encodeToMemory(bytesOf(50), { secret, fileId: freshFileId(), k: 1, m: 0, shardSize: 256 });
     await assert.rejects(decodeToBuffer({ ...r.manifest, sealedSize: other.manifest.sealedSize }, fetch, { secret }), ManifestSealError);
+    // The MAC covers the seal: a seal of another size that opens (made with the secret) but without
+    // a new MAC is ManifestAuthError, not a seal error.
+    await assert.rejects(decodeToBuffer({ ...r.manifest, sealedSize: sealFileSize(secret, fileId, 50) }, fetch, { secret }), (e: unknown) => e instanceof ManifestAuthError && !(e instanceof ManifestSealError));
     // Re-sealed under the secret (a client bug), the decoder still never returns short data.
     const reseal = (size: number): Manifest => {
       const m = { ...r.manifest, sealedSize: sealFileSize(secret, fileId, size) };
