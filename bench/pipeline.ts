@@ -53,7 +53,6 @@ const PIECE = 8 * 2 ** 20;
 console.log(`preparing ${args.mib} MiB of input...`);
 const input = createCipheriv("aes-256-ctr", Buffer.alloc(32, 7), Buffer.alloc(16)).update(Buffer.alloc(total));
 const secret = Buffer.alloc(32, 9);
-const fileId = Buffer.alloc(32, 3);
 const fragmentPlain = FRAGMENT_SIZE - ENCRYPTION_OVERHEAD;
 const backend = hashBackend();
 
@@ -74,7 +73,7 @@ let stored: { result: EncodeResult; shards: Buffer[] } | undefined;
 
 async function encodeStored(): Promise<void> {
   const shards: Buffer[] = [];
-  const result = await encodeFile(source(), { secret, fileId, k, m }, (stripe) => {
+  const result = await encodeFile(source(), { secret, k, m }, (stripe) => {
     for (const s of stripe) shards[s.index] = s.bytes;
   });
   stored = { result, shards };
@@ -130,14 +129,14 @@ const measurements: [string, number, () => Promise<void> | void][] = [
     `encode k=${k} m=${m}, sequential (one core), ${backend.name}`,
     1,
     async () => {
-      await encodeFile(source(), { secret, fileId, k, m, sequential: true, reuseBuffers: true }, () => {});
+      await encodeFile(source(), { secret, k, m, sequential: true, reuseBuffers: true }, () => {});
     },
   ],
   [
     `encode k=${k} m=${m}, overlapped, ${backend.name}`,
     1,
     async () => {
-      await encodeFile(source(), { secret, fileId, k, m, reuseBuffers: true }, () => {});
+      await encodeFile(source(), { secret, k, m, reuseBuffers: true }, () => {});
     },
   ],
   [`encode k=${k} m=${m}, overlapped, fresh buffers kept, ${backend.name}`, 1, encodeStored],
@@ -145,7 +144,7 @@ const measurements: [string, number, () => Promise<void> | void][] = [
     `encode k=8 m=2, sequential (one core), ${backend.name}`,
     1,
     async () => {
-      await encodeFile(source(), { secret, fileId, k: 8, m: 2, sequential: true, reuseBuffers: true }, () => {});
+      await encodeFile(source(), { secret, k: 8, m: 2, sequential: true, reuseBuffers: true }, () => {});
     },
   ],
   [
@@ -156,7 +155,7 @@ const measurements: [string, number, () => Promise<void> | void][] = [
         async function* quarter(): AsyncGenerator<Buffer> {
           for (let offset = 0; offset < total / 4; offset += PIECE) yield input.subarray(offset, Math.min(total / 4, offset + PIECE));
         }
-        await encodeFile(quarter(), { secret, fileId, k, m, sequential: true, reuseBuffers: true }, () => {});
+        await encodeFile(quarter(), { secret, k, m, sequential: true, reuseBuffers: true }, () => {});
       }),
   ],
   [`decode k=${k} m=${m}, all data shards present`, 1, () => drain(() => false)],

@@ -9,8 +9,14 @@
  * given to it twice (`FileIdReusedError`; passing one at all is for tests).
  *
  * The manifest carries `manifestMac`: an HMAC under a key derived from the secret and the fileId
- * of the manifest itself (length, layout, shard CIDs and roots), checked before any decryption, so
- * a manifest over a prefix of the stripes or with another file's stripes is refused.
+ * of the manifest itself (sealed size, layout, shard CIDs and roots), checked before any fragment
+ * is decrypted, so a manifest over a prefix of the stripes or with another file's stripes is refused.
+ *
+ * The file's size is not in the manifest in the clear (members and validators read manifests):
+ * `sealedSize` is uint64_be(size) sealed like a fragment (same layout, AES-256-GCM) under
+ * HKDF-SHA256(secret, fileId, "muri/v1/manifest-size", 44): its own HKDF info, so its key is
+ * unrelated to every fragment key ({@link sealFileSize}, {@link openFileSize}). It is sealed once
+ * per file id, like each fragment index.
  *
  * Sealed layout (documented in the manifest as `layout`): nonce (12) ‖ ciphertext (= plaintext
  * length) ‖ tag (16), so sealed length = plaintext length + 28. No AAD (the key already binds the
@@ -18,7 +24,7 @@
  * the tag, and only then returns plaintext; any failure is a {@link DecryptionError}.
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
-import { DecryptionError, InvalidParameterError } from "./errors.js";
+import { DecryptionError, InvalidParameterError, ManifestSealError } from "./errors.js";
 
 /** Cipher name recorded in manifests. */
 export const ENCRYPTION_ALG = "aes-256-gcm";
@@ -73,6 +79,12 @@ export function manifestMacMatches(secret: Uint8Array, fileId: Uint8Array, body:
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
+/** HKDF-SHA256(secret, salt = fileId, info, 44) split into an AES-256 key and a GCM nonce. */
+function deriveKeyNonce(secret: Uint8Array, fileId: Uint8Array, info: Uint8Array | string): { key: Buffer; nonce: Buffer } {
+  const okm = Buffer.from(hkdfSync("sha256", secret, fileId, info, KEY_SIZE + NONCE_SIZE));
+  return { key: okm.subarray(0, KEY_SIZE), nonce: okm.subarray(KEY_SIZE) };
+}
+
 /** Key and nonce of fragment `index` of the file `fileId` under `secret`. */
 export function deriveFragmentKey(secret: Uint8Array, fileId: Uint8Array, index: number): { key: Buffer; nonce: Buffer } {
   checkBytes("secret", secret, KEY_SIZE);
@@ -81,8 +93,86 @@ export function deriveFragmentKey(secret: Uint8Array, fileId: Uint8Array, index:
   const info = Buffer.allocUnsafe(INFO_PREFIX.length + 8);
   INFO_PREFIX.copy(info, 0);
   info.writeBigUInt64BE(BigInt(index), INFO_PREFIX.length);
-  const okm = Buffer.from(hkdfSync("sha256", secret, fileId, info, KEY_SIZE + NONCE_SIZE));
-  return { key: okm.subarray(0, KEY_SIZE), nonce: okm.subarray(KEY_SIZE) };
+  return deriveKeyNonce(secret, fileId, info);
+}
+
+/**
+ * Writes nonce ‖ AES-256-GCM(key, nonce, plaintext) ‖ tag into `target` (plaintext length + 28
+ * bytes). In pieces: node:crypto allocates each output, and small outputs come from recycled,
+ * cache-hot memory instead of fresh pages (a fresh 1 MiB buffer costs about as much as encrypting it).
+ */
+function sealInto(key: Buffer, nonce: Buffer, plaintext: Uint8Array, target: Buffer): void {
+  nonce.copy(target, 0);
+  const cipher = createCipheriv("aes-256-gcm", key, nonce);
+  let written = NONCE_SIZE;
+  for (let p = 0; p < plaintext.length; p += CIPHER_PIECE) {
+    written += cipher.update(plaintext.subarray(p, Math.min(p + CIPHER_PIECE, plaintext.length))).copy(target, written);
+  }
+  written += cipher.final().copy(target, written);
+  cipher.getAuthTag().copy(target, written);
+}
+
+/**
+ * Opens nonce ‖ ciphertext ‖ tag (`bytes`, at least 28 long, nonce already checked) into
+ * `target[0, bytes.length - 28)`; false (with that range zeroed) when the tag does not authenticate.
+ */
+function openInto(key: Buffer, nonce: Buffer, bytes: Buffer, target: Buffer): boolean {
+  const length = bytes.length - ENCRYPTION_OVERHEAD;
+  const decipher = createDecipheriv("aes-256-gcm", key, nonce);
+  decipher.setAuthTag(bytes.subarray(bytes.length - TAG_SIZE));
+  let written = 0;
+  for (let p = NONCE_SIZE; p < NONCE_SIZE + length; p += CIPHER_PIECE) {
+    written += decipher.update(bytes.subarray(p, Math.min(p + CIPHER_PIECE, NONCE_SIZE + length))).copy(target, written);
+  }
+  try {
+    decipher.final().copy(target, written);
+    return true;
+  } catch {
+    target.fill(0, 0, length);
+    return false;
+  }
+}
+
+/** HKDF `info` of the key and nonce that seal a file's size in its manifest (not a fragment key's). */
+const SIZE_SEAL_INFO = "muri/v1/manifest-size";
+/** Bytes of a sealed size: nonce 12 ‖ uint64_be(size) encrypted 8 ‖ tag 16. */
+export const SEALED_SIZE_LENGTH = ENCRYPTION_OVERHEAD + 8;
+
+/**
+ * The file size sealed for the manifest's `sealedSize`, hex: nonce ‖ AES-256-GCM(uint64_be(size)) ‖
+ * tag under HKDF-SHA256(secret, fileId, "muri/v1/manifest-size"). Deterministic for (secret, fileId,
+ * size), so a resumed put re-encodes to the same manifest; the file id is fresh per upload, so the
+ * (key, nonce) seals one size only.
+ */
+export function sealFileSize(secret: Uint8Array, fileId: Uint8Array, size: number): string {
+  checkBytes("secret", secret, KEY_SIZE);
+  checkBytes("fileId", fileId, FILE_ID_SIZE);
+  if (!Number.isSafeInteger(size) || size < 0) throw new InvalidParameterError("size", size, "must be a non-negative integer");
+  const { key, nonce } = deriveKeyNonce(secret, fileId, SIZE_SEAL_INFO);
+  const plain = Buffer.alloc(8);
+  plain.writeBigUInt64BE(BigInt(size));
+  const out = Buffer.allocUnsafe(SEALED_SIZE_LENGTH);
+  sealInto(key, nonce, plain, out);
+  return out.toString("hex");
+}
+
+/**
+ * Opens a manifest's `sealedSize` (hex) under `secret`; throws {@link ManifestSealError} when it
+ * does not open (another client's secret, or the seal was altered) or holds no safe integer.
+ */
+export function openFileSize(secret: Uint8Array, fileId: Uint8Array, sealed: string): number {
+  checkBytes("secret", secret, KEY_SIZE);
+  checkBytes("fileId", fileId, FILE_ID_SIZE);
+  const hex = Buffer.from(fileId).toString("hex");
+  const bytes = Buffer.from(sealed, "hex");
+  if (bytes.length !== SEALED_SIZE_LENGTH || bytes.toString("hex") !== sealed) throw new ManifestSealError(hex, `not ${SEALED_SIZE_LENGTH} bytes of hex`);
+  const { key, nonce } = deriveKeyNonce(secret, fileId, SIZE_SEAL_INFO);
+  if (!bytes.subarray(0, NONCE_SIZE).equals(nonce)) throw new ManifestSealError(hex, "nonce does not match the derived nonce");
+  const plain = Buffer.alloc(8);
+  if (!openInto(key, nonce, bytes, plain)) throw new ManifestSealError(hex, "authentication tag mismatch");
+  const size = plain.readBigUInt64BE();
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new ManifestSealError(hex, `size ${size} is not a safe integer`);
+  return Number(size);
 }
 
 /** Encrypts and decrypts the fragments of one file. */
@@ -113,16 +203,7 @@ export class FileCipher {
       throw new InvalidParameterError("out", out, `needs ${length} bytes at offset ${offset}`);
     }
     const target = out === undefined ? Buffer.allocUnsafe(length) : Buffer.from(out.buffer, out.byteOffset + offset, length);
-    nonce.copy(target, 0);
-    const cipher = createCipheriv("aes-256-gcm", key, nonce);
-    let written = NONCE_SIZE;
-    // In pieces: node:crypto allocates each output, and small outputs come from recycled, cache-hot
-    // memory instead of fresh pages (a fresh 1 MiB buffer costs about as much as encrypting it).
-    for (let p = 0; p < plaintext.length; p += CIPHER_PIECE) {
-      written += cipher.update(plaintext.subarray(p, Math.min(p + CIPHER_PIECE, plaintext.length))).copy(target, written);
-    }
-    written += cipher.final().copy(target, written);
-    cipher.getAuthTag().copy(target, written);
+    sealInto(key, nonce, plaintext, target);
     return target;
   }
 
@@ -139,19 +220,8 @@ export class FileCipher {
     const length = bytes.length - ENCRYPTION_OVERHEAD;
     if (out !== undefined && out.length < length) throw new InvalidParameterError("out", out, `needs ${length} bytes`);
     const target = out === undefined ? Buffer.allocUnsafe(length) : out.subarray(0, length);
-    const decipher = createDecipheriv("aes-256-gcm", key, nonce);
-    decipher.setAuthTag(bytes.subarray(bytes.length - TAG_SIZE));
-    let written = 0;
-    for (let p = NONCE_SIZE; p < NONCE_SIZE + length; p += CIPHER_PIECE) {
-      written += decipher.update(bytes.subarray(p, Math.min(p + CIPHER_PIECE, NONCE_SIZE + length))).copy(target, written);
-    }
-    try {
-      decipher.final().copy(target, written);
-      return target;
-    } catch (err) {
-      target.fill(0);
-      throw new DecryptionError(index, "authentication tag mismatch", err);
-    }
+    if (!openInto(key, nonce, bytes, target)) throw new DecryptionError(index, "authentication tag mismatch");
+    return target;
   }
 }
 

@@ -40,12 +40,31 @@ export class DecryptionError extends DataError<{ fragmentIndex: number; reason: 
  * A manifest's MAC does not match it under this client's secret: it was truncated, had stripes
  * spliced in from another file, or is not this client's. Nothing was decrypted.
  */
-export class ManifestAuthError extends DataError<{ fileId: string }> {
-  constructor(fileId: string) {
+export class ManifestAuthError<C extends { fileId: string } = { fileId: string }> extends DataError<C> {
+  constructor(fileId: string);
+  constructor(fileId: string, code: string, message: string, context: C);
+  constructor(fileId: string, code?: string, message?: string, context?: C) {
     super(
-      "ERR_MANIFEST_AUTH",
-      `the manifest of file ${fileId} does not match its MAC under this client's secret: it was altered (truncated or spliced) or belongs to another client`,
-      { fileId },
+      code ?? "ERR_MANIFEST_AUTH",
+      message ??
+        `the manifest of file ${fileId} does not match its MAC under this client's secret: it was altered (truncated or spliced) or belongs to another client`,
+      context ?? ({ fileId } as C),
+    );
+  }
+}
+
+/**
+ * A manifest's sealed file size does not open under this client's secret (AES-256-GCM refused it):
+ * the manifest belongs to another client, or its `sealedSize` was altered. A {@link ManifestAuthError}
+ * with its own code; no size and nothing else was decrypted.
+ */
+export class ManifestSealError extends ManifestAuthError<{ fileId: string; reason: string }> {
+  constructor(fileId: string, reason: string) {
+    super(
+      fileId,
+      "ERR_MANIFEST_SEAL",
+      `the sealed size in the manifest of file ${fileId} does not open under this client's secret (${reason}): the manifest belongs to another client, or its seal was altered`,
+      { fileId, reason },
     );
   }
 }
@@ -113,7 +132,10 @@ export class ManifestCidMismatchError extends ManifestError {
   }
 }
 
-/** The decoded stream length disagrees with the manifest (truncated or extended data). */
+/**
+ * The decoded length disagrees with the manifest's (opened) size: truncated or extended data, or
+ * data in the sealed padding past the size (`actual` is then the least size the data needs).
+ */
 export class SizeMismatchError extends DataError<{ expected: number; actual: number }> {
   constructor(expected: number, actual: number) {
     super("ERR_SIZE_MISMATCH", `decoded ${actual} bytes, manifest says ${expected}`, { expected, actual });

@@ -1,39 +1,66 @@
 /**
  * File manifests: a one-node Merkle DAG in canonical DAG-JSON (codec 0x0129) linking a file's
- * shards by CID. The manifest records everything needed to get the file back except the secret:
- * sizes, encryption parameters (cipher, KDF, layout, fileId salt), erasure parameters and the
- * stripe-major list of shard CIDs with their fragment roots (for the Magu commitment).
+ * shards by CID. Members and validators read manifests (to check shards against their CIDs and
+ * roots, fold the roots to the Magu root, and repair), so a manifest holds in the clear only what
+ * they need: the fragment size, encryption parameters (cipher, KDF, layout, fileId salt, MAC),
+ * erasure parameters with the stripe count and the two shard sizes, and the stripe-major list of
+ * shard CIDs with their fragment roots (for the Magu commitment). The file's size is sealed
+ * (`sealedSize`, crypto.ts `sealFileSize`): only the client, which has the secret, opens it
+ * (pipeline.ts `openManifest`).
  *
  * Canonical form: map keys sorted by their UTF-8 bytes, no whitespace, integers only, links as
  * {"/": "<cid base32>"}. Decoding re-encodes and requires identical bytes, and checks the bytes
  * against the manifest CID; anything else is a {@link ManifestError}.
  *
- * Layout rules (checked on decode):
- * - fragmentCount = max(1, ceil(fileSize / fragmentSize)); plaintext fragment i is bytes
- *   [i·fragmentSize, min((i+1)·fragmentSize, fileSize)) (an empty file has one empty fragment);
- * - sealed fragment i = nonce ‖ ciphertext ‖ tag (plaintext length + 28);
- * - stripe s holds fragments s·k .. s·k+k-1; each is zero-padded to the stripe's shard size, a
- *   missing fragment (past the end, last stripe only) is an all-zero shard; stripes = ceil(fragmentCount / k);
- * - shardSize = align8(fragmentSize + 28) for every stripe but the last, whose shard size
- *   `lastShardSize` = align8(sealed length of its first fragment);
+ * Layout rules (version 3; F = fragmentSize = shardSize - 28; k data, m parity shards per stripe):
+ * - stripes = max(1, ceil(fileSize / (k·F)));
+ * - every data shard is one sealed fragment that fills it exactly (nonce ‖ ciphertext ‖ tag,
+ *   plaintext + 28 bytes): shard j < k of stripe s is fragment i = s·k + j;
+ * - in stripes 0..stripes-2, fragment i is the file's bytes [i·F, (i+1)·F);
+ * - the last stripe holds the rest, R = fileSize - (stripes-1)·k·F bytes, spread over its k
+ *   fragments: its shard size is `lastShardSize` = bucket(ceil(R / k) + 28), the least power of
+ *   two >= that and >= 4096 ({@link MIN_LAST_SHARD_SIZE}), capped at shardSize; fragment j of it
+ *   holds the next P = lastShardSize - 28 bytes of the file (fewer, or none, at the end),
+ *   zero-padded to P *before* sealing. The padding is encrypted, so no shard shows where the file
+ *   ends, and a member learns R only to within a factor of two (R <= k·4068 at the floor);
  * - shards[s·(k+m) + j] is shard j of stripe s (j < k data, j >= k parity); global shard index =
  *   Magu fragment index for a blob Magu holding this one file (docs/ENCODING.md § Placement).
+ * Decoding (with the secret): open `sealedSize`, check the MAC, check that the size gives these
+ * stripes and this lastShardSize, then cut each fragment's plaintext to the bytes the size leaves it.
  */
 import { createHash } from "node:crypto";
 import { CID } from "multiformats/cid";
 import * as Digest from "multiformats/hashes/digest";
 import { sha256 } from "multiformats/hashes/sha2";
 import { FRAGMENT_SIZE, RAW_CODEC } from "./constants.js";
-import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FILE_ID_SIZE, SEALED_LAYOUT } from "./crypto.js";
-import { ERASURE_ALG, MAX_DATA_SHARDS, MAX_PARITY_SHARDS, alignShardSize } from "./erasure.js";
+import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FILE_ID_SIZE, SEALED_LAYOUT, SEALED_SIZE_LENGTH } from "./crypto.js";
+import { ERASURE_ALG, MAX_DATA_SHARDS, MAX_PARITY_SHARDS, SHARD_ALIGNMENT } from "./erasure.js";
 import { ManifestCidMismatchError, ManifestError } from "./errors.js";
 
 /** Multicodec code of DAG-JSON. */
 export const DAG_JSON_CODEC = 0x0129;
 /** Manifest schema version. */
-export const MANIFEST_VERSION = 2;
+export const MANIFEST_VERSION = 3;
 /** Value of the manifest's `type` field. */
 export const MANIFEST_TYPE = "muri/file";
+/** Smallest shard size of a last stripe (a smaller `shardSize` caps it). */
+export const MIN_LAST_SHARD_SIZE = 4096;
+/**
+ * Value of `erasure.padding`: the last stripe's bytes spread over its k fragments, each zero-padded
+ * inside its encryption to a power-of-two shard size (see the module comment).
+ */
+export const SHARD_PADDING = "sealed-pow2";
+
+/** Why an older manifest version is refused. */
+const OLD_VERSIONS: Readonly<Record<number, string>> = {
+  1: "version 1 manifests carry no MAC: put the file again",
+  2: "version 2 manifests show the file's exact size to every member: put the file again",
+};
+
+function unsupportedVersion(version: unknown): ManifestError {
+  const hint = typeof version === "number" ? OLD_VERSIONS[version] : undefined;
+  return new ManifestError(`unsupported version ${String(version)}${hint !== undefined ? ` (${hint})` : ""}`, "version");
+}
 
 /** Encryption parameters (never the key). */
 export interface ManifestEncryption {
@@ -55,18 +82,20 @@ export interface ManifestErasure {
   readonly k: number;
   readonly m: number;
   readonly stripes: number;
+  /** Shard size of every stripe but the last: fragmentSize + 28. */
   readonly shardSize: number;
+  /** Shard size of the last stripe: shardSize, or a power of two in [4096, shardSize). */
   readonly lastShardSize: number;
-  readonly padding: "zero";
+  readonly padding: string;
 }
 
-/** A decoded, validated manifest. */
+/** A decoded, validated manifest: what members and validators see (no file size). */
 export interface Manifest {
   readonly version: number;
-  readonly fileSize: number;
-  /** Plaintext bytes per fragment. */
+  /** Plaintext bytes per fragment of a full stripe (shardSize - 28). */
   readonly fragmentSize: number;
-  readonly fragmentCount: number;
+  /** The file's size, sealed under the client's secret (crypto.ts `sealFileSize`), hex. */
+  readonly sealedSize: string;
   readonly encryption: ManifestEncryption;
   readonly erasure: ManifestErasure;
   /** Shard CIDs, stripe-major. */
@@ -75,14 +104,26 @@ export interface Manifest {
   readonly roots: readonly string[];
 }
 
-/** Bytes of a fragment i. */
-export function plainFragmentLength(manifest: Pick<Manifest, "fileSize" | "fragmentSize">, index: number): number {
-  return Math.max(0, Math.min(manifest.fragmentSize, manifest.fileSize - index * manifest.fragmentSize));
+/** max(1, ceil(fileSize / (k · fragmentSize))). */
+export function stripesFor(fileSize: number, fragmentSize: number, k: number): number {
+  return Math.max(1, Math.ceil(fileSize / (k * fragmentSize)));
 }
 
-/** max(1, ceil(fileSize / fragmentSize)). */
-export function fragmentCountFor(fileSize: number, fragmentSize: number): number {
-  return Math.max(1, Math.ceil(fileSize / fragmentSize));
+/**
+ * The shard size of a last stripe whose fragments need `needed` sealed bytes each: the least power of
+ * two >= needed and >= {@link MIN_LAST_SHARD_SIZE}, capped at `shardSize`.
+ */
+export function bucketShardSize(needed: number, shardSize: number): number {
+  let size = MIN_LAST_SHARD_SIZE;
+  while (size < needed && size < shardSize) size *= 2;
+  return Math.min(size, shardSize);
+}
+
+/** True when `size` can be the last stripe's shard size next to `shardSize` (a bucket). */
+export function isLastShardSize(size: number, shardSize: number): boolean {
+  if (size === shardSize) return true;
+  if (!Number.isSafeInteger(size) || size < MIN_LAST_SHARD_SIZE || size > shardSize) return false;
+  return 2 ** Math.round(Math.log2(size)) === size;
 }
 
 /** Shard size of stripe s. */
@@ -90,18 +131,28 @@ export function stripeShardSize(manifest: Pick<Manifest, "erasure">, stripe: num
   return stripe === manifest.erasure.stripes - 1 ? manifest.erasure.lastShardSize : manifest.erasure.shardSize;
 }
 
-/** The expected erasure layout of a file (used by the encoder and by validation). */
-export function layoutFor(fileSize: number, fragmentSize: number, k: number): { fragmentCount: number; stripes: number; shardSize: number; lastShardSize: number } {
-  const fragmentCount = fragmentCountFor(fileSize, fragmentSize);
-  const stripes = Math.ceil(fragmentCount / k);
-  const firstOfLast = (stripes - 1) * k;
-  const lastLength = Math.max(0, Math.min(fragmentSize, fileSize - firstOfLast * fragmentSize));
-  return {
-    fragmentCount,
-    stripes,
-    shardSize: alignShardSize(fragmentSize + ENCRYPTION_OVERHEAD),
-    lastShardSize: alignShardSize(lastLength + ENCRYPTION_OVERHEAD),
-  };
+/**
+ * The layout of a file of `fileSize` bytes (the encoder's, and the one a client checks an opened
+ * manifest against): stripes, both shard sizes, and `rest`, the bytes of the last stripe.
+ */
+export function layoutFor(fileSize: number, fragmentSize: number, k: number): { stripes: number; shardSize: number; lastShardSize: number; rest: number } {
+  const stripes = stripesFor(fileSize, fragmentSize, k);
+  const shardSize = fragmentSize + ENCRYPTION_OVERHEAD;
+  const rest = fileSize - (stripes - 1) * k * fragmentSize;
+  return { stripes, shardSize, lastShardSize: bucketShardSize(Math.ceil(rest / k) + ENCRYPTION_OVERHEAD, shardSize), rest };
+}
+
+/**
+ * Where fragment `index` (data shard `index % k` of stripe `index / k`) lies in a file of `fileSize`
+ * bytes: its first byte `offset`, the `length` of file bytes it holds, and its plaintext `capacity`
+ * (its shard size - 28; the bytes after `length` are zero padding).
+ */
+export function fragmentSpan(manifest: Pick<Manifest, "erasure">, fileSize: number, index: number): { offset: number; length: number; capacity: number } {
+  const { k, shardSize } = manifest.erasure;
+  const stripe = Math.floor(index / k);
+  const capacity = stripeShardSize(manifest, stripe) - ENCRYPTION_OVERHEAD;
+  const offset = stripe * k * (shardSize - ENCRYPTION_OVERHEAD) + (index % k) * capacity;
+  return { offset, length: Math.max(0, Math.min(capacity, fileSize - offset)), capacity };
 }
 
 // ---- canonical DAG-JSON (the subset used here: maps, arrays, strings, safe integers, links) ----
@@ -138,9 +189,8 @@ function toDag(manifest: Manifest): DagValue {
   return {
     type: MANIFEST_TYPE,
     version: manifest.version,
-    fileSize: manifest.fileSize,
     fragmentSize: manifest.fragmentSize,
-    fragmentCount: manifest.fragmentCount,
+    sealedSize: manifest.sealedSize,
     encryption: { ...manifest.encryption },
     erasure: { ...manifest.erasure },
     shards: [...manifest.shards],
@@ -224,9 +274,10 @@ function str(obj: Record<string, unknown>, key: string, field: string): string {
 
 function fromDag(value: unknown): Manifest {
   if (!isRecord(value)) throw new ManifestError("top level is not a map");
-  exactKeys(value, ["type", "version", "fileSize", "fragmentSize", "fragmentCount", "encryption", "erasure", "shards", "roots"], "(root)");
+  // An older version is named as such before its (different) keys are.
+  if (typeof value.version === "number" && OLD_VERSIONS[value.version] !== undefined) throw unsupportedVersion(value.version);
+  exactKeys(value, ["type", "version", "fragmentSize", "sealedSize", "encryption", "erasure", "shards", "roots"], "(root)");
   if (value.type !== MANIFEST_TYPE) throw new ManifestError(`must be ${MANIFEST_TYPE}`, "type");
-  if (value.version === 1) throw new ManifestError("unsupported version 1 (version 1 manifests carry no MAC: put the file again)", "version");
   const enc = value.encryption;
   const era = value.erasure;
   if (!isRecord(enc)) throw new ManifestError("must be a map", "encryption");
@@ -247,9 +298,8 @@ function fromDag(value: unknown): Manifest {
   });
   const manifest: Manifest = {
     version: int(value, "version", "version", 0),
-    fileSize: int(value, "fileSize", "fileSize", 0),
     fragmentSize: int(value, "fragmentSize", "fragmentSize", 1),
-    fragmentCount: int(value, "fragmentCount", "fragmentCount", 1),
+    sealedSize: str(value, "sealedSize", "sealedSize"),
     encryption: {
       alg: str(enc, "alg", "encryption.alg"),
       kdf: str(enc, "kdf", "encryption.kdf"),
@@ -264,7 +314,7 @@ function fromDag(value: unknown): Manifest {
       stripes: int(era, "stripes", "erasure.stripes", 1),
       shardSize: int(era, "shardSize", "erasure.shardSize", 1),
       lastShardSize: int(era, "lastShardSize", "erasure.lastShardSize", 1),
-      padding: str(era, "padding", "erasure.padding") as "zero",
+      padding: str(era, "padding", "erasure.padding"),
     },
     shards: cids,
     roots: roots.map((r, i) => {
@@ -276,16 +326,20 @@ function fromDag(value: unknown): Manifest {
 }
 
 const HEX32 = /^[0-9a-f]{64}$/;
+const SEALED_SIZE_HEX = new RegExp(`^[0-9a-f]{${2 * SEALED_SIZE_LENGTH}}$`);
 
-/** Throws {@link ManifestError} unless every field is present, in range and consistent. */
+/**
+ * Throws {@link ManifestError} unless every field is present, in range and consistent. Checks what
+ * a member can check without the secret; the sealed size is checked against the layout when a
+ * client opens the manifest (pipeline.ts `openManifest`).
+ */
 export function validateManifest(manifest: Manifest): void {
   const { encryption: enc, erasure: era } = manifest;
-  if (manifest.version !== MANIFEST_VERSION) {
-    const hint = manifest.version === 1 ? " (version 1 manifests carry no MAC: put the file again)" : "";
-    throw new ManifestError(`unsupported version ${manifest.version}${hint}`, "version");
-  }
-  if (!Number.isSafeInteger(manifest.fileSize) || manifest.fileSize < 0) throw new ManifestError("must be a non-negative integer", "fileSize");
+  if (manifest.version !== MANIFEST_VERSION) throw unsupportedVersion(manifest.version);
   if (!Number.isSafeInteger(manifest.fragmentSize) || manifest.fragmentSize < 1) throw new ManifestError("must be a positive integer", "fragmentSize");
+  if (typeof manifest.sealedSize !== "string" || !SEALED_SIZE_HEX.test(manifest.sealedSize)) {
+    throw new ManifestError(`must be ${SEALED_SIZE_LENGTH} bytes of lowercase hex`, "sealedSize");
+  }
   if (enc.alg !== ENCRYPTION_ALG) throw new ManifestError(`unsupported cipher ${enc.alg}`, "encryption.alg");
   if (enc.kdf !== ENCRYPTION_KDF) throw new ManifestError(`unsupported KDF ${enc.kdf}`, "encryption.kdf");
   if (enc.layout !== SEALED_LAYOUT) throw new ManifestError(`unsupported layout ${enc.layout}`, "encryption.layout");
@@ -294,15 +348,17 @@ export function validateManifest(manifest: Manifest): void {
   }
   if (typeof enc.mac !== "string" || !HEX32.test(enc.mac)) throw new ManifestError("must be 32 bytes of lowercase hex", "encryption.mac");
   if (era.alg !== ERASURE_ALG) throw new ManifestError(`unsupported erasure code ${era.alg}`, "erasure.alg");
-  if (era.padding !== "zero") throw new ManifestError(`unsupported padding ${era.padding}`, "erasure.padding");
+  if (era.padding !== SHARD_PADDING) throw new ManifestError(`unsupported padding ${era.padding}`, "erasure.padding");
   if (!Number.isSafeInteger(era.k) || era.k < 1 || era.k > MAX_DATA_SHARDS) throw new ManifestError(`must be in [1, ${MAX_DATA_SHARDS}]`, "erasure.k");
   if (!Number.isSafeInteger(era.m) || era.m < 0 || era.m > MAX_PARITY_SHARDS) throw new ManifestError(`must be in [0, ${MAX_PARITY_SHARDS}]`, "erasure.m");
-  const layout = layoutFor(manifest.fileSize, manifest.fragmentSize, era.k);
-  if (manifest.fragmentCount !== layout.fragmentCount) throw new ManifestError(`expected ${layout.fragmentCount}`, "fragmentCount");
-  if (era.stripes !== layout.stripes) throw new ManifestError(`expected ${layout.stripes}`, "erasure.stripes");
-  if (era.shardSize !== layout.shardSize) throw new ManifestError(`expected ${layout.shardSize}`, "erasure.shardSize");
+  if (!Number.isSafeInteger(era.stripes) || era.stripes < 1) throw new ManifestError("must be a positive integer", "erasure.stripes");
+  const shardSize = manifest.fragmentSize + ENCRYPTION_OVERHEAD;
+  if (era.shardSize !== shardSize) throw new ManifestError(`expected ${shardSize} (fragmentSize + ${ENCRYPTION_OVERHEAD})`, "erasure.shardSize");
+  if (era.shardSize % SHARD_ALIGNMENT !== 0) throw new ManifestError(`must be a multiple of ${SHARD_ALIGNMENT}`, "erasure.shardSize");
   if (era.shardSize > FRAGMENT_SIZE) throw new ManifestError(`shards are Magu fragments, at most ${FRAGMENT_SIZE} bytes`, "erasure.shardSize");
-  if (era.lastShardSize !== layout.lastShardSize) throw new ManifestError(`expected ${layout.lastShardSize}`, "erasure.lastShardSize");
+  if (!isLastShardSize(era.lastShardSize, era.shardSize)) {
+    throw new ManifestError(`must be ${era.shardSize} or a power of two in [${MIN_LAST_SHARD_SIZE}, ${era.shardSize})`, "erasure.lastShardSize");
+  }
   const shardCount = era.stripes * (era.k + era.m);
   if (manifest.shards.length !== shardCount) throw new ManifestError(`expected ${shardCount} shard links, got ${manifest.shards.length}`, "shards");
   manifest.shards.forEach((cid, i) => {

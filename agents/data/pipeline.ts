@@ -1,14 +1,18 @@
 /**
  * The composed blob path (docs: manifest.ts for the layout).
  *
- * Encode: bytes -> plaintext fragments (shardSize - 28 bytes) -> AES-256-GCM sealed fragments ->
- * stripes of k sealed fragments padded to one shard size -> m Reed-Solomon parity shards ->
- * per shard: CID (raw, sha2-256) and fragment root -> sink, then the manifest.
+ * Encode: bytes -> stripes of k·F bytes (F = shardSize - 28) -> k plaintext fragments per stripe
+ * (the last stripe's bytes spread over its k fragments and zero-padded to its bucketed shard size)
+ * -> AES-256-GCM sealed fragments, each filling its data shard -> m Reed-Solomon parity shards ->
+ * per shard: CID (raw, sha2-256) and fragment root -> sink, then the manifest, whose file size is
+ * sealed under the secret.
  *
- * Decode: manifest + shard fetcher -> per batch of stripes: fetch the k data shards of each, verify
- * them against their CIDs (one hash batch); for a stripe with a missing or corrupt data shard, fetch
- * its parity shards, verify them too and rebuild the data shards from any k intact ones -> open
- * (decrypt + authenticate) each fragment -> yield plaintext in order, the next batch in flight. A shard that fails its CID check is never decoded from: it counts as missing
+ * Decode: manifest + secret -> open the sealed size and check the MAC ({@link openManifest}) ->
+ * per batch of stripes: fetch the k data shards of each, verify them against their CIDs (one hash
+ * batch); for a stripe with a missing or corrupt data shard, fetch its parity shards, verify them
+ * too and rebuild the data shards from any k intact ones -> open (decrypt + authenticate) each
+ * fragment, cut to the file bytes it holds -> yield plaintext in order, the next batch in flight.
+ * A shard that fails its CID check is never decoded from: it counts as missing
  * (`strict: true` turns it into {@link ShardCidMismatchError} instead). Fewer than k intact shards
  * -> {@link NotEnoughShardsError}; a fragment that fails authentication -> {@link DecryptionError}.
  */
@@ -17,11 +21,11 @@ import * as Digest from "multiformats/hashes/digest";
 import { sha256 } from "multiformats/hashes/sha2";
 import { chunk, type ByteSource } from "./chunker.js";
 import { FRAGMENT_SIZE, RAW_CODEC } from "./constants.js";
-import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FileCipher, SEALED_LAYOUT, manifestMac, manifestMacMatches, newFileId } from "./crypto.js";
-import { ERASURE_ALG, alignShardSize, checkErasureParams, encodeParity, reconstructShards, SHARD_ALIGNMENT } from "./erasure.js";
-import { FileIdReusedError, InvalidParameterError, ManifestAuthError, NotEnoughShardsError, ShardCidMismatchError, SizeMismatchError } from "./errors.js";
+import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FileCipher, SEALED_LAYOUT, manifestMac, manifestMacMatches, newFileId, openFileSize, sealFileSize } from "./crypto.js";
+import { ERASURE_ALG, checkErasureParams, encodeParity, reconstructShards, SHARD_ALIGNMENT } from "./erasure.js";
+import { FileIdReusedError, InvalidParameterError, ManifestAuthError, ManifestError, NotEnoughShardsError, ShardCidMismatchError, SizeMismatchError } from "./errors.js";
 import { hashBackend } from "./hash-backend.js";
-import { encodeManifest, layoutFor, manifestMacBody, plainFragmentLength, stripeShardSize, MANIFEST_VERSION, type Manifest } from "./manifest.js";
+import { encodeManifest, fragmentSpan, layoutFor, manifestMacBody, stripeShardSize, MANIFEST_VERSION, SHARD_PADDING, type Manifest } from "./manifest.js";
 import { fragmentRoot } from "./merkle.js";
 
 /** Default data shards per stripe. */
@@ -118,7 +122,6 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
   const shardCids: CID[] = [];
   const shardRoots: string[] = [];
   let fileSize = 0;
-  let fragmentIndex = 0;
   let stripe = 0;
 
   // CIDs are hashed HASH_BATCH shards at a time (one message per SIMD lane), across stripe
@@ -165,19 +168,29 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
     }
   };
 
-  // The stripe being filled: fragments are sealed straight into it as they arrive.
-  let data: Buffer | undefined;
-  let filled = 0;
-  let firstLength = 0;
+  // One stripe of plaintext at a time: a full one (k·F bytes) is k full fragments, whatever follows;
+  // a short one is the last, and only then is its size, and so its shard size, known.
+  const stripeBytes = k * fragmentSize;
+  let pad: Buffer | undefined;
+  const sealStripe = async (plain: Buffer): Promise<void> => {
+    const size = plain.length === stripeBytes ? shardSize : layoutFor(plain.length, fragmentSize, k).lastShardSize;
+    const capacity = size - ENCRYPTION_OVERHEAD;
+    const data = take(k * shardSize);
+    for (let j = 0; j < k; j++) {
+      const part = plain.subarray(Math.min(j * capacity, plain.length), Math.min((j + 1) * capacity, plain.length));
+      let fragment = part;
+      if (part.length < capacity) {
+        // Zero padding, sealed with the fragment: no shard shows where the file ends.
+        pad ??= Buffer.alloc(fragmentSize);
+        fragment = pad.subarray(0, capacity).fill(0);
+        part.copy(fragment);
+      }
+      cipher.seal(stripe * k + j, fragment, data, j * size);
+    }
+    await flush(data, size);
+  };
 
-  const flush = async (): Promise<void> => {
-    const current = data!;
-    data = undefined;
-    // The shard size follows the stripe's first (largest) sealed fragment; only a last stripe
-    // holding a single short fragment is smaller, and that fragment already sits at offset 0.
-    const size = alignShardSize(firstLength + ENCRYPTION_OVERHEAD);
-    const used = (j: number): number => (j < filled ? Math.min(size, sealedLengths[j]!) : 0);
-    for (let j = 0; j < k; j++) if (used(j) < size) current.fill(0, j * size + used(j), (j + 1) * size);
+  const flush = async (current: Buffer, size: number): Promise<void> => {
     const stripeData = current.subarray(0, k * size);
     const shards: Buffer[] = Array.from({ length: k }, (_, j) => stripeData.subarray(j * size, (j + 1) * size));
     const parityBuffer = take(m * size);
@@ -198,37 +211,26 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
     while (unhashed.length >= HASH_BATCH) hashCids(HASH_BATCH);
     await emitReady();
     stripe++;
-    filled = 0;
   };
 
-  const sealedLengths: number[] = new Array(k).fill(0);
-  const add = async (fragment: Buffer): Promise<void> => {
-    if (filled === 0) firstLength = fragment.length;
-    data ??= take(k * shardSize);
-    cipher.seal(fragmentIndex++, fragment, data, filled * shardSize);
-    sealedLengths[filled] = fragment.length + ENCRYPTION_OVERHEAD;
-    filled++;
-    if (filled === k) await flush();
-  };
-
-  for await (const fragment of chunk(source, { size: fragmentSize, borrow: true })) {
-    fileSize += fragment.length;
-    await add(fragment);
+  let last = -1;
+  for await (const plain of chunk(source, { size: stripeBytes, borrow: true })) {
+    fileSize += plain.length;
+    last = plain.length;
+    await sealStripe(plain);
   }
-  if (filled > 0 || stripe === 0) {
-    if (stripe === 0 && filled === 0) await add(Buffer.alloc(0));
-    if (filled > 0) await flush();
-  }
+  // An empty file is one stripe of padding; a file that ended on a stripe boundary is complete.
+  if (last < 0) await sealStripe(Buffer.alloc(0));
   while (unhashed.length > 0) hashCids(Math.min(HASH_BATCH, unhashed.length));
   await emitReady();
 
   const layout = layoutFor(fileSize, fragmentSize, k);
+  const fileId = cipher.fileId;
   const manifest: Manifest = {
     version: MANIFEST_VERSION,
-    fileSize,
     fragmentSize,
-    fragmentCount: layout.fragmentCount,
-    encryption: { alg: ENCRYPTION_ALG, kdf: ENCRYPTION_KDF, layout: SEALED_LAYOUT, fileId: cipher.fileId.toString("hex"), mac: "" },
+    sealedSize: sealFileSize(options.secret, fileId, fileSize),
+    encryption: { alg: ENCRYPTION_ALG, kdf: ENCRYPTION_KDF, layout: SEALED_LAYOUT, fileId: fileId.toString("hex"), mac: "" },
     erasure: {
       alg: ERASURE_ALG,
       k,
@@ -236,12 +238,12 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
       stripes: layout.stripes,
       shardSize: layout.shardSize,
       lastShardSize: layout.lastShardSize,
-      padding: "zero",
+      padding: SHARD_PADDING,
     },
     shards: shardCids,
     roots: shardRoots,
   };
-  const sealed: Manifest = { ...manifest, encryption: { ...manifest.encryption, mac: manifestMac(options.secret, cipher.fileId, manifestMacBody(manifest)) } };
+  const sealed: Manifest = { ...manifest, encryption: { ...manifest.encryption, mac: manifestMac(options.secret, fileId, manifestMacBody(manifest)) } };
   const { bytes, cid } = encodeManifest(sealed);
   return { manifest: sealed, manifestBytes: bytes, manifestCid: cid };
 }
@@ -263,6 +265,32 @@ function claimFileId(fileId: Uint8Array): Uint8Array {
 export function checkManifestMac(manifest: Manifest, secret: Uint8Array): void {
   const fileId = Buffer.from(manifest.encryption.fileId, "hex");
   if (!manifestMacMatches(secret, fileId, manifestMacBody(manifest), manifest.encryption.mac)) throw new ManifestAuthError(manifest.encryption.fileId);
+}
+
+/** A manifest opened with the client's secret: the file size members do not see. */
+export interface OpenedManifest {
+  readonly manifest: Manifest;
+  readonly fileSize: number;
+}
+
+/**
+ * Opens `manifest` with the client's secret: its sealed size ({@link ManifestSealError}, a
+ * {@link ManifestAuthError}, when it does not open: another client's manifest, or an altered seal),
+ * then its MAC ({@link ManifestAuthError}: truncated, spliced or otherwise altered), then checks that
+ * the size gives the manifest's stripes and last shard size ({@link ManifestError}). No fragment is
+ * decrypted before all three hold.
+ */
+export function openManifest(manifest: Manifest, secret: Uint8Array): OpenedManifest {
+  const fileSize = openFileSize(secret, Buffer.from(manifest.encryption.fileId, "hex"), manifest.sealedSize);
+  checkManifestMac(manifest, secret);
+  const layout = layoutFor(fileSize, manifest.fragmentSize, manifest.erasure.k);
+  if (layout.stripes !== manifest.erasure.stripes || layout.lastShardSize !== manifest.erasure.lastShardSize) {
+    throw new ManifestError(
+      `the sealed size ${fileSize} makes ${layout.stripes} stripes with a last shard of ${layout.lastShardSize} bytes, the manifest has ${manifest.erasure.stripes} and ${manifest.erasure.lastShardSize}`,
+      "sealedSize",
+    );
+  }
+  return { manifest, fileSize };
 }
 
 /** Fetches a shard's bytes by CID; undefined when unavailable. The bytes are verified by the caller. */
@@ -381,7 +409,7 @@ export async function fetchStripe(manifest: Manifest, stripe: number, fetch: Sha
 /** Yields the plaintext of the file described by `manifest`, fragment by fragment, in order. */
 export async function* decodeFile(manifest: Manifest, fetch: ShardFetcher, options: DecodeOptions): AsyncGenerator<Buffer, void, undefined> {
   const { k, stripes } = manifest.erasure;
-  checkManifestMac(manifest, options.secret);
+  const { fileSize } = openManifest(manifest, options.secret);
   const cipher = new FileCipher(options.secret, Buffer.from(manifest.encryption.fileId, "hex"));
   // Stripes are fetched and verified in batches that fill the hash lanes; the next batch is in
   // flight while the current one is decrypted.
@@ -407,23 +435,35 @@ export async function* decodeFile(manifest: Manifest, fetch: ShardFetcher, optio
       const data = result.value;
       for (let j = 0; j < k; j++) {
         const index = stripe * k + j;
-        if (index >= manifest.fragmentCount) break;
-        const plainLength = plainFragmentLength(manifest, index);
-        const plain = cipher.open(index, data[j]!.subarray(0, plainLength + ENCRYPTION_OVERHEAD), out);
-        produced += plain.length;
-        if (plain.length > 0) yield plain;
+        const { offset, length, capacity } = fragmentSpan(manifest, fileSize, index);
+        const plain = cipher.open(index, data[j]!, out);
+        // Past the sealed size (last stripe only) the plaintext is the encoder's zero padding: data
+        // there means the size is short of the data, and the decoder never returns a short file.
+        if (length < capacity) {
+          const extra = lastNonZero(plain, length);
+          if (extra > 0) throw new SizeMismatchError(fileSize, offset + extra);
+        }
+        if (length === 0) continue;
+        produced += length;
+        yield plain.subarray(0, length);
       }
       stripe++;
     }
   }
-  if (produced !== manifest.fileSize) throw new SizeMismatchError(manifest.fileSize, produced);
+  if (produced !== fileSize) throw new SizeMismatchError(fileSize, produced);
+}
+
+/** 1 + the index of the last non-zero byte of `bytes` at or after `from`; 0 when they are all zero. */
+function lastNonZero(bytes: Buffer, from: number): number {
+  for (let i = bytes.length - 1; i >= from; i--) if (bytes[i] !== 0) return i + 1;
+  return 0;
 }
 
 /** Decodes the whole file into one buffer (small files and tests). */
 export async function decodeToBuffer(manifest: Manifest, fetch: ShardFetcher, options: DecodeOptions): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of decodeFile(manifest, fetch, options)) parts.push(part);
-  return Buffer.concat(parts, manifest.fileSize);
+  return Buffer.concat(parts);
 }
 
 /** Encodes into memory: returns the result and a map CID string -> shard bytes (tests, demos). */

@@ -70,7 +70,7 @@ import {
 import { decodeManifest, type Manifest } from "../../data/manifest.js";
 import { maguRoot } from "../../data/merkle.js";
 import { newFileId } from "../../data/crypto.js";
-import { decodeFile, encodeFile, type EncodeResult, type ShardFetcher } from "../../data/pipeline.js";
+import { decodeFile, encodeFile, openManifest, type EncodeResult, type ShardFetcher } from "../../data/pipeline.js";
 import { holderBlob } from "../../data/placement.js";
 import { RemoteRefusedError, type P2PNode } from "../../p2p/index.js";
 import { openFragmentStore, silentLogger, type FragmentStore, type Logger } from "../../store/index.js";
@@ -1068,6 +1068,7 @@ class Client implements StorageClient {
       await rm(tmp, { force: true });
       throw err;
     }
-    return { fileSize: manifest.fileSize, fetched, failed, unreachable: [...down] };
+    // The size is sealed in the manifest: only this client's secret opens it (decodeFile did already).
+    return { fileSize: openManifest(manifest, secret).fileSize, fetched, failed, unreachable: [...down] };
   }
 }

@@ -12,9 +12,12 @@ import {
   manifestMac,
   manifestMacMatches,
   newFileId,
+  openFileSize,
   SEALED_LAYOUT,
+  SEALED_SIZE_LENGTH,
+  sealFileSize,
 } from "../../../agents/data/crypto.js";
-import { DecryptionError, InvalidParameterError } from "../../../agents/data/errors.js";
+import { DecryptionError, InvalidParameterError, ManifestAuthError, ManifestSealError } from "../../../agents/data/errors.js";
 
 const secret = Buffer.alloc(32, 0x31);
 const fileId = Buffer.alloc(32, 0x42);
@@ -165,5 +168,85 @@ describe("crypto: the manifest MAC", () => {
     assert.equal(manifestMacMatches(secret, fileId, body, ""), false);
     assert.throws(() => manifestMac(Buffer.alloc(31), fileId, body), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "secret");
     assert.throws(() => manifestMac(secret, Buffer.alloc(31), body), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "fileId");
+  });
+});
+
+describe("crypto: the sealed file size", () => {
+  /** The documented construction with node:crypto directly: nonce ‖ AES-256-GCM(u64be(size)) ‖ tag. */
+  const specSize = (size: number, s = secret, f = fileId): string => {
+    const okm = Buffer.from(hkdfSync("sha256", s, f, "muri/v1/manifest-size", 44));
+    const nonce = okm.subarray(32, 44);
+    const cipher = createCipheriv("aes-256-gcm", okm.subarray(0, 32), nonce);
+    const plain = Buffer.alloc(8);
+    plain.writeBigUInt64BE(BigInt(size));
+    return Buffer.concat([nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag()]).toString("hex");
+  };
+  const sealError = (reason: string) => (e: unknown): boolean => {
+    assert.ok(e instanceof ManifestSealError, String(e));
+    assert.ok(e instanceof ManifestAuthError, "a ManifestAuthError too");
+    assert.equal(e.code, "ERR_MANIFEST_SEAL");
+    assert.equal(e.context.fileId, fileId.toString("hex"));
+    assert.ok(e.context.reason.includes(reason), e.context.reason);
+    return true;
+  };
+
+  it("is HKDF-SHA256(secret, fileId, 'muri/v1/manifest-size') sealing uint64_be(size), 36 bytes, and opens back", () => {
+    assert.equal(SEALED_SIZE_LENGTH, 36);
+    for (const size of [0, 1, 4095, 2 ** 32, Number.MAX_SAFE_INTEGER]) {
+      const sealed = sealFileSize(secret, fileId, size);
+      assert.equal(sealed, specSize(size), `size ${size}`);
+      assert.equal(sealed.length, 72);
+      assert.equal(openFileSize(secret, fileId, sealed), size);
+    }
+    // Deterministic (a resumed put re-encodes to the same manifest); bound to the file id.
+    assert.equal(sealFileSize(secret, fileId, 10), sealFileSize(secret, fileId, 10));
+    assert.notEqual(sealFileSize(secret, fileId, 10), sealFileSize(secret, Buffer.alloc(32, 0x43), 10));
+  });
+
+  it("its key and nonce are none of the file's fragment keys and nonces", () => {
+    const okm = Buffer.from(hkdfSync("sha256", secret, fileId, "muri/v1/manifest-size", 44));
+    for (const index of [0, 1, 2, 1000]) {
+      const { key, nonce } = deriveFragmentKey(secret, fileId, index);
+      assert.notDeepEqual(key, okm.subarray(0, 32));
+      assert.notDeepEqual(nonce, okm.subarray(32, 44));
+    }
+  });
+
+  it("a wrong secret, another file id or any flipped bit is ManifestSealError", () => {
+    const sealed = sealFileSize(secret, fileId, 123_456);
+    assert.throws(() => openFileSize(Buffer.alloc(32, 0x32), fileId, sealed), sealError("nonce does not match"));
+    const bytes = Buffer.from(sealed, "hex");
+    for (let i = 0; i < bytes.length; i++) {
+      for (const bit of [0x01, 0x80]) {
+        const bad = Buffer.from(bytes);
+        bad[i]! ^= bit;
+        assert.throws(() => openFileSize(secret, fileId, bad.toString("hex")), sealError(i < 12 ? "nonce does not match" : "authentication tag mismatch"), `byte ${i}`);
+      }
+    }
+    // Another client's seal of the same file id does not open under this secret either.
+    assert.throws(() => openFileSize(secret, fileId, specSize(123_456, Buffer.alloc(32, 0x32))), sealError("nonce does not match"));
+    assert.throws(() => openFileSize(secret, Buffer.alloc(32, 0x43), sealed), (e: unknown) => e instanceof ManifestSealError && e.context.fileId === "43".repeat(32));
+  });
+
+  it("a seal of the wrong length or not lowercase hex is ManifestSealError; a size above 2^53 - 1 too", () => {
+    const sealed = sealFileSize(secret, fileId, 5);
+    for (const bad of [sealed.slice(2), `${sealed}00`, sealed.toUpperCase(), `${sealed.slice(0, 70)}zz`, ""]) {
+      assert.throws(() => openFileSize(secret, fileId, bad), sealError("not 36 bytes of hex"));
+    }
+    // A well-sealed 2^53 (only the secret's holder could make one) is not a size.
+    const okm = Buffer.from(hkdfSync("sha256", secret, fileId, "muri/v1/manifest-size", 44));
+    const cipher = createCipheriv("aes-256-gcm", okm.subarray(0, 32), okm.subarray(32, 44));
+    const plain = Buffer.alloc(8);
+    plain.writeBigUInt64BE(2n ** 53n);
+    const big = Buffer.concat([okm.subarray(32, 44), cipher.update(plain), cipher.final(), cipher.getAuthTag()]).toString("hex");
+    assert.throws(() => openFileSize(secret, fileId, big), sealError("not a safe integer"));
+  });
+
+  it("rejects bad sizes, secrets and file ids by name", () => {
+    for (const size of [-1, 1.5, Number.NaN, 2 ** 53]) {
+      assert.throws(() => sealFileSize(secret, fileId, size), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "size");
+    }
+    assert.throws(() => sealFileSize(Buffer.alloc(31), fileId, 1), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "secret");
+    assert.throws(() => openFileSize(secret, Buffer.alloc(31), "00"), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "fileId");
   });
 });

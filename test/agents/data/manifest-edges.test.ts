@@ -5,15 +5,19 @@ import { CID } from "multiformats/cid";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { ManifestCidMismatchError, ManifestError } from "../../../agents/data/errors.js";
 import {
+  bucketShardSize,
   DAG_JSON_CODEC,
   decodeManifest,
   encodeManifest,
-  fragmentCountFor,
+  fragmentSpan,
+  isLastShardSize,
   layoutFor,
   MANIFEST_TYPE,
   MANIFEST_VERSION,
   manifestCidOf,
-  plainFragmentLength,
+  MIN_LAST_SHARD_SIZE,
+  SHARD_PADDING,
+  stripesFor,
   stripeShardSize,
   validateManifest,
   type Manifest,
@@ -45,11 +49,16 @@ describe("manifest: each rule names its field", () => {
     const enc = manifest.encryption;
     const era = manifest.erasure;
     const cases: [Partial<Manifest>, string, string][] = [
-      [{ version: 3 }, "version", "unsupported version 3"],
+      [{ version: MANIFEST_VERSION + 1 }, "version", `unsupported version ${MANIFEST_VERSION + 1}`],
+      [{ version: 2 }, "version", "unsupported version 2 (version 2 manifests show the file's exact size to every member: put the file again)"],
       [{ version: 1 }, "version", "unsupported version 1 (version 1 manifests carry no MAC: put the file again)"],
       [{ version: 0 }, "version", "unsupported version 0"],
-      [{ fileSize: -1 }, "fileSize", "must be a non-negative integer"],
-      [{ fileSize: 1.5 }, "fileSize", "must be a non-negative integer"],
+      [{ sealedSize: "" }, "sealedSize", "must be 36 bytes of lowercase hex"],
+      [{ sealedSize: manifest.sealedSize.slice(2) }, "sealedSize", "must be 36 bytes of lowercase hex"],
+      [{ sealedSize: `${manifest.sealedSize}00` }, "sealedSize", "must be 36 bytes of lowercase hex"],
+      [{ sealedSize: manifest.sealedSize.toUpperCase() }, "sealedSize", "must be 36 bytes of lowercase hex"],
+      [{ sealedSize: `g${manifest.sealedSize.slice(1)}` }, "sealedSize", "must be 36 bytes of lowercase hex"],
+      [{ sealedSize: 7 as unknown as string }, "sealedSize", "must be 36 bytes of lowercase hex"],
       [{ fragmentSize: 0 }, "fragmentSize", "must be a positive integer"],
       [{ fragmentSize: 2.5 }, "fragmentSize", "must be a positive integer"],
       [{ encryption: { ...enc, alg: "aes-128-gcm" } }, "encryption.alg", "unsupported cipher aes-128-gcm"],
@@ -63,17 +72,22 @@ describe("manifest: each rule names its field", () => {
       [{ encryption: { ...enc, mac: enc.mac.toUpperCase() } }, "encryption.mac", "lowercase hex"],
       [{ encryption: { ...enc, mac: enc.mac.slice(2) } }, "encryption.mac", "lowercase hex"],
       [{ erasure: { ...era, alg: "xor" } }, "erasure.alg", "unsupported erasure code xor"],
-      [{ erasure: { ...era, padding: "random" as "zero" } }, "erasure.padding", "unsupported padding random"],
+      [{ erasure: { ...era, padding: "random" } }, "erasure.padding", "unsupported padding random"],
+      [{ erasure: { ...era, padding: "zero" } }, "erasure.padding", "unsupported padding zero"],
       [{ erasure: { ...era, k: 0 } }, "erasure.k", "must be in [1, 24]"],
       [{ erasure: { ...era, k: 25 } }, "erasure.k", "must be in [1, 24]"],
       [{ erasure: { ...era, k: 1.5 } }, "erasure.k", "must be in [1, 24]"],
       [{ erasure: { ...era, m: -1 } }, "erasure.m", "must be in [0, 6]"],
       [{ erasure: { ...era, m: 7 } }, "erasure.m", "must be in [0, 6]"],
       [{ erasure: { ...era, m: 0.5 } }, "erasure.m", "must be in [0, 6]"],
-      [{ fragmentCount: manifest.fragmentCount + 1 }, "fragmentCount", `expected ${manifest.fragmentCount}`],
-      [{ erasure: { ...era, stripes: era.stripes + 1 } }, "erasure.stripes", `expected ${era.stripes}`],
-      [{ erasure: { ...era, shardSize: era.shardSize + 8 } }, "erasure.shardSize", `expected ${era.shardSize}`],
-      [{ erasure: { ...era, lastShardSize: era.lastShardSize + 8 } }, "erasure.lastShardSize", `expected ${era.lastShardSize}`],
+      [{ erasure: { ...era, stripes: 0 } }, "erasure.stripes", "must be a positive integer"],
+      [{ erasure: { ...era, stripes: 1.5 } }, "erasure.stripes", "must be a positive integer"],
+      [{ erasure: { ...era, stripes: era.stripes + 1 } }, "shards", `expected ${(era.stripes + 1) * 5} shard links`],
+      [{ erasure: { ...era, shardSize: era.shardSize + 8 } }, "erasure.shardSize", `expected ${era.shardSize} (fragmentSize + 28)`],
+      [{ fragmentSize: manifest.fragmentSize + 8 }, "erasure.shardSize", `expected ${era.shardSize + 8} (fragmentSize + 28)`],
+      [{ fragmentSize: manifest.fragmentSize + 1, erasure: { ...era, shardSize: era.shardSize + 1 } }, "erasure.shardSize", "must be a multiple of 8"],
+      [{ erasure: { ...era, lastShardSize: era.lastShardSize + 8 } }, "erasure.lastShardSize", `must be ${era.shardSize} or a power of two in [4096, ${era.shardSize})`],
+      [{ erasure: { ...era, lastShardSize: 256 } }, "erasure.lastShardSize", "must be"],
       [{ shards: manifest.shards.slice(1) }, "shards", `expected ${manifest.shards.length} shard links, got ${manifest.shards.length - 1}`],
       [{ shards: [...manifest.shards, manifest.shards[0]!] }, "shards", "shard links"],
       [{ roots: manifest.roots.slice(1) }, "roots", `expected ${manifest.roots.length} roots, got ${manifest.roots.length - 1}`],
@@ -110,9 +124,7 @@ describe("manifest: each rule names its field", () => {
     const base = (await sample()).manifest;
     validateManifest({
       ...base,
-      fileSize: 0,
-      fragmentSize: 1,
-      fragmentCount: 1,
+      fragmentSize: 4,
       erasure: { ...base.erasure, k: 1, m: 0, stripes: 1, shardSize: 32, lastShardSize: 32 },
       shards: [base.shards[0]!],
       roots: [base.roots[0]!],
@@ -120,12 +132,11 @@ describe("manifest: each rule names its field", () => {
   });
 
   it("shards larger than a Magu fragment are refused", async () => {
-    const fragmentSize = (1 << 20) - 20; // align8(fragmentSize + 28) = 1 MiB + 8
+    const fragmentSize = (1 << 20) - 20; // fragmentSize + 28 = 1 MiB + 8
     const manifest: Manifest = {
       version: MANIFEST_VERSION,
-      fileSize: 10,
       fragmentSize,
-      fragmentCount: 1,
+      sealedSize: (await sample()).manifest.sealedSize,
       encryption: (await sample()).manifest.encryption,
       erasure: { ...(await sample()).manifest.erasure, k: 1, m: 0, stripes: 1, ...pickSizes(10, fragmentSize, 1) },
       shards: [fragmentCid(Buffer.alloc(1))],
@@ -148,7 +159,8 @@ describe("manifest: each rule names its field", () => {
       [[parsed], undefined, "top level is not a map"],
       [null, undefined, "top level is not a map"],
       ["x", undefined, "top level is not a map"],
-      [{ ...parsed, extra: 1 }, "(root)", "expected [encryption,erasure,fileSize,fragmentCount,fragmentSize,roots,shards,type,version]"],
+      [{ ...parsed, extra: 1 }, "(root)", "expected [encryption,erasure,fragmentSize,roots,sealedSize,shards,type,version]"],
+      [{ ...parsed, fileSize: 3000 }, "(root)", "expected [encryption,erasure,fragmentSize,roots,sealedSize,shards,type,version]"],
       [{ ...parsed, type: undefined }, "(root)", "keys ["],
       [{ ...parsed, type: "muri/dir" }, "type", `must be ${MANIFEST_TYPE}`],
       [{ ...parsed, encryption: [] }, "encryption", "must be a map"],
@@ -164,9 +176,8 @@ describe("manifest: each rule names its field", () => {
       [{ ...parsed, roots: [parsed.roots[0], 7] }, "roots[1]", "must be a string"],
       [{ ...parsed, version: "1" }, "version", 'must be an integer in [0, 9007199254740991], got "1"'],
       [{ ...parsed, version: -1 }, "version", "must be an integer in [0,"],
-      [{ ...parsed, fileSize: 1.5 }, "fileSize", "must be an integer"],
+      [{ ...parsed, sealedSize: 1.5 }, "sealedSize", "must be a string"],
       [{ ...parsed, fragmentSize: 0 }, "fragmentSize", "must be an integer in [1,"],
-      [{ ...parsed, fragmentCount: 0 }, "fragmentCount", "must be an integer in [1,"],
       [{ ...parsed, erasure: { ...parsed.erasure, k: 0 } }, "erasure.k", "in [1,"],
       [{ ...parsed, erasure: { ...parsed.erasure, m: -1 } }, "erasure.m", "in [0,"],
       [{ ...parsed, erasure: { ...parsed.erasure, stripes: 0 } }, "erasure.stripes", "in [1,"],
@@ -190,13 +201,17 @@ describe("manifest: each rule names its field", () => {
     assert.equal(renamed.field, "(root)");
     assert.equal(
       renamed.reason,
-      "keys [encryption,erasure,fileSize,fragmentCount,fragmentSize,rootz,shards,type,version], expected [encryption,erasure,fileSize,fragmentCount,fragmentSize,roots,shards,type,version]",
+      "keys [encryption,erasure,fragmentSize,rootz,sealedSize,shards,type,version], expected [encryption,erasure,fragmentSize,roots,sealedSize,shards,type,version]",
     );
     // A missing last key (in sorted order) is a key error too, not a missing value.
     const { version: _version, ...noVersion } = parsed;
     assert.equal(rejection(decodeOf(noVersion)).field, "(root)");
     const { fileId: f0, ...noFileId } = parsed.encryption;
     assert.equal(rejection(decodeOf({ ...parsed, encryption: { ...noFileId, fileID: f0 } })).field, "encryption");
+    // An older version is named before its keys are (they differ); a string version is a shape error.
+    assert.equal(rejection(decodeOf({ ...parsed, version: 2, fileSize: 1 })).reason, "unsupported version 2 (version 2 manifests show the file's exact size to every member: put the file again)");
+    assert.equal(rejection(decodeOf({ version: 1 })).field, "version");
+    assert.equal(rejection(decodeOf({ version: "2" })).field, "(root)");
     // The lower bounds themselves are accepted by the shape check (version 0 then fails validation).
     assert.equal(rejection(decodeOf({ ...parsed, version: 0 })).field, "version");
     assert.equal(rejection(decodeOf({ ...parsed, version: 0 })).reason, "unsupported version 0");
@@ -239,9 +254,11 @@ describe("manifest: each rule names its field", () => {
     const n = manifest.encryption;
     const text =
       `{"encryption":{"alg":"${n.alg}","fileId":"${n.fileId}","kdf":"${n.kdf}","layout":"${n.layout}","mac":"${n.mac}"},` +
-      `"erasure":{"alg":"${e.alg}","k":1,"lastShardSize":${e.lastShardSize},"m":0,"padding":"zero","shardSize":${e.shardSize},"stripes":1},` +
-      `"fileSize":10,"fragmentCount":1,"fragmentSize":${manifest.fragmentSize},` +
-      `"roots":["${manifest.roots[0]}"],"shards":[{"/":"${manifest.shards[0]}"}],"type":"muri/file","version":${MANIFEST_VERSION}}`;
+      `"erasure":{"alg":"${e.alg}","k":1,"lastShardSize":${e.lastShardSize},"m":0,"padding":"${SHARD_PADDING}","shardSize":${e.shardSize},"stripes":1},` +
+      `"fragmentSize":${manifest.fragmentSize},"roots":["${manifest.roots[0]}"],"sealedSize":"${manifest.sealedSize}",` +
+      `"shards":[{"/":"${manifest.shards[0]}"}],"type":"muri/file","version":${MANIFEST_VERSION}}`;
+    assert.equal(SHARD_PADDING, "sealed-pow2");
+    assert.equal(MANIFEST_VERSION, 3);
     assert.equal(bytes.toString("utf8"), text);
     const two = await sample(600, 2, 1);
     const t2 = two.bytes.toString("utf8");
@@ -256,16 +273,31 @@ function pickSizes(fileSize: number, fragmentSize: number, k: number) {
 }
 
 describe("manifest: layout arithmetic", () => {
-  it("fragment lengths, counts and stripe shard sizes", () => {
-    const m = { fileSize: 2500, fragmentSize: 1000 };
-    assert.deepEqual([0, 1, 2, 3].map((i) => plainFragmentLength(m, i)), [1000, 1000, 500, 0]);
-    assert.equal(plainFragmentLength({ fileSize: 0, fragmentSize: 1000 }, 0), 0);
-    assert.deepEqual([0, 1, 999, 1000, 1001, 2000].map((s) => fragmentCountFor(s, 1000)), [1, 1, 1, 1, 2, 2]);
-    const era = { erasure: { stripes: 3, shardSize: 1032, lastShardSize: 40 } } as Pick<Manifest, "erasure">;
+  it("stripes, buckets, and where each fragment's bytes lie", () => {
+    assert.deepEqual([0, 1, 3999, 4000, 4001, 8000, 8001].map((n) => stripesFor(n, 1000, 4)), [1, 1, 1, 1, 2, 2, 3]);
+    assert.equal(MIN_LAST_SHARD_SIZE, 4096);
+    assert.deepEqual([4096, 8192, 1 << 19, 1 << 20].map((n) => isLastShardSize(n, 1 << 20)), [true, true, true, true]);
+    assert.deepEqual([2048, 4104, 12_288, (1 << 20) + 8, 1 << 21, 4096.5].map((n) => isLastShardSize(n, 1 << 20)), [false, false, false, false, false, false]);
+    assert.equal(isLastShardSize(1032, 1032), true, "the shard size itself, a power of two or not");
+    assert.equal(isLastShardSize(1024, 1032), false, "below the floor");
+    assert.equal(isLastShardSize(8192, 40_008), true);
+    assert.equal(bucketShardSize(5000, 1032), 1032);
+    const era = { erasure: { k: 2, stripes: 3, shardSize: 1032, lastShardSize: 40 } } as Pick<Manifest, "erasure">;
     assert.deepEqual([0, 1, 2].map((s) => stripeShardSize(era, s)), [1032, 1032, 40]);
-    assert.deepEqual(layoutFor(2500, 1000, 2), { fragmentCount: 3, stripes: 2, shardSize: 1032, lastShardSize: 528 });
-    assert.deepEqual(layoutFor(2000, 1000, 2), { fragmentCount: 2, stripes: 1, shardSize: 1032, lastShardSize: 1032 });
-    assert.deepEqual(layoutFor(3000, 1000, 2), { fragmentCount: 3, stripes: 2, shardSize: 1032, lastShardSize: 1032 });
-    assert.deepEqual(layoutFor(1, 4, 3), { fragmentCount: 1, stripes: 1, shardSize: 32, lastShardSize: 32 });
+    // Full stripes: fragment i is bytes [i·F, (i+1)·F); the last stripe's k fragments share its rest.
+    const m = { erasure: { k: 2, stripes: 2, shardSize: 1 << 16, lastShardSize: 8192 } } as Pick<Manifest, "erasure">;
+    const F = (1 << 16) - 28;
+    const size = 2 * F + 8192 + 100;
+    assert.deepEqual(layoutFor(size, F, 2), { stripes: 2, shardSize: 1 << 16, lastShardSize: 8192, rest: 8292 });
+    assert.deepEqual([0, 1, 2, 3].map((i) => fragmentSpan(m, size, i)), [
+      { offset: 0, length: F, capacity: F },
+      { offset: F, length: F, capacity: F },
+      { offset: 2 * F, length: 8164, capacity: 8164 },
+      { offset: 2 * F + 8164, length: 128, capacity: 8164 },
+    ]);
+    // An empty file: one stripe of padding only.
+    const empty = { erasure: { k: 3, stripes: 1, shardSize: 1 << 16, lastShardSize: 4096 } } as Pick<Manifest, "erasure">;
+    assert.deepEqual([0, 1, 2].map((i) => fragmentSpan(empty, 0, i).length), [0, 0, 0]);
+    assert.deepEqual(layoutFor(0, F, 3), { stripes: 1, shardSize: 1 << 16, lastShardSize: 4096, rest: 0 });
   });
 });

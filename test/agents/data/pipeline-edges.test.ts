@@ -4,9 +4,9 @@ import { describe, it } from "node:test";
 import type { CID } from "multiformats/cid";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { FRAGMENT_SIZE } from "../../../agents/data/constants.js";
-import { manifestMac } from "../../../agents/data/crypto.js";
-import { FileIdReusedError, InvalidParameterError, ManifestAuthError, NotEnoughShardsError, SizeMismatchError } from "../../../agents/data/errors.js";
-import { manifestMacBody, plainFragmentLength, type Manifest } from "../../../agents/data/manifest.js";
+import { FileCipher, manifestMac, sealFileSize } from "../../../agents/data/crypto.js";
+import { FileIdReusedError, InvalidParameterError, ManifestAuthError, ManifestError, ManifestSealError, NotEnoughShardsError, SizeMismatchError } from "../../../agents/data/errors.js";
+import { fragmentSpan, manifestMacBody, type Manifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import {
   decodeFile,
@@ -18,6 +18,7 @@ import {
   fetchStripe,
   fetchStripes,
   memoryFetcher,
+  openManifest,
   type EncodedShard,
   type ShardFetcher,
   type ShardPosition,
@@ -60,7 +61,7 @@ describe("pipeline: encoder options and what the sink sees", () => {
     }
     const tiny = await encodeAll(bytesOf(10), { secret, fileId: freshFileId(), k: 1, m: 0, shardSize: 32 });
     assert.equal(tiny.manifest.fragmentSize, 4);
-    assert.equal(tiny.manifest.fragmentCount, 3);
+    assert.equal(tiny.manifest.erasure.stripes, 3);
     await assert.rejects(encodeFile(bytesOf(10), { secret, k: 0 }, () => {}), InvalidParameterError);
     await assert.rejects(encodeFile(bytesOf(10), { secret, m: 7 }, () => {}), InvalidParameterError);
   });
@@ -96,17 +97,19 @@ describe("pipeline: encoder options and what the sink sees", () => {
           assert.equal(r.manifest.roots[s.index], s.root.toString("hex"));
         });
       }
-      // The last stripe holds one short fragment: its shards shrink to that fragment, zero-padded shards after it.
-      assert.equal(r.stripes[2]!.shards[0]!.bytes.length, r.manifest.erasure.lastShardSize);
-      assert.deepEqual(r.stripes[2]!.shards[1]!.bytes, Buffer.alloc(r.manifest.erasure.lastShardSize));
+      // The last stripe holds 13 bytes: every one of its data shards is still a sealed fragment, none all zeros.
+      for (const s of r.stripes[2]!.shards) {
+        assert.equal(s.bytes.length, r.manifest.erasure.lastShardSize);
+        assert.notDeepEqual(s.bytes, Buffer.alloc(s.bytes.length));
+      }
       assert.deepEqual(await decodeToBuffer(r.manifest, fetcherOf(r.byIndex), { secret }), data);
     }
   });
 
-  it("an empty file is one empty fragment in one stripe", async () => {
+  it("an empty file is one stripe of sealed padding", async () => {
     const r = await encodeAll(Buffer.alloc(0), { secret, fileId: freshFileId(), k: 2, m: 1, shardSize: 64 });
-    assert.equal(r.manifest.fileSize, 0);
-    assert.equal(r.manifest.fragmentCount, 1);
+    assert.equal(openManifest(r.manifest, secret).fileSize, 0);
+    assert.equal(r.manifest.erasure.stripes, 1);
     assert.equal(r.stripes.length, 1);
     assert.equal(r.byIndex.length, 3);
     assert.deepEqual(await decodeToBuffer(r.manifest, fetcherOf(r.byIndex), { secret }), Buffer.alloc(0));
@@ -125,30 +128,39 @@ describe("pipeline: encoder options and what the sink sees", () => {
   });
 });
 
-describe("pipeline: zero padding", () => {
-  it("every data shard is its sealed fragment then zeros; shards past the last fragment are all zeros", async () => {
+describe("pipeline: sealed padding", () => {
+  it("every data shard is one sealed fragment: it opens to its file bytes then zeros, and shows no plaintext zeros", async () => {
     // Dirty the allocator's pool first, so that unfilled bytes would show.
-    for (let i = 0; i < 64; i++) Buffer.allocUnsafe(4096).fill(0xa5);
+    for (let i = 0; i < 64; i++) Buffer.allocUnsafe(65_536).fill(0xa5);
     for (const [size, k, m, shardSize] of [
-      [13, 3, 1, 64], // one short fragment in a single stripe
-      [200, 4, 2, 64], // 6 fragments: one full stripe, then two of four
-      [36 * 3 + 1, 3, 0, 64], // a last stripe holding a 1-byte fragment
+      [13, 3, 1, 64], // one short stripe
+      [200, 4, 2, 64], // 6 fragments' worth: one full stripe, then 56 bytes over four fragments
+      [36 * 3 + 1, 3, 0, 64], // a last stripe holding 1 byte
+      [0, 2, 1, 1 << 16], // the empty file: 4 KiB of padding per shard
+      [2 * 4068 + 1, 2, 1, 1 << 16], // one byte over the 4 KiB bucket: 8 KiB shards
+      [2 * ((1 << 16) - 28) + 5, 2, 2, 1 << 16], // a full stripe, then 5 bytes in 4 KiB shards
     ] as const) {
       // With recycled stripe buffers too: a tail left unfilled would show the previous stripe's bytes.
       for (const reuseBuffers of [false, true]) {
-        const r = await encodeAll(bytesOf(size, size), { secret, fileId: freshFileId(), k, m, shardSize, reuseBuffers });
-        const manifest = r.manifest;
+        const fileId = freshFileId();
+        const data = bytesOf(size, size);
+        const r = await encodeAll(data, { secret, fileId, k, m, shardSize, reuseBuffers });
+        const { manifest } = r;
+        const cipher = new FileCipher(secret, fileId);
         for (const { stripe, shards } of r.stripes) {
           for (let j = 0; j < k; j++) {
             const index = stripe * k + j;
             const bytes = shards[j]!.bytes;
-            const sealed = index < manifest.fragmentCount ? plainFragmentLength(manifest, index) + 28 : 0;
-            assert.deepEqual(bytes.subarray(sealed), Buffer.alloc(bytes.length - sealed), `size ${size}: stripe ${stripe} shard ${j} after ${sealed} bytes`);
+            const { offset, length, capacity } = fragmentSpan(manifest, size, index);
+            assert.equal(bytes.length, capacity + 28, `size ${size}: stripe ${stripe} shard ${j} is one sealed fragment`);
+            const want = Buffer.concat([data.subarray(offset, offset + length), Buffer.alloc(capacity - length)]);
+            assert.deepEqual(cipher.open(index, bytes), want, `size ${size}: stripe ${stripe} shard ${j}`);
+            // The tag ends the shard: no run of zeros shows where the data stops.
+            assert.notDeepEqual(bytes.subarray(bytes.length - 8), Buffer.alloc(8));
           }
         }
-        // No unfilled byte in what was sealed either: every fragment decrypts (its tag covers it).
-        for (let i = 0; i < 64; i++) Buffer.allocUnsafe(4096).fill(0x5a);
-        assert.deepEqual(await decodeToBuffer(manifest, fetcherOf(r.byIndex), { secret }), bytesOf(size, size));
+        for (let i = 0; i < 64; i++) Buffer.allocUnsafe(65_536).fill(0x5a);
+        assert.deepEqual(await decodeToBuffer(manifest, fetcherOf(r.byIndex), { secret }), data);
       }
     }
   });
@@ -227,7 +239,7 @@ describe("pipeline: decoder options and errors", () => {
       const parts: Buffer[] = [];
       for await (const p of decodeFile(r.manifest, fetcherOf(r.byIndex, undefined, calls), { secret, readAhead, reuseBuffers: readAhead === 1 })) parts.push(Buffer.from(p));
       assert.deepEqual(Buffer.concat(parts), data, `readAhead ${readAhead}`);
-      assert.equal(parts.length, r.manifest.fragmentCount);
+      assert.equal(parts.length, Math.ceil(data.length / 36), "one part per fragment holding file bytes");
       const stripesSeen = [...new Set(calls.map((c) => c.stripe))];
       assert.deepEqual(stripesSeen, [...stripesSeen].sort((a, b) => a - b));
       assert.equal(stripesSeen.length, r.manifest.erasure.stripes);
@@ -272,20 +284,43 @@ describe("pipeline: decoder options and errors", () => {
     assert.deepEqual(first, r.byIndex.slice(0, 2));
   });
 
-  it("a manifest whose file size disagrees with the data is SizeMismatchError (never silently short)", async () => {
-    const r = await encodeToMemory(bytesOf(100), { secret, fileId: freshFileId(), k: 1, m: 0, shardSize: 256 });
+  it("a sealed size that disagrees with the data: ManifestSealError, ManifestError or SizeMismatchError (never silently short)", async () => {
+    const fileId = freshFileId();
+    const r = await encodeToMemory(bytesOf(100), { secret, fileId, k: 1, m: 0, shardSize: 256 });
     const fetch = memoryFetcher(r.shards);
-    // Changed by anyone without the secret, the manifest fails its MAC first; re-sealed (a client
-    // bug), the decoder still never returns short data.
-    const reseal = (m: Manifest): Manifest => ({ ...m, encryption: { ...m.encryption, mac: manifestMac(secret, Buffer.from(m.encryption.fileId, "hex"), manifestMacBody(m)) } });
-    await assert.rejects(decodeToBuffer({ ...r.manifest, fragmentCount: 0 }, fetch, { secret }), ManifestAuthError);
-    await assert.rejects(decodeToBuffer(reseal({ ...r.manifest, fragmentCount: 0 }), fetch, { secret }), (e: unknown) => {
-      assert.ok(e instanceof SizeMismatchError, String(e));
-      assert.deepEqual(e.context, { expected: 100, actual: 0 });
+    // A member cannot seal another size: one copied from another file, or edited, does not open.
+    const other = await encodeToMemory(bytesOf(50), { secret, fileId: freshFileId(), k: 1, m: 0, shardSize: 256 });
+    await assert.rejects(decodeToBuffer({ ...r.manifest, sealedSize: other.manifest.sealedSize }, fetch, { secret }), ManifestSealError);
+    // The MAC covers the seal: a seal of another size that opens (made with the secret) but without
+    // a new MAC is ManifestAuthError, not a seal error.
+    await assert.rejects(decodeToBuffer({ ...r.manifest, sealedSize: sealFileSize(secret, fileId, 50) }, fetch, { secret }), (e: unknown) => e instanceof ManifestAuthError && !(e instanceof ManifestSealError));
+    // Re-sealed under the secret (a client bug), the decoder still never returns short data.
+    const reseal = (size: number): Manifest => {
+      const m = { ...r.manifest, sealedSize: sealFileSize(secret, fileId, size) };
+      return { ...m, encryption: { ...m.encryption, mac: manifestMac(secret, fileId, manifestMacBody(m)) } };
+    };
+    // A size that needs another layout (2 stripes of 228 bytes) is refused when the manifest is opened.
+    await assert.rejects(decodeToBuffer(reseal(300), fetch, { secret }), (e: unknown) => {
+      assert.ok(e instanceof ManifestError, String(e));
+      assert.equal(e.context.field, "sealedSize");
+      assert.equal(e.context.reason, "the sealed size 300 makes 2 stripes with a last shard of 256 bytes, the manifest has 1 and 256");
       return true;
     });
-    const fewer = reseal({ ...r.manifest, fileSize: 0 });
-    await assert.rejects(decodeToBuffer(fewer, fetch, { secret }), Error);
+    // A shorter size in the same layout leaves data in the padding: SizeMismatchError, nothing yielded.
+    for (const short of [0, 50, 99]) {
+      const parts: Buffer[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const p of decodeFile(reseal(short), fetch, { secret })) parts.push(p);
+        })(),
+        (e: unknown) => {
+          assert.ok(e instanceof SizeMismatchError, String(e));
+          assert.deepEqual(e.context, { expected: short, actual: 100 });
+          return true;
+        },
+      );
+      assert.deepEqual(parts, []);
+    }
     assert.deepEqual(await decodeToBuffer(r.manifest, fetch, { secret }), bytesOf(100));
     assert.equal(await memoryFetcher(new Map())(r.manifest.shards[0]!, { index: 0, stripe: 0, position: 0 }), undefined);
   });

@@ -9,16 +9,18 @@ import {
   DecryptionError,
   ManifestAuthError,
   ManifestCidMismatchError,
+  ManifestSealError,
   NotEnoughShardsError,
   ShardCidMismatchError,
 } from "../../../agents/data/errors.js";
-import { decodeManifest, encodeManifest, manifestMacBody, type Manifest } from "../../../agents/data/manifest.js";
+import { bucketShardSize, decodeManifest, encodeManifest, manifestMacBody, type Manifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import {
   decodeFile,
   decodeToBuffer,
   encodeFile,
   fetchStripe,
+  openManifest,
   type EncodeOptions,
   type ShardFetcher,
   type ShardPosition,
@@ -36,7 +38,7 @@ function prng(seed: number): (n: number) => Buffer {
   return (n) => ctr.update(Buffer.alloc(n));
 }
 
-/** Shards kept by global index (two shards may share a CID, e.g. all-zero padding shards). */
+/** Shards kept by global index. */
 async function encodeIndexed(data: Uint8Array | AsyncIterable<Uint8Array>, options: EncodeOptions) {
   const shards: Buffer[] = [];
   const result = await encodeFile(data, options, (stripe) => {
@@ -90,7 +92,7 @@ describe("pipeline: file -> fragments -> encrypt -> shards -> drop m -> rebuild 
         size,
         fc.integer({ min: 1, max: 6 }),
         fc.integer({ min: 0, max: 3 }),
-        fc.constantFrom(32, 40, 256, 1024, 4096),
+        fc.constantFrom(32, 40, 256, 1024, 4096, 16_384),
         fc.array(fc.nat(), { maxLength: 12 }),
         fc.integer(),
         async (n, k, m, shardSize, picks, seed) => {
@@ -101,10 +103,34 @@ describe("pipeline: file -> fragments -> encrypt -> shards -> drop m -> rebuild 
           r.shards.forEach((s, i) => assert.equal(fragmentRoot(s).toString("hex"), r.manifest.roots[i]));
           const out = await decodeToBuffer(r.manifest, fetcher(r.shards, dropper(r.manifest, picks)), { secret });
           assert.deepEqual(out, data);
+          assert.equal(openManifest(r.manifest, secret).fileSize, n);
         },
       ),
       { numRuns: MUTATING ? 30 : 120 },
     );
+  });
+
+  it("round trips at the padding edges: empty, bucket boundaries, exactly one stripe, one byte more (1 MiB shards, k=4, m=2)", async () => {
+    const gen = prng(11);
+    const F = FRAGMENT_PLAIN;
+    // The last stripe's shards are 4 KiB up to 4·(4096 - 28) bytes in it, then 8 KiB, ... up to 1 MiB.
+    const edge = (shard: number) => 4 * (shard - 28);
+    const sizes = [0, 1, edge(4096), edge(4096) + 1, edge(8192), edge(8192) + 1, edge(1 << 19), edge(1 << 19) + 1, 4 * F - 1, 4 * F, 4 * F + 1, 4 * F + edge(4096) + 1];
+    const expected = [4096, 4096, 4096, 8192, 8192, 16_384, 1 << 19, 1 << 20, 1 << 20, 1 << 20, 4096, 8192];
+    for (const [i, n] of (MUTATING ? sizes.slice(0, 6) : sizes).entries()) {
+      const data = gen(n);
+      const r = await encodeIndexed(data, { secret });
+      const { stripes, lastShardSize } = r.manifest.erasure;
+      assert.equal(stripes, Math.max(1, Math.ceil(n / (4 * F))), `${n}: stripes`);
+      assert.equal(lastShardSize, expected[i], `${n}: last shard size`);
+      assert.equal(lastShardSize, bucketShardSize(Math.ceil((n - (stripes - 1) * 4 * F) / 4) + 28, 1 << 20));
+      r.shards.forEach((s, index) => assert.equal(s.length, Math.floor(index / 6) === stripes - 1 ? lastShardSize : 1 << 20));
+      assert.equal(openManifest(r.manifest, secret).fileSize, n);
+      for (const lost of [[], [0, 1], [2, 5]]) {
+        const out = await decodeToBuffer(r.manifest, fetcher(r.shards, (w) => lost.includes(w.position)), { secret });
+        assert.ok(out.equals(data), `${n} bytes, lost ${lost}`);
+      }
+    }
   });
 
   it("round trips 0, 1, F-1, F, F+1, 4F-1, 4F, 4F+1 bytes at the default 1 MiB shards (k=4, m=2)", async () => {
@@ -264,14 +290,17 @@ describe("pipeline: corruption is a named error, never wrong bytes", () => {
     }
   });
 
-  it("the wrong secret is ManifestAuthError before any fragment is fetched", async () => {
+  it("the wrong secret is ManifestSealError (a ManifestAuthError) before any fragment is fetched", async () => {
     const r = await encodeIndexed(prng(8)(5000), { secret, k: 2, m: 1, shardSize: 1024 });
     let fetched = 0;
     const counting: ShardFetcher = async (cid, where) => {
       fetched++;
       return fetcher(r.shards)(cid, where);
     };
-    await assert.rejects(decodeToBuffer(r.manifest, counting, { secret: Buffer.alloc(32, 1) }), (e: unknown) => e instanceof ManifestAuthError && e.context.fileId === r.manifest.encryption.fileId);
+    await assert.rejects(
+      decodeToBuffer(r.manifest, counting, { secret: Buffer.alloc(32, 1) }),
+      (e: unknown) => e instanceof ManifestSealError && e instanceof ManifestAuthError && e.context.fileId === r.manifest.encryption.fileId,
+    );
     assert.equal(fetched, 0);
   });
 
@@ -280,18 +309,16 @@ describe("pipeline: corruption is a named error, never wrong bytes", () => {
     const a = await encodeIndexed(prng(9)(6 * 2 * (1024 - 28)), { secret, k: 2, m: 1, shardSize: 1024 });
     const b = await encodeIndexed(prng(10)(6 * 2 * (1024 - 28)), { secret, k: 2, m: 1, shardSize: 1024 });
     assert.equal(a.manifest.erasure.stripes, 6);
-    // What a node that saw a's manifest could build: a valid manifest of its first 3 stripes.
-    const fileSize = 3 * 2 * (1024 - 28);
+    // What a node that saw a's manifest could build: a valid manifest of its first 3 stripes (it
+    // keeps a's sealed size, which opens, but cannot make the MAC).
     const truncated: Manifest = {
       ...a.manifest,
-      fileSize,
-      fragmentCount: 6,
       erasure: { ...a.manifest.erasure, stripes: 3, lastShardSize: 1024 },
       shards: a.manifest.shards.slice(0, 9),
       roots: a.manifest.roots.slice(0, 9),
     };
     const decoded = decodeManifest(encodeManifest(truncated).bytes); // valid as a manifest
-    await assert.rejects(decodeToBuffer(decoded, fetcher(a.shards), { secret }), ManifestAuthError);
+    await assert.rejects(decodeToBuffer(decoded, fetcher(a.shards), { secret }), (e: unknown) => e instanceof ManifestAuthError && !(e instanceof ManifestSealError));
     // Stripe 2 of b in place of stripe 2 of a (same secret, same sizes).
     const spliced: Manifest = {
       ...a.manifest,
@@ -300,7 +327,9 @@ describe("pipeline: corruption is a named error, never wrong bytes", () => {
     };
     const both = [...a.shards];
     for (let i = 6; i < 9; i++) both[i] = b.shards[i]!;
-    await assert.rejects(decodeToBuffer(spliced, fetcher(both), { secret }), ManifestAuthError);
+    await assert.rejects(decodeToBuffer(spliced, fetcher(both), { secret }), (e: unknown) => e instanceof ManifestAuthError && !(e instanceof ManifestSealError));
+    // b's sealed size in a's manifest does not open (another file id's key).
+    await assert.rejects(decodeToBuffer({ ...a.manifest, sealedSize: b.manifest.sealedSize }, fetcher(a.shards), { secret }), ManifestSealError);
     assert.deepEqual(await decodeToBuffer(a.manifest, fetcher(a.shards), { secret }), prng(9)(6 * 2 * (1024 - 28)));
   });
 });
@@ -319,8 +348,8 @@ describe("pipeline: large streamed file", () => {
       }
     }
     const r = await encodeIndexed(source(), { secret, k: 4, m: 2 });
-    assert.equal(r.manifest.fileSize, total);
-    assert.equal(r.manifest.erasure.stripes, Math.ceil(Math.ceil(total / FRAGMENT_PLAIN) / 4));
+    assert.equal(openManifest(r.manifest, secret).fileSize, total);
+    assert.equal(r.manifest.erasure.stripes, Math.ceil(total / (4 * FRAGMENT_PLAIN)));
     const lost = (w: ShardPosition) => w.position === w.stripe % 6 || w.position === (w.stripe * 5 + 3) % 6;
     const outHash = createHash("sha256");
     let produced = 0;
