@@ -128,6 +128,24 @@ export class ClientAccess {
     this.presented.set(key, Number(answer.expires ?? 0));
   }
 
+  /**
+   * Runs `read` on `peer` after presenting this client's credential; when the member refuses it for
+   * want of access although one was presented (the member restarted and forgot it, or it lapsed
+   * early by the chain's clock), presents again and runs it once more.
+   */
+  async read<T>(peer: PeerId, magu: bigint, read: () => Promise<T>): Promise<T> {
+    await this.ensure(peer, magu);
+    try {
+      return await read();
+    } catch (err) {
+      const key = `${peer.toString()}/${magu}`;
+      if (!isAccessRefusal(err) || !this.presented.has(key)) throw err;
+      this.presented.delete(key);
+      await this.ensure(peer, magu);
+      return read();
+    }
+  }
+
   /** Presents to every peer given, in parallel; a peer that cannot be reached is left to the read that follows. */
   async ensureAll(peers: readonly PeerId[], magu: bigint): Promise<void> {
     const results = await Promise.allSettled(peers.map((p) => this.ensure(p, magu)));

@@ -800,7 +800,7 @@ class Client implements StorageClient {
     await this.access!.ensureAll(members.map((x) => x.peerId), maguId);
     for (const member of members) {
       try {
-        const bytes = await p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs });
+        const bytes = await this.access!.read(member.peerId, maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs }));
         return { manifest: decodeManifest(bytes, cid), bytes };
       } catch (err) {
         this.log.debug("manifest fetch failed", { member: member.address, error: (err as Error).message });
@@ -1011,7 +1011,7 @@ class Client implements StorageClient {
     let denied: string | undefined;
     for (const member of members) {
       try {
-        const bytes = await p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs });
+        const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs }));
         manifest = decodeManifest(bytes, ref.manifestCid);
         break;
       } catch (err) {
@@ -1044,7 +1044,7 @@ class Client implements StorageClient {
         // not written off.
         for (let attempt = 1; ; attempt++) {
           try {
-            const bytes = await p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs });
+            const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs }));
             fetched++;
             return bytes;
           } catch (err) {

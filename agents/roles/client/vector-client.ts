@@ -288,7 +288,13 @@ class VectorClientImpl implements VectorClient {
    */
   private async askMember(maguId: bigint, member: Address, price: bigint, request: Record<string, unknown>): Promise<unknown> {
     const peer = await this.reader(member, maguId);
-    const send = (body: Record<string, unknown>) => searchRequest(this.running().libp2p, peer, body, { limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs } });
+    // An answer refusing access although this client presented a grant: present it again, once.
+    const send = (body: Record<string, unknown>) =>
+      this.access!.read(peer, maguId, async () => {
+        const answer = (await searchRequest(this.running().libp2p, peer, body, { limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs } })) as { ok?: boolean; error?: string };
+        if (answer?.ok !== true && isAccessRefusal(new Error(answer?.error ?? ""))) throw new Error(answer.error);
+        return answer;
+      });
     if (price === 0n) return send(request);
     const key = `${maguId}/${member.toLowerCase()}`;
     const run = async (): Promise<unknown> => {

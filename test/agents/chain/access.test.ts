@@ -1,7 +1,7 @@
 /**
  * chain/access.ts without a chain: grantees, rights, grant tokens and the typed data signatures
  * (checked against MaguAccess's own digests in test/solidity/MaguAccess.t.sol and, end to end, in
- * test/agents/roles/access.test.ts).
+ * test/agents/roles/e2e-access.test.ts).
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
