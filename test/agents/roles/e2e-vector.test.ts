@@ -31,7 +31,7 @@ import { after, before, describe, test } from "node:test";
 import { parseEventLogs, type Hex } from "viem";
 import { nodeRegistryAbi, searchMarketAbi } from "../../../agents/chain/index.js";
 import { writeNpy } from "../../../agents/data/vector-files.js";
-import { canonicalDistance, compareHits, quantize, type HitEntry } from "../../../agents/data/vectors.js";
+import { canonicalDistance, chooseScaleExp, compareHits, quantize, type HitEntry } from "../../../agents/data/vectors.js";
 import { DEFAULT_EF_SEARCH } from "../../../agents/index/constants.js";
 import { createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup } from "../chain/harness.js";
@@ -189,8 +189,11 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "l2", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
     assert.equal(created.code, 0, created.stderr);
     const wide = BigInt((JSON.parse(created.stdout) as { id: string }).id);
-    // The mixture's components are within ±1.99: times 150, within ±298.5 (2^6 holds |x| < 511.99).
-    const data = gaussianMixture({ count: 3000, dim, seed: 6 }).map((x) => x * 150);
+    // The mixture's components are within ±1.99: the first batch times 150 with one component at
+    // 299.5 (2^6 holds |x| < 511.99, 2^7 < 256), the append times 100 (alone it would get 2^7).
+    const data = gaussianMixture({ count: 3000, dim, seed: 6 }).map((x, i) => x * (i < 2000 * dim ? 150 : 100));
+    data[5] = 299.5;
+    assert.equal(chooseScaleExp(data.subarray(2000 * dim), dim), 7, "the append's own scale would differ");
     const wideQueries = gaussianMixture({ count: 4, dim, seed: 6 }, 2).map((x) => x * 150);
     const first = join(net.dir, "wide-1.npy");
     const second = join(net.dir, "wide-2.npy");
