@@ -363,6 +363,8 @@ async function main(): Promise<void> {
     t = performance.now();
     const added = await client.add(maguId, path);
     if (added.firstRow !== from) throw new Error(`batch at row ${from}: the client numbered it from ${added.firstRow}`);
+    // The ground truth and the probe's queries are quantized at 2^14: the mixture (|x| in [1, 2)) gets it.
+    if (added.scaleExp !== 14) throw new Error(`the Magu's quantization scale is 2^${added.scaleExp}, the ground truth assumes 2^14`);
     const addSeconds = (performance.now() - t) / 1000;
     await waitIndexed();
     batches.push({ vectors: added.vectors, fragments: added.fragments, addSeconds, indexedSeconds: (performance.now() - t) / 1000 });

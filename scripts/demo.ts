@@ -92,11 +92,13 @@ try {
   const magu = await runMuri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "l2", "--replication", "2", "--members", String(Math.min(5, nodes)), "--fragments", "32", "--periods", "1000", "--price", "0.000001", "--devnet", dir]);
   t = Date.now();
   const added = await runMuri(["vectors", "add", "--magu", String(magu.id), vectorsFile, "--devnet", dir]);
-  console.log(`vectors add: ${added.vectors} vectors of dimension ${dim} -> vector Magu ${magu.id}, ${added.fragments} fragments, r = 2 (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+  console.log(`vectors add: ${added.vectors} vectors of dimension ${dim} -> vector Magu ${magu.id}, ${added.fragments} fragments, scale 2^${added.scaleExp}, r = 2 (${((Date.now() - t) / 1000).toFixed(1)} s)`);
   const query = point();
-  const q = quantize(query, dim);
+  // Brute force at the Magu's quantization scale (chosen by this first batch, printed by vectors add).
+  const scale = 2 ** added.scaleExp;
+  const q = quantize(query, dim, 0, scale);
   const truth = data
-    .map((v, id) => ({ id: BigInt(id), distance: canonicalDistance("l2", q, quantize(v, dim)) }))
+    .map((v, id) => ({ id: BigInt(id), distance: canonicalDistance("l2", q, quantize(v, dim, id, scale)) }))
     .sort(compareHits)
     .slice(0, 5)
     .map((h) => h.id.toString());

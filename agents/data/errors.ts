@@ -143,9 +143,10 @@ export class SizeMismatchError extends DataError<{ expected: number; actual: num
 }
 
 /** A float vector component cannot be quantized (NaN, Infinity, or out of the int16 range). */
-export class VectorValueError extends DataError<{ row: number; column: number; value: number; reason: string }> {
-  constructor(row: number, column: number, value: number, reason: string) {
-    super("ERR_VECTOR_VALUE", `vector row ${row}, column ${column}: value ${value} ${reason}`, { row, column, value, reason });
+export class VectorValueError extends DataError<{ row: number; column: number; value: number; reason: string; scaleExp?: number }> {
+  /** `scaleExp`: the exponent of the scale 2^e the value did not fit (out-of-range values only). */
+  constructor(row: number, column: number, value: number, reason: string, scaleExp?: number) {
+    super("ERR_VECTOR_VALUE", `vector row ${row}, column ${column}: value ${value} ${reason}`, { row, column, value, reason, ...(scaleExp !== undefined ? { scaleExp } : {}) });
   }
 }
 

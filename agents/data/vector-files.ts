@@ -12,7 +12,7 @@
  *
  * Values must be finite (NaN and ±Infinity are refused; float64 input is rounded to float32 and
  * must stay finite). Ids, when the file gives them, are unique uint64; otherwise `ids` is null and
- * the caller numbers rows. Quantization to int16 (|x| < 2) is the caller's step (vectors.ts).
+ * the caller numbers rows. Quantization to int16 at the Magu's scale is the caller's step (vectors.ts).
  */
 import { createReadStream } from "node:fs";
 import { open, writeFile, type FileHandle } from "node:fs/promises";

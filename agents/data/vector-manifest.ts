@@ -6,8 +6,15 @@
  *
  * Canonical DAG-JSON (codec 0x0129), keys in byte order, no whitespace:
  * `{"dim":64,"fragments":[{"cid":{"/":"bafk…"},"count":7710,"root":"<64 hex>","size":1048560},…],
- *   "magu":"<decimal id>","metric":"l2","type":"muri/vector-index","version":1}`
+ *   "magu":"<decimal id>","metric":"l2","scaleExp":7,"type":"muri/vector-index","version":1}`
  * Decoding re-encodes and requires identical bytes and the CID.
+ *
+ * `scaleExp` is the exponent e of the Magu's quantization scale 2^e (data/vectors.ts), chosen by
+ * its first batch and the same in every later document of the Magu. It is written only when it is
+ * not 14: a document without it quantizes at 2^14 (every document written before the field
+ * existed), and one that spells out 14 is not canonical. Members and validators check nothing
+ * about it beyond its range (they compute on the int16 records); clients quantize later batches
+ * and queries with it and scale distances back by 2^-2e.
  *
  * Row numbers (the default vector ids) continue across batches: the first record of a new batch
  * gets row Σ count of the fragments before it.
@@ -17,7 +24,7 @@ import { sha256 } from "multiformats/hashes/sha2";
 import { RAW_CODEC } from "./constants.js";
 import { ManifestCidMismatchError, ManifestError } from "./errors.js";
 import { manifestCidOf } from "./manifest.js";
-import { recordSize } from "./vectors.js";
+import { recordSize, VECTOR_SCALE_EXP, VECTOR_SCALE_EXP_MAX, VECTOR_SCALE_EXP_MIN } from "./vectors.js";
 
 export const VECTOR_MANIFEST_TYPE = "muri/vector-index";
 export const VECTOR_MANIFEST_VERSION = 1;
@@ -43,6 +50,13 @@ export interface VectorManifest {
   readonly dim: number;
   readonly metric: VectorMetricName;
   readonly fragments: readonly VectorFragmentInfo[];
+  /** Exponent e of the Magu's quantization scale 2^e; absent: {@link VECTOR_SCALE_EXP} (14). */
+  readonly scaleExp?: number;
+}
+
+/** The Magu's scale exponent a document states (14 when it has no `scaleExp`). */
+export function manifestScaleExp(manifest: Pick<VectorManifest, "scaleExp">): number {
+  return manifest.scaleExp ?? VECTOR_SCALE_EXP;
 }
 
 /** Records in all fragments: the row number the next batch starts at. */
@@ -60,6 +74,9 @@ function validate(m: VectorManifest): void {
   if (typeof m.maguId !== "bigint" || m.maguId < 1n || m.maguId >= 1n << 256n) fail("must be a Magu id in [1, 2^256)", "magu");
   const size = recordSize(m.dim); // throws on a bad dim
   if (m.metric !== "l2" && m.metric !== "ip") fail(`must be "l2" or "ip", got ${JSON.stringify(m.metric)}`, "metric");
+  if (m.scaleExp !== undefined && (!Number.isSafeInteger(m.scaleExp) || m.scaleExp < VECTOR_SCALE_EXP_MIN || m.scaleExp > VECTOR_SCALE_EXP_MAX)) {
+    fail(`must be an integer in [${VECTOR_SCALE_EXP_MIN}, ${VECTOR_SCALE_EXP_MAX}], got ${JSON.stringify(m.scaleExp)}`, "scaleExp");
+  }
   if (m.fragments.length < 1 || m.fragments.length > MAX_VECTOR_MANIFEST_FRAGMENTS) {
     fail(`must list 1..${MAX_VECTOR_MANIFEST_FRAGMENTS} fragments, got ${m.fragments.length}`, "fragments");
   }
@@ -75,12 +92,13 @@ function validate(m: VectorManifest): void {
 /** Canonical bytes and CID of a vector index document. */
 export function encodeVectorManifest(m: VectorManifest): { bytes: Buffer; cid: CID } {
   validate(m);
+  const scaleExp = manifestScaleExp(m);
   const fragments = m.fragments
     .map((f) => `{"cid":{"/":${JSON.stringify(f.cid.toString())}},"count":${f.count},"root":${JSON.stringify(f.root)},"size":${f.size}}`)
     .join(",");
   const text =
     `{"dim":${m.dim},"fragments":[${fragments}],"magu":${JSON.stringify(m.maguId.toString())},` +
-    `"metric":${JSON.stringify(m.metric)},"type":${JSON.stringify(VECTOR_MANIFEST_TYPE)},"version":${VECTOR_MANIFEST_VERSION}}`;
+    `"metric":${JSON.stringify(m.metric)},${scaleExp === VECTOR_SCALE_EXP ? "" : `"scaleExp":${scaleExp},`}"type":${JSON.stringify(VECTOR_MANIFEST_TYPE)},"version":${VECTOR_MANIFEST_VERSION}}`;
   const bytes = Buffer.from(text, "utf8");
   return { bytes, cid: manifestCidOf(bytes) };
 }
@@ -111,7 +129,14 @@ export function decodeVectorManifest(bytes: Uint8Array, cid: CID): VectorManifes
     }
     return { cid: fragmentCid, root: String(f.root), size: Number(f.size), count: Number(f.count) };
   });
-  const manifest: VectorManifest = { maguId: BigInt(parsed.magu), dim: parsed.dim as number, metric: parsed.metric as VectorMetricName, fragments };
+  if (parsed.scaleExp !== undefined && !Number.isSafeInteger(parsed.scaleExp)) fail("must be an integer", "scaleExp");
+  const manifest: VectorManifest = {
+    maguId: BigInt(parsed.magu),
+    dim: parsed.dim as number,
+    metric: parsed.metric as VectorMetricName,
+    fragments,
+    scaleExp: parsed.scaleExp === undefined ? VECTOR_SCALE_EXP : (parsed.scaleExp as number),
+  };
   if (!Buffer.from(encodeVectorManifest(manifest).bytes).equals(Buffer.from(bytes))) fail("not canonical");
   return manifest;
 }

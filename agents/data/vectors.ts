@@ -2,10 +2,18 @@
  * Canonical integer encoding of float vectors for vector Magus, so that every node and the
  * contract compute bit-identical distances.
  *
- * Quantization: each component x is first rounded to float32 (Math.fround), then
- * q = round_half_away_from_zero(x · 16384) (VECTOR_SCALE = 2^14, exact in binary floating point);
- * q must fit int16 ([-32768, 32767], i.e. x in about [-2, 2)). NaN, ±Infinity and out-of-range
- * values are rejected with {@link VectorValueError} naming the row and column.
+ * Quantization at a Magu's scale 2^e (e an integer in [VECTOR_SCALE_EXP_MIN, VECTOR_SCALE_EXP_MAX]):
+ * each component x is first rounded to float32 (Math.fround), then
+ * q = round_half_away_from_zero(x · 2^e) (exact in float64: a power of two only moves the exponent);
+ * q must fit int16 ([-32768, 32767]). NaN, ±Infinity and values outside the scale's range are
+ * rejected with {@link VectorValueError} naming the row and column (and the scale).
+ *
+ * The scale belongs to the Magu: its first batch picks it ({@link chooseScaleExp}: the largest 2^e
+ * at which every component of the batch fits int16) and the vector index document records it
+ * (vector-manifest.ts, `scaleExp`; absent means {@link VECTOR_SCALE_EXP} = 14, the fixed scale of
+ * the documents written before the field existed). Members, validators and the contract never
+ * need it: they compute distances on the int16 records. Clients need it to quantize queries and
+ * later batches and to turn canonical distances back into the units of the floats.
  *
  * Record: uint64 id (big-endian) ‖ dim × int16 (big-endian, two's complement): 8 + 2·dim bytes.
  * Fragment: whole records back to back, at most floor(FRAGMENT_SIZE / recordSize) of them; a record
@@ -15,13 +23,23 @@
  * - squared L2 = Σ_i (a_i − b_i)²  (smaller is closer)
  * - inner product = Σ_i a_i · b_i    (larger is closer)
  * Both are computed in float64 and are exact: |terms| <= 65535² and dim <= 524284 (a record fits a
- * fragment) keep every partial sum below 2^53. The contract recomputes them in int256.
+ * fragment) keep every partial sum below 2^53. The contract recomputes them in int256. In the
+ * units of the floats they are the canonical distance / 2^(2e).
  */
 import { FRAGMENT_SIZE } from "./constants.js";
 import { InvalidParameterError, VectorDimensionError, VectorIdError, VectorRecordError, VectorValueError } from "./errors.js";
 
-/** Quantization scale: q = round(x · 2^14). */
+/** The default scale exponent: a document without `scaleExp` quantizes at 2^14 (the only scale before it). */
+export const VECTOR_SCALE_EXP = 14;
+/** The default quantization scale 2^14: q = round(x · 16384). */
 export const VECTOR_SCALE = 16384;
+/**
+ * Smallest and largest scale exponents. Every finite float32 batch gets a scale inside: its largest
+ * |x| (below 2^128) needs 2^-115 at the smallest, the smallest subnormal (2^-149) 2^163 at the
+ * largest. Within these bounds x · 2^e (|x| in [2^-149, 2^128)) stays a normal float64, so exact.
+ */
+export const VECTOR_SCALE_EXP_MIN = -128;
+export const VECTOR_SCALE_EXP_MAX = 176;
 /** Bytes of a record id (uint64). */
 export const VECTOR_ID_SIZE = 8;
 const INT16_MIN = -32768;
@@ -47,33 +65,113 @@ function checkDim(dim: number): void {
   }
 }
 
-/** Quantizes one float component (row and column name it in errors). */
-export function quantizeComponent(x: number, row = 0, column = 0): number {
+/** 2^exp, after checking that `exp` is an integer in [VECTOR_SCALE_EXP_MIN, VECTOR_SCALE_EXP_MAX]. */
+export function scaleOfExp(exp: number): number {
+  if (!Number.isSafeInteger(exp) || exp < VECTOR_SCALE_EXP_MIN || exp > VECTOR_SCALE_EXP_MAX) {
+    throw new InvalidParameterError("scaleExp", exp, `must be an integer in [${VECTOR_SCALE_EXP_MIN}, ${VECTOR_SCALE_EXP_MAX}]`);
+  }
+  return 2 ** exp;
+}
+
+/** The exponent e of a scale 2^e (InvalidParameterError unless `scale` is such a power of two). */
+export function expOfScale(scale: number): number {
+  const exp = typeof scale === "number" && scale > 0 ? Math.log2(scale) : NaN;
+  if (!Number.isInteger(exp) || 2 ** exp !== scale || exp < VECTOR_SCALE_EXP_MIN || exp > VECTOR_SCALE_EXP_MAX) {
+    throw new InvalidParameterError("scale", scale, `must be a power of two 2^e, e an integer in [${VECTOR_SCALE_EXP_MIN}, ${VECTOR_SCALE_EXP_MAX}]`);
+  }
+  return exp;
+}
+
+/**
+ * What the scale 2^exp holds: x (as float32) quantizes into int16 exactly when
+ * -32768.5 · 2^-exp < x < 32767.5 · 2^-exp; this returns 32767.5 · 2^-exp, below which every |x| fits.
+ */
+export function scaleLimit(exp: number): number {
+  return (INT16_MAX + 0.5) / scaleOfExp(exp);
+}
+
+function roundHalfAway(scaled: number): number {
+  return scaled < 0 ? -Math.floor(-scaled + 0.5) : Math.floor(scaled + 0.5);
+}
+
+/** Quantizes one float component at `scale` (a power of two 2^e, default 2^14; row and column name it in errors). */
+export function quantizeComponent(x: number, row = 0, column = 0, scale: number = VECTOR_SCALE): number {
+  if (scale !== VECTOR_SCALE) expOfScale(scale);
+  return quantizeAt(x, row, column, scale);
+}
+
+function quantizeAt(x: number, row: number, column: number, scale: number): number {
   const f = Math.fround(x);
   if (Number.isNaN(f)) throw new VectorValueError(row, column, x, "is NaN");
   if (!Number.isFinite(f)) throw new VectorValueError(row, column, x, "is not finite");
-  const scaled = f * VECTOR_SCALE;
-  const q = scaled < 0 ? -Math.floor(-scaled + 0.5) : Math.floor(scaled + 0.5);
-  if (q < INT16_MIN || q > INT16_MAX) {
-    throw new VectorValueError(row, column, x, `quantizes to ${q}, outside int16 [${INT16_MIN}, ${INT16_MAX}] (|x| must be below about 2)`);
-  }
+  const q = roundHalfAway(f * scale);
+  if (q < INT16_MIN || q > INT16_MAX) throw outOfScale(x, q, row, column, scale);
   return q === 0 ? 0 : q; // no -0
 }
 
-/** Quantizes a float vector of dimension `dim`. */
-export function quantize(vector: ArrayLike<number>, dim: number = vector.length, row = 0): Int16Array {
+function outOfScale(x: number, q: number, row: number, column: number, scale: number): VectorValueError {
+  const exp = expOfScale(scale);
+  return new VectorValueError(
+    row,
+    column,
+    x,
+    `quantizes to ${q} at scale 2^${exp}, outside int16 [${INT16_MIN}, ${INT16_MAX}] (scale 2^${exp} holds |x| below ${formatLimit(scaleLimit(exp))})`,
+    exp,
+  );
+}
+
+/** A range limit for messages: 6 significant digits. */
+function formatLimit(x: number): string {
+  return Number(x.toPrecision(6)).toString();
+}
+
+/** Quantizes a float vector of dimension `dim` at `scale` (a power of two 2^e; default 2^14). */
+export function quantize(vector: ArrayLike<number>, dim: number = vector.length, row = 0, scale: number = VECTOR_SCALE): Int16Array {
   checkDim(dim);
+  if (scale !== VECTOR_SCALE) expOfScale(scale);
   if (vector.length !== dim) throw new VectorDimensionError(row, dim, vector.length);
   const out = new Int16Array(dim);
-  for (let c = 0; c < dim; c++) out[c] = quantizeComponent(vector[c]!, row, c);
+  for (let c = 0; c < dim; c++) out[c] = quantizeAt(vector[c]!, row, c, scale);
   return out;
 }
 
-/** The float values a quantized vector stands for (q / 16384). */
-export function dequantize(q: Int16Array): Float32Array {
+/** The float values a quantized vector stands for (q / scale, default 2^14), as float32. */
+export function dequantize(q: Int16Array, scale: number = VECTOR_SCALE): Float32Array {
+  if (scale !== VECTOR_SCALE) expOfScale(scale);
   const out = new Float32Array(q.length);
-  for (let i = 0; i < q.length; i++) out[i] = q[i]! / VECTOR_SCALE;
+  for (let i = 0; i < q.length; i++) out[i] = q[i]! / scale;
   return out;
+}
+
+/**
+ * The scale exponent a Magu's first batch picks: the largest e in [VECTOR_SCALE_EXP_MIN,
+ * VECTOR_SCALE_EXP_MAX] at which every component of `values` (row-major, `dim` per row) quantizes
+ * into int16, so the batch's largest |x| lands in [2^14, 2^15] after scaling. 0..255 integers get
+ * 2^7 (exact), ±300 2^6, ±15 2^11, ±2 2^13, [1, 2) and (-2, -1] 2^14, ±1e-3 2^24. An all-zero batch
+ * gets the default {@link VECTOR_SCALE_EXP}. NaN and ±Infinity throw VectorValueError (row, column).
+ * Rounding is monotone, so checking the largest and the most negative component suffices.
+ */
+export function chooseScaleExp(values: ArrayLike<number>, dim: number = values.length): number {
+  checkDim(dim);
+  let maxPos = 0;
+  let maxNeg = 0;
+  for (let i = 0; i < values.length; i++) {
+    const f = Math.fround(values[i]!);
+    if (Number.isNaN(f)) throw new VectorValueError(Math.floor(i / dim), i % dim, values[i]!, "is NaN");
+    if (!Number.isFinite(f)) throw new VectorValueError(Math.floor(i / dim), i % dim, values[i]!, "is not finite");
+    if (f > maxPos) maxPos = f;
+    else if (-f > maxNeg) maxNeg = -f;
+  }
+  const largest = Math.max(maxPos, maxNeg);
+  if (largest === 0) return VECTOR_SCALE_EXP;
+  const fits = (e: number): boolean => {
+    const s = 2 ** e;
+    return roundHalfAway(maxPos * s) <= INT16_MAX && roundHalfAway(-maxNeg * s) >= INT16_MIN;
+  };
+  let e = Math.min(VECTOR_SCALE_EXP_MAX, Math.max(VECTOR_SCALE_EXP_MIN, Math.floor(Math.log2(INT16_MAX / largest))));
+  while (e < VECTOR_SCALE_EXP_MAX && fits(e + 1)) e++;
+  while (e > VECTOR_SCALE_EXP_MIN && !fits(e)) e--;
+  return e;
 }
 
 /** A record: id and quantized components. */
@@ -110,10 +208,11 @@ export function encodeRecord(record: VectorRecord): Buffer {
 }
 
 /**
- * Quantizes and packs vectors into fragments of at most `fragmentSize` bytes, records never split.
- * Rows are numbered from 0 in iteration order for error messages.
+ * Quantizes (at `scale`, default 2^14) and packs vectors into fragments of at most `fragmentSize`
+ * bytes, records never split. Rows are numbered from 0 in iteration order for error messages.
  */
-export function* packVectors(vectors: Iterable<FloatVector>, dim: number, fragmentSize: number = FRAGMENT_SIZE): Generator<Buffer, void, undefined> {
+export function* packVectors(vectors: Iterable<FloatVector>, dim: number, fragmentSize: number = FRAGMENT_SIZE, scale: number = VECTOR_SCALE): Generator<Buffer, void, undefined> {
+  if (scale !== VECTOR_SCALE) expOfScale(scale);
   const size = recordSize(dim);
   const perFragment = recordsPerFragment(dim, fragmentSize);
   let current = Buffer.allocUnsafe(perFragment * size);
@@ -121,7 +220,7 @@ export function* packVectors(vectors: Iterable<FloatVector>, dim: number, fragme
   let row = 0;
   for (const v of vectors) {
     const id = toId(v.id, row);
-    const values = quantize(v.vector, dim, row);
+    const values = quantize(v.vector, dim, row, scale);
     writeRecord(id, values, current, count * size);
     count++;
     row++;

@@ -340,6 +340,13 @@ class Index implements VectorIndex {
     if (this.slotCount > max) this.graph.resizeIndex(Math.max(this.slotCount, Math.ceil(max * 1.5)));
   }
 
+  /**
+   * The float32 point HNSW sees for an int16 record or query: q / 2^14, in [-2, 2) whatever the
+   * Magu's quantization scale 2^e (data/vectors.ts). The index never needs e: dividing every point
+   * and the query by one positive factor scales squared L2 and the inner product by its square, so
+   * hnswlib's order (l2: Σ(a−b)², ip: 1 − Σa·b) is the canonical order at any e, and the answer is
+   * re-ranked by the exact integer distance anyway.
+   */
   private floats(values: ArrayLike<number>, offset = 0): number[] {
     const out = this.scratch;
     for (let c = 0; c < this.dim; c++) out[c] = values[offset + c]! / VECTOR_SCALE;

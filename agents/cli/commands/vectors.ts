@@ -2,19 +2,20 @@
  * `muri vectors add --magu ID FILE`: reads and checks a vector file (.fvecs, .npy float32/float64,
  * .jsonl, .csv), packs the vectors into fragments, commits them to the vector Magu and pushes them
  * to the members placement names (roles/client/vector-client.ts). Nothing is committed or sent unless the
- * whole file is valid.
+ * whole file is valid and fits the Magu's quantization scale 2^e (picked by its first batch, the
+ * largest that holds every value of it; printed, and `scaleExp` in --json).
  *
  * `muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--onchain --fee X]`:
  * the top-k of a vector Magu, off-chain (one holder per fragment, merged) or as an on-chain task.
- * Results are in rank order; `distance` is the canonical distance divided by 2^28 (squared L2, or
- * the negated inner product, in the units of the original floats), `canonical` the exact integer.
+ * Results are in rank order; `distance` is the canonical distance divided by 2^(2e) at the Magu's
+ * scale 2^e (squared L2, or the negated inner product, in the units of the original floats),
+ * `canonical` the exact integer; `scaleExp` (--json) is e.
  */
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { generatePrivateKey } from "viem/accounts";
 import { createVectorClient, VECTOR_CLIENT_DEFAULTS, type VectorClient } from "../../roles/client/vector-client.js";
 import { readVectorFile } from "../../data/vector-files.js";
-import { VECTOR_SCALE } from "../../data/vectors.js";
 import type { Command, CommandArgs } from "../command.js";
 import type { CliContext } from "../context.js";
 import { resolveTarget } from "../context.js";
@@ -24,7 +25,10 @@ import { UsageError } from "../errors.js";
 import { GRANT_HELP, grantTokens } from "../grants.js";
 import { formatMuri, parseInteger, parseMuri } from "../values.js";
 
-const SCALE2 = VECTOR_SCALE * VECTOR_SCALE;
+/** A canonical distance in the units of the floats: canonical / 2^(2e). */
+function floatDistance(canonical: bigint, scaleExp: number | null): number {
+  return Number(canonical) / 2 ** (2 * (scaleExp ?? 14));
+}
 const FORMATS = ["fvecs", "npy", "jsonl", "csv"] as const;
 
 async function startVectorClient(args: CommandArgs, ctx: CliContext, dir: string, needsKey: boolean): Promise<VectorClient> {
@@ -53,6 +57,8 @@ export const vectorsAddCommand: Command = {
     "  --magu ID            the vector Magu (owned by the key, active)",
     `  FILE                 .fvecs, .npy (float32/float64, 2-D), .jsonl ([..] or {"id":N,"vector":[..]} per line) or .csv (optional header, "id" column)`,
     "                       ids are the row numbers (0-based, continuing after earlier batches) unless the file gives them",
+    "                       the first batch of a Magu fixes its quantization scale 2^e (the largest at which every value fits",
+    "                       int16); later batches must fit it (a value out of range fails before anything is sent)",
     `  --fragment-size B    bytes per fragment, whole records (default ${VECTOR_CLIENT_DEFAULTS.fragmentSize})`,
     CLIENT_DIR_HELP,
   ],
@@ -73,10 +79,19 @@ export const vectorsAddCommand: Command = {
         const result = await client.add(maguId, file, { fragmentSize });
         progress.done();
         return {
-          json: { maguId: result.maguId, file, vectors: result.vectors, firstRow: result.firstRow, fragments: result.fragments, fragmentCount: result.fragmentCount, manifestCid: result.manifestCid.toString() },
+          json: {
+            maguId: result.maguId,
+            file,
+            vectors: result.vectors,
+            firstRow: result.firstRow,
+            fragments: result.fragments,
+            fragmentCount: result.fragmentCount,
+            manifestCid: result.manifestCid.toString(),
+            scaleExp: result.scaleExp,
+          },
           text: [
             `added ${result.vectors} vectors to Magu ${result.maguId} in ${result.fragments} fragments (now ${result.fragmentCount})`,
-            `first row id ${result.firstRow}; vector index document ${result.manifestCid}`,
+            `first row id ${result.firstRow}; quantization scale 2^${result.scaleExp}; vector index document ${result.manifestCid}`,
           ],
         };
       } finally {
@@ -158,9 +173,9 @@ export const searchCommand: Command = {
       try {
         if (onchain) {
           const answer = await client.searchOnChain(maguId, query, k, fee);
-          const results = answer.result.map((h) => ({ id: h.id.toString(), distance: Number(h.distance) / SCALE2, canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
+          const results = answer.result.map((h) => ({ id: h.id.toString(), distance: floatDistance(h.distance, answer.scaleExp), canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
           return {
-            json: { maguId, k, onchain: true, task: answer.task, results, submitBlock: answer.submitBlock, finalizedBlock: answer.block, credits: answer.credits, payPerCredit: answer.payPerCredit, refund: answer.refund, ms: Math.round(answer.ms) },
+            json: { maguId, k, onchain: true, task: answer.task, scaleExp: answer.scaleExp, results, submitBlock: answer.submitBlock, finalizedBlock: answer.block, credits: answer.credits, payPerCredit: answer.payPerCredit, refund: answer.refund, ms: Math.round(answer.ms) },
             text: [
               `task ${answer.task}: ${results.length} results, finalized in block ${answer.block} (${answer.block - answer.submitBlock} blocks, ${(answer.ms / 1000).toFixed(1)} s), ${answer.credits} credits of ${formatMuri(answer.payPerCredit)} MURI`,
               ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${r.distance.toPrecision(6)}`),
@@ -168,10 +183,10 @@ export const searchCommand: Command = {
           };
         }
         const result = await client.search(maguId, query, k, { ef, exact });
-        const results = result.hits.map((h) => ({ id: h.id.toString(), distance: Number(h.distance) / SCALE2, canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
+        const results = result.hits.map((h) => ({ id: h.id.toString(), distance: floatDistance(h.distance, result.scaleExp), canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
         const complete = result.uncovered.length === 0;
         return {
-          json: { maguId, k, onchain: false, results, asked: result.asked, failed: result.failed, complete, uncovered: result.uncovered, ms: Math.round(result.ms * 10) / 10 },
+          json: { maguId, k, onchain: false, scaleExp: result.scaleExp, results, asked: result.asked, failed: result.failed, complete, uncovered: result.uncovered, ms: Math.round(result.ms * 10) / 10 },
           text: [
             `${results.length} results from ${result.asked - result.failed} of ${result.asked} members in ${result.ms.toFixed(1)} ms${complete ? "" : `; fragments ${result.uncovered.join(",")} unanswered`}`,
             ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${r.distance.toPrecision(6)}`),

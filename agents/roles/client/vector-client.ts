@@ -7,14 +7,18 @@
  *    file fails here, before anything is committed or sent;
  * 2. learn the Magu's current fragment list from a member (`manifest` request, checked against the
  *    root on chain) when data was committed before; ids default to row numbers that continue
- *    after the records already committed;
+ *    after the records already committed. The quantization scale 2^e is the Magu's: the first
+ *    batch picks it (data/vectors.ts `chooseScaleExp`) and every document records it; a later
+ *    batch is quantized at the document's scale and fails, before anything is sent, if a value
+ *    does not fit it (ERR_VECTOR_SCALE);
  * 3. pack whole records into fragments of at most `fragmentSize` bytes; in groups of `commitGroup`
  *    fragments, commit the root over the old and the new fragment roots so far (`commitData`), push
  *    that vector index document to every member and validator, and each fragment of the group to
  *    the r members placement names (members are challenged on committed fragments from the next
  *    period on: a group arrives seconds after its commit, not periods later).
  *
- * search: plans one holder per fragment (greedy cover of the fragments by members, by placement),
+ * search: quantizes the query at the Magu's scale (read once from its document, then cached: it
+ * never changes once the Magu holds data), plans one holder per fragment (greedy cover of the fragments by members, by placement),
  * asks them in parallel, re-asks other holders for fragments a failed or incomplete answer did not
  * cover, and merges the hits by (distance, id), one per id, the first k.
  *
@@ -43,8 +47,9 @@ import { fragmentCid } from "../../data/cid.js";
 import { fragmentRoot, maguRoot } from "../../data/merkle.js";
 import { holdersVector } from "../../data/placement.js";
 import { readVectorFile, type VectorFile } from "../../data/vector-files.js";
-import { decodeVectorManifest, encodeVectorManifest, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../../data/vector-manifest.js";
-import { compareHits, packVectors, quantize, recordSize, type FloatVector, type HitEntry } from "../../data/vectors.js";
+import { VectorValueError } from "../../data/errors.js";
+import { decodeVectorManifest, encodeVectorManifest, manifestScaleExp, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../../data/vector-manifest.js";
+import { chooseScaleExp, compareHits, packVectors, quantize, recordSize, scaleLimit, scaleOfExp, type FloatVector, type HitEntry } from "../../data/vectors.js";
 import { searchRequest, type P2PNode } from "../../p2p/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { StorageClientError } from "./client.js";
@@ -90,6 +95,7 @@ export type VectorClientErrorCode =
   | "ERR_TX_FAILED"
   | "ERR_SEARCH_FAILED"
   | "ERR_BAD_QUERY"
+  | "ERR_VECTOR_SCALE"
   | "ERR_NOT_STARTED"
   | "ERR_TIMEOUT"
   | "ERR_ACCESS_DENIED"
@@ -126,6 +132,8 @@ export interface AddResult {
   fragments: number;
   fragmentCount: number;
   manifestCid: CID;
+  /** Exponent e of the Magu's quantization scale 2^e (chosen by this batch if it was the first). */
+  scaleExp: number;
   /** Members that did not acknowledge some batch of the add: they fetch it later. */
   missing: MissingMember[];
 }
@@ -144,10 +152,17 @@ export interface SearchResult {
   failed: number;
   /** Fragments no answer covered (empty when the answer covers the whole Magu). */
   uncovered: number[];
+  /**
+   * Exponent e of the Magu's scale 2^e the query was quantized at: a hit's distance in the units
+   * of the floats is `distance / 2^(2e)`. Null for a Magu without data (nothing to search).
+   */
+  scaleExp: number | null;
   ms: number;
 }
 
 export interface OnChainSearchResult extends TaskAnswer {
+  /** As in {@link SearchResult}. */
+  scaleExp: number;
   submitBlock: bigint;
   finalizedBy: "self" | "other";
   ms: number;
@@ -245,6 +260,36 @@ class VectorClientImpl implements VectorClient {
 
   /** Magu views of recent searches: a burst of searches reads the chain once per MAGU_VIEW_TTL_MS. */
   private readonly views = new Map<bigint, { at: number; view: Promise<MaguView> }>();
+  /**
+   * Each Magu's quantization scale exponent, read from its document the first time a search needs
+   * it and kept beside the views for good: the first batch fixes it and the members refuse a
+   * document that changes it, so it is never stale.
+   */
+  private readonly scales = new Map<bigint, Promise<number>>();
+
+  /**
+   * The Magu's scale exponent (from its document, checked against the chain, then cached), or null
+   * when `m` says it holds no data yet. The document is read against a fresh view of the Magu, and
+   * again if a batch committed meanwhile made the members' document newer than that view.
+   */
+  private scaleExpOf(maguId: bigint, m: MaguView): Promise<number | null> {
+    if (m.fragmentCount === 0) return Promise.resolve(null);
+    let known = this.scales.get(maguId);
+    if (known === undefined) {
+      known = (async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return manifestScaleExp((await this.manifestOf(maguId, await this.magu(maguId))).manifest);
+          } catch (err) {
+            if (attempt >= 3 || !(err instanceof VectorClientError) || err.code !== "ERR_MANIFEST_NOT_FOUND") throw err;
+          }
+        }
+      })();
+      this.scales.set(maguId, known);
+      known.catch(() => this.scales.delete(maguId));
+    }
+    return known;
+  }
 
   private cachedMagu(maguId: bigint): Promise<MaguView> {
     const hit = this.views.get(maguId);
@@ -358,7 +403,14 @@ class VectorClientImpl implements VectorClient {
   async fetchManifest(maguId: bigint): Promise<{ manifest: VectorManifest; cid: CID } | undefined> {
     const m = await this.magu(maguId);
     if (m.fragmentCount === 0) return undefined;
+    return this.manifestOf(maguId, m);
+  }
+
+  /** The document of a Magu with data (`m.fragmentCount` > 0), from the first member that gives one folding to `m.root`. */
+  private async manifestOf(maguId: bigint, m: MaguView): Promise<{ manifest: VectorManifest; cid: CID }> {
     const failures: string[] = [];
+    let refused: string | undefined;
+    let allRefused = true;
     for (const member of m.members) {
       if (ZERO_ADDRESS.test(member)) continue;
       try {
@@ -376,8 +428,12 @@ class VectorClientImpl implements VectorClient {
         return { manifest, cid };
       } catch (err) {
         failures.push(`${member}: ${describeError(err)}`);
+        if (isAccessRefusal(err)) refused ??= describeError(err);
+        else allRefused = false;
       }
     }
+    // Refused by every member it asked: a private Magu and no grant, the error a search gives too.
+    if (refused !== undefined && allRefused) throw new VectorClientError("ERR_ACCESS_DENIED", refused, { maguId });
     throw new VectorClientError("ERR_MANIFEST_NOT_FOUND", `no member of Magu ${maguId} gave its current vector index document (${failures.join("; ")})`, { maguId });
   }
 
@@ -391,13 +447,31 @@ class VectorClientImpl implements VectorClient {
     const file = typeof input === "string" ? await readVectorFile(input, { dim: m.dim }) : input;
     if (file.dim !== m.dim) throw new VectorClientError("ERR_BAD_QUERY", `the vectors have dimension ${file.dim}, Magu ${maguId} has ${m.dim}`, { maguId });
     const fragmentSize = options.fragmentSize ?? VECTOR_CLIENT_DEFAULTS.fragmentSize;
-    const previous = await this.fetchManifest(maguId);
+    const previous = m.fragmentCount === 0 ? undefined : await this.manifestOf(maguId, m);
     const firstRow = previous === undefined ? 0 : vectorRows(previous.manifest);
+    // The Magu's scale: its document's, or (first batch) the largest that holds every value here.
+    const scaleExp = previous === undefined ? chooseScaleExp(file.vectors, file.dim) : manifestScaleExp(previous.manifest);
     const vectors: FloatVector[] = [];
     for (let row = 0; row < file.count; row++) {
       vectors.push({ id: file.ids?.[row] ?? BigInt(firstRow + row), vector: file.vectors.subarray(row * file.dim, (row + 1) * file.dim) });
     }
-    const fragments = [...packVectors(vectors, m.dim, fragmentSize)];
+    let fragments: Buffer[];
+    try {
+      fragments = [...packVectors(vectors, m.dim, fragmentSize, scaleOfExp(scaleExp))];
+    } catch (err) {
+      if (err instanceof VectorValueError && err.context.scaleExp !== undefined) {
+        const { row, column, value } = err.context;
+        throw new VectorClientError(
+          "ERR_VECTOR_SCALE",
+          `vector row ${row}, column ${column}: value ${value} does not fit Magu ${maguId}'s quantization scale 2^${scaleExp} ` +
+            `(fixed by its first batch; it holds |x| below ${formatNumber(scaleLimit(scaleExp))}); nothing was sent. ` +
+            `Add these vectors to a new vector Magu (its first batch picks a scale that holds them), or bring them into this Magu's range`,
+          { maguId, row, column, value, scaleExp, limit: scaleLimit(scaleExp) },
+          err,
+        );
+      }
+      throw err;
+    }
     const size = recordSize(m.dim);
     const added: VectorFragmentInfo[] = fragments.map((bytes) => ({
       cid: fragmentCid(bytes),
@@ -433,7 +507,7 @@ class VectorClientImpl implements VectorClient {
     for (let from = 0; from < added.length; from += VECTOR_CLIENT_DEFAULTS.commitGroup) {
       const to = Math.min(added.length, from + VECTOR_CLIENT_DEFAULTS.commitGroup);
       const upTo = all.slice(0, previousCount + to);
-      const doc = encodeVectorManifest({ maguId, dim: m.dim, metric: m.metric, fragments: upTo });
+      const doc = encodeVectorManifest({ maguId, dim: m.dim, metric: m.metric, fragments: upTo, scaleExp });
       const rootsOf = (list: readonly VectorFragmentInfo[]): Buffer[] => list.map((f) => Buffer.from(f.root, "hex"));
       const plan = {
         maguId,
@@ -488,8 +562,9 @@ class VectorClientImpl implements VectorClient {
       });
       docCid = doc.cid;
     }
-    this.log.info("vectors added", { magu: maguId.toString(), vectors: file.count, fragments: added.length });
-    return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount: all.length, manifestCid: docCid!, missing: [...missing.values()] };
+    this.scales.set(maguId, Promise.resolve(scaleExp));
+    this.log.info("vectors added", { magu: maguId.toString(), vectors: file.count, fragments: added.length, scaleExp });
+    return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount: all.length, manifestCid: docCid!, scaleExp, missing: [...missing.values()] };
   }
 
   /** Pushes with retries; the last failure throws ERR_PUSH_FAILED. */
@@ -510,7 +585,8 @@ class VectorClientImpl implements VectorClient {
     const started = performance.now();
     const m = await this.cachedMagu(maguId);
     this.requireActive(maguId, m);
-    const q = this.quantizeQuery(query, m.dim);
+    const scaleExp = await this.scaleExpOf(maguId, m);
+    const q = this.quantizeQuery(maguId, query, m.dim, scaleExp);
     if (!Number.isSafeInteger(k) || k < 1) throw new VectorClientError("ERR_BAD_QUERY", `k must be a positive integer, got ${k}`);
     const holders = this.holdersOf(maguId, m);
     const uncovered = new Set<number>(holders.keys());
@@ -546,7 +622,7 @@ class VectorClientImpl implements VectorClient {
     }
     if (refused !== undefined && hits.size === 0) throw new VectorClientError(refused.code, refused.message, { maguId });
     const sorted = [...hits.values()].sort(compareHits).slice(0, k);
-    return { hits: sorted, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), ms: performance.now() - started };
+    return { hits: sorted, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), scaleExp, ms: performance.now() - started };
   }
 
   /** Holders of each fragment by placement, computed once per Magu view (5 hashes a fragment). */
@@ -564,11 +640,25 @@ class VectorClientImpl implements VectorClient {
     return holders;
   }
 
-  private quantizeQuery(query: ArrayLike<number>, dim: number): Int16Array {
+  /**
+   * The int16 query at the Magu's scale 2^scaleExp. A Magu without data has no scale yet: the query
+   * is then only checked (at the scale its own values would pick), its search finds nothing.
+   */
+  private quantizeQuery(maguId: bigint, query: ArrayLike<number>, dim: number, scaleExp: number | null): Int16Array {
     if (query.length !== dim) throw new VectorClientError("ERR_BAD_QUERY", `the query has ${query.length} components, the Magu's dimension is ${dim}`);
     try {
-      return quantize(query, dim, 0);
+      return quantize(query, dim, 0, scaleOfExp(scaleExp ?? chooseScaleExp(query, dim)));
     } catch (err) {
+      if (err instanceof VectorValueError && err.context.scaleExp !== undefined && scaleExp !== null) {
+        const { column, value } = err.context;
+        throw new VectorClientError(
+          "ERR_BAD_QUERY",
+          `bad query: component ${column} (${value}) does not fit Magu ${maguId}'s quantization scale 2^${scaleExp} ` +
+            `(fixed by its first batch; it and every record in the Magu hold |x| below ${formatNumber(scaleLimit(scaleExp))}): give a query within that range`,
+          { maguId, column, value, scaleExp },
+          err,
+        );
+      }
       throw new VectorClientError("ERR_BAD_QUERY", `bad query: ${(err as Error).message}`, {}, err);
     }
   }
@@ -577,7 +667,8 @@ class VectorClientImpl implements VectorClient {
     const started = performance.now();
     const m = await this.magu(maguId);
     this.requireActive(maguId, m);
-    const q = this.quantizeQuery(query, m.dim);
+    const scaleExp = await this.scaleExpOf(maguId, m);
+    const q = this.quantizeQuery(maguId, query, m.dim, scaleExp);
     const market = this.contracts.searchMarket;
     // approve sets (not adds to) the allowance: one approve + submit pair at a time per client.
     const submitted = this.submitting.then(async () => {
@@ -595,7 +686,7 @@ class VectorClientImpl implements VectorClient {
     let finalizedBy: "self" | "other" = "other";
     for (;;) {
       const answer = await taskAnswer(this.contracts, this.clients.publicClient, task);
-      if (answer !== undefined) return { ...answer, submitBlock, finalizedBy, ms: performance.now() - started };
+      if (answer !== undefined) return { ...answer, scaleExp: scaleExp ?? chooseScaleExp(query, m.dim), submitBlock, finalizedBy, ms: performance.now() - started };
       const head = await this.clients.publicClient.getBlockNumber({ cacheTime: 0 });
       if (head >= event.args.disputeDeadline + VECTOR_CLIENT_DEFAULTS.finalizeGraceBlocks) {
         try {
@@ -609,6 +700,11 @@ class VectorClientImpl implements VectorClient {
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
   }
+}
+
+/** A range limit for messages: 6 significant digits. */
+function formatNumber(x: number): string {
+  return Number(x.toPrecision(6)).toString();
 }
 
 /**

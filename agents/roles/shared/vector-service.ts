@@ -7,7 +7,9 @@
  * count, and this node is a member (or `observer` is set: validators keep documents to audit and
  * check answers without holding anything). It is then recorded in the Magu index (what the prover
  * and repair read) with the fragments placement gives this node's slot (`holdersVector`, r
- * replicas), and its CID is kept in `Bucket.vector` so a restart reopens everything.
+ * replicas), and its CID is kept in `Bucket.vector` so a restart reopens everything. A later
+ * document must keep the quantization scale (`scaleExp`) of the one held: the scale is the Magu's,
+ * fixed by its first batch. Nothing here uses the scale otherwise: distances are over int16 records.
  *
  * Held fragments are added to the Magu's vector index as they arrive (`onFragment`) and, at start,
  * any held fragment already on disk but missing from the index (a crash between the two, or a
@@ -23,7 +25,7 @@ import { CID } from "multiformats/cid";
 import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
 import { maguRoot } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
-import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, encodeVectorManifest, type VectorManifest } from "../../data/vector-manifest.js";
+import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, encodeVectorManifest, manifestScaleExp, type VectorManifest } from "../../data/vector-manifest.js";
 import { openVectorIndex, type IndexWorker, type SearchHit, type VectorIndex, type VectorIndexOptions, type WorkerVectorIndex } from "../../index/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
@@ -282,6 +284,10 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     const current = docs.get(m.maguId);
     if (current !== undefined && current.manifest.fragments.length > m.fragments.length) {
       throw new MaguDocumentError(cid.toString(), `older than the document already held (${current.manifest.fragments.length} fragments)`);
+    }
+    // The quantization scale is the Magu's, fixed by its first batch: a later document keeps it.
+    if (current !== undefined && manifestScaleExp(current.manifest) !== manifestScaleExp(m)) {
+      throw new MaguDocumentError(cid.toString(), `scale 2^${manifestScaleExp(m)} differs from the Magu's 2^${manifestScaleExp(current.manifest)} (fixed by its first batch)`);
     }
     const cids = m.fragments.map((f) => f.cid);
     await index.recordFragments(m.maguId, root, m.fragments.map((f) => Buffer.from(f.root, "hex")), cids);

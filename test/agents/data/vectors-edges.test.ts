@@ -66,7 +66,8 @@ describe("vectors: dimensions, quantization and records at their limits", () => 
     const outside = (x: number, q: number) => (e: unknown): boolean => {
       assert.ok(e instanceof VectorValueError, String(e));
       assert.deepEqual({ row: e.context.row, column: e.context.column }, { row: 7, column: 3 });
-      assert.equal(e.context.reason, `quantizes to ${q}, outside int16 [-32768, 32767] (|x| must be below about 2)`);
+      assert.equal(e.context.reason, `quantizes to ${q} at scale 2^14, outside int16 [-32768, 32767] (scale 2^14 holds |x| below 1.99997)`);
+      assert.equal(e.context.scaleExp, 14);
       return true;
     };
     assert.throws(() => quantizeComponent(at(32767.5), 7, 3), outside(at(32767.5), 32768));

@@ -13,7 +13,8 @@
  * Also: a wrong distance (e2e-vector.test.ts's lie) is disputed like a wrong id; an entry whose fragment no holder serves, and
  * every entry of a task whose vector document the validator lacks, are counted and logged as not
  * checked, never disputed; the checker counts what it checked, and each task it finalizes is
- * counted, logged and dropped from its store.
+ * counted, logged and dropped from its store. A later vector document that changes the Magu's
+ * quantization scale is refused.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -169,6 +170,21 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     assert.equal(checker.stats().finalized, before + 1);
     await waitUntil("the finalized task forgotten", async () => !(await keptTasks()).includes(task.toString()), 10_000);
   };
+
+  test("a document that changes the Magu's quantization scale is refused; the held one stays", async () => {
+    const held = await vectors.manifest(maguId);
+    assert.ok(held !== undefined);
+    const roots = fragments.map((f) => fragmentRoot(f));
+    const rescaled = encodeVectorManifest({
+      maguId,
+      dim: DIM,
+      metric: "l2",
+      scaleExp: 7,
+      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
+    });
+    await assert.rejects(vectors.acceptDocument(rescaled.bytes, rescaled.cid), /scale 2\^7 differs from the Magu's 2\^14/);
+    assert.equal((await vectors.manifest(maguId))!.cid.toString(), held.cid.toString());
+  });
 
   test("an entry whose fragment no holder serves is logged as not checked, never disputed; each holder's failure is logged", async () => {
     // Before any other test: the checker has fetched (and cached) no fragment yet. Both members

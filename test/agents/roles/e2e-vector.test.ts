@@ -11,7 +11,11 @@
  *   the same answer as the API;
  * - a node restarted to lie (a distance lowered by one) is disputed by the validator and slashed,
  *   and the answer is still the brute-force top-10;
- * - a node killed during a task: the task still finalizes with the others, exactly.
+ * - a node killed during a task: the task still finalizes with the others, exactly;
+ * - quantization scales (issue 20): the 20k Magu keeps 2^14 and refuses the issue's ±15 vectors
+ *   before sending anything; a second Magu of ±300 vectors gets 2^6 from its first batch, an
+ *   append keeps it, and off-chain and on-chain searches quantize at it (exact answers, distances
+ *   in the floats' units in `muri search --json`).
  *
  * Blocks come every second whatever the load (interval mining, automine off), so the windows counted
  * in blocks are deployed with room for agents slowed down by a loaded machine (`WINDOWS`): the search
@@ -27,7 +31,7 @@ import { after, before, describe, test } from "node:test";
 import { parseEventLogs, type Hex } from "viem";
 import { nodeRegistryAbi, searchMarketAbi } from "../../../agents/chain/index.js";
 import { writeNpy } from "../../../agents/data/vector-files.js";
-import { canonicalDistance, compareHits, type HitEntry } from "../../../agents/data/vectors.js";
+import { canonicalDistance, chooseScaleExp, compareHits, quantize, type HitEntry } from "../../../agents/data/vectors.js";
 import { DEFAULT_EF_SEARCH } from "../../../agents/index/constants.js";
 import { createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup } from "../chain/harness.js";
@@ -102,10 +106,12 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     const t0 = performance.now();
     const added = await muri(["vectors", "add", "--magu", String(maguId), join(net.dir, "vectors.npy"), "--json", ...cliEnv], {}, 180_000);
     assert.equal(added.code, 0, added.stderr);
-    const result = JSON.parse(added.stdout) as { vectors: number; fragments: number; fragmentCount: number; firstRow: number };
+    const result = JSON.parse(added.stdout) as { vectors: number; fragments: number; fragmentCount: number; firstRow: number; scaleExp: number };
     console.log(`# vectors add 20k x 64: ${Math.round(performance.now() - t0)} ms, ${result.fragments} fragments`);
     assert.equal(result.vectors, COUNT);
     assert.equal(result.firstRow, 0);
+    // The mixture's largest |x| is in [1, 2): the scale every Magu had before it was chosen.
+    assert.equal(result.scaleExp, 14);
     const info = await net.read.maguRegistry.read.maguInfo([maguId]);
     assert.equal(info.fragmentCount, result.fragmentCount);
     // The validator took the vector index document (it checks answers against it and audits).
@@ -125,6 +131,8 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
       ["inf.jsonl", `${JSON.stringify(Array(DIM).fill(0.1)).replace("0.1", "1e999")}\n`, /infinit|finite/i],
       ["empty.fvecs", Buffer.alloc(0), /empty/i],
       ["vectors.txt", "0.1 0.2\n", /format|extension|\.txt/i],
+      // The issue's vectors: outside the Magu's scale 2^14, refused before anything is sent.
+      ["wide.jsonl", `${JSON.stringify(Array.from({ length: DIM }, (_, i) => (i === 5 ? -15 : 0.1)))}\n`, /row 0, column 5: value -15 does not fit Magu \d+'s quantization scale 2\^14 .*below 1\.99997.*new vector Magu/],
     ];
     for (const [name, content, pattern] of cases) {
       const path = join(net.dir, name);
@@ -176,6 +184,64 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     );
   });
 
+  test("a Magu of ±300 vectors: the first batch picks 2^6, an append keeps it, searches quantize at it", async () => {
+    const dim = 16;
+    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "l2", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
+    assert.equal(created.code, 0, created.stderr);
+    const wide = BigInt((JSON.parse(created.stdout) as { id: string }).id);
+    // The mixture's components are within ±1.99: the first batch times 150 with one component at
+    // 299.5 (2^6 holds |x| < 511.99, 2^7 < 256), the append times 100 (alone it would get 2^7).
+    const data = gaussianMixture({ count: 3000, dim, seed: 6 }).map((x, i) => x * (i < 2000 * dim ? 150 : 100));
+    data[5] = 299.5;
+    assert.equal(chooseScaleExp(data.subarray(2000 * dim), dim), 7, "the append's own scale would differ");
+    const wideQueries = gaussianMixture({ count: 4, dim, seed: 6 }, 2).map((x) => x * 150);
+    const first = join(net.dir, "wide-1.npy");
+    const second = join(net.dir, "wide-2.npy");
+    await writeNpy(first, data.subarray(0, 2000 * dim), dim);
+    await writeNpy(second, data.subarray(2000 * dim), dim);
+    const added: Array<{ scaleExp: number; firstRow: number }> = [];
+    for (const file of [first, second]) {
+      const run = await muri(["vectors", "add", "--magu", String(wide), file, "--fragment-size", "16384", "--json", ...cliEnv], {}, 120_000);
+      assert.equal(run.code, 0, run.stderr);
+      added.push(JSON.parse(run.stdout) as { scaleExp: number; firstRow: number });
+    }
+    assert.deepEqual(added.map((a) => [a.scaleExp, a.firstRow]), [[6, 0], [6, 2000]], "2^6 from the first batch; the append keeps it");
+    // A value beyond what 2^6 holds: refused before anything is sent, the chain unchanged.
+    const before = await net.read.maguRegistry.read.maguInfo([wide]);
+    const far = join(net.dir, "wide-far.jsonl");
+    await writeFile(far, `${JSON.stringify(Array(dim).fill(1))}\n${JSON.stringify(Array.from({ length: dim }, (_, i) => (i === 2 ? 600 : 1)))}\n`);
+    const refused = await muri(["vectors", "add", "--magu", String(wide), far, ...cliEnv]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr.trim(), /^.*row 1, column 2: value 600 does not fit Magu \d+'s quantization scale 2\^6 .*below 511\.992.*new vector Magu/);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([wide])).root, before.root, "nothing committed");
+
+    const scale = 2 ** 6;
+    const rows = Array.from({ length: 3000 }, (_, r) => quantize(data.subarray(r * dim, (r + 1) * dim), dim, r, scale));
+    const wideTruth = (i: number): HitEntry[] => truthFor(quantize(wideQueries.subarray(i * dim, (i + 1) * dim), dim, 0, scale), rows);
+    const q = (i: number) => wideQueries.subarray(i * dim, (i + 1) * dim);
+    await waitFor("every fragment of the ±300 Magu indexed", 120_000, async () => {
+      const r = await client.search(wide, q(0), K, { exact: true });
+      return r.uncovered.length === 0 && r.failed === 0 ? r : undefined;
+    }, 1000);
+    const onchain = client.searchOnChain(wide, q(3), K, 10n ** 18n);
+    for (let i = 0; i < 3; i++) {
+      const r = await client.search(wide, q(i), K, { exact: true });
+      assert.equal(r.scaleExp, 6);
+      same(r.hits, wideTruth(i), `±300 query ${i}`);
+    }
+    const run = await muri(["search", "--magu", String(wide), "--vector", JSON.stringify(Array.from(q(1))), "-k", String(K), "--exact", "--json", ...cliEnv]);
+    assert.equal(run.code, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as { scaleExp: number; results: Array<{ id: string; canonical: string; distance: number }> };
+    assert.equal(out.scaleExp, 6);
+    assert.deepEqual(out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]), wideTruth(1).map((h) => [h.id, h.distance]));
+    for (const r of out.results) assert.equal(r.distance, Number(r.canonical) / 2 ** 12, "squared L2 in the floats' units");
+    // A query beyond the Magu's range is refused, naming the scale.
+    await assert.rejects(client.search(wide, Array.from({ length: dim }, (_, i) => (i === 0 ? 1000 : 0)), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /scale 2\^6/.test(err.message));
+    const task = await onchain;
+    assert.equal(task.scaleExp, 6);
+    same(task.result, wideTruth(3), "the on-chain task on the ±300 Magu");
+  });
+
   test("a node that reveals a false distance is disputed by the validator and slashed; the answer is unaffected", async () => {
     const liarIndex = 0;
     const liar = net.nodes[liarIndex]!;
@@ -199,9 +265,10 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
 
   test("a node killed during a task: the task still finalizes with the others", async () => {
     const victim = net.nodes[1]!;
+    const tasksBefore = await net.read.searchMarket.read.taskCount();
     const pending = client.searchOnChain(maguId, queries.subarray(62 * DIM, 63 * DIM), K, 10n ** 18n);
     // kill it as soon as the task is on chain, before it can commit or reveal everything
-    await waitFor("the task submitted", 60_000, async () => ((await net.read.searchMarket.read.taskCount()) > 11n ? true : undefined), 100);
+    await waitFor("the task submitted", 60_000, async () => ((await net.read.searchMarket.read.taskCount()) > tasksBefore ? true : undefined), 100);
     await victim.kill("SIGKILL");
     const answer = await pending;
     same(answer.result, truth[62]!, "answer without the killed node");
