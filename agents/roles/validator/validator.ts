@@ -12,6 +12,8 @@
  *    - active with a vacant slot (`address(0)`): `fillVacancy` (a `MaguTooEarly` revert just means
  *      "next pass").
  *    - active and past its last period's deadline: `settle`.
+ *    - requested, seated in part, its selection window closed (a formation nobody finished):
+ *      `formMagu`, which activates it with the seats taken (the rest are vacancies, filled above).
  * 2. Audits (every `auditIntervalMs`, at most `auditsPerRound`): a random fragment among the audit
  *    targets (see below), its holder by placement (`holderBlob` / `holdersVector` over the on-chain
  *    member list), fetched from the holder's first registered multiaddr with `auditTimeoutMs`; the
@@ -59,6 +61,7 @@ export const VALIDATOR_DEFAULTS = {
   logBlocks: 500n,
 } as const;
 
+const STATUS_REQUESTED = 1;
 const STATUS_ACTIVE = 2;
 const KIND_BLOB = 0;
 const STATE_OPEN = 0;
@@ -155,6 +158,8 @@ export interface ValidatorStats {
   /** Members dropped because their stake no longer backed their memberships. */
   dropped: number;
   vacanciesFilled: number;
+  /** Formations seated in part and activated after their window (finishFormation). */
+  formationsFinished: number;
   settled: number;
   auditsPassed: number;
   auditsFailed: number;
@@ -221,6 +226,7 @@ class ChainValidator implements Validator {
     missedMarked: 0,
     dropped: 0,
     vacanciesFilled: 0,
+    formationsFinished: 0,
     settled: 0,
     auditsPassed: 0,
     auditsFailed: 0,
@@ -328,6 +334,10 @@ class ChainValidator implements Validator {
     for (const id of window.ids) {
       if (this.signal?.aborted) break;
       const info = await maguRegistry.read.maguInfo([id]);
+      if (info.status === STATUS_REQUESTED && info.members.length > 0) {
+        await this.finishFormation(id, info.requestBlock, head);
+        continue;
+      }
       if (info.status !== STATUS_ACTIVE) continue;
       for (const member of info.members) {
         if (member === ZERO || this.signal?.aborted) continue;
@@ -389,6 +399,20 @@ class ChainValidator implements Validator {
       }
       this.nextPeriod.set(key, p + 1n);
     }
+  }
+
+  /**
+   * A formation seated in part whose selection window closed: nobody else may finish it (the owner
+   * may have gone), and its seated members' stake stays locked until someone does. `formMagu` after
+   * the window activates it with the seats taken; the others are vacancies, filled next pass.
+   */
+  private async finishFormation(maguId: bigint, requestBlock: bigint, head: bigint): Promise<void> {
+    const [, closes] = await this.c.contracts.maguRegistry.read.selectionWindow([requestBlock]);
+    if (head <= closes) return;
+    await this.send(`formMagu(${maguId})`, () => this.c.contracts.maguRegistry.write.formMagu([maguId]), ["MaguWrongStatus"], () => {
+      this.s.formationsFinished++;
+      this.log.info("formation finished after its window: the rest of the seats are vacancies", { magu: maguId.toString() });
+    });
   }
 
   private async fillVacancy(maguId: bigint, slot: number): Promise<void> {

@@ -2,7 +2,8 @@
  * Forming a Magu larger than one formMagu call seats (SEATS_PER_FORM = 8), through the agents'
  * `formInWindow` on a real hardhat node: the parts land in the window and activate the Magu with
  * distinct members; a window that closes after the first part activates it with the seats taken
- * and the rest vacant, without asking again (no new deposit). And the node's reputation keeper:
+ * and the rest vacant, without asking again (no new deposit); a formation its client abandons is
+ * activated by a validator once its window closed. And the node's reputation keeper:
  * once a penalty faded into a tier that weighs more, `refreshFadedReputation` writes it.
  */
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { createTestClient, encodeFunctionData, http, zeroAddress, type Address } from "viem";
 import { formInWindow, getMuriContracts, nodeRegistryAbi, readReputationTiers, refreshFadedReputation, selectionWeightFor, type Deployment, type Formation } from "../../../agents/chain/index.js";
 import { E18, cleanup, deployLocal, freePort, registerNode, requestFundedMagu, signer, startHardhatNode, throughTimelock, type HardhatChain } from "./harness.js";
+import { createValidator } from "../../../agents/roles/validator/validator.js";
 
 after(cleanup);
 
@@ -102,6 +104,25 @@ describe("formInWindow: a Magu of 10 members is seated in two formMagu calls (ha
     assert.deepEqual(info.members.slice(8), [zeroAddress, zeroAddress], "slots 8 and 9 vacant");
     assert.ok(!info.members.slice(0, 8).includes(zeroAddress), "slots 0-7 seated");
     for (const slot of [8n, 9n]) assert.ok((await k.maguRegistry.read.vacancy([id, slot]))[0] > 0n, `slot ${slot} awaits a replacement`);
+  });
+
+  test("a client that stops after the first part: a validator activates the Magu once the window closed, and the seated stake is no longer stuck", async () => {
+    const { id, f, k } = await request();
+    const requestBlock = (await k.maguRegistry.read.maguInfo([id])).requestBlock;
+    const [opens, closes] = await k.maguRegistry.read.selectionWindow([requestBlock]);
+    await mineTo(opens);
+    await f.form(); // 8 of 10 seated; the client goes away
+    const v = signer(chain.rpcUrl, d, chain.keys[MEMBERS + 1]!);
+    const validator = createValidator({ address: v.account.address }, { contracts: getMuriContracts(d.contracts, v), publicClient: v.publicClient, walletClient: v.walletClient, fetcher: { fetchFragment: () => Promise.reject(new Error("no audits here")) } });
+    await validator.runOnce();
+    assert.equal((await k.maguRegistry.read.maguInfo([id])).status, 1, "within the window the formation is the client's to finish");
+    await mineTo(closes + 1n);
+    await validator.runOnce();
+    const info = await k.maguRegistry.read.maguInfo([id]);
+    assert.equal(info.status, 2, "active");
+    assert.equal(validator.stats().formationsFinished, 1);
+    assert.ok(!info.members.slice(0, 8).includes(zeroAddress), "the 8 seated members stay");
+    assert.deepEqual(info.members.slice(8), [zeroAddress, zeroAddress], "the rest are vacancies the validators fill");
   });
 });
 
