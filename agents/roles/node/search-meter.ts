@@ -3,7 +3,8 @@
  * whose owner set a search price (MaguAccess `searchPrice`) is searched only against vouchers: each
  * search request carries the payer's EIP-712 `Voucher` for this member, one search and at least one
  * price more than the last voucher this member took from that payer. The member checks it (signer,
- * member, Magu, count, total, and that the payer's deposit covers what is still unpaid), keeps only
+ * member, Magu, count, total, and that this member's share of the payer's deposit - the deposit over
+ * the Magu's member slots - covers what is still unpaid here), keeps only
  * the latest in `Bucket.voucher` (so a restart loses no earnings), and settles it on chain
  * (MaguAccess `settle`): every `settleMs` when something is owed, and at once when the payer asks to
  * withdraw (`WithdrawRequested`; members have `withdrawDelayBlocks` to settle).
@@ -40,7 +41,7 @@ export interface SearchMeterInit {
 }
 
 export interface SearchMeterComponents {
-  contracts: Pick<MuriContracts<MuriPublicClient>, "maguAccess">;
+  contracts: Pick<MuriContracts<MuriPublicClient>, "maguAccess" | "maguRegistry">;
   metaDb: MetaDb;
   /** Sends MaguAccess.settle and waits for it (the node's wallet). */
   settle(voucher: Voucher, payer: Address, signature: Hex): Promise<void>;
@@ -107,6 +108,18 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
     return value;
   };
 
+  const sizes = new Map<bigint, Promise<number>>();
+  /** The Magu's member slots (fixed at creation). */
+  const members = (magu: bigint): Promise<number> => {
+    let n = sizes.get(magu);
+    if (n === undefined) {
+      n = components.contracts.maguRegistry.read.maguInfo([magu]).then((info) => Math.max(1, Number(info.params.members)));
+      sizes.set(magu, n);
+      n.catch(() => sizes.delete(magu));
+    }
+    return n;
+  };
+
   const save = (k: Kept): Promise<void> =>
     bucket.put(keyOf(k.magu, k.payer), Buffer.from(JSON.stringify({ searches: k.searches.toString(), total: k.total.toString(), signature: k.signature, paid: k.paid.toString() })));
 
@@ -135,8 +148,13 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
     const paid = last?.paid ?? 0n;
     // A payer that asked to withdraw may leave before a voucher taken now is settled: no credit.
     if ((await access.read.withdrawableAt([magu, payer])) !== 0n) return refuse(`${payer} asked to withdraw its deposit: no searches on credit until it deposits again after withdrawing`);
+    // Each member lets at most its share of the deposit go unsettled, so a payer searching every
+    // member before they settle never owes more than it deposited.
     const balance = await access.read.balanceOf([magu, payer]);
-    if (voucher.total - paid > balance) return refuse(`${payer}'s deposit (${balance} wei) does not cover the ${voucher.total - paid} wei owed: deposit more (muri magu deposit ${magu} MURI)`);
+    const share = balance / BigInt(await members(magu));
+    if (voucher.total - paid > share) {
+      return refuse(`${payer}'s deposit (${balance} wei, ${share} per member) does not cover the ${voucher.total - paid} wei owed here: deposit more (muri magu deposit ${magu} MURI)`);
+    }
     return { magu, payer, searches: voucher.searches, total: voucher.total, signature: w.signature as Hex, paid };
   };
 
