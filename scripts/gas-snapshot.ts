@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { id as ethersId, type ContractTransactionResponse } from "ethers";
+import { GRANT_TYPES, VOUCHER_TYPES } from "../agents/chain/access.js";
 import { leafIndexFor } from "../agents/data/challenge.js";
 import { appendProof, buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
 import { deployAll, E18 } from "../test/contracts/helpers/fixture.js";
@@ -240,33 +241,18 @@ await (await d.token.transfer(payer.address, 200n * E18)).wait();
 await (await d.token.connect(payer).approve(accessAddress, 200n * E18)).wait();
 await measure("MaguAccess.deposit(first)", access.connect(payer).deposit(searchMagu, 100n * E18));
 await measure("MaguAccess.deposit", access.connect(payer).deposit(searchMagu, 100n * E18));
+/** The agents' EIP-712 types (readonly) as ethers' signTypedData takes them. */
+const mutableTypes = (types: Record<string, readonly { name: string; type: string }[]>) => Object.fromEntries(Object.entries(types).map(([k, v]) => [k, [...v]]));
 const accessDomain = { name: "MuriData Access", version: "1", chainId: (await d.ethers.provider.getNetwork()).chainId, verifyingContract: accessAddress };
-const VOUCHER_TYPES = {
-  Voucher: [
-    { name: "magu", type: "uint256" },
-    { name: "member", type: "address" },
-    { name: "searches", type: "uint64" },
-    { name: "total", type: "uint256" },
-  ],
-};
 const paidMember = await d.ethers.getSigner(searchMembers[0]!);
 for (const [name, searches] of [["MaguAccess.settle(first of member)", 10n], ["MaguAccess.settle", 25n]] as const) {
   const voucher = { magu: searchMagu, member: paidMember.address, searches, total: searches * E18 };
-  const signature = await payer.signTypedData(accessDomain, VOUCHER_TYPES, voucher);
+  const signature = await payer.signTypedData(accessDomain, mutableTypes(VOUCHER_TYPES), voucher);
   await measure(name, access.connect(paidMember).settle(voucher, payer.address, signature));
 }
-const GRANT_TYPES = {
-  Grant: [
-    { name: "magu", type: "uint256" },
-    { name: "grantee", type: "bytes32" },
-    { name: "rights", type: "uint8" },
-    { name: "expires", type: "uint64" },
-    { name: "nonce", type: "uint64" },
-  ],
-};
 const expires = BigInt((await d.ethers.provider.getBlock("latest"))!.timestamp + 3600);
 const grant = { magu: searchMagu, grantee: ethersId("gas-grantee-peer"), rights: 3, expires, nonce: 0n };
-const grantSignature = await searchClient.signTypedData(accessDomain, GRANT_TYPES, grant);
+const grantSignature = await searchClient.signTypedData(accessDomain, mutableTypes(GRANT_TYPES), grant);
 if ((await access.checkGrant(grant, grantSignature)) !== 0n) throw new Error("the gas snapshot's grant should be Valid");
 // A view: what eth_estimateGas says a call costs, the 21000 base and the calldata included.
 gas["MaguAccess.checkGrant(estimateGas)"] = Number(await access.checkGrant.estimateGas(grant, grantSignature));

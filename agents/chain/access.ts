@@ -13,8 +13,13 @@
  *
  * A grant travels as one string (`encodeGrantToken`), so a user can paste it.
  */
-import { getAddress, hexToBytes, isAddress, isHex, keccak256, pad, recoverTypedDataAddress, type Address, type Hex, type TypedDataDomain } from "viem";
+import { getAddress, hexToBytes, isAddress, isHex, keccak256, pad, recoverTypedDataAddress, type Address, type Hex, type PublicClient, type TypedDataDomain } from "viem";
 import { peerIdFromString } from "@libp2p/peer-id";
+
+/** The chain's time, unix seconds: the latest block's timestamp (grants expire by it, not by a local clock). */
+export async function chainTime(publicClient: Pick<PublicClient, "getBlock">): Promise<number> {
+  return Number((await publicClient.getBlock({ blockTag: "latest" })).timestamp);
+}
 
 /** MaguAccess rights bits. */
 export const RIGHT_READ = 1;

@@ -13,6 +13,7 @@ import type { Address, Hex, TypedDataDomain } from "viem";
 import {
   RIGHTS_ALL,
   accessDomain,
+  chainTime,
   decodeGrantToken,
   granteeAccount,
   peerGrantee,
@@ -23,6 +24,7 @@ import {
   type MuriPublicClient,
   type MuriWalletClient,
   type SignedGrant,
+  type SigningChainClients,
   type TypedSigner,
 } from "../../chain/index.js";
 import { searchRequest, type P2PNode } from "../../p2p/index.js";
@@ -205,6 +207,23 @@ export class ClientAccess {
     const grant = await signGrant(this.init.sign, this.domain, { magu, grantee, rights: RIGHTS_ALL, expires, nonce: BigInt(nonce) });
     return { grant, until: Number(expires) };
   }
+}
+
+/** The access of a client whose account signs with `clients` (its own Magus) and that holds `grants`. */
+export function createClientAccess(
+  init: { deployment: ClientAccessInit["deployment"]; grants?: readonly string[] },
+  clients: Pick<SigningChainClients, "account" | "walletClient" | "publicClient">,
+  components: Omit<ClientAccessComponents, "chainNow">,
+): ClientAccess {
+  return new ClientAccess(
+    {
+      deployment: init.deployment,
+      account: clients.account.address,
+      sign: (typed) => clients.walletClient.signTypedData({ account: clients.account, ...typed } as never),
+      grants: init.grants,
+    },
+    { ...components, chainNow: () => chainTime(clients.publicClient) },
+  );
 }
 
 interface Credential {

@@ -95,7 +95,7 @@ import {
   type RecordedFile,
 } from "./client-record.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
-import { ClientAccess, isAccessRefusal } from "./access.js";
+import { ClientAccess, createClientAccess, isAccessRefusal } from "./access.js";
 import { BatchDelivery, BatchUnavailableError, type BatchDeps, type BatchResult, type MissingMember, type SlotMember } from "./batch.js";
 import { ShardQueue, drainQueue } from "./shard-queue.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
@@ -384,11 +384,7 @@ class Client implements StorageClient {
       throw err;
     }
     this.p2p = p2p;
-    const { clients } = this;
-    this.access = new ClientAccess(
-      { deployment: this.init.deployment, account: clients.account.address, sign: (typed) => clients.walletClient.signTypedData({ account: clients.account, ...typed } as never), grants: this.init.grants },
-      { contracts: this.contracts, p2p, chainNow: async () => Number((await clients.publicClient.getBlock({ blockTag: "latest" })).timestamp) },
-    );
+    this.access = createClientAccess(this.init, this.clients, { contracts: this.contracts, p2p });
   }
 
   async stop(): Promise<void> {

@@ -55,7 +55,7 @@ import { silentLogger, type Logger } from "../../store/logger.js";
 import { StorageClientError } from "./client.js";
 import { BatchUnavailableError, deliverBatch, type MissingMember, type SlotMember } from "./batch.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
-import { ClientAccess, isAccessRefusal, isPaymentRefusal } from "./access.js";
+import { ClientAccess, createClientAccess, isAccessRefusal, isPaymentRefusal } from "./access.js";
 import { finalizeTask, taskAnswer, type TaskAnswer } from "../shared/search-market.js";
 import { encodeQuery, hitFromWire } from "../shared/vector-service.js";
 
@@ -240,11 +240,7 @@ class VectorClientImpl implements VectorClient {
     const p2p = await createClientNode(this.init.dir);
     await p2p.start();
     this.p2p = p2p;
-    const { clients } = this;
-    this.access = new ClientAccess(
-      { deployment: this.init.deployment, account: clients.account.address, sign: (typed) => clients.walletClient.signTypedData({ account: clients.account, ...typed } as never), grants: this.init.grants },
-      { contracts: this.contracts, p2p, chainNow: async () => Number((await clients.publicClient.getBlock({ blockTag: "latest" })).timestamp) },
-    );
+    this.access = createClientAccess(this.init, this.clients, { contracts: this.contracts, p2p });
   }
 
   async stop(): Promise<void> {

@@ -44,7 +44,7 @@ import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/i
 import { openFragmentStore, openMetaDb, silentLogger, type FragmentStore, type Logger, type MetaDb } from "../../store/index.js";
 import { createMaguIndex, type MaguIndex } from "../shared/magu-index.js";
 import { createMaguSync, type MaguSync } from "../shared/magu-sync.js";
-import { createAccessGate, rightsFor, type AccessGate } from "../shared/access-gate.js";
+import { createAgentAccessGate, rightsFor, type AccessGate } from "../shared/access-gate.js";
 import { createSearchMeter, type SearchMeter } from "./search-meter.js";
 import { createProver, type Prover } from "./prover.js";
 import { createRepairer, type Repairer } from "./repair.js";
@@ -249,15 +249,7 @@ class StorageNodeAgent implements NodeAgent {
     this.parts.sync = sync;
 
     // Who may read and search what this node holds (access-gate.ts): members, validators, grantees.
-    const access = createAccessGate(
-      { domain: accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess) },
-      {
-        contracts: readContracts,
-        maguOf: (cid) => sync.maguOf(cid),
-        chainNow: async () => Number((await clients.publicClient.getBlock({ blockTag: "latest" })).timestamp),
-        logger: log,
-      },
-    );
+    const access = createAgentAccessGate(init.deployment, { contracts: readContracts, maguOf: (cid) => sync.maguOf(cid), publicClient: clients.publicClient, logger: log });
     this.parts.access = access;
     // Paid searches (search-meter.ts): vouchers checked before a search, kept after, settled on chain.
     const meter = createSearchMeter(

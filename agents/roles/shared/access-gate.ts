@@ -21,6 +21,8 @@ import { peerIdFromMultihash } from "@libp2p/peer-id";
 import type { Address, Hex, TypedDataDomain } from "viem";
 import {
   GRANT_STATUS,
+  accessDomain,
+  chainTime,
   RIGHTS_ALL,
   RIGHT_READ,
   RIGHT_SEARCH,
@@ -28,6 +30,7 @@ import {
   peerGrantee,
   recoverHolder,
   rightsLabel,
+  type Deployment,
   type SignedGrant,
   type MuriContracts,
   type MuriPublicClient,
@@ -347,6 +350,15 @@ export function createAccessGate(init: AccessGateInit, components: AccessGateCom
     },
   };
   return gate;
+}
+
+/** The gate of an agent (node or validator) on `deployment`, for the data its magu-sync keeps. */
+export function createAgentAccessGate(
+  deployment: Pick<Deployment, "chainId" | "contracts">,
+  components: Omit<AccessGateComponents, "chainNow"> & { publicClient: Pick<MuriPublicClient, "getBlock"> },
+): AccessGate {
+  const { publicClient, ...rest } = components;
+  return createAccessGate({ domain: accessDomain(deployment.chainId, deployment.contracts.maguAccess) }, { ...rest, chainNow: () => chainTime(publicClient) });
 }
 
 /** Parses the `grant` of an access request; throws naming the field. */

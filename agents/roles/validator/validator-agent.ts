@@ -18,13 +18,13 @@
 import { join } from "node:path";
 import type { Address, Hex } from "viem";
 import { CID } from "multiformats/cid";
-import { accessDomain, createChainClients, createEventFollower, defaultConfirmations, describeError, getMuriContracts, maguRegistryAbi, pause, verifyChain, type Deployment } from "../../chain/index.js";
+import { createChainClients, createEventFollower, defaultConfirmations, describeError, getMuriContracts, maguRegistryAbi, pause, verifyChain, type Deployment } from "../../chain/index.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
 import { openFragmentStore, openMetaDb, silentLogger, type Logger } from "../../store/index.js";
 import { fetchBatchDocuments } from "../shared/batch-documents.js";
 import { createMaguIndex } from "../shared/magu-index.js";
 import { createMaguSync } from "../shared/magu-sync.js";
-import { createAccessGate } from "../shared/access-gate.js";
+import { createAgentAccessGate } from "../shared/access-gate.js";
 import { registerFollowerMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 import { createSearchChecker, type SearchChecker } from "./search-checker.js";
 import { createValidator, ensureValidatorRegistered, type Validator } from "./validator.js";
@@ -106,15 +106,7 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     const ban = (peer: string, reason: string): void => void parts.p2p?.banList.ban(peer, reason);
     const sync = createMaguSync({ member: address, observer: true, vectors, ban }, { store, index, metaDb, contracts: readContracts, logger: log });
     // The documents a validator keeps are served as a member's are: to members, validators, grantees.
-    const access = createAccessGate(
-      { domain: accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess) },
-      {
-        contracts: readContracts,
-        maguOf: (cid) => sync.maguOf(cid),
-        chainNow: async () => Number((await clients.publicClient.getBlock({ blockTag: "latest" })).timestamp),
-        logger: log,
-      },
-    );
+    const access = createAgentAccessGate(init.deployment, { contracts: readContracts, maguOf: (cid) => sync.maguOf(cid), publicClient: clients.publicClient, logger: log });
     await sync.load();
     await vectors.load();
 

@@ -31,6 +31,7 @@ import { type PutResult, type StorageClient } from "../../../agents/roles/client
 import { ClientAccess } from "../../../agents/roles/client/access.js";
 import { registeredPeer } from "../../../agents/roles/shared/peers.js";
 import { signer } from "../chain/harness.js";
+import { chainTime } from "../../../agents/chain/index.js";
 import { Bucket, openMetaDb } from "../../../agents/store/meta-db.js";
 import { MemoryFragmentStore } from "../p2p/fixtures.js";
 import { firstChallengedPeriod, logLines, randomFile, startClient, startNetwork, tearDown, waitFor, waitProven, type Network } from "./e2e-helpers.js";
@@ -187,7 +188,7 @@ describe("e2e: a node restarted mid-run resumes and keeps proving", { timeout: 9
     const owner = signer(net.chain.rpcUrl, net.deployment, net.chain.keys[CLIENT_KEY]! as Hex);
     const access = new ClientAccess(
       { deployment: net.deployment, account: owner.account.address, sign: (typed) => owner.walletClient.signTypedData({ account: owner.account, ...typed } as never) },
-      { contracts: net.read, p2p: fetcher, chainNow: async () => Number((await net.publicClient.getBlock({ blockTag: "latest" })).timestamp) },
+      { contracts: net.read, p2p: fetcher, chainNow: () => chainTime(net.publicClient) },
     );
     await access.ensure(await registeredPeer(net.read, fetcher, node.address), stored.maguId);
     const target = info.multiaddrs[0]!;
