@@ -369,6 +369,7 @@ class StorageNodeAgent implements NodeAgent {
       if (slot >= 0) log.info("joined magu", { magu: e.args.magu.toString(), slot, block: e.blockNumber.toString() });
     });
     follower.on<{ magu: bigint; member: Address; slot: number; replacement: boolean }>("MemberJoined", async (e) => {
+      access.membersChanged(e.args.magu);
       if (!e.args.replacement) return;
       const magu = e.args.magu;
       if (mine(e.args.member)) {
@@ -399,6 +400,7 @@ class StorageNodeAgent implements NodeAgent {
     // Once it left a Magu, or the Magu settled, no challenge names its data again: the disk is freed.
     const collect = (magu: bigint, reason: string) => collectMagu(magu, reason, { store, index, sync, vectors, logger: log });
     follower.on<{ magu: bigint; member: Address; evicted: boolean }>("MemberLeft", async (e) => {
+      access.membersChanged(e.args.magu);
       if (!mine(e.args.member)) return;
       log.warn("left magu", { magu: e.args.magu.toString(), evicted: e.args.evicted });
       await collect(e.args.magu, e.args.evicted ? "evicted" : "left");

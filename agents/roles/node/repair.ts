@@ -41,12 +41,12 @@ import type { PeerId } from "@libp2p/interface";
 import { peerIdFromMultihash } from "@libp2p/peer-id";
 import * as Digest from "multiformats/hashes/digest";
 import type { Address, Hex } from "viem";
-import { describeError, type MuriContracts, type MuriPublicClient } from "../../chain/index.js";
+import { describeError, pause, type MuriContracts, type MuriPublicClient } from "../../chain/index.js";
 import { DAG_JSON_CODEC, decodeManifest, type Manifest } from "../../data/manifest.js";
 import { maguRoot } from "../../data/merkle.js";
 import { fetchStripe, type ShardFetcher } from "../../data/pipeline.js";
 import { fragmentsOfSlot, holderBlob, holdersVector } from "../../data/placement.js";
-import type { P2PNode } from "../../p2p/index.js";
+import { RemoteRefusedError, type P2PNode } from "../../p2p/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import type { MaguIndex } from "../shared/magu-index.js";
@@ -69,6 +69,8 @@ export const REPAIR_DEFAULTS = {
 const STATUS_ACTIVE = 2;
 const KIND_BLOB = 0;
 const ZERO = /^0x0{40}$/i;
+/** Rounds of a replica fetch while holders refuse this node for not having seen it join yet. */
+const REPLICA_ROUNDS = 5;
 
 export interface RepairInit {
   /** This node's address. */
@@ -329,24 +331,34 @@ class StripeRepairer implements Repairer {
     if (rec === undefined) return 0;
     const info = await this.c.contracts.maguRegistry.read.maguInfo([maguId]);
     let missing = 0;
-    for (const f of rec.held) {
-      const cid = rec.cids[f]!;
-      if (await store.has(cid)) continue;
-      let got = false;
-      for (const slot of holdersVector(maguId, f, info.members.length, info.params.replication)) {
-        const holder = info.members[slot]!;
-        if (ZERO.test(holder) || holder.toLowerCase() === this.me) continue;
-        try {
-          const bytes = await p2p.fetchFragment(await this.peerOf(holder), cid, { timeoutMs, signal: this.controller.signal });
-          await take(cid, bytes);
-          got = true;
-          break;
-        } catch (err) {
-          this.checkAborted();
-          this.log.debug("replica fetch failed", { magu: maguId.toString(), fragment: f, holder, error: describeError(err) });
+    // A holder that has not seen this node join yet refuses it ("access denied"): a few more
+    // rounds, a second apart, for what was refused.
+    for (let round = 0; round < REPLICA_ROUNDS; round++) {
+      missing = 0;
+      let refused = false;
+      for (const f of rec.held) {
+        const cid = rec.cids[f]!;
+        if (await store.has(cid)) continue;
+        let got = false;
+        for (const slot of holdersVector(maguId, f, info.members.length, info.params.replication)) {
+          const holder = info.members[slot]!;
+          if (ZERO.test(holder) || holder.toLowerCase() === this.me) continue;
+          try {
+            const bytes = await p2p.fetchFragment(await this.peerOf(holder), cid, { timeoutMs, signal: this.controller.signal });
+            await take(cid, bytes);
+            got = true;
+            break;
+          } catch (err) {
+            this.checkAborted();
+            if (err instanceof RemoteRefusedError && err.context.reason.startsWith("access denied")) refused = true;
+            this.log.debug("replica fetch failed", { magu: maguId.toString(), fragment: f, holder, error: describeError(err) });
+          }
         }
+        if (!got) missing++;
       }
-      if (!got) missing++;
+      if (missing === 0 || !refused) break;
+      await pause(1_000, this.controller.signal).catch(() => undefined);
+      this.checkAborted();
     }
     this.log.info("vector replicas fetched", { magu: maguId.toString(), held: rec.held.length, missing });
     return missing;

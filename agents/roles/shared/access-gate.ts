@@ -13,7 +13,8 @@
  * expiry) and kept in memory; it is checked again after `grantRecheckMs`, and dropped at once when
  * the node's follower sees `GrantRevoked` for its grantee (`revoked`). Rosters (members,
  * validators) and visibility are read from the chain and cached; a peer that is not on a roster
- * makes it re-read at most every `rosterRefreshMs`, so a newly drafted member is served.
+ * makes it re-read at most every `rosterRefreshMs`, and the node's follower drops a Magu's roster
+ * when its members change, so a newly drafted member is served.
  */
 import type { CID } from "multiformats/cid";
 import * as Digest from "multiformats/hashes/digest";
@@ -70,7 +71,7 @@ export interface AccessGateInit {
   grantRecheckMs?: number;
   /** How long rosters and visibility are cached (default 30 s). */
   rosterTtlMs?: number;
-  /** Shortest time between two reads of a Magu's members forced by an unknown peer (default 2 s). */
+  /** Shortest time between two reads of a Magu's members forced by an unknown peer (default 500 ms). */
   rosterRefreshMs?: number;
   /**
    * Shortest time between two reads of the validators forced by an unknown peer (default 5 s): the
@@ -128,6 +129,8 @@ export interface AccessGate {
   revoked(magu: bigint, grantee: Hex): void;
   /** VisibilitySet seen: read the Magu's visibility again. */
   visibilityChanged(magu: bigint): void;
+  /** MemberJoined or MemberLeft seen: read the Magu's members again at the next check. */
+  membersChanged(magu: bigint): void;
   /** What the gate did since it started (for `/metrics` and tests). */
   stats(): { granted: number; refused: number; grants: number };
 }
@@ -138,7 +141,7 @@ export function createAccessGate(init: AccessGateInit, components: AccessGateCom
   const now = init.now ?? Date.now;
   const recheckMs = init.grantRecheckMs ?? 15_000;
   const ttl = init.rosterTtlMs ?? 30_000;
-  const refreshMs = init.rosterRefreshMs ?? 2_000;
+  const refreshMs = init.rosterRefreshMs ?? 500;
   const validatorRefreshMs = init.validatorRefreshMs ?? 5_000;
   const counts = { granted: 0, refused: 0 };
   /** peer -> Magu -> kept grant. */
@@ -341,6 +344,10 @@ export function createAccessGate(init: AccessGateInit, components: AccessGateCom
 
     visibilityChanged(magu) {
       publics.delete(magu);
+    },
+
+    membersChanged(magu) {
+      members.delete(magu);
     },
 
     stats() {
