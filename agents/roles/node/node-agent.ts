@@ -362,8 +362,9 @@ class StorageNodeAgent implements NodeAgent {
     // A revoked grant stops at once (not only at its next on-chain check); so does a Magu made private.
     follower.on<{ magu: bigint; grantee: Hex }>("GrantRevoked", (e) => access.revoked(e.args.magu, e.args.grantee));
     follower.on<{ magu: bigint }>("VisibilitySet", (e) => access.visibilityChanged(e.args.magu));
-    // A payer leaving: settle what it owes before its withdrawal delay is over.
-    follower.on<{ magu: bigint; payer: Address }>("WithdrawRequested", async (e) => void (await meter.settleNow(e.args.magu, e.args.payer)));
+    // A payer leaving: settle what it owes before its withdrawal delay is over (in the background:
+    // the follower does not wait for the transaction).
+    follower.on<{ magu: bigint; payer: Address }>("WithdrawRequested", (e) => void meter.settleNow(e.args.magu, e.args.payer).catch(() => undefined));
     follower.on<{ magu: bigint; members: readonly Address[] }>("MaguFormed", (e) => {
       const slot = e.args.members.findIndex(mine);
       if (slot >= 0) log.info("joined magu", { magu: e.args.magu.toString(), slot, block: e.blockNumber.toString() });

@@ -250,7 +250,8 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
 
     async stop() {
       if (timer !== undefined) clearInterval(timer);
-      await settling?.catch(() => undefined);
+      // A settlement under way is given a moment; what it did not finish is kept and settled next run.
+      await Promise.race([settling?.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
     },
 
     stats() {
