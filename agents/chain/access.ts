@@ -21,6 +21,23 @@ export async function chainTime(publicClient: Pick<PublicClient, "getBlock">): P
   return Number((await publicClient.getBlock({ blockTag: "latest" })).timestamp);
 }
 
+/**
+ * `read` at most once per `maxAgeMs` (the promise is shared; a failed read is not kept), for the
+ * chain clock the access code checks expiries against on every request.
+ */
+export function readAtMostEvery<T>(maxAgeMs: number, read: () => Promise<T>, now: () => number = Date.now): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    if (last !== undefined && now() - last.at < maxAgeMs) return last.value;
+    const entry = { at: now(), value: read() };
+    entry.value.catch(() => {
+      if (last === entry) last = undefined;
+    });
+    last = entry;
+    return entry.value;
+  };
+}
+
 /** MaguAccess rights bits. */
 export const RIGHT_READ = 1;
 export const RIGHT_SEARCH = 2;

@@ -17,6 +17,7 @@ import {
   decodeGrantToken,
   granteeAccount,
   peerGrantee,
+  readAtMostEvery,
   signGrant,
   signHolder,
   type Deployment,
@@ -84,7 +85,8 @@ export class ClientAccess {
   private readonly tokens = new Map<bigint, SignedGrant>();
   /** `${peer}/${magu}` -> chain time (unix seconds) the presentation lapses. */
   private readonly presented = new Map<string, number>();
-  private clock: { at: number; value: Promise<number> } | undefined;
+  /** The chain's time, read at most once a second: grants expire by it, not by this machine's clock. */
+  private readonly chainNow: () => Promise<number>;
   private readonly visibility = new Map<bigint, { at: number; value: Promise<boolean> }>();
   private readonly credentials = new Map<bigint, Promise<Credential | undefined>>();
 
@@ -93,6 +95,7 @@ export class ClientAccess {
     private readonly c: ClientAccessComponents,
   ) {
     this.domain = accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess);
+    this.chainNow = readAtMostEvery(1_000, c.chainNow);
     for (const token of init.grants ?? []) {
       const { chainId, contract, grant } = decodeGrantToken(token);
       if (chainId !== init.deployment.chainId || contract.toLowerCase() !== init.deployment.contracts.maguAccess.toLowerCase()) {
@@ -153,17 +156,6 @@ export class ClientAccess {
     const results = await Promise.allSettled(peers.map((p) => this.ensure(p, magu)));
     const refused = results.find((r): r is PromiseRejectedResult => r.status === "rejected" && r.reason instanceof AccessRefusedError);
     if (refused !== undefined) throw refused.reason;
-  }
-
-  /** The chain's time, read at most once a second: grants expire by it, not by this machine's clock. */
-  private chainNow(): Promise<number> {
-    if (this.clock !== undefined && Date.now() - this.clock.at < 1_000) return this.clock.value;
-    const entry = { at: Date.now(), value: this.c.chainNow() };
-    entry.value.catch(() => {
-      if (this.clock === entry) this.clock = undefined;
-    });
-    this.clock = entry;
-    return entry.value;
   }
 
   private isPublic(magu: bigint): Promise<boolean> {

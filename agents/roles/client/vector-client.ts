@@ -328,7 +328,8 @@ class VectorClientImpl implements VectorClient {
    * at a time so the member sees the vouchers in order.
    */
   private async askMember(maguId: bigint, member: Address, price: bigint, request: Record<string, unknown>): Promise<unknown> {
-    const peer = await this.reader(member, maguId);
+    // `access.read` below presents this client's grant first.
+    const peer = await this.peer(member);
     // An answer refusing access although this client presented a grant: present it again, once.
     const send = (body: Record<string, unknown>) =>
       this.access!.read(peer, maguId, async () => {

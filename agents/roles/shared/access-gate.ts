@@ -29,6 +29,7 @@ import {
   RIGHT_SEARCH,
   granteeAccount,
   peerGrantee,
+  readAtMostEvery,
   recoverHolder,
   rightsLabel,
   type Deployment,
@@ -217,17 +218,8 @@ export function createAccessGate(init: AccessGateInit, components: AccessGateCom
   };
 
   const readChainTime = components.chainNow ?? (async () => Math.floor(now() / 1000));
-  let clock: { at: number; value: Promise<number> } | undefined;
   /** The chain's time, read at most once a second (every kept grant is checked against it). */
-  const chainNow = (): Promise<number> => {
-    if (clock !== undefined && now() - clock.at < 1_000) return clock.value;
-    const entry = { at: now(), value: readChainTime() };
-    entry.value.catch(() => {
-      if (clock === entry) clock = undefined;
-    });
-    clock = entry;
-    return entry.value;
-  };
+  const chainNow = readAtMostEvery(1_000, readChainTime, now);
 
   /**
    * Checks `grant` (and the holder statement for an account grantee) for `peer`; returns when it
