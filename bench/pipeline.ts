@@ -1,6 +1,6 @@
 /**
  * Blob pipeline throughput: chunk + AES-256-GCM + Reed-Solomon (k data + m parity, default 4 + 2)
- * + CID (sha2-256) of every shard + fragment Merkle root of every shard, over the same in-memory
+ * + the fragment Merkle root of every shard (which is also its CID), over the same in-memory
  * bytes as, measured in the same run:
  *   - AES-256-GCM alone (node:crypto, one cipher per fragment, output discarded);
  *   - SHA-256 alone (node:crypto, one hash per 1 MiB fragment);

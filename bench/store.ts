@@ -1,9 +1,15 @@
 /**
- * Fragment store throughput: writes and reads of 1 MiB fragments through `FragmentStore` (CID
- * verified on every write and read) against, in the same run and on the same filesystem:
+ * Fragment store throughput: writes and reads of 1 MiB fragments through `FragmentStore` against,
+ * in the same run and on the same filesystem:
  *   - raw fs: `writeFile`/`readFile` of the same bytes, nothing else (the ceiling);
- *   - raw fs + sha256: the same plus the hash the store must compute (the ceiling with verification);
+ *   - raw fs, synced per batch: the same with the store's `batch` durability (fdatasync of every
+ *     file and fsync of the directory once per 64 MiB and at the end of the writes);
+ *   - raw fs + CID hash: raw fs plus the fragment-root hash of every fragment (the ceiling for a
+ *     store that verifies);
  *   - LevelDB values: the bytes as values in classic-level, verified (the layout we did not pick).
+ * The store rows: `verified upstream` is how a node uses it (the p2p layer hashed a received
+ * fragment, so `put(..., { verify: false })`; served reads through `servingView`, no hash);
+ * `sync=none|batch|always` verify the CID on every write and read.
  * Each is run with 1 and with N operations in flight. Reads follow writes, so they are served
  * from the page cache (dropping it needs root); the write figures include no final sync for raw
  * fs, which is the kernel's writeback — the store's `always` policy pays fsync per fragment.
@@ -13,8 +19,8 @@
  *
  * Usage: tsx bench/store.ts [--mib 512] [--concurrency 1,4] [--slices 16] [--out bench/results/store.json]
  */
-import { createHash, randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -22,8 +28,9 @@ import { Level } from "level";
 import type { CID } from "multiformats/cid";
 import { fragmentCid } from "../agents/data/cid.js";
 import { FRAGMENT_SIZE } from "../agents/data/constants.js";
-import { openFragmentStore, type SyncPolicy } from "../agents/store/fragment-store.js";
-import { digestMatches, sha256Digest } from "../agents/store/verify.js";
+import { fragmentRoot } from "../agents/data/merkle.js";
+import { openFragmentStore, servingView, type SyncPolicy } from "../agents/store/fragment-store.js";
+import { digestFor, digestMatches } from "../agents/store/verify.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -61,14 +68,51 @@ interface Layout {
 }
 
 async function verified(i: number, bytes: Uint8Array): Promise<Uint8Array> {
-  if (!digestMatches(cids[i]!, await sha256Digest(bytes))) throw new Error(`fragment ${i} does not verify`);
+  if (!digestMatches(cids[i]!, await digestFor(cids[i]!, bytes))) throw new Error(`fragment ${i} does not verify`);
   return bytes;
+}
+
+/** Raw files with the store's `batch` durability: fdatasync of each file and fsync of the directory per 64 MiB. */
+function rawFsSynced(): Layout {
+  let dir = "";
+  let pending: string[] = [];
+  const BATCH = 64;
+  const flush = async (): Promise<void> => {
+    const files = pending;
+    pending = [];
+    for (const path of files) {
+      const fh = await open(path, "r");
+      await fh.datasync();
+      await fh.close();
+    }
+    const d = await open(dir, "r");
+    await d.sync();
+    await d.close();
+  };
+  return {
+    name: "raw fs, synced per batch",
+    async setup(d) {
+      dir = join(d, "raw-synced");
+      await mkdir(dir);
+    },
+    async write(i, bytes) {
+      const path = join(dir, String(i));
+      await writeFile(path, bytes);
+      pending.push(path);
+      if (pending.length >= BATCH) await flush();
+    },
+    async endWrites() {
+      await flush();
+    },
+    read: (i) => readFile(join(dir, String(i))),
+    async teardown() {},
+  };
 }
 
 function rawFs(withHash: boolean): Layout {
   let dir = "";
   return {
-    name: withHash ? "raw fs + sha256" : "raw fs",
+    name: withHash ? "raw fs + CID hash" : "raw fs",
     async setup(d) {
       dir = join(d, "raw");
       await mkdir(dir);
@@ -85,18 +129,18 @@ function rawFs(withHash: boolean): Layout {
   };
 }
 
-function store(sync: SyncPolicy): Layout {
+function store(sync: SyncPolicy, upstream = false): Layout {
   let s: Awaited<ReturnType<typeof openFragmentStore>>;
   let dir = "";
   return {
-    name: `store sync=${sync}`,
+    name: upstream ? `store sync=${sync}, verified upstream` : `store sync=${sync}`,
     async setup(d) {
       dir = join(d, "store");
       s = await openFragmentStore({ dir, quotaBytes: 2 ** 45, sync });
     },
-    write: (i, bytes) => s.put(cids[i]!, bytes),
-    read: (i) => s.get(cids[i]!),
-    readUnverified: sync === "batch" ? (i) => s.get(cids[i]!, { verify: false }) : undefined,
+    write: (i, bytes) => s.put(cids[i]!, bytes, { verify: !upstream }),
+    read: (i) => (upstream ? servingView(s).get(cids[i]!) : s.get(cids[i]!)),
+    readUnverified: sync === "batch" && !upstream ? (i) => s.get(cids[i]!, { verify: false }) : undefined,
     // Durability of the write phase is part of its cost: flush, and reopen for the reads.
     async endWrites() {
       await s.close();
@@ -109,7 +153,7 @@ function store(sync: SyncPolicy): Layout {
 function levelValues(): Layout {
   let db: Level<Uint8Array, Uint8Array>;
   return {
-    name: "LevelDB values + sha256",
+    name: "LevelDB values + CID hash",
     async setup(d) {
       db = new Level<Uint8Array, Uint8Array>(join(d, "level"), { keyEncoding: "view", valueEncoding: "view" });
       await db.open();
@@ -153,6 +197,8 @@ interface Row {
   writeVsRawFs?: number;
   readVsRawFs?: number;
   readUnverifiedVsRawFs?: number;
+  /** Against raw fs with the same durability (the store's `batch`). */
+  writeVsRawFsSynced?: number;
   /** Against the ceiling once every byte must be hashed. */
   writeVsRawFsSha256?: number;
   readVsRawFsSha256?: number;
@@ -213,28 +259,33 @@ async function measureAll(concurrency: number): Promise<Row[]> {
   }
 }
 
-function sha256Throughput(): number {
+/** The CID hash (fragment root, through the hash backend) of 64 fragments on one core. */
+function cidHashThroughput(): number {
   const start = process.hrtime.bigint();
-  for (let i = 0; i < 64; i++) createHash("sha256").update(base).digest();
+  for (let i = 0; i < 64; i++) fragmentRoot(base);
   return (64 * FRAGMENT_SIZE) / 1e6 / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
 const makeLayouts = (): Layout[] => [
   rawFs(false),
   rawFs(true),
+  rawFsSynced(),
+  store("batch", true),
   store("none"),
   store("batch"),
   store("always"),
   levelValues(),
 ];
 const rows: Row[] = [];
-const sha256MBps = sha256Throughput();
+const sha256MBps = cidHashThroughput();
 for (const concurrency of concurrencies) {
   console.log(`${concurrency} in flight...`);
   const measured = await measureAll(concurrency);
   const raw = measured[0]!;
   const rawSha = measured[1]!;
+  const rawSynced = measured[2]!;
   for (const row of measured) {
+    row.writeVsRawFsSynced = row.writeMBps / rawSynced.writeMBps;
     row.writeVsRawFsSha256 = row.writeMBps / rawSha.writeMBps;
     row.readVsRawFsSha256 = row.readMBps / rawSha.readMBps;
     row.writeVsRawFs = row.writeMBps / raw.writeMBps;
@@ -245,17 +296,18 @@ for (const concurrency of concurrencies) {
 }
 
 const pct = (x: number | undefined) => (x === undefined ? "" : `${(x * 100).toFixed(0)}%`);
-console.log(`\n${count} x ${FRAGMENT_SIZE / 2 ** 20} MiB fragments; sha256 on one core: ${sha256MBps.toFixed(0)} MB/s`);
+console.log(`\n${count} x ${FRAGMENT_SIZE / 2 ** 20} MiB fragments; fragment-root hash on one core: ${sha256MBps.toFixed(0)} MB/s`);
 console.table(
   rows.map((r) => ({
     layout: r.layout,
     "in flight": r.concurrency,
     "write MB/s": Math.round(r.writeMBps),
     "/raw fs": pct(r.writeVsRawFs),
-    "/raw+sha": pct(r.writeVsRawFsSha256),
+    "/raw synced": pct(r.writeVsRawFsSynced),
+    "/raw+hash": pct(r.writeVsRawFsSha256),
     "read MB/s": Math.round(r.readMBps),
     "/raw fs ": pct(r.readVsRawFs),
-    "/raw+sha ": pct(r.readVsRawFsSha256),
+    "/raw+hash ": pct(r.readVsRawFsSha256),
     "read no-verify MB/s": r.readUnverifiedMBps === undefined ? "" : Math.round(r.readUnverifiedMBps),
     "/raw fs  ": pct(r.readUnverifiedVsRawFs),
   })),
@@ -272,9 +324,9 @@ await writeFile(
       fragments: count,
       fragmentBytes: FRAGMENT_SIZE,
       slices,
-      sha256SingleCoreMBps: Math.round(sha256MBps),
+      cidHashSingleCoreMBps: Math.round(sha256MBps),
       note:
-        "reads are from the page cache; raw fs writes are not fsynced; store sync=none/batch/always as in agents/store/fragment-store.ts",
+        "reads are from the page cache; raw fs writes are not fsynced, 'raw fs, synced per batch' fdatasyncs every file and fsyncs the directory per 64 MiB (the store's batch policy); store sync=none/batch/always as in agents/store/fragment-store.ts; 'verified upstream' = put with verify:false and reads through servingView (a node's path)",
       results: rows.map((r) => ({
         ...r,
         writeMBps: Math.round(r.writeMBps),
@@ -283,6 +335,7 @@ await writeFile(
         readVsRawFs: round(r.readVsRawFs),
         readUnverifiedMBps: r.readUnverifiedMBps === undefined ? undefined : Math.round(r.readUnverifiedMBps),
         readUnverifiedVsRawFs: round(r.readUnverifiedVsRawFs),
+        writeVsRawFsSynced: round(r.writeVsRawFsSynced),
         writeVsRawFsSha256: round(r.writeVsRawFsSha256),
         readVsRawFsSha256: round(r.readVsRawFsSha256),
       })),

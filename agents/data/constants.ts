@@ -8,3 +8,10 @@ export const LEAF_SIZE = 1024;
 
 /** Multicodec code of raw bytes, used for fragment CIDs. */
 export const RAW_CODEC = 0x55;
+
+/**
+ * Multihash code of a fragment root (docs/ENCODING.md § CIDs): a fragment's CID carries its
+ * fragment root as the digest, so one tree hash serves addressing, verification and proofs (as
+ * Filecoin's piece CIDs carry their commitment). From the multicodec table's private-use range.
+ */
+export const FRAGMENT_ROOT_MULTIHASH = 0x300f01;

@@ -12,7 +12,7 @@
  * {"/": "<cid base32>"}. Decoding re-encodes and requires identical bytes, and checks the bytes
  * against the manifest CID; anything else is a {@link ManifestError}.
  *
- * Layout rules (version 3; F = fragmentSize = shardSize - 28; k data, m parity shards per stripe):
+ * Layout rules (version 4; F = fragmentSize = shardSize - 28; k data, m parity shards per stripe):
  * - stripes = max(1, ceil(fileSize / (k·F)));
  * - every data shard is one sealed fragment that fills it exactly (nonce ‖ ciphertext ‖ tag,
  *   plaintext + 28 bytes): shard j < k of stripe s is fragment i = s·k + j;
@@ -24,7 +24,9 @@
  *   zero-padded to P *before* sealing. The padding is encrypted, so no shard shows where the file
  *   ends, and a member learns R only to within a factor of two (R <= k·4068 at the floor);
  * - shards[s·(k+m) + j] is shard j of stripe s (j < k data, j >= k parity); global shard index =
- *   Magu fragment index for a blob Magu holding this one file (docs/ENCODING.md § Placement).
+ *   Magu fragment index for a blob Magu holding this one file (docs/ENCODING.md § Placement);
+ * - each shard link is a fragment-root CID (data/cid.ts): its digest is the shard's fragment root,
+ *   so the manifest carries one hash per shard and `roots` is read from the links.
  * Decoding (with the secret): open `sealedSize`, check the MAC, check that the size gives these
  * stripes and this lastShardSize, then cut each fragment's plaintext to the bytes the size leaves it.
  */
@@ -35,12 +37,13 @@ import { sha256 } from "multiformats/hashes/sha2";
 import { FRAGMENT_SIZE, RAW_CODEC } from "./constants.js";
 import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FILE_ID_SIZE, SEALED_LAYOUT, SEALED_SIZE_LENGTH } from "./crypto.js";
 import { ERASURE_ALG, MAX_DATA_SHARDS, MAX_PARITY_SHARDS, SHARD_ALIGNMENT } from "./erasure.js";
+import { fragmentRootOfCid } from "./cid.js";
 import { ManifestCidMismatchError, ManifestError } from "./errors.js";
 
 /** Multicodec code of DAG-JSON. */
 export const DAG_JSON_CODEC = 0x0129;
 /** Manifest schema version. */
-export const MANIFEST_VERSION = 3;
+export const MANIFEST_VERSION = 4;
 /** Value of the manifest's `type` field. */
 export const MANIFEST_TYPE = "muri/file";
 /** Smallest shard size of a last stripe (a smaller `shardSize` caps it). */
@@ -55,6 +58,7 @@ export const SHARD_PADDING = "sealed-pow2";
 const OLD_VERSIONS: Readonly<Record<number, string>> = {
   1: "version 1 manifests carry no MAC: put the file again",
   2: "version 2 manifests show the file's exact size to every member: put the file again",
+  3: "version 3 manifests address shards by sha2-256 beside a separate fragment root: put the file again",
 };
 
 function unsupportedVersion(version: unknown): ManifestError {
@@ -100,7 +104,7 @@ export interface Manifest {
   readonly erasure: ManifestErasure;
   /** Shard CIDs, stripe-major. */
   readonly shards: readonly CID[];
-  /** Fragment roots of the shards (hex), same order. */
+  /** Fragment roots of the shards (hex), same order: the digests of the shard links (not encoded separately). */
   readonly roots: readonly string[];
 }
 
@@ -194,7 +198,6 @@ function toDag(manifest: Manifest): DagValue {
     encryption: { ...manifest.encryption },
     erasure: { ...manifest.erasure },
     shards: [...manifest.shards],
-    roots: [...manifest.roots],
   };
 }
 
@@ -276,7 +279,7 @@ function fromDag(value: unknown): Manifest {
   if (!isRecord(value)) throw new ManifestError("top level is not a map");
   // An older version is named as such before its (different) keys are.
   if (typeof value.version === "number" && OLD_VERSIONS[value.version] !== undefined) throw unsupportedVersion(value.version);
-  exactKeys(value, ["type", "version", "fragmentSize", "sealedSize", "encryption", "erasure", "shards", "roots"], "(root)");
+  exactKeys(value, ["type", "version", "fragmentSize", "sealedSize", "encryption", "erasure", "shards"], "(root)");
   if (value.type !== MANIFEST_TYPE) throw new ManifestError(`must be ${MANIFEST_TYPE}`, "type");
   const enc = value.encryption;
   const era = value.erasure;
@@ -285,9 +288,7 @@ function fromDag(value: unknown): Manifest {
   exactKeys(enc, ["alg", "kdf", "layout", "fileId", "mac"], "encryption");
   exactKeys(era, ["alg", "k", "m", "stripes", "shardSize", "lastShardSize", "padding"], "erasure");
   const shards = value.shards;
-  const roots = value.roots;
   if (!Array.isArray(shards)) throw new ManifestError("must be a list", "shards");
-  if (!Array.isArray(roots)) throw new ManifestError("must be a list", "roots");
   const cids = shards.map((s, i) => {
     if (!isRecord(s) || Object.keys(s).length !== 1 || typeof s["/"] !== "string") throw new ManifestError("must be a link", `shards[${i}]`);
     try {
@@ -317,10 +318,7 @@ function fromDag(value: unknown): Manifest {
       padding: str(era, "padding", "erasure.padding"),
     },
     shards: cids,
-    roots: roots.map((r, i) => {
-      if (typeof r !== "string") throw new ManifestError("must be a string", `roots[${i}]`);
-      return r;
-    }),
+    roots: cids.map((cid) => fragmentRootOfCid(cid)?.toString("hex") ?? ""),
   };
   return manifest;
 }
@@ -362,12 +360,13 @@ export function validateManifest(manifest: Manifest): void {
   const shardCount = era.stripes * (era.k + era.m);
   if (manifest.shards.length !== shardCount) throw new ManifestError(`expected ${shardCount} shard links, got ${manifest.shards.length}`, "shards");
   manifest.shards.forEach((cid, i) => {
-    if (!(cid instanceof CID) || cid.version !== 1 || cid.code !== RAW_CODEC || cid.multihash.code !== sha256.code) {
-      throw new ManifestError("must be a CIDv1 raw sha2-256 link", `shards[${i}]`);
+    if (!(cid instanceof CID) || cid.version !== 1 || cid.code !== RAW_CODEC || fragmentRootOfCid(cid) === undefined) {
+      throw new ManifestError("must be a CIDv1 raw fragment-root link (docs/ENCODING.md § CIDs)", `shards[${i}]`);
     }
   });
   if (manifest.roots.length !== shardCount) throw new ManifestError(`expected ${shardCount} roots, got ${manifest.roots.length}`, "roots");
   manifest.roots.forEach((r, i) => {
     if (typeof r !== "string" || !HEX32.test(r)) throw new ManifestError("must be 32 bytes of lowercase hex", `roots[${i}]`);
+    if (r !== fragmentRootOfCid(manifest.shards[i]!)!.toString("hex")) throw new ManifestError("must be the fragment root its shard link carries", `roots[${i}]`);
   });
 }

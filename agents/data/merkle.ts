@@ -150,6 +150,62 @@ export function fragmentRoot(bytes: Uint8Array): Buffer {
   return hashFragmentRoot(bytes.length, root);
 }
 
+/**
+ * The fragment root of bytes that arrive in pieces (a fragment received from the network): each
+ * whole 1024-byte leaf is hashed as soon as it is complete, in batches through the hash backend,
+ * and `root()` folds the tree. Same result as {@link fragmentRoot} over the concatenated pieces;
+ * more than FRAGMENT_SIZE bytes make `root()` return undefined (no fragment has that root).
+ */
+export class FragmentRootHasher {
+  private readonly level0 = Buffer.allocUnsafe((FRAGMENT_SIZE / LEAF_SIZE + 1) * HASH_SIZE);
+  private readonly partial = Buffer.allocUnsafe(LEAF_SIZE);
+  private partialBytes = 0;
+  private leaves = 0;
+  private size = 0;
+  private done = false;
+
+  update(chunk: Uint8Array): void {
+    if (this.done) throw new InvalidParameterError("chunk", chunk.length, "the root was already taken");
+    this.size += chunk.length;
+    if (this.size > FRAGMENT_SIZE) return;
+    const backend = hashBackend();
+    let offset = 0;
+    if (this.partialBytes > 0) {
+      const take = Math.min(LEAF_SIZE - this.partialBytes, chunk.length);
+      this.partial.set(chunk.subarray(0, take), this.partialBytes);
+      this.partialBytes += take;
+      offset = take;
+      if (this.partialBytes < LEAF_SIZE) return;
+      backend.hashLeaves(this.partial, LEAF_SIZE, this.level0.subarray(this.leaves * HASH_SIZE));
+      this.leaves++;
+      this.partialBytes = 0;
+    }
+    const whole = Math.floor((chunk.length - offset) / LEAF_SIZE);
+    if (whole > 0) {
+      backend.hashLeaves(chunk.subarray(offset, offset + whole * LEAF_SIZE), whole * LEAF_SIZE, this.level0.subarray(this.leaves * HASH_SIZE));
+      this.leaves += whole;
+      offset += whole * LEAF_SIZE;
+    }
+    if (offset < chunk.length) {
+      this.partial.set(chunk.subarray(offset), 0);
+      this.partialBytes = chunk.length - offset;
+    }
+  }
+
+  /** The fragment root of everything passed to `update` (once); undefined past FRAGMENT_SIZE. */
+  root(): Buffer | undefined {
+    if (this.done) throw new InvalidParameterError("root", "again", "the root can be taken once");
+    this.done = true;
+    if (this.size > FRAGMENT_SIZE) return undefined;
+    if (this.partialBytes > 0 || this.leaves === 0) {
+      hashBackend().hashLeaves(this.partial, this.partialBytes, this.level0.subarray(this.leaves * HASH_SIZE));
+      this.leaves++;
+    }
+    const { root } = foldLevels(this.level0, this.leaves, false);
+    return hashFragmentRoot(this.size, root);
+  }
+}
+
 /** The whole tree of a fragment (<= FRAGMENT_SIZE), kept for proofs. */
 export function buildFragmentTree(bytes: Uint8Array): FragmentTree {
   checkFragment(bytes);

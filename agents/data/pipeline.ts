@@ -4,27 +4,25 @@
  * Encode: bytes -> stripes of k·F bytes (F = shardSize - 28) -> k plaintext fragments per stripe
  * (the last stripe's bytes spread over its k fragments and zero-padded to its bucketed shard size)
  * -> AES-256-GCM sealed fragments, each filling its data shard -> m Reed-Solomon parity shards ->
- * per shard: CID (raw, sha2-256) and fragment root -> sink, then the manifest, whose file size is
+ * per shard: fragment root, which is also its CID (data/cid.ts) -> sink, then the manifest, whose file size is
  * sealed under the secret.
  *
  * Decode: manifest + secret -> open the sealed size and check the MAC ({@link openManifest}) ->
- * per batch of stripes: fetch the k data shards of each, verify them against their CIDs (one hash
- * batch); for a stripe with a missing or corrupt data shard, fetch its parity shards, verify them
+ * per batch of stripes: fetch the k data shards of each, verify them against their CIDs (their
+ * fragment roots; skipped when the fetcher verified them already, `verified: true`); for a stripe with a missing or corrupt data shard, fetch its parity shards, verify them
  * too and rebuild the data shards from any k intact ones -> open (decrypt + authenticate) each
  * fragment, cut to the file bytes it holds -> yield plaintext in order, the next batch in flight.
  * A shard that fails its CID check is never decoded from: it counts as missing
  * (`strict: true` turns it into {@link ShardCidMismatchError} instead). Fewer than k intact shards
  * -> {@link NotEnoughShardsError}; a fragment that fails authentication -> {@link DecryptionError}.
  */
-import { CID } from "multiformats/cid";
-import * as Digest from "multiformats/hashes/digest";
-import { sha256 } from "multiformats/hashes/sha2";
+import type { CID } from "multiformats/cid";
+import { cidMatches, cidOfFragmentRoot } from "./cid.js";
 import { chunk, type ByteSource } from "./chunker.js";
-import { FRAGMENT_SIZE, RAW_CODEC } from "./constants.js";
+import { FRAGMENT_SIZE } from "./constants.js";
 import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FileCipher, SEALED_LAYOUT, manifestMac, manifestMacMatches, newFileId, openFileSize, sealFileSize } from "./crypto.js";
 import { ERASURE_ALG, checkErasureParams, encodeParity, reconstructShards, SHARD_ALIGNMENT } from "./erasure.js";
 import { FileIdReusedError, InvalidParameterError, ManifestAuthError, ManifestError, NotEnoughShardsError, ShardCidMismatchError, SizeMismatchError } from "./errors.js";
-import { hashBackend } from "./hash-backend.js";
 import { encodeManifest, fragmentSpan, layoutFor, manifestMacBody, stripeShardSize, MANIFEST_VERSION, SHARD_PADDING, type Manifest } from "./manifest.js";
 import { fragmentRoot } from "./merkle.js";
 
@@ -32,8 +30,8 @@ import { fragmentRoot } from "./merkle.js";
 export const DEFAULT_K = 4;
 /** Default parity shards per stripe (any 2 of 6 may be lost). */
 export const DEFAULT_M = 2;
-/** Shards whose CIDs are hashed in one batch (the widest SIMD kernel has 16 lanes). */
-const HASH_BATCH = 16;
+/** Shards decoded per batch of stripes (read-ahead unit of decodeFile). */
+const DECODE_BATCH_SHARDS = 16;
 
 /** Options of {@link encodeFile}. */
 export interface EncodeOptions {
@@ -100,10 +98,6 @@ export interface EncodeResult {
   readonly manifestCid: CID;
 }
 
-function rawCid(digest: Uint8Array): CID {
-  return CID.createV1(RAW_CODEC, Digest.create(sha256.code, digest));
-}
-
 /** Encodes `source` into shards (given to `sink` stripe by stripe) and returns the manifest. */
 export async function encodeFile(source: ByteSource, options: EncodeOptions, sink: ShardSink): Promise<EncodeResult> {
   const k = options.k ?? DEFAULT_K;
@@ -116,7 +110,6 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
   const fragmentSize = shardSize - ENCRYPTION_OVERHEAD;
   const cipher = new FileCipher(options.secret, options.fileId !== undefined ? claimFileId(options.fileId) : newFileId());
   const w = k + m;
-  const backend = hashBackend();
   const pool = options.reuseBuffers ? new BufferPool() : undefined;
   const take = (length: number): Buffer => pool?.take(length) ?? Buffer.allocUnsafe(length);
   const shardCids: CID[] = [];
@@ -124,48 +117,22 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
   let fileSize = 0;
   let stripe = 0;
 
-  // CIDs are hashed HASH_BATCH shards at a time (one message per SIMD lane), across stripe
-  // boundaries; a stripe goes to the sink once all its shards have CIDs.
-  interface StripeWork {
-    readonly stripe: number;
-    readonly shards: Buffer[];
-    readonly roots: Buffer[];
-    readonly cids: (CID | undefined)[];
-    readonly buffers: Buffer[];
-    hashed: number;
-  }
-  const unhashed: { work: StripeWork; position: number }[] = [];
-  const waiting: StripeWork[] = [];
-  const digests = Buffer.allocUnsafe(32 * HASH_BATCH);
-  const hashCids = (count: number): void => {
-    const batch = unhashed.splice(0, count);
-    backend.sha256Many(
-      batch.map((u) => u.work.shards[u.position]!),
-      digests,
-    );
-    batch.forEach((u, i) => {
-      u.work.cids[u.position] = rawCid(Buffer.from(digests.subarray(32 * i, 32 * i + 32)));
-      u.work.hashed++;
-    });
-  };
-  const emitReady = async (): Promise<void> => {
-    while (waiting.length > 0 && waiting[0]!.hashed === w) {
-      const work = waiting.shift()!;
-      const out: EncodedShard[] = work.shards.map((bytes, position) => ({
-        index: work.stripe * w + position,
-        stripe: work.stripe,
-        position,
-        cid: work.cids[position]!,
-        root: work.roots[position]!,
-        bytes,
-      }));
-      for (const s of out) {
-        shardCids.push(s.cid);
-        shardRoots.push(s.root.toString("hex"));
-      }
-      await sink(out, work.stripe);
-      for (const b of work.buffers) pool?.give(b);
+  // A shard's CID is its fragment root: one tree hash per shard, computed while the thread pool
+  // computes the parity.
+  const emit = async (stripeIndex: number, shards: readonly Buffer[], roots: readonly Buffer[]): Promise<void> => {
+    const out: EncodedShard[] = shards.map((bytes, position) => ({
+      index: stripeIndex * w + position,
+      stripe: stripeIndex,
+      position,
+      cid: cidOfFragmentRoot(roots[position]!),
+      root: roots[position]!,
+      bytes,
+    }));
+    for (const s of out) {
+      shardCids.push(s.cid);
+      shardRoots.push(s.root.toString("hex"));
     }
+    await sink(out, stripeIndex);
   };
 
   // One stripe of plaintext at a time: a full one (k·F bytes) is k full fragments, whatever follows;
@@ -205,11 +172,9 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
       shards.push(p);
       roots.push(fragmentRoot(p));
     }
-    const work: StripeWork = { stripe, shards, roots, cids: new Array(w).fill(undefined), buffers: [current, parityBuffer], hashed: 0 };
-    waiting.push(work);
-    for (let position = 0; position < w; position++) unhashed.push({ work, position });
-    while (unhashed.length >= HASH_BATCH) hashCids(HASH_BATCH);
-    await emitReady();
+    await emit(stripe, shards, roots);
+    pool?.give(current);
+    pool?.give(parityBuffer);
     stripe++;
   };
 
@@ -221,8 +186,6 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
   }
   // An empty file is one stripe of padding; a file that ended on a stripe boundary is complete.
   if (last < 0) await sealStripe(Buffer.alloc(0));
-  while (unhashed.length > 0) hashCids(Math.min(HASH_BATCH, unhashed.length));
-  await emitReady();
 
   const layout = layoutFor(fileSize, fragmentSize, k);
   const fileId = cipher.fileId;
@@ -293,7 +256,7 @@ export function openManifest(manifest: Manifest, secret: Uint8Array): OpenedMani
   return { manifest, fileSize };
 }
 
-/** Fetches a shard's bytes by CID; undefined when unavailable. The bytes are verified by the caller. */
+/** Fetches a shard's bytes by CID; undefined when unavailable. The decoder verifies them unless told the fetcher did (`verified`). */
 export type ShardFetcher = (cid: CID, where: ShardPosition) => Promise<Uint8Array | undefined>;
 
 /** Options of {@link decodeFile}. */
@@ -304,14 +267,19 @@ export interface DecodeOptions {
   readonly strict?: boolean;
   /** Told about every shard that failed its CID check (and was then treated as missing). */
   readonly onCorruptShard?: (where: ShardPosition, cid: CID) => void;
-  /** Batches of stripes fetched ahead of the one being decrypted (default 1; a batch is ceil(16 / k) stripes, so its data shards fill the hash lanes). */
+  /**
+   * The fetcher returns only bytes it verified against their CID (the p2p layer's fetch hashes a
+   * fragment as it arrives): the shards are not hashed a second time here. Default false.
+   */
+  readonly verified?: boolean;
+  /** Batches of stripes fetched ahead of the one being decrypted (default 1; a batch is ceil(16 / k) stripes). */
   readonly readAhead?: number;
   /** Yield plaintext in one recycled buffer: each yielded fragment is only valid until the generator resumes. */
   readonly reuseBuffers?: boolean;
 }
 
 /** Options of {@link fetchStripes}. */
-export type FetchStripeOptions = Pick<DecodeOptions, "strict" | "onCorruptShard"> & {
+export type FetchStripeOptions = Pick<DecodeOptions, "strict" | "onCorruptShard" | "verified"> & {
   /** Return all k+m shards (rebuilding missing parity too), for repair. Default: the k data shards. */
   all?: boolean;
 };
@@ -319,7 +287,7 @@ export type FetchStripeOptions = Pick<DecodeOptions, "strict" | "onCorruptShard"
 /**
  * Fetches and verifies the shards of `stripes`, rebuilding missing ones; resolves to each stripe's
  * k data shards (all k+m with `all`). Data shards of all the stripes are fetched in parallel and
- * checked against their CIDs in one hash batch; parity is fetched only for stripes that need it.
+ * checked against their CIDs (unless `verified`); parity is fetched only for stripes that need it.
  * A stripe with fewer than k intact shards rejects with {@link NotEnoughShardsError}.
  */
 export async function fetchStripes(manifest: Manifest, stripes: readonly number[], fetch: ShardFetcher, options: FetchStripeOptions = {}): Promise<Buffer[][]> {
@@ -347,7 +315,6 @@ async function fetchStripesSettled(
   const shards = stripes.map(() => new Array<Uint8Array | undefined>(w).fill(undefined));
   const corrupt = stripes.map(() => [] as number[]);
   const failure: (Error | undefined)[] = stripes.map(() => undefined);
-  const backend = hashBackend();
   const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
   // Fetches the given (stripe slot, position) pairs in parallel, then checks them against their CIDs in one batch.
@@ -368,17 +335,11 @@ async function fetchStripesSettled(
       if (bytes.length === stripeShardSize(manifest, stripes[slot]!)) candidates.push({ slot, position, bytes });
       else reject(slot, position);
     });
-    const digests = Buffer.allocUnsafe(32 * candidates.length);
-    backend.sha256Many(
-      candidates.map((c) => c.bytes),
-      digests,
-    );
-    candidates.forEach(({ slot, position, bytes }, i) => {
+    for (const { slot, position, bytes } of candidates) {
       const cid = manifest.shards[stripes[slot]! * w + position]!;
-      if (cid.multihash.code === sha256.code && Buffer.compare(digests.subarray(32 * i, 32 * i + 32), cid.multihash.digest) === 0) {
-        shards[slot]![position] = bytes;
-      } else reject(slot, position);
-    });
+      if (options.verified === true || cidMatches(cid, bytes)) shards[slot]![position] = bytes;
+      else reject(slot, position);
+    }
   };
 
   await load(stripes.flatMap((_, slot) => range(0, k).map((position) => ({ slot, position }))));
@@ -411,9 +372,9 @@ export async function* decodeFile(manifest: Manifest, fetch: ShardFetcher, optio
   const { k, stripes } = manifest.erasure;
   const { fileSize } = openManifest(manifest, options.secret);
   const cipher = new FileCipher(options.secret, Buffer.from(manifest.encryption.fileId, "hex"));
-  // Stripes are fetched and verified in batches that fill the hash lanes; the next batch is in
+  // Stripes are fetched and verified in batches of about 16 data shards; the next batch is in
   // flight while the current one is decrypted.
-  const batch = Math.max(1, Math.ceil(HASH_BATCH / k));
+  const batch = Math.max(1, Math.ceil(DECODE_BATCH_SHARDS / k));
   const readAhead = Math.max(0, options.readAhead ?? 1);
   const inflight: Promise<PromiseSettledResult<Buffer[]>[]>[] = [];
   let next = 0;

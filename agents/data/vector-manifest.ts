@@ -20,7 +20,7 @@
  * gets row Σ count of the fragments before it.
  */
 import { CID } from "multiformats/cid";
-import { sha256 } from "multiformats/hashes/sha2";
+import { fragmentRootOfCid } from "./cid.js";
 import { RAW_CODEC } from "./constants.js";
 import { ManifestCidMismatchError, ManifestError } from "./errors.js";
 import { manifestCidOf } from "./manifest.js";
@@ -82,8 +82,10 @@ function validate(m: VectorManifest): void {
   }
   m.fragments.forEach((f, i) => {
     const field = `fragments[${i}]`;
-    if (f.cid.code !== RAW_CODEC || f.cid.multihash.code !== sha256.code) fail("cid must be a raw sha2-256 CID", field);
+    const carried = f.cid.code === RAW_CODEC ? fragmentRootOfCid(f.cid) : undefined;
+    if (carried === undefined) fail("cid must be a raw fragment-root CID (docs/ENCODING.md § CIDs)", field);
     if (!/^[0-9a-f]{64}$/.test(f.root)) fail("root must be 64 lowercase hex digits", field);
+    if (carried!.toString("hex") !== f.root) fail("root must be the fragment root its cid carries", field);
     if (!Number.isSafeInteger(f.count) || f.count < 1) fail("count must be a positive integer", field);
     if (f.size !== f.count * size) fail(`size ${f.size} is not count ${f.count} x record size ${size}`, field);
   });

@@ -13,7 +13,7 @@ export const DHT_PROTOCOL = "/muri/kad/1.0.0";
 /** Default listen address: an ephemeral TCP port on loopback. */
 export const DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0";
 
-/** Largest CID, in bytes, a request may carry (a CIDv1 raw sha2-256 is 36 bytes). */
+/** Largest CID, in bytes, a request may carry (a CIDv1 raw sha2-256 is 36 bytes, a fragment-root CID 39). */
 export const MAX_CID_BYTES = 96;
 
 /** Fixed part of a request header: op (1) + CID length (1) + length (4). */

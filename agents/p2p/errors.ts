@@ -143,11 +143,11 @@ export class PeerBannedError extends P2PError<{ peer: string; until: number; rea
   }
 }
 
-/** A CID whose multihash is not sha2-256: its bytes cannot be verified, so it is not exchanged. */
+/** A CID whose multihash is neither sha2-256 nor a fragment root: its bytes cannot be verified, so it is not exchanged. */
 export class UnsupportedCidError extends P2PError<{ cid: string; hashCode: number }> {
   static readonly code = "ERR_P2P_UNSUPPORTED_CID";
   constructor(cid: string, hashCode: number) {
-    super(UnsupportedCidError.code, `${cid} uses hash 0x${hashCode.toString(16)}; only sha2-256 fragments are exchanged`, { cid, hashCode });
+    super(UnsupportedCidError.code, `${cid} uses hash 0x${hashCode.toString(16)}; only sha2-256 and fragment-root CIDs are exchanged`, { cid, hashCode });
   }
 }
 

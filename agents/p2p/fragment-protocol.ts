@@ -55,7 +55,7 @@ import type { P2PMetrics } from "./metrics.js";
 import { RateFloor, TokenBuckets } from "./rate.js";
 import { StreamReader, allocUninitialized, writeChunked } from "./stream-io.js";
 import { StreamPool, retire, type PooledStream } from "./stream-pool.js";
-import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushPolicy, ServePolicy, TransferOptions } from "./types.js";
+import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushOptions, PushPolicy, ServePolicy, TransferOptions } from "./types.js";
 import { CidVerifier, assertVerifiableCid } from "./verify.js";
 
 /** The part of libp2p the protocol uses. */
@@ -275,7 +275,7 @@ export class FragmentProtocol {
   }
 
   /** Pushes `bytes` as fragment `cid` to `target`; resolves once the remote has verified and stored it. */
-  async push(target: FragmentTarget, cid: CID, bytes: Uint8Array, options: TransferOptions = {}): Promise<void> {
+  async push(target: FragmentTarget, cid: CID, bytes: Uint8Array, options: PushOptions = {}): Promise<void> {
     if (bytes.length > this.limits.maxFragmentBytes) {
       throw new InvalidFragmentError(cid.toString(), `${bytes.length} bytes exceed the ${this.limits.maxFragmentBytes}-byte limit`);
     }
@@ -283,9 +283,9 @@ export class FragmentProtocol {
     const mismatch = (): InvalidFragmentError => new InvalidFragmentError(cid.toString(), "bytes do not hash to the CID");
     if (bytes.length === 0 && !new CidVerifier(cid).matches()) throw mismatch();
     await this.request("push", target, cid, options, async ({ stream, reader }, peer, signal) => {
-      // Bytes that do not match would get this node banned by the receiver: hash them on the way
-      // out and reset the stream before the last chunk if they do not match.
-      const verifier = new CidVerifier(cid);
+      // Bytes that do not match would get this node banned by the receiver: unless the caller
+      // vouches for them, hash them on the way out and reset the stream before the last chunk.
+      const verifier = options.verified === true ? undefined : new CidVerifier(cid);
       stream.send(encodeRequestHeader({ op: Op.Push, cid, length: bytes.length }));
       const floor = this.floor(bytes.length, "push payload", peer);
       try {
@@ -296,8 +296,8 @@ export class FragmentProtocol {
           phase: "push payload",
           peer,
           inspect: (chunk, last) => {
-            verifier.update(chunk);
-            if (last && !verifier.matches()) throw mismatch();
+            verifier?.update(chunk);
+            if (last && verifier !== undefined && !verifier.matches()) throw mismatch();
             floor.add(chunk.length);
           },
         });

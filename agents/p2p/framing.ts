@@ -10,7 +10,7 @@
  *
  *   - op 1 = fetch: `length` is the largest fragment the dialer accepts in the answer.
  *   - op 2 = push:  `length` is the size of the payload that follows; the payload is the fragment.
- *   - cid: binary CID (multihash must be sha2-256, so the receiver can verify the bytes).
+ *   - cid: binary CID (multihash sha2-256 or fragment root, so the receiver can verify the bytes).
  *
  * Response (listener -> dialer):
  *
@@ -25,7 +25,7 @@
  * between exchanges is a normal close.
  */
 import { CID } from "multiformats/cid";
-import { sha256 } from "multiformats/hashes/sha2";
+import { isVerifiableCid } from "../data/cid.js";
 import {
   MAX_CID_BYTES,
   MAX_REASON_BYTES,
@@ -111,8 +111,8 @@ export function decodeRequestHeader(bytes: Uint8Array, maxFragmentBytes: number)
   } catch (err) {
     throw new MalformedFrameError(`bad CID (${(err as Error).message})`);
   }
-  if (cid.multihash.code !== sha256.code) {
-    throw new MalformedFrameError(`CID hash 0x${cid.multihash.code.toString(16)} is not sha2-256`);
+  if (!isVerifiableCid(cid)) {
+    throw new MalformedFrameError(`CID hash 0x${cid.multihash.code.toString(16)} is neither sha2-256 nor a fragment root`);
   }
   const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(2 + cidLength);
   if (op === Op.Push && length > maxFragmentBytes) throw new FrameTooLargeError(length, maxFragmentBytes);

@@ -46,6 +46,7 @@ export type {
   P2PLimits,
   PushPolicy,
   ServePolicy,
+  PushOptions,
   TransferOptions,
 } from "./types.js";
 export { SEARCH_LIMITS, SEARCH_PROTOCOL, handleSearchProtocol, searchRequest } from "./search-protocol.js";

@@ -33,8 +33,9 @@ import {
 } from "./constants.js";
 import { InvalidMultiaddrError, NodeNotStartedError, RequestAbortedError } from "./errors.js";
 import { FragmentProtocol, type FragmentTarget } from "./fragment-protocol.js";
+import { dhtKey } from "./dht-key.js";
 import { createP2PMetrics } from "./metrics.js";
-import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushPolicy, ServePolicy, TransferOptions } from "./types.js";
+import type { FetchOptions, FragmentSink, FragmentSource, P2PLimits, PushOptions, PushPolicy, ServePolicy } from "./types.js";
 
 /** Which addresses the DHT passes on: `lan` keeps private ones (loopback, 10/8, ...), `public` drops them. */
 export type DhtAddressScope = "all" | "lan" | "public";
@@ -156,7 +157,7 @@ export interface P2PNode {
   /** Fetches fragment `cid` from a peer; the bytes are verified against the CID. */
   fetchFragment(target: PeerTarget, cid: CID, options?: FetchOptions): Promise<Uint8Array>;
   /** Pushes fragment `cid` to a peer; resolves once the peer verified and stored it. */
-  pushFragment(target: PeerTarget, cid: CID, bytes: Uint8Array, options?: TransferOptions): Promise<void>;
+  pushFragment(target: PeerTarget, cid: CID, bytes: Uint8Array, options?: PushOptions): Promise<void>;
   /** Announces on the DHT that this node holds `cid`. */
   provide(cid: CID, options?: ProvideOptions): Promise<void>;
   /** Looks up on the DHT who holds `cid` (this node excluded). */
@@ -337,7 +338,7 @@ export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
         AbortSignal.timeout(options.timeoutMs ?? PROVIDE_TIMEOUT_MS),
         ...(options.signal ? [options.signal] : []),
       ]);
-      await libp2p.contentRouting.provide(cid, { signal });
+      await libp2p.contentRouting.provide(dhtKey(cid), { signal });
     },
 
     async findProviders(cid, options = {}) {
@@ -348,7 +349,7 @@ export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
       const signal = AbortSignal.any([deadline.signal, ...(options.signal ? [options.signal] : [])]);
       const found: ProviderInfo[] = [];
       try {
-        for await (const provider of libp2p.contentRouting.findProviders(cid, { signal })) {
+        for await (const provider of libp2p.contentRouting.findProviders(dhtKey(cid), { signal })) {
           if (provider.id.equals(libp2p.peerId) || found.some((p) => p.id.equals(provider.id))) continue;
           found.push({ id: provider.id, multiaddrs: provider.multiaddrs });
           if (found.length >= limit) break;

@@ -88,6 +88,16 @@ export interface TransferOptions {
   timeoutMs?: number;
 }
 
+/** Options of a push. */
+export interface PushOptions extends TransferOptions {
+  /**
+   * The caller produced or verified these bytes as fragment `cid` itself (an encoder's output, a
+   * fragment read back with verification): they are not hashed again on the way out. Default
+   * false: the push hashes them and refuses to send bytes that would get this node banned.
+   */
+  verified?: boolean;
+}
+
 /** Options of a fetch. */
 export interface FetchOptions extends TransferOptions {
   /** Largest fragment accepted (default and cap: limits.maxFragmentBytes). */

@@ -46,13 +46,13 @@ export class CidMismatchError extends StoreError<{ cid: string; actual: string; 
   }
 }
 
-/** The CID uses a hash the store cannot verify (only sha2-256 is supported). */
+/** The CID uses a hash the store cannot verify (only sha2-256 and fragment roots are supported). */
 export class UnsupportedCidError extends StoreError<{ cid: string; hashCode: number }> {
   static readonly code = "ERR_UNSUPPORTED_CID";
   constructor(context: { cid: string; hashCode: number }) {
     super(
       UnsupportedCidError.code,
-      `CID ${context.cid} uses multihash 0x${context.hashCode.toString(16)}; the store verifies sha2-256 (0x12) only`,
+      `CID ${context.cid} uses multihash 0x${context.hashCode.toString(16)}; the store verifies sha2-256 (0x12) and fragment-root CIDs only`,
       context,
     );
   }

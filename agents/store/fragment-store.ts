@@ -31,7 +31,6 @@
  *   - `none`: durability is left to the kernel's writeback (typically < 30 s); `flush()` is a
  *     no-op for fragments written under this policy.
  */
-import { createHash } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
@@ -57,7 +56,7 @@ import {
 import { blockDir, blockPath, quarantinePath, shardOf, storePaths, tmpPath, type StorePaths } from "./layout.js";
 import { silentLogger, type Logger } from "./logger.js";
 import { Bucket, decodeUint32, encodeUint32, openMetaDb, type BucketView, type MetaDb } from "./meta-db.js";
-import { assertVerifiable, cidOfDigest, digestMatches, sha256Digest } from "./verify.js";
+import { assertVerifiable, cidOfDigest, digestFor, digestMatches, hasherFor } from "./verify.js";
 
 /** When a write is made durable against power loss; see the module header. */
 export type SyncPolicy = "always" | "batch" | "none";
@@ -120,6 +119,15 @@ export interface FsckReport {
   quarantined: number;
 }
 
+export interface PutOptions {
+  /**
+   * Hash the bytes against the CID before committing them (default true). `false` is for callers
+   * that hold bytes already verified against this CID (a fragment the p2p layer hashed while it
+   * arrived): a fragment is hashed once on receipt, not again here; `fsck` and reads re-verify.
+   */
+  verify?: boolean;
+}
+
 export interface GetOptions {
   /**
    * Hash the bytes against the CID (default true). `false` is for callers that verify the bytes
@@ -140,10 +148,11 @@ export interface FragmentStore {
   /**
    * Stores `bytes` under `cid`, committed only once they hash to it (the hash overlaps the write
    * to a temp file; nothing becomes visible unless it verified). Idempotent: storing a CID
-   * already present does nothing (beyond checking the bytes).
+   * already present does nothing (beyond checking the bytes). `{ verify: false }`: the caller
+   * verified the bytes against `cid` already (see PutOptions).
    * @throws CidMismatchError, UnsupportedCidError, FragmentTooLargeError, StoreFullError, DiskFullError
    */
-  put(cid: CID, bytes: Uint8Array): Promise<void>;
+  put(cid: CID, bytes: Uint8Array, options?: PutOptions): Promise<void>;
   /**
    * Stores a fragment delivered as chunks totalling `size` bytes, hashing as it writes; commits
    * only if the length and hash match. Resolves without reading `source` when `cid` is present.
@@ -443,17 +452,18 @@ class FsFragmentStore implements FragmentStore {
 
   // ---------------------------------------------------------------- writes
 
-  async put(cid: CID, bytes: Uint8Array): Promise<void> {
+  async put(cid: CID, bytes: Uint8Array, options: PutOptions = {}): Promise<void> {
     this.assertOpen();
     this.checkPutable(cid, bytes.length);
-    // The hash runs on the thread pool while the bytes go to the temp file; the rename (the
-    // commit) happens only once they verified. A mismatch is reported before any other error.
-    const hashing = sha256Digest(bytes);
-    hashing.catch(() => {}); // awaited by verify(); not every path gets there
+    // The hash runs (on the thread pool for sha2-256) while the bytes go to the temp file; the
+    // rename (the commit) happens only once they verified. A mismatch is reported before any other error.
+    const hashing = options.verify === false ? undefined : digestFor(cid, bytes);
+    hashing?.catch(() => {}); // awaited by verify(); not every path gets there
     const verify = async (): Promise<void> => {
+      if (hashing === undefined) return;
       const digest = await hashing;
       if (!digestMatches(cid, digest)) {
-        throw new CidMismatchError({ cid: cid.toString(), actual: cidOfDigest(cid, digest).toString(), size: bytes.length });
+        throw new CidMismatchError({ cid: cid.toString(), actual: cidOfDigest(cid, digest), size: bytes.length });
       }
     };
     return this.track(
@@ -479,7 +489,7 @@ class FsFragmentStore implements FragmentStore {
       this.withLock(cid.toString(), async () => {
         if (await this.fragments.has(cid.bytes)) return;
         await this.commit(cid, size, async (fh) => {
-          const hash = createHash("sha256");
+          const hash = hasherFor(cid);
           let received = 0;
           for await (const chunk of source) {
             received += chunk.length;
@@ -488,9 +498,9 @@ class FsFragmentStore implements FragmentStore {
             await writeAll(fh, chunk);
           }
           if (received !== size) throw new StreamLengthError({ cid: cid.toString(), expected: size, received });
-          const digest = new Uint8Array(hash.digest());
+          const digest = hash.digest();
           if (!digestMatches(cid, digest)) {
-            throw new CidMismatchError({ cid: cid.toString(), actual: cidOfDigest(cid, digest).toString(), size });
+            throw new CidMismatchError({ cid: cid.toString(), actual: cidOfDigest(cid, digest), size });
           }
         });
       }),
@@ -709,7 +719,7 @@ class FsFragmentStore implements FragmentStore {
       await fh.close();
     }
     if (actualSize !== record.size) return this.failCorrupt(cid, record, "size", actualSize);
-    if (verify && !digestMatches(cid, await sha256Digest(bytes))) return this.failCorrupt(cid, record, "hash", actualSize);
+    if (verify && !digestMatches(cid, await digestFor(cid, bytes))) return this.failCorrupt(cid, record, "hash", actualSize);
     return bytes;
   }
 
@@ -738,7 +748,7 @@ class FsFragmentStore implements FragmentStore {
         if (errno(err) === "ENOENT") return await store.failMissing(cid);
         throw err;
       }
-      const hash = createHash("sha256");
+      const hash = hasherFor(cid);
       let position = 0;
       let held: Uint8Array | undefined;
       try {
@@ -756,7 +766,7 @@ class FsFragmentStore implements FragmentStore {
         await fh.close();
       }
       if (position !== record.size) return await store.failCorrupt(cid, record, "size", position);
-      if (!digestMatches(cid, new Uint8Array(hash.digest()))) return await store.failCorrupt(cid, record, "hash", position);
+      if (!digestMatches(cid, hash.digest())) return await store.failCorrupt(cid, record, "hash", position);
       if (held) yield held;
     }
     return { size: record.size, chunks: chunks() };
@@ -899,7 +909,7 @@ class FsFragmentStore implements FragmentStore {
       if (errno(err) === "ENOENT") return undefined;
       throw err;
     }
-    if (!digestMatches(cid, await sha256Digest(bytes))) return undefined;
+    if (!digestMatches(cid, await digestFor(cid, bytes))) return undefined;
     await this.fragments.put(cid.bytes, encodeFragmentRecord({ size: bytes.length, storedAtMs: Date.now() }));
     return bytes.length;
   }
@@ -950,7 +960,7 @@ class FsFragmentStore implements FragmentStore {
           } finally {
             await fh.close();
           }
-          if (!digestMatches(cid, await sha256Digest(bytes))) bad = "hash";
+          if (!digestMatches(cid, await digestFor(cid, bytes))) bad = "hash";
         }
         if (bad) {
           const to = await this.quarantine(cid, record.size);
@@ -1033,4 +1043,14 @@ class FsFragmentStore implements FragmentStore {
       throw err;
     }
   }
+}
+
+/**
+ * The store as the p2p layer's fragment source: reads skip the hash check. Whoever fetches a
+ * fragment hashes it as it arrives (and cuts off a peer that sends other bytes), so a second hash
+ * on the serving side would only double the work per served byte; the disk is re-verified by
+ * `fsck` and, fragment by fragment, by the prover, which rebuilds the tree of every challenged one.
+ */
+export function servingView(store: FragmentStore): { has(cid: CID): Promise<boolean>; get(cid: CID): Promise<Uint8Array> } {
+  return { has: (cid) => store.has(cid), get: (cid) => store.get(cid, { verify: false }) };
 }

@@ -19,12 +19,14 @@ export {
 } from "./meta-db.js";
 export {
   openFragmentStore,
+  servingView,
   type FragmentReadStream,
   type FragmentStore,
   type FragmentStoreInit,
   type FragmentStoreStats,
   type FsckReport,
   type GetOptions,
+  type PutOptions,
   type StoreFs,
   type SyncPolicy,
 } from "./fragment-store.js";

@@ -2,7 +2,7 @@
  * On-disk layout of a fragment store directory:
  *
  *   <dir>/meta/                    LevelDB metadata (unless the caller supplies its own MetaDb)
- *   <dir>/blocks/ab/cd/<cid>       fragment bytes; ab, cd = hex of the first two sha2-256 digest bytes
+ *   <dir>/blocks/ab/cd/<cid>       fragment bytes; ab, cd = hex of the first two digest bytes (fragment root or sha2-256)
  *   <dir>/tmp/<random>.tmp         writes in progress (same filesystem, so rename is atomic)
  *   <dir>/quarantine/<cid>.<ms>    files found corrupt, kept for inspection, never served
  *

@@ -308,7 +308,8 @@ function foldsTo(files: readonly Fetched[], root: Hex): boolean {
 
 /**
  * Where a put's encoded shards wait for the commit and the pushes: in memory when they fit, else
- * in the client's staging store (read back without a hash check: pushFragment hashes on the way out).
+ * in the client's staging store (written without a second hash, read back with one, so what is
+ * pushed is what the encoder made).
  */
 class ShardStage {
   private readonly memory = new Map<string, Uint8Array>();
@@ -323,13 +324,13 @@ class ShardStage {
       this.memory.set(cid.toString(), bytes);
       return;
     }
-    await this.store.put(cid, bytes);
+    await this.store.put(cid, bytes, { verify: false });
     this.staged.push(cid);
   }
 
   get(cid: CID): Promise<Uint8Array> {
     const bytes = this.memory.get(cid.toString());
-    return bytes !== undefined ? Promise.resolve(bytes) : this.store.get(cid, { verify: false });
+    return bytes !== undefined ? Promise.resolve(bytes) : this.store.get(cid);
   }
 
   async clear(): Promise<void> {
@@ -818,7 +819,8 @@ class Client implements StorageClient {
     const { p2p } = this.running();
     for (let attempt = 1; ; attempt++) {
       try {
-        await p2p.pushFragment(member.peerId, cid, bytes, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs });
+        // This client made these bytes (the encoder's output, its own documents): no second hash.
+        await p2p.pushFragment(member.peerId, cid, bytes, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs, verified: true });
         return;
       } catch (err) {
         if (attempt >= CLIENT_DEFAULTS.pushAttempts) throw new StorageClientError("ERR_PUSH_FAILED", `push of ${what} to ${member.address} failed: ${(err as Error).message}`, { what, member: member.address, cid: cid.toString() }, err);
@@ -1058,7 +1060,8 @@ class Client implements StorageClient {
     };
     const tmp = `${outPath}.${process.pid}.tmp`;
     try {
-      await pipeline(Readable.from(decodeFile(manifest, fetcher, { secret })), createWriteStream(tmp));
+      // Every shard comes from fetchFragment, which hashed it against its CID as it arrived.
+      await pipeline(Readable.from(decodeFile(manifest, fetcher, { secret, verified: true })), createWriteStream(tmp));
       await rename(tmp, outPath);
     } catch (err) {
       await rm(tmp, { force: true });

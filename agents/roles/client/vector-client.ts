@@ -43,7 +43,7 @@ import {
   type MuriWalletClient,
   type SigningChainClients,
 } from "../../chain/index.js";
-import { fragmentCid } from "../../data/cid.js";
+import { cidOfFragmentRoot } from "../../data/cid.js";
 import { fragmentRoot, maguRoot } from "../../data/merkle.js";
 import { holdersVector } from "../../data/placement.js";
 import { readVectorFile, type VectorFile } from "../../data/vector-files.js";
@@ -470,12 +470,10 @@ class VectorClientImpl implements VectorClient {
       throw err;
     }
     const size = recordSize(m.dim);
-    const added: VectorFragmentInfo[] = fragments.map((bytes) => ({
-      cid: fragmentCid(bytes),
-      root: fragmentRoot(bytes).toString("hex"),
-      size: bytes.length,
-      count: bytes.length / size,
-    }));
+    const added: VectorFragmentInfo[] = fragments.map((bytes) => {
+      const root = fragmentRoot(bytes);
+      return { cid: cidOfFragmentRoot(root), root: root.toString("hex"), size: bytes.length, count: bytes.length / size };
+    });
     const all = [...(previous?.manifest.fragments ?? []), ...added];
     if (all.length > m.maxFragments) {
       const left = m.maxFragments - m.fragmentCount;

@@ -41,7 +41,7 @@ import {
   type SigningChainClients,
 } from "../../chain/index.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
-import { openFragmentStore, openMetaDb, silentLogger, type FragmentStore, type Logger, type MetaDb } from "../../store/index.js";
+import { openFragmentStore, servingView, openMetaDb, silentLogger, type FragmentStore, type Logger, type MetaDb } from "../../store/index.js";
 import { createMaguIndex, type MaguIndex } from "../shared/magu-index.js";
 import { createMaguSync, type MaguSync } from "../shared/magu-sync.js";
 import { createAgentAccessGate, rightsFor, type AccessGate } from "../shared/access-gate.js";
@@ -274,7 +274,7 @@ class StorageNodeAgent implements NodeAgent {
       privateKey,
       listen: init.listen ?? ["/ip4/127.0.0.1/tcp/0"],
       announce: init.announce,
-      source: store,
+      source: servingView(store),
       sink: sync.sink,
       acceptPush: sync.acceptPush,
       authorizeFetch: ({ peer, cid }) => access.serveReason(peer.toString(), cid),

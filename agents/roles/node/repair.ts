@@ -35,7 +35,7 @@
  * of that Magu whose manifests fold to the on-chain root (cached per Magu and root). Limitation:
  * the scan is linear in the number of stored CIDs; a persisted Magu -> index CID map would avoid it.
  */
-import { sha256 } from "multiformats/hashes/sha2";
+import { cidMatches } from "../../data/cid.js";
 import { CID } from "multiformats/cid";
 import type { PeerId } from "@libp2p/interface";
 import { peerIdFromMultihash } from "@libp2p/peer-id";
@@ -530,7 +530,8 @@ class StripeRepairer implements Repairer {
       };
       let shards: Buffer[];
       try {
-        shards = await fetchStripe(file.manifest, stripe - file.offset / w, fetcher, { all: true });
+        // The fetcher's bytes are verified: the store checks on read, fetchFragment as they arrive.
+        shards = await fetchStripe(file.manifest, stripe - file.offset / w, fetcher, { all: true, verified: true });
       } catch (err) {
         this.log.warn("stripe not rebuildable now", { magu: maguId.toString(), stripe, error: describeError(err) });
         result.failed += fragments.length;
@@ -539,13 +540,12 @@ class StripeRepairer implements Repairer {
       for (const f of fragments) {
         const cid = shardCid(f);
         const bytes = shards[f - stripe * w]!;
-        const digest = await sha256.digest(bytes);
-        if (!Buffer.from(digest.digest).equals(Buffer.from(cid.multihash.digest))) {
+        if (!cidMatches(cid, bytes)) {
           this.log.error("rebuilt shard does not match its CID", { magu: maguId.toString(), fragment: f, cid: cid.toString() });
           result.failed++;
           continue;
         }
-        await store.put(cid, bytes);
+        await store.put(cid, bytes, { verify: false }); // checked just above
         result.repaired++;
         this.log.debug("fragment rebuilt", { magu: maguId.toString(), fragment: f, cid: cid.toString() });
       }

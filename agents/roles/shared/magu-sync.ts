@@ -357,7 +357,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
           if (o.received.has(key)) return;
           o.received.add(key); // reserved before the write, so concurrent pushes stay within the count
           try {
-            await store.put(cid, bytes);
+            await store.put(cid, bytes, { verify: false }); // a sink takes verified bytes (p2p/types.ts)
           } catch (err) {
             o.received.delete(key);
             throw err;
@@ -366,7 +366,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
           if (opens.get(o.maguId) !== o && !assigned.has(key)) await store.delete(cid).catch(() => false);
           return;
         }
-        await store.put(cid, bytes);
+        await store.put(cid, bytes, { verify: false });
         await init.vectors?.onFragment(maguId, cid, bytes);
         return;
       }

@@ -20,7 +20,7 @@ import type { Address, Hex } from "viem";
 import { CID } from "multiformats/cid";
 import { createChainClients, createEventFollower, defaultConfirmations, describeError, getMuriContracts, maguRegistryAbi, pause, verifyChain, type Deployment } from "../../chain/index.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
-import { openFragmentStore, openMetaDb, silentLogger, type Logger } from "../../store/index.js";
+import { openFragmentStore, servingView, openMetaDb, silentLogger, type Logger } from "../../store/index.js";
 import { fetchBatchDocuments } from "../shared/batch-documents.js";
 import { createMaguIndex } from "../shared/magu-index.js";
 import { createMaguSync } from "../shared/magu-sync.js";
@@ -114,7 +114,7 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
       privateKey: await loadOrCreatePrivateKey(join(init.dir, "peer.key")),
       listen: init.listen ?? ["/ip4/127.0.0.1/tcp/0"],
       announce: init.announce,
-      source: store,
+      source: servingView(store),
       sink: sync.sink,
       acceptPush: sync.acceptPush,
       authorizeFetch: ({ peer, cid }) => access.serveReason(peer.toString(), cid),

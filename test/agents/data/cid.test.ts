@@ -5,27 +5,44 @@ import fc from "fast-check";
 import { CID } from "multiformats/cid";
 import * as Digest from "multiformats/hashes/digest";
 import { identity } from "multiformats/hashes/identity";
-import { cidMatches, fragmentCid, fragmentCids, parseCid } from "../../../agents/data/cid.js";
+import { cidHasher, cidMatches, cidOfFragmentRoot, digestMatchesCid, fragmentCid, fragmentCids, fragmentRootOfCid, parseCid, sha256RawCid } from "../../../agents/data/cid.js";
+import { FRAGMENT_ROOT_MULTIHASH, FRAGMENT_SIZE } from "../../../agents/data/constants.js";
+import { FragmentRootHasher, fragmentRoot } from "../../../agents/data/merkle.js";
 import { hashBackend, nodeCryptoBackend, setHashBackend } from "../../../agents/data/hash-backend.js";
 
-/** CIDv1 bytes written out by hand: version 1, raw codec 0x55, sha2-256 0x12, length 32, digest. */
+/** CIDv1 bytes written out by hand: version 1, raw codec 0x55, multihash 0x300f01 (varint 81 9e c0 01), length 32, the fragment root. */
 function specCidBytes(bytes: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([0x01, 0x55, 0x12, 0x20]), createHash("sha256").update(bytes).digest()]);
+  return Buffer.concat([Buffer.from([0x01, 0x55, 0x81, 0x9e, 0xc0, 0x01, 0x20]), fragmentRoot(bytes)]);
+}
+
+/** The fragment root by the reference backend, node:crypto one hash at a time. */
+function referenceRoot(bytes: Uint8Array): Buffer {
+  const previous = hashBackend();
+  setHashBackend(nodeCryptoBackend);
+  try {
+    return fragmentRoot(bytes);
+  } finally {
+    setHashBackend(previous);
+  }
 }
 
 describe("cid: fragment CIDs", () => {
-  it("is CIDv1, raw codec, sha2-256 of the bytes (the well-known CID of the empty block)", () => {
+  it("is CIDv1, raw codec, the fragment-root multihash carrying the fragment root", () => {
     const empty = fragmentCid(new Uint8Array(0));
-    assert.equal(empty.toString(), "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku");
+    assert.equal(empty.toString(), "bafkydhwaaeqmnv67nwumpc33biuvx5z3vznmp3xiuu62kcr7ee26j73kg3ftvjq");
     assert.equal(empty.version, 1);
     assert.equal(empty.code, 0x55);
-    assert.equal(empty.multihash.code, 0x12);
+    assert.equal(empty.multihash.code, FRAGMENT_ROOT_MULTIHASH);
+    assert.deepEqual(fragmentRootOfCid(empty), referenceRoot(new Uint8Array(0)));
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 3000 }), (bytes) => {
         assert.deepEqual(Buffer.from(fragmentCid(bytes).bytes), specCidBytes(bytes));
+        assert.ok(cidOfFragmentRoot(referenceRoot(bytes)).equals(fragmentCid(bytes)));
       }),
       { numRuns: 50 },
     );
+    // A document CID (sha2-256) carries no fragment root.
+    assert.equal(fragmentRootOfCid(sha256RawCid(Buffer.from("doc"))), undefined);
   });
 
   it("fragmentCids equals fragmentCid one by one, for mixed and equal lengths, with either hash backend", () => {
@@ -47,9 +64,44 @@ describe("cid: fragment CIDs", () => {
     assert.deepEqual(fragmentCids([]), []);
   });
 
-  it("cidMatches: true for the same bytes, false for any other bytes or a non-sha2-256 CID", () => {
+  it("a streamed hash (any split into pieces) gives the root of the whole, for both kinds of CID", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 9000 }), fc.array(fc.nat(9000), { maxLength: 12 }), (bytes, cuts) => {
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        for (const cid of [fragmentCid(bytes), sha256RawCid(bytes)]) {
+          const h = cidHasher(cid);
+          let from = 0;
+          for (const p of [...points, bytes.length]) {
+            h.update(bytes.subarray(from, p));
+            from = p;
+          }
+          assert.ok(digestMatchesCid(cid, h.digest()), `${cid.multihash.code} over ${bytes.length} bytes cut at ${points.join(",")}`);
+        }
+      }),
+      { numRuns: 60 },
+    );
+    // A whole 1 MiB fragment in yamux-sized pieces, and one byte more than a fragment can hold.
+    const big = Buffer.alloc(FRAGMENT_SIZE, 7);
+    const cid = fragmentCid(big);
+    const h = cidHasher(cid);
+    for (let i = 0; i < big.length; i += 65_531) h.update(big.subarray(i, i + 65_531));
+    assert.ok(digestMatchesCid(cid, h.digest()));
+    const over = new FragmentRootHasher();
+    over.update(big);
+    over.update(Buffer.from([1]));
+    assert.equal(over.root(), undefined);
+    assert.equal(cidMatches(cid, Buffer.concat([big, Buffer.from([1])])), false);
+    assert.throws(() => over.root(), /once/);
+  });
+
+  it("cidMatches: true for the same bytes, false for any other bytes or an unknown hash (sha2-256 CIDs of documents)", () => {
     const bytes = Buffer.from("fragment bytes");
-    const cid = fragmentCid(bytes);
+    const root = fragmentCid(bytes);
+    assert.equal(cidMatches(root, bytes), true);
+    assert.equal(cidMatches(root, Buffer.from("fragment bytez")), false);
+    assert.equal(cidMatches(root, Buffer.concat([bytes, Buffer.alloc(1)])), false, "zero padding of the last leaf is not the same fragment (the size is in the root)");
+    assert.equal(cidMatches(CID.createV1(0x55, Digest.create(FRAGMENT_ROOT_MULTIHASH, fragmentRoot(bytes).subarray(0, 16))), bytes), false);
+    const cid = sha256RawCid(bytes);
     assert.equal(cidMatches(cid, bytes), true);
     assert.equal(cidMatches(cid, Buffer.from("fragment bytez")), false);
     assert.equal(cidMatches(cid, bytes.subarray(1)), false);

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "node:test";
 import { CID } from "multiformats/cid";
-import { fragmentCid } from "../../../agents/data/cid.js";
+import { fragmentCid, sha256RawCid } from "../../../agents/data/cid.js";
+import { fragmentRoot } from "../../../agents/data/merkle.js";
 import { ManifestCidMismatchError, ManifestError } from "../../../agents/data/errors.js";
 import {
   bucketShardSize,
@@ -91,7 +92,8 @@ describe("manifest: each rule names its field", () => {
       [{ shards: manifest.shards.slice(1) }, "shards", `expected ${manifest.shards.length} shard links, got ${manifest.shards.length - 1}`],
       [{ shards: [...manifest.shards, manifest.shards[0]!] }, "shards", "shard links"],
       [{ roots: manifest.roots.slice(1) }, "roots", `expected ${manifest.roots.length} roots, got ${manifest.roots.length - 1}`],
-      [{ roots: [...manifest.roots.slice(1), manifest.roots[0]!.toUpperCase()] }, `roots[${manifest.roots.length - 1}]`, "lowercase hex"],
+      [{ roots: [...manifest.roots.slice(0, -1), manifest.roots.at(-1)!.toUpperCase()] }, `roots[${manifest.roots.length - 1}]`, "lowercase hex"],
+      [{ roots: [...manifest.roots.slice(1), manifest.roots[0]!] }, "roots[0]", "must be the fragment root its shard link carries"],
       [{ roots: [`${manifest.roots[0]!}0`, ...manifest.roots.slice(1)] }, "roots[0]", "lowercase hex"],
       [{ roots: [manifest.roots[0]!.slice(1), ...manifest.roots.slice(1)] }, "roots[0]", "lowercase hex"],
       [{ roots: [5 as unknown as string, ...manifest.roots.slice(1)] }, "roots[0]", "lowercase hex"],
@@ -108,12 +110,13 @@ describe("manifest: each rule names its field", () => {
       [1, CID.createV0(fragmentCid(Buffer.alloc(1)).multihash as Parameters<typeof CID.createV0>[0]) as unknown as CID],
       [2, CID.createV1(0x55, { ...raw.multihash, code: 0x13 } as typeof raw.multihash)],
       [3, raw.toString() as unknown as CID],
+      [4, sha256RawCid(Buffer.alloc(1))],
     ] as const) {
       const shards = [...manifest.shards];
       shards[i] = bad;
       const got = rejection(() => validateManifest({ ...manifest, shards }));
       assert.equal(got.field, `shards[${i}]`);
-      assert.equal(got.reason, "must be a CIDv1 raw sha2-256 link");
+      assert.equal(got.reason, "must be a CIDv1 raw fragment-root link (docs/ENCODING.md § CIDs)");
     }
   });
 
@@ -140,7 +143,7 @@ describe("manifest: each rule names its field", () => {
       encryption: (await sample()).manifest.encryption,
       erasure: { ...(await sample()).manifest.erasure, k: 1, m: 0, stripes: 1, ...pickSizes(10, fragmentSize, 1) },
       shards: [fragmentCid(Buffer.alloc(1))],
-      roots: ["00".repeat(32)],
+      roots: [fragmentRoot(Buffer.alloc(1)).toString("hex")],
     };
     assert.equal(manifest.erasure.shardSize, (1 << 20) + 8);
     const got = rejection(() => validateManifest(manifest));
@@ -159,8 +162,8 @@ describe("manifest: each rule names its field", () => {
       [[parsed], undefined, "top level is not a map"],
       [null, undefined, "top level is not a map"],
       ["x", undefined, "top level is not a map"],
-      [{ ...parsed, extra: 1 }, "(root)", "expected [encryption,erasure,fragmentSize,roots,sealedSize,shards,type,version]"],
-      [{ ...parsed, fileSize: 3000 }, "(root)", "expected [encryption,erasure,fragmentSize,roots,sealedSize,shards,type,version]"],
+      [{ ...parsed, extra: 1 }, "(root)", "expected [encryption,erasure,fragmentSize,sealedSize,shards,type,version]"],
+      [{ ...parsed, fileSize: 3000 }, "(root)", "expected [encryption,erasure,fragmentSize,sealedSize,shards,type,version]"],
       [{ ...parsed, type: undefined }, "(root)", "keys ["],
       [{ ...parsed, type: "muri/dir" }, "type", `must be ${MANIFEST_TYPE}`],
       [{ ...parsed, encryption: [] }, "encryption", "must be a map"],
@@ -168,12 +171,11 @@ describe("manifest: each rule names its field", () => {
       [{ ...parsed, encryption: { ...parsed.encryption, salt: "x" } }, "encryption", "keys ["],
       [{ ...parsed, erasure: { ...parsed.erasure, padding: undefined } }, "erasure", "keys ["],
       [{ ...parsed, shards: {} }, "shards", "must be a list"],
-      [{ ...parsed, roots: "x" }, "roots", "must be a list"],
+      [{ ...parsed, roots: [] }, "(root)", "keys ["],
       [{ ...parsed, shards: ["bafk"] }, "shards[0]", "must be a link"],
       [{ ...parsed, shards: [{ "/": 5 }] }, "shards[0]", "must be a link"],
       [{ ...parsed, shards: [{ "/": parsed.shards[0]["/"], x: 1 }] }, "shards[0]", "must be a link"],
       [{ ...parsed, shards: [parsed.shards[0], { "/": "not a cid" }] }, "shards[1]", 'bad CID "not a cid"'],
-      [{ ...parsed, roots: [parsed.roots[0], 7] }, "roots[1]", "must be a string"],
       [{ ...parsed, version: "1" }, "version", 'must be an integer in [0, 9007199254740991], got "1"'],
       [{ ...parsed, version: -1 }, "version", "must be an integer in [0,"],
       [{ ...parsed, sealedSize: 1.5 }, "sealedSize", "must be a string"],
@@ -196,13 +198,15 @@ describe("manifest: each rule names its field", () => {
       assert.ok(got.reason.includes(reason), `${field}: ${got.reason}`);
     }
     // A renamed key (same number of keys) is named as a key error, with both lists.
-    const { roots: r0, ...noRoots } = parsed;
-    const renamed = rejection(decodeOf({ ...noRoots, rootz: r0 }));
+    const { shards: s0, ...noShards } = parsed;
+    const renamed = rejection(decodeOf({ ...noShards, shardz: s0 }));
     assert.equal(renamed.field, "(root)");
     assert.equal(
       renamed.reason,
-      "keys [encryption,erasure,fragmentSize,rootz,sealedSize,shards,type,version], expected [encryption,erasure,fragmentSize,roots,sealedSize,shards,type,version]",
+      "keys [encryption,erasure,fragmentSize,sealedSize,shardz,type,version], expected [encryption,erasure,fragmentSize,sealedSize,shards,type,version]",
     );
+    // Version 3 (sha2-256 shard links beside separate roots) is named as such.
+    assert.ok(rejection(decodeOf({ ...parsed, version: 3, roots: [] })).reason.startsWith("unsupported version 3 (version 3 manifests address shards by sha2-256"));
     // A missing last key (in sorted order) is a key error too, not a missing value.
     const { version: _version, ...noVersion } = parsed;
     assert.equal(rejection(decodeOf(noVersion)).field, "(root)");
@@ -255,14 +259,15 @@ describe("manifest: each rule names its field", () => {
     const text =
       `{"encryption":{"alg":"${n.alg}","fileId":"${n.fileId}","kdf":"${n.kdf}","layout":"${n.layout}","mac":"${n.mac}"},` +
       `"erasure":{"alg":"${e.alg}","k":1,"lastShardSize":${e.lastShardSize},"m":0,"padding":"${SHARD_PADDING}","shardSize":${e.shardSize},"stripes":1},` +
-      `"fragmentSize":${manifest.fragmentSize},"roots":["${manifest.roots[0]}"],"sealedSize":"${manifest.sealedSize}",` +
+      `"fragmentSize":${manifest.fragmentSize},"sealedSize":"${manifest.sealedSize}",` +
       `"shards":[{"/":"${manifest.shards[0]}"}],"type":"muri/file","version":${MANIFEST_VERSION}}`;
     assert.equal(SHARD_PADDING, "sealed-pow2");
-    assert.equal(MANIFEST_VERSION, 3);
+    assert.equal(MANIFEST_VERSION, 4);
     assert.equal(bytes.toString("utf8"), text);
     const two = await sample(600, 2, 1);
     const t2 = two.bytes.toString("utf8");
-    assert.ok(t2.includes(`"roots":["${two.manifest.roots.join('","')}"]`));
+    assert.ok(!t2.includes(`"roots"`), "the roots are read from the shard links, not written twice");
+    assert.deepEqual(decodeManifest(two.bytes).roots, two.manifest.roots);
     assert.ok(t2.includes(`"shards":[${two.manifest.shards.map((c) => `{"/":"${c}"}`).join(",")}]`));
   });
 });

@@ -5,10 +5,12 @@
  * reach while the period is still open), two storage nodes of real parts and a validator whose
  * audit fetches go over its own libp2p node. Two blob Magus (k=1, m=1) on the same two nodes:
  * - H: an honest upload;
- * - L: a lying client's: its manifest names the shards of one file but the fragment roots of
- *   another, and commits those roots. The members take the shards (their CIDs are what the
- *   verified index assigns), so every fetch matches its CID, yet nothing they hold folds to the
- *   committed root: audits must fail, proofs must not be sent, and the periods are marked missed.
+ * - L: a lying record: the shards of one file recorded under the fragment roots of another, which
+ *   are committed. Since a fragment's CID is its fragment root, no document can say this any more
+ *   (a manifest whose roots differ from its shard links is refused, checked below), so the
+ *   members' records are written directly, as an older version or a damaged index could have left
+ *   them. Every fetch matches its CID, yet nothing the members hold folds to the committed root:
+ *   audits must fail, proofs must not be sent, and the periods are marked missed.
  * The late seed: nobody touches period p of H until its start block is more than 256 blocks
  * old; the honest member still proves it (the contract falls back to `_lateSeed`, which
  * `fallbackPeriodSeed` reproduces), a member that lost its shard does not.
@@ -21,6 +23,7 @@ import { getMuriContracts } from "../../../agents/chain/index.js";
 import { fallbackPeriodSeed } from "../../../agents/data/challenge.js";
 import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
 import { maguRoot } from "../../../agents/data/merkle.js";
+import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import type { P2PNode } from "../../../agents/p2p/index.js";
 import { createProver, type MissingReason, type Prover } from "../../../agents/roles/node/prover.js";
 import { createValidator, VALIDATOR_DEFAULTS, type AuditFetcher, type Validator } from "../../../agents/roles/validator/validator.js";
@@ -71,9 +74,16 @@ describe("audits and proofs against a lying upload; the late-seed path (real cha
     const shown = await encodeSmallFile(randomBytes(2000), 1, 1, SHARD);
     const committed = await encodeSmallFile(randomBytes(2000), 1, 1, SHARD);
     lyingManifest = { ...shown.manifest, roots: committed.manifest.roots };
-    const { bytes, cid } = encodeManifest(lyingManifest);
+    assert.throws(() => encodeManifest(lyingManifest), /roots\[0\]: must be the fragment root its shard link carries/);
     await commitRoots(t, key, lying, rootOf(committed.manifest.roots), 2);
-    await upload(client, lying, members.map(byAddress), { manifest: lyingManifest, manifestCid: cid, manifestBytes: bytes, shards: shown.shards }, [observer]);
+    const committedRoots = committed.manifest.roots.map((r) => Buffer.from(r, "hex"));
+    for (const n of [...nodes, observer]) await n.index.recordFragments(lying, rootOf(committed.manifest.roots), committedRoots, shown.manifest.shards);
+    for (const [slot, address] of members.entries()) {
+      const n = byAddress(address);
+      const held = fragmentsOfSlot(lying, 2, members.length, slot, { k: 1, m: 1 });
+      await n.index.setHeld(lying, held);
+      for (const f of held) await n.store.put(shown.manifest.shards[f]!, shown.shards.get(shown.manifest.shards[f]!.toString())!);
+    }
     for (const n of nodes) for (const f of (await n.index.get(lying))!.held) assert.equal(await n.store.has(lyingManifest.shards[f]!), true, "the members hold L's shards");
 
     const v = signer(t.chain.rpcUrl, t.d, t.chain.keys[4]!);
