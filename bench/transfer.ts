@@ -15,7 +15,9 @@
  *
  * One server child (this file with `--serve`) holds a node per transport, the raw and the TLS
  * listener; the parent holds a client node per transport. Each round runs every measurement once,
- * in turn, so all see the same machine load; the best of `rounds` is kept. Fragment CIDs come from
+ * in turn, so all see the same machine load; the best of `rounds` is kept. CPU time of both
+ * processes per MiB is recorded too (the least of the rounds): on a shared machine it moves far less
+ * with other jobs' load than throughput does, so it ranks the stacks more reliably. Fragment CIDs come from
  * the data layer's `fragmentCid` and the fetches verify through the p2p layer, so the bench follows
  * whatever CID scheme those use. Prints a table and writes bench/results/transfer.json.
  *
@@ -112,7 +114,14 @@ async function serve(): Promise<void> {
   const ports = { raw: await listen(raw), tls: await listen(tls) };
   process.stdout.write(`${JSON.stringify({ multiaddrs, ports, cids: [...fragments.keys()] })}\n`);
 
+  // Each `cpu` line is answered with this process's CPU time so far (user + system, microseconds).
   const lines = createInterface({ input: process.stdin });
+  lines.on("line", (line) => {
+    if (line === "cpu") {
+      const { user, system } = process.cpuUsage();
+      process.stdout.write(`${user + system}\n`);
+    }
+  });
   await new Promise<void>((resolve) => lines.once("close", resolve));
   raw.close();
   tls.close();
@@ -128,7 +137,14 @@ interface ServerInfo {
   cids: string[];
 }
 
-async function startServer(): Promise<{ info: ServerInfo; stop: () => Promise<void> }> {
+interface BenchServer {
+  info: ServerInfo;
+  /** The server process's CPU time so far (user + system, microseconds). */
+  cpu: () => Promise<number>;
+  stop: () => Promise<void>;
+}
+
+async function startServer(): Promise<BenchServer> {
   const child = spawn(process.execPath, ["--import", "tsx", SELF, "--serve"], { stdio: ["pipe", "pipe", "inherit"] });
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -142,16 +158,24 @@ async function startServer(): Promise<{ info: ServerInfo; stop: () => Promise<vo
     });
     if (!exited) child.kill("SIGKILL");
   };
+  const stdout = createInterface({ input: child.stdout });
   try {
     const info = await new Promise<ServerInfo>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("bench server did not start within 30 s")), 30_000);
-      createInterface({ input: child.stdout }).once("line", (line) => {
+      stdout.once("line", (line) => {
         clearTimeout(timer);
         resolve(JSON.parse(line) as ServerInfo);
       });
       child.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
     });
-    return { info, stop };
+    const waiting: Array<(micros: number) => void> = [];
+    stdout.on("line", (line) => waiting.shift()?.(Number(line)));
+    const cpu = (): Promise<number> =>
+      new Promise((resolve) => {
+        waiting.push(resolve);
+        child.stdin.write("cpu\n");
+      });
+    return { info, cpu, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -291,7 +315,10 @@ interface Measurement {
   mode: "bytes" | "bytes + sha256" | "bare stream" | "fetch";
   concurrency: number;
   run: (count: number) => Promise<number>;
+  /** MB/s of each round. */
   runs: number[];
+  /** CPU time of both processes per MiB moved (ms), each round. */
+  cpuMsPerMiB: number[];
 }
 
 const BASELINE = "TLS 1.3 + sha256";
@@ -311,6 +338,7 @@ async function main(): Promise<void> {
       concurrency: 1,
       run: async (n) => socketTransfer(await open(), n, mode === "bytes + sha256"),
       runs: [],
+      cpuMsPerMiB: [],
     });
     const measurements: Measurement[] = [
       plain("raw TCP", "bytes", () => openRaw(info.ports.raw)),
@@ -326,16 +354,25 @@ async function main(): Promise<void> {
       const fetch = (cid: CID): Promise<Uint8Array> => client.fetchFragment(peer, cid, { timeoutMs: 60_000 });
       await libp2pFetches(fetch, cids, 16, 4); // warm-up: JIT, windows
       await bareStream(client, peer, 16);
-      measurements.push({ stack: transport, mode: "bare stream", concurrency: 1, run: (n) => bareStream(client, peer, n), runs: [] });
+      measurements.push({ stack: transport, mode: "bare stream", concurrency: 1, run: (n) => bareStream(client, peer, n), runs: [], cpuMsPerMiB: [] });
       for (const concurrency of CONCURRENCY) {
-        measurements.push({ stack: transport, mode: "fetch", concurrency, run: (n) => libp2pFetches(fetch, cids, n, concurrency), runs: [] });
+        measurements.push({ stack: transport, mode: "fetch", concurrency, run: (n) => libp2pFetches(fetch, cids, n, concurrency), runs: [], cpuMsPerMiB: [] });
       }
     }
     for (const m of measurements.slice(0, 4)) await m.run(16); // warm-up
 
-    // Every round runs every measurement once, so each sees the same spread of machine load.
+    // Every round runs every measurement once, so each sees the same spread of machine load. CPU
+    // time (both processes) is taken too: on a shared machine it varies far less than wall time.
+    const cpuNow = async (): Promise<number> => {
+      const { user, system } = process.cpuUsage();
+      return user + system + (await server.cpu());
+    };
     for (let r = 0; r < rounds; r++) {
-      for (const m of measurements) m.runs.push(await m.run(count));
+      for (const m of measurements) {
+        const before = await cpuNow();
+        m.runs.push(await m.run(count));
+        m.cpuMsPerMiB.push(((await cpuNow()) - before) / 1000 / count);
+      }
       console.error(`  round ${r + 1}/${rounds}: ${measurements.map((m) => `${m.stack} ${m.mode} x${m.concurrency} ${m.runs[r].toFixed(0)}`).join(", ")}`);
     }
     await report(measurements, count, rounds);
@@ -347,47 +384,70 @@ async function main(): Promise<void> {
 
 async function report(measurements: Measurement[], count: number, rounds: number): Promise<void> {
   const best = (m: Measurement): number => Math.max(...m.runs);
+  const leastCpu = (m: Measurement): number => Math.min(...m.cpuMsPerMiB);
   const find = (stack: string, mode: Measurement["mode"]): Measurement => measurements.find((m) => m.stack === stack && m.mode === mode)!;
   const raw = best(find("raw TCP", "bytes"));
-  const baseline = best(find("TLS 1.3", "bytes + sha256"));
-  const rows = measurements.map((m) => ({ stack: m.stack, mode: m.mode, concurrency: m.concurrency, mbps: best(m), ofBaseline: best(m) / baseline, ofRawTcp: best(m) / raw }));
+  const baseline = find("TLS 1.3", "bytes + sha256");
+  const rows = measurements.map((m) => ({
+    stack: m.stack,
+    mode: m.mode,
+    concurrency: m.concurrency,
+    mbps: best(m),
+    ofBaseline: best(m) / best(baseline),
+    ofRawTcp: best(m) / raw,
+    cpuMsPerMiB: leastCpu(m),
+    // Baseline CPU per MiB over this row's: 1 = as cheap as the TLS socket, 0.5 = twice its cost.
+    cpuOfBaseline: leastCpu(baseline) / leastCpu(m),
+  }));
 
   const ratio = (x: number): string => x.toFixed(2);
-  const header = ["stack", "mode", "in flight", "MB/s", `of ${BASELINE}`, "of raw TCP"];
-  const table = rows.map((r) => [r.stack, r.mode, String(r.concurrency), r.mbps.toFixed(1), ratio(r.ofBaseline), ratio(r.ofRawTcp)]);
+  const header = ["stack", "mode", "in flight", "MB/s", `of ${BASELINE}`, "of raw TCP", "CPU ms/MiB", `CPU: ${BASELINE} / row`];
+  const table = rows.map((r) => [r.stack, r.mode, String(r.concurrency), r.mbps.toFixed(1), ratio(r.ofBaseline), ratio(r.ofRawTcp), r.cpuMsPerMiB.toFixed(2), ratio(r.cpuOfBaseline)]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
   console.log(`fragment transfer between two processes, ${count} x ${FRAGMENT_SIZE / 1024} KiB per run, best of ${rounds} (MB = MiB); TLS baseline: ${tlsCipher}`);
+  console.log("CPU = user + system time of both processes per MiB moved, least of the rounds");
   console.log(line(header));
   console.log(line(widths.map((w) => "-".repeat(w))));
   for (const row of table) console.log(line(row));
   const fetches = rows.filter((r) => r.mode === "fetch");
   const top = fetches.reduce((a, b) => (b.mbps > a.mbps ? b : a));
+  const cheapest = fetches.reduce((a, b) => (b.cpuMsPerMiB < a.cpuMsPerMiB ? b : a));
   console.log(`best fetch: ${top.stack}, ${top.concurrency} in flight: ${ratio(top.ofBaseline)}x ${BASELINE}, ${ratio(top.ofRawTcp)}x raw TCP (goal of issue 19: >= 0.80x ${BASELINE})`);
+  console.log(`cheapest fetch: ${cheapest.stack}, ${cheapest.concurrency} in flight: ${cheapest.cpuMsPerMiB.toFixed(2)} CPU ms/MiB = ${ratio(1 / cheapest.cpuOfBaseline)}x the baseline's`);
 
   const round3 = (x: number): number => Number(x.toFixed(3));
+  const fixed = (r: (typeof rows)[number]): object => ({
+    ...r,
+    mbps: Number(r.mbps.toFixed(1)),
+    ofBaseline: round3(r.ofBaseline),
+    ofRawTcp: round3(r.ofRawTcp),
+    cpuMsPerMiB: round3(r.cpuMsPerMiB),
+    cpuOfBaseline: round3(r.cpuOfBaseline),
+  });
   await mkdir(fileURLToPath(new URL("./results/", import.meta.url)), { recursive: true });
   await writeFile(
     RESULTS,
-      `${JSON.stringify(
-        {
-          bench: "transfer",
-          date: new Date().toISOString(),
-          node: process.version,
-          cpus: cpus().length,
-          loadavg1: Number(loadavg()[0].toFixed(2)),
-          fragmentBytes: FRAGMENT_SIZE,
-          fragmentsPerRun: count,
-          rounds,
-          unit: "MiB/s",
-          baseline: { stack: BASELINE, cipher: tlsCipher, mbps: Number(baseline.toFixed(1)) },
-          rawTcpMbps: Number(raw.toFixed(1)),
-          runs: rows.map((r) => ({ ...r, mbps: Number(r.mbps.toFixed(1)), ofBaseline: round3(r.ofBaseline), ofRawTcp: round3(r.ofRawTcp) })),
-          bestFetch: { stack: top.stack, concurrency: top.concurrency, mbps: Number(top.mbps.toFixed(1)), ofBaseline: round3(top.ofBaseline), ofRawTcp: round3(top.ofRawTcp) },
-        },
-        null,
-        2,
-      )}\n`,
+    `${JSON.stringify(
+      {
+        bench: "transfer",
+        date: new Date().toISOString(),
+        node: process.version,
+        cpus: cpus().length,
+        loadavg1: Number(loadavg()[0].toFixed(2)),
+        fragmentBytes: FRAGMENT_SIZE,
+        fragmentsPerRun: count,
+        rounds,
+        unit: "MiB/s",
+        baseline: { stack: BASELINE, cipher: tlsCipher, mbps: Number(best(baseline).toFixed(1)), cpuMsPerMiB: round3(leastCpu(baseline)) },
+        rawTcpMbps: Number(raw.toFixed(1)),
+        runs: rows.map(fixed),
+        bestFetch: fixed(top),
+        cheapestFetch: fixed(cheapest),
+      },
+      null,
+      2,
+    )}\n`,
   );
 }
 
