@@ -25,8 +25,14 @@ export const DEFAULT_QUIC_LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1";
 export const TRANSPORT_NAMES = ["tcp-tls", "tcp-noise", "quic"] as const;
 export type TransportName = (typeof TRANSPORT_NAMES)[number];
 
-/** What a node offers unless told otherwise, most preferred first. */
-export const DEFAULT_TRANSPORTS: readonly TransportName[] = ["tcp-noise"];
+/**
+ * What a node offers unless told otherwise, most preferred first. TLS first: in bench/transfer.ts
+ * its verified fetches cost 4.1-5.1 CPU ms per MiB (both ends) against noise's 5.2-7.7, and moved
+ * as fast or faster (docs/BENCHMARKS.md); QUIC was 4-5x costlier still. Noise second so a peer that
+ * only speaks noise still connects: libp2p proposes the encrypters in this order and the peers
+ * settle on the first both speak.
+ */
+export const DEFAULT_TRANSPORTS: readonly TransportName[] = ["tcp-tls", "tcp-noise"];
 
 /** Largest CID, in bytes, a request may carry (a CIDv1 raw sha2-256 is 36 bytes). */
 export const MAX_CID_BYTES = 96;

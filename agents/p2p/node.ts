@@ -2,7 +2,7 @@
  * The p2p node: libp2p (TCP with TLS 1.3 or noise and yamux, or QUIC; identify, ping, Kademlia DHT)
  * plus the `/muri/fragment/1.0.0` protocol, behind one object that starts its parts in order and
  * stops them in reverse. Which transports it offers, and in which order, is `P2PNodeInit.transports`
- * (default DEFAULT_TRANSPORTS).
+ * (default DEFAULT_TRANSPORTS: TCP + TLS 1.3, then TCP + noise for peers without TLS).
  *
  * Peers come from three places: `bootstrap` multiaddrs dialed at start, `addPeers` (the multiaddrs
  * nodes registered on chain), and the DHT. Provider records (`provide` / `findProviders`) tell a
