@@ -13,6 +13,27 @@ export const DHT_PROTOCOL = "/muri/kad/1.0.0";
 /** Default listen address: an ephemeral TCP port on loopback. */
 export const DEFAULT_LISTEN = "/ip4/127.0.0.1/tcp/0";
 
+/** Default QUIC listen address (used when the node offers `quic`): an ephemeral UDP port on loopback. */
+export const DEFAULT_QUIC_LISTEN = "/ip4/127.0.0.1/udp/0/quic-v1";
+
+/**
+ * The ways a node can secure and carry its connections, by name:
+ *   - `tcp-tls`:   TCP + TLS 1.3 (@libp2p/tls, node:tls, i.e. OpenSSL's AES-GCM) + yamux
+ *   - `tcp-noise`: TCP + noise (@chainsafe/libp2p-noise, ChaCha20-Poly1305) + yamux
+ *   - `quic`:      QUIC v1 over UDP (@chainsafe/libp2p-quic, native; its own TLS 1.3 and streams)
+ */
+export const TRANSPORT_NAMES = ["tcp-tls", "tcp-noise", "quic"] as const;
+export type TransportName = (typeof TRANSPORT_NAMES)[number];
+
+/**
+ * What a node offers unless told otherwise, most preferred first. TLS first: in bench/transfer.ts
+ * its verified fetches cost 4.1-5.1 CPU ms per MiB (both ends) against noise's 5.2-7.7, and moved
+ * as fast or faster (docs/BENCHMARKS.md); QUIC was 4-5x costlier still. Noise second so a peer that
+ * only speaks noise still connects: libp2p proposes the encrypters in this order and the peers
+ * settle on the first both speak.
+ */
+export const DEFAULT_TRANSPORTS: readonly TransportName[] = ["tcp-tls", "tcp-noise"];
+
 /** Largest CID, in bytes, a request may carry (a CIDv1 raw sha2-256 is 36 bytes, a fragment-root CID 39). */
 export const MAX_CID_BYTES = 96;
 

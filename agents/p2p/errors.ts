@@ -175,6 +175,14 @@ export class InvalidMultiaddrError extends P2PError<{ value: string; reason: str
   }
 }
 
+/** The node was asked for no transport, or for one it does not know. */
+export class InvalidTransportError extends P2PError<{ value: string; reason: string }> {
+  static readonly code = "ERR_P2P_INVALID_TRANSPORT";
+  constructor(value: string, reason: string) {
+    super(InvalidTransportError.code, `invalid transports ${JSON.stringify(value)}: ${reason}`, { value, reason });
+  }
+}
+
 /** A method that needs a running node was called before start() or after stop(). */
 export class NodeNotStartedError extends P2PError<{ method: string }> {
   static readonly code = "ERR_P2P_NOT_STARTED";

@@ -1,7 +1,8 @@
 /**
- * The p2p node: libp2p (TCP, noise, yamux, identify, ping, Kademlia DHT) plus the
- * `/muri/fragment/1.0.0` protocol, behind one object that starts its parts in order and stops
- * them in reverse.
+ * The p2p node: libp2p (TCP with TLS 1.3 or noise and yamux, or QUIC; identify, ping, Kademlia DHT)
+ * plus the `/muri/fragment/1.0.0` protocol, behind one object that starts its parts in order and
+ * stops them in reverse. Which transports it offers, and in which order, is `P2PNodeInit.transports`
+ * (default DEFAULT_TRANSPORTS: TCP + TLS 1.3, then TCP + noise for peers without TLS).
  *
  * Peers come from three places: `bootstrap` multiaddrs dialed at start, `addPeers` (the multiaddrs
  * nodes registered on chain), and the DHT. Provider records (`provide` / `findProviders`) tell a
@@ -9,6 +10,7 @@
  * under its own protocol id, so it never mixes with the public IPFS DHT.
  */
 import { noise } from "@chainsafe/libp2p-noise";
+import { quic } from "@chainsafe/libp2p-quic";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { identify, type Identify } from "@libp2p/identify";
 import type { ComponentLogger, Connection, Libp2p, Logger, PeerId, PrivateKey } from "@libp2p/interface";
@@ -16,8 +18,9 @@ import { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAd
 import { ping, type Ping } from "@libp2p/ping";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { tcp } from "@libp2p/tcp";
+import { tls } from "@libp2p/tls";
 import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
-import { createLibp2p } from "libp2p";
+import { createLibp2p, type Libp2pOptions } from "libp2p";
 import type { CID } from "multiformats/cid";
 import type { Registry } from "prom-client";
 import { PeerBanList } from "./ban-list.js";
@@ -26,12 +29,16 @@ import {
   PEER_DIAL_CONCURRENCY,
   DEFAULT_LIMITS,
   DEFAULT_LISTEN,
+  DEFAULT_QUIC_LISTEN,
+  DEFAULT_TRANSPORTS,
   DHT_PROTOCOL,
   FIND_PROVIDERS_TIMEOUT_MS,
   PROVIDE_TIMEOUT_MS,
+  TRANSPORT_NAMES,
   YAMUX_DEFAULTS,
+  type TransportName,
 } from "./constants.js";
-import { InvalidMultiaddrError, NodeNotStartedError, RequestAbortedError } from "./errors.js";
+import { InvalidMultiaddrError, InvalidTransportError, NodeNotStartedError, RequestAbortedError } from "./errors.js";
 import { FragmentProtocol, type FragmentTarget } from "./fragment-protocol.js";
 import { dhtKey } from "./dht-key.js";
 import { createP2PMetrics } from "./metrics.js";
@@ -70,7 +77,16 @@ export interface YamuxTuning {
 export interface P2PNodeInit {
   /** Identity; see keys.ts to keep it across restarts. A fresh Ed25519 key when omitted. */
   privateKey?: PrivateKey;
-  /** Listen multiaddrs (default `/ip4/127.0.0.1/tcp/0`). */
+  /**
+   * Transports offered, most preferred first (default DEFAULT_TRANSPORTS). The `tcp-*` entries
+   * become TCP's connection encrypters in the order given; keep `tcp-noise` in the list to connect
+   * with peers that speak only noise.
+   */
+  transports?: readonly TransportName[];
+  /**
+   * Listen multiaddrs (default `/ip4/127.0.0.1/tcp/0` when a `tcp-*` transport is offered, plus
+   * `/ip4/127.0.0.1/udp/0/quic-v1` when `quic` is).
+   */
   listen?: string[];
   /**
    * Multiaddrs others should dial (a public address behind NAT or a port forward): when given,
@@ -199,10 +215,40 @@ const ADDRESS_MAPPERS = {
   public: removePrivateAddressesMapper,
 } as const;
 
+type TransportFactory = NonNullable<Libp2pOptions["transports"]>[number];
+type EncrypterFactory = NonNullable<Libp2pOptions["connectionEncrypters"]>[number];
+
+/** libp2p transports, connection encrypters and default listen addresses for a `transports` list. */
+function transportStack(names: readonly TransportName[]): { transports: TransportFactory[]; encrypters: EncrypterFactory[]; listen: string[] } {
+  const value = names.join(",");
+  if (names.length === 0) throw new InvalidTransportError(value, "at least one is needed");
+  for (const name of names) {
+    if (!(TRANSPORT_NAMES as readonly string[]).includes(name)) throw new InvalidTransportError(value, `unknown transport ${JSON.stringify(name)}; known: ${TRANSPORT_NAMES.join(", ")}`);
+  }
+  if (new Set(names).size !== names.length) throw new InvalidTransportError(value, "listed twice");
+  const encrypters: EncrypterFactory[] = [];
+  for (const name of names) {
+    if (name === "tcp-tls") encrypters.push(tls());
+    if (name === "tcp-noise") encrypters.push(noise());
+  }
+  const transports: TransportFactory[] = [];
+  const listen: string[] = [];
+  if (encrypters.length > 0) {
+    transports.push(tcp());
+    listen.push(DEFAULT_LISTEN);
+  }
+  if (names.includes("quic")) {
+    transports.push(quic());
+    listen.push(DEFAULT_QUIC_LISTEN);
+  }
+  return { transports, encrypters, listen };
+}
+
 /** Creates a node (not started). */
 export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
   const limits: P2PLimits = { ...DEFAULT_LIMITS, ...init.limits };
   const tuning: YamuxTuning = { ...YAMUX_DEFAULTS, ...init.yamux };
+  const stack = transportStack(init.transports ?? DEFAULT_TRANSPORTS);
   const banList = new PeerBanList({ banMs: limits.banMs, maxEntries: limits.maxBannedPeers });
   const denyBanned = (peer: PeerId): boolean => banList.isBanned(peer);
 
@@ -210,10 +256,10 @@ export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
     start: false,
     ...(init.privateKey !== undefined ? { privateKey: init.privateKey } : {}),
     ...(init.logger !== undefined ? { logger: init.logger } : {}),
-    addresses: { listen: init.listen ?? [DEFAULT_LISTEN], ...(init.announce?.length ? { announce: init.announce } : {}) },
+    addresses: { listen: init.listen ?? stack.listen, ...(init.announce?.length ? { announce: init.announce } : {}) },
     connectionManager: { ...init.connections },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
+    transports: stack.transports,
+    connectionEncrypters: stack.encrypters,
     streamMuxers: [
       yamux({
         streamOptions: {
