@@ -36,7 +36,11 @@
  * formed -> every shard delivered, from the client's log) is compared too: it is the part of a put
  * that is pure transfer.
  *
- *   sudo npm run bench:wan [-- --mib 64] [--runs 3] [--conns 5] [--no-plain]
+ *   sudo npm run bench:wan [-- --mib 64] [--runs 3] [--conns 5] [--no-plain] [--cc reno]
+ *
+ * `--cc NAME` sets the TCP congestion control in both namespaces (one of the root namespace's
+ * net.ipv4.tcp_allowed_congestion_control, reno or bbr here; MuriData's connections and raw
+ * TCP alike; default: the kernel's, bbr here) and writes bench/results/wan-NAME.json instead.
  *
  * Needs root, iproute2 (`ip`), python3 and /dev/net/tun; without them it prints why and exits 0 (so `npm run bench`
  * passes elsewhere). Writes bench/results/wan.json (MB = MiB).
@@ -45,7 +49,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,7 +64,14 @@ import { FRAGMENT_SIZE } from "../agents/data/constants.js";
 import { createClient, shardCountOf, type PutResult, type StorageClient } from "../agents/roles/client/client.js";
 
 const SELF = fileURLToPath(import.meta.url);
-const RESULTS = fileURLToPath(new URL("./results/wan.json", import.meta.url));
+/** `--cc NAME`: TCP congestion control in both namespaces (default: the kernel's, bbr on this machine). */
+const CC = ((): string | undefined => {
+  const i = process.argv.indexOf("--cc");
+  const v = i >= 0 ? process.argv[i + 1] : undefined;
+  if (i >= 0 && (v === undefined || !/^[a-z0-9_]+$/.test(v))) throw new Error("--cc needs a congestion control name (reno, bbr, ...: one of net.ipv4.tcp_allowed_congestion_control)");
+  return v;
+})();
+const RESULTS = fileURLToPath(new URL(CC === undefined ? "./results/wan.json" : `./results/wan-${CC}.json`, import.meta.url));
 const MIB = 1024 * 1024;
 
 const NS_A = "muriwanA";
@@ -255,6 +266,7 @@ function setupNamespaces(): void {
   for (const ns of [NS_A, NS_B]) {
     run("ip", ["netns", "add", ns]);
     run("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    if (CC !== undefined) run("ip", ["netns", "exec", ns, "sysctl", "-q", "-w", `net.ipv4.tcp_congestion_control=${CC}`]);
   }
 }
 
@@ -593,6 +605,29 @@ interface LinkRound {
   load1: number;
 }
 
+/**
+ * The nodes' "cutting off PEER: REASON" lines (fragment-protocol.ts `cutOff`: a peer too slow, or
+ * breaking the protocol, loses its connection and is banned), counted by reason with the numbers
+ * blanked out, plus a few whole.
+ */
+async function cutOffs(logs: string): Promise<{ count: number; byReason: Record<string, number>; examples: string[] }> {
+  const byReason: Record<string, number> = {};
+  const examples: string[] = [];
+  let count = 0;
+  for (let i = 1; i <= NODES; i++) {
+    const text = await readFile(join(logs, `node-${i}.log`), "utf8").catch(() => "");
+    for (const line of text.split("\n")) {
+      const m = /cutting off \S+: (.*?)(?: \(banned until|$)/.exec(line);
+      if (m === null) continue;
+      count++;
+      const reason = m[1]!.replace(/12D3\w+/g, "PEER").replace(/\d+/g, "N").slice(0, 160);
+      byReason[reason] = (byReason[reason] ?? 0) + 1;
+      if (examples.length < 3) examples.push(`node-${i}: ${m[1]!.slice(0, 300)}`);
+    }
+  }
+  return { count, byReason, examples };
+}
+
 async function stageB(): Promise<void> {
   const mib = arg("mib", 64);
   const runs = arg("runs", 3);
@@ -611,6 +646,8 @@ async function stageB(): Promise<void> {
   let server: Server | undefined;
   let link: Link | undefined;
   let stopping: Promise<void> | undefined;
+  /** Set when the run fails: the chain's, the nodes' and the deploy's logs are kept, not deleted. */
+  let keepLogs = false;
   const cleanup = (): Promise<void> =>
     (stopping ??= (async () => {
       await worker?.stop().catch(() => undefined);
@@ -619,10 +656,18 @@ async function stageB(): Promise<void> {
       await chain?.stop(STOP_MS);
       server?.close();
       await link?.stop().catch(() => undefined);
+      if (keepLogs) {
+        const kept = join(tmpdir(), `muri-bench-wan-logs-${Date.now()}`);
+        await rename(logs, kept).then(
+          () => console.error(`# logs kept in ${kept}`),
+          () => undefined,
+        );
+      }
       await rm(work, { recursive: true, force: true });
     })());
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.once(sig, () => {
+      keepLogs = true;
       void cleanup().finally(() => process.exit(1));
     });
   }
@@ -666,7 +711,8 @@ async function stageB(): Promise<void> {
         const m = spawnManaged({
           name: `node-${i + 1}`,
           args: ["--import", "tsx", join(ROOT, "agents", "roles", "node", "run-node.ts"), "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", join(work, `node-${i + 1}`), "--listen", `/ip4/${ADDR_B}/tcp/0`],
-          env: { ...process.env, MURI_NODE_KEY: devnetKey(1 + i) },
+          // The fragment protocol's errors (a peer cut off as too slow, ...) go to the node's log.
+          env: { ...process.env, MURI_NODE_KEY: devnetKey(1 + i), DEBUG: "muri:p2p:fragment:error" },
           logFile: join(logs, `node-${i + 1}.log`),
           pipeStdout: true,
         });
@@ -733,6 +779,8 @@ async function stageB(): Promise<void> {
     }
     await emu.set(false);
     const linkAfter = await emu.stats();
+    const nodeCutOffs = await cutOffs(logs);
+    if (nodeCutOffs.count > 0) console.error(`# the nodes cut the client off ${nodeCutOffs.count} times: ${JSON.stringify(nodeCutOffs.byReason)}`);
 
     const summarize = (rs: LinkRound[]) => {
       const put = median(rs.map((x) => x.put.putMs));
@@ -842,6 +890,7 @@ async function stageB(): Promise<void> {
           sysctls,
           muridata: { dataShards: K, parityShards: M, nodes: NODES, how: "put into a new Magu (encode, create/form/commit, push), get to a file, checked byte for byte" },
           rawTcp: { connsParallel: conns, how: "node:net, the bytes split evenly over the connections; up = A->B the put's shard bytes, down = B->A the get's data-shard bytes; from the first connect to the last byte" },
+          nodeCutOffs,
           wan: wanS,
           /** The same forwarder passing every packet at once: no delay, no loss. */
           plain: lanS ?? null,
@@ -850,6 +899,11 @@ async function stageB(): Promise<void> {
         2,
       )}\n`,
     );
+  } catch (err) {
+    keepLogs = true;
+    const c = await cutOffs(logs).catch(() => undefined);
+    if (c !== undefined && c.count > 0) console.error(`# the nodes cut the client off ${c.count} times: ${JSON.stringify(c.byReason)}`);
+    throw err;
   } finally {
     await cleanup();
   }
