@@ -49,7 +49,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createReadStream, createWriteStream, existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -606,26 +606,25 @@ interface LinkRound {
 }
 
 /**
- * The nodes' "cutting off PEER: REASON" lines (fragment-protocol.ts `cutOff`: a peer too slow, or
- * breaking the protocol, loses its connection and is banned), counted by reason with the numbers
- * blanked out, plus a few whole.
+ * The nodes' failed fragment requests and cut-offs, summed over the nodes from their Prometheus
+ * counters (agents/p2p/metrics.ts): `muri_p2p_requests_failed_total{op,code}` (a fetch served or a
+ * push received that failed, and why) and `muri_p2p_protocol_violations_total{code}` (a peer cut
+ * off and banned: too slow, or breaking the protocol).
  */
-async function cutOffs(logs: string): Promise<{ count: number; byReason: Record<string, number>; examples: string[] }> {
-  const byReason: Record<string, number> = {};
-  const examples: string[] = [];
-  let count = 0;
-  for (let i = 1; i <= NODES; i++) {
-    const text = await readFile(join(logs, `node-${i}.log`), "utf8").catch(() => "");
+async function nodeP2pFailures(urls: string[]): Promise<Record<string, number>> {
+  const sums: Record<string, number> = {};
+  for (const url of urls) {
+    const text = await fetch(url, { signal: AbortSignal.timeout(5_000) })
+      .then((r) => r.text())
+      .catch(() => "");
     for (const line of text.split("\n")) {
-      const m = /cutting off \S+: (.*?)(?: \(banned until|$)/.exec(line);
-      if (m === null) continue;
-      count++;
-      const reason = m[1]!.replace(/12D3\w+/g, "PEER").replace(/\d+/g, "N").slice(0, 160);
-      byReason[reason] = (byReason[reason] ?? 0) + 1;
-      if (examples.length < 3) examples.push(`node-${i}: ${m[1]!.slice(0, 300)}`);
+      const m = /^(muri_p2p_(?:requests_failed|protocol_violations)_total)\{(.*)\} (\d+)/.exec(line);
+      if (m === null || Number(m[3]) === 0) continue;
+      const key = `${m[1]}{${m[2]}}`;
+      sums[key] = (sums[key] ?? 0) + Number(m[3]);
     }
   }
-  return { count, byReason, examples };
+  return sums;
 }
 
 async function stageB(): Promise<void> {
@@ -645,6 +644,7 @@ async function stageB(): Promise<void> {
   let worker: Worker | undefined;
   let server: Server | undefined;
   let link: Link | undefined;
+  const metricsUrls: string[] = [];
   let stopping: Promise<void> | undefined;
   /** Set when the run fails: the chain's, the nodes' and the deploy's logs are kept, not deleted. */
   let keepLogs = false;
@@ -710,14 +710,14 @@ async function stageB(): Promise<void> {
       Array.from({ length: NODES }, async (_, i) => {
         const m = spawnManaged({
           name: `node-${i + 1}`,
-          args: ["--import", "tsx", join(ROOT, "agents", "roles", "node", "run-node.ts"), "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", join(work, `node-${i + 1}`), "--listen", `/ip4/${ADDR_B}/tcp/0`],
-          // The fragment protocol's errors (a peer cut off as too slow, ...) go to the node's log.
-          env: { ...process.env, MURI_NODE_KEY: devnetKey(1 + i), DEBUG: "muri:p2p:fragment:error" },
+          args: ["--import", "tsx", join(ROOT, "agents", "roles", "node", "run-node.ts"), "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", join(work, `node-${i + 1}`), "--listen", `/ip4/${ADDR_B}/tcp/0`, "--metrics-port", "0"],
+          env: { ...process.env, MURI_NODE_KEY: devnetKey(1 + i) },
           logFile: join(logs, `node-${i + 1}.log`),
           pipeStdout: true,
         });
         managed.push(m);
-        await readyLine(m, SETUP_STEP_MS, signal);
+        const ready = await readyLine<{ metricsUrl?: string }>(m, SETUP_STEP_MS, signal);
+        if (ready.metricsUrl !== undefined) metricsUrls.push(ready.metricsUrl);
       }),
     );
     await rpcCall(rpcUrl, "evm_setAutomine", [false]);
@@ -779,8 +779,8 @@ async function stageB(): Promise<void> {
     }
     await emu.set(false);
     const linkAfter = await emu.stats();
-    const nodeCutOffs = await cutOffs(logs);
-    if (nodeCutOffs.count > 0) console.error(`# the nodes cut the client off ${nodeCutOffs.count} times: ${JSON.stringify(nodeCutOffs.byReason)}`);
+    const nodeFailures = await nodeP2pFailures(metricsUrls);
+    console.error(`# the nodes' failed fragment requests and cut-offs: ${JSON.stringify(nodeFailures)}`);
 
     const summarize = (rs: LinkRound[]) => {
       const put = median(rs.map((x) => x.put.putMs));
@@ -890,7 +890,8 @@ async function stageB(): Promise<void> {
           sysctls,
           muridata: { dataShards: K, parityShards: M, nodes: NODES, how: "put into a new Magu (encode, create/form/commit, push), get to a file, checked byte for byte" },
           rawTcp: { connsParallel: conns, how: "node:net, the bytes split evenly over the connections; up = A->B the put's shard bytes, down = B->A the get's data-shard bytes; from the first connect to the last byte" },
-          nodeCutOffs,
+          /** Summed over the nodes, the whole run (warm-up included). */
+          nodeP2pFailures: nodeFailures,
           wan: wanS,
           /** The same forwarder passing every packet at once: no delay, no loss. */
           plain: lanS ?? null,
@@ -901,8 +902,7 @@ async function stageB(): Promise<void> {
     );
   } catch (err) {
     keepLogs = true;
-    const c = await cutOffs(logs).catch(() => undefined);
-    if (c !== undefined && c.count > 0) console.error(`# the nodes cut the client off ${c.count} times: ${JSON.stringify(c.byReason)}`);
+    console.error(`# the nodes' failed fragment requests and cut-offs: ${JSON.stringify(await nodeP2pFailures(metricsUrls))}`);
     throw err;
   } finally {
     await cleanup();
