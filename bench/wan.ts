@@ -645,6 +645,8 @@ async function stageB(): Promise<void> {
   let server: Server | undefined;
   let link: Link | undefined;
   const metricsUrls: string[] = [];
+  /** Holders the client cut off (its "cutting off" log lines). */
+  const clientCutOffs = { count: 0, examples: [] as string[] };
   let stopping: Promise<void> | undefined;
   /** Set when the run fails: the chain's, the nodes' and the deploy's logs are kept, not deleted. */
   let keepLogs = false;
@@ -722,7 +724,21 @@ async function stageB(): Promise<void> {
     );
     await rpcCall(rpcUrl, "evm_setAutomine", [false]);
     server = await rawTcpServer();
-    const child = spawn("ip", ["netns", "exec", NS_A, process.execPath, "--import", "tsx", SELF, "--client-a"], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"], detached: true });
+    // The client's fragment protocol logs a holder it cuts off (too slow, or breaking the
+    // protocol: fragment-protocol.ts `cutOff`) on stderr; counted here and passed through.
+    const child = spawn("ip", ["netns", "exec", NS_A, process.execPath, "--import", "tsx", SELF, "--client-a"], {
+      cwd: ROOT,
+      env: { ...process.env, DEBUG: "muri:p2p:fragment:error" },
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
+    });
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      process.stderr.write(`${line}\n`);
+      const m = /cutting off \S+: (.*)/.exec(line);
+      if (m === null) return;
+      clientCutOffs.count++;
+      if (clientCutOffs.examples.length < 5) clientCutOffs.examples.push(m[1]!.slice(0, 300));
+    });
     worker = new Worker(child);
     await worker.ask({ op: "start", deployment: deploymentFile, key: devnetKey(clientIndex), dir: join(work, "client") });
     console.error(`# network up in ${((performance.now() - t) / 1000).toFixed(1)} s; client in ${NS_A} (${ADDR_A}), chain and nodes in ${NS_B} (${ADDR_B})`);
@@ -780,7 +796,7 @@ async function stageB(): Promise<void> {
     await emu.set(false);
     const linkAfter = await emu.stats();
     const nodeFailures = await nodeP2pFailures(metricsUrls);
-    console.error(`# the nodes' failed fragment requests and cut-offs: ${JSON.stringify(nodeFailures)}`);
+    console.error(`# the nodes' failed fragment requests and cut-offs: ${JSON.stringify(nodeFailures)}; holders the client cut off: ${clientCutOffs.count}`);
 
     const summarize = (rs: LinkRound[]) => {
       const put = median(rs.map((x) => x.put.putMs));
@@ -892,6 +908,7 @@ async function stageB(): Promise<void> {
           rawTcp: { connsParallel: conns, how: "node:net, the bytes split evenly over the connections; up = A->B the put's shard bytes, down = B->A the get's data-shard bytes; from the first connect to the last byte" },
           /** Summed over the nodes, the whole run (warm-up included). */
           nodeP2pFailures: nodeFailures,
+          clientCutOffs,
           wan: wanS,
           /** The same forwarder passing every packet at once: no delay, no loss. */
           plain: lanS ?? null,
@@ -902,7 +919,7 @@ async function stageB(): Promise<void> {
     );
   } catch (err) {
     keepLogs = true;
-    console.error(`# the nodes' failed fragment requests and cut-offs: ${JSON.stringify(await nodeP2pFailures(metricsUrls))}`);
+    console.error(`# the nodes' failed fragment requests and cut-offs: ${JSON.stringify(await nodeP2pFailures(metricsUrls))}; holders the client cut off: ${clientCutOffs.count}`);
     throw err;
   } finally {
     await cleanup();
