@@ -38,6 +38,8 @@
  *
  *   sudo npm run bench:wan [-- --mib 64] [--runs 3] [--conns 5] [--no-plain] [--cc reno]
  *
+ * `--keep-logs` keeps the chain's and the nodes' logs (in $TMPDIR/muri-bench-wan-logs-*, also kept
+ * when a run fails), the nodes' with the fragment protocol's debug lines.
  * `--cc NAME` sets the TCP congestion control in both namespaces (one of the root namespace's
  * net.ipv4.tcp_allowed_congestion_control, reno or bbr here; MuriData's connections and raw
  * TCP alike; default: the kernel's, bbr here) and writes bench/results/wan-NAME.json instead.
@@ -649,7 +651,7 @@ async function stageB(): Promise<void> {
   const clientCutOffs = { count: 0, examples: [] as string[] };
   let stopping: Promise<void> | undefined;
   /** Set when the run fails: the chain's, the nodes' and the deploy's logs are kept, not deleted. */
-  let keepLogs = false;
+  let keepLogs = process.argv.includes("--keep-logs");
   const cleanup = (): Promise<void> =>
     (stopping ??= (async () => {
       await worker?.stop().catch(() => undefined);
@@ -713,7 +715,8 @@ async function stageB(): Promise<void> {
         const m = spawnManaged({
           name: `node-${i + 1}`,
           args: ["--import", "tsx", join(ROOT, "agents", "roles", "node", "run-node.ts"), "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", join(work, `node-${i + 1}`), "--listen", `/ip4/${ADDR_B}/tcp/0`, "--metrics-port", "0"],
-          env: { ...process.env, MURI_NODE_KEY: devnetKey(1 + i) },
+          // `--keep-logs`: the logs outlive the run, with the nodes' fragment protocol's debug lines.
+          env: { ...process.env, MURI_NODE_KEY: devnetKey(1 + i), ...(keepLogs ? { DEBUG: "muri:p2p:fragment*" } : {}) },
           logFile: join(logs, `node-${i + 1}.log`),
           pipeStdout: true,
         });
