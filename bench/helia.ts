@@ -47,7 +47,7 @@ import { CID } from "multiformats/cid";
 import type { Hex } from "viem";
 import { loadDevnet } from "../agents/cli/context.js";
 import { CLIENT_DEFAULTS, createClient, shardCountOf, type StorageClient } from "../agents/roles/client/client.js";
-import { createChainClients, getMuriContracts, type Deployment } from "../agents/chain/index.js";
+import { createChainClients, getMuriContracts, settledRequestBlock, type Deployment } from "../agents/chain/index.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MURI = join(ROOT, "bin", "muri.js");
@@ -324,6 +324,11 @@ async function createEmptyMagu(deployment: Deployment, key: Hex, fragments: numb
   const periods = CLIENT_DEFAULTS.durationPeriods;
   const price = CLIENT_DEFAULTS.pricePerFragmentPeriod;
   const { formationDeposit } = await c.maguRegistry.read.config();
+  // A request sees stake changes two selection epochs old: request once the nodes' stakes count
+  // (as the client does), mining to that block, or the draw finds too few nodes.
+  const settled = await settledRequestBlock(c);
+  const now = await clients.publicClient.getBlockNumber({ cacheTime: 0 });
+  if (now < settled) await clients.publicClient.request({ method: "hardhat_mine" as never, params: [`0x${(settled - now).toString(16)}`] as never });
   await mined(c.token.write.approve([deployment.contracts.maguRegistry, price * BigInt(fragments) * periods + formationDeposit]));
   await mined(
     c.maguRegistry.write.createMagu([
