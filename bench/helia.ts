@@ -25,7 +25,6 @@
  * as if the client had a machine of its own; the results then go to bench/results/helia-pinned.json.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -48,6 +47,7 @@ import type { Hex } from "viem";
 import { loadDevnet } from "../agents/cli/context.js";
 import { CLIENT_DEFAULTS, createClient, shardCountOf, type StorageClient } from "../agents/roles/client/client.js";
 import { createChainClients, getMuriContracts, settledRequestBlock, type Deployment } from "../agents/chain/index.js";
+import { randomFileOf, sha256File } from "./lib/files.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const MURI = join(ROOT, "bin", "muri.js");
@@ -98,19 +98,6 @@ function cpuMeter(groups: Record<string, number[]>): () => Record<string, number
     );
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
-
-async function randomFileOf(path: string, bytes: number): Promise<void> {
-  const out = createWriteStream(path);
-  for (let left = bytes; left > 0; left -= 4 * MIB) {
-    if (!out.write(randomBytes(Math.min(4 * MIB, left)))) await new Promise<void>((r) => out.once("drain", () => r()));
-  }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-}
 
 // -------------------------------------------------------------------------------------- Helia
 

@@ -48,9 +48,9 @@
  * passes elsewhere). Writes bench/results/wan.json (MB = MiB).
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -64,6 +64,7 @@ import { HARDHAT_CLI, readyLine, ROOT, runToEnd, spawnManaged, type Managed } fr
 import { rpcCall } from "../agents/cli/devnet/rpc.js";
 import { FRAGMENT_SIZE } from "../agents/data/constants.js";
 import { createClient, shardCountOf, type PutResult, type StorageClient } from "../agents/roles/client/client.js";
+import { randomFileOf, sha256File } from "./lib/files.js";
 
 const SELF = fileURLToPath(import.meta.url);
 /** `--cc NAME`: TCP congestion control in both namespaces (default: the kernel's, bbr on this machine). */
@@ -206,19 +207,6 @@ function run(cmd: string, args: string[], okToFail = false): string {
 }
 
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
-
-async function randomFileOf(path: string, bytes: number): Promise<void> {
-  const out = createWriteStream(path);
-  for (let left = bytes; left > 0; left -= 4 * MIB) {
-    if (!out.write(randomBytes(Math.min(4 * MIB, left)))) await new Promise<void>((r) => out.once("drain", () => r()));
-  }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-}
 
 async function writeAll(sock: Socket, bytes: number, block: Buffer): Promise<void> {
   for (let left = bytes; left > 0; ) {
