@@ -4,13 +4,13 @@
  * Encode: bytes -> stripes of k·F bytes (F = shardSize - 28) -> k plaintext fragments per stripe
  * (the last stripe's bytes spread over its k fragments and zero-padded to its bucketed shard size)
  * -> AES-256-GCM sealed fragments, each filling its data shard -> m Reed-Solomon parity shards ->
- * per shard: fragment root, which is also its CID (data/cid.ts) -> sink, then the manifest, whose file size is
- * sealed under the secret.
+ * per shard: its fragment root, which is also its CID (data/cid.ts) -> sink, then the manifest,
+ * whose file size is sealed under the secret.
  *
  * Decode: manifest + secret -> open the sealed size and check the MAC ({@link openManifest}) ->
  * per batch of stripes: fetch the k data shards of each, verify them against their CIDs (their
- * fragment roots; skipped when the fetcher verified them already, `verified: true`); for a stripe with a missing or corrupt data shard, fetch its parity shards, verify them
- * too and rebuild the data shards from any k intact ones -> open (decrypt + authenticate) each
+ * fragment roots; skipped when the fetcher verified them already, `verified: true`); for a stripe
+ * with a missing or corrupt data shard, fetch its parity shards, verify them too and rebuild the data shards from any k intact ones -> open (decrypt + authenticate) each
  * fragment, cut to the file bytes it holds -> yield plaintext in order, the next batch in flight.
  * A shard that fails its CID check is never decoded from: it counts as missing
  * (`strict: true` turns it into {@link ShardCidMismatchError} instead). Fewer than k intact shards
