@@ -429,6 +429,9 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
 
       // A reorganisation drops the block that held a proof: the next pass finds the period open
       // again and proves it again (a prover that trusted its memory of the receipt let it be missed).
+      // The other members' provers stop first: their proofs and re-proofs would mine blocks of
+      // their own and, on a loaded machine, carry the head past the period's deadline.
+      await Promise.all(nodes.map((n) => n.prover.stop()));
       const later = period + 2n;
       await enterPeriod(later);
       const snapshot = (await pub.request({ method: "evm_snapshot" as never })) as Hex;
