@@ -94,7 +94,7 @@ export const DEFAULT_LIMITS = {
   maxBannedPeers: 10_000,
   /** Size of the chunks a fragment is written in. */
   chunkBytes: DEFAULT_CHUNK_BYTES,
-  /** Listener: how long a stream may sit between exchanges before it is closed. */
+  /** Listener: how long a stream may sit between exchanges before it is closed (before its first request, at least readTimeoutMs). */
   streamIdleTimeoutMs: 30_000,
   /** Dialer: idle streams kept per peer for reuse (0 opens a stream per request). */
   maxIdleStreamsPerPeer: 32,

@@ -455,8 +455,13 @@ export class FragmentProtocol {
     }
     const reader = new StreamReader(stream, { peer, highWaterMark: this.highWaterMark });
     try {
+      // A dialer opens a stream to send a request at once: the first one may take as long as any
+      // read (`readTimeoutMs`, a loaded dialer can take longer than a short idle time to write
+      // it); between requests the stream is idle and `streamIdleTimeoutMs` applies.
+      let wait = Math.max(this.limits.streamIdleTimeoutMs, this.limits.readTimeoutMs);
       for (;;) {
-        const next = await reader.waitForMore(this.limits.streamIdleTimeoutMs, stopSignal);
+        const next = await reader.waitForMore(wait, stopSignal);
+        wait = this.limits.streamIdleTimeoutMs;
         const banned = this.components.banList.get(peer);
         if (banned !== undefined) {
           // Banned meanwhile (a violation on another stream of this peer).
