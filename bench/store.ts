@@ -30,7 +30,8 @@ import { fragmentCid } from "../agents/data/cid.js";
 import { FRAGMENT_SIZE } from "../agents/data/constants.js";
 import { fragmentRoot } from "../agents/data/merkle.js";
 import { openFragmentStore, servingView, type SyncPolicy } from "../agents/store/fragment-store.js";
-import { digestFor, digestMatches } from "../agents/store/verify.js";
+import { digestMatchesCid } from "../agents/data/cid.js";
+import { digestFor } from "../agents/store/verify.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -68,7 +69,7 @@ interface Layout {
 }
 
 async function verified(i: number, bytes: Uint8Array): Promise<Uint8Array> {
-  if (!digestMatches(cids[i]!, await digestFor(cids[i]!, bytes))) throw new Error(`fragment ${i} does not verify`);
+  if (!digestMatchesCid(cids[i]!, await digestFor(cids[i]!, bytes))) throw new Error(`fragment ${i} does not verify`);
   return bytes;
 }
 

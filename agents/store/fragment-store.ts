@@ -56,7 +56,8 @@ import {
 import { blockDir, blockPath, quarantinePath, shardOf, storePaths, tmpPath, type StorePaths } from "./layout.js";
 import { silentLogger, type Logger } from "./logger.js";
 import { Bucket, decodeUint32, encodeUint32, openMetaDb, type BucketView, type MetaDb } from "./meta-db.js";
-import { assertVerifiable, cidOfDigest, digestFor, digestMatches, hasherFor } from "./verify.js";
+import { cidHasher, digestMatchesCid } from "../data/cid.js";
+import { assertVerifiable, cidOfDigest, digestFor } from "./verify.js";
 
 /** When a write is made durable against power loss; see the module header. */
 export type SyncPolicy = "always" | "batch" | "none";
@@ -462,7 +463,7 @@ class FsFragmentStore implements FragmentStore {
     const verify = async (): Promise<void> => {
       if (hashing === undefined) return;
       const digest = await hashing;
-      if (!digestMatches(cid, digest)) {
+      if (!digestMatchesCid(cid, digest)) {
         throw new CidMismatchError({ cid: cid.toString(), actual: cidOfDigest(cid, digest), size: bytes.length });
       }
     };
@@ -489,7 +490,7 @@ class FsFragmentStore implements FragmentStore {
       this.withLock(cid.toString(), async () => {
         if (await this.fragments.has(cid.bytes)) return;
         await this.commit(cid, size, async (fh) => {
-          const hash = hasherFor(cid);
+          const hash = cidHasher(cid);
           let received = 0;
           for await (const chunk of source) {
             received += chunk.length;
@@ -499,7 +500,7 @@ class FsFragmentStore implements FragmentStore {
           }
           if (received !== size) throw new StreamLengthError({ cid: cid.toString(), expected: size, received });
           const digest = hash.digest();
-          if (!digestMatches(cid, digest)) {
+          if (!digestMatchesCid(cid, digest)) {
             throw new CidMismatchError({ cid: cid.toString(), actual: cidOfDigest(cid, digest), size });
           }
         });
@@ -719,7 +720,7 @@ class FsFragmentStore implements FragmentStore {
       await fh.close();
     }
     if (actualSize !== record.size) return this.failCorrupt(cid, record, "size", actualSize);
-    if (verify && !digestMatches(cid, await digestFor(cid, bytes))) return this.failCorrupt(cid, record, "hash", actualSize);
+    if (verify && !digestMatchesCid(cid, await digestFor(cid, bytes))) return this.failCorrupt(cid, record, "hash", actualSize);
     return bytes;
   }
 
@@ -748,7 +749,7 @@ class FsFragmentStore implements FragmentStore {
         if (errno(err) === "ENOENT") return await store.failMissing(cid);
         throw err;
       }
-      const hash = hasherFor(cid);
+      const hash = cidHasher(cid);
       let position = 0;
       let held: Uint8Array | undefined;
       try {
@@ -766,7 +767,7 @@ class FsFragmentStore implements FragmentStore {
         await fh.close();
       }
       if (position !== record.size) return await store.failCorrupt(cid, record, "size", position);
-      if (!digestMatches(cid, hash.digest())) return await store.failCorrupt(cid, record, "hash", position);
+      if (!digestMatchesCid(cid, hash.digest())) return await store.failCorrupt(cid, record, "hash", position);
       if (held) yield held;
     }
     return { size: record.size, chunks: chunks() };
@@ -909,7 +910,7 @@ class FsFragmentStore implements FragmentStore {
       if (errno(err) === "ENOENT") return undefined;
       throw err;
     }
-    if (!digestMatches(cid, await digestFor(cid, bytes))) return undefined;
+    if (!digestMatchesCid(cid, await digestFor(cid, bytes))) return undefined;
     await this.fragments.put(cid.bytes, encodeFragmentRecord({ size: bytes.length, storedAtMs: Date.now() }));
     return bytes.length;
   }
@@ -960,7 +961,7 @@ class FsFragmentStore implements FragmentStore {
           } finally {
             await fh.close();
           }
-          if (!digestMatches(cid, await digestFor(cid, bytes))) bad = "hash";
+          if (!digestMatchesCid(cid, await digestFor(cid, bytes))) bad = "hash";
         }
         if (bad) {
           const to = await this.quarantine(cid, record.size);
