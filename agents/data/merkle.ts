@@ -263,6 +263,11 @@ export function leafChunk(bytes: Uint8Array, leafIndex: number): Buffer {
   return chunk;
 }
 
+/** Sibling hashes bottom-up of leaf `leafIndex` in `tree` (the path a {@link LeafProof} carries). */
+export function leafSiblings(tree: FragmentTree, leafIndex: number): Buffer[] {
+  return siblingsOf(tree, leafIndex, "leaf");
+}
+
 /** Proof that leaf `leafIndex` belongs to the fragment `bytes` (pass `tree` to skip rebuilding it). */
 export function fragmentLeafProof(bytes: Uint8Array, leafIndex: number, tree: FragmentTree = buildFragmentTree(bytes)): LeafProof {
   if (tree.size !== bytes.length) throw new InvalidParameterError("tree", tree.size, `built for ${tree.size} bytes, fragment has ${bytes.length}`);

@@ -1,0 +1,109 @@
+/**
+ * Proofs carried by an off-chain search hit (docs/SEARCH.md § Verified off-chain answers).
+ *
+ * A hit names a record: (fragment f, position p) holding `id` at `distance` from the query. The
+ * record occupies bytes [p·rs, p·rs + rs) of fragment f (rs = 8 + 2·dim) and may straddle two
+ * 1024-byte leaves. Its proof is those leaves (the last zero-padded as in the tree) and, for each,
+ * its sibling path to the fragment's tree root; the fragment's size is bound into the fragment root
+ * (merkle.ts `hashFragmentRoot`). Whoever knows the fragment roots the chain commits (the Magu's
+ * vector index document, which folds to `MaguRegistry` root) checks a hit without the fragment:
+ * the leaves prove against the root, the record is read from them, and its id and canonical distance
+ * to the query must be the hit's. The same leaves and paths are what `SearchMarket.dispute` takes.
+ *
+ * What a proof cannot show: that the member searched everything it covers (a member can leave out a
+ * true hit). Off-chain that is bounded by asking the fragment's other holders; on chain by disputes
+ * over each member's revealed list and the merge of replicas.
+ */
+import { LEAF_SIZE } from "./constants.js";
+import { InvalidParameterError } from "./errors.js";
+import { HASH_SIZE, depthFor, leafCount, leafSiblings, verifyLeafProof, type FragmentTree } from "./merkle.js";
+import { canonicalDistance, recordSize, VECTOR_ID_SIZE, type HitEntry, type VectorMetric } from "./vectors.js";
+
+/** The leaves under one record and their paths. */
+export interface HitProof {
+  /** Size of the fragment in bytes (bound into its root). */
+  readonly size: number;
+  /** The leaves covering the record, 1024 bytes each, concatenated. */
+  readonly leaves: Buffer;
+  /** Each leaf's sibling hashes bottom-up (tree depth of them), concatenated leaf after leaf. */
+  readonly siblings: Buffer;
+}
+
+/** A {@link HitProof} in a JSON answer (bytes as base64). */
+export interface WireHitProof {
+  size: number;
+  leaves: string;
+  siblings: string;
+}
+
+/** The leaves [first, last] that hold record `position` of a fragment of dimension `dim`, and its first byte. */
+export function recordLeaves(position: number, dim: number): { first: number; last: number; start: number } {
+  if (!Number.isSafeInteger(position) || position < 0) throw new InvalidParameterError("position", position, "must be a non-negative integer");
+  const rs = recordSize(dim);
+  const start = position * rs;
+  return { first: Math.floor(start / LEAF_SIZE), last: Math.floor((start + rs - 1) / LEAF_SIZE), start };
+}
+
+/**
+ * The proof of record `position` from the fragment's `tree` and `read(offset, length)`, which gives
+ * the fragment's bytes in that range (never past its end). Throws when the record lies past the end.
+ */
+export async function buildHitProof(
+  tree: FragmentTree,
+  position: number,
+  dim: number,
+  read: (offset: number, length: number) => Promise<Uint8Array>,
+): Promise<HitProof> {
+  const { first, last, start } = recordLeaves(position, dim);
+  if (start + recordSize(dim) > tree.size) {
+    throw new InvalidParameterError("position", position, `record ends at byte ${start + recordSize(dim)}, the fragment has ${tree.size}`);
+  }
+  const n = last - first + 1;
+  const leaves = Buffer.alloc(n * LEAF_SIZE);
+  const offset = first * LEAF_SIZE;
+  const bytes = await read(offset, Math.min(n * LEAF_SIZE, tree.size - offset));
+  leaves.set(bytes);
+  const siblings = Buffer.concat(Array.from({ length: n }, (_, i) => leafSiblings(tree, first + i)).flat());
+  return { size: tree.size, leaves, siblings };
+}
+
+export function hitProofToWire(proof: HitProof): WireHitProof {
+  return { size: proof.size, leaves: proof.leaves.toString("base64"), siblings: proof.siblings.toString("base64") };
+}
+
+/** Parses a wire proof; throws a message naming the field. */
+export function hitProofFromWire(w: unknown): HitProof {
+  const p = w as Partial<WireHitProof> | undefined;
+  if (p === undefined || p === null || typeof p !== "object") throw new Error("hit.proof must be an object { size, leaves, siblings }");
+  if (!Number.isSafeInteger(p.size) || p.size! < 0) throw new Error("hit.proof.size must be a non-negative integer");
+  if (typeof p.leaves !== "string" || typeof p.siblings !== "string") throw new Error("hit.proof.leaves and hit.proof.siblings must be base64 strings");
+  return { size: p.size!, leaves: Buffer.from(p.leaves, "base64"), siblings: Buffer.from(p.siblings, "base64") };
+}
+
+/**
+ * Checks `hit` against its `proof`, the fragment root the chain commits and the int16 `query`:
+ * undefined when the record is proven and its id and distance are the hit's, else why not.
+ */
+export function checkHitProof(hit: HitEntry, proof: HitProof, fragmentRoot: Uint8Array, query: Int16Array, metric: VectorMetric): string | undefined {
+  const dim = query.length;
+  const rs = recordSize(dim);
+  const { first, last, start } = recordLeaves(hit.position, dim);
+  const n = last - first + 1;
+  if (start + rs > proof.size || last >= leafCount(proof.size)) return `record ${hit.position} would end at byte ${start + rs}, past the fragment's ${proof.size} bytes`;
+  const depth = depthFor(leafCount(proof.size));
+  if (proof.leaves.length !== n * LEAF_SIZE) return `${proof.leaves.length} bytes of leaves, the record needs ${n} leaves of ${LEAF_SIZE}`;
+  if (proof.siblings.length !== n * depth * HASH_SIZE) return `${proof.siblings.length} bytes of paths, ${n} leaves of a depth-${depth} tree need ${n * depth * HASH_SIZE}`;
+  for (let i = 0; i < n; i++) {
+    const chunk = proof.leaves.subarray(i * LEAF_SIZE, (i + 1) * LEAF_SIZE);
+    const path = Array.from({ length: depth }, (_, j) => proof.siblings.subarray((i * depth + j) * HASH_SIZE, (i * depth + j + 1) * HASH_SIZE));
+    if (!verifyLeafProof(fragmentRoot, proof.size, first + i, chunk, path)) return `leaf ${first + i} does not prove against fragment ${hit.fragment}'s root`;
+  }
+  const record = proof.leaves.subarray(start - first * LEAF_SIZE, start - first * LEAF_SIZE + rs);
+  const id = record.readBigUInt64BE(0);
+  if (id !== hit.id) return `record ${hit.position} of fragment ${hit.fragment} holds id ${id}, not ${hit.id}`;
+  const values = new Int16Array(dim);
+  for (let c = 0; c < dim; c++) values[c] = record.readInt16BE(VECTOR_ID_SIZE + 2 * c);
+  const distance = canonicalDistance(metric, query, values);
+  if (distance !== hit.distance) return `id ${id} is at distance ${distance}, not ${hit.distance}`;
+  return undefined;
+}

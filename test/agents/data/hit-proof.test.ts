@@ -1,0 +1,104 @@
+/**
+ * Proofs of off-chain search hits (data/hit-proof.ts): an honest hit proves against the fragment
+ * root wherever its record lies (inside a leaf, straddling two, the fragment's last record, a
+ * fragment of one leaf); every way a member could lie fails with a reason naming what is wrong.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import { LEAF_SIZE } from "../../../agents/data/constants.js";
+import { buildHitProof, checkHitProof, hitProofFromWire, hitProofToWire, recordLeaves, type HitProof } from "../../../agents/data/hit-proof.js";
+import { buildFragmentTree } from "../../../agents/data/merkle.js";
+import { canonicalDistance, packRecords, recordSize, type HitEntry, type VectorMetric, type VectorRecord } from "../../../agents/data/vectors.js";
+
+const DIM = 48; // 104-byte records: some straddle two 1024-byte leaves
+
+function records(count: number, firstId: bigint): VectorRecord[] {
+  const raw = randomBytes(count * DIM * 2);
+  return Array.from({ length: count }, (_, i) => {
+    const values = new Int16Array(DIM);
+    for (let c = 0; c < DIM; c++) values[c] = raw.readInt16BE(2 * (i * DIM + c));
+    return { id: firstId + BigInt(i), values };
+  });
+}
+
+function fragmentOf(rs: VectorRecord[]): Buffer {
+  const [bytes, more] = [...packRecords(rs, DIM)];
+  assert.equal(more, undefined, "one fragment");
+  return bytes!;
+}
+
+const query = (() => {
+  const raw = randomBytes(2 * DIM);
+  const q = new Int16Array(DIM);
+  for (let c = 0; c < DIM; c++) q[c] = raw.readInt16BE(2 * c);
+  return q;
+})();
+
+async function proven(bytes: Buffer, rs: VectorRecord[], position: number, metric: VectorMetric = "l2"): Promise<{ hit: HitEntry; proof: HitProof; root: Buffer }> {
+  const tree = buildFragmentTree(bytes);
+  const proof = await buildHitProof(tree, position, DIM, async (offset, length) => {
+    assert.ok(offset >= 0 && offset + length <= bytes.length, "reads stay inside the fragment");
+    return bytes.subarray(offset, offset + length);
+  });
+  const hit = { id: rs[position]!.id, distance: canonicalDistance(metric, query, rs[position]!.values), fragment: 3, position };
+  return { hit, proof, root: tree.fragmentRoot };
+}
+
+describe("hit proofs", () => {
+  const rs = records(50, 1000n); // 5200 bytes: 6 leaves, the last partial
+  const bytes = fragmentOf(rs);
+
+  it("an honest hit proves wherever its record lies", async () => {
+    const straddling = rs.findIndex((_, p) => recordLeaves(p, DIM).first !== recordLeaves(p, DIM).last);
+    assert.ok(straddling > 0, "some record straddles two leaves");
+    for (const position of [0, straddling, 9, rs.length - 1]) {
+      for (const metric of ["l2", "ip"] as const) {
+        const { hit, proof, root } = await proven(bytes, rs, position, metric);
+        const { first, last } = recordLeaves(position, DIM);
+        assert.equal(proof.leaves.length, (last - first + 1) * LEAF_SIZE);
+        assert.equal(checkHitProof(hit, proof, root, query, metric), undefined, `position ${position}, ${metric}`);
+        assert.equal(checkHitProof(hit, hitProofFromWire(JSON.parse(JSON.stringify(hitProofToWire(proof)))), root, query, metric), undefined, "through JSON");
+      }
+    }
+    // A fragment of a single, partial leaf (depth 0: no siblings).
+    const one = records(3, 7n);
+    const small = fragmentOf(one);
+    const { hit, proof, root } = await proven(small, one, 2);
+    assert.equal(proof.siblings.length, 0);
+    assert.equal(checkHitProof(hit, proof, root, query, "l2"), undefined);
+  });
+
+  it("a wrong distance, another id, or a forged byte fails with the reason", async () => {
+    const { hit, proof, root } = await proven(bytes, rs, 12);
+    assert.match(checkHitProof({ ...hit, distance: hit.distance - 1n }, proof, root, query, "l2")!, /at distance .*, not /);
+    assert.match(checkHitProof(hit, proof, root, query, "ip")!, /at distance/, "the distance of another metric");
+    assert.match(checkHitProof({ ...hit, id: hit.id + 1n }, proof, root, query, "l2")!, /holds id 1012, not 1013/);
+    // The record of another position, claimed at this one.
+    assert.match(checkHitProof({ ...hit, position: 13 }, proof, root, query, "l2")!, /does not prove|holds id/);
+
+    const forgedLeaf = { ...proof, leaves: Buffer.from(proof.leaves) };
+    forgedLeaf.leaves[(12 * recordSize(DIM)) % LEAF_SIZE + 9] ^= 1; // a component of the record
+    assert.match(checkHitProof(hit, forgedLeaf, root, query, "l2")!, /leaf \d+ does not prove against fragment 3's root/);
+    const forgedPath = { ...proof, siblings: Buffer.from(proof.siblings) };
+    forgedPath.siblings[0] ^= 1;
+    assert.match(checkHitProof(hit, forgedPath, root, query, "l2")!, /does not prove/);
+    assert.match(checkHitProof(hit, { ...proof, size: proof.size - 1 }, root, query, "l2")!, /does not prove/, "the size is bound into the root");
+    assert.match(checkHitProof(hit, proof, buildFragmentTree(fragmentOf(records(50, 1000n))).fragmentRoot, query, "l2")!, /does not prove/, "another fragment's root");
+  });
+
+  it("a proof of the wrong shape or a record past the end fails without reading past the buffers", async () => {
+    const { hit, proof, root } = await proven(bytes, rs, 12);
+    assert.match(checkHitProof(hit, { ...proof, leaves: proof.leaves.subarray(0, LEAF_SIZE - 1) }, root, query, "l2")!, /bytes of leaves/);
+    assert.match(checkHitProof(hit, { ...proof, siblings: proof.siblings.subarray(32) }, root, query, "l2")!, /bytes of paths/);
+    assert.match(checkHitProof({ ...hit, position: rs.length }, proof, root, query, "l2")!, /past the fragment's 5200 bytes/);
+    assert.match(checkHitProof({ ...hit, position: 1_000_000 }, proof, root, query, "l2")!, /past the fragment/);
+    await assert.rejects(buildHitProof(buildFragmentTree(bytes), rs.length, DIM, async () => bytes), /record ends at byte 5304, the fragment has 5200/);
+  });
+
+  it("a malformed wire proof names the field", () => {
+    assert.throws(() => hitProofFromWire(undefined), /hit.proof must be an object/);
+    assert.throws(() => hitProofFromWire({ size: -1, leaves: "", siblings: "" }), /hit.proof.size/);
+    assert.throws(() => hitProofFromWire({ size: 5, leaves: 3, siblings: "" }), /base64/);
+  });
+});
