@@ -608,6 +608,8 @@ class VectorClientImpl implements VectorClient {
             for (const f of answer.fragments) if (typeof f === "number") uncovered.delete(f);
           } catch (err) {
             failedMembers.add(member.toLowerCase());
+            // A member that restarted may listen at new addresses: read its registration again next time.
+            this.peers.delete(member.toLowerCase());
             if (isAccessRefusal(err)) refused ??= { code: "ERR_ACCESS_DENIED", message: describeError(err) };
             else if (isPaymentRefusal(err)) refused ??= { code: "ERR_SEARCH_PAYMENT", message: describeError(err) };
             this.log.warn("search: member failed", { member, error: describeError(err) });
