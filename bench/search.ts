@@ -20,8 +20,8 @@
  *     of `--batch` rounded down to whole fragments (timed: the add calls, i.e. commit and pushes; and until every member has
  *     indexed every fragment it holds, checked by asking each node directly after each batch; why
  *     batches: see the comment at the add), then `VectorClient.search` (greedy cover of the
- *     fragments by members, fan-out, merge) at each `--ef`: recall@10, p50/p99 of sequential
- *     queries, QPS with `--concurrency` queries in flight, CPU ms per query over client + nodes +
+ *     fragments by members, fan-out, merge; each hit's proof checked, the default) at each `--ef`:
+ *     recall@10, p50/p99 of sequential queries (and again with `verify: false`), QPS with `--concurrency` queries in flight, CPU ms per query over client + nodes +
  *     validator + chain (from /proc), less what the idle network burns (measured for 5 s before).
  *   - where the time goes: round trips of single requests from a separate libp2p peer to one
  *     member (a search at the same ef, and a k=1 ef=1 search: libp2p stream + JSON + dispatch).
@@ -409,7 +409,9 @@ async function main(): Promise<void> {
   note(`idle network CPU: ${JSON.stringify(Object.fromEntries(Object.entries(idleCpuPerSecond).map(([k, v]) => [k, Number(v.toFixed(3))])))} CPU s per s`);
 
   // ---------------------------------------------------------------- distributed searches
-  const distributed: Array<Measured & { asked: number; incomplete: number; cpuMsPerQueryNet: number }> = [];
+  // Every distributed figure is of verified searches (the client's default: each hit's Merkle proof
+  // checked against the root on chain); the latency is measured again without verification.
+  const distributed: Array<Measured & { asked: number; incomplete: number; cpuMsPerQueryNet: number; unverifiedP50Ms: number; unverifiedP99Ms: number }> = [];
   for (const ef of efs) {
     const options = ef === DEFAULT_EF_SEARCH ? {} : { ef }; // the nodes' default effort is sent as "unset"
     const lat: number[] = [];
@@ -425,6 +427,13 @@ async function main(): Promise<void> {
       recall += rc;
       minRecall = Math.min(minRecall, rc);
       asked += r.asked;
+      if (r.uncovered.length > 0 || r.failed > 0 || !r.verified || r.rejected.length > 0) incomplete++;
+    }
+    const unverified: number[] = [];
+    for (let i = 0; i < queryCount; i++) {
+      const started = performance.now();
+      const r = await client.search(maguId, query(i), K, { ...options, verify: false });
+      unverified.push(performance.now() - started);
       if (r.uncovered.length > 0 || r.failed > 0) incomplete++;
     }
     const meter = cpuMeter(pids);
@@ -440,6 +449,8 @@ async function main(): Promise<void> {
       minRecall,
       p50Ms: percentile(lat, 50),
       p99Ms: percentile(lat, 99),
+      unverifiedP50Ms: percentile(unverified, 50),
+      unverifiedP99Ms: percentile(unverified, 99),
       meanMs: lat.reduce((a, b) => a + b, 0) / lat.length,
       qps: queryCount / (wall / 1000),
       cpuMsPerQuery: (cpuTotal * 1000) / queryCount,
@@ -450,7 +461,7 @@ async function main(): Promise<void> {
     };
     distributed.push(row);
     note(
-      `distributed ef ${ef}${ef === DEFAULT_EF_SEARCH ? " (default)" : ""}: recall@10 ${row.recallAt10.toFixed(4)}, p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms, ` +
+      `distributed ef ${ef}${ef === DEFAULT_EF_SEARCH ? " (default)" : ""}: recall@10 ${row.recallAt10.toFixed(4)}, p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (unverified ${row.unverifiedP50Ms.toFixed(1)} / ${row.unverifiedP99Ms.toFixed(1)}), ` +
         `${row.qps.toFixed(1)} QPS at ${concurrency} in flight, ${row.cpuMsPerQuery.toFixed(1)} CPU ms/query (${row.cpuMsPerQueryNet.toFixed(1)} above idle) ${JSON.stringify(row.cpuByProcess)}, ${row.asked.toFixed(2)} members asked, ${incomplete} incomplete`,
     );
   }
@@ -613,13 +624,13 @@ async function main(): Promise<void> {
   }
 
   const f = (x: number, d = 1): string => x.toFixed(d);
-  const header = ["path", "ef", "recall@10", "p50 ms", "p99 ms", `QPS (${concurrency} in flight)`, "CPU ms/query (above idle)", "single-node ef at same recall", "QPS / single-node"];
+  const header = ["path", "ef", "recall@10", "p50 ms", "p99 ms", "unverified p50 / p99 ms", `QPS (${concurrency} in flight)`, "CPU ms/query (above idle)", "single-node ef at same recall", "QPS / single-node"];
   const table: string[][] = [];
   for (const [i, d] of distributed.entries()) {
     const r = ratios[i]!;
-    table.push([`distributed (${NODES} nodes, r=${REPLICATION})`, `${d.ef}${d.ef === DEFAULT_EF_SEARCH ? " (default)" : ""}`, f(d.recallAt10, 4), f(d.p50Ms), f(d.p99Ms), f(d.qps), f(d.cpuMsPerQueryNet), `${r.singleEfAtSameRecall}${r.singleReachedRecall ? "" : " (max recall)"}`, f(r.qpsRatio, 3)]);
+    table.push([`distributed (${NODES} nodes, r=${REPLICATION})`, `${d.ef}${d.ef === DEFAULT_EF_SEARCH ? " (default)" : ""}`, f(d.recallAt10, 4), f(d.p50Ms), f(d.p99Ms), `${f(d.unverifiedP50Ms)} / ${f(d.unverifiedP99Ms)}`, f(d.qps), f(d.cpuMsPerQueryNet), `${r.singleEfAtSameRecall}${r.singleReachedRecall ? "" : " (max recall)"}`, f(r.qpsRatio, 3)]);
   }
-  for (const s of single) table.push(["single-node index", String(s.ef), f(s.recallAt10, 4), f(s.p50Ms, 2), f(s.p99Ms, 2), f(s.qps), f(s.cpuMsPerQuery, 2), "", ""]);
+  for (const s of single) table.push(["single-node index", String(s.ef), f(s.recallAt10, 4), f(s.p50Ms, 2), f(s.p99Ms, 2), "", f(s.qps), f(s.cpuMsPerQuery, 2), "", ""]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
   console.log(`vector search: ${count} x ${dim} Gaussian mixture, ${queryCount} queries, k = ${K}, M = ${DEFAULT_M}, efConstruction = ${DEFAULT_EF_CONSTRUCTION}; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);

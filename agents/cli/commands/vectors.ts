@@ -5,8 +5,10 @@
  * whole file is valid and fits the Magu's quantization scale 2^e (picked by its first batch, the
  * largest that holds every value of it; printed, and `scaleExp` in --json).
  *
- * `muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--onchain --fee X]`:
- * the top-k of a vector Magu, off-chain (one holder per fragment, merged) or as an on-chain task.
+ * `muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--no-verify] [--onchain --fee X]`:
+ * the top-k of a vector Magu, off-chain (one holder per fragment, merged; every hit's Merkle proof
+ * checked against the root on chain unless --no-verify, members whose hits do not prove listed as
+ * rejected) or as an on-chain task.
  * Results are in rank order; `distance` is the canonical distance divided by 2^(2e) at the Magu's
  * scale 2^e (squared L2, or the negated inner product, in the units of the original floats),
  * `canonical` the exact integer; `scaleExp` (--json) is e.
@@ -119,7 +121,7 @@ function parseVectorJson(text: string): number[] {
 export const searchCommand: Command = {
   path: ["search"],
   summary: "top-k search of a vector Magu, off-chain over libp2p or as an on-chain task (--onchain)",
-  usage: "muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--onchain [--fee MURI]]",
+  usage: "muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--no-verify] [--onchain [--fee MURI]]",
   help: [
     "  --magu ID            the vector Magu",
     "  --vector JSON        the query as a JSON array of numbers",
@@ -127,6 +129,7 @@ export const searchCommand: Command = {
     "  -k K                 results wanted (default 10)",
     "  --ef N               HNSW search effort on the nodes (higher: better recall, slower; default: the nodes')",
     "  --exact              brute force on the nodes: the exact top-k",
+    "  --no-verify          skip checking each hit's Merkle proof against the Magu's root on chain (faster; a lying member goes unnoticed)",
     "  --onchain            submit a SearchMarket task and wait for its finalized answer (exact on the nodes)",
     "  --fee MURI           fee of the on-chain task, split among the members that answered (default 1)",
     GRANT_HELP,
@@ -138,6 +141,7 @@ export const searchCommand: Command = {
     k: { type: "string", short: "k" },
     ef: { type: "string" },
     exact: { type: "boolean" },
+    "no-verify": { type: "boolean" },
     onchain: { type: "boolean" },
     fee: { type: "string" },
     grant: { type: "string" },
@@ -155,6 +159,8 @@ export const searchCommand: Command = {
     const exact = args.flag("exact");
     const onchain = args.flag("onchain");
     if (exact && ef !== undefined) throw new UsageError("--exact and --ef exclude each other");
+    const verify = !args.flag("no-verify");
+    if (onchain && !verify) throw new UsageError("--no-verify only applies to off-chain searches (an on-chain answer is checked by disputes)");
     if (!onchain && args.string("fee") !== undefined) throw new UsageError("--fee only applies with --onchain");
     const fee = parseMuri(args.string("fee") ?? "1", "--fee", true);
     const queryFile = queryArg === undefined ? undefined : existingFile(queryArg, "--query");
@@ -182,13 +188,28 @@ export const searchCommand: Command = {
             ],
           };
         }
-        const result = await client.search(maguId, query, k, { ef, exact });
+        const result = await client.search(maguId, query, k, { ef, exact, verify });
         const results = result.hits.map((h) => ({ id: h.id.toString(), distance: floatDistance(h.distance, result.scaleExp), canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
         const complete = result.uncovered.length === 0;
         return {
-          json: { maguId, k, onchain: false, scaleExp: result.scaleExp, results, asked: result.asked, failed: result.failed, complete, uncovered: result.uncovered, ms: Math.round(result.ms * 10) / 10 },
+          json: {
+            maguId,
+            k,
+            onchain: false,
+            scaleExp: result.scaleExp,
+            results,
+            verified: result.verified,
+            rejected: result.rejected,
+            unproven: result.unproven,
+            asked: result.asked,
+            failed: result.failed,
+            complete,
+            uncovered: result.uncovered,
+            ms: Math.round(result.ms * 10) / 10,
+          },
           text: [
-            `${results.length} results from ${result.asked - result.failed} of ${result.asked} members in ${result.ms.toFixed(1)} ms${complete ? "" : `; fragments ${result.uncovered.join(",")} unanswered`}`,
+            `${results.length} results${result.verified ? ", each proven against the Magu's root on chain," : " (not verified)"} from ${result.asked - result.failed} of ${result.asked} members in ${result.ms.toFixed(1)} ms${complete ? "" : `; fragments ${result.uncovered.join(",")} unanswered`}`,
+            ...result.rejected.map((r) => `  rejected ${r.member}: ${r.reason}`),
             ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${r.distance.toPrecision(6)}`),
           ],
         };

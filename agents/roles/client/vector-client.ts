@@ -20,7 +20,12 @@
  * search: quantizes the query at the Magu's scale (read once from its document, then cached: it
  * never changes once the Magu holds data), plans one holder per fragment (greedy cover of the fragments by members, by placement),
  * asks them in parallel, re-asks other holders for fragments a failed or incomplete answer did not
- * cover, and merges the hits by (distance, id), one per id, the first k.
+ * cover, and merges the hits by (distance, id), one per id, the first k. Unless `verify: false`,
+ * each hit comes with its record's leaves and paths (data/hit-proof.ts) and is checked against the
+ * fragment root of the Magu's document (which folds to the root on chain): a member with a hit
+ * it cannot prove (a forged record, another id, a wrong distance, a fragment it is not placed on) is
+ * dropped from the answer, reported in `rejected`, and its fragments asked of their other holders;
+ * a hit on a fragment the chain did not commit when the search began is left out (`unproven`).
  *
  * searchOnChain: approves and submits the task, waits for its answer, and finalizes it itself if
  * nobody did within a few blocks after the dispute deadline.
@@ -45,6 +50,7 @@ import {
 } from "../../chain/index.js";
 import { cidOfFragmentRoot } from "../../data/cid.js";
 import { fragmentRoot, maguRoot } from "../../data/merkle.js";
+import { checkHitProof, hitProofFromWire } from "../../data/hit-proof.js";
 import { holdersVector } from "../../data/placement.js";
 import { readVectorFile, type VectorFile } from "../../data/vector-files.js";
 import { VectorValueError } from "../../data/errors.js";
@@ -79,6 +85,14 @@ const KIND_VECTOR = 1;
 const STATUS_NAMES = ["none", "requested", "active", "ended", "cancelled"];
 const STATUS_ACTIVE = 2;
 const ZERO_ADDRESS = /^0x0{40}$/i;
+
+/** A member's answer held a hit its proof does not support. */
+class HitNotProvenError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "HitNotProvenError";
+  }
+}
 const RECEIPT_TIMEOUT_MS = 60_000;
 /** How long a search reuses the Magu's members and fragment count read from the chain. */
 const MAGU_VIEW_TTL_MS = 2_000;
@@ -143,6 +157,14 @@ export interface SearchOptions {
   ef?: number;
   /** Brute force on the nodes (the exact answer). */
   exact?: boolean;
+  /** Check every hit's proof against the Magu's committed root (default true). */
+  verify?: boolean;
+}
+
+/** A member whose answer was dropped because a hit did not prove. */
+export interface RejectedMember {
+  member: Address;
+  reason: string;
 }
 
 export interface SearchResult {
@@ -152,6 +174,12 @@ export interface SearchResult {
   failed: number;
   /** Fragments no answer covered (empty when the answer covers the whole Magu). */
   uncovered: number[];
+  /** Whether every hit was checked against the committed root (`verify`, the default). */
+  verified: boolean;
+  /** Members dropped for a hit they could not prove (counted in `failed` too). */
+  rejected: RejectedMember[];
+  /** Hits left out as their fragment was not yet committed in the view the search began with. */
+  unproven: number;
   /**
    * Exponent e of the Magu's scale 2^e the query was quantized at: a hit's distance in the units
    * of the floats is `distance / 2^(2e)`. Null for a Magu without data (nothing to search).
@@ -262,6 +290,21 @@ class VectorClientImpl implements VectorClient {
    * document that changes it, so it is never stale.
    */
   private readonly scales = new Map<bigint, Promise<number>>();
+  /** Each Magu's latest document read and its fragment roots, by the committed root they fold to. */
+  private readonly documents = new Map<bigint, { root: string; doc: Promise<{ manifest: VectorManifest; roots: Buffer[] }> }>();
+
+  /** The document committed in view `m` (from a member, folding to `m.root`), cached until the root changes. */
+  private documentAt(maguId: bigint, m: MaguView): Promise<{ manifest: VectorManifest; roots: Buffer[] }> {
+    const known = this.documents.get(maguId);
+    if (known !== undefined && known.root === m.root.toLowerCase()) return known.doc;
+    const doc = this.manifestOf(maguId, m).then(({ manifest }) => ({ manifest, roots: manifest.fragments.map((f) => Buffer.from(f.root, "hex")) }));
+    const entry = { root: m.root.toLowerCase(), doc };
+    this.documents.set(maguId, entry);
+    doc.catch(() => {
+      if (this.documents.get(maguId) === entry) this.documents.delete(maguId);
+    });
+    return doc;
+  }
 
   /**
    * The Magu's scale exponent (from its document, checked against the chain, then cached), or null
@@ -275,7 +318,7 @@ class VectorClientImpl implements VectorClient {
       known = (async () => {
         for (let attempt = 1; ; attempt++) {
           try {
-            return manifestScaleExp((await this.manifestOf(maguId, await this.magu(maguId))).manifest);
+            return manifestScaleExp((await this.documentAt(maguId, await this.magu(maguId))).manifest);
           } catch (err) {
             if (attempt >= 3 || !(err instanceof VectorClientError) || err.code !== "ERR_MANIFEST_NOT_FOUND") throw err;
           }
@@ -590,7 +633,19 @@ class VectorClientImpl implements VectorClient {
     let asked = 0;
     /** The first refusal for want of a grant or of payment: the error when no member answered. */
     let refused: { code: "ERR_ACCESS_DENIED" | "ERR_SEARCH_PAYMENT"; message: string } | undefined;
-    const request = { op: "search", magu: maguId.toString(), query: encodeQuery(q), k, ...(options.ef !== undefined ? { ef: options.ef } : {}), ...(options.exact === true ? { exact: true } : {}) };
+    const verify = options.verify !== false;
+    const roots = verify && m.fragmentCount > 0 ? (await this.documentAt(maguId, m)).roots : [];
+    const rejected: RejectedMember[] = [];
+    let unproven = 0;
+    const request = {
+      op: "search",
+      magu: maguId.toString(),
+      query: encodeQuery(q),
+      k,
+      ...(options.ef !== undefined ? { ef: options.ef } : {}),
+      ...(options.exact === true ? { exact: true } : {}),
+      ...(verify ? { prove: true } : {}),
+    };
     for (let round = 0; round < m.replication + 1 && uncovered.size > 0; round++) {
       const plan = coverPlan(holders, uncovered, failedMembers);
       if (plan.length === 0) break;
@@ -600,14 +655,33 @@ class VectorClientImpl implements VectorClient {
           try {
             const answer = (await this.askMember(maguId, member, m.searchPrice, request)) as { ok?: boolean; hits?: unknown[]; fragments?: unknown[]; error?: string };
             if (answer?.ok !== true || !Array.isArray(answer.hits) || !Array.isArray(answer.fragments)) throw new Error(answer?.error ?? "malformed answer");
-            for (const raw of answer.hits) {
-              const hit = hitFromWire(raw);
+            const parsed = answer.hits.map((raw) => hitFromWire(raw));
+            let accepted = parsed;
+            if (verify) {
+              accepted = [];
+              for (let i = 0; i < parsed.length; i++) {
+                const hit = parsed[i]!;
+                if (hit.fragment >= roots.length) {
+                  unproven++;
+                  continue;
+                }
+                const lie = this.disprove(hit, (answer.hits[i] as { proof?: unknown }).proof, roots[hit.fragment]!, q, m.metric, holders[hit.fragment]!, member);
+                if (lie !== undefined) throw new HitNotProvenError(lie);
+                accepted.push(hit);
+              }
+            }
+            for (const hit of accepted) {
               const seen = hits.get(hit.id);
               if (seen === undefined || compareHits(hit, seen) < 0) hits.set(hit.id, hit);
             }
             for (const f of answer.fragments) if (typeof f === "number") uncovered.delete(f);
           } catch (err) {
             failedMembers.add(member.toLowerCase());
+            if (err instanceof HitNotProvenError) {
+              rejected.push({ member, reason: err.message });
+              this.log.warn("search: a member's hit did not prove; its answer is dropped", { member, reason: err.message });
+              return;
+            }
             // A member that restarted may listen at new addresses: read its registration again next time.
             this.peers.delete(member.toLowerCase());
             if (isAccessRefusal(err)) refused ??= { code: "ERR_ACCESS_DENIED", message: describeError(err) };
@@ -619,7 +693,20 @@ class VectorClientImpl implements VectorClient {
     }
     if (refused !== undefined && hits.size === 0) throw new VectorClientError(refused.code, refused.message, { maguId });
     const sorted = [...hits.values()].sort(compareHits).slice(0, k);
-    return { hits: sorted, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), scaleExp, ms: performance.now() - started };
+    return { hits: sorted, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), verified: verify, rejected, unproven, scaleExp, ms: performance.now() - started };
+  }
+
+  /** Why `member`'s `hit` is not proven by `rawProof` against `root` (undefined when it is). */
+  private disprove(hit: HitEntry, rawProof: unknown, root: Buffer, query: Int16Array, metric: MaguView["metric"], holders: readonly Address[], member: Address): string | undefined {
+    if (!holders.some((a) => a.toLowerCase() === member.toLowerCase())) return `hit on fragment ${hit.fragment}, which is not placed on it`;
+    if (rawProof === undefined) return `hit on fragment ${hit.fragment} position ${hit.position} came without a proof`;
+    let proof;
+    try {
+      proof = hitProofFromWire(rawProof);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return checkHitProof(hit, proof, root, query, metric);
   }
 
   /** Holders of each fragment by placement, computed once per Magu view (5 hashes a fragment). */

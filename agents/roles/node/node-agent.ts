@@ -118,7 +118,7 @@ export interface NodeAgentInit {
   minTaskFee?: bigint;
   /** Take part in on-chain search tasks (default true when the deployment has a SearchMarket). */
   searchTasks?: boolean;
-  /** Test-only misbehaviour in search tasks (search-tasks.ts). */
+  /** Test-only misbehaviour in search tasks and off-chain answers (search-tasks.ts, vector-service.ts). */
   searchFault?: "false-distance";
 }
 
@@ -231,7 +231,7 @@ class StorageNodeAgent implements NodeAgent {
     const indexWorker = init.indexInThread === true ? undefined : new IndexWorker();
     if (indexWorker !== undefined) this.stops.push({ name: "index worker", stop: () => indexWorker.close() });
     const vectors = createVectorService(
-      { member, dir: init.dir, efSearch: init.efSearch },
+      { member, dir: init.dir, efSearch: init.efSearch, fault: init.searchFault },
       { store, index, metaDb, contracts: readContracts, logger: log, budget, indexWorker },
     );
     this.stops.push({ name: "vectors", stop: () => vectors.close() });

@@ -9,7 +9,8 @@
  * `--settle-ms` is how often paid searches' vouchers are settled on chain (search-meter.ts).
  * `--metrics-port` serves `/metrics` on 127.0.0.1 (0: a free port; its URL is in the ready line).
  * `--ef` sets the default HNSW search effort of off-chain searches. `MURI_TEST_FAULT=false-distance`
- * makes the node lie in on-chain search tasks (test-only; see roles/node/search-tasks.ts).
+ * makes the node lie in on-chain search tasks and off-chain answers (test-only; see
+ * roles/node/search-tasks.ts and roles/shared/vector-service.ts).
  * Prints one JSON line `{"event":"ready","address","peerId","multiaddrs"}` on stdout once the node
  * is up; logs are JSON lines on stderr (`MURI_LOG=debug|info|warn|error`, default info).
  * SIGTERM / SIGINT stop the agent (parts in reverse order) and exit 0; a failed start exits 1.

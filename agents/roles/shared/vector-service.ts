@@ -16,14 +16,19 @@
  * rebuilt index) is added back. Index files live in `<dir>/vectors/<magu id>/`.
  *
  * Requests (JSON, see SearchRequest): `search` answers this node's top-k over the fragments it has
- * indexed, hits as decimal strings, with the fragments it searched; `manifest` returns the current
- * document (base64), so a client appending a batch or a validator learns the fragment list.
+ * indexed, hits as decimal strings, with the fragments it searched; with `prove`, each hit carries
+ * the leaves under its record and their paths to the fragment root (data/hit-proof.ts), read from
+ * the store (unverified: the asker checks them) under a tree kept for the last PROOF_TREES fragments;
+ * a hit whose fragment on disk no longer has the committed root is left out and logged. `manifest`
+ * returns the current document (base64), so a client appending a batch or a validator learns the
+ * fragment list.
  */
 import { join } from "node:path";
 import type { Hex } from "viem";
 import { CID } from "multiformats/cid";
 import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
-import { maguRoot } from "../../data/merkle.js";
+import { buildHitProof, hitProofToWire, type WireHitProof } from "../../data/hit-proof.js";
+import { buildFragmentTree, maguRoot, type FragmentTree } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
 import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, encodeVectorManifest, manifestScaleExp, type VectorManifest } from "../../data/vector-manifest.js";
 import { openVectorIndex, type IndexWorker, type SearchHit, type VectorIndex, type VectorIndexOptions, type WorkerVectorIndex } from "../../index/index.js";
@@ -44,10 +49,12 @@ export const MAX_SEARCH_K = 1_000;
 export const MAX_SEARCH_EF = 100_000;
 /** How long index changes wait before they are saved. */
 const SAVE_DELAY_MS = 2_000;
+/** Fragment trees kept for proving hits (~64 KiB each for a 1 MiB fragment). */
+const PROOF_TREES = 256;
 
 /** A search request on `/muri/search/1.0.0`. */
 export type SearchRequest =
-  | { op: "search"; magu: string; query: Hex; k: number; ef?: number; exact?: boolean }
+  | { op: "search"; magu: string; query: Hex; k: number; ef?: number; exact?: boolean; prove?: boolean }
   | { op: "manifest"; magu: string };
 
 /** One hit on the wire (bigints as decimal strings). */
@@ -56,6 +63,8 @@ export interface WireHit {
   distance: string;
   fragment: number;
   position: number;
+  /** With `prove`: the record's leaves and paths to the fragment root. */
+  proof?: WireHitProof;
 }
 
 export interface SearchAnswer {
@@ -112,6 +121,8 @@ export interface VectorServiceInit {
   observer?: boolean;
   /** Default HNSW search effort (the index's default when unset). */
   efSearch?: number;
+  /** Tests only: `false-distance` answers off-chain searches with the best hit's distance lowered by one. */
+  fault?: "false-distance";
 }
 
 export interface VectorServiceComponents {
@@ -184,6 +195,8 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
   const saveTimers = new Map<bigint, NodeJS.Timeout>();
   /** Serialises index changes per Magu. */
   const queues = new Map<bigint, Promise<unknown>>();
+  /** Trees of recently proven fragments by CID, least recently used first. */
+  const trees = new Map<string, Promise<FragmentTree>>();
   let closed = false;
 
   const serial = <T>(maguId: bigint, task: () => Promise<T>): Promise<T> => {
@@ -300,6 +313,43 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     return { maguId: m.maguId, cids, held };
   };
 
+  /** The tree of fragment `f` of `m` as stored here; throws when it is missing or no longer has the committed root. */
+  const treeOf = (m: VectorManifest, f: number): Promise<FragmentTree> => {
+    const entry = m.fragments[f]!;
+    const key = entry.cid.toString();
+    let tree = trees.get(key);
+    if (tree !== undefined) {
+      trees.delete(key);
+    } else {
+      tree = (async () => {
+        const built = buildFragmentTree(await store.get(entry.cid, { verify: false }));
+        if (built.fragmentRoot.toString("hex") !== entry.root) throw new Error(`stored fragment ${f} (${key}) does not have the committed root`);
+        return built;
+      })();
+      tree.catch(() => trees.delete(key));
+    }
+    trees.set(key, tree);
+    if (trees.size > PROOF_TREES) trees.delete(trees.keys().next().value!);
+    return tree;
+  };
+
+  /** The wire hits of an answer, each with its proof when asked; a hit that cannot be proven here is left out. */
+  const wireHits = async (maguId: bigint, m: VectorManifest, hits: readonly SearchHit[], prove: boolean): Promise<WireHit[]> => {
+    if (!prove) return hits.map(hitToWire);
+    const out: WireHit[] = [];
+    for (const hit of hits) {
+      try {
+        const entry = m.fragments[hit.fragment];
+        if (entry === undefined) throw new Error(`fragment ${hit.fragment} is not in the document`);
+        const proof = await buildHitProof(await treeOf(m, hit.fragment), hit.position, m.dim, (offset, length) => store.getRange(entry.cid, offset, length));
+        out.push({ ...hitToWire(hit), proof: hitProofToWire(proof) });
+      } catch (err) {
+        log.error("a search hit could not be proven: left out of the answer", { magu: maguId.toString(), fragment: hit.fragment, position: hit.position, error: (err as Error).message });
+      }
+    }
+    return out;
+  };
+
   const service: VectorService = {
     documentType: VECTOR_MANIFEST_TYPE,
     async load() {
@@ -407,8 +457,10 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
       const query = decodeQuery(request.query, doc.manifest.dim);
       const search = () => service.search(maguId, query, k as number, { ef: request.ef, exact: request.exact === true });
       const budget = components.budget;
-      const { hits, fragments } = budget !== undefined && peer !== undefined ? await budget.run(peer, search) : await search();
-      return { ok: true, hits: hits.map(hitToWire), fragments };
+      const answer = budget !== undefined && peer !== undefined ? await budget.run(peer, search) : await search();
+      let hits = answer.hits;
+      if (init.fault === "false-distance" && hits.length > 0) hits = [{ ...hits[0]!, distance: hits[0]!.distance - 1n }, ...hits.slice(1)];
+      return { ok: true, hits: await wireHits(maguId, doc.manifest, hits, request.prove === true), fragments: answer.fragments };
     },
 
     async close() {

@@ -11,6 +11,9 @@
  *   the same answer as the API;
  * - a node restarted to lie (a distance lowered by one) is disputed by the validator and slashed,
  *   and the answer is still the brute-force top-10;
+ * - off-chain, a member that lies the same way is believed by a search with `verify: false` and
+ *   rejected by a verified one (each hit's proof checked against the root on chain), whose answer is
+ *   still the brute-force top-10;
  * - a node killed during a task: the task still finalizes with the others, exactly;
  * - quantization scales (issue 20): the 20k Magu keeps 2^14 and refuses the issue's ±15 vectors
  *   before sending anything; a second Magu of ±300 vectors gets 2^6 from its first batch, an
@@ -31,9 +34,10 @@ import { after, before, describe, test } from "node:test";
 import { parseEventLogs, type Hex } from "viem";
 import { nodeRegistryAbi, searchMarketAbi } from "../../../agents/chain/index.js";
 import { writeNpy } from "../../../agents/data/vector-files.js";
+import { holdersVector } from "../../../agents/data/placement.js";
 import { canonicalDistance, chooseScaleExp, compareHits, quantize, type HitEntry } from "../../../agents/data/vectors.js";
 import { DEFAULT_EF_SEARCH } from "../../../agents/index/constants.js";
-import { createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
+import { coverPlan, createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup } from "../chain/harness.js";
 import { muri } from "../cli/run-muri.js";
 import { gaussianMixture, quantizeRows } from "../index/fixtures.js";
@@ -58,6 +62,8 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
   let maguId: bigint;
   let queries: Float32Array;
   let qRows: Int16Array[];
+  let rows: Int16Array[];
+  let data: Float32Array;
   let truth: HitEntry[][];
   let chainArgs: string[];
   let cliEnv: string[];
@@ -82,9 +88,9 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     cliEnv = [...chainArgs, "--client-dir", join(net.dir, "client")];
     client = createVectorClient({ dir: join(net.dir, "client"), deployment: net.deployment, rpcUrl: net.chain.rpcUrl, privateKey: net.chain.keys[CLIENT]! as Hex });
     await client.start();
-    const data = gaussianMixture({ count: COUNT, dim: DIM, seed: SEED });
+    data = gaussianMixture({ count: COUNT, dim: DIM, seed: SEED });
     await writeNpy(join(net.dir, "vectors.npy"), data, DIM);
-    const rows = quantizeRows(data, DIM);
+    rows = quantizeRows(data, DIM);
     queries = gaussianMixture({ count: 70, dim: DIM, seed: SEED }, 2);
     qRows = quantizeRows(queries, DIM);
     truth = qRows.map((q) => truthFor(q, rows));
@@ -177,7 +183,9 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     });
     const run = await muri(["search", "--magu", String(maguId), "--vector", JSON.stringify(Array.from(queries.subarray(60 * DIM, 61 * DIM))), "-k", String(K), "--exact", "--json", ...cliEnv]);
     assert.equal(run.code, 0, run.stderr);
-    const out = JSON.parse(run.stdout) as { results: Array<{ id: string; canonical: string }> };
+    const out = JSON.parse(run.stdout) as { results: Array<{ id: string; canonical: string }>; verified: boolean; rejected: unknown[] };
+    assert.equal(out.verified, true, "the CLI checks every hit by default");
+    assert.deepEqual(out.rejected, []);
     assert.deepEqual(
       out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]),
       truth[60]!.map((h) => [h.id, h.distance]),
@@ -261,6 +269,52 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     // Back to honest: with r = 2, a liar's dropped list and a killed node could hide a fragment.
     await net.nodes[liarIndex]!.kill("SIGTERM");
     await net.startNode(liarIndex);
+  });
+
+  test("off-chain, a member's false distance is believed without verification and rejected with it", async () => {
+    // The member the client asks first (the one holding the most fragments), so its answer is used.
+    const info = await net.read.maguRegistry.read.maguInfo([maguId]);
+    const holders = Array.from({ length: info.fragmentCount }, (_, f) => holdersVector(maguId, f, info.members.length, info.params.replication).map((s) => info.members[s]!));
+    const liarAddress = coverPlan(holders, new Set(holders.keys()), new Set())[0]!;
+    const liarIndex = net.nodes.findIndex((n) => n.address.toLowerCase() === liarAddress.toLowerCase());
+    assert.ok(liarIndex >= 0);
+    // A stored vector on a fragment the liar holds: its best hit is that record, at distance 0.
+    let row = -1;
+    for (let r = 0; r < COUNT && row < 0; r += 997) {
+      const top = await client.search(maguId, data.subarray(r * DIM, (r + 1) * DIM), 1, { exact: true });
+      if (top.hits[0]!.id === BigInt(r) && holders[top.hits[0]!.fragment]!.includes(liarAddress)) row = r;
+    }
+    assert.ok(row >= 0, "a record on one of the liar's fragments");
+    const query = data.subarray(row * DIM, (row + 1) * DIM);
+    const want = truthFor(rows[row]!, rows);
+    assert.equal(want[0]!.distance, 0n);
+
+    await net.nodes[liarIndex]!.kill("SIGTERM");
+    await net.startNode(liarIndex, { MURI_TEST_FAULT: "false-distance" });
+    try {
+      // The attack: unchecked, the lie wins the merge (a squared distance of -1). Once the restarted
+      // liar answers at all (a new connection, its index reopened).
+      const believed = await waitFor("every member answers", 60_000, async () => {
+        const r = await client.search(maguId, query, K, { exact: true, verify: false });
+        return r.failed === 0 ? r : undefined;
+      }, 500);
+      assert.equal(believed.verified, false);
+      assert.deepEqual([believed.hits[0]!.id, believed.hits[0]!.distance], [BigInt(row), -1n], `the lie is in the unverified answer (${believed.asked} asked); the liar's log:\n${net.nodes[liarIndex]!.stderr().slice(-2000)}`);
+      // Checked: the liar's answer is dropped and reported, the others give the true top-10.
+      const checked = await client.search(maguId, query, K, { exact: true });
+      assert.equal(checked.verified, true);
+      same(checked.hits, want, "the verified answer");
+      assert.equal(checked.rejected.length, 1, JSON.stringify(checked.rejected));
+      assert.equal(checked.rejected[0]!.member.toLowerCase(), liarAddress.toLowerCase());
+      assert.match(checked.rejected[0]!.reason, new RegExp(`id ${row} is at distance 0, not -1`));
+      assert.deepEqual(checked.uncovered, [], "the liar's fragments were asked of their other holders");
+      const cli = await muri(["search", "--magu", String(maguId), "--vector", JSON.stringify(Array.from(query)), "-k", String(K), "--exact", ...cliEnv]);
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, new RegExp(`rejected ${liarAddress}: id ${row} is at distance 0, not -1`, "i"));
+    } finally {
+      await net.nodes[liarIndex]!.kill("SIGTERM");
+      await net.startNode(liarIndex);
+    }
   });
 
   test("a node killed during a task: the task still finalizes with the others", async () => {
