@@ -602,7 +602,8 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
     }
 
     /// @dev The canonical distance (docs/SEARCH.md) between the query and the record's components,
-    /// exact in int256: L2 Σ (q_i − v_i)², inner product −Σ q_i · v_i.
+    /// exact in int256: L2 Σ (q_i − v_i)², inner product and cosine −Σ q_i · v_i (a cosine Magu's
+    /// vectors and queries are normalised by the client before quantisation).
     function _distance(bytes calldata query, bytes memory record, uint256 dimension, uint8 metric)
         private
         pure

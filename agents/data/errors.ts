@@ -150,6 +150,17 @@ export class VectorValueError extends DataError<{ row: number; column: number; v
   }
 }
 
+/** A vector of a cosine Magu has no direction: every component is zero (it cannot be normalised). */
+export class VectorZeroError extends DataError<{ row: number }> {
+  constructor(row: number) {
+    super(
+      "ERR_VECTOR_ZERO",
+      `vector row ${row} is all zeros: the cosine metric compares directions and a zero vector has none; drop the row or give it a nonzero component`,
+      { row },
+    );
+  }
+}
+
 /** A vector has the wrong number of components. */
 export class VectorDimensionError extends DataError<{ row: number; expected: number; actual: number }> {
   constructor(row: number, expected: number, actual: number) {

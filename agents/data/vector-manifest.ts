@@ -24,17 +24,17 @@ import { fragmentRootOfCid } from "./cid.js";
 import { RAW_CODEC } from "./constants.js";
 import { ManifestCidMismatchError, ManifestError } from "./errors.js";
 import { manifestCidOf } from "./manifest.js";
-import { recordSize, VECTOR_SCALE_EXP, VECTOR_SCALE_EXP_MAX, VECTOR_SCALE_EXP_MIN } from "./vectors.js";
+import { isVectorMetric, recordSize, VECTOR_METRICS_TEXT, VECTOR_SCALE_EXP, VECTOR_SCALE_EXP_MAX, VECTOR_SCALE_EXP_MIN, type VectorMetric } from "./vectors.js";
 
 export const VECTOR_MANIFEST_TYPE = "muri/vector-index";
 export const VECTOR_MANIFEST_VERSION = 1;
 /** Most fragments one document lists. */
 export const MAX_VECTOR_MANIFEST_FRAGMENTS = 1 << 16;
 
-/** Metric names as the agents and the CLI spell them (MaguRegistry `Metric` 1 and 2). */
-export type VectorMetricName = "l2" | "ip";
-export const METRIC_BY_CODE: Readonly<Record<number, VectorMetricName>> = { 1: "l2", 2: "ip" };
-export const METRIC_CODE: Readonly<Record<VectorMetricName, number>> = { l2: 1, ip: 2 };
+/** Metric names as the agents and the CLI spell them (MaguRegistry `Metric` 1, 2 and 3). */
+export type VectorMetricName = VectorMetric;
+export const METRIC_BY_CODE: Readonly<Record<number, VectorMetricName>> = { 1: "l2", 2: "ip", 3: "cosine" };
+export const METRIC_CODE: Readonly<Record<VectorMetricName, number>> = { l2: 1, ip: 2, cosine: 3 };
 
 export interface VectorFragmentInfo {
   readonly cid: CID;
@@ -73,7 +73,7 @@ function fail(reason: string, field?: string): never {
 function validate(m: VectorManifest): void {
   if (typeof m.maguId !== "bigint" || m.maguId < 1n || m.maguId >= 1n << 256n) fail("must be a Magu id in [1, 2^256)", "magu");
   const size = recordSize(m.dim); // throws on a bad dim
-  if (m.metric !== "l2" && m.metric !== "ip") fail(`must be "l2" or "ip", got ${JSON.stringify(m.metric)}`, "metric");
+  if (!isVectorMetric(m.metric)) fail(`must be ${VECTOR_METRICS_TEXT}, got ${JSON.stringify(m.metric)}`, "metric");
   if (m.scaleExp !== undefined && (!Number.isSafeInteger(m.scaleExp) || m.scaleExp < VECTOR_SCALE_EXP_MIN || m.scaleExp > VECTOR_SCALE_EXP_MAX)) {
     fail(`must be an integer in [${VECTOR_SCALE_EXP_MIN}, ${VECTOR_SCALE_EXP_MAX}], got ${JSON.stringify(m.scaleExp)}`, "scaleExp");
   }

@@ -22,12 +22,16 @@
  * Distances, exact, as bigint over the int16 components a, b:
  * - squared L2 = Σ_i (a_i − b_i)²  (smaller is closer)
  * - inner product = Σ_i a_i · b_i    (larger is closer)
+ * The cosine metric measures the inner product too: its client scales every vector and query to
+ * unit L2 length ({@link normalizeVector}) before quantizing it, at the fixed scale
+ * {@link COSINE_SCALE_EXP}, so the inner product of the int16 vectors is the cosine similarity
+ * times 2^28 (up to the quantization error, docs/SEARCH.md).
  * Both are computed in float64 and are exact: |terms| <= 65535² and dim <= 524284 (a record fits a
  * fragment) keep every partial sum below 2^53. The contract recomputes them in int256. In the
  * units of the floats they are the canonical distance / 2^(2e).
  */
 import { FRAGMENT_SIZE } from "./constants.js";
-import { InvalidParameterError, VectorDimensionError, VectorIdError, VectorRecordError, VectorValueError } from "./errors.js";
+import { InvalidParameterError, VectorDimensionError, VectorIdError, VectorRecordError, VectorValueError, VectorZeroError } from "./errors.js";
 
 /** The default scale exponent: a document without `scaleExp` quantizes at 2^14 (the only scale before it). */
 export const VECTOR_SCALE_EXP = 14;
@@ -40,6 +44,12 @@ export const VECTOR_SCALE = 16384;
  */
 export const VECTOR_SCALE_EXP_MIN = -128;
 export const VECTOR_SCALE_EXP_MAX = 176;
+/**
+ * The scale exponent of every cosine Magu: 2^14, the largest scale that holds every component of
+ * every unit vector ([-1, 1]; 1 · 2^15 = 32768 does not fit int16), so no later batch or query can
+ * fall outside it. It is the default scale, so a cosine Magu's documents carry no `scaleExp`.
+ */
+export const COSINE_SCALE_EXP = VECTOR_SCALE_EXP;
 /** Bytes of a record id (uint64). */
 export const VECTOR_ID_SIZE = 8;
 const INT16_MIN = -32768;
@@ -291,18 +301,55 @@ export function innerProduct(a: Int16Array, b: Int16Array): bigint {
   return BigInt(sum);
 }
 
-/** A Magu's distance metric, by its CLI name: `l2` (Magu `Metric.L2` = 1), `ip` (`Metric.InnerProduct` = 2). */
-export type VectorMetric = "l2" | "ip";
+/**
+ * The distance metrics of vector Magus, by their CLI names, in MaguRegistry `Metric` order from 1:
+ * `l2` (`Metric.L2` = 1), `ip` (`Metric.InnerProduct` = 2), `cosine` (`Metric.Cosine` = 3).
+ */
+export const VECTOR_METRICS = ["l2", "ip", "cosine"] as const;
+/** A Magu's distance metric, by its CLI name (see {@link VECTOR_METRICS}). */
+export type VectorMetric = (typeof VECTOR_METRICS)[number];
+/** `"l2", "ip" or "cosine"`: the metric names for messages. */
+export const VECTOR_METRICS_TEXT = '"l2", "ip" or "cosine"';
+
+/** Whether `value` is one of {@link VECTOR_METRICS}. */
+export function isVectorMetric(value: unknown): value is VectorMetric {
+  return typeof value === "string" && (VECTOR_METRICS as readonly string[]).includes(value);
+}
 
 /**
- * The canonical distance of docs/SEARCH.md: `l2` = Σ (a_i − b_i)², `ip` = −Σ a_i · b_i. Smaller is
- * closer for both, so hits order ascending by `(distance, id)`.
+ * The canonical distance of docs/SEARCH.md: `l2` = Σ (a_i − b_i)², `ip` and `cosine` = −Σ a_i · b_i
+ * (a cosine Magu's vectors were normalised before quantization). Smaller is closer for all, so
+ * hits order ascending by `(distance, id)`.
  */
 export function canonicalDistance(metric: VectorMetric, a: Int16Array, b: Int16Array): bigint {
   if (metric === "l2") return squaredL2(a, b);
-  if (metric === "ip") return -innerProduct(a, b);
-  throw new InvalidParameterError("metric", metric, 'must be "l2" or "ip"');
+  if (metric === "ip" || metric === "cosine") return -innerProduct(a, b);
+  throw new InvalidParameterError("metric", metric, `must be ${VECTOR_METRICS_TEXT}`);
 }
+
+/**
+ * `vector` scaled to unit L2 length, for a cosine Magu: each component rounded to float32 (as
+ * quantization reads it), the norm taken in float64 (exact enough: no float32 component's square
+ * overflows or underflows it), each component divided by it. NaN and ±Infinity throw
+ * VectorValueError (row, column); a vector of zeros has no direction and throws VectorZeroError
+ * (row). The result's components lie in [-1, 1].
+ */
+export function normalizeVector(vector: ArrayLike<number>, row = 0): Float64Array {
+  const out = new Float64Array(vector.length);
+  let sum = 0;
+  for (let c = 0; c < vector.length; c++) {
+    const f = Math.fround(vector[c]!);
+    if (Number.isNaN(f)) throw new VectorValueError(row, c, vector[c]!, "is NaN");
+    if (!Number.isFinite(f)) throw new VectorValueError(row, c, vector[c]!, "is not finite");
+    out[c] = f;
+    sum += f * f;
+  }
+  if (sum === 0) throw new VectorZeroError(row);
+  const norm = Math.sqrt(sum);
+  for (let c = 0; c < out.length; c++) out[c] = Math.max(-1, Math.min(1, out[c]! / norm));
+  return out;
+}
+
 
 /** What orders search hits: the fields of a result entry word. */
 export interface HitKey {

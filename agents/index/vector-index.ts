@@ -26,7 +26,7 @@ import { join } from "node:path";
 import hnswlib from "hnswlib-node";
 import type { HierarchicalNSW } from "hnswlib-node";
 import { FRAGMENT_SIZE } from "../data/constants.js";
-import { unpackFragment, VECTOR_ID_SIZE, VECTOR_SCALE, type VectorMetric } from "../data/vectors.js";
+import { isVectorMetric, unpackFragment, VECTOR_ID_SIZE, VECTOR_METRICS_TEXT, VECTOR_SCALE, type VectorMetric } from "../data/vectors.js";
 import {
   DEFAULT_EF_CONSTRUCTION,
   DEFAULT_EF_SEARCH,
@@ -129,7 +129,13 @@ const GRAPH_NONE = 0;
 const GRAPH_ACTIVE = 1;
 const GRAPH_DELETED = 2;
 
-const METRIC_CODES: Record<MetricName, number> = { l2: 1, ip: 2 };
+const METRIC_CODES: Record<MetricName, number> = { l2: 1, ip: 2, cosine: 3 };
+/**
+ * hnswlib's space for each metric. Cosine uses the inner-product space, not hnswlib's own cosine:
+ * the records are the client's unit vectors, quantized, and the answer is ranked by their exact
+ * inner product (docs/SEARCH.md); hnswlib's cosine would renormalise the quantized vectors.
+ */
+const HNSW_SPACES: Record<MetricName, "l2" | "ip"> = { l2: "l2", ip: "ip", cosine: "ip" };
 const MAX_DIM = (FRAGMENT_SIZE - VECTOR_ID_SIZE) / 2;
 const UINT32_MAX = 0xffff_ffff;
 const MAGIC = Buffer.from("MURIVIX\0", "latin1");
@@ -153,7 +159,7 @@ export async function openVectorIndex(opts: VectorIndexOptions): Promise<VectorI
   }
   if (sidecar === undefined) {
     await removeGraphFiles(o.dir, undefined); // left by a crash before the first save committed
-    const graph = new hnswlib.HierarchicalNSW(o.metric, o.dim);
+    const graph = new hnswlib.HierarchicalNSW(HNSW_SPACES[o.metric], o.dim);
     graph.initIndex({ maxElements: o.initialCapacity, m: o.M, efConstruction: o.efConstruction, randomSeed: HNSW_RANDOM_SEED });
     return new Index(o, graph, o.M, o.efConstruction, 0, false);
   }
@@ -169,7 +175,7 @@ function checkOptions(opts: VectorIndexOptions): CheckedOptions {
     return v;
   };
   if (typeof opts.dir !== "string" || opts.dir.length === 0) throw new IndexOptionError("dir", opts.dir, "must be a directory path");
-  if (opts.metric !== "l2" && opts.metric !== "ip") throw new IndexOptionError("metric", opts.metric, 'must be "l2" or "ip"');
+  if (!isVectorMetric(opts.metric)) throw new IndexOptionError("metric", opts.metric, `must be ${VECTOR_METRICS_TEXT}`);
   return {
     dir: opts.dir,
     dim: int("dim", opts.dim, 1, MAX_DIM),
@@ -590,7 +596,7 @@ class Index implements VectorIndex {
 
   /**
    * Sidecar layout (little-endian): magic "MURIVIX\0", u32 version, u32 dim, u8 metric (1 l2,
-   * 2 ip) + 3 zero bytes, u32 M, u32 efConstruction, u32 graph generation, u64 graph file size,
+   * 2 ip, 3 cosine) + 3 zero bytes, u32 M, u32 efConstruction, u32 graph generation, u64 graph file size,
    * 32-byte graph SHA-256, u32 slots, u32 fragments (header: 80 bytes); fragments × (u32 index,
    * u32 records); then columns over the slots: u64 id, u32 fragment, u32 position, u8 state, u8
    * in-graph, dim × int16 values; finally the SHA-256 of everything before it.
@@ -760,7 +766,7 @@ async function loadIndex(o: CheckedOptions, sidecar: Buffer): Promise<VectorInde
   if (size !== graphSize) corrupt(`${size} bytes, the sidecar says ${graphSize}`, graphName);
   const { digest } = await hashFile(graphPath);
   if (!digest.equals(graphDigest)) corrupt("SHA-256 differs from the sidecar's (damaged)", graphName);
-  const graph = new hnswlib.HierarchicalNSW(o.metric, o.dim);
+  const graph = new hnswlib.HierarchicalNSW(HNSW_SPACES[o.metric], o.dim);
   try {
     await graph.readIndex(graphPath);
   } catch (e) {

@@ -16,11 +16,14 @@ interface IMaguRegistry {
         Vector
     }
 
-    /// @notice Distance metric of a vector Magu.
+    /// @notice Distance metric of a vector Magu. Cosine is measured on chain as InnerProduct: the
+    /// client normalises every vector (and query) to unit length before quantising it, so the inner
+    /// product of the stored int16 vectors is the cosine similarity times a constant (docs/SEARCH.md).
     enum Metric {
         None,
         L2,
-        InnerProduct
+        InnerProduct,
+        Cosine
     }
 
     /// @notice Life cycle of a Magu.

@@ -115,6 +115,9 @@ contract MaguRegistryTest is Fixture {
         p.metric = IMaguRegistry.Metric.L2;
         _expectInvalid(p, "metric", uint8(IMaguRegistry.Metric.L2));
         p = blobParams(4, 2, 1, 9, 4);
+        p.metric = IMaguRegistry.Metric.Cosine;
+        _expectInvalid(p, "metric", uint8(IMaguRegistry.Metric.Cosine));
+        p = blobParams(4, 2, 1, 9, 4);
         p.dimension = 3;
         _expectInvalid(p, "metric", 0);
         p = blobParams(4, 2, 1, 10, 4);
@@ -126,6 +129,32 @@ contract MaguRegistryTest is Fixture {
     function test_formMagu_revertsForUnknownMagu() public {
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguUnknown.selector, MaguId.wrap(7)));
         magus.formMagu(MaguId.wrap(7));
+    }
+
+    /// @notice A vector Magu takes each metric (l2, inner product, cosine = 3) and keeps it; a code
+    /// past the last metric does not decode.
+    function test_createMagu_acceptsEachVectorMetric() public {
+        IMaguRegistry.Metric[3] memory metrics =
+            [IMaguRegistry.Metric.L2, IMaguRegistry.Metric.InnerProduct, IMaguRegistry.Metric.Cosine];
+        for (uint256 i; i < metrics.length; ++i) {
+            IMaguRegistry.MaguParams memory p = vectorParams(3, 1, 8, 4);
+            p.metric = metrics[i];
+            MaguId id = createMagu(client, p);
+            assertEq(uint8(magus.maguInfo(id).params.metric), uint8(metrics[i]), "metric kept");
+        }
+        assertEq(uint8(IMaguRegistry.Metric.Cosine), 3, "cosine is metric code 3");
+
+        bytes memory call = abi.encodeCall(magus.createMagu, (vectorParams(3, 1, 8, 4)));
+        fund(client, 1_000_000 ether);
+        vm.startPrank(client);
+        token.approve(address(magus), type(uint256).max);
+        call[4 + 63] = bytes1(uint8(3)); // the low byte of the metric word, as a raw code
+        (bool ok,) = address(magus).call(call);
+        assertTrue(ok, "metric code 3 accepted");
+        call[4 + 63] = bytes1(uint8(4));
+        (ok,) = address(magus).call(call);
+        vm.stopPrank();
+        assertFalse(ok, "metric code 4 refused");
     }
 
     /// @notice Issue 11.7: a huge dimension made a record too large to dispute within a block.

@@ -11,7 +11,7 @@ import {ReentrantToken} from "./utils/ReentrantToken.sol";
 import {SearchFixture} from "./utils/SearchFixture.sol";
 
 /// @notice SearchMarket: the task life cycle of docs/SEARCH.md, every revert path, disputes of
-/// each kind of false entry, the copier, both metrics, and the merge against brute force (fuzzed).
+/// each kind of false entry, the copier, the three metrics, and the merge against brute force (fuzzed).
 contract SearchMarketTest is SearchFixture {
     // ------------------------------------------------------------ construction and views
 
@@ -784,6 +784,43 @@ contract SearchMarketTest is SearchFixture {
         int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
         lie[K - 1] = word(d + 1000, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64)); // still the largest
         _disputeAndFinalize(ipMagu, q, lie, K - 1, ISearchMarket.Falsehood.WrongDistance, uint64(w >> 128), int64(d));
+    }
+
+    /// @notice A cosine Magu (Metric 3) is judged as the inner product (its vectors are unit
+    /// vectors the client quantised): its honest entries, negated inner products, stand, and the
+    /// merged answer is the inner-product brute force.
+    function test_task_cosineMetric_judgedAsInnerProduct() public {
+        MaguId cosMagu = vectorMagu(IMaguRegistry.Metric.Cosine, 3);
+        int16[] memory q = queryOf(11);
+        (uint256 taskId, address[] memory members, bytes32[][] memory lists) = honestTask(cosMagu, q, K);
+        bytes32[] memory top = truth(cosMagu, q, K);
+        assertTrue(int64(uint64(uint256(top[0]) >> 192) ^ (uint64(1) << 63)) < 0, "best inner product is negated");
+
+        uint256 b = busyIndex(cosMagu);
+        ISearchMarket.DisputeProof memory proof = proofOf(cosMagu, q, lists[b], 0);
+        vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchDisputeRejected.selector, taskId, members[b], 0));
+        vm.prank(disputer);
+        market.dispute(taskId, members[b], proof);
+
+        rollToFinalize(taskId);
+        market.finalize(taskId, lists);
+        assertEq(market.task(taskId).resultHash, keccak256(abi.encodePacked(top)), "answer");
+        checkBooks();
+    }
+
+    /// @notice On a cosine Magu, an entry carrying its record's squared L2 distance (what an L2
+    /// judge would accept) is a wrong distance: the dispute slashes and reports the inner product.
+    function test_dispute_falseDistance_cosine_l2IsWrong() public {
+        MaguId cosMagu = vectorMagu(IMaguRegistry.Metric.Cosine, 3);
+        int16[] memory q = queryOf(12);
+        bytes32[] memory lie = honestList(cosMagu, q, membersOf(cosMagu)[busyIndex(cosMagu)], K);
+        uint256 w = uint256(lie[K - 1]);
+        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        bytes memory data = fragmentsOf[MaguId.unwrap(cosMagu)][uint32(w >> 96)];
+        int256 l2 = distanceIn(data, true, q, uint32(w >> 64));
+        assertTrue(l2 > d, "the L2 distance differs and keeps the list ascending");
+        lie[K - 1] = word(l2, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64));
+        _disputeAndFinalize(cosMagu, q, lie, K - 1, ISearchMarket.Falsehood.WrongDistance, uint64(w >> 128), int64(d));
     }
 
     function test_dispute_wrongId() public {

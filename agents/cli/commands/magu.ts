@@ -11,11 +11,13 @@ import { CliError, UsageError } from "../errors.js";
 import { confirm, ensureAllowance, requireMuri, waitForBlock } from "../tx.js";
 import { CLIENT_DEFAULTS } from "../../roles/client/client.js";
 import { formatMuri, parseInteger, parseMuri } from "../values.js";
+import { METRIC_CODE } from "../../data/vector-manifest.js";
+import { isVectorMetric, VECTOR_METRICS } from "../../data/vectors.js";
 
 export const MAGU_KINDS = ["blob", "vector"] as const;
 export const MAGU_STATUSES = ["none", "requested", "active", "ended", "cancelled"] as const;
-const METRICS = { l2: 1, ip: 2 } as const;
-const METRIC_NAMES = ["none", "l2", "ip"] as const;
+/** Metric names by MaguRegistry `Metric` code (0: a blob Magu's none). */
+const METRIC_NAMES = ["none", ...VECTOR_METRICS] as const;
 /** How long `magu create` waits for its selection window on a chain it cannot mine. */
 const FORM_WAIT_MS = 120_000;
 /** A formMagu landing after the window asks again (a new deposit); at most this many windows. */
@@ -32,7 +34,7 @@ export const maguCreateCommand: Command = {
   summary: "request a Magu (escrowing its price) and form it from staked nodes",
   usage:
     "muri magu create --kind blob|vector [--fragments F --periods P --price MURI] [--members N] " +
-    "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip] [--public]",
+    "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip|cosine] [--public]",
   help: [
     "  --kind blob|vector   blob: erasure-coded files; vector: replicated vector index",
     `  --fragments F        fragments the escrow pays for (default: blob ${DEFAULT_BLOB_STRIPES} stripes of K + M, vector ${DEFAULT_VECTOR_FRAGMENTS}, ~1 MiB each)`,
@@ -43,7 +45,9 @@ export const maguCreateCommand: Command = {
     "  --parity-shards M    blob: parity shards per stripe (default 1)",
     "  --replication R      vector: replicas per fragment (default 1)",
     "  --dim D              vector: dimension (required for vector)",
-    "  --metric l2|ip       vector: distance metric (default l2)",
+    "  --metric l2|ip|cosine",
+    "                       vector: distance metric (default l2): l2 squared Euclidean, ip inner product,",
+    "                       cosine the angle (the client scales vectors and queries to unit length)",
     "  --public             anyone may read and search it (default: private - members, validators and grantees only)",
   ],
   options: {
@@ -344,8 +348,8 @@ function parseMaguParams(args: CommandArgs) {
   }
   const dim = parseInteger(args.required("dim", "the vector dimension, e.g. --dim 128"), "--dim", { max: U32 });
   const metricArg = (args.string("metric") ?? "l2").toLowerCase();
-  const metric = METRICS[metricArg as keyof typeof METRICS];
-  if (metric === undefined) throw new UsageError(`--metric: "${metricArg}" is not a metric: use l2 or ip`);
+  if (!isVectorMetric(metricArg)) throw new UsageError(`--metric: "${metricArg}" is not a metric: use ${VECTOR_METRICS.join(", ")}`);
+  const metric = METRIC_CODE[metricArg];
   const replication = opt("replication", U8, 1n);
   const members = opt("members", U8, replication);
   if (replication > members) throw new UsageError(`--replication: ${replication} is more than --members ${members}`);

@@ -3,14 +3,16 @@
  * .jsonl, .csv), packs the vectors into fragments, commits them to the vector Magu and pushes them
  * to the members placement names (roles/client/vector-client.ts). Nothing is committed or sent unless the
  * whole file is valid and fits the Magu's quantization scale 2^e (picked by its first batch, the
- * largest that holds every value of it; printed, and `scaleExp` in --json).
+ * largest that holds every value of it; printed, and `scaleExp` in --json). A cosine Magu's vectors
+ * are scaled to unit length first and its scale is always 2^14.
  *
  * `muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--no-verify] [--onchain --fee X]`:
  * the top-k of a vector Magu, off-chain (one holder per fragment, merged; every hit's Merkle proof
  * checked against the root on chain unless --no-verify, members whose hits do not prove listed as
  * rejected) or as an on-chain task.
  * Results are in rank order; `distance` is the canonical distance divided by 2^(2e) at the Magu's
- * scale 2^e (squared L2, or the negated inner product, in the units of the original floats),
+ * scale 2^e (squared L2, or the negated inner product, in the units of the original floats; for a
+ * cosine Magu the negated cosine similarity of the unit vectors),
  * `canonical` the exact integer; `scaleExp` (--json) is e.
  */
 import { existsSync, statSync } from "node:fs";
@@ -61,6 +63,7 @@ export const vectorsAddCommand: Command = {
     "                       ids are the row numbers (0-based, continuing after earlier batches) unless the file gives them",
     "                       the first batch of a Magu fixes its quantization scale 2^e (the largest at which every value fits",
     "                       int16); later batches must fit it (a value out of range fails before anything is sent)",
+    "                       a cosine Magu: each vector is scaled to unit length first (an all-zero row is refused), scale 2^14",
     `  --fragment-size B    bytes per fragment, whole records (default ${VECTOR_CLIENT_DEFAULTS.fragmentSize})`,
     CLIENT_DIR_HELP,
   ],

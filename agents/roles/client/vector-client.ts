@@ -10,7 +10,9 @@
  *    after the records already committed. The quantization scale 2^e is the Magu's: the first
  *    batch picks it (data/vectors.ts `chooseScaleExp`) and every document records it; a later
  *    batch is quantized at the document's scale and fails, before anything is sent, if a value
- *    does not fit it (ERR_VECTOR_SCALE);
+ *    does not fit it (ERR_VECTOR_SCALE). A cosine Magu's vectors are first scaled to unit length
+ *    (data/vectors.ts `normalizeVector`; an all-zero row fails with ERR_ZERO_VECTOR) and its scale
+ *    is always 2^14 (`COSINE_SCALE_EXP`), which holds every unit vector;
  * 3. pack whole records into fragments of at most `fragmentSize` bytes; in groups of `commitGroup`
  *    fragments, commit the root over the old and the new fragment roots so far (`commitData`), push
  *    that vector index document to every member and validator, and each fragment of the group to
@@ -53,9 +55,22 @@ import { fragmentRoot, maguRoot } from "../../data/merkle.js";
 import { checkHitProof, hitProofFromWire } from "../../data/hit-proof.js";
 import { holdersVector } from "../../data/placement.js";
 import { readVectorFile, type VectorFile } from "../../data/vector-files.js";
-import { VectorValueError } from "../../data/errors.js";
+import { VectorValueError, VectorZeroError } from "../../data/errors.js";
 import { decodeVectorManifest, encodeVectorManifest, manifestScaleExp, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../../data/vector-manifest.js";
-import { chooseScaleExp, compareHits, packVectors, quantize, recordSize, scaleLimit, scaleOfExp, type FloatVector, type HitEntry } from "../../data/vectors.js";
+import {
+  chooseScaleExp,
+  compareHits,
+  COSINE_SCALE_EXP,
+  normalizeVector,
+  packVectors,
+  quantize,
+  recordSize,
+  scaleLimit,
+  scaleOfExp,
+  type FloatVector,
+  type HitEntry,
+  type VectorMetric,
+} from "../../data/vectors.js";
 import { searchRequest, type P2PNode } from "../../p2p/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { StorageClientError } from "./client.js";
@@ -110,6 +125,8 @@ export type VectorClientErrorCode =
   | "ERR_SEARCH_FAILED"
   | "ERR_BAD_QUERY"
   | "ERR_VECTOR_SCALE"
+  | "ERR_ZERO_VECTOR"
+  | "ERR_MAGU_METRIC"
   | "ERR_NOT_STARTED"
   | "ERR_TIMEOUT"
   | "ERR_ACCESS_DENIED"
@@ -216,7 +233,7 @@ interface MaguView {
   status: number;
   kind: number;
   dim: number;
-  metric: "l2" | "ip";
+  metric: VectorMetric;
   replication: number;
   members: readonly Address[];
   root: Hex;
@@ -344,12 +361,16 @@ class VectorClientImpl implements VectorClient {
     if (maguId < 1n || maguId > count) throw new VectorClientError("ERR_MAGU_UNKNOWN", `Magu ${maguId} does not exist (ids are 1..${count}): check the id with muri status`, { maguId });
     const info = await this.contracts.maguRegistry.read.maguInfo([maguId]);
     if (info.params.kind !== KIND_VECTOR) throw new VectorClientError("ERR_MAGU_KIND", `Magu ${maguId} is a blob Magu: vectors go into a vector Magu (muri magu create --kind vector)`, { maguId });
+    const metric = METRIC_BY_CODE[info.params.metric];
+    if (metric === undefined) {
+      throw new VectorClientError("ERR_MAGU_METRIC", `Magu ${maguId} has metric code ${info.params.metric}, which this client does not know: upgrade muri`, { maguId, metric: info.params.metric });
+    }
     return {
       owner: info.owner,
       status: info.status,
       kind: info.params.kind,
       dim: info.params.dimension,
-      metric: METRIC_BY_CODE[info.params.metric] ?? "l2",
+      metric,
       replication: info.params.replication,
       members: info.members,
       root: info.root,
@@ -489,11 +510,14 @@ class VectorClientImpl implements VectorClient {
     const fragmentSize = options.fragmentSize ?? VECTOR_CLIENT_DEFAULTS.fragmentSize;
     const previous = m.fragmentCount === 0 ? undefined : await this.manifestOf(maguId, m);
     const firstRow = previous === undefined ? 0 : vectorRows(previous.manifest);
-    // The Magu's scale: its document's, or (first batch) the largest that holds every value here.
-    const scaleExp = previous === undefined ? chooseScaleExp(file.vectors, file.dim) : manifestScaleExp(previous.manifest);
+    // The Magu's scale: its document's, or (first batch) the largest that holds every value here;
+    // a cosine Magu's is 2^14, which holds every unit vector.
+    const cosine = m.metric === "cosine";
+    const scaleExp = previous !== undefined ? manifestScaleExp(previous.manifest) : cosine ? COSINE_SCALE_EXP : chooseScaleExp(file.vectors, file.dim);
     const vectors: FloatVector[] = [];
     for (let row = 0; row < file.count; row++) {
-      vectors.push({ id: file.ids?.[row] ?? BigInt(firstRow + row), vector: file.vectors.subarray(row * file.dim, (row + 1) * file.dim) });
+      const vector = file.vectors.subarray(row * file.dim, (row + 1) * file.dim);
+      vectors.push({ id: file.ids?.[row] ?? BigInt(firstRow + row), vector: cosine ? this.unitVector(maguId, vector, row) : vector });
     }
     let fragments: Buffer[];
     try {
@@ -624,7 +648,7 @@ class VectorClientImpl implements VectorClient {
     const m = await this.cachedMagu(maguId);
     this.requireActive(maguId, m);
     const scaleExp = await this.scaleExpOf(maguId, m);
-    const q = this.quantizeQuery(maguId, query, m.dim, scaleExp);
+    const q = this.quantizeQuery(maguId, query, m, scaleExp);
     if (!Number.isSafeInteger(k) || k < 1) throw new VectorClientError("ERR_BAD_QUERY", `k must be a positive integer, got ${k}`);
     const holders = this.holdersOf(maguId, m);
     const uncovered = new Set<number>(holders.keys());
@@ -725,13 +749,37 @@ class VectorClientImpl implements VectorClient {
   }
 
   /**
-   * The int16 query at the Magu's scale 2^scaleExp. A Magu without data has no scale yet: the query
-   * is then only checked (at the scale its own values would pick), its search finds nothing.
+   * Row `row` of a batch for cosine Magu `maguId`, scaled to unit length (ERR_ZERO_VECTOR for a
+   * row of zeros: it has no direction).
    */
-  private quantizeQuery(maguId: bigint, query: ArrayLike<number>, dim: number, scaleExp: number | null): Int16Array {
-    if (query.length !== dim) throw new VectorClientError("ERR_BAD_QUERY", `the query has ${query.length} components, the Magu's dimension is ${dim}`);
+  private unitVector(maguId: bigint, vector: ArrayLike<number>, row: number): Float64Array {
     try {
-      return quantize(query, dim, 0, scaleOfExp(scaleExp ?? chooseScaleExp(query, dim)));
+      return normalizeVector(vector, row);
+    } catch (err) {
+      if (!(err instanceof VectorZeroError)) throw err;
+      throw new VectorClientError(
+        "ERR_ZERO_VECTOR",
+        `vector row ${row}: every component is zero, and Magu ${maguId} uses the cosine metric, which compares directions: ` +
+          "a zero vector has none; nothing was sent. Drop the row or give it a nonzero component",
+        { maguId, row },
+        err,
+      );
+    }
+  }
+
+  /**
+   * The int16 query at the Magu's scale 2^scaleExp; a cosine Magu's query is scaled to unit length
+   * first. A Magu without data has no scale
+   * yet: the query is then only checked (at the scale its own values would pick), its search finds
+   * nothing.
+   */
+  private quantizeQuery(maguId: bigint, query: ArrayLike<number>, m: Pick<MaguView, "dim" | "metric">, scaleExp: number | null): Int16Array {
+    const { dim } = m;
+    if (query.length !== dim) throw new VectorClientError("ERR_BAD_QUERY", `the query has ${query.length} components, the Magu's dimension is ${dim}`);
+    const cosine = m.metric === "cosine";
+    try {
+      const values = cosine ? normalizeVector(query) : query;
+      return quantize(values, dim, 0, scaleOfExp(scaleExp ?? (cosine ? COSINE_SCALE_EXP : chooseScaleExp(values, dim))));
     } catch (err) {
       if (err instanceof VectorValueError && err.context.scaleExp !== undefined && scaleExp !== null) {
         const { column, value } = err.context;
@@ -740,6 +788,14 @@ class VectorClientImpl implements VectorClient {
           `bad query: component ${column} (${value}) does not fit Magu ${maguId}'s quantization scale 2^${scaleExp} ` +
             `(fixed by its first batch; it and every record in the Magu hold |x| below ${formatNumber(scaleLimit(scaleExp))}): give a query within that range`,
           { maguId, column, value, scaleExp },
+          err,
+        );
+      }
+      if (err instanceof VectorZeroError) {
+        throw new VectorClientError(
+          "ERR_BAD_QUERY",
+          `bad query: every component is zero, and Magu ${maguId} uses the cosine metric, which compares directions: a zero vector has none; give a query with a nonzero component`,
+          { maguId },
           err,
         );
       }
@@ -752,7 +808,7 @@ class VectorClientImpl implements VectorClient {
     const m = await this.magu(maguId);
     this.requireActive(maguId, m);
     const scaleExp = await this.scaleExpOf(maguId, m);
-    const q = this.quantizeQuery(maguId, query, m.dim, scaleExp);
+    const q = this.quantizeQuery(maguId, query, m, scaleExp);
     const market = this.contracts.searchMarket;
     // approve sets (not adds to) the allowance: one approve + submit pair at a time per client.
     const submitted = this.submitting.then(async () => {

@@ -32,7 +32,7 @@ import type { VectorService } from "../shared/vector-service.js";
 const RECEIPT_TIMEOUT_MS = 60_000;
 const FRAGMENT_CACHE = 32;
 const ZERO_ADDRESS = /^0x0{40}$/i;
-const METRIC_NAMES: Record<number, VectorMetric> = { 1: "l2", 2: "ip" };
+const METRIC_NAMES: Record<number, VectorMetric> = { 1: "l2", 2: "ip", 3: "cosine" };
 
 /** `SearchMarket.dispute`'s proof. */
 interface DisputeProof {

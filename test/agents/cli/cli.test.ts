@@ -66,6 +66,7 @@ describe("muri (bin/muri.js)", () => {
     const create = await muri(["magu", "create", "--help"]);
     ok(create, "muri magu create --help");
     assert.match(create.stdout, /--kind blob\|vector/);
+    assert.match(create.stdout, /--metric l2\|ip\|cosine/);
   });
 
   it("usage errors exit 2 with one line naming the argument", async () => {
@@ -78,6 +79,12 @@ describe("muri (bin/muri.js)", () => {
     const missingDevnet = await muri(["status", "--devnet", "/nonexistent/muri-devnet"]);
     assert.equal(missingDevnet.code, 2);
     assert.match(oneLine(missingDevnet), /--devnet: .*nonexistent\/muri-devnet is not a directory/);
+    // Checked before any chain is needed; an Object.prototype name is no metric either.
+    for (const name of ["cos", "constructor"]) {
+      const metric = await muri(["magu", "create", "--kind", "vector", "--dim", "8", "--metric", name]);
+      assert.equal(metric.code, 2);
+      assert.match(oneLine(metric), new RegExp(`--metric: "${name}" is not a metric: use l2, ip, cosine`));
+    }
   });
 
   describe("against a hardhat chain", () => {

@@ -17,7 +17,7 @@ const hitArb = fc.record({
 });
 
 describe("vectors: canonical distance and result entries", () => {
-  it("l2 is the squared L2 distance, ip the negated inner product", () => {
+  it("l2 is the squared L2 distance, ip and cosine the negated inner product", () => {
     const q = Int16Array.from([1, -2, 3]);
     const v = Int16Array.from([4, 5, -6]);
     assert.equal(canonicalDistance("l2", q, v), 9n + 49n + 81n);
@@ -26,7 +26,8 @@ describe("vectors: canonical distance and result entries", () => {
     assert.equal(canonicalDistance("ip", q, v), -innerProduct(q, v));
     const big = new Int16Array(4).fill(-32768);
     assert.equal(canonicalDistance("ip", big, big), -4n * 32768n * 32768n, "the most negative distance");
-    assert.throws(() => canonicalDistance("cosine" as "l2", q, v), InvalidParameterError);
+    assert.equal(canonicalDistance("cosine", q, v), canonicalDistance("ip", q, v), "cosine: the negated inner product of the normalised vectors");
+    assert.throws(() => canonicalDistance("cos" as "l2", q, v), InvalidParameterError);
   });
 
   it("lays out the word as SEARCH.md says", () => {

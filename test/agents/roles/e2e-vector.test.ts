@@ -15,6 +15,9 @@
  *   rejected by a verified one (each hit's proof checked against the root on chain), whose answer is
  *   still the brute-force top-10;
  * - a node killed during a task: the task still finalizes with the others, exactly;
+ * - a cosine Magu (issue 20): 400 vectors of norms 1e-2..1e2 added by `muri vectors add` (a row of
+ *   zeros refused first); exact off-chain searches, an on-chain task and `muri search --json` equal
+ *   brute-force cosine; the default effort's recall@10 is printed and asserted;
  * - quantization scales (issue 20): the 20k Magu keeps 2^14 and refuses the issue's ±15 vectors
  *   before sending anything; a second Magu of ±300 vectors gets 2^6 from its first batch, an
  *   append keeps it, and off-chain and on-chain searches quantize at it (exact answers, distances
@@ -35,12 +38,12 @@ import { parseEventLogs, type Hex } from "viem";
 import { nodeRegistryAbi, searchMarketAbi } from "../../../agents/chain/index.js";
 import { writeNpy } from "../../../agents/data/vector-files.js";
 import { holdersVector } from "../../../agents/data/placement.js";
-import { canonicalDistance, chooseScaleExp, compareHits, quantize, type HitEntry } from "../../../agents/data/vectors.js";
+import { canonicalDistance, chooseScaleExp, compareHits, normalizeVector, quantize, type HitEntry } from "../../../agents/data/vectors.js";
 import { DEFAULT_EF_SEARCH } from "../../../agents/index/constants.js";
 import { coverPlan, createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup } from "../chain/harness.js";
 import { muri } from "../cli/run-muri.js";
-import { gaussianMixture, quantizeRows } from "../index/fixtures.js";
+import { gaussianMixture, prng, quantizeRows } from "../index/fixtures.js";
 import { killAllNodes, saveLogs, startNetwork, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
 
 const NODES = 5;
@@ -248,6 +251,101 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     const task = await onchain;
     assert.equal(task.scaleExp, 6);
     same(task.result, wideTruth(3), "the on-chain task on the ±300 Magu");
+  });
+
+  test("a cosine Magu: the client normalises vectors of varied norms; exact search equals brute-force cosine", async () => {
+    const dim = 32;
+    const count = 400;
+    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "cosine", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
+    assert.equal(created.code, 0, created.stderr);
+    const cos = BigInt((JSON.parse(created.stdout) as { id: string }).id);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([cos])).params.metric, 3, "Metric.Cosine on chain");
+    // Mixture directions, each row and query scaled by a norm in 1e-2..1e2: the raw inner product
+    // would rank by norm, cosine ignores it.
+    const rand = prng(71);
+    const spread = (v: Float32Array): Float32Array => {
+      for (let r = 0; r < v.length / dim; r++) {
+        const norm = 10 ** (4 * rand() - 2);
+        for (let i = r * dim; i < (r + 1) * dim; i++) v[i] = v[i]! * norm;
+      }
+      return v;
+    };
+    const data = spread(gaussianMixture({ count, dim, seed: 7, clusters: 16 }));
+    const cosQueries = spread(gaussianMixture({ count: 21, dim, seed: 7, clusters: 16 }, 2));
+    const row = (v: Float32Array, r: number): Float32Array => v.subarray(r * dim, (r + 1) * dim);
+
+    // A row of zeros has no direction: refused, naming the row, before anything is committed.
+    const zero = join(net.dir, "cosine-zero.jsonl");
+    await writeFile(zero, `${JSON.stringify(Array.from(row(data, 0)))}\n${JSON.stringify(Array(dim).fill(0))}\n`);
+    const refused = await muri(["vectors", "add", "--magu", String(cos), zero, ...cliEnv]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr.trim(), /^.*vector row 1: every component is zero, and Magu \d+ uses the cosine metric.*nothing was sent.*nonzero component/);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([cos])).fragmentCount, 0, "nothing committed");
+
+    const file = join(net.dir, "cosine.npy");
+    await writeNpy(file, data, dim);
+    const run = await muri(["vectors", "add", "--magu", String(cos), file, "--fragment-size", "4096", "--json", ...cliEnv], {}, 120_000);
+    assert.equal(run.code, 0, run.stderr);
+    const added = JSON.parse(run.stdout) as { vectors: number; fragments: number; scaleExp: number };
+    assert.equal(added.vectors, count);
+    assert.equal(added.scaleExp, 14, "a cosine Magu's scale holds every unit vector");
+
+    // Ground truth: the canonical answer over the unit vectors quantized at 2^14, and the float64
+    // cosine ranking of the original float32 values: on this data they name the same ids (the
+    // closest cosines among a query's top 11 are 1.4e-4 apart, the typical quantization error 2e-5).
+    const unit = (v: Float32Array): Int16Array => quantize(normalizeVector(v), dim, 0, 2 ** 14);
+    const rows = Array.from({ length: count }, (_, r) => unit(row(data, r)));
+    const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, x, i) => s + x * b[i]!, 0);
+    const floatCosine = (a: Float32Array, b: Float32Array): number => dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
+    const cosTruth = (i: number): HitEntry[] => {
+      const q = unit(row(cosQueries, i));
+      return rows.map((v, id) => ({ id: BigInt(id), distance: canonicalDistance("cosine", q, v), fragment: 0, position: 0 })).sort(compareHits).slice(0, K);
+    };
+    const floatTop = (i: number): bigint[] =>
+      Array.from({ length: count }, (_, id) => ({ id, c: floatCosine(row(cosQueries, i), row(data, id)) }))
+        .sort((a, b) => b.c - a.c || a.id - b.id)
+        .slice(0, K)
+        .map((x) => BigInt(x.id));
+    const ipTop = (i: number): bigint[] =>
+      Array.from({ length: count }, (_, id) => ({ id, s: dot(row(cosQueries, i), row(data, id)) }))
+        .sort((a, b) => b.s - a.s || a.id - b.id)
+        .slice(0, K)
+        .map((x) => BigInt(x.id));
+
+    await waitFor("every fragment of the cosine Magu indexed", 120_000, async () => {
+      const r = await client.search(cos, row(cosQueries, 0), K, { exact: true });
+      return r.uncovered.length === 0 && r.failed === 0 ? r : undefined;
+    }, 1000);
+    const onchain = client.searchOnChain(cos, row(cosQueries, 20), K, 10n ** 18n);
+    let found = 0;
+    let ipDiffers = 0;
+    for (let i = 0; i < 20; i++) {
+      const want = cosTruth(i);
+      assert.deepEqual(want.map((h) => h.id), floatTop(i), `query ${i}: the canonical answer is the float cosine ranking`);
+      if (ipTop(i).join() !== floatTop(i).join()) ipDiffers++;
+      const exact = await client.search(cos, row(cosQueries, i), K, { exact: true });
+      assert.equal(exact.scaleExp, 14);
+      same(exact.hits, want, `cosine query ${i}, exact`);
+      const fast = await client.search(cos, row(cosQueries, i), K);
+      const ids = new Set(want.map((h) => h.id));
+      found += fast.hits.filter((h) => ids.has(h.id)).length;
+    }
+    const recall = found / (20 * K);
+    console.log(`# cosine Magu (${count} x ${dim}, norms 1e-2..1e2): default ef=${DEFAULT_EF_SEARCH} recall@10 ${recall.toFixed(4)}; raw ip ranks ${ipDiffers}/20 queries otherwise`);
+    assert.ok(recall >= DOCUMENTED_RECALL, `cosine recall@10 ${recall} below ${DOCUMENTED_RECALL}`);
+    assert.equal(ipDiffers, 20, "the norms change the raw inner product's top 10 of every query");
+
+    // muri search prints the negated cosine similarity (canonical / 2^28).
+    const cli = await muri(["search", "--magu", String(cos), "--vector", JSON.stringify(Array.from(row(cosQueries, 1))), "-k", String(K), "--exact", "--json", ...cliEnv]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const out = JSON.parse(cli.stdout) as { scaleExp: number; results: Array<{ id: string; canonical: string; distance: number }> };
+    assert.deepEqual(out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]), cosTruth(1).map((h) => [h.id, h.distance]));
+    const bound = 2 * (Math.sqrt(dim) * 2 ** -15 + 2 ** -24) + (Math.sqrt(dim) * 2 ** -15 + 2 ** -24) ** 2;
+    for (const r of out.results) assert.ok(Math.abs(-r.distance - floatCosine(row(cosQueries, 1), row(data, Number(r.id)))) <= bound, `id ${r.id}: -distance is the cosine`);
+    // A zero query has no direction either.
+    await assert.rejects(client.search(cos, Array(dim).fill(0), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /every component is zero.*cosine/.test(err.message));
+    const task = await onchain;
+    same(task.result, cosTruth(20), "the on-chain task on the cosine Magu");
   });
 
   test("a node that reveals a false distance is disputed by the validator and slashed; the answer is unaffected", async () => {
