@@ -1,5 +1,5 @@
 /**
- * The client of vector Magus: adding vectors, searching off-chain over `/muri/search/1.0.0`, and
+ * The client of vector Magus: adding vectors, searching off-chain over `/muri/search/2.0.0`, and
  * searching as an on-chain task (docs/SEARCH.md).
  *
  * add (the Magu must be an Active vector Magu owned by the key):

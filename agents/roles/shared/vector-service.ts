@@ -1,6 +1,6 @@
 /**
  * Vector Magus on a node: accepting a vector index document (data/vector-manifest.ts), indexing
- * the fragments it holds (index/: HNSW plus exact re-ranking), and answering `/muri/search/1.0.0`.
+ * the fragments it holds (index/: HNSW plus exact re-ranking), and answering `/muri/search/2.0.0`.
  *
  * A document is accepted when it decodes, the Magu on chain is an Active vector Magu with the
  * same dimension and metric, its fragment roots fold to the committed root over the committed
@@ -52,7 +52,7 @@ const SAVE_DELAY_MS = 2_000;
 /** Fragment trees kept for proving hits (~64 KiB each for a 1 MiB fragment). */
 const PROOF_TREES = 256;
 
-/** A search request on `/muri/search/1.0.0`. */
+/** A search request on `/muri/search/2.0.0`. */
 export type SearchRequest =
   | { op: "search"; magu: string; query: Hex; k: number; ef?: number; exact?: boolean; prove?: boolean }
   | { op: "manifest"; magu: string };
@@ -161,7 +161,7 @@ export interface VectorService {
   /** A held fragment was stored: index it (in the background, in arrival order). */
   onFragment(maguId: bigint, cid: CID, bytes: Uint8Array): Promise<void>;
   /**
-   * Answers a `/muri/search/1.0.0` request from `peer`; a search is charged to the peer's budget
+   * Answers a `/muri/search/2.0.0` request from `peer`; a search is charged to the peer's budget
    * (and refused "busy" while it is spent) when the service has one.
    */
   handle(request: unknown, peer?: string): Promise<SearchAnswer | ManifestAnswer>;
