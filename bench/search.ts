@@ -267,7 +267,8 @@ async function main(): Promise<void> {
   t = performance.now();
   const created = await muri(
     ["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "l2", "--replication", String(REPLICATION), "--members", String(NODES),
-      "--fragments", String(maxFragments), "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs],
+      // Public: the probe below asks members directly, without a grant (Magus are private by default).
+      "--fragments", String(maxFragments), "--periods", "10000", "--price", "0.000001", "--public", "--json", ...chainArgs],
     {},
     180_000,
   );
