@@ -44,25 +44,16 @@ export function recordLeaves(position: number, dim: number): { first: number; la
   return { first: Math.floor(start / LEAF_SIZE), last: Math.floor((start + rs - 1) / LEAF_SIZE), start };
 }
 
-/**
- * The proof of record `position` from the fragment's `tree` and `read(offset, length)`, which gives
- * the fragment's bytes in that range (never past its end). Throws when the record lies past the end.
- */
-export async function buildHitProof(
-  tree: FragmentTree,
-  position: number,
-  dim: number,
-  read: (offset: number, length: number) => Promise<Uint8Array>,
-): Promise<HitProof> {
+/** The proof of record `position` of the fragment `bytes` whose tree is `tree`. Throws when the record lies past the end. */
+export function buildHitProof(bytes: Uint8Array, tree: FragmentTree, position: number, dim: number): HitProof {
+  if (tree.size !== bytes.length) throw new InvalidParameterError("tree", tree.size, `built for ${tree.size} bytes, the fragment has ${bytes.length}`);
   const { first, last, start } = recordLeaves(position, dim);
   if (start + recordSize(dim) > tree.size) {
     throw new InvalidParameterError("position", position, `record ends at byte ${start + recordSize(dim)}, the fragment has ${tree.size}`);
   }
   const n = last - first + 1;
   const leaves = Buffer.alloc(n * LEAF_SIZE);
-  const offset = first * LEAF_SIZE;
-  const bytes = await read(offset, Math.min(n * LEAF_SIZE, tree.size - offset));
-  leaves.set(bytes);
+  leaves.set(bytes.subarray(first * LEAF_SIZE, Math.min((last + 1) * LEAF_SIZE, tree.size)));
   const siblings = Buffer.concat(Array.from({ length: n }, (_, i) => leafSiblings(tree, first + i)).flat());
   return { size: tree.size, leaves, siblings };
 }

@@ -124,14 +124,6 @@ export class StreamLengthError extends StoreError<{ cid: string; expected: numbe
   }
 }
 
-/** A ranged read asked for bytes outside the fragment. */
-export class InvalidRangeError extends StoreError<{ cid: string; offset: number; length: number; size: number }> {
-  static readonly code = "ERR_INVALID_RANGE";
-  constructor(cid: string, offset: number, length: number, size: number) {
-    super(InvalidRangeError.code, `bytes [${offset}, ${offset + length}) are not inside fragment ${cid} (${size} bytes): give a non-negative offset and a length that ends by byte ${size}`, { cid, offset, length, size });
-  }
-}
-
 /** The store (or metadata database) was used after `close()`. */
 export class StoreClosedError extends StoreError<{ dir: string }> {
   static readonly code = "ERR_STORE_CLOSED";

@@ -48,7 +48,6 @@ import {
   DiskFullError,
   FragmentNotFoundError,
   FragmentTooLargeError,
-  InvalidRangeError,
   InvalidStoreOptionError,
   StoreClosedError,
   StoreFullError,
@@ -166,13 +165,6 @@ export interface FragmentStore {
    * @throws FragmentNotFoundError, CorruptFragmentError (the entry is removed)
    */
   get(cid: CID, options?: GetOptions): Promise<Uint8Array>;
-  /**
-   * Bytes [offset, offset + length) of a fragment, **not verified**: for a caller that proves them
-   * another way (a search hit's leaves travel with Merkle paths the asker checks against the
-   * committed root). The range must lie inside the fragment.
-   * @throws FragmentNotFoundError, CorruptFragmentError (the file's size is not the entry's), InvalidRangeError
-   */
-  getRange(cid: CID, offset: number, length: number): Promise<Uint8Array>;
   /** The fragment as chunks; the last chunk is only released once the whole content verified. */
   getStream(cid: CID, options?: { chunkSize?: number }): Promise<FragmentReadStream>;
   has(cid: CID): Promise<boolean>;
@@ -729,41 +721,6 @@ class FsFragmentStore implements FragmentStore {
     }
     if (actualSize !== record.size) return this.failCorrupt(cid, record, "size", actualSize);
     if (verify && !digestMatchesCid(cid, await digestFor(cid, bytes))) return this.failCorrupt(cid, record, "hash", actualSize);
-    return bytes;
-  }
-
-  async getRange(cid: CID, offset: number, length: number): Promise<Uint8Array> {
-    this.assertOpen();
-    assertVerifiable(cid);
-    return this.track(this.readRange(cid, offset, length));
-  }
-
-  private async readRange(cid: CID, offset: number, length: number): Promise<Uint8Array> {
-    const record = await this.record(cid);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > record.size) {
-      throw new InvalidRangeError(cid.toString(), offset, length, record.size);
-    }
-    let fh: FileHandle;
-    try {
-      fh = await this.fs.open(blockPath(this.paths, cid), "r");
-    } catch (err) {
-      if (errno(err) === "ENOENT") return this.failMissing(cid);
-      throw err;
-    }
-    const bytes = Buffer.allocUnsafe(length);
-    let read = 0;
-    try {
-      const actualSize = (await fh.stat()).size;
-      if (actualSize !== record.size) return await this.failCorrupt(cid, record, "size", actualSize);
-      while (read < length) {
-        const { bytesRead } = await fh.read(bytes, read, length - read, offset + read);
-        if (bytesRead === 0) break;
-        read += bytesRead;
-      }
-    } finally {
-      await fh.close();
-    }
-    if (read !== length) return this.failCorrupt(cid, record, "size", offset + read);
     return bytes;
   }
 

@@ -17,9 +17,10 @@
  *
  * Requests (JSON, see SearchRequest): `search` answers this node's top-k over the fragments it has
  * indexed, hits as decimal strings, with the fragments it searched; with `prove`, each hit carries
- * the leaves under its record and their paths to the fragment root (data/hit-proof.ts), read from
- * the store (unverified: the asker checks them) under a tree kept for the last PROOF_TREES fragments;
- * a hit whose fragment on disk no longer has the committed root is left out and logged. `manifest`
+ * the leaves under its record and their paths to the fragment root (data/hit-proof.ts), from the
+ * fragment and its tree kept in memory for the last PROOF_FRAGMENTS fragments proven (read from the
+ * store once, unhashed: the tree is built anyway and must give the committed root); a hit whose
+ * fragment on disk no longer has the committed root is left out and logged. `manifest`
  * returns the current document (base64), so a client appending a batch or a validator learns the
  * fragment list.
  */
@@ -49,8 +50,11 @@ export const MAX_SEARCH_K = 1_000;
 export const MAX_SEARCH_EF = 100_000;
 /** How long index changes wait before they are saved. */
 const SAVE_DELAY_MS = 2_000;
-/** Fragment trees kept for proving hits (~64 KiB each for a 1 MiB fragment). */
-const PROOF_TREES = 256;
+/**
+ * Fragments kept with their trees for proving hits: at most 64 x (256 KiB + ~16 KiB of tree) for
+ * the client's vector fragments, 64 x ~1.06 MiB at the largest fragment size.
+ */
+const PROOF_FRAGMENTS = 64;
 
 /** A search request on `/muri/search/2.0.0`. */
 export type SearchRequest =
@@ -195,8 +199,8 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
   const saveTimers = new Map<bigint, NodeJS.Timeout>();
   /** Serialises index changes per Magu. */
   const queues = new Map<bigint, Promise<unknown>>();
-  /** Trees of recently proven fragments by CID, least recently used first. */
-  const trees = new Map<string, Promise<FragmentTree>>();
+  /** Recently proven fragments and their trees by CID, least recently used first. */
+  const proofSources = new Map<string, Promise<{ bytes: Uint8Array; tree: FragmentTree }>>();
   let closed = false;
 
   const serial = <T>(maguId: bigint, task: () => Promise<T>): Promise<T> => {
@@ -313,41 +317,43 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     return { maguId: m.maguId, cids, held };
   };
 
-  /** The tree of fragment `f` of `m` as stored here; throws when it is missing or no longer has the committed root. */
-  const treeOf = (m: VectorManifest, f: number): Promise<FragmentTree> => {
+  /** Fragment `f` of `m` as stored here and its tree; throws when it is missing or no longer has the committed root. */
+  const proofSource = (m: VectorManifest, f: number): Promise<{ bytes: Uint8Array; tree: FragmentTree }> => {
     const entry = m.fragments[f]!;
     const key = entry.cid.toString();
-    let tree = trees.get(key);
-    if (tree !== undefined) {
-      trees.delete(key);
+    let source = proofSources.get(key);
+    if (source !== undefined) {
+      proofSources.delete(key);
     } else {
-      tree = (async () => {
-        const built = buildFragmentTree(await store.get(entry.cid, { verify: false }));
-        if (built.fragmentRoot.toString("hex") !== entry.root) throw new Error(`stored fragment ${f} (${key}) does not have the committed root`);
-        return built;
+      source = (async () => {
+        const bytes = await store.get(entry.cid, { verify: false });
+        const tree = buildFragmentTree(bytes);
+        if (tree.fragmentRoot.toString("hex") !== entry.root) throw new Error(`stored fragment ${f} (${key}) does not have the committed root`);
+        return { bytes, tree };
       })();
-      tree.catch(() => trees.delete(key));
+      source.catch(() => proofSources.delete(key));
     }
-    trees.set(key, tree);
-    if (trees.size > PROOF_TREES) trees.delete(trees.keys().next().value!);
-    return tree;
+    proofSources.set(key, source);
+    if (proofSources.size > PROOF_FRAGMENTS) proofSources.delete(proofSources.keys().next().value!);
+    return source;
   };
 
   /** The wire hits of an answer, each with its proof when asked; a hit that cannot be proven here is left out. */
   const wireHits = async (maguId: bigint, m: VectorManifest, hits: readonly SearchHit[], prove: boolean): Promise<WireHit[]> => {
     if (!prove) return hits.map(hitToWire);
-    const out: WireHit[] = [];
-    for (const hit of hits) {
-      try {
-        const entry = m.fragments[hit.fragment];
-        if (entry === undefined) throw new Error(`fragment ${hit.fragment} is not in the document`);
-        const proof = await buildHitProof(await treeOf(m, hit.fragment), hit.position, m.dim, (offset, length) => store.getRange(entry.cid, offset, length));
-        out.push({ ...hitToWire(hit), proof: hitProofToWire(proof) });
-      } catch (err) {
-        log.error("a search hit could not be proven: left out of the answer", { magu: maguId.toString(), fragment: hit.fragment, position: hit.position, error: (err as Error).message });
-      }
-    }
-    return out;
+    const proven = await Promise.all(
+      hits.map(async (hit): Promise<WireHit | undefined> => {
+        try {
+          if (m.fragments[hit.fragment] === undefined) throw new Error(`fragment ${hit.fragment} is not in the document`);
+          const { bytes, tree } = await proofSource(m, hit.fragment);
+          return { ...hitToWire(hit), proof: hitProofToWire(buildHitProof(bytes, tree, hit.position, m.dim)) };
+        } catch (err) {
+          log.error("a search hit could not be proven: left out of the answer", { magu: maguId.toString(), fragment: hit.fragment, position: hit.position, error: (err as Error).message });
+          return undefined;
+        }
+      }),
+    );
+    return proven.filter((h): h is WireHit => h !== undefined);
   };
 
   const service: VectorService = {

@@ -37,10 +37,7 @@ const query = (() => {
 
 async function proven(bytes: Buffer, rs: VectorRecord[], position: number, metric: VectorMetric = "l2"): Promise<{ hit: HitEntry; proof: HitProof; root: Buffer }> {
   const tree = buildFragmentTree(bytes);
-  const proof = await buildHitProof(tree, position, DIM, async (offset, length) => {
-    assert.ok(offset >= 0 && offset + length <= bytes.length, "reads stay inside the fragment");
-    return bytes.subarray(offset, offset + length);
-  });
+  const proof = buildHitProof(bytes, tree, position, DIM);
   const hit = { id: rs[position]!.id, distance: canonicalDistance(metric, query, rs[position]!.values), fragment: 3, position };
   return { hit, proof, root: tree.fragmentRoot };
 }
@@ -93,7 +90,8 @@ describe("hit proofs", () => {
     assert.match(checkHitProof(hit, { ...proof, siblings: proof.siblings.subarray(32) }, root, query, "l2")!, /bytes of paths/);
     assert.match(checkHitProof({ ...hit, position: rs.length }, proof, root, query, "l2")!, /past the fragment's 5200 bytes/);
     assert.match(checkHitProof({ ...hit, position: 1_000_000 }, proof, root, query, "l2")!, /past the fragment/);
-    await assert.rejects(buildHitProof(buildFragmentTree(bytes), rs.length, DIM, async () => bytes), /record ends at byte 5304, the fragment has 5200/);
+    assert.throws(() => buildHitProof(bytes, buildFragmentTree(bytes), rs.length, DIM), /record ends at byte 5304, the fragment has 5200/);
+    assert.throws(() => buildHitProof(bytes.subarray(1), buildFragmentTree(bytes), 0, DIM), /built for 5200 bytes, the fragment has 5199/);
   });
 
   it("a malformed wire proof names the field", () => {

@@ -13,7 +13,6 @@ import {
   DiskFullError,
   FragmentNotFoundError,
   FragmentTooLargeError,
-  InvalidRangeError,
   StoreClosedError,
   StoreFullError,
   StreamLengthError,
@@ -353,30 +352,6 @@ describe("FragmentStore", () => {
       );
       assert.ok(delivered < f.bytes.length);
       assert.equal(await store.has(f.cid), false);
-    });
-  });
-
-  describe("ranged reads", () => {
-    it("reads any range inside a fragment, refuses one outside it, and notices a truncated file", async (t) => {
-      const dir = await tempDir(t);
-      const store = await openFragmentStore({ dir, quotaBytes: QUOTA });
-      t.after(() => store.close());
-      const f = randomFragment(300 * KiB);
-      await store.put(f.cid, f.bytes);
-      for (const [offset, length] of [[0, 1], [1023, 2048], [f.bytes.length - 7, 7], [5, 0], [0, f.bytes.length]] as const) {
-        assert.deepEqual(new Uint8Array(await store.getRange(f.cid, offset, length)), f.bytes.subarray(offset, offset + length), `[${offset}, +${length})`);
-      }
-      for (const [offset, length] of [[-1, 4], [f.bytes.length - 3, 4], [0, f.bytes.length + 1], [1.5, 2]] as const) {
-        await assert.rejects(store.getRange(f.cid, offset, length), (err: unknown) => {
-          assert.ok(err instanceof InvalidRangeError);
-          assert.match(err.message, /are not inside fragment .* \(307200 bytes\)/);
-          return true;
-        });
-      }
-      await assert.rejects(store.getRange(randomFragment(KiB).cid, 0, 1), FragmentNotFoundError);
-      await truncate(blockPath(storePaths(dir), f.cid), 1000);
-      await assert.rejects(store.getRange(f.cid, 0, 10), CorruptFragmentError, "a file of the wrong size is corrupt");
-      assert.equal(await store.has(f.cid), false, "and quarantined");
     });
   });
 
