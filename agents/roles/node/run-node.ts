@@ -4,9 +4,11 @@
  * ```
  * node --import tsx agents/roles/node/run-node.ts --rpc URL --deployment FILE --key HEX --dir DIR
  *      [--listen /ip4/127.0.0.1/tcp/0] [--quota BYTES] [--no-prove] [--ef N] [--metrics-port N]
- *      [--settle-ms N]
+ *      [--settle-ms N] [--search-peer-ms N]
  * ```
  * `--settle-ms` is how often paid searches' vouchers are settled on chain (search-meter.ts).
+ * `--search-peer-ms` is the search time one peer may use per second (default 250; the node's total
+ * rises with it when above 600; shared/search-budget.ts).
  * `--metrics-port` serves `/metrics` on 127.0.0.1 (0: a free port; its URL is in the ready line).
  * `--ef` sets the default HNSW search effort of off-chain searches. `MURI_TEST_FAULT=false-distance`
  * makes the node lie in on-chain search tasks and off-chain answers (test-only; see
@@ -35,12 +37,13 @@ async function main(): Promise<number> {
       ef: { type: "string" },
       "metrics-port": { type: "string" },
       "settle-ms": { type: "string" },
+      "search-peer-ms": { type: "string" },
     },
     strict: true,
   });
   const key = values.key ?? process.env.MURI_NODE_KEY;
   if (values.deployment === undefined || values.dir === undefined || key === undefined) {
-    process.stderr.write("usage: run-node.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--listen MA]... [--quota BYTES] [--no-prove] [--ef N] [--metrics-port N]\n");
+    process.stderr.write("usage: run-node.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--listen MA]... [--quota BYTES] [--no-prove] [--ef N] [--metrics-port N] [--search-peer-ms N]\n");
     return 2;
   }
   const metricsPort = values["metrics-port"] !== undefined ? Number(values["metrics-port"]) : undefined;
@@ -56,6 +59,11 @@ async function main(): Promise<number> {
   const settleMs = values["settle-ms"] !== undefined ? Number(values["settle-ms"]) : undefined;
   if (settleMs !== undefined && (!Number.isSafeInteger(settleMs) || settleMs < 100)) {
     process.stderr.write(`--settle-ms must be an integer of at least 100, got ${JSON.stringify(values["settle-ms"])}\n`);
+    return 2;
+  }
+  const peerMs = values["search-peer-ms"] !== undefined ? Number(values["search-peer-ms"]) : undefined;
+  if (peerMs !== undefined && (!Number.isSafeInteger(peerMs) || peerMs < 1 || peerMs > 1000)) {
+    process.stderr.write(`--search-peer-ms must be an integer from 1 to 1000 (ms of search time one peer may use per second), got ${JSON.stringify(values["search-peer-ms"])}\n`);
     return 2;
   }
   const fault = process.env.MURI_TEST_FAULT;
@@ -82,6 +90,7 @@ async function main(): Promise<number> {
       searchFault: fault,
       metricsPort,
       searchSettleMs: settleMs,
+      ...(peerMs !== undefined ? { searchBudget: { perPeerMsPerSecond: peerMs, totalMsPerSecond: Math.max(peerMs, 600) } } : {}),
     },
     { logger: log },
   );
