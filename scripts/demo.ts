@@ -1,8 +1,8 @@
 // `npm start`: the main job. Starts `muri devnet` (a local Hardhat chain, the contracts, 5 node
 // processes and a validator), uploads a file with `muri put`, downloads it with `muri get` and checks
 // the bytes; creates a vector Magu (r = 2), adds 5,000 vectors with `muri vectors add`, searches it
-// off-chain and as an on-chain task with `muri search` and checks both answers against brute force;
-// then watches `muri status` until every member has passed a challenge and rewards have arrived,
+// off-chain (every hit proven) and as an on-chain task with `muri search` and checks both answers
+// against brute force; then watches `muri status` until every member has passed a challenge and rewards have arrived,
 // and stops the devnet (which stops everything it started).
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -110,7 +110,11 @@ try {
     if (offchain.complete || attempt >= 20) break;
     await sleep(1_000);
   }
-  console.log(`search (off-chain): top-5 ids ${offchain.results.map((r: any) => r.id).join(", ")} in ${offchain.ms} ms, ${sameAsTruth(offchain.results) ? "equal to brute force" : "DIFFERENT FROM BRUTE FORCE"}`);
+  console.log(
+    `search (off-chain): top-5 ids ${offchain.results.map((r: any) => r.id).join(", ")} in ${offchain.ms} ms, ` +
+      `${offchain.verified ? "every hit's Merkle proof checked against the Magu's root" : "NOT VERIFIED"}, ${sameAsTruth(offchain.results) ? "equal to brute force" : "DIFFERENT FROM BRUTE FORCE"}`,
+  );
+  if (!offchain.verified || offchain.rejected.length > 0) throw new Error(`the off-chain answer was not verified (rejected: ${JSON.stringify(offchain.rejected)})`);
   const onchain = await runMuri(["search", "--magu", String(magu.id), "--vector", JSON.stringify(query), "-k", "5", "--onchain", "--devnet", dir]);
   console.log(`search (on-chain task ${onchain.task}): top-5 ids ${onchain.results.map((r: any) => r.id).join(", ")}, finalized ${Number(onchain.finalizedBlock) - Number(onchain.submitBlock)} blocks after submit (${(onchain.ms / 1000).toFixed(1)} s), ${sameAsTruth(onchain.results) ? "equal to brute force" : "DIFFERENT FROM BRUTE FORCE"}`);
   if (!sameAsTruth(offchain.results) || !sameAsTruth(onchain.results)) throw new Error("a search answer differs from the brute-force top-5");
