@@ -19,8 +19,9 @@
  * indexed, hits as decimal strings, with the fragments it searched; with `prove`, each hit carries
  * the leaves under its record and their paths to the fragment root (data/hit-proof.ts), from the
  * fragment and its tree kept in memory for the last PROOF_FRAGMENTS fragments proven (read from the
- * store once, unhashed: the tree is built anyway and must give the committed root); a hit whose
- * fragment on disk no longer has the committed root is left out and logged. `manifest`
+ * store once, unhashed: the tree is built anyway and must give the committed root); a fragment
+ * whose bytes on disk no longer give the committed root is left out of the answer (its hits and its
+ * coverage, so the asker turns to another holder) and logged. `manifest`
  * returns the current document (base64), so a client appending a batch or a validator learns the
  * fragment list.
  */
@@ -338,9 +339,14 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     return source;
   };
 
-  /** The wire hits of an answer, each with its proof when asked; a hit that cannot be proven here is left out. */
-  const wireHits = async (maguId: bigint, m: VectorManifest, hits: readonly SearchHit[], prove: boolean): Promise<WireHit[]> => {
-    if (!prove) return hits.map(hitToWire);
+  /**
+   * The wire hits of an answer, each with its proof when asked. A hit that cannot be proven here is
+   * left out and its fragment named in `unproven`, so the answer stops claiming to cover it and the
+   * asker turns to another holder.
+   */
+  const wireHits = async (maguId: bigint, m: VectorManifest, hits: readonly SearchHit[], prove: boolean): Promise<{ wire: WireHit[]; unproven: Set<number> }> => {
+    const unproven = new Set<number>();
+    if (!prove) return { wire: hits.map(hitToWire), unproven };
     const proven = await Promise.all(
       hits.map(async (hit): Promise<WireHit | undefined> => {
         try {
@@ -348,12 +354,13 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
           const { bytes, tree } = await proofSource(m, hit.fragment);
           return { ...hitToWire(hit), proof: hitProofToWire(buildHitProof(bytes, tree, hit.position, m.dim)) };
         } catch (err) {
-          log.error("a search hit could not be proven: left out of the answer", { magu: maguId.toString(), fragment: hit.fragment, position: hit.position, error: (err as Error).message });
+          log.error("a search hit could not be proven: its fragment left out of the answer", { magu: maguId.toString(), fragment: hit.fragment, position: hit.position, error: (err as Error).message });
+          unproven.add(hit.fragment);
           return undefined;
         }
       }),
     );
-    return proven.filter((h): h is WireHit => h !== undefined);
+    return { wire: proven.filter((h, i): h is WireHit => h !== undefined && !unproven.has(hits[i]!.fragment)), unproven };
   };
 
   const service: VectorService = {
@@ -466,7 +473,8 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
       const answer = budget !== undefined && peer !== undefined ? await budget.run(peer, search) : await search();
       let hits = answer.hits;
       if (init.fault === "false-distance" && hits.length > 0) hits = [{ ...hits[0]!, distance: hits[0]!.distance - 1n }, ...hits.slice(1)];
-      return { ok: true, hits: await wireHits(maguId, doc.manifest, hits, request.prove === true), fragments: answer.fragments };
+      const { wire, unproven } = await wireHits(maguId, doc.manifest, hits, request.prove === true);
+      return { ok: true, hits: wire, fragments: unproven.size === 0 ? answer.fragments : answer.fragments.filter((f) => !unproven.has(f)) };
     },
 
     async close() {

@@ -14,19 +14,24 @@
  * every entry of a task whose vector document the validator lacks, are counted and logged as not
  * checked, never disputed; the checker counts what it checked, and each task it finalizes is
  * counted, logged and dropped from its store. A later vector document that changes the Magu's
- * quantization scale is refused.
+ * quantization scale is refused. Off-chain, a member proves each hit it sends (the proofs check
+ * against the committed roots), and a fragment whose bytes on its disk lost the committed root is
+ * left out of its answer, hits and coverage, so the client asks another holder.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { open } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import { getAddress, type Address, type Hex } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
+import { checkHitProof, hitProofFromWire } from "../../../agents/data/hit-proof.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
 import { canonicalDistance, compareHits, encodeHitHex, packRecords, recordSize, type HitEntry, type VectorRecord } from "../../../agents/data/vectors.js";
 import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
+import { blockPath, storePaths } from "../../../agents/store/layout.js";
 import { Bucket, openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createSearchChecker, type SearchChecker } from "../../../agents/roles/validator/search-checker.js";
@@ -384,6 +389,43 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       assert.equal((await t.reader.searchMarket.read.memberTask([task, n.address])).commitment, `0x${"0".repeat(64)}`, "no commitment sent");
     } finally {
       await tasks.stop();
+      await vs.close();
+    }
+  });
+  test("a member proves each off-chain hit; a fragment whose stored bytes lost the committed root is left out of its answer", async () => {
+    // nodes[1] as a member answering off-chain searches over both fragments (r = 2).
+    const n = nodes[1]!;
+    const vs = createVectorService({ member: n.address, dir: await tempDir("muri-prove-") }, { store: n.store, index: n.index, metaDb: n.meta, contracts: t.reader });
+    const roots = fragments.map((f) => fragmentRoot(f));
+    const doc = encodeVectorManifest({
+      maguId,
+      dim: DIM,
+      metric: "l2",
+      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
+    });
+    try {
+      await vs.acceptDocument(doc.bytes, doc.cid);
+      const query = records[7]!.values; // a record of fragment 1
+      const ask = async (prove: boolean) =>
+        (await vs.handle({ op: "search", magu: maguId.toString(), query: encodeQuery(query), k: 2 * RECORDS_PER_FRAGMENT, exact: true, prove }, "peer")) as {
+          hits: Array<{ id: string; distance: string; fragment: number; position: number; proof?: unknown }>;
+          fragments: number[];
+        };
+      // One byte of fragment 1's file flipped on disk (bit rot): its bytes no longer give the committed root.
+      const path = blockPath(storePaths(n.dir), fragmentCid(fragments[1]!));
+      const fh = await open(path, "r+");
+      await fh.write(Uint8Array.of(fragments[1]![10]! ^ 0xff), 0, 1, 10);
+      await fh.close();
+      const unproven = await ask(false);
+      assert.deepEqual([...unproven.fragments].sort(), [0, 1], "unproven, the index answers for both");
+      const proven = await ask(true);
+      assert.deepEqual(proven.fragments, [0], "fragment 1 is no longer claimed");
+      assert.ok(proven.hits.length > 0 && proven.hits.every((h) => h.fragment === 0), "only fragment 0's hits");
+      for (const h of proven.hits) {
+        const hit = { id: BigInt(h.id), distance: BigInt(h.distance), fragment: h.fragment, position: h.position };
+        assert.equal(checkHitProof(hit, hitProofFromWire(h.proof), roots[0]!, query, "l2"), undefined, `hit ${h.id} proves`);
+      }
+    } finally {
       await vs.close();
     }
   });
