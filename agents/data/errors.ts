@@ -150,6 +150,13 @@ export class VectorValueError extends DataError<{ row: number; column: number; v
   }
 }
 
+/** A binary vector (Hamming Magu) is malformed: a component other than 0/1, or padding bits set. */
+export class VectorBitError extends DataError<{ row: number; column: number; value: string; reason: string }> {
+  constructor(row: number, column: number, value: string, reason: string) {
+    super("ERR_VECTOR_BITS", `binary vector row ${row}, bit ${column}: ${value} ${reason}`, { row, column, value, reason });
+  }
+}
+
 /** A vector of a cosine Magu has no direction: every component is zero (it cannot be normalised). */
 export class VectorZeroError extends DataError<{ row: number }> {
   constructor(row: number) {
@@ -197,6 +204,8 @@ export type VectorFileProblem =
   | "ragged" // a row's length differs from the first row's
   | "dimension" // the file's dimension differs from the one asked for
   | "value" // NaN or ±Infinity
+  | "bit" // a binary vector's component other than 0/1
+  | "padding" // a packed binary vector sets bits past its dimension
   | "syntax" // not a number, not JSON, wrong line form
   | "id" // an id that is not a uint64
   | "duplicate-id"; // an id given twice

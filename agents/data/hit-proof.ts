@@ -2,7 +2,8 @@
  * Proofs carried by an off-chain search hit (docs/SEARCH.md § Verified off-chain answers).
  *
  * A hit names a record: (fragment f, position p) holding `id` at `distance` from the query. The
- * record occupies bytes [p·rs, p·rs + rs) of fragment f (rs = 8 + 2·dim) and may straddle two
+ * record occupies bytes [p·rs, p·rs + rs) of fragment f (rs = recordSize(dim, metric): 8 + 2·dim, or
+ * 8 + ceil(dim / 8) for a Hamming Magu's packed bits) and may straddle two
  * 1024-byte leaves. Its proof is those leaves (the last zero-padded as in the tree) and, for each,
  * its sibling path to the fragment's tree root; the fragment's size is bound into the fragment root
  * (merkle.ts `hashFragmentRoot`). Whoever knows the fragment roots the chain commits (the Magu's
@@ -17,7 +18,7 @@
 import { LEAF_SIZE } from "./constants.js";
 import { InvalidParameterError } from "./errors.js";
 import { HASH_SIZE, depthFor, leafCount, leafSiblings, verifyLeafProof, type FragmentTree } from "./merkle.js";
-import { canonicalDistance, recordSize, VECTOR_ID_SIZE, type HitEntry, type VectorMetric } from "./vectors.js";
+import { canonicalDistance, readVector, recordSize, VECTOR_ID_SIZE, type HitEntry, type VectorMetric, type VectorValues } from "./vectors.js";
 
 /** The leaves under one record and their paths. */
 export interface HitProof {
@@ -36,20 +37,24 @@ export interface WireHitProof {
   siblings: string;
 }
 
-/** The leaves [first, last] that hold record `position` of a fragment of dimension `dim`, and its first byte. */
-export function recordLeaves(position: number, dim: number): { first: number; last: number; start: number } {
+/** The leaves [first, last] that hold record `position` of a fragment of dimension `dim` and `metric`, and its first byte. */
+export function recordLeaves(position: number, dim: number, metric: VectorMetric = "l2"): { first: number; last: number; start: number } {
   if (!Number.isSafeInteger(position) || position < 0) throw new InvalidParameterError("position", position, "must be a non-negative integer");
-  const rs = recordSize(dim);
+  const rs = recordSize(dim, metric);
   const start = position * rs;
   return { first: Math.floor(start / LEAF_SIZE), last: Math.floor((start + rs - 1) / LEAF_SIZE), start };
 }
 
-/** The proof of record `position` of the fragment `bytes` whose tree is `tree`. Throws when the record lies past the end. */
-export function buildHitProof(bytes: Uint8Array, tree: FragmentTree, position: number, dim: number): HitProof {
+/**
+ * The proof of record `position` of the fragment `bytes` whose tree is `tree`, for a Magu of
+ * dimension `dim` and `metric` (default: an int16 metric). Throws when the record lies past the end.
+ */
+export function buildHitProof(bytes: Uint8Array, tree: FragmentTree, position: number, dim: number, metric: VectorMetric = "l2"): HitProof {
   if (tree.size !== bytes.length) throw new InvalidParameterError("tree", tree.size, `built for ${tree.size} bytes, the fragment has ${bytes.length}`);
-  const { first, last, start } = recordLeaves(position, dim);
-  if (start + recordSize(dim) > tree.size) {
-    throw new InvalidParameterError("position", position, `record ends at byte ${start + recordSize(dim)}, the fragment has ${tree.size}`);
+  const { first, last, start } = recordLeaves(position, dim, metric);
+  const rs = recordSize(dim, metric);
+  if (start + rs > tree.size) {
+    throw new InvalidParameterError("position", position, `record ends at byte ${start + rs}, the fragment has ${tree.size}`);
   }
   const n = last - first + 1;
   const leaves = Buffer.alloc(n * LEAF_SIZE);
@@ -72,13 +77,18 @@ export function hitProofFromWire(w: unknown): HitProof {
 }
 
 /**
- * Checks `hit` against its `proof`, the fragment root the chain commits and the int16 `query`:
- * undefined when the record is proven and its id and distance are the hit's, else why not.
+ * Checks `hit` against its `proof`, the fragment root the chain commits and the `query` of a Magu of
+ * dimension `dim` (needed for Hamming; int16 queries default it to their length) and `metric` (int16
+ * components, or a Hamming Magu's packed bits as `readVector` gives them): undefined when the record is proven and its id and distance are the hit's, else why not.
  */
-export function checkHitProof(hit: HitEntry, proof: HitProof, fragmentRoot: Uint8Array, query: Int16Array, metric: VectorMetric): string | undefined {
-  const dim = query.length;
-  const rs = recordSize(dim);
-  const { first, last, start } = recordLeaves(hit.position, dim);
+export function checkHitProof(hit: HitEntry, proof: HitProof, fragmentRoot: Uint8Array, query: VectorValues, metric: VectorMetric, dim?: number): string | undefined {
+  if (dim === undefined) {
+    // int16 components say their count; packed bits do not (the last byte may hold padding).
+    if (metric === "hamming") throw new InvalidParameterError("dim", dim, "a Hamming Magu's dimension (bits) must be given");
+    dim = query.length;
+  }
+  const rs = recordSize(dim, metric);
+  const { first, last, start } = recordLeaves(hit.position, dim, metric);
   const n = last - first + 1;
   if (start + rs > proof.size || last >= leafCount(proof.size)) return `record ${hit.position} would end at byte ${start + rs}, past the fragment's ${proof.size} bytes`;
   const depth = depthFor(leafCount(proof.size));
@@ -92,9 +102,9 @@ export function checkHitProof(hit: HitEntry, proof: HitProof, fragmentRoot: Uint
   const record = proof.leaves.subarray(start - first * LEAF_SIZE, start - first * LEAF_SIZE + rs);
   const id = record.readBigUInt64BE(0);
   if (id !== hit.id) return `record ${hit.position} of fragment ${hit.fragment} holds id ${id}, not ${hit.id}`;
-  const values = new Int16Array(dim);
-  for (let c = 0; c < dim; c++) values[c] = record.readInt16BE(VECTOR_ID_SIZE + 2 * c);
-  const distance = canonicalDistance(metric, query, values);
+  // A Hamming query is read like the record, its padding bits cleared (they are not part of it).
+  const q = metric === "hamming" ? readVector(query as Uint8Array, 0, dim, metric) : query;
+  const distance = canonicalDistance(metric, q, readVector(record, VECTOR_ID_SIZE, dim, metric));
   if (distance !== hit.distance) return `id ${id} is at distance ${distance}, not ${hit.distance}`;
   return undefined;
 }

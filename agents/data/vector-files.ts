@@ -13,6 +13,14 @@
  * Values must be finite (NaN and ±Infinity are refused; float64 input is rounded to float32 and
  * must stay finite). Ids, when the file gives them, are unique uint64; otherwise `ids` is null and
  * the caller numbers rows. Quantization to int16 at the Magu's scale is the caller's step (vectors.ts).
+ *
+ * Binary vectors (a Hamming Magu of `dim` bits) are read by {@link readBitFile} into packed bits:
+ *
+ * | format | layout | ids |
+ * | --- | --- | --- |
+ * | `.npy` | dtype `|u1` (uint8), 2-D (count, ceil(dim / 8)), C order: each row the packed bits, MSB first (`numpy.packbits(bits, axis=1)`), padding bits zero | none |
+ * | `.bits` | one vector per line: exactly `dim` characters `0`/`1` (spaces and underscores between them ignored); blank lines skipped | none |
+ * | `.jsonl` | one vector per line: `[0, 1, ...]`, or `{"id": 7, "vector": [...]}`, every component 0 or 1 | object form |
  */
 import { createReadStream } from "node:fs";
 import { open, writeFile, type FileHandle } from "node:fs/promises";
@@ -505,5 +513,202 @@ export async function writeNpy(path: string, vectors: ArrayLike<number>, dim: nu
     if (item === 4) buf.writeFloatLE(vectors[i]!, total + 4 * i);
     else buf.writeDoubleLE(vectors[i]!, total + 8 * i);
   }
+  await writeFile(path, buf);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary vectors (Hamming Magus)
+
+export type BitFileFormat = "npy" | "bits" | "jsonl";
+
+/** File extensions (lower case) of binary vector files and the format each stands for. */
+export const BIT_FILE_EXTENSIONS: Readonly<Record<string, BitFileFormat>> = {
+  ".npy": "npy",
+  ".bits": "bits",
+  ".jsonl": "jsonl",
+  ".ndjson": "jsonl",
+};
+
+/** A file of binary vectors, packed. */
+export interface BitVectorFile {
+  readonly format: BitFileFormat;
+  /** Bits per vector. */
+  readonly dim: number;
+  readonly count: number;
+  /** Row-major count × ceil(dim / 8) bytes: each row's bits packed MSB first, padding bits zero. */
+  readonly bits: Uint8Array;
+  /** The file's ids (unique uint64), or null when it gives none (the caller numbers rows). */
+  readonly ids: bigint[] | null;
+  readonly path: string;
+}
+
+/**
+ * Reads a whole file of binary vectors of `dim` bits (a Hamming Magu's dimension) into packed
+ * bits. Throws {@link VectorFileError} naming the row or line, the bit (column) or byte, what was
+ * wrong (a bit count other than `dim`, a character or number other than 0/1, padding bits set in
+ * a packed .npy row) and what to do.
+ */
+export async function readBitFile(path: string, dim: number): Promise<BitVectorFile> {
+  if (!Number.isSafeInteger(dim) || dim < 1) throw new InvalidParameterError("dim", dim, "must be a positive integer (bits)");
+  const ext = extname(path).toLowerCase();
+  const format = BIT_FILE_EXTENSIONS[ext];
+  if (format === undefined) {
+    fail(
+      path,
+      "extension",
+      {},
+      `"${ext}" is not a binary vector file (this Magu uses the Hamming metric)`,
+      `use ${Object.keys(BIT_FILE_EXTENSIONS).join(", ")}: .npy of uint8 packed bits (numpy.packbits(bits, axis=1)), .bits lines of 0/1 characters, or .jsonl arrays of 0/1`,
+    );
+  }
+  if (format === "npy") return withFile(path, (fh, size) => readBitNpy(path, fh, size, dim));
+  return readBitText(path, dim, format);
+}
+
+async function readBitNpy(path: string, fh: FileHandle, size: number, dim: number): Promise<BitVectorFile> {
+  const bytesPerRow = Math.ceil(dim / 8);
+  const fix = `save numpy.packbits(bits, axis=1) of a (count, ${dim}) array of 0/1 (dtype uint8, shape (count, ${bytesPerRow}))`;
+  if (size < 10) fail(path, "truncated", { offset: 0 }, `${size} bytes cannot hold a .npy header`, fix);
+  const pre = Buffer.alloc(12);
+  await readExactly(fh, pre.subarray(0, Math.min(12, size)), 0);
+  if (!pre.subarray(0, 6).equals(NPY_MAGIC)) fail(path, "header", { offset: 0 }, "no .npy magic (\\x93NUMPY)", `the file is not a NumPy array: ${fix}`);
+  const major = pre[6]!;
+  if (major < 1 || major > 3) fail(path, "header", { offset: 6 }, `.npy format version ${major}.${pre[7]} is not supported (1, 2 and 3 are)`, fix);
+  const prefix = major === 1 ? 10 : 12;
+  const headerLen = major === 1 ? pre.readUInt16LE(8) : pre.readUInt32LE(8);
+  if (prefix + headerLen > size) fail(path, "truncated", { offset: prefix }, `the header announces ${headerLen} bytes but the file has ${size - prefix} after the preamble`, "the file is truncated: copy it again");
+  const headerBytes = Buffer.alloc(headerLen);
+  await readExactly(fh, headerBytes, prefix);
+  const { descr, fortranOrder, shape } = parseNpyHeader(path, headerBytes.toString(major === 3 ? "utf8" : "latin1"), prefix);
+  if (descr !== "|u1" && descr !== "<u1" && descr !== "u1" && descr !== "|b1") {
+    fail(path, "dtype", { offset: prefix }, `dtype ${descr} is not packed bits (a Hamming Magu's .npy is uint8 '|u1', each byte 8 bits, MSB first)`, fix);
+  }
+  if (descr === "|b1") fail(path, "dtype", { offset: prefix }, "dtype bool is one bit a byte, not packed bits", `pack it first: ${fix}`);
+  if (fortranOrder) fail(path, "shape", { offset: prefix }, "the array is in Fortran (column-major) order", "save numpy.ascontiguousarray(array) instead");
+  if (shape.length !== 2) fail(path, "shape", { offset: prefix }, `the array has shape (${shape.join(", ")}): ${shape.length}-D, expected 2-D (count, ${bytesPerRow})`, fix);
+  const [count, width] = shape as [number, number];
+  if (count === 0) throw emptyError(path);
+  if (width !== bytesPerRow) {
+    fail(path, "dimension", { offset: prefix }, `rows of ${width} bytes hold ${8 * width} bits; ${dim} bits pack into ${bytesPerRow} bytes`, `give a (count, ${bytesPerRow}) uint8 array, or a Magu of the file's dimension`);
+  }
+  const start = prefix + headerLen;
+  const dataBytes = count * width;
+  if (start + dataBytes > size) {
+    const whole = Math.floor((size - start) / width);
+    fail(path, "truncated", { row: whole, offset: start + whole * width }, `shape (${count}, ${width}) needs ${dataBytes} data bytes but the file has ${size - start}`, "the file is truncated: copy it again");
+  }
+  if (start + dataBytes < size) fail(path, "trailing", { offset: start + dataBytes }, `${size - start - dataBytes} bytes follow the (${count}, ${width}) array`, `${fix} (one array per file)`);
+  const bits = new Uint8Array(dataBytes);
+  for (let o = 0; o < dataBytes; o += CHUNK_BYTES) await readExactly(fh, bits.subarray(o, Math.min(dataBytes, o + CHUNK_BYTES)), start + o);
+  const used = dim % 8;
+  if (used !== 0) {
+    const padding = 0xff >> used;
+    for (let row = 0; row < count; row++) {
+      const b = bits[row * width + width - 1]!;
+      if ((b & padding) !== 0) {
+        fail(
+          path,
+          "padding",
+          { row, column: dim, offset: start + row * width + width - 1 },
+          `byte ${width - 1} of the row is 0x${b.toString(16).padStart(2, "0")}: it sets padding bits past bit ${dim - 1} (its low ${8 - used} bits must be zero)`,
+          `clear them (a ${dim}-bit vector packed with numpy.packbits has them zero), or give a Magu of dimension ${8 * width}`,
+        );
+      }
+    }
+  }
+  return { format: "npy", dim, count, bits, ids: null, path };
+}
+
+/** A Uint8Array that grows by doubling. */
+class ByteRows {
+  data = new Uint8Array(1 << 16);
+  length = 0;
+  push(row: Uint8Array): void {
+    while (this.length + row.length > this.data.length) {
+      const next = new Uint8Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data.set(row, this.length);
+    this.length += row.length;
+  }
+}
+
+async function readBitText(path: string, dim: number, format: "bits" | "jsonl"): Promise<BitVectorFile> {
+  const bytesPerRow = Math.ceil(dim / 8);
+  const rows = new ByteRows();
+  const ids: bigint[] = [];
+  const seen = new IdSet(path);
+  let form: "array" | "object" | undefined;
+  let count = 0;
+  let lineNo = 0;
+  for await (const raw of lines(path)) {
+    lineNo++;
+    const text = raw.trim();
+    if (text.length === 0) continue;
+    const where = { row: count, line: lineNo };
+    const row = new Uint8Array(bytesPerRow);
+    const set = (i: number): void => {
+      row[i >> 3]! |= 0x80 >> (i & 7);
+    };
+    if (format === "bits") {
+      const chars = text.replace(/[ _\t]/g, "");
+      for (let i = 0; i < chars.length && i < dim; i++) {
+        const ch = chars[i]!;
+        if (ch === "1") set(i);
+        else if (ch !== "0") fail(path, "bit", { ...where, column: i }, `bit ${i} is ${JSON.stringify(ch)}, not 0 or 1`, "write each vector as a line of 0 and 1 characters only");
+      }
+      if (chars.length !== dim) fail(path, "dimension", where, `the line has ${chars.length} bits, the Magu's vectors have ${dim}`, `give exactly ${dim} characters 0/1 per line`);
+    } else {
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (e) {
+        fail(path, "syntax", where, `not valid JSON: ${(e as Error).message}`, 'write one JSON array of 0/1, or one {"id": ..., "vector": [0, 1, ...]} object, per line');
+      }
+      const lineForm = Array.isArray(value) ? "array" : value !== null && typeof value === "object" ? "object" : undefined;
+      if (lineForm === undefined) fail(path, "syntax", where, `a JSON ${value === null ? "null" : typeof value}, expected an array of 0/1 or an {"id", "vector"} object`, "write one vector per line");
+      form ??= lineForm;
+      if (form !== lineForm) fail(path, "syntax", where, `a JSON ${lineForm} but earlier lines are JSON ${form}s`, 'every line must have the same form: all arrays, or all {"id", "vector"} objects');
+      let vector: unknown = value;
+      if (lineForm === "object") {
+        const obj = value as Record<string, unknown>;
+        const rawId = obj.id;
+        const id = typeof rawId === "number" && Number.isSafeInteger(rawId) && rawId >= 0 ? BigInt(rawId) : typeof rawId === "string" ? parseIdText(rawId) : undefined;
+        if (id === undefined) fail(path, "id", where, `id ${JSON.stringify(rawId)} is not a uint64`, "ids must be non-negative integers below 2^64 (as JSON numbers up to 2^53, or decimal strings)");
+        seen.add(id, count, lineNo);
+        ids.push(id);
+        vector = obj.vector;
+        if (!Array.isArray(vector)) fail(path, "syntax", where, '"vector" is not an array', 'write "vector": [0, 1, ...]');
+      }
+      const arr = vector as unknown[];
+      if (arr.length !== dim) fail(path, "dimension", where, `the vector has ${arr.length} components, the Magu's vectors have ${dim} bits`, `give exactly ${dim} components 0/1 per vector`);
+      for (let i = 0; i < dim; i++) {
+        const x = arr[i];
+        if (x === 1) set(i);
+        else if (x !== 0) fail(path, "bit", { ...where, column: i }, `component ${i} is ${JSON.stringify(x)}, not 0 or 1`, "every component of a binary vector must be the number 0 or 1");
+      }
+    }
+    rows.push(row);
+    count++;
+  }
+  if (count === 0) throw emptyError(path);
+  return { format, dim, count, bits: rows.data.slice(0, rows.length), ids: form === "object" ? ids : null, path };
+}
+
+/** Writes row-major packed bits (count × ceil(dim / 8) bytes) as a 2-D uint8 `.npy` array (numpy.packbits layout). */
+export async function writeBitNpy(path: string, bits: Uint8Array, dim: number): Promise<void> {
+  const width = Math.ceil(dim / 8);
+  if (!Number.isSafeInteger(dim) || dim < 1 || bits.length % width !== 0) throw new InvalidParameterError("bits", `${bits.length} bytes`, `not a whole number of ${width}-byte rows`);
+  const count = bits.length / width;
+  let header = `{'descr': '|u1', 'fortran_order': False, 'shape': (${count}, ${width}), }`;
+  const total = Math.ceil((10 + header.length + 1) / 64) * 64;
+  header = header.padEnd(total - 10 - 1, " ") + "\n";
+  const buf = Buffer.alloc(total + bits.length);
+  NPY_MAGIC.copy(buf, 0);
+  buf[6] = 1;
+  buf.writeUInt16LE(header.length, 8);
+  buf.write(header, 10, "latin1");
+  buf.set(bits, total);
   await writeFile(path, buf);
 }

@@ -14,7 +14,8 @@
  * not 14: a document without it quantizes at 2^14 (every document written before the field
  * existed), and one that spells out 14 is not canonical. Members and validators check nothing
  * about it beyond its range (they compute on the int16 records); clients quantize later batches
- * and queries with it and scale distances back by 2^-2e.
+ * and queries with it and scale distances back by 2^-2e. A Hamming Magu's document never has it
+ * (its records are bits, not quantized floats).
  *
  * Row numbers (the default vector ids) continue across batches: the first record of a new batch
  * gets row Σ count of the fragments before it.
@@ -31,17 +32,17 @@ export const VECTOR_MANIFEST_VERSION = 1;
 /** Most fragments one document lists. */
 export const MAX_VECTOR_MANIFEST_FRAGMENTS = 1 << 16;
 
-/** Metric names as the agents and the CLI spell them (MaguRegistry `Metric` 1, 2 and 3). */
+/** Metric names as the agents and the CLI spell them (MaguRegistry `Metric` 1 to 4). */
 export type VectorMetricName = VectorMetric;
-export const METRIC_BY_CODE: Readonly<Record<number, VectorMetricName>> = { 1: "l2", 2: "ip", 3: "cosine" };
-export const METRIC_CODE: Readonly<Record<VectorMetricName, number>> = { l2: 1, ip: 2, cosine: 3 };
+export const METRIC_BY_CODE: Readonly<Record<number, VectorMetricName>> = { 1: "l2", 2: "ip", 3: "cosine", 4: "hamming" };
+export const METRIC_CODE: Readonly<Record<VectorMetricName, number>> = { l2: 1, ip: 2, cosine: 3, hamming: 4 };
 
 export interface VectorFragmentInfo {
   readonly cid: CID;
   /** Fragment root, 64 lowercase hex digits. */
   readonly root: string;
   readonly size: number;
-  /** Records in the fragment (size = count · recordSize(dim)). */
+  /** Records in the fragment (size = count · recordSize(dim, metric)). */
   readonly count: number;
 }
 
@@ -72,8 +73,9 @@ function fail(reason: string, field?: string): never {
 
 function validate(m: VectorManifest): void {
   if (typeof m.maguId !== "bigint" || m.maguId < 1n || m.maguId >= 1n << 256n) fail("must be a Magu id in [1, 2^256)", "magu");
-  const size = recordSize(m.dim); // throws on a bad dim
   if (!isVectorMetric(m.metric)) fail(`must be ${VECTOR_METRICS_TEXT}, got ${JSON.stringify(m.metric)}`, "metric");
+  const size = recordSize(m.dim, m.metric); // throws on a bad dim
+  if (m.metric === "hamming" && manifestScaleExp(m) !== VECTOR_SCALE_EXP) fail("a Hamming Magu's bits are not quantized: it has no scale (leave scaleExp out)", "scaleExp");
   if (m.scaleExp !== undefined && (!Number.isSafeInteger(m.scaleExp) || m.scaleExp < VECTOR_SCALE_EXP_MIN || m.scaleExp > VECTOR_SCALE_EXP_MAX)) {
     fail(`must be an integer in [${VECTOR_SCALE_EXP_MIN}, ${VECTOR_SCALE_EXP_MAX}], got ${JSON.stringify(m.scaleExp)}`, "scaleExp");
   }

@@ -16,6 +16,10 @@
  * later batches and to turn canonical distances back into the units of the floats.
  *
  * Record: uint64 id (big-endian) ‖ dim × int16 (big-endian, two's complement): 8 + 2·dim bytes.
+ * A Hamming Magu's record is uint64 id ‖ ceil(dim / 8) bytes of packed bits instead: bit i of the
+ * vector is bit 7 − (i mod 8) of byte floor(i / 8) (MSB first), the padding bits past `dim` zero
+ * ({@link packBits}); its values are that Uint8Array, not quantized floats (no scale).
+ * {@link vectorSize} and {@link recordSize} give the sizes by metric; every caller uses them.
  * Fragment: whole records back to back, at most floor(FRAGMENT_SIZE / recordSize) of them; a record
  * never spans two fragments; no header (dim is a Magu parameter).
  *
@@ -29,9 +33,12 @@
  * Both are computed in float64 and are exact: |terms| <= 65535² and dim <= 524284 (a record fits a
  * fragment) keep every partial sum below 2^53. The contract recomputes them in int256. In the
  * units of the floats they are the canonical distance / 2^(2e).
+ * - Hamming = popcount(a XOR b) over the first dim bits (smaller is closer), an exact integer in
+ *   [0, dim]. Padding bits never count: records and queries are read with them cleared
+ *   ({@link readVector}), as the contract masks them.
  */
 import { FRAGMENT_SIZE } from "./constants.js";
-import { InvalidParameterError, VectorDimensionError, VectorIdError, VectorRecordError, VectorValueError, VectorZeroError } from "./errors.js";
+import { InvalidParameterError, VectorBitError, VectorDimensionError, VectorIdError, VectorRecordError, VectorValueError, VectorZeroError } from "./errors.js";
 
 /** The default scale exponent: a document without `scaleExp` quantizes at 2^14 (the only scale before it). */
 export const VECTOR_SCALE_EXP = 14;
@@ -56,22 +63,38 @@ const INT16_MIN = -32768;
 const INT16_MAX = 32767;
 const UINT64_MAX = (1n << 64n) - 1n;
 
-/** Bytes of one record of dimension `dim`. */
-export function recordSize(dim: number): number {
-  checkDim(dim);
-  return VECTOR_ID_SIZE + 2 * dim;
+/**
+ * Bytes of one vector (a record after its id, or a query) of dimension `dim`: 2·dim int16
+ * components, or for `hamming` ceil(dim / 8) bytes of packed bits. `metric` defaults to an int16
+ * metric (l2, ip and cosine share the layout).
+ */
+export function vectorSize(dim: number, metric: VectorMetric = "l2"): number {
+  checkDim(dim, metric);
+  return metric === "hamming" ? Math.ceil(dim / 8) : 2 * dim;
 }
 
-/** Records of dimension `dim` per fragment of at most `fragmentSize` bytes. */
-export function recordsPerFragment(dim: number, fragmentSize: number = FRAGMENT_SIZE): number {
-  const perFragment = Math.floor(fragmentSize / recordSize(dim));
-  if (perFragment < 1) throw new InvalidParameterError("dim", dim, `a record of ${recordSize(dim)} bytes does not fit a ${fragmentSize}-byte fragment`);
+/** Bytes of one record of dimension `dim` under `metric` (default: an int16 metric): 8 + {@link vectorSize}. */
+export function recordSize(dim: number, metric: VectorMetric = "l2"): number {
+  return VECTOR_ID_SIZE + vectorSize(dim, metric);
+}
+
+/** Records of dimension `dim` under `metric` (default: an int16 metric) per fragment of at most `fragmentSize` bytes. */
+export function recordsPerFragment(dim: number, fragmentSize: number = FRAGMENT_SIZE, metric: VectorMetric = "l2"): number {
+  const size = recordSize(dim, metric);
+  const perFragment = Math.floor(fragmentSize / size);
+  if (perFragment < 1) throw new InvalidParameterError("dim", dim, `a record of ${size} bytes does not fit a ${fragmentSize}-byte fragment`);
   return perFragment;
 }
 
-function checkDim(dim: number): void {
-  if (!Number.isSafeInteger(dim) || dim < 1 || VECTOR_ID_SIZE + 2 * dim > FRAGMENT_SIZE) {
-    throw new InvalidParameterError("dim", dim, `must be an integer in [1, ${(FRAGMENT_SIZE - VECTOR_ID_SIZE) / 2}]`);
+/** The largest dimension whose record fits a fragment: int16 components, or bits for `hamming`. */
+export function maxDim(metric: VectorMetric = "l2"): number {
+  return metric === "hamming" ? (FRAGMENT_SIZE - VECTOR_ID_SIZE) * 8 : (FRAGMENT_SIZE - VECTOR_ID_SIZE) / 2;
+}
+
+function checkDim(dim: number, metric: VectorMetric = "l2"): void {
+  if (!isVectorMetric(metric)) throw new InvalidParameterError("metric", metric, `must be ${VECTOR_METRICS_TEXT}`);
+  if (!Number.isSafeInteger(dim) || dim < 1 || dim > maxDim(metric)) {
+    throw new InvalidParameterError("dim", dim, `must be an integer in [1, ${maxDim(metric)}]`);
   }
 }
 
@@ -190,6 +213,21 @@ export interface VectorRecord {
   readonly values: Int16Array;
 }
 
+/**
+ * A vector as stored and searched: int16 components (l2, ip, cosine), or for a Hamming Magu its
+ * bits packed MSB first, ceil(dim / 8) bytes (a Uint8Array that is not an Int16Array).
+ */
+export type VectorValues = Int16Array | Uint8Array;
+
+/** A record of any metric: id and {@link VectorValues}. */
+export interface AnyVectorRecord {
+  readonly id: bigint;
+  readonly values: VectorValues;
+}
+
+/** The int16 metrics, whose records are {@link VectorRecord}s. */
+export type Int16Metric = Exclude<VectorMetric, "hamming">;
+
 /** A float vector with its id, as given by a client. */
 export interface FloatVector {
   readonly id: bigint | number;
@@ -202,17 +240,21 @@ function toId(id: bigint | number, row: number): bigint {
   return v;
 }
 
-/** Writes one record at `out[offset..]`; returns the bytes written. */
-export function writeRecord(id: bigint, values: Int16Array, out: Buffer, offset: number): number {
+/** Writes one record at `out[offset..]` (int16 components, or packed bits copied); returns the bytes written. */
+export function writeRecord(id: bigint, values: VectorValues, out: Buffer, offset: number): number {
   out.writeBigUInt64BE(id, offset);
   let o = offset + VECTOR_ID_SIZE;
+  if (!(values instanceof Int16Array)) {
+    out.set(values, o);
+    return VECTOR_ID_SIZE + values.length;
+  }
   for (let i = 0; i < values.length; i++, o += 2) out.writeInt16BE(values[i]!, o);
   return o - offset;
 }
 
-/** Encodes one record (uint64_be id ‖ int16_be components). */
-export function encodeRecord(record: VectorRecord): Buffer {
-  const out = Buffer.allocUnsafe(VECTOR_ID_SIZE + 2 * record.values.length);
+/** Encodes one record (uint64_be id ‖ int16_be components, or ‖ packed bits). */
+export function encodeRecord(record: AnyVectorRecord): Buffer {
+  const out = Buffer.allocUnsafe(VECTOR_ID_SIZE + record.values.byteLength);
   writeRecord(toId(record.id, 0), record.values, out, 0);
   return out;
 }
@@ -243,15 +285,19 @@ export function* packVectors(vectors: Iterable<FloatVector>, dim: number, fragme
   if (count > 0) yield current.subarray(0, count * size);
 }
 
-/** Packs already-quantized records (same rules as {@link packVectors}). */
-export function* packRecords(records: Iterable<VectorRecord>, dim: number, fragmentSize: number = FRAGMENT_SIZE): Generator<Buffer, void, undefined> {
-  const size = recordSize(dim);
-  const perFragment = recordsPerFragment(dim, fragmentSize);
+/**
+ * Packs already-quantized records (same rules as {@link packVectors}); for `hamming` the values are
+ * packed bits, ceil(dim / 8) bytes with zero padding (VectorBitError names a row that is not).
+ */
+export function* packRecords(records: Iterable<AnyVectorRecord>, dim: number, fragmentSize: number = FRAGMENT_SIZE, metric: VectorMetric = "l2"): Generator<Buffer, void, undefined> {
+  const size = recordSize(dim, metric);
+  const perFragment = recordsPerFragment(dim, fragmentSize, metric);
   let current = Buffer.allocUnsafe(perFragment * size);
   let count = 0;
   let row = 0;
   for (const r of records) {
-    if (r.values.length !== dim) throw new VectorDimensionError(row, dim, r.values.length);
+    if (metric === "hamming") checkPackedBits(r.values, dim, row);
+    else if (!(r.values instanceof Int16Array) || r.values.length !== dim) throw new VectorDimensionError(row, dim, r.values.length);
     writeRecord(toId(r.id, row), r.values, current, count * size);
     count++;
     row++;
@@ -264,18 +310,125 @@ export function* packRecords(records: Iterable<VectorRecord>, dim: number, fragm
   if (count > 0) yield current.subarray(0, count * size);
 }
 
-/** Reads the records of one fragment; throws {@link VectorRecordError} unless it is whole records. */
-export function unpackFragment(bytes: Uint8Array, dim: number): VectorRecord[] {
-  const size = recordSize(dim);
+/**
+ * Reads the records of one fragment (metric default: an int16 metric); throws
+ * {@link VectorRecordError} unless it is whole records. Hamming records come with their padding
+ * bits cleared ({@link readVector}).
+ */
+export function unpackFragment(bytes: Uint8Array, dim: number, metric?: Int16Metric): VectorRecord[];
+export function unpackFragment(bytes: Uint8Array, dim: number, metric: VectorMetric): AnyVectorRecord[];
+export function unpackFragment(bytes: Uint8Array, dim: number, metric: VectorMetric = "l2"): AnyVectorRecord[] {
+  const size = recordSize(dim, metric);
   if (bytes.length % size !== 0) throw new VectorRecordError(bytes.length, size);
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: VectorRecord[] = [];
-  for (let offset = 0; offset < buf.length; offset += size) {
-    const values = new Int16Array(dim);
-    for (let c = 0; c < dim; c++) values[c] = buf.readInt16BE(offset + VECTOR_ID_SIZE + 2 * c);
-    out.push({ id: buf.readBigUInt64BE(offset), values });
+  const out: AnyVectorRecord[] = [];
+  for (let offset = 0; offset < bytes.length; offset += size) {
+    out.push({ id: readRecordId(bytes, offset), values: readVector(bytes, offset + VECTOR_ID_SIZE, dim, metric) });
   }
   return out;
+}
+
+function readRecordId(bytes: Uint8Array, offset: number): bigint {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + offset, VECTOR_ID_SIZE).readBigUInt64BE(0);
+}
+
+/**
+ * The vector at `bytes[offset..]` (a record's after its id, or a query's): dim int16 big-endian
+ * components, or for `hamming` a copy of its ceil(dim / 8) bytes with the padding bits past `dim`
+ * cleared, so a distance never counts them (the contract masks them the same way).
+ */
+export function readVector(bytes: Uint8Array, offset: number, dim: number, metric: VectorMetric): VectorValues {
+  const size = vectorSize(dim, metric);
+  if (offset < 0 || offset + size > bytes.length) throw new InvalidParameterError("offset", offset, `a ${size}-byte vector does not fit ${bytes.length} bytes`);
+  if (metric === "hamming") {
+    const out = Uint8Array.from(bytes.subarray(offset, offset + size));
+    out[size - 1]! &= paddingMask(dim);
+    return out;
+  }
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const values = new Int16Array(dim);
+  for (let c = 0; c < dim; c++) values[c] = buf.readInt16BE(offset + 2 * c);
+  return values;
+}
+
+/**
+ * A query's bytes (what a request and SearchMarket.submit carry) for a Magu of dimension `dim`
+ * and `metric`: vectorSize(dim, metric) bytes, else InvalidParameterError saying what was expected.
+ */
+export function decodeVector(bytes: Uint8Array, dim: number, metric: VectorMetric): VectorValues {
+  const size = vectorSize(dim, metric);
+  if (bytes.length !== size) {
+    const what = metric === "hamming" ? `${size} bytes of packed bits (${dim} bits)` : `${size} bytes (${dim} int16 components)`;
+    throw new InvalidParameterError("query", `${bytes.length} bytes`, `must be ${what}, the Magu's dimension`);
+  }
+  return readVector(bytes, 0, dim, metric);
+}
+
+/** The bytes of a vector as a query carries them: int16 big-endian components, or the packed bits as they are. */
+export function encodeVector(values: VectorValues): Buffer {
+  if (!(values instanceof Int16Array)) return Buffer.from(values);
+  const out = Buffer.allocUnsafe(2 * values.length);
+  for (let i = 0; i < values.length; i++) out.writeInt16BE(values[i]!, 2 * i);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary vectors (Hamming Magus)
+
+/** The mask of the bits of a packed vector's last byte that belong to the vector (the rest is padding). */
+function paddingMask(dim: number): number {
+  const used = dim % 8;
+  return used === 0 ? 0xff : (0xff << (8 - used)) & 0xff;
+}
+
+/**
+ * Packs a vector of `dim` bits given as 0/1 numbers: bit i to bit 7 − (i mod 8) of byte
+ * floor(i / 8), the padding bits zero. Anything but 0 or 1 throws VectorBitError (row, column).
+ */
+export function packBits(bits: ArrayLike<number>, dim: number = bits.length, row = 0): Uint8Array {
+  checkDim(dim, "hamming");
+  if (bits.length !== dim) throw new VectorDimensionError(row, dim, bits.length);
+  const out = new Uint8Array(Math.ceil(dim / 8));
+  for (let i = 0; i < dim; i++) {
+    const b = bits[i];
+    if (b === 1) out[i >> 3]! |= 0x80 >> (i & 7);
+    else if (b !== 0) throw new VectorBitError(row, i, String(b), "is not a bit: a binary vector's components are 0 or 1");
+  }
+  return out;
+}
+
+/** The `dim` bits of a packed vector as 0/1 numbers, written into `out` (a new array by default). */
+export function unpackBits(packed: Uint8Array, dim: number, out: number[] | Float32Array | Uint8Array = new Uint8Array(dim)): typeof out {
+  for (let i = 0; i < dim; i++) out[i] = (packed[i >> 3]! >> (7 - (i & 7))) & 1;
+  return out;
+}
+
+/**
+ * Checks that `values` is a packed vector of `dim` bits: a Uint8Array (not int16 components) of
+ * ceil(dim / 8) bytes whose padding bits are zero; VectorBitError or VectorDimensionError otherwise.
+ */
+export function checkPackedBits(values: VectorValues, dim: number, row = 0): void {
+  const size = vectorSize(dim, "hamming");
+  if (values instanceof Int16Array) throw new VectorBitError(row, 0, `${values.length} int16 components`, `is not a binary vector: a Hamming record holds ${size} bytes of packed bits`);
+  if (values.length !== size) throw new VectorBitError(row, 0, `${values.length} bytes`, `is not ${size} bytes of packed bits (${dim} bits)`);
+  const pad = values[size - 1]! & ~paddingMask(dim) & 0xff;
+  if (pad !== 0) {
+    throw new VectorBitError(row, dim, `byte ${size - 1} = 0x${values[size - 1]!.toString(16).padStart(2, "0")}`, `sets padding bits past bit ${dim - 1}: the low ${8 * size - dim} bits of the last byte must be zero`);
+  }
+}
+
+/** Set bits of every byte value. */
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, b) => {
+  let n = 0;
+  for (let x = b; x !== 0; x &= x - 1) n++;
+  return n;
+});
+
+/** popcount(a XOR b) over the bytes of two packed vectors (their padding bits cleared, so only the vectors' bits count). */
+export function hammingDistance(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new VectorDimensionError(0, a.length, b.length);
+  let n = 0;
+  for (let i = 0; i < a.length; i++) n += POPCOUNT[a[i]! ^ b[i]!]!;
+  return n;
 }
 
 function checkPair(a: Int16Array, b: Int16Array): void {
@@ -303,13 +456,14 @@ export function innerProduct(a: Int16Array, b: Int16Array): bigint {
 
 /**
  * The distance metrics of vector Magus, by their CLI names, in MaguRegistry `Metric` order from 1:
- * `l2` (`Metric.L2` = 1), `ip` (`Metric.InnerProduct` = 2), `cosine` (`Metric.Cosine` = 3).
+ * `l2` (`Metric.L2` = 1), `ip` (`Metric.InnerProduct` = 2), `cosine` (`Metric.Cosine` = 3),
+ * `hamming` (`Metric.Hamming` = 4, binary vectors).
  */
-export const VECTOR_METRICS = ["l2", "ip", "cosine"] as const;
+export const VECTOR_METRICS = ["l2", "ip", "cosine", "hamming"] as const;
 /** A Magu's distance metric, by its CLI name (see {@link VECTOR_METRICS}). */
 export type VectorMetric = (typeof VECTOR_METRICS)[number];
-/** `"l2", "ip" or "cosine"`: the metric names for messages. */
-export const VECTOR_METRICS_TEXT = '"l2", "ip" or "cosine"';
+/** `"l2", "ip", "cosine" or "hamming"`: the metric names for messages. */
+export const VECTOR_METRICS_TEXT = '"l2", "ip", "cosine" or "hamming"';
 
 /** Whether `value` is one of {@link VECTOR_METRICS}. */
 export function isVectorMetric(value: unknown): value is VectorMetric {
@@ -318,12 +472,20 @@ export function isVectorMetric(value: unknown): value is VectorMetric {
 
 /**
  * The canonical distance of docs/SEARCH.md: `l2` = Σ (a_i − b_i)², `ip` and `cosine` = −Σ a_i · b_i
- * (a cosine Magu's vectors were normalised before quantization). Smaller is closer for all, so
- * hits order ascending by `(distance, id)`.
+ * (a cosine Magu's vectors were normalised before quantization), `hamming` = popcount(a XOR b) of
+ * two packed vectors read by {@link readVector}. Smaller is closer for all, so hits order ascending
+ * by `(distance, id)`.
  */
-export function canonicalDistance(metric: VectorMetric, a: Int16Array, b: Int16Array): bigint {
-  if (metric === "l2") return squaredL2(a, b);
-  if (metric === "ip" || metric === "cosine") return -innerProduct(a, b);
+export function canonicalDistance(metric: VectorMetric, a: VectorValues, b: VectorValues): bigint {
+  const packed = !(a instanceof Int16Array) || !(b instanceof Int16Array);
+  if ((metric === "hamming") !== packed || (packed && (a instanceof Int16Array || b instanceof Int16Array))) {
+    throw new InvalidParameterError("vectors", metric, metric === "hamming" ? "a Hamming distance is between packed bits (Uint8Array)" : "must be int16 components (Int16Array)");
+  }
+  if (metric === "hamming") return BigInt(hammingDistance(a as Uint8Array, b as Uint8Array));
+  const x = a as Int16Array;
+  const y = b as Int16Array;
+  if (metric === "l2") return squaredL2(x, y);
+  if (metric === "ip" || metric === "cosine") return -innerProduct(x, y);
   throw new InvalidParameterError("metric", metric, `must be ${VECTOR_METRICS_TEXT}`);
 }
 

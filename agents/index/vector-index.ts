@@ -1,7 +1,10 @@
 /**
  * Per-Magu vector index: HNSW (hnswlib-node) over the dequantized records for candidates, exact
  * re-ranking by the canonical integer distance (docs/SEARCH.md) for the answer, brute force over
- * every held record as the ground truth.
+ * every held record as the ground truth. A Hamming Magu's records are packed bits: HNSW searches
+ * hnswlib's l2 space over the bits as 0/1 floats (the squared L2 distance of two 0/1 vectors is
+ * their Hamming distance, so the graph's order is the canonical one), and the answer is re-ranked
+ * by popcount(q XOR v).
  *
  * Records arrive a fragment at a time (`addFragment`, the bytes of ENCODING.md's vector records)
  * and leave a fragment at a time (`removeFragment`). Every record held gets an internal slot; the
@@ -25,8 +28,7 @@ import { endianness } from "node:os";
 import { join } from "node:path";
 import hnswlib from "hnswlib-node";
 import type { HierarchicalNSW } from "hnswlib-node";
-import { FRAGMENT_SIZE } from "../data/constants.js";
-import { isVectorMetric, unpackFragment, VECTOR_ID_SIZE, VECTOR_METRICS_TEXT, VECTOR_SCALE, type VectorMetric } from "../data/vectors.js";
+import { hammingDistance, isVectorMetric, maxDim, unpackBits, unpackFragment, vectorSize, VECTOR_METRICS_TEXT, VECTOR_SCALE, type VectorMetric, type VectorValues } from "../data/vectors.js";
 import {
   DEFAULT_EF_CONSTRUCTION,
   DEFAULT_EF_SEARCH,
@@ -97,8 +99,12 @@ export interface VectorIndex {
   addFragment(fragment: number, bytes: Uint8Array): Promise<number>;
   /** Drops a fragment's records (marked deleted in the graph, slots reused later); no-op if not held. */
   removeFragment(fragment: number): Promise<void>;
-  /** The k nearest held records by (canonical distance, id), ascending; fewer if fewer are held. */
-  search(query: Int16Array, k: number, opts?: SearchOptions): SearchHit[];
+  /**
+   * The k nearest held records by (canonical distance, id), ascending; fewer if fewer are held.
+   * `query`: int16 components, or for a Hamming index ceil(dim / 8) bytes of packed bits whose
+   * padding bits are zero (data/vectors.ts `readVector` clears them).
+   */
+  search(query: VectorValues, k: number, opts?: SearchOptions): SearchHit[];
   /** Counts for logs and metrics (runs the reachability walk if records changed since the last one). */
   stats(): VectorIndexStats;
   /** Persists atomically (temp files, fsync, rename). */
@@ -129,14 +135,14 @@ const GRAPH_NONE = 0;
 const GRAPH_ACTIVE = 1;
 const GRAPH_DELETED = 2;
 
-const METRIC_CODES: Record<MetricName, number> = { l2: 1, ip: 2, cosine: 3 };
+const METRIC_CODES: Record<MetricName, number> = { l2: 1, ip: 2, cosine: 3, hamming: 4 };
 /**
  * hnswlib's space for each metric. Cosine uses the inner-product space, not hnswlib's own cosine:
  * the records are the client's unit vectors, quantized, and the answer is ranked by their exact
  * inner product (docs/SEARCH.md); hnswlib's cosine would renormalise the quantized vectors.
+ * Hamming uses l2 over the bits as 0/1 floats: Σ (a_i − b_i)² counts the differing bits.
  */
-const HNSW_SPACES: Record<MetricName, "l2" | "ip"> = { l2: "l2", ip: "ip", cosine: "ip" };
-const MAX_DIM = (FRAGMENT_SIZE - VECTOR_ID_SIZE) / 2;
+const HNSW_SPACES: Record<MetricName, "l2" | "ip"> = { l2: "l2", ip: "ip", cosine: "ip", hamming: "l2" };
 const UINT32_MAX = 0xffff_ffff;
 const MAGIC = Buffer.from("MURIVIX\0", "latin1");
 const SIDECAR_HEADER = 80;
@@ -178,7 +184,7 @@ function checkOptions(opts: VectorIndexOptions): CheckedOptions {
   if (!isVectorMetric(opts.metric)) throw new IndexOptionError("metric", opts.metric, `must be ${VECTOR_METRICS_TEXT}`);
   return {
     dir: opts.dir,
-    dim: int("dim", opts.dim, 1, MAX_DIM),
+    dim: int("dim", opts.dim, 1, maxDim(opts.metric)),
     metric: opts.metric,
     M: int("M", opts.M ?? DEFAULT_M, 2, 256),
     efConstruction: int("efConstruction", opts.efConstruction ?? DEFAULT_EF_CONSTRUCTION, 1, 1 << 20),
@@ -249,6 +255,9 @@ class Index implements VectorIndex {
   private dirty: boolean;
   private tail: Promise<void> = Promise.resolve();
   private readonly scratch: number[];
+  /** Elements of the values column per slot: dim int16 components, or ceil(dim / 8) bytes of bits. */
+  private readonly width: number;
+  private readonly hamming: boolean;
 
   // Slots (HNSW labels): columns, grown by doubling.
   private cap = 0;
@@ -258,7 +267,7 @@ class Index implements VectorIndex {
   private positions = new Uint32Array(0);
   private states = new Uint8Array(0);
   private inGraph = new Uint8Array(0);
-  private values = new Int16Array(0);
+  private values: Int16Array | Uint8Array;
   private readonly freeSlots: number[] = [];
   private readonly held = new Map<number, number[]>();
   private readonly owner = new Map<bigint, number>();
@@ -285,6 +294,9 @@ class Index implements VectorIndex {
     this.efSearch = opts.efSearch;
     this.dirty = !persisted;
     this.scratch = new Array<number>(opts.dim).fill(0);
+    this.hamming = opts.metric === "hamming";
+    this.width = this.hamming ? vectorSize(opts.dim, "hamming") : opts.dim;
+    this.values = this.hamming ? new Uint8Array(0) : new Int16Array(0);
   }
 
   get size(): number {
@@ -328,7 +340,7 @@ class Index implements VectorIndex {
     this.positions = copy(this.positions, (n) => new Uint32Array(n), cap);
     this.states = copy(this.states, (n) => new Uint8Array(n), cap);
     this.inGraph = copy(this.inGraph, (n) => new Uint8Array(n), cap);
-    this.values = copy(this.values, (n) => new Int16Array(n), cap * this.dim);
+    this.values = this.values instanceof Int16Array ? copy(this.values, (n) => new Int16Array(n), cap * this.width) : copy(this.values, (n) => new Uint8Array(n), cap * this.width);
     this.marks = copy(this.marks, (n) => new Uint32Array(n), cap);
     this.cap = cap;
   }
@@ -351,11 +363,12 @@ class Index implements VectorIndex {
    * Magu's quantization scale 2^e (data/vectors.ts). The index never needs e: dividing every point
    * and the query by one positive factor scales squared L2 and the inner product by its square, so
    * hnswlib's order (l2: Σ(a−b)², ip: 1 − Σa·b) is the canonical order at any e, and the answer is
-   * re-ranked by the exact integer distance anyway.
+   * re-ranked by the exact integer distance anyway. A Hamming record's point is its bits, 0 or 1.
    */
-  private floats(values: ArrayLike<number>, offset = 0): number[] {
+  private floats(values: VectorValues): number[] {
     const out = this.scratch;
-    for (let c = 0; c < this.dim; c++) out[c] = values[offset + c]! / VECTOR_SCALE;
+    if (this.hamming) return unpackBits(values as Uint8Array, this.dim, out) as number[];
+    for (let c = 0; c < this.dim; c++) out[c] = values[c]! / VECTOR_SCALE;
     return out;
   }
 
@@ -378,7 +391,7 @@ class Index implements VectorIndex {
     this.checkOpen();
     checkFragment(fragment);
     if (!(bytes instanceof Uint8Array)) throw new IndexOptionError("bytes", typeof bytes, "must be a Uint8Array (the fragment's bytes)");
-    const records = unpackFragment(bytes, this.dim);
+    const records = unpackFragment(bytes, this.dim, this.metric);
     return this.exclusive(async () => {
       this.checkOpen();
       if (this.held.has(fragment)) return 0;
@@ -391,7 +404,7 @@ class Index implements VectorIndex {
           this.ids[s] = r.id;
           this.frags[s] = fragment;
           this.positions[s] = i;
-          this.values.set(r.values, s * this.dim);
+          this.values.set(r.values, s * this.width);
           this.states[s] = PENDING;
           // A reused slot's label is marked deleted: addPoint replaces its vector and unmarks it.
           this.graph.addPoint(this.floats(r.values), s);
@@ -476,9 +489,10 @@ class Index implements VectorIndex {
   }
 
   /** Canonical distance (a JS number: exact, every partial sum is below 2^53) between query and slot s. */
-  private distance(query: Int16Array, s: number): number {
+  private distance(query: VectorValues, s: number): number {
     const v = this.values;
-    const o = s * this.dim;
+    const o = s * this.width;
+    if (this.hamming) return hammingDistance(query as Uint8Array, (v as Uint8Array).subarray(o, o + this.width));
     let sum = 0;
     if (this.metric === "l2") {
       for (let c = 0; c < query.length; c++) {
@@ -491,9 +505,13 @@ class Index implements VectorIndex {
     return sum === 0 ? 0 : -sum;
   }
 
-  search(query: Int16Array, k: number, opts: SearchOptions = {}): SearchHit[] {
+  search(query: VectorValues, k: number, opts: SearchOptions = {}): SearchHit[] {
     this.checkOpen();
-    if (!(query instanceof Int16Array) || query.length !== this.dim) {
+    if (this.hamming) {
+      if (!(query instanceof Uint8Array) || query.length !== this.width) {
+        throw new IndexOptionError("query", query instanceof Int16Array ? `${query.length} int16 components` : query instanceof Uint8Array ? `${query.length} bytes` : typeof query, `must be a Uint8Array of ${this.width} bytes (${this.dim} packed bits)`);
+      }
+    } else if (!(query instanceof Int16Array) || query.length !== this.dim) {
       throw new IndexOptionError("query", query instanceof Int16Array ? `${query.length} components` : typeof query, `must be an Int16Array of ${this.dim} components (a quantized vector)`);
     }
     if (!Number.isSafeInteger(k) || k < 1) throw new IndexOptionError("k", k, "must be a positive integer");
@@ -596,15 +614,15 @@ class Index implements VectorIndex {
 
   /**
    * Sidecar layout (little-endian): magic "MURIVIX\0", u32 version, u32 dim, u8 metric (1 l2,
-   * 2 ip, 3 cosine) + 3 zero bytes, u32 M, u32 efConstruction, u32 graph generation, u64 graph file size,
+   * 2 ip, 3 cosine, 4 hamming) + 3 zero bytes, u32 M, u32 efConstruction, u32 graph generation, u64 graph file size,
    * 32-byte graph SHA-256, u32 slots, u32 fragments (header: 80 bytes); fragments × (u32 index,
    * u32 records); then columns over the slots: u64 id, u32 fragment, u32 position, u8 state, u8
-   * in-graph, dim × int16 values; finally the SHA-256 of everything before it.
+   * in-graph, dim × int16 values (hamming: ceil(dim / 8) bytes of bits); finally the SHA-256 of everything before it.
    */
   private encodeSidecar(generation: number, graphSize: number, graphDigest: Buffer): Buffer {
     const n = this.slotCount;
     const fragments = this.fragments();
-    const body = SIDECAR_HEADER + 8 * fragments.length + n * (8 + 4 + 4 + 1 + 1 + 2 * this.dim);
+    const body = SIDECAR_HEADER + 8 * fragments.length + n * (8 + 4 + 4 + 1 + 1 + vectorSize(this.dim, this.metric));
     const buf = Buffer.alloc(body + DIGEST);
     MAGIC.copy(buf, 0);
     buf.writeUInt32LE(SIDECAR_VERSION, 8);
@@ -628,7 +646,7 @@ class Index implements VectorIndex {
     o = putColumn(buf, o, this.positions.subarray(0, n));
     o = putColumn(buf, o, this.states.subarray(0, n));
     o = putColumn(buf, o, this.inGraph.subarray(0, n));
-    o = putColumn(buf, o, this.values.subarray(0, n * this.dim));
+    o = putColumn(buf, o, this.values.subarray(0, n * this.width));
     if (o !== body) throw new Error(`sidecar layout error: wrote ${o} of ${body} bytes`);
     createHash("sha256").update(buf.subarray(0, body)).digest().copy(buf, body);
     return buf;
@@ -644,7 +662,7 @@ class Index implements VectorIndex {
     o = getColumn(sidecar, o, this.positions, n);
     o = getColumn(sidecar, o, this.states, n);
     o = getColumn(sidecar, o, this.inGraph, n);
-    getColumn(sidecar, o, this.values, n * this.dim);
+    getColumn(sidecar, o, this.values, n * this.width);
     const counts = new Map<number, number>();
     for (const [f, records] of fragmentList) {
       if (this.held.has(f)) return `fragment ${f} listed twice`;
@@ -750,7 +768,7 @@ async function loadIndex(o: CheckedOptions, sidecar: Buffer): Promise<VectorInde
   const graphDigest = sidecar.subarray(40, 72);
   const n = sidecar.readUInt32LE(72);
   const fragmentCount = sidecar.readUInt32LE(76);
-  const expected = SIDECAR_HEADER + 8 * fragmentCount + n * (18 + 2 * dim);
+  const expected = SIDECAR_HEADER + 8 * fragmentCount + n * (18 + vectorSize(dim, metric));
   if (expected !== body) corrupt(`${body} bytes of content, ${expected} expected for ${n} records and ${fragmentCount} fragments`);
   const fragmentList: [number, number][] = [];
   for (let i = 0; i < fragmentCount; i++) fragmentList.push([sidecar.readUInt32LE(SIDECAR_HEADER + 8 * i), sidecar.readUInt32LE(SIDECAR_HEADER + 8 * i + 4)]);

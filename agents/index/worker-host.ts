@@ -11,6 +11,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { IndexError } from "./errors.js";
+import type { VectorValues } from "../data/vectors.js";
 import type { SearchHit, SearchOptions, VectorIndexOptions, VectorIndexStats } from "./vector-index.js";
 
 /** What a request asks the worker to do. */
@@ -18,7 +19,7 @@ export type WorkerOp =
   | { op: "open"; options: VectorIndexOptions }
   | { op: "add"; fragment: number; bytes: Uint8Array }
   | { op: "remove"; fragment: number }
-  | { op: "search"; query: Int16Array; k: number; options: SearchOptions }
+  | { op: "search"; query: VectorValues; k: number; options: SearchOptions }
   | { op: "stats" }
   | { op: "save" }
   | { op: "close" }
@@ -197,7 +198,7 @@ export class WorkerVectorIndex {
     await this.send({ op: "remove", fragment });
   }
 
-  async search(query: Int16Array, k: number, options: SearchOptions = {}): Promise<SearchHit[]> {
+  async search(query: VectorValues, k: number, options: SearchOptions = {}): Promise<SearchHit[]> {
     return (await this.send({ op: "search", query, k, options })) as SearchHit[];
   }
 

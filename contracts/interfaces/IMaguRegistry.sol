@@ -19,11 +19,15 @@ interface IMaguRegistry {
     /// @notice Distance metric of a vector Magu. Cosine is measured on chain as InnerProduct: the
     /// client normalises every vector (and query) to unit length before quantising it, so the inner
     /// product of the stored int16 vectors is the cosine similarity times a constant (docs/SEARCH.md).
+    /// Hamming Magus hold binary vectors: `dimension` is the number of bits, a record is the id and
+    /// ceil(dimension / 8) bytes of packed bits (MSB first), and the distance is the number of the
+    /// `dimension` bits in which query and record differ.
     enum Metric {
         None,
         L2,
         InnerProduct,
-        Cosine
+        Cosine,
+        Hamming
     }
 
     /// @notice Life cycle of a Magu.

@@ -65,12 +65,14 @@ interface ISearchMarket {
     }
 
     /// @notice What a dispute proves about one revealed entry, and the record it is checked against.
-    /// @dev Record p of a fragment occupies bytes [p·rs, (p+1)·rs), rs = 8 + 2·dimension. `leaves`
+    /// @dev Record p of a fragment occupies bytes [p·rs, (p+1)·rs), rs = 8 + vb, where vb, the
+    /// vector's bytes, is 2·dimension (int16 components) or, for a Hamming Magu, ceil(dimension / 8)
+    /// (packed bits). `leaves`
     /// are the fragment's 1024-byte leaves lo..hi with lo = floor(p·rs / 1024) and
     /// hi = floor(((p+1)·rs − 1) / 1024), both capped at the fragment's last leaf (so a record past
     /// the fragment's end is answered with the last leaf, which proves the size).
     struct DisputeProof {
-        bytes query; // the task's query (2·dimension bytes)
+        bytes query; // the task's query (vb bytes: 2·dimension, or ceil(dimension / 8) for Hamming)
         bytes32[] entries; // the member's revealed list
         uint256 index; // the accused entry
         uint64 size; // the fragment's length in bytes, committed in its root
@@ -133,7 +135,7 @@ interface ISearchMarket {
     error SearchNotVectorMagu(MaguId magu);
     /// @notice The Magu has no data committed yet.
     error SearchNoData(MaguId magu);
-    /// @notice The query is not 2·dimension bytes.
+    /// @notice The query is not the Magu's vector size: 2·dimension bytes, or ceil(dimension / 8) for Hamming.
     error SearchInvalidQuery(uint256 length, uint256 expected);
     /// @notice k must be in [1, maxK].
     error SearchInvalidK(uint256 k, uint256 maxK);
@@ -192,7 +194,8 @@ interface ISearchMarket {
 
     /// @notice Opens a task on an Active vector Magu with data, escrowing `fee` (approved beforehand).
     /// The Magu's root, fragment count, dimension and metric are fixed for the task.
-    /// @param query dimension × int16_be
+    /// @param query dimension × int16_be, or for a Hamming Magu ceil(dimension / 8) bytes of packed
+    /// bits, MSB first (bits past `dimension` are ignored)
     /// @param k results wanted, 1..maxK
     /// @return taskId the new task's id (ids start at 1)
     function submit(MaguId magu, bytes calldata query, uint256 k, uint256 fee) external returns (uint256 taskId);

@@ -118,6 +118,9 @@ contract MaguRegistryTest is Fixture {
         p.metric = IMaguRegistry.Metric.Cosine;
         _expectInvalid(p, "metric", uint8(IMaguRegistry.Metric.Cosine));
         p = blobParams(4, 2, 1, 9, 4);
+        p.metric = IMaguRegistry.Metric.Hamming;
+        _expectInvalid(p, "metric", uint8(IMaguRegistry.Metric.Hamming));
+        p = blobParams(4, 2, 1, 9, 4);
         p.dimension = 3;
         _expectInvalid(p, "metric", 0);
         p = blobParams(4, 2, 1, 10, 4);
@@ -131,11 +134,15 @@ contract MaguRegistryTest is Fixture {
         magus.formMagu(MaguId.wrap(7));
     }
 
-    /// @notice A vector Magu takes each metric (l2, inner product, cosine = 3) and keeps it; a code
-    /// past the last metric does not decode.
+    /// @notice A vector Magu takes each metric (l2, inner product, cosine = 3, Hamming = 4) and
+    /// keeps it; a code past the last metric does not decode.
     function test_createMagu_acceptsEachVectorMetric() public {
-        IMaguRegistry.Metric[3] memory metrics =
-            [IMaguRegistry.Metric.L2, IMaguRegistry.Metric.InnerProduct, IMaguRegistry.Metric.Cosine];
+        IMaguRegistry.Metric[4] memory metrics = [
+            IMaguRegistry.Metric.L2,
+            IMaguRegistry.Metric.InnerProduct,
+            IMaguRegistry.Metric.Cosine,
+            IMaguRegistry.Metric.Hamming
+        ];
         for (uint256 i; i < metrics.length; ++i) {
             IMaguRegistry.MaguParams memory p = vectorParams(3, 1, 8, 4);
             p.metric = metrics[i];
@@ -143,6 +150,7 @@ contract MaguRegistryTest is Fixture {
             assertEq(uint8(magus.maguInfo(id).params.metric), uint8(metrics[i]), "metric kept");
         }
         assertEq(uint8(IMaguRegistry.Metric.Cosine), 3, "cosine is metric code 3");
+        assertEq(uint8(IMaguRegistry.Metric.Hamming), 4, "Hamming is metric code 4");
 
         bytes memory call = abi.encodeCall(magus.createMagu, (vectorParams(3, 1, 8, 4)));
         fund(client, 1_000_000 ether);
@@ -153,8 +161,11 @@ contract MaguRegistryTest is Fixture {
         assertTrue(ok, "metric code 3 accepted");
         call[4 + 63] = bytes1(uint8(4));
         (ok,) = address(magus).call(call);
+        assertTrue(ok, "metric code 4 accepted");
+        call[4 + 63] = bytes1(uint8(5));
+        (ok,) = address(magus).call(call);
         vm.stopPrank();
-        assertFalse(ok, "metric code 4 refused");
+        assertFalse(ok, "metric code 5 refused");
     }
 
     /// @notice Issue 11.7: a huge dimension made a record too large to dispute within a block.

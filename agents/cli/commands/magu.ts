@@ -34,7 +34,7 @@ export const maguCreateCommand: Command = {
   summary: "request a Magu (escrowing its price) and form it from staked nodes",
   usage:
     "muri magu create --kind blob|vector [--fragments F --periods P --price MURI] [--members N] " +
-    "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip|cosine] [--public]",
+    "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip|cosine|hamming] [--public]",
   help: [
     "  --kind blob|vector   blob: erasure-coded files; vector: replicated vector index",
     `  --fragments F        fragments the escrow pays for (default: blob ${DEFAULT_BLOB_STRIPES} stripes of K + M, vector ${DEFAULT_VECTOR_FRAGMENTS}, ~1 MiB each)`,
@@ -44,10 +44,11 @@ export const maguCreateCommand: Command = {
     "  --data-shards K      blob: data shards per stripe (default 1)",
     "  --parity-shards M    blob: parity shards per stripe (default 1)",
     "  --replication R      vector: replicas per fragment (default 1)",
-    "  --dim D              vector: dimension (required for vector)",
-    "  --metric l2|ip|cosine",
+    "  --dim D              vector: dimension (required for vector; for hamming the number of bits)",
+    "  --metric l2|ip|cosine|hamming",
     "                       vector: distance metric (default l2): l2 squared Euclidean, ip inner product,",
-    "                       cosine the angle (the client scales vectors and queries to unit length)",
+    "                       cosine the angle (the client scales vectors and queries to unit length),",
+    "                       hamming the number of differing bits between binary vectors (packed, no quantization)",
     "  --public             anyone may read and search it (default: private - members, validators and grantees only)",
   ],
   options: {

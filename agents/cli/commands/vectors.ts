@@ -4,7 +4,9 @@
  * to the members placement names (roles/client/vector-client.ts). Nothing is committed or sent unless the
  * whole file is valid and fits the Magu's quantization scale 2^e (picked by its first batch, the
  * largest that holds every value of it; printed, and `scaleExp` in --json). A cosine Magu's vectors
- * are scaled to unit length first and its scale is always 2^14.
+ * are scaled to unit length first and its scale is always 2^14. A Hamming Magu's file is binary
+ * vectors (.npy of uint8 packed bits, .bits lines of 0/1, .jsonl arrays of 0/1), stored as they
+ * are: no scale (`scaleExp` null).
  *
  * `muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--no-verify] [--onchain --fee X]`:
  * the top-k of a vector Magu, off-chain (one holder per fragment, merged; every hit's Merkle proof
@@ -12,14 +14,17 @@
  * rejected) or as an on-chain task.
  * Results are in rank order; `distance` is the canonical distance divided by 2^(2e) at the Magu's
  * scale 2^e (squared L2, or the negated inner product, in the units of the original floats; for a
- * cosine Magu the negated cosine similarity of the unit vectors),
- * `canonical` the exact integer; `scaleExp` (--json) is e.
+ * cosine Magu the negated cosine similarity of the unit vectors; for a Hamming Magu the number of
+ * differing bits, an integer, and the query is bits: `--vector` a JSON array of 0/1 or a string of
+ * 0/1 characters, `--query` a one-row binary vector file),
+ * `canonical` the exact integer; `scaleExp` (--json) is e (null for Hamming).
  */
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { generatePrivateKey } from "viem/accounts";
 import { createVectorClient, VECTOR_CLIENT_DEFAULTS, type VectorClient } from "../../roles/client/vector-client.js";
-import { readVectorFile } from "../../data/vector-files.js";
+import { readBitFile, readVectorFile } from "../../data/vector-files.js";
+import { unpackBits } from "../../data/vectors.js";
 import type { Command, CommandArgs } from "../command.js";
 import type { CliContext } from "../context.js";
 import { resolveTarget } from "../context.js";
@@ -29,9 +34,14 @@ import { UsageError } from "../errors.js";
 import { GRANT_HELP, grantTokens } from "../grants.js";
 import { formatMuri, parseInteger, parseMuri } from "../values.js";
 
-/** A canonical distance in the units of the floats: canonical / 2^(2e). */
-function floatDistance(canonical: bigint, scaleExp: number | null): number {
-  return Number(canonical) / 2 ** (2 * (scaleExp ?? 14));
+/** A canonical distance in the units of the floats: canonical / 2^(2e); a Hamming distance (bits) as it is. */
+function floatDistance(canonical: bigint, scaleExp: number | null, hamming: boolean): number {
+  return hamming ? Number(canonical) : Number(canonical) / 2 ** (2 * (scaleExp ?? 14));
+}
+
+/** A distance for the text output: an integer (Hamming) as it is, else 6 significant digits. */
+function showDistance(distance: number, hamming: boolean): string {
+  return hamming ? String(distance) : distance.toPrecision(6);
 }
 const FORMATS = ["fvecs", "npy", "jsonl", "csv"] as const;
 
@@ -64,6 +74,9 @@ export const vectorsAddCommand: Command = {
     "                       the first batch of a Magu fixes its quantization scale 2^e (the largest at which every value fits",
     "                       int16); later batches must fit it (a value out of range fails before anything is sent)",
     "                       a cosine Magu: each vector is scaled to unit length first (an all-zero row is refused), scale 2^14",
+    "                       a hamming Magu (binary vectors of D bits): .npy of uint8, shape (n, ceil(D/8)), bits packed MSB first",
+    "                       (numpy.packbits(bits, axis=1); padding bits zero), .bits (one line of D characters 0/1 per vector)",
+    "                       or .jsonl (arrays of D numbers 0/1, or {\"id\":N,\"vector\":[..]}); no quantization, no scale",
     `  --fragment-size B    bytes per fragment, whole records (default ${VECTOR_CLIENT_DEFAULTS.fragmentSize})`,
     CLIENT_DIR_HELP,
   ],
@@ -96,7 +109,7 @@ export const vectorsAddCommand: Command = {
           },
           text: [
             `added ${result.vectors} vectors to Magu ${result.maguId} in ${result.fragments} fragments (now ${result.fragmentCount})`,
-            `first row id ${result.firstRow}; quantization scale 2^${result.scaleExp}; vector index document ${result.manifestCid}`,
+            `first row id ${result.firstRow}; ${result.scaleExp === null ? "binary vectors (no quantization)" : `quantization scale 2^${result.scaleExp}`}; vector index document ${result.manifestCid}`,
           ],
         };
       } finally {
@@ -106,6 +119,13 @@ export const vectorsAddCommand: Command = {
     };
   },
 };
+
+/** A `--vector` of 0/1 characters (a Hamming query; spaces and underscores ignored), else undefined. */
+function parseBitString(text: string): number[] | undefined {
+  const t = text.trim().replace(/[ _]/g, "");
+  if (!/^[01]+$/.test(t)) return undefined;
+  return Array.from(t, (c) => (c === "1" ? 1 : 0));
+}
 
 function parseVectorJson(text: string): number[] {
   let parsed: unknown;
@@ -127,8 +147,8 @@ export const searchCommand: Command = {
   usage: "muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--no-verify] [--onchain [--fee MURI]]",
   help: [
     "  --magu ID            the vector Magu",
-    "  --vector JSON        the query as a JSON array of numbers",
-    `  --query FILE         the query as a one-row vector file (${FORMATS.join(", ")})`,
+    "  --vector JSON        the query as a JSON array of numbers (hamming: of D numbers 0/1, or a string of D characters 0/1)",
+    `  --query FILE         the query as a one-row vector file (${FORMATS.join(", ")}; hamming: .npy uint8 packed bits, .bits, .jsonl)`,
     "  -k K                 results wanted (default 10)",
     "  --ef N               HNSW search effort on the nodes (higher: better recall, slower; default: the nodes')",
     "  --exact              brute force on the nodes: the exact top-k",
@@ -167,32 +187,42 @@ export const searchCommand: Command = {
     if (!onchain && args.string("fee") !== undefined) throw new UsageError("--fee only applies with --onchain");
     const fee = parseMuri(args.string("fee") ?? "1", "--fee", true);
     const queryFile = queryArg === undefined ? undefined : existingFile(queryArg, "--query");
-    const vector = vectorArg === undefined ? undefined : parseVectorJson(vectorArg);
+    const bitString = vectorArg === undefined ? undefined : parseBitString(vectorArg);
+    const vector = vectorArg === undefined ? undefined : (bitString ?? parseVectorJson(vectorArg));
     const dir = clientDir(args);
     return async (ctx) => {
-      let query: ArrayLike<number>;
-      if (queryFile !== undefined) {
-        const file = await readVectorFile(queryFile);
-        if (file.count !== 1) throw new UsageError(`--query: ${queryFile} holds ${file.count} vectors; give a file with exactly one`);
-        query = file.vectors;
-      } else {
-        query = vector!;
-      }
       const client = await startVectorClient(args, ctx, dir, onchain);
       try {
+        const { dim, metric } = await client.vectorParams(maguId);
+        const hamming = metric === "hamming";
+        let query: ArrayLike<number>;
+        if (queryFile !== undefined && hamming) {
+          const file = await readBitFile(queryFile, dim);
+          if (file.count !== 1) throw new UsageError(`--query: ${queryFile} holds ${file.count} vectors; give a file with exactly one`);
+          query = unpackBits(file.bits, dim);
+        } else if (queryFile !== undefined) {
+          const file = await readVectorFile(queryFile);
+          if (file.count !== 1) throw new UsageError(`--query: ${queryFile} holds ${file.count} vectors; give a file with exactly one`);
+          query = file.vectors;
+        } else {
+          if (bitString !== undefined && !hamming) {
+            throw new UsageError(`--vector: a string of 0/1 characters is a binary query, but Magu ${maguId} uses the ${metric} metric: give a JSON array of numbers`);
+          }
+          query = vector!;
+        }
         if (onchain) {
           const answer = await client.searchOnChain(maguId, query, k, fee);
-          const results = answer.result.map((h) => ({ id: h.id.toString(), distance: floatDistance(h.distance, answer.scaleExp), canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
+          const results = answer.result.map((h) => ({ id: h.id.toString(), distance: floatDistance(h.distance, answer.scaleExp, hamming), canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
           return {
             json: { maguId, k, onchain: true, task: answer.task, scaleExp: answer.scaleExp, results, submitBlock: answer.submitBlock, finalizedBlock: answer.block, credits: answer.credits, payPerCredit: answer.payPerCredit, refund: answer.refund, ms: Math.round(answer.ms) },
             text: [
               `task ${answer.task}: ${results.length} results, finalized in block ${answer.block} (${answer.block - answer.submitBlock} blocks, ${(answer.ms / 1000).toFixed(1)} s), ${answer.credits} credits of ${formatMuri(answer.payPerCredit)} MURI`,
-              ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${r.distance.toPrecision(6)}`),
+              ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${showDistance(r.distance, hamming)}`),
             ],
           };
         }
         const result = await client.search(maguId, query, k, { ef, exact, verify });
-        const results = result.hits.map((h) => ({ id: h.id.toString(), distance: floatDistance(h.distance, result.scaleExp), canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
+        const results = result.hits.map((h) => ({ id: h.id.toString(), distance: floatDistance(h.distance, result.scaleExp, hamming), canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
         const complete = result.uncovered.length === 0;
         return {
           json: {
@@ -213,7 +243,7 @@ export const searchCommand: Command = {
           text: [
             `${results.length} results${result.verified ? ", each proven against the Magu's root on chain," : " (not verified)"} from ${result.asked - result.failed} of ${result.asked} members in ${result.ms.toFixed(1)} ms${complete ? "" : `; fragments ${result.uncovered.join(",")} unanswered`}`,
             ...result.rejected.map((r) => `  rejected ${r.member}: ${r.reason}`),
-            ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${r.distance.toPrecision(6)}`),
+            ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${showDistance(r.distance, hamming)}`),
           ],
         };
       } finally {

@@ -12,7 +12,9 @@
  *    batch is quantized at the document's scale and fails, before anything is sent, if a value
  *    does not fit it (ERR_VECTOR_SCALE). A cosine Magu's vectors are first scaled to unit length
  *    (data/vectors.ts `normalizeVector`; an all-zero row fails with ERR_ZERO_VECTOR) and its scale
- *    is always 2^14 (`COSINE_SCALE_EXP`), which holds every unit vector;
+ *    is always 2^14 (`COSINE_SCALE_EXP`), which holds every unit vector. A Hamming Magu's file is
+ *    binary vectors (data/vector-files.ts `readBitFile`: .npy of uint8 packed bits, .bits, .jsonl
+ *    of 0/1), packed as they are: no scale, its documents carry none;
  * 3. pack whole records into fragments of at most `fragmentSize` bytes; in groups of `commitGroup`
  *    fragments, commit the root over the old and the new fragment roots so far (`commitData`), push
  *    that vector index document to every member and validator, and each fragment of the group to
@@ -20,7 +22,7 @@
  *    period on: a group arrives seconds after its commit, not periods later).
  *
  * search: quantizes the query at the Magu's scale (read once from its document, then cached: it
- * never changes once the Magu holds data), plans one holder per fragment (greedy cover of the fragments by members, by placement),
+ * never changes once the Magu holds data; a Hamming query is 0/1 components, packed), plans one holder per fragment (greedy cover of the fragments by members, by placement),
  * asks them in parallel, re-asks other holders for fragments a failed or incomplete answer did not
  * cover, and merges the hits by (distance, id), one per id, the first k. Unless `verify: false`,
  * each hit comes with its record's leaves and paths (data/hit-proof.ts) and is checked against the
@@ -54,22 +56,26 @@ import { cidOfFragmentRoot } from "../../data/cid.js";
 import { fragmentRoot, maguRoot } from "../../data/merkle.js";
 import { checkHitProof, hitProofFromWire } from "../../data/hit-proof.js";
 import { holdersVector } from "../../data/placement.js";
-import { readVectorFile, type VectorFile } from "../../data/vector-files.js";
-import { VectorValueError, VectorZeroError } from "../../data/errors.js";
+import { readBitFile, readVectorFile, type BitVectorFile, type VectorFile } from "../../data/vector-files.js";
+import { VectorBitError, VectorDimensionError, VectorValueError, VectorZeroError } from "../../data/errors.js";
 import { decodeVectorManifest, encodeVectorManifest, manifestScaleExp, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../../data/vector-manifest.js";
 import {
   chooseScaleExp,
   compareHits,
   COSINE_SCALE_EXP,
   normalizeVector,
+  packBits,
+  packRecords,
   packVectors,
   quantize,
   recordSize,
+  vectorSize,
   scaleLimit,
   scaleOfExp,
   type FloatVector,
   type HitEntry,
   type VectorMetric,
+  type VectorValues,
 } from "../../data/vectors.js";
 import { searchRequest, type P2PNode } from "../../p2p/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
@@ -163,8 +169,8 @@ export interface AddResult {
   fragments: number;
   fragmentCount: number;
   manifestCid: CID;
-  /** Exponent e of the Magu's quantization scale 2^e (chosen by this batch if it was the first). */
-  scaleExp: number;
+  /** Exponent e of the Magu's quantization scale 2^e (chosen by this batch if it was the first); null for a Hamming Magu (bits, no scale). */
+  scaleExp: number | null;
   /** Members that did not acknowledge some batch of the add: they fetch it later. */
   missing: MissingMember[];
 }
@@ -199,15 +205,16 @@ export interface SearchResult {
   unproven: number;
   /**
    * Exponent e of the Magu's scale 2^e the query was quantized at: a hit's distance in the units
-   * of the floats is `distance / 2^(2e)`. Null for a Magu without data (nothing to search).
+   * of the floats is `distance / 2^(2e)`. Null for a Magu without data (nothing to search) and for
+   * a Hamming Magu (its distance is the number of differing bits).
    */
   scaleExp: number | null;
   ms: number;
 }
 
 export interface OnChainSearchResult extends TaskAnswer {
-  /** As in {@link SearchResult}. */
-  scaleExp: number;
+  /** As in {@link SearchResult} (null for a Hamming Magu). */
+  scaleExp: number | null;
   submitBlock: bigint;
   finalizedBy: "self" | "other";
   ms: number;
@@ -219,7 +226,11 @@ export interface VectorClient {
   readonly address: Address;
   /** Reads and checks a vector file (nothing sent). */
   readFile(path: string, dim: number): Promise<VectorFile>;
-  add(maguId: bigint, input: string | VectorFile, options?: AddOptions): Promise<AddResult>;
+  /** The dimension (bits for Hamming) and metric of vector Magu `maguId`, read from the chain. */
+  vectorParams(maguId: bigint): Promise<{ dim: number; metric: VectorMetric }>;
+  /** `input`: a file path (read by the Magu's metric: binary vectors for Hamming), or a file already read. */
+  add(maguId: bigint, input: string | VectorFile | BitVectorFile, options?: AddOptions): Promise<AddResult>;
+  /** `query`: the float components, or for a Hamming Magu its dim bits as 0/1 numbers. */
   search(maguId: bigint, query: ArrayLike<number>, k: number, options?: SearchOptions): Promise<SearchResult>;
   searchOnChain(maguId: bigint, query: ArrayLike<number>, k: number, fee: bigint): Promise<OnChainSearchResult>;
   /** The Magu's current vector index document, from a member, checked against the chain. */
@@ -329,7 +340,7 @@ class VectorClientImpl implements VectorClient {
    * again if a batch committed meanwhile made the members' document newer than that view.
    */
   private scaleExpOf(maguId: bigint, m: MaguView): Promise<number | null> {
-    if (m.fragmentCount === 0) return Promise.resolve(null);
+    if (m.fragmentCount === 0 || m.metric === "hamming") return Promise.resolve(null);
     let known = this.scales.get(maguId);
     if (known === undefined) {
       known = (async () => {
@@ -461,6 +472,11 @@ class VectorClientImpl implements VectorClient {
     return readVectorFile(path, { dim });
   }
 
+  async vectorParams(maguId: bigint): Promise<{ dim: number; metric: VectorMetric }> {
+    const m = await this.magu(maguId);
+    return { dim: m.dim, metric: m.metric };
+  }
+
   async fetchManifest(maguId: bigint): Promise<{ manifest: VectorManifest; cid: CID } | undefined> {
     const m = await this.magu(maguId);
     if (m.fragmentCount === 0) return undefined;
@@ -498,32 +514,48 @@ class VectorClientImpl implements VectorClient {
     throw new VectorClientError("ERR_MANIFEST_NOT_FOUND", `no member of Magu ${maguId} gave its current vector index document (${failures.join("; ")})`, { maguId });
   }
 
-  async add(maguId: bigint, input: string | VectorFile, options: AddOptions = {}): Promise<AddResult> {
+  async add(maguId: bigint, input: string | VectorFile | BitVectorFile, options: AddOptions = {}): Promise<AddResult> {
     const m = await this.magu(maguId);
     if (m.owner.toLowerCase() !== this.address.toLowerCase()) {
       throw new VectorClientError("ERR_MAGU_NOT_OWNER", `Magu ${maguId} belongs to ${m.owner}, not to ${this.address}: only its owner adds vectors`, { maguId });
     }
     this.requireActive(maguId, m);
     // 1. the whole file, checked (dimension, values, ids) before anything leaves this process.
-    const file = typeof input === "string" ? await readVectorFile(input, { dim: m.dim }) : input;
+    const hamming = m.metric === "hamming";
+    const file = typeof input !== "string" ? input : hamming ? await readBitFile(input, m.dim) : await readVectorFile(input, { dim: m.dim });
     if (file.dim !== m.dim) throw new VectorClientError("ERR_BAD_QUERY", `the vectors have dimension ${file.dim}, Magu ${maguId} has ${m.dim}`, { maguId });
+    if (("bits" in file) !== hamming) {
+      throw new VectorClientError(
+        "ERR_BAD_QUERY",
+        hamming ? `Magu ${maguId} uses the Hamming metric: give binary vectors (.npy of uint8 packed bits, .bits, .jsonl of 0/1)` : `Magu ${maguId} uses the ${m.metric} metric: give float vectors, not packed bits`,
+        { maguId },
+      );
+    }
     const fragmentSize = options.fragmentSize ?? VECTOR_CLIENT_DEFAULTS.fragmentSize;
     const previous = m.fragmentCount === 0 ? undefined : await this.manifestOf(maguId, m);
     const firstRow = previous === undefined ? 0 : vectorRows(previous.manifest);
     // The Magu's scale: its document's, or (first batch) the largest that holds every value here;
-    // a cosine Magu's is 2^14, which holds every unit vector.
+    // a cosine Magu's is 2^14, which holds every unit vector. A Hamming Magu's bits have none.
     const cosine = m.metric === "cosine";
-    const scaleExp = previous !== undefined ? manifestScaleExp(previous.manifest) : cosine ? COSINE_SCALE_EXP : chooseScaleExp(file.vectors, file.dim);
-    const vectors: FloatVector[] = [];
-    for (let row = 0; row < file.count; row++) {
-      const vector = file.vectors.subarray(row * file.dim, (row + 1) * file.dim);
-      vectors.push({ id: file.ids?.[row] ?? BigInt(firstRow + row), vector: cosine ? this.unitVector(maguId, vector, row) : vector });
-    }
+    const scaleExp =
+      "bits" in file ? null : previous !== undefined ? manifestScaleExp(previous.manifest) : cosine ? COSINE_SCALE_EXP : chooseScaleExp(file.vectors, file.dim);
     let fragments: Buffer[];
     try {
-      fragments = [...packVectors(vectors, m.dim, fragmentSize, scaleOfExp(scaleExp))];
+      if ("bits" in file) {
+        // readBitFile checked every bit and the padding: the rows are records as they are.
+        const width = vectorSize(m.dim, "hamming");
+        const records = Array.from({ length: file.count }, (_, row) => ({ id: file.ids?.[row] ?? BigInt(firstRow + row), values: file.bits.subarray(row * width, (row + 1) * width) }));
+        fragments = [...packRecords(records, m.dim, fragmentSize, "hamming")];
+      } else {
+        const vectors: FloatVector[] = [];
+        for (let row = 0; row < file.count; row++) {
+          const vector = file.vectors.subarray(row * file.dim, (row + 1) * file.dim);
+          vectors.push({ id: file.ids?.[row] ?? BigInt(firstRow + row), vector: cosine ? this.unitVector(maguId, vector, row) : vector });
+        }
+        fragments = [...packVectors(vectors, m.dim, fragmentSize, scaleOfExp(scaleExp!))];
+      }
     } catch (err) {
-      if (err instanceof VectorValueError && err.context.scaleExp !== undefined) {
+      if (err instanceof VectorValueError && err.context.scaleExp !== undefined && scaleExp !== null) {
         const { row, column, value } = err.context;
         throw new VectorClientError(
           "ERR_VECTOR_SCALE",
@@ -536,7 +568,7 @@ class VectorClientImpl implements VectorClient {
       }
       throw err;
     }
-    const size = recordSize(m.dim);
+    const size = recordSize(m.dim, m.metric);
     const added: VectorFragmentInfo[] = fragments.map((bytes) => {
       const root = fragmentRoot(bytes);
       return { cid: cidOfFragmentRoot(root), root: root.toString("hex"), size: bytes.length, count: bytes.length / size };
@@ -569,7 +601,7 @@ class VectorClientImpl implements VectorClient {
     for (let from = 0; from < added.length; from += VECTOR_CLIENT_DEFAULTS.commitGroup) {
       const to = Math.min(added.length, from + VECTOR_CLIENT_DEFAULTS.commitGroup);
       const upTo = all.slice(0, previousCount + to);
-      const doc = encodeVectorManifest({ maguId, dim: m.dim, metric: m.metric, fragments: upTo, scaleExp });
+      const doc = encodeVectorManifest({ maguId, dim: m.dim, metric: m.metric, fragments: upTo, ...(scaleExp !== null ? { scaleExp } : {}) });
       const rootsOf = (list: readonly VectorFragmentInfo[]): Buffer[] => list.map((f) => Buffer.from(f.root, "hex"));
       const plan = {
         maguId,
@@ -624,7 +656,7 @@ class VectorClientImpl implements VectorClient {
       });
       docCid = doc.cid;
     }
-    this.scales.set(maguId, Promise.resolve(scaleExp));
+    if (scaleExp !== null) this.scales.set(maguId, Promise.resolve(scaleExp));
     this.log.info("vectors added", { magu: maguId.toString(), vectors: file.count, fragments: added.length, scaleExp });
     return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount: all.length, manifestCid: docCid!, scaleExp, missing: [...missing.values()] };
   }
@@ -689,7 +721,7 @@ class VectorClientImpl implements VectorClient {
                   unproven++;
                   continue;
                 }
-                const lie = this.disprove(hit, (answer.hits[i] as { proof?: unknown }).proof, roots[hit.fragment]!, q, m.metric, holders[hit.fragment]!, member);
+                const lie = this.disprove(hit, (answer.hits[i] as { proof?: unknown }).proof, roots[hit.fragment]!, q, m, holders[hit.fragment]!, member);
                 if (lie !== undefined) throw new HitNotProvenError(lie);
                 accepted.push(hit);
               }
@@ -721,7 +753,7 @@ class VectorClientImpl implements VectorClient {
   }
 
   /** Why `member`'s `hit` is not proven by `rawProof` against `root` (undefined when it is). */
-  private disprove(hit: HitEntry, rawProof: unknown, root: Buffer, query: Int16Array, metric: MaguView["metric"], holders: readonly Address[], member: Address): string | undefined {
+  private disprove(hit: HitEntry, rawProof: unknown, root: Buffer, query: VectorValues, m: Pick<MaguView, "dim" | "metric">, holders: readonly Address[], member: Address): string | undefined {
     if (!holders.some((a) => a.toLowerCase() === member.toLowerCase())) return `hit on fragment ${hit.fragment}, which is not placed on it`;
     if (rawProof === undefined) return `hit on fragment ${hit.fragment} position ${hit.position} came without a proof`;
     let proof;
@@ -730,7 +762,7 @@ class VectorClientImpl implements VectorClient {
     } catch (err) {
       return (err as Error).message;
     }
-    return checkHitProof(hit, proof, root, query, metric);
+    return checkHitProof(hit, proof, root, query, m.metric, m.dim);
   }
 
   /** Holders of each fragment by placement, computed once per Magu view (5 hashes a fragment). */
@@ -771,10 +803,11 @@ class VectorClientImpl implements VectorClient {
    * The int16 query at the Magu's scale 2^scaleExp; a cosine Magu's query is scaled to unit length
    * first. A Magu without data has no scale
    * yet: the query is then only checked (at the scale its own values would pick), its search finds
-   * nothing.
+   * nothing. A Hamming Magu's query is its dim bits as 0/1 numbers, packed ({@link packBits}).
    */
-  private quantizeQuery(maguId: bigint, query: ArrayLike<number>, m: Pick<MaguView, "dim" | "metric">, scaleExp: number | null): Int16Array {
+  private quantizeQuery(maguId: bigint, query: ArrayLike<number>, m: Pick<MaguView, "dim" | "metric">, scaleExp: number | null): VectorValues {
     const { dim } = m;
+    if (m.metric === "hamming") return this.bitQuery(maguId, query, dim);
     if (query.length !== dim) throw new VectorClientError("ERR_BAD_QUERY", `the query has ${query.length} components, the Magu's dimension is ${dim}`);
     const cosine = m.metric === "cosine";
     try {
@@ -803,6 +836,22 @@ class VectorClientImpl implements VectorClient {
     }
   }
 
+  /** A Hamming Magu's query: `dim` components, each 0 or 1, packed (ERR_BAD_QUERY names a bad component). */
+  private bitQuery(maguId: bigint, query: ArrayLike<number>, dim: number): Uint8Array {
+    try {
+      return packBits(query, dim);
+    } catch (err) {
+      if (err instanceof VectorDimensionError) {
+        throw new VectorClientError("ERR_BAD_QUERY", `bad query: it has ${query.length} bits, Magu ${maguId}'s binary vectors have ${dim}: give exactly ${dim} bits 0/1`, { maguId }, err);
+      }
+      if (err instanceof VectorBitError) {
+        const { column, value } = err.context;
+        throw new VectorClientError("ERR_BAD_QUERY", `bad query: bit ${column} is ${value}, not 0 or 1 (Magu ${maguId} uses the Hamming metric): give ${dim} bits 0/1`, { maguId, column }, err);
+      }
+      throw new VectorClientError("ERR_BAD_QUERY", `bad query: ${(err as Error).message}`, {}, err);
+    }
+  }
+
   async searchOnChain(maguId: bigint, query: ArrayLike<number>, k: number, fee: bigint): Promise<OnChainSearchResult> {
     const started = performance.now();
     const m = await this.magu(maguId);
@@ -826,7 +875,7 @@ class VectorClientImpl implements VectorClient {
     let finalizedBy: "self" | "other" = "other";
     for (;;) {
       const answer = await taskAnswer(this.contracts, this.clients.publicClient, task);
-      if (answer !== undefined) return { ...answer, scaleExp: scaleExp ?? chooseScaleExp(query, m.dim), submitBlock, finalizedBy, ms: performance.now() - started };
+      if (answer !== undefined) return { ...answer, scaleExp: m.metric === "hamming" ? null : (scaleExp ?? chooseScaleExp(query, m.dim)), submitBlock, finalizedBy, ms: performance.now() - started };
       const head = await this.clients.publicClient.getBlockNumber({ cacheTime: 0 });
       if (head >= event.args.disputeDeadline + VECTOR_CLIENT_DEFAULTS.finalizeGraceBlocks) {
         try {

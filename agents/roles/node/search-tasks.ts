@@ -16,7 +16,7 @@
 import { randomBytes } from "node:crypto";
 import { encodeAbiParameters, keccak256, type Address, type Hex } from "viem";
 import { pause, searchMarketAbi, createEventFollower, describeError, type EventFollower, type FollowerStatus, type MuriContracts, type MuriPublicClient, type MuriWalletClient } from "../../chain/index.js";
-import { encodeHitHex } from "../../data/vectors.js";
+import { decodeVector, encodeHitHex, vectorSize } from "../../data/vectors.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
 import type { VectorService } from "../shared/vector-service.js";
@@ -127,9 +127,9 @@ export function createSearchTasks(init: SearchTasksInit, components: SearchTasks
     const doc = await vectors.manifest(args.magu);
     if (doc === undefined) return;
     const bytes = Buffer.from(args.query.slice(2), "hex");
-    if (bytes.length !== 2 * doc.manifest.dim) return; // the contract checks this; nothing to answer
-    const query = new Int16Array(doc.manifest.dim);
-    for (let i = 0; i < query.length; i++) query[i] = bytes.readInt16BE(2 * i);
+    const { dim, metric } = doc.manifest;
+    if (bytes.length !== vectorSize(dim, metric)) return; // the contract checks this; nothing to answer
+    const query = decodeVector(bytes, dim, metric); // int16 components, or bits with the padding cleared
     const k = Number(args.k);
     const found = await vectors.search(args.magu, query, k, { exact: true });
     // Only fragments this member is placed on: an entry from another's fragment reads as copied

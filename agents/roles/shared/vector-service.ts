@@ -33,6 +33,7 @@ import { buildHitProof, hitProofToWire, type WireHitProof } from "../../data/hit
 import { buildFragmentTree, maguRoot, type FragmentTree } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
 import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, encodeVectorManifest, manifestScaleExp, type VectorManifest } from "../../data/vector-manifest.js";
+import { decodeVector, encodeVector, vectorSize, type VectorMetric, type VectorValues } from "../../data/vectors.js";
 import { openVectorIndex, type IndexWorker, type SearchHit, type VectorIndex, type VectorIndexOptions, type WorkerVectorIndex } from "../../index/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
@@ -100,21 +101,25 @@ export function hitFromWire(w: unknown): SearchHit {
   return { id: BigInt(h.id), distance: BigInt(h.distance), fragment: h.fragment!, position: h.position! };
 }
 
-/** Decodes a query (`0x` + 4·dim hex digits: dim int16 big-endian) for a Magu of dimension `dim`. */
-export function decodeQuery(hex: unknown, dim: number): Int16Array {
-  if (typeof hex !== "string" || !/^0x([0-9a-fA-F]{4})*$/.test(hex)) throw new Error("query must be 0x-prefixed hex of int16 big-endian components");
+/**
+ * Decodes a query for a Magu of dimension `dim` and `metric` (default: an int16 metric): `0x` +
+ * 4·dim hex digits (dim int16 big-endian), or for `hamming` 2·ceil(dim / 8) hex digits of packed
+ * bits, whose padding bits are cleared (the contract ignores them too).
+ */
+export function decodeQuery(hex: unknown, dim: number, metric: VectorMetric = "l2"): VectorValues {
+  const hamming = metric === "hamming";
+  if (typeof hex !== "string" || !(hamming ? /^0x([0-9a-fA-F]{2})*$/ : /^0x([0-9a-fA-F]{4})*$/).test(hex)) {
+    throw new Error(`query must be 0x-prefixed hex of ${hamming ? "packed bits" : "int16 big-endian components"}`);
+  }
   const bytes = Buffer.from(hex.slice(2), "hex");
-  if (bytes.length !== 2 * dim) throw new Error(`query has ${bytes.length / 2} components, the Magu's dimension is ${dim}`);
-  const out = new Int16Array(dim);
-  for (let i = 0; i < dim; i++) out[i] = bytes.readInt16BE(2 * i);
-  return out;
+  if (!hamming && bytes.length !== 2 * dim) throw new Error(`query has ${bytes.length / 2} components, the Magu's dimension is ${dim}`);
+  if (hamming && bytes.length !== Math.ceil(dim / 8)) throw new Error(`query has ${bytes.length} bytes, the Magu's ${dim} bits pack into ${Math.ceil(dim / 8)}`);
+  return decodeVector(bytes, dim, metric);
 }
 
-/** Encodes int16 components as the query hex of a request and of SearchMarket.submit. */
-export function encodeQuery(values: Int16Array): Hex {
-  const bytes = Buffer.allocUnsafe(2 * values.length);
-  for (let i = 0; i < values.length; i++) bytes.writeInt16BE(values[i]!, 2 * i);
-  return `0x${bytes.toString("hex")}`;
+/** Encodes a query (int16 components, or packed bits) as the hex of a request and of SearchMarket.submit. */
+export function encodeQuery(values: VectorValues): Hex {
+  return `0x${encodeVector(values).toString("hex")}`;
 }
 
 export interface VectorServiceInit {
@@ -171,7 +176,7 @@ export interface VectorService {
    */
   handle(request: unknown, peer?: string): Promise<SearchAnswer | ManifestAnswer>;
   /** This node's top-k in `maguId`: HNSW with `ef` (the index default when unset) or brute force with `exact`. */
-  search(maguId: bigint, query: Int16Array, k: number, options?: { ef?: number; exact?: boolean }): Promise<{ hits: SearchHit[]; fragments: number[] }>;
+  search(maguId: bigint, query: VectorValues, k: number, options?: { ef?: number; exact?: boolean }): Promise<{ hits: SearchHit[]; fragments: number[] }>;
   /** The current document of `maguId`, if any. */
   manifest(maguId: bigint): Promise<{ manifest: VectorManifest; cid: CID; bytes: Uint8Array } | undefined>;
   /** Vector Magus with a document here. */
@@ -352,7 +357,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
         try {
           if (m.fragments[hit.fragment] === undefined) throw new Error(`fragment ${hit.fragment} is not in the document`);
           const { bytes, tree } = await proofSource(m, hit.fragment);
-          return { ...hitToWire(hit), proof: hitProofToWire(buildHitProof(bytes, tree, hit.position, m.dim)) };
+          return { ...hitToWire(hit), proof: hitProofToWire(buildHitProof(bytes, tree, hit.position, m.dim, m.metric)) };
         } catch (err) {
           log.error("a search hit could not be proven: its fragment left out of the answer", { magu: maguId.toString(), fragment: hit.fragment, position: hit.position, error: (err as Error).message });
           unproven.add(hit.fragment);
@@ -418,7 +423,10 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     async search(maguId, query, k, options = {}) {
       const doc = docs.get(maguId);
       if (doc === undefined) throw new Error(`Magu ${maguId} is not a vector Magu held here`);
-      if (query.length !== doc.manifest.dim) throw new Error(`query has ${query.length} components, the Magu's dimension is ${doc.manifest.dim}`);
+      const { dim, metric } = doc.manifest;
+      if ((query instanceof Int16Array) === (metric === "hamming") || query.byteLength !== vectorSize(dim, metric)) {
+        throw new Error(`query has ${query.length} ${query instanceof Int16Array ? "int16 components" : "bytes"}, the Magu's vectors are ${metric === "hamming" ? `${dim} bits packed` : `${dim} int16 components`}`);
+      }
       const vi = await openIndex(maguId, doc.manifest);
       const hits = await vi.search(query, k, options.exact === true ? { exact: true } : { ef: options.ef });
       return { hits, fragments: vi.fragments() };
@@ -467,7 +475,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
       if (request.ef !== undefined && (!Number.isSafeInteger(request.ef) || request.ef < 1 || request.ef > MAX_SEARCH_EF)) {
         throw new Error(`ef must be an integer in [1, ${MAX_SEARCH_EF}]`);
       }
-      const query = decodeQuery(request.query, doc.manifest.dim);
+      const query = decodeQuery(request.query, doc.manifest.dim, doc.manifest.metric);
       const search = () => service.search(maguId, query, k as number, { ef: request.ef, exact: request.exact === true });
       const budget = components.budget;
       const answer = budget !== undefined && peer !== undefined ? await budget.run(peer, search) : await search();

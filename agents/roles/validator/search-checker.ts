@@ -21,7 +21,7 @@ import { createEventFollower, describeError, pause, searchMarketAbi, type EventF
 import { LEAF_SIZE } from "../../data/constants.js";
 import { buildFragmentTree, buildMaguTree, fragmentLeafProof, fragmentRoot, leafCount, maguProof } from "../../data/merkle.js";
 import { holdersVector } from "../../data/placement.js";
-import { canonicalDistance, decodeHit, recordSize, type VectorMetric } from "../../data/vectors.js";
+import { canonicalDistance, decodeHit, decodeVector, readVector, recordSize, type VectorMetric } from "../../data/vectors.js";
 import type { P2PNode } from "../../p2p/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
@@ -32,7 +32,7 @@ import type { VectorService } from "../shared/vector-service.js";
 const RECEIPT_TIMEOUT_MS = 60_000;
 const FRAGMENT_CACHE = 32;
 const ZERO_ADDRESS = /^0x0{40}$/i;
-const METRIC_NAMES: Record<number, VectorMetric> = { 1: "l2", 2: "ip", 3: "cosine" };
+const METRIC_NAMES: Record<number, VectorMetric> = { 1: "l2", 2: "ip", 3: "cosine", 4: "hamming" };
 
 /** `SearchMarket.dispute`'s proof. */
 interface DisputeProof {
@@ -138,9 +138,8 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
     }
     const roots = doc.manifest.fragments.slice(0, info.fragmentCount).map((fr) => Buffer.from(fr.root, "hex"));
     const queryBytes = Buffer.from(open.query.slice(2), "hex");
-    const query = new Int16Array(dim);
-    for (let i = 0; i < dim; i++) query[i] = queryBytes.readInt16BE(2 * i);
-    const rs = recordSize(dim);
+    const query = decodeVector(queryBytes, dim, metric); // the contract checked its length at submit
+    const rs = recordSize(dim, metric);
     const hits = entries.map((e) => decodeHit(e));
     const placed = await placedFragments(contracts, maguId, member, hits.map((h) => h.fragment));
     for (let index = 0; index < entries.length; index++) {
@@ -166,9 +165,7 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
       else {
         const record = Buffer.from(bytes.buffer, bytes.byteOffset + start, rs);
         const id = record.readBigUInt64BE(0);
-        const values = new Int16Array(dim);
-        for (let i = 0; i < dim; i++) values[i] = record.readInt16BE(8 + 2 * i);
-        const distance = canonicalDistance(metric, query, values);
+        const distance = canonicalDistance(metric, query, readVector(record, 8, dim, metric));
         if (id !== hit.id) lie = `record ${hit.position} has id ${id}, not ${hit.id}`;
         else if (distance !== hit.distance) lie = `distance is ${distance}, not ${hit.distance}`;
       }

@@ -66,7 +66,7 @@ describe("muri (bin/muri.js)", () => {
     const create = await muri(["magu", "create", "--help"]);
     ok(create, "muri magu create --help");
     assert.match(create.stdout, /--kind blob\|vector/);
-    assert.match(create.stdout, /--metric l2\|ip\|cosine/);
+    assert.match(create.stdout, /--metric l2\|ip\|cosine\|hamming/);
   });
 
   it("usage errors exit 2 with one line naming the argument", async () => {
@@ -83,7 +83,7 @@ describe("muri (bin/muri.js)", () => {
     for (const name of ["cos", "constructor"]) {
       const metric = await muri(["magu", "create", "--kind", "vector", "--dim", "8", "--metric", name]);
       assert.equal(metric.code, 2);
-      assert.match(oneLine(metric), new RegExp(`--metric: "${name}" is not a metric: use l2, ip, cosine`));
+      assert.match(oneLine(metric), new RegExp(`--metric: "${name}" is not a metric: use l2, ip, cosine, hamming`));
     }
   });
 

@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { LEAF_SIZE } from "../../../agents/data/constants.js";
 import { buildHitProof, checkHitProof, hitProofFromWire, hitProofToWire, recordLeaves, type HitProof } from "../../../agents/data/hit-proof.js";
 import { buildFragmentTree } from "../../../agents/data/merkle.js";
-import { canonicalDistance, packRecords, recordSize, type HitEntry, type VectorMetric, type VectorRecord } from "../../../agents/data/vectors.js";
+import { canonicalDistance, packBits, packRecords, recordSize, type HitEntry, type VectorMetric, type VectorRecord } from "../../../agents/data/vectors.js";
 
 const DIM = 48; // 104-byte records: some straddle two 1024-byte leaves
 
@@ -98,5 +98,37 @@ describe("hit proofs", () => {
     assert.throws(() => hitProofFromWire(undefined), /hit.proof must be an object/);
     assert.throws(() => hitProofFromWire({ size: -1, leaves: "", siblings: "" }), /hit.proof.size/);
     assert.throws(() => hitProofFromWire({ size: 5, leaves: 3, siblings: "" }), /base64/);
+  });
+});
+
+describe("hit proofs: a Hamming record", () => {
+  const BITS = 300; // 46-byte records (38 bytes of bits, 4 padding bits): record 22 straddles two leaves
+  const bits = (seed: number): number[] => Array.from({ length: BITS }, (_, i) => ((i * 7 + seed * 13 + ((i * seed) >> 3)) % 5 < 2 ? 1 : 0));
+  const rs = Array.from({ length: 40 }, (_, i) => ({ id: 500n + BigInt(i), values: packBits(bits(i)) }));
+  const [bytes] = [...packRecords(rs, BITS, 1 << 16, "hamming")];
+  const q = packBits(bits(99));
+
+  it("proves with the popcount distance; a wrong distance or the int16 layout is rejected", () => {
+    const tree = buildFragmentTree(bytes!);
+    for (const position of [0, 22, 39]) {
+      const proof = buildHitProof(bytes!, tree, position, BITS, "hamming");
+      const { first, last } = recordLeaves(position, BITS, "hamming");
+      assert.equal(proof.leaves.length, (last - first + 1) * LEAF_SIZE);
+      if (position === 22) assert.equal(last, first + 1, "record 22 straddles two leaves");
+      const distance = canonicalDistance("hamming", q, rs[position]!.values);
+      assert.ok(distance > 0n && distance < BigInt(BITS));
+      const hit = { id: rs[position]!.id, distance, fragment: 0, position };
+      assert.equal(checkHitProof(hit, proof, tree.fragmentRoot, q, "hamming", BITS), undefined, `position ${position}`);
+      assert.match(checkHitProof({ ...hit, distance: distance + 1n }, proof, tree.fragmentRoot, q, "hamming", BITS)!, new RegExp(`id ${hit.id} is at distance ${distance}, not ${distance + 1n}`));
+    }
+    const proof = buildHitProof(bytes!, tree, 5, BITS, "hamming");
+    const hit = { id: rs[5]!.id, distance: canonicalDistance("hamming", q, rs[5]!.values), fragment: 0, position: 5 };
+    // The same bytes taken for an int16 Magu of 19 components (the same record size) are refused, not measured as l2.
+    assert.throws(() => checkHitProof(hit, proof, tree.fragmentRoot, q, "l2", 19), /Int16Array/);
+    assert.throws(() => checkHitProof(hit, proof, tree.fragmentRoot, q, "hamming"), /dimension \(bits\) must be given/);
+    // A query whose padding bits are set measures the same (they are not part of the vector).
+    const dirty = Uint8Array.from(q);
+    dirty[dirty.length - 1]! |= 0x0f;
+    assert.equal(checkHitProof(hit, proof, tree.fragmentRoot, dirty, "hamming", BITS), undefined);
   });
 });

@@ -119,7 +119,7 @@ describe("vectors: the cosine metric", () => {
     assert.equal(decodeVectorManifest(bytes, cid).metric, "cosine");
     assert.throws(
       () => encodeVectorManifest({ ...doc, metric: "cos" as "cosine" }),
-      (e: unknown) => e instanceof ManifestError && e.context.field === "metric" && /"l2", "ip" or "cosine"/.test(e.message),
+      (e: unknown) => e instanceof ManifestError && e.context.field === "metric" && /"l2", "ip", "cosine" or "hamming"/.test(e.message),
     );
   });
 });

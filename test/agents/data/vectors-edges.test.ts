@@ -146,7 +146,7 @@ describe("vectors: distances and hit words at their limits", () => {
     assert.equal(canonicalDistance("l2", a, a), 0n);
     assert.throws(() => squaredL2(a, b.subarray(1)), VectorDimensionError);
     assert.throws(() => innerProduct(a.subarray(1), b), VectorDimensionError);
-    assert.throws(() => canonicalDistance("cos" as "l2", a, b), invalid("metric", 'must be "l2", "ip" or "cosine"'));
+    assert.throws(() => canonicalDistance("cos" as "l2", a, b), invalid("metric", 'must be "l2", "ip", "cosine" or "hamming"'));
   });
 
   it("compareHits: distance, then id, then fragment, then position (missing ones as 0)", () => {

@@ -97,3 +97,26 @@ export function packRows(vectors: Float32Array, dim: number, fragmentSize: numbe
   }
   return [...packVectors(rows(), dim, fragmentSize)];
 }
+
+/**
+ * Clustered binary vectors: `clusters` random centres of `dim` bits; each vector is a centre with
+ * every bit flipped with probability `flip` (default 0.1). Row-major packed bits (data/vectors.ts
+ * `packBits`), count × ceil(dim / 8) bytes, padding bits zero. Seeded.
+ */
+export function bitMixture(opts: { count: number; dim: number; seed: number; clusters?: number; flip?: number }): Uint8Array {
+  const { count, dim, seed } = opts;
+  const clusters = opts.clusters ?? 32;
+  const flip = opts.flip ?? 0.1;
+  const rand = prng(seed);
+  const width = Math.ceil(dim / 8);
+  const centres = Array.from({ length: clusters }, () => Array.from({ length: dim }, () => (rand() < 0.5 ? 1 : 0)));
+  const out = new Uint8Array(count * width);
+  for (let r = 0; r < count; r++) {
+    const centre = centres[Math.floor(rand() * clusters)]!;
+    for (let i = 0; i < dim; i++) {
+      const bit = rand() < flip ? 1 - centre[i]! : centre[i]!;
+      if (bit === 1) out[r * width + (i >> 3)]! |= 0x80 >> (i & 7);
+    }
+  }
+  return out;
+}

@@ -285,7 +285,7 @@ describe("vector index: small cases", () => {
     await assert.rejects(openVectorIndex({ dir, dim, metric: "ip" }), (e: unknown) => e instanceof IndexMismatchError && e.context.field === "metric" && /holds metric l2/.test(e.message));
     await assert.rejects(openVectorIndex({ dir, dim: 0, metric: "l2" }), IndexOptionError);
     await assert.rejects(openVectorIndex({ dir, dim, metric: "cosine" }), (e: unknown) => e instanceof IndexMismatchError && e.context.field === "metric" && /holds metric l2/.test(e.message));
-    await assert.rejects(openVectorIndex({ dir, dim, metric: "cos" as VectorMetric }), (e: unknown) => e instanceof IndexOptionError && /"l2", "ip" or "cosine"/.test(e.message));
+    await assert.rejects(openVectorIndex({ dir, dim, metric: "cos" as VectorMetric }), (e: unknown) => e instanceof IndexOptionError && /"l2", "ip", "cosine" or "hamming"/.test(e.message));
   });
 
   describe("a damaged directory gives IndexCorruptError (rebuild from the fragments)", () => {

@@ -18,6 +18,10 @@
  * - a cosine Magu (issue 20): 400 vectors of norms 1e-2..1e2 added by `muri vectors add` (a row of
  *   zeros refused first); exact off-chain searches, an on-chain task and `muri search --json` equal
  *   brute-force cosine; the default effort's recall@10 is printed and asserted;
+ * - a Hamming Magu (issue 20): 2,000 clustered 256-bit vectors added by `muri vectors add` from a
+ *   .npy of uint8 packed bits (a .bits file with a bad character refused first); exact off-chain
+ *   searches, an on-chain task and `muri search --json` (a bit-string query, integer distances)
+ *   equal brute-force popcount; the default effort's recall@10 is printed and asserted;
  * - quantization scales (issue 20): the 20k Magu keeps 2^14 and refuses the issue's ±15 vectors
  *   before sending anything; a second Magu of ±300 vectors gets 2^6 from its first batch, an
  *   append keeps it, and off-chain and on-chain searches quantize at it (exact answers, distances
@@ -36,14 +40,14 @@ import { writeFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import { parseEventLogs, type Hex } from "viem";
 import { nodeRegistryAbi, searchMarketAbi } from "../../../agents/chain/index.js";
-import { writeNpy } from "../../../agents/data/vector-files.js";
+import { writeBitNpy, writeNpy } from "../../../agents/data/vector-files.js";
 import { holdersVector } from "../../../agents/data/placement.js";
-import { canonicalDistance, chooseScaleExp, compareHits, normalizeVector, quantize, type HitEntry } from "../../../agents/data/vectors.js";
+import { canonicalDistance, chooseScaleExp, compareHits, hammingDistance, normalizeVector, quantize, unpackBits, type HitEntry } from "../../../agents/data/vectors.js";
 import { DEFAULT_EF_SEARCH } from "../../../agents/index/constants.js";
 import { coverPlan, createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup } from "../chain/harness.js";
 import { muri } from "../cli/run-muri.js";
-import { gaussianMixture, prng, quantizeRows } from "../index/fixtures.js";
+import { bitMixture, gaussianMixture, prng, quantizeRows } from "../index/fixtures.js";
 import { killAllNodes, saveLogs, startNetwork, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
 
 const NODES = 5;
@@ -346,6 +350,80 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     await assert.rejects(client.search(cos, Array(dim).fill(0), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /every component is zero.*cosine/.test(err.message));
     const task = await onchain;
     same(task.result, cosTruth(20), "the on-chain task on the cosine Magu");
+  });
+
+  test("a Hamming Magu: 2,000 x 256-bit vectors from a .npy of packed bits; exact search equals brute-force popcount", async () => {
+    const dim = 256;
+    const width = dim / 8;
+    const count = 2000;
+    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "hamming", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
+    assert.equal(created.code, 0, created.stderr);
+    const ham = BigInt((JSON.parse(created.stdout) as { id: string }).id);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([ham])).params.metric, 4, "Metric.Hamming on chain");
+    // 32 clusters, 10% of the bits flipped around each centre; the last 21 rows are the queries.
+    const packed = bitMixture({ count: count + 21, dim, seed: 91, clusters: 32, flip: 0.1 });
+    const data = packed.subarray(0, count * width);
+    const row = (v: Uint8Array, r: number): Uint8Array => v.subarray(r * width, (r + 1) * width);
+    const query = (i: number): Uint8Array => row(packed, count + i);
+    const bits = (q: Uint8Array): number[] => Array.from(unpackBits(q, dim));
+
+    // A .bits file with a character other than 0/1: refused, naming the line and bit, nothing committed.
+    const bad = join(net.dir, "hamming-bad.bits");
+    await writeFile(bad, `${bits(row(data, 0)).join("")}\n${bits(row(data, 1)).map((b, i) => (i === 5 ? "x" : b)).join("")}\n`);
+    const refused = await muri(["vectors", "add", "--magu", String(ham), bad, ...cliEnv]);
+    assert.notEqual(refused.code, 0);
+    const lines = refused.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, refused.stderr);
+    assert.match(lines[0]!, /hamming-bad\.bits \(line 2, column 5\): bit 5 is "x", not 0 or 1; write each vector as a line of 0 and 1 characters only/);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([ham])).fragmentCount, 0, "nothing committed");
+
+    const file = join(net.dir, "hamming.npy");
+    await writeBitNpy(file, data, dim);
+    const run = await muri(["vectors", "add", "--magu", String(ham), file, "--fragment-size", "8192", "--json", ...cliEnv], {}, 120_000);
+    assert.equal(run.code, 0, run.stderr);
+    const added = JSON.parse(run.stdout) as { vectors: number; fragments: number; scaleExp: number | null };
+    assert.equal(added.vectors, count);
+    assert.equal(added.fragments, Math.ceil(count / Math.floor(8192 / (8 + width))), "40-byte records, 204 to a fragment");
+    assert.equal(added.scaleExp, null, "bits have no quantization scale");
+
+    const hamTruth = (i: number): HitEntry[] =>
+      Array.from({ length: count }, (_, id) => ({ id: BigInt(id), distance: BigInt(hammingDistance(query(i), row(data, id))), fragment: 0, position: 0 }))
+        .sort(compareHits)
+        .slice(0, K);
+    await waitFor("every fragment of the Hamming Magu indexed", 120_000, async () => {
+      const r = await client.search(ham, bits(query(0)), K, { exact: true });
+      return r.uncovered.length === 0 && r.failed === 0 ? r : undefined;
+    }, 1000);
+    const onchain = client.searchOnChain(ham, bits(query(20)), K, 10n ** 18n);
+    let found = 0;
+    for (let i = 0; i < 20; i++) {
+      const want = hamTruth(i);
+      const exact = await client.search(ham, bits(query(i)), K, { exact: true });
+      assert.equal(exact.scaleExp, null);
+      assert.equal(exact.verified, true);
+      same(exact.hits, want, `Hamming query ${i}, exact`);
+      // Tie-aware: a hit within the true 10th distance is a right answer (ids tie often in bits).
+      const fast = await client.search(ham, bits(query(i)), K);
+      found += fast.hits.filter((h) => h.distance <= want[K - 1]!.distance).length;
+    }
+    const recall = found / (20 * K);
+    console.log(`# Hamming Magu (${count} x ${dim} bits, 32 clusters): default ef=${DEFAULT_EF_SEARCH} recall@10 ${recall.toFixed(4)}`);
+    assert.ok(recall >= DOCUMENTED_RECALL, `Hamming recall@10 ${recall} below ${DOCUMENTED_RECALL}`);
+
+    // muri search takes the query as a string of 0/1 characters and prints the integer distance.
+    const cli = await muri(["search", "--magu", String(ham), "--vector", bits(query(1)).join(""), "-k", String(K), "--exact", "--json", ...cliEnv]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const out = JSON.parse(cli.stdout) as { scaleExp: number | null; results: Array<{ id: string; canonical: string; distance: number }> };
+    assert.equal(out.scaleExp, null);
+    assert.deepEqual(out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]), hamTruth(1).map((h) => [h.id, h.distance]));
+    for (const r of out.results) assert.equal(r.distance, Number(r.canonical), "the distance is the number of differing bits");
+    // A query component that is not a bit is named.
+    await assert.rejects(client.search(ham, bits(query(2)).map((b, i) => (i === 7 ? 2 : b)), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /bit 7 is 2, not 0 or 1/.test(err.message));
+    const task = await onchain;
+    same(task.result, hamTruth(20), "the on-chain task on the Hamming Magu");
+    assert.equal(task.scaleExp, null);
+    // The validator checked the revealed entries by popcount too (no lie has been told yet).
+    assert.doesNotMatch(validator.stderr(), /search check: false entry/, "the validator found no false entry in honest Hamming answers");
   });
 
   test("a node that reveals a false distance is disputed by the validator and slashed; the answer is unaffected", async () => {
