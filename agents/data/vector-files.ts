@@ -194,8 +194,11 @@ async function readExactly(fh: FileHandle, buf: Uint8Array, position: number): P
 
 const NPY_MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 
-async function readNpy(path: string, fh: FileHandle, size: number, want: number | undefined): Promise<VectorFile> {
-  const fix = "save the array with numpy.save(path, array.astype(numpy.float32))";
+/**
+ * The preamble and header of a `.npy` file: the magic, a format version of 1-3, the header's length
+ * and its dictionary; `prefix + headerLen` is where the data starts. `fix` ends every error.
+ */
+async function readNpyHeader(path: string, fh: FileHandle, size: number, fix: string): Promise<{ prefix: number; headerLen: number; descr: string; fortranOrder: boolean; shape: number[] }> {
   if (size < 10) fail(path, "truncated", { offset: 0 }, `${size} bytes cannot hold a .npy header`, fix);
   const pre = Buffer.alloc(12);
   await readExactly(fh, pre.subarray(0, Math.min(12, size)), 0);
@@ -210,9 +213,12 @@ async function readNpy(path: string, fh: FileHandle, size: number, want: number 
   }
   const headerBytes = Buffer.alloc(headerLen);
   await readExactly(fh, headerBytes, prefix);
-  const header = headerBytes.toString(major === 3 ? "utf8" : "latin1");
-  const dict = parseNpyHeader(path, header, prefix);
-  const { descr, fortranOrder, shape } = dict;
+  return { prefix, headerLen, ...parseNpyHeader(path, headerBytes.toString(major === 3 ? "utf8" : "latin1"), prefix) };
+}
+
+async function readNpy(path: string, fh: FileHandle, size: number, want: number | undefined): Promise<VectorFile> {
+  const fix = "save the array with numpy.save(path, array.astype(numpy.float32))";
+  const { prefix, headerLen, descr, fortranOrder, shape } = await readNpyHeader(path, fh, size, fix);
   if (descr !== "<f4" && descr !== "<f8") {
     const hint = descr === ">f4" || descr === ">f8" ? "it is big-endian: save array.astype('<f4')" : fix;
     fail(path, "dtype", { offset: prefix }, `dtype ${descr} is not supported (little-endian float32 '<f4' or float64 '<f8' are)`, hint);
@@ -568,18 +574,7 @@ export async function readBitFile(path: string, dim: number): Promise<BitVectorF
 async function readBitNpy(path: string, fh: FileHandle, size: number, dim: number): Promise<BitVectorFile> {
   const bytesPerRow = Math.ceil(dim / 8);
   const fix = `save numpy.packbits(bits, axis=1) of a (count, ${dim}) array of 0/1 (dtype uint8, shape (count, ${bytesPerRow}))`;
-  if (size < 10) fail(path, "truncated", { offset: 0 }, `${size} bytes cannot hold a .npy header`, fix);
-  const pre = Buffer.alloc(12);
-  await readExactly(fh, pre.subarray(0, Math.min(12, size)), 0);
-  if (!pre.subarray(0, 6).equals(NPY_MAGIC)) fail(path, "header", { offset: 0 }, "no .npy magic (\\x93NUMPY)", `the file is not a NumPy array: ${fix}`);
-  const major = pre[6]!;
-  if (major < 1 || major > 3) fail(path, "header", { offset: 6 }, `.npy format version ${major}.${pre[7]} is not supported (1, 2 and 3 are)`, fix);
-  const prefix = major === 1 ? 10 : 12;
-  const headerLen = major === 1 ? pre.readUInt16LE(8) : pre.readUInt32LE(8);
-  if (prefix + headerLen > size) fail(path, "truncated", { offset: prefix }, `the header announces ${headerLen} bytes but the file has ${size - prefix} after the preamble`, "the file is truncated: copy it again");
-  const headerBytes = Buffer.alloc(headerLen);
-  await readExactly(fh, headerBytes, prefix);
-  const { descr, fortranOrder, shape } = parseNpyHeader(path, headerBytes.toString(major === 3 ? "utf8" : "latin1"), prefix);
+  const { prefix, headerLen, descr, fortranOrder, shape } = await readNpyHeader(path, fh, size, fix);
   if (descr !== "|u1" && descr !== "<u1" && descr !== "u1" && descr !== "|b1") {
     fail(path, "dtype", { offset: prefix }, `dtype ${descr} is not packed bits (a Hamming Magu's .npy is uint8 '|u1', each byte 8 bits, MSB first)`, fix);
   }

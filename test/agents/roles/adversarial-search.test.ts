@@ -156,6 +156,20 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       .sort(compareHits)
       .slice(0, K);
 
+  /** `n` as a member's vector service over both fragments (its store holds them), the client's document accepted. */
+  const memberService = async (n: TestNode, dirPrefix: string): Promise<{ vs: VectorService; roots: Buffer[] }> => {
+    const vs = createVectorService({ member: n.address, dir: await tempDir(dirPrefix) }, { store: n.store, index: n.index, metaDb: n.meta, contracts: t.reader });
+    const roots = fragments.map((f) => fragmentRoot(f));
+    const doc = encodeVectorManifest({
+      maguId,
+      dim: DIM,
+      metric: "l2",
+      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
+    });
+    await vs.acceptDocument(doc.bytes, doc.cid);
+    return { vs, roots };
+  };
+
   const stake = async (a: Address) => (await t.reader.nodeRegistry.read.nodeInfo([a])).stake;
 
   /** Task ids the validator still keeps as open (its `Bucket.task` entries). */
@@ -360,16 +374,7 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     // Node 1's real search-task service (vector service in member mode over its store), with a
     // floor of 2 MURI; the task pays 1.
     const n = nodes[0]!;
-    const dir = await tempDir("muri-fee-floor-");
-    const vs = createVectorService({ member: n.address, dir }, { store: n.store, index: n.index, metaDb: n.meta, contracts: t.reader });
-    const roots = fragments.map((f) => fragmentRoot(f));
-    const doc = encodeVectorManifest({
-      maguId,
-      dim: DIM,
-      metric: "l2",
-      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
-    });
-    await vs.acceptDocument(doc.bytes, doc.cid);
+    const { vs } = await memberService(n, "muri-fee-floor-");
     const log = testLogger("fee-floor");
     const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
     const c = getMuriContracts(t.d.contracts, client);
@@ -395,16 +400,8 @@ describe("the search checker disputes a wrong id and a record past the fragment'
   test("a member proves each off-chain hit; a fragment whose stored bytes lost the committed root is left out of its answer", async () => {
     // nodes[1] as a member answering off-chain searches over both fragments (r = 2).
     const n = nodes[1]!;
-    const vs = createVectorService({ member: n.address, dir: await tempDir("muri-prove-") }, { store: n.store, index: n.index, metaDb: n.meta, contracts: t.reader });
-    const roots = fragments.map((f) => fragmentRoot(f));
-    const doc = encodeVectorManifest({
-      maguId,
-      dim: DIM,
-      metric: "l2",
-      fragments: fragments.map((f, i) => ({ cid: fragmentCid(f), root: roots[i]!.toString("hex"), size: f.length, count: RECORDS_PER_FRAGMENT })),
-    });
+    const { vs, roots } = await memberService(n, "muri-prove-");
     try {
-      await vs.acceptDocument(doc.bytes, doc.cid);
       const query = records[7]!.values; // a record of fragment 1
       const ask = async (prove: boolean) =>
         (await vs.handle({ op: "search", magu: maguId.toString(), query: encodeQuery(query), k: 2 * RECORDS_PER_FRAGMENT, exact: true, prove }, "peer")) as {
