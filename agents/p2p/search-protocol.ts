@@ -19,9 +19,10 @@
  * the limit or a body that is not JSON is a protocol violation (the stream is reset); every wait
  * for the next bytes of a frame is bounded by `readTimeoutMs` and each request by `timeoutMs`.
  *
- * The dialer (`searchRequest`) keeps one session per peer and per libp2p node, opened on first use;
- * a session whose stream closes fails the requests still waiting on it, and a request that finds its
- * session already closed is sent once more on a new one.
+ * The dialer (`searchRequest`) keeps one session per peer and per libp2p node, opened on first use
+ * (the answer size bound and idle time of the request that opened it hold for the session); a
+ * session whose stream closes fails the requests still waiting on it, and a request whose session
+ * closed before answering it is sent once more on a new one.
  */
 import type { Connection, Libp2p, PeerId, Stream } from "@libp2p/interface";
 import type { Multiaddr } from "@multiformats/multiaddr";
@@ -333,12 +334,11 @@ export async function searchRequest(
   try {
     for (let attempt = 0; ; attempt++) {
       const s = await session(attempt > 0);
-      const reused = s.isOpen;
       try {
         return await s.request(body, signal);
       } catch (err) {
         // A session that was closed before it could answer (the connection died meanwhile): once more on a new one.
-        if (attempt === 0 && reused && err instanceof StreamClosedError && !signal.aborted) continue;
+        if (attempt === 0 && err instanceof StreamClosedError && !signal.aborted) continue;
         throw err;
       }
     }
