@@ -47,6 +47,13 @@ const CLIENT_KEY = NODES + 1;
  * own, so a slow prover cannot miss its deadline; a proof normally lands within about a second.
  */
 const PROOF_WAIT_MS = 90_000;
+/**
+ * Blocks per period. The chain moves only by transactions here, but every transaction mines a block:
+ * the four other members' proofs and the restarted node's start-up transactions ate 9 of the default
+ * 10 blocks of the period it must answer after a restart on a loaded CI machine (ready at block 84,
+ * deadline 85). Entering a period costs no time (`hardhat_mine`), so a long period is free.
+ */
+const PERIOD_BLOCKS = 40;
 /** The id of the node agent's follower of MaguRegistry events (node-agent.ts). */
 const MAGU_FOLLOWER = "node-agent";
 
@@ -86,7 +93,7 @@ describe("e2e: a node restarted mid-run resumes and keeps proving", { timeout: 9
   before(async () => {
     const t0 = performance.now();
     // No interval mining: the test moves the chain (every transaction also mines a block).
-    net = await startNetwork({ prefix: "muri-e2e-restart-", nodes: NODES, fund: [CLIENT_KEY] });
+    net = await startNetwork({ prefix: "muri-e2e-restart-", nodes: NODES, fund: [CLIENT_KEY], parameters: { periodBlocks: PERIOD_BLOCKS, epochBlocks: 4 * PERIOD_BLOCKS } });
     client = await startClient(net, CLIENT_KEY);
     ({ path: input } = await randomFile(net.dir, "input.bin", FILE_BYTES));
     console.log(`# setup (chain, deploy, ${NODES} nodes, client): ${Math.round(performance.now() - t0)} ms`);
