@@ -8,7 +8,8 @@
  * - 50 off-chain searches with the exact effort equal the brute-force top-10 (ids and canonical
  *   distances); at the nodes' default effort the recall@10 reaches the documented figure;
  * - 10 on-chain tasks finalize to exactly the brute-force top-10, and `muri search --json` gives
- *   the same answer as the API;
+ *   the same answer as the API; they are submitted together with one task on each of the other
+ *   three Magus below (one ~50-block task window for all, answered while the off-chain checks run);
  * - a node restarted to lie (a distance lowered by one) is disputed by the validator and slashed,
  *   and the answer is still the brute-force top-10;
  * - off-chain, a member that lies the same way is believed by a search with `verify: false` and
@@ -44,7 +45,7 @@ import { writeBitNpy, writeNpy } from "../../../agents/data/vector-files.js";
 import { holdersVector } from "../../../agents/data/placement.js";
 import { canonicalDistance, chooseScaleExp, compareHits, hammingDistance, normalizeVector, quantize, unpackBits, type HitEntry } from "../../../agents/data/vectors.js";
 import { DEFAULT_EF_SEARCH } from "../../../agents/index/constants.js";
-import { coverPlan, createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
+import { coverPlan, createVectorClient, type OnChainSearchResult, type VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup } from "../chain/harness.js";
 import { muri } from "../cli/run-muri.js";
 import { bitMixture, gaussianMixture, prng, quantizeRows } from "../index/fixtures.js";
@@ -86,6 +87,73 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
       want.map((h) => [h.id, h.distance]),
       what,
     );
+
+  // The ±300 Magu (quantization scales): the mixture's components are within ±1.99; the first batch
+  // is scaled by 150 with one component at 299.5 (2^6 holds |x| < 511.99, 2^7 < 256), the append by
+  // 100 (alone it would get 2^7).
+  const wide = (() => {
+    const dim = 16;
+    const data = gaussianMixture({ count: 3000, dim, seed: 6 }).map((x, i) => x * (i < 2000 * dim ? 150 : 100));
+    data[5] = 299.5;
+    const queries = gaussianMixture({ count: 4, dim, seed: 6 }, 2).map((x) => x * 150);
+    const scale = 2 ** 6;
+    const rows = Array.from({ length: 3000 }, (_, r) => quantize(data.subarray(r * dim, (r + 1) * dim), dim, r, scale));
+    const query = (i: number): Float32Array => queries.subarray(i * dim, (i + 1) * dim);
+    return { id: 0n, dim, data, query, truth: (i: number): HitEntry[] => truthFor(quantize(query(i), dim, 0, scale), rows) };
+  })();
+  // The cosine Magu: mixture directions, each row and query scaled by a norm in 1e-2..1e2 (the raw
+  // inner product would rank by norm, cosine ignores it). Its ground truth is the canonical answer
+  // over the unit vectors quantized at 2^14; the float64 cosine ranking of the original float32
+  // values names the same ids on this data (the closest cosines among a query's top 11 are 1.4e-4
+  // apart, the typical quantization error 2e-5).
+  const cos = (() => {
+    const dim = 32;
+    const count = 400;
+    const rand = prng(71);
+    const spread = (v: Float32Array): Float32Array => {
+      for (let r = 0; r < v.length / dim; r++) {
+        const norm = 10 ** (4 * rand() - 2);
+        for (let i = r * dim; i < (r + 1) * dim; i++) v[i] = v[i]! * norm;
+      }
+      return v;
+    };
+    const data = spread(gaussianMixture({ count, dim, seed: 7, clusters: 16 }));
+    const queries = spread(gaussianMixture({ count: 21, dim, seed: 7, clusters: 16 }, 2));
+    const row = (v: Float32Array, r: number): Float32Array => v.subarray(r * dim, (r + 1) * dim);
+    const unit = (v: Float32Array): Int16Array => quantize(normalizeVector(v), dim, 0, 2 ** 14);
+    const rows = Array.from({ length: count }, (_, r) => unit(row(data, r)));
+    const query = (i: number): Float32Array => row(queries, i);
+    const truth = (i: number): HitEntry[] => {
+      const q = unit(query(i));
+      return rows.map((v, id) => ({ id: BigInt(id), distance: canonicalDistance("cosine", q, v), fragment: 0, position: 0 })).sort(compareHits).slice(0, K);
+    };
+    return { id: 0n, dim, count, data, row, query, truth };
+  })();
+  // The Hamming Magu: 32 clusters of 256-bit vectors, 10% of the bits flipped around each centre;
+  // the last 21 rows are the queries.
+  const ham = (() => {
+    const dim = 256;
+    const width = dim / 8;
+    const count = 2000;
+    const packed = bitMixture({ count: count + 21, dim, seed: 91, clusters: 32, flip: 0.1 });
+    const data = packed.subarray(0, count * width);
+    const row = (v: Uint8Array, r: number): Uint8Array => v.subarray(r * width, (r + 1) * width);
+    const query = (i: number): Uint8Array => row(packed, count + i);
+    const bits = (q: Uint8Array): number[] => Array.from(unpackBits(q, dim));
+    const truth = (i: number): HitEntry[] =>
+      Array.from({ length: count }, (_, id) => ({ id: BigInt(id), distance: BigInt(hammingDistance(query(i), row(data, id))), fragment: 0, position: 0 }))
+        .sort(compareHits)
+        .slice(0, K);
+    return { id: 0n, dim, width, count, data, row, query, bits, truth };
+  })();
+  /** The on-chain tasks submitted together (see "on-chain tasks on every Magu at once"). */
+  let tasks: { l2: Array<Promise<OnChainSearchResult>>; wide: Promise<OnChainSearchResult>; cos: Promise<OnChainSearchResult>; ham: Promise<OnChainSearchResult>; t0: number };
+  /** Waits until an exact search of `magu` covers every fragment: every holder indexed its replicas. */
+  const indexed = (what: string, magu: bigint, query: ArrayLike<number>) =>
+    waitFor(`every fragment of the ${what} indexed`, 120_000, async () => {
+      const r = await client.search(magu, query, K, { exact: true });
+      return r.uncovered.length === 0 && r.failed === 0 ? r : undefined;
+    }, 1000);
 
   before(async () => {
     const t0 = performance.now();
@@ -162,6 +230,83 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     assert.equal(afterInfo.root, before.root);
   });
 
+  test("a Magu of ±300 vectors: the first batch picks 2^6, an append keeps it, a value beyond it is refused", async () => {
+    const { dim, data } = wide;
+    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "l2", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
+    assert.equal(created.code, 0, created.stderr);
+    wide.id = BigInt((JSON.parse(created.stdout) as { id: string }).id);
+    assert.equal(chooseScaleExp(data.subarray(2000 * dim), dim), 7, "the append's own scale would differ");
+    const first = join(net.dir, "wide-1.npy");
+    const second = join(net.dir, "wide-2.npy");
+    await writeNpy(first, data.subarray(0, 2000 * dim), dim);
+    await writeNpy(second, data.subarray(2000 * dim), dim);
+    const added: Array<{ scaleExp: number; firstRow: number }> = [];
+    for (const file of [first, second]) {
+      const run = await muri(["vectors", "add", "--magu", String(wide.id), file, "--fragment-size", "16384", "--json", ...cliEnv], {}, 120_000);
+      assert.equal(run.code, 0, run.stderr);
+      added.push(JSON.parse(run.stdout) as { scaleExp: number; firstRow: number });
+    }
+    assert.deepEqual(added.map((a) => [a.scaleExp, a.firstRow]), [[6, 0], [6, 2000]], "2^6 from the first batch; the append keeps it");
+    // A value beyond what 2^6 holds: refused before anything is sent, the chain unchanged.
+    const before = await net.read.maguRegistry.read.maguInfo([wide.id]);
+    const far = join(net.dir, "wide-far.jsonl");
+    await writeFile(far, `${JSON.stringify(Array(dim).fill(1))}\n${JSON.stringify(Array.from({ length: dim }, (_, i) => (i === 2 ? 600 : 1)))}\n`);
+    const refused = await muri(["vectors", "add", "--magu", String(wide.id), far, ...cliEnv]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr.trim(), /^.*row 1, column 2: value 600 does not fit Magu \d+'s quantization scale 2\^6 .*below 511\.992.*new vector Magu/);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([wide.id])).root, before.root, "nothing committed");
+  });
+
+  test("a cosine Magu: a row of zeros is refused; 400 vectors of norms 1e-2..1e2 are added at the scale 2^14", async () => {
+    const { dim, count, data, row } = cos;
+    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "cosine", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
+    assert.equal(created.code, 0, created.stderr);
+    cos.id = BigInt((JSON.parse(created.stdout) as { id: string }).id);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([cos.id])).params.metric, 3, "Metric.Cosine on chain");
+    // A row of zeros has no direction: refused, naming the row, before anything is committed.
+    const zero = join(net.dir, "cosine-zero.jsonl");
+    await writeFile(zero, `${JSON.stringify(Array.from(row(data, 0)))}\n${JSON.stringify(Array(dim).fill(0))}\n`);
+    const refused = await muri(["vectors", "add", "--magu", String(cos.id), zero, ...cliEnv]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr.trim(), /^.*vector row 1: every component is zero, and Magu \d+ uses the cosine metric.*nothing was sent.*nonzero component/);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([cos.id])).fragmentCount, 0, "nothing committed");
+
+    const file = join(net.dir, "cosine.npy");
+    await writeNpy(file, data, dim);
+    const run = await muri(["vectors", "add", "--magu", String(cos.id), file, "--fragment-size", "4096", "--json", ...cliEnv], {}, 120_000);
+    assert.equal(run.code, 0, run.stderr);
+    const added = JSON.parse(run.stdout) as { vectors: number; fragments: number; scaleExp: number };
+    assert.equal(added.vectors, count);
+    assert.equal(added.scaleExp, 14, "a cosine Magu's scale holds every unit vector");
+  });
+
+  test("a Hamming Magu: a bad .bits file is refused; 2,000 x 256-bit vectors are added from a .npy of packed bits", async () => {
+    const { dim, width, count, data, row, bits } = ham;
+    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "hamming", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
+    assert.equal(created.code, 0, created.stderr);
+    ham.id = BigInt((JSON.parse(created.stdout) as { id: string }).id);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([ham.id])).params.metric, 4, "Metric.Hamming on chain");
+    // A .bits file with a character other than 0/1: refused, naming the line and bit, nothing committed.
+    const bad = join(net.dir, "hamming-bad.bits");
+    await writeFile(bad, `${bits(row(data, 0)).join("")}\n${bits(row(data, 1)).map((b, i) => (i === 5 ? "x" : b)).join("")}\n`);
+    const refused = await muri(["vectors", "add", "--magu", String(ham.id), bad, ...cliEnv]);
+    assert.notEqual(refused.code, 0);
+    const lines = refused.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, refused.stderr);
+    assert.match(lines[0]!, /hamming-bad\.bits \(line 2, column 5\): bit 5 is "x", not 0 or 1; write each vector as a line of 0 and 1 characters only/);
+    assert.equal((await net.read.maguRegistry.read.maguInfo([ham.id])).fragmentCount, 0, "nothing committed");
+
+    const file = join(net.dir, "hamming.npy");
+    await writeBitNpy(file, data, dim);
+    const run = await muri(["vectors", "add", "--magu", String(ham.id), file, "--fragment-size", "8192", "--json", ...cliEnv], {}, 120_000);
+    assert.equal(run.code, 0, run.stderr);
+    const added = JSON.parse(run.stdout) as { vectors: number; fragments: number; scaleExp: number | null };
+    assert.equal(added.vectors, count);
+    assert.equal(added.fragments, Math.ceil(count / Math.floor(8192 / (8 + width))), "40-byte records, 204 to a fragment");
+    assert.equal(added.scaleExp, null, "bits have no quantization scale");
+  });
+
+
   test("50 off-chain searches equal brute force at high effort; default effort reaches the documented recall", async () => {
     let found = 0;
     const times: number[] = [];
@@ -180,10 +325,120 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     assert.ok(recall >= DOCUMENTED_RECALL, `recall@10 ${recall} below the documented ${DOCUMENTED_RECALL}`);
   });
 
-  test("10 on-chain tasks finalize to the brute-force top-10; muri search --json agrees", async () => {
-    const t0 = performance.now();
-    const answers = await Promise.all(Array.from({ length: 10 }, (_, j) => client.searchOnChain(maguId, queries.subarray((50 + j) * DIM, (51 + j) * DIM), K, 10n ** 18n)));
-    console.log(`# 10 on-chain tasks in parallel: ${Math.round(performance.now() - t0)} ms, blocks submit->final ${answers.map((a) => a.block - a.submitBlock).join(",")}`);
+  test("on-chain tasks on every Magu at once: ten on the 20k Magu, one on each of the ±300, cosine and Hamming Magus", async () => {
+    // Every holder indexed its replicas first (a member answers a task from its index).
+    await indexed("±300 Magu", wide.id, wide.query(0));
+    await indexed("cosine Magu", cos.id, cos.query(0));
+    await indexed("Hamming Magu", ham.id, ham.bits(ham.query(0)));
+    const before = await net.read.searchMarket.read.taskCount();
+    // Submitted now, answered while the next tests search off-chain, checked by "... finalize to
+    // the brute-force answers". (Each task takes ~50 blocks whatever the load; one window for all
+    // of them instead of one each.) The client sends its submissions one at a time.
+    const submit = (magu: bigint, query: ArrayLike<number>): Promise<OnChainSearchResult> => {
+      const answer = client.searchOnChain(magu, query, K, 10n ** 18n);
+      answer.catch(() => undefined); // awaited (and its failure reported) by the later test
+      return answer;
+    };
+    tasks = {
+      l2: Array.from({ length: 10 }, (_, j) => submit(maguId, queries.subarray((50 + j) * DIM, (51 + j) * DIM))),
+      wide: submit(wide.id, wide.query(3)),
+      cos: submit(cos.id, cos.query(20)),
+      ham: submit(ham.id, ham.bits(ham.query(20))),
+      t0: performance.now(),
+    };
+    await waitFor("the first task on chain", 60_000, async () => ((await net.read.searchMarket.read.taskCount()) > before ? true : undefined), 200);
+  });
+
+  test("the ±300 Magu: off-chain searches and muri search quantize at 2^6", async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = await client.search(wide.id, wide.query(i), K, { exact: true });
+      assert.equal(r.scaleExp, 6);
+      same(r.hits, wide.truth(i), `±300 query ${i}`);
+    }
+    const run = await muri(["search", "--magu", String(wide.id), "--vector", JSON.stringify(Array.from(wide.query(1))), "-k", String(K), "--exact", "--json", ...cliEnv]);
+    assert.equal(run.code, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as { scaleExp: number; results: Array<{ id: string; canonical: string; distance: number }> };
+    assert.equal(out.scaleExp, 6);
+    assert.deepEqual(out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]), wide.truth(1).map((h) => [h.id, h.distance]));
+    for (const r of out.results) assert.equal(r.distance, Number(r.canonical) / 2 ** 12, "squared L2 in the floats' units");
+    // A query beyond the Magu's range is refused, naming the scale.
+    await assert.rejects(client.search(wide.id, Array.from({ length: wide.dim }, (_, i) => (i === 0 ? 1000 : 0)), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /scale 2\^6/.test(err.message));
+  });
+
+  test("the cosine Magu: exact searches and muri search equal brute-force cosine; the default effort's recall", async () => {
+    const { dim, count, data, row, query } = cos;
+    const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, x, i) => s + x * b[i]!, 0);
+    const floatCosine = (a: Float32Array, b: Float32Array): number => dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
+    const floatTop = (i: number): bigint[] =>
+      Array.from({ length: count }, (_, id) => ({ id, c: floatCosine(query(i), row(data, id)) }))
+        .sort((a, b) => b.c - a.c || a.id - b.id)
+        .slice(0, K)
+        .map((x) => BigInt(x.id));
+    const ipTop = (i: number): bigint[] =>
+      Array.from({ length: count }, (_, id) => ({ id, s: dot(query(i), row(data, id)) }))
+        .sort((a, b) => b.s - a.s || a.id - b.id)
+        .slice(0, K)
+        .map((x) => BigInt(x.id));
+    let found = 0;
+    let ipDiffers = 0;
+    for (let i = 0; i < 20; i++) {
+      const want = cos.truth(i);
+      assert.deepEqual(want.map((h) => h.id), floatTop(i), `query ${i}: the canonical answer is the float cosine ranking`);
+      if (ipTop(i).join() !== floatTop(i).join()) ipDiffers++;
+      const exact = await client.search(cos.id, query(i), K, { exact: true });
+      assert.equal(exact.scaleExp, 14);
+      same(exact.hits, want, `cosine query ${i}, exact`);
+      const fast = await client.search(cos.id, query(i), K);
+      const ids = new Set(want.map((h) => h.id));
+      found += fast.hits.filter((h) => ids.has(h.id)).length;
+    }
+    const recall = found / (20 * K);
+    console.log(`# cosine Magu (${count} x ${dim}, norms 1e-2..1e2): default ef=${DEFAULT_EF_SEARCH} recall@10 ${recall.toFixed(4)}; raw ip ranks ${ipDiffers}/20 queries otherwise`);
+    assert.ok(recall >= DOCUMENTED_RECALL, `cosine recall@10 ${recall} below ${DOCUMENTED_RECALL}`);
+    assert.equal(ipDiffers, 20, "the norms change the raw inner product's top 10 of every query");
+
+    // muri search prints the negated cosine similarity (canonical / 2^28).
+    const cli = await muri(["search", "--magu", String(cos.id), "--vector", JSON.stringify(Array.from(query(1))), "-k", String(K), "--exact", "--json", ...cliEnv]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const out = JSON.parse(cli.stdout) as { scaleExp: number; results: Array<{ id: string; canonical: string; distance: number }> };
+    assert.deepEqual(out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]), cos.truth(1).map((h) => [h.id, h.distance]));
+    const bound = 2 * (Math.sqrt(dim) * 2 ** -15 + 2 ** -24) + (Math.sqrt(dim) * 2 ** -15 + 2 ** -24) ** 2;
+    for (const r of out.results) assert.ok(Math.abs(-r.distance - floatCosine(query(1), row(data, Number(r.id)))) <= bound, `id ${r.id}: -distance is the cosine`);
+    // A zero query has no direction either.
+    await assert.rejects(client.search(cos.id, Array(dim).fill(0), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /every component is zero.*cosine/.test(err.message));
+  });
+
+  test("the Hamming Magu: exact searches and muri search (a bit-string query) equal brute-force popcount; the default effort's recall", async () => {
+    const { dim, count, query, bits } = ham;
+    let found = 0;
+    for (let i = 0; i < 20; i++) {
+      const want = ham.truth(i);
+      const exact = await client.search(ham.id, bits(query(i)), K, { exact: true });
+      assert.equal(exact.scaleExp, null);
+      assert.equal(exact.verified, true);
+      same(exact.hits, want, `Hamming query ${i}, exact`);
+      // Tie-aware: a hit within the true 10th distance is a right answer (ids tie often in bits).
+      const fast = await client.search(ham.id, bits(query(i)), K);
+      found += fast.hits.filter((h) => h.distance <= want[K - 1]!.distance).length;
+    }
+    const recall = found / (20 * K);
+    console.log(`# Hamming Magu (${count} x ${dim} bits, 32 clusters): default ef=${DEFAULT_EF_SEARCH} recall@10 ${recall.toFixed(4)}`);
+    assert.ok(recall >= DOCUMENTED_RECALL, `Hamming recall@10 ${recall} below ${DOCUMENTED_RECALL}`);
+
+    // muri search takes the query as a string of 0/1 characters and prints the integer distance.
+    const cli = await muri(["search", "--magu", String(ham.id), "--vector", bits(query(1)).join(""), "-k", String(K), "--exact", "--json", ...cliEnv]);
+    assert.equal(cli.code, 0, cli.stderr);
+    const out = JSON.parse(cli.stdout) as { scaleExp: number | null; results: Array<{ id: string; canonical: string; distance: number }> };
+    assert.equal(out.scaleExp, null);
+    assert.deepEqual(out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]), ham.truth(1).map((h) => [h.id, h.distance]));
+    for (const r of out.results) assert.equal(r.distance, Number(r.canonical), "the distance is the number of differing bits");
+    // A query component that is not a bit is named.
+    await assert.rejects(client.search(ham.id, bits(query(2)).map((b, i) => (i === 7 ? 2 : b)), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /bit 7 is 2, not 0 or 1/.test(err.message));
+  });
+
+  test("the on-chain tasks finalize to the brute-force answers on every Magu; muri search --json agrees", async () => {
+    const answers = await Promise.all(tasks.l2);
+    console.log(`# 13 on-chain tasks at once: ${Math.round(performance.now() - tasks.t0)} ms, blocks submit->final of the ten on the 20k Magu ${answers.map((a) => a.block - a.submitBlock).join(",")}`);
     answers.forEach((a, j) => {
       same(a.result, truth[50 + j]!, `task ${a.task}`);
       assert.ok(a.credits > 0n, "members were credited");
@@ -197,234 +452,18 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
       out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]),
       truth[60]!.map((h) => [h.id, h.distance]),
     );
+
+    const onWide = await tasks.wide;
+    assert.equal(onWide.scaleExp, 6);
+    same(onWide.result, wide.truth(3), "the on-chain task on the ±300 Magu");
+    same((await tasks.cos).result, cos.truth(20), "the on-chain task on the cosine Magu");
+    const onHam = await tasks.ham;
+    same(onHam.result, ham.truth(20), "the on-chain task on the Hamming Magu");
+    assert.equal(onHam.scaleExp, null);
+    // The validator checked the revealed entries, by popcount on the Hamming Magu (no lie has been told yet).
+    assert.doesNotMatch(validator.stderr(), /search check: false entry/, "the validator found no false entry in honest answers");
   });
 
-  test("a Magu of ±300 vectors: the first batch picks 2^6, an append keeps it, searches quantize at it", async () => {
-    const dim = 16;
-    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "l2", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
-    assert.equal(created.code, 0, created.stderr);
-    const wide = BigInt((JSON.parse(created.stdout) as { id: string }).id);
-    // The mixture's components are within ±1.99: the first batch times 150 with one component at
-    // 299.5 (2^6 holds |x| < 511.99, 2^7 < 256), the append times 100 (alone it would get 2^7).
-    const data = gaussianMixture({ count: 3000, dim, seed: 6 }).map((x, i) => x * (i < 2000 * dim ? 150 : 100));
-    data[5] = 299.5;
-    assert.equal(chooseScaleExp(data.subarray(2000 * dim), dim), 7, "the append's own scale would differ");
-    const wideQueries = gaussianMixture({ count: 4, dim, seed: 6 }, 2).map((x) => x * 150);
-    const first = join(net.dir, "wide-1.npy");
-    const second = join(net.dir, "wide-2.npy");
-    await writeNpy(first, data.subarray(0, 2000 * dim), dim);
-    await writeNpy(second, data.subarray(2000 * dim), dim);
-    const added: Array<{ scaleExp: number; firstRow: number }> = [];
-    for (const file of [first, second]) {
-      const run = await muri(["vectors", "add", "--magu", String(wide), file, "--fragment-size", "16384", "--json", ...cliEnv], {}, 120_000);
-      assert.equal(run.code, 0, run.stderr);
-      added.push(JSON.parse(run.stdout) as { scaleExp: number; firstRow: number });
-    }
-    assert.deepEqual(added.map((a) => [a.scaleExp, a.firstRow]), [[6, 0], [6, 2000]], "2^6 from the first batch; the append keeps it");
-    // A value beyond what 2^6 holds: refused before anything is sent, the chain unchanged.
-    const before = await net.read.maguRegistry.read.maguInfo([wide]);
-    const far = join(net.dir, "wide-far.jsonl");
-    await writeFile(far, `${JSON.stringify(Array(dim).fill(1))}\n${JSON.stringify(Array.from({ length: dim }, (_, i) => (i === 2 ? 600 : 1)))}\n`);
-    const refused = await muri(["vectors", "add", "--magu", String(wide), far, ...cliEnv]);
-    assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr.trim(), /^.*row 1, column 2: value 600 does not fit Magu \d+'s quantization scale 2\^6 .*below 511\.992.*new vector Magu/);
-    assert.equal((await net.read.maguRegistry.read.maguInfo([wide])).root, before.root, "nothing committed");
-
-    const scale = 2 ** 6;
-    const rows = Array.from({ length: 3000 }, (_, r) => quantize(data.subarray(r * dim, (r + 1) * dim), dim, r, scale));
-    const wideTruth = (i: number): HitEntry[] => truthFor(quantize(wideQueries.subarray(i * dim, (i + 1) * dim), dim, 0, scale), rows);
-    const q = (i: number) => wideQueries.subarray(i * dim, (i + 1) * dim);
-    await waitFor("every fragment of the ±300 Magu indexed", 120_000, async () => {
-      const r = await client.search(wide, q(0), K, { exact: true });
-      return r.uncovered.length === 0 && r.failed === 0 ? r : undefined;
-    }, 1000);
-    const onchain = client.searchOnChain(wide, q(3), K, 10n ** 18n);
-    for (let i = 0; i < 3; i++) {
-      const r = await client.search(wide, q(i), K, { exact: true });
-      assert.equal(r.scaleExp, 6);
-      same(r.hits, wideTruth(i), `±300 query ${i}`);
-    }
-    const run = await muri(["search", "--magu", String(wide), "--vector", JSON.stringify(Array.from(q(1))), "-k", String(K), "--exact", "--json", ...cliEnv]);
-    assert.equal(run.code, 0, run.stderr);
-    const out = JSON.parse(run.stdout) as { scaleExp: number; results: Array<{ id: string; canonical: string; distance: number }> };
-    assert.equal(out.scaleExp, 6);
-    assert.deepEqual(out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]), wideTruth(1).map((h) => [h.id, h.distance]));
-    for (const r of out.results) assert.equal(r.distance, Number(r.canonical) / 2 ** 12, "squared L2 in the floats' units");
-    // A query beyond the Magu's range is refused, naming the scale.
-    await assert.rejects(client.search(wide, Array.from({ length: dim }, (_, i) => (i === 0 ? 1000 : 0)), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /scale 2\^6/.test(err.message));
-    const task = await onchain;
-    assert.equal(task.scaleExp, 6);
-    same(task.result, wideTruth(3), "the on-chain task on the ±300 Magu");
-  });
-
-  test("a cosine Magu: the client normalises vectors of varied norms; exact search equals brute-force cosine", async () => {
-    const dim = 32;
-    const count = 400;
-    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "cosine", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
-    assert.equal(created.code, 0, created.stderr);
-    const cos = BigInt((JSON.parse(created.stdout) as { id: string }).id);
-    assert.equal((await net.read.maguRegistry.read.maguInfo([cos])).params.metric, 3, "Metric.Cosine on chain");
-    // Mixture directions, each row and query scaled by a norm in 1e-2..1e2: the raw inner product
-    // would rank by norm, cosine ignores it.
-    const rand = prng(71);
-    const spread = (v: Float32Array): Float32Array => {
-      for (let r = 0; r < v.length / dim; r++) {
-        const norm = 10 ** (4 * rand() - 2);
-        for (let i = r * dim; i < (r + 1) * dim; i++) v[i] = v[i]! * norm;
-      }
-      return v;
-    };
-    const data = spread(gaussianMixture({ count, dim, seed: 7, clusters: 16 }));
-    const cosQueries = spread(gaussianMixture({ count: 21, dim, seed: 7, clusters: 16 }, 2));
-    const row = (v: Float32Array, r: number): Float32Array => v.subarray(r * dim, (r + 1) * dim);
-
-    // A row of zeros has no direction: refused, naming the row, before anything is committed.
-    const zero = join(net.dir, "cosine-zero.jsonl");
-    await writeFile(zero, `${JSON.stringify(Array.from(row(data, 0)))}\n${JSON.stringify(Array(dim).fill(0))}\n`);
-    const refused = await muri(["vectors", "add", "--magu", String(cos), zero, ...cliEnv]);
-    assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr.trim(), /^.*vector row 1: every component is zero, and Magu \d+ uses the cosine metric.*nothing was sent.*nonzero component/);
-    assert.equal((await net.read.maguRegistry.read.maguInfo([cos])).fragmentCount, 0, "nothing committed");
-
-    const file = join(net.dir, "cosine.npy");
-    await writeNpy(file, data, dim);
-    const run = await muri(["vectors", "add", "--magu", String(cos), file, "--fragment-size", "4096", "--json", ...cliEnv], {}, 120_000);
-    assert.equal(run.code, 0, run.stderr);
-    const added = JSON.parse(run.stdout) as { vectors: number; fragments: number; scaleExp: number };
-    assert.equal(added.vectors, count);
-    assert.equal(added.scaleExp, 14, "a cosine Magu's scale holds every unit vector");
-
-    // Ground truth: the canonical answer over the unit vectors quantized at 2^14, and the float64
-    // cosine ranking of the original float32 values: on this data they name the same ids (the
-    // closest cosines among a query's top 11 are 1.4e-4 apart, the typical quantization error 2e-5).
-    const unit = (v: Float32Array): Int16Array => quantize(normalizeVector(v), dim, 0, 2 ** 14);
-    const rows = Array.from({ length: count }, (_, r) => unit(row(data, r)));
-    const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, x, i) => s + x * b[i]!, 0);
-    const floatCosine = (a: Float32Array, b: Float32Array): number => dot(a, b) / Math.sqrt(dot(a, a) * dot(b, b));
-    const cosTruth = (i: number): HitEntry[] => {
-      const q = unit(row(cosQueries, i));
-      return rows.map((v, id) => ({ id: BigInt(id), distance: canonicalDistance("cosine", q, v), fragment: 0, position: 0 })).sort(compareHits).slice(0, K);
-    };
-    const floatTop = (i: number): bigint[] =>
-      Array.from({ length: count }, (_, id) => ({ id, c: floatCosine(row(cosQueries, i), row(data, id)) }))
-        .sort((a, b) => b.c - a.c || a.id - b.id)
-        .slice(0, K)
-        .map((x) => BigInt(x.id));
-    const ipTop = (i: number): bigint[] =>
-      Array.from({ length: count }, (_, id) => ({ id, s: dot(row(cosQueries, i), row(data, id)) }))
-        .sort((a, b) => b.s - a.s || a.id - b.id)
-        .slice(0, K)
-        .map((x) => BigInt(x.id));
-
-    await waitFor("every fragment of the cosine Magu indexed", 120_000, async () => {
-      const r = await client.search(cos, row(cosQueries, 0), K, { exact: true });
-      return r.uncovered.length === 0 && r.failed === 0 ? r : undefined;
-    }, 1000);
-    const onchain = client.searchOnChain(cos, row(cosQueries, 20), K, 10n ** 18n);
-    let found = 0;
-    let ipDiffers = 0;
-    for (let i = 0; i < 20; i++) {
-      const want = cosTruth(i);
-      assert.deepEqual(want.map((h) => h.id), floatTop(i), `query ${i}: the canonical answer is the float cosine ranking`);
-      if (ipTop(i).join() !== floatTop(i).join()) ipDiffers++;
-      const exact = await client.search(cos, row(cosQueries, i), K, { exact: true });
-      assert.equal(exact.scaleExp, 14);
-      same(exact.hits, want, `cosine query ${i}, exact`);
-      const fast = await client.search(cos, row(cosQueries, i), K);
-      const ids = new Set(want.map((h) => h.id));
-      found += fast.hits.filter((h) => ids.has(h.id)).length;
-    }
-    const recall = found / (20 * K);
-    console.log(`# cosine Magu (${count} x ${dim}, norms 1e-2..1e2): default ef=${DEFAULT_EF_SEARCH} recall@10 ${recall.toFixed(4)}; raw ip ranks ${ipDiffers}/20 queries otherwise`);
-    assert.ok(recall >= DOCUMENTED_RECALL, `cosine recall@10 ${recall} below ${DOCUMENTED_RECALL}`);
-    assert.equal(ipDiffers, 20, "the norms change the raw inner product's top 10 of every query");
-
-    // muri search prints the negated cosine similarity (canonical / 2^28).
-    const cli = await muri(["search", "--magu", String(cos), "--vector", JSON.stringify(Array.from(row(cosQueries, 1))), "-k", String(K), "--exact", "--json", ...cliEnv]);
-    assert.equal(cli.code, 0, cli.stderr);
-    const out = JSON.parse(cli.stdout) as { scaleExp: number; results: Array<{ id: string; canonical: string; distance: number }> };
-    assert.deepEqual(out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]), cosTruth(1).map((h) => [h.id, h.distance]));
-    const bound = 2 * (Math.sqrt(dim) * 2 ** -15 + 2 ** -24) + (Math.sqrt(dim) * 2 ** -15 + 2 ** -24) ** 2;
-    for (const r of out.results) assert.ok(Math.abs(-r.distance - floatCosine(row(cosQueries, 1), row(data, Number(r.id)))) <= bound, `id ${r.id}: -distance is the cosine`);
-    // A zero query has no direction either.
-    await assert.rejects(client.search(cos, Array(dim).fill(0), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /every component is zero.*cosine/.test(err.message));
-    const task = await onchain;
-    same(task.result, cosTruth(20), "the on-chain task on the cosine Magu");
-  });
-
-  test("a Hamming Magu: 2,000 x 256-bit vectors from a .npy of packed bits; exact search equals brute-force popcount", async () => {
-    const dim = 256;
-    const width = dim / 8;
-    const count = 2000;
-    const created = await muri(["magu", "create", "--kind", "vector", "--dim", String(dim), "--metric", "hamming", "--replication", "2", "--members", String(NODES), "--fragments", "16", "--periods", "10000", "--price", "0.000001", "--json", ...chainArgs]);
-    assert.equal(created.code, 0, created.stderr);
-    const ham = BigInt((JSON.parse(created.stdout) as { id: string }).id);
-    assert.equal((await net.read.maguRegistry.read.maguInfo([ham])).params.metric, 4, "Metric.Hamming on chain");
-    // 32 clusters, 10% of the bits flipped around each centre; the last 21 rows are the queries.
-    const packed = bitMixture({ count: count + 21, dim, seed: 91, clusters: 32, flip: 0.1 });
-    const data = packed.subarray(0, count * width);
-    const row = (v: Uint8Array, r: number): Uint8Array => v.subarray(r * width, (r + 1) * width);
-    const query = (i: number): Uint8Array => row(packed, count + i);
-    const bits = (q: Uint8Array): number[] => Array.from(unpackBits(q, dim));
-
-    // A .bits file with a character other than 0/1: refused, naming the line and bit, nothing committed.
-    const bad = join(net.dir, "hamming-bad.bits");
-    await writeFile(bad, `${bits(row(data, 0)).join("")}\n${bits(row(data, 1)).map((b, i) => (i === 5 ? "x" : b)).join("")}\n`);
-    const refused = await muri(["vectors", "add", "--magu", String(ham), bad, ...cliEnv]);
-    assert.notEqual(refused.code, 0);
-    const lines = refused.stderr.trim().split("\n");
-    assert.equal(lines.length, 1, refused.stderr);
-    assert.match(lines[0]!, /hamming-bad\.bits \(line 2, column 5\): bit 5 is "x", not 0 or 1; write each vector as a line of 0 and 1 characters only/);
-    assert.equal((await net.read.maguRegistry.read.maguInfo([ham])).fragmentCount, 0, "nothing committed");
-
-    const file = join(net.dir, "hamming.npy");
-    await writeBitNpy(file, data, dim);
-    const run = await muri(["vectors", "add", "--magu", String(ham), file, "--fragment-size", "8192", "--json", ...cliEnv], {}, 120_000);
-    assert.equal(run.code, 0, run.stderr);
-    const added = JSON.parse(run.stdout) as { vectors: number; fragments: number; scaleExp: number | null };
-    assert.equal(added.vectors, count);
-    assert.equal(added.fragments, Math.ceil(count / Math.floor(8192 / (8 + width))), "40-byte records, 204 to a fragment");
-    assert.equal(added.scaleExp, null, "bits have no quantization scale");
-
-    const hamTruth = (i: number): HitEntry[] =>
-      Array.from({ length: count }, (_, id) => ({ id: BigInt(id), distance: BigInt(hammingDistance(query(i), row(data, id))), fragment: 0, position: 0 }))
-        .sort(compareHits)
-        .slice(0, K);
-    await waitFor("every fragment of the Hamming Magu indexed", 120_000, async () => {
-      const r = await client.search(ham, bits(query(0)), K, { exact: true });
-      return r.uncovered.length === 0 && r.failed === 0 ? r : undefined;
-    }, 1000);
-    const onchain = client.searchOnChain(ham, bits(query(20)), K, 10n ** 18n);
-    let found = 0;
-    for (let i = 0; i < 20; i++) {
-      const want = hamTruth(i);
-      const exact = await client.search(ham, bits(query(i)), K, { exact: true });
-      assert.equal(exact.scaleExp, null);
-      assert.equal(exact.verified, true);
-      same(exact.hits, want, `Hamming query ${i}, exact`);
-      // Tie-aware: a hit within the true 10th distance is a right answer (ids tie often in bits).
-      const fast = await client.search(ham, bits(query(i)), K);
-      found += fast.hits.filter((h) => h.distance <= want[K - 1]!.distance).length;
-    }
-    const recall = found / (20 * K);
-    console.log(`# Hamming Magu (${count} x ${dim} bits, 32 clusters): default ef=${DEFAULT_EF_SEARCH} recall@10 ${recall.toFixed(4)}`);
-    assert.ok(recall >= DOCUMENTED_RECALL, `Hamming recall@10 ${recall} below ${DOCUMENTED_RECALL}`);
-
-    // muri search takes the query as a string of 0/1 characters and prints the integer distance.
-    const cli = await muri(["search", "--magu", String(ham), "--vector", bits(query(1)).join(""), "-k", String(K), "--exact", "--json", ...cliEnv]);
-    assert.equal(cli.code, 0, cli.stderr);
-    const out = JSON.parse(cli.stdout) as { scaleExp: number | null; results: Array<{ id: string; canonical: string; distance: number }> };
-    assert.equal(out.scaleExp, null);
-    assert.deepEqual(out.results.map((r) => [BigInt(r.id), BigInt(r.canonical)]), hamTruth(1).map((h) => [h.id, h.distance]));
-    for (const r of out.results) assert.equal(r.distance, Number(r.canonical), "the distance is the number of differing bits");
-    // A query component that is not a bit is named.
-    await assert.rejects(client.search(ham, bits(query(2)).map((b, i) => (i === 7 ? 2 : b)), K), (err: Error & { code?: string }) => err.code === "ERR_BAD_QUERY" && /bit 7 is 2, not 0 or 1/.test(err.message));
-    const task = await onchain;
-    same(task.result, hamTruth(20), "the on-chain task on the Hamming Magu");
-    assert.equal(task.scaleExp, null);
-    // The validator checked the revealed entries by popcount too (no lie has been told yet).
-    assert.doesNotMatch(validator.stderr(), /search check: false entry/, "the validator found no false entry in honest Hamming answers");
-  });
 
   test("a node that reveals a false distance is disputed by the validator and slashed; the answer is unaffected", async () => {
     const liarIndex = 0;
