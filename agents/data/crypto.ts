@@ -8,6 +8,13 @@
  * {@link newFileId} draws a fresh random fileId for every upload; the pipeline refuses a fileId
  * given to it twice (`FileIdReusedError`; passing one at all is for tests).
  *
+ * One file's key ({@link FileKey}): HKDF's extract step alone, PRK = HMAC-SHA256(key = fileId,
+ * message = client secret). Every key above is HKDF's expand step from it (RFC 5869 splits HKDF
+ * this way), so holding one file's PRK opens that file (fragments, MAC, size) and nothing else:
+ * another file's PRK is the HMAC under another file id, and no HMAC output gives the secret back.
+ * `muri share` hands a PRK to another user wrapped to their public key (share.ts); every function
+ * here takes either the secret or that file's {@link FileKey} ({@link KeySource}).
+ *
  * The manifest carries `manifestMac`: an HMAC under a key derived from the secret and the fileId
  * of the manifest itself (sealed size, layout, shard CIDs and roots), checked before any fragment
  * is decrypted, so a manifest over a prefix of the stripes or with another file's stripes is refused.
@@ -23,7 +30,7 @@
  * file and the index). Decryption checks the stored nonce against the derived one, authenticates
  * the tag, and only then returns plaintext; any failure is a {@link DecryptionError}.
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { DecryptionError, InvalidParameterError, ManifestSealError } from "./errors.js";
 
 /** Cipher name recorded in manifests. */
@@ -56,6 +63,51 @@ function checkIndex(index: number): void {
   if (!Number.isSafeInteger(index) || index < 0) throw new InvalidParameterError("fragmentIndex", index, "must be a non-negative integer");
 }
 
+/** One file's HKDF pseudorandom key (see the file comment): opens that file and no other. */
+export class FileKey {
+  readonly fileId: Buffer;
+  readonly prk: Buffer;
+
+  constructor(fileId: Uint8Array, prk: Uint8Array) {
+    checkBytes("fileId", fileId, FILE_ID_SIZE);
+    checkBytes("prk", prk, KEY_SIZE);
+    this.fileId = Buffer.from(fileId);
+    this.prk = Buffer.from(prk);
+  }
+}
+
+/** The client's 32-byte secret (every file it stored) or one file's {@link FileKey}. */
+export type KeySource = Uint8Array | FileKey;
+
+/** `fileId`'s key under `secret`: HKDF-Extract(salt = fileId, ikm = secret). */
+export function fileKeyOf(secret: Uint8Array, fileId: Uint8Array): FileKey {
+  checkBytes("secret", secret, KEY_SIZE);
+  checkBytes("fileId", fileId, FILE_ID_SIZE);
+  return new FileKey(fileId, createHmac("sha256", fileId).update(secret).digest());
+}
+
+/** `source` as the key of file `fileId`; a FileKey of another file is refused. */
+function keyOfFile(source: KeySource, fileId: Uint8Array): FileKey {
+  if (!(source instanceof FileKey)) return fileKeyOf(source, fileId);
+  checkBytes("fileId", fileId, FILE_ID_SIZE);
+  if (!source.fileId.equals(fileId)) {
+    throw new InvalidParameterError("fileId", Buffer.from(fileId).toString("hex"), `this key opens file ${source.fileId.toString("hex")} only`);
+  }
+  return source;
+}
+
+/** HKDF-Expand (RFC 5869 section 2.3) of `length` bytes (at most 255 x 32) from `prk`. */
+function hkdfExpand(prk: Buffer, info: Uint8Array | string, length: number): Buffer {
+  const infoBytes = typeof info === "string" ? Buffer.from(info, "utf8") : info;
+  const out = Buffer.allocUnsafe(Math.ceil(length / 32) * 32);
+  let previous = Buffer.alloc(0);
+  for (let block = 0; block * 32 < length; block++) {
+    previous = createHmac("sha256", prk).update(previous).update(infoBytes).update(Buffer.of(block + 1)).digest();
+    previous.copy(out, block * 32);
+  }
+  return out.subarray(0, length);
+}
+
 /** HKDF `info` of the key that authenticates a file's manifest. */
 const MANIFEST_MAC_INFO = "muri/v1/manifest-mac";
 
@@ -65,35 +117,36 @@ const MANIFEST_MAC_INFO = "muri/v1/manifest-mac";
  * roots to the client, so a manifest over a prefix of the stripes, or with stripes of another file,
  * fails before anything is decrypted.
  */
-export function manifestMac(secret: Uint8Array, fileId: Uint8Array, body: Uint8Array): string {
-  checkBytes("secret", secret, KEY_SIZE);
-  checkBytes("fileId", fileId, FILE_ID_SIZE);
-  const key = Buffer.from(hkdfSync("sha256", secret, fileId, MANIFEST_MAC_INFO, 32));
+export function manifestMac(secret: KeySource, fileId: Uint8Array, body: Uint8Array): string {
+  const key = hkdfExpand(keyOfFile(secret, fileId).prk, MANIFEST_MAC_INFO, 32);
   return createHmac("sha256", key).update(body).digest("hex");
 }
 
 /** True when `mac` (hex) is the MAC of `body` under `secret` and `fileId`; compared in constant time. */
-export function manifestMacMatches(secret: Uint8Array, fileId: Uint8Array, body: Uint8Array, mac: string): boolean {
+export function manifestMacMatches(secret: KeySource, fileId: Uint8Array, body: Uint8Array, mac: string): boolean {
   const want = Buffer.from(manifestMac(secret, fileId, body), "hex");
   const got = Buffer.from(mac, "hex");
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
-/** HKDF-SHA256(secret, salt = fileId, info, 44) split into an AES-256 key and a GCM nonce. */
-function deriveKeyNonce(secret: Uint8Array, fileId: Uint8Array, info: Uint8Array | string): { key: Buffer; nonce: Buffer } {
-  const okm = Buffer.from(hkdfSync("sha256", secret, fileId, info, KEY_SIZE + NONCE_SIZE));
+/** HKDF-Expand(file key, info, 44) split into an AES-256 key and a GCM nonce. */
+function deriveKeyNonce(fileKey: FileKey, info: Uint8Array | string): { key: Buffer; nonce: Buffer } {
+  const okm = hkdfExpand(fileKey.prk, info, KEY_SIZE + NONCE_SIZE);
   return { key: okm.subarray(0, KEY_SIZE), nonce: okm.subarray(KEY_SIZE) };
 }
 
-/** Key and nonce of fragment `index` of the file `fileId` under `secret`. */
-export function deriveFragmentKey(secret: Uint8Array, fileId: Uint8Array, index: number): { key: Buffer; nonce: Buffer } {
-  checkBytes("secret", secret, KEY_SIZE);
-  checkBytes("fileId", fileId, FILE_ID_SIZE);
+/** Key and nonce of fragment `index` of `fileKey`'s file. */
+function fragmentKeyNonce(fileKey: FileKey, index: number): { key: Buffer; nonce: Buffer } {
   checkIndex(index);
   const info = Buffer.allocUnsafe(INFO_PREFIX.length + 8);
   INFO_PREFIX.copy(info, 0);
   info.writeBigUInt64BE(BigInt(index), INFO_PREFIX.length);
-  return deriveKeyNonce(secret, fileId, info);
+  return deriveKeyNonce(fileKey, info);
+}
+
+/** Key and nonce of fragment `index` of the file `fileId` under `secret`. */
+export function deriveFragmentKey(secret: KeySource, fileId: Uint8Array, index: number): { key: Buffer; nonce: Buffer } {
+  return fragmentKeyNonce(keyOfFile(secret, fileId), index);
 }
 
 /**
@@ -144,11 +197,10 @@ export const SEALED_SIZE_LENGTH = ENCRYPTION_OVERHEAD + 8;
  * size), so a resumed put re-encodes to the same manifest; the file id is fresh per upload, so the
  * (key, nonce) seals one size only.
  */
-export function sealFileSize(secret: Uint8Array, fileId: Uint8Array, size: number): string {
-  checkBytes("secret", secret, KEY_SIZE);
-  checkBytes("fileId", fileId, FILE_ID_SIZE);
+export function sealFileSize(secret: KeySource, fileId: Uint8Array, size: number): string {
+  const fileKey = keyOfFile(secret, fileId);
   if (!Number.isSafeInteger(size) || size < 0) throw new InvalidParameterError("size", size, "must be a non-negative integer");
-  const { key, nonce } = deriveKeyNonce(secret, fileId, SIZE_SEAL_INFO);
+  const { key, nonce } = deriveKeyNonce(fileKey, SIZE_SEAL_INFO);
   const plain = Buffer.alloc(8);
   plain.writeBigUInt64BE(BigInt(size));
   const out = Buffer.allocUnsafe(SEALED_SIZE_LENGTH);
@@ -160,13 +212,12 @@ export function sealFileSize(secret: Uint8Array, fileId: Uint8Array, size: numbe
  * Opens a manifest's `sealedSize` (hex) under `secret`; throws {@link ManifestSealError} when it
  * does not open (another client's secret, or the seal was altered) or holds no safe integer.
  */
-export function openFileSize(secret: Uint8Array, fileId: Uint8Array, sealed: string): number {
-  checkBytes("secret", secret, KEY_SIZE);
-  checkBytes("fileId", fileId, FILE_ID_SIZE);
+export function openFileSize(secret: KeySource, fileId: Uint8Array, sealed: string): number {
+  const fileKey = keyOfFile(secret, fileId);
   const hex = Buffer.from(fileId).toString("hex");
   const bytes = Buffer.from(sealed, "hex");
   if (bytes.length !== SEALED_SIZE_LENGTH || bytes.toString("hex") !== sealed) throw new ManifestSealError(hex, `not ${SEALED_SIZE_LENGTH} bytes of hex`);
-  const { key, nonce } = deriveKeyNonce(secret, fileId, SIZE_SEAL_INFO);
+  const { key, nonce } = deriveKeyNonce(fileKey, SIZE_SEAL_INFO);
   if (!bytes.subarray(0, NONCE_SIZE).equals(nonce)) throw new ManifestSealError(hex, "nonce does not match the derived nonce");
   const plain = Buffer.alloc(8);
   if (!openInto(key, nonce, bytes, plain)) throw new ManifestSealError(hex, "authentication tag mismatch");
@@ -177,14 +228,12 @@ export function openFileSize(secret: Uint8Array, fileId: Uint8Array, sealed: str
 
 /** Encrypts and decrypts the fragments of one file. */
 export class FileCipher {
-  readonly #secret: Buffer;
+  readonly #key: FileKey;
   readonly fileId: Buffer;
 
-  constructor(secret: Uint8Array, fileId: Uint8Array) {
-    checkBytes("secret", secret, KEY_SIZE);
-    checkBytes("fileId", fileId, FILE_ID_SIZE);
-    this.#secret = Buffer.from(secret);
-    this.fileId = Buffer.from(fileId);
+  constructor(secret: KeySource, fileId: Uint8Array) {
+    this.#key = keyOfFile(secret, fileId);
+    this.fileId = this.#key.fileId;
   }
 
   /** Sealed length of a plaintext of `plainLength` bytes. */
@@ -197,7 +246,7 @@ export class FileCipher {
    * and that view is returned; otherwise a new buffer is returned.
    */
   seal(index: number, plaintext: Uint8Array, out?: Uint8Array, offset = 0): Buffer {
-    const { key, nonce } = deriveFragmentKey(this.#secret, this.fileId, index);
+    const { key, nonce } = fragmentKeyNonce(this.#key, index);
     const length = plaintext.length + ENCRYPTION_OVERHEAD;
     if (out !== undefined && (!Number.isSafeInteger(offset) || offset < 0 || offset + length > out.length)) {
       throw new InvalidParameterError("out", out, `needs ${length} bytes at offset ${offset}`);
@@ -214,7 +263,7 @@ export class FileCipher {
    */
   open(index: number, sealed: Uint8Array, out?: Buffer): Buffer {
     if (sealed.length < ENCRYPTION_OVERHEAD) throw new DecryptionError(index, `sealed fragment of ${sealed.length} bytes is shorter than ${ENCRYPTION_OVERHEAD}`);
-    const { key, nonce } = deriveFragmentKey(this.#secret, this.fileId, index);
+    const { key, nonce } = fragmentKeyNonce(this.#key, index);
     const bytes = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
     if (!bytes.subarray(0, NONCE_SIZE).equals(nonce)) throw new DecryptionError(index, "nonce does not match the derived nonce");
     const length = bytes.length - ENCRYPTION_OVERHEAD;
@@ -226,11 +275,11 @@ export class FileCipher {
 }
 
 /** Seals one fragment: nonce ‖ ciphertext ‖ tag. */
-export function encryptFragment(secret: Uint8Array, fileId: Uint8Array, index: number, plaintext: Uint8Array): Buffer {
+export function encryptFragment(secret: KeySource, fileId: Uint8Array, index: number, plaintext: Uint8Array): Buffer {
   return new FileCipher(secret, fileId).seal(index, plaintext);
 }
 
 /** Opens one sealed fragment or throws {@link DecryptionError}. */
-export function decryptFragment(secret: Uint8Array, fileId: Uint8Array, index: number, sealed: Uint8Array): Buffer {
+export function decryptFragment(secret: KeySource, fileId: Uint8Array, index: number, sealed: Uint8Array): Buffer {
   return new FileCipher(secret, fileId).open(index, sealed);
 }

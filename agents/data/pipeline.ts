@@ -20,7 +20,7 @@ import type { CID } from "multiformats/cid";
 import { cidMatches, cidOfFragmentRoot } from "./cid.js";
 import { chunk, type ByteSource } from "./chunker.js";
 import { FRAGMENT_SIZE } from "./constants.js";
-import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FileCipher, SEALED_LAYOUT, manifestMac, manifestMacMatches, newFileId, openFileSize, sealFileSize } from "./crypto.js";
+import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FileCipher, SEALED_LAYOUT, manifestMac, manifestMacMatches, newFileId, openFileSize, sealFileSize, type KeySource } from "./crypto.js";
 import { ERASURE_ALG, checkErasureParams, encodeParity, reconstructShards, SHARD_ALIGNMENT } from "./erasure.js";
 import { FileIdReusedError, InvalidParameterError, ManifestAuthError, ManifestError, NotEnoughShardsError, ShardCidMismatchError, SizeMismatchError } from "./errors.js";
 import { encodeManifest, fragmentSpan, layoutFor, manifestMacBody, stripeShardSize, MANIFEST_VERSION, SHARD_PADDING, type Manifest } from "./manifest.js";
@@ -225,12 +225,12 @@ function claimFileId(fileId: Uint8Array): Uint8Array {
  * Throws {@link ManifestAuthError} unless `manifest`'s MAC matches it under `secret`: a manifest
  * over a prefix of a file's stripes, or with another file's stripes, never reaches decryption.
  */
-export function checkManifestMac(manifest: Manifest, secret: Uint8Array): void {
+export function checkManifestMac(manifest: Manifest, secret: KeySource): void {
   const fileId = Buffer.from(manifest.encryption.fileId, "hex");
   if (!manifestMacMatches(secret, fileId, manifestMacBody(manifest), manifest.encryption.mac)) throw new ManifestAuthError(manifest.encryption.fileId);
 }
 
-/** A manifest opened with the client's secret: the file size members do not see. */
+/** A manifest opened with the client's secret (or the file's shared key): the file size members do not see. */
 export interface OpenedManifest {
   readonly manifest: Manifest;
   readonly fileSize: number;
@@ -243,7 +243,7 @@ export interface OpenedManifest {
  * the size gives the manifest's stripes and last shard size ({@link ManifestError}). No fragment is
  * decrypted before all three hold.
  */
-export function openManifest(manifest: Manifest, secret: Uint8Array): OpenedManifest {
+export function openManifest(manifest: Manifest, secret: KeySource): OpenedManifest {
   const fileSize = openFileSize(secret, Buffer.from(manifest.encryption.fileId, "hex"), manifest.sealedSize);
   checkManifestMac(manifest, secret);
   const layout = layoutFor(fileSize, manifest.fragmentSize, manifest.erasure.k);
@@ -261,8 +261,8 @@ export type ShardFetcher = (cid: CID, where: ShardPosition) => Promise<Uint8Arra
 
 /** Options of {@link decodeFile}. */
 export interface DecodeOptions {
-  /** The client's 32-byte secret. */
-  readonly secret: Uint8Array;
+  /** The client's 32-byte secret, or the file's own key when it was shared with this client (share.ts). */
+  readonly secret: KeySource;
   /** Throw {@link ShardCidMismatchError} on the first corrupt shard instead of treating it as missing. */
   readonly strict?: boolean;
   /** Told about every shard that failed its CID check (and was then treated as missing). */
