@@ -8,6 +8,7 @@ export * from "./batches.js";
 export * from "./constants.js";
 export * from "./errors.js";
 export * from "./keystore.js";
+export * from "./public-key.js";
 export * from "./selection.js";
 export {
   MURI_CONTRACT_KEYS,

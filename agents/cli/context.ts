@@ -3,6 +3,7 @@
  * else deployments/31337.json), the RPC (--rpc, $MURI_RPC_URL, else the deployment's) and the key
  * (--key, $MURI_KEY, else the devnet's clientKey). Resolved and validated before any request.
  */
+import { createECDH } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -50,6 +51,10 @@ export interface CliContext {
     account: Address;
     walletClient: MuriWalletClient;
     contracts: MuriContracts<{ public: MuriPublicClient; wallet: MuriWalletClient }>;
+    /** The account's secp256k1 public key, compressed (33 bytes): what `muri share --to` wraps to. */
+    publicKey: Buffer;
+    /** The x coordinate of the account's private key times `publicKey` (opens a `muri share` token). */
+    ecdh(publicKey: Buffer): Buffer;
   };
   json: boolean;
 }
@@ -169,7 +174,11 @@ export async function connect(target: ResolvedTarget, opts: { signs: boolean; js
   };
   if (opts.signs) {
     const s = clients as SigningChainClients;
+    const key = createECDH("secp256k1");
+    key.setPrivateKey(Buffer.from(target.key!.replace(/^0x/, ""), "hex"));
     ctx.signer = {
+      publicKey: key.getPublicKey(undefined, "compressed"),
+      ecdh: (publicKey) => key.computeSecret(publicKey),
       account: s.account.address,
       walletClient: s.walletClient,
       contracts: getMuriContracts(target.deployment.contracts, {

@@ -11,6 +11,7 @@ import { GLOBAL_HELP, GLOBAL_OPTIONS, commandHelp, parseCommandArgs, type Comman
 import { claimCommand } from "./commands/claim.js";
 import { devnetCommand } from "./commands/devnet.js";
 import { getCommand } from "./commands/get.js";
+import { accountCommand, shareCommand } from "./commands/share.js";
 import { maguCreateCommand, maguFireCommand, maguStatusCommand } from "./commands/magu.js";
 import {
   maguDepositCommand,
@@ -39,6 +40,7 @@ import { printResult, toJson } from "./output.js";
 /** Every command, in the order `muri --help` lists them. */
 export const COMMANDS: Command[] = [
   statusCommand,
+  accountCommand,
   stakeCommand,
   unstakeCommand,
   withdrawCommand,
@@ -61,6 +63,7 @@ export const COMMANDS: Command[] = [
   validatorCommand,
   putCommand,
   getCommand,
+  shareCommand,
   vectorsAddCommand,
   searchCommand,
 ];

@@ -7,6 +7,7 @@
  * ID MURI` and `muri magu withdraw-deposit ID` (searchers).
  */
 import { accessDomain, encodeGrantToken, parseGrantee, parseRights, rightsLabel, signGrant } from "../../chain/index.js";
+import type { Hex } from "viem";
 import type { Command } from "../command.js";
 import { signerOf, type CliContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
@@ -27,13 +28,29 @@ export function parseExpiry(value: string, option: string): number {
   return seconds;
 }
 
-async function ownedMagu(ctx: CliContext, id: bigint, what: string) {
+export async function ownedMagu(ctx: CliContext, id: bigint, what: string) {
   const magu = await readMagu(ctx, id);
   const { account } = signerOf(ctx);
   if (magu.owner.toLowerCase() !== account.toLowerCase()) {
     throw new CliError("ERR_MAGU_NOT_OWNER", `Magu ${id} belongs to ${magu.owner}, not to ${account}: only its owner may ${what}`);
   }
   return magu;
+}
+
+/**
+ * A grant of `rights` on Magu `id` (the signer's) to `grantee` for `seconds` of chain time, signed
+ * and encoded as the token a grantee passes (`muri magu grant`, and inside `muri share` tokens).
+ */
+export async function signGrantToken(ctx: CliContext, id: bigint, grantee: Hex, rights: number, seconds: number): Promise<{ token: string; expires: bigint; nonce: bigint }> {
+  const { account, walletClient } = signerOf(ctx);
+  const maguAccess = ctx.deployment.contracts.maguAccess;
+  const nonce = BigInt(await ctx.read.maguAccess.read.grantNonce([id, grantee]));
+  // Expiry is chain time: members and MaguAccess compare it with the latest block's timestamp.
+  const head = await ctx.publicClient.getBlock({ blockTag: "latest" });
+  const expires = head.timestamp + BigInt(seconds);
+  const domain = accessDomain(ctx.deployment.chainId, maguAccess);
+  const grant = await signGrant((typed) => walletClient.signTypedData({ account, ...typed } as never), domain, { magu: id, grantee, rights, expires, nonce });
+  return { token: encodeGrantToken(ctx.deployment.chainId, maguAccess, grant), expires, nonce };
 }
 
 export const maguGrantCommand: Command = {
@@ -64,15 +81,7 @@ export const maguGrantCommand: Command = {
     const seconds = parseExpiry(args.string("expires") ?? "30d", "--expires");
     return async (ctx) => {
       await ownedMagu(ctx, id, "grant access to it");
-      const { account, walletClient } = signerOf(ctx);
-      const maguAccess = ctx.deployment.contracts.maguAccess;
-      const nonce = await ctx.read.maguAccess.read.grantNonce([id, to.grantee]);
-      // Expiry is chain time: members and MaguAccess compare it with the latest block's timestamp.
-      const head = await ctx.publicClient.getBlock({ blockTag: "latest" });
-      const expires = head.timestamp + BigInt(seconds);
-      const domain = accessDomain(ctx.deployment.chainId, maguAccess);
-      const grant = await signGrant((typed) => walletClient.signTypedData({ account, ...typed } as never), domain, { magu: id, grantee: to.grantee, rights, expires, nonce: BigInt(nonce) });
-      const token = encodeGrantToken(ctx.deployment.chainId, maguAccess, grant);
+      const { token, expires, nonce } = await signGrantToken(ctx, id, to.grantee, rights, seconds);
       const isPublic = await ctx.read.maguAccess.read.isPublic([id]);
       return {
         json: { id, to: to.label, kind: to.kind, grantee: to.grantee, rights: rightsLabel(rights), expires, nonce, token },

@@ -1,26 +1,47 @@
 /**
  * `muri get CID -o FILE [--magu ID]`: fetches a stored file back (rebuilding lost shards from
  * parity). Without --magu the Magu is the one this client's record of the network lists the CID in.
+ * `muri get SHARE_TOKEN -o FILE`: a file another account shared with this one (`muri share`).
  */
 import { statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { CID } from "multiformats/cid";
+import { getAddress } from "viem";
 import type { Command } from "../command.js";
 import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-client.js";
 import { humanBytes, startProgress } from "../devnet/progress.js";
-import { UsageError } from "../errors.js";
+import { CliError, UsageError } from "../errors.js";
+import { signerOf, type CliContext } from "../context.js";
+import { decodeShareToken, isShareToken, unwrapFileKey, type Share } from "../../data/share.js";
+import type { FileKey } from "../../data/crypto.js";
 import { parseInteger } from "../values.js";
 import { readMagu } from "./magu.js";
 import { GRANT_HELP } from "../grants.js";
 
+/**
+ * The file key a share token carries, opened with this command's key: refused (naming the account
+ * it was made for) before anything is fetched when the token is for another account or chain.
+ */
+function openShare(ctx: CliContext, share: Share): FileKey {
+  if (share.chainId !== ctx.deployment.chainId) {
+    throw new CliError("ERR_SHARE_OTHER_CHAIN", `the share token is for chain ${share.chainId}, but this deployment is chain ${ctx.deployment.chainId}: use the sharer's network (--deployment, --rpc)`);
+  }
+  const { account, publicKey, ecdh } = signerOf(ctx);
+  if (getAddress(share.to) !== account) {
+    throw new CliError("ERR_SHARE_NOT_FOR_YOU", `the share token was made for account ${getAddress(share.to)}, and this key is ${account}: run muri get with that account's key, or ask the sharer for a token to yours (muri account prints your public key)`);
+  }
+  return unwrapFileKey(share, publicKey, ecdh);
+}
+
 export const getCommand: Command = {
   path: ["get"],
-  summary: "fetch a stored file by its manifest CID, byte for byte",
-  usage: "muri get CID -o FILE [--magu ID]",
+  summary: "fetch a stored file by its manifest CID (or a share token), byte for byte",
+  usage: "muri get CID|SHARE_TOKEN -o FILE [--magu ID]",
   help: [
     "  -o, --output FILE    where to write the file (written to FILE.<pid>.tmp, renamed once complete)",
     "  --magu ID            the Magu holding it (default: the one this client directory recorded it in)",
+    "  SHARE_TOKEN          what muri share printed for your account: names the file and carries its key (and a read grant)",
     GRANT_HELP,
     CLIENT_DIR_HELP,
   ],
@@ -34,14 +55,21 @@ export const getCommand: Command = {
   signs: true,
   prepare(args) {
     const raw = args.positionals[0]!;
+    // A share token (muri share) names the Magu and the manifest, and carries the file's key.
+    const share = isShareToken(raw) ? decodeShareToken(raw) : undefined;
     let manifestCid: CID;
-    try {
-      manifestCid = CID.parse(raw.trim());
-    } catch {
-      throw new UsageError(`CID: "${raw}" is not a valid CID (muri put prints the manifest CID, e.g. bafk…)`);
+    if (share !== undefined) {
+      manifestCid = share.manifestCid;
+    } else {
+      try {
+        manifestCid = CID.parse(raw.trim());
+      } catch {
+        throw new UsageError(`CID: "${raw}" is not a valid CID (muri put prints the manifest CID, e.g. bafk…) or share token (muri share prints it)`);
+      }
     }
     const maguArg = args.string("magu");
-    const givenMagu = maguArg === undefined ? undefined : parseInteger(maguArg, "--magu");
+    if (share !== undefined && maguArg !== undefined) throw new UsageError("--magu: a share token names its Magu already; leave --magu out");
+    const givenMagu = share?.maguId ?? (maguArg === undefined ? undefined : parseInteger(maguArg, "--magu"));
     const out = resolve(args.required("output", "the file to write (-o FILE)"));
     let parentOk: boolean;
     try {
@@ -58,8 +86,9 @@ export const getCommand: Command = {
     const dir = clientDir(args);
 
     return async (ctx) => {
+      const fileKey = share === undefined ? undefined : openShare(ctx, share);
       if (givenMagu !== undefined) await readMagu(ctx, givenMagu); // "no Magu ID" before any p2p work
-      const client = await startClient(args, ctx, dir);
+      const client = await startClient(args, ctx, dir, undefined, share?.grant === undefined ? [] : [share.grant]);
       let maguId: bigint;
       try {
         maguId = givenMagu ?? (await client.locate(manifestCid));
@@ -73,7 +102,7 @@ export const getCommand: Command = {
       });
       progress.update("fetching the manifest");
       try {
-        const result = await client.get({ maguId, manifestCid }, out);
+        const result = await client.get({ maguId, manifestCid }, out, { fileKey });
         return {
           json: {
             output: out,

@@ -69,7 +69,7 @@ import {
 } from "../../chain/index.js";
 import { decodeManifest, type Manifest } from "../../data/manifest.js";
 import { maguRoot } from "../../data/merkle.js";
-import { newFileId } from "../../data/crypto.js";
+import { fileKeyOf, newFileId, type FileKey, type KeySource } from "../../data/crypto.js";
 import { decodeFile, encodeFile, openManifest, type EncodeResult, type ShardFetcher } from "../../data/pipeline.js";
 import { holderBlob } from "../../data/placement.js";
 import { RemoteRefusedError, type P2PNode } from "../../p2p/index.js";
@@ -163,7 +163,11 @@ export type StorageClientErrorCode =
   /** get: the file is recorded on another network than the one the command uses (the error names both). */
   | "ERR_OTHER_NETWORK"
   /** locate: more than one Magu's record lists the manifest (the caller must name the Magu). */
-  | "ERR_AMBIGUOUS_MANIFEST";
+  | "ERR_AMBIGUOUS_MANIFEST"
+  /** fileKey: the manifest does not open with this client's secret (another client stored it). */
+  | "ERR_NOT_YOUR_FILE"
+  /** get with a shared key: the manifest is another file than the key opens. */
+  | "ERR_SHARE_MISMATCH";
 
 /** A client operation that failed; `code` names the condition, `context` says where. */
 export class StorageClientError extends Error {
@@ -246,7 +250,10 @@ export interface StorageClient {
   put(path: string, options?: PutOptions): Promise<PutResult>;
   /** Appends a file to an existing blob Magu the caller owns (see the module comment). */
   putInto(maguId: bigint, path: string): Promise<PutResult>;
-  get(ref: FileRef, outPath: string): Promise<GetResult>;
+  /** Fetches a file; `fileKey` (a share's, `muri share`) opens a file another client stored. */
+  get(ref: FileRef, outPath: string, options?: { fileKey?: FileKey }): Promise<GetResult>;
+  /** The key of a file this client stored, for `muri share` (ERR_NOT_YOUR_FILE otherwise). */
+  fileKey(ref: FileRef): Promise<{ fileKey: FileKey; manifest: Manifest }>;
   /** The Magu this network's records list `manifestCid` in (`muri get CID` without --magu). */
   locate(manifestCid: CID): Promise<bigint>;
   readonly address: Address;
@@ -988,8 +995,31 @@ class Client implements StorageClient {
     );
   }
 
-  async get(ref: FileRef, outPath: string): Promise<GetResult> {
+  /**
+   * The key of one file this client stored (`muri share` wraps it for another account): its
+   * manifest fetched from the Magu's members and opened with this client's secret first, so the
+   * CID of a file it did not store is refused (ERR_NOT_YOUR_FILE), never given a key that opens nothing.
+   */
+  async fileKey(ref: FileRef): Promise<{ fileKey: FileKey; manifest: Manifest }> {
+    const { secret } = this.running();
+    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
+    const members = await this.members(info.members.filter((a) => !/^0x0{40}$/i.test(a)));
+    const { manifest } = await this.fetchManifest(members, ref.manifestCid, ref.maguId);
+    try {
+      openManifest(manifest, secret);
+    } catch (err) {
+      throw new StorageClientError("ERR_NOT_YOUR_FILE", `manifest ${ref.manifestCid} does not open with this client's secret (${(err as Error).message}): only the client directory that stored a file can share it`, { manifestCid: ref.manifestCid.toString() });
+    }
+    return { fileKey: fileKeyOf(secret, Buffer.from(manifest.encryption.fileId, "hex")), manifest };
+  }
+
+  /**
+   * Fetches the file `ref` names into `outPath` (via a temporary file, renamed once complete).
+   * `fileKey`: the file's own key, shared by its owner (`muri share`), instead of this client's secret.
+   */
+  async get(ref: FileRef, outPath: string, options: { fileKey?: FileKey } = {}): Promise<GetResult> {
     const { p2p, secret } = this.running();
+    const keys: KeySource = options.fileKey ?? secret;
     const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
     const slots = info.params.members;
     const k = info.params.dataShards;
@@ -1027,6 +1057,9 @@ class Client implements StorageClient {
         new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${ref.manifestCid} not found at any of the ${members.length} members of Magu ${ref.maguId}`, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() })
       );
     }
+    if (options.fileKey !== undefined && manifest.encryption.fileId !== options.fileKey.fileId.toString("hex")) {
+      throw new StorageClientError("ERR_SHARE_MISMATCH", `the shared key is for file ${options.fileKey.fileId.toString("hex")}, but manifest ${ref.manifestCid} is file ${manifest.encryption.fileId}: the share names another file`, { manifestCid: ref.manifestCid.toString() });
+    }
 
     const offset = await this.offsetOf(ref, manifest, info, members);
     let fetched = 0;
@@ -1061,13 +1094,13 @@ class Client implements StorageClient {
     const tmp = `${outPath}.${process.pid}.tmp`;
     try {
       // Every shard comes from fetchFragment, which hashed it against its CID as it arrived.
-      await pipeline(Readable.from(decodeFile(manifest, fetcher, { secret, verified: true })), createWriteStream(tmp));
+      await pipeline(Readable.from(decodeFile(manifest, fetcher, { secret: keys, verified: true })), createWriteStream(tmp));
       await rename(tmp, outPath);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
-    // The size is sealed in the manifest: only this client's secret opens it (decodeFile did already).
-    return { fileSize: openManifest(manifest, secret).fileSize, fetched, failed, unreachable: [...down] };
+    // The size is sealed in the manifest: only the file's key opens it (decodeFile did already).
+    return { fileSize: openManifest(manifest, keys).fileSize, fetched, failed, unreachable: [...down] };
   }
 }

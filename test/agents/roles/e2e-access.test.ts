@@ -7,12 +7,17 @@
  *   `muri magu revoke` it is refused again (the members follow GrantRevoked); a grant that expires
  *   stops working at its expiry;
  * - a private blob Magu: its manifest and shards are refused to the stranger, its owner's get works;
+ * - `muri share CID --to`: a stranger with a read grant alone cannot open the owner's file; with the
+ *   share token (its public key from `muri account`; an address is looked up in its transactions)
+ *   it gets the file byte for byte; another account holding the token is refused; `muri magu
+ *   revoke` ends the stranger's read access;
  * - `muri magu visibility ID public`: anyone is served;
  * - paid searches: `muri magu search-price`, `muri magu deposit`, searches with vouchers, the
  *   members settle them on chain (each paid exactly what it answered), a searcher without a
  *   deposit is refused, and `muri magu withdraw-deposit` returns the rest after the delay.
  */
 import assert from "node:assert/strict";
+import { createECDH } from "node:crypto";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseEventLogs, type Address, type Hex } from "viem";
@@ -50,6 +55,8 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
   const query = Array.from({ length: DIM }, (_, i) => (i % 3) / 4);
   /** Which (holder, CID) fetches the stranger was refused: exactly what each holder keeps. */
   let refusedAt: boolean[];
+  /** The private blob file of "a private blob Magu" (shared in "muri share"). */
+  let blob: { maguId: bigint; cid: string; sha256: string };
   const started: VectorClient[] = [];
   const chainNow = async (): Promise<number> => Number((await net.publicClient.getBlock({ blockTag: "latest" })).timestamp);
   const strangerSign: TypedSigner = (typed) => {
@@ -205,6 +212,59 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
     const out = join(net.dir, "blob.out");
     await blobOwner.get({ maguId: put.maguId, manifestCid: put.manifestCid }, out);
     assert.equal(await sha256File(out), sha256, "the owner's get is byte for byte");
+    blob = { maguId: put.maguId, cid: put.manifestCid.toString(), sha256 };
+  });
+
+  test("muri share: the stranger gets the owner's private file with the token alone; no other account opens it; a revocation ends the read access", async () => {
+    // The owner's CLI uses the client directory (its secret) the put used.
+    await blobOwner.stop();
+    const ownerCli = [...ownerArgs, "--client-dir", join(net.dir, `client-${OWNER}`)];
+    const strangerCli = [...strangerArgs, "--client-dir", join(net.dir, "stranger-cli")];
+    const stranger = signer(net.chain.rpcUrl, net.deployment, net.chain.keys[STRANGER]! as Hex).account.address;
+    // Without a share, a read grant gives the stranger ciphertext it cannot open.
+    const granted = await muri(["magu", "grant", String(blob.maguId), "--to", stranger, "--rights", "read", "--json", ...ownerArgs]);
+    assert.equal(granted.code, 0, granted.stderr);
+    const grantOnly = await muri(["get", blob.cid, "--magu", String(blob.maguId), "-o", join(net.dir, "grant-only.out"), "--grant", (JSON.parse(granted.stdout) as { token: string }).token, ...strangerCli]);
+    assert.notEqual(grantOnly.code, 0, "a read grant alone does not open the file");
+    assert.match(grantOnly.stderr, /does not open under this client.s secret.*belongs to another client/);
+
+    // An address that never sent a transaction has no public key on chain: the error says what to pass.
+    const noKey = await muri(["share", blob.cid, "--to", stranger, ...ownerCli]);
+    assert.notEqual(noKey.code, 0);
+    assert.match(noKey.stderr, new RegExp(`account ${stranger} sent no transaction .*muri account prints it`));
+    // A node's address has sent transactions: its key is read back from one of them.
+    const node = net.nodes[0]!;
+    const toNode = await muri(["share", blob.cid, "--to", node.address, "--json", ...ownerCli]);
+    assert.equal(toNode.code, 0, toNode.stderr);
+    const nodeKey = createECDH("secp256k1");
+    nodeKey.setPrivateKey(Buffer.from(net.nodeKey(0).slice(2), "hex"));
+    assert.equal((JSON.parse(toNode.stdout) as { publicKey: string }).publicKey, `0x${nodeKey.getPublicKey(undefined, "compressed").toString("hex")}`, "the key recovered from the node's transactions");
+
+    // The stranger's public key (muri account), the share, and the stranger's get with the token alone.
+    const account = await muri(["account", "--json", ...strangerArgs]);
+    assert.equal(account.code, 0, account.stderr);
+    const { publicKey } = JSON.parse(account.stdout) as { account: string; publicKey: string };
+    const shared = await muri(["share", blob.cid, "--to", publicKey, "--expires", "1h", "--json", ...ownerCli]);
+    assert.equal(shared.code, 0, shared.stderr);
+    const { token, to } = JSON.parse(shared.stdout) as { token: string; to: string };
+    assert.equal(to, stranger);
+    const out = join(net.dir, "shared.out");
+    const got = await muri(["get", token, "-o", out, ...strangerCli]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(await sha256File(out), blob.sha256, "the stranger's get with the token is byte for byte");
+
+    // Another account holding the token: refused before anything is fetched, naming the account it is for.
+    const other = await muri(["get", token, "-o", join(net.dir, "other.out"), "--key", net.chain.keys[BROKE]!, "--rpc", net.chain.rpcUrl, "--deployment", net.deploymentFile, "--client-dir", join(net.dir, "broke-cli")]);
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, new RegExp(`made for account ${stranger}`));
+
+    // The owner ends the stranger's read access: the members refuse the token's grant from then on.
+    const revoked = await muri(["magu", "revoke", String(blob.maguId), "--to", stranger, ...ownerArgs]);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    await waitFor("the members refuse the revoked share", 30_000, async () => {
+      const again = await muri(["get", token, "-o", join(net.dir, "revoked.out"), ...strangerCli]);
+      return again.code !== 0 && /access denied|revoked/i.test(again.stderr) ? again : undefined;
+    }, 1000);
   });
 
   test("a public Magu answers anyone", async () => {
