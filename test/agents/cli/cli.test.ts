@@ -170,7 +170,8 @@ describe("muri (bin/muri.js)", () => {
       // Just registered: the weight is queued (two selection epochs), reputation 0 weighs the stake.
       const node1 = s.nodes.find((n: { address: string }) => n.address.toLowerCase() === privateKeyToAddress(nodeKeys[1]!).toLowerCase());
       assert.deepEqual(node1.selectionWeight, { effective: "0", queued: (1_500n * E18).toString() });
-      assert.match(human.stdout, /rep 0 weight 0 \(-> 1500\)/);
+      assert.equal(node1.rewardFactor, 1, "reputation 0: its full share of the emission");
+      assert.match(human.stdout, /rep 0 weight 0 \(-> 1500\) reward x1 capacity/);
     });
 
     it("status --metrics shows each agent follower's health, and an agent it cannot reach", async () => {
