@@ -11,6 +11,11 @@ import {IRewards} from "./interfaces/IRewards.sol";
 /// @title Rewards
 /// @notice Mints each epoch's emission and credits it to nodes and validators by clipped
 /// consensus weights (see IRewards). Slashed stake sent here joins the next distribution.
+/// Reputation (issue 15.2): a node's consensus score is scaled by (REPUTATION_REWARD_SCALE + r) /
+/// REPUTATION_REWARD_SCALE, r its reputation as NodeRegistry reports it at finalisation (faded
+/// toward 0 by then) clamped to ±REPUTATION_REWARD_BOUND, so x3/4 at -100 and x5/4 at +100, the
+/// band the selection weight uses. The node pool is still split in proportion to the scaled
+/// scores: reputation moves money between nodes, never adds any.
 /// @dev Invariant: token.balanceOf(this) = totalClaimable() + pool(). Only finalizeEpoch mints, once
 /// per epoch and only when the epoch reaches its quorum; credits never exceed what it distributes,
 /// so nothing is paid twice.
@@ -36,6 +41,11 @@ import {IRewards} from "./interfaces/IRewards.sol";
 /// forgets the larger stake.
 contract Rewards is IRewards, ReentrancyGuard {
     using SafeERC20 for IERC20;
+
+    /// @notice Reputation beyond this (either sign) scales a node's reward no further.
+    int256 public constant REPUTATION_REWARD_BOUND = 100;
+    /// @notice A node's score is scaled by (REPUTATION_REWARD_SCALE + reputation) / REPUTATION_REWARD_SCALE.
+    int256 public constant REPUTATION_REWARD_SCALE = 400;
 
     uint256 private constant _ONE = 1e18;
     uint256 private constant _BPS = 10_000;
@@ -385,6 +395,7 @@ contract Rewards is IRewards, ReentrancyGuard {
                 kept[i] += clipped;
                 score += clipped * stakes[i] / _ONE;
             }
+            if (score > 0) score = _scaledByReputation(address(uint160(node)), score);
             nodes[distinct] = address(uint160(node));
             nodeScore[distinct] = score;
             totalNode += score;
@@ -395,6 +406,14 @@ contract Rewards is IRewards, ReentrancyGuard {
             mstore(nodes, distinct)
             mstore(nodeScore, distinct)
         }
+    }
+
+    /// @dev `score` scaled by `node`'s reputation (see the contract's notice): x3/4 .. x5/4.
+    function _scaledByReputation(address node, uint256 score) private view returns (uint256) {
+        int256 r = _registry.reputationOf(node);
+        if (r > REPUTATION_REWARD_BOUND) r = REPUTATION_REWARD_BOUND;
+        else if (r < -REPUTATION_REWARD_BOUND) r = -REPUTATION_REWARD_BOUND;
+        return score * uint256(REPUTATION_REWARD_SCALE + r) / uint256(REPUTATION_REWARD_SCALE);
     }
 
     /// @dev Every counted entry as a key node << 96 | weight << 32 | validator index, ascending.

@@ -7,6 +7,7 @@ import { peerIdFromMultihash, peerIdFromString } from "@libp2p/peer-id";
 import * as Digest from "multiformats/hashes/digest";
 import { formatUnits, parseUnits, toHex, type Hex } from "viem";
 import { rpcUrlList } from "../chain/index.js";
+import { CAPACITY_UNIT_BYTES, type CapacitySpec } from "../store/index.js";
 import { UsageError } from "./errors.js";
 
 /** MURI has 18 decimals, like ether. */
@@ -59,6 +60,28 @@ export function parseBytes(value: string, option: string): bigint {
   if (bytes > MAX_UINT64)
     throw new UsageError(`${option}: ${value} is larger than the registry allows (2^64 - 1 bytes)`);
   return bytes;
+}
+
+/**
+ * A node's capacity: "50%" (a share of its disk's room, 0 < p <= 100, decimals allowed) or a size
+ * as parseBytes takes it, at least one fragment (1 MiB: the registry reserves whole fragments).
+ */
+export function parseCapacity(value: string, option: string): CapacitySpec {
+  const v = value.trim();
+  if (v.endsWith("%")) {
+    const m = /^(\d+(?:\.\d+)?)\s*%$/.exec(v);
+    const percent = m ? Number(m[1]) : NaN;
+    if (!(percent > 0 && percent <= 100)) {
+      throw new UsageError(`${option}: "${value}" is not a share of the disk: use a percentage above 0 and at most 100, e.g. 50%`);
+    }
+    return { percent };
+  }
+  const bytes = parseBytes(v, option);
+  if (bytes < BigInt(CAPACITY_UNIT_BYTES)) {
+    throw new UsageError(`${option}: ${value} is less than one fragment (1 MiB): a node that cannot hold one is never drafted`);
+  }
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`${option}: ${value} is too large`);
+  return { bytes: Number(bytes) };
 }
 
 /** "1073741824" -> "1 GiB" (largest binary unit that divides evenly, else bytes). */

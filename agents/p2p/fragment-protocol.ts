@@ -636,9 +636,11 @@ export class FragmentProtocol {
     const { readTimeoutMs } = this.limits;
     const peer = remotePeer.toString();
     const push = { peer: remotePeer, cid: header.cid, length: header.length };
-    if (this.acceptPush !== undefined && !(await slot.hold(this.acceptPush(push), signal))) {
+    const verdict = this.acceptPush === undefined ? true : await slot.hold(this.acceptPush(push), signal);
+    if (verdict !== true) {
       // Not a violation: answer and reset, so the payload in flight is dropped rather than read.
-      await this.answerAndClose(stream, encodeErrorResponse(Status.Refused, "push not accepted"), true);
+      const reason = typeof verdict === "string" ? verdict : "push not accepted";
+      await this.answerAndClose(stream, encodeErrorResponse(Status.Refused, reason), true);
       return false;
     }
     const bytes = allocUninitialized(header.length);

@@ -25,8 +25,12 @@ export interface IncomingPush {
   length: number;
 }
 
-/** Decides whether to take a push (e.g. only fragments this node is assigned). */
-export type PushPolicy = (push: IncomingPush) => boolean | Promise<boolean>;
+/**
+ * Decides whether to take a push (e.g. only fragments this node is assigned): true takes it, false
+ * refuses it ("push not accepted"), a string refuses it and is the reason the pusher reads (e.g.
+ * that the store's quota is full).
+ */
+export type PushPolicy = (push: IncomingPush) => boolean | string | Promise<boolean | string>;
 
 /** A fetch about to be served, for the optional serve policy. */
 export interface IncomingFetch {

@@ -20,6 +20,17 @@ export class StoreFullError extends StoreError<{ needed: number; free: number; q
   }
 }
 
+/**
+ * The capacity an operator asked for does not fit the node's disk (or is below one fragment). Thrown
+ * at start, before anything is registered; the message names the numbers (capacity.ts).
+ */
+export class CapacityError extends StoreError<{ asked: string; dir: string; freeBytes: number; storedBytes: number }> {
+  static readonly code = "ERR_CAPACITY";
+  constructor(context: { asked: string; dir: string; freeBytes: number; storedBytes: number }, message: string) {
+    super(CapacityError.code, message, context);
+  }
+}
+
 /** The disk itself ran out of space (ENOSPC/EDQUOT) during a write. The partial write was removed. */
 export class DiskFullError extends StoreError<{ cid: string; needed: number; path: string; syscall?: string }> {
   static readonly code = "ERR_DISK_FULL";

@@ -173,6 +173,12 @@ export interface FragmentStore {
   /** CIDs of all stored fragments (in key byte order). */
   list(): AsyncIterable<CID>;
   stats(): FragmentStoreStats;
+  /**
+   * Sets the quota (a positive integer of bytes) for the writes that follow: a node resolves its
+   * capacity once it knows what the store holds (capacity.ts). A quota below what is stored
+   * refuses every new write; nothing is removed.
+   */
+  setQuota(quotaBytes: number): void;
   /** Makes every fragment written so far durable (fsync of files, directories and metadata). */
   flush(): Promise<void>;
   /**
@@ -311,7 +317,7 @@ async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promi
 
 class FsFragmentStore implements FragmentStore {
   readonly dir: string;
-  private readonly quotaBytes: number;
+  private quotaBytes: number;
   private readonly syncPolicy: SyncPolicy;
   private readonly batchSyncBytes: number;
   private readonly batchSyncIntervalMs: number;
@@ -776,6 +782,13 @@ class FsFragmentStore implements FragmentStore {
   async *list(): AsyncIterable<CID> {
     this.assertOpen();
     for await (const key of this.fragments.keys()) yield CID.decode(key);
+  }
+
+  setQuota(quotaBytes: number): void {
+    if (!Number.isSafeInteger(quotaBytes) || quotaBytes <= 0) {
+      throw new InvalidStoreOptionError({ option: "quotaBytes", value: quotaBytes }, "must be a positive integer");
+    }
+    this.quotaBytes = quotaBytes;
   }
 
   stats(): FragmentStoreStats {

@@ -1,6 +1,7 @@
 /** store/: content-addressed fragment store (files + LevelDB metadata) and the shared metadata DB. */
 export * from "./errors.js";
 export * from "./constants.js";
+export * from "./capacity.js";
 export type { Logger } from "./logger.js";
 export { silentLogger } from "./logger.js";
 export {

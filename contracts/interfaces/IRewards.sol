@@ -8,7 +8,9 @@ pragma solidity 0.8.28;
 /// weights for that node (the idea of Bittensor's Yuma consensus), the emission (plus slashed stake
 /// received) is minted and split: (1 - validatorShare) to nodes by clipped, stake-weighted weight,
 /// validatorShare to validators by stake × the fraction of their weight that survived clipping.
-/// Claims are pulled.
+/// A node's share of the node pool is scaled by its reputation (NodeRegistry.reputationOf, faded,
+/// read at finalisation) within ×3/4 .. ×5/4: two nodes with the same stake and work are paid in
+/// the ratio (400 + r1) : (400 + r2). Claims are pulled.
 ///
 /// Bounds and quorum:
 /// - At most `maxValidatorsPerEpoch` validators are counted per epoch, each with at most

@@ -515,6 +515,28 @@ contract NodeRegistryTest is Fixture {
         }
     }
 
+    /// @notice A node is drafted only while its registered capacity has room for the member's share
+    /// (issue 15.6: `muri node --capacity` registers what its disk can hold): a node with nine times
+    /// the stake but too little free capacity is never drawn, until it registers more.
+    function test_drawNodes_skipsNodesWithoutFreeCapacity() public {
+        address full = newActor("full");
+        registerNode(full, 1_800 ether, ROLE_NODE);
+        address[] memory roomy = registerNodes(1, 200 ether);
+        _grantModule();
+        vm.prank(module);
+        registry.lock(full, 0, NODE_CAPACITY - 5); // 5 bytes of capacity left
+        rollPastWeights();
+        for (uint256 seed; seed < 16; ++seed) {
+            address[] memory got = registry.drawNodes(seed, 2, STAKE_PER_MEMBER, 6, new address[](0));
+            assertEq(got.length, 1, "only the node with room");
+            assertEq(got[0], roomy[0], "the roomy node, despite 1/10 of the weight");
+            assertEq(registry.drawNodes(seed, 2, STAKE_PER_MEMBER, 5, new address[](0)).length, 2, "a share that fits: both");
+        }
+        vm.prank(full);
+        registry.updateNode(NODE_CAPACITY + 1, peerIdOf(full), multiaddrs());
+        assertEq(registry.drawNodes(0, 2, STAKE_PER_MEMBER, 6, new address[](0)).length, 2, "room registered: drawn");
+    }
+
     function test_drawNodes_drawsDistinctNodesStakeWeighted() public {
         address small = newActor("small");
         address big = newActor("big");

@@ -338,6 +338,67 @@ contract RewardsTest is Fixture {
         assertEq(rewards.pool(), EMISSION - credited, "dust stays in the pool");
     }
 
+    /// @notice Reputation in rewards (issue 15.2): n1 and n2 have the same stake and every validator
+    /// weighs their work alike; n2 missed a proof (-10). Each is paid its score x (400 + r) / 400,
+    /// so n1 gets 400 / (400 + r2) of n2's pay; once the penalty has faded they are paid the same.
+    function test_finalizeEpoch_reputationScalesNodePayUntilItFades() public {
+        // Without reputation in rewards the two would be paid alike: the control.
+        _submitAll(1, 1);
+        rewards.finalizeEpoch(_endEpoch());
+        assertEq(rewards.claimable(n1), rewards.claimable(n2), "same stake, same work, same pay");
+        uint256 paid1 = rewards.claimable(n1);
+        uint256 paid2 = rewards.claimable(n2);
+
+        int64 miss = challenges.REPUTATION_MISS();
+        vm.prank(address(challenges));
+        registry.adjustReputation(n2, miss);
+        _submitAll(1, 1);
+        uint64 epoch = _endEpoch();
+        int256 r2 = registry.reputationOf(n2);
+        assertTrue(r2 < 0, "the penalty has not faded yet");
+        assertTrue(r2 >= miss, "at most one epoch of fading");
+        // The last epoch's rounding dust joins this one.
+        uint256 distributable = rewards.pool() + EMISSION;
+        uint256 nodePool = distributable - distributable * VALIDATOR_SHARE_BPS / 10_000;
+        rewards.finalizeEpoch(epoch);
+        uint256 got1 = rewards.claimable(n1) - paid1;
+        uint256 got2 = rewards.claimable(n2) - paid2;
+        uint256 scale = uint256(rewards.REPUTATION_REWARD_SCALE());
+        assertEq(got1, nodePool * scale / (2 * scale - uint256(-r2)), "n1: its full score");
+        assertEq(got2, nodePool * (scale - uint256(-r2)) / (2 * scale - uint256(-r2)), "n2: its score x (400 + r2) / 400");
+        assertGt(got1, got2, "the reliable node is paid more");
+        assertApproxEqAbs(got1 - got2, nodePool * uint256(-r2) / (2 * scale - uint256(-r2)), 1, "by the stated amount");
+        assertLe(got1 + got2, nodePool, "reputation moves pay between nodes, adds none");
+
+        // Faded: REPUTATION_DECAY_BLOCKS per point.
+        vm.roll(blockNumber() + uint256(-r2) * REPUTATION_DECAY_BLOCKS);
+        assertEq(registry.reputationOf(n2), 0, "faded");
+        paid1 = rewards.claimable(n1);
+        paid2 = rewards.claimable(n2);
+        _submitAll(1, 1);
+        rewards.finalizeEpoch(_endEpoch());
+        assertEq(rewards.claimable(n1) - paid1, rewards.claimable(n2) - paid2, "paid the same once the penalty faded");
+    }
+
+    /// @notice The reward band is bounded: a node at the reputation bound gets 5/4 of its score,
+    /// one at minus the bound 3/4, so a 50/50 split becomes 5:3.
+    function test_finalizeEpoch_reputationRewardIsBounded() public {
+        vm.startPrank(address(challenges));
+        registry.adjustReputation(n1, 1_000); // clamped to +100 by NodeRegistry
+        registry.adjustReputation(n2, -1_000); // -100
+        vm.stopPrank();
+        _submitAll(1, 1);
+        uint64 epoch = _endEpoch();
+        uint256 up = uint256(int256(400 + registry.reputationOf(n1)));
+        uint256 down = uint256(int256(400 + registry.reputationOf(n2)));
+        assertGe(up, 499, "at the bound, at most one point faded");
+        assertLe(down, 301, "at minus the bound, at most one point faded");
+        rewards.finalizeEpoch(epoch);
+        uint256 nodePool = EMISSION * (10_000 - VALIDATOR_SHARE_BPS) / 10_000;
+        assertEq(rewards.claimable(n1), nodePool * up / (up + down), "x (400 + r1) / 400: about 5/4");
+        assertEq(rewards.claimable(n2), nodePool * down / (up + down), "x (400 + r2) / 400: about 3/4");
+    }
+
     /// @notice Slashed stake sent to Rewards joins the next distribution.
     function test_finalizeEpoch_distributesPoolWithEmission() public {
         fund(address(rewards), 250 ether); // stands for slashes received

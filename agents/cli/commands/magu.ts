@@ -10,7 +10,12 @@ import { signerOf, type CliContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
 import { confirm, ensureAllowance, requireMuri, waitForBlock } from "../tx.js";
 import { CLIENT_DEFAULTS } from "../../roles/client/client.js";
-import { formatMuri, parseInteger, parseMuri } from "../values.js";
+import { formatMuri, parseBytes, parseInteger, parseMuri } from "../values.js";
+import { VECTOR_CLIENT_DEFAULTS } from "../../roles/client/vector-client.js";
+import { FRAGMENT_SIZE } from "../../data/constants.js";
+import { ENCRYPTION_OVERHEAD } from "../../data/crypto.js";
+import { stripesFor } from "../../data/manifest.js";
+import { describeBytes } from "../../store/index.js";
 import { METRIC_CODE } from "../../data/vector-manifest.js";
 import { isVectorMetric, VECTOR_METRICS } from "../../data/vectors.js";
 
@@ -34,7 +39,7 @@ export const maguCreateCommand: Command = {
   summary: "request a Magu (escrowing its price) and form it from staked nodes",
   usage:
     "muri magu create --kind blob|vector [--fragments F --periods P --price MURI] [--members N] " +
-    "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip|cosine|hamming] [--public]",
+    "[--data-shards K --parity-shards M] [--replication R --dim D --metric l2|ip|cosine|hamming] [--public] [--size SIZE] [--dry-run]",
   help: [
     "  --kind blob|vector   blob: erasure-coded files; vector: replicated vector index",
     `  --fragments F        fragments the escrow pays for (default: blob ${DEFAULT_BLOB_STRIPES} stripes of K + M, vector ${DEFAULT_VECTOR_FRAGMENTS}, ~1 MiB each)`,
@@ -50,6 +55,10 @@ export const maguCreateCommand: Command = {
     "                       cosine the angle (the client scales vectors and queries to unit length),",
     "                       hamming the number of differing bits between binary vectors (packed, no quantization)",
     "  --public             anyone may read and search it (default: private - members, validators and grantees only)",
+    "  --size SIZE          the data you will store (e.g. 5GiB): sets --fragments to what it encodes to",
+    "  --dry-run            send nothing: print the members, the space each needs (data x (K+M)/K / members),",
+    "                       what the registry reserves of each member's capacity, the escrow, deposit and stake",
+    "                       locked, and how many registered nodes could be drafted now",
   ],
   options: {
     kind: { type: "string" },
@@ -63,11 +72,14 @@ export const maguCreateCommand: Command = {
     dim: { type: "string" },
     metric: { type: "string" },
     public: { type: "boolean" },
+    size: { type: "string" },
+    "dry-run": { type: "boolean" },
   },
   signs: true,
   prepare(args) {
-    const { defaulted, ...params } = parseMaguParams(args);
+    const { defaulted, dataBytes, ...params } = parseMaguParams(args);
     const makePublic = args.flag("public");
+    if (args.flag("dry-run")) return (ctx) => dryRun(ctx, params, dataBytes);
     return async (ctx) => {
       const stored =
         params.kind === 1 ? BigInt(params.maxFragments) * BigInt(params.replication) : BigInt(params.maxFragments);
@@ -300,13 +312,18 @@ function parseMaguParams(args: CommandArgs) {
   const kind = MAGU_KINDS.indexOf(kindArg as (typeof MAGU_KINDS)[number]);
   if (kind < 0) throw new UsageError(`--kind: "${kindArg}" is not a Magu kind: use blob or vector`);
   const fragmentsArg = args.string("fragments");
+  const sizeArg = args.string("size");
+  if (sizeArg !== undefined && fragmentsArg !== undefined) throw new UsageError("give --size (the data) or --fragments, not both");
+  const size = sizeArg === undefined ? undefined : parseBytes(sizeArg, "--size");
+  if (size !== undefined && size > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`--size: ${sizeArg} is too large`);
+  const dataBytes = size === undefined ? undefined : Number(size);
   const periodsArg = args.string("periods");
   const periods =
     periodsArg === undefined ? CLIENT_DEFAULTS.durationPeriods : parseInteger(periodsArg, "--periods", { max: U64, min: 1n });
   const priceArg = args.string("price");
   const price = priceArg === undefined ? CLIENT_DEFAULTS.pricePerFragmentPeriod : parseMuri(priceArg, "--price");
   const defaulted = [
-    ...(fragmentsArg === undefined ? ["--fragments"] : []),
+    ...(fragmentsArg === undefined && sizeArg === undefined ? ["--fragments"] : []),
     ...(periodsArg === undefined ? ["--periods"] : []),
     ...(priceArg === undefined ? ["--price"] : []),
   ];
@@ -326,7 +343,9 @@ function parseMaguParams(args: CommandArgs) {
     const width = dataShards + parityShards;
     const members = opt("members", U8, width);
     if (width > members) throw new UsageError(`--members: ${members} is fewer than data + parity shards (${width})`);
-    const fragments = fragmentsOr(DEFAULT_BLOB_STRIPES * width);
+    // A file of --size bytes: stripes of K fragments of FRAGMENT_SIZE - 28 plaintext bytes each.
+    const sized = dataBytes === undefined ? undefined : BigInt(stripesFor(dataBytes, FRAGMENT_SIZE - ENCRYPTION_OVERHEAD, Number(dataShards))) * width;
+    const fragments = sized ?? fragmentsOr(DEFAULT_BLOB_STRIPES * width);
     if (fragments % width !== 0n)
       throw new UsageError(`--fragments: ${fragments} is not a multiple of data + parity shards (${width})`);
     return {
@@ -341,6 +360,7 @@ function parseMaguParams(args: CommandArgs) {
       durationPeriods: periods,
       pricePerFragmentPeriod: price,
       defaulted,
+      dataBytes,
     };
   }
   for (const o of ["data-shards", "parity-shards"]) {
@@ -362,9 +382,93 @@ function parseMaguParams(args: CommandArgs) {
     replication: Number(replication),
     dataShards: 0,
     parityShards: 0,
-    maxFragments: Number(fragmentsOr(DEFAULT_VECTOR_FRAGMENTS)),
+    maxFragments:
+      dataBytes === undefined ? Number(fragmentsOr(DEFAULT_VECTOR_FRAGMENTS)) : Math.max(1, Math.ceil(dataBytes / VECTOR_CLIENT_DEFAULTS.fragmentSize)),
     durationPeriods: periods,
     pricePerFragmentPeriod: price,
     defaulted,
+    dataBytes,
+  };
+}
+
+/** Registered nodes `magu create --dry-run` reads to count who could be drafted. */
+const DRY_RUN_NODE_SCAN = 256;
+
+type MaguParamsArg = Omit<ReturnType<typeof parseMaguParams>, "defaulted" | "dataBytes">;
+
+/**
+ * `magu create --dry-run`: what the Magu would need and cost, read from the chain, nothing sent.
+ * Each member's share is BitDust's supplier quota: the data x (K + M) / K (a blob's parity; R for a
+ * vector Magu's replicas) / members; the registry reserves whole fragments of FRAGMENT_BYTES of each
+ * member's registered capacity, and drafts only nodes with that much free (NodeRegistry.drawNodes).
+ */
+async function dryRun(ctx: CliContext, params: MaguParamsArg, dataBytes: number | undefined) {
+  const blob = params.kind === 0;
+  const width = blob ? params.dataShards + params.parityShards : 1;
+  const stored = blob ? BigInt(params.maxFragments) : BigInt(params.maxFragments) * BigInt(params.replication);
+  const escrow = params.pricePerFragmentPeriod * stored * params.durationPeriods;
+  const [{ formationDeposit, stakePerMember }, fragmentBytes, { minStake }, count] = await Promise.all([
+    ctx.read.maguRegistry.read.config(),
+    ctx.read.maguRegistry.read.FRAGMENT_BYTES(),
+    ctx.read.nodeRegistry.read.config(),
+    ctx.read.nodeRegistry.read.nodeCount(),
+  ]);
+  // The data the fragments hold: --size, else what they can hold at most.
+  const data =
+    dataBytes ??
+    (blob
+      ? (params.maxFragments / width) * params.dataShards * (FRAGMENT_SIZE - ENCRYPTION_OVERHEAD)
+      : params.maxFragments * VECTOR_CLIENT_DEFAULTS.fragmentSize);
+  const expansion = blob ? (params.dataShards + params.parityShards) / params.dataShards : params.replication;
+  const perMember = Math.ceil((data * expansion) / params.members);
+  const reserved = ((stored + BigInt(params.members) - 1n) / BigInt(params.members)) * fragmentBytes;
+  const needStake = minStake + stakePerMember;
+  const scanned = count < BigInt(DRY_RUN_NODE_SCAN) ? Number(count) : DRY_RUN_NODE_SCAN;
+  let eligible = 0;
+  let registered = 0;
+  for (let i = 0; i < scanned; i++) {
+    const node = await ctx.read.nodeRegistry.read.nodeAt([BigInt(i)]);
+    const [info, [, weight]] = await Promise.all([ctx.read.nodeRegistry.read.nodeInfo([node]), ctx.read.nodeRegistry.read.selectionWeight([node])]);
+    if (!info.registered || (info.roles & 1) === 0) continue;
+    registered++;
+    // The weight it will have once queued changes apply (a request's draw sees those made before it).
+    const freeStake = info.stake > info.locked ? info.stake - info.locked : 0n;
+    if (weight > 0n && info.capacity - info.usedCapacity >= reserved && freeStake >= needStake) eligible++;
+  }
+  const shape = blob
+    ? `K ${params.dataShards} + M ${params.parityShards}, ${params.maxFragments} fragments (${params.maxFragments / width} stripes)`
+    : `replication ${params.replication}, ${params.maxFragments} fragments x ${params.replication} copies`;
+  const formula = blob ? `data x (K+M)/K / members = ${describeBytes(data)} x ${width}/${params.dataShards} / ${params.members}` : `data x R / members = ${describeBytes(data)} x ${params.replication} / ${params.members}`;
+  return {
+    json: {
+      dryRun: true,
+      kind: MAGU_KINDS[params.kind],
+      members: params.members,
+      maxFragments: params.maxFragments,
+      storedFragments: stored,
+      durationPeriods: params.durationPeriods,
+      dataBytes: data,
+      perMemberBytes: perMember,
+      reservedPerMemberBytes: reserved,
+      escrow,
+      formationDeposit,
+      total: escrow + formationDeposit,
+      stakePerMember,
+      eligibleNodes: eligible,
+      registeredNodes: registered,
+      scannedNodes: scanned,
+    },
+    text: [
+      `dry run, nothing sent: a ${MAGU_KINDS[params.kind]} Magu of ${params.members} members, ${shape}, for ${params.durationPeriods} periods`,
+      `  data ${describeBytes(data)}${dataBytes === undefined ? " (the most its fragments hold; --size SIZE for yours)" : ""}`,
+      `  each member needs ${describeBytes(perMember)} (${formula}); the registry reserves ${describeBytes(Number(reserved))} of its capacity`,
+      `  cost: escrow ${formatMuri(escrow)} MURI (price x ${stored} fragment copies x ${params.durationPeriods} periods) + formation deposit ${formatMuri(
+        formationDeposit
+      )} MURI (refunded when it forms) = ${formatMuri(escrow + formationDeposit)} MURI`,
+      `  each member locks ${formatMuri(stakePerMember)} MURI of its stake`,
+      `  nodes that could be drafted now: ${eligible} of ${registered} registered${scanned < Number(count) ? ` (of the first ${scanned} read)` : ""} (free capacity >= ${describeBytes(
+        Number(reserved)
+      )}, free stake >= ${formatMuri(needStake)} MURI)${eligible < params.members ? `: fewer than the ${params.members} members` : ""}`,
+    ],
   };
 }

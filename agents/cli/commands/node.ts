@@ -6,20 +6,21 @@
 import { readFile } from "node:fs/promises";
 import type { Hex } from "viem";
 import { DEFAULT_CONFIRMATIONS, decryptKeystore, KeystoreError, PUBLIC_CHAIN_CONFIRMATIONS } from "../../chain/index.js";
-import { createNodeAgent, DEFAULT_QUOTA_BYTES } from "../../roles/node/node-agent.js";
+import { createNodeAgent, DEFAULT_CAPACITY } from "../../roles/node/node-agent.js";
+import { CapacityError, describeBytes, describeCapacity, type CapacitySpec } from "../../store/index.js";
 import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import { ExitCode, UsageError } from "../errors.js";
 import { canPrompt, promptHidden } from "../prompt.js";
-import { formatBytes, parseBytes, parseInteger, parseKey, parseMultiaddr, parseMuri, readPassphraseFile } from "../values.js";
+import { parseCapacity, parseInteger, parseKey, parseMultiaddr, parseMuri, readPassphraseFile } from "../values.js";
 
 interface NodeOptions {
   key: () => Promise<Hex>;
   dir: string;
   listen?: string[];
-  quotaBytes?: number;
+  capacity?: CapacitySpec;
   prove: boolean;
   confirmations?: number;
   metricsPort?: number;
@@ -113,26 +114,23 @@ function parseOptions(args: CommandArgs, env: NodeJS.ProcessEnv = process.env): 
   const dir = args.required("dir", "the node's data directory (keys, metadata, fragments)");
   const key = agentKey(args, "node", "MURI_NODE_KEY", env);
   const listen = args.strings("listen").map((a) => parseMultiaddr(a, "--listen"));
-  const quota = args.string("quota");
+  const capacityArg = args.string("capacity");
+  const capacity = capacityArg === undefined ? undefined : parseCapacity(capacityArg, "--capacity");
   const minFee = args.string("min-task-fee");
-  let quotaBytes: number | undefined;
-  if (quota !== undefined) {
-    const bytes = parseBytes(quota, "--quota");
-    if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`--quota: ${quota} is too large`);
-    quotaBytes = Number(bytes);
-  }
-  return { key, dir, listen: listen.length ? listen : undefined, quotaBytes, prove: !args.flag("no-prove"), confirmations: parseConfirmations(args), metricsPort: parseMetricsPort(args), announce: parseAnnounce(args), minTaskFee: minFee === undefined ? undefined : parseMuri(minFee, "--min-task-fee", true) };
+  return { key, dir, listen: listen.length ? listen : undefined, capacity, prove: !args.flag("no-prove"), confirmations: parseConfirmations(args), metricsPort: parseMetricsPort(args), announce: parseAnnounce(args), minTaskFee: minFee === undefined ? undefined : parseMuri(minFee, "--min-task-fee", true) };
 }
 
 export const nodeCommand: LocalCommand = {
   path: ["node"],
   summary: "run a storage node agent in the foreground until Ctrl-C",
-  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--quota SIZE] [--no-prove] [--confirmations N] [--metrics-port N] [--min-task-fee MURI]",
+  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--capacity P%|SIZE] [--no-prove] [--confirmations N] [--metrics-port N] [--min-task-fee MURI]",
   help: [
     "  --dir DIR            node data directory (created if missing; a restart resumes from it)",
     ...KEYSTORE_HELP,
     "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
-    `  --quota SIZE         fragment quota, also the capacity registered (default ${formatBytes(BigInt(DEFAULT_QUOTA_BYTES))})`,
+    "  --capacity P%|SIZE   storage offered: a share of the free space of --dir's disk plus what the node already",
+    "                       stores (e.g. 50%), or a size (e.g. 20GiB) that must fit there; it is the fragment quota and",
+    `                       the capacity registered on chain, kept in step at every start (default ${describeCapacity(DEFAULT_CAPACITY)})`,
     "  --no-prove           do not answer storage challenges",
     ANNOUNCE_HELP,
     CONFIRMATIONS_HELP,
@@ -143,7 +141,7 @@ export const nodeCommand: LocalCommand = {
   options: {
     dir: { type: "string" },
     listen: { type: "string", multiple: true },
-    quota: { type: "string" },
+    capacity: { type: "string" },
     "no-prove": { type: "boolean" },
     confirmations: { type: "string" },
     "metrics-port": { type: "string" },
@@ -170,7 +168,7 @@ export const nodeCommand: LocalCommand = {
         rpcUrl: target.rpcUrl,
         privateKey,
         listen: options.listen,
-        quotaBytes: options.quotaBytes,
+        capacity: options.capacity,
         prove: options.prove,
         confirmations: options.confirmations,
         metricsPort: options.metricsPort,
@@ -179,10 +177,17 @@ export const nodeCommand: LocalCommand = {
       },
       { logger: jsonStderrLogger("node") },
     );
-    await runForeground("node", agent, json, (status) => [
-      `node ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
-      ...(status.metricsUrl ? [`  metrics ${status.metricsUrl}`] : []),
-    ]);
+    try {
+      await runForeground("node", agent, json, (status) => [
+        `node ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
+        `  capacity ${describeBytes(status.capacity)} (${status.capacity} bytes, registered on chain)`,
+        ...(status.metricsUrl ? [`  metrics ${status.metricsUrl}`] : []),
+      ]);
+    } catch (err) {
+      // A capacity the disk or the node's memberships cannot take is bad input: exit 2, nothing sent.
+      if (err instanceof CapacityError) throw new UsageError(`--${err.message}`);
+      throw err;
+    }
     return ExitCode.ok;
   },
 };

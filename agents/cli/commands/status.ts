@@ -44,7 +44,7 @@ export const statusCommand: Command = {
     return async (ctx) => {
       const agents = await Promise.all(metricsUrls.map((u) => readAgentHealth(u)));
       const r = ctx.read;
-      const [block, period, epoch, slotCount, nodeCount, maguCount, network] = await Promise.all([
+      const [block, period, epoch, slotCount, nodeCount, maguCount, network, rewardScale, rewardBound] = await Promise.all([
         ctx.publicClient.getBlockNumber({ cacheTime: 0 }),
         r.maguRegistry.read.currentPeriod(),
         r.rewards.read.currentEpoch(),
@@ -52,7 +52,14 @@ export const statusCommand: Command = {
         r.nodeRegistry.read.registeredCount(),
         r.maguRegistry.read.maguCount(),
         readNetworkIdentity(ctx.publicClient, ctx.deployment, ctx.rpcUrl),
+        r.rewards.read.REPUTATION_REWARD_SCALE(),
+        r.rewards.read.REPUTATION_REWARD_BOUND(),
       ]);
+      // Rewards scales a node's share of the epoch emission by (scale + reputation) / scale.
+      const rewardFactor = (reputation: bigint): number => {
+        const r = reputation > rewardBound ? rewardBound : reputation < -rewardBound ? -rewardBound : reputation;
+        return Number(rewardScale + r) / Number(rewardScale);
+      };
       const client = await summarizeClientDir(dir, network);
       const proofs = await countProofs(ctx, block);
       // Slots of nodes that left are empty (address 0) until a new node takes them.
@@ -80,6 +87,8 @@ export const statusCommand: Command = {
             // What the node weighs in member selection (stake scaled by its reputation's tier), and
             // what it will weigh once its queued changes reach the tree.
             selectionWeight: { effective: weight, queued: queuedWeight },
+            // What its reputation multiplies its share of the epoch emission by (x3/4 .. x5/4).
+            rewardFactor: rewardFactor(info.reputation),
             capacity: info.capacity,
             usedCapacity: info.usedCapacity,
             peerId: formatPeerId(info.peerId),
@@ -120,7 +129,7 @@ export const statusCommand: Command = {
               n.reputation
             } weight ${formatMuri(n.selectionWeight.effective)}` +
             (n.selectionWeight.queued !== n.selectionWeight.effective ? ` (-> ${formatMuri(n.selectionWeight.queued)})` : "") +
-            " " +
+            ` reward x${n.rewardFactor} ` +
             `capacity ${formatBytes(n.capacity)} claimable ${formatMuri(n.claimable.rewards + n.claimable.payments)}` +
             (n.proofs ? ` proofs ${n.proofs.passed} passed ${n.proofs.missed} missed` : "")
         ),

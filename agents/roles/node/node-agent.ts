@@ -10,9 +10,14 @@
  * <dir>/meta/        LevelDB: fragment metadata, follower cursor, Magu index
  * <dir>/blocks/ ...  fragment bytes (store/README.md)
  * ```
+ * Capacity (store/capacity.ts): the operator's size or share of the disk, resolved at start against
+ * the free space of `dir`'s filesystem plus what the store holds; it is the store's quota and the
+ * capacity registered on chain, so the registry drafts the node only into Magus whose share fits
+ * (NodeRegistry.drawNodes checks capacity - usedCapacity), and a push past it is refused.
  * Registration: if the account is not registered it approves and registers `stake` with its peer
- * id, multiaddrs and capacity (= quota); if it is, and the peer id or addresses changed (a new
- * ephemeral port after a restart), it calls `updateNode`. Every `reputationCheckMs` it sends
+ * id, multiaddrs and capacity; if it is, and the peer id, addresses (a new ephemeral port after a
+ * restart) or capacity changed, it calls `updateNode` - never below what its memberships lock
+ * (`usedCapacity`): it refuses to start instead. Every `reputationCheckMs` it sends
  * `refreshReputation` once a reputation penalty faded into a tier that weighs more in selection.
  */
 import { join } from "node:path";
@@ -41,7 +46,21 @@ import {
   type SigningChainClients,
 } from "../../chain/index.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
-import { openFragmentStore, servingView, openMetaDb, silentLogger, type FragmentStore, type Logger, type MetaDb } from "../../store/index.js";
+import {
+  CapacityError,
+  describeBytes,
+  describeCapacity,
+  diskSpace,
+  openFragmentStore,
+  resolveCapacity,
+  servingView,
+  openMetaDb,
+  silentLogger,
+  type CapacitySpec,
+  type FragmentStore,
+  type Logger,
+  type MetaDb,
+} from "../../store/index.js";
 import { createMaguIndex, type MaguIndex } from "../shared/magu-index.js";
 import { createMaguSync, type MaguSync } from "../shared/magu-sync.js";
 import { createAgentAccessGate, rightsFor, type AccessGate } from "../shared/access-gate.js";
@@ -57,8 +76,8 @@ import { handleSearchProtocol } from "../../p2p/index.js";
 import { Registry } from "prom-client";
 import { registerAccessMetrics, registerFollowerMetrics, registerSearchBudgetMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 
-/** Default fragment quota (and registered capacity): 4 GiB. */
-export const DEFAULT_QUOTA_BYTES = 4 * 1024 ** 3;
+/** Default capacity (store quota and registered capacity): half the disk's room, at most 4 GiB. */
+export const DEFAULT_CAPACITY: CapacitySpec = { percent: 50, maxBytes: 4 * 1024 ** 3 };
 /** Prover pass interval by default. */
 export const DEFAULT_PROVER_POLL_MS = 2_000;
 /** Event follower poll interval by default. */
@@ -82,8 +101,8 @@ export interface NodeAgentInit {
   listen?: string[];
   /** Multiaddrs to register on chain for others to dial, instead of the listen ones (`--announce`). */
   announce?: string[];
-  /** Fragment quota in bytes; also the capacity registered on chain (default DEFAULT_QUOTA_BYTES). */
-  quotaBytes?: number;
+  /** Storage capacity: the store's quota and the capacity registered on chain (default DEFAULT_CAPACITY). */
+  capacity?: CapacitySpec;
   /** Stake registered when not yet registered (default 2 x minStake). */
   stake?: bigint;
   /** Run the challenge prover (default true). */
@@ -130,6 +149,8 @@ export interface NodeAgentStatus {
   address: Address;
   peerId: string;
   multiaddrs: string[];
+  /** Capacity in bytes, as registered on chain and used as the store's quota (0 before start). */
+  capacity: number;
   /** `/metrics` URL when `metricsPort` was given. */
   metricsUrl?: string;
 }
@@ -191,6 +212,7 @@ class StorageNodeAgent implements NodeAgent {
       address: this.clients.account.address,
       peerId: this.parts.p2p?.peerId.toString() ?? "",
       multiaddrs: (this.parts.p2p?.multiaddrs ?? []).map(String),
+      capacity: this.parts.store?.stats().quotaBytes ?? 0,
       ...(this.metrics ? { metricsUrl: this.metrics.url } : {}),
     };
   }
@@ -209,13 +231,19 @@ class StorageNodeAgent implements NodeAgent {
 
   private async startParts(): Promise<void> {
     const { init, log, clients } = this;
-    const quotaBytes = init.quotaBytes ?? DEFAULT_QUOTA_BYTES;
     const member = clients.account.address;
 
     const metaDb: MetaDb = await openMetaDb(join(init.dir, "meta"));
     this.stops.push({ name: "meta", stop: () => metaDb.close() });
-    const store = await openFragmentStore({ dir: init.dir, quotaBytes, metaDb, logger: log });
+    // Opened with the largest quota, then set to the capacity, which counts what the store holds.
+    const store = await openFragmentStore({ dir: init.dir, quotaBytes: Number.MAX_SAFE_INTEGER, metaDb, logger: log });
     this.stops.push({ name: "store", stop: () => store.close() });
+    const spec = init.capacity ?? DEFAULT_CAPACITY;
+    const disk = await diskSpace(init.dir);
+    const storedBytes = store.stats().usedBytes;
+    const capacity = resolveCapacity(spec, { dir: init.dir, freeBytes: disk.freeBytes, storedBytes });
+    store.setQuota(capacity);
+    log.info("capacity", { asked: describeCapacity(spec), capacity, freeBytes: disk.freeBytes, storedBytes });
     const index = createMaguIndex({ logger: log }, { metaDb });
     this.parts.store = store;
     this.parts.index = index;
@@ -312,7 +340,7 @@ class StorageNodeAgent implements NodeAgent {
     this.stops.push({ name: "proposal sweep", stop: async () => clearInterval(sweep) });
     this.stops.push({ name: "search protocol", stop: unhandleSearch });
 
-    await this.ensureRegistered(contracts, p2p, quotaBytes);
+    await this.ensureRegistered(contracts, p2p, spec, capacity);
     // A reputation penalty fades on chain, but the selection tree follows only when someone
     // writes it: the node does, once the faded value would weigh more (chain/selection.ts).
     let tiers: ReputationTiers | undefined;
@@ -477,18 +505,26 @@ class StorageNodeAgent implements NodeAgent {
     log.info("node agent started", { ...this.status(), selfRepair });
   }
 
-  /** Registers the node, or updates its peer id and addresses when they changed. */
-  private async ensureRegistered(contracts: WriteContracts, p2p: P2PNode, quotaBytes: number): Promise<void> {
+  /** Registers the node, or updates its peer id, addresses and capacity when they changed. */
+  private async ensureRegistered(contracts: WriteContracts, p2p: P2PNode, spec: CapacitySpec, capacityBytes: number): Promise<void> {
     const { clients, log, init } = this;
     const address = clients.account.address;
     const peerIdBytes = `0x${Buffer.from(p2p.peerId.toMultihash().bytes).toString("hex")}` as Hex;
     const multiaddrs = p2p.multiaddrs.map(String);
-    const capacity = BigInt(quotaBytes);
+    const capacity = BigInt(capacityBytes);
     const wait = async (hash: Hex, what: string): Promise<void> => {
       const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
       if (receipt.status !== "success") throw new Error(`${what} reverted (tx ${hash})`);
     };
     const info = await contracts.nodeRegistry.read.nodeInfo([address]);
+    if (info.registered && capacity < info.usedCapacity) {
+      // The registry refuses it too (RegistryCapacityInUse): the memberships' fragments must fit.
+      const locked = Number(info.usedCapacity);
+      throw new CapacityError(
+        { asked: describeCapacity(spec), dir: init.dir, freeBytes: 0, storedBytes: 0 },
+        `capacity ${describeCapacity(spec)} = ${describeBytes(capacityBytes)} is below the ${describeBytes(locked)} this node's Magu memberships hold on chain (usedCapacity ${locked} bytes): give at least that much`,
+      );
+    }
     try {
       if (!info.registered) {
         const config = await contracts.nodeRegistry.read.config();
@@ -500,7 +536,7 @@ class StorageNodeAgent implements NodeAgent {
         log.info("registered", { address, stake: stake.toString(), multiaddrs });
       } else if (info.peerId.toLowerCase() !== peerIdBytes.toLowerCase() || info.multiaddrs.join(" ") !== multiaddrs.join(" ") || info.capacity !== capacity) {
         await wait(await contracts.nodeRegistry.write.updateNode([capacity, peerIdBytes, multiaddrs]), "updateNode");
-        log.info("registration updated", { address, multiaddrs });
+        log.info("registration updated", { address, multiaddrs, capacity: capacityBytes, previousCapacity: Number(info.capacity) });
       } else {
         log.info("already registered", { address });
       }

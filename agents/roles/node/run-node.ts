@@ -3,7 +3,7 @@
  *
  * ```
  * node --import tsx agents/roles/node/run-node.ts --rpc URL --deployment FILE --key HEX --dir DIR
- *      [--listen /ip4/127.0.0.1/tcp/0] [--quota BYTES] [--no-prove] [--ef N] [--metrics-port N]
+ *      [--listen /ip4/127.0.0.1/tcp/0] [--capacity BYTES] [--no-prove] [--ef N] [--metrics-port N]
  *      [--settle-ms N] [--search-peer-ms N]
  * ```
  * `--settle-ms` is how often paid searches' vouchers are settled on chain (search-meter.ts).
@@ -32,7 +32,7 @@ async function main(): Promise<number> {
       key: { type: "string" },
       dir: { type: "string" },
       listen: { type: "string", multiple: true },
-      quota: { type: "string" },
+      capacity: { type: "string" },
       "no-prove": { type: "boolean", default: false },
       ef: { type: "string" },
       "metrics-port": { type: "string" },
@@ -43,7 +43,7 @@ async function main(): Promise<number> {
   });
   const key = values.key ?? process.env.MURI_NODE_KEY;
   if (values.deployment === undefined || values.dir === undefined || key === undefined) {
-    process.stderr.write("usage: run-node.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--listen MA]... [--quota BYTES] [--no-prove] [--ef N] [--metrics-port N] [--search-peer-ms N]\n");
+    process.stderr.write("usage: run-node.ts --deployment FILE --dir DIR --key HEX [--rpc URL] [--listen MA]... [--capacity BYTES] [--no-prove] [--ef N] [--metrics-port N] [--search-peer-ms N]\n");
     return 2;
   }
   const metricsPort = values["metrics-port"] !== undefined ? Number(values["metrics-port"]) : undefined;
@@ -84,7 +84,7 @@ async function main(): Promise<number> {
       rpcUrl: values.rpc,
       privateKey: key as Hex,
       listen: values.listen,
-      quotaBytes: values.quota !== undefined ? Number(values.quota) : undefined,
+      capacity: values.capacity !== undefined ? { bytes: Number(values.capacity) } : undefined,
       prove: !values["no-prove"],
       efSearch: ef,
       searchFault: fault,

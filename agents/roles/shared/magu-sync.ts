@@ -37,6 +37,8 @@
  * - raw fragments when their CID is one this node is assigned by a verified index document
  *   (placement of the member's slot), or from the pusher of an open batch within its count.
  *   Everything else is refused before a byte is read.
+ * - either only while it fits the store's free quota (the node's capacity): a push past it is
+ *   refused before a byte is read, with the free space as the reason.
  * An index document is checked against the chain (kind, status, membership) before any manifest
  * is read; at most `MAX_CONCURRENT_DOCUMENTS` are verified at once; a peer whose documents are
  * refused `REFUSALS_BEFORE_BAN` times within `REFUSAL_WINDOW_MS` is banned (`init.ban`).
@@ -340,9 +342,14 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   };
 
   const acceptPush: PushPolicy = (push: IncomingPush) => {
-    if (push.cid.code === DAG_JSON_CODEC) return push.length <= MAX_DOCUMENT_BYTES;
-    if (push.cid.code === RAW_CODEC) return assigned.has(push.cid.toString()) || openFor(push.peer.toString()) !== undefined;
-    return false;
+    let wanted = false;
+    if (push.cid.code === DAG_JSON_CODEC) wanted = push.length <= MAX_DOCUMENT_BYTES;
+    else if (push.cid.code === RAW_CODEC) wanted = assigned.has(push.cid.toString()) || openFor(push.peer.toString()) !== undefined;
+    if (!wanted) return false;
+    // Past the node's capacity (its store quota) a push is refused before its payload is read.
+    const { freeBytes, quotaBytes } = store.stats();
+    if (push.length > freeBytes) return `store full: the push needs ${push.length} bytes, ${freeBytes} of this node's ${quotaBytes}-byte capacity free`;
+    return true;
   };
 
   const sink: FragmentSink = {

@@ -3,7 +3,9 @@
  * deployment: help, stake, status, magu create/status, and every failure as one line on stderr.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { generatePrivateKey, privateKeyToAddress } from "viem/accounts";
@@ -23,8 +25,28 @@ import {
   tempDir,
   type HardhatChain,
 } from "../chain/harness.js";
-import { muri, type CliRun } from "./run-muri.js";
+import { MURI_BIN, ROOT, muri, type CliRun } from "./run-muri.js";
+import { diskSpace } from "../../../agents/store/index.js";
 
+
+/** Runs `muri ...args --json` until it reports ready, then stops it (SIGTERM); returns the ready status. */
+async function nodeUntilReady(args: string[]): Promise<{ capacity: number; address: string }> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MURI_")));
+  const child = spawn(process.execPath, [MURI_BIN, ...args, "--json"], { cwd: ROOT, env: clean, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  try {
+    for await (const line of createInterface({ input: child.stdout })) {
+      const event = JSON.parse(line) as { event?: string; capacity: number; address: string };
+      if (event.event === "ready") return event;
+    }
+    throw new Error(`muri ${args.join(" ")} exited before it was ready (${await exited}):\n${stderr}`);
+  } finally {
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, `muri node did not stop cleanly:\n${stderr}`);
+  }
+}
 
 /** Mines `blocks` blocks on the hardhat node. */
 async function mine(rpcUrl: string, blocks: bigint): Promise<void> {
@@ -148,7 +170,8 @@ describe("muri (bin/muri.js)", () => {
       // Just registered: the weight is queued (two selection epochs), reputation 0 weighs the stake.
       const node1 = s.nodes.find((n: { address: string }) => n.address.toLowerCase() === privateKeyToAddress(nodeKeys[1]!).toLowerCase());
       assert.deepEqual(node1.selectionWeight, { effective: "0", queued: (1_500n * E18).toString() });
-      assert.match(human.stdout, /rep 0 weight 0 \(-> 1500\)/);
+      assert.equal(node1.rewardFactor, 1, "reputation 0: its full share of the emission");
+      assert.match(human.stdout, /rep 0 weight 0 \(-> 1500\) reward x1 capacity/);
     });
 
     it("status --metrics shows each agent follower's health, and an agent it cannot reach", async () => {
@@ -330,6 +353,67 @@ describe("muri (bin/muri.js)", () => {
       assert.equal(status.members.find((m: { address: string }) => m.address === member)?.active ?? false, false, "no longer an active member");
       const after = JSON.parse((await muri(["status", "--devnet", devnet, "--json"])).stdout).nodes.find((n: { address: string }) => n.address === member);
       assert.equal(after.stake, stakeBefore, "not slashed");
+    });
+
+    it("muri node --capacity: a share of its disk registered and kept in step; more than the disk, or less than its Magus hold, refused; magu create --dry-run shows the share each member needs", async () => {
+      const key = chain.keys[4]!;
+      const address = privateKeyToAddress(key);
+      await fund(chain.rpcUrl, deployment, chain.keys[0]!, address, 2_000n * E18);
+      const dir = await tempDir("muri-cli-node-");
+      const node = ["node", "--devnet", devnet, "--key", key, "--dir", dir];
+      const clients = signer(chain.rpcUrl, deployment, key);
+      const reader = getMuriContracts(deployment.contracts, clients);
+      const muriLine = (r: CliRun): string => r.stderr.split("\n").find((l) => l.startsWith("muri: ")) ?? `no muri: line in\n${r.stderr}`;
+
+      // More than the disk can hold: refused at start with the numbers, nothing registered.
+      const huge = await muri([...node, "--capacity", "8000TiB"]);
+      assert.equal(huge.code, 2, huge.stderr);
+      assert.match(muriLine(huge), new RegExp(`^muri: --capacity 7\\.8 PiB does not fit: the filesystem of ${dir} has [\\d.]+ [KMGT]iB free and the node stores 0 B there, so it can hold at most [\\d.]+ [KMGT]iB: give a smaller size or a share of the disk \\(e\\.g\\. 50%\\)$`));
+      assert.equal((await reader.nodeRegistry.read.nodeInfo([address])).registered, false);
+
+      // Half the disk: what statfs says the disk has, registered on chain.
+      const half = await nodeUntilReady([...node, "--capacity", "50%"]);
+      const free = (await diskSpace(dir)).freeBytes;
+      assert.equal((await reader.nodeRegistry.read.nodeInfo([address])).capacity, BigInt(half.capacity));
+      assert.equal(half.capacity % (1 << 20), 0, "whole MiB");
+      assert.ok(Math.abs(half.capacity - free / 2) < 64 * (1 << 20), `50% of ${free} free is about ${free / 2}, registered ${half.capacity}`);
+      // Restarted with a size: the registration follows.
+      const small = await nodeUntilReady([...node, "--capacity", "3MiB"]);
+      assert.equal(small.capacity, 3 << 20);
+      assert.equal((await reader.nodeRegistry.read.nodeInfo([address])).capacity, 3n << 20n);
+
+      // BitDust's supplier quota, nothing sent: 5 MiB at K 1 + M 1 over 2 members needs 5 MiB each,
+      // and the registry reserves 6 MiB (12 fragments / 2): this node's 3 MiB cannot be drafted; for
+      // 1 MiB of data (2 MiB reserved) it can.
+      const before = await clients.publicClient.getBlockNumber({ cacheTime: 0 });
+      const dry = async (size: string) => {
+        const r = await muri(["magu", "create", "--devnet", devnet, "--kind", "blob", "--data-shards", "1", "--parity-shards", "1", "--members", "2", "--size", size, "--periods", "10", "--price", "0.001", "--dry-run", "--json"]);
+        ok(r, `muri magu create --dry-run --size ${size}`);
+        return JSON.parse(r.stdout);
+      };
+      const big = await dry("5MiB");
+      assert.equal(big.maxFragments, 12);
+      assert.equal(big.perMemberBytes, 5 << 20);
+      assert.equal(big.reservedPerMemberBytes, String(6 << 20));
+      assert.equal(big.escrow, (12n * 10n * E18 / 1000n).toString());
+      const { formationDeposit } = await reader.maguRegistry.read.config();
+      assert.equal(big.total, (12n * 10n * E18 / 1000n + formationDeposit).toString());
+      const little = await dry("1MiB");
+      assert.equal(little.reservedPerMemberBytes, String(2 << 20));
+      assert.equal(little.eligibleNodes, big.eligibleNodes + 1, "only the capacity differs, and only this node's is between 2 and 6 MiB");
+      const text = await muri(["magu", "create", "--devnet", devnet, "--kind", "blob", "--data-shards", "1", "--parity-shards", "1", "--members", "2", "--size", "5MiB", "--dry-run"]);
+      ok(text, "muri magu create --dry-run (text)");
+      assert.match(text.stdout, /each member needs 5 MiB \(data x \(K\+M\)\/K \/ members = 5 MiB x 2\/1 \/ 2\); the registry reserves 6 MiB of its capacity/);
+      assert.equal(await clients.publicClient.getBlockNumber({ cacheTime: 0 }), before, "a dry run sends no transaction");
+
+      // A member's capacity never goes below what its Magus hold: refused, the registration kept.
+      const member = privateKeyToAddress(nodeKeys[0]!);
+      const held = await reader.nodeRegistry.read.nodeInfo([member]);
+      assert.ok(held.usedCapacity >= 2n << 20n, `the earlier Magus hold ${held.usedCapacity} bytes of it`);
+      const below = await muri(["node", "--devnet", devnet, "--key", nodeKeys[0]!, "--dir", await tempDir("muri-cli-node-"), "--capacity", "1MiB"]);
+      assert.equal(below.code, 2, below.stderr);
+      assert.match(muriLine(below), new RegExp(`^muri: --capacity 1 MiB = 1 MiB is below the [\\d.]+ MiB this node's Magu memberships hold on chain \\(usedCapacity ${held.usedCapacity} bytes\\): give at least that much$`));
+      assert.equal((await reader.nodeRegistry.read.nodeInfo([member])).capacity, held.capacity);
     });
 
     it("bad input and chain failures: one line on stderr, meaningful exit code", async () => {

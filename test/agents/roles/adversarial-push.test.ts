@@ -101,6 +101,26 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     }
   });
 
+  test("a push past the node's capacity (its store quota) is refused before a byte is read, naming the free space; within it, taken", async () => {
+    const node = byAddress(members1[0]!);
+    const held = fragmentsOfSlot(magu1, 4, 2, 0, { k: 1, m: 1 });
+    const cid = file1.manifest.shards[held[0]!]!;
+    const bytes = file1.shards.get(cid.toString())!;
+    assert.equal(await node.store.delete(cid), true, "the control test stored it");
+    const { usedBytes, quotaBytes } = node.store.stats();
+    node.store.setQuota(usedBytes + bytes.length - 1);
+    try {
+      await refused(push(node, cid, bytes), new RegExp(`^store full: the push needs ${bytes.length} bytes, ${bytes.length - 1} of this node's ${usedBytes + bytes.length - 1}-byte capacity free$`));
+      assert.equal(await node.store.has(cid), false);
+      assert.equal(node.store.stats().usedBytes, usedBytes, "nothing written");
+      node.store.setQuota(usedBytes + bytes.length);
+      await push(node, cid, bytes);
+      assert.equal(await node.store.has(cid), true, "exactly the free space is enough");
+    } finally {
+      node.store.setQuota(quotaBytes);
+    }
+  });
+
   test("a raw fragment this node is not assigned is refused before a byte is read, and not stored", async () => {
     const first = byAddress(members1[0]!);
     const stranger = randomBytes(2048);
