@@ -12,6 +12,7 @@ import { claimCommand } from "./commands/claim.js";
 import { devnetCommand } from "./commands/devnet.js";
 import { getCommand } from "./commands/get.js";
 import { accountCommand, shareCommand } from "./commands/share.js";
+import { serveCommand } from "./commands/serve.js";
 import { maguCreateCommand, maguFireCommand, maguStatusCommand } from "./commands/magu.js";
 import {
   maguDepositCommand,
@@ -64,6 +65,7 @@ export const COMMANDS: Command[] = [
   putCommand,
   getCommand,
   shareCommand,
+  serveCommand,
   vectorsAddCommand,
   searchCommand,
 ];

@@ -113,6 +113,8 @@ export const CLIENT_DEFAULTS = {
   transferTimeoutMs: 20_000,
   /** Deadline of a manifest fetch from one member, ms. */
   manifestTimeoutMs: 5_000,
+  /** How long `status` waits for a member to serve the manifest before calling it unreachable, ms. */
+  statusTimeoutMs: 3_000,
   /** Attempts per push before `put` fails. */
   pushAttempts: 3,
   /** Attempts of a fetch a holder refuses as busy before the get gives up on that holder. */
@@ -244,6 +246,18 @@ export interface GetResult {
   unreachable: Address[];
 }
 
+/** A stored file's Magu, members and stripes (`GET /v1/blobs/{cid}/status`). */
+export interface BlobStatus {
+  maguId: bigint;
+  manifestCid: string;
+  fileSize: number;
+  k: number;
+  m: number;
+  members: Array<{ slot: number; address: Address; reachable: boolean }>;
+  /** Per stripe: its shards on reachable members, and whether that is at least k (the file can be read). */
+  stripes: Array<{ stripe: number; available: number; readable: boolean }>;
+}
+
 export interface StorageClient {
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -252,6 +266,10 @@ export interface StorageClient {
   putInto(maguId: bigint, path: string): Promise<PutResult>;
   /** Fetches a file; `fileKey` (a share's, `muri share`) opens a file another client stored. */
   get(ref: FileRef, outPath: string, options?: { fileKey?: FileKey }): Promise<GetResult>;
+  /** A stored file's size from its manifest (no shard fetched). */
+  stat(ref: FileRef): Promise<{ fileSize: number; manifest: Manifest }>;
+  /** The Magu holding a file, its members' reachability and every stripe's health. */
+  status(ref: FileRef): Promise<BlobStatus>;
   /** The key of a file this client stored, for `muri share` (ERR_NOT_YOUR_FILE otherwise). */
   fileKey(ref: FileRef): Promise<{ fileKey: FileKey; manifest: Manifest }>;
   /** The Magu this network's records list `manifestCid` in (`muri get CID` without --magu). */
@@ -1011,6 +1029,55 @@ class Client implements StorageClient {
       throw new StorageClientError("ERR_NOT_YOUR_FILE", `manifest ${ref.manifestCid} does not open with this client's secret (${(err as Error).message}): only the client directory that stored a file can share it`, { manifestCid: ref.manifestCid.toString() });
     }
     return { fileKey: fileKeyOf(secret, Buffer.from(manifest.encryption.fileId, "hex")), manifest };
+  }
+
+  /** A stored file's size, from its manifest alone (no shard fetched); ERR_MANIFEST_NOT_FOUND, or the manifest's open error. */
+  async stat(ref: FileRef): Promise<{ fileSize: number; manifest: Manifest }> {
+    const { secret } = this.running();
+    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
+    const members = await this.members(info.members.filter((a) => !/^0x0{40}$/i.test(a)));
+    const { manifest } = await this.fetchManifest(members, ref.manifestCid, ref.maguId);
+    return { fileSize: openManifest(manifest, secret).fileSize, manifest };
+  }
+
+  /**
+   * The Magu holding `ref`, its members (reachable: it served the file's manifest within
+   * `statusTimeoutMs`, CID-checked) and, per stripe, the shards on reachable members against the k
+   * a read needs.
+   */
+  async status(ref: FileRef): Promise<BlobStatus> {
+    const { p2p } = this.running();
+    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
+    const { fileSize, manifest } = await this.stat(ref);
+    const present = info.members.map((address, slot) => ({ address, slot })).filter((x) => !/^0x0{40}$/i.test(x.address));
+    const members = await this.members(present.map((x) => x.address));
+    await this.access!.ensureAll(members.map((x) => x.peerId), ref.maguId);
+    const reachable = await Promise.all(
+      members.map(async (member) => {
+        try {
+          await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.statusTimeoutMs }));
+          return true;
+        } catch {
+          return false;
+        }
+      }),
+    );
+    const up = new Set(present.filter((_, i) => reachable[i]).map((x) => x.slot));
+    const offset = await this.offsetOf(ref, manifest, info, members);
+    const { k, m, stripes } = manifest.erasure;
+    return {
+      maguId: ref.maguId,
+      manifestCid: ref.manifestCid.toString(),
+      fileSize,
+      k,
+      m,
+      members: present.map((x, i) => ({ slot: x.slot, address: x.address, reachable: reachable[i]! })),
+      stripes: Array.from({ length: stripes }, (_, stripe) => {
+        let available = 0;
+        for (let j = 0; j < k + m; j++) if (up.has(holderBlob(ref.maguId, offset + stripe * (k + m) + j, info.params.members, info.params.dataShards, info.params.parityShards))) available++;
+        return { stripe, available, readable: available >= k };
+      }),
+    };
   }
 
   /**

@@ -38,3 +38,50 @@ export function muri(args: string[], env: Record<string, string> = {}, timeoutMs
     });
   });
 }
+
+/** A long-running `muri` command (`muri serve`): its first stdout line, its output so far, and a stop. */
+export interface RunningMuri {
+  readonly ready: Record<string, unknown>;
+  stderr(): string;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `muri ...args` (with --json) and resolves once it printed its ready line (a JSON object). */
+export function startMuri(args: string[], timeoutMs = DEFAULT_TIMEOUT_MS): Promise<RunningMuri> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MURI_")));
+  const child = spawn(process.execPath, [MURI_BIN, ...args, "--json"], { cwd: ROOT, env: clean, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`muri ${args.join(" ")} printed no ready line within ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString();
+      const line = stdout.split("\n")[0]!;
+      if (!stdout.includes("\n")) return;
+      clearTimeout(timer);
+      try {
+        resolve({
+          ready: JSON.parse(line) as Record<string, unknown>,
+          stderr: () => stderr,
+          stop: async () => {
+            child.kill("SIGTERM");
+            return exited;
+          },
+        });
+      } catch {
+        child.kill("SIGKILL");
+        reject(new Error(`muri ${args.join(" ")}: "${line}" is not a JSON ready line\n${stderr}`));
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`muri ${args.join(" ")} exited (${code}) before it was ready\n${stderr}`));
+    });
+  });
+}

@@ -11,17 +11,22 @@
  *   share token (its public key from `muri account`; an address is looked up in its transactions)
  *   it gets the file byte for byte; another account holding the token is refused; `muri magu
  *   revoke` ends the stranger's read access;
+ * - `muri serve` (issue 18): PUT a body, GET it whole, by ranges and HEAD, its status, over HTTP
+ *   with the bearer token; problem+json for a missing token, bad parameters, a bad or unknown CID,
+ *   an unsatisfiable range; the OpenAPI document at /v1/api;
  * - `muri magu visibility ID public`: anyone is served;
  * - paid searches: `muri magu search-price`, `muri magu deposit`, searches with vouchers, the
  *   members settle them on chain (each paid exactly what it answered), a searcher without a
  *   deposit is refused, and `muri magu withdraw-deposit` returns the rest after the delay.
  */
 import assert from "node:assert/strict";
-import { createECDH } from "node:crypto";
+import { createECDH, randomBytes } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseEventLogs, type Address, type Hex } from "viem";
 import { CID } from "multiformats/cid";
+import { fragmentCid } from "../../../agents/data/cid.js";
 import { maguAccessAbi, type MuriContracts, type MuriPublicClient, type TypedSigner } from "../../../agents/chain/index.js";
 import { writeNpy } from "../../../agents/data/vector-files.js";
 import { RemoteNotFoundError, RemoteRefusedError, type P2PNode } from "../../../agents/p2p/index.js";
@@ -29,7 +34,7 @@ import { ClientAccess } from "../../../agents/roles/client/access.js";
 import { createVectorClient, type VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { createClientNode, registeredPeer } from "../../../agents/roles/shared/peers.js";
 import { gaussianMixture } from "../index/fixtures.js";
-import { muri } from "../cli/run-muri.js";
+import { muri, startMuri } from "../cli/run-muri.js";
 import { randomFile, sha256File, startClient, startNetwork, tearDown, waitFor, type Network } from "./e2e-helpers.js";
 import type { StorageClient } from "../../../agents/roles/client/client.js";
 import { signer } from "../chain/harness.js";
@@ -265,6 +270,71 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
       const again = await muri(["get", token, "-o", join(net.dir, "revoked.out"), ...strangerCli]);
       return again.code !== 0 && /access denied|revoked/i.test(again.stderr) ? again : undefined;
     }, 1000);
+  });
+
+  test("muri serve: PUT and GET over HTTP (ranges, HEAD, status), the token, problem+json errors, the OpenAPI document", async () => {
+    const ownerCli = [...ownerArgs, "--client-dir", join(net.dir, `client-${OWNER}`)];
+    const serve = await startMuri(["serve", "--listen", "127.0.0.1:0", "--auth", ...ownerCli]);
+    try {
+      const url = serve.ready.url as string;
+      const token = (await readFile(serve.ready.tokenFile as string, "utf8")).trim();
+      const auth = { authorization: `Bearer ${token}` };
+      const problem = async (res: Response, status: number, code: string, field?: string): Promise<void> => {
+        assert.equal(res.status, status);
+        assert.equal(res.headers.get("content-type"), "application/problem+json");
+        const body = (await res.json()) as { status: number; code: string; title: string; detail: string; field?: string };
+        assert.equal(body.status, status);
+        assert.equal(body.code, code, body.detail);
+        assert.ok(body.detail.length > 0 && !/\n\s+at /.test(body.detail), "a detail, no stack trace");
+        if (field !== undefined) assert.equal(body.field, field);
+      };
+
+      const spec = (await (await fetch(`${url}/v1/api`)).json()) as { openapi: string; paths: Record<string, unknown> };
+      assert.equal(spec.openapi, "3.1.0");
+      assert.deepEqual(Object.keys(spec.paths).sort(), ["/v1/api", "/v1/blobs", "/v1/blobs/{cid}", "/v1/blobs/{cid}/status"]);
+      const body = randomBytes(200_000);
+      await problem(await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body }), 401, "ERR_UNAUTHORIZED");
+      await problem(await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body, headers: { authorization: "Bearer wrong" } }), 401, "ERR_UNAUTHORIZED");
+      await problem(await fetch(`${url}/v1/blobs?k=0`, { method: "PUT", body, headers: auth }), 400, "ERR_BAD_PARAMETER", "k");
+      await problem(await fetch(`${url}/v1/blobs?magu=${maguId}`, { method: "PUT", body, headers: auth }), 409, "ERR_MAGU_KIND");
+
+      const put = await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body, headers: auth });
+      assert.equal(put.status, 201, await put.clone().text());
+      const stored = (await put.json()) as { maguId: string; manifestCid: string; fileSize: number; members: string[] };
+      assert.equal(stored.fileSize, body.length);
+      const blobUrl = `${url}/v1/blobs/${stored.manifestCid}`;
+      // The new Magu was paid for this body's shards only: one more body is more than it holds.
+      await problem(await fetch(`${url}/v1/blobs?magu=${stored.maguId}`, { method: "PUT", body, headers: auth }), 413, "ERR_MAGU_FULL");
+
+      const whole = await fetch(blobUrl, { headers: auth });
+      assert.equal(whole.status, 200);
+      assert.equal(whole.headers.get("content-length"), String(body.length));
+      assert.ok(Buffer.from(await whole.arrayBuffer()).equals(body), "GET is byte for byte");
+      const part = await fetch(blobUrl, { headers: { ...auth, range: "bytes=1000-1999" } });
+      assert.equal(part.status, 206);
+      assert.equal(part.headers.get("content-range"), `bytes 1000-1999/${body.length}`);
+      assert.ok(Buffer.from(await part.arrayBuffer()).equals(body.subarray(1000, 2000)));
+      const tail = await fetch(blobUrl, { headers: { ...auth, range: "bytes=-100" } });
+      assert.ok(Buffer.from(await tail.arrayBuffer()).equals(body.subarray(body.length - 100)));
+      await problem(await fetch(blobUrl, { headers: { ...auth, range: `bytes=${body.length}-` } }), 416, "ERR_BAD_RANGE", "Range");
+      const head = await fetch(blobUrl, { method: "HEAD", headers: auth });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-length"), String(body.length));
+      assert.equal(head.headers.get("x-muri-magu"), stored.maguId);
+
+      const status = (await (await fetch(`${blobUrl}/status`, { headers: auth })).json()) as { maguId: string; k: number; m: number; members: Array<{ reachable: boolean }>; stripes: Array<{ available: number; readable: boolean }> };
+      assert.equal(status.maguId, stored.maguId);
+      assert.deepEqual([status.k, status.m], [2, 1]);
+      assert.equal(status.members.filter((x) => x.reachable).length, 3, "every member served the manifest");
+      assert.ok(status.stripes.length >= 1 && status.stripes.every((x) => x.available === 3 && x.readable));
+
+      await problem(await fetch(`${url}/v1/blobs/not-a-cid`, { headers: auth }), 400, "ERR_BAD_CID", "cid");
+      await problem(await fetch(`${url}/v1/blobs/${fragmentCid(randomBytes(64)).toString()}?magu=${stored.maguId}`, { headers: auth }), 404, "ERR_MANIFEST_NOT_FOUND");
+      await problem(await fetch(`${url}/v1/nothing`, { headers: auth }), 404, "ERR_NO_ROUTE");
+    } finally {
+      assert.equal(await serve.stop(), 0, serve.stderr());
+    }
+    assert.deepEqual(await readdir(join(net.dir, `client-${OWNER}`, "http", "uploads")), [], "no upload left behind");
   });
 
   test("a public Magu answers anyone", async () => {

@@ -1,0 +1,101 @@
+/**
+ * `muri serve`: the client's HTTP API (agents/roles/client/http-api.ts) in the foreground, over the
+ * client directory's keys and record, until SIGINT/SIGTERM. It listens on 127.0.0.1 unless told
+ * otherwise; anywhere else it requires its bearer token, kept in `<client-dir>/api-token` (created
+ * on first use, readable by the owner only).
+ */
+import { existsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { createKeyFile, readKeyFile } from "../../store/key-file.js";
+import { isLoopback, startHttpApi } from "../../roles/client/http-api.js";
+import type { CommandArgs } from "../command.js";
+import { connect, resolveTarget } from "../context.js";
+import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-client.js";
+import { stopSignals, type LocalCommand } from "../devnet/local-command.js";
+import { ExitCode, UsageError } from "../errors.js";
+import { GRANT_HELP } from "../grants.js";
+import { parseInteger } from "../values.js";
+
+/** `--listen HOST:PORT` (or PORT alone, on 127.0.0.1). */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[^:\s]+):)?([0-9]{1,5})$/.exec(value.trim());
+  if (m === null) throw new UsageError(`--listen: "${value}" is not HOST:PORT or PORT (e.g. 127.0.0.1:8788)`);
+  const port = Number(parseInteger(m[2]!, "--listen port", { min: 0n, max: 65535n }));
+  return { host: (m[1] ?? "127.0.0.1").replace(/^\[|\]$/g, ""), port };
+}
+
+function parseOptions(args: CommandArgs): { host: string; port: number; cors: string | undefined } {
+  const cors = args.string("cors");
+  if (cors !== undefined && !/^https?:\/\/[^/\s]+$/.test(cors)) throw new UsageError(`--cors: "${cors}" is not an origin (scheme://host[:port], e.g. http://localhost:5173)`);
+  return { ...parseListen(args.string("listen") ?? "127.0.0.1:8788"), cors };
+}
+
+/** The API token in `dir/api-token`, created (32 random bytes, hex) when missing. */
+async function apiToken(dir: string): Promise<{ token: string; path: string }> {
+  const path = join(dir, "api-token");
+  if (!existsSync(path)) await createKeyFile(path, Buffer.from(randomBytes(32).toString("hex"), "utf8"));
+  return { token: (await readKeyFile(path)).toString("utf8").trim(), path };
+}
+
+export const serveCommand: LocalCommand = {
+  path: ["serve"],
+  summary: "run the client's HTTP API (store and read files over HTTP; OpenAPI at /v1/api)",
+  usage: "muri serve [--listen HOST:PORT] [--auth] [--public-reads] [--cors ORIGIN]",
+  help: [
+    "  --listen HOST:PORT   where to listen (default 127.0.0.1:8788; port 0 picks a free one). A non-loopback host needs the token",
+    "  --auth               require the bearer token on loopback too (always required elsewhere); it is kept in CLIENT_DIR/api-token",
+    "  --public-reads       serve GET/HEAD of files without the token (writes still need it)",
+    "  --cors ORIGIN        let web pages from ORIGIN call the API (off by default)",
+    GRANT_HELP,
+    CLIENT_DIR_HELP,
+  ],
+  options: {
+    listen: { type: "string" },
+    auth: { type: "boolean" },
+    "public-reads": { type: "boolean" },
+    cors: { type: "string" },
+    grant: { type: "string" },
+    "client-dir": { type: "string" },
+  },
+  signs: true,
+  prepare(args) {
+    parseOptions(args);
+    return async () => {
+      throw new Error('"muri serve" runs without a chain context');
+    };
+  },
+  async runLocal(args: CommandArgs, json: boolean) {
+    const { host, port, cors } = parseOptions(args);
+    const dir = clientDir(args);
+    const needsToken = args.flag("auth") || !isLoopback(host);
+    const token = needsToken ? await apiToken(dir) : undefined;
+    const target = await resolveTarget(args);
+    const ctx = await connect(target, { signs: true, json });
+    const signals = stopSignals("serve");
+    const client = await startClient(args, ctx, dir);
+    try {
+      const api = await startHttpApi(client, { host, port, dir, token: token?.token, publicReads: args.flag("public-reads"), corsOrigin: cors });
+      try {
+        if (json) process.stdout.write(JSON.stringify({ event: "ready", url: api.url, account: client.address, tokenFile: token?.path ?? null }) + "\n");
+        else {
+          process.stdout.write(
+            [
+              `muri serve: ${api.url} for ${client.address} on chain ${ctx.deployment.chainId}`,
+              `  OpenAPI document: ${api.url}/v1/api`,
+              token === undefined ? "  no token: loopback only" : `  bearer token in ${token.path}${args.flag("public-reads") ? " (reads need none)" : ""}`,
+              "Ctrl-C stops it.",
+            ].join("\n") + "\n",
+          );
+        }
+        await signals.stopped;
+      } finally {
+        await api.close();
+      }
+    } finally {
+      await client.stop();
+      signals.dispose();
+    }
+    return ExitCode.ok;
+  },
+};

@@ -1,0 +1,399 @@
+/**
+ * The client's HTTP API (`muri serve`, issue 18): a local daemon that holds the client's keys and
+ * record and lets any language store and read files over HTTP. Described by the OpenAPI 3.1
+ * document it serves at `/v1/api` ({@link openApiDocument}).
+ *
+ * - `PUT /v1/blobs` streams the body to a file in the client directory, then stores it as `muri put`
+ *   does (a new Magu with the CLI's defaults, or `?magu=ID` to append); answers what
+ *   `muri put --json` prints, 201.
+ * - `GET /v1/blobs/{cid}` streams the file back with Content-Length; `Range: bytes=...` (one range)
+ *   answers 206; `HEAD` answers the length from the manifest alone (no shard fetched). A file is
+ *   fetched once into the client directory's HTTP cache and served from there, so the range
+ *   requests of a video player or a resumed download do not fetch it again.
+ * - `GET /v1/blobs/{cid}/status`: the Magu, its members (reachable or not) and every stripe's
+ *   shards on reachable members against the k it needs.
+ * - Errors are `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`, and
+ *   `field` when a parameter is at fault. No stack trace, nothing half-written (a cancelled upload's
+ *   temporary file is removed).
+ * - Safe by default: the CLI listens on 127.0.0.1 only; with a token (required to listen anywhere
+ *   else) every request needs `Authorization: Bearer TOKEN`, compared in constant time, except
+ *   reads when `publicReads` is set. CORS headers only for the configured origin.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { CID } from "multiformats/cid";
+import { CLIENT_DEFAULTS, StorageClientError, type PutOptions, type PutResult, type StorageClient } from "./client.js";
+
+/** Where and how the API listens. */
+export interface HttpApiOptions {
+  host: string;
+  port: number;
+  /** Required on every request when set (always set when `host` is not a loopback address). */
+  token?: string;
+  /** Serve GET/HEAD of blobs without the token. */
+  publicReads?: boolean;
+  /** The one origin browsers may call from (CORS); none when unset. */
+  corsOrigin?: string;
+  /** The client directory: uploads and the read cache live under `<dir>/http`. */
+  dir: string;
+}
+
+export interface HttpApi {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** An RFC 9457 problem: what went wrong, for whom to fix what. */
+export class Problem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+    readonly field?: string,
+  ) {
+    super(detail);
+  }
+}
+
+const TITLES: Record<number, string> = {
+  400: "Bad request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not found",
+  405: "Method not allowed",
+  409: "Conflict",
+  413: "Content too large",
+  416: "Range not satisfiable",
+  500: "Internal error",
+  503: "Service unavailable",
+};
+
+/** HTTP status of a client error code (the rest are 500). */
+const STATUS_OF: Record<string, number> = {
+  ERR_MANIFEST_NOT_FOUND: 404,
+  ERR_MAGU_UNKNOWN: 404,
+  ERR_MAGU_RECORD: 404,
+  ERR_OTHER_NETWORK: 404,
+  ERR_AMBIGUOUS_MANIFEST: 409,
+  ERR_MAGU_NOT_OWNER: 403,
+  ERR_ACCESS_DENIED: 403,
+  ERR_NOT_YOUR_FILE: 403,
+  ERR_MAGU_KIND: 409,
+  ERR_MAGU_NOT_ACTIVE: 409,
+  ERR_MAGU_FULL: 413,
+  ERR_NOT_AVAILABLE: 503,
+};
+
+/** A `cid` path segment, or a 400 naming it. */
+function parseCid(value: string): CID {
+  try {
+    return CID.parse(decodeURIComponent(value));
+  } catch {
+    throw new Problem(400, "ERR_BAD_CID", `"${value}" is not a CID: pass the manifest CID PUT /v1/blobs answered (manifestCid)`, "cid");
+  }
+}
+
+/** An optional positive integer query parameter, or a 400 naming it. */
+function intParam(url: URL, name: string, min: bigint, max: bigint): bigint | undefined {
+  const value = url.searchParams.get(name);
+  if (value === null) return undefined;
+  if (!/^[0-9]{1,78}$/.test(value) || BigInt(value) < min || BigInt(value) > max) {
+    throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter ${name}: "${value}" is not an integer in [${min}, ${max}]`, name);
+  }
+  return BigInt(value);
+}
+
+/** The one byte range of a `Range` header within `size` bytes; undefined for none; 416 when unsatisfiable. */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+  if (header === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (m === null || (m[1] === "" && m[2] === "")) throw new Problem(416, "ERR_BAD_RANGE", `Range "${header}" is not one byte range (bytes=START-END, bytes=START- or bytes=-SUFFIX)`, "Range");
+  let start: number;
+  let end: number;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start >= size || start > end) throw new Problem(416, "ERR_BAD_RANGE", `Range "${header}" is outside the file's ${size} bytes`, "Range");
+  return { start, end };
+}
+
+/** True for addresses only this machine reaches. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function sameToken(given: string, token: string): boolean {
+  // Digests first: equal lengths for timingSafeEqual, and no length leak.
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(token).digest();
+  return timingSafeEqual(a, b);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendProblem(res: ServerResponse, problem: Problem, instance: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = {
+    type: `https://muridata.org/problems/${problem.code.toLowerCase().replace(/^err_/, "").replaceAll("_", "-")}`,
+    title: TITLES[problem.status] ?? "Error",
+    status: problem.status,
+    detail: problem.detail,
+    code: problem.code,
+    instance,
+    ...(problem.field === undefined ? {} : { field: problem.field }),
+  };
+  const text = JSON.stringify(body);
+  res.writeHead(problem.status, { "content-type": "application/problem+json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** Any error as a problem: client errors by their code, anything else a 500 without its stack. */
+function asProblem(err: unknown): Problem {
+  if (err instanceof Problem) return err;
+  if (err instanceof StorageClientError) return new Problem(STATUS_OF[err.code] ?? 500, err.code, err.message);
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e.code === "string" && e.code.startsWith("ERR_") ? e.code : "ERR_INTERNAL";
+  return new Problem(code === "ERR_MANIFEST_AUTH" || code === "ERR_MANIFEST_SEAL" ? 403 : 500, code, typeof e.message === "string" ? e.message : String(err));
+}
+
+/** The JSON `muri put --json` prints, from a put's result. */
+function putJson(result: PutResult): Record<string, unknown> {
+  return {
+    maguId: result.maguId,
+    manifestCid: result.manifestCid.toString(),
+    fileSize: result.fileSize,
+    shards: result.shards,
+    offset: result.offset,
+    fragmentCount: result.fragmentCount,
+    members: result.members,
+  };
+}
+
+/** Starts the API over a started `client`. */
+export async function startHttpApi(client: StorageClient, options: HttpApiOptions): Promise<HttpApi> {
+  if (!isLoopback(options.host) && options.token === undefined) {
+    throw new Problem(400, "ERR_TOKEN_REQUIRED", `listening on ${options.host} (not a loopback address) needs a token: writes spend this client's money`);
+  }
+  const uploads = join(options.dir, "http", "uploads");
+  const cache = join(options.dir, "http", "cache");
+  await mkdir(uploads, { recursive: true });
+  await rm(cache, { recursive: true, force: true });
+  await mkdir(cache, { recursive: true });
+  /** Files fetched into the cache (by manifest CID), each fetched once even under concurrent reads. */
+  const cached = new Map<string, Promise<{ path: string; size: number }>>();
+  let uploadSeq = 0;
+
+  const maguOf = async (url: URL, cid: CID): Promise<bigint> => intParam(url, "magu", 1n, 2n ** 256n - 1n) ?? (await client.locate(cid));
+
+  const fetchCached = (maguId: bigint, cid: CID): Promise<{ path: string; size: number }> => {
+    const key = cid.toString();
+    let entry = cached.get(key);
+    if (entry === undefined) {
+      const path = join(cache, key);
+      entry = client.get({ maguId, manifestCid: cid }, path).then((r) => ({ path, size: r.fileSize }));
+      entry.catch(() => cached.delete(key));
+      cached.set(key, entry);
+    }
+    return entry;
+  };
+
+  const putBlob = async (req: IncomingMessage, url: URL): Promise<Record<string, unknown>> => {
+    const into = intParam(url, "magu", 1n, 2n ** 256n - 1n);
+    const fixed = ["k", "m", "members", "periods"].filter((p) => url.searchParams.has(p));
+    if (into !== undefined && fixed.length > 0) throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter ${fixed[0]}: Magu ${into} fixes it; leave it out when putting into an existing Magu`, fixed[0]);
+    const k = Number(intParam(url, "k", 1n, 128n) ?? BigInt(CLIENT_DEFAULTS.k));
+    const m = Number(intParam(url, "m", 0n, 128n) ?? BigInt(CLIENT_DEFAULTS.m));
+    const members = Number(intParam(url, "members", 1n, 256n) ?? BigInt(k + m));
+    if (members < k + m) throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter members: a stripe of k+m = ${k + m} shards needs at least ${k + m} members, got ${members}`, "members");
+    const periods = intParam(url, "periods", 1n, (1n << 64n) - 1n);
+    const put: PutOptions = { k, m, members, ...(periods === undefined ? {} : { durationPeriods: periods }) };
+    const tmp = join(uploads, `${process.pid}-${++uploadSeq}.part`);
+    const file = join(uploads, `${process.pid}-${uploadSeq}.body`);
+    try {
+      await pipeline(req, createWriteStream(tmp, { mode: 0o600 }));
+      const size = (await stat(tmp)).size;
+      if (size === 0) throw new Problem(400, "ERR_EMPTY_BODY", "the body is empty: send the file's bytes as the request body", "body");
+      await rename(tmp, file);
+      const result = into === undefined ? await client.put(file, put) : await client.putInto(into, file);
+      return putJson(result);
+    } finally {
+      await rm(tmp, { force: true });
+      await rm(file, { force: true });
+    }
+  };
+
+  const getBlob = async (req: IncomingMessage, res: ServerResponse, url: URL, cid: CID, head: boolean): Promise<void> => {
+    const maguId = await maguOf(url, cid);
+    if (head) {
+      const { fileSize } = await client.stat({ maguId, manifestCid: cid });
+      res.writeHead(200, { "content-length": fileSize, "accept-ranges": "bytes", "content-type": "application/octet-stream", "x-muri-magu": maguId.toString() });
+      res.end();
+      return;
+    }
+    const { path, size } = await fetchCached(maguId, cid);
+    const range = parseRange(req.headers.range, size);
+    const headers = { "accept-ranges": "bytes", "content-type": "application/octet-stream", "x-muri-magu": maguId.toString() };
+    if (range === undefined) {
+      res.writeHead(200, { ...headers, "content-length": size });
+      await pipeline(createReadStream(path), res);
+      return;
+    }
+    res.writeHead(206, { ...headers, "content-length": range.end - range.start + 1, "content-range": `bytes ${range.start}-${range.end}/${size}` });
+    await pipeline(createReadStream(path, { start: range.start, end: range.end }), res);
+  };
+
+  const route = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    const method = req.method ?? "GET";
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    if (path === "/v1/api" && method === "GET") return sendJson(res, 200, openApiDocument());
+    if (path === "/v1/blobs") {
+      if (method !== "PUT" && method !== "POST") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use PUT (or POST) to store a body`);
+      return sendJson(res, 201, await putBlob(req, url));
+    }
+    const blob = /^\/v1\/blobs\/([^/]+)(\/status)?$/.exec(path);
+    if (blob !== null) {
+      const cid = parseCid(blob[1]!);
+      if (blob[2] !== undefined) {
+        if (method !== "GET") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use GET`);
+        return sendJson(res, 200, await client.status({ maguId: await maguOf(url, cid), manifestCid: cid }));
+      }
+      if (method !== "GET" && method !== "HEAD") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use GET or HEAD`);
+      return getBlob(req, res, url, cid, method === "HEAD");
+    }
+    throw new Problem(404, "ERR_NO_ROUTE", `no ${method} ${path}: the API is described at /v1/api`);
+  };
+
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (options.corsOrigin !== undefined) {
+      res.setHeader("access-control-allow-origin", options.corsOrigin);
+      res.setHeader("access-control-allow-headers", "authorization, content-type, range");
+      res.setHeader("access-control-expose-headers", "content-length, content-range, x-muri-magu");
+      res.setHeader("vary", "origin");
+      if (req.method === "OPTIONS") {
+        res.writeHead(204, { "access-control-allow-methods": "GET, HEAD, PUT, POST, OPTIONS" });
+        res.end();
+        return;
+      }
+    }
+    const read = (req.method === "GET" || req.method === "HEAD") && url.pathname.startsWith("/v1/blobs/");
+    const open = url.pathname === "/v1/api" || (read && options.publicReads === true);
+    if (options.token !== undefined && !open) {
+      const auth = req.headers.authorization ?? "";
+      const given = auth.startsWith("Bearer ") ? auth.slice(7) : "";
+      if (!sameToken(given, options.token)) {
+        res.setHeader("www-authenticate", 'Bearer realm="muri"');
+        sendProblem(res, new Problem(401, "ERR_UNAUTHORIZED", "this API needs its token: send Authorization: Bearer TOKEN (muri serve printed where it is kept)"), url.pathname);
+        req.resume();
+        return;
+      }
+    }
+    route(req, res, url).catch((err: unknown) => {
+      req.resume();
+      sendProblem(res, asProblem(err), url.pathname);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(cache, { recursive: true, force: true });
+    },
+  };
+}
+
+const problem = { $ref: "#/components/responses/Problem" };
+const cidParam = { name: "cid", in: "path", required: true, description: "the file's manifest CID (PUT /v1/blobs answers it)", schema: { type: "string" } };
+const maguParam = { name: "magu", in: "query", required: false, description: "the Magu holding the file (default: the one this client's record lists the CID in)", schema: { type: "string", pattern: "^[0-9]+$" } };
+
+/** The OpenAPI 3.1 document of this API, served at /v1/api. */
+export function openApiDocument(): Record<string, unknown> {
+  return {
+    openapi: "3.1.0",
+    info: { title: "MuriData client API", version: "1", description: "A local daemon (muri serve) that holds a client's keys and record: store files in blob Magus and read them back. Errors are application/problem+json (RFC 9457)." },
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "required when muri serve has a token (always when it listens beyond loopback)" } },
+      responses: {
+        Problem: {
+          description: "an RFC 9457 problem",
+          content: { "application/problem+json": { schema: { type: "object", required: ["type", "title", "status", "detail", "code"], properties: { type: { type: "string" }, title: { type: "string" }, status: { type: "integer" }, detail: { type: "string" }, code: { type: "string" }, instance: { type: "string" }, field: { type: "string", description: "the parameter at fault" } } } } },
+        },
+      },
+      schemas: {
+        PutResult: {
+          type: "object",
+          properties: { maguId: { type: "string" }, manifestCid: { type: "string" }, fileSize: { type: "integer" }, shards: { type: "integer" }, offset: { type: "integer" }, fragmentCount: { type: "integer" }, members: { type: "array", items: { type: "string" } } },
+        },
+        BlobStatus: {
+          type: "object",
+          properties: {
+            maguId: { type: "string" },
+            manifestCid: { type: "string" },
+            fileSize: { type: "integer" },
+            k: { type: "integer" },
+            m: { type: "integer" },
+            members: { type: "array", items: { type: "object", properties: { slot: { type: "integer" }, address: { type: "string" }, reachable: { type: "boolean" } } } },
+            stripes: { type: "array", items: { type: "object", properties: { stripe: { type: "integer" }, available: { type: "integer" }, readable: { type: "boolean" } } } },
+          },
+        },
+      },
+    },
+    security: [{ bearer: [] }, {}],
+    paths: {
+      "/v1/api": { get: { summary: "this document", security: [], responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": {} } } } } },
+      "/v1/blobs": {
+        put: {
+          summary: "store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append",
+          parameters: [
+            { name: "magu", in: "query", required: false, description: "append to this blob Magu (yours)", schema: { type: "string" } },
+            { name: "k", in: "query", required: false, description: `data shards per stripe (default ${CLIENT_DEFAULTS.k})`, schema: { type: "integer", minimum: 1, maximum: 128 } },
+            { name: "m", in: "query", required: false, description: `parity shards per stripe (default ${CLIENT_DEFAULTS.m})`, schema: { type: "integer", minimum: 0, maximum: 128 } },
+            { name: "members", in: "query", required: false, description: "nodes in the Magu (default k+m)", schema: { type: "integer" } },
+            { name: "periods", in: "query", required: false, description: `storage duration in periods (default ${CLIENT_DEFAULTS.durationPeriods})`, schema: { type: "integer" } },
+          ],
+          requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
+          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/PutResult" } } } }, "400": problem, "401": problem, "403": problem, "404": problem, "413": problem, "503": problem },
+        },
+      },
+      "/v1/blobs/{cid}": {
+        get: {
+          summary: "the file, byte for byte; one Range answers 206",
+          parameters: [cidParam, maguParam, { name: "Range", in: "header", required: false, schema: { type: "string", example: "bytes=0-1023" } }],
+          responses: { "200": { description: "the file", content: { "application/octet-stream": {} } }, "206": { description: "the range" }, "400": problem, "401": problem, "403": problem, "404": problem, "416": problem },
+        },
+        head: { summary: "the file's length (from its manifest; nothing else fetched)", parameters: [cidParam, maguParam], responses: { "200": { description: "Content-Length is the file's size" }, "404": { description: "unknown" } } },
+      },
+      "/v1/blobs/{cid}/status": {
+        get: {
+          summary: "the Magu holding the file, its members and every stripe's health",
+          parameters: [cidParam, maguParam],
+          responses: { "200": { description: "status", content: { "application/json": { schema: { $ref: "#/components/schemas/BlobStatus" } } } }, "400": problem, "403": problem, "404": problem },
+        },
+      },
+    },
+  };
+}
