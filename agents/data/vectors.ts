@@ -375,6 +375,14 @@ export function packTombstones(ids: readonly bigint[], dim: number, metric: Vect
   return out;
 }
 
+/** The position of the first tombstone record in fragment `bytes`, or -1 when it holds none. */
+export function firstTombstone(bytes: Uint8Array, dim: number, metric: VectorMetric = "l2"): number {
+  const rs = recordSize(dim, metric);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let o = 0, p = 0; o + rs <= buf.length; o += rs, p++) if (buf.readBigUInt64BE(o) === TOMBSTONE_ID) return p;
+  return -1;
+}
+
 /** The vector ids the tombstone records of fragment `bytes` delete (control ids in their slots are padding). */
 export function tombstoneIds(bytes: Uint8Array, dim: number, metric: VectorMetric = "l2"): bigint[] {
   const vb = vectorSize(dim, metric);

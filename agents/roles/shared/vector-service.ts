@@ -17,7 +17,9 @@
  *
  * Deleted ids (the tombstone fragments the document lists, data/vector-manifest.ts) are never
  * returned: a search asks the index for k more per deleted id and drops them, off-chain and for
- * on-chain tasks alike.
+ * on-chain tasks alike. A batch whose held fragments hide a tombstone record in a fragment the
+ * document does not list as one is not acknowledged (`checkFragments`): members learn deletions
+ * from the document only, so an unlisted tombstone could convict them of a deletion they never saw.
  *
  * Requests (JSON, see SearchRequest): `search` answers this node's top-k over the fragments it has
  * indexed, hits as decimal strings, with the fragments it searched; with `prove`, each hit carries
@@ -37,7 +39,7 @@ import { buildHitProof, hitProofToWire, type WireHitProof } from "../../data/hit
 import { buildFragmentTree, maguRoot, type FragmentTree } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
 import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, deletedIds, encodeVectorManifest, manifestScaleExp, type VectorManifest } from "../../data/vector-manifest.js";
-import { decodeVector, encodeVector, vectorSize, type VectorMetric, type VectorValues } from "../../data/vectors.js";
+import { decodeVector, encodeVector, firstTombstone, vectorSize, type VectorMetric, type VectorValues } from "../../data/vectors.js";
 import { openVectorIndex, type IndexWorker, type SearchHit, type VectorIndex, type VectorIndexOptions, type WorkerVectorIndex } from "../../index/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
@@ -201,6 +203,11 @@ export interface VectorService {
    * one), or to none when `keep` is 0. Returns the CIDs of the dropped documents.
    */
   rollBack(maguId: bigint, keep: number): Promise<CID[]>;
+  /**
+   * Why held fragments `fragments` of `maguId` must not be acknowledged: a fragment of vectors
+   * (no `deleted` list in the document) that holds a tombstone record. Undefined when none does.
+   */
+  checkFragments(maguId: bigint, fragments: readonly number[]): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
@@ -480,6 +487,18 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
         log.warn("vector batch not committed in time: its records left the index", { magu: maguId.toString(), kept: keep, dropped: doc.manifest.fragments.length - keep });
         return [doc.cid];
       });
+    },
+
+    async checkFragments(maguId, fragments) {
+      const doc = docs.get(maguId);
+      if (doc === undefined) return undefined;
+      for (const f of fragments) {
+        const entry = doc.manifest.fragments[f];
+        if (entry === undefined || entry.deleted !== undefined) continue; // a listed tombstone fragment was rebuilt from its ids
+        const p = firstTombstone(await store.get(entry.cid), doc.manifest.dim, doc.manifest.metric);
+        if (p >= 0) return `fragment ${f} holds a tombstone record (position ${p}) its document does not list: deletions are tombstone fragments the document lists`;
+      }
+      return undefined;
     },
 
     async handle(raw, peer) {

@@ -21,6 +21,7 @@ import { decodeVectorManifest, deletedIds, encodeVectorManifest, type VectorMani
 import { readPayloadFile, readVectorFile, readBitFile } from "../../../agents/data/vector-files.js";
 import {
   canonicalDistance,
+  firstTombstone,
   MAX_PAYLOAD_BYTES,
   MAX_VECTOR_ID,
   packBits,
@@ -255,6 +256,16 @@ describe("tombstones: deletion records and the document that lists them", () => 
       await index.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("finds a tombstone record hidden among vectors (what a member refuses to acknowledge)", () => {
+    const withPayload = [...packVectors([{ id: 5, vector: new Array(dim).fill(0.5), payload: json({ a: 1 }) }, { id: 9, vector: new Array(dim).fill(-0.5) }], dim)][0]!;
+    assert.equal(firstTombstone(vectorBytes, dim), -1);
+    assert.equal(firstTombstone(withPayload, dim), -1, "payload chunks are no tombstones");
+    const tomb = packTombstones([77n], dim)[0]!;
+    const hidden = Buffer.concat([withPayload, tomb]);
+    assert.equal(firstTombstone(hidden, dim), withPayload.length / recordSize(dim));
+    assert.equal(firstTombstone(tomb, dim), 0);
   });
 
   it("a document lists each tombstone fragment's ids, bound to its root", () => {

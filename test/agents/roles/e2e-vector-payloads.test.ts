@@ -7,22 +7,31 @@
  * - Deletion: `muri vectors delete` commits a tombstone batch; no honest member returns a deleted
  *   id (exact and HNSW searches for the deleted vectors themselves), and a later add may not reuse one.
  * - A member that ignores the tombstones (`MURI_TEST_FAULT=ignore-deletions`) is believed without
- *   verification and, verified, rejected by the client, its fragments asked of the other holders.
+ *   verification and, verified, rejected by the client, its fragments asked of the other holders;
+ *   in an on-chain task it reveals the deleted id and the validator disputes it with the tombstone
+ *   (`SearchMarket.disputeDeleted`): it is slashed and the answer holds no deleted id.
+ * Blocks come every second (automine off, short task windows, as in e2e-vector.test.ts).
  */
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Address, Hex } from "viem";
+import { searchMarketAbi } from "../../../agents/chain/index.js";
 import { writeNpy } from "../../../agents/data/vector-files.js";
 import { holdersVector } from "../../../agents/data/placement.js";
 import { coverPlan, createVectorClient, type VectorClient, type VectorHit } from "../../../agents/roles/client/vector-client.js";
 import { muri } from "../cli/run-muri.js";
 import { gaussianMixture } from "../index/fixtures.js";
-import { startNetwork, tearDown, waitFor, type Network } from "./e2e-helpers.js";
+import { startNetwork, tearDown, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
 
 const NODES = 3;
 const CLIENT = NODES + 1;
+const VALIDATOR = NODES + 2;
+/** Short search-task windows: a task takes commit + reveal + dispute blocks, ~50 s at a block a second. */
+const WINDOWS = { commitBlocks: 16, revealBlocks: 16, disputeBlocks: 16, periodBlocks: 30, graceBlocks: 30, settleDelayBlocks: 60 };
+/** Falsehood.Deleted in ISearchMarket. */
+const FALSEHOOD_DELETED = 5;
 const DIM = 8;
 const COUNT = 150;
 const EXTRA = 20;
@@ -30,6 +39,7 @@ const K = 5;
 
 describe("e2e: payloads and deletions on a vector Magu", { timeout: 600_000 }, () => {
   let net: Network;
+  let validator: ValidatorProcess;
   let client: VectorClient;
   let maguId: bigint;
   let chainArgs: string[];
@@ -47,7 +57,8 @@ describe("e2e: payloads and deletions on a vector Magu", { timeout: 600_000 }, (
   };
 
   before(async () => {
-    net = await startNetwork({ prefix: "muri-e2e-vpayload-", nodes: NODES, fund: [CLIENT] });
+    net = await startNetwork({ prefix: "muri-e2e-vpayload-", nodes: NODES, fund: [CLIENT, VALIDATOR], blockMs: 1000, automine: false, parameters: WINDOWS });
+    validator = await net.startValidator(VALIDATOR, ["--audit-ms", "0"]);
     chainArgs = ["--rpc", net.chain.rpcUrl, "--deployment", net.deploymentFile, "--key", net.chain.keys[CLIENT]!];
     cliEnv = [...chainArgs, "--client-dir", join(net.dir, "client")];
     client = createVectorClient({ dir: join(net.dir, "client"), deployment: net.deployment, rpcUrl: net.chain.rpcUrl, privateKey: net.chain.keys[CLIENT]! as Hex });
@@ -57,7 +68,7 @@ describe("e2e: payloads and deletions on a vector Magu", { timeout: 600_000 }, (
 
   after(async () => {
     await client?.stop();
-    await tearDown("vpayload-node", net?.nodes ?? []);
+    await tearDown("vpayload-node", [...(net?.nodes ?? []), validator]);
   });
 
   test("payloads round trip: added with the vectors, returned proven with each hit", async () => {
@@ -149,7 +160,7 @@ describe("e2e: payloads and deletions on a vector Magu", { timeout: 600_000 }, (
     assert.match(refused.stderr, new RegExp(`id ${deleted[0]} was deleted from Magu \\d+, and a deleted id is retired`));
   });
 
-  test("a member that ignores deletions is believed without verification and rejected with it", async () => {
+  test("a member that ignores deletions: believed unverified, rejected verified, disputed and slashed on chain", async () => {
     const liarIndex = net.nodes.findIndex((n) => n.address.toLowerCase() === liarAddress.toLowerCase());
     assert.ok(liarIndex >= 0);
     await net.nodes[liarIndex]!.kill("SIGTERM");
@@ -170,6 +181,21 @@ describe("e2e: payloads and deletions on a vector Magu", { timeout: 600_000 }, (
       assert.ok(!checked.hits.some((h) => deleted.includes(h.id)), "no deleted id in the verified answer");
       assert.equal(checked.hits.length, K);
 
+      // On chain: the liar reveals the deleted vector as its best entry (a true distance, a true
+      // proof); the validator proves it deleted with the tombstone under the task's root.
+      const stakeBefore = (await net.read.nodeRegistry.read.nodeInfo([liarAddress])).stake;
+      const answer = await client.searchOnChain(maguId, vec(Number(target)), K, 10n ** 18n);
+      const state = await net.read.searchMarket.read.memberTask([answer.task, liarAddress]);
+      assert.ok(state.revealed, `the liar revealed:\n${net.nodes[liarIndex]!.stderr().slice(-3000)}`);
+      assert.ok(state.disputed, `the liar was disputed:\n${validator.stderr().slice(-3000)}`);
+      const logs = await net.publicClient.getContractEvents({ address: net.deployment.contracts.searchMarket!, abi: searchMarketAbi, eventName: "EntryDisputed", args: { task: answer.task }, fromBlock: answer.submitBlock });
+      assert.equal(logs.length, 1);
+      assert.equal(logs[0]!.args.falsehood, FALSEHOOD_DELETED, "disputed as a deleted vector");
+      assert.equal(logs[0]!.args.claimedId, target);
+      assert.equal(logs[0]!.args.disputer!.toLowerCase(), validator.address.toLowerCase(), "the validator disputed");
+      const stakeAfter = (await net.read.nodeRegistry.read.nodeInfo([liarAddress])).stake;
+      assert.ok(stakeAfter < stakeBefore, "the liar was slashed");
+      assert.ok(answer.result.length > 0 && !answer.result.some((h) => deleted.includes(h.id)), "no deleted id in the on-chain answer");
     } finally {
       await net.nodes[liarIndex]!.kill("SIGTERM");
       await net.startNode(liarIndex);
