@@ -26,6 +26,10 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     uint256 private constant _RECORD_ID_SIZE = 8;
+    /// @dev Ids from here up are control records (payload chunks, tombstones), never vectors.
+    uint64 private constant _CONTROL_ID_MIN = type(uint64).max - 255;
+    /// @dev The id of a tombstone record.
+    uint64 private constant _TOMBSTONE_ID = type(uint64).max;
     uint256 private constant _KEY_FLIP = 1 << 63;
 
     struct Task {
@@ -177,41 +181,102 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
     /// @inheritdoc ISearchMarket
     function dispute(uint256 taskId, address member, DisputeProof calldata proof) external nonReentrant {
         Task storage t = _task(taskId);
-        uint256 commitDeadline = uint256(t.submitBlock) + _commitBlocks;
-        uint256 disputeDeadline = commitDeadline + _revealBlocks + _disputeBlocks;
-        // A list exists only after the commit deadline, so the window opens there.
-        if (block.number > disputeDeadline) {
-            revert SearchNotInWindow(taskId, uint64(commitDeadline + 1), uint64(disputeDeadline));
-        }
-        Record storage r = _records[taskId][member];
-        bytes32 listHash = r.listHash;
-        if (listHash == bytes32(0)) revert SearchNotRevealed(taskId, member);
-        if (r.disputed) revert SearchAlreadyDisputed(taskId, member);
+        Record storage r = _accused(t, taskId, member, proof.entries, proof.index);
         if (keccak256(proof.query) != t.queryHash) revert SearchWrongQuery(taskId);
-        if (_hashList(proof.entries) != listHash) revert SearchListMismatch(taskId, member);
-        if (proof.index >= proof.entries.length) revert SearchEntryIndexOutOfRange(proof.index, proof.entries.length);
 
         uint256 word = uint256(proof.entries[proof.index]);
         Falsehood falsehood;
         uint64 actualId;
         int64 actualDistance;
-        if (_notHolder(t, member, uint32(word >> 96))) {
+        if (uint64(word >> 128) >= _CONTROL_ID_MIN) {
+            // A payload chunk or a tombstone is never a vector: no data needs proving.
+            falsehood = Falsehood.ControlRecord;
+        } else if (_notHolder(t, member, uint32(word >> 96))) {
             // An entry from a fragment the member is not placed on: copied from an earlier answer to
             // the same query, not searched. No data needs proving.
             falsehood = Falsehood.NotHolder;
         } else {
             (falsehood, actualId, actualDistance) = _judge(t, word, proof);
         }
-        uint64 claimedId = uint64(word >> 128);
-        int64 claimedDistance = int64(uint64(word >> 192) ^ uint64(_KEY_FLIP));
-        if (falsehood == Falsehood.WrongDistance && actualDistance == claimedDistance) {
+        if (falsehood == Falsehood.WrongDistance && actualDistance == _entryDistance(word)) {
             revert SearchDisputeRejected(taskId, member, proof.index);
         }
+        _slashLiar(t, r, taskId, member, proof.index, word, falsehood, actualId, actualDistance);
+    }
 
+    /// @inheritdoc ISearchMarket
+    function disputeDeleted(uint256 taskId, address member, DeletionProof calldata proof) external nonReentrant {
+        Task storage t = _task(taskId);
+        Record storage r = _accused(t, taskId, member, proof.entries, proof.index);
+        uint256 word = uint256(proof.entries[proof.index]);
+        if (proof.fragment >= t.fragmentCount) revert SearchMalformedProof("fragment", proof.fragment);
+        if (proof.size > MerkleLib.MAX_FRAGMENT_SIZE) revert SearchMalformedProof("size", proof.size);
+        uint256 vectorSize = _vectorSize(t.metric, t.dimension);
+        uint256 recordSize = _RECORD_ID_SIZE + vectorSize;
+        if (proof.slot >= vectorSize / _RECORD_ID_SIZE) revert SearchMalformedProof("slot", proof.slot);
+        uint256 start = uint256(proof.position) * recordSize;
+        uint256 firstLeaf = _verifyLeaves(
+            t, proof.fragment, start, start + recordSize, proof.size, proof.leaves, proof.leafProofs, proof.fragmentProof
+        );
+        // The tombstone: a record inside the fragment whose id is the tombstone id and whose slot
+        // holds the entry's id. The fragment is under the task's root: committed before the task.
+        if (start + recordSize > proof.size) revert SearchDisputeRejected(taskId, member, proof.index);
+        bytes memory record = _copyRecord(proof.leaves, start - firstLeaf * MerkleLib.LEAF_SIZE, recordSize);
+        uint64 recordId;
+        uint64 listed;
+        uint256 slotOffset = 0x20 + _RECORD_ID_SIZE * (1 + uint256(proof.slot));
+        assembly ("memory-safe") {
+            recordId := shr(192, mload(add(record, 0x20)))
+            listed := shr(192, mload(add(record, slotOffset)))
+        }
+        if (recordId != _TOMBSTONE_ID || listed != uint64(word >> 128)) {
+            revert SearchDisputeRejected(taskId, member, proof.index);
+        }
+        _slashLiar(t, r, taskId, member, proof.index, word, Falsehood.Deleted, 0, 0);
+    }
+
+    /// @dev The checks every dispute starts with: the window is open, `member` revealed `entries`
+    /// (checked against its stored hash) and was not disputed yet, and `index` names an entry.
+    function _accused(Task storage t, uint256 taskId, address member, bytes32[] calldata entries, uint256 index)
+        private
+        view
+        returns (Record storage r)
+    {
+        uint256 commitDeadline = uint256(t.submitBlock) + _commitBlocks;
+        uint256 disputeDeadline = commitDeadline + _revealBlocks + _disputeBlocks;
+        // A list exists only after the commit deadline, so the window opens there.
+        if (block.number > disputeDeadline) {
+            revert SearchNotInWindow(taskId, uint64(commitDeadline + 1), uint64(disputeDeadline));
+        }
+        r = _records[taskId][member];
+        bytes32 listHash = r.listHash;
+        if (listHash == bytes32(0)) revert SearchNotRevealed(taskId, member);
+        if (r.disputed) revert SearchAlreadyDisputed(taskId, member);
+        if (_hashList(entries) != listHash) revert SearchListMismatch(taskId, member);
+        if (index >= entries.length) revert SearchEntryIndexOutOfRange(index, entries.length);
+    }
+
+    /// @dev The distance an entry word claims.
+    function _entryDistance(uint256 word) private pure returns (int64) {
+        return int64(uint64(word >> 192) ^ uint64(_KEY_FLIP));
+    }
+
+    /// @dev Marks `member` disputed in the task and slashes it: `disputerBps` of `disputeSlash` to
+    /// the caller, the rest to the slash sink. A member that disputes its own false entry from a
+    /// second address loses the rest (no stake moves out for free).
+    function _slashLiar(
+        Task storage t,
+        Record storage r,
+        uint256 taskId,
+        address member,
+        uint256 index,
+        uint256 word,
+        Falsehood falsehood,
+        uint64 actualId,
+        int64 actualDistance
+    ) private {
         r.disputed = true;
         ++t.disputes;
-        // The disputer gets a share, the rest goes to the reward pool: a member that disputes its
-        // own false entry from a second address loses the rest (no stake moves out for free).
         address[] memory to = new address[](2);
         uint256[] memory amounts = new uint256[](2);
         to[0] = msg.sender;
@@ -223,11 +288,11 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
             taskId,
             member,
             msg.sender,
-            proof.index,
+            index,
             falsehood,
-            claimedId,
+            uint64(word >> 128),
             actualId,
-            claimedDistance,
+            _entryDistance(word),
             actualDistance,
             slashed
         );
@@ -533,7 +598,9 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
         uint256 start = uint256(uint32(word >> 64)) * recordSize;
         uint256 size = proof.size;
         if (size > MerkleLib.MAX_FRAGMENT_SIZE) revert SearchMalformedProof("size", size);
-        uint256 firstLeaf = _verifyLeaves(t, uint32(word >> 96), start, start + recordSize, proof);
+        uint256 firstLeaf = _verifyLeaves(
+            t, uint32(word >> 96), start, start + recordSize, size, proof.leaves, proof.leafProofs, proof.fragmentProof
+        );
         if (start + recordSize > size) return (Falsehood.RecordPastEnd, 0, 0);
 
         bytes memory record = _copyRecord(proof.leaves, start - firstLeaf * MerkleLib.LEAF_SIZE, recordSize);
@@ -547,36 +614,40 @@ contract SearchMarket is ISearchMarket, ReentrancyGuard {
     /// @dev Verifies that `proof.leaves` are the fragment's leaves over bytes [start, end) (capped
     /// at its last leaf) and that the fragment is `fragment` of the task root. Returns the first
     /// leaf's index.
-    function _verifyLeaves(Task storage t, uint256 fragment, uint256 start, uint256 end, DisputeProof calldata proof)
-        private
-        view
-        returns (uint256 first)
-    {
-        uint256 size = proof.size;
+    function _verifyLeaves(
+        Task storage t,
+        uint256 fragment,
+        uint256 start,
+        uint256 end,
+        uint256 size,
+        bytes[] calldata leaves,
+        bytes32[][] calldata leafProofs,
+        bytes32[] calldata fragmentProof
+    ) private view returns (uint256 first) {
         uint256 leafCount = MerkleLib.leafCount(size);
         first = start / MerkleLib.LEAF_SIZE;
         uint256 last = (end - 1) / MerkleLib.LEAF_SIZE;
         if (first >= leafCount) first = leafCount - 1;
         if (last >= leafCount) last = leafCount - 1;
-        uint256 count = proof.leaves.length;
+        uint256 count = leaves.length;
         if (count != last - first + 1) revert SearchMalformedProof("leaves", count);
-        if (proof.leafProofs.length != count) revert SearchMalformedProof("leafProofs", proof.leafProofs.length);
+        if (leafProofs.length != count) revert SearchMalformedProof("leafProofs", leafProofs.length);
         uint256 depth = MerkleLib.depthFor(leafCount);
         bytes32 treeRoot;
         for (uint256 j; j < count; ++j) {
-            bytes calldata leaf = proof.leaves[j];
+            bytes calldata leaf = leaves[j];
             if (leaf.length != MerkleLib.LEAF_SIZE) revert SearchMalformedProof("leaf", leaf.length);
-            bytes32[] calldata path = proof.leafProofs[j];
+            bytes32[] calldata path = leafProofs[j];
             if (path.length != depth) revert SearchMalformedProof("leafProof", path.length);
             bytes32 root = MerkleLib.processProof(MerkleLib.hashLeaf(leaf), first + j, path);
             if (j == 0) treeRoot = root;
             else if (root != treeRoot) revert SearchInvalidProof("leafProof", j);
         }
-        if (proof.fragmentProof.length != MerkleLib.depthFor(t.fragmentCount)) {
-            revert SearchMalformedProof("fragmentProof", proof.fragmentProof.length);
+        if (fragmentProof.length != MerkleLib.depthFor(t.fragmentCount)) {
+            revert SearchMalformedProof("fragmentProof", fragmentProof.length);
         }
         bytes32 fragmentRoot = MerkleLib.hashFragmentRoot(uint64(size), treeRoot);
-        if (MerkleLib.processProof(fragmentRoot, fragment, proof.fragmentProof) != t.root) {
+        if (MerkleLib.processProof(fragmentRoot, fragment, fragmentProof) != t.root) {
             revert SearchInvalidProof("fragmentProof", fragment);
         }
     }

@@ -6674,6 +6674,76 @@ export const searchMarketAbi = [
         "type": "uint256"
       },
       {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
+      },
+      {
+        "components": [
+          {
+            "internalType": "bytes32[]",
+            "name": "entries",
+            "type": "bytes32[]"
+          },
+          {
+            "internalType": "uint256",
+            "name": "index",
+            "type": "uint256"
+          },
+          {
+            "internalType": "uint32",
+            "name": "fragment",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "position",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "slot",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "size",
+            "type": "uint64"
+          },
+          {
+            "internalType": "bytes[]",
+            "name": "leaves",
+            "type": "bytes[]"
+          },
+          {
+            "internalType": "bytes32[][]",
+            "name": "leafProofs",
+            "type": "bytes32[][]"
+          },
+          {
+            "internalType": "bytes32[]",
+            "name": "fragmentProof",
+            "type": "bytes32[]"
+          }
+        ],
+        "internalType": "struct ISearchMarket.DeletionProof",
+        "name": "proof",
+        "type": "tuple"
+      }
+    ],
+    "name": "disputeDeleted",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "taskId",
+        "type": "uint256"
+      },
+      {
         "internalType": "bytes32[][]",
         "name": "lists",
         "type": "bytes32[][]"

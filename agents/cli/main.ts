@@ -31,7 +31,7 @@ import { stakeCommand } from "./commands/stake.js";
 import { statusCommand } from "./commands/status.js";
 import { unstakeCommand } from "./commands/unstake.js";
 import { withdrawCommand } from "./commands/withdraw.js";
-import { searchCommand, vectorsAddCommand } from "./commands/vectors.js";
+import { searchCommand, vectorsAddCommand, vectorsDeleteCommand } from "./commands/vectors.js";
 import { validatorCommand } from "./commands/validator.js";
 import { connect, resolveTarget } from "./context.js";
 import { isLocalCommand } from "./devnet/local-command.js";
@@ -67,6 +67,7 @@ export const COMMANDS: Command[] = [
   shareCommand,
   serveCommand,
   vectorsAddCommand,
+  vectorsDeleteCommand,
   searchCommand,
 ];
 

@@ -178,7 +178,14 @@ export class VectorDimensionError extends DataError<{ row: number; expected: num
 /** A vector id is not a uint64. */
 export class VectorIdError extends DataError<{ row: number; id: string }> {
   constructor(row: number, id: bigint | number) {
-    super("ERR_VECTOR_ID", `vector row ${row}: id ${id} is not a uint64`, { row, id: String(id) });
+    super("ERR_VECTOR_ID", `vector row ${row}: id ${id} is not a vector id (an integer in [0, 2^64 - 257]: the top 256 uint64 values are reserved for control records)`, { row, id: String(id) });
+  }
+}
+
+/** A vector's payload is not a JSON object, or too large. */
+export class VectorPayloadError extends DataError<{ row: number; reason: string }> {
+  constructor(row: number, reason: string) {
+    super("ERR_VECTOR_PAYLOAD", `vector row ${row}: its payload ${reason}`, { row, reason });
   }
 }
 
@@ -206,6 +213,7 @@ export type VectorFileProblem =
   | "value" // NaN or ±Infinity
   | "bit" // a binary vector's component other than 0/1
   | "padding" // a packed binary vector sets bits past its dimension
+  | "payload" // a payload that is not a JSON object, too large, or a payload file that does not match the vectors
   | "syntax" // not a number, not JSON, wrong line form
   | "id" // an id that is not a uint64
   | "duplicate-id"; // an id given twice

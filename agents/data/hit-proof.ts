@@ -11,6 +11,10 @@
  * the leaves prove against the root, the record is read from them, and its id and canonical distance
  * to the query must be the hit's. The same leaves and paths are what `SearchMarket.dispute` takes.
  *
+ * The leaves extend past the record to what decides its payload (vectors.ts `readPayload`): the
+ * payload's chunk records when it has one, else the next record's id (or nothing at the fragment's
+ * end), so a member can neither leave a payload out nor attach another record's.
+ *
  * What a proof cannot show: that the member searched everything it covers (a member can leave out a
  * true hit). Off-chain that is bounded by asking the fragment's other holders; on chain by disputes
  * over each member's revealed list and the merge of replicas.
@@ -18,7 +22,7 @@
 import { LEAF_SIZE } from "./constants.js";
 import { InvalidParameterError } from "./errors.js";
 import { HASH_SIZE, depthFor, leafCount, leafSiblings, verifyLeafProof, type FragmentTree } from "./merkle.js";
-import { canonicalDistance, readVector, recordSize, VECTOR_ID_SIZE, type HitEntry, type VectorMetric, type VectorValues } from "./vectors.js";
+import { canonicalDistance, readPayload, readVector, recordSize, VECTOR_ID_SIZE, type HitEntry, type VectorMetric, type VectorValues } from "./vectors.js";
 
 /** The leaves under one record and their paths. */
 export interface HitProof {
@@ -47,15 +51,19 @@ export function recordLeaves(position: number, dim: number, metric: VectorMetric
 
 /**
  * The proof of record `position` of the fragment `bytes` whose tree is `tree`, for a Magu of
- * dimension `dim` and `metric` (default: an int16 metric). Throws when the record lies past the end.
+ * dimension `dim` and `metric` (default: an int16 metric): the leaves from the record's first byte
+ * to the end of what decides its payload. Throws when the record lies past the end or its payload
+ * chunks are malformed.
  */
 export function buildHitProof(bytes: Uint8Array, tree: FragmentTree, position: number, dim: number, metric: VectorMetric = "l2"): HitProof {
   if (tree.size !== bytes.length) throw new InvalidParameterError("tree", tree.size, `built for ${tree.size} bytes, the fragment has ${bytes.length}`);
-  const { first, last, start } = recordLeaves(position, dim, metric);
+  const { first, start } = recordLeaves(position, dim, metric);
   const rs = recordSize(dim, metric);
   if (start + rs > tree.size) {
     throw new InvalidParameterError("position", position, `record ends at byte ${start + rs}, the fragment has ${tree.size}`);
   }
+  const { end } = readPayload(bytes, start, rs, tree.size);
+  const last = Math.floor((end - 1) / LEAF_SIZE);
   const n = last - first + 1;
   const leaves = Buffer.alloc(n * LEAF_SIZE);
   leaves.set(bytes.subarray(first * LEAF_SIZE, Math.min((last + 1) * LEAF_SIZE, tree.size)));
@@ -82,6 +90,22 @@ export function hitProofFromWire(w: unknown): HitProof {
  * components, or a Hamming Magu's packed bits as `readVector` gives them): undefined when the record is proven and its id and distance are the hit's, else why not.
  */
 export function checkHitProof(hit: HitEntry, proof: HitProof, fragmentRoot: Uint8Array, query: VectorValues, metric: VectorMetric, dim?: number): string | undefined {
+  return verifyHitProof(hit, proof, fragmentRoot, query, metric, dim).error;
+}
+
+/**
+ * {@link checkHitProof}, and the hit's payload read from the proven leaves: `error` says why the
+ * hit does not prove; otherwise `payload` is the record's payload (UTF-8 JSON text) or null.
+ */
+export function verifyHitProof(
+  hit: HitEntry,
+  proof: HitProof,
+  fragmentRoot: Uint8Array,
+  query: VectorValues,
+  metric: VectorMetric,
+  dim?: number,
+): { error?: string; payload: Uint8Array | null } {
+  const no = (error: string): { error: string; payload: null } => ({ error, payload: null });
   if (dim === undefined) {
     // int16 components say their count; packed bits do not (the last byte may hold padding).
     if (metric === "hamming") throw new InvalidParameterError("dim", dim, "a Hamming Magu's dimension (bits) must be given");
@@ -89,22 +113,33 @@ export function checkHitProof(hit: HitEntry, proof: HitProof, fragmentRoot: Uint
   }
   const rs = recordSize(dim, metric);
   const { first, last, start } = recordLeaves(hit.position, dim, metric);
-  const n = last - first + 1;
-  if (start + rs > proof.size || last >= leafCount(proof.size)) return `record ${hit.position} would end at byte ${start + rs}, past the fragment's ${proof.size} bytes`;
+  if (start + rs > proof.size || last >= leafCount(proof.size)) return no(`record ${hit.position} would end at byte ${start + rs}, past the fragment's ${proof.size} bytes`);
   const depth = depthFor(leafCount(proof.size));
-  if (proof.leaves.length !== n * LEAF_SIZE) return `${proof.leaves.length} bytes of leaves, the record needs ${n} leaves of ${LEAF_SIZE}`;
-  if (proof.siblings.length !== n * depth * HASH_SIZE) return `${proof.siblings.length} bytes of paths, ${n} leaves of a depth-${depth} tree need ${n * depth * HASH_SIZE}`;
+  const n = proof.leaves.length / LEAF_SIZE;
+  if (!Number.isInteger(n) || n < last - first + 1) return no(`${proof.leaves.length} bytes of leaves, the record needs at least ${last - first + 1} leaves of ${LEAF_SIZE}`);
+  if (first + n > leafCount(proof.size)) return no(`${n} leaves from leaf ${first} run past the fragment's ${leafCount(proof.size)}`);
+  if (proof.siblings.length !== n * depth * HASH_SIZE) return no(`${proof.siblings.length} bytes of paths, ${n} leaves of a depth-${depth} tree need ${n * depth * HASH_SIZE}`);
   for (let i = 0; i < n; i++) {
     const chunk = proof.leaves.subarray(i * LEAF_SIZE, (i + 1) * LEAF_SIZE);
     const path = Array.from({ length: depth }, (_, j) => proof.siblings.subarray((i * depth + j) * HASH_SIZE, (i * depth + j + 1) * HASH_SIZE));
-    if (!verifyLeafProof(fragmentRoot, proof.size, first + i, chunk, path)) return `leaf ${first + i} does not prove against fragment ${hit.fragment}'s root`;
+    if (!verifyLeafProof(fragmentRoot, proof.size, first + i, chunk, path)) return no(`leaf ${first + i} does not prove against fragment ${hit.fragment}'s root`);
   }
-  const record = proof.leaves.subarray(start - first * LEAF_SIZE, start - first * LEAF_SIZE + rs);
+  const offset = start - first * LEAF_SIZE;
+  const record = proof.leaves.subarray(offset, offset + rs);
   const id = record.readBigUInt64BE(0);
-  if (id !== hit.id) return `record ${hit.position} of fragment ${hit.fragment} holds id ${id}, not ${hit.id}`;
+  if (id !== hit.id) return no(`record ${hit.position} of fragment ${hit.fragment} holds id ${id}, not ${hit.id}`);
+  // What follows the record decides its payload: the proof must reach exactly that far.
+  let payload: { payload: Uint8Array | null; end: number };
+  try {
+    payload = readPayload(proof.leaves.subarray(0, Math.min(n * LEAF_SIZE, proof.size - first * LEAF_SIZE)), offset, rs, proof.size - first * LEAF_SIZE);
+  } catch (err) {
+    return no(`the leaves after record ${hit.position} do not give its payload (${(err as Error).message})`);
+  }
+  const need = Math.floor((payload.end - 1) / LEAF_SIZE) + 1;
+  if (n !== need) return no(`${n} leaves, record ${hit.position} and what decides its payload take ${need}`);
   // A Hamming query is read like the record, its padding bits cleared (they are not part of it).
   const q = metric === "hamming" ? readVector(query as Uint8Array, 0, dim, metric) : query;
   const distance = canonicalDistance(metric, q, readVector(record, VECTOR_ID_SIZE, dim, metric));
-  if (distance !== hit.distance) return `id ${id} is at distance ${distance}, not ${hit.distance}`;
-  return undefined;
+  if (distance !== hit.distance) return no(`id ${id} is at distance ${distance}, not ${hit.distance}`);
+  return { payload: payload.payload };
 }

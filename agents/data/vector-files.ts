@@ -7,12 +7,15 @@
  * | --- | --- | --- |
  * | `.fvecs` | per row: int32 LE dim, then dim × float32 LE; every row the same dim | none |
  * | `.npy` | NumPy format v1/v2/v3, dtype `<f4` (or `<f8`, converted), 2-D, C order | none |
- * | `.jsonl` | one vector per line: `[0.1, ...]`, or `{"id": 7, "vector": [...]}` (id a non-negative integer or a decimal string); blank lines skipped; every line the same form; other keys ignored | object form |
+ * | `.jsonl` | one vector per line: `[0.1, ...]`, or `{"id": 7, "vector": [...], "payload": {...}}` (id a non-negative integer or a decimal string; payload optional, a JSON object); blank lines skipped; every line the same form; other keys ignored | object form |
  * | `.csv` | rows of numbers, comma separated; an optional header row (a first row with a non-numeric cell); a header column named `id` gives the ids | `id` column |
  *
  * Values must be finite (NaN and ±Infinity are refused; float64 input is rounded to float32 and
  * must stay finite). Ids, when the file gives them, are unique uint64; otherwise `ids` is null and
- * the caller numbers rows. Quantization to int16 at the Magu's scale is the caller's step (vectors.ts).
+ * the caller numbers rows. A payload is a JSON object of at most MAX_PAYLOAD_BYTES (4096) bytes as
+ * JSON text; `payloads` is null when no row has one. {@link readPayloadFile} reads payloads for a
+ * file without them (.npy, .fvecs): one JSON object (or `null`) per line, line i for row i.
+ * Quantization to int16 at the Magu's scale is the caller's step (vectors.ts).
  *
  * Binary vectors (a Hamming Magu of `dim` bits) are read by {@link readBitFile} into packed bits:
  *
@@ -20,7 +23,7 @@
  * | --- | --- | --- |
  * | `.npy` | dtype `|u1` (uint8), 2-D (count, ceil(dim / 8)), C order: each row the packed bits, MSB first (`numpy.packbits(bits, axis=1)`), padding bits zero | none |
  * | `.bits` | one vector per line: exactly `dim` characters `0`/`1` (spaces and underscores between them ignored); blank lines skipped | none |
- * | `.jsonl` | one vector per line: `[0, 1, ...]`, or `{"id": 7, "vector": [...]}`, every component 0 or 1 | object form |
+ * | `.jsonl` | one vector per line: `[0, 1, ...]`, or `{"id": 7, "vector": [...], "payload": {...}}`, every component 0 or 1 | object form |
  */
 import { createReadStream } from "node:fs";
 import { open, writeFile, type FileHandle } from "node:fs/promises";
@@ -28,6 +31,7 @@ import { endianness } from "node:os";
 import { extname } from "node:path";
 import { createInterface } from "node:readline";
 import { InvalidParameterError, VectorFileError, type VectorFileProblem } from "./errors.js";
+import { MAX_PAYLOAD_BYTES } from "./vectors.js";
 
 export type VectorFileFormat = "fvecs" | "npy" | "jsonl" | "csv";
 
@@ -49,6 +53,8 @@ export interface VectorFile {
   readonly vectors: Float32Array;
   /** The file's ids (unique uint64), or null when it gives none (the caller numbers rows). */
   readonly ids: bigint[] | null;
+  /** Each row's payload (UTF-8 JSON text of an object) or null; null when no row has one. */
+  readonly payloads?: Array<Uint8Array | null> | null;
   readonly path: string;
 }
 
@@ -106,6 +112,45 @@ async function withFile<T>(path: string, body: (fh: FileHandle, size: number) =>
   } finally {
     await fh.close();
   }
+}
+
+/** The `payload` of a JSONL object line: its JSON text, or null when absent or null. */
+function linePayload(path: string, obj: Record<string, unknown>, where: { row: number; line: number }): Uint8Array | null {
+  if (!("payload" in obj) || obj.payload === null) return null;
+  const value = obj.payload;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    fail(path, "payload", where, `"payload" is ${Array.isArray(value) ? "an array" : `a ${typeof value}`}, not a JSON object`, 'write "payload": {"key": value, ...} (or leave it out)');
+  }
+  const bytes = Buffer.from(JSON.stringify(value), "utf8");
+  if (bytes.length > MAX_PAYLOAD_BYTES) {
+    fail(path, "payload", where, `the payload is ${bytes.length} bytes of JSON, above the ${MAX_PAYLOAD_BYTES}-byte limit`, "keep payloads small (an id, a title, a URL): store larger data elsewhere and put its address in the payload");
+  }
+  return bytes;
+}
+
+/**
+ * Reads a payload file for `count` vectors: one JSON object, or `null` for none, per line (blank
+ * lines skipped), line i for row i.
+ */
+export async function readPayloadFile(path: string, count: number): Promise<Array<Uint8Array | null>> {
+  const out: Array<Uint8Array | null> = [];
+  let lineNo = 0;
+  for await (const raw of lines(path)) {
+    lineNo++;
+    const text = raw.trim();
+    if (text.length === 0) continue;
+    const where = { row: out.length, line: lineNo };
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (e) {
+      fail(path, "syntax", where, `not valid JSON: ${(e as Error).message}`, "write one JSON object (or null) per line, line i for vector row i");
+    }
+    if (out.length >= count) fail(path, "payload", where, `more payloads than the ${count} vectors`, "give one line per vector, in the vectors' order");
+    out.push(linePayload(path, { payload: value }, where));
+  }
+  if (out.length !== count) fail(path, "payload", { row: out.length }, `${out.length} payloads for ${count} vectors`, "give one line (a JSON object, or null) per vector, in the vectors' order");
+  return out;
 }
 
 function emptyError(path: string): VectorFileError {
@@ -341,6 +386,7 @@ async function readJsonl(path: string, want: number | undefined): Promise<Vector
   let count = 0;
   let lineNo = 0;
   const ids: bigint[] = [];
+  const payloads: Array<Uint8Array | null> = [];
   const seen = new IdSet(path);
   for await (const raw of lines(path)) {
     lineNo++;
@@ -377,6 +423,7 @@ async function readJsonl(path: string, want: number | undefined): Promise<Vector
       if (id === undefined) fail(path, "id", where, `id ${JSON.stringify(rawId)} is not a uint64`, "ids must be non-negative integers below 2^64 (as JSON numbers up to 2^53, or decimal strings)");
       seen.add(id, count, lineNo);
       ids.push(id);
+      payloads.push(linePayload(path, obj, where));
       vector = obj.vector;
       if (!Array.isArray(vector)) fail(path, "syntax", where, '"vector" is not an array', 'write "vector": [numbers]');
     } else {
@@ -400,7 +447,7 @@ async function readJsonl(path: string, want: number | undefined): Promise<Vector
     count++;
   }
   if (count === 0) throw emptyError(path);
-  return { format: "jsonl", dim, count, vectors: rows.result(), ids: form === "object" ? ids : null, path };
+  return { format: "jsonl", dim, count, vectors: rows.result(), ids: form === "object" ? ids : null, payloads: payloads.some((p) => p !== null) ? payloads : null, path };
 }
 
 const NUMBER_CELL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
@@ -545,6 +592,8 @@ export interface BitVectorFile {
   readonly bits: Uint8Array;
   /** The file's ids (unique uint64), or null when it gives none (the caller numbers rows). */
   readonly ids: bigint[] | null;
+  /** Each row's payload (UTF-8 JSON text of an object) or null; null when no row has one. */
+  readonly payloads?: Array<Uint8Array | null> | null;
   readonly path: string;
 }
 
@@ -633,6 +682,7 @@ async function readBitText(path: string, dim: number, format: "bits" | "jsonl"):
   const bytesPerRow = Math.ceil(dim / 8);
   const rows = new ByteRows();
   const ids: bigint[] = [];
+  const payloads: Array<Uint8Array | null> = [];
   const seen = new IdSet(path);
   let form: "array" | "object" | undefined;
   let count = 0;
@@ -673,6 +723,7 @@ async function readBitText(path: string, dim: number, format: "bits" | "jsonl"):
         if (id === undefined) fail(path, "id", where, `id ${JSON.stringify(rawId)} is not a uint64`, "ids must be non-negative integers below 2^64 (as JSON numbers up to 2^53, or decimal strings)");
         seen.add(id, count, lineNo);
         ids.push(id);
+        payloads.push(linePayload(path, obj, where));
         vector = obj.vector;
         if (!Array.isArray(vector)) fail(path, "syntax", where, '"vector" is not an array', 'write "vector": [0, 1, ...]');
       }
@@ -688,7 +739,7 @@ async function readBitText(path: string, dim: number, format: "bits" | "jsonl"):
     count++;
   }
   if (count === 0) throw emptyError(path);
-  return { format, dim, count, bits: rows.data.slice(0, rows.length), ids: form === "object" ? ids : null, path };
+  return { format, dim, count, bits: rows.data.slice(0, rows.length), ids: form === "object" ? ids : null, payloads: payloads.some((p) => p !== null) ? payloads : null, path };
 }
 
 /** Writes row-major packed bits (count × ceil(dim / 8) bytes) as a 2-D uint8 `.npy` array (numpy.packbits layout). */

@@ -18,14 +18,23 @@
  * (its records are bits, not quantized floats).
  *
  * Row numbers (the default vector ids) continue across batches: the first record of a new batch
- * gets row Σ count of the fragments before it.
+ * gets row Σ count of the fragments before it (payload chunks and tombstones count as records, so
+ * default ids after them skip numbers; they stay unique).
+ *
+ * A tombstone fragment (a deletion, data/vectors.ts `packTombstones`) lists the ids it deletes:
+ * `{"cid":…,"count":1,"deleted":["5","9"],"root":…,"size":…}`. Its bytes are a function of the
+ * ids, so decoding rebuilds the fragment and requires its root: the list is bound to the root the
+ * chain commits, and every member learns the Magu's deletions from the document without holding
+ * the tombstone fragments. A deleted id is retired: no member returns it, a later batch may not
+ * reuse it, and the contract judges any revealed entry with it false (docs/SEARCH.md).
  */
 import { CID } from "multiformats/cid";
 import { fragmentRootOfCid } from "./cid.js";
 import { RAW_CODEC } from "./constants.js";
 import { ManifestCidMismatchError, ManifestError } from "./errors.js";
 import { manifestCidOf } from "./manifest.js";
-import { isVectorMetric, recordSize, VECTOR_METRICS_TEXT, VECTOR_SCALE_EXP, VECTOR_SCALE_EXP_MAX, VECTOR_SCALE_EXP_MIN, type VectorMetric } from "./vectors.js";
+import { fragmentRoot } from "./merkle.js";
+import { isControlId, isVectorMetric, packTombstones, recordSize, VECTOR_METRICS_TEXT, VECTOR_SCALE_EXP, VECTOR_SCALE_EXP_MAX, VECTOR_SCALE_EXP_MIN, type VectorMetric } from "./vectors.js";
 
 export const VECTOR_MANIFEST_TYPE = "muri/vector-index";
 export const VECTOR_MANIFEST_VERSION = 1;
@@ -44,6 +53,8 @@ export interface VectorFragmentInfo {
   readonly size: number;
   /** Records in the fragment (size = count · recordSize(dim, metric)). */
   readonly count: number;
+  /** A tombstone fragment's deleted ids, in its record order; absent for a fragment of vectors. */
+  readonly deleted?: readonly bigint[];
 }
 
 export interface VectorManifest {
@@ -58,6 +69,13 @@ export interface VectorManifest {
 /** The Magu's scale exponent a document states (14 when it has no `scaleExp`). */
 export function manifestScaleExp(manifest: Pick<VectorManifest, "scaleExp">): number {
   return manifest.scaleExp ?? VECTOR_SCALE_EXP;
+}
+
+/** Every id the document's tombstone fragments delete. */
+export function deletedIds(manifest: Pick<VectorManifest, "fragments">): Set<bigint> {
+  const out = new Set<bigint>();
+  for (const f of manifest.fragments) for (const id of f.deleted ?? []) out.add(id);
+  return out;
 }
 
 /** Records in all fragments: the row number the next batch starts at. */
@@ -90,6 +108,12 @@ function validate(m: VectorManifest): void {
     if (carried!.toString("hex") !== f.root) fail("root must be the fragment root its cid carries", field);
     if (!Number.isSafeInteger(f.count) || f.count < 1) fail("count must be a positive integer", field);
     if (f.size !== f.count * size) fail(`size ${f.size} is not count ${f.count} x record size ${size}`, field);
+    if (f.deleted !== undefined) {
+      if (f.deleted.length < 1) fail("deleted must list at least one id", field);
+      for (const id of f.deleted) if (typeof id !== "bigint" || id < 0n || isControlId(id)) fail(`deleted id ${String(id)} is not a vector id`, field);
+      const rebuilt = packTombstones(f.deleted, m.dim, m.metric, f.size);
+      if (rebuilt.length !== 1 || fragmentRoot(rebuilt[0]!).toString("hex") !== f.root) fail("deleted does not give the fragment's root: the ids are not its tombstones", field);
+    }
   });
 }
 
@@ -98,7 +122,11 @@ export function encodeVectorManifest(m: VectorManifest): { bytes: Buffer; cid: C
   validate(m);
   const scaleExp = manifestScaleExp(m);
   const fragments = m.fragments
-    .map((f) => `{"cid":{"/":${JSON.stringify(f.cid.toString())}},"count":${f.count},"root":${JSON.stringify(f.root)},"size":${f.size}}`)
+    .map(
+      (f) =>
+        `{"cid":{"/":${JSON.stringify(f.cid.toString())}},"count":${f.count},` +
+        `${f.deleted === undefined ? "" : `"deleted":[${f.deleted.map((id) => `"${id}"`).join(",")}],`}"root":${JSON.stringify(f.root)},"size":${f.size}}`,
+    )
     .join(",");
   const text =
     `{"dim":${m.dim},"fragments":[${fragments}],"magu":${JSON.stringify(m.maguId.toString())},` +
@@ -123,7 +151,7 @@ export function decodeVectorManifest(bytes: Uint8Array, cid: CID): VectorManifes
   if (!Number.isSafeInteger(parsed.dim)) fail("must be an integer", "dim");
   if (!Array.isArray(parsed.fragments)) fail("must be a list", "fragments");
   const fragments = (parsed.fragments as unknown[]).map((raw, i): VectorFragmentInfo => {
-    const f = raw as { cid?: { "/"?: unknown }; root?: unknown; size?: unknown; count?: unknown };
+    const f = raw as { cid?: { "/"?: unknown }; root?: unknown; size?: unknown; count?: unknown; deleted?: unknown };
     if (typeof f?.cid?.["/"] !== "string") fail("cid link missing", `fragments[${i}]`);
     let fragmentCid: CID;
     try {
@@ -131,7 +159,12 @@ export function decodeVectorManifest(bytes: Uint8Array, cid: CID): VectorManifes
     } catch {
       return fail("cid does not parse", `fragments[${i}]`);
     }
-    return { cid: fragmentCid, root: String(f.root), size: Number(f.size), count: Number(f.count) };
+    let deleted: bigint[] | undefined;
+    if (f.deleted !== undefined) {
+      if (!Array.isArray(f.deleted) || !f.deleted.every((id) => typeof id === "string" && /^(0|[1-9][0-9]{0,19})$/.test(id))) fail("deleted must be a list of decimal ids", `fragments[${i}]`);
+      deleted = (f.deleted as string[]).map((id) => BigInt(id));
+    }
+    return { cid: fragmentCid, root: String(f.root), size: Number(f.size), count: Number(f.count), ...(deleted !== undefined ? { deleted } : {}) };
   });
   if (parsed.scaleExp !== undefined && !Number.isSafeInteger(parsed.scaleExp)) fail("must be an integer", "scaleExp");
   const manifest: VectorManifest = {

@@ -23,6 +23,12 @@
  * Fragment: whole records back to back, at most floor(FRAGMENT_SIZE / recordSize) of them; a record
  * never spans two fragments; no header (dim is a Magu parameter).
  *
+ * Control records have an id in the top 256 uint64 values ({@link CONTROL_ID_MIN}); they are
+ * never vectors (not indexed, not hits). A vector's payload (a small JSON object) follows its record
+ * in the same fragment as payload chunk records ({@link PAYLOAD_ID} ‖ vb bytes; the chunks' bytes
+ * together: uint32_be length ‖ UTF-8 JSON ‖ zeros), so the record's proof extends to it. A deletion
+ * is a batch of tombstone records ({@link TOMBSTONE_ID} ‖ deleted ids as uint64_be, 0xff-padded).
+ *
  * Distances, exact, as bigint over the int16 components a, b:
  * - squared L2 = Σ_i (a_i − b_i)²  (smaller is closer)
  * - inner product = Σ_i a_i · b_i    (larger is closer)
@@ -38,7 +44,7 @@
  *   ({@link readVector}), as the contract masks them.
  */
 import { FRAGMENT_SIZE } from "./constants.js";
-import { InvalidParameterError, VectorBitError, VectorDimensionError, VectorIdError, VectorRecordError, VectorValueError, VectorZeroError } from "./errors.js";
+import { InvalidParameterError, VectorBitError, VectorDimensionError, VectorIdError, VectorPayloadError, VectorRecordError, VectorValueError, VectorZeroError } from "./errors.js";
 
 /** The default scale exponent: a document without `scaleExp` quantizes at 2^14 (the only scale before it). */
 export const VECTOR_SCALE_EXP = 14;
@@ -62,6 +68,27 @@ export const VECTOR_ID_SIZE = 8;
 const INT16_MIN = -32768;
 const INT16_MAX = 32767;
 const UINT64_MAX = (1n << 64n) - 1n;
+/**
+ * Ids from here up (the top 256 uint64 values) are control records, never a vector: payload chunks
+ * ({@link PAYLOAD_ID}) and tombstones ({@link TOMBSTONE_ID}). A vector's id is at most
+ * {@link MAX_VECTOR_ID}; indexes, members and the contract never treat a control record as a hit.
+ */
+export const CONTROL_ID_MIN = (1n << 64n) - 256n;
+/** The largest id a vector may have. */
+export const MAX_VECTOR_ID = CONTROL_ID_MIN - 1n;
+/** Id of a payload chunk record: the payload of the vector record just before the chunks. */
+export const PAYLOAD_ID = (1n << 64n) - 2n;
+/** Id of a tombstone record: its vector bytes list deleted ids. */
+export const TOMBSTONE_ID = (1n << 64n) - 1n;
+/** Most bytes of one vector's payload (its JSON text, UTF-8). */
+export const MAX_PAYLOAD_BYTES = 4096;
+/** Bytes of a payload's length prefix (uint32_be) in its first chunk. */
+const PAYLOAD_LENGTH_SIZE = 4;
+
+/** Whether `id` is a control record's (payload chunk or tombstone), not a vector's. */
+export function isControlId(id: bigint): boolean {
+  return id >= CONTROL_ID_MIN;
+}
 
 /**
  * Bytes of one vector (a record after its id, or a query) of dimension `dim`: 2·dim int16
@@ -223,6 +250,8 @@ export type VectorValues = Int16Array | Uint8Array;
 export interface AnyVectorRecord {
   readonly id: bigint;
   readonly values: VectorValues;
+  /** The vector's payload (UTF-8 JSON object text), stored in chunk records after it; packing only. */
+  readonly payload?: Uint8Array | null;
 }
 
 /** The int16 metrics, whose records are {@link VectorRecord}s. */
@@ -232,12 +261,143 @@ export type Int16Metric = Exclude<VectorMetric, "hamming">;
 export interface FloatVector {
   readonly id: bigint | number;
   readonly vector: ArrayLike<number>;
+  /** Its payload (UTF-8 JSON object text, at most {@link MAX_PAYLOAD_BYTES}), if any. */
+  readonly payload?: Uint8Array | null;
 }
 
 function toId(id: bigint | number, row: number): bigint {
   const v = typeof id === "bigint" ? id : Number.isSafeInteger(id) ? BigInt(id) : -1n;
-  if (v < 0n || v > UINT64_MAX) throw new VectorIdError(row, id);
+  if (v < 0n || v > MAX_VECTOR_ID) throw new VectorIdError(row, id);
   return v;
+}
+
+/** Records of payload chunks a payload of `length` bytes takes in a Magu whose vectors have `vb` bytes. */
+export function payloadRecordCount(length: number, vb: number): number {
+  return length === 0 ? 0 : Math.ceil((PAYLOAD_LENGTH_SIZE + length) / vb);
+}
+
+/**
+ * Checks a payload (the UTF-8 JSON text of one object, at most {@link MAX_PAYLOAD_BYTES}) and returns it;
+ * {@link VectorPayloadError} names the row otherwise.
+ */
+export function checkPayload(payload: Uint8Array, row: number): Uint8Array {
+  if (payload.length > MAX_PAYLOAD_BYTES) throw new VectorPayloadError(row, `is ${payload.length} bytes of JSON, above the ${MAX_PAYLOAD_BYTES}-byte limit`);
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(payload).toString("utf8"));
+  } catch {
+    throw new VectorPayloadError(row, "is not JSON text");
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new VectorPayloadError(row, "is not a JSON object");
+  return payload;
+}
+
+/**
+ * Writes `payload`'s chunk records at `out[offset..]`: {@link PAYLOAD_ID} ‖ `vb` bytes each, the
+ * bytes of all chunks together being uint32_be length ‖ payload ‖ zeros. Returns the bytes written.
+ */
+function writePayload(payload: Uint8Array, vb: number, out: Buffer, offset: number): number {
+  const n = payloadRecordCount(payload.length, vb);
+  const stream = Buffer.alloc(n * vb);
+  stream.writeUInt32BE(payload.length, 0);
+  stream.set(payload, PAYLOAD_LENGTH_SIZE);
+  for (let i = 0; i < n; i++) {
+    const o = offset + i * (VECTOR_ID_SIZE + vb);
+    out.writeBigUInt64BE(PAYLOAD_ID, o);
+    out.set(stream.subarray(i * vb, (i + 1) * vb), o + VECTOR_ID_SIZE);
+  }
+  return n * (VECTOR_ID_SIZE + vb);
+}
+
+/**
+ * The payload of the vector record at byte `start` of `bytes` (a fragment, or a run of its leaves
+ * starting at the record; `size`: the fragment's bytes from `start` on), records of `rs` bytes:
+ * `end` is the first byte past what decides it (the payload's last chunk; without a payload, the
+ * next record's id, or `start + rs` at the fragment's end) and `payload` its bytes, or null.
+ * Throws when the chunks are malformed (a length past {@link MAX_PAYLOAD_BYTES}, a chunk that is not
+ * one, or chunks past the fragment).
+ */
+export function readPayload(bytes: Uint8Array, start: number, rs: number, size: number): { payload: Uint8Array | null; end: number } {
+  const vb = rs - VECTOR_ID_SIZE;
+  const next = start + rs;
+  if (next >= size) return { payload: null, end: next };
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (next + VECTOR_ID_SIZE > buf.length) throw new InvalidParameterError("bytes", buf.length, `the next record's id ends at byte ${next + VECTOR_ID_SIZE}`);
+  if (buf.readBigUInt64BE(next) !== PAYLOAD_ID) return { payload: null, end: next + VECTOR_ID_SIZE };
+  const stream: Buffer[] = [];
+  let have = 0;
+  let length = -1;
+  for (let o = next; length < 0 || have < PAYLOAD_LENGTH_SIZE + length; o += rs) {
+    if (o + rs > size || o + rs > buf.length) throw new InvalidParameterError("payload", o, "its chunks run past the fragment");
+    if (buf.readBigUInt64BE(o) !== PAYLOAD_ID) throw new InvalidParameterError("payload", o, "a chunk record is missing");
+    stream.push(buf.subarray(o + VECTOR_ID_SIZE, o + rs));
+    have += vb;
+    if (length < 0 && have >= PAYLOAD_LENGTH_SIZE) {
+      length = Buffer.concat(stream).readUInt32BE(0);
+      if (length < 1 || length > MAX_PAYLOAD_BYTES) throw new InvalidParameterError("payload", length, `a payload length must be in [1, ${MAX_PAYLOAD_BYTES}]`);
+    }
+  }
+  const all = Buffer.concat(stream);
+  return { payload: Uint8Array.from(all.subarray(PAYLOAD_LENGTH_SIZE, PAYLOAD_LENGTH_SIZE + length)), end: next + stream.length * rs };
+}
+
+/** Ids one tombstone record lists in a Magu whose vectors have `vb` bytes. */
+export function tombstonesPerRecord(vb: number): number {
+  return Math.floor(vb / VECTOR_ID_SIZE);
+}
+
+/**
+ * Tombstone fragments deleting `ids` (vector ids, in order) in a Magu of `dim` and `metric`: records
+ * {@link TOMBSTONE_ID} ‖ the ids as uint64_be, as many as fit the vector bytes, the rest 0xff. The
+ * bytes are a function of the ids, so a document can list them and anyone rebuild the fragments.
+ */
+export function packTombstones(ids: readonly bigint[], dim: number, metric: VectorMetric = "l2", fragmentSize: number = FRAGMENT_SIZE): Buffer[] {
+  const vb = vectorSize(dim, metric);
+  const per = tombstonesPerRecord(vb);
+  if (per < 1) throw new InvalidParameterError("dim", dim, `a ${vb}-byte vector holds no 8-byte id: vectors cannot be deleted from this Magu`);
+  const rs = VECTOR_ID_SIZE + vb;
+  const records = Math.ceil(ids.length / per);
+  const perFragment = recordsPerFragment(dim, fragmentSize, metric);
+  const out: Buffer[] = [];
+  for (let first = 0; first < records; first += perFragment) {
+    const n = Math.min(perFragment, records - first);
+    const frag = Buffer.alloc(n * rs, 0xff);
+    for (let r = 0; r < n; r++) {
+      frag.writeBigUInt64BE(TOMBSTONE_ID, r * rs);
+      for (let j = 0; j < per; j++) {
+        const id = ids[(first + r) * per + j];
+        if (id === undefined) break;
+        frag.writeBigUInt64BE(toId(id, (first + r) * per + j), r * rs + VECTOR_ID_SIZE + j * VECTOR_ID_SIZE);
+      }
+    }
+    out.push(frag);
+  }
+  return out;
+}
+
+/** The position of the first tombstone record in fragment `bytes`, or -1 when it holds none. */
+export function firstTombstone(bytes: Uint8Array, dim: number, metric: VectorMetric = "l2"): number {
+  const rs = recordSize(dim, metric);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let o = 0, p = 0; o + rs <= buf.length; o += rs, p++) if (buf.readBigUInt64BE(o) === TOMBSTONE_ID) return p;
+  return -1;
+}
+
+/** The vector ids the tombstone records of fragment `bytes` delete (control ids in their slots are padding). */
+export function tombstoneIds(bytes: Uint8Array, dim: number, metric: VectorMetric = "l2"): bigint[] {
+  const vb = vectorSize(dim, metric);
+  const rs = VECTOR_ID_SIZE + vb;
+  const per = tombstonesPerRecord(vb);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const ids: bigint[] = [];
+  for (let o = 0; o + rs <= buf.length; o += rs) {
+    if (buf.readBigUInt64BE(o) !== TOMBSTONE_ID) continue;
+    for (let j = 0; j < per; j++) {
+      const id = buf.readBigUInt64BE(o + VECTOR_ID_SIZE + j * VECTOR_ID_SIZE);
+      if (!isControlId(id)) ids.push(id);
+    }
+  }
+  return ids;
 }
 
 /** Writes one record at `out[offset..]` (int16 components, or packed bits copied); returns the bytes written. */
@@ -265,16 +425,47 @@ export function encodeRecord(record: AnyVectorRecord): Buffer {
  */
 export function* packVectors(vectors: Iterable<FloatVector>, dim: number, fragmentSize: number = FRAGMENT_SIZE, scale: number = VECTOR_SCALE): Generator<Buffer, void, undefined> {
   if (scale !== VECTOR_SCALE) expOfScale(scale);
-  const size = recordSize(dim);
-  const perFragment = recordsPerFragment(dim, fragmentSize);
+  let row = 0;
+  yield* packInto(
+    (function* () {
+      for (const v of vectors) {
+        const id = toId(v.id, row);
+        yield { id, values: quantize(v.vector, dim, row, scale), payload: v.payload };
+        row++;
+      }
+    })(),
+    dim,
+    fragmentSize,
+    "l2",
+  );
+}
+
+/**
+ * Packs records into fragments of at most `fragmentSize` bytes: each record, then its payload's
+ * chunk records right after it, never split across fragments.
+ */
+function* packInto(records: Iterable<AnyVectorRecord>, dim: number, fragmentSize: number, metric: VectorMetric): Generator<Buffer, void, undefined> {
+  const size = recordSize(dim, metric);
+  const vb = size - VECTOR_ID_SIZE;
+  const perFragment = recordsPerFragment(dim, fragmentSize, metric);
   let current = Buffer.allocUnsafe(perFragment * size);
   let count = 0;
   let row = 0;
-  for (const v of vectors) {
-    const id = toId(v.id, row);
-    const values = quantize(v.vector, dim, row, scale);
-    writeRecord(id, values, current, count * size);
-    count++;
+  for (const r of records) {
+    if (metric === "hamming") checkPackedBits(r.values, dim, row);
+    else if (!(r.values instanceof Int16Array) || r.values.length !== dim) throw new VectorDimensionError(row, dim, r.values.length);
+    const id = toId(r.id, row);
+    const payload = r.payload === undefined || r.payload === null ? undefined : checkPayload(r.payload, row);
+    const n = 1 + (payload === undefined ? 0 : payloadRecordCount(payload.length, vb));
+    if (n > perFragment) throw new VectorPayloadError(row, `needs ${n} records of ${size} bytes with its vector, more than a ${fragmentSize}-byte fragment holds`);
+    if (count + n > perFragment) {
+      yield current.subarray(0, count * size);
+      current = Buffer.allocUnsafe(perFragment * size);
+      count = 0;
+    }
+    writeRecord(id, r.values, current, count * size);
+    if (payload !== undefined) writePayload(payload, vb, current, (count + 1) * size);
+    count += n;
     row++;
     if (count === perFragment) {
       yield current;
@@ -290,24 +481,7 @@ export function* packVectors(vectors: Iterable<FloatVector>, dim: number, fragme
  * packed bits, ceil(dim / 8) bytes with zero padding (VectorBitError names a row that is not).
  */
 export function* packRecords(records: Iterable<AnyVectorRecord>, dim: number, fragmentSize: number = FRAGMENT_SIZE, metric: VectorMetric = "l2"): Generator<Buffer, void, undefined> {
-  const size = recordSize(dim, metric);
-  const perFragment = recordsPerFragment(dim, fragmentSize, metric);
-  let current = Buffer.allocUnsafe(perFragment * size);
-  let count = 0;
-  let row = 0;
-  for (const r of records) {
-    if (metric === "hamming") checkPackedBits(r.values, dim, row);
-    else if (!(r.values instanceof Int16Array) || r.values.length !== dim) throw new VectorDimensionError(row, dim, r.values.length);
-    writeRecord(toId(r.id, row), r.values, current, count * size);
-    count++;
-    row++;
-    if (count === perFragment) {
-      yield current;
-      current = Buffer.allocUnsafe(perFragment * size);
-      count = 0;
-    }
-  }
-  if (count > 0) yield current.subarray(0, count * size);
+  yield* packInto(records, dim, fragmentSize, metric);
 }
 
 /**

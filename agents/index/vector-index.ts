@@ -7,7 +7,8 @@
  * by popcount(q XOR v).
  *
  * Records arrive a fragment at a time (`addFragment`, the bytes of ENCODING.md's vector records)
- * and leave a fragment at a time (`removeFragment`). Every record held gets an internal slot; the
+ * and leave a fragment at a time (`removeFragment`). Control records (payload chunks and
+ * tombstones, ids from `CONTROL_ID_MIN` up) are skipped: they are not vectors. Every record held gets an internal slot; the
  * slot number is its HNSW label. A vector id appears once in a Magu: when two held records share an
  * id, the one first in Magu order (lowest fragment, then position) is searchable and the others
  * are held hidden (marked deleted in the graph), whatever order the fragments arrived in, so every
@@ -28,7 +29,7 @@ import { endianness } from "node:os";
 import { join } from "node:path";
 import hnswlib from "hnswlib-node";
 import type { HierarchicalNSW } from "hnswlib-node";
-import { hammingDistance, isVectorMetric, maxDim, unpackBits, unpackFragment, vectorSize, VECTOR_METRICS_TEXT, VECTOR_SCALE, type VectorMetric, type VectorValues } from "../data/vectors.js";
+import { hammingDistance, isControlId, isVectorMetric, maxDim, unpackBits, unpackFragment, vectorSize, VECTOR_METRICS_TEXT, VECTOR_SCALE, type VectorMetric, type VectorValues } from "../data/vectors.js";
 import {
   DEFAULT_EF_CONSTRUCTION,
   DEFAULT_EF_SEARCH,
@@ -391,7 +392,10 @@ class Index implements VectorIndex {
     this.checkOpen();
     checkFragment(fragment);
     if (!(bytes instanceof Uint8Array)) throw new IndexOptionError("bytes", typeof bytes, "must be a Uint8Array (the fragment's bytes)");
-    const records = unpackFragment(bytes, this.dim, this.metric);
+    // Control records (payload chunks, tombstones) are not vectors: never indexed, never hits.
+    const records = unpackFragment(bytes, this.dim, this.metric)
+      .map((r, position) => ({ ...r, position }))
+      .filter((r) => !isControlId(r.id));
     return this.exclusive(async () => {
       this.checkOpen();
       if (this.held.has(fragment)) return 0;
@@ -403,7 +407,7 @@ class Index implements VectorIndex {
           const r = records[i]!;
           this.ids[s] = r.id;
           this.frags[s] = fragment;
-          this.positions[s] = i;
+          this.positions[s] = r.position;
           this.values.set(r.values, s * this.width);
           this.states[s] = PENDING;
           // A reused slot's label is marked deleted: addPoint replaces its vector and unmarks it.

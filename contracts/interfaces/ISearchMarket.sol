@@ -81,12 +81,31 @@ interface ISearchMarket {
         bytes32[] fragmentProof; // siblings fragment root -> task root
     }
 
+    /// @notice Evidence that a revealed entry names a deleted vector (docs/SEARCH.md, "Deleting
+    /// vectors"): a tombstone record (id 2^64 − 1, then ⌊vb / 8⌋ deleted ids as uint64 big-endian)
+    /// in a fragment committed under the task's root, so deleted before the task was submitted,
+    /// whose id slot `slot` holds the entry's id. `leaves` are the fragment's leaves under the
+    /// record, lo..hi as in DisputeProof for record `position`.
+    struct DeletionProof {
+        bytes32[] entries; // the member's revealed list
+        uint256 index; // the accused entry
+        uint32 fragment; // the tombstone fragment, below the task's fragment count
+        uint32 position; // the tombstone record in it
+        uint32 slot; // the id slot of the record that holds the entry's id
+        uint64 size; // the fragment's length in bytes, committed in its root
+        bytes[] leaves; // leaves lo..hi, each 1024 bytes (the last one zero-padded)
+        bytes32[][] leafProofs; // per leaf, siblings leaf -> fragment tree root
+        bytes32[] fragmentProof; // siblings fragment root -> task root
+    }
+
     /// @notice Why a disputed entry is false.
     enum Falsehood {
         RecordPastEnd, // the fragment holds no record at that position
         WrongId, // the record there has another id
         WrongDistance, // the record's distance to the query differs
-        NotHolder // the member does not hold the entry's fragment (placement): a copied answer
+        NotHolder, // the member does not hold the entry's fragment (placement): a copied answer
+        ControlRecord, // the entry's id is a control record's (>= 2^64 - 256: a payload chunk or tombstone), never a vector
+        Deleted // the entry's id was deleted by a tombstone committed before the task
     }
 
     /// @notice A task was submitted and `fee` escrowed.
@@ -106,7 +125,7 @@ interface ISearchMarket {
     /// @notice `member` revealed its result list.
     event ResultRevealed(uint256 indexed task, address indexed member, bytes32[] entries);
     /// @notice `disputer` proved entry `index` of `member`'s list false; `slashed` went to the disputer.
-    /// For RecordPastEnd `actualId` and `actualDistance` are 0.
+    /// For RecordPastEnd, NotHolder, ControlRecord and Deleted `actualId` and `actualDistance` are 0.
     event EntryDisputed(
         uint256 indexed task,
         address indexed member,
@@ -213,6 +232,12 @@ interface ISearchMarket {
     /// slashes disputeSlash of the member's stake to the caller and drops the member's list.
     /// Reverts SearchDisputeRejected if the entry is true.
     function dispute(uint256 taskId, address member, DisputeProof calldata proof) external;
+
+    /// @notice Proves an entry of `member`'s revealed list names a vector deleted before the task
+    /// (a tombstone record under the task's root lists its id), up to the dispute deadline: slashes
+    /// as `dispute` does. Reverts SearchDisputeRejected if the record is no tombstone or the slot
+    /// holds another id.
+    function disputeDeleted(uint256 taskId, address member, DeletionProof calldata proof) external;
 
     /// @notice Settles a task after the dispute deadline (anyone). `lists` holds every committer's
     /// revealed list in commit order, empty for committers that did not reveal or were disputed.

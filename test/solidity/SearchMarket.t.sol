@@ -828,7 +828,8 @@ contract SearchMarketTest is SearchFixture {
         bytes32[] memory lie = honestList(l2Magu, q, membersOf(l2Magu)[busyIndex(l2Magu)], K);
         uint256 w = uint256(lie[K - 1]);
         int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
-        lie[K - 1] = word(d, type(uint64).max, uint32(w >> 96), uint32(w >> 64)); // right distance, wrong id
+        // Right distance, wrong id (the largest vector id: the 256 above are control records').
+        lie[K - 1] = word(d, type(uint64).max - 256, uint32(w >> 96), uint32(w >> 64));
         _disputeAndFinalize(l2Magu, q, lie, K - 1, ISearchMarket.Falsehood.WrongId, uint64(w >> 128), int64(d));
     }
 

@@ -6,7 +6,13 @@
  * largest that holds every value of it; printed, and `scaleExp` in --json). A cosine Magu's vectors
  * are scaled to unit length first and its scale is always 2^14. A Hamming Magu's file is binary
  * vectors (.npy of uint8 packed bits, .bits lines of 0/1, .jsonl arrays of 0/1), stored as they
- * are: no scale (`scaleExp` null).
+ * are: no scale (`scaleExp` null). A vector may carry a payload, a JSON object of at most 4096 bytes
+ * (a .jsonl object line's `payload`, or line i of `--payloads FILE` for row i of any format),
+ * stored right after its record and returned, proven, with each hit.
+ *
+ * `muri vectors delete --magu ID (--ids 1,2,3 | --ids-file FILE)`: deletes vectors by id, as a batch
+ * of tombstone records committed like any other (roles/client/vector-client.ts `delete`); members
+ * stop returning the ids, and a deleted id is retired.
  *
  * `muri search --magu ID (--vector JSON | --query FILE) -k K [--ef N | --exact] [--no-verify] [--onchain --fee X]`:
  * the top-k of a vector Magu, off-chain (one holder per fragment, merged; every hit's Merkle proof
@@ -17,14 +23,15 @@
  * cosine Magu the negated cosine similarity of the unit vectors; for a Hamming Magu the number of
  * differing bits, an integer, and the query is bits: `--vector` a JSON array of 0/1 or a string of
  * 0/1 characters, `--query` a one-row binary vector file),
- * `canonical` the exact integer; `scaleExp` (--json) is e (null for Hamming).
+ * `canonical` the exact integer; `scaleExp` (--json) is e (null for Hamming); `payload` the hit's
+ * payload (null when it has none; not shown with --no-verify, which fetches no proof).
  */
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { generatePrivateKey } from "viem/accounts";
 import { createVectorClient, VECTOR_CLIENT_DEFAULTS, type VectorClient } from "../../roles/client/vector-client.js";
-import { readBitFile, readVectorFile } from "../../data/vector-files.js";
-import { unpackBits } from "../../data/vectors.js";
+import { readBitFile, readPayloadFile, readVectorFile, type BitVectorFile, type VectorFile } from "../../data/vector-files.js";
+import { MAX_PAYLOAD_BYTES, MAX_VECTOR_ID, unpackBits } from "../../data/vectors.js";
 import type { Command, CommandArgs } from "../command.js";
 import type { CliContext } from "../context.js";
 import { resolveTarget } from "../context.js";
@@ -66,10 +73,10 @@ function existingFile(value: string, option: string): string {
 export const vectorsAddCommand: Command = {
   path: ["vectors", "add"],
   summary: "add vectors from a file to a vector Magu (committed on chain, pushed to the members)",
-  usage: "muri vectors add --magu ID FILE [--fragment-size BYTES]",
+  usage: "muri vectors add --magu ID FILE [--payloads FILE.jsonl] [--fragment-size BYTES]",
   help: [
     "  --magu ID            the vector Magu (owned by the key, active)",
-    `  FILE                 .fvecs, .npy (float32/float64, 2-D), .jsonl ([..] or {"id":N,"vector":[..]} per line) or .csv (optional header, "id" column)`,
+    `  FILE                 .fvecs, .npy (float32/float64, 2-D), .jsonl ([..] or {"id":N,"vector":[..],"payload":{..}} per line) or .csv (optional header, "id" column)`,
     "                       ids are the row numbers (0-based, continuing after earlier batches) unless the file gives them",
     "                       the first batch of a Magu fixes its quantization scale 2^e (the largest at which every value fits",
     "                       int16); later batches must fit it (a value out of range fails before anything is sent)",
@@ -77,14 +84,18 @@ export const vectorsAddCommand: Command = {
     "                       a hamming Magu (binary vectors of D bits): .npy of uint8, shape (n, ceil(D/8)), bits packed MSB first",
     "                       (numpy.packbits(bits, axis=1); padding bits zero), .bits (one line of D characters 0/1 per vector)",
     "                       or .jsonl (arrays of D numbers 0/1, or {\"id\":N,\"vector\":[..]}); no quantization, no scale",
+    `  --payloads FILE      one payload per vector, line i for row i: a JSON object (at most ${MAX_PAYLOAD_BYTES} bytes as JSON) or null;`,
+    "                       overrides the .jsonl lines' \"payload\"; each hit of `muri search` returns its vector's payload, proven",
     `  --fragment-size B    bytes per fragment, whole records (default ${VECTOR_CLIENT_DEFAULTS.fragmentSize})`,
     CLIENT_DIR_HELP,
   ],
-  options: { magu: { type: "string" }, "fragment-size": { type: "string" }, "client-dir": { type: "string" } },
+  options: { magu: { type: "string" }, payloads: { type: "string" }, "fragment-size": { type: "string" }, "client-dir": { type: "string" } },
   positionals: ["FILE"],
   signs: true,
   prepare(args) {
     const file = existingFile(args.positionals[0]!, "FILE");
+    const payloadArg = args.string("payloads");
+    const payloadFile = payloadArg === undefined ? undefined : existingFile(payloadArg, "--payloads");
     const maguId = parseInteger(args.required("magu", "the vector Magu to add to"), "--magu", { min: 1n });
     const sizeArg = args.string("fragment-size");
     const fragmentSize = sizeArg === undefined ? undefined : Number(parseInteger(sizeArg, "--fragment-size", { min: 1024n, max: 1048576n }));
@@ -94,7 +105,15 @@ export const vectorsAddCommand: Command = {
       progress.update("reading and checking the file");
       const client = await startVectorClient(args, ctx, dir, true);
       try {
-        const result = await client.add(maguId, file, { fragmentSize });
+        let payloads: Array<Uint8Array | null> | undefined;
+        let input: string | VectorFile | BitVectorFile = file;
+        if (payloadFile !== undefined) {
+          // The vectors are read first: the payload file must have one line per vector.
+          const { dim, metric } = await client.vectorParams(maguId);
+          input = metric === "hamming" ? await readBitFile(file, dim) : await client.readFile(file, dim);
+          payloads = await readPayloadFile(payloadFile, input.count);
+        }
+        const result = await client.add(maguId, input, { fragmentSize, payloads });
         progress.done();
         return {
           json: {
@@ -114,6 +133,63 @@ export const vectorsAddCommand: Command = {
         };
       } finally {
         progress.done();
+        await client.stop();
+      }
+    };
+  },
+};
+
+/** Parses `--ids 1,2,3` and the lines of `--ids-file` (one id per line, blank lines skipped) into vector ids. */
+function parseIds(list: string | undefined, fileText: string | undefined, fileName: string | undefined): bigint[] {
+  const ids: bigint[] = [];
+  const take = (raw: string, where: string): void => {
+    const t = raw.trim();
+    if (t.length === 0) return;
+    if (!/^(0|[1-9][0-9]{0,19})$/.test(t)) throw new UsageError(`${where}: ${JSON.stringify(t)} is not a vector id (a non-negative decimal integer)`);
+    const id = BigInt(t);
+    if (id > MAX_VECTOR_ID) throw new UsageError(`${where}: ${t} is not a vector id (at most ${MAX_VECTOR_ID}: the top 256 uint64 values are reserved)`);
+    ids.push(id);
+  };
+  if (list !== undefined) list.split(",").forEach((t, i) => take(t, `--ids item ${i + 1}`));
+  if (fileText !== undefined) fileText.split(/\r?\n/).forEach((t, i) => take(t, `--ids-file ${fileName} line ${i + 1}`));
+  if (ids.length === 0) throw new UsageError("give the ids to delete: --ids 1,2,3 and/or --ids-file FILE (one id per line)");
+  return ids;
+}
+
+export const vectorsDeleteCommand: Command = {
+  path: ["vectors", "delete"],
+  summary: "delete vectors of a vector Magu by id (a tombstone batch committed on chain; members stop returning them)",
+  usage: "muri vectors delete --magu ID (--ids 1,2,3 | --ids-file FILE)",
+  help: [
+    "  --magu ID            the vector Magu (owned by the key, active)",
+    "  --ids LIST           ids to delete, comma separated",
+    "  --ids-file FILE      ids to delete, one per line (with --ids: both)",
+    "                       the ids are committed as tombstone records; members stop returning them at once (off-chain and in",
+    "                       on-chain tasks), a member that returns one is rejected by the client and can be disputed on chain.",
+    "                       A deleted id is retired: a later `muri vectors add` may not reuse it. Ids deleted before are skipped.",
+    CLIENT_DIR_HELP,
+  ],
+  options: { magu: { type: "string" }, ids: { type: "string" }, "ids-file": { type: "string" }, "client-dir": { type: "string" } },
+  signs: true,
+  prepare(args) {
+    const maguId = parseInteger(args.required("magu", "the vector Magu to delete from"), "--magu", { min: 1n });
+    const idsFileArg = args.string("ids-file");
+    const idsFile = idsFileArg === undefined ? undefined : existingFile(idsFileArg, "--ids-file");
+    const ids = parseIds(args.string("ids"), idsFile === undefined ? undefined : readFileSync(idsFile, "utf8"), idsFile);
+    const dir = clientDir(args);
+    return async (ctx) => {
+      const client = await startVectorClient(args, ctx, dir, true);
+      try {
+        const result = await client.delete(maguId, ids);
+        return {
+          json: { maguId: result.maguId, deleted: result.deleted, alreadyDeleted: result.alreadyDeleted, fragments: result.fragments, fragmentCount: result.fragmentCount, manifestCid: result.manifestCid.toString() },
+          text: [
+            result.deleted === 0
+              ? `nothing to delete: all ${result.alreadyDeleted} ids were deleted from Magu ${result.maguId} before`
+              : `deleted ${result.deleted} ids from Magu ${result.maguId} in ${result.fragments} tombstone fragments (now ${result.fragmentCount})${result.alreadyDeleted > 0 ? `; ${result.alreadyDeleted} were deleted before` : ""}`,
+          ],
+        };
+      } finally {
         await client.stop();
       }
     };
@@ -222,7 +298,14 @@ export const searchCommand: Command = {
           };
         }
         const result = await client.search(maguId, query, k, { ef, exact, verify });
-        const results = result.hits.map((h) => ({ id: h.id.toString(), distance: floatDistance(h.distance, result.scaleExp, hamming), canonical: h.distance.toString(), fragment: h.fragment, position: h.position }));
+        const results = result.hits.map((h) => ({
+          id: h.id.toString(),
+          distance: floatDistance(h.distance, result.scaleExp, hamming),
+          canonical: h.distance.toString(),
+          fragment: h.fragment,
+          position: h.position,
+          ...(h.payload !== undefined ? { payload: h.payload } : {}),
+        }));
         const complete = result.uncovered.length === 0;
         return {
           json: {
@@ -243,7 +326,7 @@ export const searchCommand: Command = {
           text: [
             `${results.length} results${result.verified ? ", each proven against the Magu's root on chain," : " (not verified)"} from ${result.asked - result.failed} of ${result.asked} members in ${result.ms.toFixed(1)} ms${complete ? "" : `; fragments ${result.uncovered.join(",")} unanswered`}`,
             ...result.rejected.map((r) => `  rejected ${r.member}: ${r.reason}`),
-            ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${showDistance(r.distance, hamming)}`),
+            ...results.map((r, i) => `${String(i + 1).padStart(4)}  id ${r.id}  distance ${showDistance(r.distance, hamming)}${r.payload != null ? `  ${JSON.stringify(r.payload)}` : ""}`),
           ],
         };
       } finally {

@@ -15,7 +15,9 @@
  *    is always 2^14 (`COSINE_SCALE_EXP`), which holds every unit vector. A Hamming Magu's file is
  *    binary vectors (data/vector-files.ts `readBitFile`: .npy of uint8 packed bits, .bits, .jsonl
  *    of 0/1), packed as they are: no scale, its documents carry none;
- * 3. pack whole records into fragments of at most `fragmentSize` bytes; in groups of `commitGroup`
+ * 3. pack whole records into fragments of at most `fragmentSize` bytes, each vector's payload (an
+ *    optional JSON object: a .jsonl line's `payload`, or `options.payloads`) in chunk records right
+ *    after it (data/vectors.ts); in groups of `commitGroup`
  *    fragments, commit the root over the old and the new fragment roots so far (`commitData`), push
  *    that vector index document to every member and validator, and each fragment of the group to
  *    the r members placement names (members are challenged on committed fragments from the next
@@ -30,6 +32,8 @@
  * it cannot prove (a forged record, another id, a wrong distance, a fragment it is not placed on) is
  * dropped from the answer, reported in `rejected`, and its fragments asked of their other holders;
  * a hit on a fragment the chain did not commit when the search began is left out (`unproven`).
+ * A verified hit carries its payload, read from the same proven leaves (they reach past the record
+ * to its payload chunks, or to the next record's id when it has none).
  *
  * searchOnChain: approves and submits the task, waits for its answer, and finalizes it itself if
  * nobody did within a few blocks after the dispute deadline.
@@ -54,24 +58,28 @@ import {
 } from "../../chain/index.js";
 import { cidOfFragmentRoot } from "../../data/cid.js";
 import { fragmentRoot, maguRoot } from "../../data/merkle.js";
-import { checkHitProof, hitProofFromWire } from "../../data/hit-proof.js";
+import { hitProofFromWire, verifyHitProof } from "../../data/hit-proof.js";
 import { holdersVector } from "../../data/placement.js";
 import { readBitFile, readVectorFile, type BitVectorFile, type VectorFile } from "../../data/vector-files.js";
 import { VectorBitError, VectorDimensionError, VectorValueError, VectorZeroError } from "../../data/errors.js";
-import { decodeVectorManifest, encodeVectorManifest, manifestScaleExp, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../../data/vector-manifest.js";
+import { decodeVectorManifest, deletedIds, encodeVectorManifest, manifestScaleExp, METRIC_BY_CODE, vectorRows, type VectorFragmentInfo, type VectorManifest } from "../../data/vector-manifest.js";
 import {
   chooseScaleExp,
   compareHits,
+  CONTROL_ID_MIN,
   COSINE_SCALE_EXP,
+  isControlId,
   normalizeVector,
   packBits,
   packRecords,
+  packTombstones,
   packVectors,
   quantize,
   recordSize,
   vectorSize,
   scaleLimit,
   scaleOfExp,
+  tombstonesPerRecord,
   type FloatVector,
   type HitEntry,
   type VectorMetric,
@@ -130,6 +138,9 @@ export type VectorClientErrorCode =
   | "ERR_TX_FAILED"
   | "ERR_SEARCH_FAILED"
   | "ERR_BAD_QUERY"
+  | "ERR_BAD_PAYLOADS"
+  | "ERR_BAD_IDS"
+  | "ERR_VECTOR_DELETED"
   | "ERR_VECTOR_SCALE"
   | "ERR_ZERO_VECTOR"
   | "ERR_MAGU_METRIC"
@@ -159,6 +170,11 @@ export interface VectorClientInit {
 export interface AddOptions {
   /** Bytes per fragment (default VECTOR_CLIENT_DEFAULTS.fragmentSize). */
   fragmentSize?: number;
+  /**
+   * Each vector's payload (UTF-8 JSON object text, at most MAX_PAYLOAD_BYTES) or null, in row order;
+   * overrides the file's own (a .jsonl file's `payload` keys).
+   */
+  payloads?: ReadonlyArray<Uint8Array | null>;
 }
 
 export interface AddResult {
@@ -172,6 +188,20 @@ export interface AddResult {
   /** Exponent e of the Magu's quantization scale 2^e (chosen by this batch if it was the first); null for a Hamming Magu (bits, no scale). */
   scaleExp: number | null;
   /** Members that did not acknowledge some batch of the add: they fetch it later. */
+  missing: MissingMember[];
+}
+
+export interface DeleteResult {
+  maguId: bigint;
+  /** Ids newly deleted (committed in this batch). */
+  deleted: number;
+  /** Ids given that were deleted before (nothing committed for them). */
+  alreadyDeleted: number;
+  /** Tombstone fragments committed (0 when every id was deleted before). */
+  fragments: number;
+  fragmentCount: number;
+  manifestCid: CID;
+  /** Members that did not acknowledge the batch: they fetch it later. */
   missing: MissingMember[];
 }
 
@@ -190,8 +220,17 @@ export interface RejectedMember {
   reason: string;
 }
 
+/** A hit as a search returns it: with its payload when the answer was verified. */
+export interface VectorHit extends HitEntry {
+  /**
+   * The vector's payload (the JSON object given at add time), read from the proven leaves: null
+   * when it has none; absent when the search was not verified (`verify: false`).
+   */
+  payload?: Record<string, unknown> | null;
+}
+
 export interface SearchResult {
-  hits: HitEntry[];
+  hits: VectorHit[];
   /** Members asked, and members that failed. */
   asked: number;
   failed: number;
@@ -230,6 +269,13 @@ export interface VectorClient {
   vectorParams(maguId: bigint): Promise<{ dim: number; metric: VectorMetric }>;
   /** `input`: a file path (read by the Magu's metric: binary vectors for Hamming), or a file already read. */
   add(maguId: bigint, input: string | VectorFile | BitVectorFile, options?: AddOptions): Promise<AddResult>;
+  /**
+   * Deletes vectors by id: commits a batch of tombstone records (data/vectors.ts `packTombstones`)
+   * whose ids the document lists, so members stop returning them and a dispute can prove an entry
+   * with one false. Deleted ids are retired (a later add may not reuse them); ids deleted before are
+   * counted in `alreadyDeleted`, not committed again.
+   */
+  delete(maguId: bigint, ids: readonly bigint[], options?: { fragmentSize?: number }): Promise<DeleteResult>;
   /** `query`: the float components, or for a Hamming Magu its dim bits as 0/1 numbers. */
   search(maguId: bigint, query: ArrayLike<number>, k: number, options?: SearchOptions): Promise<SearchResult>;
   searchOnChain(maguId: bigint, query: ArrayLike<number>, k: number, fee: bigint): Promise<OnChainSearchResult>;
@@ -319,13 +365,13 @@ class VectorClientImpl implements VectorClient {
    */
   private readonly scales = new Map<bigint, Promise<number>>();
   /** Each Magu's latest document read and its fragment roots, by the committed root they fold to. */
-  private readonly documents = new Map<bigint, { root: string; doc: Promise<{ manifest: VectorManifest; roots: Buffer[] }> }>();
+  private readonly documents = new Map<bigint, { root: string; doc: Promise<{ manifest: VectorManifest; roots: Buffer[]; deleted: ReadonlySet<bigint> }> }>();
 
   /** The document committed in view `m` (from a member, folding to `m.root`), cached until the root changes. */
-  private documentAt(maguId: bigint, m: MaguView): Promise<{ manifest: VectorManifest; roots: Buffer[] }> {
+  private documentAt(maguId: bigint, m: MaguView): Promise<{ manifest: VectorManifest; roots: Buffer[]; deleted: ReadonlySet<bigint> }> {
     const known = this.documents.get(maguId);
     if (known !== undefined && known.root === m.root.toLowerCase()) return known.doc;
-    const doc = this.manifestOf(maguId, m).then(({ manifest }) => ({ manifest, roots: manifest.fragments.map((f) => Buffer.from(f.root, "hex")) }));
+    const doc = this.manifestOf(maguId, m).then(({ manifest }) => ({ manifest, roots: manifest.fragments.map((f) => Buffer.from(f.root, "hex")), deleted: deletedIds(manifest) }));
     const entry = { root: m.root.toLowerCase(), doc };
     this.documents.set(maguId, entry);
     doc.catch(() => {
@@ -531,9 +577,25 @@ class VectorClientImpl implements VectorClient {
         { maguId },
       );
     }
+    const payloads = options.payloads ?? file.payloads ?? null;
+    if (payloads !== null && payloads.length !== file.count) {
+      throw new VectorClientError("ERR_BAD_PAYLOADS", `${payloads.length} payloads for ${file.count} vectors: give one per vector (null for none)`, { maguId });
+    }
     const fragmentSize = options.fragmentSize ?? VECTOR_CLIENT_DEFAULTS.fragmentSize;
     const previous = m.fragmentCount === 0 ? undefined : await this.manifestOf(maguId, m);
     const firstRow = previous === undefined ? 0 : vectorRows(previous.manifest);
+    // A deleted id is retired: members never return it and a dispute judges any entry with it false.
+    const retired = previous === undefined ? new Set<bigint>() : deletedIds(previous.manifest);
+    if (retired.size > 0 && file.ids !== null) {
+      const row = file.ids.findIndex((id) => retired.has(id));
+      if (row >= 0) {
+        throw new VectorClientError(
+          "ERR_VECTOR_DELETED",
+          `vector row ${row}: id ${file.ids[row]} was deleted from Magu ${maguId}, and a deleted id is retired for good; nothing was sent. Give the vector a new id`,
+          { maguId, row, id: file.ids[row]!.toString() },
+        );
+      }
+    }
     // The Magu's scale: its document's, or (first batch) the largest that holds every value here;
     // a cosine Magu's is 2^14, which holds every unit vector. A Hamming Magu's bits have none.
     const cosine = m.metric === "cosine";
@@ -544,13 +606,17 @@ class VectorClientImpl implements VectorClient {
       if ("bits" in file) {
         // readBitFile checked every bit and the padding: the rows are records as they are.
         const width = vectorSize(m.dim, "hamming");
-        const records = Array.from({ length: file.count }, (_, row) => ({ id: file.ids?.[row] ?? BigInt(firstRow + row), values: file.bits.subarray(row * width, (row + 1) * width) }));
+        const records = Array.from({ length: file.count }, (_, row) => ({
+          id: file.ids?.[row] ?? BigInt(firstRow + row),
+          values: file.bits.subarray(row * width, (row + 1) * width),
+          payload: payloads?.[row] ?? null,
+        }));
         fragments = [...packRecords(records, m.dim, fragmentSize, "hamming")];
       } else {
         const vectors: FloatVector[] = [];
         for (let row = 0; row < file.count; row++) {
           const vector = file.vectors.subarray(row * file.dim, (row + 1) * file.dim);
-          vectors.push({ id: file.ids?.[row] ?? BigInt(firstRow + row), vector: cosine ? this.unitVector(maguId, vector, row) : vector });
+          vectors.push({ id: file.ids?.[row] ?? BigInt(firstRow + row), vector: cosine ? this.unitVector(maguId, vector, row) : vector, payload: payloads?.[row] ?? null });
         }
         fragments = [...packVectors(vectors, m.dim, fragmentSize, scaleOfExp(scaleExp!))];
       }
@@ -573,7 +639,73 @@ class VectorClientImpl implements VectorClient {
       const root = fragmentRoot(bytes);
       return { cid: cidOfFragmentRoot(root), root: root.toString("hex"), size: bytes.length, count: bytes.length / size };
     });
-    const all = [...(previous?.manifest.fragments ?? []), ...added];
+    const { docCid, missing, fragmentCount } = await this.commitFragments(maguId, m, previous?.manifest, added, fragments, scaleExp);
+    if (scaleExp !== null) this.scales.set(maguId, Promise.resolve(scaleExp));
+    this.log.info("vectors added", { magu: maguId.toString(), vectors: file.count, fragments: added.length, scaleExp });
+    return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount, manifestCid: docCid, scaleExp, missing };
+  }
+
+  async delete(maguId: bigint, ids: readonly bigint[], options: { fragmentSize?: number } = {}): Promise<DeleteResult> {
+    const m = await this.magu(maguId);
+    if (m.owner.toLowerCase() !== this.address.toLowerCase()) {
+      throw new VectorClientError("ERR_MAGU_NOT_OWNER", `Magu ${maguId} belongs to ${m.owner}, not to ${this.address}: only its owner deletes vectors`, { maguId });
+    }
+    this.requireActive(maguId, m);
+    if (ids.length === 0) throw new VectorClientError("ERR_BAD_IDS", "no ids to delete: give at least one", { maguId });
+    const seen = new Set<bigint>();
+    for (const id of ids) {
+      if (typeof id !== "bigint" || id < 0n || isControlId(id)) {
+        throw new VectorClientError("ERR_BAD_IDS", `id ${String(id)} is not a vector id (an integer in [0, ${CONTROL_ID_MIN - 1n}])`, { maguId });
+      }
+      if (seen.has(id)) throw new VectorClientError("ERR_BAD_IDS", `id ${id} is given twice`, { maguId });
+      seen.add(id);
+    }
+    if (m.fragmentCount === 0) throw new VectorClientError("ERR_BAD_IDS", `Magu ${maguId} holds no vectors yet: there is nothing to delete`, { maguId });
+    const previous = await this.manifestOf(maguId, m);
+    const before = deletedIds(previous.manifest);
+    const fresh = ids.filter((id) => !before.has(id));
+    const already = ids.length - fresh.length;
+    if (fresh.length === 0) {
+      return { maguId, deleted: 0, alreadyDeleted: already, fragments: 0, fragmentCount: m.fragmentCount, manifestCid: previous.cid, missing: [] };
+    }
+    const fragmentSize = options.fragmentSize ?? VECTOR_CLIENT_DEFAULTS.fragmentSize;
+    let fragments: Buffer[];
+    try {
+      fragments = packTombstones(fresh, m.dim, m.metric, fragmentSize);
+    } catch (err) {
+      throw new VectorClientError("ERR_BAD_IDS", `Magu ${maguId}: ${describeError(err)}`, { maguId }, err);
+    }
+    const size = recordSize(m.dim, m.metric);
+    const perRecord = tombstonesPerRecord(size - 8);
+    let next = 0;
+    const added: VectorFragmentInfo[] = fragments.map((bytes) => {
+      const root = fragmentRoot(bytes);
+      const count = bytes.length / size;
+      const deleted = fresh.slice(next, next + count * perRecord);
+      next += deleted.length;
+      return { cid: cidOfFragmentRoot(root), root: root.toString("hex"), size: bytes.length, count, deleted };
+    });
+    const scaleExp = m.metric === "hamming" ? null : manifestScaleExp(previous.manifest);
+    const { docCid, missing, fragmentCount } = await this.commitFragments(maguId, m, previous.manifest, added, fragments, scaleExp);
+    this.documents.delete(maguId);
+    this.log.info("vectors deleted", { magu: maguId.toString(), deleted: fresh.length, fragments: added.length });
+    return { maguId, deleted: fresh.length, alreadyDeleted: already, fragments: added.length, fragmentCount, manifestCid: docCid, missing };
+  }
+
+  /**
+   * Commits `added` (whose bytes are `fragments`) after the fragments of `previous`: in groups of
+   * `commitGroup`, each proposed, delivered (the document to every member, each fragment to its r
+   * holders), acknowledged and committed (batch.ts); up to r - 1 members may be missing.
+   */
+  private async commitFragments(
+    maguId: bigint,
+    m: MaguView,
+    previous: VectorManifest | undefined,
+    added: readonly VectorFragmentInfo[],
+    fragments: readonly Buffer[],
+    scaleExp: number | null,
+  ): Promise<{ docCid: CID; missing: MissingMember[]; fragmentCount: number }> {
+    const all = [...(previous?.fragments ?? []), ...added];
     if (all.length > m.maxFragments) {
       const left = m.maxFragments - m.fragmentCount;
       throw new VectorClientError("ERR_MAGU_FULL", `Magu ${maguId} has ${left} paid fragments left, this batch needs ${added.length}: use a larger --fragment-size or a new Magu`, { maguId, left });
@@ -656,9 +788,7 @@ class VectorClientImpl implements VectorClient {
       });
       docCid = doc.cid;
     }
-    if (scaleExp !== null) this.scales.set(maguId, Promise.resolve(scaleExp));
-    this.log.info("vectors added", { magu: maguId.toString(), vectors: file.count, fragments: added.length, scaleExp });
-    return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount: all.length, manifestCid: docCid!, scaleExp, missing: [...missing.values()] };
+    return { docCid: docCid!, missing: [...missing.values()], fragmentCount: all.length };
   }
 
   /** Pushes with retries; the last failure throws ERR_PUSH_FAILED. */
@@ -685,12 +815,15 @@ class VectorClientImpl implements VectorClient {
     const holders = this.holdersOf(maguId, m);
     const uncovered = new Set<number>(holders.keys());
     const failedMembers = new Set<string>();
-    const hits = new Map<bigint, HitEntry>();
+    const hits = new Map<bigint, VectorHit>();
     let asked = 0;
     /** The first refusal for want of a grant or of payment: the error when no member answered. */
     let refused: { code: "ERR_ACCESS_DENIED" | "ERR_SEARCH_PAYMENT"; message: string } | undefined;
     const verify = options.verify !== false;
-    const roots = verify && m.fragmentCount > 0 ? (await this.documentAt(maguId, m)).roots : [];
+    // Verifying, the client holds the document: its fragment roots and the ids its tombstones delete.
+    const document = verify && m.fragmentCount > 0 ? await this.documentAt(maguId, m) : undefined;
+    const roots = document?.roots ?? [];
+    const deleted = document?.deleted ?? new Set<bigint>();
     const rejected: RejectedMember[] = [];
     let unproven = 0;
     const request = {
@@ -712,7 +845,10 @@ class VectorClientImpl implements VectorClient {
             const answer = (await this.askMember(maguId, member, m.searchPrice, request)) as { ok?: boolean; hits?: unknown[]; fragments?: unknown[]; error?: string };
             if (answer?.ok !== true || !Array.isArray(answer.hits) || !Array.isArray(answer.fragments)) throw new Error(answer?.error ?? "malformed answer");
             const parsed = answer.hits.map((raw) => hitFromWire(raw));
-            let accepted = parsed;
+            // A deleted id is never an answer: a member returning one ignores the owner's tombstones.
+            const gone = parsed.find((h) => deleted.has(h.id));
+            if (gone !== undefined) throw new HitNotProvenError(`returned id ${gone.id}, which the Magu's owner deleted`);
+            let accepted: VectorHit[] = parsed;
             if (verify) {
               accepted = [];
               for (let i = 0; i < parsed.length; i++) {
@@ -721,9 +857,9 @@ class VectorClientImpl implements VectorClient {
                   unproven++;
                   continue;
                 }
-                const lie = this.disprove(hit, (answer.hits[i] as { proof?: unknown }).proof, roots[hit.fragment]!, q, m, holders[hit.fragment]!, member);
-                if (lie !== undefined) throw new HitNotProvenError(lie);
-                accepted.push(hit);
+                const checked = this.disprove(hit, (answer.hits[i] as { proof?: unknown }).proof, roots[hit.fragment]!, q, m, holders[hit.fragment]!, member);
+                if (checked.error !== undefined) throw new HitNotProvenError(checked.error);
+                accepted.push({ ...hit, payload: checked.payload === null ? null : (JSON.parse(Buffer.from(checked.payload).toString("utf8")) as Record<string, unknown>) });
               }
             }
             for (const hit of accepted) {
@@ -752,17 +888,33 @@ class VectorClientImpl implements VectorClient {
     return { hits: sorted, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), verified: verify, rejected, unproven, scaleExp, ms: performance.now() - started };
   }
 
-  /** Why `member`'s `hit` is not proven by `rawProof` against `root` (undefined when it is). */
-  private disprove(hit: HitEntry, rawProof: unknown, root: Buffer, query: VectorValues, m: Pick<MaguView, "dim" | "metric">, holders: readonly Address[], member: Address): string | undefined {
-    if (!holders.some((a) => a.toLowerCase() === member.toLowerCase())) return `hit on fragment ${hit.fragment}, which is not placed on it`;
-    if (rawProof === undefined) return `hit on fragment ${hit.fragment} position ${hit.position} came without a proof`;
+  /** Why `member`'s `hit` is not proven by `rawProof` against `root` (`error`), or its proven payload. */
+  private disprove(
+    hit: HitEntry,
+    rawProof: unknown,
+    root: Buffer,
+    query: VectorValues,
+    m: Pick<MaguView, "dim" | "metric">,
+    holders: readonly Address[],
+    member: Address,
+  ): { error?: string; payload: Uint8Array | null } {
+    if (!holders.some((a) => a.toLowerCase() === member.toLowerCase())) return { error: `hit on fragment ${hit.fragment}, which is not placed on it`, payload: null };
+    if (rawProof === undefined) return { error: `hit on fragment ${hit.fragment} position ${hit.position} came without a proof`, payload: null };
     let proof;
     try {
       proof = hitProofFromWire(rawProof);
     } catch (err) {
-      return (err as Error).message;
+      return { error: (err as Error).message, payload: null };
     }
-    return checkHitProof(hit, proof, root, query, m.metric, m.dim);
+    const checked = verifyHitProof(hit, proof, root, query, m.metric, m.dim);
+    if (checked.error === undefined && checked.payload !== null) {
+      try {
+        JSON.parse(Buffer.from(checked.payload).toString("utf8"));
+      } catch {
+        return { error: `the payload of id ${hit.id} is not JSON`, payload: null };
+      }
+    }
+    return checked;
   }
 
   /** Holders of each fragment by placement, computed once per Magu view (5 hashes a fragment). */

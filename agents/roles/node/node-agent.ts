@@ -69,7 +69,7 @@ import { createProver, type Prover } from "./prover.js";
 import { createRepairer, type Repairer } from "./repair.js";
 import { collectMagu } from "./collect.js";
 import { createSearchTasks, type SearchTasks } from "./search-tasks.js";
-import { createVectorService, type VectorService } from "../shared/vector-service.js";
+import { createVectorService, type SearchFault, type VectorService } from "../shared/vector-service.js";
 import { IndexWorker } from "../../index/index.js";
 import { SearchBudget, type SearchBudgetInit } from "../shared/search-budget.js";
 import { handleSearchProtocol } from "../../p2p/index.js";
@@ -138,7 +138,7 @@ export interface NodeAgentInit {
   /** Take part in on-chain search tasks (default true when the deployment has a SearchMarket). */
   searchTasks?: boolean;
   /** Test-only misbehaviour in search tasks and off-chain answers (search-tasks.ts, vector-service.ts). */
-  searchFault?: "false-distance";
+  searchFault?: SearchFault;
 }
 
 export interface NodeAgentComponents {

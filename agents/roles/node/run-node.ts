@@ -11,7 +11,8 @@
  * rises with it when above 600; shared/search-budget.ts).
  * `--metrics-port` serves `/metrics` on 127.0.0.1 (0: a free port; its URL is in the ready line).
  * `--ef` sets the default HNSW search effort of off-chain searches. `MURI_TEST_FAULT=false-distance`
- * makes the node lie in on-chain search tasks and off-chain answers (test-only; see
+ * (or `ignore-deletions`: return deleted ids) makes the node lie in on-chain search tasks and
+ * off-chain answers (test-only; see
  * roles/node/search-tasks.ts and roles/shared/vector-service.ts).
  * Prints one JSON line `{"event":"ready","address","peerId","multiaddrs"}` on stdout once the node
  * is up; logs are JSON lines on stderr (`MURI_LOG=debug|info|warn|error`, default info).
@@ -23,6 +24,7 @@ import type { Hex } from "viem";
 import { describeError, loadDeployment } from "../../chain/index.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import { createNodeAgent } from "./node-agent.js";
+import { SEARCH_FAULTS, type SearchFault } from "../shared/vector-service.js";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -67,8 +69,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const fault = process.env.MURI_TEST_FAULT;
-  if (fault !== undefined && fault !== "false-distance") {
-    process.stderr.write(`MURI_TEST_FAULT must be "false-distance" when set, got ${JSON.stringify(fault)}\n`);
+  if (fault !== undefined && !(SEARCH_FAULTS as readonly string[]).includes(fault)) {
+    process.stderr.write(`MURI_TEST_FAULT must be one of ${SEARCH_FAULTS.map((f) => JSON.stringify(f)).join(", ")} when set, got ${JSON.stringify(fault)}\n`);
     return 2;
   }
   if (!/^0x[0-9a-fA-F]{64}$/.test(key)) {
@@ -87,7 +89,7 @@ async function main(): Promise<number> {
       capacity: values.capacity !== undefined ? { bytes: Number(values.capacity) } : undefined,
       prove: !values["no-prove"],
       efSearch: ef,
-      searchFault: fault,
+      searchFault: fault as SearchFault | undefined,
       metricsPort,
       searchSettleMs: settleMs,
       ...(peerMs !== undefined ? { searchBudget: { perPeerMsPerSecond: peerMs, totalMsPerSecond: Math.max(peerMs, 600) } } : {}),

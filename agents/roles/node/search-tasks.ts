@@ -1,7 +1,8 @@
 /**
  * On-chain search tasks on a node (docs/SEARCH.md): for each `TaskSubmitted` on a vector Magu
- * this node indexes and is a member of, it computes its exact local top-k over the fragments it
- * holds, commits `keccak256(abi.encode(task, member, salt, entries))` before the commit deadline,
+ * this node indexes and is a member of, whose document here covers the task's snapshot (so it
+ * knows every deletion the task is judged by), it computes its exact local top-k over the fragments it
+ * holds, deleted ids left out, commits `keccak256(abi.encode(task, member, salt, entries))` before the commit deadline,
  * and reveals the entries after it, before the reveal deadline.
  *
  * State per task lives in `Bucket.task` (key `s` ‖ task id u256) and is written before each
@@ -12,6 +13,7 @@
  *
  * `fault` exists for tests only: `false-distance` reveals its best entry with a distance lowered
  * by one (a lie the validator must catch); the commitment covers the lie, so it is revealed.
+ * `ignore-deletions` answers as if no vector had been deleted (vector-service.ts).
  */
 import { randomBytes } from "node:crypto";
 import { encodeAbiParameters, keccak256, type Address, type Hex } from "viem";
@@ -19,7 +21,7 @@ import { pause, searchMarketAbi, createEventFollower, describeError, type EventF
 import { decodeVector, encodeHitHex, vectorSize } from "../../data/vectors.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
-import type { VectorService } from "../shared/vector-service.js";
+import type { SearchFault, VectorService } from "../shared/vector-service.js";
 import { placedFragments } from "../shared/search-market.js";
 
 export const DEFAULT_TASK_POLL_MS = 500;
@@ -46,7 +48,7 @@ export interface SearchTasksInit {
   minFee?: bigint;
   pollMs?: number;
   /** Test-only misbehaviour (see the module comment). */
-  fault?: "false-distance";
+  fault?: SearchFault;
 }
 
 export interface SearchTasksComponents {
@@ -126,6 +128,17 @@ export function createSearchTasks(init: SearchTasksInit, components: SearchTasks
     if (!membership.active) return;
     const doc = await vectors.manifest(args.magu);
     if (doc === undefined) return;
+    // The task is judged against the Magu as it was at submission: a document behind that may miss
+    // a deletion committed before it, and an answer with a deleted id is disputed. Wait it out.
+    const snapshot = await contracts.searchMarket.read.task([args.task]);
+    if (doc.manifest.fragments.length < snapshot.fragmentCount) {
+      log.warn("search task: this node's document is behind the task's snapshot; not answered", {
+        task: args.task.toString(),
+        fragments: doc.manifest.fragments.length,
+        snapshot: snapshot.fragmentCount,
+      });
+      return;
+    }
     const bytes = Buffer.from(args.query.slice(2), "hex");
     const { dim, metric } = doc.manifest;
     if (bytes.length !== vectorSize(dim, metric)) return; // the contract checks this; nothing to answer

@@ -138,6 +138,8 @@ export interface MaguSyncInit {
     onFragment(maguId: bigint, cid: CID, bytes: Uint8Array): Promise<void>;
     /** A batch was not committed in time: back to the first `keep` fragments (returns the dropped documents). */
     rollBack(maguId: bigint, keep: number): Promise<CID[]>;
+    /** Why held fragments `fragments` (stored) must not be acknowledged, or undefined. */
+    checkFragments(maguId: bigint, fragments: readonly number[]): Promise<string | undefined>;
   };
   /**
    * Cuts a peer off (the p2p ban list): called when a peer's document pushes were refused
@@ -503,6 +505,16 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     for (const f of rec.held) if (!(await store.has(rec.cids[f]!))) missing.push(f);
     if (missing.length > 0) {
       return { ok: false, error: `${missing.length} of the ${rec.held.length} fragments assigned here are missing (first: ${missing.slice(0, 8).join(", ")})`, missing };
+    }
+    // Vector fragments: nothing the document does not declare (a tombstone record hidden in a
+    // fragment of vectors would let the owner convict members that never heard of the deletion).
+    if (init.vectors !== undefined) {
+      const committed = (await registry.read.maguInfo([req.maguId])).fragmentCount;
+      const refused = await init.vectors.checkFragments(req.maguId, rec.held.filter((f) => f >= committed));
+      if (refused !== undefined) {
+        log.warn("batch refused", { magu: p.maguId.toString(), batch: p.batch, reason: refused });
+        return { ok: false, error: `${where} refused: ${refused}` };
+      }
     }
     const signature = await init.signer!.sign({ magu: p.maguId, batch: p.batch, root: p.root, fragmentCount: p.fragmentCount, member: init.member });
     log.info("batch acknowledged", { magu: p.maguId.toString(), batch: p.batch, fragments: p.fragmentCount, held: rec.held.length });

@@ -15,6 +15,12 @@
  * any held fragment already on disk but missing from the index (a crash between the two, or a
  * rebuilt index) is added back. Index files live in `<dir>/vectors/<magu id>/`.
  *
+ * Deleted ids (the tombstone fragments the document lists, data/vector-manifest.ts) are never
+ * returned: a search asks the index for k more per deleted id and drops them, off-chain and for
+ * on-chain tasks alike. A batch whose held fragments hide a tombstone record in a fragment the
+ * document does not list as one is not acknowledged (`checkFragments`): members learn deletions
+ * from the document only, so an unlisted tombstone could convict them of a deletion they never saw.
+ *
  * Requests (JSON, see SearchRequest): `search` answers this node's top-k over the fragments it has
  * indexed, hits as decimal strings, with the fragments it searched; with `prove`, each hit carries
  * the leaves under its record and their paths to the fragment root (data/hit-proof.ts), from the
@@ -32,8 +38,8 @@ import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
 import { buildHitProof, hitProofToWire, type WireHitProof } from "../../data/hit-proof.js";
 import { buildFragmentTree, maguRoot, type FragmentTree } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
-import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, encodeVectorManifest, manifestScaleExp, type VectorManifest } from "../../data/vector-manifest.js";
-import { decodeVector, encodeVector, vectorSize, type VectorMetric, type VectorValues } from "../../data/vectors.js";
+import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, deletedIds, encodeVectorManifest, manifestScaleExp, type VectorManifest } from "../../data/vector-manifest.js";
+import { decodeVector, encodeVector, firstTombstone, vectorSize, type VectorMetric, type VectorValues } from "../../data/vectors.js";
 import { openVectorIndex, type IndexWorker, type SearchHit, type VectorIndex, type VectorIndexOptions, type WorkerVectorIndex } from "../../index/index.js";
 import type { FragmentStore } from "../../store/fragment-store.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
@@ -131,9 +137,19 @@ export interface VectorServiceInit {
   observer?: boolean;
   /** Default HNSW search effort (the index's default when unset). */
   efSearch?: number;
-  /** Tests only: `false-distance` answers off-chain searches with the best hit's distance lowered by one. */
-  fault?: "false-distance";
+  /** Tests only: see {@link SearchFault}. */
+  fault?: SearchFault;
 }
+
+/**
+ * Test-only misbehaviour of a node: `false-distance` answers searches (off-chain, and on-chain
+ * tasks) with the best hit's distance lowered by one; `ignore-deletions` answers as if no vector
+ * had been deleted (it returns tombstoned ids).
+ */
+export type SearchFault = "false-distance" | "ignore-deletions";
+
+/** The faults `MURI_TEST_FAULT` may name. */
+export const SEARCH_FAULTS: readonly SearchFault[] = ["false-distance", "ignore-deletions"];
 
 export interface VectorServiceComponents {
   store: FragmentStore;
@@ -187,6 +203,11 @@ export interface VectorService {
    * one), or to none when `keep` is 0. Returns the CIDs of the dropped documents.
    */
   rollBack(maguId: bigint, keep: number): Promise<CID[]>;
+  /**
+   * Why held fragments `fragments` of `maguId` must not be acknowledged: a fragment of vectors
+   * (no `deleted` list in the document) that holds a tombstone record. Undefined when none does.
+   */
+  checkFragments(maguId: bigint, fragments: readonly number[]): Promise<string | undefined>;
   close(): Promise<void>;
 }
 
@@ -200,7 +221,10 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
   const registry = components.contracts.maguRegistry;
   const bucket = metaDb.bucket(Bucket.vector);
   const me = init.member.toLowerCase();
-  const docs = new Map<bigint, { manifest: VectorManifest; cid: CID; bytes: Uint8Array }>();
+  const docs = new Map<bigint, { manifest: VectorManifest; cid: CID; bytes: Uint8Array; deleted: ReadonlySet<bigint> }>();
+  const setDoc = (manifest: VectorManifest, cid: CID, bytes: Uint8Array): void => {
+    docs.set(manifest.maguId, { manifest, cid, bytes, deleted: deletedIds(manifest) });
+  };
   const indexes = new Map<bigint, Promise<AnyIndex>>();
   const saveTimers = new Map<bigint, NodeJS.Timeout>();
   /** Serialises index changes per Magu. */
@@ -317,7 +341,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     await index.setHeld(m.maguId, held);
     await store.put(cid, bytes);
     await bucket.put(idKey(m.maguId), cid.bytes, { sync: true });
-    docs.set(m.maguId, { manifest: m, cid, bytes });
+    setDoc(m, cid, bytes);
     log.info("vector index document recorded", { magu: m.maguId.toString(), fragments: cids.length, held: held.length });
     if (init.observer !== true) await catchUp(m.maguId);
     return { maguId: m.maguId, cids, held };
@@ -376,8 +400,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
         try {
           cid = CID.decode(value);
           const bytes = await store.get(cid);
-          const manifest = decodeVectorManifest(bytes, cid);
-          docs.set(manifest.maguId, { manifest, cid, bytes });
+          setDoc(decodeVectorManifest(bytes, cid), cid, bytes);
         } catch (err) {
           log.error("a stored vector index document is unreadable; waiting for the client to push it again", { error: (err as Error).message });
           continue;
@@ -428,7 +451,11 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
         throw new Error(`query has ${query.length} ${query instanceof Int16Array ? "int16 components" : "bytes"}, the Magu's vectors are ${metric === "hamming" ? `${dim} bits packed` : `${dim} int16 components`}`);
       }
       const vi = await openIndex(maguId, doc.manifest);
-      const hits = await vi.search(query, k, options.exact === true ? { exact: true } : { ef: options.ef });
+      // Deleted ids are retired: asked for k more per deletion, so k others remain once they are dropped.
+      const deleted = init.fault === "ignore-deletions" ? new Set<bigint>() : doc.deleted;
+      const want = k + deleted.size;
+      const found = await vi.search(query, want, options.exact === true ? { exact: true } : { ef: options.ef });
+      const hits = deleted.size === 0 ? found : found.filter((h) => !deleted.has(h.id)).slice(0, k);
       return { hits, fragments: vi.fragments() };
     },
 
@@ -455,11 +482,23 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
           const prefix = encodeVectorManifest(manifest);
           await store.put(prefix.cid, prefix.bytes);
           await bucket.put(idKey(maguId), prefix.cid.bytes, { sync: true });
-          docs.set(maguId, { manifest, cid: prefix.cid, bytes: prefix.bytes });
+          setDoc(manifest, prefix.cid, prefix.bytes);
         }
         log.warn("vector batch not committed in time: its records left the index", { magu: maguId.toString(), kept: keep, dropped: doc.manifest.fragments.length - keep });
         return [doc.cid];
       });
+    },
+
+    async checkFragments(maguId, fragments) {
+      const doc = docs.get(maguId);
+      if (doc === undefined) return undefined;
+      for (const f of fragments) {
+        const entry = doc.manifest.fragments[f];
+        if (entry === undefined || entry.deleted !== undefined) continue; // a listed tombstone fragment was rebuilt from its ids
+        const p = firstTombstone(await store.get(entry.cid), doc.manifest.dim, doc.manifest.metric);
+        if (p >= 0) return `fragment ${f} holds a tombstone record (position ${p}) its document does not list: deletions are tombstone fragments the document lists`;
+      }
+      return undefined;
     },
 
     async handle(raw, peer) {

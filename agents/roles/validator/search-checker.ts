@@ -13,6 +13,11 @@
  * - Before any data, the entry's fragment must be one the member is placed on
  *   (`MaguRegistry.holders`): an entry from another member's fragment was copied from an earlier
  *   answer, not searched, and is disputed without data (SearchMarket's `NotHolder`).
+ * - An entry whose id is a control record's (a payload chunk or tombstone, never a vector) is
+ *   disputed without data (`ControlRecord`); one whose id a tombstone under the task's root
+ *   deletes (the document lists each tombstone fragment's ids, docs/SEARCH.md "Deleting vectors")
+ *   is disputed with `disputeDeleted`: the tombstone record, rebuilt from the document's ids (its
+ *   bytes are a function of them), with its leaves and paths to the task's root.
  * - Each pass, open tasks past their dispute deadline are finalized (search-market.ts).
  * An entry the checker cannot check (no document, no holder answering) is logged, not disputed.
  */
@@ -21,7 +26,7 @@ import { createEventFollower, describeError, pause, searchMarketAbi, type EventF
 import { LEAF_SIZE } from "../../data/constants.js";
 import { buildFragmentTree, buildMaguTree, fragmentLeafProof, fragmentRoot, leafCount, maguProof } from "../../data/merkle.js";
 import { holdersVector } from "../../data/placement.js";
-import { canonicalDistance, decodeHit, decodeVector, readVector, recordSize, type VectorMetric } from "../../data/vectors.js";
+import { canonicalDistance, decodeHit, decodeVector, isControlId, packTombstones, readVector, recordSize, tombstonesPerRecord, type VectorMetric } from "../../data/vectors.js";
 import type { P2PNode } from "../../p2p/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
@@ -39,6 +44,19 @@ interface DisputeProof {
   query: Hex;
   entries: Hex[];
   index: bigint;
+  size: bigint;
+  leaves: Hex[];
+  leafProofs: Hex[][];
+  fragmentProof: Hex[];
+}
+
+/** `SearchMarket.disputeDeleted`'s proof. */
+interface DeletionProof {
+  entries: Hex[];
+  index: bigint;
+  fragment: number;
+  position: number;
+  slot: number;
   size: bigint;
   leaves: Hex[];
   leafProofs: Hex[][];
@@ -141,9 +159,45 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
     const query = decodeVector(queryBytes, dim, metric); // the contract checked its length at submit
     const rs = recordSize(dim, metric);
     const hits = entries.map((e) => decodeHit(e));
+    const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString("hex")}`;
+    // Where the task's tombstones list each deleted id: (fragment, record, slot).
+    const tombstones = new Map<bigint, { fragment: number; position: number; slot: number }>();
+    const perRecord = tombstonesPerRecord(rs - 8);
+    doc.manifest.fragments.slice(0, info.fragmentCount).forEach((f, fragment) => {
+      f.deleted?.forEach((id, i) => tombstones.set(id, { fragment, position: Math.floor(i / perRecord), slot: i % perRecord }));
+    });
     const placed = await placedFragments(contracts, maguId, member, hits.map((h) => h.fragment));
     for (let index = 0; index < entries.length; index++) {
       const hit = hits[index]!;
+      if (isControlId(hit.id)) {
+        stats.checked++;
+        log.warn("search check: false entry, disputing", { task: task.toString(), member, index, lie: `id ${hit.id} is a control record's, not a vector's` });
+        await sendDispute(task, member, index, { query: open.query, entries: [...entries], index: BigInt(index), size: 0n, leaves: [], leafProofs: [], fragmentProof: [] });
+        return;
+      }
+      const tomb = tombstones.get(hit.id);
+      if (tomb !== undefined) {
+        stats.checked++;
+        log.warn("search check: false entry, disputing", { task: task.toString(), member, index, lie: `id ${hit.id} was deleted (tombstone fragment ${tomb.fragment})` });
+        const entry = doc.manifest.fragments[tomb.fragment]!;
+        const bytes = packTombstones(entry.deleted!, dim, metric, entry.size)[0]!;
+        const tree = buildFragmentTree(bytes);
+        const start = tomb.position * rs;
+        const proofs = [];
+        for (let l = Math.floor(start / LEAF_SIZE); l <= Math.floor((start + rs - 1) / LEAF_SIZE); l++) proofs.push(fragmentLeafProof(bytes, l, tree));
+        await sendDeletionDispute(task, member, index, {
+          entries: [...entries],
+          index: BigInt(index),
+          fragment: tomb.fragment,
+          position: tomb.position,
+          slot: tomb.slot,
+          size: BigInt(bytes.length),
+          leaves: proofs.map((p) => hex(p.chunk)),
+          leafProofs: proofs.map((p) => p.siblings.map(hex)),
+          fragmentProof: maguProof(buildMaguTree(roots), tomb.fragment).map(hex),
+        });
+        return;
+      }
       if (!placed.has(hit.fragment)) {
         stats.checked++;
         const lie = `fragment ${hit.fragment} is not placed on the member (an entry copied, not searched)`;
@@ -177,7 +231,6 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
       const tree = buildFragmentTree(bytes);
       const proofs = [];
       for (let l = lo; l <= hi; l++) proofs.push(fragmentLeafProof(bytes, l, tree));
-      const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString("hex")}`;
       const proof = {
         query: open.query,
         entries: [...entries],
@@ -199,6 +252,18 @@ export function createSearchChecker(init: SearchCheckerInit, components: SearchC
       if (receipt.status !== "success") throw new Error(`dispute reverted (tx ${hash})`);
       stats.disputed++;
       log.info("search check: dispute accepted", { task: task.toString(), member, index });
+    } catch (err) {
+      log.error("search check: dispute failed", { task: task.toString(), member, index, error: describeError(err) });
+    }
+  };
+
+  const sendDeletionDispute = async (task: bigint, member: Address, index: number, proof: DeletionProof): Promise<void> => {
+    try {
+      const hash = await market.write.disputeDeleted([task, member, proof]);
+      const receipt = await publicClient.waitForTransactionReceipt({ hash, pollingInterval: 200, timeout: RECEIPT_TIMEOUT_MS });
+      if (receipt.status !== "success") throw new Error(`disputeDeleted reverted (tx ${hash})`);
+      stats.disputed++;
+      log.info("search check: dispute accepted", { task: task.toString(), member, index, deleted: true });
     } catch (err) {
       log.error("search check: dispute failed", { task: task.toString(), member, index, error: describeError(err) });
     }

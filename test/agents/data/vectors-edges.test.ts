@@ -88,9 +88,11 @@ describe("vectors: dimensions, quantization and records at their limits", () => 
     assert.deepEqual([...dequantize(new Int16Array([8192, -16384, 1]))], [0.5, -1, 1 / 16384]);
   });
 
-  it("records: ids are uint64, components int16 big-endian", () => {
-    const r = encodeRecord({ id: UINT64_MAX, values: new Int16Array([-1, 256]) });
-    assert.deepEqual(r, Buffer.from("ffffffffffffffffffff0100", "hex"));
+  it("records: ids are uint64 below the 256 control ids, components int16 big-endian", () => {
+    const r = encodeRecord({ id: UINT64_MAX - 256n, values: new Int16Array([-1, 256]) });
+    assert.deepEqual(r, Buffer.from("fffffffffffffeffffff0100", "hex"));
+    assert.throws(() => encodeRecord({ id: UINT64_MAX - 255n, values: new Int16Array(1) }), VectorIdError, "the first control id");
+    assert.throws(() => encodeRecord({ id: UINT64_MAX, values: new Int16Array(1) }), VectorIdError, "the tombstone id");
     assert.throws(() => encodeRecord({ id: UINT64_MAX + 1n, values: new Int16Array(1) }), VectorIdError);
     assert.throws(() => encodeRecord({ id: -1n, values: new Int16Array(1) }), VectorIdError);
     const out = Buffer.alloc(20, 0xaa);
