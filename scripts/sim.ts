@@ -24,6 +24,7 @@ const FILES = [
   "Reputation",
   "Rewards",
   "SearchMarket",
+  "SearchMarketDeletion",
   "Selection",
 ].map((f) => `test/solidity/${f}.t.sol`);
 
@@ -57,6 +58,7 @@ const EXPECTED = [
   "withdraw before settlement (access)",
   "self-voucher to skip the delay (access)",
   "former owner's grant (access)",
+  "deleted vector returned, disputed",
 ];
 
 interface Row {
