@@ -11,6 +11,7 @@ import { GLOBAL_HELP, GLOBAL_OPTIONS, commandHelp, parseCommandArgs, type Comman
 import { claimCommand } from "./commands/claim.js";
 import { devnetCommand } from "./commands/devnet.js";
 import { getCommand } from "./commands/get.js";
+import { lsCommand } from "./commands/ls.js";
 import { maguCreateCommand, maguFireCommand, maguStatusCommand } from "./commands/magu.js";
 import {
   maguDepositCommand,
@@ -61,6 +62,7 @@ export const COMMANDS: Command[] = [
   validatorCommand,
   putCommand,
   getCommand,
+  lsCommand,
   vectorsAddCommand,
   searchCommand,
 ];

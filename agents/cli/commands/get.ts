@@ -1,6 +1,7 @@
 /**
  * `muri get CID -o FILE [--magu ID]`: fetches a stored file back (rebuilding lost shards from
  * parity). Without --magu the Magu is the one this client's record of the network lists the CID in.
+ * A directory (`muri put DIR`) is restored into `-o DIR`, or one entry of it with `--path`.
  */
 import { statSync } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -16,10 +17,12 @@ import { GRANT_HELP } from "../grants.js";
 
 export const getCommand: Command = {
   path: ["get"],
-  summary: "fetch a stored file by its manifest CID, byte for byte",
-  usage: "muri get CID -o FILE [--magu ID]",
+  summary: "fetch a stored file (or directory) by its manifest CID, byte for byte",
+  usage: "muri get CID -o FILE|DIR [--path PATH] [--force] [--magu ID]",
   help: [
-    "  -o, --output FILE    where to write the file (written to FILE.<pid>.tmp, renamed once complete)",
+    "  -o, --output FILE    where to write the file (written to FILE.<pid>.tmp, renamed once complete); a directory: the directory to restore it into (new or empty)",
+    "  --path PATH          a directory: fetch only this entry (a file to -o FILE, a subdirectory to -o DIR), and only the fragments holding it",
+    "  --force              a directory: write into a non-empty -o DIR (or over -o FILE with --path), replacing files of the same paths",
     "  --magu ID            the Magu holding it (default: the one this client directory recorded it in)",
     GRANT_HELP,
     CLIENT_DIR_HELP,
@@ -27,6 +30,8 @@ export const getCommand: Command = {
   options: {
     output: { type: "string", short: "o" },
     magu: { type: "string" },
+    path: { type: "string" },
+    force: { type: "boolean" },
     grant: { type: "string" },
     "client-dir": { type: "string" },
   },
@@ -50,11 +55,9 @@ export const getCommand: Command = {
       parentOk = false;
     }
     if (!parentOk) throw new UsageError(`--output: directory ${dirname(out)} does not exist`);
-    try {
-      if (statSync(out).isDirectory()) throw new UsageError(`--output: ${out} is a directory`);
-    } catch (err) {
-      if (err instanceof UsageError) throw err;
-    }
+    const path = args.string("path");
+    if (path !== undefined && (path.trim() === "" || path.startsWith("/"))) throw new UsageError(`--path: "${path}" must be a path inside the directory, e.g. sub/file.txt (muri ls CID lists them)`);
+    const force = args.flag("force");
     const dir = clientDir(args);
 
     return async (ctx) => {
@@ -69,23 +72,27 @@ export const getCommand: Command = {
       }
       const tmp = `${out}.${process.pid}.tmp`;
       const progress = startProgress("get", {
-        poll: async () => `${humanBytes((await stat(tmp)).size)} written`,
+        poll: async () => `${humanBytes((await stat(tmp).catch(() => ({ size: 0 }))).size)} written`,
       });
       progress.update("fetching the manifest");
       try {
-        const result = await client.get({ maguId, manifestCid }, out);
+        const result = await client.get({ maguId, manifestCid }, out, { ...(path !== undefined ? { path } : {}), force });
+        const e = result.entries;
         return {
           json: {
             output: out,
             maguId,
             manifestCid: manifestCid.toString(),
+            kind: result.kind,
+            ...(path !== undefined ? { path } : {}),
+            ...(e !== undefined ? { entries: e } : {}),
             fileSize: result.fileSize,
             fetched: result.fetched,
             failed: result.failed,
             unreachable: result.unreachable,
           },
           text: [
-            `wrote ${out} (${humanBytes(result.fileSize)}) from Magu ${maguId}: ${result.fetched} shards fetched` +
+            `wrote ${out} (${e !== undefined && (path === undefined || e.directories + e.symlinks > 0 || e.files !== 1) ? `${e.files} files, ${e.directories} directories${e.symlinks > 0 ? `, ${e.symlinks} symlinks` : ""}, ` : ""}${humanBytes(result.fileSize)}) from Magu ${maguId}: ${result.fetched} shards fetched` +
               (result.failed ? `, ${result.failed} rebuilt from parity (unreachable: ${result.unreachable.join(", ") || "none"})` : ""),
           ],
         };
