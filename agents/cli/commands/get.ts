@@ -7,13 +7,33 @@ import { statSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { CID } from "multiformats/cid";
-import type { Command } from "../command.js";
+import type { Command, CommandArgs, Options } from "../command.js";
 import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-client.js";
 import { humanBytes, startProgress } from "../devnet/progress.js";
 import { UsageError } from "../errors.js";
 import { parseInteger } from "../values.js";
 import { readMagu } from "./magu.js";
 import { GRANT_HELP } from "../grants.js";
+
+/** The options `muri get` and `muri ls` share: where the file is and how this client may read it. */
+export const STORED_REF_OPTIONS = {
+  magu: { type: "string" },
+  grant: { type: "string" },
+  "client-dir": { type: "string" },
+} as const satisfies Options;
+
+/** The CID positional and `--magu` of `muri get` and `muri ls`, checked at the edge. */
+export function parseStoredRef(args: CommandArgs): { manifestCid: CID; givenMagu: bigint | undefined } {
+  const raw = args.positionals[0]!;
+  let manifestCid: CID;
+  try {
+    manifestCid = CID.parse(raw.trim());
+  } catch {
+    throw new UsageError(`CID: "${raw}" is not a valid CID (muri put prints the manifest CID, e.g. bagu…)`);
+  }
+  const maguArg = args.string("magu");
+  return { manifestCid, givenMagu: maguArg === undefined ? undefined : parseInteger(maguArg, "--magu") };
+}
 
 export const getCommand: Command = {
   path: ["get"],
@@ -29,24 +49,14 @@ export const getCommand: Command = {
   ],
   options: {
     output: { type: "string", short: "o" },
-    magu: { type: "string" },
     path: { type: "string" },
     force: { type: "boolean" },
-    grant: { type: "string" },
-    "client-dir": { type: "string" },
+    ...STORED_REF_OPTIONS,
   },
   positionals: ["CID"],
   signs: true,
   prepare(args) {
-    const raw = args.positionals[0]!;
-    let manifestCid: CID;
-    try {
-      manifestCid = CID.parse(raw.trim());
-    } catch {
-      throw new UsageError(`CID: "${raw}" is not a valid CID (muri put prints the manifest CID, e.g. bafk…)`);
-    }
-    const maguArg = args.string("magu");
-    const givenMagu = maguArg === undefined ? undefined : parseInteger(maguArg, "--magu");
+    const { manifestCid, givenMagu } = parseStoredRef(args);
     const out = resolve(args.required("output", "the file to write (-o FILE)"));
     let parentOk: boolean;
     try {

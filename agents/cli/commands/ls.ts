@@ -2,13 +2,11 @@
  * `muri ls CID [--magu ID]`: lists a stored directory (`muri put DIR`): every entry's mode, size and
  * path, read from the directory's encrypted nodes (only the fragments holding them are fetched).
  */
-import { CID } from "multiformats/cid";
 import type { TreeEntry } from "../../data/directory.js";
 import type { Command } from "../command.js";
 import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-client.js";
-import { UsageError } from "../errors.js";
 import { GRANT_HELP } from "../grants.js";
-import { parseInteger } from "../values.js";
+import { STORED_REF_OPTIONS, parseStoredRef } from "./get.js";
 import { readMagu } from "./magu.js";
 
 /** `drwxr-xr-x` for a kind and permission bits. */
@@ -22,23 +20,11 @@ export const lsCommand: Command = {
   summary: "list a stored directory: paths, sizes and modes",
   usage: "muri ls CID [--magu ID]",
   help: ["  --magu ID            the Magu holding it (default: the one this client directory recorded it in)", GRANT_HELP, CLIENT_DIR_HELP],
-  options: {
-    magu: { type: "string" },
-    grant: { type: "string" },
-    "client-dir": { type: "string" },
-  },
+  options: { ...STORED_REF_OPTIONS },
   positionals: ["CID"],
   signs: true,
   prepare(args) {
-    const raw = args.positionals[0]!;
-    let manifestCid: CID;
-    try {
-      manifestCid = CID.parse(raw.trim());
-    } catch {
-      throw new UsageError(`CID: "${raw}" is not a valid CID (muri put DIR prints the manifest CID, e.g. bagu…)`);
-    }
-    const maguArg = args.string("magu");
-    const givenMagu = maguArg === undefined ? undefined : parseInteger(maguArg, "--magu");
+    const { manifestCid, givenMagu } = parseStoredRef(args);
     const dir = clientDir(args);
     return async (ctx) => {
       if (givenMagu !== undefined) await readMagu(ctx, givenMagu);
