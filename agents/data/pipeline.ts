@@ -13,7 +13,8 @@
  * with a missing or corrupt data shard, fetch its parity shards, verify them too and rebuild the data shards from any k intact ones -> open (decrypt + authenticate) each
  * fragment, cut to the file bytes it holds -> yield plaintext in order, the next batch in flight.
  * A shard that fails its CID check is never decoded from: it counts as missing
- * (`strict: true` turns it into {@link ShardCidMismatchError} instead). Fewer than k intact shards
+ * (`strict: true` turns it into {@link ShardCidMismatchError} instead). {@link decodeRange} decodes one
+ * byte range, fetching only the fragments that hold it (a directory's entry). Fewer than k intact shards
  * -> {@link NotEnoughShardsError}; a fragment that fails authentication -> {@link DecryptionError}.
  */
 import type { CID } from "multiformats/cid";

@@ -36,6 +36,12 @@
  * stripe missing up to m shards is rebuilt from parity. The file is written to `out.tmp` and
  * renamed into place once it decoded and authenticated completely.
  *
+ * putDirectory(path): the tree packed into one file (folder.ts; docs/ENCODING.md § Directories) and
+ * put as above, new Magu or appended, with the directory content code sealed beside its size;
+ * `compress` on any put compresses first (a file through a temporary compressed copy). get of a
+ * directory restores the tree (or, with `path`, one entry of it, decoding only the fragments that
+ * hold it); list reads only the trailer and the directory nodes.
+ *
  * The 32-byte secret that keys the encryption is `<dir>/secret.key` (created on first use, mode
  * 0600); it never leaves the client.
  */
