@@ -7,7 +7,8 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { CliContext } from "./context.js";
 import { UsageError } from "./errors.js";
 
-export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string };
+/** `bare`: a string option that may be given without a value, meaning `--name=<bare>` (`--compress` is `--compress=auto`). */
+export type OptionSpec = { type: "string" | "boolean"; multiple?: boolean; short?: string; bare?: string };
 export type Options = Record<string, OptionSpec>;
 export type ParsedValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
@@ -89,8 +90,10 @@ export const GLOBAL_HELP = [
 /** Parses `argv` (after the command words) against the command's and the global options. */
 export function parseCommandArgs(command: Command, argv: string[]): CommandArgs {
   const name = command.path.join(" ");
+  // parseArgs has no optional values: a bare `--name` of an option with a `bare` value becomes `--name=<bare>`.
+  const bare = new Map<string, string>(Object.entries(command.options).flatMap(([n, spec]) => (spec.bare !== undefined ? [[`--${n}`, `--${n}=${spec.bare}`] as [string, string]] : [])));
   const config: ParseArgsConfig = {
-    args: argv,
+    args: argv.map((a) => bare.get(a) ?? a),
     options: { ...GLOBAL_OPTIONS, ...command.options },
     allowPositionals: true,
     strict: true,

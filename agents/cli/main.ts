@@ -13,6 +13,7 @@ import { devnetCommand } from "./commands/devnet.js";
 import { getCommand } from "./commands/get.js";
 import { accountCommand, shareCommand } from "./commands/share.js";
 import { serveCommand } from "./commands/serve.js";
+import { lsCommand } from "./commands/ls.js";
 import { maguCreateCommand, maguFireCommand, maguStatusCommand } from "./commands/magu.js";
 import {
   maguDepositCommand,
@@ -64,6 +65,7 @@ export const COMMANDS: Command[] = [
   validatorCommand,
   putCommand,
   getCommand,
+  lsCommand,
   shareCommand,
   serveCommand,
   vectorsAddCommand,

@@ -20,7 +20,7 @@
  * is decrypted, so a manifest over a prefix of the stripes or with another file's stripes is refused.
  *
  * The file's size is not in the manifest in the clear (members and validators read manifests):
- * `sealedSize` is uint64_be(size) sealed like a fragment (same layout, AES-256-GCM) under
+ * `sealedSize` is uint8 content ‖ uint56_be(size) sealed like a fragment (same layout, AES-256-GCM) under
  * HKDF-SHA256(secret, fileId, "muri/v1/manifest-size", 44): its own HKDF info, so its key is
  * unrelated to every fragment key ({@link sealFileSize}, {@link openFileSize}). It is sealed once
  * per file id, like each fragment index.
@@ -190,6 +190,20 @@ function openInto(key: Buffer, nonce: Buffer, bytes: Buffer, target: Buffer): bo
 const SIZE_SEAL_INFO = "muri/v1/manifest-size";
 /** Bytes of a sealed size: nonce 12 ‖ uint64_be(size) encrypted 8 ‖ tag 16. */
 export const SEALED_SIZE_LENGTH = ENCRYPTION_OVERHEAD + 8;
+/**
+ * Content codes, the top byte of the sealed size (`uint8 content ‖ uint56_be size`): what the
+ * plaintext is. Sealed like the size, so members and validators cannot tell a directory or a
+ * compressed file from any other file.
+ */
+/** The file's bytes as they are (every manifest written before content codes: the top byte was 0). */
+export const CONTENT_RAW = 0;
+/** The file's bytes gzip-compressed (RFC 1952, node:zlib). */
+export const CONTENT_GZIP = 1;
+/** The file's bytes zstd-compressed (RFC 8878, node:zlib). */
+export const CONTENT_ZSTD = 2;
+/** A directory pack (data/directory.ts): files, then the encrypted directory nodes, then a trailer. */
+export const CONTENT_DIRECTORY = 3;
+const MAX_CONTENT_CODE = CONTENT_DIRECTORY;
 
 /**
  * The file size sealed for the manifest's `sealedSize`, hex: nonce ‖ AES-256-GCM(uint64_be(size)) ‖
@@ -197,12 +211,13 @@ export const SEALED_SIZE_LENGTH = ENCRYPTION_OVERHEAD + 8;
  * size), so a resumed put re-encodes to the same manifest; the file id is fresh per upload, so the
  * (key, nonce) seals one size only.
  */
-export function sealFileSize(secret: KeySource, fileId: Uint8Array, size: number): string {
+export function sealFileSize(secret: KeySource, fileId: Uint8Array, size: number, content: number = CONTENT_RAW): string {
   const fileKey = keyOfFile(secret, fileId);
   if (!Number.isSafeInteger(size) || size < 0) throw new InvalidParameterError("size", size, "must be a non-negative integer");
+  if (!Number.isInteger(content) || content < 0 || content > MAX_CONTENT_CODE) throw new InvalidParameterError("content", content, `must be a content code in [0, ${MAX_CONTENT_CODE}]`);
   const { key, nonce } = deriveKeyNonce(fileKey, SIZE_SEAL_INFO);
   const plain = Buffer.alloc(8);
-  plain.writeBigUInt64BE(BigInt(size));
+  plain.writeBigUInt64BE((BigInt(content) << 56n) | BigInt(size));
   const out = Buffer.allocUnsafe(SEALED_SIZE_LENGTH);
   sealInto(key, nonce, plain, out);
   return out.toString("hex");
@@ -213,6 +228,15 @@ export function sealFileSize(secret: KeySource, fileId: Uint8Array, size: number
  * does not open (another client's secret, or the seal was altered) or holds no safe integer.
  */
 export function openFileSize(secret: KeySource, fileId: Uint8Array, sealed: string): number {
+  return openSealedSize(secret, fileId, sealed).size;
+}
+
+/**
+ * Opens `sealedSize`: the size and the content code in its top byte ({@link CONTENT_RAW} for every
+ * manifest written before content codes existed). Refuses what {@link openFileSize} refuses and a
+ * code this version does not know.
+ */
+export function openSealedSize(secret: KeySource, fileId: Uint8Array, sealed: string): { size: number; content: number } {
   const fileKey = keyOfFile(secret, fileId);
   const hex = Buffer.from(fileId).toString("hex");
   const bytes = Buffer.from(sealed, "hex");
@@ -221,9 +245,12 @@ export function openFileSize(secret: KeySource, fileId: Uint8Array, sealed: stri
   if (!bytes.subarray(0, NONCE_SIZE).equals(nonce)) throw new ManifestSealError(hex, "nonce does not match the derived nonce");
   const plain = Buffer.alloc(8);
   if (!openInto(key, nonce, bytes, plain)) throw new ManifestSealError(hex, "authentication tag mismatch");
+  const content = plain[0]!;
+  plain[0] = 0;
   const size = plain.readBigUInt64BE();
+  if (content > MAX_CONTENT_CODE) throw new ManifestSealError(hex, `content code ${content} is unknown to this version (a newer muri wrote it)`);
   if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new ManifestSealError(hex, `size ${size} is not a safe integer`);
-  return Number(size);
+  return { size: Number(size), content };
 }
 
 /** Encrypts and decrypts the fragments of one file. */

@@ -161,7 +161,15 @@ export function fragmentSpan(manifest: Pick<Manifest, "erasure">, fileSize: numb
 
 // ---- canonical DAG-JSON (the subset used here: maps, arrays, strings, safe integers, links) ----
 
-type DagValue = string | number | CID | readonly DagValue[] | { readonly [key: string]: DagValue };
+/** A value of the canonical DAG-JSON subset. */
+export type DagValue = string | number | CID | readonly DagValue[] | { readonly [key: string]: DagValue };
+
+/** `value` as canonical DAG-JSON bytes (keys sorted by UTF-8 bytes, no whitespace, safe integers, links). */
+export function canonicalDagJson(value: DagValue): Buffer {
+  const out: string[] = [];
+  encodeValue(value, out);
+  return Buffer.from(out.join(""), "utf8");
+}
 
 function encodeValue(value: DagValue, out: string[]): void {
   if (typeof value === "string") out.push(JSON.stringify(value));

@@ -13,14 +13,15 @@
  * with a missing or corrupt data shard, fetch its parity shards, verify them too and rebuild the data shards from any k intact ones -> open (decrypt + authenticate) each
  * fragment, cut to the file bytes it holds -> yield plaintext in order, the next batch in flight.
  * A shard that fails its CID check is never decoded from: it counts as missing
- * (`strict: true` turns it into {@link ShardCidMismatchError} instead). Fewer than k intact shards
+ * (`strict: true` turns it into {@link ShardCidMismatchError} instead). {@link decodeRange} decodes one
+ * byte range, fetching only the fragments that hold it (a directory's entry). Fewer than k intact shards
  * -> {@link NotEnoughShardsError}; a fragment that fails authentication -> {@link DecryptionError}.
  */
 import type { CID } from "multiformats/cid";
 import { cidMatches, cidOfFragmentRoot } from "./cid.js";
 import { chunk, type ByteSource } from "./chunker.js";
 import { FRAGMENT_SIZE } from "./constants.js";
-import { ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FileCipher, SEALED_LAYOUT, manifestMac, manifestMacMatches, newFileId, openFileSize, sealFileSize, type KeySource } from "./crypto.js";
+import { CONTENT_RAW, ENCRYPTION_ALG, ENCRYPTION_KDF, ENCRYPTION_OVERHEAD, FileCipher, SEALED_LAYOUT, manifestMac, manifestMacMatches, newFileId, openSealedSize, sealFileSize, type KeySource } from "./crypto.js";
 import { ERASURE_ALG, checkErasureParams, encodeParity, reconstructShards, SHARD_ALIGNMENT } from "./erasure.js";
 import { FileIdReusedError, InvalidParameterError, ManifestAuthError, ManifestError, NotEnoughShardsError, ShardCidMismatchError, SizeMismatchError } from "./errors.js";
 import { encodeManifest, fragmentSpan, layoutFor, manifestMacBody, stripeShardSize, MANIFEST_VERSION, SHARD_PADDING, type Manifest } from "./manifest.js";
@@ -46,6 +47,11 @@ export interface EncodeOptions {
   readonly m?: number;
   /** Shard size (a multiple of 8, <= FRAGMENT_SIZE). Plaintext fragments are shardSize - 28 bytes. Default FRAGMENT_SIZE. */
   readonly shardSize?: number;
+  /**
+   * What the plaintext is (crypto.ts `CONTENT_*`: raw, gzip, zstd, a directory pack), sealed with
+   * the size so only the secret's holder learns it. Default raw.
+   */
+  readonly content?: number;
   /** Await the parity before hashing the data shards, instead of hashing while the thread pool encodes (benchmarks). */
   readonly sequential?: boolean;
   /**
@@ -192,7 +198,7 @@ export async function encodeFile(source: ByteSource, options: EncodeOptions, sin
   const manifest: Manifest = {
     version: MANIFEST_VERSION,
     fragmentSize,
-    sealedSize: sealFileSize(options.secret, fileId, fileSize),
+    sealedSize: sealFileSize(options.secret, fileId, fileSize, options.content ?? CONTENT_RAW),
     encryption: { alg: ENCRYPTION_ALG, kdf: ENCRYPTION_KDF, layout: SEALED_LAYOUT, fileId: fileId.toString("hex"), mac: "" },
     erasure: {
       alg: ERASURE_ALG,
@@ -234,6 +240,8 @@ export function checkManifestMac(manifest: Manifest, secret: KeySource): void {
 export interface OpenedManifest {
   readonly manifest: Manifest;
   readonly fileSize: number;
+  /** What the plaintext is (crypto.ts `CONTENT_*`), sealed beside the size. */
+  readonly content: number;
 }
 
 /**
@@ -244,7 +252,7 @@ export interface OpenedManifest {
  * decrypted before all three hold.
  */
 export function openManifest(manifest: Manifest, secret: KeySource): OpenedManifest {
-  const fileSize = openFileSize(secret, Buffer.from(manifest.encryption.fileId, "hex"), manifest.sealedSize);
+  const { size: fileSize, content } = openSealedSize(secret, Buffer.from(manifest.encryption.fileId, "hex"), manifest.sealedSize);
   checkManifestMac(manifest, secret);
   const layout = layoutFor(fileSize, manifest.fragmentSize, manifest.erasure.k);
   if (layout.stripes !== manifest.erasure.stripes || layout.lastShardSize !== manifest.erasure.lastShardSize) {
@@ -253,7 +261,7 @@ export function openManifest(manifest: Manifest, secret: KeySource): OpenedManif
       "sealedSize",
     );
   }
-  return { manifest, fileSize };
+  return { manifest, fileSize, content };
 }
 
 /** Fetches a shard's bytes by CID; undefined when unavailable. The decoder verifies them unless told the fetcher did (`verified`). */
@@ -412,6 +420,64 @@ export async function* decodeFile(manifest: Manifest, fetch: ShardFetcher, optio
     }
   }
   if (produced !== fileSize) throw new SizeMismatchError(fileSize, produced);
+}
+
+/** Options of {@link decodeRange}: {@link DecodeOptions} and the byte range of the plaintext. */
+export type DecodeRangeOptions = Pick<DecodeOptions, "secret" | "strict" | "onCorruptShard" | "verified"> & {
+  readonly offset: number;
+  readonly length: number;
+};
+
+/**
+ * Yields the plaintext bytes `[offset, offset + length)` of the file of `manifest`, fetching only
+ * the data shards (fragments) that hold them, {@link DECODE_BATCH_SHARDS} at a time. A fragment
+ * that is missing or fails its CID is rebuilt from its stripe (the stripe's other shards and
+ * parity, as {@link decodeFile} does). A range past the file's (sealed) size is refused.
+ */
+export async function* decodeRange(manifest: Manifest, fetch: ShardFetcher, options: DecodeRangeOptions): AsyncGenerator<Buffer, void, undefined> {
+  const { fileSize } = openManifest(manifest, options.secret);
+  const { offset, length } = options;
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > fileSize) {
+    throw new InvalidParameterError("range", { offset, length }, `must lie within the file's ${fileSize} bytes`);
+  }
+  if (length === 0) return;
+  const { k, m, stripes } = manifest.erasure;
+  const cipher = new FileCipher(options.secret, Buffer.from(manifest.encryption.fileId, "hex"));
+  const wanted: { index: number; offset: number; length: number }[] = [];
+  for (let index = 0; index < stripes * k; index++) {
+    const span = fragmentSpan(manifest, fileSize, index);
+    if (span.length > 0 && span.offset < offset + length && span.offset + span.length > offset) wanted.push({ index, offset: span.offset, length: span.length });
+  }
+  for (let i = 0; i < wanted.length; i += DECODE_BATCH_SHARDS) {
+    const batch = wanted.slice(i, i + DECODE_BATCH_SHARDS);
+    const rebuilt = new Map<number, Promise<Buffer[]>>();
+    const shards = await Promise.all(
+      batch.map(async ({ index }) => {
+        const stripe = Math.floor(index / k);
+        const where: ShardPosition = { index: stripe * (k + m) + (index % k), stripe, position: index % k };
+        const cid = manifest.shards[where.index]!;
+        const bytes = await fetch(cid, where);
+        if (bytes !== undefined && bytes.length === stripeShardSize(manifest, stripe) && (options.verified === true || cidMatches(cid, bytes))) {
+          return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        }
+        if (bytes !== undefined) {
+          if (options.strict) throw new ShardCidMismatchError(where.index, stripe, cid.toString());
+          options.onCorruptShard?.(where, cid);
+        }
+        // Missing or corrupt: the whole stripe, rebuilt from any k of its shards.
+        let whole = rebuilt.get(stripe);
+        if (whole === undefined) rebuilt.set(stripe, (whole = fetchStripe(manifest, stripe, fetch, options)));
+        return (await whole)[index % k]!;
+      }),
+    );
+    for (let j = 0; j < batch.length; j++) {
+      const { index, offset: at, length: held } = batch[j]!;
+      const plain = cipher.open(index, shards[j]!);
+      const from = Math.max(offset, at) - at;
+      const to = Math.min(offset + length, at + held) - at;
+      yield plain.subarray(from, to);
+    }
+  }
 }
 
 /** 1 + the index of the last non-zero byte of `bytes` at or after `from`; 0 when they are all zero. */

@@ -36,13 +36,19 @@
  * stripe missing up to m shards is rebuilt from parity. The file is written to `out.tmp` and
  * renamed into place once it decoded and authenticated completely.
  *
+ * putDirectory(path): the tree packed into one file (folder.ts; docs/ENCODING.md § Directories) and
+ * put as above, new Magu or appended, with the directory content code sealed beside its size;
+ * `compress` on any put compresses first (a file through a temporary compressed copy). get of a
+ * directory restores the tree (or, with `path`, one entry of it, decoding only the fragments that
+ * hold it); list reads only the trailer and the directory nodes.
+ *
  * The 32-byte secret that keys the encryption is `<dir>/secret.key` (created on first use, mode
  * 0600); it never leaves the client.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { lstat, mkdir, realpath, rename, rm, stat } from "node:fs/promises";
 import { createKeyFile, readKeyFile } from "../../store/key-file.js";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
@@ -69,8 +75,10 @@ import {
 } from "../../chain/index.js";
 import { decodeManifest, type Manifest } from "../../data/manifest.js";
 import { maguRoot } from "../../data/merkle.js";
-import { fileKeyOf, newFileId, type FileKey, type KeySource } from "../../data/crypto.js";
-import { decodeFile, encodeFile, openManifest, type EncodeResult, type ShardFetcher } from "../../data/pipeline.js";
+import { CONTENT_DIRECTORY, CONTENT_RAW, FileKey, fileKeyOf, newFileId, type KeySource } from "../../data/crypto.js";
+import { chooseCompression, compressionOfContent, contentOf, decompressor, SAMPLE_BYTES, type CompressionChoice } from "../../data/compression.js";
+import type { TreeEntry } from "../../data/directory.js";
+import { decodeFile, decodeRange, encodeFile, openManifest, type EncodeResult, type OpenedManifest, type ShardFetcher } from "../../data/pipeline.js";
 import { holderBlob } from "../../data/placement.js";
 import { RemoteRefusedError, type P2PNode } from "../../p2p/index.js";
 import { openFragmentStore, silentLogger, type FragmentStore, type Logger } from "../../store/index.js";
@@ -96,6 +104,7 @@ import {
 } from "./client-record.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
 import { ClientAccess, createClientAccess, isAccessRefusal } from "./access.js";
+import { compressFile, packDirectory, prepareTarget, readHead, readPackTree, restoreTree, sequentialEntries, subtree, writeEntry, type PackStats } from "./folder.js";
 import { BatchDelivery, BatchUnavailableError, type BatchDeps, type BatchResult, type MissingMember, type SlotMember } from "./batch.js";
 import { ShardQueue, drainQueue } from "./shard-queue.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
@@ -166,6 +175,12 @@ export type StorageClientErrorCode =
   | "ERR_OTHER_NETWORK"
   /** locate: more than one Magu's record lists the manifest (the caller must name the Magu). */
   | "ERR_AMBIGUOUS_MANIFEST"
+  /** get --path / list: the reference is a file, not a directory. */
+  | "ERR_NOT_A_DIRECTORY"
+  /** get --path: no entry of the directory has that path (or it is a symlink). */
+  | "ERR_PATH_NOT_FOUND"
+  /** get: the output is in the way (a directory where a file goes). */
+  | "ERR_OUTPUT_EXISTS"
   /** fileKey: the manifest does not open with this client's secret (another client stored it). */
   | "ERR_NOT_YOUR_FILE"
   /** get with a shared key: the manifest is another file than the key opens. */
@@ -216,6 +231,26 @@ export interface PutOptions {
    * paid twice), the same encryption file id and the options the put was started with.
    */
   resume?: boolean;
+  /**
+   * Compress before encryption (data/compression.ts): `auto` keeps compression only where a
+   * sample shrinks by 10 % or more; a directory decides per file. Default none.
+   */
+  compress?: CompressionChoice;
+}
+
+/** Options of {@link StorageClient.get}. */
+export interface GetOptions {
+  /** A directory: fetch only this entry (a file, or a subdirectory's tree) to the output. */
+  path?: string;
+  /** A directory: write into a non-empty output directory, replacing files of the same paths. */
+  force?: boolean;
+  /** The file's own key, shared by its owner (`muri share`), instead of this client's secret. */
+  fileKey?: FileKey;
+}
+
+/** What {@link StorageClient.putDirectory} stored besides the {@link PutResult}. */
+export interface PutDirectoryResult extends PutResult {
+  directory: PackStats;
 }
 
 /** Where a stored file lives. */
@@ -225,7 +260,10 @@ export interface FileRef {
 }
 
 export interface PutResult extends FileRef {
+  /** Bytes encrypted and stored: the file's size, or its compressed size, or a directory's pack size. */
   fileSize: number;
+  /** The compression a file was stored with, if any. */
+  compression?: string;
   shards: number;
   /** Magu fragment index of the file's first shard (0 for a new Magu). */
   offset: number;
@@ -237,7 +275,12 @@ export interface PutResult extends FileRef {
 }
 
 export interface GetResult {
+  /** Bytes written: the file's size (decompressed), or the sum of a directory's files. */
   fileSize: number;
+  /** What the reference is (the content code sealed in its manifest). */
+  kind: "file" | "directory";
+  /** A directory: files, directories and symlinks written. */
+  entries?: { files: number; directories: number; symlinks: number };
   /** Shards fetched and used. */
   fetched: number;
   /** Shard fetches that failed (holder down, or skipped after a failure). */
@@ -263,15 +306,19 @@ export interface StorageClient {
   stop(): Promise<void>;
   put(path: string, options?: PutOptions): Promise<PutResult>;
   /** Appends a file to an existing blob Magu the caller owns (see the module comment). */
-  putInto(maguId: bigint, path: string): Promise<PutResult>;
-  /** Fetches a file; `fileKey` (a share's, `muri share`) opens a file another client stored. */
-  get(ref: FileRef, outPath: string, options?: { fileKey?: FileKey }): Promise<GetResult>;
+  putInto(maguId: bigint, path: string, options?: Pick<PutOptions, "compress">): Promise<PutResult>;
+  /** Fetches a file or directory; `fileKey` (a share's, `muri share`) opens one another client stored. */
+  get(ref: FileRef, outPath: string, options?: GetOptions): Promise<GetResult>;
   /** A stored file's size from its manifest (no shard fetched). */
   stat(ref: FileRef): Promise<{ fileSize: number; manifest: Manifest }>;
   /** The Magu holding a file, its members' reachability and every stripe's health. */
   status(ref: FileRef): Promise<BlobStatus>;
   /** The key of a file this client stored, for `muri share` (ERR_NOT_YOUR_FILE otherwise). */
   fileKey(ref: FileRef): Promise<{ fileKey: FileKey; manifest: Manifest }>;
+  /** Stores the directory tree at `path` as one pack (folder.ts) in a new blob Magu, or appended to `into`. */
+  putDirectory(path: string, options?: PutOptions, into?: bigint): Promise<PutDirectoryResult>;
+  /** The entries of a stored directory (paths, kinds, sizes, modes), fetching only its trailer and nodes. */
+  list(ref: FileRef): Promise<TreeEntry[]>;
   /** The Magu this network's records list `manifestCid` in (`muri get CID` without --magu). */
   locate(manifestCid: CID): Promise<bigint>;
   readonly address: Address;
@@ -314,6 +361,24 @@ interface Fetched {
 interface MaguData {
   root: Hex;
   fragmentCount: number;
+}
+
+/**
+ * `fetch` with the last 64 shards it fetched kept: reading a directory's entries one range at a
+ * time asks for the fragment that holds many small files again and again.
+ */
+function cachingFetcher(fetch: ShardFetcher): ShardFetcher {
+  const kept = new Map<string, Promise<Uint8Array | undefined>>();
+  return (cid, where) => {
+    const key = cid.toString();
+    let got = kept.get(key);
+    if (got === undefined) {
+      got = fetch(cid, where);
+      kept.set(key, got);
+      if (kept.size > 64) kept.delete(kept.keys().next().value!);
+    }
+    return got;
+  };
 }
 
 /** The fragment roots of `files`' manifests, in order. */
@@ -489,6 +554,58 @@ class Client implements StorageClient {
   }
 
   async put(path: string, options: PutOptions = {}): Promise<PutResult> {
+    return this.withCompression(path, options.compress, (source, content) => this.putPath(source, options, content));
+  }
+
+  async putInto(maguId: bigint, path: string, options: Pick<PutOptions, "compress"> = {}): Promise<PutResult> {
+    return this.withCompression(path, options.compress, (source, content) => this.putIntoPath(maguId, source, content));
+  }
+
+  async putDirectory(path: string, options: PutOptions = {}, into?: bigint): Promise<PutDirectoryResult> {
+    const pack = await this.tempFile("dir");
+    try {
+      const directory = await packDirectory(resolve(path), pack, options.compress ?? "none");
+      this.log.info("packed", { path, files: directory.files, bytes: directory.bytes, packSize: directory.packSize });
+      const result = into === undefined ? await this.putPath(pack, options, CONTENT_DIRECTORY) : await this.putIntoPath(into, pack, CONTENT_DIRECTORY);
+      return { ...result, directory };
+    } finally {
+      await this.dropTemp(pack);
+    }
+  }
+
+  /**
+   * Runs `put` on `path` as it is, or, when `compress` chooses a compression for it (a sample of
+   * its first bytes decides `auto`), on a compressed copy in the client directory (streamed: no
+   * whole-file buffer), sealed with the content code that says how to decompress it.
+   */
+  private async withCompression(path: string, compress: CompressionChoice | undefined, put: (source: string, content: number) => Promise<PutResult>): Promise<PutResult> {
+    if (compress === undefined || compress === "none") return put(path, CONTENT_RAW);
+    const { compression } = chooseCompression(compress, await readHead(path, SAMPLE_BYTES));
+    if (compression === undefined) return put(path, CONTENT_RAW);
+    const copy = await this.tempFile("zip");
+    try {
+      const { size, stored } = await compressFile(path, copy, compression);
+      this.log.info("compressed", { path, compression, size, stored });
+      return { ...(await put(copy, contentOf(compression))), compression };
+    } finally {
+      await this.dropTemp(copy);
+    }
+  }
+
+  /** A fresh path for a pack or a compressed copy, under this network's part of the client directory. */
+  private async tempFile(kind: string): Promise<string> {
+    const dir = join(this.running().records.dir, "packs");
+    await mkdir(dir, { recursive: true });
+    return join(dir, `${kind}-${randomBytes(8).toString("hex")}.tmp`);
+  }
+
+  /** Deletes a temporary upload source and its pending-put record (such a put is not resumable). */
+  private async dropTemp(path: string): Promise<void> {
+    await rm(path, { force: true });
+    await clearPendingPut(this.running().records, path).catch(() => undefined);
+  }
+
+  private async putPath(path: string, options: PutOptions, content: number): Promise<PutResult> {
     const { p2p, staging, secret, records } = this.running();
     const started = performance.now();
     const st = await stat(path);
@@ -569,7 +686,7 @@ class Client implements StorageClient {
     try {
       let encoded: EncodeResult;
       try {
-        encoded = await encodeFile(createReadStream(path), { secret, k, m, fileId: Buffer.from(put.fileId, "hex") }, async (shards) => {
+        encoded = await encodeFile(createReadStream(path), { secret, k, m, content, fileId: Buffer.from(put.fileId, "hex") }, async (shards) => {
           for (const s of shards) {
             await stage.put(s.cid, s.bytes);
             handOver({ index: s.index, cid: s.cid });
@@ -854,7 +971,7 @@ class Client implements StorageClient {
     }
   }
 
-  async putInto(maguId: bigint, path: string): Promise<PutResult> {
+  private async putIntoPath(maguId: bigint, path: string, content: number): Promise<PutResult> {
     const { p2p, staging, secret, records } = this.running();
     const started = performance.now();
     const release = await lockMaguRecord(records, maguId);
@@ -920,7 +1037,7 @@ class Client implements StorageClient {
         await this.pushTo(slotList[slot]!, cid, await staged.get(cid), `shard ${index}`).catch((err: unknown) => delivery.fail(slot, err));
       });
       const { handOver, held } = this.handOverTo(queue);
-      const { manifest, manifestBytes, manifestCid } = await encodeFile(createReadStream(path), { secret, k, m }, async (shards) => {
+      const { manifest, manifestBytes, manifestCid } = await encodeFile(createReadStream(path), { secret, k, m, content }, async (shards) => {
         for (const s of shards) {
           await staged.put(s.cid, s.bytes);
           handOver({ index: s.index, cid: s.cid });
@@ -1014,6 +1131,87 @@ class Client implements StorageClient {
   }
 
   /**
+   * The manifest of `ref` from the first member that serves it, opened with the secret, and a
+   * fetcher over the holders placement names (a holder that fails once is skipped for the rest of
+   * this reader; a busy one is asked again), counting what it fetched and what failed.
+   */
+  private async openReader(ref: FileRef, keys: KeySource): Promise<{ manifest: Manifest; opened: OpenedManifest; keys: KeySource; fetcher: ShardFetcher; stats: () => Pick<GetResult, "fetched" | "failed" | "unreachable"> }> {
+    const { p2p } = this.running();
+    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
+    const slots = info.params.members;
+    const k = info.params.dataShards;
+    const m = info.params.parityShards;
+    const present = info.members.filter((a) => !/^0x0{40}$/i.test(a));
+    const members = await this.members(present);
+    const bySlot = new Map<number, Member>();
+    info.members.forEach((a, slot) => {
+      const member = members.find((x) => x.address === a);
+      if (member !== undefined) bySlot.set(slot, member);
+    });
+    const down = new Set<Address>();
+    // A private Magu: this client's grant (or, as its owner, a session grant) to every member first.
+    await this.access!.ensureAll(members.map((x) => x.peerId), ref.maguId);
+
+    let manifest: Manifest | undefined;
+    let denied: string | undefined;
+    for (const member of members) {
+      try {
+        const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs }));
+        manifest = decodeManifest(bytes, ref.manifestCid);
+        break;
+      } catch (err) {
+        down.add(member.address);
+        if (isAccessRefusal(err)) denied ??= (err as Error).message;
+        this.log.debug("manifest fetch failed", { member: member.address, error: (err as Error).message });
+      }
+    }
+    if (manifest === undefined && denied !== undefined) {
+      throw new StorageClientError("ERR_ACCESS_DENIED", denied, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() });
+    }
+    if (manifest === undefined) {
+      throw (
+        (await this.otherNetworkError(ref)) ??
+        new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${ref.manifestCid} not found at any of the ${members.length} members of Magu ${ref.maguId}`, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() })
+      );
+    }
+    if (keys instanceof FileKey && manifest.encryption.fileId !== keys.fileId.toString("hex")) {
+      throw new StorageClientError("ERR_SHARE_MISMATCH", `the shared key is for file ${keys.fileId.toString("hex")}, but manifest ${ref.manifestCid} is file ${manifest.encryption.fileId}: the share names another file`, { manifestCid: ref.manifestCid.toString() });
+    }
+
+    const offset = await this.offsetOf(ref, manifest, info, members);
+    let fetched = 0;
+    let failed = 0;
+    const fetcher: ShardFetcher = async (cid, where) => {
+      const member = bySlot.get(holderBlob(ref.maguId, offset + where.index, slots, k, m));
+      if (member === undefined || down.has(member.address)) {
+        failed++;
+        return undefined;
+      }
+      try {
+        // A busy holder (all its slots, or this client's share, in use) is asked again shortly,
+        // not written off.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs }));
+            fetched++;
+            return bytes;
+          } catch (err) {
+            const busy = err instanceof RemoteRefusedError && err.context.reason.startsWith("busy");
+            if (!busy || attempt >= CLIENT_DEFAULTS.busyRetries) throw err;
+            await sleep(50 * attempt);
+          }
+        }
+      } catch (err) {
+        failed++;
+        if (!down.has(member.address)) this.log.warn("holder unreachable, skipping it", { member: member.address, error: (err as Error).message });
+        down.add(member.address);
+        return undefined;
+      }
+    };
+    return { manifest, opened: openManifest(manifest, keys), keys, fetcher, stats: () => ({ fetched, failed, unreachable: [...down] }) };
+  }
+
+  /**
    * The key of one file this client stored (`muri share` wraps it for another account): its
    * manifest fetched from the Magu's members and opened with this client's secret first, so the
    * CID of a file it did not store is refused (ERR_NOT_YOUR_FILE), never given a key that opens nothing.
@@ -1080,94 +1278,74 @@ class Client implements StorageClient {
     };
   }
 
-  /**
-   * Fetches the file `ref` names into `outPath` (via a temporary file, renamed once complete).
-   * `fileKey`: the file's own key, shared by its owner (`muri share`), instead of this client's secret.
-   */
-  async get(ref: FileRef, outPath: string, options: { fileKey?: FileKey } = {}): Promise<GetResult> {
-    const { p2p, secret } = this.running();
-    const keys: KeySource = options.fileKey ?? secret;
-    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
-    const slots = info.params.members;
-    const k = info.params.dataShards;
-    const m = info.params.parityShards;
-    const present = info.members.filter((a) => !/^0x0{40}$/i.test(a));
-    const members = await this.members(present);
-    const bySlot = new Map<number, Member>();
-    info.members.forEach((a, slot) => {
-      const member = members.find((x) => x.address === a);
-      if (member !== undefined) bySlot.set(slot, member);
-    });
-    const down = new Set<Address>();
-    // A private Magu: this client's grant (or, as its owner, a session grant) to every member first.
-    await this.access!.ensureAll(members.map((x) => x.peerId), ref.maguId);
-
-    let manifest: Manifest | undefined;
-    let denied: string | undefined;
-    for (const member of members) {
-      try {
-        const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs }));
-        manifest = decodeManifest(bytes, ref.manifestCid);
-        break;
-      } catch (err) {
-        down.add(member.address);
-        if (isAccessRefusal(err)) denied ??= (err as Error).message;
-        this.log.debug("manifest fetch failed", { member: member.address, error: (err as Error).message });
-      }
+  async get(ref: FileRef, outPath: string, options: GetOptions = {}): Promise<GetResult> {
+    const { secret } = this.running();
+    const reader = await this.openReader(ref, options.fileKey ?? secret);
+    const { manifest, opened, fetcher } = reader;
+    if (opened.content === CONTENT_DIRECTORY) return this.getDirectory(ref, reader, outPath, options);
+    if (options.path !== undefined) {
+      throw new StorageClientError("ERR_NOT_A_DIRECTORY", `${ref.manifestCid} is a file, not a directory: drop --path to get it`, { manifestCid: ref.manifestCid.toString(), path: options.path });
     }
-    if (manifest === undefined && denied !== undefined) {
-      throw new StorageClientError("ERR_ACCESS_DENIED", denied, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() });
+    if ((await lstat(outPath).catch(() => undefined))?.isDirectory() === true) {
+      throw new StorageClientError("ERR_OUTPUT_EXISTS", `${outPath} is a directory, and ${ref.manifestCid} is a file: name the file to write with -o`, { output: outPath });
     }
-    if (manifest === undefined) {
-      throw (
-        (await this.otherNetworkError(ref)) ??
-        new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${ref.manifestCid} not found at any of the ${members.length} members of Magu ${ref.maguId}`, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() })
-      );
-    }
-    if (options.fileKey !== undefined && manifest.encryption.fileId !== options.fileKey.fileId.toString("hex")) {
-      throw new StorageClientError("ERR_SHARE_MISMATCH", `the shared key is for file ${options.fileKey.fileId.toString("hex")}, but manifest ${ref.manifestCid} is file ${manifest.encryption.fileId}: the share names another file`, { manifestCid: ref.manifestCid.toString() });
-    }
-
-    const offset = await this.offsetOf(ref, manifest, info, members);
-    let fetched = 0;
-    let failed = 0;
-    const fetcher: ShardFetcher = async (cid, where) => {
-      const member = bySlot.get(holderBlob(ref.maguId, offset + where.index, slots, k, m));
-      if (member === undefined || down.has(member.address)) {
-        failed++;
-        return undefined;
-      }
-      try {
-        // A busy holder (all its slots, or this client's share, in use) is asked again shortly,
-        // not written off.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs }));
-            fetched++;
-            return bytes;
-          } catch (err) {
-            const busy = err instanceof RemoteRefusedError && err.context.reason.startsWith("busy");
-            if (!busy || attempt >= CLIENT_DEFAULTS.busyRetries) throw err;
-            await sleep(50 * attempt);
-          }
-        }
-      } catch (err) {
-        failed++;
-        if (!down.has(member.address)) this.log.warn("holder unreachable, skipping it", { member: member.address, error: (err as Error).message });
-        down.add(member.address);
-        return undefined;
-      }
-    };
+    const compression = compressionOfContent(opened.content);
     const tmp = `${outPath}.${process.pid}.tmp`;
     try {
       // Every shard comes from fetchFragment, which hashed it against its CID as it arrived.
-      await pipeline(Readable.from(decodeFile(manifest, fetcher, { secret: keys, verified: true })), createWriteStream(tmp));
+      const plain = Readable.from(decodeFile(manifest, fetcher, { secret: reader.keys, verified: true }));
+      if (compression === undefined) await pipeline(plain, createWriteStream(tmp));
+      else await pipeline(plain, decompressor(compression), createWriteStream(tmp));
       await rename(tmp, outPath);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
     }
     // The size is sealed in the manifest: only the file's key opens it (decodeFile did already).
-    return { fileSize: openManifest(manifest, keys).fileSize, fetched, failed, unreachable: [...down] };
+    const fileSize = compression === undefined ? opened.fileSize : (await stat(outPath)).size;
+    return { fileSize, kind: "file", ...reader.stats() };
+  }
+
+  /** `get` of a directory: the whole tree into `outPath`, or one entry of it (`options.path`). */
+  private async getDirectory(ref: FileRef, reader: Awaited<ReturnType<Client["openReader"]>>, outPath: string, options: GetOptions): Promise<GetResult> {
+    const { manifest, opened, keys: secret } = reader;
+    const fetcher = cachingFetcher(reader.fetcher);
+    const range = (offset: number, length: number) => decodeRange(manifest, fetcher, { secret, verified: true, offset, length });
+    const tree = await readPackTree(opened.fileSize, range);
+    const force = options.force === true;
+    const done = (bytes: number, entries: GetResult["entries"]): GetResult => ({ fileSize: bytes, kind: "directory", entries, ...reader.stats() });
+    if (options.path === undefined) {
+      await prepareTarget(outPath, force);
+      // One sequential read of the whole pack, each file cut out of it in order.
+      const pack = decodeFile(manifest, reader.fetcher, { secret, verified: true });
+      const stats = await restoreTree(tree, await realpath(outPath), sequentialEntries(pack), force);
+      return done(stats.bytes, stats);
+    }
+    const sub = subtree(tree, options.path);
+    if (sub === undefined || sub.entry.kind === "symlink") {
+      throw new StorageClientError(
+        "ERR_PATH_NOT_FOUND",
+        sub === undefined ? `directory ${ref.manifestCid} has no entry ${options.path} (muri ls ${ref.manifestCid} lists them)` : `${options.path} is a symlink to ${(sub.entry as { target: string }).target}: get its target`,
+        { manifestCid: ref.manifestCid.toString(), path: options.path },
+      );
+    }
+    const fromRanges = (e: TreeEntry & { kind: "file" }) => range(e.offset, e.length);
+    if (sub.entry.kind === "file") {
+      await writeEntry(sub.entry, fromRanges(sub.entry), outPath, force);
+      return done(sub.entry.size, { files: 1, directories: 0, symlinks: 0 });
+    }
+    await prepareTarget(outPath, force);
+    const stats = await restoreTree(sub.entries, await realpath(outPath), fromRanges, force);
+    return done(stats.bytes, stats);
+  }
+
+  async list(ref: FileRef): Promise<TreeEntry[]> {
+    const { secret } = this.running();
+    const { manifest, opened, fetcher } = await this.openReader(ref, secret);
+    if (opened.content !== CONTENT_DIRECTORY) {
+      throw new StorageClientError("ERR_NOT_A_DIRECTORY", `${ref.manifestCid} is a file, not a directory: muri get ${ref.manifestCid} -o FILE fetches it`, { manifestCid: ref.manifestCid.toString() });
+    }
+    const cached = cachingFetcher(fetcher);
+    return readPackTree(opened.fileSize, (offset, length) => decodeRange(manifest, cached, { secret, verified: true, offset, length }));
   }
 }

@@ -3,8 +3,8 @@
  * deployment: help, stake, status, magu create/status, and every failure as one line on stderr.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { writeFile } from "node:fs/promises";
+import { execFileSync, spawn } from "node:child_process";
+import { rm, symlink, writeFile } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -107,6 +107,20 @@ describe("muri (bin/muri.js)", () => {
       assert.equal(metric.code, 2);
       assert.match(oneLine(metric), new RegExp(`--metric: "${name}" is not a metric: use l2, ip, cosine, hamming`));
     }
+    // put DIR / --compress: checked before any chain is needed.
+    const tree = await tempDir("muri-cli-put-");
+    const compress = await muri(["put", tree, "--compress=foo"]);
+    assert.equal(compress.code, 2);
+    assert.match(oneLine(compress), /--compress: "foo" is not one of auto, zstd, gzip, none/);
+    const missing = await muri(["put", join(tree, "nope")]);
+    assert.equal(missing.code, 2);
+    assert.match(oneLine(missing), /FILE\|DIR: .*nope does not exist or cannot be read \(ENOENT\)/);
+    const resume = await muri(["put", tree, "--resume"]);
+    assert.equal(resume.code, 2);
+    assert.match(oneLine(resume), /--resume: .*a directory's put is not resumable/);
+    const badPath = await muri(["get", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "-o", tree, "--path", "/etc/passwd"]);
+    assert.equal(badPath.code, 2);
+    assert.match(oneLine(badPath), /--path: "\/etc\/passwd" must be a path inside the directory/);
   });
 
   describe("against a hardhat chain", () => {
@@ -414,6 +428,25 @@ describe("muri (bin/muri.js)", () => {
       assert.equal(below.code, 2, below.stderr);
       assert.match(muriLine(below), new RegExp(`^muri: --capacity 1 MiB = 1 MiB is below the [\\d.]+ MiB this node's Magu memberships hold on chain \\(usedCapacity ${held.usedCapacity} bytes\\): give at least that much$`));
       assert.equal((await reader.nodeRegistry.read.nodeInfo([member])).capacity, held.capacity);
+    });
+
+    it("put DIR refuses a tree it cannot store (a FIFO, a symlink leaving it) before anything is paid", async () => {
+      const { publicClient } = createChainClients({ rpcUrl: chain.rpcUrl, chainId: deployment.chainId });
+      const read = getMuriContracts(deployment.contracts, { publicClient });
+      const before = await read.maguRegistry.read.maguCount();
+      const tree = await tempDir("muri-cli-tree-");
+      await writeFile(join(tree, "a.txt"), "a");
+      execFileSync("mkfifo", [join(tree, "pipe")]);
+      const clientDir = await tempDir("muri-cli-client-");
+      const fifo = await muri(["put", tree, "--devnet", devnet, "--client-dir", clientDir]);
+      assert.equal(fifo.code, 2);
+      assert.match(oneLine(fifo), /DIR: .*pipe is a FIFO: only regular files, directories and symlinks inside the tree can be stored/);
+      await rm(join(tree, "pipe"));
+      await symlink("/etc/passwd", join(tree, "passwd"));
+      const link = await muri(["put", tree, "--devnet", devnet, "--client-dir", clientDir]);
+      assert.equal(link.code, 2);
+      assert.match(oneLine(link), /DIR: .*passwd is a symlink to \/etc\/passwd, outside/);
+      assert.equal(await read.maguRegistry.read.maguCount(), before, "no Magu was created");
     });
 
     it("bad input and chain failures: one line on stderr, meaningful exit code", async () => {

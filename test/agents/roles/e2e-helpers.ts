@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readdir, rm, writeFile } from "node:fs/promises";
+import { lstat, readdir, readlink, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -174,6 +174,28 @@ export async function randomFile(dir: string, name: string, bytes: number): Prom
   const path = join(dir, name);
   await writeFile(path, randomBytes(bytes));
   return { path, sha256: await sha256File(path) };
+}
+
+/**
+ * Every path under `root` (sorted, POSIX) with what a directory get must restore: kind, permission
+ * bits, size and sha256 of a file, a symlink's target.
+ */
+export async function snapshotTree(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (abs: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(abs)).sort()) {
+      const path = join(abs, name);
+      const key = rel ? `${rel}/${name}` : name;
+      const st = await lstat(path);
+      if (st.isSymbolicLink()) out[key] = `link ${await readlink(path)}`;
+      else if (st.isDirectory()) {
+        out[key] = `dir ${(st.mode & 0o777).toString(8)}`;
+        await walk(path, key);
+      } else out[key] = `file ${(st.mode & 0o777).toString(8)} ${st.size} ${await sha256File(path)}`;
+    }
+  };
+  await walk(root, "");
+  return out;
 }
 
 /** Polls `fn` every `stepMs` until it returns a value (not undefined or false); throws after `timeoutMs`. */
