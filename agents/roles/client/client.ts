@@ -301,6 +301,17 @@ export interface BlobStatus {
   stripes: Array<{ stripe: number; available: number; readable: boolean }>;
 }
 
+/** {@link StorageClient.openRanges}: a stored file's size and a reader of its byte ranges. */
+export interface RangeReader {
+  fileSize: number;
+  /** Stored as it is (not compressed, not a directory pack): its byte ranges are the file's. */
+  raw: boolean;
+  /** Bytes [offset, offset + length) of the stored bytes, fetching only the fragments holding them. */
+  read(offset: number, length: number): AsyncIterable<Buffer>;
+  /** Shards fetched (and failed) so far. */
+  stats(): Pick<GetResult, "fetched" | "failed" | "unreachable">;
+}
+
 export interface StorageClient {
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -315,6 +326,8 @@ export interface StorageClient {
   status(ref: FileRef): Promise<BlobStatus>;
   /** The key of a file this client stored, for `muri share` (ERR_NOT_YOUR_FILE otherwise). */
   fileKey(ref: FileRef): Promise<{ fileKey: FileKey; manifest: Manifest }>;
+  /** A stored file opened for byte-range reads that fetch only the fragments holding the range. */
+  openRanges(ref: FileRef): Promise<RangeReader>;
   /** Stores the directory tree at `path` as one pack (folder.ts) in a new blob Magu, or appended to `into`. */
   putDirectory(path: string, options?: PutOptions, into?: bigint): Promise<PutDirectoryResult>;
   /** The entries of a stored directory (paths, kinds, sizes, modes), fetching only its trailer and nodes. */
@@ -1337,6 +1350,19 @@ class Client implements StorageClient {
     await prepareTarget(outPath, force);
     const stats = await restoreTree(sub.entries, await realpath(outPath), fromRanges, force);
     return done(stats.bytes, stats);
+  }
+
+  async openRanges(ref: FileRef): Promise<RangeReader> {
+    const { secret } = this.running();
+    const reader = await this.openReader(ref, secret);
+    const { manifest, opened } = reader;
+    const fetcher = cachingFetcher(reader.fetcher);
+    return {
+      fileSize: opened.fileSize,
+      raw: opened.content === CONTENT_RAW,
+      read: (offset, length) => decodeRange(manifest, fetcher, { secret, verified: true, offset, length }),
+      stats: reader.stats,
+    };
   }
 
   async list(ref: FileRef): Promise<TreeEntry[]> {

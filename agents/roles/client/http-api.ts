@@ -7,9 +7,9 @@
  *   does (a new Magu with the CLI's defaults, or `?magu=ID` to append); answers what
  *   `muri put --json` prints, 201.
  * - `GET /v1/blobs/{cid}` streams the file back with Content-Length; `Range: bytes=...` (one range)
- *   answers 206; `HEAD` answers the length from the manifest alone (no shard fetched). A file is
- *   fetched once into the client directory's HTTP cache and served from there, so the range
- *   requests of a video player or a resumed download do not fetch it again.
+ *   answers 206; `HEAD` answers the length from the manifest alone (no shard fetched). A range of
+ *   a file not fetched yet fetches only the fragments holding it (`decodeRange`); a whole file is
+ *   fetched once into the client directory's HTTP cache and served from there, later ranges too.
  * - `GET /v1/blobs/{cid}/status`: the Magu, its members (reachable or not) and every stripe's
  *   shards on reachable members against the k it needs.
  * - Errors are `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`, and
@@ -25,6 +25,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CID } from "multiformats/cid";
 import { CLIENT_DEFAULTS, StorageClientError, type PutOptions, type PutResult, type StorageClient } from "./client.js";
@@ -246,6 +247,32 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
       res.writeHead(200, { "content-length": fileSize, "accept-ranges": "bytes", "content-type": "application/octet-stream", "x-muri-magu": maguId.toString() });
       res.end();
       return;
+    }
+    // A range of a file not fetched yet: only the fragments holding it (a file stored as it is;
+    // a compressed file or a directory pack is fetched whole below).
+    if (req.headers.range !== undefined && !cached.has(cid.toString())) {
+      const ranges = await client.openRanges({ maguId, manifestCid: cid });
+      if (ranges.raw) {
+        const r = parseRange(req.headers.range, ranges.fileSize);
+        if (r !== undefined) {
+          const body = ranges.read(r.start, r.end - r.start + 1)[Symbol.asyncIterator]();
+          // The first piece before the status line: a fetch that fails is still a problem, not a cut 206.
+          const first = await body.next();
+          res.writeHead(206, {
+            "accept-ranges": "bytes",
+            "content-type": "application/octet-stream",
+            "x-muri-magu": maguId.toString(),
+            "content-length": r.end - r.start + 1,
+            "content-range": `bytes ${r.start}-${r.end}/${ranges.fileSize}`,
+          });
+          async function* all(): AsyncGenerator<Buffer> {
+            if (first.done !== true) yield first.value;
+            for (let next = await body.next(); next.done !== true; next = await body.next()) yield next.value;
+          }
+          await pipeline(Readable.from(all()), res);
+          return;
+        }
+      }
     }
     const { path, size } = await fetchCached(maguId, cid);
     const range = parseRange(req.headers.range, size);

@@ -306,16 +306,20 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
       // The new Magu was paid for this body's shards only: one more body is more than it holds.
       await problem(await fetch(`${url}/v1/blobs?magu=${stored.maguId}`, { method: "PUT", body, headers: auth }), 413, "ERR_MAGU_FULL");
 
-      const whole = await fetch(blobUrl, { headers: auth });
-      assert.equal(whole.status, 200);
-      assert.equal(whole.headers.get("content-length"), String(body.length));
-      assert.ok(Buffer.from(await whole.arrayBuffer()).equals(body), "GET is byte for byte");
+      // Ranges first: only the fragments holding them are fetched, the file is not (nothing in the cache).
       const part = await fetch(blobUrl, { headers: { ...auth, range: "bytes=1000-1999" } });
       assert.equal(part.status, 206);
       assert.equal(part.headers.get("content-range"), `bytes 1000-1999/${body.length}`);
       assert.ok(Buffer.from(await part.arrayBuffer()).equals(body.subarray(1000, 2000)));
       const tail = await fetch(blobUrl, { headers: { ...auth, range: "bytes=-100" } });
       assert.ok(Buffer.from(await tail.arrayBuffer()).equals(body.subarray(body.length - 100)));
+      assert.deepEqual(await readdir(join(net.dir, `client-${OWNER}`, "http", "cache")), [], "ranges did not fetch the whole file");
+      const whole = await fetch(blobUrl, { headers: auth });
+      assert.equal(whole.status, 200);
+      assert.equal(whole.headers.get("content-length"), String(body.length));
+      assert.ok(Buffer.from(await whole.arrayBuffer()).equals(body), "GET is byte for byte");
+      const cachedRange = await fetch(blobUrl, { headers: { ...auth, range: "bytes=5-9" } });
+      assert.ok(Buffer.from(await cachedRange.arrayBuffer()).equals(body.subarray(5, 10)), "a range of the fetched file, from the cache");
       await problem(await fetch(blobUrl, { headers: { ...auth, range: `bytes=${body.length}-` } }), 416, "ERR_BAD_RANGE", "Range");
       const head = await fetch(blobUrl, { method: "HEAD", headers: auth });
       assert.equal(head.status, 200);
