@@ -8,15 +8,14 @@
  */
 import { bytesToHex, getAddress, isAddress, type Address } from "viem";
 import { publicKeyToAddress } from "viem/accounts";
-import { CID } from "multiformats/cid";
 import { RIGHT_READ, accountGrantee, accountPublicKey } from "../../chain/index.js";
 import { encodeShareToken, parsePublicKey, uncompressedPublicKey, wrapFileKey } from "../../data/share.js";
 import type { Command } from "../command.js";
 import { signerOf, type CliContext } from "../context.js";
 import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-client.js";
 import { UsageError } from "../errors.js";
-import { parseInteger } from "../values.js";
 import { ownedMagu, parseExpiry, signGrantToken } from "./access.js";
+import { parseStoredRef } from "./get.js";
 
 /** The account a compressed public key belongs to. */
 function addressOf(publicKey: Buffer): Address {
@@ -51,16 +50,8 @@ export const shareCommand: Command = {
   positionals: ["CID"],
   signs: true,
   prepare(args) {
-    const raw = args.positionals[0]!;
-    let manifestCid: CID;
-    try {
-      manifestCid = CID.parse(raw.trim());
-    } catch {
-      throw new UsageError(`CID: "${raw}" is not a valid CID (muri put prints the manifest CID, e.g. bafk…)`);
-    }
+    const { manifestCid, givenMagu } = parseStoredRef(args);
     const to = args.required("to", "the recipient (an account address or a public key)").trim();
-    const maguArg = args.string("magu");
-    const givenMagu = maguArg === undefined ? undefined : parseInteger(maguArg, "--magu", { min: 1n, max: 2n ** 256n - 1n });
     const seconds = parseExpiry(args.string("expires") ?? "30d", "--expires");
     const dir = clientDir(args);
     return async (ctx) => {
