@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: the build, with typecheck, lint and the agents' tests below the chain beside
-# it; Solidity unit/fuzz/invariant tests (and the attack simulation table from their output),
+# The whole test suite: the build, with the agents' tests below the chain beside it; typecheck and
+# lint; Solidity unit/fuzz/invariant tests (and the attack simulation table from their output),
 # contract integration tests (mocha), then the rest of the agents' tests (node:test) in two lanes.
 # Run through `npm test`, which brings Node 22 first. Each phase prints how long it took (stderr),
 # so a slow CI run shows where.
@@ -21,28 +21,26 @@ phase() {
 shopt -s globstar nullglob
 # The agents' tests of the layers below the chain (data, index, store, p2p) need no contract
 # artifacts: they run on the second core while the build (one single-threaded wasm solc) runs on
-# the first, after the typecheck and the lint. Their output is printed once the build is done.
+# the first. Their output is printed once the build is done. The typecheck waits for the build:
+# the contract tests import the typechain types it generates.
 unit_tests=(test/agents/{data,index,store,p2p}/**/*.test.ts)
 side_log="$(mktemp)"
 sol_log="$(mktemp)"
 trap 'rm -f "$sol_log" "$side_log"' EXIT
-beside_build() {
-  phase "typecheck" tsc -p tsconfig.json
-  phase "lint" bash scripts/lint.sh
-  phase "agent tests below the chain (${#unit_tests[@]} files, beside the build)" node --import tsx --test --test-concurrency=1 "${unit_tests[@]}"
-}
-beside_build >"$side_log" 2>&1 &
+phase "agent tests below the chain (${#unit_tests[@]} files, beside the build)" node --import tsx --test --test-concurrency=1 "${unit_tests[@]}" >"$side_log" 2>&1 &
 side_pid=$!
 build_rc=0
 phase "build (contracts and Solidity tests)" hardhat build --quiet || build_rc=$?
 side_rc=0
 wait "$side_pid" || side_rc=$?
-echo "# ---- typecheck, lint and the agent tests below the chain (run beside the build) ----"
+echo "# ---- the agent tests below the chain (run beside the build) ----"
 cat "$side_log"
 if [ "$build_rc" -ne 0 ] || [ "$side_rc" -ne 0 ]; then
-  echo "test.sh: build exit ${build_rc}; typecheck, lint and tests below the chain exit ${side_rc}" >&2
+  echo "test.sh: build exit ${build_rc}; tests below the chain exit ${side_rc}" >&2
   exit 1
 fi
+phase "typecheck" tsc -p tsconfig.json
+phase "lint" bash scripts/lint.sh
 # The Solidity run's output also feeds the attack simulation (scripts/sim.ts): every attack test
 # reports its profit and loss, and the table fails the run if any attacker ends above zero.
 phase "Solidity tests" bash -c 'set -o pipefail; hardhat test solidity 2>&1 | tee "$1"' _ "$sol_log"
