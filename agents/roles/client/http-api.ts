@@ -21,7 +21,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -194,9 +194,11 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
   }
   const uploads = join(options.dir, "http", "uploads");
   const cache = join(options.dir, "http", "cache");
-  await mkdir(uploads, { recursive: true });
+  // Uploads are plaintext until stored, the cache holds decrypted files: this user's eyes only.
+  await mkdir(uploads, { recursive: true, mode: 0o700 });
+  await chmod(uploads, 0o700);
   await rm(cache, { recursive: true, force: true });
-  await mkdir(cache, { recursive: true });
+  await mkdir(cache, { recursive: true, mode: 0o700 });
   /** Files fetched into the cache (by manifest CID), each fetched once even under concurrent reads. */
   const cached = new Map<string, Promise<{ path: string; size: number }>>();
   let uploadSeq = 0;

@@ -21,7 +21,7 @@
  */
 import assert from "node:assert/strict";
 import { createECDH, randomBytes } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseEventLogs, type Address, type Hex } from "viem";
@@ -289,6 +289,7 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
         if (field !== undefined) assert.equal(body.field, field);
       };
 
+      for (const dir of ["uploads", "cache"]) assert.equal((await stat(join(net.dir, `client-${OWNER}`, "http", dir))).mode & 0o777, 0o700, `http/${dir}: plaintext, this user's only`);
       const spec = (await (await fetch(`${url}/v1/api`)).json()) as { openapi: string; paths: Record<string, unknown> };
       assert.equal(spec.openapi, "3.1.0");
       assert.deepEqual(Object.keys(spec.paths).sort(), ["/v1/api", "/v1/blobs", "/v1/blobs/{cid}", "/v1/blobs/{cid}/status"]);
