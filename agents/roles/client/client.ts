@@ -1231,9 +1231,7 @@ class Client implements StorageClient {
    */
   async fileKey(ref: FileRef): Promise<{ fileKey: FileKey; manifest: Manifest }> {
     const { secret } = this.running();
-    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
-    const members = await this.members(info.members.filter((a) => !/^0x0{40}$/i.test(a)));
-    const { manifest } = await this.fetchManifest(members, ref.manifestCid, ref.maguId);
+    const { manifest } = await this.manifestOf(ref);
     try {
       openManifest(manifest, secret);
     } catch (err) {
@@ -1242,13 +1240,19 @@ class Client implements StorageClient {
     return { fileKey: fileKeyOf(secret, Buffer.from(manifest.encryption.fileId, "hex")), manifest };
   }
 
+  /** `ref`'s Magu, its present members (with their slots) and the file's manifest from the first that serves it. */
+  private async manifestOf(ref: FileRef) {
+    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
+    const present = info.members.map((address, slot) => ({ address, slot })).filter((x) => !/^0x0{40}$/i.test(x.address));
+    const members = await this.members(present.map((x) => x.address));
+    const { manifest } = await this.fetchManifest(members, ref.manifestCid, ref.maguId);
+    return { info, present, members, manifest };
+  }
+
   /** A stored file's size, from its manifest alone (no shard fetched); ERR_MANIFEST_NOT_FOUND, or the manifest's open error. */
   async stat(ref: FileRef): Promise<{ fileSize: number; manifest: Manifest }> {
-    const { secret } = this.running();
-    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
-    const members = await this.members(info.members.filter((a) => !/^0x0{40}$/i.test(a)));
-    const { manifest } = await this.fetchManifest(members, ref.manifestCid, ref.maguId);
-    return { fileSize: openManifest(manifest, secret).fileSize, manifest };
+    const { manifest } = await this.manifestOf(ref);
+    return { fileSize: openManifest(manifest, this.running().secret).fileSize, manifest };
   }
 
   /**
@@ -1257,12 +1261,9 @@ class Client implements StorageClient {
    * a read needs.
    */
   async status(ref: FileRef): Promise<BlobStatus> {
-    const { p2p } = this.running();
-    const info = await this.contracts.maguRegistry.read.maguInfo([ref.maguId]);
-    const { fileSize, manifest } = await this.stat(ref);
-    const present = info.members.map((address, slot) => ({ address, slot })).filter((x) => !/^0x0{40}$/i.test(x.address));
-    const members = await this.members(present.map((x) => x.address));
-    await this.access!.ensureAll(members.map((x) => x.peerId), ref.maguId);
+    const { p2p, secret } = this.running();
+    const { info, present, members, manifest } = await this.manifestOf(ref);
+    const fileSize = openManifest(manifest, secret).fileSize;
     const reachable = await Promise.all(
       members.map(async (member) => {
         try {
