@@ -376,6 +376,10 @@ class ChallengeProver implements Prover {
     try {
       let sentAt = await publicClient.getBlockNumber({ cacheTime: 0 });
       for (;;) {
+        // The head first, the receipts after: a proof mined in any block up to `head` is then seen
+        // before the deadline is judged (read the other way round, a proof mined between the two
+        // reads, in the deadline's last block, was counted as failed).
+        const head = await publicClient.getBlockNumber({ cacheTime: 0 });
         for (const hash of hashes) {
           const receipt = await publicClient.getTransactionReceipt({ hash }).catch(() => undefined);
           if (receipt === undefined) continue;
@@ -388,7 +392,6 @@ class ChallengeProver implements Prover {
           this.log.info("proof submitted", { ...job.ctx, fragments: job.proofs.length, tx: hash, block: receipt.blockNumber.toString(), replacements: hashes.length - 1 });
           return;
         }
-        const head = await publicClient.getBlockNumber({ cacheTime: 0 });
         if (head >= job.deadline || Date.now() > giveUpAt) {
           throw new Error(`proof transaction ${hashes.at(-1)} not mined by block ${head} (deadline ${job.deadline}, ${hashes.length - 1} replacements)`);
         }

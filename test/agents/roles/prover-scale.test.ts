@@ -31,7 +31,7 @@ describe("prover: 30 Magus on one node, 10-block periods, 1-s blocks", { timeout
   let d: Deployment;
   let pub: MuriPublicClient;
   const magus: bigint[] = [];
-  const members: Array<{ address: Address; meta: MetaDb; store: FragmentStore; prover: Prover }> = [];
+  const members: Array<{ address: Address; meta: MetaDb; store: FragmentStore; prover: Prover; log: ReturnType<typeof recordingLogger> }> = [];
 
   before(async () => {
     chain = await startHardhatNode(await freePort());
@@ -72,11 +72,12 @@ describe("prover: 30 Magus on one node, 10-block periods, 1-s blocks", { timeout
         await index.recordFragments(id, data[m]!.root, data[m]!.roots, data[m]!.fragments.map((f) => fragmentCid(f)));
         await index.setHeld(id, held);
       }
+      const log = recordingLogger();
       const prover = createProver(
         { member: address, pollMs: 500 },
-        { contracts: getMuriContracts(d.contracts, s, { priority: "proof" }), publicClient: s.publicClient, walletClient: s.walletClient, store, index, logger: recordingLogger() },
+        { contracts: getMuriContracts(d.contracts, s, { priority: "proof" }), publicClient: s.publicClient, walletClient: s.walletClient, store, index, logger: log },
       );
-      members.push({ address, meta, store, prover });
+      members.push({ address, meta, store, prover, log });
     }
   });
 
@@ -130,7 +131,10 @@ describe("prover: 30 Magus on one node, 10-block periods, 1-s blocks", { timeout
       }
       assert.deepEqual(unproven, [], "every non-empty challenge proven in time");
       assert.ok(proven >= MAGUS * 2 * PERIODS * 0.5, `most challenges name a held fragment (${proven} proven)`);
-      for (const m of members) assert.equal(m.prover.stats().failed, 0, `member ${m.address}: no failed submission`);
+      for (const m of members) {
+        const failures = m.log.entries.filter((e) => e.level === "error" || e.level === "warn").map((e) => `${e.msg} ${JSON.stringify(e.context)}`);
+        assert.equal(m.prover.stats().failed, 0, `member ${m.address}: no failed submission; logged:\n${failures.join("\n")}`);
+      }
       console.log(`# ${proven} proofs in ${PERIODS} periods of 10 one-second blocks, ${MAGUS} Magus x 2 members`);
     } finally {
       await pub.request({ method: "evm_setIntervalMining" as never, params: [0] as never });
