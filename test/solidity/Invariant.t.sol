@@ -1,12 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {ChallengeManager} from "../../contracts/ChallengeManager.sol";
-import {MaguAccess} from "../../contracts/MaguAccess.sol";
-import {MaguRegistry} from "../../contracts/MaguRegistry.sol";
-import {MuriToken} from "../../contracts/MuriToken.sol";
-import {NodeRegistry} from "../../contracts/NodeRegistry.sol";
-import {Rewards} from "../../contracts/Rewards.sol";
+import {DeployedChallengeManager as ChallengeManager, DeployedMaguAccess as MaguAccess, DeployedMaguRegistry as MaguRegistry, DeployedMuriToken as MuriToken, DeployedNodeRegistry as NodeRegistry, DeployedRewards as Rewards} from "./utils/Deployed.sol";
 import {IChallengeManager} from "../../contracts/interfaces/IChallengeManager.sol";
 import {IMaguAccess} from "../../contracts/interfaces/IMaguAccess.sol";
 import {IMaguRegistry} from "../../contracts/interfaces/IMaguRegistry.sol";

@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {MaguAccess} from "../../contracts/MaguAccess.sol";
+import {DeployedMaguAccess as MaguAccess} from "./utils/Deployed.sol";
 import {IMaguAccess} from "../../contracts/interfaces/IMaguAccess.sol";
 import {IMaguRegistry} from "../../contracts/interfaces/IMaguRegistry.sol";
 import {MaguId} from "../../contracts/types/MaguId.sol";
@@ -683,11 +683,11 @@ contract MaguAccessTest is Fixture {
         bytes memory sig = _sign(payer, guarded.voucherDigest(v));
         bytes4 reentered = ReentrancyGuard.ReentrancyGuardReentrantCall.selector;
         // settle's transfer calls settle again.
-        bad.arm(address(guarded), abi.encodeCall(MaguAccess.settle, (v, payer, sig)));
+        bad.arm(address(guarded), abi.encodeCall(IMaguAccess.settle, (v, payer, sig)));
         vm.expectRevert(reentered);
         guarded.settle(v, payer, sig);
         // deposit's transferFrom calls withdraw.
-        bad.arm(address(guarded), abi.encodeCall(MaguAccess.withdraw, (m)));
+        bad.arm(address(guarded), abi.encodeCall(IMaguAccess.withdraw, (m)));
         vm.expectRevert(reentered);
         vm.prank(payer);
         guarded.deposit(m, 1 ether);
@@ -695,7 +695,7 @@ contract MaguAccessTest is Fixture {
         vm.prank(payer);
         guarded.requestWithdraw(m);
         skipBlocks(5);
-        bad.arm(address(guarded), abi.encodeCall(MaguAccess.deposit, (m, 1 ether)));
+        bad.arm(address(guarded), abi.encodeCall(IMaguAccess.deposit, (m, 1 ether)));
         vm.expectRevert(reentered);
         vm.prank(payer);
         guarded.withdraw(m);

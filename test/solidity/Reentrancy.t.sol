@@ -3,9 +3,7 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {MaguRegistry} from "../../contracts/MaguRegistry.sol";
-import {NodeRegistry} from "../../contracts/NodeRegistry.sol";
-import {Rewards} from "../../contracts/Rewards.sol";
+import {DeployedMaguRegistry as MaguRegistry, DeployedNodeRegistry as NodeRegistry, DeployedRewards as Rewards} from "./utils/Deployed.sol";
 import {IMaguRegistry} from "../../contracts/interfaces/IMaguRegistry.sol";
 import {INodeRegistry} from "../../contracts/interfaces/INodeRegistry.sol";
 import {IRewards} from "../../contracts/interfaces/IRewards.sol";
@@ -83,7 +81,7 @@ contract ReentrancyTest is Test {
         vm.prank(node);
         registry.requestUnstake(50 ether);
         skipBlocks(10);
-        token.arm(address(registry), abi.encodeCall(NodeRegistry.withdraw, ()));
+        token.arm(address(registry), abi.encodeCall(INodeRegistry.withdraw, ()));
         _expectReentrantCall();
         vm.prank(node);
         registry.withdraw();
@@ -99,7 +97,7 @@ contract ReentrancyTest is Test {
     }
 
     function test_addStake_rejectsReentrantToken() public {
-        token.arm(address(registry), abi.encodeCall(NodeRegistry.addStake, (1 ether)));
+        token.arm(address(registry), abi.encodeCall(INodeRegistry.addStake, (1 ether)));
         _expectReentrantCall();
         vm.prank(node);
         registry.addStake(10 ether);
@@ -111,14 +109,14 @@ contract ReentrancyTest is Test {
         token.mint(other, 500 ether);
         vm.prank(other);
         token.approve(address(registry), type(uint256).max);
-        token.arm(address(registry), abi.encodeCall(NodeRegistry.withdraw, ()));
+        token.arm(address(registry), abi.encodeCall(INodeRegistry.withdraw, ()));
         _expectReentrantCall();
         vm.prank(other);
         registry.register(100 ether, 1, 1, hex"02", new string[](0));
     }
 
     function test_createMagu_rejectsReentrantToken() public {
-        token.arm(address(magus), abi.encodeCall(MaguRegistry.claim, ()));
+        token.arm(address(magus), abi.encodeCall(IMaguRegistry.claim, ()));
         _expectReentrantCall();
         vm.prank(client);
         magus.createMagu(_params());
@@ -132,7 +130,7 @@ contract ReentrancyTest is Test {
         uint256 refund = magus.claimable(client);
         assertGt(refund, 0, "refund credited");
 
-        token.arm(address(magus), abi.encodeCall(MaguRegistry.claim, ()));
+        token.arm(address(magus), abi.encodeCall(IMaguRegistry.claim, ()));
         _expectReentrantCall();
         vm.prank(client);
         magus.claim();
@@ -157,7 +155,7 @@ contract ReentrancyTest is Test {
         uint256 owed = rewards.claimable(node);
         assertEq(owed, 80 ether, "the node's share");
 
-        token.arm(address(rewards), abi.encodeCall(Rewards.claim, ()));
+        token.arm(address(rewards), abi.encodeCall(IRewards.claim, ()));
         _expectReentrantCall();
         vm.prank(node);
         rewards.claim();

@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {SearchMarket} from "../../contracts/SearchMarket.sol";
+import {DeployedSearchMarket as SearchMarket} from "./utils/Deployed.sol";
 import {IMaguRegistry} from "../../contracts/interfaces/IMaguRegistry.sol";
 import {ISearchMarket} from "../../contracts/interfaces/ISearchMarket.sol";
 import {MaguId} from "../../contracts/types/MaguId.sol";
@@ -1099,7 +1099,7 @@ contract SearchMarketTest is SearchFixture {
         evil.approve(address(evilMarket), FEE);
         bytes memory q = encodeQuery(queryOf(1));
 
-        evil.arm(address(evilMarket), abi.encodeCall(SearchMarket.claim, ()));
+        evil.arm(address(evilMarket), abi.encodeCall(ISearchMarket.claim, ()));
         vm.expectRevert(ReentrancyGuard.ReentrancyGuardReentrantCall.selector);
         vm.prank(client);
         evilMarket.submit(l2Magu, q, K, FEE);
@@ -1111,7 +1111,7 @@ contract SearchMarketTest is SearchFixture {
         evilMarket.finalize(taskId, new bytes32[][](0));
         assertEq(evilMarket.claimable(client), FEE, "refund");
 
-        evil.arm(address(evilMarket), abi.encodeCall(SearchMarket.claim, ()));
+        evil.arm(address(evilMarket), abi.encodeCall(ISearchMarket.claim, ()));
         vm.expectRevert(ReentrancyGuard.ReentrancyGuardReentrantCall.selector);
         vm.prank(client);
         evilMarket.claim();

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {SearchMarket} from "../../../contracts/SearchMarket.sol";
+import {DeployedSearchMarket as SearchMarket} from "./Deployed.sol";
 import {IMaguRegistry} from "../../../contracts/interfaces/IMaguRegistry.sol";
 import {ISearchMarket} from "../../../contracts/interfaces/ISearchMarket.sol";
 import {EncodingHarness} from "../../../contracts/test/EncodingHarness.sol";
