@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: the build, with the agents' tests below the chain beside it; typecheck and
-# lint; Solidity unit/fuzz/invariant tests (and the attack simulation table from their output),
-# contract integration tests (mocha), then the rest of the agents' tests (node:test) in two lanes.
-# Run through `npm test`, which brings Node 22 first. Each phase prints how long it took (stderr),
-# so a slow CI run shows where.
+# The whole test suite, run through `npm test` (which brings Node 22 first). Two cores, kept busy:
+#   1. the contracts' build, and beside it the agents' tests below the chain (data, index, store,
+#      p2p: they need no contract artifacts);
+#   2. the contract lane in the background: the Solidity tests' build, the Solidity unit, fuzz and
+#      invariant tests (and the attack simulation table from their output), the contract
+#      integration tests (mocha);
+#   3. meanwhile typecheck and lint, then the rest of the agents' tests (node:test) in two lanes.
+# Each phase prints how long it took (stderr), so a slow CI run shows where. A lane's output is
+# printed when it ends; any lane failing fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,33 +23,59 @@ phase() {
 }
 
 shopt -s globstar nullglob
-# The agents' tests of the layers below the chain (data, index, store, p2p) need no contract
-# artifacts: they run on the second core while the build (one single-threaded wasm solc) runs on
-# the first. Their output is printed once the build is done. The typecheck waits for the build:
-# the contract tests import the typechain types it generates.
 unit_tests=(test/agents/{data,index,store,p2p}/**/*.test.ts)
 side_log="$(mktemp)"
 sol_log="$(mktemp)"
-trap 'rm -f "$sol_log" "$side_log"' EXIT
-phase "agent tests below the chain (${#unit_tests[@]} files, beside the build)" node --import tsx --test --test-concurrency=1 "${unit_tests[@]}" >"$side_log" 2>&1 &
+contract_log="$(mktemp)"
+trap 'rm -f "$sol_log" "$side_log" "$contract_log"' EXIT
+phase "agent tests below the chain (${#unit_tests[@]} files, beside the builds)" node --import tsx --test --test-concurrency=1 "${unit_tests[@]}" >"$side_log" 2>&1 &
 side_pid=$!
 build_rc=0
-phase "build (contracts and Solidity tests)" hardhat build --quiet || build_rc=$?
+phase "build (contracts)" hardhat build --no-tests --quiet || build_rc=$?
+
+# The Solidity tests compile against interfaces of the deployed contracts
+# (test/solidity/utils/Deployed.sol), so this build writes no contract artifact and no typechain
+# type that the typecheck or the agents' tests read while it runs.
+contract_lane() {
+  phase "build (Solidity tests)" hardhat build --no-contracts --no-typechain --quiet || return 1
+  # The Solidity run's output also feeds the attack simulation (scripts/sim.ts): every attack test
+  # reports its profit and loss, and the table fails the run if any attacker ends above zero.
+  phase "Solidity tests" bash -c 'set -o pipefail; hardhat test solidity --no-typechain 2>&1 | tee "$1"' _ "$sol_log" || return 1
+  phase "attack simulation" tsx scripts/sim.ts --log "$sol_log" || return 1
+  phase "contract integration tests" hardhat test mocha --no-typechain
+}
+contract_pid=
+if [ "$build_rc" -eq 0 ]; then
+  contract_lane >"$contract_log" 2>&1 &
+  contract_pid=$!
+fi
 side_rc=0
 wait "$side_pid" || side_rc=$?
 echo "# ---- the agent tests below the chain (run beside the build) ----"
 cat "$side_log"
 if [ "$build_rc" -ne 0 ] || [ "$side_rc" -ne 0 ]; then
   echo "test.sh: build exit ${build_rc}; tests below the chain exit ${side_rc}" >&2
+  [ -z "$contract_pid" ] || kill "$contract_pid" 2>/dev/null || true
   exit 1
 fi
-phase "typecheck" tsc -p tsconfig.json
-phase "lint" bash scripts/lint.sh
-# The Solidity run's output also feeds the attack simulation (scripts/sim.ts): every attack test
-# reports its profit and loss, and the table fails the run if any attacker ends above zero.
-phase "Solidity tests" bash -c 'set -o pipefail; hardhat test solidity 2>&1 | tee "$1"' _ "$sol_log"
-phase "attack simulation" tsx scripts/sim.ts --log "$sol_log"
-phase "contract integration tests" hardhat test mocha
+
+# Prints the contract lane's output once it ended; its status.
+finish_contract_lane() {
+  local rc=0
+  wait "$contract_pid" || rc=$?
+  echo "# ---- the contract lane (Solidity tests' build, Solidity tests, attack simulation, mocha) ----"
+  cat "$contract_log"
+  echo "test.sh: contract lane exit ${rc}" >&2
+  return "$rc"
+}
+checks_rc=0
+phase "typecheck" tsc -p tsconfig.json || checks_rc=$?
+[ "$checks_rc" -ne 0 ] || phase "lint" bash scripts/lint.sh || checks_rc=$?
+if [ "$checks_rc" -ne 0 ]; then
+  finish_contract_lane || true
+  exit 1
+fi
+
 # The agents' tests run in two lanes at once, each file after file: the end-to-end files (real node
 # processes on a chain with 1-s blocks: they wait on conditions, never on time, so they pass beside
 # a busy CPU) and everything else. Two lanes halve the wall time on two cores; the second lane's
@@ -76,4 +106,8 @@ agent_tests() {
   echo "test.sh: end-to-end lane exit ${e2e_rc}, other lane exit ${other_rc}" >&2
   [ "$e2e_rc" -eq 0 ] && [ "$other_rc" -eq 0 ]
 }
-phase "agent tests (two lanes)" agent_tests
+agents_rc=0
+phase "agent tests (two lanes)" agent_tests || agents_rc=$?
+contract_rc=0
+finish_contract_lane || contract_rc=$?
+[ "$agents_rc" -eq 0 ] && [ "$contract_rc" -eq 0 ]
