@@ -16,20 +16,34 @@ import { muri, ROOT } from "./run-muri.js";
 
 after(cleanup);
 
-/** What `npm run deploy` runs (checked against package.json), under this Node 22. */
-function deploy(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+/** Runs hardhat with `args` under this Node 22, without the caller's MURI_ variables. */
+function hardhat(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MURI_")));
-  const child = spawn(process.execPath, [HARDHAT, "run", "scripts/deploy-local.ts", "--network", "muri"], { cwd: ROOT, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [HARDHAT, ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (c: Buffer) => (output += c.toString()));
   child.stderr.on("data", (c: Buffer) => (output += c.toString()));
   return new Promise((resolve) => child.once("exit", (code) => setImmediate(() => resolve({ code, output }))));
 }
 
+/**
+ * What `npm run deploy` runs (checked against package.json): the contracts' build (not the
+ * Solidity tests': a deployer does not wait for them), then the deployment script.
+ */
+async function deploy(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const build = await hardhat(["build", "--no-tests", "--quiet"], env);
+  if (build.code !== 0) return build;
+  return hardhat(["run", "--no-compile", "scripts/deploy-local.ts", "--network", "muri"], env);
+}
+
 describe("npm run deploy: any EVM chain from configuration variables and a parameters file", { timeout: 600_000 }, () => {
   test("a hardhat node with chain id 4000-4999: deployed with deploy/parameters/testnet.json, usable by muri", async () => {
     const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
-    assert.equal(pkg.scripts.deploy, "bash scripts/node22.sh hardhat run scripts/deploy-local.ts --network muri", "the test runs what npm run deploy runs");
+    assert.equal(
+      pkg.scripts.deploy,
+      "bash scripts/node22.sh bash -c 'hardhat build --no-tests --quiet && hardhat run --no-compile scripts/deploy-local.ts --network muri'",
+      "the test runs what npm run deploy runs",
+    );
     const chainId = 4000 + Math.floor(Math.random() * 1000);
     const chain = await startHardhatNode(await freePort(), undefined, chainId);
     const dir = await tempDir("muri-deploy-");
