@@ -80,14 +80,14 @@ fi
 # processes on a chain with 1-s blocks: they wait on conditions, never on time, so they pass beside
 # a busy CPU) and everything else. Two lanes halve the wall time on two cores; the second lane's
 # output is printed after the first's, and either lane failing fails the run.
-# To keep the two lanes about equally long (a fresh-clone CI run: 923 s and 798 s before this
-# split), `muri devnet` (a chain and six agent processes) runs in the end-to-end lane and
-# `e2e-access` in the other.
+# To keep the two lanes about equally long, `muri devnet` (a chain and six agent processes) runs
+# in the end-to-end lane and `e2e-access`, `e2e-networks` and `e2e-resume` in the other (a
+# fresh-clone run: 1310 s and ~950 s before the last two moved).
 e2e_tests=()
 other_tests=()
 for f in test/agents/**/*.test.ts; do
   case "$f" in
-    test/agents/roles/e2e-access.test.ts) other_tests+=("$f") ;;
+    test/agents/roles/e2e-access.test.ts | test/agents/roles/e2e-networks.test.ts | test/agents/roles/e2e-resume.test.ts) other_tests+=("$f") ;;
     test/agents/data/* | test/agents/index/* | test/agents/store/* | test/agents/p2p/*) ;; # ran beside the build
     test/agents/roles/e2e-* | test/agents/cli/devnet.test.ts) e2e_tests+=("$f") ;;
     *) other_tests+=("$f") ;;
