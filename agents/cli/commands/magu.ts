@@ -1,10 +1,11 @@
 /**
  * `muri magu create`: approve the escrow and the formation deposit, request a Magu once recent
- * stake changes weigh in, wait for its selection window (mining to it on a dev chain) and form it.
+ * stake changes weigh in, wait for its selection window (mining to it on a dev chain) and form it
+ * (roles/client/magu-create.ts, shared with `muri serve`'s POST /v1/magus; this file reads the
+ * options and supplies the CLI's transaction helpers).
  * `muri magu status ID`: its record and members.
  */
-import { getAddress, isAddress, parseEventLogs, type Address } from "viem";
-import { formInWindow, maguRegistryAbi, settledRequestBlock } from "../../chain/index.js";
+import { getAddress, isAddress, type Address } from "viem";
 import type { Command, CommandArgs } from "../command.js";
 import { signerOf, type CliContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
@@ -12,27 +13,23 @@ import { confirm, ensureAllowance, requireMuri, waitForBlock } from "../tx.js";
 import { CLIENT_DEFAULTS } from "../../roles/client/client.js";
 import { formatMuri, parseBytes, parseInteger, parseMuri } from "../values.js";
 import { VECTOR_CLIENT_DEFAULTS } from "../../roles/client/vector-client.js";
+import {
+  createMagu,
+  DEFAULT_BLOB_STRIPES,
+  DEFAULT_VECTOR_FRAGMENTS,
+  FORM_WAIT_MS,
+  MAGU_KINDS,
+  MAGU_STATUSES,
+  maguParams,
+  METRIC_NAMES,
+  storedFragments,
+  type MaguChain,
+  type MaguOptions,
+  type MaguRegistryParams,
+} from "../../roles/client/magu-create.js";
 import { FRAGMENT_SIZE } from "../../data/constants.js";
 import { ENCRYPTION_OVERHEAD } from "../../data/crypto.js";
-import { stripesFor } from "../../data/manifest.js";
 import { describeBytes } from "../../store/index.js";
-import { METRIC_CODE } from "../../data/vector-manifest.js";
-import { isVectorMetric, VECTOR_METRICS } from "../../data/vectors.js";
-
-export const MAGU_KINDS = ["blob", "vector"] as const;
-export const MAGU_STATUSES = ["none", "requested", "active", "ended", "cancelled"] as const;
-/** Metric names by MaguRegistry `Metric` code (0: a blob Magu's none). */
-const METRIC_NAMES = ["none", ...VECTOR_METRICS] as const;
-/** How long `magu create` waits for its selection window on a chain it cannot mine. */
-const FORM_WAIT_MS = 120_000;
-/** A formMagu landing after the window asks again (a new deposit); at most this many windows. */
-const FORM_ATTEMPTS = 3;
-/** `magu create` without --fragments: a blob Magu pays for this many stripes, a vector Magu for this many fragments. */
-const DEFAULT_BLOB_STRIPES = 4n;
-const DEFAULT_VECTOR_FRAGMENTS = 64n;
-const U8 = 255n;
-const U32 = 2n ** 32n - 1n;
-const U64 = 2n ** 64n - 1n;
 
 export const maguCreateCommand: Command = {
   path: ["magu", "create"],
@@ -77,103 +74,71 @@ export const maguCreateCommand: Command = {
   },
   signs: true,
   prepare(args) {
-    const { defaulted, dataBytes, ...params } = parseMaguParams(args);
+    const { defaulted, dataBytes, ...params } = maguParams(cliMaguOptions(args));
     const makePublic = args.flag("public");
     if (args.flag("dry-run")) return (ctx) => dryRun(ctx, params, dataBytes);
     return async (ctx) => {
-      const stored =
-        params.kind === 1 ? BigInt(params.maxFragments) * BigInt(params.replication) : BigInt(params.maxFragments);
-      const escrow = params.pricePerFragmentPeriod * stored * params.durationPeriods;
+      const stored = storedFragments(params);
       const chosen: Record<string, string> = {
         "--fragments": String(params.maxFragments),
         "--periods": String(params.durationPeriods),
         "--price": formatMuri(params.pricePerFragmentPeriod),
       };
-      const registry = ctx.deployment.contracts.maguRegistry;
-      const { account, contracts } = signerOf(ctx);
-      const { formationDeposit } = await ctx.read.maguRegistry.read.config();
-      await requireMuri(ctx, escrow + formationDeposit, "the Magu's escrow and formation deposit");
-      await ensureAllowance(ctx, registry, escrow + formationDeposit);
-      // A request sees only stake changes made an epoch before it: let recent ones settle.
-      await waitForBlock(ctx, await settledRequestBlock(ctx.read), FORM_WAIT_MS);
-
-      const createHash = await contracts.maguRegistry.write.createMagu([params]);
-      const receipt = await confirm(ctx, createHash, "MaguRegistry.createMagu");
-      const requested = parseEventLogs({ abi: maguRegistryAbi, logs: receipt.logs, eventName: "MaguRequested" })[0];
-      if (!requested)
-        throw new CliError("ERR_NO_EVENT", `MaguRegistry.createMagu (tx ${createHash}) emitted no MaguRequested event`);
-      const id = requested.args.magu;
-      let publicHash: `0x${string}` | undefined;
-      if (makePublic) {
-        publicHash = await contracts.maguAccess.write.setPublic([id, true]);
-        await confirm(ctx, publicHash, "MaguAccess.setPublic");
-      }
-
-      let formHash: `0x${string}` | undefined;
-      await formInWindow(
-        {
-          read: ctx.read,
-          head: () => ctx.publicClient.getBlockNumber({ cacheTime: 0 }),
-          waitForBlock: async (block) => void (await waitForBlock(ctx, block, FORM_WAIT_MS)),
-          form: async () => {
-            formHash = await contracts.maguRegistry.write.formMagu([id]);
-            await confirm(ctx, formHash, "MaguRegistry.formMagu");
-          },
-          approveDeposit: async () => void (await ensureAllowance(ctx, registry, formationDeposit)),
-        },
-        id,
-        FORM_ATTEMPTS
-      );
-      const info = await ctx.read.maguRegistry.read.maguInfo([id]);
-      if (info.status !== 2) {
-        throw new CliError(
-          "ERR_NOT_FORMED",
-          `Magu ${id} is ${
-            MAGU_STATUSES[info.status] ?? info.status
-          } after ${FORM_ATTEMPTS} attempts to form it: run muri magu status ${id}`
-        );
-      }
+      const made = await createMagu(cliMaguChain(ctx), { ...params, defaulted }, makePublic);
       return {
-        json: {
-          id,
-          owner: account,
-          kind: MAGU_KINDS[params.kind],
-          escrow,
-          formationDeposit,
-          params: {
-            members: params.members,
-            maxFragments: params.maxFragments,
-            durationPeriods: params.durationPeriods,
-            pricePerFragmentPeriod: params.pricePerFragmentPeriod,
-            ...(params.kind === 0
-              ? { dataShards: params.dataShards, parityShards: params.parityShards }
-              : { replication: params.replication, dimension: params.dimension, metric: METRIC_NAMES[params.metric] }),
-          },
-          defaulted,
-          visibility: makePublic ? "public" : "private",
-          status: MAGU_STATUSES[info.status],
-          members: info.members,
-          startPeriod: info.startPeriod,
-          endPeriod: info.endPeriod,
-          txs: { create: createHash, form: formHash, ...(publicHash !== undefined ? { setPublic: publicHash } : {}) },
-        },
+        json: made,
         text: [
-          `Magu ${id} formed (${MAGU_KINDS[params.kind]}, ${makePublic ? "public" : "private"}, escrow ${formatMuri(escrow)} MURI, periods ${
-            info.startPeriod
-          }..${info.endPeriod})`,
+          `Magu ${made.id} formed (${made.kind}, ${made.visibility}, escrow ${formatMuri(made.escrow)} MURI, periods ${made.startPeriod}..${made.endPeriod})`,
           ...(defaulted.length > 0
-            ? [
-                `  defaults used: ${defaulted
-                  .map((o) => `${o} ${chosen[o]}`)
-                  .join(" ")} (escrow = price x ${stored} fragment copies x periods)`,
-              ]
+            ? [`  defaults used: ${defaulted.map((o) => `${o} ${chosen[o]}`).join(" ")} (escrow = price x ${stored} fragment copies x periods)`]
             : []),
-          ...info.members.map((m, i) => `  member ${i}: ${m}`),
+          ...made.members.map((m, i) => `  member ${i}: ${m}`),
         ],
       };
     };
   },
 };
+
+/** `magu create`'s options as the shared creation reads them: `--name` strings, refused as usage errors. */
+function cliMaguOptions(args: CommandArgs): MaguOptions {
+  return {
+    label: (o) => `--${o}`,
+    has: (o) => args.values[o] !== undefined,
+    string: (o) => args.string(o),
+    required: (o, hint) => args.required(o, hint),
+    integer: (o, range) => {
+      const v = args.string(o);
+      return v === undefined ? undefined : parseInteger(v, `--${o}`, range);
+    },
+    muri: (o) => {
+      const v = args.string(o);
+      return v === undefined ? undefined : parseMuri(v, `--${o}`);
+    },
+    bytes: (o) => {
+      const v = args.string(o);
+      return v === undefined ? undefined : parseBytes(v, `--${o}`);
+    },
+    fail: (_o, message) => {
+      throw new UsageError(message);
+    },
+  };
+}
+
+/** The signer's chain with the CLI's transaction helpers (tx.ts): what a creation sends through. */
+export function cliMaguChain(ctx: CliContext): MaguChain {
+  const { account, contracts } = signerOf(ctx);
+  return {
+    account,
+    read: ctx.read,
+    write: contracts,
+    registry: ctx.deployment.contracts.maguRegistry,
+    head: () => ctx.publicClient.getBlockNumber({ cacheTime: 0 }),
+    waitForBlock: async (block) => void (await waitForBlock(ctx, block, FORM_WAIT_MS)),
+    confirm: (hash, what) => confirm(ctx, hash, what),
+    requireMuri: (amount, purpose) => requireMuri(ctx, amount, purpose),
+    ensureAllowance: (spender, amount) => ensureAllowance(ctx, spender, amount),
+  };
+}
 
 export const maguFireCommand: Command = {
   path: ["magu", "fire"],
@@ -307,94 +272,9 @@ export async function readMagu(ctx: CliContext, id: bigint) {
   };
 }
 
-function parseMaguParams(args: CommandArgs) {
-  const kindArg = args.required("kind", "blob or vector").toLowerCase();
-  const kind = MAGU_KINDS.indexOf(kindArg as (typeof MAGU_KINDS)[number]);
-  if (kind < 0) throw new UsageError(`--kind: "${kindArg}" is not a Magu kind: use blob or vector`);
-  const fragmentsArg = args.string("fragments");
-  const sizeArg = args.string("size");
-  if (sizeArg !== undefined && fragmentsArg !== undefined) throw new UsageError("give --size (the data) or --fragments, not both");
-  const size = sizeArg === undefined ? undefined : parseBytes(sizeArg, "--size");
-  if (size !== undefined && size > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`--size: ${sizeArg} is too large`);
-  const dataBytes = size === undefined ? undefined : Number(size);
-  const periodsArg = args.string("periods");
-  const periods =
-    periodsArg === undefined ? CLIENT_DEFAULTS.durationPeriods : parseInteger(periodsArg, "--periods", { max: U64, min: 1n });
-  const priceArg = args.string("price");
-  const price = priceArg === undefined ? CLIENT_DEFAULTS.pricePerFragmentPeriod : parseMuri(priceArg, "--price");
-  const defaulted = [
-    ...(fragmentsArg === undefined && sizeArg === undefined ? ["--fragments"] : []),
-    ...(periodsArg === undefined ? ["--periods"] : []),
-    ...(priceArg === undefined ? ["--price"] : []),
-  ];
-  const opt = (name: string, max: bigint, fallback: bigint) => {
-    const v = args.string(name);
-    return v === undefined ? fallback : parseInteger(v, `--${name}`, { max });
-  };
-  const fragmentsOr = (fallback: bigint) =>
-    fragmentsArg === undefined ? fallback : parseInteger(fragmentsArg, "--fragments", { max: U32, min: 1n });
-  if (kind === 0) {
-    for (const o of ["replication", "dim", "metric"]) {
-      if (args.values[o] !== undefined)
-        throw new UsageError(`--${o} applies to vector Magus only: drop it or use --kind vector`);
-    }
-    const dataShards = opt("data-shards", U8, 1n);
-    const parityShards = opt("parity-shards", U8, 1n);
-    const width = dataShards + parityShards;
-    const members = opt("members", U8, width);
-    if (width > members) throw new UsageError(`--members: ${members} is fewer than data + parity shards (${width})`);
-    // A file of --size bytes: stripes of K fragments of FRAGMENT_SIZE - 28 plaintext bytes each.
-    const sized = dataBytes === undefined ? undefined : BigInt(stripesFor(dataBytes, FRAGMENT_SIZE - ENCRYPTION_OVERHEAD, Number(dataShards))) * width;
-    const fragments = sized ?? fragmentsOr(DEFAULT_BLOB_STRIPES * width);
-    if (fragments % width !== 0n)
-      throw new UsageError(`--fragments: ${fragments} is not a multiple of data + parity shards (${width})`);
-    return {
-      kind,
-      metric: 0,
-      dimension: 0,
-      members: Number(members),
-      replication: 0,
-      dataShards: Number(dataShards),
-      parityShards: Number(parityShards),
-      maxFragments: Number(fragments),
-      durationPeriods: periods,
-      pricePerFragmentPeriod: price,
-      defaulted,
-      dataBytes,
-    };
-  }
-  for (const o of ["data-shards", "parity-shards"]) {
-    if (args.values[o] !== undefined)
-      throw new UsageError(`--${o} applies to blob Magus only: drop it or use --kind blob`);
-  }
-  const dim = parseInteger(args.required("dim", "the vector dimension, e.g. --dim 128"), "--dim", { max: U32 });
-  const metricArg = (args.string("metric") ?? "l2").toLowerCase();
-  if (!isVectorMetric(metricArg)) throw new UsageError(`--metric: "${metricArg}" is not a metric: use ${VECTOR_METRICS.join(", ")}`);
-  const metric = METRIC_CODE[metricArg];
-  const replication = opt("replication", U8, 1n);
-  const members = opt("members", U8, replication);
-  if (replication > members) throw new UsageError(`--replication: ${replication} is more than --members ${members}`);
-  return {
-    kind,
-    metric,
-    dimension: Number(dim),
-    members: Number(members),
-    replication: Number(replication),
-    dataShards: 0,
-    parityShards: 0,
-    maxFragments:
-      dataBytes === undefined ? Number(fragmentsOr(DEFAULT_VECTOR_FRAGMENTS)) : Math.max(1, Math.ceil(dataBytes / VECTOR_CLIENT_DEFAULTS.fragmentSize)),
-    durationPeriods: periods,
-    pricePerFragmentPeriod: price,
-    defaulted,
-    dataBytes,
-  };
-}
-
 /** Registered nodes `magu create --dry-run` reads to count who could be drafted. */
 const DRY_RUN_NODE_SCAN = 256;
 
-type MaguParamsArg = Omit<ReturnType<typeof parseMaguParams>, "defaulted" | "dataBytes">;
 
 /**
  * `magu create --dry-run`: what the Magu would need and cost, read from the chain, nothing sent.
@@ -402,7 +282,7 @@ type MaguParamsArg = Omit<ReturnType<typeof parseMaguParams>, "defaulted" | "dat
  * vector Magu's replicas) / members; the registry reserves whole fragments of FRAGMENT_BYTES of each
  * member's registered capacity, and drafts only nodes with that much free (NodeRegistry.drawNodes).
  */
-async function dryRun(ctx: CliContext, params: MaguParamsArg, dataBytes: number | undefined) {
+async function dryRun(ctx: CliContext, params: MaguRegistryParams, dataBytes: number | undefined) {
   const blob = params.kind === 0;
   const width = blob ? params.dataShards + params.parityShards : 1;
   const stored = blob ? BigInt(params.maxFragments) : BigInt(params.maxFragments) * BigInt(params.replication);

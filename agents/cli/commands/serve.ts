@@ -1,6 +1,6 @@
 /**
- * `muri serve`: the client's HTTP API (agents/roles/client/http-api.ts) in the foreground, over the
- * client directory's keys and record, until SIGINT/SIGTERM. It listens on 127.0.0.1 unless told
+ * `muri serve`: the client's HTTP API (agents/roles/client/http-api.ts, and http-vectors.ts for
+ * vector Magus) in the foreground, over the client directory's keys and record, until SIGINT/SIGTERM. It listens on 127.0.0.1 unless told
  * otherwise; anywhere else it requires its bearer token, kept in `<client-dir>/api-token` (created
  * on first use, readable by the owner only).
  */
@@ -9,12 +9,14 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createKeyFile, readKeyFile } from "../../store/key-file.js";
 import { isLoopback, startHttpApi } from "../../roles/client/http-api.js";
+import { createVectorClient } from "../../roles/client/vector-client.js";
 import type { CommandArgs } from "../command.js";
 import { connect, resolveTarget } from "../context.js";
 import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-client.js";
 import { stopSignals, type LocalCommand } from "../devnet/local-command.js";
 import { ExitCode, UsageError } from "../errors.js";
-import { GRANT_HELP } from "../grants.js";
+import { GRANT_HELP, grantTokens } from "../grants.js";
+import { cliMaguChain } from "./magu.js";
 import { parseInteger } from "../values.js";
 
 /** `--listen HOST:PORT` (or PORT alone, on 127.0.0.1). */
@@ -40,7 +42,7 @@ async function apiToken(dir: string): Promise<{ token: string; path: string }> {
 
 export const serveCommand: LocalCommand = {
   path: ["serve"],
-  summary: "run the client's HTTP API (store and read files over HTTP; OpenAPI at /v1/api)",
+  summary: "run the client's HTTP API (store and read files, create, fill and search vector Magus over HTTP; OpenAPI at /v1/api)",
   usage: "muri serve [--listen HOST:PORT] [--auth] [--public-reads] [--cors ORIGIN]",
   help: [
     "  --listen HOST:PORT   where to listen (default 127.0.0.1:8788; port 0 picks a free one). A non-loopback host needs the token",
@@ -74,8 +76,11 @@ export const serveCommand: LocalCommand = {
     const ctx = await connect(target, { signs: true, json });
     const signals = stopSignals("serve");
     const client = await startClient(args, ctx, dir);
+    // The vector routes: the same key and directory (startClient refused a missing key already).
+    const vectors = createVectorClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key!, grants: grantTokens(args) });
     try {
-      const api = await startHttpApi(client, { host, port, dir, token: token?.token, publicReads: args.flag("public-reads"), corsOrigin: cors });
+      await vectors.start();
+      const api = await startHttpApi(client, { host, port, dir, token: token?.token, publicReads: args.flag("public-reads"), corsOrigin: cors }, { vectors, magus: cliMaguChain(ctx) });
       try {
         if (json) process.stdout.write(JSON.stringify({ event: "ready", url: api.url, account: client.address, tokenFile: token?.path ?? null }) + "\n");
         else {
@@ -93,6 +98,7 @@ export const serveCommand: LocalCommand = {
         await api.close();
       }
     } finally {
+      await vectors.stop();
       await client.stop();
       signals.dispose();
     }

@@ -12,9 +12,14 @@
  *   fetched once into the client directory's HTTP cache and served from there, later ranges too.
  * - `GET /v1/blobs/{cid}/status`: the Magu, its members (reachable or not) and every stripe's
  *   shards on reachable members against the k it needs.
- * - Errors are `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`, and
- *   `field` when a parameter is at fault. No stack trace, nothing half-written (a cancelled upload's
- *   temporary file is removed).
+ * - Vector Magus under `/v1/magus` (http-vectors.ts): create, add, search, delete, on-chain tasks.
+ * - Long work made visible: `Prefer: respond-async` on a put, an add, a delete or a creation answers
+ *   202 with `Location: /v1/operations/{id}` once the body is received; `GET /v1/operations/{id}`
+ *   reports its state, progress and result or problem (operations.ts; the last
+ *   {@link DEFAULT_MAX_OPERATIONS} are kept).
+ * - Errors are `application/problem+json` (RFC 9457, http-common.ts): `type`, `title`, `status`,
+ *   `detail`, and `field` when a parameter is at fault. No stack trace, nothing half-written (a
+ *   cancelled upload's temporary file is removed).
  * - Safe by default: the CLI listens on 127.0.0.1 only; with a token (required to listen anywhere
  *   else) every request needs `Authorization: Bearer TOKEN`, compared in constant time, except
  *   reads when `publicReads` is set. CORS headers only for the configured origin.
@@ -28,7 +33,15 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CID } from "multiformats/cid";
-import { CLIENT_DEFAULTS, StorageClientError, type PutOptions, type PutResult, type StorageClient } from "./client.js";
+import { CLIENT_DEFAULTS, type PutOptions, type PutResult, type StorageClient } from "./client.js";
+import { asProblem, intParam, Problem, problemBody, sendJson, sendProblem } from "./http-common.js";
+import { vectorRoutes, type Respond } from "./http-vectors.js";
+import { accepted, preferParam, vectorPaths, vectorSchemas } from "./http-openapi.js";
+import type { MaguChain } from "./magu-create.js";
+import { Operations } from "./operations.js";
+import type { VectorClient } from "./vector-client.js";
+
+export { Problem } from "./http-common.js";
 
 /** Where and how the API listens. */
 export interface HttpApiOptions {
@@ -42,53 +55,31 @@ export interface HttpApiOptions {
   corsOrigin?: string;
   /** The client directory: uploads and the read cache live under `<dir>/http`. */
   dir: string;
+  /** Operations kept for GET /v1/operations/{id} (default {@link DEFAULT_MAX_OPERATIONS}). */
+  maxOperations?: number;
+}
+
+/** What the vector routes use besides the storage client. */
+export interface HttpApiComponents {
+  /** The vector client of the same key (the /v1/magus routes answer 503 without it). */
+  vectors?: VectorClient;
+  /** The signer's chain with its transaction helpers (POST /v1/magus). */
+  magus?: MaguChain;
+}
+
+/** Operations kept by default: a new one drops the oldest finished one. */
+export const DEFAULT_MAX_OPERATIONS = 256;
+
+/** Whether the request asks for an operation instead of waiting (RFC 7240 `Prefer: respond-async`). */
+export function prefersAsync(header: string | string[] | undefined): boolean {
+  const values = Array.isArray(header) ? header : header === undefined ? [] : [header];
+  return values.some((v) => v.split(",").some((p) => p.split(";")[0]!.trim().toLowerCase() === "respond-async"));
 }
 
 export interface HttpApi {
   readonly url: string;
   close(): Promise<void>;
 }
-
-/** An RFC 9457 problem: what went wrong, for whom to fix what. */
-export class Problem extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly detail: string,
-    readonly field?: string,
-  ) {
-    super(detail);
-  }
-}
-
-const TITLES: Record<number, string> = {
-  400: "Bad request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not found",
-  405: "Method not allowed",
-  409: "Conflict",
-  413: "Content too large",
-  416: "Range not satisfiable",
-  500: "Internal error",
-  503: "Service unavailable",
-};
-
-/** HTTP status of a client error code (the rest are 500). */
-const STATUS_OF: Record<string, number> = {
-  ERR_MANIFEST_NOT_FOUND: 404,
-  ERR_MAGU_UNKNOWN: 404,
-  ERR_MAGU_RECORD: 404,
-  ERR_OTHER_NETWORK: 404,
-  ERR_AMBIGUOUS_MANIFEST: 409,
-  ERR_MAGU_NOT_OWNER: 403,
-  ERR_ACCESS_DENIED: 403,
-  ERR_NOT_YOUR_FILE: 403,
-  ERR_MAGU_KIND: 409,
-  ERR_MAGU_NOT_ACTIVE: 409,
-  ERR_MAGU_FULL: 413,
-  ERR_NOT_AVAILABLE: 503,
-};
 
 /** A `cid` path segment, or a 400 naming it. */
 function parseCid(value: string): CID {
@@ -97,16 +88,6 @@ function parseCid(value: string): CID {
   } catch {
     throw new Problem(400, "ERR_BAD_CID", `"${value}" is not a CID: pass the manifest CID PUT /v1/blobs answered (manifestCid)`, "cid");
   }
-}
-
-/** An optional positive integer query parameter, or a 400 naming it. */
-function intParam(url: URL, name: string, min: bigint, max: bigint): bigint | undefined {
-  const value = url.searchParams.get(name);
-  if (value === null) return undefined;
-  if (!/^[0-9]{1,78}$/.test(value) || BigInt(value) < min || BigInt(value) > max) {
-    throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter ${name}: "${value}" is not an integer in [${min}, ${max}]`, name);
-  }
-  return BigInt(value);
 }
 
 /** The one byte range of a `Range` header within `size` bytes; undefined for none; 416 when unsatisfiable. */
@@ -140,40 +121,6 @@ function sameToken(given: string, token: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function sendProblem(res: ServerResponse, problem: Problem, instance: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = {
-    type: `https://muridata.org/problems/${problem.code.toLowerCase().replace(/^err_/, "").replaceAll("_", "-")}`,
-    title: TITLES[problem.status] ?? "Error",
-    status: problem.status,
-    detail: problem.detail,
-    code: problem.code,
-    instance,
-    ...(problem.field === undefined ? {} : { field: problem.field }),
-  };
-  const text = JSON.stringify(body);
-  res.writeHead(problem.status, { "content-type": "application/problem+json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** Any error as a problem: client errors by their code, anything else a 500 without its stack. */
-function asProblem(err: unknown): Problem {
-  if (err instanceof Problem) return err;
-  if (err instanceof StorageClientError) return new Problem(STATUS_OF[err.code] ?? 500, err.code, err.message);
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e.code === "string" && e.code.startsWith("ERR_") ? e.code : "ERR_INTERNAL";
-  return new Problem(code === "ERR_MANIFEST_AUTH" || code === "ERR_MANIFEST_SEAL" ? 403 : 500, code, typeof e.message === "string" ? e.message : String(err));
-}
-
 /** The JSON `muri put --json` prints, from a put's result. */
 function putJson(result: PutResult): Record<string, unknown> {
   return {
@@ -188,7 +135,7 @@ function putJson(result: PutResult): Record<string, unknown> {
 }
 
 /** Starts the API over a started `client`. */
-export async function startHttpApi(client: StorageClient, options: HttpApiOptions): Promise<HttpApi> {
+export async function startHttpApi(client: StorageClient, options: HttpApiOptions, components: HttpApiComponents = {}): Promise<HttpApi> {
   if (!isLoopback(options.host) && options.token === undefined) {
     throw new Problem(400, "ERR_TOKEN_REQUIRED", `listening on ${options.host} (not a loopback address) needs a token: writes spend this client's money`);
   }
@@ -202,6 +149,19 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
   /** Files fetched into the cache (by manifest CID), each fetched once even under concurrent reads. */
   const cached = new Map<string, Promise<{ path: string; size: number }>>();
   let uploadSeq = 0;
+  const uploadPath = (): string => join(uploads, `${process.pid}-${++uploadSeq}`);
+  const operations = new Operations(options.maxOperations ?? DEFAULT_MAX_OPERATIONS, (err, instance) => problemBody(asProblem(err), instance));
+  const accept: Respond = async (_req, res, kind, _status, work, progress) => {
+    const { view } = operations.start(kind, work, progress);
+    sendJson(res, 202, view, { location: `/v1/operations/${view.id}`, "preference-applied": "respond-async" });
+  };
+  /** `work`'s result with `status`, or under `Prefer: respond-async` 202 and its operation. */
+  const respond: Respond = async (req, res, kind, status, work, progress) => {
+    if (prefersAsync(req.headers.prefer)) return accept(req, res, kind, status, work, progress);
+    sendJson(res, status, await work(() => undefined));
+  };
+  const vectors = components.vectors;
+  const vectorRoute = vectors === undefined ? undefined : vectorRoutes({ vectors, magus: components.magus, uploadPath, respond, accept });
 
   const maguOf = async (url: URL, cid: CID): Promise<bigint> => intParam(url, "magu", 1n, 2n ** 256n - 1n) ?? (await client.locate(cid));
 
@@ -217,7 +177,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     return entry;
   };
 
-  const putBlob = async (req: IncomingMessage, url: URL): Promise<Record<string, unknown>> => {
+  const putBlob = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const into = intParam(url, "magu", 1n, 2n ** 256n - 1n);
     const fixed = ["k", "m", "members", "periods"].filter((p) => url.searchParams.has(p));
     if (into !== undefined && fixed.length > 0) throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter ${fixed[0]}: Magu ${into} fixes it; leave it out when putting into an existing Magu`, fixed[0]);
@@ -227,19 +187,32 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     if (members < k + m) throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter members: a stripe of k+m = ${k + m} shards needs at least ${k + m} members, got ${members}`, "members");
     const periods = intParam(url, "periods", 1n, (1n << 64n) - 1n);
     const put: PutOptions = { k, m, members, ...(periods === undefined ? {} : { durationPeriods: periods }) };
-    const tmp = join(uploads, `${process.pid}-${++uploadSeq}.part`);
-    const file = join(uploads, `${process.pid}-${uploadSeq}.body`);
+    const base = uploadPath();
+    const tmp = `${base}.part`;
+    const file = `${base}.body`;
+    let size: number;
     try {
       await pipeline(req, createWriteStream(tmp, { mode: 0o600 }));
-      const size = (await stat(tmp)).size;
+      size = (await stat(tmp)).size;
       if (size === 0) throw new Problem(400, "ERR_EMPTY_BODY", "the body is empty: send the file's bytes as the request body", "body");
       await rename(tmp, file);
-      const result = into === undefined ? await client.put(file, put) : await client.putInto(into, file);
-      return putJson(result);
-    } finally {
+    } catch (err) {
       await rm(tmp, { force: true });
-      await rm(file, { force: true });
+      throw err;
     }
+    const work = async (progress: (p: Record<string, unknown>) => void): Promise<Record<string, unknown>> => {
+      try {
+        progress({ phase: into === undefined ? "encoding, forming the Magu and pushing shards" : `encoding and pushing shards into Magu ${into}` });
+        const result = into === undefined ? await client.put(file, put) : await client.putInto(into, file);
+        return putJson(result);
+      } finally {
+        await rm(file, { force: true });
+      }
+    };
+    await respond(req, res, "put", 201, work, { phase: "queued", bytesReceived: size }).catch(async (err: unknown) => {
+      await rm(file, { force: true });
+      throw err;
+    });
   };
 
   const getBlob = async (req: IncomingMessage, res: ServerResponse, url: URL, cid: CID, head: boolean): Promise<void> => {
@@ -294,7 +267,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     if (path === "/v1/api" && method === "GET") return sendJson(res, 200, openApiDocument());
     if (path === "/v1/blobs") {
       if (method !== "PUT" && method !== "POST") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use PUT (or POST) to store a body`);
-      return sendJson(res, 201, await putBlob(req, url));
+      return putBlob(req, res, url);
     }
     const blob = /^\/v1\/blobs\/([^/]+)(\/status)?$/.exec(path);
     if (blob !== null) {
@@ -306,6 +279,17 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
       if (method !== "GET" && method !== "HEAD") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use GET or HEAD`);
       return getBlob(req, res, url, cid, method === "HEAD");
     }
+    const op = /^\/v1\/operations\/([^/]+)$/.exec(path);
+    if (op !== null) {
+      if (method !== "GET") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use GET`);
+      const view = operations.get(op[1]!);
+      if (view === undefined) throw new Problem(404, "ERR_OPERATION_UNKNOWN", `no operation ${op[1]}: this API keeps the last ${operations.limit} (and none from before it restarted)`, "id");
+      return sendJson(res, 200, view);
+    }
+    if (path === "/v1/magus" || path.startsWith("/v1/magus/")) {
+      if (vectorRoute === undefined) throw new Problem(503, "ERR_NOT_AVAILABLE", "this API was started without a vector client: vector Magus are not served");
+      if (await vectorRoute(req, res, url, path, method)) return;
+    }
     throw new Problem(404, "ERR_NO_ROUTE", `no ${method} ${path}: the API is described at /v1/api`);
   };
 
@@ -313,8 +297,8 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     const url = new URL(req.url ?? "/", "http://localhost");
     if (options.corsOrigin !== undefined) {
       res.setHeader("access-control-allow-origin", options.corsOrigin);
-      res.setHeader("access-control-allow-headers", "authorization, content-type, range");
-      res.setHeader("access-control-expose-headers", "content-length, content-range, x-muri-magu");
+      res.setHeader("access-control-allow-headers", "authorization, content-type, range, prefer");
+      res.setHeader("access-control-expose-headers", "content-length, content-range, x-muri-magu, location, preference-applied");
       res.setHeader("vary", "origin");
       if (req.method === "OPTIONS") {
         res.writeHead(204, { "access-control-allow-methods": "GET, HEAD, PUT, POST, OPTIONS" });
@@ -363,7 +347,7 @@ const maguParam = { name: "magu", in: "query", required: false, description: "th
 export function openApiDocument(): Record<string, unknown> {
   return {
     openapi: "3.1.0",
-    info: { title: "MuriData client API", version: "1", description: "A local daemon (muri serve) that holds a client's keys and record: store files in blob Magus and read them back. Errors are application/problem+json (RFC 9457)." },
+    info: { title: "MuriData client API", version: "1", description: "A local daemon (muri serve) that holds a client's keys and record: store files in blob Magus and read them back, create vector Magus, add, search and delete vectors. Long requests answer 202 and an operation under Prefer: respond-async. Errors are application/problem+json (RFC 9457)." },
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "required when muri serve has a token (always when it listens beyond loopback)" } },
       responses: {
@@ -375,8 +359,10 @@ export function openApiDocument(): Record<string, unknown> {
       schemas: {
         PutResult: {
           type: "object",
+          required: ["maguId", "manifestCid", "fileSize", "shards", "offset", "fragmentCount", "members"],
           properties: { maguId: { type: "string" }, manifestCid: { type: "string" }, fileSize: { type: "integer" }, shards: { type: "integer" }, offset: { type: "integer" }, fragmentCount: { type: "integer" }, members: { type: "array", items: { type: "string" } } },
         },
+        ...vectorSchemas(),
         BlobStatus: {
           type: "object",
           properties: {
@@ -393,6 +379,7 @@ export function openApiDocument(): Record<string, unknown> {
     },
     security: [{ bearer: [] }, {}],
     paths: {
+      ...vectorPaths(),
       "/v1/api": { get: { summary: "this document", security: [], responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": {} } } } } },
       "/v1/blobs": {
         put: {
@@ -403,9 +390,10 @@ export function openApiDocument(): Record<string, unknown> {
             { name: "m", in: "query", required: false, description: `parity shards per stripe (default ${CLIENT_DEFAULTS.m})`, schema: { type: "integer", minimum: 0, maximum: 128 } },
             { name: "members", in: "query", required: false, description: "nodes in the Magu (default k+m)", schema: { type: "integer" } },
             { name: "periods", in: "query", required: false, description: `storage duration in periods (default ${CLIENT_DEFAULTS.durationPeriods})`, schema: { type: "integer" } },
+            preferParam,
           ],
           requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
-          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/PutResult" } } } }, "400": problem, "401": problem, "403": problem, "404": problem, "413": problem, "503": problem },
+          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/PutResult" } } } }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "413": problem, "503": problem },
         },
       },
       "/v1/blobs/{cid}": {

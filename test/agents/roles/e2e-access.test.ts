@@ -13,7 +13,12 @@
  *   revoke` ends the stranger's read access;
  * - `muri serve` (issue 18): PUT a body, GET it whole, by ranges and HEAD, its status, over HTTP
  *   with the bearer token; problem+json for a missing token, bad parameters, a bad or unknown CID,
- *   an unsatisfiable range; the OpenAPI document at /v1/api;
+ *   an unsatisfiable range; the OpenAPI document at /v1/api; a vector Magu created, filled (JSON
+ *   rows with payloads under `Prefer: respond-async`, its operation polled to done, then a .npy
+ *   body), searched (one query and a batch equal to a brute-force search, payloads with the hits),
+ *   a vector deleted, an on-chain task submitted; malformed JSON, a wrong dimension and an unknown
+ *   Magu refused with nothing committed; every documented route answers and the JSON answers match
+ *   their documented schemas; another account's daemon is refused the owner's private Magu (403);
  * - `muri magu visibility ID public`: anyone is served;
  * - paid searches: `muri magu search-price`, `muri magu deposit`, searches with vouchers, the
  *   members settle them on chain (each paid exactly what it answered), a searcher without a
@@ -272,7 +277,7 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
     }, 1000);
   });
 
-  test("muri serve: PUT and GET over HTTP (ranges, HEAD, status), the token, problem+json errors, the OpenAPI document", async () => {
+  test("muri serve: PUT and GET over HTTP (ranges, HEAD, status), vector Magus (create, add, search, delete, tasks, operations), the token, problem+json errors, the OpenAPI document", async () => {
     const ownerCli = [...ownerArgs, "--client-dir", join(net.dir, `client-${OWNER}`)];
     const serve = await startMuri(["serve", "--listen", "127.0.0.1:0", "--auth", ...ownerCli]);
     try {
@@ -292,7 +297,18 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
       for (const dir of ["uploads", "cache"]) assert.equal((await stat(join(net.dir, `client-${OWNER}`, "http", dir))).mode & 0o777, 0o700, `http/${dir}: plaintext, this user's only`);
       const spec = (await (await fetch(`${url}/v1/api`)).json()) as { openapi: string; paths: Record<string, unknown> };
       assert.equal(spec.openapi, "3.1.0");
-      assert.deepEqual(Object.keys(spec.paths).sort(), ["/v1/api", "/v1/blobs", "/v1/blobs/{cid}", "/v1/blobs/{cid}/status"]);
+      assert.deepEqual(Object.keys(spec.paths).sort(), [
+        "/v1/api",
+        "/v1/blobs",
+        "/v1/blobs/{cid}",
+        "/v1/blobs/{cid}/status",
+        "/v1/magus",
+        "/v1/magus/{id}/search",
+        "/v1/magus/{id}/tasks",
+        "/v1/magus/{id}/vectors",
+        "/v1/magus/{id}/vectors/delete",
+        "/v1/operations/{id}",
+      ]);
       const body = randomBytes(200_000);
       await problem(await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body }), 401, "ERR_UNAUTHORIZED");
       await problem(await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body, headers: { authorization: "Bearer wrong" } }), 401, "ERR_UNAUTHORIZED");
@@ -336,8 +352,128 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
       await problem(await fetch(`${url}/v1/blobs/not-a-cid`, { headers: auth }), 400, "ERR_BAD_CID", "cid");
       await problem(await fetch(`${url}/v1/blobs/${fragmentCid(randomBytes(64)).toString()}?magu=${stored.maguId}`, { headers: auth }), 404, "ERR_MANIFEST_NOT_FOUND");
       await problem(await fetch(`${url}/v1/nothing`, { headers: auth }), 404, "ERR_NO_ROUTE");
+
+      // Vector Magus over HTTP (http-vectors.ts).
+      const t0 = performance.now();
+      const doc = spec as unknown as OpenApiDoc;
+      /** `res`'s JSON, checked against the schema the document gives its route and status. */
+      const documented = async <T>(res: Response, route: string, method: string, status: number): Promise<T> => {
+        assert.equal(res.status, status, await res.clone().text());
+        const body = (await res.json()) as T;
+        const content = doc.paths[route]![method]!.responses[String(status)]!.content!;
+        assert.deepEqual(matchSchema(body, content["application/json"]!.schema, doc), [], `${method} ${route} ${status} as documented`);
+        return body;
+      };
+      const post = (path: string, body: unknown, headers: Record<string, string> = {}) => fetch(`${url}${path}`, { method: "POST", body: JSON.stringify(body), headers: { ...auth, "content-type": "application/json", ...headers } });
+      const V = 4;
+      const made = await documented<{ id: string; kind: string; params: { dimension: number; metric: string }; members: string[]; visibility: string }>(
+        await post("/v1/magus", { kind: "vector", dim: V, members: NODES, fragments: 32 }), "/v1/magus", "post", 201);
+      assert.deepEqual([made.kind, made.params.dimension, made.params.metric, made.visibility, made.members.length], ["vector", V, "l2", "private", NODES]);
+      const vmagu = made.id;
+      const rows = gaussianMixture({ count: 200, dim: V, seed: 11 });
+      const more = gaussianMixture({ count: 100, dim: V, seed: 12 }).map((x) => x / 2);
+      const all = new Float32Array([...rows, ...more]);
+      const row = (data: Float32Array, i: number): number[] => Array.from(data.subarray(i * V, (i + 1) * V));
+      await problem(await post(`/v1/magus/${vmagu}/vectors`, { vectors: [{ vector: row(rows, 0) }, { vector: row(rows, 1) }, { vector: [1, 2, 3] }] }), 400, "ERR_DIMENSION", "vectors[2].vector");
+      const bad = await fetch(`${url}/v1/magus/${vmagu}/vectors`, { method: "POST", body: '{"vectors": [', headers: { ...auth, "content-type": "application/json" } });
+      await problem(bad, 400, "ERR_BAD_JSON", "body");
+      await problem(await post("/v1/magus/99999/search", { vector: row(rows, 0) }), 404, "ERR_MAGU_UNKNOWN");
+      assert.equal((await net.read.maguRegistry.read.maguInfo([BigInt(vmagu)])).fragmentCount, 0, "nothing committed by the refused adds");
+
+      // 202 and an operation, polled to done.
+      const rowsBody = { vectors: Array.from({ length: 200 }, (_, i) => ({ vector: row(rows, i), ...(i % 2 === 0 ? { payload: { n: i } } : {}) })) };
+      const asked = await post(`/v1/magus/${vmagu}/vectors?fragmentSize=1024`, rowsBody, { prefer: "respond-async" });
+      const op = await documented<{ id: string; state: string; kind: string }>(asked, "/v1/magus/{id}/vectors", "post", 202);
+      assert.equal(asked.headers.get("location"), `/v1/operations/${op.id}`);
+      assert.deepEqual([op.kind, op.state], ["add", "running"]);
+      const polled = await waitFor("the add operation is done", 60_000, async () => {
+        const view = await documented<{ state: string; result?: { vectors: number; firstRow: number; fragmentCount: number }; problem?: unknown }>(await fetch(`${url}/v1/operations/${op.id}`, { headers: auth }), "/v1/operations/{id}", "get", 200);
+        return view.state !== "running" ? view : undefined;
+      }, 200);
+      assert.equal(polled.state, "done", JSON.stringify(polled.problem));
+      assert.deepEqual([polled.result!.vectors, polled.result!.firstRow], [200, 0]);
+      assert.ok(polled.result!.fragmentCount >= 3, `${polled.result!.fragmentCount} fragments`);
+      // A .npy body: ids continue the Magu's numbering (after the records committed, payload records too).
+      await writeNpy(join(net.dir, "more.npy"), more, V);
+      const npy = await fetch(`${url}/v1/magus/${vmagu}/vectors?fragmentSize=1024`, { method: "POST", body: await readFile(join(net.dir, "more.npy")), headers: { ...auth, "content-type": "application/x-npy" } });
+      const addedNpy = await documented<{ vectors: number; firstRow: number }>(npy, "/v1/magus/{id}/vectors", "post", 201);
+      assert.equal(addedNpy.vectors, 100);
+      assert.ok(addedNpy.firstRow >= 200, `first row ${addedNpy.firstRow}`);
+      const idOf = (i: number): number => (i < 200 ? i : addedNpy.firstRow + i - 200);
+
+      // Search: the exact top-k equals a brute-force search over the same vectors, payloads with the hits.
+      const brute = (q: number[], k: number): number[] =>
+        Array.from({ length: 300 }, (_, i) => ({ i, d: row(all, i).reduce((s, x, j) => s + (x - q[j]!) ** 2, 0) }))
+          .sort((a, b) => a.d - b.d)
+          .slice(0, k)
+          .map((h) => idOf(h.i));
+      const queries = [0.1, 0.2, 0.3].map((e, j) => row(all, 37 + 101 * j).map((x) => x + e));
+      type Hits = { results: Array<{ id: string; payload?: { n: number } | null }>; complete: boolean; verified: boolean };
+      /** A search's answer once it is 200 (members may still be catching up with the latest batch: 404 until then). */
+      const searched = async (body: unknown): Promise<Hits | undefined> => {
+        const res = await post(`/v1/magus/${vmagu}/search`, body);
+        return res.status === 200 ? documented<Hits>(res, "/v1/magus/{id}/search", "post", 200) : void (await res.body?.cancel());
+      };
+      const one = await waitFor("every member indexed its fragments", 30_000, async () => {
+        const r = await searched({ vector: queries[0], k: 5, exact: true });
+        return r?.complete === true && r.results.length === 5 ? r : undefined;
+      }, 250);
+      assert.ok(one.verified);
+      assert.deepEqual(one.results.map((h) => Number(h.id)), brute(queries[0]!, 5));
+      for (const h of one.results) assert.deepEqual(h.payload, Number(h.id) < 200 && Number(h.id) % 2 === 0 ? { n: Number(h.id) } : null, `hit ${h.id}'s payload`);
+      const batch = await documented<{ queries: Hits[] }>(await post(`/v1/magus/${vmagu}/search`, { vectors: queries, k: 7, exact: true }), "/v1/magus/{id}/search", "post", 200);
+      assert.deepEqual(batch.queries.map((q) => q.results.map((h) => Number(h.id))), queries.map((q) => brute(q, 7)));
+      await problem(await post(`/v1/magus/${vmagu}/search`, { vector: [1, 2] }), 400, "ERR_DIMENSION", "vector");
+
+      // Delete the best hit: it is gone from the next answer.
+      const top = one.results[0]!.id;
+      const del = await documented<{ deleted: number }>(await post(`/v1/magus/${vmagu}/vectors/delete`, { ids: [top] }), "/v1/magus/{id}/vectors/delete", "post", 200);
+      assert.equal(del.deleted, 1);
+      const rest = brute(queries[0]!, 6).filter((id) => String(id) !== top);
+      const after = await waitFor("the deleted id is gone from the answer", 30_000, async () => {
+        const r = await searched({ vector: queries[0], k: 5, exact: true });
+        return r?.complete === true && r.results.every((h) => h.id !== top) ? r : undefined;
+      }, 250);
+      assert.deepEqual(after.results.map((h) => Number(h.id)), rest);
+
+      // An on-chain task: 202 and an operation at once; the task is on chain.
+      const tasksBefore = await net.read.searchMarket.read.taskCount();
+      const task = await documented<{ id: string; kind: string }>(await post(`/v1/magus/${vmagu}/tasks`, { vector: queries[1], k: 3, fee: "0.5" }), "/v1/magus/{id}/tasks", "post", 202);
+      assert.equal(task.kind, "task");
+      await waitFor("the task is submitted on chain", 30_000, async () => ((await net.read.searchMarket.read.taskCount()) > tasksBefore ? true : undefined), 250);
+
+      // Every route of the document answers (a wrong body, but never 404 or 405).
+      const values: Record<string, string> = { cid: stored.manifestCid, id: vmagu };
+      for (const [route, ops] of Object.entries(doc.paths)) {
+        for (const method of Object.keys(ops)) {
+          const path = route.replace("/v1/operations/{id}", `/v1/operations/${op.id}`).replace(/\{(\w+)\}/g, (_m, name: string) => values[name]!);
+          const body = method === "post" ? "{}" : method === "put" ? "" : undefined;
+          const res = await fetch(`${url}${path}`, { method: method.toUpperCase(), body, headers: { ...auth, ...(method === "post" ? { "content-type": "application/json" } : {}) } });
+          const text = await res.text();
+          assert.ok(res.status !== 404 && res.status !== 405, `${method.toUpperCase()} ${path}: ${res.status} ${text}`);
+        }
+      }
+      console.log(`# HTTP vector cases: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     } finally {
       assert.equal(await serve.stop(), 0, serve.stderr());
+    }
+    const t1 = performance.now();
+    // Another account's daemon: the owner's private Magu is not its to add to or search.
+    const strangerServe = await startMuri(["serve", "--listen", "127.0.0.1:0", ...strangerArgs, "--client-dir", join(net.dir, "client-stranger-http")]);
+    try {
+      const url = strangerServe.ready.url as string;
+      const refused = async (path: string, body: unknown, code: string): Promise<void> => {
+        const res = await fetch(`${url}${path}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+        assert.equal(res.status, 403, await res.clone().text());
+        assert.equal(((await res.json()) as { code: string }).code, code);
+      };
+      const before = (await net.read.maguRegistry.read.maguInfo([maguId])).fragmentCount;
+      await refused(`/v1/magus/${maguId}/vectors`, { vectors: [{ vector: query }] }, "ERR_MAGU_NOT_OWNER");
+      await refused(`/v1/magus/${maguId}/search`, { vector: query }, "ERR_ACCESS_DENIED");
+      assert.equal((await net.read.maguRegistry.read.maguInfo([maguId])).fragmentCount, before, "nothing added");
+    } finally {
+      assert.equal(await strangerServe.stop(), 0, strangerServe.stderr());
+      console.log(`# another account's daemon refused: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
     }
     assert.deepEqual(await readdir(join(net.dir, `client-${OWNER}`, "http", "uploads")), [], "no upload left behind");
   });
@@ -403,3 +539,35 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
     assert.equal(BigInt((JSON.parse(paidOut.stdout) as { withdrawn: string }).withdrawn), E18 - owed);
   });
 });
+
+interface OpenApiDoc {
+  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: unknown }> }> }>>;
+  components: { schemas: Record<string, unknown> };
+}
+
+/**
+ * Where `value` departs from the JSON Schema `schema` (the subset the API's document uses: $ref,
+ * oneOf, type, enum, required, properties, items, pattern); empty when it conforms.
+ */
+function matchSchema(value: unknown, schema: unknown, doc: OpenApiDoc, at = "$"): string[] {
+  const s = schema as { $ref?: string; oneOf?: unknown[]; type?: string | string[]; enum?: unknown[]; required?: string[]; properties?: Record<string, unknown>; items?: unknown; pattern?: string };
+  if (s.$ref !== undefined) return matchSchema(value, doc.components.schemas[s.$ref.replace("#/components/schemas/", "")], doc, at);
+  if (s.oneOf !== undefined) {
+    const fits = s.oneOf.filter((o) => matchSchema(value, o, doc, at).length === 0).length;
+    return fits === 1 ? [] : [`${at}: fits ${fits} of oneOf`];
+  }
+  const types = s.type === undefined ? [] : Array.isArray(s.type) ? s.type : [s.type];
+  const typeOf = value === null ? "null" : Array.isArray(value) ? "array" : Number.isInteger(value) ? "integer" : typeof value;
+  if (types.length > 0 && !types.some((t) => t === typeOf || (t === "number" && typeOf === "integer"))) return [`${at}: a ${typeOf}, documented ${types.join("|")}`];
+  if (s.enum !== undefined && !s.enum.includes(value)) return [`${at}: ${JSON.stringify(value)} not in ${JSON.stringify(s.enum)}`];
+  if (s.pattern !== undefined && typeof value === "string" && !new RegExp(s.pattern).test(value)) return [`${at}: "${value}" does not match ${s.pattern}`];
+  const out: string[] = [];
+  if (typeOf === "object") {
+    const o = value as Record<string, unknown>;
+    for (const r of s.required ?? []) if (!(r in o)) out.push(`${at}.${r}: missing`);
+    for (const [k, sub] of Object.entries(s.properties ?? {})) if (o[k] !== undefined) out.push(...matchSchema(o[k], sub, doc, `${at}.${k}`));
+  }
+  if (typeOf === "array" && s.items !== undefined) (value as unknown[]).forEach((v, i) => out.push(...matchSchema(v, s.items, doc, `${at}[${i}]`)));
+  return out;
+}
+

@@ -1,8 +1,23 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { isLoopback, openApiDocument, parseRange, Problem } from "../../../agents/roles/client/http-api.js";
+import { isLoopback, openApiDocument, parseRange, prefersAsync, Problem } from "../../../agents/roles/client/http-api.js";
+import { jsonMaguOptions, parseSearchBody, parseVectorRows } from "../../../agents/roles/client/http-vectors.js";
+import { DEFAULT_VECTOR_FRAGMENTS, maguParams } from "../../../agents/roles/client/magu-create.js";
+import { CLIENT_DEFAULTS } from "../../../agents/roles/client/client.js";
+import { Operations, OperationsFullError } from "../../../agents/roles/client/operations.js";
+import { MAX_PAYLOAD_BYTES } from "../../../agents/data/vectors.js";
 import { parseListen } from "../../../agents/cli/commands/serve.js";
 import { UsageError } from "../../../agents/cli/errors.js";
+
+/** Asserts `fn` throws a Problem of `status`, `code` and `field`, its detail matching `detail`. */
+function refuses(fn: () => unknown, status: number, code: string, field: string | undefined, detail?: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof Problem, String(err));
+    assert.deepEqual([err.status, err.code, err.field], [status, code, field], err.detail);
+    if (detail !== undefined) assert.match(err.detail, detail);
+    return true;
+  });
+}
 
 describe("http api: ranges, listen addresses, the OpenAPI document", () => {
   it("parses one byte range within the file, and refuses the rest with 416", () => {
@@ -38,5 +53,95 @@ describe("http api: ranges, listen addresses, the OpenAPI document", () => {
       }
     }
     assert.doesNotThrow(() => JSON.stringify(doc));
+  });
+
+  it("checks JSON vector rows against the Magu: the row and the expected dimension named in a refusal", () => {
+    const rows = parseVectorRows({ vectors: [{ vector: [1, 2, 3] }, { vector: [0.5, -1, 2], payload: { title: "b" } }] }, 7n, 3, "l2");
+    assert.equal(rows.count, 2);
+    assert.equal(rows.jsonl, "[1,2,3]\n[0.5,-1,2]\n", "rows without ids: arrays, numbered by the Magu");
+    assert.deepEqual(rows.payloads?.map((p) => (p === null ? null : Buffer.from(p).toString())), [null, '{"title":"b"}']);
+    const ided = parseVectorRows({ vectors: [{ id: 5, vector: [1, 0] }, { id: "18446744073709551000", vector: [0, 1] }] }, 7n, 2, "hamming");
+    assert.equal(ided.jsonl, '{"id":"5","vector":[1,0]}\n{"id":"18446744073709551000","vector":[0,1]}\n');
+    assert.equal(ided.payloads, undefined);
+
+    refuses(() => parseVectorRows({ vectors: [{ vector: [1, 2, 3] }, { vector: [1, 2, 3] }, { vector: [1, 2] }] }, 7n, 3, "l2"), 400, "ERR_DIMENSION", "vectors[2].vector", /vectors\[2\]\.vector has 2 components: Magu 7 has dimension 3/);
+    refuses(() => parseVectorRows({ vectors: [{ vector: [1, null, 3] }] }, 7n, 3, "l2"), 400, "ERR_BAD_VECTOR", "vectors[0].vector[1]", /not a finite number/);
+    refuses(() => parseVectorRows({ vectors: [{ vector: [1, 2] }] }, 7n, 2, "hamming"), 400, "ERR_BAD_VECTOR", "vectors[0].vector[1]", /0 or 1/);
+    refuses(() => parseVectorRows({ vectors: [{ id: 1, vector: [1] }, { vector: [2] }] }, 7n, 1, "l2"), 400, "ERR_BAD_ID", "vectors[1].id", /on every row or on none/);
+    refuses(() => parseVectorRows({ vectors: [{ id: -1, vector: [1] }] }, 7n, 1, "l2"), 400, "ERR_BAD_ID", "vectors[0].id");
+    refuses(() => parseVectorRows({ vectors: [{ id: "18446744073709551615", vector: [1] }] }, 7n, 1, "l2"), 400, "ERR_BAD_ID", "vectors[0].id", /reserved|\[0, /);
+    refuses(() => parseVectorRows({ vectors: [{ vector: [1], payload: { t: "x".repeat(MAX_PAYLOAD_BYTES) } }] }, 7n, 1, "l2"), 400, "ERR_BAD_PAYLOAD", "vectors[0].payload");
+    refuses(() => parseVectorRows({ vectors: [{ vector: [1], payload: [1] }] }, 7n, 1, "l2"), 400, "ERR_BAD_PARAMETER", "vectors[0].payload");
+    refuses(() => parseVectorRows({ vectors: [] }, 7n, 1, "l2"), 400, "ERR_BAD_PARAMETER", "vectors");
+    refuses(() => parseVectorRows([[1]], 7n, 1, "l2"), 400, "ERR_BAD_PARAMETER", "body");
+  });
+
+  it("checks a search: one query or a batch, k, ef or exact, verify", () => {
+    assert.deepEqual(parseSearchBody({ vector: [1, 2] }, 3n, 2, "l2"), { queries: [[1, 2]], batch: false, k: 10, exact: false, verify: true });
+    assert.deepEqual(parseSearchBody({ vectors: [[1, 2], [3, 4]], k: 3, ef: 50, verify: false }, 3n, 2, "ip"), { queries: [[1, 2], [3, 4]], batch: true, k: 3, ef: 50, exact: false, verify: false });
+    refuses(() => parseSearchBody({ vectors: [[1, 2], [3]] }, 3n, 2, "l2"), 400, "ERR_DIMENSION", "vectors[1]", /Magu 3 has dimension 2/);
+    refuses(() => parseSearchBody({ vector: [1, 2], vectors: [[1, 2]] }, 3n, 2, "l2"), 400, "ERR_BAD_PARAMETER", "vector");
+    refuses(() => parseSearchBody({}, 3n, 2, "l2"), 400, "ERR_BAD_PARAMETER", "vector");
+    refuses(() => parseSearchBody({ vector: [1, 2], k: 0 }, 3n, 2, "l2"), 400, "ERR_BAD_PARAMETER", "k");
+    refuses(() => parseSearchBody({ vector: [1, 2], k: 2.5 }, 3n, 2, "l2"), 400, "ERR_BAD_PARAMETER", "k");
+    refuses(() => parseSearchBody({ vector: [1, 2], exact: true, ef: 10 }, 3n, 2, "l2"), 400, "ERR_BAD_PARAMETER", "ef");
+    refuses(() => parseSearchBody({ vector: [1, 2], exact: "yes" }, 3n, 2, "l2"), 400, "ERR_BAD_PARAMETER", "exact");
+  });
+
+  it("creates a Magu from a JSON body with muri magu create's defaults and checks", () => {
+    const v = maguParams(jsonMaguOptions({ kind: "vector", dim: 8 }));
+    assert.deepEqual(
+      { kind: v.kind, dimension: v.dimension, metric: v.metric, replication: v.replication, members: v.members, maxFragments: v.maxFragments, durationPeriods: v.durationPeriods, price: v.pricePerFragmentPeriod },
+      { kind: 1, dimension: 8, metric: 1, replication: 1, members: 1, maxFragments: Number(DEFAULT_VECTOR_FRAGMENTS), durationPeriods: CLIENT_DEFAULTS.durationPeriods, price: CLIENT_DEFAULTS.pricePerFragmentPeriod },
+    );
+    assert.deepEqual(v.defaulted, ["fragments", "periods", "price"]);
+    const b = maguParams(jsonMaguOptions({ kind: "blob", dataShards: 2, parityShards: 1, size: 5_000_000, price: "0.5", public: true }));
+    assert.deepEqual([b.kind, b.dataShards, b.parityShards, b.members, b.pricePerFragmentPeriod], [0, 2, 1, 3, 5n * 10n ** 17n]);
+    assert.equal(b.maxFragments % 3, 0);
+    assert.deepEqual(b.defaulted, ["periods"]);
+    refuses(() => maguParams(jsonMaguOptions({ kind: "vector" })), 400, "ERR_BAD_PARAMETER", "dim", /dim is required/);
+    refuses(() => maguParams(jsonMaguOptions({ kind: "blob", dim: 8 })), 400, "ERR_BAD_PARAMETER", "dim", /applies to vector Magus only/);
+    refuses(() => maguParams(jsonMaguOptions({ kind: "vector", dim: 8, metric: "cos" })), 400, "ERR_BAD_PARAMETER", "metric", /not a metric: use l2, ip, cosine, hamming/);
+    refuses(() => maguParams(jsonMaguOptions({ kind: "vector", dim: 8, replication: 3, members: 2 })), 400, "ERR_BAD_PARAMETER", "replication");
+    refuses(() => maguParams(jsonMaguOptions({ kind: "vector", dim: 8, price: "0" })), 400, "ERR_BAD_PARAMETER", "price");
+    refuses(() => maguParams(jsonMaguOptions({ kind: "vector", dim: 8, fragments: 4, size: 10 })), 400, "ERR_BAD_PARAMETER", "size");
+    refuses(() => maguParams(jsonMaguOptions({ kind: "tree" })), 400, "ERR_BAD_PARAMETER", "kind");
+    refuses(() => jsonMaguOptions({ kind: "vector", dimension: 8 }), 400, "ERR_BAD_PARAMETER", "dimension", /not an option/);
+  });
+
+  it("reads Prefer: respond-async among other preferences", () => {
+    assert.ok(prefersAsync("respond-async"));
+    assert.ok(prefersAsync("return=minimal, respond-async; wait=10"));
+    assert.ok(!prefersAsync(undefined));
+    assert.ok(!prefersAsync("return=representation"));
+  });
+
+  it("keeps at most its limit of operations: the oldest finished one makes room, running ones are never dropped", async () => {
+    const ops = new Operations(2, (err) => ({ detail: (err as Error).message }));
+    let release!: (v: string) => void;
+    const slow = ops.start("add", (progress) => {
+      progress({ phase: "pushing", pushed: 1 });
+      return new Promise<string>((r) => (release = r));
+    });
+    const failing = ops.start("put", async () => {
+      throw new Error("no members");
+    });
+    await failing.finished;
+    assert.deepEqual([ops.get(failing.view.id)?.state, ops.get(failing.view.id)?.problem], ["failed", { detail: "no members" }]);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(ops.get(slow.view.id)?.progress, { pushed: 1, phase: "pushing" });
+    const third = ops.start("delete", async () => 3);
+    assert.equal(ops.get(failing.view.id), undefined, "the finished one made room");
+    assert.equal(ops.get(slow.view.id)?.state, "running");
+    await third.finished;
+    assert.deepEqual([ops.get(third.view.id)?.state, ops.get(third.view.id)?.result], ["done", 3]);
+    ops.start("create", async () => 4);
+    assert.equal(ops.get(third.view.id), undefined);
+    assert.throws(() => ops.start("task", async () => 5), OperationsFullError, "two running: no room");
+    release("ok");
+    await slow.finished;
+    assert.deepEqual([ops.get(slow.view.id)?.state, ops.get(slow.view.id)?.result], ["done", "ok"]);
+    assert.notEqual(slow.view.id, third.view.id);
+    assert.match(slow.view.id, /^[0-9a-f]{24}$/);
   });
 });
