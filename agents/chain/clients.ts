@@ -261,24 +261,42 @@ interface QueuedSend {
   start(): Promise<unknown>;
 }
 
-/** Each wallet's submissions: the one being handed to the RPC, and those waiting, by priority. */
-const sendQueues = new WeakMap<object, { busy: boolean; waiting: QueuedSend[] }>();
+type SendQueue = { busy: boolean; waiting: QueuedSend[] };
+/**
+ * Each account's submissions: the one being handed to the RPC, and those waiting, by priority.
+ * Keyed by chain id and address, not by wallet object: one process may hold several wallet
+ * clients of one key (`muri serve` holds the storage client's, the vector client's and its own),
+ * and two of them sending at once would read the same pending nonce.
+ */
+const accountQueues = new Map<string, SendQueue>();
+/** Wallets without an account address (tests): one queue per object. */
+const objectQueues = new WeakMap<object, SendQueue>();
 let sendSeq = 0;
 
+function queueOf(wallet: object): SendQueue {
+  const w = wallet as { account?: { address?: unknown }; chain?: { id?: unknown } };
+  const address = typeof w.account?.address === "string" ? w.account.address.toLowerCase() : undefined;
+  if (address === undefined) {
+    let q = objectQueues.get(wallet);
+    if (q === undefined) objectQueues.set(wallet, (q = { busy: false, waiting: [] }));
+    return q;
+  }
+  const key = `${String(w.chain?.id)}:${address}`;
+  let q = accountQueues.get(key);
+  if (q === undefined) accountQueues.set(key, (q = { busy: false, waiting: [] }));
+  return q;
+}
+
 /**
- * Runs `send` once every submission from `wallet` ahead of it has been handed to the RPC (or
- * failed): first by `priority`, then in call order. A submission takes a nonce, estimates gas,
+ * Runs `send` once every submission from `wallet`'s account (on its chain; from any wallet client
+ * of that key in this process) ahead of it has been handed to the RPC (or failed): first by
+ * `priority`, then in call order. A submission takes a nonce, estimates gas,
  * signs and sends; if two overlap and the first fails after taking its nonce, the second lands
  * with a gap ("nonce too high"). Receipts are not waited for here, so transactions still confirm
  * in parallel.
  */
 export function serialSend<T>(wallet: object, send: () => Promise<T>, priority: SendPriority = "normal"): Promise<T> {
-  let queue = sendQueues.get(wallet);
-  if (queue === undefined) {
-    queue = { busy: false, waiting: [] };
-    sendQueues.set(wallet, queue);
-  }
-  const q = queue;
+  const q = queueOf(wallet);
   return new Promise<T>((resolve, reject) => {
     q.waiting.push({
       rank: PRIORITY_RANK[priority],
@@ -289,7 +307,7 @@ export function serialSend<T>(wallet: object, send: () => Promise<T>, priority: 
   });
 }
 
-function runNext(q: { busy: boolean; waiting: QueuedSend[] }): void {
+function runNext(q: SendQueue): void {
   if (q.busy || q.waiting.length === 0) return;
   q.waiting.sort((a, b) => a.rank - b.rank || a.seq - b.seq);
   const next = q.waiting.shift()!;

@@ -135,4 +135,24 @@ describe("serialSend: one wallet's submissions, one at a time, proofs first", ()
     // Another wallet has its own queue.
     assert.equal(await serialSend({}, async () => "other"), "other");
   });
+
+  test("two wallet clients of one key share a queue; another key or chain has its own", async () => {
+    const key = "0x" + "11".repeat(32);
+    const a = createChainClients({ rpcUrl: "http://127.0.0.1:1", chainId: 31337, privateKey: key as `0x${string}` }).walletClient;
+    const b = createChainClients({ rpcUrl: "http://127.0.0.1:2", chainId: 31337, privateKey: key as `0x${string}` }).walletClient;
+    const other = createChainClients({ rpcUrl: "http://127.0.0.1:1", chainId: 31337, privateKey: ("0x" + "22".repeat(32)) as `0x${string}` }).walletClient;
+    const otherChain = createChainClients({ rpcUrl: "http://127.0.0.1:1", chainId: 4242, privateKey: key as `0x${string}` }).walletClient;
+    let release!: () => void;
+    const order: string[] = [];
+    const first = serialSend(a, () => new Promise<void>((resolve) => (release = resolve)));
+    const same = serialSend(b, async () => void order.push("same key, other client"));
+    await serialSend(other, async () => void order.push("other key"));
+    await serialSend(otherChain, async () => void order.push("other chain"));
+    // The second client of the key waits for the first's submission.
+    assert.deepEqual(order, ["other key", "other chain"]);
+    release();
+    await first;
+    await same;
+    assert.deepEqual(order, ["other key", "other chain", "same key, other client"]);
+  });
 });
