@@ -130,5 +130,19 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
     assert.deepEqual(prover.stats(), { submitted: 1, failed: 0, blocked: 0, passes: 1, replaced: 0, reproven: 0 });
     assert.deepEqual(notDebug(), [{ level: "info", msg: "proof submitted", context: notDebug()[0]!.context }]);
     assert.equal(notDebug()[0]!.context?.fragments, items.length, "one proof per item, the fragment named by each");
+
+    // The next period: proven again by the same prover; the period before (seen proven) is not
+    // taken for a reorganisation of this one.
+    await mineTo((await reader().maguRegistry.read.periodStart([period + 1n])) + 1n);
+    await prover.runOnce();
+    assert.equal(await reader().challengeManager.read.proofState([maguId, holder.address, period + 1n]), 1);
+    assert.deepEqual(prover.stats(), { submitted: 2, failed: 0, blocked: 0, passes: 2, replaced: 0, reproven: 0 });
+    assert.deepEqual(
+      notDebug().map((e) => [e.level, e.msg, e.context?.period]),
+      [
+        ["info", "proof submitted", period.toString()],
+        ["info", "proof submitted", (period + 1n).toString()],
+      ],
+    );
   });
 });
