@@ -84,6 +84,9 @@ export function configFor(name) {
     concurrency: Number(process.env.MURI_MUTATE_CONCURRENCY) || (t.concurrency ?? 2),
     timeoutMS: t.timeoutMS ?? 20_000,
     timeoutFactor: 2,
+    // The initial run covers every test file of the target: two chain-backed files took over the
+    // default 5 minutes beside other work (load average 14).
+    dryRunTimeoutMinutes: 20,
     // Sandboxes (.stryker-tmp/) and reports (reports/) stay out of git and eslint.
     tempDirName: ".stryker-tmp",
     cleanTempDir: "always",
