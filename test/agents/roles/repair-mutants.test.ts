@@ -64,11 +64,11 @@ describe("repair: who may repair, which documents, which fragments, which holder
   let empty: { maguId: bigint; members: Address[] };
   let vector: { maguId: bigint; members: Address[] };
 
-  /** A repairer over `node`'s parts (or others given) with short bounds: 2 attempts, 50 ms back-off. */
+  /** A repairer over `node`'s parts (or others given): 2 attempts, 50 ms back-off; 30 s per fetch (an honest holder on a loaded machine is slow, a liar or a stopped peer answers at once). */
   const repairerOf = (node: TestNode, parts: { store?: FragmentStore; index?: MaguIndex } = {}) => {
     const log = testLogger(`repair ${node.address}`);
     const repair = createRepairer(
-      { member: node.address, attempts: 2, backoffMs: 50, maxBackoffMs: 100, fetchTimeoutMs: 10_000 },
+      { member: node.address, attempts: 2, backoffMs: 50, maxBackoffMs: 100, fetchTimeoutMs: 30_000 },
       { store: parts.store ?? node.store, index: parts.index ?? node.index, p2p: node.p2p, contracts: t.reader, logger: log },
     );
     closers.push(() => repair.stop());
