@@ -15,16 +15,21 @@
 # MURI_MUTATE_LINES it re-runs the survivors on those lines only.
 # MURI_MUTATE_CONCURRENCY=1 runs one test process at a time; MURI_MUTATE_LINES=a-b[,c-d] mutates
 # only those lines of a one-file target (see base.mjs).
+# A run stopped with Ctrl-C (SIGINT to stryker) keeps the mutants it finished in the incremental file
+# and records its time as "stopped"; --report then writes the report and bench/results/mutation.json
+# from the incremental file alone (the finished mutants, no test run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 full=0
 retest=0
+report=0
 args=()
 for a in "$@"; do
   case "$a" in
     --full) full=1 ;;
     --retest) retest=1 ;;
+    --report) report=1 ;;
     *) args+=("$a") ;;
   esac
 done
@@ -40,6 +45,17 @@ mapfile -t targets < <(node --input-type=module -e '
   }' "${args[@]}")
 
 mkdir -p reports/mutation
+if [ "$report" = 1 ]; then
+  for t in "${targets[@]}"; do
+    file="${t//\//-}"
+    node --input-type=module -e '
+      import { readFileSync, writeFileSync } from "node:fs";
+      const report = JSON.parse(readFileSync(process.argv[1], "utf8"));
+      for (const f of Object.values(report.files)) f.mutants = f.mutants.filter((m) => m.status !== "Pending");
+      writeFileSync(process.argv[2], JSON.stringify(report));' "reports/mutation/${file}.incremental.json" "reports/mutation/${file}.json"
+  done
+  exec node scripts/stryker/summarize.mjs "${targets[@]}"
+fi
 for t in "${targets[@]}"; do
   file="${t//\//-}"
   [ "$full" = 1 ] && rm -f "reports/mutation/${file}.incremental.json"
@@ -60,8 +76,11 @@ for t in "${targets[@]}"; do
   [ -f "reports/mutation/${file}.incremental.json" ] || mode=full
   echo "mutate.sh: ${t} (${mode})" >&2
   start=$SECONDS
-  MURI_MUTATION=1 MURI_MUTATE_TARGET="$t" stryker run scripts/stryker/stryker.config.mjs
+  status=0
+  MURI_MUTATION=1 MURI_MUTATE_TARGET="$t" stryker run scripts/stryker/stryker.config.mjs || status=$?
+  [ "$status" = 0 ] || mode="${mode}, stopped"
   echo "{\"seconds\": $((SECONDS - start)), \"mode\": \"${mode}\"}" > "reports/mutation/${file}.run.json"
-  echo "mutate.sh: ${t} took $((SECONDS - start)) s" >&2
+  echo "mutate.sh: ${t} took $((SECONDS - start)) s (${mode})" >&2
+  [ "$status" = 0 ] || exit "$status"
 done
 node scripts/stryker/summarize.mjs "${targets[@]}"

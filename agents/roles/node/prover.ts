@@ -187,6 +187,8 @@ class ChallengeProver implements Prover {
   private readonly maguTrees = new Lru<string, MaguTree>(16);
   /** `${maguId}:${period}` settled on chain (proven, missed, nothing to prove) -> the head it was seen at. */
   private readonly settled = new Map<string, bigint>();
+  /** Keys of `settled` whose challenge named no fragment this member holds: open on chain, not proven. */
+  private readonly nothingToProve = new Set<string>();
   /** Messages already logged (once per key). */
   private readonly logged = new Set<string>();
   private readonly counters: ProverStats = { submitted: 0, failed: 0, blocked: 0, passes: 0, replaced: 0, reproven: 0 };
@@ -317,7 +319,10 @@ class ChallengeProver implements Prover {
       }
       return;
     }
-    if (this.settled.delete(key)) {
+    // Open again after it was seen proven or missed: a reorganisation. A period with nothing to
+    // prove stays open on chain, and its challenge is read again (in case the seed block moved).
+    const empty = this.nothingToProve.delete(key);
+    if (this.settled.delete(key) && !empty) {
       this.counters.reproven++;
       this.log.warn("a reorganisation undid this period's proof: proving it again", ctx);
     }
@@ -343,7 +348,8 @@ class ChallengeProver implements Prover {
     if (items.length === 0) {
       // The draw reached no fragment this member holds: nothing to prove, no pay, no miss.
       this.settled.set(key, head);
-      this.log.info("nothing to prove this period (no held fragment challenged)", ctx);
+      this.nothingToProve.add(key);
+      this.logOnce(`empty:${key}`, "info", "nothing to prove this period (no held fragment challenged)", ctx);
       return;
     }
     const proofs = await this.buildProofs(record, tree, period, items);

@@ -1,0 +1,307 @@
+/**
+ * Repair (repair.ts) edge cases that `npm run mutate -- roles/repair` showed untested: who may
+ * repair (a non-member, another slot, a vector Magu, a Magu with nothing committed), an index that
+ * names another root or a store without the Magu documents, repairing only the fragments asked for,
+ * a corrupt file on disk (found only by a verifying pass), a lying holder asked once per pass, and a
+ * vacant slot never asked. Real chain, four storage nodes of real parts (LevelDB, fragment store on
+ * disk, libp2p on 127.0.0.1); blob Magu k=2, m=1 on three of them.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { Address, Hex } from "viem";
+import { getMuriContracts } from "../../../agents/chain/index.js";
+import type { Manifest } from "../../../agents/data/manifest.js";
+import { maguRoot } from "../../../agents/data/merkle.js";
+import type { P2PNode } from "../../../agents/p2p/index.js";
+import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
+import { blockPath, storePaths } from "../../../agents/store/layout.js";
+import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
+import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
+import { createRepairer, type RepairResult } from "../../../agents/roles/node/repair.js";
+import { encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
+import { cleanup, tempDir } from "../chain/harness.js";
+import {
+  announce,
+  commitRoots,
+  createBlobMagu,
+  createVectorMagu,
+  encodeSmallFile,
+  startClientPeer,
+  startHostilePeer,
+  startTestChain,
+  startTestNode,
+  testLogger,
+  upload,
+  type TestChain,
+  type TestNode,
+} from "./adversarial-helpers.js";
+
+after(cleanup);
+
+const SHARD = 4096;
+const CLIENT = 5;
+const K = 2;
+const M = 1;
+/** Two stripes of k=2, m=1: each member holds one shard of each. */
+const FILE_BYTES = 3 * (SHARD - 28) + 100;
+
+const rootOf = (manifest: Manifest): Hex => `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}`;
+const zeros = (maguId: bigint, slot: number): RepairResult => ({ maguId, slot, assigned: 0, repaired: 0, present: 0, failed: 0 });
+
+describe("repair: who may repair, which documents, which fragments, which holders (real chain, stores, libp2p)", { timeout: 300_000 }, () => {
+  let t: TestChain;
+  const nodes: TestNode[] = [];
+  let client: P2PNode;
+  const closers: Array<() => Promise<void>> = [];
+  const byAddress = (a: Address): TestNode => nodes.find((n) => n.address === a)!;
+  let maguId: bigint;
+  let members: Address[];
+  let file: Awaited<ReturnType<typeof encodeSmallFile>>;
+  /** A formed blob Magu with nothing committed, and a formed vector Magu. */
+  let empty: { maguId: bigint; members: Address[] };
+  let vector: { maguId: bigint; members: Address[] };
+
+  /** A repairer over `node`'s parts (or others given): 2 attempts, 50 ms back-off; 30 s per fetch (an honest holder on a loaded machine is slow, a liar or a stopped peer answers at once). */
+  const repairerOf = (node: TestNode, parts: { store?: FragmentStore; index?: MaguIndex } = {}) => {
+    const log = testLogger(`repair ${node.address}`);
+    const repair = createRepairer(
+      { member: node.address, attempts: 2, backoffMs: 50, maxBackoffMs: 100, fetchTimeoutMs: 30_000 },
+      { store: parts.store ?? node.store, index: parts.index ?? node.index, p2p: node.p2p, contracts: t.reader, logger: log },
+    );
+    closers.push(() => repair.stop());
+    /** What was logged above debug level, as [level, message]. */
+    const said = () => log.entries.filter((e) => e.level !== "debug").map((e) => [e.level, e.msg]);
+    return { repair, log, said };
+  };
+  /** The fragments `node` holds in `maguId`, by index, with their CIDs. */
+  const heldBy = async (node: TestNode): Promise<Array<{ f: number; cid: Manifest["shards"][number] }>> => {
+    const rec = (await node.index.get(maguId))!;
+    return rec.held.map((f) => ({ f, cid: rec.cids[f]! }));
+  };
+  const deleteAll = async (node: TestNode) => {
+    for (const { cid } of await heldBy(node)) await node.store.delete(cid);
+  };
+  const assertExact = async (node: TestNode) => {
+    for (const { cid } of await heldBy(node)) assert.deepEqual(Buffer.from(await node.store.get(cid)), file.shards.get(cid.toString()), `${cid} rebuilt exactly`);
+  };
+  /** A meta DB and fragment store of their own (closed after the tests). */
+  const freshParts = async () => {
+    const dir = await tempDir("muri-repair-mutants-");
+    const meta: MetaDb = await openMetaDb(join(dir, "meta"));
+    const store = await openFragmentStore({ dir, quotaBytes: 64 * 1024 * 1024, metaDb: meta, sync: "none" });
+    closers.push(async () => {
+      await store.close();
+      await meta.close();
+    });
+    return { store, index: createMaguIndex({}, { metaDb: meta }) };
+  };
+
+  before(async () => {
+    t = await startTestChain();
+    for (let i = 1; i <= 4; i++) nodes.push(await startTestNode(t, t.chain.keys[i]!));
+    client = await startClientPeer();
+    ({ maguId, members } = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: K, m: M, members: 3, maxFragments: 6 }));
+    file = await encodeSmallFile(randomBytes(FILE_BYTES), K, M, SHARD);
+    await commitRoots(t, t.chain.keys[CLIENT]!, maguId, rootOf(file.manifest), 6);
+    await upload(client, maguId, members.map(byAddress), file);
+    empty = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: K, m: M, members: 3, maxFragments: 6 });
+    vector = await createVectorMagu(t, t.chain.keys[CLIENT]!, { dim: 4, members: 3, replication: 2, maxFragments: 6 });
+  });
+
+  after(async () => {
+    for (const close of closers) await close();
+    await client?.stop();
+    for (const n of nodes) await n.close();
+  });
+
+  test("only an active member of a blob Magu repairs, and only its own slot; a Magu with nothing committed is complete at once", async () => {
+    const outsider = nodes.find((n) => !members.includes(n.address))!;
+    let r = repairerOf(outsider);
+    assert.deepEqual(await r.repair.repairSlot({ maguId }), zeros(maguId, -1));
+    assert.deepEqual(r.said(), [["info", "repair skipped: not an active member"]]);
+
+    // A member asked to repair another slot than its own.
+    const a = byAddress(members[0]!);
+    r = repairerOf(a);
+    assert.deepEqual(await r.repair.repairSlot({ maguId, slot: 1 }), zeros(maguId, 1));
+    assert.deepEqual(r.said(), [["info", "repair skipped: not an active member"]]);
+
+    // A vector Magu's replicas are fetched by catchUp, never rebuilt.
+    const v = byAddress(vector.members[0]!);
+    r = repairerOf(v);
+    assert.deepEqual(await r.repair.repairSlot({ maguId: vector.maguId }), zeros(vector.maguId, -1));
+    assert.deepEqual(r.said(), [["info", "repair skipped: not an active member"]]);
+
+    // Nothing committed: nothing to rebuild, no document to wait for.
+    const e = byAddress(empty.members[1]!);
+    r = repairerOf(e);
+    assert.deepEqual(await r.repair.repairSlot({ maguId: empty.maguId }), zeros(empty.maguId, 1));
+    assert.deepEqual(r.said(), [["info", "repair complete"]]);
+    assert.deepEqual({ ...r.log.entries.find((x) => x.msg === "repair complete")!.context, ms: 0 }, { magu: empty.maguId.toString(), slot: 1, assigned: 0, repaired: 0, present: 0, ms: 0 });
+  });
+
+  test("an index of another root, or a store without the Magu documents, rebuilds nothing: the repair waits for the documents", async () => {
+    const a = byAddress(members[0]!);
+    await deleteAll(a);
+
+    // The index names another file's fragments for this Magu; the store holds the right documents.
+    const other = await encodeSmallFile(randomBytes(FILE_BYTES), K, M, SHARD);
+    const stale = await freshParts();
+    await stale.index.recordFragments(maguId, rootOf(other.manifest), other.manifest.roots.map((x) => Buffer.from(x, "hex")), other.manifest.shards);
+    let r = repairerOf(a, { index: stale.index });
+    assert.deepEqual(await r.repair.repairSlot({ maguId }), zeros(maguId, -1));
+    const waited = [
+      ["info", "waiting for the Magu documents"],
+      ["info", "waiting for the Magu documents"],
+      ["error", "repair gave up"],
+    ];
+    assert.deepEqual(r.said(), waited);
+    for (const { cid } of await heldBy(a)) assert.equal(await a.store.has(cid), false, "nothing rebuilt");
+
+    // The right index, but a store without the manifest and index document.
+    const bare = await freshParts();
+    await bare.index.recordFragments(maguId, rootOf(file.manifest), file.manifest.roots.map((x) => Buffer.from(x, "hex")), file.manifest.shards);
+    r = repairerOf(a, { store: bare.store, index: bare.index });
+    assert.deepEqual(await r.repair.repairSlot({ maguId }), zeros(maguId, -1));
+    assert.deepEqual(r.said(), waited);
+  });
+
+  test("only the fragments asked for are rebuilt; a corrupt file is found by a verifying pass only; a verifying pass with nothing to do says nothing", async () => {
+    const a = byAddress(members[0]!);
+    const held = await heldBy(a);
+    assert.equal(held.length, 2, "one shard of each stripe");
+    for (const { cid } of held) assert.equal(await a.store.has(cid), false, "deleted by the test before");
+
+    let r = repairerOf(a);
+    assert.deepEqual(await r.repair.repairFragments(maguId, [held[1]!.f]), { maguId, slot: 0, assigned: 1, repaired: 1, present: 0, failed: 0 });
+    assert.equal(await a.store.has(held[0]!.cid), false, "not asked for");
+    assert.deepEqual(await r.repair.repairSlot({ maguId }), { maguId, slot: 0, assigned: 2, repaired: 1, present: 1, failed: 0 });
+    const complete = r.log.entries.filter((e) => e.msg === "repair complete").map((e) => ({ ...e.context, ms: 0 }));
+    assert.deepEqual(complete, [
+      { magu: maguId.toString(), slot: 0, assigned: 1, repaired: 1, present: 0, ms: 0 },
+      { magu: maguId.toString(), slot: 0, assigned: 2, repaired: 1, present: 1, ms: 0 },
+    ]);
+    await assertExact(a);
+
+    // Same length, other bytes on disk: the store's index still lists it.
+    const bytes = file.shards.get(held[0]!.cid.toString())!;
+    await writeFile(blockPath(storePaths(a.dir), held[0]!.cid), randomBytes(bytes.length));
+    r = repairerOf(a);
+    assert.deepEqual(await r.repair.repairSlot({ maguId }), { maguId, slot: 0, assigned: 2, repaired: 0, present: 2, failed: 0 });
+    assert.deepEqual(await r.repair.repairSlot({ maguId, verify: true }), { maguId, slot: 0, assigned: 2, repaired: 1, present: 1, failed: 0 });
+    await assertExact(a);
+
+    // Self-repair of fragments that are fine: nothing rebuilt, nothing logged.
+    r = repairerOf(a);
+    assert.deepEqual(await r.repair.repairFragments(maguId, held.map((h) => h.f)), { maguId, slot: 0, assigned: 2, repaired: 0, present: 2, failed: 0 });
+    assert.deepEqual(r.said(), []);
+  });
+
+  test("a holder caught lying is skipped for the rest of the pass: asked once per pass, not once per stripe", async () => {
+    const [a, , c] = members.map(byAddress) as [TestNode, TestNode, TestNode];
+    await deleteAll(a);
+    const liar = await startHostilePeer();
+    closers.push(() => liar.p2p.stop());
+    for (const { cid } of await (async () => {
+      const rec = (await c.index.get(maguId))!;
+      return rec.held.map((f) => ({ cid: rec.cids[f]! }));
+    })()) {
+      liar.serve(cid, randomBytes(file.shards.get(cid.toString())!.length));
+    }
+    await announce(t, c.clients, liar.p2p);
+    try {
+      const r = repairerOf(a);
+      assert.deepEqual(await r.repair.repairSlot({ maguId }), { maguId, slot: 0, assigned: 2, repaired: 0, present: 0, failed: 2 });
+      const skipped = r.log.entries.filter((e) => e.msg === "holder unreachable during repair, skipping it").map((e) => e.context!.holder);
+      assert.deepEqual(skipped, [c.address, c.address], "once in each of the 2 passes");
+    } finally {
+      await announce(t, c.clients, c.p2p);
+    }
+    const r = repairerOf(a);
+    assert.deepEqual(await r.repair.repairSlot({ maguId }), { maguId, slot: 0, assigned: 2, repaired: 2, present: 0, failed: 0 });
+    await assertExact(a);
+  });
+
+  test("a shard of another holder kept in this node's store is used without asking that holder", async () => {
+    const [a, b] = members.map(byAddress) as [TestNode, TestNode];
+    await deleteAll(a);
+    // b is unreachable (its registration points at a stopped peer); a keeps a copy of b's shard of
+    // stripe 0, so stripe 0 has k=2 shards (the copy and c's), stripe 1 only c's.
+    const copy = (await heldBy(b)).find(({ f }) => f < K + M)!;
+    await a.store.put(copy.cid, file.shards.get(copy.cid.toString())!);
+    const gone = await startHostilePeer();
+    await announce(t, b.clients, gone.p2p);
+    await gone.p2p.stop();
+    try {
+      const r = repairerOf(a);
+      const result = await r.repair.repairSlot({ maguId });
+      // The second attempt finds stripe 0 present (rebuilt by the first) and stripe 1 still failing.
+      assert.deepEqual(result, { maguId, slot: 0, assigned: 2, repaired: 1, present: 1, failed: 1 }, "stripe 0 rebuilt, stripe 1 not");
+      const aStripe0 = (await heldBy(a)).find(({ f }) => f < K + M)!;
+      assert.deepEqual(Buffer.from(await a.store.get(aStripe0.cid)), file.shards.get(aStripe0.cid.toString()));
+      const asked = r.log.entries.filter((e) => e.msg === "holder unreachable during repair, skipping it").map((e) => e.context!.holder);
+      assert.deepEqual(asked, [b.address, b.address], "b was asked for stripe 1 only, once per pass");
+    } finally {
+      await announce(t, b.clients, b.p2p);
+      await a.store.delete(copy.cid);
+    }
+    const r = repairerOf(a);
+    assert.deepEqual(await r.repair.repairSlot({ maguId }), { maguId, slot: 0, assigned: 2, repaired: 1, present: 1, failed: 0 });
+    await assertExact(a);
+  });
+
+  test("a Magu of two files: fragments of the second file are found in its manifest and rebuilt from its stripes", async () => {
+    const { maguId: two, members: twoMembers } = await createBlobMagu(t, t.chain.keys[CLIENT]!, { k: K, m: M, members: 3, maxFragments: 12 });
+    const files = [await encodeSmallFile(randomBytes(FILE_BYTES), K, M, SHARD), await encodeSmallFile(randomBytes(FILE_BYTES - 500), K, M, SHARD)];
+    const roots = files.flatMap((f) => f.manifest.roots.map((x) => Buffer.from(x, "hex")));
+    await commitRoots(t, t.chain.keys[CLIENT]!, two, `0x${maguRoot(roots).toString("hex")}`, 12);
+    const index = encodeMaguIndexList({ maguId: two, manifestCids: files.map((f) => f.manifestCid) });
+    const holders = twoMembers.map(byAddress);
+    for (const node of holders) {
+      await client.addPeers([node.p2p.multiaddrs[0]!]);
+      for (const f of files) await client.pushFragment(node.p2p.peerId, f.manifestCid, f.manifestBytes, { timeoutMs: 20_000 });
+      await client.pushFragment(node.p2p.peerId, index.cid, index.bytes, { timeoutMs: 20_000 });
+    }
+    const shardOf = (f: number) => {
+      const fl = files[f < 6 ? 0 : 1]!;
+      const cid = fl.manifest.shards[f < 6 ? f : f - 6]!;
+      return { cid, bytes: fl.shards.get(cid.toString())! };
+    };
+    for (const node of holders) {
+      const rec = (await node.index.get(two))!;
+      for (const f of rec.held) await client.pushFragment(node.p2p.peerId, shardOf(f).cid, shardOf(f).bytes, { timeoutMs: 20_000 });
+    }
+    const x = holders[1]!;
+    const held = (await x.index.get(two))!.held;
+    assert.deepEqual(held.map((f) => Math.floor(f / (K + M))), [0, 1, 2, 3], "one shard of each of the four stripes, two in each file");
+    for (const f of held) assert.equal(await x.store.delete(shardOf(f).cid), true);
+    const r = repairerOf(x);
+    assert.deepEqual(await r.repair.repairSlot({ maguId: two }), { maguId: two, slot: 1, assigned: 4, repaired: 4, present: 0, failed: 0 });
+    for (const f of held) assert.deepEqual(Buffer.from(await x.store.get(shardOf(f).cid)), shardOf(f).bytes, `fragment ${f} rebuilt exactly`);
+  });
+
+  test("a vacant slot (its member left) is not asked for shards", async () => {
+    const [a, , c] = members.map(byAddress) as [TestNode, TestNode, TestNode];
+    await t.wait(await getMuriContracts(t.d.contracts, c.clients).maguRegistry.write.leave([maguId]));
+    assert.match((await t.reader.maguRegistry.read.maguInfo([maguId])).members[2]!, /^0x0{40}$/);
+    await deleteAll(a);
+    const r = repairerOf(a);
+    assert.deepEqual(await r.repair.repairSlot({ maguId }), { maguId, slot: 0, assigned: 2, repaired: 0, present: 0, failed: 2 });
+    assert.deepEqual(
+      r.said(),
+      [
+        ["warn", "stripe not rebuildable now"],
+        ["warn", "stripe not rebuildable now"],
+        ["warn", "repair incomplete; retrying"],
+        ["warn", "stripe not rebuildable now"],
+        ["warn", "stripe not rebuildable now"],
+        ["warn", "repair incomplete; retrying"],
+        ["error", "repair gave up"],
+      ],
+      "one holder of k=2 left; the vacant slot is not a holder that failed",
+    );
+  });
+});
