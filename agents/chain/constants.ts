@@ -1,4 +1,5 @@
 /** Defaults of the chain layer, in one place. */
+import { parseUnits } from "viem";
 
 /** Blocks the follower stays behind the head (0 suits an instant-mining devnet; use more on real chains). */
 export const DEFAULT_CONFIRMATIONS = 0;
@@ -37,3 +38,15 @@ export const DEFAULT_RPC_TIMEOUT_MS = 10_000;
 
 /** Name of a follower's cursor when the init does not give one. */
 export const DEFAULT_FOLLOWER_ID = "default";
+
+/** MURI has 18 decimals, like ether. */
+export const MURI_DECIMALS = 18;
+
+/**
+ * "1000", "0.5" (at most 18 decimals, surrounding blanks ignored) -> base units; undefined for any
+ * other text. Callers phrase the refusal for their own input (a CLI option, a JSON field).
+ */
+export function parseMuriAmount(text: string): bigint | undefined {
+  const v = text.trim();
+  return /^\d+(\.\d{1,18})?$/.test(v) ? parseUnits(v, MURI_DECIMALS) : undefined;
+}

@@ -5,24 +5,21 @@
 import { readFile } from "node:fs/promises";
 import { peerIdFromMultihash, peerIdFromString } from "@libp2p/peer-id";
 import * as Digest from "multiformats/hashes/digest";
-import { formatUnits, parseUnits, toHex, type Hex } from "viem";
-import { rpcUrlList } from "../chain/index.js";
+import { formatUnits, toHex, type Hex } from "viem";
+import { MURI_DECIMALS, parseMuriAmount, rpcUrlList } from "../chain/index.js";
 import { CAPACITY_UNIT_BYTES, type CapacitySpec } from "../store/index.js";
 import { UsageError } from "./errors.js";
 
-/** MURI has 18 decimals, like ether. */
-export const MURI_DECIMALS = 18;
 const MAX_UINT64 = (1n << 64n) - 1n;
 
 /** "1000", "0.5" -> wei-like base units. Must be > 0 unless `allowZero`. */
 export function parseMuri(value: string, option: string, allowZero = false): bigint {
-  const v = value.trim();
-  if (!/^\d+(\.\d{1,18})?$/.test(v)) {
+  const amount = parseMuriAmount(value);
+  if (amount === undefined) {
     throw new UsageError(
       `${option}: "${value}" is not an amount of MURI: use a decimal number such as 1000 or 0.5 (at most 18 decimals)`
     );
   }
-  const amount = parseUnits(v, MURI_DECIMALS);
   if (amount === 0n && !allowZero) throw new UsageError(`${option}: the amount must be greater than 0`);
   return amount;
 }

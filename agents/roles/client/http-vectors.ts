@@ -26,7 +26,7 @@ import { createWriteStream } from "node:fs";
 import { rm, stat, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import { parseUnits } from "viem";
+import { parseMuriAmount } from "../../chain/index.js";
 import { MAX_PAYLOAD_BYTES, MAX_VECTOR_ID, type VectorMetric } from "../../data/vectors.js";
 import { Problem, intParam, jsonBoolean, jsonInteger, jsonObject, readJson, sendJson } from "./http-common.js";
 import { createMagu, maguParams, type MaguChain, type MaguOption, type MaguOptions } from "./magu-create.js";
@@ -169,12 +169,12 @@ function hitJson(h: VectorHit, scaleExp: number | null, hamming: boolean): Recor
 }
 
 /** An amount of MURI (decimal, at most 18 decimals), or a 400 naming `field`. */
-function parseMuriAmount(value: unknown, field: string, allowZero: boolean): bigint {
+function muriField(value: unknown, field: string, allowZero: boolean): bigint {
   const text = typeof value === "number" ? String(value) : value;
-  if (typeof text !== "string" || !/^\d+(\.\d{1,18})?$/.test(text.trim())) {
+  const amount = typeof text === "string" ? parseMuriAmount(text) : undefined;
+  if (amount === undefined) {
     throw new Problem(400, "ERR_BAD_PARAMETER", `${field}: ${JSON.stringify(value)} is not an amount of MURI: give a decimal string such as "1000" or "0.5" (at most 18 decimals)`, field);
   }
-  const amount = parseUnits(text.trim(), 18);
   if (amount === 0n && !allowZero) throw new Problem(400, "ERR_BAD_PARAMETER", `${field}: the amount must be greater than 0`, field);
   return amount;
 }
@@ -216,7 +216,7 @@ export function jsonMaguOptions(body: Record<string, unknown>): MaguOptions {
     string,
     required: (o, hint) => string(o) ?? fail(o, `${key(o)} is required: ${hint}`),
     integer: (o, range) => jsonInteger(body, key(o), range.min ?? 0n, range.max),
-    muri: (o) => (body[key(o)] === undefined || body[key(o)] === null ? undefined : parseMuriAmount(body[key(o)], key(o), false)),
+    muri: (o) => (body[key(o)] === undefined || body[key(o)] === null ? undefined : muriField(body[key(o)], key(o), false)),
     bytes: (o) => jsonInteger(body, key(o), 1n, 2n ** 64n - 1n),
     fail,
   };
@@ -331,7 +331,7 @@ export function vectorRoutes(deps: VectorRouteDeps): (req: IncomingMessage, res:
     const { dim, metric } = await vectors.vectorParams(maguId);
     const query = checkVector(b.vector, "vector", maguId, dim, metric);
     const k = Number(jsonInteger(b, "k", 1n, 1000n) ?? 10n);
-    const fee = parseMuriAmount(b.fee ?? DEFAULT_TASK_FEE, "fee", true);
+    const fee = muriField(b.fee ?? DEFAULT_TASK_FEE, "fee", true);
     const hamming = metric === "hamming";
     await deps.accept(req, res, "task", 200, async (progress) => {
       progress({ phase: "submitting the task and waiting for its finalized answer" });
