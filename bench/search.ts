@@ -22,7 +22,9 @@
  *     batches: see the comment at the add), then `VectorClient.search` (greedy cover of the
  *     fragments by members, fan-out, merge; each hit's proof checked, the default) at each `--ef`:
  *     recall@10, p50/p99 of sequential queries (and again with `verify: false`), QPS with `--concurrency` queries in flight, CPU ms per query over client + nodes +
- *     validator + chain (from /proc), less what the idle network burns (measured for 5 s before).
+ *     validator + chain (from /proc), less what the idle network burns (measured for 5 s before);
+ *     and QPS of `VectorClient.searchBatch` (verified) with `--batch-queries` queries per call and
+ *     `--batches-in-flight` calls at once, over the queries 4 times, with its recall and CPU.
  *   - where the time goes: round trips of single requests from a separate libp2p peer to one
  *     member (a search at the same ef, and a k=1 ef=1 search: libp2p stream + JSON + dispatch).
  *   - on-chain: `--tasks` `searchOnChain` tasks submitted together: blocks and chain seconds
@@ -33,7 +35,8 @@
  * Prints a table and writes bench/results/search.json.
  *
  *   tsx bench/search.ts [--count 100000] [--dim 128] [--queries 256] [--ef 16,32,64,128,256]
- *     [--baseline-ef 8,12,16,24,32,48,64,96,128,192,256,384,512] [--concurrency 8] [--batch 5000] [--tasks 4] [--seed 42]
+ *     [--baseline-ef 8,12,16,24,32,48,64,96,128,192,256,384,512] [--concurrency 8] [--batch-queries 16] [--batches-in-flight 2]
+ *     [--batch 5000] [--tasks 4] [--seed 42]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
@@ -52,6 +55,7 @@ import { DEFAULT_EF_CONSTRUCTION, DEFAULT_EF_SEARCH, DEFAULT_M, openVectorIndex,
 import { createP2PNode, searchRequest, type P2PNode } from "../agents/p2p/index.js";
 import { createVectorClient, VECTOR_CLIENT_DEFAULTS, type VectorClient } from "../agents/roles/client/vector-client.js";
 import { encodeQuery } from "../agents/roles/shared/vector-service.js";
+import { decodeSearchAnswer } from "../agents/roles/shared/search-wire.js";
 import { cleanup } from "../test/agents/chain/harness.js";
 import { muri } from "../test/agents/cli/run-muri.js";
 import { gaussianMixture, packRows, quantizeRows } from "../test/agents/index/fixtures.js";
@@ -80,6 +84,9 @@ const { values: args } = parseArgs({
     ef: { type: "string", default: "16,32,64,128,256" },
     "baseline-ef": { type: "string", default: "8,12,16,24,32,48,64,96,128,192,256,384,512" },
     concurrency: { type: "string", default: "8" },
+    /** Queries per VectorClient.searchBatch call, and batches in flight, for the batched QPS. */
+    "batch-queries": { type: "string", default: "16" },
+    "batches-in-flight": { type: "string", default: "2" },
     batch: { type: "string", default: "5000" },
     tasks: { type: "string", default: "4" },
     seed: { type: "string", default: "42" },
@@ -101,6 +108,10 @@ const queryCount = positiveInt("queries", args.queries);
 const efs = intList("ef", args.ef);
 const baselineEfs = intList("baseline-ef", args["baseline-ef"]);
 const concurrency = positiveInt("concurrency", args.concurrency);
+const batchQueries = positiveInt("batch-queries", args["batch-queries"]);
+const batchesInFlight = positiveInt("batches-in-flight", args["batches-in-flight"]);
+/** The queries are searched this many times over for the batched QPS (a pass alone is a few batches). */
+const BATCH_PASSES = 4;
 const batchSize = positiveInt("batch", args.batch);
 const taskCount = positiveInt("tasks", args.tasks);
 const seed = positiveInt("seed", args.seed);
@@ -315,14 +326,10 @@ async function main(): Promise<void> {
   const peers = new Map<string, PeerId>();
   for (const n of net.nodes) peers.set(n.address.toLowerCase(), (await probe.addPeers(n.multiaddrs))[0]!);
   const ask = async (address: string, request: Record<string, unknown>): Promise<{ hits: unknown[]; fragments: number[] }> => {
-    const answer = (await searchRequest(probe!.libp2p, peers.get(address.toLowerCase())!, { magu: maguId.toString(), ...request }, { limits: { timeoutMs: 60_000 } })) as {
-      ok?: boolean;
-      hits?: unknown[];
-      fragments?: number[];
-      error?: string;
-    };
-    if (answer?.ok !== true || !Array.isArray(answer.fragments) || !Array.isArray(answer.hits)) throw new Error(`node ${address}: ${answer?.error ?? "malformed answer"}`);
-    return { hits: answer.hits, fragments: answer.fragments };
+    const answer = await searchRequest(probe!.libp2p, peers.get(address.toLowerCase())!, { magu: maguId.toString(), ...request }, { limits: { timeoutMs: 60_000 } });
+    if (!(answer instanceof Uint8Array)) throw new Error(`node ${address}: ${(answer as { error?: string } | undefined)?.error ?? "malformed answer"}`);
+    const { hits, fragments } = decodeSearchAnswer(answer, 1, request.k as number);
+    return { hits: hits[0]!, fragments };
   };
   type Member = { node: Network["nodes"][number]; slot: number; held: number[] };
   /** The Magu's members now (a member evicted for missed proofs leaves its slot vacant: reported, skipped). */
@@ -428,7 +435,16 @@ async function main(): Promise<void> {
   // ---------------------------------------------------------------- distributed searches
   // Every distributed figure is of verified searches (the client's default: each hit's Merkle proof
   // checked against the root on chain); the latency is measured again without verification.
-  const distributed: Array<Measured & { asked: number; incomplete: number; cpuMsPerQueryNet: number; unverifiedP50Ms: number; unverifiedP99Ms: number }> = [];
+  const distributed: Array<
+    Measured & {
+      asked: number;
+      incomplete: number;
+      cpuMsPerQueryNet: number;
+      unverifiedP50Ms: number;
+      unverifiedP99Ms: number;
+      batched: { queriesPerBatch: number; inFlight: number; recallAt10: number; qps: number; cpuMsPerQueryNet: number; cpuByProcess: Record<string, number> };
+    }
+  > = [];
   for (const ef of efs) {
     const options = ef === DEFAULT_EF_SEARCH ? {} : { ef }; // the nodes' default effort is sent as "unset"
     const lat: number[] = [];
@@ -460,6 +476,31 @@ async function main(): Promise<void> {
     });
     const used = meter();
     const cpuTotal = Object.values(used).reduce((a, b) => a + b, 0);
+    // Batches: one request per member carries batchQueries queries, proofs asked once for them all.
+    const batchMeter = cpuMeter(pids);
+    const starts = Array.from({ length: Math.ceil(queryCount / batchQueries) * BATCH_PASSES }, (_, b) => (b * batchQueries) % (Math.ceil(queryCount / batchQueries) * batchQueries));
+    let batchRecall = 0;
+    let batchSearched = 0;
+    const batchWall = await inParallel(starts.length, batchesInFlight, async (b) => {
+      const from = starts[b]!;
+      const ids = Array.from({ length: Math.min(batchQueries, queryCount - from) }, (_, j) => from + j);
+      const rs = await client!.searchBatch(maguId, ids.map(query), K, options);
+      rs.forEach((r, j) => {
+        batchRecall += recallOf(r.hits, truth[ids[j]!]!);
+        if (r.uncovered.length > 0 || r.failed > 0 || r.rejected.length > 0) incomplete++;
+      });
+      batchSearched += ids.length;
+    });
+    const batchUsed = batchMeter();
+    const batchCpu = Object.values(batchUsed).reduce((a, b) => a + b, 0);
+    const batched = {
+      queriesPerBatch: batchQueries,
+      inFlight: batchesInFlight,
+      recallAt10: batchRecall / batchSearched,
+      qps: batchSearched / (batchWall / 1000),
+      cpuMsPerQueryNet: ((batchCpu - idleTotal * (batchWall / 1000)) * 1000) / batchSearched,
+      cpuByProcess: Object.fromEntries(Object.entries(batchUsed).map(([k, v]) => [k, Number(((v * 1000) / batchSearched).toFixed(2))])),
+    };
     const row = {
       ef,
       recallAt10: recall / queryCount,
@@ -475,12 +516,14 @@ async function main(): Promise<void> {
       cpuByProcess: Object.fromEntries(Object.entries(used).map(([k, v]) => [k, Number(((v * 1000) / queryCount).toFixed(2))])),
       asked: asked / queryCount,
       incomplete,
+      batched,
     };
     distributed.push(row);
     if (failures.size > 0) note(`member failures so far: ${JSON.stringify(Object.fromEntries(failures))}`);
     note(
       `distributed ef ${ef}${ef === DEFAULT_EF_SEARCH ? " (default)" : ""}: recall@10 ${row.recallAt10.toFixed(4)}, p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (unverified ${row.unverifiedP50Ms.toFixed(1)} / ${row.unverifiedP99Ms.toFixed(1)}), ` +
-        `${row.qps.toFixed(1)} QPS at ${concurrency} in flight, ${row.cpuMsPerQuery.toFixed(1)} CPU ms/query (${row.cpuMsPerQueryNet.toFixed(1)} above idle) ${JSON.stringify(row.cpuByProcess)}, ${row.asked.toFixed(2)} members asked, ${incomplete} incomplete`,
+        `${row.qps.toFixed(1)} QPS at ${concurrency} in flight, ${row.cpuMsPerQuery.toFixed(1)} CPU ms/query (${row.cpuMsPerQueryNet.toFixed(1)} above idle) ${JSON.stringify(row.cpuByProcess)}, ${row.asked.toFixed(2)} members asked, ` +
+        `batches of ${batchQueries} (${batchesInFlight} in flight): ${batched.qps.toFixed(1)} QPS, recall ${batched.recallAt10.toFixed(4)}, ${batched.cpuMsPerQueryNet.toFixed(2)} CPU ms/query above idle ${JSON.stringify(batched.cpuByProcess)}; ${incomplete} incomplete`,
     );
   }
 
@@ -606,6 +649,7 @@ async function main(): Promise<void> {
       singleRecallAtThatEf: row.recallAt10,
       singleReachedRecall: reached,
       qpsRatio: d.qps / row.qps,
+      batchedQpsRatio: d.batched.qps / matchSingle(d.batched.recallAt10).row.qps,
       p50Ratio: d.p50Ms / row.p50Ms,
       cpuPerQueryRatio: d.cpuMsPerQueryNet / row.cpuMsPerQuery,
     };
@@ -619,6 +663,9 @@ async function main(): Promise<void> {
     singleEf?: number;
     singleQps?: number;
     qpsRatio?: number;
+    /** The same, searching in batches (VectorClient.searchBatch). */
+    batchedQps?: number;
+    batchedQpsRatio?: number;
     /** Against the fastest single-node ef with recall >= GOAL_RECALL (a looser comparison). */
     qpsRatioAtGoalRecall?: number;
     singleEfAtGoalRecall?: number;
@@ -636,19 +683,21 @@ async function main(): Promise<void> {
       singleEf: r.singleEfAtSameRecall,
       singleQps: eligible.qps / r.qpsRatio,
       qpsRatio: r.qpsRatio,
+      batchedQps: eligible.batched.qps,
+      batchedQpsRatio: r.batchedQpsRatio,
       qpsRatioAtGoalRecall: eligible.qps / single95.qps,
       singleEfAtGoalRecall: single95.ef,
     };
   }
 
   const f = (x: number, d = 1): string => x.toFixed(d);
-  const header = ["path", "ef", "recall@10", "p50 ms", "p99 ms", "unverified p50 / p99 ms", `QPS (${concurrency} in flight)`, "CPU ms/query (above idle)", "single-node ef at same recall", "QPS / single-node"];
+  const header = ["path", "ef", "recall@10", "p50 ms", "p99 ms", "unverified p50 / p99 ms", `QPS (${concurrency} in flight)`, "CPU ms/query (above idle)", "single-node ef at same recall", "QPS / single-node", `batches of ${batchQueries}: QPS, / single-node`];
   const table: string[][] = [];
   for (const [i, d] of distributed.entries()) {
     const r = ratios[i]!;
-    table.push([`distributed (${NODES} nodes, r=${REPLICATION})`, `${d.ef}${d.ef === DEFAULT_EF_SEARCH ? " (default)" : ""}`, f(d.recallAt10, 4), f(d.p50Ms), f(d.p99Ms), `${f(d.unverifiedP50Ms)} / ${f(d.unverifiedP99Ms)}`, f(d.qps), f(d.cpuMsPerQueryNet), `${r.singleEfAtSameRecall}${r.singleReachedRecall ? "" : " (max recall)"}`, f(r.qpsRatio, 3)]);
+    table.push([`distributed (${NODES} nodes, r=${REPLICATION})`, `${d.ef}${d.ef === DEFAULT_EF_SEARCH ? " (default)" : ""}`, f(d.recallAt10, 4), f(d.p50Ms), f(d.p99Ms), `${f(d.unverifiedP50Ms)} / ${f(d.unverifiedP99Ms)}`, f(d.qps), f(d.cpuMsPerQueryNet), `${r.singleEfAtSameRecall}${r.singleReachedRecall ? "" : " (max recall)"}`, f(r.qpsRatio, 3), `${f(d.batched.qps)}, ${f(r.batchedQpsRatio, 3)}`]);
   }
-  for (const s of single) table.push(["single-node index", String(s.ef), f(s.recallAt10, 4), f(s.p50Ms, 2), f(s.p99Ms, 2), "", f(s.qps), f(s.cpuMsPerQuery, 2), "", ""]);
+  for (const s of single) table.push(["single-node index", String(s.ef), f(s.recallAt10, 4), f(s.p50Ms, 2), f(s.p99Ms, 2), "", f(s.qps), f(s.cpuMsPerQuery, 2), "", "", ""]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
   console.log(`vector search: ${count} x ${dim} Gaussian mixture, ${queryCount} queries, k = ${K}, M = ${DEFAULT_M}, efConstruction = ${DEFAULT_EF_CONSTRUCTION}; load ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
@@ -666,8 +715,8 @@ async function main(): Promise<void> {
   );
   console.log(
     goal.met
-      ? `goal (recall@10 >= ${GOAL_RECALL}, QPS >= ${GOAL_RATIO}x single-node at the same recall): MET at ef ${goal.ef} (${f(goal.qpsRatio!, 3)}x)`
-      : `goal (recall@10 >= ${GOAL_RECALL}, QPS >= ${GOAL_RATIO}x single-node at the same recall): NOT met${goal.qpsRatio !== undefined ? ` (best: ef ${goal.ef}, recall ${f(goal.recallAt10!, 4)}, ${f(goal.qpsRatio!, 3)}x)` : ` (${goal.reason})`}`,
+      ? `goal (recall@10 >= ${GOAL_RECALL}, QPS >= ${GOAL_RATIO}x single-node at the same recall): MET at ef ${goal.ef} (${f(goal.qpsRatio!, 3)}x; batched ${f(goal.batchedQpsRatio!, 3)}x)`
+      : `goal (recall@10 >= ${GOAL_RECALL}, QPS >= ${GOAL_RATIO}x single-node at the same recall): NOT met${goal.qpsRatio !== undefined ? ` (best: ef ${goal.ef}, recall ${f(goal.recallAt10!, 4)}, ${f(goal.qpsRatio!, 3)}x; batched ${f(goal.batchedQpsRatio!, 3)}x)` : ` (${goal.reason})`}`,
   );
 
   let gas: Record<string, number> | undefined;
@@ -691,7 +740,7 @@ async function main(): Promise<void> {
         totalSeconds: (performance.now() - t0) / 1000,
         params: {
           count, dim, queries: queryCount, k: K, seed, mixture: { clusters: 64, spread: 0.3, noise: 0.3 }, metric: "l2", M: DEFAULT_M, efConstruction: DEFAULT_EF_CONSTRUCTION,
-          nodesDefaultEf: DEFAULT_EF_SEARCH, nodes: NODES, replication: REPLICATION, validators: 1, blockMs: 1000, automine: false, concurrency,
+          nodesDefaultEf: DEFAULT_EF_SEARCH, nodes: NODES, replication: REPLICATION, validators: 1, blockMs: 1000, automine: false, concurrency, batchQueries, batchesInFlight, batchPasses: BATCH_PASSES,
           fragmentSize: VECTOR_CLIENT_DEFAULTS.fragmentSize, fragments: fragmentCount, batch,
         },
         truthMsPerQuery,

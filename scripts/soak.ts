@@ -119,8 +119,9 @@ async function flood(net: Network, vectorMagu: bigint, stop: AbortSignal, counts
         targets().flatMap((target) => Array.from({ length: SEARCHES_IN_FLIGHT }, () => target)).map(async (target) => {
           counts.searches++;
           try {
-            const answer = (await searchRequest(searcher.libp2p, target, { op: "search", magu: vectorMagu.toString(), query, k: 1000, exact: true })) as { ok?: boolean; error?: string };
-            if (answer.ok === true) counts.searchAnswered++;
+            // A search is answered with a binary frame (roles/shared/search-wire.ts), an error with JSON.
+            const answer = (await searchRequest(searcher.libp2p, target, { op: "search", magu: vectorMagu.toString(), query, k: 1000, exact: true })) as Uint8Array | { ok?: boolean; error?: string };
+            if (answer instanceof Uint8Array) counts.searchAnswered++;
             else if (String(answer.error).startsWith("busy")) counts.searchBusy++;
             else counts.searchFailed++;
           } catch (err) {

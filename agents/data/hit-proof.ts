@@ -19,7 +19,7 @@
  * true hit). Off-chain that is bounded by asking the fragment's other holders; on chain by disputes
  * over each member's revealed list and the merge of replicas.
  */
-import { LEAF_SIZE } from "./constants.js";
+import { FRAGMENT_SIZE, LEAF_SIZE } from "./constants.js";
 import { InvalidParameterError } from "./errors.js";
 import { HASH_SIZE, depthFor, leafCount, leafSiblings, verifyLeafProof, type FragmentTree } from "./merkle.js";
 import { canonicalDistance, readPayload, readVector, recordSize, VECTOR_ID_SIZE, type HitEntry, type VectorMetric, type VectorValues } from "./vectors.js";
@@ -32,13 +32,6 @@ export interface HitProof {
   readonly leaves: Buffer;
   /** Each leaf's sibling hashes bottom-up (tree depth of them), concatenated leaf after leaf. */
   readonly siblings: Buffer;
-}
-
-/** A {@link HitProof} in a JSON answer (bytes as base64). */
-export interface WireHitProof {
-  size: number;
-  leaves: string;
-  siblings: string;
 }
 
 /** The leaves [first, last] that hold record `position` of a fragment of dimension `dim` and `metric`, and its first byte. */
@@ -71,17 +64,45 @@ export function buildHitProof(bytes: Uint8Array, tree: FragmentTree, position: n
   return { size: tree.size, leaves, siblings };
 }
 
-export function hitProofToWire(proof: HitProof): WireHitProof {
-  return { size: proof.size, leaves: proof.leaves.toString("base64"), siblings: proof.siblings.toString("base64") };
+/** Bytes of a proof's header on the wire: `size u32 | leaves u16`. */
+const PROOF_HEADER_BYTES = 6;
+
+/** Bytes {@link writeHitProof} takes for `proof`. */
+export function hitProofBytes(proof: HitProof): number {
+  return PROOF_HEADER_BYTES + proof.leaves.length + proof.siblings.length;
 }
 
-/** Parses a wire proof; throws a message naming the field. */
-export function hitProofFromWire(w: unknown): HitProof {
-  const p = w as Partial<WireHitProof> | undefined;
-  if (p === undefined || p === null || typeof p !== "object") throw new Error("hit.proof must be an object { size, leaves, siblings }");
-  if (!Number.isSafeInteger(p.size) || p.size! < 0) throw new Error("hit.proof.size must be a non-negative integer");
-  if (typeof p.leaves !== "string" || typeof p.siblings !== "string") throw new Error("hit.proof.leaves and hit.proof.siblings must be base64 strings");
-  return { size: p.size!, leaves: Buffer.from(p.leaves, "base64"), siblings: Buffer.from(p.siblings, "base64") };
+/**
+ * Writes `proof` into `out` at `offset` as it travels in a binary search answer: `size u32 |
+ * leaves u16 (count) | the leaves (1024 bytes each) | their paths (count × depth × 32 bytes, the
+ * depth given by the size)`; returns the offset after it.
+ */
+export function writeHitProof(proof: HitProof, out: Buffer, offset: number): number {
+  const n = proof.leaves.length / LEAF_SIZE;
+  out.writeUInt32BE(proof.size, offset);
+  out.writeUInt16BE(n, offset + 4);
+  proof.leaves.copy(out, offset + PROOF_HEADER_BYTES);
+  proof.siblings.copy(out, offset + PROOF_HEADER_BYTES + proof.leaves.length);
+  return offset + hitProofBytes(proof);
+}
+
+/**
+ * Reads a proof {@link writeHitProof} wrote at `offset` of `bytes`; throws an error naming what is
+ * wrong (a size past a fragment's largest, no leaves, bytes missing). The proof itself is not
+ * checked here: {@link verifyHitProof} does that.
+ */
+export function readHitProof(bytes: Buffer, offset: number): { proof: HitProof; end: number } {
+  if (offset + PROOF_HEADER_BYTES > bytes.length) throw new Error(`proof at byte ${offset}: its ${PROOF_HEADER_BYTES}-byte header runs past the ${bytes.length}-byte answer`);
+  const size = bytes.readUInt32BE(offset);
+  const n = bytes.readUInt16BE(offset + 4);
+  if (size < 1 || size > FRAGMENT_SIZE) throw new Error(`proof at byte ${offset}: fragment size ${size} is outside [1, ${FRAGMENT_SIZE}]`);
+  if (n < 1 || n > leafCount(size)) throw new Error(`proof at byte ${offset}: ${n} leaves, a fragment of ${size} bytes has 1 to ${leafCount(size)}`);
+  const leavesBytes = n * LEAF_SIZE;
+  const siblingBytes = n * depthFor(leafCount(size)) * HASH_SIZE;
+  const start = offset + PROOF_HEADER_BYTES;
+  const end = start + leavesBytes + siblingBytes;
+  if (end > bytes.length) throw new Error(`proof at byte ${offset}: ${n} leaves and their paths need ${end - offset} bytes, the answer has ${bytes.length - offset} left`);
+  return { proof: { size, leaves: bytes.subarray(start, start + leavesBytes), siblings: bytes.subarray(start + leavesBytes, end) }, end };
 }
 
 /**

@@ -1,9 +1,15 @@
 /**
- * `/muri/search/2.0.0`: JSON requests and answers for searches and small lookups that are not
- * fragment transfers (the roles layer defines the messages, see roles/shared/vector-service.ts),
- * carried by **sessions**: one long-lived stream per pair of peers, many requests in flight on it.
+ * `/muri/search/3.0.0`: JSON requests, and JSON or binary answers, for searches and small lookups
+ * that are not fragment transfers (the roles layer defines the messages, see
+ * roles/shared/vector-service.ts), carried by **sessions**: one long-lived stream per pair of
+ * peers, many requests in flight on it.
  *
- * Frames, both ways: `id u32 | length u32 (big-endian) | UTF-8 JSON`. The dialer numbers its
+ * Frames, both ways: `id u32 | flag‖length u32 (big-endian) | body`: the top bit of the second
+ * word set means the body is binary (a handler's `Uint8Array` answer, given to the dialer as a
+ * `Uint8Array`), clear means UTF-8 JSON; the other 31 bits are the body's length. Requests are JSON
+ * only: a binary request frame is answered `{ ok: false, error }` and the session goes on.
+ * (2.0.0 had JSON bodies only; a search answer carried its hits as decimal strings and its proofs
+ * as base64. It is no longer served.) The dialer numbers its
  * requests; the listener handles the requests of a stream concurrently and answers each with the
  * request's id, in the order they finish. A dialer that sends one frame and closes its writable end
  * (a one-shot request) is answered the same way; the listener closes a stream once the dialer has
@@ -31,7 +37,7 @@ import { FrameTooLargeError, MalformedFrameError, RequestTimeoutError, StreamClo
 import { StreamReader, waitForDrain, writeChunked } from "./stream-io.js";
 
 /** Protocol id. */
-export const SEARCH_PROTOCOL = "/muri/search/2.0.0";
+export const SEARCH_PROTOCOL = "/muri/search/3.0.0";
 
 /** Limits and timeouts of the search protocol. */
 export interface SearchProtocolLimits {
@@ -56,27 +62,38 @@ export const SEARCH_LIMITS: SearchProtocolLimits = {
   sessionIdleMs: 60_000,
 };
 
-/** Answers one request; a throw becomes `{ ok: false, error: message }` (with the error's `code` when it has one). */
+/**
+ * Answers one request; a throw becomes `{ ok: false, error: message }` (with the error's `code` when
+ * it has one). A `Uint8Array` answer is sent as a binary frame, anything else as JSON.
+ */
 export type SearchRequestHandler = (request: unknown, peer: string, signal: AbortSignal) => Promise<unknown>;
 
 const HEADER_BYTES = 8;
+/** Top bit of the length word: the body is binary, not JSON. */
+const BINARY_FLAG = 0x8000_0000;
 
-function encodeFrame(id: number, value: unknown, body: Buffer = Buffer.from(JSON.stringify(value), "utf8")): Uint8Array {
-  const out = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+function encodeFrame(id: number, value: unknown, body?: Buffer): Uint8Array {
+  const binary = body === undefined && value instanceof Uint8Array;
+  const bytes = body ?? (binary ? Buffer.from((value as Uint8Array).buffer, (value as Uint8Array).byteOffset, (value as Uint8Array).byteLength) : Buffer.from(JSON.stringify(value), "utf8"));
+  const out = Buffer.allocUnsafe(HEADER_BYTES + bytes.length);
   out.writeUInt32BE(id, 0);
-  out.writeUInt32BE(body.length, 4);
-  body.copy(out, HEADER_BYTES);
+  out.writeUInt32BE((binary ? BINARY_FLAG : 0) + bytes.length, 4);
+  bytes.copy(out, HEADER_BYTES);
   return out;
 }
 
-async function readFrame(reader: StreamReader, max: number, phase: string, timeoutMs: number, signal: AbortSignal, peer: string): Promise<{ id: number; body: unknown }> {
+/** A frame's id and body: parsed JSON, or the bytes of a binary body (`binary`). */
+async function readFrame(reader: StreamReader, max: number, phase: string, timeoutMs: number, signal: AbortSignal, peer: string): Promise<{ id: number; body: unknown; binary: boolean }> {
   const head = Buffer.from(await reader.readExactly(HEADER_BYTES, phase, timeoutMs, signal));
   const id = head.readUInt32BE(0);
-  const length = head.readUInt32BE(4);
+  const word = head.readUInt32BE(4);
+  const binary = (word & BINARY_FLAG) !== 0;
+  const length = word & ~BINARY_FLAG;
   if (length > max) throw new FrameTooLargeError(length, max, peer);
   const body = await reader.readExactly(length, phase, timeoutMs, signal);
+  if (binary) return { id, body: Buffer.from(body), binary };
   try {
-    return { id, body: JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")) };
+    return { id, body: JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8")), binary };
   } catch {
     throw new MalformedFrameError(`${phase} is not JSON`, peer);
   }
@@ -128,9 +145,12 @@ export async function handleSearchProtocol(
         // The dialer closes an idle session first; this side only outlives a dialer that vanished.
         const next = await reader.waitForMore(2 * l.sessionIdleMs, controller.signal);
         if (next !== "data") break; // the dialer closed its side, or went quiet
-        const { id, body } = await readFrame(reader, l.maxRequestBytes, "search request", l.readTimeoutMs, controller.signal, peer);
+        const { id, body, binary } = await readFrame(reader, l.maxRequestBytes, "search request", l.readTimeoutMs, controller.signal, peer);
         const task = (async () => {
-          let frame = encodeFrame(id, await answer(body, peer));
+          const reply = binary
+            ? { ok: false, error: `request ${id} is a binary frame of ${(body as Uint8Array).length} bytes: requests on ${SEARCH_PROTOCOL} are JSON (binary frames are answers only)` }
+            : await answer(body, peer);
+          let frame = encodeFrame(id, reply);
           if (frame.length - HEADER_BYTES > l.maxResponseBytes) frame = encodeFrame(id, { ok: false, error: `answer of ${frame.length} bytes exceeds the ${l.maxResponseBytes}-byte limit` });
           await write(frame);
         })();
@@ -191,7 +211,7 @@ class SearchSession {
     return !this.closed && this.stream.status === "open";
   }
 
-  /** Sends the JSON `body` and waits for its answer; rejects with the signal's reason when it aborts. */
+  /** Sends the JSON `body` and waits for its answer (parsed JSON, or a binary answer's bytes); rejects with the signal's reason when it aborts. */
   request(body: Buffer, signal: AbortSignal): Promise<unknown> {
     if (!this.isOpen) return Promise.reject(new StreamClosedError("search request", this.peer, new Error("session closed")));
     const id = this.nextId;
@@ -300,7 +320,10 @@ async function openSession(
   return new SearchSession(stream, reader, peer, limits, onClose);
 }
 
-/** The dialer side: sends `request` to `target` on this node's session with it and returns the parsed answer. */
+/**
+ * The dialer side: sends `request` (JSON) to `target` on this node's session with it and returns
+ * the answer: parsed JSON, or a `Uint8Array` when the listener answered with a binary frame.
+ */
 export async function searchRequest(
   libp2p: Pick<Libp2p, "dialProtocol">,
   target: PeerId | Multiaddr | Multiaddr[],

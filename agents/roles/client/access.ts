@@ -1,7 +1,7 @@
 /**
  * A client's side of access to private Magus (roles/shared/access-gate.ts): before it reads or
  * searches a private Magu on a member, it presents a grant (`op: "access"` on
- * `/muri/search/2.0.0`) once per member, renewed before it lapses:
+ * `/muri/search/3.0.0`) once per member, renewed before it lapses:
  * - the Magu's owner signs a grant to its own libp2p peer for the session (an hour);
  * - anyone else presents a grant token the owner gave them (`muri magu grant`, passed as
  *   `--grant`); a grant to an account comes with the account's `Holder` statement for this peer.

@@ -1,5 +1,5 @@
 /**
- * The client of vector Magus: adding vectors, searching off-chain over `/muri/search/2.0.0`, and
+ * The client of vector Magus: adding vectors, searching off-chain over `/muri/search/3.0.0`, and
  * searching as an on-chain task (docs/SEARCH.md).
  *
  * add (the Magu must be an Active vector Magu owned by the key):
@@ -58,7 +58,7 @@ import {
 } from "../../chain/index.js";
 import { cidOfFragmentRoot } from "../../data/cid.js";
 import { fragmentRoot, maguRoot } from "../../data/merkle.js";
-import { hitProofFromWire, verifyHitProof } from "../../data/hit-proof.js";
+import { verifyHitProof, type HitProof } from "../../data/hit-proof.js";
 import { holdersVector } from "../../data/placement.js";
 import { readBitFile, readVectorFile, type BitVectorFile, type VectorFile } from "../../data/vector-files.js";
 import { VectorBitError, VectorDimensionError, VectorValueError, VectorZeroError } from "../../data/errors.js";
@@ -92,7 +92,8 @@ import { BatchUnavailableError, deliverBatch, type MissingMember, type SlotMembe
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
 import { ClientAccess, createClientAccess, isAccessRefusal, isPaymentRefusal } from "./access.js";
 import { finalizeTask, taskAnswer, type TaskAnswer } from "../shared/search-market.js";
-import { encodeQuery, hitFromWire } from "../shared/vector-service.js";
+import { encodeQuery, MAX_BATCH_QUERIES, MAX_PROVE_HITS, MAX_SEARCH_K } from "../shared/vector-service.js";
+import { decodeProveAnswer, decodeSearchAnswer, type ProveItem } from "../shared/search-wire.js";
 
 /** Defaults of the vector client. */
 export const VECTOR_CLIENT_DEFAULTS = {
@@ -278,6 +279,13 @@ export interface VectorClient {
   delete(maguId: bigint, ids: readonly bigint[], options?: { fragmentSize?: number }): Promise<DeleteResult>;
   /** `query`: the float components, or for a Hamming Magu its dim bits as 0/1 numbers. */
   search(maguId: bigint, query: ArrayLike<number>, k: number, options?: SearchOptions): Promise<SearchResult>;
+  /**
+   * Several queries at once: one request per member carries them all (split past MAX_BATCH_QUERIES
+   * or the request and answer sizes), proofs are asked once for the records every query's top k
+   * needs; one result per query, in order. On a Magu with a search price a batch pays one search
+   * per query.
+   */
+  searchBatch(maguId: bigint, queries: ReadonlyArray<ArrayLike<number>>, k: number, options?: SearchOptions): Promise<SearchResult[]>;
   searchOnChain(maguId: bigint, query: ArrayLike<number>, k: number, fee: bigint): Promise<OnChainSearchResult>;
   /** The Magu's current vector index document, from a member, checked against the chain. */
   fetchManifest(maguId: bigint): Promise<{ manifest: VectorManifest; cid: CID } | undefined>;
@@ -448,14 +456,15 @@ class VectorClientImpl implements VectorClient {
    * that member (one search and one price more than the last it took), one paid search per member
    * at a time so the member sees the vouchers in order.
    */
-  private async askMember(maguId: bigint, member: Address, price: bigint, request: Record<string, unknown>): Promise<unknown> {
+  private async askMember(maguId: bigint, member: Address, price: bigint, request: Record<string, unknown>, searches: number): Promise<unknown> {
     // `access.read` below presents this client's grant first.
     const peer = await this.peer(member);
     // An answer refusing access although this client presented a grant: present it again, once.
     const send = (body: Record<string, unknown>) =>
       this.access!.read(peer, maguId, async () => {
-        const answer = (await searchRequest(this.running().libp2p, peer, body, { limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs } })) as { ok?: boolean; error?: string };
-        if (answer?.ok !== true && isAccessRefusal(new Error(answer?.error ?? ""))) throw new Error(answer.error);
+        const answer = await searchRequest(this.running().libp2p, peer, body, { limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs } });
+        const error = (answer as { error?: unknown } | undefined)?.error;
+        if (!(answer instanceof Uint8Array) && typeof error === "string" && isAccessRefusal(new Error(error))) throw new Error(error);
         return answer;
       });
     if (price === 0n) return send(request);
@@ -472,12 +481,13 @@ class VectorClientImpl implements VectorClient {
         if (meter?.ok !== true || typeof meter.searches !== "string" || typeof meter.total !== "string") throw new Error(`meter: ${meter?.error ?? "malformed answer"}`);
         state = { searches: BigInt(meter.searches), total: BigInt(meter.total) };
       }
-      const voucher = { magu: maguId, member, searches: state.searches + 1n, total: state.total + price };
+      // A batch of queries is as many searches.
+      const voucher = { magu: maguId, member, searches: state.searches + BigInt(searches), total: state.total + price * BigInt(searches) };
       const { clients } = this;
       const signature = await signVoucher((typed) => clients.walletClient.signTypedData({ account: clients.account, ...typed } as never), accessDomain(this.init.deployment.chainId, this.init.deployment.contracts.maguAccess), voucher);
-      const answer = (await send({ ...request, voucher: { payer: this.address, searches: voucher.searches.toString(), total: voucher.total.toString(), signature } })) as { ok?: boolean };
+      const answer = await send({ ...request, voucher: { payer: this.address, searches: voucher.searches.toString(), total: voucher.total.toString(), signature } });
       // The member keeps the voucher only with an answer; after a refusal ask it where we stand.
-      if (answer?.ok === true) this.meters.set(key, { searches: voucher.searches, total: voucher.total });
+      if (answer instanceof Uint8Array) this.meters.set(key, { searches: voucher.searches, total: voucher.total });
       else this.meters.delete(key);
       return answer;
     };
@@ -806,16 +816,45 @@ class VectorClientImpl implements VectorClient {
   }
 
   async search(maguId: bigint, query: ArrayLike<number>, k: number, options: SearchOptions = {}): Promise<SearchResult> {
+    return (await this.searchBatch(maguId, [query], k, options))[0]!;
+  }
+
+  async searchBatch(maguId: bigint, queries: ReadonlyArray<ArrayLike<number>>, k: number, options: SearchOptions = {}): Promise<SearchResult[]> {
     const started = performance.now();
+    if (!Number.isSafeInteger(k) || k < 1 || k > MAX_SEARCH_K) throw new VectorClientError("ERR_BAD_QUERY", `k must be an integer in [1, ${MAX_SEARCH_K}], got ${k}`);
+    if (queries.length === 0) throw new VectorClientError("ERR_BAD_QUERY", "no queries: give at least one");
     const m = await this.cachedMagu(maguId);
     this.requireActive(maguId, m);
     const scaleExp = await this.scaleExpOf(maguId, m);
-    const q = this.quantizeQuery(maguId, query, m, scaleExp);
-    if (!Number.isSafeInteger(k) || k < 1) throw new VectorClientError("ERR_BAD_QUERY", `k must be a positive integer, got ${k}`);
+    const qs = queries.map((query, i) => {
+      try {
+        return this.quantizeQuery(maguId, query, m, scaleExp);
+      } catch (err) {
+        if (queries.length === 1 || !(err instanceof VectorClientError)) throw err;
+        throw new VectorClientError(err.code as VectorClientErrorCode, `query ${i}: ${err.message}`, { ...err.context, query: i }, err);
+      }
+    });
+    // Requests of at most 200 KB of query hex and answers of at most 7 MiB of hits.
+    const hexBytes = 2 * vectorSize(m.dim, m.metric) + 4;
+    const per = Math.max(1, Math.min(MAX_BATCH_QUERIES, Math.floor(200_000 / hexBytes), Math.floor((7 << 20) / (2 + 32 * k))));
+    const results: SearchResult[] = [];
+    for (let i = 0; i < qs.length; i += per) results.push(...(await this.searchPart(maguId, m, scaleExp, qs.slice(i, i + per), k, options, started)));
+    return results;
+  }
+
+  /**
+   * One request's worth of queries (see the module comment): search rounds over a cover of the
+   * fragments, then, verifying, proofs of each query's merged top k from the members that gave
+   * those hits; a member that fails or does not prove a hit is dropped and its fragments asked of
+   * other holders, until the top k of every query is proven.
+   */
+  private async searchPart(maguId: bigint, m: MaguView, scaleExp: number | null, qs: VectorValues[], k: number, options: SearchOptions, started: number): Promise<SearchResult[]> {
+    const n = qs.length;
     const holders = this.holdersOf(maguId, m);
     const uncovered = new Set<number>(holders.keys());
     const failedMembers = new Set<string>();
-    const hits = new Map<bigint, VectorHit>();
+    /** Answers in, by member (lowercase address). */
+    const answers = new Map<string, { member: Address; fragments: number[]; hits: HitEntry[][] }>();
     let asked = 0;
     /** The first refusal for want of a grant or of payment: the error when no member answered. */
     let refused: { code: "ERR_ACCESS_DENIED" | "ERR_SEARCH_PAYMENT"; message: string } | undefined;
@@ -825,96 +864,167 @@ class VectorClientImpl implements VectorClient {
     const roots = document?.roots ?? [];
     const deleted = document?.deleted ?? new Set<bigint>();
     const rejected: RejectedMember[] = [];
-    let unproven = 0;
+    // One query: its members send the proofs of their best hits with the answer, as many as their
+    // share of the top k is likely to take, so the merged top k is mostly proven without a second
+    // request. A batch asks after the merge: one proof request per member serves every query.
+    const inline = verify && n === 1 ? inlineProofCount(k, m.replication, m.members.filter((a) => !ZERO_ADDRESS.test(a)).length) : 0;
     const request = {
       op: "search",
       magu: maguId.toString(),
-      query: encodeQuery(q),
+      ...(n === 1 ? { query: encodeQuery(qs[0]!) } : { queries: qs.map(encodeQuery) }),
       k,
       ...(options.ef !== undefined ? { ef: options.ef } : {}),
       ...(options.exact === true ? { exact: true } : {}),
-      ...(verify ? { prove: true } : {}),
+      ...(inline > 0 ? { prove: inline } : {}),
     };
-    for (let round = 0; round < m.replication + 1 && uncovered.size > 0; round++) {
-      const plan = coverPlan(holders, uncovered, failedMembers);
-      if (plan.length === 0) break;
-      asked += plan.length;
-      await Promise.all(
-        plan.map(async (member) => {
-          try {
-            const answer = (await this.askMember(maguId, member, m.searchPrice, request)) as { ok?: boolean; hits?: unknown[]; fragments?: unknown[]; error?: string };
-            if (answer?.ok !== true || !Array.isArray(answer.hits) || !Array.isArray(answer.fragments)) throw new Error(answer?.error ?? "malformed answer");
-            const parsed = answer.hits.map((raw) => hitFromWire(raw));
+    /** Proofs by `member/fragment/position`; proven hits by `query/word` with their payload. */
+    const proofs = new Map<string, HitProof>();
+    const proven = new Map<string, Record<string, unknown> | null>();
+    const hitKey = (q: number, h: HitEntry): string => `${q}/${h.distance}/${h.id}/${h.fragment}/${h.position}`;
+
+    /** Drops `member`'s answer: its fragments that no other answer covers are uncovered again. */
+    const drop = (member: Address, err: unknown): void => {
+      const key = member.toLowerCase();
+      failedMembers.add(key);
+      const had = answers.get(key);
+      answers.delete(key);
+      if (had !== undefined) {
+        const still = new Set<number>();
+        for (const a of answers.values()) for (const f of a.fragments) still.add(f);
+        for (const f of had.fragments) if (f < holders.length && !still.has(f)) uncovered.add(f);
+      }
+      if (err instanceof HitNotProvenError) {
+        rejected.push({ member, reason: err.message });
+        this.log.warn("search: a member's hit did not prove; its answer is dropped", { member, reason: err.message });
+        return;
+      }
+      // A member that restarted may listen at new addresses: read its registration again next time.
+      this.peers.delete(key);
+      if (isAccessRefusal(err)) refused ??= { code: "ERR_ACCESS_DENIED", message: describeError(err) };
+      else if (isPaymentRefusal(err)) refused ??= { code: "ERR_SEARCH_PAYMENT", message: describeError(err) };
+      this.log.warn("search: member failed", { member, error: describeError(err) });
+    };
+
+    const ask = async (member: Address): Promise<void> => {
+      try {
+        const raw = await this.askMember(maguId, member, m.searchPrice, request, n);
+        if (!(raw instanceof Uint8Array)) throw new Error((raw as { error?: string } | undefined)?.error ?? "malformed answer: not a binary search answer");
+        const answer = decodeSearchAnswer(raw, n, k, inline > 0 ? Math.min(MAX_PROVE_HITS, n * inline) : 0);
+        const placed = (f: number): boolean => holders[f]?.some((a) => a.toLowerCase() === member.toLowerCase()) === true;
+        for (const list of answer.hits) {
+          for (const hit of list) {
             // A deleted id is never an answer: a member returning one ignores the owner's tombstones.
-            const gone = parsed.find((h) => deleted.has(h.id));
-            if (gone !== undefined) throw new HitNotProvenError(`returned id ${gone.id}, which the Magu's owner deleted`);
-            let accepted: VectorHit[] = parsed;
-            if (verify) {
-              accepted = [];
-              for (let i = 0; i < parsed.length; i++) {
-                const hit = parsed[i]!;
-                if (hit.fragment >= roots.length) {
-                  unproven++;
-                  continue;
-                }
-                const checked = this.disprove(hit, (answer.hits[i] as { proof?: unknown }).proof, roots[hit.fragment]!, q, m, holders[hit.fragment]!, member);
-                if (checked.error !== undefined) throw new HitNotProvenError(checked.error);
-                accepted.push({ ...hit, payload: checked.payload === null ? null : (JSON.parse(Buffer.from(checked.payload).toString("utf8")) as Record<string, unknown>) });
-              }
+            if (deleted.has(hit.id)) throw new HitNotProvenError(`returned id ${hit.id}, which the Magu's owner deleted`);
+            if (verify && hit.fragment < roots.length && !placed(hit.fragment)) throw new HitNotProvenError(`hit on fragment ${hit.fragment}, which is not placed on it`);
+          }
+        }
+        answers.set(member.toLowerCase(), { member, fragments: answer.fragments, hits: answer.hits });
+        for (const p of answer.proofs) proofs.set(`${member.toLowerCase()}/${p.fragment}/${p.position}`, p.proof);
+        for (const f of answer.fragments) uncovered.delete(f);
+      } catch (err) {
+        drop(member, err);
+      }
+    };
+
+    /** Query `q`'s top k over the answers in, one hit per id (a hit the view cannot prove yet left out when verifying). */
+    const merge = (q: number): Array<{ hit: HitEntry; member: Address }> => {
+      const best = new Map<bigint, { hit: HitEntry; member: Address }>();
+      for (const a of answers.values()) {
+        for (const hit of a.hits[q]!) {
+          if (verify && hit.fragment >= roots.length) continue;
+          const seen = best.get(hit.id);
+          const order = seen === undefined ? -1 : compareHits(hit, seen.hit);
+          // The same word from two holders: the one whose proof is in hand.
+          const better = order < 0 || (order === 0 && !proofs.has(`${seen!.member.toLowerCase()}/${hit.fragment}/${hit.position}`) && proofs.has(`${a.member.toLowerCase()}/${hit.fragment}/${hit.position}`));
+          if (better) best.set(hit.id, { hit, member: a.member });
+        }
+      }
+      return [...best.values()].sort((x, y) => compareHits(x.hit, y.hit)).slice(0, k);
+    };
+
+    /** Asks proofs of every top-k hit not proven yet of the member that gave it; returns how many members were dropped. */
+    const proveTop = async (): Promise<number> => {
+      const wanted = new Map<string, { member: Address; hits: Array<{ q: number; hit: HitEntry }> }>();
+      for (let q = 0; q < n; q++) {
+        for (const { hit, member } of merge(q)) {
+          if (proven.has(hitKey(q, hit))) continue;
+          const key = member.toLowerCase();
+          let w = wanted.get(key);
+          if (w === undefined) wanted.set(key, (w = { member, hits: [] }));
+          w.hits.push({ q, hit });
+        }
+      }
+      let dropped = 0;
+      await Promise.all(
+        [...wanted.values()].map(async ({ member, hits }) => {
+          const who = member.toLowerCase();
+          try {
+            const records = [...new Set(hits.map(({ hit }) => `${hit.fragment}/${hit.position}`))].filter((r) => !proofs.has(`${who}/${r}`));
+            for (let i = 0; i < records.length; i += MAX_PROVE_HITS) {
+              const part = records.slice(i, i + MAX_PROVE_HITS);
+              const items = await this.askProofs(maguId, member, part.map((r) => r.split("/").map(Number) as [number, number]));
+              part.forEach((r, j) => {
+                const item = items[j]!;
+                if ("error" in item) throw new Error(`no proof of its hit at fragment ${r.replace("/", " position ")}: ${item.error}`);
+                proofs.set(`${who}/${r}`, item.proof);
+              });
             }
-            for (const hit of accepted) {
-              const seen = hits.get(hit.id);
-              if (seen === undefined || compareHits(hit, seen) < 0) hits.set(hit.id, hit);
+            for (const { q, hit } of hits) {
+              const checked = this.disprove(hit, proofs.get(`${who}/${hit.fragment}/${hit.position}`)!, roots[hit.fragment]!, qs[q]!, m);
+              if (checked.error !== undefined) throw new HitNotProvenError(checked.error);
+              proven.set(hitKey(q, hit), checked.payload);
             }
-            for (const f of answer.fragments) if (typeof f === "number") uncovered.delete(f);
           } catch (err) {
-            failedMembers.add(member.toLowerCase());
-            if (err instanceof HitNotProvenError) {
-              rejected.push({ member, reason: err.message });
-              this.log.warn("search: a member's hit did not prove; its answer is dropped", { member, reason: err.message });
-              return;
-            }
-            // A member that restarted may listen at new addresses: read its registration again next time.
-            this.peers.delete(member.toLowerCase());
-            if (isAccessRefusal(err)) refused ??= { code: "ERR_ACCESS_DENIED", message: describeError(err) };
-            else if (isPaymentRefusal(err)) refused ??= { code: "ERR_SEARCH_PAYMENT", message: describeError(err) };
-            this.log.warn("search: member failed", { member, error: describeError(err) });
+            dropped++;
+            drop(member, err);
           }
         }),
       );
+      return dropped;
+    };
+
+    // Each round: search what no answer covers, then prove the merged top k; stop once nothing changed.
+    for (let round = 0; round < 2 * (m.replication + 2); round++) {
+      const plan = uncovered.size > 0 ? coverPlan(holders, uncovered, new Set([...failedMembers, ...answers.keys()])) : [];
+      asked += plan.length;
+      await Promise.all(plan.map(ask));
+      const dropped = verify ? await proveTop() : 0;
+      if (dropped === 0 && (plan.length === 0 || uncovered.size === 0)) break;
     }
-    if (refused !== undefined && hits.size === 0) throw new VectorClientError(refused.code, refused.message, { maguId });
-    const sorted = [...hits.values()].sort(compareHits).slice(0, k);
-    return { hits: sorted, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), verified: verify, rejected, unproven, scaleExp, ms: performance.now() - started };
+    const results = qs.map((_, q): SearchResult => {
+      const top = merge(q).map(({ hit }) => hit);
+      // Verifying, only proven hits are returned (all of the top k unless the rounds ran out).
+      const hits: VectorHit[] = verify ? top.filter((h) => proven.has(hitKey(q, h))).map((h) => ({ ...h, payload: proven.get(hitKey(q, h))! })) : top;
+      const later = new Set<bigint>();
+      if (verify) for (const a of answers.values()) for (const h of a.hits[q]!) if (h.fragment >= roots.length) later.add(h.id);
+      return { hits, asked, failed: failedMembers.size, uncovered: [...uncovered].sort((a, b) => a - b), verified: verify, rejected, unproven: later.size, scaleExp, ms: performance.now() - started };
+    });
+    if (refused !== undefined && results.every((r) => r.hits.length === 0)) throw new VectorClientError(refused.code, refused.message, { maguId });
+    return results;
   }
 
-  /** Why `member`'s `hit` is not proven by `rawProof` against `root` (`error`), or its proven payload. */
-  private disprove(
-    hit: HitEntry,
-    rawProof: unknown,
-    root: Buffer,
-    query: VectorValues,
-    m: Pick<MaguView, "dim" | "metric">,
-    holders: readonly Address[],
-    member: Address,
-  ): { error?: string; payload: Uint8Array | null } {
-    if (!holders.some((a) => a.toLowerCase() === member.toLowerCase())) return { error: `hit on fragment ${hit.fragment}, which is not placed on it`, payload: null };
-    if (rawProof === undefined) return { error: `hit on fragment ${hit.fragment} position ${hit.position} came without a proof`, payload: null };
-    let proof;
-    try {
-      proof = hitProofFromWire(rawProof);
-    } catch (err) {
-      return { error: (err as Error).message, payload: null };
-    }
+  /** Why `hit` is not proven by `proof` against `root` (`error`), or its proven payload (a JSON object, or null). */
+  private disprove(hit: HitEntry, proof: HitProof, root: Buffer, query: VectorValues, m: Pick<MaguView, "dim" | "metric">): { error?: string; payload: Record<string, unknown> | null } {
     const checked = verifyHitProof(hit, proof, root, query, m.metric, m.dim);
-    if (checked.error === undefined && checked.payload !== null) {
-      try {
-        JSON.parse(Buffer.from(checked.payload).toString("utf8"));
-      } catch {
-        return { error: `the payload of id ${hit.id} is not JSON`, payload: null };
-      }
+    if (checked.error !== undefined || checked.payload === null) return { error: checked.error, payload: null };
+    try {
+      return { payload: JSON.parse(Buffer.from(checked.payload).toString("utf8")) as Record<string, unknown> };
+    } catch {
+      return { error: `the payload of id ${hit.id} is not JSON`, payload: null };
     }
-    return checked;
+  }
+
+  /** The proofs of records `pairs` ([fragment, position]) that `member` returned as hits (a second, unpaid request). */
+  private async askProofs(maguId: bigint, member: Address, pairs: Array<[number, number]>): Promise<ProveItem[]> {
+    const peer = await this.peer(member);
+    const answer = await this.access!.read(peer, maguId, async () => {
+      const a = await searchRequest(this.running().libp2p, peer, { op: "prove", magu: maguId.toString(), hits: pairs }, { limits: { timeoutMs: VECTOR_CLIENT_DEFAULTS.searchTimeoutMs }, what: "prove" });
+      const error = (a as { error?: unknown } | undefined)?.error;
+      if (!(a instanceof Uint8Array) && typeof error === "string" && isAccessRefusal(new Error(error))) throw new Error(error);
+      return a;
+    });
+    if (!(answer instanceof Uint8Array)) throw new Error(`prove: ${(answer as { error?: string } | undefined)?.error ?? "malformed answer: not a binary prove answer"}`);
+    return decodeProveAnswer(answer, pairs.length);
   }
 
   /** Holders of each fragment by placement, computed once per Magu view (5 hashes a fragment). */
@@ -1046,6 +1156,17 @@ class VectorClientImpl implements VectorClient {
 /** A range limit for messages: 6 significant digits. */
 function formatNumber(x: number): string {
   return Number(x.toPrecision(6)).toString();
+}
+
+/**
+ * How many of its best hits a member proves inline for one query of `k`: a member holds a share
+ * s = r / members of the fragments, so about k·s of the top k are its (fewer once the merge keeps
+ * one copy of a record two holders return); 1.5 standard deviations more (binomial) cover its
+ * share in ~95% of searches (k = 10, r = 2 of 5: 7 of its 10). The rest is asked after the merge.
+ */
+export function inlineProofCount(k: number, replication: number, members: number): number {
+  const s = Math.min(1, replication / Math.max(1, members));
+  return Math.min(k, Math.ceil(k * s + 1.5 * Math.sqrt(k * s * (1 - s))));
 }
 
 /**

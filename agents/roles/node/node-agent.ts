@@ -322,7 +322,9 @@ class StorageNodeAgent implements NodeAgent {
       if (scope === undefined) return vectors.handle(request, peer);
       await access.check(peer, scope.magu, scope.need);
       if ((request as { op?: unknown }).op !== "search") return vectors.handle(request, peer);
-      const done = await meter.charge(scope.magu, (request as { voucher?: unknown }).voucher);
+      // A batch of queries is as many searches (vector-service.ts `requestQueries`).
+      const queries = (request as { queries?: unknown }).queries;
+      const done = await meter.charge(scope.magu, (request as { voucher?: unknown }).voucher, Array.isArray(queries) ? Math.max(1, queries.length) : 1);
       let answered = false;
       try {
         const answer = await vectors.handle(request, peer);

@@ -70,11 +70,13 @@ export interface SearchMeter {
   /** Loads the kept vouchers and starts the settlement timer. */
   start(): Promise<void>;
   /**
-   * Before a search of `magu`: throws SearchPaymentError unless it is free or `voucher` pays for it.
+   * Before `searches` searches of `magu` (one request: a query, or a batch of them): throws
+   * SearchPaymentError unless it is free or `voucher` pays for them (`searches` more, and that many
+   * prices more, than the last voucher kept).
    * The voucher is kept only by `done(true)` once the search was answered; `done(false)` drops it.
    * The payer's next voucher waits until then.
    */
-  charge(magu: bigint, voucher: unknown): Promise<(answered: boolean) => Promise<void>>;
+  charge(magu: bigint, voucher: unknown, searches?: number): Promise<(answered: boolean) => Promise<void>>;
   /** Handles `op: "meter"` (undefined: another op). */
   handleRequest(request: unknown): Promise<unknown>;
   /** Settles what `payer` owes in `magu` now (WithdrawRequested), or everything owed. */
@@ -123,7 +125,7 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
   const save = (k: Kept): Promise<void> =>
     bucket.put(keyOf(k.magu, k.payer), Buffer.from(JSON.stringify({ searches: k.searches.toString(), total: k.total.toString(), signature: k.signature, paid: k.paid.toString() })));
 
-  const accept = async (magu: bigint, raw: unknown): Promise<Kept> => {
+  const accept = async (magu: bigint, raw: unknown, n: number): Promise<Kept> => {
     const refuse = (reason: string): never => {
       counts.refused++;
       throw new SearchPaymentError({ magu, reason });
@@ -143,8 +145,9 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
     const last = kept.get(key);
     const searches = last?.searches ?? 0n;
     const total = last?.total ?? 0n;
-    if (voucher.searches !== searches + 1n) return refuse(`voucher counts ${voucher.searches} searches; the next is ${searches + 1n} (ask op "meter")`);
-    if (voucher.total < total + p) return refuse(`voucher total ${voucher.total} must be at least ${total + p} (${total} so far + ${p} per search)`);
+    const more = BigInt(n);
+    if (voucher.searches !== searches + more) return refuse(`voucher counts ${voucher.searches} searches; the next is ${searches + more} (${searches} so far + ${n} in this request; ask op "meter")`);
+    if (voucher.total < total + more * p) return refuse(`voucher total ${voucher.total} must be at least ${total + more * p} (${total} so far + ${p} per search x ${n})`);
     const paid = last?.paid ?? 0n;
     // A payer that asked to withdraw may leave before a voucher taken now is settled: no credit.
     if ((await access.read.withdrawableAt([magu, payer])) !== 0n) return refuse(`${payer} asked to withdraw its deposit: no searches on credit until it deposits again after withdrawing`);
@@ -207,7 +210,7 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
       timer.unref();
     },
 
-    async charge(magu, voucher) {
+    async charge(magu, voucher, searches = 1) {
       if ((await price(magu)) === 0n) return async () => undefined;
       const payer = (voucher as { payer?: unknown } | undefined)?.payer;
       const key = `${magu}/${String(payer).toLowerCase()}`;
@@ -218,7 +221,7 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
       await prev;
       let next: Kept;
       try {
-        next = await accept(magu, voucher);
+        next = await accept(magu, voucher, searches);
       } catch (err) {
         release();
         throw err;

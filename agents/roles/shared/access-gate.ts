@@ -4,7 +4,7 @@
  * documents, the vector index document and searches of a private Magu go only to:
  * - its members (their peer ids as NodeRegistry holds them): they repair from each other;
  * - active validators (they audit fragments and check search answers);
- * - a peer that presented a valid grant (`op: "access"` on `/muri/search/2.0.0`): an EIP-712
+ * - a peer that presented a valid grant (`op: "access"` on `/muri/search/3.0.0`): an EIP-712
  *   `Grant` signed by the Magu's owner, naming this peer or an account the peer holds (with the
  *   account's `Holder` statement), with the right asked for, not expired, not revoked.
  * Anyone else is refused with an `AccessDeniedError` naming what is missing.
@@ -389,11 +389,12 @@ function parseHolder(raw: unknown): { expires: bigint; signature: Hex } {
   return { expires: BigInt(h.expires), signature: h.signature as Hex };
 }
 
-/** The rights a `/muri/search/2.0.0` request needs, or undefined when it is not about one Magu's data. */
+/** The rights a `/muri/search/3.0.0` request needs, or undefined when it is not about one Magu's data. */
 export function rightsFor(request: unknown): { magu: bigint; need: number } | undefined {
   const r = request as { op?: unknown; magu?: unknown } | undefined;
   if (typeof r?.magu !== "string" || !/^[1-9][0-9]{0,77}$/.test(r.magu)) return undefined;
-  if (r.op === "search") return { magu: BigInt(r.magu), need: RIGHT_SEARCH };
+  // `prove` gives only the records of hits this node returned to the same peer (vector-service.ts).
+  if (r.op === "search" || r.op === "prove") return { magu: BigInt(r.magu), need: RIGHT_SEARCH };
   if (r.op === "manifest") return { magu: BigInt(r.magu), need: RIGHT_READ | RIGHT_SEARCH };
   return undefined;
 }

@@ -1,6 +1,6 @@
 /**
  * Vector Magus on a node: accepting a vector index document (data/vector-manifest.ts), indexing
- * the fragments it holds (index/: HNSW plus exact re-ranking), and answering `/muri/search/2.0.0`.
+ * the fragments it holds (index/: HNSW plus exact re-ranking), and answering `/muri/search/3.0.0`.
  *
  * A document is accepted when it decodes, the Magu on chain is an Active vector Magu with the
  * same dimension and metric, its fragment roots fold to the committed root over the committed
@@ -21,21 +21,24 @@
  * document does not list as one is not acknowledged (`checkFragments`): members learn deletions
  * from the document only, so an unlisted tombstone could convict them of a deletion they never saw.
  *
- * Requests (JSON, see SearchRequest): `search` answers this node's top-k over the fragments it has
- * indexed, hits as decimal strings, with the fragments it searched; with `prove`, each hit carries
- * the leaves under its record and their paths to the fragment root (data/hit-proof.ts), from the
+ * Requests (JSON, see SearchRequest), answers binary (search-wire.ts): `search` answers this
+ * node's top-k for each of its queries (one, or a batch of up to MAX_BATCH_QUERIES) over the
+ * fragments it has indexed, hits as 32-byte result entry words, with the fragments it searched;
+ * `prove` answers, for hits this node returned to the same peer within PROVEN_HIT_TTL_MS, the
+ * leaves under each record and their paths to the fragment root (data/hit-proof.ts), from the
  * fragment and its tree kept in memory for the last PROOF_FRAGMENTS fragments proven (read from the
- * store once, unhashed: the tree is built anyway and must give the committed root); a fragment
- * whose bytes on disk no longer give the committed root is left out of the answer (its hits and its
- * coverage, so the asker turns to another holder) and logged. `manifest`
- * returns the current document (base64), so a client appending a batch or a validator learns the
- * fragment list.
+ * store once, unhashed: the tree is built anyway and must give the committed root); a record whose
+ * fragment's bytes on disk no longer give the committed root is answered with the reason (logged),
+ * so the asker turns to another holder. Proofs are asked in a second round only for the hits that
+ * make the asker's merged top-k, and only of hits returned: a peer with search rights cannot read
+ * records it never found (nor skip a paid search). `manifest` returns the current document
+ * (base64, JSON), so a client appending a batch or a validator learns the fragment list.
  */
 import { join } from "node:path";
 import type { Hex } from "viem";
 import { CID } from "multiformats/cid";
 import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
-import { buildHitProof, hitProofToWire, type WireHitProof } from "../../data/hit-proof.js";
+import { buildHitProof } from "../../data/hit-proof.js";
 import { buildFragmentTree, maguRoot, type FragmentTree } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
 import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, deletedIds, encodeVectorManifest, manifestScaleExp, type VectorManifest } from "../../data/vector-manifest.js";
@@ -47,6 +50,7 @@ import { Bucket, type MetaDb } from "../../store/meta-db.js";
 import type { MaguIndex } from "./magu-index.js";
 import type { SearchBudget } from "./search-budget.js";
 import { MaguDocumentError, type ExpectedData } from "./magu-sync.js";
+import { encodeProveAnswer, encodeSearchAnswer, type InlineProof, type ProveItem } from "./search-wire.js";
 
 /** MaguRegistry `Kind.Vector`. */
 const KIND_VECTOR = 1;
@@ -64,27 +68,28 @@ const SAVE_DELAY_MS = 2_000;
  */
 const PROOF_FRAGMENTS = 64;
 
-/** A search request on `/muri/search/2.0.0`. */
+/** Most queries one search request may carry. */
+export const MAX_BATCH_QUERIES = 256;
+/** Most hits one prove request may name (at most ~8 KiB of proof each: 4 MiB an answer). */
+export const MAX_PROVE_HITS = 512;
+/** How long a hit returned to a peer may be proven to it. */
+export const PROVEN_HIT_TTL_MS = 60_000;
+/** Hits remembered for proving, over all peers (the oldest peer's are forgotten first). */
+const RETURNED_HITS_MAX = 1 << 20;
+/** Positions per fragment in a returned-hit key (a record is at least 9 bytes: < 2^17 in 1 MiB). */
+const POSITIONS = 1 << 17;
+
+/**
+ * A request on `/muri/search/3.0.0`. `search`: `query` (one) or `queries` (a batch), each the hex
+ * of `encodeQuery`; answered by a binary search answer (search-wire.ts). `prove`: `hits` as
+ * `[fragment, position]` pairs this node returned to the asker; answered by a binary prove answer.
+ * A search's `prove` (0 to k) asks the proofs of each query's best `prove` hits inline, saving the
+ * second request when they are the hits the asker's merge keeps.
+ */
 export type SearchRequest =
-  | { op: "search"; magu: string; query: Hex; k: number; ef?: number; exact?: boolean; prove?: boolean }
+  | { op: "search"; magu: string; query?: Hex; queries?: Hex[]; k: number; ef?: number; exact?: boolean; prove?: number }
+  | { op: "prove"; magu: string; hits: Array<[number, number]> }
   | { op: "manifest"; magu: string };
-
-/** One hit on the wire (bigints as decimal strings). */
-export interface WireHit {
-  id: string;
-  distance: string;
-  fragment: number;
-  position: number;
-  /** With `prove`: the record's leaves and paths to the fragment root. */
-  proof?: WireHitProof;
-}
-
-export interface SearchAnswer {
-  ok: true;
-  hits: WireHit[];
-  /** Fragment indexes this answer covers. */
-  fragments: number[];
-}
 
 export interface ManifestAnswer {
   ok: true;
@@ -93,18 +98,14 @@ export interface ManifestAnswer {
   doc: string;
 }
 
-export function hitToWire(h: SearchHit): WireHit {
-  return { id: h.id.toString(), distance: h.distance.toString(), fragment: h.fragment, position: h.position };
-}
-
-/** Parses a wire hit; throws a message naming the field. */
-export function hitFromWire(w: unknown): SearchHit {
-  const h = w as Partial<WireHit> | undefined;
-  if (typeof h?.id !== "string" || !/^[0-9]{1,20}$/.test(h.id)) throw new Error("hit.id must be a decimal uint64 string");
-  if (typeof h.distance !== "string" || !/^-?[0-9]{1,20}$/.test(h.distance)) throw new Error("hit.distance must be a decimal int64 string");
-  if (!Number.isSafeInteger(h.fragment) || h.fragment! < 0) throw new Error("hit.fragment must be a non-negative integer");
-  if (!Number.isSafeInteger(h.position) || h.position! < 0) throw new Error("hit.position must be a non-negative integer");
-  return { id: BigInt(h.id), distance: BigInt(h.distance), fragment: h.fragment!, position: h.position! };
+/** The queries of a search request: `query`, or the `queries` of a batch (1 to MAX_BATCH_QUERIES). */
+export function requestQueries(request: { query?: unknown; queries?: unknown }): unknown[] {
+  if (request.queries === undefined) return [request.query];
+  if (request.query !== undefined) throw new Error("give query or queries, not both");
+  if (!Array.isArray(request.queries) || request.queries.length < 1 || request.queries.length > MAX_BATCH_QUERIES) {
+    throw new Error(`queries must be an array of 1 to ${MAX_BATCH_QUERIES} queries`);
+  }
+  return request.queries;
 }
 
 /**
@@ -187,10 +188,10 @@ export interface VectorService {
   /** A held fragment was stored: index it (in the background, in arrival order). */
   onFragment(maguId: bigint, cid: CID, bytes: Uint8Array): Promise<void>;
   /**
-   * Answers a `/muri/search/2.0.0` request from `peer`; a search is charged to the peer's budget
+   * Answers a `/muri/search/3.0.0` request from `peer`; a search is charged to the peer's budget
    * (and refused "busy" while it is spent) when the service has one.
    */
-  handle(request: unknown, peer?: string): Promise<SearchAnswer | ManifestAnswer>;
+  handle(request: unknown, peer?: string): Promise<Uint8Array | ManifestAnswer>;
   /** This node's top-k in `maguId`: HNSW with `ef` (the index default when unset) or brute force with `exact`. */
   search(maguId: bigint, query: VectorValues, k: number, options?: { ef?: number; exact?: boolean }): Promise<{ hits: SearchHit[]; fragments: number[] }>;
   /** The current document of `maguId`, if any. */
@@ -229,6 +230,38 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
   const saveTimers = new Map<bigint, NodeJS.Timeout>();
   /** Serialises index changes per Magu. */
   const queues = new Map<bigint, Promise<unknown>>();
+  /**
+   * The hits returned to each asker (`peer/magu`) that it may have proven: key fragment·2^17 +
+   * position, value the expiry; askers in the order they last searched.
+   */
+  const returned = new Map<string, Map<number, number>>();
+  let returnedSize = 0;
+  const remember = (asker: string, hits: readonly (readonly SearchHit[])[]): void => {
+    let known = returned.get(asker);
+    if (known !== undefined) returned.delete(asker);
+    else known = new Map();
+    returned.set(asker, known);
+    const expires = Date.now() + PROVEN_HIT_TTL_MS;
+    for (const list of hits) {
+      for (const h of list) {
+        const key = h.fragment * POSITIONS + h.position;
+        if (!known.has(key)) returnedSize++;
+        known.delete(key); // re-inserted last: the map stays in expiry order
+        known.set(key, expires);
+      }
+    }
+    while (returnedSize > RETURNED_HITS_MAX && returned.size > 0) {
+      const [oldest, hitsOf] = returned.entries().next().value!;
+      returned.delete(oldest);
+      returnedSize -= hitsOf.size;
+    }
+  };
+  /** Whether `asker` was returned (fragment, position) within PROVEN_HIT_TTL_MS. */
+  const wasReturned = (asker: string, fragment: number, position: number): boolean => {
+    const known = returned.get(asker);
+    const expires = known?.get(fragment * POSITIONS + position);
+    return expires !== undefined && expires >= Date.now();
+  };
   /** Recently proven fragments and their trees by CID, least recently used first. */
   const proofSources = new Map<string, Promise<{ bytes: Uint8Array; tree: FragmentTree }>>();
   let closed = false;
@@ -368,28 +401,60 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     return source;
   };
 
-  /**
-   * The wire hits of an answer, each with its proof when asked. A hit that cannot be proven here is
-   * left out and its fragment named in `unproven`, so the answer stops claiming to cover it and the
-   * asker turns to another holder.
-   */
-  const wireHits = async (maguId: bigint, m: VectorManifest, hits: readonly SearchHit[], prove: boolean): Promise<{ wire: WireHit[]; unproven: Set<number> }> => {
-    const unproven = new Set<number>();
-    if (!prove) return { wire: hits.map(hitToWire), unproven };
-    const proven = await Promise.all(
-      hits.map(async (hit): Promise<WireHit | undefined> => {
+  /** The proofs of `pairs` ([fragment, position]) for `asker`: each, or why not (logged when the data is at fault). */
+  const proveHits = async (maguId: bigint, m: VectorManifest, asker: string, pairs: ReadonlyArray<readonly [number, number]>): Promise<ProveItem[]> =>
+    Promise.all(
+      pairs.map(async ([fragment, position]): Promise<ProveItem> => {
+        if (!wasReturned(asker, fragment, position)) {
+          return { error: `fragment ${fragment} position ${position} is no hit this node returned to you in the last ${PROVEN_HIT_TTL_MS / 1000} s: search first` };
+        }
         try {
-          if (m.fragments[hit.fragment] === undefined) throw new Error(`fragment ${hit.fragment} is not in the document`);
-          const { bytes, tree } = await proofSource(m, hit.fragment);
-          return { ...hitToWire(hit), proof: hitProofToWire(buildHitProof(bytes, tree, hit.position, m.dim, m.metric)) };
+          if (m.fragments[fragment] === undefined) throw new Error(`fragment ${fragment} is not in the document`);
+          const { bytes, tree } = await proofSource(m, fragment);
+          return { proof: buildHitProof(bytes, tree, position, m.dim, m.metric) };
         } catch (err) {
-          log.error("a search hit could not be proven: its fragment left out of the answer", { magu: maguId.toString(), fragment: hit.fragment, position: hit.position, error: (err as Error).message });
-          unproven.add(hit.fragment);
-          return undefined;
+          log.error("a search hit could not be proven", { magu: maguId.toString(), fragment, position, error: (err as Error).message });
+          return { error: `fragment ${fragment} position ${position} cannot be proven here: ${(err as Error).message}` };
         }
       }),
     );
-    return { wire: proven.filter((h, i): h is WireHit => h !== undefined && !unproven.has(hits[i]!.fragment)), unproven };
+
+  /** The proofs of each query's best `best` hits, one per record; a record that cannot be proven here is left out (the asker asks again and learns why). */
+  const inlineProofs = async (maguId: bigint, m: VectorManifest, asker: string, hits: readonly (readonly SearchHit[])[], best: number): Promise<InlineProof[]> => {
+    const records = new Map<number, [number, number]>();
+    for (const list of hits) for (const h of list.slice(0, best)) records.set(h.fragment * POSITIONS + h.position, [h.fragment, h.position]);
+    const pairs = [...records.values()].slice(0, MAX_PROVE_HITS);
+    const items = await proveHits(maguId, m, asker, pairs);
+    return pairs.flatMap(([fragment, position], i) => {
+      const item = items[i]!;
+      return "proof" in item ? [{ fragment, position, proof: item.proof }] : [];
+    });
+  };
+
+  /**
+   * This node's top-k for each query, and the fragments every one of them searched (those indexed
+   * both before the first and after the last: a fragment added or dropped meanwhile is not claimed).
+   */
+  const searchMany = async (maguId: bigint, queries: readonly VectorValues[], k: number, options: { ef?: number; exact?: boolean }): Promise<{ hits: SearchHit[][]; fragments: number[] }> => {
+    const doc = docs.get(maguId);
+    if (doc === undefined) throw new Error(`Magu ${maguId} is not a vector Magu held here`);
+    const { dim, metric } = doc.manifest;
+    for (const query of queries) {
+      if ((query instanceof Int16Array) === (metric === "hamming") || query.byteLength !== vectorSize(dim, metric)) {
+        throw new Error(`query has ${query.length} ${query instanceof Int16Array ? "int16 components" : "bytes"}, the Magu's vectors are ${metric === "hamming" ? `${dim} bits packed` : `${dim} int16 components`}`);
+      }
+    }
+    const vi = await openIndex(maguId, doc.manifest);
+    // Deleted ids are retired: asked for k more per deletion, so k others remain once they are dropped.
+    const deleted = init.fault === "ignore-deletions" ? new Set<bigint>() : doc.deleted;
+    const want = k + deleted.size;
+    const before = new Set(vi.fragments());
+    const hits: SearchHit[][] = [];
+    for (const query of queries) {
+      const found = await vi.search(query, want, options.exact === true ? { exact: true } : { ef: options.ef });
+      hits.push(deleted.size === 0 ? found : found.filter((h) => !deleted.has(h.id)).slice(0, k));
+    }
+    return { hits, fragments: vi.fragments().filter((f) => before.has(f)) };
   };
 
   const service: VectorService = {
@@ -444,19 +509,8 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     },
 
     async search(maguId, query, k, options = {}) {
-      const doc = docs.get(maguId);
-      if (doc === undefined) throw new Error(`Magu ${maguId} is not a vector Magu held here`);
-      const { dim, metric } = doc.manifest;
-      if ((query instanceof Int16Array) === (metric === "hamming") || query.byteLength !== vectorSize(dim, metric)) {
-        throw new Error(`query has ${query.length} ${query instanceof Int16Array ? "int16 components" : "bytes"}, the Magu's vectors are ${metric === "hamming" ? `${dim} bits packed` : `${dim} int16 components`}`);
-      }
-      const vi = await openIndex(maguId, doc.manifest);
-      // Deleted ids are retired: asked for k more per deletion, so k others remain once they are dropped.
-      const deleted = init.fault === "ignore-deletions" ? new Set<bigint>() : doc.deleted;
-      const want = k + deleted.size;
-      const found = await vi.search(query, want, options.exact === true ? { exact: true } : { ef: options.ef });
-      const hits = deleted.size === 0 ? found : found.filter((h) => !deleted.has(h.id)).slice(0, k);
-      return { hits, fragments: vi.fragments() };
+      const { hits, fragments } = await searchMany(maguId, [query], k, options);
+      return { hits: hits[0]!, fragments };
     },
 
     async manifest(maguId) {
@@ -508,20 +562,39 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
       const doc = docs.get(maguId);
       if (doc === undefined) throw new Error(`Magu ${maguId} has no vector index document here`);
       if (request.op === "manifest") return { ok: true, cid: doc.cid.toString(), doc: Buffer.from(doc.bytes).toString("base64") };
-      if (request.op !== "search") throw new Error(`unknown op ${JSON.stringify(request.op)}: expected "search" or "manifest"`);
+      const asker = `${peer ?? ""}/${maguId}`;
+      if (request.op === "prove") {
+        const pairs = request.hits;
+        if (!Array.isArray(pairs) || pairs.length < 1 || pairs.length > MAX_PROVE_HITS) throw new Error(`hits must be an array of 1 to ${MAX_PROVE_HITS} [fragment, position] pairs`);
+        for (const [i, pair] of pairs.entries()) {
+          if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((x) => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) < 2 ** 32)) {
+            throw new Error(`hits[${i}] must be [fragment, position], two integers in [0, 2^32)`);
+          }
+        }
+        return encodeProveAnswer(await proveHits(maguId, doc.manifest, asker, pairs as Array<[number, number]>));
+      }
+      if (request.op !== "search") throw new Error(`unknown op ${JSON.stringify(request.op)}: expected "search", "prove" or "manifest"`);
       const k = request.k;
       if (!Number.isSafeInteger(k) || (k as number) < 1 || (k as number) > MAX_SEARCH_K) throw new Error(`k must be an integer in [1, ${MAX_SEARCH_K}]`);
       if (request.ef !== undefined && (!Number.isSafeInteger(request.ef) || request.ef < 1 || request.ef > MAX_SEARCH_EF)) {
         throw new Error(`ef must be an integer in [1, ${MAX_SEARCH_EF}]`);
       }
-      const query = decodeQuery(request.query, doc.manifest.dim, doc.manifest.metric);
-      const search = () => service.search(maguId, query, k as number, { ef: request.ef, exact: request.exact === true });
+      const inline = request.prove ?? 0;
+      if (!Number.isSafeInteger(inline) || inline < 0 || inline > (k as number)) throw new Error("prove must be an integer in [0, k]: how many of each query's best hits come with their proofs");
+      const queries = requestQueries(request).map((hex, i) => {
+        try {
+          return decodeQuery(hex, doc.manifest.dim, doc.manifest.metric);
+        } catch (err) {
+          throw new Error(request.queries === undefined ? (err as Error).message : `queries[${i}]: ${(err as Error).message}`, { cause: err });
+        }
+      });
+      const search = () => searchMany(maguId, queries, k as number, { ef: request.ef, exact: request.exact === true });
       const budget = components.budget;
       const answer = budget !== undefined && peer !== undefined ? await budget.run(peer, search) : await search();
       let hits = answer.hits;
-      if (init.fault === "false-distance" && hits.length > 0) hits = [{ ...hits[0]!, distance: hits[0]!.distance - 1n }, ...hits.slice(1)];
-      const { wire, unproven } = await wireHits(maguId, doc.manifest, hits, request.prove === true);
-      return { ok: true, hits: wire, fragments: unproven.size === 0 ? answer.fragments : answer.fragments.filter((f) => !unproven.has(f)) };
+      if (init.fault === "false-distance") hits = hits.map((list) => (list.length === 0 ? list : [{ ...list[0]!, distance: list[0]!.distance - 1n }, ...list.slice(1)]));
+      remember(asker, hits);
+      return encodeSearchAnswer({ fragments: answer.fragments, hits, proofs: inline === 0 ? [] : await inlineProofs(maguId, doc.manifest, asker, hits, inline) });
     },
 
     async close() {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { LEAF_SIZE } from "../../../agents/data/constants.js";
-import { buildHitProof, checkHitProof, hitProofFromWire, hitProofToWire, recordLeaves, type HitProof } from "../../../agents/data/hit-proof.js";
+import { buildHitProof, checkHitProof, hitProofBytes, readHitProof, recordLeaves, writeHitProof, type HitProof } from "../../../agents/data/hit-proof.js";
 import { buildFragmentTree } from "../../../agents/data/merkle.js";
 import { canonicalDistance, packBits, packRecords, recordSize, type HitEntry, type VectorMetric, type VectorRecord } from "../../../agents/data/vectors.js";
 
@@ -26,6 +26,15 @@ function fragmentOf(rs: VectorRecord[]): Buffer {
   const [bytes, more] = [...packRecords(rs, DIM)];
   assert.equal(more, undefined, "one fragment");
   return bytes!;
+}
+
+/** `proof` written to and read back from its binary wire form, at an offset inside a larger buffer. */
+function throughWire(proof: HitProof): HitProof {
+  const out = Buffer.alloc(7 + hitProofBytes(proof) + 5);
+  assert.equal(writeHitProof(proof, out, 7), 7 + hitProofBytes(proof));
+  const { proof: back, end } = readHitProof(out, 7);
+  assert.equal(end, 7 + hitProofBytes(proof));
+  return back;
 }
 
 const query = (() => {
@@ -58,7 +67,7 @@ describe("hit proofs", () => {
         const end = position === rs.length - 1 ? (position + 1) * rsize : (position + 1) * rsize + 8;
         assert.equal(proof.leaves.length, (Math.floor((end - 1) / LEAF_SIZE) - first + 1) * LEAF_SIZE);
         assert.equal(checkHitProof(hit, proof, root, query, metric), undefined, `position ${position}, ${metric}`);
-        assert.equal(checkHitProof(hit, hitProofFromWire(JSON.parse(JSON.stringify(hitProofToWire(proof)))), root, query, metric), undefined, "through JSON");
+        assert.equal(checkHitProof(hit, throughWire(proof), root, query, metric), undefined, "through the binary wire form");
       }
     }
     // A fragment of a single, partial leaf (depth 0: no siblings).
@@ -97,10 +106,31 @@ describe("hit proofs", () => {
     assert.throws(() => buildHitProof(bytes.subarray(1), buildFragmentTree(bytes), 0, DIM), /built for 5200 bytes, the fragment has 5199/);
   });
 
-  it("a malformed wire proof names the field", () => {
-    assert.throws(() => hitProofFromWire(undefined), /hit.proof must be an object/);
-    assert.throws(() => hitProofFromWire({ size: -1, leaves: "", siblings: "" }), /hit.proof.size/);
-    assert.throws(() => hitProofFromWire({ size: 5, leaves: 3, siblings: "" }), /base64/);
+  it("a malformed wire proof is refused naming the byte and the rule; a forged one read whole still fails its check", async () => {
+    const { hit, proof, root } = await proven(bytes, rs, 12);
+    const wire = Buffer.alloc(hitProofBytes(proof));
+    writeHitProof(proof, wire, 0);
+    assert.throws(() => readHitProof(wire.subarray(0, 5), 0), /header runs past the 5-byte answer/);
+    assert.throws(() => readHitProof(wire.subarray(0, wire.length - 1), 0), /need \d+ bytes, the answer has \d+ left/);
+    const zeroSize = Buffer.from(wire);
+    zeroSize.writeUInt32BE(0, 0);
+    assert.throws(() => readHitProof(zeroSize, 0), /fragment size 0 is outside \[1, 1048576\]/);
+    const huge = Buffer.from(wire);
+    huge.writeUInt32BE(2 ** 31, 0);
+    assert.throws(() => readHitProof(huge, 0), /outside \[1, 1048576\]/);
+    const noLeaves = Buffer.from(wire);
+    noLeaves.writeUInt16BE(0, 4);
+    assert.throws(() => readHitProof(noLeaves, 0), /0 leaves, a fragment of 5200 bytes has 1 to 6/);
+    const tooMany = Buffer.from(wire);
+    tooMany.writeUInt16BE(7, 4);
+    assert.throws(() => readHitProof(tooMany, 0), /7 leaves, a fragment of 5200 bytes has 1 to 6/);
+    // Well formed but forged: read whole, refused by the check.
+    const forged = Buffer.from(wire);
+    forged[6 + ((12 * recordSize(DIM)) % LEAF_SIZE) + 9]! ^= 1;
+    assert.match(checkHitProof(hit, readHitProof(forged, 0).proof, root, query, "l2")!, /does not prove against fragment 3's root/);
+    const otherSize = Buffer.from(wire);
+    otherSize.writeUInt32BE(proof.size + 1, 0);
+    assert.match(checkHitProof(hit, readHitProof(otherSize, 0).proof, root, query, "l2")!, /does not prove/, "the size is bound into the root");
   });
 });
 

@@ -1,9 +1,11 @@
 /**
- * `/muri/search/2.0.0` sessions between two real libp2p nodes (TCP, TLS, yamux) in this process:
+ * `/muri/search/3.0.0` sessions between two real libp2p nodes (TCP, TLS, yamux) in this process:
  * many requests share one stream and are answered out of order by id; a slow request times out
  * without breaking the session; a closed connection is replaced by a new session; an idle session
  * closes; a listener reads at most maxConcurrent requests of a stream at once; an answer to a
- * request never sent is a violation that fails what was waiting.
+ * request never sent is a violation that fails what was waiting. A handler's bytes travel as a
+ * binary frame (flag bit set) and reach the dialer as bytes; a binary request frame is answered
+ * with an error and the session carries on.
  */
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -36,12 +38,13 @@ describe("search protocol sessions", { timeout: 120_000 }, () => {
     await handleSearchProtocol(
       server.libp2p,
       async (request) => {
-        const r = request as { delayMs?: number; n?: number; fail?: boolean };
+        const r = request as { delayMs?: number; n?: number; fail?: boolean; bytes?: number };
         running++;
         mostAtOnce = Math.max(mostAtOnce, running);
         try {
           if (r.delayMs !== undefined) await sleep(r.delayMs);
           if (r.fail === true) throw Object.assign(new Error("no such Magu"), { code: "ERR_TEST" });
+          if (r.bytes !== undefined) return Uint8Array.from({ length: r.bytes }, (_, i) => i % 251);
           return { ok: true, n: r.n };
         } finally {
           running--;
@@ -74,6 +77,44 @@ describe("search protocol sessions", { timeout: 120_000 }, () => {
     const error = (await searchRequest(client.libp2p, server.peerId, { fail: true })) as { ok: boolean; error: string; code: string };
     assert.deepEqual(error, { ok: false, error: "no such Magu", code: "ERR_TEST" });
     assert.equal(searchStreams(), 1);
+  });
+
+  it("a handler's bytes are a binary answer; a binary request frame is answered with an error, and the session goes on", async () => {
+    const answer = await searchRequest(client.libp2p, server.peerId, { bytes: 70_000 });
+    assert.ok(answer instanceof Uint8Array, "bytes come back as bytes");
+    assert.equal(answer.length, 70_000);
+    assert.ok(answer.every((b, i) => b === i % 251));
+    assert.equal(((await searchRequest(client.libp2p, server.peerId, { bytes: 0 })) as Uint8Array).length, 0, "an empty binary answer");
+
+    // A raw session that sends a binary request frame (flag bit set), then a JSON one.
+    const stream = await client.libp2p.dialProtocol(server.peerId, SEARCH_PROTOCOL);
+    const got: Buffer[] = [];
+    stream.addEventListener("message", (e) => got.push(Buffer.from((e as unknown as { data: { subarray(): Uint8Array } }).data.subarray())));
+    const frame = (id: number, body: Buffer, binary: boolean): Buffer => {
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(id, 0);
+      head.writeUInt32BE((binary ? 0x8000_0000 : 0) + body.length, 4);
+      return Buffer.concat([head, body]);
+    };
+    stream.send(frame(1, Buffer.from([1, 2, 3, 0xff]), true));
+    stream.send(frame(2, Buffer.from(JSON.stringify({ n: 9 })), false));
+    const answers = new Map<number, unknown>();
+    for (let i = 0; i < 100 && answers.size < 2; i++) {
+      await sleep(20);
+      const all = Buffer.concat(got);
+      answers.clear();
+      for (let o = 0; o + 8 <= all.length; ) {
+        const length = all.readUInt32BE(o + 4);
+        if (o + 8 + length > all.length) break;
+        answers.set(all.readUInt32BE(o), JSON.parse(all.toString("utf8", o + 8, o + 8 + length)));
+        o += 8 + length;
+      }
+    }
+    const refused = answers.get(1) as { ok: boolean; error: string };
+    assert.equal(refused.ok, false);
+    assert.match(refused.error, /request 1 is a binary frame of 4 bytes: requests on \/muri\/search\/3\.0\.0 are JSON/);
+    assert.deepEqual(answers.get(2), { ok: true, n: 9 }, "the same session answers the next request");
+    await stream.close();
   });
 
   it("a request past its deadline fails alone; the session carries the next one", async () => {

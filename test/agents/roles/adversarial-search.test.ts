@@ -14,9 +14,10 @@
  * every entry of a task whose vector document the validator lacks, are counted and logged as not
  * checked, never disputed; the checker counts what it checked, and each task it finalizes is
  * counted, logged and dropped from its store. A later vector document that changes the Magu's
- * quantization scale is refused. Off-chain, a member proves each hit it sends (the proofs check
- * against the committed roots), and a fragment whose bytes on its disk lost the committed root is
- * left out of its answer, hits and coverage, so the client asks another holder.
+ * quantization scale is refused. Off-chain, a member answers searches (one query or a batch) with
+ * binary frames and proves, on a second request, the hits it returned to that peer and only those
+ * (the proofs check against the committed roots); a record whose fragment's bytes on its disk lost
+ * the committed root is refused with the reason, so the client asks another holder.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -25,7 +26,7 @@ import { after, before, describe, test } from "node:test";
 import { getAddress, type Address, type Hex } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
-import { checkHitProof, hitProofFromWire } from "../../../agents/data/hit-proof.js";
+import { checkHitProof } from "../../../agents/data/hit-proof.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
 import { canonicalDistance, compareHits, encodeHitHex, packRecords, recordSize, type HitEntry, type VectorRecord } from "../../../agents/data/vectors.js";
@@ -37,6 +38,7 @@ import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createSearchChecker, type SearchChecker } from "../../../agents/roles/validator/search-checker.js";
 import { createSearchTasks, searchCommitment } from "../../../agents/roles/node/search-tasks.js";
 import { createVectorService, encodeQuery, type VectorService } from "../../../agents/roles/shared/vector-service.js";
+import { decodeProveAnswer, decodeSearchAnswer } from "../../../agents/roles/shared/search-wire.js";
 import { createAndFormMagu, E18, cleanup, fund, signer, tempDir } from "../chain/harness.js";
 import { startTestChain, startTestNode, testLogger, waitUntil, type TestChain, type TestNode } from "./adversarial-helpers.js";
 import { commitWithAcks } from "./commit-helpers.js";
@@ -397,31 +399,62 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       await vs.close();
     }
   });
-  test("a member proves each off-chain hit; a fragment whose stored bytes lost the committed root is left out of its answer", async () => {
+  test("a member proves the hits it returned to the asker, only those; a record whose stored fragment lost the committed root is refused with the reason", async () => {
     // nodes[1] as a member answering off-chain searches over both fragments (r = 2).
     const n = nodes[1]!;
     const { vs, roots } = await memberService(n, "muri-prove-");
     try {
       const query = records[7]!.values; // a record of fragment 1
-      const ask = async (prove: boolean) =>
-        (await vs.handle({ op: "search", magu: maguId.toString(), query: encodeQuery(query), k: 2 * RECORDS_PER_FRAGMENT, exact: true, prove }, "peer")) as {
-          hits: Array<{ id: string; distance: string; fragment: number; position: number; proof?: unknown }>;
-          fragments: number[];
-        };
+      const near = records[2]!.values; // a record of fragment 0
+      const search = async (q: typeof query, k: number, peer = "peer"): Promise<{ hits: HitEntry[]; fragments: number[] }> => {
+        const answer = await vs.handle({ op: "search", magu: maguId.toString(), query: encodeQuery(q), k, exact: true }, peer);
+        assert.ok(answer instanceof Uint8Array, "a search is answered with a binary frame");
+        const { hits, fragments } = decodeSearchAnswer(answer, 1, k);
+        return { hits: hits[0]!, fragments };
+      };
+      const prove = async (pairs: Array<[number, number]>, peer = "peer") => {
+        const answer = await vs.handle({ op: "prove", magu: maguId.toString(), hits: pairs }, peer);
+        assert.ok(answer instanceof Uint8Array, "proofs are a binary frame");
+        return decodeProveAnswer(answer, pairs.length);
+      };
+
       // One byte of fragment 1's file flipped on disk (bit rot): its bytes no longer give the committed root.
       const path = blockPath(storePaths(n.dir), fragmentCid(fragments[1]!));
       const fh = await open(path, "r+");
       await fh.write(Uint8Array.of(fragments[1]![10]! ^ 0xff), 0, 1, 10);
       await fh.close();
-      const unproven = await ask(false);
-      assert.deepEqual([...unproven.fragments].sort(), [0, 1], "unproven, the index answers for both");
-      const proven = await ask(true);
-      assert.deepEqual(proven.fragments, [0], "fragment 1 is no longer claimed");
-      assert.ok(proven.hits.length > 0 && proven.hits.every((h) => h.fragment === 0), "only fragment 0's hits");
-      for (const h of proven.hits) {
-        const hit = { id: BigInt(h.id), distance: BigInt(h.distance), fragment: h.fragment, position: h.position };
-        assert.equal(checkHitProof(hit, hitProofFromWire(h.proof), roots[0]!, query, "l2"), undefined, `hit ${h.id} proves`);
+      const all = await search(query, 2 * RECORDS_PER_FRAGMENT);
+      assert.deepEqual(all.fragments, [0, 1], "the index answers for both");
+      const proofs = await prove(all.hits.map((h) => [h.fragment, h.position]));
+      for (const [i, h] of all.hits.entries()) {
+        const item = proofs[i]!;
+        if (h.fragment === 0) assert.ok("proof" in item && checkHitProof(h, item.proof, roots[0]!, query, "l2") === undefined, `hit ${h.id} of fragment 0 proves`);
+        else assert.match((item as { error: string }).error, /cannot be proven here: .*does not have the committed root/, `hit ${h.id} of fragment 1 is refused`);
       }
+
+      // A batch: one answer per query, in order.
+      const batch = await vs.handle({ op: "search", magu: maguId.toString(), queries: [encodeQuery(query), encodeQuery(records[0]!.values)], k: 1, exact: true }, "peer");
+      const both = decodeSearchAnswer(batch as Uint8Array, 2, 1);
+      assert.deepEqual(both.hits.map((h) => h[0]!.id), [records[7]!.id, records[0]!.id]);
+
+      // Nothing is proven to a peer that was not given it as a hit: search rights do not read records.
+      assert.match(((await prove([[0, 3]], "fresh-peer"))[0] as { error: string }).error, /no hit this node returned to you/, "before any search");
+      const one = await search(near, 1, "fresh-peer");
+      assert.deepEqual([one.hits[0]!.fragment, one.hits[0]!.position], [0, 2]);
+      const [item] = await prove([[0, 2]], "fresh-peer");
+      assert.ok(item !== undefined && "proof" in item && checkHitProof(one.hits[0]!, item.proof, roots[0]!, near, "l2") === undefined, "its hit proves");
+      assert.match(((await prove([[0, 3]], "fresh-peer"))[0] as { error: string }).error, /no hit this node returned to you/, "a record never returned");
+      assert.match(((await prove([[0, 2]], "another-peer"))[0] as { error: string }).error, /no hit this node returned to you/, "returned to another peer");
+      // One query with the proof of its best hit inline; asking more inline proofs than hits is refused.
+      const inline = decodeSearchAnswer((await vs.handle({ op: "search", magu: maguId.toString(), query: encodeQuery(near), k: 2, exact: true, prove: 1 }, "peer")) as Uint8Array, 1, 2, 1);
+      assert.equal(inline.proofs.length, 1);
+      const best = inline.hits[0]![0]!;
+      assert.deepEqual([inline.proofs[0]!.fragment, inline.proofs[0]!.position, best.fragment, best.position], [0, 2, 0, 2]);
+      assert.equal(checkHitProof(best, inline.proofs[0]!.proof, roots[0]!, near, "l2"), undefined, "the inline proof checks");
+      await assert.rejects(vs.handle({ op: "search", magu: maguId.toString(), query: encodeQuery(near), k: 2, prove: 3 }, "peer"), /prove must be an integer in \[0, k\]/);
+      await assert.rejects(vs.handle({ op: "prove", magu: maguId.toString(), hits: [[0, -1]] }, "peer"), /hits\[0\] must be \[fragment, position\]/);
+      await assert.rejects(vs.handle({ op: "prove", magu: maguId.toString(), hits: "0,1" }, "peer"), /hits must be an array of 1 to 512/);
+      await assert.rejects(vs.handle({ op: "search", magu: maguId.toString(), queries: [encodeQuery(query), "0x12"], k: 1 }, "peer"), /queries\[1\]: query/);
     } finally {
       await vs.close();
     }

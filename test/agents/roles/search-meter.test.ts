@@ -134,4 +134,22 @@ describe("search meter: vouchers before a search, kept after it, settled on chai
     chain.withdrawableAt = 0n;
     await m.stop();
   });
+
+  test("a batch of queries pays one search each: a voucher for one search, or one price, does not pay for a batch", async () => {
+    const m = meter();
+    await m.start();
+    const before = m.stats().charged;
+    const where = (await m.handleRequest({ op: "meter", magu: MAGU.toString(), payer: payer.address })) as { searches: string; total: string };
+    const at = BigInt(where.searches);
+    const total = BigInt(where.total);
+    // The attack: three queries in one request with the voucher of a single search.
+    await assert.rejects(m.charge(MAGU, await voucher(at + 1n, total + PRICE), 3), refused(new RegExp(`the next is ${at + 3n} \\(${at} so far \\+ 3 in this request`)));
+    await assert.rejects(m.charge(MAGU, await voucher(at + 3n, total + PRICE), 3), refused(new RegExp(`must be at least ${total + 3n * PRICE}`)), "three searches for one price");
+    await (await m.charge(MAGU, await voucher(at + 3n, total + 3n * PRICE), 3))(true);
+    await (await m.charge(MAGU, await voucher(at + 4n, total + 4n * PRICE)))(true);
+    assert.equal(m.stats().charged, before + 2);
+    const answer = (await m.handleRequest({ op: "meter", magu: MAGU.toString(), payer: payer.address })) as { searches: string; total: string };
+    assert.deepEqual([answer.searches, answer.total], [String(at + 4n), String(total + 4n * PRICE)]);
+    await m.stop();
+  });
 });
