@@ -241,7 +241,14 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     if (known !== undefined) returned.delete(asker);
     else known = new Map();
     returned.set(asker, known);
-    const expires = Date.now() + PROVEN_HIT_TTL_MS;
+    const now = Date.now();
+    // Entries are in expiry order: the expired ones are at the front.
+    for (const [key, at] of known) {
+      if (at >= now) break;
+      known.delete(key);
+      returnedSize--;
+    }
+    const expires = now + PROVEN_HIT_TTL_MS;
     for (const list of hits) {
       for (const h of list) {
         const key = h.fragment * POSITIONS + h.position;
