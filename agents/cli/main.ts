@@ -8,75 +8,77 @@ import { pathToFileURL } from "node:url";
 import type { Address } from "viem";
 import { describeError, toChainError } from "../chain/index.js";
 import { GLOBAL_HELP, GLOBAL_OPTIONS, commandHelp, parseCommandArgs, type Command } from "./command.js";
-import { claimCommand } from "./commands/claim.js";
-import { devnetCommand } from "./commands/devnet.js";
-import { getCommand } from "./commands/get.js";
-import { accountCommand, shareCommand } from "./commands/share.js";
-import { serveCommand } from "./commands/serve.js";
-import { lsCommand } from "./commands/ls.js";
-import { maguCreateCommand, maguFireCommand, maguStatusCommand } from "./commands/magu.js";
-import {
-  maguDepositCommand,
-  maguGrantCommand,
-  maguRevokeCommand,
-  maguSearchPriceCommand,
-  maguVisibilityCommand,
-  maguWithdrawDepositCommand,
-} from "./commands/access.js";
-import { nodeCommand } from "./commands/node.js";
-import { nodeFsckCommand } from "./commands/node-fsck.js";
-import { secretBackupCommand, secretRestoreCommand } from "./commands/secret.js";
-import { keystoreNewCommand } from "./commands/keystore.js";
-import { putCommand } from "./commands/put.js";
-import { stakeCommand } from "./commands/stake.js";
-import { statusCommand } from "./commands/status.js";
-import { unstakeCommand } from "./commands/unstake.js";
-import { withdrawCommand } from "./commands/withdraw.js";
-import { searchCommand, vectorsAddCommand, vectorsDeleteCommand } from "./commands/vectors.js";
-import { validatorCommand } from "./commands/validator.js";
 import { connect, resolveTarget } from "./context.js";
 import { isLocalCommand } from "./devnet/local-command.js";
 import { ExitCode, UsageError } from "./errors.js";
 import { printResult, toJson } from "./output.js";
 
-/** Every command, in the order `muri --help` lists them. */
-export const COMMANDS: Command[] = [
-  statusCommand,
-  accountCommand,
-  stakeCommand,
-  unstakeCommand,
-  withdrawCommand,
-  maguCreateCommand,
-  maguStatusCommand,
-  maguFireCommand,
-  maguGrantCommand,
-  maguRevokeCommand,
-  maguVisibilityCommand,
-  maguSearchPriceCommand,
-  maguDepositCommand,
-  maguWithdrawDepositCommand,
-  claimCommand,
-  devnetCommand,
-  nodeCommand,
-  nodeFsckCommand,
-  secretBackupCommand,
-  secretRestoreCommand,
-  keystoreNewCommand,
-  validatorCommand,
-  putCommand,
-  getCommand,
-  lsCommand,
-  shareCommand,
-  serveCommand,
-  vectorsAddCommand,
-  vectorsDeleteCommand,
-  searchCommand,
+/**
+ * Every command, in the order `muri --help` lists them: its words and the module that defines it.
+ * A command's module is loaded only when it runs (or for help), so a chain-only command such as
+ * `muri stake` does not load libp2p, LevelDB and the index.
+ */
+const COMMANDS: CommandEntry[] = [
+  entry("status", () => import("./commands/status.js").then((m) => m.statusCommand)),
+  entry("account", () => import("./commands/share.js").then((m) => m.accountCommand)),
+  entry("stake", () => import("./commands/stake.js").then((m) => m.stakeCommand)),
+  entry("unstake", () => import("./commands/unstake.js").then((m) => m.unstakeCommand)),
+  entry("withdraw", () => import("./commands/withdraw.js").then((m) => m.withdrawCommand)),
+  entry("magu create", () => import("./commands/magu.js").then((m) => m.maguCreateCommand)),
+  entry("magu status", () => import("./commands/magu.js").then((m) => m.maguStatusCommand)),
+  entry("magu fire", () => import("./commands/magu.js").then((m) => m.maguFireCommand)),
+  entry("magu grant", () => import("./commands/access.js").then((m) => m.maguGrantCommand)),
+  entry("magu revoke", () => import("./commands/access.js").then((m) => m.maguRevokeCommand)),
+  entry("magu visibility", () => import("./commands/access.js").then((m) => m.maguVisibilityCommand)),
+  entry("magu search-price", () => import("./commands/access.js").then((m) => m.maguSearchPriceCommand)),
+  entry("magu deposit", () => import("./commands/access.js").then((m) => m.maguDepositCommand)),
+  entry("magu withdraw-deposit", () => import("./commands/access.js").then((m) => m.maguWithdrawDepositCommand)),
+  entry("claim", () => import("./commands/claim.js").then((m) => m.claimCommand)),
+  entry("devnet", () => import("./commands/devnet.js").then((m) => m.devnetCommand)),
+  entry("node", () => import("./commands/node.js").then((m) => m.nodeCommand)),
+  entry("node fsck", () => import("./commands/node-fsck.js").then((m) => m.nodeFsckCommand)),
+  entry("secret backup", () => import("./commands/secret.js").then((m) => m.secretBackupCommand)),
+  entry("secret restore", () => import("./commands/secret.js").then((m) => m.secretRestoreCommand)),
+  entry("keystore new", () => import("./commands/keystore.js").then((m) => m.keystoreNewCommand)),
+  entry("validator", () => import("./commands/validator.js").then((m) => m.validatorCommand)),
+  entry("put", () => import("./commands/put.js").then((m) => m.putCommand)),
+  entry("get", () => import("./commands/get.js").then((m) => m.getCommand)),
+  entry("ls", () => import("./commands/ls.js").then((m) => m.lsCommand)),
+  entry("share", () => import("./commands/share.js").then((m) => m.shareCommand)),
+  entry("serve", () => import("./commands/serve.js").then((m) => m.serveCommand)),
+  entry("vectors add", () => import("./commands/vectors.js").then((m) => m.vectorsAddCommand)),
+  entry("vectors delete", () => import("./commands/vectors.js").then((m) => m.vectorsDeleteCommand)),
+  entry("search", () => import("./commands/vectors.js").then((m) => m.searchCommand)),
 ];
+
+interface CommandEntry {
+  path: string[];
+  load: () => Promise<Command>;
+}
+
+function entry(words: string, load: () => Promise<Command>): CommandEntry {
+  const path = words.split(" ");
+  return {
+    path,
+    load: async () => {
+      const command = await load();
+      // The table and the module must agree, or dispatch and help would name different commands.
+      if (command.path.join(" ") !== words) throw new Error(`muri: the command table names "${words}" but its module defines "${command.path.join(" ")}"`);
+      return command;
+    },
+  };
+}
+
+/** Every command's definition (for `muri --help`, `muri GROUP --help` and the tests). */
+export async function loadCommands(entries: CommandEntry[] = COMMANDS): Promise<Command[]> {
+  return Promise.all(entries.map((e) => e.load()));
+}
 
 /** Words that group subcommands (`muri magu create`). */
 const GROUPS = new Set(COMMANDS.filter((c) => c.path.length > 1).map((c) => c.path[0]!));
 
-export function mainHelp(): string {
+export async function mainHelp(): Promise<string> {
+  const commands = await loadCommands();
   const width = Math.max(...COMMANDS.map((c) => c.path.join(" ").length));
   return [
     "muri: stake, create Magus and inspect a MuriData network",
@@ -84,7 +86,7 @@ export function mainHelp(): string {
     "usage: muri <command> [options]",
     "",
     "commands:",
-    ...COMMANDS.map((c) => `  ${c.path.join(" ").padEnd(width)}  ${c.summary}`),
+    ...commands.map((c) => `  ${c.path.join(" ").padEnd(width)}  ${c.summary}`),
     "",
     "global options:",
     ...GLOBAL_HELP,
@@ -93,8 +95,8 @@ export function mainHelp(): string {
   ].join("\n");
 }
 
-function groupHelp(group: string): string {
-  const cmds = COMMANDS.filter((c) => c.path[0] === group);
+async function groupHelp(group: string): Promise<string> {
+  const cmds = await loadCommands(COMMANDS.filter((c) => c.path[0] === group));
   const width = Math.max(...cmds.map((c) => c.path.join(" ").length));
   return [
     `usage: muri ${group} <command> [options]`,
@@ -128,6 +130,19 @@ function positionalIndexes(argv: string[]): number[] {
   return out;
 }
 
+/** The global options alone, to check `muri --json` and the like before printing the help. */
+const GLOBAL_ONLY: Command = {
+  path: [],
+  summary: "",
+  usage: "muri <command> [options]",
+  help: [],
+  options: {},
+  signs: false,
+  prepare: () => {
+    throw new Error("muri: no command to run");
+  },
+};
+
 interface Outcome {
   code: number;
   /** Set once the options are known, so a failure can honour --json. */
@@ -145,13 +160,13 @@ export async function run(argv: string[]): Promise<number> {
     if (first === undefined) {
       if (!wantsHelp && argv.length > 0) {
         // options only, e.g. `muri --json`: still validate them for a precise message
-        parseCommandArgs({ ...statusCommand, path: [], options: {} }, argv);
+        parseCommandArgs(GLOBAL_ONLY, argv);
       }
-      process.stdout.write(mainHelp() + "\n");
+      process.stdout.write((await mainHelp()) + "\n");
       return ExitCode.ok;
     }
     if (first === "help") {
-      process.stdout.write(mainHelp() + "\n");
+      process.stdout.write((await mainHelp()) + "\n");
       return ExitCode.ok;
     }
     let words = [first];
@@ -164,7 +179,7 @@ export async function run(argv: string[]): Promise<number> {
       const second = next;
       if (second === undefined) {
         if (wantsHelp) {
-          process.stdout.write(groupHelp(first) + "\n");
+          process.stdout.write((await groupHelp(first)) + "\n");
           return ExitCode.ok;
         }
         throw new UsageError(
@@ -175,11 +190,12 @@ export async function run(argv: string[]): Promise<number> {
       }
       words = [first, second];
     }
-    const command = COMMANDS.find((c) => c.path.join(" ") === words.join(" "));
-    if (!command) {
+    const found = COMMANDS.find((c) => c.path.join(" ") === words.join(" "));
+    if (!found) {
       const known = GROUPS.has(first) ? `muri ${first} --help` : "muri --help";
       throw new UsageError(`unknown command "${words.join(" ")}": see ${known}`);
     }
+    const command = await found.load();
     const rest = argv.filter((_, i) => !positions.slice(0, words.length).includes(i));
     const args = parseCommandArgs(command, rest);
     outcome.json = args.flag("json");

@@ -10,9 +10,8 @@ import type { Command, CommandArgs } from "../command.js";
 import { signerOf, type CliContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
 import { confirm, ensureAllowance, requireMuri, waitForBlock } from "../tx.js";
-import { CLIENT_DEFAULTS } from "../../roles/client/client.js";
+import { CLIENT_DEFAULTS, VECTOR_CLIENT_DEFAULTS } from "../../roles/client/defaults.js";
 import { formatMuri, parseBytes, parseInteger, parseMuri } from "../values.js";
-import { VECTOR_CLIENT_DEFAULTS } from "../../roles/client/vector-client.js";
 import {
   createMagu,
   DEFAULT_BLOB_STRIPES,

@@ -4,7 +4,7 @@
  */
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { createClient, type StorageClient } from "../../roles/client/client.js";
+import type { StorageClient } from "../../roles/client/client.js";
 import type { CommandArgs } from "../command.js";
 import type { CliContext } from "../context.js";
 import { resolveTarget } from "../context.js";
@@ -34,6 +34,8 @@ export async function startClient(args: CommandArgs, ctx: CliContext, dir: strin
   if (target.key === undefined) {
     throw new UsageError("--key is required to store: pass --key HEX, set MURI_KEY, or use a --devnet with a clientKey");
   }
+  // Loaded here, not at the top: `muri status` reads clientDir() and must not load libp2p.
+  const { createClient } = await import("../../roles/client/client.js");
   const client = createClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key, grants: [...grantTokens(args), ...extraGrants] }, { logger });
   await client.start();
   return client;

@@ -108,31 +108,10 @@ import { compressFile, packDirectory, prepareTarget, readHead, readPackTree, res
 import { BatchDelivery, BatchUnavailableError, type BatchDeps, type BatchResult, type MissingMember, type SlotMember } from "./batch.js";
 import { ShardQueue, drainQueue } from "./shard-queue.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
+import { CLIENT_DEFAULTS } from "./defaults.js";
 
-/** Default erasure parameters and Magu terms of `put`. */
-export const CLIENT_DEFAULTS = {
-  k: 3,
-  m: 2,
-  members: 5,
-  durationPeriods: 100n,
-  pricePerFragmentPeriod: 10n ** 12n,
-  /** Pushes in flight at once. */
-  pushConcurrency: 6,
-  /** Deadline of one push or fetch, ms. */
-  transferTimeoutMs: 20_000,
-  /** Deadline of a manifest fetch from one member, ms. */
-  manifestTimeoutMs: 5_000,
-  /** How long `status` waits for a member to serve the manifest before calling it unreachable, ms. */
-  statusTimeoutMs: 3_000,
-  /** Attempts per push before `put` fails. */
-  pushAttempts: 3,
-  /** Attempts of a fetch a holder refuses as busy before the get gives up on that holder. */
-  busyRetries: 10,
-  /** Longest wait for the two blocks before formMagu, ms. */
-  formWaitMs: 60_000,
-  /** Encoded shards of one put kept in memory until pushed; a larger put stages them on disk. */
-  memoryStagingBytes: 2 ** 30,
-} as const;
+export { CLIENT_DEFAULTS };
+
 const RECEIPT_TIMEOUT_MS = 60_000;
 /** MaguRegistry `Kind.Blob`, `Status.None` / `Status.Active`, and the status names. */
 const KIND_BLOB = 0;

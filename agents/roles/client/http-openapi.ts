@@ -2,7 +2,7 @@
  * The OpenAPI 3.1 description of the vector routes (http-vectors.ts) and of operations
  * (`Prefer: respond-async`, operations.ts); http-api.ts merges it into the document at /v1/api.
  */
-import { CLIENT_DEFAULTS } from "./client.js";
+import { CLIENT_DEFAULTS } from "./defaults.js";
 import { MAX_BATCH_QUERIES, VECTOR_FILE_TYPES } from "./http-vectors.js";
 import { DEFAULT_BLOB_STRIPES, DEFAULT_VECTOR_FRAGMENTS } from "./magu-create.js";
 

@@ -18,8 +18,7 @@ import { ENCRYPTION_OVERHEAD } from "../../data/crypto.js";
 import { stripesFor } from "../../data/manifest.js";
 import { METRIC_CODE } from "../../data/vector-manifest.js";
 import { isVectorMetric, VECTOR_METRICS } from "../../data/vectors.js";
-import { CLIENT_DEFAULTS } from "./client.js";
-import { VECTOR_CLIENT_DEFAULTS } from "./vector-client.js";
+import { CLIENT_DEFAULTS, VECTOR_CLIENT_DEFAULTS } from "./defaults.js";
 
 export const MAGU_KINDS = ["blob", "vector"] as const;
 export const MAGU_STATUSES = ["none", "requested", "active", "ended", "cancelled"] as const;

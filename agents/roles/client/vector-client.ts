@@ -94,22 +94,9 @@ import { ClientAccess, createClientAccess, isAccessRefusal, isPaymentRefusal } f
 import { finalizeTask, taskAnswer, type TaskAnswer } from "../shared/search-market.js";
 import { encodeQuery, MAX_BATCH_QUERIES, MAX_PROVE_HITS, MAX_SEARCH_K } from "../shared/vector-service.js";
 import { decodeProveAnswer, decodeSearchAnswer, type ProveItem } from "../shared/search-wire.js";
+import { VECTOR_CLIENT_DEFAULTS } from "./defaults.js";
 
-/** Defaults of the vector client. */
-export const VECTOR_CLIENT_DEFAULTS = {
-  /** Bytes per vector fragment (whole records; smaller than a blob fragment so search spreads over members). */
-  fragmentSize: 256 * 1024,
-  pushConcurrency: 6,
-  pushAttempts: 3,
-  /** Fragments committed and delivered together (see add). */
-  commitGroup: 8,
-  transferTimeoutMs: 20_000,
-  searchTimeoutMs: 10_000,
-  /** Blocks after the dispute deadline the client waits for someone else to finalize. */
-  finalizeGraceBlocks: 2n,
-  /** Longest an on-chain search may take. */
-  onchainTimeoutMs: 180_000,
-} as const;
+export { VECTOR_CLIENT_DEFAULTS };
 
 const KIND_VECTOR = 1;
 const STATUS_NAMES = ["none", "requested", "active", "ended", "cancelled"];
