@@ -7,7 +7,9 @@
  *
  * recall@10 = |HNSW top-10 ∩ exact top-10| / 10, averaged over the queries. Query times are wall
  * milliseconds on a shared machine (they move with the neighbours' load), including the exact
- * re-ranking.
+ * re-ranking. Then the worker thread's cost: the saved index opened in this thread and in an
+ * IndexWorker (where a node keeps it), searched at ef 64 one query per message and 16 per message;
+ * process CPU per query (the worker's included), as ratios to the same searches in this thread.
  *
  * Usage: tsx bench/vector-index.ts [--sets 20000x64,40000x128] [--metrics l2,ip] [--ef 16,32,48,64,96,128]
  *   [--queries 200] [--M 16] [--efc 100] [--clusters 64] [--spread 0.3] [--noise 0.3] [--out bench/results/vector-index.json]
@@ -17,7 +19,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { FRAGMENT_SIZE } from "../agents/data/constants.js";
-import { DEFAULT_EF_CONSTRUCTION, DEFAULT_M, openVectorIndex, type MetricName } from "../agents/index/index.js";
+import { DEFAULT_EF_CONSTRUCTION, DEFAULT_M, IndexWorker, openVectorIndex, type MetricName } from "../agents/index/index.js";
 import { gaussianMixture, packRows, quantizeRows } from "../test/agents/index/fixtures.js";
 
 const { values: args } = parseArgs({
@@ -54,6 +56,48 @@ interface Row {
   unreachable: number;
   exactMs: number;
   results: { ef: number; recallAt10: number; minRecall: number; queryMs: number }[];
+  /** Process CPU per query of the same searches in this thread and through an IndexWorker (the node agent's setting). */
+  worker: { inThreadUs: number; oneUs: number; batchUs: number };
+}
+
+const WORKER_EF = 64;
+const WORKER_BATCH = 16;
+const WORKER_ROUNDS = 10;
+
+/**
+ * The cost of the worker thread a node keeps its indexes in: the index saved in `dir`, opened in
+ * this thread and in an IndexWorker, searched at ef 64 with one query per message and with
+ * WORKER_BATCH per message (`searchMany`, what a member does with a request's queries). Process
+ * CPU, so the worker's time counts; each run once untimed first.
+ */
+async function workerCost(dir: string, dim: number, metric: MetricName, queries: Int16Array[]): Promise<Row["worker"]> {
+  const n = queries.length * WORKER_ROUNDS;
+  const cpuPerQuery = async (run: () => Promise<void> | void): Promise<number> => {
+    await run();
+    const c0 = process.cpuUsage();
+    await run();
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / n;
+  };
+  const local = await openVectorIndex({ dir, dim, metric });
+  const inThreadUs = await cpuPerQuery(() => {
+    for (let r = 0; r < WORKER_ROUNDS; r++) for (const q of queries) local.search(q, K, { ef: WORKER_EF });
+  });
+  await local.close();
+  const host = new IndexWorker();
+  try {
+    const remote = await host.open({ dir, dim, metric });
+    const oneUs = await cpuPerQuery(async () => {
+      for (let r = 0; r < WORKER_ROUNDS; r++) for (const q of queries) await remote.search(q, K, { ef: WORKER_EF });
+    });
+    const batchUs = await cpuPerQuery(async () => {
+      for (let r = 0; r < WORKER_ROUNDS; r++) for (let i = 0; i < queries.length; i += WORKER_BATCH) await remote.searchMany(queries.slice(i, i + WORKER_BATCH), K, { ef: WORKER_EF });
+    });
+    await remote.close();
+    return { inThreadUs, oneUs, batchUs };
+  } finally {
+    await host.close();
+  }
 }
 
 const rows: Row[] = [];
@@ -88,9 +132,14 @@ for (const [count, dim] of sets) {
         results.push({ ef, recallAt10: sum / queries.length, minRecall: min, queryMs });
       }
       await index.close();
-      rows.push({ count, dim, metric, M, efConstruction, buildSeconds, unreachable, exactMs, results });
+      const worker = await workerCost(dir, dim, metric, queries);
+      rows.push({ count, dim, metric, M, efConstruction, buildSeconds, unreachable, exactMs, results, worker });
       console.log(`${count}x${dim} ${metric}: build ${buildSeconds.toFixed(1)} s (${Math.round(count / buildSeconds)} records/s), ${unreachable} unreachable, exact ${exactMs.toFixed(1)} ms/query`);
       for (const r of results) console.log(`  ef ${String(r.ef).padStart(4)}  recall@10 ${r.recallAt10.toFixed(4)}  min ${r.minRecall.toFixed(1)}  ${r.queryMs.toFixed(2)} ms/query`);
+      console.log(
+        `  worker thread at ef ${WORKER_EF}, CPU us/query: in this thread ${worker.inThreadUs.toFixed(0)}, one query a message ${worker.oneUs.toFixed(0)} (${(worker.oneUs / worker.inThreadUs).toFixed(2)}x), ` +
+          `${WORKER_BATCH} a message ${worker.batchUs.toFixed(0)} (${(worker.batchUs / worker.inThreadUs).toFixed(2)}x)`,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

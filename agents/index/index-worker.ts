@@ -1,12 +1,13 @@
 /**
  * Worker-thread side of `IndexWorker` (worker-host.ts): owns the vector indexes it is asked to
  * open and runs their inserts and searches here, off the agent's main thread. One message in, one
- * reply out, matched by `id`; each reply carries the index's size and fragments after the call so
- * the host's mirror of them stays current.
+ * reply out, matched by `id`; the reply to a call that may change the index carries its size and
+ * fragments after the call, so the host's mirror of them stays current (a search changes neither,
+ * and the list grows with the Magu: it is not copied with every search).
  */
 import { parentPort } from "node:worker_threads";
 import { openVectorIndex, type VectorIndex } from "./vector-index.js";
-import type { WorkerReply, WorkerRequest } from "./worker-host.js";
+import { CHANGING_OPS, type WorkerReply, type WorkerRequest } from "./worker-host.js";
 
 const port = parentPort;
 if (port === null) throw new Error("index-worker.ts runs only as a worker thread (see worker-host.ts)");
@@ -32,6 +33,10 @@ async function run(req: WorkerRequest): Promise<unknown> {
       return indexOf(req.handle).removeFragment(req.fragment);
     case "search":
       return indexOf(req.handle).search(req.query, req.k, req.options);
+    case "searchMany": {
+      const vi = indexOf(req.handle);
+      return req.queries.map((query) => vi.search(query, req.k, req.options));
+    }
     case "stats":
       return indexOf(req.handle).stats();
     case "save":
@@ -51,7 +56,7 @@ port.on("message", (req: WorkerRequest) => {
   void run(req).then(
     (value) => {
       const vi = indexes.get(req.handle);
-      const state = vi !== undefined ? { size: vi.size, fragments: vi.fragments() } : undefined;
+      const state = vi !== undefined && CHANGING_OPS.has(req.op) ? { size: vi.size, fragments: vi.fragments() } : undefined;
       port.postMessage({ id: req.id, ok: true, value, state } satisfies WorkerReply);
     },
     (err: unknown) => {

@@ -47,6 +47,11 @@ describe("vector index in a worker thread", { timeout: 300_000 }, () => {
       assert.deepEqual(await remote.search(q, 10), local.search(q, 10));
       assert.deepEqual(await remote.search(q, 10, { exact: true }), local.search(q, 10, { exact: true }));
     }
+    // Several queries in one message: each answer is the one search gives, in order.
+    assert.deepEqual(await remote.searchMany(queries, 10), queries.map((q) => local.search(q, 10)));
+    assert.deepEqual(await remote.searchMany(queries, 3, { exact: true }), queries.map((q) => local.search(q, 3, { exact: true })));
+    await assert.rejects(remote.searchMany([queries[0]!, new Int16Array(dim + 1)], 10), /IndexOptionError|components/, "one bad query fails the call");
+    assert.equal(remote.size, local.size, "searches leave the mirror as it was");
     assert.deepEqual(await remote.stats(), local.stats());
     await remote.removeFragment(1);
     await local.removeFragment(1);
