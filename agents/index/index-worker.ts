@@ -7,7 +7,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { openVectorIndex, type VectorIndex } from "./vector-index.js";
-import { CHANGING_OPS, type WorkerReply, type WorkerRequest } from "./worker-host.js";
+import { CHANGING_OPS, errorShape, type SearchGroupResult, type WorkerReply, type WorkerRequest } from "./worker-host.js";
 
 const port = parentPort;
 if (port === null) throw new Error("index-worker.ts runs only as a worker thread (see worker-host.ts)");
@@ -31,11 +31,17 @@ async function run(req: WorkerRequest): Promise<unknown> {
       return indexOf(req.handle).addFragment(req.fragment, req.bytes);
     case "remove":
       return indexOf(req.handle).removeFragment(req.fragment);
-    case "search":
-      return indexOf(req.handle).search(req.query, req.k, req.options);
-    case "searchMany": {
+    case "search": {
       const vi = indexOf(req.handle);
-      return req.queries.map((query) => vi.search(query, req.k, req.options));
+      return req.groups.map((g): SearchGroupResult => {
+        const started = performance.now();
+        try {
+          const hits = g.queries.map((query) => vi.search(query, g.k, g.options));
+          return { hits, ms: performance.now() - started };
+        } catch (err) {
+          return { error: errorShape(err) };
+        }
+      });
     }
     case "stats":
       return indexOf(req.handle).stats();
@@ -60,9 +66,7 @@ port.on("message", (req: WorkerRequest) => {
       port.postMessage({ id: req.id, ok: true, value, state } satisfies WorkerReply);
     },
     (err: unknown) => {
-      const e = err instanceof Error ? err : new Error(String(err));
-      const code = (e as { code?: unknown }).code;
-      port.postMessage({ id: req.id, ok: false, error: { name: e.name, message: e.message, code: typeof code === "string" ? code : undefined } } satisfies WorkerReply);
+      port.postMessage({ id: req.id, ok: false, error: errorShape(err) } satisfies WorkerReply);
     },
   );
 });

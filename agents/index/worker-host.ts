@@ -19,14 +19,40 @@ export type WorkerOp =
   | { op: "open"; options: VectorIndexOptions }
   | { op: "add"; fragment: number; bytes: Uint8Array }
   | { op: "remove"; fragment: number }
-  | { op: "search"; query: VectorValues; k: number; options: SearchOptions }
-  /** Several queries in one message: a message costs about what a search does (~0.1-0.2 ms of CPU). */
-  | { op: "searchMany"; queries: readonly VectorValues[]; k: number; options: SearchOptions }
+  /**
+   * Groups of searches in one message (a message costs about what a search at ef 64 does): one
+   * group per caller, answered by its hits and the worker's time on them, or its own error.
+   */
+  | { op: "search"; groups: readonly SearchGroup[] }
   | { op: "stats" }
   | { op: "save" }
   | { op: "close" }
   /** Ends the worker as a crash would (for tests of the recovery). */
   | { op: "crash" };
+
+/** One caller's queries, all with the same k and options. */
+export interface SearchGroup {
+  queries: readonly VectorValues[];
+  k: number;
+  options: SearchOptions;
+}
+
+/** A group's answer: each query's hits and the worker's milliseconds on the group, or why it failed. */
+export type SearchGroupResult = { hits: SearchHit[][]; ms: number } | { error: WorkerErrorShape };
+
+/** An error as it crosses the thread boundary. */
+export interface WorkerErrorShape {
+  name: string;
+  message: string;
+  code?: string;
+}
+
+/** An error thrown in the worker, as a message can carry it. */
+export function errorShape(err: unknown): WorkerErrorShape {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const code = (e as { code?: unknown }).code;
+  return { name: e.name, message: e.message, code: typeof code === "string" ? code : undefined };
+}
 
 /** A request to the worker: an op on the index `handle`. */
 export type WorkerRequest = { id: number; handle: number } & WorkerOp;
@@ -37,7 +63,7 @@ export const CHANGING_OPS: ReadonlySet<WorkerOp["op"]> = new Set(["open", "add",
 /** The worker's answer to one request (`state` after an op in CHANGING_OPS). */
 export type WorkerReply =
   | { id: number; ok: true; value: unknown; state?: { size: number; fragments: number[] } }
-  | { id: number; ok: false; error: { name: string; message: string; code?: string } };
+  | { id: number; ok: false; error: WorkerErrorShape };
 
 /** The index worker exited: the indexes it held must be opened again. */
 export class IndexWorkerError extends IndexError<{ reason: string }> {
@@ -47,7 +73,7 @@ export class IndexWorkerError extends IndexError<{ reason: string }> {
 }
 
 /** An error thrown in the worker, rebuilt with its name and code (IndexCorruptError stays recognisable). */
-function rebuild(e: { name: string; message: string; code?: string }): Error {
+function rebuild(e: WorkerErrorShape): Error {
   const err = new Error(e.message);
   err.name = e.name;
   if (e.code !== undefined) Object.assign(err, { code: e.code });
@@ -154,6 +180,9 @@ export class IndexWorker {
   }
 }
 
+/** Callers' search groups per message at most (a request carries up to 256 queries). */
+const MAX_GROUPS_PER_MESSAGE = 64;
+
 /** A vector index held by an IndexWorker: the VectorIndex calls, each a message to the worker. */
 export class WorkerVectorIndex {
   readonly dir: string;
@@ -164,6 +193,9 @@ export class WorkerVectorIndex {
   private live: number;
   private held: Set<number>;
   private closed = false;
+  /** Searches asked while a message of searches is with the worker: they go in the next one. */
+  private queued: Array<SearchGroup & { resolve: (r: { hits: SearchHit[][]; ms: number }) => void; reject: (e: Error) => void }> = [];
+  private searching = false;
 
   constructor(
     private readonly host: IndexWorker,
@@ -204,12 +236,41 @@ export class WorkerVectorIndex {
   }
 
   async search(query: VectorValues, k: number, options: SearchOptions = {}): Promise<SearchHit[]> {
-    return (await this.send({ op: "search", query, k, options })) as SearchHit[];
+    return (await this.searchMany([query], k, options)).hits[0]!;
   }
 
-  /** `search` for each query, in one message to the worker. */
-  async searchMany(queries: readonly VectorValues[], k: number, options: SearchOptions = {}): Promise<SearchHit[][]> {
-    return (await this.send({ op: "searchMany", queries, k, options })) as SearchHit[][];
+  /**
+   * `search` for each query, with the worker's milliseconds on them (what the search cost, without
+   * the wait for the worker). The first search goes to the worker at once; searches asked while
+   * it is there wait and go together in the next message, so concurrent callers share messages
+   * (each gets its own answer, or its own error).
+   */
+  searchMany(queries: readonly VectorValues[], k: number, options: SearchOptions = {}): Promise<{ hits: SearchHit[][]; ms: number }> {
+    return new Promise((resolve, reject) => {
+      this.queued.push({ queries, k, options, resolve, reject });
+      if (!this.searching) this.sendSearches();
+    });
+  }
+
+  private sendSearches(): void {
+    const groups = this.queued.splice(0, MAX_GROUPS_PER_MESSAGE);
+    this.searching = groups.length > 0;
+    if (!this.searching) return;
+    this.send({ op: "search", groups: groups.map(({ queries, k, options }) => ({ queries, k, options })) })
+      .then(
+        (value) => {
+          const results = value as SearchGroupResult[];
+          groups.forEach((g, i) => {
+            const r = results[i]!;
+            if ("error" in r) g.reject(rebuild(r.error));
+            else g.resolve(r);
+          });
+        },
+        (err: Error) => {
+          for (const g of groups) g.reject(err);
+        },
+      )
+      .finally(() => this.sendSearches());
   }
 
   async stats(): Promise<VectorIndexStats> {

@@ -1,7 +1,8 @@
 /**
  * What searching may cost a node: searches run on the agent's event loop (the prover's too), so
  * each peer gets a share of the loop's time, and all peers together a larger one. Time is charged
- * after each search as it was measured; a peer (or the node as a whole) whose balance is spent is
+ * after each search as it was measured (by the index worker, when the search ran there: its own
+ * time, not its wait behind other peers' searches); a peer (or the node as a whole) whose balance is spent is
  * answered "busy" until its budget refills. Time-based rather than counted per request, so an exact
  * search over a large Magu costs what it really costs.
  */
@@ -100,16 +101,24 @@ export class SearchBudget {
     this.refill(this.node, this.total).balance -= ms;
   }
 
-  /** Runs `search` for `peer` if its budget allows, and charges the time it took. */
-  async run<T>(peer: string, search: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `search` for `peer` if its budget allows, and charges what `costMs` says the answer cost
+   * (the index's own time, when the search waited for a worker shared with others), else the
+   * time it took.
+   */
+  async run<T>(peer: string, search: () => Promise<T>, costMs?: (answer: T) => number): Promise<T> {
     this.check(peer);
     this.counts.served++;
     const started = this.now();
+    let answer: T;
     try {
-      return await search();
-    } finally {
+      answer = await search();
+    } catch (err) {
       this.charge(peer, this.now() - started);
+      throw err;
     }
+    this.charge(peer, costMs !== undefined ? costMs(answer) : this.now() - started);
+    return answer;
   }
 
   private peerBucket(peer: string): Bucket {

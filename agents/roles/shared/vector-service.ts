@@ -442,7 +442,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
    * This node's top-k for each query, and the fragments every one of them searched (those indexed
    * both before the first and after the last: a fragment added or dropped meanwhile is not claimed).
    */
-  const searchMany = async (maguId: bigint, queries: readonly VectorValues[], k: number, options: { ef?: number; exact?: boolean }): Promise<{ hits: SearchHit[][]; fragments: number[] }> => {
+  const searchMany = async (maguId: bigint, queries: readonly VectorValues[], k: number, options: { ef?: number; exact?: boolean }): Promise<{ hits: SearchHit[][]; fragments: number[]; ms: number }> => {
     const doc = docs.get(maguId);
     if (doc === undefined) throw new Error(`Magu ${maguId} is not a vector Magu held here`);
     const { dim, metric } = doc.manifest;
@@ -458,10 +458,19 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     const before = new Set(vi.fragments());
     const searchOptions = options.exact === true ? { exact: true } : { ef: options.ef };
     // In the worker, all the request's queries go in one message (each message costs about what a
-    // search at ef 64 does).
-    const found = vi instanceof WorkerVectorIndex ? await vi.searchMany(queries, want, searchOptions) : queries.map((query) => vi.search(query, want, searchOptions));
+    // search at ef 64 does), with other requests' searches asked meanwhile; `ms` is the search's own
+    // time there, without the wait for the worker.
+    let found: SearchHit[][];
+    let ms: number;
+    if (vi instanceof WorkerVectorIndex) {
+      ({ hits: found, ms } = await vi.searchMany(queries, want, searchOptions));
+    } else {
+      const started = performance.now();
+      found = queries.map((query) => vi.search(query, want, searchOptions));
+      ms = performance.now() - started;
+    }
     const hits = deleted.size === 0 ? found : found.map((list) => list.filter((h) => !deleted.has(h.id)).slice(0, k));
-    return { hits, fragments: vi.fragments().filter((f) => before.has(f)) };
+    return { hits, fragments: vi.fragments().filter((f) => before.has(f)), ms };
   };
 
   const service: VectorService = {
@@ -597,7 +606,8 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
       });
       const search = () => searchMany(maguId, queries, k as number, { ef: request.ef, exact: request.exact === true });
       const budget = components.budget;
-      const answer = budget !== undefined && peer !== undefined ? await budget.run(peer, search) : await search();
+      // Charged what the searches cost in the index, not the time they waited for it behind others.
+      const answer = budget !== undefined && peer !== undefined ? await budget.run(peer, search, (a) => a.ms) : await search();
       let hits = answer.hits;
       if (init.fault === "false-distance") hits = hits.map((list) => (list.length === 0 ? list : [{ ...list[0]!, distance: list[0]!.distance - 1n }, ...list.slice(1)]));
       remember(asker, hits);

@@ -47,10 +47,13 @@ describe("vector index in a worker thread", { timeout: 300_000 }, () => {
       assert.deepEqual(await remote.search(q, 10), local.search(q, 10));
       assert.deepEqual(await remote.search(q, 10, { exact: true }), local.search(q, 10, { exact: true }));
     }
-    // Several queries in one message: each answer is the one search gives, in order.
-    assert.deepEqual(await remote.searchMany(queries, 10), queries.map((q) => local.search(q, 10)));
-    assert.deepEqual(await remote.searchMany(queries, 3, { exact: true }), queries.map((q) => local.search(q, 3, { exact: true })));
-    await assert.rejects(remote.searchMany([queries[0]!, new Int16Array(dim + 1)], 10), /IndexOptionError|components/, "one bad query fails the call");
+    // Several queries in one message: each answer is the one search gives, in order, with the
+    // worker's time on them.
+    const many = await remote.searchMany(queries, 10);
+    assert.deepEqual(many.hits, queries.map((q) => local.search(q, 10)));
+    assert.ok(many.ms > 0 && many.ms < 60_000, `the worker's time: ${many.ms} ms`);
+    assert.deepEqual((await remote.searchMany(queries, 3, { exact: true })).hits, queries.map((q) => local.search(q, 3, { exact: true })));
+    await assert.rejects(remote.searchMany([queries[0]!, new Int16Array(dim + 1)], 10), (err: Error) => err.name === "IndexOptionError", "one bad query fails its call");
     assert.equal(remote.size, local.size, "searches leave the mirror as it was");
     assert.deepEqual(await remote.stats(), local.stats());
     await remote.removeFragment(1);
@@ -58,6 +61,25 @@ describe("vector index in a worker thread", { timeout: 300_000 }, () => {
     assert.equal(remote.hasFragment(1), false, "the mirror follows a removal");
     assert.equal(remote.size, local.size);
     assert.deepEqual(await remote.search(queries[0]!, 10, { exact: true }), local.search(queries[0]!, 10, { exact: true }));
+  });
+
+  it("concurrent searches share messages, and each caller gets its own answer or its own error", async () => {
+    // 40 callers at once with different k, ef and exactness, one of them with a malformed query:
+    // the first goes to the worker alone, the others wait and go together.
+    const calls = Array.from({ length: 40 }, (_, i) => {
+      const q = queries[i % queries.length]!;
+      const k = 1 + (i % 7);
+      const options = i % 3 === 0 ? { exact: true } : { ef: 16 + i };
+      if (i === 17) return { want: undefined, got: remote.search(new Int16Array(dim - 1), k, options) };
+      return { want: local.search(q, k, options), got: i % 2 === 0 ? remote.search(q, k, options) : remote.searchMany([q, q], k, options).then((r) => (assert.deepEqual(r.hits[1], r.hits[0]), r.hits[0]!)) };
+    });
+    const settled = await Promise.allSettled(calls.map((c) => c.got));
+    settled.forEach((r, i) => {
+      if (i === 17) assert.ok(r.status === "rejected" && (r.reason as Error).name === "IndexOptionError", `call 17 fails alone: ${JSON.stringify(r)}`);
+      else assert.deepEqual(r.status === "fulfilled" ? r.value : r.reason, calls[i]!.want, `call ${i}`);
+    });
+    // and the index is usable afterwards
+    assert.deepEqual(await remote.search(queries[0]!, 10), local.search(queries[0]!, 10));
   });
 
   it("an error in the worker comes back with its name and code", async () => {

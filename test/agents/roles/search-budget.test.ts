@@ -34,6 +34,20 @@ describe("search budget", () => {
     assert.deepEqual(b.stats(), { served: 0, refusedPeer: 2, refusedNode: 1, chargedMs: 511, peers: 3 }, "charge() alone counts time, not searches");
   });
 
+  test("a search that waited for a shared index worker is charged its own time, not its wait", async () => {
+    let t = 0;
+    const b = new SearchBudget({ perPeerMsPerSecond: 10, totalMsPerSecond: 100, burstSeconds: 1, now: () => t });
+    // 50 ms elapsed, of which the index spent 3 on this peer's searches: 3 charged, the peer may go on.
+    const answer = await b.run("p", async () => ((t += 50), { hits: [], ms: 3 }), (a) => a.ms);
+    assert.deepEqual(answer, { hits: [], ms: 3 });
+    assert.equal(b.stats().chargedMs, 3);
+    b.check("p");
+    // A failed search is charged the time it took.
+    await assert.rejects(b.run("p", async () => ((t += 8), Promise.reject(new Error("bad query"))), () => 0), /bad query/);
+    assert.equal(b.stats().chargedMs, 11);
+    assert.throws(() => b.check("p"), SearchBudgetExceededError, "10 - 11 ms left: spent");
+  });
+
   test("its counts reach /metrics", async () => {
     let t = 0;
     const b = new SearchBudget({ perPeerMsPerSecond: 10, totalMsPerSecond: 100, burstSeconds: 1, now: () => t });
