@@ -16,10 +16,10 @@
  *     query are given beside it.
  *   - distributed: `hardhat node` with 1-second blocks and automine off, 5 node processes and one
  *     validator (test/agents/roles/e2e-helpers.ts, as e2e-vector), a vector Magu with r = 2 made
- *     with `muri magu create`, `VectorClient.add` of the vectors as .npy files in appended batches
- *     of `--batch` rounded down to whole fragments (timed: the add calls, i.e. commit and pushes; and until every member has
- *     indexed every fragment it holds, checked by asking each node directly after each batch; why
- *     batches: see the comment at the add), then `VectorClient.search` (greedy cover of the
+ *     with `muri magu create`, `VectorClient.add` of the vectors as one .npy file (or, with
+ *     `--batch N`, appended batches of N rounded down to whole fragments, each indexed before the
+ *     next) (timed: the add calls, i.e. deliveries and commits; and until every member has
+ *     indexed every fragment it holds, checked by asking each node directly after each add), then `VectorClient.search` (greedy cover of the
  *     fragments by members, fan-out, merge; each hit's proof checked, the default) at each `--ef`:
  *     recall@10, p50/p99 of sequential queries (and again with `verify: false`), QPS with `--concurrency` queries in flight, CPU ms per query over client + nodes +
  *     validator + chain (from /proc), less what the idle network burns (measured for 5 s before);
@@ -36,7 +36,7 @@
  *
  *   tsx bench/search.ts [--count 100000] [--dim 128] [--queries 256] [--ef 16,32,64,128,256]
  *     [--baseline-ef 8,12,16,24,32,48,64,96,128,192,256,384,512] [--concurrency 8] [--batch-queries 16] [--batches-in-flight 2]
- *     [--batch 5000] [--tasks 4] [--seed 42]
+ *     [--batch N] [--tasks 4] [--seed 42]
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
@@ -87,7 +87,8 @@ const { values: args } = parseArgs({
     /** Queries per VectorClient.searchBatch call, and batches in flight, for the batched QPS. */
     "batch-queries": { type: "string", default: "16" },
     "batches-in-flight": { type: "string", default: "2" },
-    batch: { type: "string", default: "5000" },
+    /** Vectors per add (default: all of them in one add). */
+    batch: { type: "string" },
     tasks: { type: "string", default: "4" },
     seed: { type: "string", default: "42" },
     /** Child mode: build the single-node index into this directory, save it, print its build figures. */
@@ -112,7 +113,7 @@ const batchQueries = positiveInt("batch-queries", args["batch-queries"]);
 const batchesInFlight = positiveInt("batches-in-flight", args["batches-in-flight"]);
 /** The queries are searched this many times over for the batched QPS (a pass alone is a few batches). */
 const BATCH_PASSES = 4;
-const batchSize = positiveInt("batch", args.batch);
+const batchSize = args.batch === undefined ? count : positiveInt("batch", args.batch);
 const taskCount = positiveInt("tasks", args.tasks);
 const seed = positiveInt("seed", args.seed);
 if (taskCount > queryCount) throw new Error(`--tasks (${taskCount}) must not exceed --queries (${queryCount})`);
@@ -287,9 +288,9 @@ async function main(): Promise<void> {
   const networkSeconds = (performance.now() - t) / 1000;
   note(`network up: hardhat node, ${NODES} nodes, 1 validator in ${networkSeconds.toFixed(1)} s`);
   const chainArgs = ["--rpc", net.chain.rpcUrl, "--deployment", net.deploymentFile, "--key", net.chain.keys[CLIENT]!];
-  // Batches of whole fragments, so the Magu's fragments are the single-node index's fragments.
+  // One add, or batches of whole fragments: either way the Magu's fragments are the single-node index's.
   const perFragment = Math.floor(VECTOR_CLIENT_DEFAULTS.fragmentSize / (8 + 2 * dim));
-  const batch = Math.max(perFragment, Math.floor(batchSize / perFragment) * perFragment);
+  const batch = batchSize >= count ? count : Math.max(perFragment, Math.floor(batchSize / perFragment) * perFragment);
   const maxFragments = Math.ceil(count / perFragment) + 8;
   t = performance.now();
   const created = await muri(
@@ -373,10 +374,10 @@ async function main(): Promise<void> {
   const baselineBuild = await build;
   note(`single-node index: ${baselineBuild.fragments} fragments built in ${baselineBuild.wallSeconds.toFixed(1)} s (${baselineBuild.cpuSeconds.toFixed(1)} CPU s) in the child`);
 
-  // Batches: the client commits a batch's root before pushing its fragments, and a member
-  // challenged on a fragment it has not received yet misses the proof (3 misses evict). One add of
-  // all 100k vectors takes longer to push than that on this machine (the members index as the
-  // fragments arrive), so the vectors go in appended batches, each indexed before the next.
+  // One add of everything by default: the client delivers each commit group's fragments and
+  // collects the members' acknowledgements before it commits them, so a long add no longer gets
+  // members challenged on fragments they have not received (it evicted them once). `--batch`
+  // appends in batches instead, each indexed before the next (the per-batch cost as the Magu grows).
   const batches: Array<{ vectors: number; fragments: number; addSeconds: number; indexedSeconds: number }> = [];
   const cpu = cpuMeter(pids);
   const addStarted = performance.now();
