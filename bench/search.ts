@@ -156,6 +156,13 @@ function cpuMeter(groups: Record<string, number[]>): () => Record<string, number
   return () => Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.reduce((sum, pid, i) => sum + cpuOf(pid) - before[name]![i]!, 0)]));
 }
 
+/** Resident and peak resident memory of a process, MiB (/proc/PID/status VmRSS, VmHWM). */
+function memoryOf(pid: number): { rssMiB: number; peakMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rssMiB: kib("VmRSS") / 1024, peakMiB: kib("VmHWM") / 1024 };
+}
+
 /** The `hardhat node` process listening on `port` (found by its command line), if any. */
 function chainPid(port: number): number | undefined {
   for (const entry of readdirSync("/proc")) {
@@ -407,6 +414,9 @@ async function main(): Promise<void> {
       `(held per member: ${members.map((m) => m.held.length).join(", ")})`,
   );
   const info = { fragmentCount };
+  // Memory per node once everything is indexed (the agent, its index worker and its store's caches).
+  const nodeMemory = net.nodes.map((n) => memoryOf(n.pid));
+  note(`memory per node after indexing, MiB (resident / peak): ${nodeMemory.map((m) => `${m.rssMiB.toFixed(0)} / ${m.peakMiB.toFixed(0)}`).join(", ")}; the single-node build's peak, with its copy of the data: ${baselineBuild.peakRssMiB.toFixed(0)}`);
   // The first HNSW search after a change walks the whole graph once: do it on every member now.
   t = performance.now();
   await Promise.all(members.map((m) => ask(m.node.address, { op: "search", query: encodeQuery(qRows[0]!), k: K })));
@@ -750,6 +760,7 @@ async function main(): Promise<void> {
         distributedSetup: {
           networkSeconds, createSeconds, addSeconds, indexedSeconds, addCpuSeconds: addCpu, nodeSweepSeconds, batches,
           heldPerMember: members.map((m) => m.held.length),
+          nodeMemoryMiB: nodeMemory,
         },
         distributed,
         singleNode: single,
@@ -784,6 +795,8 @@ interface BaselineBuild {
   wallSeconds: number;
   cpuSeconds: number;
   fragments: number;
+  /** The child's peak resident memory, MiB (process.resourceUsage().maxRSS). */
+  peakRssMiB: number;
 }
 
 let builder: ChildProcess | undefined;
@@ -819,7 +832,7 @@ async function buildBaseline(dir: string): Promise<void> {
   const cpu = process.cpuUsage();
   for (let f = 0; f < fragments.length; f++) await index.addFragment(f, fragments[f]!);
   const used = process.cpuUsage(cpu);
-  const result: BaselineBuild = { wallSeconds: (performance.now() - t) / 1000, cpuSeconds: (used.user + used.system) / 1e6, fragments: fragments.length };
+  const result: BaselineBuild = { wallSeconds: (performance.now() - t) / 1000, cpuSeconds: (used.user + used.system) / 1e6, fragments: fragments.length, peakRssMiB: process.resourceUsage().maxRSS / 1024 };
   await index.close();
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
