@@ -43,6 +43,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard page (served as is to a browser, no build step).
+    files: ["agents/roles/shared/dashboard/**/*.js"],
+    languageOptions: { globals: { document: "readonly", Node: "readonly", window: "readonly" } },
+  },
+  {
     // The agents' async code: a promise nobody awaits or catches loses its error (and can crash
     // the process on rejection). These two rules need type information.
     files: ["agents/**/*.ts"],

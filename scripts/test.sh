@@ -6,6 +6,8 @@
 #      invariant tests (and the attack simulation table from their output), the contract
 #      integration tests (mocha);
 #   3. meanwhile typecheck and lint, then the rest of the agents' tests (node:test) in two lanes.
+# From the start, scripts/chromium.sh installs Debian's Chromium in the background when it is
+# missing (the dashboard's browser test needs it); the agents' tests wait for it.
 # Each phase prints how long it took (stderr), so a slow CI run shows where. A lane's output is
 # printed when it ends; any lane failing fails the run.
 set -euo pipefail
@@ -27,7 +29,10 @@ unit_tests=(test/agents/{data,index,store,p2p}/**/*.test.ts)
 side_log="$(mktemp)"
 sol_log="$(mktemp)"
 contract_log="$(mktemp)"
-trap 'rm -f "$sol_log" "$side_log" "$contract_log"' EXIT
+chromium_log="$(mktemp)"
+trap 'rm -f "$sol_log" "$side_log" "$contract_log" "$chromium_log"' EXIT
+phase "Chromium (scripts/chromium.sh, in the background)" bash scripts/chromium.sh >"$chromium_log" 2>&1 &
+chromium_pid=$!
 phase "agent tests below the chain (${#unit_tests[@]} files, beside the builds)" node --import tsx --test --test-concurrency=1 "${unit_tests[@]}" >"$side_log" 2>&1 &
 side_pid=$!
 build_rc=0
@@ -106,6 +111,14 @@ agent_tests() {
   echo "test.sh: end-to-end lane exit ${e2e_rc}, other lane exit ${other_rc}" >&2
   [ "$e2e_rc" -eq 0 ] && [ "$other_rc" -eq 0 ]
 }
+chromium_rc=0
+wait "$chromium_pid" || chromium_rc=$?
+cat "$chromium_log"
+if [ "$chromium_rc" -ne 0 ]; then
+  echo "test.sh: scripts/chromium.sh failed (exit ${chromium_rc}): the dashboard's browser test cannot run" >&2
+  finish_contract_lane || true
+  exit 1
+fi
 agents_rc=0
 phase "agent tests (two lanes)" agent_tests || agents_rc=$?
 contract_rc=0

@@ -156,6 +156,12 @@ export function parseInteger(value: string, option: string, opts: { min?: bigint
   return n;
 }
 
+/** `--http PORT`: where an agent or the devnet serves the dashboard (0: a free port); undefined when not given. */
+export function parseHttpPort(args: { string(name: string): string | undefined }): number | undefined {
+  const port = args.string("http");
+  return port === undefined ? undefined : Number(parseInteger(port, "--http", { min: 0n, max: 65535n }));
+}
+
 /** A secp256k1 private key, with or without 0x. Never echoed back. */
 export function parseKey(value: string, option: string): Hex {
   const v = value.trim();

@@ -3,12 +3,14 @@
  * and validator processes; see devnet/devnet.ts), until Ctrl-C or SIGTERM stops every process it
  * started. `DIR/devnet.json` tells the other commands where it is (`muri put FILE --devnet DIR`).
  */
+import { loadDeployment } from "../../chain/index.js";
+import { createDashboardSource, startDashboardServer, type DashboardServer } from "../../roles/shared/dashboard.js";
 import type { CommandArgs } from "../command.js";
 import { DEVNET_DEFAULTS, HARDHAT_ACCOUNTS, startDevnet, type Devnet } from "../devnet/devnet.js";
 import { stopSignals, type LocalCommand } from "../devnet/local-command.js";
 import { ExitCode, UsageError } from "../errors.js";
 import { toJson } from "../output.js";
-import { parseInteger } from "../values.js";
+import { parseHttpPort, parseInteger } from "../values.js";
 
 /** Account #0 deploys and the last one is the client: N + V must leave two of Hardhat's 20. */
 const MAX_AGENTS = HARDHAT_ACCOUNTS - 2;
@@ -18,6 +20,7 @@ interface DevnetOptions {
   nodes: number;
   validators: number;
   blockMs: number;
+  http: number;
 }
 
 function parseOptions(args: CommandArgs): DevnetOptions {
@@ -34,24 +37,26 @@ function parseOptions(args: CommandArgs): DevnetOptions {
   if (args.string("rpc") !== undefined || args.string("devnet") !== undefined || args.string("deployment") !== undefined) {
     throw new UsageError('"muri devnet" starts its own chain: --rpc, --devnet and --deployment do not apply (use --dir DIR)');
   }
-  return { dir, nodes, validators, blockMs };
+  return { dir, nodes, validators, blockMs, http: parseHttpPort(args) ?? 0 };
 }
 
 export const devnetCommand: LocalCommand = {
   path: ["devnet"],
   summary: "run a local network (chain, contracts, nodes, validators) until Ctrl-C",
-  usage: "muri devnet [--nodes N] [--validators V] [--dir DIR] [--block-ms MS]",
+  usage: "muri devnet [--nodes N] [--validators V] [--dir DIR] [--block-ms MS] [--http PORT]",
   help: [
     `  --nodes N            storage node processes (default ${DEVNET_DEFAULTS.nodes})`,
     `  --validators V       validator processes (default ${DEVNET_DEFAULTS.validators}; 0 when agents/roles/validator/run-validator.ts is absent)`,
     `  --dir DIR            state directory: devnet.json, logs/, agent data (default ${DEVNET_DEFAULTS.dir}); one devnet per DIR`,
     `  --block-ms MS        interval mining: a block every MS ms (default ${DEVNET_DEFAULTS.blockMs})`,
+    "  --http PORT          serve the dashboard (nodes, Magus, tasks, plots) on http://127.0.0.1:PORT/ (default 0: a free port, printed)",
   ],
   options: {
     nodes: { type: "string" },
     validators: { type: "string" },
     dir: { type: "string" },
     "block-ms": { type: "string" },
+    http: { type: "string" },
   },
   signs: false,
   prepare(args) {
@@ -83,8 +88,24 @@ export const devnetCommand: LocalCommand = {
         }
         throw err;
       }
+      let dashboard: DashboardServer | undefined;
       if (signals.received() === undefined) {
-        printStatus(devnet, options, json, ((performance.now() - started) / 1000).toFixed(1));
+        try {
+          dashboard = await startDashboardServer(
+            { port: options.http },
+            {
+              source: createDashboardSource({
+                deployment: await loadDeployment(devnet.file),
+                rpcUrl: devnet.info.rpcUrl,
+                agents: () => devnet.info.agents.map((a) => ({ name: a.name, role: a.role, address: a.address, metricsUrl: a.metricsUrl })),
+              }),
+            },
+          );
+        } catch (err) {
+          await devnet.stop();
+          throw new UsageError(`--http ${options.http}: cannot serve the dashboard there (${(err as Error).message}); pick another port or 0`);
+        }
+        printStatus(devnet, options, json, ((performance.now() - started) / 1000).toFixed(1), dashboard.url);
         devnet.onAgentExit((agent, code) =>
           process.stderr.write(`devnet: ${agent.name} (pid ${agent.pid}) exited (${code}); see ${agent.logFile}\n`),
         );
@@ -95,6 +116,7 @@ export const devnetCommand: LocalCommand = {
       } else {
         process.stderr.write(`devnet: ${why} received, stopping ${devnet.info.agents.length + 1} processes\n`);
       }
+      await dashboard?.close();
       await devnet.stop();
       process.stderr.write("devnet: stopped\n");
       return why === "chain" ? ExitCode.failure : ExitCode.ok;
@@ -104,10 +126,10 @@ export const devnetCommand: LocalCommand = {
   },
 };
 
-function printStatus(devnet: Devnet, options: DevnetOptions, json: boolean, seconds: string): void {
+function printStatus(devnet: Devnet, options: DevnetOptions, json: boolean, seconds: string, dashboardUrl: string): void {
   const info = devnet.info;
   if (json) {
-    process.stdout.write(toJson({ event: "ready", file: devnet.file, dir: devnet.dir, ...info }) + "\n");
+    process.stdout.write(toJson({ event: "ready", file: devnet.file, dir: devnet.dir, dashboardUrl, ...info }) + "\n");
     return;
   }
   const lines = [
@@ -115,6 +137,7 @@ function printStatus(devnet: Devnet, options: DevnetOptions, json: boolean, seco
     ...info.agents.map((a) => `  ${a.name.padEnd(12)} ${a.address}  ${a.peerId}  pid ${a.pid}`),
     `  validators: ${info.agents.filter((a) => a.role === "validator").length}${info.validatorsNote ? ` (${info.validatorsNote})` : ""}`,
     `  client ${info.clientAddress}: muri put FILE --devnet ${options.dir}`,
+    `  dashboard ${dashboardUrl}`,
     `  state in ${devnet.file}, logs in ${devnet.dir}/logs/`,
     "Ctrl-C stops it.",
   ];

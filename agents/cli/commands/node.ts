@@ -5,16 +5,17 @@
  */
 import { readFile } from "node:fs/promises";
 import type { Hex } from "viem";
-import { DEFAULT_CONFIRMATIONS, decryptKeystore, KeystoreError, PUBLIC_CHAIN_CONFIRMATIONS } from "../../chain/index.js";
+import { DEFAULT_CONFIRMATIONS, decryptKeystore, KeystoreError, PUBLIC_CHAIN_CONFIRMATIONS, type Deployment } from "../../chain/index.js";
+import { createDashboardSource, startDashboardServer, type DashboardServer } from "../../roles/shared/dashboard.js";
 import { createNodeAgent, DEFAULT_CAPACITY } from "../../roles/node/node-agent.js";
 import { CapacityError, describeBytes, describeCapacity, type CapacitySpec } from "../../store/index.js";
 import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";
-import { runForeground, type LocalCommand } from "../devnet/local-command.js";
+import { runForeground, type ForegroundAgent, type LocalCommand } from "../devnet/local-command.js";
 import { jsonStderrLogger } from "../../store/logger.js";
 import { ExitCode, UsageError } from "../errors.js";
 import { canPrompt, promptHidden } from "../prompt.js";
-import { parseCapacity, parseInteger, parseKey, parseMultiaddr, parseMuri, readPassphraseFile } from "../values.js";
+import { parseCapacity, parseHttpPort, parseInteger, parseKey, parseMultiaddr, parseMuri, readPassphraseFile } from "../values.js";
 
 interface NodeOptions {
   key: () => Promise<Hex>;
@@ -24,8 +25,44 @@ interface NodeOptions {
   prove: boolean;
   confirmations?: number;
   metricsPort?: number;
+  http?: number;
   announce?: string[];
   minTaskFee?: bigint;
+}
+
+/** `--http PORT` of the agents' commands. */
+export const HTTP_HELP = "  --http PORT          serve the dashboard (nodes, Magus, tasks, plots; chain + this agent's /metrics) on http://127.0.0.1:PORT/ (0: a free port)";
+
+type AgentStatus = { address: string; peerId: string; multiaddrs: string[]; metricsUrl?: string | null };
+
+/**
+ * `agent`, serving the dashboard on 127.0.0.1:`port` once started (when `port` is given): the
+ * chain's public data and this agent's own `/metrics` (its health). Its status gains `dashboardUrl`.
+ */
+export function withDashboard<S extends AgentStatus>(
+  agent: ForegroundAgent<S>,
+  port: number | undefined,
+  role: "node" | "validator",
+  target: { deployment: Deployment; rpcUrl: string },
+): ForegroundAgent<S & { dashboardUrl?: string }> {
+  if (port === undefined) return agent;
+  let server: DashboardServer | undefined;
+  return {
+    async start() {
+      const status = await agent.start();
+      const self = { name: `this ${role}`, role, address: status.address as `0x${string}`, metricsUrl: status.metricsUrl ?? undefined };
+      try {
+        server = await startDashboardServer({ port }, { source: createDashboardSource({ deployment: target.deployment, rpcUrl: target.rpcUrl, agents: () => [self] }) });
+      } catch (err) {
+        throw new UsageError(`--http ${port}: cannot serve the dashboard there (${(err as Error).message}); pick another port or 0`);
+      }
+      return { ...status, dashboardUrl: server.url };
+    },
+    async stop() {
+      await server?.close();
+      await agent.stop();
+    },
+  };
 }
 
 /** `--announce MA`, repeatable: the multiaddrs an agent registers for others to dial. */
@@ -117,13 +154,13 @@ function parseOptions(args: CommandArgs, env: NodeJS.ProcessEnv = process.env): 
   const capacityArg = args.string("capacity");
   const capacity = capacityArg === undefined ? undefined : parseCapacity(capacityArg, "--capacity");
   const minFee = args.string("min-task-fee");
-  return { key, dir, listen: listen.length ? listen : undefined, capacity, prove: !args.flag("no-prove"), confirmations: parseConfirmations(args), metricsPort: parseMetricsPort(args), announce: parseAnnounce(args), minTaskFee: minFee === undefined ? undefined : parseMuri(minFee, "--min-task-fee", true) };
+  return { key, dir, listen: listen.length ? listen : undefined, capacity, prove: !args.flag("no-prove"), confirmations: parseConfirmations(args), metricsPort: parseMetricsPort(args), http: parseHttpPort(args), announce: parseAnnounce(args), minTaskFee: minFee === undefined ? undefined : parseMuri(minFee, "--min-task-fee", true) };
 }
 
 export const nodeCommand: LocalCommand = {
   path: ["node"],
   summary: "run a storage node agent in the foreground until Ctrl-C",
-  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--capacity P%|SIZE] [--no-prove] [--confirmations N] [--metrics-port N] [--min-task-fee MURI]",
+  usage: "muri node --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--capacity P%|SIZE] [--no-prove] [--confirmations N] [--metrics-port N] [--http PORT] [--min-task-fee MURI]",
   help: [
     "  --dir DIR            node data directory (created if missing; a restart resumes from it)",
     ...KEYSTORE_HELP,
@@ -135,6 +172,7 @@ export const nodeCommand: LocalCommand = {
     ANNOUNCE_HELP,
     CONFIRMATIONS_HELP,
     "  --metrics-port N     serve Prometheus /metrics on 127.0.0.1:N (0: a free port): follower health, p2p counters",
+    HTTP_HELP,
     "  --min-task-fee MURI  do not answer on-chain search tasks paying less (default 0)",
     "  the key is --key, $MURI_KEY or $MURI_NODE_KEY (never a devnet's clientKey); it registers and stakes if needed",
   ],
@@ -145,6 +183,7 @@ export const nodeCommand: LocalCommand = {
     "no-prove": { type: "boolean" },
     confirmations: { type: "string" },
     "metrics-port": { type: "string" },
+    http: { type: "string" },
     announce: { type: "string", multiple: true },
     ...KEYSTORE_OPTIONS,
     "min-task-fee": { type: "string" },
@@ -171,17 +210,19 @@ export const nodeCommand: LocalCommand = {
         capacity: options.capacity,
         prove: options.prove,
         confirmations: options.confirmations,
-        metricsPort: options.metricsPort,
+        // The dashboard reads this node's health from its /metrics: --http alone serves both.
+        metricsPort: options.metricsPort ?? (options.http !== undefined ? 0 : undefined),
         announce: options.announce,
         minTaskFee: options.minTaskFee,
       },
       { logger: jsonStderrLogger("node") },
     );
     try {
-      await runForeground("node", agent, json, (status) => [
+      await runForeground("node", withDashboard(agent, options.http, "node", target), json, (status) => [
         `node ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
         `  capacity ${describeBytes(status.capacity)} (${status.capacity} bytes, registered on chain)`,
         ...(status.metricsUrl ? [`  metrics ${status.metricsUrl}`] : []),
+        ...(status.dashboardUrl ? [`  dashboard ${status.dashboardUrl}`] : []),
       ]);
     } catch (err) {
       // A capacity the disk or the node's memberships cannot take is bad input: exit 2, nothing sent.

@@ -10,8 +10,8 @@ import type { CommandArgs } from "../command.js";
 import { resolveTarget } from "../context.js";
 import { runForeground, type LocalCommand } from "../devnet/local-command.js";
 import { ExitCode } from "../errors.js";
-import { parseInteger, parseMultiaddr, parseMuri } from "../values.js";
-import { agentKey, KEYSTORE_HELP, KEYSTORE_OPTIONS, ANNOUNCE_HELP, CONFIRMATIONS_HELP, parseAnnounce, parseConfirmations, parseMetricsPort } from "./node.js";
+import { parseHttpPort, parseInteger, parseMultiaddr, parseMuri } from "../values.js";
+import { agentKey, KEYSTORE_HELP, KEYSTORE_OPTIONS, ANNOUNCE_HELP, CONFIRMATIONS_HELP, HTTP_HELP, parseAnnounce, parseConfirmations, parseMetricsPort, withDashboard } from "./node.js";
 
 function parseOptions(args: CommandArgs) {
   const dir = args.required("dir", "the validator's data directory (keys, metadata, documents)");
@@ -24,6 +24,7 @@ function parseOptions(args: CommandArgs) {
     key,
     listen: listen.length ? listen : undefined,
     metricsPort: parseMetricsPort(args),
+    http: parseHttpPort(args),
     auditIntervalMs: auditMs === undefined ? undefined : Number(parseInteger(auditMs, "--audit-ms", { max: 86_400_000n })),
     stake: stake === undefined ? undefined : parseMuri(stake, "--stake"),
     claimRewards: args.flag("claim"),
@@ -35,12 +36,13 @@ function parseOptions(args: CommandArgs) {
 export const validatorCommand: LocalCommand = {
   path: ["validator"],
   summary: "run a validator agent in the foreground until Ctrl-C",
-  usage: "muri validator --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--metrics-port N] [--audit-ms MS] [--stake MURI] [--claim] [--confirmations N]",
+  usage: "muri validator --key HEX --dir DIR [--rpc URL] [--devnet DIR | --deployment FILE] [--listen MA]... [--announce MA]... [--metrics-port N] [--http PORT] [--audit-ms MS] [--stake MURI] [--claim] [--confirmations N]",
   help: [
     "  --dir DIR            validator data directory (created if missing; a restart resumes from it)",
     ...KEYSTORE_HELP,
     "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
     "  --metrics-port N     serve Prometheus /metrics on 127.0.0.1:N (0: a free port)",
+    HTTP_HELP,
     "  --audit-ms MS        pause between retrieval audit rounds (default 30000; 0 turns audits off)",
     "  --stake MURI         stake registered if not yet registered (default 2 x minStake)",
     "  --claim              claim the validator's rewards after each finalized epoch",
@@ -52,6 +54,7 @@ export const validatorCommand: LocalCommand = {
     dir: { type: "string" },
     listen: { type: "string", multiple: true },
     "metrics-port": { type: "string" },
+    http: { type: "string" },
     "audit-ms": { type: "string" },
     stake: { type: "string" },
     claim: { type: "boolean" },
@@ -81,15 +84,16 @@ export const validatorCommand: LocalCommand = {
         stake: options.stake,
         auditIntervalMs: options.auditIntervalMs,
         claimRewards: options.claimRewards,
-        metricsPort: options.metricsPort,
+        metricsPort: options.metricsPort ?? (options.http !== undefined ? 0 : undefined),
         confirmations: options.confirmations,
         announce: options.announce,
       },
       { logger: jsonStderrLogger("validator") },
     );
-    await runForeground("validator", agent, json, (status) => [
+    await runForeground("validator", withDashboard(agent, options.http, "validator", target), json, (status) => [
       `validator ${status.address} up on chain ${target.deployment.chainId} (${target.rpcUrl})`,
       ...(status.metricsUrl ? [`  metrics ${status.metricsUrl}`] : []),
+      ...(status.dashboardUrl ? [`  dashboard ${status.dashboardUrl}`] : []),
     ]);
     return ExitCode.ok;
   },

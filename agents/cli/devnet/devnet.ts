@@ -63,6 +63,8 @@ export interface DevnetAgent {
   pid: number;
   dataDir: string;
   logFile: string;
+  /** The agent's Prometheus `/metrics` (127.0.0.1, a free port): the dashboard scrapes it. */
+  metricsUrl?: string;
 }
 
 /** DIR/devnet.json: the deployment fields (so `--devnet DIR` reads it as a deployment) plus the rest. */
@@ -204,13 +206,13 @@ export async function startDevnet(init: DevnetInit): Promise<Devnet> {
         const key = devnetKey(p.index);
         const m = spawnManaged({
           name: p.name,
-          args: ["--import", "tsx", p.role === "node" ? RUN_NODE : RUN_VALIDATOR, "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", dataDir],
+          args: ["--import", "tsx", p.role === "node" ? RUN_NODE : RUN_VALIDATOR, "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", dataDir, "--metrics-port", "0"],
           env: { ...process.env, MURI_NODE_KEY: key, MURI_VALIDATOR_KEY: key },
           logFile: join(logs, `${p.name}.log`),
           pipeStdout: true,
         });
         processes.push(m);
-        const ready = await readyLine<{ address: Address; peerId: string; multiaddrs: string[] }>(m, AGENT_READY_MS, init.signal);
+        const ready = await readyLine<{ address: Address; peerId: string; multiaddrs: string[]; metricsUrl?: string }>(m, AGENT_READY_MS, init.signal);
         const agent: DevnetAgent = {
           name: p.name,
           role: p.role,
@@ -220,6 +222,7 @@ export async function startDevnet(init: DevnetInit): Promise<Devnet> {
           pid: m.pid,
           dataDir,
           logFile: m.logFile,
+          ...(ready.metricsUrl ? { metricsUrl: ready.metricsUrl } : {}),
         };
         return { agent, process: m };
       }),

@@ -37,19 +37,37 @@ export interface MetricsServer {
 }
 
 export async function startMetricsServer(init: MetricsServerInit, components: MetricsServerComponents): Promise<MetricsServer> {
-  const host = init.host ?? "127.0.0.1";
   const { registry } = components;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server = await startHttpServer(init, (req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (req.method !== "GET" || path !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
       return;
     }
-    registry.metrics().then(
-      (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
-      (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`${(err as Error).message}\n`),
-    );
+    serveMetrics(registry, res);
   });
+  return { ...server, url: `${server.origin}/metrics` };
+}
+
+/** Answers with `registry`'s metrics in Prometheus text format (500 and the message if collecting fails). */
+export function serveMetrics(registry: Registry, res: ServerResponse): void {
+  registry.metrics().then(
+    (body) => res.writeHead(200, { "content-type": registry.contentType }).end(body),
+    (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`${(err as Error).message}\n`),
+  );
+}
+
+/** A listening HTTP server: its port, `http://host:port` and how to close it. */
+export interface HttpServer {
+  readonly port: number;
+  readonly origin: string;
+  close(): Promise<void>;
+}
+
+/** Listens on `init.host` (default 127.0.0.1) and `init.port` (0: a free one) with `handler`. */
+export async function startHttpServer(init: MetricsServerInit, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<HttpServer> {
+  const host = init.host ?? "127.0.0.1";
+  const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(init.port, host, () => {
@@ -60,7 +78,7 @@ export async function startMetricsServer(init: MetricsServerInit, components: Me
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    url: `http://${host}:${port}/metrics`,
+    origin: `http://${host}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -121,6 +121,12 @@ describe("muri (bin/muri.js)", () => {
     const badPath = await muri(["get", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "-o", tree, "--path", "/etc/passwd"]);
     assert.equal(badPath.code, 2);
     assert.match(oneLine(badPath), /--path: "\/etc\/passwd" must be a path inside the directory/);
+    // --http PORT (the dashboard): a port, checked before any key, chain or process.
+    for (const command of [["devnet"], ["node", "--dir", tree, "--key", "0x" + "11".repeat(32)], ["validator", "--dir", tree, "--key", "0x" + "11".repeat(32)]]) {
+      const http = await muri([...command, "--http", "70000"]);
+      assert.equal(http.code, 2, http.stderr);
+      assert.match(oneLine(http), /--http: must be at most 65535, got 70000/);
+    }
   });
 
   describe("against a hardhat chain", () => {

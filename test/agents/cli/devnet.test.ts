@@ -5,6 +5,10 @@
  * devnet in the same directory fail with one line; SIGTERM stops everything (exit 0, no pid of
  * devnet.json left, RPC port closed). Then three quick start/stop cycles in the same directory
  * leave no process and no port behind.
+ * The devnet's dashboard is loaded in a real headless Chromium (puppeteer-core; scripts/chromium.sh
+ * installs Debian's package): the nodes and the Magu it shows match `muri status` (the chain); a
+ * node killed with SIGKILL shows "down" within one period; a screenshot is saved (to
+ * MURI_DASHBOARD_SCREENSHOT when set, as docs/dashboard.png was made).
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -16,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, test } from "node:test";
+import puppeteer from "puppeteer-core";
 import { MURI_BIN as MURI, ROOT, muri } from "./run-muri.js";
 
 /**
@@ -27,6 +32,8 @@ const STOP_MS = 60_000;
 
 interface DevnetInfo {
   rpcUrl: string;
+  dashboardUrl: string;
+  blockMs: number;
   pid: number;
   chainPid: number;
   clientKey: string;
@@ -187,6 +194,10 @@ describe("muri devnet", { timeout: 1_200_000 }, () => {
     assert.equal(existsSync(join(dir, "bad.bin")), false);
 
     t0 = performance.now();
+    await checkDashboard(devnet.info, dir, stored);
+    console.log(`# dashboard in Chromium (load, compare, node killed and shown down, screenshot): ${Math.round(performance.now() - t0)} ms`);
+
+    t0 = performance.now();
     await stopAndCheck(devnet);
     console.log(`# devnet stopped: ${Math.round(performance.now() - t0)} ms`);
     assert.equal(existsSync(join(dir, "devnet.pid")), false, "the lock is released");
@@ -202,3 +213,69 @@ describe("muri devnet", { timeout: 1_200_000 }, () => {
     }
   });
 });
+
+/** Debian's Chromium (scripts/chromium.sh installs it); MURI_CHROMIUM overrides the path. */
+const CHROMIUM = process.env.MURI_CHROMIUM ?? "/usr/bin/chromium";
+
+/**
+ * Opens the devnet's dashboard in headless Chromium: nodes and Magu as `muri status` reads them
+ * from the chain, all up; then the last node is SIGKILLed and the page must show it down (and the
+ * Magu's stripes degraded) within one period; a screenshot is saved.
+ */
+async function checkDashboard(info: DevnetInfo, dir: string, stored: { maguId: string; members: string[] }): Promise<void> {
+  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: run scripts/chromium.sh (installs Debian's chromium) or set MURI_CHROMIUM`);
+  const status = await muri(["status", "--devnet", dir, "--json"]);
+  assert.equal(status.code, 0, status.stderr);
+  const chain = JSON.parse(status.stdout) as {
+    period: string;
+    nodes: { address: string; stake: string; reputation: string }[];
+    magus: { id: string; members: string[]; fragments: number }[];
+  };
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    // Without the background-networking flags Chromium dials out (updates, sync), and this
+    // machine's closed network refuses it loudly.
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    userDataDir: await mkdtemp(join(tmpdir(), "muri-chromium-")),
+  });
+  try {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1400, height: 1000 });
+    const pageErrors: string[] = [];
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    await page.goto(info.dashboardUrl, { waitUntil: "load" });
+    // (The page's code runs in the browser: given as strings, since this project's types have no DOM.)
+    await page.waitForFunction(`document.querySelectorAll("#nodes tr[data-node]").length === ${chain.nodes.length}`, { timeout: 60_000 });
+    await page.waitForFunction(`document.querySelectorAll("#nodes tr[data-health=up]").length === ${chain.nodes.length}`, { timeout: 60_000 });
+    const shown = await page.$$eval("#nodes tr[data-node]", (rows) => rows.map((r) => r.getAttribute("data-node")));
+    assert.deepEqual(shown.sort(), chain.nodes.map((n) => n.address.toLowerCase()).sort());
+    assert.deepEqual(shown.sort(), info.agents.map((a) => a.address.toLowerCase()).sort());
+    // The Magu the put made: its id, and its members as the chain lists them.
+    const magu = chain.magus.find((m) => m.id === stored.maguId);
+    assert.ok(magu, `muri status lists Magu ${stored.maguId}`);
+    const members = await page.$$eval(`#magus tr[data-magu="${stored.maguId}"] [data-member]`, (els) => els.map((e) => e.getAttribute("data-member")));
+    assert.deepEqual(members.sort(), magu.members.map((m) => m.toLowerCase()).sort());
+    const fragments = await page.$eval(`#magus tr[data-magu="${stored.maguId}"] td:nth-child(4)`, (e) => e.textContent);
+    assert.match(fragments ?? "", new RegExp(`^${magu.fragments}/`));
+
+    // A node goes down: within one period the page says so (its /metrics stops answering).
+    const summary = await page.$eval("#summary", (e) => e.textContent ?? "");
+    const periodBlocks = /period \d+ \((\d+) blocks\)/.exec(summary);
+    assert.ok(periodBlocks, `the summary line gives the period's length: ${summary}`);
+    const periodMs = Number(periodBlocks[1]) * info.blockMs;
+    const victim = info.agents[info.agents.length - 1]!;
+    const killedAt = performance.now();
+    process.kill(victim.pid, "SIGKILL");
+    await page.waitForSelector(`#nodes tr[data-node="${victim.address.toLowerCase()}"][data-health=down]`, { timeout: periodMs });
+    const shownDownMs = Math.round(performance.now() - killedAt);
+    console.log(`# dashboard shows the killed node down after ${shownDownMs} ms (one period: ${periodMs} ms)`);
+    await page.waitForSelector(`#magus tr[data-magu="${stored.maguId}"] .stripe.degraded`, { timeout: periodMs });
+    assert.equal(await page.$$eval("#nodes tr[data-health=up]", (r) => r.length), 2, "the other two nodes stay up");
+    assert.deepEqual(pageErrors, [], "no script error on the page");
+    const shot = process.env.MURI_DASHBOARD_SCREENSHOT ?? join(dir, "dashboard.png");
+    await page.screenshot({ path: shot as `${string}.png`, fullPage: true });
+    assert.ok((await readFile(shot)).subarray(1, 4).toString() === "PNG", `${shot} is a PNG`);
+  } finally {
+    await browser.close();
+  }
+}
