@@ -19,6 +19,8 @@
  *   a vector deleted, an on-chain task submitted; malformed JSON, a wrong dimension and an unknown
  *   Magu refused with nothing committed; every documented route answers and the JSON answers match
  *   their documented schemas; another account's daemon is refused the owner's private Magu (403);
+ *   a put under `Prefer: respond-async` polled while it runs: its progress (bytes encoded, fragments
+ *   pushed, acknowledgements) only grows and ends at the totals;
  * - `muri magu visibility ID public`: anyone is served;
  * - paid searches: `muri magu search-price`, `muri magu deposit`, searches with vouchers, the
  *   members settle them on chain (each paid exactly what it answered), a searcher without a
@@ -322,6 +324,32 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
       const blobUrl = `${url}/v1/blobs/${stored.manifestCid}`;
       // The new Magu was paid for this body's shards only: one more body is more than it holds.
       await problem(await fetch(`${url}/v1/blobs?magu=${stored.maguId}`, { method: "PUT", body, headers: auth }), 413, "ERR_MAGU_FULL");
+
+      // An asynchronous put: its operation, polled while it runs, reports the client's own progress
+      // events (bytes encoded, fragments pushed, acknowledgements), each counter only growing.
+      const big = randomBytes(6 * 1024 * 1024 + 12_345);
+      const asyncPut = await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body: big, headers: { ...auth, prefer: "respond-async" } });
+      assert.equal(asyncPut.status, 202, await asyncPut.clone().text());
+      const putOp = (await asyncPut.json()) as { id: string };
+      type Counters = { bytesTotal: number; bytesEncoded: number; fragmentsTotal: number; fragmentsPushed: number; acksTotal: number; acksReceived: number };
+      const seen: Array<Partial<Counters> & { phase: string }> = [];
+      const putDone = await waitFor("the put operation is done", 120_000, async () => {
+        const view = (await (await fetch(`${url}/v1/operations/${putOp.id}`, { headers: auth })).json()) as { state: string; progress: Partial<Counters> & { phase: string }; result?: { shards: number; fileSize: number }; problem?: unknown };
+        if (view.state === "running") seen.push(view.progress);
+        return view.state !== "running" ? view : undefined;
+      }, 20);
+      assert.equal(putDone.state, "done", JSON.stringify(putDone.problem));
+      const counters = ["bytesEncoded", "fragmentsPushed", "acksReceived"] as const;
+      for (let i = 1; i < seen.length; i++) {
+        for (const c of counters) assert.ok((seen[i]![c] ?? 0) >= (seen[i - 1]![c] ?? 0), `${c} never goes back: ${JSON.stringify(seen[i - 1])} then ${JSON.stringify(seen[i])}`);
+      }
+      const distinct = new Set(seen.map((p) => JSON.stringify(p)));
+      assert.ok(distinct.size >= 2, `progress changed while the put ran: ${[...distinct].join(" | ")}`);
+      assert.ok(seen.some((p) => p.fragmentsTotal === putDone.result!.shards && p.bytesTotal === big.length), "totals known while it runs");
+      const final = putDone.progress as Counters & { phase: string };
+      assert.equal(putDone.result!.fileSize, big.length);
+      assert.deepEqual([final.phase, final.bytesEncoded, final.fragmentsPushed, final.fragmentsTotal, final.acksReceived, final.acksTotal], ["done", big.length, putDone.result!.shards, putDone.result!.shards, 3, 3]);
+      console.log(`# async put: ${distinct.size} distinct progress snapshots while running`);
 
       // Ranges first: only the fragments holding them are fetched, the file is not (nothing in the cache).
       const part = await fetch(blobUrl, { headers: { ...auth, range: "bytes=1000-1999" } });
