@@ -653,6 +653,7 @@ class Client implements StorageClient {
     const expected = shardCountOf(fileSize, k, m);
     const progress = new ProgressTracker(options.onProgress, { phase: "encrypting and encoding", bytesTotal: fileSize, fragmentsTotal: expected });
     let encodedAll = false;
+    let formed = false;
     const forming =
       put.maguId !== undefined
         ? this.formPaid(BigInt(put.maguId))
@@ -660,7 +661,12 @@ class Client implements StorageClient {
             put.maguId = maguId.toString();
             await writePendingPut(records, put);
           });
-    forming.then(() => progress.set({ phase: encodedAll ? "pushing shards to the members" : "encrypting and encoding (Magu formed)" })).catch(() => undefined); // awaited below, after the encoding
+    forming
+      .then(() => {
+        formed = true;
+        progress.set({ phase: encodedAll ? "pushing shards to the members" : "encrypting and encoding (Magu formed)" });
+      })
+      .catch(() => undefined); // awaited below, after the encoding
     const stage = this.stageFor(staging, expected);
     // 3. Once it is formed, open the Magu's first batch and push each shard to its holder as the
     //    encoder stages it (batch.ts `open`): the pushes overlap the encoding.
@@ -718,7 +724,7 @@ class Client implements StorageClient {
       const { manifest, manifestBytes, manifestCid } = encoded;
       const count = manifest.shards.length;
       this.log.info("encoded", { path, fileSize, shards: count, ms: Math.round(performance.now() - started) });
-      progress.set({ bytesEncoded: fileSize, phase: (await forming.then(() => true, () => false)) ? "pushing shards to the members" : "forming the Magu" });
+      progress.set({ bytesEncoded: fileSize, phase: formed ? "pushing shards to the members" : "forming the Magu" });
       const { maguId, members: memberAddresses } = await forming;
       if (put.manifestCid === undefined) {
         put.manifestCid = manifestCid.toString();
