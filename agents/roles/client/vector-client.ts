@@ -256,7 +256,7 @@ export interface VectorClient {
   readonly address: Address;
   /** Reads and checks a vector file (nothing sent). */
   readFile(path: string, dim: number): Promise<VectorFile>;
-  /** The dimension (bits for Hamming) and metric of vector Magu `maguId`, read from the chain. */
+  /** The dimension (bits for Hamming) and metric of vector Magu `maguId`, read from the chain (then cached with the Magu view: they never change). */
   vectorParams(maguId: bigint): Promise<{ dim: number; metric: VectorMetric }>;
   /** `input`: a file path (read by the Magu's metric: binary vectors for Hamming), or a file already read. */
   add(maguId: bigint, input: string | VectorFile | BitVectorFile, options?: AddOptions): Promise<AddResult>;
@@ -519,7 +519,8 @@ class VectorClientImpl implements VectorClient {
   }
 
   async vectorParams(maguId: bigint): Promise<{ dim: number; metric: VectorMetric }> {
-    const m = await this.magu(maguId);
+    // A Magu's dimension and metric never change: the cached view (as search reads it) will do.
+    const m = await this.cachedMagu(maguId);
     return { dim: m.dim, metric: m.metric };
   }
 
