@@ -67,13 +67,16 @@ export default tseslint.config(
     },
   },
   // Layers: data/, store/, p2p/, chain/ and index/ never import roles/ or cli/; inside roles/, each
-  // role folder (node/, validator/, client/) builds on shared/ and never on another role.
+  // role folder (node/, validator/, client/) builds on shared/ and never on another role; sdk/ on
+  // nothing of the agents.
   ...[
     { files: ["agents/{data,store,p2p,chain,index}/**/*.ts"], banned: ["**/roles/**", "**/cli/**"] },
     { files: ["agents/roles/shared/**/*.ts"], banned: ["../node/*", "../validator/*", "../client/*", "**/cli/**"] },
     { files: ["agents/roles/node/**/*.ts"], banned: ["../validator/*", "../client/*", "**/cli/**"] },
     { files: ["agents/roles/validator/**/*.ts"], banned: ["../node/*", "../client/*", "**/cli/**"] },
     { files: ["agents/roles/client/**/*.ts"], banned: ["../node/*", "../validator/*", "**/cli/**"] },
+    // The SDK (agents/sdk) talks to muri serve over HTTP alone: it imports nothing of the agents.
+    { files: ["agents/sdk/**/*.ts"], banned: ["../*", "../**"] },
   ].map(({ files, banned }) => ({
     files,
     rules: {

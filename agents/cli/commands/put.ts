@@ -10,30 +10,14 @@ import { resolve } from "node:path";
 import { COMPRESSION_CHOICES, ZSTD_AVAILABLE, type CompressionChoice } from "../../data/compression.js";
 import { CLIENT_DEFAULTS, type PutOptions, type PutResult } from "../../roles/client/client.js";
 import { FolderError, scanDirectory } from "../../roles/client/folder.js";
+import { describeProgress, type TransferProgress } from "../../roles/client/progress.js";
+import { silentLogger } from "../../store/logger.js";
 import type { Command } from "../command.js";
 import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-client.js";
 import { humanBytes, startProgress } from "../devnet/progress.js";
 import { UsageError } from "../errors.js";
 import { formatMuri, parseInteger, parseMuri } from "../values.js";
 
-/** Client log messages of a put into a new Magu (encoding and forming overlap). */
-function newMaguPhases(): (msg: string) => string | undefined {
-  let encoded = false;
-  let formed = false;
-  return (msg) => {
-    if (msg === "encoded") encoded = true;
-    else if (msg === "magu formed") formed = true;
-    else return undefined;
-    if (encoded && formed) return "committing and pushing shards to the members";
-    return encoded ? "forming the Magu" : "encrypting and encoding (Magu formed)";
-  };
-}
-/** Client log messages of a put into an existing Magu -> what the progress line says next. */
-const APPEND_PHASES: Record<string, string> = {
-  "append checked": "encrypting and encoding",
-  encoded: "committing the new root",
-  "data committed": "pushing shards to the members",
-};
 /** Options a Magu fixes: refused beside --magu. */
 const NEW_MAGU_OPTIONS = ["data-shards", "parity-shards", "members", "periods", "price"] as const;
 
@@ -127,26 +111,21 @@ export const putCommand: Command = {
       }
       const progress = startProgress(`put ${isDir ? `${tree!.files} files, ` : ""}${humanBytes(size)}`);
       progress.update(into === undefined ? "encrypting and encoding" : `checking Magu ${into}`);
-      // The client reports its phases through its logger; the progress line follows them.
-      const phases = into === undefined ? newMaguPhases() : (msg: string) => APPEND_PHASES[msg];
-      const phase = (msg: string) => {
-        const next = phases(msg);
-        if (next !== undefined) progress.update(next);
-      };
-      const logger = { debug: phase, info: phase, warn: () => undefined, error: () => undefined };
+      // The client's progress events (progress.ts): the same ones GET /v1/operations/{id} reports.
+      const onProgress = (p: Readonly<TransferProgress>): void => progress.update(describeProgress(p, humanBytes));
       let client;
       try {
-        client = await startClient(args, ctx, dir, logger);
+        client = await startClient(args, ctx, dir, silentLogger);
       } catch (err) {
         progress.done();
         throw err;
       }
       try {
         const result: PutResult & { directory?: Awaited<ReturnType<typeof scanDirectory>> & { packSize: number; stored: number; compressed: number } } = isDir
-          ? await client.putDirectory(file, options, into)
+          ? await client.putDirectory(file, { ...options, onProgress }, into)
           : into === undefined
-            ? await client.put(file, options)
-            : await client.putInto(into, file, { ...(compress !== undefined ? { compress } : {}) });
+            ? await client.put(file, { ...options, onProgress })
+            : await client.putInto(into, file, { onProgress, ...(compress !== undefined ? { compress } : {}) });
         const manifest = result.manifestCid.toString();
         const d = result.directory;
         const what = d !== undefined ? `directory ${file} (${d.files} files, ${d.directories} subdirectories${d.symlinks > 0 ? `, ${d.symlinks} symlinks` : ""}, ${humanBytes(d.bytes)}${d.compressed > 0 ? `, ${d.compressed} files compressed` : ""}; packed into ${humanBytes(result.fileSize)})` : `${file} (${humanBytes(result.fileSize)}${result.compression !== undefined ? ` ${result.compression}-compressed` : ""})`;

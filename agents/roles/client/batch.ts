@@ -20,6 +20,7 @@ import { batchDomain, openTypedData, proposalTypedData, type Deployment, type Si
 import { appendProof, maguRoot } from "../../data/merkle.js";
 import { searchRequest } from "../../p2p/index.js";
 import type { Logger } from "../../store/logger.js";
+import type { ProgressTracker } from "./progress.js";
 
 /** A member in its slot; undefined for a vacant slot. */
 export interface SlotMember {
@@ -157,11 +158,12 @@ export class BatchDelivery {
   /**
    * Steps 1-4 (module comment) for `content`; `push(alive, fail)` delivers the batch's documents
    * and any fragments not pushed yet to the slots in `alive`, and reports a member that failed
-   * with `fail(slot, error)` (it is then skipped).
+   * with `fail(slot, error)` (it is then skipped). `progress` hears the acknowledgements and the commit.
    */
   async finish(
     content: Pick<BatchPlan, "committedRoots" | "newRoots" | "indexCid">,
     push: (alive: ReadonlySet<number>, fail: (slot: number, error: unknown) => void) => Promise<void>,
+    progress?: ProgressTracker,
   ): Promise<BatchResult> {
     const { maguId, batch, slots, tolerated } = this.target;
     const { deps, alive, fail } = this;
@@ -186,6 +188,7 @@ export class BatchDelivery {
     deps.log.debug("batch delivered", { magu: maguId.toString(), batch, members: alive.size });
 
     // 3. Acknowledgements.
+    progress?.set({ phase: "collecting acknowledgements", acksTotal: progress.snapshot.acksTotal + alive.size });
     const acks: Hex[] = slots.map(() => "0x");
     const attempts = deps.ackAttempts ?? 5;
     await Promise.all(
@@ -196,6 +199,7 @@ export class BatchDelivery {
             const answer = await this.ask(slot, { op: "batch.ack", magu: maguId.toString(), batch }, "acknowledgement");
             if (typeof answer.signature !== "string" || !/^0x[0-9a-fA-F]{130}$/.test(answer.signature)) throw new Error("acknowledgement without a signature");
             acks[slot] = answer.signature as Hex;
+            progress?.add("acksReceived");
             return;
           } catch (err) {
             last = err;
@@ -209,6 +213,7 @@ export class BatchDelivery {
     if (missingList.length > tolerated) throw new BatchUnavailableError(maguId, missingList, tolerated);
 
     // 4. The commit: root, count, the index CID, the append proof and the acknowledgements.
+    progress?.set({ phase: "committing on chain" });
     const extension = appendProof(roots, content.committedRoots.length).map(hexOf);
     const block = await deps.commit([maguId, root, fragmentCount, hexOf(content.indexCid.bytes), extension, acks]);
     deps.log.info("batch committed", { magu: maguId.toString(), batch, fragments: fragmentCount, acknowledged: slots.length - missingList.length, missing: missingList.length });
@@ -221,6 +226,7 @@ export function deliverBatch(
   plan: BatchPlan,
   deps: BatchDeps,
   push: (alive: ReadonlySet<number>, fail: (slot: number, error: unknown) => void) => Promise<void>,
+  progress?: ProgressTracker,
 ): Promise<BatchResult> {
-  return new BatchDelivery(plan, deps).finish(plan, push);
+  return new BatchDelivery(plan, deps).finish(plan, push, progress);
 }

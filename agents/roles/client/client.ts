@@ -107,6 +107,7 @@ import { ClientAccess, createClientAccess, isAccessRefusal } from "./access.js";
 import { compressFile, packDirectory, prepareTarget, readHead, readPackTree, restoreTree, sequentialEntries, subtree, writeEntry, type PackStats } from "./folder.js";
 import { BatchDelivery, BatchUnavailableError, type BatchDeps, type BatchResult, type MissingMember, type SlotMember } from "./batch.js";
 import { ShardQueue, drainQueue } from "./shard-queue.js";
+import { ProgressTracker, type ProgressListener } from "./progress.js";
 import type { VectorClientErrorCode } from "./vector-client.js";
 import { CLIENT_DEFAULTS } from "./defaults.js";
 
@@ -215,6 +216,8 @@ export interface PutOptions {
    * sample shrinks by 10 % or more; a directory decides per file. Default none.
    */
   compress?: CompressionChoice;
+  /** Hears the put's progress (progress.ts): bytes encoded, fragments pushed, acknowledgements. */
+  onProgress?: ProgressListener;
 }
 
 /** Options of {@link StorageClient.get}. */
@@ -296,7 +299,7 @@ export interface StorageClient {
   stop(): Promise<void>;
   put(path: string, options?: PutOptions): Promise<PutResult>;
   /** Appends a file to an existing blob Magu the caller owns (see the module comment). */
-  putInto(maguId: bigint, path: string, options?: Pick<PutOptions, "compress">): Promise<PutResult>;
+  putInto(maguId: bigint, path: string, options?: Pick<PutOptions, "compress" | "onProgress">): Promise<PutResult>;
   /** Fetches a file or directory; `fileKey` (a share's, `muri share`) opens one another client stored. */
   get(ref: FileRef, outPath: string, options?: GetOptions): Promise<GetResult>;
   /** A stored file's size from its manifest (no shard fetched). */
@@ -528,9 +531,9 @@ class Client implements StorageClient {
   }
 
   /** Finishes a batch (batch.ts); one too few members took becomes ERR_NOT_AVAILABLE. */
-  private async finishBatch(delivery: BatchDelivery, content: Parameters<BatchDelivery["finish"]>[0], push: Parameters<BatchDelivery["finish"]>[1]): Promise<BatchResult> {
+  private async finishBatch(delivery: BatchDelivery, content: Parameters<BatchDelivery["finish"]>[0], push: Parameters<BatchDelivery["finish"]>[1], progress: ProgressTracker): Promise<BatchResult> {
     try {
-      return await delivery.finish(content, push);
+      return await delivery.finish(content, push, progress);
     } catch (err) {
       if (err instanceof BatchUnavailableError) {
         throw new StorageClientError("ERR_NOT_AVAILABLE", err.message, { maguId: err.maguId, missing: err.missing }, err);
@@ -549,8 +552,8 @@ class Client implements StorageClient {
     return this.withCompression(path, options.compress, (source, content) => this.putPath(source, options, content));
   }
 
-  async putInto(maguId: bigint, path: string, options: Pick<PutOptions, "compress"> = {}): Promise<PutResult> {
-    return this.withCompression(path, options.compress, (source, content) => this.putIntoPath(maguId, source, content));
+  async putInto(maguId: bigint, path: string, options: Pick<PutOptions, "compress" | "onProgress"> = {}): Promise<PutResult> {
+    return this.withCompression(path, options.compress, (source, content) => this.putIntoPath(maguId, source, content, options.onProgress));
   }
 
   async putDirectory(path: string, options: PutOptions = {}, into?: bigint): Promise<PutDirectoryResult> {
@@ -558,7 +561,7 @@ class Client implements StorageClient {
     try {
       const directory = await packDirectory(resolve(path), pack, options.compress ?? "none");
       this.log.info("packed", { path, files: directory.files, bytes: directory.bytes, packSize: directory.packSize });
-      const result = into === undefined ? await this.putPath(pack, options, CONTENT_DIRECTORY) : await this.putIntoPath(into, pack, CONTENT_DIRECTORY);
+      const result = into === undefined ? await this.putPath(pack, options, CONTENT_DIRECTORY) : await this.putIntoPath(into, pack, CONTENT_DIRECTORY, options.onProgress);
       return { ...result, directory };
     } finally {
       await this.dropTemp(pack);
@@ -648,6 +651,9 @@ class Client implements StorageClient {
     // 1. Encode into the staging store while 2. the Magu is created and formed: its size (the
     //    shard count) follows from the file size, so the chain work need not wait for the encoding.
     const expected = shardCountOf(fileSize, k, m);
+    const progress = new ProgressTracker(options.onProgress, { phase: "encrypting and encoding", bytesTotal: fileSize, fragmentsTotal: expected });
+    let encodedAll = false;
+    let formed = false;
     const forming =
       put.maguId !== undefined
         ? this.formPaid(BigInt(put.maguId))
@@ -655,7 +661,12 @@ class Client implements StorageClient {
             put.maguId = maguId.toString();
             await writePendingPut(records, put);
           });
-    forming.catch(() => undefined); // awaited below, after the encoding
+    forming
+      .then(() => {
+        formed = true;
+        progress.set({ phase: encodedAll ? "pushing shards to the members" : "encrypting and encoding (Magu formed)" });
+      })
+      .catch(() => undefined); // awaited below, after the encoding
     const stage = this.stageFor(staging, expected);
     // 3. Once it is formed, open the Magu's first batch and push each shard to its holder as the
     //    encoder stages it (batch.ts `open`): the pushes overlap the encoding.
@@ -670,7 +681,10 @@ class Client implements StorageClient {
       const pushed = drainQueue(queue, CLIENT_DEFAULTS.pushConcurrency, async ({ index, cid }) => {
         const slot = holderBlob(maguId, index, nMembers, k, m);
         if (!delivery.alive.has(slot)) return;
-        await this.pushTo(slots[slot]!, cid, await stage.get(cid), `shard ${index}`).catch((err: unknown) => delivery.fail(slot, err));
+        await this.pushTo(slots[slot]!, cid, await stage.get(cid), `shard ${index}`).then(
+          () => progress.add("fragmentsPushed"),
+          (err: unknown) => delivery.fail(slot, err),
+        );
       });
       return { onChain, slots, delivery, pushed };
     });
@@ -678,12 +692,15 @@ class Client implements StorageClient {
     try {
       let encoded: EncodeResult;
       try {
-        encoded = await encodeFile(createReadStream(path), { secret, k, m, content, fileId: Buffer.from(put.fileId, "hex") }, async (shards) => {
+        const source = createReadStream(path);
+        encoded = await encodeFile(source, { secret, k, m, content, fileId: Buffer.from(put.fileId, "hex") }, async (shards) => {
           for (const s of shards) {
             await stage.put(s.cid, s.bytes);
             handOver({ index: s.index, cid: s.cid });
           }
+          progress.set({ bytesEncoded: source.bytesRead });
         });
+        encodedAll = true;
         for (const item of held.splice(0)) queue.add(item);
         if (encoded.manifest.shards.length !== expected) throw new Error(`${path} encoded to ${encoded.manifest.shards.length} shards, ${expected} expected from its size (did it change while being read?)`);
         // Same file id, same bytes, same shards: a different manifest means the file changed, and
@@ -707,6 +724,7 @@ class Client implements StorageClient {
       const { manifest, manifestBytes, manifestCid } = encoded;
       const count = manifest.shards.length;
       this.log.info("encoded", { path, fileSize, shards: count, ms: Math.round(performance.now() - started) });
+      progress.set({ bytesEncoded: fileSize, phase: formed ? "pushing shards to the members" : "forming the Magu" });
       const { maguId, members: memberAddresses } = await forming;
       if (put.manifestCid === undefined) {
         put.manifestCid = manifestCid.toString();
@@ -716,6 +734,7 @@ class Client implements StorageClient {
         await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, 0);
         await clearPendingPut(records, path);
         this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
+        progress.set({ phase: "done" });
         return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses, missing };
       };
       const { onChain, slots, delivery, pushed } = await streaming;
@@ -744,7 +763,7 @@ class Client implements StorageClient {
             }
           }),
         ]);
-      });
+      }, progress);
       await this.tellValidators([{ cid: manifestCid, bytes: manifestBytes }, index]);
       return done(batch.missing);
     } finally {
@@ -963,13 +982,14 @@ class Client implements StorageClient {
     }
   }
 
-  private async putIntoPath(maguId: bigint, path: string, content: number): Promise<PutResult> {
+  private async putIntoPath(maguId: bigint, path: string, content: number, onProgress?: ProgressListener): Promise<PutResult> {
     const { p2p, staging, secret, records } = this.running();
     const started = performance.now();
     const release = await lockMaguRecord(records, maguId);
     let stage: ShardStage | undefined;
     const queue = new ShardQueue<{ index: number; cid: CID }>();
     let pushed: Promise<void> | undefined;
+    const progress = new ProgressTracker(onProgress, { phase: `checking Magu ${maguId}` });
     try {
       // 1. Everything that can refuse the put, before anything is encoded, pushed or sent.
       const registry = this.contracts.maguRegistry;
@@ -1016,6 +1036,7 @@ class Client implements StorageClient {
         fail("ERR_MAGU_RECORD", `the recorded files of Magu ${maguId} fold to ${hexRoot(oldRoots)}, the chain has ${info.root}: this client directory's record is not the Magu's on ${network}`);
       }
       this.log.info("append checked", { magu: maguId.toString(), fragments: info.fragmentCount, needed, left });
+      progress.set({ phase: "encrypting and encoding", bytesTotal: fileSize, fragmentsTotal: needed });
 
       // 2. Open the batch, then encode into memory or the staging store, each shard pushed to the
       //    holder placement names for Magu fragment offset + index as soon as it is staged.
@@ -1026,14 +1047,19 @@ class Client implements StorageClient {
       pushed = drainQueue(queue, CLIENT_DEFAULTS.pushConcurrency, async ({ index, cid }) => {
         const slot = holderBlob(maguId, offset + index, slots, k, m);
         if (!delivery.alive.has(slot)) return;
-        await this.pushTo(slotList[slot]!, cid, await staged.get(cid), `shard ${index}`).catch((err: unknown) => delivery.fail(slot, err));
+        await this.pushTo(slotList[slot]!, cid, await staged.get(cid), `shard ${index}`).then(
+          () => progress.add("fragmentsPushed"),
+          (err: unknown) => delivery.fail(slot, err),
+        );
       });
       const { handOver, held } = this.handOverTo(queue);
-      const { manifest, manifestBytes, manifestCid } = await encodeFile(createReadStream(path), { secret, k, m, content }, async (shards) => {
+      const source = createReadStream(path);
+      const { manifest, manifestBytes, manifestCid } = await encodeFile(source, { secret, k, m, content }, async (shards) => {
         for (const s of shards) {
           await staged.put(s.cid, s.bytes);
           handOver({ index: s.index, cid: s.cid });
         }
+        progress.set({ bytesEncoded: source.bytesRead });
       });
       for (const item of held.splice(0)) queue.add(item);
       const count = manifest.shards.length;
@@ -1042,6 +1068,7 @@ class Client implements StorageClient {
       const total = offset + count;
       const root = hexRoot([...oldRoots, ...manifest.roots.map((r) => Buffer.from(r, "hex"))]);
       this.log.info("encoded", { path, fileSize, shards: count, offset, ms: Math.round(performance.now() - started) });
+      progress.set({ bytesEncoded: fileSize, phase: "pushing shards to the members" });
 
       // 3. Propose, acknowledge, commit (batch.ts): every manifest (a replacement may lack an
       //    earlier one) and the index listing them all to every member, once the shards are
@@ -1065,11 +1092,13 @@ class Client implements StorageClient {
             }),
           ]);
         },
+        progress,
       );
       await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, offset);
       this.log.info("data committed", { magu: maguId.toString(), fragments: total, root });
       await this.tellValidators([...earlier, { cid: manifestCid, bytes: manifestBytes }, index]);
       this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), offset, ms: Math.round(performance.now() - started) });
+      progress.set({ phase: "done" });
       return { maguId, manifestCid, fileSize, shards: count, offset, fragmentCount: total, members: present, missing: batch.missing };
     } finally {
       queue.abort();

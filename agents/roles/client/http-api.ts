@@ -39,6 +39,7 @@ import { vectorRoutes, type Respond } from "./http-vectors.js";
 import { accepted, preferParam, vectorPaths, vectorSchemas } from "./http-openapi.js";
 import type { MaguChain } from "./magu-create.js";
 import { Operations } from "./operations.js";
+import type { TransferProgress } from "./progress.js";
 import type { VectorClient } from "./vector-client.js";
 
 export { Problem } from "./http-common.js";
@@ -202,8 +203,9 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     }
     const work = async (progress: (p: Record<string, unknown>) => void): Promise<Record<string, unknown>> => {
       try {
-        progress({ phase: into === undefined ? "encoding, forming the Magu and pushing shards" : `encoding and pushing shards into Magu ${into}` });
-        const result = into === undefined ? await client.put(file, put) : await client.putInto(into, file);
+        // The client's own progress events (progress.ts), as `muri put`'s progress line reads them.
+        const onProgress = (p: Readonly<TransferProgress>): void => progress({ ...p });
+        const result = into === undefined ? await client.put(file, { ...put, onProgress }) : await client.putInto(into, file, { onProgress });
         return putJson(result);
       } finally {
         await rm(file, { force: true });

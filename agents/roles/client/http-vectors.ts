@@ -266,7 +266,7 @@ export function vectorRoutes(deps: VectorRouteDeps): (req: IncomingMessage, res:
     const work = async (progress: ProgressSink): Promise<unknown> => {
       try {
         progress({ phase: "checking, committing and pushing the vectors", bytesReceived: bytes, ...(count === undefined ? {} : { vectors: count }) });
-        const r = await vectors.add(maguId, file, { payloads, fragmentSize }).catch((err: unknown) => {
+        const r = await vectors.add(maguId, file, { payloads, fragmentSize, onProgress: (p) => progress({ ...p }) }).catch((err: unknown) => {
           // A file's error names the temporary file: name the request body instead.
           if ((err as { code?: unknown }).code === "ERR_VECTOR_FILE") throw new Problem(400, "ERR_VECTOR_FILE", (err as Error).message.replace(file, "the body"), "body");
           throw err;

@@ -54,7 +54,7 @@ export class Operations {
     this.makeRoom();
     const id = randomBytes(12).toString("hex");
     const now = new Date().toISOString();
-    const view: OperationView = { id, kind, state: "running", created: now, updated: now, progress: { ...progress } };
+    const view: OperationView = { id, kind, state: "running", created: now, updated: now, progress: { phase: "queued", ...progress } };
     this.kept.set(id, view);
     const sink: ProgressSink = (p) => {
       if (view.state !== "running") return;

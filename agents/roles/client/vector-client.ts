@@ -89,6 +89,7 @@ import { searchRequest, type P2PNode } from "../../p2p/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { StorageClientError } from "./client.js";
 import { BatchUnavailableError, deliverBatch, type MissingMember, type SlotMember } from "./batch.js";
+import { ProgressTracker, type ProgressListener } from "./progress.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
 import { ClientAccess, createClientAccess, isAccessRefusal, isPaymentRefusal } from "./access.js";
 import { finalizeTask, taskAnswer, type TaskAnswer } from "../shared/search-market.js";
@@ -163,6 +164,8 @@ export interface AddOptions {
    * overrides the file's own (a .jsonl file's `payload` keys).
    */
   payloads?: ReadonlyArray<Uint8Array | null>;
+  /** Hears the add's progress (progress.ts): bytes packed, fragments pushed, acknowledgements. */
+  onProgress?: ProgressListener;
 }
 
 export interface AddResult {
@@ -253,7 +256,7 @@ export interface VectorClient {
   readonly address: Address;
   /** Reads and checks a vector file (nothing sent). */
   readFile(path: string, dim: number): Promise<VectorFile>;
-  /** The dimension (bits for Hamming) and metric of vector Magu `maguId`, read from the chain. */
+  /** The dimension (bits for Hamming) and metric of vector Magu `maguId`, read from the chain (then cached with the Magu view: they never change). */
   vectorParams(maguId: bigint): Promise<{ dim: number; metric: VectorMetric }>;
   /** `input`: a file path (read by the Magu's metric: binary vectors for Hamming), or a file already read. */
   add(maguId: bigint, input: string | VectorFile | BitVectorFile, options?: AddOptions): Promise<AddResult>;
@@ -516,7 +519,8 @@ class VectorClientImpl implements VectorClient {
   }
 
   async vectorParams(maguId: bigint): Promise<{ dim: number; metric: VectorMetric }> {
-    const m = await this.magu(maguId);
+    // A Magu's dimension and metric never change: the cached view (as search reads it) will do.
+    const m = await this.cachedMagu(maguId);
     return { dim: m.dim, metric: m.metric };
   }
 
@@ -636,7 +640,10 @@ class VectorClientImpl implements VectorClient {
       const root = fragmentRoot(bytes);
       return { cid: cidOfFragmentRoot(root), root: root.toString("hex"), size: bytes.length, count: bytes.length / size };
     });
-    const { docCid, missing, fragmentCount } = await this.commitFragments(maguId, m, previous?.manifest, added, fragments, scaleExp);
+    const bytes = fragments.reduce((n, f) => n + f.length, 0);
+    const progress = new ProgressTracker(options.onProgress, { phase: "pushing fragments to their holders", bytesTotal: bytes, bytesEncoded: bytes });
+    const { docCid, missing, fragmentCount } = await this.commitFragments(maguId, m, previous?.manifest, added, fragments, scaleExp, progress);
+    progress.set({ phase: "done" });
     if (scaleExp !== null) this.scales.set(maguId, Promise.resolve(scaleExp));
     this.log.info("vectors added", { magu: maguId.toString(), vectors: file.count, fragments: added.length, scaleExp });
     return { maguId, vectors: file.count, firstRow, fragments: added.length, fragmentCount, manifestCid: docCid, scaleExp, missing };
@@ -701,6 +708,7 @@ class VectorClientImpl implements VectorClient {
     added: readonly VectorFragmentInfo[],
     fragments: readonly Buffer[],
     scaleExp: number | null,
+    progress?: ProgressTracker,
   ): Promise<{ docCid: CID; missing: MissingMember[]; fragmentCount: number }> {
     const all = [...(previous?.fragments ?? []), ...added];
     if (all.length > m.maxFragments) {
@@ -724,6 +732,8 @@ class VectorClientImpl implements VectorClient {
       }),
     );
     const previousCount = info.fragmentCount;
+    const holders = (i: number): number[] => holdersVector(maguId, previousCount + i, m.members.length, m.replication);
+    progress?.set({ fragmentsTotal: added.reduce((n, _f, i) => n + holders(i).length, 0) });
     let batchNumber = info.batches;
     const missing = new Map<number, MissingMember>();
     let docCid: CID | undefined;
@@ -760,18 +770,22 @@ class VectorClientImpl implements VectorClient {
             );
             const jobs: Array<{ slot: number; i: number }> = [];
             for (let i = from; i < to; i++) {
-              for (const slot of holdersVector(maguId, previousCount + i, m.members.length, m.replication)) jobs.push({ slot, i });
+              for (const slot of holders(i)) jobs.push({ slot, i });
             }
             let next = 0;
             const worker = async (): Promise<void> => {
               while (next < jobs.length) {
                 const job = jobs[next++]!;
                 if (!alive.has(job.slot)) continue;
-                await this.pushWithRetry(slots[job.slot]!.peerId, added[job.i]!.cid, fragments[job.i]!, slots[job.slot]!.address).catch((err: unknown) => fail(job.slot, err));
+                await this.pushWithRetry(slots[job.slot]!.peerId, added[job.i]!.cid, fragments[job.i]!, slots[job.slot]!.address).then(
+                  () => progress?.add("fragmentsPushed"),
+                  (err: unknown) => fail(job.slot, err),
+                );
               }
             };
             await Promise.all(Array.from({ length: Math.min(VECTOR_CLIENT_DEFAULTS.pushConcurrency, jobs.length) }, worker));
           },
+          progress,
         );
       } catch (err) {
         if (err instanceof BatchUnavailableError) throw new VectorClientError("ERR_NOT_AVAILABLE", err.message, { maguId, missing: err.missing }, err);
@@ -779,6 +793,7 @@ class VectorClientImpl implements VectorClient {
       }
       for (const miss of result.missing) missing.set(miss.slot, miss);
       batchNumber++;
+      progress?.set({ phase: "pushing fragments to their holders" });
       await pushToValidators(this.contracts, this.running(), [{ cid: doc.cid, bytes: doc.bytes }], {
         timeoutMs: VECTOR_CLIENT_DEFAULTS.transferTimeoutMs,
         onError: (validator, err) => this.log.warn("validator did not take the vector document", { validator, error: describeError(err) }),

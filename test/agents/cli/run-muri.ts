@@ -42,6 +42,8 @@ export function muri(args: string[], env: Record<string, string> = {}, timeoutMs
 /** A long-running `muri` command (`muri serve`): its first stdout line, its output so far, and a stop. */
 export interface RunningMuri {
   readonly ready: Record<string, unknown>;
+  /** Its process id (a benchmark reads its memory from /proc). */
+  readonly pid: number;
   stderr(): string;
   /** SIGTERM, then the exit code. */
   stop(): Promise<number | null>;
@@ -68,6 +70,7 @@ export function startMuri(args: string[], timeoutMs = DEFAULT_TIMEOUT_MS): Promi
       try {
         resolve({
           ready: JSON.parse(line) as Record<string, unknown>,
+          pid: child.pid!,
           stderr: () => stderr,
           stop: async () => {
             child.kill("SIGTERM");

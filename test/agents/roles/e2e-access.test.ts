@@ -19,13 +19,21 @@
  *   a vector deleted, an on-chain task submitted; malformed JSON, a wrong dimension and an unknown
  *   Magu refused with nothing committed; every documented route answers and the JSON answers match
  *   their documented schemas; another account's daemon is refused the owner's private Magu (403);
+ *   a put under `Prefer: respond-async` polled while it runs: its progress (bytes encoded, fragments
+ *   pushed, acknowledgements) only grows and ends at the totals;
+ * - the SDK (agents/sdk): its committed types equal what the generator writes from the document a
+ *   daemon serves; MuriApiError carries the problem's fields; a Node file stream put as an
+ *   operation polled to its result, streamed back whole and by a range; the LangChain.js store
+ *   created with fromTexts over a deterministic embedding answers what a brute-force search over the
+ *   same embeddings answers (order, texts, metadata, scores), and a delete by ids takes hits out;
  * - `muri magu visibility ID public`: anyone is served;
  * - paid searches: `muri magu search-price`, `muri magu deposit`, searches with vouchers, the
  *   members settle them on chain (each paid exactly what it answered), a searcher without a
  *   deposit is refused, and `muri magu withdraw-deposit` returns the rest after the delay.
  */
 import assert from "node:assert/strict";
-import { createECDH, randomBytes } from "node:crypto";
+import { createECDH, createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -43,6 +51,25 @@ import { muri, startMuri } from "../cli/run-muri.js";
 import { randomFile, sha256File, startClient, startNetwork, tearDown, waitFor, type Network } from "./e2e-helpers.js";
 import type { StorageClient } from "../../../agents/roles/client/client.js";
 import { signer } from "../chain/harness.js";
+import { Document } from "@langchain/core/documents";
+import { Embeddings } from "@langchain/core/embeddings";
+import { MuriApiError, MuriClient, type PutResult } from "../../../agents/sdk/client.js";
+import { MuriVectorStore } from "../../../agents/sdk/langchain.js";
+import { SDK_TYPES_FILE, sdkTypes } from "../../../scripts/gen-sdk-types.js";
+
+/** A deterministic embedding (the test's input): `dim` numbers in [-1, 1) from the text's SHA-256. */
+class HashEmbeddings extends Embeddings {
+  constructor(private readonly dim: number) {
+    super({});
+  }
+  embedQuery(text: string): Promise<number[]> {
+    const digest = createHash("sha256").update(text).digest();
+    return Promise.resolve(Array.from({ length: this.dim }, (_, i) => digest.readInt16BE(2 * i) / 32768));
+  }
+  embedDocuments(texts: string[]): Promise<number[][]> {
+    return Promise.all(texts.map((t) => this.embedQuery(t)));
+  }
+}
 
 const NODES = 3;
 const OWNER = NODES + 1;
@@ -323,6 +350,32 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
       // The new Magu was paid for this body's shards only: one more body is more than it holds.
       await problem(await fetch(`${url}/v1/blobs?magu=${stored.maguId}`, { method: "PUT", body, headers: auth }), 413, "ERR_MAGU_FULL");
 
+      // An asynchronous put: its operation, polled while it runs, reports the client's own progress
+      // events (bytes encoded, fragments pushed, acknowledgements), each counter only growing.
+      const big = randomBytes(6 * 1024 * 1024 + 12_345);
+      const asyncPut = await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body: big, headers: { ...auth, prefer: "respond-async" } });
+      assert.equal(asyncPut.status, 202, await asyncPut.clone().text());
+      const putOp = (await asyncPut.json()) as { id: string };
+      type Counters = { bytesTotal: number; bytesEncoded: number; fragmentsTotal: number; fragmentsPushed: number; acksTotal: number; acksReceived: number };
+      const seen: Array<Partial<Counters> & { phase: string }> = [];
+      const putDone = await waitFor("the put operation is done", 120_000, async () => {
+        const view = (await (await fetch(`${url}/v1/operations/${putOp.id}`, { headers: auth })).json()) as { state: string; progress: Partial<Counters> & { phase: string }; result?: { shards: number; fileSize: number }; problem?: unknown };
+        if (view.state === "running") seen.push(view.progress);
+        return view.state !== "running" ? view : undefined;
+      }, 20);
+      assert.equal(putDone.state, "done", JSON.stringify(putDone.problem));
+      const counters = ["bytesEncoded", "fragmentsPushed", "acksReceived"] as const;
+      for (let i = 1; i < seen.length; i++) {
+        for (const c of counters) assert.ok((seen[i]![c] ?? 0) >= (seen[i - 1]![c] ?? 0), `${c} never goes back: ${JSON.stringify(seen[i - 1])} then ${JSON.stringify(seen[i])}`);
+      }
+      const distinct = new Set(seen.map((p) => JSON.stringify(p)));
+      assert.ok(distinct.size >= 2, `progress changed while the put ran: ${[...distinct].join(" | ")}`);
+      assert.ok(seen.some((p) => p.fragmentsTotal === putDone.result!.shards && p.bytesTotal === big.length), "totals known while it runs");
+      const final = putDone.progress as Counters & { phase: string };
+      assert.equal(putDone.result!.fileSize, big.length);
+      assert.deepEqual([final.phase, final.bytesEncoded, final.fragmentsPushed, final.fragmentsTotal, final.acksReceived, final.acksTotal], ["done", big.length, putDone.result!.shards, putDone.result!.shards, 3, 3]);
+      console.log(`# async put: ${distinct.size} distinct progress snapshots while running`);
+
       // Ranges first: only the fragments holding them are fetched, the file is not (nothing in the cache).
       const part = await fetch(blobUrl, { headers: { ...auth, range: "bytes=1000-1999" } });
       assert.equal(part.status, 206);
@@ -476,6 +529,94 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
       console.log(`# another account's daemon refused: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
     }
     assert.deepEqual(await readdir(join(net.dir, `client-${OWNER}`, "http", "uploads")), [], "no upload left behind");
+  });
+
+  test("the SDK (MuriClient, typed from the served OpenAPI document) and the LangChain.js store against muri serve", async () => {
+    const t0 = performance.now();
+    const serve = await startMuri(["serve", "--listen", "127.0.0.1:0", "--auth", ...ownerArgs, "--client-dir", join(net.dir, `client-${OWNER}`)]);
+    try {
+      const url = serve.ready.url as string;
+      const api = new MuriClient({ url, token: (await readFile(serve.ready.tokenFile as string, "utf8")).trim() });
+      // The committed types are what the generator writes from the document this daemon serves.
+      assert.equal(sdkTypes(await api.api()), await readFile(SDK_TYPES_FILE, "utf8"), "agents/sdk/api-types.ts is generated from the served document (npm run gen:sdk)");
+
+      // Errors: a MuriApiError with the problem's fields.
+      const isProblem = (status: number, code: string, field?: string) => (err: unknown) => {
+        assert.ok(err instanceof MuriApiError, String(err));
+        assert.deepEqual([err.status, err.code, err.field], [status, code, field], err.message);
+        assert.ok(err.detail.length > 0 && err.type.startsWith("https://"));
+        return true;
+      };
+      await assert.rejects(new MuriClient({ url }).blobStatus("bafy"), isProblem(401, "ERR_UNAUTHORIZED"));
+      await assert.rejects(api.putBlob(new Uint8Array(10), { k: 0 }), isProblem(400, "ERR_BAD_PARAMETER", "k"));
+
+      // A streamed put of an odd-sized file (a Node file stream), as an operation polled to its result.
+      const file = await randomFile(net.dir, "sdk.bin", 1_234_567);
+      const op = await api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES }, { async: true });
+      assert.deepEqual([op.kind, op.state], ["put", "running"]);
+      const phases: string[] = [];
+      const stored = (await api.waitFor(op.id, { intervalMs: 50, timeoutMs: 120_000, onProgress: (p) => phases.push(p.phase) })) as PutResult;
+      assert.equal(stored.fileSize, 1_234_567);
+      assert.ok(phases.length > 0, "progress heard while it ran");
+      const whole = await api.getBlob(stored.manifestCid);
+      assert.deepEqual([whole.status, whole.length, whole.size, whole.maguId], [200, 1_234_567, 1_234_567, stored.maguId]);
+      const hash = createHash("sha256");
+      for await (const chunk of whole.stream) hash.update(chunk);
+      assert.equal(hash.digest("hex"), file.sha256, "the streamed download is the file");
+      const bytes = await readFile(file.path);
+      const middle = await api.getBlob(stored.manifestCid, { range: { start: 600_000, end: 600_999 } });
+      assert.deepEqual([middle.status, middle.length, middle.size], [206, 1000, 1_234_567]);
+      assert.ok(Buffer.from(await middle.bytes()).equals(bytes.subarray(600_000, 601_000)));
+      assert.equal(await api.blobSize(stored.manifestCid), 1_234_567);
+      const status = await api.blobStatus(stored.manifestCid);
+      assert.equal(status.maguId, stored.maguId);
+      await assert.rejects(api.getBlob(stored.manifestCid, { range: "bytes=2000000-" }), isProblem(416, "ERR_BAD_RANGE", "Range"));
+
+      // The LangChain.js store: fromTexts creates a vector Magu of the embeddings' dimension and keeps
+      // each text and its metadata as the payload; its answers equal a brute-force search.
+      const embeddings = new HashEmbeddings(6);
+      const texts = Array.from({ length: 40 }, (_, i) => `document ${i}: ${["ant", "bee", "cat", "dog"][i % 4]} ${i * 7}`);
+      const store = await MuriVectorStore.fromTexts(texts, texts.map((_, i) => ({ n: i, even: i % 2 === 0 })), embeddings, { client: api, create: { members: NODES, fragments: 16 }, exact: true });
+      assert.ok(store.maguId !== undefined);
+      const more = ["an extra page", "another extra page"];
+      assert.deepEqual(await store.addDocuments(more.map((pageContent) => new Document({ pageContent, metadata: { extra: true } })), { ids: [1000, 1001] }), ["1000", "1001"]);
+      const all = [...texts.map((t, i) => ({ id: String(i), text: t })), ...more.map((t, i) => ({ id: String(1000 + i), text: t }))];
+      const vectors = await embeddings.embedDocuments(all.map((d) => d.text));
+      const brute = (q: number[], k: number, gone: Set<string> = new Set()) =>
+        all
+          .map((d, i) => ({ ...d, score: vectors[i]!.reduce((sum, x, j) => sum + (x - q[j]!) ** 2, 0) }))
+          .filter((d) => !gone.has(d.id))
+          .sort((a, b) => a.score - b.score)
+          .slice(0, k);
+      const q = await embeddings.embedQuery("which page is nearest");
+      await waitFor("every member indexed both batches", 30_000, async () => {
+        const r = await api.search(store.maguId!, { vector: q, k: 5, exact: true }).catch(() => undefined);
+        return r?.complete === true && r.results.length === 5 ? true : undefined;
+      }, 250);
+      const hits = await store.similaritySearchVectorWithScore(q, 5);
+      const expected = brute(q, 5);
+      assert.deepEqual(hits.map(([d]) => d.id), expected.map((d) => d.id));
+      for (const [i, [doc, score]] of hits.entries()) {
+        assert.equal(doc.pageContent, expected[i]!.text);
+        const n = Number(doc.id);
+        assert.deepEqual(doc.metadata, n >= 1000 ? { extra: true } : { n, even: n % 2 === 0 });
+        assert.ok(Math.abs(score - expected[i]!.score) < 1e-3, `score ${score} ~ ${expected[i]!.score}`);
+      }
+      const viaText = await store.similaritySearch("which page is nearest", 3);
+      assert.deepEqual(viaText.map((d) => d.pageContent), expected.slice(0, 3).map((d) => d.text));
+
+      // delete by ids: the two best hits leave the answers.
+      const gone = new Set(expected.slice(0, 2).map((d) => d.id));
+      await store.delete({ ids: [...gone] });
+      const after = await waitFor("the deleted ids leave the answer", 30_000, async () => {
+        const r = await store.similaritySearchVectorWithScore(q, 5).catch(() => undefined);
+        return r !== undefined && r.every(([d]) => !gone.has(d.id!)) ? r : undefined;
+      }, 250);
+      assert.deepEqual(after.map(([d]) => d.id), brute(q, 5, gone).map((d) => d.id));
+    } finally {
+      assert.equal(await serve.stop(), 0, serve.stderr());
+      console.log(`# SDK and LangChain store over HTTP: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
   });
 
   test("a public Magu answers anyone", async () => {
