@@ -20,6 +20,7 @@ import {
   maguGrantCommand,
   maguRevokeCommand,
   maguSearchPriceCommand,
+  maguReadPriceCommand,
   maguVisibilityCommand,
   maguWithdrawDepositCommand,
 } from "./commands/access.js";
@@ -53,6 +54,7 @@ export const COMMANDS: Command[] = [
   maguRevokeCommand,
   maguVisibilityCommand,
   maguSearchPriceCommand,
+  maguReadPriceCommand,
   maguDepositCommand,
   maguWithdrawDepositCommand,
   claimCommand,

@@ -4,7 +4,9 @@
  * grant token for the grantee to pass as `--grant`; `muri magu revoke ID --to ...` ends every grant
  * to that grantee at once (MaguAccess nonce); `muri magu visibility ID public|private`. Paid searches
  * (agents/roles/node/search-meter.ts): `muri magu search-price ID MURI` (owner), `muri magu deposit
- * ID MURI` and `muri magu withdraw-deposit ID` (searchers).
+ * ID MURI` and `muri magu withdraw-deposit ID` (searchers and readers). Paid reads
+ * (agents/roles/node/read-meter.ts): `muri magu read-price ID MURI` (owner); readers pay from the
+ * same deposit.
  */
 import { accessDomain, encodeGrantToken, parseGrantee, parseRights, rightsLabel, signGrant } from "../../chain/index.js";
 import type { Hex } from "viem";
@@ -180,9 +182,42 @@ export const maguSearchPriceCommand: Command = {
   },
 };
 
+export const maguReadPriceCommand: Command = {
+  path: ["magu", "read-price"],
+  summary: "set the base price per fragment read your Magu's members ask (paid from readers' deposits)",
+  usage: "muri magu read-price ID MURI",
+  help: [
+    "  ID                   the Magu id (yours)",
+    "  MURI                 base price per fragment read, e.g. 0.001 (0: reads are free)",
+    "  Members ask the base price times a multiplier of x1 to x2 (rarity: vacant slots; demand: recent paid reads), shown by muri status.",
+  ],
+  options: {},
+  positionals: ["ID", "MURI"],
+  signs: true,
+  prepare(args) {
+    const id = parseInteger(args.positionals[0]!, "ID", { min: 1n, max: 2n ** 256n - 1n });
+    const price = parseMuri(args.positionals[1]!, "MURI", true);
+    return async (ctx) => {
+      await ownedMagu(ctx, id, "set its read price");
+      const { contracts } = signerOf(ctx);
+      const hash = await contracts.maguAccess.write.setReadPrice([id, price]);
+      await confirm(ctx, hash, "MaguAccess.setReadPrice");
+      const [multiplierBps] = await ctx.read.maguAccess.read.readMultiplier([id]);
+      return {
+        json: { id, readPrice: price, multiplierBps, tx: hash },
+        text: [
+          price === 0n
+            ? `reads of Magu ${id} are free`
+            : `reads of Magu ${id} cost ${formatMuri(price)} MURI per fragment x${Number(multiplierBps) / 10_000} now (x1 to x2), paid to the members that serve them from the reader's deposit (muri magu deposit ${id} MURI)`,
+        ],
+      };
+    };
+  },
+};
+
 export const maguDepositCommand: Command = {
   path: ["magu", "deposit"],
-  summary: "deposit MURI to pay for your searches of a Magu that charges for them",
+  summary: "deposit MURI to pay for your searches and reads of a Magu that charges for them",
   usage: "muri magu deposit ID MURI",
   help: ["  ID                   the Magu id", "  MURI                 amount to deposit (muri magu withdraw-deposit ID takes back what is left)"],
   options: {},
@@ -200,11 +235,13 @@ export const maguDepositCommand: Command = {
       await confirm(ctx, hash, "MaguAccess.deposit");
       const balance = await ctx.read.maguAccess.read.balanceOf([id, account]);
       const price = await ctx.read.maguAccess.read.searchPrice([id]);
+      const readUnit = await ctx.read.maguAccess.read.readUnitPrice([id]);
       return {
-        json: { id, deposited: amount, balance, searchPrice: price, tx: hash },
+        json: { id, deposited: amount, balance, searchPrice: price, readUnitPrice: readUnit, tx: hash },
         text: [
-          `deposited ${formatMuri(amount)} MURI for searches of Magu ${id}: balance ${formatMuri(balance)} MURI` +
-            (price > 0n ? ` (${balance / price} searches at ${formatMuri(price)} MURI)` : " (its searches are free for now)"),
+          `deposited ${formatMuri(amount)} MURI for searches and reads of Magu ${id}: balance ${formatMuri(balance)} MURI` +
+            (price > 0n ? ` (${balance / price} searches at ${formatMuri(price)} MURI)` : " (its searches are free for now)") +
+            (readUnit > 0n ? `; reads ${formatMuri(readUnit)} MURI per fragment now` : "; its reads are free for now"),
         ],
       };
     };

@@ -83,7 +83,8 @@ export interface SearchMeter {
   stats(): { charged: number; refused: number; settled: number; owed: bigint };
 }
 
-function keyOf(magu: bigint, payer: Address): Uint8Array {
+/** The LevelDB key of a (Magu, payer) voucher record: the Magu id (32 bytes) ‖ the payer (20). */
+export function keyOf(magu: bigint, payer: Address): Uint8Array {
   return Buffer.concat([Buffer.from(magu.toString(16).padStart(64, "0"), "hex"), Buffer.from(payer.slice(2), "hex")]);
 }
 
