@@ -178,20 +178,10 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(voucherDigest(v), signature);
         if (err != ECDSA.RecoverError.NoError || signer != payer) revert AccessBadVoucher(signer);
         MaguId magu = MaguId.wrap(v.magu);
-        // Only a member (sitting, or one that left or saw the Magu end) can be paid: else a payer
-        // could sign its deposit over to an address of its own and leave without the delay.
-        IMaguRegistry.Membership memory ms = _magus.membership(magu, v.member);
-        if (!ms.active && ms.leftAfter == 0) revert AccessNotMember(magu, v.member);
         Paid storage p = _paid[magu][payer][v.member];
         uint256 paid = p.total;
-        if (v.total <= paid) revert AccessVoucherStale(paid, v.total);
-        Account storage a = _accounts[magu][payer];
-        uint256 balance = a.balance;
-        if (balance == 0) revert AccessNothingToPay();
-        uint256 owed = v.total - paid;
-        uint256 amount = owed < balance ? owed : balance;
-        // amount <= balance < 2^192; paid + amount <= v.total, which may not fit: checked.
-        a.balance = uint192(balance - amount);
+        uint256 amount = _debit(magu, payer, v.member, paid, v.total);
+        // paid + amount <= v.total, which may not fit: checked.
         p.total = SafeCast.toUint192(paid + amount);
         p.searches = v.searches;
         emit SearchSettled(magu, payer, v.member, v.searches, amount);
@@ -208,17 +198,9 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
         }
         if (payer == v.member) revert AccessSelfPayment(payer);
         MaguId magu = MaguId.wrap(v.magu);
-        IMaguRegistry.Membership memory ms = _magus.membership(magu, v.member);
-        if (!ms.active && ms.leftAfter == 0) revert AccessNotMember(magu, v.member);
         ReadPaid storage p = _readPaid[magu][payer][v.member];
         uint256 paid = p.total;
-        if (v.total <= paid) revert AccessVoucherStale(paid, v.total);
-        Account storage a = _accounts[magu][payer];
-        uint256 balance = a.balance;
-        if (balance == 0) revert AccessNothingToPay();
-        uint256 owed = v.total - paid;
-        uint256 amount = owed < balance ? owed : balance;
-        a.balance = uint192(balance - amount);
+        uint256 amount = _debit(magu, payer, v.member, paid, v.total);
         p.total = SafeCast.toUint192(paid + amount);
         p.fragments = v.fragments;
         _readEarned[v.member] += amount;
@@ -344,6 +326,26 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// @dev What a voucher of `payer` to `member` for a cumulative `total`, of which `paid` was
+    /// paid, pays now: `total - paid`, or what the deposit holds if less, taken from the deposit.
+    function _debit(MaguId magu, address payer, address member, uint256 paid, uint256 total)
+        private
+        returns (uint256 amount)
+    {
+        // Only a member (sitting, or one that left or saw the Magu end) can be paid: else a payer
+        // could sign its deposit over to an address of its own and leave without the delay.
+        IMaguRegistry.Membership memory ms = _magus.membership(magu, member);
+        if (!ms.active && ms.leftAfter == 0) revert AccessNotMember(magu, member);
+        if (total <= paid) revert AccessVoucherStale(paid, total);
+        Account storage a = _accounts[magu][payer];
+        uint256 balance = a.balance;
+        if (balance == 0) revert AccessNothingToPay();
+        uint256 owed = total - paid;
+        amount = owed < balance ? owed : balance;
+        // amount <= balance < 2^192.
+        a.balance = uint192(balance - amount);
+    }
 
     /// @dev Adds `amount` tokens, in base-price fragments, to the Magu's decayed demand; returns it.
     function _recordDemand(MaguId magu, uint256 amount) private returns (uint256) {

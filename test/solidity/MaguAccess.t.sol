@@ -658,7 +658,7 @@ contract MaguAccessTest is Fixture {
         simReport("self-voucher to skip the delay (access)", 0, 0, "refused: vouchers pay only members");
     }
 
-    /// @notice A token that calls back cannot re-enter deposit, withdraw or settle.
+    /// @notice A token that calls back cannot re-enter deposit, withdraw, settle or settleRead.
     function test_reentrancy_guarded() public {
         ReentrantToken bad = new ReentrantToken();
         OwnerBook book = new OwnerBook();
@@ -686,6 +686,13 @@ contract MaguAccessTest is Fixture {
         bad.arm(address(guarded), abi.encodeCall(IMaguAccess.settle, (v, payer, sig)));
         vm.expectRevert(reentered);
         guarded.settle(v, payer, sig);
+        // settleRead's transfer calls settleRead again.
+        IMaguAccess.ReadVoucher memory rv =
+            IMaguAccess.ReadVoucher({magu: 1, member: member, fragments: 1, total: 1 ether, maxUnitPrice: 1 ether});
+        bytes memory rsig = _sign(payer, guarded.readVoucherDigest(rv));
+        bad.arm(address(guarded), abi.encodeCall(IMaguAccess.settleRead, (rv, payer, rsig)));
+        vm.expectRevert(reentered);
+        guarded.settleRead(rv, payer, rsig);
         // deposit's transferFrom calls withdraw.
         bad.arm(address(guarded), abi.encodeCall(IMaguAccess.withdraw, (m)));
         vm.expectRevert(reentered);

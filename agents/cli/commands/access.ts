@@ -154,66 +154,76 @@ export const maguVisibilityCommand: Command = {
   },
 };
 
-export const maguSearchPriceCommand: Command = {
-  path: ["magu", "search-price"],
-  summary: "set the price per off-chain search your Magu's members ask (paid from searchers' deposits)",
-  usage: "muri magu search-price ID MURI",
-  help: ["  ID                   the Magu id (yours)", "  MURI                 price per search, e.g. 0.01 (0: searches are free)"],
-  options: {},
-  positionals: ["ID", "MURI"],
-  signs: true,
-  prepare(args) {
-    const id = parseInteger(args.positionals[0]!, "ID", { min: 1n, max: 2n ** 256n - 1n });
-    const price = parseMuri(args.positionals[1]!, "MURI", true);
-    return async (ctx) => {
-      await ownedMagu(ctx, id, "set its search price");
-      const { contracts } = signerOf(ctx);
-      const hash = await contracts.maguAccess.write.setSearchPrice([id, price]);
-      await confirm(ctx, hash, "MaguAccess.setSearchPrice");
-      return {
-        json: { id, searchPrice: price, tx: hash },
-        text: [
-          price === 0n
-            ? `searches of Magu ${id} are free`
-            : `searches of Magu ${id} cost ${formatMuri(price)} MURI each, paid to the members that answer from the searcher's deposit (muri magu deposit ${id} MURI)`,
-        ],
+/** `muri magu search-price` and `muri magu read-price`: the owner sets a price (0: free) and is told what it means. */
+function ownerPriceCommand(spec: {
+  name: "search-price" | "read-price";
+  summary: string;
+  help: string[];
+  what: string;
+  /** Sends the setter; `tx` names it. */
+  set: (ctx: CliContext, id: bigint, price: bigint) => Promise<Hex>;
+  tx: string;
+  describe: (ctx: CliContext, id: bigint, price: bigint) => Promise<{ json: Record<string, unknown>; text: string }>;
+}): Command {
+  return {
+    path: ["magu", spec.name],
+    summary: spec.summary,
+    usage: `muri magu ${spec.name} ID MURI`,
+    help: ["  ID                   the Magu id (yours)", ...spec.help],
+    options: {},
+    positionals: ["ID", "MURI"],
+    signs: true,
+    prepare(args) {
+      const id = parseInteger(args.positionals[0]!, "ID", { min: 1n, max: 2n ** 256n - 1n });
+      const price = parseMuri(args.positionals[1]!, "MURI", true);
+      return async (ctx) => {
+        await ownedMagu(ctx, id, `set its ${spec.what}`);
+        const hash = await spec.set(ctx, id, price);
+        await confirm(ctx, hash, spec.tx);
+        const { json, text } = await spec.describe(ctx, id, price);
+        return { json: { id, ...json, tx: hash }, text: [text] };
       };
-    };
-  },
-};
+    },
+  };
+}
 
-export const maguReadPriceCommand: Command = {
-  path: ["magu", "read-price"],
+export const maguSearchPriceCommand = ownerPriceCommand({
+  name: "search-price",
+  summary: "set the price per off-chain search your Magu's members ask (paid from searchers' deposits)",
+  help: ["  MURI                 price per search, e.g. 0.01 (0: searches are free)"],
+  what: "search price",
+  set: (ctx, id, price) => signerOf(ctx).contracts.maguAccess.write.setSearchPrice([id, price]),
+  tx: "MaguAccess.setSearchPrice",
+  describe: async (_ctx, id, price) => ({
+    json: { searchPrice: price },
+    text:
+      price === 0n
+        ? `searches of Magu ${id} are free`
+        : `searches of Magu ${id} cost ${formatMuri(price)} MURI each, paid to the members that answer from the searcher's deposit (muri magu deposit ${id} MURI)`,
+  }),
+});
+
+export const maguReadPriceCommand = ownerPriceCommand({
+  name: "read-price",
   summary: "set the base price per fragment read your Magu's members ask (paid from readers' deposits)",
-  usage: "muri magu read-price ID MURI",
   help: [
-    "  ID                   the Magu id (yours)",
     "  MURI                 base price per fragment read, e.g. 0.001 (0: reads are free)",
     "  Members ask the base price times a multiplier of x1 to x2 (rarity: vacant slots; demand: recent paid reads), shown by muri status.",
   ],
-  options: {},
-  positionals: ["ID", "MURI"],
-  signs: true,
-  prepare(args) {
-    const id = parseInteger(args.positionals[0]!, "ID", { min: 1n, max: 2n ** 256n - 1n });
-    const price = parseMuri(args.positionals[1]!, "MURI", true);
-    return async (ctx) => {
-      await ownedMagu(ctx, id, "set its read price");
-      const { contracts } = signerOf(ctx);
-      const hash = await contracts.maguAccess.write.setReadPrice([id, price]);
-      await confirm(ctx, hash, "MaguAccess.setReadPrice");
-      const [multiplierBps] = await ctx.read.maguAccess.read.readMultiplier([id]);
-      return {
-        json: { id, readPrice: price, multiplierBps, tx: hash },
-        text: [
-          price === 0n
-            ? `reads of Magu ${id} are free`
-            : `reads of Magu ${id} cost ${formatMuri(price)} MURI per fragment x${Number(multiplierBps) / 10_000} now (x1 to x2), paid to the members that serve them from the reader's deposit (muri magu deposit ${id} MURI)`,
-        ],
-      };
+  what: "read price",
+  set: (ctx, id, price) => signerOf(ctx).contracts.maguAccess.write.setReadPrice([id, price]),
+  tx: "MaguAccess.setReadPrice",
+  describe: async (ctx, id, price) => {
+    const [multiplierBps] = await ctx.read.maguAccess.read.readMultiplier([id]);
+    return {
+      json: { readPrice: price, multiplierBps },
+      text:
+        price === 0n
+          ? `reads of Magu ${id} are free`
+          : `reads of Magu ${id} cost ${formatMuri(price)} MURI per fragment x${Number(multiplierBps) / 10_000} now (x1 to x2), paid to the members that serve them from the reader's deposit (muri magu deposit ${id} MURI)`,
     };
   },
-};
+});
 
 export const maguDepositCommand: Command = {
   path: ["magu", "deposit"],

@@ -283,6 +283,13 @@ class StorageNodeAgent implements NodeAgent {
     // Who may read and search what this node holds (access-gate.ts): members, validators, grantees.
     const access = createAgentAccessGate(init.deployment, { contracts: readContracts, maguOf: (cid) => sync.maguOf(cid), publicClient: clients.publicClient, logger: log });
     this.parts.access = access;
+    // Voucher settlements (searches and reads) wait behind proofs, as search-task transactions do.
+    const accessWriter = getMuriContracts(init.deployment.contracts, clients, { priority: "task" }).maguAccess;
+    const sendAccess = async (what: string, send: (a: typeof accessWriter) => Promise<Hex>): Promise<void> => {
+      const hash = await send(accessWriter);
+      const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
+      if (receipt.status !== "success") throw new Error(`MaguAccess.${what} reverted (tx ${hash})`);
+    };
     // Paid searches (search-meter.ts): vouchers checked before a search, kept after, settled on chain.
     const meter = createSearchMeter(
       { member, domain: accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess), settleMs: init.searchSettleMs },
@@ -290,12 +297,7 @@ class StorageNodeAgent implements NodeAgent {
         contracts: readContracts,
         metaDb,
         logger: log,
-        // Settlements wait behind proofs, as search-task transactions do.
-        settle: async (voucher, payer, signature) => {
-          const hash = await getMuriContracts(init.deployment.contracts, clients, { priority: "task" }).maguAccess.write.settle([voucher, payer, signature]);
-          const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
-          if (receipt.status !== "success") throw new Error(`MaguAccess.settle reverted (tx ${hash})`);
-        },
+        settle: (voucher, payer, signature) => sendAccess("settle", (a) => a.write.settle([voucher, payer, signature])),
       },
     );
     await meter.start();
@@ -310,11 +312,7 @@ class StorageNodeAgent implements NodeAgent {
         logger: log,
         maguOf: (cid) => sync.maguOf(cid),
         insider: (peer, magu) => access.insider(peer, magu),
-        settle: async (voucher, payer, signature) => {
-          const hash = await getMuriContracts(init.deployment.contracts, clients, { priority: "task" }).maguAccess.write.settleRead([voucher, payer, signature]);
-          const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
-          if (receipt.status !== "success") throw new Error(`MaguAccess.settleRead reverted (tx ${hash})`);
-        },
+        settle: (voucher, payer, signature) => sendAccess("settleRead", (a) => a.write.settleRead([voucher, payer, signature])),
       },
     );
     await reads.start();

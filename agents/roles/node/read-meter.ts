@@ -21,7 +21,7 @@ import { getAddress, isAddress } from "viem";
 import { recoverReadVoucher, type MuriContracts, type MuriPublicClient, type ReadVoucher } from "../../chain/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
-import { keyOf } from "./search-meter.js";
+import { keyOf, loadKept, memberSlots, settlementRounds } from "./voucher-book.js";
 
 /** How long a Magu's prices and a reader's deposit are trusted. */
 const CHAIN_READ_TTL_MS = 2_000;
@@ -98,7 +98,6 @@ export function createReadMeter(init: ReadMeterInit, components: ReadMeterCompon
   const quotes = new Map<bigint, { at: number; value: Promise<ReadQuote> }>();
   const counts = { paidFetches: 0, refused: 0, settled: 0, redeemed: 0n };
   let timer: NodeJS.Timeout | undefined;
-  let settling: Promise<number> | undefined;
   /** Serialises vouchers per (Magu, payer): their counts follow one another. */
   const locks = new Map<string, Promise<unknown>>();
 
@@ -114,16 +113,7 @@ export function createReadMeter(init: ReadMeterInit, components: ReadMeterCompon
     return value;
   };
 
-  const sizes = new Map<bigint, Promise<number>>();
-  const members = (magu: bigint): Promise<number> => {
-    let n = sizes.get(magu);
-    if (n === undefined) {
-      n = components.contracts.maguRegistry.read.maguInfo([magu]).then((info) => Math.max(1, Number(info.params.members)));
-      sizes.set(magu, n);
-      n.catch(() => sizes.delete(magu));
-    }
-    return n;
-  };
+  const members = memberSlots(components.contracts.maguRegistry);
 
   const save = (k: Kept): Promise<void> =>
     bucket.put(
@@ -195,33 +185,20 @@ export function createReadMeter(init: ReadMeterInit, components: ReadMeterCompon
     return true;
   };
 
-  const settleAll = (magu?: bigint, payer?: Address): Promise<number> => {
-    const run = async (): Promise<number> => {
-      let n = 0;
-      for (const k of kept.values()) {
-        if (magu !== undefined && k.magu !== magu) continue;
-        if (payer !== undefined && k.payer.toLowerCase() !== payer.toLowerCase()) continue;
-        try {
-          if (await settleOne(k)) n++;
-        } catch (err) {
-          log.warn("redeeming read vouchers failed (next round retries)", { magu: k.magu.toString(), payer: k.payer, error: (err as Error).message });
-        }
-      }
-      return n;
-    };
-    const next = (settling ?? Promise.resolve(0)).then(run, run);
-    settling = next;
-    return next;
-  };
+  const rounds = settlementRounds(kept, settleOne, log, "read vouchers");
+  const settleAll = (magu?: bigint, payer?: Address): Promise<number> => rounds.run(magu, payer);
 
   return {
     async start() {
-      for await (const [key, value] of bucket.entries()) {
-        const magu = BigInt(`0x${Buffer.from(key.subarray(0, 32)).toString("hex")}`);
-        const payer = getAddress(`0x${Buffer.from(key.subarray(32)).toString("hex")}`);
-        const v = JSON.parse(Buffer.from(value).toString("utf8")) as { fragments: string; total: string; maxUnitPrice: string; signature: Hex; paid: string };
-        kept.set(`${magu}/${payer.toLowerCase()}`, { magu, payer, fragments: BigInt(v.fragments), total: BigInt(v.total), maxUnitPrice: BigInt(v.maxUnitPrice), signature: v.signature, paid: BigInt(v.paid) });
-      }
+      await loadKept(bucket, kept, (magu, payer, v) => ({
+        magu,
+        payer,
+        fragments: BigInt(v.fragments!),
+        total: BigInt(v.total!),
+        maxUnitPrice: BigInt(v.maxUnitPrice!),
+        signature: v.signature as Hex,
+        paid: BigInt(v.paid!),
+      }));
       // What a previous run took and did not redeem is owed now.
       if ([...kept.values()].some((k) => k.total > k.paid)) void settleAll();
       timer = setInterval(() => void settleAll(), init.settleMs ?? 60_000);
@@ -282,7 +259,7 @@ export function createReadMeter(init: ReadMeterInit, components: ReadMeterCompon
 
     async stop() {
       if (timer !== undefined) clearInterval(timer);
-      await Promise.race([settling?.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
+      await rounds.drain(5_000);
     },
 
     stats() {
