@@ -159,6 +159,15 @@ contract MaguAccessTest is Fixture {
         IMaguAccess.Voucher memory v = _voucher(members[0], 4, 9 ether);
         bytes32 voucherHash = keccak256(abi.encode(voucherType, v.magu, v.member, v.searches, v.total));
         assertEq(access.voucherDigest(v), keccak256(abi.encodePacked(hex"1901", domain, voucherHash)), "voucher digest");
+
+        bytes32 readType =
+            keccak256("ReadVoucher(uint256 magu,address member,uint64 fragments,uint256 total,uint256 maxUnitPrice)");
+        assertEq(access.READ_VOUCHER_TYPEHASH(), readType, "read voucher type");
+        IMaguAccess.ReadVoucher memory rv = IMaguAccess.ReadVoucher({
+            magu: MaguId.unwrap(id), member: members[0], fragments: 5, total: 6 ether, maxUnitPrice: 2 ether
+        });
+        bytes32 readHash = keccak256(abi.encode(readType, rv.magu, rv.member, rv.fragments, rv.total, rv.maxUnitPrice));
+        assertEq(access.readVoucherDigest(rv), keccak256(abi.encodePacked(hex"1901", domain, readHash)), "read voucher digest");
     }
 
     // ------------------------------------------------------------ owner settings

@@ -105,7 +105,10 @@ export function createReadMeter(init: ReadMeterInit, components: ReadMeterCompon
     const hit = quotes.get(magu);
     if (hit !== undefined && Date.now() - hit.at < CHAIN_READ_TTL_MS) return hit.value;
     const value = (async () => {
-      const [base, unit, [multiplierBps]] = await Promise.all([access.read.readPrice([magu]), access.read.readUnitPrice([magu]), access.read.readMultiplier([magu])]);
+      // A free Magu (the usual case) costs one read per CHAIN_READ_TTL_MS, not three.
+      const base = await access.read.readPrice([magu]);
+      if (base === 0n) return { base, unit: 0n, multiplierBps: 10_000n };
+      const [unit, [multiplierBps]] = await Promise.all([access.read.readUnitPrice([magu]), access.read.readMultiplier([magu])]);
       return { base, unit, multiplierBps };
     })();
     quotes.set(magu, { at: Date.now(), value });

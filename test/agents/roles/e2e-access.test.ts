@@ -56,7 +56,7 @@ const BROKE = NODES + 3;
 const DIM = 8;
 const E18 = 10n ** 18n;
 
-describe("access: private Magus, grants, revocation, expiry, public Magus and paid searches", { timeout: 600_000 }, () => {
+describe("access: private Magus, grants, revocation, expiry, public Magus, paid reads and paid searches", { timeout: 720_000 }, () => {
   let net: Network;
   let owner: VectorClient;
   let blobOwner: StorageClient;
