@@ -170,25 +170,20 @@ export function createReadMeter(init: ReadMeterInit, components: ReadMeterCompon
 
   const voucherOf = (k: Kept): ReadVoucher => ({ magu: k.magu, member: init.member, fragments: k.fragments, total: k.total, maxUnitPrice: k.maxUnitPrice });
 
-  const settleOne = async (k: Kept): Promise<boolean> => {
-    if (k.total <= k.paid) return false;
-    const [onChain] = await access.read.readSettled([k.magu, k.payer, init.member]);
-    if (onChain >= k.total) {
-      k.paid = onChain;
-      await save(k);
-      return false;
-    }
-    await components.settle(voucherOf(k), k.payer, k.signature);
-    const [after] = await access.read.readSettled([k.magu, k.payer, init.member]);
-    counts.redeemed += after - onChain;
-    k.paid = after;
-    await save(k);
-    counts.settled++;
-    log.info("read vouchers redeemed", { magu: k.magu.toString(), payer: k.payer, fragments: k.fragments.toString(), paid: after.toString() });
-    return true;
-  };
-
-  const rounds = settlementRounds(kept, settleOne, log, "read vouchers");
+  const rounds = settlementRounds(
+    kept,
+    {
+      paidOnChain: async (k) => (await access.read.readSettled([k.magu, k.payer, init.member]))[0],
+      send: (k) => components.settle(voucherOf(k), k.payer, k.signature),
+      save,
+      redeemed: (_k, before, after) => {
+        counts.redeemed += after - before;
+        counts.settled++;
+      },
+    },
+    log,
+    "read vouchers",
+  );
   const settleAll = (magu?: bigint, payer?: Address): Promise<number> => rounds.run(magu, payer);
 
   return {

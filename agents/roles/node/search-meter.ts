@@ -144,24 +144,17 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
     return { magu, payer, searches: voucher.searches, total: voucher.total, signature: w.signature as Hex, paid };
   };
 
-  const settleOne = async (k: Kept): Promise<boolean> => {
-    if (k.total <= k.paid) return false;
-    const [paidOnChain] = await access.read.settled([k.magu, k.payer, init.member]);
-    if (paidOnChain >= k.total) {
-      k.paid = paidOnChain;
-      await save(k);
-      return false;
-    }
-    await components.settle({ magu: k.magu, member: init.member, searches: k.searches, total: k.total }, k.payer, k.signature);
-    const [after] = await access.read.settled([k.magu, k.payer, init.member]);
-    k.paid = after;
-    await save(k);
-    counts.settled++;
-    log.info("search vouchers settled", { magu: k.magu.toString(), payer: k.payer, searches: k.searches.toString(), paid: after.toString() });
-    return true;
-  };
-
-  const rounds = settlementRounds(kept, settleOne, log, "search vouchers");
+  const rounds = settlementRounds(
+    kept,
+    {
+      paidOnChain: async (k) => (await access.read.settled([k.magu, k.payer, init.member]))[0],
+      send: (k) => components.settle({ magu: k.magu, member: init.member, searches: k.searches, total: k.total }, k.payer, k.signature),
+      save,
+      redeemed: () => void counts.settled++,
+    },
+    log,
+    "search vouchers",
+  );
   const settleAll = (magu?: bigint, payer?: Address): Promise<number> => rounds.run(magu, payer);
 
   return {

@@ -53,12 +53,36 @@ export interface SettlementRounds {
   drain(ms: number): Promise<void>;
 }
 
+/** How one meter redeems a kept voucher. */
+export interface Redeemer<K extends KeptVoucher> {
+  /** What the chain says this payer's vouchers paid this member in the Magu. */
+  paidOnChain(k: K): Promise<bigint>;
+  /** Sends the voucher and waits for it. */
+  send(k: K): Promise<void>;
+  save(k: K): Promise<void>;
+  /** After a redemption that paid `before` -> `after`. */
+  redeemed(k: K, before: bigint, after: bigint): void;
+}
+
 /**
- * Settlement rounds over `kept`: `settleOne` redeems one voucher when something is owed (true when
- * it sent a transaction); a failure is logged and left to the next round.
+ * Settlement rounds over `kept`: a voucher whose total is above what was paid is sent (unless the
+ * chain says it was paid meanwhile) and the paid total saved; a failure is logged and left to the
+ * next round.
  */
-export function settlementRounds<K extends KeptVoucher>(kept: Map<string, K>, settleOne: (k: K) => Promise<boolean>, log: Logger, what: string): SettlementRounds {
+export function settlementRounds<K extends KeptVoucher>(kept: Map<string, K>, r: Redeemer<K>, log: Logger, what: string): SettlementRounds {
   let settling: Promise<number> | undefined;
+  const settleOne = async (k: K): Promise<boolean> => {
+    if (k.total <= k.paid) return false;
+    const before = await r.paidOnChain(k);
+    if (before < k.total) await r.send(k);
+    const after = before < k.total ? await r.paidOnChain(k) : before;
+    k.paid = after;
+    await r.save(k);
+    if (before >= k.total) return false;
+    r.redeemed(k, before, after);
+    log.info(`${what} redeemed`, { magu: k.magu.toString(), payer: k.payer, paid: after.toString() });
+    return true;
+  };
   return {
     run(magu, payer) {
       const round = async (): Promise<number> => {
