@@ -6,6 +6,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IMaguAccess} from "./interfaces/IMaguAccess.sol";
 import {IMaguRegistry} from "./interfaces/IMaguRegistry.sol";
@@ -19,8 +20,13 @@ import {MaguId} from "./types/MaguId.sol";
 /// Vouchers are cumulative: each settles the difference between its total and what the payer
 /// already paid that member in that Magu, so one transaction pays any number of searches and a
 /// replayed, reordered or older voucher pays nothing more.
+/// Reads are paid from the same deposits by cumulative read vouchers (`settleRead`), at a price per
+/// fragment of the owner's base price times a multiplier bounded by MAX_READ_MULTIPLIER_BPS, which
+/// rises with vacant slots (rarity) and with the tokens recently paid for the Magu's reads
+/// (demand). Nothing is minted for reads and no reward reads these counters.
 /// @dev Invariant: token.balanceOf(this) >= Σ balanceOf(magu, payer), with equality unless someone
-/// sent tokens here directly. settle moves tokens from a balance to a member, withdraw to its payer.
+/// sent tokens here directly. settle and settleRead move tokens from a balance to a member,
+/// withdraw to its payer.
 contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
     using SafeERC20 for IERC20;
 
@@ -38,6 +44,22 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
         // solhint-disable-next-line gas-small-strings
         keccak256("Voucher(uint256 magu,address member,uint64 searches,uint256 total)");
 
+    /// @notice EIP-712 type of a read voucher (domain "MuriData Access" version "1").
+    bytes32 public constant READ_VOUCHER_TYPEHASH =
+        // solhint-disable-next-line gas-small-strings
+        keccak256("ReadVoucher(uint256 magu,address member,uint64 fragments,uint256 total,uint256 maxUnitPrice)");
+
+    /// @notice The read multiplier's unit: 10,000 basis points = x1.
+    uint256 public constant MULTIPLIER_ONE_BPS = 10_000;
+    /// @notice Bonus of a Magu whose slots are all vacant (linear in the vacant share): +50 %.
+    uint256 public constant RARITY_BONUS_BPS = 5_000;
+    /// @notice Bonus of a Magu whose recent demand reaches its fragment count: +50 %.
+    uint256 public constant DEMAND_BONUS_BPS = 5_000;
+    /// @notice The read multiplier never exceeds x2.
+    uint256 public constant MAX_READ_MULTIPLIER_BPS = 20_000;
+    /// @notice Demand halves every this many blocks (about an hour of 12-second blocks).
+    uint64 public constant DEMAND_HALF_LIFE_BLOCKS = 300;
+
     /// @dev A payer's deposit in one Magu and its requested withdrawal (one word).
     struct Account {
         uint192 balance;
@@ -50,6 +72,20 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
         uint64 searches; // of the last voucher settled
     }
 
+    /// @dev What one payer's read vouchers paid one member in one Magu (one word).
+    struct ReadPaid {
+        uint192 total;
+        uint64 fragments; // of the last voucher settled
+    }
+
+    /// @dev A Magu's read demand: base-price fragments paid, halved every DEMAND_HALF_LIFE_BLOCKS
+    /// since `atBlock` (kept aligned to whole half-lives, so frequent settlements do not stop the
+    /// decay).
+    struct Demand {
+        uint192 units;
+        uint64 atBlock;
+    }
+
     IERC20 private immutable _token;
     IMaguRegistry private immutable _magus;
     uint64 private immutable _withdrawDelayBlocks;
@@ -59,6 +95,10 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
     mapping(MaguId magu => mapping(bytes32 grantee => uint64)) private _grantNonce;
     mapping(MaguId magu => mapping(address payer => Account)) private _accounts;
     mapping(MaguId magu => mapping(address payer => mapping(address member => Paid))) private _paid;
+    mapping(MaguId magu => uint256) private _readPrice;
+    mapping(MaguId magu => mapping(address payer => mapping(address member => ReadPaid))) private _readPaid;
+    mapping(MaguId magu => Demand) private _demand;
+    mapping(address member => uint256) private _readEarned;
 
     /// @param cfg deployment parameters (see IMaguAccess.Config)
     constructor(Config memory cfg) EIP712("MuriData Access", "1") {
@@ -93,6 +133,13 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
         _onlyOwner(magu);
         _searchPrice[magu] = price;
         emit SearchPriceSet(magu, price);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function setReadPrice(MaguId magu, uint256 price) external {
+        _onlyOwner(magu);
+        _readPrice[magu] = price;
+        emit ReadPriceSet(magu, price);
     }
 
     // ---------------------------------------------------------------- payers
@@ -131,23 +178,36 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(voucherDigest(v), signature);
         if (err != ECDSA.RecoverError.NoError || signer != payer) revert AccessBadVoucher(signer);
         MaguId magu = MaguId.wrap(v.magu);
-        // Only a member (sitting, or one that left or saw the Magu end) can be paid: else a payer
-        // could sign its deposit over to an address of its own and leave without the delay.
-        IMaguRegistry.Membership memory ms = _magus.membership(magu, v.member);
-        if (!ms.active && ms.leftAfter == 0) revert AccessNotMember(magu, v.member);
         Paid storage p = _paid[magu][payer][v.member];
         uint256 paid = p.total;
-        if (v.total <= paid) revert AccessVoucherStale(paid, v.total);
-        Account storage a = _accounts[magu][payer];
-        uint256 balance = a.balance;
-        if (balance == 0) revert AccessNothingToPay();
-        uint256 owed = v.total - paid;
-        uint256 amount = owed < balance ? owed : balance;
-        // amount <= balance < 2^192; paid + amount <= v.total, which may not fit: checked.
-        a.balance = uint192(balance - amount);
+        uint256 amount = _debit(magu, payer, v.member, paid, v.total);
+        // paid + amount <= v.total, which may not fit: checked.
         p.total = SafeCast.toUint192(paid + amount);
         p.searches = v.searches;
         emit SearchSettled(magu, payer, v.member, v.searches, amount);
+        _token.safeTransfer(v.member, amount);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function settleRead(ReadVoucher calldata v, address payer, bytes calldata signature) external nonReentrant {
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(readVoucherDigest(v), signature);
+        if (err != ECDSA.RecoverError.NoError || signer != payer) revert AccessBadVoucher(signer);
+        // The reader's own cap: never more than maxUnitPrice per fragment on average.
+        if (v.fragments == 0 || Math.ceilDiv(v.total, v.fragments) > v.maxUnitPrice) {
+            revert AccessReadOverMax(v.total, v.fragments, v.maxUnitPrice);
+        }
+        if (payer == v.member) revert AccessSelfPayment(payer);
+        MaguId magu = MaguId.wrap(v.magu);
+        ReadPaid storage p = _readPaid[magu][payer][v.member];
+        uint256 paid = p.total;
+        uint256 amount = _debit(magu, payer, v.member, paid, v.total);
+        p.total = SafeCast.toUint192(paid + amount);
+        p.fragments = v.fragments;
+        _readEarned[v.member] += amount;
+        // Demand counts tokens paid, in base-price fragments, not the fragments a voucher claims:
+        // a voucher for many fragments at a tiny total raises it by what it really paid.
+        uint256 demand = _recordDemand(magu, amount);
+        emit ReadSettled(magu, payer, v.member, v.fragments, amount, demand);
         _token.safeTransfer(v.member, amount);
     }
 
@@ -185,6 +245,60 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
     }
 
     /// @inheritdoc IMaguAccess
+    function readPrice(MaguId magu) external view returns (uint256) {
+        return _readPrice[magu];
+    }
+
+    /// @inheritdoc IMaguAccess
+    function readMultiplier(MaguId magu) public view returns (uint256 multiplierBps, uint256 rarityBps, uint256 demandBps) {
+        IMaguRegistry.MaguInfo memory info = _magus.maguInfo(magu);
+        uint256 slots = info.members.length;
+        if (slots > 0) {
+            uint256 vacant;
+            for (uint256 i; i < slots; ++i) {
+                if (info.members[i] == address(0)) ++vacant;
+            }
+            rarityBps = (RARITY_BONUS_BPS * vacant) / slots;
+        }
+        uint256 scale = info.fragmentCount == 0 ? 1 : info.fragmentCount;
+        uint256 demand = _decayedDemand(_demand[magu]);
+        demandBps = (DEMAND_BONUS_BPS * (demand < scale ? demand : scale)) / scale;
+        multiplierBps = MULTIPLIER_ONE_BPS + rarityBps + demandBps;
+        if (multiplierBps > MAX_READ_MULTIPLIER_BPS) multiplierBps = MAX_READ_MULTIPLIER_BPS;
+    }
+
+    /// @inheritdoc IMaguAccess
+    function readUnitPrice(MaguId magu) external view returns (uint256) {
+        uint256 base = _readPrice[magu];
+        if (base == 0) return 0;
+        (uint256 multiplierBps,,) = readMultiplier(magu);
+        return Math.mulDiv(base, multiplierBps, MULTIPLIER_ONE_BPS);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function readDemand(MaguId magu) external view returns (uint256) {
+        return _decayedDemand(_demand[magu]);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function readSettled(MaguId magu, address payer, address member) external view returns (uint256 paid, uint64 fragments) {
+        ReadPaid storage p = _readPaid[magu][payer][member];
+        return (p.total, p.fragments);
+    }
+
+    /// @inheritdoc IMaguAccess
+    function readEarned(address member) external view returns (uint256) {
+        return _readEarned[member];
+    }
+
+    /// @inheritdoc IMaguAccess
+    function readVoucherDigest(ReadVoucher calldata v) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(READ_VOUCHER_TYPEHASH, v.magu, v.member, v.fragments, v.total, v.maxUnitPrice))
+        );
+    }
+
+    /// @inheritdoc IMaguAccess
     function grantDigest(Grant calldata g) public view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(GRANT_TYPEHASH, g.magu, g.grantee, g.rights, g.expires, g.nonce)));
     }
@@ -212,6 +326,46 @@ contract MaguAccess is IMaguAccess, ReentrancyGuard, EIP712 {
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// @dev What a voucher of `payer` to `member` for a cumulative `total`, of which `paid` was
+    /// paid, pays now: `total - paid`, or what the deposit holds if less, taken from the deposit.
+    function _debit(MaguId magu, address payer, address member, uint256 paid, uint256 total)
+        private
+        returns (uint256 amount)
+    {
+        // Only a member (sitting, or one that left or saw the Magu end) can be paid: else a payer
+        // could sign its deposit over to an address of its own and leave without the delay.
+        IMaguRegistry.Membership memory ms = _magus.membership(magu, member);
+        if (!ms.active && ms.leftAfter == 0) revert AccessNotMember(magu, member);
+        if (total <= paid) revert AccessVoucherStale(paid, total);
+        Account storage a = _accounts[magu][payer];
+        uint256 balance = a.balance;
+        if (balance == 0) revert AccessNothingToPay();
+        uint256 owed = total - paid;
+        amount = owed < balance ? owed : balance;
+        // amount <= balance < 2^192.
+        a.balance = uint192(balance - amount);
+    }
+
+    /// @dev Adds `amount` tokens, in base-price fragments, to the Magu's decayed demand; returns it.
+    function _recordDemand(MaguId magu, uint256 amount) private returns (uint256) {
+        Demand memory d = _demand[magu];
+        uint256 units = _decayedDemand(d);
+        uint256 base = _readPrice[magu];
+        // With no base price (reads made free after the voucher was signed) nothing counts.
+        if (base > 0) units += amount / base;
+        uint64 halvings = (uint64(block.number) - d.atBlock) / DEMAND_HALF_LIFE_BLOCKS;
+        uint64 atBlock = d.units == 0 ? uint64(block.number) : d.atBlock + halvings * DEMAND_HALF_LIFE_BLOCKS;
+        uint192 stored = SafeCast.toUint192(units);
+        _demand[magu] = Demand({units: stored, atBlock: atBlock});
+        return units;
+    }
+
+    /// @dev `d.units` halved once per whole DEMAND_HALF_LIFE_BLOCKS since `d.atBlock`.
+    function _decayedDemand(Demand memory d) private view returns (uint256) {
+        uint256 halvings = (block.number - d.atBlock) / DEMAND_HALF_LIFE_BLOCKS;
+        return halvings >= 192 ? 0 : uint256(d.units) >> halvings;
+    }
 
     /// @dev Reverts unless the caller is the Magu's current owner (an unknown Magu has none).
     function _onlyOwner(MaguId magu) private view {

@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { id as ethersId, type ContractTransactionResponse } from "ethers";
-import { GRANT_TYPES, VOUCHER_TYPES } from "../agents/chain/access.js";
+import { GRANT_TYPES, READ_VOUCHER_TYPES, VOUCHER_TYPES } from "../agents/chain/access.js";
 import { leafIndexFor } from "../agents/data/challenge.js";
 import { appendProof, buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
 import { deployAll, E18 } from "../test/contracts/helpers/fixture.js";
@@ -249,6 +249,14 @@ for (const [name, searches] of [["MaguAccess.settle(first of member)", 10n], ["M
   const voucher = { magu: searchMagu, member: paidMember.address, searches, total: searches * E18 };
   const signature = await payer.signTypedData(accessDomain, mutableTypes(VOUCHER_TYPES), voucher);
   await measure(name, access.connect(paidMember).settle(voucher, payer.address, signature));
+}
+// Paid reads on the same Magu and deposit: the member redeems a reader's read vouchers (its first
+// from that reader, then a later cumulative one), each also updating the Magu's demand.
+await (await access.connect(searchClient).setReadPrice(searchMagu, E18 / 10n)).wait();
+for (const [name, fragments] of [["MaguAccess.settleRead(first of member)", 10n], ["MaguAccess.settleRead", 25n]] as const) {
+  const voucher = { magu: searchMagu, member: paidMember.address, fragments, total: (fragments * E18) / 10n, maxUnitPrice: E18 / 5n };
+  const signature = await payer.signTypedData(accessDomain, mutableTypes(READ_VOUCHER_TYPES), voucher);
+  await measure(name, access.connect(paidMember).settleRead(voucher, payer.address, signature));
 }
 const expires = BigInt((await d.ethers.provider.getBlock("latest"))!.timestamp + 3600);
 const grant = { magu: searchMagu, grantee: ethersId("gas-grantee-peer"), rights: 3, expires, nonce: 0n };

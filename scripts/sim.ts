@@ -58,6 +58,9 @@ const EXPECTED = [
   "withdraw before settlement (access)",
   "self-voucher to skip the delay (access)",
   "former owner's grant (access)",
+  "self-serving read farm (reads)",
+  "demand from claimed fragments (reads)",
+  "self-payment to skip the delay (reads)",
   "deleted vector returned, disputed",
 ];
 

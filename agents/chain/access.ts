@@ -10,6 +10,8 @@
  *   account, short-lived), so a member can tie the connection's peer to the grant's account.
  * - `Voucher`: a payer owes `member` a cumulative `total` for `searches` searches of `magu`;
  *   MaguAccess `settle` pays the part not paid yet from the payer's deposit.
+ * - `ReadVoucher`: a reader owes `member` a cumulative `total` for `fragments` fragments of `magu`
+ *   served, at most `maxUnitPrice` per fragment; MaguAccess `settleRead` pays it the same way.
  *
  * A grant travels as one string (`encodeGrantToken`), so a user can paste it.
  */
@@ -77,6 +79,16 @@ export const VOUCHER_TYPES = {
   ],
 } as const;
 
+export const READ_VOUCHER_TYPES = {
+  ReadVoucher: [
+    { name: "magu", type: "uint256" },
+    { name: "member", type: "address" },
+    { name: "fragments", type: "uint64" },
+    { name: "total", type: "uint256" },
+    { name: "maxUnitPrice", type: "uint256" },
+  ],
+} as const;
+
 export interface Grant {
   magu: bigint;
   grantee: Hex;
@@ -101,6 +113,14 @@ export interface Voucher {
   member: Address;
   searches: bigint;
   total: bigint;
+}
+
+export interface ReadVoucher {
+  magu: bigint;
+  member: Address;
+  fragments: bigint;
+  total: bigint;
+  maxUnitPrice: bigint;
 }
 
 /** Something that signs EIP-712 typed data with an account (a viem wallet client and its account). */
@@ -144,6 +164,14 @@ export async function signHolder(sign: TypedSigner, domain: TypedDataDomain, hol
 
 export async function signVoucher(sign: TypedSigner, domain: TypedDataDomain, voucher: Voucher): Promise<Hex> {
   return sign({ domain, types: VOUCHER_TYPES, primaryType: "Voucher", message: { ...voucher } });
+}
+
+export async function signReadVoucher(sign: TypedSigner, domain: TypedDataDomain, voucher: ReadVoucher): Promise<Hex> {
+  return sign({ domain, types: READ_VOUCHER_TYPES, primaryType: "ReadVoucher", message: { ...voucher } });
+}
+
+export function recoverReadVoucher(domain: TypedDataDomain, voucher: ReadVoucher, signature: Hex): Promise<Address> {
+  return recoverTypedDataAddress({ domain, types: READ_VOUCHER_TYPES, primaryType: "ReadVoucher", message: voucher, signature });
 }
 
 export function recoverHolder(domain: TypedDataDomain, holder: Holder, signature: Hex): Promise<Address> {

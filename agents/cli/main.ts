@@ -31,6 +31,7 @@ const COMMANDS: CommandEntry[] = [
   entry("magu revoke", () => import("./commands/access.js").then((m) => m.maguRevokeCommand)),
   entry("magu visibility", () => import("./commands/access.js").then((m) => m.maguVisibilityCommand)),
   entry("magu search-price", () => import("./commands/access.js").then((m) => m.maguSearchPriceCommand)),
+  entry("magu read-price", () => import("./commands/access.js").then((m) => m.maguReadPriceCommand)),
   entry("magu deposit", () => import("./commands/access.js").then((m) => m.maguDepositCommand)),
   entry("magu withdraw-deposit", () => import("./commands/access.js").then((m) => m.maguWithdrawDepositCommand)),
   entry("claim", () => import("./commands/claim.js").then((m) => m.claimCommand)),

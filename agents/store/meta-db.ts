@@ -37,6 +37,8 @@ export const Bucket = {
   document: 8,
   /** roles/: Magu id (32) ‖ payer (20) -> the latest search voucher this node took from the payer (JSON). */
   voucher: 9,
+  /** roles/: Magu id (32) ‖ reader (20) -> the latest read voucher this node took from the reader (JSON). */
+  readVoucher: 10,
 } as const;
 export type Bucket = (typeof Bucket)[keyof typeof Bucket];
 

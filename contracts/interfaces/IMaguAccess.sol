@@ -19,6 +19,15 @@ import {MaguId} from "../types/MaguId.sol";
 /// one transaction pays all the searches since the last one, and a replayed or older voucher pays
 /// nothing. A payer leaves with `requestWithdraw`, then `withdraw` after `withdrawDelayBlocks`,
 /// which gives members the time to settle what they are owed.
+///
+/// Reads are paid the same way when the owner sets a read price (`setReadPrice`): the reader signs
+/// a cumulative `ReadVoucher` per member, "I owe `member` `total` for `fragments` fragments served,
+/// at most `maxUnitPrice` each", from the same deposit, and the member redeems it with
+/// `settleRead`. The price a member asks per fragment is `readUnitPrice`: the base price times a
+/// multiplier of at most `MAX_READ_MULTIPLIER_BPS` (2x) that grows with the Magu's rarity (vacant
+/// member slots) and demand (tokens paid for its reads recently, halving every
+/// `DEMAND_HALF_LIFE_BLOCKS`). Nothing is minted for a read: the reader pays it all, so a member
+/// that reads from itself only moves its own money.
 interface IMaguAccess {
     /// @notice Parameters fixed at deployment.
     struct Config {
@@ -44,6 +53,18 @@ interface IMaguAccess {
         address member;
         uint64 searches;
         uint256 total;
+    }
+
+    /// @notice What a reader signs for a member: "I owe `member` a cumulative `total` tokens for
+    /// `fragments` fragments of `magu` served to me, at most `maxUnitPrice` per fragment" (EIP-712,
+    /// domain "MuriData Access" version "1"). `settleRead` refuses one whose total exceeds
+    /// `fragments x maxUnitPrice`.
+    struct ReadVoucher {
+        uint256 magu;
+        address member;
+        uint64 fragments;
+        uint256 total;
+        uint256 maxUnitPrice;
     }
 
     /// @notice What `checkGrant` found, the first failing check in this order.
@@ -72,6 +93,19 @@ interface IMaguAccess {
         MaguId indexed magu, address indexed payer, address indexed member, uint64 searches, uint256 paid
     );
 
+    /// @notice The owner set the base price per fragment read, in token wei (0: reads are free).
+    event ReadPriceSet(MaguId indexed magu, uint256 price);
+    /// @notice A read voucher of `payer` for `fragments` fragments paid `member` `paid` more; the
+    /// Magu's demand is now `demand` (base-price fragments, decaying).
+    event ReadSettled(
+        MaguId indexed magu,
+        address indexed payer,
+        address indexed member,
+        uint64 fragments,
+        uint256 paid,
+        uint256 demand
+    );
+
     /// @notice A deployment parameter is zero; `field` names it.
     error AccessInvalidConfig(bytes32 field);
     /// @notice Only the Magu's owner may do this.
@@ -89,6 +123,12 @@ interface IMaguAccess {
     error AccessVoucherStale(uint256 paid, uint256 total);
     /// @notice The payer's deposit is empty.
     error AccessNothingToPay();
+    /// @notice The read voucher's total exceeds `fragments x maxUnitPrice`: more than the reader
+    /// agreed to pay per fragment.
+    error AccessReadOverMax(uint256 total, uint64 fragments, uint256 maxUnitPrice);
+    /// @notice A read voucher of a payer to itself: it would move its deposit out without the
+    /// withdrawal delay, ahead of the members it owes.
+    error AccessSelfPayment(address member);
 
     /// @notice Makes the Magu public or private. Owner only.
     function setPublic(MaguId magu, bool public_) external;
@@ -119,6 +159,42 @@ interface IMaguAccess {
     /// member's unsettled vouchers are void): a payer cannot sign its deposit over to an address
     /// of its own to leave without the withdrawal delay.
     function settle(Voucher calldata v, address payer, bytes calldata signature) external;
+
+    /// @notice Sets the base price per fragment read, in token wei (0: free reads). Members ask
+    /// `readUnitPrice`, this price times the bounded multiplier. Owner only.
+    function setReadPrice(MaguId magu, uint256 price) external;
+
+    /// @notice Pays `v.member` from `payer`'s deposit what `payer`'s read voucher owes beyond what
+    /// it already paid that member in that Magu (or what the deposit holds if less), as `settle`
+    /// does, and adds what it paid, in base-price fragments, to the Magu's demand. Refused when the
+    /// total exceeds `v.fragments x v.maxUnitPrice` (AccessReadOverMax), when `payer` is the
+    /// member (AccessSelfPayment), or when the member never was one (AccessNotMember).
+    function settleRead(ReadVoucher calldata v, address payer, bytes calldata signature) external;
+
+    /// @notice The base price per fragment read set by the owner (0: reads are free).
+    function readPrice(MaguId magu) external view returns (uint256);
+
+    /// @notice The read multiplier in basis points (10,000 = x1, at most MAX_READ_MULTIPLIER_BPS),
+    /// and its two parts: the rarity bonus (vacant slots / slots x RARITY_BONUS_BPS) and the demand
+    /// bonus (min(demand, fragmentCount) / fragmentCount x DEMAND_BONUS_BPS).
+    function readMultiplier(MaguId magu) external view returns (uint256 multiplierBps, uint256 rarityBps, uint256 demandBps);
+
+    /// @notice What a member asks per fragment read now: readPrice x readMultiplier / 10,000.
+    function readUnitPrice(MaguId magu) external view returns (uint256);
+
+    /// @notice The Magu's read demand now: base-price fragments paid by settleRead, halved every
+    /// DEMAND_HALF_LIFE_BLOCKS.
+    function readDemand(MaguId magu) external view returns (uint256);
+
+    /// @notice What `payer`'s read vouchers paid `member` in `magu`, and the fragments of the last
+    /// one settled.
+    function readSettled(MaguId magu, address payer, address member) external view returns (uint256 paid, uint64 fragments);
+
+    /// @notice Everything read vouchers paid `member`, over all Magus and payers.
+    function readEarned(address member) external view returns (uint256);
+
+    /// @notice The EIP-712 digest of a read voucher (what the reader signs).
+    function readVoucherDigest(ReadVoucher calldata v) external view returns (bytes32);
 
     /// @notice Whether the Magu is public (false by default).
     function isPublic(MaguId magu) external view returns (bool);

@@ -667,6 +667,56 @@ contract Handler is FixtureBase {
         }
     }
 
+    /// @notice A member serves reads of a priced Magu (the owner sets a base price the first time)
+    /// and redeems the reader's cumulative read voucher: paid the difference, at most the deposit,
+    /// its read earnings grow by exactly that, and the multiplier stays within its cap; the same
+    /// voucher again pays nothing.
+    function settleReadAccess(uint256 maguSeed, uint256 clientSeed, uint256 memberSeed, uint256 amountRaw) external {
+        for (uint256 k; k < maguIds.length; ++k) {
+            MaguId id = maguIds[(maguSeed % maguIds.length + k) % maguIds.length];
+            address payer = clients[clientSeed % CLIENTS];
+            if (access.balanceOf(id, payer) == 0) payer = clients[(clientSeed % CLIENTS + 1) % CLIENTS];
+            uint256 balance = access.balanceOf(id, payer);
+            if (balance == 0) continue;
+            address member = _payableMember(id, memberSeed);
+            if (member == address(0)) continue;
+            if (access.readPrice(id) == 0) {
+                vm.prank(magus.maguInfo(id).owner);
+                access.setReadPrice(id, bound(amountRaw, 1, 1 ether));
+            }
+            (uint256 paid, uint64 fragments) = access.readSettled(id, payer, member);
+            uint256 total = paid + bound(amountRaw, 1, 20 ether);
+            IMaguAccess.ReadVoucher memory v = IMaguAccess.ReadVoucher({
+                magu: MaguId.unwrap(id),
+                member: member,
+                fragments: fragments + uint64(1 + amountRaw % 100),
+                total: total,
+                maxUnitPrice: total
+            });
+            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(actorKey[payer], access.readVoucherDigest(v));
+            bytes memory sig = abi.encodePacked(r, s, sv);
+            uint256 owed = v.total - paid;
+            uint256 amount = owed < balance ? owed : balance;
+            uint256 had = token.balanceOf(member);
+            uint256 earned = access.readEarned(member);
+            vm.prank(member);
+            access.settleRead(v, payer, sig);
+            require(token.balanceOf(member) == had + amount, "handler: MaguAccess paid the read voucher's difference");
+            require(access.readEarned(member) == earned + amount, "handler: read earnings grew by the payment");
+            (uint256 mult,,) = access.readMultiplier(id);
+            require(mult <= access.MAX_READ_MULTIPLIER_BPS(), "handler: read multiplier within its cap");
+            ghostAccess -= amount;
+            if (amount == owed) {
+                vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, v.total, v.total));
+            } else {
+                vm.expectRevert(IMaguAccess.AccessNothingToPay.selector);
+            }
+            access.settleRead(v, payer, sig);
+            _count("settleReadAccess");
+            return;
+        }
+    }
+
     /// @dev A node actor (from the seed on) that a voucher of Magu `id` may pay: an active member,
     /// or one that left or whose Magu ended (not an evicted one); address(0) if none.
     function _payableMember(MaguId id, uint256 seed) internal view returns (address) {
@@ -696,7 +746,7 @@ contract InvariantTest is Fixture {
         fund(address(handler), INITIAL_SUPPLY / 2);
         handler.bootstrap();
 
-        bytes4[] memory selectors = new bytes4[](23);
+        bytes4[] memory selectors = new bytes4[](24);
         selectors[0] = Handler.registerNode.selector;
         selectors[1] = Handler.addStake.selector;
         selectors[2] = Handler.requestUnstake.selector;
@@ -720,6 +770,7 @@ contract InvariantTest is Fixture {
         selectors[20] = Handler.requestWithdrawAccess.selector;
         selectors[21] = Handler.withdrawAccess.selector;
         selectors[22] = Handler.settleAccess.selector;
+        selectors[23] = Handler.settleReadAccess.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
@@ -840,6 +891,10 @@ contract InvariantTest is Fixture {
         _expectRuns("depositAccess", abi.encodeCall(Handler.depositAccess, (0, 0, 10 ether)));
         _expectRuns("settleAccess", abi.encodeCall(Handler.settleAccess, (0, 0, 0, 4 ether)));
         _expectRuns("settleAccess", abi.encodeCall(Handler.settleAccess, (0, 0, 0, 20 ether))); // beyond the deposit
+        // Read vouchers from the same deposits.
+        _expectRuns("depositAccess", abi.encodeCall(Handler.depositAccess, (0, 0, 10 ether)));
+        _expectRuns("settleReadAccess", abi.encodeCall(Handler.settleReadAccess, (0, 0, 0, 3 ether)));
+        _expectRuns("settleReadAccess", abi.encodeCall(Handler.settleReadAccess, (0, 0, 0, 20 ether))); // beyond the deposit
         _expectRuns("depositAccess", abi.encodeCall(Handler.depositAccess, (1, 1, 5 ether)));
         _expectRuns("requestWithdrawAccess", abi.encodeCall(Handler.requestWithdrawAccess, (1, 1)));
         _expectRuns("withdrawAccess", abi.encodeCall(Handler.withdrawAccess, (0)));

@@ -159,6 +159,15 @@ contract MaguAccessTest is Fixture {
         IMaguAccess.Voucher memory v = _voucher(members[0], 4, 9 ether);
         bytes32 voucherHash = keccak256(abi.encode(voucherType, v.magu, v.member, v.searches, v.total));
         assertEq(access.voucherDigest(v), keccak256(abi.encodePacked(hex"1901", domain, voucherHash)), "voucher digest");
+
+        bytes32 readType =
+            keccak256("ReadVoucher(uint256 magu,address member,uint64 fragments,uint256 total,uint256 maxUnitPrice)");
+        assertEq(access.READ_VOUCHER_TYPEHASH(), readType, "read voucher type");
+        IMaguAccess.ReadVoucher memory rv = IMaguAccess.ReadVoucher({
+            magu: MaguId.unwrap(id), member: members[0], fragments: 5, total: 6 ether, maxUnitPrice: 2 ether
+        });
+        bytes32 readHash = keccak256(abi.encode(readType, rv.magu, rv.member, rv.fragments, rv.total, rv.maxUnitPrice));
+        assertEq(access.readVoucherDigest(rv), keccak256(abi.encodePacked(hex"1901", domain, readHash)), "read voucher digest");
     }
 
     // ------------------------------------------------------------ owner settings
@@ -658,7 +667,7 @@ contract MaguAccessTest is Fixture {
         simReport("self-voucher to skip the delay (access)", 0, 0, "refused: vouchers pay only members");
     }
 
-    /// @notice A token that calls back cannot re-enter deposit, withdraw or settle.
+    /// @notice A token that calls back cannot re-enter deposit, withdraw, settle or settleRead.
     function test_reentrancy_guarded() public {
         ReentrantToken bad = new ReentrantToken();
         OwnerBook book = new OwnerBook();
@@ -686,6 +695,13 @@ contract MaguAccessTest is Fixture {
         bad.arm(address(guarded), abi.encodeCall(IMaguAccess.settle, (v, payer, sig)));
         vm.expectRevert(reentered);
         guarded.settle(v, payer, sig);
+        // settleRead's transfer calls settleRead again.
+        IMaguAccess.ReadVoucher memory rv =
+            IMaguAccess.ReadVoucher({magu: 1, member: member, fragments: 1, total: 1 ether, maxUnitPrice: 1 ether});
+        bytes memory rsig = _sign(payer, guarded.readVoucherDigest(rv));
+        bad.arm(address(guarded), abi.encodeCall(IMaguAccess.settleRead, (rv, payer, rsig)));
+        vm.expectRevert(reentered);
+        guarded.settleRead(rv, payer, rsig);
         // deposit's transferFrom calls withdraw.
         bad.arm(address(guarded), abi.encodeCall(IMaguAccess.withdraw, (m)));
         vm.expectRevert(reentered);
@@ -700,5 +716,242 @@ contract MaguAccessTest is Fixture {
         vm.prank(payer);
         guarded.withdraw(m);
         assertEq(guarded.balanceOf(m, payer), 5 ether, "nothing moved");
+    }
+
+    // ------------------------------------------------------------ paid reads
+
+    uint256 internal constant BASE = 1 ether;
+
+    function _readVoucher(address member, uint64 fragments, uint256 total, uint256 maxUnitPrice)
+        internal
+        view
+        returns (IMaguAccess.ReadVoucher memory)
+    {
+        return IMaguAccess.ReadVoucher({
+            magu: MaguId.unwrap(id), member: member, fragments: fragments, total: total, maxUnitPrice: maxUnitPrice
+        });
+    }
+
+    function _signRead(address who, IMaguAccess.ReadVoucher memory v) internal view returns (bytes memory) {
+        return _sign(who, access.readVoucherDigest(v));
+    }
+
+    /// @dev The Magu with 8 fragments committed and a base read price.
+    function _priced() internal {
+        commitData(id, 7, 8);
+        vm.prank(client);
+        access.setReadPrice(id, BASE);
+    }
+
+    function _multiplier() internal view returns (uint256 m) {
+        (m,,) = access.readMultiplier(id);
+    }
+
+    function test_setReadPrice_ownerOnly() public {
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessNotOwner.selector, id, stranger));
+        vm.prank(stranger);
+        access.setReadPrice(id, BASE);
+        vm.expectEmit(true, true, true, true, address(access));
+        emit IMaguAccess.ReadPriceSet(id, BASE);
+        vm.prank(client);
+        access.setReadPrice(id, BASE);
+        assertEq(access.readPrice(id), BASE, "base price");
+        assertEq(access.readUnitPrice(id), BASE, "x1 with every slot held and no demand");
+    }
+
+    function test_settleRead_paysTheDifference_andCountsDemand() public {
+        _priced();
+        _deposit(payer, DEPOSIT);
+        address member = members[0];
+        IMaguAccess.ReadVoucher memory v = _readVoucher(member, 3, 3 ether, 2 ether);
+        vm.expectEmit(true, true, true, true, address(access));
+        emit IMaguAccess.ReadSettled(id, payer, member, 3, 3 ether, 3);
+        vm.prank(stranger); // anyone may send it; only the member is paid
+        access.settleRead(v, payer, _signRead(payer, v));
+        assertEq(token.balanceOf(member), 3 ether, "member paid");
+        (uint256 paid, uint64 fragments) = access.readSettled(id, payer, member);
+        assertEq(paid, 3 ether, "paid so far");
+        assertEq(fragments, 3, "fragments recorded");
+        assertEq(access.readEarned(member), 3 ether, "read earnings");
+        assertEq(access.readDemand(id), 3, "demand in base-price fragments");
+        // 3 of 8 fragments' worth of demand: +18.75 %.
+        assertEq(_multiplier(), 11_875, "demand raised the multiplier");
+        assertEq(access.readUnitPrice(id), 1.1875 ether, "unit price = base x multiplier");
+
+        // Cumulative: the next voucher pays only the rest; search vouchers are counted apart.
+        IMaguAccess.ReadVoucher memory next = _readVoucher(member, 5, 5.3 ether, 2 ether);
+        access.settleRead(next, payer, _signRead(payer, next));
+        assertEq(token.balanceOf(member), 5.3 ether, "5.3 in all");
+        assertEq(access.balanceOf(id, payer), DEPOSIT - 5.3 ether, "from the deposit");
+        assertEq(_paid(member), 0, "search vouchers untouched");
+        assertEq(token.balanceOf(address(access)), DEPOSIT - 5.3 ether, "held = balances");
+    }
+
+    function test_settleRead_replayAndStale() public {
+        _priced();
+        _deposit(payer, DEPOSIT);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 4, 4 ether, BASE);
+        bytes memory sig = _signRead(payer, v);
+        access.settleRead(v, payer, sig);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, 4 ether, 4 ether));
+        access.settleRead(v, payer, sig);
+        IMaguAccess.ReadVoucher memory older = _readVoucher(members[0], 2, 2 ether, BASE);
+        sig = _signRead(payer, older);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, 4 ether, 2 ether));
+        access.settleRead(older, payer, sig);
+        // A search voucher's signature does not pass for a read voucher (another EIP-712 type).
+        IMaguAccess.Voucher memory search = _voucher(members[0], 6, 6 ether);
+        bytes memory searchSig = _signVoucher(payer, search);
+        IMaguAccess.ReadVoucher memory same = _readVoucher(members[0], 6, 6 ether, BASE);
+        vm.expectRevert();
+        access.settleRead(same, payer, searchSig);
+        assertEq(token.balanceOf(members[0]), 4 ether, "paid once");
+    }
+
+    function test_settleRead_overTheReadersMaxPrice() public {
+        _priced();
+        _deposit(payer, DEPOSIT);
+        // 2 fragments at most 1 each: a total of 2.5 is more than the reader agreed to.
+        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 2, 2.5 ether, BASE);
+        bytes memory sig = _signRead(payer, v);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadOverMax.selector, 2.5 ether, 2, BASE));
+        access.settleRead(v, payer, sig);
+        IMaguAccess.ReadVoucher memory none = _readVoucher(members[0], 0, 1, BASE);
+        sig = _signRead(payer, none);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadOverMax.selector, 1, 0, BASE));
+        access.settleRead(none, payer, sig);
+        IMaguAccess.ReadVoucher memory atMax = _readVoucher(members[0], 2, 2 ether, BASE);
+        access.settleRead(atMax, payer, _signRead(payer, atMax));
+        assertEq(token.balanceOf(members[0]), 2 ether, "at the max is paid");
+    }
+
+    function test_settleRead_refusals() public {
+        _priced();
+        _deposit(payer, DEPOSIT);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 1, 1 ether, BASE);
+        bytes memory sig = _signRead(stranger, v);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessBadVoucher.selector, stranger));
+        access.settleRead(v, payer, sig);
+        IMaguAccess.ReadVoucher memory outsider = _readVoucher(stranger, 1, 1 ether, BASE);
+        sig = _signRead(payer, outsider);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessNotMember.selector, id, stranger));
+        access.settleRead(outsider, payer, sig);
+        sig = _signRead(stranger, v);
+        vm.expectRevert(IMaguAccess.AccessNothingToPay.selector);
+        access.settleRead(v, stranger, sig);
+    }
+
+    /// @notice The multiplier: x1 at rest, up by rarity (vacant slots) and demand (paid reads,
+    /// halving every DEMAND_HALF_LIFE_BLOCKS even when settled often), never above x2.
+    function test_readMultiplier_rarityDemandDecayAndCap() public {
+        _priced();
+        assertEq(_multiplier(), 10_000, "x1 at rest");
+        _deposit(payer, DEPOSIT);
+        // 40 fragments' worth paid on an 8-fragment Magu: the demand bonus stops at +50 %.
+        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 40, 40 ether, BASE);
+        access.settleRead(v, payer, _signRead(payer, v));
+        (uint256 m, uint256 rarity, uint256 demand) = access.readMultiplier(id);
+        assertEq(demand, 5_000, "demand bonus capped");
+        assertEq(rarity, 0, "no vacancy");
+        assertEq(m, 15_000, "x1.5");
+        // One of three members leaves: +1/3 of the rarity bonus; the sum stays within x2.
+        vm.prank(members[2]);
+        magus.leave(id);
+        (m, rarity,) = access.readMultiplier(id);
+        assertEq(rarity, 1_666, "a third of the slots vacant");
+        assertEq(m, 16_666, "rarity and demand add up");
+        assertLe(m, access.MAX_READ_MULTIPLIER_BPS(), "bounded");
+        // Settled every 100 blocks, demand still halves every 300.
+        uint64 half = access.DEMAND_HALF_LIFE_BLOCKS();
+        for (uint64 i = 1; i <= 3; ++i) {
+            skipBlocks(half / 3);
+            IMaguAccess.ReadVoucher memory small = _readVoucher(members[0], 40 + i, 40 ether + i * 1 wei, BASE);
+            access.settleRead(small, payer, _signRead(payer, small));
+        }
+        assertEq(access.readDemand(id), 20, "halved once in 300 blocks");
+        skipBlocks(uint256(half) * 10);
+        assertEq(access.readDemand(id), 0, "forgotten");
+        (m,, demand) = access.readMultiplier(id);
+        assertEq(demand, 0, "no demand bonus");
+        assertEq(m, 11_666, "only rarity left");
+    }
+
+    /// @notice Whatever is paid and however many slots are vacant, the multiplier and the unit
+    /// price stay within x2.
+    function testFuzz_readMultiplier_neverAboveTheCap(uint256 paidRaw, uint8 leavers) public {
+        _priced();
+        uint256 amount = bound(paidRaw, 1, DEPOSIT);
+        _deposit(payer, DEPOSIT);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 1_000_000, amount, amount);
+        access.settleRead(v, payer, _signRead(payer, v));
+        for (uint256 i = 1; i <= leavers % 3; ++i) {
+            vm.prank(members[i]);
+            magus.leave(id);
+        }
+        assertLe(_multiplier(), access.MAX_READ_MULTIPLIER_BPS(), "multiplier bounded");
+        assertLe(access.readUnitPrice(id), 2 * BASE, "unit price bounded");
+    }
+
+    /// @notice Attack: inflate demand with a voucher that claims a huge number of fragments for a
+    /// tiny total. Demand counts what was paid, not what was claimed: the multiplier does not move.
+    function test_attack_demandFromClaimedFragments() public {
+        _priced();
+        _deposit(payer, DEPOSIT);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], type(uint64).max, 1 wei, 1 wei);
+        access.settleRead(v, payer, _signRead(payer, v));
+        assertEq(access.readDemand(id), 0, "1 wei is no base-price fragment");
+        assertEq(_multiplier(), 10_000, "x1");
+        simReport("demand from claimed fragments (reads)", 0, 0, "refused: demand counts tokens paid");
+    }
+
+    /// @notice Attack: a member pays itself for reads from its own deposit - a payer that is a
+    /// member would drain its deposit ahead of the other members it owes, without the delay.
+    function test_attack_selfPayment() public {
+        _priced();
+        address member = members[0];
+        _deposit(member, 10 ether);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(member, 10, 10 ether, BASE);
+        bytes memory sig = _signRead(member, v);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessSelfPayment.selector, member));
+        access.settleRead(v, member, sig);
+        // The member it owes is still paid from that deposit.
+        IMaguAccess.ReadVoucher memory owed = _readVoucher(members[1], 10, 10 ether, BASE);
+        access.settleRead(owed, member, _signRead(member, owed));
+        assertEq(token.balanceOf(members[1]), 10 ether, "the other member paid");
+        simReport("self-payment to skip the delay (reads)", 0, 0, "refused: a payer never pays itself");
+    }
+
+    /// @notice Attack: a node farms reads by serving itself through a second account of its own,
+    /// to earn, and to raise the Magu's demand so honest readers pay more. Nothing is minted for a
+    /// read, so its own money only goes round (minus gas); the demand it buys lifts the price by at
+    /// most +50 %, and an honest reader's voucher caps what it pays at the reader's own max.
+    function test_attack_selfServingFarm() public {
+        _priced();
+        address node = members[0];
+        address sybil = newActor("sybil-reader");
+        _deposit(sybil, 50 ether);
+        uint256 supply = token.totalSupply();
+        uint256 nodeRewards = rewards.claimable(node);
+        uint256 before = token.balanceOf(node) + token.balanceOf(sybil) + access.balanceOf(id, sybil);
+        // 50 "reads" of its own data, redeemed.
+        IMaguAccess.ReadVoucher memory v = _readVoucher(node, 50, 50 ether, BASE);
+        access.settleRead(v, sybil, _signRead(sybil, v));
+        uint256 after_ = token.balanceOf(node) + token.balanceOf(sybil) + access.balanceOf(id, sybil);
+        assertEq(after_, before, "the node's money only went round");
+        assertEq(token.totalSupply(), supply, "nothing minted for reads");
+        assertEq(rewards.claimable(node), nodeRewards, "no reward credited");
+        assertEq(_multiplier(), 15_000, "demand bought: +50 % at most");
+
+        // The honest reader signed for at most the base price: a total above it is refused on
+        // chain, and the node is paid exactly what the reader agreed to.
+        _deposit(payer, DEPOSIT);
+        IMaguAccess.ReadVoucher memory inflated = _readVoucher(node, 10, 15 ether, BASE);
+        bytes memory sig = _signRead(payer, inflated);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadOverMax.selector, 15 ether, 10, BASE));
+        access.settleRead(inflated, payer, sig);
+        IMaguAccess.ReadVoucher memory honest = _readVoucher(node, 10, 10 ether, BASE);
+        access.settleRead(honest, payer, _signRead(payer, honest));
+        assertEq(access.balanceOf(id, payer), DEPOSIT - 10 ether, "the reader paid its own max");
+        simReport("self-serving read farm (reads)", delta(before, after_), 0, "no gain: readers pay, nothing minted");
     }
 }

@@ -4,7 +4,9 @@
  * grant token for the grantee to pass as `--grant`; `muri magu revoke ID --to ...` ends every grant
  * to that grantee at once (MaguAccess nonce); `muri magu visibility ID public|private`. Paid searches
  * (agents/roles/node/search-meter.ts): `muri magu search-price ID MURI` (owner), `muri magu deposit
- * ID MURI` and `muri magu withdraw-deposit ID` (searchers).
+ * ID MURI` and `muri magu withdraw-deposit ID` (searchers and readers). Paid reads
+ * (agents/roles/node/read-meter.ts): `muri magu read-price ID MURI` (owner); readers pay from the
+ * same deposit.
  */
 import { accessDomain, encodeGrantToken, parseGrantee, parseRights, rightsLabel, signGrant } from "../../chain/index.js";
 import type { Hex } from "viem";
@@ -152,37 +154,80 @@ export const maguVisibilityCommand: Command = {
   },
 };
 
-export const maguSearchPriceCommand: Command = {
-  path: ["magu", "search-price"],
-  summary: "set the price per off-chain search your Magu's members ask (paid from searchers' deposits)",
-  usage: "muri magu search-price ID MURI",
-  help: ["  ID                   the Magu id (yours)", "  MURI                 price per search, e.g. 0.01 (0: searches are free)"],
-  options: {},
-  positionals: ["ID", "MURI"],
-  signs: true,
-  prepare(args) {
-    const id = parseInteger(args.positionals[0]!, "ID", { min: 1n, max: 2n ** 256n - 1n });
-    const price = parseMuri(args.positionals[1]!, "MURI", true);
-    return async (ctx) => {
-      await ownedMagu(ctx, id, "set its search price");
-      const { contracts } = signerOf(ctx);
-      const hash = await contracts.maguAccess.write.setSearchPrice([id, price]);
-      await confirm(ctx, hash, "MaguAccess.setSearchPrice");
-      return {
-        json: { id, searchPrice: price, tx: hash },
-        text: [
-          price === 0n
-            ? `searches of Magu ${id} are free`
-            : `searches of Magu ${id} cost ${formatMuri(price)} MURI each, paid to the members that answer from the searcher's deposit (muri magu deposit ${id} MURI)`,
-        ],
+/** `muri magu search-price` and `muri magu read-price`: the owner sets a price (0: free) and is told what it means. */
+function ownerPriceCommand(spec: {
+  name: "search-price" | "read-price";
+  summary: string;
+  help: string[];
+  what: string;
+  /** Sends the setter; `tx` names it. */
+  set: (ctx: CliContext, id: bigint, price: bigint) => Promise<Hex>;
+  tx: string;
+  describe: (ctx: CliContext, id: bigint, price: bigint) => Promise<{ json: Record<string, unknown>; text: string }>;
+}): Command {
+  return {
+    path: ["magu", spec.name],
+    summary: spec.summary,
+    usage: `muri magu ${spec.name} ID MURI`,
+    help: ["  ID                   the Magu id (yours)", ...spec.help],
+    options: {},
+    positionals: ["ID", "MURI"],
+    signs: true,
+    prepare(args) {
+      const id = parseInteger(args.positionals[0]!, "ID", { min: 1n, max: 2n ** 256n - 1n });
+      const price = parseMuri(args.positionals[1]!, "MURI", true);
+      return async (ctx) => {
+        await ownedMagu(ctx, id, `set its ${spec.what}`);
+        const hash = await spec.set(ctx, id, price);
+        await confirm(ctx, hash, spec.tx);
+        const { json, text } = await spec.describe(ctx, id, price);
+        return { json: { id, ...json, tx: hash }, text: [text] };
       };
+    },
+  };
+}
+
+export const maguSearchPriceCommand = ownerPriceCommand({
+  name: "search-price",
+  summary: "set the price per off-chain search your Magu's members ask (paid from searchers' deposits)",
+  help: ["  MURI                 price per search, e.g. 0.01 (0: searches are free)"],
+  what: "search price",
+  set: (ctx, id, price) => signerOf(ctx).contracts.maguAccess.write.setSearchPrice([id, price]),
+  tx: "MaguAccess.setSearchPrice",
+  describe: async (_ctx, id, price) => ({
+    json: { searchPrice: price },
+    text:
+      price === 0n
+        ? `searches of Magu ${id} are free`
+        : `searches of Magu ${id} cost ${formatMuri(price)} MURI each, paid to the members that answer from the searcher's deposit (muri magu deposit ${id} MURI)`,
+  }),
+});
+
+export const maguReadPriceCommand = ownerPriceCommand({
+  name: "read-price",
+  summary: "set the base price per fragment read your Magu's members ask (paid from readers' deposits)",
+  help: [
+    "  MURI                 base price per fragment read, e.g. 0.001 (0: reads are free)",
+    "  Members ask the base price times a multiplier of x1 to x2 (rarity: vacant slots; demand: recent paid reads), shown by muri status.",
+  ],
+  what: "read price",
+  set: (ctx, id, price) => signerOf(ctx).contracts.maguAccess.write.setReadPrice([id, price]),
+  tx: "MaguAccess.setReadPrice",
+  describe: async (ctx, id, price) => {
+    const [multiplierBps] = await ctx.read.maguAccess.read.readMultiplier([id]);
+    return {
+      json: { readPrice: price, multiplierBps },
+      text:
+        price === 0n
+          ? `reads of Magu ${id} are free`
+          : `reads of Magu ${id} cost ${formatMuri(price)} MURI per fragment x${Number(multiplierBps) / 10_000} now (x1 to x2), paid to the members that serve them from the reader's deposit (muri magu deposit ${id} MURI)`,
     };
   },
-};
+});
 
 export const maguDepositCommand: Command = {
   path: ["magu", "deposit"],
-  summary: "deposit MURI to pay for your searches of a Magu that charges for them",
+  summary: "deposit MURI to pay for your searches and reads of a Magu that charges for them",
   usage: "muri magu deposit ID MURI",
   help: ["  ID                   the Magu id", "  MURI                 amount to deposit (muri magu withdraw-deposit ID takes back what is left)"],
   options: {},
@@ -200,11 +245,13 @@ export const maguDepositCommand: Command = {
       await confirm(ctx, hash, "MaguAccess.deposit");
       const balance = await ctx.read.maguAccess.read.balanceOf([id, account]);
       const price = await ctx.read.maguAccess.read.searchPrice([id]);
+      const readUnit = await ctx.read.maguAccess.read.readUnitPrice([id]);
       return {
-        json: { id, deposited: amount, balance, searchPrice: price, tx: hash },
+        json: { id, deposited: amount, balance, searchPrice: price, readUnitPrice: readUnit, tx: hash },
         text: [
-          `deposited ${formatMuri(amount)} MURI for searches of Magu ${id}: balance ${formatMuri(balance)} MURI` +
-            (price > 0n ? ` (${balance / price} searches at ${formatMuri(price)} MURI)` : " (its searches are free for now)"),
+          `deposited ${formatMuri(amount)} MURI for searches and reads of Magu ${id}: balance ${formatMuri(balance)} MURI` +
+            (price > 0n ? ` (${balance / price} searches at ${formatMuri(price)} MURI)` : " (its searches are free for now)") +
+            (readUnit > 0n ? `; reads ${formatMuri(readUnit)} MURI per fragment now` : "; its reads are free for now"),
         ],
       };
     };

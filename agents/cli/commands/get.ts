@@ -16,7 +16,7 @@ import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-clien
 import { humanBytes, startProgress } from "../devnet/progress.js";
 import { signerOf, type CliContext } from "../context.js";
 import { CliError, UsageError } from "../errors.js";
-import { parseInteger } from "../values.js";
+import { formatMuri, parseInteger, parseMuri } from "../values.js";
 import { readMagu } from "./magu.js";
 import { GRANT_HELP } from "../grants.js";
 
@@ -58,13 +58,14 @@ function openShare(ctx: CliContext, share: Share): FileKey {
 export const getCommand: Command = {
   path: ["get"],
   summary: "fetch a stored file (or directory) by its manifest CID, byte for byte",
-  usage: "muri get CID|SHARE_TOKEN -o FILE|DIR [--path PATH] [--force] [--magu ID]",
+  usage: "muri get CID|SHARE_TOKEN -o FILE|DIR [--path PATH] [--force] [--magu ID] [--max-read-price MURI]",
   help: [
     "  -o, --output FILE    where to write the file (written to FILE.<pid>.tmp, renamed once complete); a directory: the directory to restore it into (new or empty)",
     "  --path PATH          a directory: fetch only this entry (a file to -o FILE, a subdirectory to -o DIR), and only the fragments holding it",
     "  --force              a directory: write into a non-empty -o DIR (or over -o FILE with --path), replacing files of the same paths",
     "  --magu ID            the Magu holding it (default: the one this client directory recorded it in)",
     "  SHARE_TOKEN          what muri share printed for your account: names the file and carries its key (and a read grant)",
+    "  --max-read-price M   a Magu that charges for reads (muri magu read-price): the most you pay per fragment, in MURI (default: the price the chain quotes when the get starts); paid from your deposit (muri magu deposit ID MURI)",
     GRANT_HELP,
     CLIENT_DIR_HELP,
   ],
@@ -72,6 +73,7 @@ export const getCommand: Command = {
     output: { type: "string", short: "o" },
     path: { type: "string" },
     force: { type: "boolean" },
+    "max-read-price": { type: "string" },
     ...STORED_REF_OPTIONS,
   },
   positionals: ["CID"],
@@ -94,11 +96,13 @@ export const getCommand: Command = {
     if (path !== undefined && (path.trim() === "" || path.startsWith("/"))) throw new UsageError(`--path: "${path}" must be a path inside the directory, e.g. sub/file.txt (muri ls CID lists them)`);
     const force = args.flag("force");
     const dir = clientDir(args);
+    const maxArg = args.string("max-read-price");
+    const maxReadPrice = maxArg === undefined ? undefined : parseMuri(maxArg, "--max-read-price", true);
 
     return async (ctx) => {
       const fileKey = share === undefined ? undefined : openShare(ctx, share);
       if (givenMagu !== undefined) await readMagu(ctx, givenMagu); // "no Magu ID" before any p2p work
-      const client = await startClient(args, ctx, dir, undefined, share?.grant === undefined ? [] : [share.grant]);
+      const client = await startClient(args, ctx, dir, undefined, share?.grant === undefined ? [] : [share.grant], maxReadPrice);
       let maguId: bigint;
       try {
         maguId = givenMagu ?? (await client.locate(manifestCid));
@@ -114,6 +118,7 @@ export const getCommand: Command = {
       try {
         const result = await client.get({ maguId, manifestCid }, out, { ...(path !== undefined ? { path } : {}), force, ...(fileKey !== undefined ? { fileKey } : {}) });
         const e = result.entries;
+        const paid = client.readsPaid(maguId);
         return {
           json: {
             output: out,
@@ -126,10 +131,12 @@ export const getCommand: Command = {
             fetched: result.fetched,
             failed: result.failed,
             unreachable: result.unreachable,
+            readsPaid: paid,
           },
           text: [
             `wrote ${out} (${e !== undefined && (path === undefined || e.directories + e.symlinks > 0 || e.files !== 1) ? `${e.files} files, ${e.directories} directories${e.symlinks > 0 ? `, ${e.symlinks} symlinks` : ""}, ` : ""}${humanBytes(result.fileSize)}) from Magu ${maguId}: ${result.fetched} shards fetched` +
               (result.failed ? `, ${result.failed} rebuilt from parity (unreachable: ${result.unreachable.join(", ") || "none"})` : ""),
+            ...(paid.fragments > 0n ? [`paid ${formatMuri(paid.wei)} MURI for ${paid.fragments} fragments read, from your deposit in Magu ${maguId}`] : []),
           ],
         };
       } finally {

@@ -2,7 +2,9 @@
  * `muri status`: the network at a glance from the chain alone: which network it is (chain id,
  * MaguRegistry, deployment block and its hash: what the client directory keys its records by),
  * nodes, Magus, current period and epoch, what each node can claim, and proofs passed/missed
- * (ProofSubmitted/ProofMissed events); and what the client directory keeps for this network.
+ * (ProofSubmitted/ProofMissed events), what each node earned serving reads (MaguAccess `readEarned`)
+ * and the read multiplier of each priced Magu it holds (x1..x2); and what the client directory
+ * keeps for this network.
  * With `--metrics URL` (repeatable), also the health of each agent's event followers, read from the
  * agent's `/metrics` (`muri node|validator --metrics-port N`): a stuck or lagging follower shows.
  */
@@ -70,11 +72,12 @@ export const statusCommand: Command = {
       const listedNodes = addresses.length;
       const nodes = await Promise.all(
         addresses.map(async (address) => {
-          const [info, rewards, payments, [weight, queuedWeight]] = await Promise.all([
+          const [info, rewards, payments, [weight, queuedWeight], readEarned] = await Promise.all([
             r.nodeRegistry.read.nodeInfo([address]),
             r.rewards.read.claimable([address]),
             r.maguRegistry.read.claimable([address]),
             r.nodeRegistry.read.selectionWeight([address]),
+            r.maguAccess.read.readEarned([address]),
           ]);
           const p = proofs?.get(address.toLowerCase());
           return {
@@ -94,6 +97,8 @@ export const statusCommand: Command = {
             peerId: formatPeerId(info.peerId),
             multiaddrs: info.multiaddrs,
             claimable: { rewards, payments },
+            // What read vouchers paid it (readers' deposits, never the emission).
+            readEarned,
             ...(proofs ? { proofs: { passed: p?.passed ?? 0, missed: p?.missed ?? 0 } } : {}),
           };
         })
@@ -102,6 +107,7 @@ export const statusCommand: Command = {
       const magus = await Promise.all(
         Array.from({ length: listedMagus }, async (_, i) => {
           const m = await readMagu(ctx, maguCount - BigInt(i)); // newest first
+          const [readPrice, [multiplierBps, rarityBps, demandBps]] = await Promise.all([r.maguAccess.read.readPrice([m.id]), r.maguAccess.read.readMultiplier([m.id])]);
           return {
             id: m.id,
             kind: m.kind,
@@ -112,9 +118,15 @@ export const statusCommand: Command = {
             maxFragments: m.params.maxFragments,
             startPeriod: m.startPeriod,
             endPeriod: m.endPeriod,
+            // Paid reads: base price per fragment (0: free) and the bounded multiplier (x1..x2).
+            read: { price: readPrice, multiplierBps, rarityBps, demandBps },
           };
         })
       );
+      const mult = (bps: bigint): string => `x${Number(bps) / 10_000}`;
+      /** The priced Magus a node holds, with their multipliers ("read x1.25 on 3"). */
+      const heldReads = (address: Address): string[] =>
+        magus.filter((m) => m.read.price > 0n && m.members.some((a) => a.toLowerCase() === address.toLowerCase())).map((m) => `${mult(m.read.multiplierBps)} on ${m.id}`);
       const text = [
         `chain ${ctx.deployment.chainId} at ${ctx.rpcUrl}, block ${block}, period ${period}, epoch ${epoch}`,
         `network: ${describeNetwork(network)}`,
@@ -131,14 +143,19 @@ export const statusCommand: Command = {
             (n.selectionWeight.queued !== n.selectionWeight.effective ? ` (-> ${formatMuri(n.selectionWeight.queued)})` : "") +
             ` reward x${n.rewardFactor} ` +
             `capacity ${formatBytes(n.capacity)} claimable ${formatMuri(n.claimable.rewards + n.claimable.payments)}` +
-            (n.proofs ? ` proofs ${n.proofs.passed} passed ${n.proofs.missed} missed` : "")
+            (n.proofs ? ` proofs ${n.proofs.passed} passed ${n.proofs.missed} missed` : "") +
+            ` reads earned ${formatMuri(n.readEarned)}` +
+            (heldReads(n.address).length > 0 ? ` (read ${heldReads(n.address).join(", ")})` : "")
         ),
         ...(nodeCount > BigInt(listedNodes) ? [`  … ${nodeCount - BigInt(listedNodes)} more`] : []),
         `Magus (${maguCount}):`,
         ...(magus.length === 0 ? ["  none"] : []),
         ...magus.map(
           (m) =>
-            `  ${m.id} ${m.kind} ${m.status} members ${m.members.length} fragments ${m.fragments}/${m.maxFragments} periods ${m.startPeriod}..${m.endPeriod}`
+            `  ${m.id} ${m.kind} ${m.status} members ${m.members.length} fragments ${m.fragments}/${m.maxFragments} periods ${m.startPeriod}..${m.endPeriod}` +
+            (m.read.price > 0n
+              ? ` read ${formatMuri(m.read.price)} MURI/fragment ${mult(m.read.multiplierBps)} (rarity +${Number(m.read.rarityBps) / 100}%, demand +${Number(m.read.demandBps) / 100}%, cap x2)`
+              : "")
         ),
         ...(maguCount > BigInt(listedMagus) ? [`  … ${maguCount - BigInt(listedMagus)} more`] : []),
         ...formatAgentHealth(agents),

@@ -7,6 +7,13 @@
  *   `--grant`); a grant to an account comes with the account's `Holder` statement for this peer.
  * A public Magu needs nothing. A client without a credential presents nothing: the member's
  * refusal says what is missing.
+ *
+ * Paid reads (roles/node/read-meter.ts): when a Magu has a read price, each fragment read from a
+ * member is prepaid with a cumulative `ReadVoucher` (`op: "read-pay"`), one fragment at a time,
+ * after asking the member where this account stands (`op: "read-meter"`: a new process continues
+ * the count). The voucher's `maxUnitPrice` is `maxReadPrice`, or by default the unit price the
+ * chain quotes (MaguAccess `readUnitPrice`) when this client first reads the Magu: a price raised
+ * since is refused with ERR_READ_PAYMENT rather than paid.
  */
 import type { PeerId } from "@libp2p/interface";
 import type { Address, Hex, TypedDataDomain } from "viem";
@@ -20,6 +27,7 @@ import {
   readAtMostEvery,
   signGrant,
   signHolder,
+  signReadVoucher,
   type Deployment,
   type MuriContracts,
   type MuriPublicClient,
@@ -28,7 +36,7 @@ import {
   type SigningChainClients,
   type TypedSigner,
 } from "../../chain/index.js";
-import { searchRequest, type P2PNode } from "../../p2p/index.js";
+import { RemoteRefusedError, searchRequest, type P2PNode } from "../../p2p/index.js";
 
 /** How long the owner's own session grant lasts. */
 const SESSION_GRANT_S = 3_600;
@@ -55,6 +63,20 @@ export function isAccessRefusal(err: unknown): boolean {
   return /access denied|is private:/.test(message);
 }
 
+/** A member refused this client's read payment (no deposit, a price above the reader's max, ...). */
+export class ReadPaymentRefusedError extends Error {
+  readonly code = "ERR_READ_PAYMENT";
+  constructor(readonly context: { magu: bigint; peer: string; reason: string }) {
+    super(`member ${context.peer} refused to serve Magu ${context.magu}: ${context.reason}`);
+    this.name = "ReadPaymentRefusedError";
+  }
+}
+
+/** Whether `err` is a refusal for want of payment for reads. */
+export function isReadPaymentRefusal(err: unknown): boolean {
+  return err instanceof ReadPaymentRefusedError || /charges for reads/.test((err as Error | undefined)?.message ?? "");
+}
+
 /** Whether `err` is a member's refusal of an unpaid search (search-meter.ts). */
 export function isPaymentRefusal(err: unknown): boolean {
   return /charges for searches/.test((err as Error | undefined)?.message ?? "");
@@ -68,6 +90,8 @@ export interface ClientAccessInit {
   sign: TypedSigner;
   /** Grant tokens given to this client (`muri magu grant` output). */
   grants?: readonly string[];
+  /** The most this client pays per fragment read, in wei (default: the chain's quote at first read). */
+  maxReadPrice?: bigint;
 }
 
 export interface ClientAccessComponents {
@@ -89,6 +113,10 @@ export class ClientAccess {
   private readonly chainNow: () => Promise<number>;
   private readonly visibility = new Map<bigint, { at: number; value: Promise<boolean> }>();
   private readonly credentials = new Map<bigint, Promise<Credential | undefined>>();
+  /** Per Magu: its base read price and the most this client pays per fragment. */
+  private readonly readTerms = new Map<bigint, Promise<{ base: bigint; max: bigint }>>();
+  /** `${peer}/${magu}`: this account's standing with that member, and the fragments prepaid there. */
+  private readonly readState = new Map<string, { fragments: bigint; total: bigint; unit: bigint; credit: bigint; lock: Promise<unknown> }>();
 
   constructor(
     private readonly init: ClientAccessInit,
@@ -138,17 +166,116 @@ export class ClientAccess {
    * want of access although one was presented (the member restarted and forgot it, or it lapsed
    * early by the chain's clock), presents again and runs it once more.
    */
-  async read<T>(peer: PeerId, magu: bigint, read: () => Promise<T>): Promise<T> {
+  async read<T>(peer: PeerId, magu: bigint, read: () => Promise<T>, member?: Address): Promise<T> {
     await this.ensure(peer, magu);
+    const paid = member === undefined ? async () => read() : () => this.paidRead(peer, member, magu, read);
     try {
-      return await read();
+      return await paid();
     } catch (err) {
       const key = `${peer.toString()}/${magu}`;
       if (!isAccessRefusal(err) || !this.presented.has(key)) throw err;
       this.presented.delete(key);
       await this.ensure(peer, magu);
-      return read();
+      return paid();
     }
+  }
+
+  /** Fragments this client paid for by read vouchers in this process, per Magu. */
+  readonly readsPaid = new Map<bigint, { fragments: bigint; wei: bigint }>();
+
+  /** Runs `read` (one fragment fetch from `member`) after prepaying it when the Magu charges for reads. */
+  private async paidRead<T>(peer: PeerId, member: Address, magu: bigint, read: () => Promise<T>): Promise<T> {
+    const terms = await this.readTermsOf(magu);
+    if (terms.base === 0n) return read();
+    const key = `${peer.toString()}/${magu}`;
+    await this.prepay(peer, member, magu, key, terms.max);
+    const st = this.readState.get(key)!;
+    try {
+      const value = await read();
+      st.credit = st.credit > 0n ? st.credit - 1n : 0n;
+      return value;
+    } catch (err) {
+      // Refused before the charge (busy, access): the credit is still there; otherwise unknown.
+      const before = err instanceof RemoteRefusedError && /^busy|access denied: .*is private/.test(err.context.reason);
+      if (!before) st.credit = 0n;
+      throw err;
+    }
+  }
+
+  private readTermsOf(magu: bigint): Promise<{ base: bigint; max: bigint }> {
+    let t = this.readTerms.get(magu);
+    if (t === undefined) {
+      const a = this.c.contracts.maguAccess;
+      t = Promise.all([a.read.readPrice([magu]), a.read.readUnitPrice([magu])]).then(([base, unit]) => ({ base, max: this.init.maxReadPrice ?? unit }));
+      this.readTerms.set(magu, t);
+      t.catch(() => this.readTerms.delete(magu));
+    }
+    return t;
+  }
+
+  /** Makes sure this client has at least one fragment prepaid at `peer` (one voucher at a time per member). */
+  private async prepay(peer: PeerId, member: Address, magu: bigint, key: string, max: bigint): Promise<void> {
+    let st = this.readState.get(key);
+    if (st === undefined) {
+      st = { fragments: 0n, total: 0n, unit: 0n, credit: 0n, lock: Promise.resolve() };
+      // A member that cannot say where this account stands is asked again by the next read.
+      st.lock = this.readMeter(peer, magu, key).catch((err: unknown) => {
+        this.readState.delete(key);
+        throw err;
+      });
+      this.readState.set(key, st);
+    }
+    const state = st;
+    const run = state.lock.then(async () => {
+      if (state.credit > 0n) return;
+      for (let attempt = 0; ; attempt++) {
+        const unit = state.unit;
+        const voucher = { magu, member, fragments: state.fragments + 1n, total: state.total + unit, maxUnitPrice: max };
+        if (unit > max) {
+          throw new ReadPaymentRefusedError({ magu, peer: peer.toString(), reason: `Magu ${magu} charges for reads: ${unit} wei per fragment now, above this client's maximum ${max} (--max-read-price)` });
+        }
+        const signature = await signReadVoucher(this.init.sign, this.domain, voucher);
+        const answer = (await searchRequest(this.c.p2p.libp2p, peer, {
+          op: "read-pay",
+          magu: magu.toString(),
+          voucher: { payer: this.init.account, fragments: voucher.fragments.toString(), total: voucher.total.toString(), maxUnitPrice: max.toString(), signature },
+        }, { what: "read-pay" })) as { ok?: boolean; credit?: string; error?: string };
+        if (answer?.ok === true) {
+          state.fragments = voucher.fragments;
+          state.total = voucher.total;
+          state.credit = BigInt(answer.credit ?? "1");
+          const sum = this.readsPaid.get(magu) ?? { fragments: 0n, wei: 0n };
+          this.readsPaid.set(magu, { fragments: sum.fragments + 1n, wei: sum.wei + unit });
+          return;
+        }
+        // The price moved (demand) or the member's count differs: ask where we stand, once.
+        if (attempt === 0 && /must be at least|the next is/.test(answer?.error ?? "")) {
+          await this.readMeter(peer, magu, key);
+          continue;
+        }
+        throw new ReadPaymentRefusedError({ magu, peer: peer.toString(), reason: answer?.error ?? "malformed answer" });
+      }
+    });
+    state.lock = run.catch(() => undefined);
+    await run;
+  }
+
+  /** Asks `peer` where this account stands (`op: "read-meter"`) and records it. */
+  private async readMeter(peer: PeerId, magu: bigint, key: string): Promise<void> {
+    const m = (await searchRequest(this.c.p2p.libp2p, peer, { op: "read-meter", magu: magu.toString(), payer: this.init.account }, { what: "read-meter" })) as {
+      ok?: boolean;
+      unit?: string;
+      fragments?: string;
+      total?: string;
+      credit?: string;
+      error?: string;
+    };
+    if (m?.ok !== true) throw new ReadPaymentRefusedError({ magu, peer: peer.toString(), reason: m?.error ?? "malformed answer" });
+    const st = this.readState.get(key)!;
+    st.unit = BigInt(m.unit ?? "0");
+    st.fragments = BigInt(m.fragments ?? "0");
+    st.total = BigInt(m.total ?? "0");
+    st.credit = BigInt(m.credit ?? "0");
   }
 
   /** Presents to every peer given, in parallel; a peer that cannot be reached is left to the read that follows. */
@@ -203,7 +330,7 @@ export class ClientAccess {
 
 /** The access of a client whose account signs with `clients` (its own Magus) and that holds `grants`. */
 export function createClientAccess(
-  init: { deployment: ClientAccessInit["deployment"]; grants?: readonly string[] },
+  init: { deployment: ClientAccessInit["deployment"]; grants?: readonly string[]; maxReadPrice?: bigint },
   clients: Pick<SigningChainClients, "account" | "walletClient" | "publicClient">,
   components: Omit<ClientAccessComponents, "chainNow">,
 ): ClientAccess {
@@ -213,6 +340,7 @@ export function createClientAccess(
       account: clients.account.address,
       sign: (typed) => clients.walletClient.signTypedData({ account: clients.account, ...typed } as never),
       grants: init.grants,
+      maxReadPrice: init.maxReadPrice,
     },
     { ...components, chainNow: () => chainTime(clients.publicClient) },
   );

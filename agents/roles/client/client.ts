@@ -103,7 +103,7 @@ import {
   type RecordedFile,
 } from "./client-record.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
-import { ClientAccess, createClientAccess, isAccessRefusal } from "./access.js";
+import { ClientAccess, createClientAccess, isAccessRefusal, isReadPaymentRefusal } from "./access.js";
 import { compressFile, packDirectory, prepareTarget, readHead, readPackTree, restoreTree, sequentialEntries, subtree, writeEntry, type PackStats } from "./folder.js";
 import { BatchDelivery, BatchUnavailableError, type BatchDeps, type BatchResult, type MissingMember, type SlotMember } from "./batch.js";
 import { ShardQueue, drainQueue } from "./shard-queue.js";
@@ -125,6 +125,8 @@ const SECRET_BYTES = 32;
 
 /** What a {@link StorageClientError} reports. */
 export type StorageClientErrorCode =
+  /** get: the Magu charges for reads and the members refused this client's payment (no deposit, price above its max). */
+  | "ERR_READ_PAYMENT"
   | "ERR_TX_FAILED"
   | "ERR_PUSH_FAILED"
   /** put --resume: no interrupted put of that file here, or the file changed since. */
@@ -187,6 +189,8 @@ export interface ClientInit {
   privateKey: Hex;
   /** Grant tokens for private Magus this client does not own (`muri magu grant` output). */
   grants?: readonly string[];
+  /** The most this client pays per fragment read of a priced Magu, in wei (default: the chain's quote at first read). */
+  maxReadPrice?: bigint;
   /** See CLIENT_DEFAULTS.memoryStagingBytes (0: always stage on disk). */
   memoryStagingBytes?: number;
   /**
@@ -316,6 +320,8 @@ export interface StorageClient {
   list(ref: FileRef): Promise<TreeEntry[]>;
   /** The Magu this network's records list `manifestCid` in (`muri get CID` without --magu). */
   locate(manifestCid: CID): Promise<bigint>;
+  /** What this client prepaid for reads of `maguId` so far (a Magu with a read price; else zeros). */
+  readsPaid(maguId: bigint): { fragments: bigint; wei: bigint };
   readonly address: Address;
 }
 
@@ -948,14 +954,17 @@ class Client implements StorageClient {
   private async fetchManifest(members: readonly Member[], cid: CID, maguId: bigint): Promise<{ manifest: Manifest; bytes: Uint8Array }> {
     const { p2p } = this.running();
     await this.access!.ensureAll(members.map((x) => x.peerId), maguId);
+    let unpaid: string | undefined;
     for (const member of members) {
       try {
-        const bytes = await this.access!.read(member.peerId, maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs }));
+        const bytes = await this.access!.read(member.peerId, maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs }), member.address);
         return { manifest: decodeManifest(bytes, cid), bytes };
       } catch (err) {
+        if (isReadPaymentRefusal(err)) unpaid ??= (err as Error).message;
         this.log.debug("manifest fetch failed", { member: member.address, error: (err as Error).message });
       }
     }
+    if (unpaid !== undefined) throw new StorageClientError("ERR_READ_PAYMENT", unpaid, { maguId, manifestCid: cid.toString() });
     throw new StorageClientError("ERR_MANIFEST_NOT_FOUND", `manifest ${cid} not found at any of the ${members.length} members of Magu ${maguId}`, { maguId, manifestCid: cid.toString() });
   }
 
@@ -1131,6 +1140,10 @@ class Client implements StorageClient {
    * Magu is given. Fails when no record lists it (naming the network that does, if another one
    * does) or when more than one does (the caller must say which).
    */
+  readsPaid(maguId: bigint): { fragments: bigint; wei: bigint } {
+    return this.access?.readsPaid.get(maguId) ?? { fragments: 0n, wei: 0n };
+  }
+
   async locate(manifestCid: CID): Promise<bigint> {
     const { records } = this.running();
     const found = await findMagusRecording(records, manifestCid);
@@ -1175,16 +1188,21 @@ class Client implements StorageClient {
 
     let manifest: Manifest | undefined;
     let denied: string | undefined;
+    let unpaid: string | undefined;
     for (const member of members) {
       try {
-        const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs }));
+        const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.manifestTimeoutMs }), member.address);
         manifest = decodeManifest(bytes, ref.manifestCid);
         break;
       } catch (err) {
         down.add(member.address);
-        if (isAccessRefusal(err)) denied ??= (err as Error).message;
+        if (isReadPaymentRefusal(err)) unpaid ??= (err as Error).message;
+        else if (isAccessRefusal(err)) denied ??= (err as Error).message;
         this.log.debug("manifest fetch failed", { member: member.address, error: (err as Error).message });
       }
+    }
+    if (manifest === undefined && unpaid !== undefined) {
+      throw new StorageClientError("ERR_READ_PAYMENT", unpaid, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() });
     }
     if (manifest === undefined && denied !== undefined) {
       throw new StorageClientError("ERR_ACCESS_DENIED", denied, { maguId: ref.maguId, manifestCid: ref.manifestCid.toString() });
@@ -1213,7 +1231,7 @@ class Client implements StorageClient {
         // not written off.
         for (let attempt = 1; ; attempt++) {
           try {
-            const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs }));
+            const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs }), member.address);
             fetched++;
             return bytes;
           } catch (err) {
@@ -1275,7 +1293,7 @@ class Client implements StorageClient {
     const reachable = await Promise.all(
       members.map(async (member) => {
         try {
-          await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.statusTimeoutMs }));
+          await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, ref.manifestCid, { timeoutMs: CLIENT_DEFAULTS.statusTimeoutMs }), member.address);
           return true;
         } catch {
           return false;

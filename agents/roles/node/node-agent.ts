@@ -65,6 +65,7 @@ import { createMaguIndex, type MaguIndex } from "../shared/magu-index.js";
 import { createMaguSync, type MaguSync } from "../shared/magu-sync.js";
 import { createAgentAccessGate, rightsFor, type AccessGate } from "../shared/access-gate.js";
 import { createSearchMeter, type SearchMeter } from "./search-meter.js";
+import { createReadMeter, type ReadMeter } from "./read-meter.js";
 import { createProver, type Prover } from "./prover.js";
 import { createRepairer, type Repairer } from "./repair.js";
 import { collectMagu } from "./collect.js";
@@ -113,6 +114,8 @@ export interface NodeAgentInit {
   reputationCheckMs?: number;
   /** How often vouchers of paid searches are settled on chain (default 60 s; search-meter.ts). */
   searchSettleMs?: number;
+  /** How often read vouchers are redeemed on chain (default: `searchSettleMs`; read-meter.ts). */
+  readSettleMs?: number;
   /** Blocks the event followers stay behind the head (default: `defaultConfirmations(chainId)`). */
   confirmations?: number;
   /**
@@ -166,6 +169,7 @@ export interface NodeAgent {
     sync?: MaguSync;
     access?: AccessGate;
     meter?: SearchMeter;
+    reads?: ReadMeter;
     p2p?: P2PNode;
     follower?: EventFollower;
     prover?: Prover;
@@ -279,6 +283,13 @@ class StorageNodeAgent implements NodeAgent {
     // Who may read and search what this node holds (access-gate.ts): members, validators, grantees.
     const access = createAgentAccessGate(init.deployment, { contracts: readContracts, maguOf: (cid) => sync.maguOf(cid), publicClient: clients.publicClient, logger: log });
     this.parts.access = access;
+    // Voucher settlements (searches and reads) wait behind proofs, as search-task transactions do.
+    const accessWriter = getMuriContracts(init.deployment.contracts, clients, { priority: "task" }).maguAccess;
+    const sendAccess = async (what: string, send: (a: typeof accessWriter) => Promise<Hex>): Promise<void> => {
+      const hash = await send(accessWriter);
+      const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
+      if (receipt.status !== "success") throw new Error(`MaguAccess.${what} reverted (tx ${hash})`);
+    };
     // Paid searches (search-meter.ts): vouchers checked before a search, kept after, settled on chain.
     const meter = createSearchMeter(
       { member, domain: accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess), settleMs: init.searchSettleMs },
@@ -286,17 +297,27 @@ class StorageNodeAgent implements NodeAgent {
         contracts: readContracts,
         metaDb,
         logger: log,
-        // Settlements wait behind proofs, as search-task transactions do.
-        settle: async (voucher, payer, signature) => {
-          const hash = await getMuriContracts(init.deployment.contracts, clients, { priority: "task" }).maguAccess.write.settle([voucher, payer, signature]);
-          const receipt = await clients.publicClient.waitForTransactionReceipt({ hash, pollingInterval: 100, timeout: RECEIPT_TIMEOUT_MS });
-          if (receipt.status !== "success") throw new Error(`MaguAccess.settle reverted (tx ${hash})`);
-        },
+        settle: (voucher, payer, signature) => sendAccess("settle", (a) => a.write.settle([voucher, payer, signature])),
       },
     );
     await meter.start();
     this.stops.push({ name: "search meter", stop: () => meter.stop() });
     this.parts.meter = meter;
+    // Paid reads (read-meter.ts): read vouchers prepay fetches of a priced Magu, redeemed on chain.
+    const reads = createReadMeter(
+      { member, domain: accessDomain(init.deployment.chainId, init.deployment.contracts.maguAccess), settleMs: init.readSettleMs ?? init.searchSettleMs },
+      {
+        contracts: readContracts,
+        metaDb,
+        logger: log,
+        maguOf: (cid) => sync.maguOf(cid),
+        insider: (peer, magu) => access.insider(peer, magu),
+        settle: (voucher, payer, signature) => sendAccess("settleRead", (a) => a.write.settleRead([voucher, payer, signature])),
+      },
+    );
+    await reads.start();
+    this.stops.push({ name: "read meter", stop: () => reads.stop() });
+    this.parts.reads = reads;
     const privateKey = await loadOrCreatePrivateKey(join(init.dir, "peer.key"));
     const p2p = await createP2PNode({
       privateKey,
@@ -305,7 +326,7 @@ class StorageNodeAgent implements NodeAgent {
       source: servingView(store),
       sink: sync.sink,
       acceptPush: sync.acceptPush,
-      authorizeFetch: ({ peer, cid }) => access.serveReason(peer.toString(), cid),
+      authorizeFetch: async ({ peer, cid }) => (await access.serveReason(peer.toString(), cid)) ?? (await reads.chargeFetch(peer.toString(), cid)),
       metricsRegistry: this.registry,
     });
     await p2p.start();
@@ -316,7 +337,7 @@ class StorageNodeAgent implements NodeAgent {
     const unhandleSearch = await handleSearchProtocol(p2p.libp2p, async (request, peer) => {
       const batch = await sync.handleBatchRequest(request);
       if (batch !== undefined) return batch;
-      const granted = (await access.handleRequest(request, peer)) ?? (await meter.handleRequest(request));
+      const granted = (await access.handleRequest(request, peer)) ?? (await meter.handleRequest(request)) ?? (await reads.handleRequest(request, peer));
       if (granted !== undefined) return granted;
       const scope = rightsFor(request);
       if (scope === undefined) return vectors.handle(request, peer);
@@ -394,7 +415,10 @@ class StorageNodeAgent implements NodeAgent {
     follower.on<{ magu: bigint }>("VisibilitySet", (e) => access.visibilityChanged(e.args.magu));
     // A payer leaving: settle what it owes before its withdrawal delay is over (in the background:
     // the follower does not wait for the transaction).
-    follower.on<{ magu: bigint; payer: Address }>("WithdrawRequested", (e) => void meter.settleNow(e.args.magu, e.args.payer).catch(() => undefined));
+    follower.on<{ magu: bigint; payer: Address }>("WithdrawRequested", (e) => {
+      void meter.settleNow(e.args.magu, e.args.payer).catch(() => undefined);
+      void reads.settleNow(e.args.magu, e.args.payer).catch(() => undefined);
+    });
     follower.on<{ magu: bigint; members: readonly Address[] }>("MaguFormed", (e) => {
       const slot = e.args.members.findIndex(mine);
       if (slot >= 0) log.info("joined magu", { magu: e.args.magu.toString(), slot, block: e.blockNumber.toString() });

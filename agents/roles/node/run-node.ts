@@ -6,7 +6,7 @@
  *      [--listen /ip4/127.0.0.1/tcp/0] [--capacity BYTES] [--no-prove] [--ef N] [--metrics-port N]
  *      [--settle-ms N] [--search-peer-ms N]
  * ```
- * `--settle-ms` is how often paid searches' vouchers are settled on chain (search-meter.ts).
+ * `--settle-ms` is how often paid searches' and reads' vouchers are settled on chain (search-meter.ts, read-meter.ts).
  * `--search-peer-ms` is the search time one peer may use per second (default 250; the node's total
  * rises with it when above 600; shared/search-budget.ts).
  * `--metrics-port` serves `/metrics` on 127.0.0.1 (0: a free port; its URL is in the ready line).

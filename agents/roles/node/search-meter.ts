@@ -17,6 +17,7 @@ import { getAddress, isAddress } from "viem";
 import { recoverVoucher, type MuriContracts, type MuriPublicClient, type Voucher } from "../../chain/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
+import { keyOf, loadKept, memberSlots, settlementRounds } from "./voucher-book.js";
 
 /** How long a Magu's price and a payer's deposit are trusted. */
 const CHAIN_READ_TTL_MS = 2_000;
@@ -85,10 +86,6 @@ export interface SearchMeter {
   stats(): { charged: number; refused: number; settled: number; owed: bigint };
 }
 
-function keyOf(magu: bigint, payer: Address): Uint8Array {
-  return Buffer.concat([Buffer.from(magu.toString(16).padStart(64, "0"), "hex"), Buffer.from(payer.slice(2), "hex")]);
-}
-
 export function createSearchMeter(init: SearchMeterInit, components: SearchMeterComponents): SearchMeter {
   const log = components.logger ?? silentLogger;
   const access = components.contracts.maguAccess;
@@ -97,7 +94,6 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
   const prices = new Map<bigint, { at: number; value: Promise<bigint> }>();
   const counts = { charged: 0, refused: 0, settled: 0 };
   let timer: NodeJS.Timeout | undefined;
-  let settling: Promise<number> | undefined;
   /** Serialises vouchers per (Magu, payer): their counts must follow one another. */
   const locks = new Map<string, Promise<unknown>>();
 
@@ -110,17 +106,7 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
     return value;
   };
 
-  const sizes = new Map<bigint, Promise<number>>();
-  /** The Magu's member slots (fixed at creation). */
-  const members = (magu: bigint): Promise<number> => {
-    let n = sizes.get(magu);
-    if (n === undefined) {
-      n = components.contracts.maguRegistry.read.maguInfo([magu]).then((info) => Math.max(1, Number(info.params.members)));
-      sizes.set(magu, n);
-      n.catch(() => sizes.delete(magu));
-    }
-    return n;
-  };
+  const members = memberSlots(components.contracts.maguRegistry);
 
   const save = (k: Kept): Promise<void> =>
     bucket.put(keyOf(k.magu, k.payer), Buffer.from(JSON.stringify({ searches: k.searches.toString(), total: k.total.toString(), signature: k.signature, paid: k.paid.toString() })));
@@ -161,51 +147,22 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
     return { magu, payer, searches: voucher.searches, total: voucher.total, signature: w.signature as Hex, paid };
   };
 
-  const settleOne = async (k: Kept): Promise<boolean> => {
-    if (k.total <= k.paid) return false;
-    const [paidOnChain] = await access.read.settled([k.magu, k.payer, init.member]);
-    if (paidOnChain >= k.total) {
-      k.paid = paidOnChain;
-      await save(k);
-      return false;
-    }
-    await components.settle({ magu: k.magu, member: init.member, searches: k.searches, total: k.total }, k.payer, k.signature);
-    const [after] = await access.read.settled([k.magu, k.payer, init.member]);
-    k.paid = after;
-    await save(k);
-    counts.settled++;
-    log.info("search vouchers settled", { magu: k.magu.toString(), payer: k.payer, searches: k.searches.toString(), paid: after.toString() });
-    return true;
-  };
-
-  const settleAll = (magu?: bigint, payer?: Address): Promise<number> => {
-    const run = async (): Promise<number> => {
-      let n = 0;
-      for (const k of kept.values()) {
-        if (magu !== undefined && k.magu !== magu) continue;
-        if (payer !== undefined && k.payer.toLowerCase() !== payer.toLowerCase()) continue;
-        try {
-          if (await settleOne(k)) n++;
-        } catch (err) {
-          log.warn("settling search vouchers failed (next round retries)", { magu: k.magu.toString(), payer: k.payer, error: (err as Error).message });
-        }
-      }
-      return n;
-    };
-    // One settlement round at a time; a request during one runs after it.
-    const next = (settling ?? Promise.resolve(0)).then(run, run);
-    settling = next;
-    return next;
-  };
+  const rounds = settlementRounds(
+    kept,
+    {
+      paidOnChain: async (k) => (await access.read.settled([k.magu, k.payer, init.member]))[0],
+      send: (k) => components.settle({ magu: k.magu, member: init.member, searches: k.searches, total: k.total }, k.payer, k.signature),
+      save,
+      redeemed: () => void counts.settled++,
+    },
+    log,
+    "search vouchers",
+  );
+  const settleAll = (magu?: bigint, payer?: Address): Promise<number> => rounds.run(magu, payer);
 
   return {
     async start() {
-      for await (const [key, value] of bucket.entries()) {
-        const magu = BigInt(`0x${Buffer.from(key.subarray(0, 32)).toString("hex")}`);
-        const payer = getAddress(`0x${Buffer.from(key.subarray(32)).toString("hex")}`);
-        const v = JSON.parse(Buffer.from(value).toString("utf8")) as { searches: string; total: string; signature: Hex; paid: string };
-        kept.set(`${magu}/${payer.toLowerCase()}`, { magu, payer, searches: BigInt(v.searches), total: BigInt(v.total), signature: v.signature, paid: BigInt(v.paid) });
-      }
+      await loadKept(bucket, kept, (magu, payer, v) => ({ magu, payer, searches: BigInt(v.searches!), total: BigInt(v.total!), signature: v.signature as Hex, paid: BigInt(v.paid!) }));
       timer = setInterval(() => void settleAll(), init.settleMs ?? 60_000);
       timer.unref();
     },
@@ -253,8 +210,7 @@ export function createSearchMeter(init: SearchMeterInit, components: SearchMeter
 
     async stop() {
       if (timer !== undefined) clearInterval(timer);
-      // A settlement under way is given a moment; what it did not finish is kept and settled next run.
-      await Promise.race([settling?.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
+      await rounds.drain(5_000);
     },
 
     stats() {

@@ -122,6 +122,8 @@ export interface AccessAnswer {
 export interface AccessGate {
   /** Throws AccessDeniedError unless `peer` may use `need` (any of its bits) on `magu`. */
   check(peer: string, magu: bigint, need: number): Promise<void>;
+  /** Whether `peer` is a member of `magu` or a validator (they read without grants or payment). */
+  insider(peer: string, magu: bigint): Promise<boolean>;
   /** The fragment protocol's serve policy: undefined serves `cid` to `peer`, else the reason. */
   serveReason(peer: string, cid: CID): Promise<string | undefined>;
   /** Handles `op: "access"` (undefined: another op). */
@@ -300,6 +302,8 @@ export function createAccessGate(init: AccessGateInit, components: AccessGateCom
         reason: `${reason}; ask its owner for \`muri magu grant ${magu} --to ${peer} --rights ${rightsLabel(need).replace("+", ",")}\``,
       });
     },
+
+    insider: onRoster,
 
     async serveReason(peer, cid) {
       const magu = await components.maguOf(cid);

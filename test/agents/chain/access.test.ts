@@ -19,10 +19,12 @@ import {
   parseRights,
   peerGrantee,
   recoverHolder,
+  recoverReadVoucher,
   recoverVoucher,
   rightsLabel,
   signGrant,
   signHolder,
+  signReadVoucher,
   signVoucher,
   type TypedSigner,
 } from "../../../agents/chain/access.js";
@@ -70,7 +72,7 @@ describe("chain/access", () => {
     assert.throws(() => decodeGrantToken(forged({ v: 2 })), /version 2 is not supported/);
   });
 
-  test("holder statements and vouchers recover to their signer, and to someone else once changed", async () => {
+  test("holder statements, search and read vouchers recover to their signer, and to someone else once changed", async () => {
     const holder = { magu: 7n, peer: keccak256("0x01"), expires: 2_000_000_000n };
     const hs = await signHolder(sign, domain, holder);
     assert.equal(await recoverHolder(domain, holder, hs), account.address);
@@ -79,5 +81,10 @@ describe("chain/access", () => {
     const vs = await signVoucher(sign, domain, voucher);
     assert.equal(await recoverVoucher(domain, voucher, vs), account.address);
     assert.notEqual(await recoverVoucher(domain, { ...voucher, total: 31n }, vs), account.address);
+    const read = { magu: 7n, member: voucher.member, fragments: 3n, total: 30n, maxUnitPrice: 10n };
+    const rs = await signReadVoucher(sign, domain, read);
+    assert.equal(await recoverReadVoucher(domain, read, rs), account.address);
+    assert.notEqual(await recoverReadVoucher(domain, { ...read, maxUnitPrice: 11n }, rs), account.address, "the reader's max is signed");
+    assert.notEqual(await recoverVoucher(domain, { magu: 7n, member: voucher.member, searches: 3n, total: 30n }, rs), account.address, "a read voucher is no search voucher");
   });
 });

@@ -27,6 +27,11 @@
  *   created with fromTexts over a deterministic embedding answers what a brute-force search over the
  *   same embeddings answers (order, texts, metadata, scores), and a delete by ids takes hits out;
  * - `muri magu visibility ID public`: anyone is served;
+ * - paid reads (issue 15.1): `muri magu read-price` on the private blob Magu; the owner's `muri get`
+ *   without a deposit is refused with ERR_READ_PAYMENT naming the deposit, and nothing is taken; after
+ *   `muri magu deposit` the get pays per fragment, the serving members redeem the read vouchers on
+ *   chain (ReadSettled, `readEarned`, their balances rise), the deposit paid exactly what the get
+ *   reports, and `muri status` shows each node's read earnings and the Magu's bounded multiplier;
  * - paid searches: `muri magu search-price`, `muri magu deposit`, searches with vouchers, the
  *   members settle them on chain (each paid exactly what it answered), a searcher without a
  *   deposit is refused, and `muri magu withdraw-deposit` returns the rest after the delay.
@@ -78,7 +83,7 @@ const BROKE = NODES + 3;
 const DIM = 8;
 const E18 = 10n ** 18n;
 
-describe("access: private Magus, grants, revocation, expiry, public Magus and paid searches", { timeout: 600_000 }, () => {
+describe("access: private Magus, grants, revocation, expiry, public Magus, paid reads and paid searches", { timeout: 720_000 }, () => {
   let net: Network;
   let owner: VectorClient;
   let blobOwner: StorageClient;
@@ -631,6 +636,65 @@ describe("access: private Magus, grants, revocation, expiry, public Magus and pa
     const anyone = await vectorClient(BROKE, "anyone");
     const r = await anyone.search(maguId, query, 5, { exact: true });
     assert.equal(r.hits.length, 5);
+  });
+
+  test("paid reads: a get without a deposit is refused; with one, the serving members redeem read vouchers and are paid; muri status shows earnings and the multiplier", async () => {
+    const ownerCli = [...ownerArgs, "--client-dir", join(net.dir, `client-${OWNER}`)];
+    const id = String(blob.maguId);
+    const priced = await muri(["magu", "read-price", id, "0.01", "--json", ...ownerArgs]);
+    assert.equal(priced.code, 0, priced.stderr);
+    assert.equal(await net.read.maguAccess.read.readPrice([blob.maguId]), E18 / 100n);
+    const reader = signer(net.chain.rpcUrl, net.deployment, net.chain.keys[OWNER]! as Hex).account.address;
+
+    const unpaid = await muri(["get", blob.cid, "--magu", id, "-o", join(net.dir, "unpaid.out"), ...ownerCli]);
+    assert.notEqual(unpaid.code, 0, "no deposit, no read");
+    assert.match(unpaid.stderr, /ERR_READ_PAYMENT|charges for reads/);
+    assert.match(unpaid.stderr, /deposit \(0 wei.*muri magu deposit/);
+    await assert.rejects(stat(join(net.dir, "unpaid.out")), "nothing written");
+
+    assert.equal((await muri(["magu", "deposit", id, "1", ...ownerArgs])).code, 0);
+    const before = await Promise.all(net.nodes.map((n) => net.read.token.read.balanceOf([n.address as Address])));
+    const out = join(net.dir, "paid.out");
+    // A member may redeem (raising the demand) while the get runs: accept up to x2.
+    const got = await muri(["get", blob.cid, "--magu", id, "-o", out, "--max-read-price", "0.02", "--json", ...ownerCli]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(await sha256File(out), blob.sha256, "a paid get is byte for byte");
+    const paid = (JSON.parse(got.stdout) as { readsPaid: { fragments: string; wei: string } }).readsPaid;
+    const wei = BigInt(paid.wei);
+    // The manifest and k shards of each stripe, each prepaid at the unit price the chain quoted.
+    assert.ok(BigInt(paid.fragments) >= 2n, `${paid.fragments} fragments paid`);
+    assert.ok(wei >= BigInt(paid.fragments) * (E18 / 100n) && wei <= BigInt(paid.fragments) * (E18 / 50n), `${wei} wei for ${paid.fragments} fragments`);
+
+    // The members redeem within --settle-ms (1 s here).
+    const settled = await waitFor("the members redeemed every read voucher", 30_000, async () => {
+      const logs = await net.publicClient.getLogs({ address: net.deployment.contracts.maguAccess, fromBlock: 0n });
+      const events = parseEventLogs({ abi: maguAccessAbi, logs, eventName: "ReadSettled" }).filter((e) => e.args.magu === blob.maguId);
+      return events.reduce((sum, e) => sum + e.args.paid, 0n) === wei ? events : undefined;
+    }, 500);
+    assert.equal(await net.read.maguAccess.read.balanceOf([blob.maguId, reader]), E18 - wei, "the deposit paid exactly the fragments read");
+    const after = await Promise.all(net.nodes.map((n) => net.read.token.read.balanceOf([n.address as Address])));
+    let servers = 0;
+    for (const [i, n] of net.nodes.entries()) {
+      const earned = settled.filter((e) => e.args.member.toLowerCase() === n.address.toLowerCase()).reduce((sum, e) => sum + e.args.paid, 0n);
+      assert.equal(await net.read.maguAccess.read.readEarned([n.address as Address]), earned, `node ${i}: read earnings on chain`);
+      if (earned > 0n) servers++;
+      // Gas is paid in ETH, not MURI: its MURI balance rises by at least what it redeemed.
+      assert.ok(after[i]! - before[i]! >= earned, `node ${i} received its read pay`);
+    }
+    assert.ok(servers >= 2, `${servers} members served and were paid`);
+
+    // Demand raised the price: a reader whose maximum is the base price is refused, not charged more.
+    const [multiplier] = await net.read.maguAccess.read.readMultiplier([blob.maguId]);
+    assert.ok(multiplier > 10_000n && multiplier <= 20_000n, `multiplier ${multiplier} bps`);
+    const capped = await muri(["get", blob.cid, "--magu", id, "-o", join(net.dir, "capped.out"), "--max-read-price", "0.01", ...ownerCli]);
+    assert.notEqual(capped.code, 0);
+    assert.match(capped.stderr, /above this client's maximum 10000000000000000/);
+    assert.equal(await net.read.maguAccess.read.balanceOf([blob.maguId, reader]), E18 - wei, "nothing taken");
+
+    const status = await muri(["status", ...ownerArgs]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`\\n  ${id} blob .* read 0\\.01 MURI/fragment x1\\.\\d+ \\(rarity \\+0%, demand \\+\\d+(\\.\\d+)?%, cap x2\\)`), "the Magu's multiplier, raised by the demand just paid");
+    assert.match(status.stdout, /reads earned 0\.0[1-9]\d* \(read x1\.\d+ on \d+/, "a serving node's read earnings and the multiplier of the Magu it holds");
   });
 
   test("paid searches: vouchers settle on chain, each member is paid what it answered, a payer without a deposit is refused", async () => {

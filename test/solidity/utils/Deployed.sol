@@ -50,6 +50,9 @@ interface DeployedMaguAccess is IMaguAccess {
     function RIGHT_SEARCH() external view returns (uint8);
     function GRANT_TYPEHASH() external view returns (bytes32);
     function VOUCHER_TYPEHASH() external view returns (bytes32);
+    function READ_VOUCHER_TYPEHASH() external view returns (bytes32);
+    function MAX_READ_MULTIPLIER_BPS() external view returns (uint256);
+    function DEMAND_HALF_LIFE_BLOCKS() external view returns (uint64);
 }
 
 interface DeployedRewards is IRewards {
