@@ -16,12 +16,12 @@
  * fragments and total), so a new `muri get` process continues its cumulative count.
  */
 import type { CID } from "multiformats/cid";
-import type { Address, Hex, TypedDataDomain } from "viem";
+import type { Address, Hex } from "viem";
 import { getAddress, isAddress } from "viem";
 import { recoverReadVoucher, type MuriContracts, type MuriPublicClient, type ReadVoucher } from "../../chain/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
-import { keyOf, loadKept, memberSlots, settlementRounds } from "./voucher-book.js";
+import { keyOf, loadKept, memberSlots, settlementRounds, type MeterInit } from "./voucher-book.js";
 
 /** How long a Magu's prices and a reader's deposit are trusted. */
 const CHAIN_READ_TTL_MS = 2_000;
@@ -35,14 +35,6 @@ export class ReadPaymentError extends Error {
     super(`Magu ${context.magu} charges for reads: ${context.reason}`);
     this.name = "ReadPaymentError";
   }
-}
-
-export interface ReadMeterInit {
-  member: Address;
-  /** MaguAccess's EIP-712 domain. */
-  domain: TypedDataDomain;
-  /** How often owed vouchers are redeemed (default 60 s). */
-  settleMs?: number;
 }
 
 export interface ReadMeterComponents {
@@ -88,7 +80,7 @@ export interface ReadMeter {
   stats(): { paidFetches: number; refused: number; settled: number; owed: bigint; redeemed: bigint };
 }
 
-export function createReadMeter(init: ReadMeterInit, components: ReadMeterComponents): ReadMeter {
+export function createReadMeter(init: MeterInit, components: ReadMeterComponents): ReadMeter {
   const log = components.logger ?? silentLogger;
   const access = components.contracts.maguAccess;
   const bucket = components.metaDb.bucket(Bucket.readVoucher);

@@ -12,12 +12,12 @@
  * `op: "meter"` tells a client where it stands with this member (price, last searches and total),
  * so a client that restarted continues its count.
  */
-import type { Address, Hex, TypedDataDomain } from "viem";
+import type { Address, Hex } from "viem";
 import { getAddress, isAddress } from "viem";
 import { recoverVoucher, type MuriContracts, type MuriPublicClient, type Voucher } from "../../chain/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
-import { keyOf, loadKept, memberSlots, settlementRounds } from "./voucher-book.js";
+import { keyOf, loadKept, memberSlots, settlementRounds, type MeterInit } from "./voucher-book.js";
 
 /** How long a Magu's price and a payer's deposit are trusted. */
 const CHAIN_READ_TTL_MS = 2_000;
@@ -31,14 +31,6 @@ export class SearchPaymentError extends Error {
     super(`Magu ${context.magu} charges for searches: ${context.reason}`);
     this.name = "SearchPaymentError";
   }
-}
-
-export interface SearchMeterInit {
-  member: Address;
-  /** MaguAccess's EIP-712 domain. */
-  domain: TypedDataDomain;
-  /** How often owed vouchers are settled (default 60 s). */
-  settleMs?: number;
 }
 
 export interface SearchMeterComponents {
@@ -86,7 +78,7 @@ export interface SearchMeter {
   stats(): { charged: number; refused: number; settled: number; owed: bigint };
 }
 
-export function createSearchMeter(init: SearchMeterInit, components: SearchMeterComponents): SearchMeter {
+export function createSearchMeter(init: MeterInit, components: SearchMeterComponents): SearchMeter {
   const log = components.logger ?? silentLogger;
   const access = components.contracts.maguAccess;
   const bucket = components.metaDb.bucket(Bucket.voucher);

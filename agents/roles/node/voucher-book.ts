@@ -3,11 +3,20 @@
  * cumulative voucher each payer gave this member per Magu, kept in a LevelDB bucket under the Magu
  * id (32 bytes) ‖ the payer (20), and redeemed on chain one round at a time.
  */
-import type { Address } from "viem";
+import type { Address, TypedDataDomain } from "viem";
 import { getAddress } from "viem";
 import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
 import type { Logger } from "../../store/logger.js";
 import type { BucketView } from "../../store/meta-db.js";
+
+/** How either meter is set up. */
+export interface MeterInit {
+  member: Address;
+  /** MaguAccess's EIP-712 domain. */
+  domain: TypedDataDomain;
+  /** How often owed vouchers are redeemed on chain (default 60 s). */
+  settleMs?: number;
+}
 
 /** A kept voucher's parts both meters have. */
 export interface KeptVoucher {
