@@ -12,7 +12,7 @@ import type { CID } from "multiformats/cid";
 import { ackTypedData, batchDomain, getMuriContracts, type BatchAck, type Deployment, type MuriContracts, type MuriPublicClient, type SigningChainClients } from "../../../agents/chain/index.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
-import { fragmentRoot } from "../../../agents/data/merkle.js";
+import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
 import { encodeToMemory } from "../../../agents/data/pipeline.js";
 import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
@@ -206,6 +206,17 @@ export async function createVectorMagu(
 /** Commits `root` over `count` fragments as the first batch of `maguId` from the owner's account, every member acknowledging (commit-helpers.ts). */
 export async function commitRoots(t: TestChain, clientKey: Hex, maguId: bigint, root: Hex, count: number): Promise<void> {
   await commitRootWithAcks(t.chain.rpcUrl, t.d, clientKey, t.chain.keys, maguId, root, count);
+}
+
+/**
+ * The blob layout of the repair tests (adversarial-repair, repair-mutants): 4 KiB shards, k=2,
+ * m=1, a file of two stripes (each member holds one shard of each), the client at account 5.
+ */
+export const REPAIR_LAYOUT = { SHARD: 4096, CLIENT: 5, K: 2, M: 1, FILE_BYTES: 3 * (4096 - 28) + 100 } as const;
+
+/** The Magu root over a blob manifest's fragment roots. */
+export function manifestRoot(manifest: Manifest): Hex {
+  return `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}`;
 }
 
 /** A small encrypted, erasure-coded file (shards of `shardSize` bytes) with `stripes` stripes; its manifest and shards. */

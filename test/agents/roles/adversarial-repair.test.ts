@@ -7,10 +7,9 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { getAddress, type Address, type Hex } from "viem";
+import { getAddress, type Address } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
-import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
-import { maguRoot } from "../../../agents/data/merkle.js";
+import { encodeManifest } from "../../../agents/data/manifest.js";
 import { fragmentsOfSlot, holderBlob } from "../../../agents/data/placement.js";
 import { RemoteRefusedError, type P2PNode } from "../../../agents/p2p/index.js";
 import { encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
@@ -30,18 +29,14 @@ import {
   withShard,
   type TestChain,
   type TestNode,
+  manifestRoot,
+  REPAIR_LAYOUT,
 } from "./adversarial-helpers.js";
 
 after(cleanup);
 
-const SHARD = 4096;
-const CLIENT = 5;
-const K = 2;
-const M = 1;
-/** Two stripes of k=2, m=1. */
-const FILE_BYTES = 3 * (SHARD - 28) + 100;
-
-const rootOf = (manifest: Manifest): Hex => `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}`;
+const { SHARD, CLIENT, K, M, FILE_BYTES } = REPAIR_LAYOUT;
+const rootOf = manifestRoot;
 
 describe("repair against lying holders, missing holders, a bad upload and a failed hand-over (real chain, stores, libp2p)", { timeout: 300_000 }, () => {
   let t: TestChain;

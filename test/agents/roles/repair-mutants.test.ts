@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Address, Hex } from "viem";
+import type { Address } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
 import type { Manifest } from "../../../agents/data/manifest.js";
 import { maguRoot } from "../../../agents/data/merkle.js";
@@ -37,18 +37,14 @@ import {
   upload,
   type TestChain,
   type TestNode,
+  manifestRoot,
+  REPAIR_LAYOUT,
 } from "./adversarial-helpers.js";
 
 after(cleanup);
 
-const SHARD = 4096;
-const CLIENT = 5;
-const K = 2;
-const M = 1;
-/** Two stripes of k=2, m=1: each member holds one shard of each. */
-const FILE_BYTES = 3 * (SHARD - 28) + 100;
-
-const rootOf = (manifest: Manifest): Hex => `0x${maguRoot(manifest.roots.map((r) => Buffer.from(r, "hex"))).toString("hex")}`;
+const { SHARD, CLIENT, K, M, FILE_BYTES } = REPAIR_LAYOUT;
+const rootOf = manifestRoot;
 const zeros = (maguId: bigint, slot: number): RepairResult => ({ maguId, slot, assigned: 0, repaired: 0, present: 0, failed: 0 });
 
 describe("repair: who may repair, which documents, which fragments, which holders (real chain, stores, libp2p)", { timeout: 300_000 }, () => {
