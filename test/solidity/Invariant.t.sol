@@ -633,11 +633,7 @@ contract Handler is FixtureBase {
     function settleAccess(uint256 maguSeed, uint256 clientSeed, uint256 memberSeed, uint256 amountRaw) external {
         for (uint256 k; k < maguIds.length; ++k) {
             MaguId id = maguIds[(maguSeed % maguIds.length + k) % maguIds.length];
-            address payer = clients[clientSeed % CLIENTS];
-            if (access.balanceOf(id, payer) == 0) payer = clients[(clientSeed % CLIENTS + 1) % CLIENTS];
-            uint256 balance = access.balanceOf(id, payer);
-            if (balance == 0) continue;
-            address member = _payableMember(id, memberSeed);
+            (address payer, uint256 balance, address member) = _payerAndMember(id, clientSeed, memberSeed);
             if (member == address(0)) continue;
             (uint256 paid,) = access.settled(id, payer, member);
             IMaguAccess.Voucher memory v = IMaguAccess.Voucher({
@@ -674,11 +670,7 @@ contract Handler is FixtureBase {
     function settleReadAccess(uint256 maguSeed, uint256 clientSeed, uint256 memberSeed, uint256 amountRaw) external {
         for (uint256 k; k < maguIds.length; ++k) {
             MaguId id = maguIds[(maguSeed % maguIds.length + k) % maguIds.length];
-            address payer = clients[clientSeed % CLIENTS];
-            if (access.balanceOf(id, payer) == 0) payer = clients[(clientSeed % CLIENTS + 1) % CLIENTS];
-            uint256 balance = access.balanceOf(id, payer);
-            if (balance == 0) continue;
-            address member = _payableMember(id, memberSeed);
+            (address payer, uint256 balance, address member) = _payerAndMember(id, clientSeed, memberSeed);
             if (member == address(0)) continue;
             if (access.readPrice(id) == 0) {
                 vm.prank(magus.maguInfo(id).owner);
@@ -719,6 +711,19 @@ contract Handler is FixtureBase {
 
     /// @dev A node actor (from the seed on) that a voucher of Magu `id` may pay: an active member,
     /// or one that left or whose Magu ended (not an evicted one); address(0) if none.
+    /// @dev A client with a deposit in `id` (the seeded one, else the next) and a member it may pay;
+    /// member 0 when there is no such pair.
+    function _payerAndMember(MaguId id, uint256 clientSeed, uint256 memberSeed)
+        internal
+        view
+        returns (address payer, uint256 balance, address member)
+    {
+        payer = clients[clientSeed % CLIENTS];
+        if (access.balanceOf(id, payer) == 0) payer = clients[(clientSeed % CLIENTS + 1) % CLIENTS];
+        balance = access.balanceOf(id, payer);
+        if (balance != 0) member = _payableMember(id, memberSeed);
+    }
+
     function _payableMember(MaguId id, uint256 seed) internal view returns (address) {
         for (uint256 k; k < NODE_ACTORS; ++k) {
             address a = nodeActors[(seed % NODE_ACTORS + k) % NODE_ACTORS];
