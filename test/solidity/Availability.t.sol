@@ -59,8 +59,7 @@ contract AvailabilityTest is Fixture {
         // Acknowledgements the owner signed itself in the members' names.
         bytes[] memory forged = new bytes[](5);
         for (uint256 i; i < 5; ++i) {
-            (uint8 v, bytes32 r, bytes32 s) = vm.sign(actorKey[client], magus.ackDigest(id, 0, junk, 5, members[i]));
-            forged[i] = abi.encodePacked(r, s, v);
+            forged[i] = signAck(client, magus.ackDigest(id, 0, junk, 5, members[i]));
         }
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguInvalidAck.selector, id, 0));
         _commit(id, junk, 5, noExtension, forged);
@@ -232,8 +231,7 @@ contract AvailabilityTest is Fixture {
         // A signature over another batch number (replayed from an earlier batch).
         acks = acksFor(id, root, 5, ALL);
         address m0 = membersOf(id)[0];
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(actorKey[m0], magus.ackDigest(id, 1, root, 5, m0));
-        acks[0] = abi.encodePacked(r, s, v);
+        acks[0] = signAck(m0, magus.ackDigest(id, 1, root, 5, m0));
         vm.expectRevert(abi.encodeWithSelector(IMaguRegistry.MaguInvalidAck.selector, id, 0));
         _commit(id, root, 5, noExtension, acks);
 

@@ -642,8 +642,7 @@ contract Handler is FixtureBase {
                 searches: uint64(1 + amountRaw % 1000),
                 total: paid + bound(amountRaw, 1, 20 ether)
             });
-            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(actorKey[payer], access.voucherDigest(v));
-            bytes memory sig = abi.encodePacked(r, s, sv);
+            bytes memory sig = signAck(payer, access.voucherDigest(v));
             uint256 owed = v.total - paid;
             uint256 amount = owed < balance ? owed : balance;
             uint256 had = token.balanceOf(member);
@@ -685,28 +684,33 @@ contract Handler is FixtureBase {
                 total: total,
                 maxUnitPrice: total
             });
-            (uint8 sv, bytes32 r, bytes32 s) = vm.sign(actorKey[payer], access.readVoucherDigest(v));
-            bytes memory sig = abi.encodePacked(r, s, sv);
             uint256 owed = v.total - paid;
-            uint256 amount = owed < balance ? owed : balance;
-            uint256 had = token.balanceOf(member);
-            uint256 earned = access.readEarned(member);
-            vm.prank(member);
-            access.settleRead(v, payer, sig);
-            require(token.balanceOf(member) == had + amount, "handler: MaguAccess paid the read voucher's difference");
-            require(access.readEarned(member) == earned + amount, "handler: read earnings grew by the payment");
-            (uint256 mult,,) = access.readMultiplier(id);
-            require(mult <= access.MAX_READ_MULTIPLIER_BPS(), "handler: read multiplier within its cap");
-            ghostAccess -= amount;
-            if (amount == owed) {
-                vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, v.total, v.total));
-            } else {
-                vm.expectRevert(IMaguAccess.AccessNothingToPay.selector);
-            }
-            access.settleRead(v, payer, sig);
+            _settleReadOnce(v, payer, owed < balance ? owed : balance, owed);
             _count("settleReadAccess");
             return;
         }
+    }
+
+    /// @notice `v.member` redeems `v`, owed `owed` and paid `amount` (at most the deposit): its
+    /// balance and read earnings grow by exactly `amount`, the multiplier stays within its cap, and
+    /// the same voucher again pays nothing.
+    function _settleReadOnce(IMaguAccess.ReadVoucher memory v, address payer, uint256 amount, uint256 owed) internal {
+        bytes memory sig = signAck(payer, access.readVoucherDigest(v));
+        uint256 had = token.balanceOf(v.member);
+        uint256 earned = access.readEarned(v.member);
+        vm.prank(v.member);
+        access.settleRead(v, payer, sig);
+        require(token.balanceOf(v.member) == had + amount, "handler: MaguAccess paid the read voucher's difference");
+        require(access.readEarned(v.member) == earned + amount, "handler: read earnings grew by the payment");
+        (uint256 mult,,) = access.readMultiplier(MaguId.wrap(v.magu));
+        require(mult <= access.MAX_READ_MULTIPLIER_BPS(), "handler: read multiplier within its cap");
+        ghostAccess -= amount;
+        if (amount == owed) {
+            vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, v.total, v.total));
+        } else {
+            vm.expectRevert(IMaguAccess.AccessNothingToPay.selector);
+        }
+        access.settleRead(v, payer, sig);
     }
 
     /// @dev A node actor (from the seed on) that a voucher of Magu `id` may pay: an active member,

@@ -162,27 +162,9 @@ contract PlacementTest is Fixture {
         address newcomer = membersOf(id)[slot];
         assertTrue(newcomer != leaver && newcomer != address(0), "slot refilled");
 
-        uint256 moved;
+        uint256 moved = _countMoved(id, slot, before, perFragment, newcomer, leaver);
         IMaguRegistry.MaguInfo memory info = magus.maguInfo(id);
         uint256 n = info.params.members;
-        for (uint256 f; f < count; ++f) {
-            address[] memory now_ = magus.holders(id, f);
-            assertEq(now_.length, before[f].length, "same replica count");
-            bool held;
-            for (uint256 k; k < now_.length; ++k) {
-                if (before[f][k] == leaver) {
-                    held = true;
-                    assertEq(now_[k], newcomer, "the slot's fragments go to the newcomer");
-                } else {
-                    assertEq(now_[k], before[f][k], "other fragments stay");
-                }
-            }
-            uint256 width = info.params.kind == IMaguRegistry.Kind.Vector ? 0 : perFragment;
-            uint256 replication = info.params.kind == IMaguRegistry.Kind.Vector ? perFragment : 0;
-            bool holds = PlacementLib.holds(MaguId.unwrap(id), f, n, replication, width, slot);
-            assertEq(held, holds, "moved iff the slot held it");
-            if (held) ++moved;
-        }
         // Binomial(T, a/n): vector T = count fragments, a = r; blob T = count / w stripes, a = w
         // (the slot holds one shard of a stripe iff it ranks in the stripe's top w).
         uint256 trials = info.params.kind == IMaguRegistry.Kind.Vector ? count : count / perFragment;
@@ -190,6 +172,55 @@ contract PlacementTest is Fixture {
         uint256 sigma = Math.sqrt(trials * perFragment * (n - perFragment)) / n + 1;
         assertApproxEqAbs(moved, mean, 6 * sigma, "about r/n of the fragments (1/n of the data) move");
         assertGt(moved, 0, "the slot held something");
+    }
+
+    /// @notice How many fragments of `id` moved from `leaver` to `newcomer` (in `slot`); checks each
+    /// against its holders `before` and the placement rule.
+    function _countMoved(
+        MaguId id,
+        uint256 slot,
+        address[][] memory before,
+        uint256 perFragment,
+        address newcomer,
+        address leaver
+    ) internal view returns (uint256 moved) {
+        IMaguRegistry.MaguInfo memory info = magus.maguInfo(id);
+        for (uint256 f; f < before.length; ++f) {
+            bool held = _checkHolders(magus.holders(id, f), before[f], leaver, newcomer);
+            assertEq(held, _slotHolds(id, info, f, perFragment, slot), "moved iff the slot held it");
+            if (held) ++moved;
+        }
+    }
+
+    /// @notice A fragment's holders after `leaver`'s slot went to `newcomer`: the same count, the
+    /// newcomer where the leaver was, everyone else in place. Whether the leaver held it.
+    function _checkHolders(address[] memory now_, address[] memory before, address leaver, address newcomer)
+        internal
+        pure
+        returns (bool held)
+    {
+        assertEq(now_.length, before.length, "same replica count");
+        for (uint256 k; k < now_.length; ++k) {
+            if (before[k] == leaver) {
+                held = true;
+                assertEq(now_[k], newcomer, "the slot's fragments go to the newcomer");
+            } else {
+                assertEq(now_[k], before[k], "other fragments stay");
+            }
+        }
+    }
+
+    /// @notice Whether `slot` holds fragment `f` of `id` by the placement rule (r = `perFragment`
+    /// replicas of a vector Magu's fragment, or a stripe `perFragment` wide of a blob Magu).
+    function _slotHolds(MaguId id, IMaguRegistry.MaguInfo memory info, uint256 f, uint256 perFragment, uint256 slot)
+        internal
+        pure
+        returns (bool)
+    {
+        bool vector = info.params.kind == IMaguRegistry.Kind.Vector;
+        return PlacementLib.holds(
+            MaguId.unwrap(id), f, info.params.members, vector ? perFragment : 0, vector ? 0 : perFragment, slot
+        );
     }
 
     function testFuzz_movement_vectorOnlyVacatedSlotMoves(uint256 slot) public {

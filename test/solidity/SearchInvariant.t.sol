@@ -50,7 +50,7 @@ contract SearchHandler is SearchFixture {
         list = honestList(t.magu, queryOf(t.qSeed), membersOf(t.magu)[i], t.k);
         if (t.liar == i + 1) {
             uint256 w = uint256(list[0]);
-            int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+            int256 d = distanceOf(bytes32(w));
             list[0] = word(d - 1, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64));
         }
     }

@@ -481,7 +481,7 @@ contract SearchMarketTest is SearchFixture {
         int16[] memory q = queryOf(4);
         (uint256 taskId, address[] memory members, bytes32[][] memory lists) = honestTask(ipMagu, q, K);
         bytes32[] memory top = truth(ipMagu, q, K);
-        assertTrue(int64(uint64(uint256(top[0]) >> 192) ^ (uint64(1) << 63)) < 0, "best inner product is negated");
+        assertTrue(distanceOf(top[0]) < 0, "best inner product is negated");
 
         // A true entry stands.
         uint256 b = busyIndex(ipMagu);
@@ -609,33 +609,8 @@ contract SearchMarketTest is SearchFixture {
         uint256 liarIndex = holderIndex(id, uint32(uint256(lie[index]) >> 96));
         (uint256 taskId, address[] memory members, bytes32[][] memory lists) = _taskWithLiar(id, q, liarIndex, lie);
         address liar = members[liarIndex];
-        uint256 stake = registry.stakeOf(liar);
-        uint256 before = token.balanceOf(disputer);
-        poolMark = token.balanceOf(address(rewards));
-        uint256 w = uint256(lie[index]);
         ISearchMarket.DisputeProof memory proof = proofOf(id, q, lie, index);
-
-        vm.expectEmit(true, true, true, true, address(market));
-        emit ISearchMarket.EntryDisputed(
-            taskId,
-            liar,
-            disputer,
-            index,
-            falsehood,
-            uint64(w >> 128),
-            actualId,
-            int64(uint64(w >> 192) ^ (uint64(1) << 63)),
-            actualDistance,
-            DISPUTE_SLASH
-        );
-        vm.prank(disputer);
-        market.dispute(taskId, liar, proof);
-        uint256 toDisputer = DISPUTE_SLASH * DISPUTER_BPS / 10_000;
-        assertEq(token.balanceOf(disputer), before + toDisputer, "the disputer's share of the slash");
-        assertEq(token.balanceOf(address(rewards)), poolMark + DISPUTE_SLASH - toDisputer, "the rest to the reward pool");
-        assertEq(registry.stakeOf(liar), stake - DISPUTE_SLASH, "liar slashed");
-        assertTrue(market.memberTask(taskId, liar).disputed, "disputed");
-        assertEq(registry.totalHeld(), token.balanceOf(address(registry)), "registry books");
+        _disputeSlashes(taskId, liar, proof, falsehood, actualId, actualDistance);
 
         vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchAlreadyDisputed.selector, taskId, liar));
         vm.prank(disputer);
@@ -653,6 +628,29 @@ contract SearchMarketTest is SearchFixture {
         checkBooks();
     }
 
+    /// @dev Disputes entry `proof.index` of `liar`'s list in `taskId` (`falsehood`, the actual id
+    /// and distance given): the event, the slash split between the disputer and the reward pool.
+    function _disputeSlashes(
+        uint256 taskId,
+        address liar,
+        ISearchMarket.DisputeProof memory proof,
+        ISearchMarket.Falsehood falsehood,
+        uint64 actualId,
+        int64 actualDistance
+    ) internal {
+        // The liar's stake, the disputer's and the reward pool's balances before the dispute.
+        uint256[3] memory before = [registry.stakeOf(liar), token.balanceOf(disputer), token.balanceOf(address(rewards))];
+        expectEntryDisputed(taskId, liar, proof.index, falsehood, proof.entries[proof.index], actualId, actualDistance);
+        vm.prank(disputer);
+        market.dispute(taskId, liar, proof);
+        uint256 toDisputer = DISPUTE_SLASH * DISPUTER_BPS / 10_000;
+        assertEq(token.balanceOf(disputer), before[1] + toDisputer, "the disputer's share of the slash");
+        assertEq(token.balanceOf(address(rewards)), before[2] + DISPUTE_SLASH - toDisputer, "the rest to the reward pool");
+        assertEq(registry.stakeOf(liar), before[0] - DISPUTE_SLASH, "liar slashed");
+        assertTrue(market.memberTask(taskId, liar).disputed, "disputed");
+        assertEq(registry.totalHeld(), token.balanceOf(address(registry)), "registry books");
+    }
+
     /// @notice Economic attack (issue 11.1, 24.3): a member reveals a false entry and disputes it
     /// from a second address of its own, at zero fee, to move its locked stake out past unbonding.
     /// The disputer now gets only disputerBps of the slash: each round costs the pair the rest.
@@ -663,7 +661,7 @@ contract SearchMarketTest is SearchFixture {
         address second = newActor("second");
         bytes32[] memory lie = honestList(l2Magu, q, liar, K);
         uint256 w = uint256(lie[0]);
-        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        int256 d = distanceOf(bytes32(w));
         lie[0] = word(d - 1, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64));
         uint256 wealthBefore = registry.stakeOf(liar) + token.balanceOf(second) + token.balanceOf(liar);
         uint256 rounds = 3;
@@ -711,20 +709,7 @@ contract SearchMarketTest is SearchFixture {
         proof.index = 0;
         uint256 stake = registry.stakeOf(cheat);
         uint256 before = token.balanceOf(disputer);
-        uint256 w = uint256(answer[0]);
-        vm.expectEmit(true, true, true, true, address(market));
-        emit ISearchMarket.EntryDisputed(
-            taskId,
-            cheat,
-            disputer,
-            0,
-            ISearchMarket.Falsehood.NotHolder,
-            uint64(w >> 128),
-            0,
-            int64(uint64(w >> 192) ^ (uint64(1) << 63)),
-            0,
-            DISPUTE_SLASH
-        );
+        expectEntryDisputed(taskId, cheat, 0, ISearchMarket.Falsehood.NotHolder, answer[0], 0, 0);
         vm.prank(disputer);
         market.dispute(taskId, cheat, proof);
         assertEq(registry.stakeOf(cheat), stake - DISPUTE_SLASH, "the copier is slashed");
@@ -772,7 +757,7 @@ contract SearchMarketTest is SearchFixture {
         int16[] memory q = queryOf(6);
         bytes32[] memory lie = honestList(l2Magu, q, membersOf(l2Magu)[busyIndex(l2Magu)], K);
         uint256 w = uint256(lie[0]);
-        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        int256 d = distanceOf(bytes32(w));
         lie[0] = word(d - 1, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64)); // still the smallest
         _disputeAndFinalize(l2Magu, q, lie, 0, ISearchMarket.Falsehood.WrongDistance, uint64(w >> 128), int64(d));
     }
@@ -781,7 +766,7 @@ contract SearchMarketTest is SearchFixture {
         int16[] memory q = queryOf(7);
         bytes32[] memory lie = honestList(ipMagu, q, membersOf(ipMagu)[busyIndex(ipMagu)], K);
         uint256 w = uint256(lie[K - 1]);
-        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        int256 d = distanceOf(bytes32(w));
         lie[K - 1] = word(d + 1000, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64)); // still the largest
         _disputeAndFinalize(ipMagu, q, lie, K - 1, ISearchMarket.Falsehood.WrongDistance, uint64(w >> 128), int64(d));
     }
@@ -794,7 +779,7 @@ contract SearchMarketTest is SearchFixture {
         int16[] memory q = queryOf(11);
         (uint256 taskId, address[] memory members, bytes32[][] memory lists) = honestTask(cosMagu, q, K);
         bytes32[] memory top = truth(cosMagu, q, K);
-        assertTrue(int64(uint64(uint256(top[0]) >> 192) ^ (uint64(1) << 63)) < 0, "best inner product is negated");
+        assertTrue(distanceOf(top[0]) < 0, "best inner product is negated");
 
         uint256 b = busyIndex(cosMagu);
         ISearchMarket.DisputeProof memory proof = proofOf(cosMagu, q, lists[b], 0);
@@ -815,7 +800,7 @@ contract SearchMarketTest is SearchFixture {
         int16[] memory q = queryOf(12);
         bytes32[] memory lie = honestList(cosMagu, q, membersOf(cosMagu)[busyIndex(cosMagu)], K);
         uint256 w = uint256(lie[K - 1]);
-        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        int256 d = distanceOf(bytes32(w));
         bytes memory data = fragmentsOf[MaguId.unwrap(cosMagu)][uint32(w >> 96)];
         int256 l2 = distanceIn(data, true, q, uint32(w >> 64));
         assertTrue(l2 > d, "the L2 distance differs and keeps the list ascending");
@@ -827,7 +812,7 @@ contract SearchMarketTest is SearchFixture {
         int16[] memory q = queryOf(8);
         bytes32[] memory lie = honestList(l2Magu, q, membersOf(l2Magu)[busyIndex(l2Magu)], K);
         uint256 w = uint256(lie[K - 1]);
-        int256 d = int64(uint64(w >> 192) ^ (uint64(1) << 63));
+        int256 d = distanceOf(bytes32(w));
         // Right distance, wrong id (the largest vector id: the 256 above are control records').
         lie[K - 1] = word(d, type(uint64).max - 256, uint32(w >> 96), uint32(w >> 64));
         _disputeAndFinalize(l2Magu, q, lie, K - 1, ISearchMarket.Falsehood.WrongId, uint64(w >> 128), int64(d));
@@ -862,7 +847,7 @@ contract SearchMarketTest is SearchFixture {
         uint256 taskId = submitTask(l2Magu, q, K, FEE);
         address[] memory members = magus.holders(l2Magu, 3); // both members placed on fragment 3
         uint256 w = uint256(real);
-        bytes32 fake = word(int64(uint64(w >> 192) ^ (uint64(1) << 63)) + 1, uint64(w >> 128), 3, STRADDLING);
+        bytes32 fake = word(distanceOf(bytes32(w)) + 1, uint64(w >> 128), 3, STRADDLING);
         commitList(taskId, members[0], one(real));
         commitList(taskId, members[1], one(fake));
         rollToReveals(taskId);

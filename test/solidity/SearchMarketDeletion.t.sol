@@ -150,19 +150,7 @@ contract SearchMarketDeletionTest is SearchFixture {
         uint256 stake = registry.stakeOf(liar);
         uint256 before = token.balanceOf(disputer);
         ISearchMarket.DeletionProof memory proof = _deletionProof(lists[liarIndex], 0, 0, 1);
-        vm.expectEmit(true, true, true, true, address(market));
-        emit ISearchMarket.EntryDisputed(
-            taskId,
-            liar,
-            disputer,
-            0,
-            ISearchMarket.Falsehood.Deleted,
-            uint64(uint256(deletedWord) >> 128),
-            0,
-            int64(uint64(uint256(deletedWord) >> 192) ^ (uint64(1) << 63)),
-            0,
-            DISPUTE_SLASH
-        );
+        expectEntryDisputed(taskId, liar, 0, ISearchMarket.Falsehood.Deleted, deletedWord, 0, 0);
         vm.prank(disputer);
         market.disputeDeleted(taskId, liar, proof);
         assertEq(registry.stakeOf(liar), stake - DISPUTE_SLASH, "the liar is slashed");
@@ -240,12 +228,17 @@ contract SearchMarketDeletionTest is SearchFixture {
             );
         }
         // Too late.
+        _expectTooLate(taskId, liar, _deletionProof(lie, 0, 0, 1));
+    }
+
+    /// @dev Past the dispute window, `proof` against `member` is refused.
+    function _expectTooLate(uint256 taskId, address member, ISearchMarket.DeletionProof memory proof) internal {
         rollToFinalize(taskId);
         ISearchMarket.TaskInfo memory t = market.task(taskId);
         _expectDeletedRevert(
             taskId,
-            liar,
-            _deletionProof(lie, 0, 0, 1),
+            member,
+            proof,
             abi.encodeWithSelector(ISearchMarket.SearchNotInWindow.selector, taskId, t.commitDeadline + 1, t.disputeDeadline)
         );
     }
@@ -272,10 +265,7 @@ contract SearchMarketDeletionTest is SearchFixture {
         proof.query = encodeQuery(q);
         proof.entries = one(fake);
         proof.index = 0;
-        vm.expectEmit(true, true, true, true, address(market));
-        emit ISearchMarket.EntryDisputed(
-            taskId, cheat, disputer, 0, ISearchMarket.Falsehood.ControlRecord, TOMBSTONE_ID, 0, int64(distanceIn(tomb, true, q, 0)), 0, DISPUTE_SLASH
-        );
+        expectEntryDisputed(taskId, cheat, 0, ISearchMarket.Falsehood.ControlRecord, fake, 0, 0);
         vm.prank(disputer);
         market.dispute(taskId, cheat, proof);
         assertEq(registry.stakeOf(cheat), stake - DISPUTE_SLASH, "slashed");

@@ -154,10 +154,6 @@ contract SearchMarketHammingTest is SearchFixture {
         }
     }
 
-    function _distanceOf(bytes32 w) internal pure returns (int64) {
-        return int64(uint64(uint256(w) >> 192) ^ (uint64(1) << 63));
-    }
-
     // ------------------------------------------------------------ tests
 
     /// @notice A Hamming query is ceil(dim / 8) bytes of packed bits; the int16 size is refused.
@@ -193,8 +189,8 @@ contract SearchMarketHammingTest is SearchFixture {
 
         (uint256 taskId, address[] memory members, bytes32[][] memory lists) = _task(q, type(uint256).max, _noLie());
         assertEq(uint32(uint256(lists[b][0]) >> 64), HSTRADDLING, "the straddling record comes first");
-        assertEq(_distanceOf(lists[b][0]), 0, "at distance 0 despite the padding bits");
-        assertTrue(_distanceOf(lists[b][K - 1]) > 100, "random 300-bit vectors differ in ~150 bits");
+        assertEq(distanceOf(lists[b][0]), 0, "at distance 0 despite the padding bits");
+        assertTrue(distanceOf(lists[b][K - 1]) > 100, "random 300-bit vectors differ in ~150 bits");
         for (uint256 e; e < K; e += K - 1) {
             ISearchMarket.DisputeProof memory proof = _proof(hamMagu, q, lists[b], e);
             vm.expectRevert(abi.encodeWithSelector(ISearchMarket.SearchDisputeRejected.selector, taskId, members[b], e));
@@ -220,7 +216,7 @@ contract SearchMarketHammingTest is SearchFixture {
         address member = membersOf(hamMagu)[b];
         bytes32[] memory honest = prefix(_hits(hamMagu, q, member), K);
         uint256 w = uint256(honest[K - 1]);
-        int64 d = _distanceOf(honest[K - 1]);
+        int64 d = distanceOf(honest[K - 1]);
 
         bytes32[] memory lie = prefix(honest, K);
         lie[K - 1] = word(d + 1, uint64(w >> 128), uint32(w >> 96), uint32(w >> 64));
@@ -246,20 +242,9 @@ contract SearchMarketHammingTest is SearchFixture {
         (uint256 taskId, address[] memory members,) = _task(q, liarIndex, lie);
         address liar = members[liarIndex];
         uint256 stake = registry.stakeOf(liar);
-        uint256 w = uint256(lie[index]);
         ISearchMarket.DisputeProof memory proof = _proof(hamMagu, q, lie, index);
-        vm.expectEmit(true, true, true, true, address(market));
-        emit ISearchMarket.EntryDisputed(
-            taskId,
-            liar,
-            disputer,
-            index,
-            ISearchMarket.Falsehood.WrongDistance,
-            uint64(w >> 128),
-            uint64(w >> 128),
-            _distanceOf(lie[index]),
-            actual,
-            DISPUTE_SLASH
+        expectEntryDisputed(
+            taskId, liar, index, ISearchMarket.Falsehood.WrongDistance, lie[index], uint64(uint256(lie[index]) >> 128), actual
         );
         vm.prank(disputer);
         market.dispute(taskId, liar, proof);

@@ -295,9 +295,14 @@ abstract contract FixtureBase is Test {
         acks = new bytes[](members.length);
         for (uint256 i; i < members.length; ++i) {
             if (members[i] == address(0) || (mask >> i) & 1 == 0) continue;
-            (uint8 v, bytes32 r, bytes32 s) = vm.sign(actorKey[members[i]], magus.ackDigest(id, batch, root, count, members[i]));
-            acks[i] = abi.encodePacked(r, s, v);
+            acks[i] = signAck(members[i], magus.ackDigest(id, batch, root, count, members[i]));
         }
+    }
+
+    /// @notice `signer`'s signature over `digest`, packed as r, s, v.
+    function signAck(address signer, bytes32 digest) internal view returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(actorKey[signer], digest);
+        return abi.encodePacked(r, s, v);
     }
 
     /// @notice Commits `root` over `count` fragments as the first batch of `id`, every member

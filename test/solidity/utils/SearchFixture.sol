@@ -42,8 +42,6 @@ abstract contract SearchFixture is Fixture {
     mapping(uint256 magu => bytes[] fragments) internal fragmentsOf;
     mapping(uint256 magu => bytes32[] roots) internal rootsOf;
     mapping(uint256 magu => bool) internal isL2;
-    /// @dev The reward pool's balance before a dispute (a variable, not a local: stack depth).
-    uint256 internal poolMark;
 
     function setUp() public virtual override {
         super.setUp();
@@ -175,6 +173,38 @@ abstract contract SearchFixture is Fixture {
     function word(int256 distance, uint64 id, uint256 f, uint256 p) internal pure returns (bytes32) {
         uint256 key = uint256(uint64(int64(distance)) ^ (uint64(1) << 63));
         return bytes32((key << 192) | (uint256(id) << 128) | (uint256(uint32(f)) << 96) | (uint256(uint32(p)) << 64));
+    }
+
+    /// @notice The distance an entry word carries (its key, sign bit flipped back).
+    function distanceOf(bytes32 w) internal pure returns (int64) {
+        return int64(uint64(uint256(w) >> 192) ^ (uint64(1) << 63));
+    }
+
+    /// @notice Expects `EntryDisputed` for entry `index` (the word `entry`) of `member`'s list in
+    /// `taskId`, found to be `falsehood` by `disputer`: the reported id and distance are the
+    /// entry's, the actual ones given, the slash DISPUTE_SLASH.
+    function expectEntryDisputed(
+        uint256 taskId,
+        address member,
+        uint256 index,
+        ISearchMarket.Falsehood falsehood,
+        bytes32 entry,
+        uint64 actualId,
+        int64 actualDistance
+    ) internal {
+        vm.expectEmit(true, true, true, true, address(market));
+        emit ISearchMarket.EntryDisputed(
+            taskId,
+            member,
+            disputer,
+            index,
+            falsehood,
+            uint64(uint256(entry) >> 128),
+            actualId,
+            distanceOf(entry),
+            actualDistance,
+            DISPUTE_SLASH
+        );
     }
 
     /// @notice The true hit of record (f, p) of Magu `id` for `q`.

@@ -219,8 +219,8 @@ abstract contract Test {
     }
 
     function assertApproxEqAbs(uint256 a, uint256 b, uint256 maxDelta, string memory message) internal pure {
-        uint256 delta = a > b ? a - b : b - a;
-        if (delta > maxDelta) {
+        uint256 gap = a > b ? a - b : b - a;
+        if (gap > maxDelta) {
             revert(
                 string.concat(
                     "assertApproxEqAbs failed: ",
