@@ -60,8 +60,16 @@ const STATUS_ACTIVE = 2;
 export const MAX_SEARCH_K = 1_000;
 /** Largest ef a search request may ask for. */
 export const MAX_SEARCH_EF = 100_000;
-/** How long index changes wait before they are saved. */
+/** How long index changes wait before they are saved, at least. */
 const SAVE_DELAY_MS = 2_000;
+/**
+ * A save rewrites the whole graph and sidecar (hundreds of MiB at 1M vectors) and holds the
+ * Magu's queue meanwhile, so the next one waits this many times the last one's duration: saving
+ * costs at most ~1/SAVE_SPACING of an ingest's time however large the index grows. What a crash
+ * loses is only indexing work: at start the records held but not saved are added back from the
+ * fragments on disk (`catchUp`).
+ */
+const SAVE_SPACING = 10;
 /**
  * Fragments kept with their trees for proving hits: at most 64 x (256 KiB + ~16 KiB of tree) for
  * the client's vector fragments, 64 x ~1.06 MiB at the largest fragment size.
@@ -228,6 +236,8 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
   };
   const indexes = new Map<bigint, Promise<AnyIndex>>();
   const saveTimers = new Map<bigint, NodeJS.Timeout>();
+  /** How long each Magu's last scheduled save took (ms): it spaces the next one. */
+  const saveMs = new Map<bigint, number>();
   /** Serialises index changes per Magu. */
   const queues = new Map<bigint, Promise<unknown>>();
   /**
@@ -302,14 +312,20 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
 
   const scheduleSave = (maguId: bigint): void => {
     if (closed || saveTimers.has(maguId)) return;
+    const delay = Math.max(SAVE_DELAY_MS, SAVE_SPACING * (saveMs.get(maguId) ?? 0));
     const timer = setTimeout(() => {
       saveTimers.delete(maguId);
       const doc = docs.get(maguId);
       if (doc === undefined) return; // rolled back to nothing (rollBack saved it)
-      void serial(maguId, async () => (await openIndex(maguId, doc.manifest)).save()).catch((err: Error) =>
-        log.error("saving the vector index failed", { magu: maguId.toString(), error: err.message }),
-      );
-    }, SAVE_DELAY_MS);
+      void serial(maguId, async () => {
+        const vi = await openIndex(maguId, doc.manifest);
+        const started = performance.now();
+        await vi.save();
+        const ms = performance.now() - started;
+        saveMs.set(maguId, ms);
+        log.info("vector index saved", { magu: maguId.toString(), records: vi.size, ms: Math.round(ms) });
+      }).catch((err: Error) => log.error("saving the vector index failed", { magu: maguId.toString(), error: err.message }));
+    }, delay);
     timer.unref();
     saveTimers.set(maguId, timer);
   };
