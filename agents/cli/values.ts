@@ -156,10 +156,15 @@ export function parseInteger(value: string, option: string, opts: { min?: bigint
   return n;
 }
 
+/** `--NAME PORT`: a TCP port to listen on, 0 for a free one; undefined when not given. */
+export function parsePortOption(args: { string(name: string): string | undefined }, name: string): number | undefined {
+  const port = args.string(name);
+  return port === undefined ? undefined : Number(parseInteger(port, `--${name}`, { min: 0n, max: 65535n }));
+}
+
 /** `--http PORT`: where an agent or the devnet serves the dashboard (0: a free port); undefined when not given. */
 export function parseHttpPort(args: { string(name: string): string | undefined }): number | undefined {
-  const port = args.string("http");
-  return port === undefined ? undefined : Number(parseInteger(port, "--http", { min: 0n, max: 65535n }));
+  return parsePortOption(args, "http");
 }
 
 /** A secp256k1 private key, with or without 0x. Never echoed back. */

@@ -15,7 +15,7 @@ import { runForeground, type ForegroundAgent, type LocalCommand } from "../devne
 import { jsonStderrLogger } from "../../store/logger.js";
 import { ExitCode, UsageError } from "../errors.js";
 import { canPrompt, promptHidden } from "../prompt.js";
-import { parseCapacity, parseHttpPort, parseInteger, parseKey, parseMultiaddr, parseMuri, readPassphraseFile } from "../values.js";
+import { parseCapacity, parseHttpPort, parseInteger, parseKey, parseMultiaddr, parseMuri, parsePortOption, readPassphraseFile } from "../values.js";
 
 interface NodeOptions {
   key: () => Promise<Hex>;
@@ -77,10 +77,9 @@ export function parseAnnounce(args: CommandArgs): string[] | undefined {
 /** `--confirmations N` of the agents' commands, shared by `muri node` and `muri validator`. */
 export const CONFIRMATIONS_HELP = `  --confirmations N    blocks the event followers stay behind the head (default ${DEFAULT_CONFIRMATIONS} on a local chain, ${PUBLIC_CHAIN_CONFIRMATIONS} elsewhere)`;
 
-/** `--metrics-port N` of the agents' commands. */
+/** `--metrics-port N` of the agents' commands (0: a free port, as their help says). */
 export function parseMetricsPort(args: CommandArgs): number | undefined {
-  const port = args.string("metrics-port");
-  return port === undefined ? undefined : Number(parseInteger(port, "--metrics-port", { max: 65535n }));
+  return parsePortOption(args, "metrics-port");
 }
 
 /** `--confirmations N`: blocks the agent's event followers stay behind the head. */

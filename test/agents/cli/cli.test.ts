@@ -127,6 +127,15 @@ describe("muri (bin/muri.js)", () => {
       assert.equal(http.code, 2, http.stderr);
       assert.match(oneLine(http), /--http: must be at most 65535, got 70000/);
     }
+    // --metrics-port N: a port too, 0 for a free one (as the help says); it was refused as below 1.
+    for (const command of [["node", "--dir", tree, "--key", "0x" + "11".repeat(32)], ["validator", "--dir", tree, "--key", "0x" + "11".repeat(32)]]) {
+      const high = await muri([...command, "--metrics-port", "70000"]);
+      assert.equal(high.code, 2, high.stderr);
+      assert.match(oneLine(high), /--metrics-port: must be at most 65535, got 70000/);
+      const free = await muri([...command, "--metrics-port", "0", "--http", "70000"]);
+      assert.equal(free.code, 2, free.stderr);
+      assert.match(oneLine(free), /--http: must be at most 65535/, "--metrics-port 0 passes; the next option's error shows");
+    }
   });
 
   describe("against a hardhat chain", () => {
