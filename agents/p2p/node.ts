@@ -16,6 +16,7 @@ import { identify, type Identify } from "@libp2p/identify";
 import type { ComponentLogger, Connection, Libp2p, Logger, PeerId, PrivateKey } from "@libp2p/interface";
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper, type KadDHT } from "@libp2p/kad-dht";
 import { ping, type Ping } from "@libp2p/ping";
+import { prometheusMetrics } from "@libp2p/prometheus-metrics";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { tcp } from "@libp2p/tcp";
 import { tls } from "@libp2p/tls";
@@ -57,6 +58,9 @@ export interface DhtInit {
 }
 
 /** The connection-manager settings the node exposes. */
+/** A metric every libp2p node registers with its metrics: its presence marks a registry as taken. */
+const LIBP2P_METRIC = "libp2p_data_transfer_bytes_total";
+
 export interface ConnectionLimits {
   /** Most open connections. */
   maxConnections?: number;
@@ -109,7 +113,11 @@ export interface P2PNodeInit {
   yamux?: Partial<YamuxTuning>;
   /** Connection limits passed to libp2p's connection manager (its defaults when unset). */
   connections?: ConnectionLimits;
-  /** prom-client registry for `muri_p2p_*` counters (none by default). */
+  /**
+   * prom-client registry for `muri_p2p_*` counters and libp2p's own metrics (`libp2p_*`:
+   * connections, streams and bytes per protocol, the DHT; with the process's CPU, memory and
+   * event-loop lag). None by default: libp2p then counts nothing.
+   */
   metricsRegistry?: Registry;
   /** libp2p component logger (default: libp2p's `debug`-based logger). */
   logger?: ComponentLogger;
@@ -248,6 +256,14 @@ function transportStack(names: readonly TransportName[]): { transports: Transpor
 export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
   const limits: P2PLimits = { ...DEFAULT_LIMITS, ...init.limits };
   const tuning: YamuxTuning = { ...YAMUX_DEFAULTS, ...init.yamux };
+  /**
+   * Whether libp2p's metrics go into `registry`: one node's per registry (a second node given the
+   * same registry, as in-process tests do, counts its `muri_p2p_*` there only). At creation libp2p
+   * empties its module-wide table of metrics, so each node registers its own, and prom-client's
+   * global registry, which the agents never use.
+   */
+  const libp2pMetricsInto = (registry: Registry | undefined): registry is Registry =>
+    registry !== undefined && registry.getSingleMetric(LIBP2P_METRIC) === undefined;
   const stack = transportStack(init.transports ?? DEFAULT_TRANSPORTS);
   const banList = new PeerBanList({ banMs: limits.banMs, maxEntries: limits.maxBannedPeers });
   const denyBanned = (peer: PeerId): boolean => banList.isBanned(peer);
@@ -258,6 +274,7 @@ export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
     ...(init.logger !== undefined ? { logger: init.logger } : {}),
     addresses: { listen: init.listen ?? stack.listen, ...(init.announce?.length ? { announce: init.announce } : {}) },
     connectionManager: { ...init.connections },
+    ...(libp2pMetricsInto(init.metricsRegistry) ? { metrics: prometheusMetrics({ registry: init.metricsRegistry }) } : {}),
     transports: stack.transports,
     connectionEncrypters: stack.encrypters,
     streamMuxers: [

@@ -145,4 +145,13 @@ describe("p2p node (in process)", { timeout: 300_000 }, () => {
     assert.match(text, /muri_p2p_fragments_total\{direction="served"\} [1-9]/);
     assert.match(text, /muri_p2p_requests_failed_total\{op="fetch",code="ERR_P2P_REMOTE_TOO_LARGE"\} 1/);
   });
+
+  it("serves libp2p's own metrics beside them (@libp2p/prometheus-metrics)", async () => {
+    const text = await registry.metrics();
+    assert.match(text, /^libp2p_connection_manager_connections\{libp2p_connection_manager_connections="(inbound|outbound)"\} [1-9]/m, "open connections");
+    assert.match(text, /^libp2p_data_transfer_bytes_total\{protocol="\/muri\/fragment\/1\.0\.0 (sent|received)"\} [1-9]/m, "bytes per protocol");
+    assert.match(text, /^libp2p_protocol_streams_total\{protocol="inbound \/muri\/fragment\/1\.0\.0"\} [1-9]/m, "streams per protocol");
+    assert.match(text, /^process_cpu_seconds_total [0-9.]+$/m, "the process's CPU");
+    assert.match(text, /^nodejs_eventloop_lag_seconds [0-9.e-]+$/m, "event-loop lag");
+  });
 });
