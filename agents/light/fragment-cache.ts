@@ -11,7 +11,7 @@
  *
  * Stores: `fragments` (key: the fragment's CID; its Magu, index, size, page layout, last use) and
  * `pages` (key: [CID, page number]). Fragments enter only after they proved against their
- * committed root (light-client.ts), and a read re-checks the bytes against the root it is asked for.
+ * committed root (light-client.ts, which checks a whole fragment read back again).
  */
 
 /** The few IndexedDB types used here (the project's TypeScript has no DOM library). */

@@ -11,7 +11,8 @@
  * MURI_DASHBOARD_SCREENSHOT when set, as docs/dashboard.png was made).
  * The browser light client (`/light`, agents/light/) in the same Chromium, on a public vector Magu of
  * the same devnet: its proven answers over libp2p WebSockets equal a brute force over the vectors
- * added; a member that claims a hit closer than it is gets rejected (and, unverified, would have
+ * added, through its API and through its form (a screenshot saved, to MURI_LIGHT_SCREENSHOT when
+ * set); a member that claims a hit closer than it is gets rejected (and, unverified, would have
  * changed the answer); fragments fetched into IndexedDB answer a search in the browser equal to
  * brute force; after a reload they are served from IndexedDB with no fragment fetched; and a
  * smaller cache bound evicts down to the bound.
@@ -299,6 +300,16 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
       assert.deepEqual(plain(r.hits), bruteForce(queries[i]!), `query ${i}: the page's proven answer is brute force's`);
     });
     console.log(`# light client: verified searches over WebSockets ${honest.map((r) => Math.round(r.ms)).join(", ")} ms`);
+
+    // As a person would: the form's search lists the same proven hits.
+    await page.$eval("input[name=magu]", (e, v) => ((e as unknown as { value: string }).value = v), magu);
+    await page.$eval("input[name=query]", (e, v) => ((e as unknown as { value: string }).value = v), JSON.stringify(queries[0]));
+    await page.$eval("input[name=k]", (e, v) => ((e as unknown as { value: string }).value = v), String(k));
+    await page.click("button[value=search]");
+    await page.waitForFunction(`document.querySelectorAll("#hits tr").length === ${k}`, { timeout: 30_000 });
+    assert.deepEqual(await page.$$eval("#hits tr", (rows) => rows.map((r) => r.getAttribute("data-id"))), bruteForce(queries[0]!).map((h) => h.id));
+    assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), new RegExp(`^${k} proven hits in \\d+ ms; rejected: \\[\\]`));
+    await page.screenshot({ path: (process.env.MURI_LIGHT_SCREENSHOT ?? join(dir, "light.png")) as `${string}.png`, fullPage: true });
 
     // A member claims its best hit 1 closer: unchecked, that is the answer; checked, it is rejected.
     const best = honest[0]!.hits[0]!;
