@@ -66,15 +66,17 @@ export default tseslint.config(
       ],
     },
   },
-  // Layers: data/, store/, p2p/, chain/ and index/ never import roles/ or cli/; inside roles/, each
-  // role folder (node/, validator/, client/) builds on shared/ and never on another role; sdk/ on
-  // nothing of the agents.
+  // Layers: data/, store/, p2p/, chain/ and index/ never import roles/, light/ or cli/; inside
+  // roles/, each role folder (node/, validator/, client/) builds on shared/ and never on another
+  // role; light/ (the browser light client) builds on data/, p2p/, chain/ and roles/shared/ but not
+  // on store/ or index/ (LevelDB, hnswlib: not in a browser) nor on a role; sdk/ on nothing of the agents.
   ...[
-    { files: ["agents/{data,store,p2p,chain,index}/**/*.ts"], banned: ["**/roles/**", "**/cli/**"] },
-    { files: ["agents/roles/shared/**/*.ts"], banned: ["../node/*", "../validator/*", "../client/*", "**/cli/**"] },
-    { files: ["agents/roles/node/**/*.ts"], banned: ["../validator/*", "../client/*", "**/cli/**"] },
-    { files: ["agents/roles/validator/**/*.ts"], banned: ["../node/*", "../client/*", "**/cli/**"] },
-    { files: ["agents/roles/client/**/*.ts"], banned: ["../node/*", "../validator/*", "**/cli/**"] },
+    { files: ["agents/{data,store,p2p,chain,index}/**/*.ts"], banned: ["**/roles/**", "**/cli/**", "**/light/**"] },
+    { files: ["agents/roles/shared/**/*.ts"], banned: ["../node/*", "../validator/*", "../client/*", "**/cli/**", "**/light/**"] },
+    { files: ["agents/roles/node/**/*.ts"], banned: ["../validator/*", "../client/*", "**/cli/**", "**/light/**"] },
+    { files: ["agents/roles/validator/**/*.ts"], banned: ["../node/*", "../client/*", "**/cli/**", "**/light/**"] },
+    { files: ["agents/roles/client/**/*.ts"], banned: ["../node/*", "../validator/*", "**/cli/**", "**/light/**"] },
+    { files: ["agents/light/**/*.ts"], banned: ["**/store/**", "**/index/**", "**/roles/node/**", "**/roles/validator/**", "**/roles/client/**", "**/cli/**"] },
     // The SDK (agents/sdk) talks to muri serve over HTTP alone: it imports nothing of the agents.
     { files: ["agents/sdk/**/*.ts"], banned: ["../*", "../**"] },
   ].map(({ files, banned }) => ({

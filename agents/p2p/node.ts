@@ -1,5 +1,5 @@
 /**
- * The p2p node: libp2p (TCP with TLS 1.3 or noise and yamux, or QUIC; identify, ping, Kademlia DHT)
+ * The p2p node: libp2p (TCP, or WebSockets for browsers, with TLS 1.3 or noise and yamux, or QUIC; identify, ping, Kademlia DHT)
  * plus the `/muri/fragment/1.0.0` protocol, behind one object that starts its parts in order and
  * stops them in reverse. Which transports it offers, and in which order, is `P2PNodeInit.transports`
  * (default DEFAULT_TRANSPORTS: TCP + TLS 1.3, then TCP + noise for peers without TLS).
@@ -20,6 +20,7 @@ import { prometheusMetrics } from "@libp2p/prometheus-metrics";
 import { peerIdFromString } from "@libp2p/peer-id";
 import { tcp } from "@libp2p/tcp";
 import { tls } from "@libp2p/tls";
+import { webSockets } from "@libp2p/websockets";
 import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p, type Libp2pOptions } from "libp2p";
 import type { CID } from "multiformats/cid";
@@ -242,7 +243,9 @@ function transportStack(names: readonly TransportName[]): { transports: Transpor
   const transports: TransportFactory[] = [];
   const listen: string[] = [];
   if (encrypters.length > 0) {
-    transports.push(tcp());
+    // WebSockets ride on the same encrypters and yamux: a listen address ending in `/ws` is how
+    // browsers (the light client, agents/light/) reach a node; peers dial such addresses too.
+    transports.push(tcp(), webSockets());
     listen.push(DEFAULT_LISTEN);
   }
   if (names.includes("quic")) {

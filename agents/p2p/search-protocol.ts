@@ -269,7 +269,8 @@ class SearchSession {
     this.idleTimer = undefined;
     if (this.closed || this.waiting.size > 0) return;
     this.idleTimer = setTimeout(() => this.close(), this.limits.sessionIdleMs);
-    this.idleTimer.unref();
+    // A browser's timers are numbers (the light client dials with this code too).
+    (this.idleTimer as { unref?: () => void }).unref?.();
   }
 
   private async readLoop(): Promise<void> {

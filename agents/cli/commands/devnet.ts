@@ -4,6 +4,7 @@
  * started. `DIR/devnet.json` tells the other commands where it is (`muri put FILE --devnet DIR`).
  */
 import { loadDeployment } from "../../chain/index.js";
+import { lightClientPage } from "../../light/bundle.js";
 import { createDashboardSource, startDashboardServer, type DashboardServer } from "../../roles/shared/dashboard.js";
 import type { CommandArgs } from "../command.js";
 import { DEVNET_DEFAULTS, HARDHAT_ACCOUNTS, startDevnet, type Devnet } from "../devnet/devnet.js";
@@ -91,14 +92,16 @@ export const devnetCommand: LocalCommand = {
       let dashboard: DashboardServer | undefined;
       if (signals.received() === undefined) {
         try {
+          const deployment = await loadDeployment(devnet.file);
           dashboard = await startDashboardServer(
             { port: options.http },
             {
               source: createDashboardSource({
-                deployment: await loadDeployment(devnet.file),
+                deployment,
                 rpcUrl: devnet.info.rpcUrl,
                 agents: () => devnet.info.agents.map((a) => ({ name: a.name, role: a.role, address: a.address, metricsUrl: a.metricsUrl })),
               }),
+              light: lightClientPage(deployment, devnet.info.rpcUrl),
             },
           );
         } catch (err) {

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import type { Hex } from "viem";
 import { DEFAULT_CONFIRMATIONS, decryptKeystore, KeystoreError, PUBLIC_CHAIN_CONFIRMATIONS, type Deployment } from "../../chain/index.js";
+import { lightClientPage } from "../../light/bundle.js";
 import { createDashboardSource, startDashboardServer, type DashboardServer } from "../../roles/shared/dashboard.js";
 import { createNodeAgent, DEFAULT_CAPACITY } from "../../roles/node/node-agent.js";
 import { CapacityError, describeBytes, describeCapacity, type CapacitySpec } from "../../store/index.js";
@@ -52,7 +53,10 @@ export function withDashboard<S extends AgentStatus>(
       const status = await agent.start();
       const self = { name: `this ${role}`, role, address: status.address as `0x${string}`, metricsUrl: status.metricsUrl ?? undefined };
       try {
-        server = await startDashboardServer({ port }, { source: createDashboardSource({ deployment: target.deployment, rpcUrl: target.rpcUrl, agents: () => [self] }) });
+        server = await startDashboardServer(
+          { port },
+          { source: createDashboardSource({ deployment: target.deployment, rpcUrl: target.rpcUrl, agents: () => [self] }), light: lightClientPage(target.deployment, target.rpcUrl) },
+        );
       } catch (err) {
         throw new UsageError(`--http ${port}: cannot serve the dashboard there (${(err as Error).message}); pick another port or 0`);
       }
@@ -163,7 +167,8 @@ export const nodeCommand: LocalCommand = {
   help: [
     "  --dir DIR            node data directory (created if missing; a restart resumes from it)",
     ...KEYSTORE_HELP,
-    "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0)",
+    "  --listen MA          libp2p listen multiaddr, repeatable (default /ip4/127.0.0.1/tcp/0); one ending in /ws",
+    "                       (/ip4/127.0.0.1/tcp/PORT/ws) lets browsers dial it: the light client at --http's /light",
     "  --capacity P%|SIZE   storage offered: a share of the free space of --dir's disk plus what the node already",
     "                       stores (e.g. 50%), or a size (e.g. 20GiB) that must fit there; it is the fragment quota and",
     `                       the capacity registered on chain, kept in step at every start (default ${describeCapacity(DEFAULT_CAPACITY)})`,

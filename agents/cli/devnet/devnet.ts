@@ -206,7 +206,11 @@ export async function startDevnet(init: DevnetInit): Promise<Devnet> {
         const key = devnetKey(p.index);
         const m = spawnManaged({
           name: p.name,
-          args: ["--import", "tsx", p.role === "node" ? RUN_NODE : RUN_VALIDATOR, "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", dataDir, "--metrics-port", "0"],
+          args: [
+            ...["--import", "tsx", p.role === "node" ? RUN_NODE : RUN_VALIDATOR, "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", dataDir, "--metrics-port", "0"],
+            // Nodes listen for browsers too (WebSockets on loopback): the light client's page dials them.
+            ...(p.role === "node" ? ["--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/tcp/0/ws"] : []),
+          ],
           env: { ...process.env, MURI_NODE_KEY: key, MURI_VALIDATOR_KEY: key },
           logFile: join(logs, `${p.name}.log`),
           pipeStdout: true,

@@ -373,6 +373,26 @@ const PAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), "dashboard");
 const UPLOT_DIR = join(dirname(createRequire(import.meta.url).resolve("uplot/package.json")), "dist");
 const TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
 
+/**
+ * The browser light client the server may carry (agents/light/: the layer above this one hands it
+ * in): its page, its script (built on demand) and where the chain is, for `/light`,
+ * `/light/light.js` and `/api/light.json`.
+ */
+export interface DashboardLightClient {
+  /** Path of the page's HTML file. */
+  page: string;
+  /** The page's script (an ES module). */
+  script(): Promise<string>;
+  /** What `/api/light.json` answers: the chain's RPC URL, its id and the contracts the page reads. */
+  config: { rpcUrl: string; chainId: number; contracts: { nodeRegistry: Address; maguRegistry: Address; maguAccess: Address } };
+}
+
+interface DashboardComponents {
+  source: DashboardSource;
+  registry?: Registry;
+  light?: DashboardLightClient;
+}
+
 export interface DashboardServer {
   readonly port: number;
   /** The page: `http://host:port/`. */
@@ -382,14 +402,15 @@ export interface DashboardServer {
 
 /**
  * Serves `GET /` (the page), `/dashboard/*` (its scripts and styles), `/vendor/uplot/*`,
- * `/api/dashboard.json` (a snapshot) and, with a registry, `/metrics`; anything else is 404.
+ * `/api/dashboard.json` (a snapshot), with a registry `/metrics`, and with a light client `/light`,
+ * `/light/light.js` and `/api/light.json`; anything else is 404.
  */
-export async function startDashboardServer(init: MetricsServerInit, components: { source: DashboardSource; registry?: Registry }): Promise<DashboardServer> {
+export async function startDashboardServer(init: MetricsServerInit, components: DashboardComponents): Promise<DashboardServer> {
   const server = await startHttpServer(init, (req, res) => void route(req, res, components));
   return { port: server.port, url: `${server.origin}/`, close: () => server.close() };
 }
 
-async function route(req: IncomingMessage, res: ServerResponse, components: { source: DashboardSource; registry?: Registry }): Promise<void> {
+async function route(req: IncomingMessage, res: ServerResponse, components: DashboardComponents): Promise<void> {
   const path = (req.url ?? "").split("?")[0] ?? "";
   if (req.method !== "GET") {
     res.writeHead(405, { "content-type": "text/plain", allow: "GET" }).end("only GET\n");
@@ -408,8 +429,19 @@ async function route(req: IncomingMessage, res: ServerResponse, components: { so
     }
     return;
   }
+  const { light } = components;
+  if (light !== undefined && (path === "/light/light.js" || path === "/api/light.json")) {
+    try {
+      const [type, body] = path === "/api/light.json" ? ["application/json", JSON.stringify(light.config)] : [TYPES[".js"]!, await light.script()];
+      res.writeHead(200, { "content-type": type, "cache-control": "no-store" }).end(body);
+    } catch (err) {
+      res.writeHead(500, { "content-type": "text/plain" }).end(`building the light client failed: ${(err as Error).message}\n`);
+    }
+    return;
+  }
   const file =
     path === "/" ? join(PAGE_DIR, "index.html")
+    : path === "/light" && light !== undefined ? light.page
     : path.startsWith("/dashboard/") ? inside(PAGE_DIR, path.slice("/dashboard/".length))
     : path.startsWith("/vendor/uplot/") ? inside(UPLOT_DIR, path.slice("/vendor/uplot/".length))
     : undefined;

@@ -9,6 +9,13 @@
  * installs Debian's package): the nodes and the Magu it shows match `muri status` (the chain); a
  * node killed with SIGKILL shows "down" within one period; a screenshot is saved (to
  * MURI_DASHBOARD_SCREENSHOT when set, as docs/dashboard.png was made).
+ * The browser light client (`/light`, agents/light/) in the same Chromium, on a public vector Magu of
+ * the same devnet: its proven answers over libp2p WebSockets equal a brute force over the vectors
+ * added, through its API and through its form (a screenshot saved, to MURI_LIGHT_SCREENSHOT when
+ * set); a member that claims a hit closer than it is gets rejected (and, unverified, would have
+ * changed the answer); fragments fetched into IndexedDB answer a search in the browser equal to
+ * brute force; after a reload they are served from IndexedDB with no fragment fetched; and a
+ * smaller cache bound evicts down to the bound.
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -21,6 +28,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, test } from "node:test";
 import puppeteer from "puppeteer-core";
+import { holdersVector } from "../../../agents/data/placement.js";
 import { MURI_BIN as MURI, ROOT, muri } from "./run-muri.js";
 
 /**
@@ -172,6 +180,9 @@ describe("muri devnet", { timeout: 1_200_000 }, () => {
     const stored = JSON.parse(put.stdout) as { maguId: string; manifestCid: string; members: string[] };
     assert.equal(stored.members.length, 3);
 
+    // The light client's vector Magu is formed meanwhile (the get sends no transaction; a formation
+    // waits for its selection window).
+    const vectorMagu = createVectorMagu(dir);
     const output = join(dir, "output.bin");
     t0 = performance.now();
     // The CID alone: the Magu is the one this client directory recorded the put in.
@@ -192,6 +203,10 @@ describe("muri devnet", { timeout: 1_200_000 }, () => {
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /^muri: .*not a valid CID.*\n$/);
     assert.equal(existsSync(join(dir, "bad.bin")), false);
+
+    t0 = performance.now();
+    await checkLightClient(devnet.info, dir, await vectorMagu);
+    console.log(`# light client in Chromium (vectors added, searches, tamper, cache, reload): ${Math.round(performance.now() - t0)} ms`);
 
     t0 = performance.now();
     await checkDashboard(devnet.info, dir, stored);
@@ -217,6 +232,131 @@ describe("muri devnet", { timeout: 1_200_000 }, () => {
 /** Debian's Chromium (scripts/chromium.sh installs it); MURI_CHROMIUM overrides the path. */
 const CHROMIUM = process.env.MURI_CHROMIUM ?? "/usr/bin/chromium";
 
+// Without the background-networking flags Chromium dials out (updates, sync), and this machine's
+// closed network refuses it loudly.
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+/** The light page's API (agents/light/page/main.ts), as the tests call it in the page. */
+interface LightHit {
+  id: string;
+  distance: number;
+}
+
+/** A public vector Magu (dim 8, l2, replication 2 over the 3 nodes); its id. */
+async function createVectorMagu(dir: string): Promise<string> {
+  const created = await muri(["magu", "create", "--kind", "vector", "--dim", "8", "--metric", "l2", "--replication", "2", "--members", "3", "--public", "--devnet", dir, "--json"]);
+  assert.equal(created.code, 0, created.stderr);
+  return (JSON.parse(created.stdout) as { id: string }).id;
+}
+
+/**
+ * Vector Magu `magu` gets 600 integer vectors in 4 fragments (integers in [-100, 100]: the scale 2^8
+ * holds them exactly, so the page's distances are the integer squared distances), then the light
+ * page runs in Chromium (see the file comment).
+ */
+async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Promise<void> {
+  let seed = 7;
+  const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed / 2 ** 31);
+  const vectors = Array.from({ length: 600 }, () => Array.from({ length: 8 }, () => Math.floor(random() * 201) - 100));
+  const file = join(dir, "vectors.jsonl");
+  await writeFile(file, vectors.map((v) => JSON.stringify(v)).join("\n") + "\n");
+  const added = await muri(["vectors", "add", "--magu", magu, file, "--fragment-size", "4096", "--devnet", dir, "--json"]);
+  assert.equal(added.code, 0, added.stderr);
+  assert.equal((JSON.parse(added.stdout) as { fragmentCount: number }).fragmentCount, 4);
+  const queries = [
+    [10, 20, 30, -40, 50, 0, 5, -5],
+    [-100, 100, -100, 100, 0, 0, 0, 0],
+    vectors[123]!,
+  ];
+  const k = 10;
+  const bruteForce = (q: number[]): LightHit[] =>
+    vectors
+      .map((v, id) => ({ id: String(id), distance: v.reduce((n, x, i) => n + (x - q[i]!) ** 2, 0) }))
+      .sort((a, b) => a.distance - b.distance || Number(a.id) - Number(b.id))
+      .slice(0, k);
+  const plain = (hits: LightHit[]): LightHit[] => hits.map(({ id, distance }) => ({ id, distance }));
+
+  const browser = await puppeteer.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, userDataDir: await mkdtemp(join(tmpdir(), "muri-chromium-")) });
+  try {
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (err) => pageErrors.push(String(err)));
+    const url = `${info.dashboardUrl}light`;
+    await page.goto(url, { waitUntil: "load" });
+    /** Runs `body` in the page with `l` the light client's API (page/main.ts: set before "load"), returning its JSON. */
+    const inPage = async <T>(body: string): Promise<T> =>
+      JSON.parse((await page.evaluate(`(async () => { const l = await globalThis.muriLight; return JSON.stringify(await (async () => { ${body} })()); })()`)) as string) as T;
+    const m = await inPage<{ members: string[]; fragmentCount: number; root: string; public: boolean }>(`return l.magu(${JSON.stringify(magu)});`);
+    assert.equal(m.fragmentCount, 4);
+    type Result = { hits: (LightHit & { fragment: number })[]; rejected: { member: string; reason: string }[]; failed: unknown[]; uncovered: number[]; ms: number };
+    const search = (q: number[], options = {}): Promise<Result> => inPage<Result>(`return l.search(${JSON.stringify(magu)}, ${JSON.stringify(q)}, ${k}, ${JSON.stringify(options)});`);
+
+    // Proven answers from the members over WebSockets equal brute force.
+    const honest: Result[] = [];
+    for (const q of queries) honest.push(await search(q));
+    honest.forEach((r, i) => {
+      assert.deepEqual(r.rejected, [], `query ${i}: nobody rejected`);
+      assert.deepEqual(r.failed, [], `query ${i}: nobody failed`);
+      assert.deepEqual(plain(r.hits), bruteForce(queries[i]!), `query ${i}: the page's proven answer is brute force's`);
+    });
+    console.log(`# light client: verified searches over WebSockets ${honest.map((r) => Math.round(r.ms)).join(", ")} ms`);
+
+    // As a person would: the form's search lists the same proven hits.
+    await page.$eval("input[name=magu]", (e, v) => ((e as unknown as { value: string }).value = v), magu);
+    await page.$eval("input[name=query]", (e, v) => ((e as unknown as { value: string }).value = v), JSON.stringify(queries[0]));
+    await page.$eval("input[name=k]", (e, v) => ((e as unknown as { value: string }).value = v), String(k));
+    await page.click("button[value=search]");
+    await page.waitForFunction(`document.querySelectorAll("#hits tr").length === ${k}`, { timeout: 30_000 });
+    assert.deepEqual(await page.$$eval("#hits tr", (rows) => rows.map((r) => r.getAttribute("data-id"))), bruteForce(queries[0]!).map((h) => h.id));
+    assert.match(await page.$eval("#status", (e) => e.textContent ?? ""), new RegExp(`^${k} proven hits in \\d+ ms; rejected: \\[\\]`));
+    await page.screenshot({ path: (process.env.MURI_LIGHT_SCREENSHOT ?? join(dir, "light.png")) as `${string}.png`, fullPage: true });
+
+    // A member claims its best hit 1 closer: unchecked, that is the answer; checked, it is rejected.
+    const best = honest[0]!.hits[0]!;
+    const liar = m.members[holdersVector(BigInt(magu), best.fragment, m.members.length, 2)[0]!]!;
+    const unchecked = await search(queries[0]!, { tamper: liar, verify: false });
+    assert.equal(unchecked.hits[0]!.id, best.id);
+    assert.ok(unchecked.hits[0]!.distance < best.distance, "unverified, the lie is the answer");
+    const checked = await search(queries[0]!, { tamper: liar });
+    assert.equal(checked.rejected.length, 1, JSON.stringify(checked.rejected));
+    assert.equal(checked.rejected[0]!.member.toLowerCase(), liar.toLowerCase());
+    assert.match(checked.rejected[0]!.reason, new RegExp(`^id ${best.id} is at distance \\d+, not \\d+$`));
+    assert.deepEqual(plain(checked.hits), bruteForce(queries[0]!), "the other holders' proven hits answer");
+
+    // Fragments fetched into IndexedDB, searched in the browser.
+    assert.equal(await inPage<number>(`return l.hold(${JSON.stringify(magu)});`), 4);
+    assert.deepEqual(await inPage(`return l.stats();`), { fragmentFetches: 4, cacheHits: 0 });
+    const heldSearch = async (): Promise<{ hits: LightHit[]; records: number; ms: number }[]> => {
+      const out = [];
+      for (const q of queries) out.push(await inPage<{ hits: LightHit[]; records: number; ms: number }>(`return l.searchHeld(${JSON.stringify(magu)}, ${JSON.stringify(q)}, ${k});`));
+      return out;
+    };
+    for (const [i, r] of (await heldSearch()).entries()) {
+      assert.equal(r.records, 600);
+      assert.deepEqual(plain(r.hits), bruteForce(queries[i]!), `query ${i}: the held fragments' answer is brute force's`);
+    }
+
+    // Reload: the fragments come from IndexedDB, none is fetched.
+    await page.reload({ waitUntil: "load" });
+    assert.equal(await inPage<number>(`return l.hold(${JSON.stringify(magu)});`), 4);
+    assert.deepEqual(await inPage(`return l.stats();`), { fragmentFetches: 0, cacheHits: 4 });
+    const again = await heldSearch();
+    again.forEach((r, i) => assert.deepEqual(plain(r.hits), bruteForce(queries[i]!), `query ${i} after the reload`));
+    console.log(`# light client: brute force over 600 held records in the browser ${again.map((r) => r.ms.toFixed(1)).join(", ")} ms`);
+
+    // A bound of 10 KiB keeps two of the 4 KiB fragments (the least recently used evicted).
+    await page.goto(`${url}?cacheMiB=${10 / 1024}`, { waitUntil: "load" });
+    assert.equal(await inPage<number>(`return l.hold(${JSON.stringify(magu)});`), 4);
+    const held = await inPage<{ index: number; size: number }[]>(`return l.held();`);
+    assert.deepEqual(held.map((f) => f.index).sort(), [2, 3]);
+    assert.equal((await inPage<{ fragmentFetches: number }>(`return l.stats();`)).fragmentFetches, 4, "what was evicted is fetched again");
+    assert.ok(held.reduce((n, f) => n + f.size, 0) <= 10 * 1024);
+    assert.deepEqual(pageErrors, [], "no script error on the page");
+  } finally {
+    await browser.close();
+  }
+}
+
 /**
  * Opens the devnet's dashboard in headless Chromium: nodes and Magu as `muri status` reads them
  * from the chain, all up; then the last node is SIGKILLed and the page must show it down (and the
@@ -233,9 +373,7 @@ async function checkDashboard(info: DevnetInfo, dir: string, stored: { maguId: s
   };
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM,
-    // Without the background-networking flags Chromium dials out (updates, sync), and this
-    // machine's closed network refuses it loudly.
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: CHROMIUM_ARGS,
     userDataDir: await mkdtemp(join(tmpdir(), "muri-chromium-")),
   });
   try {

@@ -1,7 +1,8 @@
 /**
  * The transports a node offers (`P2PNodeInit.transports`): the default settles on TLS 1.3 with a
  * peer like itself, still exchanges fragments with a peer that only speaks noise, and QUIC works
- * when both sides offer it. An empty, unknown or repeated transport is refused up front.
+ * when both sides offer it; a `/ws` listen address (how browsers reach a node) serves fragments over
+ * WebSockets. An empty, unknown or repeated transport is refused up front.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -87,6 +88,23 @@ describe("p2p transports", { timeout: 300_000 }, () => {
     const bytes = fragmentFromSeed("quic", FRAGMENT_SIZE);
     everything.store.put(fragmentCid(bytes), bytes);
     assert.deepEqual(await quicOnly.node.fetchFragment(quicAddr, fragmentCid(bytes)), bytes);
+  });
+
+  it("listens on WebSockets beside TCP when asked, and a peer fetches over them", async () => {
+    const store = new MemoryFragmentStore();
+    const ws = await createP2PNode({ source: store, sink: store, listen: ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0/ws"] });
+    await ws.start();
+    try {
+      const wsAddr = ws.multiaddrs.map(String).find((a) => a.includes("/ws/"));
+      assert.ok(wsAddr !== undefined, ws.multiaddrs.join(" "));
+      const bytes = fragmentFromSeed("websockets", FRAGMENT_SIZE);
+      store.put(fragmentCid(bytes), bytes);
+      assert.deepEqual(await modern.node.fetchFragment(wsAddr, fragmentCid(bytes)), bytes);
+      const [connection] = modern.node.libp2p.getConnections(ws.peerId);
+      assert.match(connection!.remoteAddr.toString(), /\/ws(\/|$)/, "the connection runs over WebSockets");
+    } finally {
+      await ws.stop();
+    }
   });
 
   it("refuses an empty, unknown or repeated transport", async () => {

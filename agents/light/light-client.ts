@@ -1,0 +1,418 @@
+/**
+ * The browser light client (issue 16): it reads a vector Magu's root from the chain, talks to the
+ * Magu's members over libp2p WebSockets, searches them, and returns only hits proven against that
+ * root; it keeps the fragments it fetched in IndexedDB (fragment-cache.ts) and answers searches
+ * over what it holds by brute force in the browser.
+ *
+ * Trust: the chain (its JSON-RPC, which the user chooses) is the only source believed. The Magu's
+ * root, fragment count, members, dimension and metric are `MaguRegistry.maguInfo`; the members'
+ * addresses to dial are their `NodeRegistry` registrations. A member's answer is checked exactly
+ * as `VectorClient.search` checks one (docs/SEARCH.md, "Verified off-chain answers"): the vector
+ * index document must fold to the root on chain; every hit must be on a fragment placed on that
+ * member and carry no deleted id; every hit of the merged top k is proven (its 1024-byte leaves and
+ * their paths to the fragment root, the record's id, the canonical distance recomputed from the
+ * record and the query). One hit that does not prove drops the member's whole answer (`rejected`);
+ * the other holders' answers cover its fragments. A fetched fragment must hash to its committed
+ * fragment root before it is kept. What the page's own code does cannot be checked by the page:
+ * it is as trustworthy as the server it came from (a devnet's, a node's, or a copy you host).
+ *
+ * It imports agents/data and the search wire's pure codecs; browser-only APIs (IndexedDB,
+ * WebSockets) come through libp2p and fragment-cache.ts. bundle.ts builds it for the browser.
+ */
+import { noise } from "@chainsafe/libp2p-noise";
+import { yamux } from "@chainsafe/libp2p-yamux";
+import { identify } from "@libp2p/identify";
+import type { Libp2p } from "@libp2p/interface";
+import { peerIdFromMultihash } from "@libp2p/peer-id";
+import { webSockets } from "@libp2p/websockets";
+import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
+import { createLibp2p } from "libp2p";
+import { CID } from "multiformats/cid";
+import * as Digest from "multiformats/hashes/digest";
+import { createPublicClient, http, type Address } from "viem";
+import { maguAccessAbi, maguRegistryAbi, nodeRegistryAbi } from "../chain/abis.js";
+import { cidOfFragmentRoot } from "../data/cid.js";
+import { verifyHitProof, type HitProof } from "../data/hit-proof.js";
+import { fragmentRoot, maguRoot } from "../data/merkle.js";
+import { holdersVector } from "../data/placement.js";
+import { decodeVectorManifest, deletedIds, manifestScaleExp, METRIC_BY_CODE, type VectorManifest } from "../data/vector-manifest.js";
+import {
+  canonicalDistance,
+  COSINE_SCALE_EXP,
+  compareHits,
+  encodeVector,
+  isControlId,
+  normalizeVector,
+  packBits,
+  quantize,
+  readVector,
+  recordSize,
+  scaleOfExp,
+  type HitEntry,
+  type VectorMetric,
+  type VectorValues,
+} from "../data/vectors.js";
+import { FRAGMENT_PROTOCOL, RESPONSE_HEADER_BYTES } from "../p2p/constants.js";
+import { decodeResponseHeader, encodeRequestHeader, Op, Status, statusName } from "../p2p/framing.js";
+import { searchRequest } from "../p2p/search-protocol.js";
+import { StreamReader } from "../p2p/stream-io.js";
+import { decodeProveAnswer, decodeSearchAnswer } from "../roles/shared/search-wire.js";
+import type { FragmentCache } from "./fragment-cache.js";
+
+/** Where the chain is and which contracts to read (the dashboard's `/api/light.json`). */
+export interface LightConfig {
+  rpcUrl: string;
+  chainId: number;
+  contracts: { nodeRegistry: Address; maguRegistry: Address; maguAccess: Address };
+}
+
+/** A Magu as the chain has it. */
+export interface LightMagu {
+  id: bigint;
+  dim: number;
+  metric: VectorMetric;
+  replication: number;
+  members: Address[];
+  root: string;
+  fragmentCount: number;
+  public: boolean;
+}
+
+/** A proven hit. */
+export interface LightHit {
+  id: string;
+  /** The canonical (integer) distance, as a decimal string. */
+  canonical: string;
+  /** The distance in the floats' units (canonical / 2^(2·scale)). */
+  distance: number;
+  fragment: number;
+  position: number;
+}
+
+export interface LightSearchResult {
+  hits: LightHit[];
+  /** Members whose answer was dropped because a hit did not prove, with why. */
+  rejected: { member: string; reason: string }[];
+  /** Members that failed otherwise (unreachable, refused). */
+  failed: { member: string; reason: string }[];
+  /** Fragments no accepted answer covered. */
+  uncovered: number[];
+  verified: boolean;
+  ms: number;
+}
+
+export interface LightSearchOptions {
+  /** Prove every top-k hit (default true). */
+  verify?: boolean;
+  /**
+   * Test hook: the answer of this member (an address) claims its best hit 1 closer than it is, as a
+   * lying member's would (docs/SEARCH.md: such a hit does not prove and the member is rejected).
+   */
+  tamper?: string;
+}
+
+/** Counters a page (and its test) reads. */
+export interface LightStats {
+  /** Fragments fetched from members over the network. */
+  fragmentFetches: number;
+  /** Fragments served from the IndexedDB cache. */
+  cacheHits: number;
+}
+
+const KIND_VECTOR = 1;
+const STATUS_ACTIVE = 2;
+const ZERO_ADDRESS = /^0x0{40}$/i;
+const TIMEOUT_MS = 20_000;
+const MAX_FRAGMENT_BYTES = 1 << 20;
+
+export class LightClient {
+  readonly stats: LightStats = { fragmentFetches: 0, cacheHits: 0 };
+  private readonly chain;
+  private readonly documents = new Map<string, Promise<{ manifest: VectorManifest; roots: Uint8Array[]; deleted: ReadonlySet<bigint> }>>();
+  private readonly addresses = new Map<string, Multiaddr[]>();
+
+  private constructor(
+    readonly config: LightConfig,
+    readonly libp2p: Libp2p,
+    readonly cache: FragmentCache,
+  ) {
+    this.chain = createPublicClient({ transport: http(config.rpcUrl) });
+  }
+
+  static async start(config: LightConfig, cache: FragmentCache): Promise<LightClient> {
+    const libp2p = await createLibp2p({
+      transports: [webSockets()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      // libp2p in a browser refuses to dial private addresses by default; a devnet is all loopback.
+      connectionGater: { denyDialMultiaddr: async () => false },
+      services: { identify: identify() },
+    });
+    const chainId = await createPublicClient({ transport: http(config.rpcUrl) }).getChainId();
+    if (chainId !== config.chainId) {
+      await libp2p.stop();
+      throw new Error(`the RPC at ${config.rpcUrl} serves chain ${chainId}, the deployment is on chain ${config.chainId}`);
+    }
+    return new LightClient(config, libp2p, cache);
+  }
+
+  async stop(): Promise<void> {
+    await this.libp2p.stop();
+  }
+
+  /** Magu `id` as the chain has it (a vector Magu, active). */
+  async magu(id: bigint): Promise<LightMagu> {
+    const info = await this.chain.readContract({ address: this.config.contracts.maguRegistry, abi: maguRegistryAbi, functionName: "maguInfo", args: [id] });
+    if (info.params.kind !== KIND_VECTOR) throw new Error(`Magu ${id} is not a vector Magu`);
+    if (info.status !== STATUS_ACTIVE) throw new Error(`Magu ${id} is not active (status ${info.status})`);
+    const metric = METRIC_BY_CODE[info.params.metric];
+    if (metric === undefined) throw new Error(`Magu ${id} has metric code ${info.params.metric}, unknown to this page`);
+    const isPublic = await this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "isPublic", args: [id] });
+    return {
+      id,
+      dim: info.params.dimension,
+      metric,
+      replication: info.params.replication,
+      members: [...info.members],
+      root: info.root.toLowerCase(),
+      fragmentCount: Number(info.fragmentCount),
+      public: isPublic,
+    };
+  }
+
+  /** The WebSocket multiaddrs member `address` registered on chain (with its peer id). */
+  private async dialable(address: Address): Promise<Multiaddr[]> {
+    const known = this.addresses.get(address.toLowerCase());
+    if (known !== undefined) return known;
+    const info = await this.chain.readContract({ address: this.config.contracts.nodeRegistry, abi: nodeRegistryAbi, functionName: "nodeInfo", args: [address] });
+    const peerId = peerIdFromMultihash(Digest.decode(Buffer.from(info.peerId.slice(2), "hex"))).toString();
+    const ws = info.multiaddrs.filter((a) => /\/wss?(\/|$)/.test(a)).map((a) => multiaddr(a.includes("/p2p/") ? a : `${a}/p2p/${peerId}`));
+    if (ws.length === 0) throw new Error(`member ${address} registered no WebSocket address (its node needs --listen /ip4/.../tcp/PORT/ws)`);
+    this.addresses.set(address.toLowerCase(), ws);
+    return ws;
+  }
+
+  private async ask(member: Address, request: Record<string, unknown>, what: string): Promise<unknown> {
+    return searchRequest(this.libp2p, await this.dialable(member), request, { limits: { timeoutMs: TIMEOUT_MS }, what });
+  }
+
+  /** The Magu's vector index document, from the first member whose copy folds to the root on chain. */
+  document(m: LightMagu): Promise<{ manifest: VectorManifest; roots: Uint8Array[]; deleted: ReadonlySet<bigint> }> {
+    const key = `${m.id}/${m.root}`;
+    let doc = this.documents.get(key);
+    if (doc === undefined) {
+      doc = (async () => {
+        const failures: string[] = [];
+        for (const member of m.members) {
+          if (ZERO_ADDRESS.test(member)) continue;
+          try {
+            const answer = (await this.ask(member, { op: "manifest", magu: m.id.toString() }, "manifest")) as { ok?: boolean; cid?: string; doc?: string; error?: string };
+            if (answer?.ok !== true || typeof answer.cid !== "string" || typeof answer.doc !== "string") throw new Error(answer?.error ?? "malformed answer");
+            const manifest = decodeVectorManifest(Buffer.from(answer.doc, "base64"), CID.parse(answer.cid));
+            const roots = manifest.fragments.map((f) => Buffer.from(f.root, "hex"));
+            if (manifest.maguId !== m.id || roots.length !== m.fragmentCount || `0x${maguRoot(roots).toString("hex")}` !== m.root) {
+              throw new Error(`its document (${roots.length} fragments) does not fold to the root on chain`);
+            }
+            return { manifest, roots, deleted: deletedIds(manifest) };
+          } catch (err) {
+            failures.push(`${member}: ${(err as Error).message}`);
+          }
+        }
+        throw new Error(`no member gave Magu ${m.id}'s document: ${failures.join("; ")}`);
+      })();
+      this.documents.set(key, doc);
+      doc.catch(() => this.documents.delete(key));
+    }
+    return doc;
+  }
+
+  /** The query as the Magu's members compare it (quantized at the Magu's scale, or packed bits). */
+  async quantizeQuery(m: LightMagu, query: readonly number[]): Promise<{ values: VectorValues; scaleExp: number | null }> {
+    if (m.metric === "hamming") return { values: packBits(query, m.dim), scaleExp: null };
+    if (query.length !== m.dim) throw new Error(`the query has ${query.length} components, Magu ${m.id}'s dimension is ${m.dim}`);
+    const scaleExp = m.metric === "cosine" ? COSINE_SCALE_EXP : manifestScaleExp((await this.document(m)).manifest);
+    const values = m.metric === "cosine" ? normalizeVector(query) : query;
+    return { values: quantize(values, m.dim, 0, scaleOfExp(scaleExp)), scaleExp };
+  }
+
+  /**
+   * The top `k` of Magu `m` for `query`, asked of every member (exact search), proven against the
+   * root on chain (see the module comment).
+   */
+  async search(m: LightMagu, query: readonly number[], k: number, options: LightSearchOptions = {}): Promise<LightSearchResult> {
+    const started = performance.now();
+    const verify = options.verify !== false;
+    const { values, scaleExp } = await this.quantizeQuery(m, query);
+    const doc = await this.document(m);
+    const holders = Array.from({ length: m.fragmentCount }, (_, f) => holdersVector(m.id, f, m.members.length, m.replication).map((s) => m.members[s]!.toLowerCase()));
+    const members = m.members.filter((a) => !ZERO_ADDRESS.test(a));
+    const request = { op: "search", magu: m.id.toString(), query: `0x${encodeVector(values).toString("hex")}`, k, exact: true };
+    const answers = new Map<string, { member: Address; fragments: number[]; hits: HitEntry[] }>();
+    const rejected: LightSearchResult["rejected"] = [];
+    const failed: LightSearchResult["failed"] = [];
+    await Promise.all(
+      members.map(async (member) => {
+        try {
+          const raw = await this.ask(member, request, "search");
+          if (!(raw instanceof Uint8Array)) throw new Error((raw as { error?: string } | undefined)?.error ?? "malformed answer");
+          const answer = decodeSearchAnswer(raw, 1, k);
+          const hits = answer.hits[0]!;
+          if (options.tamper?.toLowerCase() === member.toLowerCase() && hits.length > 0) hits[0] = { ...hits[0]!, distance: hits[0]!.distance - 1n };
+          answers.set(member.toLowerCase(), { member, fragments: answer.fragments, hits });
+        } catch (err) {
+          failed.push({ member, reason: (err as Error).message });
+        }
+      }),
+    );
+    const reject = (member: string, reason: string): void => {
+      const a = answers.get(member);
+      answers.delete(member);
+      rejected.push({ member: a?.member ?? member, reason });
+    };
+    // Checks that cost no hashing, on every hit: placed on the member, not deleted.
+    for (const [key, a] of [...answers]) {
+      const bad = a.hits.find((h) => h.fragment >= m.fragmentCount || !holders[h.fragment]!.includes(key) || doc.deleted.has(h.id));
+      if (bad !== undefined) reject(key, bad.fragment >= m.fragmentCount ? `hit on fragment ${bad.fragment}, past the ${m.fragmentCount} committed` : doc.deleted.has(bad.id) ? `returned id ${bad.id}, which the owner deleted` : `hit on fragment ${bad.fragment}, which is not placed on it`);
+    }
+    const merge = (): { hit: HitEntry; member: string }[] => {
+      const best = new Map<bigint, { hit: HitEntry; member: string }>();
+      for (const [key, a] of answers) {
+        for (const hit of a.hits) {
+          const seen = best.get(hit.id);
+          if (seen === undefined || compareHits(hit, seen.hit) < 0) best.set(hit.id, { hit, member: key });
+        }
+      }
+      return [...best.values()].sort((x, y) => compareHits(x.hit, y.hit)).slice(0, k);
+    };
+    const proven = new Set<string>();
+    const hitKey = (member: string, h: HitEntry): string => `${member}/${h.distance}/${h.id}/${h.fragment}/${h.position}`;
+    let top = merge();
+    // Prove the merged top k; a member whose hit does not prove is dropped and the merge redone.
+    for (let round = 0; verify && round <= members.length; round++) {
+      const wanted = new Map<string, HitEntry[]>();
+      for (const { hit, member } of top) if (!proven.has(hitKey(member, hit))) wanted.set(member, [...(wanted.get(member) ?? []), hit]);
+      if (wanted.size === 0) break;
+      await Promise.all(
+        [...wanted].map(async ([member, hits]) => {
+          try {
+            const raw = await this.ask(answers.get(member)!.member, { op: "prove", magu: m.id.toString(), hits: hits.map((h) => [h.fragment, h.position]) }, "prove");
+            if (!(raw instanceof Uint8Array)) throw new Error(`prove: ${(raw as { error?: string } | undefined)?.error ?? "malformed answer"}`);
+            const items = decodeProveAnswer(raw, hits.length);
+            hits.forEach((hit, i) => {
+              const item = items[i]!;
+              if ("error" in item) throw new Error(`no proof of its hit at fragment ${hit.fragment} position ${hit.position}: ${item.error}`);
+              const error = this.disprove(hit, item.proof, doc.roots[hit.fragment]!, values, m);
+              if (error !== undefined) throw new Error(error);
+              proven.add(hitKey(member, hit));
+            });
+          } catch (err) {
+            reject(member, (err as Error).message);
+          }
+        }),
+      );
+      top = merge();
+    }
+    const covered = new Set<number>();
+    for (const a of answers.values()) for (const f of a.fragments) covered.add(f);
+    const scale = scaleExp === null ? 1 : 2 ** (2 * scaleExp);
+    return {
+      hits: top.filter(({ hit, member }) => !verify || proven.has(hitKey(member, hit))).map(({ hit }) => lightHit(hit, scale)),
+      rejected,
+      failed,
+      uncovered: Array.from({ length: m.fragmentCount }, (_, f) => f).filter((f) => !covered.has(f)),
+      verified: verify,
+      ms: performance.now() - started,
+    };
+  }
+
+  /** Why `hit` does not prove against `root`, or undefined when it does. */
+  private disprove(hit: HitEntry, proof: HitProof, root: Uint8Array, query: VectorValues, m: LightMagu): string | undefined {
+    return verifyHitProof(hit, proof, root, query, m.metric, m.dim).error;
+  }
+
+  /**
+   * Fragment `index` of Magu `m`: from the cache when held (its bytes checked against the root
+   * again), else fetched from a holder over `/muri/fragment/1.0.0`, checked, and kept.
+   */
+  async fragment(m: LightMagu, index: number): Promise<Uint8Array> {
+    const doc = await this.document(m);
+    const root = doc.roots[index];
+    if (root === undefined) throw new Error(`Magu ${m.id} has ${doc.roots.length} fragments, not ${index + 1}`);
+    const cid = cidOfFragmentRoot(root);
+    const held = await this.cache.get(cid.toString());
+    if (held !== undefined && Buffer.from(fragmentRoot(held)).equals(Buffer.from(root))) {
+      this.stats.cacheHits++;
+      return held;
+    }
+    const failures: string[] = [];
+    for (const slot of holdersVector(m.id, index, m.members.length, m.replication)) {
+      const member = m.members[slot]!;
+      if (ZERO_ADDRESS.test(member)) continue;
+      try {
+        this.stats.fragmentFetches++;
+        const bytes = await this.fetchFrom(member, cid);
+        if (!Buffer.from(fragmentRoot(bytes)).equals(Buffer.from(root))) throw new Error("its bytes do not hash to the committed fragment root");
+        await this.cache.put(cid.toString(), m.id.toString(), index, bytes, recordSize(m.dim, m.metric));
+        return bytes;
+      } catch (err) {
+        failures.push(`${member}: ${(err as Error).message}`);
+      }
+    }
+    throw new Error(`no holder gave fragment ${index} of Magu ${m.id}: ${failures.join("; ")}`);
+  }
+
+  private async fetchFrom(member: Address, cid: CID): Promise<Uint8Array> {
+    const signal = AbortSignal.timeout(TIMEOUT_MS);
+    const stream = await this.libp2p.dialProtocol(await this.dialable(member), FRAGMENT_PROTOCOL, { signal });
+    try {
+      const reader = new StreamReader(stream, { highWaterMark: 2 * MAX_FRAGMENT_BYTES });
+      stream.send(encodeRequestHeader({ op: Op.Fetch, cid, length: MAX_FRAGMENT_BYTES }));
+      const header = decodeResponseHeader(await reader.readExactly(RESPONSE_HEADER_BYTES, "response header", TIMEOUT_MS, signal), MAX_FRAGMENT_BYTES);
+      const body = await reader.readExactly(header.length, "response body", TIMEOUT_MS, signal);
+      if (header.status !== Status.Ok) throw new Error(`${statusName(header.status)}: ${new TextDecoder().decode(body)}`);
+      return body;
+    } finally {
+      await stream.close().catch(() => stream.abort(new Error("closing")));
+    }
+  }
+
+  /**
+   * The top `k` over the fragments of `m` this browser holds, by brute force over their records
+   * (read a page at a time from IndexedDB): the exact canonical distance, ties by id, control and
+   * deleted records skipped. `fragments` is how many fragments were searched.
+   */
+  async searchHeld(m: LightMagu, query: readonly number[], k: number): Promise<{ hits: LightHit[]; fragments: number; records: number; ms: number }> {
+    const started = performance.now();
+    const { values, scaleExp } = await this.quantizeQuery(m, query);
+    const doc = await this.document(m);
+    const rs = recordSize(m.dim, m.metric);
+    const held = await this.cache.list(m.id.toString());
+    const best: HitEntry[] = [];
+    let records = 0;
+    for (const f of held) {
+      if (cidOfFragmentRoot(doc.roots[f.index] ?? new Uint8Array(32)).toString() !== f.cid) continue;
+      for (let p = 0; p < f.pages; p++) {
+        const page = await this.cache.page(f.cid, p);
+        if (page === undefined) break;
+        const bytes = Buffer.from(page.buffer, page.byteOffset, page.byteLength);
+        for (let o = 0; o + rs <= bytes.length; o += rs) {
+          const id = bytes.readBigUInt64BE(o);
+          if (isControlId(id) || doc.deleted.has(id)) continue;
+          records++;
+          const hit: HitEntry = { distance: canonicalDistance(m.metric, values, readVector(bytes, o + 8, m.dim, m.metric)), id, fragment: f.index, position: (p * f.pageBytes + o) / rs };
+          if (best.length < k || compareHits(hit, best[best.length - 1]!) < 0) {
+            best.push(hit);
+            best.sort(compareHits);
+            if (best.length > k) best.pop();
+          }
+        }
+      }
+    }
+    const scale = scaleExp === null ? 1 : 2 ** (2 * scaleExp);
+    return { hits: best.map((h) => lightHit(h, scale)), fragments: held.length, records, ms: performance.now() - started };
+  }
+}
+
+function lightHit(hit: HitEntry, scale: number): LightHit {
+  return { id: hit.id.toString(), canonical: hit.distance.toString(), distance: Number(hit.distance) / scale, fragment: hit.fragment, position: hit.position };
+}

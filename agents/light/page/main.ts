@@ -1,0 +1,60 @@
+/**
+ * The light client page's entry (bundled by ../bundle.ts): reads where the chain is from the
+ * serving dashboard (`/api/light.json`: RPC URL, chain id, contract addresses; which RPC to believe
+ * can be overridden with `?rpc=URL`), opens the IndexedDB cache and the libp2p node, and exposes
+ * `globalThis.muriLight` for the page's form (index.html) and for scripts and tests.
+ */
+import { FragmentCache, type CachedFragment } from "../fragment-cache.js";
+import { LightClient, type LightConfig, type LightHit, type LightMagu, type LightSearchOptions, type LightSearchResult } from "../light-client.js";
+
+export interface MuriLight {
+  client: LightClient;
+  /** Magu `id` as the chain has it (JSON-friendly: ids as strings). */
+  magu(id: string): Promise<Omit<LightMagu, "id"> & { id: string }>;
+  /** Searches the members, proven against the root on chain. */
+  search(id: string, query: number[], k: number, options?: LightSearchOptions): Promise<LightSearchResult>;
+  /** Fetches (or reads from the cache) every fragment of the Magu; returns how many. */
+  hold(id: string): Promise<number>;
+  /** Brute force over the fragments held in IndexedDB. */
+  searchHeld(id: string, query: number[], k: number): Promise<{ hits: LightHit[]; fragments: number; records: number; ms: number }>;
+  /** Fragment fetches over the network and cache hits since the page loaded. */
+  stats(): { fragmentFetches: number; cacheHits: number };
+  /** What the cache holds. */
+  held(): Promise<CachedFragment[]>;
+}
+
+async function main(): Promise<MuriLight> {
+  const response = await fetch("/api/light.json");
+  if (!response.ok) throw new Error(`/api/light.json answered ${response.status}`);
+  const config = (await response.json()) as LightConfig;
+  const params = new URL((globalThis as unknown as { location: { href: string } }).location.href).searchParams;
+  const rpc = params.get("rpc");
+  if (rpc !== null) config.rpcUrl = rpc;
+  const maxMiB = Number(params.get("cacheMiB") ?? "64");
+  const cache = await FragmentCache.open({ maxBytes: maxMiB * 2 ** 20 });
+  const client = await LightClient.start(config, cache);
+  const magus = new Map<string, Promise<LightMagu>>();
+  // The view is read once per page: a Magu that grows needs a reload (or a new `magu` read).
+  const magu = (id: string): Promise<LightMagu> => {
+    let m = magus.get(id);
+    if (m === undefined) magus.set(id, (m = client.magu(BigInt(id))));
+    m.catch(() => magus.delete(id));
+    return m;
+  };
+  return {
+    client,
+    magu: async (id) => ({ ...(await magu(id)), id }),
+    search: async (id, query, k, options) => client.search(await magu(id), query, k, options),
+    hold: async (id) => {
+      const m = await magu(id);
+      for (let f = 0; f < m.fragmentCount; f++) await client.fragment(m, f);
+      return m.fragmentCount;
+    },
+    searchHeld: async (id, query, k) => client.searchHeld(await magu(id), query, k),
+    stats: () => ({ ...client.stats }),
+    held: () => cache.list(),
+  };
+}
+
+const ready = main();
+(globalThis as { muriLight?: Promise<MuriLight> }).muriLight = ready;
