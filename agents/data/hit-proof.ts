@@ -21,7 +21,7 @@
  */
 import { FRAGMENT_SIZE, LEAF_SIZE } from "./constants.js";
 import { InvalidParameterError } from "./errors.js";
-import { HASH_SIZE, depthFor, hashLeaf, leafCount, leafSiblings, verifyLeafProof, type FragmentTree } from "./merkle.js";
+import { HASH_SIZE, depthFor, leafCount, leafSiblings, verifyLeafProof, type FragmentTree } from "./merkle.js";
 import { canonicalDistance, readPayload, readVector, recordSize, VECTOR_ID_SIZE, type HitEntry, type VectorMetric, type VectorValues } from "./vectors.js";
 
 /** The leaves under one record and their paths. */
@@ -62,22 +62,6 @@ export function buildHitProof(bytes: Uint8Array, tree: FragmentTree, position: n
   leaves.set(bytes.subarray(first * LEAF_SIZE, Math.min((last + 1) * LEAF_SIZE, tree.size)));
   const siblings = Buffer.concat(Array.from({ length: n }, (_, i) => leafSiblings(tree, first + i)).flat());
   return { size: tree.size, leaves, siblings };
-}
-
-/**
- * Whether the leaves of `proof` (of record `position`) are those `tree` was built over: their hashes
- * against the tree's leaf level. A prover that keeps a fragment's tree and reads its bytes again
- * checks what it read this way, without hashing the whole fragment.
- */
-export function hitProofLeavesMatch(proof: HitProof, tree: FragmentTree, position: number, dim: number, metric: VectorMetric = "l2"): boolean {
-  const { first } = recordLeaves(position, dim, metric);
-  const leafLevel = tree.levels[0]!;
-  for (let i = 0; i * LEAF_SIZE < proof.leaves.length; i++) {
-    const at = (first + i) * HASH_SIZE;
-    if (at + HASH_SIZE > leafLevel.length) return false;
-    if (!hashLeaf(proof.leaves.subarray(i * LEAF_SIZE, (i + 1) * LEAF_SIZE)).equals(leafLevel.subarray(at, at + HASH_SIZE))) return false;
-  }
-  return true;
 }
 
 /** Bytes of a proof's header on the wire: `size u32 | leaves u16`. */

@@ -27,10 +27,8 @@
  * `prove` answers, for hits this node returned to the same peer within PROVEN_HIT_TTL_MS, the
  * leaves under each record and their paths to the fragment root (data/hit-proof.ts), from the
  * fragment and its tree kept in memory for the last PROOF_FRAGMENTS fragments proven (read from the
- * store once, unhashed: the tree is built anyway and must give the committed root) and the trees
- * alone of up to PROOF_TREE_BYTES of fragments proven before (read again, only the record's leaves
- * hashed against the tree); a record whose fragment's bytes on disk no longer give the committed
- * root is answered with the reason (logged),
+ * store once, unhashed: the tree is built anyway and must give the committed root); a record whose
+ * fragment's bytes on disk no longer give the committed root is answered with the reason (logged),
  * so the asker turns to another holder. Proofs are asked in a second round only for the hits that
  * make the asker's merged top-k, and only of hits returned: a peer with search rights cannot read
  * records it never found (nor skip a paid search). `manifest` returns the current document
@@ -40,7 +38,7 @@ import { join } from "node:path";
 import type { Hex } from "viem";
 import { CID } from "multiformats/cid";
 import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
-import { buildHitProof, hitProofLeavesMatch } from "../../data/hit-proof.js";
+import { buildHitProof } from "../../data/hit-proof.js";
 import { buildFragmentTree, maguRoot, type FragmentTree } from "../../data/merkle.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
 import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, deletedIds, encodeVectorManifest, manifestScaleExp, type VectorManifest } from "../../data/vector-manifest.js";
@@ -77,13 +75,6 @@ const SAVE_SPACING = 10;
  * the client's vector fragments, 64 x ~1.06 MiB at the largest fragment size.
  */
 const PROOF_FRAGMENTS = 64;
-/**
- * Trees of fragments proven here, kept longer than their bytes (about 1/16 of a fragment's size):
- * a fragment proven again after its bytes left the cache is read again, not hashed again (its
- * record's leaves are checked against the tree). 64 MiB holds the trees of 4,096 client fragments
- * of 256 KiB, every fragment a member of a 1M-vector Magu holds several times over.
- */
-const PROOF_TREE_BYTES = 64 * 1024 * 1024;
 
 /** Most queries one search request may carry. */
 export const MAX_BATCH_QUERIES = 256;
@@ -155,8 +146,6 @@ export interface VectorServiceInit {
   observer?: boolean;
   /** Default HNSW search effort (the index's default when unset). */
   efSearch?: number;
-  /** What proving hits keeps in memory: fragments with their trees, and trees alone in bytes (PROOF_FRAGMENTS, PROOF_TREE_BYTES by default). */
-  proofCache?: { fragments?: number; treeBytes?: number };
   /** Tests only: see {@link SearchFault}. */
   fault?: SearchFault;
 }
@@ -290,30 +279,8 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     const expires = known?.get(fragment * POSITIONS + position);
     return expires !== undefined && expires >= Date.now();
   };
-  /** Recently proven fragments and their trees by CID, least recently used first; `reread` when the bytes were read after the tree was built. */
-  const proofSources = new Map<string, Promise<{ bytes: Uint8Array; tree: FragmentTree; reread: boolean }>>();
-  /** Trees of fragments proven here by CID, least recently used first, PROOF_TREE_BYTES at most. */
-  const proofTrees = new Map<string, FragmentTree>();
-  let proofTreeBytes = 0;
-  const treeBytes = (tree: FragmentTree): number => tree.levels.reduce((sum, level) => sum + level.length, 0);
-  const keepTree = (key: string, tree: FragmentTree): void => {
-    const had = proofTrees.get(key);
-    if (had !== undefined) proofTreeBytes -= treeBytes(had);
-    proofTrees.delete(key);
-    proofTrees.set(key, tree);
-    proofTreeBytes += treeBytes(tree);
-    while (proofTreeBytes > (init.proofCache?.treeBytes ?? PROOF_TREE_BYTES) && proofTrees.size > 0) {
-      const [oldest, old] = proofTrees.entries().next().value!;
-      proofTrees.delete(oldest);
-      proofTreeBytes -= treeBytes(old);
-    }
-  };
-  const forgetTree = (key: string): void => {
-    const had = proofTrees.get(key);
-    if (had === undefined) return;
-    proofTrees.delete(key);
-    proofTreeBytes -= treeBytes(had);
-  };
+  /** Recently proven fragments and their trees by CID, least recently used first. */
+  const proofSources = new Map<string, Promise<{ bytes: Uint8Array; tree: FragmentTree }>>();
   let closed = false;
 
   const serial = <T>(maguId: bigint, task: () => Promise<T>): Promise<T> => {
@@ -436,34 +403,24 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     return { maguId: m.maguId, cids, held };
   };
 
-  /**
-   * Fragment `f` of `m` as stored here and its tree; throws when it is missing or no longer has the
-   * committed root. A tree kept from an earlier proof is reused (`reread`: the caller checks the
-   * leaves it takes against it).
-   */
-  const proofSource = (m: VectorManifest, f: number): Promise<{ bytes: Uint8Array; tree: FragmentTree; reread: boolean }> => {
+  /** Fragment `f` of `m` as stored here and its tree; throws when it is missing or no longer has the committed root. */
+  const proofSource = (m: VectorManifest, f: number): Promise<{ bytes: Uint8Array; tree: FragmentTree }> => {
     const entry = m.fragments[f]!;
     const key = entry.cid.toString();
     let source = proofSources.get(key);
     if (source !== undefined) {
       proofSources.delete(key);
     } else {
-      const kept = proofTrees.get(key);
       source = (async () => {
         const bytes = await store.get(entry.cid, { verify: false });
-        if (kept !== undefined && kept.size === bytes.length) {
-          keepTree(key, kept);
-          return { bytes, tree: kept, reread: true };
-        }
         const tree = buildFragmentTree(bytes);
         if (tree.fragmentRoot.toString("hex") !== entry.root) throw new Error(`stored fragment ${f} (${key}) does not have the committed root`);
-        keepTree(key, tree);
-        return { bytes, tree, reread: false };
+        return { bytes, tree };
       })();
       source.catch(() => proofSources.delete(key));
     }
     proofSources.set(key, source);
-    if (proofSources.size > (init.proofCache?.fragments ?? PROOF_FRAGMENTS)) proofSources.delete(proofSources.keys().next().value!);
+    if (proofSources.size > PROOF_FRAGMENTS) proofSources.delete(proofSources.keys().next().value!);
     return source;
   };
 
@@ -476,15 +433,8 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
         }
         try {
           if (m.fragments[fragment] === undefined) throw new Error(`fragment ${fragment} is not in the document`);
-          const { bytes, tree, reread } = await proofSource(m, fragment);
-          const proof = buildHitProof(bytes, tree, position, m.dim, m.metric);
-          if (reread && !hitProofLeavesMatch(proof, tree, position, m.dim, m.metric)) {
-            const key = m.fragments[fragment]!.cid.toString();
-            forgetTree(key);
-            proofSources.delete(key);
-            throw new Error(`stored fragment ${fragment} (${key}) does not have the committed root: its record's leaves changed`);
-          }
-          return { proof };
+          const { bytes, tree } = await proofSource(m, fragment);
+          return { proof: buildHitProof(bytes, tree, position, m.dim, m.metric) };
         } catch (err) {
           log.error("a search hit could not be proven", { magu: maguId.toString(), fragment, position, error: (err as Error).message });
           return { error: `fragment ${fragment} position ${position} cannot be proven here: ${(err as Error).message}` };

@@ -37,7 +37,7 @@ import { Bucket, openMetaDb, type MetaDb } from "../../../agents/store/meta-db.j
 import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createSearchChecker, type SearchChecker } from "../../../agents/roles/validator/search-checker.js";
 import { createSearchTasks, searchCommitment } from "../../../agents/roles/node/search-tasks.js";
-import { createVectorService, encodeQuery, type VectorService, type VectorServiceInit } from "../../../agents/roles/shared/vector-service.js";
+import { createVectorService, encodeQuery, type VectorService } from "../../../agents/roles/shared/vector-service.js";
 import { decodeProveAnswer, decodeSearchAnswer } from "../../../agents/roles/shared/search-wire.js";
 import { createAndFormMagu, E18, cleanup, fund, signer, tempDir } from "../chain/harness.js";
 import { startTestChain, startTestNode, testLogger, waitUntil, type TestChain, type TestNode } from "./adversarial-helpers.js";
@@ -159,8 +159,8 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       .slice(0, K);
 
   /** `n` as a member's vector service over both fragments (its store holds them), the client's document accepted. */
-  const memberService = async (n: TestNode, dirPrefix: string, proofCache?: VectorServiceInit["proofCache"]): Promise<{ vs: VectorService; roots: Buffer[] }> => {
-    const vs = createVectorService({ member: n.address, dir: await tempDir(dirPrefix), proofCache }, { store: n.store, index: n.index, metaDb: n.meta, contracts: t.reader });
+  const memberService = async (n: TestNode, dirPrefix: string): Promise<{ vs: VectorService; roots: Buffer[] }> => {
+    const vs = createVectorService({ member: n.address, dir: await tempDir(dirPrefix) }, { store: n.store, index: n.index, metaDb: n.meta, contracts: t.reader });
     const roots = fragments.map((f) => fragmentRoot(f));
     const doc = encodeVectorManifest({
       maguId,
@@ -399,37 +399,6 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       await vs.close();
     }
   });
-  test("a tree kept past its fragment's bytes proves from bytes read again, and refuses a record whose leaves changed on disk since", async () => {
-    // No fragment bytes kept between proofs (as when a member holds more fragments than it keeps):
-    // every proof reads the fragment again; the tree built by the first is kept.
-    const n = nodes[1]!;
-    const { vs, roots } = await memberService(n, "muri-prove-kept-", { fragments: 0 });
-    const path = blockPath(storePaths(n.dir), fragmentCid(fragments[0]!));
-    const original = fragments[0]![20]!;
-    try {
-      const query = records[2]!.values; // record 2 of fragment 0: bytes 2 x (8 + 2 x DIM) on
-      const { hits } = decodeSearchAnswer((await vs.handle({ op: "search", magu: maguId.toString(), query: encodeQuery(query), k: 2, exact: true }, "peer")) as Uint8Array, 1, 2);
-      const pairs = hits[0]!.map((h): [number, number] => [h.fragment, h.position]);
-      assert.deepEqual(pairs[0], [0, 2]);
-      for (let round = 0; round < 2; round++) {
-        const items = decodeProveAnswer((await vs.handle({ op: "prove", magu: maguId.toString(), hits: pairs }, "peer")) as Uint8Array, pairs.length);
-        const item = items[0]!;
-        assert.ok("proof" in item && checkHitProof(hits[0]![0]!, item.proof, roots[0]!, query, "l2") === undefined, `round ${round}: the hit proves`);
-      }
-      // A byte of record 0 (the leaf record 2 shares) flipped on disk after the tree was kept.
-      const fh = await open(path, "r+");
-      await fh.write(Uint8Array.of(original ^ 0xff), 0, 1, 20);
-      await fh.close();
-      const [item] = decodeProveAnswer((await vs.handle({ op: "prove", magu: maguId.toString(), hits: [pairs[0]!] }, "peer")) as Uint8Array, 1);
-      assert.match((item as { error: string }).error, /cannot be proven here: .*its record's leaves changed/);
-    } finally {
-      const fh = await open(path, "r+");
-      await fh.write(Uint8Array.of(original), 0, 1, 20);
-      await fh.close();
-      await vs.close();
-    }
-  });
-
   test("a member proves the hits it returned to the asker, only those; a record whose stored fragment lost the committed root is refused with the reason", async () => {
     // nodes[1] as a member answering off-chain searches over both fragments (r = 2).
     const n = nodes[1]!;
