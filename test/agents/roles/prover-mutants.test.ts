@@ -1,21 +1,27 @@
 /**
- * The prover (prover.ts) on a Magu with fewer fragments than members, a case `npm run mutate --
- * roles/prover` showed untested: a member that holds no fragment is drawn no challenge item, proves
- * nothing, sends nothing and leaves the period alone; a member that holds one fragment proves it. Real hardhat node, LevelDB meta DB and fragment store on disk.
+ * The prover (prover.ts) in cases `npm run mutate -- roles/prover` showed untested. On a Magu with
+ * fewer fragments than members, a member that holds no fragment is drawn no challenge item, proves
+ * nothing, sends nothing and leaves the period alone; a member that holds one fragment proves it.
+ * Then, for that holder: an index that does not know the Magu, an index that cannot record a proof,
+ * a sender the contract refuses in two periods, and a corrupt fragment named by several items.
+ * Real hardhat node, LevelDB meta DB and fragment store on disk.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createTestClient, getAddress, http, type Address, type Hex } from "viem";
+import type { CID } from "multiformats/cid";
 import { getMuriContracts, type Deployment, type MuriPublicClient } from "../../../agents/chain/index.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { buildFragmentTree, maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
+import { blockPath, storePaths } from "../../../agents/store/layout.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
-import { createProver } from "../../../agents/roles/node/prover.js";
+import { createProver, type MissingReason } from "../../../agents/roles/node/prover.js";
 import { createAndFormMagu, E18, cleanup, deployLocal, freePort, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
@@ -32,6 +38,7 @@ interface Member {
   address: Address;
   slot: number;
   held: number[];
+  dir: string;
   meta: MetaDb;
   store: FragmentStore;
   index: MaguIndex;
@@ -43,6 +50,8 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
   let pub: MuriPublicClient;
   let maguId: bigint;
   let period: bigint;
+  let root: Hex;
+  const fragments: Buffer[] = [];
   const members: Member[] = [];
 
   const reader = () => getMuriContracts(d.contracts, { publicClient: pub });
@@ -50,12 +59,13 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
     const head = await pub.getBlockNumber({ cacheTime: 0 });
     if (block > head) await createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) }).mine({ blocks: Number(block - head) });
   };
-  const proverOf = (m: Member) => {
-    const s = signer(chain.rpcUrl, d, m.key);
+  /** A prover for `m` (by default over its own store and index, sending with its own key). */
+  const proverOf = (m: Member, opts: { index?: MaguIndex; key?: Hex; maguIds?: bigint[]; onMissingFragment?: (id: bigint, f: number, cid: CID | undefined, reason: MissingReason) => void } = {}) => {
+    const s = signer(chain.rpcUrl, d, opts.key ?? m.key);
     const logger = recordingLogger();
     const prover = createProver(
-      { member: m.address, pollMs: 100 },
-      { contracts: getMuriContracts(d.contracts, s), publicClient: s.publicClient, walletClient: s.walletClient, store: m.store, index: m.index, logger },
+      { member: m.address, pollMs: 100, maguIds: opts.maguIds, onMissingFragment: opts.onMissingFragment },
+      { contracts: getMuriContracts(d.contracts, s), publicClient: s.publicClient, walletClient: s.walletClient, store: m.store, index: opts.index ?? m.index, logger },
     );
     return { prover, logger, notDebug: () => logger.entries.filter((e) => e.level !== "debug").map((e) => ({ level: e.level, msg: e.msg, context: e.context })) };
   };
@@ -73,10 +83,10 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
       { kind: 0, metric: 0, dimension: 0, members: MEMBERS, replication: 0, dataShards: K, parityShards: M, maxFragments: 6, durationPeriods: 50n, pricePerFragmentPeriod: E18 / 1000n },
       mineTo,
     );
-    const fragments = [randomBytes(3000), randomBytes(2500)];
+    fragments.push(randomBytes(3000), randomBytes(2500));
     const cids = fragments.map((b) => fragmentCid(b));
     const fragmentRoots = fragments.map((b) => buildFragmentTree(b).fragmentRoot);
-    const root = `0x${maguRoot(fragmentRoots).toString("hex")}` as Hex;
+    root = `0x${maguRoot(fragmentRoots).toString("hex")}` as Hex;
     await commitRootWithAcks(chain.rpcUrl, d, chain.keys[6]!, chain.keys, maguId, root, FRAGMENTS);
     const info = await reader().maguRegistry.read.maguInfo([maguId]);
     period = (await reader().maguRegistry.read.membership([maguId, info.members[0]!])).joinPeriod;
@@ -92,7 +102,7 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
       await index.recordFragments(maguId, root, fragmentRoots, cids);
       await index.setHeld(maguId, held);
       for (const f of held) await store.put(cids[f]!, fragments[f]!);
-      members.push({ key, address, slot, held, meta, store, index });
+      members.push({ key, address, slot, held, dir, meta, store, index });
     }
     assert.deepEqual(members.map((m) => m.held.length).sort(), [0, 1, 1], "one member holds nothing");
   });
@@ -150,5 +160,92 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
       ["info", "nothing to prove this period (no held fragment challenged)", (period + 1n).toString()],
     ]);
     assert.equal(await pub.getTransactionCount({ address: idle.address }), nonce, "nothing sent");
+  });
+
+  test("the holder: an index without the Magu, an index that cannot record, a refused sender, a corrupt fragment", async () => {
+    const holder = members.find((x) => x.held.length === 1)!;
+    const held = holder.held[0]!;
+    const p2 = period + 2n;
+    const ctx = (p: bigint) => ({ maguId: maguId.toString(), period: p.toString() });
+    await mineTo((await reader().maguRegistry.read.periodStart([p2])) + 1n);
+    const nonce = await pub.getTransactionCount({ address: holder.address });
+
+    // An index that never recorded this Magu (asked for by id): it cannot prove the committed root
+    // and says so once, naming no known root; nothing is sent, nothing is counted.
+    const emptyMeta = await openMetaDb(join(await tempDir("muri-prover-mutants-empty-"), "meta"));
+    try {
+      const unknown = proverOf(holder, { index: createMaguIndex({}, { metaDb: emptyMeta }), maguIds: [maguId] });
+      await unknown.prover.runOnce();
+      await unknown.prover.runOnce();
+      assert.deepEqual(unknown.notDebug(), [
+        { level: "warn", msg: "fragment list of the committed root is not known; cannot prove", context: { ...ctx(p2), root, fragmentCount: FRAGMENTS, known: undefined } },
+      ]);
+      assert.deepEqual(unknown.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 2, replaced: 0, reproven: 0 });
+      assert.equal(await pub.getTransactionCount({ address: holder.address }), nonce, "nothing sent");
+    } finally {
+      await emptyMeta.close();
+    }
+
+    // Sent by an account that is not the member: refused, counted and logged for this period.
+    const stranger = proverOf(holder, { key: chain.keys[7]! });
+    await stranger.prover.runOnce();
+    assert.deepEqual(stranger.prover.stats(), { submitted: 0, failed: 1, blocked: 0, passes: 1, replaced: 0, reproven: 0 });
+    assert.equal(await reader().challengeManager.read.proofState([maguId, holder.address, p2]), 0);
+
+    // The holder's own index, but recording a proof fails (a full disk): the proof is on chain and
+    // counted, the failure is a warning, the index keeps the period before.
+    const failing: MaguIndex = {
+      recordFragments: (...a) => holder.index.recordFragments(...a),
+      setHeld: (...a) => holder.index.setHeld(...a),
+      recordProven: () => Promise.reject(new Error("disk full")),
+      get: (...a) => holder.index.get(...a),
+      maguIds: () => holder.index.maguIds(),
+      remove: (...a) => holder.index.remove(...a),
+    };
+    const unrecorded = proverOf(holder, { index: failing });
+    await unrecorded.prover.runOnce();
+    assert.equal(await reader().challengeManager.read.proofState([maguId, holder.address, p2]), 1);
+    assert.deepEqual(unrecorded.prover.stats(), { submitted: 1, failed: 0, blocked: 0, passes: 1, replaced: 0, reproven: 0 });
+    assert.deepEqual(
+      unrecorded.notDebug().map((e) => [e.level, e.msg, e.context?.maguId, e.context?.period, e.context?.error]),
+      [
+        ["warn", "could not record the proof in the Magu index", maguId.toString(), p2.toString(), "disk full"],
+        ["info", "proof submitted", maguId.toString(), p2.toString(), undefined],
+      ],
+    );
+    assert.equal((await holder.index.get(maguId))?.lastProvenPeriod, period + 1n, "not recorded");
+
+    // The next period: the stranger is refused again and says so again (once per period).
+    const p3 = p2 + 1n;
+    await mineTo((await reader().maguRegistry.read.periodStart([p3])) + 1n);
+    await stranger.prover.runOnce();
+    assert.equal(stranger.prover.stats().failed, 2);
+    assert.deepEqual(
+      stranger.notDebug().map((e) => [e.level, e.msg, e.context?.period]),
+      [
+        ["error", "proof submission failed", p2.toString()],
+        ["error", "proof submission failed", p3.toString()],
+      ],
+    );
+
+    // The held fragment rots (same size, other bytes) and the challenge names it several times: it
+    // is reported once, as corrupt (not as missing after its quarantine by the first item), and no
+    // proof is sent.
+    const items = await reader().challengeManager.read.challengeFor([maguId, holder.address, p3]);
+    assert.ok(items.length >= 2 && items.every((i) => i.fragment === held), `several items name fragment ${held}: ${items.length}`);
+    const cid = fragmentCid(fragments[held]!);
+    await writeFile(blockPath(storePaths(holder.dir), cid), randomBytes(fragments[held]!.length));
+    const reports: [bigint, number, string | undefined, MissingReason][] = [];
+    const rotten = proverOf(holder, { onMissingFragment: (id, f, c, reason) => reports.push([id, f, c?.toString(), reason]) });
+    const before = await pub.getTransactionCount({ address: holder.address });
+    await rotten.prover.runOnce();
+    assert.deepEqual(reports, [[maguId, held, cid.toString(), "corrupt"]]);
+    assert.deepEqual(rotten.notDebug(), [
+      { level: "error", msg: "challenged fragment missing or corrupt; not submitting a proof", context: { ...ctx(p3), fragment: held, cid: cid.toString(), reason: "corrupt" } },
+    ]);
+    assert.deepEqual(rotten.prover.stats(), { submitted: 0, failed: 0, blocked: 1, passes: 1, replaced: 0, reproven: 0 });
+    assert.equal(await holder.store.has(cid), false, "quarantined");
+    assert.equal(await pub.getTransactionCount({ address: holder.address }), before, "no doomed proof sent");
+    assert.equal(await reader().challengeManager.read.proofState([maguId, holder.address, p3]), 0);
   });
 });
