@@ -676,12 +676,19 @@ contract Handler is FixtureBase {
                 vm.prank(magus.maguInfo(id).owner);
                 access.setReadPrice(id, bound(amountRaw, 1, 1 ether));
             }
-            (uint256 paid, uint64 fragments) = access.readSettled(id, payer, member);
+            (uint256 paid, uint64 fragments, bytes32 reads) = access.readSettled(id, payer, member);
             uint256 total = paid + bound(amountRaw, 1, 20 ether);
+            // 1..100 reads of committed fragments, documents or fragments past the count.
+            uint32[] memory served = new uint32[](1 + amountRaw % 100);
+            for (uint256 i; i < served.length; ++i) {
+                served[i] = uint32(uint256(keccak256(abi.encode(amountRaw, i))) % (magus.maguInfo(id).fragmentCount + 2));
+                reads = keccak256(abi.encodePacked(reads, served[i]));
+            }
             IMaguAccess.ReadVoucher memory v = IMaguAccess.ReadVoucher({
                 magu: MaguId.unwrap(id),
                 member: member,
-                fragments: fragments + uint64(1 + amountRaw % 100),
+                fragments: fragments + uint64(served.length),
+                reads: reads,
                 total: total,
                 maxUnitPrice: total
             });
@@ -692,10 +699,10 @@ contract Handler is FixtureBase {
             uint256 had = token.balanceOf(member);
             uint256 earned = access.readEarned(member);
             vm.prank(member);
-            access.settleRead(v, payer, sig);
+            access.settleRead(v, payer, sig, served);
             require(token.balanceOf(member) == had + amount, "handler: MaguAccess paid the read voucher's difference");
             require(access.readEarned(member) == earned + amount, "handler: read earnings grew by the payment");
-            (uint256 mult,,) = access.readMultiplier(id);
+            (uint256 mult,,) = access.readMultiplier(id, served[0], member);
             require(mult <= access.MAX_READ_MULTIPLIER_BPS(), "handler: read multiplier within its cap");
             ghostAccess -= amount;
             if (amount == owed) {
@@ -703,7 +710,7 @@ contract Handler is FixtureBase {
             } else {
                 vm.expectRevert(IMaguAccess.AccessNothingToPay.selector);
             }
-            access.settleRead(v, payer, sig);
+            access.settleRead(v, payer, sig, served);
             _count("settleReadAccess");
             return;
         }

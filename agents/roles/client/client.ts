@@ -1231,7 +1231,7 @@ class Client implements StorageClient {
         // not written off.
         for (let attempt = 1; ; attempt++) {
           try {
-            const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs }), member.address);
+            const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs }), member.address, offset + where.index);
             fetched++;
             return bytes;
           } catch (err) {

@@ -191,3 +191,25 @@ export function registerAccessMetrics(
   gauge("muri_search_settlements_total", "Voucher settlements sent on chain", () => meter().settled);
   gauge("muri_search_owed_wei", "Voucher totals not settled yet, in token wei", () => Number(meter().owed));
 }
+
+/** Paid reads (read-meter.ts): fetches served against read vouchers, their settlements and what they earned. */
+export function registerReadMetrics(
+  registry: Registry,
+  reads: () => { paidFetches: number; refused: number; settled: number; owed: bigint; redeemed: bigint; unsettledReads: number },
+): void {
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect(this: Gauge) {
+        this.set(read());
+      },
+    });
+  gauge("muri_reads_paid_fetches_total", "Fetches of priced Magus' data served against read vouchers", () => reads().paidFetches);
+  gauge("muri_reads_refused_total", "Fetches and read vouchers refused (not prepaid, over the reader's max, deposit short)", () => reads().refused);
+  gauge("muri_reads_vouchers_redeemed_total", "Read vouchers redeemed on chain (settleRead)", () => reads().settled);
+  gauge("muri_reads_earned_wei_total", "Tokens read vouchers paid this node on chain since it started, in token wei", () => Number(reads().redeemed));
+  gauge("muri_reads_owed_wei", "Read voucher totals not redeemed yet, in token wei", () => Number(reads().owed));
+  gauge("muri_reads_unsettled_fragments", "Fragments served and not listed in a settleRead yet", () => reads().unsettledReads);
+}
