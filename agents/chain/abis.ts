@@ -7484,6 +7484,19 @@ export const maguAccessAbi = [
   },
   {
     "inputs": [],
+    "name": "DEMAND_OWN_RATIO_BPS",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "DEMAND_UNIT",
     "outputs": [
       {
