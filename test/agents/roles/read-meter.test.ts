@@ -13,7 +13,9 @@ import { privateKeyToAccount } from "viem/accounts";
 import type { Address } from "viem";
 import { CID } from "multiformats/cid";
 import { accessDomain, extendReads, NO_FRAGMENT, NO_READS, signReadVoucher, type ReadVoucher, type TypedSigner } from "../../../agents/chain/index.js";
+import { Registry } from "prom-client";
 import { createReadMeter, type ReadMeter } from "../../../agents/roles/node/read-meter.js";
+import { registerReadMetrics } from "../../../agents/roles/shared/metrics-server.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 
 const MAGU = 5n;
@@ -185,6 +187,16 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, per fragmen
     assert.equal(await again.settleNow(), 0, "nothing more is owed");
     const where = (await again.handleRequest({ op: "read-meter", magu: MAGU.toString(), payer: reader.address }, PEER)) as Record<string, string>;
     assert.equal(where.fragments, "5", "the count continues after a restart");
+    // /metrics: what this run redeemed and served, from the meter's own counts.
+    assert.equal(await again.chargeFetch(PEER, CID_OF_MAGU) !== undefined, true, "a fetch the restart did not credit");
+    const registry = new Registry();
+    registerReadMetrics(registry, () => again.stats());
+    const text = await registry.metrics();
+    assert.match(text, /muri_reads_vouchers_redeemed_total 1\n/);
+    assert.match(text, /muri_reads_earned_wei_total 25\n/, "65 - 40: what this run's redemption paid");
+    assert.match(text, /muri_reads_refused_total 1\n/);
+    assert.match(text, /muri_reads_owed_wei 0\n/);
+    assert.match(text, /muri_reads_unsettled_fragments 0\n/);
     await again.stop();
   });
 });
