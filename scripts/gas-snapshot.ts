@@ -6,7 +6,8 @@
 import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { id as ethersId, type ContractTransactionResponse } from "ethers";
-import { GRANT_TYPES, READ_VOUCHER_TYPES, VOUCHER_TYPES } from "../agents/chain/access.js";
+import type { Hex } from "viem";
+import { extendReads, GRANT_TYPES, NO_READS, READ_VOUCHER_TYPES, VOUCHER_TYPES } from "../agents/chain/access.js";
 import { leafIndexFor } from "../agents/data/challenge.js";
 import { appendProof, buildFragmentTree, buildMaguTree, fragmentLeafProof, maguProof } from "../agents/data/merkle.js";
 import { deployAll, E18 } from "../test/contracts/helpers/fixture.js";
@@ -251,13 +252,23 @@ for (const [name, searches] of [["MaguAccess.settle(first of member)", 10n], ["M
   await measure(name, access.connect(paidMember).settle(voucher, payer.address, signature));
 }
 // Paid reads on the same Magu and deposit: the member redeems a reader's read vouchers (its first
-// from that reader, then a later cumulative one), each also updating the Magu's demand.
+// from that reader, then later cumulative ones), each listing the fragments served since the last
+// settlement, whose demand it records per (placement group, member slot): the cost grows by a
+// fixed amount per fragment listed, "settleRead(per fragment)" = (25 listed - 1 listed) / 24.
 await (await access.connect(searchClient).setReadPrice(searchMagu, E18 / 10n)).wait();
-for (const [name, fragments] of [["MaguAccess.settleRead(first of member)", 10n], ["MaguAccess.settleRead", 25n]] as const) {
-  const voucher = { magu: searchMagu, member: paidMember.address, fragments, total: (fragments * E18) / 10n, maxUnitPrice: E18 / 5n };
+const readCount = Number((await d.maguRegistry.maguInfo(searchMagu)).fragmentCount);
+let readsSoFar = 0;
+let readsChain: Hex = NO_READS;
+for (const [name, listed] of [["MaguAccess.settleRead(first of member)", 10], ["MaguAccess.settleRead(1 fragment)", 1], ["MaguAccess.settleRead", 25]] as const) {
+  const served = Array.from({ length: listed }, (_, i) => (readsSoFar + i) % readCount);
+  readsSoFar += listed;
+  readsChain = extendReads(readsChain, served);
+  const fragments = BigInt(readsSoFar);
+  const voucher = { magu: searchMagu, member: paidMember.address, fragments, reads: readsChain, total: (fragments * E18) / 10n, maxUnitPrice: E18 / 5n };
   const signature = await payer.signTypedData(accessDomain, mutableTypes(READ_VOUCHER_TYPES), voucher);
-  await measure(name, access.connect(paidMember).settleRead(voucher, payer.address, signature));
+  await measure(name, access.connect(paidMember).settleRead(voucher, payer.address, signature, served));
 }
+gas["MaguAccess.settleRead(per fragment)"] = Math.round((gas["MaguAccess.settleRead"]! - gas["MaguAccess.settleRead(1 fragment)"]!) / 24);
 const expires = BigInt((await d.ethers.provider.getBlock("latest"))!.timestamp + 3600);
 const grant = { magu: searchMagu, grantee: ethersId("gas-grantee-peer"), rights: 3, expires, nonce: 0n };
 const grantSignature = await searchClient.signTypedData(accessDomain, mutableTypes(GRANT_TYPES), grant);

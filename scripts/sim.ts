@@ -61,6 +61,7 @@ const EXPECTED = [
   "self-serving read farm (reads)",
   "demand from claimed fragments (reads)",
   "self-payment to skip the delay (reads)",
+  "bought demand at the other holder (reads)",
   "deleted vector returned, disputed",
 ];
 

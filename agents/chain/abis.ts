@@ -7099,6 +7099,32 @@ export const maguAccessAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "settled",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint64",
+        "name": "settledFragments",
+        "type": "uint64"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "reads",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint256",
+        "name": "listed",
+        "type": "uint256"
+      }
+    ],
+    "name": "AccessReadsMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "address",
         "name": "member",
         "type": "address"
@@ -7298,7 +7324,7 @@ export const maguAccessAbi = [
       {
         "indexed": false,
         "internalType": "uint256",
-        "name": "demand",
+        "name": "served",
         "type": "uint256"
       }
     ],
@@ -7458,6 +7484,32 @@ export const maguAccessAbi = [
   },
   {
     "inputs": [],
+    "name": "DEMAND_OWN_RATIO_BPS",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "DEMAND_UNIT",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "GRANT_TYPEHASH",
     "outputs": [
       {
@@ -7490,6 +7542,19 @@ export const maguAccessAbi = [
         "internalType": "uint256",
         "name": "",
         "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "NO_FRAGMENT",
+    "outputs": [
+      {
+        "internalType": "uint32",
+        "name": "",
+        "type": "uint32"
       }
     ],
     "stateMutability": "view",
@@ -7821,13 +7886,28 @@ export const maguAccessAbi = [
         "internalType": "MaguId",
         "name": "magu",
         "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "fragment",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
       }
     ],
     "name": "readDemand",
     "outputs": [
       {
         "internalType": "uint256",
-        "name": "",
+        "name": "others",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "own",
         "type": "uint256"
       }
     ],
@@ -7859,6 +7939,16 @@ export const maguAccessAbi = [
         "internalType": "MaguId",
         "name": "magu",
         "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "fragment",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
       }
     ],
     "name": "readMultiplier",
@@ -7930,6 +8020,11 @@ export const maguAccessAbi = [
         "internalType": "uint64",
         "name": "fragments",
         "type": "uint64"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "reads",
+        "type": "bytes32"
       }
     ],
     "stateMutability": "view",
@@ -7941,6 +8036,16 @@ export const maguAccessAbi = [
         "internalType": "MaguId",
         "name": "magu",
         "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "fragment",
+        "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "member",
+        "type": "address"
       }
     ],
     "name": "readUnitPrice",
@@ -7972,6 +8077,11 @@ export const maguAccessAbi = [
             "internalType": "uint64",
             "name": "fragments",
             "type": "uint64"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "reads",
+            "type": "bytes32"
           },
           {
             "internalType": "uint256",
@@ -8169,6 +8279,11 @@ export const maguAccessAbi = [
             "type": "uint64"
           },
           {
+            "internalType": "bytes32",
+            "name": "reads",
+            "type": "bytes32"
+          },
+          {
             "internalType": "uint256",
             "name": "total",
             "type": "uint256"
@@ -8192,6 +8307,11 @@ export const maguAccessAbi = [
         "internalType": "bytes",
         "name": "signature",
         "type": "bytes"
+      },
+      {
+        "internalType": "uint32[]",
+        "name": "served",
+        "type": "uint32[]"
       }
     ],
     "name": "settleRead",

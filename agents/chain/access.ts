@@ -11,11 +11,13 @@
  * - `Voucher`: a payer owes `member` a cumulative `total` for `searches` searches of `magu`;
  *   MaguAccess `settle` pays the part not paid yet from the payer's deposit.
  * - `ReadVoucher`: a reader owes `member` a cumulative `total` for `fragments` fragments of `magu`
- *   served, at most `maxUnitPrice` per fragment; MaguAccess `settleRead` pays it the same way.
+ *   served, at most `maxUnitPrice` per fragment, and `reads` is the hash chain of which ones
+ *   (`extendReads`; a document is `NO_FRAGMENT`); MaguAccess `settleRead` pays it the same way and
+ *   takes the fragments served since the last settlement, which feed each fragment's demand.
  *
  * A grant travels as one string (`encodeGrantToken`), so a user can paste it.
  */
-import { getAddress, hexToBytes, isAddress, isHex, keccak256, pad, recoverTypedDataAddress, type Address, type Hex, type PublicClient, type TypedDataDomain } from "viem";
+import { concat, getAddress, hexToBytes, isAddress, isHex, keccak256, numberToHex, pad, recoverTypedDataAddress, type Address, type Hex, type PublicClient, type TypedDataDomain } from "viem";
 import { peerIdFromString } from "@libp2p/peer-id";
 
 /** The chain's time, unix seconds: the latest block's timestamp (grants expire by it, not by a local clock). */
@@ -84,6 +86,7 @@ export const READ_VOUCHER_TYPES = {
     { name: "magu", type: "uint256" },
     { name: "member", type: "address" },
     { name: "fragments", type: "uint64" },
+    { name: "reads", type: "bytes32" },
     { name: "total", type: "uint256" },
     { name: "maxUnitPrice", type: "uint256" },
   ],
@@ -119,8 +122,26 @@ export interface ReadVoucher {
   magu: bigint;
   member: Address;
   fragments: bigint;
+  /** Hash chain of the fragments read, in order (`extendReads`). */
+  reads: Hex;
   total: bigint;
   maxUnitPrice: bigint;
+}
+
+/** What a read of a document (a manifest, an index) is listed as in a read voucher: MaguAccess NO_FRAGMENT. */
+export const NO_FRAGMENT = 0xffff_ffff;
+
+/** The reads hash chain before any read. */
+export const NO_READS: Hex = `0x${"00".repeat(32)}`;
+
+/** The reads hash chain `reads` extended by `fragments`: h' = keccak256(h ‖ uint32 fragment), as MaguAccess checks it. */
+export function extendReads(reads: Hex, fragments: readonly number[]): Hex {
+  let h = reads;
+  for (const f of fragments) {
+    if (!Number.isInteger(f) || f < 0 || f > NO_FRAGMENT) throw new RangeError(`a read fragment must be a uint32, got ${f}`);
+    h = keccak256(concat([h, numberToHex(f, { size: 4 })]));
+  }
+  return h;
 }
 
 /** Something that signs EIP-712 typed data with an account (a viem wallet client and its account). */

@@ -22,12 +22,16 @@ import {MaguId} from "../types/MaguId.sol";
 ///
 /// Reads are paid the same way when the owner sets a read price (`setReadPrice`): the reader signs
 /// a cumulative `ReadVoucher` per member, "I owe `member` `total` for `fragments` fragments served,
-/// at most `maxUnitPrice` each", from the same deposit, and the member redeems it with
-/// `settleRead`. The price a member asks per fragment is `readUnitPrice`: the base price times a
-/// multiplier of at most `MAX_READ_MULTIPLIER_BPS` (2x) that grows with the Magu's rarity (vacant
-/// member slots) and demand (tokens paid for its reads recently, halving every
-/// `DEMAND_HALF_LIFE_BLOCKS`). Nothing is minted for a read: the reader pays it all, so a member
-/// that reads from itself only moves its own money.
+/// at most `maxUnitPrice` each, and `reads` is the hash chain of which fragments they were", from
+/// the same deposit, and the member redeems it with `settleRead`, listing the fragments served
+/// since its last settlement. The price a member asks for a fragment is `readUnitPrice(magu,
+/// fragment, member)`: the base price times that fragment's multiplier, at most
+/// `MAX_READ_MULTIPLIER_BPS` (2x), which grows with the fragment's rarity (vacant slots among the
+/// holders of its placement group: its stripe in a blob Magu, its replicas in a vector Magu) and
+/// with its demand (tokens recently paid to the group's *other* holders for reads of the group,
+/// halving every `DEMAND_HALF_LIFE_BLOCKS`). Nothing is minted for a read: the reader pays it all,
+/// and a member's own settlements never raise its own multiplier, so a member that reads from
+/// itself only moves its own money, and one that buys demand pays the other holders for it.
 interface IMaguAccess {
     /// @notice Parameters fixed at deployment.
     struct Config {
@@ -57,12 +61,15 @@ interface IMaguAccess {
 
     /// @notice What a reader signs for a member: "I owe `member` a cumulative `total` tokens for
     /// `fragments` fragments of `magu` served to me, at most `maxUnitPrice` per fragment" (EIP-712,
-    /// domain "MuriData Access" version "1"). `settleRead` refuses one whose total exceeds
+    /// domain "MuriData Access" version "1"). `reads` is the hash chain of the fragments served,
+    /// in order: h0 = 0, h(i+1) = keccak256(abi.encodePacked(h(i), uint32 fragment)), the fragment
+    /// NO_FRAGMENT for a document (manifest, index). `settleRead` refuses one whose total exceeds
     /// `fragments x maxUnitPrice`.
     struct ReadVoucher {
         uint256 magu;
         address member;
         uint64 fragments;
+        bytes32 reads;
         uint256 total;
         uint256 maxUnitPrice;
     }
@@ -95,15 +102,16 @@ interface IMaguAccess {
 
     /// @notice The owner set the base price per fragment read, in token wei (0: reads are free).
     event ReadPriceSet(MaguId indexed magu, uint256 price);
-    /// @notice A read voucher of `payer` for `fragments` fragments paid `member` `paid` more; the
-    /// Magu's demand is now `demand` (base-price fragments, decaying).
+    /// @notice A read voucher of `payer` for `fragments` fragments paid `member` `paid` more, and
+    /// the `served` fragments it listed (those since the last settlement) each added paid / served
+    /// to the demand of its placement group at the member's slot.
     event ReadSettled(
         MaguId indexed magu,
         address indexed payer,
         address indexed member,
         uint64 fragments,
         uint256 paid,
-        uint256 demand
+        uint256 served
     );
 
     /// @notice A deployment parameter is zero; `field` names it.
@@ -129,6 +137,10 @@ interface IMaguAccess {
     /// @notice A read voucher of a payer to itself: it would move its deposit out without the
     /// withdrawal delay, ahead of the members it owes.
     error AccessSelfPayment(address member);
+    /// @notice The fragments listed to `settleRead` do not extend the reads already settled
+    /// (`settled`, a hash chain of `settledFragments` fragments) to the voucher's `reads`: send
+    /// exactly the fragments the voucher counts beyond those, in the order the reader signed them.
+    error AccessReadsMismatch(bytes32 settled, uint64 settledFragments, bytes32 reads, uint256 listed);
 
     /// @notice Makes the Magu public or private. Owner only.
     function setPublic(MaguId magu, bool public_) external;
@@ -166,29 +178,45 @@ interface IMaguAccess {
 
     /// @notice Pays `v.member` from `payer`'s deposit what `payer`'s read voucher owes beyond what
     /// it already paid that member in that Magu (or what the deposit holds if less), as `settle`
-    /// does, and adds what it paid, in base-price fragments, to the Magu's demand. Refused when the
-    /// total exceeds `v.fragments x v.maxUnitPrice` (AccessReadOverMax), when `payer` is the
-    /// member (AccessSelfPayment), or when the member never was one (AccessNotMember).
-    function settleRead(ReadVoucher calldata v, address payer, bytes calldata signature) external;
+    /// does. `served` lists the fragments the voucher counts beyond the last settled one, in order
+    /// (it must extend the settled hash chain to `v.reads`); each committed fragment among them
+    /// adds paid / served.length, in base-price fragments, to the demand of its placement group at
+    /// `v.member`'s slot (documents and unknown fragments add none). Gas is linear in
+    /// served.length. Refused when the list does not match (AccessReadsMismatch), the total exceeds
+    /// `v.fragments x v.maxUnitPrice` (AccessReadOverMax), `payer` is the member
+    /// (AccessSelfPayment), or the member never was one (AccessNotMember).
+    function settleRead(ReadVoucher calldata v, address payer, bytes calldata signature, uint32[] calldata served)
+        external;
 
     /// @notice The base price per fragment read set by the owner (0: reads are free).
     function readPrice(MaguId magu) external view returns (uint256);
 
-    /// @notice The read multiplier in basis points (10,000 = x1, at most MAX_READ_MULTIPLIER_BPS),
-    /// and its two parts: the rarity bonus (vacant slots / slots x RARITY_BONUS_BPS) and the demand
-    /// bonus (min(demand, fragmentCount) / fragmentCount x DEMAND_BONUS_BPS).
-    function readMultiplier(MaguId magu) external view returns (uint256 multiplierBps, uint256 rarityBps, uint256 demandBps);
+    /// @notice The read multiplier of `fragment` when `member` serves it, in basis points (10,000 =
+    /// x1, at most MAX_READ_MULTIPLIER_BPS), and its two parts: rarity, RARITY_BONUS_BPS x vacant
+    /// slots / holders of the fragment's placement group (its stripe's k + m slots, or its r
+    /// replicas), and demand, DEMAND_BONUS_BPS x min(o, 1.5 o - own, (h - 1) units) / ((h - 1)
+    /// units) with h the group's holders, o the decayed demand of the group at every holder slot
+    /// but `member`'s and own at `member`'s (readDemand; a unit is DEMAND_UNIT). x1 for
+    /// NO_FRAGMENT (a document) and for a fragment not committed.
+    function readMultiplier(MaguId magu, uint256 fragment, address member)
+        external
+        view
+        returns (uint256 multiplierBps, uint256 rarityBps, uint256 demandBps);
 
-    /// @notice What a member asks per fragment read now: readPrice x readMultiplier / 10,000.
-    function readUnitPrice(MaguId magu) external view returns (uint256);
+    /// @notice What `member` asks for reading `fragment` now: readPrice x readMultiplier / 10,000.
+    function readUnitPrice(MaguId magu, uint256 fragment, address member) external view returns (uint256);
 
-    /// @notice The Magu's read demand now: base-price fragments paid by settleRead, halved every
-    /// DEMAND_HALF_LIFE_BLOCKS.
-    function readDemand(MaguId magu) external view returns (uint256);
+    /// @notice The read demand of `fragment`'s placement group now, in DEMAND_UNIT-ths of a
+    /// base-price fragment (halved every DEMAND_HALF_LIFE_BLOCKS): `others` at the group's holder
+    /// slots but `member`'s (what its multiplier counts), `own` at `member`'s slot.
+    function readDemand(MaguId magu, uint256 fragment, address member) external view returns (uint256 others, uint256 own);
 
-    /// @notice What `payer`'s read vouchers paid `member` in `magu`, and the fragments of the last
-    /// one settled.
-    function readSettled(MaguId magu, address payer, address member) external view returns (uint256 paid, uint64 fragments);
+    /// @notice What `payer`'s read vouchers paid `member` in `magu`, and the fragments and reads
+    /// hash chain of the last one settled.
+    function readSettled(MaguId magu, address payer, address member)
+        external
+        view
+        returns (uint256 paid, uint64 fragments, bytes32 reads);
 
     /// @notice Everything read vouchers paid `member`, over all Magus and payers.
     function readEarned(address member) external view returns (uint256);

@@ -650,12 +650,7 @@ contract Handler is FixtureBase {
             access.settle(v, payer, sig);
             require(token.balanceOf(member) == had + amount, "handler: MaguAccess paid the voucher's difference");
             ghostAccess -= amount;
-            // The same voucher again: stale when paid in full, else the deposit is empty.
-            if (amount == owed) {
-                vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, v.total, v.total));
-            } else {
-                vm.expectRevert(IMaguAccess.AccessNothingToPay.selector);
-            }
+            _expectPaidOnce(amount, owed, v.total);
             access.settle(v, payer, sig);
             _count("settleAccess");
             return;
@@ -675,42 +670,57 @@ contract Handler is FixtureBase {
                 vm.prank(magus.maguInfo(id).owner);
                 access.setReadPrice(id, bound(amountRaw, 1, 1 ether));
             }
-            (uint256 paid, uint64 fragments) = access.readSettled(id, payer, member);
+            (uint256 paid, uint64 fragments, bytes32 reads) = access.readSettled(id, payer, member);
             uint256 total = paid + bound(amountRaw, 1, 20 ether);
+            // 1..100 reads of committed fragments, documents or fragments past the count.
+            uint32[] memory served = new uint32[](1 + amountRaw % 100);
+            for (uint256 i; i < served.length; ++i) {
+                served[i] = uint32(uint256(keccak256(abi.encode(amountRaw, i))) % (magus.maguInfo(id).fragmentCount + 2));
+                reads = keccak256(abi.encodePacked(reads, served[i]));
+            }
             IMaguAccess.ReadVoucher memory v = IMaguAccess.ReadVoucher({
                 magu: MaguId.unwrap(id),
                 member: member,
-                fragments: fragments + uint64(1 + amountRaw % 100),
+                fragments: fragments + uint64(served.length),
+                reads: reads,
                 total: total,
                 maxUnitPrice: total
             });
             uint256 owed = v.total - paid;
-            _settleReadOnce(v, payer, owed < balance ? owed : balance, owed);
+            _settleReadOnce(v, payer, served, owed < balance ? owed : balance, owed);
             _count("settleReadAccess");
             return;
         }
     }
 
-    /// @notice `v.member` redeems `v`, owed `owed` and paid `amount` (at most the deposit): its
-    /// balance and read earnings grow by exactly `amount`, the multiplier stays within its cap, and
-    /// the same voucher again pays nothing.
-    function _settleReadOnce(IMaguAccess.ReadVoucher memory v, address payer, uint256 amount, uint256 owed) internal {
+    /// @notice `v.member` redeems `v` for the fragments `served`, owed `owed` and paid `amount` (at
+    /// most the deposit): its balance and read earnings grow by exactly `amount`, the multiplier
+    /// stays within its cap, and the same voucher again pays nothing.
+    function _settleReadOnce(IMaguAccess.ReadVoucher memory v, address payer, uint32[] memory served, uint256 amount, uint256 owed)
+        internal
+    {
         bytes memory sig = signAck(payer, access.readVoucherDigest(v));
         uint256 had = token.balanceOf(v.member);
         uint256 earned = access.readEarned(v.member);
         vm.prank(v.member);
-        access.settleRead(v, payer, sig);
+        access.settleRead(v, payer, sig, served);
         require(token.balanceOf(v.member) == had + amount, "handler: MaguAccess paid the read voucher's difference");
         require(access.readEarned(v.member) == earned + amount, "handler: read earnings grew by the payment");
-        (uint256 mult,,) = access.readMultiplier(MaguId.wrap(v.magu));
+        (uint256 mult,,) = access.readMultiplier(MaguId.wrap(v.magu), served[0], v.member);
         require(mult <= access.MAX_READ_MULTIPLIER_BPS(), "handler: read multiplier within its cap");
         ghostAccess -= amount;
+        _expectPaidOnce(amount, owed, v.total);
+        access.settleRead(v, payer, sig, served);
+    }
+
+    /// @notice After a voucher of `total` was paid `amount` of the `owed`: the same voucher again is
+    /// stale when it was paid in full, else the deposit is empty.
+    function _expectPaidOnce(uint256 amount, uint256 owed, uint256 total) internal {
         if (amount == owed) {
-            vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, v.total, v.total));
+            vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, total, total));
         } else {
             vm.expectRevert(IMaguAccess.AccessNothingToPay.selector);
         }
-        access.settleRead(v, payer, sig);
     }
 
     /// @dev A node actor (from the seed on) that a voucher of Magu `id` may pay: an active member,

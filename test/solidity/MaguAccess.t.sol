@@ -160,14 +160,23 @@ contract MaguAccessTest is Fixture {
         bytes32 voucherHash = keccak256(abi.encode(voucherType, v.magu, v.member, v.searches, v.total));
         assertEq(access.voucherDigest(v), keccak256(abi.encodePacked(hex"1901", domain, voucherHash)), "voucher digest");
 
-        bytes32 readType =
-            keccak256("ReadVoucher(uint256 magu,address member,uint64 fragments,uint256 total,uint256 maxUnitPrice)");
+        bytes32 readType = keccak256(
+            "ReadVoucher(uint256 magu,address member,uint64 fragments,bytes32 reads,uint256 total,uint256 maxUnitPrice)"
+        );
         assertEq(access.READ_VOUCHER_TYPEHASH(), readType, "read voucher type");
         IMaguAccess.ReadVoucher memory rv = IMaguAccess.ReadVoucher({
-            magu: MaguId.unwrap(id), member: members[0], fragments: 5, total: 6 ether, maxUnitPrice: 2 ether
+            magu: MaguId.unwrap(id),
+            member: members[0],
+            fragments: 5,
+            reads: keccak256("reads"),
+            total: 6 ether,
+            maxUnitPrice: 2 ether
         });
-        bytes32 readHash = keccak256(abi.encode(readType, rv.magu, rv.member, rv.fragments, rv.total, rv.maxUnitPrice));
+        bytes32 readHash =
+            keccak256(abi.encode(readType, rv.magu, rv.member, rv.fragments, rv.reads, rv.total, rv.maxUnitPrice));
         assertEq(access.readVoucherDigest(rv), keccak256(abi.encodePacked(hex"1901", domain, readHash)), "read voucher digest");
+        // The reads chain's first link, as agents/chain/access.ts extendReads computes it.
+        assertEq(_chain(0, _list(0, 1)), keccak256(new bytes(36)), "reads chain: keccak256(previous || uint32 fragment)");
     }
 
     // ------------------------------------------------------------ owner settings
@@ -696,12 +705,14 @@ contract MaguAccessTest is Fixture {
         vm.expectRevert(reentered);
         guarded.settle(v, payer, sig);
         // settleRead's transfer calls settleRead again.
-        IMaguAccess.ReadVoucher memory rv =
-            IMaguAccess.ReadVoucher({magu: 1, member: member, fragments: 1, total: 1 ether, maxUnitPrice: 1 ether});
+        uint32[] memory one = _list(0, 1);
+        IMaguAccess.ReadVoucher memory rv = IMaguAccess.ReadVoucher({
+            magu: 1, member: member, fragments: 1, reads: _chain(0, one), total: 1 ether, maxUnitPrice: 1 ether
+        });
         bytes memory rsig = _sign(payer, guarded.readVoucherDigest(rv));
-        bad.arm(address(guarded), abi.encodeCall(IMaguAccess.settleRead, (rv, payer, rsig)));
+        bad.arm(address(guarded), abi.encodeCall(IMaguAccess.settleRead, (rv, payer, rsig, one)));
         vm.expectRevert(reentered);
-        guarded.settleRead(rv, payer, rsig);
+        guarded.settleRead(rv, payer, rsig, one);
         // deposit's transferFrom calls withdraw.
         bad.arm(address(guarded), abi.encodeCall(IMaguAccess.withdraw, (m)));
         vm.expectRevert(reentered);
@@ -721,19 +732,82 @@ contract MaguAccessTest is Fixture {
     // ------------------------------------------------------------ paid reads
 
     uint256 internal constant BASE = 1 ether;
+    /// @dev The fragment most tests read; its placement group is itself (a vector Magu, r = 2).
+    uint32 internal constant F = 0;
 
-    function _readVoucher(address member, uint64 fragments, uint256 total, uint256 maxUnitPrice)
+    /// @dev What a reader's client keeps per member: its cumulative read voucher so far.
+    struct ReadAccount {
+        uint64 fragments;
+        bytes32 reads;
+        uint256 total;
+    }
+
+    mapping(bytes32 key => ReadAccount) internal _readAccounts;
+
+    function _list(uint32 fragment, uint256 n) internal pure returns (uint32[] memory l) {
+        l = new uint32[](n);
+        for (uint256 i; i < n; ++i) {
+            l[i] = fragment;
+        }
+    }
+
+    /// @dev The reads hash chain from `h` over `served` (IMaguAccess.ReadVoucher).
+    function _chain(bytes32 h, uint32[] memory served) internal pure returns (bytes32) {
+        for (uint256 i; i < served.length; ++i) {
+            h = keccak256(abi.encodePacked(h, served[i]));
+        }
+        return h;
+    }
+
+    function _readVoucher(address member, uint64 fragments, bytes32 reads, uint256 total, uint256 maxUnitPrice)
         internal
         view
         returns (IMaguAccess.ReadVoucher memory)
     {
         return IMaguAccess.ReadVoucher({
-            magu: MaguId.unwrap(id), member: member, fragments: fragments, total: total, maxUnitPrice: maxUnitPrice
+            magu: MaguId.unwrap(id),
+            member: member,
+            fragments: fragments,
+            reads: reads,
+            total: total,
+            maxUnitPrice: maxUnitPrice
         });
     }
 
     function _signRead(address who, IMaguAccess.ReadVoucher memory v) internal view returns (bytes memory) {
         return _sign(who, access.readVoucherDigest(v));
+    }
+
+    /// @dev `reader` reads `served` from `member` at `unit` each (at most `max`) and `member`
+    /// settles the voucher at once; returns what it was paid.
+    function _readAndSettle(address reader, address member, uint32[] memory served, uint256 unit, uint256 max)
+        internal
+        returns (uint256 paid)
+    {
+        ReadAccount storage r = _readAccounts[keccak256(abi.encode(reader, member))];
+        r.fragments += uint64(served.length);
+        r.reads = _chain(r.reads, served);
+        r.total += unit * served.length;
+        IMaguAccess.ReadVoucher memory v = _readVoucher(member, r.fragments, r.reads, r.total, max);
+        uint256 before = token.balanceOf(member);
+        vm.prank(member);
+        access.settleRead(v, reader, _signRead(reader, v), served);
+        return token.balanceOf(member) - before;
+    }
+
+    /// @dev The two holders of `fragment`.
+    function _holders(uint256 fragment) internal view returns (address a, address b) {
+        address[] memory h = magus.holders(id, fragment);
+        return (h[0], h[1]);
+    }
+
+    /// @dev The member of the Magu that does not hold `fragment`.
+    function _nonHolder(uint256 fragment) internal view returns (address) {
+        (address a, address b) = _holders(fragment);
+        for (uint256 i; i < members.length; ++i) {
+            if (members[i] != a && members[i] != b) return members[i];
+        }
+        revert("no non-holder");
     }
 
     /// @dev The Magu with 8 fragments committed and a base read price.
@@ -743,164 +817,262 @@ contract MaguAccessTest is Fixture {
         access.setReadPrice(id, BASE);
     }
 
-    function _multiplier() internal view returns (uint256 m) {
-        (m,,) = access.readMultiplier(id);
+    function _mult(uint256 fragment, address member) internal view returns (uint256 m) {
+        (m,,) = access.readMultiplier(id, fragment, member);
     }
 
     function test_setReadPrice_ownerOnly() public {
         vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessNotOwner.selector, id, stranger));
         vm.prank(stranger);
         access.setReadPrice(id, BASE);
+        commitData(id, 7, 8);
         vm.expectEmit(true, true, true, true, address(access));
         emit IMaguAccess.ReadPriceSet(id, BASE);
         vm.prank(client);
         access.setReadPrice(id, BASE);
         assertEq(access.readPrice(id), BASE, "base price");
-        assertEq(access.readUnitPrice(id), BASE, "x1 with every slot held and no demand");
+        assertEq(access.readUnitPrice(id, F, members[0]), BASE, "x1 with every slot held and no demand");
+        assertEq(access.readUnitPrice(id, access.NO_FRAGMENT(), members[0]), BASE, "a document is read at the base price");
+        assertEq(access.readUnitPrice(id, 8, members[0]), BASE, "so is a fragment not committed");
     }
 
-    function test_settleRead_paysTheDifference_andCountsDemand() public {
+    function test_settleRead_paysTheDifference_andCountsDemandPerFragment() public {
         _priced();
         _deposit(payer, DEPOSIT);
-        address member = members[0];
-        IMaguAccess.ReadVoucher memory v = _readVoucher(member, 3, 3 ether, 2 ether);
+        (address a, address b) = _holders(F);
+        uint32[] memory served = _list(F, 3);
+        bytes32 reads = _chain(0, served);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(a, 3, reads, 3 ether, 2 ether);
         vm.expectEmit(true, true, true, true, address(access));
-        emit IMaguAccess.ReadSettled(id, payer, member, 3, 3 ether, 3);
+        emit IMaguAccess.ReadSettled(id, payer, a, 3, 3 ether, 3);
         vm.prank(stranger); // anyone may send it; only the member is paid
-        access.settleRead(v, payer, _signRead(payer, v));
-        assertEq(token.balanceOf(member), 3 ether, "member paid");
-        (uint256 paid, uint64 fragments) = access.readSettled(id, payer, member);
+        access.settleRead(v, payer, _signRead(payer, v), served);
+        assertEq(token.balanceOf(a), 3 ether, "member paid");
+        (uint256 paid, uint64 fragments, bytes32 settledReads) = access.readSettled(id, payer, a);
         assertEq(paid, 3 ether, "paid so far");
         assertEq(fragments, 3, "fragments recorded");
-        assertEq(access.readEarned(member), 3 ether, "read earnings");
-        assertEq(access.readDemand(id), 3, "demand in base-price fragments");
-        // 3 of 8 fragments' worth of demand: +18.75 %.
-        assertEq(_multiplier(), 11_875, "demand raised the multiplier");
-        assertEq(access.readUnitPrice(id), 1.1875 ether, "unit price = base x multiplier");
+        assertEq(settledReads, reads, "reads chain recorded");
+        assertEq(access.readEarned(a), 3 ether, "read earnings");
+        (uint256 others, uint256 own) = access.readDemand(id, F, a);
+        assertEq(others, 0, "a's own reads are not others' demand for a");
+        assertEq(own, 3 * access.DEMAND_UNIT(), "3 base-price fragments at a's slot");
+        (others, own) = access.readDemand(id, F, b);
+        assertEq(others, 3 * access.DEMAND_UNIT(), "for b they are");
+        assertEq(_mult(F, a), 10_000, "a member's own reads do not raise its own multiplier");
+        assertEq(_mult(F, b), 15_000, "the fragment's other holder gets the demand bonus");
+        assertEq(access.readUnitPrice(id, F, b), 1.5 ether, "unit price = base x the fragment's multiplier");
+        for (uint256 g = 1; g < 8; ++g) {
+            assertEq(_mult(g, b), 10_000, "other fragments have no demand");
+        }
 
-        // Cumulative: the next voucher pays only the rest; search vouchers are counted apart.
-        IMaguAccess.ReadVoucher memory next = _readVoucher(member, 5, 5.3 ether, 2 ether);
-        access.settleRead(next, payer, _signRead(payer, next));
-        assertEq(token.balanceOf(member), 5.3 ether, "5.3 in all");
+        // Cumulative: the next voucher pays only the rest and lists only the reads since; a
+        // document read is paid and adds no demand.
+        uint32[] memory more = new uint32[](2);
+        more[0] = F;
+        more[1] = access.NO_FRAGMENT();
+        IMaguAccess.ReadVoucher memory next = _readVoucher(a, 5, _chain(reads, more), 5.3 ether, 2 ether);
+        access.settleRead(next, payer, _signRead(payer, next), more);
+        assertEq(token.balanceOf(a), 5.3 ether, "5.3 in all");
         assertEq(access.balanceOf(id, payer), DEPOSIT - 5.3 ether, "from the deposit");
-        assertEq(_paid(member), 0, "search vouchers untouched");
+        (, own) = access.readDemand(id, F, a);
+        assertEq(own, 3 * access.DEMAND_UNIT() + 11_500, "half of 2.3 on the fragment, none for the document");
+        assertEq(_paid(a), 0, "search vouchers untouched");
         assertEq(token.balanceOf(address(access)), DEPOSIT - 5.3 ether, "held = balances");
     }
 
     function test_settleRead_replayAndStale() public {
         _priced();
         _deposit(payer, DEPOSIT);
-        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 4, 4 ether, BASE);
+        (address a,) = _holders(F);
+        uint32[] memory served = _list(F, 4);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(a, 4, _chain(0, served), 4 ether, BASE);
         bytes memory sig = _signRead(payer, v);
-        access.settleRead(v, payer, sig);
+        access.settleRead(v, payer, sig, served);
         vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, 4 ether, 4 ether));
-        access.settleRead(v, payer, sig);
-        IMaguAccess.ReadVoucher memory older = _readVoucher(members[0], 2, 2 ether, BASE);
+        access.settleRead(v, payer, sig, served);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, 4 ether, 4 ether));
+        access.settleRead(v, payer, sig, new uint32[](0));
+        uint32[] memory two = _list(F, 2);
+        IMaguAccess.ReadVoucher memory older = _readVoucher(a, 2, _chain(0, two), 2 ether, BASE);
         sig = _signRead(payer, older);
         vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessVoucherStale.selector, 4 ether, 2 ether));
-        access.settleRead(older, payer, sig);
+        access.settleRead(older, payer, sig, two);
         // A search voucher's signature does not pass for a read voucher (another EIP-712 type).
-        IMaguAccess.Voucher memory search = _voucher(members[0], 6, 6 ether);
+        IMaguAccess.Voucher memory search = _voucher(a, 6, 6 ether);
         bytes memory searchSig = _signVoucher(payer, search);
-        IMaguAccess.ReadVoucher memory same = _readVoucher(members[0], 6, 6 ether, BASE);
+        IMaguAccess.ReadVoucher memory same = _readVoucher(a, 6, _chain(0, _list(F, 6)), 6 ether, BASE);
         vm.expectRevert();
-        access.settleRead(same, payer, searchSig);
-        assertEq(token.balanceOf(members[0]), 4 ether, "paid once");
+        access.settleRead(same, payer, searchSig, _list(F, 6));
+        assertEq(token.balanceOf(a), 4 ether, "paid once");
+    }
+
+    /// @notice The fragments listed must be exactly those the reader signed, in order, beyond the
+    /// ones settled: a member cannot move the demand to another fragment.
+    function test_settleRead_readsMustMatchTheVoucher() public {
+        _priced();
+        _deposit(payer, DEPOSIT);
+        (address a,) = _holders(F);
+        uint32[] memory served = new uint32[](3);
+        (served[0], served[1], served[2]) = (F, 1, 2);
+        bytes32 reads = _chain(0, served);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(a, 3, reads, 3 ether, BASE);
+        bytes memory sig = _signRead(payer, v);
+        uint32[] memory reordered = new uint32[](3);
+        (reordered[0], reordered[1], reordered[2]) = (F, 2, 1);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadsMismatch.selector, bytes32(0), 0, reads, 3));
+        access.settleRead(v, payer, sig, reordered);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadsMismatch.selector, bytes32(0), 0, reads, 3));
+        access.settleRead(v, payer, sig, _list(5, 3));
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadsMismatch.selector, bytes32(0), 0, reads, 2));
+        access.settleRead(v, payer, sig, _list(F, 2));
+        access.settleRead(v, payer, sig, served);
+        // The next settlement lists only what follows the settled chain.
+        uint32[] memory more = _list(3, 1);
+        IMaguAccess.ReadVoucher memory next = _readVoucher(a, 4, _chain(reads, more), 4 ether, BASE);
+        sig = _signRead(payer, next);
+        uint32[] memory all = new uint32[](4);
+        (all[0], all[1], all[2], all[3]) = (F, 1, 2, 3);
+        vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadsMismatch.selector, reads, 3, next.reads, 4));
+        access.settleRead(next, payer, sig, all);
+        access.settleRead(next, payer, sig, more);
+        assertEq(token.balanceOf(a), 4 ether, "both paid");
+        (uint256 others,) = access.readDemand(id, 5, a);
+        assertEq(others, 0, "no demand on the fragment the member tried to name");
     }
 
     function test_settleRead_overTheReadersMaxPrice() public {
         _priced();
         _deposit(payer, DEPOSIT);
+        (address a,) = _holders(F);
+        uint32[] memory two = _list(F, 2);
         // 2 fragments at most 1 each: a total of 2.5 is more than the reader agreed to.
-        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 2, 2.5 ether, BASE);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(a, 2, _chain(0, two), 2.5 ether, BASE);
         bytes memory sig = _signRead(payer, v);
         vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadOverMax.selector, 2.5 ether, 2, BASE));
-        access.settleRead(v, payer, sig);
-        IMaguAccess.ReadVoucher memory none = _readVoucher(members[0], 0, 1, BASE);
+        access.settleRead(v, payer, sig, two);
+        IMaguAccess.ReadVoucher memory none = _readVoucher(a, 0, 0, 1, BASE);
         sig = _signRead(payer, none);
         vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadOverMax.selector, 1, 0, BASE));
-        access.settleRead(none, payer, sig);
-        IMaguAccess.ReadVoucher memory atMax = _readVoucher(members[0], 2, 2 ether, BASE);
-        access.settleRead(atMax, payer, _signRead(payer, atMax));
-        assertEq(token.balanceOf(members[0]), 2 ether, "at the max is paid");
+        access.settleRead(none, payer, sig, new uint32[](0));
+        IMaguAccess.ReadVoucher memory atMax = _readVoucher(a, 2, _chain(0, two), 2 ether, BASE);
+        access.settleRead(atMax, payer, _signRead(payer, atMax), two);
+        assertEq(token.balanceOf(a), 2 ether, "at the max is paid");
     }
 
     function test_settleRead_refusals() public {
         _priced();
         _deposit(payer, DEPOSIT);
-        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 1, 1 ether, BASE);
+        uint32[] memory one = _list(F, 1);
+        bytes32 reads = _chain(0, one);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 1, reads, 1 ether, BASE);
         bytes memory sig = _signRead(stranger, v);
         vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessBadVoucher.selector, stranger));
-        access.settleRead(v, payer, sig);
-        IMaguAccess.ReadVoucher memory outsider = _readVoucher(stranger, 1, 1 ether, BASE);
+        access.settleRead(v, payer, sig, one);
+        IMaguAccess.ReadVoucher memory outsider = _readVoucher(stranger, 1, reads, 1 ether, BASE);
         sig = _signRead(payer, outsider);
         vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessNotMember.selector, id, stranger));
-        access.settleRead(outsider, payer, sig);
+        access.settleRead(outsider, payer, sig, one);
         sig = _signRead(stranger, v);
         vm.expectRevert(IMaguAccess.AccessNothingToPay.selector);
-        access.settleRead(v, stranger, sig);
+        access.settleRead(v, stranger, sig, one);
     }
 
-    /// @notice The multiplier: x1 at rest, up by rarity (vacant slots) and demand (paid reads,
-    /// halving every DEMAND_HALF_LIFE_BLOCKS even when settled often), never above x2.
+    /// @notice A fragment's multiplier: x1 at rest, up by its own group's vacancies (a vacancy
+    /// elsewhere does not count) and by the other holders' paid reads (halving every
+    /// DEMAND_HALF_LIFE_BLOCKS even when settled often), never above x2.
     function test_readMultiplier_rarityDemandDecayAndCap() public {
         _priced();
-        assertEq(_multiplier(), 10_000, "x1 at rest");
+        (address a, address b) = _holders(F);
+        address c = _nonHolder(F);
+        assertEq(_mult(F, a), 10_000, "x1 at rest");
         _deposit(payer, DEPOSIT);
-        // 40 fragments' worth paid on an 8-fragment Magu: the demand bonus stops at +50 %.
-        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 40, 40 ether, BASE);
-        access.settleRead(v, payer, _signRead(payer, v));
-        (uint256 m, uint256 rarity, uint256 demand) = access.readMultiplier(id);
+        uint64 half = access.DEMAND_HALF_LIFE_BLOCKS();
+        vm.roll((block.number / half + 1) * half);
+        // 40 base-price fragments paid to b for F: a's demand bonus stops at +50 %.
+        _readAndSettle(payer, b, _list(F, 40), BASE, BASE);
+        (uint256 m, uint256 rarity, uint256 demand) = access.readMultiplier(id, F, a);
         assertEq(demand, 5_000, "demand bonus capped");
         assertEq(rarity, 0, "no vacancy");
         assertEq(m, 15_000, "x1.5");
-        // One of three members leaves: +1/3 of the rarity bonus; the sum stays within x2.
-        vm.prank(members[2]);
-        magus.leave(id);
-        (m, rarity,) = access.readMultiplier(id);
-        assertEq(rarity, 1_666, "a third of the slots vacant");
-        assertEq(m, 16_666, "rarity and demand add up");
-        assertLe(m, access.MAX_READ_MULTIPLIER_BPS(), "bounded");
         // Settled every 100 blocks, demand still halves every 300.
-        uint64 half = access.DEMAND_HALF_LIFE_BLOCKS();
-        for (uint64 i = 1; i <= 3; ++i) {
+        for (uint256 i; i < 3; ++i) {
             skipBlocks(half / 3);
-            IMaguAccess.ReadVoucher memory small = _readVoucher(members[0], 40 + i, 40 ether + i * 1 wei, BASE);
-            access.settleRead(small, payer, _signRead(payer, small));
+            _readAndSettle(payer, b, _list(F, 1), 0.01 ether, BASE);
         }
-        assertEq(access.readDemand(id), 20, "halved once in 300 blocks");
-        skipBlocks(uint256(half) * 10);
-        assertEq(access.readDemand(id), 0, "forgotten");
-        (m,, demand) = access.readMultiplier(id);
-        assertEq(demand, 0, "no demand bonus");
-        assertEq(m, 11_666, "only rarity left");
+        (uint256 others,) = access.readDemand(id, F, a);
+        assertEq(others, (400_200 >> 1) + 100, "halved once in 300 blocks");
+        skipBlocks(uint256(half) * 20);
+        (others,) = access.readDemand(id, F, a);
+        assertEq(others, 0, "forgotten");
+        assertEq(_mult(F, a), 10_000, "no demand bonus");
+        // A member that holds no replica of F leaves: F is no rarer.
+        vm.prank(c);
+        magus.leave(id);
+        assertEq(_mult(F, a), 10_000, "a vacancy elsewhere");
+        // F's other holder leaves: half of F's holders are vacant.
+        vm.prank(b);
+        magus.leave(id);
+        (m, rarity,) = access.readMultiplier(id, F, a);
+        assertEq(rarity, 2_500, "one of two holders vacant");
+        assertEq(m, 12_500, "x1.25");
+        // Reads b served before it left still count as demand.
+        _readAndSettle(payer, b, _list(F, 40), BASE, BASE);
+        assertEq(_mult(F, a), 17_500, "rarity and demand add up");
     }
 
-    /// @notice Whatever is paid and however many slots are vacant, the multiplier and the unit
-    /// price stay within x2.
-    function testFuzz_readMultiplier_neverAboveTheCap(uint256 paidRaw, uint8 leavers) public {
+    /// @notice The demand bonus is earned by the other holders' reads and fades as the member's own
+    /// paid reads reach 1.5 times theirs.
+    function test_readMultiplier_ownReadsUseUpTheBonus() public {
         _priced();
-        uint256 amount = bound(paidRaw, 1, DEPOSIT);
         _deposit(payer, DEPOSIT);
-        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], 1_000_000, amount, amount);
-        access.settleRead(v, payer, _signRead(payer, v));
+        (address a, address b) = _holders(F);
+        _readAndSettle(payer, b, _list(F, 2), BASE, BASE);
+        assertEq(_mult(F, a), 15_000, "2 paid at b: full bonus for a");
+        _readAndSettle(payer, a, _list(F, 2), 1.25 ether, 2 * BASE);
+        // others 2, own 2.5: room 3 - 2.5 = 0.5 of a base-price fragment, +25 %.
+        assertEq(_mult(F, a), 12_500, "half the bonus left");
+        _readAndSettle(payer, a, _list(F, 1), 1.25 ether, 2 * BASE);
+        assertEq(_mult(F, a), 10_000, "used up");
+        assertEq(_mult(F, b), 15_000, "b's bonus comes from a's reads");
+    }
+
+    /// @notice Whatever is paid to which holder and however many slots are vacant, every
+    /// fragment's multiplier and unit price stay within x2.
+    function testFuzz_readMultiplier_neverAboveTheCap(uint256 paidRaw, uint256 ownRaw, uint8 leavers, uint8 fragmentRaw)
+        public
+    {
+        _priced();
+        uint256 f = fragmentRaw % 8;
+        (address a, address b) = _holders(f);
+        _deposit(payer, DEPOSIT);
+        uint256 amount = bound(paidRaw, 1, DEPOSIT / 2);
+        _readAndSettle(payer, b, _list(uint32(f), 1), amount, amount);
+        uint256 own = bound(ownRaw, 0, DEPOSIT / 2);
+        if (own > 0) _readAndSettle(payer, a, _list(uint32(f), 1), own, own);
         for (uint256 i = 1; i <= leavers % 3; ++i) {
             vm.prank(members[i]);
             magus.leave(id);
         }
-        assertLe(_multiplier(), access.MAX_READ_MULTIPLIER_BPS(), "multiplier bounded");
-        assertLe(access.readUnitPrice(id), 2 * BASE, "unit price bounded");
+        for (uint256 i; i < members.length; ++i) {
+            for (uint256 g; g < 8; ++g) {
+                assertLe(_mult(g, members[i]), access.MAX_READ_MULTIPLIER_BPS(), "multiplier bounded");
+                assertLe(access.readUnitPrice(id, g, members[i]), 2 * BASE, "unit price bounded");
+            }
+        }
     }
 
-    /// @notice Attack: inflate demand with a voucher that claims a huge number of fragments for a
-    /// tiny total. Demand counts what was paid, not what was claimed: the multiplier does not move.
+    /// @notice Attack: inflate demand with a voucher that claims many fragments for a tiny total.
+    /// Demand counts what was paid, spread over the fragments listed: the multiplier does not move.
     function test_attack_demandFromClaimedFragments() public {
         _priced();
         _deposit(payer, DEPOSIT);
-        IMaguAccess.ReadVoucher memory v = _readVoucher(members[0], type(uint64).max, 1 wei, 1 wei);
-        access.settleRead(v, payer, _signRead(payer, v));
-        assertEq(access.readDemand(id), 0, "1 wei is no base-price fragment");
-        assertEq(_multiplier(), 10_000, "x1");
+        (address a, address b) = _holders(F);
+        uint32[] memory claimed = _list(F, 200);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(b, 200, _chain(0, claimed), 1 wei, 1 wei);
+        access.settleRead(v, payer, _signRead(payer, v), claimed);
+        (uint256 others,) = access.readDemand(id, F, a);
+        assertEq(others, 0, "1 wei for 200 fragments is no demand");
+        assertEq(_mult(F, a), 10_000, "x1");
         simReport("demand from claimed fragments (reads)", 0, 0, "refused: demand counts tokens paid");
     }
 
@@ -908,50 +1080,83 @@ contract MaguAccessTest is Fixture {
     /// member would drain its deposit ahead of the other members it owes, without the delay.
     function test_attack_selfPayment() public {
         _priced();
-        address member = members[0];
+        (address member, address other) = _holders(F);
         _deposit(member, 10 ether);
-        IMaguAccess.ReadVoucher memory v = _readVoucher(member, 10, 10 ether, BASE);
+        uint32[] memory ten = _list(F, 10);
+        IMaguAccess.ReadVoucher memory v = _readVoucher(member, 10, _chain(0, ten), 10 ether, BASE);
         bytes memory sig = _signRead(member, v);
         vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessSelfPayment.selector, member));
-        access.settleRead(v, member, sig);
+        access.settleRead(v, member, sig, ten);
         // The member it owes is still paid from that deposit.
-        IMaguAccess.ReadVoucher memory owed = _readVoucher(members[1], 10, 10 ether, BASE);
-        access.settleRead(owed, member, _signRead(member, owed));
-        assertEq(token.balanceOf(members[1]), 10 ether, "the other member paid");
+        IMaguAccess.ReadVoucher memory owed = _readVoucher(other, 10, _chain(0, ten), 10 ether, BASE);
+        access.settleRead(owed, member, _signRead(member, owed), ten);
+        assertEq(token.balanceOf(other), 10 ether, "the other member paid");
         simReport("self-payment to skip the delay (reads)", 0, 0, "refused: a payer never pays itself");
     }
 
-    /// @notice Attack: a node farms reads by serving itself through a second account of its own,
-    /// to earn, and to raise the Magu's demand so honest readers pay more. Nothing is minted for a
-    /// read, so its own money only goes round (minus gas); the demand it buys lifts the price by at
-    /// most +50 %, and an honest reader's voucher caps what it pays at the reader's own max.
+    /// @notice Attack: a node farms reads by serving its own fragment to a second account of its
+    /// own, to earn and to raise the fragment's demand so honest readers pay it more. Nothing is
+    /// minted for a read, so its money only goes round (minus gas), and demand settled at a
+    /// member's own slot never raises that member's multiplier. An honest reader's voucher caps
+    /// what it pays at the reader's own max.
     function test_attack_selfServingFarm() public {
         _priced();
-        address node = members[0];
+        (address node, address other) = _holders(F);
         address sybil = newActor("sybil-reader");
         _deposit(sybil, 50 ether);
         uint256 supply = token.totalSupply();
         uint256 nodeRewards = rewards.claimable(node);
         uint256 before = token.balanceOf(node) + token.balanceOf(sybil) + access.balanceOf(id, sybil);
-        // 50 "reads" of its own data, redeemed.
-        IMaguAccess.ReadVoucher memory v = _readVoucher(node, 50, 50 ether, BASE);
-        access.settleRead(v, sybil, _signRead(sybil, v));
+        // 50 "reads" of its own fragment, redeemed.
+        _readAndSettle(sybil, node, _list(F, 50), BASE, BASE);
         uint256 after_ = token.balanceOf(node) + token.balanceOf(sybil) + access.balanceOf(id, sybil);
         assertEq(after_, before, "the node's money only went round");
         assertEq(token.totalSupply(), supply, "nothing minted for reads");
         assertEq(rewards.claimable(node), nodeRewards, "no reward credited");
-        assertEq(_multiplier(), 15_000, "demand bought: +50 % at most");
+        assertEq(_mult(F, node), 10_000, "its own reads bought it no bonus");
+        assertEq(_mult(F, other), 15_000, "they raised the other holder's");
 
         // The honest reader signed for at most the base price: a total above it is refused on
         // chain, and the node is paid exactly what the reader agreed to.
         _deposit(payer, DEPOSIT);
-        IMaguAccess.ReadVoucher memory inflated = _readVoucher(node, 10, 15 ether, BASE);
+        uint32[] memory ten = _list(F, 10);
+        IMaguAccess.ReadVoucher memory inflated = _readVoucher(node, 10, _chain(0, ten), 15 ether, BASE);
         bytes memory sig = _signRead(payer, inflated);
         vm.expectRevert(abi.encodeWithSelector(IMaguAccess.AccessReadOverMax.selector, 15 ether, 10, BASE));
-        access.settleRead(inflated, payer, sig);
-        IMaguAccess.ReadVoucher memory honest = _readVoucher(node, 10, 10 ether, BASE);
-        access.settleRead(honest, payer, _signRead(payer, honest));
+        access.settleRead(inflated, payer, sig, ten);
+        IMaguAccess.ReadVoucher memory honest = _readVoucher(node, 10, _chain(0, ten), 10 ether, BASE);
+        access.settleRead(honest, payer, _signRead(payer, honest), ten);
         assertEq(access.balanceOf(id, payer), DEPOSIT - 10 ether, "the reader paid its own max");
         simReport("self-serving read farm (reads)", delta(before, after_), 0, "no gain: readers pay, nothing minted");
+    }
+
+    /// @notice Attack: a member buys demand for its fragment where it counts - reads of the same
+    /// fragment from the other holder, through a second account - then serves honest readers at
+    /// the raised price. Had the bonus followed the other holders' demand alone, the 2 base-price
+    /// fragments it paid would have earned it +50 % on all 20 honest reads (10 base); the bonus
+    /// fades as its own paid reads reach 1.5 times the others', so it earns 1 and loses 1.
+    function test_attack_buyDemandAtTheOtherHolder() public {
+        _priced();
+        (address node, address other) = _holders(F);
+        address sybil = newActor("sybil-reader");
+        _deposit(sybil, 2 ether);
+        _deposit(payer, DEPOSIT);
+        uint256 start = token.balanceOf(node) + token.balanceOf(sybil) + access.balanceOf(id, sybil);
+        _readAndSettle(sybil, other, _list(F, 2), BASE, BASE);
+        assertEq(_mult(F, node), 15_000, "demand bought");
+        uint256 earned;
+        uint256 unlimited; // what an others-only rule would have paid
+        for (uint256 i; i < 20; ++i) {
+            (uint256 others,) = access.readDemand(id, F, node);
+            unlimited += others >= access.DEMAND_UNIT() ? 1.5 ether : BASE;
+            earned += _readAndSettle(payer, node, _list(F, 1), access.readUnitPrice(id, F, node), 2 * BASE);
+        }
+        assertEq(unlimited, 30 ether, "without the limit: +50 % on every read");
+        assertEq(earned, 21 ether, "with it: +50 % on two reads");
+        uint256 end = token.balanceOf(node) - 20 ether + token.balanceOf(sybil) + access.balanceOf(id, sybil);
+        int256 pnl = delta(start, end);
+        assertEq(pnl, -1 ether, "the node lost what the bonus did not bring back");
+        // The honest side: the other holder was paid 2, the reader paid 1 above the base price.
+        simReport("bought demand at the other holder (reads)", pnl, 1 ether, "loses: 1 paid elsewhere buys a bonus on 1.5 own");
     }
 }

@@ -208,21 +208,19 @@ export const maguReadPriceCommand = ownerPriceCommand({
   summary: "set the base price per fragment read your Magu's members ask (paid from readers' deposits)",
   help: [
     "  MURI                 base price per fragment read, e.g. 0.001 (0: reads are free)",
-    "  Members ask the base price times a multiplier of x1 to x2 (rarity: vacant slots; demand: recent paid reads), shown by muri status.",
+    "  Members ask the base price times each fragment's multiplier, x1 to x2 (rarity: vacant slots among its holders;",
+    "  demand: recent paid reads of it at its other holders), shown by muri status.",
   ],
   what: "read price",
   set: (ctx, id, price) => signerOf(ctx).contracts.maguAccess.write.setReadPrice([id, price]),
   tx: "MaguAccess.setReadPrice",
-  describe: async (ctx, id, price) => {
-    const [multiplierBps] = await ctx.read.maguAccess.read.readMultiplier([id]);
-    return {
-      json: { readPrice: price, multiplierBps },
-      text:
-        price === 0n
-          ? `reads of Magu ${id} are free`
-          : `reads of Magu ${id} cost ${formatMuri(price)} MURI per fragment x${Number(multiplierBps) / 10_000} now (x1 to x2), paid to the members that serve them from the reader's deposit (muri magu deposit ${id} MURI)`,
-    };
-  },
+  describe: async (_ctx, id, price) => ({
+    json: { readPrice: price },
+    text:
+      price === 0n
+        ? `reads of Magu ${id} are free`
+        : `reads of Magu ${id} cost ${formatMuri(price)} MURI per fragment times the fragment's multiplier (x1 to x2, muri status), paid to the members that serve them from the reader's deposit (muri magu deposit ${id} MURI)`,
+  }),
 });
 
 export const maguDepositCommand: Command = {
@@ -245,13 +243,13 @@ export const maguDepositCommand: Command = {
       await confirm(ctx, hash, "MaguAccess.deposit");
       const balance = await ctx.read.maguAccess.read.balanceOf([id, account]);
       const price = await ctx.read.maguAccess.read.searchPrice([id]);
-      const readUnit = await ctx.read.maguAccess.read.readUnitPrice([id]);
+      const readUnit = await ctx.read.maguAccess.read.readPrice([id]);
       return {
-        json: { id, deposited: amount, balance, searchPrice: price, readUnitPrice: readUnit, tx: hash },
+        json: { id, deposited: amount, balance, searchPrice: price, readPrice: readUnit, tx: hash },
         text: [
           `deposited ${formatMuri(amount)} MURI for searches and reads of Magu ${id}: balance ${formatMuri(balance)} MURI` +
             (price > 0n ? ` (${balance / price} searches at ${formatMuri(price)} MURI)` : " (its searches are free for now)") +
-            (readUnit > 0n ? `; reads ${formatMuri(readUnit)} MURI per fragment now` : "; its reads are free for now"),
+            (readUnit > 0n ? `; reads ${formatMuri(readUnit)} MURI per fragment times its multiplier (x1 to x2)` : "; its reads are free for now"),
         ],
       };
     };

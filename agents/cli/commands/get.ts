@@ -65,7 +65,7 @@ export const getCommand: Command = {
     "  --force              a directory: write into a non-empty -o DIR (or over -o FILE with --path), replacing files of the same paths",
     "  --magu ID            the Magu holding it (default: the one this client directory recorded it in)",
     "  SHARE_TOKEN          what muri share printed for your account: names the file and carries its key (and a read grant)",
-    "  --max-read-price M   a Magu that charges for reads (muri magu read-price): the most you pay per fragment, in MURI (default: the price the chain quotes when the get starts); paid from your deposit (muri magu deposit ID MURI)",
+    "  --max-read-price M   a Magu that charges for reads (muri magu read-price): the most you pay per fragment, in MURI (default: the chain's cap, x2 the base price; each fragment costs what the chain quotes for it); paid from your deposit (muri magu deposit ID MURI)",
     GRANT_HELP,
     CLIENT_DIR_HELP,
   ],

@@ -32,6 +32,10 @@ function parseHttpUrl(value: string, option: string): string {
 
 /** More than this many nodes or Magus are summarised, not listed (a CLI is not an explorer). */
 const MAX_LISTED = 200;
+/** Fragments of a priced Magu whose read multipliers are read (its first ones). */
+const READ_FRAGMENTS_LISTED = 32;
+/** Highest multipliers printed per priced Magu. */
+const READ_FRAGMENTS_SHOWN = 3;
 
 export const statusCommand: Command = {
   path: ["status"],
@@ -107,7 +111,22 @@ export const statusCommand: Command = {
       const magus = await Promise.all(
         Array.from({ length: listedMagus }, async (_, i) => {
           const m = await readMagu(ctx, maguCount - BigInt(i)); // newest first
-          const [readPrice, [multiplierBps, rarityBps, demandBps]] = await Promise.all([r.maguAccess.read.readPrice([m.id]), r.maguAccess.read.readMultiplier([m.id])]);
+          const readPrice = await r.maguAccess.read.readPrice([m.id]);
+          // A priced Magu: each of its first fragments' multiplier, as each holder asks it.
+          const sampled = readPrice === 0n ? 0 : Math.min(m.fragmentCount, READ_FRAGMENTS_LISTED);
+          const fragments = (
+            await Promise.all(
+              Array.from({ length: sampled }, async (_, f) => {
+                const holders = (await r.maguRegistry.read.holders([m.id, BigInt(f)])).filter((a) => a !== zeroAddress);
+                return Promise.all(
+                  holders.map(async (member) => {
+                    const [multiplierBps, rarityBps, demandBps] = await r.maguAccess.read.readMultiplier([m.id, BigInt(f), member]);
+                    return { fragment: f, member, multiplierBps, rarityBps, demandBps };
+                  }),
+                );
+              }),
+            )
+          ).flat();
           return {
             id: m.id,
             kind: m.kind,
@@ -118,15 +137,31 @@ export const statusCommand: Command = {
             maxFragments: m.params.maxFragments,
             startPeriod: m.startPeriod,
             endPeriod: m.endPeriod,
-            // Paid reads: base price per fragment (0: free) and the bounded multiplier (x1..x2).
-            read: { price: readPrice, multiplierBps, rarityBps, demandBps },
+            // Paid reads: base price per fragment (0: free) and, for its first fragments, each
+            // holder's bounded multiplier (x1..x2: rarity among the fragment's holders, demand).
+            read: { price: readPrice, sampledFragments: sampled, fragments },
           };
         })
       );
       const mult = (bps: bigint): string => `x${Number(bps) / 10_000}`;
-      /** The priced Magus a node holds, with their multipliers ("read x1.25 on 3"). */
+      const maxBps = (list: readonly { multiplierBps: bigint }[]): bigint => list.reduce((a, x) => (x.multiplierBps > a ? x.multiplierBps : a), 10_000n);
+      /** The priced Magus a node holds fragments of, with its highest multiplier there ("read up to x1.25 on 3"). */
       const heldReads = (address: Address): string[] =>
-        magus.filter((m) => m.read.price > 0n && m.members.some((a) => a.toLowerCase() === address.toLowerCase())).map((m) => `${mult(m.read.multiplierBps)} on ${m.id}`);
+        magus.flatMap((m) => {
+          const own = m.read.fragments.filter((x) => x.member.toLowerCase() === address.toLowerCase());
+          return m.read.price > 0n && own.length > 0 ? [`up to ${mult(maxBps(own))} on ${m.id}`] : [];
+        });
+      /** A priced Magu's multipliers: range, then the highest few with their parts. */
+      const readLine = (m: (typeof magus)[number]): string => {
+        const list = m.read.fragments;
+        if (list.length === 0) return ` read ${formatMuri(m.read.price)} MURI/fragment (no fragments yet; x1 to x2)`;
+        const low = list.reduce((a, x) => (x.multiplierBps < a ? x.multiplierBps : a), 20_000n);
+        const top = [...list].sort((a, b) => (b.multiplierBps === a.multiplierBps ? a.fragment - b.fragment : b.multiplierBps > a.multiplierBps ? 1 : -1)).slice(0, READ_FRAGMENTS_SHOWN);
+        return (
+          ` read ${formatMuri(m.read.price)} MURI/fragment ${mult(low)}..${mult(maxBps(list))} over ${m.read.sampledFragments === m.fragments ? "its" : "the first"} ${m.read.sampledFragments} fragments (cap x2); highest: ` +
+          top.map((x) => `fragment ${x.fragment} ${mult(x.multiplierBps)} at ${x.member.slice(0, 10)} (rarity +${Number(x.rarityBps) / 100}%, demand +${Number(x.demandBps) / 100}%)`).join(", ")
+        );
+      };
       const text = [
         `chain ${ctx.deployment.chainId} at ${ctx.rpcUrl}, block ${block}, period ${period}, epoch ${epoch}`,
         `network: ${describeNetwork(network)}`,
@@ -153,9 +188,7 @@ export const statusCommand: Command = {
         ...magus.map(
           (m) =>
             `  ${m.id} ${m.kind} ${m.status} members ${m.members.length} fragments ${m.fragments}/${m.maxFragments} periods ${m.startPeriod}..${m.endPeriod}` +
-            (m.read.price > 0n
-              ? ` read ${formatMuri(m.read.price)} MURI/fragment ${mult(m.read.multiplierBps)} (rarity +${Number(m.read.rarityBps) / 100}%, demand +${Number(m.read.demandBps) / 100}%, cap x2)`
-              : "")
+            (m.read.price > 0n ? readLine(m) : "")
         ),
         ...(maguCount > BigInt(listedMagus) ? [`  … ${maguCount - BigInt(listedMagus)} more`] : []),
         ...formatAgentHealth(agents),

@@ -10,10 +10,13 @@
  *
  * Paid reads (roles/node/read-meter.ts): when a Magu has a read price, each fragment read from a
  * member is prepaid with a cumulative `ReadVoucher` (`op: "read-pay"`), one fragment at a time,
+ * naming the fragment (its index, NO_FRAGMENT for a manifest) in the voucher's reads hash chain,
  * after asking the member where this account stands (`op: "read-meter"`: a new process continues
- * the count). The voucher's `maxUnitPrice` is `maxReadPrice`, or by default the unit price the
- * chain quotes (MaguAccess `readUnitPrice`) when this client first reads the Magu: a price raised
- * since is refused with ERR_READ_PAYMENT rather than paid.
+ * the count). Each fragment costs what the chain quotes for it from that member (MaguAccess
+ * `readUnitPrice(magu, fragment, member)`: the base price times the fragment's multiplier). The
+ * voucher's `maxUnitPrice` is `maxReadPrice`, or by default the chain's cap (the base price x
+ * MAX_READ_MULTIPLIER_BPS, x2): a fragment quoted above it is refused with ERR_READ_PAYMENT rather
+ * than paid.
  */
 import type { PeerId } from "@libp2p/interface";
 import type { Address, Hex, TypedDataDomain } from "viem";
@@ -27,6 +30,9 @@ import {
   readAtMostEvery,
   signGrant,
   signHolder,
+  extendReads,
+  NO_FRAGMENT,
+  NO_READS,
   signReadVoucher,
   type Deployment,
   type MuriContracts,
@@ -90,7 +96,7 @@ export interface ClientAccessInit {
   sign: TypedSigner;
   /** Grant tokens given to this client (`muri magu grant` output). */
   grants?: readonly string[];
-  /** The most this client pays per fragment read, in wei (default: the chain's quote at first read). */
+  /** The most this client pays per fragment read, in wei (default: the chain's cap, x2 the base price). */
   maxReadPrice?: bigint;
 }
 
@@ -116,7 +122,7 @@ export class ClientAccess {
   /** Per Magu: its base read price and the most this client pays per fragment. */
   private readonly readTerms = new Map<bigint, Promise<{ base: bigint; max: bigint }>>();
   /** `${peer}/${magu}`: this account's standing with that member, and the fragments prepaid there. */
-  private readonly readState = new Map<string, { fragments: bigint; total: bigint; unit: bigint; credit: bigint; lock: Promise<unknown> }>();
+  private readonly readState = new Map<string, { fragments: bigint; reads: Hex; total: bigint; credits: Map<number, number>; lock: Promise<unknown> }>();
 
   constructor(
     private readonly init: ClientAccessInit,
@@ -166,9 +172,9 @@ export class ClientAccess {
    * want of access although one was presented (the member restarted and forgot it, or it lapsed
    * early by the chain's clock), presents again and runs it once more.
    */
-  async read<T>(peer: PeerId, magu: bigint, read: () => Promise<T>, member?: Address): Promise<T> {
+  async read<T>(peer: PeerId, magu: bigint, read: () => Promise<T>, member?: Address, fragment: number = NO_FRAGMENT): Promise<T> {
     await this.ensure(peer, magu);
-    const paid = member === undefined ? async () => read() : () => this.paidRead(peer, member, magu, read);
+    const paid = member === undefined ? async () => read() : () => this.paidRead(peer, member, magu, read, fragment);
     try {
       return await paid();
     } catch (err) {
@@ -183,21 +189,26 @@ export class ClientAccess {
   /** Fragments this client paid for by read vouchers in this process, per Magu. */
   readonly readsPaid = new Map<bigint, { fragments: bigint; wei: bigint }>();
 
-  /** Runs `read` (one fragment fetch from `member`) after prepaying it when the Magu charges for reads. */
-  private async paidRead<T>(peer: PeerId, member: Address, magu: bigint, read: () => Promise<T>): Promise<T> {
+  /** Runs `read` (one fetch of `fragment` from `member`) after prepaying it when the Magu charges for reads. */
+  private async paidRead<T>(peer: PeerId, member: Address, magu: bigint, read: () => Promise<T>, fragment: number): Promise<T> {
     const terms = await this.readTermsOf(magu);
     if (terms.base === 0n) return read();
     const key = `${peer.toString()}/${magu}`;
-    await this.prepay(peer, member, magu, key, terms.max);
+    await this.prepay(peer, member, magu, key, terms.max, fragment);
     const st = this.readState.get(key)!;
+    const take = () => {
+      const left = st.credits.get(fragment) ?? 0;
+      if (left <= 1) st.credits.delete(fragment);
+      else st.credits.set(fragment, left - 1);
+    };
     try {
       const value = await read();
-      st.credit = st.credit > 0n ? st.credit - 1n : 0n;
+      take();
       return value;
     } catch (err) {
       // Refused before the charge (busy, access): the credit is still there; otherwise unknown.
       const before = err instanceof RemoteRefusedError && /^busy|access denied: .*is private/.test(err.context.reason);
-      if (!before) st.credit = 0n;
+      if (!before) take();
       throw err;
     }
   }
@@ -206,18 +217,18 @@ export class ClientAccess {
     let t = this.readTerms.get(magu);
     if (t === undefined) {
       const a = this.c.contracts.maguAccess;
-      t = Promise.all([a.read.readPrice([magu]), a.read.readUnitPrice([magu])]).then(([base, unit]) => ({ base, max: this.init.maxReadPrice ?? unit }));
+      t = Promise.all([a.read.readPrice([magu]), a.read.MAX_READ_MULTIPLIER_BPS()]).then(([base, cap]) => ({ base, max: this.init.maxReadPrice ?? (base * cap) / 10_000n }));
       this.readTerms.set(magu, t);
       t.catch(() => this.readTerms.delete(magu));
     }
     return t;
   }
 
-  /** Makes sure this client has at least one fragment prepaid at `peer` (one voucher at a time per member). */
-  private async prepay(peer: PeerId, member: Address, magu: bigint, key: string, max: bigint): Promise<void> {
+  /** Makes sure `fragment` is prepaid at `peer` (one voucher at a time per member). */
+  private async prepay(peer: PeerId, member: Address, magu: bigint, key: string, max: bigint, fragment: number): Promise<void> {
     let st = this.readState.get(key);
     if (st === undefined) {
-      st = { fragments: 0n, total: 0n, unit: 0n, credit: 0n, lock: Promise.resolve() };
+      st = { fragments: 0n, reads: NO_READS, total: 0n, credits: new Map(), lock: Promise.resolve() };
       // A member that cannot say where this account stands is asked again by the next read.
       st.lock = this.readMeter(peer, magu, key).catch((err: unknown) => {
         this.readState.delete(key);
@@ -227,29 +238,31 @@ export class ClientAccess {
     }
     const state = st;
     const run = state.lock.then(async () => {
-      if (state.credit > 0n) return;
+      if ((state.credits.get(fragment) ?? 0) > 0) return;
       for (let attempt = 0; ; attempt++) {
-        const unit = state.unit;
-        const voucher = { magu, member, fragments: state.fragments + 1n, total: state.total + unit, maxUnitPrice: max };
+        const unit = await this.c.contracts.maguAccess.read.readUnitPrice([magu, BigInt(fragment), member]);
+        const what = fragment === NO_FRAGMENT ? "a document" : `fragment ${fragment}`;
         if (unit > max) {
-          throw new ReadPaymentRefusedError({ magu, peer: peer.toString(), reason: `Magu ${magu} charges for reads: ${unit} wei per fragment now, above this client's maximum ${max} (--max-read-price)` });
+          throw new ReadPaymentRefusedError({ magu, peer: peer.toString(), reason: `Magu ${magu} charges for reads: ${unit} wei for ${what} now, above this client's maximum ${max} (--max-read-price)` });
         }
+        const voucher = { magu, member, fragments: state.fragments + 1n, reads: extendReads(state.reads, [fragment]), total: state.total + unit, maxUnitPrice: max };
         const signature = await signReadVoucher(this.init.sign, this.domain, voucher);
         const answer = (await searchRequest(this.c.p2p.libp2p, peer, {
           op: "read-pay",
           magu: magu.toString(),
-          voucher: { payer: this.init.account, fragments: voucher.fragments.toString(), total: voucher.total.toString(), maxUnitPrice: max.toString(), signature },
+          voucher: { payer: this.init.account, fragments: voucher.fragments.toString(), reads: voucher.reads, total: voucher.total.toString(), maxUnitPrice: max.toString(), served: [fragment], signature },
         }, { what: "read-pay" })) as { ok?: boolean; credit?: string; error?: string };
         if (answer?.ok === true) {
           state.fragments = voucher.fragments;
+          state.reads = voucher.reads;
           state.total = voucher.total;
-          state.credit = BigInt(answer.credit ?? "1");
+          state.credits.set(fragment, (state.credits.get(fragment) ?? 0) + 1);
           const sum = this.readsPaid.get(magu) ?? { fragments: 0n, wei: 0n };
           this.readsPaid.set(magu, { fragments: sum.fragments + 1n, wei: sum.wei + unit });
           return;
         }
         // The price moved (demand) or the member's count differs: ask where we stand, once.
-        if (attempt === 0 && /must be at least|the next is/.test(answer?.error ?? "")) {
+        if (attempt === 0 && /must be at least|the next is|must extend|above the reader's maximum/.test(answer?.error ?? "")) {
           await this.readMeter(peer, magu, key);
           continue;
         }
@@ -264,18 +277,18 @@ export class ClientAccess {
   private async readMeter(peer: PeerId, magu: bigint, key: string): Promise<void> {
     const m = (await searchRequest(this.c.p2p.libp2p, peer, { op: "read-meter", magu: magu.toString(), payer: this.init.account }, { what: "read-meter" })) as {
       ok?: boolean;
-      unit?: string;
       fragments?: string;
+      reads?: string;
       total?: string;
-      credit?: string;
       error?: string;
     };
     if (m?.ok !== true) throw new ReadPaymentRefusedError({ magu, peer: peer.toString(), reason: m?.error ?? "malformed answer" });
     const st = this.readState.get(key)!;
-    st.unit = BigInt(m.unit ?? "0");
     st.fragments = BigInt(m.fragments ?? "0");
+    st.reads = (m.reads ?? NO_READS) as Hex;
     st.total = BigInt(m.total ?? "0");
-    st.credit = BigInt(m.credit ?? "0");
+    // Which fragments a previous process prepaid here is not known: they are paid again if read.
+    st.credits.clear();
   }
 
   /** Presents to every peer given, in parallel; a peer that cannot be reached is left to the read that follows. */

@@ -1231,7 +1231,7 @@ class Client implements StorageClient {
         // not written off.
         for (let attempt = 1; ; attempt++) {
           try {
-            const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs }), member.address);
+            const bytes = await this.access!.read(member.peerId, ref.maguId, () => p2p.fetchFragment(member.peerId, cid, { timeoutMs: CLIENT_DEFAULTS.transferTimeoutMs }), member.address, offset + where.index);
             fetched++;
             return bytes;
           } catch (err) {
@@ -1242,6 +1242,9 @@ class Client implements StorageClient {
         }
       } catch (err) {
         failed++;
+        // A fragment priced above this client's maximum (or a deposit short) ends the read with
+        // what to do, rather than a count of missing shards.
+        if (isReadPaymentRefusal(err)) throw new StorageClientError("ERR_READ_PAYMENT", (err as Error).message, { maguId: ref.maguId, fragment: offset + where.index });
         if (!down.has(member.address)) this.log.warn("holder unreachable, skipping it", { member: member.address, error: (err as Error).message });
         down.add(member.address);
         return undefined;

@@ -75,7 +75,7 @@ import { IndexWorker } from "../../index/index.js";
 import { SearchBudget, type SearchBudgetInit } from "../shared/search-budget.js";
 import { handleSearchProtocol } from "../../p2p/index.js";
 import { Registry } from "prom-client";
-import { registerAccessMetrics, registerFollowerMetrics, registerSearchBudgetMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
+import { registerAccessMetrics, registerFollowerMetrics, registerReadMetrics, registerSearchBudgetMetrics, startMetricsServer, type MetricsServer } from "../shared/metrics-server.js";
 
 /** Default capacity (store quota and registered capacity): half the disk's room, at most 4 GiB. */
 export const DEFAULT_CAPACITY: CapacitySpec = { percent: 50, maxBytes: 4 * 1024 ** 3 };
@@ -311,8 +311,9 @@ class StorageNodeAgent implements NodeAgent {
         metaDb,
         logger: log,
         maguOf: (cid) => sync.maguOf(cid),
+        fragmentOf: (cid) => sync.fragmentOf(cid),
         insider: (peer, magu) => access.insider(peer, magu),
-        settle: (voucher, payer, signature) => sendAccess("settleRead", (a) => a.write.settleRead([voucher, payer, signature])),
+        settle: (voucher, payer, signature, served) => sendAccess("settleRead", (a) => a.write.settleRead([voucher, payer, signature, served])),
       },
     );
     await reads.start();
@@ -523,6 +524,7 @@ class StorageNodeAgent implements NodeAgent {
       });
       registerSearchBudgetMetrics(this.registry, () => budget.stats());
       registerAccessMetrics(this.registry, () => access.stats(), () => meter.stats());
+      registerReadMetrics(this.registry, () => reads.stats());
       const server = await startMetricsServer({ port: init.metricsPort! }, { registry: this.registry });
       this.metrics = server;
       this.stops.push({ name: "metrics", stop: () => server.close() });

@@ -2,23 +2,28 @@
  * Paid reads, the member's side (docs/ARCHITECTURE.md, "Paid reads"). A Magu whose owner set a read
  * price (MaguAccess `readPrice`) is served to readers only against read vouchers: before fetching,
  * a reader sends `op: "read-pay"` on `/muri/search/2.0.0` with its EIP-712 `ReadVoucher` for this
- * member, for `n` more fragments and at least `n x readUnitPrice` more (the base price times the
- * bounded multiplier, read from the chain), with a `maxUnitPrice` at or above that unit price. The
- * member checks it (signer, count, total, the reader's max, no withdrawal pending, and that the
- * unsettled total fits in this member's share of the reader's deposit), keeps only the latest in
- * `Bucket.readVoucher` (so a restart loses no earnings), and credits the sending peer `n`
- * fragments; each fetch of that Magu's fragments by the peer then takes one credit. Members and
- * validators (repair, audits) read without paying. Vouchers are redeemed on chain (MaguAccess
- * `settleRead`) every `settleMs` when something is owed, at start (what a previous run kept), and
- * at once when the reader asks to withdraw.
+ * member and the fragments it is about to fetch (`served`, NO_FRAGMENT for a document): `n` more
+ * fragments, the reads hash chain extended by exactly those, and at least the sum of their unit
+ * prices more (`readUnitPrice(magu, fragment, member)`: the base price times that fragment's
+ * bounded multiplier, read from the chain), with a `maxUnitPrice` at or above each. The member
+ * checks it (signer, count, chain, total, the reader's max, no withdrawal pending, and that the
+ * unsettled total fits in this member's share of the reader's deposit), keeps the latest voucher
+ * and the fragments served since the last settlement in `Bucket.readVoucher` (so a restart loses
+ * no earnings), and credits the sending peer those fragments; each fetch of that Magu's data by
+ * the peer then takes the credit of its fragment (a document, or a fragment whose index this
+ * node does not know yet, takes any credit). Members and validators (repair, audits) read without
+ * paying. Vouchers are redeemed on chain (MaguAccess `settleRead`, listing the fragments served
+ * since the chain's last settlement) every `settleMs` when something is owed, as soon as
+ * SETTLE_AT_READS fragments wait, at start (what a previous run kept), and at once when the reader
+ * asks to withdraw.
  *
- * `op: "read-meter"` tells a reader where it stands with this member (unit price, multiplier, last
- * fragments and total), so a new `muri get` process continues its cumulative count.
+ * `op: "read-meter"` tells a reader where it stands with this member (last fragments, reads chain
+ * and total), so a new `muri get` process continues its cumulative count.
  */
 import type { CID } from "multiformats/cid";
 import type { Address, Hex } from "viem";
 import { getAddress, isAddress } from "viem";
-import { recoverReadVoucher, type MuriContracts, type MuriPublicClient, type ReadVoucher } from "../../chain/index.js";
+import { extendReads, NO_FRAGMENT, NO_READS, recoverReadVoucher, type MuriContracts, type MuriPublicClient, type ReadVoucher } from "../../chain/index.js";
 import { silentLogger, type Logger } from "../../store/logger.js";
 import { Bucket, type MetaDb } from "../../store/meta-db.js";
 import { keyOf, loadKept, memberSlots, settlementRounds, type MeterInit } from "./voucher-book.js";
@@ -27,6 +32,10 @@ import { keyOf, loadKept, memberSlots, settlementRounds, type MeterInit } from "
 const CHAIN_READ_TTL_MS = 2_000;
 /** The most fragments one voucher may prepay. */
 export const MAX_PREPAID_FRAGMENTS = 1_024n;
+/** Fragments waiting for settlement that start one at once (settleRead's gas grows with them). */
+export const SETTLE_AT_READS = 256;
+/** Fragments waiting for settlement beyond which a reader is asked to wait: one settleRead stays well within a block. */
+export const MAX_UNSETTLED_READS = 2_048;
 
 export class ReadPaymentError extends Error {
   static readonly code = "ERR_READ_PAYMENT";
@@ -42,10 +51,12 @@ export interface ReadMeterComponents {
   metaDb: MetaDb;
   /** The Magu a stored CID belongs to (undefined: not a Magu's data). */
   maguOf(cid: CID): bigint | undefined | Promise<bigint | undefined>;
+  /** The fragment index of a committed fragment this node holds (undefined: a document, or not indexed yet). */
+  fragmentOf?(cid: CID): number | undefined;
   /** Whether `peer` is a member or validator of `magu` (they read for free). */
   insider(peer: string, magu: bigint): Promise<boolean>;
   /** Sends MaguAccess.settleRead and waits for it (the node's wallet). */
-  settle(voucher: ReadVoucher, payer: Address, signature: Hex): Promise<void>;
+  settle(voucher: ReadVoucher, payer: Address, signature: Hex, served: readonly number[]): Promise<void>;
   logger?: Logger;
 }
 
@@ -55,12 +66,16 @@ interface Kept {
   fragments: bigint;
   total: bigint;
   maxUnitPrice: bigint;
+  reads: Hex;
   signature: Hex;
   /** Total redeemed on chain as far as this node knows. */
   paid: bigint;
+  /** The fragments served after the first `pendingFrom` (what settleRead lists). */
+  pending: number[];
+  pendingFrom: bigint;
 }
 
-/** What a read costs here now. */
+/** What a read of one fragment costs here now. */
 export interface ReadQuote {
   base: bigint;
   unit: bigint;
@@ -77,7 +92,7 @@ export interface ReadMeter {
   /** Redeems what `payer` owes in `magu` now (WithdrawRequested), or everything owed. */
   settleNow(magu?: bigint, payer?: Address): Promise<number>;
   stop(): Promise<void>;
-  stats(): { paidFetches: number; refused: number; settled: number; owed: bigint; redeemed: bigint };
+  stats(): { paidFetches: number; refused: number; settled: number; owed: bigint; redeemed: bigint; unsettledReads: number };
 }
 
 export function createReadMeter(init: MeterInit, components: ReadMeterComponents): ReadMeter {
@@ -85,26 +100,38 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
   const access = components.contracts.maguAccess;
   const bucket = components.metaDb.bucket(Bucket.readVoucher);
   const kept = new Map<string, Kept>();
-  /** `${peer}/${magu}` -> fragments prepaid and not fetched yet. */
-  const credit = new Map<string, bigint>();
-  const quotes = new Map<bigint, { at: number; value: Promise<ReadQuote> }>();
+  /** `${peer}/${magu}` -> fragment -> fetches prepaid and not made yet. */
+  const credit = new Map<string, Map<number, number>>();
+  const creditCount = (key: string): number => [...(credit.get(key)?.values() ?? [])].reduce((a, b) => a + b, 0);
+  const quotes = new Map<string, { at: number; value: Promise<ReadQuote> }>();
+  const prices = new Map<bigint, { at: number; value: Promise<bigint> }>();
   const counts = { paidFetches: 0, refused: 0, settled: 0, redeemed: 0n };
   let timer: NodeJS.Timeout | undefined;
   /** Serialises vouchers per (Magu, payer): their counts follow one another. */
   const locks = new Map<string, Promise<unknown>>();
 
-  const quote = (magu: bigint): Promise<ReadQuote> => {
-    const hit = quotes.get(magu);
+  /** The Magu's base price (a free Magu, the usual case, costs one chain read per CHAIN_READ_TTL_MS). */
+  const basePrice = (magu: bigint): Promise<bigint> => {
+    const hit = prices.get(magu);
+    if (hit !== undefined && Date.now() - hit.at < CHAIN_READ_TTL_MS) return hit.value;
+    const value = access.read.readPrice([magu]);
+    prices.set(magu, { at: Date.now(), value });
+    value.catch(() => prices.delete(magu));
+    return value;
+  };
+  /** What this member asks for `fragment` of `magu` now (its own multiplier for that fragment). */
+  const quote = (magu: bigint, fragment: number): Promise<ReadQuote> => {
+    const key = `${magu}/${fragment}`;
+    const hit = quotes.get(key);
     if (hit !== undefined && Date.now() - hit.at < CHAIN_READ_TTL_MS) return hit.value;
     const value = (async () => {
-      // A free Magu (the usual case) costs one read per CHAIN_READ_TTL_MS, not three.
-      const base = await access.read.readPrice([magu]);
+      const base = await basePrice(magu);
       if (base === 0n) return { base, unit: 0n, multiplierBps: 10_000n };
-      const [unit, [multiplierBps]] = await Promise.all([access.read.readUnitPrice([magu]), access.read.readMultiplier([magu])]);
-      return { base, unit, multiplierBps };
+      const [multiplierBps] = await access.read.readMultiplier([magu, BigInt(fragment), init.member]);
+      return { base, unit: (base * multiplierBps) / 10_000n, multiplierBps };
     })();
-    quotes.set(magu, { at: Date.now(), value });
-    value.catch(() => quotes.delete(magu));
+    quotes.set(key, { at: Date.now(), value });
+    value.catch(() => quotes.delete(key));
     return value;
   };
 
@@ -113,7 +140,9 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
   const save = (k: Kept): Promise<void> =>
     bucket.put(
       keyOf(k.magu, k.payer),
-      Buffer.from(JSON.stringify({ fragments: k.fragments.toString(), total: k.total.toString(), maxUnitPrice: k.maxUnitPrice.toString(), signature: k.signature, paid: k.paid.toString() })),
+      Buffer.from(
+        JSON.stringify({ fragments: k.fragments.toString(), reads: k.reads, total: k.total.toString(), maxUnitPrice: k.maxUnitPrice.toString(), signature: k.signature, paid: k.paid.toString(), pending: k.pending, pendingFrom: k.pendingFrom.toString() }),
+      ),
     );
 
   const parseMagu = (v: unknown): bigint => {
@@ -122,32 +151,47 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
   };
 
   /** Checks a read voucher from `peer`; returns the record to keep and the fragments it prepays. */
-  const accept = async (magu: bigint, raw: unknown): Promise<{ next: Kept; n: bigint }> => {
+  const accept = async (magu: bigint, raw: unknown): Promise<{ next: Kept; served: number[] }> => {
     const refuse = (reason: string): never => {
       counts.refused++;
       throw new ReadPaymentError({ magu, reason });
     };
-    const q = await quote(magu);
+    const base = await basePrice(magu);
     const w = raw as Record<string, unknown> | undefined;
-    if (w === undefined || typeof w !== "object" || w === null) return refuse(`${q.unit} wei per fragment; send a read voucher (deposit with muri magu deposit ${magu} MURI)`);
+    if (w === undefined || typeof w !== "object" || w === null) return refuse(`${base} wei per fragment at x1; send a read voucher (deposit with muri magu deposit ${magu} MURI)`);
     if (typeof w.payer !== "string" || !isAddress(w.payer)) return refuse("voucher.payer must be an address");
     for (const field of ["fragments", "total", "maxUnitPrice"]) {
       if (typeof w[field] !== "string" || !/^[0-9]{1,78}$/.test(w[field])) return refuse(`voucher.${field} must be a decimal string`);
     }
+    if (typeof w.reads !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(w.reads)) return refuse("voucher.reads must be a 32-byte hex hash");
     if (typeof w.signature !== "string" || !/^0x[0-9a-fA-F]{130}$/.test(w.signature)) return refuse("voucher.signature must be a 65-byte signature");
+    const served = w.served;
+    if (!Array.isArray(served) || served.length < 1 || served.length > Number(MAX_PREPAID_FRAGMENTS) || !served.every((f) => Number.isInteger(f) && f >= 0 && f <= NO_FRAGMENT)) {
+      return refuse(`voucher.served must list the 1 to ${MAX_PREPAID_FRAGMENTS} fragments (uint32; ${NO_FRAGMENT} for a document) the voucher pays for`);
+    }
+    const list = served as number[];
     const payer = getAddress(w.payer);
-    const voucher: ReadVoucher = { magu, member: init.member, fragments: BigInt(w.fragments as string), total: BigInt(w.total as string), maxUnitPrice: BigInt(w.maxUnitPrice as string) };
+    const voucher: ReadVoucher = { magu, member: init.member, fragments: BigInt(w.fragments as string), reads: (w.reads as string).toLowerCase() as Hex, total: BigInt(w.total as string), maxUnitPrice: BigInt(w.maxUnitPrice as string) };
     if (payer.toLowerCase() === init.member.toLowerCase()) return refuse("a member does not pay itself (MaguAccess refuses it)");
     const signer = await recoverReadVoucher(init.domain, voucher, w.signature as Hex).catch(() => undefined);
     if (signer === undefined || signer.toLowerCase() !== payer.toLowerCase()) return refuse(`the read voucher is not signed by ${payer} for member ${init.member}`);
     const last = kept.get(`${magu}/${payer.toLowerCase()}`);
-    const n = voucher.fragments - (last?.fragments ?? 0n);
+    const lastFragments = last?.fragments ?? 0n;
+    if (voucher.fragments !== lastFragments + BigInt(list.length)) return refuse(`voucher counts ${voucher.fragments} fragments; the next is ${lastFragments + BigInt(list.length)} for the ${list.length} served (ask op "read-meter")`);
+    const chained = extendReads(last?.reads ?? NO_READS, list);
+    if (chained !== voucher.reads) return refuse(`voucher.reads must extend ${last?.reads ?? NO_READS} by the fragments served (ask op "read-meter")`);
+    const pending = last?.pending ?? [];
+    if (pending.length + list.length > MAX_UNSETTLED_READS) return refuse(`busy: ${pending.length} reads wait for settlement on chain; retry shortly`);
     const before = last?.total ?? 0n;
-    if (n < 1n || n > MAX_PREPAID_FRAGMENTS) return refuse(`voucher counts ${voucher.fragments} fragments; the next is ${(last?.fragments ?? 0n) + 1n} to ${(last?.fragments ?? 0n) + MAX_PREPAID_FRAGMENTS} (ask op "read-meter")`);
-    if (voucher.maxUnitPrice < q.unit) {
-      return refuse(`the price is ${q.unit} wei per fragment (base ${q.base} x${Number(q.multiplierBps) / 10_000}), above the reader's maximum ${voucher.maxUnitPrice}`);
+    let due = before;
+    for (const f of list) {
+      const q = await quote(magu, f);
+      if (voucher.maxUnitPrice < q.unit) {
+        return refuse(`the price of fragment ${f === NO_FRAGMENT ? "(document)" : f} is ${q.unit} wei (base ${q.base} x${Number(q.multiplierBps) / 10_000}), above the reader's maximum ${voucher.maxUnitPrice}`);
+      }
+      due += q.unit;
     }
-    if (voucher.total < before + n * q.unit) return refuse(`voucher total ${voucher.total} must be at least ${before + n * q.unit} (${before} so far + ${n} x ${q.unit})`);
+    if (voucher.total < due) return refuse(`voucher total ${voucher.total} must be at least ${due} (${before} so far + the ${list.length} fragments at their unit prices)`);
     // MaguAccess refuses a total above fragments x maxUnitPrice: such a voucher would never pay.
     if (voucher.total > voucher.fragments * voucher.maxUnitPrice) return refuse(`voucher total ${voucher.total} exceeds ${voucher.fragments} x its maxUnitPrice ${voucher.maxUnitPrice}`);
     if ((await access.read.withdrawableAt([magu, payer])) !== 0n) return refuse(`${payer} asked to withdraw its deposit: no reads on credit until it deposits again after withdrawing`);
@@ -157,16 +201,33 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
     if (voucher.total - paid > share) {
       return refuse(`${payer}'s deposit (${balance} wei, ${share} per member) does not cover the ${voucher.total - paid} wei owed here: deposit more (muri magu deposit ${magu} MURI)`);
     }
-    return { next: { magu, payer, fragments: voucher.fragments, total: voucher.total, maxUnitPrice: voucher.maxUnitPrice, signature: w.signature as Hex, paid }, n };
+    return {
+      next: { magu, payer, fragments: voucher.fragments, reads: voucher.reads, total: voucher.total, maxUnitPrice: voucher.maxUnitPrice, signature: w.signature as Hex, paid, pending: [...pending, ...list], pendingFrom: last?.pendingFrom ?? 0n },
+      served: list,
+    };
   };
 
-  const voucherOf = (k: Kept): ReadVoucher => ({ magu: k.magu, member: init.member, fragments: k.fragments, total: k.total, maxUnitPrice: k.maxUnitPrice });
+  const voucherOf = (k: Kept): ReadVoucher => ({ magu: k.magu, member: init.member, fragments: k.fragments, reads: k.reads, total: k.total, maxUnitPrice: k.maxUnitPrice });
+
+  /** Redeems `k` as it is now: lists the fragments served beyond what the chain settled. */
+  const sendKept = async (k: Kept): Promise<void> => {
+    const voucher = voucherOf(k);
+    const signature = k.signature;
+    const [, settledFragments] = await access.read.readSettled([k.magu, k.payer, init.member]);
+    const from = Number(settledFragments - k.pendingFrom);
+    const to = Number(voucher.fragments - k.pendingFrom);
+    if (from < 0) throw new Error(`the chain settled ${settledFragments} fragments, but this node kept the reads only from ${k.pendingFrom}: the voucher cannot be listed`);
+    await components.settle(voucher, k.payer, signature, k.pending.slice(from, to));
+    // Reads taken while the transaction was under way stay pending.
+    k.pending = k.pending.slice(to);
+    k.pendingFrom = voucher.fragments;
+  };
 
   const rounds = settlementRounds(
     kept,
     {
       paidOnChain: async (k) => (await access.read.readSettled([k.magu, k.payer, init.member]))[0],
-      send: (k) => components.settle(voucherOf(k), k.payer, k.signature),
+      send: sendKept,
       save,
       redeemed: (_k, before, after) => {
         counts.redeemed += after - before;
@@ -186,8 +247,11 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
         fragments: BigInt(v.fragments!),
         total: BigInt(v.total!),
         maxUnitPrice: BigInt(v.maxUnitPrice!),
+        reads: (v.reads ?? NO_READS) as Hex,
         signature: v.signature as Hex,
         paid: BigInt(v.paid!),
+        pending: (v.pending as unknown as number[] | undefined) ?? [],
+        pendingFrom: BigInt(v.pendingFrom ?? v.fragments!),
       }));
       // What a previous run took and did not redeem is owed now.
       if ([...kept.values()].some((k) => k.total > k.paid)) void settleAll();
@@ -198,17 +262,23 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
     async chargeFetch(peer, cid) {
       const magu = await components.maguOf(cid);
       if (magu === undefined) return undefined;
-      const q = await quote(magu);
-      if (q.base === 0n) return undefined;
+      const base = await basePrice(magu);
+      if (base === 0n) return undefined;
       if (await components.insider(peer, magu)) return undefined;
       const key = `${peer}/${magu}`;
-      const left = credit.get(key) ?? 0n;
-      if (left < 1n) {
+      const credits = credit.get(key);
+      const fragment = components.fragmentOf?.(cid);
+      // The fragment's own credit; a document (or a fragment not indexed here yet) takes any.
+      const use = fragment !== undefined ? (credits?.has(fragment) ? fragment : undefined) : credits?.keys().next().value;
+      if (credits === undefined || use === undefined) {
         counts.refused++;
-        return new ReadPaymentError({ magu, reason: `${q.unit} wei per fragment; pay first with a read voucher (op "read-pay"), from a deposit (muri magu deposit ${magu} MURI)` }).message;
+        const what = fragment === undefined ? "this read" : `fragment ${fragment}`;
+        return new ReadPaymentError({ magu, reason: `${what} is not prepaid (${base} wei per fragment at x1, up to x2); pay first with a read voucher (op "read-pay"), from a deposit (muri magu deposit ${magu} MURI)` }).message;
       }
-      if (left === 1n) credit.delete(key);
-      else credit.set(key, left - 1n);
+      const left = credits.get(use)!;
+      if (left <= 1) credits.delete(use);
+      else credits.set(use, left - 1);
+      if (credits.size === 0) credit.delete(key);
       counts.paidFetches++;
       return undefined;
     },
@@ -219,8 +289,8 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
         const magu = parseMagu(r.magu);
         if (typeof r.payer !== "string" || !isAddress(r.payer)) throw new Error("payer must be an address");
         const k = kept.get(`${magu}/${r.payer.toLowerCase()}`);
-        const q = await quote(magu);
-        return { ok: true, magu: r.magu, base: q.base.toString(), unit: q.unit.toString(), multiplierBps: q.multiplierBps.toString(), fragments: (k?.fragments ?? 0n).toString(), total: (k?.total ?? 0n).toString(), credit: (credit.get(`${peer}/${magu}`) ?? 0n).toString() };
+        const base = await basePrice(magu);
+        return { ok: true, magu: r.magu, base: base.toString(), fragments: (k?.fragments ?? 0n).toString(), reads: k?.reads ?? NO_READS, total: (k?.total ?? 0n).toString(), credit: creditCount(`${peer}/${magu}`).toString() };
       }
       if (r?.op !== "read-pay") return undefined;
       const magu = parseMagu(r.magu);
@@ -232,13 +302,15 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
       locks.set(lockKey, held);
       await prev;
       try {
-        const { next, n } = await accept(magu, r.voucher);
+        const { next, served } = await accept(magu, r.voucher);
         await save(next);
         kept.set(lockKey, next);
         const key = `${peer}/${magu}`;
-        const left = (credit.get(key) ?? 0n) + n;
-        credit.set(key, left);
-        return { ok: true, magu: r.magu, fragments: next.fragments.toString(), total: next.total.toString(), credit: left.toString() };
+        const credits = credit.get(key) ?? new Map<number, number>();
+        for (const f of served) credits.set(f, (credits.get(f) ?? 0) + 1);
+        credit.set(key, credits);
+        if (next.pending.length >= SETTLE_AT_READS) void settleAll(magu, next.payer);
+        return { ok: true, magu: r.magu, fragments: next.fragments.toString(), reads: next.reads, total: next.total.toString(), credit: creditCount(key).toString() };
       } finally {
         if (locks.get(lockKey) === held) locks.delete(lockKey);
         release();
@@ -254,8 +326,12 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
 
     stats() {
       let owed = 0n;
-      for (const k of kept.values()) owed += k.total - k.paid;
-      return { ...counts, owed };
+      let unsettledReads = 0;
+      for (const k of kept.values()) {
+        owed += k.total - k.paid;
+        unsettledReads += k.pending.length;
+      }
+      return { ...counts, owed, unsettledReads };
     },
   };
 }

@@ -214,6 +214,8 @@ export interface MaguSync {
   isAssigned(cid: CID): boolean;
   /** The Magu whose fragment or document `cid` is (for access); undefined when this node keeps no such CID. */
   maguOf(cid: CID): bigint | undefined;
+  /** The index in its Magu of a committed fragment this node is assigned (undefined: a document, or not indexed). */
+  fragmentOf(cid: CID): number | undefined;
   /** Magus with a verified index, id -> number of fragments held here. */
   held(): ReadonlyMap<bigint, number>;
   /** Answers the request protocol's `batch.propose` and `batch.ack` (undefined: not a batch op). */
@@ -243,6 +245,8 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   const staged = new StagedManifests();
   /** CID string -> Magu id. */
   const assigned = new Map<string, bigint>();
+  /** CID -> fragment index in its Magu, for the assigned fragments. */
+  const fragmentIndex = new Map<string, number>();
   /** CID string -> Magu id of the documents kept (manifests, index documents), also in `Bucket.document`. */
   const documents = new Map<string, bigint>();
   const documentBucket = components.metaDb?.bucket(Bucket.document);
@@ -285,7 +289,10 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   };
 
   const assign = (maguId: bigint, cids: readonly CID[], held: readonly number[]): void => {
-    for (const f of held) assigned.set(cids[f]!.toString(), maguId);
+    for (const f of held) {
+      assigned.set(cids[f]!.toString(), maguId);
+      fragmentIndex.set(cids[f]!.toString(), f);
+    }
     heldCount.set(maguId, held.length);
   };
 
@@ -542,6 +549,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     for (const cid of dropped) {
       if (kept.has(cid.toString())) continue;
       assigned.delete(cid.toString());
+      fragmentIndex.delete(cid.toString());
       await store.delete(cid).catch(() => false);
     }
     for (const cid of documents) await store.delete(cid).catch(() => false);
@@ -552,7 +560,11 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
   return {
     handleBatchRequest,
     forget(maguId) {
-      for (const [cid, id] of assigned) if (id === maguId) assigned.delete(cid);
+      for (const [cid, id] of assigned) {
+        if (id !== maguId) continue;
+        assigned.delete(cid);
+        fragmentIndex.delete(cid);
+      }
       heldCount.delete(maguId);
       proposals.delete(maguId);
       restored.delete(maguId);
@@ -602,6 +614,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
     },
     async load() {
       assigned.clear();
+      fragmentIndex.clear();
       heldCount.clear();
       restored.clear();
       documents.clear();
@@ -631,6 +644,7 @@ export function createMaguSync(init: MaguSyncInit & { signer?: AckSigner; pendin
       for (const o of opens.values()) if (o.received.has(key)) return o.maguId;
       return undefined;
     },
+    fragmentOf: (cid) => fragmentIndex.get(cid.toString()),
     held: () => heldCount,
   };
 }

@@ -167,13 +167,9 @@ export function registerSearchBudgetMetrics(registry: Registry, stats: () => Sea
   });
 }
 
-/** `muri_access_*` and `muri_search_paid_*`: what the access gate let in and refused, and paid searches. */
-export function registerAccessMetrics(
-  registry: Registry,
-  access: () => { granted: number; refused: number; grants: number },
-  meter?: () => { charged: number; refused: number; settled: number; owed: bigint },
-): void {
-  const gauge = (name: string, help: string, read: () => number) =>
+/** A maker of unlabelled gauges in `registry`, each set from `read` when scraped. */
+function gaugeIn(registry: Registry): (name: string, help: string, read: () => number) => Gauge {
+  return (name, help, read) =>
     new Gauge({
       name,
       help,
@@ -182,6 +178,15 @@ export function registerAccessMetrics(
         this.set(read());
       },
     });
+}
+
+/** `muri_access_*` and `muri_search_paid_*`: what the access gate let in and refused, and paid searches. */
+export function registerAccessMetrics(
+  registry: Registry,
+  access: () => { granted: number; refused: number; grants: number },
+  meter?: () => { charged: number; refused: number; settled: number; owed: bigint },
+): void {
+  const gauge = gaugeIn(registry);
   gauge("muri_access_granted_total", "Reads and searches of Magus let through the access gate", () => access().granted);
   gauge("muri_access_refused_total", "Reads and searches refused: the peer was no member, validator or grantee of a private Magu", () => access().refused);
   gauge("muri_access_grants", "Grants presented and held now", () => access().grants);
@@ -190,4 +195,18 @@ export function registerAccessMetrics(
   gauge("muri_search_unpaid_refused_total", "Searches refused for a missing or insufficient voucher", () => meter().refused);
   gauge("muri_search_settlements_total", "Voucher settlements sent on chain", () => meter().settled);
   gauge("muri_search_owed_wei", "Voucher totals not settled yet, in token wei", () => Number(meter().owed));
+}
+
+/** Paid reads (read-meter.ts): fetches served against read vouchers, their settlements and what they earned. */
+export function registerReadMetrics(
+  registry: Registry,
+  reads: () => { paidFetches: number; refused: number; settled: number; owed: bigint; redeemed: bigint; unsettledReads: number },
+): void {
+  const gauge = gaugeIn(registry);
+  gauge("muri_reads_paid_fetches_total", "Fetches of priced Magus' data served against read vouchers", () => reads().paidFetches);
+  gauge("muri_reads_refused_total", "Fetches and read vouchers refused (not prepaid, over the reader's max, deposit short)", () => reads().refused);
+  gauge("muri_reads_vouchers_redeemed_total", "Read vouchers redeemed on chain (settleRead)", () => reads().settled);
+  gauge("muri_reads_earned_wei_total", "Tokens read vouchers paid this node on chain since it started, in token wei", () => Number(reads().redeemed));
+  gauge("muri_reads_owed_wei", "Read voucher totals not redeemed yet, in token wei", () => Number(reads().owed));
+  gauge("muri_reads_unsettled_fragments", "Fragments served and not listed in a settleRead yet", () => reads().unsettledReads);
 }

@@ -25,6 +25,9 @@ import {
   signGrant,
   signHolder,
   signReadVoucher,
+  extendReads,
+  NO_FRAGMENT,
+  NO_READS,
   signVoucher,
   type TypedSigner,
 } from "../../../agents/chain/access.js";
@@ -72,6 +75,14 @@ describe("chain/access", () => {
     assert.throws(() => decodeGrantToken(forged({ v: 2 })), /version 2 is not supported/);
   });
 
+  test("the reads hash chain is keccak256(previous || uint32 fragment), as MaguAccess checks it", () => {
+    // Shared vector with test/solidity/MaguAccess.t.sol's _chain: keccak256(abi.encodePacked(bytes32 0, uint32 0)).
+    assert.equal(extendReads(NO_READS, [0]), keccak256(`0x${"00".repeat(36)}`));
+    assert.equal(extendReads(extendReads(NO_READS, [1]), [2]), extendReads(NO_READS, [1, 2]), "extends step by step");
+    assert.notEqual(extendReads(NO_READS, [1, 2]), extendReads(NO_READS, [2, 1]), "order counts");
+    assert.throws(() => extendReads(NO_READS, [2 ** 32]), /a read fragment must be a uint32/);
+  });
+
   test("holder statements, search and read vouchers recover to their signer, and to someone else once changed", async () => {
     const holder = { magu: 7n, peer: keccak256("0x01"), expires: 2_000_000_000n };
     const hs = await signHolder(sign, domain, holder);
@@ -81,10 +92,11 @@ describe("chain/access", () => {
     const vs = await signVoucher(sign, domain, voucher);
     assert.equal(await recoverVoucher(domain, voucher, vs), account.address);
     assert.notEqual(await recoverVoucher(domain, { ...voucher, total: 31n }, vs), account.address);
-    const read = { magu: 7n, member: voucher.member, fragments: 3n, total: 30n, maxUnitPrice: 10n };
+    const read = { magu: 7n, member: voucher.member, fragments: 3n, reads: extendReads(NO_READS, [0, 4, NO_FRAGMENT]), total: 30n, maxUnitPrice: 10n };
     const rs = await signReadVoucher(sign, domain, read);
     assert.equal(await recoverReadVoucher(domain, read, rs), account.address);
     assert.notEqual(await recoverReadVoucher(domain, { ...read, maxUnitPrice: 11n }, rs), account.address, "the reader's max is signed");
+    assert.notEqual(await recoverReadVoucher(domain, { ...read, reads: extendReads(NO_READS, [0, 5, NO_FRAGMENT]) }, rs), account.address, "which fragments were read is signed");
     assert.notEqual(await recoverVoucher(domain, { magu: 7n, member: voucher.member, searches: 3n, total: 30n }, rs), account.address, "a read voucher is no search voucher");
   });
 });

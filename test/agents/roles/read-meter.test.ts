@@ -1,7 +1,7 @@
 /**
  * The member's side of paid reads (roles/node/read-meter.ts) with a real LevelDB and real EIP-712
- * signatures; the chain's answers (prices, multiplier, deposit, withdrawal, redeemed totals) are a
- * small table here so every refusal can be reached. The whole flow on a real chain with node
+ * signatures and reads hash chains; the chain's answers (prices, each fragment's multiplier, deposit,
+ * withdrawal, redeemed totals) are a small table here so every refusal can be reached. The whole flow on a real chain with node
  * processes and `muri get` is test/agents/roles/e2e-access.test.ts ("paid reads").
  */
 import assert from "node:assert/strict";
@@ -12,8 +12,10 @@ import { after, before, describe, test } from "node:test";
 import { privateKeyToAccount } from "viem/accounts";
 import type { Address } from "viem";
 import { CID } from "multiformats/cid";
-import { accessDomain, signReadVoucher, type ReadVoucher, type TypedSigner } from "../../../agents/chain/index.js";
+import { accessDomain, extendReads, NO_FRAGMENT, NO_READS, signReadVoucher, type ReadVoucher, type TypedSigner } from "../../../agents/chain/index.js";
+import { Registry } from "prom-client";
 import { createReadMeter, type ReadMeter } from "../../../agents/roles/node/read-meter.js";
+import { registerReadMetrics } from "../../../agents/roles/shared/metrics-server.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 
 const MAGU = 5n;
@@ -24,23 +26,39 @@ const memberAccount = privateKeyToAccount("0x7c852118294e51e653712a81e05800f4191
 const MEMBER = memberAccount.address as Address;
 const domain = accessDomain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3");
 const signer = (a: typeof reader): TypedSigner => (typed) => a.signTypedData(typed as never);
+/** Fragment 0 of the Magu (x1.5 here) and one of its documents (a manifest: base price). */
 const CID_OF_MAGU = CID.parse("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy");
+const DOC_OF_MAGU = CID.parse("bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq");
+const NOT_MAGU = CID.parse("bafkreidivzimqfqtoqxkrpge6bjyhlvxqs3rhe73owtmdulaxr5do5in7u");
 const PEER = "12D3KooWPeerOfTheReader";
 
-describe("read meter: read vouchers prepay fetches of a priced Magu, kept and redeemed on chain", () => {
+describe("read meter: read vouchers prepay fetches of a priced Magu, per fragment, kept and redeemed on chain", () => {
   let dir: string;
   let db: MetaDb;
-  const chain = { base: BASE, multiplierBps: 15_000n, balance: 1_000n, withdrawableAt: 0n, members: 2, paid: 0n, redeemed: [] as ReadVoucher[] };
-  const unit = (): bigint => (chain.base * chain.multiplierBps) / 10_000n;
+  const chain = {
+    base: BASE,
+    /** Each fragment's multiplier for this member (the rest: x1). */
+    multiplierBps: new Map<number, bigint>([[0, 15_000n]]),
+    balance: 1_000n,
+    withdrawableAt: 0n,
+    members: 2,
+    paid: 0n,
+    settledFragments: 0n,
+    redeemed: [] as { voucher: ReadVoucher; served: readonly number[] }[],
+  };
+  const unitOf = (f: number): bigint => (chain.base * (chain.multiplierBps.get(f) ?? 10_000n)) / 10_000n;
   const contracts = {
     maguAccess: {
       read: {
         readPrice: async () => chain.base,
-        readUnitPrice: async () => unit(),
-        readMultiplier: async () => [chain.multiplierBps, 0n, chain.multiplierBps - 10_000n] as const,
+        readMultiplier: async ([, f, member]: readonly [bigint, bigint, Address]) => {
+          assert.equal(member, MEMBER, "the member asks its own multiplier");
+          const m = chain.multiplierBps.get(Number(f)) ?? 10_000n;
+          return [m, 0n, m - 10_000n] as const;
+        },
         balanceOf: async () => chain.balance,
         withdrawableAt: async () => chain.withdrawableAt,
-        readSettled: async () => [chain.paid, 0n] as const,
+        readSettled: async () => [chain.paid, chain.settledFragments, NO_READS] as const,
       },
     },
     maguRegistry: { read: { maguInfo: async () => ({ params: { members: chain.members } }) } },
@@ -51,18 +69,31 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, kept and re
       {
         contracts: contracts as never,
         metaDb: db,
-        maguOf: (cid) => (cid.equals(CID_OF_MAGU) ? MAGU : undefined),
+        maguOf: (cid) => (cid.equals(CID_OF_MAGU) || cid.equals(DOC_OF_MAGU) ? MAGU : undefined),
+        fragmentOf: (cid) => (cid.equals(CID_OF_MAGU) ? 0 : undefined),
         insider: async (peer) => peer === "member-peer",
-        settle: async (v) => {
-          chain.redeemed.push(v);
-          chain.paid = v.total;
+        settle: async (voucher, _payer, _signature, served) => {
+          // What MaguAccess checks: exactly the fragments beyond the settled ones.
+          assert.equal(BigInt(served.length), voucher.fragments - chain.settledFragments, "lists the reads since the last settlement");
+          chain.redeemed.push({ voucher, served });
+          chain.paid = voucher.total;
+          chain.settledFragments = voucher.fragments;
         },
       },
     );
-  const pay = async (m: ReadMeter, fragments: bigint, total: bigint, o: { by?: typeof reader; payer?: Address; max?: bigint } = {}) => {
+  /** The reader's side: its count and reads chain so far. */
+  let sofar = { fragments: 0n, reads: NO_READS as `0x${string}` };
+  const pay = async (m: ReadMeter, served: number[], total: bigint, o: { by?: typeof reader; payer?: Address; max?: bigint; fragments?: bigint; reads?: `0x${string}` } = {}) => {
     const max = o.max ?? 2n * BASE;
-    const signature = await signReadVoucher(signer(o.by ?? reader), domain, { magu: MAGU, member: MEMBER, fragments, total, maxUnitPrice: max });
-    return m.handleRequest({ op: "read-pay", magu: MAGU.toString(), voucher: { payer: o.payer ?? reader.address, fragments: fragments.toString(), total: total.toString(), maxUnitPrice: max.toString(), signature } }, PEER);
+    const fragments = o.fragments ?? sofar.fragments + BigInt(served.length);
+    const reads = o.reads ?? extendReads(sofar.reads, served);
+    const signature = await signReadVoucher(signer(o.by ?? reader), domain, { magu: MAGU, member: MEMBER, fragments, reads, total, maxUnitPrice: max });
+    const answer = await m.handleRequest(
+      { op: "read-pay", magu: MAGU.toString(), voucher: { payer: o.payer ?? reader.address, fragments: fragments.toString(), reads, total: total.toString(), maxUnitPrice: max.toString(), served, signature } },
+      PEER,
+    );
+    sofar = { fragments, reads };
+    return answer;
   };
   const refused = (pattern: RegExp) => (err: unknown) => (err as { code?: string }).code === "ERR_READ_PAYMENT" && pattern.test((err as Error).message);
 
@@ -80,60 +111,92 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, kept and re
     const m = meter();
     assert.equal(await m.chargeFetch(PEER, CID_OF_MAGU), undefined);
     chain.base = BASE;
-    assert.equal(await m.chargeFetch(PEER, CID.parse("bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq")), undefined);
+    assert.equal(await m.chargeFetch(PEER, NOT_MAGU), undefined);
   });
 
-  test("a priced Magu: no credit, no fetch; a voucher buys exactly its fragments; members read free", async () => {
+  test("a priced Magu: no credit, no fetch; a voucher buys exactly its fragments, each at its own price; members read free", async () => {
     const m = meter();
     await m.start();
-    assert.match((await m.chargeFetch(PEER, CID_OF_MAGU)) ?? "", /charges for reads: 15 wei per fragment; pay first with a read voucher/);
+    assert.match((await m.chargeFetch(PEER, CID_OF_MAGU)) ?? "", /charges for reads: fragment 0 is not prepaid \(10 wei per fragment at x1, up to x2\)/);
     assert.equal(await m.chargeFetch("member-peer", CID_OF_MAGU), undefined, "a member repairing or auditing");
-    const answer = (await pay(m, 2n, 2n * unit())) as { ok: boolean; credit: string };
+    // Fragment 0 twice at x1.5.
+    const answer = (await pay(m, [0, 0], 2n * unitOf(0))) as { ok: boolean; credit: string; reads: string };
     assert.equal(answer.credit, "2");
+    assert.equal(answer.reads, extendReads(NO_READS, [0, 0]), "the reads chain it keeps");
     assert.equal(await m.chargeFetch(PEER, CID_OF_MAGU), undefined);
-    assert.equal(await m.chargeFetch("another-peer", CID_OF_MAGU) !== undefined, true, "the credit is the paying peer's");
+    assert.equal((await m.chargeFetch("another-peer", CID_OF_MAGU)) !== undefined, true, "the credit is the paying peer's");
     assert.equal(await m.chargeFetch(PEER, CID_OF_MAGU), undefined);
     assert.notEqual(await m.chargeFetch(PEER, CID_OF_MAGU), undefined, "two paid, two served");
-    assert.equal(m.stats().paidFetches, 2);
+    // A document at the base price: its credit does not pay for fragment 0 (priced higher).
+    await pay(m, [NO_FRAGMENT], 30n + unitOf(NO_FRAGMENT));
+    assert.match((await m.chargeFetch(PEER, CID_OF_MAGU)) ?? "", /fragment 0 is not prepaid/);
+    assert.equal(await m.chargeFetch(PEER, DOC_OF_MAGU), undefined, "the manifest is served");
+    assert.equal(m.stats().paidFetches, 3);
+    assert.equal(m.stats().unsettledReads, 3);
     const where = (await m.handleRequest({ op: "read-meter", magu: MAGU.toString(), payer: reader.address }, PEER)) as Record<string, string>;
-    assert.deepEqual([where.fragments, where.total, where.unit, where.multiplierBps], ["2", "30", "15", "15000"]);
+    assert.deepEqual([where.fragments, where.total, where.reads], ["3", "40", extendReads(NO_READS, [0, 0, NO_FRAGMENT])]);
     await m.stop();
   });
 
-  test("refuses forged, out-of-order, underpriced, over-max, self-paid and uncovered vouchers, naming what is wrong", async () => {
+  test("refuses forged, out-of-order, unchained, underpriced, over-max, self-paid and uncovered vouchers, naming what is wrong", async () => {
     const m = meter();
-    await m.start(); // redeems the 30 the last run kept
+    await m.start(); // redeems the 40 the last run kept, listing the 3 reads
     await m.settleNow();
-    assert.equal(chain.paid, 30n);
-    await assert.rejects(pay(m, 3n, 45n, { by: other }), refused(/not signed by/));
-    await assert.rejects(pay(m, 2n, 45n), refused(/the next is 3/), "a replay");
-    await assert.rejects(pay(m, 3n, 44n), refused(/must be at least 45 \(30 so far \+ 1 x 15\)/));
-    await assert.rejects(pay(m, 3n, 45n, { max: 14n }), refused(/15 wei per fragment \(base 10 x1.5\), above the reader's maximum 14/));
-    await assert.rejects(pay(m, 3n, 61n, { max: 20n }), refused(/exceeds 3 x its maxUnitPrice 20/));
-    await assert.rejects(pay(m, 3n, 45n, { by: memberAccount, payer: MEMBER }), refused(/does not pay itself/));
+    assert.equal(chain.paid, 40n);
+    assert.deepEqual(chain.redeemed.at(-1)!.served, [0, 0, NO_FRAGMENT], "settleRead lists the fragments served");
+    assert.equal(m.stats().unsettledReads, 0);
+    const base = { ...sofar };
+    const again = async (served: number[], total: bigint, o: Parameters<typeof pay>[3] = {}) => {
+      try {
+        return await pay(m, served, total, o);
+      } finally {
+        sofar = { ...base };
+      }
+    };
+    await assert.rejects(again([0], 55n, { by: other }), refused(/not signed by/));
+    await assert.rejects(again([0], 55n, { fragments: 3n }), refused(/the next is 4 for the 1 served/), "a replay");
+    await assert.rejects(again([0], 55n, { reads: extendReads(base.reads, [1]) }), refused(/voucher.reads must extend/), "signed for another fragment than it lists");
+    await assert.rejects(again([0], 54n), refused(/must be at least 55 \(40 so far \+ the 1 fragments at their unit prices\)/));
+    await assert.rejects(again([0], 55n, { max: 14n }), refused(/the price of fragment 0 is 15 wei \(base 10 x1.5\), above the reader's maximum 14/));
+    await assert.rejects(again([1], 81n, { max: 20n }), refused(/exceeds 4 x its maxUnitPrice 20/));
+    await assert.rejects(again([0], 55n, { by: memberAccount, payer: MEMBER }), refused(/does not pay itself/));
+    await assert.rejects(again([], 40n, { fragments: 3n }), refused(/voucher.served must list the 1 to 1024 fragments/));
     chain.withdrawableAt = 99n;
-    await assert.rejects(pay(m, 3n, 45n), refused(/asked to withdraw/));
+    await assert.rejects(again([0], 55n), refused(/asked to withdraw/));
     chain.withdrawableAt = 0n;
-    // 2 members, a deposit of 1,000: at most 500 unsettled here (30 of the 600 are redeemed).
-    await assert.rejects(pay(m, 40n, 30n + 38n * 15n), refused(/does not cover the 570 wei owed here/));
+    // 2 members, a deposit of 1,000: at most 500 unsettled here (40 of the 560 are redeemed).
+    await assert.rejects(again(Array(38).fill(0), 40n + 38n * 15n), refused(/does not cover the 570 wei owed here/));
     assert.equal(m.stats().owed, 0n, "nothing refused was kept");
     await m.stop();
   });
 
-  test("a restart keeps the count (LevelDB) and redeems what the last run kept", async () => {
+  test("a restart keeps the count, the chain and the unsettled reads (LevelDB), and redeems what the last run kept", async () => {
     const m = meter();
     await m.start();
-    await pay(m, 3n, 45n);
+    await pay(m, [1, 0], 40n + unitOf(1) + unitOf(0));
     await m.stop();
     const again = meter();
     await again.start(); // redeems at start
     await again.settleNow(); // waits for that round
-    assert.equal(chain.redeemed.at(-1)!.total, 45n);
-    assert.equal(chain.redeemed.at(-1)!.fragments, 3n);
+    const last = chain.redeemed.at(-1)!;
+    assert.equal(last.voucher.total, 65n);
+    assert.equal(last.voucher.fragments, 5n);
+    assert.equal(last.voucher.reads, extendReads(NO_READS, [0, 0, NO_FRAGMENT, 1, 0]));
+    assert.deepEqual(last.served, [1, 0], "only the reads since the chain's last settlement");
     assert.equal(again.stats().owed, 0n);
     assert.equal(await again.settleNow(), 0, "nothing more is owed");
     const where = (await again.handleRequest({ op: "read-meter", magu: MAGU.toString(), payer: reader.address }, PEER)) as Record<string, string>;
-    assert.equal(where.fragments, "3", "the count continues after a restart");
+    assert.equal(where.fragments, "5", "the count continues after a restart");
+    // /metrics: what this run redeemed and served, from the meter's own counts.
+    assert.equal(await again.chargeFetch(PEER, CID_OF_MAGU) !== undefined, true, "a fetch the restart did not credit");
+    const registry = new Registry();
+    registerReadMetrics(registry, () => again.stats());
+    const text = await registry.metrics();
+    assert.match(text, /muri_reads_vouchers_redeemed_total 1\n/);
+    assert.match(text, /muri_reads_earned_wei_total 25\n/, "65 - 40: what this run's redemption paid");
+    assert.match(text, /muri_reads_refused_total 1\n/);
+    assert.match(text, /muri_reads_owed_wei 0\n/);
+    assert.match(text, /muri_reads_unsettled_fragments 0\n/);
     await again.stop();
   });
 });

@@ -53,6 +53,9 @@ interface DeployedMaguAccess is IMaguAccess {
     function READ_VOUCHER_TYPEHASH() external view returns (bytes32);
     function MAX_READ_MULTIPLIER_BPS() external view returns (uint256);
     function DEMAND_HALF_LIFE_BLOCKS() external view returns (uint64);
+    function DEMAND_UNIT() external view returns (uint256);
+    function DEMAND_OWN_RATIO_BPS() external view returns (uint256);
+    function NO_FRAGMENT() external view returns (uint32);
 }
 
 interface DeployedRewards is IRewards {
