@@ -9,7 +9,8 @@
  *   - put: a `--mib` MiB random file into a new blob Magu (k=2, m=1, 3 members; Magu creation and
  *     formation included on both sides): `StorageClient.put(path)` against `PUT /v1/blobs` with the
  *     file streamed as the request body with its Content-Length (fetch, `duplex: "half"`), which the
- *     daemon encodes as it arrives;
+ *     daemon encodes as it arrives, its Magu created once the body is in (the default) and, a
+ *     second put, with `form=early` (created as the body starts, as the in-process put does);
  *   - get: the file just put, whole: `StorageClient.get` to a file against `GET /v1/blobs/{cid}`
  *     drained to a file (the daemon streams the file as it decodes it, keeping a copy in its cache);
  *     a second GET (from the cache) is given too;
@@ -130,7 +131,7 @@ try {
   await mkdir(join(net.dir, "out"), { recursive: true });
   const bytes = mib * 1024 * 1024;
   const mbps = (s: number): number => Number((mib / s).toFixed(1));
-  const best = { putLocal: Infinity, putHttp: Infinity, getLocal: Infinity, getHttp: Infinity, getHttpCached: Infinity };
+  const best = { putLocal: Infinity, putHttp: Infinity, putHttpEarly: Infinity, getLocal: Infinity, getHttp: Infinity, getHttpCached: Infinity };
   let peakMiB = 0;
   const idle = await memoryOf(serve.pid);
   for (let round = 1; round <= rounds; round++) {
@@ -140,7 +141,8 @@ try {
     note(`round ${round}: in-process put ${putLocal.toFixed(1)} s`);
     let cid = "";
     const putHttp = await seconds(async () => (cid = (await api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES }, { size: bytes })).manifestCid));
-    note(`round ${round}: HTTP put ${putHttp.toFixed(1)} s`);
+    const putHttpEarly = await seconds(() => api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES, form: "early" }, { size: bytes }));
+    note(`round ${round}: HTTP put ${putHttp.toFixed(1)} s, with form=early ${putHttpEarly.toFixed(1)} s`);
     const outLocal = join(net.dir, "out", `local-${round}.bin`);
     const getLocal = await timed("in-process get", () => local.get(localRef!, outLocal));
     const outHttp = join(net.dir, "out", `http-${round}.bin`);
@@ -154,7 +156,7 @@ try {
     for (const out of [outLocal, outHttp]) {
       if ((await sha256File(out)) !== file.sha256) throw new Error(`${out} is not the file that was put`);
     }
-    for (const key of Object.keys(best) as Array<keyof typeof best>) best[key] = Math.min(best[key], { putLocal, putHttp, getLocal, getHttp, getHttpCached }[key]);
+    for (const key of Object.keys(best) as Array<keyof typeof best>) best[key] = Math.min(best[key], { putLocal, putHttp, putHttpEarly, getLocal, getHttp, getHttpCached }[key]);
     peakMiB = Math.max(peakMiB, (await memoryOf(serve.pid)).peakMiB);
     await Promise.all([file.path, outLocal, outHttp].map((p) => rm(p, { force: true })));
   }
@@ -188,6 +190,7 @@ try {
   const ratio = (http: number, inProcess: number): number => Number((http / inProcess).toFixed(3));
   const table = [
     { what: `put ${mib} MiB (new Magu)`, inProcess: `${mbps(best.putLocal)} MiB/s`, http: `${mbps(best.putHttp)} MiB/s`, ratio: ratio(best.putLocal, best.putHttp) },
+    { what: `put ${mib} MiB, form=early`, inProcess: `${mbps(best.putLocal)} MiB/s`, http: `${mbps(best.putHttpEarly)} MiB/s`, ratio: ratio(best.putLocal, best.putHttpEarly) },
     { what: `get ${mib} MiB`, inProcess: `${mbps(best.getLocal)} MiB/s`, http: `${mbps(best.getHttp)} MiB/s`, ratio: ratio(best.getLocal, best.getHttp) },
     { what: `get ${mib} MiB, daemon cache`, inProcess: "-", http: `${mbps(best.getHttpCached)} MiB/s`, ratio: "-" },
     { what: "search, sequential", inProcess: `${search.localSeq.toFixed(0)} QPS`, http: `${search.httpSeq.toFixed(0)} QPS`, ratio: ratio(search.httpSeq, search.localSeq) },
@@ -210,7 +213,7 @@ try {
         loadavg1: Number(loadavg()[0]!.toFixed(2)),
         fileMiB: mib,
         rounds,
-        put: { inProcessMiBps: mbps(best.putLocal), httpMiBps: mbps(best.putHttp), ratio: ratio(best.putLocal, best.putHttp), inProcessSeconds: Number(best.putLocal.toFixed(2)), httpSeconds: Number(best.putHttp.toFixed(2)) },
+        put: { inProcessMiBps: mbps(best.putLocal), httpMiBps: mbps(best.putHttp), ratio: ratio(best.putLocal, best.putHttp), inProcessSeconds: Number(best.putLocal.toFixed(2)), httpSeconds: Number(best.putHttp.toFixed(2)), formEarly: { httpMiBps: mbps(best.putHttpEarly), ratio: ratio(best.putLocal, best.putHttpEarly) } },
         get: { inProcessMiBps: mbps(best.getLocal), httpMiBps: mbps(best.getHttp), ratio: ratio(best.getLocal, best.getHttp), httpCachedMiBps: mbps(best.getHttpCached) },
         daemonMemoryMiB: { idleRss: idle.rssMiB, peak: peakMiB, bound: RSS_BOUND_MIB },
         failures,

@@ -395,7 +395,7 @@ export interface Paths {
     };
   };
   "/v1/blobs": {
-    /** store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives (a new Magu is created once all of it is in: a cut body costs nothing); a chunked body is spooled first */
+    /** store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives (a new Magu is created once all of it is in, so a cut body costs nothing, unless form=early); a chunked body is spooled first */
     put: {
       query: {
         /** append to this blob Magu (yours) */
@@ -408,6 +408,8 @@ export interface Paths {
         members?: number;
         /** storage duration in periods (default 100) */
         periods?: number;
+        /** when a new Magu is created for a body with a Content-Length: complete (default), once the whole body is in, so a cut body costs nothing; early, as the body starts, so the formation and the pushes overlap the upload, but a cut body leaves the Magu paid and empty (the problem names it: put into it with ?magu=ID) */
+        form?: "complete" | "early";
       };
       header: {
         /** respond-async: answer 202 with an operation (Location: /v1/operations/{id}) at once */

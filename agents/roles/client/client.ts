@@ -318,6 +318,12 @@ export interface PutStream {
   readonly name: string;
   readonly size: number;
   readonly bytes: AsyncIterable<Uint8Array>;
+  /**
+   * Create the new Magu as the stream starts, as for a file, not once it has all arrived: the
+   * formation and the pushes overlap the upload, but a stream cut short leaves the Magu created,
+   * paid and empty (the error names it: put into it by its id).
+   */
+  readonly formEarly?: boolean;
 }
 
 /** What a put stores: a file's path, or a {@link PutStream}. */
@@ -758,7 +764,7 @@ class Client implements StorageClient {
     const forming =
       put.maguId !== undefined
         ? this.formPaid(BigInt(put.maguId))
-        : input.complete.then(() =>
+        : (typeof source === "string" || source.formEarly === true ? Promise.resolve() : input.complete).then(() =>
             this.createAndForm({ k, m, members: nMembers, durationPeriods, price, count: expected }, async (maguId) => {
               put.maguId = maguId.toString();
               await remember();
@@ -807,7 +813,7 @@ class Client implements StorageClient {
         queue.abort();
         const formed = await forming.catch(() => undefined);
         if (formed === undefined) throw err;
-        if (err instanceof StorageClientError) throw err;
+        if (err instanceof StorageClientError && err.code !== "ERR_SOURCE") throw err;
         throw new StorageClientError(
           "ERR_ENCODE_FAILED",
           `encoding ${path} failed (${(err as Error).message}); Magu ${formed.maguId}, created for it meanwhile, holds no data: put the file into it with --magu ${formed.maguId}`,

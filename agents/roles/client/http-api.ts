@@ -160,6 +160,18 @@ async function streamOut(res: ServerResponse, body: AsyncIterable<Buffer>, statu
   await pipeline(Readable.from(all()), res);
 }
 
+/** The local file `path` of `size` bytes as the answer: whole (200) or the request's one Range (206). */
+async function sendFile(req: IncomingMessage, res: ServerResponse, path: string, size: number, maguId: bigint): Promise<void> {
+  const range = parseRange(req.headers.range, size);
+  if (range === undefined) {
+    res.writeHead(200, { ...blobHeaders(maguId), "content-length": size });
+    await pipeline(createReadStream(path), res);
+    return;
+  }
+  res.writeHead(206, { ...blobHeaders(maguId), "content-length": range.end - range.start + 1, "content-range": `bytes ${range.start}-${range.end}/${size}` });
+  await pipeline(createReadStream(path, { start: range.start, end: range.end }), res);
+}
+
 function sameToken(given: string, token: string): boolean {
   // Digests first: equal lengths for timingSafeEqual, and no length leak.
   const a = createHash("sha256").update(given).digest();
@@ -238,13 +250,16 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
 
   const putBlob = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const { into, put } = putQuery(url);
+    const form = url.searchParams.get("form");
+    if (form !== null && form !== "early" && form !== "complete") throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter form: "${form}" is not early or complete`, "form");
+    if (form === "early" && into !== undefined) throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter form: Magu ${into} exists already; leave it out when putting into an existing Magu`, "form");
     const length = contentLength(req);
     if (length === 0) throw new Problem(400, "ERR_EMPTY_BODY", "the body is empty: send the file's bytes as the request body", "body");
     // With a Content-Length the body is encoded as it arrives (bounded memory, nothing on disk but
     // the staging overflow); without one (chunked) it is spooled first: the Magu's size follows
     // from the file's, which only the whole body tells.
     const spooled = length === undefined ? await spool(req) : undefined;
-    const source: PutSource = spooled ?? { name: `HTTP upload ${++uploadSeq} (${length} bytes)`, size: length!, bytes: req };
+    const source: PutSource = spooled ?? { name: `HTTP upload ${++uploadSeq} (${length} bytes)`, size: length!, bytes: req, formEarly: form === "early" };
     const received = spooled !== undefined ? Promise.resolve() : bodyReceived(req);
     received.catch(() => undefined); // the put fails too, and says so
     let failure: unknown;
@@ -315,15 +330,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     const file = `${uploadPath()}.entry`;
     try {
       await client.get(ref, file, { path });
-      const size = sub.entry.size;
-      const range = parseRange(req.headers.range, size);
-      if (range === undefined) {
-        res.writeHead(200, { ...blobHeaders(maguId), "content-length": size });
-        await pipeline(createReadStream(file), res);
-      } else {
-        res.writeHead(206, { ...blobHeaders(maguId), "content-length": range.end - range.start + 1, "content-range": `bytes ${range.start}-${range.end}/${size}` });
-        await pipeline(createReadStream(file, { start: range.start, end: range.end }), res);
-      }
+      await sendFile(req, res, file, sub.entry.size, maguId);
     } finally {
       await rm(file, { force: true });
     }
@@ -371,15 +378,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
       }
     }
     const { path, size } = await fetchCached(maguId, cid);
-    const range = parseRange(req.headers.range, size);
-    const headers = blobHeaders(maguId);
-    if (range === undefined) {
-      res.writeHead(200, { ...headers, "content-length": size });
-      await pipeline(createReadStream(path), res);
-      return;
-    }
-    res.writeHead(206, { ...headers, "content-length": range.end - range.start + 1, "content-range": `bytes ${range.start}-${range.end}/${size}` });
-    await pipeline(createReadStream(path, { start: range.start, end: range.end }), res);
+    await sendFile(req, res, path, size, maguId);
   };
 
   /**
@@ -587,8 +586,17 @@ export function openApiDocument(): Record<string, unknown> {
       "/v1/api": { get: { summary: "this document", security: [], responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": {} } } } } },
       "/v1/blobs": {
         put: {
-          summary: "store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives (a new Magu is created once all of it is in: a cut body costs nothing); a chunked body is spooled first",
-          parameters: putParams,
+          summary: "store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives (a new Magu is created once all of it is in, so a cut body costs nothing, unless form=early); a chunked body is spooled first",
+          parameters: [
+            ...putParams,
+            {
+              name: "form",
+              in: "query",
+              required: false,
+              description: "when a new Magu is created for a body with a Content-Length: complete (default), once the whole body is in, so a cut body costs nothing; early, as the body starts, so the formation and the pushes overlap the upload, but a cut body leaves the Magu paid and empty (the problem names it: put into it with ?magu=ID)",
+              schema: { type: "string", enum: ["complete", "early"] },
+            },
+          ],
           requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
           responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/PutResult" } } } }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "503": problem },
         },

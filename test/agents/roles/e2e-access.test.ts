@@ -366,7 +366,9 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       // An asynchronous put: its operation, polled while it runs, reports the client's own progress
       // events (bytes encoded, fragments pushed, acknowledgements), each counter only growing.
       const big = randomBytes(6 * 1024 * 1024 + 12_345);
-      const asyncPut = await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body: big, headers: { ...auth, prefer: "respond-async" } });
+      // form=early: the Magu is created while the body arrives.
+      await problem(await fetch(`${url}/v1/blobs?magu=${stored.maguId}&form=early`, { method: "PUT", body, headers: auth }), 400, "ERR_BAD_PARAMETER", "form");
+      const asyncPut = await fetch(`${url}/v1/blobs?k=2&m=1&members=3&form=early`, { method: "PUT", body: big, headers: { ...auth, prefer: "respond-async" } });
       assert.equal(asyncPut.status, 202, await asyncPut.clone().text());
       const putOp = (await asyncPut.json()) as { id: string };
       type Counters = { bytesTotal: number; bytesEncoded: number; fragmentsTotal: number; fragmentsPushed: number; acksTotal: number; acksReceived: number };
