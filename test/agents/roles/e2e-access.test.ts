@@ -570,6 +570,15 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       const sharedInfo = await net.read.maguRegistry.read.maguInfo([BigInt(shared.id)]);
       assert.equal(sharedInfo.fragmentCount, PUTS * 3, "the files' shards and nothing of the cut body");
       assert.equal(await net.read.maguRegistry.read.maguCount(), magusBefore, "the cut put created no Magu");
+      // With form=early the Magu is created as the body starts: a cut body leaves it formed and empty.
+      await cut("/v1/blobs?k=2&m=1&members=3&form=early");
+      const early = await waitFor("the early put's Magu is formed", 60_000, async () => {
+        const count = await net.read.maguRegistry.read.maguCount();
+        if (count === magusBefore) return undefined;
+        const info = await net.read.maguRegistry.read.maguInfo([count]);
+        return info.status === 2 ? { count, info } : undefined;
+      }, 250);
+      assert.deepEqual([early.count, early.info.fragmentCount], [magusBefore + 1n, 0], "one Magu, formed, holding nothing");
       console.log(`# HTTP cut bodies and ${CLIENTS} concurrent clients: ${((performance.now() - t2) / 1000).toFixed(1)} s`);
 
       // Every route of the document answers (a wrong body, but never 404 or 405).
