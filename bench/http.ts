@@ -8,11 +8,14 @@
  * its own, as a user runs it). Each round, in turn:
  *   - put: a `--mib` MiB random file into a new blob Magu (k=2, m=1, 3 members; Magu creation and
  *     formation included on both sides): `StorageClient.put(path)` against `PUT /v1/blobs` with the
- *     file streamed as the request body (fetch, `duplex: "half"`);
+ *     file streamed as the request body with its Content-Length (fetch, `duplex: "half"`), which the
+ *     daemon encodes as it arrives, its Magu created once the body is in (the default) and, a
+ *     second put, with `form=early` (created as the body starts, as the in-process put does);
  *   - get: the file just put, whole: `StorageClient.get` to a file against `GET /v1/blobs/{cid}`
- *     drained to a file (the daemon fetches the file once into its cache and streams it from there);
+ *     drained to a file (the daemon streams the file as it decodes it, keeping a copy in its cache);
  *     a second GET (from the cache) is given too;
- *   - the daemon's resident memory: its peak (VmHWM, /proc) after the round.
+ *   - the daemon's resident memory: its peak (VmHWM, /proc) after the round, which must stay under
+ *     {@link RSS_BOUND_MIB} whatever `--mib` is (the bench fails otherwise).
  * Then search: a vector Magu (`--vectors` vectors of `--dim`, r = 2) added through the daemon;
  * `--queries` queries, k = 10, exact = false, each hit's proof checked (the default), sequential
  * and `--concurrency` in flight, through `POST /v1/magus/{id}/search` against `VectorClient.search`
@@ -45,6 +48,13 @@ const NODES = 3;
 const LOCAL = NODES + 1;
 const DAEMON = NODES + 2;
 const K = 10;
+/**
+ * The daemon's peak resident memory allowed while it streams files of any size: its idle RSS (~190
+ * MiB: two libp2p nodes, viem, the vector client) + its staging budget
+ * (`CLIENT_DEFAULTS.serveStagingBytes`, 256 MiB) + 150 MiB of buffers (HTTP, stripes being encoded
+ * and decoded, GC slack).
+ */
+const RSS_BOUND_MIB = 600;
 
 const { values: args } = parseArgs({
   options: {
@@ -121,7 +131,7 @@ try {
   await mkdir(join(net.dir, "out"), { recursive: true });
   const bytes = mib * 1024 * 1024;
   const mbps = (s: number): number => Number((mib / s).toFixed(1));
-  const best = { putLocal: Infinity, putHttp: Infinity, getLocal: Infinity, getHttp: Infinity, getHttpCached: Infinity };
+  const best = { putLocal: Infinity, putHttp: Infinity, putHttpEarly: Infinity, getLocal: Infinity, getHttp: Infinity, getHttpCached: Infinity };
   let peakMiB = 0;
   const idle = await memoryOf(serve.pid);
   for (let round = 1; round <= rounds; round++) {
@@ -130,8 +140,9 @@ try {
     const putLocal = await seconds(async () => (localRef = await local.put(file.path, { k: 2, m: 1, members: NODES })));
     note(`round ${round}: in-process put ${putLocal.toFixed(1)} s`);
     let cid = "";
-    const putHttp = await seconds(async () => (cid = (await api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES })).manifestCid));
-    note(`round ${round}: HTTP put ${putHttp.toFixed(1)} s`);
+    const putHttp = await seconds(async () => (cid = (await api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES }, { size: bytes })).manifestCid));
+    const putHttpEarly = await seconds(() => api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES, form: "early" }, { size: bytes }));
+    note(`round ${round}: HTTP put ${putHttp.toFixed(1)} s, with form=early ${putHttpEarly.toFixed(1)} s`);
     const outLocal = join(net.dir, "out", `local-${round}.bin`);
     const getLocal = await timed("in-process get", () => local.get(localRef!, outLocal));
     const outHttp = join(net.dir, "out", `http-${round}.bin`);
@@ -145,7 +156,7 @@ try {
     for (const out of [outLocal, outHttp]) {
       if ((await sha256File(out)) !== file.sha256) throw new Error(`${out} is not the file that was put`);
     }
-    for (const key of Object.keys(best) as Array<keyof typeof best>) best[key] = Math.min(best[key], { putLocal, putHttp, getLocal, getHttp, getHttpCached }[key]);
+    for (const key of Object.keys(best) as Array<keyof typeof best>) best[key] = Math.min(best[key], { putLocal, putHttp, putHttpEarly, getLocal, getHttp, getHttpCached }[key]);
     peakMiB = Math.max(peakMiB, (await memoryOf(serve.pid)).peakMiB);
     await Promise.all([file.path, outLocal, outHttp].map((p) => rm(p, { force: true })));
   }
@@ -179,6 +190,7 @@ try {
   const ratio = (http: number, inProcess: number): number => Number((http / inProcess).toFixed(3));
   const table = [
     { what: `put ${mib} MiB (new Magu)`, inProcess: `${mbps(best.putLocal)} MiB/s`, http: `${mbps(best.putHttp)} MiB/s`, ratio: ratio(best.putLocal, best.putHttp) },
+    { what: `put ${mib} MiB, form=early`, inProcess: `${mbps(best.putLocal)} MiB/s`, http: `${mbps(best.putHttpEarly)} MiB/s`, ratio: ratio(best.putLocal, best.putHttpEarly) },
     { what: `get ${mib} MiB`, inProcess: `${mbps(best.getLocal)} MiB/s`, http: `${mbps(best.getHttp)} MiB/s`, ratio: ratio(best.getLocal, best.getHttp) },
     { what: `get ${mib} MiB, daemon cache`, inProcess: "-", http: `${mbps(best.getHttpCached)} MiB/s`, ratio: "-" },
     { what: "search, sequential", inProcess: `${search.localSeq.toFixed(0)} QPS`, http: `${search.httpSeq.toFixed(0)} QPS`, ratio: ratio(search.httpSeq, search.localSeq) },
@@ -189,7 +201,7 @@ try {
   console.log(line(["what", "in-process", "HTTP", "HTTP/in-process"]));
   for (const r of table) console.log(line([r.what, r.inProcess, r.http, String(r.ratio)]));
   for (const f of failures) console.log(`retried: ${f.what}: ${f.error}`);
-  console.log(`daemon resident memory: ${idle.rssMiB} MiB idle, peak ${peakMiB} MiB while putting and getting ${mib} MiB files`);
+  console.log(`daemon resident memory: ${idle.rssMiB} MiB idle, peak ${peakMiB} MiB while putting and getting ${mib} MiB files (bound ${RSS_BOUND_MIB} MiB)`);
   await writeFile(
     RESULTS,
     JSON.stringify(
@@ -201,9 +213,9 @@ try {
         loadavg1: Number(loadavg()[0]!.toFixed(2)),
         fileMiB: mib,
         rounds,
-        put: { inProcessMiBps: mbps(best.putLocal), httpMiBps: mbps(best.putHttp), ratio: ratio(best.putLocal, best.putHttp), inProcessSeconds: Number(best.putLocal.toFixed(2)), httpSeconds: Number(best.putHttp.toFixed(2)) },
+        put: { inProcessMiBps: mbps(best.putLocal), httpMiBps: mbps(best.putHttp), ratio: ratio(best.putLocal, best.putHttp), inProcessSeconds: Number(best.putLocal.toFixed(2)), httpSeconds: Number(best.putHttp.toFixed(2)), formEarly: { httpMiBps: mbps(best.putHttpEarly), ratio: ratio(best.putLocal, best.putHttpEarly) } },
         get: { inProcessMiBps: mbps(best.getLocal), httpMiBps: mbps(best.getHttp), ratio: ratio(best.getLocal, best.getHttp), httpCachedMiBps: mbps(best.getHttpCached) },
-        daemonMemoryMiB: { idleRss: idle.rssMiB, peak: peakMiB },
+        daemonMemoryMiB: { idleRss: idle.rssMiB, peak: peakMiB, bound: RSS_BOUND_MIB },
         failures,
         search: {
           vectors: vectorCount,
@@ -220,6 +232,7 @@ try {
     ) + "\n",
   );
   console.log(`wrote ${RESULTS}`);
+  if (peakMiB > RSS_BOUND_MIB) throw new Error(`the daemon's peak resident memory ${peakMiB} MiB is over its bound of ${RSS_BOUND_MIB} MiB`);
 } finally {
   await vectors.stop().catch(() => undefined);
   await serve.stop();

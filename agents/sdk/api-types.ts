@@ -193,6 +193,45 @@ export type Task = {
   fee?: string;
 };
 
+export type DirectoryPutResult = {
+  directory: {
+    files: number;
+    directories: number;
+    symlinks: number;
+    /** the files' bytes */
+    bytes: number;
+    /** the pack stored */
+    packSize: number;
+  };
+  maguId: string;
+  manifestCid: string;
+  fileSize: number;
+  shards: number;
+  offset: number;
+  fragmentCount: number;
+  members: Array<string>;
+};
+
+export type Listing = {
+  maguId: string;
+  manifestCid: string;
+  entries: Array<{
+    /** from the directory's root, POSIX */
+    path: string;
+    kind: "file" | "dir" | "symlink";
+    /** a file's size */
+    size?: number;
+    /** permission bits, octal (files and directories) */
+    mode?: string;
+    /** ISO time (files and directories) */
+    mtime?: string;
+    /** a file stored compressed */
+    compression?: string;
+    /** a symlink's target */
+    target?: string;
+  }>;
+};
+
 export type BlobStatus = {
   maguId?: string;
   manifestCid?: string;
@@ -356,7 +395,44 @@ export interface Paths {
     };
   };
   "/v1/blobs": {
-    /** store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append */
+    /** store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives (a new Magu is created once all of it is in, so a cut body costs nothing, unless form=early); a chunked body is spooled first */
+    put: {
+      query: {
+        /** append to this blob Magu (yours) */
+        magu?: string;
+        /** data shards per stripe (default 3) */
+        k?: number;
+        /** parity shards per stripe (default 2) */
+        m?: number;
+        /** nodes in the Magu (default k+m) */
+        members?: number;
+        /** storage duration in periods (default 100) */
+        periods?: number;
+        /** when a new Magu is created for a body with a Content-Length: complete (default), once the whole body is in, so a cut body costs nothing; early, as the body starts, so the formation and the pushes overlap the upload, but a cut body leaves the Magu paid and empty (the problem names it: put into it with ?magu=ID) */
+        form?: "complete" | "early";
+      };
+      header: {
+        /** respond-async: answer 202 with an operation (Location: /v1/operations/{id}) at once */
+        Prefer?: string;
+      };
+      requestBody: {
+        "application/octet-stream": Body;
+      };
+      responses: {
+        201: PutResult;
+        202: Operation;
+        400: ProblemBody;
+        401: ProblemBody;
+        403: ProblemBody;
+        404: ProblemBody;
+        409: ProblemBody;
+        413: ProblemBody;
+        503: ProblemBody;
+      };
+    };
+  };
+  "/v1/directories": {
+    /** store a directory sent as a tar archive (tar -c -C DIR .), as muri put DIR does: one pack in a new blob Magu or ?magu=ID. Files, directories and symlinks inside the tree; names are checked, nothing is written outside */
     put: {
       query: {
         /** append to this blob Magu (yours) */
@@ -375,22 +451,24 @@ export interface Paths {
         Prefer?: string;
       };
       requestBody: {
-        "application/octet-stream": Body;
+        "application/x-tar": Body;
       };
       responses: {
-        201: PutResult;
+        201: DirectoryPutResult;
         202: Operation;
         400: ProblemBody;
         401: ProblemBody;
         403: ProblemBody;
         404: ProblemBody;
+        409: ProblemBody;
         413: ProblemBody;
+        415: ProblemBody;
         503: ProblemBody;
       };
     };
   };
-  "/v1/blobs/{cid}": {
-    /** the file, byte for byte; one Range answers 206 */
+  "/v1/blobs/{cid}/ls": {
+    /** the entries of a stored directory (as muri ls --json), fetching only its trailer and directory nodes */
     get: {
       path: {
         /** the file's manifest CID (PUT /v1/blobs answers it) */
@@ -399,6 +477,29 @@ export interface Paths {
       query: {
         /** the Magu holding the file (default: the one this client's record lists the CID in) */
         magu?: string;
+      };
+      responses: {
+        200: Listing;
+        400: ProblemBody;
+        401: ProblemBody;
+        403: ProblemBody;
+        404: ProblemBody;
+        409: ProblemBody;
+      };
+    };
+  };
+  "/v1/blobs/{cid}": {
+    /** the file, byte for byte; one Range answers 206. A directory: one of its files with ?path= (a directory itself answers 409) */
+    get: {
+      path: {
+        /** the file's manifest CID (PUT /v1/blobs answers it) */
+        cid: string;
+      };
+      query: {
+        /** the Magu holding the file (default: the one this client's record lists the CID in) */
+        magu?: string;
+        /** a file of a stored directory (its path from the root, as /ls lists it) */
+        path?: string;
       };
       header: {
         Range?: string;
@@ -410,6 +511,7 @@ export interface Paths {
         401: ProblemBody;
         403: ProblemBody;
         404: ProblemBody;
+        409: ProblemBody;
         416: ProblemBody;
       };
     };

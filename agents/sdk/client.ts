@@ -77,6 +77,11 @@ export interface LongRequest {
   async?: boolean;
 }
 
+/** Options of a put: {@link LongRequest}, and the body's length in bytes when it is a stream. */
+export interface PutRequest extends LongRequest {
+  size?: number;
+}
+
 export class MuriClient {
   private readonly base: string;
   private readonly fetcher: typeof fetch;
@@ -91,17 +96,41 @@ export class MuriClient {
     return (await this.json("GET", "/v1/api")) as Record<string, unknown>;
   }
 
-  /** Stores `body` as a file: a new blob Magu (the CLI's defaults, or `query`), or `query.magu` to append. */
-  putBlob(body: Upload, query?: Query<"/v1/blobs", "put">): Promise<Answer<"/v1/blobs", "put", 201>>;
-  putBlob(body: Upload, query: Query<"/v1/blobs", "put"> | undefined, options: { async: true }): Promise<Answer<"/v1/blobs", "put", 202>>;
-  async putBlob(body: Upload, query: Query<"/v1/blobs", "put"> = {}, options: LongRequest = {}): Promise<unknown> {
-    return this.json("PUT", `/v1/blobs${search(query)}`, { body: upload(body), type: "application/octet-stream", async: options.async });
+  /**
+   * Stores `body` as a file: a new blob Magu (the CLI's defaults, or `query`), or `query.magu` to
+   * append. `size`, the body's length in bytes, is sent as Content-Length (Node; a browser sets it
+   * itself for bytes and Blobs): the daemon then encodes the body as it arrives, while a stream of
+   * unknown length is spooled to its disk first.
+   */
+  putBlob(body: Upload, query?: Query<"/v1/blobs", "put">, options?: PutRequest & { async?: false }): Promise<Answer<"/v1/blobs", "put", 201>>;
+  putBlob(body: Upload, query: Query<"/v1/blobs", "put"> | undefined, options: PutRequest & { async: true }): Promise<Answer<"/v1/blobs", "put", 202>>;
+  async putBlob(body: Upload, query: Query<"/v1/blobs", "put"> = {}, options: PutRequest = {}): Promise<unknown> {
+    const headers = options.size === undefined ? undefined : { "content-length": String(options.size) };
+    return this.json("PUT", `/v1/blobs${search(query)}`, { body: upload(body), type: "application/octet-stream", async: options.async, headers });
   }
 
-  /** Reads a file, or with `range` part of it (`{ start, end }` inclusive, or an HTTP Range value such as "bytes=-100"). */
-  async getBlob(cid: string, options: { range?: { start: number; end?: number } | string; magu?: string } = {}): Promise<BlobRead> {
+  /**
+   * Stores a directory sent as a tar archive (`tar -c -C DIR .`; bytes, a Blob or a stream): a new
+   * blob Magu (the CLI's defaults, or `query`), or `query.magu` to append.
+   */
+  putDirectory(tar: Upload, query?: Query<"/v1/directories", "put">, options?: LongRequest & { async?: false }): Promise<Answer<"/v1/directories", "put", 201>>;
+  putDirectory(tar: Upload, query: Query<"/v1/directories", "put"> | undefined, options: LongRequest & { async: true }): Promise<Answer<"/v1/directories", "put", 202>>;
+  async putDirectory(tar: Upload, query: Query<"/v1/directories", "put"> = {}, options: LongRequest = {}): Promise<unknown> {
+    return this.json("PUT", `/v1/directories${search(query)}`, { body: upload(tar), type: "application/x-tar", async: options.async });
+  }
+
+  /** The entries of a stored directory (paths, kinds, sizes, modes). */
+  async listDirectory(cid: string, magu?: string): Promise<Answer<"/v1/blobs/{cid}/ls", "get", 200>> {
+    return (await this.json("GET", `/v1/blobs/${encodeURIComponent(cid)}/ls${search({ magu })}`)) as Answer<"/v1/blobs/{cid}/ls", "get", 200>;
+  }
+
+  /**
+   * Reads a file, or with `range` part of it (`{ start, end }` inclusive, or an HTTP Range value
+   * such as "bytes=-100"); with `path`, that file of a stored directory.
+   */
+  async getBlob(cid: string, options: { range?: { start: number; end?: number } | string; magu?: string; path?: string } = {}): Promise<BlobRead> {
     const range = options.range === undefined ? undefined : typeof options.range === "string" ? options.range : `bytes=${options.range.start}-${options.range.end ?? ""}`;
-    const res = await this.send("GET", `/v1/blobs/${encodeURIComponent(cid)}${search({ magu: options.magu })}`, { headers: range === undefined ? {} : { range } });
+    const res = await this.send("GET", `/v1/blobs/${encodeURIComponent(cid)}${search({ magu: options.magu, path: options.path })}`, { headers: range === undefined ? {} : { range } });
     const length = Number(res.headers.get("content-length"));
     const total = /\/([0-9]+)$/.exec(res.headers.get("content-range") ?? "");
     const stream = res.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
@@ -214,7 +243,7 @@ export class MuriClient {
     throw new MuriApiError(problem);
   }
 
-  private async json(method: string, path: string, init: { body?: FetchBody; type?: string; async?: boolean } = {}): Promise<unknown> {
+  private async json(method: string, path: string, init: { body?: FetchBody; type?: string; async?: boolean; headers?: Record<string, string> } = {}): Promise<unknown> {
     return (await this.send(method, path, init)).json();
   }
 }

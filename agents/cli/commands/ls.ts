@@ -8,6 +8,7 @@ import { CLIENT_DIR_HELP, clientDir, startClient } from "../devnet/storage-clien
 import { GRANT_HELP } from "../grants.js";
 import { STORED_REF_OPTIONS, parseStoredRef } from "./get.js";
 import { readMagu } from "./magu.js";
+import { listingJson } from "../../roles/client/folder.js";
 
 /** `drwxr-xr-x` for a kind and permission bits. */
 export function modeString(kind: TreeEntry["kind"], mode: number): string {
@@ -32,12 +33,7 @@ export const lsCommand: Command = {
       try {
         const maguId = givenMagu ?? (await client.locate(manifestCid));
         const tree = await client.list({ maguId, manifestCid });
-        const entries = tree.map((e) => ({
-          path: e.path,
-          kind: e.kind,
-          ...(e.kind === "symlink" ? { target: e.target } : { mode: `0${e.mode.toString(8)}`, mtime: new Date(e.mtime).toISOString() }),
-          ...(e.kind === "file" ? { size: e.size, ...(e.compression !== undefined ? { compression: e.compression } : {}) } : {}),
-        }));
+        const entries = listingJson(tree);
         const width = Math.max(1, ...tree.map((e) => (e.kind === "file" ? String(e.size).length : 1)));
         return {
           json: { maguId, manifestCid: manifestCid.toString(), entries },

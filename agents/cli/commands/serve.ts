@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createKeyFile, readKeyFile } from "../../store/key-file.js";
+import { CLIENT_DEFAULTS } from "../../roles/client/defaults.js";
 import { isLoopback, startHttpApi } from "../../roles/client/http-api.js";
 import { createVectorClient } from "../../roles/client/vector-client.js";
 import type { CommandArgs } from "../command.js";
@@ -75,7 +76,7 @@ export const serveCommand: LocalCommand = {
     const target = await resolveTarget(args);
     const ctx = await connect(target, { signs: true, json });
     const signals = stopSignals("serve");
-    const client = await startClient(args, ctx, dir);
+    const client = await startClient(args, ctx, dir, undefined, [], undefined, CLIENT_DEFAULTS.serveStagingBytes);
     // The vector routes: the same key and directory (startClient refused a missing key already).
     const vectors = createVectorClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key!, grants: grantTokens(args) });
     try {

@@ -2,9 +2,12 @@
  * The storage client: put a file into a fresh blob Magu and get it back.
  *
  * put(path):
- * 1. encode (encrypt + erasure-code, data/pipeline.ts) into memory (up to `memoryStagingBytes` of
- *    shards, 1 GiB by default) or, for larger files, a staging fragment store in the client
- *    directory; the shard count F, CIDs and fragment roots come out of it;
+ * 1. encode (encrypt + erasure-code, data/pipeline.ts) into memory (at most `memoryStagingBytes` of
+ *    shards waiting for their push, all puts of the client together, 1 GiB by default; a pushed
+ *    shard frees its room) and beyond that a staging fragment store in the client directory; the
+ *    shard count F, CIDs and fragment roots come out of it. The source is a file's path or a
+ *    {@link PutStream} of known size (an HTTP body: not resumable, its Magu created only once the
+ *    whole stream has arrived);
  * 2. at the same time (F follows from the file size): createMagu (members, k, m, maxFragments = F,
  *    duration, price; escrow approved first), let two blocks pass (`hardhat_mine` when the RPC has
  *    it, else wait), formMagu; an encoding that fails after the Magu was formed says which Magu
@@ -166,7 +169,9 @@ export type StorageClientErrorCode =
   /** fileKey: the manifest does not open with this client's secret (another client stored it). */
   | "ERR_NOT_YOUR_FILE"
   /** get with a shared key: the manifest is another file than the key opens. */
-  | "ERR_SHARE_MISMATCH";
+  | "ERR_SHARE_MISMATCH"
+  /** put of a stream: it gave more or fewer bytes than its size said (or was cut), or an option a stream cannot take. */
+  | "ERR_SOURCE";
 
 /** A client operation that failed; `code` names the condition, `context` says where. */
 export class StorageClientError extends Error {
@@ -292,18 +297,44 @@ export interface RangeReader {
   fileSize: number;
   /** Stored as it is (not compressed, not a directory pack): its byte ranges are the file's. */
   raw: boolean;
+  /** A directory pack (`list` and `get` with a path read it). */
+  directory: boolean;
   /** Bytes [offset, offset + length) of the stored bytes, fetching only the fragments holding them. */
   read(offset: number, length: number): AsyncIterable<Buffer>;
+  /** All the stored bytes in order, the next stripes fetched while one is decrypted (as `get` reads). */
+  all(): AsyncIterable<Buffer>;
   /** Shards fetched (and failed) so far. */
   stats(): Pick<GetResult, "fetched" | "failed" | "unreachable">;
 }
 
+/**
+ * Bytes to put that arrive as a stream (an HTTP request body) instead of from a file: `size` is
+ * known before the first byte (the Magu's size follows from it) and the stream must give exactly
+ * that many. Such a put cannot be resumed or compressed, and a new Magu for it is created only once
+ * every byte has arrived: a stream cut short costs nothing and leaves nothing committed.
+ */
+export interface PutStream {
+  /** Names the upload in logs and errors. */
+  readonly name: string;
+  readonly size: number;
+  readonly bytes: AsyncIterable<Uint8Array>;
+  /**
+   * Create the new Magu as the stream starts, as for a file, not once it has all arrived: the
+   * formation and the pushes overlap the upload, but a stream cut short leaves the Magu created,
+   * paid and empty (the error names it: put into it by its id).
+   */
+  readonly formEarly?: boolean;
+}
+
+/** What a put stores: a file's path, or a {@link PutStream}. */
+export type PutSource = string | PutStream;
+
 export interface StorageClient {
   start(): Promise<void>;
   stop(): Promise<void>;
-  put(path: string, options?: PutOptions): Promise<PutResult>;
+  put(source: PutSource, options?: PutOptions): Promise<PutResult>;
   /** Appends a file to an existing blob Magu the caller owns (see the module comment). */
-  putInto(maguId: bigint, path: string, options?: Pick<PutOptions, "compress" | "onProgress">): Promise<PutResult>;
+  putInto(maguId: bigint, source: PutSource, options?: Pick<PutOptions, "compress" | "onProgress">): Promise<PutResult>;
   /** Fetches a file or directory; `fileKey` (a share's, `muri share`) opens one another client stored. */
   get(ref: FileRef, outPath: string, options?: GetOptions): Promise<GetResult>;
   /** A stored file's size from its manifest (no shard fetched). */
@@ -323,6 +354,43 @@ export interface StorageClient {
   /** What this client prepaid for reads of `maguId` so far (a Magu with a read price; else zeros). */
   readsPaid(maguId: bigint): { fragments: bigint; wei: bigint };
   readonly address: Address;
+}
+
+/**
+ * Reads a put's source once: its bytes, how many were read so far, and `complete`, which resolves
+ * once a stream gave exactly its size (rejects when it gave more, fewer, or failed).
+ */
+function readSource(from: PutSource): { bytes: AsyncIterable<Uint8Array>; read: () => number; complete: Promise<void> } {
+  if (typeof from === "string") {
+    const stream = createReadStream(from);
+    return { bytes: stream, read: () => stream.bytesRead, complete: Promise.resolve() };
+  }
+  const source = from;
+  let read = 0;
+  let settle!: (err?: unknown) => void;
+  const complete = new Promise<void>((resolve, reject) => (settle = (err) => (err === undefined ? resolve() : reject(err as Error))));
+  complete.catch(() => undefined); // a failed stream fails the encoding too, which reports it
+  const short = (): StorageClientError =>
+    new StorageClientError("ERR_SOURCE", `${source.name} stopped after ${read} of its ${source.size} bytes: nothing was stored; send it again`, { name: source.name, size: source.size, read });
+  async function* exactly(): AsyncGenerator<Uint8Array> {
+    let done = false;
+    try {
+      for await (const chunk of source.bytes) {
+        read += chunk.length;
+        if (read > source.size) throw new StorageClientError("ERR_SOURCE", `${source.name} gave more than the ${source.size} bytes it announced: nothing was stored`, { name: source.name, size: source.size });
+        yield chunk;
+      }
+      if (read !== source.size) throw short();
+      done = true;
+      settle();
+    } catch (err) {
+      settle(err);
+      throw err;
+    } finally {
+      if (!done) settle(short());
+    }
+  }
+  return { bytes: exactly(), read: () => read, complete };
 }
 
 export function createClient(init: ClientInit, components: ClientComponents = {}): StorageClient {
@@ -397,22 +465,30 @@ function foldsTo(files: readonly Fetched[], root: Hex): boolean {
   return hexRoot(rootsOf(files)).toLowerCase() === root.toLowerCase();
 }
 
+/** Bytes of encoded shards a client's puts keep in memory at once (shared by its concurrent puts). */
+interface StagingBudget {
+  readonly limit: number;
+  used: number;
+}
+
 /**
- * Where a put's encoded shards wait for the commit and the pushes: in memory when they fit, else
- * in the client's staging store (written without a second hash, read back with one, so what is
- * pushed is what the encoder made).
+ * Where a put's encoded shards wait for their push: in memory while the client's
+ * {@link StagingBudget} has room (a pushed shard gives its room back), else in the client's staging
+ * store (written without a second hash, read back with one, so what is pushed is what the encoder
+ * made). Memory stays bounded whatever the file's size or how far the encoder runs ahead of the pushes.
  */
 class ShardStage {
   private readonly memory = new Map<string, Uint8Array>();
   private readonly staged: CID[] = [];
   constructor(
     private readonly store: FragmentStore,
-    private readonly inMemory: boolean,
+    private readonly budget: StagingBudget,
   ) {}
 
   async put(cid: CID, bytes: Uint8Array): Promise<void> {
-    if (this.inMemory) {
+    if (this.budget.used + bytes.length <= this.budget.limit) {
       this.memory.set(cid.toString(), bytes);
+      this.budget.used += bytes.length;
       return;
     }
     await this.store.put(cid, bytes, { verify: false });
@@ -424,7 +500,17 @@ class ShardStage {
     return bytes !== undefined ? Promise.resolve(bytes) : this.store.get(cid);
   }
 
+  /** The shard was pushed (or its holder given up on): its memory is room for the shards to come. */
+  release(cid: CID): void {
+    const key = cid.toString();
+    const bytes = this.memory.get(key);
+    if (bytes === undefined) return;
+    this.memory.delete(key);
+    this.budget.used -= bytes.length;
+  }
+
   async clear(): Promise<void> {
+    for (const bytes of this.memory.values()) this.budget.used -= bytes.length;
     this.memory.clear();
     for (const cid of this.staged.splice(0)) await this.store.delete(cid).catch(() => false);
   }
@@ -444,6 +530,9 @@ class Client implements StorageClient {
   private p2p: P2PNode | undefined;
   private access: ClientAccess | undefined;
   private staging: FragmentStore | undefined;
+  private readonly stagingBudget: StagingBudget;
+  /** Per Magu, the end of the last put into it queued in this process. */
+  private readonly appending = new Map<string, Promise<void>>();
   private secret: Buffer | undefined;
   private network: NetworkRecords | undefined;
 
@@ -454,6 +543,7 @@ class Client implements StorageClient {
     this.log = components.logger ?? silentLogger;
     this.clients = createChainClients({ rpcUrl: init.rpcUrl ?? init.deployment.rpcUrl, chainId: init.deployment.chainId, privateKey: init.privateKey });
     this.contracts = getMuriContracts(init.deployment.contracts, this.clients);
+    this.stagingBudget = { limit: init.memoryStagingBytes ?? CLIENT_DEFAULTS.memoryStagingBytes, used: 0 };
   }
 
   get address(): Address {
@@ -554,12 +644,12 @@ class Client implements StorageClient {
     return Promise.all(addresses.map(async (address) => ({ address, peerId: await registeredPeer(this.contracts, p2p, address) })));
   }
 
-  async put(path: string, options: PutOptions = {}): Promise<PutResult> {
-    return this.withCompression(path, options.compress, (source, content) => this.putPath(source, options, content));
+  async put(source: PutSource, options: PutOptions = {}): Promise<PutResult> {
+    return this.withCompression(source, options.compress, (from, content) => this.putPath(from, options, content));
   }
 
-  async putInto(maguId: bigint, path: string, options: Pick<PutOptions, "compress" | "onProgress"> = {}): Promise<PutResult> {
-    return this.withCompression(path, options.compress, (source, content) => this.putIntoPath(maguId, source, content, options.onProgress));
+  async putInto(maguId: bigint, source: PutSource, options: Pick<PutOptions, "compress" | "onProgress"> = {}): Promise<PutResult> {
+    return this.withCompression(source, options.compress, (from, content) => this.putIntoPath(maguId, from, content, options.onProgress));
   }
 
   async putDirectory(path: string, options: PutOptions = {}, into?: bigint): Promise<PutDirectoryResult> {
@@ -579,8 +669,11 @@ class Client implements StorageClient {
    * its first bytes decides `auto`), on a compressed copy in the client directory (streamed: no
    * whole-file buffer), sealed with the content code that says how to decompress it.
    */
-  private async withCompression(path: string, compress: CompressionChoice | undefined, put: (source: string, content: number) => Promise<PutResult>): Promise<PutResult> {
+  private async withCompression(path: PutSource, compress: CompressionChoice | undefined, put: (source: PutSource, content: number) => Promise<PutResult>): Promise<PutResult> {
     if (compress === undefined || compress === "none") return put(path, CONTENT_RAW);
+    if (typeof path !== "string") {
+      throw new StorageClientError("ERR_SOURCE", `${path.name}: a stream is stored as it is (its compressed size is not known before it is read): compress it first, or put it from a file`, { name: path.name });
+    }
     const { compression } = chooseCompression(compress, await readHead(path, SAMPLE_BYTES));
     if (compression === undefined) return put(path, CONTENT_RAW);
     const copy = await this.tempFile("zip");
@@ -606,14 +699,18 @@ class Client implements StorageClient {
     await clearPendingPut(this.running().records, path).catch(() => undefined);
   }
 
-  private async putPath(path: string, options: PutOptions, content: number): Promise<PutResult> {
+  private async putPath(source: PutSource, options: PutOptions, content: number): Promise<PutResult> {
     const { p2p, staging, secret, records } = this.running();
     const started = performance.now();
-    const st = await stat(path);
+    // A stream is not resumable: no pending-put record, and its Magu is created once it has all arrived.
+    const resumable = typeof source === "string";
+    const path = typeof source === "string" ? source : source.name;
+    const st = typeof source === "string" ? await stat(source) : { size: source.size, mtimeMs: Date.now() };
     const fileSize = st.size;
+    if (!resumable && options.resume === true) throw new StorageClientError("ERR_SOURCE", `${path}: a stream cannot be resumed; send it again`, { name: path });
     // An interrupted put is finished with what it started with; a new one is recorded as pending
     // until its file is in the Magu's record (client-record.ts, `PendingPut`).
-    let pending = await readPendingPut(records, path);
+    let pending = resumable ? await readPendingPut(records, path) : undefined;
     if (options.resume === true) {
       if (pending === undefined) {
         throw new StorageClientError("ERR_NOTHING_TO_RESUME", `no interrupted put of ${path} in ${this.init.dir} on ${describeNetwork(records.network)}: put it without --resume`, { path });
@@ -647,8 +744,11 @@ class Client implements StorageClient {
         durationPeriods: String(options.durationPeriods ?? CLIENT_DEFAULTS.durationPeriods),
         price: String(options.pricePerFragmentPeriod ?? CLIENT_DEFAULTS.pricePerFragmentPeriod),
       };
-      await writePendingPut(records, pending);
+      if (resumable) await writePendingPut(records, pending);
     }
+    const remember = async (): Promise<void> => {
+      if (resumable) await writePendingPut(records, put);
+    };
     const put = pending;
     const { k, m, members: nMembers } = put;
     const durationPeriods = BigInt(put.durationPeriods);
@@ -660,20 +760,23 @@ class Client implements StorageClient {
     const progress = new ProgressTracker(options.onProgress, { phase: "encrypting and encoding", bytesTotal: fileSize, fragmentsTotal: expected });
     let encodedAll = false;
     let formed = false;
+    const input = readSource(source);
     const forming =
       put.maguId !== undefined
         ? this.formPaid(BigInt(put.maguId))
-        : this.createAndForm({ k, m, members: nMembers, durationPeriods, price, count: expected }, async (maguId) => {
-            put.maguId = maguId.toString();
-            await writePendingPut(records, put);
-          });
+        : (typeof source === "string" || source.formEarly === true ? Promise.resolve() : input.complete).then(() =>
+            this.createAndForm({ k, m, members: nMembers, durationPeriods, price, count: expected }, async (maguId) => {
+              put.maguId = maguId.toString();
+              await remember();
+            }),
+          );
     forming
       .then(() => {
         formed = true;
         progress.set({ phase: encodedAll ? "pushing shards to the members" : "encrypting and encoding (Magu formed)" });
       })
       .catch(() => undefined); // awaited below, after the encoding
-    const stage = this.stageFor(staging, expected);
+    const stage = this.stageFor(staging);
     // 3. Once it is formed, open the Magu's first batch and push each shard to its holder as the
     //    encoder stages it (batch.ts `open`): the pushes overlap the encoding.
     const queue = new ShardQueue<{ index: number; cid: CID }>();
@@ -684,27 +787,19 @@ class Client implements StorageClient {
       const { slots, unreachable } = await this.slotMembers(memberAddresses);
       const delivery = new BatchDelivery({ maguId, batch: 0, slots, unreachable, tolerated: m }, this.batchDeps());
       await delivery.open(expected, p2p.libp2p.peerId);
-      const pushed = drainQueue(queue, CLIENT_DEFAULTS.pushConcurrency, async ({ index, cid }) => {
-        const slot = holderBlob(maguId, index, nMembers, k, m);
-        if (!delivery.alive.has(slot)) return;
-        await this.pushTo(slots[slot]!, cid, await stage.get(cid), `shard ${index}`).then(
-          () => progress.add("fragmentsPushed"),
-          (err: unknown) => delivery.fail(slot, err),
-        );
-      });
+      const pushed = drainQueue(queue, CLIENT_DEFAULTS.pushConcurrency, (item) => this.pushShard(stage, delivery, slots, holderBlob(maguId, item.index, nMembers, k, m), item, progress));
       return { onChain, slots, delivery, pushed };
     });
     streaming.catch(() => queue.abort()); // awaited below
     try {
       let encoded: EncodeResult;
       try {
-        const source = createReadStream(path);
-        encoded = await encodeFile(source, { secret, k, m, content, fileId: Buffer.from(put.fileId, "hex") }, async (shards) => {
+        encoded = await encodeFile(input.bytes, { secret, k, m, content, fileId: Buffer.from(put.fileId, "hex") }, async (shards) => {
           for (const s of shards) {
             await stage.put(s.cid, s.bytes);
             handOver({ index: s.index, cid: s.cid });
           }
-          progress.set({ bytesEncoded: source.bytesRead });
+          progress.set({ bytesEncoded: input.read() });
         });
         encodedAll = true;
         for (const item of held.splice(0)) queue.add(item);
@@ -718,7 +813,7 @@ class Client implements StorageClient {
         queue.abort();
         const formed = await forming.catch(() => undefined);
         if (formed === undefined) throw err;
-        if (err instanceof StorageClientError) throw err;
+        if (err instanceof StorageClientError && err.code !== "ERR_SOURCE") throw err;
         throw new StorageClientError(
           "ERR_ENCODE_FAILED",
           `encoding ${path} failed (${(err as Error).message}); Magu ${formed.maguId}, created for it meanwhile, holds no data: put the file into it with --magu ${formed.maguId}`,
@@ -734,11 +829,11 @@ class Client implements StorageClient {
       const { maguId, members: memberAddresses } = await forming;
       if (put.manifestCid === undefined) {
         put.manifestCid = manifestCid.toString();
-        await writePendingPut(records, put);
+        await remember();
       }
       const done = async (missing: MissingMember[]): Promise<PutResult> => {
         await appendMaguRecord(records, maguId, { manifestCid, shards: count, fileSize }, 0);
-        await clearPendingPut(records, path);
+        if (resumable) await clearPendingPut(records, path);
         this.log.info("put complete", { magu: maguId.toString(), manifest: manifestCid.toString(), ms: Math.round(performance.now() - started) });
         progress.set({ phase: "done" });
         return { maguId, manifestCid, fileSize, shards: count, offset: 0, fragmentCount: count, members: memberAddresses, missing };
@@ -787,8 +882,21 @@ class Client implements StorageClient {
     return { handOver, held };
   }
 
-  private stageFor(staging: FragmentStore, shards: number): ShardStage {
-    return new ShardStage(staging, shards * FRAGMENT_SIZE <= (this.init.memoryStagingBytes ?? CLIENT_DEFAULTS.memoryStagingBytes));
+  /** Pushes one staged shard to the member of `slot` (unless the batch gave it up), then frees its room in the stage. */
+  private async pushShard(stage: ShardStage, delivery: BatchDelivery, slots: ReadonlyArray<SlotMember | undefined>, slot: number, item: { index: number; cid: CID }, progress: ProgressTracker): Promise<void> {
+    try {
+      if (!delivery.alive.has(slot)) return;
+      await this.pushTo(slots[slot]!, item.cid, await stage.get(item.cid), `shard ${item.index}`).then(
+        () => progress.add("fragmentsPushed"),
+        (err: unknown) => delivery.fail(slot, err),
+      );
+    } finally {
+      stage.release(item.cid);
+    }
+  }
+
+  private stageFor(staging: FragmentStore): ShardStage {
+    return new ShardStage(staging, this.stagingBudget);
   }
 
   /** How this client forms `maguId`: its own sends and waits (a re-request approves a new deposit). */
@@ -991,7 +1099,28 @@ class Client implements StorageClient {
     }
   }
 
-  private async putIntoPath(maguId: bigint, path: string, content: number, onProgress?: ProgressListener): Promise<PutResult> {
+  /**
+   * Puts into one Magu from this process run one after the other (each appends to what the one
+   * before committed); the record's lock file keeps other processes out (ERR_MAGU_BUSY).
+   */
+  private async putIntoPath(maguId: bigint, source: PutSource, content: number, onProgress?: ProgressListener): Promise<PutResult> {
+    const key = maguId.toString();
+    const before = this.appending.get(key) ?? Promise.resolve();
+    const mine = before.then(() => this.appendInto(maguId, source, content, onProgress));
+    const turn = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.appending.set(key, turn);
+    try {
+      return await mine;
+    } finally {
+      if (this.appending.get(key) === turn) this.appending.delete(key);
+    }
+  }
+
+  private async appendInto(maguId: bigint, source: PutSource, content: number, onProgress?: ProgressListener): Promise<PutResult> {
+    const path = typeof source === "string" ? source : source.name;
     const { p2p, staging, secret, records } = this.running();
     const started = performance.now();
     const release = await lockMaguRecord(records, maguId);
@@ -1019,7 +1148,7 @@ class Client implements StorageClient {
       if (period >= info.endPeriod) fail("ERR_MAGU_NOT_ACTIVE", `Magu ${maguId}'s term ended at period ${info.endPeriod} (now ${period}): no data can be added`);
       const k = info.params.dataShards;
       const m = info.params.parityShards;
-      const fileSize = (await stat(path)).size;
+      const fileSize = typeof source === "string" ? (await stat(source)).size : source.size;
       const needed = shardCountOf(fileSize, k, m);
       const left = info.params.maxFragments - info.fragmentCount;
       if (needed > left) {
@@ -1050,25 +1179,18 @@ class Client implements StorageClient {
       // 2. Open the batch, then encode into memory or the staging store, each shard pushed to the
       //    holder placement names for Magu fragment offset + index as soon as it is staged.
       const offset = info.fragmentCount;
-      const staged = (stage = this.stageFor(staging, needed));
+      const staged = (stage = this.stageFor(staging));
       const delivery = new BatchDelivery({ maguId, batch: info.batches, slots: slotList, unreachable, tolerated: m }, this.batchDeps());
       await delivery.open(offset + needed, p2p.libp2p.peerId);
-      pushed = drainQueue(queue, CLIENT_DEFAULTS.pushConcurrency, async ({ index, cid }) => {
-        const slot = holderBlob(maguId, offset + index, slots, k, m);
-        if (!delivery.alive.has(slot)) return;
-        await this.pushTo(slotList[slot]!, cid, await staged.get(cid), `shard ${index}`).then(
-          () => progress.add("fragmentsPushed"),
-          (err: unknown) => delivery.fail(slot, err),
-        );
-      });
+      pushed = drainQueue(queue, CLIENT_DEFAULTS.pushConcurrency, (item) => this.pushShard(staged, delivery, slotList, holderBlob(maguId, offset + item.index, slots, k, m), item, progress));
       const { handOver, held } = this.handOverTo(queue);
-      const source = createReadStream(path);
-      const { manifest, manifestBytes, manifestCid } = await encodeFile(source, { secret, k, m, content }, async (shards) => {
+      const input = readSource(source);
+      const { manifest, manifestBytes, manifestCid } = await encodeFile(input.bytes, { secret, k, m, content }, async (shards) => {
         for (const s of shards) {
           await staged.put(s.cid, s.bytes);
           handOver({ index: s.index, cid: s.cid });
         }
-        progress.set({ bytesEncoded: source.bytesRead });
+        progress.set({ bytesEncoded: input.read() });
       });
       for (const item of held.splice(0)) queue.add(item);
       const count = manifest.shards.length;
@@ -1390,7 +1512,9 @@ class Client implements StorageClient {
     return {
       fileSize: opened.fileSize,
       raw: opened.content === CONTENT_RAW,
+      directory: opened.content === CONTENT_DIRECTORY,
       read: (offset, length) => decodeRange(manifest, fetcher, { secret, verified: true, offset, length }),
+      all: () => decodeFile(manifest, reader.fetcher, { secret, verified: true }),
       stats: reader.stats,
     };
   }

@@ -23,8 +23,13 @@ export const CLIENT_DEFAULTS = {
   busyRetries: 10,
   /** Longest wait for the two blocks before formMagu, ms. */
   formWaitMs: 60_000,
-  /** Encoded shards of one put kept in memory until pushed; a larger put stages them on disk. */
+  /**
+   * Bytes of encoded shards a client keeps in memory while they wait for their push (all its puts
+   * together; a pushed shard frees its room); beyond it they wait in the staging store on disk.
+   */
   memoryStagingBytes: 2 ** 30,
+  /** The same for `muri serve`, whose puts run beside its reads and searches: its memory stays near idle + this. */
+  serveStagingBytes: 256 * 2 ** 20,
 } as const;
 
 /** Defaults of the vector client. */

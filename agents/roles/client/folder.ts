@@ -398,6 +398,16 @@ export function subtree(tree: readonly TreeEntry[], path: string): { entry: Tree
   return { entry, entries: tree.filter((e) => e.path.startsWith(prefix)).map((e) => ({ ...e, path: e.path.slice(prefix.length) })) };
 }
 
+/** A stored directory's entries as `muri ls --json` and `GET /v1/blobs/{cid}/ls` give them. */
+export function listingJson(tree: readonly TreeEntry[]): Array<Record<string, unknown>> {
+  return tree.map((e) => ({
+    path: e.path,
+    kind: e.kind,
+    ...(e.kind === "symlink" ? { target: e.target } : { mode: `0${e.mode.toString(8)}`, mtime: new Date(e.mtime).toISOString() }),
+    ...(e.kind === "file" ? { size: e.size, ...(e.compression !== undefined ? { compression: e.compression } : {}) } : {}),
+  }));
+}
+
 /** Collects an async iterable of buffers into one (small ranges: a trailer, a node area). */
 async function collect(parts: AsyncIterable<Buffer>): Promise<Buffer> {
   const out: Buffer[] = [];

@@ -3,23 +3,27 @@
  * record and lets any language store and read files over HTTP. Described by the OpenAPI 3.1
  * document it serves at `/v1/api` ({@link openApiDocument}).
  *
- * - `PUT /v1/blobs` streams the body to a file in the client directory, then stores it as `muri put`
- *   does (a new Magu with the CLI's defaults, or `?magu=ID` to append); answers what
- *   `muri put --json` prints, 201.
+ * - `PUT /v1/blobs` stores the body as `muri put` stores a file (a new Magu with the CLI's defaults,
+ *   or `?magu=ID` to append); answers what `muri put --json` prints, 201. With a Content-Length the
+ *   body is encoded as it arrives (client.ts `PutStream`: memory bounded by the client's staging
+ *   budget, the Magu created only once the whole body is in, so a body cut short costs nothing and
+ *   stores nothing); a chunked body (no length, so no Magu size) is spooled to a file first.
  * - `GET /v1/blobs/{cid}` streams the file back with Content-Length; `Range: bytes=...` (one range)
  *   answers 206; `HEAD` answers the length from the manifest alone (no shard fetched). A range of
  *   a file not fetched yet fetches only the fragments holding it (`decodeRange`); a whole file is
- *   fetched once into the client directory's HTTP cache and served from there, later ranges too.
+ *   streamed as it is decoded and written to the client directory's HTTP cache at the same time,
+ *   from which later reads, ranges too, are served.
  * - `GET /v1/blobs/{cid}/status`: the Magu, its members (reachable or not) and every stripe's
  *   shards on reachable members against the k it needs.
  * - Vector Magus under `/v1/magus` (http-vectors.ts): create, add, search, delete, on-chain tasks.
  * - Long work made visible: `Prefer: respond-async` on a put, an add, a delete or a creation answers
- *   202 with `Location: /v1/operations/{id}` once the body is received; `GET /v1/operations/{id}`
+ *   202 with `Location: /v1/operations/{id}` once the body is received (a refusal before that, e.g.
+ *   413 for a Magu too small, is answered as a problem); `GET /v1/operations/{id}`
  *   reports its state, progress and result or problem (operations.ts; the last
  *   {@link DEFAULT_MAX_OPERATIONS} are kept).
  * - Errors are `application/problem+json` (RFC 9457, http-common.ts): `type`, `title`, `status`,
  *   `detail`, and `field` when a parameter is at fault. No stack trace, nothing half-written (a
- *   cancelled upload's temporary file is removed).
+ *   cancelled upload stores nothing; a spooled one's file is removed).
  * - Safe by default: the CLI listens on 127.0.0.1 only; with a token (required to listen anywhere
  *   else) every request needs `Authorization: Bearer TOKEN`, compared in constant time, except
  *   reads when `publicReads` is set. CORS headers only for the configured origin.
@@ -27,18 +31,21 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
+import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CID } from "multiformats/cid";
-import { CLIENT_DEFAULTS, type PutOptions, type PutResult, type StorageClient } from "./client.js";
+import { CLIENT_DEFAULTS, type PutOptions, type PutResult, type PutSource, type StorageClient } from "./client.js";
 import { asProblem, intParam, Problem, problemBody, sendJson, sendProblem } from "./http-common.js";
 import { vectorRoutes, type Respond } from "./http-vectors.js";
 import { accepted, preferParam, vectorPaths, vectorSchemas } from "./http-openapi.js";
 import type { MaguChain } from "./magu-create.js";
 import { Operations } from "./operations.js";
+import { listingJson, subtree } from "./folder.js";
+import { extractTar, TarError } from "./http-tar.js";
 import type { TransferProgress } from "./progress.js";
 import type { VectorClient } from "./vector-client.js";
 
@@ -110,9 +117,59 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
+/** The request's Content-Length; undefined when it has none (a chunked body). */
+function contentLength(req: IncomingMessage): number | undefined {
+  const value = req.headers["content-length"];
+  if (value === undefined) return undefined;
+  if (!/^[0-9]{1,15}$/.test(value)) throw new Problem(400, "ERR_BAD_PARAMETER", `Content-Length "${value}" is not a byte count`, "Content-Length");
+  return Number(value);
+}
+
+/** Resolves once the whole body of `req` was read; rejects when the client went away before. */
+function bodyReceived(req: IncomingMessage): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (req.complete) return resolve();
+    req.once("end", () => resolve());
+    req.once("error", reject);
+    req.once("close", () => (req.complete ? resolve() : reject(new Problem(400, "ERR_BODY_CUT", "the body stopped before its Content-Length: nothing was stored; send it again", "body"))));
+  });
+}
+
 /** True for addresses only this machine reaches. */
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** The headers of every blob read. */
+function blobHeaders(maguId: bigint): Record<string, string> {
+  return { "accept-ranges": "bytes", "content-type": "application/octet-stream", "x-muri-magu": maguId.toString() };
+}
+
+/**
+ * `body` as the response with `status` and `headers`, its first piece read before the status line:
+ * a fetch that fails at once is still a problem, not a cut 200 or 206.
+ */
+async function streamOut(res: ServerResponse, body: AsyncIterable<Buffer>, status: number, headers: Record<string, string | number>): Promise<void> {
+  const it = body[Symbol.asyncIterator]();
+  const first = await it.next();
+  res.writeHead(status, headers);
+  async function* all(): AsyncGenerator<Buffer> {
+    if (first.done !== true) yield first.value;
+    for (let next = await it.next(); next.done !== true; next = await it.next()) yield next.value;
+  }
+  await pipeline(Readable.from(all()), res);
+}
+
+/** The local file `path` of `size` bytes as the answer: whole (200) or the request's one Range (206). */
+async function sendFile(req: IncomingMessage, res: ServerResponse, path: string, size: number, maguId: bigint): Promise<void> {
+  const range = parseRange(req.headers.range, size);
+  if (range === undefined) {
+    res.writeHead(200, { ...blobHeaders(maguId), "content-length": size });
+    await pipeline(createReadStream(path), res);
+    return;
+  }
+  res.writeHead(206, { ...blobHeaders(maguId), "content-length": range.end - range.start + 1, "content-range": `bytes ${range.start}-${range.end}/${size}` });
+  await pipeline(createReadStream(path, { start: range.start, end: range.end }), res);
 }
 
 function sameToken(given: string, token: string): boolean {
@@ -178,7 +235,8 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     return entry;
   };
 
-  const putBlob = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  /** A put's query: `?magu=ID`, or a new Magu's k, m, members and periods (the CLI's defaults). */
+  const putQuery = (url: URL): { into: bigint | undefined; put: PutOptions } => {
     const into = intParam(url, "magu", 1n, 2n ** 256n - 1n);
     const fixed = ["k", "m", "members", "periods"].filter((p) => url.searchParams.has(p));
     if (into !== undefined && fixed.length > 0) throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter ${fixed[0]}: Magu ${into} fixes it; leave it out when putting into an existing Magu`, fixed[0]);
@@ -187,34 +245,111 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     const members = Number(intParam(url, "members", 1n, 256n) ?? BigInt(k + m));
     if (members < k + m) throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter members: a stripe of k+m = ${k + m} shards needs at least ${k + m} members, got ${members}`, "members");
     const periods = intParam(url, "periods", 1n, (1n << 64n) - 1n);
-    const put: PutOptions = { k, m, members, ...(periods === undefined ? {} : { durationPeriods: periods }) };
-    const base = uploadPath();
-    const tmp = `${base}.part`;
-    const file = `${base}.body`;
-    let size: number;
-    try {
-      await pipeline(req, createWriteStream(tmp, { mode: 0o600 }));
-      size = (await stat(tmp)).size;
-      if (size === 0) throw new Problem(400, "ERR_EMPTY_BODY", "the body is empty: send the file's bytes as the request body", "body");
-      await rename(tmp, file);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    return { into, put: { k, m, members, ...(periods === undefined ? {} : { durationPeriods: periods }) } };
+  };
+
+  const putBlob = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    const { into, put } = putQuery(url);
+    const form = url.searchParams.get("form");
+    if (form !== null && form !== "early" && form !== "complete") throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter form: "${form}" is not early or complete`, "form");
+    if (form === "early" && into !== undefined) throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter form: Magu ${into} exists already; leave it out when putting into an existing Magu`, "form");
+    const length = contentLength(req);
+    if (length === 0) throw new Problem(400, "ERR_EMPTY_BODY", "the body is empty: send the file's bytes as the request body", "body");
+    // With a Content-Length the body is encoded as it arrives (bounded memory, nothing on disk but
+    // the staging overflow); without one (chunked) it is spooled first: the Magu's size follows
+    // from the file's, which only the whole body tells.
+    const spooled = length === undefined ? await spool(req) : undefined;
+    const source: PutSource = spooled ?? { name: `HTTP upload ${++uploadSeq} (${length} bytes)`, size: length!, bytes: req, formEarly: form === "early" };
+    const received = spooled !== undefined ? Promise.resolve() : bodyReceived(req);
+    received.catch(() => undefined); // the put fails too, and says so
+    let failure: unknown;
     const work = async (progress: (p: Record<string, unknown>) => void): Promise<Record<string, unknown>> => {
       try {
         // The client's own progress events (progress.ts), as `muri put`'s progress line reads them.
         const onProgress = (p: Readonly<TransferProgress>): void => progress({ ...p });
-        const result = into === undefined ? await client.put(file, { ...put, onProgress }) : await client.putInto(into, file, { onProgress });
+        const result = into === undefined ? await client.put(source, { ...put, onProgress }) : await client.putInto(into, source, { onProgress });
         return putJson(result);
+      } catch (err) {
+        failure = err;
+        throw err;
       } finally {
-        await rm(file, { force: true });
+        if (spooled !== undefined) await rm(spooled, { force: true });
       }
     };
-    await respond(req, res, "put", 201, work, { phase: "queued", bytesReceived: size }).catch(async (err: unknown) => {
-      await rm(file, { force: true });
+    if (!prefersAsync(req.headers.prefer)) return sendJson(res, 201, await work(() => undefined));
+    // 202 once the whole body is in; a refusal before that (a full Magu, one not ours) is answered as a problem.
+    const { view, finished } = operations.start("put", work, { phase: "receiving", bytesTotal: length ?? (await stat(spooled!)).size });
+    await Promise.race([received, finished]);
+    if (view.state === "failed" && failure !== undefined) throw failure;
+    sendJson(res, 202, view, { location: `/v1/operations/${view.id}`, "preference-applied": "respond-async" });
+  };
+
+  /**
+   * A tar body (http-tar.ts) unpacked into a fresh directory of the uploads directory, then stored
+   * as `muri put DIR` stores a directory; answers what `muri put DIR --json` prints, 201.
+   */
+  const putDirectory = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    const { into, put } = putQuery(url);
+    const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type !== "application/x-tar") throw new Problem(415, "ERR_CONTENT_TYPE", `Content-Type "${type || "(none)"}": send the directory as a tar archive (application/x-tar, e.g. tar -c -C DIR .)`, "Content-Type");
+    const root = `${uploadPath()}.dir`;
+    await mkdir(root, { mode: 0o700 });
+    try {
+      let unpacked;
+      try {
+        unpacked = await extractTar(req, root);
+      } catch (err) {
+        if (err instanceof TarError) throw new Problem(400, err.code, `the body is not a directory this API stores: ${err.message}`, "body");
+        throw err;
+      }
+      const work = async (progress: (p: Record<string, unknown>) => void): Promise<Record<string, unknown>> => {
+        try {
+          const onProgress = (p: Readonly<TransferProgress>): void => progress({ ...p });
+          const result = await client.putDirectory(root, { ...put, onProgress }, into);
+          const d = result.directory;
+          return { directory: { files: d.files, directories: d.directories, symlinks: d.symlinks, bytes: d.bytes, packSize: d.packSize }, ...putJson(result) };
+        } finally {
+          await rm(root, { recursive: true, force: true });
+        }
+      };
+      await respond(req, res, "put", 201, work, { phase: "queued", files: unpacked.files, bytesReceived: unpacked.bytes });
+    } catch (err) {
+      await rm(root, { recursive: true, force: true });
       throw err;
-    });
+    }
+  };
+
+  /** One file of a stored directory (`?path=`), checked against its CID before a byte is sent. */
+  const getEntry = async (req: IncomingMessage, res: ServerResponse, maguId: bigint, cid: CID, path: string): Promise<void> => {
+    const ref = { maguId, manifestCid: cid };
+    const sub = subtree(await client.list(ref), path);
+    if (sub === undefined) throw new Problem(404, "ERR_PATH_NOT_FOUND", `directory ${cid} has no entry "${path}": GET /v1/blobs/${cid}/ls lists them`, "path");
+    if (sub.entry.kind !== "file") {
+      throw new Problem(409, "ERR_NOT_A_FILE", `"${path}" is a ${sub.entry.kind === "dir" ? "directory" : `symlink to ${(sub.entry as { target: string }).target}`}: ask for a file (GET /v1/blobs/${cid}/ls lists them)`, "path");
+    }
+    const file = `${uploadPath()}.entry`;
+    try {
+      await client.get(ref, file, { path });
+      await sendFile(req, res, file, sub.entry.size, maguId);
+    } finally {
+      await rm(file, { force: true });
+    }
+  };
+
+  /** The body into a file of the uploads directory (removed when it fails), or a 400 when it is empty. */
+  const spool = async (req: IncomingMessage): Promise<string> => {
+    const base = uploadPath();
+    const tmp = `${base}.part`;
+    const file = `${base}.body`;
+    try {
+      await pipeline(req, createWriteStream(tmp, { mode: 0o600 }));
+      if ((await stat(tmp)).size === 0) throw new Problem(400, "ERR_EMPTY_BODY", "the body is empty: send the file's bytes as the request body", "body");
+      await rename(tmp, file);
+      return file;
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
   };
 
   const getBlob = async (req: IncomingMessage, res: ServerResponse, url: URL, cid: CID, head: boolean): Promise<void> => {
@@ -225,42 +360,56 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
       res.end();
       return;
     }
-    // A range of a file not fetched yet: only the fragments holding it (a file stored as it is;
-    // a compressed file or a directory pack is fetched whole below).
-    if (req.headers.range !== undefined && !cached.has(cid.toString())) {
-      const ranges = await client.openRanges({ maguId, manifestCid: cid });
-      if (ranges.raw) {
-        const r = parseRange(req.headers.range, ranges.fileSize);
-        if (r !== undefined) {
-          const body = ranges.read(r.start, r.end - r.start + 1)[Symbol.asyncIterator]();
-          // The first piece before the status line: a fetch that fails is still a problem, not a cut 206.
-          const first = await body.next();
-          res.writeHead(206, {
-            "accept-ranges": "bytes",
-            "content-type": "application/octet-stream",
-            "x-muri-magu": maguId.toString(),
-            "content-length": r.end - r.start + 1,
-            "content-range": `bytes ${r.start}-${r.end}/${ranges.fileSize}`,
-          });
-          async function* all(): AsyncGenerator<Buffer> {
-            if (first.done !== true) yield first.value;
-            for (let next = await body.next(); next.done !== true; next = await body.next()) yield next.value;
-          }
-          await pipeline(Readable.from(all()), res);
-          return;
-        }
+    const entry = url.searchParams.get("path");
+    if (entry !== null) return getEntry(req, res, maguId, cid, entry);
+    // Not fetched yet: a range reads only the fragments holding it, the whole file is streamed as
+    // it is decoded and kept in the cache for the next reads (a file stored as it is; a compressed
+    // file or a directory pack is fetched whole below).
+    const key = cid.toString();
+    if (!cached.has(key)) {
+      const reader = await client.openRanges({ maguId, manifestCid: cid });
+      if (reader.directory) {
+        throw new Problem(409, "ERR_IS_DIRECTORY", `${cid} is a directory: list it at /v1/blobs/${cid}/ls and read a file of it with ?path=PATH`, "cid");
+      }
+      if (reader.raw) {
+        const r = parseRange(req.headers.range, reader.fileSize);
+        if (r !== undefined) return streamOut(res, reader.read(r.start, r.end - r.start + 1), 206, { ...blobHeaders(maguId), "content-length": r.end - r.start + 1, "content-range": `bytes ${r.start}-${r.end}/${reader.fileSize}` });
+        if (!cached.has(key)) return streamAndCache(res, key, reader.all(), reader.fileSize, maguId);
       }
     }
     const { path, size } = await fetchCached(maguId, cid);
-    const range = parseRange(req.headers.range, size);
-    const headers = { "accept-ranges": "bytes", "content-type": "application/octet-stream", "x-muri-magu": maguId.toString() };
-    if (range === undefined) {
-      res.writeHead(200, { ...headers, "content-length": size });
-      await pipeline(createReadStream(path), res);
-      return;
+    await sendFile(req, res, path, size, maguId);
+  };
+
+  /**
+   * A whole file streamed to the response as it is decoded and written to the cache beside it; the
+   * cache entry is there once the file is complete (a later read waits for it rather than fetch twice).
+   */
+  const streamAndCache = async (res: ServerResponse, key: string, body: AsyncIterable<Buffer>, size: number, maguId: bigint): Promise<void> => {
+    const path = join(cache, key);
+    const tmp = `${path}.${++uploadSeq}.part`;
+    let finish!: (ok: boolean) => void;
+    const entry = new Promise<{ path: string; size: number }>((resolve, reject) => (finish = (ok) => (ok ? resolve({ path, size }) : reject(new Error("not cached")))));
+    entry.catch(() => cached.delete(key));
+    cached.set(key, entry);
+    const out = createWriteStream(tmp, { mode: 0o600 });
+    async function* teed(): AsyncGenerator<Buffer> {
+      for await (const piece of body) {
+        if (!out.write(piece)) await once(out, "drain");
+        yield piece;
+      }
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await rename(tmp, path);
     }
-    res.writeHead(206, { ...headers, "content-length": range.end - range.start + 1, "content-range": `bytes ${range.start}-${range.end}/${size}` });
-    await pipeline(createReadStream(path, { start: range.start, end: range.end }), res);
+    try {
+      await streamOut(res, teed(), 200, { ...blobHeaders(maguId), "content-length": size });
+      finish(true);
+    } catch (err) {
+      out.destroy();
+      await rm(tmp, { force: true });
+      finish(false);
+      throw err;
+    }
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
@@ -271,12 +420,18 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
       if (method !== "PUT" && method !== "POST") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use PUT (or POST) to store a body`);
       return putBlob(req, res, url);
     }
-    const blob = /^\/v1\/blobs\/([^/]+)(\/status)?$/.exec(path);
+    if (path === "/v1/directories") {
+      if (method !== "PUT" && method !== "POST") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use PUT (or POST) to store a tar body`);
+      return putDirectory(req, res, url);
+    }
+    const blob = /^\/v1\/blobs\/([^/]+)(\/status|\/ls)?$/.exec(path);
     if (blob !== null) {
       const cid = parseCid(blob[1]!);
       if (blob[2] !== undefined) {
         if (method !== "GET") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use GET`);
-        return sendJson(res, 200, await client.status({ maguId: await maguOf(url, cid), manifestCid: cid }));
+        const ref = { maguId: await maguOf(url, cid), manifestCid: cid };
+        if (blob[2] === "/ls") return sendJson(res, 200, { maguId: ref.maguId, manifestCid: cid.toString(), entries: listingJson(await client.list(ref)) });
+        return sendJson(res, 200, await client.status(ref));
       }
       if (method !== "GET" && method !== "HEAD") throw new Problem(405, "ERR_METHOD", `${method} ${path}: use GET or HEAD`);
       return getBlob(req, res, url, cid, method === "HEAD");
@@ -343,6 +498,14 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
 
 const problem = { $ref: "#/components/responses/Problem" };
 const cidParam = { name: "cid", in: "path", required: true, description: "the file's manifest CID (PUT /v1/blobs answers it)", schema: { type: "string" } };
+const putParams = [
+  { name: "magu", in: "query", required: false, description: "append to this blob Magu (yours)", schema: { type: "string" } },
+  { name: "k", in: "query", required: false, description: `data shards per stripe (default ${CLIENT_DEFAULTS.k})`, schema: { type: "integer", minimum: 1, maximum: 128 } },
+  { name: "m", in: "query", required: false, description: `parity shards per stripe (default ${CLIENT_DEFAULTS.m})`, schema: { type: "integer", minimum: 0, maximum: 128 } },
+  { name: "members", in: "query", required: false, description: "nodes in the Magu (default k+m)", schema: { type: "integer" } },
+  { name: "periods", in: "query", required: false, description: `storage duration in periods (default ${CLIENT_DEFAULTS.durationPeriods})`, schema: { type: "integer" } },
+  preferParam,
+];
 const maguParam = { name: "magu", in: "query", required: false, description: "the Magu holding the file (default: the one this client's record lists the CID in)", schema: { type: "string", pattern: "^[0-9]+$" } };
 
 /** The OpenAPI 3.1 document of this API, served at /v1/api. */
@@ -365,6 +528,44 @@ export function openApiDocument(): Record<string, unknown> {
           properties: { maguId: { type: "string" }, manifestCid: { type: "string" }, fileSize: { type: "integer" }, shards: { type: "integer" }, offset: { type: "integer" }, fragmentCount: { type: "integer" }, members: { type: "array", items: { type: "string" } } },
         },
         ...vectorSchemas(),
+        DirectoryPutResult: {
+          type: "object",
+          required: ["directory", "maguId", "manifestCid", "fileSize", "shards", "offset", "fragmentCount", "members"],
+          properties: {
+            directory: { type: "object", required: ["files", "directories", "symlinks", "bytes", "packSize"], properties: { files: { type: "integer" }, directories: { type: "integer" }, symlinks: { type: "integer" }, bytes: { type: "integer", description: "the files' bytes" }, packSize: { type: "integer", description: "the pack stored" } } },
+            maguId: { type: "string" },
+            manifestCid: { type: "string" },
+            fileSize: { type: "integer" },
+            shards: { type: "integer" },
+            offset: { type: "integer" },
+            fragmentCount: { type: "integer" },
+            members: { type: "array", items: { type: "string" } },
+          },
+        },
+        Listing: {
+          type: "object",
+          required: ["maguId", "manifestCid", "entries"],
+          properties: {
+            maguId: { type: "string" },
+            manifestCid: { type: "string" },
+            entries: {
+              type: "array",
+              items: {
+                type: "object",
+                required: ["path", "kind"],
+                properties: {
+                  path: { type: "string", description: "from the directory's root, POSIX" },
+                  kind: { type: "string", enum: ["file", "dir", "symlink"] },
+                  size: { type: "integer", description: "a file's size" },
+                  mode: { type: "string", description: "permission bits, octal (files and directories)" },
+                  mtime: { type: "string", description: "ISO time (files and directories)" },
+                  compression: { type: "string", description: "a file stored compressed" },
+                  target: { type: "string", description: "a symlink's target" },
+                },
+              },
+            },
+          },
+        },
         BlobStatus: {
           type: "object",
           properties: {
@@ -385,24 +586,46 @@ export function openApiDocument(): Record<string, unknown> {
       "/v1/api": { get: { summary: "this document", security: [], responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": {} } } } } },
       "/v1/blobs": {
         put: {
-          summary: "store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append",
+          summary: "store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives (a new Magu is created once all of it is in, so a cut body costs nothing, unless form=early); a chunked body is spooled first",
           parameters: [
-            { name: "magu", in: "query", required: false, description: "append to this blob Magu (yours)", schema: { type: "string" } },
-            { name: "k", in: "query", required: false, description: `data shards per stripe (default ${CLIENT_DEFAULTS.k})`, schema: { type: "integer", minimum: 1, maximum: 128 } },
-            { name: "m", in: "query", required: false, description: `parity shards per stripe (default ${CLIENT_DEFAULTS.m})`, schema: { type: "integer", minimum: 0, maximum: 128 } },
-            { name: "members", in: "query", required: false, description: "nodes in the Magu (default k+m)", schema: { type: "integer" } },
-            { name: "periods", in: "query", required: false, description: `storage duration in periods (default ${CLIENT_DEFAULTS.durationPeriods})`, schema: { type: "integer" } },
-            preferParam,
+            ...putParams,
+            {
+              name: "form",
+              in: "query",
+              required: false,
+              description: "when a new Magu is created for a body with a Content-Length: complete (default), once the whole body is in, so a cut body costs nothing; early, as the body starts, so the formation and the pushes overlap the upload, but a cut body leaves the Magu paid and empty (the problem names it: put into it with ?magu=ID)",
+              schema: { type: "string", enum: ["complete", "early"] },
+            },
           ],
           requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
-          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/PutResult" } } } }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "413": problem, "503": problem },
+          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/PutResult" } } } }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "503": problem },
+        },
+      },
+      "/v1/directories": {
+        put: {
+          summary: "store a directory sent as a tar archive (tar -c -C DIR .), as muri put DIR does: one pack in a new blob Magu or ?magu=ID. Files, directories and symlinks inside the tree; names are checked, nothing is written outside",
+          parameters: putParams,
+          requestBody: { required: true, content: { "application/x-tar": { schema: { type: "string", format: "binary" } } } },
+          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/DirectoryPutResult" } } } }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "415": problem, "503": problem },
+        },
+      },
+      "/v1/blobs/{cid}/ls": {
+        get: {
+          summary: "the entries of a stored directory (as muri ls --json), fetching only its trailer and directory nodes",
+          parameters: [cidParam, maguParam],
+          responses: { "200": { description: "the entries", content: { "application/json": { schema: { $ref: "#/components/schemas/Listing" } } } }, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem },
         },
       },
       "/v1/blobs/{cid}": {
         get: {
-          summary: "the file, byte for byte; one Range answers 206",
-          parameters: [cidParam, maguParam, { name: "Range", in: "header", required: false, schema: { type: "string", example: "bytes=0-1023" } }],
-          responses: { "200": { description: "the file", content: { "application/octet-stream": {} } }, "206": { description: "the range" }, "400": problem, "401": problem, "403": problem, "404": problem, "416": problem },
+          summary: "the file, byte for byte; one Range answers 206. A directory: one of its files with ?path= (a directory itself answers 409)",
+          parameters: [
+            cidParam,
+            maguParam,
+            { name: "path", in: "query", required: false, description: "a file of a stored directory (its path from the root, as /ls lists it)", schema: { type: "string" } },
+            { name: "Range", in: "header", required: false, schema: { type: "string", example: "bytes=0-1023" } },
+          ],
+          responses: { "200": { description: "the file", content: { "application/octet-stream": {} } }, "206": { description: "the range" }, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "416": problem },
         },
         head: { summary: "the file's length (from its manifest; nothing else fetched)", parameters: [cidParam, maguParam], responses: { "200": { description: "Content-Length is the file's size" }, "404": { description: "unknown" } } },
       },

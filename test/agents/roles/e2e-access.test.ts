@@ -20,10 +20,14 @@
  *   Magu refused with nothing committed; every documented route answers and the JSON answers match
  *   their documented schemas; another account's daemon is refused the owner's private Magu (403);
  *   a put under `Prefer: respond-async` polled while it runs: its progress (bytes encoded, fragments
- *   pushed, acknowledgements) only grows and ends at the totals;
+ *   pushed, acknowledgements) only grows and ends at the totals; a body cut before its
+ *   Content-Length stores nothing and creates no Magu; 20 concurrent clients (4 putting small files
+ *   into one Magu, one chunked; all reading whole and by ranges; 8 searching), every answer checked;
  * - the SDK (agents/sdk): its committed types equal what the generator writes from the document a
- *   daemon serves; MuriApiError carries the problem's fields; a Node file stream put as an
- *   operation polled to its result, streamed back whole and by a range; the LangChain.js store
+ *   daemon serves; MuriApiError carries the problem's fields; a Node file stream of known size put
+ *   (encoded as it arrives) as an operation polled to its result, streamed back whole and by a range;
+ *   a directory put as a tar body, listed, one file of it read by its path (and refusals: not a
+ *   tar, a directory read as a file, an unknown path, a file listed); the LangChain.js store
  *   created with fromTexts over a deterministic embedding answers what a brute-force search over the
  *   same embeddings answers (order, texts, metadata, scores), and a delete by ids takes hits out;
  * - `muri magu visibility ID public`: anyone is served;
@@ -40,7 +44,9 @@
 import assert from "node:assert/strict";
 import { createECDH, createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
+import { execFileSync } from "node:child_process";
+import { mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseEventLogs, type Address, type Hex } from "viem";
@@ -334,7 +340,9 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
         "/v1/api",
         "/v1/blobs",
         "/v1/blobs/{cid}",
+        "/v1/blobs/{cid}/ls",
         "/v1/blobs/{cid}/status",
+        "/v1/directories",
         "/v1/magus",
         "/v1/magus/{id}/search",
         "/v1/magus/{id}/tasks",
@@ -359,7 +367,9 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       // An asynchronous put: its operation, polled while it runs, reports the client's own progress
       // events (bytes encoded, fragments pushed, acknowledgements), each counter only growing.
       const big = randomBytes(6 * 1024 * 1024 + 12_345);
-      const asyncPut = await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body: big, headers: { ...auth, prefer: "respond-async" } });
+      // form=early: the Magu is created while the body arrives.
+      await problem(await fetch(`${url}/v1/blobs?magu=${stored.maguId}&form=early`, { method: "PUT", body, headers: auth }), 400, "ERR_BAD_PARAMETER", "form");
+      const asyncPut = await fetch(`${url}/v1/blobs?k=2&m=1&members=3&form=early`, { method: "PUT", body: big, headers: { ...auth, prefer: "respond-async" } });
       assert.equal(asyncPut.status, 202, await asyncPut.clone().text());
       const putOp = (await asyncPut.json()) as { id: string };
       type Counters = { bytesTotal: number; bytesEncoded: number; fragmentsTotal: number; fragmentsPushed: number; acksTotal: number; acksReceived: number };
@@ -501,6 +511,77 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       assert.equal(task.kind, "task");
       await waitFor("the task is submitted on chain", 30_000, async () => ((await net.read.searchMarket.read.taskCount()) > tasksBefore ? true : undefined), 250);
 
+      // Streamed puts: a body cut before its Content-Length stores nothing and creates no Magu (the
+      // Magu of a new put is created only once its whole body is in); then 20 clients at once: 4 put
+      // small files into one blob Magu (one chunked, so spooled) and read them back, 16 read another
+      // file whole, by a range and HEAD, 8 of them search: every answer is checked.
+      const t2 = performance.now();
+      const shared = await documented<{ id: string }>(await post("/v1/magus", { kind: "blob", dataShards: 2, parityShards: 1, members: NODES, fragments: 12 }), "/v1/magus", "post", 201);
+      const magusBefore = await net.read.maguRegistry.read.maguCount();
+      const cut = (path: string): Promise<void> =>
+        new Promise<void>((resolve) => {
+          const r = httpRequest(`${url}${path}`, { method: "PUT", headers: { ...auth, "content-length": String(5 * 1024 * 1024) } });
+          r.on("error", () => resolve());
+          r.write(randomBytes(1024 * 1024), () => {
+            r.destroy();
+            resolve();
+          });
+        });
+      await cut("/v1/blobs?k=2&m=1&members=3");
+      await cut(`/v1/blobs?magu=${shared.id}`);
+      const CLIENTS = 20;
+      const PUTS = 4; // puts into one Magu take turns: 4 of the clients put, all of them read
+      const files = Array.from({ length: PUTS }, (_, i) => randomBytes(1_000 + i * 30_001));
+      const putFile = async (bytes: Buffer, i: number): Promise<string> => {
+        const chunked = i === 0;
+        const body = chunked ? new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(bytes), c.close()) }) : bytes;
+        const res = await fetch(`${url}/v1/blobs?magu=${shared.id}`, { method: "PUT", body, headers: auth, ...(chunked ? { duplex: "half" } : {}) } as RequestInit);
+        assert.equal(res.status, 201, `client ${i}: ${await res.clone().text()}`);
+        const put = (await res.json()) as { manifestCid: string; fileSize: number; shards: number; maguId: string };
+        assert.deepEqual([put.fileSize, put.shards, put.maguId], [bytes.length, 3, shared.id], `client ${i}'s put`);
+        return put.manifestCid;
+      };
+      const readBack = async (cid: string, bytes: Buffer, i: number): Promise<void> => {
+        const got = await fetch(`${url}/v1/blobs/${cid}`, { headers: auth });
+        assert.ok(Buffer.from(await got.arrayBuffer()).equals(bytes), `client ${i} read the file back`);
+        const from = Math.floor(bytes.length / 3) + i;
+        const part = await fetch(`${url}/v1/blobs/${cid}`, { headers: { ...auth, range: `bytes=${from}-${from + 99}` } });
+        assert.equal(part.status, 206);
+        assert.ok(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(from, from + 100)), `client ${i}'s range`);
+      };
+      // Clients 0..3 put a file each and read it back; the others read the first put's body, HEAD it and search.
+      const answers = await Promise.all(
+        Array.from({ length: CLIENTS }, async (_, i) => {
+          if (i < PUTS) {
+            const cid = await putFile(files[i]!, i);
+            await readBack(cid, files[i]!, i);
+            return cid;
+          }
+          await readBack(stored.manifestCid, body, i);
+          const head = await fetch(blobUrl, { method: "HEAD", headers: auth });
+          assert.equal(head.headers.get("content-length"), String(body.length), `client ${i}'s HEAD`);
+          if (i % 2 === 0) {
+            const r = await documented<Hits>(await post(`/v1/magus/${vmagu}/search`, { vector: queries[0], k: 5, exact: true }), "/v1/magus/{id}/search", "post", 200);
+            assert.deepEqual(r.results.map((h) => Number(h.id)), rest, `client ${i}'s search`);
+          }
+          return undefined;
+        }),
+      );
+      assert.equal(new Set(answers.filter((x) => x !== undefined)).size, PUTS, "a manifest per file");
+      const sharedInfo = await net.read.maguRegistry.read.maguInfo([BigInt(shared.id)]);
+      assert.equal(sharedInfo.fragmentCount, PUTS * 3, "the files' shards and nothing of the cut body");
+      assert.equal(await net.read.maguRegistry.read.maguCount(), magusBefore, "the cut put created no Magu");
+      // With form=early the Magu is created as the body starts: a cut body leaves it formed and empty.
+      await cut("/v1/blobs?k=2&m=1&members=3&form=early");
+      const early = await waitFor("the early put's Magu is formed", 60_000, async () => {
+        const count = await net.read.maguRegistry.read.maguCount();
+        if (count === magusBefore) return undefined;
+        const info = await net.read.maguRegistry.read.maguInfo([count]);
+        return info.status === 2 ? { count, info } : undefined;
+      }, 250);
+      assert.deepEqual([early.count, early.info.fragmentCount], [magusBefore + 1n, 0], "one Magu, formed, holding nothing");
+      console.log(`# HTTP cut bodies and ${CLIENTS} concurrent clients: ${((performance.now() - t2) / 1000).toFixed(1)} s`);
+
       // Every route of the document answers (a wrong body, but never 404 or 405).
       const values: Record<string, string> = { cid: stored.manifestCid, id: vmagu };
       for (const [route, ops] of Object.entries(doc.paths)) {
@@ -558,7 +639,8 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
 
       // A streamed put of an odd-sized file (a Node file stream), as an operation polled to its result.
       const file = await randomFile(net.dir, "sdk.bin", 1_234_567);
-      const op = await api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES }, { async: true });
+      // With its size the body is encoded as it arrives (Content-Length), and 202 comes once it is all in.
+      const op = await api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES }, { async: true, size: 1_234_567 });
       assert.deepEqual([op.kind, op.state], ["put", "running"]);
       const phases: string[] = [];
       const stored = (await api.waitFor(op.id, { intervalMs: 50, timeoutMs: 120_000, onProgress: (p) => phases.push(p.phase) })) as PutResult;
@@ -577,6 +659,33 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       const status = await api.blobStatus(stored.manifestCid);
       assert.equal(status.maguId, stored.maguId);
       await assert.rejects(api.getBlob(stored.manifestCid, { range: "bytes=2000000-" }), isProblem(416, "ERR_BAD_RANGE", "Range"));
+
+      // A directory as a tar body: listed as muri ls lists it, one file read by its path (checked
+      // against its CID first), the directory itself is no file; a body that is no tar is refused.
+      const tree = join(net.dir, "sdk-tree");
+      await mkdir(join(tree, "docs", "deep"), { recursive: true });
+      const inner = randomBytes(70_001);
+      await writeFile(join(tree, "docs", "deep", "inner.bin"), inner);
+      await writeFile(join(tree, "readme.txt"), "hello from a directory\n");
+      await symlink("docs/deep/inner.bin", join(tree, "shortcut"));
+      const tar = execFileSync("tar", ["-c", "-f", "-", "-C", tree, "."]);
+      await assert.rejects(api.putDirectory(randomBytes(2048), { k: 2, m: 1, members: NODES }), isProblem(400, "ERR_BAD_TAR", "body"));
+      const dirPut = await api.putDirectory(tar, { k: 2, m: 1, members: NODES });
+      assert.deepEqual(dirPut.directory, { files: 2, directories: 2, symlinks: 1, bytes: inner.length + 23, packSize: dirPut.fileSize });
+      const listing = await api.listDirectory(dirPut.manifestCid);
+      assert.deepEqual(
+        listing.entries.map((e) => [e.path, e.kind, e.size ?? e.target ?? null]).sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+        [["docs", "dir", null], ["docs/deep", "dir", null], ["docs/deep/inner.bin", "file", inner.length], ["readme.txt", "file", 23], ["shortcut", "symlink", "docs/deep/inner.bin"]],
+      );
+      const one = await api.getBlob(dirPut.manifestCid, { path: "docs/deep/inner.bin" });
+      assert.deepEqual([one.status, one.length], [200, inner.length]);
+      assert.ok(Buffer.from(await one.bytes()).equals(inner), "one file of the directory, byte for byte");
+      const onePart = await api.getBlob(dirPut.manifestCid, { path: "readme.txt", range: { start: 6, end: 9 } });
+      assert.equal(Buffer.from(await onePart.bytes()).toString(), "from");
+      await assert.rejects(api.getBlob(dirPut.manifestCid), isProblem(409, "ERR_IS_DIRECTORY", "cid"));
+      await assert.rejects(api.getBlob(dirPut.manifestCid, { path: "docs" }), isProblem(409, "ERR_NOT_A_FILE", "path"));
+      await assert.rejects(api.getBlob(dirPut.manifestCid, { path: "nothing.txt" }), isProblem(404, "ERR_PATH_NOT_FOUND", "path"));
+      await assert.rejects(api.listDirectory(stored.manifestCid), isProblem(409, "ERR_NOT_A_DIRECTORY"));
 
       // The LangChain.js store: fromTexts creates a vector Magu of the embeddings' dimension and keeps
       // each text and its metadata as the payload; its answers equal a brute-force search.
