@@ -58,10 +58,20 @@ export interface DhtInit {
   addresses?: DhtAddressScope;
 }
 
-/** The connection-manager settings the node exposes. */
 /** A metric every libp2p node registers with its metrics: its presence marks a registry as taken. */
 const LIBP2P_METRIC = "libp2p_data_transfer_bytes_total";
 
+/**
+ * Whether libp2p's metrics go into `registry`: one node's per registry (a second node given the
+ * same registry, as in-process tests do, counts its `muri_p2p_*` there only). At creation libp2p
+ * empties its module-wide table of metrics, so each node registers its own, and prom-client's
+ * global registry, which the agents never use.
+ */
+function libp2pMetricsInto(registry: Registry | undefined): registry is Registry {
+  return registry !== undefined && registry.getSingleMetric(LIBP2P_METRIC) === undefined;
+}
+
+/** The connection-manager settings the node exposes. */
 export interface ConnectionLimits {
   /** Most open connections. */
   maxConnections?: number;
@@ -259,14 +269,6 @@ function transportStack(names: readonly TransportName[]): { transports: Transpor
 export async function createP2PNode(init: P2PNodeInit): Promise<P2PNode> {
   const limits: P2PLimits = { ...DEFAULT_LIMITS, ...init.limits };
   const tuning: YamuxTuning = { ...YAMUX_DEFAULTS, ...init.yamux };
-  /**
-   * Whether libp2p's metrics go into `registry`: one node's per registry (a second node given the
-   * same registry, as in-process tests do, counts its `muri_p2p_*` there only). At creation libp2p
-   * empties its module-wide table of metrics, so each node registers its own, and prom-client's
-   * global registry, which the agents never use.
-   */
-  const libp2pMetricsInto = (registry: Registry | undefined): registry is Registry =>
-    registry !== undefined && registry.getSingleMetric(LIBP2P_METRIC) === undefined;
   const stack = transportStack(init.transports ?? DEFAULT_TRANSPORTS);
   const banList = new PeerBanList({ banMs: limits.banMs, maxEntries: limits.maxBannedPeers });
   const denyBanned = (peer: PeerId): boolean => banList.isBanned(peer);
