@@ -180,7 +180,11 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
     if (voucher.fragments !== lastFragments + BigInt(list.length)) return refuse(`voucher counts ${voucher.fragments} fragments; the next is ${lastFragments + BigInt(list.length)} for the ${list.length} served (ask op "read-meter")`);
     const chained = extendReads(last?.reads ?? NO_READS, list);
     if (chained !== voucher.reads) return refuse(`voucher.reads must extend ${last?.reads ?? NO_READS} by the fragments served (ask op "read-meter")`);
+    // The list and where it starts, read together: a settlement finishing during the awaits below
+    // replaces both on `last`, and a new list paired with an old start (or the reverse) would list
+    // reads the chain already settled, which MaguAccess refuses for good.
     const pending = last?.pending ?? [];
+    const pendingFrom = last?.pendingFrom ?? 0n;
     if (pending.length + list.length > MAX_UNSETTLED_READS) return refuse(`busy: ${pending.length} reads wait for settlement on chain; retry shortly`);
     const before = last?.total ?? 0n;
     let due = before;
@@ -202,7 +206,7 @@ export function createReadMeter(init: MeterInit, components: ReadMeterComponents
       return refuse(`${payer}'s deposit (${balance} wei, ${share} per member) does not cover the ${voucher.total - paid} wei owed here: deposit more (muri magu deposit ${magu} MURI)`);
     }
     return {
-      next: { magu, payer, fragments: voucher.fragments, reads: voucher.reads, total: voucher.total, maxUnitPrice: voucher.maxUnitPrice, signature: w.signature as Hex, paid, pending: [...pending, ...list], pendingFrom: last?.pendingFrom ?? 0n },
+      next: { magu, payer, fragments: voucher.fragments, reads: voucher.reads, total: voucher.total, maxUnitPrice: voucher.maxUnitPrice, signature: w.signature as Hex, paid, pending: [...pending, ...list], pendingFrom },
       served: list,
     };
   };

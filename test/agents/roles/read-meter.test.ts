@@ -44,7 +44,12 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, per fragmen
     members: 2,
     paid: 0n,
     settledFragments: 0n,
+    /** The reads chain MaguAccess keeps per (reader, member): a settlement must extend it. */
+    settledReads: NO_READS as `0x${string}`,
     redeemed: [] as { voucher: ReadVoucher; served: readonly number[] }[],
+    /** Held while set: settlements, and the deposit reads of a voucher's checks. */
+    settleGate: undefined as Promise<void> | undefined,
+    balanceGate: undefined as Promise<void> | undefined,
   };
   const unitOf = (f: number): bigint => (chain.base * (chain.multiplierBps.get(f) ?? 10_000n)) / 10_000n;
   const contracts = {
@@ -56,7 +61,10 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, per fragmen
           const m = chain.multiplierBps.get(Number(f)) ?? 10_000n;
           return [m, 0n, m - 10_000n] as const;
         },
-        balanceOf: async () => chain.balance,
+        balanceOf: async () => {
+          await chain.balanceGate;
+          return chain.balance;
+        },
         withdrawableAt: async () => chain.withdrawableAt,
         readSettled: async () => [chain.paid, chain.settledFragments, NO_READS] as const,
       },
@@ -75,6 +83,9 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, per fragmen
         settle: async (voucher, _payer, _signature, served) => {
           // What MaguAccess checks: exactly the fragments beyond the settled ones.
           assert.equal(BigInt(served.length), voucher.fragments - chain.settledFragments, "lists the reads since the last settlement");
+          assert.equal(extendReads(chain.settledReads, served), voucher.reads, "the reads listed extend the settled chain to the voucher's");
+          await chain.settleGate;
+          chain.settledReads = voucher.reads;
           chain.redeemed.push({ voucher, served });
           chain.paid = voucher.total;
           chain.settledFragments = voucher.fragments;
@@ -198,5 +209,35 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, per fragmen
     assert.match(text, /muri_reads_owed_wei 0\n/);
     assert.match(text, /muri_reads_unsettled_fragments 0\n/);
     await again.stop();
+  });
+
+  test("a read paid while a settlement is under way is listed in the next settlement, and only there", async () => {
+    const m = meter();
+    await m.start();
+    const start = { total: chain.paid, redeemed: chain.redeemed.length };
+    await pay(m, [0], start.total + unitOf(0));
+    // The settlement's transaction is under way...
+    let releaseSettle!: () => void;
+    chain.settleGate = new Promise((resolve) => (releaseSettle = resolve));
+    const settling = m.settleNow();
+    // ...when a voucher for a document arrives, and its checks are still reading the deposit when
+    // the settlement lands.
+    let releaseBalance!: () => void;
+    chain.balanceGate = new Promise((resolve) => (releaseBalance = resolve));
+    const paying = pay(m, [NO_FRAGMENT], start.total + unitOf(0) + unitOf(NO_FRAGMENT));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    releaseSettle();
+    await settling;
+    releaseBalance();
+    chain.settleGate = undefined;
+    chain.balanceGate = undefined;
+    await paying;
+    // The next settlement lists the document alone (before the fix: fragment 0 again, which the
+    // chain refuses, for good).
+    await m.settleNow();
+    assert.deepEqual(chain.redeemed.slice(start.redeemed).map((r) => r.served), [[0], [NO_FRAGMENT]]);
+    assert.equal(chain.paid, start.total + unitOf(0) + unitOf(NO_FRAGMENT));
+    assert.equal(m.stats().unsettledReads, 0);
+    await m.stop();
   });
 });
