@@ -86,7 +86,10 @@ export function settlementRounds<K extends KeptVoucher>(kept: Map<string, K>, r:
     if (before < k.total) await r.send(k);
     const after = before < k.total ? await r.paidOnChain(k) : before;
     k.paid = after;
-    await r.save(k);
+    // A voucher taken while the transaction was under way replaced `k` in `kept` and was saved
+    // then: saving `k` now would put the older voucher back on disk, and a restart would lose the
+    // newer one's unredeemed part.
+    if ([...kept.values()].includes(k)) await r.save(k);
     if (before >= k.total) return false;
     r.redeemed(k, before, after);
     log.info(`${what} redeemed`, { magu: k.magu.toString(), payer: k.payer, paid: after.toString() });

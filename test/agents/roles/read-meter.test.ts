@@ -240,4 +240,28 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, per fragmen
     assert.equal(m.stats().unsettledReads, 0);
     await m.stop();
   });
+
+  test("a voucher taken while a settlement is under way survives a restart (the settled, older one is not saved over it)", async () => {
+    const m = meter();
+    await m.start();
+    const start = { total: chain.paid, redeemed: chain.redeemed.length };
+    await pay(m, [0], start.total + unitOf(0));
+    let releaseSettle!: () => void;
+    chain.settleGate = new Promise((resolve) => (releaseSettle = resolve));
+    const settling = m.settleNow();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Taken and saved while the settlement's transaction is under way.
+    await pay(m, [NO_FRAGMENT], start.total + unitOf(0) + unitOf(NO_FRAGMENT));
+    releaseSettle();
+    chain.settleGate = undefined;
+    await settling;
+    await m.stop();
+    // The next run redeems the newer voucher from disk (before the fix: the older one, already paid).
+    const again = meter();
+    await again.start();
+    await again.settleNow();
+    assert.deepEqual(chain.redeemed.slice(start.redeemed).map((r) => r.served), [[0], [NO_FRAGMENT]]);
+    assert.equal(chain.paid, start.total + unitOf(0) + unitOf(NO_FRAGMENT));
+    await again.stop();
+  });
 });
