@@ -13,7 +13,7 @@ import {
   verifyChain,
   type Deployment,
 } from "../../../agents/chain/index.js";
-import { cleanup, deployLocal, freePort, startHardhatNode, type HardhatChain } from "./harness.js";
+import { cleanup, deployLocal, freePort, startFreshHardhatNode, type HardhatChain } from "./harness.js";
 
 after(cleanup);
 
@@ -47,7 +47,7 @@ describe("describeError against a hardhat node", () => {
   let d: Deployment;
 
   before(async () => {
-    chain = await startHardhatNode(await freePort());
+    chain = await startFreshHardhatNode();
     d = await deployLocal(chain.rpcUrl);
   });
 

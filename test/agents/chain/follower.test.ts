@@ -28,6 +28,7 @@ import {
   recordingLogger,
   registerNode,
   requestMagu,
+  startFreshHardhatNode,
   startHardhatNode,
   startRpcProxy,
   tempDir,
@@ -114,7 +115,7 @@ describe("event follower against a hardhat node", () => {
   }
 
   before(async () => {
-    chain = await startHardhatNode(await freePort());
+    chain = await startFreshHardhatNode();
     d = await deployLocal(chain.rpcUrl);
   });
 
@@ -328,7 +329,7 @@ describe("event follower over reorganisations and a lagging RPC (hardhat node, e
   let rpc: ReturnType<typeof createTestClient>;
 
   before(async () => {
-    chain = await startHardhatNode(await freePort());
+    chain = await startFreshHardhatNode();
     d = await deployLocal(chain.rpcUrl);
     rpc = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
   });

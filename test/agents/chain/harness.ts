@@ -77,6 +77,21 @@ export interface HardhatChain {
 }
 
 /**
+ * A hardhat node on a free port. The port is free when `freePort()` checks it, but another process
+ * (the other test lane) may bind it before the node does: a node that exits with EADDRINUSE is
+ * started again on another free port, three times at most.
+ */
+export async function startFreshHardhatNode(timeoutMs?: number, chainId?: number): Promise<HardhatChain> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startHardhatNode(await freePort(), timeoutMs, chainId);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+/**
  * Starts `hardhat node` on `port` and resolves once it serves JSON-RPC (at most `timeoutMs`, which
  * bounds a failure only: it normally takes a few seconds, many more on a loaded machine).
  */

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createTestClient, encodeFunctionData, http, zeroAddress, type Address } from "viem";
 import { formInWindow, getMuriContracts, nodeRegistryAbi, readReputationTiers, refreshFadedReputation, selectionWeightFor, type Deployment, type Formation } from "../../../agents/chain/index.js";
-import { E18, cleanup, deployLocal, freePort, registerNode, requestFundedMagu, signer, startHardhatNode, throughTimelock, type HardhatChain } from "./harness.js";
+import { E18, cleanup, deployLocal, registerNode, requestFundedMagu, signer, startFreshHardhatNode, throughTimelock, type HardhatChain } from "./harness.js";
 import { createValidator } from "../../../agents/roles/validator/validator.js";
 
 after(cleanup);
@@ -23,7 +23,7 @@ describe("formInWindow: a Magu of 10 members is seated in two formMagu calls (ha
   let mineTo: (block: bigint) => Promise<void>;
 
   before(async () => {
-    chain = await startHardhatNode(await freePort());
+    chain = await startFreshHardhatNode();
     d = await deployLocal(chain.rpcUrl);
     const test = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
     const pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
@@ -128,7 +128,7 @@ describe("formInWindow: a Magu of 10 members is seated in two formMagu calls (ha
 
 describe("refreshFadedReputation: a faded penalty is written back into the selection weight (hardhat node)", { timeout: 300_000 }, () => {
   test("excluded at -50; 100 blocks later it refreshes to half weight; nothing to do after", async () => {
-    const chain = await startHardhatNode(await freePort());
+    const chain = await startFreshHardhatNode();
     const d = await deployLocal(chain.rpcUrl);
     const test = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
     await registerNode(chain.rpcUrl, d, chain.keys[0]!, chain.keys[1]!);

@@ -21,7 +21,7 @@ import {
   freePort,
   fund,
   signer,
-  startHardhatNode,
+  startFreshHardhatNode,
   tempDir,
   type HardhatChain,
 } from "../chain/harness.js";
@@ -145,7 +145,7 @@ describe("muri (bin/muri.js)", () => {
     let nodeKeys: Hex[];
 
     before(async () => {
-      chain = await startHardhatNode(await freePort());
+      chain = await startFreshHardhatNode();
       deployment = await deployLocal(chain.rpcUrl);
       devnet = await tempDir("muri-cli-devnet-");
       // devnet.json: the deployment file plus the client's key (account #0 holds the MURI supply).

@@ -11,7 +11,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { getMuriContracts, loadDeployment } from "../../../agents/chain/index.js";
-import { HARDHAT, cleanup, freePort, signer, startHardhatNode, tempDir } from "../chain/harness.js";
+import { HARDHAT, cleanup, signer, startFreshHardhatNode, tempDir } from "../chain/harness.js";
 import { muri, ROOT } from "./run-muri.js";
 
 after(cleanup);
@@ -45,7 +45,7 @@ describe("npm run deploy: any EVM chain from configuration variables and a param
       "the test runs what npm run deploy runs",
     );
     const chainId = 4000 + Math.floor(Math.random() * 1000);
-    const chain = await startHardhatNode(await freePort(), undefined, chainId);
+    const chain = await startFreshHardhatNode(undefined, chainId);
     const dir = await tempDir("muri-deploy-");
     const file = join(dir, "deployment.json");
     const parameters = join(ROOT, "deploy", "parameters", "testnet.json");

@@ -22,7 +22,7 @@ import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/ma
 import { createMaguSync, encodeMaguIndexList, type MaguSync } from "../../../agents/roles/shared/magu-sync.js";
 import { createVectorService, type VectorService } from "../../../agents/roles/shared/vector-service.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
-import { createAndFormMagu, E18, deployLocal, freePort, fund, recordingLogger, signer, startHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, deployLocal, fund, recordingLogger, signer, startFreshHardhatNode, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
 export interface TestChain {
   chain: HardhatChain;
@@ -38,7 +38,7 @@ export interface TestChain {
 
 /** A hardhat node with the contracts deployed (optionally with other Ignition parameters). */
 export async function startTestChain(parameters?: DeployParameters): Promise<TestChain> {
-  const chain = await startHardhatNode(await freePort());
+  const chain = await startFreshHardhatNode();
   const d = await deployLocal(chain.rpcUrl, 90_000, parameters);
   const pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
   const reader = getMuriContracts(d.contracts, { publicClient: pub });

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import type { Address, Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient } from "../../../agents/chain/index.js";
 import { createClient, type StorageClient } from "../../../agents/roles/client/client.js";
-import { cleanup, deployLocal, E18, freePort, fund, signer, startHardhatNode, startRpcProxy, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
+import { cleanup, deployLocal, E18, fund, signer, startFreshHardhatNode, startRpcProxy, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const RUN_NODE = fileURLToPath(new URL("../../../agents/roles/node/run-node.ts", import.meta.url));
@@ -319,7 +319,7 @@ export interface Network {
 
 /** `hardhat node`, the deployment, funded accounts and `nodes` node processes (started in parallel). */
 export async function startNetwork(options: NetworkOptions): Promise<Network> {
-  const chain = await startHardhatNode(await freePort());
+  const chain = await startFreshHardhatNode();
   const deployment = await deployLocal(chain.rpcUrl, undefined, options.parameters);
   const dir = await tempDir(options.prefix);
   const deploymentFile = join(dir, "deployment.json");

@@ -17,7 +17,7 @@ import { openFragmentStore, type FragmentStore } from "../../../agents/store/fra
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, freePort, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
@@ -37,7 +37,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
   let member: Hex;
 
   before(async () => {
-    chain = await startHardhatNode(await freePort());
+    chain = await startFreshHardhatNode();
     d = await deployLocal(chain.rpcUrl, undefined, { periodBlocks: 20, graceBlocks: 10, settleDelayBlocks: 60 });
     pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
     const test = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });

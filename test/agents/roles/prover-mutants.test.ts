@@ -22,7 +22,7 @@ import { openFragmentStore, type FragmentStore } from "../../../agents/store/fra
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type MissingReason } from "../../../agents/roles/node/prover.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, freePort, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
@@ -71,7 +71,7 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
   };
 
   before(async () => {
-    chain = await startHardhatNode(await freePort());
+    chain = await startFreshHardhatNode();
     d = await deployLocal(chain.rpcUrl);
     pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
     for (let i = 1; i <= MEMBERS; i++) await registerNode(chain.rpcUrl, d, chain.keys[0]!, chain.keys[i]!);

@@ -17,7 +17,7 @@ import { openFragmentStore, type FragmentStore } from "../../../agents/store/fra
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, freePort, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
@@ -40,7 +40,7 @@ describe("prover: 30 Magus on one node, 20-block periods, 1-s blocks", { timeout
   const members: Array<{ address: Address; meta: MetaDb; store: FragmentStore; prover: Prover; log: ReturnType<typeof recordingLogger> }> = [];
 
   before(async () => {
-    chain = await startHardhatNode(await freePort());
+    chain = await startFreshHardhatNode();
     // No proof grace: a proof must land within its own period's blocks (plus the next period's start).
     d = await deployLocal(chain.rpcUrl, undefined, { periodBlocks: PERIOD_BLOCKS, graceBlocks: 0 });
     pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;

@@ -14,7 +14,7 @@ import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, MaguRootMismatchError, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import type { Logger } from "../../../agents/store/logger.js";
 import { createProver, type MissingReason, type Prover } from "../../../agents/roles/node/prover.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, freePort, recordingLogger, registerNode, signer, startHardhatNode, tempDir, type HardhatChain, type LogEntry } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, type HardhatChain, type LogEntry } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
@@ -80,7 +80,7 @@ describe("prover against a hardhat node (blob Magu k=3, m=2, five members)", () 
   const state = (member: Address, period: bigint) => reader().challengeManager.read.proofState([maguId, member, period]);
 
   before(async () => {
-    chain = await startHardhatNode(await freePort());
+    chain = await startFreshHardhatNode();
     d = await deployLocal(chain.rpcUrl);
     pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
     for (let i = 1; i <= MEMBERS; i++) await registerNode(chain.rpcUrl, d, chain.keys[0]!, chain.keys[i]!);

@@ -16,7 +16,7 @@ import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
 import { startMetricsServer } from "../../../agents/roles/shared/metrics-server.js";
 import { createValidator, ensureValidatorRegistered, type AuditFetcher, type Validator } from "../../../agents/roles/validator/validator.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, freePort, fund, recordingLogger, registerNode, signer, startHardhatNode, tempDir, throughTimelock, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, fund, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, throughTimelock, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 import { writeDeployment } from "./e2e-helpers.js";
 
@@ -84,7 +84,7 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
   const state = (member: Address, period: bigint) => reader().challengeManager.read.proofState([maguId, member, period]);
 
   before(async () => {
-    chain = await startHardhatNode(await freePort());
+    chain = await startFreshHardhatNode();
     d = await deployLocal(chain.rpcUrl);
     pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
     const wait = async (hash: Hex) => assert.equal((await pub.waitForTransactionReceipt({ hash, pollingInterval: 50 })).status, "success");
