@@ -211,15 +211,20 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, per fragmen
     await again.stop();
   });
 
+  /** `m` takes a voucher for fragment 0 and starts settling it; the settlement's transaction waits for `releaseSettle`. */
+  const settlementUnderWay = async (m: ReadMeter) => {
+    const start = { total: chain.paid, redeemed: chain.redeemed.length };
+    await pay(m, [0], start.total + unitOf(0));
+    let releaseSettle!: () => void;
+    chain.settleGate = new Promise((resolve) => (releaseSettle = resolve));
+    return { start, settling: m.settleNow(), releaseSettle };
+  };
+
   test("a read paid while a settlement is under way is listed in the next settlement, and only there", async () => {
     const m = meter();
     await m.start();
-    const start = { total: chain.paid, redeemed: chain.redeemed.length };
-    await pay(m, [0], start.total + unitOf(0));
     // The settlement's transaction is under way...
-    let releaseSettle!: () => void;
-    chain.settleGate = new Promise((resolve) => (releaseSettle = resolve));
-    const settling = m.settleNow();
+    const { start, settling, releaseSettle } = await settlementUnderWay(m);
     // ...when a voucher for a document arrives, and its checks are still reading the deposit when
     // the settlement lands.
     let releaseBalance!: () => void;
@@ -244,11 +249,7 @@ describe("read meter: read vouchers prepay fetches of a priced Magu, per fragmen
   test("a voucher taken while a settlement is under way survives a restart (the settled, older one is not saved over it)", async () => {
     const m = meter();
     await m.start();
-    const start = { total: chain.paid, redeemed: chain.redeemed.length };
-    await pay(m, [0], start.total + unitOf(0));
-    let releaseSettle!: () => void;
-    chain.settleGate = new Promise((resolve) => (releaseSettle = resolve));
-    const settling = m.settleNow();
+    const { start, settling, releaseSettle } = await settlementUnderWay(m);
     await new Promise((resolve) => setTimeout(resolve, 50));
     // Taken and saved while the settlement's transaction is under way.
     await pay(m, [NO_FRAGMENT], start.total + unitOf(0) + unitOf(NO_FRAGMENT));
