@@ -27,7 +27,7 @@ export const Bucket = {
   storeState: 3,
   /** chain/: event-follower cursors (last processed block per contract). Reserved. */
   chainCursor: 4,
-  /** roles/: durable task queue (fetch, repair, prove). Reserved. */
+  /** roles/: durable tasks: search tasks (a node's `s` keys, a validator's `v` keys) and the batch documents a validator still has to fetch (`d` keys). */
   task: 5,
   /** roles/: what the node knows of each Magu it is in (root, fragment roots and CIDs, held, proven). */
   magu: 6,

@@ -20,7 +20,7 @@ import type { Address, Hex } from "viem";
 import { CID } from "multiformats/cid";
 import { createChainClients, createEventFollower, defaultConfirmations, describeError, getMuriContracts, maguRegistryAbi, pause, verifyChain, type Deployment } from "../../chain/index.js";
 import { createP2PNode, loadOrCreatePrivateKey, type P2PNode } from "../../p2p/index.js";
-import { openFragmentStore, servingView, openMetaDb, silentLogger, type Logger } from "../../store/index.js";
+import { Bucket, openFragmentStore, servingView, openMetaDb, silentLogger, type Logger } from "../../store/index.js";
 import { fetchBatchDocuments } from "../shared/batch-documents.js";
 import { createMaguIndex } from "../shared/magu-index.js";
 import { createMaguSync } from "../shared/magu-sync.js";
@@ -34,6 +34,13 @@ import { createVectorService } from "../shared/vector-service.js";
 const VALIDATOR_QUOTA_BYTES = 256 * 1024 * 1024;
 /** How often recorded Magus are turned into audit targets. */
 const TARGET_SYNC_MS = 5_000;
+/** Tries at a batch's documents before waiting for the next commit or push (about 8 minutes in all). */
+const DOCUMENT_FETCH_ATTEMPTS = 10;
+/** Pause after the first unserved try; doubled each time up to `DOCUMENT_RETRY_MAX_MS`. */
+const DOCUMENT_RETRY_MS = 2_000;
+const DOCUMENT_RETRY_MAX_MS = 120_000;
+/** `Bucket.task` key prefix of a batch whose documents are still to fetch (then the Magu id, 32 bytes). */
+const OWED_PREFIX = "d";
 
 export interface ValidatorAgentInit {
   dir: string;
@@ -149,8 +156,59 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     stops.push({ name: "validator", stop: () => validator.stop() });
 
     // Every Magu's documents by the CID its latest DataCommitted names (a validator that joined
-    // after the upload, or missed the client's push). Fetched in the background, one at a time.
+    // after the upload, or missed the client's push). Fetched in the background, one at a time; a
+    // fetch nobody served (a member that has not seen this validator's registration yet refuses it,
+    // a stopped member times out) is tried again with a growing pause, and the fetches still owed
+    // are kept in the metadata database so a restart resumes them.
+    const owed = metaDb.bucket(Bucket.task);
+    const owedKey = (maguId: bigint): Uint8Array => Buffer.concat([Buffer.from(OWED_PREFIX), Buffer.from(maguId.toString(16).padStart(64, "0"), "hex")]);
     let fetching: Promise<unknown> = Promise.resolve();
+    const fetchDocuments = (maguId: bigint, indexCid: CID, fragmentCount: number, attempt: number): void => {
+      const ctx = { magu: maguId.toString(), index: indexCid.toString() };
+      fetching = fetching.then(async () => {
+        if (controller.signal.aborted) return;
+        let reason: string;
+        try {
+          const info = await readContracts.maguRegistry.read.maguInfo([maguId]);
+          const rec = await index.get(maguId);
+          // Ended, a later batch follows (its own event fetches it), or pushed to us meanwhile.
+          const done = info.status !== 2 || info.fragmentCount !== fragmentCount || (rec !== undefined && rec.fragmentCount >= fragmentCount);
+          const from = done ? undefined : await fetchBatchDocuments(
+            { p2p, contracts: readContracts, store, self: address, logger: log, signal: controller.signal },
+            maguId,
+            indexCid,
+            async (cid, bytes) => {
+              await sync.sink.put(cid, bytes);
+            },
+          );
+          if (done || from !== undefined) {
+            await owed.del(owedKey(maguId));
+            if (from !== undefined) log.info("magu documents fetched", { ...ctx, from, attempt });
+            return;
+          }
+          reason = "no member served them";
+        } catch (err) {
+          if (controller.signal.aborted) return;
+          reason = describeError(err);
+        }
+        if (attempt + 1 >= DOCUMENT_FETCH_ATTEMPTS) {
+          await owed.del(owedKey(maguId)).catch(() => undefined);
+          log.warn("gave up fetching the magu documents; the next batch's commit or a client's push brings them", { ...ctx, attempts: attempt + 1, reason });
+          return;
+        }
+        const waitMs = Math.min(DOCUMENT_RETRY_MAX_MS, DOCUMENT_RETRY_MS * 2 ** attempt);
+        log.warn("magu documents not fetched; trying again", { ...ctx, attempt, reason, retryInMs: waitMs });
+        void pause(waitMs, controller.signal).then(
+          () => fetchDocuments(maguId, indexCid, fragmentCount, attempt + 1),
+          () => undefined,
+        );
+      });
+    };
+    for await (const [key, value] of owed.entries()) {
+      if (key.length !== OWED_PREFIX.length + 32 || Buffer.from(key.subarray(0, OWED_PREFIX.length)).toString() !== OWED_PREFIX) continue;
+      const { indexCid, fragmentCount } = JSON.parse(Buffer.from(value).toString()) as { indexCid: string; fragmentCount: number };
+      fetchDocuments(BigInt(`0x${Buffer.from(key.subarray(OWED_PREFIX.length)).toString("hex")}`), CID.parse(indexCid), fragmentCount, 0);
+    }
     const confirmations = init.confirmations ?? defaultConfirmations(init.deployment.chainId);
     const follower = createEventFollower(
       {
@@ -169,22 +227,9 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
       const info = await readContracts.maguRegistry.read.maguInfo([maguId]);
       if (info.status !== 2 || info.fragmentCount !== e.args.fragmentCount || e.args.indexCid.length <= 2) return; // ended, or a later batch follows
       const indexCid = CID.decode(Buffer.from(e.args.indexCid.slice(2), "hex"));
-      fetching = fetching.then(async () => {
-        try {
-          const from = await fetchBatchDocuments(
-            { p2p, contracts: readContracts, store, self: address, logger: log, signal: controller.signal },
-            maguId,
-            indexCid,
-            async (cid, bytes) => {
-              await sync.sink.put(cid, bytes);
-            },
-          );
-          if (from !== undefined) log.info("magu documents fetched", { magu: maguId.toString(), index: indexCid.toString(), from });
-          else log.warn("no member served the magu documents", { magu: maguId.toString(), index: indexCid.toString() });
-        } catch (err) {
-          log.warn("fetching magu documents failed", { magu: maguId.toString(), error: describeError(err) });
-        }
-      });
+      // Owed before the follower moves past the event: a crash now still fetches it after the restart.
+      await owed.put(owedKey(maguId), Buffer.from(JSON.stringify({ indexCid: indexCid.toString(), fragmentCount: e.args.fragmentCount })));
+      fetchDocuments(maguId, indexCid, e.args.fragmentCount, 0);
     });
     await follower.start();
     stops.push({ name: "batch follower", stop: async () => {

@@ -5,8 +5,9 @@
  * comes back identical; the four live members prove three periods in a row. The stopped member,
  * resumed, sees the commit, fetches the batch's index document from the others, rebuilds its shards
  * and proves once its grace ends, and was never charged meanwhile. A validator started after the
- * upload (nobody pushes it anything) finds the Magu through `DataCommitted`, fetches its documents
- * by the CID the event names, and audits it. The chain moves only when the test mines, so no step
+ * upload (nobody pushes it anything) finds the Magu through `DataCommitted` while every member is
+ * stopped, keeps owing the fetch across its own restart, then fetches the documents by the CID the
+ * event names and audits it. The chain moves only when the test mines, so no step
  * depends on how fast a process runs.
  */
 import assert from "node:assert/strict";
@@ -71,16 +72,37 @@ describe("e2e: a put while one member is stopped", { timeout: 600_000 }, () => {
     assert.equal(await sha256File(out), inputHash);
   });
 
-  test("a validator started after the upload finds the Magu by its commit and audits it", async () => {
+  test("a validator started after the upload finds the Magu by its commit, keeps trying while nobody serves, across a restart, and audits it", async () => {
+    // Nobody can serve at first: the four live members are stopped too.
+    const live = nodes.filter((n) => n !== victim);
+    for (const n of live) process.kill(-n.pid, "SIGSTOP");
+    const validatorLog = (): string => validator?.stderr().slice(-6000) ?? "";
+    const failWithLog = (err: unknown): never => {
+      throw new Error(`${(err as Error).message}; the validator's log ends:\n${validatorLog()}`);
+    };
+    try {
+      validator = await net.startValidator(NODES + 2, ["--audit-ms", "300", "--metrics-port", "0"]);
+      await waitFor("the late validator to find the Magu's commit and fail its first fetch", 120_000, async () =>
+        logLines(validator!.stderr(), "magu documents not fetched; trying again").some((l) => l.magu === stored.maguId.toString()),
+      ).catch(failWithLog);
+    } finally {
+      for (const n of live) process.kill(-n.pid, "SIGCONT");
+    }
+    // Restarted in the same directory: its follower resumes past the commit, so only the fetch it
+    // kept owing brings the documents.
+    await validator.kill("SIGTERM");
+    const [commit] = await net.read.maguRegistry.getEvents.DataCommitted({ magu: stored.maguId }, { fromBlock: net.deployment.deployBlock });
     validator = await net.startValidator(NODES + 2, ["--audit-ms", "300", "--metrics-port", "0"]);
     assert.ok(validator.metricsUrl, "the validator serves /metrics");
     let fetched = false;
-    await waitFor("the late validator to fetch the Magu's documents and pass an audit", 120_000, async () => {
+    await waitFor("the restarted validator to fetch the Magu's documents and pass an audit", 120_000, async () => {
       fetched ||= logLines(validator!.stderr(), "magu documents fetched").some((l) => l.magu === stored.maguId.toString());
       const text = await (await fetch(validator!.metricsUrl!)).text();
       const passed = Number(/^muri_validator_audits_total\{result="passed"\} (\S+)$/m.exec(text)?.[1] ?? 0);
       return fetched && passed >= 1;
-    }, 300);
+    }, 300).catch(failWithLog);
+    const [started] = logLines(validator.stderr(), "event follower started").filter((l) => l.id === "validator-batches");
+    assert.ok(BigInt(String(started?.resumeFrom)) > commit!.blockNumber, `the follower resumed past the commit's block ${commit!.blockNumber}: ${JSON.stringify(started)}`);
     // Stopped again: its transactions would move the chain, which the rest of the test mines itself.
     await validator.kill("SIGTERM");
   });
