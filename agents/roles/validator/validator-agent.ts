@@ -162,6 +162,11 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     // are kept in the metadata database so a restart resumes them.
     const owed = metaDb.bucket(Bucket.task);
     const owedKey = (maguId: bigint): Uint8Array => Buffer.concat([Buffer.from(OWED_PREFIX), Buffer.from(maguId.toString(16).padStart(64, "0"), "hex")]);
+    /** The owed record of `maguId` removed, if it is still this batch's (a later batch replaces it). */
+    const settleOwed = async (maguId: bigint, indexCid: CID): Promise<void> => {
+      const kept = await owed.get(owedKey(maguId));
+      if (kept !== undefined && (JSON.parse(Buffer.from(kept).toString()) as { indexCid: string }).indexCid === indexCid.toString()) await owed.del(owedKey(maguId));
+    };
     let fetching: Promise<unknown> = Promise.resolve();
     const fetchDocuments = (maguId: bigint, indexCid: CID, fragmentCount: number, attempt: number): void => {
       const ctx = { magu: maguId.toString(), index: indexCid.toString() };
@@ -182,7 +187,7 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
             },
           );
           if (done || from !== undefined) {
-            await owed.del(owedKey(maguId));
+            await settleOwed(maguId, indexCid);
             if (from !== undefined) log.info("magu documents fetched", { ...ctx, from, attempt });
             return;
           }
@@ -192,7 +197,7 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
           reason = describeError(err);
         }
         if (attempt + 1 >= DOCUMENT_FETCH_ATTEMPTS) {
-          await owed.del(owedKey(maguId)).catch(() => undefined);
+          await settleOwed(maguId, indexCid).catch(() => undefined);
           log.warn("gave up fetching the magu documents; the next batch's commit or a client's push brings them", { ...ctx, attempts: attempt + 1, reason });
           return;
         }
@@ -206,8 +211,15 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     };
     for await (const [key, value] of owed.entries()) {
       if (key.length !== OWED_PREFIX.length + 32 || Buffer.from(key.subarray(0, OWED_PREFIX.length)).toString() !== OWED_PREFIX) continue;
-      const { indexCid, fragmentCount } = JSON.parse(Buffer.from(value).toString()) as { indexCid: string; fragmentCount: number };
-      fetchDocuments(BigInt(`0x${Buffer.from(key.subarray(OWED_PREFIX.length)).toString("hex")}`), CID.parse(indexCid), fragmentCount, 0);
+      const maguId = BigInt(`0x${Buffer.from(key.subarray(OWED_PREFIX.length)).toString("hex")}`);
+      try {
+        const { indexCid, fragmentCount } = JSON.parse(Buffer.from(value).toString()) as { indexCid: string; fragmentCount: number };
+        fetchDocuments(maguId, CID.parse(indexCid), fragmentCount, 0);
+      } catch (err) {
+        // Unreadable: dropped; the Magu's next commit or a client's push brings its documents.
+        log.warn("dropped an unreadable owed document fetch", { magu: maguId.toString(), error: describeError(err) });
+        await owed.del(key);
+      }
     }
     const confirmations = init.confirmations ?? defaultConfirmations(init.deployment.chainId);
     const follower = createEventFollower(
