@@ -428,6 +428,7 @@ export interface Paths {
         409: ProblemBody;
         413: ProblemBody;
         503: ProblemBody;
+        507: ProblemBody;
       };
     };
   };
@@ -464,6 +465,7 @@ export interface Paths {
         413: ProblemBody;
         415: ProblemBody;
         503: ProblemBody;
+        507: ProblemBody;
       };
     };
   };

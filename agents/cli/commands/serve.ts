@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createKeyFile, readKeyFile } from "../../store/key-file.js";
 import { CLIENT_DEFAULTS } from "../../roles/client/defaults.js";
-import { isLoopback, startHttpApi } from "../../roles/client/http-api.js";
+import { DEFAULT_DISK_RESERVE_BYTES, DEFAULT_MAX_BODY_BYTES, isLoopback, startHttpApi } from "../../roles/client/http-api.js";
 import { createVectorClient } from "../../roles/client/vector-client.js";
 import type { CommandArgs } from "../command.js";
 import { connect, resolveTarget } from "../context.js";
@@ -18,7 +18,7 @@ import { stopSignals, type LocalCommand } from "../devnet/local-command.js";
 import { ExitCode, UsageError } from "../errors.js";
 import { GRANT_HELP, grantTokens } from "../grants.js";
 import { cliMaguChain } from "./magu.js";
-import { parseInteger } from "../values.js";
+import { parseBytes, parseInteger } from "../values.js";
 
 /** `--listen HOST:PORT` (or PORT alone, on 127.0.0.1). */
 export function parseListen(value: string): { host: string; port: number } {
@@ -28,10 +28,32 @@ export function parseListen(value: string): { host: string; port: number } {
   return { host: (m[1] ?? "127.0.0.1").replace(/^\[|\]$/g, ""), port };
 }
 
-function parseOptions(args: CommandArgs): { host: string; port: number; cors: string | undefined } {
+interface ServeOptions {
+  host: string;
+  port: number;
+  cors: string | undefined;
+  maxBodyBytes: number;
+  diskReserveBytes: number;
+}
+
+/** A size option as a byte count this process can hold in a number (at most 2^53 - 1). */
+function sizeOption(args: CommandArgs, name: string, fallback: number): number {
+  const value = args.string(name);
+  if (value === undefined) return fallback;
+  const bytes = parseBytes(value, `--${name}`);
+  if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`--${name}: ${value} is larger than ${Number.MAX_SAFE_INTEGER} bytes`);
+  return Number(bytes);
+}
+
+function parseOptions(args: CommandArgs): ServeOptions {
   const cors = args.string("cors");
   if (cors !== undefined && !/^https?:\/\/[^/\s]+$/.test(cors)) throw new UsageError(`--cors: "${cors}" is not an origin (scheme://host[:port], e.g. http://localhost:5173)`);
-  return { ...parseListen(args.string("listen") ?? "127.0.0.1:8788"), cors };
+  return {
+    ...parseListen(args.string("listen") ?? "127.0.0.1:8788"),
+    cors,
+    maxBodyBytes: sizeOption(args, "max-body", DEFAULT_MAX_BODY_BYTES),
+    diskReserveBytes: sizeOption(args, "disk-reserve", DEFAULT_DISK_RESERVE_BYTES),
+  };
 }
 
 /** The API token in `dir/api-token`, created (32 random bytes, hex) when missing. */
@@ -44,12 +66,14 @@ async function apiToken(dir: string): Promise<{ token: string; path: string }> {
 export const serveCommand: LocalCommand = {
   path: ["serve"],
   summary: "run the client's HTTP API (store and read files, create, fill and search vector Magus over HTTP; OpenAPI at /v1/api)",
-  usage: "muri serve [--listen HOST:PORT] [--auth] [--public-reads] [--cors ORIGIN]",
+  usage: "muri serve [--listen HOST:PORT] [--auth] [--public-reads] [--cors ORIGIN] [--max-body SIZE] [--disk-reserve SIZE]",
   help: [
     "  --listen HOST:PORT   where to listen (default 127.0.0.1:8788; port 0 picks a free one). A non-loopback host needs the token",
     "  --auth               require the bearer token on loopback too (always required elsewhere); it is kept in CLIENT_DIR/api-token",
     "  --public-reads       serve GET/HEAD of files without the token (writes still need it)",
     "  --cors ORIGIN        let web pages from ORIGIN call the API (off by default)",
+    "  --max-body SIZE      the largest file or directory a put takes (default 64GiB; larger bodies get a 413)",
+    "  --disk-reserve SIZE  free disk space a body spooled or unpacked here must leave (default 1GiB; a 507 beyond)",
     GRANT_HELP,
     CLIENT_DIR_HELP,
   ],
@@ -58,6 +82,8 @@ export const serveCommand: LocalCommand = {
     auth: { type: "boolean" },
     "public-reads": { type: "boolean" },
     cors: { type: "string" },
+    "max-body": { type: "string" },
+    "disk-reserve": { type: "string" },
     grant: { type: "string" },
     "client-dir": { type: "string" },
   },
@@ -69,7 +95,7 @@ export const serveCommand: LocalCommand = {
     };
   },
   async runLocal(args: CommandArgs, json: boolean) {
-    const { host, port, cors } = parseOptions(args);
+    const { host, port, cors, maxBodyBytes, diskReserveBytes } = parseOptions(args);
     const dir = clientDir(args);
     const needsToken = args.flag("auth") || !isLoopback(host);
     const token = needsToken ? await apiToken(dir) : undefined;
@@ -81,7 +107,7 @@ export const serveCommand: LocalCommand = {
     const vectors = createVectorClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key!, grants: grantTokens(args) });
     try {
       await vectors.start();
-      const api = await startHttpApi(client, { host, port, dir, token: token?.token, publicReads: args.flag("public-reads"), corsOrigin: cors }, { vectors, magus: cliMaguChain(ctx) });
+      const api = await startHttpApi(client, { host, port, dir, token: token?.token, publicReads: args.flag("public-reads"), corsOrigin: cors, maxBodyBytes, diskReserveBytes }, { vectors, magus: cliMaguChain(ctx) });
       try {
         if (json) process.stdout.write(JSON.stringify({ event: "ready", url: api.url, account: client.address, tokenFile: token?.path ?? null }) + "\n");
         else {

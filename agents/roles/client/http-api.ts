@@ -8,6 +8,9 @@
  *   body is encoded as it arrives (client.ts `PutStream`: memory bounded by the client's staging
  *   budget, the Magu created only once the whole body is in, so a body cut short costs nothing and
  *   stores nothing); a chunked body (no length, so no Magu size) is spooled to a file first.
+ * - Bounded: a body over `maxBodyBytes` is a 413 (from its Content-Length before a byte is read),
+ *   and a body written to disk (spooled, or a directory's tar unpacked) a 507 once it would leave
+ *   less than `diskReserveBytes` free; the connection closes after such an answer.
  * - `GET /v1/blobs/{cid}` streams the file back with Content-Length; `Range: bytes=...` (one range)
  *   answers 206; `HEAD` answers the length from the manifest alone (no shard fetched). A range of
  *   a file not fetched yet fetches only the fragments holding it (`decodeRange`); a whole file is
@@ -30,7 +33,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, rename, rm, stat, statfs } from "node:fs/promises";
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -65,6 +68,14 @@ export interface HttpApiOptions {
   dir: string;
   /** Operations kept for GET /v1/operations/{id} (default {@link DEFAULT_MAX_OPERATIONS}). */
   maxOperations?: number;
+  /** Largest body a put or a directory put takes (default {@link DEFAULT_MAX_BODY_BYTES}): 413 beyond. */
+  maxBodyBytes?: number;
+  /**
+   * Free space a body written to disk (a chunked put spooled, a directory unpacked) leaves on the
+   * client directory's file system at least (default {@link DEFAULT_DISK_RESERVE_BYTES}): 507 and
+   * nothing kept when it would take more.
+   */
+  diskReserveBytes?: number;
 }
 
 /** What the vector routes use besides the storage client. */
@@ -77,6 +88,48 @@ export interface HttpApiComponents {
 
 /** Operations kept by default: a new one drops the oldest finished one. */
 export const DEFAULT_MAX_OPERATIONS = 256;
+/** The largest body a put takes by default (`muri serve --max-body`). */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 ** 3;
+/** Free space a body written to disk leaves by default (`muri serve --disk-reserve`). */
+export const DEFAULT_DISK_RESERVE_BYTES = 1024 ** 3;
+/** A body written to disk checks the file system's free space every this many bytes (and first). */
+const DISK_CHECK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * `body` passed through, refused once it exceeds `maxBytes` (413) or, when `diskDir` is given, once
+ * writing on would leave less than `reserveBytes` free on that directory's file system (507).
+ */
+export async function* boundedBody(
+  body: AsyncIterable<Uint8Array>,
+  limits: { maxBytes: number; diskDir?: string; reserveBytes?: number },
+): AsyncGenerator<Uint8Array> {
+  let total = 0;
+  let unchecked = Number.POSITIVE_INFINITY;
+  for await (const chunk of body) {
+    total += chunk.length;
+    if (total > limits.maxBytes) {
+      throw new Problem(413, "ERR_BODY_TOO_LARGE", `the body is over ${limits.maxBytes} bytes, the most this API takes (muri serve --max-body): nothing was stored`, "body");
+    }
+    if (limits.diskDir !== undefined) {
+      unchecked += chunk.length;
+      if (unchecked >= DISK_CHECK_BYTES) {
+        unchecked = 0;
+        const fs = await statfs(limits.diskDir);
+        const free = fs.bavail * fs.bsize;
+        const reserve = limits.reserveBytes ?? DEFAULT_DISK_RESERVE_BYTES;
+        if (free - DISK_CHECK_BYTES < reserve) {
+          throw new Problem(
+            507,
+            "ERR_DISK_FULL",
+            `the body does not fit on this machine's disk: ${free} bytes free under ${limits.diskDir}, and ${reserve} must stay free (muri serve --disk-reserve); send it with a Content-Length to stream it without spooling, or free space: nothing was stored`,
+            "body",
+          );
+        }
+      }
+    }
+    yield chunk;
+  }
+}
 
 /** Whether the request asks for an operation instead of waiting (RFC 7240 `Prefer: respond-async`). */
 export function prefersAsync(header: string | string[] | undefined): boolean {
@@ -198,6 +251,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     throw new Problem(400, "ERR_TOKEN_REQUIRED", `listening on ${options.host} (not a loopback address) needs a token: writes spend this client's money`);
   }
   const uploads = join(options.dir, "http", "uploads");
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const cache = join(options.dir, "http", "cache");
   // Uploads are plaintext until stored, the cache holds decrypted files: this user's eyes only.
   await mkdir(uploads, { recursive: true, mode: 0o700 });
@@ -255,6 +309,9 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     if (form === "early" && into !== undefined) throw new Problem(400, "ERR_BAD_PARAMETER", `query parameter form: Magu ${into} exists already; leave it out when putting into an existing Magu`, "form");
     const length = contentLength(req);
     if (length === 0) throw new Problem(400, "ERR_EMPTY_BODY", "the body is empty: send the file's bytes as the request body", "body");
+    if (length !== undefined && length > maxBodyBytes) {
+      throw new Problem(413, "ERR_BODY_TOO_LARGE", `Content-Length ${length} is over ${maxBodyBytes} bytes, the most this API takes (muri serve --max-body)`, "body");
+    }
     // With a Content-Length the body is encoded as it arrives (bounded memory, nothing on disk but
     // the staging overflow); without one (chunked) it is spooled first: the Magu's size follows
     // from the file's, which only the whole body tells.
@@ -297,7 +354,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     try {
       let unpacked;
       try {
-        unpacked = await extractTar(req, root);
+        unpacked = await extractTar(boundedBody(req, { maxBytes: maxBodyBytes, diskDir: uploads, reserveBytes: options.diskReserveBytes }), root);
       } catch (err) {
         if (err instanceof TarError) throw new Problem(400, err.code, `the body is not a directory this API stores: ${err.message}`, "body");
         throw err;
@@ -342,7 +399,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     const tmp = `${base}.part`;
     const file = `${base}.body`;
     try {
-      await pipeline(req, createWriteStream(tmp, { mode: 0o600 }));
+      await pipeline(boundedBody(req, { maxBytes: maxBodyBytes, diskDir: uploads, reserveBytes: options.diskReserveBytes }), createWriteStream(tmp, { mode: 0o600 }));
       if ((await stat(tmp)).size === 0) throw new Problem(400, "ERR_EMPTY_BODY", "the body is empty: send the file's bytes as the request body", "body");
       await rename(tmp, file);
       return file;
@@ -476,8 +533,11 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
       }
     }
     route(req, res, url).catch((err: unknown) => {
+      const problem = asProblem(err);
+      // A body refused for its size is not read to its end: the connection closes after the answer.
+      if (!req.complete && (problem.status === 413 || problem.status === 507) && !res.headersSent) res.setHeader("connection", "close");
       req.resume();
-      sendProblem(res, asProblem(err), url.pathname);
+      sendProblem(res, problem, url.pathname);
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -598,7 +658,7 @@ export function openApiDocument(): Record<string, unknown> {
             },
           ],
           requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },
-          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/PutResult" } } } }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "503": problem },
+          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/PutResult" } } } }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "503": problem, "507": problem },
         },
       },
       "/v1/directories": {
@@ -606,7 +666,7 @@ export function openApiDocument(): Record<string, unknown> {
           summary: "store a directory sent as a tar archive (tar -c -C DIR .), as muri put DIR does: one pack in a new blob Magu or ?magu=ID. Files, directories and symlinks inside the tree; names are checked, nothing is written outside",
           parameters: putParams,
           requestBody: { required: true, content: { "application/x-tar": { schema: { type: "string", format: "binary" } } } },
-          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/DirectoryPutResult" } } } }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "415": problem, "503": problem },
+          responses: { "201": { description: "stored", content: { "application/json": { schema: { $ref: "#/components/schemas/DirectoryPutResult" } } } }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "415": problem, "503": problem, "507": problem },
         },
       },
       "/v1/blobs/{cid}/ls": {

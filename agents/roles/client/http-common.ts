@@ -29,6 +29,7 @@ const TITLES: Record<number, string> = {
   413: "Content too large",
   415: "Unsupported media type",
   416: "Range not satisfiable",
+  507: "Insufficient storage",
   500: "Internal error",
   502: "Bad gateway",
   503: "Service unavailable",

@@ -21,7 +21,9 @@
  *   their documented schemas; another account's daemon is refused the owner's private Magu (403);
  *   a put under `Prefer: respond-async` polled while it runs: its progress (bytes encoded, fragments
  *   pushed, acknowledgements) only grows and ends at the totals; a body cut before its
- *   Content-Length stores nothing and creates no Magu; 20 concurrent clients (4 putting small files
+ *   Content-Length stores nothing and creates no Magu; a daemon started with `--max-body` and
+ *   `--disk-reserve` answers 413 to a longer body and 507 to one it would have to spool or unpack
+ *   past the reserve, keeping nothing; 20 concurrent clients (4 putting small files
  *   into one Magu, one chunked; all reading whole and by ranges; 8 searching), every answer checked;
  * - the SDK (agents/sdk): its committed types equal what the generator writes from the document a
  *   daemon serves; MuriApiError carries the problem's fields; a Node file stream of known size put
@@ -598,10 +600,29 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       assert.equal(await serve.stop(), 0, serve.stderr());
     }
     const t1 = performance.now();
-    // Another account's daemon: the owner's private Magu is not its to add to or search.
-    const strangerServe = await startMuri(["serve", "--listen", "127.0.0.1:0", ...strangerArgs, "--client-dir", join(net.dir, "client-stranger-http")]);
+    // Another account's daemon: the owner's private Magu is not its to add to or search. It takes
+    // bodies of 1 MiB at most and must leave 900 TiB free on the disk: a longer body is a 413 before
+    // a byte is read, and one to spool or unpack a 507 on its first chunk; nothing is kept.
+    const strangerDir = join(net.dir, "client-stranger-http");
+    const strangerServe = await startMuri(["serve", "--listen", "127.0.0.1:0", "--max-body", "1MiB", "--disk-reserve", "900TiB", ...strangerArgs, "--client-dir", strangerDir]);
     try {
       const url = strangerServe.ready.url as string;
+      const magusBefore = await net.read.maguRegistry.read.maguCount();
+      const limited = async (res: Response, status: number, code: string, detail: RegExp): Promise<void> => {
+        const text = await res.text();
+        assert.equal(res.status, status, text);
+        const body = JSON.parse(text) as { code: string; detail: string; field: string };
+        assert.deepEqual([body.code, body.field], [code, "body"], text);
+        assert.match(body.detail, detail);
+      };
+      await limited(await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body: randomBytes(1024 * 1024 + 1) }), 413, "ERR_BODY_TOO_LARGE", /Content-Length 1048577 is over 1048576 bytes.*--max-body/);
+      const chunked = (bytes: Buffer): RequestInit =>
+        ({ method: "PUT", body: new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(bytes), c.close()) }), duplex: "half" }) as RequestInit;
+      await limited(await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, chunked(randomBytes(64 * 1024))), 507, "ERR_DISK_FULL", /must stay free \(muri serve --disk-reserve\)/);
+      const tar = { ...chunked(randomBytes(10 * 1024)), headers: { "content-type": "application/x-tar" } };
+      await limited(await fetch(`${url}/v1/directories?k=2&m=1&members=3`, tar), 507, "ERR_DISK_FULL", /bytes free under/);
+      assert.deepEqual(await readdir(join(strangerDir, "http", "uploads")), [], "nothing spooled or unpacked is left");
+      assert.equal(await net.read.maguRegistry.read.maguCount(), magusBefore, "no Magu created");
       const refused = async (path: string, body: unknown, code: string): Promise<void> => {
         const res = await fetch(`${url}${path}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
         assert.equal(res.status, 403, await res.clone().text());

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm, statfs } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { isLoopback, openApiDocument, parseRange, prefersAsync, Problem } from "../../../agents/roles/client/http-api.js";
+import { boundedBody, isLoopback, openApiDocument, parseRange, prefersAsync, Problem } from "../../../agents/roles/client/http-api.js";
 import { jsonMaguOptions, parseSearchBody, parseVectorRows } from "../../../agents/roles/client/http-vectors.js";
 import { DEFAULT_VECTOR_FRAGMENTS, maguParams } from "../../../agents/roles/client/magu-create.js";
 import { CLIENT_DEFAULTS } from "../../../agents/roles/client/client.js";
@@ -143,5 +146,51 @@ describe("http api: ranges, listen addresses, the OpenAPI document", () => {
     assert.deepEqual([ops.get(slow.view.id)?.state, ops.get(slow.view.id)?.result], ["done", "ok"]);
     assert.notEqual(slow.view.id, third.view.id);
     assert.match(slow.view.id, /^[0-9a-f]{24}$/);
+  });
+
+  it("bounds a body: 413 past the largest size, 507 once the disk's reserve would be touched, checked on the first chunk and every 8 MiB", async () => {
+    const chunks = async function* (n: number, size: number): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < n; i++) yield new Uint8Array(size).fill(i);
+    };
+    const drain = async (body: AsyncIterable<Uint8Array>): Promise<number[]> => {
+      const seen: number[] = [];
+      for await (const c of body) seen.push(c.length);
+      return seen;
+    };
+    const stopsWith = async (body: AsyncIterable<Uint8Array>, status: number, code: string, passed: number): Promise<void> => {
+      const seen: number[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const c of body) seen.push(c.length);
+        })(),
+        (err: unknown) => err instanceof Problem && err.status === status && err.code === code && err.field === "body",
+      );
+      assert.equal(seen.length, passed, "chunks passed on before the refusal");
+    };
+    // Exactly the limit passes; one byte more is refused after the chunks within it.
+    assert.deepEqual(await drain(boundedBody(chunks(4, 256), { maxBytes: 1024 })), [256, 256, 256, 256]);
+    await stopsWith(boundedBody(chunks(5, 256), { maxBytes: 1024 }), 413, "ERR_BODY_TOO_LARGE", 4);
+    const dir = await mkdtemp(join(tmpdir(), "muri-bounded-"));
+    try {
+      const fs = await statfs(dir);
+      const free = fs.bavail * fs.bsize;
+      assert.deepEqual(await drain(boundedBody(chunks(3, 1024), { maxBytes: 1 << 20, diskDir: dir, reserveBytes: 0 })), [1024, 1024, 1024]);
+      // A reserve above what is free: the first chunk is refused.
+      await stopsWith(boundedBody(chunks(3, 1024), { maxBytes: 1 << 20, diskDir: dir, reserveBytes: free + 2 ** 40 }), 507, "ERR_DISK_FULL", 0);
+      // The disk is read again only after 8 MiB: a reserve reached later stops the body there.
+      let reads = 0;
+      const limits = {
+        maxBytes: 1 << 30,
+        diskDir: dir,
+        get reserveBytes(): number {
+          reads++;
+          return reads === 1 ? 0 : free + 2 ** 40;
+        },
+      };
+      await stopsWith(boundedBody(chunks(20, 1024 * 1024), limits), 507, "ERR_DISK_FULL", 8);
+      assert.equal(reads, 2, "the free space was read on the first chunk and after 8 MiB");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
