@@ -22,7 +22,7 @@
 import { FRAGMENT_SIZE, LEAF_SIZE } from "./constants.js";
 import { InvalidParameterError } from "./errors.js";
 import { HASH_SIZE, depthFor, leafCount, leafSiblings, verifyLeafProof, type FragmentTree } from "./merkle.js";
-import { canonicalDistance, readPayload, readVector, recordSize, VECTOR_ID_SIZE, type HitEntry, type VectorMetric, type VectorValues } from "./vectors.js";
+import { canonicalDistance, MAX_PAYLOAD_BYTES, PAYLOAD_LENGTH_SIZE, readPayload, readVector, recordSize, VECTOR_ID_SIZE, type HitEntry, type VectorMetric, type VectorValues } from "./vectors.js";
 
 /** The leaves under one record and their paths. */
 export interface HitProof {
@@ -43,23 +43,47 @@ export function recordLeaves(position: number, dim: number, metric: VectorMetric
 }
 
 /**
- * The proof of record `position` of the fragment `bytes` whose tree is `tree`, for a Magu of
- * dimension `dim` and `metric` (default: an int16 metric): the leaves from the record's first byte
- * to the end of what decides its payload. Throws when the record lies past the end or its payload
- * chunks are malformed.
+ * The bytes of a fragment of `size` bytes that a proof of record `position` can need: whole leaves
+ * from the record's first one through the longest payload it can carry (its chunk records,
+ * {@link MAX_PAYLOAD_BYTES} and the length prefix) and the next record's id, cut at the fragment's
+ * end. A member that keeps the fragment's tree reads only this (about 5 KiB at dim 128, not the
+ * whole fragment) and passes it to {@link buildHitProof} with its offset.
  */
-export function buildHitProof(bytes: Uint8Array, tree: FragmentTree, position: number, dim: number, metric: VectorMetric = "l2"): HitProof {
-  if (tree.size !== bytes.length) throw new InvalidParameterError("tree", tree.size, `built for ${tree.size} bytes, the fragment has ${bytes.length}`);
+export function proofWindow(position: number, dim: number, size: number, metric: VectorMetric = "l2"): { offset: number; length: number } {
   const { first, start } = recordLeaves(position, dim, metric);
   const rs = recordSize(dim, metric);
+  if (start + rs > size) throw new InvalidParameterError("position", position, `record ends at byte ${start + rs}, the fragment has ${size}`);
+  const chunks = Math.ceil((PAYLOAD_LENGTH_SIZE + MAX_PAYLOAD_BYTES) / (rs - VECTOR_ID_SIZE));
+  const end = Math.min(size, Math.ceil((start + rs * (1 + chunks) + VECTOR_ID_SIZE) / LEAF_SIZE) * LEAF_SIZE);
+  return { offset: first * LEAF_SIZE, length: end - first * LEAF_SIZE };
+}
+
+/**
+ * The proof of record `position` of a fragment whose tree is `tree`, for a Magu of dimension `dim`
+ * and `metric` (default: an int16 metric): the leaves from the record's first byte to the end of
+ * what decides its payload. `bytes` is the whole fragment, or (with `windowOffset`) exactly the
+ * part of it {@link proofWindow} names, which starts at fragment byte `windowOffset`. Throws when
+ * the record lies past the end or its payload chunks are malformed.
+ */
+export function buildHitProof(bytes: Uint8Array, tree: FragmentTree, position: number, dim: number, metric: VectorMetric = "l2", windowOffset?: number): HitProof {
+  const { first, start } = recordLeaves(position, dim, metric);
+  const rs = recordSize(dim, metric);
+  if (windowOffset === undefined && tree.size !== bytes.length) throw new InvalidParameterError("tree", tree.size, `built for ${tree.size} bytes, the fragment has ${bytes.length}`);
   if (start + rs > tree.size) {
     throw new InvalidParameterError("position", position, `record ends at byte ${start + rs}, the fragment has ${tree.size}`);
   }
-  const { end } = readPayload(bytes, start, rs, tree.size);
-  const last = Math.floor((end - 1) / LEAF_SIZE);
+  const offset = windowOffset ?? 0;
+  if (windowOffset !== undefined) {
+    const w = proofWindow(position, dim, tree.size, metric);
+    if (w.offset !== windowOffset || w.length !== bytes.length) {
+      throw new InvalidParameterError("bytes", bytes.length, `${bytes.length} bytes at offset ${windowOffset} are not the proof window of record ${position} (${w.length} bytes at offset ${w.offset})`);
+    }
+  }
+  const { end } = readPayload(bytes, start - offset, rs, tree.size - offset);
+  const last = Math.floor((end + offset - 1) / LEAF_SIZE);
   const n = last - first + 1;
   const leaves = Buffer.alloc(n * LEAF_SIZE);
-  leaves.set(bytes.subarray(first * LEAF_SIZE, Math.min((last + 1) * LEAF_SIZE, tree.size)));
+  leaves.set(bytes.subarray(first * LEAF_SIZE - offset, Math.min((last + 1) * LEAF_SIZE, tree.size) - offset));
   const siblings = Buffer.concat(Array.from({ length: n }, (_, i) => leafSiblings(tree, first + i)).flat());
   return { size: tree.size, leaves, siblings };
 }

@@ -83,7 +83,7 @@ export const TOMBSTONE_ID = (1n << 64n) - 1n;
 /** Most bytes of one vector's payload (its JSON text, UTF-8). */
 export const MAX_PAYLOAD_BYTES = 4096;
 /** Bytes of a payload's length prefix (uint32_be) in its first chunk. */
-const PAYLOAD_LENGTH_SIZE = 4;
+export const PAYLOAD_LENGTH_SIZE = 4;
 
 /** Whether `id` is a control record's (payload chunk or tombstone), not a vector's. */
 export function isControlId(id: bigint): boolean {

@@ -25,11 +25,12 @@
  * node's top-k for each of its queries (one, or a batch of up to MAX_BATCH_QUERIES) over the
  * fragments it has indexed, hits as 32-byte result entry words, with the fragments it searched;
  * `prove` answers, for hits this node returned to the same peer within PROVEN_HIT_TTL_MS, the
- * leaves under each record and their paths to the fragment root (data/hit-proof.ts), from the
- * fragment and its tree kept in memory for the last PROOF_FRAGMENTS fragments proven (read from the
- * store once, unhashed: the tree is built anyway and must give the committed root); a record whose
- * fragment's bytes on disk no longer give the committed root is answered with the reason (logged),
- * so the asker turns to another holder. Proofs are asked in a second round only for the hits that
+ * leaves under each record and their paths to the fragment root (data/hit-proof.ts): the
+ * fragment's tree is built from the whole fragment once (read unhashed: the tree must give the
+ * committed root) and kept for the last PROOF_TREES fragments proven; each proof then reads only
+ * the record's proof window from the store and checks its leaves against the tree. A record whose
+ * fragment's bytes on disk no longer give the committed root (or its kept tree's leaves) is
+ * answered with the reason (logged), so the asker turns to another holder. Proofs are asked in a second round only for the hits that
  * make the asker's merged top-k, and only of hits returned: a peer with search rights cannot read
  * records it never found (nor skip a paid search). `manifest` returns the current document
  * (base64, JSON), so a client appending a batch or a validator learns the fragment list.
@@ -38,8 +39,9 @@ import { join } from "node:path";
 import type { Hex } from "viem";
 import { CID } from "multiformats/cid";
 import type { MuriContracts, MuriPublicClient } from "../../chain/index.js";
-import { buildHitProof } from "../../data/hit-proof.js";
-import { buildFragmentTree, maguRoot, type FragmentTree } from "../../data/merkle.js";
+import { buildHitProof, proofWindow, type HitProof } from "../../data/hit-proof.js";
+import { buildFragmentTree, HASH_SIZE, hashLeaf, maguRoot, type FragmentTree } from "../../data/merkle.js";
+import { LEAF_SIZE } from "../../data/constants.js";
 import { fragmentsOfSlot } from "../../data/placement.js";
 import { METRIC_BY_CODE, VECTOR_MANIFEST_TYPE, decodeVectorManifest, deletedIds, encodeVectorManifest, manifestScaleExp, type VectorManifest } from "../../data/vector-manifest.js";
 import { decodeVector, encodeVector, firstTombstone, vectorSize, type VectorMetric, type VectorValues } from "../../data/vectors.js";
@@ -71,10 +73,11 @@ const SAVE_DELAY_MS = 2_000;
  */
 const SAVE_SPACING = 10;
 /**
- * Fragments kept with their trees for proving hits: at most 64 x (256 KiB + ~16 KiB of tree) for
- * the client's vector fragments, 64 x ~1.06 MiB at the largest fragment size.
+ * Fragment trees kept for proving hits (the bytes are not kept: a proof reads its window): at most
+ * 1,024 x ~16 KiB for the client's 256 KiB vector fragments, 1,024 x ~64 KiB at the largest
+ * fragment size.
  */
-const PROOF_FRAGMENTS = 64;
+const PROOF_TREES = 1024;
 
 /** Most queries one search request may carry. */
 export const MAX_BATCH_QUERIES = 256;
@@ -279,8 +282,8 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     const expires = known?.get(fragment * POSITIONS + position);
     return expires !== undefined && expires >= Date.now();
   };
-  /** Recently proven fragments and their trees by CID, least recently used first. */
-  const proofSources = new Map<string, Promise<{ bytes: Uint8Array; tree: FragmentTree }>>();
+  /** Trees of recently proven fragments by CID, least recently used first. */
+  const proofTrees = new Map<string, Promise<FragmentTree>>();
   let closed = false;
 
   const serial = <T>(maguId: bigint, task: () => Promise<T>): Promise<T> => {
@@ -403,25 +406,48 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
     return { maguId: m.maguId, cids, held };
   };
 
-  /** Fragment `f` of `m` as stored here and its tree; throws when it is missing or no longer has the committed root. */
-  const proofSource = (m: VectorManifest, f: number): Promise<{ bytes: Uint8Array; tree: FragmentTree }> => {
+  /**
+   * The tree of fragment `f` of `m` as stored here, built from the whole fragment the first time
+   * (kept for the next {@link PROOF_TREES} fragments proven); throws when it is missing or no longer
+   * has the committed root.
+   */
+  const proofTree = (m: VectorManifest, f: number): Promise<FragmentTree> => {
     const entry = m.fragments[f]!;
     const key = entry.cid.toString();
-    let source = proofSources.get(key);
-    if (source !== undefined) {
-      proofSources.delete(key);
+    let tree = proofTrees.get(key);
+    if (tree !== undefined) {
+      proofTrees.delete(key);
     } else {
-      source = (async () => {
-        const bytes = await store.get(entry.cid, { verify: false });
-        const tree = buildFragmentTree(bytes);
-        if (tree.fragmentRoot.toString("hex") !== entry.root) throw new Error(`stored fragment ${f} (${key}) does not have the committed root`);
-        return { bytes, tree };
+      tree = (async () => {
+        const built = buildFragmentTree(await store.get(entry.cid, { verify: false }));
+        if (built.fragmentRoot.toString("hex") !== entry.root) throw new Error(`stored fragment ${f} (${key}) does not have the committed root`);
+        return built;
       })();
-      source.catch(() => proofSources.delete(key));
+      tree.catch(() => proofTrees.delete(key));
     }
-    proofSources.set(key, source);
-    if (proofSources.size > PROOF_FRAGMENTS) proofSources.delete(proofSources.keys().next().value!);
-    return source;
+    proofTrees.set(key, tree);
+    if (proofTrees.size > PROOF_TREES) proofTrees.delete(proofTrees.keys().next().value!);
+    return tree;
+  };
+
+  /**
+   * The proof of record `position` of fragment `f`: only the record's proof window is read (a few
+   * KiB), its leaves checked against the kept tree; leaves that no longer match (the file changed
+   * on disk) drop the tree, so the next proof reads the whole fragment and its root check speaks.
+   */
+  const proveRecord = async (m: VectorManifest, f: number, position: number): Promise<HitProof> => {
+    const tree = await proofTree(m, f);
+    const { offset, length } = proofWindow(position, m.dim, tree.size, m.metric);
+    const window = await store.getRange(m.fragments[f]!.cid, offset, length);
+    const first = offset / LEAF_SIZE;
+    for (let i = 0; i * LEAF_SIZE < window.length; i++) {
+      const leaf = hashLeaf(window.subarray(i * LEAF_SIZE, (i + 1) * LEAF_SIZE));
+      if (!leaf.equals(tree.levels[0]!.subarray((first + i) * HASH_SIZE, (first + i + 1) * HASH_SIZE))) {
+        proofTrees.delete(m.fragments[f]!.cid.toString());
+        throw new Error(`stored fragment ${f} changed on disk (leaf ${first + i} no longer matches its tree)`);
+      }
+    }
+    return buildHitProof(window, tree, position, m.dim, m.metric, offset);
   };
 
   /** The proofs of `pairs` ([fragment, position]) for `asker`: each, or why not (logged when the data is at fault). */
@@ -433,8 +459,7 @@ export function createVectorService(init: VectorServiceInit, components: VectorS
         }
         try {
           if (m.fragments[fragment] === undefined) throw new Error(`fragment ${fragment} is not in the document`);
-          const { bytes, tree } = await proofSource(m, fragment);
-          return { proof: buildHitProof(bytes, tree, position, m.dim, m.metric) };
+          return { proof: await proveRecord(m, fragment, position) };
         } catch (err) {
           log.error("a search hit could not be proven", { magu: maguId.toString(), fragment, position, error: (err as Error).message });
           return { error: `fragment ${fragment} position ${position} cannot be proven here: ${(err as Error).message}` };

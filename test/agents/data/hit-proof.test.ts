@@ -1,13 +1,14 @@
 /**
  * Proofs of off-chain search hits (data/hit-proof.ts): an honest hit proves against the fragment
  * root wherever its record lies (inside a leaf, straddling two, the fragment's last record, a
- * fragment of one leaf); every way a member could lie fails with a reason naming what is wrong.
+ * fragment of one leaf), built from the whole fragment or from the record's proof window alone;
+ * every way a member could lie fails with a reason naming what is wrong.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { LEAF_SIZE } from "../../../agents/data/constants.js";
-import { buildHitProof, checkHitProof, hitProofBytes, readHitProof, recordLeaves, writeHitProof, type HitProof } from "../../../agents/data/hit-proof.js";
+import { buildHitProof, checkHitProof, hitProofBytes, proofWindow, readHitProof, recordLeaves, writeHitProof, type HitProof } from "../../../agents/data/hit-proof.js";
 import { buildFragmentTree } from "../../../agents/data/merkle.js";
 import { canonicalDistance, packBits, packRecords, recordSize, type HitEntry, type VectorMetric, type VectorRecord } from "../../../agents/data/vectors.js";
 
@@ -59,8 +60,12 @@ describe("hit proofs", () => {
     const straddling = rs.findIndex((_, p) => recordLeaves(p, DIM).first !== recordLeaves(p, DIM).last);
     assert.ok(straddling > 0, "some record straddles two leaves");
     for (const position of [0, straddling, 9, rs.length - 1]) {
+      const w = proofWindow(position, DIM, bytes.length);
+      const tree = buildFragmentTree(bytes);
+      const windowed = buildHitProof(bytes.subarray(w.offset, w.offset + w.length), tree, position, DIM, "l2", w.offset);
       for (const metric of ["l2", "ip"] as const) {
         const { hit, proof, root } = await proven(bytes, rs, position, metric);
+        assert.ok(windowed.leaves.equals(proof.leaves) && windowed.siblings.equals(proof.siblings), `position ${position}: the proof window's proof is the whole fragment's`);
         const { first } = recordLeaves(position, DIM);
         // The record, then the next record's id (it has no payload), or nothing at the end.
         const rsize = recordSize(DIM);
@@ -145,6 +150,9 @@ describe("hit proofs: a Hamming record", () => {
     const tree = buildFragmentTree(bytes!);
     for (const position of [0, 22, 39]) {
       const proof = buildHitProof(bytes!, tree, position, BITS, "hamming");
+      const w = proofWindow(position, BITS, bytes!.length, "hamming");
+      const windowed = buildHitProof(bytes!.subarray(w.offset, w.offset + w.length), tree, position, BITS, "hamming", w.offset);
+      assert.ok(windowed.leaves.equals(proof.leaves) && windowed.siblings.equals(proof.siblings), `position ${position}: the proof window's proof is the whole fragment's`);
       const { first, last } = recordLeaves(position, BITS, "hamming");
       assert.equal(proof.leaves.length, (last - first + 1) * LEAF_SIZE);
       if (position === 22) assert.equal(last, first + 1, "record 22 straddles two leaves");

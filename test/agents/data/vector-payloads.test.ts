@@ -15,7 +15,7 @@ import { LEAF_SIZE } from "../../../agents/data/constants.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { ManifestError, VectorFileError, VectorIdError, VectorPayloadError } from "../../../agents/data/errors.js";
 import { manifestCidOf } from "../../../agents/data/manifest.js";
-import { buildHitProof, verifyHitProof, type HitProof } from "../../../agents/data/hit-proof.js";
+import { buildHitProof, proofWindow, verifyHitProof, type HitProof } from "../../../agents/data/hit-proof.js";
 import { buildFragmentTree, fragmentRoot, leafSiblings } from "../../../agents/data/merkle.js";
 import { decodeVectorManifest, deletedIds, encodeVectorManifest, type VectorManifest } from "../../../agents/data/vector-manifest.js";
 import { readPayloadFile, readVectorFile, readBitFile } from "../../../agents/data/vector-files.js";
@@ -154,6 +154,39 @@ describe("payloads: proven with the hit", () => {
     const edited = Buffer.from(p0.leaves);
     edited[positions[0]! * RS + RS + 8 + 6] ^= 0x01;
     assert.match(verify(0, { ...p0, leaves: edited }).error!, /does not prove/);
+  });
+
+  it("a proof built from the record's proof window alone is the whole fragment's, up to the largest payload", () => {
+    const same = (whole: HitProof, part: HitProof, what: string): void => {
+      assert.equal(part.size, whole.size, what);
+      assert.ok(part.leaves.equals(whole.leaves) && part.siblings.equals(whole.siblings), what);
+    };
+    const windowed = (fragment: Uint8Array, fragmentTree: typeof tree, position: number): HitProof => {
+      const { offset, length } = proofWindow(position, DIM, fragment.length);
+      assert.equal(offset % LEAF_SIZE, 0, "the window starts on a leaf");
+      assert.ok(offset + length === fragment.length || length % LEAF_SIZE === 0, "and ends on one, or at the fragment's end");
+      return buildHitProof(fragment.subarray(offset, offset + length), fragmentTree, position, DIM, "l2", offset);
+    };
+    for (let i = 0; i < rs.length; i++) same(buildHitProof(bytes!, tree, positions[i]!, DIM), windowed(bytes!, tree, positions[i]!), `row ${i}`);
+    // Payloads of MAX_PAYLOAD_BYTES (257 chunk records of 24 bytes after their record), between plain rows.
+    const big = rows(9, (i) => (i % 3 === 1 ? { p: "x".repeat(MAX_PAYLOAD_BYTES - 8) } : undefined));
+    assert.equal(big[1]!.payload!.length, MAX_PAYLOAD_BYTES);
+    const [fragment] = [...packRecords(big, DIM, 1 << 16)];
+    const bigTree = buildFragmentTree(fragment!);
+    const at = vectorPositions(fragment!);
+    for (let i = 0; i < big.length; i++) {
+      const part = windowed(fragment!, bigTree, at[i]!);
+      same(buildHitProof(fragment!, bigTree, at[i]!, DIM), part, `row ${i} of the largest payloads`);
+      const q = Int16Array.from({ length: DIM }, (_, c) => c);
+      const checked = verifyHitProof({ id: big[i]!.id, distance: canonicalDistance("l2", q, big[i]!.values), fragment: 0, position: at[i]! }, part, bigTree.fragmentRoot, q, "l2");
+      assert.equal(checked.error, undefined, `row ${i}`);
+      assert.deepEqual(text(checked.payload), text(big[i]!.payload), `row ${i}'s payload`);
+    }
+    // Neither a window from another offset nor a cut fragment passes for the whole.
+    assert.throws(() => buildHitProof(bytes!.subarray(LEAF_SIZE), tree, positions[0]!, DIM, "l2", LEAF_SIZE), /are not the proof window of record 0 \(\d+ bytes at offset 0\)/);
+    const w = proofWindow(positions[0]!, DIM, bytes!.length);
+    assert.throws(() => buildHitProof(bytes!.subarray(0, w.length - 1), tree, positions[0]!, DIM, "l2", 0), /are not the proof window/, "a window cut short");
+    assert.throws(() => buildHitProof(bytes!.subarray(0, bytes!.length - 1), tree, positions[0]!, DIM), /built for \d+ bytes, the fragment has/);
   });
 
   it("attack: another record's payload cannot be attached (the chunks after a record are its own)", () => {

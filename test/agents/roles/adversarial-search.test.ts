@@ -17,7 +17,8 @@
  * quantization scale is refused. Off-chain, a member answers searches (one query or a batch) with
  * binary frames and proves, on a second request, the hits it returned to that peer and only those
  * (the proofs check against the committed roots); a record whose fragment's bytes on its disk lost
- * the committed root is refused with the reason, so the client asks another holder.
+ * the committed root is refused with the reason, so the client asks another holder, also when the
+ * bytes change after the member kept the fragment's tree (a proof reads only its record's window).
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -455,6 +456,17 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       await assert.rejects(vs.handle({ op: "prove", magu: maguId.toString(), hits: [[0, -1]] }, "peer"), /hits\[0\] must be \[fragment, position\]/);
       await assert.rejects(vs.handle({ op: "prove", magu: maguId.toString(), hits: "0,1" }, "peer"), /hits must be an array of 1 to 512/);
       await assert.rejects(vs.handle({ op: "search", magu: maguId.toString(), queries: [encodeQuery(query), "0x12"], k: 1 }, "peer"), /queries\[1\]: query/);
+
+      // A proof reads only its record's window, checked against the tree kept from the whole
+      // fragment: a byte of record 2 flipped on disk since is caught by its leaf, the tree dropped,
+      // and the next proof reads the whole fragment again, whose root check refuses it.
+      const path0 = blockPath(storePaths(n.dir), fragmentCid(fragments[0]!));
+      const at = 2 * recordSize(DIM) + 8;
+      const fh0 = await open(path0, "r+");
+      await fh0.write(Uint8Array.of(fragments[0]![at]! ^ 0xff), 0, 1, at);
+      await fh0.close();
+      assert.match(((await prove([[0, 2]]))[0] as { error: string }).error, /cannot be proven here: stored fragment 0 changed on disk \(leaf 0 no longer matches its tree\)/);
+      assert.match(((await prove([[0, 2]]))[0] as { error: string }).error, /cannot be proven here: .*does not have the committed root/, "the whole fragment is read again");
     } finally {
       await vs.close();
     }

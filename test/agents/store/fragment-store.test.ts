@@ -55,6 +55,33 @@ describe("FragmentStore", () => {
     await assert.rejects(store.get(randomFragment(10).cid), FragmentNotFoundError);
   });
 
+  it("reads a byte range of a fragment, cut at its end; a missing, truncated or unknown fragment or a bad range is refused", async (t) => {
+    const dir = await tempDir(t);
+    const store = await openFragmentStore({ dir, quotaBytes: QUOTA });
+    t.after(() => store.close());
+    const f = randomFragment(300 * KiB + 17);
+    const gone = randomFragment(4 * KiB);
+    const cut = randomFragment(8 * KiB);
+    for (const x of [f, gone, cut]) await store.put(x.cid, x.bytes);
+    await store.flush();
+    const size = f.bytes.length;
+    for (const [offset, length] of [[0, 1], [1024, 5 * KiB], [size - 10, 10], [size - 10, 1000], [7, 0], [0, size + 5]] as const) {
+      assert.deepEqual(new Uint8Array(await store.getRange(f.cid, offset, length)), f.bytes.subarray(offset, Math.min(size, offset + length)), `[${offset}, +${length})`);
+    }
+    await assert.rejects(store.getRange(f.cid, size, 1), /offset \d+ is outside fragment .* \(307217 bytes\)/);
+    await assert.rejects(store.getRange(f.cid, -1, 1), RangeError);
+    await assert.rejects(store.getRange(f.cid, 0, -1), /length -1 must be a non-negative integer/);
+    await assert.rejects(store.getRange(randomFragment(10).cid, 0, 1), FragmentNotFoundError);
+    // A file gone from disk, or shorter than recorded: the entry is dropped, as for a whole read.
+    const paths = storePaths(dir);
+    await fsp.rm(blockPath(paths, gone.cid));
+    await assert.rejects(store.getRange(gone.cid, 0, 10), FragmentNotFoundError);
+    await truncate(blockPath(paths, cut.cid), 1000);
+    await assert.rejects(store.getRange(cut.cid, 0, 10), (err: unknown) => err instanceof CorruptFragmentError && err.context.reason === "size" && err.context.actualSize === 1000);
+    assert.equal(await store.has(cut.cid), false);
+    assert.deepEqual(new Uint8Array(await store.get(f.cid)), f.bytes, "the others are untouched");
+  });
+
   it("treats a second put of the same CID as a no-op, also when concurrent", async (t) => {
     const dir = await tempDir(t);
     const store = await openFragmentStore({ dir, quotaBytes: QUOTA });
