@@ -709,47 +709,31 @@ class FsFragmentStore implements FragmentStore {
 
   private async read(cid: CID, verify: boolean): Promise<Uint8Array> {
     const record = await this.record(cid);
-    let fh: FileHandle;
-    try {
-      fh = await this.fs.open(blockPath(this.paths, cid), "r");
-    } catch (err) {
-      if (errno(err) === "ENOENT") return this.failMissing(cid);
-      throw err;
-    }
-    let bytes: Buffer;
-    let actualSize: number;
-    try {
-      actualSize = (await fh.stat()).size;
-      bytes = Buffer.allocUnsafe(record.size);
-      if (actualSize === record.size) {
-        let offset = 0;
-        while (offset < bytes.length) {
-          const { bytesRead } = await fh.read(bytes, offset, bytes.length - offset, offset);
-          if (bytesRead === 0) break;
-          offset += bytesRead;
-        }
-        actualSize = offset; // shorter only if the file shrank while we read
-      }
-    } finally {
-      await fh.close();
-    }
-    if (actualSize !== record.size) return this.failCorrupt(cid, record, "size", actualSize);
-    if (verify && !digestMatchesCid(cid, await digestFor(cid, bytes))) return this.failCorrupt(cid, record, "hash", actualSize);
+    const bytes = await this.readSpan(cid, record, 0, record.size);
+    if (verify && !digestMatchesCid(cid, await digestFor(cid, bytes))) return this.failCorrupt(cid, record, "hash", record.size);
     return bytes;
   }
 
   async getRange(cid: CID, offset: number, length: number): Promise<Uint8Array> {
     this.assertOpen();
     assertVerifiable(cid);
-    return this.track(this.readRange(cid, offset, length));
+    return this.track(
+      (async () => {
+        const record = await this.record(cid);
+        if (!Number.isSafeInteger(offset) || offset < 0 || offset >= Math.max(record.size, 1)) {
+          throw new RangeError(`offset ${offset} is outside fragment ${cid} (${record.size} bytes)`);
+        }
+        if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length ${length} must be a non-negative integer`);
+        return this.readSpan(cid, record, offset, Math.min(length, record.size - offset));
+      })(),
+    );
   }
 
-  private async readRange(cid: CID, offset: number, length: number): Promise<Uint8Array> {
-    const record = await this.record(cid);
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset >= Math.max(record.size, 1)) {
-      throw new RangeError(`offset ${offset} is outside fragment ${cid} (${record.size} bytes)`);
-    }
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length ${length} must be a non-negative integer`);
+  /**
+   * Bytes [offset, offset + length) of the fragment's file, unhashed; a missing file or one whose
+   * size is not the recorded one (also one that shrank while read) fails as for a whole read.
+   */
+  private async readSpan(cid: CID, record: FragmentRecord, offset: number, length: number): Promise<Buffer> {
     let fh: FileHandle;
     try {
       fh = await this.fs.open(blockPath(this.paths, cid), "r");
@@ -757,23 +741,23 @@ class FsFragmentStore implements FragmentStore {
       if (errno(err) === "ENOENT") return this.failMissing(cid);
       throw err;
     }
+    const bytes = Buffer.allocUnsafe(length);
     let actualSize: number;
-    const bytes = Buffer.allocUnsafe(Math.min(length, record.size - offset));
-    let got = 0;
     try {
       actualSize = (await fh.stat()).size;
       if (actualSize === record.size) {
-        while (got < bytes.length) {
-          const { bytesRead } = await fh.read(bytes, got, bytes.length - got, offset + got);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await fh.read(bytes, got, length - got, offset + got);
           if (bytesRead === 0) break;
           got += bytesRead;
         }
+        if (got < length) actualSize = offset + got; // only if the file shrank while we read
       }
     } finally {
       await fh.close();
     }
     if (actualSize !== record.size) return this.failCorrupt(cid, record, "size", actualSize);
-    if (got !== bytes.length) return this.failCorrupt(cid, record, "size", offset + got);
     return bytes;
   }
 
