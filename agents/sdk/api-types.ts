@@ -316,6 +316,7 @@ export interface Paths {
         409: ProblemBody;
         413: ProblemBody;
         415: ProblemBody;
+        507: ProblemBody;
       };
     };
   };

@@ -72,7 +72,7 @@ export const serveCommand: LocalCommand = {
     "  --auth               require the bearer token on loopback too (always required elsewhere); it is kept in CLIENT_DIR/api-token",
     "  --public-reads       serve GET/HEAD of files without the token (writes still need it)",
     "  --cors ORIGIN        let web pages from ORIGIN call the API (off by default)",
-    "  --max-body SIZE      the largest file or directory a put takes (default 64GiB; larger bodies get a 413)",
+    "  --max-body SIZE      the largest body a put (file or directory) or a vector file takes (default 64GiB; larger ones get a 413)",
     "  --disk-reserve SIZE  free disk space a body spooled or unpacked here must leave (default 1GiB; a 507 beyond)",
     GRANT_HELP,
     CLIENT_DIR_HELP,

@@ -33,7 +33,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, rename, rm, stat, statfs } from "node:fs/promises";
+import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -42,7 +42,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CID } from "multiformats/cid";
 import { CLIENT_DEFAULTS, type PutOptions, type PutResult, type PutSource, type StorageClient } from "./client.js";
-import { asProblem, intParam, Problem, problemBody, sendJson, sendProblem } from "./http-common.js";
+import { asProblem, boundedBody, DEFAULT_MAX_BODY_BYTES, intParam, Problem, problemBody, sendJson, sendProblem } from "./http-common.js";
 import { vectorRoutes, type Respond } from "./http-vectors.js";
 import { accepted, preferParam, vectorPaths, vectorSchemas } from "./http-openapi.js";
 import type { MaguChain } from "./magu-create.js";
@@ -52,7 +52,7 @@ import { extractTar, TarError } from "./http-tar.js";
 import type { TransferProgress } from "./progress.js";
 import type { VectorClient } from "./vector-client.js";
 
-export { Problem } from "./http-common.js";
+export { boundedBody, DEFAULT_DISK_RESERVE_BYTES, DEFAULT_MAX_BODY_BYTES, Problem } from "./http-common.js";
 
 /** Where and how the API listens. */
 export interface HttpApiOptions {
@@ -88,49 +88,6 @@ export interface HttpApiComponents {
 
 /** Operations kept by default: a new one drops the oldest finished one. */
 export const DEFAULT_MAX_OPERATIONS = 256;
-/** The largest body a put takes by default (`muri serve --max-body`). */
-export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 ** 3;
-/** Free space a body written to disk leaves by default (`muri serve --disk-reserve`). */
-export const DEFAULT_DISK_RESERVE_BYTES = 1024 ** 3;
-/** A body written to disk checks the file system's free space every this many bytes (and first). */
-const DISK_CHECK_BYTES = 8 * 1024 * 1024;
-
-/**
- * `body` passed through, refused once it exceeds `maxBytes` (413) or, when `diskDir` is given, once
- * writing on would leave less than `reserveBytes` free on that directory's file system (507).
- */
-export async function* boundedBody(
-  body: AsyncIterable<Uint8Array>,
-  limits: { maxBytes: number; diskDir?: string; reserveBytes?: number },
-): AsyncGenerator<Uint8Array> {
-  let total = 0;
-  let unchecked = Number.POSITIVE_INFINITY;
-  for await (const chunk of body) {
-    total += chunk.length;
-    if (total > limits.maxBytes) {
-      throw new Problem(413, "ERR_BODY_TOO_LARGE", `the body is over ${limits.maxBytes} bytes, the most this API takes (muri serve --max-body): nothing was stored`, "body");
-    }
-    if (limits.diskDir !== undefined) {
-      unchecked += chunk.length;
-      if (unchecked >= DISK_CHECK_BYTES) {
-        unchecked = 0;
-        const fs = await statfs(limits.diskDir);
-        const free = fs.bavail * fs.bsize;
-        const reserve = limits.reserveBytes ?? DEFAULT_DISK_RESERVE_BYTES;
-        if (free - DISK_CHECK_BYTES < reserve) {
-          throw new Problem(
-            507,
-            "ERR_DISK_FULL",
-            `the body does not fit on this machine's disk: ${free} bytes free under ${limits.diskDir}, and ${reserve} must stay free (muri serve --disk-reserve); send it with a Content-Length to stream it without spooling, or free space: nothing was stored`,
-            "body",
-          );
-        }
-      }
-    }
-    yield chunk;
-  }
-}
-
 /** Whether the request asks for an operation instead of waiting (RFC 7240 `Prefer: respond-async`). */
 export function prefersAsync(header: string | string[] | undefined): boolean {
   const values = Array.isArray(header) ? header : header === undefined ? [] : [header];
@@ -252,6 +209,8 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
   }
   const uploads = join(options.dir, "http", "uploads");
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  /** What a body written to the uploads directory may take (413 past the size, 507 past the disk's reserve). */
+  const spoolLimits = { maxBytes: maxBodyBytes, diskDir: uploads, reserveBytes: options.diskReserveBytes };
   const cache = join(options.dir, "http", "cache");
   // Uploads are plaintext until stored, the cache holds decrypted files: this user's eyes only.
   await mkdir(uploads, { recursive: true, mode: 0o700 });
@@ -273,7 +232,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     sendJson(res, status, await work(() => undefined));
   };
   const vectors = components.vectors;
-  const vectorRoute = vectors === undefined ? undefined : vectorRoutes({ vectors, magus: components.magus, uploadPath, respond, accept });
+  const vectorRoute = vectors === undefined ? undefined : vectorRoutes({ vectors, magus: components.magus, uploadPath, spoolLimits, respond, accept });
 
   const maguOf = async (url: URL, cid: CID): Promise<bigint> => intParam(url, "magu", 1n, 2n ** 256n - 1n) ?? (await client.locate(cid));
 
@@ -354,7 +313,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     try {
       let unpacked;
       try {
-        unpacked = await extractTar(boundedBody(req, { maxBytes: maxBodyBytes, diskDir: uploads, reserveBytes: options.diskReserveBytes }), root);
+        unpacked = await extractTar(boundedBody(req, spoolLimits), root);
       } catch (err) {
         if (err instanceof TarError) throw new Problem(400, err.code, `the body is not a directory this API stores: ${err.message}`, "body");
         throw err;
@@ -399,7 +358,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     const tmp = `${base}.part`;
     const file = `${base}.body`;
     try {
-      await pipeline(boundedBody(req, { maxBytes: maxBodyBytes, diskDir: uploads, reserveBytes: options.diskReserveBytes }), createWriteStream(tmp, { mode: 0o600 }));
+      await pipeline(boundedBody(req, spoolLimits), createWriteStream(tmp, { mode: 0o600 }));
       if ((await stat(tmp)).size === 0) throw new Problem(400, "ERR_EMPTY_BODY", "the body is empty: send the file's bytes as the request body", "body");
       await rename(tmp, file);
       return file;

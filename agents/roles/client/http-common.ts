@@ -4,6 +4,7 @@
  * parameter is at fault), JSON bodies (bigints as decimal strings), and the checks of query
  * parameters and JSON request bodies, each refusal naming the field and what to give.
  */
+import { statfs } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 /** An RFC 9457 problem: what went wrong, for whom to fix what. */
@@ -171,4 +172,53 @@ export function jsonBoolean(body: Record<string, unknown>, field: string): boole
   if (value === undefined || value === null) return undefined;
   if (typeof value !== "boolean") throw new Problem(400, "ERR_BAD_PARAMETER", `${field}: ${JSON.stringify(value)} is not true or false`, field);
   return value;
+}
+
+/** The largest body a put takes by default (`muri serve --max-body`). */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 ** 3;
+/** Free space a body written to disk leaves by default (`muri serve --disk-reserve`). */
+export const DEFAULT_DISK_RESERVE_BYTES = 1024 ** 3;
+/** A body written to disk checks the file system's free space every this many bytes (and first). */
+const DISK_CHECK_BYTES = 8 * 1024 * 1024;
+
+/** The bounds of {@link boundedBody}. */
+export interface BodyLimits {
+  maxBytes: number;
+  /** Checked for free space while the body is written there (none: not written to disk). */
+  diskDir?: string;
+  /** Free space to leave in `diskDir` (default {@link DEFAULT_DISK_RESERVE_BYTES}). */
+  reserveBytes?: number;
+}
+
+/**
+ * `body` passed through, refused once it exceeds `maxBytes` (413) or, when `diskDir` is given, once
+ * writing on would leave less than `reserveBytes` free on that directory's file system (507).
+ */
+export async function* boundedBody(body: AsyncIterable<Uint8Array>, limits: BodyLimits): AsyncGenerator<Uint8Array> {
+  let total = 0;
+  let unchecked = Number.POSITIVE_INFINITY;
+  for await (const chunk of body) {
+    total += chunk.length;
+    if (total > limits.maxBytes) {
+      throw new Problem(413, "ERR_BODY_TOO_LARGE", `the body is over ${limits.maxBytes} bytes, the most this API takes (muri serve --max-body): nothing was stored`, "body");
+    }
+    if (limits.diskDir !== undefined) {
+      unchecked += chunk.length;
+      if (unchecked >= DISK_CHECK_BYTES) {
+        unchecked = 0;
+        const fs = await statfs(limits.diskDir);
+        const free = fs.bavail * fs.bsize;
+        const reserve = limits.reserveBytes ?? DEFAULT_DISK_RESERVE_BYTES;
+        if (free - DISK_CHECK_BYTES < reserve) {
+          throw new Problem(
+            507,
+            "ERR_DISK_FULL",
+            `the body does not fit on this machine's disk: ${free} bytes free under ${limits.diskDir}, and ${reserve} must stay free (muri serve --disk-reserve); send it with a Content-Length to stream it without spooling, or free space: nothing was stored`,
+            "body",
+          );
+        }
+      }
+    }
+    yield chunk;
+  }
 }

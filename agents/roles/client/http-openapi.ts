@@ -192,7 +192,7 @@ export function vectorPaths(): Record<string, unknown> {
             ...Object.fromEntries(Object.entries(VECTOR_FILE_TYPES).map(([type, ext]) => [type, { schema: { type: "string", format: "binary", description: `a ${ext} file` } }])),
           },
         },
-        responses: { "201": { description: "committed and pushed", content: json(ref("AddResult")) }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "415": problem },
+        responses: { "201": { description: "committed and pushed", content: json(ref("AddResult")) }, "202": accepted, "400": problem, "401": problem, "403": problem, "404": problem, "409": problem, "413": problem, "415": problem, "507": problem },
       },
     },
     "/v1/magus/{id}/vectors/delete": {

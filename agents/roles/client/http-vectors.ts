@@ -28,7 +28,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import { parseMuriAmount } from "../../chain/index.js";
 import { MAX_PAYLOAD_BYTES, MAX_VECTOR_ID, type VectorMetric } from "../../data/vectors.js";
-import { Problem, intParam, jsonBoolean, jsonInteger, jsonObject, readJson, sendJson } from "./http-common.js";
+import { boundedBody, Problem, intParam, jsonBoolean, jsonInteger, jsonObject, readJson, sendJson, type BodyLimits } from "./http-common.js";
 import { createMagu, maguParams, type MaguChain, type MaguOption, type MaguOptions } from "./magu-create.js";
 import type { ProgressSink } from "./operations.js";
 import type { VectorClient, VectorHit } from "./vector-client.js";
@@ -54,6 +54,8 @@ export interface VectorRouteDeps {
   magus?: MaguChain;
   /** A fresh temporary path (without extension) in the API's upload directory. */
   uploadPath(): string;
+  /** What a vector file body spooled there may take (`boundedBody`). */
+  spoolLimits: BodyLimits;
   respond: Respond;
   /** Starts `work` as an operation and answers 202 whatever the Prefer header says. */
   accept: Respond;
@@ -258,7 +260,13 @@ export function vectorRoutes(deps: VectorRouteDeps): (req: IncomingMessage, res:
       count = rows.count;
     } else if (VECTOR_FILE_TYPES[type] !== undefined) {
       file = `${base}${VECTOR_FILE_TYPES[type]}`;
-      await pipeline(req, createWriteStream(file, { mode: 0o600 }));
+      try {
+        await pipeline(boundedBody(req, deps.spoolLimits), createWriteStream(file, { mode: 0o600 }));
+      } catch (err) {
+        // Cut short or refused: nothing of it stays in the uploads directory.
+        await rm(file, { force: true });
+        throw err;
+      }
     } else {
       throw new Problem(415, "ERR_CONTENT_TYPE", `Content-Type "${type || "(none)"}": send application/json rows, or a vector file as ${Object.keys(VECTOR_FILE_TYPES).join(" or ")}`, "Content-Type");
     }

@@ -23,7 +23,7 @@
  *   pushed, acknowledgements) only grows and ends at the totals; a body cut before its
  *   Content-Length stores nothing and creates no Magu; a daemon started with `--max-body` and
  *   `--disk-reserve` answers 413 to a longer body and 507 to one it would have to spool or unpack
- *   past the reserve, keeping nothing; 20 concurrent clients (4 putting small files
+ *   past the reserve (a file, a directory's tar, a .npy of vectors), keeping nothing; 20 concurrent clients (4 putting small files
  *   into one Magu, one chunked; all reading whole and by ranges; 8 searching), every answer checked;
  * - the SDK (agents/sdk): its committed types equal what the generator writes from the document a
  *   daemon serves; MuriApiError carries the problem's fields; a Node file stream of known size put
@@ -621,6 +621,8 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       await limited(await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, chunked(randomBytes(64 * 1024))), 507, "ERR_DISK_FULL", /must stay free \(muri serve --disk-reserve\)/);
       const tar = { ...chunked(randomBytes(10 * 1024)), headers: { "content-type": "application/x-tar" } };
       await limited(await fetch(`${url}/v1/directories?k=2&m=1&members=3`, tar), 507, "ERR_DISK_FULL", /bytes free under/);
+      const npy = { ...chunked(randomBytes(10 * 1024)), method: "POST", headers: { "content-type": "application/x-npy" } };
+      await limited(await fetch(`${url}/v1/magus/${maguId}/vectors`, npy), 507, "ERR_DISK_FULL", /must stay free/);
       assert.deepEqual(await readdir(join(strangerDir, "http", "uploads")), [], "nothing spooled or unpacked is left");
       assert.equal(await net.read.maguRegistry.read.maguCount(), magusBefore, "no Magu created");
       const refused = async (path: string, body: unknown, code: string): Promise<void> => {
