@@ -30,9 +30,9 @@
  * committed root) and kept for the last PROOF_TREES fragments proven; each proof then reads only
  * the record's proof window from the store and checks its leaves against the tree. A record whose
  * fragment's bytes on disk no longer give the committed root (or its kept tree's leaves) is
- * answered with the reason (logged), so the asker turns to another holder. Proofs are asked in a second round only for the hits that
- * make the asker's merged top-k, and only of hits returned: a peer with search rights cannot read
- * records it never found (nor skip a paid search). `manifest` returns the current document
+ * answered with the reason (logged), so the asker turns to another holder. Proofs are asked in a
+ * second round only for the hits that make the asker's merged top-k, and only of hits returned: a
+ * peer with search rights cannot read records it never found (nor skip a paid search). `manifest` returns the current document
  * (base64, JSON), so a client appending a batch or a validator learns the fragment list.
  */
 import { join } from "node:path";
