@@ -33,7 +33,7 @@ chromium_log="$(mktemp)"
 trap 'rm -f "$sol_log" "$side_log" "$contract_log" "$chromium_log"' EXIT
 phase "Chromium (scripts/chromium.sh, in the background)" bash scripts/chromium.sh >"$chromium_log" 2>&1 &
 chromium_pid=$!
-phase "agent tests below the chain (${#unit_tests[@]} files, beside the builds)" node --import tsx --test --test-concurrency=1 "${unit_tests[@]}" >"$side_log" 2>&1 &
+phase "agent tests below the chain (${#unit_tests[@]} files, beside the builds)" node --import ./bin/ts-register.mjs --test --test-concurrency=1 "${unit_tests[@]}" >"$side_log" 2>&1 &
 side_pid=$!
 build_rc=0
 phase "build (contracts)" hardhat build --no-tests --quiet || build_rc=$?
@@ -101,9 +101,9 @@ done
 agent_tests() {
   local other_log other_pid other_rc=0 e2e_rc=0
   other_log="$(mktemp)"
-  node --import tsx --test --test-concurrency=1 "${other_tests[@]}" >"$other_log" 2>&1 &
+  node --import ./bin/ts-register.mjs --test --test-concurrency=1 "${other_tests[@]}" >"$other_log" 2>&1 &
   other_pid=$!
-  node --import tsx --test --test-concurrency=1 "${e2e_tests[@]}" || e2e_rc=$?
+  node --import ./bin/ts-register.mjs --test --test-concurrency=1 "${e2e_tests[@]}" || e2e_rc=$?
   wait "$other_pid" || other_rc=$?
   echo "# ---- agent tests, second lane (${#other_tests[@]} files besides the end-to-end ones) ----"
   cat "$other_log"

@@ -83,9 +83,10 @@ function rebuild(e: WorkerErrorShape): Error {
 /** The worker's entry point and the loader it needs for TypeScript, whatever loaded this one. */
 function workerOptions(): { url: URL; execArgv: string[] } {
   const url = new URL("./index-worker.ts", import.meta.url);
-  // `node --import tsx` is inherited; `bin/muri.js` loads TypeScript with in-thread hooks that a
-  // worker does not get, so the worker brings tsx itself (resolved from here, whatever the cwd).
-  const hasLoader = process.execArgv.some((a) => a.includes("tsx"));
+  // `node --import tsx` or `--import bin/ts-register.mjs` is inherited (the latter registers its
+  // in-thread hooks again in the worker); `bin/muri.js` loads TypeScript with in-thread hooks that
+  // a worker does not get, so the worker brings tsx itself (resolved from here, whatever the cwd).
+  const hasLoader = process.execArgv.some((a) => a.includes("tsx") || a.includes("ts-register.mjs"));
   return { url, execArgv: hasLoader ? [...process.execArgv] : [...process.execArgv, "--import", import.meta.resolve("tsx")] };
 }
 

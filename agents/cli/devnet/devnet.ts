@@ -19,6 +19,7 @@
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { mnemonicToAccount } from "viem/accounts";
 import { toHex, type Address, type Hex } from "viem";
 import { createChainClients, getMuriContracts, loadDeployment, type Deployment } from "../../chain/index.js";
@@ -51,6 +52,8 @@ export const STOP_GRACE_MS = 10_000;
 
 const RUN_NODE = join(ROOT, "agents", "roles", "node", "run-node.ts");
 const RUN_VALIDATOR = join(ROOT, "agents", "roles", "validator", "run-validator.ts");
+/** The project's TypeScript loader for the agent processes (bin/ts-hooks.mjs: half tsx's start-up CPU). */
+const TS_LOADER = pathToFileURL(join(ROOT, "bin", "ts-register.mjs")).href;
 
 export type AgentRole = "node" | "validator";
 
@@ -207,7 +210,7 @@ export async function startDevnet(init: DevnetInit): Promise<Devnet> {
         const m = spawnManaged({
           name: p.name,
           args: [
-            ...["--import", "tsx", p.role === "node" ? RUN_NODE : RUN_VALIDATOR, "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", dataDir, "--metrics-port", "0"],
+            ...["--import", TS_LOADER, p.role === "node" ? RUN_NODE : RUN_VALIDATOR, "--rpc", rpcUrl, "--deployment", deploymentFile, "--dir", dataDir, "--metrics-port", "0"],
             // Nodes listen for browsers too (WebSockets on loopback): the light client's page dials them.
             ...(p.role === "node" ? ["--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/tcp/0/ws"] : []),
           ],

@@ -6,6 +6,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import type { PeerProcessConfig } from "./peer-process.js";
+import { TS_LOADER } from "../ts-loader.js";
 
 const PEER_SCRIPT = fileURLToPath(new URL("./peer-process.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -77,7 +78,7 @@ export async function killAllPeers(): Promise<void> {
  * listens within a few seconds) for it to listen.
  */
 export async function spawnPeer(config: PeerProcessConfig, readyTimeoutMs = 60_000): Promise<PeerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", PEER_SCRIPT, JSON.stringify(config)], {
+  const child = spawn(process.execPath, ["--import", TS_LOADER, PEER_SCRIPT, JSON.stringify(config)], {
     cwd: ROOT,
     stdio: ["pipe", "pipe", "pipe"],
   });

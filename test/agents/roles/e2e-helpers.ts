@@ -16,6 +16,7 @@ import type { Address, Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient } from "../../../agents/chain/index.js";
 import { createClient, type StorageClient } from "../../../agents/roles/client/client.js";
 import { cleanup, deployLocal, E18, fund, signer, startFreshHardhatNode, startRpcProxy, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
+import { TS_LOADER } from "../ts-loader.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const RUN_NODE = fileURLToPath(new URL("../../../agents/roles/node/run-node.ts", import.meta.url));
@@ -93,7 +94,7 @@ export function spawnValidator(options: SpawnNodeOptions): Promise<ValidatorProc
 async function spawnAgent<Ready extends { address: Address }>(script: string, keyVar: string, options: SpawnNodeOptions): Promise<AgentProcess & Ready> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", script, "--rpc", options.rpcUrl, "--deployment", options.deploymentFile, "--dir", options.dir, ...(options.extraArgs ?? [])],
+    ["--import", TS_LOADER, script, "--rpc", options.rpcUrl, "--deployment", options.deploymentFile, "--dir", options.dir, ...(options.extraArgs ?? [])],
     {
       cwd: ROOT,
       env: { ...process.env, ...options.env, [keyVar]: options.key },

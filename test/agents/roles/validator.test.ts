@@ -19,6 +19,7 @@ import { createValidator, ensureValidatorRegistered, type AuditFetcher, type Val
 import { createAndFormMagu, E18, cleanup, deployLocal, fund, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, throughTimelock, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 import { writeDeployment } from "./e2e-helpers.js";
+import { TS_LOADER } from "../ts-loader.js";
 
 after(cleanup);
 
@@ -418,7 +419,7 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
     const key = chain.keys[6]!;
     const address = getAddress(signer(chain.rpcUrl, d, key).account.address);
     await fund(chain.rpcUrl, d, chain.keys[0]!, address, 2_000n * E18);
-    const child = spawn(process.execPath, ["--import", "tsx", RUN_VALIDATOR, "--rpc", chain.rpcUrl, "--deployment", file, "--dir", `${dir}/v`, "--metrics-port", "0", "--poll-ms", "200"], {
+    const child = spawn(process.execPath, ["--import", TS_LOADER, RUN_VALIDATOR, "--rpc", chain.rpcUrl, "--deployment", file, "--dir", `${dir}/v`, "--metrics-port", "0", "--poll-ms", "200"], {
       cwd: ROOT,
       env: { ...process.env, MURI_VALIDATOR_KEY: key },
       stdio: ["ignore", "pipe", "pipe"],

@@ -10,6 +10,7 @@ import { CID } from "multiformats/cid";
 import { openFragmentStore } from "../../../agents/store/fragment-store.js";
 import { Bucket, openMetaDb } from "../../../agents/store/meta-db.js";
 import { FIXTURES, filesUnder, tempDir } from "./helpers.js";
+import { TS_LOADER } from "../ts-loader.js";
 
 const KILLS = 3;
 const ACKS_BEFORE_KILL = 25;
@@ -19,7 +20,7 @@ const ACKS_BEFORE_KILL = 25;
  * arbitrary point of the writes in flight), and returns the acknowledged CIDs with their sizes.
  */
 async function writeUntilKilled(dir: string, acks: number): Promise<Map<string, number>> {
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("crash-writer.ts", FIXTURES)), dir], {
+  const child = spawn(process.execPath, ["--import", TS_LOADER, fileURLToPath(new URL("crash-writer.ts", FIXTURES)), dir], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const acked = new Map<string, number>();

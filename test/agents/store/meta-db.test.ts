@@ -10,13 +10,14 @@ import { DatabaseLockedError, SchemaVersionMismatchError } from "../../../agents
 import { openFragmentStore } from "../../../agents/store/fragment-store.js";
 import { Bucket, openMetaDb } from "../../../agents/store/meta-db.js";
 import { FIXTURES, tempDir } from "./helpers.js";
+import { TS_LOADER } from "../ts-loader.js";
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
 
 /** Starts a child process that holds the store in `dir` open; resolves once it is open. */
 async function holdOpen(dir: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("hold-open.ts", FIXTURES)), dir], {
+  const child = spawn(process.execPath, ["--import", TS_LOADER, fileURLToPath(new URL("hold-open.ts", FIXTURES)), dir], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const lines = createInterface({ input: child.stdout! });
