@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, run through `npm test` (which brings Node 22 first). Two cores, kept busy:
 #   1. the contracts' build, and beside it the agents' tests below the chain (data, index, store,
-#      p2p: they need no contract artifacts);
+#      p2p, light: they need no contract artifacts);
 #   2. the contract lane in the background: the Solidity tests' build, the Solidity unit, fuzz and
 #      invariant tests (and the attack simulation table from their output), the contract
 #      integration tests (mocha);
@@ -25,7 +25,7 @@ phase() {
 }
 
 shopt -s globstar nullglob
-unit_tests=(test/agents/{data,index,store,p2p}/**/*.test.ts)
+unit_tests=(test/agents/{data,index,store,p2p,light}/**/*.test.ts)
 side_log="$(mktemp)"
 sol_log="$(mktemp)"
 contract_log="$(mktemp)"
@@ -93,7 +93,7 @@ other_tests=()
 for f in test/agents/**/*.test.ts; do
   case "$f" in
     test/agents/roles/e2e-access.test.ts | test/agents/roles/e2e-networks.test.ts | test/agents/roles/e2e-resume.test.ts) other_tests+=("$f") ;;
-    test/agents/data/* | test/agents/index/* | test/agents/store/* | test/agents/p2p/*) ;; # ran beside the build
+    test/agents/data/* | test/agents/index/* | test/agents/store/* | test/agents/p2p/* | test/agents/light/*) ;; # ran beside the build
     test/agents/roles/e2e-* | test/agents/cli/devnet.test.ts) e2e_tests+=("$f") ;;
     *) other_tests+=("$f") ;;
   esac

@@ -23,12 +23,13 @@ const nodeShims: Plugin = {
   },
 };
 
-let bundled: Promise<string> | undefined;
-
-/** The bundle's JavaScript (an ES module), built once per process. */
-export function lightBundle(): Promise<string> {
-  bundled ??= build({
-    entryPoints: [join(HERE, "page", "main.ts")],
+/**
+ * `entry` and what it imports as one browser ES module, in memory, with the shims above (the light
+ * page's bundle; bench/light-index.ts bundles its own page the same way).
+ */
+export async function bundleForBrowser(entry: string): Promise<string> {
+  const r = await build({
+    entryPoints: [entry],
     bundle: true,
     write: false,
     format: "esm",
@@ -41,7 +42,15 @@ export function lightBundle(): Promise<string> {
     define: { "process.env.MURI_SHA256_BACKEND": '"node"', global: "globalThis" },
     plugins: [nodeShims],
     logLevel: "silent",
-  }).then((r) => r.outputFiles[0]!.text);
+  });
+  return r.outputFiles[0]!.text;
+}
+
+let bundled: Promise<string> | undefined;
+
+/** The bundle's JavaScript (an ES module), built once per process. */
+export function lightBundle(): Promise<string> {
+  bundled ??= bundleForBrowser(join(HERE, "page", "main.ts"));
   bundled.catch(() => (bundled = undefined));
   return bundled;
 }

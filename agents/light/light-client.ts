@@ -2,7 +2,8 @@
  * The browser light client (issue 16): it reads a vector Magu's root from the chain, talks to the
  * Magu's members over libp2p WebSockets, searches them, and returns only hits proven against that
  * root; it keeps the fragments it fetched in IndexedDB (fragment-cache.ts) and answers searches
- * over what it holds by brute force in the browser.
+ * over what it holds in the browser: an exact scan, or a graph index (HNSW in WebAssembly) past
+ * GRAPH_MIN_COMPONENTS held components, rows x dim (held-index.ts).
  *
  * Trust: the chain (its JSON-RPC, which the user chooses) is the only source believed. The Magu's
  * root, fragment count, members, dimension and metric are `MaguRegistry.maguInfo`; the members'
@@ -37,15 +38,12 @@ import { fragmentRoot, maguRoot } from "../data/merkle.js";
 import { holdersVector } from "../data/placement.js";
 import { decodeVectorManifest, deletedIds, manifestScaleExp, METRIC_BY_CODE, type VectorManifest } from "../data/vector-manifest.js";
 import {
-  canonicalDistance,
   COSINE_SCALE_EXP,
   compareHits,
   encodeVector,
-  isControlId,
   normalizeVector,
   packBits,
   quantize,
-  readVector,
   recordSize,
   scaleOfExp,
   type HitEntry,
@@ -58,6 +56,7 @@ import { searchRequest } from "../p2p/search-protocol.js";
 import { StreamReader } from "../p2p/stream-io.js";
 import { decodeProveAnswer, decodeSearchAnswer } from "../roles/shared/search-wire.js";
 import type { FragmentCache } from "./fragment-cache.js";
+import { GRAPH_MIN_COMPONENTS, HeldGraph, HeldRows, scanHeld } from "./held-index.js";
 
 /** Where the chain is and which contracts to read (the dashboard's `/api/light.json`). */
 export interface LightConfig {
@@ -101,6 +100,24 @@ export interface LightSearchResult {
   ms: number;
 }
 
+/** How searchHeld searches (see there). */
+export interface HeldSearchOptions {
+  method?: "auto" | "scan" | "graph";
+  /** The graph's effort (candidates ranked exactly); default GRAPH_DEFAULT_EF. */
+  ef?: number;
+}
+
+export interface HeldSearchResult {
+  hits: LightHit[];
+  /** Fragments searched, and the vector records they hold. */
+  fragments: number;
+  records: number;
+  /** Which answered: the exact scan, or the graph index (approximate: its candidates ranked exactly). */
+  method: "scan" | "graph";
+  exact: boolean;
+  ms: number;
+}
+
 export interface LightSearchOptions {
   /** Prove every top-k hit (default true). */
   verify?: boolean;
@@ -130,6 +147,7 @@ export class LightClient {
   private readonly chain;
   private readonly documents = new Map<string, Promise<{ manifest: VectorManifest; roots: Uint8Array[]; deleted: ReadonlySet<bigint> }>>();
   private readonly addresses = new Map<string, Multiaddr[]>();
+  private readonly held = new Map<bigint, HeldSet>();
 
   private constructor(
     readonly config: LightConfig,
@@ -377,40 +395,94 @@ export class LightClient {
   }
 
   /**
-   * The top `k` over the fragments of `m` this browser holds, by brute force over their records
-   * (read a page at a time from IndexedDB): the exact canonical distance, ties by id, control and
-   * deleted records skipped. `fragments` is how many fragments were searched.
+   * The held records of `m`, decoded (held-index.ts): rebuilt when the fragments held change (a
+   * fragment fetched or evicted), kept otherwise. Only fragments whose CID is the root the Magu's
+   * document commits to are read, a page at a time; the rows stay in memory while the page is open
+   * (at most the cache's bound).
    */
-  async searchHeld(m: LightMagu, query: readonly number[], k: number): Promise<{ hits: LightHit[]; fragments: number; records: number; ms: number }> {
-    const started = performance.now();
-    const { values, scaleExp } = await this.quantizeQuery(m, query);
+  private async heldOf(m: LightMagu): Promise<HeldSet> {
     const doc = await this.document(m);
     const rs = recordSize(m.dim, m.metric);
-    const held = await this.cache.list(m.id.toString());
-    const best: HitEntry[] = [];
-    let records = 0;
-    for (const f of held) {
-      if (cidOfFragmentRoot(doc.roots[f.index] ?? new Uint8Array(32)).toString() !== f.cid) continue;
-      for (let p = 0; p < f.pages; p++) {
-        const page = await this.cache.page(f.cid, p);
-        if (page === undefined) break;
-        const bytes = Buffer.from(page.buffer, page.byteOffset, page.byteLength);
-        for (let o = 0; o + rs <= bytes.length; o += rs) {
-          const id = bytes.readBigUInt64BE(o);
-          if (isControlId(id) || doc.deleted.has(id)) continue;
-          records++;
-          const hit: HitEntry = { distance: canonicalDistance(m.metric, values, readVector(bytes, o + 8, m.dim, m.metric)), id, fragment: f.index, position: (p * f.pageBytes + o) / rs };
-          if (best.length < k || compareHits(hit, best[best.length - 1]!) < 0) {
-            best.push(hit);
-            best.sort(compareHits);
-            if (best.length > k) best.pop();
-          }
+    const held = (await this.cache.list(m.id.toString())).filter((f) => cidOfFragmentRoot(doc.roots[f.index] ?? new Uint8Array(32)).toString() === f.cid);
+    const key = `${m.root}:${held.map((f) => f.cid).sort().join()}`;
+    const known = this.held.get(m.id);
+    if (known !== undefined && known.key === key) return known;
+    known?.building?.abort();
+    const rows = (async () => {
+      const out = new HeldRows(m.dim, m.metric);
+      for (const f of held) {
+        for (let p = 0; p < f.pages; p++) {
+          const page = await this.cache.page(f.cid, p);
+          if (page === undefined) break; // evicted meanwhile: the next search sees the new set
+          out.addRecords(page, f.index, (p * f.pageBytes) / rs, doc.deleted);
         }
       }
-    }
-    const scale = scaleExp === null ? 1 : 2 ** (2 * scaleExp);
-    return { hits: best.map((h) => lightHit(h, scale)), fragments: held.length, records, ms: performance.now() - started };
+      return out;
+    })();
+    const set: HeldSet = { key, fragments: held.length, rows };
+    this.held.set(m.id, set);
+    rows.catch(() => this.held.get(m.id) === set && this.held.delete(m.id));
+    return set;
   }
+
+  /** The graph over `set` (HeldGraph), its build started on the first call. */
+  private graphOf(set: HeldSet): Promise<HeldGraph> {
+    if (set.graph === undefined) {
+      const building = new AbortController();
+      set.building = building;
+      set.graph = set.rows.then((rows) => HeldGraph.build(rows, { signal: building.signal }));
+      set.graph.then(
+        (g) => (set.ready = g),
+        () => (set.graph = undefined),
+      );
+    }
+    return set.graph;
+  }
+
+  /**
+   * The top `k` over the fragments of `m` this browser holds, with no network: an exact scan of the
+   * held records, or (l2, ip and cosine Magus past GRAPH_MIN_COMPONENTS, rows x dim) the graph index
+   * once it is built in the background (held-index.ts). `method` forces one: `"scan"`, or
+   * `"graph"` (waits for the build); `ef` is the graph's effort. Control and deleted records are
+   * skipped. `fragments` is how many fragments were searched, `records` how many records they hold.
+   */
+  async searchHeld(m: LightMagu, query: readonly number[], k: number, options: HeldSearchOptions = {}): Promise<HeldSearchResult> {
+    const started = performance.now();
+    const method = options.method ?? "auto";
+    if (method !== "auto" && method !== "scan" && method !== "graph") throw new Error(`method: ${String(method)} is not auto, scan or graph`);
+    if (method === "graph" && m.metric === "hamming") throw new Error(`method: Magu ${m.id} is a Hamming Magu, which has no graph index here (use scan)`);
+    if (!Number.isInteger(k) || k < 1) throw new Error(`k: ${k} is not a positive integer`);
+    const { values, scaleExp } = await this.quantizeQuery(m, query);
+    const set = await this.heldOf(m);
+    const rows = await set.rows;
+    let graph: HeldGraph | undefined;
+    if (method === "graph") graph = await this.graphOf(set);
+    else if (method === "auto" && m.metric !== "hamming" && rows.count * m.dim >= GRAPH_MIN_COMPONENTS) {
+      void this.graphOf(set).catch(() => undefined); // scanned until it is ready
+      graph = set.ready;
+    }
+    const hits = graph === undefined ? scanHeld(rows, values, k) : graph.search(values as Int16Array, k, options.ef);
+    const scale = scaleExp === null ? 1 : 2 ** (2 * scaleExp);
+    return {
+      hits: hits.map((h) => lightHit(h, scale)),
+      fragments: set.fragments,
+      records: rows.count,
+      method: graph === undefined ? "scan" : "graph",
+      exact: graph === undefined,
+      ms: performance.now() - started,
+    };
+  }
+}
+
+/** A Magu's held records (LightClient.heldOf) and the graph over them, once asked for. */
+interface HeldSet {
+  /** The Magu's root and the CIDs of the fragments read. */
+  key: string;
+  fragments: number;
+  rows: Promise<HeldRows>;
+  graph?: Promise<HeldGraph>;
+  ready?: HeldGraph;
+  building?: AbortController;
 }
 
 function lightHit(hit: HitEntry, scale: number): LightHit {

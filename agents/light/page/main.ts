@@ -5,7 +5,7 @@
  * `globalThis.muriLight` for the page's form (index.html) and for scripts and tests.
  */
 import { FragmentCache, type CachedFragment } from "../fragment-cache.js";
-import { LightClient, type LightConfig, type LightHit, type LightMagu, type LightSearchOptions, type LightSearchResult } from "../light-client.js";
+import { LightClient, type HeldSearchOptions, type HeldSearchResult, type LightConfig, type LightMagu, type LightSearchOptions, type LightSearchResult } from "../light-client.js";
 
 export interface MuriLight {
   client: LightClient;
@@ -15,8 +15,8 @@ export interface MuriLight {
   search(id: string, query: number[], k: number, options?: LightSearchOptions): Promise<LightSearchResult>;
   /** Fetches (or reads from the cache) every fragment of the Magu; returns how many. */
   hold(id: string): Promise<number>;
-  /** Brute force over the fragments held in IndexedDB. */
-  searchHeld(id: string, query: number[], k: number): Promise<{ hits: LightHit[]; fragments: number; records: number; ms: number }>;
+  /** Searches the fragments held in IndexedDB: an exact scan, or the graph index past GRAPH_MIN_COMPONENTS (rows x dim). */
+  searchHeld(id: string, query: number[], k: number, options?: HeldSearchOptions): Promise<HeldSearchResult>;
   /** Fragment fetches over the network and cache hits since the page loaded. */
   stats(): { fragmentFetches: number; cacheHits: number };
   /** What the cache holds. */
@@ -50,7 +50,7 @@ async function main(): Promise<MuriLight> {
       for (let f = 0; f < m.fragmentCount; f++) await client.fragment(m, f);
       return m.fragmentCount;
     },
-    searchHeld: async (id, query, k) => client.searchHeld(await magu(id), query, k),
+    searchHeld: async (id, query, k, options) => client.searchHeld(await magu(id), query, k, options),
     stats: () => ({ ...client.stats }),
     held: () => cache.list(),
   };

@@ -27,7 +27,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, test } from "node:test";
-import puppeteer from "puppeteer-core";
+import { CHROMIUM, launchChromium } from "../chromium.js";
 import { holdersVector } from "../../../agents/data/placement.js";
 import { MURI_BIN as MURI, ROOT, muri } from "./run-muri.js";
 
@@ -229,13 +229,6 @@ describe("muri devnet", { timeout: 1_200_000 }, () => {
   });
 });
 
-/** Debian's Chromium (scripts/chromium.sh installs it); MURI_CHROMIUM overrides the path. */
-const CHROMIUM = process.env.MURI_CHROMIUM ?? "/usr/bin/chromium";
-
-// Without the background-networking flags Chromium dials out (updates, sync), and this machine's
-// closed network refuses it loudly.
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-
 /** The light page's API (agents/light/page/main.ts), as the tests call it in the page. */
 interface LightHit {
   id: string;
@@ -276,7 +269,7 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
       .slice(0, k);
   const plain = (hits: LightHit[]): LightHit[] => hits.map(({ id, distance }) => ({ id, distance }));
 
-  const browser = await puppeteer.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, userDataDir: await mkdtemp(join(tmpdir(), "muri-chromium-")) });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const pageErrors: string[] = [];
@@ -326,15 +319,25 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
     // Fragments fetched into IndexedDB, searched in the browser.
     assert.equal(await inPage<number>(`return l.hold(${JSON.stringify(magu)});`), 4);
     assert.deepEqual(await inPage(`return l.stats();`), { fragmentFetches: 4, cacheHits: 0 });
-    const heldSearch = async (): Promise<{ hits: LightHit[]; records: number; ms: number }[]> => {
+    type Held = { hits: (LightHit & { fragment: number })[]; records: number; fragments: number; method: string; exact: boolean; ms: number };
+    const heldSearch = async (options: { method?: string; ef?: number } = {}): Promise<Held[]> => {
       const out = [];
-      for (const q of queries) out.push(await inPage<{ hits: LightHit[]; records: number; ms: number }>(`return l.searchHeld(${JSON.stringify(magu)}, ${JSON.stringify(q)}, ${k});`));
+      for (const q of queries) out.push(await inPage<Held>(`return l.searchHeld(${JSON.stringify(magu)}, ${JSON.stringify(q)}, ${k}, ${JSON.stringify(options)});`));
       return out;
     };
     for (const [i, r] of (await heldSearch()).entries()) {
       assert.equal(r.records, 600);
+      assert.deepEqual([r.method, r.exact], ["scan", true], "600 records are scanned");
       assert.deepEqual(plain(r.hits), bruteForce(queries[i]!), `query ${i}: the held fragments' answer is brute force's`);
     }
+    // The graph index (HNSW in WebAssembly) over the same records: with an effort of every record
+    // its candidates are all of them, so its exactly ranked answer is brute force's too.
+    for (const [i, r] of (await heldSearch({ method: "graph", ef: 600 })).entries()) {
+      assert.deepEqual([r.method, r.exact, r.records], ["graph", false, 600]);
+      assert.deepEqual(plain(r.hits), bruteForce(queries[i]!), `query ${i}: the graph's answer is brute force's`);
+    }
+    const refused = await inPage<string>(`return l.searchHeld(${JSON.stringify(magu)}, ${JSON.stringify(queries[0])}, ${k}, { method: "tree" }).then(() => "answered", (e) => e.message);`);
+    assert.equal(refused, "method: tree is not auto, scan or graph");
 
     // Reload: the fragments come from IndexedDB, none is fetched.
     await page.reload({ waitUntil: "load" });
@@ -342,7 +345,7 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
     assert.deepEqual(await inPage(`return l.stats();`), { fragmentFetches: 0, cacheHits: 4 });
     const again = await heldSearch();
     again.forEach((r, i) => assert.deepEqual(plain(r.hits), bruteForce(queries[i]!), `query ${i} after the reload`));
-    console.log(`# light client: brute force over 600 held records in the browser ${again.map((r) => r.ms.toFixed(1)).join(", ")} ms`);
+    console.log(`# light client: a scan of 600 held records in the browser ${again.map((r) => r.ms.toFixed(1)).join(", ")} ms`);
 
     // A bound of 10 KiB keeps two of the 4 KiB fragments (the least recently used evicted).
     await page.goto(`${url}?cacheMiB=${10 / 1024}`, { waitUntil: "load" });
@@ -351,6 +354,12 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
     assert.deepEqual(held.map((f) => f.index).sort(), [2, 3]);
     assert.equal((await inPage<{ fragmentFetches: number }>(`return l.stats();`)).fragmentFetches, 4, "what was evicted is fetched again");
     assert.ok(held.reduce((n, f) => n + f.size, 0) <= 10 * 1024);
+    // The held records follow the cache: only fragments 2 and 3 are searched now.
+    for (const r of await heldSearch({ method: "scan" })) {
+      assert.equal(r.fragments, 2);
+      assert.ok(r.records > 0 && r.records < 600, `${r.records} records in fragments 2 and 3`);
+      assert.ok(r.hits.every((h) => h.fragment === 2 || h.fragment === 3), JSON.stringify(r.hits));
+    }
     assert.deepEqual(pageErrors, [], "no script error on the page");
   } finally {
     await browser.close();
@@ -371,11 +380,7 @@ async function checkDashboard(info: DevnetInfo, dir: string, stored: { maguId: s
     nodes: { address: string; stake: string; reputation: string }[];
     magus: { id: string; members: string[]; fragments: number }[];
   };
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    args: CHROMIUM_ARGS,
-    userDataDir: await mkdtemp(join(tmpdir(), "muri-chromium-")),
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.setViewport({ width: 1400, height: 1000 });
