@@ -42,6 +42,28 @@ const DOCUMENT_RETRY_MAX_MS = 120_000;
 /** `Bucket.task` key prefix of a batch whose documents are still to fetch (then the Magu id, 32 bytes). */
 const OWED_PREFIX = "d";
 
+/** A batch whose documents are still to fetch: its index document's CID and fragment count. */
+interface OwedFetch {
+  indexCid: CID;
+  fragmentCount: number;
+}
+
+/** An owed fetch as kept (JSON: the CID as a string). */
+export function encodeOwed(owed: OwedFetch): Buffer {
+  return Buffer.from(JSON.stringify({ indexCid: owed.indexCid.toString(), fragmentCount: owed.fragmentCount }));
+}
+
+/** An owed fetch read back; undefined when the bytes are not one (not JSON, a bad CID or count). */
+export function readOwed(bytes: Uint8Array): OwedFetch | undefined {
+  try {
+    const r = JSON.parse(Buffer.from(bytes).toString()) as { indexCid?: unknown; fragmentCount?: unknown };
+    if (typeof r.indexCid !== "string" || typeof r.fragmentCount !== "number" || !Number.isSafeInteger(r.fragmentCount) || r.fragmentCount < 1) return undefined;
+    return { indexCid: CID.parse(r.indexCid), fragmentCount: r.fragmentCount };
+  } catch {
+    return undefined;
+  }
+}
+
 export interface ValidatorAgentInit {
   dir: string;
   deployment: Deployment;
@@ -162,10 +184,15 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     // are kept in the metadata database so a restart resumes them.
     const owed = metaDb.bucket(Bucket.task);
     const owedKey = (maguId: bigint): Uint8Array => Buffer.concat([Buffer.from(OWED_PREFIX), Buffer.from(maguId.toString(16).padStart(64, "0"), "hex")]);
-    /** The owed record of `maguId` removed, if it is still this batch's (a later batch replaces it). */
+    /**
+     * The owed record of `maguId` removed, if it is still this batch's (a later batch replaces it)
+     * or unreadable.
+     */
     const settleOwed = async (maguId: bigint, indexCid: CID): Promise<void> => {
       const kept = await owed.get(owedKey(maguId));
-      if (kept !== undefined && (JSON.parse(Buffer.from(kept).toString()) as { indexCid: string }).indexCid === indexCid.toString()) await owed.del(owedKey(maguId));
+      if (kept === undefined) return;
+      const record = readOwed(kept);
+      if (record === undefined || record.indexCid.equals(indexCid)) await owed.del(owedKey(maguId));
     };
     let fetching: Promise<unknown> = Promise.resolve();
     const fetchDocuments = (maguId: bigint, indexCid: CID, fragmentCount: number, attempt: number): void => {
@@ -212,14 +239,14 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
     for await (const [key, value] of owed.entries()) {
       if (key.length !== OWED_PREFIX.length + 32 || Buffer.from(key.subarray(0, OWED_PREFIX.length)).toString() !== OWED_PREFIX) continue;
       const maguId = BigInt(`0x${Buffer.from(key.subarray(OWED_PREFIX.length)).toString("hex")}`);
-      try {
-        const { indexCid, fragmentCount } = JSON.parse(Buffer.from(value).toString()) as { indexCid: string; fragmentCount: number };
-        fetchDocuments(maguId, CID.parse(indexCid), fragmentCount, 0);
-      } catch (err) {
-        // Unreadable: dropped; the Magu's next commit or a client's push brings its documents.
-        log.warn("dropped an unreadable owed document fetch", { magu: maguId.toString(), error: describeError(err) });
-        await owed.del(key);
+      const record = readOwed(value);
+      if (record !== undefined) {
+        fetchDocuments(maguId, record.indexCid, record.fragmentCount, 0);
+        continue;
       }
+      // Unreadable: dropped; the Magu's next commit or a client's push brings its documents.
+      log.warn("dropped an unreadable owed document fetch", { magu: maguId.toString(), record: Buffer.from(value).toString("hex").slice(0, 64) });
+      await owed.del(key);
     }
     const confirmations = init.confirmations ?? defaultConfirmations(init.deployment.chainId);
     const follower = createEventFollower(
@@ -240,7 +267,7 @@ export function createValidatorAgent(init: ValidatorAgentInit, components: { log
       if (info.status !== 2 || info.fragmentCount !== e.args.fragmentCount || e.args.indexCid.length <= 2) return; // ended, or a later batch follows
       const indexCid = CID.decode(Buffer.from(e.args.indexCid.slice(2), "hex"));
       // Owed before the follower moves past the event: a crash now still fetches it after the restart.
-      await owed.put(owedKey(maguId), Buffer.from(JSON.stringify({ indexCid: indexCid.toString(), fragmentCount: e.args.fragmentCount })));
+      await owed.put(owedKey(maguId), encodeOwed({ indexCid, fragmentCount: e.args.fragmentCount }));
       fetchDocuments(maguId, indexCid, e.args.fragmentCount, 0);
     });
     await follower.start();

@@ -16,6 +16,8 @@ import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
 import { startMetricsServer } from "../../../agents/roles/shared/metrics-server.js";
 import { createValidator, ensureValidatorRegistered, type AuditFetcher, type Validator } from "../../../agents/roles/validator/validator.js";
+import { encodeOwed, readOwed } from "../../../agents/roles/validator/validator-agent.js";
+import { Bucket } from "../../../agents/store/index.js";
 import { createAndFormMagu, E18, cleanup, deployLocal, fund, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, throughTimelock, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 import { writeDeployment } from "./e2e-helpers.js";
@@ -412,10 +414,24 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
     assert.ok(validator.stats().passes >= passes + 2, "the loop ran");
   });
 
-  test("run-validator registers, prints ready, serves /metrics and exits 0 on SIGTERM", async () => {
+  test("an owed document fetch reads back as written; anything else is no record", () => {
+    const indexCid = fragmentCid(randomBytes(64));
+    const back = readOwed(encodeOwed({ indexCid, fragmentCount: 12 }));
+    assert.ok(back !== undefined && back.indexCid.equals(indexCid) && back.fragmentCount === 12);
+    for (const bad of ["", "not json", "null", "[]", '{"fragmentCount":3}', '{"indexCid":"bafy-not-a-cid","fragmentCount":3}', `{"indexCid":"${indexCid}","fragmentCount":0}`, `{"indexCid":"${indexCid}","fragmentCount":1.5}`, `{"indexCid":"${indexCid}","fragmentCount":"3"}`]) {
+      assert.equal(readOwed(Buffer.from(bad)), undefined, bad);
+    }
+  });
+
+  test("run-validator registers, prints ready, serves /metrics and exits 0 on SIGTERM; an unreadable owed fetch is dropped", async () => {
     const dir = await tempDir("muri-validator-proc-");
     const file = `${dir}/deployment.json`;
     await writeDeployment(file, d);
+    // A damaged record of a document fetch owed from before (key "d" and a Magu id of 32 bytes).
+    const owedKey = Buffer.concat([Buffer.from("d"), Buffer.alloc(31), Buffer.from([7])]);
+    const seeded = await openMetaDb(`${dir}/v/meta`);
+    await seeded.bucket(Bucket.task).put(owedKey, Buffer.from("{not json"));
+    await seeded.close();
     const key = chain.keys[6]!;
     const address = getAddress(signer(chain.rpcUrl, d, key).account.address);
     await fund(chain.rpcUrl, d, chain.keys[0]!, address, 2_000n * E18);
@@ -455,11 +471,22 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
       const res = await fetch(ready.metricsUrl);
       assert.equal(res.status, 200);
       assert.match(await res.text(), /muri_validator_missed_marked_total/);
+      // The owed records are read before "ready": the damaged one was dropped, with a warning (on
+      // stderr, which may arrive after stdout's "ready"; 30 s bounds a failure).
+      const warned = /"msg":"dropped an unreadable owed document fetch","magu":"7"/;
+      for (const until = Date.now() + 30_000; !warned.test(stderr) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 50));
+      assert.match(stderr, warned);
       process.kill(-child.pid!, "SIGTERM");
       // A clean stop normally takes well under a second; a loaded machine must not turn it into a kill.
       const timer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), 30_000);
       assert.equal(await exited, 0, stderr);
       clearTimeout(timer);
+      const reopened = await openMetaDb(`${dir}/v/meta`);
+      try {
+        assert.equal(await reopened.bucket(Bucket.task).get(owedKey), undefined, "the damaged record is gone");
+      } finally {
+        await reopened.close();
+      }
     } finally {
       try {
         process.kill(-child.pid!, "SIGKILL");
