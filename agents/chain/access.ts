@@ -227,7 +227,9 @@ export function decodeGrantToken(token: string): { chainId: number; contract: Ad
   if (!t.startsWith(TOKEN_PREFIX)) throw new Error(`a grant token starts with "${TOKEN_PREFIX}" (what \`muri magu grant\` prints)`);
   let b: Record<string, unknown>;
   try {
-    b = JSON.parse(Buffer.from(t.slice(TOKEN_PREFIX.length), "base64url").toString("utf8")) as Record<string, unknown>;
+    // base64url read as base64: the browser's Buffer (the light client's) knows no "base64url".
+    const b64 = t.slice(TOKEN_PREFIX.length).replace(/-/g, "+").replace(/_/g, "/");
+    b = JSON.parse(Buffer.from(b64.padEnd(Math.ceil(b64.length / 4) * 4, "="), "base64").toString("utf8")) as Record<string, unknown>;
   } catch {
     throw new Error("the grant token is damaged (not base64url JSON): copy it again whole");
   }

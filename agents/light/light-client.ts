@@ -17,6 +17,10 @@
  * fragment root before it is kept. What the page's own code does cannot be checked by the page:
  * it is as trustworthy as the server it came from (a devnet's, a node's, or a copy you host).
  *
+ * A private Magu is searched with a grant token (`useGrant`), presented to each member before the
+ * page's first request there, as `muri` presents one; a Magu with a search price with vouchers
+ * signed by the paying account `usePayer` takes.
+ *
  * It imports agents/data and the search wire's pure codecs; browser-only APIs (IndexedDB,
  * WebSockets) come through libp2p and fragment-cache.ts. bundle.ts builds it for the browser.
  */
@@ -30,8 +34,10 @@ import { multiaddr, type Multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import { CID } from "multiformats/cid";
 import * as Digest from "multiformats/hashes/digest";
-import { createPublicClient, http, type Address } from "viem";
+import { createPublicClient, http, type Address, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { maguAccessAbi, maguRegistryAbi, nodeRegistryAbi } from "../chain/abis.js";
+import { accessDomain, chainTime, decodeGrantToken, granteeAccount, peerGrantee, signHolder, signVoucher, type SignedGrant, type TypedSigner } from "../chain/access.js";
 import { cidOfFragmentRoot } from "../data/cid.js";
 import { verifyHitProof, type HitProof } from "../data/hit-proof.js";
 import { fragmentRoot, maguRoot } from "../data/merkle.js";
@@ -97,6 +103,8 @@ export interface LightSearchResult {
   /** Fragments no accepted answer covered. */
   uncovered: number[];
   verified: boolean;
+  /** On a Magu with a search price: the vouchers members took in this search (cumulative counts and totals, wei). */
+  paid?: { member: string; searches: string; total: string }[];
   ms: number;
 }
 
@@ -139,6 +147,9 @@ export interface LightStats {
 const KIND_VECTOR = 1;
 const STATUS_ACTIVE = 2;
 const ZERO_ADDRESS = /^0x0{40}$/i;
+/** A Holder statement lasts at most this long (chain seconds), and is renewed a minute before. */
+const HOLDER_S = 3_600;
+const RENEW_BEFORE_S = 60;
 const TIMEOUT_MS = 20_000;
 const MAX_FRAGMENT_BYTES = 1 << 20;
 
@@ -148,6 +159,14 @@ export class LightClient {
   private readonly documents = new Map<string, Promise<{ manifest: VectorManifest; roots: Uint8Array[]; deleted: ReadonlySet<bigint> }>>();
   private readonly addresses = new Map<string, Multiaddr[]>();
   private readonly held = new Map<bigint, HeldSet>();
+  /** Grants taken by useGrant, per Magu (with the account's signer for a grant to an account). */
+  private readonly grants = new Map<bigint, { grant: SignedGrant; sign?: TypedSigner }>();
+  /** `${member}/${magu}`: until when (chain time) the member accepted this page's grant. */
+  private readonly presented = new Map<string, number>();
+  /** The account paying for searches (usePayer), and where it stands with each member (`${magu}/${member}`). */
+  private payer: { address: Address; sign: TypedSigner } | undefined;
+  private readonly meters = new Map<string, { searches: bigint; total: bigint }>();
+  private readonly meterLocks = new Map<string, Promise<unknown>>();
 
   private constructor(
     readonly config: LightConfig,
@@ -210,8 +229,76 @@ export class LightClient {
     return ws;
   }
 
-  private async ask(member: Address, request: Record<string, unknown>, what: string): Promise<unknown> {
+  private async ask(m: LightMagu, member: Address, request: Record<string, unknown>, what: string): Promise<unknown> {
+    await this.present(m, member);
     return searchRequest(this.libp2p, await this.dialable(member), request, { limits: { timeoutMs: TIMEOUT_MS }, what });
+  }
+
+  /**
+   * Takes a grant token for a private Magu (`muri magu grant ID --to X` prints it): a grant to this
+   * page's libp2p peer (its id is `libp2p.peerId`, new on every load), or to an account, whose
+   * private key `accountKey` then signs the Holder statement that this page's peer acts for it. The
+   * key stays in this page's memory; nothing but that signature leaves it. The grant is presented
+   * to each member before the first request of the Magu, and again before it lapses.
+   */
+  async useGrant(token: string, accountKey?: Hex): Promise<{ magu: bigint; kind: "peer" | "account"; grantee: string; expires: bigint }> {
+    let decoded;
+    try {
+      decoded = decodeGrantToken(token.trim());
+    } catch (err) {
+      throw new Error(`token: not a grant token (${(err as Error).message}); muri magu grant prints one`, { cause: err });
+    }
+    const { chainId, contract, grant } = decoded;
+    if (chainId !== this.config.chainId || contract.toLowerCase() !== this.config.contracts.maguAccess.toLowerCase()) {
+      throw new Error(`token: the grant for Magu ${grant.magu} is for chain ${chainId} (MaguAccess ${contract}), not this page's (chain ${this.config.chainId}, MaguAccess ${this.config.contracts.maguAccess})`);
+    }
+    const account = granteeAccount(grant.grantee);
+    let sign: TypedSigner | undefined;
+    if (account === undefined) {
+      const me = this.libp2p.peerId.toString();
+      if (grant.grantee.toLowerCase() !== peerGrantee(me).toLowerCase()) {
+        throw new Error(`token: the grant for Magu ${grant.magu} names another peer; this page is peer ${me} (a new one on every load): grant to it, or to an account and give that account's key`);
+      }
+    } else {
+      if (accountKey === undefined) throw new Error(`accountKey: the grant for Magu ${grant.magu} names account ${account}; give that account's private key to sign for this page`);
+      let signer;
+      try {
+        signer = privateKeyToAccount(accountKey);
+      } catch (err) {
+        throw new Error(`accountKey: not a private key (${(err as Error).message}); 0x and 64 hex digits`, { cause: err });
+      }
+      if (signer.address.toLowerCase() !== account.toLowerCase()) throw new Error(`accountKey: it is account ${signer.address}'s, the grant names ${account}`);
+      sign = (typed) => signer.signTypedData(typed as never);
+    }
+    this.grants.set(grant.magu, { grant, sign });
+    for (const key of this.presented.keys()) if (key.endsWith(`/${grant.magu}`)) this.presented.delete(key);
+    return { magu: grant.magu, kind: account === undefined ? "peer" : "account", grantee: account ?? this.libp2p.peerId.toString(), expires: grant.expires };
+  }
+
+  /** Presents this page's grant for `m` to `member` (nothing for a public Magu, or without a grant). */
+  private async present(m: LightMagu, member: Address): Promise<void> {
+    if (m.public) return;
+    const held = this.grants.get(m.id);
+    if (held === undefined) return; // the member's refusal says the Magu is private
+    const key = `${member.toLowerCase()}/${m.id}`;
+    const now = await chainTime(this.chain);
+    if ((this.presented.get(key) ?? 0) - RENEW_BEFORE_S > now) return;
+    const { grant, sign } = held;
+    let holder: { expires: string; signature: Hex } | undefined;
+    if (sign !== undefined) {
+      const expires = BigInt(Math.min(Number(grant.expires), now + HOLDER_S));
+      const signature = await signHolder(sign, accessDomain(this.config.chainId, this.config.contracts.maguAccess), { magu: m.id, peer: peerGrantee(this.libp2p.peerId.toString()), expires });
+      holder = { expires: expires.toString(), signature };
+    }
+    const request = {
+      op: "access",
+      magu: m.id.toString(),
+      grant: { grantee: grant.grantee, rights: grant.rights, expires: grant.expires.toString(), nonce: grant.nonce.toString(), signature: grant.signature },
+      ...(holder !== undefined ? { holder } : {}),
+    };
+    const answer = (await searchRequest(this.libp2p, await this.dialable(member), request, { limits: { timeoutMs: TIMEOUT_MS }, what: "access" })) as { ok?: boolean; expires?: string; error?: string };
+    if (answer?.ok !== true) throw new Error(`refused the grant: ${answer?.error ?? "malformed answer"}`);
+    this.presented.set(key, Number(answer.expires ?? 0));
   }
 
   /** The Magu's vector index document, from the first member whose copy folds to the root on chain. */
@@ -224,7 +311,7 @@ export class LightClient {
         for (const member of m.members) {
           if (ZERO_ADDRESS.test(member)) continue;
           try {
-            const answer = (await this.ask(member, { op: "manifest", magu: m.id.toString() }, "manifest")) as { ok?: boolean; cid?: string; doc?: string; error?: string };
+            const answer = (await this.ask(m, member, { op: "manifest", magu: m.id.toString() }, "manifest")) as { ok?: boolean; cid?: string; doc?: string; error?: string };
             if (answer?.ok !== true || typeof answer.cid !== "string" || typeof answer.doc !== "string") throw new Error(answer?.error ?? "malformed answer");
             const manifest = decodeVectorManifest(Buffer.from(answer.doc, "base64"), CID.parse(answer.cid));
             const roots = manifest.fragments.map((f) => Buffer.from(f.root, "hex"));
@@ -265,13 +352,18 @@ export class LightClient {
     const holders = Array.from({ length: m.fragmentCount }, (_, f) => holdersVector(m.id, f, m.members.length, m.replication).map((s) => m.members[s]!.toLowerCase()));
     const members = m.members.filter((a) => !ZERO_ADDRESS.test(a));
     const request = { op: "search", magu: m.id.toString(), query: `0x${encodeVector(values).toString("hex")}`, k, exact: true };
+    const price = await this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "searchPrice", args: [m.id] });
+    if (price > 0n && this.payer === undefined) {
+      throw new Error(`Magu ${m.id} charges ${price} wei of MURI per search and member: give this page the key of an account with a deposit there (usePayer; muri magu deposit ${m.id} MURI)`);
+    }
     const answers = new Map<string, { member: Address; fragments: number[]; hits: HitEntry[] }>();
     const rejected: LightSearchResult["rejected"] = [];
     const failed: LightSearchResult["failed"] = [];
+    const paid: NonNullable<LightSearchResult["paid"]> = [];
     await Promise.all(
       members.map(async (member) => {
         try {
-          const raw = await this.ask(member, request, "search");
+          const raw = price === 0n ? await this.ask(m, member, request, "search") : await this.paidSearch(m, member, price, request, paid);
           if (!(raw instanceof Uint8Array)) throw new Error((raw as { error?: string } | undefined)?.error ?? "malformed answer");
           const answer = decodeSearchAnswer(raw, 1, k);
           const hits = answer.hits[0]!;
@@ -313,7 +405,7 @@ export class LightClient {
       await Promise.all(
         [...wanted].map(async ([member, hits]) => {
           try {
-            const raw = await this.ask(answers.get(member)!.member, { op: "prove", magu: m.id.toString(), hits: hits.map((h) => [h.fragment, h.position]) }, "prove");
+            const raw = await this.ask(m, answers.get(member)!.member, { op: "prove", magu: m.id.toString(), hits: hits.map((h) => [h.fragment, h.position]) }, "prove");
             if (!(raw instanceof Uint8Array)) throw new Error(`prove: ${(raw as { error?: string } | undefined)?.error ?? "malformed answer"}`);
             const items = decodeProveAnswer(raw, hits.length);
             hits.forEach((hit, i) => {
@@ -339,8 +431,62 @@ export class LightClient {
       failed,
       uncovered: Array.from({ length: m.fragmentCount }, (_, f) => f).filter((f) => !covered.has(f)),
       verified: verify,
+      ...(price > 0n ? { paid } : {}),
       ms: performance.now() - started,
     };
+  }
+
+  /**
+   * Takes the account that pays for searches of Magus with a search price (MaguAccess
+   * `searchPrice`): its key signs one cumulative `Voucher` per member and search, as `muri search`
+   * does; the account must have a deposit in the Magu (`muri magu deposit`). The key stays in this
+   * page's memory.
+   */
+  usePayer(accountKey: Hex): Address {
+    let account;
+    try {
+      account = privateKeyToAccount(accountKey);
+    } catch (err) {
+      throw new Error(`accountKey: not a private key (${(err as Error).message}); 0x and 64 hex digits`, { cause: err });
+    }
+    this.payer = { address: account.address, sign: (typed) => account.signTypedData(typed as never) };
+    this.meters.clear();
+    return account.address;
+  }
+
+  /**
+   * `request` sent to `member` with the payer's next voucher there: one search and one `price`
+   * more than the last it took (asked with `op: "meter"` the first time), one paid search per
+   * member at a time so the member sees the vouchers in order.
+   */
+  private async paidSearch(m: LightMagu, member: Address, price: bigint, request: Record<string, unknown>, paid: NonNullable<LightSearchResult["paid"]>): Promise<unknown> {
+    const payer = this.payer!;
+    const key = `${m.id}/${member.toLowerCase()}`;
+    const run = async (again = true): Promise<unknown> => {
+      let state = this.meters.get(key);
+      if (state === undefined) {
+        const meter = (await this.ask(m, member, { op: "meter", magu: m.id.toString(), payer: payer.address }, "meter")) as { ok?: boolean; searches?: string; total?: string; error?: string };
+        if (meter?.ok !== true || typeof meter.searches !== "string" || typeof meter.total !== "string") throw new Error(`meter: ${meter?.error ?? "malformed answer"}`);
+        state = { searches: BigInt(meter.searches), total: BigInt(meter.total) };
+      }
+      const voucher = { magu: m.id, member, searches: state.searches + 1n, total: state.total + price };
+      const signature = await signVoucher(payer.sign, accessDomain(this.config.chainId, this.config.contracts.maguAccess), voucher);
+      const answer = await this.ask(m, member, { ...request, voucher: { payer: payer.address, searches: voucher.searches.toString(), total: voucher.total.toString(), signature } }, "search");
+      // The member keeps the voucher only with an answer; after a refusal ask it where we stand,
+      // and once more at once when the refusal is about the count (a member that had not yet seen
+      // the price answered an earlier search without keeping its voucher).
+      if (answer instanceof Uint8Array) {
+        this.meters.set(key, { searches: voucher.searches, total: voucher.total });
+        paid.push({ member, searches: voucher.searches.toString(), total: voucher.total.toString() });
+        return answer;
+      }
+      this.meters.delete(key);
+      const error = (answer as { error?: unknown } | undefined)?.error;
+      return again && typeof error === "string" && error.includes('ask op "meter"') ? run(false) : answer;
+    };
+    const mine = (this.meterLocks.get(key) ?? Promise.resolve()).then(() => run(), () => run());
+    this.meterLocks.set(key, mine.catch(() => undefined));
+    return mine;
   }
 
   /** Why `hit` does not prove against `root`, or undefined when it does. */
@@ -368,7 +514,7 @@ export class LightClient {
       if (ZERO_ADDRESS.test(member)) continue;
       try {
         this.stats.fragmentFetches++;
-        const bytes = await this.fetchFrom(member, cid);
+        const bytes = await this.fetchFrom(m, member, cid);
         if (!Buffer.from(fragmentRoot(bytes)).equals(Buffer.from(root))) throw new Error("its bytes do not hash to the committed fragment root");
         await this.cache.put(cid.toString(), m.id.toString(), index, bytes, recordSize(m.dim, m.metric));
         return bytes;
@@ -379,7 +525,8 @@ export class LightClient {
     throw new Error(`no holder gave fragment ${index} of Magu ${m.id}: ${failures.join("; ")}`);
   }
 
-  private async fetchFrom(member: Address, cid: CID): Promise<Uint8Array> {
+  private async fetchFrom(m: LightMagu, member: Address, cid: CID): Promise<Uint8Array> {
+    await this.present(m, member);
     const signal = AbortSignal.timeout(TIMEOUT_MS);
     const stream = await this.libp2p.dialProtocol(await this.dialable(member), FRAGMENT_PROTOCOL, { signal });
     try {

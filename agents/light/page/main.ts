@@ -17,6 +17,15 @@ export interface MuriLight {
   hold(id: string): Promise<number>;
   /** Searches the fragments held in IndexedDB: an exact scan, or the graph index past GRAPH_MIN_COMPONENTS (rows x dim). */
   searchHeld(id: string, query: number[], k: number, options?: HeldSearchOptions): Promise<HeldSearchResult>;
+  /**
+   * Takes a grant token for a private Magu (`muri magu grant ID --to X`): to this page's peer
+   * (`peerId()`), or to an account whose private key `accountKey` is given (kept in memory only).
+   */
+  grant(token: string, accountKey?: string): Promise<{ magu: string; kind: string; grantee: string; expires: string }>;
+  /** Takes the account that pays for searches of Magus with a search price (its key stays in memory); its address. */
+  payer(accountKey: string): string;
+  /** This page's libp2p peer id (a grant may name it; new on every load). */
+  peerId(): string;
   /** Fragment fetches over the network and cache hits since the page loaded. */
   stats(): { fragmentFetches: number; cacheHits: number };
   /** What the cache holds. */
@@ -51,6 +60,12 @@ async function main(): Promise<MuriLight> {
       return m.fragmentCount;
     },
     searchHeld: async (id, query, k, options) => client.searchHeld(await magu(id), query, k, options),
+    grant: async (token, accountKey) => {
+      const g = await client.useGrant(token, accountKey as `0x${string}` | undefined);
+      return { magu: g.magu.toString(), kind: g.kind, grantee: g.grantee, expires: g.expires.toString() };
+    },
+    payer: (accountKey) => client.usePayer(accountKey as `0x${string}`),
+    peerId: () => client.libp2p.peerId.toString(),
     stats: () => ({ ...client.stats }),
     held: () => cache.list(),
   };

@@ -27,6 +27,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, test } from "node:test";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { CHROMIUM, launchChromium } from "../chromium.js";
 import { holdersVector } from "../../../agents/data/placement.js";
 import { MURI_BIN as MURI, ROOT, muri } from "./run-muri.js";
@@ -206,7 +207,7 @@ describe("muri devnet", { timeout: 1_200_000 }, () => {
 
     t0 = performance.now();
     await checkLightClient(devnet.info, dir, await vectorMagu);
-    console.log(`# light client in Chromium (vectors added, searches, tamper, cache, reload): ${Math.round(performance.now() - t0)} ms`);
+    console.log(`# light client in Chromium (vectors added, searches, tamper, cache, reload, private, paid): ${Math.round(performance.now() - t0)} ms`);
 
     t0 = performance.now();
     await checkDashboard(devnet.info, dir, stored);
@@ -281,7 +282,7 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
       JSON.parse((await page.evaluate(`(async () => { const l = await globalThis.muriLight; return JSON.stringify(await (async () => { ${body} })()); })()`)) as string) as T;
     const m = await inPage<{ members: string[]; fragmentCount: number; root: string; public: boolean }>(`return l.magu(${JSON.stringify(magu)});`);
     assert.equal(m.fragmentCount, 4);
-    type Result = { hits: (LightHit & { fragment: number })[]; rejected: { member: string; reason: string }[]; failed: unknown[]; uncovered: number[]; ms: number };
+    type Result = { hits: (LightHit & { fragment: number })[]; rejected: { member: string; reason: string }[]; failed: unknown[]; uncovered: number[]; paid?: { member: string; searches: string; total: string }[]; ms: number };
     const search = (q: number[], options = {}): Promise<Result> => inPage<Result>(`return l.search(${JSON.stringify(magu)}, ${JSON.stringify(q)}, ${k}, ${JSON.stringify(options)});`);
 
     // Proven answers from the members over WebSockets equal brute force.
@@ -360,6 +361,58 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
       assert.ok(r.records > 0 && r.records < 600, `${r.records} records in fragments 2 and 3`);
       assert.ok(r.hits.every((h) => h.fragment === 2 || h.fragment === 3), JSON.stringify(r.hits));
     }
+
+    // Private: the owner makes the Magu private; the page is refused until it takes a grant.
+    const vis = await muri(["magu", "visibility", magu, "private", "--devnet", dir]);
+    assert.equal(vis.code, 0, vis.stderr);
+    await page.goto(url, { waitUntil: "load" }); // the page reads the Magu's visibility again
+    // Members drop the Magu's visibility when their follower sees VisibilitySet (about a second);
+    // until then they still serve it. 60 s bounds a failure.
+    const askPrivate = `return l.search(${JSON.stringify(magu)}, ${JSON.stringify(queries[0])}, ${k}).then((r) => r.failed.length > 0 && r.hits.length === 0 ? r.failed.map((f) => f.reason).join("; ") : "answered", (e) => e.message);`;
+    let refusal = "";
+    for (const until = Date.now() + 60_000; Date.now() < until; await new Promise((r) => setTimeout(r, 500))) {
+      refusal = await inPage<string>(askPrivate);
+      if (refusal !== "answered") break;
+    }
+    assert.match(refusal, /is private/, "without a grant every member refuses");
+    const accountKey = generatePrivateKey();
+    const account = privateKeyToAccount(accountKey).address;
+    const granted = await muri(["magu", "grant", magu, "--to", account, "--devnet", dir, "--json"]);
+    assert.equal(granted.code, 0, granted.stderr);
+    const token = (JSON.parse(granted.stdout) as { token: string }).token;
+    // Clear refusals: no key for an account's grant, another account's key, a token that is none.
+    const taken = (key?: string, t = token): Promise<string> => inPage<string>(`return l.grant(${JSON.stringify(t)}${key === undefined ? "" : `, ${JSON.stringify(key)}`}).then((g) => "taken by " + g.kind + " " + g.grantee, (e) => e.message);`);
+    assert.match(await taken(), new RegExp(`^accountKey: the grant for Magu ${magu} names account ${account}; give that account's private key`));
+    assert.match(await taken(`0x${"11".repeat(32)}`), new RegExp(`^accountKey: it is account 0x[0-9a-fA-F]{40}'s, the grant names ${account}$`));
+    assert.match(await taken(accountKey, "muri1notatoken"), /^token: not a grant token/);
+    assert.equal(await taken(accountKey), `taken by account ${account}`);
+    const letIn = await search(queries[0]!);
+    assert.deepEqual([letIn.failed, letIn.rejected], [[], []], "with the grant every member answers");
+    assert.deepEqual(plain(letIn.hits), bruteForce(queries[0]!), "the private Magu's proven answer is brute force's");
+
+    // Paid: the owner asks 0.5 MURI per search; the page pays each member with vouchers signed by
+    // an account with a deposit (the devnet's client account, the owner, here).
+    const priced = await muri(["magu", "search-price", magu, "0.5", "--devnet", dir]);
+    assert.equal(priced.code, 0, priced.stderr);
+    const unpaid = await inPage<string>(`return l.search(${JSON.stringify(magu)}, ${JSON.stringify(queries[0])}, ${k}).then(() => "answered", (e) => e.message);`);
+    assert.match(unpaid, new RegExp(`^Magu ${magu} charges 500000000000000000 wei of MURI per search and member: give this page the key of an account`));
+    const deposited = await muri(["magu", "deposit", magu, "10", "--devnet", dir]);
+    assert.equal(deposited.code, 0, deposited.stderr);
+    const { clientKey } = JSON.parse(await readFile(join(dir, "devnet.json"), "utf8")) as { clientKey: string };
+    const payer = await inPage<string>(`return l.payer(${JSON.stringify(clientKey)});`);
+    assert.equal(payer, privateKeyToAccount(clientKey as `0x${string}`).address);
+    for (const n of [1, 2]) {
+      const r = await search(queries[n]!);
+      assert.deepEqual([r.failed, r.rejected], [[], []], `paid search ${n}: every member answers`);
+      assert.deepEqual(plain(r.hits), bruteForce(queries[n]!), `paid search ${n}: brute force's answer`);
+      // Each member took a voucher that counts this page's searches there and what they cost.
+      assert.deepEqual(
+        r.paid!.map((v) => [v.member.toLowerCase(), v.searches, v.total]).sort(),
+        m.members.map((a) => [a.toLowerCase(), String(n), String(BigInt(n) * 5n * 10n ** 17n)]).sort(),
+        `paid search ${n}`,
+      );
+    }
+
     assert.deepEqual(pageErrors, [], "no script error on the page");
   } finally {
     await browser.close();
