@@ -18,8 +18,8 @@
  * it is as trustworthy as the server it came from (a devnet's, a node's, or a copy you host).
  *
  * A private Magu is searched with a grant token (`useGrant`), presented to each member before the
- * page's first request there, as `muri` presents one; a Magu with a search price with vouchers
- * signed by the paying account `usePayer` takes.
+ * page's first request there, as `muri` presents one; a Magu with a search or read price with
+ * vouchers and read vouchers signed by the paying account `usePayer` takes.
  *
  * It imports agents/data and the search wire's pure codecs; browser-only APIs (IndexedDB,
  * WebSockets) come through libp2p and fragment-cache.ts. bundle.ts builds it for the browser.
@@ -37,7 +37,7 @@ import * as Digest from "multiformats/hashes/digest";
 import { createPublicClient, http, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { maguAccessAbi, maguRegistryAbi, nodeRegistryAbi } from "../chain/abis.js";
-import { accessDomain, chainTime, decodeGrantToken, granteeAccount, peerGrantee, signHolder, signVoucher, type SignedGrant, type TypedSigner } from "../chain/access.js";
+import { accessDomain, chainTime, decodeGrantToken, extendReads, granteeAccount, NO_READS, peerGrantee, signHolder, signReadVoucher, signVoucher, type SignedGrant, type TypedSigner } from "../chain/access.js";
 import { cidOfFragmentRoot } from "../data/cid.js";
 import { verifyHitProof, type HitProof } from "../data/hit-proof.js";
 import { fragmentRoot, maguRoot } from "../data/merkle.js";
@@ -142,6 +142,9 @@ export interface LightStats {
   fragmentFetches: number;
   /** Fragments served from the IndexedDB cache. */
   cacheHits: number;
+  /** Fragment reads this page prepaid with read vouchers, and what they cost (wei, decimal). */
+  readsPaid: number;
+  readWei: string;
 }
 
 const KIND_VECTOR = 1;
@@ -154,7 +157,7 @@ const TIMEOUT_MS = 20_000;
 const MAX_FRAGMENT_BYTES = 1 << 20;
 
 export class LightClient {
-  readonly stats: LightStats = { fragmentFetches: 0, cacheHits: 0 };
+  readonly stats: LightStats = { fragmentFetches: 0, cacheHits: 0, readsPaid: 0, readWei: "0" };
   private readonly chain;
   private readonly documents = new Map<string, Promise<{ manifest: VectorManifest; roots: Uint8Array[]; deleted: ReadonlySet<bigint> }>>();
   private readonly addresses = new Map<string, Multiaddr[]>();
@@ -167,6 +170,8 @@ export class LightClient {
   private payer: { address: Address; sign: TypedSigner } | undefined;
   private readonly meters = new Map<string, { searches: bigint; total: bigint }>();
   private readonly meterLocks = new Map<string, Promise<unknown>>();
+  /** `${magu}/${member}`: where the payer stands there on paid reads, and the fragments prepaid but not yet fetched. */
+  private readonly readMeters = new Map<string, ReadMeterState>();
 
   private constructor(
     readonly config: LightConfig,
@@ -437,10 +442,11 @@ export class LightClient {
   }
 
   /**
-   * Takes the account that pays for searches of Magus with a search price (MaguAccess
-   * `searchPrice`): its key signs one cumulative `Voucher` per member and search, as `muri search`
-   * does; the account must have a deposit in the Magu (`muri magu deposit`). The key stays in this
-   * page's memory.
+   * Takes the account that pays for searches and reads of Magus with a search or read price
+   * (MaguAccess `searchPrice`, `readPrice`): its key signs one cumulative `Voucher` per member and
+   * search, as `muri search` does, and a `ReadVoucher` before each fragment fetch (prepayRead); the
+   * account must have a deposit in the Magu (`muri magu deposit`). The key stays in this page's
+   * memory.
    */
   usePayer(accountKey: Hex): Address {
     let account;
@@ -452,6 +458,74 @@ export class LightClient {
     this.payer = { address: account.address, sign: (typed) => account.signTypedData(typed as never) };
     this.meters.clear();
     return account.address;
+  }
+
+  /**
+   * Prepays fragment `index` at `member` when Magu `m` has a read price (MaguAccess `readPrice`):
+   * the payer's next cumulative `ReadVoucher` there (`op: "read-pay"`; one fragment more, the reads
+   * chain extended by it, the chain's quote `readUnitPrice` more, at most `maxUnitPrice` = the base
+   * price x MAX_READ_MULTIPLIER_BPS), as `muri get` prepays; where the account stands is asked first
+   * (`op: "read-meter"`), and again once when the member's count or price differs. Nothing on a
+   * Magu without a read price, or while a credit for the fragment is left from a fetch that failed.
+   */
+  private async prepayRead(m: LightMagu, member: Address, index: number): Promise<void> {
+    const base = await this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "readPrice", args: [m.id] });
+    if (base === 0n) return;
+    const payer = this.payer;
+    if (payer === undefined) throw new Error(`Magu ${m.id} charges ${base} wei of MURI per fragment read (times its demand multiplier): give this page the key of an account with a deposit there (usePayer; muri magu deposit ${m.id} MURI)`);
+    const key = `${m.id}/${member.toLowerCase()}`;
+    const run = async (): Promise<void> => {
+      let st = this.readMeters.get(key);
+      if (st === undefined) st = await this.readMeter(m, member, payer.address);
+      if ((st.credits.get(index) ?? 0) > 0) return;
+      const cap = await this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "MAX_READ_MULTIPLIER_BPS" });
+      const max = (base * cap) / 10_000n;
+      for (let attempt = 0; ; attempt++) {
+        const unit = await this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "readUnitPrice", args: [m.id, BigInt(index), member] });
+        if (unit > max) throw new Error(`Magu ${m.id} quotes ${unit} wei for fragment ${index} at ${member}, above the chain's cap ${max}`);
+        const voucher = { magu: m.id, member, fragments: st.fragments + 1n, reads: extendReads(st.reads, [index]), total: st.total + unit, maxUnitPrice: max };
+        const signature = await signReadVoucher(payer.sign, accessDomain(this.config.chainId, this.config.contracts.maguAccess), voucher);
+        const answer = (await this.ask(m, member, {
+          op: "read-pay",
+          magu: m.id.toString(),
+          voucher: { payer: payer.address, fragments: voucher.fragments.toString(), reads: voucher.reads, total: voucher.total.toString(), maxUnitPrice: max.toString(), served: [index], signature },
+        }, "read-pay")) as { ok?: boolean; error?: string };
+        if (answer?.ok === true) {
+          Object.assign(st, { fragments: voucher.fragments, reads: voucher.reads, total: voucher.total });
+          st.credits.set(index, (st.credits.get(index) ?? 0) + 1);
+          this.stats.readsPaid++;
+          this.stats.readWei = (BigInt(this.stats.readWei) + unit).toString();
+          return;
+        }
+        // The price moved (demand) or the member's count differs: ask where we stand, once.
+        if (attempt === 0 && /must be at least|the next is|must extend|above the reader's maximum/.test(answer?.error ?? "")) {
+          st = await this.readMeter(m, member, payer.address);
+          continue;
+        }
+        throw new Error(`${member} refused the read voucher: ${answer?.error ?? "malformed answer"}`);
+      }
+    };
+    const mine = (this.meterLocks.get(`read/${key}`) ?? Promise.resolve()).then(run, run);
+    this.meterLocks.set(`read/${key}`, mine.catch(() => undefined));
+    await mine;
+  }
+
+  /** Where the payer stands with `member` on reads of `m` (`op: "read-meter"`), recorded. */
+  private async readMeter(m: LightMagu, member: Address, payer: Address): Promise<ReadMeterState> {
+    const r = (await this.ask(m, member, { op: "read-meter", magu: m.id.toString(), payer }, "read-meter")) as { ok?: boolean; fragments?: string; reads?: string; total?: string; error?: string };
+    if (r?.ok !== true) throw new Error(`read-meter: ${r?.error ?? "malformed answer"}`);
+    // Which fragments an earlier page prepaid there is not known: they are paid again if read.
+    const st: ReadMeterState = { fragments: BigInt(r.fragments ?? "0"), reads: (r.reads ?? NO_READS) as Hex, total: BigInt(r.total ?? "0"), credits: new Map() };
+    this.readMeters.set(`${m.id}/${member.toLowerCase()}`, st);
+    return st;
+  }
+
+  /** A fetch of fragment `index` from `member` took its prepaid credit there. */
+  private takeReadCredit(m: LightMagu, member: Address, index: number): void {
+    const st = this.readMeters.get(`${m.id}/${member.toLowerCase()}`);
+    const left = st?.credits.get(index) ?? 0;
+    if (left <= 1) st?.credits.delete(index);
+    else st!.credits.set(index, left - 1);
   }
 
   /**
@@ -514,7 +588,9 @@ export class LightClient {
       if (ZERO_ADDRESS.test(member)) continue;
       try {
         this.stats.fragmentFetches++;
+        await this.prepayRead(m, member, index);
         const bytes = await this.fetchFrom(m, member, cid);
+        this.takeReadCredit(m, member, index);
         if (!Buffer.from(fragmentRoot(bytes)).equals(Buffer.from(root))) throw new Error("its bytes do not hash to the committed fragment root");
         await this.cache.put(cid.toString(), m.id.toString(), index, bytes, recordSize(m.dim, m.metric));
         return bytes;
@@ -619,6 +695,14 @@ export class LightClient {
       ms: performance.now() - started,
     };
   }
+}
+
+/** The payer's standing with one member on paid reads (the member's `op: "read-meter"`, then this page's vouchers). */
+interface ReadMeterState {
+  fragments: bigint;
+  reads: Hex;
+  total: bigint;
+  credits: Map<number, number>;
 }
 
 /** A Magu's held records (LightClient.heldOf) and the graph over them, once asked for. */

@@ -22,12 +22,12 @@ export interface MuriLight {
    * (`peerId()`), or to an account whose private key `accountKey` is given (kept in memory only).
    */
   grant(token: string, accountKey?: string): Promise<{ magu: string; kind: string; grantee: string; expires: string }>;
-  /** Takes the account that pays for searches of Magus with a search price (its key stays in memory); its address. */
+  /** Takes the account that pays for searches and reads of Magus with a price (its key stays in memory); its address. */
   payer(accountKey: string): string;
   /** This page's libp2p peer id (a grant may name it; new on every load). */
   peerId(): string;
-  /** Fragment fetches over the network and cache hits since the page loaded. */
-  stats(): { fragmentFetches: number; cacheHits: number };
+  /** Fragment fetches over the network, cache hits, and fragment reads prepaid (with their wei) since the page loaded. */
+  stats(): { fragmentFetches: number; cacheHits: number; readsPaid: number; readWei: string };
   /** What the cache holds. */
   held(): Promise<CachedFragment[]>;
 }

@@ -319,7 +319,7 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
 
     // Fragments fetched into IndexedDB, searched in the browser.
     assert.equal(await inPage<number>(`return l.hold(${JSON.stringify(magu)});`), 4);
-    assert.deepEqual(await inPage(`return l.stats();`), { fragmentFetches: 4, cacheHits: 0 });
+    assert.deepEqual(await inPage(`return l.stats();`), { fragmentFetches: 4, cacheHits: 0, readsPaid: 0, readWei: "0" });
     type Held = { hits: (LightHit & { fragment: number })[]; records: number; fragments: number; method: string; exact: boolean; ms: number };
     const heldSearch = async (options: { method?: string; ef?: number } = {}): Promise<Held[]> => {
       const out = [];
@@ -343,7 +343,7 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
     // Reload: the fragments come from IndexedDB, none is fetched.
     await page.reload({ waitUntil: "load" });
     assert.equal(await inPage<number>(`return l.hold(${JSON.stringify(magu)});`), 4);
-    assert.deepEqual(await inPage(`return l.stats();`), { fragmentFetches: 0, cacheHits: 4 });
+    assert.deepEqual(await inPage(`return l.stats();`), { fragmentFetches: 0, cacheHits: 4, readsPaid: 0, readWei: "0" });
     const again = await heldSearch();
     again.forEach((r, i) => assert.deepEqual(plain(r.hits), bruteForce(queries[i]!), `query ${i} after the reload`));
     console.log(`# light client: a scan of 600 held records in the browser ${again.map((r) => r.ms.toFixed(1)).join(", ")} ms`);
@@ -412,6 +412,22 @@ async function checkLightClient(info: DevnetInfo, dir: string, magu: string): Pr
         `paid search ${n}`,
       );
     }
+
+    // Paid reads: the owner asks 0.1 MURI per fragment read; with no cache (a bound of 0 keeps
+    // nothing) every fragment the page holds is fetched, each prepaid with a read voucher.
+    const readPriced = await muri(["magu", "read-price", magu, "0.1", "--devnet", dir]);
+    assert.equal(readPriced.code, 0, readPriced.stderr);
+    await page.goto(`${url}?cacheMiB=0`, { waitUntil: "load" });
+    await inPage(`return l.grant(${JSON.stringify(token)}, ${JSON.stringify(accountKey)});`);
+    const unpaidRead = await inPage<string>(`return l.hold(${JSON.stringify(magu)}).then(() => "held", (e) => e.message);`);
+    assert.match(unpaidRead, new RegExp(`Magu ${magu} charges 100000000000000000 wei of MURI per fragment read`));
+    await inPage(`return l.payer(${JSON.stringify(clientKey)});`);
+    assert.equal(await inPage<number>(`return l.hold(${JSON.stringify(magu)});`), 4);
+    const readStats = await inPage<{ fragmentFetches: number; cacheHits: number; readsPaid: number; readWei: string }>(`return l.stats();`);
+    assert.equal(readStats.cacheHits, 0);
+    assert.equal(readStats.readsPaid, 4, "one read voucher per fragment fetched");
+    // Each read costs the base price times its fragment's demand multiplier (at least 1x, at most the chain's cap).
+    assert.ok(BigInt(readStats.readWei) >= 4n * 10n ** 17n, readStats.readWei);
 
     assert.deepEqual(pageErrors, [], "no script error on the page");
   } finally {
