@@ -29,8 +29,13 @@ import { MURI_BIN, ROOT, muri, type CliRun } from "./run-muri.js";
 import { diskSpace } from "../../../agents/store/index.js";
 
 
-/** Runs `muri ...args --json` until it reports ready, then stops it (SIGTERM); returns the ready status. */
-async function nodeUntilReady(args: string[]): Promise<{ capacity: number; address: string }> {
+type ReadyNode = { capacity: number; address: string; dashboardUrl?: string };
+
+/**
+ * Runs `muri ...args --json` until it reports ready, runs `whileUp` with its ready status, then
+ * stops it (SIGTERM); returns the ready status.
+ */
+async function nodeUntilReady(args: string[], whileUp?: (ready: ReadyNode) => Promise<void>): Promise<ReadyNode> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("MURI_")));
   const child = spawn(process.execPath, [MURI_BIN, ...args, "--json"], { cwd: ROOT, env: clean, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
@@ -38,8 +43,10 @@ async function nodeUntilReady(args: string[]): Promise<{ capacity: number; addre
   const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
   try {
     for await (const line of createInterface({ input: child.stdout })) {
-      const event = JSON.parse(line) as { event?: string; capacity: number; address: string };
-      if (event.event === "ready") return event;
+      const event = JSON.parse(line) as ReadyNode & { event?: string };
+      if (event.event !== "ready") continue;
+      await whileUp?.(event);
+      return event;
     }
     throw new Error(`muri ${args.join(" ")} exited before it was ready (${await exited}):\n${stderr}`);
   } finally {
@@ -406,8 +413,21 @@ describe("muri (bin/muri.js)", () => {
       assert.equal((await reader.nodeRegistry.read.nodeInfo([address])).capacity, BigInt(half.capacity));
       assert.equal(half.capacity % (1 << 20), 0, "whole MiB");
       assert.ok(Math.abs(half.capacity - free / 2) < 64 * (1 << 20), `50% of ${free} free is about ${free / 2}, registered ${half.capacity}`);
-      // Restarted with a size: the registration follows.
-      const small = await nodeUntilReady([...node, "--capacity", "3MiB"]);
+      // Restarted with a size: the registration follows. With --http 0 it serves the dashboard and
+      // the light client's page, live: the dashboard's data names this node, up, at its new size.
+      const small = await nodeUntilReady([...node, "--capacity", "3MiB", "--http", "0"], async (ready) => {
+        assert.match(ready.dashboardUrl ?? "", /^http:\/\/127\.0\.0\.1:\d+\/$/);
+        const page = await fetch(ready.dashboardUrl!);
+        assert.equal(page.status, 200);
+        assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+        const snapshot = (await (await fetch(`${ready.dashboardUrl}api/dashboard.json`)).json()) as { chainId: number; nodes: { address: string; health: string; capacity: string }[] };
+        assert.equal(snapshot.chainId, deployment.chainId);
+        const me = snapshot.nodes.find((n) => n.address.toLowerCase() === address.toLowerCase());
+        assert.deepEqual([me?.health, me?.capacity], ["up", String(3 << 20)], JSON.stringify(me));
+        const light = (await (await fetch(`${ready.dashboardUrl}api/light.json`)).json()) as { chainId: number; contracts: { maguRegistry: string } };
+        assert.deepEqual([light.chainId, light.contracts.maguRegistry], [deployment.chainId, deployment.contracts.maguRegistry]);
+        assert.equal((await fetch(`${ready.dashboardUrl}light`)).status, 200);
+      });
       assert.equal(small.capacity, 3 << 20);
       assert.equal((await reader.nodeRegistry.read.nodeInfo([address])).capacity, 3n << 20n);
 
