@@ -37,7 +37,7 @@ import * as Digest from "multiformats/hashes/digest";
 import { createPublicClient, http, type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { maguAccessAbi, maguRegistryAbi, nodeRegistryAbi } from "../chain/abis.js";
-import { accessDomain, chainTime, decodeGrantToken, extendReads, granteeAccount, NO_READS, peerGrantee, signHolder, signReadVoucher, signVoucher, type SignedGrant, type TypedSigner } from "../chain/access.js";
+import { accessDomain, chainTime, decodeGrantToken, extendReads, granteeAccount, NO_READS, peerGrantee, readAtMostEvery, signHolder, signReadVoucher, signVoucher, type SignedGrant, type TypedSigner } from "../chain/access.js";
 import { cidOfFragmentRoot } from "../data/cid.js";
 import { verifyHitProof, type HitProof } from "../data/hit-proof.js";
 import { fragmentRoot, maguRoot } from "../data/merkle.js";
@@ -172,6 +172,12 @@ export class LightClient {
   private readonly meterLocks = new Map<string, Promise<unknown>>();
   /** `${magu}/${member}`: where the payer stands there on paid reads, and the fragments prepaid but not yet fetched. */
   private readonly readMeters = new Map<string, ReadMeterState>();
+  /** MaguAccess's MAX_READ_MULTIPLIER_BPS (a constant), read once. */
+  private readCapBps: Promise<bigint> | undefined;
+  /** MaguAccess's EIP-712 domain (grants, Holder statements, vouchers). */
+  private readonly domain;
+  /** The chain's time (grants expire by it), read at most once a second. */
+  private readonly chainNow;
 
   private constructor(
     readonly config: LightConfig,
@@ -179,6 +185,8 @@ export class LightClient {
     readonly cache: FragmentCache,
   ) {
     this.chain = createPublicClient({ transport: http(config.rpcUrl) });
+    this.domain = accessDomain(config.chainId, config.contracts.maguAccess);
+    this.chainNow = readAtMostEvery(1_000, () => chainTime(this.chain));
   }
 
   static async start(config: LightConfig, cache: FragmentCache): Promise<LightClient> {
@@ -266,14 +274,9 @@ export class LightClient {
       }
     } else {
       if (accountKey === undefined) throw new Error(`accountKey: the grant for Magu ${grant.magu} names account ${account}; give that account's private key to sign for this page`);
-      let signer;
-      try {
-        signer = privateKeyToAccount(accountKey);
-      } catch (err) {
-        throw new Error(`accountKey: not a private key (${(err as Error).message}); 0x and 64 hex digits`, { cause: err });
-      }
+      const signer = accountSigner(accountKey);
       if (signer.address.toLowerCase() !== account.toLowerCase()) throw new Error(`accountKey: it is account ${signer.address}'s, the grant names ${account}`);
-      sign = (typed) => signer.signTypedData(typed as never);
+      sign = signer.sign;
     }
     this.grants.set(grant.magu, { grant, sign });
     for (const key of this.presented.keys()) if (key.endsWith(`/${grant.magu}`)) this.presented.delete(key);
@@ -286,13 +289,13 @@ export class LightClient {
     const held = this.grants.get(m.id);
     if (held === undefined) return; // the member's refusal says the Magu is private
     const key = `${member.toLowerCase()}/${m.id}`;
-    const now = await chainTime(this.chain);
+    const now = await this.chainNow();
     if ((this.presented.get(key) ?? 0) - RENEW_BEFORE_S > now) return;
     const { grant, sign } = held;
     let holder: { expires: string; signature: Hex } | undefined;
     if (sign !== undefined) {
       const expires = BigInt(Math.min(Number(grant.expires), now + HOLDER_S));
-      const signature = await signHolder(sign, accessDomain(this.config.chainId, this.config.contracts.maguAccess), { magu: m.id, peer: peerGrantee(this.libp2p.peerId.toString()), expires });
+      const signature = await signHolder(sign, this.domain, { magu: m.id, peer: peerGrantee(this.libp2p.peerId.toString()), expires });
       holder = { expires: expires.toString(), signature };
     }
     const request = {
@@ -449,15 +452,9 @@ export class LightClient {
    * memory.
    */
   usePayer(accountKey: Hex): Address {
-    let account;
-    try {
-      account = privateKeyToAccount(accountKey);
-    } catch (err) {
-      throw new Error(`accountKey: not a private key (${(err as Error).message}); 0x and 64 hex digits`, { cause: err });
-    }
-    this.payer = { address: account.address, sign: (typed) => account.signTypedData(typed as never) };
+    this.payer = accountSigner(accountKey);
     this.meters.clear();
-    return account.address;
+    return this.payer.address;
   }
 
   /**
@@ -478,13 +475,14 @@ export class LightClient {
       let st = this.readMeters.get(key);
       if (st === undefined) st = await this.readMeter(m, member, payer.address);
       if ((st.credits.get(index) ?? 0) > 0) return;
-      const cap = await this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "MAX_READ_MULTIPLIER_BPS" });
-      const max = (base * cap) / 10_000n;
+      this.readCapBps ??= this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "MAX_READ_MULTIPLIER_BPS" });
+      this.readCapBps.catch(() => (this.readCapBps = undefined));
+      const max = (base * (await this.readCapBps)) / 10_000n;
       for (let attempt = 0; ; attempt++) {
         const unit = await this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "readUnitPrice", args: [m.id, BigInt(index), member] });
         if (unit > max) throw new Error(`Magu ${m.id} quotes ${unit} wei for fragment ${index} at ${member}, above the chain's cap ${max}`);
         const voucher = { magu: m.id, member, fragments: st.fragments + 1n, reads: extendReads(st.reads, [index]), total: st.total + unit, maxUnitPrice: max };
-        const signature = await signReadVoucher(payer.sign, accessDomain(this.config.chainId, this.config.contracts.maguAccess), voucher);
+        const signature = await signReadVoucher(payer.sign, this.domain, voucher);
         const answer = (await this.ask(m, member, {
           op: "read-pay",
           magu: m.id.toString(),
@@ -544,7 +542,7 @@ export class LightClient {
         state = { searches: BigInt(meter.searches), total: BigInt(meter.total) };
       }
       const voucher = { magu: m.id, member, searches: state.searches + 1n, total: state.total + price };
-      const signature = await signVoucher(payer.sign, accessDomain(this.config.chainId, this.config.contracts.maguAccess), voucher);
+      const signature = await signVoucher(payer.sign, this.domain, voucher);
       const answer = await this.ask(m, member, { ...request, voucher: { payer: payer.address, searches: voucher.searches.toString(), total: voucher.total.toString(), signature } }, "search");
       // The member keeps the voucher only with an answer; after a refusal ask it where we stand,
       // and once more at once when the refusal is about the count (a member that had not yet seen
@@ -714,6 +712,17 @@ interface HeldSet {
   graph?: Promise<HeldGraph>;
   ready?: HeldGraph;
   building?: AbortController;
+}
+
+/** The address of the account `accountKey` and a signer of its typed data (the key stays in this closure). */
+function accountSigner(accountKey: Hex): { address: Address; sign: TypedSigner } {
+  let account;
+  try {
+    account = privateKeyToAccount(accountKey);
+  } catch (err) {
+    throw new Error(`accountKey: not a private key (${(err as Error).message}); 0x and 64 hex digits`, { cause: err });
+  }
+  return { address: account.address, sign: (typed) => account.signTypedData(typed as never) };
 }
 
 function lightHit(hit: HitEntry, scale: number): LightHit {
