@@ -1,8 +1,9 @@
 // Stryker options for `npm run mutate` (scripts/mutate.sh), which runs Stryker once per target
 // below with MURI_MUTATE_TARGET=<target> and the config file stryker.config.mjs next to this one.
 //
-// The tap runner runs each test file as `node --import tsx <file>` (node:test prints TAP when its
-// output is not a terminal) and records which files reach which mutant, so a mutant runs only the
+// The tap runner runs each test file as `node --import ./bin/ts-register.mjs <file>` (the project's
+// in-thread TypeScript loader, as `npm test` uses it; node:test prints TAP when its output is not a
+// terminal) and records which files reach which mutant, so a mutant runs only the
 // test files that cover it, in file order, stopping at the first one that fails.
 
 import { readdirSync } from "node:fs";
@@ -74,7 +75,7 @@ export function configFor(name) {
   return {
     testRunner: "tap",
     plugins: ["@stryker-mutator/tap-runner"],
-    tap: { testFiles: t.testFiles, nodeArgs: ["--import", "tsx"], forceBail: true },
+    tap: { testFiles: t.testFiles, nodeArgs: ["--import", "./bin/ts-register.mjs"], forceBail: true },
     coverageAnalysis: "perTest",
     // MURI_MUTATE_LINES=a-b[,c-d] mutates only those lines of a one-file target: a role target
     // takes hours at concurrency 1, so it can be measured in parts. Results of earlier parts stay in

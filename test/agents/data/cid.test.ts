@@ -5,7 +5,19 @@ import fc from "fast-check";
 import { CID } from "multiformats/cid";
 import * as Digest from "multiformats/hashes/digest";
 import { identity } from "multiformats/hashes/identity";
-import { cidHasher, cidMatches, cidOfFragmentRoot, digestMatchesCid, fragmentCid, fragmentCids, fragmentRootOfCid, parseCid, sha256RawCid } from "../../../agents/data/cid.js";
+import {
+  cidHasher,
+  cidMatches,
+  cidOfFragmentRoot,
+  cidWithDigest,
+  digestMatchesCid,
+  fragmentCid,
+  fragmentCids,
+  fragmentRootOfCid,
+  isVerifiableCid,
+  parseCid,
+  sha256RawCid,
+} from "../../../agents/data/cid.js";
 import { FRAGMENT_ROOT_MULTIHASH, FRAGMENT_SIZE } from "../../../agents/data/constants.js";
 import { FragmentRootHasher, fragmentRoot } from "../../../agents/data/merkle.js";
 import { hashBackend, nodeCryptoBackend, setHashBackend } from "../../../agents/data/hash-backend.js";
@@ -119,6 +131,50 @@ describe("cid: fragment CIDs", () => {
     // A sha2-256 code with a truncated digest never matches.
     const short = Digest.create(0x12, createHash("sha256").update(bytes).digest().subarray(0, 16));
     assert.equal(cidMatches(CID.createV1(0x55, short), bytes), false);
+  });
+
+  it("each guard refuses by itself: root and digest lengths, unverifiable multihashes, digests of another length", () => {
+    const bytes = Buffer.from("guarded");
+    const root = fragmentRoot(bytes);
+    const sha = createHash("sha256").update(bytes).digest();
+    assert.throws(() => cidOfFragmentRoot(root.subarray(0, 31)), { message: "a fragment root is 32 bytes, got 31" });
+    // The fragment-root code with a digest of another length carries no fragment root.
+    const shortRoot = CID.createV1(0x55, Digest.create(FRAGMENT_ROOT_MULTIHASH, root.subarray(0, 16)));
+    assert.equal(fragmentRootOfCid(shortRoot), undefined);
+    // Verifiable: either code with a 32-byte digest, nothing else.
+    assert.equal(isVerifiableCid(fragmentCid(bytes)), true);
+    assert.equal(isVerifiableCid(sha256RawCid(bytes)), true);
+    assert.equal(isVerifiableCid(shortRoot), false);
+    const shortSha = CID.createV1(0x55, Digest.create(0x12, sha.subarray(0, 16)));
+    assert.equal(isVerifiableCid(shortSha), false);
+    const sha512Coded = CID.createV1(0x55, Digest.create(0x13, sha));
+    assert.equal(isVerifiableCid(sha512Coded), false);
+    for (const cid of [shortSha, sha512Coded]) {
+      assert.throws(() => cidHasher(cid), {
+        message: `cannot verify CID ${cid.toString()}: multihash 0x${cid.multihash.code.toString(16)} is neither sha2-256 nor a fragment root`,
+      });
+      // The CID's own digest bytes never match a CID that cannot be verified.
+      assert.equal(digestMatchesCid(cid, cid.multihash.digest), false);
+    }
+    // A digest of another length is no match, and no throw (timingSafeEqual would throw on it).
+    assert.equal(digestMatchesCid(sha256RawCid(bytes), sha.subarray(0, 31)), false);
+    assert.equal(digestMatchesCid(fragmentCid(bytes), Buffer.concat([root, Buffer.alloc(1)])), false);
+    assert.equal(digestMatchesCid(fragmentCid(bytes), undefined), false);
+    assert.equal(digestMatchesCid(fragmentCid(bytes), root), true);
+  });
+
+  it("cidWithDigest keeps the version, codec and multihash code of the CID it is like", () => {
+    const other = createHash("sha256").update("other").digest();
+    const v1 = cidWithDigest(CID.createV1(0x70, Digest.create(0x12, Buffer.alloc(32))), other);
+    assert.equal(v1.version, 1);
+    assert.equal(v1.code, 0x70);
+    assert.equal(v1.multihash.code, 0x12);
+    assert.deepEqual(Buffer.from(v1.multihash.digest), other);
+    const root = fragmentCid(Buffer.from("x"));
+    assert.ok(cidWithDigest(root, root.multihash.digest).equals(root));
+    const v0 = cidWithDigest(CID.createV0(Digest.create(0x12, Buffer.alloc(32)) as Parameters<typeof CID.createV0>[0]), other);
+    assert.equal(v0.version, 0);
+    assert.equal(v0.toString(), CID.createV0(Digest.create(0x12, other) as Parameters<typeof CID.createV0>[0]).toString());
   });
 
   it("parseCid round trips and names the bad value", () => {
