@@ -73,7 +73,7 @@ export const serveCommand: LocalCommand = {
     "  --public-reads       serve GET/HEAD of files without the token (writes still need it)",
     "  --cors ORIGIN        let web pages from ORIGIN call the API (off by default)",
     "  --max-body SIZE      the largest body a put (file or directory) or a vector file takes (default 64GiB; larger ones get a 413)",
-    "  --disk-reserve SIZE  free disk space a body spooled or unpacked here must leave (default 1GiB; a 507 beyond)",
+    "  --disk-reserve SIZE  free disk space a body spooled, unpacked or staged here must leave (default 1GiB; a 507 beyond)",
     GRANT_HELP,
     CLIENT_DIR_HELP,
   ],
@@ -102,7 +102,8 @@ export const serveCommand: LocalCommand = {
     const target = await resolveTarget(args);
     const ctx = await connect(target, { signs: true, json });
     const signals = stopSignals("serve");
-    const client = await startClient(args, ctx, dir, undefined, [], undefined, CLIENT_DEFAULTS.serveStagingBytes);
+    // A body streamed into a put stages its shards beyond the memory budget on disk: under the same reserve.
+    const client = await startClient(args, ctx, dir, undefined, [], undefined, { memoryBytes: CLIENT_DEFAULTS.serveStagingBytes, diskReserveBytes });
     // The vector routes: the same key and directory (startClient refused a missing key already).
     const vectors = createVectorClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key!, grants: grantTokens(args) });
     try {

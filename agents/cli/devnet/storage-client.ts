@@ -29,14 +29,23 @@ export function clientDir(args: CommandArgs, env: NodeJS.ProcessEnv = process.en
 }
 
 /** A started client for the connected target, signing with the resolved key; stop() it after use. */
-export async function startClient(args: CommandArgs, ctx: CliContext, dir: string, logger?: Logger, extraGrants: readonly string[] = [], maxReadPrice?: bigint, memoryStagingBytes?: number): Promise<StorageClient> {
+/** `staging`: ClientInit.memoryStagingBytes and stagingDiskReserveBytes (`muri serve`'s budget and --disk-reserve). */
+export async function startClient(
+  args: CommandArgs,
+  ctx: CliContext,
+  dir: string,
+  logger?: Logger,
+  extraGrants: readonly string[] = [],
+  maxReadPrice?: bigint,
+  staging: { memoryBytes?: number; diskReserveBytes?: number } = {},
+): Promise<StorageClient> {
   const target = await resolveTarget(args);
   if (target.key === undefined) {
     throw new UsageError("--key is required to store: pass --key HEX, set MURI_KEY, or use a --devnet with a clientKey");
   }
   // Loaded here, not at the top: `muri status` reads clientDir() and must not load libp2p.
   const { createClient } = await import("../../roles/client/client.js");
-  const client = createClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key, grants: [...grantTokens(args), ...extraGrants], maxReadPrice, memoryStagingBytes }, { logger });
+  const client = createClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key, grants: [...grantTokens(args), ...extraGrants], maxReadPrice, memoryStagingBytes: staging.memoryBytes, stagingDiskReserveBytes: staging.diskReserveBytes }, { logger });
   await client.start();
   return client;
 }

@@ -49,7 +49,7 @@
  * 0600); it never leaves the client.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { lstat, mkdir, realpath, rename, rm, stat } from "node:fs/promises";
+import { lstat, mkdir, realpath, rename, rm, stat, statfs } from "node:fs/promises";
 import { createKeyFile, readKeyFile } from "../../store/key-file.js";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -154,6 +154,8 @@ export type StorageClientErrorCode =
   | "ERR_MAGU_NOT_ACTIVE"
   /** putInto: fewer paid fragments left than the file needs. */
   | "ERR_MAGU_FULL"
+  /** put: staging another shard on disk would leave less free space than ClientInit.stagingDiskReserveBytes. */
+  | "ERR_DISK_FULL"
   /** putInto / get: this client directory's record does not match the Magu. */
   | "ERR_MAGU_RECORD"
   /** get: the file is recorded on another network than the one the command uses (the error names both). */
@@ -198,6 +200,12 @@ export interface ClientInit {
   maxReadPrice?: bigint;
   /** See CLIENT_DEFAULTS.memoryStagingBytes (0: always stage on disk). */
   memoryStagingBytes?: number;
+  /**
+   * Free disk space a put's shards staged on disk must leave on the staging store's file system
+   * (`muri serve --disk-reserve`): the shard that would pass it fails the put with ERR_DISK_FULL
+   * before it is written. None: only the disk itself stops the staging store (DiskFullError).
+   */
+  stagingDiskReserveBytes?: number;
   /**
    * Push each shard as soon as it is encoded (default true). False pushes only once the whole
    * file is encoded: the sequential baseline bench/helia.ts measures the overlap against.
@@ -466,7 +474,7 @@ function foldsTo(files: readonly Fetched[], root: Hex): boolean {
 }
 
 /** Bytes of encoded shards a client's puts keep in memory at once (shared by its concurrent puts). */
-interface StagingBudget {
+export interface StagingBudget {
   readonly limit: number;
   used: number;
 }
@@ -477,12 +485,14 @@ interface StagingBudget {
  * store (written without a second hash, read back with one, so what is pushed is what the encoder
  * made). Memory stays bounded whatever the file's size or how far the encoder runs ahead of the pushes.
  */
-class ShardStage {
+export class ShardStage {
   private readonly memory = new Map<string, Uint8Array>();
   private readonly staged: CID[] = [];
+  /** `reserve`: the free space to leave under `dir` when a shard goes to the store (checked before each such write). */
   constructor(
     private readonly store: FragmentStore,
     private readonly budget: StagingBudget,
+    private readonly reserve?: { dir: string; bytes: number },
   ) {}
 
   async put(cid: CID, bytes: Uint8Array): Promise<void> {
@@ -491,8 +501,23 @@ class ShardStage {
       this.budget.used += bytes.length;
       return;
     }
+    if (this.reserve !== undefined) await this.leavesReserve(bytes.length);
     await this.store.put(cid, bytes, { verify: false });
     this.staged.push(cid);
+  }
+
+  /** Throws ERR_DISK_FULL when writing `needed` more bytes would leave less than the reserve free. */
+  private async leavesReserve(needed: number): Promise<void> {
+    const { dir, bytes: reserve } = this.reserve!;
+    const fs = await statfs(dir);
+    const free = fs.bavail * fs.bsize;
+    if (free - needed < reserve) {
+      throw new StorageClientError(
+        "ERR_DISK_FULL",
+        `staging this put's shards does not fit on this machine's disk: ${free} bytes free under ${dir}, the next shard needs ${needed}, and ${reserve} must stay free (muri serve --disk-reserve): free space or put a smaller file; nothing of this put was committed`,
+        { dir, freeBytes: free, neededBytes: needed, reserveBytes: reserve },
+      );
+    }
   }
 
   get(cid: CID): Promise<Uint8Array> {
@@ -896,7 +921,8 @@ class Client implements StorageClient {
   }
 
   private stageFor(staging: FragmentStore): ShardStage {
-    return new ShardStage(staging, this.stagingBudget);
+    const reserve = this.init.stagingDiskReserveBytes;
+    return new ShardStage(staging, this.stagingBudget, reserve === undefined ? undefined : { dir: join(this.running().records.dir, "staging"), bytes: reserve });
   }
 
   /** How this client forms `maguId`: its own sends and waits (a re-request approves a new deposit). */

@@ -10,7 +10,9 @@
  *   stores nothing); a chunked body (no length, so no Magu size) is spooled to a file first.
  * - Bounded: a body over `maxBodyBytes` is a 413 (from its Content-Length before a byte is read),
  *   and a body written to disk (spooled, or a directory's tar unpacked) a 507 once it would leave
- *   less than `diskReserveBytes` free; the connection closes after such an answer.
+ *   less than `diskReserveBytes` free; the connection closes after such an answer. A streamed
+ *   put's shards beyond the staging budget go to the client's staging store under the same reserve
+ *   (`muri serve` gives it to the client: ClientInit.stagingDiskReserveBytes), also a 507.
  * - `GET /v1/blobs/{cid}` streams the file back with Content-Length; `Range: bytes=...` (one range)
  *   answers 206; `HEAD` answers the length from the manifest alone (no shard fetched). A range of
  *   a file not fetched yet fetches only the fragments holding it (`decodeRange`); a whole file is

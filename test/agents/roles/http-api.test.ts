@@ -6,7 +6,10 @@ import { describe, it } from "node:test";
 import { boundedBody, isLoopback, openApiDocument, parseRange, prefersAsync, Problem } from "../../../agents/roles/client/http-api.js";
 import { jsonMaguOptions, parseSearchBody, parseVectorRows } from "../../../agents/roles/client/http-vectors.js";
 import { DEFAULT_VECTOR_FRAGMENTS, maguParams } from "../../../agents/roles/client/magu-create.js";
-import { CLIENT_DEFAULTS } from "../../../agents/roles/client/client.js";
+import { CLIENT_DEFAULTS, ShardStage, StorageClientError } from "../../../agents/roles/client/client.js";
+import { asProblem } from "../../../agents/roles/client/http-common.js";
+import { fragmentCid } from "../../../agents/data/cid.js";
+import { openFragmentStore } from "../../../agents/store/fragment-store.js";
 import { Operations, OperationsFullError } from "../../../agents/roles/client/operations.js";
 import { MAX_PAYLOAD_BYTES } from "../../../agents/data/vectors.js";
 import { parseListen } from "../../../agents/cli/commands/serve.js";
@@ -190,6 +193,41 @@ describe("http api: ranges, listen addresses, the OpenAPI document", () => {
       await stopsWith(boundedBody(chunks(20, 1024 * 1024), limits), 507, "ERR_DISK_FULL", 8);
       assert.equal(reads, 2, "the free space was read on the first chunk and after 8 MiB");
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a streamed put's shards staged on disk keep the reserve: the shard that would pass it is a 507 and is not written; memory staging is not bounded by it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "muri-stage-"));
+    const store = await openFragmentStore({ dir: join(dir, "staging"), quotaBytes: 2 ** 30 });
+    try {
+      const fs = await statfs(dir);
+      const free = fs.bavail * fs.bsize;
+      const shards = [0, 1, 2].map((i) => Buffer.alloc(4096, i + 1));
+      const cids = shards.map((b) => fragmentCid(b));
+      // A reserve above what is free: the first shard beyond the memory budget is refused, unwritten.
+      const full = new ShardStage(store, { limit: 4096, used: 0 }, { dir, bytes: free + 2 ** 40 });
+      await full.put(cids[0]!, shards[0]!); // within the memory budget: no disk involved
+      await assert.rejects(full.put(cids[1]!, shards[1]!), (err: unknown) => {
+        assert.ok(err instanceof StorageClientError, String(err));
+        assert.equal(err.code, "ERR_DISK_FULL");
+        assert.match(err.message, new RegExp(`bytes free under ${dir}, the next shard needs 4096, and ${free + 2 ** 40} must stay free \\(muri serve --disk-reserve\\)`));
+        assert.deepEqual(err.context.reserveBytes, free + 2 ** 40);
+        const problem = asProblem(err);
+        assert.deepEqual([problem.status, problem.code], [507, "ERR_DISK_FULL"]);
+        return true;
+      });
+      assert.equal(await store.has(cids[1]!), false, "the refused shard was not written");
+      assert.deepEqual(await full.get(cids[0]!), shards[0]);
+      await full.clear();
+      // No reserve to keep (0): shards beyond the budget go to the store, and clear() removes them.
+      const roomy = new ShardStage(store, { limit: 0, used: 0 }, { dir, bytes: 0 });
+      for (let i = 0; i < 3; i++) await roomy.put(cids[i]!, shards[i]!);
+      for (let i = 0; i < 3; i++) assert.deepEqual(Buffer.from(await roomy.get(cids[i]!)), shards[i]);
+      await roomy.clear();
+      for (const cid of cids) assert.equal(await store.has(cid), false, "cleared");
+    } finally {
+      await store.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
