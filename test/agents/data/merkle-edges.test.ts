@@ -12,12 +12,14 @@ import {
   emptySubtreeHash,
   fragmentLeafProof,
   fragmentRoot,
+  FragmentRootHasher,
   HASH_SIZE,
   hashFragmentRoot,
   hashLeaf,
   hashNode,
   leafChunk,
   leafCount,
+  leafSiblings,
   maguProof,
   maguRoot,
   processProof,
@@ -250,6 +252,56 @@ describe("merkle: trees and proofs, edges", () => {
   });
 });
 
+describe("merkle: the streaming fragment-root hasher, edges", () => {
+  /** The root of `bytes` fed to a FragmentRootHasher in pieces of the given sizes (the rest in one). */
+  const streamed = (bytes: Buffer, pieces: readonly number[]): Buffer | undefined => {
+    const h = new FragmentRootHasher();
+    let at = 0;
+    for (const n of pieces) {
+      h.update(bytes.subarray(at, at + n));
+      at += n;
+    }
+    h.update(bytes.subarray(at));
+    return h.root();
+  };
+
+  it("equals fragmentRoot for nothing, a partial leaf after whole ones, and leaves split across pieces", () => {
+    assert.deepEqual(new FragmentRootHasher().root(), fragmentRoot(new Uint8Array(0)), "no update at all: the empty fragment");
+    assert.deepEqual(streamed(Buffer.alloc(0), [0, 0]), fragmentRoot(new Uint8Array(0)));
+    for (const [size, pieces] of [
+      [1500, []], // one whole leaf, then a partial one, in one piece
+      [1500, [1024]],
+      [3000, [100, 2000]], // a piece that completes the partial leaf, then whole leaves and a tail
+      [4096, [1023, 1, 1024]], // ends on a leaf boundary
+      [2049, [2048]],
+      [FRAGMENT_SIZE, [LEAF_SIZE * 7 + 3]],
+    ] as const) {
+      const bytes = bytesOf(size, size);
+      assert.deepEqual(streamed(bytes, pieces), fragmentRoot(bytes), `${size} bytes in pieces ${pieces.join("+") || "(one)"}`);
+    }
+  });
+
+  it("more than FRAGMENT_SIZE bytes, even whole leaves past it, give no root and write nothing past the tree", () => {
+    const over = bytesOf(FRAGMENT_SIZE + 8 * LEAF_SIZE, 9);
+    assert.equal(streamed(over, []), undefined);
+    assert.equal(streamed(over, [FRAGMENT_SIZE, 4 * LEAF_SIZE]), undefined);
+    assert.equal(streamed(over, [FRAGMENT_SIZE - 10, 4 * LEAF_SIZE + 10]), undefined);
+  });
+
+  it("takes its root once and no bytes after it", () => {
+    const h = new FragmentRootHasher();
+    h.update(Buffer.from("abc"));
+    assert.deepEqual(h.root(), fragmentRoot(Buffer.from("abc")));
+    assert.throws(() => h.update(Buffer.alloc(5)), { message: "invalid chunk (5): the root was already taken" });
+    assert.throws(() => h.root(), { message: 'invalid root ("again"): the root can be taken once' });
+  });
+
+  it("leafSiblings names the leaf index it refuses", () => {
+    const tree = buildFragmentTree(bytesOf(3000, 2));
+    assert.throws(() => leafSiblings(tree, 3), (e: unknown) => e instanceof IndexOutOfRangeError && e.context.what === "leaf" && e.message === "leaf index 3 out of range [0, 3)");
+  });
+});
+
 describe("merkle: append proofs, edges", () => {
   it("appendProof takes 0 <= current <= count; verifyAppendProof refuses what does not fit", () => {
     const roots = [1, 2, 3, 4, 5].map(node);
@@ -268,5 +320,10 @@ describe("merkle: append proofs, edges", () => {
     const all = appendProof(roots, 5);
     assert.equal(verifyAppendProof(maguRoot(roots), 6, root, 5, all), false);
     assert.equal(verifyAppendProof(maguRoot(roots), 5, root, 5, all), true);
+    // A proof that folds (6 fragments have the depth of 5), refused only because current > count.
+    const six = [1, 2, 3, 4, 5, 6].map(node);
+    const sixProof = appendProof(six, 6);
+    assert.equal(verifyAppendProof(maguRoot(six), 6, maguRoot(six), 6, sixProof), true);
+    assert.equal(verifyAppendProof(maguRoot(six), 6, maguRoot(six), 5, sixProof), false);
   });
 });

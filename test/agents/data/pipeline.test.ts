@@ -93,7 +93,7 @@ describe("pipeline: file -> fragments -> encrypt -> shards -> drop m -> rebuild 
         fc.integer({ min: 1, max: 6 }),
         fc.integer({ min: 0, max: 3 }),
         fc.constantFrom(32, 40, 256, 1024, 4096, 16_384),
-        fc.array(fc.nat(), { maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 12, size: "max" }),
         fc.integer(),
         async (n, k, m, shardSize, picks, seed) => {
           const data = prng(seed)(n);

@@ -166,7 +166,7 @@ describe("magu-sync refuses hostile pushes (real chain, stores and libp2p)", { t
     const member = byAddress(members1[0]!);
     const before = await member.index.get(magu1);
     await fc.assert(
-      fc.asyncProperty(fc.nat({ max: 3 }), fc.uint8Array({ minLength: 1, maxLength: 4096 }), async (i, bytes) => {
+      fc.asyncProperty(fc.nat({ max: 3 }), fc.uint8Array({ minLength: 1, maxLength: 4096, size: "max" }), async (i, bytes) => {
         const forged = withShard(file1.manifest, i, bytes);
         fc.pre(forged.roots[i] !== file1.manifest.roots[i]);
         const { bytes: mBytes, cid: mCid } = encodeManifest(forged);
