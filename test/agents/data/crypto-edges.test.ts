@@ -8,11 +8,16 @@ import {
   ENCRYPTION_KDF,
   ENCRYPTION_OVERHEAD,
   encryptFragment,
+  CONTENT_DIRECTORY,
+  CONTENT_GZIP,
   FileCipher,
+  FileKey,
+  fileKeyOf,
   manifestMac,
   manifestMacMatches,
   newFileId,
   openFileSize,
+  openSealedSize,
   SEALED_LAYOUT,
   SEALED_SIZE_LENGTH,
   sealFileSize,
@@ -248,5 +253,38 @@ describe("crypto: the sealed file size", () => {
     }
     assert.throws(() => sealFileSize(Buffer.alloc(31), fileId, 1), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "secret");
     assert.throws(() => openFileSize(secret, Buffer.alloc(31), "00"), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "fileId");
+    assert.throws(() => sealFileSize(secret, fileId, -1), { message: "invalid size (-1): must be a non-negative integer" });
+  });
+
+  it("seals a content code in the top byte: codes 0-3 round trip, others are refused on both sides by name", () => {
+    for (const content of [0, CONTENT_GZIP, CONTENT_DIRECTORY]) {
+      const sealed = sealFileSize(secret, fileId, 77, content);
+      assert.deepEqual(openSealedSize(secret, fileId, sealed), { size: 77, content });
+    }
+    for (const content of [-1, 1.5, CONTENT_DIRECTORY + 1, Number.NaN]) {
+      assert.throws(() => sealFileSize(secret, fileId, 1, content), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "content" && e.context.reason === "must be a content code in [0, 3]", `content ${content}`);
+    }
+    // A well-sealed code 4 (a newer writer's): refused as unknown, not read as a size.
+    const okm = Buffer.from(hkdfSync("sha256", secret, fileId, "muri/v1/manifest-size", 44));
+    const cipher = createCipheriv("aes-256-gcm", okm.subarray(0, 32), okm.subarray(32, 44));
+    const plain = Buffer.alloc(8);
+    plain.writeBigUInt64BE((4n << 56n) | 9n);
+    const newer = Buffer.concat([okm.subarray(32, 44), cipher.update(plain), cipher.final(), cipher.getAuthTag()]).toString("hex");
+    assert.throws(() => openSealedSize(secret, fileId, newer), sealError("content code 4 is unknown to this version (a newer muri wrote it)"));
+  });
+});
+
+describe("crypto: a file's own key, by name", () => {
+  it("FileKey and fileKeyOf name the argument of the wrong length; a key of another file is refused naming both", () => {
+    const named = (name: string) => (e: unknown): boolean => e instanceof InvalidParameterError && e.context.name === name;
+    assert.throws(() => new FileKey(Buffer.alloc(31), Buffer.alloc(32)), named("fileId"));
+    assert.throws(() => new FileKey(fileId, Buffer.alloc(31)), named("prk"));
+    assert.throws(() => fileKeyOf(secret, Buffer.alloc(33)), named("fileId"));
+    const key = fileKeyOf(secret, fileId);
+    // A FileKey given where a file id of the wrong length is passed, or for another file.
+    assert.throws(() => sealFileSize(key, Buffer.alloc(31), 1), named("fileId"));
+    const other = Buffer.alloc(32, 0x44);
+    assert.throws(() => sealFileSize(key, other, 1), (e: unknown) => named("fileId")(e) && (e as InvalidParameterError).context.reason === `this key opens file ${fileId.toString("hex")} only`);
+    assert.equal(sealFileSize(key, fileId, 5), sealFileSize(secret, fileId, 5), "the file's key seals as the secret does");
   });
 });
