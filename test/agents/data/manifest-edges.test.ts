@@ -104,6 +104,8 @@ describe("manifest: each rule names its field", () => {
       assert.ok(got.reason.includes(reason), `${field}: ${got.reason}`);
       assert.equal(got.code, "ERR_MANIFEST_INVALID");
     }
+    // A version that is not a number gets no old version's hint, even when it reads like one.
+    assert.equal(rejection(() => validateManifest({ ...manifest, version: "2" as unknown as typeof manifest.version })).reason, "unsupported version 2");
     const raw = manifest.shards[0]!;
     for (const [i, bad] of [
       [0, CID.createV1(DAG_JSON_CODEC, raw.multihash)],
