@@ -118,10 +118,29 @@ describe("share: a file key wrapped to another account's public key", () => {
       [token({ ...good, to: "bob" }), /field to is not an account address/],
       [token({ ...good, chainId: -1 }), /chainId is not a positive integer/],
       [token({ ...good, grant: 5 }), /field grant is not a string/],
+      // Each pattern is anchored: a valid value with anything before or after it is refused.
+      [token({ ...good, magu: `${good.magu as string}x` }), /field magu is not a Magu id/],
+      [token({ ...good, magu: `x${good.magu as string}` }), /field magu is not a Magu id/],
+      [token({ ...good, magu: "1a" }), /field magu is not a Magu id/],
+      [token({ ...good, to: `${good.to as string}00` }), /field to is not an account address/],
+      [token({ ...good, to: `1${good.to as string}` }), /field to is not an account address/],
+      [token({ ...good, fileId: `zz${(good.fileId as string).slice(2)}` }), /field fileId is not 32 bytes of hex/],
+      [token({ ...good, fileId: `${(good.fileId as string).slice(0, 62)}zz` }), /field fileId is not 32 bytes of hex/],
+      [token({ ...good, fileId: `AB${(good.fileId as string).slice(2)}` }), /field fileId is not 32 bytes of hex/],
+      [token({ ...good, chainId: "31337" }), /chainId is not a positive integer/],
+      [token({ ...good, chainId: 1.5 }), /chainId is not a positive integer/],
+      [token({ ...good, chainId: 0 }), /chainId is not a positive integer/],
+      [SHARE_TOKEN_PREFIX + Buffer.from("null").toString("base64url"), /share token: not an object/],
+      [SHARE_TOKEN_PREFIX + Buffer.from("7").toString("base64url"), /share token: not an object/],
     ];
     for (const [value, pattern] of cases) {
       assert.throws(() => decodeShareToken(value), (err: unknown) => err instanceof ShareError && err.code === "ERR_BAD_SHARE" && pattern.test(err.message) && /pass the whole string muri share printed/.test(err.message), value);
     }
+    // Surrounding whitespace is not part of the token; the smallest chain id and a grant are kept.
+    const ok = decodeShareToken(`  ${token({ ...good, chainId: 1, grant: "g" })}\n`);
+    assert.deepEqual([ok.chainId, ok.grant, ok.to], [1, "g", good.to]);
+    assert.equal(decodeShareToken(token(good)).grant, undefined);
+    assert.equal("grant" in decodeShareToken(token(good)), false);
   });
 
   it("parses public keys: compressed, uncompressed, without the 04 prefix; refuses others", () => {
@@ -130,8 +149,12 @@ describe("share: a file key wrapped to another account's public key", () => {
     const compressed = ecdh.getPublicKey(undefined, "compressed");
     const full = ecdh.getPublicKey();
     for (const form of [compressed.toString("hex"), `0x${full.toString("hex")}`, full.subarray(1).toString("hex")]) assert.deepEqual(parsePublicKey(form), compressed, form);
+    // Whitespace around it and an upper-case 0X are accepted.
+    assert.deepEqual(parsePublicKey(` 0X${compressed.toString("hex")} `), compressed);
     const bad: Array<[string, RegExp]> = [
       ["0xzz", /is not hex/],
+      [`${compressed.toString("hex")}0`, /is not hex/],
+      [`10x${compressed.toString("hex")}`, /is not hex/],
       ["0x" + "11".repeat(20), /20 bytes, not a secp256k1 public key/],
       ["02" + "ff".repeat(32), /not a point on secp256k1/],
     ];

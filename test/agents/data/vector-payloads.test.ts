@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { LEAF_SIZE } from "../../../agents/data/constants.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
-import { ManifestError, VectorFileError, VectorIdError, VectorPayloadError } from "../../../agents/data/errors.js";
+import { InvalidParameterError, ManifestError, VectorFileError, VectorIdError, VectorPayloadError } from "../../../agents/data/errors.js";
 import { manifestCidOf } from "../../../agents/data/manifest.js";
 import { buildHitProof, proofWindow, verifyHitProof, type HitProof } from "../../../agents/data/hit-proof.js";
 import { buildFragmentTree, fragmentRoot, leafSiblings } from "../../../agents/data/merkle.js";
@@ -89,6 +89,63 @@ describe("payloads: layout", () => {
       assert.deepEqual(text(readPayload(f, 0, RS, f.length).payload), payload);
     }
     assert.throws(() => [...packRecords(rows(1, () => ({ s: "z".repeat(200) })), DIM, 8 * RS)], (e: unknown) => e instanceof VectorPayloadError && e.context.row === 0);
+  });
+
+  it("readPayload refuses malformed chunks by reason: a missing chunk, a length out of range, chunks or the next id past the end", () => {
+    const payload = { s: "q".repeat(30) }; // 38 bytes of JSON: 42 with the length, 3 chunks of 16
+    const [bytes] = [...packRecords([...rows(1, () => payload), ...rows(1, () => undefined)], DIM, 1 << 16)];
+    assert.equal(bytes!.length, 5 * RS);
+    assert.deepEqual(readPayload(bytes!, 0, RS, bytes!.length), { payload: Uint8Array.from(json(payload)), end: 4 * RS });
+    const refused = (b: Uint8Array, size: number, name: string, reason: string): void => {
+      assert.throws(() => readPayload(b, 0, RS, size), (e: unknown) => {
+        assert.ok(e instanceof InvalidParameterError, String(e));
+        assert.deepEqual([e.context.name, e.context.reason], [name, reason]);
+        return true;
+      });
+    };
+    // The third chunk record's id is a vector's: its bytes are not the payload's.
+    const missing = Buffer.from(bytes!);
+    missing.writeBigUInt64BE(77n, 3 * RS);
+    refused(missing, missing.length, "payload", "a chunk record is missing");
+    // The length field (first 4 bytes of the first chunk's vector bytes) out of [1, 4096].
+    for (const length of [0, MAX_PAYLOAD_BYTES + 1, 2 ** 32 - 1]) {
+      const bad = Buffer.from(bytes!);
+      bad.writeUInt32BE(length, RS + 8);
+      refused(bad, bad.length, "payload", `a payload length must be in [1, ${MAX_PAYLOAD_BYTES}]`);
+    }
+    // Exactly 4096 is a length: its chunks would go on where the next vector's record is, or past
+    // the fragment when it ends there.
+    const most = Buffer.from(bytes!);
+    most.writeUInt32BE(MAX_PAYLOAD_BYTES, RS + 8);
+    refused(most, most.length, "payload", "a chunk record is missing");
+    refused(most, 4 * RS, "payload", "its chunks run past the fragment");
+    // The fragment (size) or the bytes given end inside the chunks.
+    refused(bytes!, 3 * RS, "payload", "its chunks run past the fragment");
+    refused(bytes!.subarray(0, 3 * RS), bytes!.length, "payload", "its chunks run past the fragment");
+    assert.deepEqual(readPayload(bytes!.subarray(0, 4 * RS), 0, RS, bytes!.length).end, 4 * RS, "the chunks themselves suffice");
+    // Bytes that end before the next record's id.
+    refused(bytes!.subarray(0, RS + 7), bytes!.length, "bytes", `the next record's id ends at byte ${RS + 8}`);
+    // The last record: nothing follows it in the fragment, so no payload and nothing more to read.
+    assert.deepEqual(readPayload(bytes!, 4 * RS, RS, bytes!.length), { payload: null, end: 5 * RS });
+  });
+
+  it("payloads round trip in Hamming Magus whose vectors are narrower than the 4-byte length (1, 2, 3 and 5 bytes)", () => {
+    for (const dim of [8, 16, 24, 40]) {
+      const vb = dim / 8;
+      const rs = recordSize(dim, "hamming");
+      const records = [0, 1, 2].map((i) => ({ id: BigInt(i), values: new Uint8Array(vb).fill(i + 1), payload: i === 1 ? null : json({ i, s: "p".repeat(i * 9) }) }));
+      const [bytes] = [...packRecords(records, dim, 1 << 16, "hamming")];
+      let at = 0;
+      for (const r of records) {
+        const { payload, end } = readPayload(bytes!, at, rs, bytes!.length);
+        assert.deepEqual(payload === null ? null : text(payload), r.payload === null ? null : text(r.payload), `dim ${dim}, id ${r.id}`);
+        const chunks = r.payload === null ? 0 : payloadRecordCount(r.payload.length, vb);
+        assert.equal(chunks, r.payload === null ? 0 : Math.ceil((4 + r.payload.length) / vb));
+        at += (1 + chunks) * rs;
+        assert.equal(end, chunks > 0 ? at : at === bytes!.length ? at : at + 8, `dim ${dim}, id ${r.id}: end`);
+      }
+      assert.equal(at, bytes!.length);
+    }
   });
 
   it("refuses payloads that are not JSON objects or exceed the limit, naming the row; control ids are not vector ids", () => {
