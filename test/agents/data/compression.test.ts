@@ -61,8 +61,8 @@ describe("compression", () => {
     const r = chooseCompression("auto", randomBytes(300_000));
     assert.equal(r.compression, undefined);
     assert.ok(r.ratio > 1 - AUTO_MIN_SAVING);
-    assert.equal(chooseCompression("auto", Buffer.alloc(0)).compression, undefined, "an empty file is not compressed");
-    assert.equal(chooseCompression("none", text(1000)).compression, undefined);
+    assert.deepEqual(chooseCompression("auto", Buffer.alloc(0)), { compression: undefined, ratio: 1 }, "an empty file is not compressed (and no ratio is measured)");
+    assert.deepEqual(chooseCompression("none", text(1000)), { compression: undefined, ratio: 1 });
     assert.equal(chooseCompression("gzip", randomBytes(1000)).compression, "gzip", "an explicit choice is obeyed");
   });
 
@@ -81,6 +81,18 @@ describe("compression", () => {
     const bomb = compressSync("zstd", Buffer.alloc(64 * 1024 * 1024));
     assert.ok(bomb.length < 64 * 1024, "64 MiB of zeros compress to a few KiB");
     await assert.rejects(through(bomb, decompressor("zstd"), sizeLimit(1000)), (err: unknown) => err instanceof DecompressedSizeError && err.context.expected === 1000);
+  });
+
+  it("sizeLimit passes exactly the recorded size and stops at the first byte past it, naming both", async () => {
+    const input = text(5000);
+    assert.ok((await through(input, sizeLimit(5000))).equals(input), "exactly the limit passes");
+    await assert.rejects(through(input, sizeLimit(4999)), (err: unknown) => {
+      assert.ok(err instanceof DecompressedSizeError, String(err));
+      assert.equal(err.code, "ERR_DECOMPRESSED_SIZE");
+      assert.equal(err.message, "decompressed 5000 bytes, 4999 recorded");
+      assert.deepEqual(err.context, { expected: 4999, actual: 5000 });
+      return true;
+    });
   });
 
   it("--compress values are parsed, a bad one named", () => {

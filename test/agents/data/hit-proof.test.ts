@@ -7,9 +7,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
-import { LEAF_SIZE } from "../../../agents/data/constants.js";
+import { FRAGMENT_SIZE, LEAF_SIZE } from "../../../agents/data/constants.js";
+import { InvalidParameterError } from "../../../agents/data/errors.js";
 import { buildHitProof, checkHitProof, hitProofBytes, proofWindow, readHitProof, recordLeaves, writeHitProof, type HitProof } from "../../../agents/data/hit-proof.js";
-import { buildFragmentTree } from "../../../agents/data/merkle.js";
+import { buildFragmentTree, HASH_SIZE } from "../../../agents/data/merkle.js";
 import { canonicalDistance, packBits, packRecords, recordSize, type HitEntry, type VectorMetric, type VectorRecord } from "../../../agents/data/vectors.js";
 
 const DIM = 48; // 104-byte records: some straddle two 1024-byte leaves
@@ -136,6 +137,75 @@ describe("hit proofs", () => {
     const otherSize = Buffer.from(wire);
     otherSize.writeUInt32BE(proof.size + 1, 0);
     assert.match(checkHitProof(hit, readHitProof(otherSize, 0).proof, root, query, "l2")!, /does not prove/, "the size is bound into the root");
+  });
+});
+
+describe("hit proofs: each guard by its own reason", () => {
+  const rs = records(50, 1000n); // 5200 bytes: 6 leaves, the last partial
+  const bytes = fragmentOf(rs);
+  const straddling = rs.findIndex((_, p) => recordLeaves(p, DIM).first !== recordLeaves(p, DIM).last);
+  const named = (name: string, reason: string) => (e: unknown): boolean => e instanceof InvalidParameterError && e.context.name === name && e.context.reason === reason;
+
+  it("the verifier: too few leaves, leaves past the fragment, paths of the wrong length, a forged later leaf", async () => {
+    const { hit, proof, root } = await proven(bytes, rs, straddling);
+    const { first } = recordLeaves(straddling, DIM);
+    assert.equal(proof.leaves.length, 2 * LEAF_SIZE, "the straddling record's proof holds its two leaves");
+    const depth = 3; // 6 leaves
+    // Its first leaf alone (with its path): a whole leaf, but the record needs two.
+    const one = { ...proof, leaves: proof.leaves.subarray(0, LEAF_SIZE), siblings: proof.siblings.subarray(0, depth * HASH_SIZE) };
+    assert.equal(checkHitProof(hit, one, root, query, "l2"), `${LEAF_SIZE} bytes of leaves, the record needs at least 2 leaves of ${LEAF_SIZE}`);
+    // Leaves from the record's first through one past the fragment's last.
+    const past = 6 - first + 1;
+    const long = { ...proof, leaves: Buffer.alloc(past * LEAF_SIZE), siblings: Buffer.alloc(past * depth * HASH_SIZE) };
+    assert.equal(checkHitProof(hit, long, root, query, "l2"), `${past} leaves from leaf ${first} run past the fragment's 6`);
+    const shortPaths = { ...proof, siblings: proof.siblings.subarray(HASH_SIZE) };
+    assert.equal(checkHitProof(hit, shortPaths, root, query, "l2"), `${proof.siblings.length - HASH_SIZE} bytes of paths, 2 leaves of a depth-3 tree need ${2 * depth * HASH_SIZE}`);
+    const forgedSecond = { ...proof, leaves: Buffer.from(proof.leaves) };
+    forgedSecond.leaves[LEAF_SIZE + 1]! ^= 1;
+    assert.equal(checkHitProof(hit, forgedSecond, root, query, "l2"), `leaf ${first + 1} does not prove against fragment 3's root`);
+  });
+
+  it("the wire: a whole fragment's worth of leaves, a fragment of FRAGMENT_SIZE or of 1 byte, a header of exactly 6 bytes", async () => {
+    const { proof } = await proven(bytes, rs, 12);
+    const wireOf = (size: number, n: number, extra: number): Buffer => {
+      const w = Buffer.alloc(6 + extra);
+      w.writeUInt32BE(size, 0);
+      w.writeUInt16BE(n, 4);
+      return w;
+    };
+    // All 6 leaves of the 5200-byte fragment (depth 3) are a readable proof.
+    assert.equal(readHitProof(wireOf(5200, 6, 6 * LEAF_SIZE + 6 * 3 * HASH_SIZE), 0).proof.leaves.length, 6 * LEAF_SIZE);
+    // The largest fragment (1024 leaves, depth 10) and the smallest.
+    assert.equal(readHitProof(wireOf(FRAGMENT_SIZE, 1, LEAF_SIZE + 10 * HASH_SIZE), 0).proof.size, FRAGMENT_SIZE);
+    assert.throws(() => readHitProof(wireOf(FRAGMENT_SIZE + 1, 1, LEAF_SIZE + 11 * HASH_SIZE), 0), { message: `proof at byte 0: fragment size ${FRAGMENT_SIZE + 1} is outside [1, ${FRAGMENT_SIZE}]` });
+    assert.equal(readHitProof(wireOf(1, 1, LEAF_SIZE), 0).proof.siblings.length, 0);
+    // A header alone: read, then the leaves it names are missing.
+    assert.throws(() => readHitProof(wireOf(5200, 1, 0), 0), { message: `proof at byte 0: 1 leaves and their paths need ${6 + LEAF_SIZE + 3 * HASH_SIZE} bytes, the answer has 6 left` });
+    const at = Buffer.concat([Buffer.alloc(10), wireOf(5200, 1, 0)]);
+    assert.throws(() => readHitProof(at, 10), { message: `proof at byte 10: 1 leaves and their paths need ${6 + LEAF_SIZE + 3 * HASH_SIZE} bytes, the answer has 6 left` });
+    assert.equal(hitProofBytes(proof), 6 + proof.leaves.length + proof.siblings.length);
+  });
+
+  it("positions, windows and builders name what they refuse", async () => {
+    assert.throws(() => recordLeaves(-1, DIM), named("position", "must be a non-negative integer"));
+    assert.throws(() => recordLeaves(1.5, DIM), named("position", "must be a non-negative integer"));
+    assert.throws(() => proofWindow(50, DIM, 5200), named("position", "record ends at byte 5304, the fragment has 5200"));
+    // At dim 128 (264-byte records) a window is the record, the largest payload's 17 chunk records
+    // and the next id (4,760 bytes from the record's start), in whole leaves from the record's first
+    // one: 5 KiB for record 0, 6 KiB for record 10 (it starts 592 bytes into leaf 2), cut at the
+    // fragment's end.
+    assert.deepEqual(proofWindow(0, 128, FRAGMENT_SIZE), { offset: 0, length: 5 * LEAF_SIZE });
+    assert.deepEqual(proofWindow(10, 128, FRAGMENT_SIZE), { offset: 2 * LEAF_SIZE, length: 6 * LEAF_SIZE });
+    assert.deepEqual(proofWindow(0, 128, 3000), { offset: 0, length: 3000 });
+    const tree = buildFragmentTree(bytes);
+    assert.throws(() => buildHitProof(bytes, tree, 50, DIM), named("position", "record ends at byte 5304, the fragment has 5200"));
+    assert.throws(() => buildHitProof(bytes.subarray(1), tree, 0, DIM), named("tree", "built for 5200 bytes, the fragment has 5199"));
+    // A window of the right length at another offset is not the record's window.
+    const w = proofWindow(30, DIM, bytes.length);
+    assert.ok(w.offset >= LEAF_SIZE, "record 30's window starts after the first leaf");
+    const shifted = bytes.subarray(w.offset - LEAF_SIZE, w.offset - LEAF_SIZE + w.length);
+    assert.throws(() => buildHitProof(shifted, tree, 30, DIM, "l2", w.offset - LEAF_SIZE), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "bytes");
+    assert.deepEqual(buildHitProof(bytes.subarray(w.offset, w.offset + w.length), tree, 30, DIM, "l2", w.offset), buildHitProof(bytes, tree, 30, DIM));
   });
 });
 
