@@ -154,7 +154,17 @@ describe("vectors: the scale a Magu's first batch picks", () => {
     values[7] = Number.NaN;
     assert.throws(() => chooseScaleExp(values, 4), (e: unknown) => e instanceof VectorValueError && e.context.row === 1 && e.context.column === 3 && e.context.reason === "is NaN");
     values[7] = -Infinity;
-    assert.throws(() => chooseScaleExp(values, 4), (e: unknown) => e instanceof VectorValueError && e.context.reason === "is not finite");
+    assert.throws(() => chooseScaleExp(values, 4), (e: unknown) => e instanceof VectorValueError && e.context.row === 1 && e.context.column === 3 && e.context.reason === "is not finite");
+  });
+
+  it("picks the largest exponent at which the extremes still round into int16, at the boundaries", () => {
+    // 32767 / 2^14 scales to exactly 32767 at 2^14; a hair more still rounds down to it.
+    assert.equal(chooseScaleExp([32767 / 16384]), 14);
+    assert.equal(chooseScaleExp([32767.4 / 16384]), 14); // log2(32767 / x) is below 14: found by stepping up
+    assert.equal(chooseScaleExp([32767.6 / 16384]), 13); // rounds to 32768 at 2^14
+    assert.equal(chooseScaleExp([-32768 / 16384]), 14); // int16's negative end is one further
+    assert.equal(chooseScaleExp([-32768.4 / 16384, 0.5]), 14);
+    assert.equal(chooseScaleExp([-32768.6 / 16384]), 13);
   });
 });
 
@@ -168,7 +178,21 @@ describe("vectors: quantizing at a given scale", () => {
       assert.throws(() => quantize([0], 1, 0, bad), InvalidParameterError, String(bad));
       assert.throws(() => [...packVectors([{ id: 0, vector: [0] }], 1, undefined, bad)], InvalidParameterError, String(bad));
     }
-    for (const bad of [1.5, VECTOR_SCALE_EXP_MAX + 1, VECTOR_SCALE_EXP_MIN - 1]) assert.throws(() => scaleOfExp(bad), InvalidParameterError);
+    for (const bad of [1.5, VECTOR_SCALE_EXP_MAX + 1, VECTOR_SCALE_EXP_MIN - 1]) {
+      assert.throws(() => scaleOfExp(bad), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "scaleExp" && e.context.reason === `must be an integer in [${VECTOR_SCALE_EXP_MIN}, ${VECTOR_SCALE_EXP_MAX}]`);
+    }
+    // Both ends are scales.
+    assert.equal(scaleOfExp(VECTOR_SCALE_EXP_MIN), 2 ** VECTOR_SCALE_EXP_MIN);
+    assert.equal(scaleOfExp(VECTOR_SCALE_EXP_MAX), 2 ** VECTOR_SCALE_EXP_MAX);
+    assert.equal(expOfScale(2 ** VECTOR_SCALE_EXP_MIN), VECTOR_SCALE_EXP_MIN);
+    assert.equal(expOfScale(2 ** VECTOR_SCALE_EXP_MAX), VECTOR_SCALE_EXP_MAX);
+    // Every function that takes a scale checks it, also with nothing to quantize.
+    const badScale = (e: unknown): boolean =>
+      e instanceof InvalidParameterError && e.context.name === "scale" && e.context.reason === `must be a power of two 2^e, e an integer in [${VECTOR_SCALE_EXP_MIN}, ${VECTOR_SCALE_EXP_MAX}]`;
+    assert.throws(() => expOfScale(3), badScale);
+    assert.throws(() => quantizeComponent(0.5, 0, 0, 3), badScale);
+    assert.throws(() => dequantize(new Int16Array([1]), 3), badScale);
+    assert.throws(() => [...packVectors([], 1, undefined, 3)], badScale);
     assert.deepEqual([...quantize([0.5, -1])], [...quantize([0.5, -1], 2, 0, VECTOR_SCALE)]);
     assert.deepEqual([...quantize([300, -300, 1.5], 3, 0, 2 ** 6)], [19200, -19200, 96]);
     assert.deepEqual([...dequantize(new Int16Array([19200, -96]), 2 ** 6)], [300, -1.5]);
