@@ -91,6 +91,16 @@ describe("payloads: layout", () => {
     assert.throws(() => [...packRecords(rows(1, () => ({ s: "z".repeat(200) })), DIM, 8 * RS)], (e: unknown) => e instanceof VectorPayloadError && e.context.row === 0);
   });
 
+  it("payload sizes and the JSON they must be: none takes no record, null is not an object", () => {
+    assert.equal(payloadRecordCount(0, 16), 0);
+    assert.equal(payloadRecordCount(1, 16), 1);
+    assert.equal(payloadRecordCount(12, 16), 1);
+    assert.equal(payloadRecordCount(13, 16), 2);
+    for (const bad of ["null", "[1]", "7", '"s"']) {
+      assert.throws(() => [...packRecords([{ id: 1n, values: new Int16Array(DIM), payload: Buffer.from(bad) }], DIM, 1 << 16)], (e: unknown) => e instanceof VectorPayloadError && /is not a JSON object/.test(e.message), bad);
+    }
+  });
+
   it("readPayload refuses malformed chunks by reason: a missing chunk, a length out of range, chunks or the next id past the end", () => {
     const payload = { s: "q".repeat(30) }; // 38 bytes of JSON: 42 with the length, 3 chunks of 16
     const [bytes] = [...packRecords([...rows(1, () => payload), ...rows(1, () => undefined)], DIM, 1 << 16)];
@@ -335,8 +345,15 @@ describe("tombstones: deletion records and the document that lists them", () => 
     assert.ok(unpackFragment(frag!, dim).every((r) => r.id === TOMBSTONE_ID));
     assert.equal(frag!.subarray(frag!.length - 8).toString("hex"), "ff".repeat(8), "the unused slot is padding");
     assert.deepEqual(packTombstones(ids, dim, "l2", 2 * recordSize(dim)).map((f) => tombstoneIds(f, dim)), [ids.slice(0, 4), ids.slice(4)], "split over fragments");
+    assert.deepEqual(
+      packTombstones(ids, dim, "l2", 2 * recordSize(dim)).map((f) => f.length),
+      [2 * recordSize(dim), recordSize(dim)],
+      "the last fragment holds only the records it needs",
+    );
     assert.throws(() => packTombstones([MAX_VECTOR_ID + 1n], dim), VectorIdError);
-    assert.throws(() => packTombstones([1n], 3), /holds no 8-byte id: vectors cannot be deleted/, "a 6-byte vector has no room for an id");
+    // A bad id is named by its place in the list, also in a later record.
+    assert.throws(() => packTombstones([1n, 2n, 3n, MAX_VECTOR_ID + 1n], dim), (e: unknown) => e instanceof VectorIdError && e.context.row === 3);
+    assert.throws(() => packTombstones([1n], 3), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "dim" && /holds no 8-byte id: vectors cannot be deleted/.test(e.message), "a 6-byte vector has no room for an id");
     assert.equal(tombstoneIds(packTombstones([7n], 64, "hamming")[0]!, 64, "hamming")[0], 7n, "a Hamming Magu of 64 bits");
     const dir = await mkdtemp(join(tmpdir(), "muri-tombstone-index-"));
     const index = await openVectorIndex({ dir, dim, metric: "l2" });
