@@ -1,10 +1,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FRAGMENT_SIZE } from "../../../agents/data/constants.js";
-import { InvalidParameterError, VectorDimensionError, VectorIdError, VectorRecordError, VectorValueError } from "../../../agents/data/errors.js";
+import { InvalidParameterError, VectorBitError, VectorDimensionError, VectorIdError, VectorRecordError, VectorValueError } from "../../../agents/data/errors.js";
 import {
   canonicalDistance,
+  checkPackedBits,
   compareHits,
+  decodeVector,
+  encodeVector,
+  hammingDistance,
+  normalizeVector,
+  readVector,
   decodeHit,
   dequantize,
   encodeHit,
@@ -212,5 +218,53 @@ describe("vectors: distances and hit words at their limits", () => {
     assert.throws(() => decodeHit(1n << 63n), invalid("word", "low 64 bits must be zero"));
     assert.throws(() => decodeHit(5 as unknown as bigint), invalid("word", "256-bit unsigned"));
     assert.deepEqual(decodeHit((1n << 256n) - (1n << 64n)), decodeHit(`0x${"f".repeat(48)}${"0".repeat(16)}`));
+  });
+});
+
+describe("vectors: reading, encoding and comparing vectors, each refusal by name", () => {
+  it("readVector needs the whole vector inside the bytes", () => {
+    const bytes = Buffer.alloc(20);
+    assert.equal(readVector(bytes, 4, 8, "l2").length, 8, "ends exactly at the last byte");
+    for (const offset of [-1, 5]) assert.throws(() => readVector(bytes, offset, 8, "l2"), invalid("offset", "a 16-byte vector does not fit 20 bytes"));
+    assert.throws(() => readVector(bytes, 19, 12, "hamming"), invalid("offset", "a 2-byte vector does not fit 20 bytes"));
+  });
+
+  it("decodeVector says what a query of the Magu's dimension is; encodeVector passes packed bits through", () => {
+    const refused = (bytes: number, dim: number, metric: "l2" | "hamming", what: string) =>
+      assert.throws(() => decodeVector(Buffer.alloc(bytes), dim, metric), (e: unknown) => {
+        assert.ok(e instanceof InvalidParameterError, String(e));
+        assert.deepEqual([e.context.name, e.context.value, e.context.reason], ["query", `${bytes} bytes`, `must be ${what}, the Magu's dimension`]);
+        return true;
+      });
+    refused(15, 8, "l2", "16 bytes (8 int16 components)");
+    refused(3, 12, "hamming", "2 bytes of packed bits (12 bits)");
+    const bits = Uint8Array.of(0xab, 0xc0);
+    assert.deepEqual(encodeVector(bits), Buffer.from(bits));
+    assert.deepEqual(encodeVector(Int16Array.of(1, -2)), Buffer.from([0, 1, 0xff, 0xfe]));
+  });
+
+  it("distances refuse mixed or wrong representations and vectors of two lengths", () => {
+    const bits = Uint8Array.of(1, 2);
+    const ints = Int16Array.of(1, 2);
+    assert.throws(() => canonicalDistance("hamming", bits, ints), invalid("vectors", "a Hamming distance is between packed bits (Uint8Array)"));
+    assert.throws(() => canonicalDistance("hamming", ints, bits), invalid("vectors", "a Hamming distance is between packed bits (Uint8Array)"));
+    assert.throws(() => canonicalDistance("l2", bits, bits), invalid("vectors", "must be int16 components (Int16Array)"));
+    assert.equal(canonicalDistance("hamming", Uint8Array.of(0xff), Uint8Array.of(0x0f)), 4n);
+    assert.throws(() => hammingDistance(Uint8Array.of(1), Uint8Array.of(1, 2)), (e: unknown) => e instanceof VectorDimensionError && e.context.expected === 1 && e.context.actual === 2);
+    assert.throws(() => normalizeVector([1, Number.NaN], 3), (e: unknown) => e instanceof VectorValueError && e.context.row === 3 && e.context.column === 1 && e.context.reason === "is NaN");
+  });
+
+  it("checkPackedBits names the row, the bit and what is wrong", () => {
+    const bitError = (row: number, column: number, value: string, reason: string) => (e: unknown): boolean => {
+      assert.ok(e instanceof VectorBitError, String(e));
+      assert.deepEqual(e.context, { row, column, value, reason });
+      return true;
+    };
+    assert.throws(() => checkPackedBits(Int16Array.of(1, 2), 12, 4), bitError(4, 0, "2 int16 components", "is not a binary vector: a Hamming record holds 2 bytes of packed bits"));
+    assert.throws(() => checkPackedBits(Uint8Array.of(1, 2, 3), 12, 5), bitError(5, 0, "3 bytes", "is not 2 bytes of packed bits (12 bits)"));
+    assert.throws(() => checkPackedBits(Uint8Array.of(1, 0x1f), 12, 6), bitError(6, 12, "byte 1 = 0x1f", "sets padding bits past bit 11: the low 4 bits of the last byte must be zero"));
+    assert.throws(() => checkPackedBits(Uint8Array.of(1, 0x01), 15, 0), bitError(0, 15, "byte 1 = 0x01", "sets padding bits past bit 14: the low 1 bits of the last byte must be zero"));
+    checkPackedBits(Uint8Array.of(1, 0xf0), 12);
+    checkPackedBits(Uint8Array.of(1, 0xfe), 15);
   });
 });
