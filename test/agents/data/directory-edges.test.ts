@@ -146,6 +146,22 @@ describe("directory packs: trailer, frames, depth and path limits", () => {
     refuses(() => readTree(deep.bytes, deep.root, 0), `deeper than ${MAX_DEPTH} levels`, Array(MAX_DEPTH + 1).fill("d").join("/"));
   });
 
+  it("file regions: ending exactly at the file area and touching one another is fine, one byte more is not", () => {
+    const nodeOf = (entries: NodeEntry[]) => encodeDirectoryNode(entries).bytes;
+    const f = (name: string, offset: number, length: number): NodeEntry => ({ kind: "file", name, mode: 0o644, mtime: 0, size: length, offset, length, cid: cidOf(name) });
+    const read = (entries: NodeEntry[], fileArea: number) => {
+      const bytes = nodeOf(entries);
+      return readTree(frameNode(bytes), nodeDigest(bytes), fileArea);
+    };
+    assert.deepEqual(read([f("a", 0, 10), f("b", 10, 10)], 20).map((e) => e.path), ["a", "b"]);
+    refuses(() => read([f("a", 0, 10), f("b", 10, 11)], 20), "its bytes [10, 21) run past the file area (20 bytes)", "b");
+    refuses(() => read([f("a", 0, 11), f("b", 10, 10)], 20), 'its bytes overlap those of "a"', "b");
+    // Empty files take no region: any offset inside the area, even a shared one.
+    assert.equal(read([f("a", 0, 10), f("b", 5, 0), f("c", 5, 0)], 10).length, 3);
+    // Regions are compared in offset order, not name order.
+    refuses(() => read([f("a", 10, 10), f("b", 0, 11)], 20), 'its bytes overlap those of "b"', "a");
+  });
+
   it("a path of exactly MAX_PATH_BYTES is read; one byte more is refused", () => {
     // 20 directories named by 200 bytes (201 with the slash), then a file of 76 bytes: 4,096.
     const name = "n".repeat(200);
