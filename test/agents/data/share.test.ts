@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createECDH, createHmac, randomBytes } from "node:crypto";
+import { createDecipheriv, createECDH, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { CID } from "multiformats/cid";
 import { decryptFragment, deriveFragmentKey, encryptFragment, fileKeyOf, FileKey, manifestMac, openFileSize, sealFileSize } from "../../../agents/data/crypto.js";
@@ -102,6 +102,33 @@ describe("share: a file key wrapped to another account's public key", () => {
     const box = Buffer.from(share.box);
     box[3]! ^= 1;
     assert.throws(() => unwrapFileKey({ ...share, box }, bob.publicKey, bob.ecdh), ShareError);
+  });
+
+  it("is the documented construction, byte for byte: ECDH, HKDF-SHA256 over E || R with info muri/v1/share, AES-256-GCM bound to the chain, Magu, manifest and file", () => {
+    const bob = recipient();
+    const key = fileKeyOf(secret, fileId);
+    const share = shareFor(key, bob);
+    const z = bob.ecdh(share.epk);
+    const okm = Buffer.from(hkdfSync("sha256", z, Buffer.concat([share.epk, bob.publicKey]), "muri/v1/share", 44));
+    const head = Buffer.alloc(40);
+    head.writeBigUInt64BE(BigInt(target.chainId), 0);
+    head.writeBigUInt64BE(target.maguId, 32); // the Magu id as uint256_be (it fits the low 8 bytes here)
+    const aad = Buffer.concat([Buffer.from("muri/v1/share", "utf8"), head, target.manifestCid.bytes, fileId]);
+    const d = createDecipheriv("aes-256-gcm", okm.subarray(0, 32), okm.subarray(32, 44));
+    d.setAAD(aad);
+    d.setAuthTag(share.box.subarray(32));
+    assert.deepEqual(Buffer.concat([d.update(share.box.subarray(0, 32)), d.final()]), key.prk);
+    assert.equal(share.epk.length, 33);
+    assert.equal(share.box.length, 48);
+    // Not for this account: the error names the account it was made for.
+    const eve = recipient();
+    assert.throws(() => unwrapFileKey(share, eve.publicKey, eve.ecdh), (e: unknown) => e instanceof ShareError && e.code === "ERR_SHARE_NOT_FOR_YOU" && (e.context as { to?: string }).to === share.to);
+    // The token carries exactly these fields, a grant only when there is one.
+    const fields = (t: string) => Object.keys(JSON.parse(Buffer.from(t.slice(SHARE_TOKEN_PREFIX.length), "base64url").toString("utf8")) as object).sort();
+    assert.deepEqual(fields(encodeShareToken(share)), ["box", "chainId", "cid", "epk", "fileId", "magu", "to", "v"]);
+    assert.deepEqual(fields(encodeShareToken({ ...share, grant: "g" })), ["box", "chainId", "cid", "epk", "fileId", "grant", "magu", "to", "v"]);
+    assert.equal(isShareToken(`  ${encodeShareToken(share)}`), true);
+    assert.equal(isShareToken("bafy"), false);
   });
 
   it("refuses malformed tokens, naming what is wrong", () => {
