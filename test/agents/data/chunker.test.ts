@@ -56,6 +56,41 @@ describe("chunker", () => {
   });
 
   it("rejects a non-positive fragment size", async () => {
-    await assert.rejects(collect(chunk(Buffer.alloc(1), { size: 0 })), InvalidParameterError);
+    for (const size of [0, -1, 1.5]) {
+      await assert.rejects(collect(chunk(Buffer.alloc(1), { size })), (e: unknown) => e instanceof InvalidParameterError && e.context.name === "size" && e.context.reason === "must be a positive integer");
+    }
+  });
+
+  it("yields owned copies by default and views only when borrowing", async () => {
+    const source = Buffer.from("abcdefgh");
+    const owned: Buffer[] = [];
+    for await (const f of chunk(source, { size: 3 })) owned.push(f);
+    const borrowed: Buffer[] = [];
+    for await (const f of chunk(source, { size: 3, borrow: true })) borrowed.push(f);
+    source.fill(0x2e); // the caller reuses its buffer
+    assert.deepEqual(owned.map(String), ["abc", "def", "gh"], "copies keep their bytes");
+    assert.deepEqual(borrowed.map(String), ["...", "...", ".."], "views see the caller's buffer");
+
+    // From a stream: a fragment assembled from pieces is a new buffer each time unless borrowing
+    // (then one buffer is reused), and a piece holding a whole fragment is copied unless borrowing.
+    const pieces = () => Readable.from([Buffer.from("ab"), Buffer.from("cd"), Buffer.from("ef"), Buffer.from("ghijkl")]);
+    const streamed: Buffer[] = [];
+    for await (const f of chunk(pieces(), { size: 3 })) streamed.push(f);
+    assert.deepEqual(streamed.map(String), ["abc", "def", "ghi", "jkl"]);
+    assert.notEqual(streamed[0], streamed[1], "each assembled fragment is its own buffer");
+    const reused: Buffer[] = [];
+    for await (const f of chunk(pieces(), { size: 3, borrow: true })) reused.push(f);
+    assert.equal(reused[0], reused[1], "borrowing reuses the assembly buffer");
+    const whole = Buffer.from("xyzxyz");
+    const copies: Buffer[] = [];
+    for await (const f of chunk(Readable.from([whole]), { size: 3 })) copies.push(f);
+    whole.fill(0x2e);
+    assert.deepEqual(copies.map(String), ["xyz", "xyz"], "whole fragments cut from a piece are copies");
+  });
+
+  it("takes string pieces (a text stream) as their UTF-8 bytes", async () => {
+    const got: string[] = [];
+    for await (const f of chunk(Readable.from(["ab", "cdé"], { objectMode: true }), { size: 3 })) got.push(f.toString("hex"));
+    assert.deepEqual(got, [Buffer.from("abc").toString("hex"), Buffer.from("dé").toString("hex")]);
   });
 });
