@@ -5,6 +5,15 @@ import { InvalidParameterError, VectorBitError, VectorDimensionError, VectorIdEr
 import {
   canonicalDistance,
   checkPackedBits,
+  chooseScaleExp,
+  CONTROL_ID_MIN,
+  isControlId,
+  MAX_VECTOR_ID,
+  maxDim,
+  packTombstones,
+  readPayload,
+  tombstoneIds,
+  vectorSize,
   compareHits,
   decodeVector,
   encodeVector,
@@ -266,5 +275,35 @@ describe("vectors: reading, encoding and comparing vectors, each refusal by name
     assert.throws(() => checkPackedBits(Uint8Array.of(1, 0x01), 15, 0), bitError(0, 15, "byte 1 = 0x01", "sets padding bits past bit 14: the low 1 bits of the last byte must be zero"));
     checkPackedBits(Uint8Array.of(1, 0xf0), 12);
     checkPackedBits(Uint8Array.of(1, 0xfe), 15);
+  });
+});
+
+describe("vectors: control ids, metric names, tombstones among vectors", () => {
+  it("the top 256 ids are control ids, the one below them a vector's", () => {
+    assert.equal(isControlId(CONTROL_ID_MIN), true);
+    assert.equal(isControlId(CONTROL_ID_MIN - 1n), false);
+    assert.equal(MAX_VECTOR_ID, CONTROL_ID_MIN - 1n);
+    assert.equal(isControlId(UINT64_MAX), true);
+  });
+
+  it("a metric that is not one is named, wherever a dimension is checked; the largest dimensions", () => {
+    const badMetric = invalid("metric", 'must be "l2", "ip", "cosine" or "hamming"');
+    assert.throws(() => vectorSize(8, "l1" as never), badMetric);
+    assert.throws(() => recordSize(8, "" as never), badMetric);
+    assert.equal(maxDim(), MAX_DIM);
+    assert.equal(maxDim("hamming"), (FRAGMENT_SIZE - 8) * 8);
+    assert.equal(vectorSize(MAX_DIM), FRAGMENT_SIZE - 8);
+    assert.throws(() => chooseScaleExp([1], 0), invalid("dim", `must be an integer in [1, ${MAX_DIM}]`));
+  });
+
+  it("readPayload with bytes ending exactly at the next record's id; tombstone ids only from tombstone records", () => {
+    const dim = 8;
+    const rs = recordSize(dim);
+    const [two] = [...packRecords([{ id: 1n, values: new Int16Array(dim) }, { id: 2n, values: new Int16Array(dim) }], dim, 1 << 16)];
+    assert.deepEqual(readPayload(two!.subarray(0, rs + 8), 0, rs, two!.length), { payload: null, end: rs + 8 });
+    // A fragment with a vector before and after a tombstone record: only the tombstone's ids.
+    const tomb = packTombstones([5n, 6n], dim)[0]!;
+    const mixed = Buffer.concat([two!.subarray(0, rs), tomb, two!.subarray(rs)]);
+    assert.deepEqual(tombstoneIds(mixed, dim), [5n, 6n]);
   });
 });
