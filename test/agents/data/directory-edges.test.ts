@@ -162,6 +162,29 @@ describe("directory packs: trailer, frames, depth and path limits", () => {
     refuses(() => read([f("a", 10, 10), f("b", 0, 11)], 20), 'its bytes overlap those of "b"', "a");
   });
 
+  it("readTree's entries: a compressed file keeps its compression, dirs and symlinks their own fields; exactly maxEntries is allowed", () => {
+    const sub = encodeDirectoryNode([]);
+    const entries: NodeEntry[] = [
+      { kind: "file", name: "a", mode: 0o600, mtime: 7, size: 100, offset: 0, length: 40, compression: "zstd", cid: cidOf("a") },
+      { kind: "file", name: "b", mode: 0o644, mtime: 8, size: 5, offset: 40, length: 5, cid: cidOf("b") },
+      { kind: "dir", name: "d", mode: 0o755, mtime: 9, link: sub.cid },
+      { kind: "symlink", name: "l", target: "a" },
+    ];
+    const root = encodeDirectoryNode(entries).bytes;
+    const bytes = Buffer.concat([frameNode(sub.bytes), frameNode(root)]);
+    const plain = (list: readonly object[]) => list.map((e) => JSON.parse(JSON.stringify(e)) as unknown);
+    assert.deepEqual(plain(readTree(bytes, nodeDigest(root), 45)), plain([
+      { kind: "file", path: "a", mode: 0o600, mtime: 7, size: 100, offset: 0, length: 40, compression: "zstd", cid: cidOf("a") },
+      { kind: "file", path: "b", mode: 0o644, mtime: 8, size: 5, offset: 40, length: 5, cid: cidOf("b") },
+      { kind: "dir", path: "d", mode: 0o755, mtime: 9, link: sub.cid },
+      { kind: "symlink", path: "l", target: "a" },
+    ]));
+    assert.equal(readTree(bytes, nodeDigest(root), 45, 4).length, 4);
+    refuses(() => readTree(bytes, nodeDigest(root), 45, 3), "more than 3 entries", undefined);
+    // Keys of the right number but not the right names.
+    refuses(() => decodeDirectoryNode(node([{ kind: "dir", name: "s", mode: 0o755, mtime: 0, lnk: link("x") }])), "keys [kind,lnk,mode,mtime,name], expected [kind,link,mode,mtime,name]", "s");
+  });
+
   it("a path of exactly MAX_PATH_BYTES is read; one byte more is refused", () => {
     // 20 directories named by 200 bytes (201 with the slash), then a file of 76 bytes: 4,096.
     const name = "n".repeat(200);
