@@ -30,7 +30,7 @@ import { fragmentCid } from "../../../agents/data/cid.js";
 import { checkHitProof } from "../../../agents/data/hit-proof.js";
 import { fragmentRoot } from "../../../agents/data/merkle.js";
 import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
-import { canonicalDistance, compareHits, encodeHitHex, packRecords, recordSize, type HitEntry, type VectorRecord } from "../../../agents/data/vectors.js";
+import { canonicalDistance, compareHits, encodeHitHex, packRecords, PAYLOAD_ID, recordSize, type HitEntry, type VectorRecord } from "../../../agents/data/vectors.js";
 import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { blockPath, storePaths } from "../../../agents/store/layout.js";
@@ -247,8 +247,8 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     }
   });
 
-  for (const lie of ["wrong id", "past the end", "far past the end", "wrong distance"] as const) {
-    test(`an entry with a ${lie === "past the end" ? "record past the fragment's end" : lie === "far past the end" ? "record leaves past the fragment's end" : lie} is disputed; the liar is slashed and unpaid, the honest member paid`, async () => {
+  for (const lie of ["wrong id", "past the end", "far past the end", "control id", "wrong distance"] as const) {
+    test(`an entry with a ${lie === "past the end" ? "record past the fragment's end" : lie === "far past the end" ? "record leaves past the fragment's end" : lie === "control id" ? "control record's id (disputed without data)" : lie} is disputed; the liar is slashed and unpaid, the honest member paid`, async () => {
       const [liar, honest] = nodes as [TestNode, TestNode];
       const query = records[3]!.values.map((x) => x + 1) as Int16Array;
       const right = truth(query);
@@ -263,8 +263,11 @@ describe("the search checker disputes a wrong id and a record past the fragment'
             : lie === "far past the end"
               ? // A record whose leaf is far past the fragment's only leaf: the proof holds the last leaf.
                 [{ distance: 0n, id: 999n, fragment: 1, position: 1000 }]
-              : // A perfect match at the record after the fragment's last.
-                [{ distance: 0n, id: 999n, fragment: 1, position: RECORDS_PER_FRAGMENT }];
+              : lie === "control id"
+                ? // A payload chunk's id (a control record, never a vector) at the best record's place.
+                  [{ ...best, id: PAYLOAD_ID }]
+                : // A perfect match at the record after the fragment's last.
+                  [{ distance: 0n, id: 999n, fragment: 1, position: RECORDS_PER_FRAGMENT }];
       const before = { disputed: checker.stats().disputed, checked: checker.stats().checked, unchecked: checker.stats().unchecked, liar: await stake(liar.address), paidLiar: await t.reader.searchMarket.read.claimable([liar.address]), paidHonest: await t.reader.searchMarket.read.claimable([honest.address]) };
       // By the last lie the checker has fetched both fragments (the earlier lies): it keeps them (up
       // to 32), so it checks this task while no holder serves them, and asks none.
@@ -286,6 +289,7 @@ describe("the search checker disputes a wrong id and a record past the fragment'
         "wrong distance": `distance is ${best.distance}, not ${best.distance - 1n}`,
         "past the end": "record past the fragment's end",
         "far past the end": "record past the fragment's end",
+        "control id": `id ${PAYLOAD_ID} is a control record's, not a vector's`,
       }[lie];
       assert.equal(disputes[0]!.context!.lie, expected);
       assert.equal(checker.stats().disputed, before.disputed + 1);
