@@ -18,6 +18,8 @@
 # A run stopped with Ctrl-C (SIGINT to stryker) keeps the mutants it finished in the incremental file
 # and records its time as "stopped"; --report then writes the report and bench/results/mutation.json
 # from the incremental file alone (the finished mutants, no test run).
+# --stale lists each target's score, when it was measured and whether a file it mutates changed since
+# (scripts/stryker/stale.mjs): the targets to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,7 @@ for a in "$@"; do
     --full) full=1 ;;
     --retest) retest=1 ;;
     --report) report=1 ;;
+    --stale) exec node scripts/stryker/stale.mjs ;;
     *) args+=("$a") ;;
   esac
 done

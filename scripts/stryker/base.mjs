@@ -12,7 +12,12 @@ import { readdirSync } from "node:fs";
 const SLOW_TESTS = ["vector-files", "pipeline"];
 
 /** A module's own test files, where their names do not start with the module's. */
-const OWN_TESTS = { challenge: ["placement-challenge-edges", "placement"], vectors: ["vectors", "vector-hits", "vector-records"] };
+const OWN_TESTS = {
+  challenge: ["placement-challenge-edges", "placement"],
+  vectors: ["vectors", "vector-hits", "vector-records", "vector-scale", "vector-cosine", "vector-hamming", "vector-payloads"],
+  "vector-manifest": ["vector-scale", "vector-payloads", "vector-cosine", "vector-hamming"],
+  "hash-backend": ["merkle", "cid"],
+};
 
 /**
  * The data tests as an explicit list (the tap runner keeps the order of explicit paths, while a
@@ -35,7 +40,12 @@ function dataTests(module) {
  */
 export const TARGETS = {
   ...Object.fromEntries(
-    ["merkle", "erasure", "crypto", "cid", "placement", "challenge", "manifest", "pipeline", "vectors"].map((m) => [
+    // Every module of agents/data except the error classes and constants (errors.ts, muri-error.ts,
+    // constants.ts: messages and numbers, checked where they are thrown and used).
+    [
+      "merkle", "erasure", "crypto", "cid", "placement", "challenge", "manifest", "pipeline", "vectors",
+      "hit-proof", "share", "compression", "directory", "chunker", "hash-backend", "vector-manifest", "vector-files",
+    ].map((m) => [
       `data/${m}`,
       { mutate: [`agents/data/${m}.ts`], testFiles: dataTests(m) },
     ]),

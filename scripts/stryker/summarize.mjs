@@ -1,6 +1,7 @@
 // Merges the Stryker reports of the given targets (reports/mutation/<target>.json, written by
 // scripts/mutate.sh) into bench/results/mutation.json: per target the mutant counts by status,
 // the score, the run time, and every surviving or uncovered mutant (line, mutator, replacement).
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 
@@ -16,7 +17,10 @@ for (const target of process.argv.slice(2)) {
   const run = JSON.parse(readFileSync(`reports/mutation/${file}.run.json`, "utf8"));
   const counts = { Killed: 0, Survived: 0, Timeout: 0, NoCoverage: 0, CompileError: 0, RuntimeError: 0, Ignored: 0 };
   const survivors = [];
+  // The sources as they were mutated: `npm run mutate -- --stale` compares them with the tree.
+  const sources = {};
   for (const [path, f] of Object.entries(report.files)) {
+    sources[path] = createHash("sha256").update(f.source).digest("hex");
     const lines = f.source.split("\n");
     for (const m of f.mutants) {
       counts[m.status] = (counts[m.status] ?? 0) + 1;
@@ -50,6 +54,8 @@ for (const target of process.argv.slice(2)) {
     // The time of the last run from scratch (an incremental run only re-tests what changed).
     fullRunSeconds: run.mode === "full" ? run.seconds : old.fullRunSeconds,
     testFiles: Object.keys(report.testFiles ?? {}).sort(),
+    measuredAt: new Date().toISOString(),
+    sourceSha256: sources,
     survivors,
   };
 }
