@@ -443,14 +443,6 @@ export async function* decodeRange(manifest: Manifest, fetch: ShardFetcher, opti
   if (length === 0) return;
   const { k, m, stripes } = manifest.erasure;
   const cipher = new FileCipher(options.secret, Buffer.from(manifest.encryption.fileId, "hex"));
-  // A corrupt fragment is reported once, although rebuilding its stripe fetches it again.
-  const reported = new Set<number>();
-  const onCorruptShard = (where: ShardPosition, cid: CID): void => {
-    if (reported.has(where.index)) return;
-    reported.add(where.index);
-    options.onCorruptShard?.(where, cid);
-  };
-  const stripeOptions = { ...options, onCorruptShard };
   const wanted: { index: number; offset: number; length: number }[] = [];
   for (let index = 0; index < stripes * k; index++) {
     const span = fragmentSpan(manifest, fileSize, index);
@@ -468,13 +460,10 @@ export async function* decodeRange(manifest: Manifest, fetch: ShardFetcher, opti
         if (bytes !== undefined && bytes.length === stripeShardSize(manifest, stripe) && (options.verified === true || cidMatches(cid, bytes))) {
           return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         }
-        if (bytes !== undefined) {
-          if (options.strict) throw new ShardCidMismatchError(where.index, stripe, cid.toString());
-          onCorruptShard(where, cid);
-        }
-        // Missing or corrupt: the whole stripe, rebuilt from any k of its shards.
+        // Missing or corrupt: the whole stripe, rebuilt from any k of its shards. fetchStripe checks
+        // every shard it fetches, this one again, and reports a corrupt one once or (strict) refuses it.
         let whole = rebuilt.get(stripe);
-        if (whole === undefined) rebuilt.set(stripe, (whole = fetchStripe(manifest, stripe, fetch, stripeOptions)));
+        if (whole === undefined) rebuilt.set(stripe, (whole = fetchStripe(manifest, stripe, fetch, options)));
         return (await whole)[index % k]!;
       }),
     );
