@@ -475,8 +475,11 @@ export class LightClient {
       let st = this.readMeters.get(key);
       if (st === undefined) st = await this.readMeter(m, member, payer.address);
       if ((st.credits.get(index) ?? 0) > 0) return;
-      this.readCapBps ??= this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "MAX_READ_MULTIPLIER_BPS" });
-      this.readCapBps.catch(() => (this.readCapBps = undefined));
+      // A failed read is asked again next time.
+      this.readCapBps ??= this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "MAX_READ_MULTIPLIER_BPS" }).catch((err: unknown) => {
+        this.readCapBps = undefined;
+        throw err;
+      });
       const max = (base * (await this.readCapBps)) / 10_000n;
       for (let attempt = 0; ; attempt++) {
         const unit = await this.chain.readContract({ address: this.config.contracts.maguAccess, abi: maguAccessAbi, functionName: "readUnitPrice", args: [m.id, BigInt(index), member] });
