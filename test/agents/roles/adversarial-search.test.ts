@@ -28,9 +28,9 @@ import { getAddress, type Address, type Hex } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { checkHitProof } from "../../../agents/data/hit-proof.js";
-import { fragmentRoot } from "../../../agents/data/merkle.js";
+import { fragmentRoot, leafCount } from "../../../agents/data/merkle.js";
 import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
-import { canonicalDistance, compareHits, encodeHitHex, packRecords, PAYLOAD_ID, recordSize, type HitEntry, type VectorRecord } from "../../../agents/data/vectors.js";
+import { canonicalDistance, compareHits, encodeHitHex, packRecords, packTombstones, PAYLOAD_ID, recordSize, type HitEntry, type VectorRecord } from "../../../agents/data/vectors.js";
 import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { blockPath, storePaths } from "../../../agents/store/layout.js";
@@ -69,7 +69,8 @@ describe("the search checker disputes a wrong id and a record past the fragment'
   const checkerLog = testLogger("checker");
 
   before(async () => {
-    t = await startTestChain();
+    // A reveal window long enough for one task to be answered inside another's (the deletion test).
+    t = await startTestChain({ revealBlocks: 32 });
     for (let i = 1; i <= 2; i++) nodes.push(await startTestNode(t, t.chain.keys[i]!));
 
     // A vector Magu on both nodes (r = 2: each holds every fragment), two fragments of 5 records.
@@ -128,8 +129,11 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     for (const n of nodes) await n.close();
   });
 
-  /** Submits a task for `query`; the two members commit and reveal `lists[i]`; returns the task id and its deadlines. */
-  const runTask = async (query: Int16Array, lists: readonly (readonly HitEntry[])[], magu = maguId) => {
+  /**
+   * Submits a task for `query`; the two members commit and reveal `lists[i]` (after `beforeReveal`,
+   * run once both committed); returns the task id and its deadlines.
+   */
+  const runTask = async (query: Int16Array, lists: readonly (readonly HitEntry[])[], magu = maguId, beforeReveal?: () => Promise<void>) => {
     const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
     const c = getMuriContracts(t.d.contracts, client);
     const fee = E18;
@@ -145,6 +149,8 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       await t.wait(await m.searchMarket.write.commit([task, searchCommitment(task, n.address, salts[i]!, words[i]!)]));
     }
     const commitDeadline = submitBlock + BigInt(cfg.commitBlocks);
+    await beforeReveal?.();
+    assert.ok((await t.head()) + BigInt(nodes.length) <= commitDeadline + BigInt(cfg.revealBlocks), "both reveals still fit the reveal window");
     await t.mineTo(commitDeadline);
     for (const [i, n] of nodes.entries()) {
       const m = getMuriContracts(t.d.contracts, n.clients);
@@ -377,6 +383,101 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     assert.ok((await t.reader.searchMarket.read.claimable([honest.address])) > before.paidHonest, "the honest member was paid");
   });
 
+  test("on an ip Magu: a deleted id is disputed with its tombstone; a document shorter than the task checks nothing; one longer is cut to the task; lies across leaves are proven", async () => {
+    // A third vector Magu (metric ip, both members hold everything). Fragment 0: 130 records of 24
+    // bytes, 4 leaves of 1024: record 42 spans leaves 0 and 1, record 127 ends on leaf 2's last
+    // byte, record 129 ends the fragment. Fragment 1, committed later: the tombstones of ids
+    // 100..189 (45 records of two ids; id 185 in record 42, slot 1, across leaves 0 and 1).
+    const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
+    const c = getMuriContracts(t.d.contracts, client);
+    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, getAddress(client.account.address), 20n * E18);
+    const ipMagu = await createAndFormMagu(t.chain.rpcUrl, t.d, t.chain.keys[0]!, t.chain.keys[CLIENT]!, { kind: 1, metric: 2, dimension: DIM, members: 2, replication: 2, dataShards: 0, parityShards: 0, maxFragments: 2, durationPeriods: 20n, pricePerFragmentPeriod: E18 / 1000n }, (b) => t.mineTo(b));
+    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, 10n * E18]));
+    const COUNT = 130;
+    const raw = randomBytes(COUNT * DIM * 2);
+    const rows: VectorRecord[] = Array.from({ length: COUNT }, (_, i) => {
+      const values = new Int16Array(DIM);
+      for (let j = 0; j < DIM; j++) values[j] = raw.readInt16BE(2 * (i * DIM + j)) >> 4;
+      return { id: 100n + BigInt(i), values };
+    });
+    rows[COUNT - 1]!.values.fill(8000); // the best inner product for any positive query
+    const data = [...packRecords(rows, DIM, COUNT * recordSize(DIM, "ip"), "ip")];
+    assert.equal(data.length, 1);
+    const deleted = rows.slice(0, 90).map((r) => r.id);
+    const tomb = packTombstones(deleted, DIM, "ip");
+    assert.equal(tomb.length, 1);
+    const [dataFrag, tombFrag] = [data[0]!, tomb[0]!];
+    assert.equal(leafCount(dataFrag.length), 4);
+    assert.equal(leafCount(tombFrag.length), 2);
+    const entry = (f: Buffer, count: number, ids?: bigint[]) => ({ cid: fragmentCid(f), root: fragmentRoot(f).toString("hex"), size: f.length, count, ...(ids ? { deleted: ids } : {}) });
+    const v1 = encodeVectorManifest({ maguId: ipMagu, dim: DIM, metric: "ip", fragments: [entry(dataFrag, COUNT)] });
+    const v2 = encodeVectorManifest({ maguId: ipMagu, dim: DIM, metric: "ip", fragments: [entry(dataFrag, COUNT), entry(tombFrag, tombFrag.length / recordSize(DIM, "ip"), deleted)] });
+    for (const n of nodes) for (const f of [dataFrag, tombFrag]) await n.store.put(fragmentCid(f), f);
+    await commitWithAcks(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!, t.chain.keys, ipMagu, [fragmentRoot(dataFrag)]);
+    await vectors.acceptDocument(v1.bytes, v1.cid);
+
+    const hitOf = (q: Int16Array, p: number): HitEntry => ({ distance: canonicalDistance("ip", q, rows[p]!.values), id: rows[p]!.id, fragment: 0, position: p });
+    const truthOf = (q: Int16Array, gone: ReadonlySet<bigint>): HitEntry[] =>
+      rows.map((_, p) => hitOf(q, p)).filter((h) => !gone.has(h.id)).sort(compareHits).slice(0, K);
+    const [a, b] = nodes as [TestNode, TestNode];
+    const cfg = await t.reader.searchMarket.read.config();
+    const before = { checked: checker.stats().checked, unchecked: checker.stats().unchecked, disputed: checker.stats().disputed, a: await stake(a.address), b: await stake(b.address) };
+    const disputesOf = (task: bigint) => checkerLog.entries.filter((e) => e.msg === "search check: false entry, disputing" && e.context!.task === task.toString()).map((e) => [e.context!.member, e.context!.index, e.context!.lie]);
+
+    // Task 1 is submitted over fragment 0 alone and revealed after fragment 1 is committed and the
+    // validator holds v2: each member lies about one id, on a record across leaves 0-1 (b: an id
+    // v2 deletes) and on one ending a leaf (a). The disputes prove against the task's one-fragment
+    // root. Inside task 1's window, task 2 is submitted over both fragments while the validator
+    // still holds v1: no document covers it, so nothing of it is checked.
+    const q1 = new Int16Array(DIM).fill(100);
+    const right1 = truthOf(q1, new Set());
+    const lies1: HitEntry[][] = [[{ ...hitOf(q1, 127), id: 101n }], [{ ...hitOf(q1, 42), id: 185n }]];
+    let task2: { task: bigint; disputeDeadline: bigint } | undefined;
+    const task1 = await runTask(q1, lies1, ipMagu, async () => {
+      await commitWithAcks(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!, t.chain.keys, ipMagu, [fragmentRoot(dataFrag), fragmentRoot(tombFrag)]);
+      const q2 = new Int16Array(DIM).fill(50);
+      task2 = await runTask(q2, [truthOf(q2, new Set()), truthOf(q2, new Set())], ipMagu);
+      const warned = () => checkerLog.entries.filter((e) => e.msg === "search check: no vector index document covering the task" && e.context?.task === task2!.task.toString());
+      await waitUntil("both lists of task 2 seen", () => warned().length === 2, WAIT_MS);
+      assert.equal(checker.stats().unchecked, before.unchecked + 2 * K, "task 2's entries not checked");
+      assert.equal(checker.stats().checked, before.checked);
+      await vectors.acceptDocument(v2.bytes, v2.cid);
+    });
+    assert.equal((await t.reader.searchMarket.read.task([task1.task])).fragmentCount, 1);
+    await waitUntil("both lies of task 1 disputed", async () => (await t.reader.searchMarket.read.memberTask([task1.task, a.address])).disputed && (await t.reader.searchMarket.read.memberTask([task1.task, b.address])).disputed, WAIT_MS);
+    assert.deepEqual(disputesOf(task1.task).sort(), [
+      [a.address, 0, `record 127 has id ${rows[127]!.id}, not 101`],
+      [b.address, 0, `record 42 has id ${rows[42]!.id}, not 185`],
+    ].sort());
+    assert.equal(await stake(a.address), before.a - cfg.disputeSlash);
+    assert.equal(await stake(b.address), before.b - cfg.disputeSlash);
+    assert.ok(right1[0]!.position === COUNT - 1, "the last record is the best hit");
+    assert.equal((await t.reader.searchMarket.read.memberTask([task2!.task, a.address])).disputed, false);
+
+    // Task 3 over both fragments: a reveals a deleted id (disputed with the tombstone, rebuilt from
+    // v2's ids, across the tombstone fragment's two leaves); b reveals the true list, which holds
+    // the fragment's last record: checked, not disputed.
+    const q3 = new Int16Array(DIM).fill(70);
+    const right3 = truthOf(q3, new Set(deleted));
+    assert.equal(right3[0]!.position, COUNT - 1);
+    const lie3: HitEntry = hitOf(q3, 85); // id 185: deleted
+    const mid = { checked: checker.stats().checked, a: await stake(a.address), b: await stake(b.address) };
+    const task3 = await runTask(q3, [[lie3], right3], ipMagu);
+    await checkerLog.waitFor((e) => e.msg === "search check: dispute accepted" && e.context?.task === task3.task.toString() && e.context?.deleted === true, WAIT_MS);
+    await waitUntil("both lists of task 3 checked", () => checker.stats().checked === mid.checked + 1 + right3.length, WAIT_MS);
+    assert.deepEqual(disputesOf(task3.task), [[a.address, 0, `id 185 was deleted (tombstone fragment 1)`]]);
+    assert.equal((await t.reader.searchMarket.read.memberTask([task3.task, a.address])).disputed, true);
+    assert.equal((await t.reader.searchMarket.read.memberTask([task3.task, b.address])).disputed, false, "the true list stands");
+    assert.equal(await stake(a.address), mid.a - cfg.disputeSlash, "the liar lost its dispute slash");
+    assert.equal(await stake(b.address), mid.b);
+    assert.equal(checker.stats().disputed, before.disputed + 3);
+
+    // Tasks 1 and 2 were open together; each is finalized and forgotten on its own.
+    await finalized(task1.task, task1.disputeDeadline);
+    await finalized(task2!.task, task2!.disputeDeadline);
+    await finalized(task3.task, task3.disputeDeadline);
+  });
+
   test("a task paying less than a node's fee floor is not answered by it", async () => {
     // Node 1's real search-task service (vector service in member mode over its store), with a
     // floor of 2 MURI; the task pays 1.
@@ -474,5 +575,10 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     } finally {
       await vs.close();
     }
+  });
+
+  test("the checker logged no failure over the whole file: every check, dispute and finalize went through", () => {
+    const failures = checkerLog.entries.filter((e) => ["search check failed", "search check: dispute failed", "search task finalize failed; retrying next pass", "search finalize pass failed"].includes(e.msg));
+    assert.deepEqual(failures.map((e) => [e.msg, e.context?.error]), []);
   });
 });
