@@ -130,8 +130,11 @@ function sha256ManySplit(addon: NativeAddon, messages: readonly Uint8Array[], ou
   laned.forEach((i, j) => tmp.copy(dst, 32 * i, 32 * j, 32 * j + 32));
 }
 
-/** Checks a backend against node:crypto on a few shapes before trusting it. */
-function selfTest(backend: HashBackend): boolean {
+/**
+ * Checks a backend against node:crypto on a few shapes before trusting it (each primitive, short
+ * and partial leaves, several leaves, an odd number of pairs, messages of mixed lengths).
+ */
+export function selfTest(backend: HashBackend): boolean {
   const data = Buffer.alloc(5000);
   for (let i = 0; i < data.length; i++) data[i] = (i * 131 + 7) & 0xff;
   for (const size of [0, 1, 1024, 3000, 5000]) {

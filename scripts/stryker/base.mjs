@@ -16,7 +16,7 @@ const OWN_TESTS = {
   challenge: ["placement-challenge-edges", "placement"],
   vectors: ["vectors", "vector-hits", "vector-records", "vector-scale", "vector-cosine", "vector-hamming", "vector-payloads"],
   "vector-manifest": ["vector-scale", "vector-payloads", "vector-cosine", "vector-hamming"],
-  "hash-backend": ["merkle", "cid"],
+  "hash-backend": ["hash-backend", "merkle", "cid"],
 };
 
 /**
