@@ -95,7 +95,7 @@ describe("prover: 30 Magus on one node, 20-block periods, 1-s blocks", { timeout
     }
   });
 
-  test("every challenge of 5 periods is proven by both members; none is missed", async () => {
+  test(`every challenge of ${PERIODS} periods is proven by both members; none is missed`, async () => {
     const tc = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
     const reader = getMuriContracts(d.contracts, { publicClient: pub });
     // Blocks a second before any prover starts (with automine on, each proof would mine a block and
