@@ -12,6 +12,7 @@ import { describe, it } from "node:test";
 import * as zlib from "node:zlib";
 import {
   AUTO_MIN_SAVING,
+  CompressionUnavailableError,
   DecompressedSizeError,
   ZSTD_AVAILABLE,
   chooseCompression,
@@ -21,6 +22,7 @@ import {
   contentOf,
   decompressor,
   parseCompressionChoice,
+  requireAvailable,
   sizeLimit,
 } from "../../../agents/data/compression.js";
 import { CONTENT_DIRECTORY, CONTENT_GZIP, CONTENT_RAW, CONTENT_ZSTD, openSealedSize, sealFileSize } from "../../../agents/data/crypto.js";
@@ -52,6 +54,20 @@ describe("compression", () => {
   it("this project's Node 22 has zstd in node:zlib, so zstd is what auto uses", () => {
     assert.equal(typeof (zlib as { zstdCompress?: unknown }).zstdCompress, "function", `${process.version} lacks zlib.zstdCompress`);
     assert.equal(ZSTD_AVAILABLE, true);
+  });
+
+  it("on a Node without zstd, zstd is refused with what to do; gzip is not", () => {
+    assert.throws(
+      () => requireAvailable("zstd", false),
+      (err: unknown) =>
+        err instanceof CompressionUnavailableError &&
+        err.code === "ERR_COMPRESSION_UNAVAILABLE" &&
+        err.context.compression === "zstd" &&
+        err.message === `zstd is not in this Node's zlib (${process.version}; zstd needs Node >= 22.15): use --compress=gzip, or a newer Node to read it`,
+    );
+    requireAvailable("gzip", false);
+    requireAvailable("zstd", true);
+    requireAvailable("zstd");
   });
 
   it("auto keeps compression for compressible data and stores incompressible data as it is", () => {
