@@ -131,9 +131,9 @@ describe("the search checker disputes a wrong id and a record past the fragment'
 
   /**
    * Submits a task for `query`; the two members commit and reveal `lists[i]` (after `beforeReveal`,
-   * run once both committed); returns the task id and its deadlines.
+   * run once both committed, given the task id); returns the task id and its deadlines.
    */
-  const runTask = async (query: Int16Array, lists: readonly (readonly HitEntry[])[], magu = maguId, beforeReveal?: () => Promise<void>) => {
+  const runTask = async (query: Int16Array, lists: readonly (readonly HitEntry[])[], magu = maguId, beforeReveal?: (task: bigint) => Promise<void>) => {
     const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
     const c = getMuriContracts(t.d.contracts, client);
     const fee = E18;
@@ -149,7 +149,7 @@ describe("the search checker disputes a wrong id and a record past the fragment'
       await t.wait(await m.searchMarket.write.commit([task, searchCommitment(task, n.address, salts[i]!, words[i]!)]));
     }
     const commitDeadline = submitBlock + BigInt(cfg.commitBlocks);
-    await beforeReveal?.();
+    await beforeReveal?.(task);
     assert.ok((await t.head()) + BigInt(nodes.length) <= commitDeadline + BigInt(cfg.revealBlocks), "both reveals still fit the reveal window");
     await t.mineTo(commitDeadline);
     for (const [i, n] of nodes.entries()) {
@@ -476,6 +476,23 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     await finalized(task1.task, task1.disputeDeadline);
     await finalized(task2!.task, task2!.disputeDeadline);
     await finalized(task3.task, task3.disputeDeadline);
+  });
+
+  test("a reveal of a task the checker has no record of (a checker started after the task) is passed over: nothing checked, disputed or failed", async () => {
+    const query = records[5]!.values;
+    const right = truth(query);
+    const before = checker.stats();
+    const { task } = await runTask(query, [[{ ...right[0]!, id: 999n }], right], maguId, async (id) => {
+      await waitUntil("the task recorded", async () => (await keptTasks()).includes(id.toString()), WAIT_MS);
+      const bucket = vMeta.bucket(Bucket.task);
+      for await (const [key, value] of bucket.entries()) if ((JSON.parse(Buffer.from(value).toString("utf8")) as { task: string }).task === id.toString()) await bucket.del(key);
+      assert.equal((await keptTasks()).includes(id.toString()), false);
+    });
+    const head = await t.head();
+    await waitUntil("the checker past both reveals", () => (checker.followerStatus()?.cursor ?? 0n) >= head, WAIT_MS);
+    assert.deepEqual(checker.stats(), before, "nothing counted");
+    assert.equal(checkerLog.entries.filter((e) => e.context?.task === task.toString()).length, 0, "nothing logged about it");
+    assert.equal((await t.reader.searchMarket.read.memberTask([task, nodes[0]!.address])).disputed, false, "its false entry is not disputed by a checker that cannot check it");
   });
 
   test("a task paying less than a node's fee floor is not answered by it", async () => {
