@@ -99,50 +99,36 @@ describe("muri (bin/muri.js)", () => {
   });
 
   it("usage errors exit 2 with one line naming the argument", async () => {
-    const unknown = await muri(["frobnicate"]);
-    assert.equal(unknown.code, 2);
-    assert.match(oneLine(unknown), /unknown command "frobnicate"/);
-    const option = await muri(["status", "--colour"]);
-    assert.equal(option.code, 2);
-    assert.match(oneLine(option), /--colour/);
-    const missingDevnet = await muri(["status", "--devnet", "/nonexistent/muri-devnet"]);
-    assert.equal(missingDevnet.code, 2);
-    assert.match(oneLine(missingDevnet), /--devnet: .*nonexistent\/muri-devnet is not a directory/);
-    // Checked before any chain is needed; an Object.prototype name is no metric either.
-    for (const name of ["cos", "constructor"]) {
-      const metric = await muri(["magu", "create", "--kind", "vector", "--dim", "8", "--metric", name]);
-      assert.equal(metric.code, 2);
-      assert.match(oneLine(metric), new RegExp(`--metric: "${name}" is not a metric: use l2, ip, cosine, hamming`));
-    }
-    // put DIR / --compress: checked before any chain is needed.
     const tree = await tempDir("muri-cli-put-");
-    const compress = await muri(["put", tree, "--compress=foo"]);
-    assert.equal(compress.code, 2);
-    assert.match(oneLine(compress), /--compress: "foo" is not one of auto, zstd, gzip, none/);
-    const missing = await muri(["put", join(tree, "nope")]);
-    assert.equal(missing.code, 2);
-    assert.match(oneLine(missing), /FILE\|DIR: .*nope does not exist or cannot be read \(ENOENT\)/);
-    const resume = await muri(["put", tree, "--resume"]);
-    assert.equal(resume.code, 2);
-    assert.match(oneLine(resume), /--resume: .*a directory's put is not resumable/);
-    const badPath = await muri(["get", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "-o", tree, "--path", "/etc/passwd"]);
-    assert.equal(badPath.code, 2);
-    assert.match(oneLine(badPath), /--path: "\/etc\/passwd" must be a path inside the directory/);
-    // --http PORT (the dashboard): a port, checked before any key, chain or process.
-    for (const command of [["devnet"], ["node", "--dir", tree, "--key", "0x" + "11".repeat(32)], ["validator", "--dir", tree, "--key", "0x" + "11".repeat(32)]]) {
-      const http = await muri([...command, "--http", "70000"]);
-      assert.equal(http.code, 2, http.stderr);
-      assert.match(oneLine(http), /--http: must be at most 65535, got 70000/);
-    }
-    // --metrics-port N: a port too, 0 for a free one (as the help says); it was refused as below 1.
-    for (const command of [["node", "--dir", tree, "--key", "0x" + "11".repeat(32)], ["validator", "--dir", tree, "--key", "0x" + "11".repeat(32)]]) {
-      const high = await muri([...command, "--metrics-port", "70000"]);
-      assert.equal(high.code, 2, high.stderr);
-      assert.match(oneLine(high), /--metrics-port: must be at most 65535, got 70000/);
-      const free = await muri([...command, "--metrics-port", "0", "--http", "70000"]);
-      assert.equal(free.code, 2, free.stderr);
-      assert.match(oneLine(free), /--http: must be at most 65535/, "--metrics-port 0 passes; the next option's error shows");
-    }
+    const key = ["--key", "0x" + "11".repeat(32)];
+    // [args, the one stderr line]. Each is refused before any key, chain or process is needed, so
+    // they run a few at a time.
+    const cases: Array<[string[], RegExp]> = [
+      [["frobnicate"], /unknown command "frobnicate"/],
+      [["status", "--colour"], /--colour/],
+      [["status", "--devnet", "/nonexistent/muri-devnet"], /--devnet: .*nonexistent\/muri-devnet is not a directory/],
+      // An Object.prototype name is no metric either.
+      ...["cos", "constructor"].map((name): [string[], RegExp] => [["magu", "create", "--kind", "vector", "--dim", "8", "--metric", name], new RegExp(`--metric: "${name}" is not a metric: use l2, ip, cosine, hamming`)]),
+      // put DIR / --compress.
+      [["put", tree, "--compress=foo"], /--compress: "foo" is not one of auto, zstd, gzip, none/],
+      [["put", join(tree, "nope")], /FILE\|DIR: .*nope does not exist or cannot be read \(ENOENT\)/],
+      [["put", tree, "--resume"], /--resume: .*a directory's put is not resumable/],
+      [["get", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "-o", tree, "--path", "/etc/passwd"], /--path: "\/etc\/passwd" must be a path inside the directory/],
+      // --http PORT (the dashboard): a port.
+      ...[["devnet"], ["node", "--dir", tree, ...key], ["validator", "--dir", tree, ...key]].map((command): [string[], RegExp] => [[...command, "--http", "70000"], /--http: must be at most 65535, got 70000/]),
+      // --metrics-port N: a port too, 0 for a free one (as the help says; it was refused as below 1):
+      // with 0 the next option's error shows.
+      ...[["node", "--dir", tree, ...key], ["validator", "--dir", tree, ...key]].flatMap((command): Array<[string[], RegExp]> => [
+        [[...command, "--metrics-port", "70000"], /--metrics-port: must be at most 65535, got 70000/],
+        [[...command, "--metrics-port", "0", "--http", "70000"], /--http: must be at most 65535/],
+      ]),
+    ];
+    const runs: CliRun[] = [];
+    for (let i = 0; i < cases.length; i += 4) runs.push(...(await Promise.all(cases.slice(i, i + 4).map(([args]) => muri(args)))));
+    cases.forEach(([args, pattern], i) => {
+      assert.equal(runs[i]!.code, 2, `muri ${args.join(" ")}: ${runs[i]!.stderr}`);
+      assert.match(oneLine(runs[i]!), pattern, `muri ${args.join(" ")}`);
+    });
   });
 
   describe("against a hardhat chain", () => {

@@ -47,7 +47,7 @@ import { canonicalDistance, chooseScaleExp, compareHits, hammingDistance, normal
 import { DEFAULT_EF_SEARCH } from "../../../agents/index/constants.js";
 import { coverPlan, createVectorClient, type OnChainSearchResult, type VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup } from "../chain/harness.js";
-import { muri } from "../cli/run-muri.js";
+import { muri, type CliRun } from "../cli/run-muri.js";
 import { bitMixture, gaussianMixture, prng, quantizeRows } from "../index/fixtures.js";
 import { killAllNodes, saveLogs, startNetwork, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
 
@@ -215,10 +215,21 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
       // The issue's vectors: outside the Magu's scale 2^14, refused before anything is sent.
       ["wide.jsonl", `${JSON.stringify(Array.from({ length: DIM }, (_, i) => (i === 5 ? -15 : 0.1)))}\n`, /row 0, column 5: value -15 does not fit Magu \d+'s quantization scale 2\^14 .*below 1\.99997.*new vector Magu/],
     ];
-    for (const [name, content, pattern] of cases) {
-      const path = join(net.dir, name);
-      await writeFile(path, content);
-      const run = await muri(["vectors", "add", "--magu", String(maguId), path, ...cliEnv]);
+    // Each is refused before anything is sent, so they run three at a time.
+    const runs: CliRun[] = [];
+    for (let i = 0; i < cases.length; i += 3) {
+      runs.push(
+        ...(await Promise.all(
+          cases.slice(i, i + 3).map(async ([name, content]) => {
+            const path = join(net.dir, name);
+            await writeFile(path, content);
+            return muri(["vectors", "add", "--magu", String(maguId), path, ...cliEnv]);
+          }),
+        )),
+      );
+    }
+    for (const [i, [name, , pattern]] of cases.entries()) {
+      const run = runs[i]!;
       assert.notEqual(run.code, 0, `${name}: must fail`);
       const lines = run.stderr.trim().split("\n");
       assert.equal(lines.length, 1, `${name}: one line on stderr, got:\n${run.stderr}`);
