@@ -133,12 +133,12 @@ describe("the search checker disputes a wrong id and a record past the fragment'
    * Submits a task for `query`; the two members commit and reveal `lists[i]` (after `beforeReveal`,
    * run once both committed, given the task id); returns the task id and its deadlines.
    */
-  const runTask = async (query: Int16Array, lists: readonly (readonly HitEntry[])[], magu = maguId, beforeReveal?: (task: bigint) => Promise<void>) => {
+  const runTask = async (query: Int16Array, lists: readonly (readonly HitEntry[])[], magu = maguId, beforeReveal?: (task: bigint) => Promise<void>, k = K) => {
     const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
     const c = getMuriContracts(t.d.contracts, client);
     const fee = E18;
     await t.wait(await c.token.write.approve([t.d.contracts.searchMarket!, fee]));
-    const submitBlock = await t.wait(await c.searchMarket.write.submit([magu, encodeQuery(query), BigInt(K), fee]));
+    const submitBlock = await t.wait(await c.searchMarket.write.submit([magu, encodeQuery(query), BigInt(k), fee]));
     const submitted = await t.reader.searchMarket.getEvents.TaskSubmitted({}, { fromBlock: submitBlock, toBlock: submitBlock });
     const task = submitted[0]!.args.task!;
     const cfg = await t.reader.searchMarket.read.config();
@@ -493,6 +493,61 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     assert.deepEqual(checker.stats(), before, "nothing counted");
     assert.equal(checkerLog.entries.filter((e) => e.context?.task === task.toString()).length, 0, "nothing logged about it");
     assert.equal((await t.reader.searchMarket.read.memberTask([task, nodes[0]!.address])).disputed, false, "its false entry is not disputed by a checker that cannot check it");
+  });
+
+  test("the checker keeps the last 32 fragments it fetched: the 33rd pushes out the oldest, which is fetched again", async () => {
+    // A Magu of 34 one-record fragments on both members. Task A: member a reveals the record of
+    // fragment f[0], b the 33 records of f[0..32] (all true): the checker fetches 33 fragments, so
+    // f[0] leaves its cache and f[1] stays. Then both holders lose f[0] and f[1]; in task B, an entry
+    // on f[1] is still checked (from the cache), one on f[0] cannot be (no holder serves it).
+    const N = 34;
+    const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
+    const c = getMuriContracts(t.d.contracts, client);
+    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, getAddress(client.account.address), 20n * E18);
+    const many = await createAndFormMagu(t.chain.rpcUrl, t.d, t.chain.keys[0]!, t.chain.keys[CLIENT]!, { kind: 1, metric: 1, dimension: DIM, members: 2, replication: 2, dataShards: 0, parityShards: 0, maxFragments: N, durationPeriods: 20n, pricePerFragmentPeriod: E18 / 1000n }, (b) => t.mineTo(b));
+    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, 10n * E18]));
+    const raw = randomBytes(N * DIM * 2);
+    const rows: VectorRecord[] = Array.from({ length: N }, (_, i) => {
+      const values = new Int16Array(DIM);
+      for (let j = 0; j < DIM; j++) values[j] = raw.readInt16BE(2 * (i * DIM + j)) >> 4;
+      return { id: 500n + BigInt(i), values };
+    });
+    const frags = [...packRecords(rows, DIM, recordSize(DIM))];
+    assert.equal(frags.length, N);
+    for (const n of nodes) for (const f of frags) await n.store.put(fragmentCid(f), f);
+    await commitWithAcks(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!, t.chain.keys, many, frags.map((f) => fragmentRoot(f)));
+    const doc = encodeVectorManifest({ maguId: many, dim: DIM, metric: "l2", fragments: frags.map((f) => ({ cid: fragmentCid(f), root: fragmentRoot(f).toString("hex"), size: f.length, count: 1 })) });
+    await vectors.acceptDocument(doc.bytes, doc.cid);
+    const hits = (q: Int16Array): HitEntry[] => rows.map((r, i) => ({ distance: canonicalDistance("l2", q, r.values), id: r.id, fragment: i, position: 0 })).sort(compareHits);
+
+    const qa = rows[0]!.values;
+    const top = hits(qa).slice(0, N - 1); // 33 fragments
+    const order = top.map((h) => h.fragment); // the order the checker fetches them in
+    const a0 = checker.stats();
+    const taskA = await runTask(qa, [[top[0]!], top], many, undefined, N - 1);
+    await waitUntil("task A's 34 entries checked", () => checker.stats().checked === a0.checked + N, WAIT_MS);
+    assert.equal(checker.stats().unchecked, a0.unchecked);
+    assert.equal(checker.stats().disputed, a0.disputed);
+    await finalized(taskA.task, taskA.disputeDeadline);
+
+    const [oldest, second] = [order[0]!, order[1]!];
+    for (const n of nodes) for (const f of [oldest, second]) assert.equal(await n.store.delete(fragmentCid(frags[f]!)), true);
+    try {
+      const qb = rows[5]!.values;
+      const onFragment = (f: number): HitEntry => ({ distance: canonicalDistance("l2", qb, rows[f]!.values), id: rows[f]!.id, fragment: f, position: 0 });
+      const b0 = checker.stats();
+      const taskB = await runTask(qb, [[onFragment(oldest)], [onFragment(second)]], many, undefined, 1);
+      await waitUntil("task B's two entries seen", () => checker.stats().checked + checker.stats().unchecked === b0.checked + b0.unchecked + 2, WAIT_MS);
+      assert.equal(checker.stats().checked, b0.checked + 1, `fragment ${second} checked from the cache`);
+      assert.equal(checker.stats().unchecked, b0.unchecked + 1, `fragment ${oldest} left the cache: asked for again, served by none`);
+      assert.deepEqual(
+        checkerLog.entries.filter((e) => e.msg === "search check: fragment unavailable, entry not checked" && e.context?.task === taskB.task.toString()).map((e) => e.context!.fragment),
+        [oldest],
+      );
+      await finalized(taskB.task, taskB.disputeDeadline);
+    } finally {
+      for (const n of nodes) for (const f of [oldest, second]) await n.store.put(fragmentCid(frags[f]!), frags[f]!);
+    }
   });
 
   test("a task paying less than a node's fee floor is not answered by it", async () => {
