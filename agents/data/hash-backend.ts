@@ -106,9 +106,10 @@ function loadNative(): HashBackend | undefined {
  * MIN_LANES_GROUP equal-length messages go to the SIMD kernel together, the rest to OpenSSL,
  * which beats a mostly idle 8- or 16-lane kernel.
  */
-const MIN_LANES_GROUP = 3;
+export const MIN_LANES_GROUP = 3;
 
-function sha256ManySplit(addon: NativeAddon, messages: readonly Uint8Array[], out: Uint8Array): void {
+/** `sha256Many` through `addon` for the messages in groups of {@link MIN_LANES_GROUP} or more equal lengths, node:crypto for the rest. */
+export function sha256ManySplit(addon: Pick<NativeAddon, "sha256Many">, messages: readonly Uint8Array[], out: Uint8Array): void {
   const counts = new Map<number, number>();
   for (const msg of messages) counts.set(msg.length, (counts.get(msg.length) ?? 0) + 1);
   if ([...counts.values()].every((c) => c >= MIN_LANES_GROUP)) {

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { hashBackend, NATIVE_ADDON_PATH, nodeCryptoBackend, selfTest, type HashBackend } from "../../../agents/data/hash-backend.js";
+import { hashBackend, MIN_LANES_GROUP, NATIVE_ADDON_PATH, nodeCryptoBackend, selfTest, setHashBackend, sha256ManySplit, type HashBackend } from "../../../agents/data/hash-backend.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -62,6 +62,64 @@ describe("hash backends", () => {
     for (const size of [0, 1, 1024, 3000, 5000]) assert.equal(selfTest(wrongWhen(nodeCryptoBackend, "hashLeaves", (s) => s === size)), false, `leaves wrong at size ${size}`);
     assert.equal(selfTest(wrongWhen(nodeCryptoBackend, "hashPairs", () => true)), false, "pairs wrong");
     assert.equal(selfTest(wrongWhen(nodeCryptoBackend, "sha256Many", () => true)), false, "sha256Many wrong");
+    // Wrong only on inputs that are not all zero bytes, or only on messages that are not empty:
+    // the self-test's inputs must be neither.
+    const onData: HashBackend = {
+      ...nodeCryptoBackend,
+      name: "wrong on data",
+      hashLeaves: (data, size, out) => {
+        nodeCryptoBackend.hashLeaves(data, size, out);
+        if (data.subarray(0, size).some((b) => b !== 0)) out[0]! ^= 1;
+      },
+    };
+    assert.equal(selfTest(onData), false, "leaves wrong on non-zero data");
+    const onLength: HashBackend = {
+      ...nodeCryptoBackend,
+      name: "wrong on long messages",
+      sha256Many: (messages, out) => {
+        nodeCryptoBackend.sha256Many(messages, out);
+        messages.forEach((m, i) => {
+          if (m.length > 1000) out[32 * i]! ^= 1;
+        });
+      },
+    };
+    assert.equal(selfTest(onLength), false, "sha256Many wrong on messages over 1000 bytes");
+  });
+
+  it("setHashBackend replaces the backend in use and gives back the one before", () => {
+    const first = hashBackend();
+    const other: HashBackend = { ...nodeCryptoBackend, name: "another" };
+    assert.equal(setHashBackend(other), first);
+    try {
+      assert.equal(hashBackend(), other);
+    } finally {
+      assert.equal(setHashBackend(first), other);
+    }
+    assert.equal(hashBackend(), first);
+  });
+
+  it("the native sha256Many gets the messages in groups of three or more equal lengths, in one call; node:crypto the rest", () => {
+    assert.equal(MIN_LANES_GROUP, 3);
+    const data = Buffer.from(Array.from({ length: 4000 }, (_, i) => (i * 31 + 5) & 0xff));
+    const calls: number[][] = [];
+    // A recording stand-in for the addon: node:crypto's answers, and which lengths it was given.
+    const addon = {
+      sha256Many: (messages: readonly Uint8Array[], out: Uint8Array) => {
+        calls.push(messages.map((m) => m.length));
+        nodeCryptoBackend.sha256Many(messages, out);
+      },
+    };
+    const run = (lengths: number[]): number[][] => {
+      calls.length = 0;
+      const messages = lengths.map((n, i) => data.subarray(i, i + n));
+      const out = Buffer.alloc(32 * messages.length, 0xaa);
+      sha256ManySplit(addon, messages, out);
+      assert.deepEqual(out, Buffer.concat(messages.map((m) => createHash("sha256").update(m).digest())), lengths.join(","));
+      return calls.map((c) => [...c]);
+    };
+    assert.deepEqual(run([64, 64, 64, 100, 100, 100, 100]), [[64, 64, 64, 100, 100, 100, 100]], "all in groups of 3+: one call with all");
+    assert.deepEqual(run([17, 64, 17, 64, 64, 5, 17]), [[17, 64, 17, 64, 64, 17]], "the groups of 3+ in one call, in order; the lone 5 hashed here");
+    assert.deepEqual(run([1, 2, 2, 3, 3, 4]), [], "no group of 3: the addon is not called");
   });
 
   it("sha256Many of the active backend equals node:crypto for messages all in lanes, none, and some", () => {
