@@ -15,7 +15,7 @@ const SLOW_TESTS = ["vector-files", "pipeline"];
 const OWN_TESTS = {
   challenge: ["placement-challenge-edges", "placement"],
   vectors: ["vectors", "vector-hits", "vector-records", "vector-scale", "vector-cosine", "vector-hamming", "vector-payloads"],
-  "vector-manifest": ["vector-scale", "vector-payloads", "vector-cosine", "vector-hamming"],
+  "vector-manifest": ["vector-manifest", "vector-scale", "vector-payloads", "vector-cosine", "vector-hamming"],
   "hash-backend": ["hash-backend", "merkle", "cid"],
 };
 
