@@ -212,7 +212,11 @@ export async function createMagu(chain: MaguChain, { defaulted, ...params }: Omi
       head: () => chain.head(),
       waitForBlock: (block) => chain.waitForBlock(block),
       form: async () => {
-        formHash = await chain.write.maguRegistry.write.formMagu([id]);
+        // Drawing members samples until it finds nodes with free stake and capacity: a stake or
+        // another Magu's formation landing between the estimate and this transaction can make it
+        // draw more (seen: "ran out of gas" with several clients forming at once), hence the margin.
+        const estimate = await chain.write.maguRegistry.estimateGas.formMagu([id], { account: chain.account });
+        formHash = await chain.write.maguRegistry.write.formMagu([id], { gas: estimate + estimate / 2n });
         await chain.confirm(formHash, "MaguRegistry.formMagu");
       },
       approveDeposit: async () => void (await chain.ensureAllowance(chain.registry, formationDeposit)),
