@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createKeyFile, readKeyFile } from "../../store/key-file.js";
 import { CLIENT_DEFAULTS } from "../../roles/client/defaults.js";
-import { DEFAULT_DISK_RESERVE_BYTES, DEFAULT_MAX_BODY_BYTES, isLoopback, startHttpApi } from "../../roles/client/http-api.js";
+import { DEFAULT_CACHE_BYTES, DEFAULT_DISK_RESERVE_BYTES, DEFAULT_MAX_BODY_BYTES, isLoopback, startHttpApi } from "../../roles/client/http-api.js";
 import { createVectorClient } from "../../roles/client/vector-client.js";
 import type { CommandArgs } from "../command.js";
 import { connect, resolveTarget } from "../context.js";
@@ -34,6 +34,7 @@ interface ServeOptions {
   cors: string | undefined;
   maxBodyBytes: number;
   diskReserveBytes: number;
+  cacheBytes: number;
 }
 
 /** A size option as a byte count this process can hold in a number (at most 2^53 - 1). */
@@ -53,6 +54,7 @@ function parseOptions(args: CommandArgs): ServeOptions {
     cors,
     maxBodyBytes: sizeOption(args, "max-body", DEFAULT_MAX_BODY_BYTES),
     diskReserveBytes: sizeOption(args, "disk-reserve", DEFAULT_DISK_RESERVE_BYTES),
+    cacheBytes: sizeOption(args, "cache", DEFAULT_CACHE_BYTES),
   };
 }
 
@@ -66,7 +68,7 @@ async function apiToken(dir: string): Promise<{ token: string; path: string }> {
 export const serveCommand: LocalCommand = {
   path: ["serve"],
   summary: "run the client's HTTP API (store and read files, create, fill and search vector Magus over HTTP; OpenAPI at /v1/api)",
-  usage: "muri serve [--listen HOST:PORT] [--auth] [--public-reads] [--cors ORIGIN] [--max-body SIZE] [--disk-reserve SIZE]",
+  usage: "muri serve [--listen HOST:PORT] [--auth] [--public-reads] [--cors ORIGIN] [--max-body SIZE] [--disk-reserve SIZE] [--cache SIZE]",
   help: [
     "  --listen HOST:PORT   where to listen (default 127.0.0.1:8788; port 0 picks a free one). A non-loopback host needs the token",
     "  --auth               require the bearer token on loopback too (always required elsewhere); it is kept in CLIENT_DIR/api-token",
@@ -74,6 +76,8 @@ export const serveCommand: LocalCommand = {
     "  --cors ORIGIN        let web pages from ORIGIN call the API (off by default)",
     "  --max-body SIZE      the largest body a put (file or directory) or a vector file takes (default 64GiB; larger ones get a 413)",
     "  --disk-reserve SIZE  free disk space a body spooled, unpacked or staged here must leave (default 1GiB; a 507 beyond)",
+    "  --cache SIZE         decrypted files kept in CLIENT_DIR/http/cache for later reads, least recently read dropped first (default 512MiB;",
+    "                       a larger file is streamed without a copy; 0 keeps none)",
     GRANT_HELP,
     CLIENT_DIR_HELP,
   ],
@@ -84,6 +88,7 @@ export const serveCommand: LocalCommand = {
     cors: { type: "string" },
     "max-body": { type: "string" },
     "disk-reserve": { type: "string" },
+    cache: { type: "string" },
     grant: { type: "string" },
     "client-dir": { type: "string" },
   },
@@ -95,7 +100,7 @@ export const serveCommand: LocalCommand = {
     };
   },
   async runLocal(args: CommandArgs, json: boolean) {
-    const { host, port, cors, maxBodyBytes, diskReserveBytes } = parseOptions(args);
+    const { host, port, cors, maxBodyBytes, diskReserveBytes, cacheBytes } = parseOptions(args);
     const dir = clientDir(args);
     const needsToken = args.flag("auth") || !isLoopback(host);
     const token = needsToken ? await apiToken(dir) : undefined;
@@ -108,7 +113,7 @@ export const serveCommand: LocalCommand = {
     const vectors = createVectorClient({ dir, deployment: ctx.deployment, rpcUrl: ctx.rpcUrl, privateKey: target.key!, grants: grantTokens(args) });
     try {
       await vectors.start();
-      const api = await startHttpApi(client, { host, port, dir, token: token?.token, publicReads: args.flag("public-reads"), corsOrigin: cors, maxBodyBytes, diskReserveBytes }, { vectors, magus: cliMaguChain(ctx) });
+      const api = await startHttpApi(client, { host, port, dir, token: token?.token, publicReads: args.flag("public-reads"), corsOrigin: cors, maxBodyBytes, diskReserveBytes, cacheBytes }, { vectors, magus: cliMaguChain(ctx) });
       try {
         if (json) process.stdout.write(JSON.stringify({ event: "ready", url: api.url, account: client.address, tokenFile: token?.path ?? null }) + "\n");
         else {

@@ -17,7 +17,9 @@
  *   answers 206; `HEAD` answers the length from the manifest alone (no shard fetched). A range of
  *   a file not fetched yet fetches only the fragments holding it (`decodeRange`); a whole file is
  *   streamed as it is decoded and written to the client directory's HTTP cache at the same time,
- *   from which later reads, ranges too, are served.
+ *   from which later reads, ranges too, are served. The cache is bounded (`cacheBytes`,
+ *   read-cache.ts): least recently read files go first, and a file larger than it is streamed
+ *   without a copy.
  * - `GET /v1/blobs/{cid}/status`: the Magu, its members (reachable or not) and every stripe's
  *   shards on reachable members against the k it needs.
  * - Vector Magus under `/v1/magus` (http-vectors.ts): create, add, search, delete, on-chain tasks.
@@ -49,6 +51,7 @@ import { vectorRoutes, type Respond } from "./http-vectors.js";
 import { accepted, preferParam, vectorPaths, vectorSchemas } from "./http-openapi.js";
 import type { MaguChain } from "./magu-create.js";
 import { Operations } from "./operations.js";
+import { ReadCache, type CachedFile } from "./read-cache.js";
 import { listingJson, subtree } from "./folder.js";
 import { extractTar, TarError } from "./http-tar.js";
 import type { TransferProgress } from "./progress.js";
@@ -78,7 +81,12 @@ export interface HttpApiOptions {
    * nothing kept when it would take more.
    */
   diskReserveBytes?: number;
+  /** Bytes the read cache keeps at most (default {@link DEFAULT_CACHE_BYTES}; 0 keeps nothing). */
+  cacheBytes?: number;
 }
+
+/** The read cache's default bound: files up to it are kept for later reads, larger ones only streamed. */
+export const DEFAULT_CACHE_BYTES = 512 * 1024 * 1024;
 
 /** What the vector routes use besides the storage client. */
 export interface HttpApiComponents {
@@ -213,14 +221,14 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   /** What a body written to the uploads directory may take (413 past the size, 507 past the disk's reserve). */
   const spoolLimits = { maxBytes: maxBodyBytes, diskDir: uploads, reserveBytes: options.diskReserveBytes };
-  const cache = join(options.dir, "http", "cache");
+  const cacheDir = join(options.dir, "http", "cache");
   // Uploads are plaintext until stored, the cache holds decrypted files: this user's eyes only.
   await mkdir(uploads, { recursive: true, mode: 0o700 });
   await chmod(uploads, 0o700);
-  await rm(cache, { recursive: true, force: true });
-  await mkdir(cache, { recursive: true, mode: 0o700 });
-  /** Files fetched into the cache (by manifest CID), each fetched once even under concurrent reads. */
-  const cached = new Map<string, Promise<{ path: string; size: number }>>();
+  await rm(cacheDir, { recursive: true, force: true });
+  await mkdir(cacheDir, { recursive: true, mode: 0o700 });
+  /** Files fetched whole (by manifest CID), each fetched once even under concurrent reads. */
+  const cache = new ReadCache(cacheDir, options.cacheBytes ?? DEFAULT_CACHE_BYTES);
   let uploadSeq = 0;
   const uploadPath = (): string => join(uploads, `${process.pid}-${++uploadSeq}`);
   const operations = new Operations(options.maxOperations ?? DEFAULT_MAX_OPERATIONS, (err, instance) => problemBody(asProblem(err), instance));
@@ -238,16 +246,18 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
 
   const maguOf = async (url: URL, cid: CID): Promise<bigint> => intParam(url, "magu", 1n, 2n ** 256n - 1n) ?? (await client.locate(cid));
 
-  const fetchCached = (maguId: bigint, cid: CID): Promise<{ path: string; size: number }> => {
+  /** The whole file `cid` sent from the cache, fetched into it first when it is not there (once for concurrent reads). */
+  const sendCached = async (req: IncomingMessage, res: ServerResponse, maguId: bigint, cid: CID): Promise<void> => {
     const key = cid.toString();
-    let entry = cached.get(key);
-    if (entry === undefined) {
-      const path = join(cache, key);
-      entry = client.get({ maguId, manifestCid: cid }, path).then((r) => ({ path, size: r.fileSize }));
-      entry.catch(() => cached.delete(key));
-      cached.set(key, entry);
+    const send = async ({ path, size }: CachedFile): Promise<true> => {
+      await sendFile(req, res, path, size, maguId);
+      return true;
+    };
+    // Removed since it was looked up (least recently read, over the budget): fetched again.
+    for (;;) {
+      if (!cache.has(key)) void cache.fill(key, async (path) => (await client.get({ maguId, manifestCid: cid }, path)).fileSize);
+      if ((await cache.read(key, send)) === true) return;
     }
-    return entry;
   };
 
   /** A put's query: `?magu=ID`, or a new Magu's k, m, members and periods (the CLI's defaults). */
@@ -384,7 +394,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     // it is decoded and kept in the cache for the next reads (a file stored as it is; a compressed
     // file or a directory pack is fetched whole below).
     const key = cid.toString();
-    if (!cached.has(key)) {
+    if (!cache.has(key)) {
       const reader = await client.openRanges({ maguId, manifestCid: cid });
       if (reader.directory) {
         throw new Problem(409, "ERR_IS_DIRECTORY", `${cid} is a directory: list it at /v1/blobs/${cid}/ls and read a file of it with ?path=PATH`, "cid");
@@ -392,11 +402,22 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
       if (reader.raw) {
         const r = parseRange(req.headers.range, reader.fileSize);
         if (r !== undefined) return streamOut(res, reader.read(r.start, r.end - r.start + 1), 206, { ...blobHeaders(maguId), "content-length": r.end - r.start + 1, "content-range": `bytes ${r.start}-${r.end}/${reader.fileSize}` });
-        if (!cached.has(key)) return streamAndCache(res, key, reader.all(), reader.fileSize, maguId);
+        // Larger than the cache: streamed as it is decoded, no copy kept.
+        if (!cache.admits(reader.fileSize)) return streamOut(res, reader.all(), 200, { ...blobHeaders(maguId), "content-length": reader.fileSize });
+        if (!cache.has(key)) return streamAndCache(res, key, reader.all(), reader.fileSize, maguId);
+      } else if (!cache.admits(reader.fileSize)) {
+        // A compressed file larger than the cache: decoded into a file of its own, sent, removed.
+        const file = `${uploadPath()}.get`;
+        try {
+          const got = await client.get({ maguId, manifestCid: cid }, file);
+          await sendFile(req, res, file, got.fileSize, maguId);
+        } finally {
+          await rm(file, { force: true });
+        }
+        return;
       }
     }
-    const { path, size } = await fetchCached(maguId, cid);
-    await sendFile(req, res, path, size, maguId);
+    await sendCached(req, res, maguId, cid);
   };
 
   /**
@@ -404,30 +425,26 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
    * cache entry is there once the file is complete (a later read waits for it rather than fetch twice).
    */
   const streamAndCache = async (res: ServerResponse, key: string, body: AsyncIterable<Buffer>, size: number, maguId: bigint): Promise<void> => {
-    const path = join(cache, key);
-    const tmp = `${path}.${++uploadSeq}.part`;
-    let finish!: (ok: boolean) => void;
-    const entry = new Promise<{ path: string; size: number }>((resolve, reject) => (finish = (ok) => (ok ? resolve({ path, size }) : reject(new Error("not cached")))));
-    entry.catch(() => cached.delete(key));
-    cached.set(key, entry);
-    const out = createWriteStream(tmp, { mode: 0o600 });
-    async function* teed(): AsyncGenerator<Buffer> {
-      for await (const piece of body) {
-        if (!out.write(piece)) await once(out, "drain");
-        yield piece;
+    await cache.fill(key, async (path) => {
+      const tmp = `${path}.${++uploadSeq}.part`;
+      const out = createWriteStream(tmp, { mode: 0o600 });
+      async function* teed(): AsyncGenerator<Buffer> {
+        for await (const piece of body) {
+          if (!out.write(piece)) await once(out, "drain");
+          yield piece;
+        }
+        await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+        await rename(tmp, path);
       }
-      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-      await rename(tmp, path);
-    }
-    try {
-      await streamOut(res, teed(), 200, { ...blobHeaders(maguId), "content-length": size });
-      finish(true);
-    } catch (err) {
-      out.destroy();
-      await rm(tmp, { force: true });
-      finish(false);
-      throw err;
-    }
+      try {
+        await streamOut(res, teed(), 200, { ...blobHeaders(maguId), "content-length": size });
+        return size;
+      } catch (err) {
+        out.destroy();
+        await rm(tmp, { force: true });
+        throw err;
+      }
+    });
   };
 
   const route = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
@@ -512,7 +529,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await rm(cache, { recursive: true, force: true });
+      await rm(cacheDir, { recursive: true, force: true });
     },
   };
 }

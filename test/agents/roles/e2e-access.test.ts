@@ -320,7 +320,8 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
 
   test("muri serve: PUT and GET over HTTP (ranges, HEAD, status), vector Magus (create, add, search, delete, tasks, operations), the token, problem+json errors, the OpenAPI document", async () => {
     const ownerCli = [...ownerArgs, "--client-dir", join(net.dir, `client-${OWNER}`)];
-    const serve = await startMuri(["serve", "--listen", "127.0.0.1:0", "--auth", ...ownerCli]);
+    // A read cache of 1 MiB: the 200 kB file below is kept, the 6 MiB one is only streamed.
+    const serve = await startMuri(["serve", "--listen", "127.0.0.1:0", "--auth", "--cache", "1MiB", ...ownerCli]);
     try {
       const url = serve.ready.url as string;
       const token = (await readFile(serve.ready.tokenFile as string, "utf8")).trim();
@@ -377,7 +378,7 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       type Counters = { bytesTotal: number; bytesEncoded: number; fragmentsTotal: number; fragmentsPushed: number; acksTotal: number; acksReceived: number };
       const seen: Array<Partial<Counters> & { phase: string }> = [];
       const putDone = await waitFor("the put operation is done", 120_000, async () => {
-        const view = (await (await fetch(`${url}/v1/operations/${putOp.id}`, { headers: auth })).json()) as { state: string; progress: Partial<Counters> & { phase: string }; result?: { shards: number; fileSize: number }; problem?: unknown };
+        const view = (await (await fetch(`${url}/v1/operations/${putOp.id}`, { headers: auth })).json()) as { state: string; progress: Partial<Counters> & { phase: string }; result?: { shards: number; fileSize: number; manifestCid: string }; problem?: unknown };
         if (view.state === "running") seen.push(view.progress);
         return view.state !== "running" ? view : undefined;
       }, 20);
@@ -408,6 +409,15 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       assert.ok(Buffer.from(await whole.arrayBuffer()).equals(body), "GET is byte for byte");
       const cachedRange = await fetch(blobUrl, { headers: { ...auth, range: "bytes=5-9" } });
       assert.ok(Buffer.from(await cachedRange.arrayBuffer()).equals(body.subarray(5, 10)), "a range of the fetched file, from the cache");
+      const cacheDir = join(net.dir, `client-${OWNER}`, "http", "cache");
+      assert.deepEqual(await readdir(cacheDir), [stored.manifestCid], "the whole file read is kept");
+      // Larger than the 1 MiB cache: streamed whole, twice, and never written to the cache.
+      for (let i = 0; i < 2; i++) {
+        const large = await fetch(`${url}/v1/blobs/${putDone.result!.manifestCid}`, { headers: auth });
+        assert.equal(large.headers.get("content-length"), String(big.length));
+        assert.ok(Buffer.from(await large.arrayBuffer()).equals(big), "a file larger than the cache, byte for byte");
+      }
+      assert.deepEqual(await readdir(cacheDir), [stored.manifestCid], "nothing of the larger file kept");
       await problem(await fetch(blobUrl, { headers: { ...auth, range: `bytes=${body.length}-` } }), 416, "ERR_BAD_RANGE", "Range");
       const head = await fetch(blobUrl, { method: "HEAD", headers: auth });
       assert.equal(head.status, 200);
