@@ -54,6 +54,16 @@ const K = 2;
 /** How long to wait for the checker's reaction (a few seconds here); shorter in a mutation run, where a mutant that stops it fails sooner. */
 const WAIT_MS = process.env.MURI_MUTATION === "1" ? 20_000 : 60_000;
 
+/** `count` records of dimension 8 with ids from `firstId`: random int16 components shifted right by `shift`. */
+function randomRecords(count: number, firstId: bigint, shift: number): VectorRecord[] {
+  const raw = randomBytes(count * DIM * 2);
+  return Array.from({ length: count }, (_, i) => {
+    const values = new Int16Array(DIM);
+    for (let j = 0; j < DIM; j++) values[j] = raw.readInt16BE(2 * (i * DIM + j)) >> shift;
+    return { id: firstId + BigInt(i), values };
+  });
+}
+
 describe("the search checker disputes a wrong id and a record past the fragment's end (real chain, stores, libp2p)", { timeout: 300_000 }, () => {
   let t: TestChain;
   const nodes: TestNode[] = [];
@@ -82,13 +92,7 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, clientAddress, allowance + 100n * E18);
     maguId = await createAndFormMagu(t.chain.rpcUrl, t.d, t.chain.keys[0]!, t.chain.keys[CLIENT]!, { kind: 1, metric: 1, dimension: DIM, members: 2, replication: 2, dataShards: 0, parityShards: 0, maxFragments: 2, durationPeriods: 20n, pricePerFragmentPeriod: price }, (b) => t.mineTo(b));
     await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, allowance]));
-    const raw = randomBytes(2 * RECORDS_PER_FRAGMENT * DIM * 2);
-    const all: VectorRecord[] = [];
-    for (let i = 0; i < 2 * RECORDS_PER_FRAGMENT; i++) {
-      const values = new Int16Array(DIM);
-      for (let j = 0; j < DIM; j++) values[j] = raw.readInt16BE(2 * (i * DIM + j)) >> 2;
-      all.push({ id: BigInt(i), values });
-    }
+    const all = randomRecords(2 * RECORDS_PER_FRAGMENT, 0n, 2);
     for (const bytes of packRecords(all, DIM, RECORDS_PER_FRAGMENT * recordSize(DIM))) fragments.push(bytes);
     assert.equal(fragments.length, 2);
     all.forEach((r, i) => records.push({ ...r, fragment: Math.floor(i / RECORDS_PER_FRAGMENT), position: i % RECORDS_PER_FRAGMENT }));
@@ -180,6 +184,15 @@ describe("the search checker disputes a wrong id and a record past the fragment'
   };
 
   const stake = async (a: Address) => (await t.reader.nodeRegistry.read.nodeInfo([a])).stake;
+
+  /** Another vector Magu of dimension 8 on both members (the client funded, its escrow approved). */
+  const newMagu = async (metric: 1 | 2, replication: 1 | 2, maxFragments: number): Promise<bigint> => {
+    const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
+    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, getAddress(client.account.address), 20n * E18);
+    const id = await createAndFormMagu(t.chain.rpcUrl, t.d, t.chain.keys[0]!, t.chain.keys[CLIENT]!, { kind: 1, metric, dimension: DIM, members: 2, replication, dataShards: 0, parityShards: 0, maxFragments, durationPeriods: 20n, pricePerFragmentPeriod: E18 / 1000n }, (b) => t.mineTo(b));
+    await t.wait(await getMuriContracts(t.d.contracts, client).token.write.approve([t.d.contracts.maguRegistry, 10n * E18]));
+    return id;
+  };
 
   /** Task ids the validator still keeps as open (its `Bucket.task` entries). */
   const keptTasks = async (): Promise<string[]> => {
@@ -317,11 +330,7 @@ describe("the search checker disputes a wrong id and a record past the fragment'
 
   test("a true entry copied from a fragment the member is not placed on is disputed without data; the copier is slashed and unpaid", async () => {
     // A second vector Magu over the same records, each fragment on one member (r = 1).
-    const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
-    const c = getMuriContracts(t.d.contracts, client);
-    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, getAddress(client.account.address), 20n * E18);
-    const single = await createAndFormMagu(t.chain.rpcUrl, t.d, t.chain.keys[0]!, t.chain.keys[CLIENT]!, { kind: 1, metric: 1, dimension: DIM, members: 2, replication: 1, dataShards: 0, parityShards: 0, maxFragments: 2, durationPeriods: 20n, pricePerFragmentPeriod: E18 / 1000n }, (b) => t.mineTo(b));
-    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, 10n * E18]));
+    const single = await newMagu(1, 1, 2);
     const roots = fragments.map((f) => fragmentRoot(f));
     await commitWithAcks(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!, t.chain.keys, single, roots);
     const query = records[3]!.values.map((x) => x + 1) as Int16Array;
@@ -388,18 +397,9 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     // bytes, 4 leaves of 1024: record 42 spans leaves 0 and 1, record 127 ends on leaf 2's last
     // byte, record 129 ends the fragment. Fragment 1, committed later: the tombstones of ids
     // 100..189 (45 records of two ids; id 185 in record 42, slot 1, across leaves 0 and 1).
-    const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
-    const c = getMuriContracts(t.d.contracts, client);
-    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, getAddress(client.account.address), 20n * E18);
-    const ipMagu = await createAndFormMagu(t.chain.rpcUrl, t.d, t.chain.keys[0]!, t.chain.keys[CLIENT]!, { kind: 1, metric: 2, dimension: DIM, members: 2, replication: 2, dataShards: 0, parityShards: 0, maxFragments: 2, durationPeriods: 20n, pricePerFragmentPeriod: E18 / 1000n }, (b) => t.mineTo(b));
-    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, 10n * E18]));
+    const ipMagu = await newMagu(2, 2, 2);
     const COUNT = 130;
-    const raw = randomBytes(COUNT * DIM * 2);
-    const rows: VectorRecord[] = Array.from({ length: COUNT }, (_, i) => {
-      const values = new Int16Array(DIM);
-      for (let j = 0; j < DIM; j++) values[j] = raw.readInt16BE(2 * (i * DIM + j)) >> 4;
-      return { id: 100n + BigInt(i), values };
-    });
+    const rows = randomRecords(COUNT, 100n, 4);
     rows[COUNT - 1]!.values.fill(8000); // the best inner product for any positive query
     const data = [...packRecords(rows, DIM, COUNT * recordSize(DIM, "ip"), "ip")];
     assert.equal(data.length, 1);
@@ -501,17 +501,8 @@ describe("the search checker disputes a wrong id and a record past the fragment'
     // f[0] leaves its cache and f[1] stays. Then both holders lose f[0] and f[1]; in task B, an entry
     // on f[1] is still checked (from the cache), one on f[0] cannot be (no holder serves it).
     const N = 34;
-    const client = signer(t.chain.rpcUrl, t.d, t.chain.keys[CLIENT]!);
-    const c = getMuriContracts(t.d.contracts, client);
-    await fund(t.chain.rpcUrl, t.d, t.chain.keys[0]!, getAddress(client.account.address), 20n * E18);
-    const many = await createAndFormMagu(t.chain.rpcUrl, t.d, t.chain.keys[0]!, t.chain.keys[CLIENT]!, { kind: 1, metric: 1, dimension: DIM, members: 2, replication: 2, dataShards: 0, parityShards: 0, maxFragments: N, durationPeriods: 20n, pricePerFragmentPeriod: E18 / 1000n }, (b) => t.mineTo(b));
-    await t.wait(await c.token.write.approve([t.d.contracts.maguRegistry, 10n * E18]));
-    const raw = randomBytes(N * DIM * 2);
-    const rows: VectorRecord[] = Array.from({ length: N }, (_, i) => {
-      const values = new Int16Array(DIM);
-      for (let j = 0; j < DIM; j++) values[j] = raw.readInt16BE(2 * (i * DIM + j)) >> 4;
-      return { id: 500n + BigInt(i), values };
-    });
+    const many = await newMagu(1, 2, N);
+    const rows = randomRecords(N, 500n, 4);
     const frags = [...packRecords(rows, DIM, recordSize(DIM))];
     assert.equal(frags.length, N);
     for (const n of nodes) for (const f of frags) await n.store.put(fragmentCid(f), f);
