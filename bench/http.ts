@@ -218,7 +218,7 @@ try {
         fileMiB: mib,
         rounds,
         put: { inProcessMiBps: mbps(best.putLocal), httpMiBps: mbps(best.putHttp), ratio: ratio(best.putLocal, best.putHttp), inProcessSeconds: Number(best.putLocal.toFixed(2)), httpSeconds: Number(best.putHttp.toFixed(2)), formEarly: { httpMiBps: mbps(best.putHttpEarly), ratio: ratio(best.putLocal, best.putHttpEarly) } },
-        get: { inProcessMiBps: mbps(best.getLocal), httpMiBps: mbps(best.getHttp), ratio: ratio(best.getLocal, best.getHttp), httpCachedMiBps: mbps(best.getHttpCached) },
+        get: { inProcessMiBps: mbps(best.getLocal), httpMiBps: mbps(best.getHttp), ratio: ratio(best.getLocal, best.getHttp), httpAgainMiBps: mbps(best.getHttpCached), againFromDaemonCache: cacheKeeps },
         daemonMemoryMiB: { idleRss: idle.rssMiB, peak: peakMiB, bound: RSS_BOUND_MIB },
         failures,
         search: {
