@@ -355,10 +355,18 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     if (sub.entry.kind !== "file") {
       throw new Problem(409, "ERR_NOT_A_FILE", `"${path}" is a ${sub.entry.kind === "dir" ? "directory" : `symlink to ${(sub.entry as { target: string }).target}`}: ask for a file (GET /v1/blobs/${cid}/ls lists them)`, "path");
     }
-    const file = `${uploadPath()}.entry`;
-    try {
+    const size = sub.entry.size;
+    await sendThroughFile(req, res, maguId, async (file) => {
       await client.get(ref, file, { path });
-      await sendFile(req, res, file, sub.entry.size, maguId);
+      return size;
+    });
+  };
+
+  /** A file decoded by `get` into a file of the uploads directory of its own, sent, then removed. */
+  const sendThroughFile = async (req: IncomingMessage, res: ServerResponse, maguId: bigint, get: (file: string) => Promise<number>): Promise<void> => {
+    const file = `${uploadPath()}.get`;
+    try {
+      await sendFile(req, res, file, await get(file), maguId);
     } finally {
       await rm(file, { force: true });
     }
@@ -407,14 +415,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
         if (!cache.has(key)) return streamAndCache(res, key, reader.all(), reader.fileSize, maguId);
       } else if (!cache.admits(reader.fileSize)) {
         // A compressed file larger than the cache: decoded into a file of its own, sent, removed.
-        const file = `${uploadPath()}.get`;
-        try {
-          const got = await client.get({ maguId, manifestCid: cid }, file);
-          await sendFile(req, res, file, got.fileSize, maguId);
-        } finally {
-          await rm(file, { force: true });
-        }
-        return;
+        return sendThroughFile(req, res, maguId, async (file) => (await client.get({ maguId, manifestCid: cid }, file)).fileSize);
       }
     }
     await sendCached(req, res, maguId, cid);
