@@ -23,10 +23,11 @@ if (major < 22) {
   for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
   child.on("exit", (code, signal) => process.exit(code ?? (signal === "SIGINT" ? 130 : 143)));
 } else {
-  if (!(await loadTypeScript(root))) {
+  const mainTs = join(root, "agents", "cli", "main.ts");
+  if (!(await loadTypeScript(root, [mainTs]))) {
     console.error(`muri: dependencies are not installed: run \`npm install\` (or \`bash scripts/node22.sh true\`) in ${root}`);
     process.exit(1);
   }
-  const { main } = await import(pathToFileURL(join(root, "agents", "cli", "main.ts")).href);
+  const { main } = await import(pathToFileURL(mainTs).href);
   await main(process.argv.slice(2));
 }

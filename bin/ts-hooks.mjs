@@ -6,14 +6,129 @@
 // Each file's JavaScript is cached under node_modules/.cache/muri-ts/, keyed by its path and
 // content: esbuild's transform (a round trip to its service per file) was 1.1 s of the 2.8 s that
 // `muri --help` took, on every run.
+// A process's entry point among BUNDLED_ENTRIES (the CLI, the node and validator agents) is served
+// as one esbuild bundle of it and the project's code and dependencies it imports: resolving and
+// loading some 1,700 modules one by one was most of the 2.3 s of CPU each `muri` command and agent
+// process spent before doing anything (0.9 s bundled). The bundle is cached under
+// node_modules/.cache/muri-ts/bundles/ with the hash of every project file in it and of the
+// installed dependencies, and rebuilt when one changes; `MURI_BUNDLE=0` turns it off.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import module, { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-/** Installs a loader for the .ts files of the checkout at `root`; false when neither esbuild nor tsx is installed. */
-export async function loadTypeScript(root) {
+/** Entry points (relative to the checkout) a process may load as one bundle. */
+export const BUNDLED_ENTRIES = ["agents/cli/main.ts", "agents/roles/node/run-node.ts", "agents/roles/validator/run-validator.ts"];
+/**
+ * Loaded from node_modules rather than bundled: packages with native parts, and esbuild, whose API
+ * finds its binary beside its own files (the dashboard bundles the light client's page with it).
+ */
+const EXTERNAL_PACKAGES = ["classic-level", "hnswlib-node", "@ronomon/reed-solomon", "@chainsafe/libp2p-quic", "esbuild"];
+/** A lock older than this is a builder that died; a younger one means another process is building. */
+const BUNDLE_LOCK_STALE_MS = 120_000;
+
+const sha256 = (data) => createHash("sha256").update(data).digest("hex");
+
+/**
+ * The bundle of `entry` (an absolute .ts path under `root`), from the cache when every project file
+ * in it and the installed dependencies are unchanged, else built and cached. Undefined when
+ * another process is building it right now (the caller loads the files one by one this time).
+ */
+export async function bundleFor(root, esbuild, entry) {
+  const dir = join(root, "node_modules", ".cache", "muri-ts", "bundles");
+  const name = sha256(`esbuild ${esbuild.version} node22\0${entry}`).slice(0, 32);
+  const manifestPath = join(dir, `${name}.json`);
+  const bundlePath = join(dir, `${name}.mjs`);
+  const lockfile = [join(root, "node_modules", ".package-lock.json"), join(root, "package-lock.json")].find((f) => existsSync(f));
+  // The installed dependencies, and this file (how bundles are built).
+  const deps = sha256(`${lockfile ? sha256(readFileSync(lockfile)) : "none"} ${sha256(readFileSync(fileURLToPath(import.meta.url)))}`);
+  try {
+    const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
+    const current = manifest.deps === deps && Object.entries(manifest.inputs).every(([file, hash]) => existsSync(file) && sha256(readFileSync(file)) === hash);
+    if (current) return readFileSync(bundlePath, "utf8");
+  } catch {
+    // No bundle yet, or a damaged manifest: build one.
+  }
+  mkdirSync(dir, { recursive: true });
+  const lockPath = join(dir, `${name}.lock`);
+  let lock;
+  try {
+    lock = openSync(lockPath, "wx");
+  } catch (err) {
+    if (err.code !== "EEXIST") throw err;
+    if (Date.now() - statSync(lockPath).mtimeMs < BUNDLE_LOCK_STALE_MS) return undefined;
+    unlinkSync(lockPath);
+    lock = openSync(lockPath, "wx");
+  }
+  try {
+    const inputs = {};
+    // Each project file as the bundle sees it: `import.meta.url` is the file's own URL (not the
+    // bundle's), so paths relative to a source file still resolve.
+    const ownMeta = {
+      name: "muri-own-files",
+      setup(build) {
+        build.onLoad({ filter: /\.ts$/ }, (args) => {
+          if (args.path.includes(`${sep}node_modules${sep}`)) return undefined;
+          const source = readFileSync(args.path, "utf8");
+          inputs[args.path] = sha256(source);
+          const here = JSON.stringify(pathToFileURL(args.path).href);
+          const contents = source.replaceAll("import.meta.url", here).replaceAll("import.meta.resolve(", `__muriMetaResolve(${here}, `);
+          return { contents, loader: "ts" };
+        });
+      },
+    };
+    const result = await esbuild.build({
+      entryPoints: [entry],
+      absWorkingDir: root,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node22",
+      external: EXTERNAL_PACKAGES,
+      // Dependencies written as CommonJS call require(): give the bundle one, resolving from the entry.
+      banner: {
+        js: [
+          'import { createRequire as __muriCreateRequire } from "node:module";',
+          'import { pathToFileURL as __muriPathToFileURL } from "node:url";',
+          "const require = __muriCreateRequire(import.meta.url);",
+          "const __muriMetaResolve = (base, specifier) => __muriPathToFileURL(__muriCreateRequire(base).resolve(specifier)).href;",
+        ].join("\n"),
+      },
+      plugins: [ownMeta],
+      metafile: true,
+      sourcemap: "external",
+      outfile: bundlePath,
+      write: false,
+      logLevel: "silent",
+    });
+    for (const input of Object.keys(result.metafile.inputs)) {
+      const file = resolve(root, input);
+      if (!relative(root, file).split(sep).includes("node_modules") && !(file in inputs) && existsSync(file)) inputs[file] = sha256(readFileSync(file));
+    }
+    const code = result.outputFiles.find((f) => f.path.endsWith(".mjs")).text + `\n//# sourceMappingURL=${pathToFileURL(`${bundlePath}.map`).href}\n`;
+    const map = result.outputFiles.find((f) => f.path.endsWith(".map"));
+    // Written whole, then renamed, the manifest last: a reader sees an old complete state or the new one.
+    const put = (path, data) => {
+      const tmp = `${path}.${process.pid}.tmp`;
+      writeFileSync(tmp, data);
+      renameSync(tmp, path);
+    };
+    if (map) put(`${bundlePath}.map`, map.text);
+    put(bundlePath, code);
+    put(manifestPath, JSON.stringify({ entry, deps, inputs }));
+    return code;
+  } finally {
+    closeSync(lock);
+    unlinkSync(lockPath);
+  }
+}
+
+/**
+ * Installs a loader for the .ts files of the checkout at `root`; false when neither esbuild nor
+ * tsx is installed. `entries` (absolute .ts paths among BUNDLED_ENTRIES) are served bundled.
+ */
+export async function loadTypeScript(root, entries = []) {
   const require = createRequire(join(root, "package.json"));
   let esbuild;
   try {
@@ -26,6 +141,15 @@ export async function loadTypeScript(root) {
     const isOwn = (url) => url.startsWith(ownCode) && !url.includes("/node_modules/");
     const cacheDir = join(root, "node_modules", ".cache", "muri-ts");
     const salt = `esbuild ${esbuild.version} node22 esm inline`;
+    const bundles = new Map();
+    if (process.env.MURI_BUNDLE !== "0") {
+      for (const entry of entries) {
+        if (!BUNDLED_ENTRIES.some((e) => resolve(root, e) === entry)) continue;
+        // A bundle that cannot be built leaves the entry to the per-file loader below, as before.
+        const code = await bundleFor(root, esbuild, entry).catch(() => undefined);
+        if (code !== undefined) bundles.set(pathToFileURL(entry).href, code);
+      }
+    }
     module.registerHooks({
       resolve(specifier, context, nextResolve) {
         // `./x.js` in a .ts file names ./x.ts (TypeScript's node16 resolution).
@@ -36,6 +160,8 @@ export async function loadTypeScript(root) {
         return nextResolve(specifier, context);
       },
       load(url, context, nextLoad) {
+        const bundle = bundles.get(url);
+        if (bundle !== undefined) return { format: "module", source: bundle, shortCircuit: true };
         if (!url.endsWith(".ts") || !isOwn(url)) return nextLoad(url, context);
         const file = fileURLToPath(url);
         const source = readFileSync(file, "utf8");

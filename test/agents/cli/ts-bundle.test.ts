@@ -1,0 +1,106 @@
+/**
+ * bin/ts-hooks.mjs serves the CLI's and the agents' entry points as one cached esbuild bundle.
+ * A bundle must behave as the files it replaces (a source file's `import.meta.url` is still its own
+ * URL), be rebuilt when any file in it or the installed dependencies change, and be built by one
+ * process at a time. The real entry points must bundle: a failure would only fall back to the
+ * per-file loader, silently and slower.
+ */
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { pathToFileURL } from "node:url";
+import { ROOT } from "./run-muri.js";
+
+interface TsHooks {
+  BUNDLED_ENTRIES: string[];
+  bundleFor(root: string, esbuild: unknown, entry: string): Promise<string | undefined>;
+}
+const hooks = (await import(pathToFileURL(join(ROOT, "bin", "ts-hooks.mjs")).href)) as TsHooks;
+const require = createRequire(join(ROOT, "package.json"));
+const esbuild: unknown = require(require.resolve("esbuild", { paths: [join(ROOT, "node_modules", "tsx")] }));
+
+let work: string | undefined;
+after(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** A checkout of two files: main.ts imports ./here.js (here.ts), which reports its own URL. */
+async function project(): Promise<{ root: string; entry: string; bundles: string }> {
+  work ??= await mkdtemp(join(tmpdir(), "muri-ts-bundle-"));
+  const root = await mkdtemp(join(work, "p-"));
+  await mkdir(join(root, "src"), { recursive: true });
+  await writeFile(join(root, "package-lock.json"), '{"lockfileVersion":3}');
+  await writeFile(join(root, "src", "here.ts"), 'export const here: string = import.meta.url;\nexport const version = 1;\n');
+  await writeFile(join(root, "src", "main.ts"), 'import { here, version } from "./here.js";\nexport const report = { here, version };\n');
+  return { root, entry: join(root, "src", "main.ts"), bundles: join(root, "node_modules", ".cache", "muri-ts", "bundles") };
+}
+
+/** Imports a bundle's code from a file under `root` (as the loader serves it under the entry's URL). */
+async function run(root: string, code: string, n: number): Promise<{ here: string; version: number }> {
+  const file = join(root, "src", `bundle-${n}.mjs`);
+  await writeFile(file, code);
+  return ((await import(pathToFileURL(file).href)) as { report: { here: string; version: number } }).report;
+}
+
+describe("bundled entry points (bin/ts-hooks.mjs)", () => {
+  test("a bundle keeps each file's own import.meta.url, is cached, and is rebuilt when a file in it changes", async () => {
+    const { root, entry, bundles } = await project();
+    const first = await hooks.bundleFor(root, esbuild, entry);
+    assert.ok(first !== undefined);
+    assert.deepEqual(await run(root, first, 1), { here: pathToFileURL(join(root, "src", "here.ts")).href, version: 1 });
+    const files = await readdir(bundles);
+    const manifest = files.find((f) => f.endsWith(".json"))!;
+    const bundle = files.find((f) => f.endsWith(".mjs"))!;
+    assert.deepEqual(Object.keys((JSON.parse(readFileSync(join(bundles, manifest), "utf8")) as { inputs: object }).inputs).sort(), [join(root, "src", "here.ts"), join(root, "src", "main.ts")]);
+
+    // Unchanged: the cached bundle, not a new build.
+    const past = new Date(Date.now() - 60_000);
+    await utimes(join(bundles, bundle), past, past);
+    assert.equal(await hooks.bundleFor(root, esbuild, entry), first);
+    assert.equal(statSync(join(bundles, bundle)).mtimeMs, past.getTime());
+
+    // A file the entry imports changes (same size, same mtime would not fool a content hash).
+    await writeFile(join(root, "src", "here.ts"), 'export const here: string = import.meta.url;\nexport const version = 2;\n');
+    const second = await hooks.bundleFor(root, esbuild, entry);
+    assert.equal((await run(root, second!, 2)).version, 2);
+
+    // The installed dependencies change: rebuilt too.
+    await utimes(join(bundles, bundle), past, past);
+    await writeFile(join(root, "package-lock.json"), '{"lockfileVersion":3,"packages":{}}');
+    assert.equal(await hooks.bundleFor(root, esbuild, entry), second);
+    assert.ok(statSync(join(bundles, bundle)).mtimeMs > past.getTime(), "rebuilt after the lockfile changed");
+  });
+
+  test("one builder at a time: a fresh lock leaves the entry to the per-file loader; a stale one is taken over", async () => {
+    const { root, entry, bundles } = await project();
+    assert.ok((await hooks.bundleFor(root, esbuild, entry)) !== undefined);
+    const name = (await readdir(bundles)).find((f) => f.endsWith(".mjs"))!.replace(/\.mjs$/, "");
+    await writeFile(join(root, "src", "here.ts"), "export const here = 'x';\nexport const version = 3;\n");
+    const lock = join(bundles, `${name}.lock`);
+    await writeFile(lock, "");
+    assert.equal(await hooks.bundleFor(root, esbuild, entry), undefined, "another process is building");
+    const old = new Date(Date.now() - 10 * 60_000);
+    await utimes(lock, old, old);
+    const code = await hooks.bundleFor(root, esbuild, entry);
+    assert.equal((await run(root, code!, 3)).version, 3);
+    assert.equal(existsSync(lock), false, "the lock is released");
+  });
+
+  test("a file that does not compile is an error (the loader then falls back to loading file by file)", async () => {
+    const { root, entry } = await project();
+    await writeFile(join(root, "src", "here.ts"), "export const here = ;\n");
+    await assert.rejects(hooks.bundleFor(root, esbuild, entry), /Expected expression|Unexpected/);
+  });
+
+  test("the CLI and both agents bundle", async () => {
+    for (const entry of hooks.BUNDLED_ENTRIES) {
+      const code = await hooks.bundleFor(ROOT, esbuild, join(ROOT, entry));
+      // Undefined only while another process (a parallel test lane) builds the same bundle.
+      if (code !== undefined) assert.match(code, /__muriMetaResolve/, entry);
+    }
+  });
+});
