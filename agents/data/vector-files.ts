@@ -439,7 +439,7 @@ async function readJsonl(path: string, want: number | undefined): Promise<Vector
     }
     for (let c = 0; c < dim; c++) {
       const x = arr[c];
-      if (typeof x !== "number") fail(path, "syntax", { ...where, column: c }, `component ${c} is ${x === null ? "null" : `a ${typeof x}`}, not a number`, "every component must be a JSON number");
+      if (typeof x !== "number") fail(path, "syntax", { ...where, column: c }, `component ${c} is ${x === null ? "null" : Array.isArray(x) ? "an array" : typeof x === "object" ? "an object" : `a ${typeof x}`}, not a number`, "every component must be a JSON number");
       const v = Math.fround(x);
       if (!Number.isFinite(v)) valueError(path, v, { ...where, column: c }, x);
       rows.push(v);

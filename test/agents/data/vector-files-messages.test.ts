@@ -1,0 +1,317 @@
+/**
+ * Each refusal of data/vector-files.ts, whole: a user who gives a bad .fvecs, .npy or payload file
+ * reads one line naming the file, where (row, line, byte), what is wrong and what to do, so each
+ * message is checked word for word with its kind and position (the mutation run of
+ * data/vector-files found refusals whose checks, positions and texts could change unnoticed:
+ * a .npy file without its magic, for instance, was only refused later, for another reason).
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { InvalidParameterError, VectorFileError, type VectorFileProblem } from "../../../agents/data/errors.js";
+import { readPayloadFile, readVectorFile, VECTOR_FILE_EXTENSIONS, type VectorFileFormat } from "../../../agents/data/vector-files.js";
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "muri-vector-files-messages-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+let n = 0;
+async function put(ext: string, body: string | Buffer): Promise<string> {
+  const path = join(dir, `m${n++}${ext}`);
+  await writeFile(path, body);
+  return path;
+}
+
+/** Refused as `kind` with exactly this context and message (after the path). */
+async function refused(read: Promise<unknown>, path: string, kind: VectorFileProblem, where: Record<string, number>, message: string): Promise<void> {
+  await assert.rejects(read, (err: unknown) => {
+    assert.ok(err instanceof VectorFileError, String(err));
+    assert.deepEqual(err.context, { path, kind, ...where });
+    assert.equal(err.message, `${path}${message}`);
+    return true;
+  });
+}
+
+/** As `refused`, for a message with a part from the JSON parser (matched by `message`). */
+async function refusedLike(read: Promise<unknown>, path: string, kind: VectorFileProblem, where: Record<string, number>, message: RegExp): Promise<void> {
+  await assert.rejects(read, (err: unknown) => {
+    assert.ok(err instanceof VectorFileError, String(err));
+    assert.deepEqual(err.context, { path, kind, ...where });
+    assert.ok(err.message.startsWith(path), err.message);
+    assert.match(err.message.slice(path.length), message);
+    return true;
+  });
+}
+
+/** .fvecs rows: each an int32 LE dimension, then that many float32 LE values. */
+function fvecs(...rows: Array<{ dim: number; values: number[] }>): Buffer {
+  return Buffer.concat(
+    rows.map(({ dim, values }) => {
+      const b = Buffer.alloc(4 + 4 * values.length);
+      b.writeInt32LE(dim, 0);
+      values.forEach((v, i) => b.writeFloatLE(v, 4 + 4 * i));
+      return b;
+    }),
+  );
+}
+
+/** A .npy file: magic, version `major`.0, the header length (2 bytes in v1, 4 after), header, data. */
+function npy(dict: string, data: Buffer = Buffer.alloc(0), major = 1): Buffer {
+  const prefix = major === 1 ? 10 : 12;
+  const header = Buffer.from(dict.padEnd(Math.ceil((prefix + dict.length + 1) / 64) * 64 - prefix - 1) + "\n", major === 3 ? "utf8" : "latin1");
+  const pre = Buffer.alloc(prefix);
+  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, major, 0]).copy(pre);
+  if (major === 1) pre.writeUInt16LE(header.length, 8);
+  else pre.writeUInt32LE(header.length, 8);
+  return Buffer.concat([pre, header, data]);
+}
+
+const f32 = (...values: number[]): Buffer => {
+  const b = Buffer.alloc(4 * values.length);
+  values.forEach((v, i) => b.writeFloatLE(v, 4 * i));
+  return b;
+};
+const NPY_FIX = "save the array with numpy.save(path, array.astype(numpy.float32))";
+
+describe("vector files: every refusal, word for word", () => {
+  it("the caller's options and the file's extension", async () => {
+    const path = await put(".fvecs", fvecs({ dim: 1, values: [1] }));
+    await assert.rejects(readVectorFile(path, { dim: 0 }), (err: unknown) => err instanceof InvalidParameterError && err.message === "invalid dim (0): must be a positive integer");
+    assert.equal((await readVectorFile(path, { dim: 1 })).dim, 1, "dim 1 is a positive integer");
+    await assert.rejects(
+      readVectorFile(path, { format: "parquet" as VectorFileFormat }),
+      (err: unknown) => err instanceof InvalidParameterError && err.message === 'invalid format ("parquet"): must be one of fvecs, npy, jsonl, csv',
+    );
+    // Each format the option names is read as that format, whatever the extension.
+    for (const format of ["fvecs", "npy", "jsonl", "csv"] as const) {
+      const body = { fvecs: fvecs({ dim: 2, values: [1, 2] }), npy: npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }", f32(1, 2)), jsonl: "[1, 2]\n", csv: "1,2\n" }[format];
+      const file = await put(".data", body);
+      const read = await readVectorFile(file, { format });
+      assert.deepEqual([read.format, read.dim, Array.from(read.vectors)], [format, 2, [1, 2]], format);
+    }
+    assert.deepEqual(VECTOR_FILE_EXTENSIONS, { ".fvecs": "fvecs", ".npy": "npy", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv" });
+    const odd = await put(".vec", "1,2\n");
+    await refused(readVectorFile(odd), odd, "extension", {}, ': unknown extension ".vec"; use one of .fvecs, .npy, .jsonl, .ndjson, .csv, or pass the format explicitly (fvecs, npy, jsonl, csv)');
+    const empty = await put(".fvecs", "");
+    await refused(readVectorFile(empty), empty, "empty", {}, ": the file holds no vectors; give a file with at least one vector");
+  });
+
+  it(".fvecs: a short header, a dimension below 1, a first row longer than the file, ragged and cut rows", async () => {
+    const three = await put(".fvecs", Buffer.from([1, 0, 0]));
+    await refused(readVectorFile(three), three, "truncated", { row: 0, offset: 0 }, " (row 0, byte 0): 3 bytes cannot hold a row header (4 bytes); the file is truncated or not .fvecs");
+    // Four bytes hold a header: a dimension of 1 with its value missing is a cut row, not a short header.
+    const four = await put(".fvecs", Buffer.from([1, 0, 0, 0]));
+    await refused(readVectorFile(four), four, "truncated", { row: 0, offset: 0 }, " (row 0, byte 0): row 0 declares dimension 1 (8 bytes a row) but the file has 4 bytes; the file is truncated or not .fvecs");
+    const zero = await put(".fvecs", fvecs({ dim: 0, values: [1] }));
+    await refused(readVectorFile(zero), zero, "header", { row: 0, offset: 0 }, " (row 0, byte 0): row 0 declares dimension 0; the file is not .fvecs (each row starts with its int32 LE dimension)");
+    const negative = await put(".fvecs", fvecs({ dim: -3, values: [1] }));
+    await refused(readVectorFile(negative), negative, "header", { row: 0, offset: 0 }, " (row 0, byte 0): row 0 declares dimension -3; the file is not .fvecs (each row starts with its int32 LE dimension)");
+    // A row exactly as long as the file is one whole row.
+    const one = await readVectorFile(await put(".fvecs", fvecs({ dim: 2, values: [0.5, -1] })));
+    assert.deepEqual([one.count, one.dim, Array.from(one.vectors)], [1, 2, [0.5, -1]]);
+    const wrongDim = await put(".fvecs", fvecs({ dim: 2, values: [0.5, -1] }));
+    await refused(readVectorFile(wrongDim, { dim: 3 }), wrongDim, "dimension", { row: 0, offset: 0 }, " (row 0, byte 0): vectors have 2 components, expected 3; give vectors of dimension 3 (the Magu's), or a Magu of dimension 2");
+    // A later whole row declaring another dimension: its row and byte.
+    const ragged = await put(".fvecs", Buffer.concat([fvecs({ dim: 2, values: [1, 2] }, { dim: 2, values: [3, 4] }), fvecs({ dim: 5, values: [5, 6] })]));
+    await refused(readVectorFile(ragged), ragged, "ragged", { row: 2, offset: 24 }, " (row 2, byte 24): row 2 declares dimension 5, row 0 declares 2; every row of an .fvecs file must have the same dimension");
+    // A cut last row: with its header (4 of 12 bytes, 5 of 12) and without (3 bytes).
+    for (const extra of [Buffer.from([2, 0, 0, 0]), Buffer.from([2, 0, 0, 0, 9]), Buffer.from([2, 0, 0])]) {
+      const cut = await put(".fvecs", Buffer.concat([fvecs({ dim: 2, values: [1, 2] }), extra]));
+      await refused(readVectorFile(cut), cut, "truncated", { row: 1, offset: 12 }, ` (row 1, byte 12): the file ends inside row 1: ${extra.length} of its 12 bytes; the file is truncated: copy it again or drop the partial row`);
+    }
+    // Exactly 4 bytes of a last row, declaring another dimension: ragged, not cut.
+    const other = await put(".fvecs", Buffer.concat([fvecs({ dim: 2, values: [1, 2] }), Buffer.from([3, 0, 0, 0])]));
+    await refused(readVectorFile(other), other, "ragged", { row: 1, offset: 12 }, " (row 1, byte 12): row 1 declares dimension 3, row 0 declares 2; every row of an .fvecs file must have the same dimension");
+    const nan = await put(".fvecs", fvecs({ dim: 2, values: [1, 2] }, { dim: 2, values: [3, Number.NaN] }));
+    await refused(readVectorFile(nan), nan, "value", { row: 1, column: 1, offset: 20 }, " (row 1, column 1, byte 20): value is NaN; every component must be a finite number: fix or drop that row");
+    const inf = await put(".fvecs", fvecs({ dim: 1, values: [Number.NEGATIVE_INFINITY] }));
+    await refused(readVectorFile(inf), inf, "value", { row: 0, column: 0, offset: 4 }, " (row 0, column 0, byte 4): value is -Infinity; every component must be a finite number: fix or drop that row");
+  });
+
+  it(".fvecs: rows spanning several 4 MiB reads keep their row numbers", async () => {
+    // 2 + 4·1023 = 4096 bytes a row: 1024 rows a read; a ragged row in the second read.
+    const dim = 1023;
+    const rows = Array.from({ length: 1030 }, (_, r) => ({ dim: r === 1027 ? 7 : dim, values: Array.from({ length: dim }, (_, c) => (r + c) % 5) }));
+    const path = await put(".fvecs", fvecs(...rows));
+    await refused(readVectorFile(path), path, "ragged", { row: 1027, offset: 1027 * 4096 }, ` (row 1027, byte ${1027 * 4096}): row 1027 declares dimension 7, row 0 declares ${dim}; every row of an .fvecs file must have the same dimension`);
+    rows[1027]!.dim = dim;
+    const whole = await readVectorFile(await put(".fvecs", fvecs(...rows)));
+    assert.equal(whole.count, 1030);
+    assert.equal(whole.vectors[1029 * dim + 3], (1029 + 3) % 5, "the last row, read in the second chunk");
+  });
+
+  it(".npy: the preamble (size, magic, version, header length)", async () => {
+    const nine = await put(".npy", Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0]));
+    await refused(readVectorFile(nine), nine, "truncated", { offset: 0 }, ` (byte 0): 9 bytes cannot hold a .npy header; ${NPY_FIX}`);
+    const notNpy = await put(".npy", Buffer.from("PK\u0003\u0004 a zip file, not an array"));
+    await refused(readVectorFile(notNpy), notNpy, "header", { offset: 0 }, ` (byte 0): no .npy magic (\\x93NUMPY); the file is not a NumPy array: ${NPY_FIX}`);
+    for (const major of [0, 4]) {
+      const version = await put(".npy", Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, major, 2]), Buffer.alloc(8)]));
+      await refused(readVectorFile(version), version, "header", { offset: 6 }, ` (byte 6): .npy format version ${major}.2 is not supported (1, 2 and 3 are); ${NPY_FIX}`);
+    }
+    // v1 needs 10 bytes of preamble, v2 12: 10 bytes of a v2 file are too few.
+    const v2short = await put(".npy", Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 2, 0, 0, 0]));
+    await refused(readVectorFile(v2short), v2short, "truncated", { offset: 0 }, ` (byte 0): 10 bytes cannot hold a .npy v2 header; ${NPY_FIX}`);
+    const dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }";
+    for (const major of [1, 2]) {
+      const whole = npy(dict, f32(1, 2), major);
+      const cut = await put(".npy", whole.subarray(0, major === 1 ? 40 : 12));
+      const prefix = major === 1 ? 10 : 12;
+      await refused(readVectorFile(cut), cut, "truncated", { offset: prefix }, ` (byte ${prefix}): the header announces ${whole.length - prefix - 8} bytes but the file has ${major === 1 ? 30 : 0} after the preamble; the file is truncated: copy it again`);
+      assert.deepEqual(Array.from((await readVectorFile(await put(".npy", whole))).vectors), [1, 2], `version ${major}`);
+    }
+    // Version 3 headers are UTF-8, versions 1 and 2 latin1: a dtype named "é" is quoted as written.
+    for (const major of [1, 2, 3]) {
+      const prefix = major === 1 ? 10 : 12;
+      const accented = await put(".npy", npy("{'descr': 'é', 'fortran_order': False, 'shape': (1, 2), }", f32(3, 4), major));
+      await refused(readVectorFile(accented), accented, "dtype", { offset: prefix }, ` (byte ${prefix}): dtype é is not supported (little-endian float32 '<f4' or float64 '<f8' are); ${NPY_FIX}`);
+    }
+    const v3 = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), 'σχόλιο': 'é'}", f32(3, 4), 3);
+    assert.deepEqual(Array.from((await readVectorFile(await put(".npy", v3))).vectors), [3, 4]);
+  });
+
+  it(".npy: dtype, order, shape, size", async () => {
+    const header = (descr: string, shape: string, fortran = "False") => `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
+    for (const descr of [">f4", ">f8"]) {
+      const big = await put(".npy", npy(header(descr, "(1, 2)"), Buffer.alloc(descr === ">f4" ? 8 : 16)));
+      await refused(readVectorFile(big), big, "dtype", { offset: 10 }, ` (byte 10): dtype ${descr} is not supported (little-endian float32 '<f4' or float64 '<f8' are); it is big-endian: save array.astype('<f4')`);
+    }
+    const ints = await put(".npy", npy(header("<i4", "(1, 2)"), Buffer.alloc(8)));
+    await refused(readVectorFile(ints), ints, "dtype", { offset: 10 }, ` (byte 10): dtype <i4 is not supported (little-endian float32 '<f4' or float64 '<f8' are); ${NPY_FIX}`);
+    const fortran = await put(".npy", npy(header("<f4", "(1, 2)", "True"), f32(1, 2)));
+    await refused(readVectorFile(fortran), fortran, "shape", { offset: 10 }, " (byte 10): the array is in Fortran (column-major) order; save numpy.ascontiguousarray(array) instead");
+    const threeD = await put(".npy", npy(header("<f4", "(1, 2, 1)"), f32(1, 2)));
+    await refused(readVectorFile(threeD), threeD, "shape", { offset: 10 }, " (byte 10): the array has shape (1, 2, 1): 3-D, expected 2-D (count, dim); reshape it to (count, dim) before saving");
+    const oneD = await put(".npy", npy(header("<f4", "(2,)"), f32(1, 2)));
+    await refused(readVectorFile(oneD), oneD, "shape", { offset: 10 }, " (byte 10): the array has shape (2): 1-D, expected 2-D (count, dim); reshape it to (count, dim) before saving");
+    const noDim = await put(".npy", npy(header("<f4", "(3, 0)")));
+    await refused(readVectorFile(noDim), noDim, "shape", { offset: 10 }, " (byte 10): the array has shape (3, 0): vectors without components; save an array of shape (count, dim) with dim >= 1");
+    const noRows = await put(".npy", npy(header("<f4", "(0, 3)")));
+    await refused(readVectorFile(noRows), noRows, "empty", {}, ": the file holds no vectors; give a file with at least one vector");
+    const wrongDim = await put(".npy", npy(header("<f4", "(1, 2)"), f32(1, 2)));
+    await refused(readVectorFile(wrongDim, { dim: 4 }), wrongDim, "dimension", { offset: 10 }, " (byte 10): vectors have 2 components, expected 4; give vectors of dimension 4 (the Magu's), or a Magu of dimension 2");
+    // Where the data starts: after the preamble and the header, padded to 64 bytes (128 here).
+    const start = npy(header("<f4", "(3, 2)")).length;
+    assert.equal(start, 128);
+    // 3 rows of 2 float32 announced, 1 whole row and 2 bytes given: the cut is in row 1.
+    const cut = await put(".npy", npy(header("<f4", "(3, 2)"), Buffer.concat([f32(1, 2), Buffer.alloc(2)])));
+    await refused(readVectorFile(cut), cut, "truncated", { row: 1, offset: start + 8 }, ` (row 1, byte ${start + 8}): shape (3, 2) needs 24 data bytes but the file has 10; the file is truncated: copy it again`);
+    const cut64 = await put(".npy", npy(header("<f8", "(3, 2)"), Buffer.alloc(40)));
+    await refused(readVectorFile(cut64), cut64, "truncated", { row: 2, offset: start + 32 }, ` (row 2, byte ${start + 32}): shape (3, 2) needs 48 data bytes but the file has 40; the file is truncated: copy it again`);
+    const trailing = await put(".npy", npy(header("<f4", "(1, 2)"), Buffer.concat([f32(1, 2), Buffer.alloc(3)])));
+    await refused(readVectorFile(trailing), trailing, "trailing", { offset: start + 8 }, ` (byte ${start + 8}): 3 bytes follow the (1, 2) array; ${NPY_FIX} (one array per file)`);
+  });
+
+  it("payload files: a payload that is not an object, one over the limit, one exactly at it", async () => {
+    const arr = await put(".jsonl", '{"a":1}\n[1,2]\n');
+    await refused(readPayloadFile(arr, 2), arr, "payload", { row: 1, line: 2 }, ' (line 2): "payload" is an array, not a JSON object; write "payload": {"key": value, ...} (or leave it out)');
+    const num = await put(".jsonl", "7\n");
+    await refused(readPayloadFile(num, 1), num, "payload", { row: 0, line: 1 }, ' (line 1): "payload" is a number, not a JSON object; write "payload": {"key": value, ...} (or leave it out)');
+    // {"t":"…"} is 8 bytes of JSON around the text: a text of 4088 bytes makes 4096, the limit.
+    const at = JSON.stringify({ t: "é".repeat(2044) });
+    assert.equal(Buffer.byteLength(at), 4096);
+    const fits = await readPayloadFile(await put(".jsonl", `${at}\n`), 1);
+    assert.equal(Buffer.from(fits[0]!).toString("utf8"), at, "kept as UTF-8 JSON");
+    const over = JSON.stringify({ t: "é".repeat(2044) + "x" });
+    const big = await put(".jsonl", `${over}\n`);
+    await refused(readPayloadFile(big, 1), big, "payload", { row: 0, line: 1 }, " (line 1): the payload is 4097 bytes of JSON, above the 4096-byte limit; keep payloads small (an id, a title, a URL): store larger data elsewhere and put its address in the payload");
+    // Surrounding blanks are not part of the line; blank lines are skipped.
+    const spaced = await readPayloadFile(await put(".jsonl", '  {"a": 1}  \n\n\t\nnull\n'), 2);
+    assert.deepEqual([Buffer.from(spaced[0]!).toString(), spaced[1]], ['{"a":1}', null]);
+    const none = await put(".jsonl", "\n\n");
+    await refused(readPayloadFile(none, 1), none, "payload", { row: 0 }, " (row 0): 0 payloads for 1 vectors; give one line (a JSON object, or null) per vector, in the vectors' order");
+  });
+
+  it(".jsonl: lines that are not JSON, not a vector, of another form; ids; dimensions; components", async () => {
+    const lines = async (...body: string[]) => put(".jsonl", body.join("\n") + "\n");
+    const notJson = await lines("[1, 2]", "[1, 2", "");
+    await refusedLike(readVectorFile(notJson), notJson, "syntax", { row: 1, line: 2 }, /^ \(line 2\): not valid JSON: [^;]+; write one JSON array of numbers, or one \{"id": \.\.\., "vector": \[\.\.\.\]\} object, per line$/);
+    const nan = await lines("[1, NaN]");
+    await refusedLike(readVectorFile(nan), nan, "syntax", { row: 0, line: 1 }, /^ \(line 1\): not valid JSON: .+ \(NaN and Infinity are not JSON numbers: every component must be finite\); write one JSON array/);
+    for (const [line, what] of [["7", "number"], ["null", "null"], ['"v"', "string"]]) {
+      const path = await lines("", line!);
+      await refused(readVectorFile(path), path, "syntax", { row: 0, line: 2 }, ` (line 2): a JSON ${what}, expected an array of numbers or an {"id", "vector"} object; write one vector per line`);
+    }
+    const mixed = await lines("", "[1, 2]", "", '{"id": 1, "vector": [1, 2]}');
+    await refused(readVectorFile(mixed), mixed, "syntax", { row: 1, line: 4 }, ' (line 4): a JSON object but line 2 is a JSON array; every line must have the same form: all arrays, or all {"id", "vector"} objects');
+    const mixed2 = await lines('{"id": 1, "vector": [1, 2]}', "[1, 2]");
+    await refused(readVectorFile(mixed2), mixed2, "syntax", { row: 1, line: 2 }, ' (line 2): a JSON array but line 1 is a JSON object; every line must have the same form: all arrays, or all {"id", "vector"} objects');
+    const fix = 'write {"id": <non-negative integer or decimal string>, "vector": [numbers]}';
+    const noId = await lines('{"vector": [1]}');
+    await refused(readVectorFile(noId), noId, "syntax", { row: 0, line: 1 }, ` (line 1): the object lacks "id"; ${fix}`);
+    const noVector = await lines('{"id": 3}');
+    await refused(readVectorFile(noVector), noVector, "syntax", { row: 0, line: 1 }, ` (line 1): the object lacks "vector"; ${fix}`);
+    const big = await lines('{"id": 9007199254740994, "vector": [1]}');
+    await refused(readVectorFile(big), big, "id", { row: 0, line: 1 }, ' (line 1): id 9007199254740994 is above 2^53 and lost precision as a JSON number; write large ids as decimal strings ("id": "18446744073709551615")');
+    const idFix = "ids must be non-negative integers below 2^64 (as JSON numbers up to 2^53, or decimal strings)";
+    for (const [raw, shown] of [["-1", "-1"], ["1.5", "1.5"], ['"18446744073709551616"', '"18446744073709551616"'], ["true", "true"], ['"07x"', '"07x"'], ["-9007199254740994", "-9007199254740994"]]) {
+      const path = await lines('{"id": 0, "vector": [1]}', `{"id": ${raw}, "vector": [1]}`);
+      await refused(readVectorFile(path), path, "id", { row: 1, line: 2 }, ` (line 2): id ${shown} is not a uint64; ${idFix}`);
+    }
+    const good = await readVectorFile(await lines('{"id": "18446744073709551615", "vector": [1]}', '{"id": 9007199254740991, "vector": [2], "payload": null}', '{"id": 0, "vector": [3], "other": 1}'));
+    assert.deepEqual(good.ids, [18446744073709551615n, 9007199254740991n, 0n]);
+    assert.equal(good.payloads, null, "no row has a payload");
+    const dup = await lines('{"id": 7, "vector": [1]}', "", '{"id": "7", "vector": [2]}');
+    await refused(readVectorFile(dup), dup, "duplicate-id", { row: 1, line: 3 }, " (line 3): id 7 was already given at line 1; ids must be unique within a file: remove or renumber the duplicate");
+    const notArray = await lines('{"id": 1, "vector": {"0": 1}}');
+    await refused(readVectorFile(notArray), notArray, "syntax", { row: 0, line: 1 }, ' (line 1): "vector" is not an array; write "vector": [numbers]');
+    const empty = await lines("[]");
+    await refused(readVectorFile(empty), empty, "dimension", { row: 0, line: 1 }, " (line 1): the vector is empty; give vectors with at least one component");
+    const wrong = await lines("[1, 2]");
+    await refused(readVectorFile(wrong, { dim: 3 }), wrong, "dimension", { row: 0, line: 1 }, " (line 1): vectors have 2 components, expected 3; give vectors of dimension 3 (the Magu's), or a Magu of dimension 2");
+    const ragged = await lines("", "[1, 2]", "[1, 2]", "[1, 2, 3]");
+    await refused(readVectorFile(ragged), ragged, "ragged", { row: 2, line: 4 }, " (line 4): the vector has 3 components, the first (line 2) has 2; every vector must have the same dimension");
+    for (const [cell, what] of [['"1"', "a string"], ["null", "null"], ["[1]", "an array"], ['{"x": 1}', "an object"], ["true", "a boolean"]]) {
+      const path = await lines(`[0.5, ${cell}]`);
+      await refused(readVectorFile(path), path, "syntax", { row: 0, line: 1, column: 1 }, ` (line 1, column 1): component 1 is ${what}, not a number; every component must be a JSON number`);
+    }
+    const huge = await lines("[1, 2]", "[1e39, 2]");
+    await refused(readVectorFile(huge), huge, "value", { row: 1, line: 2, column: 0 }, " (line 2, column 0): value (1e+39) is outside the float32 range; every component must be a finite number: fix or drop that row");
+    const blank = await lines("", "  ", "");
+    await refused(readVectorFile(blank), blank, "empty", {}, ": the file holds no vectors; give a file with at least one vector");
+    const arrays = await readVectorFile(await lines("[1, 2]", "  [3, 4]  "));
+    assert.deepEqual([arrays.ids, arrays.payloads, Array.from(arrays.vectors)], [null, null, [1, 2, 3, 4]]);
+  });
+
+  it(".csv: headers, ids, ragged rows, cells that are not numbers", async () => {
+    const csv = async (...body: string[]) => put(".csv", body.join("\n") + "\n");
+    const twoIds = await csv("id,x,ID");
+    await refused(readVectorFile(twoIds), twoIds, "header", { line: 1 }, " (line 1): two columns are named id; name one column id (the ids), the others after the components");
+    const onlyId = await csv("", "id");
+    await refused(readVectorFile(onlyId), onlyId, "header", { line: 2 }, " (line 2): the header names no vector column; give one column per component (and optionally one named id)");
+    const headerDim = await csv("id,x,y", "1,2,3");
+    await refused(readVectorFile(headerDim, { dim: 3 }), headerDim, "dimension", { line: 1 }, " (line 1): vectors have 2 components, expected 3; give vectors of dimension 3 (the Magu's), or a Magu of dimension 2");
+    const rowDim = await csv("", "1,2", "3,4");
+    await refused(readVectorFile(rowDim, { dim: 1 }), rowDim, "dimension", { row: 0, line: 2 }, " (line 2): vectors have 2 components, expected 1; give vectors of dimension 1 (the Magu's), or a Magu of dimension 2");
+    const raggedHeader = await csv("x,y", "1,2", "1,2,3");
+    await refused(readVectorFile(raggedHeader), raggedHeader, "ragged", { row: 1, line: 3 }, " (line 3): the row has 3 cells, the header has 2; every row must have the same number of cells");
+    const ragged = await csv("", "1,2", "", "1");
+    await refused(readVectorFile(ragged), ragged, "ragged", { row: 1, line: 4 }, " (line 4): the row has 1 cells, the first row (line 2) has 2; every row must have the same number of cells");
+    const badId = await csv("x,id", "1,5", "2,-5");
+    await refused(readVectorFile(badId), badId, "id", { row: 1, line: 3, column: 1 }, ' (line 3, column 1): id "-5" is not a uint64; ids must be non-negative decimal integers below 2^64');
+    const dup = await csv("id,x", "5,1", "5,2");
+    await refused(readVectorFile(dup), dup, "duplicate-id", { row: 1, line: 3 }, " (line 3): id 5 was already given at line 2; ids must be unique within a file: remove or renumber the duplicate");
+    for (const [cell, what] of [["nan", "is NaN"], ["-inf", "is -Infinity"], ["+Infinity", "is Infinity"], ["1e39", "(1e+39) is outside the float32 range"]]) {
+      const path = await csv("1,2", `3,${cell}`);
+      await refused(readVectorFile(path), path, "value", { row: 1, line: 2, column: 1 }, ` (line 2, column 1): value ${what}; every component must be a finite number: fix or drop that row`);
+    }
+    const cellFix = "every cell must be a decimal number (a header is only allowed on the first row)";
+    const word = await csv("1,2", "3,abc");
+    await refused(readVectorFile(word), word, "syntax", { row: 1, line: 2, column: 1 }, ` (line 2, column 1): "abc" is not a number; ${cellFix}`);
+    const gap = await csv("1,2", ",4");
+    await refused(readVectorFile(gap), gap, "syntax", { row: 1, line: 2, column: 0 }, ` (line 2, column 0): the cell is empty; ${cellFix}`);
+    // A byte-order mark, quoted cells, an id column in the middle, blank lines: all read.
+    const read = await readVectorFile(await csv('\uFEFF"x", "Id" ,y', '"1.5",18446744073709551615, -2', "", ' .5 ,0,"1e1"'));
+    assert.deepEqual([read.dim, read.count, read.ids, Array.from(read.vectors)], [2, 2, [18446744073709551615n, 0n], [1.5, -2, 0.5, 10]]);
+    const plain = await readVectorFile(await csv("1,2", "3,4"));
+    assert.deepEqual([plain.ids, Array.from(plain.vectors)], [null, [1, 2, 3, 4]]);
+    const headerOnly = await csv("x,y", "");
+    await refused(readVectorFile(headerOnly), headerOnly, "empty", {}, ": the file holds no vectors; give a file with at least one vector");
+  });
+});
