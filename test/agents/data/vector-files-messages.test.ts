@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { InvalidParameterError, VectorFileError, type VectorFileProblem } from "../../../agents/data/errors.js";
-import { readPayloadFile, readVectorFile, VECTOR_FILE_EXTENSIONS, type VectorFileFormat } from "../../../agents/data/vector-files.js";
+import { BIT_FILE_EXTENSIONS, readBitFile, readPayloadFile, readVectorFile, VECTOR_FILE_EXTENSIONS, writeBitNpy, type VectorFileFormat } from "../../../agents/data/vector-files.js";
 
 let dir: string;
 before(async () => {
@@ -311,7 +311,98 @@ describe("vector files: every refusal, word for word", () => {
     assert.deepEqual([read.dim, read.count, read.ids, Array.from(read.vectors)], [2, 2, [18446744073709551615n, 0n], [1.5, -2, 0.5, 10]]);
     const plain = await readVectorFile(await csv("1,2", "3,4"));
     assert.deepEqual([plain.ids, Array.from(plain.vectors)], [null, [1, 2, 3, 4]]);
+    // More values than the first 64 Ki the rows start with: the rows grow and keep every value.
+    const long = await readVectorFile(await csv(...Array.from({ length: 40_000 }, (_, r) => `${r},${-r}`)));
+    assert.deepEqual([long.count, long.vectors.length, long.vectors[2 * 39_999], long.vectors[2 * 39_999 + 1], long.vectors[2 * 20_000]], [40_000, 80_000, 39_999, -39_999, 20_000]);
     const headerOnly = await csv("x,y", "");
     await refused(readVectorFile(headerOnly), headerOnly, "empty", {}, ": the file holds no vectors; give a file with at least one vector");
+  });
+
+  it("binary vectors: extensions, .npy of packed bits, .bits and .jsonl lines", async () => {
+    assert.deepEqual(BIT_FILE_EXTENSIONS, { ".npy": "npy", ".bits": "bits", ".jsonl": "jsonl", ".ndjson": "jsonl" });
+    const csv = await put(".csv", "0,1\n");
+    await refused(
+      readBitFile(csv, 2),
+      csv,
+      "extension",
+      {},
+      ': ".csv" is not a binary vector file (this Magu uses the Hamming metric); use .npy, .bits, .jsonl, .ndjson: .npy of uint8 packed bits (numpy.packbits(bits, axis=1)), .bits lines of 0/1 characters, or .jsonl arrays of 0/1',
+    );
+    const fix = (dim: number, width: number) => `save numpy.packbits(bits, axis=1) of a (count, ${dim}) array of 0/1 (dtype uint8, shape (count, ${width}))`;
+    const u1 = (shape: string, data: Buffer, descr = "|u1") => npy(`{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`, data);
+    const start = u1("(1, 2)", Buffer.alloc(0)).length;
+    // Each spelling of uint8 is packed bits; 12 bits pack into 2 bytes.
+    for (const descr of ["|u1", "<u1", "u1"]) {
+      const read = await readBitFile(await put(".npy", u1("(2, 2)", Buffer.from([0xa5, 0xf0, 0x01, 0x10]), descr)), 12);
+      assert.deepEqual([read.count, Array.from(read.bits)], [2, [0xa5, 0xf0, 0x01, 0x10]], descr);
+    }
+    const floats = await put(".npy", u1("(1, 2)", Buffer.alloc(8), "<f4"));
+    await refused(readBitFile(floats, 12), floats, "dtype", { offset: 10 }, ` (byte 10): dtype <f4 is not packed bits (a Hamming Magu's .npy is uint8 '|u1', each byte 8 bits, MSB first); ${fix(12, 2)}`);
+    const notNpy = await put(".npy", Buffer.from("0101010101010101"));
+    await refused(readBitFile(notNpy, 12), notNpy, "header", { offset: 0 }, ` (byte 0): no .npy magic (\\x93NUMPY); the file is not a NumPy array: ${fix(12, 2)}`);
+    const wide = await put(".npy", u1("(1, 3)", Buffer.alloc(3)));
+    await refused(readBitFile(wide, 12), wide, "dimension", { offset: 10 }, " (byte 10): rows of 3 bytes hold 24 bits; 12 bits pack into 2 bytes; give a (count, 2) uint8 array, or a Magu of the file's dimension");
+    const none = await put(".npy", u1("(0, 2)", Buffer.alloc(0)));
+    await refused(readBitFile(none, 12), none, "empty", {}, ": the file holds no vectors; give a file with at least one vector");
+    const cut = await put(".npy", u1("(3, 2)", Buffer.alloc(3)));
+    await refused(readBitFile(cut, 12), cut, "truncated", { row: 1, offset: start + 2 }, ` (row 1, byte ${start + 2}): shape (3, 2) needs 6 data bytes but the file has 3; the file is truncated: copy it again`);
+    const trailing = await put(".npy", u1("(1, 2)", Buffer.alloc(5)));
+    await refused(readBitFile(trailing, 12), trailing, "trailing", { offset: start + 2 }, ` (byte ${start + 2}): 3 bytes follow the (1, 2) array; ${fix(12, 2)} (one array per file)`);
+    // 12 bits: the last byte's low 4 bits are padding. Row 1 sets one of them (0x11).
+    const padded = await put(".npy", u1("(2, 2)", Buffer.from([0xff, 0xf0, 0x00, 0x11])));
+    await refused(
+      readBitFile(padded, 12),
+      padded,
+      "padding",
+      { row: 1, column: 12, offset: start + 3 },
+      ` (row 1, column 12, byte ${start + 3}): byte 1 of the row is 0x11: it sets padding bits past bit 11 (its low 4 bits must be zero); clear them (a 12-bit vector packed with numpy.packbits has them zero), or give a Magu of dimension 16`,
+    );
+    // 16 bits use every bit: nothing is padding.
+    assert.equal((await readBitFile(await put(".npy", u1("(1, 2)", Buffer.from([0xff, 0xff]))), 16)).count, 1);
+    const written = join(dir, "written.npy");
+    await writeBitNpy(written, Uint8Array.from([0x80, 0x10, 0x40, 0x00]), 12);
+    assert.deepEqual(Array.from((await readBitFile(written, 12)).bits), [0x80, 0x10, 0x40, 0x00]);
+    await assert.rejects(writeBitNpy(written, Uint8Array.from([1, 2, 3]), 12), (err: unknown) => err instanceof InvalidParameterError && err.message === 'invalid bits ("3 bytes"): not a whole number of 2-byte rows');
+
+    const bits = await put(".bits", "\n1010 1100_0011\n  \n0000 0000 000x\n");
+    await refused(readBitFile(bits, 12), bits, "bit", { row: 1, line: 4, column: 11 }, ' (line 4, column 11): bit 11 is "x", not 0 or 1; write each vector as a line of 0 and 1 characters only');
+    const short = await put(".bits", "1010\t1100 001\n");
+    await refused(readBitFile(short, 12), short, "dimension", { row: 0, line: 1 }, " (line 1): the line has 11 bits, the Magu's vectors have 12; give exactly 12 characters 0/1 per line");
+    const long = await put(".bits", "1010110000111\n");
+    await refused(readBitFile(long, 12), long, "dimension", { row: 0, line: 1 }, " (line 1): the line has 13 bits, the Magu's vectors have 12; give exactly 12 characters 0/1 per line");
+    const readBits = await readBitFile(await put(".bits", "1010 1100_0011\n0000\t0000 0001\n"), 12);
+    assert.deepEqual([readBits.format, readBits.ids, Array.from(readBits.bits)], ["bits", null, [0xac, 0x30, 0x00, 0x10]]);
+
+    const jsonl = async (...body: string[]) => put(".jsonl", body.join("\n") + "\n");
+    const ones = "[1, 0, 1]";
+    const notJson = await jsonl(ones, "[1, 0");
+    await refusedLike(readBitFile(notJson, 3), notJson, "syntax", { row: 1, line: 2 }, /^ \(line 2\): not valid JSON: [^;]+; write one JSON array of 0\/1, or one \{"id": \.\.\., "vector": \[0, 1, \.\.\.\]\} object, per line$/);
+    for (const [line, what] of [["5", "number"], ["null", "null"]]) {
+      const path = await jsonl(line!);
+      await refused(readBitFile(path, 3), path, "syntax", { row: 0, line: 1 }, ` (line 1): a JSON ${what}, expected an array of 0/1 or an {"id", "vector"} object; write one vector per line`);
+    }
+    const mixed = await jsonl(ones, '{"id": 1, "vector": [1, 0, 1]}');
+    await refused(readBitFile(mixed, 3), mixed, "syntax", { row: 1, line: 2 }, ' (line 2): a JSON object but earlier lines are JSON arrays; every line must have the same form: all arrays, or all {"id", "vector"} objects');
+    const idFix = "ids must be non-negative integers below 2^64 (as JSON numbers up to 2^53, or decimal strings)";
+    for (const [raw, shown] of [["-1", "-1"], ["2.5", "2.5"], ["9007199254740994", "9007199254740994"], ["null", "null"], ['"x"', '"x"']]) {
+      const path = await jsonl(`{"id": ${raw}, "vector": [1, 0, 1]}`);
+      await refused(readBitFile(path, 3), path, "id", { row: 0, line: 1 }, ` (line 1): id ${shown} is not a uint64; ${idFix}`);
+    }
+    const notArray = await jsonl('{"id": 1, "vector": "101"}');
+    await refused(readBitFile(notArray, 3), notArray, "syntax", { row: 0, line: 1 }, ' (line 1): "vector" is not an array; write "vector": [0, 1, ...]');
+    const wrongLength = await jsonl("[1, 0]");
+    await refused(readBitFile(wrongLength, 3), wrongLength, "dimension", { row: 0, line: 1 }, " (line 1): the vector has 2 components, the Magu's vectors have 3 bits; give exactly 3 components 0/1 per vector");
+    const two = await jsonl(ones, "[1, 2, 0]");
+    await refused(readBitFile(two, 3), two, "bit", { row: 1, line: 2, column: 1 }, " (line 2, column 1): component 1 is 2, not 0 or 1; every component of a binary vector must be the number 0 or 1");
+    const objects = await readBitFile(await jsonl('{"id": "18446744073709551615", "vector": [0, 0, 1], "payload": {"t": "a"}}', "", '{"id": 4, "vector": [1, 1, 1]}'), 3);
+    assert.deepEqual([objects.ids, Array.from(objects.bits), objects.payloads?.map((p) => (p === null ? null : Buffer.from(p).toString()))], [[18446744073709551615n, 4n], [0x20, 0xe0], ['{"t":"a"}', null]]);
+    const dup = await jsonl('{"id": 4, "vector": [1, 1, 1]}', '{"id": "4", "vector": [1, 1, 1]}');
+    await refused(readBitFile(dup, 3), dup, "duplicate-id", { row: 1, line: 2 }, " (line 2): id 4 was already given at line 1; ids must be unique within a file: remove or renumber the duplicate");
+    const blank = await jsonl("", " ");
+    await refused(readBitFile(blank, 3), blank, "empty", {}, ": the file holds no vectors; give a file with at least one vector");
+    // Many rows: the packed rows grow past their first 64 KiB.
+    const many = Array.from({ length: 70_000 }, (_, r) => (r % 3 === 0 ? "101" : "011")).join("\n");
+    const grown = await readBitFile(await put(".bits", many), 3);
+    assert.deepEqual([grown.count, grown.bits[0], grown.bits[1], grown.bits[69_999]], [70_000, 0xa0, 0x60, 0xa0]);
   });
 });
