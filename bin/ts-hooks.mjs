@@ -13,7 +13,7 @@
 // node_modules/.cache/muri-ts/bundles/ with the hash of every project file in it and of the
 // installed dependencies, and rebuilt when one changes; `MURI_BUNDLE=0` turns it off.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import module, { createRequire } from "node:module";
 import { join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -117,10 +117,28 @@ export async function bundleFor(root, esbuild, entry) {
     if (map) put(`${bundlePath}.map`, map.text);
     put(bundlePath, code);
     put(manifestPath, JSON.stringify({ entry, deps, inputs }));
+    pruneBundles(dir);
     return code;
   } finally {
     closeSync(lock);
     unlinkSync(lockPath);
+  }
+}
+
+/**
+ * Removes the bundles of entry points that no longer exist: checkouts that shared this
+ * node_modules and are gone (a test's temporary copy, a mutation-testing sandbox), 20 MB each.
+ */
+function pruneBundles(dir) {
+  for (const file of readdirSync(dir)) {
+    if (!file.endsWith(".json")) continue;
+    const base = join(dir, file.slice(0, -".json".length));
+    try {
+      if (existsSync(JSON.parse(readFileSync(`${base}.json`, "utf8")).entry)) continue;
+      for (const gone of [`${base}.mjs.map`, `${base}.mjs`, `${base}.json`]) rmSync(gone, { force: true });
+    } catch {
+      // Another process is writing or removing it: leave it for the next build.
+    }
   }
 }
 
