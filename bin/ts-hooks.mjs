@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import module, { createRequire } from "node:module";
-import { join, relative, resolve, sep } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** Entry points (relative to the checkout) a process may load as one bundle. */
@@ -73,7 +73,11 @@ export async function bundleFor(root, esbuild, entry) {
           const source = readFileSync(args.path, "utf8");
           inputs[args.path] = sha256(source);
           const here = JSON.stringify(pathToFileURL(args.path).href);
-          const contents = source.replaceAll("import.meta.url", here).replaceAll("import.meta.resolve(", `__muriMetaResolve(${here}, `);
+          const contents = source
+            .replaceAll("import.meta.url", here)
+            .replaceAll("import.meta.filename", JSON.stringify(args.path))
+            .replaceAll("import.meta.dirname", JSON.stringify(dirname(args.path)))
+            .replaceAll("import.meta.resolve(", `__muriMetaResolve(${here}, `);
           return { contents, loader: "ts" };
         });
       },

@@ -34,16 +34,19 @@ async function project(): Promise<{ root: string; entry: string; bundles: string
   const root = await mkdtemp(join(work, "p-"));
   await mkdir(join(root, "src"), { recursive: true });
   await writeFile(join(root, "package-lock.json"), '{"lockfileVersion":3}');
-  await writeFile(join(root, "src", "here.ts"), 'export const here: string = import.meta.url;\nexport const version = 1;\n');
-  await writeFile(join(root, "src", "main.ts"), 'import { here, version } from "./here.js";\nexport const report = { here, version };\n');
+  await writeFile(
+    join(root, "src", "here.ts"),
+    'export const here: string = import.meta.url;\nexport const where = [import.meta.filename, import.meta.dirname, import.meta.resolve("./main.ts")];\nexport const version = 1;\n',
+  );
+  await writeFile(join(root, "src", "main.ts"), 'import * as h from "./here.js";\nexport const report = { ...h };\n');
   return { root, entry: join(root, "src", "main.ts"), bundles: join(root, "node_modules", ".cache", "muri-ts", "bundles") };
 }
 
 /** Imports a bundle's code from a file under `root` (as the loader serves it under the entry's URL). */
-async function run(root: string, code: string, n: number): Promise<{ here: string; version: number }> {
+async function run(root: string, code: string, n: number): Promise<{ here: string; version: number; where?: string[] }> {
   const file = join(root, "src", `bundle-${n}.mjs`);
   await writeFile(file, code);
-  return ((await import(pathToFileURL(file).href)) as { report: { here: string; version: number } }).report;
+  return ((await import(pathToFileURL(file).href)) as { report: { here: string; version: number; where?: string[] } }).report;
 }
 
 describe("bundled entry points (bin/ts-hooks.mjs)", () => {
@@ -51,7 +54,8 @@ describe("bundled entry points (bin/ts-hooks.mjs)", () => {
     const { root, entry, bundles } = await project();
     const first = await hooks.bundleFor(root, esbuild, entry);
     assert.ok(first !== undefined);
-    assert.deepEqual(await run(root, first, 1), { here: pathToFileURL(join(root, "src", "here.ts")).href, version: 1 });
+    const here = join(root, "src", "here.ts");
+    assert.deepEqual(await run(root, first, 1), { here: pathToFileURL(here).href, version: 1, where: [here, join(root, "src"), pathToFileURL(join(root, "src", "main.ts")).href] });
     const files = await readdir(bundles);
     const manifest = files.find((f) => f.endsWith(".json"))!;
     const bundle = files.find((f) => f.endsWith(".mjs"))!;
