@@ -125,7 +125,8 @@ export async function bundleFor(root, esbuild, entry) {
     return code;
   } finally {
     closeSync(lock);
-    unlinkSync(lockPath);
+    // Gone already if a process took it over as stale (a build over two minutes): nothing to undo.
+    rmSync(lockPath, { force: true });
   }
 }
 
