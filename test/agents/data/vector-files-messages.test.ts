@@ -6,12 +6,12 @@
  * a .npy file without its magic, for instance, was only refused later, for another reason).
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { InvalidParameterError, VectorFileError, type VectorFileProblem } from "../../../agents/data/errors.js";
-import { BIT_FILE_EXTENSIONS, readBitFile, readPayloadFile, readVectorFile, VECTOR_FILE_EXTENSIONS, writeBitNpy, type VectorFileFormat } from "../../../agents/data/vector-files.js";
+import { BIT_FILE_EXTENSIONS, readBitFile, readPayloadFile, readVectorFile, VECTOR_FILE_EXTENSIONS, writeBitNpy, writeFvecs, writeNpy, type VectorFileFormat } from "../../../agents/data/vector-files.js";
 
 let dir: string;
 before(async () => {
@@ -404,5 +404,113 @@ describe("vector files: every refusal, word for word", () => {
     const many = Array.from({ length: 70_000 }, (_, r) => (r % 3 === 0 ? "101" : "011")).join("\n");
     const grown = await readBitFile(await put(".bits", many), 3);
     assert.deepEqual([grown.count, grown.bits[0], grown.bits[1], grown.bits[69_999]], [70_000, 0xa0, 0x60, 0xa0]);
+  });
+
+  it(".npy of float64: values checked after rounding to float32, at their byte; reads over several 4 MiB chunks", async () => {
+    const f64 = (values: number[]): Buffer => {
+      const b = Buffer.alloc(8 * values.length);
+      values.forEach((v, i) => b.writeDoubleLE(v, 8 * i));
+      return b;
+    };
+    const header = (shape: string) => `{'descr': '<f8', 'fortran_order': False, 'shape': ${shape}, }`;
+    const start = npy(header("(2, 2)")).length;
+    const big = await put(".npy", npy(header("(2, 2)"), f64([1, 2, 3, 1e300])));
+    await refused(readVectorFile(big), big, "value", { row: 1, column: 1, offset: start + 24 }, ` (row 1, column 1, byte ${start + 24}): value (1e+300) is outside the float32 range; every component must be a finite number: fix or drop that row`);
+    const rounded = await readVectorFile(await put(".npy", npy(header("(2, 2)"), f64([0.1, -2.5, 1e-50, 3]))));
+    assert.deepEqual(Array.from(rounded.vectors), [Math.fround(0.1), -2.5, 0, 3], "rounded to float32");
+    // 700 rows of 1,000 float64 = 5.6 MB: 524 rows a 4 MiB read, then the rest.
+    const rows = 700;
+    const dim = 1000;
+    const values = Array.from({ length: rows * dim }, (_, i) => (i % 977) - 400);
+    const many = await readVectorFile(await put(".npy", npy(header(`(${rows}, ${dim})`), f64(values))));
+    assert.equal(many.count, rows);
+    for (const i of [0, 523 * dim + 999, 524 * dim, 524 * dim + 1, rows * dim - 1]) assert.equal(many.vectors[i], values[i], `value ${i}`);
+    const late = values.slice();
+    late[650 * dim + 7] = Number.NaN;
+    const nanLate = await put(".npy", npy(header(`(${rows}, ${dim})`), f64(late)));
+    const lateStart = npy(header(`(${rows}, ${dim})`)).length;
+    await refused(readVectorFile(nanLate), nanLate, "value", { row: 650, column: 7, offset: lateStart + (650 * dim + 7) * 8 }, ` (row 650, column 7, byte ${lateStart + (650 * dim + 7) * 8}): value is NaN; every component must be a finite number: fix or drop that row`);
+    // float32 at its byte too, past the first row.
+    const f32nan = await put(".npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f32(1, 2, 3, 4, Number.POSITIVE_INFINITY, 6)));
+    await refused(readVectorFile(f32nan), f32nan, "value", { row: 1, column: 1, offset: 128 + 16 }, " (row 1, column 1, byte 144): value is Infinity; every component must be a finite number: fix or drop that row");
+  });
+
+  it(".npy headers: spacing, Python 2 longs, a bad shape entry, a long malformed header cut at 120 characters", async () => {
+    for (const dict of ["{'descr':'<f4','fortran_order':False,'shape':(1,2)}", '{"descr" : "<f4" , "fortran_order" : False , "shape" : ( 1 , 2 ) }', "{'descr': '<f4', 'fortran_order': False, 'shape': (1L, 2L), }"]) {
+      assert.deepEqual(Array.from((await readVectorFile(await put(".npy", npy(dict, f32(5, 6))))).vectors), [5, 6], dict);
+    }
+    const badEntry = await put(".npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2x), }", f32(5, 6)));
+    await refused(readVectorFile(badEntry), badEntry, "header", { offset: 10 }, ` (byte 10): malformed .npy header (shape entry "2x"): "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2x), }"; save the array with numpy.save`);
+    const x2 = await put(".npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (x2, 1), }", f32(5)));
+    await assert.rejects(readVectorFile(x2), (err: unknown) => err instanceof VectorFileError && err.message.includes('(shape entry "x2")'));
+    const long = `{'fortran_order': False, 'shape': (1, 2), 'note': '${"n".repeat(200)}'}`;
+    const noDescr = await put(".npy", npy(long, f32(5, 6)));
+    await refused(readVectorFile(noDescr), noDescr, "header", { offset: 10 }, ` (byte 10): malformed .npy header (no descr): ${JSON.stringify(long.slice(0, 120))}; save the array with numpy.save`);
+  });
+
+  it("the writers: .npy versions and dtypes read back, headers padded to 64 bytes, arguments refused by name", async () => {
+    const file = join(dir, "written.npy");
+    for (const version of [1, 2, 3] as const) {
+      for (const dtype of ["<f4", "<f8"] as const) {
+        await writeNpy(file, [1.5, -2, 3, 0.25], 2, { version, dtype });
+        const bytes = await readFile(file);
+        assert.equal(bytes[6], version);
+        const prefix = version === 1 ? 10 : 12;
+        const headerLen = version === 1 ? bytes.readUInt16LE(8) : bytes.readUInt32LE(8);
+        assert.equal((prefix + headerLen) % 64, 0, `v${version} ${dtype}: data aligned to 64 bytes`);
+        assert.equal(bytes.length, prefix + headerLen + 4 * (dtype === "<f4" ? 4 : 8));
+        assert.match(bytes.subarray(prefix, prefix + headerLen).toString("latin1"), new RegExp(`^\\{'descr': '${dtype}', 'fortran_order': False, 'shape': \\(2, 2\\), \\} *\\n$`));
+        const read = await readVectorFile(file);
+        assert.deepEqual([read.count, read.dim, Array.from(read.vectors)], [2, 2, [1.5, -2, 3, 0.25]], `v${version} ${dtype}`);
+      }
+    }
+    await writeNpy(file, [7], 1);
+    assert.deepEqual(Array.from((await readVectorFile(file)).vectors), [7], "dim 1 is allowed");
+    await writeFvecs(join(dir, "one.fvecs"), [7, 8], 1);
+    assert.equal((await readVectorFile(join(dir, "one.fvecs"))).count, 2);
+    await assert.rejects(writeFvecs(file, [1, 2, 3], 2), (err: unknown) => err instanceof InvalidParameterError && err.message === 'invalid vectors ("3 values"): not a whole number of 2-component rows');
+    await assert.rejects(writeNpy(file, [1], 0), (err: unknown) => err instanceof InvalidParameterError && err.message === "invalid dim (0): must be a positive integer");
+
+    const bits = join(dir, "bits.npy");
+    await writeBitNpy(bits, Uint8Array.from([0x80]), 1);
+    const one = await readBitFile(bits, 1);
+    assert.deepEqual([one.format, one.dim, one.count, Array.from(one.bits)], ["npy", 1, 1, [0x80]]);
+    const bytes = await readFile(bits);
+    assert.equal((10 + bytes.readUInt16LE(8)) % 64, 0, "packed bits aligned to 64 bytes");
+    for (const dim of [1.5, -8, 0]) {
+      await assert.rejects(writeBitNpy(bits, Uint8Array.from([1, 2]), dim), (err: unknown) => err instanceof InvalidParameterError && /^invalid bits \("2 bytes"\): not a whole number of -?\d+-byte rows$/.test(err.message), `dim ${dim}`);
+    }
+    await assert.rejects(readBitFile(bits, 0), (err: unknown) => err instanceof InvalidParameterError && err.message === "invalid dim (0): must be a positive integer (bits)");
+    const threeD = await put(".npy", npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 1, 1), }", Buffer.alloc(1)));
+    await refused(readBitFile(threeD, 8), threeD, "shape", { offset: 10 }, " (byte 10): the array has shape (1, 1, 1): 3-D, expected 2-D (count, 1); save numpy.packbits(bits, axis=1) of a (count, 8) array of 0/1 (dtype uint8, shape (count, 1))");
+    // A padding byte below 0x10 is shown with its two hex digits.
+    const low = await put(".npy", npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2), }", Buffer.from([0xff, 0x01])));
+    await assert.rejects(readBitFile(low, 12), (err: unknown) => err instanceof VectorFileError && err.message.includes("byte 1 of the row is 0x01: it sets padding bits"));
+  });
+
+  it(".csv and .jsonl: quoting, blank lines of spaces, a header with a number in it, the first row's line, ids in column 0, hints", async () => {
+    const csv = async (...body: string[]) => put(".csv", body.join("\n") + "\n");
+    const cellFix = "every cell must be a decimal number (a header is only allowed on the first row)";
+    // A quote that opens or closes nothing stays in the cell.
+    for (const cell of ['"', '"1', '1"']) {
+      const path = await csv("1,2", `3,${cell}`);
+      await refused(readVectorFile(path), path, "syntax", { row: 1, line: 2, column: 1 }, ` (line 2, column 1): "${cell}" is not a number; ${cellFix}`);
+    }
+    const emptyQuoted = await csv("1,2", '3,""');
+    await refused(readVectorFile(emptyQuoted), emptyQuoted, "syntax", { row: 1, line: 2, column: 1 }, ` (line 2, column 1): the cell is empty; ${cellFix}`);
+    const read = await readVectorFile(await csv('"a""b",2', '" 3 ",4', "   ", "\t", "5,6"));
+    assert.deepEqual([read.dim, read.count, read.ids, Array.from(read.vectors)], [2, 2, null, [3, 4, 5, 6]], "a header with a number in it; blank lines of spaces skipped");
+    const noId = await readVectorFile(await csv("x,y", "1,2"));
+    assert.deepEqual([noId.dim, noId.ids], [2, null]);
+    const idFirst = await readVectorFile(await csv("id,x", "5,1", "6,2"));
+    assert.deepEqual([idFirst.dim, idFirst.ids, Array.from(idFirst.vectors)], [1, [5n, 6n], [1, 2]]);
+    const third = await csv("1,2", "3,4", "5");
+    await refused(readVectorFile(third), third, "ragged", { row: 2, line: 3 }, " (line 3): the row has 1 cells, the first row (line 1) has 2; every row must have the same number of cells");
+    const inf = await put(".jsonl", "[1, Infinity]\n");
+    await refusedLike(readVectorFile(inf), inf, "syntax", { row: 0, line: 1 }, / \(NaN and Infinity are not JSON numbers: every component must be finite\); /);
+    const plain = await put(".jsonl", "[1, 2, 3\n");
+    await assert.rejects(readVectorFile(plain), (err: unknown) => err instanceof VectorFileError && !err.message.includes("NaN and Infinity"));
+    const bitsJsonl = await readBitFile(await put(".jsonl", '{"id": 0, "vector": [1, 0]}\n'), 2);
+    assert.deepEqual([bitsJsonl.ids, bitsJsonl.payloads], [[0n], null], "id 0; no payloads");
   });
 });
