@@ -7,27 +7,12 @@
  * checked by its kind, where it points and what it says.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { InvalidParameterError, VectorFileError, type VectorFileProblem } from "../../../agents/data/errors.js";
 import { readBitFile, readPayloadFile, readVectorFile, writeFvecs, writeNpy } from "../../../agents/data/vector-files.js";
+import { npy, vectorFileDir } from "./vector-file-fixtures.js";
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "muri-vector-files-edges-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-let n = 0;
-async function put(ext: string, body: string | Buffer): Promise<string> {
-  const path = join(dir, `e${n++}${ext}`);
-  await writeFile(path, body);
-  return path;
-}
+const { put, path: inDir } = vectorFileDir("muri-vector-files-edges-");
 
 /** A VectorFileError of `kind` at `where`, its message matching `says`. */
 function refusal(kind: VectorFileProblem, where: Record<string, number | undefined>, says: RegExp) {
@@ -38,16 +23,6 @@ function refusal(kind: VectorFileProblem, where: Record<string, number | undefin
     assert.match(err.message, says);
     return true;
   };
-}
-
-/** A .npy v1 file with this header dictionary text and data. */
-function npy(dict: string, data: Buffer = Buffer.alloc(0)): Buffer {
-  let header = dict;
-  header = header.padEnd(Math.ceil((10 + header.length + 1) / 64) * 64 - 11) + "\n";
-  const pre = Buffer.alloc(10);
-  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(pre);
-  pre.writeUInt16LE(header.length, 8);
-  return Buffer.concat([pre, Buffer.from(header, "latin1"), data]);
 }
 
 describe("vector files: refusals at the edges", () => {
@@ -99,8 +74,8 @@ describe("vector files: refusals at the edges", () => {
 
   it("the writers refuse a dimension that is not a positive integer, or values that are not whole rows", async () => {
     for (const write of [writeFvecs, writeNpy]) {
-      for (const dim of [0, 1.5]) await assert.rejects(write(join(dir, "w"), [1, 2], dim), (err: unknown) => err instanceof InvalidParameterError && /dim.*must be a positive integer/.test(err.message));
-      await assert.rejects(write(join(dir, "w"), [1, 2, 3], 2), (err: unknown) => err instanceof InvalidParameterError && /3 values.*not a whole number of 2-component rows/.test(err.message));
+      for (const dim of [0, 1.5]) await assert.rejects(write(inDir("w"), [1, 2], dim), (err: unknown) => err instanceof InvalidParameterError && /dim.*must be a positive integer/.test(err.message));
+      await assert.rejects(write(inDir("w"), [1, 2, 3], 2), (err: unknown) => err instanceof InvalidParameterError && /3 values.*not a whole number of 2-component rows/.test(err.message));
     }
   });
 });

@@ -6,45 +6,25 @@
  * a .npy file without its magic, for instance, was only refused later, for another reason).
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { readFile } from "node:fs/promises";
+import { describe, it } from "node:test";
 import { InvalidParameterError, VectorFileError, type VectorFileProblem } from "../../../agents/data/errors.js";
 import { BIT_FILE_EXTENSIONS, readBitFile, readPayloadFile, readVectorFile, VECTOR_FILE_EXTENSIONS, writeBitNpy, writeFvecs, writeNpy, type VectorFileFormat } from "../../../agents/data/vector-files.js";
+import { npy, vectorFileDir } from "./vector-file-fixtures.js";
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "muri-vector-files-messages-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const { put, path: inDir } = vectorFileDir("muri-vector-files-messages-");
 
-let n = 0;
-async function put(ext: string, body: string | Buffer): Promise<string> {
-  const path = join(dir, `m${n++}${ext}`);
-  await writeFile(path, body);
-  return path;
-}
-
-/** Refused as `kind` with exactly this context and message (after the path). */
-async function refused(read: Promise<unknown>, path: string, kind: VectorFileProblem, where: Record<string, number>, message: string): Promise<void> {
-  await assert.rejects(read, (err: unknown) => {
-    assert.ok(err instanceof VectorFileError, String(err));
-    assert.deepEqual(err.context, { path, kind, ...where });
-    assert.equal(err.message, `${path}${message}`);
-    return true;
-  });
-}
-
-/** As `refused`, for a message with a part from the JSON parser (matched by `message`). */
-async function refusedLike(read: Promise<unknown>, path: string, kind: VectorFileProblem, where: Record<string, number>, message: RegExp): Promise<void> {
+/**
+ * Refused as `kind` with exactly this context, and exactly this message after the path (a RegExp
+ * for a message with a part from the JSON parser).
+ */
+async function refused(read: Promise<unknown>, path: string, kind: VectorFileProblem, where: Record<string, number>, message: string | RegExp): Promise<void> {
   await assert.rejects(read, (err: unknown) => {
     assert.ok(err instanceof VectorFileError, String(err));
     assert.deepEqual(err.context, { path, kind, ...where });
     assert.ok(err.message.startsWith(path), err.message);
-    assert.match(err.message.slice(path.length), message);
+    if (typeof message === "string") assert.equal(err.message, `${path}${message}`);
+    else assert.match(err.message.slice(path.length), message);
     return true;
   });
 }
@@ -59,17 +39,6 @@ function fvecs(...rows: Array<{ dim: number; values: number[] }>): Buffer {
       return b;
     }),
   );
-}
-
-/** A .npy file: magic, version `major`.0, the header length (2 bytes in v1, 4 after), header, data. */
-function npy(dict: string, data: Buffer = Buffer.alloc(0), major = 1): Buffer {
-  const prefix = major === 1 ? 10 : 12;
-  const header = Buffer.from(dict.padEnd(Math.ceil((prefix + dict.length + 1) / 64) * 64 - prefix - 1) + "\n", major === 3 ? "utf8" : "latin1");
-  const pre = Buffer.alloc(prefix);
-  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, major, 0]).copy(pre);
-  if (major === 1) pre.writeUInt16LE(header.length, 8);
-  else pre.writeUInt32LE(header.length, 8);
-  return Buffer.concat([pre, header, data]);
 }
 
 const f32 = (...values: number[]): Buffer => {
@@ -231,9 +200,9 @@ describe("vector files: every refusal, word for word", () => {
   it(".jsonl: lines that are not JSON, not a vector, of another form; ids; dimensions; components", async () => {
     const lines = async (...body: string[]) => put(".jsonl", body.join("\n") + "\n");
     const notJson = await lines("[1, 2]", "[1, 2", "");
-    await refusedLike(readVectorFile(notJson), notJson, "syntax", { row: 1, line: 2 }, /^ \(line 2\): not valid JSON: [^;]+; write one JSON array of numbers, or one \{"id": \.\.\., "vector": \[\.\.\.\]\} object, per line$/);
+    await refused(readVectorFile(notJson), notJson, "syntax", { row: 1, line: 2 }, /^ \(line 2\): not valid JSON: [^;]+; write one JSON array of numbers, or one \{"id": \.\.\., "vector": \[\.\.\.\]\} object, per line$/);
     const nan = await lines("[1, NaN]");
-    await refusedLike(readVectorFile(nan), nan, "syntax", { row: 0, line: 1 }, /^ \(line 1\): not valid JSON: .+ \(NaN and Infinity are not JSON numbers: every component must be finite\); write one JSON array/);
+    await refused(readVectorFile(nan), nan, "syntax", { row: 0, line: 1 }, /^ \(line 1\): not valid JSON: .+ \(NaN and Infinity are not JSON numbers: every component must be finite\); write one JSON array/);
     for (const [line, what] of [["7", "number"], ["null", "null"], ['"v"', "string"]]) {
       const path = await lines("", line!);
       await refused(readVectorFile(path), path, "syntax", { row: 0, line: 2 }, ` (line 2): a JSON ${what}, expected an array of numbers or an {"id", "vector"} object; write one vector per line`);
@@ -359,7 +328,7 @@ describe("vector files: every refusal, word for word", () => {
     );
     // 16 bits use every bit: nothing is padding.
     assert.equal((await readBitFile(await put(".npy", u1("(1, 2)", Buffer.from([0xff, 0xff]))), 16)).count, 1);
-    const written = join(dir, "written.npy");
+    const written = inDir("written.npy");
     await writeBitNpy(written, Uint8Array.from([0x80, 0x10, 0x40, 0x00]), 12);
     assert.deepEqual(Array.from((await readBitFile(written, 12)).bits), [0x80, 0x10, 0x40, 0x00]);
     await assert.rejects(writeBitNpy(written, Uint8Array.from([1, 2, 3]), 12), (err: unknown) => err instanceof InvalidParameterError && err.message === 'invalid bits ("3 bytes"): not a whole number of 2-byte rows');
@@ -376,7 +345,7 @@ describe("vector files: every refusal, word for word", () => {
     const jsonl = async (...body: string[]) => put(".jsonl", body.join("\n") + "\n");
     const ones = "[1, 0, 1]";
     const notJson = await jsonl(ones, "[1, 0");
-    await refusedLike(readBitFile(notJson, 3), notJson, "syntax", { row: 1, line: 2 }, /^ \(line 2\): not valid JSON: [^;]+; write one JSON array of 0\/1, or one \{"id": \.\.\., "vector": \[0, 1, \.\.\.\]\} object, per line$/);
+    await refused(readBitFile(notJson, 3), notJson, "syntax", { row: 1, line: 2 }, /^ \(line 2\): not valid JSON: [^;]+; write one JSON array of 0\/1, or one \{"id": \.\.\., "vector": \[0, 1, \.\.\.\]\} object, per line$/);
     for (const [line, what] of [["5", "number"], ["null", "null"]]) {
       const path = await jsonl(line!);
       await refused(readBitFile(path, 3), path, "syntax", { row: 0, line: 1 }, ` (line 1): a JSON ${what}, expected an array of 0/1 or an {"id", "vector"} object; write one vector per line`);
@@ -449,7 +418,7 @@ describe("vector files: every refusal, word for word", () => {
   });
 
   it("the writers: .npy versions and dtypes read back, headers padded to 64 bytes, arguments refused by name", async () => {
-    const file = join(dir, "written.npy");
+    const file = inDir("written.npy");
     for (const version of [1, 2, 3] as const) {
       for (const dtype of ["<f4", "<f8"] as const) {
         await writeNpy(file, [1.5, -2, 3, 0.25], 2, { version, dtype });
@@ -466,12 +435,12 @@ describe("vector files: every refusal, word for word", () => {
     }
     await writeNpy(file, [7], 1);
     assert.deepEqual(Array.from((await readVectorFile(file)).vectors), [7], "dim 1 is allowed");
-    await writeFvecs(join(dir, "one.fvecs"), [7, 8], 1);
-    assert.equal((await readVectorFile(join(dir, "one.fvecs"))).count, 2);
+    await writeFvecs(inDir("one.fvecs"), [7, 8], 1);
+    assert.equal((await readVectorFile(inDir("one.fvecs"))).count, 2);
     await assert.rejects(writeFvecs(file, [1, 2, 3], 2), (err: unknown) => err instanceof InvalidParameterError && err.message === 'invalid vectors ("3 values"): not a whole number of 2-component rows');
     await assert.rejects(writeNpy(file, [1], 0), (err: unknown) => err instanceof InvalidParameterError && err.message === "invalid dim (0): must be a positive integer");
 
-    const bits = join(dir, "bits.npy");
+    const bits = inDir("bits.npy");
     await writeBitNpy(bits, Uint8Array.from([0x80]), 1);
     const one = await readBitFile(bits, 1);
     assert.deepEqual([one.format, one.dim, one.count, Array.from(one.bits)], ["npy", 1, 1, [0x80]]);
@@ -507,7 +476,7 @@ describe("vector files: every refusal, word for word", () => {
     const third = await csv("1,2", "3,4", "5");
     await refused(readVectorFile(third), third, "ragged", { row: 2, line: 3 }, " (line 3): the row has 1 cells, the first row (line 1) has 2; every row must have the same number of cells");
     const inf = await put(".jsonl", "[1, Infinity]\n");
-    await refusedLike(readVectorFile(inf), inf, "syntax", { row: 0, line: 1 }, / \(NaN and Infinity are not JSON numbers: every component must be finite\); /);
+    await refused(readVectorFile(inf), inf, "syntax", { row: 0, line: 1 }, / \(NaN and Infinity are not JSON numbers: every component must be finite\); /);
     const plain = await put(".jsonl", "[1, 2, 3\n");
     await assert.rejects(readVectorFile(plain), (err: unknown) => err instanceof VectorFileError && !err.message.includes("NaN and Infinity"));
     const bitsJsonl = await readBitFile(await put(".jsonl", '{"id": 0, "vector": [1, 0]}\n'), 2);
