@@ -396,7 +396,7 @@ export interface Paths {
     };
   };
   "/v1/blobs": {
-    /** store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives (a new Magu is created once all of it is in, so a cut body costs nothing, unless form=early); a chunked body is spooled first */
+    /** store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives and a new Magu is formed meanwhile (a cut body leaves it as a spare that the next put of the same size and options fills; form=complete waits for the whole body instead); a chunked body is spooled first */
     put: {
       query: {
         /** append to this blob Magu (yours) */
@@ -409,8 +409,8 @@ export interface Paths {
         members?: number;
         /** storage duration in periods (default 100) */
         periods?: number;
-        /** when a new Magu is created for a body with a Content-Length: complete (default), once the whole body is in, so a cut body costs nothing; early, as the body starts, so the formation and the pushes overlap the upload, but a cut body leaves the Magu paid and empty (the problem names it: put into it with ?magu=ID) */
-        form?: "complete" | "early";
+        /** when a new Magu is created for a body with a Content-Length: early (default), as the body starts, so the formation and the pushes overlap the upload; a body cut once the Magu is formed leaves it paid and empty, kept as a spare that the next put of the same size and options fills (the problem, ERR_ENCODE_FAILED, names it; ?magu=ID also puts into it). complete: once the whole body is in, so a cut body creates nothing, and the formation's blocks are waited for after the upload */
+        form?: "early" | "complete";
       };
       header: {
         /** respond-async: answer 202 with an operation (Location: /v1/operations/{id}) at once */

@@ -441,3 +441,86 @@ export async function clearPendingPut(records: NetworkRecords, path: string): Pr
     if (err.code !== "ENOENT") throw err;
   });
 }
+
+// ------------------------------------------------------------ spare Magus
+
+/**
+ * A Magu a streamed put paid for and formed but could not fill, its stream having been cut short
+ * (an HTTP upload whose Magu was created as the body started). It holds nothing, and the next
+ * streamed put of the same shape (`k`, `m`, `members`, periods, price and shard count, i.e. the same
+ * Magu that put would pay for) fills it instead of paying again: a client retrying a dropped upload
+ * pays once. Kept in `spares/<maguId>.json` of the network's directory until a put takes it.
+ */
+export interface SpareMagu {
+  maguId: string;
+  k: number;
+  m: number;
+  members: number;
+  durationPeriods: string;
+  price: string;
+  shards: number;
+}
+
+/** The shape a put asks for: a spare is taken only when all of it matches. */
+export type SpareShape = Omit<SpareMagu, "maguId">;
+
+function sparesDir(records: NetworkRecords): string {
+  return join(records.dir, "spares");
+}
+
+/** Keeps `spare` for a later put of its shape. */
+export async function addSpareMagu(records: NetworkRecords, spare: SpareMagu): Promise<void> {
+  if (!/^[1-9][0-9]*$/.test(spare.maguId)) throw new Error(`spare Magu id "${spare.maguId}" is not a Magu id`);
+  await mkdir(sparesDir(records), { recursive: true });
+  await writeAtomically(join(sparesDir(records), `${spare.maguId}.json`), spare);
+}
+
+/** The spares kept, lowest id first; files that do not read as a spare are listed in `unreadable`. */
+export async function listSpareMagus(records: NetworkRecords): Promise<{ spares: SpareMagu[]; unreadable: string[] }> {
+  let names: string[];
+  try {
+    names = await readdir(sparesDir(records));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { spares: [], unreadable: [] };
+    throw err;
+  }
+  const spares: SpareMagu[] = [];
+  const unreadable: string[] = [];
+  for (const name of names.filter((n) => n.endsWith(".json"))) {
+    const file = join(sparesDir(records), name);
+    try {
+      const s = JSON.parse(await readFile(file, "utf8")) as SpareMagu;
+      const shaped =
+        `${s.maguId}.json` === name &&
+        [s.k, s.m, s.members, s.shards].every((n) => Number.isSafeInteger(n) && n >= 0) &&
+        /^[0-9]+$/.test(s.durationPeriods) &&
+        /^[0-9]+$/.test(s.price);
+      if (!shaped) throw new Error("fields do not match");
+      spares.push(s);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // taken meanwhile
+      unreadable.push(file);
+    }
+  }
+  spares.sort((a, b) => (BigInt(a.maguId) < BigInt(b.maguId) ? -1 : 1));
+  return { spares, unreadable };
+}
+
+/**
+ * Takes the lowest spare of `shape` off the list: removing its file is what takes it, so two puts,
+ * in one process or two, never take the same one. Undefined when none matches.
+ */
+export async function takeSpareMagu(records: NetworkRecords, shape: SpareShape): Promise<SpareMagu | undefined> {
+  const { spares } = await listSpareMagus(records);
+  const same = (s: SpareMagu): boolean =>
+    s.k === shape.k && s.m === shape.m && s.members === shape.members && s.durationPeriods === shape.durationPeriods && s.price === shape.price && s.shards === shape.shards;
+  for (const spare of spares.filter(same)) {
+    try {
+      await unlink(join(sparesDir(records), `${spare.maguId}.json`));
+      return spare;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+  return undefined;
+}

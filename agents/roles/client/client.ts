@@ -7,7 +7,9 @@
  *    shard frees its room) and beyond that a staging fragment store in the client directory; the
  *    shard count F, CIDs and fragment roots come out of it. The source is a file's path or a
  *    {@link PutStream} of known size (an HTTP body: not resumable, its Magu created only once the
- *    whole stream has arrived);
+ *    whole stream has arrived unless `formEarly`; a stream cut short after its Magu was formed
+ *    leaves that Magu as a spare, client-record.ts `SpareMagu`, which the next stream of the same
+ *    shape fills instead of paying for another);
  * 2. at the same time (F follows from the file size): createMagu (members, k, m, maxFragments = F,
  *    duration, price; escrow approved first), let two blocks pass (`hardhat_mine` when the RPC has
  *    it, else wait), formMagu; an encoding that fails after the Magu was formed says which Magu
@@ -102,7 +104,10 @@ import {
   pendingPutFile,
   readPendingPut,
   writePendingPut,
+  addSpareMagu,
+  takeSpareMagu,
   type NetworkRecords,
+  type SpareShape,
   type RecordedFile,
 } from "./client-record.js";
 import { createClientNode, pushToValidators, registeredPeer } from "../shared/peers.js";
@@ -329,7 +334,8 @@ export interface PutStream {
   /**
    * Create the new Magu as the stream starts, as for a file, not once it has all arrived: the
    * formation and the pushes overlap the upload, but a stream cut short leaves the Magu created,
-   * paid and empty (the error names it: put into it by its id).
+   * paid and empty. It is kept as a spare that the next stream of the same shape fills (the error,
+   * `ERR_ENCODE_FAILED`, names it; it can also be put into by its id).
    */
   readonly formEarly?: boolean;
 }
@@ -727,7 +733,8 @@ class Client implements StorageClient {
   private async putPath(source: PutSource, options: PutOptions, content: number): Promise<PutResult> {
     const { p2p, staging, secret, records } = this.running();
     const started = performance.now();
-    // A stream is not resumable: no pending-put record, and its Magu is created once it has all arrived.
+    // A stream is not resumable: no pending-put record, and its Magu is created once it has all
+    // arrived (unless `formEarly`), or is a spare an earlier cut stream left (`takeSpare`).
     const resumable = typeof source === "string";
     const path = typeof source === "string" ? source : source.name;
     const st = typeof source === "string" ? await stat(source) : { size: source.size, mtimeMs: Date.now() };
@@ -782,6 +789,9 @@ class Client implements StorageClient {
     // 1. Encode into the staging store while 2. the Magu is created and formed: its size (the
     //    shard count) follows from the file size, so the chain work need not wait for the encoding.
     const expected = shardCountOf(fileSize, k, m);
+    // A stream fills a spare Magu of its shape, one an earlier cut stream paid for, before paying again.
+    const shape: SpareShape = { k, m, members: nMembers, durationPeriods: put.durationPeriods, price: put.price, shards: expected };
+    if (!resumable && put.maguId === undefined) put.maguId = (await this.takeSpare(shape))?.toString();
     const progress = new ProgressTracker(options.onProgress, { phase: "encrypting and encoding", bytesTotal: fileSize, fragmentsTotal: expected });
     let encodedAll = false;
     let formed = false;
@@ -838,6 +848,15 @@ class Client implements StorageClient {
         queue.abort();
         const formed = await forming.catch(() => undefined);
         if (formed === undefined) throw err;
+        // A stream cannot be put again from here: its Magu is kept for the next stream of its shape.
+        if (!resumable) {
+          await addSpareMagu(records, { maguId: formed.maguId.toString(), ...shape });
+          const kept =
+            `Magu ${formed.maguId}, formed for it meanwhile, holds no data and is kept as a spare: ` +
+            `the next streamed put of the same size and options fills it instead of paying again (or put into it with --magu ${formed.maguId})`;
+          if (err instanceof StorageClientError && err.code !== "ERR_SOURCE") throw new StorageClientError(err.code as StorageClientErrorCode, `${err.message}; ${kept}`, { ...err.context, maguId: formed.maguId, spare: true }, err);
+          throw new StorageClientError("ERR_ENCODE_FAILED", `encoding ${path} failed (${(err as Error).message}); ${kept}`, { path, maguId: formed.maguId, spare: true }, err);
+        }
         if (err instanceof StorageClientError && err.code !== "ERR_SOURCE") throw err;
         throw new StorageClientError(
           "ERR_ENCODE_FAILED",
@@ -937,6 +956,31 @@ class Client implements StorageClient {
         await this.send("approve formation deposit", this.contracts.token.write.approve([this.init.deployment.contracts.maguRegistry, formationDeposit]));
       },
     };
+  }
+
+  /**
+   * A spare Magu of `shape` this account still owns, active, empty and within its term (client-record.ts
+   * `SpareMagu`); spares no longer so are dropped from the list with a warning.
+   */
+  private async takeSpare(shape: SpareShape): Promise<bigint | undefined> {
+    const { records } = this.running();
+    for (;;) {
+      const spare = await takeSpareMagu(records, shape);
+      if (spare === undefined) return undefined;
+      const maguId = BigInt(spare.maguId);
+      const [info, period] = await Promise.all([this.contracts.maguRegistry.read.maguInfo([maguId]), this.contracts.maguRegistry.read.currentPeriod()]);
+      const why =
+        info.owner.toLowerCase() !== this.address.toLowerCase() ? `owned by ${info.owner}`
+        : info.status !== STATUS_ACTIVE ? `${STATUS_NAMES[info.status] ?? info.status}`
+        : info.fragmentCount !== 0 ? `holding ${info.fragmentCount} fragments`
+        : period >= info.endPeriod ? `past its term (period ${info.endPeriod})`
+        : undefined;
+      if (why === undefined) {
+        this.log.info("filling a spare Magu", { magu: spare.maguId, shards: shape.shards });
+        return maguId;
+      }
+      this.log.warn("spare Magu dropped from the list", { magu: spare.maguId, why });
+    }
   }
 
   /** A resumed put's Magu, paid for already: formed if the interrupted put had not formed it yet. */

@@ -6,8 +6,10 @@
  * - `PUT /v1/blobs` stores the body as `muri put` stores a file (a new Magu with the CLI's defaults,
  *   or `?magu=ID` to append); answers what `muri put --json` prints, 201. With a Content-Length the
  *   body is encoded as it arrives (client.ts `PutStream`: memory bounded by the client's staging
- *   budget, the Magu created only once the whole body is in, so a body cut short costs nothing and
- *   stores nothing); a chunked body (no length, so no Magu size) is spooled to a file first.
+ *   budget) while its new Magu is created and formed; a body cut short stores nothing, and its
+ *   Magu, once formed, is kept as a spare that the next put of the same shape fills
+ *   (client-record.ts `SpareMagu`); `?form=complete` creates the Magu only once the whole body is
+ *   in. A chunked body (no length, so no Magu size) is spooled to a file first.
  * - Bounded: a body over `maxBodyBytes` is a 413 (from its Content-Length before a byte is read),
  *   and a body written to disk (spooled, or a directory's tar unpacked) a 507 once it would leave
  *   less than `diskReserveBytes` free; the connection closes after such an answer. A streamed
@@ -287,7 +289,7 @@ export async function startHttpApi(client: StorageClient, options: HttpApiOption
     // the staging overflow); without one (chunked) it is spooled first: the Magu's size follows
     // from the file's, which only the whole body tells.
     const spooled = length === undefined ? await spool(req) : undefined;
-    const source: PutSource = spooled ?? { name: `HTTP upload ${++uploadSeq} (${length} bytes)`, size: length!, bytes: req, formEarly: form === "early" };
+    const source: PutSource = spooled ?? { name: `HTTP upload ${++uploadSeq} (${length} bytes)`, size: length!, bytes: req, formEarly: form !== "complete" };
     const received = spooled !== undefined ? Promise.resolve() : bodyReceived(req);
     received.catch(() => undefined); // the put fails too, and says so
     let failure: unknown;
@@ -625,15 +627,15 @@ export function openApiDocument(): Record<string, unknown> {
       "/v1/api": { get: { summary: "this document", security: [], responses: { "200": { description: "OpenAPI 3.1", content: { "application/json": {} } } } } },
       "/v1/blobs": {
         put: {
-          summary: "store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives (a new Magu is created once all of it is in, so a cut body costs nothing, unless form=early); a chunked body is spooled first",
+          summary: "store the body as a file: a new blob Magu (muri put's defaults) or ?magu=ID to append. With a Content-Length the body is encoded as it arrives and a new Magu is formed meanwhile (a cut body leaves it as a spare that the next put of the same size and options fills; form=complete waits for the whole body instead); a chunked body is spooled first",
           parameters: [
             ...putParams,
             {
               name: "form",
               in: "query",
               required: false,
-              description: "when a new Magu is created for a body with a Content-Length: complete (default), once the whole body is in, so a cut body costs nothing; early, as the body starts, so the formation and the pushes overlap the upload, but a cut body leaves the Magu paid and empty (the problem names it: put into it with ?magu=ID)",
-              schema: { type: "string", enum: ["complete", "early"] },
+              description: "when a new Magu is created for a body with a Content-Length: early (default), as the body starts, so the formation and the pushes overlap the upload; a body cut once the Magu is formed leaves it paid and empty, kept as a spare that the next put of the same size and options fills (the problem, ERR_ENCODE_FAILED, names it; ?magu=ID also puts into it). complete: once the whole body is in, so a cut body creates nothing, and the formation's blocks are waited for after the upload",
+              schema: { type: "string", enum: ["early", "complete"], default: "early" },
             },
           ],
           requestBody: { required: true, content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } } },

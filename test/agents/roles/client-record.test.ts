@@ -28,6 +28,9 @@ import {
   readLegacyRecord,
   readMaguRecord,
   summarizeClientDir,
+  addSpareMagu,
+  listSpareMagus,
+  takeSpareMagu,
 } from "../../../agents/roles/client/client-record.js";
 import { cleanup, tempDir } from "../chain/harness.js";
 
@@ -159,5 +162,34 @@ describe("client records per network", () => {
     assert.deepEqual(summary.otherNetworks.map((n) => n.deployBlockHash), [A.deployBlockHash]);
     const fresh = await summarizeClientDir(await tempDir("muri-client-record-"), A);
     assert.deepEqual([fresh.magus, fresh.legacyMagus, fresh.otherNetworks], [[], [], []]);
+  });
+
+  test("spare Magus: taken only by a put of their exact shape, each by one taker, kept per network", async () => {
+    const root = await tempDir("muri-client-record-");
+    const a = await openNetworkRecords(root, A);
+    const b = await openNetworkRecords(root, B);
+    const shape = { k: 2, m: 1, members: 3, durationPeriods: "100", price: "1000", shards: 9 };
+    assert.deepEqual(await listSpareMagus(a), { spares: [], unreadable: [] }, "none before any is kept");
+    assert.equal(await takeSpareMagu(a, shape), undefined);
+    await addSpareMagu(a, { maguId: "12", ...shape });
+    await addSpareMagu(a, { maguId: "4", ...shape });
+    await addSpareMagu(a, { maguId: "30", ...shape, shards: 12 });
+    await assert.rejects(addSpareMagu(a, { maguId: "0x4", ...shape }), /spare Magu id "0x4" is not a Magu id/);
+    await writeFile(join(a.dir, "spares", "77.json"), "{not json");
+    await writeFile(join(a.dir, "spares", "78.json"), JSON.stringify({ maguId: "79", ...shape }));
+    const listed = await listSpareMagus(a);
+    assert.deepEqual(listed.spares.map((s) => s.maguId), ["4", "12", "30"], "lowest id first, by value");
+    assert.deepEqual(listed.unreadable.map((f) => f.slice(a.dir.length)).sort(), ["/spares/77.json", "/spares/78.json"], "a broken file and one named for another Magu");
+    // Every field of the shape must match: a put of another shape pays for its own Magu.
+    for (const [field, value] of [["k", 3], ["m", 2], ["members", 4], ["durationPeriods", "101"], ["price", "999"], ["shards", 10]] as const) {
+      assert.equal(await takeSpareMagu(a, { ...shape, [field]: value }), undefined, `another ${field}`);
+    }
+    assert.equal(await takeSpareMagu(b, shape), undefined, "another network's spares are not this one's");
+    // Two takers at once get two different spares, then there are none of that shape left.
+    const [one, two, three] = await Promise.all([takeSpareMagu(a, shape), takeSpareMagu(a, shape), takeSpareMagu(a, shape)]);
+    assert.deepEqual([one?.maguId, two?.maguId, three?.maguId].sort(), ["12", "4", undefined].sort());
+    assert.deepEqual(await takeSpareMagu(a, { ...shape, shards: 12 }), { maguId: "30", ...shape, shards: 12 });
+    assert.deepEqual((await listSpareMagus(a)).spares, [], "taken spares are off the list");
+    assert.equal((await listSpareMagus(a)).unreadable.length, 2, "unreadable files are left for the user");
   });
 });

@@ -85,6 +85,13 @@ class HashEmbeddings extends Embeddings {
   }
 }
 
+/** The spare Magus' files (client-record.ts `SpareMagu`) in a client directory, over every network. */
+async function spareFiles(clientDir: string): Promise<string[]> {
+  const networks = await readdir(join(clientDir, "networks")).catch(() => [] as string[]);
+  const found = await Promise.all(networks.map(async (n) => (await readdir(join(clientDir, "networks", n, "spares")).catch(() => [] as string[])).filter((f) => f.endsWith(".json")).map((f) => join(clientDir, "networks", n, "spares", f))));
+  return found.flat();
+}
+
 const NODES = 3;
 const OWNER = NODES + 1;
 const STRANGER = NODES + 2;
@@ -370,9 +377,9 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       // An asynchronous put: its operation, polled while it runs, reports the client's own progress
       // events (bytes encoded, fragments pushed, acknowledgements), each counter only growing.
       const big = randomBytes(6 * 1024 * 1024 + 12_345);
-      // form=early: the Magu is created while the body arrives.
+      // The new Magu is created while the body arrives (form=early, the default), which an append cannot ask for.
       await problem(await fetch(`${url}/v1/blobs?magu=${stored.maguId}&form=early`, { method: "PUT", body, headers: auth }), 400, "ERR_BAD_PARAMETER", "form");
-      const asyncPut = await fetch(`${url}/v1/blobs?k=2&m=1&members=3&form=early`, { method: "PUT", body: big, headers: { ...auth, prefer: "respond-async" } });
+      const asyncPut = await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body: big, headers: { ...auth, prefer: "respond-async" } });
       assert.equal(asyncPut.status, 202, await asyncPut.clone().text());
       const putOp = (await asyncPut.json()) as { id: string };
       type Counters = { bytesTotal: number; bytesEncoded: number; fragmentsTotal: number; fragmentsPushed: number; acksTotal: number; acksReceived: number };
@@ -523,8 +530,8 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       assert.equal(task.kind, "task");
       await waitFor("the task is submitted on chain", 30_000, async () => ((await net.read.searchMarket.read.taskCount()) > tasksBefore ? true : undefined), 250);
 
-      // Streamed puts: a body cut before its Content-Length stores nothing and creates no Magu (the
-      // Magu of a new put is created only once its whole body is in); then 20 clients at once: 4 put
+      // Streamed puts: a body cut before its Content-Length stores nothing, and with form=complete
+      // creates no Magu (the Magu is created only once the whole body is in); then 20 clients at once: 4 put
       // small files into one blob Magu (one chunked, so spooled) and read them back, 16 read another
       // file whole, by a range and HEAD, 8 of them search: every answer is checked.
       const t2 = performance.now();
@@ -539,7 +546,7 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
             resolve();
           });
         });
-      await cut("/v1/blobs?k=2&m=1&members=3");
+      await cut("/v1/blobs?k=2&m=1&members=3&form=complete");
       await cut(`/v1/blobs?magu=${shared.id}`);
       const CLIENTS = 20;
       const PUTS = 4; // puts into one Magu take turns: 4 of the clients put, all of them read
@@ -583,15 +590,24 @@ describe("access: private Magus, grants, revocation, expiry, public Magus, paid 
       const sharedInfo = await net.read.maguRegistry.read.maguInfo([BigInt(shared.id)]);
       assert.equal(sharedInfo.fragmentCount, PUTS * 3, "the files' shards and nothing of the cut body");
       assert.equal(await net.read.maguRegistry.read.maguCount(), magusBefore, "the cut put created no Magu");
-      // With form=early the Magu is created as the body starts: a cut body leaves it formed and empty.
-      await cut("/v1/blobs?k=2&m=1&members=3&form=early");
-      const early = await waitFor("the early put's Magu is formed", 60_000, async () => {
-        const count = await net.read.maguRegistry.read.maguCount();
-        if (count === magusBefore) return undefined;
-        const info = await net.read.maguRegistry.read.maguInfo([count]);
-        return info.status === 2 ? { count, info } : undefined;
+      // By default (form=early) the Magu is created as the body starts: a cut body leaves it formed,
+      // empty and kept as a spare, which the next put of the same size and options fills.
+      await cut("/v1/blobs?k=2&m=1&members=3");
+      const spares = await waitFor("the cut put's Magu is kept as a spare", 60_000, async () => {
+        const found = await spareFiles(join(net.dir, `client-${OWNER}`));
+        return found.length > 0 ? found : undefined;
       }, 250);
-      assert.deepEqual([early.count, early.info.fragmentCount], [magusBefore + 1n, 0], "one Magu, formed, holding nothing");
+      const spareId = BigInt(spares[0]!.replace(/^.*\/|\.json$/g, ""));
+      const early = await net.read.maguRegistry.read.maguInfo([spareId]);
+      assert.deepEqual([spares.length, spareId, early.status, early.fragmentCount], [1, magusBefore + 1n, 2, 0], "one Magu, formed, holding nothing, kept as a spare");
+      const retried = randomBytes(5 * 1024 * 1024);
+      const refill = await fetch(`${url}/v1/blobs?k=2&m=1&members=3`, { method: "PUT", body: retried, headers: auth });
+      assert.equal(refill.status, 201, await refill.clone().text());
+      const refilled = (await refill.json()) as { maguId: string; manifestCid: string };
+      assert.equal(refilled.maguId, spareId.toString(), "the retried put filled the spare");
+      assert.equal(await net.read.maguRegistry.read.maguCount(), spareId, "and paid for no other Magu");
+      assert.deepEqual(await spareFiles(join(net.dir, `client-${OWNER}`)), [], "the spare is taken off the list");
+      assert.ok(Buffer.from(await (await fetch(`${url}/v1/blobs/${refilled.manifestCid}`, { headers: auth })).arrayBuffer()).equals(retried), "the retried body reads back");
       console.log(`# HTTP cut bodies and ${CLIENTS} concurrent clients: ${((performance.now() - t2) / 1000).toFixed(1)} s`);
 
       // Every route of the document answers (a wrong body, but never 404 or 405).
