@@ -9,14 +9,15 @@
  *   - put: a `--mib` MiB random file into a new blob Magu (k=2, m=1, 3 members; Magu creation and
  *     formation included on both sides): `StorageClient.put(path)` against `PUT /v1/blobs` with the
  *     file streamed as the request body with its Content-Length (fetch, `duplex: "half"`), which the
- *     daemon encodes as it arrives, its Magu created once the body is in (the default) and, a
- *     second put, with `form=early` (created as the body starts, as the in-process put does);
+ *     daemon encodes as it arrives while its Magu is created and formed (the default, as the
+ *     in-process put does) and, a second put, with `form=complete` (the Magu created once the whole
+ *     body is in);
  *   - get: the file just put, whole: `StorageClient.get` to a file against `GET /v1/blobs/{cid}`
  *     drained to a file (the daemon streams the file as it decodes it, keeping a copy in its cache
  *     when the file fits the cache's bound, `muri serve --cache`, 512 MiB by default); a second GET
  *     is given too (from the cache when it was kept, else fetched again);
  *   - the daemon's resident memory: its peak (VmHWM, /proc) after the round, which must stay under
- *     {@link RSS_BOUND_MIB} whatever `--mib` is (the bench fails otherwise).
+ *     {@link SERVE_RSS_BOUND_MIB} whatever `--mib` is (the bench fails otherwise).
  * Then search: a vector Magu (`--vectors` vectors of `--dim`, r = 2) added through the daemon;
  * `--queries` queries, k = 10, exact = false, each hit's proof checked (the default), sequential
  * and `--concurrency` in flight, through `POST /v1/magus/{id}/search` against `VectorClient.search`
@@ -28,7 +29,7 @@
  *   tsx bench/http.ts [--mib 64] [--rounds 2] [--vectors 2000] [--dim 32] [--queries 200] [--concurrency 8]
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -43,20 +44,13 @@ import { createVectorClient } from "../agents/roles/client/vector-client.js";
 import { MuriClient } from "../agents/sdk/client.js";
 import { startMuri } from "../test/agents/cli/run-muri.js";
 import { gaussianMixture } from "../test/agents/index/fixtures.js";
-import { randomFile, sha256File, startNetwork, tearDown, waitFor } from "../test/agents/roles/e2e-helpers.js";
+import { memoryOf, randomFile, SERVE_RSS_BOUND_MIB, sha256File, startNetwork, tearDown, waitFor } from "../test/agents/roles/e2e-helpers.js";
 
 const RESULTS = fileURLToPath(new URL("./results/http.json", import.meta.url));
 const NODES = 3;
 const LOCAL = NODES + 1;
 const DAEMON = NODES + 2;
 const K = 10;
-/**
- * The daemon's peak resident memory allowed while it streams files of any size: its idle RSS (~190
- * MiB: two libp2p nodes, viem, the vector client) + its staging budget
- * (`CLIENT_DEFAULTS.serveStagingBytes`, 256 MiB) + 150 MiB of buffers (HTTP, stripes being encoded
- * and decoded, GC slack).
- */
-const RSS_BOUND_MIB = 600;
 
 const { values: args } = parseArgs({
   options: {
@@ -89,12 +83,6 @@ const seconds = async (work: () => Promise<unknown>): Promise<number> => {
   await work();
   return (performance.now() - start) / 1000;
 };
-/** Peak and current resident memory of a process, MiB (/proc/PID/status). */
-async function memoryOf(pid: number): Promise<{ peakMiB: number; rssMiB: number }> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string): number => Number(/^\S+:\s+([0-9]+) kB$/m.exec(status.split("\n").find((l) => l.startsWith(`${field}:`)) ?? "")?.[1] ?? NaN);
-  return { peakMiB: Math.round(kb("VmHWM") / 1024), rssMiB: Math.round(kb("VmRSS") / 1024) };
-}
 /**
  * `work`, tried up to 3 times: a read that fails on this shared machine (a member too slow to
  * answer in time) is tried again and recorded, not hidden; the time of the try that succeeded.
@@ -135,7 +123,7 @@ try {
   await mkdir(join(net.dir, "out"), { recursive: true });
   const bytes = mib * 1024 * 1024;
   const mbps = (s: number): number => Number((mib / s).toFixed(1));
-  const best = { putLocal: Infinity, putHttp: Infinity, putHttpEarly: Infinity, getLocal: Infinity, getHttp: Infinity, getHttpCached: Infinity };
+  const best = { putLocal: Infinity, putHttp: Infinity, putHttpComplete: Infinity, getLocal: Infinity, getHttp: Infinity, getHttpCached: Infinity };
   let peakMiB = 0;
   const idle = await memoryOf(serve.pid);
   for (let round = 1; round <= rounds; round++) {
@@ -145,8 +133,8 @@ try {
     note(`round ${round}: in-process put ${putLocal.toFixed(1)} s`);
     let cid = "";
     const putHttp = await seconds(async () => (cid = (await api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES }, { size: bytes })).manifestCid));
-    const putHttpEarly = await seconds(() => api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES, form: "early" }, { size: bytes }));
-    note(`round ${round}: HTTP put ${putHttp.toFixed(1)} s, with form=early ${putHttpEarly.toFixed(1)} s`);
+    const putHttpComplete = await seconds(() => api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES, form: "complete" }, { size: bytes }));
+    note(`round ${round}: HTTP put ${putHttp.toFixed(1)} s, with form=complete ${putHttpComplete.toFixed(1)} s`);
     const outLocal = join(net.dir, "out", `local-${round}.bin`);
     const getLocal = await timed("in-process get", () => local.get(localRef!, outLocal));
     const outHttp = join(net.dir, "out", `http-${round}.bin`);
@@ -160,7 +148,7 @@ try {
     for (const out of [outLocal, outHttp]) {
       if ((await sha256File(out)) !== file.sha256) throw new Error(`${out} is not the file that was put`);
     }
-    for (const key of Object.keys(best) as Array<keyof typeof best>) best[key] = Math.min(best[key], { putLocal, putHttp, putHttpEarly, getLocal, getHttp, getHttpCached }[key]);
+    for (const key of Object.keys(best) as Array<keyof typeof best>) best[key] = Math.min(best[key], { putLocal, putHttp, putHttpComplete, getLocal, getHttp, getHttpCached }[key]);
     peakMiB = Math.max(peakMiB, (await memoryOf(serve.pid)).peakMiB);
     await Promise.all([file.path, outLocal, outHttp].map((p) => rm(p, { force: true })));
   }
@@ -194,7 +182,7 @@ try {
   const ratio = (http: number, inProcess: number): number => Number((http / inProcess).toFixed(3));
   const table = [
     { what: `put ${mib} MiB (new Magu)`, inProcess: `${mbps(best.putLocal)} MiB/s`, http: `${mbps(best.putHttp)} MiB/s`, ratio: ratio(best.putLocal, best.putHttp) },
-    { what: `put ${mib} MiB, form=early`, inProcess: `${mbps(best.putLocal)} MiB/s`, http: `${mbps(best.putHttpEarly)} MiB/s`, ratio: ratio(best.putLocal, best.putHttpEarly) },
+    { what: `put ${mib} MiB, form=complete`, inProcess: `${mbps(best.putLocal)} MiB/s`, http: `${mbps(best.putHttpComplete)} MiB/s`, ratio: ratio(best.putLocal, best.putHttpComplete) },
     { what: `get ${mib} MiB`, inProcess: `${mbps(best.getLocal)} MiB/s`, http: `${mbps(best.getHttp)} MiB/s`, ratio: ratio(best.getLocal, best.getHttp) },
     { what: `get ${mib} MiB again (${cacheKeeps ? "daemon's cache" : "not cached: over --cache"})`, inProcess: "-", http: `${mbps(best.getHttpCached)} MiB/s`, ratio: "-" },
     { what: "search, sequential", inProcess: `${search.localSeq.toFixed(0)} QPS`, http: `${search.httpSeq.toFixed(0)} QPS`, ratio: ratio(search.httpSeq, search.localSeq) },
@@ -205,7 +193,7 @@ try {
   console.log(line(["what", "in-process", "HTTP", "HTTP/in-process"]));
   for (const r of table) console.log(line([r.what, r.inProcess, r.http, String(r.ratio)]));
   for (const f of failures) console.log(`retried: ${f.what}: ${f.error}`);
-  console.log(`daemon resident memory: ${idle.rssMiB} MiB idle, peak ${peakMiB} MiB while putting and getting ${mib} MiB files (bound ${RSS_BOUND_MIB} MiB)`);
+  console.log(`daemon resident memory: ${idle.rssMiB} MiB idle, peak ${peakMiB} MiB while putting and getting ${mib} MiB files (bound ${SERVE_RSS_BOUND_MIB} MiB)`);
   await writeFile(
     RESULTS,
     JSON.stringify(
@@ -217,9 +205,9 @@ try {
         loadavg1: Number(loadavg()[0]!.toFixed(2)),
         fileMiB: mib,
         rounds,
-        put: { inProcessMiBps: mbps(best.putLocal), httpMiBps: mbps(best.putHttp), ratio: ratio(best.putLocal, best.putHttp), inProcessSeconds: Number(best.putLocal.toFixed(2)), httpSeconds: Number(best.putHttp.toFixed(2)), formEarly: { httpMiBps: mbps(best.putHttpEarly), ratio: ratio(best.putLocal, best.putHttpEarly) } },
+        put: { inProcessMiBps: mbps(best.putLocal), httpMiBps: mbps(best.putHttp), ratio: ratio(best.putLocal, best.putHttp), inProcessSeconds: Number(best.putLocal.toFixed(2)), httpSeconds: Number(best.putHttp.toFixed(2)), formComplete: { httpMiBps: mbps(best.putHttpComplete), ratio: ratio(best.putLocal, best.putHttpComplete) } },
         get: { inProcessMiBps: mbps(best.getLocal), httpMiBps: mbps(best.getHttp), ratio: ratio(best.getLocal, best.getHttp), httpAgainMiBps: mbps(best.getHttpCached), againFromDaemonCache: cacheKeeps },
-        daemonMemoryMiB: { idleRss: idle.rssMiB, peak: peakMiB, bound: RSS_BOUND_MIB },
+        daemonMemoryMiB: { idleRss: idle.rssMiB, peak: peakMiB, bound: SERVE_RSS_BOUND_MIB },
         failures,
         search: {
           vectors: vectorCount,
@@ -236,7 +224,7 @@ try {
     ) + "\n",
   );
   console.log(`wrote ${RESULTS}`);
-  if (peakMiB > RSS_BOUND_MIB) throw new Error(`the daemon's peak resident memory ${peakMiB} MiB is over its bound of ${RSS_BOUND_MIB} MiB`);
+  if (peakMiB > SERVE_RSS_BOUND_MIB) throw new Error(`the daemon's peak resident memory ${peakMiB} MiB is over its bound of ${SERVE_RSS_BOUND_MIB} MiB`);
 } finally {
   await vectors.stop().catch(() => undefined);
   await serve.stop();

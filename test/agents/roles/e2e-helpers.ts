@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, readdir, readlink, rm, writeFile } from "node:fs/promises";
+import { lstat, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -366,6 +366,22 @@ export async function startClient(net: Network, keyIndex: number): Promise<Stora
   const client = createClient({ dir: join(net.dir, `client-${keyIndex}`), deployment: net.deployment, rpcUrl: net.chain.rpcUrl, privateKey: net.chain.keys[keyIndex]! });
   await client.start();
   return client;
+}
+
+/**
+ * The peak resident memory `muri serve` may reach while it streams files of any size, MiB (checked
+ * by e2e-http-gib.test.ts and bench/http.ts): its idle RSS (150-190 MiB: two libp2p nodes, viem,
+ * the vector client) + its staging budget (`CLIENT_DEFAULTS.serveStagingBytes`, 256 MiB) + up to
+ * ~320 MiB of buffers (HTTP, stripes being encoded and decoded, GC slack on a loaded machine). A
+ * daemon that held a 1 GiB body or file would need over 1 GiB more than idle.
+ */
+export const SERVE_RSS_BOUND_MIB = 768;
+
+/** Peak (VmHWM) and current (VmRSS) resident memory of a process, MiB, from /proc/PID/status. */
+export async function memoryOf(pid: number): Promise<{ peakMiB: number; rssMiB: number }> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string): number => Number(/^\S+:\s+([0-9]+) kB$/m.exec(status.split("\n").find((l) => l.startsWith(`${field}:`)) ?? "")?.[1] ?? NaN);
+  return { peakMiB: Math.round(kb("VmHWM") / 1024), rssMiB: Math.round(kb("VmRSS") / 1024) };
 }
 
 /** Deletes the files under `dir` (recursively) whose name `select` accepts (default: all); returns how many. */
