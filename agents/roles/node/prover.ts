@@ -137,8 +137,8 @@ export function createProver(init: ProverInit, components: ProverComponents): Pr
   return new ChallengeProver(init, components);
 }
 
-/** A small LRU over a Map's insertion order. */
-class Lru<K, V> {
+/** A small LRU over a Map's insertion order (exported for its test). */
+export class Lru<K, V> {
   private readonly map = new Map<K, V>();
   constructor(private readonly capacity: number) {}
   get(key: K): V | undefined {

@@ -4,7 +4,11 @@
  * nothing, sends nothing and leaves the period alone; a member that holds one fragment proves it.
  * Then, for that holder: an index that does not know the Magu, an index that cannot record a proof,
  * a sender the contract refuses in two periods, and a corrupt fragment named by several items.
- * Real hardhat node, LevelDB meta DB and fragment store on disk.
+ * Then the loop `start` runs: started once, a pass as soon as the next challenge is fixed (not a
+ * `pollMs` later) and none while the head stands still, a failing pass logged once and retried,
+ * stopped; a Magu that cannot be checked logged once.
+ * Real hardhat node, LevelDB meta DB and fragment store on disk. Before them, without a chain:
+ * `createProver`'s refusal of a bad `pollMs` and the tree cache's LRU.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -21,8 +25,9 @@ import { blockPath, storePaths } from "../../../agents/store/layout.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
-import { createProver, type MissingReason } from "../../../agents/roles/node/prover.js";
+import { createProver, Lru, type MissingReason } from "../../../agents/roles/node/prover.js";
 import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { waitFor } from "./e2e-helpers.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
@@ -44,6 +49,48 @@ interface Member {
   index: MaguIndex;
 }
 
+/** `index`'s methods as a plain object, to replace one of them. */
+const wrap = (index: MaguIndex): MaguIndex => ({
+  recordFragments: (...a) => index.recordFragments(...a),
+  setHeld: (...a) => index.setHeld(...a),
+  recordProven: (...a) => index.recordProven(...a),
+  get: (...a) => index.get(...a),
+  maguIds: () => index.maguIds(),
+  remove: (...a) => index.remove(...a),
+});
+
+describe("prover without a chain", () => {
+  test("createProver refuses a pollMs that is not a positive integer, naming it", () => {
+    const components = {} as Parameters<typeof createProver>[1];
+    const member = "0x0000000000000000000000000000000000000001" as Address;
+    for (const pollMs of [0, -5, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
+      assert.throws(() => createProver({ member, pollMs }, components), (err: Error) => err instanceof RangeError && err.message === `pollMs must be a positive integer, got ${pollMs}`, String(pollMs));
+    }
+    assert.ok(createProver({ member, pollMs: 1 }, components), "1 ms is accepted");
+  });
+
+  test("the tree cache's LRU: reads refresh, writes replace and refresh, the least recently used goes past capacity", () => {
+    const lru = new Lru<string, number>(2);
+    lru.set("a", 1);
+    lru.set("b", 2);
+    assert.deepEqual([lru.get("a"), lru.get("b")], [1, 2], "full at capacity, nothing evicted");
+    assert.equal(lru.get("a"), 1, "a read makes a the most recent");
+    lru.set("c", 3);
+    assert.deepEqual([lru.get("b"), lru.get("a"), lru.get("c")], [undefined, 1, 3], "b, least recently used, evicted");
+    lru.set("a", 10);
+    lru.set("d", 4);
+    assert.deepEqual([lru.get("c"), lru.get("a"), lru.get("d")], [undefined, 10, 4], "rewriting a replaced its value and refreshed it: c went");
+    lru.delete("a");
+    assert.equal(lru.get("a"), undefined, "deleted");
+    lru.set("e", 5);
+    assert.deepEqual([lru.get("d"), lru.get("e")], [4, 5], "a deleted entry frees its room");
+    const one = new Lru<string, number>(1);
+    one.set("x", 1);
+    one.set("y", 2);
+    assert.deepEqual([one.get("x"), one.get("y")], [undefined, 2]);
+  });
+});
+
 describe("prover on a Magu of two fragments and three members (hardhat node)", () => {
   let chain: HardhatChain;
   let d: Deployment;
@@ -60,11 +107,14 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
     if (block > head) await createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) }).mine({ blocks: Number(block - head) });
   };
   /** A prover for `m` (by default over its own store and index, sending with its own key). */
-  const proverOf = (m: Member, opts: { index?: MaguIndex; key?: Hex; maguIds?: bigint[]; onMissingFragment?: (id: bigint, f: number, cid: CID | undefined, reason: MissingReason) => void } = {}) => {
+  const proverOf = (
+    m: Member,
+    opts: { index?: MaguIndex; key?: Hex; maguIds?: bigint[]; pollMs?: number; blockPollMs?: number; onMissingFragment?: (id: bigint, f: number, cid: CID | undefined, reason: MissingReason) => void } = {},
+  ) => {
     const s = signer(chain.rpcUrl, d, opts.key ?? m.key);
     const logger = recordingLogger();
     const prover = createProver(
-      { member: m.address, pollMs: 100, maguIds: opts.maguIds, onMissingFragment: opts.onMissingFragment },
+      { member: m.address, pollMs: opts.pollMs ?? 100, blockPollMs: opts.blockPollMs, maguIds: opts.maguIds, onMissingFragment: opts.onMissingFragment },
       { contracts: getMuriContracts(d.contracts, s), publicClient: s.publicClient, walletClient: s.walletClient, store: m.store, index: opts.index ?? m.index, logger },
     );
     return { prover, logger, notDebug: () => logger.entries.filter((e) => e.level !== "debug").map((e) => ({ level: e.level, msg: e.msg, context: e.context })) };
@@ -194,14 +244,7 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
 
     // The holder's own index, but recording a proof fails (a full disk): the proof is on chain and
     // counted, the failure is a warning, the index keeps the period before.
-    const failing: MaguIndex = {
-      recordFragments: (...a) => holder.index.recordFragments(...a),
-      setHeld: (...a) => holder.index.setHeld(...a),
-      recordProven: () => Promise.reject(new Error("disk full")),
-      get: (...a) => holder.index.get(...a),
-      maguIds: () => holder.index.maguIds(),
-      remove: (...a) => holder.index.remove(...a),
-    };
+    const failing: MaguIndex = { ...wrap(holder.index), recordProven: () => Promise.reject(new Error("disk full")) };
     const unrecorded = proverOf(holder, { index: failing });
     await unrecorded.prover.runOnce();
     assert.equal(await reader().challengeManager.read.proofState([maguId, holder.address, p2]), 1);
@@ -247,5 +290,76 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
     assert.equal(await holder.store.has(cid), false, "quarantined");
     assert.equal(await pub.getTransactionCount({ address: holder.address }), before, "no doomed proof sent");
     assert.equal(await reader().challengeManager.read.proofState([maguId, holder.address, p3]), 0);
+  });
+
+  test("the loop: started once, a pass as each challenge is fixed and none in between, a failing pass logged once, stopped; a Magu that cannot be checked", async () => {
+    const holder = members.find((x) => x.held.length === 1)!;
+    const held = holder.held[0]!;
+    const cid = fragmentCid(fragments[held]!);
+    await holder.store.put(cid, fragments[held]!); // the test before quarantined it
+    const p4 = period + 4n;
+    const proven = async (p: bigint): Promise<boolean> => (await reader().challengeManager.read.proofState([maguId, holder.address, p])) === 1;
+    await mineTo((await reader().maguRegistry.read.periodStart([p4])) + 1n);
+
+    // A pass that fails (the index cannot list its Magus) is logged once, however often it is retried.
+    let listed = 0;
+    const failing = proverOf(holder, { index: { ...wrap(holder.index), maguIds: () => (listed++, Promise.reject(new Error("index closed"))) }, pollMs: 20 });
+    await failing.prover.start();
+    try {
+      await waitFor("three failed passes", 20_000, async () => listed >= 3 || undefined, 20);
+    } finally {
+      await failing.prover.stop();
+    }
+    assert.deepEqual(
+      failing.notDebug().filter((e) => e.level !== "info"),
+      [{ level: "warn", msg: "prover pass failed; retrying", context: { error: "index closed" } }],
+    );
+    assert.equal(failing.prover.stats().passes, 0);
+
+    // pollMs of ten minutes: each pass after the first comes when the head reaches the block that
+    // fixes the next period's challenge, found by polling the head every 25 ms.
+    const loop = proverOf(holder, { pollMs: 600_000, blockPollMs: 25 });
+    const p5 = p4 + 1n;
+    await loop.prover.start();
+    await loop.prover.start();
+    try {
+      await waitFor(`period ${p4} proven by the first pass`, 30_000, async () => (await proven(p4)) || undefined, 50);
+      await waitFor("the first pass ended", 10_000, async () => loop.prover.stats().passes >= 1 || undefined, 25);
+      const passes = loop.prover.stats().passes;
+      const fixed = (await reader().maguRegistry.read.periodStart([p5])) + 1n;
+      await mineTo(fixed - 1n);
+      // Polled over 40 times while the head stands before the fixing block: no pass.
+      await new Promise((r) => setTimeout(r, 1_000));
+      assert.equal(loop.prover.stats().passes, passes, "no pass while the head stands still");
+      assert.equal(await proven(p5), false);
+      await mineTo(fixed);
+      await waitFor(`period ${p5} proven as soon as its challenge is fixed`, 30_000, async () => (await proven(p5)) || undefined, 50);
+    } finally {
+      await loop.prover.stop();
+    }
+    await loop.prover.stop();
+    const stats = loop.prover.stats();
+    assert.deepEqual([stats.submitted, stats.failed, stats.blocked], [2, 0, 0]);
+    assert.deepEqual(
+      loop.notDebug().filter((e) => e.msg === "prover started" || e.msg === "prover stopped"),
+      [
+        { level: "info", msg: "prover started", context: { member: holder.address, pollMs: 600_000 } },
+        { level: "info", msg: "prover stopped", context: { member: holder.address, ...stats } },
+        { level: "info", msg: "prover stopped", context: { member: holder.address, ...stats } },
+      ],
+      "one loop, started once",
+    );
+
+    // A Magu that cannot be checked (its index entry unreadable) is logged once over two passes, with
+    // the error, and proven by the next pass that can read it.
+    const p6 = p5 + 1n;
+    await mineTo((await reader().maguRegistry.read.periodStart([p6])) + 1n);
+    const unreadable = proverOf(holder, { index: { ...wrap(holder.index), get: () => Promise.reject(new Error("entry unreadable")) } });
+    await unreadable.prover.runOnce();
+    await unreadable.prover.runOnce();
+    assert.deepEqual(unreadable.notDebug(), [{ level: "warn", msg: "could not check Magu", context: { maguId: maguId.toString(), error: "entry unreadable" } }]);
+    assert.deepEqual([unreadable.prover.stats().passes, await proven(p6)], [2, false]);
+    await proverOf(holder).prover.runOnce();
+    assert.equal(await proven(p6), true);
   });
 });
