@@ -37,10 +37,14 @@ interface ServeOptions {
   cacheBytes: number;
 }
 
-/** A size option as a byte count this process can hold in a number (at most 2^53 - 1). */
-function sizeOption(args: CommandArgs, name: string, fallback: number): number {
-  const value = args.string(name);
+/**
+ * A size option's value as a byte count this process can hold in a number (at most 2^53 - 1);
+ * `fallback` when it is not given. `zero`: a size of 0 (in any unit) is a value of its own
+ * (`--cache 0` keeps nothing), where `parseBytes` refuses it.
+ */
+export function sizeOptionValue(value: string | undefined, name: string, fallback: number, opts: { zero?: boolean } = {}): number {
   if (value === undefined) return fallback;
+  if (opts.zero === true && /^0+(?:\.0+)?\s*(?:b|kb|mb|gb|tb|kib|mib|gib|tib)?$/i.test(value.trim())) return 0;
   const bytes = parseBytes(value, `--${name}`);
   if (bytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new UsageError(`--${name}: ${value} is larger than ${Number.MAX_SAFE_INTEGER} bytes`);
   return Number(bytes);
@@ -52,9 +56,9 @@ function parseOptions(args: CommandArgs): ServeOptions {
   return {
     ...parseListen(args.string("listen") ?? "127.0.0.1:8788"),
     cors,
-    maxBodyBytes: sizeOption(args, "max-body", DEFAULT_MAX_BODY_BYTES),
-    diskReserveBytes: sizeOption(args, "disk-reserve", DEFAULT_DISK_RESERVE_BYTES),
-    cacheBytes: sizeOption(args, "cache", DEFAULT_CACHE_BYTES),
+    maxBodyBytes: sizeOptionValue(args.string("max-body"), "max-body", DEFAULT_MAX_BODY_BYTES),
+    diskReserveBytes: sizeOptionValue(args.string("disk-reserve"), "disk-reserve", DEFAULT_DISK_RESERVE_BYTES),
+    cacheBytes: sizeOptionValue(args.string("cache"), "cache", DEFAULT_CACHE_BYTES, { zero: true }),
   };
 }
 

@@ -12,7 +12,7 @@ import { fragmentCid } from "../../../agents/data/cid.js";
 import { openFragmentStore } from "../../../agents/store/fragment-store.js";
 import { Operations, OperationsFullError } from "../../../agents/roles/client/operations.js";
 import { MAX_PAYLOAD_BYTES } from "../../../agents/data/vectors.js";
-import { parseListen } from "../../../agents/cli/commands/serve.js";
+import { parseListen, sizeOptionValue } from "../../../agents/cli/commands/serve.js";
 import { UsageError } from "../../../agents/cli/errors.js";
 
 /** Asserts `fn` throws a Problem of `status`, `code` and `field`, its detail matching `detail`. */
@@ -45,6 +45,16 @@ describe("http api: ranges, listen addresses, the OpenAPI document", () => {
     assert.deepEqual(parseListen("0.0.0.0:0"), { host: "0.0.0.0", port: 0 });
     assert.deepEqual(parseListen("[::1]:9000"), { host: "::1", port: 9000 });
     for (const bad of ["", "host:", "127.0.0.1:70000", "a b:1"]) assert.throws(() => parseListen(bad), UsageError, bad);
+  });
+
+  it("reads its size options: --cache 0 keeps nothing (as its help says), the others must be sizes above 0", () => {
+    assert.equal(sizeOptionValue(undefined, "cache", 7, { zero: true }), 7, "left out: the default");
+    for (const zero of ["0", "0MiB", " 0 gib", "0.0", "00"]) assert.equal(sizeOptionValue(zero, "cache", 7, { zero: true }), 0, zero);
+    assert.equal(sizeOptionValue("1MiB", "cache", 7, { zero: true }), 2 ** 20);
+    assert.equal(sizeOptionValue("1.5KiB", "max-body", 7), 1536);
+    assert.throws(() => sizeOptionValue("0", "max-body", 7), (err: Error) => err instanceof UsageError && err.message === "--max-body: the size must be greater than 0 bytes");
+    assert.throws(() => sizeOptionValue("0 parsecs", "cache", 7, { zero: true }), (err: Error) => err instanceof UsageError && /--cache: "0 parsecs" is not a size/.test(err.message));
+    assert.throws(() => sizeOptionValue("9PiB", "cache", 7, { zero: true }), UsageError);
   });
 
   it("describes every route it serves, each error response as a problem", () => {
