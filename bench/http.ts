@@ -16,6 +16,8 @@
  *     drained to a file (the daemon streams the file as it decodes it, keeping a copy in its cache
  *     when the file fits the cache's bound, `muri serve --cache`, 512 MiB by default); a second GET
  *     is given too (from the cache when it was kept, else fetched again);
+ *   - the CPU seconds each get cost this process, the daemon and the nodes (/proc/PID/stat): the
+ *     HTTP hop's own cost beside the decoding both sides do;
  *   - the daemon's resident memory: its peak (VmHWM, /proc) after the round, which must stay under
  *     {@link SERVE_RSS_BOUND_MIB} whatever `--mib` is (the bench fails otherwise).
  * Then search: a vector Magu (`--vectors` vectors of `--dim`, r = 2) added through the daemon;
@@ -26,10 +28,10 @@
  * The best of `--rounds` is kept for each figure. Ratios are HTTP / in-process (1 = no cost).
  * Prints a table and writes bench/results/http.json.
  *
- *   tsx bench/http.ts [--mib 64] [--rounds 2] [--vectors 2000] [--dim 32] [--queries 200] [--concurrency 8]
+ *   tsx bench/http.ts [--mib 64] [--rounds 2] [--vectors 2000] [--dim 32] [--queries 200] [--concurrency 8] [--cache MIB]
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -60,6 +62,8 @@ const { values: args } = parseArgs({
     dim: { type: "string", default: "32" },
     queries: { type: "string", default: "200" },
     concurrency: { type: "string", default: "8" },
+    /** The daemon's read cache bound in MiB (`muri serve --cache`); its default when left out. */
+    cache: { type: "string" },
   },
 });
 function positiveInt(name: string, value: string): number {
@@ -69,7 +73,8 @@ function positiveInt(name: string, value: string): number {
 }
 const mib = positiveInt("mib", args.mib);
 /** Whether the daemon keeps the file for the second GET (its read cache's default bound, `muri serve --cache`). */
-const cacheKeeps = mib * 1024 * 1024 <= DEFAULT_CACHE_BYTES;
+const cacheBytes = args.cache === undefined ? DEFAULT_CACHE_BYTES : args.cache === "0" ? 0 : positiveInt("cache", args.cache) * 1024 * 1024;
+const cacheKeeps = mib * 1024 * 1024 <= cacheBytes;
 const rounds = positiveInt("rounds", args.rounds);
 const vectorCount = positiveInt("vectors", args.vectors);
 const dim = positiveInt("dim", args.dim);
@@ -112,11 +117,25 @@ async function qps(queries: readonly number[][], inFlight: number, search: (q: n
   return queries.length / s;
 }
 
+/** CPU seconds so far of this process, the daemon and the nodes together (/proc/PID/stat, 100 Hz ticks). */
+async function cpuNow(): Promise<number[]> {
+  const ticks = async (pid: number): Promise<number> => {
+    const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  };
+  const nodes = await Promise.all(net.nodes.map((n) => ticks(n.pid)));
+  return [await ticks(process.pid), await ticks(serve.pid), nodes.reduce((a, b) => a + b, 0)];
+}
+const cpuSince = (a: number[], b: number[]): number[] => b.map((x, i) => Number((x - a[i]!).toFixed(2)));
+/** CPU seconds of each get, [this process, the daemon, the nodes], summed over the rounds. */
+const getCpu = { inProcess: [0, 0, 0], http: [0, 0, 0] };
+const addCpu = (to: number[], add: number[]): void => add.forEach((x, i) => (to[i] = Number((to[i]! + x).toFixed(2))));
+
 const net = await startNetwork({ prefix: "muri-bench-http-", nodes: NODES, fund: [LOCAL, DAEMON] });
 const local = createClient({ dir: join(net.dir, "local"), deployment: net.deployment, rpcUrl: net.chain.rpcUrl, privateKey: net.chain.keys[LOCAL]! as Hex });
 await local.start();
 const daemonArgs = ["--rpc", net.chain.rpcUrl, "--deployment", net.deploymentFile, "--key", net.chain.keys[DAEMON]!, "--client-dir", join(net.dir, "daemon")];
-const serve = await startMuri(["serve", "--listen", "127.0.0.1:0", ...daemonArgs]);
+const serve = await startMuri(["serve", "--listen", "127.0.0.1:0", ...daemonArgs, ...(args.cache === undefined ? [] : ["--cache", `${cacheBytes}`])]);
 const api = new MuriClient({ url: serve.ready.url as string });
 const vectors = createVectorClient({ dir: join(net.dir, "local-vectors"), deployment: net.deployment, rpcUrl: net.chain.rpcUrl, privateKey: net.chain.keys[DAEMON]! as Hex });
 try {
@@ -136,14 +155,21 @@ try {
     const putHttpComplete = await seconds(() => api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES, form: "complete" }, { size: bytes }));
     note(`round ${round}: HTTP put ${putHttp.toFixed(1)} s, with form=complete ${putHttpComplete.toFixed(1)} s`);
     const outLocal = join(net.dir, "out", `local-${round}.bin`);
+    const cpuLocalBefore = await cpuNow();
     const getLocal = await timed("in-process get", () => local.get(localRef!, outLocal));
+    const cpuLocal = cpuSince(cpuLocalBefore, await cpuNow());
+    addCpu(getCpu.inProcess, cpuLocal);
     const outHttp = join(net.dir, "out", `http-${round}.bin`);
     const download = async (): Promise<void> => {
       const read = await api.getBlob(cid);
       await pipeline(Readable.fromWeb(read.stream as never), createWriteStream(outHttp));
     };
+    const cpuBefore = await cpuNow();
     const getHttp = await timed("HTTP get", download);
+    const cpuHttp = cpuSince(cpuBefore, await cpuNow());
+    addCpu(getCpu.http, cpuHttp);
     const getHttpCached = await timed("HTTP get (again)", download);
+    note(`round ${round}: CPU s of the gets (this process, the daemon, the nodes): in-process ${cpuLocal.join(" / ")}, HTTP ${cpuHttp.join(" / ")}`);
     note(`round ${round}: get in-process ${getLocal.toFixed(1)} s, HTTP ${getHttp.toFixed(1)} s (again ${getHttpCached.toFixed(1)} s, ${cacheKeeps ? "from the daemon's cache" : "larger than its cache: fetched again"})`);
     for (const out of [outLocal, outHttp]) {
       if ((await sha256File(out)) !== file.sha256) throw new Error(`${out} is not the file that was put`);
@@ -193,6 +219,7 @@ try {
   console.log(line(["what", "in-process", "HTTP", "HTTP/in-process"]));
   for (const r of table) console.log(line([r.what, r.inProcess, r.http, String(r.ratio)]));
   for (const f of failures) console.log(`retried: ${f.what}: ${f.error}`);
+  console.log(`CPU s of the gets over ${rounds} round(s) (bench process / daemon / nodes): in-process ${getCpu.inProcess.join(" / ")}, HTTP ${getCpu.http.join(" / ")}`);
   console.log(`daemon resident memory: ${idle.rssMiB} MiB idle, peak ${peakMiB} MiB while putting and getting ${mib} MiB files (bound ${SERVE_RSS_BOUND_MIB} MiB)`);
   await writeFile(
     RESULTS,
@@ -206,7 +233,7 @@ try {
         fileMiB: mib,
         rounds,
         put: { inProcessMiBps: mbps(best.putLocal), httpMiBps: mbps(best.putHttp), ratio: ratio(best.putLocal, best.putHttp), inProcessSeconds: Number(best.putLocal.toFixed(2)), httpSeconds: Number(best.putHttp.toFixed(2)), formComplete: { httpMiBps: mbps(best.putHttpComplete), ratio: ratio(best.putLocal, best.putHttpComplete) } },
-        get: { inProcessMiBps: mbps(best.getLocal), httpMiBps: mbps(best.getHttp), ratio: ratio(best.getLocal, best.getHttp), httpAgainMiBps: mbps(best.getHttpCached), againFromDaemonCache: cacheKeeps },
+        get: { inProcessMiBps: mbps(best.getLocal), httpMiBps: mbps(best.getHttp), ratio: ratio(best.getLocal, best.getHttp), httpAgainMiBps: mbps(best.getHttpCached), againFromDaemonCache: cacheKeeps, cpuSecondsAllRounds: { order: ["bench process", "daemon", "nodes"], ...getCpu } },
         daemonMemoryMiB: { idleRss: idle.rssMiB, peak: peakMiB, bound: SERVE_RSS_BOUND_MIB },
         failures,
         search: {
