@@ -167,7 +167,8 @@ export const statusCommand: Command = {
         `network: ${describeNetwork(network)}`,
         `client directory ${dir}: records of ${client.magus.length} Magus in ${client.networkDir}` +
           (client.otherNetworks.length > 0 ? `; records of ${client.otherNetworks.length} other networks` : "") +
-          (client.legacyMagus.length > 0 ? `; old-layout records of Magus ${client.legacyMagus.join(", ")} (adopted on first use if they prove to be this network's)` : ""),
+          (client.legacyMagus.length > 0 ? `; old-layout records of Magus ${client.legacyMagus.join(", ")} (adopted on first use if they prove to be this network's)` : "") +
+          (client.spareMagus.length > 0 ? `; spare Magus ${client.spareMagus.join(", ")} (paid and empty: a cut upload's, filled by the next streamed put of the same size and options)` : ""),
         `nodes (${nodeCount}):`,
         ...(nodes.length === 0 ? ["  none registered"] : []),
         ...nodes.map(

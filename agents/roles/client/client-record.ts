@@ -320,6 +320,8 @@ export interface ClientDirSummary {
   legacyMagus: bigint[];
   /** Other networks the directory keeps records for. */
   otherNetworks: StoredNetwork[];
+  /** Spare Magus of this network (paid, formed and empty, for the next streamed put of their shape; {@link SpareMagu}). */
+  spareMagus: bigint[];
 }
 
 /** Summarises client directory `root` as seen from `network` (for `muri status`). */
@@ -330,6 +332,7 @@ export async function summarizeClientDir(root: string, network: NetworkIdentity)
     magus: await recordIds(join(networkDir, "magus")),
     legacyMagus: await recordIds(join(root, "magus")),
     otherNetworks: (await otherNetworks(root, networkDir)).map((o) => o.network),
+    spareMagus: (await listSpareMagus({ dir: networkDir })).spares.map((x) => BigInt(x.maguId)),
   };
 }
 
@@ -464,7 +467,7 @@ export interface SpareMagu {
 /** The shape a put asks for: a spare is taken only when all of it matches. */
 export type SpareShape = Omit<SpareMagu, "maguId">;
 
-function sparesDir(records: NetworkRecords): string {
+function sparesDir(records: Pick<NetworkRecords, "dir">): string {
   return join(records.dir, "spares");
 }
 
@@ -476,7 +479,7 @@ export async function addSpareMagu(records: NetworkRecords, spare: SpareMagu): P
 }
 
 /** The spares kept, lowest id first; files that do not read as a spare are listed in `unreadable`. */
-export async function listSpareMagus(records: NetworkRecords): Promise<{ spares: SpareMagu[]; unreadable: string[] }> {
+export async function listSpareMagus(records: Pick<NetworkRecords, "dir">): Promise<{ spares: SpareMagu[]; unreadable: string[] }> {
   let names: string[];
   try {
     names = await readdir(sparesDir(records));

@@ -191,5 +191,8 @@ describe("client records per network", () => {
     assert.deepEqual(await takeSpareMagu(a, { ...shape, shards: 12 }), { maguId: "30", ...shape, shards: 12 });
     assert.deepEqual((await listSpareMagus(a)).spares, [], "taken spares are off the list");
     assert.equal((await listSpareMagus(a)).unreadable.length, 2, "unreadable files are left for the user");
+    await addSpareMagu(a, { maguId: "41", ...shape });
+    assert.deepEqual((await summarizeClientDir(root, A)).spareMagus, [41n], "muri status lists the readable spares");
+    assert.deepEqual((await summarizeClientDir(root, B)).spareMagus, []);
   });
 });
