@@ -968,7 +968,14 @@ class Client implements StorageClient {
       const spare = await takeSpareMagu(records, shape);
       if (spare === undefined) return undefined;
       const maguId = BigInt(spare.maguId);
-      const [info, period] = await Promise.all([this.contracts.maguRegistry.read.maguInfo([maguId]), this.contracts.maguRegistry.read.currentPeriod()]);
+      let info: Awaited<ReturnType<typeof this.contracts.maguRegistry.read.maguInfo>>;
+      let period: bigint;
+      try {
+        [info, period] = await Promise.all([this.contracts.maguRegistry.read.maguInfo([maguId]), this.contracts.maguRegistry.read.currentPeriod()]);
+      } catch (err) {
+        await addSpareMagu(records, spare); // not judged: kept for the next put
+        throw err;
+      }
       const why =
         info.owner.toLowerCase() !== this.address.toLowerCase() ? `owned by ${info.owner}`
         : info.status !== STATUS_ACTIVE ? `${STATUS_NAMES[info.status] ?? info.status}`
