@@ -5,7 +5,10 @@
  *
  * A `hardhat node`, 3 node processes (test/agents/roles/e2e-helpers.ts), and two accounts: one for
  * the in-process StorageClient / VectorClient, one for a `muri serve` child process (a daemon of
- * its own, as a user runs it). Each round, in turn:
+ * its own, as a user runs it). Every timed HTTP request is made by a third process, the daemon's
+ * user (bench/lib/http-user.ts, forked, talking to the daemon through the SDK `MuriClient`), as a
+ * program calling the API is: the garbage of the in-process client this process hosts for the
+ * baseline then never stalls the HTTP side's receiving. Each round, in turn:
  *   - put: a `--mib` MiB random file into a new blob Magu (k=2, m=1, 3 members; Magu creation and
  *     formation included on both sides): `StorageClient.put(path)` against `PUT /v1/blobs` with the
  *     file streamed as the request body with its Content-Length (fetch, `duplex: "half"`), which the
@@ -15,9 +18,10 @@
  *   - get: the file just put, whole: `StorageClient.get` to a file against `GET /v1/blobs/{cid}`
  *     drained to a file (the daemon streams the file as it decodes it, keeping a copy in its cache
  *     when the file fits the cache's bound, `muri serve --cache`, 512 MiB by default); a second GET
- *     is given too (from the cache when it was kept, else fetched again);
- *   - the CPU seconds each get cost this process, the daemon and the nodes (/proc/PID/stat): the
- *     HTTP hop's own cost beside the decoding both sides do;
+ *     is given too (from the cache when it was kept, else fetched again); the two gets take turns
+ *     going first from round to round;
+ *   - the CPU seconds each get cost this process, the daemon's user, the daemon and the nodes
+ *     (/proc/PID/stat): the HTTP hop's own cost beside the decoding both sides do;
  *   - the daemon's resident memory: its peak (VmHWM, /proc) after the round, which must stay under
  *     {@link SERVE_RSS_BOUND_MIB} whatever `--mib` is (the bench fails otherwise).
  * Then search: a vector Magu (`--vectors` vectors of `--dim`, r = 2) added through the daemon;
@@ -30,12 +34,10 @@
  *
  *   tsx bench/http.ts [--mib 64] [--rounds 2] [--vectors 2000] [--dim 32] [--queries 200] [--concurrency 8] [--cache MIB]
  */
-import { createReadStream, createWriteStream } from "node:fs";
+import { fork } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import type { Hex } from "viem";
@@ -46,9 +48,11 @@ import { createVectorClient } from "../agents/roles/client/vector-client.js";
 import { MuriClient } from "../agents/sdk/client.js";
 import { startMuri } from "../test/agents/cli/run-muri.js";
 import { gaussianMixture } from "../test/agents/index/fixtures.js";
+import type { UserAnswer, UserRequest } from "./lib/http-user.js";
 import { memoryOf, randomFile, SERVE_RSS_BOUND_MIB, sha256File, startNetwork, tearDown, waitFor } from "../test/agents/roles/e2e-helpers.js";
 
 const RESULTS = fileURLToPath(new URL("./results/http.json", import.meta.url));
+const USER = fileURLToPath(new URL("./lib/http-user.ts", import.meta.url));
 const NODES = 3;
 const LOCAL = NODES + 1;
 const DAEMON = NODES + 2;
@@ -89,14 +93,15 @@ const seconds = async (work: () => Promise<unknown>): Promise<number> => {
   return (performance.now() - start) / 1000;
 };
 /**
- * `work`, tried up to 3 times: a read that fails on this shared machine (a member too slow to
- * answer in time) is tried again and recorded, not hidden; the time of the try that succeeded.
+ * `work` (which answers the seconds it took), tried up to 3 times: a read that fails on this shared
+ * machine (a member too slow to answer in time) is tried again and recorded, not hidden; the time
+ * of the try that succeeded.
  */
 const failures: Array<{ what: string; error: string }> = [];
-async function timed(what: string, work: () => Promise<unknown>): Promise<number> {
+async function timed(what: string, work: () => Promise<number>): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await seconds(work);
+      return await work();
     } catch (err) {
       failures.push({ what, error: (err as Error).message });
       note(`${what} failed (${(err as Error).message}), attempt ${attempt}`);
@@ -117,18 +122,19 @@ async function qps(queries: readonly number[][], inFlight: number, search: (q: n
   return queries.length / s;
 }
 
-/** CPU seconds so far of this process, the daemon and the nodes together (/proc/PID/stat, 100 Hz ticks). */
+/** CPU seconds so far of this process, the daemon's user, the daemon and the nodes together (/proc/PID/stat, 100 Hz ticks). */
 async function cpuNow(): Promise<number[]> {
   const ticks = async (pid: number): Promise<number> => {
     const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
     return (Number(fields[11]) + Number(fields[12])) / 100;
   };
   const nodes = await Promise.all(net.nodes.map((n) => ticks(n.pid)));
-  return [await ticks(process.pid), await ticks(serve.pid), nodes.reduce((a, b) => a + b, 0)];
+  return [await ticks(process.pid), await ticks(user.pid!), await ticks(serve.pid), nodes.reduce((a, b) => a + b, 0)];
 }
 const cpuSince = (a: number[], b: number[]): number[] => b.map((x, i) => Number((x - a[i]!).toFixed(2)));
-/** CPU seconds of each get, [this process, the daemon, the nodes], summed over the rounds. */
-const getCpu = { inProcess: [0, 0, 0], http: [0, 0, 0] };
+/** CPU seconds of each get, [this process, the daemon's user, the daemon, the nodes], summed over the rounds. */
+const CPU_ORDER = ["bench process", "daemon's user", "daemon", "nodes"];
+const getCpu = { inProcess: [0, 0, 0, 0], http: [0, 0, 0, 0] };
 const addCpu = (to: number[], add: number[]): void => add.forEach((x, i) => (to[i] = Number((to[i]! + x).toFixed(2))));
 
 const net = await startNetwork({ prefix: "muri-bench-http-", nodes: NODES, fund: [LOCAL, DAEMON] });
@@ -137,6 +143,23 @@ await local.start();
 const daemonArgs = ["--rpc", net.chain.rpcUrl, "--deployment", net.deploymentFile, "--key", net.chain.keys[DAEMON]!, "--client-dir", join(net.dir, "daemon")];
 const serve = await startMuri(["serve", "--listen", "127.0.0.1:0", ...daemonArgs, ...(args.cache === undefined ? [] : ["--cache", `${cacheBytes}`])]);
 const api = new MuriClient({ url: serve.ready.url as string });
+const user = fork(USER, [serve.ready.url as string], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+/** One request made by the daemon's user process; its answer, or its error thrown here. */
+async function asUser(req: UserRequest): Promise<UserAnswer> {
+  const answer = await new Promise<UserAnswer>((resolve, reject) => {
+    const exited = (code: number | null): void => reject(new Error(`the daemon's user process exited (${code}) during ${req.op}`));
+    user.once("exit", exited);
+    user.once("message", (m: UserAnswer) => {
+      user.off("exit", exited);
+      resolve(m);
+    });
+    user.send(req);
+  });
+  if (answer.error !== undefined) throw new Error(`${req.op} through the daemon: ${answer.error}`);
+  return answer;
+}
+/** The seconds `req` took in the daemon's user (its own clock: no IPC in the figure). */
+const userSeconds = async (req: UserRequest): Promise<number> => (await asUser(req)).seconds!;
 const vectors = createVectorClient({ dir: join(net.dir, "local-vectors"), deployment: net.deployment, rpcUrl: net.chain.rpcUrl, privateKey: net.chain.keys[DAEMON]! as Hex });
 try {
   await mkdir(join(net.dir, "out"), { recursive: true });
@@ -150,27 +173,39 @@ try {
     let localRef: { maguId: bigint; manifestCid: CID } | undefined;
     const putLocal = await seconds(async () => (localRef = await local.put(file.path, { k: 2, m: 1, members: NODES })));
     note(`round ${round}: in-process put ${putLocal.toFixed(1)} s`);
-    let cid = "";
-    const putHttp = await seconds(async () => (cid = (await api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES }, { size: bytes })).manifestCid));
-    const putHttpComplete = await seconds(() => api.putBlob(createReadStream(file.path), { k: 2, m: 1, members: NODES, form: "complete" }, { size: bytes }));
+    const put = await asUser({ op: "put", path: file.path, size: bytes, query: { k: 2, m: 1, members: NODES } });
+    const [putHttp, cid] = [put.seconds!, put.manifestCid!];
+    const putHttpComplete = await userSeconds({ op: "put", path: file.path, size: bytes, query: { k: 2, m: 1, members: NODES, form: "complete" } });
     note(`round ${round}: HTTP put ${putHttp.toFixed(1)} s, with form=complete ${putHttpComplete.toFixed(1)} s`);
     const outLocal = join(net.dir, "out", `local-${round}.bin`);
-    const cpuLocalBefore = await cpuNow();
-    const getLocal = await timed("in-process get", () => local.get(localRef!, outLocal));
-    const cpuLocal = cpuSince(cpuLocalBefore, await cpuNow());
-    addCpu(getCpu.inProcess, cpuLocal);
     const outHttp = join(net.dir, "out", `http-${round}.bin`);
-    const download = async (): Promise<void> => {
-      const read = await api.getBlob(cid);
-      await pipeline(Readable.fromWeb(read.stream as never), createWriteStream(outHttp));
+    const download = (): Promise<number> => userSeconds({ op: "get", cid, out: outHttp });
+    /** A get, timed, with the CPU seconds it cost each process. */
+    const metered = async (what: string, work: () => Promise<number>): Promise<{ s: number; cpu: number[] }> => {
+      const before = await cpuNow();
+      const s = await timed(what, work);
+      return { s, cpu: cpuSince(before, await cpuNow()) };
     };
-    const cpuBefore = await cpuNow();
-    const getHttp = await timed("HTTP get", download);
-    const cpuHttp = cpuSince(cpuBefore, await cpuNow());
+    const getLocalNow = (): Promise<{ s: number; cpu: number[] }> => metered("in-process get", () => seconds(() => local.get(localRef!, outLocal)));
+    const getHttpNow = (): Promise<{ s: number; cpu: number[] }> => metered("HTTP get", download);
+    // The gets take turns going first: what the nodes still do for the puts just made (their first
+    // proofs over the new fragments, compactions) then slows each side alike.
+    const first = round % 2 === 1 ? "in-process" : "HTTP";
+    let inProcessGet: { s: number; cpu: number[] };
+    let httpGet: { s: number; cpu: number[] };
+    if (first === "in-process") {
+      inProcessGet = await getLocalNow();
+      httpGet = await getHttpNow();
+    } else {
+      httpGet = await getHttpNow();
+      inProcessGet = await getLocalNow();
+    }
+    const [getLocal, cpuLocal, getHttp, cpuHttp] = [inProcessGet.s, inProcessGet.cpu, httpGet.s, httpGet.cpu];
+    addCpu(getCpu.inProcess, cpuLocal);
     addCpu(getCpu.http, cpuHttp);
     const getHttpCached = await timed("HTTP get (again)", download);
-    note(`round ${round}: CPU s of the gets (this process, the daemon, the nodes): in-process ${cpuLocal.join(" / ")}, HTTP ${cpuHttp.join(" / ")}`);
-    note(`round ${round}: get in-process ${getLocal.toFixed(1)} s, HTTP ${getHttp.toFixed(1)} s (again ${getHttpCached.toFixed(1)} s, ${cacheKeeps ? "from the daemon's cache" : "larger than its cache: fetched again"})`);
+    note(`round ${round}: CPU s of the gets (${CPU_ORDER.join(", ")}): in-process ${cpuLocal.join(" / ")}, HTTP ${cpuHttp.join(" / ")}`);
+    note(`round ${round}: get in-process ${getLocal.toFixed(1)} s, HTTP ${getHttp.toFixed(1)} s (${first} first; HTTP again ${getHttpCached.toFixed(1)} s, ${cacheKeeps ? "from the daemon's cache" : "larger than its cache: fetched again"})`);
     for (const out of [outLocal, outHttp]) {
       if ((await sha256File(out)) !== file.sha256) throw new Error(`${out} is not the file that was put`);
     }
@@ -199,9 +234,9 @@ try {
   const search = { httpSeq: 0, localSeq: 0, httpConc: 0, localConc: 0 };
   for (let round = 1; round <= rounds; round++) {
     search.localSeq = Math.max(search.localSeq, await qps(queries, 1, (q) => vectors.search(maguId, q, K)));
-    search.httpSeq = Math.max(search.httpSeq, await qps(queries, 1, (q) => api.search(made.id, { vector: q, k: K })));
+    search.httpSeq = Math.max(search.httpSeq, (await asUser({ op: "search", id: made.id, queries, inFlight: 1, k: K })).qps!);
     search.localConc = Math.max(search.localConc, await qps(queries, concurrency, (q) => vectors.search(maguId, q, K)));
-    search.httpConc = Math.max(search.httpConc, await qps(queries, concurrency, (q) => api.search(made.id, { vector: q, k: K })));
+    search.httpConc = Math.max(search.httpConc, (await asUser({ op: "search", id: made.id, queries, inFlight: concurrency, k: K })).qps!);
     note(`search round ${round}: sequential ${search.localSeq.toFixed(0)} vs ${search.httpSeq.toFixed(0)} QPS, ${concurrency} in flight ${search.localConc.toFixed(0)} vs ${search.httpConc.toFixed(0)}`);
   }
 
@@ -219,7 +254,7 @@ try {
   console.log(line(["what", "in-process", "HTTP", "HTTP/in-process"]));
   for (const r of table) console.log(line([r.what, r.inProcess, r.http, String(r.ratio)]));
   for (const f of failures) console.log(`retried: ${f.what}: ${f.error}`);
-  console.log(`CPU s of the gets over ${rounds} round(s) (bench process / daemon / nodes): in-process ${getCpu.inProcess.join(" / ")}, HTTP ${getCpu.http.join(" / ")}`);
+  console.log(`CPU s of the gets over ${rounds} round(s) (${CPU_ORDER.join(" / ")}): in-process ${getCpu.inProcess.join(" / ")}, HTTP ${getCpu.http.join(" / ")}`);
   console.log(`daemon resident memory: ${idle.rssMiB} MiB idle, peak ${peakMiB} MiB while putting and getting ${mib} MiB files (bound ${SERVE_RSS_BOUND_MIB} MiB)`);
   await writeFile(
     RESULTS,
@@ -233,7 +268,7 @@ try {
         fileMiB: mib,
         rounds,
         put: { inProcessMiBps: mbps(best.putLocal), httpMiBps: mbps(best.putHttp), ratio: ratio(best.putLocal, best.putHttp), inProcessSeconds: Number(best.putLocal.toFixed(2)), httpSeconds: Number(best.putHttp.toFixed(2)), formComplete: { httpMiBps: mbps(best.putHttpComplete), ratio: ratio(best.putLocal, best.putHttpComplete) } },
-        get: { inProcessMiBps: mbps(best.getLocal), httpMiBps: mbps(best.getHttp), ratio: ratio(best.getLocal, best.getHttp), httpAgainMiBps: mbps(best.getHttpCached), againFromDaemonCache: cacheKeeps, cpuSecondsAllRounds: { order: ["bench process", "daemon", "nodes"], ...getCpu } },
+        get: { inProcessMiBps: mbps(best.getLocal), httpMiBps: mbps(best.getHttp), ratio: ratio(best.getLocal, best.getHttp), httpAgainMiBps: mbps(best.getHttpCached), againFromDaemonCache: cacheKeeps, cpuSecondsAllRounds: { order: CPU_ORDER, ...getCpu } },
         daemonMemoryMiB: { idleRss: idle.rssMiB, peak: peakMiB, bound: SERVE_RSS_BOUND_MIB },
         failures,
         search: {
@@ -254,6 +289,7 @@ try {
   if (peakMiB > SERVE_RSS_BOUND_MIB) throw new Error(`the daemon's peak resident memory ${peakMiB} MiB is over its bound of ${SERVE_RSS_BOUND_MIB} MiB`);
 } finally {
   await vectors.stop().catch(() => undefined);
+  user.disconnect();
   await serve.stop();
   await tearDown("bench-http", net.nodes, local);
 }
