@@ -125,4 +125,24 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     assert.equal(prover.stats().failed, 0);
     await test.setAutomine(true);
   });
+
+  test("a pass in the grace of a period left unproven proves it as well as the current one", async () => {
+    const reader = getMuriContracts(d.contracts, { publicClient: pub });
+    await prover.stop();
+    const test = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
+    const mineTo = async (block: bigint) => {
+      const head = await pub.getBlockNumber({ cacheTime: 0 });
+      if (block > head) await test.mine({ blocks: Number(block - head) });
+    };
+    // A period that starts after the loop stopped: nobody proves it while it is current.
+    const late = (await reader.maguRegistry.read.currentPeriod()) + 1n;
+    await mineTo((await reader.maguRegistry.read.periodStart([late + 1n])) + 1n);
+    const deadline = await reader.challengeManager.read.proofDeadline([late]);
+    assert.ok((await pub.getBlockNumber({ cacheTime: 0 })) + 1n < deadline, "still inside the period's grace");
+    assert.deepEqual(await Promise.all([late, late + 1n].map((p) => reader.challengeManager.read.proofState([maguId, member, p]))), [0, 0]);
+    const before = prover.stats().submitted;
+    await prover.runOnce();
+    assert.deepEqual(await Promise.all([late, late + 1n].map((p) => reader.challengeManager.read.proofState([maguId, member, p]))), [1, 1], "the period in its grace and the current one, in one pass");
+    assert.equal(prover.stats().submitted - before, 2);
+  });
 });

@@ -26,7 +26,7 @@ import { openFragmentStore, type FragmentStore } from "../../../agents/store/fra
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, Lru, type MissingReason } from "../../../agents/roles/node/prover.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, mineToVacancyWindow, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 import { waitFor } from "./e2e-helpers.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
@@ -109,13 +109,35 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
   /** A prover for `m` (by default over its own store and index, sending with its own key). */
   const proverOf = (
     m: Member,
-    opts: { index?: MaguIndex; key?: Hex; maguIds?: bigint[]; pollMs?: number; blockPollMs?: number; onMissingFragment?: (id: bigint, f: number, cid: CID | undefined, reason: MissingReason) => void } = {},
+    opts: {
+      index?: MaguIndex;
+      key?: Hex;
+      maguIds?: bigint[];
+      pollMs?: number;
+      blockPollMs?: number;
+      onMissingFragment?: (id: bigint, f: number, cid: CID | undefined, reason: MissingReason) => void;
+      /** Called with the name of every MaguRegistry read the prover makes. */
+      onRegistryRead?: (name: string) => void;
+    } = {},
   ) => {
     const s = signer(chain.rpcUrl, d, opts.key ?? m.key);
     const logger = recordingLogger();
+    const contracts = getMuriContracts(d.contracts, s);
+    const onRead = opts.onRegistryRead;
+    const watched: typeof contracts =
+      onRead === undefined
+        ? contracts
+        : { ...contracts, maguRegistry: { ...contracts.maguRegistry, read: new Proxy(contracts.maguRegistry.read, { get: (target, name, receiver) => (onRead(String(name)), Reflect.get(target, name, receiver)) }) } };
     const prover = createProver(
       { member: m.address, pollMs: opts.pollMs ?? 100, blockPollMs: opts.blockPollMs, maguIds: opts.maguIds, onMissingFragment: opts.onMissingFragment },
-      { contracts: getMuriContracts(d.contracts, s), publicClient: s.publicClient, walletClient: s.walletClient, store: m.store, index: opts.index ?? m.index, logger },
+      {
+        contracts: watched,
+        publicClient: s.publicClient,
+        walletClient: s.walletClient,
+        store: m.store,
+        index: opts.index ?? m.index,
+        logger,
+      },
     );
     return { prover, logger, notDebug: () => logger.entries.filter((e) => e.level !== "debug").map((e) => ({ level: e.level, msg: e.msg, context: e.context })) };
   };
@@ -361,5 +383,87 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
     assert.deepEqual([unreadable.prover.stats().passes, await proven(p6)], [2, false]);
     await proverOf(holder).prover.runOnce();
     assert.equal(await proven(p6), true);
+  });
+
+  test("a Magu that cannot be challenged costs no read past its membership: no data, before a member's term, a member that left, before a newcomer's term, past its end, settled", async () => {
+    const params = { kind: 0, metric: 0, dimension: 0, members: MEMBERS, replication: 0, dataShards: K, parityShards: M, maxFragments: 6, durationPeriods: 12n, pricePerFragmentPeriod: E18 / 1000n };
+    const empty = await createAndFormMagu(chain.rpcUrl, d, chain.keys[0]!, chain.keys[6]!, { ...params, durationPeriods: 50n }, mineTo);
+    const short = await createAndFormMagu(chain.rpcUrl, d, chain.keys[0]!, chain.keys[6]!, params, mineTo);
+    await commitRootWithAcks(chain.rpcUrl, d, chain.keys[6]!, chain.keys, short, root, FRAGMENTS);
+    // A fourth node, registered once both Magus are formed: the only one a vacancy can draw.
+    const registered = await registerNode(chain.rpcUrl, d, chain.keys[0]!, chain.keys[MEMBERS + 1]!);
+    const registry = reader().maguRegistry;
+    const [leaver, stayer] = members;
+    const joinPeriod = (await registry.read.membership([short, leaver!.address])).joinPeriod;
+    const { endPeriod, startPeriod } = await registry.read.maguInfo([short]);
+    const owner = getMuriContracts(d.contracts, signer(chain.rpcUrl, d, chain.keys[6]!));
+    /**
+     * One pass of `m`'s prover over `id` alone: the MaguRegistry reads it made. Nothing is ever
+     * sent and nothing is said above debug; the pass is counted.
+     */
+    const passOver = async (m: Member, id: bigint, what: string): Promise<string[]> => {
+      const reads: string[] = [];
+      const nonce = await pub.getTransactionCount({ address: m.address });
+      const { prover, notDebug } = proverOf(m, { maguIds: [id], onRegistryRead: (name) => reads.push(name) });
+      await prover.runOnce();
+      assert.deepEqual(notDebug(), [], `${what}: nothing said`);
+      assert.deepEqual(prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 1, replaced: 0, reproven: 0 }, what);
+      assert.equal(await pub.getTransactionCount({ address: m.address }), nonce, `${what}: nothing sent`);
+      return reads;
+    };
+    /** The per-Magu reads a pass makes when it stops at the membership (the head's period reads come first). */
+    const stoppedAtMembership = (reads: string[], what: string): void => {
+      assert.ok(reads.includes("membership") && reads.includes("maguInfo"), `${what}: membership read (${reads.join(", ")})`);
+      for (const name of ["challengedData", "periodStart"]) assert.equal(reads.slice(reads.indexOf("membership")).filter((r) => r === name).length, 0, `${what}: no ${name} read (${reads.join(", ")})`);
+    };
+
+    // Before the member's first challenged period: both periods a pass looks at are before it.
+    const current = await registry.read.currentPeriod();
+    assert.ok(current < joinPeriod, `the short Magu's members join in period ${joinPeriod}, after the current ${current}`);
+    stoppedAtMembership(await passOver(leaver!, short, "before the term"), "before the term");
+
+    // In the term: a member that left answers no more; one that stayed reads its challenged data.
+    await mineTo((await registry.read.periodStart([joinPeriod])) + 1n);
+    // The fourth node's selection weight counts from two selection epochs after the one it
+    // registered in: reached before the slot is vacated, so the vacancy's window can draw it.
+    const counts = (await reader().nodeRegistry.read.selectionEpoch([registered])) + 2n;
+    while ((await reader().nodeRegistry.read.selectionEpoch([await pub.getBlockNumber({ cacheTime: 0 })])) < counts) await mineTo((await pub.getBlockNumber({ cacheTime: 0 })) + 1n);
+    const left = await getMuriContracts(d.contracts, signer(chain.rpcUrl, d, leaver!.key)).maguRegistry.write.leave([short]);
+    assert.equal((await pub.waitForTransactionReceipt({ hash: left, pollingInterval: 50 })).status, "success");
+    assert.equal((await registry.read.membership([short, leaver!.address])).active, false);
+    stoppedAtMembership(await passOver(leaver!, short, "a member that left"), "a member that left");
+
+    // The newcomer drawn into the vacated slot answers from its own first period on, some periods
+    // after the Magu's start: before it, nothing is read for it either.
+    const newcomer = { ...stayer!, key: chain.keys[MEMBERS + 1]!, address: getAddress(signer(chain.rpcUrl, d, chain.keys[MEMBERS + 1]!).account.address) };
+    const { slot } = await registry.read.membership([short, leaver!.address]);
+    await mineToVacancyWindow(reader(), short, slot, mineTo);
+    assert.equal((await pub.waitForTransactionReceipt({ hash: await owner.maguRegistry.write.fillVacancy([short, slot]), pollingInterval: 50 })).status, "success");
+    assert.equal(getAddress((await registry.read.maguInfo([short])).members[slot]!), newcomer.address, "the fourth node was drawn");
+    const newcomerJoin = (await registry.read.membership([short, newcomer.address])).joinPeriod;
+    const now = await registry.read.currentPeriod();
+    assert.ok(now >= startPeriod && now < newcomerJoin, `the newcomer joins in period ${newcomerJoin}, after the current ${now}, in the Magu's term from ${startPeriod}`);
+    stoppedAtMembership(await passOver(newcomer, short, "before a newcomer's term"), "before a newcomer's term");
+    const stayerReads: string[] = [];
+    const staying = proverOf(stayer!, { maguIds: [short], onRegistryRead: (name) => stayerReads.push(name) });
+    await staying.prover.runOnce();
+    assert.ok(stayerReads.includes("challengedData"), `a member in its term reads its challenged data (${stayerReads.join(", ")})`);
+
+    // A formed Magu nobody committed to, in its members' term.
+    const emptyJoin = (await registry.read.membership([empty, stayer!.address])).joinPeriod;
+    await mineTo((await registry.read.periodStart([emptyJoin])) + 1n);
+    assert.equal((await registry.read.maguInfo([empty])).fragmentCount, 0);
+    stoppedAtMembership(await passOver(stayer!, empty, "a Magu with no data"), "a Magu with no data");
+
+    // Past the end: the last period and the one after are both outside the term (still active
+    // until settled), then settled.
+    await mineTo((await registry.read.periodStart([endPeriod + 1n])) + 1n);
+    assert.equal((await registry.read.maguInfo([short])).status, 2, "still active, not settled");
+    stoppedAtMembership(await passOver(stayer!, short, "past the end"), "past the end");
+    const { settleDelayBlocks } = await registry.read.config();
+    await mineTo((await registry.read.periodStart([endPeriod])) + BigInt(settleDelayBlocks) + 1n);
+    const settled = await owner.maguRegistry.write.settle([short]);
+    assert.equal((await pub.waitForTransactionReceipt({ hash: settled, pollingInterval: 50 })).status, "success");
+    stoppedAtMembership(await passOver(stayer!, short, "settled"), "settled");
   });
 });
