@@ -126,7 +126,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     await test.setAutomine(true);
   });
 
-  test("a pass in the grace of a period left unproven proves it as well as the current one", async () => {
+  test("a pass in the grace of a period left unproven proves it as well as the current one, the earlier deadline first", async () => {
     const reader = getMuriContracts(d.contracts, { publicClient: pub });
     await prover.stop();
     const test = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
@@ -144,5 +144,11 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     await prover.runOnce();
     assert.deepEqual(await Promise.all([late, late + 1n].map((p) => reader.challengeManager.read.proofState([maguId, member, p]))), [1, 1], "the period in its grace and the current one, in one pass");
     assert.equal(prover.stats().submitted - before, 2);
+    // Earliest deadline first: the period in its grace took the lower nonce, so it is mined first.
+    const nonceOf = async (p: bigint): Promise<number> => {
+      const [event] = await reader.challengeManager.getEvents.ProofSubmitted({ magu: maguId, member, period: p }, { fromBlock: 0n });
+      return (await pub.getTransaction({ hash: event!.transactionHash })).nonce;
+    };
+    assert.ok((await nonceOf(late)) < (await nonceOf(late + 1n)), "the earlier deadline was sent first");
   });
 });
