@@ -289,7 +289,7 @@ try {
   if (peakMiB > SERVE_RSS_BOUND_MIB) throw new Error(`the daemon's peak resident memory ${peakMiB} MiB is over its bound of ${SERVE_RSS_BOUND_MIB} MiB`);
 } finally {
   await vectors.stop().catch(() => undefined);
-  user.disconnect();
+  if (user.connected) user.disconnect();
   await serve.stop();
   await tearDown("bench-http", net.nodes, local);
 }
