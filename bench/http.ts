@@ -49,6 +49,7 @@ import { MuriClient } from "../agents/sdk/client.js";
 import { startMuri } from "../test/agents/cli/run-muri.js";
 import { gaussianMixture } from "../test/agents/index/fixtures.js";
 import type { UserAnswer, UserRequest } from "./lib/http-user.js";
+import { qps } from "./lib/qps.js";
 import { memoryOf, randomFile, SERVE_RSS_BOUND_MIB, sha256File, startNetwork, tearDown, waitFor } from "../test/agents/roles/e2e-helpers.js";
 
 const RESULTS = fileURLToPath(new URL("./results/http.json", import.meta.url));
@@ -108,18 +109,6 @@ async function timed(what: string, work: () => Promise<number>): Promise<number>
       if (attempt === 3) throw err;
     }
   }
-}
-/** Queries per second of `search` over `queries`, `inFlight` at a time. */
-async function qps(queries: readonly number[][], inFlight: number, search: (q: number[]) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const s = await seconds(() =>
-    Promise.all(
-      Array.from({ length: inFlight }, async () => {
-        for (let i = next++; i < queries.length; i = next++) await search(queries[i]!);
-      }),
-    ),
-  );
-  return queries.length / s;
 }
 
 /** CPU seconds so far of this process, the daemon's user, the daemon and the nodes together (/proc/PID/stat, 100 Hz ticks). */

@@ -14,6 +14,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { MuriClient } from "../../agents/sdk/client.js";
+import { qps } from "./qps.js";
 
 export type UserRequest =
   | { op: "put"; path: string; size: number; query: Parameters<MuriClient["putBlob"]>[1] }
@@ -41,15 +42,8 @@ async function serve(req: UserRequest): Promise<UserAnswer> {
       await pipeline(Readable.fromWeb(read.stream as never), createWriteStream(req.out));
       return { seconds: elapsed() };
     }
-    case "search": {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: req.inFlight }, async () => {
-          for (let i = next++; i < req.queries.length; i = next++) await api.search(req.id, { vector: req.queries[i]!, k: req.k });
-        }),
-      );
-      return { qps: req.queries.length / elapsed() };
-    }
+    case "search":
+      return { qps: await qps(req.queries, req.inFlight, (vector) => api.search(req.id, { vector, k: req.k })) };
   }
 }
 

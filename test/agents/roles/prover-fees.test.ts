@@ -32,6 +32,11 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
   let store: FragmentStore;
   let prover: Prover;
   const log = recordingLogger();
+  /** Mines up to `block` (nothing when the head is there already). */
+  const mineTo = async (block: bigint) => {
+    const head = await pub.getBlockNumber({ cacheTime: 0 });
+    if (block > head) await createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) }).mine({ blocks: Number(block - head) });
+  };
   let maguId: bigint;
   let period: bigint;
   let member: Hex;
@@ -40,11 +45,6 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     chain = await startFreshHardhatNode();
     d = await deployLocal(chain.rpcUrl, undefined, { periodBlocks: 20, graceBlocks: 10, settleDelayBlocks: 60 });
     pub = signer(chain.rpcUrl, d, chain.keys[0]!).publicClient;
-    const test = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
-    const mineTo = async (block: bigint) => {
-      const head = await pub.getBlockNumber({ cacheTime: 0 });
-      if (block > head) await test.mine({ blocks: Number(block - head) });
-    };
     for (let i = 1; i <= 2; i++) await registerNode(chain.rpcUrl, d, chain.keys[0]!, chain.keys[i]!);
     maguId = await createAndFormMagu(chain.rpcUrl, d, chain.keys[0]!, chain.keys[6]!, { kind: 0, metric: 0, dimension: 0, members: 2, replication: 0, dataShards: 1, parityShards: 1, maxFragments: FRAGMENTS, durationPeriods: 20n, pricePerFragmentPeriod: E18 / 1000n }, mineTo);
     const fragments = Array.from({ length: FRAGMENTS }, () => randomBytes(4096));
@@ -129,11 +129,6 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
   test("a pass in the grace of a period left unproven proves it as well as the current one, the earlier deadline first", async () => {
     const reader = getMuriContracts(d.contracts, { publicClient: pub });
     await prover.stop();
-    const test = createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
-    const mineTo = async (block: bigint) => {
-      const head = await pub.getBlockNumber({ cacheTime: 0 });
-      if (block > head) await test.mine({ blocks: Number(block - head) });
-    };
     // A period that starts after the loop stopped: nobody proves it while it is current.
     const late = (await reader.maguRegistry.read.currentPeriod()) + 1n;
     await mineTo((await reader.maguRegistry.read.periodStart([late + 1n])) + 1n);
