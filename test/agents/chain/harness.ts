@@ -1,6 +1,7 @@
 /**
- * A real `hardhat node` child process on a free 127.0.0.1 port, the local deployment
- * (scripts/deploy-local.ts, without recompiling), and the few transactions the chain tests need.
+ * A real `hardhat node` child process on a free 127.0.0.1 port, the local deployment (the Ignition
+ * module deploy/MuriData.ts, sent from this process by deploy-module.ts), and the few transactions
+ * the chain tests need.
  * Every child is tracked so `killAllChains()` in an `after` hook stops whatever is left.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -22,6 +23,7 @@ import {
   type SigningChainClients,
 } from "../../../agents/chain/index.js";
 import type { Logger } from "../../../agents/store/logger.js";
+import { deployModule } from "./deploy-module.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 /** Hardhat's CLI entry, run under this (Node 22) node. */
@@ -141,10 +143,28 @@ export type DeployParameters = Partial<
 >;
 
 /**
- * Runs scripts/deploy-local.ts against `rpcUrl` (no recompilation) and loads the deployment file;
- * `parameters` replace those of deploy/parameters/devnet.json (MURI_DEPLOY_PARAMETERS).
+ * Deploys deploy/MuriData.ts to `rpcUrl` from the test process (`deployModule`: the same
+ * transactions as scripts/deploy-local.ts, without a Hardhat process); `parameters` replace those of
+ * deploy/parameters/devnet.json. `timeoutMs` bounds a chain that stops answering.
  */
 export async function deployLocal(rpcUrl: string, timeoutMs = 180_000, parameters?: DeployParameters): Promise<Deployment & { timelock: Address }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`deploying deploy/MuriData.ts to ${rpcUrl} took over ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([deployModule(rpcUrl, parameters), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs scripts/deploy-local.ts (Hardhat and Ignition) against `rpcUrl` (no recompilation) and loads
+ * the deployment file; `parameters` replace those of deploy/parameters/devnet.json
+ * (MURI_DEPLOY_PARAMETERS). What `muri devnet` and `npm run deploy:local` run.
+ */
+export async function deployWithIgnition(rpcUrl: string, timeoutMs = 180_000, parameters?: DeployParameters): Promise<Deployment & { timelock: Address }> {
   const file = join(await tempDir("muri-chain-deploy-"), "deployment.json");
   const child = spawn(process.execPath, [HARDHAT, "run", "--no-compile", "scripts/deploy-local.ts", "--network", "localhost"], {
     cwd: ROOT,
