@@ -23,7 +23,6 @@ import {
   type SigningChainClients,
 } from "../../../agents/chain/index.js";
 import type { Logger } from "../../../agents/store/logger.js";
-import { deployModule } from "./deploy-module.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 /** Hardhat's CLI entry, run under this (Node 22) node. */
@@ -153,6 +152,9 @@ export async function deployLocal(rpcUrl: string, timeoutMs = 180_000, parameter
     timer = setTimeout(() => reject(new Error(`deploying deploy/MuriData.ts to ${rpcUrl} took over ${timeoutMs} ms`)), timeoutMs);
   });
   try {
+    // Loaded here, not at the top: Ignition's module builder takes about a second to import, which
+    // every test file that imports this harness without deploying would pay.
+    const { deployModule } = await import("./deploy-module.js");
     return await Promise.race([deployModule(rpcUrl, parameters), timeout]);
   } finally {
     clearTimeout(timer);
