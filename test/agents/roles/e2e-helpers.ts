@@ -216,6 +216,35 @@ export async function mineTo(publicClient: MuriPublicClient, block: bigint): Pro
   if (head < block) await publicClient.request({ method: "hardhat_mine" as never, params: [`0x${(block - head).toString(16)}`] as never });
 }
 
+/**
+ * Cuts a search task's windows short once what a test waits for is on chain: when every one of
+ * `answering` has committed, mines to the commit deadline (reveals open in the next block); when
+ * they have all revealed, mines to the reveal deadline; then, if `settled` is given, waits for it
+ * (e.g. a dispute landed) and mines to the dispute deadline, so the task can be finalized. Without
+ * `settled` the dispute window runs its course (a validator is checking the reveals). The windows
+ * are deployed long for a loaded machine; this keeps their safety and skips the idle rest.
+ * Each jump is a single window (16 blocks in e2e-vector), well inside a proof period and its
+ * grace, so no member misses a proof because of it.
+ */
+export async function hurryTask(
+  net: Pick<Network, "read" | "mineTo">,
+  task: bigint,
+  answering: readonly Address[],
+  settled?: () => Promise<boolean>,
+  timeoutMs = 120_000,
+): Promise<void> {
+  const info = await net.read.searchMarket.read.task([task]);
+  const states = () => Promise.all(answering.map((m) => net.read.searchMarket.read.memberTask([task, m])));
+  const zero = `0x${"0".repeat(64)}`;
+  await waitFor(`task ${task}: commitments of ${answering.length} members`, timeoutMs, async () => (await states()).every((s) => s.commitment !== zero), 200);
+  await net.mineTo(BigInt(info.commitDeadline));
+  await waitFor(`task ${task}: reveals of ${answering.length} members`, timeoutMs, async () => (await states()).every((s) => s.revealed), 200);
+  await net.mineTo(BigInt(info.revealDeadline));
+  if (settled === undefined) return;
+  await waitFor(`task ${task}: settled`, timeoutMs, async () => (await settled()) || undefined, 200);
+  await net.mineTo(BigInt(info.disputeDeadline));
+}
+
 const PROVEN = 1;
 
 /**

@@ -33,7 +33,9 @@
  * windows are twice the devnet's (a commit normally lands two blocks after the task, a reveal one
  * block into its window, a dispute two blocks after the reveal), and a proof may be sent for two
  * periods of 30 blocks (a proof grace of a whole period), so a node restarted here (twice) is never
- * down for a whole proof window and never comes near eviction (three misses).
+ * down for a whole proof window and never comes near eviction (three misses). The liar's and the
+ * killed node's tasks do not sit out those windows: once the members the test waits for have
+ * committed (revealed; the dispute landed) the test mines the window's idle rest (`hurryTask`).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -49,7 +51,7 @@ import { coverPlan, createVectorClient, type OnChainSearchResult, type VectorCli
 import { cleanup } from "../chain/harness.js";
 import { muri, type CliRun } from "../cli/run-muri.js";
 import { bitMixture, gaussianMixture, prng, quantizeRows } from "../index/fixtures.js";
-import { killAllNodes, saveLogs, startNetwork, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
+import { hurryTask, killAllNodes, saveLogs, startNetwork, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
 
 const NODES = 5;
 const CLIENT = NODES + 1;
@@ -482,7 +484,15 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     await liar.kill("SIGTERM");
     await net.startNode(liarIndex, { MURI_TEST_FAULT: "false-distance" });
     const stakeBefore = (await net.read.nodeRegistry.read.nodeInfo([liar.address])).stake;
-    const answer = await client.searchOnChain(maguId, queries.subarray(61 * DIM, 62 * DIM), K, 10n ** 18n);
+    const task = (await net.read.searchMarket.read.taskCount()) + 1n;
+    const pending = client.searchOnChain(maguId, queries.subarray(61 * DIM, 62 * DIM), K, 10n ** 18n);
+    pending.catch(() => undefined); // awaited below
+    // Every member commits and reveals, the validator's dispute lands; the windows' idle rest is mined.
+    await waitFor("the task submitted", 60_000, async () => ((await net.read.searchMarket.read.taskCount()) >= task ? true : undefined), 200);
+    const members = (await net.read.maguRegistry.read.maguInfo([maguId])).members;
+    await hurryTask(net, task, members, async () => (await net.read.searchMarket.read.memberTask([task, liar.address])).disputed);
+    const answer = await pending;
+    assert.equal(answer.task, task);
     same(answer.result, truth[61]!, "answer with a liar");
     const state = await net.read.searchMarket.read.memberTask([answer.task, liar.address]);
     assert.ok(state.revealed, `the liar revealed:\n${net.nodes[liarIndex]!.stderr().slice(-3000)}`);
@@ -547,10 +557,16 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     const victim = net.nodes[1]!;
     const tasksBefore = await net.read.searchMarket.read.taskCount();
     const pending = client.searchOnChain(maguId, queries.subarray(62 * DIM, 63 * DIM), K, 10n ** 18n);
+    pending.catch(() => undefined); // awaited below
     // kill it as soon as the task is on chain, before it can commit or reveal everything
     await waitFor("the task submitted", 60_000, async () => ((await net.read.searchMarket.read.taskCount()) > tasksBefore ? true : undefined), 100);
     await victim.kill("SIGKILL");
+    // The others commit and reveal; the windows' idle rest is mined (nothing is disputed here).
+    const task = await net.read.searchMarket.read.taskCount();
+    const others = (await net.read.maguRegistry.read.maguInfo([maguId])).members.filter((m) => m.toLowerCase() !== victim.address.toLowerCase());
+    await hurryTask(net, task, others, async () => true);
     const answer = await pending;
+    assert.equal(answer.task, task);
     same(answer.result, truth[62]!, "answer without the killed node");
     const receiptLogs = await net.publicClient.getContractEvents({ address: net.deployment.contracts.searchMarket!, abi: searchMarketAbi, eventName: "TaskFinalized", args: { task: answer.task }, fromBlock: answer.submitBlock });
     assert.equal(parseEventLogs({ abi: searchMarketAbi, logs: receiptLogs }).length, 1);
