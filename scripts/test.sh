@@ -5,7 +5,8 @@
 #   2. the contract lane in the background: the Solidity tests' build, the Solidity unit, fuzz and
 #      invariant tests (and the attack simulation table from their output), the contract
 #      integration tests (mocha);
-#   3. meanwhile typecheck and lint, then the rest of the agents' tests (node:test) in two lanes.
+#   3. meanwhile typecheck and lint, then the rest of the agents' tests (node:test), two files at a
+#      time.
 # From the start, scripts/chromium.sh installs Debian's Chromium in the background when it is
 # missing (the dashboard's browser test needs it); the agents' tests wait for it.
 # Each phase prints how long it took (stderr), so a slow CI run shows where. A lane's output is
@@ -81,36 +82,44 @@ if [ "$checks_rc" -ne 0 ]; then
   exit 1
 fi
 
-# The agents' tests run in two lanes at once, each file after file: the end-to-end files (real node
-# processes on a chain with 1-s blocks: they wait on conditions, never on time, so they pass beside
-# a busy CPU) and everything else. Two lanes halve the wall time on two cores; the second lane's
-# output is printed after the first's, and either lane failing fails the run.
-# To keep the two lanes about equally long, `muri devnet` (a chain and six agent processes) runs
-# in the end-to-end lane and `e2e-access`, `e2e-networks`, `e2e-resume`, `e2e-vector-replace` and
-# `e2e-http-gib` in the other (fresh-clone run Y: 678 s and 664 s, before e2e-http-gib, about
-# 2 minutes, was added).
-e2e_tests=()
-other_tests=()
+# The agents' tests run two files at a time (one process each), in one queue: whenever a file ends
+# the next one starts, so both cores stay busy until the queue is empty. The end-to-end files
+# (real node processes on a chain with 1-s blocks) wait on conditions, never on time, so they pass
+# beside a busy CPU. The queue starts with the files that take longest, longest first (fresh-clone
+# run AE: e2e-vector 425 s, e2e-http-gib 216, e2e-access 214, `muri devnet` 124,
+# e2e-vector-payloads 116, the CLI test 108, prover-scale 93, e2e-availability 77, ...), and the
+# many short ones fill in at the end. Two fixed lanes (as before) left one core idle for minutes
+# whenever one lane ended first.
+long_first=(
+  test/agents/roles/e2e-vector.test.ts
+  test/agents/roles/e2e-http-gib.test.ts
+  test/agents/roles/e2e-access.test.ts
+  test/agents/cli/devnet.test.ts
+  test/agents/roles/e2e-vector-payloads.test.ts
+  test/agents/cli/cli.test.ts
+  test/agents/roles/prover-scale.test.ts
+  test/agents/roles/e2e-availability.test.ts
+  test/agents/roles/e2e-networks.test.ts
+  test/agents/roles/e2e-append.test.ts
+  test/agents/roles/e2e-blob.test.ts
+  test/agents/roles/e2e-epoch.test.ts
+  test/agents/roles/e2e-repair.test.ts
+  test/agents/cli/devnet-fresh-clone.test.ts
+  test/agents/roles/adversarial-search.test.ts
+  test/agents/roles/e2e-restart.test.ts
+)
+agent_queue=("${long_first[@]}")
 for f in test/agents/**/*.test.ts; do
   case "$f" in
-    test/agents/roles/e2e-access.test.ts | test/agents/roles/e2e-networks.test.ts | test/agents/roles/e2e-resume.test.ts | test/agents/roles/e2e-vector-replace.test.ts | test/agents/roles/e2e-http-gib.test.ts) other_tests+=("$f") ;;
     test/agents/data/* | test/agents/index/* | test/agents/store/* | test/agents/p2p/* | test/agents/light/*) ;; # ran beside the build
-    test/agents/roles/e2e-* | test/agents/cli/devnet.test.ts) e2e_tests+=("$f") ;;
-    *) other_tests+=("$f") ;;
+    *) [[ " ${long_first[*]} " == *" $f "* ]] || agent_queue+=("$f") ;;
   esac
 done
+for f in "${long_first[@]}"; do
+  [ -f "$f" ] || { echo "test.sh: ${f} is listed in long_first but does not exist" >&2; exit 1; }
+done
 agent_tests() {
-  local other_log other_pid other_rc=0 e2e_rc=0
-  other_log="$(mktemp)"
-  node --import ./bin/ts-register.mjs --test --test-concurrency=1 "${other_tests[@]}" >"$other_log" 2>&1 &
-  other_pid=$!
-  node --import ./bin/ts-register.mjs --test --test-concurrency=1 "${e2e_tests[@]}" || e2e_rc=$?
-  wait "$other_pid" || other_rc=$?
-  echo "# ---- agent tests, second lane (${#other_tests[@]} files besides the end-to-end ones) ----"
-  cat "$other_log"
-  rm -f "$other_log"
-  echo "test.sh: end-to-end lane exit ${e2e_rc}, other lane exit ${other_rc}" >&2
-  [ "$e2e_rc" -eq 0 ] && [ "$other_rc" -eq 0 ]
+  node --import ./bin/ts-register.mjs --test --test-concurrency=2 "${agent_queue[@]}"
 }
 chromium_rc=0
 wait "$chromium_pid" || chromium_rc=$?
@@ -121,7 +130,7 @@ if [ "$chromium_rc" -ne 0 ]; then
   exit 1
 fi
 agents_rc=0
-phase "agent tests (two lanes)" agent_tests || agents_rc=$?
+phase "agent tests (${#agent_queue[@]} files, two at a time)" agent_tests || agents_rc=$?
 contract_rc=0
 finish_contract_lane || contract_rc=$?
 [ "$agents_rc" -eq 0 ] && [ "$contract_rc" -eq 0 ]
