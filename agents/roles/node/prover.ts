@@ -117,7 +117,7 @@ export interface ProverStats {
   blocked: number;
   /** Passes completed. */
   passes: number;
-  /** Proof transactions sent again with higher fees. */
+  /** Proof transactions sent again: with higher fees, or after the node dropped them. */
   replaced: number;
   /** Periods proven again because a reorganisation dropped the block with their proof. */
   reproven: number;
@@ -381,6 +381,9 @@ class ChallengeProver implements Prover {
     const replaceAfter = BigInt(this.init.replaceAfterBlocks ?? DEFAULT_REPLACE_AFTER_BLOCKS);
     try {
       let sentAt = await publicClient.getBlockNumber({ cacheTime: 0 });
+      // The nonce, read while the node still has the transaction: a resend after the node drops it
+      // takes the same one (a new nonce would leave a gap that holds every later transaction).
+      const nonce = (await publicClient.getTransaction({ hash: first }).catch(() => undefined))?.nonce;
       for (;;) {
         // The head first, the receipts after: a proof mined in any block up to `head` is then seen
         // before the deadline is judged (read the other way round, a proof mined between the two
@@ -398,11 +401,12 @@ class ChallengeProver implements Prover {
           this.log.info("proof submitted", { ...job.ctx, fragments: job.proofs.length, tx: hash, block: receipt.blockNumber.toString(), replacements: hashes.length - 1 });
           return;
         }
-        if (head >= job.deadline || Date.now() > giveUpAt) {
+        // The contract takes a proof in blocks before its deadline: unmined at deadline - 1, it never lands.
+        if (head + 1n >= job.deadline || Date.now() > giveUpAt) {
           throw new Error(`proof transaction ${hashes.at(-1)} not mined by block ${head} (deadline ${job.deadline}, ${hashes.length - 1} replacements)`);
         }
         if (head >= sentAt + replaceAfter && hashes.length <= MAX_REPLACEMENTS) {
-          const replacement = await this.replace(job, hashes.at(-1)!, head);
+          const replacement = await this.replace(job, hashes.at(-1)!, head, nonce);
           if (replacement !== undefined) {
             hashes.push(replacement);
             sentAt = head;
@@ -416,11 +420,16 @@ class ChallengeProver implements Prover {
     }
   }
 
-  /** Sends `job` again with `hash`'s nonce and higher fees; undefined when it was mined or cannot be. */
-  private async replace(job: ProofJob, hash: Hex, head: bigint): Promise<Hex | undefined> {
+  /**
+   * Sends `job` again with `hash`'s nonce and higher fees, or, when the node no longer knows `hash`
+   * (dropped from its mempool, or the node restarted), with `nonce` at the current fees; undefined
+   * when it was mined or cannot be sent.
+   */
+  private async replace(job: ProofJob, hash: Hex, head: bigint, nonce: number | undefined): Promise<Hex | undefined> {
     const { publicClient } = this.c;
     const tx = await publicClient.getTransaction({ hash }).catch(() => undefined);
-    if (tx === undefined || tx.blockNumber !== null) return undefined;
+    if (tx === undefined) return nonce === undefined ? undefined : this.resend(job, hash, head, nonce);
+    if (tx.blockNumber !== null) return undefined;
     const base = (await publicClient.getBlock({ blockTag: "latest" })).baseFeePerGas ?? 0n;
     const bump = (x: bigint): bigint => x + (x * 3n) / 10n + 1n;
     const tip = bump(tx.maxPriorityFeePerGas ?? 0n);
@@ -448,6 +457,21 @@ class ChallengeProver implements Prover {
     } catch (err) {
       // Mined meanwhile ("nonce too low"), or the bump was refused: the next round looks again.
       this.logOnce(`replace:${job.key}:${describeError(err)}`, "warn", "could not replace a proof transaction", { ...job.ctx, tx: hash, error: describeError(err) });
+      return undefined;
+    }
+  }
+
+  /** Sends `job` again with `nonce` after the node dropped `hash`; undefined when it cannot be sent. */
+  private async resend(job: ProofJob, hash: Hex, head: bigint, nonce: number): Promise<Hex | undefined> {
+    try {
+      const args = [job.maguId, job.period, job.proofs] as const;
+      const gas = (await this.c.contracts.challengeManager.estimateGas.submitProof(args, { account: this.init.member })) + PROOF_GAS_MARGIN;
+      const again = await this.c.contracts.challengeManager.write.submitProof(args, { gas, nonce });
+      this.counters.replaced++;
+      this.log.warn("proof transaction dropped by the node: sent again", { ...job.ctx, tx: hash, replacement: again, nonce, head: head.toString(), deadline: job.deadline.toString() });
+      return again;
+    } catch (err) {
+      this.logOnce(`resend:${job.key}:${describeError(err)}`, "warn", "could not send a dropped proof transaction again", { ...job.ctx, tx: hash, error: describeError(err) });
       return undefined;
     }
   }

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { createTestClient, getAddress, http, type Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriPublicClient } from "../../../agents/chain/index.js";
@@ -15,9 +16,9 @@ import { buildFragmentTree, maguRoot } from "../../../agents/data/merkle.js";
 import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
-import { createMaguIndex } from "../../../agents/roles/shared/magu-index.js";
+import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, startRpcProxy, tempDir, type HardhatChain, type RpcCall } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
@@ -40,6 +41,21 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
   let maguId: bigint;
   let period: bigint;
   let member: Hex;
+  let index: MaguIndex;
+  /** The member's transaction waiting in the mempool, if any. */
+  const pendingTx = async () => {
+    const block = (await pub.request({ method: "eth_getBlockByNumber", params: ["pending", true] } as never)) as { transactions: Array<{ hash: Hex; from: string; nonce: Hex; maxFeePerGas: Hex }> };
+    return block.transactions.find((t) => getAddress(t.from) === member);
+  };
+  /** Polls until the member's proof transaction is in the mempool (at most 10 s). */
+  const waitPending = async () => {
+    for (let i = 0; i < 200; i++) {
+      const tx = await pendingTx();
+      if (tx !== undefined) return tx;
+      await sleep(50);
+    }
+    throw new Error("the prover sent no proof transaction within 10 s");
+  };
 
   before(async () => {
     chain = await startFreshHardhatNode();
@@ -61,7 +77,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     const dir = await tempDir("muri-prover-fees-");
     meta = await openMetaDb(`${dir}/meta`);
     store = await openFragmentStore({ dir, quotaBytes: 16 * 1024 * 1024, metaDb: meta, sync: "none" });
-    const index = createMaguIndex({}, { metaDb: meta });
+    index = createMaguIndex({}, { metaDb: meta });
     const held = fragmentsOfSlot(maguId, FRAGMENTS, 2, slot, { k: 1, m: 1 });
     for (const f of held) await store.put(fragmentCid(fragments[f]!), fragments[f]!);
     await index.recordFragments(maguId, root, roots, fragments.map((f) => fragmentCid(f)));
@@ -90,16 +106,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     await prover.start();
 
     // The proof waits in the mempool (nothing is mined until the test mines).
-    const pendingTx = async () => {
-      const block = (await pub.request({ method: "eth_getBlockByNumber", params: ["pending", true] } as never)) as { transactions: Array<{ hash: Hex; from: string; nonce: Hex; maxFeePerGas: Hex }> };
-      return block.transactions.find((t) => getAddress(t.from) === member);
-    };
-    let first: Awaited<ReturnType<typeof pendingTx>>;
-    for (let i = 0; i < 200 && first === undefined; i++) {
-      first = await pendingTx();
-      if (first === undefined) await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.ok(first, "the prover sent its proof");
+    const first = await waitPending();
     assert.equal(BigInt(first.nonce), BigInt(nonce));
     const cap = BigInt(first.maxFeePerGas);
 
@@ -145,5 +152,141 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
       return (await pub.getTransaction({ hash: event!.transactionHash })).nonce;
     };
     assert.ok((await nonceOf(late)) < (await nonceOf(late + 1n)), "the earlier deadline was sent first");
+  });
+
+  describe("a node that loses or refuses the prover's transactions (its RPC through a proxy)", () => {
+    /** What the proxy saw; `refuseSends` makes it fail every eth_sendRawTransaction. */
+    const seen: RpcCall[] = [];
+    let refuseSends = false;
+    let proxied: Prover;
+    const plog = recordingLogger();
+    let proxy: Awaited<ReturnType<typeof startRpcProxy>>;
+    const testClient = () => createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) });
+    const state = (p: bigint) => getMuriContracts(d.contracts, { publicClient: pub }).challengeManager.read.proofState([maguId, member, p]);
+    /** The next period, its start block mined (automine on), then automine off: the test mines. */
+    const nextPeriod = async (): Promise<{ p: bigint; deadline: bigint }> => {
+      const reader = getMuriContracts(d.contracts, { publicClient: pub });
+      const p = (await reader.maguRegistry.read.currentPeriod()) + 1n;
+      await mineTo((await reader.maguRegistry.read.periodStart([p])) + 1n);
+      await testClient().setAutomine(false);
+      return { p, deadline: await reader.challengeManager.read.proofDeadline([p]) };
+    };
+    /** Waits until the prover read `hash` back from the node (it learns its nonce so). */
+    const readBack = async (hash: Hex) => {
+      for (let i = 0; i < 400; i++) {
+        if (seen.some((c) => c.method === "eth_getTransactionByHash" && (c.params as unknown[])[0] === hash)) return;
+        await sleep(25);
+      }
+      throw new Error(`the prover never read ${hash} back`);
+    };
+
+    before(async () => {
+      proxy = await startRpcProxy(chain.rpcUrl, undefined, (call) => {
+        seen.push(call);
+        if (refuseSends && call.method === "eth_sendRawTransaction") throw new Error("refused by the test's proxy");
+      });
+      const s = signer(proxy.url, d, chain.keys[1]!);
+      proxied = createProver(
+        { member, pollMs: 100, replaceAfterBlocks: 3 },
+        { contracts: getMuriContracts(d.contracts, s, { priority: "proof" }), publicClient: s.publicClient, walletClient: s.walletClient, store, index, logger: plog },
+      );
+    });
+
+    after(async () => {
+      await testClient().setAutomine(true);
+      await proxy?.close();
+    });
+
+    test("a proof transaction the node drops is sent again with its nonce and lands before the deadline", async () => {
+      const { p, deadline } = await nextPeriod();
+      const before = proxied.stats();
+      const pass = proxied.runOnce();
+      const first = await waitPending();
+      await readBack(first.hash);
+      await testClient().dropTransaction({ hash: first.hash });
+      assert.equal(await pendingTx(), undefined, "the node forgot it");
+      for (let b = 0; b < 12 && (await state(p)) === 0; b++) {
+        await sleep(400);
+        await testClient().mine({ blocks: 1 });
+      }
+      await pass;
+      assert.equal(await state(p), 1, "proven");
+      assert.ok((await pub.getBlockNumber({ cacheTime: 0 })) < deadline, "before the deadline");
+      const [event] = await getMuriContracts(d.contracts, { publicClient: pub }).challengeManager.getEvents.ProofSubmitted({ magu: maguId, member, period: p }, { fromBlock: 0n });
+      const landed = await pub.getTransaction({ hash: event!.transactionHash });
+      assert.notEqual(landed.hash, first.hash);
+      assert.equal(landed.nonce, Number(BigInt(first.nonce)), "sent again with the dropped transaction's nonce");
+      const after = proxied.stats();
+      assert.deepEqual([after.submitted - before.submitted, after.replaced - before.replaced, after.failed - before.failed], [1, 1, 0]);
+      assert.ok(plog.entries.some((e) => e.msg === "proof transaction dropped by the node: sent again" && e.context?.tx === first.hash));
+    });
+
+    test("a replacement the node refuses is reported once; the first transaction lands once the base fee falls back", async () => {
+      const { p, deadline } = await nextPeriod();
+      const before = proxied.stats();
+      const pass = proxied.runOnce();
+      const first = await waitPending();
+      const cap = BigInt(first.maxFeePerGas);
+      refuseSends = true;
+      try {
+        await testClient().setNextBlockBaseFeePerGas({ baseFeePerGas: cap * 4n });
+        const refusedBefore = () => seen.filter((c) => c.method === "eth_sendRawTransaction").length;
+        const sendsAtJump = refusedBefore();
+        // Blocks under the risen base fee: past replaceAfterBlocks the prover tries to replace its
+        // proof, and every try is refused. Mined one at a time until it tried twice.
+        for (let b = 0; b < 20 && refusedBefore() < sendsAtJump + 2; b++) {
+          await testClient().mine({ blocks: 1 });
+          await sleep(400);
+        }
+        assert.ok(refusedBefore() >= sendsAtJump + 2, "the prover tried to replace its proof (twice)");
+        assert.equal(await state(p), 0, "not mined under the risen base fee");
+      } finally {
+        refuseSends = false;
+      }
+      // The base fee falls back under the first transaction's cap: it is mined as it was.
+      await testClient().setNextBlockBaseFeePerGas({ baseFeePerGas: cap / 2n });
+      await testClient().mine({ blocks: 1 });
+      await pass;
+      assert.equal(await state(p), 1, "proven");
+      assert.ok((await pub.getBlockNumber({ cacheTime: 0 })) < deadline);
+      const [event] = await getMuriContracts(d.contracts, { publicClient: pub }).challengeManager.getEvents.ProofSubmitted({ magu: maguId, member, period: p }, { fromBlock: 0n });
+      assert.equal(event!.transactionHash, first.hash, "the first transaction landed");
+      const after = proxied.stats();
+      assert.deepEqual([after.submitted - before.submitted, after.replaced - before.replaced, after.failed - before.failed], [1, 0, 0]);
+      const refused = plog.entries.filter((e) => e.msg === "could not replace a proof transaction" && e.context?.tx === first.hash);
+      assert.equal(refused.length, 1, "reported once, however many tries");
+      const landed = plog.entries.find((e) => e.msg === "proof submitted" && e.context?.tx === first.hash);
+      assert.equal(landed?.context?.replacements, 0, "no replacement was sent");
+    });
+
+    test("a proof that never lands is reported failed at its deadline, and is not counted as submitted", async () => {
+      const { p, deadline } = await nextPeriod();
+      const before = proxied.stats();
+      const pass = proxied.runOnce();
+      const first = await waitPending();
+      await readBack(first.hash);
+      // The node loses the transaction and refuses every one sent after it.
+      refuseSends = true;
+      try {
+        await testClient().dropTransaction({ hash: first.hash });
+        for (let head = await pub.getBlockNumber({ cacheTime: 0 }); head < deadline; head++) {
+          await testClient().mine({ blocks: 1 });
+          await sleep(100);
+        }
+        await pass;
+      } finally {
+        refuseSends = false;
+      }
+      assert.equal(await state(p), 0, "never proven");
+      const after = proxied.stats();
+      assert.deepEqual([after.submitted - before.submitted, after.replaced - before.replaced, after.failed - before.failed], [0, 0, 1]);
+      const failed = plog.entries.filter((e) => e.msg === "proof submission failed" && e.context?.period === p.toString());
+      assert.equal(failed.length, 1, JSON.stringify(failed));
+      // Given up once the next block is the deadline: the contract takes proofs in blocks before it.
+      assert.match(String(failed[0]!.context?.error), new RegExp(`proof transaction ${first.hash} not mined by block (${deadline - 1n}|${deadline}) \\(deadline ${deadline}, 0 replacements\\)`));
+      const refused = plog.entries.filter((e) => e.msg === "could not send a dropped proof transaction again" && e.context?.period === p.toString());
+      assert.equal(refused.length, 1, `its resends were refused, reported once: ${JSON.stringify(refused)}`);
+      assert.match(String(refused[0]!.context?.error), /HTTP 502/);
+    });
   });
 });
