@@ -82,8 +82,8 @@ if [ "$checks_rc" -ne 0 ]; then
   exit 1
 fi
 
-# The agents' tests run two files at a time (one process each), in one queue: whenever a file ends
-# the next one starts, so both cores stay busy until the queue is empty. The end-to-end files
+# The agents' tests run two files at a time (one `node --test` each), in one queue: whenever a file
+# ends the next one starts, so both cores stay busy until the queue is empty. The end-to-end files
 # (real node processes on a chain with 1-s blocks) wait on conditions, never on time, so they pass
 # beside a busy CPU. The queue starts with the files that take longest, longest first (fresh-clone
 # run AE: e2e-vector 425 s, e2e-http-gib 216, e2e-access 214, `muri devnet` 124,
@@ -118,8 +118,39 @@ done
 for f in "${long_first[@]}"; do
   [ -f "$f" ] || { echo "test.sh: ${f} is listed in long_first but does not exist" >&2; exit 1; }
 done
+# One file: its output, printed whole when it ends (under a lock, so two never interleave), and a
+# line "<exit> <seconds> <file>" in the results.
+run_one() {
+  local file="$1" out start=$SECONDS rc=0
+  out="$(mktemp)"
+  node --import ./bin/ts-register.mjs --test "$file" >"$out" 2>&1 || rc=$?
+  {
+    flock 9
+    echo "# ---- ${file}: exit ${rc}, $((SECONDS - start)) s ----"
+    cat "$out"
+    echo "$rc $((SECONDS - start)) $file" >>"$queue_results"
+  } 9>>"$queue_lock"
+  rm -f "$out"
+  return $((rc == 0 ? 0 : 1))
+}
+export -f run_one
+# The queue, two files at a time, in its order (xargs starts them in order; `node --test` would
+# sort the files it is given by name). Prints each file's time, then fails if any file failed.
 agent_tests() {
-  node --import ./bin/ts-register.mjs --test --test-concurrency=2 "${agent_queue[@]}"
+  local rc=0
+  queue_results="$(mktemp)"
+  queue_lock="$(mktemp)"
+  export queue_results queue_lock
+  printf '%s\0' "${agent_queue[@]}" | xargs -0 -n 1 -P 2 bash -c 'run_one "$1"' _ || rc=$?
+  echo "# ---- agent test files by time (exit, seconds, file) ----"
+  sort -k2,2nr "$queue_results"
+  local failed
+  failed="$(awk '$1 != 0 { print $3 }' "$queue_results")"
+  rm -f "$queue_results" "$queue_lock"
+  if [ -n "$failed" ] || [ "$rc" -ne 0 ]; then
+    echo "test.sh: agent test files failed: ${failed:-(see above)}" >&2
+    return 1
+  fi
 }
 chromium_rc=0
 wait "$chromium_pid" || chromium_rc=$?
