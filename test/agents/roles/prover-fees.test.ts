@@ -230,23 +230,24 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
       refuseSends = true;
       try {
         await testClient().setNextBlockBaseFeePerGas({ baseFeePerGas: cap * 4n });
-        const refusedBefore = () => seen.filter((c) => c.method === "eth_sendRawTransaction").length;
-        const sendsAtJump = refusedBefore();
+        const sends = () => seen.filter((c) => c.method === "eth_sendRawTransaction").length;
+        const sendsAtJump = sends();
         // Blocks under the risen base fee: past replaceAfterBlocks the prover tries to replace its
         // proof, and every try is refused. Mined one at a time until it tried twice.
-        for (let b = 0; b < 20 && refusedBefore() < sendsAtJump + 2; b++) {
+        for (let b = 0; b < 20 && sends() < sendsAtJump + 2; b++) {
           await testClient().mine({ blocks: 1 });
           await sleep(400);
         }
-        assert.ok(refusedBefore() >= sendsAtJump + 2, "the prover tried to replace its proof (twice)");
+        assert.ok(sends() >= sendsAtJump + 2, "the prover tried to replace its proof (twice)");
         assert.equal(await state(p), 0, "not mined under the risen base fee");
+        // The base fee falls back under the first transaction's cap: it is mined as it was (the
+        // node still refuses every other send until the pass ends).
+        await testClient().setNextBlockBaseFeePerGas({ baseFeePerGas: cap / 2n });
+        await testClient().mine({ blocks: 1 });
+        await pass;
       } finally {
         refuseSends = false;
       }
-      // The base fee falls back under the first transaction's cap: it is mined as it was.
-      await testClient().setNextBlockBaseFeePerGas({ baseFeePerGas: cap / 2n });
-      await testClient().mine({ blocks: 1 });
-      await pass;
       assert.equal(await state(p), 1, "proven");
       assert.ok((await pub.getBlockNumber({ cacheTime: 0 })) < deadline);
       const [event] = await getMuriContracts(d.contracts, { publicClient: pub }).challengeManager.getEvents.ProofSubmitted({ magu: maguId, member, period: p }, { fromBlock: 0n });
@@ -254,7 +255,8 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
       const after = proxied.stats();
       assert.deepEqual([after.submitted - before.submitted, after.replaced - before.replaced, after.failed - before.failed], [1, 0, 0]);
       const refused = plog.entries.filter((e) => e.msg === "could not replace a proof transaction" && e.context?.tx === first.hash);
-      assert.equal(refused.length, 1, "reported once, however many tries");
+      assert.equal(refused.length, 1, `reported once, however many tries: ${JSON.stringify(refused)}`);
+      assert.match(String(refused[0]!.context?.error), /HTTP 502/, "the node's refusal");
       const landed = plog.entries.find((e) => e.msg === "proof submitted" && e.context?.tx === first.hash);
       assert.equal(landed?.context?.replacements, 0, "no replacement was sent");
     });
