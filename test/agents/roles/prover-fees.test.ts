@@ -171,6 +171,13 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
       await testClient().setAutomine(false);
       return { p, deadline: await reader.challengeManager.read.proofDeadline([p]) };
     };
+    /** A pass of the proxied prover over the next period, started; its proof seen in the mempool. */
+    const startPass = async () => {
+      const { p, deadline } = await nextPeriod();
+      const before = proxied.stats();
+      const pass = proxied.runOnce();
+      return { p, deadline, before, pass, first: await waitPending() };
+    };
     /** Waits until the prover read `hash` back from the node (it learns its nonce so). */
     const readBack = async (hash: Hex) => {
       for (let i = 0; i < 400; i++) {
@@ -198,10 +205,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     });
 
     test("a proof transaction the node drops is sent again with its nonce and lands before the deadline", async () => {
-      const { p, deadline } = await nextPeriod();
-      const before = proxied.stats();
-      const pass = proxied.runOnce();
-      const first = await waitPending();
+      const { p, deadline, before, pass, first } = await startPass();
       await readBack(first.hash);
       await testClient().dropTransaction({ hash: first.hash });
       assert.equal(await pendingTx(), undefined, "the node forgot it");
@@ -222,10 +226,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     });
 
     test("a replacement the node refuses is reported once; the first transaction lands once the base fee falls back", async () => {
-      const { p, deadline } = await nextPeriod();
-      const before = proxied.stats();
-      const pass = proxied.runOnce();
-      const first = await waitPending();
+      const { p, deadline, before, pass, first } = await startPass();
       const cap = BigInt(first.maxFeePerGas);
       refuseSends = true;
       try {
@@ -262,10 +263,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     });
 
     test("a proof that never lands is reported failed at its deadline, and is not counted as submitted", async () => {
-      const { p, deadline } = await nextPeriod();
-      const before = proxied.stats();
-      const pass = proxied.runOnce();
-      const first = await waitPending();
+      const { p, deadline, before, pass, first } = await startPass();
       await readBack(first.hash);
       // The node loses the transaction and refuses every one sent after it.
       refuseSends = true;
