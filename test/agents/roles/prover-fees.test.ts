@@ -18,7 +18,7 @@ import { openFragmentStore, type FragmentStore } from "../../../agents/store/fra
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
-import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, startRpcProxy, tempDir, type HardhatChain, type RpcCall } from "../chain/harness.js";
+import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, startRpcProxy, tempDir, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
@@ -155,8 +155,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
   });
 
   describe("a node that loses or refuses the prover's transactions (its RPC through a proxy)", () => {
-    /** What the proxy saw; `refuseSends` makes it fail every eth_sendRawTransaction. */
-    const seen: RpcCall[] = [];
+    /** Makes the proxy fail every eth_sendRawTransaction (it records every call in `proxy.calls`). */
     let refuseSends = false;
     let proxied: Prover;
     const plog = recordingLogger();
@@ -181,7 +180,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     /** Waits until the prover read `hash` back from the node (it learns its nonce so). */
     const readBack = async (hash: Hex) => {
       for (let i = 0; i < 400; i++) {
-        if (seen.some((c) => c.method === "eth_getTransactionByHash" && (c.params as unknown[])[0] === hash)) return;
+        if (proxy.calls.some((c) => c.method === "eth_getTransactionByHash" && (c.params as unknown[])[0] === hash)) return;
         await sleep(25);
       }
       throw new Error(`the prover never read ${hash} back`);
@@ -189,7 +188,6 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
 
     before(async () => {
       proxy = await startRpcProxy(chain.rpcUrl, undefined, (call) => {
-        seen.push(call);
         if (refuseSends && call.method === "eth_sendRawTransaction") throw new Error("refused by the test's proxy");
       });
       const s = signer(proxy.url, d, chain.keys[1]!);
@@ -231,7 +229,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
       refuseSends = true;
       try {
         await testClient().setNextBlockBaseFeePerGas({ baseFeePerGas: cap * 4n });
-        const sends = () => seen.filter((c) => c.method === "eth_sendRawTransaction").length;
+        const sends = () => proxy.calls.filter((c) => c.method === "eth_sendRawTransaction").length;
         const sendsAtJump = sends();
         // Blocks under the risen base fee: past replaceAfterBlocks the prover tries to replace its
         // proof, and every try is refused. Mined one at a time until it tried twice.
