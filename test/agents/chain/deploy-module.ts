@@ -26,7 +26,6 @@ interface Future {
   contract?: Future;
   functionName?: string;
   args?: unknown[];
-  value?: bigint;
 }
 
 async function artifact(name: string): Promise<{ abi: Abi; bytecode: Hex }> {
@@ -39,7 +38,7 @@ async function artifact(name: string): Promise<{ abi: Abi; bytecode: Hex }> {
 }
 
 /** devnet.json's parameters with `overrides` on top: what the deployment file records. */
-export async function deployParameters(overrides: Record<string, number | string> = {}): Promise<Record<string, number | string>> {
+async function deployParameters(overrides: Record<string, number | string> = {}): Promise<Record<string, number | string>> {
   const devnet = JSON.parse(await readFile(new URL("deploy/parameters/devnet.json", ROOT), "utf8")) as { MuriData: Record<string, number | string> };
   return { ...devnet.MuriData, ...overrides };
 }
@@ -53,8 +52,8 @@ export async function deployModule(rpcUrl: string, overrides: Record<string, num
   const publicClient = createPublicClient({ transport: http(rpcUrl, { retryCount: 0 }) });
   const chainId = await publicClient.getChainId();
   const chain = { ...hardhat, id: chainId };
-  const accounts = await createWalletClient({ transport: http(rpcUrl, { retryCount: 0 }) }).getAddresses();
   const wallet = createWalletClient({ chain, transport: http(rpcUrl, { retryCount: 0 }) });
+  const accounts = await wallet.getAddresses();
   const addresses = new Map<string, Address>();
   const abis = new Map<string, Abi>();
 
