@@ -11,7 +11,10 @@
 // loading some 1,700 modules one by one was most of the 2.3 s of CPU each `muri` command and agent
 // process spent before doing anything (0.9 s bundled). The bundle is cached under
 // node_modules/.cache/muri-ts/bundles/ with the hash of every project file in it and of the
-// installed dependencies, and rebuilt when one changes; `MURI_BUNDLE=0` turns it off.
+// installed dependencies, and rebuilt when one changes; `MURI_BUNDLE=0` turns it off. The entry's
+// URL resolves to the bundle's file, which Node loads itself, with V8's compile cache
+// (node_modules/.cache/muri-ts/v8/): served as a string from a hook, 6 MB were parsed and compiled
+// again by every process.
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import module, { createRequire } from "node:module";
@@ -31,9 +34,9 @@ const BUNDLE_LOCK_STALE_MS = 120_000;
 const sha256 = (data) => createHash("sha256").update(data).digest("hex");
 
 /**
- * The bundle of `entry` (an absolute .ts path under `root`), from the cache when every project file
- * in it and the installed dependencies are unchanged, else built and cached. Undefined when
- * another process is building it right now (the caller loads the files one by one this time).
+ * The path of the bundle of `entry` (an absolute .ts path under `root`), from the cache when every
+ * project file in it and the installed dependencies are unchanged, else built and cached. Undefined
+ * when another process is building it right now (the caller loads the files one by one this time).
  */
 export async function bundleFor(root, esbuild, entry) {
   const dir = join(root, "node_modules", ".cache", "muri-ts", "bundles");
@@ -46,7 +49,7 @@ export async function bundleFor(root, esbuild, entry) {
   try {
     const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
     const current = manifest.deps === deps && Object.entries(manifest.inputs).every(([file, hash]) => existsSync(file) && sha256(readFileSync(file)) === hash);
-    if (current) return readFileSync(bundlePath, "utf8");
+    if (current && existsSync(bundlePath)) return bundlePath;
   } catch {
     // No bundle yet, or a damaged manifest: build one.
   }
@@ -122,7 +125,7 @@ export async function bundleFor(root, esbuild, entry) {
     put(bundlePath, code);
     put(manifestPath, JSON.stringify({ entry, deps, inputs }));
     pruneBundles(dir);
-    return code;
+    return bundlePath;
   } finally {
     closeSync(lock);
     // Gone already if a process took it over as stale (a build over two minutes): nothing to undo.
@@ -164,27 +167,31 @@ export async function loadTypeScript(root, entries = []) {
     const isOwn = (url) => url.startsWith(ownCode) && !url.includes("/node_modules/");
     const cacheDir = join(root, "node_modules", ".cache", "muri-ts");
     const salt = `esbuild ${esbuild.version} node22 esm inline`;
+    // Entry URL -> its bundle's file URL. The bundle is loaded from its file by Node's own loader,
+    // so V8's compile cache (enabled below) serves its code: compiling some 20 MB of JavaScript was
+    // a third of each process's start.
     const bundles = new Map();
     if (process.env.MURI_BUNDLE !== "0") {
       for (const entry of entries) {
         if (!BUNDLED_ENTRIES.some((e) => resolve(root, e) === entry)) continue;
         // A bundle that cannot be built leaves the entry to the per-file loader below, as before.
-        const code = await bundleFor(root, esbuild, entry).catch(() => undefined);
-        if (code !== undefined) bundles.set(pathToFileURL(entry).href, code);
+        const file = await bundleFor(root, esbuild, entry).catch(() => undefined);
+        if (file !== undefined) bundles.set(pathToFileURL(entry).href, pathToFileURL(file).href);
       }
+      if (bundles.size > 0) module.enableCompileCache?.(join(cacheDir, "v8"));
     }
     module.registerHooks({
       resolve(specifier, context, nextResolve) {
         // `./x.js` in a .ts file names ./x.ts (TypeScript's node16 resolution).
         if (context.parentURL && isOwn(context.parentURL) && /^\.{1,2}\/.*\.js$/.test(specifier)) {
           const ts = new URL(specifier.replace(/\.js$/, ".ts"), context.parentURL);
-          if (existsSync(fileURLToPath(ts))) return { url: ts.href, shortCircuit: true };
+          if (existsSync(fileURLToPath(ts))) return { url: bundles.get(ts.href) ?? ts.href, shortCircuit: true };
         }
-        return nextResolve(specifier, context);
+        const resolved = nextResolve(specifier, context);
+        const bundle = bundles.get(resolved.url);
+        return bundle === undefined ? resolved : { ...resolved, url: bundle, format: "module" };
       },
       load(url, context, nextLoad) {
-        const bundle = bundles.get(url);
-        if (bundle !== undefined) return { format: "module", source: bundle, shortCircuit: true };
         if (!url.endsWith(".ts") || !isOwn(url)) return nextLoad(url, context);
         const file = fileURLToPath(url);
         const source = readFileSync(file, "utf8");

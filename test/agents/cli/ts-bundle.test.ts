@@ -1,14 +1,16 @@
 /**
- * bin/ts-hooks.mjs serves the CLI's and the agents' entry points as one cached esbuild bundle.
- * A bundle must behave as the files it replaces (a source file's `import.meta.url` is still its own
- * URL), be rebuilt when any file in it or the installed dependencies change, and be built by one
- * process at a time. The real entry points must bundle: a failure would only fall back to the
- * per-file loader, silently and slower.
+ * bin/ts-hooks.mjs serves the CLI's and the agents' entry points as one cached esbuild bundle,
+ * loaded from its file so that V8's compile cache serves its code. A bundle must behave as the files
+ * it replaces (a source file's `import.meta.url` is still its own URL), be rebuilt when any file in
+ * it or the installed dependencies change, and be built by one process at a time. The real entry
+ * points must bundle and be served from the compile cache: a failure would only fall back to the
+ * per-file loader or a full compile, silently and slower.
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -42,10 +44,10 @@ async function project(): Promise<{ root: string; entry: string; bundles: string
   return { root, entry: join(root, "src", "main.ts"), bundles: join(root, "node_modules", ".cache", "muri-ts", "bundles") };
 }
 
-/** Imports a bundle's code from a file under `root` (as the loader serves it under the entry's URL). */
-async function run(root: string, code: string, n: number): Promise<{ here: string; version: number; where?: string[] }> {
+/** Imports a copy of a bundle (a fresh URL each time: the module cache keeps the first import of a path). */
+async function run(root: string, bundle: string, n: number): Promise<{ here: string; version: number; where?: string[] }> {
   const file = join(root, "src", `bundle-${n}.mjs`);
-  await writeFile(file, code);
+  await writeFile(file, readFileSync(bundle));
   return ((await import(pathToFileURL(file).href)) as { report: { here: string; version: number; where?: string[] } }).report;
 }
 
@@ -116,9 +118,21 @@ describe("bundled entry points (bin/ts-hooks.mjs)", () => {
 
   test("the CLI and both agents bundle", async () => {
     for (const entry of hooks.BUNDLED_ENTRIES) {
-      const code = await hooks.bundleFor(ROOT, esbuild, join(ROOT, entry));
+      const file = await hooks.bundleFor(ROOT, esbuild, join(ROOT, entry));
       // Undefined only while another process (a parallel test lane) builds the same bundle.
-      if (code !== undefined) assert.match(code, /__muriMetaResolve/, entry);
+      if (file !== undefined) assert.match(readFileSync(file, "utf8"), /__muriMetaResolve/, entry);
     }
+  });
+
+  test("a muri command loads its bundle from the file, through V8's compile cache", () => {
+    const muri = (): string => {
+      const run = spawnSync(process.execPath, [join(ROOT, "bin", "muri.js"), "--help"], { env: { ...process.env, NODE_DEBUG_NATIVE: "COMPILE_CACHE" }, encoding: "utf8" });
+      assert.equal(run.status, 0, run.stderr);
+      return run.stderr;
+    };
+    // The first run may build the bundle or write its cache; the second reads both.
+    muri();
+    const log = muri();
+    assert.match(log, /cache for file:\/\/\S+\/muri-ts\/bundles\/\w+\.mjs was accepted/, log.split("\n").filter((l) => l.includes("bundles")).join("\n"));
   });
 });
