@@ -17,11 +17,22 @@ import { fragmentsOfSlot } from "../../../agents/data/placement.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
-import { createProver, type Prover } from "../../../agents/roles/node/prover.js";
+import { createProver, MAX_REPLACEMENTS, type Prover } from "../../../agents/roles/node/prover.js";
 import { createAndFormMagu, E18, cleanup, deployLocal, recordingLogger, registerNode, signer, startFreshHardhatNode, startRpcProxy, tempDir, type HardhatChain } from "../chain/harness.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
 
 after(cleanup);
+
+/** `promise`, or a failure naming `what` if it is not settled within `ms`. */
+async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 const FRAGMENTS = 4;
 
@@ -44,7 +55,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
   let index: MaguIndex;
   /** The member's transaction waiting in the mempool, if any. */
   const pendingTx = async () => {
-    const block = (await pub.request({ method: "eth_getBlockByNumber", params: ["pending", true] } as never)) as { transactions: Array<{ hash: Hex; from: string; nonce: Hex; maxFeePerGas: Hex }> };
+    const block = (await pub.request({ method: "eth_getBlockByNumber", params: ["pending", true] } as never)) as { transactions: Array<{ hash: Hex; from: string; nonce: Hex; maxFeePerGas: Hex; maxPriorityFeePerGas: Hex }> };
     return block.transactions.find((t) => getAddress(t.from) === member);
   };
   /** Polls until the member's proof transaction is in the mempool (at most 10 s). */
@@ -128,7 +139,23 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
     assert.equal(landed.nonce, nonce, "with the same nonce");
     assert.ok(landed.maxFeePerGas! > cap, `a higher fee cap (${landed.maxFeePerGas} > ${cap})`);
     await assert.rejects(pub.getTransactionReceipt({ hash: first.hash }), "the first transaction was never mined");
-    assert.ok(log.entries.some((e) => e.msg === "proof transaction not mined: replaced with higher fees"));
+    // The replacement's fees, by the policy the prover states: the tip and the fee cap 30 % + 1 wei
+    // above the replaced transaction's, and the cap at least twice the base fee plus the tip. The
+    // base fee it read is that of a block mined since the transaction was sent.
+    const replaced = log.entries.find((e) => e.msg === "proof transaction not mined: replaced with higher fees" && e.context?.tx === first.hash);
+    assert.ok(replaced, "the replacement of the first transaction is logged");
+    const second = await pub.getTransaction({ hash: replaced.context!.replacement as Hex });
+    const bump = (x: bigint): bigint => x + (x * 3n) / 10n + 1n;
+    const base = BigInt(replaced.context!.baseFee as string);
+    const fees: bigint[] = [];
+    for (let b = await pub.getBlockNumber({ cacheTime: 0 }); b >= start; b--) fees.push((await pub.getBlock({ blockNumber: b })).baseFeePerGas!);
+    assert.ok(fees.includes(base) && base > 0n, `the base fee read (${base}) is a mined block's (${fees.join(", ")})`);
+    assert.equal(second.nonce, nonce);
+    assert.equal(second.maxPriorityFeePerGas, bump(BigInt(first.maxPriorityFeePerGas)), "the tip, 30 % + 1 above");
+    const twice = 2n * base + second.maxPriorityFeePerGas!;
+    const want = bump(cap) > twice ? bump(cap) : twice;
+    assert.equal(second.maxFeePerGas, want, `the fee cap: the larger of ${bump(cap)} (30 % + 1 above ${cap}) and ${twice} (twice the base fee, plus the tip)`);
+    assert.equal(replaced.context!.maxFeePerGas, `${cap} -> ${want}`, "logged as old -> new");
     assert.equal(prover.stats().failed, 0);
     await test.setAutomine(true);
   });
@@ -191,8 +218,9 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
         if (refuseSends && call.method === "eth_sendRawTransaction") throw new Error("refused by the test's proxy");
       });
       const s = signer(proxy.url, d, chain.keys[1]!);
+      // Only the chain ends these passes (a wall-clock bound far beyond any test's).
       proxied = createProver(
-        { member, pollMs: 100, replaceAfterBlocks: 3 },
+        { member, pollMs: 100, replaceAfterBlocks: 3, receiptTimeoutMs: 600_000 },
         { contracts: getMuriContracts(d.contracts, s, { priority: "proof" }), publicClient: s.publicClient, walletClient: s.walletClient, store, index, logger: plog },
       );
     });
@@ -267,11 +295,12 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
       refuseSends = true;
       try {
         await testClient().dropTransaction({ hash: first.hash });
-        for (let head = await pub.getBlockNumber({ cacheTime: 0 }); head < deadline; head++) {
+        // Up to the deadline's last block and no further: the prover gives up there by itself.
+        for (let head = await pub.getBlockNumber({ cacheTime: 0 }); head < deadline - 1n; head++) {
           await testClient().mine({ blocks: 1 });
           await sleep(100);
         }
-        await pass;
+        await within(60_000, pass, "the pass gave up at the deadline's last block");
       } finally {
         refuseSends = false;
       }
@@ -281,7 +310,7 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
       const failed = plog.entries.filter((e) => e.msg === "proof submission failed" && e.context?.period === p.toString());
       assert.equal(failed.length, 1, JSON.stringify(failed));
       // Given up once the next block is the deadline: the contract takes proofs in blocks before it.
-      assert.match(String(failed[0]!.context?.error), new RegExp(`proof transaction ${first.hash} not mined by block (${deadline - 1n}|${deadline}) \\(deadline ${deadline}, 0 replacements\\)`));
+      assert.equal(String(failed[0]!.context?.error), `proof transaction ${first.hash} not mined by block ${deadline - 1n} (deadline ${deadline}, 0 replacements)`);
       // Every resend the node refused is reported once. The test mines faster than a loaded prover
       // polls, so a resend estimated after the last block it may land in is refused by the contract
       // instead (a different error, reported once too); nothing else may go wrong.
@@ -290,6 +319,97 @@ describe("prover: a proof stuck under a risen base fee is replaced (hardhat node
       assert.equal(errors.filter((e) => /HTTP 502/.test(e)).length, 1, `its resends were refused, reported once: ${JSON.stringify(unsent)}`);
       assert.ok(errors.every((e) => /HTTP 502|ChallengeWrongPeriod/.test(e)), JSON.stringify(unsent));
       assert.equal(new Set(errors).size, errors.length, "each error reported once");
+    });
+
+    test("with no block coming, a pass gives up when its receipt timeout passes, long before the deadline", async () => {
+      const s = signer(proxy.url, d, chain.keys[1]!);
+      const quick = createProver(
+        { member, pollMs: 100, replaceAfterBlocks: 3, receiptTimeoutMs: 1_500 },
+        { contracts: getMuriContracts(d.contracts, s, { priority: "proof" }), publicClient: s.publicClient, walletClient: s.walletClient, store, index, logger: plog },
+      );
+      const { p, deadline } = await nextPeriod();
+      // Past the grace of the period before (the never-landing proof's), so that only p is proven.
+      const reader = getMuriContracts(d.contracts, { publicClient: pub });
+      const previous = await reader.challengeManager.read.proofDeadline([p - 1n]);
+      const now = await pub.getBlockNumber({ cacheTime: 0 });
+      if (previous > now) await testClient().mine({ blocks: Number(previous - now) });
+      const pass = quick.runOnce();
+      const first = await waitPending();
+      const head = await pub.getBlockNumber({ cacheTime: 0 });
+      // Nothing is mined: only the wall clock can end the pass.
+      await within(30_000, pass, "the pass gave up after its 1.5 s receipt timeout");
+      assert.equal(await pub.getBlockNumber({ cacheTime: 0 }), head, "no block was mined meanwhile");
+      assert.deepEqual([quick.stats().submitted, quick.stats().failed], [0, 1]);
+      const failed = plog.entries.filter((e) => e.msg === "proof submission failed" && e.context?.period === p.toString());
+      assert.equal(failed.at(-1)?.context?.error, `proof transaction ${first.hash} not mined by block ${head} (deadline ${deadline}, 0 replacements)`);
+      await testClient().mine({ blocks: 1 }); // it lands after all: the next pass finds the period proven
+      assert.equal(await state(p), 1);
+    });
+
+    test(`a proof that no fee gets mined is replaced ${MAX_REPLACEMENTS} times and no more, and the last replacement lands`, async () => {
+      const { p, deadline, before, pass, first } = await startPass();
+      const replacedSince = () => proxied.stats().replaced - before.replaced;
+      // Before every block the base fee is set just above the pending proof's fee cap: nothing the
+      // prover sends fits, each replacement doubles the cap. Mined until four blocks before the
+      // deadline, time for a replacement past the limit (one every 3 blocks) to show.
+      for (let head = await pub.getBlockNumber({ cacheTime: 0 }); head < deadline - 4n; head++) {
+        const pending = await pendingTx();
+        assert.ok(pending, "the proof is still waiting");
+        await testClient().setNextBlockBaseFeePerGas({ baseFeePerGas: BigInt(pending.maxFeePerGas) + 1n });
+        await testClient().mine({ blocks: 1 });
+        await sleep(400);
+      }
+      assert.equal(await state(p), 0, "nothing landed under those base fees");
+      assert.equal(replacedSince(), MAX_REPLACEMENTS, `replaced ${MAX_REPLACEMENTS} times, not more`);
+      const last = (await pendingTx())!;
+      await testClient().setNextBlockBaseFeePerGas({ baseFeePerGas: 1n });
+      await testClient().mine({ blocks: 1 });
+      await within(60_000, pass, "the pass ended once the last replacement landed");
+      assert.equal(await state(p), 1, "proven");
+      const [event] = await getMuriContracts(d.contracts, { publicClient: pub }).challengeManager.getEvents.ProofSubmitted({ magu: maguId, member, period: p }, { fromBlock: 0n });
+      assert.equal(event!.transactionHash, last.hash, "the last replacement landed");
+      assert.notEqual(last.hash, first.hash);
+      assert.deepEqual([proxied.stats().submitted - before.submitted, replacedSince(), proxied.stats().failed - before.failed], [1, MAX_REPLACEMENTS, 0]);
+    });
+
+    test("stop() while a proof waits for its receipt returns at once, without counting a failure", async () => {
+      const { p } = await nextPeriod();
+      const before = proxied.stats();
+      await proxied.start();
+      await waitPending();
+      const t0 = Date.now();
+      await within(10_000, proxied.stop(), "stop() returned while the proof was unmined");
+      assert.ok(Date.now() - t0 < 10_000);
+      assert.deepEqual([proxied.stats().submitted - before.submitted, proxied.stats().failed - before.failed], [0, 0]);
+      await testClient().mine({ blocks: 1 }); // the proof sent lands; nobody waits for it any more
+      assert.equal(await state(p), 1);
+    });
+
+    test("a proof that reverts in its block is a failure, not a proof: counted failed, the period still open", async () => {
+      const { p, before, pass, first } = await startPass();
+      // Between the estimate and the block the contract's state changes so that the proof reverts
+      // (played by setting ChallengeManager's reentrancy guard, OpenZeppelin's ERC-7201 slot, to
+      // "entered"; any change that makes submitProof revert is the same to the prover).
+      const guard = "0x9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f00";
+      const word = (v: number): Hex => `0x${v.toString(16).padStart(64, "0")}`;
+      const cm = d.contracts.challengeManager;
+      await testClient().setStorageAt({ address: cm, index: guard, value: word(2) });
+      try {
+        await testClient().mine({ blocks: 1 });
+      } finally {
+        await testClient().setStorageAt({ address: cm, index: guard, value: word(1) });
+      }
+      const receipt = await pub.getTransactionReceipt({ hash: first.hash });
+      assert.equal(receipt.status, "reverted", "the proof was mined and reverted");
+      await within(60_000, pass, "the pass ended");
+      assert.equal(await state(p), 0, "the period is still open");
+      assert.deepEqual([proxied.stats().submitted - before.submitted, proxied.stats().failed - before.failed], [0, 1]);
+      const failed = plog.entries.filter((e) => e.msg === "proof submission failed" && e.context?.period === p.toString());
+      assert.equal(failed.at(-1)?.context?.error, `proof transaction ${first.hash} reverted in block ${receipt.blockNumber}`);
+      // The next pass proves it.
+      await testClient().setAutomine(true);
+      await proxied.runOnce();
+      assert.equal(await state(p), 1, "proven by the next pass");
     });
   });
 });
