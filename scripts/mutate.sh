@@ -14,7 +14,8 @@
 # mutants keep their result (tests are only added, and a mutant a test kills stays killed). With
 # MURI_MUTATE_LINES it re-runs the survivors on those lines only.
 # MURI_MUTATE_CONCURRENCY=1 runs one test process at a time; MURI_MUTATE_LINES=a-b[,c-d] mutates
-# only those lines of a one-file target (see base.mjs).
+# only those lines of a one-file target (see base.mjs); its score is recorded as "<target>:<lines>"
+# (summarize.mjs), beside the whole target's.
 # A run stopped with Ctrl-C (SIGINT to stryker) keeps the mutants it finished in the incremental file
 # and records its time as "stopped"; --report then writes the report and bench/results/mutation.json
 # from the incremental file alone (the finished mutants, no test run).

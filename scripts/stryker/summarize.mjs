@@ -10,9 +10,16 @@ const out = "bench/results/mutation.json";
 const previous = existsSync(out) ? JSON.parse(readFileSync(out, "utf8")) : { modules: {} };
 const version = (pkg) => require(`${pkg}/package.json`).version;
 
+// A run over some lines (MURI_MUTATE_LINES=a-b[,c-d]) is recorded apart, as `<target>:<lines>`
+// with the mutants of those lines only, so that it never replaces a measurement of the whole target.
+const lineSpec = process.env.MURI_MUTATE_LINES ?? "";
+const ranges = lineSpec.split(",").filter(Boolean).map((r) => r.split("-").map(Number));
+const inRanges = (line) => ranges.length === 0 || ranges.some(([a, b = a]) => line >= a && line <= b);
+
 const modules = { ...previous.modules };
 for (const target of process.argv.slice(2)) {
   const file = target.replace("/", "-");
+  const key = ranges.length === 0 ? target : `${target}:${lineSpec}`;
   const report = JSON.parse(readFileSync(`reports/mutation/${file}.json`, "utf8"));
   const run = JSON.parse(readFileSync(`reports/mutation/${file}.run.json`, "utf8"));
   const counts = { Killed: 0, Survived: 0, Timeout: 0, NoCoverage: 0, CompileError: 0, RuntimeError: 0, Ignored: 0 };
@@ -22,7 +29,7 @@ for (const target of process.argv.slice(2)) {
   for (const [path, f] of Object.entries(report.files)) {
     sources[path] = createHash("sha256").update(f.source).digest("hex");
     const lines = f.source.split("\n");
-    for (const m of f.mutants) {
+    for (const m of f.mutants.filter((x) => inRanges(x.location.start.line))) {
       counts[m.status] = (counts[m.status] ?? 0) + 1;
       if (m.status === "Survived" || m.status === "NoCoverage") {
         survivors.push({
@@ -38,9 +45,10 @@ for (const target of process.argv.slice(2)) {
   }
   const detected = counts.Killed + counts.Timeout;
   const valid = detected + counts.Survived + counts.NoCoverage;
-  const old = modules[target] ?? {};
-  modules[target] = {
+  const old = modules[key] ?? {};
+  modules[key] = {
     mutate: Object.keys(report.files),
+    ...(ranges.length > 0 && { lines: lineSpec }),
     mutants: valid,
     killed: counts.Killed,
     survived: counts.Survived,
