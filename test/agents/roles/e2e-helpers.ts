@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import type { Address, Hex } from "viem";
 import { getMuriContracts, type Deployment, type MuriContracts, type MuriPublicClient } from "../../../agents/chain/index.js";
 import { createClient, type StorageClient } from "../../../agents/roles/client/client.js";
+import type { OnChainSearchResult, VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup, deployLocal, E18, fund, signer, startFreshHardhatNode, startRpcProxy, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 import { TS_LOADER } from "../ts-loader.js";
 
@@ -243,6 +244,30 @@ export async function hurryTask(
   if (settled === undefined) return;
   await waitFor(`task ${task}: settled`, timeoutMs, async () => (await settled()) || undefined, 200);
   await net.mineTo(BigInt(info.disputeDeadline));
+}
+
+/**
+ * An on-chain search of `query` that a member named `liar` lies in: submits the task, waits until
+ * every member committed and revealed and `liar`'s entry was disputed, mining each window's idle rest
+ * (`hurryTask`), and returns the client's answer, which must be of that task.
+ */
+export async function disputedSearch(
+  net: Pick<Network, "read" | "mineTo">,
+  client: Pick<VectorClient, "searchOnChain">,
+  maguId: bigint,
+  query: ArrayLike<number>,
+  k: number,
+  liar: Address,
+): Promise<OnChainSearchResult> {
+  const task = (await net.read.searchMarket.read.taskCount()) + 1n;
+  const pending = client.searchOnChain(maguId, query, k, 10n ** 18n);
+  pending.catch(() => undefined); // awaited below
+  await waitFor("the task submitted", 60_000, async () => ((await net.read.searchMarket.read.taskCount()) >= task ? true : undefined), 200);
+  const members = (await net.read.maguRegistry.read.maguInfo([maguId])).members;
+  await hurryTask(net, task, members, async () => (await net.read.searchMarket.read.memberTask([task, liar])).disputed);
+  const answer = await pending;
+  if (answer.task !== task) throw new Error(`the answer is of task ${answer.task}, not of the task submitted (${task})`);
+  return answer;
 }
 
 const PROVEN = 1;

@@ -23,7 +23,7 @@ import { holdersVector } from "../../../agents/data/placement.js";
 import { coverPlan, createVectorClient, type VectorClient, type VectorHit } from "../../../agents/roles/client/vector-client.js";
 import { muri } from "../cli/run-muri.js";
 import { gaussianMixture } from "../index/fixtures.js";
-import { hurryTask, startNetwork, tearDown, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
+import { disputedSearch, startNetwork, tearDown, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
 
 const NODES = 3;
 const CLIENT = NODES + 1;
@@ -184,15 +184,8 @@ describe("e2e: payloads and deletions on a vector Magu", { timeout: 600_000 }, (
       // On chain: the liar reveals the deleted vector as its best entry (a true distance, a true
       // proof); the validator proves it deleted with the tombstone under the task's root.
       const stakeBefore = (await net.read.nodeRegistry.read.nodeInfo([liarAddress])).stake;
-      const task = (await net.read.searchMarket.read.taskCount()) + 1n;
-      const pending = client.searchOnChain(maguId, vec(Number(target)), K, 10n ** 18n);
-      pending.catch(() => undefined); // awaited below
       // Every member commits and reveals, the validator's dispute lands; the windows' idle rest is mined.
-      await waitFor("the task submitted", 60_000, async () => ((await net.read.searchMarket.read.taskCount()) >= task ? true : undefined), 200);
-      const members = (await net.read.maguRegistry.read.maguInfo([maguId])).members;
-      await hurryTask(net, task, members, async () => (await net.read.searchMarket.read.memberTask([task, liarAddress])).disputed);
-      const answer = await pending;
-      assert.equal(answer.task, task);
+      const answer = await disputedSearch(net, client, maguId, vec(Number(target)), K, liarAddress);
       const state = await net.read.searchMarket.read.memberTask([answer.task, liarAddress]);
       assert.ok(state.revealed, `the liar revealed:\n${net.nodes[liarIndex]!.stderr().slice(-3000)}`);
       assert.ok(state.disputed, `the liar was disputed:\n${validator.stderr().slice(-3000)}`);

@@ -51,7 +51,7 @@ import { coverPlan, createVectorClient, type OnChainSearchResult, type VectorCli
 import { cleanup } from "../chain/harness.js";
 import { muri, type CliRun } from "../cli/run-muri.js";
 import { bitMixture, gaussianMixture, prng, quantizeRows } from "../index/fixtures.js";
-import { hurryTask, killAllNodes, saveLogs, startNetwork, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
+import { disputedSearch, hurryTask, killAllNodes, saveLogs, startNetwork, waitFor, type Network, type ValidatorProcess } from "./e2e-helpers.js";
 
 const NODES = 5;
 const CLIENT = NODES + 1;
@@ -484,15 +484,8 @@ describe("e2e: vector Magu on five node processes and a validator", { timeout: 1
     await liar.kill("SIGTERM");
     await net.startNode(liarIndex, { MURI_TEST_FAULT: "false-distance" });
     const stakeBefore = (await net.read.nodeRegistry.read.nodeInfo([liar.address])).stake;
-    const task = (await net.read.searchMarket.read.taskCount()) + 1n;
-    const pending = client.searchOnChain(maguId, queries.subarray(61 * DIM, 62 * DIM), K, 10n ** 18n);
-    pending.catch(() => undefined); // awaited below
     // Every member commits and reveals, the validator's dispute lands; the windows' idle rest is mined.
-    await waitFor("the task submitted", 60_000, async () => ((await net.read.searchMarket.read.taskCount()) >= task ? true : undefined), 200);
-    const members = (await net.read.maguRegistry.read.maguInfo([maguId])).members;
-    await hurryTask(net, task, members, async () => (await net.read.searchMarket.read.memberTask([task, liar.address])).disputed);
-    const answer = await pending;
-    assert.equal(answer.task, task);
+    const answer = await disputedSearch(net, client, maguId, queries.subarray(61 * DIM, 62 * DIM), K, liar.address);
     same(answer.result, truth[61]!, "answer with a liar");
     const state = await net.read.searchMarket.read.memberTask([answer.task, liar.address]);
     assert.ok(state.revealed, `the liar revealed:\n${net.nodes[liarIndex]!.stderr().slice(-3000)}`);
