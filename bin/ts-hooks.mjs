@@ -168,8 +168,8 @@ export async function loadTypeScript(root, entries = []) {
     const cacheDir = join(root, "node_modules", ".cache", "muri-ts");
     const salt = `esbuild ${esbuild.version} node22 esm inline`;
     // Entry URL -> its bundle's file URL. The bundle is loaded from its file by Node's own loader,
-    // so V8's compile cache (enabled below) serves its code: compiling some 20 MB of JavaScript was
-    // a third of each process's start.
+    // so V8's compile cache (enabled below) serves its code: parsing and compiling the 6 MB bundle
+    // again was about a fifth of a process's start (0.08 of 0.45 CPU s for `--help`).
     const bundles = new Map();
     if (process.env.MURI_BUNDLE !== "0") {
       for (const entry of entries) {
