@@ -31,6 +31,7 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { CHROMIUM, launchChromium } from "../chromium.js";
 import { holdersVector } from "../../../agents/data/placement.js";
 import { MURI_BIN as MURI, ROOT, muri } from "./run-muri.js";
+import { within } from "../within.js";
 
 /**
  * Bounds on a failure only. A devnet is normally ready in well under a minute and stops within a
@@ -75,16 +76,6 @@ after(async () => {
   }
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
-
-/** `p`'s value, or "timeout" after `ms` (the timer does not outlive the race). */
-async function within<T>(p: Promise<T>, ms: number): Promise<T | "timeout"> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function pidsOf(info: DevnetInfo): number[] {
   return [info.pid, info.chainPid, ...info.agents.map((a) => a.pid)];
