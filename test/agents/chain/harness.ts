@@ -23,6 +23,7 @@ import {
   type SigningChainClients,
 } from "../../../agents/chain/index.js";
 import type { Logger } from "../../../agents/store/logger.js";
+import { reapOnExit } from "../reap.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 /** Hardhat's CLI entry, run under this (Node 22) node. */
@@ -33,16 +34,8 @@ export const E18 = 10n ** 18n;
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 
-// Last resort if the test process exits without running `cleanup()`: no orphaned chains.
-process.once("exit", () => {
-  for (const child of children) {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-});
+// Last resort if the test process ends without running `cleanup()`: no orphaned chains.
+reapOnExit(children);
 
 /** A fresh temporary directory; removed by `cleanup()`. */
 export async function tempDir(prefix = "muri-chain-test-"): Promise<string> {

@@ -18,6 +18,7 @@ import { createClient, type StorageClient } from "../../../agents/roles/client/c
 import type { OnChainSearchResult, VectorClient } from "../../../agents/roles/client/vector-client.js";
 import { cleanup, deployLocal, E18, fund, signer, startFreshHardhatNode, startRpcProxy, tempDir, type DeployParameters, type HardhatChain } from "../chain/harness.js";
 import { TS_LOADER } from "../ts-loader.js";
+import { reapOnExit } from "../reap.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const RUN_NODE = fileURLToPath(new URL("../../../agents/roles/node/run-node.ts", import.meta.url));
@@ -35,15 +36,7 @@ export const E2E_FUNDING = 10_000n * E18;
 
 const children = new Set<ChildProcess>();
 
-process.once("exit", () => {
-  for (const child of children) {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-});
+reapOnExit(children);
 
 export interface AgentProcess {
   readonly pid: number;

@@ -22,6 +22,7 @@ import { createAndFormMagu, E18, cleanup, deployLocal, fund, recordingLogger, re
 import { commitRootWithAcks } from "./commit-helpers.js";
 import { writeDeployment } from "./e2e-helpers.js";
 import { TS_LOADER } from "../ts-loader.js";
+import { reapOnExit } from "../reap.js";
 
 after(cleanup);
 
@@ -441,6 +442,7 @@ describe("validator against a hardhat node (blob Magu k=1, m=1, two members of t
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });
+    reapOnExit(new Set([child]));
     let stderr = "";
     child.stderr!.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-16_384)));
     const exited = new Promise<number | string | null>((resolve) => child.once("exit", (code, sig) => resolve(code ?? sig)));
