@@ -61,7 +61,7 @@ export const TARGETS = {
       // requests (open, propose, acknowledge); verifyIndex is left out, for time.
       // Line ranges move when the file changes: check them before a run.
       ["roles/magu-sync-push", ["agents/roles/shared/magu-sync.ts:245-261", "agents/roles/shared/magu-sync.ts:326-486"], ["adversarial-push"]],
-      ["roles/prover", "agents/roles/node/prover.ts", ["prover-mutants", "prover", "prover-fees"]],
+      ["roles/prover", "agents/roles/node/prover.ts", ["prover-mutants", "prover", "prover-fees", "adversarial-audit"]],
       ["roles/validator-audit", "agents/roles/validator/validator.ts:506-570", ["adversarial-audit", "validator"]],
       ["roles/search-checker", "agents/roles/validator/search-checker.ts", ["adversarial-search"]],
     ].map(([name, mutate, tests]) => [

@@ -159,6 +159,15 @@ export class Lru<K, V> {
   }
 }
 
+/**
+ * `jobs` in the order their proofs are sent: the earliest deadline first (a proof in its period's
+ * grace before the current period's), jobs with the same deadline in the order given. A new array.
+ * Block numbers are far below 2^53, so their difference is exact as a number.
+ */
+export function earliestDeadlineFirst<T extends { deadline: bigint }>(jobs: readonly T[]): T[] {
+  return [...jobs].sort((a, b) => Number(a.deadline - b.deadline));
+}
+
 /** The proofs of one (Magu, period), built and ready to send. */
 interface ProofJob {
   maguId: bigint;
@@ -266,10 +275,9 @@ class ChallengeProver implements Prover {
       }
     };
     await Promise.all(Array.from({ length: READ_CONCURRENCY }, reader));
-    // Earliest deadline first; every proof is sent before any receipt is awaited.
-    jobs.sort((a, b) => (a.deadline < b.deadline ? -1 : a.deadline > b.deadline ? 1 : 0));
+    // Every proof is sent before any receipt is awaited.
     const sent: Array<{ job: ProofJob; hash: Hex }> = [];
-    for (const job of jobs) {
+    for (const job of earliestDeadlineFirst(jobs)) {
       if (this.controller?.signal.aborted) break;
       const hash = await this.send(job);
       if (hash !== undefined) sent.push({ job, hash });

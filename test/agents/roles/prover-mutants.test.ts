@@ -12,6 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import * as fsp from "node:fs/promises";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -25,7 +26,7 @@ import { blockPath, storePaths } from "../../../agents/store/layout.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
-import { createProver, Lru, type MissingReason } from "../../../agents/roles/node/prover.js";
+import { createProver, DEFAULT_BLOCK_POLL_MS, earliestDeadlineFirst, Lru, type MissingReason } from "../../../agents/roles/node/prover.js";
 import { createAndFormMagu, E18, cleanup, deployLocal, mineToVacancyWindow, recordingLogger, registerNode, signer, startFreshHardhatNode, tempDir, type HardhatChain } from "../chain/harness.js";
 import { waitFor } from "./e2e-helpers.js";
 import { commitRootWithAcks } from "./commit-helpers.js";
@@ -89,6 +90,23 @@ describe("prover without a chain", () => {
     one.set("y", 2);
     assert.deepEqual([one.get("x"), one.get("y")], [undefined, 2]);
   });
+
+  test("proofs go out earliest deadline first, ties in the order read, as a new array", () => {
+    const jobs = [
+      { id: "current A", deadline: 130n },
+      { id: "grace A", deadline: 120n },
+      { id: "next", deadline: 2n ** 40n },
+      { id: "current B", deadline: 130n },
+      { id: "grace B", deadline: 120n },
+    ];
+    const copy = [...jobs];
+    assert.deepEqual(
+      earliestDeadlineFirst(jobs).map((j) => j.id),
+      ["grace A", "grace B", "current A", "current B", "next"],
+    );
+    assert.deepEqual(jobs, copy, "the jobs as read are left as they were");
+    assert.deepEqual(earliestDeadlineFirst([]), []);
+  });
 });
 
 describe("prover on a Magu of two fragments and three members (hardhat node)", () => {
@@ -118,9 +136,17 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
       onMissingFragment?: (id: bigint, f: number, cid: CID | undefined, reason: MissingReason) => void;
       /** Called with the name of every MaguRegistry read the prover makes. */
       onRegistryRead?: (name: string) => void;
+      /** Called at every head read (`getBlockNumber`) of the prover's own. */
+      onHeadRead?: () => void;
+      store?: FragmentStore;
     } = {},
   ) => {
     const s = signer(chain.rpcUrl, d, opts.key ?? m.key);
+    const onHead = opts.onHeadRead;
+    const publicClient: MuriPublicClient =
+      onHead === undefined
+        ? s.publicClient
+        : new Proxy(s.publicClient, { get: (target, name, receiver) => (name === "getBlockNumber" && onHead(), Reflect.get(target, name, receiver)) });
     const logger = recordingLogger();
     const contracts = getMuriContracts(d.contracts, s);
     const onRead = opts.onRegistryRead;
@@ -132,9 +158,9 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
       { member: m.address, pollMs: opts.pollMs ?? 100, blockPollMs: opts.blockPollMs, maguIds: opts.maguIds, onMissingFragment: opts.onMissingFragment },
       {
         contracts: watched,
-        publicClient: s.publicClient,
+        publicClient,
         walletClient: s.walletClient,
-        store: m.store,
+        store: opts.store ?? m.store,
         index: opts.index ?? m.index,
         logger,
       },
@@ -267,7 +293,8 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
     // The holder's own index, but recording a proof fails (a full disk): the proof is on chain and
     // counted, the failure is a warning, the index keeps the period before.
     const failing: MaguIndex = { ...wrap(holder.index), recordProven: () => Promise.reject(new Error("disk full")) };
-    const unrecorded = proverOf(holder, { index: failing });
+    const cachedReports: [bigint, number, string | undefined, MissingReason][] = [];
+    const unrecorded = proverOf(holder, { index: failing, onMissingFragment: (id, f, c, reason) => cachedReports.push([id, f, c?.toString(), reason]) });
     await unrecorded.prover.runOnce();
     assert.equal(await reader().challengeManager.read.proofState([maguId, holder.address, p2]), 1);
     assert.deepEqual(unrecorded.prover.stats(), { submitted: 1, failed: 0, blocked: 0, passes: 1, replaced: 0, reproven: 0 });
@@ -299,10 +326,50 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
     const items = await reader().challengeManager.read.challengeFor([maguId, holder.address, p3]);
     assert.ok(items.length >= 2 && items.every((i) => i.fragment === held), `several items name fragment ${held}: ${items.length}`);
     const cid = fragmentCid(fragments[held]!);
+    const before = await pub.getTransactionCount({ address: holder.address });
+    // A store that cannot read the file (EIO: neither missing nor corrupt, perhaps passing) fails
+    // this pass's check of the Magu, logged with the error; the fragment is not reported lost.
+    const eioDir = await tempDir("muri-prover-mutants-eio-");
+    const eioMeta = await openMetaDb(join(eioDir, "meta"));
+    const eioFile = blockPath(storePaths(eioDir), cid);
+    let eio = false;
+    const eioStore = await openFragmentStore({
+      dir: eioDir,
+      quotaBytes: 16 * 1024 * 1024,
+      metaDb: eioMeta,
+      sync: "none",
+      fs: {
+        ...{ rename: fsp.rename, unlink: fsp.unlink, mkdir: fsp.mkdir, readdir: fsp.readdir, stat: fsp.stat, rm: fsp.rm },
+        open: ((path, flags, mode) =>
+          eio && path === eioFile ? Promise.reject(Object.assign(new Error(`EIO: i/o error, open '${eioFile}'`), { code: "EIO" })) : fsp.open(path, flags, mode)) as typeof fsp.open,
+      },
+    });
+    try {
+      await eioStore.put(cid, fragments[held]!);
+      eio = true;
+      const eioReports: MissingReason[] = [];
+      const unreadable = proverOf(holder, { store: eioStore, onMissingFragment: (_id, _f, _c, reason) => eioReports.push(reason) });
+      await unreadable.prover.runOnce();
+      assert.deepEqual(unreadable.notDebug(), [{ level: "warn", msg: "could not check Magu", context: { maguId: maguId.toString(), error: `EIO: i/o error, open '${eioFile}'` } }]);
+      assert.deepEqual(eioReports, [], "not reported lost");
+      assert.deepEqual(unreadable.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 1, replaced: 0, reproven: 0 });
+      assert.equal(await pub.getTransactionCount({ address: holder.address }), before, "nothing sent");
+    } finally {
+      await eioStore.close();
+      await eioMeta.close();
+    }
+    // First the prover that proved p2, which keeps the fragment's tree: it reads the file without
+    // hashing it whole, and the challenged leaf, checked against the kept tree, shows the rot.
+    await writeFile(blockPath(storePaths(holder.dir), cid), randomBytes(fragments[held]!.length));
+    await unrecorded.prover.runOnce();
+    assert.deepEqual(cachedReports, [[maguId, held, cid.toString(), "corrupt"]], "found through the kept tree: corrupt, not missing after its quarantine");
+    assert.deepEqual(unrecorded.prover.stats(), { submitted: 1, failed: 0, blocked: 1, passes: 2, replaced: 0, reproven: 0 });
+    assert.equal(await holder.store.has(cid), false, "quarantined");
+    // Then a new prover, with no tree kept, over the same rot.
+    await holder.store.put(cid, fragments[held]!);
     await writeFile(blockPath(storePaths(holder.dir), cid), randomBytes(fragments[held]!.length));
     const reports: [bigint, number, string | undefined, MissingReason][] = [];
     const rotten = proverOf(holder, { onMissingFragment: (id, f, c, reason) => reports.push([id, f, c?.toString(), reason]) });
-    const before = await pub.getTransactionCount({ address: holder.address });
     await rotten.prover.runOnce();
     assert.deepEqual(reports, [[maguId, held, cid.toString(), "corrupt"]]);
     assert.deepEqual(rotten.notDebug(), [
@@ -372,17 +439,78 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
       "one loop, started once",
     );
 
-    // A Magu that cannot be checked (its index entry unreadable) is logged once over two passes, with
-    // the error, and proven by the next pass that can read it.
+    // A loop started in the start block of a period, before its challenge is fixed: the first pass
+    // finds nothing to prove yet, and the next comes as soon as the next block fixes the challenge
+    // (pollMs ten minutes). By default it reads the head every 250 ms while it waits, no more.
     const p6 = p5 + 1n;
-    await mineTo((await reader().maguRegistry.read.periodStart([p6])) + 1n);
+    const start6 = await reader().maguRegistry.read.periodStart([p6]);
+    await mineTo(start6);
+    let heads = 0;
+    const early = proverOf(holder, { pollMs: 600_000, onHeadRead: () => heads++ });
+    await early.prover.start();
+    try {
+      await waitFor("the first pass ended", 10_000, async () => early.prover.stats().passes >= 1 || undefined, 25);
+      assert.equal(await proven(p6), false, "not provable in the period's start block");
+      const [from, since] = [heads, Date.now()];
+      await new Promise((r) => setTimeout(r, 1_000));
+      const waited = Date.now() - since;
+      assert.ok(heads - from <= Math.ceil(waited / DEFAULT_BLOCK_POLL_MS) + 1, `${heads - from} head reads in ${waited} ms of waiting (one per ${DEFAULT_BLOCK_POLL_MS} ms)`);
+      await mineTo(start6 + 1n);
+      await waitFor(`period ${p6} proven as soon as its challenge is fixed`, 30_000, async () => (await proven(p6)) || undefined, 50);
+    } finally {
+      await early.prover.stop();
+    }
+
+    // A Magu that cannot be checked (its index entry unreadable) is logged once over two passes, with
+    // the error.
+    const p7 = p6 + 1n;
+    await mineTo((await reader().maguRegistry.read.periodStart([p7])) + 1n);
     const unreadable = proverOf(holder, { index: { ...wrap(holder.index), get: () => Promise.reject(new Error("entry unreadable")) } });
     await unreadable.prover.runOnce();
     await unreadable.prover.runOnce();
     assert.deepEqual(unreadable.notDebug(), [{ level: "warn", msg: "could not check Magu", context: { maguId: maguId.toString(), error: "entry unreadable" } }]);
-    assert.deepEqual([unreadable.prover.stats().passes, await proven(p6)], [2, false]);
-    await proverOf(holder).prover.runOnce();
-    assert.equal(await proven(p6), true);
+    assert.deepEqual([unreadable.prover.stats().passes, await proven(p7)], [2, false]);
+
+    // Stopped while its pass reads the first of many Magus: it reads no other and sends nothing for
+    // the one it read (stop() is called at the first membership read, the Magu is then proven).
+    const nonce = await pub.getTransactionCount({ address: holder.address });
+    let memberships = 0;
+    let stopping: Promise<void> | undefined;
+    const ids = [maguId, ...Array.from({ length: 12 }, (_, i) => 1_000_000n + BigInt(i))];
+    const halted = proverOf(holder, {
+      pollMs: 600_000,
+      maguIds: ids,
+      onRegistryRead: (name) => {
+        if (name !== "membership") return;
+        memberships++;
+        stopping ??= halted.prover.stop();
+      },
+    });
+    await halted.prover.start();
+    await waitFor("the stop", 10_000, async () => (stopping === undefined ? undefined : true), 25);
+    await stopping;
+    assert.equal(memberships, 1, "no Magu read after the stop");
+    assert.equal(await pub.getTransactionCount({ address: holder.address }), nonce, "nothing sent after the stop");
+    assert.deepEqual(halted.prover.stats(), { submitted: 0, failed: 0, blocked: 0, passes: 1, replaced: 0, reproven: 0 });
+    assert.equal(await proven(p7), false);
+
+    // An index that knows a fragment more than the period's challenged data (a batch received whose
+    // commit is not challenged yet): the proof is built over the challenged fragments' tree.
+    const longerDir = await tempDir("muri-prover-mutants-longer-");
+    const longerMeta = await openMetaDb(join(longerDir, "meta"));
+    try {
+      const longer = createMaguIndex({}, { metaDb: longerMeta });
+      const all = [...fragments, randomBytes(1800)];
+      const roots = all.map((b) => buildFragmentTree(b).fragmentRoot);
+      await longer.recordFragments(maguId, maguRoot(roots), roots, all.map((b) => fragmentCid(b)));
+      await longer.setHeld(maguId, holder.held);
+      const ahead = proverOf(holder, { index: longer });
+      await ahead.prover.runOnce();
+      assert.equal(await proven(p7), true);
+      assert.deepEqual(ahead.prover.stats(), { submitted: 1, failed: 0, blocked: 0, passes: 1, replaced: 0, reproven: 0 });
+    } finally {
+      await longerMeta.close();
+    }
   });
 
   test("a Magu that cannot be challenged costs no read past its membership: no data, before a member's term, a member that left, before a newcomer's term, past its end, settled", async () => {
