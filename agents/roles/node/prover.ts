@@ -368,9 +368,7 @@ class ChallengeProver implements Prover {
   /** Hands a proof to the RPC; undefined (after recording the failure) when it could not be sent. */
   private async send(job: ProofJob): Promise<Hex | undefined> {
     try {
-      const args = [job.maguId, job.period, job.proofs] as const;
-      const gas = (await this.c.contracts.challengeManager.estimateGas.submitProof(args, { account: this.init.member })) + PROOF_GAS_MARGIN;
-      return await this.c.contracts.challengeManager.write.submitProof(args, { gas });
+      return await this.submit(job);
     } catch (err) {
       await this.submissionFailed(job, err);
       return undefined;
@@ -472,9 +470,7 @@ class ChallengeProver implements Prover {
   /** Sends `job` again with `nonce` after the node dropped `hash`; undefined when it cannot be sent. */
   private async resend(job: ProofJob, hash: Hex, head: bigint, nonce: number): Promise<Hex | undefined> {
     try {
-      const args = [job.maguId, job.period, job.proofs] as const;
-      const gas = (await this.c.contracts.challengeManager.estimateGas.submitProof(args, { account: this.init.member })) + PROOF_GAS_MARGIN;
-      const again = await this.c.contracts.challengeManager.write.submitProof(args, { gas, nonce });
+      const again = await this.submit(job, nonce);
       this.counters.replaced++;
       this.log.warn("proof transaction dropped by the node: sent again", { ...job.ctx, tx: hash, replacement: again, nonce, head: head.toString(), deadline: job.deadline.toString() });
       return again;
@@ -482,6 +478,16 @@ class ChallengeProver implements Prover {
       this.logOnce(`resend:${job.key}:${describeError(err)}`, "warn", "could not send a dropped proof transaction again", { ...job.ctx, tx: hash, error: describeError(err) });
       return undefined;
     }
+  }
+
+  /**
+   * Sends the proof with its estimated gas plus `PROOF_GAS_MARGIN` (the node's other proofs change
+   * its cost), and with `nonce` when one is given (else the next).
+   */
+  private async submit(job: ProofJob, nonce?: number): Promise<Hex> {
+    const args = [job.maguId, job.period, job.proofs] as const;
+    const gas = (await this.c.contracts.challengeManager.estimateGas.submitProof(args, { account: this.init.member })) + PROOF_GAS_MARGIN;
+    return this.c.contracts.challengeManager.write.submitProof(args, { gas, nonce });
   }
 
   private async submissionFailed(job: ProofJob, err: unknown): Promise<void> {
