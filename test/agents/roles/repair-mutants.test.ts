@@ -35,6 +35,7 @@ import {
   startTestNode,
   testLogger,
   upload,
+  waitUntil,
   type TestChain,
   type TestNode,
   manifestRoot,
@@ -277,6 +278,42 @@ describe("repair: who may repair, which documents, which fragments, which holder
     const r = repairerOf(x);
     assert.deepEqual(await r.repair.repairSlot({ maguId: two }), { maguId: two, slot: 1, assigned: 4, repaired: 4, present: 0, failed: 0 });
     for (const f of held) assert.deepEqual(Buffer.from(await x.store.get(shardOf(f).cid)), shardOf(f).bytes, `fragment ${f} rebuilt exactly`);
+  });
+
+  test("a member that missed a batch catches up: its documents from another member, then its shards rebuilt; a non-member, or an index no member serves, catches up nothing", async () => {
+    const a = byAddress(members[0]!);
+    const held = await heldBy(a);
+    const index = encodeMaguIndexList({ maguId, manifestCids: [file.manifestCid] });
+    const indexHex = `0x${Buffer.from(index.cid.bytes).toString("hex")}` as const;
+    // The member lost the batch: its shards, its documents and its record of the Magu.
+    await deleteAll(a);
+    for (const cid of [file.manifestCid, index.cid]) assert.equal(await a.store.delete(cid), true);
+    await a.index.remove(maguId);
+    const taken: string[] = [];
+    const take = async (cid: typeof index.cid, bytes: Uint8Array) => {
+      taken.push(cid.toString());
+      await a.sync.sink.put(cid, bytes);
+    };
+    const r = repairerOf(a);
+    assert.equal(await r.repair.catchUp(maguId, indexHex, take), true);
+    assert.deepEqual(taken, [file.manifestCid.toString(), index.cid.toString()], "the manifest the index lists, then the index");
+    assert.deepEqual(r.said()[0], ["info", "caught up with a batch: documents taken"]);
+    assert.deepEqual((await a.index.get(maguId))?.held, held.map((h) => h.f), "the Magu recorded again, the same fragments assigned");
+    // A blob Magu: the member then repairs its own slot from the others' shards.
+    await waitUntil("the member's shards rebuilt", async () => (await Promise.all(held.map(({ cid }) => a.store.has(cid)))).every(Boolean));
+    await assertExact(a);
+
+    // Not a member: asks nobody, takes nothing.
+    const outsider = nodes.find((n) => !members.includes(n.address))!;
+    const o = repairerOf(outsider);
+    assert.equal(await o.repair.catchUp(maguId, indexHex, () => Promise.reject(new Error("nothing is taken"))), false);
+    assert.deepEqual(o.said(), []);
+
+    // An index document no member holds: every member asked on each attempt, then given up.
+    const unknown = encodeMaguIndexList({ maguId, manifestCids: [file.manifestCid, file.manifestCid] });
+    const u = repairerOf(a);
+    assert.equal(await u.repair.catchUp(maguId, `0x${Buffer.from(unknown.cid.bytes).toString("hex")}`, () => Promise.reject(new Error("nothing is taken"))), false);
+    assert.deepEqual(u.said(), [["warn", "could not catch up with a batch: no member served its index document"]]);
   });
 
   test("a vacant slot (its member left) is not asked for shards", async () => {
