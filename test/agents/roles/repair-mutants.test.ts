@@ -14,7 +14,11 @@ import { after, before, describe, test } from "node:test";
 import type { Address } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
 import type { Manifest } from "../../../agents/data/manifest.js";
-import { maguRoot } from "../../../agents/data/merkle.js";
+import { fragmentCid } from "../../../agents/data/cid.js";
+import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
+import { holdersVector } from "../../../agents/data/placement.js";
+import { encodeVectorManifest } from "../../../agents/data/vector-manifest.js";
+import { packRecords, recordSize } from "../../../agents/data/vectors.js";
 import type { P2PNode } from "../../../agents/p2p/index.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { blockPath, storePaths } from "../../../agents/store/layout.js";
@@ -314,6 +318,54 @@ describe("repair: who may repair, which documents, which fragments, which holder
     const u = repairerOf(a);
     assert.equal(await u.repair.catchUp(maguId, `0x${Buffer.from(unknown.cid.bytes).toString("hex")}`, () => Promise.reject(new Error("nothing is taken"))), false);
     assert.deepEqual(u.said(), [["warn", "could not catch up with a batch: no member served its index document"]]);
+  });
+
+  test("a member of a vector Magu catches up: the index document, then each replica it holds by CID from another holder; one no other holder has is counted missing", async () => {
+    const DIM = 4;
+    const PER = 3;
+    const { maguId: vmagu, members: vmembers } = vector;
+    const info = await t.reader.maguRegistry.read.maguInfo([vmagu]);
+    const records = Array.from({ length: 6 * PER }, (_, i) => ({ id: BigInt(i), values: Int16Array.from({ length: DIM }, (_, j) => (i * 31 + j * 7) % 300) }));
+    const fragments = [...packRecords(records, DIM, PER * recordSize(DIM))];
+    assert.equal(fragments.length, 6);
+    const roots = fragments.map((f) => fragmentRoot(f));
+    const cids = fragments.map((f) => fragmentCid(f));
+    const doc = encodeVectorManifest({ maguId: vmagu, dim: DIM, metric: "l2", fragments: fragments.map((f, i) => ({ cid: cids[i]!, root: roots[i]!.toString("hex"), size: f.length, count: PER })) });
+    const root = `0x${maguRoot(roots).toString("hex")}` as const;
+    await commitRoots(t, t.chain.keys[CLIENT]!, vmagu, root, fragments.length);
+    const holders = (f: number) => holdersVector(vmagu, f, info.members.length, Number(info.params.replication)).map((slot) => vmembers[slot]!);
+    // Every member holds its replicas and the index document, as after a put.
+    for (const address of vmembers) {
+      const node = byAddress(address);
+      const held = fragments.map((_, f) => f).filter((f) => holders(f).includes(address));
+      await node.index.recordFragments(vmagu, root, roots, cids);
+      await node.index.setHeld(vmagu, held);
+      for (const f of held) await node.store.put(cids[f]!, fragments[f]!);
+      await node.store.put(doc.cid, doc.bytes);
+    }
+    const x = byAddress(vmembers[0]!);
+    const mine = (await x.index.get(vmagu))!.held;
+    assert.ok(mine.length >= 3, `member 0 holds ${mine.length} replicas`);
+    // The member lost its replicas but one; the first of them is lost by its other holder too.
+    const [gone, kept, ...back] = mine as [number, number, ...number[]];
+    for (const f of [gone, ...back]) assert.equal(await x.store.delete(cids[f]!), true);
+    for (const a of holders(gone)) if (a !== x.address) assert.equal(await byAddress(a).store.delete(cids[gone]!), true);
+    const taken: string[] = [];
+    const take = async (cid: (typeof cids)[number], bytes: Uint8Array) => {
+      taken.push(cid.toString());
+      await x.store.put(cid, bytes);
+    };
+    const r = repairerOf(x);
+    assert.equal(await r.repair.catchUp(vmagu, `0x${Buffer.from(doc.cid.bytes).toString("hex")}`, take), true);
+    await waitUntil("the replica fetch's end", () => r.log.entries.some((e) => e.msg === "vector replicas fetched"));
+    assert.deepEqual(taken, [doc.cid.toString(), ...back.map((f) => cids[f]!.toString())], "the index document, then each replica another holder has, once");
+    for (const f of back) assert.deepEqual(Buffer.from(await x.store.get(cids[f]!)), fragments[f], `replica ${f} fetched exactly`);
+    assert.equal(await x.store.has(cids[gone]!), false);
+    assert.equal(await x.store.has(cids[kept]!), true, "the replica it kept is not fetched");
+    const tries = r.log.entries.filter((e) => e.msg === "replica fetch failed").map((e) => e.context?.fragment);
+    assert.deepEqual(tries, [gone], "the lost replica asked of its one other holder, once: nobody refused, so no second round");
+    assert.deepEqual(r.log.entries.find((e) => e.msg === "vector replicas fetched")!.context, { magu: vmagu.toString(), held: mine.length, missing: 1 });
+    assert.deepEqual(r.said(), [["info", "caught up with a batch: documents taken"], ["info", "vector replicas fetched"]]);
   });
 
   test("a vacant slot (its member left) is not asked for shards", async () => {
