@@ -162,9 +162,22 @@ describe("repair: who may repair, which documents, which fragments, which holder
     assert.deepEqual(r.said(), waited);
     for (const { cid } of await heldBy(a)) assert.equal(await a.store.has(cid), false, "nothing rebuilt");
 
-    // The right index, but a store without the manifest and index document.
+    // The right index, but a store without the manifest and index document. It holds others that
+    // must not be taken for them: an index of this Magu listing another file of as many fragments
+    // (the root it folds to is not the committed one), and an index of another Magu listing this
+    // Magu's own manifest.
     const bare = await freshParts();
     await bare.index.recordFragments(maguId, rootOf(file.manifest), file.manifest.roots.map((x) => Buffer.from(x, "hex")), file.manifest.shards);
+    const forged = encodeMaguIndexList({ maguId, manifestCids: [other.manifestCid] });
+    const elsewhere = encodeMaguIndexList({ maguId: maguId + 1_000n, manifestCids: [file.manifestCid] });
+    for (const [cid, bytes] of [
+      [other.manifestCid, other.manifestBytes],
+      [forged.cid, forged.bytes],
+      [file.manifestCid, file.manifestBytes],
+      [elsewhere.cid, elsewhere.bytes],
+    ] as const) {
+      await bare.store.put(cid, bytes);
+    }
     r = repairerOf(a, { store: bare.store, index: bare.index });
     assert.deepEqual(await r.repair.repairSlot({ maguId }), zeros(maguId, -1));
     assert.deepEqual(r.said(), waited);
@@ -366,6 +379,44 @@ describe("repair: who may repair, which documents, which fragments, which holder
     assert.deepEqual(tries, [gone], "the lost replica asked of its one other holder, once: nobody refused, so no second round");
     assert.deepEqual(r.log.entries.find((e) => e.msg === "vector replicas fetched")!.context, { magu: vmagu.toString(), held: mine.length, missing: 1 });
     assert.deepEqual(r.said(), [["info", "caught up with a batch: documents taken"], ["info", "vector replicas fetched"]]);
+  });
+
+  test("documents handed over to a member that lacks them; not to a non-member, nor by a node without them; a restart resumes what is missing", async () => {
+    const [a, b] = members.map(byAddress) as [TestNode, TestNode];
+    const index = encodeMaguIndexList({ maguId, manifestCids: [file.manifestCid] });
+    const outsider = nodes.find((n) => !members.includes(n.address))!;
+    let r = repairerOf(a);
+    assert.equal(await r.repair.handOver(maguId, outsider.address), false);
+    assert.deepEqual(r.said(), [["info", "hand-over skipped: not a member any more"]]);
+
+    const bare = await freshParts();
+    r = repairerOf(a, bare);
+    assert.equal(await r.repair.handOver(maguId, b.address), false);
+    assert.deepEqual(r.said(), [["warn", "hand-over skipped: this node has no documents for the committed root"]]);
+
+    for (const cid of [file.manifestCid, index.cid]) assert.equal(await b.store.delete(cid), true);
+    r = repairerOf(a);
+    assert.equal(await r.repair.handOver(maguId, b.address), true);
+    assert.deepEqual(r.said(), [["info", "handed the Magu documents over"]]);
+    assert.equal(r.log.entries.find((e) => e.msg === "handed the Magu documents over")!.context?.index, index.cid.toString());
+    assert.deepEqual(Buffer.from(await b.store.get(file.manifestCid)), file.manifestBytes);
+    assert.deepEqual(Buffer.from(await b.store.get(index.cid)), index.bytes);
+
+    // resumeAll (a restart), over an index of this Magu alone: a held fragment missing is
+    // repaired; once nothing is missing, nothing is resumed.
+    const only = await freshParts();
+    const held = await heldBy(b);
+    await only.index.recordFragments(maguId, rootOf(file.manifest), file.manifest.roots.map((x) => Buffer.from(x, "hex")), file.manifest.shards);
+    await only.index.setHeld(maguId, held.map((h) => h.f));
+    assert.equal(await b.store.delete(held[0]!.cid), true);
+    const resumed = repairerOf(b, { index: only.index });
+    await resumed.repair.resumeAll();
+    assert.deepEqual(resumed.log.entries.filter((e) => e.msg === "resuming repair").map((e) => e.context), [{ magu: maguId.toString(), missing: 1 }]);
+    await waitUntil("the missing fragment rebuilt", () => b.store.has(held[0]!.cid));
+    await assertExact(b);
+    const again = repairerOf(b, { index: only.index });
+    await again.repair.resumeAll();
+    assert.deepEqual(again.said(), [], "nothing missing, nothing resumed");
   });
 
   test("a vacant slot (its member left) is not asked for shards", async () => {
