@@ -419,6 +419,50 @@ describe("repair: who may repair, which documents, which fragments, which holder
     assert.deepEqual(again.said(), [], "nothing missing, nothing resumed");
   });
 
+  test("two repairs of one Magu take turns (the second finds the work done); stop() ends a back-off at once and waits for what was spawned; a task's error is logged", async () => {
+    const a = byAddress(members[0]!);
+    const [first] = await heldBy(a);
+    assert.equal(await a.store.delete(first!.cid), true);
+    const r = repairerOf(a);
+    const both = await Promise.all([r.repair.repairFragments(maguId, [first!.f]), r.repair.repairFragments(maguId, [first!.f])]);
+    assert.deepEqual(
+      both.map((x) => [x.repaired, x.present]),
+      [
+        [1, 0],
+        [0, 1],
+      ],
+      "rebuilt once, then found present",
+    );
+    await assertExact(a);
+
+    // A repair waiting for documents that will not come (a store without them), with a back-off
+    // of a minute; a task of its own that ends after 300 ms; and one that fails.
+    const bare = await freshParts();
+    await bare.index.recordFragments(maguId, rootOf(file.manifest), file.manifest.roots.map((x) => Buffer.from(x, "hex")), file.manifest.shards);
+    const log = testLogger("repair stop");
+    const slow = createRepairer(
+      { member: a.address, attempts: 5, backoffMs: 60_000, maxBackoffMs: 60_000, fetchTimeoutMs: 30_000 },
+      { store: bare.store, index: bare.index, p2p: a.p2p, contracts: t.reader, logger: log },
+    );
+    let finished = false;
+    slow.spawn("waiting repair", () => slow.repairSlot({ maguId }));
+    slow.spawn("probe", () => new Promise<void>((resolve) => setTimeout(() => ((finished = true), resolve()), 300)));
+    slow.spawn("failing probe", () => Promise.reject(new Error("the probe failed")));
+    await waitUntil("the repair waiting", () => log.entries.some((e) => e.msg === "waiting for the Magu documents"));
+    const since = Date.now();
+    await slow.stop();
+    assert.ok(Date.now() - since < 30_000, `stopped in ${Date.now() - since} ms, not after the minute's back-off`);
+    assert.equal(finished, true, "stop() waited for the spawned task");
+    assert.deepEqual(
+      log.entries.filter((e) => e.level === "warn").map((e) => [e.msg, e.context?.error]),
+      [["failing probe failed", "the probe failed"]],
+      "the failed task is logged; the stopped repair is not",
+    );
+    slow.spawn("after stop", () => Promise.reject(new Error("ran after stop")));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(log.entries.filter((e) => e.msg === "after stop failed").length, 0, "nothing is spawned after stop()");
+  });
+
   test("a vacant slot (its member left) is not asked for shards", async () => {
     const [a, , c] = members.map(byAddress) as [TestNode, TestNode, TestNode];
     await t.wait(await getMuriContracts(t.d.contracts, c.clients).maguRegistry.write.leave([maguId]));
