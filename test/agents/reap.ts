@@ -8,6 +8,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 
+const SIGNALS: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP"];
 const tracked = new Set<ReadonlySet<ChildProcess>>();
 let installed = false;
 
@@ -28,8 +29,6 @@ function onSignal(signal: NodeJS.Signals): void {
   for (const s of SIGNALS) process.removeListener(s, onSignal);
   process.kill(process.pid, signal);
 }
-
-const SIGNALS: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGHUP"];
 
 export function reapOnExit(children: ReadonlySet<ChildProcess>): void {
   tracked.add(children);

@@ -13,7 +13,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as fsp from "node:fs/promises";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createTestClient, getAddress, http, type Address, type Hex } from "viem";
@@ -339,7 +338,7 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
       metaDb: eioMeta,
       sync: "none",
       fs: {
-        ...{ rename: fsp.rename, unlink: fsp.unlink, mkdir: fsp.mkdir, readdir: fsp.readdir, stat: fsp.stat, rm: fsp.rm },
+        ...fsp,
         open: ((path, flags, mode) =>
           eio && path === eioFile ? Promise.reject(Object.assign(new Error(`EIO: i/o error, open '${eioFile}'`), { code: "EIO" })) : fsp.open(path, flags, mode)) as typeof fsp.open,
       },
@@ -360,14 +359,14 @@ describe("prover on a Magu of two fragments and three members (hardhat node)", (
     }
     // First the prover that proved p2, which keeps the fragment's tree: it reads the file without
     // hashing it whole, and the challenged leaf, checked against the kept tree, shows the rot.
-    await writeFile(blockPath(storePaths(holder.dir), cid), randomBytes(fragments[held]!.length));
+    await fsp.writeFile(blockPath(storePaths(holder.dir), cid), randomBytes(fragments[held]!.length));
     await unrecorded.prover.runOnce();
     assert.deepEqual(cachedReports, [[maguId, held, cid.toString(), "corrupt"]], "found through the kept tree: corrupt, not missing after its quarantine");
     assert.deepEqual(unrecorded.prover.stats(), { submitted: 1, failed: 0, blocked: 1, passes: 2, replaced: 0, reproven: 0 });
     assert.equal(await holder.store.has(cid), false, "quarantined");
     // Then a new prover, with no tree kept, over the same rot.
     await holder.store.put(cid, fragments[held]!);
-    await writeFile(blockPath(storePaths(holder.dir), cid), randomBytes(fragments[held]!.length));
+    await fsp.writeFile(blockPath(storePaths(holder.dir), cid), randomBytes(fragments[held]!.length));
     const reports: [bigint, number, string | undefined, MissingReason][] = [];
     const rotten = proverOf(holder, { onMissingFragment: (id, f, c, reason) => reports.push([id, f, c?.toString(), reason]) });
     await rotten.prover.runOnce();

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Address } from "viem";
+import { toHex, type Address } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
 import type { Manifest } from "../../../agents/data/manifest.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
@@ -301,7 +301,7 @@ describe("repair: who may repair, which documents, which fragments, which holder
     const a = byAddress(members[0]!);
     const held = await heldBy(a);
     const index = encodeMaguIndexList({ maguId, manifestCids: [file.manifestCid] });
-    const indexHex = `0x${Buffer.from(index.cid.bytes).toString("hex")}` as const;
+    const indexHex = toHex(index.cid.bytes);
     // The member lost the batch: its shards, its documents and its record of the Magu.
     await deleteAll(a);
     for (const cid of [file.manifestCid, index.cid]) assert.equal(await a.store.delete(cid), true);
@@ -329,7 +329,7 @@ describe("repair: who may repair, which documents, which fragments, which holder
     // An index document no member holds: every member asked on each attempt, then given up.
     const unknown = encodeMaguIndexList({ maguId, manifestCids: [file.manifestCid, file.manifestCid] });
     const u = repairerOf(a);
-    assert.equal(await u.repair.catchUp(maguId, `0x${Buffer.from(unknown.cid.bytes).toString("hex")}`, () => Promise.reject(new Error("nothing is taken"))), false);
+    assert.equal(await u.repair.catchUp(maguId, toHex(unknown.cid.bytes), () => Promise.reject(new Error("nothing is taken"))), false);
     assert.deepEqual(u.said(), [["warn", "could not catch up with a batch: no member served its index document"]]);
   });
 
@@ -369,7 +369,7 @@ describe("repair: who may repair, which documents, which fragments, which holder
       await x.store.put(cid, bytes);
     };
     const r = repairerOf(x);
-    assert.equal(await r.repair.catchUp(vmagu, `0x${Buffer.from(doc.cid.bytes).toString("hex")}`, take), true);
+    assert.equal(await r.repair.catchUp(vmagu, toHex(doc.cid.bytes), take), true);
     await waitUntil("the replica fetch's end", () => r.log.entries.some((e) => e.msg === "vector replicas fetched"));
     assert.deepEqual(taken, [doc.cid.toString(), ...back.map((f) => cids[f]!.toString())], "the index document, then each replica another holder has, once");
     for (const f of back) assert.deepEqual(Buffer.from(await x.store.get(cids[f]!)), fragments[f], `replica ${f} fetched exactly`);
