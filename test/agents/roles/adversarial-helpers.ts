@@ -14,7 +14,7 @@ import { fragmentCid } from "../../../agents/data/cid.js";
 import { encodeManifest, type Manifest } from "../../../agents/data/manifest.js";
 import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
 import { encodeToMemory } from "../../../agents/data/pipeline.js";
-import { createP2PNode, type P2PNode } from "../../../agents/p2p/index.js";
+import { createP2PNode, type P2PNode, type PushPolicy, type ServePolicy } from "../../../agents/p2p/index.js";
 import { openFragmentStore, type FragmentStore } from "../../../agents/store/fragment-store.js";
 import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import type { Logger } from "../../../agents/store/logger.js";
@@ -143,16 +143,38 @@ export async function startTestNode(t: TestChain, key: Hex, options: { stake?: b
   };
 }
 
-/** A libp2p peer that serves exactly the bytes it is given under the CIDs it is given (true or not) and refuses pushes. */
-export async function startHostilePeer(): Promise<{ p2p: P2PNode; serve(cid: CID, bytes: Uint8Array): void }> {
+/**
+ * How a test steers a hostile peer: `authorizeFetch` is asked before each fetch (a reason refuses
+ * it as "access denied: <reason>", a pending promise holds it), `read` runs before each read (a
+ * throw answers "fragment unavailable"), `acceptPush` judges each push (or holds it).
+ */
+export interface HostileSteering {
+  authorizeFetch?: ServePolicy;
+  acceptPush?: PushPolicy;
+  read?: (cid: CID) => void;
+}
+
+/**
+ * A libp2p peer that serves exactly the bytes it is given under the CIDs it is given (true or
+ * not) and refuses pushes; `steer` makes it refuse or hold fetches and pushes.
+ */
+export async function startHostilePeer(steer: HostileSteering = {}): Promise<{ p2p: P2PNode; serve(cid: CID, bytes: Uint8Array): void }> {
   const served = new Map<string, Uint8Array>();
   const p2p = await createP2PNode({
-    source: { has: (cid) => served.has(cid.toString()), get: (cid) => served.get(cid.toString())! },
+    source: {
+      has: (cid) => served.has(cid.toString()),
+      get: (cid) => {
+        steer.read?.(cid);
+        return served.get(cid.toString())!;
+      },
+    },
     sink: {
       put() {
         throw new Error("this peer takes no pushes");
       },
     },
+    authorizeFetch: steer.authorizeFetch,
+    acceptPush: steer.acceptPush,
   });
   await p2p.start();
   return { p2p, serve: (cid, bytes) => void served.set(cid.toString(), bytes) };

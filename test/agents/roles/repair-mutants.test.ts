@@ -2,9 +2,12 @@
  * Repair (repair.ts) edge cases that `npm run mutate -- roles/repair` showed untested: who may
  * repair (a non-member, another slot, a vector Magu, a Magu with nothing committed), an index that
  * names another root or a store without the Magu documents, repairing only the fragments asked for,
- * a corrupt file on disk (found only by a verifying pass), a lying holder asked once per pass, and a
- * vacant slot never asked. Real chain, four storage nodes of real parts (LevelDB, fragment store on
- * disk, libp2p on 127.0.0.1); blob Magu k=2, m=1 on three of them.
+ * a corrupt file on disk (found only by a verifying pass), a lying holder asked once per pass, a
+ * vacant slot never asked; catching up with a missed batch (blob and vector), a vector replica's
+ * holder refusing "access denied" until it has seen this node join, hand-over, restart, the
+ * per-Magu lock, the self-repair queue, and stop() in the middle of each. Real chain, four storage
+ * nodes of real parts (LevelDB, fragment store on disk, libp2p on 127.0.0.1); blob Magu k=2, m=1
+ * on three of them; steered hostile peers stand in for a holder that refuses or holds a request.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -13,7 +16,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { toHex, type Address } from "viem";
 import { getMuriContracts } from "../../../agents/chain/index.js";
-import type { Manifest } from "../../../agents/data/manifest.js";
+import { manifestCidOf, type Manifest } from "../../../agents/data/manifest.js";
 import { fragmentCid } from "../../../agents/data/cid.js";
 import { fragmentRoot, maguRoot } from "../../../agents/data/merkle.js";
 import { holdersVector } from "../../../agents/data/placement.js";
@@ -88,6 +91,8 @@ describe("repair: who may repair, which documents, which fragments, which holder
   const assertExact = async (node: TestNode) => {
     for (const { cid } of await heldBy(node)) assert.deepEqual(Buffer.from(await node.store.get(cid)), file.shards.get(cid.toString()), `${cid} rebuilt exactly`);
   };
+  /** The contexts logged with `msg`, in order. */
+  const contexts = (log: { entries: Array<{ msg: string; context?: Record<string, unknown> }> }, msg: string) => log.entries.filter((e) => e.msg === msg).map((e) => e.context);
   /** A meta DB and fragment store of their own (closed after the tests). */
   const freshParts = async () => {
     const dir = await tempDir("muri-repair-mutants-");
@@ -98,6 +103,34 @@ describe("repair: who may repair, which documents, which fragments, which holder
       await meta.close();
     });
     return { store, index: createMaguIndex({}, { metaDb: meta }) };
+  };
+  /**
+   * Commits six fragments of 3 records (dim 4) to the vector Magu `v` and gives every member its
+   * replicas and the index document, as after a put. Returns the fragments, their CIDs, the index
+   * document and the holders (addresses) of each fragment.
+   */
+  const putVectorBatch = async (v: { maguId: bigint; members: Address[] }) => {
+    const DIM = 4;
+    const PER = 3;
+    const info = await t.reader.maguRegistry.read.maguInfo([v.maguId]);
+    const records = Array.from({ length: 6 * PER }, (_, i) => ({ id: BigInt(i), values: Int16Array.from({ length: DIM }, (_, j) => (i * 31 + j * 7) % 300) }));
+    const fragments = [...packRecords(records, DIM, PER * recordSize(DIM))];
+    assert.equal(fragments.length, 6);
+    const roots = fragments.map((f) => fragmentRoot(f));
+    const cids = fragments.map((f) => fragmentCid(f));
+    const doc = encodeVectorManifest({ maguId: v.maguId, dim: DIM, metric: "l2", fragments: fragments.map((f, i) => ({ cid: cids[i]!, root: roots[i]!.toString("hex"), size: f.length, count: PER })) });
+    const root = `0x${maguRoot(roots).toString("hex")}` as const;
+    await commitRoots(t, t.chain.keys[CLIENT]!, v.maguId, root, fragments.length);
+    const holders = (f: number) => holdersVector(v.maguId, f, info.members.length, Number(info.params.replication)).map((slot) => v.members[slot]!);
+    for (const address of v.members) {
+      const node = byAddress(address);
+      const held = fragments.map((_, f) => f).filter((f) => holders(f).includes(address));
+      await node.index.recordFragments(v.maguId, root, roots, cids);
+      await node.index.setHeld(v.maguId, held);
+      for (const f of held) await node.store.put(cids[f]!, fragments[f]!);
+      await node.store.put(doc.cid, doc.bytes);
+    }
+    return { fragments, cids, doc, holders };
   };
 
   before(async () => {
@@ -160,6 +193,12 @@ describe("repair: who may repair, which documents, which fragments, which holder
       ["error", "repair gave up"],
     ];
     assert.deepEqual(r.said(), waited);
+    const magu = maguId.toString();
+    assert.deepEqual(contexts(r.log, "waiting for the Magu documents"), [
+      { magu, attempt: 0 },
+      { magu, attempt: 1 },
+    ]);
+    assert.deepEqual(contexts(r.log, "repair gave up"), [{ magu, slot: -1, assigned: 0, repaired: 0, present: 0, failed: 0, maguId: undefined }]);
     for (const { cid } of await heldBy(a)) assert.equal(await a.store.has(cid), false, "nothing rebuilt");
 
     // The right index, but a store without the manifest and index document. It holds others that
@@ -199,6 +238,11 @@ describe("repair: who may repair, which documents, which fragments, which holder
       { magu: maguId.toString(), slot: 0, assigned: 2, repaired: 1, present: 1, ms: 0 },
     ]);
     await assertExact(a);
+    assert.deepEqual(
+      contexts(r.log, "fragment rebuilt"),
+      [held[1]!, held[0]!].map(({ f, cid }) => ({ magu: maguId.toString(), fragment: f, cid: cid.toString() })),
+      "the one asked for, then the other",
+    );
 
     // Same length, other bytes on disk: the store's index still lists it.
     const bytes = file.shards.get(held[0]!.cid.toString())!;
@@ -331,31 +375,16 @@ describe("repair: who may repair, which documents, which fragments, which holder
     const u = repairerOf(a);
     assert.equal(await u.repair.catchUp(maguId, toHex(unknown.cid.bytes), () => Promise.reject(new Error("nothing is taken"))), false);
     assert.deepEqual(u.said(), [["warn", "could not catch up with a batch: no member served its index document"]]);
+    assert.deepEqual(
+      contexts(u.log, "member did not serve the batch documents").map((c) => c?.member),
+      [members[1], members[2], members[1], members[2]],
+      "the two other members asked on each of the 2 attempts",
+    );
   });
 
   test("a member of a vector Magu catches up: the index document, then each replica it holds by CID from another holder; one no other holder has is counted missing", async () => {
-    const DIM = 4;
-    const PER = 3;
     const { maguId: vmagu, members: vmembers } = vector;
-    const info = await t.reader.maguRegistry.read.maguInfo([vmagu]);
-    const records = Array.from({ length: 6 * PER }, (_, i) => ({ id: BigInt(i), values: Int16Array.from({ length: DIM }, (_, j) => (i * 31 + j * 7) % 300) }));
-    const fragments = [...packRecords(records, DIM, PER * recordSize(DIM))];
-    assert.equal(fragments.length, 6);
-    const roots = fragments.map((f) => fragmentRoot(f));
-    const cids = fragments.map((f) => fragmentCid(f));
-    const doc = encodeVectorManifest({ maguId: vmagu, dim: DIM, metric: "l2", fragments: fragments.map((f, i) => ({ cid: cids[i]!, root: roots[i]!.toString("hex"), size: f.length, count: PER })) });
-    const root = `0x${maguRoot(roots).toString("hex")}` as const;
-    await commitRoots(t, t.chain.keys[CLIENT]!, vmagu, root, fragments.length);
-    const holders = (f: number) => holdersVector(vmagu, f, info.members.length, Number(info.params.replication)).map((slot) => vmembers[slot]!);
-    // Every member holds its replicas and the index document, as after a put.
-    for (const address of vmembers) {
-      const node = byAddress(address);
-      const held = fragments.map((_, f) => f).filter((f) => holders(f).includes(address));
-      await node.index.recordFragments(vmagu, root, roots, cids);
-      await node.index.setHeld(vmagu, held);
-      for (const f of held) await node.store.put(cids[f]!, fragments[f]!);
-      await node.store.put(doc.cid, doc.bytes);
-    }
+    const { fragments, cids, doc, holders } = await putVectorBatch(vector);
     const x = byAddress(vmembers[0]!);
     const mine = (await x.index.get(vmagu))!.held;
     assert.ok(mine.length >= 3, `member 0 holds ${mine.length} replicas`);
@@ -379,9 +408,17 @@ describe("repair: who may repair, which documents, which fragments, which holder
     assert.deepEqual(tries, [gone], "the lost replica asked of its one other holder, once: nobody refused, so no second round");
     assert.deepEqual(r.log.entries.find((e) => e.msg === "vector replicas fetched")!.context, { magu: vmagu.toString(), held: mine.length, missing: 1 });
     assert.deepEqual(r.said(), [["info", "caught up with a batch: documents taken"], ["info", "vector replicas fetched"]]);
+
+    // A take that keeps the document where this node's index never sees it: the Magu is not
+    // recorded, so there is no replica to fetch, and nothing goes wrong.
+    const elsewhere = await freshParts();
+    const e = repairerOf(x, elsewhere);
+    assert.equal(await e.repair.catchUp(vmagu, toHex(doc.cid.bytes), (cid, bytes) => elsewhere.store.put(cid, bytes)), true);
+    await e.repair.stop(); // waits for the spawned replica fetch
+    assert.deepEqual(e.said(), [["info", "caught up with a batch: documents taken"]]);
   });
 
-  test("documents handed over to a member that lacks them; not to a non-member, nor by a node without them; a restart resumes what is missing", async () => {
+  test("documents handed over to a member that lacks them; not to a non-member, nor by a node without them (an unreadable one skipped); a restart resumes what is missing", async () => {
     const [a, b] = members.map(byAddress) as [TestNode, TestNode];
     const index = encodeMaguIndexList({ maguId, manifestCids: [file.manifestCid] });
     const outsider = nodes.find((n) => !members.includes(n.address))!;
@@ -389,10 +426,17 @@ describe("repair: who may repair, which documents, which fragments, which holder
     assert.equal(await r.repair.handOver(maguId, outsider.address), false);
     assert.deepEqual(r.said(), [["info", "hand-over skipped: not a member any more"]]);
 
+    // A store whose one document is unreadable (a DAG-JSON entry cut short): skipped, said at debug level.
     const bare = await freshParts();
+    const cut = Buffer.from(`{"magu":"${maguId}","manifest":`, "utf8");
+    await bare.store.put(manifestCidOf(cut), cut);
     r = repairerOf(a, bare);
     assert.equal(await r.repair.handOver(maguId, b.address), false);
     assert.deepEqual(r.said(), [["warn", "hand-over skipped: this node has no documents for the committed root"]]);
+    assert.deepEqual(
+      contexts(r.log, "skipping unreadable document").map((c) => c?.cid),
+      [manifestCidOf(cut).toString()],
+    );
 
     for (const cid of [file.manifestCid, index.cid]) assert.equal(await b.store.delete(cid), true);
     r = repairerOf(a);
@@ -463,6 +507,178 @@ describe("repair: who may repair, which documents, which fragments, which holder
     assert.equal(log.entries.filter((e) => e.msg === "after stop failed").length, 0, "nothing is spawned after stop()");
   });
 
+  test("a replica refused as 'access denied' (its holder has not seen this node join) is asked again a second later, five rounds at most; another refusal is not asked again; a stop ends a held fetch quietly", async () => {
+    const v = await createVectorMagu(t, t.chain.keys[CLIENT]!, { dim: 4, members: 3, replication: 2, maxFragments: 6 });
+    const { fragments, cids, doc, holders } = await putVectorBatch(v);
+    const x = byAddress(v.members[0]!);
+    const mine = (await x.index.get(v.maguId))!.held;
+    const f = mine[0]!;
+    const h = byAddress(holders(f).find((a) => a !== x.address)!);
+    // h's registration points at a peer that holds the replica and answers as the test says.
+    let answer: () => string | undefined | Promise<string | undefined> = () => undefined;
+    let unreadable = false;
+    const asked: number[] = [];
+    const steered = await startHostilePeer({
+      authorizeFetch: ({ cid }) => {
+        if (!cid.equals(cids[f]!)) return undefined;
+        asked.push(Date.now());
+        return answer();
+      },
+      read: () => {
+        if (unreadable) throw new Error("disk unreadable");
+      },
+    });
+    closers.push(() => steered.p2p.stop());
+    steered.serve(cids[f]!, fragments[f]!);
+    await announce(t, h.clients, steered.p2p);
+    /** x loses the replica and catches up; resolves when the spawned replica fetch has ended. */
+    const catchUp = async () => {
+      await x.store.delete(cids[f]!);
+      asked.length = 0;
+      const r = repairerOf(x);
+      assert.equal(await r.repair.catchUp(v.maguId, toHex(doc.cid.bytes), (cid, bytes) => x.store.put(cid, bytes)), true);
+      await waitUntil("the replica fetch's end", () => r.log.entries.some((e) => e.msg === "vector replicas fetched"), 60_000);
+      const tries = r.log.entries.filter((e) => e.msg === "replica fetch failed").map((e) => e.context?.fragment);
+      return { tries, fetched: contexts(r.log, "vector replicas fetched")[0] };
+    };
+    const magu = v.maguId.toString();
+    try {
+      // Refused every time: five rounds a second apart, then counted missing.
+      answer = () => "not a member yet";
+      let got = await catchUp();
+      assert.deepEqual(got.tries, [f, f, f, f, f]);
+      assert.ok(asked.length === 5 && asked[4]! - asked[0]! >= 3_900, `asked ${asked.length} times over ${asked[asked.length - 1]! - asked[0]!} ms`);
+      assert.deepEqual(got.fetched, { magu, held: mine.length, missing: 1 });
+      assert.equal(await x.store.has(cids[f]!), false);
+
+      // Refused twice, then served: taken in the third round.
+      let refusals = 2;
+      answer = () => (refusals-- > 0 ? "not a member yet" : undefined);
+      got = await catchUp();
+      assert.deepEqual(got.tries, [f, f]);
+      assert.deepEqual(got.fetched, { magu, held: mine.length, missing: 0 });
+      assert.deepEqual(Buffer.from(await x.store.get(cids[f]!)), fragments[f]);
+
+      // The holder cannot read it ("fragment unavailable"): waiting would not help, asked once.
+      answer = () => undefined;
+      unreadable = true;
+      got = await catchUp();
+      assert.deepEqual(got.tries, [f]);
+      assert.deepEqual(got.fetched, { magu, held: mine.length, missing: 1 });
+
+      // Stopped while the holder holds the fetch: it ends, nothing more is asked or logged.
+      unreadable = false;
+      let release = (): void => undefined;
+      answer = () => new Promise<undefined>((resolve) => (release = () => resolve(undefined)));
+      await x.store.delete(cids[f]!);
+      asked.length = 0;
+      const r = repairerOf(x);
+      try {
+        assert.equal(await r.repair.catchUp(v.maguId, toHex(doc.cid.bytes), (cid, bytes) => x.store.put(cid, bytes)), true);
+        await waitUntil("the fetch held by the holder", () => asked.length === 1);
+        await r.repair.stop();
+      } finally {
+        release();
+      }
+      assert.deepEqual(r.said(), [["info", "caught up with a batch: documents taken"]]);
+      assert.deepEqual(contexts(r.log, "replica fetch failed"), []);
+      assert.equal(asked.length, 1);
+    } finally {
+      await announce(t, h.clients, h.p2p);
+    }
+  });
+
+  test("stop() ends a catch-up and a hand-over in flight with 'repair stopped', no retry logged; a stopped repairer refuses every call at once", async () => {
+    const [a, b] = members.map(byAddress) as [TestNode, TestNode];
+    const indexHex = toHex(encodeMaguIndexList({ maguId, manifestCids: [file.manifestCid] }).cid.bytes);
+    // b's registration points at a peer that holds every fetch and push until released.
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let fetches = 0;
+    let pushes = 0;
+    const steered = await startHostilePeer({
+      authorizeFetch: async () => {
+        fetches++;
+        await held;
+        return "released";
+      },
+      acceptPush: async () => {
+        pushes++;
+        await held;
+        return false;
+      },
+    });
+    closers.push(() => steered.p2p.stop());
+    await announce(t, b.clients, steered.p2p);
+    const nothingTaken = () => Promise.reject(new Error("nothing is taken"));
+    try {
+      const r = repairerOf(a);
+      const caught = r.repair.catchUp(maguId, indexHex, nothingTaken);
+      const handed = r.repair.handOver(maguId, b.address);
+      await waitUntil("the catch-up's fetch and the hand-over's push held by b", () => fetches > 0 && pushes > 0);
+      await r.repair.stop();
+      await assert.rejects(caught, { message: "repair stopped" });
+      await assert.rejects(handed, { message: "repair stopped" });
+      assert.deepEqual(r.said(), []);
+    } finally {
+      release();
+      await announce(t, b.clients, b.p2p);
+    }
+
+    // Stopped before it is asked anything (an outsider: asked to go on, it would answer "not a member").
+    const outsider = nodes.find((n) => !members.includes(n.address))!;
+    const o = repairerOf(outsider);
+    await o.repair.stop();
+    await assert.rejects(o.repair.catchUp(maguId, indexHex, nothingTaken), { message: "repair stopped" });
+    await assert.rejects(o.repair.handOver(maguId, b.address), { message: "repair stopped" });
+    await assert.rejects(o.repair.repairSlot({ maguId }), { message: "repair stopped" });
+    assert.deepEqual(o.said(), []);
+  });
+
+  test("a self-repair request verifies the slot and rebuilds a file that rotted; requests made while one is queued are that one pass; a request after it ends is a new pass", async () => {
+    const a = byAddress(members[0]!);
+    const held = await heldBy(a);
+    const mine = new Set(held.map(({ cid }) => cid.toString()));
+    let reads = 0;
+    // a's store, counting the reads of a's own fragments.
+    const counted = new Proxy(a.store, {
+      get(target, key) {
+        if (key === "get") {
+          return (cid: (typeof held)[number]["cid"], options?: Parameters<FragmentStore["get"]>[1]) => {
+            if (mine.has(cid.toString())) reads++;
+            return target.get(cid, options);
+          };
+        }
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const r = repairerOf(a, { store: counted });
+    assert.equal((await r.repair.repairSlot({ maguId })).failed, 0, "the slot complete to begin with");
+    const rot = (cid: (typeof held)[number]["cid"]) => writeFile(blockPath(storePaths(a.dir), cid), randomBytes(file.shards.get(cid.toString())!.length));
+    const completed = () => contexts(r.log, "repair complete").length;
+    const before = completed();
+    reads = 0;
+
+    await rot(held[0]!.cid);
+    for (let i = 0; i < 3; i++) r.repair.requestSelfRepair(maguId);
+    await waitUntil("the first self-repair", () => completed() === before + 1);
+    await rot(held[1]!.cid);
+    r.repair.requestSelfRepair(maguId);
+    await waitUntil("the second self-repair", () => completed() === before + 2);
+    await assertExact(a);
+    const pass = { magu: maguId.toString(), slot: 0, assigned: 2, repaired: 1, present: 1, ms: 0 };
+    assert.deepEqual(
+      contexts(r.log, "repair complete")
+        .slice(before)
+        .map((c) => ({ ...c, ms: 0 })),
+      [pass, pass],
+    );
+    // Two passes, each reading the slot's two fragments once; the second request came after the
+    // first pass, so it waited for any pass queued before it.
+    assert.equal(reads, 4, "three requests made together were one pass");
+  });
+
   test("a vacant slot (its member left) is not asked for shards", async () => {
     const [a, , c] = members.map(byAddress) as [TestNode, TestNode, TestNode];
     await t.wait(await getMuriContracts(t.d.contracts, c.clients).maguRegistry.write.leave([maguId]));
@@ -483,5 +699,13 @@ describe("repair: who may repair, which documents, which fragments, which holder
       ],
       "one holder of k=2 left; the vacant slot is not a holder that failed",
     );
+    assert.deepEqual(
+      contexts(r.log, "stripe not rebuildable now").map((c) => [c?.magu, c?.stripe]),
+      [0, 1, 0, 1].map((stripe) => [maguId.toString(), stripe]),
+    );
+    assert.deepEqual(contexts(r.log, "repair incomplete; retrying"), [
+      { magu: maguId.toString(), attempt: 0, failed: 2 },
+      { magu: maguId.toString(), attempt: 1, failed: 2 },
+    ]);
   });
 });
