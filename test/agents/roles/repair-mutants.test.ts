@@ -91,6 +91,16 @@ describe("repair: who may repair, which documents, which fragments, which holder
   const assertExact = async (node: TestNode) => {
     for (const { cid } of await heldBy(node)) assert.deepEqual(Buffer.from(await node.store.get(cid)), file.shards.get(cid.toString()), `${cid} rebuilt exactly`);
   };
+  /** `store` with some of its methods replaced (the others called on `store` itself). */
+  const overriding = (store: FragmentStore, methods: Partial<Pick<FragmentStore, "get" | "has">>): FragmentStore =>
+    new Proxy(store, {
+      get(target, key) {
+        const own: unknown = key === "get" || key === "has" ? methods[key] : undefined;
+        if (own !== undefined) return own;
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
   /** The contexts logged with `msg`, in order. */
   const contexts = (log: { entries: Array<{ msg: string; context?: Record<string, unknown> }> }, msg: string) => log.entries.filter((e) => e.msg === msg).map((e) => e.context);
   /** A meta DB and fragment store of their own (closed after the tests). */
@@ -641,16 +651,10 @@ describe("repair: who may repair, which documents, which fragments, which holder
     const mine = new Set(held.map(({ cid }) => cid.toString()));
     let reads = 0;
     // a's store, counting the reads of a's own fragments.
-    const counted = new Proxy(a.store, {
-      get(target, key) {
-        if (key === "get") {
-          return (cid: (typeof held)[number]["cid"], options?: Parameters<FragmentStore["get"]>[1]) => {
-            if (mine.has(cid.toString())) reads++;
-            return target.get(cid, options);
-          };
-        }
-        const value: unknown = Reflect.get(target, key, target);
-        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    const counted = overriding(a.store, {
+      get: (cid, options) => {
+        if (mine.has(cid.toString())) reads++;
+        return a.store.get(cid, options);
       },
     });
     const r = repairerOf(a, { store: counted });
@@ -677,6 +681,24 @@ describe("repair: who may repair, which documents, which fragments, which holder
     // Two passes, each reading the slot's two fragments once; the second request came after the
     // first pass, so it waited for any pass queued before it.
     assert.equal(reads, 4, "three requests made together were one pass");
+  });
+
+  test("a pass that fails (the store cannot be read) is logged with its error and retried, then given up; nothing is rebuilt", async () => {
+    const a = byAddress(members[0]!);
+    const mine = new Set((await heldBy(a)).map(({ cid }) => cid.toString()));
+    // The documents read fine; the slot's own fragments cannot be looked up.
+    const failing = overriding(a.store, { has: (cid) => (mine.has(cid.toString()) ? Promise.reject(new Error("EIO: i/o error, read")) : a.store.has(cid)) });
+    const r = repairerOf(a, { store: failing });
+    assert.deepEqual(await r.repair.repairSlot({ maguId }), zeros(maguId, -1));
+    assert.deepEqual(r.said(), [
+      ["warn", "repair pass failed; retrying"],
+      ["warn", "repair pass failed; retrying"],
+      ["error", "repair gave up"],
+    ]);
+    assert.deepEqual(
+      contexts(r.log, "repair pass failed; retrying"),
+      [0, 1].map((attempt) => ({ magu: maguId.toString(), attempt, error: "EIO: i/o error, read" })),
+    );
   });
 
   test("a vacant slot (its member left) is not asked for shards", async () => {
