@@ -69,9 +69,10 @@ for t in "${targets[@]}"; do
       const path = process.argv[1];
       const report = JSON.parse(readFileSync(path, "utf8"));
       // With MURI_MUTATE_LINES only the survivors on those lines: the others would not run again and
-      // would drop out of the report.
+      // would drop out of the report. Stryker mutates only what lies wholly inside a range, so a
+      // mutant that starts in one and ends past it is kept as it was.
       const ranges = (process.env.MURI_MUTATE_LINES ?? "").split(",").filter(Boolean).map((r) => r.split("-").map(Number));
-      const inRange = (m) => ranges.length === 0 || ranges.some(([a, b]) => m.location.start.line >= a && m.location.start.line <= b);
+      const inRange = (m) => ranges.length === 0 || ranges.some(([a, b]) => m.location.start.line >= a && m.location.end.line <= b);
       for (const f of Object.values(report.files)) f.mutants = f.mutants.filter((m) => (m.status !== "Survived" && m.status !== "NoCoverage") || !inRange(m));
       for (const [name, t] of Object.entries(report.testFiles ?? {})) if (existsSync(name)) t.source = readFileSync(name, "utf8");
       writeFileSync(path, JSON.stringify(report));' "reports/mutation/${file}.incremental.json"
