@@ -60,9 +60,9 @@ export const TARGETS = {
       // Push acceptance: openings (openFor, closeOpen), acceptPush and the sink, and the batch
       // requests (open, propose, acknowledge); verifyIndex is left out, for time.
       // Line ranges move when the file changes: check them before a run.
-      ["roles/magu-sync-push", ["agents/roles/shared/magu-sync.ts:245-261", "agents/roles/shared/magu-sync.ts:326-486"], ["adversarial-push"]],
+      ["roles/magu-sync-push", ["agents/roles/shared/magu-sync.ts:268-283", "agents/roles/shared/magu-sync.ts:353-529"], ["adversarial-push"]],
       ["roles/prover", "agents/roles/node/prover.ts", ["prover-mutants", "prover", "prover-fees", "adversarial-audit"]],
-      ["roles/validator-audit", "agents/roles/validator/validator.ts:506-570", ["adversarial-audit", "validator"]],
+      ["roles/validator-audit", "agents/roles/validator/validator.ts:530-593", ["adversarial-audit", "validator"]],
       ["roles/search-checker", "agents/roles/validator/search-checker.ts", ["adversarial-search"]],
     ].map(([name, mutate, tests]) => [
       name,
