@@ -29,7 +29,7 @@ import { openMetaDb, type MetaDb } from "../../../agents/store/meta-db.js";
 import { createMaguIndex, type MaguIndex } from "../../../agents/roles/shared/magu-index.js";
 import { createRepairer, type RepairResult } from "../../../agents/roles/node/repair.js";
 import { encodeMaguIndexList } from "../../../agents/roles/shared/magu-sync.js";
-import { cleanup, tempDir } from "../chain/harness.js";
+import { cleanup, tempDir, type LogEntry } from "../chain/harness.js";
 import {
   announce,
   commitRoots,
@@ -102,7 +102,7 @@ describe("repair: who may repair, which documents, which fragments, which holder
       },
     });
   /** The contexts logged with `msg`, in order. */
-  const contexts = (log: { entries: Array<{ msg: string; context?: Record<string, unknown> }> }, msg: string) => log.entries.filter((e) => e.msg === msg).map((e) => e.context);
+  const contexts = (log: { entries: LogEntry[] }, msg: string) => log.entries.filter((e) => e.msg === msg).map((e) => e.context);
   /** A meta DB and fragment store of their own (closed after the tests). */
   const freshParts = async () => {
     const dir = await tempDir("muri-repair-mutants-");
@@ -541,15 +541,19 @@ describe("repair: who may repair, which documents, which fragments, which holder
     closers.push(() => steered.p2p.stop());
     steered.serve(cids[f]!, fragments[f]!);
     await announce(t, h.clients, steered.p2p);
-    /** x loses the replica and catches up; resolves when the spawned replica fetch has ended. */
-    const catchUp = async () => {
+    /** x loses the replica and catches up (the replica fetch is spawned, not awaited). */
+    const begin = async () => {
       await x.store.delete(cids[f]!);
       asked.length = 0;
       const r = repairerOf(x);
       assert.equal(await r.repair.catchUp(v.maguId, toHex(doc.cid.bytes), (cid, bytes) => x.store.put(cid, bytes)), true);
-      await waitUntil("the replica fetch's end", () => r.log.entries.some((e) => e.msg === "vector replicas fetched"), 60_000);
-      const tries = r.log.entries.filter((e) => e.msg === "replica fetch failed").map((e) => e.context?.fragment);
-      return { tries, fetched: contexts(r.log, "vector replicas fetched")[0] };
+      return r;
+    };
+    /** `begin`, then the fetch's failed tries and its closing line once it has ended. */
+    const catchUp = async () => {
+      const r = await begin();
+      const fetched = await r.log.waitFor((e) => e.msg === "vector replicas fetched", 60_000);
+      return { tries: contexts(r.log, "replica fetch failed").map((c) => c?.fragment), fetched: fetched.context };
     };
     const magu = v.maguId.toString();
     try {
@@ -580,11 +584,8 @@ describe("repair: who may repair, which documents, which fragments, which holder
       unreadable = false;
       let release = (): void => undefined;
       answer = () => new Promise<undefined>((resolve) => (release = () => resolve(undefined)));
-      await x.store.delete(cids[f]!);
-      asked.length = 0;
-      const r = repairerOf(x);
+      const r = await begin();
       try {
-        assert.equal(await r.repair.catchUp(v.maguId, toHex(doc.cid.bytes), (cid, bytes) => x.store.put(cid, bytes)), true);
         await waitUntil("the fetch held by the holder", () => asked.length === 1);
         await r.repair.stop();
       } finally {
